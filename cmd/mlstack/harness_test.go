@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+const testRegion = "eu-west-3"
+
+// motoURL returns the moto server the integration tests run against
+// (scripts/test.sh starts it). In CI a missing server fails: integration
+// tests never skip there.
+func motoURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("MLSTACK_TEST_MOTO_URL")
+	if u == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("MLSTACK_TEST_MOTO_URL is not set: run the tests with scripts/test.sh")
+		}
+		t.Skip("no moto server: run scripts/test.sh")
+	}
+	return strings.TrimRight(u, "/")
+}
+
+// motoAPI posts to moto's control API (reset, reset-auth).
+func motoAPI(t *testing.T, base, path, body string) {
+	t.Helper()
+	resp, err := http.Post(base+path, "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("moto %s: %v", path, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("moto %s: %s", path, resp.Status)
+	}
+}
+
+// recorder is a reverse proxy in front of moto that records every request
+// as "service action", independent of the SDK, so tests can prove that a
+// command made no mutating call.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []apiCall
+	srv  *httptest.Server
+}
+
+type apiCall struct {
+	Service, Action, Method, Path string
+}
+
+// Mutating reports whether a recorded call can change state.
+func (c apiCall) Mutating() bool {
+	if c.Service == "s3" {
+		return c.Method != http.MethodGet && c.Method != http.MethodHead
+	}
+	for _, p := range []string{"Describe", "List", "Get"} {
+		if strings.HasPrefix(c.Action, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func newRecorder(t *testing.T, target string) *recorder {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		call := apiCall{Method: req.Method, Path: req.URL.Path, Service: service(req)}
+		if call.Service != "s3" {
+			vals, _ := url.ParseQuery(string(body))
+			call.Action = vals.Get("Action")
+			if call.Action == "" {
+				call.Action = req.URL.Query().Get("Action")
+			}
+		}
+		r.mu.Lock()
+		r.reqs = append(r.reqs, call)
+		r.mu.Unlock()
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// service reads the signing service from the SigV4 Authorization header:
+// Credential=KEY/DATE/REGION/SERVICE/aws4_request.
+func service(req *http.Request) string {
+	auth := req.Header.Get("Authorization")
+	i := strings.Index(auth, "Credential=")
+	if i < 0 {
+		return ""
+	}
+	parts := strings.Split(strings.SplitN(auth[i+len("Credential="):], ",", 2)[0], "/")
+	if len(parts) < 4 {
+		return ""
+	}
+	return parts[3]
+}
+
+func (r *recorder) calls() []apiCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]apiCall(nil), r.reqs...)
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.reqs = nil
+	r.mu.Unlock()
+}
+
+func (r *recorder) mutating() []apiCall {
+	var out []apiCall
+	for _, c := range r.calls() {
+		if c.Mutating() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// env is one test's AWS world: a fresh moto behind a recorder, admin
+// credentials in the environment, and a private state dir.
+type env struct {
+	t        *testing.T
+	moto     string
+	rec      *recorder
+	stateDir string
+	ec2      *ec2.Client
+	s3       *s3.Client
+	iam      *iam.Client
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	m := motoURL(t)
+	motoAPI(t, m, "/moto-api/reset", "")
+	motoAPI(t, m, "/moto-api/reset-auth", "inf")
+	e := &env{t: t, moto: m, rec: newRecorder(t, m), stateDir: t.TempDir()}
+	for _, k := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_EC2",
+		"AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS", "MLSTACK_STACK", "MLSTACK_STATE_DIR", "AWS_DEFAULT_REGION"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_ENDPOINT_URL", e.rec.srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", testRegion)
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	e.ec2, e.s3, e.iam = clients(t, m, "test", "test")
+	return e
+}
+
+// clients talks to moto directly (not through the recorder) with the given keys.
+func clients(t *testing.T, endpoint, key, secret string) (*ec2.Client, *s3.Client, *iam.Client) {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(testRegion),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, secret, "")),
+		config.WithRetryMaxAttempts(1),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BaseEndpoint = aws.String(endpoint)
+	return ec2.NewFromConfig(cfg), s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), iam.NewFromConfig(cfg)
+}
+
+// result of one in-process mlstack run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// mlstack runs the CLI in-process with no terminal on stdin.
+func (e *env) mlstack(args ...string) result {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	all := append([]string{"mlstack"}, args...)
+	code := run(context.Background(), all, strings.NewReader(""), &out, &errb)
+	e.t.Logf("$ mlstack %s → exit %d\n%s", strings.Join(args, " "), code, errb.String())
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// stackFlags are the flags every test stack uses.
+func (e *env) stackFlags(stack string) []string {
+	return []string{"--stack", stack, "--state-dir", e.stateDir}
+}

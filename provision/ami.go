@@ -1,0 +1,86 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// CanonicalOwner is the AWS account that publishes official Ubuntu images.
+// Anyone can publish an image with the same name, so the owner is what we trust.
+const CanonicalOwner = "099720109477"
+
+type imageAPI interface {
+	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	DescribeInstanceTypes(context.Context, *ec2.DescribeInstanceTypesInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
+}
+
+// ubuntuName matches official Ubuntu 24.04 server images (not pro, not minimal).
+var ubuntuName = regexp.MustCompile(`^ubuntu/images/hvm-ssd(-gp3)?/ubuntu-noble-24\.04-(amd64|arm64)-server-[0-9]{8}(\.[0-9]+)?$`)
+
+// instanceArch returns the architecture an instance type runs, preferring x86_64.
+func instanceArch(ctx context.Context, api imageAPI, instanceType string) (ec2types.ArchitectureValues, error) {
+	out, err := api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{
+		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},
+	})
+	if hasCode(err, "InvalidInstanceType") {
+		return "", usagef("instance type %q does not exist in this region", instanceType)
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking up instance type %s: %w", instanceType, err)
+	}
+	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
+		return "", usagef("instance type %q does not exist in this region", instanceType)
+	}
+	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
+	for _, want := range []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64} {
+		for _, a := range archs {
+			if a == want {
+				return ec2types.ArchitectureValues(want), nil
+			}
+		}
+	}
+	return "", usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
+}
+
+// findImage returns the newest official Ubuntu 24.04 image for arch.
+func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues) (*ec2types.Image, error) {
+	ubuntuArch := "amd64"
+	if arch == ec2types.ArchitectureValuesArm64 {
+		ubuntuArch = "arm64"
+	}
+	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{
+		Owners: []string{CanonicalOwner},
+		Filters: []ec2types.Filter{
+			{Name: aws.String("name"), Values: []string{"ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-" + ubuntuArch + "-server-*"}},
+			{Name: aws.String("architecture"), Values: []string{string(arch)}},
+			{Name: aws.String("state"), Values: []string{"available"}},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("looking up the Ubuntu 24.04 image: %w", err)
+	}
+	return newestImage(out.Images, arch), nil
+}
+
+// newestImage re-checks owner, name, architecture and state, because filters
+// are only as good as the service that applies them, then picks the newest.
+func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues) *ec2types.Image {
+	var best *ec2types.Image
+	for i := range images {
+		img := &images[i]
+		if aws.ToString(img.OwnerId) != CanonicalOwner || img.Architecture != arch ||
+			img.State != ec2types.ImageStateAvailable || !ubuntuName.MatchString(aws.ToString(img.Name)) {
+			continue
+		}
+		// RFC 3339 timestamps in one zone compare as strings.
+		if best == nil || aws.ToString(img.CreationDate) > aws.ToString(best.CreationDate) {
+			best = img
+		}
+	}
+	return best
+}
