@@ -1,0 +1,320 @@
+// Package cloudinit renders the user-data (a #cloud-config document) that turns
+// a fresh Ubuntu 24.04 EC2 instance into an MLflow tracking server: swap, a
+// venv with the pinned MLflow, basic auth, a systemd unit, and the allowed-hosts
+// list learned from IMDSv2 at every start. The templates live in package
+// templates.
+package cloudinit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/mlstack/mlstack/templates"
+)
+
+// DefaultMLflowVersion is the MLflow release installed when Params.MLflowVersion is empty.
+const DefaultMLflowVersion = "3.17.2"
+
+// MaxUserDataSize is EC2's limit on raw (before base64) user-data.
+const MaxUserDataSize = 16 * 1024
+
+// minMLflowVersion is the first release with --allowed-hosts (MLFLOW_SERVER_ALLOWED_HOSTS).
+var minMLflowVersion = [3]int{3, 5, 0}
+
+// Params are the per-stack values that go into the user-data.
+type Params struct {
+	Stack          string // stack name, e.g. "demo"
+	Bucket         string // S3 artifact bucket name
+	Region         string // AWS region of the bucket
+	MLflowVersion  string // pinned version, e.g. "3.17.2"; empty means DefaultMLflowVersion; must be >= 3.5.0
+	AdminUsername  string // basic-auth admin user, e.g. "admin"
+	AdminPassword  string // generated secret
+	FlaskSecretKey string // generated secret for MLFLOW_FLASK_SERVER_SECRET_KEY
+	S3EndpointURL  string // optional non-AWS S3 endpoint; sets MLFLOW_S3_ENDPOINT_URL and AWS_ENDPOINT_URL_S3
+}
+
+// ErrInvalidParams is wrapped by every error Validate returns.
+var ErrInvalidParams = errors.New("invalid cloud-init parameters")
+
+var (
+	stackRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	bucketRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	ipv4RE     = regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`)
+	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+	versionRE  = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
+	usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+)
+
+// Secret and URL length caps keep the rendered user-data far below MaxUserDataSize.
+const (
+	minPasswordLen  = 12 // MLflow refuses shorter admin passwords
+	minSecretKeyLen = 16
+	maxSecretLen    = 256
+	maxURLLen       = 256
+)
+
+// legacyMLflowPassword is the default older MLflow releases shipped; MLflow
+// refuses to bootstrap an admin with it.
+const legacyMLflowPassword = "password1234"
+
+// Validate reports every invalid field, each error naming the field. Error
+// texts never contain the secret values.
+func (p Params) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalidParams, field, fmt.Sprintf(format, args...)))
+	}
+
+	if !stackRE.MatchString(p.Stack) {
+		bad("Stack", "%q must be 1-63 lowercase letters, digits or hyphens, starting and ending with a letter or digit", p.Stack)
+	}
+	switch {
+	case !bucketRE.MatchString(p.Bucket) || strings.Contains(p.Bucket, ".."):
+		bad("Bucket", "%q is not a valid S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit)", p.Bucket)
+	case ipv4RE.MatchString(p.Bucket):
+		bad("Bucket", "%q must not look like an IP address", p.Bucket)
+	}
+	if !regionRE.MatchString(p.Region) {
+		bad("Region", "%q is not an AWS region name like us-east-1", p.Region)
+	}
+	if err := checkVersion(p.version()); err != nil {
+		bad("MLflowVersion", "%v", err)
+	}
+	if !usernameRE.MatchString(p.AdminUsername) {
+		bad("AdminUsername", "%q must be 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit", p.AdminUsername)
+	}
+	if msg := checkSecret(p.AdminPassword, minPasswordLen); msg != "" {
+		bad("AdminPassword", "%s", msg)
+	} else if p.AdminPassword == legacyMLflowPassword {
+		bad("AdminPassword", "is MLflow's old default password, which MLflow refuses")
+	}
+	if msg := checkSecret(p.FlaskSecretKey, minSecretKeyLen); msg != "" {
+		bad("FlaskSecretKey", "%s", msg)
+	}
+	if p.S3EndpointURL != "" {
+		if err := checkEndpoint(p.S3EndpointURL); err != nil {
+			bad("S3EndpointURL", "%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p Params) version() string {
+	if p.MLflowVersion == "" {
+		return DefaultMLflowVersion
+	}
+	return p.MLflowVersion
+}
+
+func checkVersion(v string) error {
+	m := versionRE.FindStringSubmatch(v)
+	if m == nil {
+		return fmt.Errorf("%q must be a release version like %s", v, DefaultMLflowVersion)
+	}
+	for i := range 3 {
+		n, err := strconv.Atoi(m[i+1])
+		if err != nil {
+			return fmt.Errorf("%q: %w", v, err)
+		}
+		if n != minMLflowVersion[i] {
+			if n < minMLflowVersion[i] {
+				return fmt.Errorf("%q is older than 3.5.0, the first release with --allowed-hosts", v)
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// checkSecret returns what is wrong with a secret, without quoting it.
+// Printable ASCII keeps HTTP basic auth interoperable; surrounding spaces
+// would be stripped by configparser, so they are refused rather than lost.
+func checkSecret(s string, minLen int) string {
+	switch {
+	case len(s) < minLen:
+		return fmt.Sprintf("must be at least %d characters (got %d)", minLen, len(s))
+	case len(s) > maxSecretLen:
+		return fmt.Sprintf("must be at most %d characters (got %d)", maxSecretLen, len(s))
+	case s[0] == ' ' || s[len(s)-1] == ' ':
+		return "must not begin or end with a space"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return fmt.Sprintf("must contain only printable ASCII characters (byte %d is not)", i)
+		}
+	}
+	return ""
+}
+
+func checkEndpoint(s string) error {
+	if len(s) > maxURLLen {
+		return fmt.Errorf("must be at most %d characters", maxURLLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] > 0x7e {
+			return errors.New("must contain only printable ASCII characters without spaces")
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// url.Error quotes the input; the URL may hold credentials, so keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("must be an http or https URL")
+	}
+	if u.Host == "" {
+		return errors.New("has no host")
+	}
+	// Credentials in the URL would land in the user-data, which must hold no keys.
+	if u.User != nil {
+		return errors.New("must not contain user information")
+	}
+	return nil
+}
+
+// Render validates p and returns the #cloud-config user-data.
+func Render(p Params) ([]byte, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p.MLflowVersion = p.version()
+
+	funcs := template.FuncMap{
+		"yamlText":  yamlText,
+		"yamlQuote": yamlQuote,
+		"ini":       iniValue,
+		"envq":      envQuote,
+	}
+	// file renders another embedded file with the same parameters, so each
+	// file on the instance is one readable template.
+	funcs["file"] = func(name string) (string, error) {
+		return renderFile(name, p, funcs)
+	}
+	out, err := renderFile("cloud-config.yaml.tmpl", p, funcs)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(out, "#cloud-config\n") {
+		return nil, errors.New("cloudinit: rendered user-data does not start with #cloud-config")
+	}
+	if len(out) > MaxUserDataSize {
+		return nil, fmt.Errorf("cloudinit: rendered user-data is %d bytes, over EC2's %d-byte limit", len(out), MaxUserDataSize)
+	}
+	return []byte(out), nil
+}
+
+// renderFile executes templates/name when it ends in .tmpl and returns other files verbatim.
+func renderFile(name string, p Params, funcs template.FuncMap) (string, error) {
+	src, err := templates.FS.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("cloudinit: read template %s: %w", name, err)
+	}
+	if !strings.HasSuffix(name, ".tmpl") {
+		return string(src), nil
+	}
+	t, err := template.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return "", fmt.Errorf("cloudinit: parse template %s: %w", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, p); err != nil {
+		return "", fmt.Errorf("cloudinit: render %s: %w", name, err)
+	}
+	return b.String(), nil
+}
+
+// yamlText renders s as a YAML scalar for a mapping value whose content lines
+// are indented by indent spaces: a literal block when s survives one
+// unchanged (readable golden file), otherwise a double-quoted string.
+func yamlText(indent int, s string) string {
+	if !blockSafe(s) {
+		return yamlQuote(s)
+	}
+	pad := strings.Repeat(" ", indent)
+	var b strings.Builder
+	b.WriteString("|")
+	for line := range strings.Lines(s) {
+		line = strings.TrimSuffix(line, "\n")
+		b.WriteString("\n")
+		if line != "" {
+			b.WriteString(pad + line)
+		}
+	}
+	return b.String()
+}
+
+// blockSafe reports whether a "|" block scalar reproduces s exactly: printable
+// ASCII lines, exactly one trailing newline (clip chomping), and a first line
+// that does not start with a space (it would be taken as indentation).
+func blockSafe(s string) bool {
+	if !strings.HasSuffix(s, "\n") || strings.HasSuffix(s, "\n\n") ||
+		strings.HasPrefix(s, "\n") || strings.HasPrefix(s, " ") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '\n' && (c < 0x20 || c > 0x7e) {
+			return false
+		}
+	}
+	return true
+}
+
+// yamlQuote renders s as a YAML double-quoted scalar that any YAML 1.1 or 1.2
+// parser reads back exactly: only printable ASCII stays literal.
+func yamlQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r >= 0x20 && r <= 0x7e:
+			b.WriteRune(r)
+		case r <= 0xff:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// iniValue escapes a value for Python's configparser with its default
+// BasicInterpolation, where "%" starts an interpolation.
+func iniValue(s string) string {
+	return strings.ReplaceAll(s, "%", "%%")
+}
+
+// envQuote double-quotes a value for a systemd EnvironmentFile. Inside double
+// quotes systemd unescapes exactly \" \\ \` \$ and expands nothing.
+func envQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if strings.ContainsRune("\"\\`$", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,188 @@
+package cloudinit
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlstack/mlstack/templates"
+)
+
+// TestMLflowServerSmoke runs the rendered server for real: the unit's
+// ExecStart, the rendered basic_auth.ini and mlflow.env (read the way systemd
+// and configparser read them) and the allowed-hosts file that allowed-hosts.sh
+// writes from a fake IMDS, against a venv holding the pinned MLflow. It is
+// opt-in because it needs that venv (about 1 GB of wheels):
+//
+//	python3 -m venv /tmp/mlflow-venv
+//	/tmp/mlflow-venv/bin/pip install "mlflow[auth]==3.17.2" boto3
+//	MLSTACK_TEST_MLFLOW_VENV=/tmp/mlflow-venv go test ./cloudinit -run Smoke
+func TestMLflowServerSmoke(t *testing.T) {
+	venv := os.Getenv("MLSTACK_TEST_MLFLOW_VENV")
+	if venv == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("MLSTACK_TEST_MLFLOW_VENV is not set: run the tests with scripts/test.sh")
+		}
+		t.Skip("set MLSTACK_TEST_MLFLOW_VENV to a venv with mlflow[auth]==" + DefaultMLflowVersion + " and boto3")
+	}
+	needTool(t, "curl")
+	if out, err := exec.Command(filepath.Join(venv, "bin", "mlflow"), "--version").CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), DefaultMLflowVersion) {
+		t.Fatalf("%s does not hold MLflow %s: %v %s", venv, DefaultMLflowVersion, err, out)
+	}
+
+	p := validParams()
+	p.AdminPassword = `a'b"c$d\e%f#g;h` + "`x`"
+	p.FlaskSecretKey = `k'e"y$HOME\%(x)s-0123456789`
+	c := parse(t, render(t, p))
+	dir := t.TempDir()
+	// Move the instance's /var/lib/mlflow into the temp dir.
+	relocate := func(s string) string { return strings.ReplaceAll(s, "/var/lib/mlflow", dir) }
+
+	iniPath := filepath.Join(dir, "basic_auth.ini")
+	if err := os.WriteFile(iniPath, []byte(relocate(c.file(t, "/etc/mlflow/basic_auth.ini").Content)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := parseSystemdEnv(c.file(t, "/etc/mlflow/mlflow.env").Content)
+	env["MLFLOW_AUTH_CONFIG_PATH"] = iniPath
+
+	const dns, ip = "ec2-54-1-2-3.compute-1.amazonaws.com", "54.1.2.3"
+	imds := httptest.NewServer(&fakeIMDS{hostname: dns, ipv4: ip})
+	defer imds.Close()
+	script := filepath.Join(dir, "allowed-hosts.sh")
+	src, err := templates.FS.ReadFile("allowed-hosts.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hostsFile := filepath.Join(dir, "allowed-hosts.env")
+	cmd := exec.Command("sh", script, hostsFile)
+	cmd.Env = append(os.Environ(), "MLSTACK_IMDS_ENDPOINT="+imds.URL)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("allowed-hosts.sh: %v\n%s", err, out)
+	}
+	hosts, err := os.ReadFile(hostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range parseSystemdEnv(string(hosts)) {
+		env[k] = v
+	}
+
+	// The unit's ExecStart, on loopback and a free port instead of 0.0.0.0:5000.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	unit := c.file(t, "/etc/systemd/system/mlflow.service").Content
+	args := strings.Fields(strings.ReplaceAll(unitValue(t, unit, "ExecStart"), "\\\n", " "))
+	for i, a := range args {
+		switch a {
+		case "5000":
+			a = port
+		case "0.0.0.0":
+			a = "127.0.0.1"
+		}
+		args[i] = relocate(strings.Replace(a, "/opt/mlflow", venv, 1))
+	}
+	server := exec.Command(args[0], args[1:]...)
+	server.Dir = dir
+	server.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+	for k, v := range env {
+		server.Env = append(server.Env, k+"="+v)
+	}
+	logPath := filepath.Join(dir, "server.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Stdout, server.Stderr = logFile, logFile
+	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // mlflow forks uvicorn
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Kill(-server.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = server.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-server.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("server log:\n%s", b)
+		}
+	}()
+
+	base := "http://127.0.0.1:" + port
+	call := func(method, path, host, password, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if password != "" {
+			req.SetBasicAuth(p.AdminUsername, password)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		if code, _ := call("GET", "/health", "localhost", "", ""); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server did not answer /health within 2 minutes")
+		}
+	}
+
+	const search = "/api/2.0/mlflow/experiments/search?max_results=1"
+	for _, tt := range []struct {
+		name, method, path, host, password, body string
+		want                                     int
+		inBody                                   string
+	}{
+		{"dns:5000", "GET", search, dns + ":5000", p.AdminPassword, "", 200, ""},
+		{"dns", "GET", search, dns, p.AdminPassword, "", 200, ""},
+		{"ip:5000", "GET", search, ip + ":5000", p.AdminPassword, "", 200, ""},
+		{"localhost", "GET", search, "localhost:5000", p.AdminPassword, "", 200, ""},
+		{"wrong password", "GET", search, dns, "wrong-password-123", "", 401, ""},
+		{"no credentials", "GET", search, dns, "", "", 401, ""},
+		{"foreign host", "GET", search, "evil.example.com", p.AdminPassword, "", 403, ""},
+		{"foreign host:5000", "GET", search, "evil.example.com:5000", p.AdminPassword, "", 403, ""},
+		{"create experiment", "POST", "/api/2.0/mlflow/experiments/create", dns, p.AdminPassword, `{"name":"smoke"}`, 200, ""},
+		{"artifact root", "GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=smoke", dns, p.AdminPassword, "", 200,
+			`"artifact_location": "s3://` + p.Bucket + `/artifacts/`},
+	} {
+		code, body := call(tt.method, tt.path, tt.host, tt.password, tt.body)
+		if code != tt.want || !strings.Contains(body, tt.inBody) {
+			t.Errorf("%s: %s %s (Host %s) = %d %.300s; want %d with %q", tt.name, tt.method, tt.path, tt.host, code, body, tt.want, tt.inBody)
+		}
+	}
+}
