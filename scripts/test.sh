@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The one test command: starts a local moto server (stopped again on exit),
+# then gofmt, go vet and go test against it. Extra arguments go to go test,
+# e.g. scripts/test.sh -run TestUp -v
+#
+# A moto already started with `scripts/moto.sh start` is reused and left
+# running. Exit status: go test's when it fails, else 1 if gofmt or vet
+# complained, else 0.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\n== test.sh: %s\n' "$*" >&2; }
+
+if scripts/moto.sh status >/dev/null 2>&1; then
+	say "reusing the running moto server"
+else
+	trap 'scripts/moto.sh stop' EXIT
+fi
+say "moto"
+# Assign first: eval "$(cmd)" would swallow a failed start.
+moto_env=$(scripts/moto.sh start)
+eval "$moto_env"
+say "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL (MLSTACK_TEST_MOTO_URL), region $AWS_DEFAULT_REGION"
+
+say "MLflow venv for the server smoke test"
+MLSTACK_TEST_MLFLOW_VENV=$(scripts/mlflow-venv.sh)
+export MLSTACK_TEST_MLFLOW_VENV
+
+failed=0
+
+say "gofmt -l"
+# find rather than `gofmt -l .`: skip .cache (the venv) and .git.
+unformatted=$(find . \( -path ./.cache -o -path ./.git \) -prune -o -name '*.go' -print0 |
+	xargs -0 -r gofmt -l)
+if [[ -n $unformatted ]]; then
+	printf 'not gofmt-formatted (run gofmt -w):\n%s\n' "$unformatted" >&2
+	failed=1
+fi
+
+say "go vet ./..."
+go vet ./... || failed=1
+
+say "go test -count=1 ./... $*"
+status=0
+go test -count=1 ./... "$@" || status=$?
+
+if ((status != 0)); then
+	say "FAILED: go test exited $status"
+	exit "$status"
+fi
+if ((failed)); then
+	say "FAILED: gofmt or go vet reported problems (go test passed)"
+	exit 1
+fi
+say "all passed"
