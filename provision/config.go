@@ -78,7 +78,7 @@ func IsUsage(err error) bool {
 
 var (
 	stackRe        = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
-	regionRe       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+	regionRe       = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
 	instanceTypeRe = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	versionRe      = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 )
@@ -169,6 +169,12 @@ func (c *Config) Validate(needCIDRs bool) error {
 	}
 	if !versionRe.MatchString(c.MLflowVersion) {
 		return usagef("--mlflow-version %q: give an exact version like %s", c.MLflowVersion, cloudinit.DefaultMLflowVersion)
+	}
+	var major, minor, patch int
+	fmt.Sscanf(c.MLflowVersion, "%d.%d.%d", &major, &minor, &patch)
+	if major < 3 || (major == 3 && minor < 5) {
+		// --allowed-hosts, which the bootstrap relies on, arrived in 3.5.
+		return usagef("--mlflow-version %s: mlstack needs MLflow 3.5.0 or newer", c.MLflowVersion)
 	}
 	if c.Timeout < 0 {
 		return usagef("--timeout must be positive")

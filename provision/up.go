@@ -41,7 +41,7 @@ func parallel(fns ...func() error) error {
 	return errors.Join(errs...)
 }
 
-func discover(ctx context.Context, s *session, n Names, policy, instanceType string) (*discovery, error) {
+func discover(ctx context.Context, s *session, n Names, policy string, arch ec2types.ArchitectureValues) (*discovery, error) {
 	d := &discovery{}
 	err := parallel(
 		func() (err error) { d.user, err = findUser(ctx, s.iam, n, policy); return },
@@ -50,11 +50,7 @@ func discover(ctx context.Context, s *session, n Names, policy, instanceType str
 		func() (err error) { d.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) { d.keyPair, err = findKeyPair(ctx, s.ec2, n); return },
 		func() (err error) { d.instances, err = findInstances(ctx, s.ec2, n.Stack); return },
-		func() error {
-			arch, err := instanceArch(ctx, s.ec2, instanceType)
-			if err != nil {
-				return err
-			}
+		func() (err error) {
 			d.image, err = findImage(ctx, s.ec2, arch)
 			if err == nil && d.image == nil {
 				err = fmt.Errorf("no official Ubuntu 24.04 %s image (owner %s) found in %s", arch, CanonicalOwner, s.region)
@@ -158,6 +154,13 @@ func Up(ctx context.Context, c Config) error {
 	if err := n.Check(); err != nil {
 		return err
 	}
+	// A trial render with placeholder secrets finds bad parameters before
+	// anything is created, not after the IAM user and bucket exist.
+	if _, err := cloudinit.Render(bootstrapParams(n, s, c, &State{
+		MLflowUser: mlflowUser, MLflowPassword: "placeholder-password-0", FlaskSecretKey: "placeholder-flask-secret-0",
+	})); err != nil {
+		return usagef("bootstrap parameters: %v", err)
+	}
 	st, err := sd.load()
 	if err != nil {
 		return err
@@ -170,8 +173,13 @@ func Up(ctx context.Context, c Config) error {
 
 	policy := bucketPolicy(s.partition, n.Bucket)
 	rules := wantRules(c.AllowCIDRs, mlflowPort)
+	// Checked first: an unknown instance type is a usage error, reported alone.
+	arch, err := instanceArch(ctx, s.ec2, c.InstanceType)
+	if err != nil {
+		return err
+	}
 	log.step("checking stack %s in account %s, %s", c.Stack, s.account, s.region)
-	d, err := discover(ctx, s, n, policy, c.InstanceType)
+	d, err := discover(ctx, s, n, policy, arch)
 	if err != nil {
 		return err
 	}
@@ -297,11 +305,7 @@ func prepareState(sd stateDir, st *State, stack, account, region string, keyPair
 func ensureInstance(ctx context.Context, s *session, d *discovery, n Names, st *State, c Config, tags map[string]string, log *progress) (*ec2types.Instance, error) {
 	insts := d.instances
 	if len(insts) == 0 {
-		ud, err := cloudinit.Render(cloudinit.Params{
-			Stack: n.Stack, Bucket: n.Bucket, Region: s.region, MLflowVersion: c.MLflowVersion,
-			AdminUsername: st.MLflowUser, AdminPassword: st.MLflowPassword, FlaskSecretKey: st.FlaskSecretKey,
-			S3EndpointURL: s.s3Endpoint,
-		})
+		ud, err := cloudinit.Render(bootstrapParams(n, s, c, st))
 		if err != nil {
 			return nil, fmt.Errorf("rendering cloud-init user-data: %w", err)
 		}
@@ -358,4 +362,12 @@ func detectCIDR(detect func() (netip.Addr, error)) (string, error) {
 		return "", usagef("no --allow-cidr given and your public IP %s is not IPv4: pass --allow-cidr", ip)
 	}
 	return netip.PrefixFrom(ip, 32).String(), nil
+}
+
+func bootstrapParams(n Names, s *session, c Config, st *State) cloudinit.Params {
+	return cloudinit.Params{
+		Stack: n.Stack, Bucket: n.Bucket, Region: s.region, MLflowVersion: c.MLflowVersion,
+		AdminUsername: st.MLflowUser, AdminPassword: st.MLflowPassword, FlaskSecretKey: st.FlaskSecretKey,
+		S3EndpointURL: s.s3Endpoint,
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 )
 
 const testRegion = "eu-west-3"
@@ -182,6 +183,7 @@ func clients(t *testing.T, endpoint, key, secret string) (*ec2.Client, *s3.Clien
 		config.WithRegion(testRegion),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, secret, "")),
 		config.WithRetryMaxAttempts(1),
+		config.WithLogger(logging.Nop{}),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// TestBadInputCreatesNothing: usage errors exit 2 with one line and make no
+// AWS call at all (or only the read-only identity check).
+func TestBadInputCreatesNothing(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no stack", []string{"up", "--allow-cidr", allowCIDR}, "missing stack name"},
+		{"uppercase stack", []string{"up", "--stack", "Demo", "--allow-cidr", allowCIDR}, "lowercase"},
+		{"stack starts with digit", []string{"up", "--stack", "1demo", "--allow-cidr", allowCIDR}, "starting with a letter"},
+		{"stack too long", []string{"up", "--stack", strings.Repeat("a", 25), "--allow-cidr", allowCIDR}, "at most 24"},
+		{"trailing hyphen", []string{"up", "--stack", "demo-", "--allow-cidr", allowCIDR}, "hyphens"},
+		{"bad cidr", []string{"up", "--stack", "demo", "--allow-cidr", "300.1.1.1/32"}, "not a CIDR"},
+		{"cidr host bits", []string{"up", "--stack", "demo", "--allow-cidr", "198.51.100.7/24"}, "host bits"},
+		{"ipv6 cidr", []string{"up", "--stack", "demo", "--allow-cidr", "2001:db8::/32"}, "IPv4"},
+		{"bad region", []string{"up", "--stack", "demo", "--region", "mars-1", "--allow-cidr", allowCIDR}, "region"},
+		{"bad instance type", []string{"up", "--stack", "demo", "--instance-type", "huge", "--allow-cidr", allowCIDR}, "instance type"},
+		{"unknown instance type", []string{"up", "--stack", "demo", "--instance-type", "zz9.mega", "--allow-cidr", allowCIDR}, "does not exist"},
+		{"bad mlflow version", []string{"up", "--stack", "demo", "--mlflow-version", "latest", "--allow-cidr", allowCIDR}, "exact version"},
+		{"unknown flag", []string{"up", "--stack", "demo", "--bogus"}, "not defined"},
+		{"positional arg", []string{"up", "demo"}, "unexpected argument"},
+		{"unknown command", []string{"upp"}, "unknown command"},
+		{"unwritable state dir", []string{"up", "--stack", "demo", "--allow-cidr", allowCIDR, "--state-dir", "/dev/null/x"}, "not writable"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e.rec.reset()
+			args := tc.args
+			if !contains(args, "--state-dir") {
+				args = append(args, "--state-dir", e.stateDir)
+			}
+			res := e.mlstack(args...)
+			if res.code != 2 {
+				t.Fatalf("exit %d, want 2 (usage); stderr %q", res.code, res.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "mlstack: ") || !strings.Contains(res.stderr, tc.want) {
+				t.Errorf("stderr %q: want one line mentioning %q", res.stderr, tc.want)
+			}
+			if m := e.rec.mutating(); len(m) > 0 {
+				t.Errorf("bad input made mutating calls: %+v", m)
+			}
+		})
+	}
+	e.assertNothingLeft()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMissingCredentials: no credentials is a usage error before any call.
+func TestMissingCredentials(t *testing.T) {
+	e := newEnv(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	os.Unsetenv("AWS_ACCESS_KEY_ID")
+	os.Unsetenv("AWS_SECRET_ACCESS_KEY")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	res := e.mlstack(append([]string{"up", "--allow-cidr", allowCIDR}, e.stackFlags("demo")...)...)
+	if res.code != 2 || !strings.Contains(res.stderr, "credentials") {
+		t.Fatalf("exit %d, stderr %q: want a usage error about credentials", res.code, res.stderr)
+	}
+	if n := len(e.rec.calls()); n != 0 {
+		t.Errorf("made %d AWS calls without credentials", n)
+	}
+}
+
+// TestDryRunChangesNothing: --dry-run prints the plan and makes no mutating call.
+func TestDryRunChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	res := e.mlstack(append([]string{"up", "--dry-run", "--allow-cidr", allowCIDR}, e.stackFlags("plan")...)...)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	for _, want := range []string{"(plan) would create IAM user mlstack-plan", "(plan) would create S3 bucket mlstack-plan-123456789012-eu-west-3",
+		"(plan) would launch instance mlstack-plan from " + wantAMI, "tcp 5000 from " + allowCIDR} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("plan lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if m := e.rec.mutating(); len(m) > 0 {
+		t.Errorf("dry run made mutating calls: %+v", m)
+	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, "plan")); !os.IsNotExist(err) {
+		t.Errorf("dry run wrote local state")
+	}
+	e.assertNothingLeft()
+}
+
+// TestForeignLookAlikes: a same-named resource without the stack tag makes
+// up fail before anything is created, and down leaves it alone.
+func TestForeignLookAlikes(t *testing.T) {
+	tests := []struct {
+		name    string
+		create  func(t *testing.T, e *env)
+		want    string // in up's error
+		remains string // what the leak check must still find
+	}{
+		{"bucket", func(t *testing.T, e *env) { createBucket(t, e, "mlstack-twin-123456789012-eu-west-3") },
+			`S3 bucket "mlstack-twin-123456789012-eu-west-3"`, "bucket mlstack-twin-123456789012-eu-west-3"},
+		{"security group", func(t *testing.T, e *env) {
+			_, err := e.ec2.CreateSecurityGroup(context.Background(), &ec2.CreateSecurityGroupInput{
+				GroupName: aws.String("mlstack-twin"), Description: aws.String("not mlstack's"),
+			})
+			must(t, err)
+		}, `security group "mlstack-twin`, "security-group mlstack-twin"},
+		{"iam user", func(t *testing.T, e *env) {
+			_, err := e.iam.CreateUser(context.Background(), &iam.CreateUserInput{UserName: aws.String("mlstack-twin")})
+			must(t, err)
+		}, `IAM user "mlstack-twin"`, "iam-user mlstack-twin"},
+		{"iam role", func(t *testing.T, e *env) {
+			_, err := e.iam.CreateRole(context.Background(), &iam.CreateRoleInput{RoleName: aws.String("mlstack-twin-server"),
+				AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
+			must(t, err)
+		}, `IAM role "mlstack-twin-server"`, "iam-role mlstack-twin-server"},
+		{"tagged for another stack", func(t *testing.T, e *env) {
+			_, err := e.ec2.CreateKeyPair(context.Background(), &ec2.CreateKeyPairInput{KeyName: aws.String("mlstack-twin"),
+				TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeKeyPair,
+					Tags: []ec2types.Tag{{Key: aws.String("mlstack:stack"), Value: aws.String("other")}}}}})
+			must(t, err)
+		}, `key pair "mlstack-twin"`, "key-pair mlstack-twin"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tc.create(t, e)
+			before := e.everything()
+			e.rec.reset()
+			res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("twin")...)...)
+			if res.code == 0 || !strings.Contains(res.stderr, tc.want) || !strings.Contains(res.stderr, "not tagged mlstack:stack=twin") {
+				t.Fatalf("up: exit %d, stderr %q; want a failure naming %s", res.code, res.stderr, tc.want)
+			}
+			if m := e.rec.mutating(); len(m) > 0 {
+				t.Errorf("up made mutating calls before refusing: %+v", m)
+			}
+			res = e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("twin")...)...)
+			if res.code != 0 {
+				t.Fatalf("down: exit %d: %s", res.code, res.stderr)
+			}
+			after := e.everything()
+			if strings.Join(before, "|") != strings.Join(after, "|") {
+				t.Errorf("foreign resources changed:\nbefore %v\nafter  %v", before, after)
+			}
+			e.assertNothingLeft(tc.remains)
+		})
+	}
+}
+
+// TestDownRefusesWithoutYes: with no terminal and no --yes, down deletes nothing.
+func TestDownRefusesWithoutYes(t *testing.T) {
+	e := newEnv(t)
+	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("keep")...)...); res.code != 0 {
+		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
+	}
+	before := e.everything()
+	e.rec.reset()
+	res := e.mlstack(append([]string{"down"}, e.stackFlags("keep")...)...)
+	if res.code != 2 || !strings.Contains(res.stderr, "--yes") {
+		t.Fatalf("down without --yes: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if m := e.rec.mutating(); len(m) > 0 {
+		t.Errorf("down without --yes made mutating calls: %+v", m)
+	}
+	if after := e.everything(); strings.Join(before, "|") != strings.Join(after, "|") {
+		t.Errorf("resources changed: %v → %v", before, after)
+	}
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("keep")...)...); res.code != 0 {
+		t.Fatalf("down --yes: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// TestDownFromFreshMachine: down finds the stack by tag and name with no
+// local state at all.
+func TestDownFromFreshMachine(t *testing.T) {
+	e := newEnv(t)
+	res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ci")...)...)
+	if res.code != 0 {
+		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
+	}
+	// Put an object version and a delete marker in the bucket: down must empty it.
+	bucket := "mlstack-ci-123456789012-eu-west-3"
+	_, err := e.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("a/b.txt"), Body: strings.NewReader("x")})
+	must(t, err)
+	fresh := t.TempDir()
+	res = e.mlstack("down", "--yes", "--stack", "ci", "--state-dir", fresh)
+	if res.code != 0 {
+		t.Fatalf("down from a fresh machine: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// TestUpConverges: drift on a stack's own resources is repaired by up with
+// only the calls needed.
+func TestUpConverges(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("drift")...)
+	if res := e.mlstack(flags...); res.code != 0 {
+		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
+	}
+	g := stackSGNamed(t, e, "mlstack-drift")
+	// Someone opened ssh to the world and removed encryption.
+	_, err := e.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: g.GroupId,
+		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22),
+			IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}})
+	must(t, err)
+	_, err = e.s3.DeleteBucketEncryption(ctx, &s3.DeleteBucketEncryptionInput{Bucket: aws.String("mlstack-drift-123456789012-eu-west-3")})
+	must(t, err)
+
+	e.rec.reset()
+	// A changed CIDR list is converged too.
+	flags2 := append([]string{"up", "--no-wait", "--allow-cidr", "203.0.113.0/24"}, e.stackFlags("drift")...)
+	if res := e.mlstack(flags2...); res.code != 0 {
+		t.Fatalf("second up: exit %d: %s", res.code, res.stderr)
+	}
+	var muts []string
+	for _, c := range e.rec.mutating() {
+		if c.Service == "s3" {
+			muts = append(muts, "s3 "+c.Method)
+		} else {
+			muts = append(muts, c.Action)
+		}
+	}
+	want := "AuthorizeSecurityGroupIngress,RevokeSecurityGroupIngress,s3 PUT"
+	if got := strings.Join(sorted(muts), ","); got != want {
+		t.Errorf("converging made %s, want %s", got, want)
+	}
+	g = stackSGNamed(t, e, "mlstack-drift")
+	if len(g.IpPermissions) != 1 || aws.ToInt32(g.IpPermissions[0].FromPort) != 5000 || len(g.IpPermissions[0].IpRanges) != 1 ||
+		aws.ToString(g.IpPermissions[0].IpRanges[0].CidrIp) != "203.0.113.0/24" {
+		t.Errorf("ingress after converge: %+v", g.IpPermissions)
+	}
+	if _, err := e.s3.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String("mlstack-drift-123456789012-eu-west-3")}); err != nil {
+		t.Errorf("encryption not restored: %v", err)
+	}
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("drift")...)...); res.code != 0 {
+		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+func stackSGNamed(t *testing.T, e *env, name string) ec2types.SecurityGroup {
+	t.Helper()
+	out, err := e.ec2.DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("group-name"), Values: []string{name}},
+	}})
+	must(t, err)
+	if len(out.SecurityGroups) != 1 {
+		t.Fatalf("want one security group %s, got %d", name, len(out.SecurityGroups))
+	}
+	return out.SecurityGroups[0]
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
