@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/provision"
 	"github.com/urfave/cli/v2"
 )
@@ -111,36 +110,44 @@ func usageError(_ *cli.Context, err error, _ bool) error {
 	return &provision.UsageError{Msg: err.Error()}
 }
 
-func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	withCalls := func(action func(context.Context, provision.Config) error) cli.ActionFunc {
-		return func(c *cli.Context) error {
-			cfg, err := flagsToConfig(c, stdout, stderr)
-			if err != nil {
-				return err
-			}
-			err = action(c.Context, cfg)
-			if cfg.Calls != nil {
-				fmt.Fprintf(stderr, "api-calls: %s\n", cfg.Calls.Summary())
-			}
+// streams is what every command constructor gets: the process's streams.
+type streams struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// confirm asks on a terminal; nil when there is none.
+	confirm func(prompt string) (bool, error)
+}
+
+// withCalls turns a provision lifecycle function into a cli action.
+func (s streams) withCalls(action func(context.Context, provision.Config) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		cfg, err := flagsToConfig(c, s.stdout, s.stderr)
+		if err != nil {
 			return err
 		}
+		err = action(c.Context, cfg)
+		if cfg.Calls != nil {
+			fmt.Fprintf(s.stderr, "api-calls: %s\n", cfg.Calls.Summary())
+		}
+		return err
 	}
-	confirm := terminalConfirm(stdin, stderr)
-	upFlags := append(commonFlags(),
-		&cli.StringSliceFlag{Name: "allow-cidr", Usage: "CIDR allowed to reach port 5000 (repeatable; default: your public IP/32)"},
-		&cli.StringFlag{Name: "instance-type", Value: provision.DefaultInstanceType, Usage: "EC2 instance type"},
-		&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow version to install"},
-		&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
-		&cli.BoolFlag{Name: "yes", Usage: "do not ask"},
-		&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
-	)
-	downFlags := append(commonFlags(),
-		&cli.BoolFlag{Name: "yes", Usage: "delete without asking (required without a terminal)"},
-		&cli.BoolFlag{Name: "dry-run", Usage: "print what would be deleted; change nothing"},
-	)
-	envFlags := []cli.Flag{
-		&cli.StringFlag{Name: "stack", EnvVars: []string{"MLSTACK_STACK"}, Usage: "stack name"},
-		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"MLSTACK_STATE_DIR"}, Value: defaultStateDir(), Usage: "local state"},
+}
+
+// commands lists the subcommands; each lives in its own file.
+var commands = []func(streams) *cli.Command{
+	upCommand,
+	downCommand,
+	envCommand,
+	statusCommand,
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	s := streams{stdin: stdin, stdout: stdout, stderr: stderr, confirm: terminalConfirm(stdin, stderr)}
+	var cmds []*cli.Command
+	for _, mk := range commands {
+		c := mk(s)
+		c.OnUsageError = usageError
+		cmds = append(cmds, c)
 	}
 	return &cli.App{
 		Name:      "mlstack",
@@ -159,36 +166,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			_ = cli.ShowAppHelp(c)
 			return &provision.UsageError{Msg: "missing command"}
 		},
-		Commands: []*cli.Command{
-			{
-				Name: "up", Usage: "create or converge the stack, wait for the server, write the env file",
-				Flags: upFlags, OnUsageError: usageError,
-				Action: withCalls(provision.Up),
-			},
-			{
-				Name: "down", Usage: "delete everything the stack owns (safe to re-run)",
-				Flags: downFlags, OnUsageError: usageError,
-				Action: withCalls(func(ctx context.Context, cfg provision.Config) error {
-					return provision.Down(ctx, cfg, confirm)
-				}),
-			},
-			{
-				Name: "env", Usage: "print the stack's variables as shell export lines (for >> .envrc)",
-				Flags: envFlags, OnUsageError: usageError,
-				Action: func(c *cli.Context) error {
-					cfg, err := flagsToConfig(c, stdout, stderr)
-					if err != nil {
-						return err
-					}
-					return provision.Env(c.Context, cfg)
-				},
-			},
-			{
-				Name: "status", Usage: "show what the stack owns, its state and tracking URI",
-				Flags: commonFlags(), OnUsageError: usageError,
-				Action: withCalls(provision.Status),
-			},
-		},
+		Commands: cmds,
 	}
 }
 

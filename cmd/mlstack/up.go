@@ -1,0 +1,23 @@
+package main
+
+import (
+	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/provision"
+	"github.com/urfave/cli/v2"
+)
+
+func upCommand(s streams) *cli.Command {
+	return &cli.Command{
+		Name:  "up",
+		Usage: "create or converge the stack, wait for the server, write the env file",
+		Flags: append(commonFlags(),
+			&cli.StringSliceFlag{Name: "allow-cidr", Usage: "CIDR allowed to reach port 5000 (repeatable; default: your public IP/32)"},
+			&cli.StringFlag{Name: "instance-type", Value: provision.DefaultInstanceType, Usage: "EC2 instance type"},
+			&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow version to install"},
+			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
+			&cli.BoolFlag{Name: "yes", Usage: "do not ask"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
+		),
+		Action: s.withCalls(provision.Up),
+	}
+}
