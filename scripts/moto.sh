@@ -8,7 +8,8 @@
 # Environment:
 #   MLSTACK_VENV    venv holding moto (default: REPO/.cache/venv)
 #   MLSTACK_PYTHON  interpreter used to create the venv (default: python3)
-# State lives in REPO/.cache/: moto.pid, moto.url, moto.log.
+#   MLSTACK_MOTO_DIR where this server's moto.pid, moto.url, moto.log live
+#                   (default: REPO/.cache); a second dir runs a second server.
 # Progress goes to stderr; stdout carries only the export lines.
 set -euo pipefail
 
@@ -19,9 +20,10 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=$REPO/.cache
 VENV=${MLSTACK_VENV:-$CACHE/venv}
 PYTHON=${MLSTACK_PYTHON:-python3}
-PID_FILE=$CACHE/moto.pid
-URL_FILE=$CACHE/moto.url
-LOG_FILE=$CACHE/moto.log
+MOTO_DIR=${MLSTACK_MOTO_DIR:-$CACHE}
+PID_FILE=$MOTO_DIR/moto.pid
+URL_FILE=$MOTO_DIR/moto.url
+LOG_FILE=$MOTO_DIR/moto.log
 AMIS=$REPO/scripts/testdata/amis.json
 
 say() { printf 'moto.sh: %s\n' "$*" >&2; }
@@ -100,7 +102,7 @@ EOT
 }
 
 start() {
-	mkdir -p "$CACHE"
+	mkdir -p "$CACHE" "$MOTO_DIR"
 	ensure_venv
 	if running; then
 		say "already running at $(cat "$URL_FILE") (pid $(cat "$PID_FILE"))"
