@@ -97,6 +97,7 @@ func flagsToConfig(c *cli.Context, stdout, stderr io.Writer) (provision.Config, 
 		NoWait:        c.Bool("no-wait"),
 		DryRun:        c.Bool("dry-run"),
 		Yes:           c.Bool("yes"),
+		SSH:           c.Bool("ssh"),
 		Out:           stdout,
 		Log:           stderr,
 	}
@@ -139,6 +140,7 @@ var commands = []func(streams) *cli.Command{
 	downCommand,
 	envCommand,
 	statusCommand,
+	checkCommand,
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
