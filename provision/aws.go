@@ -132,7 +132,7 @@ func s3EndpointOverride() string {
 // would fail with a confusing AccessDenied.
 func connect(ctx context.Context, c *Config) (*session, error) {
 	// The SDK's own warnings (IMDS fallbacks) would bury our one-line errors.
-	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{}), config.WithRetryer(newRetryer)}
 	if c.Region != "" {
 		opts = append(opts, config.WithRegion(c.Region))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -78,6 +79,11 @@ func findBucket(ctx context.Context, api bucketAPI, n Names) (*bucketState, erro
 // default encryption explicitly (some S3 implementations do not default it).
 func ensureBucket(ctx context.Context, api bucketAPI, st *bucketState, n Names, region string, tags map[string]string, log *progress) error {
 	if !st.exists {
+		// Creating and tagging must not be split by an interrupt: an
+		// untagged bucket of this name would be refused as foreign later.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		ctx := cctx
 		log.step("creating S3 bucket %s", n.Bucket)
 		in := &s3.CreateBucketInput{Bucket: aws.String(n.Bucket)}
 		if region != "us-east-1" { // us-east-1 rejects its own name as a constraint
@@ -86,21 +92,22 @@ func ensureBucket(ctx context.Context, api bucketAPI, st *bucketState, n Names, 
 		_, err := api.CreateBucket(ctx, in)
 		switch {
 		case hasCode(err, "BucketAlreadyOwnedByYou"):
-			// A concurrent run created it: fall through and tag it.
+			// Our own CreateBucket retried after a dropped connection, or a
+			// concurrent run of this stack: the name carries our account and
+			// stack, and it did not exist a moment ago, so tag it.
 		case hasCode(err, "BucketAlreadyExists"):
 			return fmt.Errorf("S3 bucket name %s is taken by another account: choose another --stack", n.Bucket)
 		case err != nil:
 			return fmt.Errorf("creating S3 bucket %s: %w", n.Bucket, err)
 		}
-	}
-	if !st.tagged {
-		_, err := api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{
+		_, err = api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{
 			Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: s3Tags(tags)},
 		})
 		if err != nil {
 			return fmt.Errorf("tagging S3 bucket %s: %w", n.Bucket, err)
 		}
 	}
+
 	if !st.publicBlocked {
 		_, err := api.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{
 			Bucket: aws.String(n.Bucket),

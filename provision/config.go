@@ -32,6 +32,7 @@ const (
 	DefaultTimeout      = 15 * time.Minute
 	MaxStackLen         = 24
 	mlflowPort          = 5000
+	sshPort             = 22
 	mlflowUser          = "admin"
 	iamPath             = "/mlstack/"
 )
@@ -49,6 +50,8 @@ type Config struct {
 	NoWait        bool
 	DryRun        bool
 	Yes           bool
+	// SSH opens tcp 22 to AllowCIDRs; up without it closes the port again.
+	SSH bool
 
 	// Out receives data (env lines, status tables); Log receives progress.
 	Out io.Writer

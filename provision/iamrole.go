@@ -85,13 +85,20 @@ func ensureRole(ctx context.Context, api roleAPI, st *roleState, n Names, policy
 			AssumeRolePolicyDocument: aws.String(ec2TrustPolicy), Tags: iamTags(tags),
 			Description: aws.String("mlstack " + n.Stack + " tracking server"),
 		})
-		if err != nil && !hasCode(err, "EntityAlreadyExists") {
+		if hasCode(err, "EntityAlreadyExists") {
+			if _, ferr := findRole(ctx, api, n, policy); ferr != nil {
+				return ferr // made meanwhile by someone else: not ours
+			}
+		} else if err != nil {
 			return fmt.Errorf("creating IAM role %s: %w", n.Role, err)
 		}
 	}
 	if !st.policyOK {
-		_, err := api.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
-			RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(policy),
+		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
+			_, err := api.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
+				RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(policy),
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("setting policy of IAM role %s: %w", n.Role, err)
@@ -102,7 +109,11 @@ func ensureRole(ctx context.Context, api roleAPI, st *roleState, n Names, policy
 		out, err := api.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{
 			InstanceProfileName: aws.String(n.Profile), Path: aws.String(iamPath), Tags: iamTags(tags),
 		})
-		if err != nil && !hasCode(err, "EntityAlreadyExists") {
+		if hasCode(err, "EntityAlreadyExists") {
+			if _, ferr := findRole(ctx, api, n, policy); ferr != nil {
+				return ferr
+			}
+		} else if err != nil {
 			return fmt.Errorf("creating instance profile %s: %w", n.Profile, err)
 		}
 		if out != nil {
@@ -110,8 +121,11 @@ func ensureRole(ctx context.Context, api roleAPI, st *roleState, n Names, policy
 		}
 	}
 	if !st.roleInProf {
-		_, err := api.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
-			InstanceProfileName: aws.String(n.Profile), RoleName: aws.String(n.Role),
+		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
+			_, err := api.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
+				InstanceProfileName: aws.String(n.Profile), RoleName: aws.String(n.Role),
+			})
+			return err
 		})
 		if err != nil && !hasCode(err, "LimitExceeded") { // LimitExceeded: a role is already in it
 			return fmt.Errorf("adding role %s to instance profile %s: %w", n.Role, n.Profile, err)

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -21,6 +22,10 @@ type userAPI interface {
 	CreateAccessKey(context.Context, *iam.CreateAccessKeyInput, ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error)
 	DeleteAccessKey(context.Context, *iam.DeleteAccessKeyInput, ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error)
 }
+
+// iamWait bounds retries of IAM's eventual consistency: a user, role or
+// profile created a moment ago can be invisible to the next call.
+const iamWait = 30 * time.Second
 
 // userState is what exists of the stack user.
 type userState struct {
@@ -83,14 +88,22 @@ func ensureUser(ctx context.Context, api userAPI, st *userState, in ensureUserIn
 		_, err := api.CreateUser(ctx, &iam.CreateUserInput{
 			UserName: aws.String(n.User), Path: aws.String(iamPath), Tags: iamTags(in.tags),
 		})
-		if err != nil && !hasCode(err, "EntityAlreadyExists") {
+		if hasCode(err, "EntityAlreadyExists") {
+			// Another run made it meanwhile: it must still be ours.
+			if _, ferr := findUser(ctx, api, n, in.policy); ferr != nil {
+				return ferr
+			}
+		} else if err != nil {
 			return fmt.Errorf("creating IAM user %s: %w", n.User, err)
 		}
 	}
 	if !st.policyOK {
 		in.log.step("setting bucket-only policy on IAM user %s", n.User)
-		_, err := api.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
-			UserName: aws.String(n.User), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(in.policy),
+		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
+			_, err := api.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
+				UserName: aws.String(n.User), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(in.policy),
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("setting policy of IAM user %s: %w", n.User, err)
@@ -99,13 +112,21 @@ func ensureUser(ctx context.Context, api userAPI, st *userState, in ensureUserIn
 	switch {
 	case len(st.keys) == 0:
 		in.log.step("creating access key for %s", n.User)
-		out, err := api.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(n.User)})
+		// Not cancellable once sent: an interrupt between AWS creating the
+		// key and us saving its secret would strand a key nobody can use.
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		var out *iam.CreateAccessKeyOutput
+		err := retryOn(kctx, iamWait, isIAMPropagation, nil, func() (err error) {
+			out, err = api.CreateAccessKey(kctx, &iam.CreateAccessKeyInput{UserName: aws.String(n.User)})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("creating access key for %s: %w", n.User, err)
 		}
 		if err := in.saveKey(aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)); err != nil {
 			// Without its secret the key is useless; remove it so the next run starts clean.
-			_, derr := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: out.AccessKey.AccessKeyId})
+			_, derr := api.DeleteAccessKey(kctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: out.AccessKey.AccessKeyId})
 			return fmt.Errorf("saving access key of %s: %w (removing the unsaved key: %v)", n.User, err, derr)
 		}
 	case contains(st.keys, in.knownKey):

@@ -109,20 +109,20 @@ func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (strin
 		},
 	}
 	in.log.step("launching %s instance %s from %s (%s)", in.instanceType, n.Instance, aws.ToString(in.image.ImageId), aws.ToString(in.image.Name))
-	deadline := time.Now().Add(in.retryFor)
-	for {
-		out, err := api.RunInstances(ctx, req)
-		if err == nil {
-			return aws.ToString(out.Instances[0].InstanceId), nil
-		}
-		if !isProfilePropagation(err) || time.Now().After(deadline) {
-			return "", fmt.Errorf("launching instance %s: %w", n.Instance, err)
-		}
-		in.log.info("instance profile not visible to EC2 yet; retrying")
-		if err := sleep(ctx, 3*time.Second); err != nil {
-			return "", err
-		}
+	var id string
+	err := retryOn(ctx, in.retryFor, isProfilePropagation,
+		func(error) { in.log.info("instance profile not visible to EC2 yet; retrying") },
+		func() error {
+			out, err := api.RunInstances(ctx, req)
+			if err == nil {
+				id = aws.ToString(out.Instances[0].InstanceId)
+			}
+			return err
+		})
+	if err != nil {
+		return "", fmt.Errorf("launching instance %s: %w", n.Instance, err)
 	}
+	return id, nil
 }
 
 // isProfilePropagation matches EC2's answer for an instance profile it cannot

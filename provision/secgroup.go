@@ -153,10 +153,19 @@ func ensureSecurityGroup(ctx context.Context, api sgAPI, st *sgState, n Names, w
 			VpcId:             aws.String(st.vpcID),
 			TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeSecurityGroup, tags, n.SecurityGroup)},
 		})
-		if err != nil {
+		switch {
+		case hasCode(err, "InvalidGroup.Duplicate"):
+			// Made meanwhile by a concurrent run: adopt it only if it is ours.
+			again, ferr := findSecurityGroup(ctx, api, n)
+			if ferr != nil {
+				return ferr
+			}
+			*st = *again
+		case err != nil:
 			return fmt.Errorf("creating security group %s: %w", n.SecurityGroup, err)
+		default:
+			st.id = aws.ToString(out.GroupId)
 		}
-		st.id = aws.ToString(out.GroupId)
 	}
 	add, extra := ruleDiff(st.rules, want)
 	if extra {
@@ -230,18 +239,15 @@ func deleteSecurityGroups(ctx context.Context, api sgAPI, n Names, retryFor time
 	for _, g := range out.SecurityGroups {
 		id := aws.ToString(g.GroupId)
 		log.step("deleting security group %s (%s)", aws.ToString(g.GroupName), id)
-		deadline := time.Now().Add(retryFor)
-		for {
+		err := retryOn(ctx, retryFor, func(err error) bool { return hasCode(err, "DependencyViolation") }, nil, func() error {
 			_, err := api.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-			if err == nil || hasCode(err, "InvalidGroup.NotFound") {
-				break
+			if hasCode(err, "InvalidGroup.NotFound") {
+				return nil
 			}
-			if !hasCode(err, "DependencyViolation") || time.Now().After(deadline) {
-				return fmt.Errorf("deleting security group %s: %w", id, err)
-			}
-			if err := sleep(ctx, 5*time.Second); err != nil {
-				return err
-			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("deleting security group %s: %w", id, err)
 		}
 	}
 	return nil

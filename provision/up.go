@@ -172,7 +172,11 @@ func Up(ctx context.Context, c Config) error {
 	}
 
 	policy := bucketPolicy(s.partition, n.Bucket)
-	rules := wantRules(c.AllowCIDRs, mlflowPort)
+	ports := []int32{mlflowPort}
+	if c.SSH {
+		ports = append(ports, sshPort)
+	}
+	rules := wantRules(c.AllowCIDRs, ports...)
 	// Checked first: an unknown instance type is a usage error, reported alone.
 	arch, err := instanceArch(ctx, s.ec2, c.InstanceType)
 	if err != nil {

@@ -14,6 +14,7 @@ func upCommand(s streams) *cli.Command {
 			&cli.StringSliceFlag{Name: "allow-cidr", Usage: "CIDR allowed to reach port 5000 (repeatable; default: your public IP/32)"},
 			&cli.StringFlag{Name: "instance-type", Value: provision.DefaultInstanceType, Usage: "EC2 instance type"},
 			&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow version to install"},
+			&cli.BoolFlag{Name: "ssh", Usage: "open tcp 22 to the allowed CIDRs (for `mlstack ssh` and `logs`); without it, up closes the port"},
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
 			&cli.BoolFlag{Name: "yes", Usage: "do not ask"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
