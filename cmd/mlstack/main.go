@@ -98,7 +98,6 @@ func flagsToConfig(c *cli.Context, stdout, stderr io.Writer) (provision.Config, 
 		DryRun:        c.Bool("dry-run"),
 		Yes:           c.Bool("yes"),
 		SSH:           c.Bool("ssh"),
-		SSH:           c.Bool("ssh"),
 		Out:           stdout,
 		Log:           stderr,
 	}
