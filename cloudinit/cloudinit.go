@@ -16,6 +16,7 @@ import (
 	"text/template"
 
 	"github.com/mlstack/mlstack/templates"
+	"golang.org/x/crypto/ssh"
 )
 
 // DefaultMLflowVersion is the MLflow release installed when Params.MLflowVersion is empty.
@@ -37,6 +38,12 @@ type Params struct {
 	AdminPassword  string // generated secret
 	FlaskSecretKey string // generated secret for MLFLOW_FLASK_SERVER_SECRET_KEY
 	S3EndpointURL  string // optional non-AWS S3 endpoint; sets MLFLOW_S3_ENDPOINT_URL and AWS_ENDPOINT_URL_S3
+
+	// SSHHostKeyPrivate (OpenSSH PEM) and SSHHostKeyPublic (authorized_keys
+	// line) are the ed25519 host key mlstack generated and pinned: given both,
+	// sshd uses this key alone, so the first connection is verified too.
+	SSHHostKeyPrivate string
+	SSHHostKeyPublic  string
 }
 
 // ErrInvalidParams is wrapped by every error Validate returns.
@@ -102,6 +109,9 @@ func (p Params) Validate() error {
 			bad("S3EndpointURL", "%v", err)
 		}
 	}
+	if field, msg := checkHostKey(p.SSHHostKeyPrivate, p.SSHHostKeyPublic); msg != "" {
+		bad(field, "%s", msg)
+	}
 	return errors.Join(errs...)
 }
 
@@ -150,6 +160,38 @@ func checkSecret(s string, minLen int) string {
 		}
 	}
 	return ""
+}
+
+// checkHostKey returns the field and what is wrong with an SSH host key
+// pair, never quoting the private key.
+func checkHostKey(private, public string) (field, msg string) {
+	if private == "" && public == "" {
+		return "", ""
+	}
+	if private == "" {
+		return "SSHHostKeyPrivate", "must be set with SSHHostKeyPublic"
+	}
+	pub, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(public))
+	if err != nil || strings.TrimSpace(string(rest)) != "" || strings.ContainsAny(strings.TrimSpace(public), "\n") {
+		return "SSHHostKeyPublic", "must be one authorized_keys line"
+	}
+	if pub.Type() != ssh.KeyAlgoED25519 {
+		return "SSHHostKeyPublic", "must be an ssh-ed25519 key, not " + pub.Type()
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(private))
+	if err != nil {
+		return "SSHHostKeyPrivate", "must be an unencrypted OpenSSH private key"
+	}
+	if signer.PublicKey().Type() != ssh.KeyAlgoED25519 {
+		return "SSHHostKeyPrivate", "must be an ed25519 key"
+	}
+	if !bytes.Equal(signer.PublicKey().Marshal(), pub.Marshal()) {
+		return "SSHHostKeyPrivate", "does not belong to SSHHostKeyPublic"
+	}
+	if !blockSafe(private) {
+		return "SSHHostKeyPrivate", "must be PEM text ending in one newline"
+	}
+	return "", ""
 }
 
 func checkEndpoint(s string) error {
