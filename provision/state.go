@@ -14,6 +14,10 @@ import (
 // State is what AWS cannot give back: secrets. It lives in
 // <state-dir>/<stack>/state.json (0600) in a 0700 directory.
 type State struct {
+	// hostKey is the instance's SSH host key, kept in its own 0600 file
+	// (ssh_host_ed25519_key), never in this JSON.
+	hostKey *hostKey
+
 	Stack           string `json:"stack"`
 	Account         string `json:"account"`
 	Region          string `json:"region"`

@@ -207,6 +207,9 @@ func Up(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
+	if st.hostKey, err = prepareHostKey(sd, c.Stack, len(d.instances) > 0, log); err != nil {
+		return err
+	}
 	tags := stackTags(c.Stack, time.Now())
 	err = parallel(
 		func() error {
@@ -240,6 +243,9 @@ func Up(ctx context.Context, c Config) error {
 	host := trackingHost(inst)
 	if host == "" {
 		return fmt.Errorf("instance %s has no public DNS name or IP: is the default subnet public?", aws.ToString(inst.InstanceId))
+	}
+	if err := recordHostKey(sd, inst, st.hostKey, c.SSH, c.Stack, log); err != nil {
+		return err
 	}
 	uri := fmt.Sprintf("http://%s:%d", host, mlflowPort)
 	if err := writeEnv(sd, envVars(st, uri, s.region, s.s3Endpoint)); err != nil {
@@ -369,9 +375,13 @@ func detectCIDR(detect func() (netip.Addr, error)) (string, error) {
 }
 
 func bootstrapParams(n Names, s *session, c Config, st *State) cloudinit.Params {
-	return cloudinit.Params{
+	p := cloudinit.Params{
 		Stack: n.Stack, Bucket: n.Bucket, Region: s.region, MLflowVersion: c.MLflowVersion,
 		AdminUsername: st.MLflowUser, AdminPassword: st.MLflowPassword, FlaskSecretKey: st.FlaskSecretKey,
 		S3EndpointURL: s.s3Endpoint,
 	}
+	if st.hostKey != nil {
+		p.SSHHostKeyPrivate, p.SSHHostKeyPublic = string(st.hostKey.private), st.hostKey.authorizedLine()
+	}
+	return p
 }

@@ -1,0 +1,143 @@
+// Package sshdtest runs a real OpenSSH server (Debian's openssh-server) on a
+// loopback port, so that mlstack's SSH client is tested against the server
+// the instances run, not against a Go imitation.
+package sshdtest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SSHD is where Debian's openssh-server installs the server.
+const SSHD = "/usr/sbin/sshd"
+
+// Server is one running sshd.
+type Server struct {
+	Addr string // 127.0.0.1:PORT
+	User string // the user it lets in: the one running the tests
+	Dir  string // its config, keys and pid file
+}
+
+// syncBuffer collects sshd's log from its goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start runs sshd with hostKeyPEM as its only host key and authorizedKeys as
+// the keys that may log in as the current user (root: key only). Without
+// sshd the test is skipped, or fails when CI is set: CI never skips a check.
+func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
+	t.Helper()
+	if _, err := os.Stat(SSHD); err != nil {
+		msg := "OpenSSH server not installed (Debian: apt-get install openssh-server): " + err.Error()
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
+		}
+		t.Skip(msg)
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Uid == "0" {
+		// sshd run as root insists on its privilege separation directory.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hostKey := write("host_key", hostKeyPEM)
+	authorized := write("authorized_keys", authorizedKeys)
+	cfg := write("sshd_config", []byte(strings.Join([]string{
+		"ListenAddress 127.0.0.1",
+		"HostKey " + hostKey,
+		"AuthorizedKeysFile " + authorized,
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"PermitRootLogin prohibit-password",
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"StrictModes no",
+		"UsePAM no",
+		"LogLevel VERBOSE",
+		"",
+	}, "\n")))
+
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	log := &syncBuffer{}
+	cmd := exec.Command(SSHD, "-D", "-e", "-f", cfg, "-p", fmt.Sprint(port))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting sshd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", log.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("sshd exited at start:\n%s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd did not listen on %s: %v\n%s", addr, err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &Server{Addr: addr, User: u.Username, Dir: dir}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
