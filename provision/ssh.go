@@ -266,8 +266,7 @@ func (t *target) sshReady() string {
 	return ""
 }
 
-// dial opens an SSH connection that checks the pinned host key. The
-// connection is closed when ctx ends.
+// dial opens an SSH connection that checks the pinned host key.
 func (t *target) dial(ctx context.Context, r Remote) (*ssh.Client, error) {
 	key, err := os.ReadFile(t.sd.SSHKeyFile())
 	if err != nil {
@@ -312,20 +311,7 @@ func (t *target) dial(ctx context.Context, r Remote) (*ssh.Client, error) {
 		return nil, fmt.Errorf("SSH to %s@%s: %w", user, addr, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	client := ssh.NewClient(cc, chans, reqs)
-	ended := make(chan struct{})
-	go func() {
-		_ = client.Wait()
-		close(ended)
-	}()
-	go func() {
-		select {
-		case <-ctx.Done():
-			client.Close()
-		case <-ended:
-		}
-	}()
-	return client, nil
+	return ssh.NewClient(cc, chans, reqs), nil
 }
 
 // RemoteExitError is a remote command that ended with a non-zero status;
@@ -386,7 +372,13 @@ func runSession(ctx context.Context, client *ssh.Client, cmd string, stdin io.Re
 	case err := <-done:
 		return remoteErr(ctx, err)
 	case <-ctx.Done():
-		_ = sess.Signal(ssh.SIGTERM) // OpenSSH ≥ 7.9 passes it on
+		// Ask the remote command to end and give it a moment to (see
+		// followSession for commands that must end for sure).
+		_ = sess.Signal(ssh.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+		}
 		return ctx.Err()
 	}
 }

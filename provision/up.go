@@ -259,7 +259,7 @@ func Up(ctx context.Context, c Config) error {
 		}
 		log.step("waiting for the tracking server at %s (up to %s)", health, c.Timeout)
 		if err := waitHealthy(ctx, health, c.Timeout, log); err != nil {
-			return fmt.Errorf("%w\nthe stack exists; run `mlstack up` again to keep waiting, or `mlstack status`", err)
+			return explainUnhealthy(ctx, s, sd, inst, c, st.hostKey, err, log)
 		}
 	}
 	fmt.Fprintln(c.Out, uri)
