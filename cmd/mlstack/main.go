@@ -45,6 +45,12 @@ func report(ctx context.Context, err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var remote *provision.RemoteExitError
+	if errors.As(err, &remote) {
+		// `mlstack ssh -- cmd` exits as cmd did, like ssh(1); cmd's own
+		// output said why.
+		return remote.Status
+	}
 	var left *provision.LeftBehindError
 	switch {
 	case provision.IsUsage(err):
@@ -85,6 +91,12 @@ func flagsToConfig(c *cli.Context, stdout, stderr io.Writer) (provision.Config, 
 	if c.NArg() > 0 {
 		return provision.Config{}, &provision.UsageError{Msg: fmt.Sprintf("unexpected argument %q: every option is a flag (see `mlstack %s --help`)", c.Args().First(), c.Command.Name)}
 	}
+	return configFromFlags(c, stdout, stderr), nil
+}
+
+// configFromFlags reads the flags into a Config; commands that take
+// arguments (ssh) call it directly.
+func configFromFlags(c *cli.Context, stdout, stderr io.Writer) provision.Config {
 	cfg := provision.Config{
 		Stack:         c.String("stack"),
 		Region:        c.String("region"),
@@ -98,13 +110,14 @@ func flagsToConfig(c *cli.Context, stdout, stderr io.Writer) (provision.Config, 
 		DryRun:        c.Bool("dry-run"),
 		Yes:           c.Bool("yes"),
 		SSH:           c.Bool("ssh"),
+		HealthURL:     c.String("health-url"),
 		Out:           stdout,
 		Log:           stderr,
 	}
 	if c.Bool("api-calls") {
 		cfg.Calls = &provision.CallLog{}
 	}
-	return cfg, nil
+	return cfg
 }
 
 func usageError(_ *cli.Context, err error, _ bool) error {
@@ -141,6 +154,8 @@ var commands = []func(streams) *cli.Command{
 	envCommand,
 	statusCommand,
 	checkCommand,
+	sshCommand,
+	logsCommand,
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {

@@ -1,11 +1,24 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/mlstack/mlstack/internal/sshdtest"
 )
 
 // ingress lists a security group's ingress as "proto port cidr", sorted.
@@ -74,6 +87,239 @@ func TestSSHPortFollowsFlag(t *testing.T) {
 	}
 
 	res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags(name)...)...)
+	if res.code != 0 {
+		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// motoConsoleLine is a line of the fixed text moto answers GetConsoleOutput with.
+const motoConsoleLine = "Linux version 2.6.16-xenU"
+
+// stackInstance returns the one live instance of a stack.
+func stackInstance(t *testing.T, e *env, name string) ec2types.Instance {
+	t.Helper()
+	out, err := e.ec2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:mlstack:stack"), Values: []string{name}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
+	}})
+	must(t, err)
+	var insts []ec2types.Instance
+	for _, r := range out.Reservations {
+		insts = append(insts, r.Instances...)
+	}
+	if len(insts) != 1 {
+		t.Fatalf("stack %s has %d live instances, want 1", name, len(insts))
+	}
+	return insts[0]
+}
+
+// assertNoSecrets fails when output shows a private key.
+func assertNoSecrets(t *testing.T, dir string, res result) {
+	t.Helper()
+	all := res.stdout + res.stderr
+	if strings.Contains(all, "PRIVATE KEY") {
+		t.Fatal("output contains a private key")
+	}
+	for _, f := range []string{"id_ed25519", "ssh_host_ed25519_key"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		must(t, err)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		for _, l := range lines[1 : len(lines)-1] {
+			if strings.Contains(all, l) {
+				t.Fatalf("output contains a line of %s", f)
+			}
+		}
+	}
+}
+
+// TestSSHAndLogsAgainstOpenSSH: `up --ssh` generates and delivers a host key
+// and pins it; a real OpenSSH server with that host key and the stack's
+// login key then runs `mlstack ssh -- echo ok`, passes the exit status on and
+// serves `mlstack logs`; a server with another host key is refused.
+func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
+	e := newEnv(t)
+	const name = "sshe2e"
+	dir := filepath.Join(e.stateDir, name)
+	flags := e.stackFlags(name)
+	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")...)
+	if res.code != 0 {
+		t.Fatalf("up --ssh: exit %d: %s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "pinned SSH host key SHA256:") || !strings.Contains(res.stderr, "mlstack ssh --stack "+name) {
+		t.Errorf("up --ssh does not say which host key it pinned and how to connect:\n%s", res.stderr)
+	}
+	assertNoSecrets(t, dir, res)
+
+	// The host key: 0600 file, delivered in the user-data, pinned for the
+	// instance's DNS name and IP.
+	hostKeyPEM, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key"))
+	must(t, err)
+	signer, err := ssh.ParsePrivateKey(hostKeyPEM)
+	must(t, err)
+	hostPub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	inst := stackInstance(t, e, name)
+	ud, err := e.ec2.DescribeInstanceAttribute(context.Background(), &ec2.DescribeInstanceAttributeInput{
+		InstanceId: inst.InstanceId, Attribute: ec2types.InstanceAttributeNameUserData})
+	must(t, err)
+	raw, err := base64.StdEncoding.DecodeString(aws.ToString(ud.UserData.Value))
+	must(t, err)
+	if !strings.Contains(string(raw), "ed25519_public: \""+hostPub+"\"") {
+		t.Errorf("user-data does not deliver the host key %s", hostPub)
+	}
+	known, err := os.ReadFile(filepath.Join(dir, "known_hosts"))
+	must(t, err)
+	fi, err := os.Stat(filepath.Join(dir, "known_hosts"))
+	must(t, err)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("known_hosts mode %o", fi.Mode().Perm())
+	}
+	wantKnown := aws.ToString(inst.PublicDnsName) + "," + aws.ToString(inst.PublicIpAddress) + " " + hostPub + "\n"
+	if string(known) != wantKnown {
+		t.Errorf("known_hosts = %q, want %q", known, wantKnown)
+	}
+	checkLocalFiles(t, dir)
+
+	// The server: OpenSSH with mlstack's host key, letting the stack's key in.
+	var st struct {
+		SSHPublicKey string `json:"ssh_public_key"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	must(t, err)
+	must(t, json.Unmarshal(b, &st))
+	srv := sshdtest.Start(t, hostKeyPEM, []byte(st.SSHPublicKey))
+	via := []string{"--ssh-addr", srv.Addr, "--ssh-user", srv.User}
+
+	res = e.mlstack(append(append(append([]string{"ssh"}, flags...), via...), "--", "echo", "ok")...)
+	if res.code != 0 || res.stdout != "ok\n" {
+		t.Fatalf("ssh -- echo ok: exit %d, stdout %q, stderr %s", res.code, res.stdout, res.stderr)
+	}
+	assertNoSecrets(t, dir, res)
+	res = e.mlstack(append(append(append([]string{"ssh"}, flags...), via...), "--", "exit", "7")...)
+	if res.code != 7 {
+		t.Errorf("ssh -- exit 7: exit %d, want 7 (the remote status)", res.code)
+	}
+
+	// logs reads the bootstrap log and the journal through the server.
+	logDir := t.TempDir()
+	logPath := filepath.Join(logDir, "cloud-init-output.log")
+	must(t, os.WriteFile(logPath, []byte("Cloud-init v. 24.1 running 'modules:final'\nmlstack-setup: installing mlflow\n"), 0o600))
+	journal := filepath.Join(logDir, "journal")
+	must(t, os.WriteFile(journal, []byte("systemd[1]: Started mlflow.service\n"), 0o600))
+	res = e.mlstack(append(append(append([]string{"logs"}, flags...), via...),
+		"--bootstrap-log", logPath, "--journal-command", "cat "+journal)...)
+	if res.code != 0 {
+		t.Fatalf("logs: exit %d: %s", res.code, res.stderr)
+	}
+	for _, want := range []string{"==> " + logPath + " (bootstrap) <==", "mlstack-setup: installing mlflow", "==> journalctl -u mlflow", "Started mlflow.service"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("logs output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	assertNoSecrets(t, dir, res)
+
+	// Another host key on the same name: refused, and nothing runs.
+	impostorKey, err := exec.Command("sh", "-c", "d=$(mktemp -d) && ssh-keygen -q -t ed25519 -N '' -f $d/k && cat $d/k && rm -r $d").Output()
+	if err != nil {
+		t.Skipf("ssh-keygen for the impostor key: %v", err)
+	}
+	impostor := sshdtest.Start(t, impostorKey, []byte(st.SSHPublicKey))
+	marker := filepath.Join(t.TempDir(), "ran")
+	res = e.mlstack(append(append(append([]string{"ssh"}, flags...), "--ssh-addr", impostor.Addr, "--ssh-user", impostor.User), "--", "touch", marker)...)
+	if res.code == 0 || !strings.Contains(res.stderr, "refusing to connect") || !strings.Contains(res.stderr, "known_hosts") {
+		t.Errorf("ssh to a server with another host key: exit %d, stderr %s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran on a server with another host key")
+	}
+	res = e.mlstack(append(append(append([]string{"logs"}, flags...), "--ssh-addr", impostor.Addr, "--ssh-user", impostor.User), "--bootstrap-log", logPath)...)
+	if res.code == 0 || !strings.Contains(res.stderr, "refusing to connect") || strings.Contains(res.stdout, motoConsoleLine) {
+		t.Errorf("logs from a server with another host key: exit %d (must fail, not fall back), stderr %s", res.code, res.stderr)
+	}
+
+	res = e.mlstack(append([]string{"down", "--yes"}, flags...)...)
+	if res.code != 0 {
+		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// TestLogsConsoleFallback: with SSH off, logs prints the EC2 console output
+// and says why; ssh says how to turn SSH on.
+func TestLogsConsoleFallback(t *testing.T) {
+	e := newEnv(t)
+	const name = "consolelogs"
+	flags := e.stackFlags(name)
+	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--no-wait")...)
+	if res.code != 0 {
+		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
+	}
+	e.rec.reset()
+	res = e.mlstack(append([]string{"logs"}, flags...)...)
+	if res.code != 0 {
+		t.Fatalf("logs: exit %d: %s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stdout, motoConsoleLine) {
+		t.Errorf("logs without SSH did not print the console output:\n%s", res.stdout)
+	}
+	if !strings.Contains(res.stderr, "port 22 closed") || !strings.Contains(res.stderr, "console output") || !strings.Contains(res.stderr, "--ssh") {
+		t.Errorf("logs without SSH does not say why it shows the console and how to get more:\n%s", res.stderr)
+	}
+	var sawConsole bool
+	for _, c := range e.rec.calls() {
+		sawConsole = sawConsole || c.Action == "GetConsoleOutput"
+	}
+	if !sawConsole {
+		t.Error("no GetConsoleOutput call recorded")
+	}
+	if m := e.rec.mutating(); len(m) > 0 {
+		t.Errorf("logs made mutating calls: %+v", m)
+	}
+
+	res = e.mlstack(append(append([]string{"ssh"}, flags...), "--", "true")...)
+	if res.code != 1 || !strings.Contains(res.stderr, "SSH is off") || !strings.Contains(res.stderr, "up --stack "+name+" --ssh") {
+		t.Errorf("ssh with port 22 closed: exit %d, stderr %s", res.code, res.stderr)
+	}
+
+	res = e.mlstack(append([]string{"down", "--yes"}, flags...)...)
+	if res.code != 0 {
+		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+	res = e.mlstack(append([]string{"logs"}, flags...)...)
+	if res.code == 0 || !strings.Contains(res.stderr, "has no instance") {
+		t.Errorf("logs of a removed stack: exit %d, stderr %s", res.code, res.stderr)
+	}
+}
+
+// TestUpHealthTimeoutShowsBootstrapLog: when the server never answers, up
+// prints the last lines of the bootstrap log and what to do next.
+func TestUpHealthTimeoutShowsBootstrapLog(t *testing.T) {
+	e := newEnv(t)
+	const name = "unhealthy"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	closed := l.Addr().String()
+	l.Close() // nothing answers there
+	flags := e.stackFlags(name)
+	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR,
+		"--timeout", "1s", "--health-url", "http://"+closed+"/health")...)
+	if res.code != 1 {
+		t.Fatalf("up with a dead server: exit %d, want 1: %s", res.code, res.stderr)
+	}
+	for _, want := range []string{
+		"not healthy after 1s",
+		"lines of the bootstrap log (the instance console output from EC2)",
+		"| " + motoConsoleLine,
+		"mlstack logs --stack " + name,
+		"mlstack up --stack " + name + " --ssh",
+		"mlstack down --stack " + name,
+	} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+		}
+	}
+	res = e.mlstack(append([]string{"down", "--yes"}, flags...)...)
 	if res.code != 0 {
 		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
 	}

@@ -18,6 +18,7 @@ func upCommand(s streams) *cli.Command {
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
 			&cli.BoolFlag{Name: "yes", Usage: "do not ask"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
+			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "poll this URL instead of the server's /health (tests)"},
 		),
 		Action: s.withCalls(provision.Up),
 	}
