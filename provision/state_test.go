@@ -1,0 +1,273 @@
+package provision
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func sampleState() *State {
+	return &State{
+		Stack: "demo", Account: "123456789012", Region: "eu-west-3",
+		AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "s3cr3t/+=", MLflowUser: "admin",
+		MLflowPassword: "pw'\"$`", FlaskSecretKey: "flask", SSHPublicKey: "ssh-ed25519 AAAA mlstack-demo\n",
+	}
+}
+
+func modeOf(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+func TestStateSaveLoad(t *testing.T) {
+	tests := []struct {
+		name     string
+		preexist bool // the stack dir already exists with a loose mode
+	}{
+		{"fresh dir", false},
+		{"pre-existing 0755 dir", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			d := newStateDir(root, "demo")
+			if tt.preexist {
+				if err := os.Mkdir(d.path, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(d.path, 0o755); err != nil { // beat the umask
+					t.Fatal(err)
+				}
+			}
+			want := sampleState()
+			if err := d.save(want); err != nil {
+				t.Fatalf("save: %v", err)
+			}
+			got, err := d.load()
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			if got == nil || *got != *want {
+				t.Errorf("load = %+v, want %+v", got, want)
+			}
+			// Secrets: the file 0600 and the folder 0700, whatever existed before.
+			if m := modeOf(t, d.file("state.json")); m != 0o600 {
+				t.Errorf("state.json mode %o, want 600", m)
+			}
+			if m := modeOf(t, d.path); m != 0o700 {
+				t.Errorf("state dir mode %o, want 700", m)
+			}
+		})
+	}
+}
+
+func TestStateLoadMissing(t *testing.T) {
+	st, err := newStateDir(t.TempDir(), "demo").load()
+	if st != nil || err != nil {
+		t.Errorf("load of a missing state = %v, %v; want nil, nil", st, err)
+	}
+}
+
+// A corrupt state file must not echo its content: it holds secrets.
+func TestStateLoadCorruptDoesNotLeak(t *testing.T) {
+	d := newStateDir(t.TempDir(), "demo")
+	if err := d.writeFile("state.json", []byte(`{"secret_access_key": "TOPSECRETVALUE"`)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.load()
+	if err == nil {
+		t.Fatal("load accepted invalid JSON")
+	}
+	if strings.Contains(err.Error(), "TOPSECRETVALUE") {
+		t.Errorf("error leaks the file content: %v", err)
+	}
+}
+
+func TestWriteFileAtomicNoTempLeft(t *testing.T) {
+	d := newStateDir(t.TempDir(), "demo")
+	for i, content := range []string{"first", "second, longer content"} {
+		if err := d.writeFile("env", []byte(content)); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		b, err := os.ReadFile(d.EnvFile())
+		if err != nil || string(b) != content {
+			t.Errorf("after write %d: %q, %v", i, b, err)
+		}
+	}
+	entries, err := os.ReadDir(d.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != "env" {
+		t.Errorf("state dir holds %v, want only [env]", names)
+	}
+	if m := modeOf(t, d.EnvFile()); m != 0o600 {
+		t.Errorf("env mode %o, want 600", m)
+	}
+}
+
+func TestCheckIdentity(t *testing.T) {
+	st := sampleState()
+	tests := []struct {
+		name            string
+		account, region string
+		ok              bool
+	}{
+		{"same", "123456789012", "eu-west-3", true},
+		{"other account", "210987654321", "eu-west-3", false},
+		{"other region", "123456789012", "us-east-1", false},
+		{"both", "210987654321", "us-east-1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := st.checkIdentity("/state/demo", tt.account, tt.region)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("checkIdentity = %v", err)
+				}
+				return
+			}
+			if !IsUsage(err) {
+				t.Fatalf("checkIdentity = %v, want a UsageError", err)
+			}
+			// The message names both identities so the user can pick the right one.
+			for _, s := range []string{"/state/demo", "123456789012", "eu-west-3", tt.account, tt.region} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("message %q lacks %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func TestRandomSecret(t *testing.T) {
+	tests := []int{1, 32, 48, 200}
+	for _, n := range tests {
+		s, err := randomSecret(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s) != n {
+			t.Errorf("randomSecret(%d) has length %d", n, len(s))
+		}
+		for _, r := range s {
+			if !strings.ContainsRune(passwordAlphabet, r) {
+				t.Errorf("randomSecret(%d) = %q has %q outside the alphabet", n, s, r)
+			}
+		}
+	}
+	a, _ := randomSecret(32)
+	b, _ := randomSecret(32)
+	if a == b {
+		t.Errorf("two secrets are equal: %q", a)
+	}
+	// The alphabet must need no quoting and avoid look-alikes.
+	for _, bad := range "0O1lI'\"$`\\ " {
+		if strings.ContainsRune(passwordAlphabet, bad) {
+			t.Errorf("alphabet contains %q", bad)
+		}
+	}
+}
+
+func TestCheckWritable(t *testing.T) {
+	root := t.TempDir()
+	// Tests run as root, where permission bits do not stop writes: a path
+	// below a regular file cannot be created by anyone.
+	file := filepath.Join(root, "afile")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		dir  stateDir
+		ok   bool
+	}{
+		{"new dir", newStateDir(root, "demo"), true},
+		{"below a file", stateDir{path: filepath.Join(file, "sub")}, false},
+		{"is a file", stateDir{path: file}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.dir.checkWritable()
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("checkWritable = %v", err)
+				}
+				entries, _ := os.ReadDir(tt.dir.path)
+				if len(entries) != 0 {
+					t.Errorf("probe file left behind: %v", entries)
+				}
+				return
+			}
+			if !IsUsage(err) {
+				t.Fatalf("checkWritable = %v, want a UsageError", err)
+			}
+			if !strings.Contains(err.Error(), tt.dir.path) || strings.Contains(err.Error(), "<nil>") {
+				t.Errorf("message %q should name the dir and the cause", err)
+			}
+		})
+	}
+}
+
+func TestStateRemove(t *testing.T) {
+	d := newStateDir(t.TempDir(), "demo")
+	if err := d.save(sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(d.path); !os.IsNotExist(err) {
+		t.Errorf("state dir still there: %v", err)
+	}
+	// Removing again is fine: down must be safe to re-run.
+	if err := d.remove(); err != nil {
+		t.Errorf("second remove: %v", err)
+	}
+}
+
+// newSSHKey (keypair.go) produces what the state dir stores: an OpenSSH
+// private key and its authorized_keys line.
+func TestNewSSHKey(t *testing.T) {
+	priv, authorized, err := newSSHKey("mlstack-demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(priv)
+	if err != nil {
+		t.Fatalf("ssh.ParsePrivateKey: %v", err)
+	}
+	if got := signer.PublicKey().Type(); got != ssh.KeyAlgoED25519 {
+		t.Errorf("key type %q, want %q", got, ssh.KeyAlgoED25519)
+	}
+	pub, _, _, rest, err := ssh.ParseAuthorizedKey(authorized)
+	if err != nil {
+		t.Fatalf("authorized line %q: %v", authorized, err)
+	}
+	if len(rest) != 0 {
+		t.Errorf("authorized line has trailing data %q", rest)
+	}
+	if !bytes.Equal(pub.Marshal(), signer.PublicKey().Marshal()) {
+		t.Error("authorized key does not match the private key")
+	}
+	if !bytes.HasPrefix(priv, []byte("-----BEGIN OPENSSH PRIVATE KEY-----")) {
+		t.Errorf("private key is not OpenSSH PEM: %.40q", priv)
+	}
+	// Two calls give two keys.
+	_, other, err := newSSHKey("mlstack-demo")
+	if err != nil || bytes.Equal(other, authorized) {
+		t.Errorf("second key equals the first (err %v)", err)
+	}
+}
