@@ -40,6 +40,13 @@ func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, erro
 		return err
 	}
 	log := newProgress(c.Log)
+	if !c.DryRun {
+		unlock, err := lockStack(ctx, c.StateDir, c.Stack, log)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	s, err := connect(ctx, &c)
 	if err != nil {
 		return err

@@ -148,7 +148,7 @@ func deleteRole(ctx context.Context, api roleAPI, n Names, log *progress) error 
 		for _, r := range prof.InstanceProfile.Roles {
 			if _, err := api.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
 				InstanceProfileName: aws.String(n.Profile), RoleName: r.RoleName,
-			}); err != nil && !hasCode(err, "NoSuchEntity") {
+			}); err != nil && !hasCode(err, "NoSuchEntity") && !roleLeftProfile(ctx, api, n) {
 				return fmt.Errorf("removing role from instance profile %s: %w", n.Profile, err)
 			}
 		}
@@ -195,4 +195,23 @@ func deleteRole(ctx context.Context, api roleAPI, n Names, log *progress) error 
 		return fmt.Errorf("deleting IAM role %s: %w", n.Role, err)
 	}
 	return nil
+}
+
+// roleLeftProfile re-reads the profile after an ambiguous failure (a lost
+// response whose retry the emulator answers with a 500): if the role is no
+// longer in it, the removal did happen.
+func roleLeftProfile(ctx context.Context, api roleAPI, n Names) bool {
+	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
+	if hasCode(err, "NoSuchEntity") {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	for _, r := range prof.InstanceProfile.Roles {
+		if aws.ToString(r.RoleName) == n.Role {
+			return false
+		}
+	}
+	return true
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 )
 
 // userAPI is the part of IAM the stack user needs.
@@ -129,6 +130,9 @@ func ensureUser(ctx context.Context, api userAPI, st *userState, in ensureUserIn
 			_, derr := api.DeleteAccessKey(kctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: out.AccessKey.AccessKeyId})
 			return fmt.Errorf("saving access key of %s: %w (removing the unsaved key: %v)", n.User, err, derr)
 		}
+		if err := deleteRetryStrays(kctx, api, n.User, out.AccessKey, in.log); err != nil {
+			return err
+		}
 	case contains(st.keys, in.knownKey):
 		// Extra keys come from an interrupted or concurrent run: their
 		// secrets were never saved, so nobody can use them.
@@ -144,6 +148,32 @@ func ensureUser(ctx context.Context, api userAPI, st *userState, in ensureUserIn
 	default:
 		return fmt.Errorf("IAM user %s has access key(s) %v but their secret is not in the local state: "+
 			"run mlstack on the machine that created the stack, or `mlstack down` and `up` again", n.User, st.keys)
+	}
+	return nil
+}
+
+// deleteRetryStrays removes keys that our own CreateAccessKey made when the
+// SDK retried it after a lost response: their secrets were never seen, so
+// nobody can use them. Only keys created shortly before ours qualify; an
+// older key belongs to someone else and is left alone.
+func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamtypes.AccessKey, log *progress) error {
+	if ours.CreateDate == nil {
+		return nil // no time to compare with: touch nothing
+	}
+	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+	if err != nil {
+		return fmt.Errorf("listing access keys of %s: %w", user, err)
+	}
+	since := aws.ToTime(ours.CreateDate).Add(-2 * time.Minute)
+	for _, k := range keys.AccessKeyMetadata {
+		id := aws.ToString(k.AccessKeyId)
+		if id == aws.ToString(ours.AccessKeyId) || aws.ToTime(k.CreateDate).Before(since) {
+			continue
+		}
+		log.step("deleting access key %s of %s: made by a retried request, its secret was never received", id, user)
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: k.AccessKeyId}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("deleting stray access key %s: %w", id, err)
+		}
 	}
 	return nil
 }

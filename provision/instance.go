@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -52,13 +53,19 @@ func findInstances(ctx context.Context, api instanceAPI, stack string) ([]ec2typ
 	return out, nil
 }
 
-// clientToken makes RunInstances idempotent for one incarnation of a stack:
-// a retried or resumed launch reuses it, a stack rebuilt after `down` gets a
-// new security group and so a new token.
-func clientToken(stack, sgID string) string {
-	sum := sha256.Sum256([]byte(stack + "/" + sgID))
+// clientToken makes RunInstances idempotent for one launch of a stack: a
+// retried or resumed launch reuses it; a stack rebuilt after `down` gets a
+// new security group, and a relaunch after the instance died gets a new
+// nonce (EC2 remembers a token for at least a day after termination).
+func clientToken(stack, sgID, nonce string) string {
+	sum := sha256.Sum256([]byte(stack + "/" + sgID + "/" + nonce))
 	return "mlstack-" + hex.EncodeToString(sum[:])[:48]
 }
+
+// errStaleToken: EC2 answered the client token with an instance launched
+// earlier that is gone, or with IdempotentParameterMismatch. The caller
+// picks a new nonce and launches again.
+var errStaleToken = errors.New("client token belongs to an earlier launch")
 
 // launchInput is everything RunInstances needs.
 type launchInput struct {
@@ -66,6 +73,7 @@ type launchInput struct {
 	image        *ec2types.Image
 	instanceType string
 	sgID         string
+	nonce        string // part of the client token; see clientToken
 	userData     []byte
 	tags         map[string]string
 	retryFor     time.Duration // how long to retry IAM propagation errors
@@ -86,7 +94,7 @@ func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (strin
 		InstanceType:       ec2types.InstanceType(in.instanceType),
 		MinCount:           aws.Int32(1),
 		MaxCount:           aws.Int32(1),
-		ClientToken:        aws.String(clientToken(n.Stack, in.sgID)),
+		ClientToken:        aws.String(clientToken(n.Stack, in.sgID, in.nonce)),
 		KeyName:            aws.String(n.KeyPair),
 		SecurityGroupIds:   []string{in.sgID},
 		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(n.Profile)},
@@ -114,11 +122,22 @@ func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (strin
 		func(error) { in.log.info("instance profile not visible to EC2 yet; retrying") },
 		func() error {
 			out, err := api.RunInstances(ctx, req)
-			if err == nil {
-				id = aws.ToString(out.Instances[0].InstanceId)
+			if err != nil {
+				return err
 			}
-			return err
+			if len(out.Instances) == 0 {
+				return fmt.Errorf("RunInstances answered without an instance")
+			}
+			inst := out.Instances[0]
+			if inst.State != nil && (inst.State.Name == ec2types.InstanceStateNameTerminated || inst.State.Name == ec2types.InstanceStateNameShuttingDown) {
+				return errStaleToken
+			}
+			id = aws.ToString(inst.InstanceId)
+			return nil
 		})
+	if hasCode(err, "IdempotentParameterMismatch") || errors.Is(err, errStaleToken) {
+		return "", errStaleToken
+	}
 	if err != nil {
 		return "", fmt.Errorf("launching instance %s: %w", n.Instance, err)
 	}

@@ -192,8 +192,13 @@ func ensureSecurityGroup(ctx context.Context, api sgAPI, st *sgState, n Names, w
 			}
 		}
 		log.step("removing %d unwanted ingress permission(s) from %s", len(revoke), n.SecurityGroup)
-		if _, err := api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(st.id), IpPermissions: revoke}); err != nil {
+		out, err := api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(st.id), IpPermissions: revoke})
+		if err != nil {
 			return fmt.Errorf("revoking ingress on %s: %w", n.SecurityGroup, err)
+		}
+		// EC2 answers success even for permissions it did not match.
+		if out != nil && len(out.UnknownIpPermissions) > 0 {
+			return fmt.Errorf("revoking ingress on %s: %d permission(s) not matched; run `mlstack up` again", n.SecurityGroup, len(out.UnknownIpPermissions))
 		}
 		add = nil
 		for _, r := range want {

@@ -27,6 +27,8 @@ type State struct {
 	MLflowPassword  string `json:"mlflow_password"`
 	FlaskSecretKey  string `json:"flask_secret_key"`
 	SSHPublicKey    string `json:"ssh_public_key"`
+	// LaunchNonce varies the RunInstances client token between launches.
+	LaunchNonce string `json:"launch_nonce,omitempty"`
 }
 
 // stateDir is one stack's folder of local state.

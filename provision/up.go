@@ -131,6 +131,11 @@ func Up(ctx context.Context, c Config) error {
 		if err := sd.checkWritable(); err != nil {
 			return err
 		}
+		unlock, err := lockStack(ctx, c.StateDir, c.Stack, log)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	if len(c.AllowCIDRs) == 0 {
 		cidr, err := detectCIDR(c.DetectIP)
@@ -236,7 +241,7 @@ func Up(ctx context.Context, c Config) error {
 		return fmt.Errorf("%w\nrun `mlstack up` again to converge, or `mlstack down` to remove what was created", err)
 	}
 
-	inst, err := ensureInstance(ctx, s, d, n, st, c, tags, log)
+	inst, err := ensureInstance(ctx, s, d, n, sd, st, c, tags, log)
 	if err != nil {
 		return fmt.Errorf("%w\nrun `mlstack up` again to converge, or `mlstack down` to remove what was created", err)
 	}
@@ -312,17 +317,30 @@ func prepareState(sd stateDir, st *State, stack, account, region string, keyPair
 
 // ensureInstance launches the server when none runs, keeps exactly one, and
 // waits for it to run.
-func ensureInstance(ctx context.Context, s *session, d *discovery, n Names, st *State, c Config, tags map[string]string, log *progress) (*ec2types.Instance, error) {
+func ensureInstance(ctx context.Context, s *session, d *discovery, n Names, sd stateDir, st *State, c Config, tags map[string]string, log *progress) (*ec2types.Instance, error) {
 	insts := d.instances
 	if len(insts) == 0 {
 		ud, err := cloudinit.Render(bootstrapParams(n, s, c, st))
 		if err != nil {
 			return nil, fmt.Errorf("rendering cloud-init user-data: %w", err)
 		}
-		if _, err := launchInstance(ctx, s.ec2, launchInput{
-			names: n, image: d.image, instanceType: c.InstanceType, sgID: d.sg.id, userData: ud,
-			tags: tags, retryFor: 2 * time.Minute, log: log,
-		}); err != nil {
+		in := launchInput{
+			names: n, image: d.image, instanceType: c.InstanceType, sgID: d.sg.id, nonce: st.LaunchNonce,
+			userData: ud, tags: tags, retryFor: 2 * time.Minute, log: log,
+		}
+		_, err = launchInstance(ctx, s.ec2, in)
+		if errors.Is(err, errStaleToken) {
+			// The last launch's instance is gone: launch anew under a new token.
+			if st.LaunchNonce, err = randomSecret(12); err != nil {
+				return nil, err
+			}
+			if err := sd.save(st); err != nil {
+				return nil, err
+			}
+			in.nonce = st.LaunchNonce
+			_, err = launchInstance(ctx, s.ec2, in)
+		}
+		if err != nil {
 			return nil, err
 		}
 		// Real EC2 de-duplicates by client token; emulators and concurrent

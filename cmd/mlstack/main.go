@@ -29,6 +29,11 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first Ctrl-C the run winds down; a second one kills it.
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -38,10 +43,10 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
 	err := app.RunContext(ctx, args)
-	return report(ctx, err, stderr)
+	return report(ctx, err, stderr, args)
 }
 
-func report(ctx context.Context, err error, stderr io.Writer) int {
+func report(ctx context.Context, err error, stderr io.Writer, args []string) int {
 	if err == nil {
 		return exitOK
 	}
@@ -60,7 +65,8 @@ func report(ctx context.Context, err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mlstack: %v\n", err)
 		return exitLeftBehind
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
-		fmt.Fprintf(stderr, "mlstack: interrupted (%v)\nnothing is half-written locally; run the same command again to finish, or `mlstack down` to remove what exists\n", err)
+		fmt.Fprintf(stderr, "mlstack: interrupted: %v\nlocal files are whole (written atomically); run `%s` again to finish, "+
+			"or `mlstack down --stack NAME --yes` to remove what exists\n", err, strings.Join(append([]string{"mlstack"}, args[1:]...), " "))
 		return exitInterrupted
 	default:
 		fmt.Fprintf(stderr, "mlstack: %v\n", err)
