@@ -56,9 +56,10 @@ func motoAPI(t *testing.T, base, path, body string) {
 // as "service action", independent of the SDK, so tests can prove that a
 // command made no mutating call.
 type recorder struct {
-	mu   sync.Mutex
-	reqs []apiCall
-	srv  *httptest.Server
+	mu     sync.Mutex
+	reqs   []apiCall
+	srv    *httptest.Server
+	faults *faults // nil: pass everything through
 }
 
 type apiCall struct {
@@ -90,7 +91,9 @@ func newRecorder(t *testing.T, target string) *recorder {
 		body, _ := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		call := apiCall{Method: req.Method, Path: req.URL.Path, Service: service(req)}
-		if call.Service != "s3" {
+		if call.Service == "s3" {
+			call.Action = s3Op(req)
+		} else {
 			vals, _ := url.ParseQuery(string(body))
 			call.Action = vals.Get("Action")
 			if call.Action == "" {
@@ -99,7 +102,12 @@ func newRecorder(t *testing.T, target string) *recorder {
 		}
 		r.mu.Lock()
 		r.reqs = append(r.reqs, call)
+		n := len(r.reqs)
+		f := r.faults
 		r.mu.Unlock()
+		if f != nil && f.apply(w, req, call, n, proxy) {
+			return
+		}
 		proxy.ServeHTTP(w, req)
 	}))
 	t.Cleanup(r.srv.Close)
@@ -119,6 +127,25 @@ func service(req *http.Request) string {
 		return ""
 	}
 	return parts[3]
+}
+
+// s3Op names an S3 request "METHOD subresource", e.g. "PUT tagging",
+// "DELETE" (object or bucket), "POST delete" (DeleteObjects).
+func s3Op(req *http.Request) string {
+	op := req.Method
+	for k := range req.URL.Query() {
+		if k != "x-id" && !strings.HasPrefix(k, "X-Amz") {
+			op += " " + k
+			break
+		}
+	}
+	return op
+}
+
+func (r *recorder) setFaults(f *faults) {
+	r.mu.Lock()
+	r.faults = f
+	r.mu.Unlock()
 }
 
 func (r *recorder) calls() []apiCall {
@@ -205,6 +232,12 @@ func (e *env) mlstack(args ...string) result {
 	all := append([]string{"mlstack"}, args...)
 	code := run(context.Background(), all, strings.NewReader(""), &out, &errb)
 	e.t.Logf("$ mlstack %s → exit %d\n%s", strings.Join(args, " "), code, errb.String())
+	harvestSecrets(e.stateDir)
+	label := "mlstack " + strings.Join(args, " ")
+	recordOutput(label+" (stderr)", errb.String())
+	if len(args) == 0 || args[0] != "env" { // env's stdout is meant to carry them
+		recordOutput(label+" (stdout)", out.String())
+	}
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+)
+
+// faults are the knobs of the fault-injecting proxy (the recorder in front
+// of moto). Decisions come from a seeded source, so a failing run repeats.
+type faults struct {
+	mu         sync.Mutex
+	rng        *rand.Rand
+	throttle   float64              // fraction of calls answered with the service's throttling error
+	dropBefore float64              // fraction of connections closed before the call reaches moto
+	dropAfter  float64              // fraction closed after moto did the work (the response is lost)
+	fail       map[string]*failRule // first N calls of an action fail with a given error
+	onCall     func(n int)          // sees the running call count (interrupts)
+	injected   map[string]int       // what was injected, for the test log
+}
+
+type failRule struct {
+	n             int
+	code, message string
+}
+
+func newFaults(seed int64) *faults {
+	return &faults{rng: rand.New(rand.NewSource(seed)), fail: map[string]*failRule{}, injected: map[string]int{}}
+}
+
+// failFirst makes the first n calls of action fail with code and message.
+func (f *faults) failFirst(action string, n int, code, message string) *faults {
+	f.fail[action] = &failRule{n: n, code: code, message: message}
+	return f
+}
+
+// apply injects a fault for this call, or returns false to let it through.
+func (f *faults) apply(w http.ResponseWriter, req *http.Request, call apiCall, n int, proxy *httputil.ReverseProxy) bool {
+	if f.onCall != nil {
+		f.onCall(n)
+	}
+	f.mu.Lock()
+	rule := f.fail[call.Action]
+	var kind string
+	switch {
+	case rule != nil && rule.n > 0:
+		rule.n--
+		kind = "fail " + call.Action
+	default:
+		r := f.rng.Float64()
+		switch {
+		case r < f.throttle:
+			kind = "throttle"
+		case r < f.throttle+f.dropBefore:
+			kind = "drop-before"
+		case r < f.throttle+f.dropBefore+f.dropAfter:
+			kind = "drop-after"
+		}
+	}
+	if kind != "" {
+		f.injected[kind]++
+	}
+	f.mu.Unlock()
+
+	switch {
+	case kind == "":
+		return false
+	case kind == "throttle":
+		code, status := throttleCode(call.Service)
+		writeAWSError(w, call.Service, status, code, "Rate exceeded (injected)")
+	case kind == "drop-before":
+		hangUp(w)
+	case kind == "drop-after":
+		proxy.ServeHTTP(httptest.NewRecorder(), req) // moto does the work; the answer is lost
+		hangUp(w)
+	default:
+		writeAWSError(w, call.Service, http.StatusBadRequest, rule.code, rule.message)
+	}
+	return true
+}
+
+func (f *faults) report() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, _ := json.Marshal(f.injected)
+	return string(b)
+}
+
+func throttleCode(service string) (string, int) {
+	switch service {
+	case "s3":
+		return "SlowDown", http.StatusServiceUnavailable
+	case "ec2":
+		return "RequestLimitExceeded", http.StatusServiceUnavailable
+	default:
+		return "Throttling", http.StatusBadRequest
+	}
+}
+
+// writeAWSError answers in the service's own error format, so the SDK
+// parses a real error code from it.
+func writeAWSError(w http.ResponseWriter, service string, status int, code, message string) {
+	var body string
+	switch service {
+	case "s3":
+		body = fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>fault</RequestId></Error>`, code, message)
+	case "ec2":
+		body = fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>fault</RequestID></Response>`, code, message)
+	default: // iam, sts: the query protocol's ErrorResponse
+		body = fmt.Sprintf(`<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>fault</RequestId></ErrorResponse>`, code, message)
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// hangUp closes the client's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("proxy cannot hijack")
+	}
+	conn, _, err := hj.Hijack()
+	if err == nil {
+		conn.Close()
+	}
+}
+
+// lifecycle runs up, checks exactly one instance and one access key, re-runs
+// up, then down, and proves nothing is left.
+func lifecycle(t *testing.T, e *env, stackName string) {
+	t.Helper()
+	flags := append([]string{"--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags(stackName)...)
+	if res := e.mlstack(append([]string{"up"}, flags...)...); res.code != 0 {
+		t.Fatalf("up under faults: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertExactlyOne(stackName)
+	if res := e.mlstack(append([]string{"up"}, flags...)...); res.code != 0 {
+		t.Fatalf("second up under faults: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertExactlyOne(stackName)
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags(stackName)...)...); res.code != 0 {
+		t.Fatalf("down under faults: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// assertExactlyOne: one of each resource of the stack, one access key.
+func (e *env) assertExactlyOne(stackName string) {
+	e.t.Helper()
+	count := map[string]int{}
+	for _, r := range e.everything() {
+		count[strings.SplitN(r, " ", 2)[0]]++
+	}
+	for _, kind := range []string{"iam-user", "access-key", "iam-role", "instance-profile", "bucket", "instance", "security-group", "key-pair"} {
+		if count[kind] != 1 {
+			e.t.Errorf("%s: %d of them, want exactly 1 (all: %v)", kind, count[kind], e.everything())
+		}
+	}
+	keys, err := e.iam.ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String("mlstack-" + stackName)})
+	must(e.t, err)
+	st := readState(e.t, filepath.Join(e.stateDir, stackName))
+	if len(keys.AccessKeyMetadata) != 1 || aws.ToString(keys.AccessKeyMetadata[0].AccessKeyId) != st.AccessKeyID {
+		e.t.Errorf("the one access key must be the saved one")
+	}
+}
+
+// TestFaultScenarios: each fault class alone and mixed; after each, the
+// stack converged to exactly one of everything and down left nothing.
+func TestFaultScenarios(t *testing.T) {
+	profileErr := "Value (mlstack-f-server) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+	tests := []struct {
+		name   string
+		faults func() *faults
+	}{
+		{"throttling 30%", func() *faults { f := newFaults(1); f.throttle = 0.3; return f }},
+		{"dropped connections before 15%", func() *faults { f := newFaults(2); f.dropBefore = 0.15; return f }},
+		{"lost responses 15%", func() *faults { f := newFaults(3); f.dropAfter = 0.15; return f }},
+		{"instance profile propagation", func() *faults {
+			return newFaults(4).failFirst("RunInstances", 3, "InvalidParameterValue", profileErr)
+		}},
+		{"new IAM entities invisible", func() *faults {
+			return newFaults(5).failFirst("PutUserPolicy", 2, "NoSuchEntity", "The user with name mlstack-f cannot be found.").
+				failFirst("AddRoleToInstanceProfile", 1, "NoSuchEntity", "Instance Profile mlstack-f-server cannot be found.").
+				failFirst("CreateAccessKey", 1, "NoSuchEntity", "The user with name mlstack-f cannot be found.")
+		}},
+		{"security group dependency violation", func() *faults {
+			return newFaults(6).failFirst("DeleteSecurityGroup", 3, "DependencyViolation", "resource sg has a dependent object")
+		}},
+		{"mixed", func() *faults {
+			f := newFaults(7).failFirst("RunInstances", 2, "InvalidParameterValue", profileErr).
+				failFirst("DeleteSecurityGroup", 2, "DependencyViolation", "resource sg has a dependent object")
+			f.throttle, f.dropBefore, f.dropAfter = 0.15, 0.05, 0.05
+			return f
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			f := tc.faults()
+			e.rec.setFaults(f)
+			lifecycle(t, e, "f")
+			t.Logf("injected: %s", f.report())
+		})
+	}
+}
+
+// TestPermanentFailureThenConverge: an up that fails half-way is finished
+// by the next up, and down after it leaves nothing.
+func TestPermanentFailureThenConverge(t *testing.T) {
+	e := newEnv(t)
+	e.rec.setFaults(newFaults(8).failFirst("RunInstances", 1000, "InsufficientInstanceCapacity", "no capacity (injected)"))
+	flags := append([]string{"--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("half")...)
+	res := e.mlstack(append([]string{"up"}, flags...)...)
+	if res.code != 1 || !strings.Contains(res.stderr, "InsufficientInstanceCapacity") || !strings.Contains(res.stderr, "mlstack up") {
+		t.Fatalf("up with no capacity: exit %d, stderr %q", res.code, res.stderr)
+	}
+	e.rec.setFaults(nil)
+	lifecycle(t, e, "half")
+}
+
+// TestConcurrentUp: two up runs of one stack at once (same machine) end
+// with exactly one of each resource and one working env file.
+func TestConcurrentUp(t *testing.T) {
+	e := newEnv(t)
+	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("twins")...)
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out, errb strings.Builder
+			codes[i] = run(context.Background(), append([]string{"mlstack"}, flags...), strings.NewReader(""), &out, &errb)
+			if codes[i] != 0 {
+				t.Errorf("concurrent up %d: exit %d: %s", i, codes[i], errb.String())
+			}
+		}()
+	}
+	wg.Wait()
+	e.assertExactlyOne("twins")
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("twins")...)...); res.code != 0 {
+		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the mlstack command once, for tests that signal a real process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mlstack-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mlstack")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// TestInterrupt sends SIGINT to a real mlstack process after each AWS call
+// of up (and of down): it stops promptly with exit 130 and a hint, leaves
+// whole local files, and the next up converges; down then leaves nothing.
+func TestInterrupt(t *testing.T) {
+	bin := binary(t)
+	e := newEnv(t)
+	flags := append([]string{"--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("sig")...)
+
+	// How many calls does a clean up make? Interrupt after each of them.
+	e.mlstack(append([]string{"up"}, flags...)...)
+	total := len(e.rec.calls())
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("sig")...)...); res.code != 0 {
+		t.Fatalf("down: %s", res.stderr)
+	}
+	if total < 10 {
+		t.Fatalf("a clean up made only %d calls", total)
+	}
+
+	interrupted := map[string]int{}
+	defer func() {
+		// Guard against a vacuous pass: most signals must land mid-run.
+		if interrupted["up"] == 0 || interrupted["down"] == 0 {
+			t.Errorf("no run was actually interrupted: %v", interrupted)
+		}
+		t.Logf("runs stopped by SIGINT: %v", interrupted)
+	}()
+	for _, cmd := range []string{"up", "down"} {
+		for n := 1; n <= total; n += 2 {
+			e.rec.reset()
+			if cmd == "down" { // something to delete
+				if res := e.mlstack(append([]string{"up"}, flags...)...); res.code != 0 {
+					t.Fatalf("setup up: %s", res.stderr)
+				}
+				e.rec.reset()
+			}
+			args := append([]string{cmd}, flags...)
+			if cmd == "down" {
+				args = append([]string{cmd, "--yes"}, e.stackFlags("sig")...)
+			}
+			proc := exec.Command(bin, args...)
+			var stderr strings.Builder
+			proc.Stderr = &stderr
+			var once sync.Once
+			var sent time.Time
+			e.rec.setFaults(&faults{rng: rand.New(rand.NewSource(1)), fail: map[string]*failRule{}, injected: map[string]int{},
+				onCall: func(i int) {
+					if i == n {
+						once.Do(func() { sent = time.Now(); _ = proc.Process.Signal(syscall.SIGINT) })
+					}
+				}})
+			if err := proc.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err := proc.Wait()
+			e.rec.setFaults(nil)
+			harvestSecrets(e.stateDir)
+			recordOutput(fmt.Sprintf("interrupted %s (stderr)", cmd), stderr.String())
+			code := proc.ProcessState.ExitCode()
+			if code == 130 {
+				interrupted[cmd]++
+			}
+			if !sent.IsZero() && time.Since(sent) > 10*time.Second {
+				t.Errorf("%s interrupted after call %d took %s to stop", cmd, n, time.Since(sent))
+			}
+			if code != 0 && code != 130 {
+				t.Errorf("%s interrupted after call %d: exit %d (%v): %s", cmd, n, code, err, stderr.String())
+			}
+			if code == 130 && !strings.Contains(stderr.String(), "again to finish") {
+				t.Errorf("%s interrupted after call %d: no hint what to run next: %s", cmd, n, stderr.String())
+			}
+			checkWholeState(t, filepath.Join(e.stateDir, "sig"))
+
+			// The next run finishes the job.
+			if cmd == "up" {
+				if res := e.mlstack(append([]string{"up"}, flags...)...); res.code != 0 {
+					t.Fatalf("up after interrupt at call %d: exit %d: %s", n, res.code, res.stderr)
+				}
+				e.assertExactlyOne("sig")
+			}
+			if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("sig")...)...); res.code != 0 {
+				t.Fatalf("down after interrupted %s at call %d: exit %d: %s", cmd, n, res.code, res.stderr)
+			}
+			e.assertNothingLeft()
+		}
+	}
+}
+
+// checkWholeState: no temp files, and state.json (if any) parses.
+func checkWholeState(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return
+	}
+	must(t, err)
+	for _, en := range entries {
+		if strings.Contains(en.Name(), ".tmp") {
+			t.Errorf("half-written file left: %s", en.Name())
+		}
+		if en.Name() == "state.json" {
+			b, err := os.ReadFile(filepath.Join(dir, en.Name()))
+			must(t, err)
+			var v map[string]any
+			if json.Unmarshal(b, &v) != nil {
+				t.Errorf("state.json is not whole JSON after an interrupt")
+			}
+		}
+	}
+}
