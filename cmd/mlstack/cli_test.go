@@ -287,3 +287,28 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+// TestStateOfAnotherAccountRefused: a state folder made for another account
+// or region is detected and left as it is.
+func TestStateOfAnotherAccountRefused(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.stateDir, "other")
+	must(t, os.MkdirAll(dir, 0o700))
+	orig := []byte(`{"stack":"other","account":"999999999999","region":"us-west-2","mlflow_username":"admin","mlflow_password":"keep-me-please-1","flask_secret_key":"keep-me-too-please-2","ssh_public_key":""}`)
+	must(t, os.WriteFile(filepath.Join(dir, "state.json"), orig, 0o600))
+	for _, cmd := range [][]string{{"up", "--no-wait", "--allow-cidr", allowCIDR}, {"down", "--yes"}} {
+		res := e.mlstack(append(cmd, e.stackFlags("other")...)...)
+		if res.code != 2 || !strings.Contains(res.stderr, "999999999999") {
+			t.Errorf("%s: exit %d, stderr %q: want a usage error naming the other account", cmd[0], res.code, res.stderr)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	must(t, err)
+	if string(got) != string(orig) {
+		t.Error("the other account's state was changed")
+	}
+	if m := e.rec.mutating(); len(m) > 0 {
+		t.Errorf("mutating calls: %+v", m)
+	}
+	e.assertNothingLeft()
+}
