@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -324,4 +326,64 @@ func TestUpHealthTimeoutShowsBootstrapLog(t *testing.T) {
 		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
 	}
 	e.assertNothingLeft()
+}
+
+// TestSSHInteractiveShell: without a command, on a terminal, ssh opens a
+// shell on a remote pty and exits with the shell's status. script(1)
+// (Debian's bsdutils) gives the built binary a terminal.
+func TestSSHInteractiveShell(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) not installed")
+	}
+	e := newEnv(t)
+	const name = "sshpty"
+	dir := filepath.Join(e.stateDir, name)
+	flags := e.stackFlags(name)
+	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")...)
+	if res.code != 0 {
+		t.Fatalf("up --ssh: exit %d: %s", res.code, res.stderr)
+	}
+	defer func() {
+		res := e.mlstack(append([]string{"down", "--yes"}, flags...)...)
+		if res.code != 0 {
+			t.Fatalf("down: exit %d: %s", res.code, res.stderr)
+		}
+		e.assertNothingLeft()
+	}()
+	hostKeyPEM, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key"))
+	must(t, err)
+	var st struct {
+		SSHPublicKey string `json:"ssh_public_key"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	must(t, err)
+	must(t, json.Unmarshal(b, &st))
+	srv := sshdtest.Start(t, hostKeyPEM, []byte(st.SSHPublicKey))
+
+	bin := filepath.Join(t.TempDir(), "mlstack")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	line := strings.Join(append(append([]string{bin, "ssh"}, flags...), "--ssh-addr", srv.Addr, "--ssh-user", srv.User), " ")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", line, "/dev/null")
+	cmd.Env = append(os.Environ(), "TERM=xterm")
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	must(t, cmd.Start())
+	// The arithmetic proves the remote shell ran the line, not just echoed it.
+	_, err = stdin.Write([]byte("echo pty-$((40+2)); tty; exit 3\n"))
+	must(t, err)
+	err = cmd.Wait() // closes stdin only after the shell is gone
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Errorf("interactive ssh: %v, want exit status 3 (the shell's)\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "pty-42") || !strings.Contains(out.String(), "/dev/pts/") {
+		t.Errorf("the shell did not run on a remote pty:\n%s", out.String())
+	}
 }
