@@ -23,6 +23,7 @@ import (
 
 // session holds the clients and identity one command works with.
 type session struct {
+	cfg       aws.Config // for clients of other regions (ls --all-regions)
 	ec2       *ec2.Client
 	s3        *s3.Client
 	iam       *iam.Client
@@ -158,7 +159,7 @@ func connect(ctx context.Context, c *Config) (*session, error) {
 		}
 		return nil, usagef("no usable AWS credentials (environment, --profile, SSO or instance role): log in, or pass --profile NAME")
 	}
-	s := &session{region: cfg.Region, s3Endpoint: s3EndpointOverride()}
+	s := &session{cfg: cfg, region: cfg.Region, s3Endpoint: s3EndpointOverride()}
 	s.ec2 = ec2.NewFromConfig(cfg)
 	s.iam = iam.NewFromConfig(cfg)
 	s.sts = sts.NewFromConfig(cfg)

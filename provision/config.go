@@ -24,6 +24,7 @@ const (
 	TagCreatedAt = "mlstack:created-at"
 	TagExpiresAt = "mlstack:expires-at"
 	TagVersion   = "mlstack:version"
+	TagRegion    = "mlstack:region"
 )
 
 // Defaults.
@@ -50,6 +51,10 @@ type Config struct {
 	NoWait        bool
 	DryRun        bool
 	Yes           bool
+	// TTL, when set, tags the stack with mlstack:expires-at = now + TTL.
+	TTL time.Duration
+	// Output is "table" (default) or "json" for up and status.
+	Output string
 	// SSH opens tcp 22 to AllowCIDRs; up without it closes the port again.
 	SSH bool
 
@@ -64,6 +69,28 @@ type Config struct {
 	DetectIP func() (netip.Addr, error)
 	// HealthURL overrides the URL polled for /health (tests only).
 	HealthURL string
+}
+
+// MaxTTL bounds --ttl: a demo stack that should live longer is not a demo.
+const MaxTTL = 90 * 24 * time.Hour
+
+// ParseTTL reads a TTL as a Go duration ("90m", "4h") or in days ("2d").
+func ParseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(d, "%d", &n); err != nil || fmt.Sprint(n) != d || n <= 0 {
+			return 0, usagef("--ttl %q: use a duration like 90m, 4h or 2d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, usagef("--ttl %q: use a duration like 90m, 4h or 2d", s)
+	}
+	return v, nil
 }
 
 // UsageError is bad input, found before anything is created (exit code 2).
@@ -187,6 +214,16 @@ func (c *Config) Validate(needCIDRs bool) error {
 	}
 	if c.StateDir == "" {
 		return usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
+	}
+	if c.TTL < 0 || c.TTL > MaxTTL {
+		return usagef("--ttl %s: give at most %dd", c.TTL, int(MaxTTL.Hours()/24))
+	}
+	switch c.Output {
+	case "":
+		c.Output = "table"
+	case "table", "json":
+	default:
+		return usagef("--output %q: use table or json", c.Output)
 	}
 	if needCIDRs {
 		cidrs, err := ParseCIDRs(c.AllowCIDRs)

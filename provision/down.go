@@ -24,6 +24,9 @@ func (e *LeftBehindError) Error() string {
 		names = append(names, r.Kind+" "+r.Name)
 	}
 	msg := fmt.Sprintf("stack %s still owns: %s; run `mlstack down --stack %s --yes` again", e.Stack, strings.Join(names, ", "), e.Stack)
+	if e.Stack == "(sweep)" {
+		msg = fmt.Sprintf("the sweep left: %s; run it again", strings.Join(names, ", "))
+	}
 	if e.Err != nil {
 		msg = e.Err.Error() + "\n" + msg
 	}
@@ -92,6 +95,13 @@ func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, erro
 		}
 	}
 
+	return deleteStack(ctx, s, n, sd, c.Timeout, log)
+}
+
+// deleteStack removes one stack's resources in dependency order, then its
+// local state once nothing remains. Every step runs even when an earlier one
+// failed; errors are joined, and leftovers make a LeftBehindError.
+func deleteStack(ctx context.Context, s *session, n Names, sd stateDir, timeout time.Duration, log *progress) error {
 	var errs []error
 	insts, err := findInstances(ctx, s.ec2, n.Stack)
 	if err != nil {
@@ -103,7 +113,7 @@ func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, erro
 	}
 	if len(ids) > 0 {
 		log.step("terminating instance(s) %v and waiting for them to go", ids)
-		if err := terminate(ctx, s.ec2, ids, c.Timeout); err != nil {
+		if err := terminate(ctx, s.ec2, ids, timeout); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -133,7 +143,7 @@ func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, erro
 	}
 	joined := errors.Join(errs...)
 	if len(left) > 0 {
-		return &LeftBehindError{Stack: c.Stack, Remaining: left, Err: joined}
+		return &LeftBehindError{Stack: n.Stack, Remaining: left, Err: joined}
 	}
 	if joined != nil {
 		return joined
@@ -142,6 +152,6 @@ func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, erro
 	if err := sd.remove(); err != nil {
 		return err
 	}
-	log.step("stack %s is gone", c.Stack)
+	log.step("stack %s is gone", n.Stack)
 	return nil
 }

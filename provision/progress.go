@@ -9,16 +9,23 @@ import (
 // progress writes human progress lines to stderr. Concurrent steps share it.
 // It must never be given secret values.
 type progress struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu    *sync.Mutex
+	w     io.Writer
+	label string // "[stack] " when several stacks report at once
 }
 
-func newProgress(w io.Writer) *progress { return &progress{w: w} }
+func newProgress(w io.Writer) *progress { return &progress{mu: &sync.Mutex{}, w: w} }
+
+// labelled returns a progress that prefixes lines with the stack's name and
+// shares this one's lock, so concurrent lines never interleave.
+func (p *progress) labelled(stack string) *progress {
+	return &progress{mu: p.mu, w: p.w, label: "[" + stack + "] "}
+}
 
 func (p *progress) printf(prefix, format string, a ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, prefix+format+"\n", a...)
+	fmt.Fprintf(p.w, prefix+p.label+format+"\n", a...)
 }
 
 func (p *progress) step(format string, a ...any) { p.printf("• ", format, a...) }

@@ -19,6 +19,16 @@ func stackTags(stack string, now time.Time) map[string]string {
 	}
 }
 
+// withTTL adds the expiry tag when ttl is set; region lets `ls` place the
+// stack's global IAM resources.
+func withTTL(tags map[string]string, region string, now time.Time, ttl time.Duration) map[string]string {
+	tags[TagRegion] = region
+	if ttl > 0 {
+		tags[TagExpiresAt] = now.Add(ttl).UTC().Format(time.RFC3339)
+	}
+	return tags
+}
+
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -215,7 +215,13 @@ func Up(ctx context.Context, c Config) error {
 	if st.hostKey, err = prepareHostKey(sd, c.Stack, len(d.instances) > 0, log); err != nil {
 		return err
 	}
-	tags := stackTags(c.Stack, time.Now())
+	now := time.Now()
+	tags := withTTL(stackTags(c.Stack, now), s.region, now, c.TTL)
+	if c.TTL > 0 {
+		if err := extendTTL(ctx, retagAPI{ec2: s.ec2, iam: s.iam, s3: s.s3}, d, n, tags[TagExpiresAt], log); err != nil {
+			return err
+		}
+	}
 	err = parallel(
 		func() error {
 			return ensureUser(ctx, s.iam, d.user, ensureUserInput{
@@ -267,7 +273,16 @@ func Up(ctx context.Context, c Config) error {
 			return explainUnhealthy(ctx, s, sd, inst, c, st.hostKey, err, log)
 		}
 	}
-	fmt.Fprintln(c.Out, uri)
+	if c.Output == "json" {
+		if err := writeJSON(c.Out, UpReport{
+			Stack: c.Stack, Account: s.account, Region: s.region, TrackingURI: uri, InstanceID: aws.ToString(inst.InstanceId),
+			Bucket: n.Bucket, EnvFile: sd.EnvFile(), ExpiresAt: tags[TagExpiresAt], Healthy: !c.NoWait,
+		}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(c.Out, uri)
+	}
 	log.step("ready: `mlstack env --stack %s >> .envrc` exports the tracking URI and scoped credentials", c.Stack)
 	return nil
 }

@@ -97,7 +97,13 @@ func flagsToConfig(c *cli.Context, stdout, stderr io.Writer) (provision.Config, 
 	if c.NArg() > 0 {
 		return provision.Config{}, &provision.UsageError{Msg: fmt.Sprintf("unexpected argument %q: every option is a flag (see `mlstack %s --help`)", c.Args().First(), c.Command.Name)}
 	}
-	return configFromFlags(c, stdout, stderr), nil
+	cfg := configFromFlags(c, stdout, stderr)
+	ttl, err := provision.ParseTTL(c.String("ttl"))
+	if err != nil {
+		return provision.Config{}, err
+	}
+	cfg.TTL = ttl
+	return cfg, nil
 }
 
 // configFromFlags reads the flags into a Config; commands that take
@@ -120,6 +126,7 @@ func configFromFlags(c *cli.Context, stdout, stderr io.Writer) provision.Config 
 		Out:           stdout,
 		Log:           stderr,
 	}
+	cfg.Output = c.String("output")
 	if c.Bool("api-calls") {
 		cfg.Calls = &provision.CallLog{}
 	}
@@ -159,6 +166,8 @@ var commands = []func(streams) *cli.Command{
 	downCommand,
 	envCommand,
 	statusCommand,
+	lsCommand,
+	credsCommand,
 	checkCommand,
 	sshCommand,
 	logsCommand,

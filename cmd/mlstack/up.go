@@ -15,6 +15,8 @@ func upCommand(s streams) *cli.Command {
 			&cli.StringFlag{Name: "instance-type", Value: provision.DefaultInstanceType, Usage: "EC2 instance type"},
 			&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow version to install"},
 			&cli.BoolFlag{Name: "ssh", Usage: "open tcp 22 to the allowed CIDRs (for `mlstack ssh` and `logs`); without it, up closes the port"},
+			&cli.StringFlag{Name: "ttl", Usage: "tag the stack to expire after this long (90m, 4h, 2d) for `down --expired`; on a live stack, moves the expiry"},
+			&cli.StringFlag{Name: "output", Value: "table", Usage: "table or json (json: the stack's details on stdout)"},
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
 			&cli.BoolFlag{Name: "yes", Usage: "do not ask"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
