@@ -34,20 +34,33 @@ func writeEnv(sd stateDir, vars []envfile.Var) error {
 	return sd.writeFile("env", b)
 }
 
-// Env prints the stack's variables as shell-quoted export lines. It reads
-// only local files, so it works offline and with any credentials exported.
-func Env(_ context.Context, c Config) error {
+// Env prints the stack's variables in the chosen format (shell export lines
+// by default). It reads only local files, so it works offline and with any
+// credentials exported.
+func Env(_ context.Context, c Config, format string) error {
 	if err := ValidateStack(c.Stack); err != nil {
 		return err
 	}
 	if c.StateDir == "" {
 		return usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
 	}
+	formatters := map[string]func([]envfile.Var) ([]byte, error){
+		"shell": envfile.FormatShell, "dotenv": envfile.FormatDotenv, "json": envfile.FormatJSON, "github": envfile.FormatGitHub,
+	}
+	if format == "" {
+		format = "shell"
+	}
+	fmtr, ok := formatters[format]
+	if !ok {
+		return usagef("--format %q: use shell, dotenv, json or github", format)
+	}
 	sd := newStateDir(c.StateDir, c.Stack)
 	b, err := os.ReadFile(sd.EnvFile())
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no env file for stack %s at %s: run `mlstack up --stack %s` on this machine "+
-			"(the secret access key and MLflow password exist only where the stack was created)", c.Stack, sd.EnvFile(), c.Stack)
+		return fmt.Errorf("no local secrets for stack %s on this machine (%s is missing): the secret access key and "+
+			"MLflow password exist only where the stack was created. Run mlstack there, or, from an admin identity here, "+
+			"`mlstack creds rotate --stack %s` to issue a new key and password for this machine (the old ones stop working)",
+			c.Stack, sd.EnvFile(), c.Stack)
 	}
 	if err != nil {
 		return fmt.Errorf("reading env file: %w", err)
@@ -56,10 +69,38 @@ func Env(_ context.Context, c Config) error {
 	if err != nil {
 		return fmt.Errorf("env file %s is damaged (%v): run `mlstack up --stack %s` to rewrite it", sd.EnvFile(), err, c.Stack)
 	}
-	out, err := envfile.FormatShell(vars)
+	out, err := fmtr(vars)
 	if err != nil {
 		return err
 	}
+	if format == "github" {
+		// Mask first, so the values are hidden before anything can print them.
+		var secrets []string
+		for _, v := range vars {
+			if v.Name == "AWS_SECRET_ACCESS_KEY" || v.Name == "MLFLOW_TRACKING_PASSWORD" {
+				secrets = append(secrets, v.Value)
+			}
+		}
+		if _, err := c.Out.Write(envfile.MaskLines(secrets)); err != nil {
+			return err
+		}
+		if path := os.Getenv("GITHUB_ENV"); path != "" {
+			return appendFile(path, out)
+		}
+	}
 	_, err = c.Out.Write(out)
 	return err
+}
+
+// appendFile appends to the runner's $GITHUB_ENV file.
+func appendFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening $GITHUB_ENV: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing $GITHUB_ENV: %w", err)
+	}
+	return f.Close()
 }

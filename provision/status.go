@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,7 +16,37 @@ import (
 
 // Resource is one AWS resource the stack owns.
 type Resource struct {
-	Kind, Name, State string
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+}
+
+// StatusReport is `status --output json`.
+type StatusReport struct {
+	Stack       string     `json:"stack"`
+	Account     string     `json:"account"`
+	Region      string     `json:"region"`
+	Resources   []Resource `json:"resources"`
+	TrackingURI string     `json:"tracking_uri,omitempty"`
+}
+
+// UpReport is `up --output json`.
+type UpReport struct {
+	Stack       string `json:"stack"`
+	Account     string `json:"account"`
+	Region      string `json:"region"`
+	TrackingURI string `json:"tracking_uri"`
+	InstanceID  string `json:"instance_id"`
+	Bucket      string `json:"bucket"`
+	EnvFile     string `json:"env_file"`
+	ExpiresAt   string `json:"expires_at,omitempty"`
+	Healthy     bool   `json:"healthy"`
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // inventory lists what the stack owns (tagged), read-only. Look-alikes
@@ -129,6 +161,17 @@ func Status(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
+	insts, err := findInstances(ctx, s.ec2, n.Stack)
+	if err != nil {
+		return err
+	}
+	uri := ""
+	if len(insts) > 0 && trackingHost(&insts[0]) != "" {
+		uri = fmt.Sprintf("http://%s:%d", trackingHost(&insts[0]), mlflowPort)
+	}
+	if c.Output == "json" {
+		return writeJSON(c.Out, StatusReport{Stack: c.Stack, Account: s.account, Region: s.region, Resources: found, TrackingURI: uri})
+	}
 	fmt.Fprintf(c.Out, "stack %s (account %s, %s)\n", c.Stack, s.account, s.region)
 	if len(found) == 0 {
 		fmt.Fprintln(c.Out, "  nothing exists")
@@ -139,12 +182,8 @@ func Status(ctx context.Context, c Config) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.Kind, r.Name, r.State)
 	}
 	tw.Flush()
-	insts, err := findInstances(ctx, s.ec2, n.Stack)
-	if err != nil {
-		return err
-	}
-	if len(insts) > 0 && trackingHost(&insts[0]) != "" {
-		fmt.Fprintf(c.Out, "tracking URI: http://%s:%d\n", trackingHost(&insts[0]), mlflowPort)
+	if uri != "" {
+		fmt.Fprintf(c.Out, "tracking URI: %s\n", uri)
 	} else {
 		fmt.Fprintln(c.Out, "tracking URI: none (no running instance)")
 	}
