@@ -128,7 +128,7 @@ func readState(t *testing.T, dir string) localState {
 	must(t, err)
 	var s localState
 	must(t, json.Unmarshal(b, &s))
-	if s.AccessKeyID == "" || s.SecretAccessKey == "" || s.MLflowPassword == "" || s.FlaskSecretKey == "" {
+	if s.AccessKeyID == "" || s.SecretAccessKey == "" || s.MLflowPassword == "" {
 		t.Fatal("local state lacks a secret")
 	}
 	return s

@@ -233,6 +233,11 @@ func (e *env) mlstack(args ...string) result {
 	code := run(context.Background(), all, strings.NewReader(""), &out, &errb)
 	e.t.Logf("$ mlstack %s → exit %d\n%s", strings.Join(args, " "), code, errb.String())
 	harvestSecrets(e.stateDir)
+	for i, a := range args {
+		if a == "--state-dir" && i+1 < len(args) {
+			harvestSecrets(args[i+1])
+		}
+	}
 	label := "mlstack " + strings.Join(args, " ")
 	recordOutput(label+" (stderr)", errb.String())
 	if len(args) == 0 || args[0] != "env" { // env's stdout is meant to carry them

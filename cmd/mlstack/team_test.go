@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+type lsEntry struct {
+	Stack         string    `json:"stack"`
+	Region        string    `json:"region"`
+	CreatedAt     time.Time `json:"created_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	InstanceState string    `json:"instance_state"`
+	TrackingURI   string    `json:"tracking_uri"`
+	Resources     int       `json:"resources"`
+}
+
+func (e *env) ls(args ...string) []lsEntry {
+	e.t.Helper()
+	res := e.mlstack(append([]string{"ls", "--output", "json"}, args...)...)
+	if res.code != 0 {
+		e.t.Fatalf("ls: exit %d: %s", res.code, res.stderr)
+	}
+	var out []lsEntry
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		e.t.Fatalf("ls --output json is not JSON: %v\n%s", err, res.stdout)
+	}
+	return out
+}
+
+func stacksOf(entries []lsEntry) string {
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Stack)
+	}
+	return strings.Join(sorted(names), ",")
+}
+
+// TestTTLListAndSweep: stacks with short and long TTLs and without; ls
+// shows them with their fields; --dry-run changes nothing; --expired
+// removes exactly the expired ones; --all --older-than respects age.
+func TestTTLListAndSweep(t *testing.T) {
+	e := newEnv(t)
+	up := func(stack string, extra ...string) {
+		t.Helper()
+		args := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, append(e.stackFlags(stack), extra...)...)
+		if res := e.mlstack(args...); res.code != 0 {
+			t.Fatalf("up %s: exit %d: %s", stack, res.code, res.stderr)
+		}
+	}
+	up("short1", "--ttl", "2s")
+	up("short2", "--ttl", "2s")
+	up("long", "--ttl", "4h")
+	up("forever")
+
+	entries := e.ls()
+	if got := stacksOf(entries); got != "forever,long,short1,short2" {
+		t.Fatalf("ls: %s", got)
+	}
+	for _, en := range entries {
+		if en.Region != testRegion || en.CreatedAt.IsZero() || en.InstanceState != "running" || !strings.HasPrefix(en.TrackingURI, "http://") || en.Resources < 6 {
+			t.Errorf("ls entry %+v lacks fields", en)
+		}
+		switch en.Stack {
+		case "forever":
+			if !en.ExpiresAt.IsZero() {
+				t.Errorf("forever has an expiry %s", en.ExpiresAt)
+			}
+		case "long":
+			if d := time.Until(en.ExpiresAt); d < 3*time.Hour || d > 5*time.Hour {
+				t.Errorf("long expires in %s, want about 4h", d)
+			}
+		}
+	}
+	// Foreign look-alikes never appear: an untagged user on the mlstack path.
+	_, err := e.iam.CreateUser(context.Background(), &iam.CreateUserInput{UserName: aws.String("mlstack-stranger"), Path: aws.String("/mlstack/")})
+	must(t, err)
+	if got := stacksOf(e.ls()); got != "forever,long,short1,short2" {
+		t.Fatalf("ls with an untagged user: %s", got)
+	}
+	table := e.mlstack("ls")
+	if table.code != 0 || !strings.Contains(table.stdout, "STACK") || !strings.Contains(table.stdout, "short1") {
+		t.Errorf("ls table:\n%s", table.stdout)
+	}
+
+	time.Sleep(3 * time.Second) // the short TTLs pass
+	before := e.everything()
+	e.rec.reset()
+	dry := e.mlstack("down", "--expired", "--dry-run", "--state-dir", e.stateDir)
+	if dry.code != 0 || !strings.Contains(dry.stdout, "would delete stack short1") || !strings.Contains(dry.stdout, "would delete stack short2") ||
+		strings.Contains(dry.stdout, "long") || strings.Contains(dry.stdout, "forever") {
+		t.Fatalf("dry-run sweep: exit %d\n%s", dry.code, dry.stdout)
+	}
+	if m := e.rec.mutating(); len(m) > 0 {
+		t.Errorf("dry-run sweep made mutating calls: %+v", m)
+	}
+	if after := e.everything(); strings.Join(before, "|") != strings.Join(after, "|") {
+		t.Error("dry-run sweep changed resources")
+	}
+	if res := e.mlstack("down", "--expired", "--state-dir", e.stateDir); res.code != 2 {
+		t.Errorf("sweep without --yes and no terminal: exit %d", res.code)
+	}
+
+	res := e.mlstack("down", "--expired", "--yes", "--state-dir", e.stateDir)
+	if res.code != 0 || !strings.Contains(res.stdout, "deleted  short1") || !strings.Contains(res.stdout, "deleted  short2") {
+		t.Fatalf("sweep: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if got := stacksOf(e.ls()); got != "forever,long" {
+		t.Fatalf("after the sweep: %s", got)
+	}
+	// --older-than: nothing is an hour old yet.
+	if res := e.mlstack("down", "--all", "--older-than", "1h", "--yes", "--state-dir", e.stateDir); res.code != 0 {
+		t.Fatalf("sweep --older-than: exit %d: %s", res.code, res.stderr)
+	}
+	if got := stacksOf(e.ls()); got != "forever,long" {
+		t.Fatalf("--older-than 1h removed young stacks: %s", got)
+	}
+	if res := e.mlstack("down", "--all", "--older-than", "1s", "--yes", "--state-dir", e.stateDir); res.code != 0 {
+		t.Fatalf("sweep --all: exit %d: %s", res.code, res.stderr)
+	}
+	_, err = e.iam.DeleteUser(context.Background(), &iam.DeleteUserInput{UserName: aws.String("mlstack-stranger")})
+	must(t, err)
+	e.assertNothingLeft()
+}
+
+// TestTTLExtend: up --ttl on a live stack moves the expiry of every resource.
+func TestTTLExtend(t *testing.T) {
+	e := newEnv(t)
+	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ext")...)
+	if res := e.mlstack(append(flags, "--ttl", "1h")...); res.code != 0 {
+		t.Fatalf("up: %s", res.stderr)
+	}
+	res := e.mlstack(append(flags, "--ttl", "2d", "--output", "json")...)
+	if res.code != 0 {
+		t.Fatalf("up --ttl 2d: %s", res.stderr)
+	}
+	var rep struct {
+		Stack       string `json:"stack"`
+		TrackingURI string `json:"tracking_uri"`
+		EnvFile     string `json:"env_file"`
+		ExpiresAt   string `json:"expires_at"`
+		Bucket      string `json:"bucket"`
+	}
+	must(t, json.Unmarshal([]byte(res.stdout), &rep))
+	if rep.Stack != "ext" || rep.Bucket != "mlstack-ext-123456789012-eu-west-3" || rep.ExpiresAt == "" || rep.TrackingURI == "" || rep.EnvFile == "" {
+		t.Errorf("up --output json: %+v", rep)
+	}
+	ls := e.ls()
+	if len(ls) != 1 || time.Until(ls[0].ExpiresAt) < 47*time.Hour {
+		t.Fatalf("expiry not moved on every resource: %+v", ls)
+	}
+	st := e.mlstack(append([]string{"status", "--output", "json"}, e.stackFlags("ext")...)...)
+	var sr struct {
+		Stack       string `json:"stack"`
+		TrackingURI string `json:"tracking_uri"`
+		Resources   []struct{ Kind, Name, State string }
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &sr); err != nil || sr.Stack != "ext" || len(sr.Resources) != 7 || sr.TrackingURI == "" {
+		t.Errorf("status --output json: %v %+v", err, sr)
+	}
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("ext")...)...); res.code != 0 {
+		t.Fatalf("down: %s", res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// parseGitHubEnv reads $GITHUB_ENV syntax as the Actions runner does:
+// NAME=value lines, and NAME<<DELIM ... DELIM blocks for any value.
+func parseGitHubEnv(t *testing.T, data string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(data))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		eq, heredoc := strings.Index(line, "="), strings.Index(line, "<<")
+		if eq >= 0 && (heredoc < 0 || eq < heredoc) {
+			out[line[:eq]] = line[eq+1:]
+			continue
+		}
+		if heredoc < 0 {
+			t.Fatalf("invalid $GITHUB_ENV line %q", line)
+		}
+		name, delim := line[:heredoc], line[heredoc+2:]
+		var val []string
+		closed := false
+		for sc.Scan() {
+			if sc.Text() == delim {
+				closed = true
+				break
+			}
+			val = append(val, sc.Text())
+		}
+		if !closed {
+			t.Fatalf("unterminated value of %s", name)
+		}
+		out[name] = strings.Join(val, "\n")
+	}
+	return out
+}
+
+// TestEnvFormats: every format carries the same values; github masks the
+// secrets and writes to $GITHUB_ENV; a machine without secrets is told
+// what is missing and how to get it.
+func TestEnvFormats(t *testing.T) {
+	e := newEnv(t)
+	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("fmt")...)...); res.code != 0 {
+		t.Fatalf("up: %s", res.stderr)
+	}
+	shell := e.mlstack(append([]string{"env"}, e.stackFlags("fmt")...)...)
+	want := sourceEnv(t, shell.stdout)
+
+	js := e.mlstack(append([]string{"env", "--format", "json"}, e.stackFlags("fmt")...)...)
+	var got map[string]string
+	if err := json.Unmarshal([]byte(js.stdout), &got); err != nil {
+		t.Fatalf("env --format json: %v", err)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("json %s differs", k)
+		}
+	}
+
+	dot := e.mlstack(append([]string{"env", "--format", "dotenv"}, e.stackFlags("fmt")...)...)
+	for _, line := range strings.Split(strings.TrimSpace(dot.stdout), "\n") {
+		name, val, ok := strings.Cut(line, "=")
+		if !ok || !strings.HasPrefix(val, `"`) || !strings.HasSuffix(val, `"`) || want[name] != strings.NewReplacer(`\\`, `\`, `\"`, `"`, `\$`, `$`, `\n`, "\n").Replace(val[1:len(val)-1]) {
+			t.Errorf("dotenv line for %s does not carry the value", name)
+		}
+	}
+
+	ghFile := filepath.Join(t.TempDir(), "github_env")
+	t.Setenv("GITHUB_ENV", ghFile)
+	gh := e.mlstack(append([]string{"env", "--format", "github"}, e.stackFlags("fmt")...)...)
+	if gh.code != 0 {
+		t.Fatalf("env --format github: %s", gh.stderr)
+	}
+	for _, secret := range []string{want["AWS_SECRET_ACCESS_KEY"], want["MLFLOW_TRACKING_PASSWORD"]} {
+		if !strings.Contains(gh.stdout, "::add-mask::"+secret+"\n") {
+			t.Error("a secret is not masked")
+		}
+	}
+	if strings.Contains(gh.stdout, "<<") {
+		t.Error("with $GITHUB_ENV set, the variables must go to that file, not stdout")
+	}
+	data, err := os.ReadFile(ghFile)
+	must(t, err)
+	parsed := parseGitHubEnv(t, string(data))
+	for k, v := range want {
+		if parsed[k] != v {
+			t.Errorf("$GITHUB_ENV %s differs", k)
+		}
+	}
+	t.Setenv("GITHUB_ENV", "")
+	os.Unsetenv("GITHUB_ENV")
+	// The parser handles multi-line values the way the runner does.
+	if p := parseGitHubEnv(t, "A=1\nB<<EOF\nx\ny=z\nEOF\n"); p["A"] != "1" || p["B"] != "x\ny=z" {
+		t.Errorf("parser: %v", p)
+	}
+
+	if res := e.mlstack(append([]string{"env", "--format", "xml"}, e.stackFlags("fmt")...)...); res.code != 2 {
+		t.Errorf("unknown format: exit %d", res.code)
+	}
+	fresh := e.mlstack("env", "--stack", "fmt", "--state-dir", t.TempDir())
+	if fresh.code != 1 || !strings.Contains(fresh.stderr, "creds rotate") || !strings.Contains(fresh.stderr, "missing") {
+		t.Errorf("env without local secrets: exit %d, %q", fresh.code, fresh.stderr)
+	}
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("fmt")...)...); res.code != 0 {
+		t.Fatalf("down: %s", res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// mlflowServer runs the real MLflow tracking server with basic auth whose
+// admin password is password, on a free loopback port. It returns its URL.
+func mlflowServer(t *testing.T, password string) string {
+	t.Helper()
+	venv := os.Getenv("MLSTACK_TEST_MLFLOW_VENV")
+	if venv == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("MLSTACK_TEST_MLFLOW_VENV is not set: run the tests with scripts/test.sh")
+		}
+		t.Skip("set MLSTACK_TEST_MLFLOW_VENV (scripts/mlflow-venv.sh prints one)")
+	}
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "basic_auth.ini")
+	must(t, os.WriteFile(ini, []byte(fmt.Sprintf("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/auth.db\n"+
+		"admin_username = admin\nadmin_password = %s\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n", dir, password)), 0o600))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(filepath.Join(venv, "bin", "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
+		"--port", fmt.Sprint(port), "--workers", "1", "--backend-store-uri", "sqlite:///"+dir+"/mlflow.db")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MLFLOW_AUTH_CONFIG_PATH=" + ini,
+		"MLFLOW_FLASK_SERVER_SECRET_KEY=test-secret-key-for-rotation", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false"}
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	must(t, err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("MLflow server did not answer /health within 2 minutes")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func mlflowAuthStatus(t *testing.T, url, user, password string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/api/2.0/mlflow/users/get?username=admin", nil)
+	req.SetBasicAuth(user, password)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestCredsRotate: a new key and password in place, the env file rewritten,
+// exactly one working key left; also from a machine without local secrets.
+func TestCredsRotate(t *testing.T) {
+	e := newEnv(t)
+	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("rot")...)...); res.code != 0 {
+		t.Fatalf("up: %s", res.stderr)
+	}
+	old := readState(t, filepath.Join(e.stateDir, "rot"))
+	server := mlflowServer(t, old.MLflowPassword)
+	if mlflowAuthStatus(t, server, "admin", old.MLflowPassword) != http.StatusOK {
+		t.Fatal("the real server does not accept the stack's password")
+	}
+
+	res := e.mlstack(append([]string{"creds", "rotate", "--tracking-uri", server}, e.stackFlags("rot")...)...)
+	if res.code != 0 {
+		t.Fatalf("creds rotate: exit %d: %s", res.code, res.stderr)
+	}
+	now := readState(t, filepath.Join(e.stateDir, "rot"))
+	if now.AccessKeyID == old.AccessKeyID || now.MLflowPassword == old.MLflowPassword {
+		t.Fatal("rotation kept the old key or password")
+	}
+	if mlflowAuthStatus(t, server, "admin", now.MLflowPassword) != http.StatusOK || mlflowAuthStatus(t, server, "admin", old.MLflowPassword) != http.StatusUnauthorized {
+		t.Error("the server must accept only the new password")
+	}
+	vars := sourceEnv(t, e.mlstack(append([]string{"env"}, e.stackFlags("rot")...)...).stdout)
+	if vars["AWS_ACCESS_KEY_ID"] != now.AccessKeyID || vars["AWS_SECRET_ACCESS_KEY"] != now.SecretAccessKey || vars["MLFLOW_TRACKING_PASSWORD"] != now.MLflowPassword {
+		t.Error("env file not rewritten with the new credentials")
+	}
+	checkOneWorkingKey(t, e, "mlstack-rot", now)
+
+	// A machine that never had the secrets: rotation gives it working ones,
+	// recovering the current MLflow password from... nowhere: it was
+	// rotated, so the user-data password is stale and the server says 401.
+	fresh := t.TempDir()
+	res = e.mlstack("creds", "rotate", "--stack", "rot", "--state-dir", fresh, "--tracking-uri", server)
+	if res.code != 1 || !strings.Contains(res.stderr, "access key rotated") || !strings.Contains(res.stderr, "401") {
+		t.Errorf("rotate on a fresh machine after a password change: exit %d, %q", res.code, res.stderr)
+	}
+	var freshState localState
+	b, err := os.ReadFile(filepath.Join(fresh, "rot", "state.json"))
+	must(t, err)
+	must(t, json.Unmarshal(b, &freshState))
+	if freshState.MLflowPassword != "" {
+		t.Error("a password the server refused was saved")
+	}
+	checkOneWorkingKey(t, e, "mlstack-rot", freshState)
+
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("rot")...)...); res.code != 0 {
+		t.Fatalf("down: %s", res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// TestCredsRotateFreshMachine: the MLflow password is recovered from the
+// instance's user-data when this machine never had it.
+func TestCredsRotateFreshMachine(t *testing.T) {
+	e := newEnv(t)
+	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("rot2")...)...); res.code != 0 {
+		t.Fatalf("up: %s", res.stderr)
+	}
+	orig := readState(t, filepath.Join(e.stateDir, "rot2"))
+	server := mlflowServer(t, orig.MLflowPassword)
+	fresh := t.TempDir()
+	res := e.mlstack("creds", "rotate", "--stack", "rot2", "--state-dir", fresh, "--tracking-uri", server)
+	if res.code != 0 {
+		t.Fatalf("rotate from a fresh machine: exit %d: %s", res.code, res.stderr)
+	}
+	st := readState(t, filepath.Join(fresh, "rot2"))
+	if mlflowAuthStatus(t, server, "admin", st.MLflowPassword) != http.StatusOK {
+		t.Error("the fresh machine's password does not work")
+	}
+	checkOneWorkingKey(t, e, "mlstack-rot2", st)
+	if res := e.mlstack("env", "--stack", "rot2", "--state-dir", fresh); res.code != 0 {
+		t.Errorf("env on the fresh machine after rotation: %s", res.stderr)
+	}
+	if res := e.mlstack("down", "--yes", "--stack", "rot2", "--state-dir", fresh); res.code != 0 {
+		t.Fatalf("down: %s", res.stderr)
+	}
+	e.assertNothingLeft()
+}
+
+// checkOneWorkingKey: the user has exactly the given key, and it can use the bucket.
+func checkOneWorkingKey(t *testing.T, e *env, user string, st localState) {
+	t.Helper()
+	keys, err := e.iam.ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String(user)})
+	must(t, err)
+	if len(keys.AccessKeyMetadata) != 1 || aws.ToString(keys.AccessKeyMetadata[0].AccessKeyId) != st.AccessKeyID {
+		t.Fatalf("want exactly the new key, have %d key(s)", len(keys.AccessKeyMetadata))
+	}
+	motoAPI(t, e.moto, "/moto-api/reset-auth", "0")
+	defer motoAPI(t, e.moto, "/moto-api/reset-auth", "inf")
+	_, s3c, _ := clients(t, e.moto, st.AccessKeyID, st.SecretAccessKey)
+	bucket := strings.TrimPrefix(user, "mlstack-")
+	if _, err := s3c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("mlstack-" + bucket + "-123456789012-eu-west-3"),
+		Key: aws.String("probe"), Body: strings.NewReader("x")}); err != nil {
+		t.Errorf("the rotated key cannot write its bucket: %v", err)
+	}
+}
