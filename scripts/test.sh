@@ -38,6 +38,9 @@ if [[ -n $unformatted ]]; then
 	failed=1
 fi
 
+say "actionlint examples/github-actions (the example workflows)"
+go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 examples/github-actions/*.yml || failed=1
+
 say "go vet ./..."
 go vet ./... || failed=1
 
