@@ -3,6 +3,7 @@
 # (complete stack) and `down` against a local moto server. Not a test: it
 # reports numbers and asserts nothing about speed.
 #   scripts/bench.sh [RUNS]    (default 3)
+# Then: sweeping 10 stacks (down --all) against 10 sequential downs.
 # Runs its own moto server (in .cache/bench-moto), stopped on exit.
 set -euo pipefail
 
@@ -48,3 +49,26 @@ for step in up re-up down; do
 		{ t[NR] = $1; c = $2; m = $3 }
 		END { printf "| %s | %s | %s | %.2f / %.2f / %.2f |\n", s, c, m, t[1], t[int((NR + 1) / 2)], t[NR] }'
 done
+
+# Ten stacks removed one `down` at a time, then ten removed by one sweep.
+make_ten() {
+	local i
+	for ((i = 1; i <= 10; i++)); do
+		"$work/mlstack" up --stack "s$i" --state-dir "$work/state" --allow-cidr 198.51.100.7/32 --no-wait >/dev/null 2>&1
+	done
+}
+make_ten
+seq_start=$(date +%s.%N)
+seq_calls=0
+for ((i = 1; i <= 10; i++)); do
+	line=$(measure down down --stack "s$i" --state-dir "$work/state" --yes)
+	seq_calls=$((seq_calls + $(echo "$line" | awk '{ print $3 }')))
+done
+seq_end=$(date +%s.%N)
+make_ten
+sweep=$(measure sweep down --all --yes --state-dir "$work/state")
+echo
+echo "| removing 10 stacks | API calls | seconds |"
+echo "|---|---|---|"
+awk -v a="$seq_start" -v b="$seq_end" -v c="$seq_calls" 'BEGIN { printf "| 10 sequential downs | %d | %.2f |\n", c, b - a }'
+echo "$sweep" | awk '{ printf "| one sweep (down --all, 4 at a time) | %d | %.2f |\n", $3, $2 }'
