@@ -50,14 +50,9 @@ func RotateCreds(ctx context.Context, c Config, o RotateOptions) error {
 	}
 	n := NamesFor(c.Stack, s.account, s.region)
 	sd := newStateDir(c.StateDir, c.Stack)
-	st, err := sd.load()
+	st, err := sd.loadFor(s.account, s.region)
 	if err != nil {
 		return err
-	}
-	if st != nil {
-		if err := st.checkIdentity(sd.path, s.account, s.region); err != nil {
-			return err
-		}
 	}
 	u, err := findUser(ctx, s.iam, n, bucketPolicy(s.partition, n.Bucket))
 	if err != nil {

@@ -56,10 +56,8 @@ func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, erro
 	}
 	n := NamesFor(c.Stack, s.account, s.region)
 	sd := newStateDir(c.StateDir, c.Stack)
-	if st, err := sd.load(); err == nil && st != nil {
-		if err := st.checkIdentity(sd.path, s.account, s.region); err != nil {
-			return err
-		}
+	if _, err := sd.loadFor(s.account, s.region); err != nil {
+		return err
 	}
 
 	found, err := inventory(ctx, s, n)

@@ -61,6 +61,19 @@ func (d stateDir) load() (*State, error) {
 	return &s, nil
 }
 
+// loadFor reads the state and refuses one made for another account or
+// region; a missing file gives (nil, nil).
+func (d stateDir) loadFor(account, region string) (*State, error) {
+	st, err := d.load()
+	if err != nil || st == nil {
+		return st, err
+	}
+	if err := st.checkIdentity(d.path, account, region); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
 // save writes the state atomically, so an interrupt leaves the old or the new file.
 func (d stateDir) save(s *State) error {
 	b, err := json.MarshalIndent(s, "", "  ")

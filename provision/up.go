@@ -166,14 +166,9 @@ func Up(ctx context.Context, c Config) error {
 	})); err != nil {
 		return usagef("bootstrap parameters: %v", err)
 	}
-	st, err := sd.load()
+	st, err := sd.loadFor(s.account, s.region)
 	if err != nil {
 		return err
-	}
-	if st != nil {
-		if err := st.checkIdentity(sd.path, s.account, s.region); err != nil {
-			return err
-		}
 	}
 
 	policy := bucketPolicy(s.partition, n.Bucket)
