@@ -396,3 +396,25 @@ func checkWholeState(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestExpiredCredentials: STS's answer for expired or unknown keys is a
+// usage error in one line, before anything else is called.
+func TestExpiredCredentials(t *testing.T) {
+	for _, code := range []string{"ExpiredToken", "InvalidClientTokenId"} {
+		t.Run(code, func(t *testing.T) {
+			e := newEnv(t)
+			e.rec.setFaults(newFaults(9).failFirst("GetCallerIdentity", 100, code, "The security token included in the request is expired"))
+			res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("exp")...)...)
+			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+			if res.code != 2 || len(lines) != 1 || !strings.Contains(res.stderr, code) {
+				t.Fatalf("exit %d, stderr %q: want one usage line naming %s", res.code, res.stderr, code)
+			}
+			for _, c := range e.rec.calls() {
+				if c.Action != "GetCallerIdentity" {
+					t.Errorf("called %s with bad credentials", c.Action)
+				}
+			}
+			e.assertNothingLeft()
+		})
+	}
+}
