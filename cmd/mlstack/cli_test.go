@@ -318,3 +318,25 @@ func TestStateOfAnotherAccountRefused(t *testing.T) {
 	}
 	e.assertNothingLeft()
 }
+
+// TestPerServiceEndpoints: AWS_ENDPOINT_URL_<SERVICE> work as in the SDK;
+// with only the S3 one set, the env file still names it for MLflow.
+func TestPerServiceEndpoints(t *testing.T) {
+	e := newEnv(t)
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // nothing listens there
+	for _, svc := range []string{"EC2", "IAM", "STS", "S3"} {
+		t.Setenv("AWS_ENDPOINT_URL_"+svc, e.rec.srv.URL)
+	}
+	res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("svc")...)...)
+	if res.code != 0 {
+		t.Fatalf("up with per-service endpoints: exit %d: %s", res.code, res.stderr)
+	}
+	env := e.mlstack(append([]string{"env"}, e.stackFlags("svc")...)...)
+	if !strings.Contains(env.stdout, "export MLFLOW_S3_ENDPOINT_URL='"+e.rec.srv.URL+"'") {
+		t.Error("env lacks the S3 endpoint override")
+	}
+	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("svc")...)...); res.code != 0 {
+		t.Fatalf("down: %s", res.stderr)
+	}
+	e.assertNothingLeft()
+}
