@@ -44,9 +44,9 @@ go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 examples/github-action
 say "go vet ./..."
 go vet ./... || failed=1
 
-say "go test -count=1 ./... $*"
+say "go test -race -count=1 ./... $*"
 status=0
-go test -count=1 ./... "$@" || status=$?
+go test -race -count=1 ./... "$@" || status=$?
 
 if ((status != 0)); then
 	say "FAILED: go test exited $status"

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -339,4 +342,69 @@ func TestPerServiceEndpoints(t *testing.T) {
 		t.Fatalf("down: %s", res.stderr)
 	}
 	e.assertNothingLeft()
+}
+
+// TestDownAsksOnTerminal: without --yes, down asks on a terminal; "n"
+// deletes nothing, "y" deletes the stack. script(1) provides the terminal.
+func TestDownAsksOnTerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatal("script(1) (Debian's bsdutils) is needed to give mlstack a terminal")
+	}
+	bin := binary(t)
+	e := newEnv(t)
+	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ask")...)...); res.code != 0 {
+		t.Fatalf("up: %s", res.stderr)
+	}
+	before := e.everything()
+	answer := func(reply string) (int, string) {
+		line := strings.Join(append([]string{bin, "down"}, e.stackFlags("ask")...), " ")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", line, "/dev/null")
+		cmd.Env = append(os.Environ(), "TERM=dumb")
+		stdin, err := cmd.StdinPipe()
+		must(t, err)
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		must(t, cmd.Start())
+		// Answer only once the question is on the screen.
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), "[y/N]") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		_, _ = stdin.Write([]byte(reply + "\n"))
+		_ = cmd.Wait()
+		recordOutput("down on a terminal", out.String())
+		return cmd.ProcessState.ExitCode(), out.String()
+	}
+	code, out := answer("n")
+	if code != 2 || !strings.Contains(out, "Delete stack ask") || !strings.Contains(out, "not confirmed") {
+		t.Fatalf("answer n: exit %d\n%s", code, out)
+	}
+	if after := e.everything(); strings.Join(before, "|") != strings.Join(after, "|") {
+		t.Fatal("answering n deleted something")
+	}
+	if code, out := answer("y"); code != 0 || !strings.Contains(out, "is gone") {
+		t.Fatalf("answer y: exit %d\n%s", code, out)
+	}
+	e.assertNothingLeft()
+}
+
+// syncBuffer is a buffer one goroutine writes while another reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -234,25 +234,29 @@ func TestPermanentFailureThenConverge(t *testing.T) {
 	lifecycle(t, e, "half")
 }
 
-// TestConcurrentUp: two up runs of one stack at once (same machine) end
-// with exactly one of each resource and one working env file.
+// TestConcurrentUp: two mlstack processes run up of one stack at once (one
+// machine): they end with exactly one of each resource.
 func TestConcurrentUp(t *testing.T) {
+	bin := binary(t)
 	e := newEnv(t)
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("twins")...)
 	var wg sync.WaitGroup
-	codes := make([]int, 2)
-	for i := range codes {
+	for i := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var out, errb strings.Builder
-			codes[i] = run(context.Background(), append([]string{"mlstack"}, flags...), strings.NewReader(""), &out, &errb)
-			if codes[i] != 0 {
-				t.Errorf("concurrent up %d: exit %d: %s", i, codes[i], errb.String())
+			cmd := exec.Command(bin, flags...)
+			var errb strings.Builder
+			cmd.Stderr = &errb
+			err := cmd.Run()
+			recordOutput(fmt.Sprintf("concurrent up %d (stderr)", i), errb.String())
+			if err != nil {
+				t.Errorf("concurrent up %d: %v: %s", i, err, errb.String())
 			}
 		}()
 	}
 	wg.Wait()
+	harvestSecrets(e.stateDir)
 	e.assertExactlyOne("twins")
 	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("twins")...)...); res.code != 0 {
 		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
@@ -329,27 +333,41 @@ func TestInterrupt(t *testing.T) {
 			proc := exec.Command(bin, args...)
 			var stderr strings.Builder
 			proc.Stderr = &stderr
-			var once sync.Once
-			var sent time.Time
+			var (
+				once    sync.Once
+				mu      sync.Mutex
+				sent    time.Time
+				started = make(chan struct{})
+			)
 			e.rec.setFaults(&faults{rng: rand.New(rand.NewSource(1)), fail: map[string]*failRule{}, injected: map[string]int{},
 				onCall: func(i int) {
 					if i == n {
-						once.Do(func() { sent = time.Now(); _ = proc.Process.Signal(syscall.SIGINT) })
+						<-started // proc.Process is set
+						once.Do(func() {
+							mu.Lock()
+							sent = time.Now()
+							mu.Unlock()
+							_ = proc.Process.Signal(syscall.SIGINT)
+						})
 					}
 				}})
 			if err := proc.Start(); err != nil {
 				t.Fatal(err)
 			}
+			close(started)
 			err := proc.Wait()
 			e.rec.setFaults(nil)
+			mu.Lock()
+			sentAt := sent
+			mu.Unlock()
 			harvestSecrets(e.stateDir)
 			recordOutput(fmt.Sprintf("interrupted %s (stderr)", cmd), stderr.String())
 			code := proc.ProcessState.ExitCode()
 			if code == 130 {
 				interrupted[cmd]++
 			}
-			if !sent.IsZero() && time.Since(sent) > 10*time.Second {
-				t.Errorf("%s interrupted after call %d took %s to stop", cmd, n, time.Since(sent))
+			if !sentAt.IsZero() && time.Since(sentAt) > 10*time.Second {
+				t.Errorf("%s interrupted after call %d took %s to stop", cmd, n, time.Since(sentAt))
 			}
 			if code != 0 && code != 130 {
 				t.Errorf("%s interrupted after call %d: exit %d (%v): %s", cmd, n, code, err, stderr.String())
