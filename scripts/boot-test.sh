@@ -1,0 +1,571 @@
+#!/usr/bin/env bash
+# Boot test: proves that the exact user-data `mlstack up` sends turns a
+# fresh Debian-family machine into a working tracking server.
+#
+#   scripts/boot-test.sh                     the test (root; CI runs it via scripts/test.sh)
+#   scripts/boot-test.sh bench-install [N]   pip vs uv install-to-healthy, N cold runs each
+#
+# The test: a private moto server; `mlstack up --stack boot` in the
+# background against it; the instance's user-data, public DNS name and IP read
+# back from moto; ec2-metadata-mock answering IMDSv2 on 169.254.169.254:80
+# with those values and credentials of the instance role; a cached Debian
+# bookworm rootfs (debootstrap: systemd, cloud-init, python3-venv, curl)
+# copied fresh, seeded as NoCloud and booted with systemd-nspawn on the host
+# network, so cloud-init and systemd run the bootstrap for real. The public
+# DNS name points at 127.0.0.1 in /etc/hosts, so `up`'s own health wait and a
+# real MLflow client use the real tracking URI. Then: up exits 0; the client,
+# with exactly the variables `mlstack env` prints, logs params, metrics and an
+# artifact; the artifact is in the stack bucket; 401 without credentials; a
+# foreign Host is refused; `mlstack check` passes; the server reads S3 through
+# the role from IMDS; RSS and boot-to-healthy are reported; `mlstack down`
+# leaves nothing in moto. Everything is undone on exit.
+#
+# Stand-in: the instance runs Ubuntu 24.04 (Python 3.12, cloud-init 24+); the
+# container runs Debian bookworm (Python 3.11, cloud-init 22.4). Swap cannot
+# be enabled in a container, so the swap step is expected to warn.
+#
+# Environment:
+#   MLSTACK_BOOT_CACHE  cache of rootfs and tools (default /var/cache/mlstack-boot)
+#   MLSTACK_BOOT_KEEP=1 keep the work directory (logs, rootfs copy) on exit
+#   MLSTACK_BOOT_HEALTH_TIMEOUT  seconds to wait for health (default 720)
+# Secrets (MLflow password, secret keys) are never printed: every log shown
+# goes through scripts/boot/mask.py.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+CACHE=${MLSTACK_BOOT_CACHE:-/var/cache/mlstack-boot}
+HEALTH_TIMEOUT=${MLSTACK_BOOT_HEALTH_TIMEOUT:-720}
+STACK=boot
+REGION=eu-west-3
+SUITE=bookworm
+MIRROR=http://deb.debian.org/debian
+# Tools the Ubuntu image has that the bootstrap relies on, plus what
+# cloud-init and systemd need to boot.
+ROOTFS_PACKAGES=(systemd systemd-sysv dbus cloud-init python3-venv curl ca-certificates iproute2 procps sudo locales openssh-client)
+# Run inside the new rootfs with the packages as arguments. en_US.UTF-8 is
+# generated and set as on the Ubuntu image, so cloud-init's locale module has
+# nothing to do (Debian's locale-gen ignores the locale cloud-init passes).
+# shellcheck disable=SC2016 # expanded by the inner sh
+ROOTFS_SETUP='set -e
+apt-get update -q
+apt-get install -y -q --no-install-recommends "$@"
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+sed -i "s/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/" /etc/locale.gen
+locale-gen
+update-locale LANG=en_US.UTF-8'
+AEMM_VERSION=v1.13.0
+IMDS_IP=169.254.169.254
+HOSTS_TAG="# mlstack-boot-test $$"
+
+say() { printf '\n== boot-test: %s\n' "$*" >&2; }
+info() { printf 'boot-test: %s\n' "$*" >&2; }
+die() {
+	printf '\nboot-test: FAILED: %s\n' "$*" >&2
+	exit 1
+}
+
+# ---------------------------------------------------------------- rootfs
+
+# The cache key covers everything that goes into the rootfs.
+rootfs_key() {
+	{
+		echo "v1 $SUITE $MIRROR minbase"
+		echo "$ROOTFS_SETUP"
+		printf '%s\n' "${ROOTFS_PACKAGES[@]}"
+		rootfs_cloud_cfg
+	} | sha256sum | cut -c1-16
+}
+
+# Test-only cloud-init settings: read the NoCloud seed and nothing else (no
+# EC2 datasource probing), and leave the host network alone (the container
+# shares it).
+rootfs_cloud_cfg() {
+	cat <<'EOF'
+datasource_list: [NoCloud, None]
+network:
+  config: disabled
+EOF
+}
+
+# ensure_rootfs prints the path of a complete cached rootfs, building it
+# under a lock when missing.
+ensure_rootfs() {
+	local dir
+	dir=$CACHE/rootfs-$(rootfs_key)
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/lock"
+	flock 9
+	if [[ ! -f $dir/.mlstack-complete ]]; then
+		say "building the $SUITE rootfs $dir (cached for later runs)"
+		rm -rf "$dir.tmp"
+		# Only the base via debootstrap: its resolver cannot pick providers of
+		# virtual packages (python3-cryptography needs one); apt can.
+		debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus \
+			"$SUITE" "$dir.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
+			{ tail -n 30 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+		systemd-nspawn -q --register=no --keep-unit -D "$dir.tmp" --pipe \
+			-E DEBIAN_FRONTEND=noninteractive \
+			sh -c "$ROOTFS_SETUP" sh "${ROOTFS_PACKAGES[@]}" </dev/null >>"$CACHE/debootstrap.log" 2>&1 ||
+			{ tail -n 30 "$CACHE/debootstrap.log" >&2; die "installing ${ROOTFS_PACKAGES[*]} failed"; }
+		rootfs_cloud_cfg >"$dir.tmp/etc/cloud/cloud.cfg.d/90_mlstack_boot_test.cfg"
+		# A unique machine id per boot; nspawn gives a transient one when empty.
+		: >"$dir.tmp/etc/machine-id"
+		touch "$dir.tmp/.mlstack-complete"
+		mv "$dir.tmp" "$dir"
+		info "rootfs ready ($(du -sh "$dir" | cut -f1))"
+	fi
+	flock -u 9
+	exec 9>&-
+	echo "$dir"
+}
+
+# fresh_rootfs SRC DST: a private copy, so the cache stays clean.
+fresh_rootfs() {
+	cp -a --reflink=auto "$1" "$2"
+	rm -f "$2/.mlstack-complete"
+}
+
+# ---------------------------------------------------------------- tools
+
+need_root_tools() {
+	((EUID == 0)) || die "must run as root (systemd-nspawn, /etc/hosts, an address on lo, port 80)"
+	local missing=() t
+	for t in debootstrap systemd-nspawn nsenter ip curl flock go python3 sha256sum; do
+		command -v "$t" >/dev/null || missing+=("$t")
+	done
+	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (Debian: apt-get install debootstrap systemd-container curl util-linux iproute2)"
+}
+
+# ensure_aemm prints the path of ec2-metadata-mock, built once from the Go module proxy.
+ensure_aemm() {
+	local bin=$CACHE/bin/ec2-metadata-mock-$AEMM_VERSION
+	if [[ ! -x $bin ]]; then
+		say "building ec2-metadata-mock $AEMM_VERSION"
+		mkdir -p "$CACHE/bin"
+		GOBIN=$CACHE/bin.tmp go install "github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@$AEMM_VERSION" >&2
+		mv "$CACHE/bin.tmp/ec2-metadata-mock" "$bin"
+		rmdir "$CACHE/bin.tmp" 2>/dev/null || true
+	fi
+	echo "$bin"
+}
+
+# moto_venv prints a venv with the moto version scripts/moto.sh pins.
+moto_venv() {
+	local venv=${MLSTACK_VENV:-$REPO/.cache/venv} version
+	version=$(sed -n 's/^MOTO_VERSION=\([0-9.]*\)$/\1/p' scripts/moto.sh)
+	[[ -n $version ]] || die "cannot read MOTO_VERSION from scripts/moto.sh"
+	if ! "$venv/bin/python" -c "import sys, importlib.metadata as m, flask_cors; sys.exit(m.version('moto') != '$version')" 2>/dev/null; then
+		info "installing moto[server]==$version into $venv"
+		python3 -m venv "$venv" >&2
+		"$venv/bin/python" -m pip install --disable-pip-version-check --quiet "moto[server]==$version" >&2
+	fi
+	echo "$venv"
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# now: seconds since the epoch with milliseconds.
+now() { date +%s.%3N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------- cleanup
+
+WORK=
+declare -a PIDS=()
+NSPAWN_PID=
+HOSTS_ADDED=
+IMDS_ADDED=
+
+# stop_container: orderly poweroff (nspawn turns SIGTERM into SIGRTMIN+3 for
+# the container's systemd), then SIGKILL after 30 s.
+stop_container() {
+	[[ -n $NSPAWN_PID ]] || return 0
+	if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+		kill -TERM "$NSPAWN_PID" 2>/dev/null || true
+		local i
+		for ((i = 0; i < 60; i++)); do
+			kill -0 "$NSPAWN_PID" 2>/dev/null || break
+			sleep 0.5
+		done
+		if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+			info "container did not power off in 30 s: killing it"
+			kill -KILL "$NSPAWN_PID" 2>/dev/null || true
+		fi
+	fi
+	wait "$NSPAWN_PID" 2>/dev/null || true
+	NSPAWN_PID=
+}
+
+remove_hosts_line() {
+	[[ -n $HOSTS_ADDED ]] || return 0
+	local kept
+	kept=$(grep -vF "$HOSTS_TAG" /etc/hosts || true)
+	# Rewrite in place (not a rename): /etc/hosts may be a bind mount.
+	printf '%s\n' "$kept" >/etc/hosts
+	HOSTS_ADDED=
+}
+
+cleanup() {
+	local status=$?
+	set +e
+	stop_container
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	remove_hosts_line
+	if [[ -n $IMDS_ADDED ]]; then
+		ip addr del "$IMDS_IP/32" dev lo 2>/dev/null
+	fi
+	if [[ -n $WORK ]]; then
+		if [[ ${MLSTACK_BOOT_KEEP:-} == 1 ]]; then
+			info "kept $WORK"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	exit "$status"
+}
+
+# ---------------------------------------------------------------- masking
+
+SECRETS=
+# masked CMD...: runs CMD with stdout and stderr masked; keeps its status.
+masked() {
+	"$@" 2>&1 | python3 "$REPO/scripts/boot/mask.py" "$SECRETS"
+}
+# show FILE [LINES]: the (masked) tail of a log.
+show() {
+	[[ -f $1 ]] || return 0
+	printf -- '--- %s (last %s lines) ---\n' "$(basename "$1")" "${2:-40}" >&2
+	tail -n "${2:-40}" "$1" | python3 "$REPO/scripts/boot/mask.py" "$SECRETS" >&2
+}
+# add_secrets_from_json FILE KEY...: records values (anywhere in the JSON) as secrets.
+add_secrets_from_json() {
+	python3 - "$@" >>"$SECRETS" <<'PY'
+import json, sys
+keys = set(sys.argv[2:])
+def walk(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k in keys and isinstance(x, str):
+                print(x)
+            walk(x)
+    elif isinstance(v, list):
+        for x in v:
+            walk(x)
+walk(json.load(open(sys.argv[1])))
+PY
+}
+
+# ---------------------------------------------------------------- container
+
+# leader: PID (host view) of the container's init.
+leader() {
+	local pid
+	pid=$(pgrep -P "$NSPAWN_PID" | head -n 1) || true
+	[[ -n $pid ]] || return 1
+	echo "$pid"
+}
+
+# in_container CMD...: runs CMD inside the booted container's namespaces.
+in_container() {
+	local l
+	l=$(leader) || die "container has no init process"
+	nsenter --target "$l" --mount --uts --ipc --pid -- "$@"
+}
+
+# boot ROOTFS LOG: boots it in the background; NSPAWN_PID is set.
+boot() {
+	systemd-nspawn --register=no --keep-unit -q -M "mlstack-$STACK-$$" -D "$1" -b \
+		</dev/null >"$2" 2>&1 &
+	NSPAWN_PID=$!
+}
+
+# trust_host_tls ROOTFS: this machine's TLS trust store, which holds the CA
+# of the sandbox's egress proxy; pip (certifi) and uv (webpki roots) are told
+# to use it. Not needed on EC2, where PyPI's certificate is public.
+trust_host_tls() {
+	install -m 0644 /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"
+	printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$1/etc/pip.conf"
+	mkdir -p "$1/etc/uv"
+	printf 'native-tls = true\n' >"$1/etc/uv/uv.toml"
+}
+
+# seed ROOTFS USER_DATA INSTANCE_ID HOSTNAME: the NoCloud seed cloud-init reads.
+seed() {
+	local d=$1/var/lib/cloud/seed/nocloud
+	mkdir -p "$d"
+	install -m 0600 "$2" "$d/user-data"
+	printf 'instance-id: %s\nlocal-hostname: %s\n' "$3" "$4" >"$d/meta-data"
+}
+
+# server_rss: resident memory (MiB) of everything in mlflow.service's cgroup.
+server_rss() {
+	in_container sh -s <"$REPO/scripts/boot/rss.sh"
+}
+
+# ================================================================ the test
+
+boot_test() {
+	need_root_tools
+	command -v shellcheck >/dev/null || die "shellcheck is missing"
+	# The helpers that .ci/run's `shellcheck scripts/*.sh` does not reach.
+	shellcheck scripts/boot/*.sh || die "shellcheck: scripts/boot/*.sh"
+	WORK=$(mktemp -d /var/tmp/mlstack-boot.XXXXXX)
+	SECRETS=$WORK/secrets
+	: >"$SECRETS"
+	chmod 0600 "$SECRETS"
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+
+	local t_start
+	t_start=$(now)
+	say "tools"
+	local rootfs aemm venv mlflow_venv
+	rootfs=$(ensure_rootfs)
+	aemm=$(ensure_aemm)
+	venv=$(moto_venv)
+	mlflow_venv=$(scripts/mlflow-venv.sh)
+	go build -o "$WORK/mlstack" ./cmd/mlstack
+	go build -o "$WORK/boot" ./scripts/boot
+	if ss -ltn 'sport = :5000' | grep -q LISTEN; then
+		die "port 5000 is taken on this machine; the booted server needs it"
+	fi
+	if ss -ltn 'sport = :80' | grep -q LISTEN; then
+		die "port 80 is taken on this machine; the IMDS emulator needs it"
+	fi
+
+	say "moto"
+	local port moto
+	port=$(free_port)
+	moto=http://127.0.0.1:$port
+	MOTO_AMIS_PATH=$REPO/scripts/testdata/amis.json "$venv/bin/python" -m moto.server -H 127.0.0.1 -p "$port" \
+		</dev/null >"$WORK/moto.log" 2>&1 &
+	PIDS+=($!)
+	local i
+	for ((i = 0; i < 150; i++)); do
+		curl -fsS -o /dev/null "$moto/moto-api/" 2>/dev/null && break
+		sleep 0.2
+	done
+	curl -fsS -o /dev/null "$moto/moto-api/" || { show "$WORK/moto.log"; die "moto did not start on $moto"; }
+	info "moto at $moto"
+	export AWS_ENDPOINT_URL=$moto AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+	export AWS_DEFAULT_REGION=$REGION AWS_REGION=$REGION AWS_EC2_METADATA_DISABLED=true
+	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3
+
+	say "mlstack up --stack $STACK (in the background)"
+	local state=$WORK/state up_pid
+	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$state" --timeout 15m \
+		</dev/null >"$WORK/up.out" 2>"$WORK/up.log" &
+	up_pid=$!
+	PIDS+=("$up_pid")
+	if ! "$WORK/boot" instance -stack "$STACK" -dir "$WORK" -timeout 2m; then
+		show "$WORK/up.log"
+		die "no instance appeared in moto"
+	fi
+	add_secrets_from_json "$WORK/aemm.json" SecretAccessKey Token
+	add_secrets_from_json "$state/$STACK/state.json" secret_access_key mlflow_password flask_secret_key
+	# shellcheck disable=SC1091 # written by the boot helper just now
+	. "$WORK/instance.env"
+	info "instance $INSTANCE_ID: $PUBLIC_DNS ($PUBLIC_IP), role $ROLE_NAME"
+	grep -q '^#cloud-config' "$WORK/user-data" || die "the instance's user-data is not a #cloud-config"
+
+	say "IMDSv2 emulator on $IMDS_IP:80, public DNS name -> 127.0.0.1"
+	if ! ip -4 addr show dev lo | grep -q " $IMDS_IP/32 "; then
+		ip addr add "$IMDS_IP/32" dev lo
+		IMDS_ADDED=1
+	fi
+	(cd "$WORK" && HOME=$WORK exec "$aemm" -c "$WORK/aemm.json" -n "$IMDS_IP" -p 80 -I) \
+		</dev/null >"$WORK/aemm.log" 2>&1 &
+	PIDS+=($!)
+	local token
+	for ((i = 0; i < 50; i++)); do
+		token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "http://$IMDS_IP/latest/api/token" 2>/dev/null) && break
+		sleep 0.2
+	done
+	[[ -n ${token:-} ]] || { show "$WORK/aemm.log"; die "ec2-metadata-mock gives no IMDSv2 token"; }
+	[[ $(curl -fsS -H "X-aws-ec2-metadata-token: $token" "http://$IMDS_IP/latest/meta-data/public-hostname") == "$PUBLIC_DNS" ]] ||
+		die "IMDS does not serve the instance's public-hostname"
+	[[ $(curl -fsS -H "X-aws-ec2-metadata-token: $token" "http://$IMDS_IP/latest/meta-data/iam/security-credentials/") == "$ROLE_NAME" ]] ||
+		die "IMDS does not serve the instance role"
+	[[ $(curl -s -o /dev/null -w '%{http_code}' "http://$IMDS_IP/latest/meta-data/public-hostname") == 401 ]] ||
+		die "IMDS answers without a token: IMDSv2 must be required"
+	printf '127.0.0.1 %s %s\n' "$PUBLIC_DNS" "$HOSTS_TAG" >>/etc/hosts
+	HOSTS_ADDED=1
+
+	say "booting the exact user-data under cloud-init + systemd (systemd-nspawn, $SUITE)"
+	local root=$WORK/rootfs t_copy
+	t_copy=$(now)
+	fresh_rootfs "$rootfs" "$root"
+	info "fresh rootfs copy in $(elapsed "$t_copy" "$(now)") s"
+	trust_host_tls "$root"
+	seed "$root" "$WORK/user-data" "$INSTANCE_ID" "${PUBLIC_DNS%%.*}"
+	local t_boot t_healthy code
+	t_boot=$(now)
+	boot "$root" "$WORK/console.log"
+	info "container booting (nspawn pid $NSPAWN_PID); waiting up to ${HEALTH_TIMEOUT}s for http://$PUBLIC_DNS:5000/health"
+	local deadline=$((SECONDS + HEALTH_TIMEOUT)) last_note=$SECONDS last_probe=$SECONDS dead=0 unit
+	while :; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$PUBLIC_DNS:5000/health" || true)
+		[[ $code == 200 ]] && break
+		kill -0 "$NSPAWN_PID" 2>/dev/null || { show "$WORK/console.log" 60; die "the container stopped before the server was healthy"; }
+		# Fail fast once cloud-init is done and the unit is not even trying.
+		if ((SECONDS - last_probe >= 5)) && in_container test -e /var/lib/cloud/instance/boot-finished 2>/dev/null; then
+			last_probe=$SECONDS
+			unit=$(in_container systemctl is-active mlflow.service 2>/dev/null || true)
+			case $unit in
+			active | activating | reloading) dead=0 ;;
+			*) dead=$((dead + 1)) ;;
+			esac
+			if ((dead >= 3)); then
+				diagnose
+				die "cloud-init finished but mlflow.service is '$unit'"
+			fi
+		fi
+		if ((SECONDS > deadline)); then
+			diagnose
+			die "the server was not healthy ${HEALTH_TIMEOUT}s after boot"
+		fi
+		if ((SECONDS - last_note >= 30)); then
+			info "still waiting ($((SECONDS - deadline + HEALTH_TIMEOUT)) s): $(in_container sh -c 'tail -n 1 /var/log/cloud-init-output.log 2>/dev/null' | python3 scripts/boot/mask.py "$SECRETS" | cut -c1-120)"
+			last_note=$SECONDS
+		fi
+		sleep 0.5
+	done
+	t_healthy=$(now)
+	BOOT_TO_HEALTHY=$(elapsed "$t_boot" "$t_healthy")
+	info "healthy $BOOT_TO_HEALTHY s after boot"
+
+	say "mlstack up's own health wait"
+	local up_status=0
+	wait "$up_pid" || up_status=$?
+	show "$WORK/up.log" 12
+	((up_status == 0)) || die "mlstack up exited $up_status"
+	local uri
+	uri=$(cat "$WORK/up.out")
+	[[ $uri == "http://$PUBLIC_DNS:5000" ]] || die "up printed '$uri', want http://$PUBLIC_DNS:5000"
+
+	say "cloud-init and systemd inside the container"
+	in_container cloud-init status --long 2>&1 | python3 scripts/boot/mask.py "$SECRETS" >&2 || true
+	in_container cloud-init status 2>/dev/null | grep -qx 'status: done' || die "cloud-init did not finish cleanly (status above)"
+	in_container systemctl is-enabled mlflow.service >/dev/null || die "mlflow.service is not enabled (would not start on boot)"
+	in_container systemctl is-active mlflow.service >/dev/null || die "mlflow.service is not active"
+	in_container grep -q "MLFLOW_SERVER_ALLOWED_HOSTS=$PUBLIC_DNS,$PUBLIC_DNS:5000,$PUBLIC_IP,$PUBLIC_IP:5000," /run/mlflow/allowed-hosts.env ||
+		die "allowed-hosts.env does not hold the IMDS public name and IP"
+	info "mlflow.service enabled and active; allowed hosts from IMDS"
+
+	say "a real MLflow client with exactly the variables \`mlstack env\` prints"
+	"$WORK/mlstack" env --stack "$STACK" --state-dir "$state" >"$WORK/env.sh"
+	local names
+	names=$(sed -n 's/^export \([A-Za-z0-9_]*\)=.*/\1/p' "$WORK/env.sh" | sort | tr '\n' ' ')
+	info "variables: $names"
+	[[ $names == "AWS_ACCESS_KEY_ID AWS_DEFAULT_REGION AWS_SECRET_ACCESS_KEY MLFLOW_S3_ENDPOINT_URL MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME " ]] ||
+		die "unexpected variables from mlstack env: $names"
+	mkdir -p "$WORK/home"
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
+		"$WORK/env.sh" "$mlflow_venv/bin/python" scripts/boot/client.py >"$WORK/client.out" 2>"$WORK/client.log"; then
+		show "$WORK/client.log" 40
+		die "the MLflow client failed"
+	fi
+	local facts bucket key run_id
+	facts=$(tail -n 1 "$WORK/client.out")
+	bucket=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bucket"])' "$facts")
+	key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "$facts")
+	run_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["run_id"])' "$facts")
+	info "run $run_id logged params, 5 metrics, an artifact; read back: ok"
+
+	say "the artifact is in the stack bucket"
+	[[ $bucket == "mlstack-$STACK-123456789012-$REGION" ]] || die "artifacts go to bucket $bucket, not the stack's"
+	"$WORK/boot" objects -bucket "$bucket" -prefix artifacts/ >"$WORK/objects.txt"
+	grep -qxF "$key" "$WORK/objects.txt" || { cat "$WORK/objects.txt" >&2; die "s3://$bucket/$key is not in moto"; }
+	info "s3://$bucket/$key"
+
+	say "auth and Host checks"
+	local curlcfg=$WORK/curl-auth.cfg api="api/2.0/mlflow/experiments/search?max_results=1"
+	python3 - "$WORK/env.sh" >"$curlcfg" <<'PY'
+import shlex, sys
+env = {}
+for line in open(sys.argv[1]):
+    k, _, v = line.removeprefix("export ").rstrip("\n").partition("=")
+    env[k] = shlex.split(v)[0] if v else ""
+user = env["MLFLOW_TRACKING_USERNAME"] + ":" + env["MLFLOW_TRACKING_PASSWORD"]
+print('user = "' + user.replace("\\", "\\\\").replace('"', '\\"') + '"')
+PY
+	chmod 0600 "$curlcfg"
+	expect_code() { # WHAT WANT_REGEX CURL_ARGS...
+		local what=$1 want=$2 got
+		shift 2
+		got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@")
+		[[ $got =~ ^($want)$ ]] || die "$what: HTTP $got, want $want"
+		info "$what: HTTP $got"
+	}
+	expect_code "no credentials" 401 "http://$PUBLIC_DNS:5000/$api"
+	expect_code "wrong password" 401 -u "admin:wrong-password-123" "http://$PUBLIC_DNS:5000/$api"
+	expect_code "public DNS Host" 200 -K "$curlcfg" "http://$PUBLIC_DNS:5000/$api"
+	expect_code "public IP Host" 200 -K "$curlcfg" -H "Host: $PUBLIC_IP:5000" "http://127.0.0.1:5000/$api"
+	expect_code "foreign Host" '400|403' -K "$curlcfg" -H "Host: attacker.example:5000" "http://127.0.0.1:5000/$api"
+	expect_code "foreign Host, no port" '400|403' -K "$curlcfg" -H "Host: attacker.example" "http://127.0.0.1:5000/$api"
+
+	say "the server reads S3 through the instance role from IMDS"
+	local body
+	body=$(curl -fsS --max-time 20 -K "$curlcfg" "http://$PUBLIC_DNS:5000/get-artifact?path=notes.txt&run_uuid=$run_id") ||
+		{ diagnose; die "the server could not read the artifact back from S3"; }
+	[[ $body == "mlstack boot test artifact" ]] || die "the server served '$body' for the artifact"
+	local method
+	method=$(in_container env -i PATH=/usr/bin:/bin AWS_DEFAULT_REGION="$REGION" /opt/mlflow/bin/python -c '
+import boto3, sys
+c = boto3.Session().get_credentials()
+print(c.method, c.access_key == sys.argv[1])' "$ROLE_ACCESS_KEY_ID") || die "boto3 on the server found no credentials"
+	[[ $method == "iam-role True" ]] || die "boto3 on the server got credentials from '$method', want the instance role from IMDS"
+	info "get-artifact served the object; boto3 credentials: $method (the role's key from IMDSv2)"
+
+	say "mlstack check"
+	if ! masked "$WORK/mlstack" check --stack "$STACK" --state-dir "$state" >&2; then
+		die "mlstack check failed"
+	fi
+
+	say "numbers"
+	SERVER_RSS=$(server_rss)
+	SETUP_LINES=$(in_container sh -c 'grep -h "mlstack-setup:" /var/log/cloud-init-output.log' | python3 scripts/boot/mask.py "$SECRETS" || true)
+	printf '%s\n' "$SETUP_LINES" >&2
+	info "boot to healthy: $BOOT_TO_HEALTHY s; server RSS after the run: $SERVER_RSS MiB"
+
+	say "stop the container; mlstack down"
+	stop_container
+	if ! masked "$WORK/mlstack" down --stack "$STACK" --state-dir "$state" --yes >&2; then
+		die "mlstack down failed"
+	fi
+	"$WORK/boot" leftovers -stack "$STACK" || die "mlstack down left resources in moto"
+	[[ ! -e $state/$STACK ]] || die "mlstack down left local state in $state/$STACK"
+
+	say "PASSED in $(elapsed "$t_start" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB"
+	echo "boot-test: 1 passed, 0 failed"
+}
+
+# diagnose: what the container says, masked.
+diagnose() {
+	info "diagnostics:"
+	show "$WORK/console.log" 30
+	if leader >/dev/null; then
+		in_container sh -c 'tail -n 40 /var/log/cloud-init-output.log; systemctl --no-pager status mlflow.service; journalctl --no-pager -n 40 -u mlflow.service' 2>&1 |
+			python3 scripts/boot/mask.py "$SECRETS" >&2 || true
+	fi
+}
+
+case ${1:-test} in
+test) boot_test ;;
+*)
+	echo "usage: $0 [test]" >&2
+	exit 2
+	;;
+esac

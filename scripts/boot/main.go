@@ -1,0 +1,312 @@
+// Command boot is scripts/boot-test.sh's view of the AWS emulator (moto):
+// what EC2 would hand the instance, and what is left after `mlstack down`.
+// It uses the ordinary AWS configuration chain (AWS_ENDPOINT_URL etc.).
+//
+//	boot instance  -stack S -dir D [-timeout 2m]
+//	    waits for the stack's running instance, then writes into D:
+//	    user-data (exactly what RunInstances got, 0600), instance.env (ids,
+//	    public DNS name and IPv4, role name; no secrets) and aemm.json, the
+//	    ec2-metadata-mock configuration that answers IMDS like EC2 would for
+//	    that instance, with credentials of its instance role from
+//	    sts:AssumeRole (0600). Prints nothing secret.
+//	boot objects   -bucket B [-prefix P]   lists object keys, one per line
+//	boot leftovers -stack S                lists what the stack still owns;
+//	    exit 1 when anything is left
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+const tagStack = "mlstack:stack"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		fail(err)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	stack := fs.String("stack", "", "stack name")
+	dir := fs.String("dir", "", "output directory")
+	bucket := fs.String("bucket", "", "bucket")
+	prefix := fs.String("prefix", "", "key prefix")
+	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait")
+	_ = fs.Parse(os.Args[2:])
+	switch os.Args[1] {
+	case "instance":
+		err = instance(ctx, cfg, *stack, *dir, *timeout)
+	case "objects":
+		err = objects(ctx, cfg, *bucket, *prefix)
+	case "leftovers":
+		err = leftovers(ctx, cfg, *stack)
+	default:
+		usage()
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: boot instance -stack S -dir D | objects -bucket B [-prefix P] | leftovers -stack S")
+	os.Exit(2)
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "boot: %v\n", err)
+	os.Exit(1)
+}
+
+func s3Client(cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+}
+
+// running returns the stack's running instance, or nil.
+func running(ctx context.Context, api *ec2.Client, stack string) (*ec2types.Instance, error) {
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + tagStack), Values: []string{stack}},
+		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			if aws.ToString(i.PublicDnsName) != "" && aws.ToString(i.PublicIpAddress) != "" && i.IamInstanceProfile != nil {
+				return &i, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+func instance(ctx context.Context, cfg aws.Config, stack, dir string, timeout time.Duration) error {
+	if stack == "" || dir == "" {
+		usage()
+	}
+	ec2c := ec2.NewFromConfig(cfg)
+	deadline := time.Now().Add(timeout)
+	var inst *ec2types.Instance
+	for {
+		var err error
+		if inst, err = running(ctx, ec2c, stack); err != nil {
+			return fmt.Errorf("describing instances: %w", err)
+		}
+		if inst != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no running instance of stack %s after %s", stack, timeout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	id := aws.ToString(inst.InstanceId)
+	attr, err := ec2c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
+		InstanceId: inst.InstanceId, Attribute: ec2types.InstanceAttributeNameUserData,
+	})
+	if err != nil {
+		return fmt.Errorf("reading user-data of %s: %w", id, err)
+	}
+	if attr.UserData == nil || aws.ToString(attr.UserData.Value) == "" {
+		return fmt.Errorf("instance %s has no user-data", id)
+	}
+	ud, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
+	if err != nil {
+		return fmt.Errorf("user-data of %s is not base64: %w", id, err)
+	}
+
+	// The role EC2 would give the instance: the one in its instance profile.
+	profileARN := aws.ToString(inst.IamInstanceProfile.Arn)
+	profileName := profileARN[strings.LastIndex(profileARN, "/")+1:]
+	iamc := iam.NewFromConfig(cfg)
+	prof, err := iamc.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: &profileName})
+	if err != nil {
+		return fmt.Errorf("reading instance profile %s: %w", profileName, err)
+	}
+	if len(prof.InstanceProfile.Roles) != 1 {
+		return fmt.Errorf("instance profile %s holds %d roles, want 1", profileName, len(prof.InstanceProfile.Roles))
+	}
+	role := prof.InstanceProfile.Roles[0]
+	creds, err := sts.NewFromConfig(cfg).AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn: role.Arn, RoleSessionName: aws.String(id), DurationSeconds: aws.Int32(3600 * 6),
+	})
+	if err != nil {
+		return fmt.Errorf("assuming role %s: %w", aws.ToString(role.RoleName), err)
+	}
+	c := creds.Credentials
+	roleName := aws.ToString(role.RoleName)
+	now := time.Now().UTC().Format(time.RFC3339)
+	aemm := map[string]any{
+		"imdsv2": true,
+		"metadata": map[string]any{
+			"paths": map[string]string{
+				"iam-security-credentials": "/latest/meta-data/iam/security-credentials/" + roleName,
+			},
+			"values": map[string]any{
+				"instance-id":                   id,
+				"instance-type":                 string(inst.InstanceType),
+				"ami-id":                        aws.ToString(inst.ImageId),
+				"public-hostname":               aws.ToString(inst.PublicDnsName),
+				"public-ipv4":                   aws.ToString(inst.PublicIpAddress),
+				"local-hostname":                aws.ToString(inst.PrivateDnsName),
+				"local-ipv4":                    aws.ToString(inst.PrivateIpAddress),
+				"placement-region":              cfg.Region,
+				"iam-security-credentials-role": roleName,
+				"iam-info": map[string]string{
+					"Code": "Success", "LastUpdated": now,
+					"InstanceProfileArn": profileARN, "InstanceProfileId": aws.ToString(prof.InstanceProfile.InstanceProfileId),
+				},
+				"iam-security-credentials": map[string]string{
+					"Code": "Success", "LastUpdated": now, "Type": "AWS-HMAC",
+					"AccessKeyId": aws.ToString(c.AccessKeyId), "SecretAccessKey": aws.ToString(c.SecretAccessKey),
+					"Token": aws.ToString(c.SessionToken), "Expiration": aws.ToTime(c.Expiration).UTC().Format(time.RFC3339),
+				},
+			},
+		},
+	}
+	aj, err := json.MarshalIndent(aemm, "", "  ")
+	if err != nil {
+		return err
+	}
+	info := fmt.Sprintf("INSTANCE_ID=%s\nPUBLIC_DNS=%s\nPUBLIC_IP=%s\nROLE_NAME=%s\nROLE_ACCESS_KEY_ID=%s\n",
+		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), roleName, aws.ToString(c.AccessKeyId))
+	for name, data := range map[string][]byte{"user-data": ud, "aemm.json": aj, "instance.env": []byte(info)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "boot: instance %s (%s, %s), role %s, user-data %d bytes\n",
+		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), roleName, len(ud))
+	return nil
+}
+
+func objects(ctx context.Context, cfg aws.Config, bucket, prefix string) error {
+	if bucket == "" {
+		usage()
+	}
+	p := s3.NewListObjectsV2Paginator(s3Client(cfg), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Contents {
+			fmt.Println(aws.ToString(o.Key))
+		}
+	}
+	return nil
+}
+
+// leftovers lists, from every angle down cleans up, what still carries the
+// stack's name or tag.
+func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
+	if stack == "" {
+		usage()
+	}
+	base := "mlstack-" + stack
+	var left []string
+	var errs []error
+	add := func(kind, name string) { left = append(left, kind+" "+name) }
+
+	iamc := iam.NewFromConfig(cfg)
+	if out, err := iamc.ListUsers(ctx, &iam.ListUsersInput{}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, u := range out.Users {
+			if strings.HasPrefix(aws.ToString(u.UserName), base) {
+				add("IAM user", aws.ToString(u.UserName))
+			}
+		}
+	}
+	if out, err := iamc.ListRoles(ctx, &iam.ListRolesInput{}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, r := range out.Roles {
+			if strings.HasPrefix(aws.ToString(r.RoleName), base) {
+				add("IAM role", aws.ToString(r.RoleName))
+			}
+		}
+	}
+	if out, err := iamc.ListInstanceProfiles(ctx, &iam.ListInstanceProfilesInput{}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, p := range out.InstanceProfiles {
+			if strings.HasPrefix(aws.ToString(p.InstanceProfileName), base) {
+				add("instance profile", aws.ToString(p.InstanceProfileName))
+			}
+		}
+	}
+	if out, err := s3Client(cfg).ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, b := range out.Buckets {
+			if strings.HasPrefix(aws.ToString(b.Name), base+"-") {
+				add("bucket", aws.ToString(b.Name))
+			}
+		}
+	}
+	ec2c := ec2.NewFromConfig(cfg)
+	if out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + tagStack), Values: []string{stack}},
+	}}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				if i.State != nil && i.State.Name != ec2types.InstanceStateNameTerminated {
+					add("instance", aws.ToString(i.InstanceId)+" ("+string(i.State.Name)+")")
+				}
+			}
+		}
+	}
+	if out, err := ec2c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, g := range out.SecurityGroups {
+			if aws.ToString(g.GroupName) == base {
+				add("security group", aws.ToString(g.GroupId))
+			}
+		}
+	}
+	if out, err := ec2c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{}); err != nil {
+		errs = append(errs, err)
+	} else {
+		for _, k := range out.KeyPairs {
+			if aws.ToString(k.KeyName) == base {
+				add("key pair", aws.ToString(k.KeyName))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("listing: %w", err)
+	}
+	for _, l := range left {
+		fmt.Println(l)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("stack %s left %d resource(s) behind", stack, len(left))
+	}
+	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs)\n", stack)
+	return nil
+}
