@@ -562,10 +562,42 @@ diagnose() {
 	fi
 }
 
+# bench_install N: N cold installs each with pip and with uv, alternating,
+# each in a fresh rootfs copy; install and install-to-healthy seconds.
+bench_install() {
+	local runs=${1:-3} version uv_version port i mode line
+	need_root_tools
+	version=$(sed -n 's/^const DefaultMLflowVersion = "\([0-9.]*\)".*/\1/p' cloudinit/cloudinit.go)
+	uv_version=$(sed -n 's/^uv_version=\([0-9.]*\)$/\1/p' templates/mlstack-setup.sh)
+	uv_version=${uv_version:-${MLSTACK_BENCH_UV_VERSION:-0.13.9}}
+	local rootfs
+	rootfs=$(ensure_rootfs)
+	WORK=$(mktemp -d /var/tmp/mlstack-bench.XXXXXX)
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+	say "install-to-healthy, MLflow $version, uv $uv_version, $runs cold runs each, $(nproc) cores"
+	for ((i = 1; i <= runs; i++)); do
+		for mode in pip uv; do
+			rm -rf "$WORK/rootfs"
+			fresh_rootfs "$rootfs" "$WORK/rootfs"
+			trust_host_tls "$WORK/rootfs"
+			port=$(free_port)
+			if line=$(systemd-nspawn -q --register=no --keep-unit -D "$WORK/rootfs" --pipe \
+				sh -s "$mode" "$version" "$uv_version" "$port" <scripts/boot/bench-install.sh 2>"$WORK/bench.err"); then
+				echo "run $i: $line"
+			else
+				echo "run $i: $mode FAILED"
+				tail -n 20 "$WORK/bench.err" >&2
+			fi
+		done
+	done
+}
+
 case ${1:-test} in
 test) boot_test ;;
+bench-install) bench_install "${2:-3}" ;;
 *)
-	echo "usage: $0 [test]" >&2
+	echo "usage: $0 [test | bench-install [RUNS]]" >&2
 	exit 2
 	;;
 esac

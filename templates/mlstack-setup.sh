@@ -4,6 +4,11 @@
 # MLflow into a venv (Ubuntu's Python is externally managed, PEP 668) and
 # starts the service.
 #
+# The install uses uv (from PyPI, pinned), which took about half pip's time
+# to a healthy server in mlstack's cold-cache benchmark (docs/BENCHMARKS.md).
+# pip stays as the fallback: if uv cannot be installed or fails, the same
+# requirements go through pip, which costs time but not the server.
+#
 # Usage: mlstack-setup MLFLOW_VERSION
 set -eu
 
@@ -19,15 +24,26 @@ case $version in
     ;;
 esac
 venv=/opt/mlflow
+uv_version=0.13.9
 
 # The service may write only here (sqlite databases); the venv stays root-owned.
 install -d -o mlflow -g mlflow -m 0750 /var/lib/mlflow
 
 log "creating venv $venv"
 python3 -m venv "$venv"
-log "installing mlflow[auth]==$version and boto3"
-"$venv/bin/pip" install --no-cache-dir --disable-pip-version-check \
-    --retries 10 --timeout 60 "mlflow[auth]==$version" boto3
+pip_install() {
+    "$venv/bin/pip" install --no-cache-dir --disable-pip-version-check \
+        --retries 10 --timeout 60 "$@"
+}
+log "installing mlflow[auth]==$version and boto3 with uv $uv_version"
+if pip_install "uv==$uv_version" &&
+    UV_HTTP_TIMEOUT=60 "$venv/bin/uv" pip install --python "$venv/bin/python" \
+        --no-cache --compile-bytecode "mlflow[auth]==$version" boto3; then
+    log "installed with uv"
+else
+    log "uv failed; installing with pip instead"
+    pip_install "mlflow[auth]==$version" boto3
+fi
 "$venv/bin/mlflow" --version
 
 systemctl daemon-reload
