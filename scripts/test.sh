@@ -48,9 +48,24 @@ say "go test -race -count=1 ./... $*"
 status=0
 go test -race -count=1 ./... "$@" || status=$?
 
+# The exact user-data `mlstack up` sends, booted under real cloud-init and
+# systemd (needs root; see the script). CI always runs it; locally a focused
+# run (go test arguments) or MLSTACK_SKIP_BOOT=1 skips it, and says so.
+boot_status=0
+if [[ -z ${CI:-} && (${MLSTACK_SKIP_BOOT:-} == 1 || $# -gt 0) ]]; then
+	say "SKIPPED the boot test (go test arguments or MLSTACK_SKIP_BOOT=1; CI never skips it)"
+else
+	say "boot test: scripts/boot-test.sh"
+	scripts/boot-test.sh || boot_status=$?
+fi
+
 if ((status != 0)); then
 	say "FAILED: go test exited $status"
 	exit "$status"
+fi
+if ((boot_status != 0)); then
+	say "FAILED: the boot test exited $boot_status"
+	exit "$boot_status"
 fi
 if ((failed)); then
 	say "FAILED: gofmt or go vet reported problems (go test passed)"
