@@ -10,6 +10,8 @@
 # requirements go through pip, which costs time but not the server.
 #
 # Usage: mlstack-setup MLFLOW_VERSION
+# Test knob, unset in production: MLSTACK_SETUP_VENV (default /opt/mlflow,
+# where mlflow.service runs it from).
 set -eu
 
 log() {
@@ -23,7 +25,7 @@ case $version in
     exit 2
     ;;
 esac
-venv=/opt/mlflow
+venv=${MLSTACK_SETUP_VENV:-/opt/mlflow}
 uv_version=0.13.9
 
 # The service may write only here (sqlite databases); the venv stays root-owned.
