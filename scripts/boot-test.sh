@@ -308,7 +308,7 @@ seed() {
 	printf 'instance-id: %s\nlocal-hostname: %s\n' "$3" "$4" >"$d/meta-data"
 }
 
-# server_rss: resident memory (MiB) of everything in mlflow.service's cgroup.
+# server_rss: "RSS PSS" in MiB of the server's processes.
 server_rss() {
 	in_container sh -s <"$REPO/scripts/boot/rss.sh"
 }
@@ -543,10 +543,13 @@ print(c.method, c.access_key == sys.argv[1])' "$ROLE_ACCESS_KEY_ID") || die "bot
 	fi
 
 	say "numbers"
-	SERVER_RSS=$(server_rss)
+	local mem
+	mem=$(server_rss)
+	SERVER_RSS=${mem% *}
+	SERVER_PSS=${mem#* }
 	SETUP_LINES=$(in_container sh -c 'grep -h "mlstack-setup:" /var/log/cloud-init-output.log' | python3 scripts/boot/mask.py "$SECRETS" || true)
 	printf '%s\n' "$SETUP_LINES" >&2
-	info "boot to healthy: $BOOT_TO_HEALTHY s; server RSS after the run: $SERVER_RSS MiB"
+	info "boot to healthy: $BOOT_TO_HEALTHY s; server memory after the run: RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
 
 	say "stop the container; mlstack down"
 	stop_container
@@ -556,7 +559,7 @@ print(c.method, c.access_key == sys.argv[1])' "$ROLE_ACCESS_KEY_ID") || die "bot
 	"$WORK/boot" leftovers -stack "$STACK" || die "mlstack down left resources in moto"
 	[[ ! -e $state/$STACK ]] || die "mlstack down left local state in $state/$STACK"
 
-	say "PASSED in $(elapsed "$t_start" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB"
+	say "PASSED in $(elapsed "$t_start" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
 }
 
 # diagnose: what the container says, masked.

@@ -1,8 +1,15 @@
 #!/bin/sh
 # Runs inside the booted container (boot-test.sh pipes it to nsenter ... sh -s):
-# prints the resident memory of every process of the service user mlflow
-# (the server and its workers: nothing else runs as mlflow), one line each on
-# stderr, and their sum in MiB on stdout.
+# the memory of every process of the service user mlflow (the server and its
+# workers: nothing else runs as mlflow). One line per process on stderr;
+# on stdout "RSS_MIB PSS_MIB": resident memory summed (shared pages counted in
+# each process) and proportional set size summed (shared pages split).
 set -eu
 ps -u mlflow -o pid=,rss=,args= | cut -c1-110 | sed 's/^/  /' >&2
-ps -u mlflow -o rss= | awk '{ kb += $1 } END { printf "%d\n", kb / 1024 }'
+rss=$(ps -u mlflow -o rss= | awk '{ kb += $1 } END { print kb + 0 }')
+pss=0
+for p in $(pgrep -u mlflow); do
+	kb=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+	pss=$((pss + ${kb:-0}))
+done
+echo "$((rss / 1024)) $((pss / 1024))"
