@@ -30,7 +30,7 @@ func TestSetupScriptInstallPaths(t *testing.T) {
 		want, notWant, wantStderrs []string
 	}{
 		{name: "uv works", wantOK: true,
-			want:        []string{"pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 uv==", "uv pip install --python VENV/bin/python --no-cache --compile-bytecode " + req, "mlflow --version", "systemctl enable --now mlflow.service"},
+			want:        []string{"pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 uv==", "uv pip install --python VENV/bin/python --no-cache --link-mode copy --compile-bytecode " + req, "mlflow --version", "systemctl enable --now mlflow.service"},
 			notWant:     []string{"pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 " + req},
 			wantStderrs: []string{"installed with uv"}},
 		{name: "uv cannot be installed", uvInstallFails: true, wantOK: true,
@@ -38,7 +38,7 @@ func TestSetupScriptInstallPaths(t *testing.T) {
 			notWant:     []string{"uv pip install"},
 			wantStderrs: []string{"uv failed; installing with pip instead"}},
 		{name: "uv fails", uvFails: true, wantOK: true,
-			want:        []string{"uv pip install --python VENV/bin/python --no-cache --compile-bytecode " + req, "pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 " + req, "systemctl enable --now mlflow.service"},
+			want:        []string{"uv pip install --python VENV/bin/python --no-cache --link-mode copy --compile-bytecode " + req, "pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 " + req, "systemctl enable --now mlflow.service"},
 			wantStderrs: []string{"uv failed; installing with pip instead"}},
 		{name: "both fail", uvFails: true, pipFails: true, wantOK: false,
 			notWant: []string{"systemctl enable"}},

@@ -40,7 +40,7 @@ pip_install() {
 log "installing mlflow[auth]==$version and boto3 with uv $uv_version"
 if pip_install "uv==$uv_version" &&
     UV_HTTP_TIMEOUT=60 "$venv/bin/uv" pip install --python "$venv/bin/python" \
-        --no-cache --compile-bytecode "mlflow[auth]==$version" boto3; then
+        --no-cache --link-mode copy --compile-bytecode "mlflow[auth]==$version" boto3; then
     log "installed with uv"
 else
     log "uv failed; installing with pip instead"

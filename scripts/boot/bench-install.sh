@@ -20,7 +20,7 @@ pip)
 	;;
 uv)
 	"$venv/bin/pip" install --no-cache-dir --disable-pip-version-check -q "uv==$uv_version"
-	"$venv/bin/uv" pip install --no-cache --compile-bytecode -q --python "$venv/bin/python" \
+	"$venv/bin/uv" pip install --no-cache --link-mode copy --compile-bytecode -q --python "$venv/bin/python" \
 		"mlflow[auth]==$version" boto3
 	;;
 *)
