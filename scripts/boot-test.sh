@@ -117,6 +117,11 @@ ensure_rootfs() {
 		mv "$dir.tmp" "$dir"
 		info "rootfs ready ($(du -sh "$dir" | cut -f1))"
 	fi
+	# Rootfs builds for other keys are stale: drop them.
+	local old
+	for old in "$CACHE"/rootfs-*; do
+		[[ $old == "$dir" || ! -d $old ]] || rm -rf "$old"
+	done
 	flock -u 9
 	exec 9>&-
 	echo "$dir"
