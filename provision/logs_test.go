@@ -43,24 +43,6 @@ func TestLogCommands(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that the test reads while sessions write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // logFixture is a fixture whose sshd serves a fake bootstrap log and journal.
 func logFixture(t *testing.T) (*sshFixture, *sshdtest.Server, LogsOptions, string) {
 	f := newSSHFixture(t)
@@ -133,7 +115,7 @@ func TestLogsFollowOverOpenSSH(t *testing.T) {
 	o.JournalCommand = "echo 'mlflow started'; exec sleep 4242"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &sshdtest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- f.t.logs(ctx, o, out, io.Discard) }()
 
@@ -250,7 +232,7 @@ func TestConsoleLogsFollow(t *testing.T) {
 		"boot 2\nboot 3\nboot 4\n", // the 64 KiB window moved
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &sshdtest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- consoleLogs(ctx, api, "i-1", true, out, newProgress(io.Discard)) }()
 	deadline := time.Now().Add(5 * time.Second)

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mlstack/mlstack/internal/sshdtest"
 )
 
 // TestBadInputCreatesNothing: usage errors exit 2 with one line and make no
@@ -365,7 +366,7 @@ func TestDownAsksOnTerminal(t *testing.T) {
 		cmd.Env = append(os.Environ(), "TERM=dumb")
 		stdin, err := cmd.StdinPipe()
 		must(t, err)
-		var out syncBuffer
+		var out sshdtest.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		must(t, cmd.Start())
 		// Answer only once the question is on the screen.
@@ -389,22 +390,4 @@ func TestDownAsksOnTerminal(t *testing.T) {
 		t.Fatalf("answer y: exit %d\n%s", code, out)
 	}
 	e.assertNothingLeft()
-}
-
-// syncBuffer is a buffer one goroutine writes while another reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -27,19 +27,20 @@ type Server struct {
 	Dir  string // its config, keys and pid file
 }
 
-// syncBuffer collects sshd's log from its goroutine.
-type syncBuffer struct {
+// SyncBuffer is a buffer one goroutine writes (sshd's log, a process's
+// output) while a test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -94,7 +95,7 @@ func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	log := &syncBuffer{}
+	log := &SyncBuffer{}
 	cmd := exec.Command(SSHD, "-D", "-e", "-f", cfg, "-p", fmt.Sprint(port))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
