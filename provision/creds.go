@@ -39,21 +39,12 @@ func RotateCreds(ctx context.Context, c Config, o RotateOptions) error {
 		return err
 	}
 	log := newProgress(c.Log)
-	unlock, err := lockStack(ctx, c.StateDir, c.Stack, log)
+	op, err := openStack(ctx, &c, log, true)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	s, err := connect(ctx, &c)
-	if err != nil {
-		return err
-	}
-	n := NamesFor(c.Stack, s.account, s.region)
-	sd := newStateDir(c.StateDir, c.Stack)
-	st, err := sd.loadFor(s.account, s.region)
-	if err != nil {
-		return err
-	}
+	defer op.release()
+	s, n, sd, st := op.s, op.n, op.sd, op.st
 	u, err := findUser(ctx, s.iam, n, bucketPolicy(s.partition, n.Bucket))
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 // (exit code 3): running down again should finish the job.
 type LeftBehindError struct {
 	Stack     string
+	Sweep     bool // left by a sweep of several stacks
 	Remaining []Resource
 	Err       error
 }
@@ -24,7 +25,7 @@ func (e *LeftBehindError) Error() string {
 		names = append(names, r.Kind+" "+r.Name)
 	}
 	msg := fmt.Sprintf("stack %s still owns: %s; run `mlstack down --stack %s --yes` again", e.Stack, strings.Join(names, ", "), e.Stack)
-	if e.Stack == "(sweep)" {
+	if e.Sweep {
 		msg = fmt.Sprintf("the sweep left: %s; run it again", strings.Join(names, ", "))
 	}
 	if e.Err != nil {
@@ -43,24 +44,14 @@ func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, erro
 		return err
 	}
 	log := newProgress(c.Log)
-	if !c.DryRun {
-		unlock, err := lockStack(ctx, c.StateDir, c.Stack, log)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	s, err := connect(ctx, &c)
+	o, err := openStack(ctx, &c, log, !c.DryRun)
 	if err != nil {
 		return err
 	}
-	n := NamesFor(c.Stack, s.account, s.region)
-	sd := newStateDir(c.StateDir, c.Stack)
-	if _, err := sd.loadFor(s.account, s.region); err != nil {
-		return err
-	}
+	defer o.release()
+	s, n, sd := o.s, o.n, o.sd
 
-	found, err := inventory(ctx, s, n)
+	found, _, err := inventory(ctx, s, n)
 	if err != nil {
 		return err
 	}
@@ -135,7 +126,7 @@ func deleteStack(ctx context.Context, s *session, n Names, sd stateDir, timeout 
 		return errors.Join(append(errs, ctx.Err())...)
 	}
 
-	left, err := inventory(ctx, s, n)
+	left, _, err := inventory(ctx, s, n)
 	if err != nil {
 		errs = append(errs, err)
 	}

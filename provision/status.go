@@ -51,7 +51,8 @@ func writeJSON(w io.Writer, v any) error {
 
 // inventory lists what the stack owns (tagged), read-only. Look-alikes
 // without the tag are not listed: they are not the stack's.
-func inventory(ctx context.Context, s *session, n Names) ([]Resource, error) {
+// It also returns the live instances it found, oldest first.
+func inventory(ctx context.Context, s *session, n Names) ([]Resource, []ec2types.Instance, error) {
 	var (
 		insts []ec2types.Instance
 		sgs   []ec2types.SecurityGroup
@@ -96,7 +97,7 @@ func inventory(ctx context.Context, s *session, n Names) ([]Resource, error) {
 		},
 	)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []Resource
 	for _, i := range insts {
@@ -109,7 +110,7 @@ func inventory(ctx context.Context, s *session, n Names) ([]Resource, error) {
 		out = append(out, Resource{Kind: "key pair", Name: aws.ToString(k.KeyName), State: "exists"})
 	}
 	out = append(out, iamR...)
-	return append(out, bkt...), nil
+	return append(out, bkt...), insts, nil
 }
 
 type iamReadAPI interface {
@@ -157,11 +158,7 @@ func Status(ctx context.Context, c Config) error {
 		return err
 	}
 	n := NamesFor(c.Stack, s.account, s.region)
-	found, err := inventory(ctx, s, n)
-	if err != nil {
-		return err
-	}
-	insts, err := findInstances(ctx, s.ec2, n.Stack)
+	found, insts, err := inventory(ctx, s, n)
 	if err != nil {
 		return err
 	}

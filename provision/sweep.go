@@ -124,7 +124,7 @@ func Sweep(ctx context.Context, c Config, f SweepFilter, confirm func(string) (b
 		}
 	}
 	if len(left) > 0 {
-		return &LeftBehindError{Stack: "(sweep)", Remaining: left, Err: errors.Join(errs...)}
+		return &LeftBehindError{Sweep: true, Remaining: left, Err: errors.Join(errs...)}
 	}
 	return errors.Join(errs...)
 }

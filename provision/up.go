@@ -126,17 +126,6 @@ func Up(ctx context.Context, c Config) error {
 		return err
 	}
 	log := newProgress(c.Log)
-	sd := newStateDir(c.StateDir, c.Stack)
-	if !c.DryRun {
-		if err := sd.checkWritable(); err != nil {
-			return err
-		}
-		unlock, err := lockStack(ctx, c.StateDir, c.Stack, log)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
 	if len(c.AllowCIDRs) == 0 {
 		cidr, err := detectCIDR(c.DetectIP)
 		if err != nil {
@@ -150,25 +139,23 @@ func Up(ctx context.Context, c Config) error {
 			log.warn("--allow-cidr %s opens the tracking server to the whole internet", cidr)
 		}
 	}
-
-	s, err := connect(ctx, &c)
+	if !c.DryRun {
+		if err := newStateDir(c.StateDir, c.Stack).checkWritable(); err != nil {
+			return err
+		}
+	}
+	o, err := openStack(ctx, &c, log, !c.DryRun)
 	if err != nil {
 		return err
 	}
-	n := NamesFor(c.Stack, s.account, s.region)
-	if err := n.Check(); err != nil {
-		return err
-	}
+	defer o.release()
+	s, n, sd, st := o.s, o.n, o.sd, o.st
 	// A trial render with placeholder secrets finds bad parameters before
 	// anything is created, not after the IAM user and bucket exist.
 	if _, err := cloudinit.Render(bootstrapParams(n, s, c, &State{
 		MLflowUser: mlflowUser, MLflowPassword: "placeholder-password-0", FlaskSecretKey: "placeholder-flask-secret-0",
 	})); err != nil {
 		return usagef("bootstrap parameters: %v", err)
-	}
-	st, err := sd.loadFor(s.account, s.region)
-	if err != nil {
-		return err
 	}
 
 	policy := bucketPolicy(s.partition, n.Bucket)
