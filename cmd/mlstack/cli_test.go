@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,8 +13,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/mlstack/mlstack/internal/sshdtest"
 )
 
 // TestBadInputCreatesNothing: usage errors exit 2 with one line and make no
@@ -348,27 +345,15 @@ func TestPerServiceEndpoints(t *testing.T) {
 // TestDownAsksOnTerminal: without --yes, down asks on a terminal; "n"
 // deletes nothing, "y" deletes the stack. script(1) provides the terminal.
 func TestDownAsksOnTerminal(t *testing.T) {
-	scriptBin, err := exec.LookPath("script")
-	if err != nil {
-		t.Fatal("script(1) (Debian's bsdutils) is needed to give mlstack a terminal")
-	}
-	bin := binary(t)
 	e := newEnv(t)
 	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ask")...)...); res.code != 0 {
 		t.Fatalf("up: %s", res.stderr)
 	}
 	before := e.everything()
 	answer := func(reply string) (int, string) {
-		line := strings.Join(append([]string{bin, "down"}, e.stackFlags("ask")...), " ")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", line, "/dev/null")
-		cmd.Env = append(os.Environ(), "TERM=dumb")
-		stdin, err := cmd.StdinPipe()
-		must(t, err)
-		var out sshdtest.SyncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		must(t, cmd.Start())
+		cmd, stdin, out := onTerminal(ctx, t, "dumb", append([]string{"down"}, e.stackFlags("ask")...)...)
 		// Answer only once the question is on the screen.
 		deadline := time.Now().Add(30 * time.Second)
 		for !strings.Contains(out.String(), "[y/N]") && time.Now().Before(deadline) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/mlstack/mlstack/internal/sshdtest"
 )
 
 const testRegion = "eu-west-3"
@@ -249,4 +252,26 @@ func (e *env) mlstack(args ...string) result {
 // stackFlags are the flags every test stack uses.
 func (e *env) stackFlags(stack string) []string {
 	return []string{"--stack", stack, "--state-dir", e.stateDir}
+}
+
+// onTerminal starts the built mlstack with args under script(1) (Debian's
+// bsdutils), which gives it a terminal; the test writes to stdin and reads out.
+func onTerminal(ctx context.Context, t *testing.T, term string, args ...string) (cmd *exec.Cmd, stdin io.WriteCloser, out *sshdtest.SyncBuffer) {
+	t.Helper()
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatal("script(1) (Debian's bsdutils) is needed to give mlstack a terminal")
+	}
+	line := strings.Join(append([]string{binary(t)}, args...), " ")
+	cmd = exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", line, "/dev/null")
+	cmd.Env = append(os.Environ(), "TERM="+term)
+	if stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out = &sshdtest.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdin, out
 }

@@ -335,13 +335,6 @@ func TestUpHealthTimeoutShowsBootstrapLog(t *testing.T) {
 // shell on a remote pty and exits with the shell's status. script(1)
 // (Debian's bsdutils) gives the built binary a terminal.
 func TestSSHInteractiveShell(t *testing.T) {
-	scriptBin, err := exec.LookPath("script")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("script(1) (Debian's bsdutils) is not installed")
-		}
-		t.Skip("script(1) not installed")
-	}
 	e := newEnv(t)
 	const name = "sshpty"
 	dir := filepath.Join(e.stateDir, name)
@@ -367,20 +360,9 @@ func TestSSHInteractiveShell(t *testing.T) {
 	must(t, json.Unmarshal(b, &st))
 	srv := sshdtest.Start(t, hostKeyPEM, []byte(st.SSHPublicKey))
 
-	bin := filepath.Join(t.TempDir(), "mlstack")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	line := strings.Join(append(append([]string{bin, "ssh"}, flags...), "--ssh-addr", srv.Addr, "--ssh-user", srv.User), " ")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", line, "/dev/null")
-	cmd.Env = append(os.Environ(), "TERM=xterm")
-	stdin, err := cmd.StdinPipe()
-	must(t, err)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	must(t, cmd.Start())
+	cmd, stdin, out := onTerminal(ctx, t, "xterm", append(append([]string{"ssh"}, flags...), "--ssh-addr", srv.Addr, "--ssh-user", srv.User)...)
 	// The arithmetic proves the remote shell ran the line, not just echoed it.
 	_, err = stdin.Write([]byte("echo pty-$((40+2)); tty; exit 3\n"))
 	must(t, err)
