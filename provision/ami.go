@@ -10,9 +10,9 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// CanonicalOwner is the AWS account that publishes official Ubuntu images.
+// canonicalOwner is the AWS account that publishes official Ubuntu images.
 // Anyone can publish an image with the same name, so the owner is what we trust.
-const CanonicalOwner = "099720109477"
+const canonicalOwner = "099720109477"
 
 type imageAPI interface {
 	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
@@ -54,7 +54,7 @@ func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValu
 		ubuntuArch = "arm64"
 	}
 	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{
-		Owners: []string{CanonicalOwner},
+		Owners: []string{canonicalOwner},
 		Filters: []ec2types.Filter{
 			{Name: aws.String("name"), Values: []string{"ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-" + ubuntuArch + "-server-*"}},
 			{Name: aws.String("architecture"), Values: []string{string(arch)}},
@@ -73,7 +73,7 @@ func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues) *ec2
 	var best *ec2types.Image
 	for i := range images {
 		img := &images[i]
-		if aws.ToString(img.OwnerId) != CanonicalOwner || img.Architecture != arch ||
+		if aws.ToString(img.OwnerId) != canonicalOwner || img.Architecture != arch ||
 			img.State != ec2types.ImageStateAvailable || !ubuntuName.MatchString(aws.ToString(img.Name)) {
 			continue
 		}
@@ -83,4 +83,13 @@ func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues) *ec2
 		}
 	}
 	return best
+}
+
+// ubuntuImage is findImage, where finding none is an error.
+func ubuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, region string) (*ec2types.Image, error) {
+	img, err := findImage(ctx, api, arch)
+	if err == nil && img == nil {
+		err = fmt.Errorf("no official Ubuntu 24.04 %s image (owner %s) found in %s", arch, canonicalOwner, region)
+	}
+	return img, err
 }

@@ -14,7 +14,7 @@ type testImageOpt func(*ec2types.Image)
 func testImage(id, name, created string, opts ...testImageOpt) ec2types.Image {
 	i := ec2types.Image{
 		ImageId: aws.String(id), Name: aws.String(name), CreationDate: aws.String(created),
-		OwnerId: aws.String(CanonicalOwner), Architecture: ec2types.ArchitectureValuesX8664,
+		OwnerId: aws.String(canonicalOwner), Architecture: ec2types.ArchitectureValuesX8664,
 		State: ec2types.ImageStateAvailable,
 	}
 	for _, o := range opts {
@@ -121,8 +121,8 @@ func TestFindImageRequest(t *testing.T) {
 	if aws.ToString(got.ImageId) != "ami-arm-newest" {
 		t.Errorf("findImage = %s", aws.ToString(got.ImageId))
 	}
-	if len(f.req.Owners) != 1 || f.req.Owners[0] != CanonicalOwner {
-		t.Errorf("Owners = %v, want [%s]", f.req.Owners, CanonicalOwner)
+	if len(f.req.Owners) != 1 || f.req.Owners[0] != canonicalOwner {
+		t.Errorf("Owners = %v, want [%s]", f.req.Owners, canonicalOwner)
 	}
 	filters := map[string]string{}
 	for _, fl := range f.req.Filters {

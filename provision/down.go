@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/mlstack/mlstack/provision/local"
 )
 
 // LeftBehindError means down finished but the stack still owns resources
@@ -15,7 +16,7 @@ import (
 type LeftBehindError struct {
 	Stack     string
 	Sweep     bool // left by a sweep of several stacks
-	Remaining []Resource
+	Remaining []resource
 	Err       error
 }
 
@@ -37,100 +38,84 @@ func (e *LeftBehindError) Error() string {
 func (e *LeftBehindError) Unwrap() error { return e.Err }
 
 // Down deletes everything the stack owns, in dependency order, discovering
-// it by tag and derived name so it works without local state. Every step
-// runs even when an earlier one failed; errors are joined.
-func Down(ctx context.Context, c Config, confirm func(prompt string) (bool, error)) error {
-	if err := c.Validate(false); err != nil {
+// it by tag and derived name so it works without local state. With Expired
+// or All it sweeps the region instead (see sweep).
+func Down(ctx context.Context, o DownOptions) error {
+	if err := o.validate(); err != nil {
 		return err
 	}
-	log := newProgress(c.Log)
-	o, err := openStack(ctx, &c, log, !c.DryRun)
+	if o.sweep() {
+		return sweep(ctx, o)
+	}
+	log := newProgress(o.Log)
+	op, err := openStack(ctx, o.Stack, o.AWS, log, !o.DryRun)
 	if err != nil {
 		return err
 	}
-	defer o.release()
-	s, n, sd := o.s, o.n, o.sd
-
-	found, _, err := inventory(ctx, s, n)
+	defer op.release()
+	found, _, err := inventory(ctx, op.s, op.n)
 	if err != nil {
 		return err
 	}
 	if len(found) == 0 {
-		log.step("stack %s owns nothing in account %s, %s", c.Stack, s.account, s.region)
-		if c.DryRun {
+		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.account, op.s.region)
+		if o.DryRun {
 			return nil
 		}
-		return sd.remove()
+		return op.dir.Remove()
 	}
-	if c.DryRun {
+	if o.DryRun {
 		for _, r := range found {
-			fmt.Fprintf(c.Out, "(plan) would delete %s %s\n", r.Kind, r.Name)
+			fmt.Fprintf(o.Out, "(plan) would delete %s %s\n", r.Kind, r.Name)
 		}
 		return nil
 	}
-	if !c.Yes {
-		if confirm == nil {
-			return usagef("refusing to delete stack %s without --yes (no terminal to ask on)", c.Stack)
-		}
-		for _, r := range found {
-			log.info("%s %s", r.Kind, r.Name)
-		}
-		ok, err := confirm(fmt.Sprintf("Delete stack %s (%d resources above) in %s? [y/N] ", c.Stack, len(found), s.region))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return usagef("not confirmed: nothing deleted")
-		}
+	if err := confirmDown(o, op, found, log); err != nil {
+		return err
 	}
+	return deleteStack(ctx, op.s, op.n, op.dir, o.Timeout, log)
+}
 
-	return deleteStack(ctx, s, n, sd, c.Timeout, log)
+// confirmDown asks before deleting, unless --yes; with no terminal to ask
+// on it refuses.
+func confirmDown(o DownOptions, op *openedStack, found []resource, log *progress) error {
+	if o.Yes {
+		return nil
+	}
+	if o.Confirm == nil {
+		return usagef("refusing to delete stack %s without --yes (no terminal to ask on)", op.n.Stack)
+	}
+	for _, r := range found {
+		log.Info("%s %s", r.Kind, r.Name)
+	}
+	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s (%d resources above) in %s? [y/N] ", op.n.Stack, len(found), op.s.region))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return usagef("not confirmed: nothing deleted")
+	}
+	return nil
 }
 
 // deleteStack removes one stack's resources in dependency order, then its
 // local state once nothing remains. Every step runs even when an earlier one
 // failed; errors are joined, and leftovers make a LeftBehindError.
-func deleteStack(ctx context.Context, s *session, n Names, sd stateDir, timeout time.Duration, log *progress) error {
-	var errs []error
-	insts, err := findInstances(ctx, s.ec2, n.Stack)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	var ids []string
-	for _, i := range insts {
-		ids = append(ids, aws.ToString(i.InstanceId))
-	}
-	if len(ids) > 0 {
-		log.step("terminating instance(s) %v and waiting for them to go", ids)
-		if err := terminate(ctx, s.ec2, ids, timeout); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	// The group cannot go while an interface of the instance is attached.
-	if err := deleteSecurityGroups(ctx, s.ec2, n, 3*time.Minute, log); err != nil {
-		errs = append(errs, err)
-	}
-	if err := deleteKeyPair(ctx, s.ec2, n, log); err != nil {
-		errs = append(errs, err)
-	}
-	if err := deleteRole(ctx, s.iam, n, log); err != nil {
-		errs = append(errs, err)
-	}
-	if err := deleteBucket(ctx, s.s3, n, log); err != nil {
-		errs = append(errs, err)
-	}
-	if err := deleteUser(ctx, s.iam, n, log); err != nil {
-		errs = append(errs, err)
+func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, timeout time.Duration, log *progress) error {
+	errs := []error{
+		terminateStackInstances(ctx, s.ec2, n.Stack, timeout, log),
+		// The group cannot go while an interface of the instance is attached.
+		deleteSecurityGroups(ctx, s.ec2, n, 3*time.Minute, log),
+		deleteKeyPair(ctx, s.ec2, n, log),
+		deleteRole(ctx, s.iam, n, log),
+		deleteBucket(ctx, s.s3, n, log),
+		deleteUser(ctx, s.iam, n, log),
 	}
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
 	}
-
 	left, _, err := inventory(ctx, s, n)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	joined := errors.Join(errs...)
+	joined := errors.Join(append(errs, err)...)
 	if len(left) > 0 {
 		return &LeftBehindError{Stack: n.Stack, Remaining: left, Err: joined}
 	}
@@ -138,9 +123,26 @@ func deleteStack(ctx context.Context, s *session, n Names, sd stateDir, timeout 
 		return joined
 	}
 	// Local secrets go last: while anything remains they may still be needed.
-	if err := sd.remove(); err != nil {
+	if err := dir.Remove(); err != nil {
 		return err
 	}
-	log.step("stack %s is gone", n.Stack)
+	log.Step("stack %s is gone", n.Stack)
 	return nil
+}
+
+// terminateStackInstances ends the stack's instances and waits until they are gone.
+func terminateStackInstances(ctx context.Context, api instanceAPI, stack string, timeout time.Duration, log *progress) error {
+	insts, err := findInstances(ctx, api, stack)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, i := range insts {
+		ids = append(ids, aws.ToString(i.InstanceId))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	log.Step("terminating instance(s) %v and waiting for them to go", ids)
+	return terminate(ctx, api, ids, timeout)
 }

@@ -4,20 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
-	"github.com/mlstack/mlstack/provision/envfile"
+	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/local/envfile"
 )
 
 // envVars are the variables a client needs to log to the stack.
-func envVars(st *State, uri, region, s3Endpoint string) []envfile.Var {
+func envVars(sec *local.Secrets, uri, region, s3Endpoint string) []envfile.Var {
 	vars := []envfile.Var{
 		{Name: "MLFLOW_TRACKING_URI", Value: uri},
-		{Name: "MLFLOW_TRACKING_USERNAME", Value: st.MLflowUser},
-		{Name: "MLFLOW_TRACKING_PASSWORD", Value: st.MLflowPassword},
-		{Name: "AWS_ACCESS_KEY_ID", Value: st.AccessKeyID},
-		{Name: "AWS_SECRET_ACCESS_KEY", Value: st.SecretAccessKey},
+		{Name: "MLFLOW_TRACKING_USERNAME", Value: sec.MLflowUser},
+		{Name: "MLFLOW_TRACKING_PASSWORD", Value: sec.MLflowPassword},
+		{Name: "AWS_ACCESS_KEY_ID", Value: sec.AccessKeyID},
+		{Name: "AWS_SECRET_ACCESS_KEY", Value: sec.SecretAccessKey},
 		{Name: "AWS_DEFAULT_REGION", Value: region},
 	}
 	if s3Endpoint != "" {
@@ -26,69 +28,72 @@ func envVars(st *State, uri, region, s3Endpoint string) []envfile.Var {
 	return vars
 }
 
-func writeEnv(sd stateDir, vars []envfile.Var) error {
-	b, err := envfile.FormatShell(vars)
-	if err != nil {
-		return fmt.Errorf("formatting env file: %w", err)
-	}
-	return sd.writeFile("env", b)
+var envFormats = map[string]func([]envfile.Var) ([]byte, error){
+	"shell": envfile.FormatShell, "dotenv": envfile.FormatDotenv, "json": envfile.FormatJSON, "github": envfile.FormatGitHub,
 }
 
 // Env prints the stack's variables in the chosen format (shell export lines
 // by default). It reads only local files, so it works offline and with any
 // credentials exported.
-func Env(_ context.Context, c Config, format string) error {
-	if err := ValidateStack(c.Stack); err != nil {
+func Env(_ context.Context, o EnvOptions) error {
+	o.Streams.fill()
+	if err := o.Stack.validate(); err != nil {
 		return err
 	}
-	if c.StateDir == "" {
-		return usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
+	if o.Format == "" {
+		o.Format = "shell"
 	}
-	formatters := map[string]func([]envfile.Var) ([]byte, error){
-		"shell": envfile.FormatShell, "dotenv": envfile.FormatDotenv, "json": envfile.FormatJSON, "github": envfile.FormatGitHub,
-	}
-	if format == "" {
-		format = "shell"
-	}
-	fmtr, ok := formatters[format]
+	format, ok := envFormats[o.Format]
 	if !ok {
-		return usagef("--format %q: use shell, dotenv, json or github", format)
+		return usagef("--format %q: use shell, dotenv, json or github", o.Format)
 	}
-	sd := newStateDir(c.StateDir, c.Stack)
-	b, err := os.ReadFile(sd.EnvFile())
-	if errors.Is(err, fs.ErrNotExist) {
+	dir := local.StackDir(o.StateDir, o.Stack.Name)
+	vars, err := dir.ReadEnv()
+	if err != nil {
+		return envReadError(dir, o.Stack.Name, err)
+	}
+	out, err := format(vars)
+	if err != nil {
+		return err
+	}
+	if o.Format == "github" {
+		return githubEnv(o.Out, vars, out)
+	}
+	_, err = o.Out.Write(out)
+	return err
+}
+
+// envReadError says what to do about an env file that cannot be read.
+func envReadError(dir local.Dir, stack string, err error) error {
+	var damaged *local.DamagedEnvError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("no local secrets for stack %s on this machine (%s is missing): the secret access key and "+
 			"MLflow password exist only where the stack was created. Run mlstack there, or, from an admin identity here, "+
 			"`mlstack creds rotate --stack %s` to issue a new key and password for this machine (the old ones stop working)",
-			c.Stack, sd.EnvFile(), c.Stack)
+			stack, dir.EnvFile(), stack)
+	case errors.As(err, &damaged):
+		return fmt.Errorf("%v: run `mlstack up --stack %s` to rewrite it", err, stack)
 	}
-	if err != nil {
-		return fmt.Errorf("reading env file: %w", err)
+	return fmt.Errorf("reading env file: %w", err)
+}
+
+// githubEnv masks the secrets first, so they are hidden before anything can
+// print them, then appends to $GITHUB_ENV when the runner set it.
+func githubEnv(w io.Writer, vars []envfile.Var, out []byte) error {
+	var secrets []string
+	for _, v := range vars {
+		if v.Name == "AWS_SECRET_ACCESS_KEY" || v.Name == "MLFLOW_TRACKING_PASSWORD" {
+			secrets = append(secrets, v.Value)
+		}
 	}
-	vars, err := envfile.Parse(b)
-	if err != nil {
-		return fmt.Errorf("env file %s is damaged (%v): run `mlstack up --stack %s` to rewrite it", sd.EnvFile(), err, c.Stack)
-	}
-	out, err := fmtr(vars)
-	if err != nil {
+	if _, err := w.Write(envfile.MaskLines(secrets)); err != nil {
 		return err
 	}
-	if format == "github" {
-		// Mask first, so the values are hidden before anything can print them.
-		var secrets []string
-		for _, v := range vars {
-			if v.Name == "AWS_SECRET_ACCESS_KEY" || v.Name == "MLFLOW_TRACKING_PASSWORD" {
-				secrets = append(secrets, v.Value)
-			}
-		}
-		if _, err := c.Out.Write(envfile.MaskLines(secrets)); err != nil {
-			return err
-		}
-		if path := os.Getenv("GITHUB_ENV"); path != "" {
-			return appendFile(path, out)
-		}
+	if path := os.Getenv("GITHUB_ENV"); path != "" {
+		return appendFile(path, out)
 	}
-	_, err = c.Out.Write(out)
+	_, err := w.Write(out)
 	return err
 }
 

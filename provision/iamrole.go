@@ -1,17 +1,24 @@
 package provision
 
+// The server role and its instance profile mlstack-<stack>-server (path
+// /mlstack/): the server reaches the bucket through this role, so no AWS
+// keys ever travel to the instance.
+
 import (
 	"context"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 )
 
 // roleAPI is the part of IAM the server role and its instance profile need.
 type roleAPI interface {
 	GetRole(context.Context, *iam.GetRoleInput, ...func(*iam.Options)) (*iam.GetRoleOutput, error)
+	ListRoles(context.Context, *iam.ListRolesInput, ...func(*iam.Options)) (*iam.ListRolesOutput, error)
 	CreateRole(context.Context, *iam.CreateRoleInput, ...func(*iam.Options)) (*iam.CreateRoleOutput, error)
+	TagRole(context.Context, *iam.TagRoleInput, ...func(*iam.Options)) (*iam.TagRoleOutput, error)
 	DeleteRole(context.Context, *iam.DeleteRoleInput, ...func(*iam.Options)) (*iam.DeleteRoleOutput, error)
 	GetRolePolicy(context.Context, *iam.GetRolePolicyInput, ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error)
 	PutRolePolicy(context.Context, *iam.PutRolePolicyInput, ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
@@ -21,37 +28,36 @@ type roleAPI interface {
 	DetachRolePolicy(context.Context, *iam.DetachRolePolicyInput, ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
 	GetInstanceProfile(context.Context, *iam.GetInstanceProfileInput, ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error)
 	CreateInstanceProfile(context.Context, *iam.CreateInstanceProfileInput, ...func(*iam.Options)) (*iam.CreateInstanceProfileOutput, error)
+	TagInstanceProfile(context.Context, *iam.TagInstanceProfileInput, ...func(*iam.Options)) (*iam.TagInstanceProfileOutput, error)
 	DeleteInstanceProfile(context.Context, *iam.DeleteInstanceProfileInput, ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error)
 	AddRoleToInstanceProfile(context.Context, *iam.AddRoleToInstanceProfileInput, ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error)
 	RemoveRoleFromInstanceProfile(context.Context, *iam.RemoveRoleFromInstanceProfileInput, ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error)
 }
 
-// roleState is what exists of the server role and instance profile.
-type roleState struct {
+// roleFound is what exists of the server role and instance profile.
+type roleFound struct {
 	roleExists, policyOK      bool
 	profileExists, roleInProf bool
-	profileArn                string
 }
 
-func findRole(ctx context.Context, api roleAPI, n Names, policy string) (*roleState, error) {
-	st := &roleState{}
+func findRole(ctx context.Context, api roleAPI, n names, policy string) (*roleFound, error) {
+	r := &roleFound{}
 	role, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
 	switch {
 	case hasCode(err, "NoSuchEntity"):
 	case err != nil:
 		return nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
+	case !owned(iamTagMap(role.Role.Tags), n.Stack):
+		return nil, &notOwnedError{Kind: "IAM role", Name: n.Role, Stack: n.Stack}
 	default:
-		if !owned(iamTagMap(role.Role.Tags), n.Stack) {
-			return nil, &NotOwnedError{Kind: "IAM role", Name: n.Role, Stack: n.Stack}
-		}
-		st.roleExists = true
+		r.roleExists = true
 		pol, err := api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy)})
 		switch {
 		case hasCode(err, "NoSuchEntity"):
 		case err != nil:
 			return nil, fmt.Errorf("reading policy of IAM role %s: %w", n.Role, err)
 		default:
-			st.policyOK = samePolicy(aws.ToString(pol.PolicyDocument), policy)
+			r.policyOK = samePolicy(aws.ToString(pol.PolicyDocument), policy)
 		}
 	}
 	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
@@ -59,41 +65,56 @@ func findRole(ctx context.Context, api roleAPI, n Names, policy string) (*roleSt
 	case hasCode(err, "NoSuchEntity"):
 	case err != nil:
 		return nil, fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
+	case !owned(iamTagMap(prof.InstanceProfile.Tags), n.Stack):
+		return nil, &notOwnedError{Kind: "instance profile", Name: n.Profile, Stack: n.Stack}
 	default:
-		if !owned(iamTagMap(prof.InstanceProfile.Tags), n.Stack) {
-			return nil, &NotOwnedError{Kind: "instance profile", Name: n.Profile, Stack: n.Stack}
-		}
-		st.profileExists = true
-		st.profileArn = aws.ToString(prof.InstanceProfile.Arn)
-		for _, r := range prof.InstanceProfile.Roles {
-			if aws.ToString(r.RoleName) == n.Role {
-				st.roleInProf = true
-			}
+		r.profileExists = true
+		r.roleInProf = profileHolds(prof.InstanceProfile, n.Role)
+	}
+	return r, nil
+}
+
+func profileHolds(p *iamtypes.InstanceProfile, role string) bool {
+	for _, r := range p.Roles {
+		if aws.ToString(r.RoleName) == role {
+			return true
 		}
 	}
-	return st, nil
+	return false
+}
+
+// plan says in words what ensureRole would do.
+func (r *roleFound) plan(n names) []string {
+	var p []string
+	if !r.roleExists {
+		p = append(p, "create IAM role "+n.Role)
+	} else if !r.policyOK {
+		p = append(p, "set the bucket-only policy of IAM role "+n.Role)
+	}
+	if !r.profileExists {
+		p = append(p, "create instance profile "+n.Profile)
+	}
+	if !r.roleInProf {
+		p = append(p, "put role "+n.Role+" into instance profile "+n.Profile)
+	}
+	return p
 }
 
 // ensureRole creates the server role with the bucket-only policy and an
-// instance profile holding it. The server reaches S3 through this role, so
-// no AWS keys ever travel to the instance.
-func ensureRole(ctx context.Context, api roleAPI, st *roleState, n Names, policy string, tags map[string]string, log *progress) error {
-	if !st.roleExists {
-		log.step("creating IAM role %s", n.Role)
+// instance profile holding it.
+func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy string, tags map[string]string, log *progress) error {
+	if !r.roleExists {
+		log.Step("creating IAM role %s", n.Role)
 		_, err := api.CreateRole(ctx, &iam.CreateRoleInput{
 			RoleName: aws.String(n.Role), Path: aws.String(iamPath),
 			AssumeRolePolicyDocument: aws.String(ec2TrustPolicy), Tags: iamTags(tags),
 			Description: aws.String("mlstack " + n.Stack + " tracking server"),
 		})
-		if hasCode(err, "EntityAlreadyExists") {
-			if _, ferr := findRole(ctx, api, n, policy); ferr != nil {
-				return ferr // made meanwhile by someone else: not ours
-			}
-		} else if err != nil {
-			return fmt.Errorf("creating IAM role %s: %w", n.Role, err)
+		if err := adoptIfOurs(ctx, api, n, policy, err, "creating IAM role "+n.Role); err != nil {
+			return err
 		}
 	}
-	if !st.policyOK {
+	if !r.policyOK {
 		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
 			_, err := api.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
 				RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(policy),
@@ -104,23 +125,16 @@ func ensureRole(ctx context.Context, api roleAPI, st *roleState, n Names, policy
 			return fmt.Errorf("setting policy of IAM role %s: %w", n.Role, err)
 		}
 	}
-	if !st.profileExists {
-		log.step("creating instance profile %s", n.Profile)
-		out, err := api.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{
+	if !r.profileExists {
+		log.Step("creating instance profile %s", n.Profile)
+		_, err := api.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{
 			InstanceProfileName: aws.String(n.Profile), Path: aws.String(iamPath), Tags: iamTags(tags),
 		})
-		if hasCode(err, "EntityAlreadyExists") {
-			if _, ferr := findRole(ctx, api, n, policy); ferr != nil {
-				return ferr
-			}
-		} else if err != nil {
-			return fmt.Errorf("creating instance profile %s: %w", n.Profile, err)
-		}
-		if out != nil {
-			st.profileArn = aws.ToString(out.InstanceProfile.Arn)
+		if err := adoptIfOurs(ctx, api, n, policy, err, "creating instance profile "+n.Profile); err != nil {
+			return err
 		}
 	}
-	if !st.roleInProf {
+	if !r.roleInProf {
 		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
 			_, err := api.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
 				InstanceProfileName: aws.String(n.Profile), RoleName: aws.String(n.Role),
@@ -134,29 +148,82 @@ func ensureRole(ctx context.Context, api roleAPI, st *roleState, n Names, policy
 	return nil
 }
 
-// deleteRole removes the instance profile and the role (policies first).
-func deleteRole(ctx context.Context, api roleAPI, n Names, log *progress) error {
-	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
+// adoptIfOurs handles a create's answer: EntityAlreadyExists means another
+// run made it meanwhile, which is fine only if it carries our tag.
+func adoptIfOurs(ctx context.Context, api roleAPI, n names, policy string, err error, what string) error {
+	switch {
+	case hasCode(err, "EntityAlreadyExists"):
+		_, ferr := findRole(ctx, api, n, policy)
+		return ferr
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// roleInventory is the status rows of the role and the profile the stack owns.
+func roleInventory(ctx context.Context, api roleAPI, n names) ([]resource, error) {
+	var out []resource
+	r, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
 	switch {
 	case hasCode(err, "NoSuchEntity"):
 	case err != nil:
-		return fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
-	case !owned(iamTagMap(prof.InstanceProfile.Tags), n.Stack):
-		log.warn("leaving instance profile %s alone: it is not tagged %s=%s", n.Profile, TagStack, n.Stack)
-	default:
-		log.step("deleting instance profile %s", n.Profile)
-		for _, r := range prof.InstanceProfile.Roles {
-			if _, err := api.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
-				InstanceProfileName: aws.String(n.Profile), RoleName: r.RoleName,
-			}); err != nil && !hasCode(err, "NoSuchEntity") && !roleLeftProfile(ctx, api, n) {
-				return fmt.Errorf("removing role from instance profile %s: %w", n.Profile, err)
-			}
+		return nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
+	case owned(iamTagMap(r.Role.Tags), n.Stack):
+		out = append(out, resource{Kind: "IAM role", Name: n.Role, State: "exists"})
+	}
+	p, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
+	switch {
+	case hasCode(err, "NoSuchEntity"):
+	case err != nil:
+		return nil, fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
+	case owned(iamTagMap(p.InstanceProfile.Tags), n.Stack):
+		out = append(out, resource{Kind: "instance profile", Name: n.Profile, State: "exists"})
+	}
+	return out, nil
+}
+
+// listRoles adds to set the stacks of IAM roles under /mlstack/, placed by
+// their region tag.
+func listRoles(ctx context.Context, api roleAPI, set *stackSet, want map[string]bool) error {
+	roles, err := api.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(iamPath)})
+	if err != nil {
+		return fmt.Errorf("listing IAM roles under %s: %w", iamPath, err)
+	}
+	for _, r := range roles.Roles {
+		out, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: r.RoleName})
+		if hasCode(err, "NoSuchEntity") {
+			continue
 		}
-		if _, err := api.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)}); err != nil && !hasCode(err, "NoSuchEntity") {
-			return fmt.Errorf("deleting instance profile %s: %w", n.Profile, err)
+		if err != nil {
+			return fmt.Errorf("reading IAM role %s: %w", aws.ToString(r.RoleName), err)
+		}
+		set.addRegional(iamTagMap(out.Role.Tags), want)
+	}
+	return nil
+}
+
+// retagRole moves the expiry of the role and of the profile that exist.
+func retagRole(ctx context.Context, api roleAPI, r *roleFound, n names, expires string) error {
+	tags := []iamtypes.Tag{{Key: aws.String(tagExpiresAt), Value: aws.String(expires)}}
+	if r.roleExists {
+		if _, err := api.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(n.Role), Tags: tags}); err != nil {
+			return fmt.Errorf("moving the expiry of IAM role %s: %w", n.Role, err)
 		}
 	}
+	if r.profileExists {
+		if _, err := api.TagInstanceProfile(ctx, &iam.TagInstanceProfileInput{InstanceProfileName: aws.String(n.Profile), Tags: tags}); err != nil {
+			return fmt.Errorf("moving the expiry of instance profile %s: %w", n.Profile, err)
+		}
+	}
+	return nil
+}
 
+// deleteRole removes the instance profile, then the role (policies first).
+func deleteRole(ctx context.Context, api roleAPI, n names, log *progress) error {
+	if err := deleteProfile(ctx, api, n, log); err != nil {
+		return err
+	}
 	role, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
 	if hasCode(err, "NoSuchEntity") {
 		return nil
@@ -165,31 +232,12 @@ func deleteRole(ctx context.Context, api roleAPI, n Names, log *progress) error 
 		return fmt.Errorf("reading IAM role %s: %w", n.Role, err)
 	}
 	if !owned(iamTagMap(role.Role.Tags), n.Stack) {
-		log.warn("leaving IAM role %s alone: it is not tagged %s=%s", n.Role, TagStack, n.Stack)
+		log.Warn("leaving IAM role %s alone: it is not tagged %s=%s", n.Role, tagStack, n.Stack)
 		return nil
 	}
-	log.step("deleting IAM role %s", n.Role)
-	pols, err := api.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(n.Role)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
-		return fmt.Errorf("listing policies of IAM role %s: %w", n.Role, err)
-	}
-	if pols != nil {
-		for _, p := range pols.PolicyNames {
-			if _, err := api.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(n.Role), PolicyName: aws.String(p)}); err != nil && !hasCode(err, "NoSuchEntity") {
-				return fmt.Errorf("deleting policy %s of IAM role %s: %w", p, n.Role, err)
-			}
-		}
-	}
-	att, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(n.Role)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
-		return fmt.Errorf("listing attached policies of IAM role %s: %w", n.Role, err)
-	}
-	if att != nil {
-		for _, p := range att.AttachedPolicies {
-			if _, err := api.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(n.Role), PolicyArn: p.PolicyArn}); err != nil && !hasCode(err, "NoSuchEntity") {
-				return fmt.Errorf("detaching policy from IAM role %s: %w", n.Role, err)
-			}
-		}
+	log.Step("deleting IAM role %s", n.Role)
+	if err := deleteRolePolicies(ctx, api, n.Role); err != nil {
+		return err
 	}
 	if _, err := api.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(n.Role)}); err != nil && !hasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("deleting IAM role %s: %w", n.Role, err)
@@ -197,21 +245,66 @@ func deleteRole(ctx context.Context, api roleAPI, n Names, log *progress) error 
 	return nil
 }
 
+// deleteProfile empties and deletes the instance profile.
+func deleteProfile(ctx context.Context, api roleAPI, n names, log *progress) error {
+	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
+	switch {
+	case hasCode(err, "NoSuchEntity"):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
+	case !owned(iamTagMap(prof.InstanceProfile.Tags), n.Stack):
+		log.Warn("leaving instance profile %s alone: it is not tagged %s=%s", n.Profile, tagStack, n.Stack)
+		return nil
+	}
+	log.Step("deleting instance profile %s", n.Profile)
+	for _, r := range prof.InstanceProfile.Roles {
+		if _, err := api.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
+			InstanceProfileName: aws.String(n.Profile), RoleName: r.RoleName,
+		}); err != nil && !hasCode(err, "NoSuchEntity") && !roleLeftProfile(ctx, api, n) {
+			return fmt.Errorf("removing role from instance profile %s: %w", n.Profile, err)
+		}
+	}
+	if _, err := api.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)}); err != nil && !hasCode(err, "NoSuchEntity") {
+		return fmt.Errorf("deleting instance profile %s: %w", n.Profile, err)
+	}
+	return nil
+}
+
+// deleteRolePolicies deletes the role's inline policies and detaches managed ones.
+func deleteRolePolicies(ctx context.Context, api roleAPI, role string) error {
+	pols, err := api.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	if err != nil && !hasCode(err, "NoSuchEntity") {
+		return fmt.Errorf("listing policies of IAM role %s: %w", role, err)
+	}
+	if pols != nil {
+		for _, p := range pols.PolicyNames {
+			if _, err := api.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p)}); err != nil && !hasCode(err, "NoSuchEntity") {
+				return fmt.Errorf("deleting policy %s of IAM role %s: %w", p, role, err)
+			}
+		}
+	}
+	att, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
+	if err != nil && !hasCode(err, "NoSuchEntity") {
+		return fmt.Errorf("listing attached policies of IAM role %s: %w", role, err)
+	}
+	if att != nil {
+		for _, p := range att.AttachedPolicies {
+			if _, err := api.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: p.PolicyArn}); err != nil && !hasCode(err, "NoSuchEntity") {
+				return fmt.Errorf("detaching policy from IAM role %s: %w", role, err)
+			}
+		}
+	}
+	return nil
+}
+
 // roleLeftProfile re-reads the profile after an ambiguous failure (a lost
 // response whose retry the emulator answers with a 500): if the role is no
 // longer in it, the removal did happen.
-func roleLeftProfile(ctx context.Context, api roleAPI, n Names) bool {
+func roleLeftProfile(ctx context.Context, api roleAPI, n names) bool {
 	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	if hasCode(err, "NoSuchEntity") {
 		return true
 	}
-	if err != nil {
-		return false
-	}
-	for _, r := range prof.InstanceProfile.Roles {
-		if aws.ToString(r.RoleName) == n.Role {
-			return false
-		}
-	}
-	return true
+	return err == nil && !profileHolds(prof.InstanceProfile, n.Role)
 }

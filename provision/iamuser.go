@@ -1,8 +1,12 @@
 package provision
 
+// The stack's IAM user mlstack-<stack> (path /mlstack/): a bucket-only inline
+// policy and exactly one access key, whose secret only the local state holds.
+
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,7 +17,9 @@ import (
 // userAPI is the part of IAM the stack user needs.
 type userAPI interface {
 	GetUser(context.Context, *iam.GetUserInput, ...func(*iam.Options)) (*iam.GetUserOutput, error)
+	ListUsers(context.Context, *iam.ListUsersInput, ...func(*iam.Options)) (*iam.ListUsersOutput, error)
 	CreateUser(context.Context, *iam.CreateUserInput, ...func(*iam.Options)) (*iam.CreateUserOutput, error)
+	TagUser(context.Context, *iam.TagUserInput, ...func(*iam.Options)) (*iam.TagUserOutput, error)
 	DeleteUser(context.Context, *iam.DeleteUserInput, ...func(*iam.Options)) (*iam.DeleteUserOutput, error)
 	GetUserPolicy(context.Context, *iam.GetUserPolicyInput, ...func(*iam.Options)) (*iam.GetUserPolicyOutput, error)
 	PutUserPolicy(context.Context, *iam.PutUserPolicyInput, ...func(*iam.Options)) (*iam.PutUserPolicyOutput, error)
@@ -28,34 +34,28 @@ type userAPI interface {
 // profile created a moment ago can be invisible to the next call.
 const iamWait = 30 * time.Second
 
-// userState is what exists of the stack user.
-type userState struct {
+// userFound is what exists of the stack user.
+type userFound struct {
 	exists   bool
-	arn      string
-	tags     map[string]string
 	keys     []string // access key IDs
 	policyOK bool
 }
 
-// findUser reads the stack user; a same-named user without the stack tag is a NotOwnedError.
-func findUser(ctx context.Context, api userAPI, n Names, policy string) (*userState, error) {
+// findUser reads the stack user; a same-named user without the stack tag is a notOwnedError.
+func findUser(ctx context.Context, api userAPI, n names, policy string) (*userFound, error) {
 	out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
 	if hasCode(err, "NoSuchEntity") {
-		return &userState{}, nil
+		return &userFound{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
-	st := &userState{exists: true, arn: aws.ToString(out.User.Arn), tags: iamTagMap(out.User.Tags)}
-	if !owned(st.tags, n.Stack) {
-		return nil, &NotOwnedError{Kind: "IAM user", Name: n.User, Stack: n.Stack}
+	if !owned(iamTagMap(out.User.Tags), n.Stack) {
+		return nil, &notOwnedError{Kind: "IAM user", Name: n.User, Stack: n.Stack}
 	}
-	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(n.User)})
-	if err != nil {
-		return nil, fmt.Errorf("listing access keys of %s: %w", n.User, err)
-	}
-	for _, k := range keys.AccessKeyMetadata {
-		st.keys = append(st.keys, aws.ToString(k.AccessKeyId))
+	u := &userFound{exists: true}
+	if u.keys, err = accessKeys(ctx, api, n.User); err != nil {
+		return nil, err
 	}
 	pol, err := api.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(n.User), PolicyName: aws.String(n.Policy)})
 	switch {
@@ -63,14 +63,41 @@ func findUser(ctx context.Context, api userAPI, n Names, policy string) (*userSt
 	case err != nil:
 		return nil, fmt.Errorf("reading policy of %s: %w", n.User, err)
 	default:
-		st.policyOK = samePolicy(aws.ToString(pol.PolicyDocument), policy)
+		u.policyOK = samePolicy(aws.ToString(pol.PolicyDocument), policy)
 	}
-	return st, nil
+	return u, nil
+}
+
+func accessKeys(ctx context.Context, api userAPI, user string) ([]string, error) {
+	out, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+	if err != nil {
+		return nil, fmt.Errorf("listing access keys of %s: %w", user, err)
+	}
+	var keys []string
+	for _, k := range out.AccessKeyMetadata {
+		keys = append(keys, aws.ToString(k.AccessKeyId))
+	}
+	return keys, nil
+}
+
+// plan says in words what ensureUser would do.
+func (u *userFound) plan(n names) []string {
+	if !u.exists {
+		return []string{"create IAM user " + n.User + " with a bucket-only policy and one access key"}
+	}
+	var p []string
+	if !u.policyOK {
+		p = append(p, "set the bucket-only policy of IAM user "+n.User)
+	}
+	if len(u.keys) == 0 {
+		p = append(p, "create an access key for "+n.User)
+	}
+	return p
 }
 
 // ensureUserInput is what ensureUser needs besides the API.
 type ensureUserInput struct {
-	names  Names
+	names  names
 	policy string
 	tags   map[string]string
 	// knownKey is the access key ID whose secret is in local state ("" if none).
@@ -82,10 +109,10 @@ type ensureUserInput struct {
 }
 
 // ensureUser creates the user, its inline policy and exactly one access key.
-func ensureUser(ctx context.Context, api userAPI, st *userState, in ensureUserInput) error {
+func ensureUser(ctx context.Context, api userAPI, u *userFound, in ensureUserInput) error {
 	n := in.names
-	if !st.exists {
-		in.log.step("creating IAM user %s", n.User)
+	if !u.exists {
+		in.log.Step("creating IAM user %s", n.User)
 		_, err := api.CreateUser(ctx, &iam.CreateUserInput{
 			UserName: aws.String(n.User), Path: aws.String(iamPath), Tags: iamTags(in.tags),
 		})
@@ -98,8 +125,8 @@ func ensureUser(ctx context.Context, api userAPI, st *userState, in ensureUserIn
 			return fmt.Errorf("creating IAM user %s: %w", n.User, err)
 		}
 	}
-	if !st.policyOK {
-		in.log.step("setting bucket-only policy on IAM user %s", n.User)
+	if !u.policyOK {
+		in.log.Step("setting bucket-only policy on IAM user %s", n.User)
 		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
 			_, err := api.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
 				UserName: aws.String(n.User), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(in.policy),
@@ -111,43 +138,52 @@ func ensureUser(ctx context.Context, api userAPI, st *userState, in ensureUserIn
 		}
 	}
 	switch {
-	case len(st.keys) == 0:
-		in.log.step("creating access key for %s", n.User)
-		// Not cancellable once sent: an interrupt between AWS creating the
-		// key and us saving its secret would strand a key nobody can use.
-		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		var out *iam.CreateAccessKeyOutput
-		err := retryOn(kctx, iamWait, isIAMPropagation, nil, func() (err error) {
-			out, err = api.CreateAccessKey(kctx, &iam.CreateAccessKeyInput{UserName: aws.String(n.User)})
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("creating access key for %s: %w", n.User, err)
-		}
-		if err := in.saveKey(aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)); err != nil {
-			// Without its secret the key is useless; remove it so the next run starts clean.
-			_, derr := api.DeleteAccessKey(kctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: out.AccessKey.AccessKeyId})
-			return fmt.Errorf("saving access key of %s: %w (removing the unsaved key: %v)", n.User, err, derr)
-		}
-		if err := deleteRetryStrays(kctx, api, n.User, out.AccessKey, in.log); err != nil {
-			return err
-		}
-	case contains(st.keys, in.knownKey):
-		// Extra keys come from an interrupted or concurrent run: their
-		// secrets were never saved, so nobody can use them.
-		for _, k := range st.keys {
-			if k == in.knownKey {
-				continue
-			}
-			in.log.step("deleting stray access key %s of %s", k, n.User)
-			if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
-				return fmt.Errorf("deleting stray access key %s: %w", k, err)
-			}
-		}
+	case len(u.keys) == 0:
+		return createAccessKey(ctx, api, in)
+	case in.knownKey != "" && slices.Contains(u.keys, in.knownKey):
+		return deleteStrayKeys(ctx, api, n.User, u.keys, in.knownKey, in.log)
 	default:
 		return fmt.Errorf("IAM user %s has access key(s) %v but their secret is not in the local state: "+
-			"run mlstack on the machine that created the stack, or `mlstack down` and `up` again", n.User, st.keys)
+			"run mlstack on the machine that created the stack, or `mlstack down` and `up` again", n.User, u.keys)
+	}
+}
+
+// createAccessKey makes the user's key and saves its secret at once. Not
+// cancellable once sent: an interrupt between AWS creating the key and us
+// saving its secret would strand a key nobody can use.
+func createAccessKey(ctx context.Context, api userAPI, in ensureUserInput) error {
+	user := in.names.User
+	in.log.Step("creating access key for %s", user)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var out *iam.CreateAccessKeyOutput
+	err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() (err error) {
+		out, err = api.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating access key for %s: %w", user, err)
+	}
+	if err := in.saveKey(aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)); err != nil {
+		// Without its secret the key is useless; remove it so the next run starts clean.
+		_, derr := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: out.AccessKey.AccessKeyId})
+		return fmt.Errorf("saving access key of %s: %w (removing the unsaved key: %v)", user, err, derr)
+	}
+	return deleteRetryStrays(ctx, api, user, out.AccessKey, in.log)
+}
+
+// deleteStrayKeys removes every key but the known one: extra keys come from
+// an interrupted or concurrent run, their secrets were never saved, so
+// nobody can use them.
+func deleteStrayKeys(ctx context.Context, api userAPI, user string, keys []string, known string, log *progress) error {
+	for _, k := range keys {
+		if k == known {
+			continue
+		}
+		log.Step("deleting stray access key %s of %s", k, user)
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("deleting stray access key %s: %w", k, err)
+		}
 	}
 	return nil
 }
@@ -170,7 +206,7 @@ func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamt
 		if id == aws.ToString(ours.AccessKeyId) || aws.ToTime(k.CreateDate).Before(since) {
 			continue
 		}
-		log.step("deleting access key %s of %s: made by a retried request, its secret was never received", id, user)
+		log.Step("deleting access key %s of %s: made by a retried request, its secret was never received", id, user)
 		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: k.AccessKeyId}); err != nil && !hasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting stray access key %s: %w", id, err)
 		}
@@ -178,8 +214,50 @@ func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamt
 	return nil
 }
 
+// userInventory is the user's status row when the stack owns it.
+func userInventory(ctx context.Context, api userAPI, n names) ([]resource, error) {
+	u, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
+	switch {
+	case hasCode(err, "NoSuchEntity"):
+	case err != nil:
+		return nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
+	case owned(iamTagMap(u.User.Tags), n.Stack):
+		return []resource{{Kind: "IAM user", Name: n.User, State: "exists"}}, nil
+	}
+	return nil, nil
+}
+
+// listUsers adds to set the stacks of IAM users under /mlstack/, placed by
+// their region tag.
+func listUsers(ctx context.Context, api userAPI, set *stackSet, want map[string]bool) error {
+	users, err := api.ListUsers(ctx, &iam.ListUsersInput{PathPrefix: aws.String(iamPath)})
+	if err != nil {
+		return fmt.Errorf("listing IAM users under %s: %w", iamPath, err)
+	}
+	for _, u := range users.Users {
+		out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: u.UserName})
+		if hasCode(err, "NoSuchEntity") {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading IAM user %s: %w", aws.ToString(u.UserName), err)
+		}
+		set.addRegional(iamTagMap(out.User.Tags), want)
+	}
+	return nil
+}
+
+// retagUser moves the user's expiry.
+func retagUser(ctx context.Context, api userAPI, n names, expires string) error {
+	tags := []iamtypes.Tag{{Key: aws.String(tagExpiresAt), Value: aws.String(expires)}}
+	if _, err := api.TagUser(ctx, &iam.TagUserInput{UserName: aws.String(n.User), Tags: tags}); err != nil {
+		return fmt.Errorf("moving the expiry of IAM user %s: %w", n.User, err)
+	}
+	return nil
+}
+
 // deleteUser removes access keys, inline policies and the user. NotFound is done.
-func deleteUser(ctx context.Context, api userAPI, n Names, log *progress) error {
+func deleteUser(ctx context.Context, api userAPI, n names, log *progress) error {
 	out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
 	if hasCode(err, "NoSuchEntity") {
 		return nil
@@ -188,19 +266,17 @@ func deleteUser(ctx context.Context, api userAPI, n Names, log *progress) error 
 		return fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
 	if !owned(iamTagMap(out.User.Tags), n.Stack) {
-		log.warn("leaving IAM user %s alone: it is not tagged %s=%s", n.User, TagStack, n.Stack)
+		log.Warn("leaving IAM user %s alone: it is not tagged %s=%s", n.User, tagStack, n.Stack)
 		return nil
 	}
-	log.step("deleting IAM user %s", n.User)
-	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(n.User)})
+	log.Step("deleting IAM user %s", n.User)
+	keys, err := accessKeys(ctx, api, n.User)
 	if err != nil && !hasCode(err, "NoSuchEntity") {
-		return fmt.Errorf("listing access keys of %s: %w", n.User, err)
+		return err
 	}
-	if keys != nil {
-		for _, k := range keys.AccessKeyMetadata {
-			if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: k.AccessKeyId}); err != nil && !hasCode(err, "NoSuchEntity") {
-				return fmt.Errorf("deleting access key of %s: %w", n.User, err)
-			}
+	for _, k := range keys {
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("deleting access key of %s: %w", n.User, err)
 		}
 	}
 	pols, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(n.User)})
@@ -218,16 +294,4 @@ func deleteUser(ctx context.Context, api userAPI, n Names, log *progress) error 
 		return fmt.Errorf("deleting IAM user %s: %w", n.User, err)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,7 @@ func TestClientToken(t *testing.T) {
 			}
 		})
 	}
-	if long := clientToken(strings.Repeat("a", MaxStackLen), "sg-0123456789abcdef0", ""); len(long) > 64 {
+	if long := clientToken(strings.Repeat("a", maxStackLen), "sg-0123456789abcdef0", ""); len(long) > 64 {
 		t.Errorf("token for the longest stack is %d chars", len(long))
 	}
 }
@@ -110,9 +111,17 @@ func (f *fakeInstances) TerminateInstances(context.Context, *ec2.TerminateInstan
 	return nil, errors.New("unexpected TerminateInstances")
 }
 
+func (f *fakeInstances) GetConsoleOutput(context.Context, *ec2.GetConsoleOutputInput, ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+	return nil, errors.New("unexpected GetConsoleOutput")
+}
+
+func (f *fakeInstances) DescribeInstanceAttribute(context.Context, *ec2.DescribeInstanceAttributeInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error) {
+	return nil, errors.New("unexpected DescribeInstanceAttribute")
+}
+
 func testLaunchInput(retryFor time.Duration) launchInput {
 	return launchInput{
-		names: NamesFor("demo", "123456789012", "eu-west-3"),
+		names: namesFor("demo", "123456789012", "eu-west-3"),
 		image: &ec2types.Image{
 			ImageId:        aws.String("ami-0abc"),
 			Name:           aws.String("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"),
@@ -121,9 +130,9 @@ func testLaunchInput(retryFor time.Duration) launchInput {
 		instanceType: "t2.micro",
 		sgID:         "sg-1",
 		userData:     []byte("#cloud-config\npackages: [python3-venv]\n"),
-		tags:         stackTags("demo", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)),
+		tags:         stackTags("demo", "eu-west-3", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
 		retryFor:     retryFor,
-		log:          discardLog(),
+		log:          newProgress(io.Discard),
 	}
 }
 
@@ -249,7 +258,7 @@ func TestLaunchInstanceRequest(t *testing.T) {
 	for _, s := range r.TagSpecifications {
 		kinds[s.ResourceType] = true
 		tags := tagsOf(s)
-		if tags[TagStack] != "demo" || tags["Name"] != "mlstack-demo" || tags[TagCreatedAt] != "2025-01-02T03:04:05Z" {
+		if tags[tagStack] != "demo" || tags["Name"] != "mlstack-demo" || tags[tagCreatedAt] != "2025-01-02T03:04:05Z" {
 			t.Errorf("%s tags = %v", s.ResourceType, tags)
 		}
 	}

@@ -1,16 +1,15 @@
 package provision
 
+// The EC2 key pair mlstack-<stack>: the public half of an ed25519 key
+// generated on this machine (the private key never leaves it).
+
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"golang.org/x/crypto/ssh"
 )
 
 // keyPairAPI is the part of EC2 the SSH key pair needs.
@@ -20,52 +19,43 @@ type keyPairAPI interface {
 	DeleteKeyPair(context.Context, *ec2.DeleteKeyPairInput, ...func(*ec2.Options)) (*ec2.DeleteKeyPairOutput, error)
 }
 
-// newSSHKey generates an ed25519 key locally: the private half never leaves
-// this machine. It returns the OpenSSH PEM private key and the authorized_keys line.
-func newSSHKey(comment string) (privPEM, authorized []byte, err error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generating ed25519 key: %w", err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, comment)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encoding ed25519 key: %w", err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encoding ed25519 public key: %w", err)
-	}
-	return pem.EncodeToMemory(block), ssh.MarshalAuthorizedKey(sp), nil
-}
-
-type keyPairState struct {
+// keyPairFound is what exists of the key pair.
+type keyPairFound struct {
 	id string // "" when missing
 }
 
-func findKeyPair(ctx context.Context, api keyPairAPI, n Names) (*keyPairState, error) {
+func findKeyPair(ctx context.Context, api keyPairAPI, n names) (*keyPairFound, error) {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
 	if hasCode(err, "InvalidKeyPair.NotFound") {
-		return &keyPairState{}, nil
+		return &keyPairFound{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading key pair %s: %w", n.KeyPair, err)
 	}
 	if len(out.KeyPairs) == 0 {
-		return &keyPairState{}, nil
+		return &keyPairFound{}, nil
 	}
 	kp := out.KeyPairs[0]
 	if !owned(ec2TagMap(kp.Tags), n.Stack) {
-		return nil, &NotOwnedError{Kind: "key pair", Name: n.KeyPair, Stack: n.Stack}
+		return nil, &notOwnedError{Kind: "key pair", Name: n.KeyPair, Stack: n.Stack}
 	}
-	return &keyPairState{id: aws.ToString(kp.KeyPairId)}, nil
+	return &keyPairFound{id: aws.ToString(kp.KeyPairId)}, nil
+}
+
+// plan says in words what ensureKeyPair would do.
+func (k *keyPairFound) plan(n names) []string {
+	if k.id == "" {
+		return []string{"import a locally generated ed25519 key pair " + n.KeyPair}
+	}
+	return nil
 }
 
 // ensureKeyPair imports the stack's public key under the stack's name.
-func ensureKeyPair(ctx context.Context, api keyPairAPI, st *keyPairState, n Names, authorized []byte, tags map[string]string, log *progress) error {
-	if st.id != "" {
+func ensureKeyPair(ctx context.Context, api keyPairAPI, k *keyPairFound, n names, authorized []byte, tags map[string]string, log *progress) error {
+	if k.id != "" {
 		return nil
 	}
-	log.step("importing ed25519 key pair %s", n.KeyPair)
+	log.Step("importing ed25519 key pair %s", n.KeyPair)
 	out, err := api.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
 		KeyName: aws.String(n.KeyPair), PublicKeyMaterial: authorized,
 		TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeKeyPair, tags, n.KeyPair)},
@@ -74,12 +64,45 @@ func ensureKeyPair(ctx context.Context, api keyPairAPI, st *keyPairState, n Name
 		return fmt.Errorf("importing key pair %s: %w", n.KeyPair, err)
 	}
 	if out != nil {
-		st.id = aws.ToString(out.KeyPairId)
+		k.id = aws.ToString(out.KeyPairId)
 	}
 	return nil
 }
 
-func deleteKeyPair(ctx context.Context, api keyPairAPI, n Names, log *progress) error {
+// keyPairInventory is the status rows of the key pairs the stack owns.
+func keyPairInventory(ctx context.Context, api keyPairAPI, n names) ([]resource, error) {
+	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{stackFilter(n.Stack)}})
+	if err != nil {
+		return nil, fmt.Errorf("listing key pairs: %w", err)
+	}
+	var rows []resource
+	for _, k := range out.KeyPairs {
+		rows = append(rows, resource{Kind: "key pair", Name: aws.ToString(k.KeyName), State: "exists"})
+	}
+	return rows, nil
+}
+
+// listKeyPairs adds to set the stacks of every tagged key pair of a region.
+func listKeyPairs(ctx context.Context, api keyPairAPI, region string, set *stackSet) error {
+	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{anyStackFilter}})
+	if err != nil {
+		return fmt.Errorf("listing key pairs in %s: %w", region, err)
+	}
+	for _, k := range out.KeyPairs {
+		set.add(region, ec2TagMap(k.Tags), nil)
+	}
+	return nil
+}
+
+// tagIDs are the ids that carry the key pair's tags.
+func (k *keyPairFound) tagIDs() []string {
+	if k.id == "" {
+		return nil
+	}
+	return []string{k.id}
+}
+
+func deleteKeyPair(ctx context.Context, api keyPairAPI, n names, log *progress) error {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
 	if hasCode(err, "InvalidKeyPair.NotFound") {
 		return nil
@@ -89,11 +112,11 @@ func deleteKeyPair(ctx context.Context, api keyPairAPI, n Names, log *progress) 
 	}
 	for _, kp := range out.KeyPairs {
 		if !owned(ec2TagMap(kp.Tags), n.Stack) {
-			log.warn("leaving key pair %s alone: it is not tagged %s=%s", n.KeyPair, TagStack, n.Stack)
+			log.Warn("leaving key pair %s alone: it is not tagged %s=%s", n.KeyPair, tagStack, n.Stack)
 			continue
 		}
 		// By name: moto ignores KeyPairId, and the name was just checked.
-		log.step("deleting key pair %s", n.KeyPair)
+		log.Step("deleting key pair %s", n.KeyPair)
 		if _, err := api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: kp.KeyName}); err != nil && !hasCode(err, "InvalidKeyPair.NotFound") {
 			return fmt.Errorf("deleting key pair %s: %w", n.KeyPair, err)
 		}

@@ -1,26 +1,32 @@
 package provision
 
-import "context"
+import (
+	"context"
+
+	"github.com/mlstack/mlstack/provision/local"
+)
 
 // openedStack is one stack opened by a lifecycle command: its session,
-// derived names and local state, with the per-stack lock held until release.
+// derived names and local files, with the per-stack lock held until release.
 type openedStack struct {
 	s       *session
-	n       Names
-	sd      stateDir
-	st      *State // nil when this machine has no local state for the stack
+	n       names
+	dir     local.Dir
+	secrets *local.Secrets // nil when this machine has no local state for the stack
 	release func()
 }
 
 // openStack takes the stack's lock (unless lock is false, for plans that
-// change nothing), connects, derives the names and loads the local state,
+// change nothing), connects, derives the names and loads the local secrets,
 // refusing a state folder of another account or region.
-func openStack(ctx context.Context, c *Config, log *progress, lock bool) (*openedStack, error) {
-	o := &openedStack{sd: newStateDir(c.StateDir, c.Stack), release: func() {}}
+func openStack(ctx context.Context, st Stack, a AWS, log *progress, lock bool) (*openedStack, error) {
+	o := &openedStack{dir: local.StackDir(st.StateDir, st.Name), release: func() {}}
 	if lock {
-		unlock, err := lockStack(ctx, c.StateDir, c.Stack, log)
+		unlock, err := local.Lock(ctx, st.StateDir, st.Name, func() {
+			log.Info("another mlstack run is working on stack %s; waiting for it", st.Name)
+		})
 		if err != nil {
-			return nil, err
+			return nil, asUsage(err)
 		}
 		o.release = unlock
 	}
@@ -30,14 +36,15 @@ func openStack(ctx context.Context, c *Config, log *progress, lock bool) (*opene
 			o.release()
 		}
 	}()
-	if o.s, err = connect(ctx, c); err != nil {
+	if o.s, err = connect(ctx, a); err != nil {
 		return nil, err
 	}
-	o.n = NamesFor(c.Stack, o.s.account, o.s.region)
-	if err = o.n.Check(); err != nil {
+	o.n = namesFor(st.Name, o.s.account, o.s.region)
+	if err = o.n.check(); err != nil {
 		return nil, err
 	}
-	if o.st, err = o.sd.loadFor(o.s.account, o.s.region); err != nil {
+	if o.secrets, err = o.dir.LoadFor(o.s.account, o.s.region); err != nil {
+		err = asUsage(err)
 		return nil, err
 	}
 	return o, nil

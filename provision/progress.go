@@ -1,13 +1,14 @@
 package provision
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
 )
 
 // progress writes human progress lines to stderr. Concurrent steps share it.
-// It must never be given secret values.
+// It must never be given secret values. It is the server package's Logger.
 type progress struct {
 	mu    *sync.Mutex
 	w     io.Writer
@@ -28,6 +29,14 @@ func (p *progress) printf(prefix, format string, a ...any) {
 	fmt.Fprintf(p.w, prefix+p.label+format+"\n", a...)
 }
 
-func (p *progress) step(format string, a ...any) { p.printf("• ", format, a...) }
-func (p *progress) info(format string, a ...any) { p.printf("  ", format, a...) }
-func (p *progress) warn(format string, a ...any) { p.printf("! ", format, a...) }
+// Step is something mlstack does; Info a detail of it; Warn what needs attention.
+func (p *progress) Step(format string, a ...any) { p.printf("• ", format, a...) }
+func (p *progress) Info(format string, a ...any) { p.printf("  ", format, a...) }
+func (p *progress) Warn(format string, a ...any) { p.printf("! ", format, a...) }
+
+// writeJSON is the --output json form of a report.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -53,3 +53,15 @@ func retryOn(ctx context.Context, wait time.Duration, match func(error) bool, on
 // isIAMPropagation matches IAM's answer for an entity created a moment ago
 // that a later call cannot see yet.
 func isIAMPropagation(err error) bool { return hasCode(err, "NoSuchEntity") }
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

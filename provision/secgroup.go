@@ -1,14 +1,23 @@
 package provision
 
+// The security group mlstack-<stack> in the default VPC: tcp 5000 from the
+// allowed CIDRs, tcp 22 from the same CIDRs only with --ssh, nothing else.
+
 import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+const (
+	mlflowPort = 5000
+	sshPort    = 22
 )
 
 // sgAPI is the part of EC2 the security group needs.
@@ -27,7 +36,8 @@ type rule struct {
 	cidr string
 }
 
-type sgState struct {
+// sgFound is what exists of the group.
+type sgFound struct {
 	vpcID string
 	id    string // "" when missing
 	rules []rule
@@ -48,12 +58,12 @@ func defaultVPC(ctx context.Context, api sgAPI) (string, error) {
 }
 
 // findSecurityGroup reads the stack's group in the default VPC.
-func findSecurityGroup(ctx context.Context, api sgAPI, n Names) (*sgState, error) {
+func findSecurityGroup(ctx context.Context, api sgAPI, n names) (*sgFound, error) {
 	vpc, err := defaultVPC(ctx, api)
 	if err != nil {
 		return nil, err
 	}
-	st := &sgState{vpcID: vpc}
+	g := &sgFound{vpcID: vpc}
 	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("vpc-id"), Values: []string{vpc}},
 		{Name: aws.String("group-name"), Values: []string{n.SecurityGroup}},
@@ -62,16 +72,26 @@ func findSecurityGroup(ctx context.Context, api sgAPI, n Names) (*sgState, error
 		return nil, fmt.Errorf("reading security group %s: %w", n.SecurityGroup, err)
 	}
 	if len(out.SecurityGroups) == 0 {
-		return st, nil
+		return g, nil
 	}
-	g := out.SecurityGroups[0]
-	if !owned(ec2TagMap(g.Tags), n.Stack) {
-		return nil, &NotOwnedError{Kind: "security group", Name: n.SecurityGroup + " (" + aws.ToString(g.GroupId) + ")", Stack: n.Stack}
+	sg := out.SecurityGroups[0]
+	if !owned(ec2TagMap(sg.Tags), n.Stack) {
+		return nil, &notOwnedError{Kind: "security group", Name: n.SecurityGroup + " (" + aws.ToString(sg.GroupId) + ")", Stack: n.Stack}
 	}
-	st.id = aws.ToString(g.GroupId)
-	st.perms = g.IpPermissions
-	st.rules = ingressRules(g.IpPermissions)
-	return st, nil
+	g.id = aws.ToString(sg.GroupId)
+	g.perms = sg.IpPermissions
+	g.rules = ingressRules(sg.IpPermissions)
+	return g, nil
+}
+
+// sshOpen reports whether the group lets tcp 22 in.
+func (g *sgFound) sshOpen() bool {
+	for _, r := range g.rules {
+		if r.port == sshPort {
+			return true
+		}
+	}
+	return false
 }
 
 // ingressRules flattens permissions into rules; anything that is not a
@@ -95,7 +115,12 @@ func ingressRules(perms []ec2types.IpPermission) []rule {
 	return out
 }
 
-func wantRules(cidrs []string, ports ...int32) []rule {
+// wantRules are the stack's ingress: 5000, and 22 with SSH, from each CIDR.
+func wantRules(cidrs []string, ssh bool) []rule {
+	ports := []int32{mlflowPort}
+	if ssh {
+		ports = append(ports, sshPort)
+	}
 	var out []rule
 	for _, port := range ports {
 		for _, c := range cidrs {
@@ -132,6 +157,22 @@ func ruleDiff(have, want []rule) (add []rule, extra bool) {
 	return add, extra
 }
 
+// plan says in words what ensureSecurityGroup would do.
+func (g *sgFound) plan(n names, want []rule) []string {
+	var p []string
+	if g.id == "" {
+		p = append(p, fmt.Sprintf("create security group %s in %s", n.SecurityGroup, g.vpcID))
+	}
+	if add, extra := ruleDiff(g.rules, want); len(add) > 0 || extra {
+		var cidrs []string
+		for _, r := range want {
+			cidrs = append(cidrs, fmt.Sprintf("tcp %d from %s", r.port, r.cidr))
+		}
+		p = append(p, "set ingress of "+n.SecurityGroup+" to exactly: "+strings.Join(cidrs, ", "))
+	}
+	return p
+}
+
 func permissions(rules []rule, desc string) []ec2types.IpPermission {
 	var out []ec2types.IpPermission
 	for _, r := range rules {
@@ -144,79 +185,94 @@ func permissions(rules []rule, desc string) []ec2types.IpPermission {
 }
 
 // ensureSecurityGroup creates the group and makes its ingress exactly want.
-func ensureSecurityGroup(ctx context.Context, api sgAPI, st *sgState, n Names, want []rule, tags map[string]string, log *progress) error {
-	if st.id == "" {
-		log.step("creating security group %s", n.SecurityGroup)
-		out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
-			GroupName:         aws.String(n.SecurityGroup),
-			Description:       aws.String("mlstack " + n.Stack + ": MLflow tracking server"),
-			VpcId:             aws.String(st.vpcID),
-			TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeSecurityGroup, tags, n.SecurityGroup)},
-		})
-		switch {
-		case hasCode(err, "InvalidGroup.Duplicate"):
-			// Made meanwhile by a concurrent run: adopt it only if it is ours.
-			again, ferr := findSecurityGroup(ctx, api, n)
-			if ferr != nil {
-				return ferr
-			}
-			*st = *again
-		case err != nil:
-			return fmt.Errorf("creating security group %s: %w", n.SecurityGroup, err)
-		default:
-			st.id = aws.ToString(out.GroupId)
+func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, tags map[string]string, log *progress) error {
+	if g.id == "" {
+		if err := createSecurityGroup(ctx, api, g, n, tags, log); err != nil {
+			return err
 		}
 	}
-	add, extra := ruleDiff(st.rules, want)
+	add, extra := ruleDiff(g.rules, want)
 	if extra {
-		// Revoke whole permissions that hold an unwanted rule, then re-add
-		// any wanted rule that shared one of them.
-		wantSet := map[rule]bool{}
-		for _, r := range want {
-			wantSet[r] = true
-		}
-		var revoke []ec2types.IpPermission
-		kept := map[rule]bool{}
-		for _, p := range st.perms {
-			rs := ingressRules([]ec2types.IpPermission{p})
-			bad := false
-			for _, r := range rs {
-				bad = bad || !wantSet[r]
-			}
-			if bad {
-				revoke = append(revoke, p)
-				continue
-			}
-			for _, r := range rs {
-				kept[r] = true
-			}
-		}
-		log.step("removing %d unwanted ingress permission(s) from %s", len(revoke), n.SecurityGroup)
-		out, err := api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(st.id), IpPermissions: revoke})
-		if err != nil {
-			return fmt.Errorf("revoking ingress on %s: %w", n.SecurityGroup, err)
-		}
-		// EC2 answers success even for permissions it did not match.
-		if out != nil && len(out.UnknownIpPermissions) > 0 {
-			return fmt.Errorf("revoking ingress on %s: %d permission(s) not matched; run `mlstack up` again", n.SecurityGroup, len(out.UnknownIpPermissions))
-		}
-		add = nil
-		for _, r := range want {
-			if !kept[r] {
-				add = append(add, r)
-			}
+		var err error
+		if add, err = revokeUnwanted(ctx, api, g, n, want, log); err != nil {
+			return err
 		}
 	}
 	if len(add) > 0 {
-		log.step("opening tcp %v to %d CIDR(s) on %s", portsOf(add), len(add), n.SecurityGroup)
+		log.Step("opening tcp %v to %d CIDR(s) on %s", portsOf(add), len(add), n.SecurityGroup)
 		_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-			GroupId: aws.String(st.id), IpPermissions: permissions(add, "mlstack "+n.Stack),
+			GroupId: aws.String(g.id), IpPermissions: permissions(add, "mlstack "+n.Stack),
 		})
 		if err != nil && !hasCode(err, "InvalidPermission.Duplicate") {
 			return fmt.Errorf("opening ingress on %s: %w", n.SecurityGroup, err)
 		}
 	}
 	return nil
+}
+
+func createSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, tags map[string]string, log *progress) error {
+	log.Step("creating security group %s", n.SecurityGroup)
+	out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName:         aws.String(n.SecurityGroup),
+		Description:       aws.String("mlstack " + n.Stack + ": MLflow tracking server"),
+		VpcId:             aws.String(g.vpcID),
+		TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeSecurityGroup, tags, n.SecurityGroup)},
+	})
+	switch {
+	case hasCode(err, "InvalidGroup.Duplicate"):
+		// Made meanwhile by a concurrent run: adopt it only if it is ours.
+		again, ferr := findSecurityGroup(ctx, api, n)
+		if ferr != nil {
+			return ferr
+		}
+		*g = *again
+	case err != nil:
+		return fmt.Errorf("creating security group %s: %w", n.SecurityGroup, err)
+	default:
+		g.id = aws.ToString(out.GroupId)
+	}
+	return nil
+}
+
+// revokeUnwanted revokes whole permissions that hold an unwanted rule and
+// returns the wanted rules to add again (those that shared one of them).
+func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, log *progress) ([]rule, error) {
+	wantSet := map[rule]bool{}
+	for _, r := range want {
+		wantSet[r] = true
+	}
+	var revoke []ec2types.IpPermission
+	kept := map[rule]bool{}
+	for _, p := range g.perms {
+		rs := ingressRules([]ec2types.IpPermission{p})
+		bad := false
+		for _, r := range rs {
+			bad = bad || !wantSet[r]
+		}
+		if bad {
+			revoke = append(revoke, p)
+			continue
+		}
+		for _, r := range rs {
+			kept[r] = true
+		}
+	}
+	log.Step("removing %d unwanted ingress permission(s) from %s", len(revoke), n.SecurityGroup)
+	out, err := api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(g.id), IpPermissions: revoke})
+	if err != nil {
+		return nil, fmt.Errorf("revoking ingress on %s: %w", n.SecurityGroup, err)
+	}
+	// EC2 answers success even for permissions it did not match.
+	if out != nil && len(out.UnknownIpPermissions) > 0 {
+		return nil, fmt.Errorf("revoking ingress on %s: %d permission(s) not matched; run `mlstack up` again", n.SecurityGroup, len(out.UnknownIpPermissions))
+	}
+	var add []rule
+	for _, r := range want {
+		if !kept[r] {
+			add = append(add, r)
+		}
+	}
+	return add, nil
 }
 
 func portsOf(rules []rule) []int32 {
@@ -231,19 +287,56 @@ func portsOf(rules []rule) []int32 {
 	return out
 }
 
+// stackSecurityGroups lists the groups tagged with the stack.
+func stackSecurityGroups(ctx context.Context, api sgAPI, stack string) ([]ec2types.SecurityGroup, error) {
+	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{stackFilter(stack)}})
+	if err != nil {
+		return nil, fmt.Errorf("listing security groups of stack %s: %w", stack, err)
+	}
+	return out.SecurityGroups, nil
+}
+
+// sgInventory is the status rows of the groups the stack owns.
+func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, error) {
+	groups, err := stackSecurityGroups(ctx, api, n.Stack)
+	var out []resource
+	for _, g := range groups {
+		out = append(out, resource{Kind: "security group", Name: aws.ToString(g.GroupName) + " (" + aws.ToString(g.GroupId) + ")", State: "exists"})
+	}
+	return out, err
+}
+
+// listSecurityGroups adds to set the stacks of every tagged group of a region.
+func listSecurityGroups(ctx context.Context, api sgAPI, region string, set *stackSet) error {
+	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{anyStackFilter}})
+	if err != nil {
+		return fmt.Errorf("listing security groups in %s: %w", region, err)
+	}
+	for _, g := range out.SecurityGroups {
+		set.add(region, ec2TagMap(g.Tags), nil)
+	}
+	return nil
+}
+
+// tagIDs are the ids that carry the group's tags.
+func (g *sgFound) tagIDs() []string {
+	if g.id == "" {
+		return nil
+	}
+	return []string{g.id}
+}
+
 // deleteSecurityGroups deletes every group tagged with the stack. While the
 // terminated instance's network interface lingers AWS answers
 // DependencyViolation, so that error alone is retried until the deadline.
-func deleteSecurityGroups(ctx context.Context, api sgAPI, n Names, retryFor time.Duration, log *progress) error {
-	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
-		{Name: aws.String("tag:" + TagStack), Values: []string{n.Stack}},
-	}})
+func deleteSecurityGroups(ctx context.Context, api sgAPI, n names, retryFor time.Duration, log *progress) error {
+	groups, err := stackSecurityGroups(ctx, api, n.Stack)
 	if err != nil {
-		return fmt.Errorf("listing security groups of stack %s: %w", n.Stack, err)
+		return err
 	}
-	for _, g := range out.SecurityGroups {
+	for _, g := range groups {
 		id := aws.ToString(g.GroupId)
-		log.step("deleting security group %s (%s)", aws.ToString(g.GroupName), id)
+		log.Step("deleting security group %s (%s)", aws.ToString(g.GroupName), id)
 		err := retryOn(ctx, retryFor, func(err error) bool { return hasCode(err, "DependencyViolation") }, nil, func() error {
 			_, err := api.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
 			if hasCode(err, "InvalidGroup.NotFound") {
@@ -256,16 +349,4 @@ func deleteSecurityGroups(ctx context.Context, api sgAPI, n Names, retryFor time
 		}
 	}
 	return nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

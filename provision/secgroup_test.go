@@ -86,12 +86,15 @@ func TestIngressRules(t *testing.T) {
 }
 
 func TestWantRules(t *testing.T) {
-	got := wantRules([]string{"198.51.100.7/32", "203.0.113.0/24"}, 5000, 22)
+	got := wantRules([]string{"198.51.100.7/32", "203.0.113.0/24"}, true)
 	want := []rule{{5000, "198.51.100.7/32"}, {5000, "203.0.113.0/24"}, {22, "198.51.100.7/32"}, {22, "203.0.113.0/24"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("wantRules = %v, want %v", got, want)
 	}
-	if got := wantRules(nil, 5000); len(got) != 0 {
+	if got := wantRules([]string{"198.51.100.7/32"}, false); fmt.Sprint(got) != fmt.Sprint([]rule{{5000, "198.51.100.7/32"}}) {
+		t.Errorf("wantRules without SSH = %v, want only 5000", got)
+	}
+	if got := wantRules(nil, true); len(got) != 0 {
 		t.Errorf("wantRules(nil) = %v, want none", got)
 	}
 }
@@ -179,7 +182,7 @@ func (f *fakeSG) RevokeSecurityGroupIngress(_ context.Context, in *ec2.RevokeSec
 func (f *fakeSG) mutating() []string {
 	var out []string
 	for _, c := range f.calls {
-		if IsMutating("EC2." + c) {
+		if isMutating("EC2." + c) {
 			out = append(out, c)
 		}
 	}
@@ -198,10 +201,10 @@ func discardLog() *progress { return newProgress(io.Discard) }
 
 func TestEnsureSecurityGroup(t *testing.T) {
 	const a, b, c = "198.51.100.7/32", "203.0.113.0/24", "192.0.2.1/32"
-	n := NamesFor("demo", "123456789012", "eu-west-3")
+	n := namesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name        string
-		st          sgState
+		st          sgFound
 		want        []rule
 		wantRevoked []rule // flattened rules of the revoked permissions
 		wantGranted []rule
@@ -210,7 +213,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 		{
 			// EC2 groups CIDRs of one port into one permission: revoking B takes A with it.
 			name: "shared permission: revoke B and 22, re-authorize A, authorize C",
-			st: sgState{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{
+			st: sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{
 				tcpPerm(5000, a, b), tcpPerm(22, a),
 			}},
 			want:        []rule{{5000, a}, {5000, c}},
@@ -221,7 +224,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 		{
 			// A in its own permission object is kept and not re-authorized.
 			name: "separate permissions: revoke B and 22, authorize exactly C",
-			st: sgState{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{
+			st: sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{
 				tcpPerm(5000, a), tcpPerm(5000, b), tcpPerm(22, a),
 			}},
 			want:        []rule{{5000, a}, {5000, c}},
@@ -231,20 +234,20 @@ func TestEnsureSecurityGroup(t *testing.T) {
 		},
 		{
 			name:      "up to date: no mutating call",
-			st:        sgState{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a, c)}},
+			st:        sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a, c)}},
 			want:      []rule{{5000, a}, {5000, c}},
 			wantCalls: "[]",
 		},
 		{
 			name:        "missing rule only: authorize, no revoke",
-			st:          sgState{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a)}},
+			st:          sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a)}},
 			want:        []rule{{5000, a}, {5000, c}},
 			wantGranted: []rule{{5000, c}},
 			wantCalls:   "[AuthorizeSecurityGroupIngress]",
 		},
 		{
 			name: "foreign IPv6 rule is revoked",
-			st: sgState{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a), {
+			st: sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a), {
 				IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5000),
 				Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}},
 			}}},
@@ -254,7 +257,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 		},
 		{
 			name:        "new group: create then authorize",
-			st:          sgState{vpcID: "vpc-1"},
+			st:          sgFound{vpcID: "vpc-1"},
 			want:        []rule{{5000, a}},
 			wantGranted: []rule{{5000, a}},
 			wantCalls:   "[CreateSecurityGroup AuthorizeSecurityGroupIngress]",
@@ -265,7 +268,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 			st := tt.st
 			st.rules = ingressRules(st.perms) // as findSecurityGroup fills it
 			f := &fakeSG{}
-			if err := ensureSecurityGroup(context.Background(), f, &st, n, tt.want, stackTags("demo", time.Now()), discardLog()); err != nil {
+			if err := ensureSecurityGroup(context.Background(), f, &st, n, tt.want, stackTags("demo", "eu-west-3", time.Now(), 0), newProgress(io.Discard)); err != nil {
 				t.Fatalf("ensureSecurityGroup: %v", err)
 			}
 			if got := fmt.Sprint(f.mutating()); got != tt.wantCalls {
@@ -287,9 +290,9 @@ func TestEnsureSecurityGroup(t *testing.T) {
 // An authorize racing another `up` may find the rule already there: not an error.
 func TestEnsureSecurityGroupToleratesDuplicate(t *testing.T) {
 	f := &dupSG{}
-	st := &sgState{vpcID: "vpc-1", id: "sg-1"}
-	n := NamesFor("demo", "123456789012", "eu-west-3")
-	if err := ensureSecurityGroup(context.Background(), f, st, n, []rule{{5000, "198.51.100.7/32"}}, nil, discardLog()); err != nil {
+	st := &sgFound{vpcID: "vpc-1", id: "sg-1"}
+	n := namesFor("demo", "123456789012", "eu-west-3")
+	if err := ensureSecurityGroup(context.Background(), f, st, n, []rule{{5000, "198.51.100.7/32"}}, nil, newProgress(io.Discard)); err != nil {
 		t.Fatalf("InvalidPermission.Duplicate not tolerated: %v", err)
 	}
 }
@@ -301,15 +304,15 @@ func (f *dupSG) AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSec
 }
 
 func TestFindSecurityGroupRefusesUntagged(t *testing.T) {
-	n := NamesFor("demo", "123456789012", "eu-west-3")
+	n := namesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name     string
 		tags     []ec2types.Tag
 		notOwned bool
 	}{
 		{"untagged", nil, true},
-		{"other stack", []ec2types.Tag{{Key: aws.String(TagStack), Value: aws.String("other")}}, true},
-		{"ours", []ec2types.Tag{{Key: aws.String(TagStack), Value: aws.String("demo")}}, false},
+		{"other stack", []ec2types.Tag{{Key: aws.String(tagStack), Value: aws.String("other")}}, true},
+		{"ours", []ec2types.Tag{{Key: aws.String(tagStack), Value: aws.String("demo")}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,9 +321,9 @@ func TestFindSecurityGroupRefusesUntagged(t *testing.T) {
 				IpPermissions: []ec2types.IpPermission{tcpPerm(5000, "198.51.100.7/32")},
 			}}}
 			st, err := findSecurityGroup(context.Background(), f, n)
-			var no *NotOwnedError
+			var no *notOwnedError
 			if got := errors.As(err, &no); got != tt.notOwned {
-				t.Fatalf("findSecurityGroup error = %v, want NotOwnedError: %v", err, tt.notOwned)
+				t.Fatalf("findSecurityGroup error = %v, want notOwnedError: %v", err, tt.notOwned)
 			}
 			if !tt.notOwned && (st.id != "sg-1" || st.vpcID != "vpc-1" || len(st.rules) != 1) {
 				t.Errorf("state = %+v", st)
@@ -337,13 +340,13 @@ func dependencyViolation() error {
 // DependencyViolation; it must be retried (every 5 s), other errors must not.
 func TestDeleteSecurityGroupsRetriesDependencyViolation(t *testing.T) {
 	t.Parallel() // sleeps 2 × 5 s
-	n := NamesFor("demo", "123456789012", "eu-west-3")
+	n := namesFor("demo", "123456789012", "eu-west-3")
 	f := &fakeSG{
 		groups:    []ec2types.SecurityGroup{{GroupId: aws.String("sg-1"), GroupName: aws.String(n.SecurityGroup)}},
 		deleteErr: []error{dependencyViolation(), dependencyViolation()},
 	}
 	start := time.Now()
-	if err := deleteSecurityGroups(context.Background(), f, n, time.Minute, discardLog()); err != nil {
+	if err := deleteSecurityGroups(context.Background(), f, n, time.Minute, newProgress(io.Discard)); err != nil {
 		t.Fatalf("deleteSecurityGroups: %v", err)
 	}
 	if got := strings.Count(fmt.Sprint(f.calls), "DeleteSecurityGroup"); got != 3 {
@@ -356,7 +359,7 @@ func TestDeleteSecurityGroupsRetriesDependencyViolation(t *testing.T) {
 }
 
 func TestDeleteSecurityGroupsErrors(t *testing.T) {
-	n := NamesFor("demo", "123456789012", "eu-west-3")
+	n := namesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name      string
 		errs      []error
@@ -376,7 +379,7 @@ func TestDeleteSecurityGroupsErrors(t *testing.T) {
 				deleteErr: tt.errs,
 			}
 			start := time.Now()
-			err := deleteSecurityGroups(context.Background(), f, n, tt.retryFor, discardLog())
+			err := deleteSecurityGroups(context.Background(), f, n, tt.retryFor, newProgress(io.Discard))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error: %v", err, tt.wantErr)
 			}
@@ -392,7 +395,7 @@ func TestDeleteSecurityGroupsErrors(t *testing.T) {
 
 // A cancelled context stops the retry loop during its sleep.
 func TestDeleteSecurityGroupsCancelled(t *testing.T) {
-	n := NamesFor("demo", "123456789012", "eu-west-3")
+	n := namesFor("demo", "123456789012", "eu-west-3")
 	f := &fakeSG{
 		groups:    []ec2types.SecurityGroup{{GroupId: aws.String("sg-1")}},
 		deleteErr: []error{dependencyViolation(), dependencyViolation()},
@@ -400,7 +403,7 @@ func TestDeleteSecurityGroupsCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := deleteSecurityGroups(ctx, f, n, time.Minute, discardLog())
+	err := deleteSecurityGroups(ctx, f, n, time.Minute, newProgress(io.Discard))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}

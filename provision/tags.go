@@ -1,32 +1,45 @@
 package provision
 
 import (
+	"context"
+	"fmt"
 	"sort"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// stackTags are the tags every resource of a stack gets at creation.
-func stackTags(stack string, now time.Time) map[string]string {
-	return map[string]string{
-		TagStack:     stack,
-		TagCreatedAt: now.UTC().Format(time.RFC3339),
-		TagVersion:   Version,
-	}
-}
+// Tag keys. Tags in AWS are the source of truth for what a stack owns.
+const (
+	tagStack     = "mlstack:stack"
+	tagCreatedAt = "mlstack:created-at"
+	tagExpiresAt = "mlstack:expires-at"
+	tagVersion   = "mlstack:version"
+	tagRegion    = "mlstack:region"
+)
 
-// withTTL adds the expiry tag when ttl is set; region lets `ls` place the
-// stack's global IAM resources.
-func withTTL(tags map[string]string, region string, now time.Time, ttl time.Duration) map[string]string {
-	tags[TagRegion] = region
+// stackTags are the tags every resource of a stack gets at creation; region
+// lets `ls` place the stack's global IAM resources, and a TTL adds the expiry.
+func stackTags(stack, region string, now time.Time, ttl time.Duration) map[string]string {
+	tags := map[string]string{
+		tagStack:     stack,
+		tagCreatedAt: now.UTC().Format(time.RFC3339),
+		tagVersion:   Version,
+		tagRegion:    region,
+	}
 	if ttl > 0 {
-		tags[TagExpiresAt] = now.Add(ttl).UTC().Format(time.RFC3339)
+		tags[tagExpiresAt] = now.Add(ttl).UTC().Format(time.RFC3339)
 	}
 	return tags
+}
+
+// owned reports whether tags mark a resource as belonging to stack.
+func owned(tags map[string]string, stack string) bool {
+	return tags[tagStack] == stack
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -93,7 +106,26 @@ func s3TagMap(tags []s3types.Tag) map[string]string {
 	return m
 }
 
-// owned reports whether tags mark a resource as belonging to stack.
-func owned(tags map[string]string, stack string) bool {
-	return tags[TagStack] == stack
+// stackFilter selects a stack's EC2 resources by tag.
+func stackFilter(stack string) ec2types.Filter {
+	return ec2types.Filter{Name: aws.String("tag:" + tagStack), Values: []string{stack}}
+}
+
+// anyStackFilter selects the EC2 resources of every stack.
+var anyStackFilter = ec2types.Filter{Name: aws.String("tag-key"), Values: []string{tagStack}}
+
+type ec2TagAPI interface {
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+}
+
+// retagEC2 sets one tag on EC2 resources of any kind in a single call; each
+// resource file says which of its ids carry the stack's tags.
+func retagEC2(ctx context.Context, api ec2TagAPI, ids []string, key, value string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: ec2Tags(map[string]string{key: value}, "")}); err != nil {
+		return fmt.Errorf("moving the expiry of EC2 resources: %w", err)
+	}
+	return nil
 }

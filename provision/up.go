@@ -2,401 +2,403 @@ package provision
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/server"
 )
 
-// discovery is what exists of a stack, read without changing anything.
-type discovery struct {
-	user      *userState
-	role      *roleState
-	bucket    *bucketState
-	sg        *sgState
-	keyPair   *keyPairState
+// mlflowUser is the MLflow admin login mlstack creates.
+const mlflowUser = "admin"
+
+// upRun is one `mlstack up`: each phase reads what the earlier ones left.
+type upRun struct {
+	o   UpOptions
+	ttl time.Duration
+	log *progress
+	*openedStack
+
+	// preflight
+	policy   string
+	rules    []rule
+	arch     ec2types.ArchitectureValues
+	keep     upLocal
+	userData []byte
+	// discover
+	found *found
+	plan  []string
+	// keepLocal, converge, publish
+	store *local.Store
+	tags  map[string]string
+	inst  *ec2types.Instance
+	uri   string
+}
+
+// upLocal is what up keeps on this machine. It is made in memory first, so
+// that the user-data can be rendered (and checked) once before anything is
+// written here or created in AWS.
+type upLocal struct {
+	secrets    local.Secrets
+	changed    bool   // secrets differ from the saved ones
+	loginKey   []byte // a new private login key to save; nil keeps the saved one
+	hostKey    *local.HostKey
+	newHostKey bool
+}
+
+// Up creates or converges the stack, waits for the server and writes the
+// env file: preflight → discover and plan → keep local state → converge →
+// publish → wait → report.
+func Up(ctx context.Context, o UpOptions) error {
+	r, err := preflight(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer r.release()
+	if err := r.discover(ctx); err != nil {
+		return err
+	}
+	if r.o.DryRun {
+		r.printPlan()
+		return nil
+	}
+	for _, phase := range []func(context.Context) error{r.keepLocal, r.converge, r.publish, r.wait} {
+		if err := phase(ctx); err != nil {
+			return err
+		}
+	}
+	return r.report()
+}
+
+// preflight checks the input, opens the stack (lock, identity, local
+// secrets), makes the local secrets and keys in memory, renders the
+// user-data and checks the instance type: nothing is written or created.
+func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
+	ttl, err := o.validate()
+	if err != nil {
+		return nil, err
+	}
+	r := &upRun{o: o, ttl: ttl, log: newProgress(o.Log)}
+	if err := r.allowCIDRs(); err != nil {
+		return nil, err
+	}
+	if !o.DryRun {
+		if err := local.StackDir(o.StateDir, o.Stack.Name).CheckWritable(); err != nil {
+			return nil, asUsage(err)
+		}
+	}
+	if r.openedStack, err = openStack(ctx, o.Stack, o.AWS, r.log, !o.DryRun); err != nil {
+		return nil, err
+	}
+	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
+	r.rules = wantRules(r.o.AllowCIDRs, r.o.SSH)
+	err = firstErr(r.makeLocal, r.render, func() (err error) {
+		// After the render: an unknown instance type is a usage error, reported alone.
+		r.arch, err = instanceArch(ctx, r.s.ec2, r.o.InstanceType)
+		return err
+	})
+	if err != nil {
+		r.release()
+		return nil, err
+	}
+	return r, nil
+}
+
+// allowCIDRs defaults the allowed CIDRs to the caller's public IP and warns
+// about a rule open to the world.
+func (r *upRun) allowCIDRs() error {
+	if len(r.o.AllowCIDRs) == 0 {
+		cidr, err := detectCIDR(r.o.DetectIP)
+		if err != nil {
+			return err
+		}
+		r.log.Info("no --allow-cidr given: allowing only your public IP %s", cidr)
+		r.o.AllowCIDRs = []string{cidr}
+	}
+	for _, cidr := range r.o.AllowCIDRs {
+		if strings.HasSuffix(cidr, "/0") {
+			r.log.Warn("--allow-cidr %s opens the tracking server to the whole internet", cidr)
+		}
+	}
+	return nil
+}
+
+// makeLocal loads or generates (in memory) the secrets, the login key and
+// the host key.
+func (r *upRun) makeLocal() error {
+	k := &r.keep
+	stack := r.o.Stack.Name
+	if r.secrets != nil {
+		k.secrets = *r.secrets
+	} else {
+		k.secrets = local.Secrets{Stack: stack, Account: r.s.account, Region: r.s.region, MLflowUser: mlflowUser}
+		k.changed = true
+	}
+	for _, s := range []struct {
+		value *string
+		n     int
+	}{{&k.secrets.MLflowPassword, 32}, {&k.secrets.FlaskSecretKey, 48}} {
+		if *s.value == "" {
+			v, err := local.RandomSecret(s.n)
+			if err != nil {
+				return err
+			}
+			*s.value, k.changed = v, true
+		}
+	}
+	if k.secrets.SSHPublicKey == "" {
+		priv, pub, err := local.NewSSHKey("mlstack-" + stack)
+		if err != nil {
+			return err
+		}
+		k.loginKey, k.secrets.SSHPublicKey, k.changed = priv, string(pub), true
+	}
+	hk, err := r.dir.LoadHostKey()
+	if err == nil && hk == nil {
+		hk, err = local.NewHostKey(stack)
+		k.newHostKey = true
+	}
+	k.hostKey = hk
+	return err
+}
+
+// render makes the user-data, once; bad parameters are usage errors found
+// before anything is created.
+func (r *upRun) render() error {
+	sec := r.keep.secrets
+	p := cloudinit.Params{
+		Stack: r.n.Stack, Bucket: r.n.Bucket, Region: r.s.region, MLflowVersion: r.o.MLflowVersion,
+		AdminUsername: sec.MLflowUser, AdminPassword: sec.MLflowPassword, FlaskSecretKey: sec.FlaskSecretKey,
+		S3EndpointURL:     r.s.s3Endpoint,
+		SSHHostKeyPrivate: string(r.keep.hostKey.Private), SSHHostKeyPublic: r.keep.hostKey.AuthorizedLine(),
+	}
+	ud, err := cloudinit.Render(p)
+	if err != nil {
+		return usagef("bootstrap parameters: %v", err)
+	}
+	r.userData = ud
+	return nil
+}
+
+// found is what exists of a stack, read without changing anything.
+type found struct {
+	user      *userFound
+	role      *roleFound
+	bucket    *bucketFound
+	sg        *sgFound
+	keyPair   *keyPairFound
 	instances []ec2types.Instance
 	image     *ec2types.Image
 }
 
-// parallel runs independent steps concurrently and joins their errors.
-func parallel(fns ...func() error) error {
-	errs := make([]error, len(fns))
-	var wg sync.WaitGroup
-	for i, fn := range fns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func discover(ctx context.Context, s *session, n Names, policy string, arch ec2types.ArchitectureValues) (*discovery, error) {
-	d := &discovery{}
+// discover reads what exists (concurrently, read-only) and plans.
+func (r *upRun) discover(ctx context.Context) error {
+	r.log.Step("checking stack %s in account %s, %s", r.n.Stack, r.s.account, r.s.region)
+	s, n, f := r.s, r.n, &found{}
 	err := parallel(
-		func() (err error) { d.user, err = findUser(ctx, s.iam, n, policy); return },
-		func() (err error) { d.role, err = findRole(ctx, s.iam, n, policy); return },
-		func() (err error) { d.bucket, err = findBucket(ctx, s.s3, n); return },
-		func() (err error) { d.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
-		func() (err error) { d.keyPair, err = findKeyPair(ctx, s.ec2, n); return },
-		func() (err error) { d.instances, err = findInstances(ctx, s.ec2, n.Stack); return },
-		func() (err error) {
-			d.image, err = findImage(ctx, s.ec2, arch)
-			if err == nil && d.image == nil {
-				err = fmt.Errorf("no official Ubuntu 24.04 %s image (owner %s) found in %s", arch, CanonicalOwner, s.region)
-			}
-			return err
-		},
+		func() (err error) { f.user, err = findUser(ctx, s.iam, n, r.policy); return },
+		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.policy); return },
+		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n); return },
+		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
+		func() (err error) { f.keyPair, err = findKeyPair(ctx, s.ec2, n); return },
+		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack); return },
+		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 	)
-	return d, err
-}
-
-// plan lists what up would create or change, in words.
-func (d *discovery) plan(n Names, wantRules []rule) []string {
-	var p []string
-	if !d.user.exists {
-		p = append(p, "create IAM user "+n.User+" with a bucket-only policy and one access key")
-	} else {
-		if !d.user.policyOK {
-			p = append(p, "set the bucket-only policy of IAM user "+n.User)
-		}
-		if len(d.user.keys) == 0 {
-			p = append(p, "create an access key for "+n.User)
-		}
-	}
-	if !d.role.roleExists {
-		p = append(p, "create IAM role "+n.Role)
-	} else if !d.role.policyOK {
-		p = append(p, "set the bucket-only policy of IAM role "+n.Role)
-	}
-	if !d.role.profileExists {
-		p = append(p, "create instance profile "+n.Profile)
-	}
-	if !d.role.roleInProf {
-		p = append(p, "put role "+n.Role+" into instance profile "+n.Profile)
-	}
-	if !d.bucket.exists {
-		p = append(p, "create S3 bucket "+n.Bucket+" (public access blocked, AES256 default encryption)")
-	} else {
-		if !d.bucket.publicBlocked {
-			p = append(p, "block public access to S3 bucket "+n.Bucket)
-		}
-		if !d.bucket.encrypted {
-			p = append(p, "set default encryption on S3 bucket "+n.Bucket)
-		}
-	}
-	if d.sg.id == "" {
-		p = append(p, fmt.Sprintf("create security group %s in %s", n.SecurityGroup, d.sg.vpcID))
-	}
-	if add, extra := ruleDiff(d.sg.rules, wantRules); len(add) > 0 || extra {
-		var cidrs []string
-		for _, r := range wantRules {
-			cidrs = append(cidrs, fmt.Sprintf("tcp %d from %s", r.port, r.cidr))
-		}
-		p = append(p, "set ingress of "+n.SecurityGroup+" to exactly: "+strings.Join(cidrs, ", "))
-	}
-	if d.keyPair.id == "" {
-		p = append(p, "import a locally generated ed25519 key pair "+n.KeyPair)
-	}
-	switch {
-	case len(d.instances) == 0:
-		p = append(p, fmt.Sprintf("launch instance %s from %s (%s)", n.Instance, aws.ToString(d.image.ImageId), aws.ToString(d.image.Name)))
-	case len(d.instances) > 1:
-		p = append(p, fmt.Sprintf("terminate %d duplicate instance(s)", len(d.instances)-1))
-	}
-	if len(d.instances) > 0 && d.instances[0].State != nil && d.instances[0].State.Name == ec2types.InstanceStateNameStopped {
-		p = append(p, "start stopped instance "+aws.ToString(d.instances[0].InstanceId))
-	}
-	return p
-}
-
-// Up creates or converges the stack, waits for the server, writes the env file.
-func Up(ctx context.Context, c Config) error {
-	if err := c.Validate(true); err != nil {
-		return err
-	}
-	log := newProgress(c.Log)
-	if len(c.AllowCIDRs) == 0 {
-		cidr, err := detectCIDR(c.DetectIP)
-		if err != nil {
-			return err
-		}
-		log.info("no --allow-cidr given: allowing only your public IP %s", cidr)
-		c.AllowCIDRs = []string{cidr}
-	}
-	for _, cidr := range c.AllowCIDRs {
-		if strings.HasSuffix(cidr, "/0") {
-			log.warn("--allow-cidr %s opens the tracking server to the whole internet", cidr)
-		}
-	}
-	if !c.DryRun {
-		if err := newStateDir(c.StateDir, c.Stack).checkWritable(); err != nil {
-			return err
-		}
-	}
-	o, err := openStack(ctx, &c, log, !c.DryRun)
 	if err != nil {
 		return err
 	}
-	defer o.release()
-	s, n, sd, st := o.s, o.n, o.sd, o.st
-	// A trial render with placeholder secrets finds bad parameters before
-	// anything is created, not after the IAM user and bucket exist.
-	if _, err := cloudinit.Render(bootstrapParams(n, s, c, &State{
-		MLflowUser: mlflowUser, MLflowPassword: "placeholder-password-0", FlaskSecretKey: "placeholder-flask-secret-0",
-	})); err != nil {
-		return usagef("bootstrap parameters: %v", err)
-	}
-
-	policy := bucketPolicy(s.partition, n.Bucket)
-	ports := []int32{mlflowPort}
-	if c.SSH {
-		ports = append(ports, sshPort)
-	}
-	rules := wantRules(c.AllowCIDRs, ports...)
-	// Checked first: an unknown instance type is a usage error, reported alone.
-	arch, err := instanceArch(ctx, s.ec2, c.InstanceType)
-	if err != nil {
-		return err
-	}
-	log.step("checking stack %s in account %s, %s", c.Stack, s.account, s.region)
-	d, err := discover(ctx, s, n, policy, arch)
-	if err != nil {
-		return err
-	}
-	if st == nil && len(d.instances) > 0 {
+	if r.secrets == nil && len(f.instances) > 0 {
 		return fmt.Errorf("stack %s already runs instance %s but this machine has no local secrets for it (%s): "+
 			"run mlstack where the stack was created, or `mlstack down` and `up` again",
-			c.Stack, aws.ToString(d.instances[0].InstanceId), sd.path)
+			n.Stack, aws.ToString(f.instances[0].InstanceId), r.dir.Path())
 	}
-	plan := d.plan(n, rules)
-	if c.DryRun {
-		if len(plan) == 0 {
-			fmt.Fprintf(c.Out, "(plan) stack %s is complete: nothing to do\n", c.Stack)
-		}
-		for _, p := range plan {
-			fmt.Fprintf(c.Out, "(plan) would %s\n", p)
-		}
-		return nil
+	r.found = f
+	for _, lines := range [][]string{f.user.plan(n), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
+		f.keyPair.plan(n), instancesPlan(f.instances, n, f.image)} {
+		r.plan = append(r.plan, lines...)
 	}
-
-	st, authorized, err := prepareState(sd, st, c.Stack, s.account, s.region, d.keyPair.id != "", log)
-	if err != nil {
-		return err
-	}
-	if st.hostKey, err = prepareHostKey(sd, c.Stack, len(d.instances) > 0, log); err != nil {
-		return err
-	}
-	now := time.Now()
-	tags := withTTL(stackTags(c.Stack, now), s.region, now, c.TTL)
-	if c.TTL > 0 {
-		if err := extendTTL(ctx, retagAPI{ec2: s.ec2, iam: s.iam, s3: s.s3}, d, n, tags[TagExpiresAt], log); err != nil {
-			return err
-		}
-	}
-	err = parallel(
-		func() error {
-			return ensureUser(ctx, s.iam, d.user, ensureUserInput{
-				names: n, policy: policy, tags: tags, knownKey: st.AccessKeyID, log: log,
-				saveKey: func(id, secret string) error {
-					// Written before anything else happens: the secret cannot be read back.
-					next := *st
-					next.AccessKeyID, next.SecretAccessKey = id, secret
-					if err := sd.save(&next); err != nil {
-						return err
-					}
-					st.AccessKeyID, st.SecretAccessKey = id, secret
-					return nil
-				},
-			})
-		},
-		func() error { return ensureRole(ctx, s.iam, d.role, n, policy, tags, log) },
-		func() error { return ensureBucket(ctx, s.s3, d.bucket, n, s.region, tags, log) },
-		func() error { return ensureSecurityGroup(ctx, s.ec2, d.sg, n, rules, tags, log) },
-		func() error { return ensureKeyPair(ctx, s.ec2, d.keyPair, n, authorized, tags, log) },
-	)
-	if err != nil {
-		return fmt.Errorf("%w\nrun `mlstack up` again to converge, or `mlstack down` to remove what was created", err)
-	}
-
-	inst, err := ensureInstance(ctx, s, d, n, sd, st, c, tags, log)
-	if err != nil {
-		return fmt.Errorf("%w\nrun `mlstack up` again to converge, or `mlstack down` to remove what was created", err)
-	}
-	host := trackingHost(inst)
-	if host == "" {
-		return fmt.Errorf("instance %s has no public DNS name or IP: is the default subnet public?", aws.ToString(inst.InstanceId))
-	}
-	if err := recordHostKey(sd, inst, st.hostKey, c.SSH, c.Stack, log); err != nil {
-		return err
-	}
-	uri := fmt.Sprintf("http://%s:%d", host, mlflowPort)
-	if err := writeEnv(sd, envVars(st, uri, s.region, s.s3Endpoint)); err != nil {
-		return err
-	}
-	log.step("wrote %s", sd.EnvFile())
-	if !c.NoWait {
-		health := c.HealthURL
-		if health == "" {
-			health = uri + "/health"
-		}
-		log.step("waiting for the tracking server at %s (up to %s)", health, c.Timeout)
-		if err := waitHealthy(ctx, health, c.Timeout, log); err != nil {
-			return explainUnhealthy(ctx, s, sd, inst, c, st.hostKey, err, log)
-		}
-	}
-	if c.Output == "json" {
-		if err := writeJSON(c.Out, UpReport{
-			Stack: c.Stack, Account: s.account, Region: s.region, TrackingURI: uri, InstanceID: aws.ToString(inst.InstanceId),
-			Bucket: n.Bucket, EnvFile: sd.EnvFile(), ExpiresAt: tags[TagExpiresAt], Healthy: !c.NoWait,
-		}); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintln(c.Out, uri)
-	}
-	log.step("ready: `mlstack env --stack %s >> .envrc` exports the tracking URI and scoped credentials", c.Stack)
 	return nil
 }
 
-// prepareState loads or creates the local secrets and SSH key, and saves
-// them before any AWS resource is created.
-func prepareState(sd stateDir, st *State, stack, account, region string, keyPairExists bool, log *progress) (*State, []byte, error) {
-	changed := false
-	if st == nil {
-		st = &State{Stack: stack, Account: account, Region: region, MLflowUser: mlflowUser}
-		changed = true
+// printPlan is --dry-run's answer.
+func (r *upRun) printPlan() {
+	if len(r.plan) == 0 {
+		fmt.Fprintf(r.o.Out, "(plan) stack %s is complete: nothing to do\n", r.n.Stack)
 	}
-	var err error
-	if st.MLflowPassword == "" {
-		if st.MLflowPassword, err = randomSecret(32); err != nil {
-			return nil, nil, err
-		}
-		changed = true
+	for _, p := range r.plan {
+		fmt.Fprintf(r.o.Out, "(plan) would %s\n", p)
 	}
-	if st.FlaskSecretKey == "" {
-		if st.FlaskSecretKey, err = randomSecret(48); err != nil {
-			return nil, nil, err
-		}
-		changed = true
+}
+
+// keepLocal saves what makeLocal generated, before anything is created in
+// AWS; from here on every change of the secrets goes through r.store.
+func (r *upRun) keepLocal(context.Context) error {
+	k := r.keep
+	if k.loginKey != nil && r.found.keyPair.id != "" {
+		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
 	}
-	if st.SSHPublicKey == "" {
-		if keyPairExists {
-			log.warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", sd.path)
+	if k.newHostKey && len(r.found.instances) > 0 {
+		r.log.Warn("generated an SSH host key for stack %s, but its running instance was set up without it: "+
+			"`mlstack ssh` will refuse that instance's key until the stack is rebuilt (`mlstack down`, `mlstack up`)", r.n.Stack)
+	}
+	err := firstErr(
+		func() error { return ifThen(k.loginKey != nil, func() error { return r.dir.SaveSSHKey(k.loginKey) }) },
+		func() error { return ifThen(k.changed, func() error { return r.dir.Save(&k.secrets) }) },
+		func() error { return ifThen(k.newHostKey, func() error { return r.dir.SaveHostKey(k.hostKey) }) },
+	)
+	r.store = local.NewStore(r.dir, k.secrets)
+	return err
+}
+
+func ifThen(cond bool, fn func() error) error {
+	if !cond {
+		return nil
+	}
+	return fn()
+}
+
+// converge creates or repairs the stack's resources (the independent ones
+// concurrently), then the instance.
+func (r *upRun) converge(ctx context.Context) error {
+	r.tags = stackTags(r.n.Stack, r.s.region, time.Now(), r.ttl)
+	if r.ttl > 0 {
+		if err := r.extendTTL(ctx); err != nil {
+			return err
 		}
-		priv, pub, err := newSSHKey("mlstack-" + stack)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := sd.writeFile("id_ed25519", priv); err != nil {
-			return nil, nil, err
-		}
-		st.SSHPublicKey = string(pub)
-		changed = true
+	}
+	s, n, f, log := r.s, r.n, r.found, r.log
+	err := parallel(
+		func() error {
+			return ensureUser(ctx, s.iam, f.user, ensureUserInput{
+				names: n, policy: r.policy, tags: r.tags, knownKey: r.store.Get().AccessKeyID, log: log,
+				saveKey: func(id, secret string) error {
+					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = id, secret })
+				},
+			})
+		},
+		func() error { return ensureRole(ctx, s.iam, f.role, n, r.policy, r.tags, log) },
+		func() error { return ensureBucket(ctx, s.s3, f.bucket, n, s.region, r.tags, log) },
+		func() error { return ensureSecurityGroup(ctx, s.ec2, f.sg, n, r.rules, r.tags, log) },
+		func() error {
+			return ensureKeyPair(ctx, s.ec2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
+		},
+	)
+	if err == nil {
+		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
+	}
+	if err != nil {
+		return fmt.Errorf("%w\nrun `mlstack up` again to converge, or `mlstack down` to remove what was created", err)
+	}
+	return nil
+}
+
+func (r *upRun) instanceInput() ensureInstanceInput {
+	return ensureInstanceInput{
+		found: r.found.instances,
+		launch: launchInput{
+			names: r.n, image: r.found.image, instanceType: r.o.InstanceType, sgID: r.found.sg.id,
+			nonce: r.store.Get().LaunchNonce, userData: r.userData, tags: r.tags, retryFor: 2 * time.Minute, log: r.log,
+		},
+		renewNonce: func() (string, error) {
+			nonce, err := local.RandomSecret(12)
+			if err == nil {
+				err = r.store.Update(func(x *local.Secrets) { x.LaunchNonce = nonce })
+			}
+			return nonce, err
+		},
+		wait: r.o.Timeout,
+	}
+}
+
+// extendTTL moves mlstack:expires-at on the resources that existed before
+// this up (new ones get it at creation): `up --ttl` on a live stack
+// extends its life.
+func (r *upRun) extendTTL(ctx context.Context) error {
+	f, n, exp := r.found, r.n, r.tags[tagExpiresAt]
+	r.log.Step("setting %s=%s on the stack's resources", tagExpiresAt, exp)
+	ids := append(append(instanceTagIDs(f.instances), f.sg.tagIDs()...), f.keyPair.tagIDs()...)
+	return firstErr(
+		func() error { return retagEC2(ctx, r.s.ec2, ids, tagExpiresAt, exp) },
+		func() error { return ifThen(f.user.exists, func() error { return retagUser(ctx, r.s.iam, n, exp) }) },
+		func() error { return retagRole(ctx, r.s.iam, f.role, n, exp) },
+		func() error { return ifThen(f.bucket.exists, func() error { return retagBucket(ctx, r.s.s3, n, exp) }) },
+	)
+}
+
+// publish pins the instance's host key for its addresses and writes the env file.
+func (r *upRun) publish(context.Context) error {
+	host := trackingHost(r.inst)
+	if host == "" {
+		return fmt.Errorf("instance %s has no public DNS name or IP: is the default subnet public?", aws.ToString(r.inst.InstanceId))
+	}
+	hk := r.keep.hostKey
+	changed, err := r.dir.WriteKnownHosts([]string{aws.ToString(r.inst.PublicDnsName), aws.ToString(r.inst.PublicIpAddress)}, hk.Public)
+	if err != nil {
+		return err
 	}
 	if changed {
-		if err := sd.save(st); err != nil {
-			return nil, nil, err
-		}
+		r.log.Step("pinned SSH host key %s in %s", hk.Fingerprint(), r.dir.KnownHostsFile())
 	}
-	return st, []byte(st.SSHPublicKey), nil
+	if r.o.SSH {
+		r.log.Step("SSH is open to the allowed CIDRs: `mlstack ssh --stack %s`, or %s", r.n.Stack, server.Hint(sshHost(r.dir, host)))
+	}
+	r.uri = trackingURI(r.inst)
+	sec := r.store.Get()
+	if err := r.dir.WriteEnv(envVars(&sec, r.uri, r.s.region, r.s.s3Endpoint)); err != nil {
+		return err
+	}
+	r.log.Step("wrote %s", r.dir.EnvFile())
+	return nil
 }
 
-// ensureInstance launches the server when none runs, keeps exactly one, and
-// waits for it to run.
-func ensureInstance(ctx context.Context, s *session, d *discovery, n Names, sd stateDir, st *State, c Config, tags map[string]string, log *progress) (*ec2types.Instance, error) {
-	insts := d.instances
-	if len(insts) == 0 {
-		ud, err := cloudinit.Render(bootstrapParams(n, s, c, st))
+// wait polls /health until the server answers; on a timeout it explains
+// what the bootstrap log says.
+func (r *upRun) wait(ctx context.Context) error {
+	if r.o.NoWait {
+		return nil
+	}
+	health := r.o.HealthURL
+	if health == "" {
+		health = r.uri + "/health"
+	}
+	r.log.Step("waiting for the tracking server at %s (up to %s)", health, r.o.Timeout)
+	if err := server.WaitHealthy(ctx, health, r.o.Timeout, r.log); err != nil {
+		t := newTarget(r.n.Stack, r.dir, r.s, r.inst, r.o.SSH)
+		return t.explainUnhealthy(ctx, err, r.log)
+	}
+	return nil
+}
+
+// upReport is `up --output json`.
+type upReport struct {
+	Stack       string `json:"stack"`
+	Account     string `json:"account"`
+	Region      string `json:"region"`
+	TrackingURI string `json:"tracking_uri"`
+	InstanceID  string `json:"instance_id"`
+	Bucket      string `json:"bucket"`
+	EnvFile     string `json:"env_file"`
+	ExpiresAt   string `json:"expires_at,omitempty"`
+	Healthy     bool   `json:"healthy"`
+}
+
+// report prints the tracking URI (or the JSON report) on stdout.
+func (r *upRun) report() error {
+	if r.o.Output == "json" {
+		err := writeJSON(r.o.Out, upReport{
+			Stack: r.n.Stack, Account: r.s.account, Region: r.s.region, TrackingURI: r.uri, InstanceID: aws.ToString(r.inst.InstanceId),
+			Bucket: r.n.Bucket, EnvFile: r.dir.EnvFile(), ExpiresAt: r.tags[tagExpiresAt], Healthy: !r.o.NoWait,
+		})
 		if err != nil {
-			return nil, fmt.Errorf("rendering cloud-init user-data: %w", err)
+			return err
 		}
-		in := launchInput{
-			names: n, image: d.image, instanceType: c.InstanceType, sgID: d.sg.id, nonce: st.LaunchNonce,
-			userData: ud, tags: tags, retryFor: 2 * time.Minute, log: log,
-		}
-		_, err = launchInstance(ctx, s.ec2, in)
-		if errors.Is(err, errStaleToken) {
-			// The last launch's instance is gone: launch anew under a new token.
-			if st.LaunchNonce, err = randomSecret(12); err != nil {
-				return nil, err
-			}
-			if err := sd.save(st); err != nil {
-				return nil, err
-			}
-			in.nonce = st.LaunchNonce
-			_, err = launchInstance(ctx, s.ec2, in)
-		}
-		if err != nil {
-			return nil, err
-		}
-		// Real EC2 de-duplicates by client token; emulators and concurrent
-		// runs may not, so converge on the oldest instance by tag.
-		if insts, err = findInstances(ctx, s.ec2, n.Stack); err != nil {
-			return nil, err
-		}
-		if len(insts) == 0 {
-			return nil, fmt.Errorf("instance of stack %s not found after launch", n.Stack)
-		}
+	} else {
+		fmt.Fprintln(r.o.Out, r.uri)
 	}
-	keep := insts[0]
-	if len(insts) > 1 {
-		var extra []string
-		for _, i := range insts[1:] {
-			extra = append(extra, aws.ToString(i.InstanceId))
-		}
-		log.step("terminating duplicate instance(s) %v", extra)
-		if err := terminate(ctx, s.ec2, extra, 0); err != nil {
-			return nil, err
-		}
-	}
-	id := aws.ToString(keep.InstanceId)
-	if keep.State != nil && keep.State.Name == ec2types.InstanceStateNameStopped {
-		log.step("starting stopped instance %s", id)
-		if _, err := s.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
-			return nil, fmt.Errorf("starting instance %s: %w", id, err)
-		}
-	}
-	if keep.State != nil && keep.State.Name == ec2types.InstanceStateNameRunning && trackingHost(&keep) != "" {
-		return &keep, nil // no need to poll: re-running up on a complete stack stays cheap
-	}
-	log.step("waiting for instance %s to run", id)
-	return waitRunning(ctx, s.ec2, id, c.Timeout)
-}
-
-// detectCIDR finds the caller's public IPv4 address as a /32.
-func detectCIDR(detect func() (netip.Addr, error)) (string, error) {
-	if detect == nil {
-		detect = DetectPublicIP
-	}
-	ip, err := detect()
-	if err != nil {
-		return "", usagef("no --allow-cidr given and your public IP could not be detected (%v): pass --allow-cidr YOUR.IP/32", err)
-	}
-	if !ip.Is4() {
-		return "", usagef("no --allow-cidr given and your public IP %s is not IPv4: pass --allow-cidr", ip)
-	}
-	return netip.PrefixFrom(ip, 32).String(), nil
-}
-
-func bootstrapParams(n Names, s *session, c Config, st *State) cloudinit.Params {
-	p := cloudinit.Params{
-		Stack: n.Stack, Bucket: n.Bucket, Region: s.region, MLflowVersion: c.MLflowVersion,
-		AdminUsername: st.MLflowUser, AdminPassword: st.MLflowPassword, FlaskSecretKey: st.FlaskSecretKey,
-		S3EndpointURL: s.s3Endpoint,
-	}
-	if st.hostKey != nil {
-		p.SSHHostKeyPrivate, p.SSHHostKeyPublic = string(st.hostKey.private), st.hostKey.authorizedLine()
-	}
-	return p
+	r.log.Step("ready: `mlstack env --stack %s >> .envrc` exports the tracking URI and scoped credentials", r.n.Stack)
+	return nil
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/mlstack/mlstack/provision"
 	"github.com/urfave/cli/v2"
 )
@@ -20,12 +18,12 @@ func credsCommand(s streams) *cli.Command {
 				&cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "reach the server here (tests)"},
 			),
 			OnUsageError: usageError,
-			Action: func(c *cli.Context) error {
-				o := provision.RotateOptions{TrackingURI: c.String("tracking-uri"), SkipMLflow: c.Bool("skip-mlflow")}
-				return s.withCalls(func(ctx context.Context, cfg provision.Config) error {
-					return provision.RotateCreds(ctx, cfg, o)
-				})(c)
-			},
+			Action: s.action(func(c *cli.Context, a provision.AWS) error {
+				return provision.RotateCreds(c.Context, provision.RotateOptions{
+					Stack: stackOf(c), AWS: a, Streams: s.std(),
+					SkipMLflow: c.Bool("skip-mlflow"), TrackingURI: c.String("tracking-uri"),
+				})
+			}),
 		}},
 	}
 }

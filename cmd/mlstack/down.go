@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/mlstack/mlstack/provision"
 	"github.com/urfave/cli/v2"
 )
@@ -18,22 +16,17 @@ func downCommand(s streams) *cli.Command {
 			&cli.BoolFlag{Name: "all", Usage: "sweep: delete every stack in the region (with --older-than: only older ones)"},
 			&cli.DurationFlag{Name: "older-than", Usage: "sweep: only stacks created more than this long ago (e.g. 2h)"},
 		),
-		Action: func(c *cli.Context) error {
-			f := provision.SweepFilter{Expired: c.Bool("expired"), All: c.Bool("all"), OlderThan: c.Duration("older-than")}
-			if !f.Expired && !f.All {
-				if f.OlderThan != 0 {
-					return &provision.UsageError{Msg: "--older-than goes with --all or --expired"}
-				}
-				return s.withCalls(func(ctx context.Context, cfg provision.Config) error {
-					return provision.Down(ctx, cfg, s.confirm)
-				})(c)
-			}
-			if f.OlderThan < 0 {
-				return &provision.UsageError{Msg: "--older-than must be positive"}
-			}
-			return s.withCalls(func(ctx context.Context, cfg provision.Config) error {
-				return provision.Sweep(ctx, cfg, f, s.confirm)
-			})(c)
-		},
+		Action: s.action(func(c *cli.Context, a provision.AWS) error {
+			return provision.Down(c.Context, provision.DownOptions{
+				Stack: stackOf(c), AWS: a, Streams: s.std(),
+				Timeout:   c.Duration("timeout"),
+				DryRun:    c.Bool("dry-run"),
+				Yes:       c.Bool("yes"),
+				Expired:   c.Bool("expired"),
+				All:       c.Bool("all"),
+				OlderThan: c.Duration("older-than"),
+				Confirm:   s.confirm,
+			})
+		}),
 	}
 }

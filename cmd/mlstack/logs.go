@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/mlstack/mlstack/provision"
+	"github.com/mlstack/mlstack/provision/server"
 	"github.com/urfave/cli/v2"
 )
 
@@ -14,17 +15,15 @@ func logsCommand(s streams) *cli.Command {
 			&cli.StringFlag{Name: "bootstrap-log", Hidden: true, Usage: "remote bootstrap log path (tests)"},
 			&cli.StringFlag{Name: "journal-command", Hidden: true, Usage: "remote command printing the server journal (tests)"},
 		)...),
-		Action: func(c *cli.Context) error {
-			cfg, err := flagsToConfig(c, s.stdout, s.stderr)
-			if err != nil {
-				return err
-			}
-			return provision.Logs(c.Context, cfg, provision.LogsOptions{
-				Remote:         remoteFromFlags(c),
-				Follow:         c.Bool("follow"),
-				BootstrapLog:   c.String("bootstrap-log"),
-				JournalCommand: c.String("journal-command"),
+		Action: s.action(func(c *cli.Context, a provision.AWS) error {
+			return provision.Logs(c.Context, provision.LogsOptions{
+				Stack: stackOf(c), AWS: a, Streams: s.std(), Remote: remoteOf(c),
+				Logs: server.LogOptions{
+					Follow:         c.Bool("follow"),
+					BootstrapLog:   c.String("bootstrap-log"),
+					JournalCommand: c.String("journal-command"),
+				},
 			})
-		},
+		}),
 	}
 }

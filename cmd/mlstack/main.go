@@ -1,5 +1,6 @@
 // Command mlstack creates and removes a remote MLflow tracking stack on AWS.
-// This file only turns flags into a provision.Config; the work is in provision.
+// Each command's file turns its flags into the options of one provision
+// call (flags.go holds the groups they share); the work is in provision.
 package main
 
 import (
@@ -10,11 +11,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/mlstack/mlstack/provision"
+	"github.com/mlstack/mlstack/provision/server"
 	"github.com/urfave/cli/v2"
 )
 
@@ -50,7 +51,7 @@ func report(ctx context.Context, err error, stderr io.Writer, args []string) int
 	if err == nil {
 		return exitOK
 	}
-	var remote *provision.RemoteExitError
+	var remote *server.RemoteExitError
 	if errors.As(err, &remote) {
 		// `mlstack ssh -- cmd` exits as cmd did, like ssh(1); cmd's own
 		// output said why.
@@ -74,90 +75,8 @@ func report(ctx context.Context, err error, stderr io.Writer, args []string) int
 	}
 }
 
-func defaultStateDir() string {
-	if d, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(d, "mlstack")
-	}
-	return ""
-}
-
-// common flags every AWS command takes, accepted after the subcommand.
-func commonFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "stack", EnvVars: []string{"MLSTACK_STACK"}, Usage: "stack name (lowercase letters, digits, hyphens)"},
-		&cli.StringFlag{Name: "region", Usage: "AWS region (default: the AWS default chain, e.g. AWS_REGION or the profile)"},
-		&cli.StringFlag{Name: "profile", Usage: "AWS shared config profile"},
-		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"MLSTACK_STATE_DIR"}, Value: defaultStateDir(), Usage: "local state (secrets, env file, SSH key)"},
-		&cli.DurationFlag{Name: "timeout", Value: provision.DefaultTimeout, Usage: "how long to wait for the instance and the server"},
-		&cli.BoolFlag{Name: "api-calls", Hidden: true, Usage: "print the AWS calls made (benchmarks)"},
-	}
-}
-
-func flagsToConfig(c *cli.Context, stdout, stderr io.Writer) (provision.Config, error) {
-	if c.NArg() > 0 {
-		return provision.Config{}, &provision.UsageError{Msg: fmt.Sprintf("unexpected argument %q: every option is a flag (see `mlstack %s --help`)", c.Args().First(), c.Command.Name)}
-	}
-	cfg := configFromFlags(c, stdout, stderr)
-	ttl, err := provision.ParseTTL(c.String("ttl"))
-	if err != nil {
-		return provision.Config{}, err
-	}
-	cfg.TTL = ttl
-	return cfg, nil
-}
-
-// configFromFlags reads the flags into a Config; commands that take
-// arguments (ssh) call it directly.
-func configFromFlags(c *cli.Context, stdout, stderr io.Writer) provision.Config {
-	cfg := provision.Config{
-		Stack:         c.String("stack"),
-		Region:        c.String("region"),
-		Profile:       c.String("profile"),
-		StateDir:      c.String("state-dir"),
-		Timeout:       c.Duration("timeout"),
-		AllowCIDRs:    c.StringSlice("allow-cidr"),
-		InstanceType:  c.String("instance-type"),
-		MLflowVersion: c.String("mlflow-version"),
-		NoWait:        c.Bool("no-wait"),
-		DryRun:        c.Bool("dry-run"),
-		Yes:           c.Bool("yes"),
-		SSH:           c.Bool("ssh"),
-		HealthURL:     c.String("health-url"),
-		Out:           stdout,
-		Log:           stderr,
-	}
-	cfg.Output = c.String("output")
-	if c.Bool("api-calls") {
-		cfg.Calls = &provision.CallLog{}
-	}
-	return cfg
-}
-
 func usageError(_ *cli.Context, err error, _ bool) error {
 	return &provision.UsageError{Msg: err.Error()}
-}
-
-// streams is what every command constructor gets: the process's streams.
-type streams struct {
-	stdin          io.Reader
-	stdout, stderr io.Writer
-	// confirm asks on a terminal; nil when there is none.
-	confirm func(prompt string) (bool, error)
-}
-
-// withCalls turns a provision lifecycle function into a cli action.
-func (s streams) withCalls(action func(context.Context, provision.Config) error) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		cfg, err := flagsToConfig(c, s.stdout, s.stderr)
-		if err != nil {
-			return err
-		}
-		err = action(c.Context, cfg)
-		if cfg.Calls != nil {
-			fmt.Fprintf(s.stderr, "api-calls: %s\n", cfg.Calls.Summary())
-		}
-		return err
-	}
 }
 
 // commands lists the subcommands; each lives in its own file.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/mlstack/mlstack/provision"
+	"github.com/mlstack/mlstack/provision/server"
 	"github.com/urfave/cli/v2"
 )
 
@@ -10,12 +11,12 @@ import (
 func remoteFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "ssh-addr", Hidden: true, Usage: "dial HOST:PORT instead of the instance's port 22 (tests)"},
-		&cli.StringFlag{Name: "ssh-user", Hidden: true, Value: provision.LoginUser, Usage: "login user (tests)"},
+		&cli.StringFlag{Name: "ssh-user", Hidden: true, Value: server.LoginUser, Usage: "login user (tests)"},
 	}
 }
 
-func remoteFromFlags(c *cli.Context) provision.Remote {
-	return provision.Remote{Addr: c.String("ssh-addr"), User: c.String("ssh-user")}
+func remoteOf(c *cli.Context) server.Remote {
+	return server.Remote{Addr: c.String("ssh-addr"), User: c.String("ssh-user")}
 }
 
 func sshCommand(s streams) *cli.Command {
@@ -23,16 +24,14 @@ func sshCommand(s streams) *cli.Command {
 		Name:      "ssh",
 		Usage:     "a shell, or one command, on the stack's instance (needs `up --ssh`)",
 		ArgsUsage: "[-- command [args...]]",
-		Description: "Connects as " + provision.LoginUser + " with the stack's key and checks the server's host key " +
+		Description: "Connects as " + server.LoginUser + " with the stack's key and checks the server's host key " +
 			"against the one mlstack generated (known_hosts in the state directory); any other key is refused. " +
 			"With a command it exits with the command's status.",
 		Flags: append(commonFlags(), remoteFlags()...),
 		Action: func(c *cli.Context) error {
-			cfg := configFromFlags(c, s.stdout, s.stderr)
-			return provision.SSH(c.Context, cfg, provision.SSHOptions{
-				Remote:  remoteFromFlags(c),
-				Command: c.Args().Slice(),
-				Stdin:   s.stdin,
+			return provision.SSH(c.Context, provision.SSHOptions{
+				Stack: stackOf(c), AWS: awsOf(c), Streams: s.std(),
+				Remote: remoteOf(c), Command: c.Args().Slice(), Stdin: s.stdin,
 			})
 		},
 	}

@@ -7,9 +7,13 @@ import (
 
 func statusCommand(s streams) *cli.Command {
 	return &cli.Command{
-		Name:   "status",
-		Usage:  "show what the stack owns, its state and tracking URI",
-		Flags:  append(commonFlags(), &cli.StringFlag{Name: "output", Value: "table", Usage: "table or json"}),
-		Action: s.withCalls(provision.Status),
+		Name:  "status",
+		Usage: "show what the stack owns, its state and tracking URI",
+		Flags: append(commonFlags(), outputFlag()),
+		Action: s.action(func(c *cli.Context, a provision.AWS) error {
+			return provision.Status(c.Context, provision.StatusOptions{
+				Stack: stackOf(c), AWS: a, Streams: s.std(), Output: c.String("output"),
+			})
+		}),
 	}
 }

@@ -22,6 +22,20 @@ func upCommand(s streams) *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
 			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "poll this URL instead of the server's /health (tests)"},
 		),
-		Action: s.withCalls(provision.Up),
+		Action: s.action(func(c *cli.Context, a provision.AWS) error {
+			return provision.Up(c.Context, provision.UpOptions{
+				Stack: stackOf(c), AWS: a, Streams: s.std(),
+				AllowCIDRs:    c.StringSlice("allow-cidr"),
+				InstanceType:  c.String("instance-type"),
+				MLflowVersion: c.String("mlflow-version"),
+				TTL:           c.String("ttl"),
+				Output:        c.String("output"),
+				Timeout:       c.Duration("timeout"),
+				SSH:           c.Bool("ssh"),
+				NoWait:        c.Bool("no-wait"),
+				DryRun:        c.Bool("dry-run"),
+				HealthURL:     c.String("health-url"),
+			})
+		}),
 	}
 }

@@ -1,10 +1,9 @@
-package provision
+package server
 
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,14 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/mlstack/mlstack/internal/sshdtest"
 )
 
 func TestLogCommands(t *testing.T) {
-	b, j := LogsOptions{}.logCommands(0)
+	b, j := LogOptions{}.commands(0)
 	if !strings.Contains(b, "cat /var/log/cloud-init-output.log") || !strings.Contains(j, "journalctl -u mlflow --no-pager") {
 		t.Errorf("default commands: %q, %q", b, j)
 	}
@@ -29,22 +25,22 @@ func TestLogCommands(t *testing.T) {
 			t.Errorf("%q does not use sudo for the ubuntu user: the log and the journal need root or adm", c)
 		}
 	}
-	b, j = LogsOptions{Follow: true}.logCommands(200)
+	b, j = LogOptions{Follow: true}.commands(200)
 	if !strings.Contains(b, "tail -n 200 -F /var/log/cloud-init-output.log") || !strings.Contains(j, "-n 200 -f") {
 		t.Errorf("follow commands: %q, %q", b, j)
 	}
-	b, _ = LogsOptions{}.logCommands(25)
+	b, _ = LogOptions{}.commands(25)
 	if !strings.Contains(b, "tail -n 25 /var/log/cloud-init-output.log") {
 		t.Errorf("tail command: %q", b)
 	}
-	b, j = LogsOptions{BootstrapLog: "/tmp/it's here.log", JournalCommand: "cat /j"}.logCommands(0)
+	b, j = LogOptions{BootstrapLog: "/tmp/it's here.log", JournalCommand: "cat /j"}.commands(0)
 	if !strings.Contains(b, `cat '/tmp/it'\''s here.log'`) || j != "cat /j" {
 		t.Errorf("overrides: %q, %q", b, j)
 	}
 }
 
 // logFixture is a fixture whose sshd serves a fake bootstrap log and journal.
-func logFixture(t *testing.T) (*sshFixture, *sshdtest.Server, LogsOptions, string) {
+func logFixture(t *testing.T) (*sshFixture, *sshdtest.Server, LogOptions, string) {
 	f := newSSHFixture(t)
 	srv := f.server(t)
 	dir := t.TempDir()
@@ -61,18 +57,15 @@ func logFixture(t *testing.T) (*sshFixture, *sshdtest.Server, LogsOptions, strin
 	if err := os.WriteFile(journal, []byte("mlflow[812]: Listening at: http://0.0.0.0:5000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return f, srv, LogsOptions{
-		Remote:       Remote{Addr: srv.Addr, User: srv.User},
-		BootstrapLog: logPath, JournalCommand: "cat " + journal,
-	}, logPath
+	return f, srv, LogOptions{BootstrapLog: logPath, JournalCommand: "cat " + journal}, logPath
 }
 
 // TestLogsOverOpenSSH: logs reads the bootstrap log and the journal through
 // a real sshd, under headers.
 func TestLogsOverOpenSSH(t *testing.T) {
-	f, _, o, logPath := logFixture(t)
+	f, srv, o, logPath := logFixture(t)
 	var out, errb bytes.Buffer
-	if err := f.t.logs(context.Background(), o, &out, &errb); err != nil {
+	if err := printLogs(t, f, srv, context.Background(), o, &out, &errb); err != nil {
 		t.Fatalf("logs: %v\n%s", err, errb.String())
 	}
 	want, _ := os.ReadFile(logPath)
@@ -88,36 +81,17 @@ func TestLogsOverOpenSSH(t *testing.T) {
 	}
 }
 
-func TestLogsRefuseOtherHostKey(t *testing.T) {
-	f, _, o, _ := logFixture(t)
-	other, _, err := newSSHKey("impostor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	impostor := sshdtest.Start(t, other, f.authorized)
-	o.Addr = impostor.Addr
-	var out bytes.Buffer
-	err = f.t.logs(context.Background(), o, &out, io.Discard)
-	var mismatch *HostKeyMismatchError
-	if !errors.As(err, &mismatch) {
-		t.Fatalf("logs from an impostor: err %v, want a host key refusal (and no console fallback)", err)
-	}
-	if out.Len() > 0 {
-		t.Errorf("printed %q from an impostor", out.String())
-	}
-}
-
 // TestLogsFollowOverOpenSSH: --follow prints new lines of both sources,
 // each line whole and labelled, and ends cleanly on cancel.
 func TestLogsFollowOverOpenSSH(t *testing.T) {
-	f, _, o, logPath := logFixture(t)
+	f, srv, o, logPath := logFixture(t)
 	o.Follow = true
 	o.JournalCommand = "echo 'mlflow started'; exec sleep 4242"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &sshdtest.SyncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- f.t.logs(ctx, o, out, io.Discard) }()
+	go func() { done <- printLogs(t, f, srv, ctx, o, out, io.Discard) }()
 
 	waitFor := func(s string) {
 		t.Helper()
@@ -168,8 +142,13 @@ func TestLogsFollowOverOpenSSH(t *testing.T) {
 }
 
 func TestBootstrapTailOverOpenSSH(t *testing.T) {
-	f, _, o, logPath := logFixture(t)
-	lines, source, err := bootstrapTail(context.Background(), f.t, o, 3, newProgress(io.Discard))
+	f, srv, o, logPath := logFixture(t)
+	client, err := Dial(context.Background(), f.host, f.remote(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	lines, source, err := BootstrapTail(context.Background(), client, o, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,31 +160,42 @@ func TestBootstrapTailOverOpenSSH(t *testing.T) {
 	if source != logPath+" over SSH" {
 		t.Errorf("source %q", source)
 	}
+	o.BootstrapLog = filepath.Join(t.TempDir(), "missing.log")
+	if _, _, err := BootstrapTail(context.Background(), client, o, 3); err == nil || !strings.Contains(err.Error(), "missing.log over SSH") {
+		t.Errorf("a missing log: %v", err)
+	}
 }
 
-// fakeConsole answers GetConsoleOutput with each text in turn, then the last.
+// printLogs dials the fixture's sshd and prints the logs.
+func printLogs(t *testing.T, f *sshFixture, srv *sshdtest.Server, ctx context.Context, o LogOptions, stdout, stderr io.Writer) error {
+	t.Helper()
+	client, err := Dial(ctx, f.host, f.remote(srv))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return PrintLogs(ctx, client, o, stdout, stderr)
+}
+
+// fakeConsole answers with each text in turn, then the last.
 type fakeConsole struct {
 	mu    sync.Mutex
 	texts []string
 	calls int
 }
 
-func (f *fakeConsole) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+func (f *fakeConsole) read(context.Context) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	i := min(f.calls, len(f.texts)-1)
 	f.calls++
-	out := &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId}
-	if f.texts[i] != "" {
-		out.Output = aws.String(base64.StdEncoding.EncodeToString([]byte(f.texts[i])))
-	}
-	return out, nil
+	return f.texts[i], nil
 }
 
 func TestConsoleLogs(t *testing.T) {
 	var out, log bytes.Buffer
-	api := &fakeConsole{texts: []string{"[    0.000000] Linux version 6.8\r\nCloud-init v. 24.1 running\r\n"}}
-	if err := consoleLogs(context.Background(), api, "i-1", false, &out, newProgress(&log)); err != nil {
+	api := &fakeConsole{texts: []string{"[    0.000000] Linux version 6.8\nCloud-init v. 24.1 running\n"}}
+	if err := PrintConsole(context.Background(), api.read, false, &out, textLog{&log}); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "[    0.000000] Linux version 6.8\nCloud-init v. 24.1 running\n" {
@@ -214,7 +204,7 @@ func TestConsoleLogs(t *testing.T) {
 
 	out.Reset()
 	api = &fakeConsole{texts: []string{""}}
-	if err := consoleLogs(context.Background(), api, "i-1", false, &out, newProgress(&log)); err != nil {
+	if err := PrintConsole(context.Background(), api.read, false, &out, textLog{&log}); err != nil {
 		t.Fatal(err)
 	}
 	if out.Len() != 0 || !strings.Contains(log.String(), "no console output yet") {
@@ -234,7 +224,7 @@ func TestConsoleLogsFollow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &sshdtest.SyncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- consoleLogs(ctx, api, "i-1", true, out, newProgress(io.Discard)) }()
+	go func() { done <- PrintConsole(ctx, api.read, true, out, nopLog{}) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(out.String(), "boot 4") && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -258,9 +248,9 @@ func TestLastLines(t *testing.T) {
 		{"a\nb\nc\nd\n", 2, []string{"c", "d"}},
 		{"a\nb", 5, []string{"a", "b"}},
 	} {
-		got := lastLines(tc.text, tc.n)
+		got := LastLines(tc.text, tc.n)
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
-			t.Errorf("lastLines(%q, %d) = %q, want %q", tc.text, tc.n, got, tc.want)
+			t.Errorf("LastLines(%q, %d) = %q, want %q", tc.text, tc.n, got, tc.want)
 		}
 	}
 }
@@ -296,3 +286,10 @@ func processes(subs ...string) []string {
 	}
 	return out
 }
+
+// textLog is a Logger that writes lines to a buffer.
+type textLog struct{ b *bytes.Buffer }
+
+func (l textLog) Step(f string, a ...any) { fmt.Fprintf(l.b, "• "+f+"\n", a...) }
+func (l textLog) Info(f string, a ...any) { fmt.Fprintf(l.b, "  "+f+"\n", a...) }
+func (l textLog) Warn(f string, a ...any) { fmt.Fprintf(l.b, "! "+f+"\n", a...) }

@@ -94,58 +94,72 @@ func Parse(data []byte) ([]Var, error) {
 			line++
 			continue
 		}
-		const prefix = "export "
-		if !bytes.HasPrefix(data, []byte(prefix)) {
-			return nil, fmt.Errorf("envfile: line %d: expected %q", line, prefix)
+		v, rest, err := parseEntry(data, line)
+		if err != nil {
+			return nil, err
 		}
-		data = data[len(prefix):]
-		eq := bytes.IndexByte(data, '=')
-		if eq < 0 {
-			return nil, fmt.Errorf("envfile: line %d: missing '='", line)
+		if seen[v.Name] {
+			return nil, fmt.Errorf("envfile: line %d: variable %s given twice", line, v.Name)
 		}
-		name := string(data[:eq])
-		if !ValidName(name) {
-			return nil, fmt.Errorf("envfile: line %d: invalid variable name %q", line, name)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("envfile: line %d: variable %s given twice", line, name)
-		}
-		seen[name] = true
-		data = data[eq+1:]
-
-		var val strings.Builder
-		segments := 0
-	word:
-		for {
-			switch {
-			case bytes.HasPrefix(data, []byte(`\'`)):
-				val.WriteByte('\'')
-				data = data[2:]
-			case len(data) > 0 && data[0] == '\'':
-				end := bytes.IndexByte(data[1:], '\'')
-				if end < 0 {
-					return nil, fmt.Errorf("envfile: line %d: unterminated quote in value of %s", line, name)
-				}
-				val.Write(data[1 : 1+end])
-				data = data[end+2:]
-			default:
-				break word
-			}
-			segments++
-		}
-		if segments == 0 {
-			return nil, fmt.Errorf("envfile: line %d: value of %s is not single-quoted", line, name)
-		}
-		if len(data) == 0 || data[0] != '\n' {
-			return nil, fmt.Errorf("envfile: line %d: unexpected text after value of %s", line, name)
-		}
-		data = data[1:]
-		value := val.String()
-		if strings.IndexByte(value, 0) >= 0 {
-			return nil, fmt.Errorf("envfile: line %d: value of %s contains a NUL byte", line, name)
-		}
-		line += 1 + strings.Count(value, "\n")
-		vars = append(vars, Var{Name: name, Value: value})
+		seen[v.Name] = true
+		data = rest
+		line += 1 + strings.Count(v.Value, "\n")
+		vars = append(vars, v)
 	}
 	return vars, nil
+}
+
+// parseEntry reads one `export NAME='value'` entry and its newline from the
+// start of data, and returns what follows it.
+func parseEntry(data []byte, line int) (Var, []byte, error) {
+	const prefix = "export "
+	if !bytes.HasPrefix(data, []byte(prefix)) {
+		return Var{}, nil, fmt.Errorf("envfile: line %d: expected %q", line, prefix)
+	}
+	data = data[len(prefix):]
+	eq := bytes.IndexByte(data, '=')
+	if eq < 0 {
+		return Var{}, nil, fmt.Errorf("envfile: line %d: missing '='", line)
+	}
+	name := string(data[:eq])
+	if !ValidName(name) {
+		return Var{}, nil, fmt.Errorf("envfile: line %d: invalid variable name %q", line, name)
+	}
+	value, data, err := parseWord(data[eq+1:], line, name)
+	if err != nil {
+		return Var{}, nil, err
+	}
+	if len(data) == 0 || data[0] != '\n' {
+		return Var{}, nil, fmt.Errorf("envfile: line %d: unexpected text after value of %s", line, name)
+	}
+	if strings.IndexByte(value, 0) >= 0 {
+		return Var{}, nil, fmt.Errorf("envfile: line %d: value of %s contains a NUL byte", line, name)
+	}
+	return Var{Name: name, Value: value}, data[1:], nil
+}
+
+// parseWord reads a word made only of '...' segments and \' escapes.
+func parseWord(data []byte, line int, name string) (string, []byte, error) {
+	var val strings.Builder
+	segments := 0
+	for {
+		switch {
+		case bytes.HasPrefix(data, []byte(`\'`)):
+			val.WriteByte('\'')
+			data = data[2:]
+		case len(data) > 0 && data[0] == '\'':
+			end := bytes.IndexByte(data[1:], '\'')
+			if end < 0 {
+				return "", nil, fmt.Errorf("envfile: line %d: unterminated quote in value of %s", line, name)
+			}
+			val.Write(data[1 : 1+end])
+			data = data[end+2:]
+		default:
+			if segments == 0 {
+				return "", nil, fmt.Errorf("envfile: line %d: value of %s is not single-quoted", line, name)
+			}
+			return val.String(), data, nil
+		}
+		segments++
+	}
 }

@@ -1,7 +1,8 @@
-package provision
+package local
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +11,8 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-func sampleState() *State {
-	return &State{
+func sampleSecrets() *Secrets {
+	return &Secrets{
 		Stack: "demo", Account: "123456789012", Region: "eu-west-3",
 		AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "s3cr3t/+=", MLflowUser: "admin",
 		MLflowPassword: "pw'\"$`", FlaskSecretKey: "flask", SSHPublicKey: "ssh-ed25519 AAAA mlstack-demo\n",
@@ -27,7 +28,7 @@ func modeOf(t *testing.T, path string) os.FileMode {
 	return fi.Mode().Perm()
 }
 
-func TestStateSaveLoad(t *testing.T) {
+func TestSecretsSaveLoad(t *testing.T) {
 	tests := []struct {
 		name     string
 		preexist bool // the stack dir already exists with a loose mode
@@ -38,7 +39,7 @@ func TestStateSaveLoad(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			d := newStateDir(root, "demo")
+			d := StackDir(root, "demo")
 			if tt.preexist {
 				if err := os.Mkdir(d.path, 0o755); err != nil {
 					t.Fatal(err)
@@ -47,11 +48,11 @@ func TestStateSaveLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := sampleState()
-			if err := d.save(want); err != nil {
+			want := sampleSecrets()
+			if err := d.Save(want); err != nil {
 				t.Fatalf("save: %v", err)
 			}
-			got, err := d.load()
+			got, err := d.Load()
 			if err != nil {
 				t.Fatalf("load: %v", err)
 			}
@@ -59,7 +60,7 @@ func TestStateSaveLoad(t *testing.T) {
 				t.Errorf("load = %+v, want %+v", got, want)
 			}
 			// Secrets: the file 0600 and the folder 0700, whatever existed before.
-			if m := modeOf(t, d.file("state.json")); m != 0o600 {
+			if m := modeOf(t, d.file(secretsName)); m != 0o600 {
 				t.Errorf("state.json mode %o, want 600", m)
 			}
 			if m := modeOf(t, d.path); m != 0o700 {
@@ -69,20 +70,20 @@ func TestStateSaveLoad(t *testing.T) {
 	}
 }
 
-func TestStateLoadMissing(t *testing.T) {
-	st, err := newStateDir(t.TempDir(), "demo").load()
+func TestSecretsLoadMissing(t *testing.T) {
+	st, err := StackDir(t.TempDir(), "demo").Load()
 	if st != nil || err != nil {
 		t.Errorf("load of a missing state = %v, %v; want nil, nil", st, err)
 	}
 }
 
 // A corrupt state file must not echo its content: it holds secrets.
-func TestStateLoadCorruptDoesNotLeak(t *testing.T) {
-	d := newStateDir(t.TempDir(), "demo")
-	if err := d.writeFile("state.json", []byte(`{"secret_access_key": "TOPSECRETVALUE"`)); err != nil {
+func TestSecretsLoadCorruptDoesNotLeak(t *testing.T) {
+	d := StackDir(t.TempDir(), "demo")
+	if err := d.writeFile(secretsName, []byte(`{"secret_access_key": "TOPSECRETVALUE"`)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := d.load()
+	_, err := d.Load()
 	if err == nil {
 		t.Fatal("load accepted invalid JSON")
 	}
@@ -92,7 +93,7 @@ func TestStateLoadCorruptDoesNotLeak(t *testing.T) {
 }
 
 func TestWriteFileAtomicNoTempLeft(t *testing.T) {
-	d := newStateDir(t.TempDir(), "demo")
+	d := StackDir(t.TempDir(), "demo")
 	for i, content := range []string{"first", "second, longer content"} {
 		if err := d.writeFile("env", []byte(content)); err != nil {
 			t.Fatalf("write %d: %v", i, err)
@@ -118,8 +119,11 @@ func TestWriteFileAtomicNoTempLeft(t *testing.T) {
 	}
 }
 
-func TestCheckIdentity(t *testing.T) {
-	st := sampleState()
+func TestLoadFor(t *testing.T) {
+	d := StackDir(t.TempDir(), "demo")
+	if err := d.Save(sampleSecrets()); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name            string
 		account, region string
@@ -132,44 +136,48 @@ func TestCheckIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := st.checkIdentity("/state/demo", tt.account, tt.region)
+			s, err := d.LoadFor(tt.account, tt.region)
 			if tt.ok {
-				if err != nil {
-					t.Fatalf("checkIdentity = %v", err)
+				if err != nil || s == nil || *s != *sampleSecrets() {
+					t.Fatalf("LoadFor = %+v, %v", s, err)
 				}
 				return
 			}
-			if !IsUsage(err) {
-				t.Fatalf("checkIdentity = %v, want a UsageError", err)
+			var fe *ForeignError
+			if !errors.As(err, &fe) || s != nil {
+				t.Fatalf("LoadFor = %v, %v; want a *ForeignError", s, err)
 			}
 			// The message names both identities so the user can pick the right one.
-			for _, s := range []string{"/state/demo", "123456789012", "eu-west-3", tt.account, tt.region} {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("message %q lacks %q", err, s)
+			for _, want := range []string{d.Path(), "123456789012", "eu-west-3", tt.account, tt.region} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("message %q lacks %q", err, want)
 				}
 			}
 		})
+	}
+	if s, err := StackDir(t.TempDir(), "none").LoadFor("1", "eu-west-3"); s != nil || err != nil {
+		t.Errorf("LoadFor of a missing state = %v, %v; want nil, nil", s, err)
 	}
 }
 
 func TestRandomSecret(t *testing.T) {
 	tests := []int{1, 32, 48, 200}
 	for _, n := range tests {
-		s, err := randomSecret(n)
+		s, err := RandomSecret(n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(s) != n {
-			t.Errorf("randomSecret(%d) has length %d", n, len(s))
+			t.Errorf("RandomSecret(%d) has length %d", n, len(s))
 		}
 		for _, r := range s {
 			if !strings.ContainsRune(passwordAlphabet, r) {
-				t.Errorf("randomSecret(%d) = %q has %q outside the alphabet", n, s, r)
+				t.Errorf("RandomSecret(%d) = %q has %q outside the alphabet", n, s, r)
 			}
 		}
 	}
-	a, _ := randomSecret(32)
-	b, _ := randomSecret(32)
+	a, _ := RandomSecret(32)
+	b, _ := RandomSecret(32)
 	if a == b {
 		t.Errorf("two secrets are equal: %q", a)
 	}
@@ -191,19 +199,19 @@ func TestCheckWritable(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		dir  stateDir
+		dir  Dir
 		ok   bool
 	}{
-		{"new dir", newStateDir(root, "demo"), true},
-		{"below a file", stateDir{path: filepath.Join(file, "sub")}, false},
-		{"is a file", stateDir{path: file}, false},
+		{"new dir", StackDir(root, "demo"), true},
+		{"below a file", Dir{path: filepath.Join(file, "sub")}, false},
+		{"is a file", Dir{path: file}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.dir.checkWritable()
+			err := tt.dir.CheckWritable()
 			if tt.ok {
 				if err != nil {
-					t.Fatalf("checkWritable = %v", err)
+					t.Fatalf("CheckWritable = %v", err)
 				}
 				entries, _ := os.ReadDir(tt.dir.path)
 				if len(entries) != 0 {
@@ -211,8 +219,9 @@ func TestCheckWritable(t *testing.T) {
 				}
 				return
 			}
-			if !IsUsage(err) {
-				t.Fatalf("checkWritable = %v, want a UsageError", err)
+			var nw *NotWritableError
+			if !errors.As(err, &nw) {
+				t.Fatalf("CheckWritable = %v, want a *NotWritableError", err)
 			}
 			if !strings.Contains(err.Error(), tt.dir.path) || strings.Contains(err.Error(), "<nil>") {
 				t.Errorf("message %q should name the dir and the cause", err)
@@ -221,27 +230,27 @@ func TestCheckWritable(t *testing.T) {
 	}
 }
 
-func TestStateRemove(t *testing.T) {
-	d := newStateDir(t.TempDir(), "demo")
-	if err := d.save(sampleState()); err != nil {
+func TestDirRemove(t *testing.T) {
+	d := StackDir(t.TempDir(), "demo")
+	if err := d.Save(sampleSecrets()); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.remove(); err != nil {
+	if err := d.Remove(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(d.path); !os.IsNotExist(err) {
 		t.Errorf("state dir still there: %v", err)
 	}
 	// Removing again is fine: down must be safe to re-run.
-	if err := d.remove(); err != nil {
+	if err := d.Remove(); err != nil {
 		t.Errorf("second remove: %v", err)
 	}
 }
 
-// newSSHKey (keypair.go) produces what the state dir stores: an OpenSSH
+// NewSSHKey produces what the state dir stores: an OpenSSH
 // private key and its authorized_keys line.
 func TestNewSSHKey(t *testing.T) {
-	priv, authorized, err := newSSHKey("mlstack-demo")
+	priv, authorized, err := NewSSHKey("mlstack-demo")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +275,7 @@ func TestNewSSHKey(t *testing.T) {
 		t.Errorf("private key is not OpenSSH PEM: %.40q", priv)
 	}
 	// Two calls give two keys.
-	_, other, err := newSSHKey("mlstack-demo")
+	_, other, err := NewSSHKey("mlstack-demo")
 	if err != nil || bytes.Equal(other, authorized) {
 		t.Errorf("second key equals the first (err %v)", err)
 	}

@@ -21,7 +21,7 @@ func TestValidateStack(t *testing.T) {
 		{"simple", "demo", true},
 		{"one letter", "a", true},
 		{"digit and hyphen", "ml-1", true},
-		{"max length", strings.Repeat("a", MaxStackLen), true},
+		{"max length", strings.Repeat("a", maxStackLen), true},
 		{"max length mixed", "a" + strings.Repeat("b1-", 7) + "cd", true},
 		{"empty", "", false},
 		{"uppercase", "Demo", false},
@@ -30,7 +30,7 @@ func TestValidateStack(t *testing.T) {
 		{"doubled hyphen", "a--b", false},
 		{"trailing hyphen", "abc-", false},
 		{"leading hyphen", "-abc", false},
-		{"too long", strings.Repeat("a", MaxStackLen+1), false},
+		{"too long", strings.Repeat("a", maxStackLen+1), false},
 		{"unicode", "démo", false},
 		{"unicode short", "ü", false},
 		{"space inside", "my stack", false},
@@ -41,19 +41,19 @@ func TestValidateStack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateStack(tt.stack)
+			err := validateStack(tt.stack)
 			if tt.ok {
 				if err != nil {
-					t.Fatalf("ValidateStack(%q) = %v, want nil", tt.stack, err)
+					t.Fatalf("validateStack(%q) = %v, want nil", tt.stack, err)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("ValidateStack(%q) = nil, want an error", tt.stack)
+				t.Fatalf("validateStack(%q) = nil, want an error", tt.stack)
 			}
 			// Bad input must map to exit code 2, so it must be a UsageError.
 			if !IsUsage(err) {
-				t.Fatalf("ValidateStack(%q) error %T is not a UsageError", tt.stack, err)
+				t.Fatalf("validateStack(%q) error %T is not a UsageError", tt.stack, err)
 			}
 		})
 	}
@@ -83,16 +83,16 @@ func TestValidateRegion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.region, func(t *testing.T) {
-			err := ValidateRegion(tt.region)
+			err := validateRegion(tt.region)
 			if tt.ok && err != nil {
-				t.Fatalf("ValidateRegion(%q) = %v, want nil", tt.region, err)
+				t.Fatalf("validateRegion(%q) = %v, want nil", tt.region, err)
 			}
 			if !tt.ok {
 				if err == nil {
-					t.Fatalf("ValidateRegion(%q) = nil, want an error", tt.region)
+					t.Fatalf("validateRegion(%q) = nil, want an error", tt.region)
 				}
 				if !IsUsage(err) {
-					t.Fatalf("ValidateRegion(%q) error %T is not a UsageError", tt.region, err)
+					t.Fatalf("validateRegion(%q) error %T is not a UsageError", tt.region, err)
 				}
 			}
 		})
@@ -128,10 +128,10 @@ func TestParseCIDRs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseCIDRs(tt.in)
+			got, err := parseCIDRs(tt.in)
 			if tt.wantErr != "" {
 				if err == nil {
-					t.Fatalf("ParseCIDRs(%q) = %v, want an error", tt.in, got)
+					t.Fatalf("parseCIDRs(%q) = %v, want an error", tt.in, got)
 				}
 				if !IsUsage(err) {
 					t.Errorf("error %T is not a UsageError", err)
@@ -142,10 +142,10 @@ func TestParseCIDRs(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseCIDRs(%q) = %v", tt.in, err)
+				t.Fatalf("parseCIDRs(%q) = %v", tt.in, err)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Errorf("ParseCIDRs(%q) = %q, want %q", tt.in, got, tt.want)
+				t.Errorf("parseCIDRs(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
@@ -169,78 +169,84 @@ func TestValidateInstanceType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
-			err := ValidateInstanceType(tt.typ)
+			err := validateInstanceType(tt.typ)
 			if tt.ok && err != nil {
-				t.Fatalf("ValidateInstanceType(%q) = %v, want nil", tt.typ, err)
+				t.Fatalf("validateInstanceType(%q) = %v, want nil", tt.typ, err)
 			}
 			if !tt.ok && !IsUsage(err) {
-				t.Fatalf("ValidateInstanceType(%q) = %v, want a UsageError", tt.typ, err)
+				t.Fatalf("validateInstanceType(%q) = %v, want a UsageError", tt.typ, err)
 			}
 		})
 	}
 }
 
-func TestConfigValidateDefaults(t *testing.T) {
-	c := Config{Stack: "demo", StateDir: t.TempDir(), AllowCIDRs: []string{"198.51.100.7", "198.51.100.7/32"}}
-	if err := c.Validate(true); err != nil {
-		t.Fatalf("Validate: %v", err)
+func TestUpOptionsValidateDefaults(t *testing.T) {
+	o := UpOptions{Stack: Stack{Name: "demo", StateDir: t.TempDir()}, AllowCIDRs: []string{"198.51.100.7", "198.51.100.7/32"}}
+	if _, err := o.validate(); err != nil {
+		t.Fatalf("validate: %v", err)
 	}
-	if c.InstanceType != DefaultInstanceType {
-		t.Errorf("InstanceType = %q, want default %q", c.InstanceType, DefaultInstanceType)
+	if o.InstanceType != DefaultInstanceType {
+		t.Errorf("InstanceType = %q, want default %q", o.InstanceType, DefaultInstanceType)
 	}
-	if c.MLflowVersion != cloudinit.DefaultMLflowVersion {
-		t.Errorf("MLflowVersion = %q, want default %q", c.MLflowVersion, cloudinit.DefaultMLflowVersion)
+	if o.MLflowVersion != cloudinit.DefaultMLflowVersion {
+		t.Errorf("MLflowVersion = %q, want default %q", o.MLflowVersion, cloudinit.DefaultMLflowVersion)
 	}
-	if c.Timeout != DefaultTimeout {
-		t.Errorf("Timeout = %v, want default %v", c.Timeout, DefaultTimeout)
+	if o.Timeout != DefaultTimeout {
+		t.Errorf("Timeout = %v, want default %v", o.Timeout, DefaultTimeout)
 	}
-	// CIDRs are normalised in place when needed.
-	if fmt.Sprint(c.AllowCIDRs) != "[198.51.100.7/32]" {
-		t.Errorf("AllowCIDRs = %q, want [198.51.100.7/32]", c.AllowCIDRs)
+	if o.Output != "table" {
+		t.Errorf("Output = %q, want table", o.Output)
+	}
+	// CIDRs are normalised in place.
+	if fmt.Sprint(o.AllowCIDRs) != "[198.51.100.7/32]" {
+		t.Errorf("AllowCIDRs = %q, want [198.51.100.7/32]", o.AllowCIDRs)
 	}
 	// Writers default to io.Discard so commands never write to a nil writer.
-	if c.Out != io.Discard || c.Log != io.Discard {
+	if o.Out != io.Discard || o.Log != io.Discard {
 		t.Errorf("Out/Log not defaulted to io.Discard")
 	}
 }
 
-func TestConfigValidateKeepsExplicitValues(t *testing.T) {
-	c := Config{Stack: "demo", StateDir: "/x", InstanceType: "t3.small", MLflowVersion: "3.5.0", Timeout: time.Minute}
-	if err := c.Validate(false); err != nil {
-		t.Fatalf("Validate: %v", err)
+func TestUpOptionsValidateKeepsExplicitValues(t *testing.T) {
+	o := UpOptions{Stack: Stack{Name: "demo", StateDir: "/x"}, InstanceType: "t3.small", MLflowVersion: "3.5.0", Timeout: time.Minute, TTL: "2d"}
+	ttl, err := o.validate()
+	if err != nil {
+		t.Fatalf("validate: %v", err)
 	}
-	if c.InstanceType != "t3.small" || c.MLflowVersion != "3.5.0" || c.Timeout != time.Minute {
-		t.Errorf("explicit values overwritten: %+v", c)
+	if o.InstanceType != "t3.small" || o.MLflowVersion != "3.5.0" || o.Timeout != time.Minute || ttl != 48*time.Hour {
+		t.Errorf("explicit values overwritten: %+v, ttl %v", o, ttl)
 	}
 }
 
-func TestConfigValidateRejects(t *testing.T) {
-	valid := func() Config { return Config{Stack: "demo", StateDir: "/tmp/state"} }
+func TestUpOptionsValidateRejects(t *testing.T) {
+	valid := func() UpOptions { return UpOptions{Stack: Stack{Name: "demo", StateDir: "/tmp/state"}} }
 	tests := []struct {
-		name     string
-		mutate   func(*Config)
-		needCIDR bool
-		wantMsg  string
+		name    string
+		mutate  func(*UpOptions)
+		wantMsg string
 	}{
-		{"bad stack", func(c *Config) { c.Stack = "Demo" }, false, "stack name"},
-		{"bad region", func(c *Config) { c.Region = "EU-WEST-3" }, false, "region"},
-		{"bad instance type", func(c *Config) { c.InstanceType = "micro" }, false, "instance type"},
-		{"mlflow latest", func(c *Config) { c.MLflowVersion = "latest" }, false, "--mlflow-version"},
-		{"mlflow two parts", func(c *Config) { c.MLflowVersion = "3.5" }, false, "--mlflow-version"},
+		{"bad stack", func(o *UpOptions) { o.Stack.Name = "Demo" }, "stack name"},
+		{"bad region", func(o *UpOptions) { o.Region = "EU-WEST-3" }, "region"},
+		{"bad instance type", func(o *UpOptions) { o.InstanceType = "micro" }, "instance type"},
+		{"mlflow latest", func(o *UpOptions) { o.MLflowVersion = "latest" }, "--mlflow-version"},
+		{"mlflow two parts", func(o *UpOptions) { o.MLflowVersion = "3.5" }, "--mlflow-version"},
 		// cloudinit refuses releases before 3.5.0 (no --allowed-hosts); that must be
 		// caught here, before any AWS resource is created, not at instance launch.
-		{"mlflow too old", func(c *Config) { c.MLflowVersion = "3.4.0" }, false, "3.4.0"},
-		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, false, "--timeout"},
-		{"missing state dir", func(c *Config) { c.StateDir = "" }, false, "state directory"},
-		{"bad cidr", func(c *Config) { c.AllowCIDRs = []string{"198.51.100.7/24"} }, true, "host bits"},
+		{"mlflow too old", func(o *UpOptions) { o.MLflowVersion = "3.4.0" }, "3.4.0"},
+		{"negative timeout", func(o *UpOptions) { o.Timeout = -time.Second }, "--timeout"},
+		{"missing state dir", func(o *UpOptions) { o.StateDir = "" }, "state directory"},
+		{"bad cidr", func(o *UpOptions) { o.AllowCIDRs = []string{"198.51.100.7/24"} }, "host bits"},
+		{"bad output", func(o *UpOptions) { o.Output = "yaml" }, "--output"},
+		{"ttl without unit", func(o *UpOptions) { o.TTL = "4" }, "--ttl"},
+		{"ttl too long", func(o *UpOptions) { o.TTL = "91d" }, "at most 90d"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := valid()
-			tt.mutate(&c)
-			err := c.Validate(tt.needCIDR)
+			o := valid()
+			tt.mutate(&o)
+			_, err := o.validate()
 			if err == nil {
-				t.Fatalf("Validate accepted %+v", c)
+				t.Fatalf("validate accepted %+v", o)
 			}
 			if !IsUsage(err) {
 				t.Errorf("error %T is not a UsageError", err)
@@ -253,7 +259,7 @@ func TestConfigValidateRejects(t *testing.T) {
 }
 
 // Versions are compared as numbers, not strings: 3.10.0 is newer than 3.5.0.
-func TestConfigValidateMLflowVersions(t *testing.T) {
+func TestValidateMLflowVersions(t *testing.T) {
 	tests := []struct {
 		version string
 		ok      bool
@@ -270,29 +276,85 @@ func TestConfigValidateMLflowVersions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.version, func(t *testing.T) {
-			c := Config{Stack: "demo", StateDir: "/tmp/state", MLflowVersion: tt.version}
-			err := c.Validate(false)
+			err := validateMLflowVersion(tt.version)
 			if tt.ok && err != nil {
-				t.Fatalf("Validate rejected %s: %v", tt.version, err)
+				t.Fatalf("rejected %s: %v", tt.version, err)
 			}
 			if !tt.ok && !IsUsage(err) {
-				t.Fatalf("Validate(%s) = %v, want a UsageError", tt.version, err)
+				t.Fatalf("validateMLflowVersion(%s) = %v, want a UsageError", tt.version, err)
 			}
 		})
 	}
 }
 
-// CIDRs are only checked when the command needs them (down/env do not).
-func TestConfigValidateSkipsCIDRsWhenNotNeeded(t *testing.T) {
-	c := Config{Stack: "demo", StateDir: "/tmp/state", AllowCIDRs: []string{"garbage"}}
-	if err := c.Validate(false); err != nil {
-		t.Fatalf("Validate(false) = %v, want nil", err)
+func TestParseTTL(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, true},
+		{"90m", 90 * time.Minute, true},
+		{"4h", 4 * time.Hour, true},
+		{"2d", 48 * time.Hour, true},
+		{"90d", 90 * 24 * time.Hour, true},
+		{"91d", 0, false},
+		{"0d", 0, false},
+		{"-1h", 0, false},
+		{"4", 0, false},
+		{"1.5d", 0, false},
+		{"d", 0, false},
+		{"02d", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseTTL(tt.in)
+			if tt.ok != (err == nil) || got != tt.want {
+				t.Fatalf("parseTTL(%q) = %v, %v", tt.in, got, err)
+			}
+			if err != nil && !IsUsage(err) {
+				t.Errorf("error %T is not a UsageError", err)
+			}
+		})
+	}
+}
+
+// TestDownOptionsValidate: the sweep rules that used to live in cmd.
+func TestDownOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		o    DownOptions
+		want string // "" : valid
+	}{
+		{"one stack", DownOptions{Stack: Stack{Name: "demo", StateDir: "/s"}}, ""},
+		{"sweep", DownOptions{Stack: Stack{StateDir: "/s"}, Expired: true}, ""},
+		{"sweep older than", DownOptions{Stack: Stack{StateDir: "/s"}, All: true, OlderThan: time.Hour}, ""},
+		{"older-than alone", DownOptions{Stack: Stack{Name: "demo", StateDir: "/s"}, OlderThan: time.Hour}, "--older-than goes with"},
+		{"negative older-than", DownOptions{Stack: Stack{StateDir: "/s"}, All: true, OlderThan: -time.Hour}, "must be positive"},
+		{"sweep with stack", DownOptions{Stack: Stack{Name: "demo", StateDir: "/s"}, Expired: true}, "--stack cannot be combined"},
+		{"no stack", DownOptions{Stack: Stack{StateDir: "/s"}}, "missing stack name"},
+		{"sweep without state dir", DownOptions{All: true}, "state directory"},
+		{"negative timeout", DownOptions{Stack: Stack{Name: "demo", StateDir: "/s"}, Timeout: -1}, "--timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.o.validate()
+			if tt.want == "" {
+				if err != nil || tt.o.Timeout != DefaultTimeout || tt.o.Out == nil {
+					t.Fatalf("validate = %v (timeout %v)", err, tt.o.Timeout)
+				}
+				return
+			}
+			if !IsUsage(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("validate = %v, want a usage error with %q", err, tt.want)
+			}
+		})
 	}
 }
 
 func TestNamesFor(t *testing.T) {
-	n := NamesFor("demo", "123456789012", "eu-west-3")
-	want := Names{
+	n := namesFor("demo", "123456789012", "eu-west-3")
+	want := names{
 		Stack:         "demo",
 		User:          "mlstack-demo",
 		Role:          "mlstack-demo-server",
@@ -306,7 +368,7 @@ func TestNamesFor(t *testing.T) {
 	if n != want {
 		t.Errorf("NamesFor = %+v\nwant        %+v", n, want)
 	}
-	if err := n.Check(); err != nil {
+	if err := n.check(); err != nil {
 		t.Errorf("Check: %v", err)
 	}
 }
@@ -344,7 +406,7 @@ func looksLikeIP(s string) bool {
 }
 
 // Every valid stack name must fit every derived AWS name in every region:
-// MaxStackLen is the promise that Check never fails after ValidateStack passed.
+// maxStackLen is the promise that Check never fails after ValidateStack passed.
 func TestNamesFitAWSLimits(t *testing.T) {
 	// The longest region names in use (commercial, GovCloud, China, EUSC, ISO).
 	regions := []string{
@@ -352,7 +414,7 @@ func TestNamesFitAWSLimits(t *testing.T) {
 		"eusc-de-east-1", "us-isof-south-1", "eu-isoe-west-1", "us-isob-east-1",
 	}
 	var stacks []string
-	for l := 1; l <= MaxStackLen; l++ {
+	for l := 1; l <= maxStackLen; l++ {
 		stacks = append(stacks,
 			strings.Repeat("z", l),                // letters only
 			("a" + strings.Repeat("9", l))[:l],    // trailing digits
@@ -363,12 +425,12 @@ func TestNamesFitAWSLimits(t *testing.T) {
 	checked := 0
 	for _, region := range regions {
 		for _, stack := range stacks {
-			if ValidateStack(stack) != nil {
+			if validateStack(stack) != nil {
 				continue // only names the CLI accepts matter
 			}
 			checked++
-			n := NamesFor(stack, "123456789012", region)
-			if err := n.Check(); err != nil {
+			n := namesFor(stack, "123456789012", region)
+			if err := n.check(); err != nil {
 				t.Errorf("stack %q region %q: Check: %v", stack, region, err)
 			}
 			if len(n.Bucket) > 63 {
@@ -386,7 +448,7 @@ func TestNamesFitAWSLimits(t *testing.T) {
 		}
 	}
 	// Guard against the generator silently producing nothing valid.
-	if checked < len(regions)*MaxStackLen {
+	if checked < len(regions)*maxStackLen {
 		t.Fatalf("only %d stack/region pairs checked", checked)
 	}
 }
@@ -395,15 +457,15 @@ func TestNamesFitAWSLimits(t *testing.T) {
 func TestNamesCheckRejectsLongNames(t *testing.T) {
 	tests := []struct {
 		name string
-		n    Names
+		n    names
 	}{
-		{"bucket", NamesFor(strings.Repeat("a", 40), "123456789012", "ap-southeast-5")},
-		{"role", Names{Stack: "x", Bucket: "b", User: "u", Role: strings.Repeat("r", 65)}},
-		{"user", Names{Stack: "x", Bucket: "b", User: strings.Repeat("u", 65), Role: "r"}},
+		{"bucket", namesFor(strings.Repeat("a", 40), "123456789012", "ap-southeast-5")},
+		{"role", names{Stack: "x", Bucket: "b", User: "u", Role: strings.Repeat("r", 65)}},
+		{"user", names{Stack: "x", Bucket: "b", User: strings.Repeat("u", 65), Role: "r"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.n.Check(); !IsUsage(err) {
+			if err := tt.n.check(); !IsUsage(err) {
 				t.Fatalf("Check() = %v, want a UsageError", err)
 			}
 		})

@@ -1,0 +1,68 @@
+package provision
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/aws/smithy-go"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// UsageError is bad input, found before anything is created (exit code 2).
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+// IsUsage reports whether err is (or wraps) a UsageError.
+func IsUsage(err error) bool {
+	var u *UsageError
+	return errors.As(err, &u)
+}
+
+// asUsage turns the local-file errors that mean bad input (a state
+// directory that cannot be written, one made for another account) into
+// usage errors; others pass unchanged.
+func asUsage(err error) error {
+	var nw *local.NotWritableError
+	var fe *local.ForeignError
+	if errors.As(err, &nw) || errors.As(err, &fe) {
+		return &UsageError{Msg: err.Error()}
+	}
+	return err
+}
+
+// errorCode returns the AWS error code of err, or "".
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// hasCode reports whether err carries one of the given AWS error codes.
+func hasCode(err error, codes ...string) bool {
+	c := errorCode(err)
+	if c == "" {
+		return false
+	}
+	for _, want := range codes {
+		if c == want {
+			return true
+		}
+	}
+	return false
+}
+
+// notOwnedError is a resource with a stack's name that lacks its stack tag:
+// mlstack never adopts, changes or deletes such a resource.
+type notOwnedError struct {
+	Kind, Name, Stack string
+}
+
+func (e *notOwnedError) Error() string {
+	return fmt.Sprintf("%s %q exists but is not tagged %s=%s: mlstack will not adopt, change or delete it; "+
+		"remove or rename it, or choose another --stack", e.Kind, e.Name, tagStack, e.Stack)
+}

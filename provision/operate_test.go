@@ -1,0 +1,182 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/internal/sshdtest"
+	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/server"
+)
+
+const (
+	testDNS = "ec2-203-0-113-9.eu-west-3.compute.amazonaws.com"
+	testIP  = "203.0.113.9"
+)
+
+// consoleEC2 answers GetConsoleOutput with text (base64, as EC2 does).
+type consoleEC2 struct {
+	ec2API
+	text string
+}
+
+func (c *consoleEC2) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+	return &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId, Output: aws.String(base64.StdEncoding.EncodeToString([]byte(c.text)))}, nil
+}
+
+// sshFixture is a stack as up leaves it on this machine, for an instance
+// at testDNS / testIP whose console output EC2 serves.
+type sshFixture struct {
+	dir        local.Dir
+	hk         *local.HostKey
+	authorized []byte
+	t          *target
+}
+
+func newSSHFixture(t *testing.T) *sshFixture {
+	t.Helper()
+	d := local.StackDir(t.TempDir(), "demo")
+	hk, err := local.NewHostKey("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, pub, err := local.NewSSHKey("mlstack-demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(d.SaveSSHKey(priv), d.SaveHostKey(hk)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WriteKnownHosts([]string{testDNS, testIP}, hk.Public); err != nil {
+		t.Fatal(err)
+	}
+	inst := &ec2types.Instance{
+		InstanceId: aws.String("i-0123456789abcdef0"), PublicDnsName: aws.String(testDNS), PublicIpAddress: aws.String(testIP),
+		State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning},
+	}
+	s := &session{ec2: &consoleEC2{text: "[ 0.0] Linux\r\nconsole line 1\r\nconsole line 2\r\n"}}
+	return &sshFixture{dir: d, hk: hk, authorized: pub, t: newTarget("demo", d, s, inst, true)}
+}
+
+func TestSSHReady(t *testing.T) {
+	f := newSSHFixture(t)
+	if why := f.t.sshReady(); why != "" {
+		t.Fatalf("ready target says %q", why)
+	}
+	f.t.sshOpen = false
+	if why := f.t.sshReady(); !strings.Contains(why, "port 22 closed") || !strings.Contains(why, "--ssh") {
+		t.Errorf("closed port: %q", why)
+	}
+	f.t.sshOpen, f.t.haveKeys = true, false
+	if why := f.t.sshReady(); !strings.Contains(why, "no SSH keys") {
+		t.Errorf("no keys: %q", why)
+	}
+	f.t.haveKeys, f.t.inst.State.Name = true, ec2types.InstanceStateNameStopped
+	if why := f.t.sshReady(); !strings.Contains(why, "stopped, not running") {
+		t.Errorf("stopped instance: %q", why)
+	}
+	f.t.host = ""
+	if why := f.t.sshReady(); !strings.Contains(why, "no public DNS name or IP") {
+		t.Errorf("no address: %q", why)
+	}
+	if (&sshFixture{}).dir.HasSSHKeys() {
+		t.Error("an empty dir has keys")
+	}
+}
+
+// TestBootstrapTail: over SSH when it is open (a real sshd), else from the
+// console output; never from the console when the host key is wrong.
+func TestBootstrapTail(t *testing.T) {
+	f := newSSHFixture(t)
+	srv := sshdtest.Start(t, f.hk.Private, f.authorized)
+	logPath := filepath.Join(t.TempDir(), "cloud-init-output.log")
+	if err := os.WriteFile(logPath, []byte("one\ntwo\nthree\nfour\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	remote := server.Remote{Addr: srv.Addr, User: srv.User}
+	lo := server.LogOptions{BootstrapLog: logPath}
+	var log bytes.Buffer
+	lines, source, err := f.t.bootstrapTail(context.Background(), remote, lo, 2, newProgress(&log))
+	if err != nil || strings.Join(lines, "|") != "three|four" || source != logPath+" over SSH" {
+		t.Fatalf("over SSH: %q from %q, %v", lines, source, err)
+	}
+
+	f.t.sshOpen = false
+	lines, source, err = f.t.bootstrapTail(context.Background(), remote, lo, 2, newProgress(&log))
+	if err != nil || strings.Join(lines, "|") != "console line 1|console line 2" || !strings.Contains(source, "console output") {
+		t.Fatalf("SSH closed: %q from %q, %v", lines, source, err)
+	}
+
+	f.t.sshOpen = true
+	other, _ := local.NewHostKey("impostor")
+	impostor := sshdtest.Start(t, other.Private, f.authorized)
+	_, _, err = f.t.bootstrapTail(context.Background(), server.Remote{Addr: impostor.Addr, User: impostor.User}, lo, 2, newProgress(&log))
+	var mismatch *server.HostKeyMismatchError
+	if !errors.As(err, &mismatch) {
+		t.Fatalf("impostor: %v, want a host key refusal and no console fallback", err)
+	}
+}
+
+// TestExplainUnhealthy: up's health timeout names the log lines and the next steps.
+func TestExplainUnhealthy(t *testing.T) {
+	f := newSSHFixture(t)
+	f.t.sshOpen = false
+	var log bytes.Buffer
+	err := f.t.explainUnhealthy(context.Background(), errors.New("not healthy after 1s"), newProgress(&log))
+	for _, want := range []string{"not healthy after 1s", "mlstack up --stack demo --ssh", "mlstack down --stack demo"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if !strings.Contains(log.String(), "| console line 2") {
+		t.Errorf("log tail not shown:\n%s", log.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.t.explainUnhealthy(ctx, context.Canceled, newProgress(io.Discard)); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "keep waiting") {
+		t.Errorf("interrupted wait: %v", err)
+	}
+}
+
+func TestConsoleOutputDecoded(t *testing.T) {
+	text, err := consoleOutput(context.Background(), &consoleEC2{text: "a\r\nb\r\n"}, "i-1")
+	if err != nil || text != "a\nb\n" {
+		t.Errorf("consoleOutput = %q, %v", text, err)
+	}
+}
+
+// TestRenderCarriesHostKey: the one user-data render holds the host key
+// up generated, and nothing of it is written before keepLocal.
+func TestRenderCarriesHostKey(t *testing.T) {
+	root := t.TempDir()
+	r := &upRun{
+		o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: "3.5.0"},
+		openedStack: &openedStack{s: &session{region: "eu-west-3", account: "123456789012"}, n: namesFor("demo", "123456789012", "eu-west-3"), dir: local.StackDir(root, "demo")},
+	}
+	if err := r.makeLocal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.render(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(r.userData, []byte(r.keep.hostKey.AuthorizedLine())) || !r.keep.newHostKey || r.keep.loginKey == nil {
+		t.Errorf("user-data lacks the generated host key, or keys were not generated")
+	}
+	if _, err := os.Stat(filepath.Join(root, "demo")); !os.IsNotExist(err) {
+		t.Errorf("preflight wrote local files: %v", err)
+	}
+	r.n.Bucket = "Not_A_Bucket"
+	if err := r.render(); !IsUsage(err) || !strings.Contains(err.Error(), "bootstrap parameters") {
+		t.Errorf("bad parameters: %v, want a usage error", err)
+	}
+}

@@ -1,0 +1,247 @@
+package provision
+
+import (
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/provision/server"
+)
+
+// Version is stamped into the mlstack:version tag.
+var Version = "0.1.0"
+
+// Defaults that the command line shows.
+const (
+	DefaultInstanceType = "t2.micro"
+	DefaultTimeout      = 15 * time.Minute
+	// DefaultCheckTimeout bounds the whole of `mlstack check`.
+	DefaultCheckTimeout = 2 * time.Minute
+)
+
+// Stack names one stack and the folder of its local files (--stack, --state-dir).
+type Stack struct {
+	Name     string
+	StateDir string // root of the local state; one folder per stack below it
+}
+
+func (s Stack) validate() error {
+	if err := validateStack(s.Name); err != nil {
+		return err
+	}
+	if s.StateDir == "" {
+		return usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
+	}
+	return nil
+}
+
+// AWS chooses the account and region to work in (--region, --profile).
+type AWS struct {
+	Region  string // empty: the AWS default chain decides
+	Profile string
+	// Calls, when set, records every AWS operation made (tests, benchmarks).
+	Calls *CallLog
+}
+
+func (a AWS) validate() error {
+	if a.Region != "" {
+		return validateRegion(a.Region)
+	}
+	return nil
+}
+
+// Streams are where a command writes: data to Out, progress to Log.
+type Streams struct {
+	Out, Log io.Writer
+}
+
+func (s *Streams) fill() {
+	if s.Out == nil {
+		s.Out = io.Discard
+	}
+	if s.Log == nil {
+		s.Log = io.Discard
+	}
+}
+
+// UpOptions are what `mlstack up` takes.
+type UpOptions struct {
+	Stack
+	AWS
+	Streams
+	// AllowCIDRs may reach port 5000 (and 22 with SSH); empty: the caller's
+	// public IP as a /32.
+	AllowCIDRs    []string
+	InstanceType  string
+	MLflowVersion string
+	TTL           string // tag the stack to expire after this long ("90m", "4h", "2d")
+	Output        string // "table" (the default) or "json"
+	Timeout       time.Duration
+	SSH           bool // open tcp 22 to AllowCIDRs; without it up closes the port
+	NoWait        bool
+	DryRun        bool
+
+	// DetectIP finds the caller's public IP when no CIDR is given; nil asks
+	// checkip.amazonaws.com. Tests replace it.
+	DetectIP func() (netip.Addr, error)
+	// HealthURL overrides the URL polled for /health (tests only).
+	HealthURL string
+}
+
+// validate checks what can be checked without AWS and fills defaults; it
+// returns the parsed TTL.
+func (o *UpOptions) validate() (ttl time.Duration, err error) {
+	if ttl, err = parseTTL(o.TTL); err != nil {
+		return 0, err
+	}
+	if err := firstErr(o.Stack.validate, o.AWS.validate); err != nil {
+		return 0, err
+	}
+	if o.InstanceType == "" {
+		o.InstanceType = DefaultInstanceType
+	}
+	if o.MLflowVersion == "" {
+		o.MLflowVersion = cloudinit.DefaultMLflowVersion
+	}
+	err = firstErr(
+		func() error { return validateInstanceType(o.InstanceType) },
+		func() error { return validateMLflowVersion(o.MLflowVersion) },
+		func() error { return validateTimeout(&o.Timeout, DefaultTimeout) },
+		func() error { return validateOutput(&o.Output) },
+		func() (err error) { o.AllowCIDRs, err = parseCIDRs(o.AllowCIDRs); return err },
+	)
+	o.Streams.fill()
+	return ttl, err
+}
+
+// DownOptions are what `mlstack down` takes. With Expired or All it sweeps:
+// every matching stack of the region goes, and Stack.Name must be empty.
+type DownOptions struct {
+	Stack
+	AWS
+	Streams
+	Timeout time.Duration
+	DryRun  bool
+	Yes     bool
+	// Sweep selectors.
+	Expired   bool          // stacks whose mlstack:expires-at has passed
+	All       bool          // every stack (with OlderThan: only older ones)
+	OlderThan time.Duration // created more than this long ago
+	// Confirm asks on a terminal; nil when there is none, and then down
+	// refuses without Yes.
+	Confirm func(prompt string) (bool, error)
+}
+
+func (o *DownOptions) sweep() bool { return o.Expired || o.All }
+
+func (o *DownOptions) validate() error {
+	switch {
+	case !o.sweep() && o.OlderThan != 0:
+		return usagef("--older-than goes with --all or --expired")
+	case o.sweep() && o.OlderThan < 0:
+		return usagef("--older-than must be positive")
+	case o.sweep() && o.Stack.Name != "":
+		return usagef("--stack cannot be combined with --expired or --all")
+	}
+	st := o.Stack
+	if o.sweep() {
+		st.Name = "sweep" // no stack of its own; the state dir is still needed
+	}
+	o.Streams.fill()
+	return firstErr(st.validate, o.AWS.validate, func() error { return validateTimeout(&o.Timeout, DefaultTimeout) })
+}
+
+// StatusOptions are what `mlstack status` takes.
+type StatusOptions struct {
+	Stack
+	AWS
+	Streams
+	Output string // "table" (the default) or "json"
+}
+
+// LsOptions are what `mlstack ls` takes.
+type LsOptions struct {
+	AWS
+	Streams
+	AllRegions bool
+	Output     string // "table" (the default) or "json"
+}
+
+// EnvOptions are what `mlstack env` takes.
+type EnvOptions struct {
+	Stack
+	Streams
+	Format string // shell (the default), dotenv, json or github
+}
+
+// CheckOptions are what `mlstack check` takes.
+type CheckOptions struct {
+	Stack
+	Streams
+	Timeout time.Duration // for all checks together
+}
+
+// RotateOptions are what `mlstack creds rotate` takes.
+type RotateOptions struct {
+	Stack
+	AWS
+	Streams
+	// SkipMLflow rotates only the AWS key (the server is down or unreachable).
+	SkipMLflow bool
+	// TrackingURI overrides the server address (tests reach a local server).
+	TrackingURI string
+}
+
+// SSHOptions are what `mlstack ssh` takes.
+type SSHOptions struct {
+	Stack
+	AWS
+	Streams
+	Remote server.Remote
+	// Command runs one command; empty opens a shell.
+	Command []string
+	Stdin   io.Reader
+}
+
+// LogsOptions are what `mlstack logs` takes.
+type LogsOptions struct {
+	Stack
+	AWS
+	Streams
+	Remote server.Remote
+	Logs   server.LogOptions
+}
+
+// firstErr runs checks in order and returns the first error.
+func firstErr(checks ...func() error) error {
+	for _, c := range checks {
+		if err := c(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *StatusOptions) validate() error {
+	o.Streams.fill()
+	return firstErr(o.Stack.validate, o.AWS.validate, func() error { return validateOutput(&o.Output) })
+}
+
+func (o *LsOptions) validate() error {
+	o.Streams.fill()
+	return firstErr(func() error { return validateOutput(&o.Output) }, o.AWS.validate)
+}
+
+func (o *RotateOptions) validate() error {
+	o.Streams.fill()
+	return firstErr(o.Stack.validate, o.AWS.validate)
+}
+
+func (o *CheckOptions) validate() error {
+	o.Streams.fill()
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultCheckTimeout
+	}
+	return o.Stack.validate()
+}

@@ -1,0 +1,152 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// ec2API, iamAPI and s3API are every call mlstack makes to each service;
+// each resource file declares the part it uses next to its use.
+type (
+	ec2API interface {
+		sgAPI
+		keyPairAPI
+		instanceAPI
+		imageAPI
+		ec2TagAPI
+		regionAPI
+	}
+	iamAPI interface {
+		userAPI
+		roleAPI
+	}
+	s3API interface {
+		bucketAPI
+	}
+)
+
+// session holds the clients and identity one command works with.
+type session struct {
+	ec2       ec2API
+	iam       iamAPI
+	s3        s3API
+	region    string
+	account   string
+	partition string // aws, aws-cn, aws-us-gov: part of every ARN
+	// s3Endpoint is the S3 endpoint override in use, if any; clients then
+	// need MLFLOW_S3_ENDPOINT_URL too.
+	s3Endpoint string
+	// ec2In is an EC2 client of another region (ls --all-regions).
+	ec2In func(region string) ec2API
+	// s3As is an S3 client that signs with other keys (a new access key's first use).
+	s3As func(id, secret string) keyProbeAPI
+}
+
+// s3EndpointOverride returns the S3 endpoint set in the environment, the
+// same variables the SDK reads (service-specific one first).
+func s3EndpointOverride() string {
+	if v := os.Getenv("AWS_ENDPOINT_URL_S3"); v != "" {
+		return v
+	}
+	if os.Getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") == "true" {
+		return ""
+	}
+	return os.Getenv("AWS_ENDPOINT_URL")
+}
+
+// loadConfig reads the AWS configuration chain with mlstack's retryer and
+// checks that it names a region and yields credentials.
+func loadConfig(ctx context.Context, a AWS) (aws.Config, error) {
+	// The SDK's own warnings (IMDS fallbacks) would bury our one-line errors.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{}), config.WithRetryer(newRetryer)}
+	if a.Region != "" {
+		opts = append(opts, config.WithRegion(a.Region))
+	}
+	if a.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(a.Profile))
+	}
+	if a.Calls != nil {
+		opts = append(opts, config.WithAPIOptions([]func(*middleware.Stack) error{countCalls(a.Calls)}))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return cfg, usagef("loading AWS configuration: %v", err)
+	}
+	if cfg.Region == "" {
+		return cfg, usagef("no AWS region: pass --region or set AWS_REGION / a profile region")
+	}
+	if err := validateRegion(cfg.Region); err != nil {
+		return cfg, err
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if ctx.Err() != nil {
+			return cfg, ctx.Err()
+		}
+		return cfg, usagef("no usable AWS credentials (environment, --profile, SSO or instance role): log in, or pass --profile NAME")
+	}
+	return cfg, nil
+}
+
+// connect opens a session on AWS; unit tests replace it with one over fakes.
+var connect = connectAWS
+
+// connectAWS loads AWS configuration and learns who we are. It rejects the
+// stack's own scoped keys before any other call, because everything after
+// would fail with a confusing AccessDenied.
+func connectAWS(ctx context.Context, a AWS) (*session, error) {
+	cfg, err := loadConfig(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{region: cfg.Region, s3Endpoint: s3EndpointOverride()}
+	pathStyle := func(o *s3.Options) {
+		// Local endpoints (emulators, MinIO) cannot serve virtual-host buckets.
+		o.UsePathStyle = s.s3Endpoint != ""
+	}
+	s.ec2, s.iam, s.s3 = ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg), s3.NewFromConfig(cfg, pathStyle)
+	s.ec2In = func(region string) ec2API {
+		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = region })
+	}
+	s.s3As = func(id, secret string) keyProbeAPI {
+		return s3.NewFromConfig(cfg, pathStyle, func(o *s3.Options) {
+			o.Credentials = credentials.NewStaticCredentialsProvider(id, secret, "")
+		})
+	}
+	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		if code := errorCode(err); code != "" {
+			return nil, usagef("checking AWS credentials (sts:GetCallerIdentity): %s: log in or pass --profile", code)
+		}
+		return nil, fmt.Errorf("checking AWS credentials (sts:GetCallerIdentity): %w", err)
+	}
+	s.account = aws.ToString(id.Account)
+	s.partition = "aws"
+	if parts := strings.SplitN(aws.ToString(id.Arn), ":", 3); len(parts) == 3 && parts[1] != "" {
+		s.partition = parts[1]
+	}
+	if arn := aws.ToString(id.Arn); strings.Contains(arn, ":user"+iamPath) {
+		return nil, usagef("mlstack was called with a stack's own scoped keys (%s), probably exported by `mlstack env`: "+
+			"run it with an admin identity instead, e.g. `env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY mlstack …` or --profile NAME", arn)
+	}
+	return s, nil
+}
+
+// ec2ForRegion is the session's EC2 client, or one of another region.
+func (s *session) ec2ForRegion(region string) ec2API {
+	if region == s.region {
+		return s.ec2
+	}
+	return s.ec2In(region)
+}

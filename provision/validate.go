@@ -1,0 +1,118 @@
+package provision
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/mlstack/mlstack/cloudinit"
+)
+
+// maxStackLen keeps every derived AWS name within its limit (the bucket's 63).
+const maxStackLen = 24
+
+// maxTTL bounds --ttl: a demo stack that should live longer is not a demo.
+const maxTTL = 90 * 24 * time.Hour
+
+var (
+	stackRe        = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	regionRe       = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
+	instanceTypeRe = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	versionRe      = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+)
+
+// validateStack checks a stack name: lowercase letters, digits and single
+// hyphens, starting with a letter, short enough for every derived name.
+func validateStack(s string) error {
+	switch {
+	case s == "":
+		return usagef("missing stack name: pass --stack NAME or set MLSTACK_STACK")
+	case len(s) > maxStackLen:
+		return usagef("stack name %q is %d characters; at most %d fit every derived AWS name", s, len(s), maxStackLen)
+	case !stackRe.MatchString(s):
+		return usagef("stack name %q: use lowercase letters, digits and hyphens, starting with a letter", s)
+	case strings.HasSuffix(s, "-") || strings.Contains(s, "--"):
+		return usagef("stack name %q: no trailing or doubled hyphens", s)
+	}
+	return nil
+}
+
+// validateRegion checks the shape of a region name (eu-west-3, us-gov-west-1).
+func validateRegion(r string) error {
+	if !regionRe.MatchString(r) {
+		return usagef("region %q is not a valid AWS region name (like eu-west-3)", r)
+	}
+	return nil
+}
+
+// validateInstanceType checks the shape of an instance type; AWS confirms it exists.
+func validateInstanceType(t string) error {
+	if !instanceTypeRe.MatchString(t) {
+		return usagef("instance type %q is not like t2.micro", t)
+	}
+	return nil
+}
+
+// validateMLflowVersion wants an exact release that has --allowed-hosts,
+// which the bootstrap relies on (3.5.0 or newer).
+func validateMLflowVersion(v string) error {
+	if !versionRe.MatchString(v) {
+		return usagef("--mlflow-version %q: give an exact version like %s", v, cloudinit.DefaultMLflowVersion)
+	}
+	var major, minor, patch int
+	fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch)
+	if major < 3 || (major == 3 && minor < 5) {
+		return usagef("--mlflow-version %s: mlstack needs MLflow 3.5.0 or newer", v)
+	}
+	return nil
+}
+
+// parseTTL reads a TTL as a Go duration ("90m", "4h") or in days ("2d"),
+// at most maxTTL; "" is no TTL.
+func parseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	bad := usagef("--ttl %q: use a duration like 90m, 4h or 2d", s)
+	var v time.Duration
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(d, "%d", &n); err != nil || fmt.Sprint(n) != d || n <= 0 {
+			return 0, bad
+		}
+		v = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if v, err = time.ParseDuration(s); err != nil || v <= 0 {
+			return 0, bad
+		}
+	}
+	if v > maxTTL {
+		return 0, usagef("--ttl %s: give at most %dd", v, int(maxTTL.Hours()/24))
+	}
+	return v, nil
+}
+
+// validateOutput accepts table (the default for "") and json.
+func validateOutput(o *string) error {
+	switch *o {
+	case "":
+		*o = "table"
+	case "table", "json":
+	default:
+		return usagef("--output %q: use table or json", *o)
+	}
+	return nil
+}
+
+// validateTimeout fills the default for 0 and refuses a negative one.
+func validateTimeout(d *time.Duration, def time.Duration) error {
+	if *d < 0 {
+		return usagef("--timeout must be positive")
+	}
+	if *d == 0 {
+		*d = def
+	}
+	return nil
+}
