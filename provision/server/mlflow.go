@@ -22,14 +22,14 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// HTTPError is a non-2xx answer; its text holds the status and MLflow's
+// httpError is a non-2xx answer; its text holds the status and MLflow's
 // error code or a short, single-line excerpt of the body.
-type HTTPError struct {
+type httpError struct {
 	Status int
 	text   string
 }
 
-func (e *HTTPError) Error() string { return e.text }
+func (e *httpError) Error() string { return e.text }
 
 func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
@@ -74,7 +74,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, auth boo
 		return fmt.Errorf("%s %s: reading answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &HTTPError{Status: resp.StatusCode, text: fmt.Sprintf("%s %s: %s%s", method, path, resp.Status, errorDetail(raw))}
+		return &httpError{Status: resp.StatusCode, text: fmt.Sprintf("%s %s: %s%s", method, path, resp.Status, errorDetail(raw))}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -134,7 +134,7 @@ func (c *Client) health(ctx context.Context) error {
 
 func (c *Client) refusesAnonymous(ctx context.Context) error {
 	err := c.do(ctx, http.MethodGet, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default", nil, false, nil)
-	var he *HTTPError
+	var he *httpError
 	switch {
 	case err == nil:
 		return errors.New("an unauthenticated request succeeded: basic auth is not enforced")

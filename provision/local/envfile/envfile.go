@@ -14,20 +14,20 @@ type Var struct {
 	Name, Value string
 }
 
-// ShellQuote quotes s as one POSIX shell word. Inside single quotes nothing is
+// shellQuote quotes s as one POSIX shell word. Inside single quotes nothing is
 // special (no $, `, \ or newline handling), so the only byte needing care is
 // the single quote itself: each one is written as a closing quote, a
 // backslash-escaped quote and an opening quote.
 // The result is safe for any byte string; note that a shell variable cannot
 // hold a NUL byte, so FormatShell rejects those.
-func ShellQuote(s string) string {
+func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// ValidName reports whether name matches ^[A-Za-z_][A-Za-z0-9_]*$, the
+// validName reports whether name matches ^[A-Za-z_][A-Za-z0-9_]*$, the
 // portable shell variable name syntax. Anything else could be interpreted as
 // something other than an assignment.
-func ValidName(name string) bool {
+func validName(name string) bool {
 	if name == "" {
 		return false
 	}
@@ -51,7 +51,7 @@ func FormatShell(vars []Var) ([]byte, error) {
 	var b bytes.Buffer
 	seen := make(map[string]bool, len(vars))
 	for _, v := range vars {
-		if !ValidName(v.Name) {
+		if !validName(v.Name) {
 			return nil, fmt.Errorf("envfile: invalid variable name %q", v.Name)
 		}
 		if seen[v.Name] {
@@ -64,7 +64,7 @@ func FormatShell(vars []Var) ([]byte, error) {
 		b.WriteString("export ")
 		b.WriteString(v.Name)
 		b.WriteByte('=')
-		b.WriteString(ShellQuote(v.Value))
+		b.WriteString(shellQuote(v.Value))
 		b.WriteByte('\n')
 	}
 	return b.Bytes(), nil
@@ -122,7 +122,7 @@ func parseEntry(data []byte, line int) (Var, []byte, error) {
 		return Var{}, nil, fmt.Errorf("envfile: line %d: missing '='", line)
 	}
 	name := string(data[:eq])
-	if !ValidName(name) {
+	if !validName(name) {
 		return Var{}, nil, fmt.Errorf("envfile: line %d: invalid variable name %q", line, name)
 	}
 	value, data, err := parseWord(data[eq+1:], line, name)

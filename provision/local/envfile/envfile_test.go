@@ -24,8 +24,8 @@ func TestShellQuote(t *testing.T) {
 		{"héllo 世界", "'héllo 世界'"},
 	}
 	for _, tt := range tests {
-		if got := ShellQuote(tt.in); got != tt.want {
-			t.Errorf("ShellQuote(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := shellQuote(tt.in); got != tt.want {
+			t.Errorf("shellQuote(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -49,8 +49,8 @@ func TestValidName(t *testing.T) {
 		{"A\n", false},
 	}
 	for _, tt := range tests {
-		if got := ValidName(tt.name); got != tt.want {
-			t.Errorf("ValidName(%q) = %v, want %v", tt.name, got, tt.want)
+		if got := validName(tt.name); got != tt.want {
+			t.Errorf("validName(%q) = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

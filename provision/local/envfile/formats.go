@@ -92,7 +92,7 @@ func delimiter(value string) (string, error) {
 
 func check(vars []Var) error {
 	for _, v := range vars {
-		if !ValidName(v.Name) {
+		if !validName(v.Name) {
 			return fmt.Errorf("invalid variable name %q", v.Name)
 		}
 		if strings.ContainsRune(v.Value, 0) {
