@@ -51,47 +51,9 @@ func (s *SyncBuffer) String() string {
 // sshd the test is skipped, or fails when CI is set: CI never skips a check.
 func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 	t.Helper()
-	if _, err := os.Stat(SSHD); err != nil {
-		msg := "OpenSSH server not installed (Debian: apt-get install openssh-server): " + err.Error()
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
-		}
-		t.Skip(msg)
-	}
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Uid == "0" {
-		// sshd run as root insists on its privilege separation directory.
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	u := requireSSHD(t)
 	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	hostKey := write("host_key", hostKeyPEM)
-	authorized := write("authorized_keys", authorizedKeys)
-	cfg := write("sshd_config", []byte(strings.Join([]string{
-		"ListenAddress 127.0.0.1",
-		"HostKey " + hostKey,
-		"AuthorizedKeysFile " + authorized,
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"PermitRootLogin prohibit-password",
-		"PubkeyAuthentication yes",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"StrictModes no",
-		"UsePAM no",
-		"LogLevel VERBOSE",
-		"",
-	}, "\n")))
+	cfg := writeConfig(t, dir, hostKeyPEM, authorizedKeys)
 
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -113,12 +75,73 @@ func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 			t.Logf("sshd log:\n%s", log.String())
 		}
 	})
+	waitListening(t, addr, exited, log)
+	return &Server{Addr: addr, User: u.Username, Dir: dir}
+}
+
+// requireSSHD skips the test (fails it when CI is set) without sshd, and
+// returns the user the server will let in.
+func requireSSHD(t testing.TB) *user.User {
+	t.Helper()
+	if _, err := os.Stat(SSHD); err != nil {
+		msg := "OpenSSH server not installed (Debian: apt-get install openssh-server): " + err.Error()
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
+		}
+		t.Skip(msg)
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Uid == "0" {
+		// sshd run as root insists on its privilege separation directory.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return u
+}
+
+// writeConfig writes the host key, the authorized keys and an sshd_config
+// using them into dir, and returns the config's path.
+func writeConfig(t testing.TB, dir string, hostKeyPEM, authorizedKeys []byte) string {
+	t.Helper()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hostKey := write("host_key", hostKeyPEM)
+	authorized := write("authorized_keys", authorizedKeys)
+	return write("sshd_config", []byte(strings.Join([]string{
+		"ListenAddress 127.0.0.1",
+		"HostKey " + hostKey,
+		"AuthorizedKeysFile " + authorized,
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"PermitRootLogin prohibit-password",
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"StrictModes no",
+		"UsePAM no",
+		"LogLevel VERBOSE",
+		"",
+	}, "\n")))
+}
+
+// waitListening waits up to 10 s for sshd to accept connections on addr;
+// it fails the test when sshd exits first.
+func waitListening(t testing.TB, addr string, exited <-chan struct{}, log *SyncBuffer) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			break
+			return
 		}
 		select {
 		case <-exited:
@@ -130,7 +153,6 @@ func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &Server{Addr: addr, User: u.Username, Dir: dir}
 }
 
 func freePort(t testing.TB) int {
