@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 )
 
 const tagStack = "mlstack:stack"
@@ -106,65 +107,120 @@ func instance(ctx context.Context, cfg aws.Config, stack, dir string, timeout ti
 		usage()
 	}
 	ec2c := ec2.NewFromConfig(cfg)
+	inst, err := waitRunning(ctx, ec2c, stack, timeout)
+	if err != nil {
+		return err
+	}
+	id := aws.ToString(inst.InstanceId)
+	ud, err := userData(ctx, ec2c, inst)
+	if err != nil {
+		return err
+	}
+	r, err := assumeInstanceRole(ctx, cfg, inst)
+	if err != nil {
+		return err
+	}
+	aj, err := json.MarshalIndent(aemmConfig(cfg, inst, r), "", "  ")
+	if err != nil {
+		return err
+	}
+	info := fmt.Sprintf("INSTANCE_ID=%s\nPUBLIC_DNS=%s\nPUBLIC_IP=%s\nROLE_NAME=%s\nROLE_ACCESS_KEY_ID=%s\n",
+		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), r.name, aws.ToString(r.creds.AccessKeyId))
+	for name, data := range map[string][]byte{"user-data": ud, "aemm.json": aj, "instance.env": []byte(info)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "boot: instance %s (%s, %s), role %s, user-data %d bytes\n",
+		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), r.name, len(ud))
+	return nil
+}
+
+// waitRunning polls until the stack has a running instance, for at most timeout.
+func waitRunning(ctx context.Context, ec2c *ec2.Client, stack string, timeout time.Duration) (*ec2types.Instance, error) {
 	deadline := time.Now().Add(timeout)
-	var inst *ec2types.Instance
 	for {
-		var err error
-		if inst, err = running(ctx, ec2c, stack); err != nil {
-			return fmt.Errorf("describing instances: %w", err)
+		inst, err := running(ctx, ec2c, stack)
+		if err != nil {
+			return nil, fmt.Errorf("describing instances: %w", err)
 		}
 		if inst != nil {
-			break
+			return inst, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no running instance of stack %s after %s", stack, timeout)
+			return nil, fmt.Errorf("no running instance of stack %s after %s", stack, timeout)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// userData returns exactly the user-data RunInstances got, decoded.
+func userData(ctx context.Context, ec2c *ec2.Client, inst *ec2types.Instance) ([]byte, error) {
 	id := aws.ToString(inst.InstanceId)
 	attr, err := ec2c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
 		InstanceId: inst.InstanceId, Attribute: ec2types.InstanceAttributeNameUserData,
 	})
 	if err != nil {
-		return fmt.Errorf("reading user-data of %s: %w", id, err)
+		return nil, fmt.Errorf("reading user-data of %s: %w", id, err)
 	}
 	if attr.UserData == nil || aws.ToString(attr.UserData.Value) == "" {
-		return fmt.Errorf("instance %s has no user-data", id)
+		return nil, fmt.Errorf("instance %s has no user-data", id)
 	}
 	ud, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
 	if err != nil {
-		return fmt.Errorf("user-data of %s is not base64: %w", id, err)
+		return nil, fmt.Errorf("user-data of %s is not base64: %w", id, err)
 	}
+	return ud, nil
+}
 
+// instanceRole is the role EC2 would give the instance, with credentials.
+type instanceRole struct {
+	profileARN, profileID string
+	name                  string
+	creds                 *ststypes.Credentials
+}
+
+// assumeInstanceRole finds the role in the instance's instance profile and
+// assumes it, as EC2 does for the instance.
+func assumeInstanceRole(ctx context.Context, cfg aws.Config, inst *ec2types.Instance) (instanceRole, error) {
 	// The role EC2 would give the instance: the one in its instance profile.
 	profileARN := aws.ToString(inst.IamInstanceProfile.Arn)
 	profileName := profileARN[strings.LastIndex(profileARN, "/")+1:]
-	iamc := iam.NewFromConfig(cfg)
-	prof, err := iamc.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: &profileName})
+	prof, err := iam.NewFromConfig(cfg).GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: &profileName})
 	if err != nil {
-		return fmt.Errorf("reading instance profile %s: %w", profileName, err)
+		return instanceRole{}, fmt.Errorf("reading instance profile %s: %w", profileName, err)
 	}
 	if len(prof.InstanceProfile.Roles) != 1 {
-		return fmt.Errorf("instance profile %s holds %d roles, want 1", profileName, len(prof.InstanceProfile.Roles))
+		return instanceRole{}, fmt.Errorf("instance profile %s holds %d roles, want 1", profileName, len(prof.InstanceProfile.Roles))
 	}
 	role := prof.InstanceProfile.Roles[0]
 	creds, err := sts.NewFromConfig(cfg).AssumeRole(ctx, &sts.AssumeRoleInput{
-		RoleArn: role.Arn, RoleSessionName: aws.String(id), DurationSeconds: aws.Int32(3600 * 6),
+		RoleArn: role.Arn, RoleSessionName: aws.String(aws.ToString(inst.InstanceId)), DurationSeconds: aws.Int32(3600 * 6),
 	})
 	if err != nil {
-		return fmt.Errorf("assuming role %s: %w", aws.ToString(role.RoleName), err)
+		return instanceRole{}, fmt.Errorf("assuming role %s: %w", aws.ToString(role.RoleName), err)
 	}
-	c := creds.Credentials
-	roleName := aws.ToString(role.RoleName)
+	return instanceRole{
+		profileARN: profileARN,
+		profileID:  aws.ToString(prof.InstanceProfile.InstanceProfileId),
+		name:       aws.ToString(role.RoleName),
+		creds:      creds.Credentials,
+	}, nil
+}
+
+// aemmConfig is the ec2-metadata-mock configuration that answers IMDSv2
+// like EC2 would for inst, with the credentials of its role.
+func aemmConfig(cfg aws.Config, inst *ec2types.Instance, r instanceRole) map[string]any {
+	c := r.creds
 	now := time.Now().UTC().Format(time.RFC3339)
-	aemm := map[string]any{
+	return map[string]any{
 		"imdsv2": true,
 		"metadata": map[string]any{
 			"paths": map[string]string{
-				"iam-security-credentials": "/latest/meta-data/iam/security-credentials/" + roleName,
+				"iam-security-credentials": "/latest/meta-data/iam/security-credentials/" + r.name,
 			},
 			"values": map[string]any{
-				"instance-id":                   id,
+				"instance-id":                   aws.ToString(inst.InstanceId),
 				"instance-type":                 string(inst.InstanceType),
 				"ami-id":                        aws.ToString(inst.ImageId),
 				"public-hostname":               aws.ToString(inst.PublicDnsName),
@@ -172,10 +228,10 @@ func instance(ctx context.Context, cfg aws.Config, stack, dir string, timeout ti
 				"local-hostname":                aws.ToString(inst.PrivateDnsName),
 				"local-ipv4":                    aws.ToString(inst.PrivateIpAddress),
 				"placement-region":              cfg.Region,
-				"iam-security-credentials-role": roleName,
+				"iam-security-credentials-role": r.name,
 				"iam-info": map[string]string{
 					"Code": "Success", "LastUpdated": now,
-					"InstanceProfileArn": profileARN, "InstanceProfileId": aws.ToString(prof.InstanceProfile.InstanceProfileId),
+					"InstanceProfileArn": r.profileARN, "InstanceProfileId": r.profileID,
 				},
 				"iam-security-credentials": map[string]string{
 					"Code": "Success", "LastUpdated": now, "Type": "AWS-HMAC",
@@ -185,20 +241,6 @@ func instance(ctx context.Context, cfg aws.Config, stack, dir string, timeout ti
 			},
 		},
 	}
-	aj, err := json.MarshalIndent(aemm, "", "  ")
-	if err != nil {
-		return err
-	}
-	info := fmt.Sprintf("INSTANCE_ID=%s\nPUBLIC_DNS=%s\nPUBLIC_IP=%s\nROLE_NAME=%s\nROLE_ACCESS_KEY_ID=%s\n",
-		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), roleName, aws.ToString(c.AccessKeyId))
-	for name, data := range map[string][]byte{"user-data": ud, "aemm.json": aj, "instance.env": []byte(info)} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(os.Stderr, "boot: instance %s (%s, %s), role %s, user-data %d bytes\n",
-		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), roleName, len(ud))
-	return nil
 }
 
 func objects(ctx context.Context, cfg aws.Config, bucket, prefix string) error {
@@ -225,88 +267,108 @@ func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 		usage()
 	}
 	base := "mlstack-" + stack
-	var left []string
-	var errs []error
-	add := func(kind, name string) { left = append(left, kind+" "+name) }
+	var f found
+	f.iamEntities(ctx, iam.NewFromConfig(cfg), base)
+	f.buckets(ctx, s3Client(cfg), base)
+	f.ec2Resources(ctx, ec2.NewFromConfig(cfg), stack, base)
+	if err := errors.Join(f.errs...); err != nil {
+		return fmt.Errorf("listing: %w", err)
+	}
+	for _, l := range f.left {
+		fmt.Println(l)
+	}
+	if len(f.left) > 0 {
+		return fmt.Errorf("stack %s left %d resource(s) behind", stack, len(f.left))
+	}
+	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs)\n", stack)
+	return nil
+}
 
-	iamc := iam.NewFromConfig(cfg)
+// found collects what leftovers finds ("KIND NAME") and the listing errors.
+type found struct {
+	left []string
+	errs []error
+}
+
+func (f *found) add(kind, name string) { f.left = append(f.left, kind+" "+name) }
+
+// iamEntities: users, roles and instance profiles named base*.
+func (f *found) iamEntities(ctx context.Context, iamc *iam.Client, base string) {
 	if out, err := iamc.ListUsers(ctx, &iam.ListUsersInput{}); err != nil {
-		errs = append(errs, err)
+		f.errs = append(f.errs, err)
 	} else {
 		for _, u := range out.Users {
 			if strings.HasPrefix(aws.ToString(u.UserName), base) {
-				add("IAM user", aws.ToString(u.UserName))
+				f.add("IAM user", aws.ToString(u.UserName))
 			}
 		}
 	}
 	if out, err := iamc.ListRoles(ctx, &iam.ListRolesInput{}); err != nil {
-		errs = append(errs, err)
+		f.errs = append(f.errs, err)
 	} else {
 		for _, r := range out.Roles {
 			if strings.HasPrefix(aws.ToString(r.RoleName), base) {
-				add("IAM role", aws.ToString(r.RoleName))
+				f.add("IAM role", aws.ToString(r.RoleName))
 			}
 		}
 	}
 	if out, err := iamc.ListInstanceProfiles(ctx, &iam.ListInstanceProfilesInput{}); err != nil {
-		errs = append(errs, err)
+		f.errs = append(f.errs, err)
 	} else {
 		for _, p := range out.InstanceProfiles {
 			if strings.HasPrefix(aws.ToString(p.InstanceProfileName), base) {
-				add("instance profile", aws.ToString(p.InstanceProfileName))
+				f.add("instance profile", aws.ToString(p.InstanceProfileName))
 			}
 		}
 	}
-	if out, err := s3Client(cfg).ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
-		errs = append(errs, err)
-	} else {
-		for _, b := range out.Buckets {
-			if strings.HasPrefix(aws.ToString(b.Name), base+"-") {
-				add("bucket", aws.ToString(b.Name))
-			}
+}
+
+// buckets: buckets named base-*.
+func (f *found) buckets(ctx context.Context, s3c *s3.Client, base string) {
+	out, err := s3c.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil {
+		f.errs = append(f.errs, err)
+		return
+	}
+	for _, b := range out.Buckets {
+		if strings.HasPrefix(aws.ToString(b.Name), base+"-") {
+			f.add("bucket", aws.ToString(b.Name))
 		}
 	}
-	ec2c := ec2.NewFromConfig(cfg)
+}
+
+// ec2Resources: the stack's instances that are not terminated, and the security
+// group and key pair named base.
+func (f *found) ec2Resources(ctx context.Context, ec2c *ec2.Client, stack, base string) {
 	if out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 		{Name: aws.String("tag:" + tagStack), Values: []string{stack}},
 	}}); err != nil {
-		errs = append(errs, err)
+		f.errs = append(f.errs, err)
 	} else {
 		for _, r := range out.Reservations {
 			for _, i := range r.Instances {
 				if i.State != nil && i.State.Name != ec2types.InstanceStateNameTerminated {
-					add("instance", aws.ToString(i.InstanceId)+" ("+string(i.State.Name)+")")
+					f.add("instance", aws.ToString(i.InstanceId)+" ("+string(i.State.Name)+")")
 				}
 			}
 		}
 	}
 	if out, err := ec2c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{}); err != nil {
-		errs = append(errs, err)
+		f.errs = append(f.errs, err)
 	} else {
 		for _, g := range out.SecurityGroups {
 			if aws.ToString(g.GroupName) == base {
-				add("security group", aws.ToString(g.GroupId))
+				f.add("security group", aws.ToString(g.GroupId))
 			}
 		}
 	}
 	if out, err := ec2c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{}); err != nil {
-		errs = append(errs, err)
+		f.errs = append(f.errs, err)
 	} else {
 		for _, k := range out.KeyPairs {
 			if aws.ToString(k.KeyName) == base {
-				add("key pair", aws.ToString(k.KeyName))
+				f.add("key pair", aws.ToString(k.KeyName))
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("listing: %w", err)
-	}
-	for _, l := range left {
-		fmt.Println(l)
-	}
-	if len(left) > 0 {
-		return fmt.Errorf("stack %s left %d resource(s) behind", stack, len(left))
-	}
-	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs)\n", stack)
-	return nil
 }
