@@ -122,14 +122,17 @@ start() {
 		MOTO_AMIS_PATH=$AMIS nohup "$VENV/bin/python" -m moto.server \
 			-H 127.0.0.1 -p "$port" </dev/null >>"$LOG_FILE" 2>&1 &
 		pid=$!
+		# Recorded at once, not when it answers: `stop` must find a server
+		# whose start was interrupted (Ctrl-C does not reach a background job).
+		echo "$pid" >"$PID_FILE"
 		for ((i = 0; i < 150; i++)); do # 150 x 0.2 s = 30 s
 			if ! kill -0 "$pid" 2>/dev/null; then
+				rm -f "$PID_FILE"
 				say "moto exited during startup (attempt $attempt); tail of log:"
 				tail -n 5 "$LOG_FILE" >&2 || true
 				continue 2
 			fi
 			if answers "$url"; then
-				echo "$pid" >"$PID_FILE"
 				echo "$url" >"$URL_FILE"
 				say "moto ready at $url (pid $pid)"
 				print_env "$url"
@@ -138,6 +141,7 @@ start() {
 			sleep 0.2
 		done
 		kill "$pid" 2>/dev/null || true
+		rm -f "$PID_FILE"
 		die "moto did not answer on $url within 30 s; see $LOG_FILE"
 	done
 	die "moto failed to start 3 times; see $LOG_FILE"
