@@ -157,19 +157,6 @@ ensure_aemm() {
 	echo "$bin"
 }
 
-# moto_venv prints a venv with the moto version scripts/moto.sh pins.
-moto_venv() {
-	local venv=${MLSTACK_VENV:-$REPO/.cache/venv} version
-	version=$(sed -n 's/^MOTO_VERSION=\([0-9.]*\)$/\1/p' scripts/moto.sh)
-	[[ -n $version ]] || die "cannot read MOTO_VERSION from scripts/moto.sh"
-	if ! "$venv/bin/python" -c "import sys, importlib.metadata as m, flask_cors; sys.exit(m.version('moto') != '$version')" 2>/dev/null; then
-		info "installing moto[server]==$version into $venv"
-		python3 -m venv "$venv" >&2
-		"$venv/bin/python" -m pip install --disable-pip-version-check --quiet "moto[server]==$version" >&2
-	fi
-	echo "$venv"
-}
-
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -181,6 +168,9 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 # ---------------------------------------------------------------- cleanup
 
 WORK=
+# The private moto server's directory (scripts/moto.sh's MLSTACK_MOTO_DIR):
+# set before it starts, so cleanup stops it.
+MOTO_DIR=
 declare -a PIDS=()
 NSPAWN_PID=
 HOSTS_ADDED=
@@ -226,6 +216,9 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		wait "$pid" 2>/dev/null
 	done
+	if [[ -n $MOTO_DIR ]]; then
+		MLSTACK_MOTO_DIR=$MOTO_DIR "$REPO/scripts/moto.sh" stop
+	fi
 	remove_hosts_line
 	if [[ -n $IMDS_ADDED ]]; then
 		ip addr del "$IMDS_IP/32" dev lo 2>/dev/null
@@ -343,10 +336,9 @@ boot_test() {
 	local t_start
 	t_start=$(now)
 	say "tools"
-	local rootfs aemm venv mlflow_venv
+	local rootfs aemm mlflow_venv
 	rootfs=$(ensure_rootfs)
 	aemm=$(ensure_aemm)
-	venv=$(moto_venv)
 	mlflow_venv=$(scripts/mlflow-venv.sh)
 	go build -o "$WORK/mlstack" ./cmd/mlstack
 	go build -o "$WORK/boot" ./scripts/boot
@@ -358,21 +350,16 @@ boot_test() {
 	fi
 
 	say "moto"
-	local port moto
-	port=$(free_port)
-	moto=http://127.0.0.1:$port
-	MOTO_AMIS_PATH=$REPO/scripts/testdata/amis.json "$venv/bin/python" -m moto.server -H 127.0.0.1 -p "$port" \
-		</dev/null >"$WORK/moto.log" 2>&1 &
-	PIDS+=($!)
-	local i
-	for ((i = 0; i < 150; i++)); do
-		curl -fsS -o /dev/null "$moto/moto-api/" 2>/dev/null && break
-		sleep 0.2
-	done
-	curl -fsS -o /dev/null "$moto/moto-api/" || { show "$WORK/moto.log"; die "moto did not start on $moto"; }
-	info "moto at $moto"
-	export AWS_ENDPOINT_URL=$moto AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-	export AWS_DEFAULT_REGION=$REGION AWS_REGION=$REGION AWS_EC2_METADATA_DISABLED=true
+	# A private server, not the one scripts/test.sh shares: its pid, URL and
+	# log live in $MOTO_DIR. moto.sh prints the AWS_* export lines for it.
+	MOTO_DIR=$WORK/moto
+	local moto_env
+	# Assign first: eval "$(cmd)" would swallow a failed start.
+	moto_env=$(MLSTACK_MOTO_DIR=$MOTO_DIR scripts/moto.sh start) ||
+		{ show "$MOTO_DIR/moto.log"; die "moto did not start"; }
+	eval "$moto_env"
+	info "moto at $AWS_ENDPOINT_URL"
+	export AWS_DEFAULT_REGION=$REGION AWS_REGION=$REGION
 	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3
 
 	say "mlstack up --stack $STACK (in the background)"
@@ -400,7 +387,7 @@ boot_test() {
 	(cd "$WORK" && HOME=$WORK exec "$aemm" -c "$WORK/aemm.json" -n "$IMDS_IP" -p 80 -I) \
 		</dev/null >"$WORK/aemm.log" 2>&1 &
 	PIDS+=($!)
-	local token
+	local token i
 	for ((i = 0; i < 50; i++)); do
 		token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "http://$IMDS_IP/latest/api/token" 2>/dev/null) && break
 		sleep 0.2
