@@ -313,7 +313,57 @@ server_rss() {
 
 # ================================================================ the test
 
+# State the phases share, set by the phase named and read by later ones
+# (besides WORK, MOTO_DIR, NSPAWN_PID and SECRETS above):
+#   T_START          start of the test (tools)
+#   ROOTFS AEMM      the cached rootfs and ec2-metadata-mock binary (tools)
+#   MLFLOW_VENV      the venv with the pinned MLflow for the client (tools)
+#   STATE UP_PID     mlstack's state dir and the background `up` (start_up)
+#   INSTANCE_ID PUBLIC_DNS PUBLIC_IP ROLE_NAME ROLE_ACCESS_KEY_ID
+#                    the instance as moto has it (start_up, from instance.env)
+#   T_BOOT           when the container was started (boot_container)
+#   BOOT_TO_HEALTHY  seconds from boot to /health 200 (wait_healthy)
+#   RUN_ID BUCKET ARTIFACT_KEY  the client's run and artifact (run_client)
+#   CURL_CFG         curl config with the tracking credentials (check_auth_hosts)
+#   SERVER_RSS SERVER_PSS SETUP_LINES  what report_numbers measured
+T_START=
+ROOTFS=
+AEMM=
+MLFLOW_VENV=
+STATE=
+UP_PID=
+T_BOOT=
+BOOT_TO_HEALTHY=
+RUN_ID=
+BUCKET=
+ARTIFACT_KEY=
+CURL_CFG=
+SERVER_RSS=
+SERVER_PSS=
+SETUP_LINES=
+
 boot_test() {
+	prepare
+	tools
+	start_moto
+	start_up
+	start_imds
+	boot_container
+	wait_healthy
+	check_up_result
+	check_cloud_init
+	run_client
+	check_artifact
+	check_auth_hosts
+	check_role_s3
+	run_check
+	report_numbers
+	down_and_leftovers
+	say "PASSED in $(elapsed "$T_START" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
+}
+
+# prepare: root and tools, the work directory, cleanup on exit, the run lock.
+prepare() {
 	need_root_tools
 	command -v shellcheck >/dev/null || die "shellcheck is missing"
 	# The helpers that .ci/run's `shellcheck scripts/*.sh` does not reach.
@@ -332,14 +382,14 @@ boot_test() {
 		info "another boot test is running; waiting for it (up to 30 min)"
 		flock -w 1800 8 || die "another boot test still holds $CACHE/run.lock"
 	fi
+}
 
-	local t_start
-	t_start=$(now)
+tools() {
+	T_START=$(now)
 	say "tools"
-	local rootfs aemm mlflow_venv
-	rootfs=$(ensure_rootfs)
-	aemm=$(ensure_aemm)
-	mlflow_venv=$(scripts/mlflow-venv.sh)
+	ROOTFS=$(ensure_rootfs)
+	AEMM=$(ensure_aemm)
+	MLFLOW_VENV=$(scripts/mlflow-venv.sh)
 	go build -o "$WORK/mlstack" ./cmd/mlstack
 	go build -o "$WORK/boot" ./scripts/boot
 	if ss -ltn 'sport = :5000' | grep -q LISTEN; then
@@ -348,7 +398,9 @@ boot_test() {
 	if ss -ltn 'sport = :80' | grep -q LISTEN; then
 		die "port 80 is taken on this machine; the IMDS emulator needs it"
 	fi
+}
 
+start_moto() {
 	say "moto"
 	# A private server, not the one scripts/test.sh shares: its pid, URL and
 	# log live in $MOTO_DIR. moto.sh prints the AWS_* export lines for it.
@@ -361,30 +413,36 @@ boot_test() {
 	info "moto at $AWS_ENDPOINT_URL"
 	export AWS_DEFAULT_REGION=$REGION AWS_REGION=$REGION
 	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3
+}
 
+# start_up: `mlstack up` in the background; the instance it launched, as
+# moto has it, in $WORK (user-data, aemm.json, instance.env).
+start_up() {
 	say "mlstack up --stack $STACK (in the background)"
-	local state=$WORK/state up_pid
-	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$state" --timeout 15m \
+	STATE=$WORK/state
+	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$STATE" --timeout 15m \
 		</dev/null >"$WORK/up.out" 2>"$WORK/up.log" &
-	up_pid=$!
-	PIDS+=("$up_pid")
+	UP_PID=$!
+	PIDS+=("$UP_PID")
 	if ! "$WORK/boot" instance -stack "$STACK" -dir "$WORK" -timeout 2m; then
 		show "$WORK/up.log"
 		die "no instance appeared in moto"
 	fi
 	add_secrets_from_json "$WORK/aemm.json" SecretAccessKey Token
-	add_secrets_from_json "$state/$STACK/state.json" secret_access_key mlflow_password flask_secret_key
+	add_secrets_from_json "$STATE/$STACK/state.json" secret_access_key mlflow_password flask_secret_key
 	# shellcheck disable=SC1091 # written by the boot helper just now
 	. "$WORK/instance.env"
 	info "instance $INSTANCE_ID: $PUBLIC_DNS ($PUBLIC_IP), role $ROLE_NAME"
 	grep -q '^#cloud-config' "$WORK/user-data" || die "the instance's user-data is not a #cloud-config"
+}
 
+start_imds() {
 	say "IMDSv2 emulator on $IMDS_IP:80, public DNS name -> 127.0.0.1"
 	if ! ip -4 addr show dev lo | grep -q " $IMDS_IP/32 "; then
 		ip addr add "$IMDS_IP/32" dev lo
 		IMDS_ADDED=1
 	fi
-	(cd "$WORK" && HOME=$WORK exec "$aemm" -c "$WORK/aemm.json" -n "$IMDS_IP" -p 80 -I) \
+	(cd "$WORK" && HOME=$WORK exec "$AEMM" -c "$WORK/aemm.json" -n "$IMDS_IP" -p 80 -I) \
 		</dev/null >"$WORK/aemm.log" 2>&1 &
 	PIDS+=($!)
 	local token i
@@ -401,19 +459,26 @@ boot_test() {
 		die "IMDS answers without a token: IMDSv2 must be required"
 	printf '127.0.0.1 %s %s\n' "$PUBLIC_DNS" "$HOSTS_TAG" >>/etc/hosts
 	HOSTS_ADDED=1
+}
 
+# boot_container: a fresh rootfs copy seeded with the user-data, booted.
+boot_container() {
 	say "booting the exact user-data under cloud-init + systemd (systemd-nspawn, $SUITE)"
 	local root=$WORK/rootfs t_copy
 	t_copy=$(now)
-	fresh_rootfs "$rootfs" "$root"
+	fresh_rootfs "$ROOTFS" "$root"
 	info "fresh rootfs copy in $(elapsed "$t_copy" "$(now)") s"
 	trust_host_tls "$root"
 	seed "$root" "$WORK/user-data" "$INSTANCE_ID" "${PUBLIC_DNS%%.*}"
-	local t_boot t_healthy code
-	t_boot=$(now)
+	T_BOOT=$(now)
 	boot "$root" "$WORK/console.log"
+}
+
+# wait_healthy: waits for /health 200 by the public DNS name; sets
+# BOOT_TO_HEALTHY (seconds since T_BOOT, set by boot_container).
+wait_healthy() {
 	info "container booting (nspawn pid $NSPAWN_PID); waiting up to ${HEALTH_TIMEOUT}s for http://$PUBLIC_DNS:5000/health"
-	local deadline=$((SECONDS + HEALTH_TIMEOUT)) last_note=$SECONDS last_probe=$SECONDS dead=0 unit
+	local deadline=$((SECONDS + HEALTH_TIMEOUT)) last_note=$SECONDS last_probe=$SECONDS dead=0 unit code
 	while :; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$PUBLIC_DNS:5000/health" || true)
 		[[ $code == 200 ]] && break
@@ -441,19 +506,22 @@ boot_test() {
 		fi
 		sleep 0.5
 	done
-	t_healthy=$(now)
-	BOOT_TO_HEALTHY=$(elapsed "$t_boot" "$t_healthy")
+	BOOT_TO_HEALTHY=$(elapsed "$T_BOOT" "$(now)")
 	info "healthy $BOOT_TO_HEALTHY s after boot"
+}
 
+check_up_result() {
 	say "mlstack up's own health wait"
 	local up_status=0
-	wait "$up_pid" || up_status=$?
+	wait "$UP_PID" || up_status=$?
 	show "$WORK/up.log" 12
 	((up_status == 0)) || die "mlstack up exited $up_status"
 	local uri
 	uri=$(cat "$WORK/up.out")
 	[[ $uri == "http://$PUBLIC_DNS:5000" ]] || die "up printed '$uri', want http://$PUBLIC_DNS:5000"
+}
 
+check_cloud_init() {
 	say "cloud-init and systemd inside the container"
 	in_container cloud-init status --long 2>&1 | python3 scripts/boot/mask.py "$SECRETS" >&2 || true
 	in_container cloud-init status 2>/dev/null | grep -qx 'status: done' || die "cloud-init did not finish cleanly (status above)"
@@ -462,9 +530,12 @@ boot_test() {
 	in_container grep -q "MLFLOW_SERVER_ALLOWED_HOSTS=$PUBLIC_DNS,$PUBLIC_DNS:5000,$PUBLIC_IP,$PUBLIC_IP:5000," /run/mlflow/allowed-hosts.env ||
 		die "allowed-hosts.env does not hold the IMDS public name and IP"
 	info "mlflow.service enabled and active; allowed hosts from IMDS"
+}
 
+# run_client: the MLflow client logs a run; sets RUN_ID, BUCKET, ARTIFACT_KEY.
+run_client() {
 	say "a real MLflow client with exactly the variables \`mlstack env\` prints"
-	"$WORK/mlstack" env --stack "$STACK" --state-dir "$state" >"$WORK/env.sh"
+	"$WORK/mlstack" env --stack "$STACK" --state-dir "$STATE" >"$WORK/env.sh"
 	local names
 	names=$(sed -n 's/^export \([A-Za-z0-9_]*\)=.*/\1/p' "$WORK/env.sh" | sort | tr '\n' ' ')
 	info "variables: $names"
@@ -473,26 +544,41 @@ boot_test() {
 	mkdir -p "$WORK/home"
 	# shellcheck disable=SC2016 # expanded by the inner sh
 	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
-		"$WORK/env.sh" "$mlflow_venv/bin/python" scripts/boot/client.py >"$WORK/client.out" 2>"$WORK/client.log"; then
+		"$WORK/env.sh" "$MLFLOW_VENV/bin/python" scripts/boot/client.py >"$WORK/client.out" 2>"$WORK/client.log"; then
 		show "$WORK/client.log" 40
 		die "the MLflow client failed"
 	fi
-	local facts bucket key run_id
+	local facts
 	facts=$(tail -n 1 "$WORK/client.out")
-	bucket=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bucket"])' "$facts")
-	key=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "$facts")
-	run_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["run_id"])' "$facts")
-	info "run $run_id logged params, 5 metrics, an artifact; read back: ok"
+	BUCKET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bucket"])' "$facts")
+	ARTIFACT_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "$facts")
+	RUN_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["run_id"])' "$facts")
+	info "run $RUN_ID logged params, 5 metrics, an artifact; read back: ok"
+}
 
+check_artifact() {
 	say "the artifact is in the stack bucket"
-	[[ $bucket == "mlstack-$STACK-123456789012-$REGION" ]] || die "artifacts go to bucket $bucket, not the stack's"
-	"$WORK/boot" objects -bucket "$bucket" -prefix artifacts/ >"$WORK/objects.txt"
-	grep -qxF "$key" "$WORK/objects.txt" || { cat "$WORK/objects.txt" >&2; die "s3://$bucket/$key is not in moto"; }
-	info "s3://$bucket/$key"
+	[[ $BUCKET == "mlstack-$STACK-123456789012-$REGION" ]] || die "artifacts go to bucket $BUCKET, not the stack's"
+	"$WORK/boot" objects -bucket "$BUCKET" -prefix artifacts/ >"$WORK/objects.txt"
+	grep -qxF "$ARTIFACT_KEY" "$WORK/objects.txt" || { cat "$WORK/objects.txt" >&2; die "s3://$BUCKET/$ARTIFACT_KEY is not in moto"; }
+	info "s3://$BUCKET/$ARTIFACT_KEY"
+}
 
+# expect_code WHAT WANT_REGEX CURL_ARGS...: the HTTP status must match.
+expect_code() {
+	local what=$1 want=$2 got
+	shift 2
+	got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@")
+	[[ $got =~ ^($want)$ ]] || die "$what: HTTP $got, want $want"
+	info "$what: HTTP $got"
+}
+
+# check_auth_hosts: writes CURL_CFG (the tracking credentials, for curl -K).
+check_auth_hosts() {
 	say "auth and Host checks"
-	local curlcfg=$WORK/curl-auth.cfg api="api/2.0/mlflow/experiments/search?max_results=1"
-	python3 - "$WORK/env.sh" >"$curlcfg" <<'PY'
+	local api="api/2.0/mlflow/experiments/search?max_results=1"
+	CURL_CFG=$WORK/curl-auth.cfg
+	python3 - "$WORK/env.sh" >"$CURL_CFG" <<'PY'
 import shlex, sys
 env = {}
 for line in open(sys.argv[1]):
@@ -501,24 +587,19 @@ for line in open(sys.argv[1]):
 user = env["MLFLOW_TRACKING_USERNAME"] + ":" + env["MLFLOW_TRACKING_PASSWORD"]
 print('user = "' + user.replace("\\", "\\\\").replace('"', '\\"') + '"')
 PY
-	chmod 0600 "$curlcfg"
-	expect_code() { # WHAT WANT_REGEX CURL_ARGS...
-		local what=$1 want=$2 got
-		shift 2
-		got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@")
-		[[ $got =~ ^($want)$ ]] || die "$what: HTTP $got, want $want"
-		info "$what: HTTP $got"
-	}
+	chmod 0600 "$CURL_CFG"
 	expect_code "no credentials" 401 "http://$PUBLIC_DNS:5000/$api"
 	expect_code "wrong password" 401 -u "admin:wrong-password-123" "http://$PUBLIC_DNS:5000/$api"
-	expect_code "public DNS Host" 200 -K "$curlcfg" "http://$PUBLIC_DNS:5000/$api"
-	expect_code "public IP Host" 200 -K "$curlcfg" -H "Host: $PUBLIC_IP:5000" "http://127.0.0.1:5000/$api"
-	expect_code "foreign Host" '400|403' -K "$curlcfg" -H "Host: attacker.example:5000" "http://127.0.0.1:5000/$api"
-	expect_code "foreign Host, no port" '400|403' -K "$curlcfg" -H "Host: attacker.example" "http://127.0.0.1:5000/$api"
+	expect_code "public DNS Host" 200 -K "$CURL_CFG" "http://$PUBLIC_DNS:5000/$api"
+	expect_code "public IP Host" 200 -K "$CURL_CFG" -H "Host: $PUBLIC_IP:5000" "http://127.0.0.1:5000/$api"
+	expect_code "foreign Host" '400|403' -K "$CURL_CFG" -H "Host: attacker.example:5000" "http://127.0.0.1:5000/$api"
+	expect_code "foreign Host, no port" '400|403' -K "$CURL_CFG" -H "Host: attacker.example" "http://127.0.0.1:5000/$api"
+}
 
+check_role_s3() {
 	say "the server reads S3 through the instance role from IMDS"
 	local body
-	body=$(curl -fsS --max-time 20 -K "$curlcfg" "http://$PUBLIC_DNS:5000/get-artifact?path=notes.txt&run_uuid=$run_id") ||
+	body=$(curl -fsS --max-time 20 -K "$CURL_CFG" "http://$PUBLIC_DNS:5000/get-artifact?path=notes.txt&run_uuid=$RUN_ID") ||
 		{ diagnose; die "the server could not read the artifact back from S3"; }
 	[[ $body == "mlstack boot test artifact" ]] || die "the server served '$body' for the artifact"
 	local method
@@ -528,12 +609,16 @@ c = boto3.Session().get_credentials()
 print(c.method, c.access_key == sys.argv[1])' "$ROLE_ACCESS_KEY_ID") || die "boto3 on the server found no credentials"
 	[[ $method == "iam-role True" ]] || die "boto3 on the server got credentials from '$method', want the instance role from IMDS"
 	info "get-artifact served the object; boto3 credentials: $method (the role's key from IMDSv2)"
+}
 
+run_check() {
 	say "mlstack check"
-	if ! masked "$WORK/mlstack" check --stack "$STACK" --state-dir "$state" >&2; then
+	if ! masked "$WORK/mlstack" check --stack "$STACK" --state-dir "$STATE" >&2; then
 		die "mlstack check failed"
 	fi
+}
 
+report_numbers() {
 	say "numbers"
 	local mem
 	mem=$(server_rss)
@@ -542,16 +627,16 @@ print(c.method, c.access_key == sys.argv[1])' "$ROLE_ACCESS_KEY_ID") || die "bot
 	SETUP_LINES=$(in_container sh -c 'grep -h "mlstack-setup:" /var/log/cloud-init-output.log' | python3 scripts/boot/mask.py "$SECRETS" || true)
 	printf '%s\n' "$SETUP_LINES" >&2
 	info "boot to healthy: $BOOT_TO_HEALTHY s; server memory after the run: RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
+}
 
+down_and_leftovers() {
 	say "stop the container; mlstack down"
 	stop_container
-	if ! masked "$WORK/mlstack" down --stack "$STACK" --state-dir "$state" --yes >&2; then
+	if ! masked "$WORK/mlstack" down --stack "$STACK" --state-dir "$STATE" --yes >&2; then
 		die "mlstack down failed"
 	fi
 	"$WORK/boot" leftovers -stack "$STACK" || die "mlstack down left resources in moto"
-	[[ ! -e $state/$STACK ]] || die "mlstack down left local state in $state/$STACK"
-
-	say "PASSED in $(elapsed "$t_start" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
+	[[ ! -e $STATE/$STACK ]] || die "mlstack down left local state in $STATE/$STACK"
 }
 
 # diagnose: what the container says, masked.
