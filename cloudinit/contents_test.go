@@ -1,0 +1,124 @@
+package cloudinit
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestUserDataContents(t *testing.T) {
+	p := validParams()
+	p.S3EndpointURL = "http://127.0.0.1:9000"
+	raw := render(t, p)
+	// The server reaches S3 through the instance role; keys must never be here.
+	for _, bad := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "aws_access_key", "AKIA"} {
+		if bytes.Contains(raw, []byte(bad)) {
+			t.Errorf("user-data contains %q", bad)
+		}
+	}
+	c := parse(t, raw)
+
+	if c.Swap["filename"] == nil || c.Swap["size"] == nil {
+		t.Errorf("no swap file configured: %v", c.Swap)
+	}
+	if !contains(c.Packages, "python3-venv") {
+		t.Errorf("packages %v lack python3-venv", c.Packages)
+	}
+
+	files := map[string]struct{ owner, perm string }{
+		"/etc/mlflow/basic_auth.ini":                  {"mlflow:mlflow", "0600"},
+		"/etc/mlflow/mlflow.env":                      {"root:root", "0600"},
+		"/etc/systemd/system/mlflow.service":          {"root:root", "0644"},
+		"/usr/local/libexec/mlstack/allowed-hosts.sh": {"root:root", "0755"},
+		"/usr/local/sbin/mlstack-setup":               {"root:root", "0755"},
+	}
+	for path, want := range files {
+		f := c.file(t, path)
+		if f.Owner != want.owner || f.Permissions != want.perm {
+			t.Errorf("%s: owner %s mode %s, want %s %s", path, f.Owner, f.Permissions, want.owner, want.perm)
+		}
+	}
+	// The service user exists only after the users module, which runs after
+	// the normal write_files stage.
+	if !c.file(t, "/etc/mlflow/basic_auth.ini").Defer {
+		t.Error("basic_auth.ini is owned by mlflow but not deferred")
+	}
+
+	ini := c.file(t, "/etc/mlflow/basic_auth.ini").Content
+	for _, line := range []string{
+		"[mlflow]",
+		"default_permission = READ",
+		"database_uri = sqlite:////var/lib/mlflow/basic_auth.db",
+		"admin_username = admin",
+		"admin_password = " + testPassword,
+		"authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+	} {
+		if !hasLine(ini, line) {
+			t.Errorf("basic_auth.ini lacks line %q", line)
+		}
+	}
+
+	env := parseSystemdEnv(c.file(t, "/etc/mlflow/mlflow.env").Content)
+	wantEnv := map[string]string{
+		"MLFLOW_AUTH_CONFIG_PATH":        "/etc/mlflow/basic_auth.ini",
+		"MLFLOW_FLASK_SERVER_SECRET_KEY": testSecretKey,
+		"AWS_DEFAULT_REGION":             "us-east-1",
+		"MLFLOW_S3_ENDPOINT_URL":         "http://127.0.0.1:9000",
+		"AWS_ENDPOINT_URL_S3":            "http://127.0.0.1:9000",
+	}
+	for k, w := range wantEnv {
+		if env[k] != w {
+			t.Errorf("mlflow.env %s = %q, want %q", k, env[k], w)
+		}
+	}
+
+	unit := c.file(t, "/etc/systemd/system/mlflow.service").Content
+	for _, line := range []string{
+		"After=network-online.target",
+		"User=mlflow",
+		"Restart=always",
+		"RestartSec=5",
+		"EnvironmentFile=/etc/mlflow/mlflow.env",
+		"EnvironmentFile=-/run/mlflow/allowed-hosts.env",
+		"RuntimeDirectory=mlflow",
+		"ExecStartPre=/usr/local/libexec/mlstack/allowed-hosts.sh /run/mlflow/allowed-hosts.env",
+		"WantedBy=multi-user.target",
+	} {
+		if !hasLine(unit, line) {
+			t.Errorf("mlflow.service lacks line %q", line)
+		}
+	}
+	execStart := strings.Join(strings.Fields(strings.ReplaceAll(unitValue(t, unit, "ExecStart"), "\\\n", " ")), " ")
+	want := "/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1" +
+		" --backend-store-uri sqlite:////var/lib/mlflow/mlflow.db --default-artifact-root s3://" + p.Bucket + "/artifacts"
+	if execStart != want {
+		t.Errorf("ExecStart =\n  %s\nwant\n  %s", execStart, want)
+	}
+
+	// The files that the unit and runcmd execute are the ones written.
+	if len(c.Runcmd) != 1 || !sameList(c.Runcmd[0], []any{"/usr/local/sbin/mlstack-setup", DefaultMLflowVersion}) {
+		t.Errorf("runcmd = %v", c.Runcmd)
+	}
+	setup := c.file(t, "/usr/local/sbin/mlstack-setup").Content
+	if !strings.Contains(setup, `"mlflow[auth]==$version" boto3`) || !strings.Contains(setup, "systemctl enable --now mlflow.service") {
+		t.Errorf("setup script does not install the pinned mlflow[auth] with boto3 and start the unit:\n%s", setup)
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func hasLine(text, line string) bool {
+	for l := range strings.Lines(text) {
+		if strings.TrimRight(l, "\n") == line {
+			return true
+		}
+	}
+	return false
+}

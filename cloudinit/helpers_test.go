@@ -1,0 +1,140 @@
+// Helpers shared by the cloudinit tests: valid parameters, rendering and
+// parsing the user-data, and finding the external checkers.
+
+package cloudinit
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"regexp"
+	"testing"
+)
+
+const (
+	testPassword  = "Pw-0f-the-golden-admin"
+	testSecretKey = "flask-secret-key-for-golden-test"
+)
+
+func validParams() Params {
+	return Params{
+		Stack:          "demo",
+		Bucket:         "mlstack-demo-123456789012-us-east-1",
+		Region:         "us-east-1",
+		MLflowVersion:  DefaultMLflowVersion,
+		AdminUsername:  "admin",
+		AdminPassword:  testPassword,
+		FlaskSecretKey: testSecretKey,
+	}
+}
+
+// needTool finds an external checker. Locally a missing tool skips the test;
+// in CI (CI set) it fails, because CI must never silently skip a check.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, name+" is not installed: "+err.Error())
+	}
+	return path
+}
+
+func missing(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "" {
+		t.Skip(msg)
+	}
+	t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
+}
+
+// pythonYAML returns a python3 that can import PyYAML, the parser cloud-init uses.
+func pythonYAML(t *testing.T) string {
+	t.Helper()
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(py, "-c", "import yaml").Run() == nil {
+			return py
+		}
+	}
+	missing(t, "no python3 with PyYAML (Debian: python3-yaml)")
+	return ""
+}
+
+func render(t *testing.T, p Params) []byte {
+	t.Helper()
+	out, err := Render(p)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	return out
+}
+
+type writeFile struct {
+	Path        string `json:"path"`
+	Owner       string `json:"owner"`
+	Permissions string `json:"permissions"`
+	Defer       bool   `json:"defer"`
+	Content     string `json:"content"`
+}
+
+type cloudConfig struct {
+	Swap          map[string]any `json:"swap"`
+	PackageUpdate bool           `json:"package_update"`
+	Packages      []string       `json:"packages"`
+	Users         []any          `json:"users"`
+	WriteFiles    []writeFile    `json:"write_files"`
+	Runcmd        []any          `json:"runcmd"`
+}
+
+func (c cloudConfig) file(t *testing.T, path string) writeFile {
+	t.Helper()
+	for _, f := range c.WriteFiles {
+		if f.Path == path {
+			return f
+		}
+	}
+	t.Fatalf("write_files has no %s", path)
+	return writeFile{}
+}
+
+// parse loads the user-data with PyYAML's safe_load, as cloud-init does.
+func parse(t *testing.T, userData []byte) cloudConfig {
+	t.Helper()
+	cmd := exec.Command(pythonYAML(t), "-c",
+		"import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)")
+	cmd.Stdin = bytes.NewReader(userData)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("PyYAML cannot parse the user-data: %v\n%s", err, stderr.String())
+	}
+	var c cloudConfig
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatalf("decode parsed user-data: %v", err)
+	}
+	return c
+}
+
+func sameList(v any, want []any) bool {
+	l, ok := v.([]any)
+	if !ok || len(l) != len(want) {
+		return false
+	}
+	for i := range l {
+		if l[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// unitValue returns KEY's value in a unit file, continuation lines included.
+func unitValue(t *testing.T, unit, key string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + key + `=((?:.*\\\n)*.*)$`).FindStringSubmatch(unit)
+	if m == nil {
+		t.Fatalf("unit has no %s=", key)
+	}
+	return m[1]
+}
