@@ -249,6 +249,18 @@ func (e *env) mlstack(args ...string) result {
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
+// ok runs mlstack and fails e's test at once unless it exits 0; the result
+// is there for further checks. It fails e.t, so it is not for a subtest
+// that shares the parent's env.
+func (e *env) ok(args ...string) result {
+	e.t.Helper()
+	res := e.mlstack(args...)
+	if res.code != 0 {
+		e.t.Fatalf("mlstack %s: exit %d: %s", strings.Join(args, " "), res.code, res.stderr)
+	}
+	return res
+}
+
 // stackFlags are the flags every test stack uses.
 func (e *env) stackFlags(stack string) []string {
 	return []string{"--stack", stack, "--state-dir", e.stateDir}
