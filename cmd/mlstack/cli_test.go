@@ -99,10 +99,7 @@ func TestMissingCredentials(t *testing.T) {
 // TestDryRunChangesNothing: --dry-run prints the plan and makes no mutating call.
 func TestDryRunChangesNothing(t *testing.T) {
 	e := newEnv(t)
-	res := e.mlstack(append([]string{"up", "--dry-run", "--allow-cidr", allowCIDR}, e.stackFlags("plan")...)...)
-	if res.code != 0 {
-		t.Fatalf("exit %d: %s", res.code, res.stderr)
-	}
+	res := e.ok(append([]string{"up", "--dry-run", "--allow-cidr", allowCIDR}, e.stackFlags("plan")...)...)
 	for _, want := range []string{"(plan) would create IAM user mlstack-plan", "(plan) would create S3 bucket mlstack-plan-123456789012-eu-west-3",
 		"(plan) would launch instance mlstack-plan from " + wantAMI, "tcp 5000 from " + allowCIDR} {
 		if !strings.Contains(res.stdout, want) {
@@ -164,10 +161,7 @@ func TestForeignLookAlikes(t *testing.T) {
 			if m := e.rec.mutating(); len(m) > 0 {
 				t.Errorf("up made mutating calls before refusing: %+v", m)
 			}
-			res = e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("twin")...)...)
-			if res.code != 0 {
-				t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-			}
+			e.ok(append([]string{"down", "--yes"}, e.stackFlags("twin")...)...)
 			after := e.everything()
 			if strings.Join(before, "|") != strings.Join(after, "|") {
 				t.Errorf("foreign resources changed:\nbefore %v\nafter  %v", before, after)
@@ -180,9 +174,7 @@ func TestForeignLookAlikes(t *testing.T) {
 // TestDownRefusesWithoutYes: with no terminal and no --yes, down deletes nothing.
 func TestDownRefusesWithoutYes(t *testing.T) {
 	e := newEnv(t)
-	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("keep")...)...); res.code != 0 {
-		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("keep")...)...)
 	before := e.everything()
 	e.rec.reset()
 	res := e.mlstack(append([]string{"down"}, e.stackFlags("keep")...)...)
@@ -195,9 +187,7 @@ func TestDownRefusesWithoutYes(t *testing.T) {
 	if after := e.everything(); strings.Join(before, "|") != strings.Join(after, "|") {
 		t.Errorf("resources changed: %v → %v", before, after)
 	}
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("keep")...)...); res.code != 0 {
-		t.Fatalf("down --yes: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("keep")...)...)
 	e.assertNothingLeft()
 }
 
@@ -205,19 +195,13 @@ func TestDownRefusesWithoutYes(t *testing.T) {
 // local state at all.
 func TestDownFromFreshMachine(t *testing.T) {
 	e := newEnv(t)
-	res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ci")...)...)
-	if res.code != 0 {
-		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ci")...)...)
 	// Put an object version and a delete marker in the bucket: down must empty it.
 	bucket := "mlstack-ci-123456789012-eu-west-3"
 	_, err := e.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("a/b.txt"), Body: strings.NewReader("x")})
 	must(t, err)
 	fresh := t.TempDir()
-	res = e.mlstack("down", "--yes", "--stack", "ci", "--state-dir", fresh)
-	if res.code != 0 {
-		t.Fatalf("down from a fresh machine: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok("down", "--yes", "--stack", "ci", "--state-dir", fresh)
 	e.assertNothingLeft()
 }
 
@@ -227,9 +211,7 @@ func TestUpConverges(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("drift")...)
-	if res := e.mlstack(flags...); res.code != 0 {
-		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(flags...)
 	g := stackSGNamed(t, e, "mlstack-drift")
 	// Someone opened ssh to the world and removed encryption.
 	_, err := e.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: g.GroupId,
@@ -242,9 +224,7 @@ func TestUpConverges(t *testing.T) {
 	e.rec.reset()
 	// A changed CIDR list is converged too.
 	flags2 := append([]string{"up", "--no-wait", "--allow-cidr", "203.0.113.0/24"}, e.stackFlags("drift")...)
-	if res := e.mlstack(flags2...); res.code != 0 {
-		t.Fatalf("second up: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(flags2...)
 	var muts []string
 	for _, c := range e.rec.mutating() {
 		if c.Service == "s3" {
@@ -265,9 +245,7 @@ func TestUpConverges(t *testing.T) {
 	if _, err := e.s3.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String("mlstack-drift-123456789012-eu-west-3")}); err != nil {
 		t.Errorf("encryption not restored: %v", err)
 	}
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("drift")...)...); res.code != 0 {
-		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("drift")...)...)
 	e.assertNothingLeft()
 }
 
@@ -328,17 +306,12 @@ func TestPerServiceEndpoints(t *testing.T) {
 	for _, svc := range []string{"EC2", "IAM", "STS", "S3"} {
 		t.Setenv("AWS_ENDPOINT_URL_"+svc, e.rec.srv.URL)
 	}
-	res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("svc")...)...)
-	if res.code != 0 {
-		t.Fatalf("up with per-service endpoints: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("svc")...)...)
 	env := e.mlstack(append([]string{"env"}, e.stackFlags("svc")...)...)
 	if !strings.Contains(env.stdout, "export MLFLOW_S3_ENDPOINT_URL='"+e.rec.srv.URL+"'") {
 		t.Error("env lacks the S3 endpoint override")
 	}
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("svc")...)...); res.code != 0 {
-		t.Fatalf("down: %s", res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("svc")...)...)
 	e.assertNothingLeft()
 }
 
@@ -346,9 +319,7 @@ func TestPerServiceEndpoints(t *testing.T) {
 // deletes nothing, "y" deletes the stack. script(1) provides the terminal.
 func TestDownAsksOnTerminal(t *testing.T) {
 	e := newEnv(t)
-	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ask")...)...); res.code != 0 {
-		t.Fatalf("up: %s", res.stderr)
-	}
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ask")...)...)
 	before := e.everything()
 	answer := func(reply string) (int, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
