@@ -40,10 +40,7 @@ const (
 func TestUpEnvDown(t *testing.T) {
 	e := newEnv(t)
 
-	res := e.mlstack(append([]string{"up"}, append(e.stackFlags(stack), "--allow-cidr", allowCIDR, "--no-wait")...)...)
-	if res.code != 0 {
-		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
-	}
+	res := e.ok(append([]string{"up"}, append(e.stackFlags(stack), "--allow-cidr", allowCIDR, "--no-wait")...)...)
 	uri := strings.TrimSpace(res.stdout)
 	if !strings.HasPrefix(uri, "http://") || !strings.HasSuffix(uri, ":5000") {
 		t.Fatalf("up printed %q, want the tracking URI", uri)
@@ -59,10 +56,7 @@ func TestUpEnvDown(t *testing.T) {
 	t.Run("local files", func(t *testing.T) { checkLocalFiles(t, filepath.Join(e.stateDir, stack)) })
 
 	// The env output, sourced by bash, gives exactly the stack's values.
-	envRes := e.mlstack(append([]string{"env"}, e.stackFlags(stack)...)...)
-	if envRes.code != 0 {
-		t.Fatalf("env: exit %d: %s", envRes.code, envRes.stderr)
-	}
+	envRes := e.ok(append([]string{"env"}, e.stackFlags(stack)...)...)
 	got := sourceEnv(t, envRes.stdout)
 	want := map[string]string{
 		"MLFLOW_TRACKING_URI":      uri,
@@ -83,10 +77,7 @@ func TestUpEnvDown(t *testing.T) {
 
 	// Re-running up on a complete stack makes no mutating call.
 	e.rec.reset()
-	res = e.mlstack(append([]string{"up"}, append(e.stackFlags(stack), "--allow-cidr", allowCIDR, "--no-wait")...)...)
-	if res.code != 0 {
-		t.Fatalf("second up: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"up"}, append(e.stackFlags(stack), "--allow-cidr", allowCIDR, "--no-wait")...)...)
 	if len(e.rec.calls()) == 0 {
 		t.Fatal("second up made no AWS call at all: the recorder is not in the path")
 	}
@@ -99,18 +90,12 @@ func TestUpEnvDown(t *testing.T) {
 		t.Fatalf("status: exit %d, stdout:\n%s", res.code, res.stdout)
 	}
 
-	res = e.mlstack(append([]string{"down", "--yes"}, e.stackFlags(stack)...)...)
-	if res.code != 0 {
-		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags(stack)...)...)
 	e.assertNothingLeft()
 	if _, err := os.Stat(filepath.Join(e.stateDir, stack)); !os.IsNotExist(err) {
 		t.Errorf("local state of the stack still exists after down (err=%v)", err)
 	}
-	res = e.mlstack(append([]string{"down", "--yes"}, e.stackFlags(stack)...)...)
-	if res.code != 0 {
-		t.Fatalf("second down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags(stack)...)...)
 }
 
 type localState struct {
