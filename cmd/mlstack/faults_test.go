@@ -258,9 +258,7 @@ func TestConcurrentUp(t *testing.T) {
 	wg.Wait()
 	harvestSecrets(e.stateDir)
 	e.assertExactlyOne("twins")
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("twins")...)...); res.code != 0 {
-		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("twins")...)...)
 	e.assertNothingLeft()
 }
 
@@ -302,9 +300,7 @@ func TestInterrupt(t *testing.T) {
 	// How many calls does a clean up make? Interrupt after each of them.
 	e.mlstack(append([]string{"up"}, flags...)...)
 	total := len(e.rec.calls())
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("sig")...)...); res.code != 0 {
-		t.Fatalf("down: %s", res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("sig")...)...)
 	if total < 10 {
 		t.Fatalf("a clean up made only %d calls", total)
 	}
@@ -321,9 +317,7 @@ func TestInterrupt(t *testing.T) {
 		for n := 1; n <= total; n += 2 {
 			e.rec.reset()
 			if cmd == "down" { // something to delete
-				if res := e.mlstack(append([]string{"up"}, flags...)...); res.code != 0 {
-					t.Fatalf("setup up: %s", res.stderr)
-				}
+				e.ok(append([]string{"up"}, flags...)...)
 				e.rec.reset()
 			}
 			args := append([]string{cmd}, flags...)
