@@ -61,10 +61,7 @@ func TestSSHPortFollowsFlag(t *testing.T) {
 		t.Helper()
 		args := append([]string{"up"}, e.stackFlags(name)...)
 		args = append(args, "--allow-cidr", allowCIDR, "--allow-cidr", other, "--no-wait")
-		res := e.mlstack(append(args, extra...)...)
-		if res.code != 0 {
-			t.Fatalf("up %v: exit %d: %s", extra, res.code, res.stderr)
-		}
+		e.ok(append(args, extra...)...)
 	}
 	web := []string{"tcp 5000-5000 " + allowCIDR, "tcp 5000-5000 " + other}
 	withSSH := []string{"tcp 22-22 " + allowCIDR, "tcp 22-22 " + other, "tcp 5000-5000 " + allowCIDR, "tcp 5000-5000 " + other}
@@ -88,10 +85,7 @@ func TestSSHPortFollowsFlag(t *testing.T) {
 		t.Fatalf("up without --ssh after --ssh: ingress %v, want %v (port 22 closed again)", got, web)
 	}
 
-	res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags(name)...)...)
-	if res.code != 0 {
-		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags(name)...)...)
 	e.assertNothingLeft()
 }
 
@@ -144,10 +138,7 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 	const name = "sshe2e"
 	dir := filepath.Join(e.stateDir, name)
 	flags := e.stackFlags(name)
-	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")...)
-	if res.code != 0 {
-		t.Fatalf("up --ssh: exit %d: %s", res.code, res.stderr)
-	}
+	res := e.ok(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")...)
 	if !strings.Contains(res.stderr, "pinned SSH host key SHA256:") || !strings.Contains(res.stderr, "mlstack ssh --stack "+name) {
 		t.Errorf("up --ssh does not say which host key it pinned and how to connect:\n%s", res.stderr)
 	}
@@ -208,11 +199,8 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 	must(t, os.WriteFile(logPath, []byte("Cloud-init v. 24.1 running 'modules:final'\nmlstack-setup: installing mlflow\n"), 0o600))
 	journal := filepath.Join(logDir, "journal")
 	must(t, os.WriteFile(journal, []byte("systemd[1]: Started mlflow.service\n"), 0o600))
-	res = e.mlstack(append(append(append([]string{"logs"}, flags...), via...),
+	res = e.ok(append(append(append([]string{"logs"}, flags...), via...),
 		"--bootstrap-log", logPath, "--journal-command", "cat "+journal)...)
-	if res.code != 0 {
-		t.Fatalf("logs: exit %d: %s", res.code, res.stderr)
-	}
 	for _, want := range []string{"==> " + logPath + " (bootstrap) <==", "mlstack-setup: installing mlflow", "==> journalctl -u mlflow", "Started mlflow.service"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("logs output lacks %q:\n%s", want, res.stdout)
@@ -242,10 +230,7 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 		t.Errorf("logs from a server with another host key: exit %d (must fail, not fall back), stderr %s", res.code, res.stderr)
 	}
 
-	res = e.mlstack(append([]string{"down", "--yes"}, flags...)...)
-	if res.code != 0 {
-		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, flags...)...)
 	e.assertNothingLeft()
 }
 
@@ -255,15 +240,9 @@ func TestLogsConsoleFallback(t *testing.T) {
 	e := newEnv(t)
 	const name = "consolelogs"
 	flags := e.stackFlags(name)
-	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--no-wait")...)
-	if res.code != 0 {
-		t.Fatalf("up: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--no-wait")...)
 	e.rec.reset()
-	res = e.mlstack(append([]string{"logs"}, flags...)...)
-	if res.code != 0 {
-		t.Fatalf("logs: exit %d: %s", res.code, res.stderr)
-	}
+	res := e.ok(append([]string{"logs"}, flags...)...)
 	if !strings.Contains(res.stdout, motoConsoleLine) {
 		t.Errorf("logs without SSH did not print the console output:\n%s", res.stdout)
 	}
@@ -286,10 +265,7 @@ func TestLogsConsoleFallback(t *testing.T) {
 		t.Errorf("ssh with port 22 closed: exit %d, stderr %s", res.code, res.stderr)
 	}
 
-	res = e.mlstack(append([]string{"down", "--yes"}, flags...)...)
-	if res.code != 0 {
-		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, flags...)...)
 	e.assertNothingLeft()
 	res = e.mlstack(append([]string{"logs"}, flags...)...)
 	if res.code == 0 || !strings.Contains(res.stderr, "has no instance") {
@@ -324,10 +300,7 @@ func TestUpHealthTimeoutShowsBootstrapLog(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
 		}
 	}
-	res = e.mlstack(append([]string{"down", "--yes"}, flags...)...)
-	if res.code != 0 {
-		t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, flags...)...)
 	e.assertNothingLeft()
 }
 
@@ -339,15 +312,9 @@ func TestSSHInteractiveShell(t *testing.T) {
 	const name = "sshpty"
 	dir := filepath.Join(e.stateDir, name)
 	flags := e.stackFlags(name)
-	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")...)
-	if res.code != 0 {
-		t.Fatalf("up --ssh: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")...)
 	defer func() {
-		res := e.mlstack(append([]string{"down", "--yes"}, flags...)...)
-		if res.code != 0 {
-			t.Fatalf("down: exit %d: %s", res.code, res.stderr)
-		}
+		e.ok(append([]string{"down", "--yes"}, flags...)...)
 		e.assertNothingLeft()
 	}()
 	hostKeyPEM, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key"))
