@@ -31,10 +31,7 @@ type lsEntry struct {
 
 func (e *env) ls(args ...string) []lsEntry {
 	e.t.Helper()
-	res := e.mlstack(append([]string{"ls", "--output", "json"}, args...)...)
-	if res.code != 0 {
-		e.t.Fatalf("ls: exit %d: %s", res.code, res.stderr)
-	}
+	res := e.ok(append([]string{"ls", "--output", "json"}, args...)...)
 	var out []lsEntry
 	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
 		e.t.Fatalf("ls --output json is not JSON: %v\n%s", err, res.stdout)
@@ -58,9 +55,7 @@ func TestTTLListAndSweep(t *testing.T) {
 	up := func(stack string, extra ...string) {
 		t.Helper()
 		args := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, append(e.stackFlags(stack), extra...)...)
-		if res := e.mlstack(args...); res.code != 0 {
-			t.Fatalf("up %s: exit %d: %s", stack, res.code, res.stderr)
-		}
+		e.ok(args...)
 	}
 	up("short1", "--ttl", "2s")
 	up("short2", "--ttl", "2s")
@@ -123,15 +118,11 @@ func TestTTLListAndSweep(t *testing.T) {
 		t.Fatalf("after the sweep: %s", got)
 	}
 	// --older-than: nothing is an hour old yet.
-	if res := e.mlstack("down", "--all", "--older-than", "1h", "--yes", "--state-dir", e.stateDir); res.code != 0 {
-		t.Fatalf("sweep --older-than: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok("down", "--all", "--older-than", "1h", "--yes", "--state-dir", e.stateDir)
 	if got := stacksOf(e.ls()); got != "forever,long" {
 		t.Fatalf("--older-than 1h removed young stacks: %s", got)
 	}
-	if res := e.mlstack("down", "--all", "--older-than", "1s", "--yes", "--state-dir", e.stateDir); res.code != 0 {
-		t.Fatalf("sweep --all: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok("down", "--all", "--older-than", "1s", "--yes", "--state-dir", e.stateDir)
 	_, err = e.iam.DeleteUser(context.Background(), &iam.DeleteUserInput{UserName: aws.String("mlstack-stranger")})
 	must(t, err)
 	e.assertNothingLeft()
@@ -141,13 +132,8 @@ func TestTTLListAndSweep(t *testing.T) {
 func TestTTLExtend(t *testing.T) {
 	e := newEnv(t)
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ext")...)
-	if res := e.mlstack(append(flags, "--ttl", "1h")...); res.code != 0 {
-		t.Fatalf("up: %s", res.stderr)
-	}
-	res := e.mlstack(append(flags, "--ttl", "2d", "--output", "json")...)
-	if res.code != 0 {
-		t.Fatalf("up --ttl 2d: %s", res.stderr)
-	}
+	e.ok(append(flags, "--ttl", "1h")...)
+	res := e.ok(append(flags, "--ttl", "2d", "--output", "json")...)
 	var rep struct {
 		Stack       string `json:"stack"`
 		TrackingURI string `json:"tracking_uri"`
@@ -172,9 +158,7 @@ func TestTTLExtend(t *testing.T) {
 	if err := json.Unmarshal([]byte(st.stdout), &sr); err != nil || sr.Stack != "ext" || len(sr.Resources) != 7 || sr.TrackingURI == "" {
 		t.Errorf("status --output json: %v %+v", err, sr)
 	}
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("ext")...)...); res.code != 0 {
-		t.Fatalf("down: %s", res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("ext")...)...)
 	e.assertNothingLeft()
 }
 
@@ -220,9 +204,7 @@ func parseGitHubEnv(t *testing.T, data string) map[string]string {
 // what is missing and how to get it.
 func TestEnvFormats(t *testing.T) {
 	e := newEnv(t)
-	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("fmt")...)...); res.code != 0 {
-		t.Fatalf("up: %s", res.stderr)
-	}
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("fmt")...)...)
 	shell := e.mlstack(append([]string{"env"}, e.stackFlags("fmt")...)...)
 	want := sourceEnv(t, shell.stdout)
 
@@ -247,10 +229,7 @@ func TestEnvFormats(t *testing.T) {
 
 	ghFile := filepath.Join(t.TempDir(), "github_env")
 	t.Setenv("GITHUB_ENV", ghFile)
-	gh := e.mlstack(append([]string{"env", "--format", "github"}, e.stackFlags("fmt")...)...)
-	if gh.code != 0 {
-		t.Fatalf("env --format github: %s", gh.stderr)
-	}
+	gh := e.ok(append([]string{"env", "--format", "github"}, e.stackFlags("fmt")...)...)
 	for _, secret := range []string{want["AWS_SECRET_ACCESS_KEY"], want["MLFLOW_TRACKING_PASSWORD"]} {
 		if !strings.Contains(gh.stdout, "::add-mask::"+secret+"\n") {
 			t.Error("a secret is not masked")
@@ -281,9 +260,7 @@ func TestEnvFormats(t *testing.T) {
 	if fresh.code != 1 || !strings.Contains(fresh.stderr, "creds rotate") || !strings.Contains(fresh.stderr, "missing") {
 		t.Errorf("env without local secrets: exit %d, %q", fresh.code, fresh.stderr)
 	}
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("fmt")...)...); res.code != 0 {
-		t.Fatalf("down: %s", res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("fmt")...)...)
 	e.assertNothingLeft()
 }
 
@@ -346,19 +323,14 @@ func mlflowAuthStatus(t *testing.T, url, user, password string) int {
 // exactly one working key left; also from a machine without local secrets.
 func TestCredsRotate(t *testing.T) {
 	e := newEnv(t)
-	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("rot")...)...); res.code != 0 {
-		t.Fatalf("up: %s", res.stderr)
-	}
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("rot")...)...)
 	old := readState(t, filepath.Join(e.stateDir, "rot"))
 	server := mlflowServer(t, old.MLflowPassword)
 	if mlflowAuthStatus(t, server, "admin", old.MLflowPassword) != http.StatusOK {
 		t.Fatal("the real server does not accept the stack's password")
 	}
 
-	res := e.mlstack(append([]string{"creds", "rotate", "--tracking-uri", server}, e.stackFlags("rot")...)...)
-	if res.code != 0 {
-		t.Fatalf("creds rotate: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok(append([]string{"creds", "rotate", "--tracking-uri", server}, e.stackFlags("rot")...)...)
 	now := readState(t, filepath.Join(e.stateDir, "rot"))
 	if now.AccessKeyID == old.AccessKeyID || now.MLflowPassword == old.MLflowPassword {
 		t.Fatal("rotation kept the old key or password")
@@ -376,7 +348,7 @@ func TestCredsRotate(t *testing.T) {
 	// recovering the current MLflow password from... nowhere: it was
 	// rotated, so the user-data password is stale and the server says 401.
 	fresh := t.TempDir()
-	res = e.mlstack("creds", "rotate", "--stack", "rot", "--state-dir", fresh, "--tracking-uri", server)
+	res := e.mlstack("creds", "rotate", "--stack", "rot", "--state-dir", fresh, "--tracking-uri", server)
 	if res.code != 1 || !strings.Contains(res.stderr, "access key rotated") || !strings.Contains(res.stderr, "401") {
 		t.Errorf("rotate on a fresh machine after a password change: exit %d, %q", res.code, res.stderr)
 	}
@@ -389,9 +361,7 @@ func TestCredsRotate(t *testing.T) {
 	}
 	checkOneWorkingKey(t, e, "mlstack-rot", freshState)
 
-	if res := e.mlstack(append([]string{"down", "--yes"}, e.stackFlags("rot")...)...); res.code != 0 {
-		t.Fatalf("down: %s", res.stderr)
-	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("rot")...)...)
 	e.assertNothingLeft()
 }
 
@@ -399,16 +369,11 @@ func TestCredsRotate(t *testing.T) {
 // instance's user-data when this machine never had it.
 func TestCredsRotateFreshMachine(t *testing.T) {
 	e := newEnv(t)
-	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("rot2")...)...); res.code != 0 {
-		t.Fatalf("up: %s", res.stderr)
-	}
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("rot2")...)...)
 	orig := readState(t, filepath.Join(e.stateDir, "rot2"))
 	server := mlflowServer(t, orig.MLflowPassword)
 	fresh := t.TempDir()
-	res := e.mlstack("creds", "rotate", "--stack", "rot2", "--state-dir", fresh, "--tracking-uri", server)
-	if res.code != 0 {
-		t.Fatalf("rotate from a fresh machine: exit %d: %s", res.code, res.stderr)
-	}
+	e.ok("creds", "rotate", "--stack", "rot2", "--state-dir", fresh, "--tracking-uri", server)
 	st := readState(t, filepath.Join(fresh, "rot2"))
 	if mlflowAuthStatus(t, server, "admin", st.MLflowPassword) != http.StatusOK {
 		t.Error("the fresh machine's password does not work")
@@ -417,9 +382,7 @@ func TestCredsRotateFreshMachine(t *testing.T) {
 	if res := e.mlstack("env", "--stack", "rot2", "--state-dir", fresh); res.code != 0 {
 		t.Errorf("env on the fresh machine after rotation: %s", res.stderr)
 	}
-	if res := e.mlstack("down", "--yes", "--stack", "rot2", "--state-dir", fresh); res.code != 0 {
-		t.Fatalf("down: %s", res.stderr)
-	}
+	e.ok("down", "--yes", "--stack", "rot2", "--state-dir", fresh)
 	e.assertNothingLeft()
 }
 
