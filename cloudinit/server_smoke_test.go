@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlstack/mlstack/internal/proctest"
 
 	"github.com/mlstack/mlstack/templates"
 )
@@ -110,20 +111,11 @@ func TestMLflowServerSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	server.Stdout, server.Stderr = logFile, logFile
-	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // mlflow forks uvicorn
-	if err := server.Start(); err != nil {
+	// mlflow forks uvicorn: stop the whole group.
+	if _, err := proctest.Start(t, server, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		_ = syscall.Kill(-server.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = server.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-server.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("server log:\n%s", b)

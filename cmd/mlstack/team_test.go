@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/internal/proctest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -290,8 +292,9 @@ func mlflowServer(t *testing.T, password string) string {
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	must(t, err)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	must(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// mlflow server forks uvicorn: stop the whole group.
+	_, err = proctest.Start(t, cmd, 20*time.Second)
+	must(t, err)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {

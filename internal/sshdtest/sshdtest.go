@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mlstack/mlstack/internal/proctest"
 )
 
 // SSHD is where Debian's openssh-server installs the server.
@@ -60,21 +62,16 @@ func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 	log := &SyncBuffer{}
 	cmd := exec.Command(SSHD, "-D", "-e", "-f", cfg, "-p", fmt.Sprint(port))
 	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting sshd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
 		if t.Failed() {
 			t.Logf("sshd log:\n%s", log.String())
 		}
 	})
+	// sshd forks a process per connection: stop the whole group.
+	exited, err := proctest.Start(t, cmd, 2*time.Second)
+	if err != nil {
+		t.Fatalf("starting sshd: %v", err)
+	}
 	waitListening(t, addr, exited, log)
 	return &Server{Addr: addr, User: u.Username, Dir: dir}
 }
