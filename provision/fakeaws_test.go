@@ -1,0 +1,1877 @@
+package provision
+
+// An in-memory AWS account for unit tests: it implements ec2API, iamAPI,
+// s3API and keyProbeAPI with the behaviour mlstack relies on (tags and tag
+// filters, a default VPC, instance states, IAM entities with their AWS error
+// codes, S3 buckets with versions and uploads), records every call, and can
+// be told to fail an operation the next N times.
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+const (
+	fakeAccount = "123456789012"
+	fakeRegion  = "eu-west-3"
+	// fakeOtherAccount owns the buckets the fake calls foreign.
+	fakeOtherAccount = "210987654321"
+)
+
+// awsErr is an AWS error answer with the given code, as the SDK returns it.
+func awsErr(code string) error {
+	return &smithy.GenericAPIError{Code: code, Message: "fake: " + code}
+}
+
+// awsErrMsg is awsErr with a message of its own.
+func awsErrMsg(code, msg string) error {
+	return &smithy.GenericAPIError{Code: code, Message: msg}
+}
+
+type fakeFail struct {
+	err   error
+	n     int  // calls left; <0: every call
+	after bool // apply the operation, then answer err (a lost response)
+}
+
+type fakeInstance struct {
+	inst     ec2types.Instance
+	userData string // base64, as RunInstances received it
+	token    string
+}
+
+type fakeGroup struct {
+	sg ec2types.SecurityGroup
+}
+
+type fakeKeyPair struct {
+	kp       ec2types.KeyPairInfo
+	material []byte
+}
+
+type fakeAccessKey struct {
+	id, secret string
+	created    time.Time
+}
+
+type fakeUser struct {
+	user     iamtypes.User
+	policies map[string]string
+	keys     []fakeAccessKey
+}
+
+type fakeRole struct {
+	role     iamtypes.Role
+	policies map[string]string
+	attached []string // managed policy ARNs
+}
+
+type fakeProfile struct {
+	prof  iamtypes.InstanceProfile
+	roles []string
+}
+
+type fakeVersion struct {
+	key, id string
+	marker  bool // a delete marker
+}
+
+type fakeUpload struct{ key, id string }
+
+type fakeBucket struct {
+	region     string
+	foreign    bool              // owned by another account: Forbidden to us
+	tags       map[string]string // nil: no tag set
+	pab        *s3types.PublicAccessBlockConfiguration
+	encrypted  bool
+	versions   []fakeVersion
+	uploads    []fakeUpload
+	deleteErrs map[string]string // key -> error code DeleteObjects answers for it
+}
+
+// fakeAWS is one AWS account in one region (EC2 is regional: other regions
+// are fakes of their own, see inRegion).
+type fakeAWS struct {
+	mu      sync.Mutex
+	account string
+	region  string
+	log     *CallLog
+	mirror  *CallLog // the AWS.Calls of the running command, if any
+	fails   map[string][]*fakeFail
+	seq     int
+	base    time.Time
+	connect int // connect calls
+
+	// EC2
+	vpcs          []ec2types.Vpc
+	groups        []*fakeGroup
+	keyPairs      []*fakeKeyPair
+	instances     []*fakeInstance
+	images        []ec2types.Image
+	instanceTypes map[string][]ec2types.ArchitectureType
+	regions       []string
+	console       map[string]string // instance id -> console text
+	pageSize      int               // DescribeInstances/ListObjectVersions page size; 0: all
+	others        map[string]*fakeAWS
+
+	// IAM
+	users    map[string]*fakeUser
+	roles    map[string]*fakeRole
+	profiles map[string]*fakeProfile
+
+	// S3
+	buckets map[string]*fakeBucket
+}
+
+// newFakeAWS is an account with a default VPC, an official Ubuntu image per
+// architecture and a few instance types.
+func newFakeAWS() *fakeAWS {
+	f := &fakeAWS{
+		account: fakeAccount, region: fakeRegion, log: &CallLog{},
+		fails: map[string][]*fakeFail{}, base: time.Now().UTC().Add(-time.Hour),
+		instanceTypes: map[string][]ec2types.ArchitectureType{
+			"t2.micro":  {ec2types.ArchitectureTypeI386, ec2types.ArchitectureTypeX8664},
+			"t4g.small": {ec2types.ArchitectureTypeArm64},
+			"mac1.metal": {
+				ec2types.ArchitectureTypeX8664Mac,
+			},
+		},
+		regions:  []string{"eu-west-3", "us-east-1"},
+		console:  map[string]string{},
+		others:   map[string]*fakeAWS{},
+		users:    map[string]*fakeUser{},
+		roles:    map[string]*fakeRole{},
+		profiles: map[string]*fakeProfile{},
+		buckets:  map[string]*fakeBucket{},
+	}
+	f.vpcs = []ec2types.Vpc{
+		{VpcId: aws.String("vpc-0other"), IsDefault: aws.Bool(false)},
+		{VpcId: aws.String("vpc-0default"), IsDefault: aws.Bool(true)},
+	}
+	for _, a := range []struct{ ubuntu, arch string }{{"amd64", "x86_64"}, {"arm64", "arm64"}} {
+		f.images = append(f.images,
+			ec2types.Image{ImageId: aws.String("ami-old" + a.ubuntu), OwnerId: aws.String(canonicalOwner),
+				Name:         aws.String("ubuntu/images/hvm-ssd/ubuntu-noble-24.04-" + a.ubuntu + "-server-20240601"),
+				Architecture: ec2types.ArchitectureValues(a.arch), State: ec2types.ImageStateAvailable,
+				CreationDate: aws.String("2024-06-01T00:00:00.000Z")},
+			ec2types.Image{ImageId: aws.String("ami-new" + a.ubuntu), OwnerId: aws.String(canonicalOwner),
+				Name:         aws.String("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-" + a.ubuntu + "-server-20250101"),
+				Architecture: ec2types.ArchitectureValues(a.arch), State: ec2types.ImageStateAvailable,
+				CreationDate: aws.String("2025-01-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/sda1")},
+			// Same name, another owner: never to be chosen.
+			ec2types.Image{ImageId: aws.String("ami-evil" + a.ubuntu), OwnerId: aws.String("666666666666"),
+				Name:         aws.String("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-" + a.ubuntu + "-server-20991231"),
+				Architecture: ec2types.ArchitectureValues(a.arch), State: ec2types.ImageStateAvailable,
+				CreationDate: aws.String("2099-12-31T00:00:00.000Z")},
+		)
+	}
+	return f
+}
+
+// inRegion is the EC2 of another region of the same account: a fake of its
+// own that shares the call log.
+func (f *fakeAWS) inRegion(region string) *fakeAWS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if region == f.region {
+		return f
+	}
+	o := f.others[region]
+	if o == nil {
+		o = newFakeAWS()
+		o.region, o.log = region, f.log
+		f.others[region] = o
+	}
+	return o
+}
+
+// session is a session over the fake, as connect would return it.
+func (f *fakeAWS) session() *session {
+	return &session{
+		ec2: f, iam: f, s3: f, region: f.region, account: f.account, partition: "aws",
+		ec2In: func(region string) ec2API { return f.inRegion(region) },
+		s3As:  func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
+	}
+}
+
+// install makes connect return a session over the fake for the rest of the
+// test, and shortens the retry back-off so that retried errors cost
+// milliseconds.
+func (f *fakeAWS) install(t *testing.T) {
+	t.Helper()
+	oldConnect, oldFirst, oldMax := connect, retryFirstDelay, retryMaxDelay
+	connect = func(_ context.Context, a AWS) (*session, error) {
+		f.mu.Lock()
+		f.connect++
+		f.mirror = a.Calls
+		f.mu.Unlock()
+		return f.session(), nil
+	}
+	retryFirstDelay, retryMaxDelay = time.Millisecond, 2*time.Millisecond
+	t.Cleanup(func() { connect, retryFirstDelay, retryMaxDelay = oldConnect, oldFirst, oldMax })
+}
+
+// newInstalledFake is newFakeAWS, installed for the test.
+func newInstalledFake(t *testing.T) *fakeAWS {
+	f := newFakeAWS()
+	f.install(t)
+	return f
+}
+
+// failNext makes the next n calls of op (an operation name such as
+// "RunInstances") answer err without doing anything; n < 0: every call.
+func (f *fakeAWS) failNext(op string, err error, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fails[op] = append(f.fails[op], &fakeFail{err: err, n: n})
+}
+
+// failAfter makes the next n calls of op do their work and then answer err,
+// as when the response is lost.
+func (f *fakeAWS) failAfter(op string, err error, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fails[op] = append(f.fails[op], &fakeFail{err: err, n: n, after: true})
+}
+
+// takeFail returns the injected error for this call of op, if any. Called with f.mu held.
+func (f *fakeAWS) takeFail(op string, after bool) error {
+	for i, fl := range f.fails[op] {
+		if fl.after != after || fl.n == 0 {
+			continue
+		}
+		if fl.n > 0 {
+			fl.n--
+		}
+		if fl.n == 0 {
+			f.fails[op] = slices.Delete(f.fails[op], i, i+1)
+		}
+		return fl.err
+	}
+	return nil
+}
+
+// calls are the operations made so far, as "Service.Operation".
+func (f *fakeAWS) calls() []string { return f.log.calls() }
+
+// mutating are the calls made so far that can change something.
+func (f *fakeAWS) mutating() []string { return f.log.mutating() }
+
+// resetCalls forgets the calls made so far.
+func (f *fakeAWS) resetCalls() { f.log.reset() }
+
+// count is how often op ("Service.Operation") was called.
+func (f *fakeAWS) count(op string) int {
+	n := 0
+	for _, c := range f.calls() {
+		if c == op {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeCall runs one operation under the fake's lock: it records the call,
+// answers an injected error, or runs fn.
+func fakeCall[T any](f *fakeAWS, svc, op string, fn func() (*T, error)) (*T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log.add(svc + "." + op)
+	if f.mirror != nil {
+		f.mirror.add(svc + "." + op)
+	}
+	if err := f.takeFail(op, false); err != nil {
+		return nil, err
+	}
+	out, err := fn()
+	if err == nil {
+		if ferr := f.takeFail(op, true); ferr != nil {
+			return nil, ferr
+		}
+	}
+	return out, err
+}
+
+// tick is a new, later moment: launches and creations are ordered.
+func (f *fakeAWS) tick() time.Time {
+	f.seq++
+	return f.base.Add(time.Duration(f.seq) * time.Second)
+}
+
+func (f *fakeAWS) newID(prefix string) string {
+	f.seq++
+	return fmt.Sprintf("%s-%017x", prefix, f.seq)
+}
+
+// ---- filters ----
+
+// globRe turns an EC2 filter value ("ubuntu/*-server-*") into a regexp.
+func globRe(glob string) *regexp.Regexp {
+	return regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(glob), `\*`, ".*") + "$")
+}
+
+// matchFilters applies EC2 filters; attr returns a resource's values for a
+// filter name other than tag:K and tag-key, and false for a name the fake
+// does not know (answered as an error, so a test notices).
+func matchFilters(filters []ec2types.Filter, tags []ec2types.Tag, attr func(name string) ([]string, bool)) (bool, error) {
+	m := ec2TagMap(tags)
+	for _, flt := range filters {
+		name := aws.ToString(flt.Name)
+		var have []string
+		switch {
+		case strings.HasPrefix(name, "tag:"):
+			if v, ok := m[strings.TrimPrefix(name, "tag:")]; ok {
+				have = []string{v}
+			}
+		case name == "tag-key":
+			for k := range m {
+				have = append(have, k)
+			}
+		default:
+			v, ok := attr(name)
+			if !ok {
+				return false, awsErrMsg("InvalidParameterValue", "fake: unknown filter "+name)
+			}
+			have = v
+		}
+		hit := false
+		for _, want := range flt.Values {
+			for _, h := range have {
+				if globRe(want).MatchString(h) {
+					hit = true
+				}
+			}
+		}
+		if !hit {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func noAttr(string) ([]string, bool) { return nil, false }
+
+// mergeEC2Tags sets tags on a tag list, replacing same keys.
+func mergeEC2Tags(have, set []ec2types.Tag) []ec2types.Tag {
+	m := ec2TagMap(have)
+	for _, t := range set {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	var out []ec2types.Tag
+	for _, k := range sortedKeys(m) {
+		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
+func tagsFor(specs []ec2types.TagSpecification, rt ec2types.ResourceType) []ec2types.Tag {
+	for _, s := range specs {
+		if s.ResourceType == rt {
+			return s.Tags
+		}
+	}
+	return nil
+}
+
+// ---- EC2: VPCs, security groups ----
+
+func (f *fakeAWS) DescribeVpcs(_ context.Context, in *ec2.DescribeVpcsInput, _ ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
+	return fakeCall(f, "EC2", "DescribeVpcs", func() (*ec2.DescribeVpcsOutput, error) {
+		out := &ec2.DescribeVpcsOutput{}
+		for _, v := range f.vpcs {
+			ok, err := matchFilters(in.Filters, v.Tags, func(name string) ([]string, bool) {
+				if name == "is-default" {
+					return []string{fmt.Sprint(aws.ToBool(v.IsDefault))}, true
+				}
+				return nil, false
+			})
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out.Vpcs = append(out.Vpcs, v)
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) group(id string) *fakeGroup {
+	for _, g := range f.groups {
+		if aws.ToString(g.sg.GroupId) == id {
+			return g
+		}
+	}
+	return nil
+}
+
+func (f *fakeAWS) DescribeSecurityGroups(_ context.Context, in *ec2.DescribeSecurityGroupsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error) {
+	return fakeCall(f, "EC2", "DescribeSecurityGroups", func() (*ec2.DescribeSecurityGroupsOutput, error) {
+		out := &ec2.DescribeSecurityGroupsOutput{}
+		for _, id := range in.GroupIds {
+			if f.group(id) == nil {
+				return nil, awsErr("InvalidGroup.NotFound")
+			}
+		}
+		for _, g := range f.groups {
+			if len(in.GroupIds) > 0 && !slices.Contains(in.GroupIds, aws.ToString(g.sg.GroupId)) {
+				continue
+			}
+			ok, err := matchFilters(in.Filters, g.sg.Tags, func(name string) ([]string, bool) {
+				switch name {
+				case "vpc-id":
+					return []string{aws.ToString(g.sg.VpcId)}, true
+				case "group-name":
+					return []string{aws.ToString(g.sg.GroupName)}, true
+				case "group-id":
+					return []string{aws.ToString(g.sg.GroupId)}, true
+				}
+				return nil, false
+			})
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out.SecurityGroups = append(out.SecurityGroups, g.sg)
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) CreateSecurityGroup(_ context.Context, in *ec2.CreateSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.CreateSecurityGroupOutput, error) {
+	return fakeCall(f, "EC2", "CreateSecurityGroup", func() (*ec2.CreateSecurityGroupOutput, error) {
+		vpc := aws.ToString(in.VpcId)
+		for _, g := range f.groups {
+			if aws.ToString(g.sg.VpcId) == vpc && aws.ToString(g.sg.GroupName) == aws.ToString(in.GroupName) {
+				return nil, awsErr("InvalidGroup.Duplicate")
+			}
+		}
+		id := f.newID("sg")
+		f.groups = append(f.groups, &fakeGroup{sg: ec2types.SecurityGroup{
+			GroupId: aws.String(id), GroupName: in.GroupName, Description: in.Description, VpcId: in.VpcId,
+			OwnerId: aws.String(f.account), Tags: tagsFor(in.TagSpecifications, ec2types.ResourceTypeSecurityGroup),
+		}})
+		return &ec2.CreateSecurityGroupOutput{GroupId: aws.String(id)}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteSecurityGroup(_ context.Context, in *ec2.DeleteSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.DeleteSecurityGroupOutput, error) {
+	return fakeCall(f, "EC2", "DeleteSecurityGroup", func() (*ec2.DeleteSecurityGroupOutput, error) {
+		id := aws.ToString(in.GroupId)
+		if f.group(id) == nil {
+			return nil, awsErr("InvalidGroup.NotFound")
+		}
+		for _, i := range f.instances {
+			if stateOf(&i.inst) == ec2types.InstanceStateNameTerminated {
+				continue
+			}
+			for _, g := range i.inst.SecurityGroups {
+				if aws.ToString(g.GroupId) == id {
+					return nil, awsErrMsg("DependencyViolation", "resource "+id+" has a dependent object")
+				}
+			}
+		}
+		f.groups = slices.DeleteFunc(f.groups, func(g *fakeGroup) bool { return aws.ToString(g.sg.GroupId) == id })
+		return &ec2.DeleteSecurityGroupOutput{}, nil
+	})
+}
+
+func sameRange(a, b ec2types.IpPermission) bool {
+	return aws.ToString(a.IpProtocol) == aws.ToString(b.IpProtocol) &&
+		aws.ToInt32(a.FromPort) == aws.ToInt32(b.FromPort) && aws.ToInt32(a.ToPort) == aws.ToInt32(b.ToPort)
+}
+
+func (f *fakeAWS) AuthorizeSecurityGroupIngress(_ context.Context, in *ec2.AuthorizeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
+	return fakeCall(f, "EC2", "AuthorizeSecurityGroupIngress", func() (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
+		g := f.group(aws.ToString(in.GroupId))
+		if g == nil {
+			return nil, awsErr("InvalidGroup.NotFound")
+		}
+		perms := slices.Clone(g.sg.IpPermissions)
+		for _, p := range in.IpPermissions {
+			i := slices.IndexFunc(perms, func(h ec2types.IpPermission) bool { return sameRange(h, p) })
+			if i < 0 {
+				perms = append(perms, ec2types.IpPermission{IpProtocol: p.IpProtocol, FromPort: p.FromPort, ToPort: p.ToPort})
+				i = len(perms) - 1
+			}
+			for _, r := range p.IpRanges {
+				if slices.ContainsFunc(perms[i].IpRanges, func(h ec2types.IpRange) bool { return aws.ToString(h.CidrIp) == aws.ToString(r.CidrIp) }) {
+					return nil, awsErr("InvalidPermission.Duplicate")
+				}
+				perms[i].IpRanges = append(slices.Clone(perms[i].IpRanges), r)
+			}
+			perms[i].Ipv6Ranges = append(slices.Clone(perms[i].Ipv6Ranges), p.Ipv6Ranges...)
+			perms[i].UserIdGroupPairs = append(slices.Clone(perms[i].UserIdGroupPairs), p.UserIdGroupPairs...)
+			perms[i].PrefixListIds = append(slices.Clone(perms[i].PrefixListIds), p.PrefixListIds...)
+		}
+		g.sg.IpPermissions = perms
+		return &ec2.AuthorizeSecurityGroupIngressOutput{Return: aws.Bool(true)}, nil
+	})
+}
+
+func (f *fakeAWS) RevokeSecurityGroupIngress(_ context.Context, in *ec2.RevokeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error) {
+	return fakeCall(f, "EC2", "RevokeSecurityGroupIngress", func() (*ec2.RevokeSecurityGroupIngressOutput, error) {
+		g := f.group(aws.ToString(in.GroupId))
+		if g == nil {
+			return nil, awsErr("InvalidGroup.NotFound")
+		}
+		out := &ec2.RevokeSecurityGroupIngressOutput{Return: aws.Bool(true)}
+		perms := slices.Clone(g.sg.IpPermissions)
+		for _, p := range in.IpPermissions {
+			i := slices.IndexFunc(perms, func(h ec2types.IpPermission) bool { return sameRange(h, p) })
+			if i < 0 {
+				out.UnknownIpPermissions = append(out.UnknownIpPermissions, p)
+				continue
+			}
+			h := perms[i]
+			matched := false
+			for _, r := range p.IpRanges {
+				n := len(h.IpRanges)
+				h.IpRanges = slices.DeleteFunc(slices.Clone(h.IpRanges), func(x ec2types.IpRange) bool { return aws.ToString(x.CidrIp) == aws.ToString(r.CidrIp) })
+				matched = matched || len(h.IpRanges) < n
+			}
+			for _, r := range p.Ipv6Ranges {
+				n := len(h.Ipv6Ranges)
+				h.Ipv6Ranges = slices.DeleteFunc(slices.Clone(h.Ipv6Ranges), func(x ec2types.Ipv6Range) bool { return aws.ToString(x.CidrIpv6) == aws.ToString(r.CidrIpv6) })
+				matched = matched || len(h.Ipv6Ranges) < n
+			}
+			for _, r := range p.UserIdGroupPairs {
+				n := len(h.UserIdGroupPairs)
+				h.UserIdGroupPairs = slices.DeleteFunc(slices.Clone(h.UserIdGroupPairs), func(x ec2types.UserIdGroupPair) bool { return aws.ToString(x.GroupId) == aws.ToString(r.GroupId) })
+				matched = matched || len(h.UserIdGroupPairs) < n
+			}
+			for _, r := range p.PrefixListIds {
+				n := len(h.PrefixListIds)
+				h.PrefixListIds = slices.DeleteFunc(slices.Clone(h.PrefixListIds), func(x ec2types.PrefixListId) bool {
+					return aws.ToString(x.PrefixListId) == aws.ToString(r.PrefixListId)
+				})
+				matched = matched || len(h.PrefixListIds) < n
+			}
+			if !matched {
+				out.UnknownIpPermissions = append(out.UnknownIpPermissions, p)
+			}
+			perms[i] = h
+			if len(h.IpRanges)+len(h.Ipv6Ranges)+len(h.UserIdGroupPairs)+len(h.PrefixListIds) == 0 {
+				perms = slices.Delete(perms, i, i+1)
+			}
+		}
+		g.sg.IpPermissions = perms
+		return out, nil
+	})
+}
+
+// ---- EC2: key pairs ----
+
+func (f *fakeAWS) keyPair(name string) *fakeKeyPair {
+	for _, k := range f.keyPairs {
+		if aws.ToString(k.kp.KeyName) == name {
+			return k
+		}
+	}
+	return nil
+}
+
+func (f *fakeAWS) DescribeKeyPairs(_ context.Context, in *ec2.DescribeKeyPairsInput, _ ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
+	return fakeCall(f, "EC2", "DescribeKeyPairs", func() (*ec2.DescribeKeyPairsOutput, error) {
+		for _, n := range in.KeyNames {
+			if f.keyPair(n) == nil {
+				return nil, awsErrMsg("InvalidKeyPair.NotFound", "The key pair '"+n+"' does not exist")
+			}
+		}
+		out := &ec2.DescribeKeyPairsOutput{}
+		for _, k := range f.keyPairs {
+			if len(in.KeyNames) > 0 && !slices.Contains(in.KeyNames, aws.ToString(k.kp.KeyName)) {
+				continue
+			}
+			ok, err := matchFilters(in.Filters, k.kp.Tags, func(name string) ([]string, bool) {
+				if name == "key-name" {
+					return []string{aws.ToString(k.kp.KeyName)}, true
+				}
+				return nil, false
+			})
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out.KeyPairs = append(out.KeyPairs, k.kp)
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) ImportKeyPair(_ context.Context, in *ec2.ImportKeyPairInput, _ ...func(*ec2.Options)) (*ec2.ImportKeyPairOutput, error) {
+	return fakeCall(f, "EC2", "ImportKeyPair", func() (*ec2.ImportKeyPairOutput, error) {
+		name := aws.ToString(in.KeyName)
+		if f.keyPair(name) != nil {
+			return nil, awsErr("InvalidKeyPair.Duplicate")
+		}
+		if !strings.HasPrefix(string(in.PublicKeyMaterial), "ssh-ed25519 ") {
+			return nil, awsErrMsg("InvalidKey.Format", "fake: not an ssh-ed25519 public key")
+		}
+		id := f.newID("key")
+		f.keyPairs = append(f.keyPairs, &fakeKeyPair{material: in.PublicKeyMaterial, kp: ec2types.KeyPairInfo{
+			KeyName: in.KeyName, KeyPairId: aws.String(id), KeyType: ec2types.KeyTypeEd25519,
+			Tags: tagsFor(in.TagSpecifications, ec2types.ResourceTypeKeyPair),
+		}})
+		return &ec2.ImportKeyPairOutput{KeyName: in.KeyName, KeyPairId: aws.String(id)}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteKeyPair(_ context.Context, in *ec2.DeleteKeyPairInput, _ ...func(*ec2.Options)) (*ec2.DeleteKeyPairOutput, error) {
+	return fakeCall(f, "EC2", "DeleteKeyPair", func() (*ec2.DeleteKeyPairOutput, error) {
+		// Like EC2: deleting a missing key pair succeeds.
+		f.keyPairs = slices.DeleteFunc(f.keyPairs, func(k *fakeKeyPair) bool { return aws.ToString(k.kp.KeyName) == aws.ToString(in.KeyName) })
+		return &ec2.DeleteKeyPairOutput{Return: aws.Bool(true)}, nil
+	})
+}
+
+// ---- EC2: instances ----
+
+func (f *fakeAWS) instance(id string) *fakeInstance {
+	for _, i := range f.instances {
+		if aws.ToString(i.inst.InstanceId) == id {
+			return i
+		}
+	}
+	return nil
+}
+
+func setState(i *ec2types.Instance, s ec2types.InstanceStateName) {
+	codes := map[ec2types.InstanceStateName]int32{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
+	i.State = &ec2types.InstanceState{Name: s, Code: aws.Int32(codes[s])}
+	if s == ec2types.InstanceStateNameTerminated || s == ec2types.InstanceStateNameStopped {
+		i.PublicDnsName, i.PublicIpAddress = aws.String(""), nil
+	}
+}
+
+// launch makes a running instance. Called with f.mu held.
+func (f *fakeAWS) launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
+	id := f.newID("i")
+	n := f.seq
+	vol := fmt.Sprintf("vol-%017x", n)
+	i := &fakeInstance{inst: ec2types.Instance{
+		InstanceId: aws.String(id), LaunchTime: aws.Time(f.tick()), Tags: tags,
+		InstanceType:    ec2types.InstanceTypeT2Micro,
+		PublicDnsName:   aws.String(fmt.Sprintf("ec2-203-0-113-%d.%s.compute.amazonaws.com", n%250, f.region)),
+		PublicIpAddress: aws.String(fmt.Sprintf("203.0.113.%d", n%250)),
+		BlockDeviceMappings: []ec2types.InstanceBlockDeviceMapping{{
+			DeviceName: aws.String("/dev/sda1"), Ebs: &ec2types.EbsInstanceBlockDevice{VolumeId: aws.String(vol)},
+		}},
+	}}
+	for _, g := range sgIDs {
+		i.inst.SecurityGroups = append(i.inst.SecurityGroups, ec2types.GroupIdentifier{GroupId: aws.String(g)})
+	}
+	setState(&i.inst, ec2types.InstanceStateNameRunning)
+	f.instances = append(f.instances, i)
+	return i
+}
+
+func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	return fakeCall(f, "EC2", "DescribeInstances", func() (*ec2.DescribeInstancesOutput, error) {
+		for _, id := range in.InstanceIds {
+			if f.instance(id) == nil {
+				return nil, awsErr("InvalidInstanceID.NotFound")
+			}
+		}
+		// Asked by id (as waiters ask), an instance in transition has
+		// finished it: the fake has no boot or shutdown time.
+		for _, id := range in.InstanceIds {
+			i := f.instance(id)
+			switch stateOf(&i.inst) {
+			case ec2types.InstanceStateNamePending:
+				setState(&i.inst, ec2types.InstanceStateNameRunning)
+				if aws.ToString(i.inst.PublicDnsName) == "" {
+					i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-192-0-2-%d.%s.compute.amazonaws.com", f.seq%250, f.region))
+					i.inst.PublicIpAddress = aws.String(fmt.Sprintf("192.0.2.%d", f.seq%250))
+				}
+			case ec2types.InstanceStateNameShuttingDown:
+				setState(&i.inst, ec2types.InstanceStateNameTerminated)
+			case ec2types.InstanceStateNameStopping:
+				setState(&i.inst, ec2types.InstanceStateNameStopped)
+			}
+		}
+		var hits []ec2types.Instance
+		for _, i := range f.instances {
+			if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, aws.ToString(i.inst.InstanceId)) {
+				continue
+			}
+			ok, err := matchFilters(in.Filters, i.inst.Tags, func(name string) ([]string, bool) {
+				if name == "instance-state-name" {
+					return []string{string(stateOf(&i.inst))}, true
+				}
+				return nil, false
+			})
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				hits = append(hits, i.inst)
+			}
+		}
+		start := 0
+		if in.NextToken != nil {
+			fmt.Sscanf(aws.ToString(in.NextToken), "page-%d", &start)
+		}
+		end := len(hits)
+		out := &ec2.DescribeInstancesOutput{}
+		if f.pageSize > 0 && start+f.pageSize < len(hits) {
+			end = start + f.pageSize
+			out.NextToken = aws.String(fmt.Sprintf("page-%d", end))
+		}
+		for _, h := range hits[start:end] {
+			out.Reservations = append(out.Reservations, ec2types.Reservation{Instances: []ec2types.Instance{h}})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	return fakeCall(f, "EC2", "RunInstances", func() (*ec2.RunInstancesOutput, error) {
+		token := aws.ToString(in.ClientToken)
+		for _, i := range f.instances {
+			if token != "" && i.token == token {
+				// EC2 answers a known client token with that launch's instance, whatever became of it.
+				return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{i.inst}}, nil
+			}
+		}
+		if !slices.ContainsFunc(f.images, func(img ec2types.Image) bool { return aws.ToString(img.ImageId) == aws.ToString(in.ImageId) }) {
+			return nil, awsErrMsg("InvalidAMIID.NotFound", "fake: no image "+aws.ToString(in.ImageId))
+		}
+		if in.KeyName != nil && f.keyPair(aws.ToString(in.KeyName)) == nil {
+			return nil, awsErr("InvalidKeyPair.NotFound")
+		}
+		for _, g := range in.SecurityGroupIds {
+			if f.group(g) == nil {
+				return nil, awsErr("InvalidGroup.NotFound")
+			}
+		}
+		if in.IamInstanceProfile != nil {
+			if f.profiles[aws.ToString(in.IamInstanceProfile.Name)] == nil {
+				return nil, awsErrMsg("InvalidParameterValue", "Value ("+aws.ToString(in.IamInstanceProfile.Name)+") for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
+			}
+		}
+		i := f.launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), in.SecurityGroupIds)
+		i.token, i.userData = token, aws.ToString(in.UserData)
+		i.inst.ImageId, i.inst.InstanceType, i.inst.KeyName = in.ImageId, in.InstanceType, in.KeyName
+		if in.IamInstanceProfile != nil {
+			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: aws.String("arn:aws:iam::" + f.account + ":instance-profile/mlstack/" + aws.ToString(in.IamInstanceProfile.Name))}
+		}
+		if in.MetadataOptions != nil {
+			i.inst.MetadataOptions = &ec2types.InstanceMetadataOptionsResponse{HttpTokens: in.MetadataOptions.HttpTokens}
+		}
+		return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{i.inst}}, nil
+	})
+}
+
+func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
+	return fakeCall(f, "EC2", "StartInstances", func() (*ec2.StartInstancesOutput, error) {
+		for _, id := range in.InstanceIds {
+			i := f.instance(id)
+			if i == nil {
+				return nil, awsErr("InvalidInstanceID.NotFound")
+			}
+			if stateOf(&i.inst) != ec2types.InstanceStateNameStopped {
+				return nil, awsErr("IncorrectInstanceState")
+			}
+			setState(&i.inst, ec2types.InstanceStateNameRunning)
+			n := f.seq
+			i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-198-51-100-%d.%s.compute.amazonaws.com", n%250, f.region))
+			i.inst.PublicIpAddress = aws.String(fmt.Sprintf("198.51.100.%d", n%250))
+		}
+		return &ec2.StartInstancesOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+	return fakeCall(f, "EC2", "TerminateInstances", func() (*ec2.TerminateInstancesOutput, error) {
+		for _, id := range in.InstanceIds {
+			if f.instance(id) == nil {
+				return nil, awsErr("InvalidInstanceID.NotFound")
+			}
+		}
+		for _, id := range in.InstanceIds {
+			setState(&f.instance(id).inst, ec2types.InstanceStateNameTerminated)
+		}
+		return &ec2.TerminateInstancesOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+	return fakeCall(f, "EC2", "GetConsoleOutput", func() (*ec2.GetConsoleOutputOutput, error) {
+		id := aws.ToString(in.InstanceId)
+		if f.instance(id) == nil {
+			return nil, awsErr("InvalidInstanceID.NotFound")
+		}
+		out := &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId}
+		if text, ok := f.console[id]; ok {
+			out.Output = aws.String(base64.StdEncoding.EncodeToString([]byte(text)))
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DescribeInstanceAttribute(_ context.Context, in *ec2.DescribeInstanceAttributeInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error) {
+	return fakeCall(f, "EC2", "DescribeInstanceAttribute", func() (*ec2.DescribeInstanceAttributeOutput, error) {
+		i := f.instance(aws.ToString(in.InstanceId))
+		if i == nil {
+			return nil, awsErr("InvalidInstanceID.NotFound")
+		}
+		if in.Attribute != ec2types.InstanceAttributeNameUserData {
+			return nil, awsErrMsg("InvalidParameterValue", "fake: only userData")
+		}
+		out := &ec2.DescribeInstanceAttributeOutput{InstanceId: in.InstanceId}
+		if i.userData != "" {
+			out.UserData = &ec2types.AttributeValue{Value: aws.String(i.userData)}
+		}
+		return out, nil
+	})
+}
+
+// ---- EC2: images, instance types, tags, regions ----
+
+func (f *fakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
+	return fakeCall(f, "EC2", "DescribeImages", func() (*ec2.DescribeImagesOutput, error) {
+		out := &ec2.DescribeImagesOutput{}
+		for _, img := range f.images {
+			if len(in.Owners) > 0 && !slices.Contains(in.Owners, aws.ToString(img.OwnerId)) {
+				continue
+			}
+			ok, err := matchFilters(in.Filters, img.Tags, func(name string) ([]string, bool) {
+				switch name {
+				case "name":
+					return []string{aws.ToString(img.Name)}, true
+				case "architecture":
+					return []string{string(img.Architecture)}, true
+				case "state":
+					return []string{string(img.State)}, true
+				}
+				return nil, false
+			})
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out.Images = append(out.Images, img)
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+	return fakeCall(f, "EC2", "DescribeInstanceTypes", func() (*ec2.DescribeInstanceTypesOutput, error) {
+		out := &ec2.DescribeInstanceTypesOutput{}
+		for _, t := range in.InstanceTypes {
+			archs, ok := f.instanceTypes[string(t)]
+			if !ok {
+				return nil, awsErrMsg("InvalidInstanceType", "fake: no instance type "+string(t))
+			}
+			out.InstanceTypes = append(out.InstanceTypes, ec2types.InstanceTypeInfo{
+				InstanceType: t, ProcessorInfo: &ec2types.ProcessorInfo{SupportedArchitectures: archs},
+			})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	return fakeCall(f, "EC2", "CreateTags", func() (*ec2.CreateTagsOutput, error) {
+		var sets []func()
+		for _, id := range in.Resources {
+			switch {
+			case f.instance(id) != nil:
+				i := f.instance(id)
+				sets = append(sets, func() { i.inst.Tags = mergeEC2Tags(i.inst.Tags, in.Tags) })
+			case f.group(id) != nil:
+				g := f.group(id)
+				sets = append(sets, func() { g.sg.Tags = mergeEC2Tags(g.sg.Tags, in.Tags) })
+			case strings.HasPrefix(id, "vol-"):
+				// Volumes carry no state in the fake beyond existing.
+			default:
+				k := slices.IndexFunc(f.keyPairs, func(k *fakeKeyPair) bool { return aws.ToString(k.kp.KeyPairId) == id })
+				if k < 0 {
+					return nil, awsErrMsg("InvalidID", "fake: no resource "+id)
+				}
+				kp := f.keyPairs[k]
+				sets = append(sets, func() { kp.kp.Tags = mergeEC2Tags(kp.kp.Tags, in.Tags) })
+			}
+		}
+		for _, s := range sets {
+			s()
+		}
+		return &ec2.CreateTagsOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) DescribeRegions(_ context.Context, _ *ec2.DescribeRegionsInput, _ ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
+	return fakeCall(f, "EC2", "DescribeRegions", func() (*ec2.DescribeRegionsOutput, error) {
+		out := &ec2.DescribeRegionsOutput{}
+		for _, r := range f.regions {
+			out.Regions = append(out.Regions, ec2types.Region{RegionName: aws.String(r)})
+		}
+		return out, nil
+	})
+}
+
+// ---- IAM: users ----
+
+func (f *fakeAWS) arn(kind, path, name string) *string {
+	return aws.String("arn:aws:iam::" + f.account + ":" + kind + path + name)
+}
+
+func mergeIAMTags(have, set []iamtypes.Tag) []iamtypes.Tag {
+	m := iamTagMap(have)
+	for _, t := range set {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return iamTags(m)
+}
+
+func (f *fakeAWS) GetUser(_ context.Context, in *iam.GetUserInput, _ ...func(*iam.Options)) (*iam.GetUserOutput, error) {
+	return fakeCall(f, "IAM", "GetUser", func() (*iam.GetUserOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		cp := u.user
+		return &iam.GetUserOutput{User: &cp}, nil
+	})
+}
+
+func (f *fakeAWS) ListUsers(_ context.Context, in *iam.ListUsersInput, _ ...func(*iam.Options)) (*iam.ListUsersOutput, error) {
+	return fakeCall(f, "IAM", "ListUsers", func() (*iam.ListUsersOutput, error) {
+		out := &iam.ListUsersOutput{}
+		for _, name := range sortedKeysOf(f.users) {
+			u := f.users[name].user
+			if strings.HasPrefix(aws.ToString(u.Path), aws.ToString(in.PathPrefix)) {
+				u.Tags = nil // like IAM: ListUsers leaves tags out
+				out.Users = append(out.Users, u)
+			}
+		}
+		return out, nil
+	})
+}
+
+func sortedKeysOf[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (f *fakeAWS) CreateUser(_ context.Context, in *iam.CreateUserInput, _ ...func(*iam.Options)) (*iam.CreateUserOutput, error) {
+	return fakeCall(f, "IAM", "CreateUser", func() (*iam.CreateUserOutput, error) {
+		name := aws.ToString(in.UserName)
+		if f.users[name] != nil {
+			return nil, awsErr("EntityAlreadyExists")
+		}
+		path := aws.ToString(in.Path)
+		if path == "" {
+			path = "/"
+		}
+		u := &fakeUser{policies: map[string]string{}, user: iamtypes.User{
+			UserName: in.UserName, Path: aws.String(path), Arn: f.arn("user", path, name),
+			UserId: aws.String(f.newID("AIDA")), CreateDate: aws.Time(f.tick()), Tags: in.Tags,
+		}}
+		f.users[name] = u
+		cp := u.user
+		return &iam.CreateUserOutput{User: &cp}, nil
+	})
+}
+
+func (f *fakeAWS) TagUser(_ context.Context, in *iam.TagUserInput, _ ...func(*iam.Options)) (*iam.TagUserOutput, error) {
+	return fakeCall(f, "IAM", "TagUser", func() (*iam.TagUserOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.user.Tags = mergeIAMTags(u.user.Tags, in.Tags)
+		return &iam.TagUserOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteUser(_ context.Context, in *iam.DeleteUserInput, _ ...func(*iam.Options)) (*iam.DeleteUserOutput, error) {
+	return fakeCall(f, "IAM", "DeleteUser", func() (*iam.DeleteUserOutput, error) {
+		name := aws.ToString(in.UserName)
+		u := f.users[name]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		if len(u.keys) > 0 || len(u.policies) > 0 {
+			return nil, awsErrMsg("DeleteConflict", "fake: user "+name+" still has keys or policies")
+		}
+		delete(f.users, name)
+		return &iam.DeleteUserOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) GetUserPolicy(_ context.Context, in *iam.GetUserPolicyInput, _ ...func(*iam.Options)) (*iam.GetUserPolicyOutput, error) {
+	return fakeCall(f, "IAM", "GetUserPolicy", func() (*iam.GetUserPolicyOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		doc, ok := u.policies[aws.ToString(in.PolicyName)]
+		if !ok {
+			return nil, awsErr("NoSuchEntity")
+		}
+		// IAM answers the document URL-encoded.
+		return &iam.GetUserPolicyOutput{UserName: in.UserName, PolicyName: in.PolicyName, PolicyDocument: aws.String(url.QueryEscape(doc))}, nil
+	})
+}
+
+func (f *fakeAWS) PutUserPolicy(_ context.Context, in *iam.PutUserPolicyInput, _ ...func(*iam.Options)) (*iam.PutUserPolicyOutput, error) {
+	return fakeCall(f, "IAM", "PutUserPolicy", func() (*iam.PutUserPolicyOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.policies[aws.ToString(in.PolicyName)] = aws.ToString(in.PolicyDocument)
+		return &iam.PutUserPolicyOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListUserPolicies(_ context.Context, in *iam.ListUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListUserPoliciesOutput, error) {
+	return fakeCall(f, "IAM", "ListUserPolicies", func() (*iam.ListUserPoliciesOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		return &iam.ListUserPoliciesOutput{PolicyNames: sortedKeys(u.policies)}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteUserPolicy(_ context.Context, in *iam.DeleteUserPolicyInput, _ ...func(*iam.Options)) (*iam.DeleteUserPolicyOutput, error) {
+	return fakeCall(f, "IAM", "DeleteUserPolicy", func() (*iam.DeleteUserPolicyOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		if _, ok := u.policies[aws.ToString(in.PolicyName)]; !ok {
+			return nil, awsErr("NoSuchEntity")
+		}
+		delete(u.policies, aws.ToString(in.PolicyName))
+		return &iam.DeleteUserPolicyOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput, _ ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error) {
+	return fakeCall(f, "IAM", "ListAccessKeys", func() (*iam.ListAccessKeysOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		out := &iam.ListAccessKeysOutput{}
+		for _, k := range u.keys {
+			out.AccessKeyMetadata = append(out.AccessKeyMetadata, iamtypes.AccessKeyMetadata{
+				UserName: in.UserName, AccessKeyId: aws.String(k.id), Status: iamtypes.StatusTypeActive, CreateDate: aws.Time(k.created),
+			})
+		}
+		return out, nil
+	})
+}
+
+// addKey gives a user an access key created at t. Called with f.mu held.
+func (f *fakeAWS) addKey(u *fakeUser, t time.Time) fakeAccessKey {
+	f.seq++
+	k := fakeAccessKey{id: fmt.Sprintf("AKIAFAKE%012d", f.seq), secret: fmt.Sprintf("secret-%d-%s", f.seq, strings.Repeat("x", 24)), created: t}
+	u.keys = append(u.keys, k)
+	return k
+}
+
+func (f *fakeAWS) CreateAccessKey(_ context.Context, in *iam.CreateAccessKeyInput, _ ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
+	return fakeCall(f, "IAM", "CreateAccessKey", func() (*iam.CreateAccessKeyOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		if len(u.keys) >= 2 {
+			return nil, awsErrMsg("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2")
+		}
+		k := f.addKey(u, time.Now().UTC())
+		return &iam.CreateAccessKeyOutput{AccessKey: &iamtypes.AccessKey{
+			UserName: in.UserName, AccessKeyId: aws.String(k.id), SecretAccessKey: aws.String(k.secret),
+			Status: iamtypes.StatusTypeActive, CreateDate: aws.Time(k.created),
+		}}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
+	return fakeCall(f, "IAM", "DeleteAccessKey", func() (*iam.DeleteAccessKeyOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		n := len(u.keys)
+		u.keys = slices.DeleteFunc(u.keys, func(k fakeAccessKey) bool { return k.id == aws.ToString(in.AccessKeyId) })
+		if len(u.keys) == n {
+			return nil, awsErr("NoSuchEntity")
+		}
+		return &iam.DeleteAccessKeyOutput{}, nil
+	})
+}
+
+// ---- IAM: roles and instance profiles ----
+
+func (f *fakeAWS) GetRole(_ context.Context, in *iam.GetRoleInput, _ ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
+	return fakeCall(f, "IAM", "GetRole", func() (*iam.GetRoleOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		cp := r.role
+		return &iam.GetRoleOutput{Role: &cp}, nil
+	})
+}
+
+func (f *fakeAWS) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func(*iam.Options)) (*iam.ListRolesOutput, error) {
+	return fakeCall(f, "IAM", "ListRoles", func() (*iam.ListRolesOutput, error) {
+		out := &iam.ListRolesOutput{}
+		for _, name := range sortedKeysOf(f.roles) {
+			r := f.roles[name].role
+			if strings.HasPrefix(aws.ToString(r.Path), aws.ToString(in.PathPrefix)) {
+				r.Tags = nil // like IAM: ListRoles leaves tags out
+				out.Roles = append(out.Roles, r)
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) CreateRole(_ context.Context, in *iam.CreateRoleInput, _ ...func(*iam.Options)) (*iam.CreateRoleOutput, error) {
+	return fakeCall(f, "IAM", "CreateRole", func() (*iam.CreateRoleOutput, error) {
+		name := aws.ToString(in.RoleName)
+		if f.roles[name] != nil {
+			return nil, awsErr("EntityAlreadyExists")
+		}
+		path := aws.ToString(in.Path)
+		r := &fakeRole{policies: map[string]string{}, role: iamtypes.Role{
+			RoleName: in.RoleName, Path: aws.String(path), Arn: f.arn("role", path, name), RoleId: aws.String(f.newID("AROA")),
+			CreateDate: aws.Time(f.tick()), Tags: in.Tags, AssumeRolePolicyDocument: in.AssumeRolePolicyDocument, Description: in.Description,
+		}}
+		f.roles[name] = r
+		cp := r.role
+		return &iam.CreateRoleOutput{Role: &cp}, nil
+	})
+}
+
+func (f *fakeAWS) TagRole(_ context.Context, in *iam.TagRoleInput, _ ...func(*iam.Options)) (*iam.TagRoleOutput, error) {
+	return fakeCall(f, "IAM", "TagRole", func() (*iam.TagRoleOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		r.role.Tags = mergeIAMTags(r.role.Tags, in.Tags)
+		return &iam.TagRoleOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteRole(_ context.Context, in *iam.DeleteRoleInput, _ ...func(*iam.Options)) (*iam.DeleteRoleOutput, error) {
+	return fakeCall(f, "IAM", "DeleteRole", func() (*iam.DeleteRoleOutput, error) {
+		name := aws.ToString(in.RoleName)
+		r := f.roles[name]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		if len(r.policies)+len(r.attached) > 0 {
+			return nil, awsErrMsg("DeleteConflict", "fake: role "+name+" still has policies")
+		}
+		for _, p := range f.profiles {
+			if slices.Contains(p.roles, name) {
+				return nil, awsErrMsg("DeleteConflict", "fake: role "+name+" is in an instance profile")
+			}
+		}
+		delete(f.roles, name)
+		return &iam.DeleteRoleOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) GetRolePolicy(_ context.Context, in *iam.GetRolePolicyInput, _ ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error) {
+	return fakeCall(f, "IAM", "GetRolePolicy", func() (*iam.GetRolePolicyOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		doc, ok := r.policies[aws.ToString(in.PolicyName)]
+		if !ok {
+			return nil, awsErr("NoSuchEntity")
+		}
+		return &iam.GetRolePolicyOutput{RoleName: in.RoleName, PolicyName: in.PolicyName, PolicyDocument: aws.String(url.QueryEscape(doc))}, nil
+	})
+}
+
+func (f *fakeAWS) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _ ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
+	return fakeCall(f, "IAM", "PutRolePolicy", func() (*iam.PutRolePolicyOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		r.policies[aws.ToString(in.PolicyName)] = aws.ToString(in.PolicyDocument)
+		return &iam.PutRolePolicyOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListRolePolicies(_ context.Context, in *iam.ListRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListRolePoliciesOutput, error) {
+	return fakeCall(f, "IAM", "ListRolePolicies", func() (*iam.ListRolePoliciesOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		return &iam.ListRolePoliciesOutput{PolicyNames: sortedKeys(r.policies)}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteRolePolicy(_ context.Context, in *iam.DeleteRolePolicyInput, _ ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error) {
+	return fakeCall(f, "IAM", "DeleteRolePolicy", func() (*iam.DeleteRolePolicyOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		if _, ok := r.policies[aws.ToString(in.PolicyName)]; !ok {
+			return nil, awsErr("NoSuchEntity")
+		}
+		delete(r.policies, aws.ToString(in.PolicyName))
+		return &iam.DeleteRolePolicyOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListAttachedRolePolicies(_ context.Context, in *iam.ListAttachedRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error) {
+	return fakeCall(f, "IAM", "ListAttachedRolePolicies", func() (*iam.ListAttachedRolePoliciesOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		out := &iam.ListAttachedRolePoliciesOutput{}
+		for _, a := range r.attached {
+			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(a), PolicyName: aws.String(a[strings.LastIndex(a, "/")+1:])})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DetachRolePolicy(_ context.Context, in *iam.DetachRolePolicyInput, _ ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error) {
+	return fakeCall(f, "IAM", "DetachRolePolicy", func() (*iam.DetachRolePolicyOutput, error) {
+		r := f.roles[aws.ToString(in.RoleName)]
+		if r == nil || !slices.Contains(r.attached, aws.ToString(in.PolicyArn)) {
+			return nil, awsErr("NoSuchEntity")
+		}
+		r.attached = slices.DeleteFunc(r.attached, func(a string) bool { return a == aws.ToString(in.PolicyArn) })
+		return &iam.DetachRolePolicyOutput{}, nil
+	})
+}
+
+// profileOut is the profile as IAM answers it, with its roles. Called with f.mu held.
+func (f *fakeAWS) profileOut(p *fakeProfile) *iamtypes.InstanceProfile {
+	cp := p.prof
+	cp.Roles = nil
+	for _, name := range p.roles {
+		role := iamtypes.Role{RoleName: aws.String(name)}
+		if r := f.roles[name]; r != nil {
+			role = r.role
+		}
+		cp.Roles = append(cp.Roles, role)
+	}
+	return &cp
+}
+
+func (f *fakeAWS) GetInstanceProfile(_ context.Context, in *iam.GetInstanceProfileInput, _ ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
+	return fakeCall(f, "IAM", "GetInstanceProfile", func() (*iam.GetInstanceProfileOutput, error) {
+		p := f.profiles[aws.ToString(in.InstanceProfileName)]
+		if p == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		return &iam.GetInstanceProfileOutput{InstanceProfile: f.profileOut(p)}, nil
+	})
+}
+
+func (f *fakeAWS) CreateInstanceProfile(_ context.Context, in *iam.CreateInstanceProfileInput, _ ...func(*iam.Options)) (*iam.CreateInstanceProfileOutput, error) {
+	return fakeCall(f, "IAM", "CreateInstanceProfile", func() (*iam.CreateInstanceProfileOutput, error) {
+		name := aws.ToString(in.InstanceProfileName)
+		if f.profiles[name] != nil {
+			return nil, awsErr("EntityAlreadyExists")
+		}
+		path := aws.ToString(in.Path)
+		p := &fakeProfile{prof: iamtypes.InstanceProfile{
+			InstanceProfileName: in.InstanceProfileName, Path: aws.String(path), Arn: f.arn("instance-profile", path, name),
+			InstanceProfileId: aws.String(f.newID("AIPA")), CreateDate: aws.Time(f.tick()), Tags: in.Tags,
+		}}
+		f.profiles[name] = p
+		return &iam.CreateInstanceProfileOutput{InstanceProfile: f.profileOut(p)}, nil
+	})
+}
+
+func (f *fakeAWS) TagInstanceProfile(_ context.Context, in *iam.TagInstanceProfileInput, _ ...func(*iam.Options)) (*iam.TagInstanceProfileOutput, error) {
+	return fakeCall(f, "IAM", "TagInstanceProfile", func() (*iam.TagInstanceProfileOutput, error) {
+		p := f.profiles[aws.ToString(in.InstanceProfileName)]
+		if p == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		p.prof.Tags = mergeIAMTags(p.prof.Tags, in.Tags)
+		return &iam.TagInstanceProfileOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteInstanceProfile(_ context.Context, in *iam.DeleteInstanceProfileInput, _ ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error) {
+	return fakeCall(f, "IAM", "DeleteInstanceProfile", func() (*iam.DeleteInstanceProfileOutput, error) {
+		name := aws.ToString(in.InstanceProfileName)
+		p := f.profiles[name]
+		if p == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		if len(p.roles) > 0 {
+			return nil, awsErrMsg("DeleteConflict", "fake: profile "+name+" still holds a role")
+		}
+		delete(f.profiles, name)
+		return &iam.DeleteInstanceProfileOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) AddRoleToInstanceProfile(_ context.Context, in *iam.AddRoleToInstanceProfileInput, _ ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error) {
+	return fakeCall(f, "IAM", "AddRoleToInstanceProfile", func() (*iam.AddRoleToInstanceProfileOutput, error) {
+		p := f.profiles[aws.ToString(in.InstanceProfileName)]
+		if p == nil || f.roles[aws.ToString(in.RoleName)] == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		if len(p.roles) > 0 {
+			return nil, awsErrMsg("LimitExceeded", "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1")
+		}
+		p.roles = append(p.roles, aws.ToString(in.RoleName))
+		return &iam.AddRoleToInstanceProfileOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) RemoveRoleFromInstanceProfile(_ context.Context, in *iam.RemoveRoleFromInstanceProfileInput, _ ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error) {
+	return fakeCall(f, "IAM", "RemoveRoleFromInstanceProfile", func() (*iam.RemoveRoleFromInstanceProfileOutput, error) {
+		p := f.profiles[aws.ToString(in.InstanceProfileName)]
+		if p == nil || !slices.Contains(p.roles, aws.ToString(in.RoleName)) {
+			return nil, awsErr("NoSuchEntity")
+		}
+		p.roles = slices.DeleteFunc(p.roles, func(r string) bool { return r == aws.ToString(in.RoleName) })
+		return &iam.RemoveRoleFromInstanceProfileOutput{}, nil
+	})
+}
+
+// ---- S3 ----
+
+// ourBucket is the bucket when this account may use it; the error is S3's
+// answer otherwise. Called with f.mu held.
+func (f *fakeAWS) ourBucket(name string) (*fakeBucket, error) {
+	b := f.buckets[name]
+	switch {
+	case b == nil:
+		return nil, awsErr("NoSuchBucket")
+	case b.foreign:
+		return nil, awsErr("AccessDenied")
+	}
+	return b, nil
+}
+
+func (f *fakeAWS) HeadBucket(_ context.Context, in *s3.HeadBucketInput, _ ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
+	return fakeCall(f, "S3", "HeadBucket", func() (*s3.HeadBucketOutput, error) {
+		b := f.buckets[aws.ToString(in.Bucket)]
+		switch {
+		case b == nil:
+			return nil, awsErr("NotFound") // HEAD answers carry no body: the SDK makes the code from the status
+		case b.foreign:
+			return nil, awsErr("Forbidden")
+		}
+		return &s3.HeadBucketOutput{BucketRegion: aws.String(b.region)}, nil
+	})
+}
+
+func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ...func(*s3.Options)) (*s3.CreateBucketOutput, error) {
+	return fakeCall(f, "S3", "CreateBucket", func() (*s3.CreateBucketOutput, error) {
+		name := aws.ToString(in.Bucket)
+		if b := f.buckets[name]; b != nil {
+			if b.foreign {
+				return nil, awsErr("BucketAlreadyExists")
+			}
+			return nil, awsErr("BucketAlreadyOwnedByYou")
+		}
+		region := "us-east-1"
+		if in.CreateBucketConfiguration != nil {
+			region = string(in.CreateBucketConfiguration.LocationConstraint)
+			if region == "us-east-1" {
+				return nil, awsErr("InvalidLocationConstraint")
+			}
+		}
+		if region != f.region {
+			return nil, awsErrMsg("IllegalLocationConstraintException", "fake: bucket region "+region+" in "+f.region)
+		}
+		f.buckets[name] = &fakeBucket{region: region}
+		return &s3.CreateBucketOutput{Location: aws.String("/" + name)}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteBucket(_ context.Context, in *s3.DeleteBucketInput, _ ...func(*s3.Options)) (*s3.DeleteBucketOutput, error) {
+	return fakeCall(f, "S3", "DeleteBucket", func() (*s3.DeleteBucketOutput, error) {
+		name := aws.ToString(in.Bucket)
+		b, err := f.ourBucket(name)
+		if err != nil {
+			return nil, err
+		}
+		if len(b.versions) > 0 {
+			return nil, awsErr("BucketNotEmpty")
+		}
+		delete(f.buckets, name)
+		return &s3.DeleteBucketOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListBuckets(_ context.Context, in *s3.ListBucketsInput, _ ...func(*s3.Options)) (*s3.ListBucketsOutput, error) {
+	return fakeCall(f, "S3", "ListBuckets", func() (*s3.ListBucketsOutput, error) {
+		out := &s3.ListBucketsOutput{Prefix: in.Prefix}
+		for _, name := range sortedKeysOf(f.buckets) {
+			b := f.buckets[name]
+			if !b.foreign && strings.HasPrefix(name, aws.ToString(in.Prefix)) {
+				out.Buckets = append(out.Buckets, s3types.Bucket{Name: aws.String(name), BucketRegion: aws.String(b.region)})
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) GetBucketTagging(_ context.Context, in *s3.GetBucketTaggingInput, _ ...func(*s3.Options)) (*s3.GetBucketTaggingOutput, error) {
+	return fakeCall(f, "S3", "GetBucketTagging", func() (*s3.GetBucketTaggingOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		if b.tags == nil {
+			return nil, awsErr("NoSuchTagSet")
+		}
+		return &s3.GetBucketTaggingOutput{TagSet: s3Tags(b.tags)}, nil
+	})
+}
+
+func (f *fakeAWS) PutBucketTagging(_ context.Context, in *s3.PutBucketTaggingInput, _ ...func(*s3.Options)) (*s3.PutBucketTaggingOutput, error) {
+	return fakeCall(f, "S3", "PutBucketTagging", func() (*s3.PutBucketTaggingOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		b.tags = s3TagMap(in.Tagging.TagSet)
+		return &s3.PutBucketTaggingOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) GetPublicAccessBlock(_ context.Context, in *s3.GetPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.GetPublicAccessBlockOutput, error) {
+	return fakeCall(f, "S3", "GetPublicAccessBlock", func() (*s3.GetPublicAccessBlockOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		if b.pab == nil {
+			return nil, awsErr("NoSuchPublicAccessBlockConfiguration")
+		}
+		cp := *b.pab
+		return &s3.GetPublicAccessBlockOutput{PublicAccessBlockConfiguration: &cp}, nil
+	})
+}
+
+func (f *fakeAWS) PutPublicAccessBlock(_ context.Context, in *s3.PutPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.PutPublicAccessBlockOutput, error) {
+	return fakeCall(f, "S3", "PutPublicAccessBlock", func() (*s3.PutPublicAccessBlockOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		cp := *in.PublicAccessBlockConfiguration
+		b.pab = &cp
+		return &s3.PutPublicAccessBlockOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) GetBucketEncryption(_ context.Context, in *s3.GetBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.GetBucketEncryptionOutput, error) {
+	return fakeCall(f, "S3", "GetBucketEncryption", func() (*s3.GetBucketEncryptionOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		if !b.encrypted {
+			return nil, awsErr("ServerSideEncryptionConfigurationNotFoundError")
+		}
+		return &s3.GetBucketEncryptionOutput{ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
+			Rules: []s3types.ServerSideEncryptionRule{{ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}},
+		}}, nil
+	})
+}
+
+func (f *fakeAWS) PutBucketEncryption(_ context.Context, in *s3.PutBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.PutBucketEncryptionOutput, error) {
+	return fakeCall(f, "S3", "PutBucketEncryption", func() (*s3.PutBucketEncryptionOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		c := in.ServerSideEncryptionConfiguration
+		b.encrypted = c != nil && len(c.Rules) > 0
+		return &s3.PutBucketEncryptionOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	return fakeCall(f, "S3", "ListObjectVersions", func() (*s3.ListObjectVersionsOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		vs := slices.Clone(b.versions)
+		sort.SliceStable(vs, func(i, j int) bool { return vs[i].key < vs[j].key })
+		start := 0
+		if in.KeyMarker != nil {
+			start = len(vs)
+			for i, v := range vs {
+				if v.key == aws.ToString(in.KeyMarker) && v.id == aws.ToString(in.VersionIdMarker) {
+					start = i + 1
+				}
+			}
+		}
+		end := len(vs)
+		out := &s3.ListObjectVersionsOutput{Name: in.Bucket, IsTruncated: aws.Bool(false)}
+		if f.pageSize > 0 && start+f.pageSize < len(vs) {
+			end = start + f.pageSize
+			last := vs[end-1]
+			out.IsTruncated, out.NextKeyMarker, out.NextVersionIdMarker = aws.Bool(true), aws.String(last.key), aws.String(last.id)
+		}
+		for _, v := range vs[start:end] {
+			if v.marker {
+				out.DeleteMarkers = append(out.DeleteMarkers, s3types.DeleteMarkerEntry{Key: aws.String(v.key), VersionId: aws.String(v.id)})
+			} else {
+				out.Versions = append(out.Versions, s3types.ObjectVersion{Key: aws.String(v.key), VersionId: aws.String(v.id)})
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DeleteObjects(_ context.Context, in *s3.DeleteObjectsInput, _ ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
+	return fakeCall(f, "S3", "DeleteObjects", func() (*s3.DeleteObjectsOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		if len(in.Delete.Objects) > 1000 {
+			return nil, awsErr("MalformedXML")
+		}
+		out := &s3.DeleteObjectsOutput{}
+		for _, o := range in.Delete.Objects {
+			key, id := aws.ToString(o.Key), aws.ToString(o.VersionId)
+			if code, ok := b.deleteErrs[key]; ok {
+				out.Errors = append(out.Errors, s3types.Error{Key: o.Key, VersionId: o.VersionId, Code: aws.String(code), Message: aws.String("fake")})
+				continue
+			}
+			b.versions = slices.DeleteFunc(b.versions, func(v fakeVersion) bool { return v.key == key && v.id == id })
+			if !aws.ToBool(in.Delete.Quiet) {
+				out.Deleted = append(out.Deleted, s3types.DeletedObject{Key: o.Key, VersionId: o.VersionId})
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUploadsInput, _ ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
+	return fakeCall(f, "S3", "ListMultipartUploads", func() (*s3.ListMultipartUploadsOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		out := &s3.ListMultipartUploadsOutput{Bucket: in.Bucket}
+		for _, u := range b.uploads {
+			out.Uploads = append(out.Uploads, s3types.MultipartUpload{Key: aws.String(u.key), UploadId: aws.String(u.id)})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	return fakeCall(f, "S3", "AbortMultipartUpload", func() (*s3.AbortMultipartUploadOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		n := len(b.uploads)
+		b.uploads = slices.DeleteFunc(b.uploads, func(u fakeUpload) bool {
+			return u.key == aws.ToString(in.Key) && u.id == aws.ToString(in.UploadId)
+		})
+		if len(b.uploads) == n {
+			return nil, awsErr("NoSuchUpload")
+		}
+		return &s3.AbortMultipartUploadOutput{}, nil
+	})
+}
+
+// ListObjectsV2 as the account's own identity (keyProbeAPI).
+func (f *fakeAWS) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	return fakeCall(f, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) { return f.listObjects(in) })
+}
+
+// listObjects lists the latest versions. Called with f.mu held.
+func (f *fakeAWS) listObjects(in *s3.ListObjectsV2Input) (*s3.ListObjectsV2Output, error) {
+	b, err := f.ourBucket(aws.ToString(in.Bucket))
+	if err != nil {
+		return nil, err
+	}
+	out := &s3.ListObjectsV2Output{Name: in.Bucket}
+	for _, v := range b.versions {
+		if !v.marker {
+			out.Contents = append(out.Contents, s3types.Object{Key: aws.String(v.key)})
+		}
+	}
+	out.KeyCount = aws.Int32(int32(len(out.Contents)))
+	return out, nil
+}
+
+// fakeProbe is S3 signed with one access key (session.s3As): it works only
+// while that key exists with that secret.
+type fakeProbe struct {
+	f          *fakeAWS
+	id, secret string
+}
+
+func (p *fakeProbe) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	f := p.f
+	return fakeCall(f, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) {
+		for _, u := range f.users {
+			for _, k := range u.keys {
+				if k.id == p.id {
+					if k.secret != p.secret {
+						return nil, awsErr("SignatureDoesNotMatch")
+					}
+					return f.listObjects(in)
+				}
+			}
+		}
+		return nil, awsErr("InvalidAccessKeyId")
+	})
+}
+
+// ---- test-side helpers (no call is recorded) ----
+
+// stackTagsFor are the tags up gives a stack's resources, created at t.
+func stackTagsFor(stack string, t time.Time) map[string]string {
+	return stackTags(stack, fakeRegion, t, 0)
+}
+
+// addUser makes an IAM user with tags (nil: untagged) and keys created at the given times.
+func (f *fakeAWS) addUser(name string, tags map[string]string, keyTimes ...time.Time) *fakeUser {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := &fakeUser{policies: map[string]string{}, user: iamtypes.User{
+		UserName: aws.String(name), Path: aws.String(iamPath), Arn: f.arn("user", iamPath, name),
+		CreateDate: aws.Time(f.tick()), Tags: iamTags(tags),
+	}}
+	for _, t := range keyTimes {
+		f.addKey(u, t)
+	}
+	f.users[name] = u
+	return u
+}
+
+// addRole makes an IAM role with tags (nil: untagged).
+func (f *fakeAWS) addRole(name string, tags map[string]string) *fakeRole {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := &fakeRole{policies: map[string]string{}, role: iamtypes.Role{
+		RoleName: aws.String(name), Path: aws.String(iamPath), Arn: f.arn("role", iamPath, name),
+		CreateDate: aws.Time(f.tick()), Tags: iamTags(tags),
+	}}
+	f.roles[name] = r
+	return r
+}
+
+// addProfile makes an instance profile holding roles.
+func (f *fakeAWS) addProfile(name string, tags map[string]string, roles ...string) *fakeProfile {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := &fakeProfile{roles: roles, prof: iamtypes.InstanceProfile{
+		InstanceProfileName: aws.String(name), Path: aws.String(iamPath), Arn: f.arn("instance-profile", iamPath, name),
+		CreateDate: aws.Time(f.tick()), Tags: iamTags(tags),
+	}}
+	f.profiles[name] = p
+	return p
+}
+
+// addBucket makes a bucket of this account with tags (nil: no tag set).
+func (f *fakeAWS) addBucket(name string, tags map[string]string) *fakeBucket {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := &fakeBucket{region: f.region, tags: tags}
+	f.buckets[name] = b
+	return b
+}
+
+// addInstance launches an instance outside mlstack with tags (nil: untagged).
+func (f *fakeAWS) addInstance(tags map[string]string, state ec2types.InstanceStateName) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var t []ec2types.Tag
+	if tags != nil {
+		t = ec2Tags(tags, "")
+	}
+	i := f.launch(t, nil)
+	setState(&i.inst, state)
+	return aws.ToString(i.inst.InstanceId)
+}
+
+// addGroup makes a security group in the default VPC.
+func (f *fakeAWS) addGroup(name string, tags map[string]string, perms ...ec2types.IpPermission) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.newID("sg")
+	var t []ec2types.Tag
+	if tags != nil {
+		t = ec2Tags(tags, name)
+	}
+	f.groups = append(f.groups, &fakeGroup{sg: ec2types.SecurityGroup{
+		GroupId: aws.String(id), GroupName: aws.String(name), VpcId: aws.String("vpc-0default"), Tags: t, IpPermissions: perms,
+	}})
+	return id
+}
+
+// addKeyPair imports a key pair outside mlstack.
+func (f *fakeAWS) addKeyPair(name string, tags map[string]string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.newID("key")
+	var t []ec2types.Tag
+	if tags != nil {
+		t = ec2Tags(tags, name)
+	}
+	f.keyPairs = append(f.keyPairs, &fakeKeyPair{kp: ec2types.KeyPairInfo{KeyName: aws.String(name), KeyPairId: aws.String(id), Tags: t}})
+	return id
+}
+
+// setInstanceState moves an instance to a state behind mlstack's back.
+func (f *fakeAWS) setInstanceState(id string, s ec2types.InstanceStateName) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	setState(&f.instance(id).inst, s)
+}
+
+// liveInstances are the ids of the instances that are not terminated, in launch order.
+func (f *fakeAWS) liveInstances() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for _, i := range f.instances {
+		if stateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
+			ids = append(ids, aws.ToString(i.inst.InstanceId))
+		}
+	}
+	return ids
+}
+
+// instanceTags are an instance's tags.
+func (f *fakeAWS) instanceTags(id string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return ec2TagMap(f.instance(id).inst.Tags)
+}
+
+// retagAll sets one tag on every resource of the stack, as an older mlstack
+// (or a clock in the past) would have left it.
+func (f *fakeAWS) retagAll(stack, key, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	set := []ec2types.Tag{{Key: aws.String(key), Value: aws.String(value)}}
+	for _, i := range f.instances {
+		if ec2TagMap(i.inst.Tags)[tagStack] == stack {
+			i.inst.Tags = mergeEC2Tags(i.inst.Tags, set)
+		}
+	}
+	for _, g := range f.groups {
+		if ec2TagMap(g.sg.Tags)[tagStack] == stack {
+			g.sg.Tags = mergeEC2Tags(g.sg.Tags, set)
+		}
+	}
+	for _, k := range f.keyPairs {
+		if ec2TagMap(k.kp.Tags)[tagStack] == stack {
+			k.kp.Tags = mergeEC2Tags(k.kp.Tags, set)
+		}
+	}
+	iset := []iamtypes.Tag{{Key: aws.String(key), Value: aws.String(value)}}
+	for _, u := range f.users {
+		if iamTagMap(u.user.Tags)[tagStack] == stack {
+			u.user.Tags = mergeIAMTags(u.user.Tags, iset)
+		}
+	}
+	for _, r := range f.roles {
+		if iamTagMap(r.role.Tags)[tagStack] == stack {
+			r.role.Tags = mergeIAMTags(r.role.Tags, iset)
+		}
+	}
+	for _, p := range f.profiles {
+		if iamTagMap(p.prof.Tags)[tagStack] == stack {
+			p.prof.Tags = mergeIAMTags(p.prof.Tags, iset)
+		}
+	}
+	for _, b := range f.buckets {
+		if b.tags[tagStack] == stack {
+			b.tags[key] = value
+		}
+	}
+}
+
+// owns lists what the fake holds for a stack by kind, tagged or named like it.
+func (f *fakeAWS) owns(stack string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := namesFor(stack, f.account, f.region)
+	var out []string
+	for _, i := range f.instances {
+		if ec2TagMap(i.inst.Tags)[tagStack] == stack && stateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
+			out = append(out, "instance "+aws.ToString(i.inst.InstanceId))
+		}
+	}
+	for _, g := range f.groups {
+		if aws.ToString(g.sg.GroupName) == n.SecurityGroup {
+			out = append(out, "security group "+n.SecurityGroup)
+		}
+	}
+	if f.keyPair(n.KeyPair) != nil {
+		out = append(out, "key pair "+n.KeyPair)
+	}
+	if f.users[n.User] != nil {
+		out = append(out, "IAM user "+n.User)
+	}
+	if f.roles[n.Role] != nil {
+		out = append(out, "IAM role "+n.Role)
+	}
+	if f.profiles[n.Profile] != nil {
+		out = append(out, "instance profile "+n.Profile)
+	}
+	if f.buckets[n.Bucket] != nil {
+		out = append(out, "S3 bucket "+n.Bucket)
+	}
+	return out
+}
+
+// The fake answers every call mlstack makes.
+var (
+	_ ec2API      = (*fakeAWS)(nil)
+	_ iamAPI      = (*fakeAWS)(nil)
+	_ s3API       = (*fakeAWS)(nil)
+	_ keyProbeAPI = (*fakeAWS)(nil)
+	_ keyProbeAPI = (*fakeProbe)(nil)
+)

@@ -1,0 +1,910 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+const testCIDR = "198.51.100.7/32"
+
+// upOpts are the options of an up of stack in dir that needs nothing from
+// the network: one allowed CIDR, no health wait, and an IP detector that
+// must not be asked.
+func upOpts(dir, stack string) (UpOptions, *bytes.Buffer, *bytes.Buffer) {
+	out, log := &bytes.Buffer{}, &bytes.Buffer{}
+	return UpOptions{
+		Stack: Stack{Name: stack, StateDir: dir}, Streams: Streams{Out: out, Log: log},
+		AllowCIDRs: []string{testCIDR}, NoWait: true,
+		DetectIP: func() (netip.Addr, error) { return netip.Addr{}, errors.New("DetectIP must not be called") },
+	}, out, log
+}
+
+// mustUp runs up and fails the test on an error.
+func mustUp(t *testing.T, o UpOptions) {
+	t.Helper()
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatalf("up: %v\nprogress:\n%s", err, o.Log)
+	}
+}
+
+// upStack is a stack made by one up over f, in a fresh state dir.
+func upStack(t *testing.T, f *fakeAWS, stack string) (dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	o, _, _ := upOpts(dir, stack)
+	mustUp(t, o)
+	return dir
+}
+
+// savedSecrets reads state.json of the stack.
+func savedSecrets(t *testing.T, dir, stack string) *local.Secrets {
+	t.Helper()
+	s, err := local.StackDir(dir, stack).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestUpCreatesEveryResource(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	o, out, log := upOpts(dir, "demo")
+	mustUp(t, o)
+	n := namesFor("demo", fakeAccount, fakeRegion)
+
+	if got := f.owns("demo"); len(got) != 7 {
+		t.Fatalf("stack owns %d resources, want 7: %v", len(got), got)
+	}
+	sec := savedSecrets(t, dir, "demo")
+	if sec == nil || sec.Account != fakeAccount || sec.Region != fakeRegion || sec.MLflowUser != "admin" ||
+		len(sec.MLflowPassword) != 32 || len(sec.FlaskSecretKey) != 48 || !strings.HasPrefix(sec.SSHPublicKey, "ssh-ed25519 ") {
+		t.Fatalf("state.json = %+v", sec)
+	}
+
+	// Every resource carries the stack's tags.
+	wantTags := func(kind string, tags map[string]string) {
+		t.Helper()
+		if tags[tagStack] != "demo" || tags[tagRegion] != fakeRegion || tags[tagVersion] != Version || tags[tagCreatedAt] == "" {
+			t.Errorf("%s tags = %v", kind, tags)
+		}
+		if _, ok := tags[tagExpiresAt]; ok {
+			t.Errorf("%s has an expiry without --ttl: %v", kind, tags)
+		}
+	}
+	f.mu.Lock()
+	u := f.users[n.User]
+	wantTags("user", iamTagMap(u.user.Tags))
+	if aws.ToString(u.user.Path) != iamPath {
+		t.Errorf("user path %s", aws.ToString(u.user.Path))
+	}
+	if len(u.keys) != 1 || u.keys[0].id != sec.AccessKeyID || u.keys[0].secret != sec.SecretAccessKey {
+		t.Errorf("user keys %+v, saved key %s", u.keys, sec.AccessKeyID)
+	}
+	if !samePolicy(u.policies[n.Policy], bucketPolicy("aws", n.Bucket)) {
+		t.Errorf("user policy %s", u.policies[n.Policy])
+	}
+	r := f.roles[n.Role]
+	wantTags("role", iamTagMap(r.role.Tags))
+	if !samePolicy(r.policies[n.Policy], bucketPolicy("aws", n.Bucket)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy) {
+		t.Errorf("role policies %v, trust %s", r.policies, aws.ToString(r.role.AssumeRolePolicyDocument))
+	}
+	p := f.profiles[n.Profile]
+	wantTags("profile", iamTagMap(p.prof.Tags))
+	if !slices.Equal(p.roles, []string{n.Role}) {
+		t.Errorf("profile holds %v", p.roles)
+	}
+	b := f.buckets[n.Bucket]
+	wantTags("bucket", b.tags)
+	if b.pab == nil || !aws.ToBool(b.pab.BlockPublicAcls) || !aws.ToBool(b.pab.BlockPublicPolicy) ||
+		!aws.ToBool(b.pab.IgnorePublicAcls) || !aws.ToBool(b.pab.RestrictPublicBuckets) || !b.encrypted || b.region != fakeRegion {
+		t.Errorf("bucket %+v", b)
+	}
+	if len(f.groups) != 1 {
+		t.Fatalf("%d security groups", len(f.groups))
+	}
+	g := f.groups[0].sg
+	wantTags("security group", ec2TagMap(g.Tags))
+	if aws.ToString(g.VpcId) != "vpc-0default" || aws.ToString(g.GroupName) != n.SecurityGroup {
+		t.Errorf("group %s in %s", aws.ToString(g.GroupName), aws.ToString(g.VpcId))
+	}
+	if rules := ingressRules(g.IpPermissions); !slices.Equal(rules, []rule{{port: 5000, cidr: testCIDR}}) {
+		t.Errorf("ingress %v", rules)
+	}
+	kp := f.keyPair(n.KeyPair)
+	wantTags("key pair", ec2TagMap(kp.kp.Tags))
+	if string(kp.material) != sec.SSHPublicKey {
+		t.Errorf("key pair material %q, saved public key %q", kp.material, sec.SSHPublicKey)
+	}
+	if len(f.instances) != 1 {
+		t.Fatalf("%d instances", len(f.instances))
+	}
+	inst := f.instances[0]
+	wantTags("instance", ec2TagMap(inst.inst.Tags))
+	if ec2TagMap(inst.inst.Tags)["Name"] != n.Instance || aws.ToString(inst.inst.ImageId) != "ami-newamd64" ||
+		aws.ToString(inst.inst.KeyName) != n.KeyPair || inst.inst.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired ||
+		!strings.HasSuffix(aws.ToString(inst.inst.IamInstanceProfile.Arn), "/"+n.Profile) ||
+		aws.ToString(inst.inst.SecurityGroups[0].GroupId) != aws.ToString(g.GroupId) {
+		t.Errorf("instance %+v", inst.inst)
+	}
+	ud, _ := base64.StdEncoding.DecodeString(inst.userData)
+	if !strings.Contains(string(ud), "admin_password = "+sec.MLflowPassword) {
+		t.Error("the user-data does not carry the saved MLflow password")
+	}
+	uri := "http://" + aws.ToString(inst.inst.PublicDnsName) + ":5000"
+	f.mu.Unlock()
+
+	if out.String() != uri+"\n" {
+		t.Errorf("out = %q, want the tracking URI %s", out, uri)
+	}
+	if !strings.Contains(log.String(), "mlstack env --stack demo") {
+		t.Errorf("progress lacks the next step:\n%s", log)
+	}
+	// The instance is launched last, after everything it needs.
+	mut := f.mutating()
+	if mut[len(mut)-1] != "EC2.RunInstances" || f.count("EC2.RunInstances") != 1 {
+		t.Errorf("mutating calls %v: want one RunInstances, last", mut)
+	}
+	for _, c := range mut {
+		if strings.Contains(c, "Delete") || strings.Contains(c, "Terminate") || strings.Contains(c, "Revoke") {
+			t.Errorf("a fresh up called %s", c)
+		}
+	}
+
+	// Local files: all 0600 in a 0700 folder.
+	sd := local.StackDir(dir, "demo")
+	if fi, err := os.Stat(sd.Path()); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("state folder: %v %v", fi.Mode(), err)
+	}
+	for _, name := range []string{"state.json", "env", "id_ed25519", "ssh_host_ed25519_key", "known_hosts"} {
+		fi, err := os.Stat(filepath.Join(sd.Path(), name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+	}
+	env, _ := os.ReadFile(sd.EnvFile())
+	for _, want := range []string{"MLFLOW_TRACKING_URI='" + uri + "'", "AWS_ACCESS_KEY_ID='" + sec.AccessKeyID + "'",
+		"AWS_SECRET_ACCESS_KEY='" + sec.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + sec.MLflowPassword + "'",
+		"AWS_DEFAULT_REGION='eu-west-3'"} {
+		if !strings.Contains(string(env), want) {
+			t.Errorf("env file lacks %s:\n%s", want, env)
+		}
+	}
+	if strings.Contains(string(env), "MLFLOW_S3_ENDPOINT_URL") {
+		t.Error("env file names an S3 endpoint without an override")
+	}
+	kh, _ := os.ReadFile(sd.KnownHostsFile())
+	f.mu.Lock()
+	dns, ip := aws.ToString(f.instances[0].inst.PublicDnsName), aws.ToString(f.instances[0].inst.PublicIpAddress)
+	f.mu.Unlock()
+	if !strings.Contains(string(kh), dns) || !strings.Contains(string(kh), ip) || !strings.Contains(string(kh), "ssh-ed25519 ") {
+		t.Errorf("known_hosts = %q", kh)
+	}
+	// Secrets never reach the progress output.
+	for _, s := range []string{sec.SecretAccessKey, sec.MLflowPassword, sec.FlaskSecretKey} {
+		if strings.Contains(log.String(), s) {
+			t.Error("a secret reached the progress output")
+		}
+	}
+}
+
+func TestUpTwiceChangesNothing(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	before := savedSecrets(t, dir, "demo")
+	f.resetCalls()
+	o, out, _ := upOpts(dir, "demo")
+	mustUp(t, o)
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("a second up made mutating calls: %v", m)
+	}
+	if !strings.HasPrefix(out.String(), "http://ec2-") {
+		t.Errorf("out = %q", out)
+	}
+	if after := savedSecrets(t, dir, "demo"); *after != *before {
+		t.Errorf("state changed:\n%+v\n%+v", before, after)
+	}
+}
+
+func TestUpDryRun(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	o, out, _ := upOpts(dir, "demo")
+	o.DryRun = true
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("dry run made mutating calls: %v", m)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("dry run wrote %v", entries)
+	}
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	for _, want := range []string{
+		"(plan) would create IAM user " + n.User,
+		"(plan) would create IAM role " + n.Role,
+		"(plan) would create instance profile " + n.Profile,
+		"(plan) would put role " + n.Role + " into instance profile " + n.Profile,
+		"(plan) would create S3 bucket " + n.Bucket,
+		"(plan) would create security group " + n.SecurityGroup + " in vpc-0default",
+		"(plan) would set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR,
+		"(plan) would import a locally generated ed25519 key pair " + n.KeyPair,
+		"(plan) would launch instance " + n.Instance + " from ami-newamd64",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+
+	// On a complete stack the plan says so, and still writes nothing.
+	dir2 := upStack(t, f, "demo")
+	f.resetCalls()
+	o, out, _ = upOpts(dir2, "demo")
+	o.DryRun = true
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "(plan) stack demo is complete: nothing to do\n" {
+		t.Errorf("plan of a complete stack = %q", out)
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("dry run made mutating calls: %v", m)
+	}
+}
+
+func TestUpTTLRetagsLiveStack(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.resetCalls()
+	o, out, _ := upOpts(dir, "demo")
+	o.TTL, o.Output = "2h", "json"
+	start := time.Now()
+	mustUp(t, o)
+
+	var rep upReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("json report %q: %v", out, err)
+	}
+	exp, err := time.Parse(time.RFC3339, rep.ExpiresAt)
+	if err != nil || exp.Before(start.Add(2*time.Hour-time.Minute)) || exp.After(start.Add(2*time.Hour+time.Minute)) {
+		t.Fatalf("expires_at %q: %v", rep.ExpiresAt, err)
+	}
+	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Healthy ||
+		!strings.HasPrefix(rep.TrackingURI, "http://") || !strings.HasPrefix(rep.InstanceID, "i-") ||
+		rep.Bucket != namesFor("demo", fakeAccount, fakeRegion).Bucket || !strings.HasSuffix(rep.EnvFile, "/demo/env") {
+		t.Errorf("report %+v", rep)
+	}
+	want := []string{"EC2.CreateTags", "IAM.TagInstanceProfile", "IAM.TagRole", "IAM.TagUser", "S3.PutBucketTagging"}
+	if got := mutSorted(f); !slices.Equal(got, want) {
+		t.Errorf("ttl on a live stack: mutating calls %v, want %v", got, want)
+	}
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for kind, tags := range map[string]map[string]string{
+		"instance": ec2TagMap(f.instances[0].inst.Tags), "group": ec2TagMap(f.groups[0].sg.Tags),
+		"key pair": ec2TagMap(f.keyPairs[0].kp.Tags), "user": iamTagMap(f.users[n.User].user.Tags),
+		"role": iamTagMap(f.roles[n.Role].role.Tags), "profile": iamTagMap(f.profiles[n.Profile].prof.Tags),
+		"bucket": f.buckets[n.Bucket].tags,
+	} {
+		if tags[tagExpiresAt] != rep.ExpiresAt || tags[tagStack] != "demo" {
+			t.Errorf("%s tags after --ttl: %v", kind, tags)
+		}
+	}
+}
+
+// mutSorted are the mutating calls made so far, sorted.
+func mutSorted(f *fakeAWS) []string {
+	m := f.mutating()
+	slices.Sort(m)
+	return m
+}
+
+func TestUpRefusesForeignLookAlike(t *testing.T) {
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	other := stackTagsFor("other", time.Now())
+	cases := []struct {
+		name string
+		seed func(f *fakeAWS)
+		want string
+	}{
+		{"untagged user", func(f *fakeAWS) { f.addUser(n.User, nil) }, `IAM user "mlstack-demo" exists but is not tagged`},
+		{"user of another stack", func(f *fakeAWS) { f.addUser(n.User, other) }, `IAM user "mlstack-demo" exists but is not tagged`},
+		{"untagged role", func(f *fakeAWS) { f.addRole(n.Role, nil) }, `IAM role "mlstack-demo-server" exists but is not tagged`},
+		{"untagged profile", func(f *fakeAWS) { f.addProfile(n.Profile, nil) }, `instance profile "mlstack-demo-server" exists`},
+		{"untagged bucket", func(f *fakeAWS) { f.addBucket(n.Bucket, nil) }, `S3 bucket "` + n.Bucket + `" exists but is not tagged`},
+		{"bucket of another stack", func(f *fakeAWS) { f.addBucket(n.Bucket, other) }, `S3 bucket "` + n.Bucket + `" exists but is not tagged`},
+		{"bucket of another account", func(f *fakeAWS) { f.addBucket(n.Bucket, nil).foreign = true }, "exists but this identity cannot use it"},
+		{"untagged security group", func(f *fakeAWS) { f.addGroup(n.SecurityGroup, nil) }, `security group "mlstack-demo (sg-`},
+		{"untagged key pair", func(f *fakeAWS) { f.addKeyPair(n.KeyPair, nil) }, `key pair "mlstack-demo" exists but is not tagged`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newInstalledFake(t)
+			c.seed(f)
+			dir := t.TempDir()
+			o, _, _ := upOpts(dir, "demo")
+			err := Up(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("up = %v, want an error with %q", err, c.want)
+			}
+			if m := f.mutating(); len(m) != 0 {
+				t.Errorf("mutating calls before refusing: %v", m)
+			}
+			if s := savedSecrets(t, dir, "demo"); s != nil {
+				t.Error("state.json written before refusing")
+			}
+		})
+	}
+}
+
+func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
+	f := newInstalledFake(t)
+	id := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameRunning)
+	o, _, _ := upOpts(t.TempDir(), "demo")
+	err := Up(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "already runs instance "+id) || !strings.Contains(err.Error(), "no local secrets") {
+		t.Fatalf("up = %v", err)
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("mutating calls: %v", m)
+	}
+}
+
+func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	first := f.liveInstances()[0]
+	if savedSecrets(t, dir, "demo").LaunchNonce != "" {
+		t.Fatal("first launch saved a nonce")
+	}
+	// The instance died; the same client token now answers it, terminated.
+	f.setInstanceState(first, ec2types.InstanceStateNameTerminated)
+	f.resetCalls()
+	o, out, _ := upOpts(dir, "demo")
+	mustUp(t, o)
+	if n := f.count("EC2.RunInstances"); n != 2 {
+		t.Errorf("RunInstances called %d times, want 2 (stale token, then a new one)", n)
+	}
+	live := f.liveInstances()
+	if len(live) != 1 || live[0] == first {
+		t.Fatalf("live instances %v (first was %s)", live, first)
+	}
+	nonce := savedSecrets(t, dir, "demo").LaunchNonce
+	if len(nonce) != 12 {
+		t.Errorf("saved nonce %q", nonce)
+	}
+	f.mu.Lock()
+	tok := f.instance(live[0]).token
+	f.mu.Unlock()
+	sgID := f.groups[0].sg.GroupId
+	if tok != clientToken("demo", aws.ToString(sgID), nonce) {
+		t.Errorf("relaunch token %s is not the one of the saved nonce", tok)
+	}
+	if !strings.Contains(out.String(), "ec2-") {
+		t.Errorf("out = %q", out)
+	}
+	// Another up uses the saved nonce: nothing is launched.
+	f.resetCalls()
+	o, _, _ = upOpts(dir, "demo")
+	mustUp(t, o)
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("up after the relaunch made mutating calls: %v", m)
+	}
+}
+
+func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	oldest := f.liveInstances()[0]
+	dup1 := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameRunning)
+	dup2 := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNamePending)
+	f.pageSize = 1 // the stack's instances arrive one page at a time
+
+	o, _, _ := upOpts(dir, "demo")
+	o.DryRun = true
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(o.Out.(*bytes.Buffer).String(), "(plan) would terminate 2 duplicate instance(s)") {
+		t.Errorf("plan = %q", o.Out)
+	}
+
+	f.resetCalls()
+	o, _, log := upOpts(dir, "demo")
+	mustUp(t, o)
+	if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances"}) {
+		t.Errorf("mutating calls %v", got)
+	}
+	if live := f.liveInstances(); !slices.Equal(live, []string{oldest}) {
+		t.Errorf("live instances %v, want only the oldest %s", live, oldest)
+	}
+	if !strings.Contains(log.String(), dup1) || !strings.Contains(log.String(), dup2) {
+		t.Errorf("progress does not name the duplicates:\n%s", log)
+	}
+}
+
+func TestUpStartsStoppedInstance(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	id := f.liveInstances()[0]
+	f.setInstanceState(id, ec2types.InstanceStateNameStopped)
+
+	o, out, _ := upOpts(dir, "demo")
+	o.DryRun = true
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "(plan) would start stopped instance "+id) {
+		t.Errorf("plan = %q", out)
+	}
+
+	f.resetCalls()
+	o, out, _ = upOpts(dir, "demo")
+	mustUp(t, o)
+	if got := f.mutating(); !slices.Equal(got, []string{"EC2.StartInstances"}) {
+		t.Errorf("mutating calls %v", got)
+	}
+	f.mu.Lock()
+	dns := aws.ToString(f.instance(id).inst.PublicDnsName)
+	f.mu.Unlock()
+	if !strings.Contains(dns, "198-51-100") || out.String() != "http://"+dns+":5000\n" {
+		t.Errorf("out = %q, instance now at %s", out, dns)
+	}
+	env, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
+	if !strings.Contains(string(env), dns) {
+		t.Errorf("env file not rewritten for the new address:\n%s", env)
+	}
+}
+
+func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(o *UpOptions)
+		want string
+	}{
+		{"no stack", func(o *UpOptions) { o.Stack.Name = "" }, "missing stack name"},
+		{"upper-case stack", func(o *UpOptions) { o.Stack.Name = "Demo" }, "lowercase"},
+		{"doubled hyphen", func(o *UpOptions) { o.Stack.Name = "a--b" }, "doubled hyphens"},
+		{"long stack", func(o *UpOptions) { o.Stack.Name = strings.Repeat("a", 25) }, "at most 24"},
+		{"no state dir", func(o *UpOptions) { o.Stack.StateDir = "" }, "no state directory"},
+		{"host bits", func(o *UpOptions) { o.AllowCIDRs = []string{"10.0.0.1/8"} }, "host bits set"},
+		{"not a CIDR", func(o *UpOptions) { o.AllowCIDRs = []string{"somewhere"} }, "is not a CIDR"},
+		{"IPv6 CIDR", func(o *UpOptions) { o.AllowCIDRs = []string{"2001:db8::/32"} }, "only IPv4"},
+		{"bad TTL", func(o *UpOptions) { o.TTL = "5x" }, "--ttl"},
+		{"zero days", func(o *UpOptions) { o.TTL = "0d" }, "--ttl"},
+		{"TTL too long", func(o *UpOptions) { o.TTL = "100d" }, "at most 90d"},
+		{"old MLflow", func(o *UpOptions) { o.MLflowVersion = "3.4.0" }, "3.5.0 or newer"},
+		{"MLflow latest", func(o *UpOptions) { o.MLflowVersion = "latest" }, "exact version"},
+		{"output yaml", func(o *UpOptions) { o.Output = "yaml" }, "--output"},
+		{"instance type", func(o *UpOptions) { o.InstanceType = "micro" }, "not like t2.micro"},
+		{"negative timeout", func(o *UpOptions) { o.Timeout = -time.Second }, "--timeout"},
+		{"region", func(o *UpOptions) { o.Region = "moon-1" }, "not a valid AWS region"},
+		{"IP not detected", func(o *UpOptions) { o.AllowCIDRs = nil }, "could not be detected"},
+		{"IPv6 detected", func(o *UpOptions) {
+			o.AllowCIDRs = nil
+			o.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("2001:db8::1"), nil }
+		}, "is not IPv4"},
+		{"state dir is a file", func(o *UpOptions) {
+			p := filepath.Join(o.StateDir, "file")
+			os.WriteFile(p, nil, 0o600)
+			o.StateDir = p
+		}, "not writable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newInstalledFake(t)
+			o, _, _ := upOpts(t.TempDir(), "demo")
+			c.edit(&o)
+			err := Up(context.Background(), o)
+			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("up = %v, want a usage error with %q", err, c.want)
+			}
+			if f.connect != 0 || len(f.calls()) != 0 {
+				t.Errorf("bad input reached AWS: connect %d, calls %v", f.connect, f.calls())
+			}
+		})
+	}
+}
+
+func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
+	f := newInstalledFake(t)
+	for _, typ := range []string{"z9.mega", "mac1.metal"} {
+		o, _, _ := upOpts(t.TempDir(), "demo")
+		o.InstanceType = typ
+		err := Up(context.Background(), o)
+		if !IsUsage(err) || !strings.Contains(err.Error(), typ) {
+			t.Errorf("up --instance-type %s = %v", typ, err)
+		}
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("mutating calls %v", m)
+	}
+	f.failNext("DescribeInstanceTypes", awsErr("InternalError"), 1)
+	o, _, _ := upOpts(t.TempDir(), "demo")
+	if err := Up(context.Background(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
+		t.Errorf("up with DescribeInstanceTypes failing = %v", err)
+	}
+}
+
+func TestUpArm64InstanceType(t *testing.T) {
+	f := newInstalledFake(t)
+	o, _, _ := upOpts(t.TempDir(), "demo")
+	o.InstanceType = "t4g.small"
+	mustUp(t, o)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if img := aws.ToString(f.instances[0].inst.ImageId); img != "ami-newarm64" {
+		t.Errorf("arm64 instance launched from %s", img)
+	}
+	if typ := f.instances[0].inst.InstanceType; typ != "t4g.small" {
+		t.Errorf("instance type %s", typ)
+	}
+}
+
+func TestUpNoImage(t *testing.T) {
+	f := newInstalledFake(t)
+	f.images = nil
+	o, _, _ := upOpts(t.TempDir(), "demo")
+	err := Up(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "no official Ubuntu 24.04 x86_64 image") {
+		t.Fatalf("up = %v", err)
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("mutating calls %v", m)
+	}
+}
+
+func TestUpDetectsCallerIP(t *testing.T) {
+	f := newInstalledFake(t)
+	o, _, log := upOpts(t.TempDir(), "demo")
+	o.AllowCIDRs = nil
+	o.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("203.0.113.9"), nil }
+	mustUp(t, o)
+	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{port: 5000, cidr: "203.0.113.9/32"}}) {
+		t.Errorf("ingress %v", rules)
+	}
+	if !strings.Contains(log.String(), "allowing only your public IP 203.0.113.9/32") {
+		t.Errorf("progress:\n%s", log)
+	}
+}
+
+func TestUpConvergesIngress(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	o, _, log := upOpts(dir, "demo")
+	o.SSH = true
+	o.AllowCIDRs = []string{"0.0.0.0/0"}
+	mustUp(t, o)
+	if !strings.Contains(log.String(), "opens the tracking server to the whole internet") || !strings.Contains(log.String(), "SSH is open") {
+		t.Errorf("progress:\n%s", log)
+	}
+	if rules := ingressRules(f.groups[0].sg.IpPermissions); len(rules) != 2 {
+		t.Fatalf("ingress with --ssh: %v", rules)
+	}
+
+	// Without --ssh, and from another CIDR: port 22 and the old CIDR go.
+	f.resetCalls()
+	o, _, _ = upOpts(dir, "demo")
+	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
+	mustUp(t, o)
+	got := ingressRules(f.groups[0].sg.IpPermissions)
+	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
+	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
+		t.Errorf("ingress %v", got)
+	}
+	if m := f.mutating(); !slices.Equal(m, []string{"EC2.RevokeSecurityGroupIngress", "EC2.AuthorizeSecurityGroupIngress"}) {
+		t.Errorf("mutating calls %v", m)
+	}
+
+	// A rule added by hand that shares a permission with a wanted one: the
+	// permission goes and the wanted rule comes back.
+	f.mu.Lock()
+	g := f.groups[0]
+	for i, p := range g.sg.IpPermissions {
+		g.sg.IpPermissions[i].IpRanges = append(slices.Clone(p.IpRanges), ec2types.IpRange{CidrIp: aws.String("10.9.9.9/32")})
+	}
+	g.sg.IpPermissions = append(g.sg.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("-1"),
+		Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}}})
+	f.mu.Unlock()
+	f.resetCalls()
+	o, _, _ = upOpts(dir, "demo")
+	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
+	mustUp(t, o)
+	got = ingressRules(f.groups[0].sg.IpPermissions)
+	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
+	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
+		t.Errorf("ingress after repair %v", got)
+	}
+}
+
+func TestUpResumesAfterFailure(t *testing.T) {
+	cases := []struct{ op, want string }{
+		{"CreateBucket", "creating S3 bucket"},
+		{"PutPublicAccessBlock", "blocking public access"},
+		{"PutBucketEncryption", "setting default encryption"},
+		{"CreateUser", "creating IAM user"},
+		{"PutUserPolicy", "setting policy of IAM user"},
+		{"CreateAccessKey", "creating access key"},
+		{"CreateRole", "creating IAM role"},
+		{"PutRolePolicy", "setting policy of IAM role"},
+		{"CreateInstanceProfile", "creating instance profile"},
+		{"AddRoleToInstanceProfile", "adding role"},
+		{"CreateSecurityGroup", "creating security group"},
+		{"AuthorizeSecurityGroupIngress", "opening ingress"},
+		{"ImportKeyPair", "importing key pair"},
+		{"RunInstances", "launching instance"},
+	}
+	for _, c := range cases {
+		t.Run(c.op, func(t *testing.T) {
+			f := newInstalledFake(t)
+			f.failNext(c.op, awsErr("InternalError"), 1)
+			dir := t.TempDir()
+			o, _, _ := upOpts(dir, "demo")
+			err := Up(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "run `mlstack up` again") {
+				t.Fatalf("up = %v, want %q and the advice to run up again", err, c.want)
+			}
+			if f.count("EC2.RunInstances") > 0 && c.op != "RunInstances" {
+				t.Errorf("launched an instance although %s failed", c.op)
+			}
+			o, _, _ = upOpts(dir, "demo")
+			mustUp(t, o)
+			if got := f.owns("demo"); len(got) != 7 {
+				t.Errorf("after resuming the stack owns %v", got)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if u := f.users["mlstack-demo"]; len(u.keys) != 1 || u.keys[0].id != savedSecrets(t, dir, "demo").AccessKeyID {
+				t.Errorf("user keys after resuming: %+v", u.keys)
+			}
+		})
+	}
+}
+
+func TestUpRetriesPropagation(t *testing.T) {
+	f := newInstalledFake(t)
+	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Value (mlstack-demo-server) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"), 2)
+	f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), 1)
+	f.failNext("PutRolePolicy", awsErr("NoSuchEntity"), 1)
+	f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 1)
+	f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 2)
+	o, _, log := upOpts(t.TempDir(), "demo")
+	mustUp(t, o)
+	for op, n := range map[string]int{"EC2.RunInstances": 3, "IAM.PutUserPolicy": 2, "IAM.PutRolePolicy": 2,
+		"IAM.AddRoleToInstanceProfile": 2, "IAM.CreateAccessKey": 3} {
+		if got := f.count(op); got != n {
+			t.Errorf("%s called %d times, want %d", op, got, n)
+		}
+	}
+	if !strings.Contains(log.String(), "instance profile not visible to EC2 yet; retrying") {
+		t.Errorf("progress:\n%s", log)
+	}
+	if live := f.liveInstances(); len(live) != 1 {
+		t.Errorf("live instances %v", live)
+	}
+}
+
+func TestUpRunInstancesOtherInvalidParameterIsNotRetried(t *testing.T) {
+	f := newInstalledFake(t)
+	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Invalid availability zone"), 1)
+	o, _, _ := upOpts(t.TempDir(), "demo")
+	if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "Invalid availability zone") {
+		t.Fatalf("up = %v", err)
+	}
+	if n := f.count("EC2.RunInstances"); n != 1 {
+		t.Errorf("RunInstances called %d times", n)
+	}
+}
+
+func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
+	// Another run created the resources between our look and our create:
+	// EC2 and IAM answer "already exists", and up adopts what is tagged ours.
+	f := newInstalledFake(t)
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	dir := t.TempDir()
+	f.failAfter("CreateUser", awsErr("EntityAlreadyExists"), 1)
+	f.failAfter("CreateRole", awsErr("EntityAlreadyExists"), 1)
+	f.failAfter("CreateInstanceProfile", awsErr("EntityAlreadyExists"), 1)
+	f.failAfter("CreateBucket", awsErr("BucketAlreadyOwnedByYou"), 1)
+	f.failAfter("CreateSecurityGroup", awsErr("InvalidGroup.Duplicate"), 1)
+	f.failAfter("ImportKeyPair", awsErr("InvalidKeyPair.Duplicate"), 1)
+	f.failAfter("AuthorizeSecurityGroupIngress", awsErr("InvalidPermission.Duplicate"), 1)
+	o, _, _ := upOpts(dir, "demo")
+	mustUp(t, o)
+	if got := f.owns("demo"); len(got) != 7 {
+		t.Errorf("stack owns %v", got)
+	}
+	f.mu.Lock()
+	bt := f.buckets[n.Bucket].tags
+	f.mu.Unlock()
+	if bt[tagStack] != "demo" {
+		t.Errorf("adopted bucket is not tagged: %v", bt)
+	}
+}
+
+func TestUpHealthWait(t *testing.T) {
+	f := newInstalledFake(t)
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer healthy.Close()
+	o, out, log := upOpts(t.TempDir(), "demo")
+	o.NoWait, o.HealthURL, o.Output = false, healthy.URL+"/health", "json"
+	mustUp(t, o)
+	var rep upReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.Healthy {
+		t.Errorf("report %s: %v", out, err)
+	}
+	if !strings.Contains(log.String(), "tracking server answered") {
+		t.Errorf("progress:\n%s", log)
+	}
+	_ = f
+}
+
+func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
+	f := newInstalledFake(t)
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
+	defer sick.Close()
+	dir := upStack(t, f, "demo")
+	id := f.liveInstances()[0]
+	f.mu.Lock()
+	f.console[id] = "boot line 1\r\nboot line 2\r\npip install mlflow: failed\r\n"
+	f.mu.Unlock()
+
+	o, _, log := upOpts(dir, "demo")
+	o.NoWait, o.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
+	err := Up(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "not healthy") || !strings.Contains(err.Error(), "the stack exists") ||
+		!strings.Contains(err.Error(), "--ssh` opens SSH") {
+		t.Fatalf("up = %v", err)
+	}
+	if !strings.Contains(log.String(), "| pip install mlflow: failed") || !strings.Contains(log.String(), "instance console output from EC2") {
+		t.Errorf("progress lacks the console tail:\n%s", log)
+	}
+
+	// No console output yet.
+	f.mu.Lock()
+	delete(f.console, id)
+	f.mu.Unlock()
+	o, _, log = upOpts(dir, "demo")
+	o.NoWait, o.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
+	if err := Up(context.Background(), o); err == nil {
+		t.Fatal("up succeeded")
+	}
+	if !strings.Contains(log.String(), "the bootstrap log is empty so far") {
+		t.Errorf("progress:\n%s", log)
+	}
+
+	// The console cannot be read either.
+	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
+	o, _, log = upOpts(dir, "demo")
+	o.NoWait, o.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
+	if err := Up(context.Background(), o); err == nil {
+		t.Fatal("up succeeded")
+	}
+	if !strings.Contains(log.String(), "could not read the bootstrap log") {
+		t.Errorf("progress:\n%s", log)
+	}
+}
+
+func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	sd := local.StackDir(dir, "demo")
+	// The host key file is gone: a new one cannot reach the running instance.
+	if err := os.Remove(sd.HostKeyFile()); err != nil {
+		t.Fatal(err)
+	}
+	o, _, log := upOpts(dir, "demo")
+	mustUp(t, o)
+	if !strings.Contains(log.String(), "generated an SSH host key for stack demo") {
+		t.Errorf("progress:\n%s", log)
+	}
+	if _, err := os.Stat(sd.HostKeyFile()); err != nil {
+		t.Errorf("new host key not saved: %v", err)
+	}
+
+	// Another machine, after the instance died: it has no secret for the
+	// user's key, and no private half of the key pair.
+	f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameTerminated)
+	f.resetCalls()
+	o, _, log = upOpts(t.TempDir(), "demo")
+	err := Up(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "their secret is not in the local state") {
+		t.Fatalf("up = %v", err)
+	}
+	if !strings.Contains(log.String(), "key pair exists in AWS but its private key is not in") {
+		t.Errorf("progress:\n%s", log)
+	}
+	if f.count("EC2.RunInstances") != 0 {
+		t.Error("launched an instance without a usable key")
+	}
+}
+
+func TestUpForeignStateDir(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.account = "999999999999"
+	f.resetCalls()
+	o, _, _ := upOpts(dir, "demo")
+	err := Up(context.Background(), o)
+	if !IsUsage(err) || !strings.Contains(err.Error(), "belongs to stack") {
+		t.Fatalf("up = %v", err)
+	}
+	if len(f.mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.mutating())
+	}
+}
+
+func TestUpNoDefaultVPC(t *testing.T) {
+	f := newInstalledFake(t)
+	f.vpcs = f.vpcs[:1]
+	o, _, _ := upOpts(t.TempDir(), "demo")
+	if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "no default VPC") {
+		t.Fatalf("up = %v", err)
+	}
+	if len(f.mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.mutating())
+	}
+}
+
+func TestUpNoPublicAddress(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.mu.Lock()
+	f.instances[0].inst.PublicDnsName, f.instances[0].inst.PublicIpAddress = nil, nil
+	f.mu.Unlock()
+	o, _, _ := upOpts(dir, "demo")
+	err := Up(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "has no public DNS name or IP") {
+		t.Fatalf("up = %v", err)
+	}
+}
+
+func TestUpWaitsForPendingInstance(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	id := f.liveInstances()[0]
+	f.setInstanceState(id, ec2types.InstanceStateNamePending)
+	f.mu.Lock()
+	f.instance(id).inst.PublicDnsName, f.instance(id).inst.PublicIpAddress = nil, nil
+	f.mu.Unlock()
+	f.resetCalls()
+	o, out, log := upOpts(dir, "demo")
+	mustUp(t, o)
+	if !strings.Contains(log.String(), "waiting for instance "+id+" to run") {
+		t.Errorf("progress:\n%s", log)
+	}
+	if len(f.mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.mutating())
+	}
+	if !strings.HasPrefix(out.String(), "http://ec2-") {
+		t.Errorf("out = %q", out)
+	}
+}
