@@ -50,6 +50,8 @@ type fakeFail struct {
 	err   error
 	n     int  // calls left; <0: every call
 	after bool // apply the operation, then answer err (a lost response)
+	// match, when set, picks the calls to fail by their input.
+	match func(in any) bool
 }
 
 type fakeInstance struct {
@@ -238,24 +240,24 @@ func newInstalledFake(t *testing.T) *fakeAWS {
 
 // failNext makes the next n calls of op (an operation name such as
 // "RunInstances") answer err without doing anything; n < 0: every call.
-func (f *fakeAWS) failNext(op string, err error, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fails[op] = append(f.fails[op], &fakeFail{err: err, n: n})
-}
+func (f *fakeAWS) failNext(op string, err error, n int) { f.failIf(op, err, n, false, nil) }
 
 // failAfter makes the next n calls of op do their work and then answer err,
 // as when the response is lost.
-func (f *fakeAWS) failAfter(op string, err error, n int) {
+func (f *fakeAWS) failAfter(op string, err error, n int) { f.failIf(op, err, n, true, nil) }
+
+// failIf is failNext (or failAfter, with after) for the calls whose input
+// match accepts; its argument is the operation's *Input.
+func (f *fakeAWS) failIf(op string, err error, n int, after bool, match func(in any) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fails[op] = append(f.fails[op], &fakeFail{err: err, n: n, after: true})
+	f.fails[op] = append(f.fails[op], &fakeFail{err: err, n: n, after: after, match: match})
 }
 
 // takeFail returns the injected error for this call of op, if any. Called with f.mu held.
-func (f *fakeAWS) takeFail(op string, after bool) error {
+func (f *fakeAWS) takeFail(op string, in any, after bool) error {
 	for i, fl := range f.fails[op] {
-		if fl.after != after || fl.n == 0 {
+		if fl.after != after || fl.n == 0 || (fl.match != nil && !fl.match(in)) {
 			continue
 		}
 		if fl.n > 0 {
@@ -267,6 +269,25 @@ func (f *fakeAWS) takeFail(op string, after bool) error {
 		return fl.err
 	}
 	return nil
+}
+
+// forBucket matches the S3 calls on one bucket (for failIf).
+func forBucket(name string) func(in any) bool {
+	return func(in any) bool {
+		switch in := in.(type) {
+		case *s3.DeleteBucketInput:
+			return aws.ToString(in.Bucket) == name
+		case *s3.GetBucketTaggingInput:
+			return aws.ToString(in.Bucket) == name
+		case *s3.DeleteObjectsInput:
+			return aws.ToString(in.Bucket) == name
+		case *s3.ListObjectVersionsInput:
+			return aws.ToString(in.Bucket) == name
+		case *s3.ListMultipartUploadsInput:
+			return aws.ToString(in.Bucket) == name
+		}
+		return false
+	}
 }
 
 // calls are the operations made so far, as "Service.Operation".
@@ -291,19 +312,19 @@ func (f *fakeAWS) count(op string) int {
 
 // fakeCall runs one operation under the fake's lock: it records the call,
 // answers an injected error, or runs fn.
-func fakeCall[T any](f *fakeAWS, svc, op string, fn func() (*T, error)) (*T, error) {
+func fakeCall[T any](f *fakeAWS, in any, svc, op string, fn func() (*T, error)) (*T, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.log.add(svc + "." + op)
 	if f.mirror != nil {
 		f.mirror.add(svc + "." + op)
 	}
-	if err := f.takeFail(op, false); err != nil {
+	if err := f.takeFail(op, in, false); err != nil {
 		return nil, err
 	}
 	out, err := fn()
 	if err == nil {
-		if ferr := f.takeFail(op, true); ferr != nil {
+		if ferr := f.takeFail(op, in, true); ferr != nil {
 			return nil, ferr
 		}
 	}
@@ -394,7 +415,7 @@ func tagsFor(specs []ec2types.TagSpecification, rt ec2types.ResourceType) []ec2t
 // ---- EC2: VPCs, security groups ----
 
 func (f *fakeAWS) DescribeVpcs(_ context.Context, in *ec2.DescribeVpcsInput, _ ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
-	return fakeCall(f, "EC2", "DescribeVpcs", func() (*ec2.DescribeVpcsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeVpcs", func() (*ec2.DescribeVpcsOutput, error) {
 		out := &ec2.DescribeVpcsOutput{}
 		for _, v := range f.vpcs {
 			ok, err := matchFilters(in.Filters, v.Tags, func(name string) ([]string, bool) {
@@ -424,7 +445,7 @@ func (f *fakeAWS) group(id string) *fakeGroup {
 }
 
 func (f *fakeAWS) DescribeSecurityGroups(_ context.Context, in *ec2.DescribeSecurityGroupsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error) {
-	return fakeCall(f, "EC2", "DescribeSecurityGroups", func() (*ec2.DescribeSecurityGroupsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeSecurityGroups", func() (*ec2.DescribeSecurityGroupsOutput, error) {
 		out := &ec2.DescribeSecurityGroupsOutput{}
 		for _, id := range in.GroupIds {
 			if f.group(id) == nil {
@@ -458,7 +479,7 @@ func (f *fakeAWS) DescribeSecurityGroups(_ context.Context, in *ec2.DescribeSecu
 }
 
 func (f *fakeAWS) CreateSecurityGroup(_ context.Context, in *ec2.CreateSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.CreateSecurityGroupOutput, error) {
-	return fakeCall(f, "EC2", "CreateSecurityGroup", func() (*ec2.CreateSecurityGroupOutput, error) {
+	return fakeCall(f, in, "EC2", "CreateSecurityGroup", func() (*ec2.CreateSecurityGroupOutput, error) {
 		vpc := aws.ToString(in.VpcId)
 		for _, g := range f.groups {
 			if aws.ToString(g.sg.VpcId) == vpc && aws.ToString(g.sg.GroupName) == aws.ToString(in.GroupName) {
@@ -475,7 +496,7 @@ func (f *fakeAWS) CreateSecurityGroup(_ context.Context, in *ec2.CreateSecurityG
 }
 
 func (f *fakeAWS) DeleteSecurityGroup(_ context.Context, in *ec2.DeleteSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.DeleteSecurityGroupOutput, error) {
-	return fakeCall(f, "EC2", "DeleteSecurityGroup", func() (*ec2.DeleteSecurityGroupOutput, error) {
+	return fakeCall(f, in, "EC2", "DeleteSecurityGroup", func() (*ec2.DeleteSecurityGroupOutput, error) {
 		id := aws.ToString(in.GroupId)
 		if f.group(id) == nil {
 			return nil, awsErr("InvalidGroup.NotFound")
@@ -501,7 +522,7 @@ func sameRange(a, b ec2types.IpPermission) bool {
 }
 
 func (f *fakeAWS) AuthorizeSecurityGroupIngress(_ context.Context, in *ec2.AuthorizeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
-	return fakeCall(f, "EC2", "AuthorizeSecurityGroupIngress", func() (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
+	return fakeCall(f, in, "EC2", "AuthorizeSecurityGroupIngress", func() (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
 		g := f.group(aws.ToString(in.GroupId))
 		if g == nil {
 			return nil, awsErr("InvalidGroup.NotFound")
@@ -529,7 +550,7 @@ func (f *fakeAWS) AuthorizeSecurityGroupIngress(_ context.Context, in *ec2.Autho
 }
 
 func (f *fakeAWS) RevokeSecurityGroupIngress(_ context.Context, in *ec2.RevokeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error) {
-	return fakeCall(f, "EC2", "RevokeSecurityGroupIngress", func() (*ec2.RevokeSecurityGroupIngressOutput, error) {
+	return fakeCall(f, in, "EC2", "RevokeSecurityGroupIngress", func() (*ec2.RevokeSecurityGroupIngressOutput, error) {
 		g := f.group(aws.ToString(in.GroupId))
 		if g == nil {
 			return nil, awsErr("InvalidGroup.NotFound")
@@ -591,7 +612,7 @@ func (f *fakeAWS) keyPair(name string) *fakeKeyPair {
 }
 
 func (f *fakeAWS) DescribeKeyPairs(_ context.Context, in *ec2.DescribeKeyPairsInput, _ ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
-	return fakeCall(f, "EC2", "DescribeKeyPairs", func() (*ec2.DescribeKeyPairsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeKeyPairs", func() (*ec2.DescribeKeyPairsOutput, error) {
 		for _, n := range in.KeyNames {
 			if f.keyPair(n) == nil {
 				return nil, awsErrMsg("InvalidKeyPair.NotFound", "The key pair '"+n+"' does not exist")
@@ -620,7 +641,7 @@ func (f *fakeAWS) DescribeKeyPairs(_ context.Context, in *ec2.DescribeKeyPairsIn
 }
 
 func (f *fakeAWS) ImportKeyPair(_ context.Context, in *ec2.ImportKeyPairInput, _ ...func(*ec2.Options)) (*ec2.ImportKeyPairOutput, error) {
-	return fakeCall(f, "EC2", "ImportKeyPair", func() (*ec2.ImportKeyPairOutput, error) {
+	return fakeCall(f, in, "EC2", "ImportKeyPair", func() (*ec2.ImportKeyPairOutput, error) {
 		name := aws.ToString(in.KeyName)
 		if f.keyPair(name) != nil {
 			return nil, awsErr("InvalidKeyPair.Duplicate")
@@ -638,7 +659,7 @@ func (f *fakeAWS) ImportKeyPair(_ context.Context, in *ec2.ImportKeyPairInput, _
 }
 
 func (f *fakeAWS) DeleteKeyPair(_ context.Context, in *ec2.DeleteKeyPairInput, _ ...func(*ec2.Options)) (*ec2.DeleteKeyPairOutput, error) {
-	return fakeCall(f, "EC2", "DeleteKeyPair", func() (*ec2.DeleteKeyPairOutput, error) {
+	return fakeCall(f, in, "EC2", "DeleteKeyPair", func() (*ec2.DeleteKeyPairOutput, error) {
 		// Like EC2: deleting a missing key pair succeeds.
 		f.keyPairs = slices.DeleteFunc(f.keyPairs, func(k *fakeKeyPair) bool { return aws.ToString(k.kp.KeyName) == aws.ToString(in.KeyName) })
 		return &ec2.DeleteKeyPairOutput{Return: aws.Bool(true)}, nil
@@ -687,7 +708,7 @@ func (f *fakeAWS) launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
 }
 
 func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	return fakeCall(f, "EC2", "DescribeInstances", func() (*ec2.DescribeInstancesOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeInstances", func() (*ec2.DescribeInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
 			if f.instance(id) == nil {
 				return nil, awsErr("InvalidInstanceID.NotFound")
@@ -746,7 +767,7 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 }
 
 func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
-	return fakeCall(f, "EC2", "RunInstances", func() (*ec2.RunInstancesOutput, error) {
+	return fakeCall(f, in, "EC2", "RunInstances", func() (*ec2.RunInstancesOutput, error) {
 		token := aws.ToString(in.ClientToken)
 		for _, i := range f.instances {
 			if token != "" && i.token == token {
@@ -784,7 +805,7 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 }
 
 func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
-	return fakeCall(f, "EC2", "StartInstances", func() (*ec2.StartInstancesOutput, error) {
+	return fakeCall(f, in, "EC2", "StartInstances", func() (*ec2.StartInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
 			i := f.instance(id)
 			if i == nil {
@@ -803,7 +824,7 @@ func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 }
 
 func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
-	return fakeCall(f, "EC2", "TerminateInstances", func() (*ec2.TerminateInstancesOutput, error) {
+	return fakeCall(f, in, "EC2", "TerminateInstances", func() (*ec2.TerminateInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
 			if f.instance(id) == nil {
 				return nil, awsErr("InvalidInstanceID.NotFound")
@@ -817,7 +838,7 @@ func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 }
 
 func (f *fakeAWS) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
-	return fakeCall(f, "EC2", "GetConsoleOutput", func() (*ec2.GetConsoleOutputOutput, error) {
+	return fakeCall(f, in, "EC2", "GetConsoleOutput", func() (*ec2.GetConsoleOutputOutput, error) {
 		id := aws.ToString(in.InstanceId)
 		if f.instance(id) == nil {
 			return nil, awsErr("InvalidInstanceID.NotFound")
@@ -831,7 +852,7 @@ func (f *fakeAWS) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputIn
 }
 
 func (f *fakeAWS) DescribeInstanceAttribute(_ context.Context, in *ec2.DescribeInstanceAttributeInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error) {
-	return fakeCall(f, "EC2", "DescribeInstanceAttribute", func() (*ec2.DescribeInstanceAttributeOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeInstanceAttribute", func() (*ec2.DescribeInstanceAttributeOutput, error) {
 		i := f.instance(aws.ToString(in.InstanceId))
 		if i == nil {
 			return nil, awsErr("InvalidInstanceID.NotFound")
@@ -850,7 +871,7 @@ func (f *fakeAWS) DescribeInstanceAttribute(_ context.Context, in *ec2.DescribeI
 // ---- EC2: images, instance types, tags, regions ----
 
 func (f *fakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
-	return fakeCall(f, "EC2", "DescribeImages", func() (*ec2.DescribeImagesOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeImages", func() (*ec2.DescribeImagesOutput, error) {
 		out := &ec2.DescribeImagesOutput{}
 		for _, img := range f.images {
 			if len(in.Owners) > 0 && !slices.Contains(in.Owners, aws.ToString(img.OwnerId)) {
@@ -879,7 +900,7 @@ func (f *fakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 }
 
 func (f *fakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
-	return fakeCall(f, "EC2", "DescribeInstanceTypes", func() (*ec2.DescribeInstanceTypesOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeInstanceTypes", func() (*ec2.DescribeInstanceTypesOutput, error) {
 		out := &ec2.DescribeInstanceTypesOutput{}
 		for _, t := range in.InstanceTypes {
 			archs, ok := f.instanceTypes[string(t)]
@@ -895,7 +916,7 @@ func (f *fakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInsta
 }
 
 func (f *fakeAWS) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
-	return fakeCall(f, "EC2", "CreateTags", func() (*ec2.CreateTagsOutput, error) {
+	return fakeCall(f, in, "EC2", "CreateTags", func() (*ec2.CreateTagsOutput, error) {
 		var sets []func()
 		for _, id := range in.Resources {
 			switch {
@@ -923,8 +944,8 @@ func (f *fakeAWS) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...fu
 	})
 }
 
-func (f *fakeAWS) DescribeRegions(_ context.Context, _ *ec2.DescribeRegionsInput, _ ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
-	return fakeCall(f, "EC2", "DescribeRegions", func() (*ec2.DescribeRegionsOutput, error) {
+func (f *fakeAWS) DescribeRegions(_ context.Context, in *ec2.DescribeRegionsInput, _ ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeRegions", func() (*ec2.DescribeRegionsOutput, error) {
 		out := &ec2.DescribeRegionsOutput{}
 		for _, r := range f.regions {
 			out.Regions = append(out.Regions, ec2types.Region{RegionName: aws.String(r)})
@@ -948,7 +969,7 @@ func mergeIAMTags(have, set []iamtypes.Tag) []iamtypes.Tag {
 }
 
 func (f *fakeAWS) GetUser(_ context.Context, in *iam.GetUserInput, _ ...func(*iam.Options)) (*iam.GetUserOutput, error) {
-	return fakeCall(f, "IAM", "GetUser", func() (*iam.GetUserOutput, error) {
+	return fakeCall(f, in, "IAM", "GetUser", func() (*iam.GetUserOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -959,7 +980,7 @@ func (f *fakeAWS) GetUser(_ context.Context, in *iam.GetUserInput, _ ...func(*ia
 }
 
 func (f *fakeAWS) ListUsers(_ context.Context, in *iam.ListUsersInput, _ ...func(*iam.Options)) (*iam.ListUsersOutput, error) {
-	return fakeCall(f, "IAM", "ListUsers", func() (*iam.ListUsersOutput, error) {
+	return fakeCall(f, in, "IAM", "ListUsers", func() (*iam.ListUsersOutput, error) {
 		out := &iam.ListUsersOutput{}
 		for _, name := range sortedKeysOf(f.users) {
 			u := f.users[name].user
@@ -982,7 +1003,7 @@ func sortedKeysOf[V any](m map[string]V) []string {
 }
 
 func (f *fakeAWS) CreateUser(_ context.Context, in *iam.CreateUserInput, _ ...func(*iam.Options)) (*iam.CreateUserOutput, error) {
-	return fakeCall(f, "IAM", "CreateUser", func() (*iam.CreateUserOutput, error) {
+	return fakeCall(f, in, "IAM", "CreateUser", func() (*iam.CreateUserOutput, error) {
 		name := aws.ToString(in.UserName)
 		if f.users[name] != nil {
 			return nil, awsErr("EntityAlreadyExists")
@@ -1002,7 +1023,7 @@ func (f *fakeAWS) CreateUser(_ context.Context, in *iam.CreateUserInput, _ ...fu
 }
 
 func (f *fakeAWS) TagUser(_ context.Context, in *iam.TagUserInput, _ ...func(*iam.Options)) (*iam.TagUserOutput, error) {
-	return fakeCall(f, "IAM", "TagUser", func() (*iam.TagUserOutput, error) {
+	return fakeCall(f, in, "IAM", "TagUser", func() (*iam.TagUserOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1013,7 +1034,7 @@ func (f *fakeAWS) TagUser(_ context.Context, in *iam.TagUserInput, _ ...func(*ia
 }
 
 func (f *fakeAWS) DeleteUser(_ context.Context, in *iam.DeleteUserInput, _ ...func(*iam.Options)) (*iam.DeleteUserOutput, error) {
-	return fakeCall(f, "IAM", "DeleteUser", func() (*iam.DeleteUserOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteUser", func() (*iam.DeleteUserOutput, error) {
 		name := aws.ToString(in.UserName)
 		u := f.users[name]
 		if u == nil {
@@ -1028,7 +1049,7 @@ func (f *fakeAWS) DeleteUser(_ context.Context, in *iam.DeleteUserInput, _ ...fu
 }
 
 func (f *fakeAWS) GetUserPolicy(_ context.Context, in *iam.GetUserPolicyInput, _ ...func(*iam.Options)) (*iam.GetUserPolicyOutput, error) {
-	return fakeCall(f, "IAM", "GetUserPolicy", func() (*iam.GetUserPolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "GetUserPolicy", func() (*iam.GetUserPolicyOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1043,7 +1064,7 @@ func (f *fakeAWS) GetUserPolicy(_ context.Context, in *iam.GetUserPolicyInput, _
 }
 
 func (f *fakeAWS) PutUserPolicy(_ context.Context, in *iam.PutUserPolicyInput, _ ...func(*iam.Options)) (*iam.PutUserPolicyOutput, error) {
-	return fakeCall(f, "IAM", "PutUserPolicy", func() (*iam.PutUserPolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "PutUserPolicy", func() (*iam.PutUserPolicyOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1054,7 +1075,7 @@ func (f *fakeAWS) PutUserPolicy(_ context.Context, in *iam.PutUserPolicyInput, _
 }
 
 func (f *fakeAWS) ListUserPolicies(_ context.Context, in *iam.ListUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListUserPoliciesOutput, error) {
-	return fakeCall(f, "IAM", "ListUserPolicies", func() (*iam.ListUserPoliciesOutput, error) {
+	return fakeCall(f, in, "IAM", "ListUserPolicies", func() (*iam.ListUserPoliciesOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1064,7 +1085,7 @@ func (f *fakeAWS) ListUserPolicies(_ context.Context, in *iam.ListUserPoliciesIn
 }
 
 func (f *fakeAWS) DeleteUserPolicy(_ context.Context, in *iam.DeleteUserPolicyInput, _ ...func(*iam.Options)) (*iam.DeleteUserPolicyOutput, error) {
-	return fakeCall(f, "IAM", "DeleteUserPolicy", func() (*iam.DeleteUserPolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteUserPolicy", func() (*iam.DeleteUserPolicyOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1078,7 +1099,7 @@ func (f *fakeAWS) DeleteUserPolicy(_ context.Context, in *iam.DeleteUserPolicyIn
 }
 
 func (f *fakeAWS) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput, _ ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error) {
-	return fakeCall(f, "IAM", "ListAccessKeys", func() (*iam.ListAccessKeysOutput, error) {
+	return fakeCall(f, in, "IAM", "ListAccessKeys", func() (*iam.ListAccessKeysOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1102,7 +1123,7 @@ func (f *fakeAWS) addKey(u *fakeUser, t time.Time) fakeAccessKey {
 }
 
 func (f *fakeAWS) CreateAccessKey(_ context.Context, in *iam.CreateAccessKeyInput, _ ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
-	return fakeCall(f, "IAM", "CreateAccessKey", func() (*iam.CreateAccessKeyOutput, error) {
+	return fakeCall(f, in, "IAM", "CreateAccessKey", func() (*iam.CreateAccessKeyOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1119,7 +1140,7 @@ func (f *fakeAWS) CreateAccessKey(_ context.Context, in *iam.CreateAccessKeyInpu
 }
 
 func (f *fakeAWS) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
-	return fakeCall(f, "IAM", "DeleteAccessKey", func() (*iam.DeleteAccessKeyOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteAccessKey", func() (*iam.DeleteAccessKeyOutput, error) {
 		u := f.users[aws.ToString(in.UserName)]
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1136,7 +1157,7 @@ func (f *fakeAWS) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInpu
 // ---- IAM: roles and instance profiles ----
 
 func (f *fakeAWS) GetRole(_ context.Context, in *iam.GetRoleInput, _ ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
-	return fakeCall(f, "IAM", "GetRole", func() (*iam.GetRoleOutput, error) {
+	return fakeCall(f, in, "IAM", "GetRole", func() (*iam.GetRoleOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1147,7 +1168,7 @@ func (f *fakeAWS) GetRole(_ context.Context, in *iam.GetRoleInput, _ ...func(*ia
 }
 
 func (f *fakeAWS) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func(*iam.Options)) (*iam.ListRolesOutput, error) {
-	return fakeCall(f, "IAM", "ListRoles", func() (*iam.ListRolesOutput, error) {
+	return fakeCall(f, in, "IAM", "ListRoles", func() (*iam.ListRolesOutput, error) {
 		out := &iam.ListRolesOutput{}
 		for _, name := range sortedKeysOf(f.roles) {
 			r := f.roles[name].role
@@ -1161,7 +1182,7 @@ func (f *fakeAWS) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func
 }
 
 func (f *fakeAWS) CreateRole(_ context.Context, in *iam.CreateRoleInput, _ ...func(*iam.Options)) (*iam.CreateRoleOutput, error) {
-	return fakeCall(f, "IAM", "CreateRole", func() (*iam.CreateRoleOutput, error) {
+	return fakeCall(f, in, "IAM", "CreateRole", func() (*iam.CreateRoleOutput, error) {
 		name := aws.ToString(in.RoleName)
 		if f.roles[name] != nil {
 			return nil, awsErr("EntityAlreadyExists")
@@ -1178,7 +1199,7 @@ func (f *fakeAWS) CreateRole(_ context.Context, in *iam.CreateRoleInput, _ ...fu
 }
 
 func (f *fakeAWS) TagRole(_ context.Context, in *iam.TagRoleInput, _ ...func(*iam.Options)) (*iam.TagRoleOutput, error) {
-	return fakeCall(f, "IAM", "TagRole", func() (*iam.TagRoleOutput, error) {
+	return fakeCall(f, in, "IAM", "TagRole", func() (*iam.TagRoleOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1189,7 +1210,7 @@ func (f *fakeAWS) TagRole(_ context.Context, in *iam.TagRoleInput, _ ...func(*ia
 }
 
 func (f *fakeAWS) DeleteRole(_ context.Context, in *iam.DeleteRoleInput, _ ...func(*iam.Options)) (*iam.DeleteRoleOutput, error) {
-	return fakeCall(f, "IAM", "DeleteRole", func() (*iam.DeleteRoleOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteRole", func() (*iam.DeleteRoleOutput, error) {
 		name := aws.ToString(in.RoleName)
 		r := f.roles[name]
 		if r == nil {
@@ -1209,7 +1230,7 @@ func (f *fakeAWS) DeleteRole(_ context.Context, in *iam.DeleteRoleInput, _ ...fu
 }
 
 func (f *fakeAWS) GetRolePolicy(_ context.Context, in *iam.GetRolePolicyInput, _ ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error) {
-	return fakeCall(f, "IAM", "GetRolePolicy", func() (*iam.GetRolePolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "GetRolePolicy", func() (*iam.GetRolePolicyOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1223,7 +1244,7 @@ func (f *fakeAWS) GetRolePolicy(_ context.Context, in *iam.GetRolePolicyInput, _
 }
 
 func (f *fakeAWS) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _ ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
-	return fakeCall(f, "IAM", "PutRolePolicy", func() (*iam.PutRolePolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "PutRolePolicy", func() (*iam.PutRolePolicyOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1234,7 +1255,7 @@ func (f *fakeAWS) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _
 }
 
 func (f *fakeAWS) ListRolePolicies(_ context.Context, in *iam.ListRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListRolePoliciesOutput, error) {
-	return fakeCall(f, "IAM", "ListRolePolicies", func() (*iam.ListRolePoliciesOutput, error) {
+	return fakeCall(f, in, "IAM", "ListRolePolicies", func() (*iam.ListRolePoliciesOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1244,7 +1265,7 @@ func (f *fakeAWS) ListRolePolicies(_ context.Context, in *iam.ListRolePoliciesIn
 }
 
 func (f *fakeAWS) DeleteRolePolicy(_ context.Context, in *iam.DeleteRolePolicyInput, _ ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error) {
-	return fakeCall(f, "IAM", "DeleteRolePolicy", func() (*iam.DeleteRolePolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteRolePolicy", func() (*iam.DeleteRolePolicyOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1258,7 +1279,7 @@ func (f *fakeAWS) DeleteRolePolicy(_ context.Context, in *iam.DeleteRolePolicyIn
 }
 
 func (f *fakeAWS) ListAttachedRolePolicies(_ context.Context, in *iam.ListAttachedRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error) {
-	return fakeCall(f, "IAM", "ListAttachedRolePolicies", func() (*iam.ListAttachedRolePoliciesOutput, error) {
+	return fakeCall(f, in, "IAM", "ListAttachedRolePolicies", func() (*iam.ListAttachedRolePoliciesOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1272,7 +1293,7 @@ func (f *fakeAWS) ListAttachedRolePolicies(_ context.Context, in *iam.ListAttach
 }
 
 func (f *fakeAWS) DetachRolePolicy(_ context.Context, in *iam.DetachRolePolicyInput, _ ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error) {
-	return fakeCall(f, "IAM", "DetachRolePolicy", func() (*iam.DetachRolePolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "DetachRolePolicy", func() (*iam.DetachRolePolicyOutput, error) {
 		r := f.roles[aws.ToString(in.RoleName)]
 		if r == nil || !slices.Contains(r.attached, aws.ToString(in.PolicyArn)) {
 			return nil, awsErr("NoSuchEntity")
@@ -1297,7 +1318,7 @@ func (f *fakeAWS) profileOut(p *fakeProfile) *iamtypes.InstanceProfile {
 }
 
 func (f *fakeAWS) GetInstanceProfile(_ context.Context, in *iam.GetInstanceProfileInput, _ ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
-	return fakeCall(f, "IAM", "GetInstanceProfile", func() (*iam.GetInstanceProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "GetInstanceProfile", func() (*iam.GetInstanceProfileOutput, error) {
 		p := f.profiles[aws.ToString(in.InstanceProfileName)]
 		if p == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1307,7 +1328,7 @@ func (f *fakeAWS) GetInstanceProfile(_ context.Context, in *iam.GetInstanceProfi
 }
 
 func (f *fakeAWS) CreateInstanceProfile(_ context.Context, in *iam.CreateInstanceProfileInput, _ ...func(*iam.Options)) (*iam.CreateInstanceProfileOutput, error) {
-	return fakeCall(f, "IAM", "CreateInstanceProfile", func() (*iam.CreateInstanceProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "CreateInstanceProfile", func() (*iam.CreateInstanceProfileOutput, error) {
 		name := aws.ToString(in.InstanceProfileName)
 		if f.profiles[name] != nil {
 			return nil, awsErr("EntityAlreadyExists")
@@ -1323,7 +1344,7 @@ func (f *fakeAWS) CreateInstanceProfile(_ context.Context, in *iam.CreateInstanc
 }
 
 func (f *fakeAWS) TagInstanceProfile(_ context.Context, in *iam.TagInstanceProfileInput, _ ...func(*iam.Options)) (*iam.TagInstanceProfileOutput, error) {
-	return fakeCall(f, "IAM", "TagInstanceProfile", func() (*iam.TagInstanceProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "TagInstanceProfile", func() (*iam.TagInstanceProfileOutput, error) {
 		p := f.profiles[aws.ToString(in.InstanceProfileName)]
 		if p == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1334,7 +1355,7 @@ func (f *fakeAWS) TagInstanceProfile(_ context.Context, in *iam.TagInstanceProfi
 }
 
 func (f *fakeAWS) DeleteInstanceProfile(_ context.Context, in *iam.DeleteInstanceProfileInput, _ ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error) {
-	return fakeCall(f, "IAM", "DeleteInstanceProfile", func() (*iam.DeleteInstanceProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteInstanceProfile", func() (*iam.DeleteInstanceProfileOutput, error) {
 		name := aws.ToString(in.InstanceProfileName)
 		p := f.profiles[name]
 		if p == nil {
@@ -1349,7 +1370,7 @@ func (f *fakeAWS) DeleteInstanceProfile(_ context.Context, in *iam.DeleteInstanc
 }
 
 func (f *fakeAWS) AddRoleToInstanceProfile(_ context.Context, in *iam.AddRoleToInstanceProfileInput, _ ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error) {
-	return fakeCall(f, "IAM", "AddRoleToInstanceProfile", func() (*iam.AddRoleToInstanceProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "AddRoleToInstanceProfile", func() (*iam.AddRoleToInstanceProfileOutput, error) {
 		p := f.profiles[aws.ToString(in.InstanceProfileName)]
 		if p == nil || f.roles[aws.ToString(in.RoleName)] == nil {
 			return nil, awsErr("NoSuchEntity")
@@ -1363,7 +1384,7 @@ func (f *fakeAWS) AddRoleToInstanceProfile(_ context.Context, in *iam.AddRoleToI
 }
 
 func (f *fakeAWS) RemoveRoleFromInstanceProfile(_ context.Context, in *iam.RemoveRoleFromInstanceProfileInput, _ ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error) {
-	return fakeCall(f, "IAM", "RemoveRoleFromInstanceProfile", func() (*iam.RemoveRoleFromInstanceProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "RemoveRoleFromInstanceProfile", func() (*iam.RemoveRoleFromInstanceProfileOutput, error) {
 		p := f.profiles[aws.ToString(in.InstanceProfileName)]
 		if p == nil || !slices.Contains(p.roles, aws.ToString(in.RoleName)) {
 			return nil, awsErr("NoSuchEntity")
@@ -1389,7 +1410,7 @@ func (f *fakeAWS) ourBucket(name string) (*fakeBucket, error) {
 }
 
 func (f *fakeAWS) HeadBucket(_ context.Context, in *s3.HeadBucketInput, _ ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
-	return fakeCall(f, "S3", "HeadBucket", func() (*s3.HeadBucketOutput, error) {
+	return fakeCall(f, in, "S3", "HeadBucket", func() (*s3.HeadBucketOutput, error) {
 		b := f.buckets[aws.ToString(in.Bucket)]
 		switch {
 		case b == nil:
@@ -1402,7 +1423,7 @@ func (f *fakeAWS) HeadBucket(_ context.Context, in *s3.HeadBucketInput, _ ...fun
 }
 
 func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ...func(*s3.Options)) (*s3.CreateBucketOutput, error) {
-	return fakeCall(f, "S3", "CreateBucket", func() (*s3.CreateBucketOutput, error) {
+	return fakeCall(f, in, "S3", "CreateBucket", func() (*s3.CreateBucketOutput, error) {
 		name := aws.ToString(in.Bucket)
 		if b := f.buckets[name]; b != nil {
 			if b.foreign {
@@ -1426,7 +1447,7 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 }
 
 func (f *fakeAWS) DeleteBucket(_ context.Context, in *s3.DeleteBucketInput, _ ...func(*s3.Options)) (*s3.DeleteBucketOutput, error) {
-	return fakeCall(f, "S3", "DeleteBucket", func() (*s3.DeleteBucketOutput, error) {
+	return fakeCall(f, in, "S3", "DeleteBucket", func() (*s3.DeleteBucketOutput, error) {
 		name := aws.ToString(in.Bucket)
 		b, err := f.ourBucket(name)
 		if err != nil {
@@ -1441,7 +1462,7 @@ func (f *fakeAWS) DeleteBucket(_ context.Context, in *s3.DeleteBucketInput, _ ..
 }
 
 func (f *fakeAWS) ListBuckets(_ context.Context, in *s3.ListBucketsInput, _ ...func(*s3.Options)) (*s3.ListBucketsOutput, error) {
-	return fakeCall(f, "S3", "ListBuckets", func() (*s3.ListBucketsOutput, error) {
+	return fakeCall(f, in, "S3", "ListBuckets", func() (*s3.ListBucketsOutput, error) {
 		out := &s3.ListBucketsOutput{Prefix: in.Prefix}
 		for _, name := range sortedKeysOf(f.buckets) {
 			b := f.buckets[name]
@@ -1454,7 +1475,7 @@ func (f *fakeAWS) ListBuckets(_ context.Context, in *s3.ListBucketsInput, _ ...f
 }
 
 func (f *fakeAWS) GetBucketTagging(_ context.Context, in *s3.GetBucketTaggingInput, _ ...func(*s3.Options)) (*s3.GetBucketTaggingOutput, error) {
-	return fakeCall(f, "S3", "GetBucketTagging", func() (*s3.GetBucketTaggingOutput, error) {
+	return fakeCall(f, in, "S3", "GetBucketTagging", func() (*s3.GetBucketTaggingOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1467,7 +1488,7 @@ func (f *fakeAWS) GetBucketTagging(_ context.Context, in *s3.GetBucketTaggingInp
 }
 
 func (f *fakeAWS) PutBucketTagging(_ context.Context, in *s3.PutBucketTaggingInput, _ ...func(*s3.Options)) (*s3.PutBucketTaggingOutput, error) {
-	return fakeCall(f, "S3", "PutBucketTagging", func() (*s3.PutBucketTaggingOutput, error) {
+	return fakeCall(f, in, "S3", "PutBucketTagging", func() (*s3.PutBucketTaggingOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1478,7 +1499,7 @@ func (f *fakeAWS) PutBucketTagging(_ context.Context, in *s3.PutBucketTaggingInp
 }
 
 func (f *fakeAWS) GetPublicAccessBlock(_ context.Context, in *s3.GetPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.GetPublicAccessBlockOutput, error) {
-	return fakeCall(f, "S3", "GetPublicAccessBlock", func() (*s3.GetPublicAccessBlockOutput, error) {
+	return fakeCall(f, in, "S3", "GetPublicAccessBlock", func() (*s3.GetPublicAccessBlockOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1492,7 +1513,7 @@ func (f *fakeAWS) GetPublicAccessBlock(_ context.Context, in *s3.GetPublicAccess
 }
 
 func (f *fakeAWS) PutPublicAccessBlock(_ context.Context, in *s3.PutPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.PutPublicAccessBlockOutput, error) {
-	return fakeCall(f, "S3", "PutPublicAccessBlock", func() (*s3.PutPublicAccessBlockOutput, error) {
+	return fakeCall(f, in, "S3", "PutPublicAccessBlock", func() (*s3.PutPublicAccessBlockOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1504,7 +1525,7 @@ func (f *fakeAWS) PutPublicAccessBlock(_ context.Context, in *s3.PutPublicAccess
 }
 
 func (f *fakeAWS) GetBucketEncryption(_ context.Context, in *s3.GetBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.GetBucketEncryptionOutput, error) {
-	return fakeCall(f, "S3", "GetBucketEncryption", func() (*s3.GetBucketEncryptionOutput, error) {
+	return fakeCall(f, in, "S3", "GetBucketEncryption", func() (*s3.GetBucketEncryptionOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1519,7 +1540,7 @@ func (f *fakeAWS) GetBucketEncryption(_ context.Context, in *s3.GetBucketEncrypt
 }
 
 func (f *fakeAWS) PutBucketEncryption(_ context.Context, in *s3.PutBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.PutBucketEncryptionOutput, error) {
-	return fakeCall(f, "S3", "PutBucketEncryption", func() (*s3.PutBucketEncryptionOutput, error) {
+	return fakeCall(f, in, "S3", "PutBucketEncryption", func() (*s3.PutBucketEncryptionOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1531,7 +1552,7 @@ func (f *fakeAWS) PutBucketEncryption(_ context.Context, in *s3.PutBucketEncrypt
 }
 
 func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
-	return fakeCall(f, "S3", "ListObjectVersions", func() (*s3.ListObjectVersionsOutput, error) {
+	return fakeCall(f, in, "S3", "ListObjectVersions", func() (*s3.ListObjectVersionsOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1566,7 +1587,7 @@ func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 }
 
 func (f *fakeAWS) DeleteObjects(_ context.Context, in *s3.DeleteObjectsInput, _ ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
-	return fakeCall(f, "S3", "DeleteObjects", func() (*s3.DeleteObjectsOutput, error) {
+	return fakeCall(f, in, "S3", "DeleteObjects", func() (*s3.DeleteObjectsOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1591,7 +1612,7 @@ func (f *fakeAWS) DeleteObjects(_ context.Context, in *s3.DeleteObjectsInput, _ 
 }
 
 func (f *fakeAWS) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUploadsInput, _ ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
-	return fakeCall(f, "S3", "ListMultipartUploads", func() (*s3.ListMultipartUploadsOutput, error) {
+	return fakeCall(f, in, "S3", "ListMultipartUploads", func() (*s3.ListMultipartUploadsOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1605,7 +1626,7 @@ func (f *fakeAWS) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUp
 }
 
 func (f *fakeAWS) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
-	return fakeCall(f, "S3", "AbortMultipartUpload", func() (*s3.AbortMultipartUploadOutput, error) {
+	return fakeCall(f, in, "S3", "AbortMultipartUpload", func() (*s3.AbortMultipartUploadOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
@@ -1623,7 +1644,7 @@ func (f *fakeAWS) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartU
 
 // ListObjectsV2 as the account's own identity (keyProbeAPI).
 func (f *fakeAWS) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
-	return fakeCall(f, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) { return f.listObjects(in) })
+	return fakeCall(f, in, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) { return f.listObjects(in) })
 }
 
 // listObjects lists the latest versions. Called with f.mu held.
@@ -1651,7 +1672,7 @@ type fakeProbe struct {
 
 func (p *fakeProbe) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
 	f := p.f
-	return fakeCall(f, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) {
+	return fakeCall(f, in, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) {
 		for _, u := range f.users {
 			for _, k := range u.keys {
 				if k.id == p.id {

@@ -43,12 +43,14 @@ func mustUp(t *testing.T, o UpOptions) {
 	}
 }
 
-// upStack is a stack made by one up over f, in a fresh state dir.
+// upStack is a stack made by one up over f, in a fresh state dir; the
+// call log starts empty after it.
 func upStack(t *testing.T, f *fakeAWS, stack string) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	o, _, _ := upOpts(dir, stack)
 	mustUp(t, o)
+	f.resetCalls()
 	return dir
 }
 

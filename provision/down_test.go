@@ -1,0 +1,447 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// downOpts are the options of a down of stack in dir.
+func downOpts(dir, stack string) (DownOptions, *bytes.Buffer, *bytes.Buffer) {
+	out, log := &bytes.Buffer{}, &bytes.Buffer{}
+	return DownOptions{Stack: Stack{Name: stack, StateDir: dir}, Streams: Streams{Out: out, Log: log}}, out, log
+}
+
+func fkExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func TestDownDeletesInDependencyOrder(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.resetCalls()
+	o, out, log := downOpts(dir, "demo")
+	o.Yes = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatalf("down: %v\n%s", err, log)
+	}
+	want := []string{
+		"EC2.TerminateInstances",
+		"EC2.DeleteSecurityGroup",
+		"EC2.DeleteKeyPair",
+		"IAM.RemoveRoleFromInstanceProfile", "IAM.DeleteInstanceProfile",
+		"IAM.DeleteRolePolicy", "IAM.DeleteRole",
+		"S3.DeleteBucket",
+		"IAM.DeleteAccessKey", "IAM.DeleteUserPolicy", "IAM.DeleteUser",
+	}
+	if got := f.mutating(); !slices.Equal(got, want) {
+		t.Errorf("mutating calls\n got %v\nwant %v", got, want)
+	}
+	if left := f.owns("demo"); len(left) != 0 {
+		t.Errorf("left in AWS: %v", left)
+	}
+	if fkExists(local.StackDir(dir, "demo").Path()) {
+		t.Error("local state not removed")
+	}
+	if out.Len() != 0 {
+		t.Errorf("down printed %q on stdout", out)
+	}
+	if !strings.Contains(log.String(), "stack demo is gone") {
+		t.Errorf("progress:\n%s", log)
+	}
+}
+
+func TestDownDryRun(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.resetCalls()
+	o, out, _ := downOpts(dir, "demo")
+	o.DryRun = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	id := f.liveInstances()[0]
+	for _, want := range []string{
+		"(plan) would delete instance " + id,
+		"(plan) would delete security group " + n.SecurityGroup + " (sg-",
+		"(plan) would delete key pair " + n.KeyPair,
+		"(plan) would delete IAM user " + n.User,
+		"(plan) would delete IAM role " + n.Role,
+		"(plan) would delete instance profile " + n.Profile,
+		"(plan) would delete S3 bucket " + n.Bucket,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != 7 {
+		t.Errorf("%d plan lines:\n%s", lines, out)
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("dry run made mutating calls %v", m)
+	}
+	if len(f.owns("demo")) != 7 || savedSecrets(t, dir, "demo") == nil {
+		t.Error("dry run changed something")
+	}
+
+	// A dry run of nothing keeps the (empty) local state too.
+	o, out, _ = downOpts(dir, "nothing")
+	o.DryRun = true
+	if err := Down(context.Background(), o); err != nil || out.Len() != 0 {
+		t.Errorf("dry run of an empty stack: %v, %q", err, out)
+	}
+}
+
+func TestDownConfirmation(t *testing.T) {
+	cases := []struct {
+		name    string
+		confirm func(string) (bool, error)
+		wantErr string
+		usage   bool
+		deleted bool
+	}{
+		{"no terminal", nil, "refusing to delete stack demo without --yes", true, false},
+		{"answered no", func(string) (bool, error) { return false, nil }, "not confirmed: nothing deleted", true, false},
+		{"cannot ask", func(string) (bool, error) { return false, errors.New("tty gone") }, "tty gone", false, false},
+		{"answered yes", func(string) (bool, error) { return true, nil }, "", false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newInstalledFake(t)
+			dir := upStack(t, f, "demo")
+			f.resetCalls()
+			o, _, log := downOpts(dir, "demo")
+			var prompt string
+			if c.confirm != nil {
+				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
+			}
+			err := Down(context.Background(), o)
+			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("down = %v, want %q", err, c.wantErr)
+			}
+			if IsUsage(err) != c.usage {
+				t.Errorf("IsUsage(%v) = %v", err, IsUsage(err))
+			}
+			if c.confirm != nil && prompt != "Delete stack demo (7 resources above) in eu-west-3? [y/N] " {
+				t.Errorf("prompt %q", prompt)
+			}
+			if c.confirm != nil && !strings.Contains(log.String(), "IAM user mlstack-demo") {
+				t.Errorf("the resources are not listed before asking:\n%s", log)
+			}
+			if gone := len(f.owns("demo")) == 0; gone != c.deleted {
+				t.Errorf("deleted = %v, want %v (mutating calls %v)", gone, c.deleted, f.mutating())
+			}
+			if !c.deleted && len(f.mutating()) != 0 {
+				t.Errorf("mutating calls without confirmation: %v", f.mutating())
+			}
+		})
+	}
+}
+
+func TestDownLeftBehindKeepsLocalState(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	f.failNext("DeleteBucket", awsErr("InternalError"), 1)
+	o, _, _ := downOpts(dir, "demo")
+	o.Yes = true
+	err := Down(context.Background(), o)
+	var lb *LeftBehindError
+	if !errors.As(err, &lb) {
+		t.Fatalf("down = %v, want a *LeftBehindError", err)
+	}
+	if lb.Stack != "demo" || lb.Sweep || len(lb.Remaining) != 1 || lb.Remaining[0].Kind != "S3 bucket" || lb.Remaining[0].Name != n.Bucket {
+		t.Errorf("left behind %+v", lb)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "InternalError") || !strings.Contains(msg, "stack demo still owns: S3 bucket "+n.Bucket) ||
+		!strings.Contains(msg, "run `mlstack down --stack demo --yes` again") {
+		t.Errorf("message: %s", msg)
+	}
+	if !hasCode(err, "InternalError") {
+		t.Error("LeftBehindError does not unwrap to the cause")
+	}
+	// Every other step ran.
+	if left := f.owns("demo"); !slices.Equal(left, []string{"S3 bucket " + n.Bucket}) {
+		t.Errorf("left in AWS: %v", left)
+	}
+	if savedSecrets(t, dir, "demo") == nil {
+		t.Fatal("local state removed while the stack still owns something")
+	}
+	// Running down again finishes the job.
+	o, _, _ = downOpts(dir, "demo")
+	o.Yes = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if fkExists(local.StackDir(dir, "demo").Path()) || len(f.owns("demo")) != 0 {
+		t.Error("second down did not finish")
+	}
+}
+
+func TestDownLeavesForeignResourcesAlone(t *testing.T) {
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	other := stackTagsFor("other", time.Now())
+
+	t.Run("only look-alikes", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.addUser(n.User, nil)
+		f.addRole(n.Role, other)
+		f.addProfile(n.Profile, nil)
+		f.addBucket(n.Bucket, nil)
+		f.addGroup(n.SecurityGroup, nil)
+		f.addKeyPair(n.KeyPair, other)
+		f.addInstance(other, ec2types.InstanceStateNameRunning)
+		dir := t.TempDir()
+		os.MkdirAll(local.StackDir(dir, "demo").Path(), 0o700)
+		o, _, log := downOpts(dir, "demo")
+		o.Yes = true
+		if err := Down(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		if m := f.mutating(); len(m) != 0 {
+			t.Errorf("mutating calls on look-alikes: %v", m)
+		}
+		if !strings.Contains(log.String(), "stack demo owns nothing in account 123456789012, eu-west-3") {
+			t.Errorf("progress:\n%s", log)
+		}
+		if fkExists(local.StackDir(dir, "demo").Path()) {
+			t.Error("empty local state kept")
+		}
+		if len(f.owns("demo")) != 6 || len(f.liveInstances()) != 1 {
+			t.Errorf("look-alikes touched: %v", f.owns("demo"))
+		}
+	})
+
+	t.Run("look-alikes beside the stack", func(t *testing.T) {
+		f := newInstalledFake(t)
+		dir := upStack(t, f, "demo")
+		// Someone replaced or re-tagged some of the stack's names.
+		f.mu.Lock()
+		f.keyPairs[0].kp.Tags = nil
+		f.users[n.User].user.Tags = iamTags(other)
+		f.profiles[n.Profile].prof.Tags = nil
+		f.roles[n.Role].role.Tags = nil
+		f.buckets[n.Bucket].tags = nil
+		f.mu.Unlock()
+		f.resetCalls()
+		o, _, log := downOpts(dir, "demo")
+		o.Yes = true
+		if err := Down(context.Background(), o); err != nil {
+			t.Fatalf("down: %v", err)
+		}
+		if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances", "EC2.DeleteSecurityGroup"}) {
+			t.Errorf("mutating calls %v", got)
+		}
+		for _, want := range []string{"leaving key pair mlstack-demo alone", "leaving IAM user mlstack-demo alone",
+			"leaving instance profile mlstack-demo-server alone", "leaving IAM role mlstack-demo-server alone",
+			"leaving S3 bucket " + n.Bucket + " alone"} {
+			if !strings.Contains(log.String(), want) {
+				t.Errorf("progress lacks %q:\n%s", want, log)
+			}
+		}
+		if len(f.owns("demo")) != 5 {
+			t.Errorf("left: %v", f.owns("demo"))
+		}
+	})
+}
+
+func TestDownRetriesDependencyViolation(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.failNext("DeleteSecurityGroup", awsErr("DependencyViolation"), 2)
+	o, _, _ := downOpts(dir, "demo")
+	o.Yes = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("EC2.DeleteSecurityGroup"); n != 3 {
+		t.Errorf("DeleteSecurityGroup called %d times, want 3", n)
+	}
+	if len(f.owns("demo")) != 0 {
+		t.Errorf("left: %v", f.owns("demo"))
+	}
+}
+
+func TestDownWaitsForShuttingDownInstances(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	// A second, shutting-down instance of the stack: down waits for both.
+	extra := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameShuttingDown)
+	o, _, log := downOpts(dir, "demo")
+	o.Yes = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), extra) || len(f.liveInstances()) != 0 {
+		t.Errorf("live %v; progress:\n%s", f.liveInstances(), log)
+	}
+}
+
+func TestDownStepErrors(t *testing.T) {
+	// Each failing step is reported; the others still run.
+	cases := []struct{ op, want string }{
+		{"DeleteSecurityGroup", "deleting security group"},
+		{"DeleteKeyPair", "deleting key pair"},
+		{"RemoveRoleFromInstanceProfile", "removing role from instance profile"},
+		{"DeleteInstanceProfile", "deleting instance profile"},
+		{"DeleteRolePolicy", "deleting policy mlstack-bucket of IAM role"},
+		{"DeleteRole", "deleting IAM role"},
+		{"DeleteAccessKey", "deleting access key of"},
+		{"DeleteUserPolicy", "deleting policy mlstack-bucket of"},
+		{"DeleteUser", "deleting IAM user"},
+		{"ListUserPolicies", "listing policies of"},
+		{"ListRolePolicies", "listing policies of IAM role"},
+		{"ListAttachedRolePolicies", "listing attached policies"},
+		{"ListObjectVersions", "listing objects of S3 bucket"},
+		{"ListMultipartUploads", "listing unfinished uploads"},
+		{"GetBucketTagging", "reading tags of S3 bucket"},
+		{"GetUser", "reading IAM user"},
+		{"GetRole", "reading IAM role"},
+		{"GetInstanceProfile", "reading instance profile"},
+		{"DescribeKeyPairs", "reading key pair"},
+		{"DescribeSecurityGroups", "listing security groups of stack demo"},
+	}
+	for _, c := range cases {
+		t.Run(c.op, func(t *testing.T) {
+			f := newInstalledFake(t)
+			dir := upStack(t, f, "demo")
+			o, _, _ := downOpts(dir, "demo")
+			o.Yes = true
+			// Fail the first call of the step, after the inventory's reads.
+			skip := map[string]int{"GetBucketTagging": 1, "GetUser": 1, "GetRole": 1, "GetInstanceProfile": 1,
+				"DescribeKeyPairs": 1, "DescribeSecurityGroups": 1}[c.op]
+			if skip > 0 {
+				// The inventory reads first: let it through once.
+				seen := 0
+				f.failIf(c.op, awsErr("InternalError"), 1, false, func(any) bool { seen++; return seen > skip })
+			} else {
+				f.failNext(c.op, awsErr("InternalError"), 1)
+			}
+			err := Down(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("down = %v, want %q", err, c.want)
+			}
+			if savedSecrets(t, dir, "demo") == nil {
+				t.Error("local state removed after a failed step")
+			}
+			// Down again completes.
+			o, _, _ = downOpts(dir, "demo")
+			o.Yes = true
+			if err := Down(context.Background(), o); err != nil {
+				t.Fatalf("second down: %v", err)
+			}
+			if len(f.owns("demo")) != 0 {
+				t.Errorf("left: %v", f.owns("demo"))
+			}
+		})
+	}
+}
+
+func TestDownInventoryFails(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.failNext("GetBucketTagging", awsErr("AccessDenied"), 1)
+	o, _, _ := downOpts(dir, "demo")
+	o.Yes = true
+	err := Down(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "reading S3 bucket") || len(f.mutating()) != 0 {
+		t.Fatalf("down = %v, mutating %v", err, f.mutating())
+	}
+}
+
+func TestDownCancelledKeepsLocalState(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	ctx, cancel := context.WithCancel(context.Background())
+	o, _, _ := downOpts(dir, "demo")
+	o.Yes = true
+	// Interrupted right after confirming: the steps run (the fake does not
+	// look at the context), but down reports the interrupt and keeps the state.
+	f.failIf("TerminateInstances", nil, 1, false, func(any) bool { cancel(); return false })
+	err := Down(ctx, o)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("down = %v", err)
+	}
+	if savedSecrets(t, dir, "demo") == nil {
+		t.Error("local state removed after an interrupt")
+	}
+}
+
+func TestDownOptionsValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(o *DownOptions)
+		want string
+	}{
+		{"older-than without a sweep", func(o *DownOptions) { o.OlderThan = time.Hour }, "--older-than goes with --all or --expired"},
+		{"negative older-than", func(o *DownOptions) { o.Stack.Name, o.All, o.OlderThan = "", true, -time.Hour }, "--older-than must be positive"},
+		{"stack with --expired", func(o *DownOptions) { o.Expired = true }, "--stack cannot be combined"},
+		{"stack with --all", func(o *DownOptions) { o.All = true }, "--stack cannot be combined"},
+		{"no stack", func(o *DownOptions) { o.Stack.Name = "" }, "missing stack name"},
+		{"bad stack", func(o *DownOptions) { o.Stack.Name = "x_y" }, "lowercase"},
+		{"sweep without state dir", func(o *DownOptions) { o.Stack = Stack{}; o.Expired = true }, "no state directory"},
+		{"negative timeout", func(o *DownOptions) { o.Timeout = -1 }, "--timeout"},
+		{"bad region", func(o *DownOptions) { o.Region = "eu_west_3" }, "not a valid AWS region"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newInstalledFake(t)
+			o, _, _ := downOpts(t.TempDir(), "demo")
+			c.edit(&o)
+			err := Down(context.Background(), o)
+			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("down = %v, want a usage error with %q", err, c.want)
+			}
+			if f.connect != 0 {
+				t.Error("bad input reached AWS")
+			}
+		})
+	}
+}
+
+func TestDownForeignStateDir(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.region = "eu-west-1"
+	o, _, _ := downOpts(dir, "demo")
+	o.Yes = true
+	err := Down(context.Background(), o)
+	if !IsUsage(err) || !strings.Contains(err.Error(), "region eu-west-3") {
+		t.Fatalf("down = %v", err)
+	}
+	if len(f.mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.mutating())
+	}
+}
+
+func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
+	// The instance cannot be terminated: its group answers
+	// DependencyViolation until down gives up (here: the context ends).
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.failNext("TerminateInstances", awsErr("UnauthorizedOperation"), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	o, _, _ := downOpts(dir, "demo")
+	o.Yes = true
+	err := Down(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), "UnauthorizedOperation") || !strings.Contains(err.Error(), "deleting security group") {
+		t.Fatalf("down = %v", err)
+	}
+	if f.count("EC2.DeleteSecurityGroup") < 2 {
+		t.Error("DependencyViolation was not retried")
+	}
+	if len(f.liveInstances()) != 1 || savedSecrets(t, dir, "demo") == nil {
+		t.Error("instance or local state gone")
+	}
+}

@@ -1,0 +1,249 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// sweepFixture makes four stacks in one state dir:
+//
+//	expired  created 48 h ago, expired an hour ago
+//	fresh    created now, expires in 4 h
+//	old      created 72 h ago, no expiry
+//	new      created now, no expiry
+func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
+	t.Helper()
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	for _, st := range []string{"expired", "fresh", "old", "new"} {
+		o, _, _ := upOpts(dir, st)
+		if st == "fresh" {
+			o.TTL = "4h"
+		}
+		mustUp(t, o)
+	}
+	f.retagAll("expired", tagCreatedAt, now.Add(-48*time.Hour).Format(time.RFC3339))
+	f.retagAll("expired", tagExpiresAt, now.Add(-time.Hour).Format(time.RFC3339))
+	f.retagAll("old", tagCreatedAt, now.Add(-72*time.Hour).Format(time.RFC3339))
+	f.resetCalls()
+	return f, dir, now
+}
+
+// sweepOpts are the options of a sweep of dir (no stack named).
+func sweepOpts(dir string) (DownOptions, *bytes.Buffer, *bytes.Buffer) { return downOpts(dir, "") }
+
+func TestSweepSelection(t *testing.T) {
+	cases := []struct {
+		name      string
+		edit      func(o *DownOptions)
+		deleted   []string
+		noneMatch bool
+	}{
+		{"expired", func(o *DownOptions) { o.Expired = true }, []string{"expired"}, false},
+		{"expired and older than a day", func(o *DownOptions) { o.Expired, o.OlderThan = true, 24*time.Hour }, []string{"expired"}, false},
+		{"expired and older than three days", func(o *DownOptions) { o.Expired, o.OlderThan = true, 71*time.Hour }, nil, true},
+		{"all older than a day", func(o *DownOptions) { o.All, o.OlderThan = true, 24*time.Hour }, []string{"expired", "old"}, false},
+		{"all", func(o *DownOptions) { o.All = true }, []string{"expired", "fresh", "new", "old"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, dir, _ := sweepFixture(t)
+			o, out, log := sweepOpts(dir)
+			o.Yes = true
+			c.edit(&o)
+			if err := Down(context.Background(), o); err != nil {
+				t.Fatalf("sweep: %v\n%s", err, log)
+			}
+			var want strings.Builder
+			for _, st := range c.deleted {
+				want.WriteString("deleted  " + st + "\n")
+			}
+			if out.String() != want.String() {
+				t.Errorf("summary:\n%s\nwant:\n%s", out, &want)
+			}
+			if c.noneMatch != strings.Contains(log.String(), "no matching stacks in eu-west-3") {
+				t.Errorf("progress:\n%s", log)
+			}
+			for _, st := range []string{"expired", "fresh", "old", "new"} {
+				gone := slices.Contains(c.deleted, st)
+				if left := f.owns(st); gone != (len(left) == 0) {
+					t.Errorf("stack %s: deleted %v, owns %v", st, gone, left)
+				}
+				if fkExists(local.StackDir(dir, st).Path()) == gone {
+					t.Errorf("stack %s: local state kept = %v", st, !gone)
+				}
+				if gone && !strings.Contains(log.String(), "["+st+"] ") {
+					t.Errorf("progress of %s is not labelled:\n%s", st, log)
+				}
+			}
+			if len(c.deleted) == 0 && len(f.mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.mutating())
+			}
+		})
+	}
+}
+
+func TestSweepDryRun(t *testing.T) {
+	f, dir, now := sweepFixture(t)
+	o, out, _ := sweepOpts(dir)
+	o.All, o.DryRun = true, true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	created := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339) }
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("plan:\n%s", out)
+	}
+	// Instance profiles are not listed: six resources per stack.
+	want0 := "(plan) would delete stack expired (6 resources, created " + created(48*time.Hour) + ", expired " + created(time.Hour) + ")"
+	want3 := "(plan) would delete stack old (6 resources, created " + created(72*time.Hour) + ")"
+	if lines[0] != want0 || lines[3] != want3 {
+		t.Errorf("plan:\n%s\nwant first %q\nand last %q", out, want0, want3)
+	}
+	if !strings.HasPrefix(lines[1], "(plan) would delete stack fresh (6 resources, created ") || !strings.Contains(lines[1], ", expired ") {
+		t.Errorf("fresh: %s", lines[1])
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("dry run made mutating calls %v", m)
+	}
+}
+
+func TestSweepSummaryLeftAndFailed(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	for _, st := range []string{"gone", "left", "failed"} {
+		o, _, _ := upOpts(dir, st)
+		mustUp(t, o)
+		f.retagAll(st, tagExpiresAt, past)
+	}
+	leftBucket := namesFor("left", fakeAccount, fakeRegion).Bucket
+	failedBucket := namesFor("failed", fakeAccount, fakeRegion).Bucket
+	f.failIf("DeleteBucket", awsErr("InternalError"), 1, false, forBucket(leftBucket))
+	// Deleted, but the answer is lost: nothing is left, yet the step failed.
+	f.failIf("DeleteBucket", awsErr("InternalError"), 1, true, forBucket(failedBucket))
+
+	o, out, log := sweepOpts(dir)
+	o.Expired, o.Yes = true, true
+	err := Down(context.Background(), o)
+	var lb *LeftBehindError
+	if !errors.As(err, &lb) {
+		t.Fatalf("sweep = %v, want a *LeftBehindError", err)
+	}
+	if !lb.Sweep || len(lb.Remaining) != 1 || lb.Remaining[0].Name != leftBucket {
+		t.Errorf("left behind %+v", lb)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "the sweep left: S3 bucket "+leftBucket+"; run it again") ||
+		!strings.Contains(msg, "stack failed: deleting S3 bucket "+failedBucket) || !strings.Contains(msg, "stack left: ") {
+		t.Errorf("message:\n%s", msg)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "FAILED   failed: deleting S3 bucket "+failedBucket) ||
+		lines[1] != "deleted  gone" || lines[2] != "LEFT     left: 1 resource(s) remain" {
+		t.Errorf("summary:\n%s", out)
+	}
+	if fkExists(local.StackDir(dir, "left").Path()) != true || fkExists(local.StackDir(dir, "gone").Path()) {
+		t.Error("local state: kept for the stack left behind, removed for the one gone")
+	}
+	if !fkExists(local.StackDir(dir, "failed").Path()) {
+		t.Error("local state of the failed stack removed")
+	}
+	if !strings.Contains(log.String(), "[gone] stack gone is gone") {
+		t.Errorf("progress:\n%s", log)
+	}
+}
+
+func TestSweepConfirmation(t *testing.T) {
+	cases := []struct {
+		name    string
+		confirm func(string) (bool, error)
+		want    string
+		deleted bool
+	}{
+		{"no terminal", nil, "refusing to delete 1 stack(s) without --yes", false},
+		{"answered no", func(string) (bool, error) { return false, nil }, "not confirmed", false},
+		{"cannot ask", func(string) (bool, error) { return false, errors.New("no tty") }, "no tty", false},
+		{"answered yes", func(string) (bool, error) { return true, nil }, "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, dir, _ := sweepFixture(t)
+			o, _, log := sweepOpts(dir)
+			o.Expired = true
+			var prompt string
+			if c.confirm != nil {
+				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
+			}
+			err := Down(context.Background(), o)
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("sweep = %v, want %q", err, c.want)
+			}
+			if c.confirm != nil && (prompt != "Delete these 1 stacks in eu-west-3? [y/N] " || !strings.Contains(log.String(), "stack expired (6 resources)")) {
+				t.Errorf("prompt %q; progress:\n%s", prompt, log)
+			}
+			if gone := len(f.owns("expired")) == 0; gone != c.deleted {
+				t.Errorf("deleted %v", gone)
+			}
+			if !c.deleted && len(f.mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.mutating())
+			}
+		})
+	}
+}
+
+func TestSweepListingFails(t *testing.T) {
+	for _, op := range []string{"ListUsers", "ListRoles", "ListBuckets", "DescribeInstances", "DescribeSecurityGroups", "DescribeKeyPairs", "GetUser", "GetRole", "GetBucketTagging"} {
+		t.Run(op, func(t *testing.T) {
+			f, dir, _ := sweepFixture(t)
+			f.failNext(op, awsErr("AccessDenied"), 1)
+			o, _, _ := sweepOpts(dir)
+			o.All, o.Yes = true, true
+			err := Down(context.Background(), o)
+			if err == nil || !hasCode(err, "AccessDenied") {
+				t.Fatalf("sweep = %v", err)
+			}
+			if len(f.mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.mutating())
+			}
+		})
+	}
+}
+
+func TestSweepMatch(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	expired := stackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
+	expiresNow := stackInfo{CreatedAt: now.Add(-time.Hour), ExpiresAt: now}
+	live := stackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(time.Hour)}
+	undated := stackInfo{}
+	cases := []struct {
+		o    DownOptions
+		i    stackInfo
+		want bool
+	}{
+		{DownOptions{Expired: true}, expired, true},
+		{DownOptions{Expired: true}, expiresNow, true},
+		{DownOptions{Expired: true}, live, false},
+		{DownOptions{Expired: true}, undated, false},
+		{DownOptions{All: true}, undated, true},
+		{DownOptions{All: true, OlderThan: time.Hour}, undated, false}, // no creation time: never "older"
+		{DownOptions{All: true, OlderThan: 47 * time.Hour}, live, true},
+		{DownOptions{All: true, OlderThan: 49 * time.Hour}, live, false},
+		{DownOptions{Expired: true, OlderThan: 2 * time.Hour}, expiresNow, false},
+		{DownOptions{}, expired, false},
+	}
+	for i, c := range cases {
+		if got := c.o.sweepMatch(c.i, now); got != c.want {
+			t.Errorf("case %d: sweepMatch(%+v) = %v", i, c.o, got)
+		}
+	}
+}
