@@ -1,0 +1,203 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+func lsOpts(output string, all bool) (LsOptions, *bytes.Buffer) {
+	out := &bytes.Buffer{}
+	return LsOptions{Streams: Streams{Out: out}, Output: output, AllRegions: all}, out
+}
+
+// lsFixture: stacks "alpha" (with a TTL) and "beta" (instance stopped) in
+// eu-west-3, "gamma" in us-east-1, and things ls must not list.
+func lsFixture(t *testing.T) *fakeAWS {
+	t.Helper()
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	o, _, _ := upOpts(dir, "alpha")
+	o.TTL = "3h"
+	mustUp(t, o)
+	o, _, _ = upOpts(dir, "beta")
+	mustUp(t, o)
+	f.retagAll("beta", tagCreatedAt, "2026-01-02T03:04:05Z")
+	f.setInstanceState(f.liveInstances()[1], ec2types.InstanceStateNameStopped)
+
+	// gamma lives in us-east-1: its EC2 resources are in that region's
+	// fake, its IAM user says so, and its bucket's name ends with it.
+	east := f.inRegion("us-east-1")
+	gt := stackTags("gamma", "us-east-1", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0)
+	east.addInstance(gt, ec2types.InstanceStateNameRunning)
+	east.addKeyPair("mlstack-gamma", gt)
+	f.addUser("mlstack-gamma", gt)
+	f.addBucket("mlstack-gamma-"+fakeAccount+"-us-east-1", gt)
+
+	// Not stacks: untagged, badly tagged, another account's or unrelated names.
+	f.addBucket("mlstack-untagged-"+fakeAccount+"-eu-west-3", nil)
+	f.addBucket("mlstack-stray-"+fakeOtherAccount+"-eu-west-3", stackTagsFor("stray", time.Now()))
+	f.addBucket("data-lake", stackTagsFor("lake", time.Now()))
+	f.addInstance(map[string]string{tagStack: "Not A Stack"}, ec2types.InstanceStateNameRunning)
+	f.addInstance(stackTagsFor("ghost", time.Now()), ec2types.InstanceStateNameTerminated)
+	f.resetCalls()
+	return f
+}
+
+func TestLsTable(t *testing.T) {
+	f := lsFixture(t)
+	o, out := lsOpts("", false)
+	if err := Ls(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("ls:\n%s", out)
+	}
+	if strings.Join(strings.Fields(lines[0]), " ") != "STACK REGION CREATED EXPIRES INSTANCE TRACKING URI" {
+		t.Errorf("header %q", lines[0])
+	}
+	alpha, beta := strings.Fields(lines[1]), strings.Fields(lines[2])
+	if len(alpha) != 6 || alpha[0] != "alpha" || alpha[1] != "eu-west-3" || alpha[3] == "-" || alpha[4] != "running" || !strings.HasPrefix(alpha[5], "http://ec2-") {
+		t.Errorf("alpha row %q", lines[1])
+	}
+	if len(beta) != 6 || beta[0] != "beta" || beta[2] != "2026-01-02T03:04:05Z" || beta[3] != "-" || beta[4] != "stopped" || beta[5] != "-" {
+		t.Errorf("beta row %q", lines[2])
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("ls made mutating calls %v", m)
+	}
+}
+
+func TestLsJSONAllRegions(t *testing.T) {
+	f := lsFixture(t)
+	o, out := lsOpts("json", true)
+	if err := Ls(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	var stacks []stackInfo
+	if err := json.Unmarshal(out.Bytes(), &stacks); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if len(stacks) != 3 {
+		t.Fatalf("stacks %+v", stacks)
+	}
+	a, b, g := stacks[0], stacks[1], stacks[2]
+	if a.Stack != "alpha" || a.Region != "eu-west-3" || a.Resources != 6 || a.ExpiresAt.IsZero() || a.InstanceState != "running" || a.TrackingURI == "" {
+		t.Errorf("alpha %+v", a)
+	}
+	if b.Stack != "beta" || b.CreatedAt != time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) || b.InstanceState != "stopped" || b.TrackingURI != "" {
+		t.Errorf("beta %+v", b)
+	}
+	// gamma: instance, key pair, user and bucket, all placed in us-east-1.
+	if g.Stack != "gamma" || g.Region != "us-east-1" || g.Resources != 4 || g.InstanceState != "running" ||
+		g.CreatedAt != time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC) {
+		t.Errorf("gamma %+v", g)
+	}
+	if f.count("EC2.DescribeRegions") != 1 {
+		t.Errorf("calls %v", f.calls())
+	}
+	if strings.Contains(out.String(), "expires_at") != true {
+		t.Error("json lacks expires_at for the stack with a TTL")
+	}
+}
+
+func TestLsEmpty(t *testing.T) {
+	newInstalledFake(t)
+	o, out := lsOpts("table", false)
+	if err := Ls(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "no stacks in eu-west-3\n" {
+		t.Errorf("ls = %q", out)
+	}
+	o, out = lsOpts("table", true)
+	if err := Ls(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "no stacks in eu-west-3, us-east-1\n" {
+		t.Errorf("ls --all-regions = %q", out)
+	}
+	o, out = lsOpts("json", false)
+	if err := Ls(context.Background(), o); err != nil || strings.TrimSpace(out.String()) != "[]" {
+		t.Errorf("ls json = %v %q", err, out)
+	}
+}
+
+func TestLsErrors(t *testing.T) {
+	for _, c := range []struct{ op, want string }{
+		{"ListUsers", "listing IAM users under /mlstack/"},
+		{"GetUser", "reading IAM user mlstack-alpha"},
+		{"ListRoles", "listing IAM roles under /mlstack/"},
+		{"GetRole", "reading IAM role mlstack-alpha-server"},
+		{"ListBuckets", "listing S3 buckets"},
+		{"GetBucketTagging", "reading tags of S3 bucket mlstack-alpha-"},
+		{"DescribeInstances", "listing instances in eu-west-3"},
+		{"DescribeSecurityGroups", "listing security groups in eu-west-3"},
+		{"DescribeKeyPairs", "listing key pairs in eu-west-3"},
+		{"DescribeRegions", "listing regions"},
+	} {
+		t.Run(c.op, func(t *testing.T) {
+			f := lsFixture(t)
+			f.failNext(c.op, awsErr("AccessDenied"), 1)
+			o, out := lsOpts("", true)
+			err := Ls(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ls = %v, want %q", err, c.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("printed %q on an error", out)
+			}
+		})
+	}
+	t.Run("entities vanishing while listed", func(t *testing.T) {
+		f := lsFixture(t)
+		f.failNext("GetUser", awsErr("NoSuchEntity"), -1)
+		f.failNext("GetRole", awsErr("NoSuchEntity"), -1)
+		f.failNext("GetBucketTagging", awsErr("NoSuchBucket"), -1)
+		o, out := lsOpts("json", false)
+		if err := Ls(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		var stacks []stackInfo
+		json.Unmarshal(out.Bytes(), &stacks)
+		if len(stacks) != 2 || stacks[0].Resources != 3 {
+			t.Errorf("stacks %+v", stacks)
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		f := newInstalledFake(t)
+		for _, o := range []LsOptions{{Output: "csv"}, {AWS: AWS{Region: "x"}}} {
+			if err := Ls(context.Background(), o); !IsUsage(err) {
+				t.Errorf("ls(%+v) = %v", o, err)
+			}
+		}
+		if f.connect != 0 {
+			t.Error("bad input reached AWS")
+		}
+	})
+}
+
+func TestLsTableExpiry(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	stacks := []stackInfo{
+		{Stack: "past", Region: "eu-west-3", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), InstanceState: "running", TrackingURI: "http://h:5000"},
+		{Stack: "future", Region: "eu-west-3", ExpiresAt: now.Add(time.Hour), InstanceState: "none"},
+	}
+	var b bytes.Buffer
+	if err := lsTable(&b, stacks, now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if !strings.Contains(lines[1], "2026-05-01T11:59:00Z (expired)") || !strings.Contains(lines[1], "http://h:5000") {
+		t.Errorf("past: %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[2] != "-" || f[3] != "2026-05-01T13:00:00Z" || f[5] != "-" {
+		t.Errorf("future: %q", lines[2])
+	}
+}
