@@ -1557,14 +1557,24 @@ func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 		if err != nil {
 			return nil, err
 		}
+		// Listed in (key, version id) order; markers are positions in that
+		// order, so a listing resumes right even when the marker object
+		// was deleted meanwhile (as emptying a bucket page by page does).
 		vs := slices.Clone(b.versions)
-		sort.SliceStable(vs, func(i, j int) bool { return vs[i].key < vs[j].key })
+		sort.SliceStable(vs, func(i, j int) bool {
+			if vs[i].key != vs[j].key {
+				return vs[i].key < vs[j].key
+			}
+			return vs[i].id < vs[j].id
+		})
 		start := 0
 		if in.KeyMarker != nil {
+			mk, mid := aws.ToString(in.KeyMarker), aws.ToString(in.VersionIdMarker)
 			start = len(vs)
 			for i, v := range vs {
-				if v.key == aws.ToString(in.KeyMarker) && v.id == aws.ToString(in.VersionIdMarker) {
-					start = i + 1
+				if v.key > mk || v.key == mk && v.id > mid {
+					start = i
+					break
 				}
 			}
 		}
