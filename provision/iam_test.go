@@ -1,0 +1,754 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+)
+
+// keySaver records the keys ensureUser saves, or fails with err.
+type keySaver struct {
+	ids, secrets []string
+	err          error
+}
+
+func (k *keySaver) save(id, secret string) error {
+	if k.err != nil {
+		return k.err
+	}
+	k.ids, k.secrets = append(k.ids, id), append(k.secrets, secret)
+	return nil
+}
+
+// userInput is ensureUser's input for the stack user, knowing the secret
+// of key known ("" for none) and saving new keys with saver.
+func userInput(n names, known string, saver *keySaver) ensureUserInput {
+	log, _ := bufProgress()
+	return ensureUserInput{
+		names: n, policy: bucketPolicy("aws", n.Bucket), tags: stackTagsFor(n.Stack, time.Now()),
+		knownKey: known, saveKey: saver.save, log: log,
+	}
+}
+
+func TestEnsureUserNew(t *testing.T) {
+	ctx := context.Background()
+	f := newInstalledFake(t)
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	saver := &keySaver{}
+	in := userInput(n, "", saver)
+	u, err := findUser(ctx, f, n, in.policy)
+	if err != nil || u.exists {
+		t.Fatalf("findUser = %+v, %v", u, err)
+	}
+	if got := u.plan(n); !slices.Equal(got, []string{"create IAM user mlstack-demo with a bucket-only policy and one access key"}) {
+		t.Errorf("plan %q", got)
+	}
+	if err := ensureUser(ctx, f, u, in); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.mutating(); !slices.Equal(got, []string{"IAM.CreateUser", "IAM.PutUserPolicy", "IAM.CreateAccessKey"}) {
+		t.Errorf("mutating calls %v", got)
+	}
+	fu := f.users[n.User]
+	if len(fu.keys) != 1 || !slices.Equal(saver.ids, []string{fu.keys[0].id}) || !slices.Equal(saver.secrets, []string{fu.keys[0].secret}) {
+		t.Errorf("keys %+v, saved %v", fu.keys, saver.ids)
+	}
+	if iamTagMap(fu.user.Tags)[tagStack] != "demo" || aws.ToString(fu.user.Path) != "/mlstack/" {
+		t.Errorf("user %+v", fu.user)
+	}
+	again, err := findUser(ctx, f, n, in.policy)
+	if err != nil || !again.exists || !again.policyOK || len(again.keys) != 1 || len(again.plan(n)) != 0 {
+		t.Errorf("after ensure: %+v, %v", again, err)
+	}
+}
+
+func TestEnsureUserKeys(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+	policy := bucketPolicy("aws", n.Bucket)
+
+	t.Run("known key and strays", func(t *testing.T) {
+		f := newInstalledFake(t)
+		fu := f.addUser(n.User, tags, time.Now(), time.Now())
+		fu.policies[n.Policy] = policy
+		known, stray := fu.keys[0].id, fu.keys[1].id
+		in := userInput(n, known, &keySaver{})
+		u, err := findUser(ctx, f, n, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(u.plan(n)) != 0 {
+			t.Errorf("plan %q", u.plan(n))
+		}
+		if err := ensureUser(ctx, f, u, in); err != nil {
+			t.Fatal(err)
+		}
+		if got := userKeys(f, n.User); !slices.Equal(got, []string{known}) {
+			t.Errorf("keys %v, want only %s (stray %s deleted)", got, known, stray)
+		}
+		if got := f.mutating(); !slices.Equal(got, []string{"IAM.DeleteAccessKey"}) {
+			t.Errorf("mutating calls %v", got)
+		}
+		// A stray key that went meanwhile is fine; another error is not.
+		f.addKey(fu, time.Now())
+		f.failNext("DeleteAccessKey", awsErr("NoSuchEntity"), 1)
+		u, _ = findUser(ctx, f, n, policy)
+		if err := ensureUser(ctx, f, u, in); err != nil {
+			t.Errorf("stray gone meanwhile: %v", err)
+		}
+		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
+		u, _ = findUser(ctx, f, n, policy)
+		if err := ensureUser(ctx, f, u, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
+			t.Errorf("stray cannot go: %v", err)
+		}
+	})
+
+	t.Run("keys without a known secret", func(t *testing.T) {
+		for _, known := range []string{"", "AKIAGONE"} {
+			f := newInstalledFake(t)
+			fu := f.addUser(n.User, tags, time.Now())
+			fu.policies[n.Policy] = policy
+			in := userInput(n, known, &keySaver{})
+			u, _ := findUser(ctx, f, n, policy)
+			err := ensureUser(ctx, f, u, in)
+			if err == nil || !strings.Contains(err.Error(), "but their secret is not in the local state") || !strings.Contains(err.Error(), fu.keys[0].id) {
+				t.Errorf("known %q: %v", known, err)
+			}
+			if len(f.mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.mutating())
+			}
+		}
+	})
+
+	t.Run("no key yet", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.addUser(n.User, tags).policies[n.Policy] = `{"Version":"2012-10-17","Statement":[]}`
+		saver := &keySaver{}
+		in := userInput(n, "", saver)
+		u, _ := findUser(ctx, f, n, policy)
+		if got := u.plan(n); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
+			t.Errorf("plan %q", got)
+		}
+		if err := ensureUser(ctx, f, u, in); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.mutating(); !slices.Equal(got, []string{"IAM.PutUserPolicy", "IAM.CreateAccessKey"}) || len(saver.ids) != 1 {
+			t.Errorf("mutating calls %v, saved %v", got, saver.ids)
+		}
+	})
+
+	t.Run("save fails", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.addUser(n.User, tags).policies[n.Policy] = policy
+		in := userInput(n, "", &keySaver{err: errors.New("disk full")})
+		u, _ := findUser(ctx, f, n, policy)
+		err := ensureUser(ctx, f, u, in)
+		if err == nil || !strings.Contains(err.Error(), "saving access key of mlstack-demo: disk full (removing the unsaved key: <nil>)") {
+			t.Fatalf("ensureUser = %v", err)
+		}
+		if got := userKeys(f, n.User); len(got) != 0 {
+			t.Errorf("unsaved key kept: %v", got)
+		}
+	})
+}
+
+func TestDeleteRetryStrays(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+	policy := bucketPolicy("aws", n.Bucket)
+	cases := []struct {
+		name   string
+		age    time.Duration // of the key already there
+		kept   bool
+		noDate bool
+	}{
+		{"made by a retried request", 30 * time.Second, false, false},
+		{"made at the same moment", 0, false, false},
+		{"older: someone else's", time.Hour, true, false},
+		{"our key has no date", 30 * time.Second, true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newInstalledFake(t)
+			// Our look found no key; meanwhile a lost CreateAccessKey made one.
+			fu := f.addUser(n.User, tags, time.Now().UTC().Add(-c.age))
+			fu.policies[n.Policy] = policy
+			before := fu.keys[0].id
+			saver := &keySaver{}
+			in := userInput(n, "", saver)
+			var api userAPI = f
+			if c.noDate {
+				api = undatedKeys{f}
+			}
+			if err := ensureUser(ctx, api, &userFound{exists: true, policyOK: true}, in); err != nil {
+				t.Fatal(err)
+			}
+			got := userKeys(f, n.User)
+			if len(saver.ids) != 1 || !slices.Contains(got, saver.ids[0]) {
+				t.Fatalf("our key %v not kept: %v", saver.ids, got)
+			}
+			if slices.Contains(got, before) != c.kept {
+				t.Errorf("key %s kept = %v, want %v (keys %v)", before, !c.kept, c.kept, got)
+			}
+		})
+	}
+
+	t.Run("listing fails", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.addUser(n.User, tags).policies[n.Policy] = policy
+		f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
+		in := userInput(n, "", &keySaver{})
+		if err := ensureUser(ctx, f, &userFound{exists: true, policyOK: true}, in); err == nil || !strings.Contains(err.Error(), "listing access keys") {
+			t.Errorf("ensureUser = %v", err)
+		}
+	})
+	t.Run("stray cannot be deleted", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.addUser(n.User, tags, time.Now()).policies[n.Policy] = policy
+		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
+		in := userInput(n, "", &keySaver{})
+		if err := ensureUser(ctx, f, &userFound{exists: true, policyOK: true}, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
+			t.Errorf("ensureUser = %v", err)
+		}
+	})
+}
+
+// undatedKeys answers CreateAccessKey without a creation date.
+type undatedKeys struct{ *fakeAWS }
+
+func (u undatedKeys) CreateAccessKey(ctx context.Context, in *iam.CreateAccessKeyInput, o ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
+	out, err := u.fakeAWS.CreateAccessKey(ctx, in, o...)
+	if out != nil {
+		out.AccessKey.CreateDate = nil
+	}
+	return out, err
+}
+
+func TestEnsureUserPropagationAndRaces(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+
+	t.Run("NoSuchEntity retried", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), 2)
+		f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 3)
+		saver := &keySaver{}
+		in := userInput(n, "", saver)
+		if err := ensureUser(ctx, f, &userFound{}, in); err != nil {
+			t.Fatal(err)
+		}
+		if f.count("IAM.PutUserPolicy") != 3 || f.count("IAM.CreateAccessKey") != 4 || len(saver.ids) != 1 {
+			t.Errorf("calls %v", f.calls())
+		}
+	})
+
+	t.Run("NoSuchEntity until the deadline", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), -1)
+		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		in := userInput(n, "", &keySaver{})
+		err := ensureUser(ctx, f, &userFound{}, in)
+		if err == nil || !strings.Contains(err.Error(), "setting policy of IAM user") {
+			t.Fatalf("ensureUser = %v", err)
+		}
+	})
+
+	t.Run("other errors are not retried", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failNext("CreateAccessKey", awsErr("LimitExceeded"), 1)
+		in := userInput(n, "", &keySaver{})
+		err := ensureUser(ctx, f, &userFound{}, in)
+		if err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") || f.count("IAM.CreateAccessKey") != 1 {
+			t.Fatalf("ensureUser = %v", err)
+		}
+	})
+
+	t.Run("made meanwhile by another run", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failAfter("CreateUser", awsErr("EntityAlreadyExists"), 1)
+		in := userInput(n, "", &keySaver{})
+		if err := ensureUser(ctx, f, &userFound{}, in); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("made meanwhile by someone else", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.addUser(n.User, nil)
+		in := userInput(n, "", &keySaver{})
+		err := ensureUser(ctx, f, &userFound{}, in)
+		var no *notOwnedError
+		if !errors.As(err, &no) || no.Kind != "IAM user" {
+			t.Fatalf("ensureUser = %v", err)
+		}
+		if got := f.mutating(); !slices.Equal(got, []string{"IAM.CreateUser"}) {
+			t.Errorf("mutating calls %v", got)
+		}
+	})
+
+	t.Run("CreateUser fails", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failNext("CreateUser", awsErr("LimitExceeded"), 1)
+		in := userInput(n, "", &keySaver{})
+		if err := ensureUser(ctx, f, &userFound{}, in); err == nil || !strings.Contains(err.Error(), "creating IAM user") {
+			t.Fatalf("ensureUser = %v", err)
+		}
+	})
+}
+
+func TestFindUserErrors(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	for _, c := range []struct{ op, want string }{
+		{"GetUser", "reading IAM user mlstack-demo"},
+		{"ListAccessKeys", "listing access keys of mlstack-demo"},
+		{"GetUserPolicy", "reading policy of mlstack-demo"},
+	} {
+		f := newFakeAWS()
+		f.addUser(n.User, stackTagsFor("demo", time.Now()))
+		f.failNext(c.op, awsErr("ServiceFailure"), 1)
+		if _, err := findUser(ctx, f, n, "{}"); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s failing: %v", c.op, err)
+		}
+	}
+}
+
+func TestDeleteUser(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+
+	f := newFakeAWS()
+	fu := f.addUser(n.User, tags, time.Now(), time.Now())
+	fu.policies["mlstack-bucket"], fu.policies["extra"] = "{}", "{}"
+	log, out := bufProgress()
+	if err := deleteUser(ctx, f, n, log); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"IAM.DeleteAccessKey", "IAM.DeleteAccessKey", "IAM.DeleteUserPolicy", "IAM.DeleteUserPolicy", "IAM.DeleteUser"}
+	if got := f.mutating(); !slices.Equal(got, want) || f.users[n.User] != nil {
+		t.Errorf("mutating calls %v", got)
+	}
+	if !strings.Contains(out.String(), "deleting IAM user mlstack-demo") {
+		t.Errorf("progress %s", out)
+	}
+	// Gone already: done.
+	if err := deleteUser(ctx, f, n, log); err != nil {
+		t.Errorf("second delete: %v", err)
+	}
+
+	// Not ours: left alone.
+	f = newFakeAWS()
+	f.addUser(n.User, stackTagsFor("other", time.Now()), time.Now())
+	log, out = bufProgress()
+	if err := deleteUser(ctx, f, n, log); err != nil || len(f.mutating()) != 0 || !strings.Contains(out.String(), "leaving IAM user mlstack-demo alone") {
+		t.Errorf("foreign user: %v, %v, %s", err, f.mutating(), out)
+	}
+
+	// A deletion answering NoSuchEntity (done meanwhile) is done.
+	for _, op := range []string{"DeleteAccessKey", "DeleteUserPolicy", "DeleteUser"} {
+		f = newFakeAWS()
+		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
+		f.failAfter(op, awsErr("NoSuchEntity"), 1)
+		if err := deleteUser(ctx, f, n, log); err != nil || f.users[n.User] != nil {
+			t.Errorf("%s answering NoSuchEntity: %v", op, err)
+		}
+	}
+	// The user went meanwhile: listing its keys or policies says so.
+	for _, op := range []string{"ListAccessKeys", "ListUserPolicies"} {
+		f = newFakeAWS()
+		f.addUser(n.User, tags)
+		f.failNext(op, awsErr("NoSuchEntity"), 1)
+		if err := deleteUser(ctx, f, n, log); err != nil || f.users[n.User] != nil {
+			t.Errorf("%s answering NoSuchEntity: %v", op, err)
+		}
+	}
+	for _, c := range []struct{ op, want string }{
+		{"GetUser", "reading IAM user"},
+		{"DeleteAccessKey", "deleting access key of"},
+		{"ListUserPolicies", "listing policies of"},
+		{"DeleteUserPolicy", "deleting policy p of"},
+		{"DeleteUser", "deleting IAM user"},
+	} {
+		f = newFakeAWS()
+		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
+		f.failNext(c.op, awsErr("ServiceFailure"), 1)
+		if err := deleteUser(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s failing: %v", c.op, err)
+		}
+	}
+	f = newFakeAWS()
+	f.addUser(n.User, tags, time.Now())
+	f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
+	if err := deleteUser(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), "listing access keys") {
+		t.Errorf("ListAccessKeys failing: %v", err)
+	}
+}
+
+func TestUserInventoryListAndRetag(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	f := newFakeAWS()
+	if rows, err := userInventory(ctx, f, n); err != nil || rows != nil {
+		t.Errorf("inventory of nothing: %v %v", rows, err)
+	}
+	f.addUser(n.User, stackTagsFor("demo", time.Now()))
+	f.addUser("mlstack-far", stackTags("far", "ap-south-1", time.Now(), 0))
+	f.addUser("mlstack-untagged", nil)
+	rows, err := userInventory(ctx, f, n)
+	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: "IAM user", Name: n.User, State: "exists"}) {
+		t.Errorf("inventory %v %v", rows, err)
+	}
+	if err := retagUser(ctx, f, n, "2031-01-01T00:00:00Z"); err != nil || iamTagMap(f.users[n.User].user.Tags)[tagExpiresAt] != "2031-01-01T00:00:00Z" {
+		t.Errorf("retag: %v %v", err, f.users[n.User].user.Tags)
+	}
+	f.failNext("TagUser", awsErr("AccessDenied"), 1)
+	if err := retagUser(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of IAM user") {
+		t.Errorf("retag = %v", err)
+	}
+	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	if err := listUsers(ctx, f, set, map[string]bool{fakeRegion: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := set.sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].ExpiresAt.Year() != 2031 {
+		t.Errorf("listed %+v", got)
+	}
+	f.failNext("GetUser", awsErr("ServiceFailure"), 1)
+	if _, err := userInventory(ctx, f, n); err == nil {
+		t.Error("inventory hid an error")
+	}
+}
+
+// ---- role and instance profile ----
+
+func TestEnsureRole(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+	policy := bucketPolicy("aws", n.Bucket)
+	cases := []struct {
+		name     string
+		seed     func(f *fakeAWS)
+		plan     []string
+		mutating []string
+	}{
+		{"from nothing", func(f *fakeAWS) {},
+			[]string{"create IAM role mlstack-demo-server", "create instance profile mlstack-demo-server", "put role mlstack-demo-server into instance profile mlstack-demo-server"},
+			[]string{"IAM.CreateRole", "IAM.PutRolePolicy", "IAM.CreateInstanceProfile", "IAM.AddRoleToInstanceProfile"}},
+		{"complete", func(f *fakeAWS) {
+			f.addRole(n.Role, tags).policies[n.Policy] = policy
+			f.addProfile(n.Profile, tags, n.Role)
+		}, nil, nil},
+		{"drifted policy", func(f *fakeAWS) {
+			f.addRole(n.Role, tags).policies[n.Policy] = bucketPolicy("aws", "some-other-bucket")
+			f.addProfile(n.Profile, tags, n.Role)
+		}, []string{"set the bucket-only policy of IAM role mlstack-demo-server"}, []string{"IAM.PutRolePolicy"}},
+		{"policy missing", func(f *fakeAWS) {
+			f.addRole(n.Role, tags)
+			f.addProfile(n.Profile, tags, n.Role)
+		}, []string{"set the bucket-only policy of IAM role mlstack-demo-server"}, []string{"IAM.PutRolePolicy"}},
+		{"empty profile", func(f *fakeAWS) {
+			f.addRole(n.Role, tags).policies[n.Policy] = policy
+			f.addProfile(n.Profile, tags)
+		}, []string{"put role mlstack-demo-server into instance profile mlstack-demo-server"}, []string{"IAM.AddRoleToInstanceProfile"}},
+		{"no profile", func(f *fakeAWS) {
+			f.addRole(n.Role, tags).policies[n.Policy] = policy
+		}, []string{"create instance profile mlstack-demo-server", "put role mlstack-demo-server into instance profile mlstack-demo-server"},
+			[]string{"IAM.CreateInstanceProfile", "IAM.AddRoleToInstanceProfile"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newInstalledFake(t)
+			c.seed(f)
+			r, err := findRole(ctx, f, n, policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.plan(n); !slices.Equal(got, c.plan) {
+				t.Errorf("plan %q, want %q", got, c.plan)
+			}
+			log, _ := bufProgress()
+			if err := ensureRole(ctx, f, r, n, policy, tags, log); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.mutating(); !slices.Equal(got, c.mutating) {
+				t.Errorf("mutating calls %v, want %v", got, c.mutating)
+			}
+			again, err := findRole(ctx, f, n, policy)
+			if err != nil || !again.roleExists || !again.policyOK || !again.profileExists || !again.roleInProf {
+				t.Errorf("after ensure %+v %v", again, err)
+			}
+			fr := f.roles[n.Role]
+			if !samePolicy(aws.ToString(fr.role.AssumeRolePolicyDocument), ec2TrustPolicy) && c.name == "from nothing" {
+				t.Errorf("trust policy %s", aws.ToString(fr.role.AssumeRolePolicyDocument))
+			}
+		})
+	}
+}
+
+func TestEnsureRoleRacesAndErrors(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+	policy := bucketPolicy("aws", n.Bucket)
+	log, _ := bufProgress()
+
+	t.Run("adopts what another run made", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failAfter("CreateRole", awsErr("EntityAlreadyExists"), 1)
+		f.failAfter("CreateInstanceProfile", awsErr("EntityAlreadyExists"), 1)
+		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.profiles[n.Profile].roles; !slices.Equal(got, []string{n.Role}) {
+			t.Errorf("profile holds %v", got)
+		}
+	})
+	t.Run("refuses what someone else made", func(t *testing.T) {
+		for _, seed := range []func(f *fakeAWS){
+			func(f *fakeAWS) { f.addRole(n.Role, nil) },
+			func(f *fakeAWS) { f.addProfile(n.Profile, stackTagsFor("other", time.Now())) },
+		} {
+			f := newInstalledFake(t)
+			seed(f)
+			err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log)
+			var no *notOwnedError
+			if !errors.As(err, &no) {
+				t.Errorf("ensureRole = %v", err)
+			}
+		}
+	})
+	t.Run("a role already in the profile", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failNext("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
+		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
+			t.Errorf("LimitExceeded: %v", err)
+		}
+	})
+	t.Run("propagation retried", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.failNext("PutRolePolicy", awsErr("NoSuchEntity"), 2)
+		f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 2)
+		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
+			t.Fatal(err)
+		}
+		if f.count("IAM.PutRolePolicy") != 3 || f.count("IAM.AddRoleToInstanceProfile") != 3 {
+			t.Errorf("calls %v", f.calls())
+		}
+	})
+	for _, c := range []struct{ op, want string }{
+		{"CreateRole", "creating IAM role mlstack-demo-server"},
+		{"PutRolePolicy", "setting policy of IAM role"},
+		{"CreateInstanceProfile", "creating instance profile"},
+		{"AddRoleToInstanceProfile", "adding role mlstack-demo-server to instance profile"},
+	} {
+		t.Run(c.op+" fails", func(t *testing.T) {
+			f := newInstalledFake(t)
+			f.failNext(c.op, awsErr("ServiceFailure"), 1)
+			if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("ensureRole = %v", err)
+			}
+		})
+	}
+	for _, c := range []struct{ op, want string }{
+		{"GetRole", "reading IAM role"},
+		{"GetRolePolicy", "reading policy of IAM role"},
+		{"GetInstanceProfile", "reading instance profile"},
+	} {
+		t.Run(c.op+" fails", func(t *testing.T) {
+			f := newFakeAWS()
+			f.addRole(n.Role, tags)
+			f.failNext(c.op, awsErr("ServiceFailure"), 1)
+			if _, err := findRole(ctx, f, n, policy); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("findRole = %v", err)
+			}
+		})
+	}
+}
+
+func TestDeleteRole(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+	seed := func(f *fakeAWS) {
+		r := f.addRole(n.Role, tags)
+		r.policies[n.Policy] = "{}"
+		r.attached = []string{"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"}
+		f.addProfile(n.Profile, tags, n.Role)
+	}
+
+	t.Run("profile first, managed policies detached", func(t *testing.T) {
+		f := newFakeAWS()
+		seed(f)
+		log, out := bufProgress()
+		if err := deleteRole(ctx, f, n, log); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"IAM.RemoveRoleFromInstanceProfile", "IAM.DeleteInstanceProfile", "IAM.DeleteRolePolicy",
+			"IAM.DetachRolePolicy", "IAM.DetachRolePolicy", "IAM.DeleteRole"}
+		if got := f.mutating(); !slices.Equal(got, want) {
+			t.Errorf("mutating calls %v, want %v", got, want)
+		}
+		if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
+			t.Error("role or profile left")
+		}
+		if !strings.Contains(out.String(), "deleting instance profile") || !strings.Contains(out.String(), "deleting IAM role") {
+			t.Errorf("progress %s", out)
+		}
+		if err := deleteRole(ctx, f, n, log); err != nil || len(f.mutating()) != len(want) {
+			t.Errorf("second delete: %v, %v", err, f.mutating())
+		}
+	})
+
+	t.Run("ambiguous removal that happened", func(t *testing.T) {
+		// The role left the profile but the answer was a 500 (a lost
+		// response retried): re-reading the profile shows it did happen.
+		f := newFakeAWS()
+		seed(f)
+		f.failAfter("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
+		log, _ := bufProgress()
+		if err := deleteRole(ctx, f, n, log); err != nil {
+			t.Fatalf("deleteRole = %v", err)
+		}
+		if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
+			t.Error("role or profile left")
+		}
+	})
+
+	t.Run("removal that did not happen", func(t *testing.T) {
+		f := newFakeAWS()
+		seed(f)
+		f.failNext("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
+		log, _ := bufProgress()
+		err := deleteRole(ctx, f, n, log)
+		if err == nil || !strings.Contains(err.Error(), "removing role from instance profile") {
+			t.Fatalf("deleteRole = %v", err)
+		}
+		if f.roles[n.Role] == nil || f.profiles[n.Profile] == nil {
+			t.Error("deleted after a failed removal")
+		}
+	})
+
+	t.Run("profile gone while removing", func(t *testing.T) {
+		// Another run deleted the profile while our removal failed.
+		f := newFakeAWS()
+		seed(f)
+		f.failIf("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1, false, func(any) bool {
+			delete(f.profiles, n.Profile) // the matcher runs under the fake's lock
+			return true
+		})
+		log, _ := bufProgress()
+		if err := deleteRole(ctx, f, n, log); err != nil {
+			t.Fatalf("deleteRole = %v", err)
+		}
+	})
+
+	t.Run("not ours", func(t *testing.T) {
+		f := newFakeAWS()
+		f.addRole(n.Role, nil)
+		f.addProfile(n.Profile, stackTagsFor("other", time.Now()))
+		log, out := bufProgress()
+		if err := deleteRole(ctx, f, n, log); err != nil || len(f.mutating()) != 0 {
+			t.Fatalf("deleteRole = %v, %v", err, f.mutating())
+		}
+		if !strings.Contains(out.String(), "leaving instance profile mlstack-demo-server alone") || !strings.Contains(out.String(), "leaving IAM role mlstack-demo-server alone") {
+			t.Errorf("progress %s", out)
+		}
+	})
+
+	for _, c := range []struct{ op, want string }{
+		{"GetInstanceProfile", "reading instance profile"},
+		{"DeleteInstanceProfile", "deleting instance profile"},
+		{"GetRole", "reading IAM role"},
+		{"ListRolePolicies", "listing policies of IAM role"},
+		{"DeleteRolePolicy", "deleting policy mlstack-bucket of IAM role"},
+		{"ListAttachedRolePolicies", "listing attached policies"},
+		{"DetachRolePolicy", "detaching policy from IAM role"},
+		{"DeleteRole", "deleting IAM role"},
+	} {
+		t.Run(c.op+" fails", func(t *testing.T) {
+			f := newFakeAWS()
+			seed(f)
+			f.failNext(c.op, awsErr("ServiceFailure"), 1)
+			log, _ := bufProgress()
+			if err := deleteRole(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("deleteRole = %v", err)
+			}
+		})
+	}
+	// A deletion whose answer is NoSuchEntity (done meanwhile, or by our
+	// own retried request) is done.
+	for _, op := range []string{"RemoveRoleFromInstanceProfile", "DeleteInstanceProfile", "DeleteRolePolicy", "DetachRolePolicy", "DeleteRole"} {
+		t.Run(op+" answers NoSuchEntity", func(t *testing.T) {
+			f := newFakeAWS()
+			seed(f)
+			f.failAfter(op, awsErr("NoSuchEntity"), 1)
+			log, _ := bufProgress()
+			if err := deleteRole(ctx, f, n, log); err != nil {
+				t.Errorf("deleteRole = %v", err)
+			}
+			if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
+				t.Error("role or profile left")
+			}
+		})
+	}
+}
+
+func TestRoleInventoryListAndRetag(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+	f := newFakeAWS()
+	if rows, err := roleInventory(ctx, f, n); err != nil || rows != nil {
+		t.Errorf("inventory of nothing %v %v", rows, err)
+	}
+	f.addRole(n.Role, tags)
+	f.addProfile(n.Profile, tags, n.Role)
+	f.addRole("mlstack-x-server", stackTags("x", "us-west-2", time.Now(), 0))
+	rows, err := roleInventory(ctx, f, n)
+	if err != nil || len(rows) != 2 || rows[0].Kind != "IAM role" || rows[1].Kind != "instance profile" {
+		t.Errorf("inventory %v %v", rows, err)
+	}
+	if err := retagRole(ctx, f, &roleFound{roleExists: true, profileExists: true}, n, "2032-01-01T00:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	if iamTagMap(f.roles[n.Role].role.Tags)[tagExpiresAt] == "" || iamTagMap(f.profiles[n.Profile].prof.Tags)[tagExpiresAt] == "" {
+		t.Error("not retagged")
+	}
+	f.resetCalls()
+	if err := retagRole(ctx, f, &roleFound{}, n, "x"); err != nil || len(f.calls()) != 0 {
+		t.Errorf("retag of nothing: %v %v", err, f.calls())
+	}
+	for _, op := range []string{"TagRole", "TagInstanceProfile"} {
+		f.failNext(op, awsErr("AccessDenied"), 1)
+		if err := retagRole(ctx, f, &roleFound{roleExists: true, profileExists: true}, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry") {
+			t.Errorf("%s failing: %v", op, err)
+		}
+	}
+	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	if err := listRoles(ctx, f, set, map[string]bool{fakeRegion: true, "us-west-2": true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := set.sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Region != "us-west-2" {
+		t.Errorf("listed %+v", got)
+	}
+	for _, op := range []string{"GetRole", "GetInstanceProfile"} {
+		f.failNext(op, awsErr("ServiceFailure"), 1)
+		if _, err := roleInventory(ctx, f, n); err == nil {
+			t.Errorf("%s failing: inventory hid it", op)
+		}
+	}
+	f.failNext("GetRole", awsErr("ServiceFailure"), 1)
+	if err := listRoles(ctx, f, set, map[string]bool{}); err == nil {
+		t.Error("listRoles hid an error")
+	}
+}
