@@ -121,6 +121,8 @@ type fakeAWS struct {
 	seq     int
 	base    time.Time
 	connect int // connect calls
+	// s3Endpoint is the S3 endpoint override the session reports (an emulator's).
+	s3Endpoint string
 
 	// EC2
 	vpcs          []ec2types.Vpc
@@ -208,7 +210,7 @@ func (f *fakeAWS) inRegion(region string) *fakeAWS {
 // session is a session over the fake, as connect would return it.
 func (f *fakeAWS) session() *session {
 	return &session{
-		ec2: f, iam: f, s3: f, region: f.region, account: f.account, partition: "aws",
+		ec2: f, iam: f, s3: f, region: f.region, account: f.account, partition: "aws", s3Endpoint: f.s3Endpoint,
 		ec2In: func(region string) ec2API { return f.inRegion(region) },
 		s3As:  func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
 	}

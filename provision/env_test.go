@@ -1,0 +1,157 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// envStack writes the env file of stack demo in a fresh state dir.
+func envStack(t *testing.T, s3Endpoint string) string {
+	t.Helper()
+	dir := t.TempDir()
+	sec := &local.Secrets{MLflowUser: "admin", MLflowPassword: "pw123", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "s3cr3t/+="}
+	if err := local.StackDir(dir, "demo").WriteEnv(envVars(sec, "http://ec2-1-2-3-4.example:5000", "eu-west-3", s3Endpoint)); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func runEnv(t *testing.T, dir, format string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := Env(context.Background(), EnvOptions{Stack: Stack{Name: "demo", StateDir: dir}, Streams: Streams{Out: &out}, Format: format})
+	return out.String(), err
+}
+
+func TestEnvFormats(t *testing.T) {
+	dir := envStack(t, "")
+	out, err := runEnv(t, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"export MLFLOW_TRACKING_URI='http://ec2-1-2-3-4.example:5000'", "export MLFLOW_TRACKING_USERNAME='admin'",
+		"export AWS_SECRET_ACCESS_KEY='s3cr3t/+='", "export AWS_DEFAULT_REGION='eu-west-3'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("shell output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "MLFLOW_S3_ENDPOINT_URL") {
+		t.Error("endpoint without an override")
+	}
+
+	out, err = runEnv(t, dir, "dotenv")
+	if err != nil || !strings.Contains(out, "MLFLOW_TRACKING_PASSWORD=") || strings.Contains(out, "export ") {
+		t.Errorf("dotenv: %v\n%s", err, out)
+	}
+
+	out, err = runEnv(t, dir, "json")
+	var m map[string]string
+	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" || len(m) != 6 {
+		t.Errorf("json: %v\n%s", err, out)
+	}
+
+	if _, err := runEnv(t, dir, "yaml"); !IsUsage(err) || !strings.Contains(err.Error(), "use shell, dotenv, json or github") {
+		t.Errorf("yaml: %v", err)
+	}
+	if _, err := runEnv(t, dir, "nope"); !IsUsage(err) {
+		t.Errorf("unknown format: %v", err)
+	}
+}
+
+func TestEnvWithS3Endpoint(t *testing.T) {
+	out, err := runEnv(t, envStack(t, "http://127.0.0.1:9000"), "dotenv")
+	if err != nil || !strings.Contains(out, "MLFLOW_S3_ENDPOINT_URL=") || !strings.Contains(out, "127.0.0.1:9000") {
+		t.Errorf("%v\n%s", err, out)
+	}
+}
+
+func TestEnvGitHub(t *testing.T) {
+	dir := envStack(t, "")
+	// Without $GITHUB_ENV: mask lines, then the variables on stdout.
+	t.Setenv("GITHUB_ENV", "")
+	out, err := runEnv(t, dir, "github")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask := strings.Index(out, "::add-mask::s3cr3t/+=")
+	pw := strings.Index(out, "::add-mask::pw123")
+	val := strings.Index(out, "AWS_SECRET_ACCESS_KEY<<")
+	if mask < 0 || pw < 0 || val < 0 || mask > val || pw > val {
+		t.Errorf("github output (secrets masked before they appear):\n%s", out)
+	}
+
+	// With $GITHUB_ENV: the variables are appended there, only masks on stdout.
+	ghEnv := filepath.Join(t.TempDir(), "github_env")
+	os.WriteFile(ghEnv, []byte("EARLIER=1\n"), 0o600)
+	t.Setenv("GITHUB_ENV", ghEnv)
+	out, err = runEnv(t, dir, "github")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "<<") || !strings.Contains(out, "::add-mask::") {
+		t.Errorf("stdout with $GITHUB_ENV:\n%s", out)
+	}
+	data, _ := os.ReadFile(ghEnv)
+	if !strings.HasPrefix(string(data), "EARLIER=1\n") || !strings.Contains(string(data), "MLFLOW_TRACKING_URI<<") {
+		t.Errorf("$GITHUB_ENV:\n%s", data)
+	}
+
+	t.Setenv("GITHUB_ENV", filepath.Join(t.TempDir(), "missing", "file"))
+	if _, err := runEnv(t, dir, "github"); err == nil || !strings.Contains(err.Error(), "opening $GITHUB_ENV") {
+		t.Errorf("unwritable $GITHUB_ENV: %v", err)
+	}
+}
+
+func TestEnvErrors(t *testing.T) {
+	// No env file here.
+	_, err := runEnv(t, t.TempDir(), "")
+	if err == nil || !strings.Contains(err.Error(), "no local secrets for stack demo on this machine") || !strings.Contains(err.Error(), "mlstack creds rotate --stack demo") {
+		t.Errorf("missing env: %v", err)
+	}
+	// A damaged one.
+	dir := t.TempDir()
+	sd := local.StackDir(dir, "demo")
+	os.MkdirAll(sd.Path(), 0o700)
+	os.WriteFile(sd.EnvFile(), []byte("export X='unterminated\n"), 0o600)
+	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "run `mlstack up --stack demo` to rewrite it") {
+		t.Errorf("damaged env: %v", err)
+	}
+	// Not a file.
+	os.Remove(sd.EnvFile())
+	os.MkdirAll(sd.EnvFile(), 0o700)
+	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "reading env file") {
+		t.Errorf("env is a folder: %v", err)
+	}
+	// Bad stack.
+	if _, err := runEnv(t, dir+"/x", ""); err == nil {
+		t.Error("env of nothing succeeded")
+	}
+	if err := Env(context.Background(), EnvOptions{Stack: Stack{Name: "", StateDir: dir}}); !IsUsage(err) {
+		t.Errorf("no stack: %v", err)
+	}
+}
+
+func TestUpWithS3EndpointOverride(t *testing.T) {
+	// Against an emulator clients need the endpoint too, and so does the server.
+	f := newInstalledFake(t)
+	f.s3Endpoint = "http://127.0.0.1:4566"
+	dir := upStack(t, f, "demo")
+	out, err := runEnv(t, dir, "dotenv")
+	if err != nil || !strings.Contains(out, `MLFLOW_S3_ENDPOINT_URL="http://127.0.0.1:4566"`) {
+		t.Errorf("%v\n%s", err, out)
+	}
+	f.mu.Lock()
+	ud, _ := base64.StdEncoding.DecodeString(f.instances[0].userData)
+	f.mu.Unlock()
+	if !strings.Contains(string(ud), "http://127.0.0.1:4566") {
+		t.Error("the server is not told the S3 endpoint")
+	}
+}

@@ -1,0 +1,170 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+func TestEnsureKeyPair(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+	_, pub, err := local.NewSSHKey("mlstack-demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	f := newFakeAWS()
+	k, err := findKeyPair(ctx, f, n)
+	if err != nil || k.id != "" || k.tagIDs() != nil {
+		t.Fatalf("findKeyPair of nothing = %+v, %v", k, err)
+	}
+	log, out := bufProgress()
+	if err := ensureKeyPair(ctx, f, k, n, pub, tags, log); err != nil {
+		t.Fatal(err)
+	}
+	kp := f.keyPair(n.KeyPair)
+	if kp == nil || string(kp.material) != string(pub) || ec2TagMap(kp.kp.Tags)[tagStack] != "demo" || ec2TagMap(kp.kp.Tags)["Name"] != n.KeyPair {
+		t.Fatalf("key pair %+v", kp)
+	}
+	if k.id != aws.ToString(kp.kp.KeyPairId) || !slices.Equal(k.tagIDs(), []string{k.id}) {
+		t.Errorf("found id %q, tag ids %v", k.id, k.tagIDs())
+	}
+	if !strings.Contains(out.String(), "importing ed25519 key pair mlstack-demo") {
+		t.Errorf("progress %s", out)
+	}
+	// Present: nothing to do.
+	f.resetCalls()
+	again, err := findKeyPair(ctx, f, n)
+	if err != nil || again.id != k.id {
+		t.Fatalf("findKeyPair = %+v, %v", again, err)
+	}
+	if err := ensureKeyPair(ctx, f, again, n, pub, tags, log); err != nil || len(f.mutating()) != 0 {
+		t.Errorf("ensure of a present key pair: %v, %v", err, f.mutating())
+	}
+
+	// Imported meanwhile by another run: fine. Another error: not.
+	f = newFakeAWS()
+	f.addKeyPair(n.KeyPair, tags)
+	if err := ensureKeyPair(ctx, f, &keyPairFound{}, n, pub, tags, log); err != nil {
+		t.Errorf("duplicate: %v", err)
+	}
+	f = newFakeAWS()
+	if err := ensureKeyPair(ctx, f, &keyPairFound{}, n, []byte("not a key"), tags, log); err == nil || !strings.Contains(err.Error(), "importing key pair mlstack-demo") {
+		t.Errorf("bad key: %v", err)
+	}
+}
+
+func TestFindKeyPairCases(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	cases := []struct {
+		name string
+		seed func(f *fakeAWS)
+		want string
+		no   bool
+	}{
+		{"untagged", func(f *fakeAWS) { f.addKeyPair(n.KeyPair, nil) }, `key pair "mlstack-demo" exists but is not tagged mlstack:stack=demo`, true},
+		{"another stack's", func(f *fakeAWS) { f.addKeyPair(n.KeyPair, stackTagsFor("other", time.Now())) }, "is not tagged", true},
+		{"DescribeKeyPairs fails", func(f *fakeAWS) { f.failNext("DescribeKeyPairs", awsErr("RequestLimitExceeded"), 1) }, "reading key pair mlstack-demo", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeAWS()
+			c.seed(f)
+			_, err := findKeyPair(ctx, f, n)
+			var no *notOwnedError
+			if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &no) != c.no {
+				t.Fatalf("findKeyPair = %v", err)
+			}
+		})
+	}
+	// Some EC2 implementations answer an unknown name with an empty list.
+	k, err := findKeyPair(ctx, emptyKeyPairs{newFakeAWS()}, n)
+	if err != nil || k.id != "" {
+		t.Errorf("empty answer: %+v, %v", k, err)
+	}
+}
+
+// emptyKeyPairs answers every DescribeKeyPairs with an empty list.
+type emptyKeyPairs struct{ *fakeAWS }
+
+func (emptyKeyPairs) DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInput, ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
+	return &ec2.DescribeKeyPairsOutput{}, nil
+}
+
+func TestDeleteKeyPair(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	tags := stackTagsFor("demo", time.Now())
+
+	f := newFakeAWS()
+	f.addKeyPair(n.KeyPair, tags)
+	log, out := bufProgress()
+	if err := deleteKeyPair(ctx, f, n, log); err != nil || f.keyPair(n.KeyPair) != nil {
+		t.Fatalf("deleteKeyPair = %v", err)
+	}
+	if !strings.Contains(out.String(), "deleting key pair mlstack-demo") {
+		t.Errorf("progress %s", out)
+	}
+	// Gone: done.
+	if err := deleteKeyPair(ctx, f, n, log); err != nil {
+		t.Errorf("second delete: %v", err)
+	}
+	// Not ours: left alone.
+	f = newFakeAWS()
+	f.addKeyPair(n.KeyPair, nil)
+	log, out = bufProgress()
+	if err := deleteKeyPair(ctx, f, n, log); err != nil || f.keyPair(n.KeyPair) == nil || !strings.Contains(out.String(), "leaving key pair mlstack-demo alone") {
+		t.Errorf("foreign key pair: %v, %s", err, out)
+	}
+	for _, c := range []struct{ op, want string }{
+		{"DescribeKeyPairs", "reading key pair"},
+		{"DeleteKeyPair", "deleting key pair"},
+	} {
+		f = newFakeAWS()
+		f.addKeyPair(n.KeyPair, tags)
+		f.failNext(c.op, awsErr("UnauthorizedOperation"), 1)
+		if err := deleteKeyPair(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s failing: %v", c.op, err)
+		}
+	}
+	f = newFakeAWS()
+	f.addKeyPair(n.KeyPair, tags)
+	f.failNext("DeleteKeyPair", awsErr("InvalidKeyPair.NotFound"), 1)
+	if err := deleteKeyPair(ctx, f, n, log); err != nil {
+		t.Errorf("deleted meanwhile: %v", err)
+	}
+}
+
+func TestKeyPairInventoryAndList(t *testing.T) {
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	f := newFakeAWS()
+	f.addKeyPair(n.KeyPair, stackTagsFor("demo", time.Now()))
+	f.addKeyPair("mlstack-other", stackTagsFor("other", time.Now()))
+	f.addKeyPair("laptop", nil)
+	rows, err := keyPairInventory(ctx, f, n)
+	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: "key pair", Name: n.KeyPair, State: "exists"}) {
+		t.Errorf("inventory %v %v", rows, err)
+	}
+	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	if err := listKeyPairs(ctx, f, fakeRegion, set); err != nil {
+		t.Fatal(err)
+	}
+	if got := set.sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Stack != "other" || got[0].Resources != 1 {
+		t.Errorf("listed %+v", got)
+	}
+	f.failNext("DescribeKeyPairs", awsErr("ServiceUnavailable"), 1)
+	if _, err := keyPairInventory(ctx, f, n); err == nil || !strings.Contains(err.Error(), "listing key pairs") {
+		t.Errorf("inventory = %v", err)
+	}
+}

@@ -1,0 +1,157 @@
+package provision
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// planOf is what up would do to the stack, as discover plans it.
+func planOf(t *testing.T, dir string, edit func(o *UpOptions)) []string {
+	t.Helper()
+	o, _, _ := upOpts(dir, "demo")
+	o.DryRun = true
+	if edit != nil {
+		edit(&o)
+	}
+	r, err := preflight(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.release()
+	if err := r.discover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r.plan
+}
+
+func TestPlanEmptyStack(t *testing.T) {
+	f := newInstalledFake(t)
+	got := planOf(t, t.TempDir(), nil)
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	want := []string{
+		"create IAM user " + n.User + " with a bucket-only policy and one access key",
+		"create IAM role " + n.Role,
+		"create instance profile " + n.Profile,
+		"put role " + n.Role + " into instance profile " + n.Profile,
+		"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)",
+		"create security group " + n.SecurityGroup + " in vpc-0default",
+		"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR,
+		"import a locally generated ed25519 key pair " + n.KeyPair,
+		"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("plan\n got %q\nwant %q", got, want)
+	}
+	if len(f.mutating()) != 0 {
+		t.Errorf("planning made mutating calls %v", f.mutating())
+	}
+}
+
+func TestPlanDrift(t *testing.T) {
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	cases := []struct {
+		name  string
+		drift func(f *fakeAWS)
+		edit  func(o *UpOptions)
+		want  []string
+	}{
+		{"complete", nil, nil, nil},
+		{"user policy changed", func(f *fakeAWS) { f.users[n.User].policies[n.Policy] = `{"Statement":[]}` }, nil,
+			[]string{"set the bucket-only policy of IAM user " + n.User}},
+		{"user policy gone", func(f *fakeAWS) { delete(f.users[n.User].policies, n.Policy) }, nil,
+			[]string{"set the bucket-only policy of IAM user " + n.User}},
+		{"user key gone", func(f *fakeAWS) { f.users[n.User].keys = nil }, nil,
+			[]string{"create an access key for " + n.User}},
+		{"role policy changed", func(f *fakeAWS) { f.roles[n.Role].policies[n.Policy] = bucketPolicy("aws-cn", n.Bucket) }, nil,
+			[]string{"set the bucket-only policy of IAM role " + n.Role}},
+		{"role gone", func(f *fakeAWS) { delete(f.roles, n.Role); f.profiles[n.Profile].roles = nil }, nil,
+			[]string{"create IAM role " + n.Role, "put role " + n.Role + " into instance profile " + n.Profile}},
+		{"profile gone", func(f *fakeAWS) { delete(f.profiles, n.Profile) }, nil,
+			[]string{"create instance profile " + n.Profile, "put role " + n.Role + " into instance profile " + n.Profile}},
+		{"bucket public", func(f *fakeAWS) {
+			f.buckets[n.Bucket].pab = &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true)}
+		}, nil, []string{"block public access to S3 bucket " + n.Bucket}},
+		{"bucket unencrypted", func(f *fakeAWS) { f.buckets[n.Bucket].encrypted = false }, nil,
+			[]string{"set default encryption on S3 bucket " + n.Bucket}},
+		{"bucket gone", func(f *fakeAWS) { delete(f.buckets, n.Bucket) }, nil,
+			[]string{"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)"}},
+		{"extra ingress", func(f *fakeAWS) {
+			g := f.groups[0]
+			g.sg.IpPermissions = append(g.sg.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("tcp"),
+				FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}})
+		}, nil, []string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR}},
+		{"ingress gone", func(f *fakeAWS) { f.groups[0].sg.IpPermissions = nil }, nil,
+			[]string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR}},
+		{"SSH wanted", nil, func(o *UpOptions) { o.SSH = true },
+			[]string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR + ", tcp 22 from " + testCIDR}},
+		{"other CIDRs", nil, func(o *UpOptions) { o.AllowCIDRs = []string{"192.0.2.0/24", "192.0.2.0/24", "203.0.113.5"} },
+			[]string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from 192.0.2.0/24, tcp 5000 from 203.0.113.5/32"}},
+		{"key pair gone", func(f *fakeAWS) { f.keyPairs = nil }, nil,
+			[]string{"import a locally generated ed25519 key pair " + n.KeyPair}},
+		{"instance gone", func(f *fakeAWS) { setState(&f.instances[0].inst, ec2types.InstanceStateNameTerminated) }, nil,
+			[]string{"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101)"}},
+		{"instance stopped", func(f *fakeAWS) { setState(&f.instances[0].inst, ec2types.InstanceStateNameStopped) }, nil,
+			[]string{"start stopped instance INSTANCE"}},
+		{"duplicate instance", func(f *fakeAWS) { f.launch(f.instances[0].inst.Tags, nil) }, nil, []string{"terminate 1 duplicate instance(s)"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newInstalledFake(t)
+			dir := upStack(t, f, "demo")
+			id := f.liveInstances()[0]
+			if c.drift != nil {
+				f.mu.Lock()
+				c.drift(f)
+				f.mu.Unlock()
+			}
+			got := planOf(t, dir, c.edit)
+			var want []string
+			for _, w := range c.want {
+				if w == "start stopped instance INSTANCE" {
+					w = "start stopped instance " + id
+				}
+				want = append(want, w)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("plan\n got %q\nwant %q", got, want)
+			}
+			if len(f.mutating()) != 0 {
+				t.Errorf("planning made mutating calls %v", f.mutating())
+			}
+		})
+	}
+}
+
+func TestPlanMethods(t *testing.T) {
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	img := &ec2types.Image{ImageId: aws.String("ami-1"), Name: aws.String("ubuntu")}
+	running := ec2types.Instance{InstanceId: aws.String("i-1"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning}}
+	stopped := ec2types.Instance{InstanceId: aws.String("i-2"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameStopped}}
+	noState := ec2types.Instance{InstanceId: aws.String("i-3")}
+	for _, c := range []struct {
+		got, want []string
+	}{
+		{instancesPlan(nil, n, img), []string{"launch instance mlstack-demo from ami-1 (ubuntu)"}},
+		{instancesPlan([]ec2types.Instance{running}, n, img), nil},
+		{instancesPlan([]ec2types.Instance{noState}, n, img), nil},
+		{instancesPlan([]ec2types.Instance{stopped, running, running}, n, img), []string{"terminate 2 duplicate instance(s)", "start stopped instance i-2"}},
+		{(&keyPairFound{}).plan(n), []string{"import a locally generated ed25519 key pair mlstack-demo"}},
+		{(&keyPairFound{id: "key-1"}).plan(n), nil},
+		{(&sgFound{vpcID: "vpc-1"}).plan(n, nil), []string{"create security group mlstack-demo in vpc-1"}},
+		{(&sgFound{vpcID: "vpc-1", id: "sg-1", rules: []rule{{5000, "10.0.0.0/8"}}}).plan(n, []rule{{5000, "10.0.0.0/8"}}), nil},
+		{(&sgFound{vpcID: "vpc-1", id: "sg-1", rules: []rule{{-1, "10.0.0.0/8"}}}).plan(n, []rule{{5000, "10.0.0.0/8"}}),
+			[]string{"set ingress of mlstack-demo to exactly: tcp 5000 from 10.0.0.0/8"}},
+		{(&userFound{exists: true, policyOK: true, keys: []string{"k"}}).plan(n), nil},
+		{(&roleFound{roleExists: true, policyOK: true, profileExists: true, roleInProf: true}).plan(n), nil},
+		{(&bucketFound{exists: true, publicBlocked: true, encrypted: true}).plan(n), nil},
+	} {
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("plan %q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package provision
+
+// Logs and SSH find the stack's instance over the fake AWS; where SSH
+// cannot work, Logs falls back to the console output from EC2.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/server"
+)
+
+// sshStack is a stack made with --ssh (or without), with console output.
+func sshStack(t *testing.T, ssh bool) (*fakeAWS, string, string) {
+	t.Helper()
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	o, _, _ := upOpts(dir, "demo")
+	o.SSH = ssh
+	mustUp(t, o)
+	id := f.liveInstances()[0]
+	f.mu.Lock()
+	f.console[id] = "cloud-init starting\r\nmlstack: bootstrap done\r\n"
+	f.mu.Unlock()
+	f.resetCalls()
+	return f, dir, id
+}
+
+func logsOpts(dir string) (LogsOptions, *bytes.Buffer, *bytes.Buffer) {
+	out, log := &bytes.Buffer{}, &bytes.Buffer{}
+	return LogsOptions{Stack: Stack{Name: "demo", StateDir: dir}, Streams: Streams{Out: out, Log: log}}, out, log
+}
+
+func TestLogsConsoleWithoutSSH(t *testing.T) {
+	f, dir, id := sshStack(t, false)
+	o, out, log := logsOpts(dir)
+	if err := Logs(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "cloud-init starting\nmlstack: bootstrap done\n" {
+		t.Errorf("out = %q", out)
+	}
+	if !strings.Contains(log.String(), "SSH is off for stack demo (port 22 closed)") ||
+		!strings.Contains(log.String(), "showing the console output of "+id+" from EC2 instead") {
+		t.Errorf("progress:\n%s", log)
+	}
+	if len(f.mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.mutating())
+	}
+
+	// No console output yet.
+	f.mu.Lock()
+	delete(f.console, id)
+	f.mu.Unlock()
+	o, out, log = logsOpts(dir)
+	if err := Logs(context.Background(), o); err != nil || out.Len() != 0 || !strings.Contains(log.String(), server.NoConsoleYet) {
+		t.Errorf("logs = %v, out %q, progress:\n%s", err, out, log)
+	}
+
+	// The console cannot be read.
+	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
+	o, _, _ = logsOpts(dir)
+	if err := Logs(context.Background(), o); err == nil || !strings.Contains(err.Error(), "reading the console output of "+id) {
+		t.Errorf("logs = %v", err)
+	}
+}
+
+func TestLogsFollowConsole(t *testing.T) {
+	_, dir, _ := sshStack(t, false)
+	o, out, _ := logsOpts(dir)
+	o.Logs.Follow = true
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	// Following ends with the context (Ctrl-C), without an error.
+	if err := Logs(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "bootstrap done") {
+		t.Errorf("out = %q", out)
+	}
+}
+
+func TestLogsFallBackWhenSSHFails(t *testing.T) {
+	_, dir, id := sshStack(t, true)
+	o, out, log := logsOpts(dir)
+	o.Remote = server.Remote{Addr: "127.0.0.1:1"} // nothing listens there
+	if err := Logs(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "connecting to 127.0.0.1:1") || !strings.Contains(log.String(), "showing the console output of "+id) {
+		t.Errorf("progress:\n%s", log)
+	}
+	if !strings.Contains(out.String(), "bootstrap done") {
+		t.Errorf("out = %q", out)
+	}
+}
+
+func TestSSHRefusals(t *testing.T) {
+	t.Run("port closed", func(t *testing.T) {
+		_, dir, _ := sshStack(t, false)
+		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Command: []string{"true"}})
+		if err == nil || !strings.Contains(err.Error(), "SSH is off for stack demo") || !strings.Contains(err.Error(), "--ssh") {
+			t.Fatalf("ssh = %v", err)
+		}
+	})
+	t.Run("no keys here", func(t *testing.T) {
+		sshStack(t, true)
+		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: t.TempDir()}})
+		if err == nil || !strings.Contains(err.Error(), "this machine has no SSH keys for stack demo") {
+			t.Fatalf("ssh = %v", err)
+		}
+	})
+	t.Run("not running", func(t *testing.T) {
+		f, dir, id := sshStack(t, true)
+		f.setInstanceState(id, ec2types.InstanceStateNamePending)
+		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
+		if err == nil || !strings.Contains(err.Error(), "instance "+id+" is pending, not running") {
+			t.Fatalf("ssh = %v", err)
+		}
+	})
+	t.Run("no address", func(t *testing.T) {
+		f, dir, id := sshStack(t, true)
+		f.setInstanceState(id, ec2types.InstanceStateNameStopped)
+		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
+		if err == nil || !strings.Contains(err.Error(), "has no public DNS name or IP") {
+			t.Fatalf("ssh = %v", err)
+		}
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		_, dir, _ := sshStack(t, true)
+		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Remote: server.Remote{Addr: "127.0.0.1:1"}})
+		if err == nil || !strings.Contains(err.Error(), "connecting to 127.0.0.1:1") {
+			t.Fatalf("ssh = %v", err)
+		}
+	})
+}
+
+func TestFindTarget(t *testing.T) {
+	t.Run("refreshes known_hosts", func(t *testing.T) {
+		f, dir, id := sshStack(t, true)
+		sd := local.StackDir(dir, "demo")
+		os.Remove(sd.KnownHostsFile())
+		tg, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tg.id != id || !tg.sshOpen || !tg.haveKeys || tg.sshReady() != "" {
+			t.Errorf("target %+v: %s", tg, tg.sshReady())
+		}
+		kh, err := os.ReadFile(sd.KnownHostsFile())
+		if err != nil || !strings.Contains(string(kh), tg.host) {
+			t.Errorf("known_hosts %q: %v", kh, err)
+		}
+		if len(f.mutating()) != 0 {
+			t.Errorf("mutating calls %v", f.mutating())
+		}
+	})
+	t.Run("no instance", func(t *testing.T) {
+		newInstalledFake(t)
+		_, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: t.TempDir()}, AWS{})
+		if err == nil || !strings.Contains(err.Error(), "stack demo has no instance in eu-west-3: run `mlstack up --stack demo`") {
+			t.Fatalf("findTarget = %v", err)
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		f := newInstalledFake(t)
+		for _, c := range []struct {
+			st Stack
+			a  AWS
+		}{{Stack{Name: "Demo", StateDir: "/x"}, AWS{}}, {Stack{Name: "demo"}, AWS{}}, {Stack{Name: "demo", StateDir: "/x"}, AWS{Region: "xx"}}} {
+			if _, err := findTarget(context.Background(), c.st, c.a); !IsUsage(err) {
+				t.Errorf("findTarget(%+v) = %v", c, err)
+			}
+		}
+		if f.connect != 0 {
+			t.Error("bad input reached AWS")
+		}
+	})
+	t.Run("state of another account", func(t *testing.T) {
+		f, dir, _ := sshStack(t, true)
+		f.account = "111111111111"
+		if _, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{}); !IsUsage(err) {
+			t.Fatalf("findTarget = %v", err)
+		}
+	})
+	t.Run("lookup fails", func(t *testing.T) {
+		f, dir, _ := sshStack(t, true)
+		f.failNext("DescribeVpcs", awsErr("RequestLimitExceeded"), 1)
+		if _, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "finding the default VPC") {
+			t.Fatalf("findTarget = %v", err)
+		}
+	})
+	t.Run("damaged host key", func(t *testing.T) {
+		_, dir, _ := sshStack(t, true)
+		os.WriteFile(local.StackDir(dir, "demo").HostKeyFile(), []byte("garbage"), 0o600)
+		if _, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "is not an OpenSSH private key") {
+			t.Fatalf("findTarget = %v", err)
+		}
+	})
+}
