@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -245,5 +247,21 @@ func TestSweepMatch(t *testing.T) {
 		if got := c.o.sweepMatch(c.i, now); got != c.want {
 			t.Errorf("case %d: sweepMatch(%+v) = %v", i, c.o, got)
 		}
+	}
+}
+
+func TestSweepStateDirUnusable(t *testing.T) {
+	f, dir, _ := sweepFixture(t)
+	// The state dir cannot hold a lock: each stack fails, nothing is deleted.
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	o, out, _ := sweepOpts(file)
+	o.Expired, o.Yes = true, true
+	err := Down(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "stack expired: state directory") || !strings.Contains(out.String(), "FAILED   expired: state directory") {
+		t.Fatalf("sweep = %v\n%s", err, out)
+	}
+	if len(f.mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.mutating())
 	}
 }

@@ -910,3 +910,60 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 		t.Errorf("out = %q", out)
 	}
 }
+
+func TestUpWaitsForTheStackLock(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	unlock, err := local.Lock(context.Background(), dir, "demo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	// Another run holds the stack: up waits until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	o, _, log := upOpts(dir, "demo")
+	err = Up(ctx, o)
+	if !errors.Is(err, context.DeadlineExceeded) || IsUsage(err) {
+		t.Fatalf("up = %v", err)
+	}
+	if !strings.Contains(log.String(), "another mlstack run is working on stack demo; waiting for it") {
+		t.Errorf("progress:\n%s", log)
+	}
+	if f.connect != 0 {
+		t.Error("connected while another run held the stack")
+	}
+	// A dry run takes no lock.
+	o, _, _ = upOpts(dir, "demo")
+	o.DryRun = true
+	if err := Up(context.Background(), o); err != nil {
+		t.Errorf("dry run under another run's lock: %v", err)
+	}
+}
+
+func TestUpNamesTooLongForTheRegion(t *testing.T) {
+	f := newInstalledFake(t)
+	f.region = "xx-extraordinarilylongname-9"
+	o, _, _ := upOpts(t.TempDir(), strings.Repeat("a", 24))
+	err := Up(context.Background(), o)
+	if !IsUsage(err) || !strings.Contains(err.Error(), "(limit 63): choose a shorter stack name") {
+		t.Fatalf("up = %v", err)
+	}
+	if len(f.calls()) != 0 {
+		t.Errorf("calls %v", f.calls())
+	}
+}
+
+func TestUpRecordsCallsInAWSCalls(t *testing.T) {
+	f := newInstalledFake(t)
+	calls := &CallLog{}
+	o, _, _ := upOpts(t.TempDir(), "demo")
+	o.AWS = AWS{Region: fakeRegion, Calls: calls}
+	mustUp(t, o)
+	if got, want := len(calls.calls()), len(f.calls()); got != want || got == 0 {
+		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
+	}
+	if sum := calls.Summary(); !strings.Contains(sum, "(15 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
+		t.Errorf("summary %q", sum)
+	}
+}
