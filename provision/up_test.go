@@ -967,3 +967,29 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 		t.Errorf("summary %q", sum)
 	}
 }
+
+func TestUpIngressChangedMeanwhile(t *testing.T) {
+	// The unwanted rule went between up's look and its revoke: EC2 answers
+	// success with the permission unmatched, and up says to run again.
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.mu.Lock()
+	g := f.groups[0]
+	g.sg.IpPermissions = append(g.sg.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("tcp"),
+		FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}})
+	f.mu.Unlock()
+	f.failIf("RevokeSecurityGroupIngress", nil, 1, false, func(any) bool {
+		g.sg.IpPermissions = g.sg.IpPermissions[:1] // the matcher runs under the fake's lock
+		return false
+	})
+	o, _, _ := upOpts(dir, "demo")
+	err := Up(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "1 permission(s) not matched; run `mlstack up` again") {
+		t.Fatalf("up = %v", err)
+	}
+	o, _, _ = upOpts(dir, "demo")
+	mustUp(t, o)
+	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{5000, testCIDR}}) {
+		t.Errorf("ingress %v", rules)
+	}
+}
