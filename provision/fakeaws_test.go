@@ -390,8 +390,6 @@ func matchFilters(filters []ec2types.Filter, tags []ec2types.Tag, attr func(name
 	return true, nil
 }
 
-func noAttr(string) ([]string, bool) { return nil, false }
-
 // mergeEC2Tags sets tags on a tag list, replacing same keys.
 func mergeEC2Tags(have, set []ec2types.Tag) []ec2types.Tag {
 	m := ec2TagMap(have)
