@@ -6,10 +6,11 @@ package cloudinit
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"regexp"
 	"testing"
+
+	"github.com/mlstack/mlstack/internal/testenv"
 )
 
 const (
@@ -29,23 +30,16 @@ func validParams() Params {
 	}
 }
 
-// needTool finds an external checker. Locally a missing tool skips the test;
-// in CI (CI set) it fails, because CI must never silently skip a check.
+// needTool finds an external checker. Locally a missing tool skips the test
+// and fails the run (testenv); in CI (CI set) it fails the test, because CI
+// must never silently skip a check.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		missing(t, name+" is not installed: "+err.Error())
+		testenv.Missing(t, name+" is not installed")
 	}
 	return path
-}
-
-func missing(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "" {
-		t.Skip(msg)
-	}
-	t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
 }
 
 // pythonYAML returns a python3 that can import PyYAML, the parser cloud-init uses.
@@ -56,7 +50,7 @@ func pythonYAML(t *testing.T) string {
 			return py
 		}
 	}
-	missing(t, "no python3 with PyYAML (Debian: python3-yaml)")
+	testenv.Missing(t, "no python3 with PyYAML (Debian: python3-yaml)")
 	return ""
 }
 

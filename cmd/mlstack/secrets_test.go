@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mlstack/mlstack/internal/testenv"
 )
 
 // Everything mlstack printed during the whole test run, and every secret
@@ -79,7 +81,7 @@ func leaks() []string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.Run(m)
 	seen.mu.Lock()
 	n, k := len(seen.secrets), len(seen.outputs)
 	seen.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/mlstack/mlstack/internal/sshdtest"
+	"github.com/mlstack/mlstack/internal/testenv"
 )
 
 // ingress lists a security group's ingress as "proto port cidr", sorted.
@@ -211,10 +212,8 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 	// Another host key on the same name: refused, and nothing runs.
 	impostorKey, err := exec.Command("sh", "-c", "d=$(mktemp -d) && ssh-keygen -q -t ed25519 -N '' -f $d/k && cat $d/k && rm -r $d").Output()
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("ssh-keygen for the impostor key: %v", err)
-		}
-		t.Skipf("ssh-keygen for the impostor key: %v", err)
+		t.Logf("ssh-keygen: %v", err)
+		testenv.Missing(t, "ssh-keygen does not work (Debian: openssh-client)")
 	}
 	impostor := sshdtest.Start(t, impostorKey, []byte(st.SSHPublicKey))
 	marker := filepath.Join(t.TempDir(), "ran")

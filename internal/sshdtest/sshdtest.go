@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mlstack/mlstack/internal/proctest"
+	"github.com/mlstack/mlstack/internal/testenv"
 )
 
 // SSHD is where Debian's openssh-server installs the server.
@@ -50,7 +51,8 @@ func (s *SyncBuffer) String() string {
 
 // Start runs sshd with hostKeyPEM as its only host key and authorizedKeys as
 // the keys that may log in as the current user (root: key only). Without
-// sshd the test is skipped, or fails when CI is set: CI never skips a check.
+// sshd the test fails in CI, and elsewhere is skipped and fails the run
+// (testenv): the package's TestMain must call testenv.Run.
 func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 	t.Helper()
 	u := requireSSHD(t)
@@ -76,16 +78,13 @@ func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 	return &Server{Addr: addr, User: u.Username, Dir: dir}
 }
 
-// requireSSHD skips the test (fails it when CI is set) without sshd, and
-// returns the user the server will let in.
+// requireSSHD ends the test without sshd (testenv.Missing: a failure in CI,
+// elsewhere a skip that fails the run), and returns the user the server
+// will let in.
 func requireSSHD(t testing.TB) *user.User {
 	t.Helper()
 	if _, err := os.Stat(SSHD); err != nil {
-		msg := "OpenSSH server not installed (Debian: apt-get install openssh-server): " + err.Error()
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + " (CI is set, so this is a failure, not a skip)")
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "OpenSSH server not installed at "+SSHD+" (Debian: openssh-server)")
 	}
 	u, err := user.Current()
 	if err != nil {
