@@ -13,6 +13,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // TestBadInputCreatesNothing: usage errors exit 2 with one line and make no
@@ -192,17 +193,62 @@ func TestDownRefusesWithoutYes(t *testing.T) {
 }
 
 // TestDownFromFreshMachine: down finds the stack by tag and name with no
-// local state at all.
+// local state at all, and empties a versioned artifact bucket: every object
+// version, every delete marker, and an unfinished multipart upload, which
+// it aborts (its parts bill until then).
 func TestDownFromFreshMachine(t *testing.T) {
 	e := newEnv(t)
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ci")...)...)
-	// Put an object version and a delete marker in the bucket: down must empty it.
 	bucket := "mlstack-ci-123456789012-eu-west-3"
-	_, err := e.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("a/b.txt"), Body: strings.NewReader("x")})
-	must(t, err)
+	uploadKey := fillVersionedBucket(t, e, bucket)
+
 	fresh := t.TempDir()
+	e.rec.reset()
 	e.ok("down", "--yes", "--stack", "ci", "--state-dir", fresh)
+	// moto, unlike S3, deletes a bucket that still has an unfinished upload,
+	// so the bucket being gone does not prove the abort: the call does.
+	aborted := false
+	for _, c := range e.rec.calls() {
+		aborted = aborted || c.Service == "s3" && c.Action == "DELETE uploadId" && c.Path == "/"+bucket+"/"+uploadKey
+	}
+	if !aborted {
+		t.Errorf("down did not abort the unfinished upload of %s; calls: %+v", uploadKey, e.rec.calls())
+	}
 	e.assertNothingLeft()
+}
+
+// fillVersionedBucket turns versioning on and leaves in the bucket two
+// versions of one object under a delete marker, a live object, and an
+// unfinished multipart upload with one part, whose key it returns. It
+// proves the setup is what it says: moto refuses to delete a bucket that
+// holds any version or delete marker.
+func fillVersionedBucket(t *testing.T, e *env, bucket string) string {
+	t.Helper()
+	ctx := context.Background()
+	_, err := e.s3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(bucket),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}})
+	must(t, err)
+	for _, o := range []struct{ key, body string }{{"runs/1/model.pkl", "v1"}, {"runs/1/model.pkl", "v2"}, {"runs/2/model.pkl", "live"}} {
+		_, err := e.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(o.key), Body: strings.NewReader(o.body)})
+		must(t, err)
+	}
+	_, err = e.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("runs/1/model.pkl")})
+	must(t, err)
+	const uploadKey = "runs/3/big.bin"
+	mp, err := e.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(uploadKey)})
+	must(t, err)
+	_, err = e.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(uploadKey), UploadId: mp.UploadId,
+		PartNumber: aws.Int32(1), Body: strings.NewReader(strings.Repeat("x", 1024))})
+	must(t, err)
+
+	vers, err := e.s3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
+	must(t, err)
+	ups, err := e.s3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	must(t, err)
+	if len(vers.Versions) != 3 || len(vers.DeleteMarkers) != 1 || len(ups.Uploads) != 1 {
+		t.Fatalf("setup: %d versions, %d delete markers, %d uploads; want 3, 1, 1", len(vers.Versions), len(vers.DeleteMarkers), len(ups.Uploads))
+	}
+	return uploadKey
 }
 
 // TestUpConverges: drift on a stack's own resources is repaired by up with
