@@ -376,9 +376,9 @@ func TestDownAsksOnTerminal(t *testing.T) {
 		for !strings.Contains(out.String(), "[y/N]") && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		_, _ = stdin.Write([]byte(reply + "\n"))
-		_ = cmd.Wait()
-		recordOutput("down on a terminal", out.String())
+		_, err := stdin.Write([]byte(reply + "\n"))
+		must(t, err)
+		_ = cmd.Wait() // the exit status is checked below
 		return cmd.ProcessState.ExitCode(), out.String()
 	}
 	code, out := answer("n")

@@ -246,9 +246,10 @@ func TestConcurrentUp(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			cmd := exec.Command(bin, flags...)
-			var errb strings.Builder
-			cmd.Stderr = &errb
+			var outb, errb strings.Builder
+			cmd.Stdout, cmd.Stderr = &outb, &errb
 			err := cmd.Run()
+			recordOutput(fmt.Sprintf("concurrent up %d (stdout)", i), outb.String())
 			recordOutput(fmt.Sprintf("concurrent up %d (stderr)", i), errb.String())
 			if err != nil {
 				t.Errorf("concurrent up %d: %v: %s", i, err, errb.String())
@@ -325,8 +326,8 @@ func TestInterrupt(t *testing.T) {
 				args = append([]string{cmd, "--yes"}, e.stackFlags("sig")...)
 			}
 			proc := exec.Command(bin, args...)
-			var stderr strings.Builder
-			proc.Stderr = &stderr
+			var stdout, stderr strings.Builder
+			proc.Stdout, proc.Stderr = &stdout, &stderr
 			var (
 				once    sync.Once
 				mu      sync.Mutex
@@ -355,6 +356,7 @@ func TestInterrupt(t *testing.T) {
 			sentAt := sent
 			mu.Unlock()
 			harvestSecrets(e.stateDir)
+			recordOutput(fmt.Sprintf("interrupted %s (stdout)", cmd), stdout.String())
 			recordOutput(fmt.Sprintf("interrupted %s (stderr)", cmd), stderr.String())
 			code := proc.ProcessState.ExitCode()
 			if code == 130 {

@@ -280,6 +280,7 @@ func onTerminal(ctx context.Context, t *testing.T, term string, args ...string) 
 	}
 	out = &sshdtest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	recordLive("terminal: mlstack "+strings.Join(args, " "), out)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/internal/testenv"
 )
 
@@ -181,7 +180,7 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	must(t, err)
 	must(t, json.Unmarshal(b, &st))
-	srv := sshdtest.Start(t, hostKeyPEM, []byte(st.SSHPublicKey))
+	srv := startSSHD(t, hostKeyPEM, []byte(st.SSHPublicKey))
 	via := []string{"--ssh-addr", srv.Addr, "--ssh-user", srv.User}
 
 	res = e.mlstack(append(append(append([]string{"ssh"}, flags...), via...), "--", "echo", "ok")...)
@@ -215,7 +214,7 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 		t.Logf("ssh-keygen: %v", err)
 		testenv.Missing(t, "ssh-keygen does not work (Debian: openssh-client)")
 	}
-	impostor := sshdtest.Start(t, impostorKey, []byte(st.SSHPublicKey))
+	impostor := startSSHD(t, impostorKey, []byte(st.SSHPublicKey))
 	marker := filepath.Join(t.TempDir(), "ran")
 	res = e.mlstack(append(append(append([]string{"ssh"}, flags...), "--ssh-addr", impostor.Addr, "--ssh-user", impostor.User), "--", "touch", marker)...)
 	if res.code == 0 || !strings.Contains(res.stderr, "refusing to connect") || !strings.Contains(res.stderr, "known_hosts") {
@@ -324,7 +323,7 @@ func TestSSHInteractiveShell(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	must(t, err)
 	must(t, json.Unmarshal(b, &st))
-	srv := sshdtest.Start(t, hostKeyPEM, []byte(st.SSHPublicKey))
+	srv := startSSHD(t, hostKeyPEM, []byte(st.SSHPublicKey))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -290,6 +290,7 @@ func mlflowServer(t *testing.T, password string) string {
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	must(t, err)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	recordFileAtEnd(t, "MLflow server log of "+t.Name(), logf.Name())
 	// mlflow server forks uvicorn: stop the whole group.
 	_, err = proctest.Start(t, cmd, 20*time.Second)
 	must(t, err)

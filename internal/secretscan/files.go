@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 
@@ -26,13 +28,13 @@ var SecretFiles = map[string]bool{"state.json": true, "env": true, "id_ed25519":
 // password and the Flask secret key; from id_ed25519 and
 // ssh_host_ed25519_key the private key. It returns the other regular
 // files under root, sorted: the ones that must hold no secret. A missing
-// root has nothing; a secret file that cannot be read is an error, since
-// its secrets would go unscanned.
+// root, or a file removed meanwhile, has nothing; a secret file that cannot
+// be read is an error, since its secrets would go unscanned.
 func (s *Scanner) AddStateDir(root string) (others []string, err error) {
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		switch {
-		case os.IsNotExist(err) && path == root:
-			return fs.SkipAll
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			return nil // no state dir (or not a directory), or removed meanwhile by a down
 		case err != nil:
 			return err
 		case !d.Type().IsRegular():
@@ -44,6 +46,9 @@ func (s *Scanner) AddStateDir(root string) (others []string, err error) {
 			return nil
 		}
 		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ type Server struct {
 	Addr string // 127.0.0.1:PORT
 	User string // the user it lets in: the one running the tests
 	Dir  string // its config, keys and pid file
+	Log  *SyncBuffer
 }
 
 // SyncBuffer is a buffer one goroutine writes (sshd's log, a process's
@@ -75,7 +76,7 @@ func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 		t.Fatalf("starting sshd: %v", err)
 	}
 	waitListening(t, addr, exited, log)
-	return &Server{Addr: addr, User: u.Username, Dir: dir}
+	return &Server{Addr: addr, User: u.Username, Dir: dir, Log: log}
 }
 
 // requireSSHD ends the test without sshd (testenv.Missing: a failure in CI,
