@@ -131,6 +131,8 @@ func (r *runScan) leaks() (problems []string, stats string) {
 	for _, l := range r.live {
 		scan(l.label, l.src.String())
 	}
+	slices.Sort(problems) // an output recorded twice (a re-run) is reported once
+	problems = slices.Compact(problems)
 	stats = fmt.Sprintf("%d secrets (%d forms) in %d outputs and files (%d KiB), scanned in %s",
 		r.sc.Len(), r.sc.Patterns(), len(r.outputs)+len(r.live), size/1024, time.Since(start).Round(time.Millisecond))
 	return problems, stats
