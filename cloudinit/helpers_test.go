@@ -6,10 +6,12 @@ package cloudinit
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"testing"
 
+	"github.com/mlstack/mlstack/internal/secretscan"
 	"github.com/mlstack/mlstack/internal/testenv"
 )
 
@@ -131,4 +133,23 @@ func unitValue(t *testing.T, unit, key string) string {
 		t.Fatalf("unit has no %s=", key)
 	}
 	return m[1]
+}
+
+// noSecretsIn fails t when the file at path shows one of the secrets, as
+// stored, cut short, base64-, URL- or hex-encoded.
+func noSecretsIn(t *testing.T, path string, secrets ...string) {
+	t.Helper()
+	sc := secretscan.New()
+	for i, s := range secrets {
+		if !sc.AddString(fmt.Sprintf("secret %d", i+1), s) {
+			t.Fatalf("secret %d is too short to scan for", i+1)
+		}
+	}
+	findings, files, err := sc.ScanPaths([]string{path}, nil)
+	if err != nil || files != 1 {
+		t.Fatalf("scanning %s: %v", path, err)
+	}
+	for _, f := range findings {
+		t.Errorf("secret in %s", f)
+	}
 }

@@ -109,6 +109,9 @@ func TestMLflowServerSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	server.Stdout, server.Stderr = logFile, logFile
+	// Registered before the server starts, so it runs once the server has
+	// stopped and flushed its log (cleanups run last-in first-out).
+	t.Cleanup(func() { noSecretsIn(t, logPath, p.AdminPassword, p.FlaskSecretKey) })
 	// mlflow forks uvicorn: stop the whole group.
 	if _, err := proctest.Start(t, server, 20*time.Second); err != nil {
 		t.Fatal(err)
