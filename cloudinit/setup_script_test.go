@@ -90,7 +90,10 @@ exit 0`,
 			if (err == nil) != tt.wantOK {
 				t.Fatalf("exit: %v, want ok=%v\n%s", err, tt.wantOK, out)
 			}
-			log, _ := os.ReadFile(calls)
+			log, err := os.ReadFile(calls) // install -d runs first in every case
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(string(log), w) {
 					t.Errorf("no call %q in:\n%s", w, log)

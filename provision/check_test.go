@@ -98,25 +98,26 @@ func TestCheckReadsStateDir(t *testing.T) {
 	ckHasLine(t, out.String(), "✓ S3 put with the scoped keys: s3://"+ckBucket+"/mlstack-check/")
 	ckNoSecrets(t, out.String()+log.String())
 
-	// Without local state or env file: a clear error, no checks.
-	for name, prep := range map[string]func(dir string){
-		"no state":    func(string) {},
-		"no env file": func(dir string) { _ = local.StackDir(dir, "ck").Save(st) },
-		"env file without password": func(dir string) {
+	// Without local state or env file: a clear error, no checks. A setup
+	// step that failed would make another case of it, so it fails the test.
+	for name, prep := range map[string]func(t *testing.T, dir string){
+		"no state":    func(*testing.T, string) {},
+		"no env file": func(t *testing.T, dir string) { must(t, local.StackDir(dir, "ck").Save(st)) },
+		"env file without password": func(t *testing.T, dir string) {
 			d := local.StackDir(dir, "ck")
-			_ = d.Save(st)
+			must(t, d.Save(st))
 			vars := envVars(&local.Secrets{MLflowUser: ckUser, AccessKeyID: ckAccessKey, SecretAccessKey: ckSecretKey}, mlURI, "eu-west-3", "")
-			_ = d.WriteEnv(vars)
+			must(t, d.WriteEnv(vars))
 		},
-		"damaged env file": func(dir string) {
+		"damaged env file": func(t *testing.T, dir string) {
 			d := local.StackDir(dir, "ck")
-			_ = d.Save(st)
-			_ = os.WriteFile(d.EnvFile(), []byte("export A='"), 0o600)
+			must(t, d.Save(st))
+			must(t, os.WriteFile(d.EnvFile(), []byte("export A='"), 0o600))
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			prep(dir)
+			prep(t, dir)
 			var out bytes.Buffer
 			err := Check(context.Background(), CheckOptions{Stack: Stack{Name: "ck", StateDir: dir}, Streams: Streams{Out: &out}})
 			if err == nil || strings.Contains(out.String(), "✓") {

@@ -123,7 +123,7 @@ func TestRotateCreds(t *testing.T) {
 	if m := f.mutating(); !slices.Equal(m, []string{"IAM.CreateAccessKey", "IAM.DeleteAccessKey"}) {
 		t.Errorf("mutating calls %v", m)
 	}
-	env, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
+	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
 	for _, want := range []string{"MLFLOW_TRACKING_URI='" + uri + "'", "AWS_ACCESS_KEY_ID='" + now.AccessKeyID + "'",
 		"AWS_SECRET_ACCESS_KEY='" + now.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + now.MLflowPassword + "'"} {
 		if !strings.Contains(string(env), want) {
@@ -191,7 +191,7 @@ func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
 	if now.AccessKeyID == old.AccessKeyID || now.MLflowPassword != old.MLflowPassword {
 		t.Errorf("key %s -> %s, password changed %v", old.AccessKeyID, now.AccessKeyID, now.MLflowPassword != old.MLflowPassword)
 	}
-	env, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
+	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
 	if !strings.Contains(string(env), "http://127.0.0.1:5000") || !strings.Contains(string(env), now.AccessKeyID) {
 		t.Errorf("env file:\n%s", env)
 	}
@@ -291,8 +291,12 @@ func TestRotateCredsFailures(t *testing.T) {
 		sd := local.StackDir(dir, "demo").Path()
 		// The state folder turns into a file while AWS makes the key.
 		f.failIf("CreateAccessKey", nil, 1, false, func(any) bool {
-			os.RemoveAll(sd)
-			os.WriteFile(sd, nil, 0o600)
+			if err := os.RemoveAll(sd); err != nil {
+				t.Errorf("setup: %v", err)
+			}
+			if err := os.WriteFile(sd, nil, 0o600); err != nil {
+				t.Errorf("setup: %v", err)
+			}
 			return false
 		})
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
@@ -360,7 +364,7 @@ func TestRotateCredsFailures(t *testing.T) {
 			t.Errorf("state %+v", now)
 		}
 		// The env file carries the new key even so.
-		env, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
+		env := readFile(t, local.StackDir(dir, "demo").EnvFile())
 		if !strings.Contains(string(env), now.AccessKeyID) {
 			t.Errorf("env:\n%s", env)
 		}
@@ -385,13 +389,13 @@ func TestRotateCredsFailures(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameTerminated)
-		envBefore, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
+		envBefore := readFile(t, local.StackDir(dir, "demo").EnvFile())
 		o, _ := rotateOpts(dir, "demo", "")
 		err := RotateCreds(context.Background(), o)
 		if err == nil || !strings.Contains(err.Error(), "no running instance: MLflow password not rotated") {
 			t.Fatalf("rotate = %v", err)
 		}
-		if envAfter, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile()); !bytes.Equal(envBefore, envAfter) {
+		if envAfter := readFile(t, local.StackDir(dir, "demo").EnvFile()); !bytes.Equal(envBefore, envAfter) {
 			t.Error("env file rewritten without a tracking URI")
 		}
 	})

@@ -202,7 +202,7 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		f.addKeyPair(n.KeyPair, other)
 		f.addInstance(other, ec2types.InstanceStateNameRunning)
 		dir := t.TempDir()
-		os.MkdirAll(local.StackDir(dir, "demo").Path(), 0o700)
+		must(t, os.MkdirAll(local.StackDir(dir, "demo").Path(), 0o700))
 		o, _, log := downOpts(dir, "demo")
 		o.Yes = true
 		if err := Down(context.Background(), o); err != nil {

@@ -90,7 +90,7 @@ func TestEnvGitHub(t *testing.T) {
 
 	// With $GITHUB_ENV: the variables are appended there, only masks on stdout.
 	ghEnv := filepath.Join(t.TempDir(), "github_env")
-	os.WriteFile(ghEnv, []byte("EARLIER=1\n"), 0o600)
+	must(t, os.WriteFile(ghEnv, []byte("EARLIER=1\n"), 0o600))
 	t.Setenv("GITHUB_ENV", ghEnv)
 	out, err = runEnv(t, dir, "github")
 	if err != nil {
@@ -99,7 +99,7 @@ func TestEnvGitHub(t *testing.T) {
 	if strings.Contains(out, "<<") || !strings.Contains(out, "::add-mask::") {
 		t.Errorf("stdout with $GITHUB_ENV:\n%s", out)
 	}
-	data, _ := os.ReadFile(ghEnv)
+	data := readFile(t, ghEnv)
 	if !strings.HasPrefix(string(data), "EARLIER=1\n") || !strings.Contains(string(data), "MLFLOW_TRACKING_URI<<") {
 		t.Errorf("$GITHUB_ENV:\n%s", data)
 	}
@@ -119,14 +119,14 @@ func TestEnvErrors(t *testing.T) {
 	// A damaged one.
 	dir := t.TempDir()
 	sd := local.StackDir(dir, "demo")
-	os.MkdirAll(sd.Path(), 0o700)
-	os.WriteFile(sd.EnvFile(), []byte("export X='unterminated\n"), 0o600)
+	must(t, os.MkdirAll(sd.Path(), 0o700))
+	must(t, os.WriteFile(sd.EnvFile(), []byte("export X='unterminated\n"), 0o600))
 	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "run `mlstack up --stack demo` to rewrite it") {
 		t.Errorf("damaged env: %v", err)
 	}
 	// Not a file.
-	os.Remove(sd.EnvFile())
-	os.MkdirAll(sd.EnvFile(), 0o700)
+	must(t, os.Remove(sd.EnvFile()))
+	must(t, os.MkdirAll(sd.EnvFile(), 0o700))
 	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "reading env file") {
 		t.Errorf("env is a folder: %v", err)
 	}
@@ -149,8 +149,9 @@ func TestUpWithS3EndpointOverride(t *testing.T) {
 		t.Errorf("%v\n%s", err, out)
 	}
 	f.mu.Lock()
-	ud, _ := base64.StdEncoding.DecodeString(f.instances[0].userData)
+	ud, err := base64.StdEncoding.DecodeString(f.instances[0].userData)
 	f.mu.Unlock()
+	must(t, err)
 	if !strings.Contains(string(ud), "http://127.0.0.1:4566") {
 		t.Error("the server is not told the S3 endpoint")
 	}

@@ -68,6 +68,15 @@ func TestEnsureUserNew(t *testing.T) {
 	}
 }
 
+// mustFindUser is findUser as a setup step: its error fails the test where
+// it happened, not as a nil user inside the code under test.
+func mustFindUser(t *testing.T, f *fakeAWS, n names, policy string) *userFound {
+	t.Helper()
+	u, err := findUser(context.Background(), f, n, policy)
+	must(t, err)
+	return u
+}
+
 func TestEnsureUserKeys(t *testing.T) {
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -99,12 +108,12 @@ func TestEnsureUserKeys(t *testing.T) {
 		// A stray key that went meanwhile is fine; another error is not.
 		f.addKey(fu, time.Now())
 		f.failNext("DeleteAccessKey", awsErr("NoSuchEntity"), 1)
-		u, _ = findUser(ctx, f, n, policy)
+		u = mustFindUser(t, f, n, policy)
 		if err := ensureUser(ctx, f, u, in); err != nil {
 			t.Errorf("stray gone meanwhile: %v", err)
 		}
 		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
-		u, _ = findUser(ctx, f, n, policy)
+		u = mustFindUser(t, f, n, policy)
 		if err := ensureUser(ctx, f, u, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
 			t.Errorf("stray cannot go: %v", err)
 		}
@@ -116,7 +125,7 @@ func TestEnsureUserKeys(t *testing.T) {
 			fu := f.addUser(n.User, tags, time.Now())
 			fu.policies[n.Policy] = policy
 			in := userInput(n, known, &keySaver{})
-			u, _ := findUser(ctx, f, n, policy)
+			u := mustFindUser(t, f, n, policy)
 			err := ensureUser(ctx, f, u, in)
 			if err == nil || !strings.Contains(err.Error(), "but their secret is not in the local state") || !strings.Contains(err.Error(), fu.keys[0].id) {
 				t.Errorf("known %q: %v", known, err)
@@ -132,7 +141,7 @@ func TestEnsureUserKeys(t *testing.T) {
 		f.addUser(n.User, tags).policies[n.Policy] = `{"Version":"2012-10-17","Statement":[]}`
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
-		u, _ := findUser(ctx, f, n, policy)
+		u := mustFindUser(t, f, n, policy)
 		if got := u.plan(n); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
 			t.Errorf("plan %q", got)
 		}
@@ -148,7 +157,7 @@ func TestEnsureUserKeys(t *testing.T) {
 		f := newInstalledFake(t)
 		f.addUser(n.User, tags).policies[n.Policy] = policy
 		in := userInput(n, "", &keySaver{err: errors.New("disk full")})
-		u, _ := findUser(ctx, f, n, policy)
+		u := mustFindUser(t, f, n, policy)
 		err := ensureUser(ctx, f, u, in)
 		if err == nil || !strings.Contains(err.Error(), "saving access key of mlstack-demo: disk full (removing the unsaved key: <nil>)") {
 			t.Fatalf("ensureUser = %v", err)

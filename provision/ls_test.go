@@ -165,7 +165,7 @@ func TestLsErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stacks []stackInfo
-		json.Unmarshal(out.Bytes(), &stacks)
+		must(t, json.Unmarshal(out.Bytes(), &stacks))
 		if len(stacks) != 2 || stacks[0].Resources != 3 {
 			t.Errorf("stacks %+v", stacks)
 		}

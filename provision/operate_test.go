@@ -118,7 +118,8 @@ func TestBootstrapTail(t *testing.T) {
 	}
 
 	f.t.sshOpen = true
-	other, _ := local.NewHostKey("impostor")
+	other, err := local.NewHostKey("impostor")
+	must(t, err)
 	impostor := sshdtest.Start(t, other.Private, f.authorized)
 	_, _, err = f.t.bootstrapTail(context.Background(), server.Remote{Addr: impostor.Addr, User: impostor.User}, lo, 2, newProgress(&log))
 	var mismatch *server.HostKeyMismatchError

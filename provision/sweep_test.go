@@ -254,7 +254,7 @@ func TestSweepStateDirUnusable(t *testing.T) {
 	f, dir, _ := sweepFixture(t)
 	// The state dir cannot hold a lock: each stack fails, nothing is deleted.
 	file := filepath.Join(dir, "file")
-	os.WriteFile(file, nil, 0o600)
+	must(t, os.WriteFile(file, nil, 0o600))
 	o, out, _ := sweepOpts(file)
 	o.Expired, o.Yes = true, true
 	err := Down(context.Background(), o)

@@ -145,7 +145,7 @@ func TestFindTarget(t *testing.T) {
 	t.Run("refreshes known_hosts", func(t *testing.T) {
 		f, dir, id := sshStack(t, true)
 		sd := local.StackDir(dir, "demo")
-		os.Remove(sd.KnownHostsFile())
+		must(t, os.Remove(sd.KnownHostsFile()))
 		tg, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{})
 		if err != nil {
 			t.Fatal(err)
@@ -198,7 +198,7 @@ func TestFindTarget(t *testing.T) {
 	})
 	t.Run("damaged host key", func(t *testing.T) {
 		_, dir, _ := sshStack(t, true)
-		os.WriteFile(local.StackDir(dir, "demo").HostKeyFile(), []byte("garbage"), 0o600)
+		must(t, os.WriteFile(local.StackDir(dir, "demo").HostKeyFile(), []byte("garbage"), 0o600))
 		if _, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "is not an OpenSSH private key") {
 			t.Fatalf("findTarget = %v", err)
 		}

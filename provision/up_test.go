@@ -145,7 +145,10 @@ func TestUpCreatesEveryResource(t *testing.T) {
 		aws.ToString(inst.inst.SecurityGroups[0].GroupId) != aws.ToString(g.GroupId) {
 		t.Errorf("instance %+v", inst.inst)
 	}
-	ud, _ := base64.StdEncoding.DecodeString(inst.userData)
+	ud, err := base64.StdEncoding.DecodeString(inst.userData)
+	if err != nil {
+		t.Error(err)
+	}
 	if !strings.Contains(string(ud), "admin_password = "+sec.MLflowPassword) {
 		t.Error("the user-data does not carry the saved MLflow password")
 	}
@@ -184,7 +187,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
 		}
 	}
-	env, _ := os.ReadFile(sd.EnvFile())
+	env := readFile(t, sd.EnvFile())
 	for _, want := range []string{"MLFLOW_TRACKING_URI='" + uri + "'", "AWS_ACCESS_KEY_ID='" + sec.AccessKeyID + "'",
 		"AWS_SECRET_ACCESS_KEY='" + sec.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + sec.MLflowPassword + "'",
 		"AWS_DEFAULT_REGION='eu-west-3'"} {
@@ -195,7 +198,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	if strings.Contains(string(env), "MLFLOW_S3_ENDPOINT_URL") {
 		t.Error("env file names an S3 endpoint without an override")
 	}
-	kh, _ := os.ReadFile(sd.KnownHostsFile())
+	kh := readFile(t, sd.KnownHostsFile())
 	f.mu.Lock()
 	dns, ip := aws.ToString(f.instances[0].inst.PublicDnsName), aws.ToString(f.instances[0].inst.PublicIpAddress)
 	f.mu.Unlock()
@@ -239,7 +242,7 @@ func TestUpDryRun(t *testing.T) {
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("dry run made mutating calls: %v", m)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("dry run wrote %v", entries)
 	}
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -474,7 +477,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 	if !strings.Contains(dns, "198-51-100") || out.String() != "http://"+dns+":5000\n" {
 		t.Errorf("out = %q, instance now at %s", out, dns)
 	}
-	env, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
+	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
 	if !strings.Contains(string(env), dns) {
 		t.Errorf("env file not rewritten for the new address:\n%s", env)
 	}
@@ -483,34 +486,34 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 	cases := []struct {
 		name string
-		edit func(o *UpOptions)
+		edit func(t *testing.T, o *UpOptions) // setup: fails t on an error
 		want string
 	}{
-		{"no stack", func(o *UpOptions) { o.Stack.Name = "" }, "missing stack name"},
-		{"upper-case stack", func(o *UpOptions) { o.Stack.Name = "Demo" }, "lowercase"},
-		{"doubled hyphen", func(o *UpOptions) { o.Stack.Name = "a--b" }, "doubled hyphens"},
-		{"long stack", func(o *UpOptions) { o.Stack.Name = strings.Repeat("a", 25) }, "at most 24"},
-		{"no state dir", func(o *UpOptions) { o.Stack.StateDir = "" }, "no state directory"},
-		{"host bits", func(o *UpOptions) { o.AllowCIDRs = []string{"10.0.0.1/8"} }, "host bits set"},
-		{"not a CIDR", func(o *UpOptions) { o.AllowCIDRs = []string{"somewhere"} }, "is not a CIDR"},
-		{"IPv6 CIDR", func(o *UpOptions) { o.AllowCIDRs = []string{"2001:db8::/32"} }, "only IPv4"},
-		{"bad TTL", func(o *UpOptions) { o.TTL = "5x" }, "--ttl"},
-		{"zero days", func(o *UpOptions) { o.TTL = "0d" }, "--ttl"},
-		{"TTL too long", func(o *UpOptions) { o.TTL = "100d" }, "at most 90d"},
-		{"old MLflow", func(o *UpOptions) { o.MLflowVersion = "3.4.0" }, "3.5.0 or newer"},
-		{"MLflow latest", func(o *UpOptions) { o.MLflowVersion = "latest" }, "exact version"},
-		{"output yaml", func(o *UpOptions) { o.Output = "yaml" }, "--output"},
-		{"instance type", func(o *UpOptions) { o.InstanceType = "micro" }, "not like t2.micro"},
-		{"negative timeout", func(o *UpOptions) { o.Timeout = -time.Second }, "--timeout"},
-		{"region", func(o *UpOptions) { o.Region = "moon-1" }, "not a valid AWS region"},
-		{"IP not detected", func(o *UpOptions) { o.AllowCIDRs = nil }, "could not be detected"},
-		{"IPv6 detected", func(o *UpOptions) {
+		{"no stack", func(t *testing.T, o *UpOptions) { o.Stack.Name = "" }, "missing stack name"},
+		{"upper-case stack", func(t *testing.T, o *UpOptions) { o.Stack.Name = "Demo" }, "lowercase"},
+		{"doubled hyphen", func(t *testing.T, o *UpOptions) { o.Stack.Name = "a--b" }, "doubled hyphens"},
+		{"long stack", func(t *testing.T, o *UpOptions) { o.Stack.Name = strings.Repeat("a", 25) }, "at most 24"},
+		{"no state dir", func(t *testing.T, o *UpOptions) { o.Stack.StateDir = "" }, "no state directory"},
+		{"host bits", func(t *testing.T, o *UpOptions) { o.AllowCIDRs = []string{"10.0.0.1/8"} }, "host bits set"},
+		{"not a CIDR", func(t *testing.T, o *UpOptions) { o.AllowCIDRs = []string{"somewhere"} }, "is not a CIDR"},
+		{"IPv6 CIDR", func(t *testing.T, o *UpOptions) { o.AllowCIDRs = []string{"2001:db8::/32"} }, "only IPv4"},
+		{"bad TTL", func(t *testing.T, o *UpOptions) { o.TTL = "5x" }, "--ttl"},
+		{"zero days", func(t *testing.T, o *UpOptions) { o.TTL = "0d" }, "--ttl"},
+		{"TTL too long", func(t *testing.T, o *UpOptions) { o.TTL = "100d" }, "at most 90d"},
+		{"old MLflow", func(t *testing.T, o *UpOptions) { o.MLflowVersion = "3.4.0" }, "3.5.0 or newer"},
+		{"MLflow latest", func(t *testing.T, o *UpOptions) { o.MLflowVersion = "latest" }, "exact version"},
+		{"output yaml", func(t *testing.T, o *UpOptions) { o.Output = "yaml" }, "--output"},
+		{"instance type", func(t *testing.T, o *UpOptions) { o.InstanceType = "micro" }, "not like t2.micro"},
+		{"negative timeout", func(t *testing.T, o *UpOptions) { o.Timeout = -time.Second }, "--timeout"},
+		{"region", func(t *testing.T, o *UpOptions) { o.Region = "moon-1" }, "not a valid AWS region"},
+		{"IP not detected", func(t *testing.T, o *UpOptions) { o.AllowCIDRs = nil }, "could not be detected"},
+		{"IPv6 detected", func(t *testing.T, o *UpOptions) {
 			o.AllowCIDRs = nil
 			o.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("2001:db8::1"), nil }
 		}, "is not IPv4"},
-		{"state dir is a file", func(o *UpOptions) {
+		{"state dir is a file", func(t *testing.T, o *UpOptions) {
 			p := filepath.Join(o.StateDir, "file")
-			os.WriteFile(p, nil, 0o600)
+			must(t, os.WriteFile(p, nil, 0o600))
 			o.StateDir = p
 		}, "not writable"},
 	}
@@ -518,7 +521,7 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
 			o, _, _ := upOpts(t.TempDir(), "demo")
-			c.edit(&o)
+			c.edit(t, &o)
 			err := Up(context.Background(), o)
 			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want a usage error with %q", err, c.want)

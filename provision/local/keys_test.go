@@ -109,7 +109,10 @@ func TestHasSSHKeys(t *testing.T) {
 	if d.HasSSHKeys() {
 		t.Error("a login key alone counts as both keys")
 	}
-	k, _ := NewHostKey("demo")
+	k, err := NewHostKey("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d.SaveHostKey(k); err != nil {
 		t.Fatal(err)
 	}

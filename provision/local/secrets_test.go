@@ -176,8 +176,11 @@ func TestRandomSecret(t *testing.T) {
 			}
 		}
 	}
-	a, _ := RandomSecret(32)
-	b, _ := RandomSecret(32)
+	a, errA := RandomSecret(32)
+	b, errB := RandomSecret(32)
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
 	if a == b {
 		t.Errorf("two secrets are equal: %q", a)
 	}
@@ -213,8 +216,8 @@ func TestCheckWritable(t *testing.T) {
 				if err != nil {
 					t.Fatalf("CheckWritable = %v", err)
 				}
-				entries, _ := os.ReadDir(tt.dir.path)
-				if len(entries) != 0 {
+				entries, err := os.ReadDir(tt.dir.path)
+				if err != nil || len(entries) != 0 {
 					t.Errorf("probe file left behind: %v", entries)
 				}
 				return

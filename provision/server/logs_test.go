@@ -68,7 +68,10 @@ func TestLogsOverOpenSSH(t *testing.T) {
 	if err := printLogs(t, f, srv, context.Background(), o, &out, &errb); err != nil {
 		t.Fatalf("logs: %v\n%s", err, errb.String())
 	}
-	want, _ := os.ReadFile(logPath)
+	want, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := out.String()
 	if !strings.Contains(got, "==> "+logPath+" (bootstrap) <==\n"+string(want)) {
 		t.Errorf("bootstrap log not printed whole under its header:\n%s", got)
@@ -109,8 +112,12 @@ func TestLogsFollowOverOpenSSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fh.WriteString("a line written later\n")
-	fh.Close()
+	if _, err := fh.WriteString("a line written later\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor("cloud-init | a line written later\n")
 
 	cancel()
@@ -152,7 +159,10 @@ func TestBootstrapTailOverOpenSSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := os.ReadFile(logPath)
+	want, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	all := strings.Split(strings.TrimSpace(string(want)), "\n")
 	if strings.Join(lines, "\n") != strings.Join(all[len(all)-3:], "\n") {
 		t.Errorf("last 3 lines = %q", lines)
