@@ -148,6 +148,9 @@ func TestMain(m *testing.M) {
 	case seen.sc.Len() > 0:
 		fmt.Fprintf(os.Stderr, "secret scan: none of %s\n", stats)
 	}
+	if binPath != "" { // the mlstack binary built for the process tests (about 65 MB)
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	os.Exit(code)
 }
 
