@@ -5,9 +5,11 @@ import "fmt"
 // iamPath holds every IAM entity of every stack: `ls` and sweeps list it.
 const iamPath = "/mlstack/"
 
-// names are every AWS name derived from a stack.
+// names are every AWS name derived from a stack, with the account and
+// region they were derived for.
 type names struct {
 	Stack, User, Role, Profile, Bucket, SecurityGroup, KeyPair, Instance, Policy string
+	Account, Region                                                              string
 }
 
 // namesFor derives the resource names. The bucket carries account and region
@@ -24,6 +26,8 @@ func namesFor(stack, account, region string) names {
 		KeyPair:       base,
 		Instance:      base,
 		Policy:        "mlstack-bucket",
+		Account:       account,
+		Region:        region,
 	}
 }
 

@@ -104,7 +104,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	}
 	r := f.roles[n.Role]
 	wantTags("role", iamTagMap(r.role.Tags))
-	if !samePolicy(r.policies[n.Policy], bucketPolicy("aws", n.Bucket)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy) {
+	if !samePolicy(r.policies[n.Policy], bucketPolicy("aws", n.Bucket)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy("eu-west-3")) {
 		t.Errorf("role policies %v, trust %s", r.policies, aws.ToString(r.role.AssumeRolePolicyDocument))
 	}
 	p := f.profiles[n.Profile]

@@ -364,6 +364,8 @@ func TestNamesFor(t *testing.T) {
 		KeyPair:       "mlstack-demo",
 		Instance:      "mlstack-demo",
 		Policy:        "mlstack-bucket",
+		Account:       "123456789012",
+		Region:        "eu-west-3",
 	}
 	if n != want {
 		t.Errorf("NamesFor = %+v\nwant        %+v", n, want)
