@@ -18,36 +18,10 @@ var canonicalOwner = region.Of("us-east-1").CanonicalOwner
 
 type imageAPI interface {
 	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
-	DescribeInstanceTypes(context.Context, *ec2.DescribeInstanceTypesInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
 // ubuntuName matches official Ubuntu 24.04 server images (not pro, not minimal).
 var ubuntuName = regexp.MustCompile(`^ubuntu/images/hvm-ssd(-gp3)?/ubuntu-noble-24\.04-(amd64|arm64)-server-[0-9]{8}(\.[0-9]+)?$`)
-
-// instanceArch returns the architecture an instance type runs, preferring x86_64.
-func instanceArch(ctx context.Context, api imageAPI, instanceType string) (ec2types.ArchitectureValues, error) {
-	out, err := api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{
-		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},
-	})
-	if hasCode(err, "InvalidInstanceType") {
-		return "", usagef("instance type %q does not exist in this region", instanceType)
-	}
-	if err != nil {
-		return "", fmt.Errorf("looking up instance type %s: %w", instanceType, err)
-	}
-	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
-		return "", usagef("instance type %q does not exist in this region", instanceType)
-	}
-	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
-	for _, want := range []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64} {
-		for _, a := range archs {
-			if a == want {
-				return ec2types.ArchitectureValues(want), nil
-			}
-		}
-	}
-	return "", usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
-}
 
 // findImage returns the newest official Ubuntu 24.04 image for arch that owner published.
 func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, owner string) (*ec2types.Image, error) {

@@ -82,7 +82,7 @@ func (r *rotation) read(ctx context.Context) error {
 		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): run `mlstack up` to remove stray ones first", n.User, len(u.keys))
 	}
 	r.keys = u.keys
-	if r.insts, err = findInstances(ctx, s.ec2, n.Stack); err != nil {
+	if r.insts, err = findInstances(ctx, s.ec2, n.Stack, usableStates); err != nil {
 		return err
 	}
 	r.uri = r.o.TrackingURI

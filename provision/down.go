@@ -132,7 +132,7 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, timeou
 
 // terminateStackInstances ends the stack's instances and waits until they are gone.
 func terminateStackInstances(ctx context.Context, api instanceAPI, stack string, timeout time.Duration, log *progress) error {
-	insts, err := findInstances(ctx, api, stack)
+	insts, err := findInstances(ctx, api, stack, liveStates)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -58,6 +59,7 @@ type fakeInstance struct {
 	inst     ec2types.Instance
 	userData string // base64, as RunInstances received it
 	token    string
+	credits  string // CreditSpecification.CpuCredits asked at launch
 }
 
 type fakeGroup struct {
@@ -131,10 +133,16 @@ type fakeAWS struct {
 	instances     []*fakeInstance
 	images        []ec2types.Image
 	instanceTypes map[string][]ec2types.ArchitectureType
-	regions       []string
-	console       map[string]string // instance id -> console text
-	pageSize      int               // DescribeInstances/ListObjectVersions page size; 0: all
-	others        map[string]*fakeAWS
+	// offered lists, per instance type, the zones that offer it.
+	offered map[string][]string
+	// subnets are the default VPC's default subnets.
+	subnets []ec2types.Subnet
+	// freePlan refuses RunInstances for any type but these (free-tier eligible).
+	freePlan []string
+	regions  []string
+	console  map[string]string // instance id -> console text
+	pageSize int               // DescribeInstances/ListObjectVersions page size; 0: all
+	others   map[string]*fakeAWS
 
 	// IAM
 	users    map[string]*fakeUser
@@ -153,6 +161,7 @@ func newFakeAWS() *fakeAWS {
 		fails: map[string][]*fakeFail{}, base: time.Now().UTC().Add(-time.Hour),
 		instanceTypes: map[string][]ec2types.ArchitectureType{
 			"t2.micro":  {ec2types.ArchitectureTypeI386, ec2types.ArchitectureTypeX8664},
+			"t3.micro":  {ec2types.ArchitectureTypeX8664},
 			"t4g.small": {ec2types.ArchitectureTypeArm64},
 			"mac1.metal": {
 				ec2types.ArchitectureTypeX8664Mac,
@@ -165,6 +174,14 @@ func newFakeAWS() *fakeAWS {
 		roles:    map[string]*fakeRole{},
 		profiles: map[string]*fakeProfile{},
 		buckets:  map[string]*fakeBucket{},
+	}
+	f.offered = map[string][]string{}
+	for _, t := range []string{"t2.micro", "t3.micro", "t4g.small", "mac1.metal"} {
+		f.offered[t] = []string{"eu-west-3a", "eu-west-3b", "eu-west-3c"}
+	}
+	for _, z := range []string{"c", "a", "b"} {
+		f.subnets = append(f.subnets, ec2types.Subnet{SubnetId: aws.String("subnet-0" + z), AvailabilityZone: aws.String("eu-west-3" + z),
+			VpcId: aws.String("vpc-0default"), DefaultForAz: aws.Bool(true), MapPublicIpOnLaunch: aws.Bool(true)})
 	}
 	f.vpcs = []ec2types.Vpc{
 		{VpcId: aws.String("vpc-0other"), IsDefault: aws.Bool(false)},
@@ -354,6 +371,16 @@ func globRe(glob string) *regexp.Regexp {
 // matchFilters applies EC2 filters; attr returns a resource's values for a
 // filter name other than tag:K and tag-key, and false for a name the fake
 // does not know (answered as an error, so a test notices).
+// filterValues are the values of the named filter, if any.
+func filterValues(filters []ec2types.Filter, name string) []string {
+	for _, f := range filters {
+		if aws.ToString(f.Name) == name {
+			return f.Values
+		}
+	}
+	return nil
+}
+
 func matchFilters(filters []ec2types.Filter, tags []ec2types.Tag, attr func(name string) ([]string, bool)) (bool, error) {
 	m := ec2TagMap(tags)
 	for _, flt := range filters {
@@ -716,8 +743,11 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 		}
 		// Asked by id (as waiters ask), an instance in transition has
 		// finished it: the fake has no boot or shutdown time.
-		for _, id := range in.InstanceIds {
+		for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
 			i := f.instance(id)
+			if i == nil {
+				continue
+			}
 			switch stateOf(&i.inst) {
 			case ec2types.InstanceStateNamePending:
 				setState(&i.inst, ec2types.InstanceStateNameRunning)
@@ -737,8 +767,11 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 				continue
 			}
 			ok, err := matchFilters(in.Filters, i.inst.Tags, func(name string) ([]string, bool) {
-				if name == "instance-state-name" {
+				switch name {
+				case "instance-state-name":
 					return []string{string(stateOf(&i.inst))}, true
+				case "instance-id":
+					return []string{aws.ToString(i.inst.InstanceId)}, true
 				}
 				return nil, false
 			})
@@ -781,18 +814,39 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		if in.KeyName != nil && f.keyPair(aws.ToString(in.KeyName)) == nil {
 			return nil, awsErr("InvalidKeyPair.NotFound")
 		}
-		for _, g := range in.SecurityGroupIds {
+		groups := in.SecurityGroupIds
+		var subnet string
+		publicIP := true
+		for _, ni := range in.NetworkInterfaces {
+			groups = append(groups, ni.Groups...)
+			subnet = aws.ToString(ni.SubnetId)
+			publicIP = aws.ToBool(ni.AssociatePublicIpAddress)
+		}
+		for _, g := range groups {
 			if f.group(g) == nil {
 				return nil, awsErr("InvalidGroup.NotFound")
 			}
+		}
+		if len(f.freePlan) > 0 && !slices.Contains(f.freePlan, string(in.InstanceType)) {
+			return nil, awsErrMsg("InvalidParameterCombination", "The specified instance type is not eligible for Free Tier. For a list of Free Tier instance types, run 'describe-instance-types' with the filter 'free-tier-eligible=true'.")
+		}
+		if subnet != "" && !slices.ContainsFunc(f.subnets, func(s ec2types.Subnet) bool { return aws.ToString(s.SubnetId) == subnet }) {
+			return nil, awsErr("InvalidSubnetID.NotFound")
 		}
 		if in.IamInstanceProfile != nil {
 			if f.profiles[aws.ToString(in.IamInstanceProfile.Name)] == nil {
 				return nil, awsErrMsg("InvalidParameterValue", "Value ("+aws.ToString(in.IamInstanceProfile.Name)+") for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
 			}
 		}
-		i := f.launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), in.SecurityGroupIds)
+		i := f.launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), groups)
 		i.token, i.userData = token, aws.ToString(in.UserData)
+		i.inst.SubnetId = aws.String(subnet)
+		if in.CreditSpecification != nil {
+			i.credits = aws.ToString(in.CreditSpecification.CpuCredits)
+		}
+		if !publicIP {
+			i.inst.PublicDnsName, i.inst.PublicIpAddress = nil, nil
+		}
 		i.inst.ImageId, i.inst.InstanceType, i.inst.KeyName = in.ImageId, in.InstanceType, in.KeyName
 		if in.IamInstanceProfile != nil {
 			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: aws.String("arn:aws:iam::" + f.account + ":instance-profile/mlstack/" + aws.ToString(in.IamInstanceProfile.Name))}
@@ -912,6 +966,36 @@ func (f *fakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInsta
 			})
 		}
 		return out, nil
+	})
+}
+
+func (f *fakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeInstanceTypeOfferings", func() (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
+		if in.LocationType != ec2types.LocationTypeAvailabilityZone {
+			return nil, awsErrMsg("InvalidParameterValue", "fake: only availability-zone offerings")
+		}
+		want := filterValues(in.Filters, "instance-type")
+		out := &ec2.DescribeInstanceTypeOfferingsOutput{}
+		for _, t := range slices.Sorted(maps.Keys(f.offered)) {
+			if len(want) > 0 && !slices.Contains(want, t) {
+				continue
+			}
+			for _, z := range f.offered[t] {
+				out.InstanceTypeOfferings = append(out.InstanceTypeOfferings, ec2types.InstanceTypeOffering{
+					InstanceType: ec2types.InstanceType(t), Location: aws.String(z), LocationType: ec2types.LocationTypeAvailabilityZone,
+				})
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeSubnets", func() (*ec2.DescribeSubnetsOutput, error) {
+		if v := filterValues(in.Filters, "default-for-az"); len(v) != 1 || v[0] != "true" {
+			return nil, awsErrMsg("InvalidParameterValue", "fake: only default-for-az=true")
+		}
+		return &ec2.DescribeSubnetsOutput{Subnets: slices.Clone(f.subnets)}, nil
 	})
 }
 

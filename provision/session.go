@@ -25,6 +25,7 @@ type (
 		keyPairAPI
 		instanceAPI
 		imageAPI
+		placementAPI
 		ec2TagAPI
 		regionAPI
 	}

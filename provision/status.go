@@ -28,7 +28,7 @@ func inventory(ctx context.Context, s *session, n names) ([]resource, []ec2types
 		userR                []resource
 	)
 	err := parallel(
-		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack); return },
+		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack, liveStates); return },
 		func() (err error) { sgs, err = sgInventory(ctx, s.ec2, n); return },
 		func() (err error) { kps, err = keyPairInventory(ctx, s.ec2, n); return },
 		func() (err error) {

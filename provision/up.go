@@ -26,6 +26,7 @@ type upRun struct {
 	// preflight
 	policy   string
 	rules    []rule
+	places   []placement // where the server can run, best first
 	arch     ec2types.ArchitectureValues
 	keep     upLocal
 	userData []byte
@@ -78,6 +79,7 @@ func Up(ctx context.Context, o UpOptions) error {
 // secrets), makes the local secrets and keys in memory, renders the
 // user-data and checks the instance type: nothing is written or created.
 func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
+	explicitType := o.InstanceType != "" // only the default falls back
 	ttl, err := o.validate()
 	if err != nil {
 		return nil, err
@@ -97,8 +99,8 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
 	r.rules = wantRules(r.o.AllowCIDRs, r.o.SSH)
 	err = firstErr(r.makeLocal, r.render, func() (err error) {
-		// After the render: an unknown instance type is a usage error, reported alone.
-		r.arch, err = instanceArch(ctx, r.s.ec2, r.o.InstanceType)
+		// After the render: an unknown or unoffered instance type is a usage error, reported alone.
+		r.places, r.arch, err = placements(ctx, r.s.ec2, r.o.InstanceType, explicitType, r.s.region)
 		return err
 	})
 	if err != nil {
@@ -205,7 +207,7 @@ func (r *upRun) discover(ctx context.Context) error {
 		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n); return },
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) { f.keyPair, err = findKeyPair(ctx, s.ec2, n); return },
-		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack); return },
+		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
 		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 	)
 	if err != nil {
@@ -218,7 +220,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	}
 	r.found = f
 	for _, lines := range [][]string{f.user.plan(n), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
-		f.keyPair.plan(n), instancesPlan(f.instances, n, f.image)} {
+		f.keyPair.plan(n), instancesPlan(f.instances, n, f.image, r.places[0])} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -298,9 +300,10 @@ func (r *upRun) converge(ctx context.Context) error {
 
 func (r *upRun) instanceInput() ensureInstanceInput {
 	return ensureInstanceInput{
-		found: r.found.instances,
+		found:  r.found.instances,
+		places: r.places,
 		launch: launchInput{
-			names: r.n, image: r.found.image, instanceType: r.o.InstanceType, sgID: r.found.sg.id,
+			names: r.n, image: r.found.image, sgID: r.found.sg.id,
 			nonce: r.store.Get().LaunchNonce, userData: r.userData, tags: r.tags, retryFor: 2 * time.Minute, log: r.log,
 		},
 		renewNonce: func() (string, error) {
