@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,11 @@ func Check(ctx context.Context, o CheckOptions) error {
 	if err != nil {
 		return err
 	}
-	t.Bucket = namesFor(o.Stack.Name, sec.Account, sec.Region).Bucket
+	t.Bucket = sec.Bucket
+	if t.Bucket == "" { // state written before mlstack recorded it: the global name
+		n := namesFor(o.Stack.Name, sec.Account, sec.Region)
+		t.Bucket = cmp.Or(n.GlobalBucket, n.Bucket)
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	return server.Check(ctx, t, o.Out)

@@ -102,8 +102,9 @@ type fakeUpload struct{ key, id string }
 
 type fakeBucket struct {
 	region     string
-	foreign    bool              // owned by another account: Forbidden to us
-	tags       map[string]string // nil: no tag set
+	namespace  s3types.BucketNamespace // as CreateBucket asked
+	foreign    bool                    // owned by another account: Forbidden to us
+	tags       map[string]string       // nil: no tag set
 	pab        *s3types.PublicAccessBlockConfiguration
 	encrypted  bool
 	versions   []fakeVersion
@@ -139,10 +140,12 @@ type fakeAWS struct {
 	subnets []ec2types.Subnet
 	// freePlan refuses RunInstances for any type but these (free-tier eligible).
 	freePlan []string
-	regions  []string
-	console  map[string]string // instance id -> console text
-	pageSize int               // DescribeInstances/ListObjectVersions page size; 0: all
-	others   map[string]*fakeAWS
+	// createTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
+	createTags bool
+	regions    []string
+	console    map[string]string // instance id -> console text
+	pageSize   int               // DescribeInstances/ListObjectVersions page size; 0: all
+	others     map[string]*fakeAWS
 
 	// IAM
 	users    map[string]*fakeUser
@@ -238,7 +241,7 @@ func (f *fakeAWS) session() *session {
 // milliseconds.
 func (f *fakeAWS) install(t *testing.T) {
 	t.Helper()
-	oldConnect, oldFirst, oldMax := connect, retryFirstDelay, retryMaxDelay
+	oldConnect, oldFirst, oldMax, oldPoll, oldPollMax := connect, retryFirstDelay, retryMaxDelay, pollFirst, pollMax
 	connect = func(_ context.Context, a AWS) (*session, error) {
 		f.mu.Lock()
 		f.connect++
@@ -246,8 +249,10 @@ func (f *fakeAWS) install(t *testing.T) {
 		f.mu.Unlock()
 		return f.session(), nil
 	}
-	retryFirstDelay, retryMaxDelay = time.Millisecond, 2*time.Millisecond
-	t.Cleanup(func() { connect, retryFirstDelay, retryMaxDelay = oldConnect, oldFirst, oldMax })
+	retryFirstDelay, retryMaxDelay, pollFirst, pollMax = time.Millisecond, 2*time.Millisecond, time.Millisecond, 2*time.Millisecond
+	t.Cleanup(func() {
+		connect, retryFirstDelay, retryMaxDelay, pollFirst, pollMax = oldConnect, oldFirst, oldMax, oldPoll, oldPollMax
+	})
 }
 
 // newInstalledFake is newFakeAWS, installed for the test.
@@ -1515,8 +1520,8 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 			}
 			return nil, awsErr("BucketAlreadyOwnedByYou")
 		}
-		region := "us-east-1"
-		if in.CreateBucketConfiguration != nil {
+		region := "us-east-1" // no constraint (with or without a configuration) is us-east-1
+		if in.CreateBucketConfiguration != nil && in.CreateBucketConfiguration.LocationConstraint != "" {
 			region = string(in.CreateBucketConfiguration.LocationConstraint)
 			if region == "us-east-1" {
 				return nil, awsErr("InvalidLocationConstraint")
@@ -1525,7 +1530,14 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 		if region != f.region {
 			return nil, awsErrMsg("IllegalLocationConstraintException", "fake: bucket region "+region+" in "+f.region)
 		}
-		f.buckets[name] = &fakeBucket{region: region}
+		if (in.BucketNamespace == s3types.BucketNamespaceAccountRegional) != strings.HasSuffix(name, "-"+f.account+"-"+region+"-an") {
+			return nil, awsErr("InvalidNamespaceHeader")
+		}
+		b := &fakeBucket{region: region, namespace: in.BucketNamespace}
+		if f.createTags && in.CreateBucketConfiguration != nil && len(in.CreateBucketConfiguration.Tags) > 0 {
+			b.tags = s3TagMap(in.CreateBucketConfiguration.Tags)
+		}
+		f.buckets[name] = b
 		return &s3.CreateBucketOutput{Location: aws.String("/" + name)}, nil
 	})
 }

@@ -127,12 +127,12 @@ func testLaunchInput(retryFor time.Duration) launchInput {
 			Name:           aws.String("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"),
 			RootDeviceName: aws.String("/dev/xvda"),
 		},
-		place:        placement{instanceType: "t2.micro", subnetID: "subnet-0a", zone: "eu-west-3a"},
-		sgID:         "sg-1",
-		userData:     []byte("#cloud-config\npackages: [python3-venv]\n"),
-		tags:         stackTags("demo", "eu-west-3", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
-		retryFor:     retryFor,
-		log:          newProgress(io.Discard),
+		place:    placement{instanceType: "t2.micro", subnetID: "subnet-0a", zone: "eu-west-3a"},
+		sgID:     "sg-1",
+		userData: []byte("#cloud-config\npackages: [python3-venv]\n"),
+		tags:     stackTags("demo", "eu-west-3", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
+		retryFor: retryFor,
+		log:      newProgress(io.Discard),
 	}
 }
 

@@ -77,7 +77,10 @@ func TestPlacementRefusals(t *testing.T) {
 		{"explicit type not offered", func(f *fakeAWS) { delete(f.offered, "t3.micro") }, "t3.micro", "instance type t3.micro is offered in no availability zone", true, false},
 		{"neither type offered", func(f *fakeAWS) { delete(f.offered, "t2.micro"); delete(f.offered, "t3.micro") }, "", "neither t2.micro nor t3.micro", true, false},
 		{"no default subnet", func(f *fakeAWS) { f.subnets = nil }, "", "no default subnet", true, false},
-		{"zones without subnets", func(f *fakeAWS) { f.offered["t2.micro"] = []string{"eu-west-3z"}; f.offered["t3.micro"] = []string{"eu-west-3z"} }, "", "neither", true, false},
+		{"zones without subnets", func(f *fakeAWS) {
+			f.offered["t2.micro"] = []string{"eu-west-3z"}
+			f.offered["t3.micro"] = []string{"eu-west-3z"}
+		}, "", "neither", true, false},
 		{"unknown type", nil, "zz9.mega", "does not exist", true, false},
 		{"explicit type refused by the free plan", func(f *fakeAWS) { f.freePlan = []string{"t3.micro"} }, "t2.micro", "pass --instance-type t3.micro", false, true},
 	}

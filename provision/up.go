@@ -204,7 +204,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	err := parallel(
 		func() (err error) { f.user, err = findUser(ctx, s.iam, n, r.policy); return },
 		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.policy); return },
-		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n); return },
+		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket); return },
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) { f.keyPair, err = findKeyPair(ctx, s.ec2, n); return },
 		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
@@ -239,6 +239,9 @@ func (r *upRun) printPlan() {
 // keepLocal saves what makeLocal generated, before anything is created in
 // AWS; from here on every change of the secrets goes through r.store.
 func (r *upRun) keepLocal(context.Context) error {
+	if r.keep.secrets.Bucket != r.n.Bucket {
+		r.keep.secrets.Bucket, r.keep.changed = r.n.Bucket, true
+	}
 	k := r.keep
 	if k.loginKey != nil && r.found.keyPair.id != "" {
 		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
@@ -283,7 +286,12 @@ func (r *upRun) converge(ctx context.Context) error {
 			})
 		},
 		func() error { return ensureRole(ctx, s.iam, f.role, n, r.policy, r.tags, log) },
-		func() error { return ensureBucket(ctx, s.s3, f.bucket, n, s.region, r.tags, log) },
+		func() error {
+			return ensureBucket(ctx, s.s3, f.bucket, ensureBucketInput{names: n, tags: r.tags, log: log,
+				pending: func(name string) error {
+					return r.store.Update(func(x *local.Secrets) { x.PendingBucket = name })
+				}})
+		},
 		func() error { return ensureSecurityGroup(ctx, s.ec2, f.sg, n, r.rules, r.tags, log) },
 		func() error {
 			return ensureKeyPair(ctx, s.ec2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
