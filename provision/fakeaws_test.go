@@ -80,6 +80,9 @@ type fakeUser struct {
 	user     iamtypes.User
 	policies map[string]string
 	keys     []fakeAccessKey
+	attached []string // managed policy ARNs an admin attached
+	groups   []string
+	login    bool // a console password
 }
 
 type fakeRole struct {
@@ -899,8 +902,13 @@ func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 func (f *fakeAWS) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
 	return fakeCall(f, in, "EC2", "GetConsoleOutput", func() (*ec2.GetConsoleOutputOutput, error) {
 		id := aws.ToString(in.InstanceId)
-		if f.instance(id) == nil {
+		i := f.instance(id)
+		if i == nil {
 			return nil, awsErr("InvalidInstanceID.NotFound")
+		}
+		// Only Nitro types keep the latest output; t2 is Xen.
+		if aws.ToBool(in.Latest) && i.inst.InstanceType == ec2types.InstanceTypeT2Micro {
+			return nil, awsErrMsg("UnsupportedOperation", "fake: the latest console output is not supported on Xen types")
 		}
 		out := &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId}
 		if text, ok := f.console[id]; ok {
@@ -1129,11 +1137,82 @@ func (f *fakeAWS) DeleteUser(_ context.Context, in *iam.DeleteUserInput, _ ...fu
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
 		}
-		if len(u.keys) > 0 || len(u.policies) > 0 {
-			return nil, awsErrMsg("DeleteConflict", "fake: user "+name+" still has keys or policies")
+		if len(u.keys) > 0 || len(u.policies) > 0 || len(u.attached) > 0 || len(u.groups) > 0 || u.login {
+			return nil, awsErrMsg("DeleteConflict", "fake: user "+name+" still has keys, policies, groups or a login profile")
 		}
 		delete(f.users, name)
 		return &iam.DeleteUserOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListAttachedUserPolicies(_ context.Context, in *iam.ListAttachedUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedUserPoliciesOutput, error) {
+	return fakeCall(f, in, "IAM", "ListAttachedUserPolicies", func() (*iam.ListAttachedUserPoliciesOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		out := &iam.ListAttachedUserPoliciesOutput{}
+		for _, arn := range u.attached {
+			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(arn)})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DetachUserPolicy(_ context.Context, in *iam.DetachUserPolicyInput, _ ...func(*iam.Options)) (*iam.DetachUserPolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "DetachUserPolicy", func() (*iam.DetachUserPolicyOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !slices.Contains(u.attached, aws.ToString(in.PolicyArn)) {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.attached = slices.DeleteFunc(u.attached, func(a string) bool { return a == aws.ToString(in.PolicyArn) })
+		return &iam.DetachUserPolicyOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListGroupsForUser(_ context.Context, in *iam.ListGroupsForUserInput, _ ...func(*iam.Options)) (*iam.ListGroupsForUserOutput, error) {
+	return fakeCall(f, in, "IAM", "ListGroupsForUser", func() (*iam.ListGroupsForUserOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		out := &iam.ListGroupsForUserOutput{}
+		for _, g := range u.groups {
+			out.Groups = append(out.Groups, iamtypes.Group{GroupName: aws.String(g)})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) RemoveUserFromGroup(_ context.Context, in *iam.RemoveUserFromGroupInput, _ ...func(*iam.Options)) (*iam.RemoveUserFromGroupOutput, error) {
+	return fakeCall(f, in, "IAM", "RemoveUserFromGroup", func() (*iam.RemoveUserFromGroupOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !slices.Contains(u.groups, aws.ToString(in.GroupName)) {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.groups = slices.DeleteFunc(u.groups, func(g string) bool { return g == aws.ToString(in.GroupName) })
+		return &iam.RemoveUserFromGroupOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) GetLoginProfile(_ context.Context, in *iam.GetLoginProfileInput, _ ...func(*iam.Options)) (*iam.GetLoginProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "GetLoginProfile", func() (*iam.GetLoginProfileOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !u.login {
+			return nil, awsErr("NoSuchEntity")
+		}
+		return &iam.GetLoginProfileOutput{LoginProfile: &iamtypes.LoginProfile{UserName: in.UserName}}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteLoginProfile(_ context.Context, in *iam.DeleteLoginProfileInput, _ ...func(*iam.Options)) (*iam.DeleteLoginProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteLoginProfile", func() (*iam.DeleteLoginProfileOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !u.login {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.login = false
+		return &iam.DeleteLoginProfileOutput{}, nil
 	})
 }
 

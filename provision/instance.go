@@ -472,9 +472,13 @@ func instanceTagIDs(insts []ec2types.Instance) []string {
 	return ids
 }
 
-// consoleOutput is the instance's console output, decoded.
+// consoleOutput is the instance's console output, decoded: the latest where
+// EC2 keeps it (Nitro types), else the buffer EC2 publishes after boot.
 func consoleOutput(ctx context.Context, api instanceAPI, id string) (string, error) {
-	out, err := api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
+	out, err := api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
+	if hasCode(err, "UnsupportedOperation", "InvalidParameterCombination", "InvalidParameterValue") {
+		out, err = api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
+	}
 	if err != nil {
 		return "", fmt.Errorf("reading the console output of %s: %w", id, err)
 	}
