@@ -377,11 +377,56 @@ func (r *upRun) wait(ctx context.Context) error {
 		health = r.uri + "/health"
 	}
 	r.log.Step("waiting for the tracking server at %s (up to %s)", health, r.o.Timeout)
-	if err := server.WaitHealthy(ctx, health, r.o.Timeout, r.log); err != nil {
+	if err := server.WaitHealthy(ctx, health, r.o.Timeout, r.log, r.explainStall); err != nil {
 		t := newTarget(r.n.Stack, r.dir, r.s, r.inst, r.o.SSH)
 		return t.explainUnhealthy(ctx, err, r.log)
 	}
 	return nil
+}
+
+// explainStall says why the server does not answer yet and what to do.
+func (r *upRun) explainStall(kind server.Stall) string {
+	host := trackingHost(r.inst)
+	if kind == server.Refused {
+		return fmt.Sprintf("%s:%d refuses connections: the instance is up but nothing listens on the port yet, "+
+			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, mlflowPort, r.hint("logs"))
+	}
+	add := []string{"--ssh=" + fmt.Sprint(r.o.SSH)}
+	for _, c := range r.o.AllowCIDRs {
+		add = append(add, "--allow-cidr", c)
+	}
+	msg := fmt.Sprintf("connections to %s:%d time out: packets are dropped before they reach the server. "+
+		"The security group lets in only %s. If your traffic leaves from another address (a VPN, a corporate NAT), "+
+		"add that one: `%s --allow-cidr YOUR.EGRESS.IP/32` (`curl https://checkip.amazonaws.com` shows the address your traffic leaves from)",
+		host, mlflowPort, strings.Join(r.o.AllowCIDRs, ", "), r.hint("up", add...))
+	if p := server.ProxyFor(r.uri); p != "" {
+		msg += fmt.Sprintf(". These requests go through your HTTP proxy %s: allow the proxy's egress address, or set NO_PROXY=%s", p, host)
+	}
+	return msg + ". Still waiting"
+}
+
+// hint is an mlstack command for this stack with the flags in use, to run as printed.
+func (r *upRun) hint(verb string, extra ...string) string {
+	args := []string{"mlstack", verb, "--stack", r.n.Stack}
+	if r.o.Region != "" {
+		args = append(args, "--region", r.o.Region)
+	}
+	if r.o.Profile != "" {
+		args = append(args, "--profile", r.o.Profile)
+	}
+	args = append(append(args, "--state-dir", r.o.StateDir), extra...)
+	for i, a := range args {
+		args[i] = shellWord(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // upReport is `up --output json`.

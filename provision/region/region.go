@@ -25,12 +25,14 @@ type Partition struct {
 	// EC2Principal is the service principal instances assume roles with.
 	EC2Principal string
 	DNSSuffix    string
+	// Home is a region always enabled in the partition.
+	Home string
 }
 
 var (
-	commercial = Partition{Name: "aws", CanonicalOwner: "099720109477", EC2Principal: "ec2.amazonaws.com", DNSSuffix: "amazonaws.com"}
-	china      = Partition{Name: "aws-cn", CanonicalOwner: "837727238323", EC2Principal: "ec2.amazonaws.com.cn", DNSSuffix: "amazonaws.com.cn"}
-	govCloud   = Partition{Name: "aws-us-gov", CanonicalOwner: "513442679011", EC2Principal: "ec2.amazonaws.com", DNSSuffix: "amazonaws.com"}
+	commercial = Partition{Name: "aws", CanonicalOwner: "099720109477", EC2Principal: "ec2.amazonaws.com", DNSSuffix: "amazonaws.com", Home: "us-east-1"}
+	china      = Partition{Name: "aws-cn", CanonicalOwner: "837727238323", EC2Principal: "ec2.amazonaws.com.cn", DNSSuffix: "amazonaws.com.cn", Home: "cn-north-1"}
+	govCloud   = Partition{Name: "aws-us-gov", CanonicalOwner: "513442679011", EC2Principal: "ec2.amazonaws.com", DNSSuffix: "amazonaws.com", Home: "us-gov-west-1"}
 	// The European Sovereign Cloud: Canonical's account there is not known
 	// to mlstack, so up refuses with a clear error rather than guessing.
 	sovereign = Partition{Name: "aws-eusc", EC2Principal: "ec2.amazonaws.com", DNSSuffix: "amazonaws.eu"}
