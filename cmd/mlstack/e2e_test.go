@@ -30,7 +30,7 @@ const (
 	account    = "123456789012" // moto's default account
 	wantAMI    = "ami-0b0e1c1a1c0ffee01"
 	allowCIDR  = "198.51.100.7/32"
-	wantBucket = "mlstack-e2e-123456789012-eu-west-3"
+	wantBucket = "mlstack-e2e-123456789012-eu-west-3-an"
 )
 
 // TestUpEnvDown is the whole life of a stack against the emulator: every
