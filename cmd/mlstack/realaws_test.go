@@ -99,7 +99,7 @@ func TestExplicitInstanceTypeNeverFallsBack(t *testing.T) {
 // gave (the instance is not listed yet), and makes one of everything.
 func TestEventualConsistency(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.unseenFor = 2 })
+	e.rec.aws.set(func(a *awsLike) { a.unseenFor = 1 })
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ec")...)
 	e.ok(flags...)
 	for _, what := range []string{"new group not found yet", "new keypair not found yet", "new bucket not found yet", "new instance not listed yet"} {
@@ -187,7 +187,7 @@ func TestOptInRegion(t *testing.T) {
 // waits for both, through states the SDK's waiter would give up on.
 func TestShuttingDownInstance(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 3, 2 })
+	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 2, 1 })
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("sd")...)
 	e.ok(flags...)
 	old := aws.ToString(stackInstance(t, e, "sd").InstanceId)
@@ -195,7 +195,7 @@ func TestShuttingDownInstance(t *testing.T) {
 	_, err := viaProxy.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{old}})
 	must(t, err)
 	// Past the pending phase: the instance now shows shutting-down.
-	for range 2 {
+	for range 1 {
 		_, _ = viaProxy.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{old}})
 	}
 	res := e.ok(flags...)
@@ -213,7 +213,7 @@ func TestShuttingDownInstance(t *testing.T) {
 // shutting-down, for a terminated new instance; down waits it out.
 func TestDownRightAfterLaunch(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 2, 2 })
+	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 1, 1 })
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("quick")...)...)
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("quick")...)...)
 	e.assertNothingLeft()
@@ -369,7 +369,7 @@ func TestHealthWaitSaysWhy(t *testing.T) {
 		{gateway.URL, "time out: packets are dropped", "--allow-cidr " + allowCIDR + " --allow-cidr YOUR.EGRESS.IP/32"},
 	} {
 		e := newEnv(t)
-		res := e.mlstack(append([]string{"up", "--timeout", "5s", "--health-url", c.url, "--allow-cidr", allowCIDR}, e.stackFlags("why")...)...)
+		res := e.mlstack(append([]string{"up", "--timeout", "3s", "--health-url", c.url, "--allow-cidr", allowCIDR}, e.stackFlags("why")...)...)
 		if res.code != 1 || strings.Count(res.stderr, c.want) != 1 || !strings.Contains(res.stderr, c.hint) || !strings.Contains(res.stderr, "--state-dir "+e.stateDir) {
 			t.Errorf("exit %d, want the diagnosis %q with %q once:\n%s", res.code, c.want, c.hint, res.stderr)
 		}
