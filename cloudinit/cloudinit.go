@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/mlstack/mlstack/provision/region"
 	"github.com/mlstack/mlstack/templates"
 	"golang.org/x/crypto/ssh"
 )
@@ -53,7 +54,6 @@ var (
 	stackRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	bucketRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	ipv4RE     = regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`)
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
 	versionRE  = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
 	usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 )
@@ -87,7 +87,7 @@ func (p Params) Validate() error {
 	case ipv4RE.MatchString(p.Bucket):
 		bad("Bucket", "%q must not look like an IP address", p.Bucket)
 	}
-	if !regionRE.MatchString(p.Region) {
+	if !region.Valid(p.Region) {
 		bad("Region", "%q is not an AWS region name like us-east-1", p.Region)
 	}
 	if err := checkVersion(p.version()); err != nil {

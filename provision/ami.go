@@ -8,53 +8,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/provision/region"
 )
 
-// canonicalOwner is the AWS account that publishes official Ubuntu images.
-// Anyone can publish an image with the same name, so the owner is what we trust.
-const canonicalOwner = "099720109477"
+// canonicalOwner is the AWS account that publishes official Ubuntu images
+// in the commercial partition (region.Of gives the others). Anyone can
+// publish an image with the same name, so the owner is what we trust.
+var canonicalOwner = region.Of("us-east-1").CanonicalOwner
 
 type imageAPI interface {
 	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
-	DescribeInstanceTypes(context.Context, *ec2.DescribeInstanceTypesInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
 // ubuntuName matches official Ubuntu 24.04 server images (not pro, not minimal).
 var ubuntuName = regexp.MustCompile(`^ubuntu/images/hvm-ssd(-gp3)?/ubuntu-noble-24\.04-(amd64|arm64)-server-[0-9]{8}(\.[0-9]+)?$`)
 
-// instanceArch returns the architecture an instance type runs, preferring x86_64.
-func instanceArch(ctx context.Context, api imageAPI, instanceType string) (ec2types.ArchitectureValues, error) {
-	out, err := api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{
-		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},
-	})
-	if hasCode(err, "InvalidInstanceType") {
-		return "", usagef("instance type %q does not exist in this region", instanceType)
-	}
-	if err != nil {
-		return "", fmt.Errorf("looking up instance type %s: %w", instanceType, err)
-	}
-	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
-		return "", usagef("instance type %q does not exist in this region", instanceType)
-	}
-	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
-	for _, want := range []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64} {
-		for _, a := range archs {
-			if a == want {
-				return ec2types.ArchitectureValues(want), nil
-			}
-		}
-	}
-	return "", usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
-}
-
-// findImage returns the newest official Ubuntu 24.04 image for arch.
-func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues) (*ec2types.Image, error) {
+// findImage returns the newest official Ubuntu 24.04 image for arch that owner published.
+func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, owner string) (*ec2types.Image, error) {
 	ubuntuArch := "amd64"
 	if arch == ec2types.ArchitectureValuesArm64 {
 		ubuntuArch = "arm64"
 	}
 	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{
-		Owners: []string{canonicalOwner},
+		Owners: []string{owner},
 		Filters: []ec2types.Filter{
 			{Name: aws.String("name"), Values: []string{"ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-" + ubuntuArch + "-server-*"}},
 			{Name: aws.String("architecture"), Values: []string{string(arch)}},
@@ -64,16 +40,16 @@ func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValu
 	if err != nil {
 		return nil, fmt.Errorf("looking up the Ubuntu 24.04 image: %w", err)
 	}
-	return newestImage(out.Images, arch), nil
+	return newestImage(out.Images, arch, owner), nil
 }
 
 // newestImage re-checks owner, name, architecture and state, because filters
 // are only as good as the service that applies them, then picks the newest.
-func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues) *ec2types.Image {
+func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owner string) *ec2types.Image {
 	var best *ec2types.Image
 	for i := range images {
 		img := &images[i]
-		if aws.ToString(img.OwnerId) != canonicalOwner || img.Architecture != arch ||
+		if aws.ToString(img.OwnerId) != owner || img.Architecture != arch ||
 			img.State != ec2types.ImageStateAvailable || !ubuntuName.MatchString(aws.ToString(img.Name)) {
 			continue
 		}
@@ -85,11 +61,16 @@ func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues) *ec2
 	return best
 }
 
-// ubuntuImage is findImage, where finding none is an error.
-func ubuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, region string) (*ec2types.Image, error) {
-	img, err := findImage(ctx, api, arch)
+// ubuntuImage is findImage with Canonical's account of the region's
+// partition, where finding none is an error.
+func ubuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, regionName string) (*ec2types.Image, error) {
+	p := region.Of(regionName)
+	if p.CanonicalOwner == "" {
+		return nil, fmt.Errorf("mlstack does not know which account publishes Canonical's Ubuntu images in partition %s (%s)", p.Name, regionName)
+	}
+	img, err := findImage(ctx, api, arch, p.CanonicalOwner)
 	if err == nil && img == nil {
-		err = fmt.Errorf("no official Ubuntu 24.04 %s image (owner %s) found in %s", arch, canonicalOwner, region)
+		err = fmt.Errorf("no official Ubuntu 24.04 %s image (owner %s) found in %s", arch, p.CanonicalOwner, regionName)
 	}
 	return img, err
 }

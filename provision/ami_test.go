@@ -72,7 +72,7 @@ func TestNewestImage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := newestImage(tt.images, tt.arch)
+			got := newestImage(tt.images, tt.arch, canonicalOwner)
 			if tt.want == "" {
 				if got != nil {
 					t.Fatalf("newestImage = %s, want nil", aws.ToString(got.ImageId))
@@ -114,7 +114,7 @@ func (f *fakeImages) DescribeInstanceTypes(context.Context, *ec2.DescribeInstanc
 // The request asks AWS for Canonical's images only; the result is re-checked anyway.
 func TestFindImageRequest(t *testing.T) {
 	f := &fakeImages{images: candidateImages()}
-	got, err := findImage(context.Background(), f, ec2types.ArchitectureValuesArm64)
+	got, err := findImage(context.Background(), f, ec2types.ArchitectureValuesArm64, canonicalOwner)
 	if err != nil {
 		t.Fatal(err)
 	}

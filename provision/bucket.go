@@ -35,14 +35,15 @@ type bucketAPI interface {
 
 // bucketFound is what exists of the bucket.
 type bucketFound struct {
-	exists, publicBlocked, encrypted bool
+	exists, tagged, publicBlocked, encrypted bool
 }
 
 // findBucket reads the bucket and its settings. A bucket of that name owned
-// by another account, or untagged in ours, is an error: we never adopt it.
-func findBucket(ctx context.Context, api bucketAPI, n names) (*bucketFound, error) {
+// by another account, or untagged in ours, is an error: we never adopt it,
+// unless it is the one this machine created and did not tag (pending).
+func findBucket(ctx context.Context, api bucketAPI, n names, pending string) (*bucketFound, error) {
 	b := &bucketFound{}
-	_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(n.Bucket)})
+	_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(n.Bucket), ExpectedBucketOwner: aws.String(n.Account)})
 	switch {
 	case hasCode(err, "NotFound", "NoSuchBucket"):
 		return b, nil
@@ -56,7 +57,8 @@ func findBucket(ctx context.Context, api bucketAPI, n names) (*bucketFound, erro
 	if err != nil && !hasCode(err, "NoSuchTagSet") {
 		return nil, fmt.Errorf("reading tags of S3 bucket %s: %w", n.Bucket, err)
 	}
-	if tags == nil || !owned(s3TagMap(tags.TagSet), n.Stack) {
+	b.tagged = tags != nil && owned(s3TagMap(tags.TagSet), n.Stack)
+	if !b.tagged && (pending != n.Bucket || (tags != nil && len(tags.TagSet) > 0)) {
 		return nil, &notOwnedError{Kind: "S3 bucket", Name: n.Bucket, Stack: n.Stack}
 	}
 	if b.publicBlocked, err = publicAccessBlocked(ctx, api, n.Bucket); err != nil {
@@ -102,34 +104,60 @@ func (b *bucketFound) plan(n names) []string {
 	return p
 }
 
+// bucketWait bounds retries of S3's eventual consistency: settings calls
+// right after CreateBucket can answer NoSuchBucket or OperationAborted.
+const bucketWait = time.Minute
+
+// isBucketPropagation matches those answers.
+func isBucketPropagation(err error) bool { return hasCode(err, "NoSuchBucket", "OperationAborted") }
+
+// ensureBucketInput is what ensureBucket needs besides the API.
+type ensureBucketInput struct {
+	names names
+	tags  map[string]string
+	// pending records (name) and clears ("") the bucket this machine is
+	// creating, so that a half-created bucket (made, not yet tagged) is
+	// known as the stack's by the next up or down here, and by no one else.
+	pending func(name string) error
+	log     *progress
+}
+
 // ensureBucket creates the bucket and sets tags, public access block and
 // default encryption explicitly (some S3 implementations do not default it).
-func ensureBucket(ctx context.Context, api bucketAPI, b *bucketFound, n names, region string, tags map[string]string, log *progress) error {
-	if !b.exists {
-		if err := createBucket(ctx, api, n, region, tags, log); err != nil {
+func ensureBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureBucketInput) error {
+	n := in.names
+	if !b.exists || !b.tagged {
+		if err := createBucket(ctx, api, b, in); err != nil {
 			return err
 		}
 	}
+	settle := func(fn func() error) error { return retryOn(ctx, bucketWait, isBucketPropagation, nil, fn) }
 	if !b.publicBlocked {
-		_, err := api.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{
-			Bucket: aws.String(n.Bucket),
-			PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
-				BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true),
-				IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true),
-			},
+		err := settle(func() error {
+			_, err := api.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{
+				Bucket: aws.String(n.Bucket),
+				PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+					BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true),
+					IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true),
+				},
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("blocking public access to S3 bucket %s: %w", n.Bucket, err)
 		}
 	}
 	if !b.encrypted {
-		_, err := api.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{
-			Bucket: aws.String(n.Bucket),
-			ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
-				Rules: []s3types.ServerSideEncryptionRule{{
-					ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256},
-				}},
-			},
+		err := settle(func() error {
+			_, err := api.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{
+				Bucket: aws.String(n.Bucket),
+				ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
+					Rules: []s3types.ServerSideEncryptionRule{{
+						ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256},
+					}},
+				},
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("setting default encryption of S3 bucket %s: %w", n.Bucket, err)
@@ -138,40 +166,87 @@ func ensureBucket(ctx context.Context, api bucketAPI, b *bucketFound, n names, r
 	return nil
 }
 
-// createBucket creates and tags the bucket. The two must not be split by an
-// interrupt: an untagged bucket of this name would be refused as foreign later.
-func createBucket(ctx context.Context, api bucketAPI, n names, region string, tags map[string]string, log *progress) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+// nameBusyWait bounds how long up waits for S3 to free a bucket name that
+// a deleted bucket still holds (OperationAborted).
+var nameBusyWait = 2 * time.Minute
+
+// createBucket creates the bucket with its tags (in the same call where S3
+// takes them there; a tagging call follows for the S3s that drop them) and,
+// for a half-created bucket of this stack, finishes the job. Creating and
+// tagging are not split by an interrupt, and the pending mark covers a
+// crash between them.
+func createBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureBucketInput) error {
+	n := in.names
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nameBusyWait+bucketWait)
 	defer cancel()
-	log.Step("creating S3 bucket %s", n.Bucket)
-	in := &s3.CreateBucketInput{Bucket: aws.String(n.Bucket)}
-	if region != "us-east-1" { // us-east-1 rejects its own name as a constraint
-		in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(region)}
+	if !b.exists {
+		if err := in.pending(n.Bucket); err != nil {
+			return err
+		}
+		in.log.Step("creating S3 bucket %s", n.Bucket)
+		if err := createBucketCall(ctx, api, n, in.tags, in.log); err != nil {
+			return err
+		}
+	} else {
+		in.log.Step("tagging S3 bucket %s, which an interrupted run of this stack created", n.Bucket)
 	}
-	_, err := api.CreateBucket(ctx, in)
+	err := retryOn(ctx, bucketWait, isBucketPropagation, nil, func() error {
+		_, err := api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{
+			Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: s3Tags(in.tags)},
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("tagging S3 bucket %s: %w", n.Bucket, err)
+	}
+	return in.pending("")
+}
+
+// createBucketCall is CreateBucket, waiting while S3 still holds the name of
+// a bucket deleted a moment ago.
+func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[string]string, log *progress) error {
+	in := &s3.CreateBucketInput{Bucket: aws.String(n.Bucket),
+		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{Tags: s3Tags(tags)}}
+	if n.Region != "us-east-1" { // us-east-1 rejects its own name as a constraint
+		in.CreateBucketConfiguration.LocationConstraint = s3types.BucketLocationConstraint(n.Region)
+	}
+	if n.GlobalBucket != "" {
+		in.BucketNamespace = s3types.BucketNamespaceAccountRegional
+	}
+	warned := false
+	err := retryOn(ctx, nameBusyWait, func(err error) bool { return hasCode(err, "OperationAborted") }, func(error) {
+		if !warned {
+			log.Info("S3 still holds the name %s for a bucket deleted a moment ago; waiting up to %s for it", n.Bucket, nameBusyWait)
+			warned = true
+		}
+	}, func() error {
+		_, err := api.CreateBucket(ctx, in)
+		return err
+	})
 	switch {
 	case hasCode(err, "BucketAlreadyOwnedByYou"):
 		// Our own CreateBucket retried after a dropped connection, or a
 		// concurrent run of this stack: the name carries our account and
 		// stack, and it did not exist a moment ago, so tag it.
+		return nil
+	case hasCode(err, "OperationAborted"):
+		return fmt.Errorf("S3 still holds the name %s after %s (a bucket of that name was deleted a moment ago, "+
+			"and S3 frees names with a delay): run `mlstack up` again in a few minutes: %w", n.Bucket, nameBusyWait, err)
 	case hasCode(err, "BucketAlreadyExists"):
 		return fmt.Errorf("S3 bucket name %s is taken by another account: choose another --stack", n.Bucket)
 	case err != nil:
 		return fmt.Errorf("creating S3 bucket %s: %w", n.Bucket, err)
 	}
-	_, err = api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{
-		Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: s3Tags(tags)},
-	})
-	if err != nil {
-		return fmt.Errorf("tagging S3 bucket %s: %w", n.Bucket, err)
-	}
 	return nil
 }
 
-// bucketInventory is the bucket's status row when the stack owns it.
-func bucketInventory(ctx context.Context, api bucketAPI, n names) ([]resource, error) {
+// bucketInventory is the bucket's status row when the stack owns it (or
+// this machine created it and has not tagged it yet: pending).
+func bucketInventory(ctx context.Context, api bucketAPI, n names, pending string) ([]resource, error) {
 	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
 	switch {
+	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
+		return []resource{{Kind: "S3 bucket", Name: n.Bucket, State: "created, not tagged"}}, nil
 	case hasCode(err, "NoSuchBucket", "NotFound", "NoSuchTagSet"):
 		return nil, nil
 	case err != nil:
@@ -183,7 +258,7 @@ func bucketInventory(ctx context.Context, api bucketAPI, n names) ([]resource, e
 }
 
 // listBuckets adds to set the stacks of buckets named
-// mlstack-*-<account>-<region> in the wanted regions, by their tags.
+// mlstack-*-<account>-<region>[-an] in the wanted regions, by their tags.
 func listBuckets(ctx context.Context, api bucketAPI, account string, set *stackSet, want map[string]bool) error {
 	out, err := api.ListBuckets(ctx, &s3.ListBucketsInput{Prefix: aws.String("mlstack-")})
 	if err != nil {
@@ -193,7 +268,8 @@ func listBuckets(ctx context.Context, api bucketAPI, account string, set *stackS
 		name := aws.ToString(b.Name)
 		region := ""
 		for r := range want {
-			if strings.HasPrefix(name, "mlstack-") && strings.HasSuffix(name, "-"+account+"-"+r) {
+			base := strings.TrimSuffix(name, regionalSuffix)
+			if strings.HasPrefix(name, "mlstack-") && strings.HasSuffix(base, "-"+account+"-"+r) {
 				region = r
 			}
 		}
@@ -227,12 +303,15 @@ func retagBucket(ctx context.Context, api bucketAPI, n names, expires string) er
 }
 
 // deleteBucket empties the bucket (every version, delete marker and
-// unfinished upload) and deletes it. NotFound is done.
-func deleteBucket(ctx context.Context, api bucketAPI, n names, log *progress) error {
+// unfinished upload) and deletes it. NotFound is done. An untagged bucket
+// is left alone unless this machine created it (pending).
+func deleteBucket(ctx context.Context, api bucketAPI, n names, pending string, log *progress) error {
 	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
 	switch {
 	case hasCode(err, "NoSuchBucket", "NotFound"):
 		return nil
+	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
+		tags = &s3.GetBucketTaggingOutput{TagSet: s3Tags(map[string]string{tagStack: n.Stack})}
 	case hasCode(err, "NoSuchTagSet"):
 		log.Warn("leaving S3 bucket %s alone: it is not tagged %s=%s", n.Bucket, tagStack, n.Stack)
 		return nil
@@ -311,4 +390,31 @@ func abortUploads(ctx context.Context, api bucketAPI, bucket string) error {
 		}
 	}
 	return nil
+}
+
+// resolveBucket settles which of the stack's two possible bucket names is in
+// use: a stack made before mlstack used the account-regional namespace keeps
+// its bucket under the global name; every other stack uses the regional one.
+func resolveBucket(ctx context.Context, api bucketAPI, n names) (names, error) {
+	if n.GlobalBucket == "" {
+		return n, nil
+	}
+	exists := func(name string) (bool, error) {
+		_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name), ExpectedBucketOwner: aws.String(n.Account)})
+		switch {
+		case err == nil:
+			return true, nil
+		case hasCode(err, "NotFound", "NoSuchBucket", "Forbidden", "AccessDenied", "301", "MovedPermanently", "PermanentRedirect"):
+			return false, nil // missing, or not ours: not the stack's
+		}
+		return false, fmt.Errorf("checking S3 bucket %s: %w", name, err)
+	}
+	if ok, err := exists(n.Bucket); ok || err != nil {
+		return n, err
+	}
+	ok, err := exists(n.GlobalBucket)
+	if ok {
+		n.Bucket, n.GlobalBucket = n.GlobalBucket, ""
+	}
+	return n, err
 }

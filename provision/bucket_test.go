@@ -68,7 +68,7 @@ func TestEnsureBucket(t *testing.T) {
 			if c.seed != nil {
 				c.seed(f)
 			}
-			found, err := findBucket(ctx, f, n)
+			found, err := findBucket(ctx, f, n, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,13 +80,13 @@ func TestEnsureBucket(t *testing.T) {
 				t.Errorf("plan %q, want %q", got, want)
 			}
 			log, _ := bufProgress()
-			if err := ensureBucket(ctx, f, found, n, c.region, tags, log); err != nil {
+			if err := ensureBucket(ctx, f, found, testBucketIn(n, tags, log)); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.mutating(); !slices.Equal(got, c.mutating) {
 				t.Errorf("mutating calls %v, want %v", got, c.mutating)
 			}
-			again, err := findBucket(ctx, f, n)
+			again, err := findBucket(ctx, f, n, "")
 			if err != nil || !again.exists || !again.publicBlocked || !again.encrypted || len(again.plan(n)) != 0 {
 				t.Errorf("after ensure: %+v, %v", again, err)
 			}
@@ -108,7 +108,7 @@ func TestCreateBucketRaces(t *testing.T) {
 	f := newFakeAWS()
 	f.addBucket(n.Bucket, nil)
 	log, _ := bufProgress()
-	if err := ensureBucket(ctx, f, &bucketFound{}, n, fakeRegion, tags, log); err != nil {
+	if err := ensureBucket(ctx, f, &bucketFound{}, testBucketIn(n, tags, log)); err != nil {
 		t.Fatalf("BucketAlreadyOwnedByYou: %v", err)
 	}
 	if f.buckets[n.Bucket].tags[tagStack] != "demo" {
@@ -118,7 +118,7 @@ func TestCreateBucketRaces(t *testing.T) {
 	// Another account's bucket of that name.
 	f = newFakeAWS()
 	f.addBucket(n.Bucket, nil).foreign = true
-	err := ensureBucket(ctx, f, &bucketFound{}, n, fakeRegion, tags, log)
+	err := ensureBucket(ctx, f, &bucketFound{}, testBucketIn(n, tags, log))
 	if err == nil || !strings.Contains(err.Error(), "is taken by another account: choose another --stack") {
 		t.Fatalf("BucketAlreadyExists: %v", err)
 	}
@@ -159,7 +159,7 @@ func TestFindBucketRefusesForeign(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakeAWS()
 			c.seed(f)
-			_, err := findBucket(ctx, f, n)
+			_, err := findBucket(ctx, f, n, "")
 			var no *notOwnedError
 			if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &no) != c.notOwned {
 				t.Fatalf("findBucket = %v, want %q (not owned: %v)", err, c.want, c.notOwned)
@@ -184,7 +184,7 @@ func TestEnsureBucketErrors(t *testing.T) {
 		f := newFakeAWS()
 		f.failNext(c.op, awsErr("InternalError"), 1)
 		log, _ := bufProgress()
-		if err := ensureBucket(ctx, f, &bucketFound{}, n, fakeRegion, tags, log); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := ensureBucket(ctx, f, &bucketFound{}, testBucketIn(n, tags, log)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
@@ -211,7 +211,7 @@ func TestDeleteBucketEmptiesEverything(t *testing.T) {
 	b := f.addBucket(n.Bucket, stackTagsFor("demo", time.Now()))
 	fillBucket(b, 5) // 10 versions and 2 delete markers
 	log, out := bufProgress()
-	if err := deleteBucket(ctx, f, n, log); err != nil {
+	if err := deleteBucket(ctx, f, n, "", log); err != nil {
 		t.Fatal(err)
 	}
 	if f.buckets[n.Bucket] != nil {
@@ -277,7 +277,7 @@ func TestDeleteBucketCases(t *testing.T) {
 			f := newFakeAWS()
 			c.seed(f)
 			log, out := bufProgress()
-			err := deleteBucket(ctx, f, n, log)
+			err := deleteBucket(ctx, f, n, "", log)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("deleteBucket = %v, want %q", err, c.want)
 			}
@@ -298,21 +298,21 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
-	rows, err := bucketInventory(ctx, f, n)
+	rows, err := bucketInventory(ctx, f, n, "")
 	if err != nil || rows != nil {
 		t.Errorf("inventory of nothing = %v, %v", rows, err)
 	}
 	f.addBucket(n.Bucket, nil)
-	if rows, err := bucketInventory(ctx, f, n); err != nil || rows != nil {
+	if rows, err := bucketInventory(ctx, f, n, ""); err != nil || rows != nil {
 		t.Errorf("inventory of an untagged bucket = %v, %v", rows, err)
 	}
 	f.buckets[n.Bucket].tags = stackTagsFor("demo", time.Now())
-	rows, err = bucketInventory(ctx, f, n)
+	rows, err = bucketInventory(ctx, f, n, "")
 	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: "S3 bucket", Name: n.Bucket, State: "exists"}) {
 		t.Errorf("inventory = %v, %v", rows, err)
 	}
 	f.failNext("GetBucketTagging", awsErr("InternalError"), 1)
-	if _, err := bucketInventory(ctx, f, n); err == nil {
+	if _, err := bucketInventory(ctx, f, n, ""); err == nil {
 		t.Error("inventory hid an error")
 	}
 
@@ -339,4 +339,9 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 	if got := set.sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].Region != fakeRegion || got[0].ExpiresAt.IsZero() {
 		t.Errorf("listed %+v", got)
 	}
+}
+
+// testBucketIn is ensureBucket's input with a pending mark that is only remembered.
+func testBucketIn(n names, tags map[string]string, log *progress) ensureBucketInput {
+	return ensureBucketInput{names: n, tags: tags, log: log, pending: func(string) error { return nil }}
 }

@@ -1,11 +1,15 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
+
+	"github.com/mlstack/mlstack/provision/local/envfile"
 
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
@@ -30,10 +34,35 @@ func Check(ctx context.Context, o CheckOptions) error {
 	if err != nil {
 		return err
 	}
-	t.Bucket = namesFor(o.Stack.Name, sec.Account, sec.Region).Bucket
+	t.Bucket = sec.Bucket
+	if t.Bucket == "" { // state written before mlstack recorded it: the global name
+		n := namesFor(o.Stack.Name, sec.Account, sec.Region)
+		t.Bucket = cmp.Or(n.GlobalBucket, n.Bucket)
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	return server.Check(ctx, t, o.Out)
+}
+
+// clientEnv is the environment a user has after exporting the env file in
+// this shell: the caller's variables, with the file's set and cleared.
+// check signs with what is left, so a variable the file fails to clear
+// (a session token) fails the check as it would fail the user.
+func clientEnv(environ []string, vars []envfile.Var) map[string]string {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	for _, v := range vars {
+		if v.Unset {
+			delete(env, v.Name)
+		} else {
+			env[v.Name] = v.Value
+		}
+	}
+	return env
 }
 
 // checkTarget reads what a client of the stack has from its env file.
@@ -48,10 +77,7 @@ func checkTarget(dir local.Dir, stack string) (server.CheckTarget, error) {
 	case err != nil:
 		return server.CheckTarget{}, fmt.Errorf("no env file for stack %s (%s): run `mlstack up --stack %s` first", stack, dir.EnvFile(), stack)
 	}
-	env := map[string]string{}
-	for _, v := range vars {
-		env[v.Name] = v.Value
-	}
+	env := clientEnv(os.Environ(), vars)
 	var missing []string
 	for _, k := range []string{"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
 		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"} {
@@ -67,7 +93,7 @@ func checkTarget(dir local.Dir, stack string) (server.CheckTarget, error) {
 			URI:  strings.TrimRight(env["MLFLOW_TRACKING_URI"], "/"),
 			User: env["MLFLOW_TRACKING_USERNAME"], Password: env["MLFLOW_TRACKING_PASSWORD"],
 		},
-		AccessKey: env["AWS_ACCESS_KEY_ID"], SecretKey: env["AWS_SECRET_ACCESS_KEY"],
+		AccessKey: env["AWS_ACCESS_KEY_ID"], SecretKey: env["AWS_SECRET_ACCESS_KEY"], SessionToken: env["AWS_SESSION_TOKEN"],
 		Region: env["AWS_DEFAULT_REGION"], S3Endpoint: env["MLFLOW_S3_ENDPOINT_URL"],
 	}, nil
 }

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/config"
 )
 
 // stsServer answers GetCallerIdentity with arn, or with an error code.
@@ -125,22 +128,78 @@ func TestConnectAWSRefusals(t *testing.T) {
 	})
 }
 
-func TestS3EndpointOverride(t *testing.T) {
+// TestS3Endpoint: the S3 endpoint override is what the SDK's own S3 client
+// resolves: environment, a profile's endpoint_url or services section, and
+// none at all under AWS_IGNORE_CONFIGURED_ENDPOINT_URLS.
+func TestS3Endpoint(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "config")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(cfgFile, []byte("[profile global]\nendpoint_url = http://profile:3\n"+
+		"[profile svc]\nservices = local\n[services local]\ns3 =\n  endpoint_url = http://profile-s3:4\n"), 0o600))
 	cases := []struct {
-		all, s3, ignore, want string
+		all, s3, ignore, profile, want string
 	}{
-		{"", "", "", ""},
-		{"http://all:1", "", "", "http://all:1"},
-		{"http://all:1", "http://s3:2", "", "http://s3:2"},
-		{"http://all:1", "", "true", ""},
-		{"", "http://s3:2", "true", "http://s3:2"},
+		{"", "", "", "", ""},
+		{"http://all:1", "", "", "", "http://all:1"},
+		{"http://all:1", "http://s3:2", "", "", "http://s3:2"},
+		{"http://all:1", "", "true", "", ""},
+		{"", "http://s3:2", "true", "", ""},
+		{"", "", "", "global", "http://profile:3"},
+		{"", "", "", "svc", "http://profile-s3:4"},
+		{"", "", "true", "global", ""},
 	}
 	for _, c := range cases {
-		t.Setenv("AWS_ENDPOINT_URL", c.all)
-		t.Setenv("AWS_ENDPOINT_URL_S3", c.s3)
-		t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", c.ignore)
-		if got := s3EndpointOverride(); got != c.want {
+		for k, v := range map[string]string{"AWS_ENDPOINT_URL": c.all, "AWS_ENDPOINT_URL_S3": c.s3, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": c.ignore} {
+			t.Setenv(k, v)
+			if v == "" {
+				os.Unsetenv(k)
+			}
+		}
+		t.Setenv("AWS_CONFIG_FILE", cfgFile)
+		opts := []func(*config.LoadOptions) error{config.WithRegion("eu-west-3")}
+		if c.profile != "" {
+			opts = append(opts, config.WithSharedConfigProfile(c.profile))
+		}
+		cfg, err := config.LoadDefaultConfig(context.Background(), opts...)
+		must(err)
+		if got := s3Endpoint(cfg); got != c.want {
 			t.Errorf("%+v: got %q", c, got)
 		}
+	}
+}
+
+// TestOptInRegionNotEnabled: credentials refused in one region and accepted
+// in the partition's home region mean the region is not enabled, and that
+// is what the user is told (not to log in).
+func TestOptInRegionNotEnabled(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		if !strings.Contains(r.Header.Get("Authorization"), "/us-east-1/sts/") {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>r1</RequestId></ErrorResponse>`)
+			return
+		}
+		fmt.Fprint(w, `<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/admin</Arn><UserId>AIDA</UserId><Account>123456789012</Account></GetCallerIdentityResult></GetCallerIdentityResponse>`)
+	}))
+	t.Cleanup(srv.Close)
+	isolatedAWSEnv(t, srv.URL)
+	_, err := connectAWS(context.Background(), AWS{Region: "ap-east-2"})
+	if !IsUsage(err) || !strings.Contains(err.Error(), "region ap-east-2 is not enabled for account 123456789012") {
+		t.Fatalf("opt-in region: %v", err)
+	}
+	// Refused in the home region too: the credentials are bad.
+	_, err = connectAWS(context.Background(), AWS{Region: "us-east-1"})
+	if err != nil {
+		t.Fatalf("home region: %v", err)
+	}
+	isolatedAWSEnv(t, stsServer(t, "", "InvalidClientTokenId"))
+	_, err = connectAWS(context.Background(), AWS{Region: "ap-east-2"})
+	if !IsUsage(err) || !strings.Contains(err.Error(), "log in or pass --profile") {
+		t.Fatalf("bad credentials everywhere: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,18 +54,36 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 		return err
 	}
 	mlErr := r.rotatePassword(ctx)
-	if r.uri != "" {
+	// The old key is gone: the env file must carry the new one, with the
+	// server's address as the instance or the last env file gives it.
+	if uri := cmp.Or(r.uri, r.lastURI()); uri != "" {
 		sec := r.store.Get()
-		if err := r.op.dir.WriteEnv(envVars(&sec, r.uri, r.op.s.region, r.op.s.s3Endpoint)); err != nil {
+		if err := r.op.dir.WriteEnv(envVars(&sec, uri, r.op.s.region, r.op.s.s3Endpoint)); err != nil {
 			return err
 		}
 		r.log.Step("rewrote %s", r.op.dir.EnvFile())
+	} else {
+		r.log.Warn("no running instance and no env file here: `mlstack up --stack %s` writes the env file with the new key", o.Stack.Name)
 	}
 	if mlErr != nil {
 		return fmt.Errorf("access key rotated; %w", mlErr)
 	}
 	r.log.Step("credentials of stack %s rotated", o.Stack.Name)
 	return nil
+}
+
+// lastURI is the tracking URI of the env file written before, if any.
+func (r *rotation) lastURI() string {
+	vars, err := r.op.dir.ReadEnv()
+	if err != nil {
+		return ""
+	}
+	for _, v := range vars {
+		if v.Name == "MLFLOW_TRACKING_URI" {
+			return v.Value
+		}
+	}
+	return ""
 }
 
 // read finds the user's keys and the server, and starts from the local
@@ -82,7 +101,7 @@ func (r *rotation) read(ctx context.Context) error {
 		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): run `mlstack up` to remove stray ones first", n.User, len(u.keys))
 	}
 	r.keys = u.keys
-	if r.insts, err = findInstances(ctx, s.ec2, n.Stack); err != nil {
+	if r.insts, err = findInstances(ctx, s.ec2, n.Stack, usableStates); err != nil {
 		return err
 	}
 	r.uri = r.o.TrackingURI

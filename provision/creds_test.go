@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -395,8 +396,25 @@ func TestRotateCredsFailures(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "no running instance: MLflow password not rotated") {
 			t.Fatalf("rotate = %v", err)
 		}
-		if envAfter := readFile(t, local.StackDir(dir, "demo").EnvFile()); !bytes.Equal(envBefore, envAfter) {
-			t.Error("env file rewritten without a tracking URI")
+		// The old key is gone: the env file carries the new one, and the
+		// server's address it had (the instance may come back).
+		envAfter, _ := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
+		newKey := savedSecrets(t, dir, "demo").AccessKeyID
+		uriLine := regexp.MustCompile(`(?m)^export MLFLOW_TRACKING_URI=.*$`)
+		if !bytes.Contains(envAfter, []byte(newKey)) || string(uriLine.Find(envAfter)) != string(uriLine.Find(envBefore)) {
+			t.Errorf("env file after rotation:\n%s", envAfter)
+		}
+		// Without an env file either, the new key waits in the state for up.
+		if err := os.Remove(local.StackDir(dir, "demo").EnvFile()); err != nil {
+			t.Fatal(err)
+		}
+		o, log := rotateOpts(dir, "demo", "")
+		o.SkipMLflow = true
+		if err := RotateCreds(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log.String(), "writes the env file with the new key") {
+			t.Errorf("progress:\n%s", log)
 		}
 	})
 

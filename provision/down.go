@@ -53,7 +53,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		return err
 	}
 	defer op.release()
-	found, _, err := inventory(ctx, op.s, op.n)
+	found, _, err := inventory(ctx, op.s, op.n, op.pendingBucket())
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func Down(ctx context.Context, o DownOptions) error {
 	if err := confirmDown(o, op, found, log); err != nil {
 		return err
 	}
-	return deleteStack(ctx, op.s, op.n, op.dir, o.Timeout, log)
+	return deleteStack(ctx, op.s, op.n, op.dir, op.pendingBucket(), o.Timeout, log)
 }
 
 // confirmDown asks before deleting, unless --yes; with no terminal to ask
@@ -101,20 +101,20 @@ func confirmDown(o DownOptions, op *openedStack, found []resource, log *progress
 // deleteStack removes one stack's resources in dependency order, then its
 // local state once nothing remains. Every step runs even when an earlier one
 // failed; errors are joined, and leftovers make a LeftBehindError.
-func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, timeout time.Duration, log *progress) error {
+func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pending string, timeout time.Duration, log *progress) error {
 	errs := []error{
 		terminateStackInstances(ctx, s.ec2, n.Stack, timeout, log),
 		// The group cannot go while an interface of the instance is attached.
 		deleteSecurityGroups(ctx, s.ec2, n, 3*time.Minute, log),
 		deleteKeyPair(ctx, s.ec2, n, log),
 		deleteRole(ctx, s.iam, n, log),
-		deleteBucket(ctx, s.s3, n, log),
+		deleteBucket(ctx, s.s3, n, pending, log),
 		deleteUser(ctx, s.iam, n, log),
 	}
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
 	}
-	left, _, err := inventory(ctx, s, n)
+	left, _, err := inventory(ctx, s, n, pending)
 	joined := errors.Join(append(errs, err)...)
 	if len(left) > 0 {
 		return &LeftBehindError{Stack: n.Stack, Remaining: left, Err: joined}
@@ -132,7 +132,7 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, timeou
 
 // terminateStackInstances ends the stack's instances and waits until they are gone.
 func terminateStackInstances(ctx context.Context, api instanceAPI, stack string, timeout time.Duration, log *progress) error {
-	insts, err := findInstances(ctx, api, stack)
+	insts, err := findInstances(ctx, api, stack, liveStates)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,27 @@ import (
 	"github.com/mlstack/mlstack/provision/local/envfile"
 )
 
+// clearedVars would make a client sign or log in with something other than
+// the stack's key and login: a caller's temporary credentials (SSO, OIDC in
+// CI, aws-vault) leave a session token that, paired with the stack's
+// long-term key, fails every S3 call. Every env format clears them.
+var clearedVars = []string{"AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "MLFLOW_TRACKING_TOKEN"}
+
+// withCleared adds the cleared variables that vars does not name yet (env
+// files written before mlstack cleared them).
+func withCleared(vars []envfile.Var) []envfile.Var {
+	have := map[string]bool{}
+	for _, v := range vars {
+		have[v.Name] = true
+	}
+	for _, name := range clearedVars {
+		if !have[name] {
+			vars = append(vars, envfile.Var{Name: name, Unset: true})
+		}
+	}
+	return vars
+}
+
 // envVars are the variables a client needs to log to the stack.
 func envVars(sec *local.Secrets, uri, region, s3Endpoint string) []envfile.Var {
 	vars := []envfile.Var{
@@ -25,7 +46,7 @@ func envVars(sec *local.Secrets, uri, region, s3Endpoint string) []envfile.Var {
 	if s3Endpoint != "" {
 		vars = append(vars, envfile.Var{Name: "MLFLOW_S3_ENDPOINT_URL", Value: s3Endpoint})
 	}
-	return vars
+	return withCleared(vars)
 }
 
 var envFormats = map[string]func([]envfile.Var) ([]byte, error){
@@ -52,6 +73,7 @@ func Env(_ context.Context, o EnvOptions) error {
 	if err != nil {
 		return envReadError(dir, o.Stack.Name, err)
 	}
+	vars = withCleared(vars)
 	out, err := format(vars)
 	if err != nil {
 		return err

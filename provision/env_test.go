@@ -54,8 +54,13 @@ func TestEnvFormats(t *testing.T) {
 
 	out, err = runEnv(t, dir, "json")
 	var m map[string]string
-	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" || len(m) != 6 {
+	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" || len(m) != 6+len(clearedVars) {
 		t.Errorf("json: %v\n%s", err, out)
+	}
+	for _, name := range clearedVars {
+		if v, ok := m[name]; !ok || v != "" {
+			t.Errorf("json does not clear %s: %q", name, v)
+		}
 	}
 
 	if _, err := runEnv(t, dir, "yaml"); !IsUsage(err) || !strings.Contains(err.Error(), "use shell, dotenv, json or github") {

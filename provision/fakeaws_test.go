@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -58,6 +59,7 @@ type fakeInstance struct {
 	inst     ec2types.Instance
 	userData string // base64, as RunInstances received it
 	token    string
+	credits  string // CreditSpecification.CpuCredits asked at launch
 }
 
 type fakeGroup struct {
@@ -78,6 +80,9 @@ type fakeUser struct {
 	user     iamtypes.User
 	policies map[string]string
 	keys     []fakeAccessKey
+	attached []string // managed policy ARNs an admin attached
+	groups   []string
+	login    bool // a console password
 }
 
 type fakeRole struct {
@@ -100,8 +105,9 @@ type fakeUpload struct{ key, id string }
 
 type fakeBucket struct {
 	region     string
-	foreign    bool              // owned by another account: Forbidden to us
-	tags       map[string]string // nil: no tag set
+	namespace  s3types.BucketNamespace // as CreateBucket asked
+	foreign    bool                    // owned by another account: Forbidden to us
+	tags       map[string]string       // nil: no tag set
 	pab        *s3types.PublicAccessBlockConfiguration
 	encrypted  bool
 	versions   []fakeVersion
@@ -131,10 +137,18 @@ type fakeAWS struct {
 	instances     []*fakeInstance
 	images        []ec2types.Image
 	instanceTypes map[string][]ec2types.ArchitectureType
-	regions       []string
-	console       map[string]string // instance id -> console text
-	pageSize      int               // DescribeInstances/ListObjectVersions page size; 0: all
-	others        map[string]*fakeAWS
+	// offered lists, per instance type, the zones that offer it.
+	offered map[string][]string
+	// subnets are the default VPC's default subnets.
+	subnets []ec2types.Subnet
+	// freePlan refuses RunInstances for any type but these (free-tier eligible).
+	freePlan []string
+	// createTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
+	createTags bool
+	regions    []string
+	console    map[string]string // instance id -> console text
+	pageSize   int               // DescribeInstances/ListObjectVersions page size; 0: all
+	others     map[string]*fakeAWS
 
 	// IAM
 	users    map[string]*fakeUser
@@ -153,6 +167,7 @@ func newFakeAWS() *fakeAWS {
 		fails: map[string][]*fakeFail{}, base: time.Now().UTC().Add(-time.Hour),
 		instanceTypes: map[string][]ec2types.ArchitectureType{
 			"t2.micro":  {ec2types.ArchitectureTypeI386, ec2types.ArchitectureTypeX8664},
+			"t3.micro":  {ec2types.ArchitectureTypeX8664},
 			"t4g.small": {ec2types.ArchitectureTypeArm64},
 			"mac1.metal": {
 				ec2types.ArchitectureTypeX8664Mac,
@@ -165,6 +180,14 @@ func newFakeAWS() *fakeAWS {
 		roles:    map[string]*fakeRole{},
 		profiles: map[string]*fakeProfile{},
 		buckets:  map[string]*fakeBucket{},
+	}
+	f.offered = map[string][]string{}
+	for _, t := range []string{"t2.micro", "t3.micro", "t4g.small", "mac1.metal"} {
+		f.offered[t] = []string{"eu-west-3a", "eu-west-3b", "eu-west-3c"}
+	}
+	for _, z := range []string{"c", "a", "b"} {
+		f.subnets = append(f.subnets, ec2types.Subnet{SubnetId: aws.String("subnet-0" + z), AvailabilityZone: aws.String("eu-west-3" + z),
+			VpcId: aws.String("vpc-0default"), DefaultForAz: aws.Bool(true), MapPublicIpOnLaunch: aws.Bool(true)})
 	}
 	f.vpcs = []ec2types.Vpc{
 		{VpcId: aws.String("vpc-0other"), IsDefault: aws.Bool(false)},
@@ -221,7 +244,7 @@ func (f *fakeAWS) session() *session {
 // milliseconds.
 func (f *fakeAWS) install(t *testing.T) {
 	t.Helper()
-	oldConnect, oldFirst, oldMax := connect, retryFirstDelay, retryMaxDelay
+	oldConnect, oldFirst, oldMax, oldPoll, oldPollMax := connect, retryFirstDelay, retryMaxDelay, pollFirst, pollMax
 	connect = func(_ context.Context, a AWS) (*session, error) {
 		f.mu.Lock()
 		f.connect++
@@ -229,8 +252,10 @@ func (f *fakeAWS) install(t *testing.T) {
 		f.mu.Unlock()
 		return f.session(), nil
 	}
-	retryFirstDelay, retryMaxDelay = time.Millisecond, 2*time.Millisecond
-	t.Cleanup(func() { connect, retryFirstDelay, retryMaxDelay = oldConnect, oldFirst, oldMax })
+	retryFirstDelay, retryMaxDelay, pollFirst, pollMax = time.Millisecond, 2*time.Millisecond, time.Millisecond, 2*time.Millisecond
+	t.Cleanup(func() {
+		connect, retryFirstDelay, retryMaxDelay, pollFirst, pollMax = oldConnect, oldFirst, oldMax, oldPoll, oldPollMax
+	})
 }
 
 // newInstalledFake is newFakeAWS, installed for the test.
@@ -354,6 +379,16 @@ func globRe(glob string) *regexp.Regexp {
 // matchFilters applies EC2 filters; attr returns a resource's values for a
 // filter name other than tag:K and tag-key, and false for a name the fake
 // does not know (answered as an error, so a test notices).
+// filterValues are the values of the named filter, if any.
+func filterValues(filters []ec2types.Filter, name string) []string {
+	for _, f := range filters {
+		if aws.ToString(f.Name) == name {
+			return f.Values
+		}
+	}
+	return nil
+}
+
 func matchFilters(filters []ec2types.Filter, tags []ec2types.Tag, attr func(name string) ([]string, bool)) (bool, error) {
 	m := ec2TagMap(tags)
 	for _, flt := range filters {
@@ -716,8 +751,11 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 		}
 		// Asked by id (as waiters ask), an instance in transition has
 		// finished it: the fake has no boot or shutdown time.
-		for _, id := range in.InstanceIds {
+		for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
 			i := f.instance(id)
+			if i == nil {
+				continue
+			}
 			switch stateOf(&i.inst) {
 			case ec2types.InstanceStateNamePending:
 				setState(&i.inst, ec2types.InstanceStateNameRunning)
@@ -737,8 +775,11 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 				continue
 			}
 			ok, err := matchFilters(in.Filters, i.inst.Tags, func(name string) ([]string, bool) {
-				if name == "instance-state-name" {
+				switch name {
+				case "instance-state-name":
 					return []string{string(stateOf(&i.inst))}, true
+				case "instance-id":
+					return []string{aws.ToString(i.inst.InstanceId)}, true
 				}
 				return nil, false
 			})
@@ -781,18 +822,39 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		if in.KeyName != nil && f.keyPair(aws.ToString(in.KeyName)) == nil {
 			return nil, awsErr("InvalidKeyPair.NotFound")
 		}
-		for _, g := range in.SecurityGroupIds {
+		groups := in.SecurityGroupIds
+		var subnet string
+		publicIP := true
+		for _, ni := range in.NetworkInterfaces {
+			groups = append(groups, ni.Groups...)
+			subnet = aws.ToString(ni.SubnetId)
+			publicIP = aws.ToBool(ni.AssociatePublicIpAddress)
+		}
+		for _, g := range groups {
 			if f.group(g) == nil {
 				return nil, awsErr("InvalidGroup.NotFound")
 			}
+		}
+		if len(f.freePlan) > 0 && !slices.Contains(f.freePlan, string(in.InstanceType)) {
+			return nil, awsErrMsg("InvalidParameterCombination", "The specified instance type is not eligible for Free Tier. For a list of Free Tier instance types, run 'describe-instance-types' with the filter 'free-tier-eligible=true'.")
+		}
+		if subnet != "" && !slices.ContainsFunc(f.subnets, func(s ec2types.Subnet) bool { return aws.ToString(s.SubnetId) == subnet }) {
+			return nil, awsErr("InvalidSubnetID.NotFound")
 		}
 		if in.IamInstanceProfile != nil {
 			if f.profiles[aws.ToString(in.IamInstanceProfile.Name)] == nil {
 				return nil, awsErrMsg("InvalidParameterValue", "Value ("+aws.ToString(in.IamInstanceProfile.Name)+") for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
 			}
 		}
-		i := f.launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), in.SecurityGroupIds)
+		i := f.launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), groups)
 		i.token, i.userData = token, aws.ToString(in.UserData)
+		i.inst.SubnetId = aws.String(subnet)
+		if in.CreditSpecification != nil {
+			i.credits = aws.ToString(in.CreditSpecification.CpuCredits)
+		}
+		if !publicIP {
+			i.inst.PublicDnsName, i.inst.PublicIpAddress = nil, nil
+		}
 		i.inst.ImageId, i.inst.InstanceType, i.inst.KeyName = in.ImageId, in.InstanceType, in.KeyName
 		if in.IamInstanceProfile != nil {
 			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: aws.String("arn:aws:iam::" + f.account + ":instance-profile/mlstack/" + aws.ToString(in.IamInstanceProfile.Name))}
@@ -840,8 +902,13 @@ func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 func (f *fakeAWS) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
 	return fakeCall(f, in, "EC2", "GetConsoleOutput", func() (*ec2.GetConsoleOutputOutput, error) {
 		id := aws.ToString(in.InstanceId)
-		if f.instance(id) == nil {
+		i := f.instance(id)
+		if i == nil {
 			return nil, awsErr("InvalidInstanceID.NotFound")
+		}
+		// Only Nitro types keep the latest output; t2 is Xen.
+		if aws.ToBool(in.Latest) && i.inst.InstanceType == ec2types.InstanceTypeT2Micro {
+			return nil, awsErrMsg("UnsupportedOperation", "fake: the latest console output is not supported on Xen types")
 		}
 		out := &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId}
 		if text, ok := f.console[id]; ok {
@@ -912,6 +979,36 @@ func (f *fakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInsta
 			})
 		}
 		return out, nil
+	})
+}
+
+func (f *fakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeInstanceTypeOfferings", func() (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
+		if in.LocationType != ec2types.LocationTypeAvailabilityZone {
+			return nil, awsErrMsg("InvalidParameterValue", "fake: only availability-zone offerings")
+		}
+		want := filterValues(in.Filters, "instance-type")
+		out := &ec2.DescribeInstanceTypeOfferingsOutput{}
+		for _, t := range slices.Sorted(maps.Keys(f.offered)) {
+			if len(want) > 0 && !slices.Contains(want, t) {
+				continue
+			}
+			for _, z := range f.offered[t] {
+				out.InstanceTypeOfferings = append(out.InstanceTypeOfferings, ec2types.InstanceTypeOffering{
+					InstanceType: ec2types.InstanceType(t), Location: aws.String(z), LocationType: ec2types.LocationTypeAvailabilityZone,
+				})
+			}
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+	return fakeCall(f, in, "EC2", "DescribeSubnets", func() (*ec2.DescribeSubnetsOutput, error) {
+		if v := filterValues(in.Filters, "default-for-az"); len(v) != 1 || v[0] != "true" {
+			return nil, awsErrMsg("InvalidParameterValue", "fake: only default-for-az=true")
+		}
+		return &ec2.DescribeSubnetsOutput{Subnets: slices.Clone(f.subnets)}, nil
 	})
 }
 
@@ -1040,11 +1137,82 @@ func (f *fakeAWS) DeleteUser(_ context.Context, in *iam.DeleteUserInput, _ ...fu
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
 		}
-		if len(u.keys) > 0 || len(u.policies) > 0 {
-			return nil, awsErrMsg("DeleteConflict", "fake: user "+name+" still has keys or policies")
+		if len(u.keys) > 0 || len(u.policies) > 0 || len(u.attached) > 0 || len(u.groups) > 0 || u.login {
+			return nil, awsErrMsg("DeleteConflict", "fake: user "+name+" still has keys, policies, groups or a login profile")
 		}
 		delete(f.users, name)
 		return &iam.DeleteUserOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListAttachedUserPolicies(_ context.Context, in *iam.ListAttachedUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedUserPoliciesOutput, error) {
+	return fakeCall(f, in, "IAM", "ListAttachedUserPolicies", func() (*iam.ListAttachedUserPoliciesOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		out := &iam.ListAttachedUserPoliciesOutput{}
+		for _, arn := range u.attached {
+			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(arn)})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) DetachUserPolicy(_ context.Context, in *iam.DetachUserPolicyInput, _ ...func(*iam.Options)) (*iam.DetachUserPolicyOutput, error) {
+	return fakeCall(f, in, "IAM", "DetachUserPolicy", func() (*iam.DetachUserPolicyOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !slices.Contains(u.attached, aws.ToString(in.PolicyArn)) {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.attached = slices.DeleteFunc(u.attached, func(a string) bool { return a == aws.ToString(in.PolicyArn) })
+		return &iam.DetachUserPolicyOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) ListGroupsForUser(_ context.Context, in *iam.ListGroupsForUserInput, _ ...func(*iam.Options)) (*iam.ListGroupsForUserOutput, error) {
+	return fakeCall(f, in, "IAM", "ListGroupsForUser", func() (*iam.ListGroupsForUserOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil {
+			return nil, awsErr("NoSuchEntity")
+		}
+		out := &iam.ListGroupsForUserOutput{}
+		for _, g := range u.groups {
+			out.Groups = append(out.Groups, iamtypes.Group{GroupName: aws.String(g)})
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) RemoveUserFromGroup(_ context.Context, in *iam.RemoveUserFromGroupInput, _ ...func(*iam.Options)) (*iam.RemoveUserFromGroupOutput, error) {
+	return fakeCall(f, in, "IAM", "RemoveUserFromGroup", func() (*iam.RemoveUserFromGroupOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !slices.Contains(u.groups, aws.ToString(in.GroupName)) {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.groups = slices.DeleteFunc(u.groups, func(g string) bool { return g == aws.ToString(in.GroupName) })
+		return &iam.RemoveUserFromGroupOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) GetLoginProfile(_ context.Context, in *iam.GetLoginProfileInput, _ ...func(*iam.Options)) (*iam.GetLoginProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "GetLoginProfile", func() (*iam.GetLoginProfileOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !u.login {
+			return nil, awsErr("NoSuchEntity")
+		}
+		return &iam.GetLoginProfileOutput{LoginProfile: &iamtypes.LoginProfile{UserName: in.UserName}}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteLoginProfile(_ context.Context, in *iam.DeleteLoginProfileInput, _ ...func(*iam.Options)) (*iam.DeleteLoginProfileOutput, error) {
+	return fakeCall(f, in, "IAM", "DeleteLoginProfile", func() (*iam.DeleteLoginProfileOutput, error) {
+		u := f.users[aws.ToString(in.UserName)]
+		if u == nil || !u.login {
+			return nil, awsErr("NoSuchEntity")
+		}
+		u.login = false
+		return &iam.DeleteLoginProfileOutput{}, nil
 	})
 }
 
@@ -1431,8 +1599,8 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 			}
 			return nil, awsErr("BucketAlreadyOwnedByYou")
 		}
-		region := "us-east-1"
-		if in.CreateBucketConfiguration != nil {
+		region := "us-east-1" // no constraint (with or without a configuration) is us-east-1
+		if in.CreateBucketConfiguration != nil && in.CreateBucketConfiguration.LocationConstraint != "" {
 			region = string(in.CreateBucketConfiguration.LocationConstraint)
 			if region == "us-east-1" {
 				return nil, awsErr("InvalidLocationConstraint")
@@ -1441,7 +1609,14 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 		if region != f.region {
 			return nil, awsErrMsg("IllegalLocationConstraintException", "fake: bucket region "+region+" in "+f.region)
 		}
-		f.buckets[name] = &fakeBucket{region: region}
+		if (in.BucketNamespace == s3types.BucketNamespaceAccountRegional) != strings.HasSuffix(name, "-"+f.account+"-"+region+"-an") {
+			return nil, awsErr("InvalidNamespaceHeader")
+		}
+		b := &fakeBucket{region: region, namespace: in.BucketNamespace}
+		if f.createTags && in.CreateBucketConfiguration != nil && len(in.CreateBucketConfiguration.Tags) > 0 {
+			b.tags = s3TagMap(in.CreateBucketConfiguration.Tags)
+		}
+		f.buckets[name] = b
 		return &s3.CreateBucketOutput{Location: aws.String("/" + name)}, nil
 	})
 }

@@ -107,7 +107,7 @@ func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy 
 		log.Step("creating IAM role %s", n.Role)
 		_, err := api.CreateRole(ctx, &iam.CreateRoleInput{
 			RoleName: aws.String(n.Role), Path: aws.String(iamPath),
-			AssumeRolePolicyDocument: aws.String(ec2TrustPolicy), Tags: iamTags(tags),
+			AssumeRolePolicyDocument: aws.String(ec2TrustPolicy(n.Region)), Tags: iamTags(tags),
 			Description: aws.String("mlstack " + n.Stack + " tracking server"),
 		})
 		if err := adoptIfOurs(ctx, api, n, policy, err, "creating IAM role "+n.Role); err != nil {

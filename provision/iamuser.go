@@ -28,6 +28,12 @@ type userAPI interface {
 	ListAccessKeys(context.Context, *iam.ListAccessKeysInput, ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error)
 	CreateAccessKey(context.Context, *iam.CreateAccessKeyInput, ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error)
 	DeleteAccessKey(context.Context, *iam.DeleteAccessKeyInput, ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error)
+	ListAttachedUserPolicies(context.Context, *iam.ListAttachedUserPoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedUserPoliciesOutput, error)
+	DetachUserPolicy(context.Context, *iam.DetachUserPolicyInput, ...func(*iam.Options)) (*iam.DetachUserPolicyOutput, error)
+	ListGroupsForUser(context.Context, *iam.ListGroupsForUserInput, ...func(*iam.Options)) (*iam.ListGroupsForUserOutput, error)
+	RemoveUserFromGroup(context.Context, *iam.RemoveUserFromGroupInput, ...func(*iam.Options)) (*iam.RemoveUserFromGroupOutput, error)
+	GetLoginProfile(context.Context, *iam.GetLoginProfileInput, ...func(*iam.Options)) (*iam.GetLoginProfileOutput, error)
+	DeleteLoginProfile(context.Context, *iam.DeleteLoginProfileInput, ...func(*iam.Options)) (*iam.DeleteLoginProfileOutput, error)
 }
 
 // iamWait bounds retries of IAM's eventual consistency: a user, role or
@@ -256,7 +262,10 @@ func retagUser(ctx context.Context, api userAPI, n names, expires string) error 
 	return nil
 }
 
-// deleteUser removes access keys, inline policies and the user. NotFound is done.
+// deleteUser removes what ties the user down (access keys, inline and
+// attached policies, group memberships, a console login), then the user.
+// The user is the stack's: what an admin added to it goes with it, or
+// DeleteUser would answer DeleteConflict for good. NotFound is done.
 func deleteUser(ctx context.Context, api userAPI, n names, log *progress) error {
 	out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
 	if hasCode(err, "NoSuchEntity") {
@@ -270,28 +279,90 @@ func deleteUser(ctx context.Context, api userAPI, n names, log *progress) error 
 		return nil
 	}
 	log.Step("deleting IAM user %s", n.User)
-	keys, err := accessKeys(ctx, api, n.User)
-	if err != nil && !hasCode(err, "NoSuchEntity") {
-		return err
-	}
-	for _, k := range keys {
-		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
-			return fmt.Errorf("deleting access key of %s: %w", n.User, err)
-		}
-	}
-	pols, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(n.User)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
-		return fmt.Errorf("listing policies of %s: %w", n.User, err)
-	}
-	if pols != nil {
-		for _, p := range pols.PolicyNames {
-			if _, err := api.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(n.User), PolicyName: aws.String(p)}); err != nil && !hasCode(err, "NoSuchEntity") {
-				return fmt.Errorf("deleting policy %s of %s: %w", p, n.User, err)
-			}
+	for _, step := range []func(context.Context, userAPI, string) error{
+		deleteUserKeys, deleteUserPolicies, detachUserPolicies, leaveGroups, deleteLoginProfile,
+	} {
+		if err := step(ctx, api, n.User); err != nil {
+			return err
 		}
 	}
 	if _, err := api.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(n.User)}); err != nil && !hasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("deleting IAM user %s: %w", n.User, err)
+	}
+	return nil
+}
+
+func deleteUserKeys(ctx context.Context, api userAPI, user string) error {
+	keys, err := accessKeys(ctx, api, user)
+	if err != nil && !hasCode(err, "NoSuchEntity") {
+		return err
+	}
+	for _, k := range keys {
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("deleting access key of %s: %w", user, err)
+		}
+	}
+	return nil
+}
+
+func deleteUserPolicies(ctx context.Context, api userAPI, user string) error {
+	pols, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(user)})
+	if err != nil && !hasCode(err, "NoSuchEntity") {
+		return fmt.Errorf("listing policies of %s: %w", user, err)
+	}
+	if pols == nil {
+		return nil
+	}
+	for _, p := range pols.PolicyNames {
+		if _, err := api.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String(p)}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("deleting policy %s of %s: %w", p, user, err)
+		}
+	}
+	return nil
+}
+
+func detachUserPolicies(ctx context.Context, api userAPI, user string) error {
+	att, err := api.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(user)})
+	if err != nil && !hasCode(err, "NoSuchEntity") {
+		return fmt.Errorf("listing attached policies of %s: %w", user, err)
+	}
+	if att == nil {
+		return nil
+	}
+	for _, p := range att.AttachedPolicies {
+		if _, err := api.DetachUserPolicy(ctx, &iam.DetachUserPolicyInput{UserName: aws.String(user), PolicyArn: p.PolicyArn}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("detaching policy %s from %s: %w", aws.ToString(p.PolicyArn), user, err)
+		}
+	}
+	return nil
+}
+
+func leaveGroups(ctx context.Context, api userAPI, user string) error {
+	groups, err := api.ListGroupsForUser(ctx, &iam.ListGroupsForUserInput{UserName: aws.String(user)})
+	if err != nil && !hasCode(err, "NoSuchEntity") {
+		return fmt.Errorf("listing groups of %s: %w", user, err)
+	}
+	if groups == nil {
+		return nil
+	}
+	for _, g := range groups.Groups {
+		if _, err := api.RemoveUserFromGroup(ctx, &iam.RemoveUserFromGroupInput{UserName: aws.String(user), GroupName: g.GroupName}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("removing %s from group %s: %w", user, aws.ToString(g.GroupName), err)
+		}
+	}
+	return nil
+}
+
+func deleteLoginProfile(ctx context.Context, api userAPI, user string) error {
+	_, err := api.GetLoginProfile(ctx, &iam.GetLoginProfileInput{UserName: aws.String(user)})
+	if hasCode(err, "NoSuchEntity") {
+		return nil // the usual case: no console login
+	}
+	if err != nil {
+		return fmt.Errorf("reading the console login of %s: %w", user, err)
+	}
+	if _, err := api.DeleteLoginProfile(ctx, &iam.DeleteLoginProfileInput{UserName: aws.String(user)}); err != nil && !hasCode(err, "NoSuchEntity") {
+		return fmt.Errorf("deleting the console login of %s: %w", user, err)
 	}
 	return nil
 }

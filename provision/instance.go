@@ -30,15 +30,19 @@ type instanceAPI interface {
 	DescribeInstanceAttribute(context.Context, *ec2.DescribeInstanceAttributeInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error)
 }
 
-// liveStates are instance states that still bill or may bill again.
+// liveStates are the states of an instance that is not gone yet: down
+// waits for all of them, status and ls show them.
 var liveStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
 
-// findInstances returns the stack's non-terminated instances, oldest first.
-func findInstances(ctx context.Context, api instanceAPI, stack string) ([]ec2types.Instance, error) {
+// usableStates leave out shutting-down: for up, such an instance is gone.
+var usableStates = []string{"pending", "running", "stopping", "stopped"}
+
+// findInstances returns the stack's instances in the given states, oldest first.
+func findInstances(ctx context.Context, api instanceAPI, stack string, states []string) ([]ec2types.Instance, error) {
 	var out []ec2types.Instance
 	p := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 		stackFilter(stack),
-		{Name: aws.String("instance-state-name"), Values: liveStates},
+		{Name: aws.String("instance-state-name"), Values: states},
 	}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -60,11 +64,15 @@ func findInstances(ctx context.Context, api instanceAPI, stack string) ([]ec2typ
 }
 
 // instancesPlan says in words what ensureInstance would do.
-func instancesPlan(insts []ec2types.Instance, n names, image *ec2types.Image) []string {
+func instancesPlan(insts []ec2types.Instance, n names, image *ec2types.Image, place placement) []string {
 	var p []string
 	switch {
 	case len(insts) == 0:
-		p = append(p, fmt.Sprintf("launch instance %s from %s (%s)", n.Instance, aws.ToString(image.ImageId), aws.ToString(image.Name)))
+		line := fmt.Sprintf("launch instance %s from %s (%s) as %s in %s", n.Instance, aws.ToString(image.ImageId), aws.ToString(image.Name), place.instanceType, place.zone)
+		if place.why != "" {
+			line += " (" + place.why + ")"
+		}
+		p = append(p, line)
 	case len(insts) > 1:
 		p = append(p, fmt.Sprintf("terminate %d duplicate instance(s)", len(insts)-1))
 	}
@@ -97,15 +105,15 @@ var errStaleToken = errors.New("client token belongs to an earlier launch")
 
 // launchInput is everything RunInstances needs.
 type launchInput struct {
-	names        names
-	image        *ec2types.Image
-	instanceType string
-	sgID         string
-	nonce        string // part of the client token; see clientToken
-	userData     []byte
-	tags         map[string]string
-	retryFor     time.Duration // how long to retry IAM propagation errors
-	log          *progress
+	names    names
+	image    *ec2types.Image
+	place    placement
+	sgID     string
+	nonce    string // part of the client token; see clientToken
+	userData []byte
+	tags     map[string]string
+	retryFor time.Duration // how long to retry eventual-consistency errors
+	log      *progress
 }
 
 // runRequest is the RunInstances request for in.
@@ -115,14 +123,20 @@ func (in launchInput) runRequest() *ec2.RunInstancesInput {
 	if in.image.RootDeviceName != nil {
 		root = in.image.RootDeviceName
 	}
-	return &ec2.RunInstancesInput{
-		ImageId:            in.image.ImageId,
-		InstanceType:       ec2types.InstanceType(in.instanceType),
-		MinCount:           aws.Int32(1),
-		MaxCount:           aws.Int32(1),
-		ClientToken:        aws.String(clientToken(n.Stack, in.sgID, in.nonce)),
-		KeyName:            aws.String(n.KeyPair),
-		SecurityGroupIds:   []string{in.sgID},
+	req := &ec2.RunInstancesInput{
+		ImageId:      in.image.ImageId,
+		InstanceType: ec2types.InstanceType(in.place.instanceType),
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		// The type is part of the token: a fallback launch is another request.
+		ClientToken: aws.String(clientToken(n.Stack, in.sgID, in.nonce+"/"+in.place.instanceType)),
+		KeyName:     aws.String(n.KeyPair),
+		// A public address is asked for, not left to the subnet's
+		// MapPublicIpOnLaunch: without one the server is unreachable.
+		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{
+			DeviceIndex: aws.Int32(0), SubnetId: aws.String(in.place.subnetID), Groups: []string{in.sgID},
+			AssociatePublicIpAddress: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
+		}},
 		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(n.Profile)},
 		UserData:           aws.String(base64.StdEncoding.EncodeToString(in.userData)),
 		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{
@@ -142,17 +156,21 @@ func (in launchInput) runRequest() *ec2.RunInstancesInput {
 			ec2TagSpec(ec2types.ResourceTypeVolume, in.tags, n.Instance),
 		},
 	}
+	if in.place.standardCredits {
+		req.CreditSpecification = &ec2types.CreditSpecificationRequest{CpuCredits: aws.String("standard")}
+	}
+	return req
 }
 
-// launchInstance runs the server. A new instance profile is not visible to
-// EC2 for some seconds; RunInstances then fails with InvalidParameterValue
-// naming the profile, and only that error is retried.
+// launchInstance runs the server and returns its id. A new instance
+// profile, key pair or security group is not visible to EC2 for some
+// seconds; exactly those answers are retried.
 func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (string, error) {
 	req := in.runRequest()
-	in.log.Step("launching %s instance %s from %s (%s)", in.instanceType, in.names.Instance, aws.ToString(in.image.ImageId), aws.ToString(in.image.Name))
+	in.log.Step("launching %s instance %s from %s (%s)", in.place.instanceType, in.names.Instance, aws.ToString(in.image.ImageId), aws.ToString(in.image.Name))
 	var id string
-	err := retryOn(ctx, in.retryFor, isProfilePropagation,
-		func(error) { in.log.Info("instance profile not visible to EC2 yet; retrying") },
+	err := retryOn(ctx, in.retryFor, isLaunchPropagation,
+		func(err error) { in.log.Info("%s is not visible to EC2 yet; retrying", propagating(err)) },
 		func() error {
 			out, err := api.RunInstances(ctx, req)
 			if err != nil {
@@ -177,16 +195,36 @@ func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (strin
 	return id, nil
 }
 
-// isProfilePropagation matches EC2's answer for an instance profile it cannot
-// see yet. The code alone is too broad, so the message narrows it, as
-// terraform-provider-aws does for the same error.
+// isProfilePropagation matches EC2's answers for an instance profile it
+// cannot see yet, or whose role it cannot see yet. The code alone is too
+// broad, so the message narrows it, as terraform-provider-aws does.
 func isProfilePropagation(err error) bool {
-	return hasCode(err, "InvalidParameterValue") && strings.Contains(err.Error(), "Invalid IAM Instance Profile")
+	if !hasCode(err, "InvalidParameterValue") {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "Invalid IAM Instance Profile") || strings.Contains(msg, "has no associated IAM Roles")
+}
+
+// isLaunchPropagation adds a key pair or security group created a moment ago.
+func isLaunchPropagation(err error) bool {
+	return isProfilePropagation(err) || hasCode(err, "InvalidKeyPair.NotFound", "InvalidGroup.NotFound")
+}
+
+func propagating(err error) string {
+	switch {
+	case hasCode(err, "InvalidKeyPair.NotFound"):
+		return "the new key pair"
+	case hasCode(err, "InvalidGroup.NotFound"):
+		return "the new security group"
+	}
+	return "the new instance profile"
 }
 
 // ensureInstanceInput is what ensureInstance needs besides the API.
 type ensureInstanceInput struct {
-	found  []ec2types.Instance // the stack's live instances, oldest first
+	found  []ec2types.Instance // the stack's usable instances, oldest first
+	places []placement         // where to launch, best first (see placements)
 	launch launchInput
 	// renewNonce saves and returns a new launch nonce, for a relaunch after
 	// the last launch's instance is gone.
@@ -198,13 +236,6 @@ type ensureInstanceInput struct {
 // oldest), starts it when stopped, and waits for it to run.
 func ensureInstance(ctx context.Context, api instanceAPI, in ensureInstanceInput) (*ec2types.Instance, error) {
 	insts, log := in.found, in.launch.log
-	if len(insts) == 0 {
-		var err error
-		if insts, err = launchOne(ctx, api, in); err != nil {
-			return nil, err
-		}
-	}
-	keep := insts[0]
 	if len(insts) > 1 {
 		var extra []string
 		for _, i := range insts[1:] {
@@ -215,44 +246,58 @@ func ensureInstance(ctx context.Context, api instanceAPI, in ensureInstanceInput
 			return nil, err
 		}
 	}
-	id := aws.ToString(keep.InstanceId)
-	if stateOf(&keep) == ec2types.InstanceStateNameStopped {
-		log.Step("starting stopped instance %s", id)
-		if _, err := api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
-			return nil, fmt.Errorf("starting instance %s: %w", id, err)
+	var id string
+	if len(insts) == 0 {
+		var err error
+		if id, err = launchOne(ctx, api, in); err != nil {
+			return nil, err
 		}
-	}
-	if stateOf(&keep) == ec2types.InstanceStateNameRunning && trackingHost(&keep) != "" {
-		return &keep, nil // no need to poll: re-running up on a complete stack stays cheap
+	} else {
+		keep := insts[0]
+		id = aws.ToString(keep.InstanceId)
+		if stateOf(&keep) == ec2types.InstanceStateNameRunning && trackingHost(&keep) != "" {
+			return &keep, nil // no need to poll: re-running up on a complete stack stays cheap
+		}
+		if stateOf(&keep) == ec2types.InstanceStateNameStopped {
+			log.Step("starting stopped instance %s", id)
+			if _, err := api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+				return nil, fmt.Errorf("starting instance %s: %w", id, err)
+			}
+		}
 	}
 	log.Step("waiting for instance %s to run", id)
 	return waitRunning(ctx, api, id, in.wait)
 }
 
-// launchOne launches the instance (anew under a new client token when the
-// last launch's instance is gone) and returns the stack's instances after
-// it. Real EC2 de-duplicates by client token; emulators and concurrent runs
-// may not, so the caller keeps the oldest.
-func launchOne(ctx context.Context, api instanceAPI, in ensureInstanceInput) ([]ec2types.Instance, error) {
-	_, err := launchInstance(ctx, api, in.launch)
-	if errors.Is(err, errStaleToken) {
-		if in.launch.nonce, err = in.renewNonce(); err != nil {
-			return nil, err
+// launchOne launches the instance where it can run, and returns the id
+// RunInstances gave it (a new instance can be missing from listings by tag
+// for a while). A stale client token gets a new nonce; a free plan that
+// refuses the default type gets the fallback.
+func launchOne(ctx context.Context, api instanceAPI, in ensureInstanceInput) (string, error) {
+	var err error
+	for i, p := range in.places {
+		in.launch.place = p
+		if p.why != "" {
+			in.launch.log.Step("%s: launching %s with standard CPU credits instead (bursts never bill beyond the hourly price)", p.why, p.instanceType)
 		}
-		_, err = launchInstance(ctx, api, in.launch)
+		var id string
+		id, err = launchInstance(ctx, api, in.launch)
+		if errors.Is(err, errStaleToken) {
+			if in.launch.nonce, err = in.renewNonce(); err != nil {
+				return "", err
+			}
+			id, err = launchInstance(ctx, api, in.launch)
+		}
+		if isFreePlanRefusal(err) && i+1 < len(in.places) {
+			continue
+		}
+		if isFreePlanRefusal(err) {
+			return "", fmt.Errorf("%w\nthis account's free plan allows only free-tier eligible instance types: "+
+				"pass --instance-type %s, or leave --instance-type out and mlstack picks one", err, fallbackInstanceType)
+		}
+		return id, err
 	}
-	if err != nil {
-		return nil, err
-	}
-	stack := in.launch.names.Stack
-	insts, err := findInstances(ctx, api, stack)
-	if err != nil {
-		return nil, err
-	}
-	if len(insts) == 0 {
-		return nil, fmt.Errorf("instance of stack %s not found after launch", stack)
-	}
-	return insts, nil
+	return "", err
 }
 
 // terminate ends instances and, when wait is set, waits until they are gone.
@@ -267,32 +312,100 @@ func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Dur
 	if wait <= 0 {
 		return nil
 	}
-	w := ec2.NewInstanceTerminatedWaiter(api, func(o *ec2.InstanceTerminatedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = 2*time.Second, 15*time.Second
+	return waitGone(ctx, api, ids, wait)
+}
+
+// Polling bounds for the instance waits; tests shorten them.
+var (
+	pollFirst = time.Second
+	pollMax   = 10 * time.Second
+)
+
+// describeIDs lists the instances among ids. A filter, not InstanceIds: an
+// id EC2 does not know yet, or no longer, is simply absent, not an error.
+func describeIDs(ctx context.Context, api instanceAPI, ids []string) ([]ec2types.Instance, error) {
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("instance-id"), Values: ids},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	var insts []ec2types.Instance
+	for _, r := range out.Reservations {
+		insts = append(insts, r.Instances...)
+	}
+	return insts, nil
+}
+
+// waitGone polls until every instance is terminated or no longer listed.
+// The SDK's waiter would fail on pending or stopping (terminating them
+// goes on all the same) and on an id that is gone already.
+func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Duration) error {
+	err := poll(ctx, wait, func() (bool, string, error) {
+		insts, err := describeIDs(ctx, api, ids)
+		if err != nil {
+			return false, "", err
+		}
+		for _, i := range insts {
+			if stateOf(&i) != ec2types.InstanceStateNameTerminated {
+				return false, aws.ToString(i.InstanceId) + " " + string(stateOf(&i)), nil
+			}
+		}
+		return true, "", nil
 	})
-	if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, wait); err != nil {
+	if err != nil {
 		return fmt.Errorf("waiting for %v to terminate: %w", ids, err)
 	}
 	return nil
 }
 
-// waitRunning waits for the instance to run and returns it.
+// waitRunning polls the instance until it runs and returns it. A new id
+// can be unlisted for a while, and a started one pending or still stopped:
+// all mean wait; shutting down or terminated is an error.
 func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Duration) (*ec2types.Instance, error) {
-	w := ec2.NewInstanceRunningWaiter(api, func(o *ec2.InstanceRunningWaiterOptions) {
-		o.MinDelay, o.MaxDelay = 2*time.Second, 10*time.Second
+	var running *ec2types.Instance
+	err := poll(ctx, wait, func() (bool, string, error) {
+		insts, err := describeIDs(ctx, api, []string{id})
+		if err != nil {
+			return false, "", err
+		}
+		if len(insts) == 0 {
+			return false, "not listed yet", nil
+		}
+		switch s := stateOf(&insts[0]); s {
+		case ec2types.InstanceStateNameRunning:
+			running = &insts[0]
+			return true, "", nil
+		case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated:
+			return false, "", fmt.Errorf("it is %s instead of running", s)
+		default:
+			return false, string(s), nil
+		}
 	})
-	out, err := w.WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, wait)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for instance %s to run: %w", id, err)
 	}
-	for _, r := range out.Reservations {
-		for i := range r.Instances {
-			if aws.ToString(r.Instances[i].InstanceId) == id {
-				return &r.Instances[i], nil
-			}
+	return running, nil
+}
+
+// poll calls check until it is done, fails, or wait has passed; last says
+// what it saw, for the timeout error.
+func poll(ctx context.Context, wait time.Duration, check func() (done bool, last string, err error)) error {
+	deadline := time.Now().Add(wait)
+	delay := pollFirst
+	for {
+		done, last, err := check()
+		if done || err != nil {
+			return err
 		}
+		if time.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("gave up after %s (last seen: %s)", wait, last)
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+		delay = min(delay*2, pollMax)
 	}
-	return nil, fmt.Errorf("instance %s vanished while starting", id)
 }
 
 // trackingHost is the name clients use: the public DNS name, else the public IP.
@@ -359,9 +472,13 @@ func instanceTagIDs(insts []ec2types.Instance) []string {
 	return ids
 }
 
-// consoleOutput is the instance's console output, decoded.
+// consoleOutput is the instance's console output, decoded: the latest where
+// EC2 keeps it (Nitro types), else the buffer EC2 publishes after boot.
 func consoleOutput(ctx context.Context, api instanceAPI, id string) (string, error) {
-	out, err := api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
+	out, err := api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
+	if hasCode(err, "UnsupportedOperation", "InvalidParameterCombination", "InvalidParameterValue") {
+		out, err = api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
+	}
 	if err != nil {
 		return "", fmt.Errorf("reading the console output of %s: %w", id, err)
 	}

@@ -127,12 +127,12 @@ func testLaunchInput(retryFor time.Duration) launchInput {
 			Name:           aws.String("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"),
 			RootDeviceName: aws.String("/dev/xvda"),
 		},
-		instanceType: "t2.micro",
-		sgID:         "sg-1",
-		userData:     []byte("#cloud-config\npackages: [python3-venv]\n"),
-		tags:         stackTags("demo", "eu-west-3", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
-		retryFor:     retryFor,
-		log:          newProgress(io.Discard),
+		place:    placement{instanceType: "t2.micro", subnetID: "subnet-0a", zone: "eu-west-3a"},
+		sgID:     "sg-1",
+		userData: []byte("#cloud-config\npackages: [python3-venv]\n"),
+		tags:     stackTags("demo", "eu-west-3", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
+		retryFor: retryFor,
+		log:      newProgress(io.Discard),
 	}
 }
 
@@ -224,9 +224,11 @@ func TestLaunchInstanceRequest(t *testing.T) {
 		{"InstanceType", r.InstanceType, ec2types.InstanceTypeT2Micro},
 		{"MinCount", aws.ToInt32(r.MinCount), int32(1)},
 		{"MaxCount", aws.ToInt32(r.MaxCount), int32(1)},
-		{"ClientToken", aws.ToString(r.ClientToken), clientToken("demo", "sg-1", "")},
+		{"ClientToken", aws.ToString(r.ClientToken), clientToken("demo", "sg-1", "/t2.micro")},
 		{"KeyName", aws.ToString(r.KeyName), "mlstack-demo"},
-		{"SecurityGroupIds", fmt.Sprint(r.SecurityGroupIds), "[sg-1]"},
+		{"SecurityGroupIds (on the interface instead)", len(r.SecurityGroupIds), 0},
+		{"NetworkInterfaces", len(r.NetworkInterfaces), 1},
+		{"CreditSpecification (t2.micro: the type's default)", r.CreditSpecification == nil, true},
 		{"IamInstanceProfile", r.IamInstanceProfile != nil && aws.ToString(r.IamInstanceProfile.Name) == "mlstack-demo-server", true},
 		{"HttpTokens (IMDSv2)", r.MetadataOptions != nil && r.MetadataOptions.HttpTokens == ec2types.HttpTokensStateRequired, true},
 		{"BlockDeviceMappings", len(r.BlockDeviceMappings), 1},
@@ -236,6 +238,23 @@ func TestLaunchInstanceRequest(t *testing.T) {
 		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
 			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
 		}
+	}
+
+	if len(r.NetworkInterfaces) == 1 {
+		ni := r.NetworkInterfaces[0]
+		// A public address is asked for, whatever the subnet maps by default.
+		if aws.ToInt32(ni.DeviceIndex) != 0 || aws.ToString(ni.SubnetId) != "subnet-0a" || fmt.Sprint(ni.Groups) != "[sg-1]" ||
+			!aws.ToBool(ni.AssociatePublicIpAddress) || !aws.ToBool(ni.DeleteOnTermination) {
+			t.Errorf("network interface %+v", ni)
+		}
+	}
+	in.place = placement{instanceType: "t3.micro", subnetID: "subnet-0b", standardCredits: true}
+	if _, err := launchInstance(context.Background(), f, in); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.runs[1]; r.CreditSpecification == nil || aws.ToString(r.CreditSpecification.CpuCredits) != "standard" ||
+		r.InstanceType != "t3.micro" || aws.ToString(r.ClientToken) == aws.ToString(f.runs[0].ClientToken) {
+		t.Errorf("fallback launch: type %s, credits %+v, token reused %v", r.InstanceType, r.CreditSpecification, aws.ToString(r.ClientToken) == aws.ToString(f.runs[0].ClientToken))
 	}
 
 	ud, err := base64.StdEncoding.DecodeString(aws.ToString(r.UserData))

@@ -5,26 +5,55 @@ import "fmt"
 // iamPath holds every IAM entity of every stack: `ls` and sweeps list it.
 const iamPath = "/mlstack/"
 
-// names are every AWS name derived from a stack.
+// names are every AWS name derived from a stack, with the account and
+// region they were derived for.
 type names struct {
 	Stack, User, Role, Profile, Bucket, SecurityGroup, KeyPair, Instance, Policy string
+	Account, Region                                                              string
+	// GlobalBucket is the bucket's name in S3's shared global namespace when
+	// Bucket is the account-regional one: stacks made before mlstack used
+	// that namespace keep it (see resolveBucket).
+	GlobalBucket string
 }
 
 // namesFor derives the resource names. The bucket carries account and region
 // because bucket names are global across all of AWS.
 func namesFor(stack, account, region string) names {
 	base := "mlstack-" + stack
+	bucket, global := bucketNames(base, account, region)
 	return names{
 		Stack:         stack,
 		User:          base,
 		Role:          base + "-server",
 		Profile:       base + "-server",
-		Bucket:        fmt.Sprintf("%s-%s-%s", base, account, region),
+		Bucket:        bucket,
+		GlobalBucket:  global,
 		SecurityGroup: base,
 		KeyPair:       base,
 		Instance:      base,
 		Policy:        "mlstack-bucket",
+		Account:       account,
+		Region:        region,
 	}
+}
+
+// regionalSuffix ends a bucket name in S3's account-regional namespace.
+const regionalSuffix = "-an"
+
+// noRegionalNamespace are the regions where S3 has no account-regional
+// bucket namespace.
+var noRegionalNamespace = map[string]bool{"me-south-1": true, "me-central-1": true}
+
+// bucketNames returns the bucket's name: in the account's regional
+// namespace, which no other account can take (before or after us), where
+// S3 offers it and the name fits; else in the global namespace. The name
+// carries account and region because global names are unique across AWS.
+func bucketNames(base, account, region string) (bucket, global string) {
+	name := fmt.Sprintf("%s-%s-%s", base, account, region)
+	if noRegionalNamespace[region] || len(name+regionalSuffix) > 63 {
+		return name, ""
+	}
+	return name + regionalSuffix, name
 }
 
 // check verifies the derived names fit AWS limits (bucket 63, IAM user 64, role 64).

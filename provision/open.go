@@ -43,9 +43,20 @@ func openStack(ctx context.Context, st Stack, a AWS, log *progress, lock bool) (
 	if err = o.n.check(); err != nil {
 		return nil, err
 	}
+	if o.n, err = resolveBucket(ctx, o.s.s3, o.n); err != nil {
+		return nil, err
+	}
 	if o.secrets, err = o.dir.LoadFor(o.s.account, o.s.region); err != nil {
 		err = asUsage(err)
 		return nil, err
 	}
 	return o, nil
+}
+
+// pendingBucket is the bucket this machine created and has not tagged yet, if any.
+func (o *openedStack) pendingBucket() string {
+	if o.secrets == nil {
+		return ""
+	}
+	return o.secrets.PendingBucket
 }

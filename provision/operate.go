@@ -57,7 +57,7 @@ func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
 	var insts []ec2types.Instance
 	var sg *sgFound
 	err = parallel(
-		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack); return },
+		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
 		func() (err error) { sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 	)
 	if err != nil {

@@ -42,7 +42,7 @@ func TestPlanEmptyStack(t *testing.T) {
 		"create security group " + n.SecurityGroup + " in vpc-0default",
 		"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR,
 		"import a locally generated ed25519 key pair " + n.KeyPair,
-		"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101)",
+		"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101) as t2.micro in eu-west-3a",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("plan\n got %q\nwant %q", got, want)
@@ -94,7 +94,7 @@ func TestPlanDrift(t *testing.T) {
 		{"key pair gone", func(f *fakeAWS) { f.keyPairs = nil }, nil,
 			[]string{"import a locally generated ed25519 key pair " + n.KeyPair}},
 		{"instance gone", func(f *fakeAWS) { setState(&f.instances[0].inst, ec2types.InstanceStateNameTerminated) }, nil,
-			[]string{"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101)"}},
+			[]string{"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101) as t2.micro in eu-west-3a"}},
 		{"instance stopped", func(f *fakeAWS) { setState(&f.instances[0].inst, ec2types.InstanceStateNameStopped) }, nil,
 			[]string{"start stopped instance INSTANCE"}},
 		{"duplicate instance", func(f *fakeAWS) { f.launch(f.instances[0].inst.Tags, nil) }, nil, []string{"terminate 1 duplicate instance(s)"}},
@@ -133,13 +133,16 @@ func TestPlanMethods(t *testing.T) {
 	running := ec2types.Instance{InstanceId: aws.String("i-1"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning}}
 	stopped := ec2types.Instance{InstanceId: aws.String("i-2"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameStopped}}
 	noState := ec2types.Instance{InstanceId: aws.String("i-3")}
+	pl := placement{instanceType: "t2.micro", subnetID: "subnet-0b", zone: "eu-west-3b"}
+	fb := placement{instanceType: "t3.micro", subnetID: "subnet-0a", zone: "eu-west-3a", standardCredits: true, why: "t2.micro is not offered in eu-west-3"}
 	for _, c := range []struct {
 		got, want []string
 	}{
-		{instancesPlan(nil, n, img), []string{"launch instance mlstack-demo from ami-1 (ubuntu)"}},
-		{instancesPlan([]ec2types.Instance{running}, n, img), nil},
-		{instancesPlan([]ec2types.Instance{noState}, n, img), nil},
-		{instancesPlan([]ec2types.Instance{stopped, running, running}, n, img), []string{"terminate 2 duplicate instance(s)", "start stopped instance i-2"}},
+		{instancesPlan(nil, n, img, pl), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t2.micro in eu-west-3b"}},
+		{instancesPlan(nil, n, img, fb), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t3.micro in eu-west-3a (t2.micro is not offered in eu-west-3)"}},
+		{instancesPlan([]ec2types.Instance{running}, n, img, pl), nil},
+		{instancesPlan([]ec2types.Instance{noState}, n, img, pl), nil},
+		{instancesPlan([]ec2types.Instance{stopped, running, running}, n, img, pl), []string{"terminate 2 duplicate instance(s)", "start stopped instance i-2"}},
 		{(&keyPairFound{}).plan(n), []string{"import a locally generated ed25519 key pair mlstack-demo"}},
 		{(&keyPairFound{id: "key-1"}).plan(n), nil},
 		{(&sgFound{vpcID: "vpc-1"}).plan(n, nil), []string{"create security group mlstack-demo in vpc-1"}},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+
+	"github.com/mlstack/mlstack/provision/region"
 )
 
 // bucketPolicy is the only access the stack's user and server role get:
@@ -33,8 +35,12 @@ func bucketPolicy(partition, bucket string) string {
 	return string(b)
 }
 
-// ec2TrustPolicy lets EC2 instances assume the server role.
-const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+// ec2TrustPolicy lets EC2 instances of the region's partition assume the
+// server role (the service principal differs in China).
+func ec2TrustPolicy(regionName string) string {
+	return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"` +
+		region.Of(regionName).EC2Principal + `"},"Action":"sts:AssumeRole"}]}`
+}
 
 // samePolicy compares two policy documents by meaning. IAM returns stored
 // documents URL-encoded and may re-serialise them.

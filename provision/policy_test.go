@@ -107,23 +107,28 @@ func TestSamePolicy(t *testing.T) {
 	}
 }
 
-// The trust policy must let only EC2 assume the server role.
+// The trust policy must let only EC2 assume the server role, with the
+// partition's service principal.
 func TestEC2TrustPolicy(t *testing.T) {
-	var doc struct {
-		Statement []struct {
-			Effect    string
-			Principal map[string]string
-			Action    string
+	for region, principal := range map[string]string{
+		"eu-west-3": "ec2.amazonaws.com", "us-gov-west-1": "ec2.amazonaws.com", "cn-north-1": "ec2.amazonaws.com.cn",
+	} {
+		var doc struct {
+			Statement []struct {
+				Effect    string
+				Principal map[string]string
+				Action    string
+			}
 		}
-	}
-	if err := json.Unmarshal([]byte(ec2TrustPolicy), &doc); err != nil {
-		t.Fatalf("trust policy is not JSON: %v", err)
-	}
-	if len(doc.Statement) != 1 {
-		t.Fatalf("want one statement, got %d", len(doc.Statement))
-	}
-	st := doc.Statement[0]
-	if st.Effect != "Allow" || st.Action != "sts:AssumeRole" || len(st.Principal) != 1 || st.Principal["Service"] != "ec2.amazonaws.com" {
-		t.Errorf("unexpected trust statement %+v", st)
+		if err := json.Unmarshal([]byte(ec2TrustPolicy(region)), &doc); err != nil {
+			t.Fatalf("trust policy is not JSON: %v", err)
+		}
+		if len(doc.Statement) != 1 {
+			t.Fatalf("want one statement, got %d", len(doc.Statement))
+		}
+		st := doc.Statement[0]
+		if st.Effect != "Allow" || st.Action != "sts:AssumeRole" || len(st.Principal) != 1 || st.Principal["Service"] != principal {
+			t.Errorf("%s: unexpected trust statement %+v", region, st)
+		}
 	}
 }

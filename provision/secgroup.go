@@ -20,6 +20,12 @@ const (
 	sshPort    = 22
 )
 
+// groupWait bounds retries of a new group's eventual consistency: EC2 can
+// answer InvalidGroup.NotFound for seconds after CreateSecurityGroup.
+const groupWait = time.Minute
+
+func isGroupPropagation(err error) bool { return hasCode(err, "InvalidGroup.NotFound") }
+
 // sgAPI is the part of EC2 the security group needs.
 type sgAPI interface {
 	DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
@@ -200,8 +206,11 @@ func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, wa
 	}
 	if len(add) > 0 {
 		log.Step("opening tcp %v to %d CIDR(s) on %s", portsOf(add), len(add), n.SecurityGroup)
-		_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-			GroupId: aws.String(g.id), IpPermissions: permissions(add, "mlstack "+n.Stack),
+		err := retryOn(ctx, groupWait, isGroupPropagation, nil, func() error {
+			_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+				GroupId: aws.String(g.id), IpPermissions: permissions(add, "mlstack "+n.Stack),
+			})
+			return err
 		})
 		if err != nil && !hasCode(err, "InvalidPermission.Duplicate") {
 			return fmt.Errorf("opening ingress on %s: %w", n.SecurityGroup, err)
@@ -258,7 +267,11 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 		}
 	}
 	log.Step("removing %d unwanted ingress permission(s) from %s", len(revoke), n.SecurityGroup)
-	out, err := api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(g.id), IpPermissions: revoke})
+	var out *ec2.RevokeSecurityGroupIngressOutput
+	err := retryOn(ctx, groupWait, isGroupPropagation, nil, func() (err error) {
+		out, err = api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(g.id), IpPermissions: revoke})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("revoking ingress on %s: %w", n.SecurityGroup, err)
 	}

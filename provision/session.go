@@ -3,7 +3,6 @@ package provision
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/mlstack/mlstack/provision/region"
 )
 
 // ec2API, iamAPI and s3API are every call mlstack makes to each service;
@@ -25,6 +25,7 @@ type (
 		keyPairAPI
 		instanceAPI
 		imageAPI
+		placementAPI
 		ec2TagAPI
 		regionAPI
 	}
@@ -54,16 +55,12 @@ type session struct {
 	s3As func(id, secret string) keyProbeAPI
 }
 
-// s3EndpointOverride returns the S3 endpoint set in the environment, the
-// same variables the SDK reads (service-specific one first).
-func s3EndpointOverride() string {
-	if v := os.Getenv("AWS_ENDPOINT_URL_S3"); v != "" {
-		return v
-	}
-	if os.Getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") == "true" {
-		return ""
-	}
-	return os.Getenv("AWS_ENDPOINT_URL")
+// s3Endpoint is the S3 endpoint override the configuration names, if any:
+// AWS_ENDPOINT_URL(_S3) or a profile's endpoint_url / services section,
+// unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is set — as the SDK resolves it
+// for its own S3 client.
+func s3Endpoint(cfg aws.Config) string {
+	return aws.ToString(s3.NewFromConfig(cfg).Options().BaseEndpoint)
 }
 
 // loadConfig reads the AWS configuration chain with mlstack's retryer and
@@ -110,7 +107,7 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{region: cfg.Region, s3Endpoint: s3EndpointOverride()}
+	s := &session{region: cfg.Region, s3Endpoint: s3Endpoint(cfg)}
 	pathStyle := func(o *s3.Options) {
 		// Local endpoints (emulators, MinIO) cannot serve virtual-host buckets.
 		o.UsePathStyle = s.s3Endpoint != ""
@@ -126,10 +123,7 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 	}
 	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		if code := errorCode(err); code != "" {
-			return nil, usagef("checking AWS credentials (sts:GetCallerIdentity): %s: log in or pass --profile", code)
-		}
-		return nil, fmt.Errorf("checking AWS credentials (sts:GetCallerIdentity): %w", err)
+		return nil, identityError(ctx, cfg, err)
 	}
 	s.account = aws.ToString(id.Account)
 	s.partition = "aws"
@@ -141,6 +135,25 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 			"run it with an admin identity instead, e.g. `env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY mlstack …` or --profile NAME", arn)
 	}
 	return s, nil
+}
+
+// identityError explains a failed GetCallerIdentity. Credentials that work
+// in the partition's home region but not here mean the region is an opt-in
+// region not enabled for the account, not that the caller must log in.
+func identityError(ctx context.Context, cfg aws.Config, err error) error {
+	code := errorCode(err)
+	if code == "" {
+		return fmt.Errorf("checking AWS credentials (sts:GetCallerIdentity): %w", err)
+	}
+	if home := region.Of(cfg.Region).Home; home != "" && home != cfg.Region &&
+		hasCode(err, "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure") {
+		id, herr := sts.NewFromConfig(cfg, func(o *sts.Options) { o.Region = home }).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if herr == nil {
+			return usagef("region %s is not enabled for account %s (an opt-in region): enable it (console: Account → AWS Regions, "+
+				"or `aws account enable-region --region-name %s`) or pass another --region", cfg.Region, aws.ToString(id.Account), cfg.Region)
+		}
+	}
+	return usagef("checking AWS credentials (sts:GetCallerIdentity): %s: log in or pass --profile", code)
 }
 
 // ec2ForRegion is the session's EC2 client, or one of another region.

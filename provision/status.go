@@ -21,14 +21,14 @@ type statusReport struct {
 // inventory lists what the stack owns (tagged), read-only. Look-alikes
 // without the tag are not listed: they are not the stack's.
 // It also returns the live instances it found, oldest first.
-func inventory(ctx context.Context, s *session, n names) ([]resource, []ec2types.Instance, error) {
+func inventory(ctx context.Context, s *session, n names, pending string) ([]resource, []ec2types.Instance, error) {
 	var (
 		insts                []ec2types.Instance
 		sgs, kps, iamR, bktR []resource
 		userR                []resource
 	)
 	err := parallel(
-		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack); return },
+		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack, liveStates); return },
 		func() (err error) { sgs, err = sgInventory(ctx, s.ec2, n); return },
 		func() (err error) { kps, err = keyPairInventory(ctx, s.ec2, n); return },
 		func() (err error) {
@@ -37,7 +37,7 @@ func inventory(ctx context.Context, s *session, n names) ([]resource, []ec2types
 			}
 			return
 		},
-		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n); return },
+		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n, pending); return },
 	)
 	if err != nil {
 		return nil, nil, err
@@ -58,7 +58,11 @@ func Status(ctx context.Context, o StatusOptions) error {
 	if err != nil {
 		return err
 	}
-	found, insts, err := inventory(ctx, s, namesFor(o.Stack.Name, s.account, s.region))
+	n, err := resolveBucket(ctx, s.s3, namesFor(o.Stack.Name, s.account, s.region))
+	if err != nil {
+		return err
+	}
+	found, insts, err := inventory(ctx, s, n, "")
 	if err != nil {
 		return err
 	}

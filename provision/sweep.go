@@ -96,7 +96,16 @@ func sweepOne(ctx context.Context, s *session, stateDir, stack string, timeout t
 		return asUsage(err)
 	}
 	defer unlock()
-	return deleteStack(ctx, s, namesFor(stack, s.account, s.region), local.StackDir(stateDir, stack), timeout, log)
+	dir := local.StackDir(stateDir, stack)
+	n, err := resolveBucket(ctx, s.s3, namesFor(stack, s.account, s.region))
+	if err != nil {
+		return err
+	}
+	pending := ""
+	if sec, err := dir.LoadFor(s.account, s.region); err == nil && sec != nil {
+		pending = sec.PendingBucket
+	}
+	return deleteStack(ctx, s, n, dir, pending, timeout, log)
 }
 
 // sweepSummary prints one line per stack and joins the failures; anything

@@ -26,6 +26,7 @@ type upRun struct {
 	// preflight
 	policy   string
 	rules    []rule
+	places   []placement // where the server can run, best first
 	arch     ec2types.ArchitectureValues
 	keep     upLocal
 	userData []byte
@@ -78,6 +79,7 @@ func Up(ctx context.Context, o UpOptions) error {
 // secrets), makes the local secrets and keys in memory, renders the
 // user-data and checks the instance type: nothing is written or created.
 func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
+	explicitType := o.InstanceType != "" // only the default falls back
 	ttl, err := o.validate()
 	if err != nil {
 		return nil, err
@@ -97,8 +99,8 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
 	r.rules = wantRules(r.o.AllowCIDRs, r.o.SSH)
 	err = firstErr(r.makeLocal, r.render, func() (err error) {
-		// After the render: an unknown instance type is a usage error, reported alone.
-		r.arch, err = instanceArch(ctx, r.s.ec2, r.o.InstanceType)
+		// After the render: an unknown or unoffered instance type is a usage error, reported alone.
+		r.places, r.arch, err = placements(ctx, r.s.ec2, r.o.InstanceType, explicitType, r.s.region)
 		return err
 	})
 	if err != nil {
@@ -202,10 +204,10 @@ func (r *upRun) discover(ctx context.Context) error {
 	err := parallel(
 		func() (err error) { f.user, err = findUser(ctx, s.iam, n, r.policy); return },
 		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.policy); return },
-		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n); return },
+		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket); return },
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) { f.keyPair, err = findKeyPair(ctx, s.ec2, n); return },
-		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack); return },
+		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
 		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 	)
 	if err != nil {
@@ -218,7 +220,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	}
 	r.found = f
 	for _, lines := range [][]string{f.user.plan(n), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
-		f.keyPair.plan(n), instancesPlan(f.instances, n, f.image)} {
+		f.keyPair.plan(n), instancesPlan(f.instances, n, f.image, r.places[0])} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -237,6 +239,9 @@ func (r *upRun) printPlan() {
 // keepLocal saves what makeLocal generated, before anything is created in
 // AWS; from here on every change of the secrets goes through r.store.
 func (r *upRun) keepLocal(context.Context) error {
+	if r.keep.secrets.Bucket != r.n.Bucket {
+		r.keep.secrets.Bucket, r.keep.changed = r.n.Bucket, true
+	}
 	k := r.keep
 	if k.loginKey != nil && r.found.keyPair.id != "" {
 		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
@@ -281,7 +286,12 @@ func (r *upRun) converge(ctx context.Context) error {
 			})
 		},
 		func() error { return ensureRole(ctx, s.iam, f.role, n, r.policy, r.tags, log) },
-		func() error { return ensureBucket(ctx, s.s3, f.bucket, n, s.region, r.tags, log) },
+		func() error {
+			return ensureBucket(ctx, s.s3, f.bucket, ensureBucketInput{names: n, tags: r.tags, log: log,
+				pending: func(name string) error {
+					return r.store.Update(func(x *local.Secrets) { x.PendingBucket = name })
+				}})
+		},
 		func() error { return ensureSecurityGroup(ctx, s.ec2, f.sg, n, r.rules, r.tags, log) },
 		func() error {
 			return ensureKeyPair(ctx, s.ec2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
@@ -298,9 +308,10 @@ func (r *upRun) converge(ctx context.Context) error {
 
 func (r *upRun) instanceInput() ensureInstanceInput {
 	return ensureInstanceInput{
-		found: r.found.instances,
+		found:  r.found.instances,
+		places: r.places,
 		launch: launchInput{
-			names: r.n, image: r.found.image, instanceType: r.o.InstanceType, sgID: r.found.sg.id,
+			names: r.n, image: r.found.image, sgID: r.found.sg.id,
 			nonce: r.store.Get().LaunchNonce, userData: r.userData, tags: r.tags, retryFor: 2 * time.Minute, log: r.log,
 		},
 		renewNonce: func() (string, error) {
@@ -366,11 +377,56 @@ func (r *upRun) wait(ctx context.Context) error {
 		health = r.uri + "/health"
 	}
 	r.log.Step("waiting for the tracking server at %s (up to %s)", health, r.o.Timeout)
-	if err := server.WaitHealthy(ctx, health, r.o.Timeout, r.log); err != nil {
+	if err := server.WaitHealthy(ctx, health, r.o.Timeout, r.log, r.explainStall); err != nil {
 		t := newTarget(r.n.Stack, r.dir, r.s, r.inst, r.o.SSH)
 		return t.explainUnhealthy(ctx, err, r.log)
 	}
 	return nil
+}
+
+// explainStall says why the server does not answer yet and what to do.
+func (r *upRun) explainStall(kind server.Stall) string {
+	host := trackingHost(r.inst)
+	if kind == server.Refused {
+		return fmt.Sprintf("%s:%d refuses connections: the instance is up but nothing listens on the port yet, "+
+			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, mlflowPort, r.hint("logs"))
+	}
+	add := []string{"--ssh=" + fmt.Sprint(r.o.SSH)}
+	for _, c := range r.o.AllowCIDRs {
+		add = append(add, "--allow-cidr", c)
+	}
+	msg := fmt.Sprintf("connections to %s:%d time out: packets are dropped before they reach the server. "+
+		"The security group lets in only %s. If your traffic leaves from another address (a VPN, a corporate NAT), "+
+		"add that one: `%s --allow-cidr YOUR.EGRESS.IP/32` (`curl https://checkip.amazonaws.com` shows the address your traffic leaves from)",
+		host, mlflowPort, strings.Join(r.o.AllowCIDRs, ", "), r.hint("up", add...))
+	if p := server.ProxyFor(r.uri); p != "" {
+		msg += fmt.Sprintf(". These requests go through your HTTP proxy %s: allow the proxy's egress address, or set NO_PROXY=%s", p, host)
+	}
+	return msg + ". Still waiting"
+}
+
+// hint is an mlstack command for this stack with the flags in use, to run as printed.
+func (r *upRun) hint(verb string, extra ...string) string {
+	args := []string{"mlstack", verb, "--stack", r.n.Stack}
+	if r.o.Region != "" {
+		args = append(args, "--region", r.o.Region)
+	}
+	if r.o.Profile != "" {
+		args = append(args, "--profile", r.o.Profile)
+	}
+	args = append(append(args, "--state-dir", r.o.StateDir), extra...)
+	for i, a := range args {
+		args[i] = shellWord(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // upReport is `up --output json`.

@@ -104,7 +104,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	}
 	r := f.roles[n.Role]
 	wantTags("role", iamTagMap(r.role.Tags))
-	if !samePolicy(r.policies[n.Policy], bucketPolicy("aws", n.Bucket)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy) {
+	if !samePolicy(r.policies[n.Policy], bucketPolicy("aws", n.Bucket)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy("eu-west-3")) {
 		t.Errorf("role policies %v, trust %s", r.policies, aws.ToString(r.role.AssumeRolePolicyDocument))
 	}
 	p := f.profiles[n.Profile]
@@ -404,7 +404,7 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	tok := f.instance(live[0]).token
 	f.mu.Unlock()
 	sgID := f.groups[0].sg.GroupId
-	if tok != clientToken("demo", aws.ToString(sgID), nonce) {
+	if tok != clientToken("demo", aws.ToString(sgID), nonce+"/t2.micro") {
 		t.Errorf("relaunch token %s is not the one of the saved nonce", tok)
 	}
 	if !strings.Contains(out.String(), "ec2-") {
@@ -703,7 +703,7 @@ func TestUpRetriesPropagation(t *testing.T) {
 			t.Errorf("%s called %d times, want %d", op, got, n)
 		}
 	}
-	if !strings.Contains(log.String(), "instance profile not visible to EC2 yet; retrying") {
+	if !strings.Contains(log.String(), "the new instance profile is not visible to EC2 yet; retrying") {
 		t.Errorf("progress:\n%s", log)
 	}
 	if live := f.liveInstances(); len(live) != 1 {

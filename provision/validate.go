@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/provision/region"
 )
 
 // maxStackLen keeps every derived AWS name within its limit (the bucket's 63).
@@ -17,7 +18,6 @@ const maxTTL = 90 * 24 * time.Hour
 
 var (
 	stackRe        = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
-	regionRe       = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
 	instanceTypeRe = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	versionRe      = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 )
@@ -40,7 +40,7 @@ func validateStack(s string) error {
 
 // validateRegion checks the shape of a region name (eu-west-3, us-gov-west-1).
 func validateRegion(r string) error {
-	if !regionRe.MatchString(r) {
+	if !region.Valid(r) {
 		return usagef("region %q is not a valid AWS region name (like eu-west-3)", r)
 	}
 	return nil

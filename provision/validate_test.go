@@ -359,11 +359,14 @@ func TestNamesFor(t *testing.T) {
 		User:          "mlstack-demo",
 		Role:          "mlstack-demo-server",
 		Profile:       "mlstack-demo-server",
-		Bucket:        "mlstack-demo-123456789012-eu-west-3",
+		Bucket:        "mlstack-demo-123456789012-eu-west-3-an",
+		GlobalBucket:  "mlstack-demo-123456789012-eu-west-3",
 		SecurityGroup: "mlstack-demo",
 		KeyPair:       "mlstack-demo",
 		Instance:      "mlstack-demo",
 		Policy:        "mlstack-bucket",
+		Account:       "123456789012",
+		Region:        "eu-west-3",
 	}
 	if n != want {
 		t.Errorf("NamesFor = %+v\nwant        %+v", n, want)

@@ -558,7 +558,7 @@ run_client() {
 
 check_artifact() {
 	say "the artifact is in the stack bucket"
-	[[ $BUCKET == "mlstack-$STACK-123456789012-$REGION" ]] || die "artifacts go to bucket $BUCKET, not the stack's"
+	[[ $BUCKET == "mlstack-$STACK-123456789012-$REGION-an" ]] || die "artifacts go to bucket $BUCKET, not the stack's"
 	"$WORK/boot" objects -bucket "$BUCKET" -prefix artifacts/ >"$WORK/objects.txt"
 	grep -qxF "$ARTIFACT_KEY" "$WORK/objects.txt" || { cat "$WORK/objects.txt" >&2; die "s3://$BUCKET/$ARTIFACT_KEY is not in moto"; }
 	info "s3://$BUCKET/$ARTIFACT_KEY"

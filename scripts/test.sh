@@ -48,6 +48,15 @@ say "go test -race -count=1 ./... $*"
 status=0
 go test -race -count=1 ./... "$@" || status=$?
 
+# The opt-in live test (scripts/live-test.sh), run against the emulator so
+# that it cannot rot: same script, up --no-wait, no check, leak check.
+say "live test against the emulator: scripts/live-test.sh"
+if [[ $# -eq 0 || -n ${CI:-} ]]; then
+	MLSTACK_LIVE_TEST=emulator scripts/live-test.sh || failed=1
+else
+	say "SKIPPED the live test (go test arguments; CI never skips it)"
+fi
+
 # The exact user-data `mlstack up` sends, booted under real cloud-init and
 # systemd (needs root; see the script). CI always runs it; locally a focused
 # run (go test arguments) or MLSTACK_SKIP_BOOT=1 skips it, and says so.

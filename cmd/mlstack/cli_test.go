@@ -101,7 +101,7 @@ func TestMissingCredentials(t *testing.T) {
 func TestDryRunChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	res := e.ok(append([]string{"up", "--dry-run", "--allow-cidr", allowCIDR}, e.stackFlags("plan")...)...)
-	for _, want := range []string{"(plan) would create IAM user mlstack-plan", "(plan) would create S3 bucket mlstack-plan-123456789012-eu-west-3",
+	for _, want := range []string{"(plan) would create IAM user mlstack-plan", "(plan) would create S3 bucket mlstack-plan-123456789012-eu-west-3-an",
 		"(plan) would launch instance mlstack-plan from " + wantAMI, "tcp 5000 from " + allowCIDR} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("plan lacks %q:\n%s", want, res.stdout)
@@ -199,7 +199,7 @@ func TestDownRefusesWithoutYes(t *testing.T) {
 func TestDownFromFreshMachine(t *testing.T) {
 	e := newEnv(t)
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ci")...)...)
-	bucket := "mlstack-ci-123456789012-eu-west-3"
+	bucket := "mlstack-ci-123456789012-eu-west-3-an"
 	uploadKey := fillVersionedBucket(t, e, bucket)
 
 	fresh := t.TempDir()
@@ -264,7 +264,7 @@ func TestUpConverges(t *testing.T) {
 		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22),
 			IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}})
 	must(t, err)
-	_, err = e.s3.DeleteBucketEncryption(ctx, &s3.DeleteBucketEncryptionInput{Bucket: aws.String("mlstack-drift-123456789012-eu-west-3")})
+	_, err = e.s3.DeleteBucketEncryption(ctx, &s3.DeleteBucketEncryptionInput{Bucket: aws.String("mlstack-drift-123456789012-eu-west-3-an")})
 	must(t, err)
 
 	e.rec.reset()
@@ -288,7 +288,7 @@ func TestUpConverges(t *testing.T) {
 		aws.ToString(g.IpPermissions[0].IpRanges[0].CidrIp) != "203.0.113.0/24" {
 		t.Errorf("ingress after converge: %+v", g.IpPermissions)
 	}
-	if _, err := e.s3.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String("mlstack-drift-123456789012-eu-west-3")}); err != nil {
+	if _, err := e.s3.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String("mlstack-drift-123456789012-eu-west-3-an")}); err != nil {
 		t.Errorf("encryption not restored: %v", err)
 	}
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("drift")...)...)

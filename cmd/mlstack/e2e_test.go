@@ -30,7 +30,7 @@ const (
 	account    = "123456789012" // moto's default account
 	wantAMI    = "ami-0b0e1c1a1c0ffee01"
 	allowCIDR  = "198.51.100.7/32"
-	wantBucket = "mlstack-e2e-123456789012-eu-west-3"
+	wantBucket = "mlstack-e2e-123456789012-eu-west-3-an"
 )
 
 // TestUpEnvDown is the whole life of a stack against the emulator: every
@@ -335,8 +335,11 @@ func checkInstance(t *testing.T, e *env, st localState, uri string) {
 	if aws.ToString(in.KeyName) != "mlstack-e2e" {
 		t.Errorf("key %s", aws.ToString(in.KeyName))
 	}
-	if len(in.SecurityGroups) != 1 || aws.ToString(in.SecurityGroups[0].GroupName) != "mlstack-e2e" {
-		t.Errorf("security groups %+v", in.SecurityGroups)
+	// The group sits on the primary interface, which also asks for a public
+	// address (moto, unlike EC2, does not copy it into SecurityGroups).
+	if len(in.NetworkInterfaces) != 1 || len(in.NetworkInterfaces[0].Groups) != 1 ||
+		aws.ToString(in.NetworkInterfaces[0].Groups[0].GroupName) != "mlstack-e2e" || in.NetworkInterfaces[0].Association == nil {
+		t.Errorf("network interfaces %+v", in.NetworkInterfaces)
 	}
 	if !hasEC2Tag(in.Tags, "mlstack:stack", stack) || !hasEC2Tag(in.Tags, "Name", "mlstack-e2e") {
 		t.Errorf("instance tags %v", in.Tags)

@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +49,7 @@ func (f *faults) failFirst(action string, n int, code, message string) *faults {
 }
 
 // apply injects a fault for this call, or returns false to let it through.
-func (f *faults) apply(w http.ResponseWriter, req *http.Request, call apiCall, n int, proxy *httputil.ReverseProxy) bool {
+func (f *faults) apply(w http.ResponseWriter, req *http.Request, call apiCall, n int, proxy http.Handler) bool {
 	if f.onCall != nil {
 		f.onCall(n)
 	}

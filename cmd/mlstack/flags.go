@@ -66,6 +66,15 @@ func outputFlag() cli.Flag {
 	return &cli.StringFlag{Name: "output", Value: "table", Usage: "table or json"}
 }
 
+// explicit is the flag's value when the user gave it, else "": provision
+// then applies (and may adapt) its default.
+func explicit(c *cli.Context, name string) string {
+	if !c.IsSet(name) {
+		return ""
+	}
+	return c.String(name)
+}
+
 // noArgs refuses positional arguments: every option is a flag.
 func noArgs(c *cli.Context) error {
 	if c.NArg() > 0 {

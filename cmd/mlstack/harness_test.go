@@ -61,6 +61,8 @@ type recorder struct {
 	reqs   []apiCall
 	srv    *httptest.Server
 	faults *faults // nil: pass everything through
+	// aws makes moto's answers AWS-like (see awslike_test.go).
+	aws *awsLike
 }
 
 type apiCall struct {
@@ -86,8 +88,8 @@ func newRecorder(t *testing.T, target string) *recorder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &recorder{}
-	proxy := httputil.NewSingleHostReverseProxy(u)
+	r := &recorder{aws: newAWSLike()}
+	proxy := r.aws.handler(httputil.NewSingleHostReverseProxy(u))
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(body))

@@ -145,7 +145,7 @@ func TestTTLExtend(t *testing.T) {
 		Bucket      string `json:"bucket"`
 	}
 	must(t, json.Unmarshal([]byte(res.stdout), &rep))
-	if rep.Stack != "ext" || rep.Bucket != "mlstack-ext-123456789012-eu-west-3" || rep.ExpiresAt == "" || rep.TrackingURI == "" || rep.EnvFile == "" {
+	if rep.Stack != "ext" || rep.Bucket != "mlstack-ext-123456789012-eu-west-3-an" || rep.ExpiresAt == "" || rep.TrackingURI == "" || rep.EnvFile == "" {
 		t.Errorf("up --output json: %+v", rep)
 	}
 	ls := e.ls()
@@ -400,7 +400,7 @@ func checkOneWorkingKey(t *testing.T, e *env, user string, st localState) {
 	defer motoAPI(t, e.moto, "/moto-api/reset-auth", "inf")
 	_, s3c, _ := clients(t, e.moto, st.AccessKeyID, st.SecretAccessKey)
 	bucket := strings.TrimPrefix(user, "mlstack-")
-	if _, err := s3c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("mlstack-" + bucket + "-123456789012-eu-west-3"),
+	if _, err := s3c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("mlstack-" + bucket + "-123456789012-eu-west-3-an"),
 		Key: aws.String("probe"), Body: strings.NewReader("x")}); err != nil {
 		t.Errorf("the rotated key cannot write its bucket: %v", err)
 	}

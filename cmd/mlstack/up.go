@@ -26,7 +26,7 @@ func upCommand(s streams) *cli.Command {
 			return provision.Up(c.Context, provision.UpOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(),
 				AllowCIDRs:    c.StringSlice("allow-cidr"),
-				InstanceType:  c.String("instance-type"),
+				InstanceType:  explicit(c, "instance-type"), // only the default may fall back
 				MLflowVersion: c.String("mlflow-version"),
 				TTL:           c.String("ttl"),
 				Output:        c.String("output"),

@@ -24,6 +24,10 @@ type Secrets struct {
 	SSHPublicKey    string `json:"ssh_public_key"`
 	// LaunchNonce varies the RunInstances client token between launches.
 	LaunchNonce string `json:"launch_nonce,omitempty"`
+	// Bucket is the stack's bucket; PendingBucket one that this machine
+	// created and has not tagged yet (set just before CreateBucket).
+	Bucket        string `json:"bucket,omitempty"`
+	PendingBucket string `json:"pending_bucket,omitempty"`
 }
 
 // Load reads the secrets; a missing file gives (nil, nil).

@@ -32,6 +32,7 @@ func (e *CheckFailedError) Error() string {
 type CheckTarget struct {
 	MLflow               Client
 	AccessKey, SecretKey string
+	SessionToken         string // what the user's environment holds; normally none
 	Region, S3Endpoint   string
 	Bucket               string
 }
@@ -174,12 +175,12 @@ func checkS3(ctx context.Context, ck *checker, t CheckTarget) {
 	})
 }
 
-// s3Client talks to the bucket with the scoped keys only: no shared config,
-// no ambient credentials. Local endpoints need path-style addressing.
+// s3Client talks to the bucket with the env file's keys, as a client with
+// that environment would: no shared config, no other credentials. Local endpoints need path-style addressing.
 func (t CheckTarget) s3Client() *s3.Client {
 	return s3.New(s3.Options{
 		Region:      t.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(t.AccessKey, t.SecretKey, ""),
+		Credentials: credentials.NewStaticCredentialsProvider(t.AccessKey, t.SecretKey, t.SessionToken),
 		BaseEndpoint: func() *string {
 			if t.S3Endpoint == "" {
 				return nil

@@ -2,35 +2,61 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"syscall"
 	"time"
 )
 
 // healthPoll is the pause between two /health requests.
 var healthPoll = 3 * time.Second
 
-// WaitHealthy polls url until it answers 200 or wait runs out.
-func WaitHealthy(ctx context.Context, url string, wait time.Duration, log Logger) error {
-	client := &http.Client{Timeout: 5 * time.Second}
+// DiagnoseAfter is how long every attempt must have failed the same way
+// before WaitHealthy says why; it then keeps waiting.
+var DiagnoseAfter = time.Minute
+
+// Stall is why the server does not answer.
+type Stall int
+
+const (
+	Dropped Stall = iota + 1 // connections time out: packets are dropped on the way
+	Refused                  // the host answers, nothing listens on the port yet
+)
+
+// dialTimeout bounds a connection attempt: past it, the SYN was dropped.
+const healthDialTimeout = 4 * time.Second
+
+// WaitHealthy polls url until it answers 200 or wait runs out. When for
+// DiagnoseAfter every attempt failed the same way, it says which way, once,
+// with explain's advice for it, and keeps waiting.
+func WaitHealthy(ctx context.Context, url string, wait time.Duration, log Logger, explain func(Stall) string) error {
+	dialer := &net.Dialer{Timeout: healthDialTimeout}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, DialContext: dialer.DialContext,
+	}}
 	start := time.Now()
 	deadline := start.Add(wait)
 	last := "no answer"
+	var streak Stall
+	var since time.Time
+	said := false
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("health check %s: %w", url, err)
+		status, err := probe(ctx, client, url)
+		if status == http.StatusOK {
+			log.Info("tracking server answered after %s", time.Since(start).Round(time.Second))
+			return nil
 		}
-		resp, err := client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // drain so the connection is reused
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				log.Info("tracking server answered after %s", time.Since(start).Round(time.Second))
-				return nil
-			}
-			last = resp.Status
+		last = describe(status, err)
+		if kind := stallOf(status, err); kind != streak {
+			streak, since = kind, time.Now()
+		}
+		if streak != 0 && !said && time.Since(since) >= DiagnoseAfter && explain != nil {
+			log.Warn("%s", explain(streak))
+			said = true
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("tracking server at %s not healthy after %s (last: %s)", url, wait, last)
@@ -39,6 +65,64 @@ func WaitHealthy(ctx context.Context, url string, wait time.Duration, log Logger
 			return err
 		}
 	}
+}
+
+// probe makes one request and returns the status (0 without an answer).
+func probe(ctx context.Context, client *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, fmt.Errorf("health check %s: %w", url, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // drain so the connection is reused
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// stallOf tells a dropped connection (the dial timed out, or a proxy gave
+// up on the way) from a refused one; 0 is neither.
+func stallOf(status int, err error) Stall {
+	var op *net.OpError
+	switch {
+	case err == nil && (status == http.StatusGatewayTimeout || status == http.StatusBadGateway):
+		return Dropped // an HTTP proxy could not reach the server
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Refused
+	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
+		return Dropped
+	}
+	return 0
+}
+
+func describe(status int, err error) string {
+	switch {
+	case err != nil && errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case err != nil && stallOf(0, err) == Dropped:
+		return "connection timed out"
+	case err != nil:
+		return "no answer"
+	}
+	return http.StatusText(status) + fmt.Sprintf(" (%d)", status)
+}
+
+// ProxyFor is the HTTP proxy the environment names for url, or "".
+func ProxyFor(url string) string { return proxyFor(url, http.ProxyFromEnvironment) }
+
+func proxyFor(target string, proxy func(*http.Request) (*url.URL, error)) string {
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		return ""
+	}
+	p, err := proxy(req)
+	if err != nil || p == nil {
+		return ""
+	}
+	p.User = nil // never print proxy credentials
+	return p.String()
 }
 
 // sleep waits d or until ctx ends.

@@ -1,12 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,7 +35,7 @@ func statusServer(t *testing.T, statuses ...int) (*httptest.Server, *atomic.Int3
 func TestWaitHealthyEventually(t *testing.T) {
 	t.Parallel() // polls every 3 s: two retries take ~6 s
 	srv, n := statusServer(t, 503, 503, 200)
-	if err := WaitHealthy(context.Background(), srv.URL+"/health", time.Minute, nopLog{}); err != nil {
+	if err := WaitHealthy(context.Background(), srv.URL+"/health", time.Minute, nopLog{}, nil); err != nil {
 		t.Fatalf("WaitHealthy: %v", err)
 	}
 	if got := n.Load(); got != 3 {
@@ -41,7 +46,7 @@ func TestWaitHealthyEventually(t *testing.T) {
 func TestWaitHealthyImmediate(t *testing.T) {
 	srv, n := statusServer(t, 200)
 	start := time.Now()
-	if err := WaitHealthy(context.Background(), srv.URL, time.Minute, nopLog{}); err != nil {
+	if err := WaitHealthy(context.Background(), srv.URL, time.Minute, nopLog{}, nil); err != nil {
 		t.Fatalf("WaitHealthy: %v", err)
 	}
 	if n.Load() != 1 || time.Since(start) > time.Second {
@@ -52,7 +57,7 @@ func TestWaitHealthyImmediate(t *testing.T) {
 func TestWaitHealthyTimeout(t *testing.T) {
 	t.Parallel() // one 3 s sleep before the deadline check fails
 	srv, _ := statusServer(t, 503)
-	err := WaitHealthy(context.Background(), srv.URL+"/health", time.Second, nopLog{})
+	err := WaitHealthy(context.Background(), srv.URL+"/health", time.Second, nopLog{}, nil)
 	if err == nil {
 		t.Fatal("WaitHealthy succeeded against a server that always answers 503")
 	}
@@ -82,7 +87,7 @@ func TestWaitHealthyCancelled(t *testing.T) {
 				time.AfterFunc(tt.after, cancel)
 			}
 			start := time.Now()
-			err := WaitHealthy(ctx, srv.URL, time.Minute, nopLog{})
+			err := WaitHealthy(ctx, srv.URL, time.Minute, nopLog{}, nil)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("err = %v, want context.Canceled", err)
 			}
@@ -99,3 +104,81 @@ type nopLog struct{}
 func (nopLog) Step(string, ...any) {}
 func (nopLog) Info(string, ...any) {}
 func (nopLog) Warn(string, ...any) {}
+
+// TestWaitHealthyDiagnoses: a minute (here: shortened) of refused or
+// dropped connections is said once, with the explanation for that kind,
+// and the wait goes on until the server answers.
+func TestWaitHealthyDiagnoses(t *testing.T) {
+	oldPoll, oldAfter := healthPoll, DiagnoseAfter
+	healthPoll, DiagnoseAfter = 10*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { healthPoll, DiagnoseAfter = oldPoll, oldAfter })
+
+	// Refused: a port nobody listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String() + "/health"
+	l.Close()
+	var log bytes.Buffer
+	err = WaitHealthy(context.Background(), closed, 300*time.Millisecond, textLog{&log}, func(s Stall) string { return fmt.Sprintf("stall %d", s) })
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("err = %v", err)
+	}
+	if strings.Count(log.String(), fmt.Sprintf("stall %d", Refused)) != 1 {
+		t.Errorf("refused not said once:\n%s", log.String())
+	}
+
+	// Answers after the diagnosis: the wait went on.
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) < 10 {
+			w.WriteHeader(http.StatusGatewayTimeout) // a proxy that cannot reach the server
+			return
+		}
+		_, _ = w.Write([]byte("OK"))
+	}))
+	t.Cleanup(srv.Close)
+	log.Reset()
+	if err := WaitHealthy(context.Background(), srv.URL, time.Minute, textLog{&log}, func(s Stall) string { return fmt.Sprintf("stall %d", s) }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), fmt.Sprintf("stall %d", Dropped)) || !strings.Contains(log.String(), "answered after") {
+		t.Errorf("dropped via a proxy:\n%s", log.String())
+	}
+}
+
+func TestStallOf(t *testing.T) {
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}
+	for _, c := range []struct {
+		status int
+		err    error
+		want   Stall
+	}{
+		{0, timeout, Dropped},
+		{0, fmt.Errorf("Get: %w", timeout), Dropped},
+		{0, &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, Refused},
+		{0, &net.OpError{Op: "read", Err: timeoutErr{}}, 0},
+		{http.StatusGatewayTimeout, nil, Dropped},
+		{http.StatusServiceUnavailable, nil, 0},
+		{0, errors.New("tls: bad certificate"), 0},
+	} {
+		if got := stallOf(c.status, c.err); got != c.want {
+			t.Errorf("stallOf(%d, %v) = %d, want %d", c.status, c.err, got, c.want)
+		}
+	}
+	proxy := func(*http.Request) (*url.URL, error) { return url.Parse("http://user:secret@proxy.example:3128") }
+	if p := proxyFor("http://ec2-1-2-3-4.example:5000/health", proxy); p != "http://proxy.example:3128" {
+		t.Errorf("proxyFor = %q (credentials must not show)", p)
+	}
+	none := func(*http.Request) (*url.URL, error) { return nil, nil }
+	if p := proxyFor("http://ec2-1-2-3-4.example:5000/health", none); p != "" {
+		t.Errorf("no proxy: %q", p)
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }

@@ -292,32 +292,42 @@ type found struct {
 
 func (f *found) add(kind, name string) { f.left = append(f.left, kind+" "+name) }
 
-// iamEntities: users, roles and instance profiles named base*.
+// iamEntities: users, roles and instance profiles named base*, on every
+// page (a real account can have more than one).
 func (f *found) iamEntities(ctx context.Context, iamc *iam.Client, base string) {
-	if out, err := iamc.ListUsers(ctx, &iam.ListUsersInput{}); err != nil {
-		f.errs = append(f.errs, err)
-	} else {
+	for p := iam.NewListUsersPaginator(iamc, &iam.ListUsersInput{}); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			f.errs = append(f.errs, err)
+			break
+		}
 		for _, u := range out.Users {
 			if strings.HasPrefix(aws.ToString(u.UserName), base) {
 				f.add("IAM user", aws.ToString(u.UserName))
 			}
 		}
 	}
-	if out, err := iamc.ListRoles(ctx, &iam.ListRolesInput{}); err != nil {
-		f.errs = append(f.errs, err)
-	} else {
+	for p := iam.NewListRolesPaginator(iamc, &iam.ListRolesInput{}); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			f.errs = append(f.errs, err)
+			break
+		}
 		for _, r := range out.Roles {
 			if strings.HasPrefix(aws.ToString(r.RoleName), base) {
 				f.add("IAM role", aws.ToString(r.RoleName))
 			}
 		}
 	}
-	if out, err := iamc.ListInstanceProfiles(ctx, &iam.ListInstanceProfilesInput{}); err != nil {
-		f.errs = append(f.errs, err)
-	} else {
-		for _, p := range out.InstanceProfiles {
-			if strings.HasPrefix(aws.ToString(p.InstanceProfileName), base) {
-				f.add("instance profile", aws.ToString(p.InstanceProfileName))
+	for p := iam.NewListInstanceProfilesPaginator(iamc, &iam.ListInstanceProfilesInput{}); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			f.errs = append(f.errs, err)
+			break
+		}
+		for _, ip := range out.InstanceProfiles {
+			if strings.HasPrefix(aws.ToString(ip.InstanceProfileName), base) {
+				f.add("instance profile", aws.ToString(ip.InstanceProfileName))
 			}
 		}
 	}
@@ -325,7 +335,7 @@ func (f *found) iamEntities(ctx context.Context, iamc *iam.Client, base string) 
 
 // buckets: buckets named base-*.
 func (f *found) buckets(ctx context.Context, s3c *s3.Client, base string) {
-	out, err := s3c.ListBuckets(ctx, &s3.ListBucketsInput{})
+	out, err := s3c.ListBuckets(ctx, &s3.ListBucketsInput{Prefix: aws.String(base + "-")})
 	if err != nil {
 		f.errs = append(f.errs, err)
 		return

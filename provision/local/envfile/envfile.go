@@ -9,9 +9,12 @@ import (
 	"strings"
 )
 
-// Var is one exported variable, in file order.
+// Var is one variable, in file order: exported with Value, or, with Unset,
+// removed from the environment (a shell `unset`; the other formats, which
+// cannot remove, give it an empty value).
 type Var struct {
 	Name, Value string
+	Unset       bool
 }
 
 // shellQuote quotes s as one POSIX shell word. Inside single quotes nothing is
@@ -50,7 +53,23 @@ func validName(name string) bool {
 func FormatShell(vars []Var) ([]byte, error) {
 	var b bytes.Buffer
 	seen := make(map[string]bool, len(vars))
+	var unset []string
 	for _, v := range vars {
+		if v.Unset {
+			if !validName(v.Name) || seen[v.Name] {
+				return nil, fmt.Errorf("envfile: invalid or repeated variable name %q", v.Name)
+			}
+			seen[v.Name] = true
+			unset = append(unset, v.Name)
+		}
+	}
+	if len(unset) > 0 {
+		b.WriteString("unset " + strings.Join(unset, " ") + "\n")
+	}
+	for _, v := range vars {
+		if v.Unset {
+			continue
+		}
 		if !validName(v.Name) {
 			return nil, fmt.Errorf("envfile: invalid variable name %q", v.Name)
 		}
@@ -94,6 +113,15 @@ func Parse(data []byte) ([]Var, error) {
 			line++
 			continue
 		}
+		if bytes.HasPrefix(data, []byte("unset ")) {
+			unset, rest, err := parseUnset(data, line, seen)
+			if err != nil {
+				return nil, err
+			}
+			vars, data = append(vars, unset...), rest
+			line++
+			continue
+		}
 		v, rest, err := parseEntry(data, line)
 		if err != nil {
 			return nil, err
@@ -107,6 +135,23 @@ func Parse(data []byte) ([]Var, error) {
 		vars = append(vars, v)
 	}
 	return vars, nil
+}
+
+// parseUnset reads an `unset NAME...` line.
+func parseUnset(data []byte, line int, seen map[string]bool) ([]Var, []byte, error) {
+	end := bytes.IndexByte(data, '\n')
+	if end < 0 {
+		return nil, nil, fmt.Errorf("envfile: line %d: unset line without a newline", line)
+	}
+	var vars []Var
+	for _, name := range strings.Fields(string(data[len("unset "):end])) {
+		if !validName(name) || seen[name] {
+			return nil, nil, fmt.Errorf("envfile: line %d: invalid or repeated variable name %q", line, name)
+		}
+		seen[name] = true
+		vars = append(vars, Var{Name: name, Unset: true})
+	}
+	return vars, data[end+1:], nil
 }
 
 // parseEntry reads one `export NAME='value'` entry and its newline from the

@@ -65,14 +65,14 @@ func TestFormatShell(t *testing.T) {
 		wantErr string
 	}{
 		{"none", nil, "", ""},
-		{"two", []Var{{"A", "1"}, {"B", "x y"}}, "export A='1'\nexport B='x y'\n", ""},
-		{"empty value", []Var{{"A", ""}}, "export A=''\n", ""},
-		{"quote", []Var{{"P", "a'b"}}, "export P='a'\\''b'\n", ""},
-		{"newline", []Var{{"P", "a\n"}}, "export P='a\n'\n", ""},
-		{"bad name", []Var{{"A-B", "x"}}, "", "invalid variable name"},
-		{"empty name", []Var{{"", "x"}}, "", "invalid variable name"},
-		{"NUL", []Var{{"A", "a\x00b"}}, "", "NUL"},
-		{"duplicate", []Var{{"A", "1"}, {"A", "2"}}, "", "given twice"},
+		{"two", []Var{{Name: "A", Value: "1"}, {Name: "B", Value: "x y"}}, "export A='1'\nexport B='x y'\n", ""},
+		{"empty value", []Var{{Name: "A", Value: ""}}, "export A=''\n", ""},
+		{"quote", []Var{{Name: "P", Value: "a'b"}}, "export P='a'\\''b'\n", ""},
+		{"newline", []Var{{Name: "P", Value: "a\n"}}, "export P='a\n'\n", ""},
+		{"bad name", []Var{{Name: "A-B", Value: "x"}}, "", "invalid variable name"},
+		{"empty name", []Var{{Name: "", Value: "x"}}, "", "invalid variable name"},
+		{"NUL", []Var{{Name: "A", Value: "a\x00b"}}, "", "NUL"},
+		{"duplicate", []Var{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}, "", "given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -101,13 +101,13 @@ func TestParse(t *testing.T) {
 		wantErr string
 	}{
 		{"empty", "", nil, ""},
-		{"one", "export A='1'\n", []Var{{"A", "1"}}, ""},
-		{"empty value", "export A=''\n", []Var{{"A", ""}}, ""},
-		{"escaped quotes", "export A='a'\\''b'\\'''\n", []Var{{"A", "a'b'"}}, ""},
+		{"one", "export A='1'\n", []Var{{Name: "A", Value: "1"}}, ""},
+		{"empty value", "export A=''\n", []Var{{Name: "A", Value: ""}}, ""},
+		{"escaped quotes", "export A='a'\\''b'\\'''\n", []Var{{Name: "A", Value: "a'b'"}}, ""},
 		{"multi-line value", "export A='x\nexport B=1\n'\nexport C='c'\n",
-			[]Var{{"A", "x\nexport B=1\n"}, {"C", "c"}}, ""},
-		{"comments and blanks", "# made by mlstack\n\nexport A='1'\n\n# end\n", []Var{{"A", "1"}}, ""},
-		{"comment without newline", "export A='1'\n# end", []Var{{"A", "1"}}, ""},
+			[]Var{{Name: "A", Value: "x\nexport B=1\n"}, {Name: "C", Value: "c"}}, ""},
+		{"comments and blanks", "# made by mlstack\n\nexport A='1'\n\n# end\n", []Var{{Name: "A", Value: "1"}}, ""},
+		{"comment without newline", "export A='1'\n# end", []Var{{Name: "A", Value: "1"}}, ""},
 		{"no export", "A='1'\n", nil, "expected"},
 		{"unquoted", "export A=1\n", nil, "not single-quoted"},
 		{"double quoted", "export A=\"1\"\n", nil, "not single-quoted"},
@@ -133,7 +133,7 @@ func TestParse(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %q, want %q", got, tt.want)
+				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
@@ -181,7 +181,7 @@ func FuzzShellRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		// A second variable after the fuzzed one proves the value cannot
 		// swallow or inject following lines.
-		vars := []Var{{"MLSTACK_A", value}, {"MLSTACK_B", "after"}}
+		vars := []Var{{Name: "MLSTACK_A", Value: value}, {Name: "MLSTACK_B", Value: "after"}}
 		data, err := FormatShell(vars)
 		if strings.IndexByte(value, 0) >= 0 {
 			if err == nil {
@@ -197,7 +197,7 @@ func FuzzShellRoundTrip(f *testing.F) {
 			t.Fatalf("Parse(%q): %v", data, err)
 		}
 		if !reflect.DeepEqual(got, vars) {
-			t.Fatalf("round trip: got %q, want %q", got, vars)
+			t.Fatalf("round trip: got %+v, want %+v", got, vars)
 		}
 		if bash == "" {
 			testenv.Missing(t, "bash is not installed (the round trip was checked, sourcing not)")
@@ -266,7 +266,7 @@ func FuzzParse(f *testing.F) {
 		}
 		again, err := Parse(out)
 		if err != nil || !reflect.DeepEqual(again, vars) {
-			t.Fatalf("re-parse of %q: %q, %v; want %q", out, again, err, vars)
+			t.Fatalf("re-parse of %q: %+v, %v; want %+v", out, again, err, vars)
 		}
 	})
 }

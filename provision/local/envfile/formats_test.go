@@ -7,13 +7,13 @@ import (
 )
 
 var nasty = []Var{
-	{"PLAIN", "abc"},
-	{"QUOTES", `it's "quoted"`},
-	{"DOLLAR", "$HOME and ${X} and `id`"},
-	{"BACKSLASH", `a\b\\c\`},
-	{"NEWLINES", "line1\nline2\r\nEOF\n"},
-	{"EMPTY", ""},
-	{"UNICODE", "pässwörd ✓"},
+	{Name: "PLAIN", Value: "abc"},
+	{Name: "QUOTES", Value: `it's "quoted"`},
+	{Name: "DOLLAR", Value: "$HOME and ${X} and `id`"},
+	{Name: "BACKSLASH", Value: `a\b\\c\`},
+	{Name: "NEWLINES", Value: "line1\nline2\r\nEOF\n"},
+	{Name: "EMPTY", Value: ""},
+	{Name: "UNICODE", Value: "pässwörd ✓"},
 }
 
 // unDotenv reverses FormatDotenv's escapes, as python-dotenv reads a
@@ -106,10 +106,41 @@ func TestFormatGitHubHeredoc(t *testing.T) {
 		}
 		lines = lines[i+1:]
 	}
-	if _, err := FormatGitHub([]Var{{"BAD NAME", "x"}}); err == nil {
+	if _, err := FormatGitHub([]Var{{Name: "BAD NAME", Value: "x"}}); err == nil {
 		t.Error("an invalid name was accepted")
 	}
 	if m := string(MaskLines([]string{"s3cr3t", "multi\nline"})); m != "::add-mask::s3cr3t\n::add-mask::multi\n::add-mask::line\n" {
 		t.Errorf("mask lines %q", m)
+	}
+}
+
+// TestUnset: a variable to clear is a shell `unset` (read back as such) and
+// an empty value in the formats that cannot remove one.
+func TestUnset(t *testing.T) {
+	vars := []Var{{Name: "A", Value: "1"}, {Name: "TOKEN", Unset: true}, {Name: "OTHER", Unset: true}}
+	sh, err := FormatShell(vars)
+	if err != nil || string(sh) != "unset TOKEN OTHER\nexport A='1'\n" {
+		t.Fatalf("shell: %q, %v", sh, err)
+	}
+	back, err := Parse(sh)
+	if err != nil || len(back) != 3 || back[0] != (Var{Name: "TOKEN", Unset: true}) || back[2] != vars[0] {
+		t.Fatalf("parse: %+v, %v", back, err)
+	}
+	for name, format := range map[string]func([]Var) ([]byte, error){"dotenv": FormatDotenv, "json": FormatJSON, "github": FormatGitHub} {
+		out, err := format(vars)
+		if err != nil || !strings.Contains(string(out), "TOKEN") {
+			t.Errorf("%s: %q, %v", name, out, err)
+		}
+	}
+	if d, _ := FormatDotenv(vars); !strings.Contains(string(d), "TOKEN=\"\"\n") {
+		t.Errorf("dotenv does not empty TOKEN: %q", d)
+	}
+	for _, bad := range []string{"unset A-B\n", "unset A A\n", "unset A"} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
+	}
+	if _, err := FormatShell([]Var{{Name: "A", Unset: true}, {Name: "A", Value: "1"}}); err == nil {
+		t.Error("a name both unset and set was accepted")
 	}
 }

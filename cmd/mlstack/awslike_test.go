@@ -1,0 +1,496 @@
+package main
+
+// The AWS-like layer of the test proxy: where moto is kinder than AWS, it
+// answers as AWS documents. It sits between the fault injector and moto,
+// so a lost response (a fault) still hits the same idempotency as on EC2.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+)
+
+// awsLike holds the behaviours of AWS that moto lacks. The zero value
+// models only what every AWS account does: RunInstances is idempotent per
+// client token (moto launches again).
+type awsLike struct {
+	mu sync.Mutex
+	// tokens are RunInstances answers by client token.
+	tokens map[string][]byte
+	// unseenFor: a new instance, group, key pair or bucket is unknown for
+	// its first N uses after creation (eventual consistency).
+	unseenFor int
+	unseen    map[string]*unseenID
+	// busyFor: CreateBucket of a name deleted a moment ago answers
+	// OperationAborted N times.
+	busyFor int
+	busy    map[string]int
+	noT2    bool // the region offers no t2 type
+	// freePlan refuses RunInstances for types that are not free-tier eligible.
+	freePlan bool
+	// noPublicIP: default subnets map no public address; an instance launched
+	// without asking for one has none.
+	noPublicIP bool
+	private    map[string]bool // instance ids without a public address
+	// strictTokens: a long-term key (AKIA…) signing with a session token is
+	// refused, as AWS does (the token belongs to other credentials).
+	strictTokens bool
+	// slowTermination: after TerminateInstances an instance shows pending
+	// for staleTermination describes, then shutting-down for
+	// slowTermination more, then it is terminated.
+	slowTermination, staleTermination int
+	terminating                       map[string]*termination
+	optInRegion                       string // STS in this region refuses the caller: not enabled
+	noDefaultVPC                      bool
+	injected                          map[string]int
+}
+
+type unseenID struct {
+	kind string // instance, group, keypair, bucket
+	left int
+}
+
+type termination struct {
+	stale, shutting int
+	req             *http.Request
+	body            []byte
+}
+
+func newAWSLike() *awsLike {
+	return &awsLike{tokens: map[string][]byte{}, unseen: map[string]*unseenID{}, busy: map[string]int{},
+		private: map[string]bool{}, terminating: map[string]*termination{}, injected: map[string]int{}}
+}
+
+// set changes the knobs while requests may be in flight.
+func (a *awsLike) set(change func(a *awsLike)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	change(a)
+}
+
+// count is how often the named behaviour answered instead of moto.
+func (a *awsLike) count(what string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.injected[what]
+}
+
+// freeTier are the types a free-plan account may launch.
+var freeTier = map[string]bool{"t3.micro": true, "t3.small": true, "t4g.micro": true, "t4g.small": true}
+
+// handler wraps the proxy to moto.
+func (a *awsLike) handler(moto http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		a.settle(moto)
+		svc := service(req)
+		form, _ := url.ParseQuery(string(body))
+		for k, v := range req.URL.Query() {
+			form[k] = append(form[k], v...)
+		}
+		if form.Get("Action") == "RunInstances" && a.replay(w, req, form, moto) {
+			return
+		}
+		if a.refuse(w, req, svc, form, body) {
+			return
+		}
+		a.forward(w, req, svc, form, body, moto)
+	})
+}
+
+func (a *awsLike) note(what string) {
+	a.injected[what]++
+}
+
+// refuse answers requests that AWS would refuse, before moto sees them.
+func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, form url.Values, body []byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	action := form.Get("Action")
+	key, _, _ := strings.Cut(credentialOf(req), "/")
+	switch {
+	case a.strictTokens && strings.HasPrefix(key, "AKIA") && (req.Header.Get("X-Amz-Security-Token") != "" || req.URL.Query().Get("X-Amz-Security-Token") != ""):
+		a.note("session token with a long-term key")
+		if svc == "s3" {
+			writeAWSError(w, svc, http.StatusBadRequest, "InvalidToken", "The provided token is malformed or otherwise invalid.")
+		} else {
+			writeAWSError(w, svc, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
+		}
+		return true
+	case svc == "sts" && a.optInRegion != "" && strings.Contains(credentialOf(req), "/"+a.optInRegion+"/"):
+		a.note("opt-in region")
+		writeAWSError(w, svc, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
+		return true
+	case action == "RunInstances" && a.refuseRun(w, form):
+		return true
+	case svc == "s3" && req.Method == http.MethodPut && len(strings.Trim(req.URL.Path, "/")) > 0 && !strings.Contains(strings.Trim(req.URL.Path, "/"), "/") && len(req.URL.RawQuery) == 0:
+		name := strings.Trim(req.URL.Path, "/")
+		if a.busy[name] > 0 {
+			a.busy[name]--
+			a.note("bucket name busy")
+			writeAWSError(w, svc, http.StatusConflict, "OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
+			return true
+		}
+	}
+	if id, u := a.unseenIn(req, svc, form, body); u != nil && !describesByFilter(form) {
+		u.left--
+		a.note("new " + u.kind + " not found yet")
+		writeAWSError(w, svc, notFoundStatus(u.kind), notFoundCode(u.kind), "The ID '"+id+"' does not exist")
+		return true
+	}
+	return false
+}
+
+// refuseRun is RunInstances on a free plan, in a region without t2, or
+// with a client token answered before.
+func (a *awsLike) refuseRun(w http.ResponseWriter, form url.Values) bool {
+	typ := form.Get("InstanceType")
+	switch {
+	case a.noT2 && strings.HasPrefix(typ, "t2."):
+		a.note("t2 not offered")
+		writeAWSError(w, "ec2", http.StatusBadRequest, "Unsupported", "Your requested instance type ("+typ+") is not supported in your requested Availability Zone.")
+		return true
+	case a.freePlan && !freeTier[typ]:
+		a.note("free plan refusal")
+		writeAWSError(w, "ec2", http.StatusBadRequest, "InvalidParameterCombination",
+			"The specified instance type is not eligible for Free Tier. For a list of Free Tier instance types, run 'describe-instance-types' with the filter 'free-tier-eligible=true'.")
+		return true
+	}
+	return false
+}
+
+// replay answers a client token EC2 has seen with that launch's instance,
+// in the state it is in now (moto would launch again).
+func (a *awsLike) replay(w http.ResponseWriter, req *http.Request, form url.Values, moto http.Handler) bool {
+	a.mu.Lock()
+	cached := a.tokens[form.Get("ClientToken")]
+	a.mu.Unlock()
+	if cached == nil {
+		return false
+	}
+	id := firstMatch(instanceIDRe, cached)
+	q := url.Values{"Action": {"DescribeInstances"}, "Version": {form.Get("Version")}, "InstanceId.1": {id}}.Encode()
+	d := req.Clone(req.Context())
+	d.Body, d.ContentLength = io.NopCloser(strings.NewReader(q)), int64(len(q))
+	rec := httptest.NewRecorder()
+	moto.ServeHTTP(rec, d)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.note("client token replayed")
+	now := string(a.describeInstances(url.Values{}, rec.Body.Bytes()))
+	state := stateRe.FindString(now)
+	if state == "" { // gone from EC2's listing: long terminated
+		state = `<instanceState><code>48</code><name>terminated</name></instanceState>`
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	_, _ = w.Write(stateRe.ReplaceAll(cached, []byte(state)))
+	return true
+}
+
+// unseenIn finds a new id the request uses while it is still unknown.
+func (a *awsLike) unseenIn(req *http.Request, svc string, form url.Values, body []byte) (string, *unseenID) {
+	text := req.URL.RawQuery + "&" + string(body)
+	bucket, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/"), "/")
+	for id, u := range a.unseen {
+		if u.left <= 0 {
+			continue
+		}
+		var uses bool
+		switch u.kind {
+		case "bucket": // CreateBucket again gets BucketAlreadyOwnedByYou, from moto too
+			uses = svc == "s3" && bucket == id && (req.Method != http.MethodPut || req.URL.RawQuery != "")
+		case "keypair": // a name, shared with the group: only where it names the key
+			uses = (form.Get("Action") == "RunInstances" && form.Get("KeyName") == id) || form.Get("KeyName.1") == id
+		default:
+			uses = svc == "ec2" && strings.Contains(text, id)
+		}
+		if uses {
+			return id, u
+		}
+	}
+	return "", nil
+}
+
+// describesByFilter: a listing by filter leaves an unknown id out (see
+// hideUnseen) instead of failing.
+func describesByFilter(form url.Values) bool {
+	return form.Get("Action") == "DescribeInstances" && form.Get("InstanceId.1") == ""
+}
+
+func notFoundCode(kind string) string {
+	return map[string]string{"instance": "InvalidInstanceID.NotFound", "group": "InvalidGroup.NotFound",
+		"keypair": "InvalidKeyPair.NotFound", "bucket": "NoSuchBucket"}[kind]
+}
+
+func notFoundStatus(kind string) int {
+	if kind == "bucket" {
+		return http.StatusNotFound
+	}
+	return http.StatusBadRequest
+}
+
+// credentialOf is KEY/DATE/REGION/SERVICE/aws4_request from SigV4.
+func credentialOf(req *http.Request) string {
+	auth := req.Header.Get("Authorization")
+	if i := strings.Index(auth, "Credential="); i >= 0 {
+		return strings.SplitN(auth[i+len("Credential="):], ",", 2)[0]
+	}
+	return req.URL.Query().Get("X-Amz-Credential")
+}
+
+// forward sends the request to moto and makes the answer AWS-like.
+func (a *awsLike) forward(w http.ResponseWriter, req *http.Request, svc string, form url.Values, body []byte, moto http.Handler) {
+	action := form.Get("Action")
+	if action == "TerminateInstances" && a.delayTermination(w, req, form, body) {
+		return
+	}
+	rec := httptest.NewRecorder()
+	moto.ServeHTTP(rec, req)
+	out := rec.Body.Bytes()
+	a.mu.Lock()
+	if rec.Code < 300 {
+		out = a.afterCall(req, svc, form, out)
+	}
+	a.mu.Unlock()
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(out)
+}
+
+var (
+	instanceIDRe = regexp.MustCompile(`<instanceId>(i-[0-9a-f]+)</instanceId>`)
+	groupIDRe    = regexp.MustCompile(`<groupId>(sg-[0-9a-f]+)</groupId>`)
+	keyNameRe    = regexp.MustCompile(`<keyName>([^<]+)</keyName>`)
+)
+
+// afterCall remembers what a successful call created or deleted, and edits
+// answers that moto gives differently from AWS.
+func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out []byte) []byte {
+	switch action := form.Get("Action"); {
+	case action == "RunInstances":
+		id := firstMatch(instanceIDRe, out)
+		a.tokens[form.Get("ClientToken")] = out
+		a.newID(id, "instance")
+		if a.noPublicIP && form.Get("NetworkInterface.1.AssociatePublicIpAddress") != "true" {
+			a.private[id] = true
+		}
+	case action == "CreateSecurityGroup":
+		a.newID(firstMatch(groupIDRe, out), "group")
+	case action == "ImportKeyPair":
+		a.newID(firstMatch(keyNameRe, out), "keypair")
+	case action == "DescribeInstances":
+		return a.describeInstances(form, out)
+	case action == "DescribeInstanceTypeOfferings" && a.noT2:
+		return dropItems(out, "instanceTypeOfferingSet", func(item string) bool { return strings.Contains(item, "<instanceType>t2.") })
+	case action == "DescribeSubnets" && a.noPublicIP:
+		return bytes.ReplaceAll(out, []byte("<mapPublicIpOnLaunch>true<"), []byte("<mapPublicIpOnLaunch>false<"))
+	case action == "DescribeVpcs" && a.noDefaultVPC:
+		return dropItems(out, "vpcSet", func(item string) bool { return strings.Contains(item, "<isDefault>true<") })
+	case action == "DescribeSubnets" && a.noDefaultVPC:
+		return dropItems(out, "subnetSet", func(item string) bool { return strings.Contains(item, "<defaultForAz>true<") })
+	case svc == "s3" && req.Method == http.MethodPut && req.URL.RawQuery == "" && strings.Count(strings.Trim(req.URL.Path, "/"), "/") == 0:
+		a.newID(strings.Trim(req.URL.Path, "/"), "bucket")
+	case svc == "s3" && req.Method == http.MethodDelete && req.URL.RawQuery == "" && strings.Count(strings.Trim(req.URL.Path, "/"), "/") == 0:
+		if a.busyFor > 0 {
+			a.busy[strings.Trim(req.URL.Path, "/")] = a.busyFor
+		}
+	}
+	return out
+}
+
+func (a *awsLike) newID(id, kind string) {
+	if id != "" && a.unseenFor > 0 {
+		a.unseen[id] = &unseenID{kind: kind, left: a.unseenFor}
+	}
+}
+
+func firstMatch(re *regexp.Regexp, b []byte) string {
+	if m := re.FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+var (
+	stateRe     = regexp.MustCompile(`<instanceState><code>\d+</code><name>[a-z-]+</name></instanceState>`)
+	publicDNSRe = regexp.MustCompile(`<dnsName>[^<]*</dnsName>|<ipAddress>[^<]*</ipAddress>|<association>.*?</association>`)
+)
+
+// describeInstances hides instances EC2 does not list yet, shows the state
+// of a termination in progress, and the missing public address.
+func (a *awsLike) describeInstances(form url.Values, out []byte) []byte {
+	states := filterValuesOf(form, "instance-state-name")
+	return dropItems(out, "reservationSet", func(item string) bool {
+		id := firstMatch(instanceIDRe, []byte(item))
+		if u := a.unseen[id]; u != nil && u.left > 0 {
+			u.left--
+			a.note("new instance not listed yet")
+			return true
+		}
+		return false
+	}, func(item string) string {
+		id := firstMatch(instanceIDRe, []byte(item))
+		if a.private[id] {
+			item = publicDNSRe.ReplaceAllString(item, "")
+		}
+		if t := a.terminating[id]; t != nil {
+			item = t.show(item)
+			if len(states) > 0 && !containsStr(states, stateName(item)) {
+				return "" // a filter by state would not list it now
+			}
+		}
+		return item
+	})
+}
+
+func stateName(item string) string {
+	m := regexp.MustCompile(`<instanceState><code>\d+</code><name>([a-z-]+)</name>`).FindStringSubmatch(item)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func containsStr(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// filterValuesOf are the values of the named EC2 query filter.
+func filterValuesOf(form url.Values, name string) []string {
+	for i := 1; ; i++ {
+		n := form.Get(fmt.Sprintf("Filter.%d.Name", i))
+		if n == "" {
+			return nil
+		}
+		if n != name {
+			continue
+		}
+		var out []string
+		for j := 1; ; j++ {
+			v := form.Get(fmt.Sprintf("Filter.%d.Value.%d", i, j))
+			if v == "" {
+				return out
+			}
+			out = append(out, v)
+		}
+	}
+}
+
+// delayTermination answers TerminateInstances as EC2 does while the
+// instances wind down; moto terminates only when the delay is over.
+func (a *awsLike) delayTermination(w http.ResponseWriter, req *http.Request, form url.Values, body []byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.slowTermination == 0 {
+		return false
+	}
+	var items strings.Builder
+	for i := 1; form.Get(fmt.Sprintf("InstanceId.%d", i)) != ""; i++ {
+		id := form.Get(fmt.Sprintf("InstanceId.%d", i))
+		if a.terminating[id] == nil {
+			a.terminating[id] = &termination{stale: a.staleTermination, shutting: a.slowTermination, req: req.Clone(context.Background()), body: body}
+			a.note("slow termination")
+		}
+		fmt.Fprintf(&items, `<item><instanceId>%s</instanceId><currentState><code>32</code><name>shutting-down</name></currentState><previousState><code>16</code><name>running</name></previousState></item>`, id)
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><TerminateInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>aws-like</requestId><instancesSet>%s</instancesSet></TerminateInstancesResponse>`, items.String())
+	return true
+}
+
+// show gives an instance item the state EC2 would show now: pending for a
+// while (a just-launched instance whose termination the describe does not
+// show yet: the SDK's waiter gives up on that state), then shutting-down;
+// then the termination happens in moto for real.
+func (t *termination) show(item string) string {
+	switch {
+	case t.stale > 0:
+		t.stale--
+		return stateRe.ReplaceAllString(item, `<instanceState><code>0</code><name>pending</name></instanceState>`)
+	case t.shutting > 0:
+		t.shutting--
+		return stateRe.ReplaceAllString(item, `<instanceState><code>32</code><name>shutting-down</name></instanceState>`)
+	}
+	return item
+}
+
+// settle terminates in moto what has shown its termination long enough.
+func (a *awsLike) settle(moto http.Handler) {
+	a.mu.Lock()
+	var due []*termination
+	for id, t := range a.terminating {
+		if t.stale == 0 && t.shutting == 0 && t.req != nil {
+			due = append(due, t)
+			a.terminating[id] = &termination{}
+		}
+	}
+	a.mu.Unlock()
+	for _, t := range due {
+		t.req.Body = io.NopCloser(bytes.NewReader(t.body))
+		moto.ServeHTTP(httptest.NewRecorder(), t.req)
+	}
+}
+
+// dropItems edits the <item> children of the named set: drop removes an
+// item; edit (optional) rewrites one ("" removes it too).
+func dropItems(out []byte, set string, drop func(item string) bool, edit ...func(item string) string) []byte {
+	s := string(out)
+	open, end := "<"+set+">", "</"+set+">"
+	i, j := strings.Index(s, open), strings.LastIndex(s, end)
+	if i < 0 || j < 0 {
+		return out
+	}
+	inner := s[i+len(open) : j]
+	var kept strings.Builder
+	for _, item := range topItems(inner) {
+		if drop(item) {
+			continue
+		}
+		for _, e := range edit {
+			item = e(item)
+		}
+		kept.WriteString(item)
+	}
+	return []byte(s[:i+len(open)] + kept.String() + s[j:])
+}
+
+// topItems splits a set's content into its top-level <item> elements.
+func topItems(s string) []string {
+	var items []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "<item>"):
+			if depth == 0 {
+				start = i
+			}
+			depth++
+			i += len("<item>")
+		case strings.HasPrefix(s[i:], "</item>"):
+			depth--
+			i += len("</item>")
+			if depth == 0 {
+				items = append(items, s[start:i])
+			}
+		default:
+			i++
+		}
+	}
+	return items
+}

@@ -1,0 +1,185 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// TestBucketNamespace: new buckets live in the account-regional namespace
+// (nobody else can take the name); where S3 has none, the global name.
+func TestBucketNamespace(t *testing.T) {
+	for _, c := range []struct {
+		region, bucket string
+		ns             s3types.BucketNamespace
+	}{
+		{"eu-west-3", "mlstack-demo-123456789012-eu-west-3-an", s3types.BucketNamespaceAccountRegional},
+		{"me-south-1", "mlstack-demo-123456789012-me-south-1", ""},
+	} {
+		t.Run(c.region, func(t *testing.T) {
+			f := newInstalledFake(t)
+			f.region = c.region
+			f.offered = map[string][]string{"t2.micro": {c.region + "a"}}
+			f.subnets[0].AvailabilityZone = &[]string{c.region + "a"}[0]
+			dir := t.TempDir()
+			o, _, _ := upOpts(dir, "demo")
+			o.Region = c.region
+			mustUp(t, o)
+			f.mu.Lock()
+			b := f.buckets[c.bucket]
+			f.mu.Unlock()
+			if b == nil || b.namespace != c.ns || b.tags[tagStack] != "demo" {
+				t.Fatalf("bucket %s: %+v", c.bucket, b)
+			}
+			if got := savedSecrets(t, dir, "demo").Bucket; got != c.bucket {
+				t.Errorf("state records bucket %q", got)
+			}
+		})
+	}
+}
+
+// TestLegacyGlobalBucket: a stack made before the regional namespace keeps
+// its bucket under the global name: up, status and down use it.
+func TestLegacyGlobalBucket(t *testing.T) {
+	f := newInstalledFake(t)
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	f.addBucket(n.GlobalBucket, stackTagsFor("demo", time.Now()))
+	dir := t.TempDir()
+	o, _, _ := upOpts(dir, "demo")
+	mustUp(t, o)
+	f.mu.Lock()
+	_, regional := f.buckets[n.Bucket]
+	f.mu.Unlock()
+	if regional || f.count("S3.CreateBucket") != 0 {
+		t.Fatal("up made a second bucket beside the stack's global one")
+	}
+	if got := savedSecrets(t, dir, "demo").Bucket; got != n.GlobalBucket {
+		t.Errorf("state records bucket %q, want %q", got, n.GlobalBucket)
+	}
+	f.mu.Lock()
+	policy := f.users["mlstack-demo"].policies[n.Policy]
+	f.mu.Unlock()
+	if !strings.Contains(policy, ":::"+n.GlobalBucket+"/*") {
+		t.Errorf("user policy does not name the stack's bucket: %s", policy)
+	}
+	if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.owns("demo"); len(got) != 0 {
+		t.Errorf("down left %v", got)
+	}
+}
+
+// TestHalfCreatedBucket: a bucket made but not tagged (the tagging call
+// failed) is this stack's for the machine that made it: the next up tags
+// it, down removes it; a machine without that record never touches it.
+func TestHalfCreatedBucket(t *testing.T) {
+	for _, next := range []string{"up", "down", "fresh machine"} {
+		t.Run(next, func(t *testing.T) {
+			f := newInstalledFake(t)
+			n := namesFor("demo", fakeAccount, fakeRegion)
+			f.failNext("PutBucketTagging", awsErr("AccessDenied"), 1)
+			dir := t.TempDir()
+			o, _, _ := upOpts(dir, "demo")
+			if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "tagging S3 bucket") {
+				t.Fatalf("first up: %v", err)
+			}
+			if got := savedSecrets(t, dir, "demo").PendingBucket; got != n.Bucket {
+				t.Fatalf("pending bucket %q, want %q", got, n.Bucket)
+			}
+			switch next {
+			case "up":
+				o, _, log := upOpts(dir, "demo")
+				mustUp(t, o)
+				f.mu.Lock()
+				tagged := f.buckets[n.Bucket].tags[tagStack] == "demo"
+				f.mu.Unlock()
+				if !tagged || savedSecrets(t, dir, "demo").PendingBucket != "" || !strings.Contains(log.String(), "an interrupted run of this stack created") {
+					t.Errorf("second up: tagged %v, pending %q\n%s", tagged, savedSecrets(t, dir, "demo").PendingBucket, log)
+				}
+			case "down":
+				if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+					t.Fatal(err)
+				}
+				f.mu.Lock()
+				_, left := f.buckets[n.Bucket]
+				f.mu.Unlock()
+				if left || len(f.owns("demo")) != 0 {
+					t.Errorf("down left the half-created bucket (%v) or %v", left, f.owns("demo"))
+				}
+			case "fresh machine":
+				fresh := t.TempDir()
+				o, _, _ := upOpts(fresh, "demo")
+				if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not tagged") {
+					t.Errorf("up from a machine without the record: %v, want a refusal", err)
+				}
+				var log bytes.Buffer
+				_ = Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: fresh}, Yes: true, Streams: Streams{Log: &log}})
+				f.mu.Lock()
+				_, kept := f.buckets[n.Bucket]
+				f.mu.Unlock()
+				if !kept || !strings.Contains(log.String(), "leaving S3 bucket") {
+					t.Errorf("down from a machine without the record: kept %v\n%s", kept, log.String())
+				}
+			}
+		})
+	}
+}
+
+// TestBucketTaggedAtCreation: where S3 takes tags with CreateBucket, a
+// failed tagging call afterwards leaves a tagged bucket, not a stuck one.
+func TestBucketTaggedAtCreation(t *testing.T) {
+	f := newInstalledFake(t)
+	f.createTags = true
+	f.failNext("PutBucketTagging", awsErr("InternalError"), 1)
+	dir := t.TempDir()
+	o, _, _ := upOpts(dir, "demo")
+	if err := Up(context.Background(), o); err == nil {
+		t.Fatal("first up passed")
+	}
+	f.mu.Lock()
+	tagged := f.buckets[namesFor("demo", fakeAccount, fakeRegion).Bucket].tags[tagStack] == "demo"
+	f.mu.Unlock()
+	if !tagged {
+		t.Fatal("CreateBucket did not carry the stack's tags")
+	}
+	// The next up goes on with the bucket it finds tagged.
+	o, _, _ = upOpts(dir, "demo")
+	mustUp(t, o)
+	if f.count("S3.CreateBucket") != 1 {
+		t.Errorf("CreateBucket called %d times", f.count("S3.CreateBucket"))
+	}
+}
+
+// TestBucketNameBusy: S3 keeps a deleted bucket's name for a while
+// (OperationAborted): up waits, says so once, and within a bound gives up
+// with a plain message.
+func TestBucketNameBusy(t *testing.T) {
+	old := nameBusyWait
+	nameBusyWait = 50 * time.Millisecond
+	t.Cleanup(func() { nameBusyWait = old })
+	busy := awsErrMsg("OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
+
+	f := newInstalledFake(t)
+	f.failNext("CreateBucket", busy, 2)
+	o, _, log := upOpts(t.TempDir(), "demo")
+	o.Streams.Log = log
+	nameBusyWait = time.Minute
+	mustUp(t, o)
+	nameBusyWait = 50 * time.Millisecond
+	if strings.Count(log.String(), "S3 still holds the name") != 1 || f.count("S3.CreateBucket") != 3 {
+		t.Errorf("CreateBucket %d times; progress:\n%s", f.count("S3.CreateBucket"), log)
+	}
+
+	f = newInstalledFake(t)
+	f.failNext("CreateBucket", busy, -1)
+	o, _, _ = upOpts(t.TempDir(), "demo")
+	err := Up(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "S3 still holds the name") || !strings.Contains(err.Error(), "run `mlstack up` again in a few minutes") {
+		t.Fatalf("name busy for good: %v", err)
+	}
+}

@@ -1,0 +1,75 @@
+package provision
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/local/envfile"
+)
+
+// TestDeleteUserWithAdminAdditions: managed policies, groups and a console
+// login an admin added to the stack's user go with it.
+func TestDeleteUserWithAdminAdditions(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.mu.Lock()
+	u := f.users["mlstack-demo"]
+	u.attached, u.groups, u.login = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}, []string{"data-team"}, true
+	f.mu.Unlock()
+	if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.owns("demo"); len(got) != 0 {
+		t.Errorf("left %v", got)
+	}
+	for _, op := range []string{"IAM.DetachUserPolicy", "IAM.RemoveUserFromGroup", "IAM.DeleteLoginProfile"} {
+		if f.count(op) != 1 {
+			t.Errorf("%s called %d times", op, f.count(op))
+		}
+	}
+}
+
+// TestConsoleOutputLatest: the latest output where EC2 keeps it, else the
+// published buffer.
+func TestConsoleOutputLatest(t *testing.T) {
+	f := newInstalledFake(t)
+	upStack(t, f, "demo")
+	id := f.liveInstances()[0]
+	f.mu.Lock()
+	f.console[id] = "boot\r\n"
+	f.mu.Unlock()
+	text, err := consoleOutput(context.Background(), f, id)
+	if err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 2 {
+		t.Fatalf("t2 (Xen): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
+	}
+	f.mu.Lock()
+	f.instance(id).inst.InstanceType = ec2types.InstanceTypeT3Micro
+	f.mu.Unlock()
+	f.resetCalls()
+	if text, err := consoleOutput(context.Background(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
+		t.Fatalf("t3 (Nitro): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
+	}
+}
+
+// TestClientEnv: the environment check signs with is the caller's with the
+// env file applied: a caller's session token is gone when the file clears it.
+func TestClientEnv(t *testing.T) {
+	caller := []string{"AWS_SESSION_TOKEN=stale", "AWS_ACCESS_KEY_ID=ASIACALLER", "HOME=/root", "MLFLOW_TRACKING_TOKEN=t"}
+	sec := local.Secrets{MLflowUser: "admin", MLflowPassword: "pw", AccessKeyID: "AKIASTACK", SecretAccessKey: "s"}
+	file := envVars(&sec, "https://x:5000", "eu-west-3", "")
+	env := clientEnv(caller, file)
+	if _, ok := env["AWS_SESSION_TOKEN"]; ok || env["AWS_ACCESS_KEY_ID"] != "AKIASTACK" || env["HOME"] != "/root" {
+		t.Errorf("client env %v", env)
+	}
+	without := clientEnv(caller, []envfile.Var{{Name: "AWS_ACCESS_KEY_ID", Value: "AKIASTACK"}})
+	if without["AWS_SESSION_TOKEN"] != "stale" {
+		t.Error("a file that does not clear the token must leave it (check would then fail, as the user would)")
+	}
+	sh, err := envfile.FormatShell(file)
+	if err != nil || !strings.HasPrefix(string(sh), "unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_CREDENTIAL_EXPIRATION MLFLOW_TRACKING_TOKEN\n") {
+		t.Errorf("shell env file: %q, %v", sh, err)
+	}
+}

@@ -1,0 +1,161 @@
+package provision
+
+// Where the server runs: an instance type the region offers — t2.micro by
+// default, t3.micro where t2.micro is not offered or the account's free plan
+// refuses it — in a default subnet of an availability zone that offers it.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// fallbackInstanceType stands in for the default type. Launched with
+// standard credits, its bursts never bill beyond the hourly price.
+const fallbackInstanceType = "t3.micro"
+
+// typesAPI describes instance types.
+type typesAPI interface {
+	DescribeInstanceTypes(context.Context, *ec2.DescribeInstanceTypesInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
+}
+
+// placementAPI is the part of EC2 that choosing a type and subnet needs.
+type placementAPI interface {
+	typesAPI
+	DescribeInstanceTypeOfferings(context.Context, *ec2.DescribeInstanceTypeOfferingsInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error)
+	DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
+}
+
+// placement is one way to launch the server.
+type placement struct {
+	instanceType    string
+	subnetID, zone  string
+	standardCredits bool   // CreditSpecification standard (the t3 fallback)
+	why             string // why this is not the asked type ("" when it is)
+}
+
+// placements lists where the server can run, best first: the asked type,
+// then, for the default type only, the fallback (used when RunInstances
+// refuses the first for the free plan). An explicit type that the region
+// does not offer is a usage error, found before anything is created. It
+// returns the architecture all of them run.
+func placements(ctx context.Context, api placementAPI, asked string, explicit bool, regionName string) ([]placement, ec2types.ArchitectureValues, error) {
+	arch, err := instanceArch(ctx, api, asked)
+	if err != nil {
+		return nil, "", err
+	}
+	subnets, err := defaultSubnets(ctx, api)
+	if err != nil {
+		return nil, "", err
+	}
+	candidates := []string{asked}
+	if !explicit && asked != fallbackInstanceType {
+		candidates = append(candidates, fallbackInstanceType)
+	}
+	var out []placement
+	for _, t := range candidates {
+		p, err := placeIn(ctx, api, t, subnets, regionName)
+		if err != nil {
+			return nil, "", err
+		}
+		if p == nil {
+			continue // not offered in any zone with a default subnet
+		}
+		if t != asked {
+			p.standardCredits = true
+			p.why = fmt.Sprintf("%s is not eligible for this account's free plan", asked)
+			if len(out) == 0 {
+				p.why = fmt.Sprintf("%s is not offered in %s", asked, regionName)
+			}
+		}
+		out = append(out, *p)
+	}
+	if len(out) == 0 {
+		what := fmt.Sprintf("instance type %s is offered in no", asked)
+		if len(candidates) > 1 {
+			what = fmt.Sprintf("neither %s nor %s is offered in any", asked, fallbackInstanceType)
+		}
+		return nil, "", usagef("%s availability zone of %s that has a default subnet: pass --instance-type with a type "+
+			"the region offers (`aws ec2 describe-instance-type-offerings --location-type availability-zone`)", what, regionName)
+	}
+	return out, arch, nil
+}
+
+// placeIn picks the first default subnet (by zone) whose zone offers t, or
+// nil when there is none.
+func placeIn(ctx context.Context, api placementAPI, t string, subnets []ec2types.Subnet, regionName string) (*placement, error) {
+	out, err := api.DescribeInstanceTypeOfferings(ctx, &ec2.DescribeInstanceTypeOfferingsInput{
+		LocationType: ec2types.LocationTypeAvailabilityZone,
+		Filters:      []ec2types.Filter{{Name: aws.String("instance-type"), Values: []string{t}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing where %s is offered in %s: %w", t, regionName, err)
+	}
+	offered := map[string]bool{}
+	for _, o := range out.InstanceTypeOfferings {
+		if string(o.InstanceType) == t {
+			offered[aws.ToString(o.Location)] = true
+		}
+	}
+	for _, s := range subnets {
+		if z := aws.ToString(s.AvailabilityZone); offered[z] {
+			return &placement{instanceType: t, subnetID: aws.ToString(s.SubnetId), zone: z}, nil
+		}
+	}
+	return nil, nil
+}
+
+// defaultSubnets are the default VPC's default subnets, by zone.
+func defaultSubnets(ctx context.Context, api placementAPI) ([]ec2types.Subnet, error) {
+	out, err := api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{
+		Filters: []ec2types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the default subnets: %w", err)
+	}
+	if len(out.Subnets) == 0 {
+		return nil, usagef("this region has no default subnet: create the default VPC with `aws ec2 create-default-vpc`")
+	}
+	subnets := out.Subnets
+	sort.Slice(subnets, func(i, j int) bool {
+		return aws.ToString(subnets[i].AvailabilityZone) < aws.ToString(subnets[j].AvailabilityZone)
+	})
+	return subnets, nil
+}
+
+// instanceArch returns the architecture an instance type runs, preferring x86_64.
+func instanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2types.ArchitectureValues, error) {
+	out, err := api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{
+		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},
+	})
+	if hasCode(err, "InvalidInstanceType") {
+		return "", usagef("instance type %q does not exist in this region", instanceType)
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking up instance type %s: %w", instanceType, err)
+	}
+	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
+		return "", usagef("instance type %q does not exist in this region", instanceType)
+	}
+	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
+	for _, want := range []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64} {
+		for _, a := range archs {
+			if a == want {
+				return ec2types.ArchitectureValues(want), nil
+			}
+		}
+	}
+	return "", usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
+}
+
+// isFreePlanRefusal matches RunInstances' answer on an account whose free
+// plan allows only free-tier eligible types. The code alone is too broad,
+// so the message narrows it.
+func isFreePlanRefusal(err error) bool {
+	return hasCode(err, "InvalidParameterCombination") && strings.Contains(err.Error(), "not eligible for Free Tier")
+}
