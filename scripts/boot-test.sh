@@ -358,6 +358,7 @@ boot_test() {
 	check_role_s3
 	run_check
 	report_numbers
+	scan_secrets
 	down_and_leftovers
 	say "PASSED in $(elapsed "$T_START" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
 }
@@ -392,6 +393,7 @@ tools() {
 	MLFLOW_VENV=$(scripts/mlflow-venv.sh)
 	go build -o "$WORK/mlstack" ./cmd/mlstack
 	go build -o "$WORK/boot" ./scripts/boot
+	go build -o "$WORK/secretscan" ./scripts/secretscan
 	if ss -ltn 'sport = :5000' | grep -q LISTEN; then
 		die "port 5000 is taken on this machine; the booted server needs it"
 	fi
@@ -627,6 +629,21 @@ report_numbers() {
 	SETUP_LINES=$(in_container sh -c 'grep -h "mlstack-setup:" /var/log/cloud-init-output.log' | python3 scripts/boot/mask.py "$SECRETS" || true)
 	printf '%s\n' "$SETUP_LINES" >&2
 	info "boot to healthy: $BOOT_TO_HEALTHY s; server memory after the run: RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
+}
+
+# scan_secrets: no secret of the stack (nor the role's keys) shows in what the
+# run printed or logged: mlstack's outputs, the console, the container's
+# logs and journal, the state dir's files besides those meant for secrets.
+# Skipped: the files that hold secrets by design (the secret list, the
+# user-data, the IMDS emulator's config, the env file and curl config the
+# test wrote) and the rootfs outside /var/log.
+scan_secrets() {
+	say "secret scan of outputs and logs"
+	in_container journalctl --no-pager -o short-iso >"$WORK/journal.txt" 2>&1 || true
+	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" \
+		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip curl-auth.cfg \
+		-skip rootfs -skip mlstack -skip boot -skip secretscan \
+		"$WORK" "$WORK/rootfs/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
 }
 
 down_and_leftovers() {
