@@ -336,7 +336,9 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 	if err := listBuckets(ctx, f, fakeAccount, set, map[string]bool{fakeRegion: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := set.sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].Region != fakeRegion || got[0].ExpiresAt.IsZero() {
+	// A bucket counts toward its stack but vouches for nothing: without the
+	// stack's IAM user or role it is an orphan, and its tags set no expiry.
+	if got := set.sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].Region != fakeRegion || !got[0].ExpiresAt.IsZero() || !got[0].Orphan {
 		t.Errorf("listed %+v", got)
 	}
 }

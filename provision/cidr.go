@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -82,4 +83,71 @@ func detectPublicIP(ctx context.Context, url string) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return netip.ParseAddr(strings.TrimSpace(string(b)))
+}
+
+// nonPublic are the IPv4 ranges no packet from the internet comes from:
+// private, shared (carrier NAT), loopback, link-local, "this network",
+// multicast and reserved. Disjoint.
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("224.0.0.0/3"),
+}
+
+// widestAllowed is the longest public prefix let in without asking: a /24
+// is an office; anything wider is a provider, a country, or the internet.
+const widestAllowed = 24
+
+// wideOpening describes what cidrs open to when one of them is a public
+// prefix wider than widestAllowed, else "".
+func wideOpening(cidrs []string) string {
+	var wide, all []netip.Prefix
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil || !p.Addr().Is4() {
+			continue
+		}
+		all = append(all, p)
+		if p.Bits() < widestAllowed && publicAddrs([]netip.Prefix{p}) > 0 {
+			wide = append(wide, p)
+		}
+	}
+	if len(wide) == 0 {
+		return ""
+	}
+	n := publicAddrs(all)
+	if n == publicAddrs([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}) {
+		return "the whole internet"
+	}
+	return fmt.Sprintf("%d public addresses (%s is wider than a /%d)", n, wide[0], widestAllowed)
+}
+
+// publicAddrs counts the public IPv4 addresses in the union of ps.
+func publicAddrs(ps []netip.Prefix) uint64 {
+	var outer []netip.Prefix // prefixes nest or are disjoint: keep the outermost
+	for _, p := range ps {
+		inside := false
+		for _, q := range ps {
+			if q.Bits() < p.Bits() && q.Contains(p.Addr()) {
+				inside = true
+			}
+		}
+		if !inside && !slices.Contains(outer, p) {
+			outer = append(outer, p)
+		}
+	}
+	var n uint64
+	for _, p := range outer {
+		size := uint64(1) << (32 - p.Bits())
+		for _, np := range nonPublic {
+			switch {
+			case np.Bits() <= p.Bits() && np.Contains(p.Addr()):
+				size = 0
+			case p.Bits() < np.Bits() && p.Contains(np.Addr()):
+				size -= uint64(1) << (32 - np.Bits())
+			}
+		}
+		n += size
+	}
+	return n
 }

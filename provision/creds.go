@@ -101,8 +101,12 @@ func (r *rotation) read(ctx context.Context) error {
 		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): run `mlstack up` to remove stray ones first", n.User, len(u.keys))
 	}
 	r.keys = u.keys
-	if r.insts, err = findInstances(ctx, s.ec2, n.Stack, usableStates); err != nil {
+	// Only the stack's own instance: a look-alike must never see a password.
+	if r.insts, _, err = stackInstances(ctx, s.ec2, n, usableStates); err != nil {
 		return err
+	}
+	if r.op.secrets != nil {
+		r.insts = recordedFirst(r.insts, r.op.secrets.InstanceID)
 	}
 	r.uri = r.o.TrackingURI
 	if r.uri == "" && len(r.insts) > 0 {

@@ -53,10 +53,11 @@ func Down(ctx context.Context, o DownOptions) error {
 		return err
 	}
 	defer op.release()
-	found, _, err := inventory(ctx, op.s, op.n, op.pendingBucket())
+	inv, err := inventory(ctx, op.s, op.n, op.pendingBucket())
 	if err != nil {
 		return err
 	}
+	found := inv.rows
 	if len(found) == 0 {
 		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.account, op.s.region)
 		if o.DryRun {
@@ -68,6 +69,9 @@ func Down(ctx context.Context, o DownOptions) error {
 		for _, r := range found {
 			fmt.Fprintf(o.Out, "(plan) would delete %s %s\n", r.Kind, r.Name)
 		}
+		for _, l := range inv.lookalikes {
+			fmt.Fprintf(o.Out, "(plan) would leave instance %s alone: %s\n", l.id, l.why)
+		}
 		return nil
 	}
 	if err := confirmDown(o, op, found, log); err != nil {
@@ -77,18 +81,29 @@ func Down(ctx context.Context, o DownOptions) error {
 }
 
 // confirmDown asks before deleting, unless --yes; with no terminal to ask
-// on it refuses.
+// on it refuses. A stack another principal made is named as theirs.
 func confirmDown(o DownOptions, op *openedStack, found []resource, log *progress) error {
-	if o.Yes {
+	owner := op.home.foreignOwner(op.s.principal)
+	switch {
+	case o.Yes && owner != "":
+		log.Warn("stack %s was created by %s, not by you (%s): deleting it as --yes says", op.n.Stack, owner, op.s.principal)
 		return nil
-	}
-	if o.Confirm == nil {
+	case o.Yes:
+		return nil
+	case o.Confirm == nil && owner != "":
+		return usagef("stack %s was created by %s, not by you (%s): refusing to delete it without --yes (no terminal to ask on)",
+			op.n.Stack, owner, op.s.principal)
+	case o.Confirm == nil:
 		return usagef("refusing to delete stack %s without --yes (no terminal to ask on)", op.n.Stack)
 	}
 	for _, r := range found {
 		log.Info("%s %s", r.Kind, r.Name)
 	}
-	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s (%d resources above) in %s? [y/N] ", op.n.Stack, len(found), op.s.region))
+	whose := ""
+	if owner != "" {
+		whose = " (created by " + owner + ", not by you)"
+	}
+	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s%s, %d resources above, in %s? [y/N] ", op.n.Stack, whose, len(found), op.s.region))
 	if err != nil {
 		return err
 	}
@@ -103,7 +118,7 @@ func confirmDown(o DownOptions, op *openedStack, found []resource, log *progress
 // failed; errors are joined, and leftovers make a LeftBehindError.
 func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pending string, timeout time.Duration, log *progress) error {
 	errs := []error{
-		terminateStackInstances(ctx, s.ec2, n.Stack, timeout, log),
+		terminateStackInstances(ctx, s, n, timeout, log),
 		// The group cannot go while an interface of the instance is attached.
 		deleteSecurityGroups(ctx, s.ec2, n, 3*time.Minute, log),
 		deleteKeyPair(ctx, s.ec2, n, log),
@@ -114,10 +129,10 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pendin
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
 	}
-	left, _, err := inventory(ctx, s, n, pending)
+	inv, err := inventory(ctx, s, n, pending)
 	joined := errors.Join(append(errs, err)...)
-	if len(left) > 0 {
-		return &LeftBehindError{Stack: n.Stack, Remaining: left, Err: joined}
+	if inv != nil && len(inv.rows) > 0 {
+		return &LeftBehindError{Stack: n.Stack, Remaining: inv.rows, Err: joined}
 	}
 	if joined != nil {
 		return joined
@@ -130,11 +145,15 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pendin
 	return nil
 }
 
-// terminateStackInstances ends the stack's instances and waits until they are gone.
-func terminateStackInstances(ctx context.Context, api instanceAPI, stack string, timeout time.Duration, log *progress) error {
-	insts, err := findInstances(ctx, api, stack, liveStates)
+// terminateStackInstances ends the stack's own instances and waits until
+// they are gone; tagged look-alikes are left alone, with a warning.
+func terminateStackInstances(ctx context.Context, s *session, n names, timeout time.Duration, log *progress) error {
+	insts, others, err := stackInstances(ctx, s.ec2, n, liveStates)
 	if err != nil {
 		return err
+	}
+	for _, l := range others {
+		log.Warn("leaving instance %s alone: it is tagged %s=%s, but %s", l.id, tagStack, n.Stack, l.why)
 	}
 	var ids []string
 	for _, i := range insts {
@@ -144,5 +163,5 @@ func terminateStackInstances(ctx context.Context, api instanceAPI, stack string,
 		return nil
 	}
 	log.Step("terminating instance(s) %v and waiting for them to go", ids)
-	return terminate(ctx, api, ids, timeout)
+	return terminate(ctx, s.ec2, ids, timeout)
 }

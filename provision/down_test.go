@@ -132,7 +132,7 @@ func TestDownConfirmation(t *testing.T) {
 			if IsUsage(err) != c.usage {
 				t.Errorf("IsUsage(%v) = %v", err, IsUsage(err))
 			}
-			if c.confirm != nil && prompt != "Delete stack demo (7 resources above) in eu-west-3? [y/N] " {
+			if c.confirm != nil && prompt != "Delete stack demo, 7 resources above, in eu-west-3? [y/N] " {
 				t.Errorf("prompt %q", prompt)
 			}
 			if c.confirm != nil && !strings.Contains(log.String(), "IAM user mlstack-demo") {
@@ -276,7 +276,7 @@ func TestDownWaitsForShuttingDownInstances(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	// A second, shutting-down instance of the stack: down waits for both.
-	extra := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameShuttingDown)
+	extra := f.addStackInstance("demo", ec2types.InstanceStateNameShuttingDown)
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
 	if err := Down(context.Background(), o); err != nil {

@@ -56,13 +56,20 @@ func hasCode(err error, codes ...string) bool {
 	return false
 }
 
-// notOwnedError is a resource with a stack's name that lacks its stack tag:
-// mlstack never adopts, changes or deletes such a resource.
+// notOwnedError is a resource with a stack's name or tag that is not the
+// stack's: it lacks the stack tag, or (an instance) runs with other than the
+// stack's profile, group, key pair or image. mlstack never adopts, changes,
+// deletes or uses such a resource.
 type notOwnedError struct {
 	Kind, Name, Stack string
+	Why               string // set when the tag is there but the rest differs
 }
 
 func (e *notOwnedError) Error() string {
+	if e.Why != "" {
+		return fmt.Sprintf("%s %s is tagged %s=%s, but %s: it is not the stack's, and mlstack will not adopt, change, terminate or use it; "+
+			"find out who launched it, and remove its tag or the instance", e.Kind, e.Name, tagStack, e.Stack, e.Why)
+	}
 	return fmt.Sprintf("%s %q exists but is not tagged %s=%s: mlstack will not adopt, change or delete it; "+
 		"remove or rename it, or choose another --stack", e.Kind, e.Name, tagStack, e.Stack)
 }

@@ -7,7 +7,9 @@ package provision
 // be told to fail an operation the next N times.
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -28,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"golang.org/x/crypto/ssh"
 )
 
 const (
@@ -35,6 +38,8 @@ const (
 	fakeRegion  = "eu-west-3"
 	// fakeOtherAccount owns the buckets the fake calls foreign.
 	fakeOtherAccount = "210987654321"
+	// fakeOwner is the caller's principal (f.caller changes it).
+	fakeOwner = "arn:aws:iam::123456789012:user/admin"
 )
 
 // awsErr is an AWS error answer with the given code, as the SDK returns it.
@@ -145,10 +150,12 @@ type fakeAWS struct {
 	freePlan []string
 	// createTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
 	createTags bool
-	regions    []string
-	console    map[string]string // instance id -> console text
-	pageSize   int               // DescribeInstances/ListObjectVersions page size; 0: all
-	others     map[string]*fakeAWS
+	// caller is the principal the session reports ("": fakeOwner).
+	caller   string
+	regions  []string
+	console  map[string]string // instance id -> console text
+	pageSize int               // DescribeInstances/ListObjectVersions page size; 0: all
+	others   map[string]*fakeAWS
 
 	// IAM
 	users    map[string]*fakeUser
@@ -234,8 +241,9 @@ func (f *fakeAWS) inRegion(region string) *fakeAWS {
 func (f *fakeAWS) session() *session {
 	return &session{
 		ec2: f, iam: f, s3: f, region: f.region, account: f.account, partition: "aws", s3Endpoint: f.s3Endpoint,
-		ec2In: func(region string) ec2API { return f.inRegion(region) },
-		s3As:  func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
+		principal: cmp.Or(f.caller, fakeOwner),
+		ec2In:     func(region string) ec2API { return f.inRegion(region) },
+		s3As:      func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
 	}
 }
 
@@ -687,7 +695,8 @@ func (f *fakeAWS) ImportKeyPair(_ context.Context, in *ec2.ImportKeyPairInput, _
 		id := f.newID("key")
 		f.keyPairs = append(f.keyPairs, &fakeKeyPair{material: in.PublicKeyMaterial, kp: ec2types.KeyPairInfo{
 			KeyName: in.KeyName, KeyPairId: aws.String(id), KeyType: ec2types.KeyTypeEd25519,
-			Tags: tagsFor(in.TagSpecifications, ec2types.ResourceTypeKeyPair),
+			KeyFingerprint: aws.String(awsFingerprint(in.PublicKeyMaterial)),
+			Tags:           tagsFor(in.TagSpecifications, ec2types.ResourceTypeKeyPair),
 		}})
 		return &ec2.ImportKeyPairOutput{KeyName: in.KeyName, KeyPairId: aws.String(id)}, nil
 	})
@@ -857,7 +866,7 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		}
 		i.inst.ImageId, i.inst.InstanceType, i.inst.KeyName = in.ImageId, in.InstanceType, in.KeyName
 		if in.IamInstanceProfile != nil {
-			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: aws.String("arn:aws:iam::" + f.account + ":instance-profile/mlstack/" + aws.ToString(in.IamInstanceProfile.Name))}
+			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", iamPath, aws.ToString(in.IamInstanceProfile.Name))}
 		}
 		if in.MetadataOptions != nil {
 			i.inst.MetadataOptions = &ec2types.InstanceMetadataOptionsResponse{HttpTokens: in.MetadataOptions.HttpTokens}
@@ -952,6 +961,8 @@ func (f *fakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 					return []string{string(img.Architecture)}, true
 				case "state":
 					return []string{string(img.State)}, true
+				case "image-id":
+					return []string{aws.ToString(img.ImageId)}, true
 				}
 				return nil, false
 			})
@@ -1876,7 +1887,7 @@ func (p *fakeProbe) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, 
 
 // stackTagsFor are the tags up gives a stack's resources, created at t.
 func stackTagsFor(stack string, t time.Time) map[string]string {
-	return stackTags(stack, fakeRegion, t, 0)
+	return stackTags(stack, fakeRegion, fakeOwner, t, 0)
 }
 
 // addUser makes an IAM user with tags (nil: untagged) and keys created at the given times.
@@ -1901,6 +1912,8 @@ func (f *fakeAWS) addRole(name string, tags map[string]string) *fakeRole {
 	r := &fakeRole{policies: map[string]string{}, role: iamtypes.Role{
 		RoleName: aws.String(name), Path: aws.String(iamPath), Arn: f.arn("role", iamPath, name),
 		CreateDate: aws.Time(f.tick()), Tags: iamTags(tags),
+		// As IAM returns it: URL-encoded.
+		AssumeRolePolicyDocument: aws.String(url.QueryEscape(ec2TrustPolicy(f.region))),
 	}}
 	f.roles[name] = r
 	return r
@@ -1936,6 +1949,31 @@ func (f *fakeAWS) addInstance(tags map[string]string, state ec2types.InstanceSta
 		t = ec2Tags(tags, "")
 	}
 	i := f.launch(t, nil)
+	setState(&i.inst, state)
+	return aws.ToString(i.inst.InstanceId)
+}
+
+// addStackInstance launches an instance as mlstack would for stack: with
+// its instance profile, its security group (made when missing), its key
+// pair and Canonical's image.
+func (f *fakeAWS) addStackInstance(stack string, state ec2types.InstanceStateName) string {
+	n := namesFor(stack, f.account, f.region)
+	sg := ""
+	f.mu.Lock()
+	for _, g := range f.groups {
+		if aws.ToString(g.sg.GroupName) == n.SecurityGroup && aws.ToString(g.sg.VpcId) == "vpc-0default" {
+			sg = aws.ToString(g.sg.GroupId)
+		}
+	}
+	f.mu.Unlock()
+	if sg == "" {
+		sg = f.addGroup(n.SecurityGroup, stackTagsFor(stack, time.Now()))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := f.launch(ec2Tags(stackTagsFor(stack, time.Now()), n.Instance), []string{sg})
+	i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", iamPath, n.Profile)}
+	i.inst.KeyName, i.inst.ImageId = aws.String(n.KeyPair), f.images[0].ImageId
 	setState(&i.inst, state)
 	return aws.ToString(i.inst.InstanceId)
 }
@@ -2081,3 +2119,14 @@ var (
 	_ keyProbeAPI = (*fakeAWS)(nil)
 	_ keyProbeAPI = (*fakeProbe)(nil)
 )
+
+// awsFingerprint is what EC2 reports for an imported ED25519 key: the
+// SHA-256 of the OpenSSH wire key, base64 with padding.
+func awsFingerprint(authorized []byte) string {
+	pk, _, _, _, err := ssh.ParseAuthorizedKey(authorized)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(pk.Marshal())
+	return base64.StdEncoding.EncodeToString(sum[:])
+}

@@ -411,7 +411,7 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 		t.Errorf("inventory of nothing: %v %v", rows, err)
 	}
 	f.addUser(n.User, stackTagsFor("demo", time.Now()))
-	f.addUser("mlstack-far", stackTags("far", "ap-south-1", time.Now(), 0))
+	f.addUser("mlstack-far", stackTags("far", "ap-south-1", fakeOwner, time.Now(), 0))
 	f.addUser("mlstack-untagged", nil)
 	rows, err := userInventory(ctx, f, n)
 	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: "IAM user", Name: n.User, State: "exists"}) {
@@ -536,11 +536,22 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 			}
 		}
 	})
-	t.Run("a role already in the profile", func(t *testing.T) {
+	t.Run("our role already in the profile", func(t *testing.T) {
+		// An earlier attempt landed, its answer was lost, the retry is refused.
 		f := newInstalledFake(t)
-		f.failNext("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
+		f.failAfter("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
 		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
 			t.Errorf("LimitExceeded: %v", err)
+		}
+	})
+	t.Run("another role got into the profile", func(t *testing.T) {
+		f := newInstalledFake(t)
+		f.addProfile(n.Profile, tags, "intruder")
+		f.failNext("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
+		err := ensureRole(ctx, f, &roleFound{roleExists: true, policyOK: true, profileExists: true}, n, policy, tags, log)
+		var d *driftError
+		if !errors.As(err, &d) || !strings.Contains(err.Error(), "holds role intruder") {
+			t.Errorf("ensureRole = %v", err)
 		}
 	})
 	t.Run("propagation retried", func(t *testing.T) {
@@ -722,7 +733,7 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 	}
 	f.addRole(n.Role, tags)
 	f.addProfile(n.Profile, tags, n.Role)
-	f.addRole("mlstack-x-server", stackTags("x", "us-west-2", time.Now(), 0))
+	f.addRole("mlstack-x-server", stackTags("x", "us-west-2", fakeOwner, time.Now(), 0))
 	rows, err := roleInventory(ctx, f, n)
 	if err != nil || len(rows) != 2 || rows[0].Kind != "IAM role" || rows[1].Kind != "instance profile" {
 		t.Errorf("inventory %v %v", rows, err)

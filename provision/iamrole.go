@@ -51,6 +51,9 @@ func findRole(ctx context.Context, api roleAPI, n names, policy string) (*roleFo
 		return nil, &notOwnedError{Kind: "IAM role", Name: n.Role, Stack: n.Stack}
 	default:
 		r.roleExists = true
+		if err := roleDrift(ctx, api, n, aws.ToString(role.Role.AssumeRolePolicyDocument)); err != nil {
+			return nil, err
+		}
 		pol, err := api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy)})
 		switch {
 		case hasCode(err, "NoSuchEntity"):
@@ -70,8 +73,43 @@ func findRole(ctx context.Context, api roleAPI, n names, policy string) (*roleFo
 	default:
 		r.profileExists = true
 		r.roleInProf = profileHolds(prof.InstanceProfile, n.Role)
+		for _, other := range prof.InstanceProfile.Roles {
+			if name := aws.ToString(other.RoleName); name != n.Role {
+				return nil, &driftError{Kind: "instance profile", Name: n.Profile, What: "holds role " + name,
+					Fix: fmt.Sprintf("take it out: `aws iam remove-role-from-instance-profile --instance-profile-name %s --role-name %s`", n.Profile, name)}
+			}
+		}
 	}
 	return r, nil
+}
+
+// roleDrift refuses a role that others may assume, or that may do more
+// than the bucket: a trust policy other than EC2's, another inline policy,
+// a managed policy.
+func roleDrift(ctx context.Context, api roleAPI, n names, trust string) error {
+	drift := func(what, fix string) error { return &driftError{Kind: "IAM role", Name: n.Role, What: what, Fix: fix} }
+	if want := ec2TrustPolicy(n.Region); !samePolicy(trust, want) {
+		return drift("lets other principals than EC2 assume it (its trust policy was changed)",
+			fmt.Sprintf("restore it: `aws iam update-assume-role-policy --role-name %s --policy-document '%s'`", n.Role, want))
+	}
+	inline, err := api.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(n.Role)})
+	if err != nil {
+		return fmt.Errorf("listing policies of IAM role %s: %w", n.Role, err)
+	}
+	for _, p := range inline.PolicyNames {
+		if p != n.Policy {
+			return drift("has inline policy "+p, fmt.Sprintf("delete it: `aws iam delete-role-policy --role-name %s --policy-name %s`", n.Role, p))
+		}
+	}
+	att, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(n.Role)})
+	if err != nil {
+		return fmt.Errorf("listing attached policies of IAM role %s: %w", n.Role, err)
+	}
+	for _, p := range att.AttachedPolicies {
+		arn := aws.ToString(p.PolicyArn)
+		return drift("has managed policy "+arn+" attached", fmt.Sprintf("detach it: `aws iam detach-role-policy --role-name %s --policy-arn %s`", n.Role, arn))
+	}
+	return nil
 }
 
 func profileHolds(p *iamtypes.InstanceProfile, role string) bool {
@@ -141,7 +179,14 @@ func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy 
 			})
 			return err
 		})
-		if err != nil && !hasCode(err, "LimitExceeded") { // LimitExceeded: a role is already in it
+		// LimitExceeded: a role is in the profile already. Ours, when an
+		// earlier attempt of this call did land; another role is drift.
+		if hasCode(err, "LimitExceeded") {
+			if again, ferr := findRole(ctx, api, n, policy); ferr != nil || again.roleInProf {
+				return ferr
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("adding role %s to instance profile %s: %w", n.Role, n.Profile, err)
 		}
 	}

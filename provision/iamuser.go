@@ -59,6 +59,9 @@ func findUser(ctx context.Context, api userAPI, n names, policy string) (*userFo
 	if !owned(iamTagMap(out.User.Tags), n.Stack) {
 		return nil, &notOwnedError{Kind: "IAM user", Name: n.User, Stack: n.Stack}
 	}
+	if err := userDrift(ctx, api, n); err != nil {
+		return nil, err
+	}
 	u := &userFound{exists: true}
 	if u.keys, err = accessKeys(ctx, api, n.User); err != nil {
 		return nil, err
@@ -72,6 +75,39 @@ func findUser(ctx context.Context, api userAPI, n names, policy string) (*userFo
 		u.policyOK = samePolicy(aws.ToString(pol.PolicyDocument), policy)
 	}
 	return u, nil
+}
+
+// userDrift refuses a user with more than its bucket-only inline policy:
+// another inline policy, a managed policy or a group would hand whoever
+// holds the stack's client keys more than the bucket.
+func userDrift(ctx context.Context, api userAPI, n names) error {
+	drift := func(what, fix string) error { return &driftError{Kind: "IAM user", Name: n.User, What: what, Fix: fix} }
+	inline, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(n.User)})
+	if err != nil {
+		return fmt.Errorf("listing policies of IAM user %s: %w", n.User, err)
+	}
+	for _, p := range inline.PolicyNames {
+		if p != n.Policy {
+			return drift("has inline policy "+p, fmt.Sprintf("delete it: `aws iam delete-user-policy --user-name %s --policy-name %s`", n.User, p))
+		}
+	}
+	att, err := api.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(n.User)})
+	if err != nil {
+		return fmt.Errorf("listing attached policies of IAM user %s: %w", n.User, err)
+	}
+	for _, p := range att.AttachedPolicies {
+		arn := aws.ToString(p.PolicyArn)
+		return drift("has managed policy "+arn+" attached", fmt.Sprintf("detach it: `aws iam detach-user-policy --user-name %s --policy-arn %s`", n.User, arn))
+	}
+	groups, err := api.ListGroupsForUser(ctx, &iam.ListGroupsForUserInput{UserName: aws.String(n.User)})
+	if err != nil {
+		return fmt.Errorf("listing groups of IAM user %s: %w", n.User, err)
+	}
+	for _, g := range groups.Groups {
+		name := aws.ToString(g.GroupName)
+		return drift("is a member of group "+name, fmt.Sprintf("remove it: `aws iam remove-user-from-group --user-name %s --group-name %s`", n.User, name))
+	}
+	return nil
 }
 
 func accessKeys(ctx context.Context, api userAPI, user string) ([]string, error) {

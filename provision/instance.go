@@ -433,9 +433,10 @@ func instanceInventory(insts []ec2types.Instance) []resource {
 	return out
 }
 
-// listInstances adds to set the stacks of every live tagged instance of a
-// region, with its state and tracking URI.
-func listInstances(ctx context.Context, api instanceAPI, region string, set *stackSet) error {
+// listInstances adds to set the stacks of every live instance of a region
+// that runs with its stack's instance profile, with its state and tracking
+// URI. A tagged instance without the profile is not the stack's.
+func listInstances(ctx context.Context, api instanceAPI, account, region string, set *stackSet) error {
 	p := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{anyStackFilter,
 		{Name: aws.String("instance-state-name"), Values: liveStates}}})
 	for p.HasMorePages() {
@@ -445,7 +446,12 @@ func listInstances(ctx context.Context, api instanceAPI, region string, set *sta
 		}
 		for _, r := range page.Reservations {
 			for _, inst := range r.Instances {
-				set.add(region, ec2TagMap(inst.Tags), func(info *stackInfo) {
+				tags := ec2TagMap(inst.Tags)
+				want := namesFor(tags[tagStack], account, region).profileARN()
+				if inst.IamInstanceProfile == nil || aws.ToString(inst.IamInstanceProfile.Arn) != want {
+					continue
+				}
+				set.add(region, tags, func(info *stackInfo) {
 					info.InstanceState = string(stateOf(&inst))
 					if stateOf(&inst) == ec2types.InstanceStateNameRunning {
 						info.TrackingURI = trackingURI(&inst)

@@ -130,7 +130,7 @@ func testLaunchInput(retryFor time.Duration) launchInput {
 		place:    placement{instanceType: "t2.micro", subnetID: "subnet-0a", zone: "eu-west-3a"},
 		sgID:     "sg-1",
 		userData: []byte("#cloud-config\npackages: [python3-venv]\n"),
-		tags:     stackTags("demo", "eu-west-3", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
+		tags:     stackTags("demo", "eu-west-3", fakeOwner, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
 		retryFor: retryFor,
 		log:      newProgress(io.Discard),
 	}

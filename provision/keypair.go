@@ -5,11 +5,18 @@ package provision
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/crypto/ssh"
 )
 
 // keyPairAPI is the part of EC2 the SSH key pair needs.
@@ -24,7 +31,10 @@ type keyPairFound struct {
 	id string // "" when missing
 }
 
-func findKeyPair(ctx context.Context, api keyPairAPI, n names) (*keyPairFound, error) {
+// findKeyPair reads the stack's key pair. One that holds another public
+// key than authorized (this machine's) is drift: instances launched with it
+// would let in whoever holds that key.
+func findKeyPair(ctx context.Context, api keyPairAPI, n names, authorized string) (*keyPairFound, error) {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
 	if hasCode(err, "InvalidKeyPair.NotFound") {
 		return &keyPairFound{}, nil
@@ -39,7 +49,43 @@ func findKeyPair(ctx context.Context, api keyPairAPI, n names) (*keyPairFound, e
 	if !owned(ec2TagMap(kp.Tags), n.Stack) {
 		return nil, &notOwnedError{Kind: "key pair", Name: n.KeyPair, Stack: n.Stack}
 	}
+	if fp := aws.ToString(kp.KeyFingerprint); authorized != "" && fp != "" && !slices.Contains(keyFingerprints(authorized), fp) {
+		return nil, &driftError{Kind: "key pair", Name: n.KeyPair,
+			What: "holds another public key (fingerprint " + fp + ") than this machine's SSH key",
+			Fix:  fmt.Sprintf("delete it (`aws ec2 delete-key-pair --key-name %s --region %s`) and run up again, which imports this machine's key", n.KeyPair, n.Region)}
+	}
 	return &keyPairFound{id: aws.ToString(kp.KeyPairId)}, nil
+}
+
+// keyFingerprints are the forms EC2 may report for an imported public key:
+// AWS gives ED25519 keys OpenSSH's SHA-256 in base64 (ssh-keygen -l), moto
+// the SHA-256 of the DER key in hex pairs.
+func keyFingerprints(authorized string) []string {
+	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(authorized))
+	if err != nil {
+		return nil
+	}
+	wire := sha256.Sum256(pk.Marshal())
+	out := []string{
+		base64.StdEncoding.EncodeToString(wire[:]), base64.RawStdEncoding.EncodeToString(wire[:]),
+		ssh.FingerprintSHA256(pk), hexPairs(wire[:]),
+	}
+	if ck, ok := pk.(ssh.CryptoPublicKey); ok {
+		if der, err := x509.MarshalPKIXPublicKey(ck.CryptoPublicKey()); err == nil {
+			sum := sha256.Sum256(der)
+			out = append(out, hexPairs(sum[:]))
+		}
+	}
+	return out
+}
+
+// hexPairs writes b as colon-separated lowercase hex pairs.
+func hexPairs(b []byte) string {
+	parts := make([]string, len(b))
+	for i, c := range b {
+		parts[i] = hex.EncodeToString([]byte{c})
+	}
+	return strings.Join(parts, ":")
 }
 
 // plan says in words what ensureKeyPair would do.
@@ -69,27 +115,36 @@ func ensureKeyPair(ctx context.Context, api keyPairAPI, k *keyPairFound, n names
 	return nil
 }
 
-// keyPairInventory is the status rows of the key pairs the stack owns.
+// keyPairInventory is the status row of the stack's key pair: the derived
+// name, tagged with the stack (a tag alone on another key pair is not enough).
 func keyPairInventory(ctx context.Context, api keyPairAPI, n names) ([]resource, error) {
-	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{stackFilter(n.Stack)}})
+	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
+	if hasCode(err, "InvalidKeyPair.NotFound") {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("listing key pairs: %w", err)
+		return nil, fmt.Errorf("reading key pair %s: %w", n.KeyPair, err)
 	}
 	var rows []resource
 	for _, k := range out.KeyPairs {
-		rows = append(rows, resource{Kind: "key pair", Name: aws.ToString(k.KeyName), State: "exists"})
+		if owned(ec2TagMap(k.Tags), n.Stack) {
+			rows = append(rows, resource{Kind: "key pair", Name: aws.ToString(k.KeyName), State: "exists"})
+		}
 	}
 	return rows, nil
 }
 
-// listKeyPairs adds to set the stacks of every tagged key pair of a region.
+// listKeyPairs adds to set the stacks of every tagged key pair of a region
+// that has its stack's name.
 func listKeyPairs(ctx context.Context, api keyPairAPI, region string, set *stackSet) error {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{anyStackFilter}})
 	if err != nil {
 		return fmt.Errorf("listing key pairs in %s: %w", region, err)
 	}
 	for _, k := range out.KeyPairs {
-		set.add(region, ec2TagMap(k.Tags), nil)
+		if tags := ec2TagMap(k.Tags); aws.ToString(k.KeyName) == namesFor(tags[tagStack], "", region).KeyPair {
+			set.add(region, tags, nil)
+		}
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func TestEnsureKeyPair(t *testing.T) {
 	}
 
 	f := newFakeAWS()
-	k, err := findKeyPair(ctx, f, n)
+	k, err := findKeyPair(ctx, f, n, string(pub))
 	if err != nil || k.id != "" || k.tagIDs() != nil {
 		t.Fatalf("findKeyPair of nothing = %+v, %v", k, err)
 	}
@@ -43,7 +43,7 @@ func TestEnsureKeyPair(t *testing.T) {
 	}
 	// Present: nothing to do.
 	f.resetCalls()
-	again, err := findKeyPair(ctx, f, n)
+	again, err := findKeyPair(ctx, f, n, string(pub))
 	if err != nil || again.id != k.id {
 		t.Fatalf("findKeyPair = %+v, %v", again, err)
 	}
@@ -80,7 +80,7 @@ func TestFindKeyPairCases(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakeAWS()
 			c.seed(f)
-			_, err := findKeyPair(ctx, f, n)
+			_, err := findKeyPair(ctx, f, n, "")
 			var no *notOwnedError
 			if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &no) != c.no {
 				t.Fatalf("findKeyPair = %v", err)
@@ -88,7 +88,7 @@ func TestFindKeyPairCases(t *testing.T) {
 		})
 	}
 	// Some EC2 implementations answer an unknown name with an empty list.
-	k, err := findKeyPair(ctx, emptyKeyPairs{newFakeAWS()}, n)
+	k, err := findKeyPair(ctx, emptyKeyPairs{newFakeAWS()}, n, "")
 	if err != nil || k.id != "" {
 		t.Errorf("empty answer: %+v, %v", k, err)
 	}
@@ -164,7 +164,7 @@ func TestKeyPairInventoryAndList(t *testing.T) {
 		t.Errorf("listed %+v", got)
 	}
 	f.failNext("DescribeKeyPairs", awsErr("ServiceUnavailable"), 1)
-	if _, err := keyPairInventory(ctx, f, n); err == nil || !strings.Contains(err.Error(), "listing key pairs") {
+	if _, err := keyPairInventory(ctx, f, n); err == nil || !strings.Contains(err.Error(), "reading key pair mlstack-demo") {
 		t.Errorf("inventory = %v", err)
 	}
 }

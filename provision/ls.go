@@ -31,7 +31,7 @@ func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo,
 		api := s.ec2ForRegion(r)
 		fns = append(fns, func() error {
 			return firstErr(
-				func() error { return listInstances(ctx, api, r, set) },
+				func() error { return listInstances(ctx, api, s.account, r, set) },
 				func() error { return listSecurityGroups(ctx, api, r, set) },
 				func() error { return listKeyPairs(ctx, api, r, set) },
 			)
@@ -94,9 +94,10 @@ func Ls(ctx context.Context, o LsOptions) error {
 // lsTable prints one line per stack.
 func lsTable(w io.Writer, stacks []stackInfo, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "STACK\tREGION\tCREATED\tEXPIRES\tINSTANCE\tTRACKING URI")
+	fmt.Fprintln(tw, "STACK\tREGION\tOWNER\tCREATED\tEXPIRES\tINSTANCE\tTRACKING URI")
 	for _, st := range stacks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Stack, st.Region, orDash(st.CreatedAt, ""), expiry(st, now), st.InstanceState, orDashS(st.TrackingURI))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Stack, st.Region, ownerCell(st), orDash(st.CreatedAt, ""), expiry(st, now),
+			st.InstanceState, orDashS(st.TrackingURI))
 	}
 	return tw.Flush()
 }
@@ -113,6 +114,15 @@ func orDash(t time.Time, note string) string {
 		return "-"
 	}
 	return t.Format(time.RFC3339) + note
+}
+
+// ownerCell is who made the stack; an orphan (resources with its tag but
+// neither its IAM user nor role) has no one to vouch for it.
+func ownerCell(st stackInfo) string {
+	if st.Orphan {
+		return "(orphan)"
+	}
+	return orDashS(st.Owner)
 }
 
 func orDashS(s string) string {

@@ -33,8 +33,8 @@ func lsFixture(t *testing.T) *fakeAWS {
 	// gamma lives in us-east-1: its EC2 resources are in that region's
 	// fake, its IAM user says so, and its bucket's name ends with it.
 	east := f.inRegion("us-east-1")
-	gt := stackTags("gamma", "us-east-1", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0)
-	east.addInstance(gt, ec2types.InstanceStateNameRunning)
+	gt := stackTags("gamma", "us-east-1", fakeOwner, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0)
+	east.addStackInstance("gamma", ec2types.InstanceStateNameRunning)
 	east.addKeyPair("mlstack-gamma", gt)
 	f.addUser("mlstack-gamma", gt)
 	f.addBucket("mlstack-gamma-"+fakeAccount+"-us-east-1", gt)
@@ -59,14 +59,15 @@ func TestLsTable(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("ls:\n%s", out)
 	}
-	if strings.Join(strings.Fields(lines[0]), " ") != "STACK REGION CREATED EXPIRES INSTANCE TRACKING URI" {
+	if strings.Join(strings.Fields(lines[0]), " ") != "STACK REGION OWNER CREATED EXPIRES INSTANCE TRACKING URI" {
 		t.Errorf("header %q", lines[0])
 	}
 	alpha, beta := strings.Fields(lines[1]), strings.Fields(lines[2])
-	if len(alpha) != 6 || alpha[0] != "alpha" || alpha[1] != "eu-west-3" || alpha[3] == "-" || alpha[4] != "running" || !strings.HasPrefix(alpha[5], "http://ec2-") {
+	if len(alpha) != 7 || alpha[0] != "alpha" || alpha[1] != "eu-west-3" || alpha[2] != fakeOwner || alpha[4] == "-" || alpha[5] != "running" ||
+		!strings.HasPrefix(alpha[6], "http://ec2-") {
 		t.Errorf("alpha row %q", lines[1])
 	}
-	if len(beta) != 6 || beta[0] != "beta" || beta[2] != "2026-01-02T03:04:05Z" || beta[3] != "-" || beta[4] != "stopped" || beta[5] != "-" {
+	if len(beta) != 7 || beta[0] != "beta" || beta[3] != "2026-01-02T03:04:05Z" || beta[4] != "-" || beta[5] != "stopped" || beta[6] != "-" {
 		t.Errorf("beta row %q", lines[2])
 	}
 	if m := f.mutating(); len(m) != 0 {
@@ -94,8 +95,8 @@ func TestLsJSONAllRegions(t *testing.T) {
 	if b.Stack != "beta" || b.CreatedAt != time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) || b.InstanceState != "stopped" || b.TrackingURI != "" {
 		t.Errorf("beta %+v", b)
 	}
-	// gamma: instance, key pair, user and bucket, all placed in us-east-1.
-	if g.Stack != "gamma" || g.Region != "us-east-1" || g.Resources != 4 || g.InstanceState != "running" ||
+	// gamma: instance, its group, key pair, user and bucket, all placed in us-east-1.
+	if g.Stack != "gamma" || g.Region != "us-east-1" || g.Resources != 5 || g.Owner != fakeOwner || g.Orphan || g.InstanceState != "running" ||
 		g.CreatedAt != time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC) {
 		t.Errorf("gamma %+v", g)
 	}
@@ -197,7 +198,7 @@ func TestLsTableExpiry(t *testing.T) {
 	if !strings.Contains(lines[1], "2026-05-01T11:59:00Z (expired)") || !strings.Contains(lines[1], "http://h:5000") {
 		t.Errorf("past: %q", lines[1])
 	}
-	if f := strings.Fields(lines[2]); f[2] != "-" || f[3] != "2026-05-01T13:00:00Z" || f[5] != "-" {
+	if f := strings.Fields(lines[2]); f[2] != "-" || f[3] != "-" || f[4] != "2026-05-01T13:00:00Z" || f[6] != "-" {
 		t.Errorf("future: %q", lines[2])
 	}
 }

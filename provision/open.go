@@ -13,12 +13,14 @@ type openedStack struct {
 	n       names
 	dir     local.Dir
 	secrets *local.Secrets // nil when this machine has no local state for the stack
+	home    stackHome      // where the stack lives and who made it, says IAM
 	release func()
 }
 
-// openStack takes the stack's lock (unless lock is false, for plans that
-// change nothing), connects, derives the names and loads the local secrets,
-// refusing a state folder of another account or region.
+// openStack takes the stack's lock (unless lock is false, for reads and
+// plans that change nothing), connects, derives the names and loads the
+// local secrets, refusing a state folder of another account or region and
+// a stack that lives in another region.
 func openStack(ctx context.Context, st Stack, a AWS, log *progress, lock bool) (*openedStack, error) {
 	o := &openedStack{dir: local.StackDir(st.StateDir, st.Name), release: func() {}}
 	if lock {
@@ -44,6 +46,12 @@ func openStack(ctx context.Context, st Stack, a AWS, log *progress, lock bool) (
 		return nil, err
 	}
 	if o.n, err = resolveBucket(ctx, o.s.s3, o.n); err != nil {
+		return nil, err
+	}
+	if o.home, err = findHome(ctx, o.s.iam, o.n); err != nil {
+		return nil, err
+	}
+	if err = o.home.checkRegion(st.Name, o.s.region); err != nil {
 		return nil, err
 	}
 	if o.secrets, err = o.dir.LoadFor(o.s.account, o.s.region); err != nil {

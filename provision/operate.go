@@ -50,14 +50,15 @@ func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
 		return nil, err
 	}
 	dir := local.StackDir(st.StateDir, st.Name)
-	if _, err := dir.LoadFor(s.account, s.region); err != nil {
+	sec, err := dir.LoadFor(s.account, s.region)
+	if err != nil {
 		return nil, asUsage(err)
 	}
 	n := namesFor(st.Name, s.account, s.region)
 	var insts []ec2types.Instance
 	var sg *sgFound
 	err = parallel(
-		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
+		func() (err error) { insts, _, err = stackInstances(ctx, s.ec2, n, usableStates); return },
 		func() (err error) { sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 	)
 	if err != nil {
@@ -65,6 +66,9 @@ func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
 	}
 	if len(insts) == 0 {
 		return nil, fmt.Errorf("stack %s has no instance in %s: run `mlstack up --stack %s`", st.Name, s.region, st.Name)
+	}
+	if sec != nil {
+		insts = recordedFirst(insts, sec.InstanceID)
 	}
 	t := newTarget(st.Name, dir, s, &insts[0], sg.sshOpen())
 	hk, err := dir.LoadHostKey()

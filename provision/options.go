@@ -81,6 +81,10 @@ type UpOptions struct {
 	SSH           bool // open tcp 22 to AllowCIDRs; without it up closes the port
 	NoWait        bool
 	DryRun        bool
+	// Yes opens wide CIDRs without asking; Confirm asks on a terminal (nil
+	// when there is none, and then up refuses them without Yes).
+	Yes     bool
+	Confirm func(prompt string) (bool, error)
 
 	// DetectIP finds the caller's public IP when no CIDR is given; nil asks
 	// checkip.amazonaws.com. Tests replace it.
@@ -128,6 +132,8 @@ type DownOptions struct {
 	Expired   bool          // stacks whose mlstack:expires-at has passed
 	All       bool          // every stack (with OlderThan: only older ones)
 	OlderThan time.Duration // created more than this long ago
+	// AnyOwner sweeps the stacks of every principal, not only the caller's.
+	AnyOwner bool
 	// Confirm asks on a terminal; nil when there is none, and then down
 	// refuses without Yes.
 	Confirm func(prompt string) (bool, error)
@@ -143,6 +149,8 @@ func (o *DownOptions) validate() error {
 		return usagef("--older-than must be positive")
 	case o.sweep() && o.Stack.Name != "":
 		return usagef("--stack cannot be combined with --expired or --all")
+	case !o.sweep() && o.AnyOwner:
+		return usagef("--any-owner goes with --all or --expired")
 	}
 	st := o.Stack
 	if o.sweep() {

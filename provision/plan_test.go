@@ -97,7 +97,12 @@ func TestPlanDrift(t *testing.T) {
 			[]string{"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101) as t2.micro in eu-west-3a"}},
 		{"instance stopped", func(f *fakeAWS) { setState(&f.instances[0].inst, ec2types.InstanceStateNameStopped) }, nil,
 			[]string{"start stopped instance INSTANCE"}},
-		{"duplicate instance", func(f *fakeAWS) { f.launch(f.instances[0].inst.Tags, nil) }, nil, []string{"terminate 1 duplicate instance(s)"}},
+		{"duplicate instance", func(f *fakeAWS) {
+			src := f.instances[0].inst
+			d := f.launch(src.Tags, nil)
+			d.inst.IamInstanceProfile, d.inst.KeyName, d.inst.ImageId = src.IamInstanceProfile, src.KeyName, src.ImageId
+			d.inst.SecurityGroups, d.inst.NetworkInterfaces = src.SecurityGroups, src.NetworkInterfaces
+		}, nil, []string{"terminate 1 duplicate instance(s)"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -52,5 +52,24 @@ func samePolicy(got, want string) bool {
 	if json.Unmarshal([]byte(got), &a) != nil || json.Unmarshal([]byte(want), &b) != nil {
 		return false
 	}
-	return reflect.DeepEqual(a, b)
+	return reflect.DeepEqual(unwrapSingles(a), unwrapSingles(b))
+}
+
+// unwrapSingles turns one-element lists into their element: IAM treats
+// "Action": ["x"] and "Action": "x" alike, and may store either.
+func unwrapSingles(v any) any {
+	switch t := v.(type) {
+	case []any:
+		if len(t) == 1 {
+			return unwrapSingles(t[0])
+		}
+		for i := range t {
+			t[i] = unwrapSingles(t[i])
+		}
+	case map[string]any:
+		for k := range t {
+			t[k] = unwrapSingles(t[k])
+		}
+	}
+	return v
 }

@@ -300,18 +300,38 @@ func portsOf(rules []rule) []int32 {
 	return out
 }
 
-// stackSecurityGroups lists the groups tagged with the stack.
-func stackSecurityGroups(ctx context.Context, api sgAPI, stack string) ([]ec2types.SecurityGroup, error) {
-	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{stackFilter(stack)}})
+// stackSecurityGroups lists the stack's group: the derived name in the
+// default VPC, tagged with the stack. A tagged group of another name, or in
+// another VPC, is not the stack's, whatever its tag says.
+func stackSecurityGroups(ctx context.Context, api sgAPI, n names) ([]ec2types.SecurityGroup, error) {
+	vpc, err := defaultVPC(ctx, api)
 	if err != nil {
-		return nil, fmt.Errorf("listing security groups of stack %s: %w", stack, err)
+		return nil, err
+	}
+	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+		stackFilter(n.Stack),
+		{Name: aws.String("vpc-id"), Values: []string{vpc}},
+		{Name: aws.String("group-name"), Values: []string{n.SecurityGroup}},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("listing security groups of stack %s: %w", n.Stack, err)
 	}
 	return out.SecurityGroups, nil
 }
 
+// ownGroupID is the id of the stack's own group, or "" when it has none (a
+// same-named group without the stack tag is not its own).
+func ownGroupID(ctx context.Context, api sgAPI, n names) (string, error) {
+	groups, err := stackSecurityGroups(ctx, api, n)
+	if err != nil || len(groups) == 0 {
+		return "", err
+	}
+	return aws.ToString(groups[0].GroupId), nil
+}
+
 // sgInventory is the status rows of the groups the stack owns.
 func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, error) {
-	groups, err := stackSecurityGroups(ctx, api, n.Stack)
+	groups, err := stackSecurityGroups(ctx, api, n)
 	var out []resource
 	for _, g := range groups {
 		out = append(out, resource{Kind: "security group", Name: aws.ToString(g.GroupName) + " (" + aws.ToString(g.GroupId) + ")", State: "exists"})
@@ -319,14 +339,17 @@ func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, error) {
 	return out, err
 }
 
-// listSecurityGroups adds to set the stacks of every tagged group of a region.
+// listSecurityGroups adds to set the stacks of every tagged group of a
+// region that has its stack's name.
 func listSecurityGroups(ctx context.Context, api sgAPI, region string, set *stackSet) error {
 	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{anyStackFilter}})
 	if err != nil {
 		return fmt.Errorf("listing security groups in %s: %w", region, err)
 	}
 	for _, g := range out.SecurityGroups {
-		set.add(region, ec2TagMap(g.Tags), nil)
+		if tags := ec2TagMap(g.Tags); aws.ToString(g.GroupName) == namesFor(tags[tagStack], "", region).SecurityGroup {
+			set.add(region, tags, nil)
+		}
 	}
 	return nil
 }
@@ -339,11 +362,11 @@ func (g *sgFound) tagIDs() []string {
 	return []string{g.id}
 }
 
-// deleteSecurityGroups deletes every group tagged with the stack. While the
+// deleteSecurityGroups deletes the stack's group (see stackSecurityGroups). While the
 // terminated instance's network interface lingers AWS answers
 // DependencyViolation, so that error alone is retried until the deadline.
 func deleteSecurityGroups(ctx context.Context, api sgAPI, n names, retryFor time.Duration, log *progress) error {
-	groups, err := stackSecurityGroups(ctx, api, n.Stack)
+	groups, err := stackSecurityGroups(ctx, api, n)
 	if err != nil {
 		return err
 	}

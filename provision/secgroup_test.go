@@ -268,7 +268,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 			st := tt.st
 			st.rules = ingressRules(st.perms) // as findSecurityGroup fills it
 			f := &fakeSG{}
-			if err := ensureSecurityGroup(context.Background(), f, &st, n, tt.want, stackTags("demo", "eu-west-3", time.Now(), 0), newProgress(io.Discard)); err != nil {
+			if err := ensureSecurityGroup(context.Background(), f, &st, n, tt.want, stackTags("demo", "eu-west-3", fakeOwner, time.Now(), 0), newProgress(io.Discard)); err != nil {
 				t.Fatalf("ensureSecurityGroup: %v", err)
 			}
 			if got := fmt.Sprint(f.mutating()); got != tt.wantCalls {

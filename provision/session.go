@@ -46,6 +46,9 @@ type session struct {
 	region    string
 	account   string
 	partition string // aws, aws-cn, aws-us-gov: part of every ARN
+	// principal is the caller's identity as stacks record their owner: an
+	// assumed role counts as its role, whatever the session.
+	principal string
 	// s3Endpoint is the S3 endpoint override in use, if any; clients then
 	// need MLFLOW_S3_ENDPOINT_URL too.
 	s3Endpoint string
@@ -130,11 +133,25 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 	if parts := strings.SplitN(aws.ToString(id.Arn), ":", 3); len(parts) == 3 && parts[1] != "" {
 		s.partition = parts[1]
 	}
+	s.principal = principalOf(aws.ToString(id.Arn))
 	if arn := aws.ToString(id.Arn); strings.Contains(arn, ":user"+iamPath) {
 		return nil, usagef("mlstack was called with a stack's own scoped keys (%s), probably exported by `mlstack env`: "+
 			"run it with an admin identity instead, e.g. `env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY mlstack …` or --profile NAME", arn)
 	}
 	return s, nil
+}
+
+// principalOf turns a caller ARN into the principal a stack records as its
+// owner: arn:P:sts::A:assumed-role/ROLE/SESSION is arn:P:iam::A:role/ROLE
+// (the role's path is not in the ARN STS gives; mlstack compares this form
+// only); any other ARN is itself.
+func principalOf(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) == 6 && parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/") {
+		role := strings.SplitN(strings.TrimPrefix(parts[5], "assumed-role/"), "/", 2)[0]
+		return fmt.Sprintf("arn:%s:iam::%s:role/%s", parts[1], parts[4], role)
+	}
+	return arn
 }
 
 // identityError explains a failed GetCallerIdentity. Credentials that work

@@ -18,17 +18,24 @@ type statusReport struct {
 	TrackingURI string     `json:"tracking_uri,omitempty"`
 }
 
-// inventory lists what the stack owns (tagged), read-only. Look-alikes
-// without the tag are not listed: they are not the stack's.
-// It also returns the live instances it found, oldest first.
-func inventory(ctx context.Context, s *session, n names, pending string) ([]resource, []ec2types.Instance, error) {
+// stackInventory is what a stack owns, read-only.
+type stackInventory struct {
+	rows       []resource
+	insts      []ec2types.Instance // the stack's own live instances, oldest first
+	lookalikes []lookalike         // tagged instances that are not the stack's
+}
+
+// inventory lists what the stack owns. Look-alikes (a derived name without
+// the tag, a tagged instance without the stack's profile) are not listed:
+// they are not the stack's.
+func inventory(ctx context.Context, s *session, n names, pending string) (*stackInventory, error) {
 	var (
-		insts                []ec2types.Instance
+		inv                  stackInventory
 		sgs, kps, iamR, bktR []resource
 		userR                []resource
 	)
 	err := parallel(
-		func() (err error) { insts, err = findInstances(ctx, s.ec2, n.Stack, liveStates); return },
+		func() (err error) { inv.insts, inv.lookalikes, err = stackInstances(ctx, s.ec2, n, liveStates); return },
 		func() (err error) { sgs, err = sgInventory(ctx, s.ec2, n); return },
 		func() (err error) { kps, err = keyPairInventory(ctx, s.ec2, n); return },
 		func() (err error) {
@@ -40,13 +47,13 @@ func inventory(ctx context.Context, s *session, n names, pending string) ([]reso
 		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n, pending); return },
 	)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	out := instanceInventory(insts)
+	inv.rows = instanceInventory(inv.insts)
 	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR} {
-		out = append(out, rows...)
+		inv.rows = append(inv.rows, rows...)
 	}
-	return out, insts, nil
+	return &inv, nil
 }
 
 // Status prints what the stack owns, its state and the tracking URI.
@@ -54,21 +61,22 @@ func Status(ctx context.Context, o StatusOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	s, err := connect(ctx, o.AWS)
+	log := newProgress(o.Log)
+	op, err := openStack(ctx, o.Stack, o.AWS, log, false)
 	if err != nil {
 		return err
 	}
-	n, err := resolveBucket(ctx, s.s3, namesFor(o.Stack.Name, s.account, s.region))
+	s := op.s
+	inv, err := inventory(ctx, s, op.n, op.pendingBucket())
 	if err != nil {
 		return err
 	}
-	found, insts, err := inventory(ctx, s, n, "")
-	if err != nil {
-		return err
+	for _, l := range inv.lookalikes {
+		log.Warn("instance %s is tagged %s=%s, but %s: not the stack's", l.id, tagStack, op.n.Stack, l.why)
 	}
-	uri := ""
-	if len(insts) > 0 {
-		uri = trackingURI(&insts[0])
+	found, uri := inv.rows, ""
+	if len(inv.insts) > 0 {
+		uri = trackingURI(&inv.insts[0])
 	}
 	if o.Output == "json" {
 		return writeJSON(o.Out, statusReport{Stack: o.Stack.Name, Account: s.account, Region: s.region, Resources: found, TrackingURI: uri})

@@ -145,7 +145,7 @@ func TestStatusErrors(t *testing.T) {
 	for _, c := range []struct{ op, want string }{
 		{"DescribeInstances", "listing instances of stack demo"},
 		{"DescribeSecurityGroups", "listing security groups of stack demo"},
-		{"DescribeKeyPairs", "listing key pairs"},
+		{"DescribeKeyPairs", "reading key pair mlstack-demo"},
 		{"GetUser", "reading IAM user"},
 		{"GetRole", "reading IAM role"},
 		{"GetInstanceProfile", "reading instance profile"},

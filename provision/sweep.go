@@ -25,6 +25,26 @@ func (o *DownOptions) sweepMatch(i stackInfo, now time.Time) bool {
 	return o.All
 }
 
+// pickStacks is the stacks the sweep deletes: those the selectors match,
+// whose IAM user or role is there to vouch for them, and (unless AnyOwner)
+// that caller made. What it leaves alone it says.
+func (o *DownOptions) pickStacks(stacks []stackInfo, caller string, now time.Time, log *progress) []stackInfo {
+	var pick []stackInfo
+	for _, st := range stacks {
+		switch {
+		case !o.sweepMatch(st, now):
+		case st.Orphan:
+			log.Info("leaving %s alone: only EC2 or S3 resources carry its tag, which anyone can set; "+
+				"no IAM user or role of that stack vouches for them", st.Stack)
+		case !o.AnyOwner && st.Owner != caller:
+			log.Info("leaving stack %s alone: created by %s, not by you (%s); --any-owner includes it", st.Stack, describeOwner(st.Owner), caller)
+		default:
+			pick = append(pick, st)
+		}
+	}
+	return pick
+}
+
 // sweep deletes every stack in the region that the selectors match,
 // concurrently, and prints a summary line per stack on Out.
 func sweep(ctx context.Context, o DownOptions) error {
@@ -37,21 +57,15 @@ func sweep(ctx context.Context, o DownOptions) error {
 	if err != nil {
 		return err
 	}
-	var pick []stackInfo
-	now := time.Now()
-	for _, st := range stacks {
-		if o.sweepMatch(st, now) {
-			pick = append(pick, st)
-		}
-	}
+	pick := o.pickStacks(stacks, s.principal, time.Now(), log)
 	switch {
 	case len(pick) == 0:
 		log.Step("no matching stacks in %s", s.region)
 		return nil
 	case o.DryRun:
 		for _, st := range pick {
-			fmt.Fprintf(o.Out, "(plan) would delete stack %s (%d resources, created %s%s)\n", st.Stack, st.Resources,
-				st.CreatedAt.Format(time.RFC3339), expiryNote(st))
+			fmt.Fprintf(o.Out, "(plan) would delete stack %s (%d resources, created %s by %s%s)\n", st.Stack, st.Resources,
+				st.CreatedAt.Format(time.RFC3339), describeOwner(st.Owner), expiryNote(st))
 		}
 		return nil
 	}
@@ -75,9 +89,9 @@ func confirmSweep(o DownOptions, pick []stackInfo, region string, log *progress)
 		return usagef("refusing to delete %d stack(s) without --yes (no terminal to ask on)", len(pick))
 	}
 	for _, st := range pick {
-		log.Info("stack %s (%d resources)", st.Stack, st.Resources)
+		log.Info("stack %s (%d resources, created by %s)", st.Stack, st.Resources, describeOwner(st.Owner))
 	}
-	ok, err := o.Confirm(fmt.Sprintf("Delete these %d stacks in %s? [y/N] ", len(pick), region))
+	ok, err := o.Confirm(fmt.Sprintf("Delete these %d stack(s) in %s? [y/N] ", len(pick), region))
 	if err != nil {
 		return err
 	}

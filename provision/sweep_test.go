@@ -106,8 +106,8 @@ func TestSweepDryRun(t *testing.T) {
 		t.Fatalf("plan:\n%s", out)
 	}
 	// Instance profiles are not listed: six resources per stack.
-	want0 := "(plan) would delete stack expired (6 resources, created " + created(48*time.Hour) + ", expired " + created(time.Hour) + ")"
-	want3 := "(plan) would delete stack old (6 resources, created " + created(72*time.Hour) + ")"
+	want0 := "(plan) would delete stack expired (6 resources, created " + created(48*time.Hour) + " by " + fakeOwner + ", expired " + created(time.Hour) + ")"
+	want3 := "(plan) would delete stack old (6 resources, created " + created(72*time.Hour) + " by " + fakeOwner + ")"
 	if lines[0] != want0 || lines[3] != want3 {
 		t.Errorf("plan:\n%s\nwant first %q\nand last %q", out, want0, want3)
 	}
@@ -190,7 +190,7 @@ func TestSweepConfirmation(t *testing.T) {
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("sweep = %v, want %q", err, c.want)
 			}
-			if c.confirm != nil && (prompt != "Delete these 1 stacks in eu-west-3? [y/N] " || !strings.Contains(log.String(), "stack expired (6 resources)")) {
+			if c.confirm != nil && (prompt != "Delete these 1 stack(s) in eu-west-3? [y/N] " || !strings.Contains(log.String(), "stack expired (6 resources, created by "+fakeOwner+")")) {
 				t.Errorf("prompt %q; progress:\n%s", prompt, log)
 			}
 			if gone := len(f.owns("expired")) == 0; gone != c.deleted {

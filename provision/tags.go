@@ -20,16 +20,23 @@ const (
 	tagExpiresAt = "mlstack:expires-at"
 	tagVersion   = "mlstack:version"
 	tagRegion    = "mlstack:region"
+	// tagOwner is the principal that created the stack (an assumed role
+	// counts as its role); sweeps act on the caller's own stacks.
+	tagOwner = "mlstack:owner"
 )
 
 // stackTags are the tags every resource of a stack gets at creation; region
-// lets `ls` place the stack's global IAM resources, and a TTL adds the expiry.
-func stackTags(stack, region string, now time.Time, ttl time.Duration) map[string]string {
+// lets `ls` place the stack's global IAM resources, owner names who made
+// it, and a TTL adds the expiry.
+func stackTags(stack, region, owner string, now time.Time, ttl time.Duration) map[string]string {
 	tags := map[string]string{
 		tagStack:     stack,
 		tagCreatedAt: now.UTC().Format(time.RFC3339),
 		tagVersion:   Version,
 		tagRegion:    region,
+	}
+	if owner != "" {
+		tags[tagOwner] = owner
 	}
 	if ttl > 0 {
 		tags[tagExpiresAt] = now.Add(ttl).UTC().Format(time.RFC3339)

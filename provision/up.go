@@ -121,11 +121,37 @@ func (r *upRun) allowCIDRs() error {
 		r.log.Info("no --allow-cidr given: allowing only your public IP %s", cidr)
 		r.o.AllowCIDRs = []string{cidr}
 	}
-	for _, cidr := range r.o.AllowCIDRs {
-		if strings.HasSuffix(cidr, "/0") {
-			r.log.Warn("--allow-cidr %s opens the tracking server to the whole internet", cidr)
-		}
+	return r.confirmWide()
+}
+
+// confirmWide asks before opening the server to more than an office's
+// worth of public addresses (or needs --yes); without a terminal it refuses.
+func (r *upRun) confirmWide() error {
+	wide := wideOpening(r.o.AllowCIDRs)
+	if wide == "" {
+		return nil
 	}
+	ports := "tcp 5000"
+	if r.o.SSH {
+		ports += " and SSH on tcp 22"
+	}
+	what := fmt.Sprintf("--allow-cidr %s opens the tracking server (%s) to %s: anyone there can try the admin password",
+		strings.Join(r.o.AllowCIDRs, " "), ports, wide)
+	switch {
+	case r.o.Yes:
+		r.log.Warn("%s", what)
+		return nil
+	case r.o.Confirm == nil:
+		return usagef("%s; pass --yes to open it all the same, or a /%d or narrower CIDR (no terminal to ask on)", what, widestAllowed)
+	}
+	ok, err := r.o.Confirm(what + ". Open it? [y/N] ")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return usagef("not confirmed: nothing created or changed")
+	}
+	r.o.Yes = true // later hints carry --yes
 	return nil
 }
 
@@ -206,10 +232,16 @@ func (r *upRun) discover(ctx context.Context) error {
 		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.policy); return },
 		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket); return },
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
-		func() (err error) { f.keyPair, err = findKeyPair(ctx, s.ec2, n); return },
+		func() (err error) {
+			f.keyPair, err = findKeyPair(ctx, s.ec2, n, r.keep.secrets.SSHPublicKey)
+			return
+		},
 		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
 		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 	)
+	if err == nil {
+		err = r.ownInstances(ctx, f)
+	}
 	if err != nil {
 		return err
 	}
@@ -224,6 +256,40 @@ func (r *upRun) discover(ctx context.Context) error {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
+}
+
+// ownInstances keeps the stack's own instances in f (the one this machine
+// recorded first, then oldest first) and refuses a tagged look-alike before
+// anything changes: it is never terminated as a duplicate, nor used for the
+// tracking URI.
+func (r *upRun) ownInstances(ctx context.Context, f *found) error {
+	if len(f.instances) == 0 {
+		return nil
+	}
+	w, err := refsFor(ctx, r.s.ec2, r.n, f.sg.id, f.instances)
+	if err != nil {
+		return err
+	}
+	own, others := splitInstances(f.instances, w)
+	if len(others) > 0 {
+		return others[0].error(r.n.Stack)
+	}
+	if r.secrets != nil {
+		own = recordedFirst(own, r.secrets.InstanceID)
+	}
+	f.instances = own
+	return nil
+}
+
+// recordedFirst moves the instance with id to the front.
+func recordedFirst(insts []ec2types.Instance, id string) []ec2types.Instance {
+	for i := range insts {
+		if aws.ToString(insts[i].InstanceId) == id && i > 0 {
+			out := append([]ec2types.Instance{insts[i]}, insts[:i]...)
+			return append(out, insts[i+1:]...)
+		}
+	}
+	return insts
 }
 
 // printPlan is --dry-run's answer.
@@ -269,7 +335,7 @@ func ifThen(cond bool, fn func() error) error {
 // converge creates or repairs the stack's resources (the independent ones
 // concurrently), then the instance.
 func (r *upRun) converge(ctx context.Context) error {
-	r.tags = stackTags(r.n.Stack, r.s.region, time.Now(), r.ttl)
+	r.tags = stackTags(r.n.Stack, r.s.region, r.s.principal, time.Now(), r.ttl)
 	if r.ttl > 0 {
 		if err := r.extendTTL(ctx); err != nil {
 			return err
@@ -299,6 +365,9 @@ func (r *upRun) converge(ctx context.Context) error {
 	)
 	if err == nil {
 		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
+	}
+	if err == nil && r.store.Get().InstanceID != aws.ToString(r.inst.InstanceId) {
+		err = r.store.Update(func(x *local.Secrets) { x.InstanceID = aws.ToString(r.inst.InstanceId) })
 	}
 	if err != nil {
 		return fmt.Errorf("%w\nrun `mlstack up` again to converge, or `mlstack down` to remove what was created", err)
@@ -394,6 +463,9 @@ func (r *upRun) explainStall(kind server.Stall) string {
 	add := []string{"--ssh=" + fmt.Sprint(r.o.SSH)}
 	for _, c := range r.o.AllowCIDRs {
 		add = append(add, "--allow-cidr", c)
+	}
+	if r.o.Yes {
+		add = append(add, "--yes")
 	}
 	msg := fmt.Sprintf("connections to %s:%d time out: packets are dropped before they reach the server. "+
 		"The security group lets in only %s. If your traffic leaves from another address (a VPN, a corporate NAT), "+

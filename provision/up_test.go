@@ -366,7 +366,7 @@ func TestUpRefusesForeignLookAlike(t *testing.T) {
 
 func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
 	f := newInstalledFake(t)
-	id := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameRunning)
+	id := f.addStackInstance("demo", ec2types.InstanceStateNameRunning)
 	o, _, _ := upOpts(t.TempDir(), "demo")
 	err := Up(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "already runs instance "+id) || !strings.Contains(err.Error(), "no local secrets") {
@@ -423,8 +423,8 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	oldest := f.liveInstances()[0]
-	dup1 := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameRunning)
-	dup2 := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNamePending)
+	dup1 := f.addStackInstance("demo", ec2types.InstanceStateNameRunning)
+	dup2 := f.addStackInstance("demo", ec2types.InstanceStateNamePending)
 	f.pageSize = 1 // the stack's instances arrive one page at a time
 
 	o, _, _ := upOpts(dir, "demo")
@@ -601,8 +601,9 @@ func TestUpConvergesIngress(t *testing.T) {
 	o, _, log := upOpts(dir, "demo")
 	o.SSH = true
 	o.AllowCIDRs = []string{"0.0.0.0/0"}
+	o.Yes = true
 	mustUp(t, o)
-	if !strings.Contains(log.String(), "opens the tracking server to the whole internet") || !strings.Contains(log.String(), "SSH is open") {
+	if !strings.Contains(log.String(), "opens the tracking server (tcp 5000 and SSH on tcp 22) to the whole internet") || !strings.Contains(log.String(), "SSH is open") {
 		t.Errorf("progress:\n%s", log)
 	}
 	if rules := ingressRules(f.groups[0].sg.IpPermissions); len(rules) != 2 {
@@ -840,15 +841,14 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 	f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameTerminated)
 	f.resetCalls()
 	o, _, log = upOpts(t.TempDir(), "demo")
+	// The key pair holds the first machine's key: drift, refused before any change.
 	err := Up(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), "their secret is not in the local state") {
+	var d *driftError
+	if !errors.As(err, &d) || !strings.Contains(err.Error(), "key pair mlstack-demo holds another public key") {
 		t.Fatalf("up = %v", err)
 	}
-	if !strings.Contains(log.String(), "key pair exists in AWS but its private key is not in") {
-		t.Errorf("progress:\n%s", log)
-	}
-	if f.count("EC2.RunInstances") != 0 {
-		t.Error("launched an instance without a usable key")
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("mutating calls %v before refusing", m)
 	}
 }
 

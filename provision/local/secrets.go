@@ -24,6 +24,9 @@ type Secrets struct {
 	SSHPublicKey    string `json:"ssh_public_key"`
 	// LaunchNonce varies the RunInstances client token between launches.
 	LaunchNonce string `json:"launch_nonce,omitempty"`
+	// InstanceID is the server this machine launched or kept last: up
+	// keeps it rather than another instance of the stack.
+	InstanceID string `json:"instance_id,omitempty"`
 	// Bucket is the stack's bucket; PendingBucket one that this machine
 	// created and has not tagged yet (set just before CreateBucket).
 	Bucket        string `json:"bucket,omitempty"`
