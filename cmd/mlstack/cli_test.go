@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -368,18 +367,7 @@ func TestDownAsksOnTerminal(t *testing.T) {
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ask")...)...)
 	before := e.everything()
 	answer := func(reply string) (int, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd, stdin, out := onTerminal(ctx, t, "dumb", append([]string{"down"}, e.stackFlags("ask")...)...)
-		// Answer only once the question is on the screen.
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(out.String(), "[y/N]") && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		_, err := stdin.Write([]byte(reply + "\n"))
-		must(t, err)
-		_ = cmd.Wait() // the exit status is checked below
-		return cmd.ProcessState.ExitCode(), out.String()
+		return answerOnTerminal(t, reply, append([]string{"down"}, e.stackFlags("ask")...)...)
 	}
 	code, out := answer("n")
 	if code != 2 || !strings.Contains(out, "Delete stack ask") || !strings.Contains(out, "not confirmed") {

@@ -15,6 +15,7 @@ func downCommand(s streams) *cli.Command {
 			&cli.BoolFlag{Name: "expired", Usage: "sweep: delete every stack in the region whose TTL has passed"},
 			&cli.BoolFlag{Name: "all", Usage: "sweep: delete every stack in the region (with --older-than: only older ones)"},
 			&cli.DurationFlag{Name: "older-than", Usage: "sweep: only stacks created more than this long ago (e.g. 2h)"},
+			&cli.BoolFlag{Name: "any-owner", Usage: "sweep: include the stacks other principals created (default: only yours)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
 			return provision.Down(c.Context, provision.DownOptions{
@@ -25,6 +26,7 @@ func downCommand(s streams) *cli.Command {
 				Expired:   c.Bool("expired"),
 				All:       c.Bool("all"),
 				OlderThan: c.Duration("older-than"),
+				AnyOwner:  c.Bool("any-owner"),
 				Confirm:   s.confirm,
 			})
 		}),

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -287,4 +288,22 @@ func onTerminal(ctx context.Context, t *testing.T, term string, args ...string) 
 		t.Fatal(err)
 	}
 	return cmd, stdin, out
+}
+
+// answerOnTerminal runs the built mlstack with args on a terminal, answers
+// reply to its [y/N] question once it is on the screen, and returns the
+// exit code and everything the terminal showed.
+func answerOnTerminal(t *testing.T, reply string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd, stdin, out := onTerminal(ctx, t, "dumb", args...)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "[y/N]") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, err := stdin.Write([]byte(reply + "\n"))
+	must(t, err)
+	_ = cmd.Wait() // the caller checks the exit status (onTerminal records the output)
+	return cmd.ProcessState.ExitCode(), out.String()
 }

@@ -18,7 +18,7 @@ func upCommand(s streams) *cli.Command {
 			&cli.StringFlag{Name: "ttl", Usage: "tag the stack to expire after this long (90m, 4h, 2d) for `down --expired`; on a live stack, moves the expiry"},
 			&cli.StringFlag{Name: "output", Value: "table", Usage: "table or json (json: the stack's details on stdout)"},
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
-			&cli.BoolFlag{Name: "yes", Usage: "do not ask"},
+			&cli.BoolFlag{Name: "yes", Usage: "do not ask (opening the server wider than a /24 asks)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
 			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "poll this URL instead of the server's /health (tests)"},
 		),
@@ -35,6 +35,8 @@ func upCommand(s streams) *cli.Command {
 				NoWait:        c.Bool("no-wait"),
 				DryRun:        c.Bool("dry-run"),
 				HealthURL:     c.String("health-url"),
+				Yes:           c.Bool("yes"),
+				Confirm:       s.confirm,
 			})
 		}),
 	}
