@@ -2,13 +2,15 @@
 // a fresh Ubuntu 24.04 EC2 instance into an MLflow tracking server: swap, a
 // venv with the pinned MLflow, basic auth, a systemd unit, and the allowed-hosts
 // list learned from IMDSv2 at every start. The templates live in package
-// templates.
+// templates. UserData gzips the document for EC2.
 package cloudinit
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -23,7 +25,8 @@ import (
 // DefaultMLflowVersion is the MLflow release installed when Params.MLflowVersion is empty.
 const DefaultMLflowVersion = "3.17.2"
 
-// MaxUserDataSize is EC2's limit on raw (before base64) user-data.
+// MaxUserDataSize is EC2's limit on raw (before base64) user-data; UserData's
+// gzip-compressed output must fit.
 const MaxUserDataSize = 16 * 1024
 
 // minMLflowVersion is the first release with --allowed-hosts (MLFLOW_SERVER_ALLOWED_HOSTS).
@@ -225,7 +228,7 @@ func checkEndpoint(s string) error {
 	return nil
 }
 
-// Render validates p and returns the #cloud-config user-data.
+// Render validates p and returns the #cloud-config document, uncompressed.
 func Render(p Params) ([]byte, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -250,11 +253,57 @@ func Render(p Params) ([]byte, error) {
 	if !strings.HasPrefix(out, "#cloud-config\n") {
 		return nil, errors.New("cloudinit: rendered user-data does not start with #cloud-config")
 	}
-	if len(out) > MaxUserDataSize {
-		return nil, fmt.Errorf("cloudinit: rendered user-data is %d bytes, over EC2's %d-byte limit", len(out), MaxUserDataSize)
-	}
 	return []byte(out), nil
 }
+
+// UserData renders p and gzip-compresses it, as EC2 gets it: cloud-init
+// unpacks gzip user-data itself, and EC2's 16 KB limit applies to the
+// compressed bytes. The output is the same for the same p.
+func UserData(p Params) ([]byte, error) {
+	doc, err := Render(p)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: gzip: %w", err)
+	}
+	if _, err := zw.Write(doc); err != nil {
+		return nil, fmt.Errorf("cloudinit: gzip: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("cloudinit: gzip: %w", err)
+	}
+	if b.Len() > MaxUserDataSize {
+		return nil, fmt.Errorf("cloudinit: compressed user-data is %d bytes, over EC2's %d-byte limit", b.Len(), MaxUserDataSize)
+	}
+	return b.Bytes(), nil
+}
+
+// Decode returns the cloud-config document in user-data as EC2 holds it:
+// gzip-compressed user-data is unpacked, anything else returned as it is.
+func Decode(userData []byte) ([]byte, error) {
+	if !bytes.HasPrefix(userData, []byte{0x1f, 0x8b}) {
+		return userData, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(userData))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: user-data: %w", err)
+	}
+	defer zr.Close()
+	doc, err := io.ReadAll(io.LimitReader(zr, maxDecodedSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cloudinit: user-data: %w", err)
+	}
+	if len(doc) > maxDecodedSize {
+		return nil, fmt.Errorf("cloudinit: user-data unpacks to more than %d bytes", maxDecodedSize)
+	}
+	return doc, nil
+}
+
+// maxDecodedSize bounds what Decode unpacks (a rendered document is ~30 KB).
+const maxDecodedSize = 1 << 20
 
 // renderFile executes templates/name when it ends in .tmpl and returns other files verbatim.
 func renderFile(name string, p Params, funcs template.FuncMap) (string, error) {

@@ -12,6 +12,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
 )
@@ -210,7 +211,11 @@ func passwordFromUserData(ctx context.Context, api instanceAPI, id string) (stri
 	if err != nil {
 		return "", fmt.Errorf("recovering the MLflow password: %w", err)
 	}
-	m := adminPasswordLine.FindSubmatch(raw)
+	doc, err := cloudinit.Decode(raw)
+	if err != nil {
+		return "", fmt.Errorf("recovering the MLflow password from %s: %w", id, err)
+	}
+	m := adminPasswordLine.FindSubmatch(doc)
 	if m == nil {
 		return "", errors.New("the MLflow admin password is not in the instance's user-data")
 	}

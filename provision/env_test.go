@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -154,10 +153,9 @@ func TestUpWithS3EndpointOverride(t *testing.T) {
 		t.Errorf("%v\n%s", err, out)
 	}
 	f.mu.Lock()
-	ud, err := base64.StdEncoding.DecodeString(f.instances[0].userData)
+	ud := userDataB64Text(t, f.instances[0].userData)
 	f.mu.Unlock()
-	must(t, err)
-	if !strings.Contains(string(ud), "http://127.0.0.1:4566") {
+	if !strings.Contains(ud, "http://127.0.0.1:4566") {
 		t.Error("the server is not told the S3 endpoint")
 	}
 }

@@ -31,6 +31,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/mlstack/mlstack/cloudinit"
 )
 
 const (
@@ -2129,4 +2131,24 @@ func awsFingerprint(authorized []byte) string {
 	}
 	sum := sha256.Sum256(pk.Marshal())
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// userDataText is the cloud-config document in user-data as RunInstances got it.
+func userDataText(t *testing.T, userData []byte) string {
+	t.Helper()
+	doc, err := cloudinit.Decode(userData)
+	if err != nil {
+		t.Fatalf("user-data: %v", err)
+	}
+	return string(doc)
+}
+
+// userDataB64Text is userDataText of the base64 text the fake keeps.
+func userDataB64Text(t *testing.T, b64 string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatalf("user-data is not base64: %v", err)
+	}
+	return userDataText(t, raw)
 }

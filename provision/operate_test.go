@@ -170,7 +170,7 @@ func TestRenderCarriesHostKey(t *testing.T) {
 	if err := r.render(); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(r.userData, []byte(r.keep.hostKey.AuthorizedLine())) || !r.keep.newHostKey || r.keep.loginKey == nil {
+	if !strings.Contains(userDataText(t, r.userData), r.keep.hostKey.AuthorizedLine()) || !r.keep.newHostKey || r.keep.loginKey == nil {
 		t.Errorf("user-data lacks the generated host key, or keys were not generated")
 	}
 	if _, err := os.Stat(filepath.Join(root, "demo")); !os.IsNotExist(err) {

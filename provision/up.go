@@ -194,8 +194,8 @@ func (r *upRun) makeLocal() error {
 	return err
 }
 
-// render makes the user-data, once; bad parameters are usage errors found
-// before anything is created.
+// render makes the user-data (gzip-compressed), once; bad parameters are
+// usage errors found before anything is created.
 func (r *upRun) render() error {
 	sec := r.keep.secrets
 	p := cloudinit.Params{
@@ -204,7 +204,7 @@ func (r *upRun) render() error {
 		S3EndpointURL:     r.s.s3Endpoint,
 		SSHHostKeyPrivate: string(r.keep.hostKey.Private), SSHHostKeyPublic: r.keep.hostKey.AuthorizedLine(),
 	}
-	ud, err := cloudinit.Render(p)
+	ud, err := cloudinit.UserData(p)
 	if err != nil {
 		return usagef("bootstrap parameters: %v", err)
 	}

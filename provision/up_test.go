@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -145,11 +144,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 		aws.ToString(inst.inst.SecurityGroups[0].GroupId) != aws.ToString(g.GroupId) {
 		t.Errorf("instance %+v", inst.inst)
 	}
-	ud, err := base64.StdEncoding.DecodeString(inst.userData)
-	if err != nil {
-		t.Error(err)
-	}
-	if !strings.Contains(string(ud), "admin_password = "+sec.MLflowPassword) {
+	if !strings.Contains(userDataB64Text(t, inst.userData), "admin_password = "+sec.MLflowPassword) {
 		t.Error("the user-data does not carry the saved MLflow password")
 	}
 	uri := "http://" + aws.ToString(inst.inst.PublicDnsName) + ":5000"

@@ -435,7 +435,6 @@ start_up() {
 	# shellcheck disable=SC1091 # written by the boot helper just now
 	. "$WORK/instance.env"
 	info "instance $INSTANCE_ID: $PUBLIC_DNS ($PUBLIC_IP), role $ROLE_NAME"
-	grep -q '^#cloud-config' "$WORK/user-data" || die "the instance's user-data is not a #cloud-config"
 }
 
 start_imds() {

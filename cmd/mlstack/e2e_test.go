@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -363,7 +364,12 @@ func checkInstance(t *testing.T, e *env, st localState, uri string) {
 	must(t, err)
 	raw, err := base64.StdEncoding.DecodeString(aws.ToString(ud.UserData.Value))
 	must(t, err)
-	data := string(raw)
+	if len(raw) > cloudinit.MaxUserDataSize || !bytes.HasPrefix(raw, []byte{0x1f, 0x8b}) {
+		t.Errorf("user-data is %d bytes, not gzip within EC2's %d", len(raw), cloudinit.MaxUserDataSize)
+	}
+	doc, err := cloudinit.Decode(raw)
+	must(t, err)
+	data := string(doc)
 	if !strings.HasPrefix(data, "#cloud-config") || !strings.Contains(data, wantBucket) || !strings.Contains(data, cloudinit.DefaultMLflowVersion) {
 		t.Errorf("user-data is not the rendered cloud-config for this stack (%d bytes)", len(raw))
 	}

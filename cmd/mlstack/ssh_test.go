@@ -20,6 +20,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/testenv"
 )
 
@@ -157,7 +158,9 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 	must(t, err)
 	raw, err := base64.StdEncoding.DecodeString(aws.ToString(ud.UserData.Value))
 	must(t, err)
-	if !strings.Contains(string(raw), "ed25519_public: \""+hostPub+"\"") {
+	doc, err := cloudinit.Decode(raw)
+	must(t, err)
+	if !strings.Contains(string(doc), "ed25519_public: \""+hostPub+"\"") {
 		t.Errorf("user-data does not deliver the host key %s", hostPub)
 	}
 	known, err := os.ReadFile(filepath.Join(dir, "known_hosts"))

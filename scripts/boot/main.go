@@ -4,7 +4,8 @@
 //
 //	boot instance  -stack S -dir D [-timeout 2m]
 //	    waits for the stack's running instance, then writes into D:
-//	    user-data (exactly what RunInstances got, 0600), instance.env (ids,
+//	    user-data (exactly what RunInstances got: gzip, 0600; it must unpack
+//	    to a #cloud-config), instance.env (ids,
 //	    public DNS name and IPv4, role name; no secrets) and aemm.json, the
 //	    ec2-metadata-mock configuration that answers IMDS like EC2 would for
 //	    that instance, with credentials of its instance role from
@@ -34,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
+	"github.com/mlstack/mlstack/cloudinit"
 )
 
 const tagStack = "mlstack:stack"
@@ -131,8 +133,15 @@ func instance(ctx context.Context, cfg aws.Config, stack, dir string, timeout ti
 			return err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "boot: instance %s (%s, %s), role %s, user-data %d bytes\n",
-		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), r.name, len(ud))
+	doc, err := cloudinit.Decode(ud)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(string(doc), "#cloud-config\n") {
+		return fmt.Errorf("the user-data of %s is not a #cloud-config", id)
+	}
+	fmt.Fprintf(os.Stderr, "boot: instance %s (%s, %s), role %s, user-data %d bytes (%d unpacked)\n",
+		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), r.name, len(ud), len(doc))
 	return nil
 }
 
