@@ -1,8 +1,8 @@
 // Package cloudinit renders the user-data (a #cloud-config document) that turns
 // a fresh Ubuntu 24.04 EC2 instance into an MLflow tracking server: swap, a
-// venv with the pinned MLflow, basic auth, a systemd unit, and the allowed-hosts
-// list learned from IMDSv2 at every start. The templates live in package
-// templates. UserData gzips the document for EC2.
+// venv with MLflow installed from a hash-checked lock, basic auth, a systemd
+// unit, and the allowed-hosts list learned from IMDSv2 at every start. The
+// templates live in package templates. UserData gzips the document for EC2.
 package cloudinit
 
 import (
@@ -22,7 +22,9 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// DefaultMLflowVersion is the MLflow release installed when Params.MLflowVersion is empty.
+// DefaultMLflowVersion is the MLflow release installed when Params.MLflowVersion
+// is empty: the version templates/mlflow-lock.txt pins (scripts/lock.sh reads
+// it from here). Other versions are installed by version pins, unchecked.
 const DefaultMLflowVersion = "3.17.2"
 
 // MaxUserDataSize is EC2's limit on raw (before base64) user-data; UserData's
@@ -42,6 +44,7 @@ type Params struct {
 	AdminPassword  string // generated secret
 	FlaskSecretKey string // generated secret for MLFLOW_FLASK_SERVER_SECRET_KEY
 	S3EndpointURL  string // optional non-AWS S3 endpoint; sets MLFLOW_S3_ENDPOINT_URL and AWS_ENDPOINT_URL_S3
+	Arch           string // the instance's architecture, ArchX8664 or ArchAarch64; empty means ArchX8664
 
 	// SSHHostKeyPrivate (OpenSSH PEM) and SSHHostKeyPublic (authorized_keys
 	// line) are the ed25519 host key mlstack generated and pinned: given both,
@@ -96,6 +99,9 @@ func (p Params) Validate() error {
 	if err := checkVersion(p.version()); err != nil {
 		bad("MLflowVersion", "%v", err)
 	}
+	if a := p.arch(); a != ArchX8664 && a != ArchAarch64 {
+		bad("Arch", "%q must be %s or %s", a, ArchX8664, ArchAarch64)
+	}
 	if !usernameRE.MatchString(p.AdminUsername) {
 		bad("AdminUsername", "%q must be 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit", p.AdminUsername)
 	}
@@ -123,6 +129,19 @@ func (p Params) version() string {
 		return DefaultMLflowVersion
 	}
 	return p.MLflowVersion
+}
+
+func (p Params) arch() string {
+	if p.Arch == "" {
+		return ArchX8664
+	}
+	return p.Arch
+}
+
+// Locked reports whether p's MLflow version is the one the lock pins, so the
+// instance installs it hash-checked and starts it the tested way.
+func (p Params) Locked() bool {
+	return p.version() == DefaultMLflowVersion
 }
 
 func checkVersion(v string) error {
@@ -233,13 +252,18 @@ func Render(p Params) ([]byte, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	p.MLflowVersion = p.version()
+	p.MLflowVersion, p.Arch = p.version(), p.arch()
+	lock, err := lockFor(p.Arch)
+	if err != nil {
+		return nil, err
+	}
 
 	funcs := template.FuncMap{
 		"yamlText":  yamlText,
 		"yamlQuote": yamlQuote,
 		"ini":       iniValue,
 		"envq":      envQuote,
+		"lock":      func() string { return lock },
 	}
 	// file renders another embedded file with the same parameters, so each
 	// file on the instance is one readable template.

@@ -21,8 +21,10 @@ func TestUserDataContents(t *testing.T) {
 	if c.Swap["filename"] == nil || c.Swap["size"] == nil {
 		t.Errorf("no swap file configured: %v", c.Swap)
 	}
-	if !contains(c.Packages, "python3-venv") {
-		t.Errorf("packages %v lack python3-venv", c.Packages)
+	// No apt at first boot: Ubuntu's python3 makes the venv without ensurepip,
+	// and uv comes from PyPI.
+	if c.PackageUpdate || len(c.Packages) > 0 {
+		t.Errorf("package_update %v, packages %v: the bootstrap must not need apt", c.PackageUpdate, c.Packages)
 	}
 
 	files := map[string]struct{ owner, perm string }{
@@ -31,6 +33,7 @@ func TestUserDataContents(t *testing.T) {
 		"/etc/systemd/system/mlflow.service":          {"root:root", "0644"},
 		"/usr/local/libexec/mlstack/allowed-hosts.sh": {"root:root", "0755"},
 		"/usr/local/sbin/mlstack-setup":               {"root:root", "0755"},
+		"/usr/local/share/mlstack/mlflow-lock.txt":    {"root:root", "0644"},
 	}
 	for path, want := range files {
 		f := c.file(t, path)
@@ -100,8 +103,15 @@ func TestUserDataContents(t *testing.T) {
 		t.Errorf("runcmd = %v", c.Runcmd)
 	}
 	setup := c.file(t, "/usr/local/sbin/mlstack-setup").Content
-	if !strings.Contains(setup, `"mlflow[auth]==$version" boto3`) || !strings.Contains(setup, "systemctl enable --now mlflow.service") {
-		t.Errorf("setup script does not install the pinned mlflow[auth] with boto3 and start the unit:\n%s", setup)
+	for _, w := range []string{
+		`lock=${MLSTACK_SETUP_LOCK:-/usr/local/share/mlstack/mlflow-lock.txt}`,
+		`set -- --require-hashes --no-deps -r "$lock"`,
+		`"mlflow[auth]==$version" boto3`,
+		"systemctl enable --now mlflow.service",
+	} {
+		if !strings.Contains(setup, w) {
+			t.Errorf("setup script lacks %q:\n%s", w, setup)
+		}
 	}
 }
 

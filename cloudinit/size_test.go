@@ -8,8 +8,8 @@ import (
 )
 
 // worstParams are the longest values Validate accepts, in the characters
-// that grow most when escaped, with an SSH host key.
-func worstParams(t *testing.T) Params {
+// that grow most when escaped, with an SSH host key, on arch.
+func worstParams(t *testing.T, arch string) Params {
 	t.Helper()
 	p := Params{
 		Stack:          strings.Repeat("s", 63),
@@ -20,6 +20,7 @@ func worstParams(t *testing.T) Params {
 		AdminPassword:  strings.Repeat("%", maxSecretLen),
 		FlaskSecretKey: strings.Repeat(`"`, maxSecretLen),
 		S3EndpointURL:  "http://" + strings.Repeat("e", maxURLLen-len("http://")),
+		Arch:           arch,
 	}
 	p.SSHHostKeyPrivate, p.SSHHostKeyPublic = testHostKey(t)
 	if err := p.Validate(); err != nil {
@@ -43,22 +44,28 @@ func randomSecret(t *testing.T) string {
 }
 
 func TestUserDataSize(t *testing.T) {
-	worst := worstParams(t)
-	// Escaping grows repeated characters most, random ones compress least.
-	random := worst
-	random.AdminPassword, random.FlaskSecretKey = randomSecret(t), randomSecret(t)
-	for _, c := range []struct {
-		name string
-		p    Params
-	}{{"typical", validParams()}, {"worst escaping", worst}, {"random secrets", random}} {
-		ud, err := UserData(c.p)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if len(ud) > MaxUserDataSize {
-			t.Errorf("%s user-data is %d bytes, over EC2's %d", c.name, len(ud), MaxUserDataSize)
-		}
-		t.Logf("%s: %d bytes gzip-compressed (%d unpacked), limit %d", c.name, len(ud), len(render(t, c.p)), MaxUserDataSize)
+	for _, arch := range []string{ArchX8664, ArchAarch64} {
+		t.Run(arch, func(t *testing.T) {
+			typical := validParams()
+			typical.Arch = arch
+			worst := worstParams(t, arch)
+			// Escaping grows repeated characters most, random ones compress least.
+			random := worst
+			random.AdminPassword, random.FlaskSecretKey = randomSecret(t), randomSecret(t)
+			for _, c := range []struct {
+				name string
+				p    Params
+			}{{"typical", typical}, {"worst escaping", worst}, {"random secrets", random}} {
+				ud, err := UserData(c.p)
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				if len(ud) > MaxUserDataSize {
+					t.Errorf("%s user-data is %d bytes, over EC2's %d", c.name, len(ud), MaxUserDataSize)
+				}
+				t.Logf("%s: %d bytes gzip-compressed (%d unpacked), limit %d", c.name, len(ud), len(render(t, c.p)), MaxUserDataSize)
+			}
+		})
 	}
 }
 

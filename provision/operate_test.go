@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
@@ -161,8 +162,9 @@ func TestConsoleOutputDecoded(t *testing.T) {
 func TestRenderCarriesHostKey(t *testing.T) {
 	root := t.TempDir()
 	r := &upRun{
-		o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: "3.5.0"},
+		o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: cloudinit.DefaultMLflowVersion},
 		openedStack: &openedStack{s: &session{region: "eu-west-3", account: "123456789012"}, n: namesFor("demo", "123456789012", "eu-west-3"), dir: local.StackDir(root, "demo")},
+		log:         newProgress(io.Discard),
 	}
 	if err := r.makeLocal(); err != nil {
 		t.Fatal(err)
@@ -179,5 +181,50 @@ func TestRenderCarriesHostKey(t *testing.T) {
 	r.n.Bucket = "Not_A_Bucket"
 	if err := r.render(); !IsUsage(err) || !strings.Contains(err.Error(), "bootstrap parameters") {
 		t.Errorf("bad parameters: %v, want a usage error", err)
+	}
+}
+
+// TestRenderArchAndLock: the user-data carries the lock's part for the
+// instance type's architecture, gzip-compressed within EC2's limit, and up
+// says when the MLflow version is not the locked one.
+func TestRenderArchAndLock(t *testing.T) {
+	for _, tt := range []struct {
+		arch              ec2types.ArchitectureValues
+		version           string
+		wantArch, notArch string
+		warn              bool
+	}{
+		{ec2types.ArchitectureValuesX8664, cloudinit.DefaultMLflowVersion, "x86_64", "aarch64", false},
+		{ec2types.ArchitectureValuesArm64, cloudinit.DefaultMLflowVersion, "aarch64", "x86_64", false},
+		{ec2types.ArchitectureValuesX8664, "3.5.0", "x86_64", "aarch64", true},
+	} {
+		t.Run(string(tt.arch)+" "+tt.version, func(t *testing.T) {
+			root := t.TempDir()
+			var log bytes.Buffer
+			r := &upRun{
+				o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: tt.version},
+				openedStack: &openedStack{s: &session{region: "eu-west-3", account: "123456789012"}, n: namesFor("demo", "123456789012", "eu-west-3"), dir: local.StackDir(root, "demo")},
+				log:         newProgress(&log),
+				arch:        tt.arch,
+			}
+			if err := r.makeLocal(); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.render(); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.userData) > cloudinit.MaxUserDataSize || !bytes.HasPrefix(r.userData, []byte{0x1f, 0x8b}) {
+				t.Errorf("user-data: %d bytes, gzip %v; want gzip within %d", len(r.userData), bytes.HasPrefix(r.userData, []byte{0x1f, 0x8b}), cloudinit.MaxUserDataSize)
+			}
+			doc := userDataText(t, r.userData)
+			targets := "#@ targets 3.11-" + tt.wantArch + " 3.12-" + tt.wantArch + " 3.13-" + tt.wantArch + "\n"
+			if !strings.Contains(doc, targets) || strings.Contains(doc, `platform_machine == "`+tt.notArch) {
+				t.Errorf("user-data does not carry the %s lock alone", tt.wantArch)
+			}
+			warned := strings.Contains(log.String(), "! MLflow 3.5.0 is not the locked "+cloudinit.DefaultMLflowVersion)
+			if warned != tt.warn {
+				t.Errorf("warning %v, want %v; progress:\n%s", warned, tt.warn, log.String())
+			}
+		})
 	}
 }

@@ -98,11 +98,12 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	}
 	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
 	r.rules = wantRules(r.o.AllowCIDRs, r.o.SSH)
-	err = firstErr(r.makeLocal, r.render, func() (err error) {
-		// After the render: an unknown or unoffered instance type is a usage error, reported alone.
+	err = firstErr(r.makeLocal, func() (err error) {
+		// Before the render, which needs the architecture: an unknown or
+		// unoffered instance type is a usage error, reported alone.
 		r.places, r.arch, err = placements(ctx, r.s.ec2, r.o.InstanceType, explicitType, r.s.region)
 		return err
-	})
+	}, r.render)
 	if err != nil {
 		r.release()
 		return nil, err
@@ -194,19 +195,26 @@ func (r *upRun) makeLocal() error {
 	return err
 }
 
-// render makes the user-data (gzip-compressed), once; bad parameters are
-// usage errors found before anything is created.
+// render makes the user-data, once, for the instance type's architecture;
+// bad parameters are usage errors found before anything is created.
 func (r *upRun) render() error {
 	sec := r.keep.secrets
 	p := cloudinit.Params{
 		Stack: r.n.Stack, Bucket: r.n.Bucket, Region: r.s.region, MLflowVersion: r.o.MLflowVersion,
 		AdminUsername: sec.MLflowUser, AdminPassword: sec.MLflowPassword, FlaskSecretKey: sec.FlaskSecretKey,
-		S3EndpointURL:     r.s.s3Endpoint,
+		S3EndpointURL: r.s.s3Endpoint, Arch: cloudinit.ArchX8664,
 		SSHHostKeyPrivate: string(r.keep.hostKey.Private), SSHHostKeyPublic: r.keep.hostKey.AuthorizedLine(),
+	}
+	if r.arch == ec2types.ArchitectureValuesArm64 {
+		p.Arch = cloudinit.ArchAarch64
 	}
 	ud, err := cloudinit.UserData(p)
 	if err != nil {
 		return usagef("bootstrap parameters: %v", err)
+	}
+	if !p.Locked() {
+		r.log.Warn("MLflow %s is not the locked %s: the instance installs it by version pins, without hash checks",
+			p.MLflowVersion, cloudinit.DefaultMLflowVersion)
 	}
 	r.userData = ud
 	return nil

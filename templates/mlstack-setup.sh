@@ -1,17 +1,21 @@
 #!/bin/sh
-# mlstack: first-boot setup, run once by cloud-init's runcmd, i.e. after the
-# packages, the users and the deferred files are in place. Installs the pinned
-# MLflow into a venv (Ubuntu's Python is externally managed, PEP 668) and
-# starts the service.
+# mlstack: first-boot setup, run once by cloud-init's runcmd (after the users
+# and deferred files). Installs MLflow into a venv and starts the service.
 #
-# The install uses uv (from PyPI, pinned), which took about half pip's time
-# to a healthy server in mlstack's cold-cache benchmark (docs/BENCHMARKS.md).
-# pip stays as the fallback: if uv cannot be installed or fails, the same
-# requirements go through pip, which costs time but not the server.
+# With the locked MLflow version, on a Python and architecture the lock
+# (/usr/local/share/mlstack/mlflow-lock.txt, from scripts/lock.sh) covers,
+# every package is pinned by version and sha256 and comes from a wheel, so no
+# package code runs at install, as root or otherwise. Anything else is
+# installed by version pins, unchecked, and says so.
+#
+# No apt: the venv is made without pip (ensurepip needs python3-venv), and
+# uv is its PyPI wheel, fetched with curl and checked by sha256. If uv fails,
+# pip (its wheel, checked too) installs the same; both are tried three times.
+# apt runs only if curl is missing, with a lock timeout and retries.
 #
 # Usage: mlstack-setup MLFLOW_VERSION
-# Test knob, unset in production: MLSTACK_SETUP_VENV (default /opt/mlflow,
-# where mlflow.service runs it from).
+# Test knobs, unset in production: MLSTACK_SETUP_VENV (default /opt/mlflow),
+# MLSTACK_SETUP_LOCK, MLSTACK_SETUP_DELAY (seconds between retries, default 10).
 set -eu
 
 log() {
@@ -26,27 +30,112 @@ case $version in
     ;;
 esac
 venv=${MLSTACK_SETUP_VENV:-/opt/mlflow}
-uv_version=0.13.9
+lock=${MLSTACK_SETUP_LOCK:-/usr/local/share/mlstack/mlflow-lock.txt}
+delay=${MLSTACK_SETUP_DELAY:-10}
+[ -r "$lock" ] || { log "no lock at $lock"; exit 1; }
+
+# lock_data KEY...: the words after "#@ KEY..." in the lock.
+lock_data() {
+    awk -v key="$*" 'index($0, "#@ " key " ") == 1 { print substr($0, length(key) + 5); exit }' "$lock"
+}
+
+# apt_install PACKAGE...: waits for a busy dpkg lock, retries a failing mirror.
+apt_install() {
+    n=1
+    while :; do
+        if apt-get -q -o DPkg::Lock::Timeout=300 -o Acquire::Retries=5 update &&
+            DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 \
+                -o Acquire::Retries=5 install --no-install-recommends "$@"; then
+            return 0
+        fi
+        [ "$n" -lt 5 ] || return 1
+        log "apt-get failed (attempt $n/5); retrying in ${delay}s"
+        sleep "$delay"
+        n=$((n + 1))
+    done
+}
+
+# fetch NAME: the lock's installer wheel NAME for this machine, checked and
+# unpacked into $work/NAME.
+fetch() {
+    [ ! -d "$work/$1" ] || return 0
+    set -- "$1" "$(lock_data "$1" "$arch")"
+    [ -n "$2" ] || set -- "$1" "$(lock_data "$1" any)"
+    [ -n "$2" ] || { log "the lock has no $1 for $arch"; return 1; }
+    rm -rf "$work/$1.whl" "$work/$1.tmp"
+    curl -fsSL --retry 5 --retry-delay 2 --retry-all-errors --connect-timeout 10 --max-time 300 \
+        -o "$work/$1.whl" "${2#* }" &&
+        echo "${2%% *}  $work/$1.whl" | sha256sum -c --quiet - &&
+        python3 -m zipfile -e "$work/$1.whl" "$work/$1.tmp" &&
+        mv "$work/$1.tmp" "$work/$1"
+}
+
+install_with_uv() {
+    fetch uv || return 1
+    uv=$(echo "$work"/uv/uv-*.data/scripts/uv)
+    chmod 0755 "$uv"
+    UV_HTTP_TIMEOUT=60 "$uv" pip install --python "$venv/bin/python" \
+        --no-cache --link-mode copy --compile-bytecode --no-build "$@" &&
+        if [ "$mode" = locked ]; then "$uv" pip check --python "$venv/bin/python"; fi
+}
+
+install_with_pip() {
+    fetch pip || return 1
+    "$venv/bin/python" "$work/pip/pip" install --no-cache-dir --disable-pip-version-check \
+        --retries 10 --timeout 60 --only-binary :all: "$@"
+}
 
 # The service may write only here (sqlite databases); the venv stays root-owned.
 install -d -o mlflow -g mlflow -m 0750 /var/lib/mlflow
 
-log "creating venv $venv"
-python3 -m venv "$venv"
-pip_install() {
-    "$venv/bin/pip" install --no-cache-dir --disable-pip-version-check \
-        --retries 10 --timeout 60 "$@"
-}
-log "installing mlflow[auth]==$version and boto3 with uv $uv_version"
-if pip_install "uv==$uv_version" &&
-    UV_HTTP_TIMEOUT=60 "$venv/bin/uv" pip install --python "$venv/bin/python" \
-        --no-cache --link-mode copy --compile-bytecode "mlflow[auth]==$version" boto3; then
-    log "installed with uv"
-else
-    log "uv failed; installing with pip instead"
-    pip_install "mlflow[auth]==$version" boto3
+if ! command -v curl >/dev/null; then
+    log "no curl: installing it with apt"
+    apt_install curl ca-certificates || { log "giving up: apt could not install curl"; exit 1; }
 fi
-"$venv/bin/mlflow" --version
+
+arch=$(uname -m)
+python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+locked=$(lock_data mlflow)
+mode=pins
+if [ "$version" != "$locked" ]; then
+    log "MLflow $version is not the locked $locked: installing it by version pins, without hash checks"
+elif ! lock_data targets | tr ' ' '\n' | grep -qx "$python-$arch"; then
+    log "the lock has no wheels for Python $python on $arch: installing MLflow $version by version pins, without hash checks"
+else
+    mode=locked
+fi
+if [ "$mode" = locked ]; then
+    set -- --require-hashes --no-deps -r "$lock"
+    what="mlflow[auth]==$version, boto3 and their dependencies from the lock (sha256-checked)"
+else
+    set -- "mlflow[auth]==$version" boto3
+    what="mlflow[auth]==$version and boto3 (version pins)"
+fi
+
+log "creating venv $venv (Python $python, $arch)"
+python3 -m venv --without-pip "$venv"
+work=$(mktemp -d "$(dirname "$venv")/.mlstack-setup.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+n=1
+while :; do
+    log "installing $what with uv"
+    if install_with_uv "$@"; then
+        log "installed with uv"
+        break
+    fi
+    log "uv failed; installing with pip instead"
+    if install_with_pip "$@"; then
+        log "installed with pip"
+        break
+    fi
+    [ "$n" -lt 3 ] || { log "giving up: neither uv nor pip could install MLflow"; exit 1; }
+    log "pip failed too (attempt $n/3); trying again in ${delay}s"
+    sleep "$delay"
+    n=$((n + 1))
+done
+# Read from the installed metadata; importing mlflow would take seconds.
+log "installed MLflow $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))')"
 
 systemctl daemon-reload
 systemctl enable --now mlflow.service
