@@ -34,6 +34,7 @@ func TestUserDataContents(t *testing.T) {
 		"/usr/local/libexec/mlstack/allowed-hosts.sh": {"root:root", "0755"},
 		"/usr/local/sbin/mlstack-setup":               {"root:root", "0755"},
 		"/usr/local/share/mlstack/mlflow-lock.txt":    {"root:root", "0644"},
+		"/usr/local/lib/mlstack/mlstack_mlflow.py":    {"root:root", "0644"},
 	}
 	for path, want := range files {
 		f := c.file(t, path)
@@ -91,11 +92,27 @@ func TestUserDataContents(t *testing.T) {
 			t.Errorf("mlflow.service lacks line %q", line)
 		}
 	}
+	// One process: uvicorn serves MLflow's basic-auth app (mlstack_mlflow.py)
+	// with what `mlflow server` would give it, without that waiting parent.
 	execStart := strings.Join(strings.Fields(strings.ReplaceAll(unitValue(t, unit, "ExecStart"), "\\\n", " ")), " ")
-	want := "/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1" +
-		" --backend-store-uri sqlite:////var/lib/mlflow/mlflow.db --default-artifact-root s3://" + p.Bucket + "/artifacts"
+	want := "/opt/mlflow/bin/python -m uvicorn --host 0.0.0.0 --port 5000 --workers 1" +
+		" --app-dir /usr/local/lib/mlstack --factory mlstack_mlflow:create_app"
 	if execStart != want {
 		t.Errorf("ExecStart =\n  %s\nwant\n  %s", execStart, want)
+	}
+	for k, w := range map[string]string{
+		"_MLFLOW_SERVER_FILE_STORE":      "sqlite:////var/lib/mlflow/mlflow.db",
+		"_MLFLOW_SERVER_REGISTRY_STORE":  "sqlite:////var/lib/mlflow/mlflow.db",
+		"_MLFLOW_SERVER_ARTIFACT_ROOT":   "s3://" + p.Bucket + "/artifacts",
+		"_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
+		"_MLFLOW_SGI_NAME":               "uvicorn",
+	} {
+		if got := unitEnv(unit)[k]; got != w {
+			t.Errorf("mlflow.service Environment %s = %q, want %q", k, got, w)
+		}
+	}
+	if app := c.file(t, "/usr/local/lib/mlstack/mlstack_mlflow.py").Content; !strings.Contains(app, "def create_app():") {
+		t.Errorf("mlstack_mlflow.py has no create_app factory:\n%s", app)
 	}
 
 	// The files that the unit and runcmd execute are the ones written.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/mlstack/mlstack/internal/secretscan"
@@ -152,4 +153,23 @@ func noSecretsIn(t *testing.T, path string, secrets ...string) {
 	for _, f := range findings {
 		t.Errorf("secret in %s", f)
 	}
+}
+
+// unitEnv returns the unit's Environment= assignments. The template writes
+// one unquoted NAME=value per line, which is all this reads: a value with a
+// quote or a space would need systemd's unquoting and is refused.
+func unitEnv(unit string) map[string]string {
+	env := map[string]string{}
+	for line := range strings.Lines(unit) {
+		kv, ok := strings.CutPrefix(strings.TrimSpace(line), "Environment=")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.ContainsAny(v, `"' `) {
+			panic("unitEnv cannot read " + line)
+		}
+		env[k] = v
+	}
+	return env
 }

@@ -20,10 +20,12 @@ import (
 )
 
 // TestMLflowServerSmoke runs the rendered server for real: the unit's
-// ExecStart, the rendered basic_auth.ini and mlflow.env (read the way systemd
-// and configparser read them) and the allowed-hosts file that allowed-hosts.sh
-// writes from a fake IMDS, against a venv holding the pinned MLflow. It is
-// opt-in because it needs that venv (about 1 GB of wheels):
+// ExecStart and Environment= lines with the rendered mlstack_mlflow.py, the
+// rendered basic_auth.ini and mlflow.env (read the way systemd and
+// configparser read them) and the allowed-hosts file that allowed-hosts.sh
+// writes from a fake IMDS, against a venv holding the pinned MLflow: one
+// process serves, auth and the Host check hold. It is opt-in because it
+// needs that venv (about 1 GB of wheels):
 //
 //	python3 -m venv /tmp/mlflow-venv
 //	/tmp/mlflow-venv/bin/pip install "mlflow[auth]==3.17.2" boto3
@@ -51,7 +53,22 @@ func TestMLflowServerSmoke(t *testing.T) {
 	if err := os.WriteFile(iniPath, []byte(relocate(c.file(t, "/etc/mlflow/basic_auth.ini").Content)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := parseSystemdEnv(c.file(t, "/etc/mlflow/mlflow.env").Content)
+	appDir := filepath.Join(dir, "lib")
+	if err := os.Mkdir(appDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(appDir, "mlstack_mlflow.py"), []byte(c.file(t, "/usr/local/lib/mlstack/mlstack_mlflow.py").Content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unit := c.file(t, "/etc/systemd/system/mlflow.service").Content
+	// The unit's environment: its Environment= lines, then the files in order.
+	env := map[string]string{}
+	for k, v := range unitEnv(unit) {
+		env[k] = relocate(v)
+	}
+	for k, v := range parseSystemdEnv(c.file(t, "/etc/mlflow/mlflow.env").Content) {
+		env[k] = v
+	}
 	env["MLFLOW_AUTH_CONFIG_PATH"] = iniPath
 
 	const dns, ip = "ec2-54-1-2-3.compute-1.amazonaws.com", "54.1.2.3"
@@ -86,7 +103,6 @@ func TestMLflowServerSmoke(t *testing.T) {
 	}
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	unit := c.file(t, "/etc/systemd/system/mlflow.service").Content
 	args := strings.Fields(strings.ReplaceAll(unitValue(t, unit, "ExecStart"), "\\\n", " "))
 	for i, a := range args {
 		switch a {
@@ -94,6 +110,8 @@ func TestMLflowServerSmoke(t *testing.T) {
 			a = port
 		case "0.0.0.0":
 			a = "127.0.0.1"
+		case "/usr/local/lib/mlstack":
+			a = appDir
 		}
 		args[i] = relocate(strings.Replace(a, "/opt/mlflow", venv, 1))
 	}
@@ -112,7 +130,7 @@ func TestMLflowServerSmoke(t *testing.T) {
 	// Registered before the server starts, so it runs once the server has
 	// stopped and flushed its log (cleanups run last-in first-out).
 	t.Cleanup(func() { noSecretsIn(t, logPath, p.AdminPassword, p.FlaskSecretKey) })
-	// mlflow forks uvicorn: stop the whole group.
+	// Stop the whole group, should anything fork.
 	if _, err := proctest.Start(t, server, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +173,11 @@ func TestMLflowServerSmoke(t *testing.T) {
 		}
 	}
 
+	// One process serves: nothing forked a worker or waits for one.
+	if kids := childrenOf(t, server.Process.Pid); len(kids) > 0 {
+		t.Errorf("the server process %d has children %v, want none", server.Process.Pid, kids)
+	}
+
 	const search = "/api/2.0/mlflow/experiments/search?max_results=1"
 	for _, tt := range []struct {
 		name, method, path, host, password, body string
@@ -178,4 +201,26 @@ func TestMLflowServerSmoke(t *testing.T) {
 			t.Errorf("%s: %s %s (Host %s) = %d %.300s; want %d with %q", tt.name, tt.method, tt.path, tt.host, code, body, tt.want, tt.inBody)
 		}
 	}
+}
+
+// childrenOf lists the pids whose parent is pid, from /proc/*/stat.
+func childrenOf(t *testing.T, pid int) []string {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil || len(stats) == 0 {
+		t.Fatalf("cannot list /proc: %v", err)
+	}
+	var kids []string
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			kids = append(kids, strings.Fields(string(b))[0])
+		}
+	}
+	return kids
 }

@@ -64,7 +64,8 @@ type setupCase struct {
 	noCurl, wantOK   bool
 	want, notWant    []string // in the calls log
 	wantOut, notOut  []string // in the script's output
-	installedVersion string   // what the venv reports; default version
+	wantDropIn       bool
+	installedVersion string // what the venv reports; default version
 }
 
 // TestSetupScriptInstallPaths runs mlstack-setup.sh with stubs for the
@@ -95,10 +96,10 @@ func TestSetupScriptInstallPaths(t *testing.T) {
 		{name: "both always fail", env: map[string]string{"UV_FAILS": "all", "PIP_FAILS": "all"},
 			notWant: []string{"systemctl"},
 			wantOut: []string{"pip failed too (attempt 2/3)", "giving up"}},
-		{name: "other MLflow version", version: "3.16.1", installedVersion: "3.16.1", wantOK: true,
+		{name: "other MLflow version", version: "3.16.1", installedVersion: "3.16.1", wantOK: true, wantDropIn: true,
 			want:    []string{uvInstall + pins("3.16.1"), "systemctl enable --now mlflow.service"},
 			notWant: []string{"--require-hashes", "uv pip check"},
-			wantOut: []string{"MLflow 3.16.1 is not the locked " + DefaultMLflowVersion + ": installing it by version pins, without hash checks"}},
+			wantOut: []string{"MLflow 3.16.1 is not the locked " + DefaultMLflowVersion + ": installing it by version pins, without hash checks", "starts it with `mlflow server`"}},
 		{name: "Python the lock lacks", python: "3.14", wantOK: true,
 			want:    []string{uvInstall + pins(DefaultMLflowVersion)},
 			notWant: []string{"--require-hashes"},
@@ -119,8 +120,8 @@ func runSetupCase(t *testing.T, tc setupCase) {
 	sh := needTool(t, "sh")
 	dir := t.TempDir()
 	stubs, tools, venv := filepath.Join(dir, "stubs"), filepath.Join(dir, "tools"), filepath.Join(dir, "opt", "mlflow")
-	lock, calls := filepath.Join(dir, "lock.txt"), filepath.Join(dir, "calls")
-	for _, d := range []string{stubs, tools, filepath.Dir(venv)} {
+	lock, calls, units := filepath.Join(dir, "lock.txt"), filepath.Join(dir, "calls"), filepath.Join(dir, "units")
+	for _, d := range []string{stubs, tools, filepath.Dir(venv), units} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +143,7 @@ func runSetupCase(t *testing.T, tc setupCase) {
 	cmd := exec.Command(sh, script, version)
 	cmd.Env = []string{
 		"PATH=" + stubs + ":" + tools, "STUBS=" + stubs, "CALLS=" + calls, "WORKDIR=" + filepath.Dir(venv),
-		"MLSTACK_SETUP_VENV=" + venv, "MLSTACK_SETUP_LOCK=" + lock, "MLSTACK_SETUP_DELAY=0",
+		"MLSTACK_SETUP_VENV=" + venv, "MLSTACK_SETUP_LOCK=" + lock, "MLSTACK_SETUP_UNIT_DIR=" + units, "MLSTACK_SETUP_DELAY=0",
 		"PYVER=" + orDefault(tc.python, "3.12"), "WANT_VERSION=" + orDefault(tc.installedVersion, DefaultMLflowVersion),
 	}
 	for k, v := range tc.env {
@@ -158,6 +159,13 @@ func runSetupCase(t *testing.T, tc setupCase) {
 	}
 	checkContains(t, "call", string(log), tc.want, tc.notWant)
 	checkContains(t, "output", string(out), tc.wantOut, tc.notOut)
+	dropIn, err := os.ReadFile(filepath.Join(units, "mlflow.service.d", "mlflow-server-cli.conf"))
+	if (err == nil) != tc.wantDropIn {
+		t.Errorf("drop-in present: %v, want %v", err == nil, tc.wantDropIn)
+	}
+	if tc.wantDropIn && !strings.Contains(string(dropIn), "ExecStart=\nExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth") {
+		t.Errorf("the drop-in does not replace ExecStart with mlflow server:\n%s", dropIn)
+	}
 	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(venv), ".mlstack-setup.*")); len(matches) > 0 {
 		t.Errorf("the work directory was left behind: %v", matches)
 	}

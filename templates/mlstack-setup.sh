@@ -15,7 +15,8 @@
 #
 # Usage: mlstack-setup MLFLOW_VERSION
 # Test knobs, unset in production: MLSTACK_SETUP_VENV (default /opt/mlflow),
-# MLSTACK_SETUP_LOCK, MLSTACK_SETUP_DELAY (seconds between retries, default 10).
+# MLSTACK_SETUP_LOCK, MLSTACK_SETUP_UNIT_DIR (default /etc/systemd/system),
+# MLSTACK_SETUP_DELAY (seconds between retries, default 10).
 set -eu
 
 log() {
@@ -31,6 +32,7 @@ case $version in
 esac
 venv=${MLSTACK_SETUP_VENV:-/opt/mlflow}
 lock=${MLSTACK_SETUP_LOCK:-/usr/local/share/mlstack/mlflow-lock.txt}
+unit_dir=${MLSTACK_SETUP_UNIT_DIR:-/etc/systemd/system}
 delay=${MLSTACK_SETUP_DELAY:-10}
 [ -r "$lock" ] || { log "no lock at $lock"; exit 1; }
 
@@ -136,6 +138,18 @@ while :; do
 done
 # Read from the installed metadata; importing mlflow would take seconds.
 log "installed MLflow $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))')"
+
+if [ "$version" != "$locked" ]; then
+    # mlflow.service starts uvicorn the way `mlflow server` $locked does.
+    log "MLflow $version: mlflow.service starts it with \`mlflow server\`"
+    mkdir -p "$unit_dir/mlflow.service.d"
+    cat >"$unit_dir/mlflow.service.d/mlflow-server-cli.conf" <<'EOF'
+# mlstack-setup: not the locked MLflow version; start it the public way.
+[Service]
+ExecStart=
+ExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri ${_MLFLOW_SERVER_FILE_STORE} --default-artifact-root ${_MLFLOW_SERVER_ARTIFACT_ROOT}
+EOF
+fi
 
 systemctl daemon-reload
 systemctl enable --now mlflow.service
