@@ -26,9 +26,10 @@ const (
 // reports), $UV_FAILS / $PIP_FAILS / $APT_FAILS (fail that many calls first;
 // "all" fails every call), $CURL_BAD_UV (serve a uv wheel with another hash).
 var setupStubs = map[string]string{
-	"install":   `log install "$@"`,
-	"systemctl": `log systemctl "$@"`,
-	"uname":     `echo x86_64`,
+	"install":     `log install "$@"`,
+	"systemctl":   `log systemctl "$@"`,
+	"systemd-run": `log systemd-run "$@"`,
+	"uname":       `echo x86_64`,
 	"curl": `log curl "$@"
 for out; do :; done
 while [ $# -gt 1 ]; do [ "$1" = -o ] && out=$2; shift; done
@@ -75,12 +76,14 @@ type setupCase struct {
 // scripts/boot-test.sh boots.
 func TestSetupScriptInstallPaths(t *testing.T) {
 	locked := "--require-hashes --no-deps -r LOCK"
-	uvInstall := "uv pip install --python VENV/bin/python --no-cache --link-mode copy --compile-bytecode --no-build "
+	uvInstall := "uv pip install --python VENV/bin/python --no-cache --link-mode copy --no-build "
 	pipInstall := "pip WORK/pip/pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 --only-binary :all: "
 	pins := func(v string) string { return "mlflow[auth]==" + v + " boto3" }
 	for _, tc := range []setupCase{
 		{name: "locked with uv", wantOK: true,
-			want:    []string{"python3 -m venv --without-pip VENV", uvInstall + locked, "uv pip check --python VENV/bin/python", "systemctl enable --now mlflow.service"},
+			want: []string{"python3 -m venv --without-pip VENV", uvInstall + locked, "uv pip check --python VENV/bin/python", "systemctl enable --now mlflow.service",
+				"systemd-run --unit=mlstack-bytecode --description=mlstack: compile MLflow's bytecode --nice=19 -p IOSchedulingClass=idle -p RemainAfterExit=yes --no-block --quiet sh -c",
+				`exec "$1/bin/python" -m compileall -q -j 0 "$1/lib" sh VENV`},
 			notWant: []string{"pip WORK", "apt-get", pins(DefaultMLflowVersion)},
 			wantOut: []string{"from the lock (sha256-checked) with uv", "installed with uv", "installed MLflow " + DefaultMLflowVersion}},
 		{name: "tampered uv wheel", env: map[string]string{"CURL_BAD_UV": "1"}, wantOK: true,

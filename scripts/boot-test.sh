@@ -357,6 +357,7 @@ boot_test() {
 	check_auth_hosts
 	check_role_s3
 	run_check
+	check_bytecode
 	report_numbers
 	scan_secrets
 	down_and_leftovers
@@ -617,6 +618,24 @@ run_check() {
 	if ! masked "$WORK/mlstack" check --stack "$STACK" --state-dir "$STATE" >&2; then
 		die "mlstack check failed"
 	fi
+}
+
+# check_bytecode: the background job compiled the venv's bytecode after the
+# server answered, so later starts read .pyc files.
+check_bytecode() {
+	say "bytecode compiled in the background (mlstack-bytecode)"
+	local i state
+	for ((i = 0; i < 240; i++)); do
+		state=$(for p in ActiveState SubState Result; do in_container systemctl show -P "$p" mlstack-bytecode.service; done 2>/dev/null | tr '\n' ' ' || true)
+		[[ $state == *running* || $state == *activating* ]] || break
+		sleep 0.5
+	done
+	# RemainAfterExit keeps the finished unit, and its result, loaded.
+	[[ $state == "active exited success " ]] ||
+		{ diagnose; die "mlstack-bytecode.service: '$state', want 'active exited success'"; }
+	in_container sh -c 'ls /opt/mlflow/lib/python3*/site-packages/mlflow/__pycache__/__init__.cpython-*.pyc' >/dev/null ||
+		die "mlstack-bytecode succeeded but left no .pyc for mlflow"
+	info "compiled; finished $(in_container systemctl show -P ExecMainExitTimestamp mlstack-bytecode.service)"
 }
 
 report_numbers() {
