@@ -3,13 +3,15 @@
 # fresh Debian-family machine into a working tracking server.
 #
 #   scripts/boot-test.sh                     the test (root; CI runs it via scripts/test.sh)
-#   scripts/boot-test.sh bench-install [N]   pip vs uv install-to-healthy, N cold runs each
+#   MLSTACK_BOOT_SUITE=trixie scripts/boot-test.sh   the same on Debian trixie
+#   scripts/boot-test.sh bench-install [N]   uv vs pip, installing the lock cold, N runs each
 #
 # The test: a private moto server; `mlstack up --stack boot` in the
 # background against it; the instance's user-data, public DNS name and IP read
 # back from moto; ec2-metadata-mock answering IMDSv2 on 169.254.169.254:80
 # with those values and credentials of the instance role; a cached Debian
-# bookworm rootfs (debootstrap: systemd, cloud-init, python3-venv, curl)
+# rootfs (debootstrap: systemd, cloud-init, curl; no python3-venv, no apt
+# lists, as on the Ubuntu image, where neither is there at first boot)
 # copied fresh, seeded as NoCloud and booted with systemd-nspawn on the host
 # network, so cloud-init and systemd run the bootstrap for real. The public
 # DNS name points at 127.0.0.1 in /etc/hosts, so `up`'s own health wait and a
@@ -17,17 +19,26 @@
 # with exactly the variables `mlstack env` prints, logs params, metrics and an
 # artifact; the artifact is in the stack bucket; 401 without credentials; a
 # foreign Host is refused; `mlstack check` passes; the server reads S3 through
-# the role from IMDS; RSS and boot-to-healthy are reported; `mlstack down`
-# leaves nothing in moto. Everything is undone on exit.
+# the role from IMDS; MLflow came from the lock, hash-checked, without apt;
+# the server is one process under MLSTACK_BOOT_MAX_RSS; RSS and
+# boot-to-healthy are reported; `mlstack down` leaves nothing in moto.
+# Everything is undone on exit.
 #
-# Stand-in: the instance runs Ubuntu 24.04 (Python 3.12, cloud-init 24+); the
-# container runs Debian bookworm (Python 3.11, cloud-init 22.4). Swap cannot
-# be enabled in a container, so the swap step is expected to warn.
+# Stand-ins: the instance runs Ubuntu 24.04 (Python 3.12, cloud-init 24+); the
+# container runs Debian bookworm (Python 3.11, cloud-init 22.4) or, with
+# MLSTACK_BOOT_SUITE=trixie, Debian trixie (Python 3.13, cloud-init 25.1).
+# Swap cannot be enabled in a container: cloud-init 22.4 warns about it,
+# 25.1 counts it as its one error, which is all the test lets pass.
 #
 # Environment:
 #   MLSTACK_BOOT_CACHE  cache of rootfs and tools (default /var/cache/mlstack-boot)
 #   MLSTACK_BOOT_KEEP=1 keep the work directory (logs, rootfs copy) on exit
 #   MLSTACK_BOOT_HEALTH_TIMEOUT  seconds to wait for health (default 720)
+#   MLSTACK_BOOT_SUITE  the Debian release to boot: bookworm (default) or trixie
+#   MLSTACK_BOOT_MAX_RSS  fail above this server RSS in MiB (default 300)
+#   MLSTACK_BOOT_MLFLOW_VERSION  `up --mlflow-version` (default: the locked
+#                       version); another one must come from version pins and
+#                       run as `mlflow server` (two processes, no RSS limit)
 # Secrets (MLflow password, secret keys) are never printed: every log shown
 # goes through scripts/boot/mask.py.
 set -euo pipefail
@@ -37,13 +48,24 @@ cd "$REPO"
 
 CACHE=${MLSTACK_BOOT_CACHE:-/var/cache/mlstack-boot}
 HEALTH_TIMEOUT=${MLSTACK_BOOT_HEALTH_TIMEOUT:-720}
+MAX_RSS=${MLSTACK_BOOT_MAX_RSS:-300}
+LOCKED_VERSION=$(sed -n 's/^#@ mlflow //p' templates/mlflow-lock.txt)
+MLFLOW_VERSION=${MLSTACK_BOOT_MLFLOW_VERSION:-$LOCKED_VERSION}
 STACK=boot
 REGION=eu-west-3
-SUITE=bookworm
+SUITE=${MLSTACK_BOOT_SUITE:-bookworm}
+case $SUITE in
+bookworm | trixie) ;;
+*)
+	echo "boot-test: MLSTACK_BOOT_SUITE must be bookworm or trixie, not '$SUITE'" >&2
+	exit 2
+	;;
+esac
 MIRROR=http://deb.debian.org/debian
-# Tools the Ubuntu image has that the bootstrap relies on, plus what
-# cloud-init and systemd need to boot.
-ROOTFS_PACKAGES=(systemd systemd-sysv dbus cloud-init python3-venv curl ca-certificates iproute2 procps sudo locales openssh-client)
+# Tools the Ubuntu image has that the bootstrap relies on (python3 comes
+# with cloud-init), plus what cloud-init and systemd need to boot. Not
+# python3-venv: Ubuntu's image lacks it too.
+ROOTFS_PACKAGES=(systemd systemd-sysv dbus cloud-init curl ca-certificates iproute2 procps sudo locales openssh-client)
 # Run inside the new rootfs with the packages as arguments. en_US.UTF-8 is
 # generated and set as on the Ubuntu image, so cloud-init's locale module has
 # nothing to do (Debian's locale-gen ignores the locale cloud-init passes).
@@ -93,9 +115,10 @@ EOF
 # ensure_rootfs prints the path of a complete cached rootfs, building it
 # under a lock when missing.
 ensure_rootfs() {
-	local dir
-	dir=$CACHE/rootfs-$(rootfs_key)
-	mkdir -p "$CACHE"
+	local dir log
+	dir=$CACHE/rootfs/$SUITE-$(rootfs_key)
+	log=$CACHE/debootstrap-$SUITE.log
+	mkdir -p "$CACHE/rootfs"
 	exec 9>"$CACHE/lock"
 	flock 9
 	if [[ ! -f $dir/.mlstack-complete ]]; then
@@ -104,12 +127,12 @@ ensure_rootfs() {
 		# Only the base via debootstrap: its resolver cannot pick providers of
 		# virtual packages (python3-cryptography needs one); apt can.
 		debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus \
-			"$SUITE" "$dir.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
-			{ tail -n 30 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+			"$SUITE" "$dir.tmp" "$MIRROR" >"$log" 2>&1 ||
+			{ tail -n 30 "$log" >&2; die "debootstrap failed (log: $log)"; }
 		systemd-nspawn -q --register=no --keep-unit -D "$dir.tmp" --pipe \
 			-E DEBIAN_FRONTEND=noninteractive \
-			sh -c "$ROOTFS_SETUP" sh "${ROOTFS_PACKAGES[@]}" </dev/null >>"$CACHE/debootstrap.log" 2>&1 ||
-			{ tail -n 30 "$CACHE/debootstrap.log" >&2; die "installing ${ROOTFS_PACKAGES[*]} failed"; }
+			sh -c "$ROOTFS_SETUP" sh "${ROOTFS_PACKAGES[@]}" </dev/null >>"$log" 2>&1 ||
+			{ tail -n 30 "$log" >&2; die "installing ${ROOTFS_PACKAGES[*]} failed"; }
 		rootfs_cloud_cfg >"$dir.tmp/etc/cloud/cloud.cfg.d/90_mlstack_boot_test.cfg"
 		# A unique machine id per boot; nspawn gives a transient one when empty.
 		: >"$dir.tmp/etc/machine-id"
@@ -117,10 +140,15 @@ ensure_rootfs() {
 		mv "$dir.tmp" "$dir"
 		info "rootfs ready ($(du -sh "$dir" | cut -f1))"
 	fi
-	# Rootfs builds for other keys are stale: drop them.
+	# Suites, and other branches' package lists, share this cache: drop only
+	# the builds nobody has used for two weeks (rootfs-* is the old layout).
+	touch "$dir/.mlstack-complete"
 	local old
-	for old in "$CACHE"/rootfs-*; do
-		[[ $old == "$dir" || ! -d $old ]] || rm -rf "$old"
+	for old in "$CACHE"/rootfs/* "$CACHE"/rootfs-*; do
+		[[ $old != "$dir" && -d $old ]] || continue
+		if [[ -z $(find "$old" -maxdepth 1 -name .mlstack-complete -mtime -14) ]]; then
+			rm -rf "$old"
+		fi
 	done
 	flock -u 9
 	exec 9>&-
@@ -306,7 +334,7 @@ seed() {
 	printf 'instance-id: %s\nlocal-hostname: %s\n' "$3" "$4" >"$d/meta-data"
 }
 
-# server_rss: "RSS PSS" in MiB of the server's processes.
+# server_rss: "RSS PSS N" (MiB, MiB, process count) of the server's processes.
 server_rss() {
 	in_container sh -s <"$REPO/scripts/boot/rss.sh"
 }
@@ -325,7 +353,7 @@ server_rss() {
 #   BOOT_TO_HEALTHY  seconds from boot to /health 200 (wait_healthy)
 #   RUN_ID BUCKET ARTIFACT_KEY  the client's run and artifact (run_client)
 #   CURL_CFG         curl config with the tracking credentials (check_auth_hosts)
-#   SERVER_RSS SERVER_PSS SETUP_LINES  what report_numbers measured
+#   SERVER_RSS SERVER_PSS  what report_numbers measured
 T_START=
 ROOTFS=
 AEMM=
@@ -340,7 +368,6 @@ ARTIFACT_KEY=
 CURL_CFG=
 SERVER_RSS=
 SERVER_PSS=
-SETUP_LINES=
 
 boot_test() {
 	prepare
@@ -352,6 +379,7 @@ boot_test() {
 	wait_healthy
 	check_up_result
 	check_cloud_init
+	check_install
 	run_client
 	check_artifact
 	check_auth_hosts
@@ -424,6 +452,7 @@ start_up() {
 	say "mlstack up --stack $STACK (in the background)"
 	STATE=$WORK/state
 	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$STATE" --timeout 15m \
+		--mlflow-version "$MLFLOW_VERSION" \
 		</dev/null >"$WORK/up.out" 2>"$WORK/up.log" &
 	UP_PID=$!
 	PIDS+=("$UP_PID")
@@ -526,12 +555,56 @@ check_up_result() {
 check_cloud_init() {
 	say "cloud-init and systemd inside the container"
 	in_container cloud-init status --long 2>&1 | python3 scripts/boot/mask.py "$SECRETS" >&2 || true
-	in_container cloud-init status 2>/dev/null | grep -qx 'status: done' || die "cloud-init did not finish cleanly (status above)"
+	# Done, or (cloud-init 25 counts what 22.4 warns about) done with the one
+	# error a container must give: swapon is not permitted in it.
+	local status
+	# It exits 1 on "error": keep the JSON all the same.
+	status=$(in_container cloud-init status --format json 2>/dev/null || true)
+	if ! python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+errors = s.get("errors") or []
+warnings = [w for ws in (s.get("recoverable_errors") or {}).values() for w in ws]
+if s["status"] == "done" or (s["status"] == "error" and s.get("extended_status", "").endswith("done")
+        and errors and all("swapon" in e for e in errors) and all("mounts" in w for w in warnings)):
+    sys.exit(0)
+sys.exit(1)' <<<"$status"; then
+		die "cloud-init did not finish cleanly (status above)"
+	fi
 	in_container systemctl is-enabled mlflow.service >/dev/null || die "mlflow.service is not enabled (would not start on boot)"
 	in_container systemctl is-active mlflow.service >/dev/null || die "mlflow.service is not active"
 	in_container grep -q "MLFLOW_SERVER_ALLOWED_HOSTS=$PUBLIC_DNS,$PUBLIC_DNS:5000,$PUBLIC_IP,$PUBLIC_IP:5000," /run/mlflow/allowed-hosts.env ||
 		die "allowed-hosts.env does not hold the IMDS public name and IP"
 	info "mlflow.service enabled and active; allowed hosts from IMDS"
+}
+
+# check_install: MLflow came from the lock with uv, hash-checked (another
+# version: from version pins, and up said so), and nothing ran apt (the
+# rootfs has no package lists and no python3-venv, like the Ubuntu image
+# at first boot).
+check_install() {
+	say "the install: MLflow $MLFLOW_VERSION, locked $LOCKED_VERSION, no apt"
+	local lines
+	lines=$(in_container sh -c 'grep -h "mlstack-setup:" /var/log/cloud-init-output.log' | python3 scripts/boot/mask.py "$SECRETS" || true)
+	printf '%s\n' "$lines" >&2
+	if [[ $MLFLOW_VERSION == "$LOCKED_VERSION" ]]; then
+		grep -q "from the lock (sha256-checked) with uv" <<<"$lines" || die "mlstack-setup did not install from the lock"
+	else
+		grep -q "MLflow $MLFLOW_VERSION is not the locked $LOCKED_VERSION: installing it by version pins" <<<"$lines" ||
+			die "mlstack-setup did not say it installs MLflow $MLFLOW_VERSION by version pins"
+		grep -q "MLflow $MLFLOW_VERSION is not the locked $LOCKED_VERSION" "$WORK/up.log" ||
+			die "mlstack up did not say MLflow $MLFLOW_VERSION is not the locked version"
+	fi
+	grep -q "installed with uv" <<<"$lines" || die "mlstack-setup did not install with uv"
+	grep -q "installed MLflow $MLFLOW_VERSION\$" <<<"$lines" || die "the venv does not hold MLflow $MLFLOW_VERSION"
+	if in_container sh -c 'ls /var/lib/apt/lists/ | grep -q _Packages'; then
+		die "something ran apt-get update during the boot"
+	fi
+	# shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
+	if in_container dpkg-query -W -f '${Status}' python3-venv 2>/dev/null | grep -q 'ok installed'; then
+		die "python3-venv got installed"
+	fi
+	info "MLflow $MLFLOW_VERSION installed with uv; no apt lists, no python3-venv"
 }
 
 # run_client: the MLflow client logs a run; sets RUN_ID, BUCKET, ARTIFACT_KEY.
@@ -640,13 +713,17 @@ check_bytecode() {
 
 report_numbers() {
 	say "numbers"
-	local mem
-	mem=$(server_rss)
-	SERVER_RSS=${mem% *}
-	SERVER_PSS=${mem#* }
-	SETUP_LINES=$(in_container sh -c 'grep -h "mlstack-setup:" /var/log/cloud-init-output.log' | python3 scripts/boot/mask.py "$SECRETS" || true)
-	printf '%s\n' "$SETUP_LINES" >&2
-	info "boot to healthy: $BOOT_TO_HEALTHY s; server memory after the run: RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
+	local procs
+	read -r SERVER_RSS SERVER_PSS procs <<<"$(server_rss)"
+	info "boot to healthy: $BOOT_TO_HEALTHY s; server memory after the run: RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB), $procs process(es)"
+	if [[ $MLFLOW_VERSION != "$LOCKED_VERSION" ]]; then
+		# `mlflow server` and its uvicorn child (the drop-in).
+		((procs == 2)) || die "MLflow $MLFLOW_VERSION runs as $procs processes, want mlflow server and its child"
+		return 0
+	fi
+	# One process: uvicorn serving MLflow's app, no waiting `mlflow server` parent.
+	((procs == 1)) || die "the server runs as $procs processes, want 1"
+	((SERVER_RSS <= MAX_RSS)) || die "server RSS $SERVER_RSS MiB is over $MAX_RSS MiB (MLSTACK_BOOT_MAX_RSS)"
 }
 
 # scan_secrets: no secret of the stack (nor the role's keys) shows in what the
@@ -684,28 +761,28 @@ diagnose() {
 	fi
 }
 
-# bench_install N: N cold installs each with pip and with uv, alternating,
-# each in a fresh rootfs copy; install and install-to-healthy seconds.
+# bench_install N: N cold installs of the lock each with uv and with pip,
+# alternating, each in a fresh rootfs copy; install and install-to-healthy
+# seconds.
 bench_install() {
-	local runs=${1:-3} version uv_version port i mode line
+	local runs=${1:-3} port i mode line rootfs
 	need_root_tools
-	version=$(sed -n 's/^const DefaultMLflowVersion = "\([0-9.]*\)".*/\1/p' cloudinit/cloudinit.go)
-	uv_version=$(sed -n 's/^uv_version=\([0-9.]*\)$/\1/p' templates/mlstack-setup.sh)
-	uv_version=${uv_version:-${MLSTACK_BENCH_UV_VERSION:-0.13.9}}
-	local rootfs
 	rootfs=$(ensure_rootfs)
 	WORK=$(mktemp -d /var/tmp/mlstack-bench.XXXXXX)
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
-	say "install-to-healthy, MLflow $version, uv $uv_version, $runs cold runs each, $(nproc) cores"
+	say "install-to-healthy of templates/mlflow-lock.txt (MLflow $(sed -n 's/^#@ mlflow //p' templates/mlflow-lock.txt)) on $SUITE, $runs cold runs each, $(nproc) cores"
 	for ((i = 1; i <= runs; i++)); do
-		for mode in pip uv; do
+		for mode in uv pip; do
 			rm -rf "$WORK/rootfs"
 			fresh_rootfs "$rootfs" "$WORK/rootfs"
 			trust_host_tls "$WORK/rootfs"
+			# Not under /tmp: nspawn mounts a tmpfs there.
+			mkdir -p "$WORK/rootfs/var/lib/mlstack-bench"
+			cp templates/mlflow-lock.txt templates/mlstack_mlflow.py "$WORK/rootfs/var/lib/mlstack-bench/"
 			port=$(free_port)
 			if line=$(systemd-nspawn -q --register=no --keep-unit -D "$WORK/rootfs" --pipe \
-				sh -s "$mode" "$version" "$uv_version" "$port" <scripts/boot/bench-install.sh 2>"$WORK/bench.err"); then
+				sh -s "$mode" /var/lib/mlstack-bench "$port" <scripts/boot/bench-install.sh 2>"$WORK/bench.err"); then
 				echo "run $i: $line"
 			else
 				echo "run $i: $mode FAILED"

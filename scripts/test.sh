@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The one test command: starts a local moto server (stopped again on exit),
-# then gofmt, go vet and go test against it. Extra arguments go to go test,
-# e.g. scripts/test.sh -run TestUp -v
+# then gofmt, actionlint, go vet and go test against it, then the live test
+# against it, the lock check and the boot tests (bookworm, trixie). Extra
+# arguments go to go test, e.g. scripts/test.sh -run TestUp -v
 #
 # A moto already started with `scripts/moto.sh start` is reused and left
-# running. Exit status: go test's when it fails, else 1 if gofmt or vet
-# complained, else 0.
+# running. Exit status: go test's when it fails, else a boot test's, else 1
+# if gofmt, vet, the live test or the lock check complained, else 0.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,15 +58,21 @@ else
 	say "SKIPPED the live test (go test arguments; CI never skips it)"
 fi
 
-# The exact user-data `mlstack up` sends, booted under real cloud-init and
-# systemd (needs root; see the script). CI always runs it; locally a focused
-# run (go test arguments) or MLSTACK_SKIP_BOOT=1 skips it, and says so.
+# The lock re-resolved from PyPI as of its recorded date, and the exact
+# user-data `mlstack up` sends, booted under real cloud-init and systemd on
+# Debian bookworm and trixie (needs root; see the scripts). CI always runs
+# them; locally a focused run (go test arguments) or MLSTACK_SKIP_BOOT=1
+# skips them, and says so.
 boot_status=0
 if [[ -z ${CI:-} && (${MLSTACK_SKIP_BOOT:-} == 1 || $# -gt 0) ]]; then
-	say "SKIPPED the boot test (go test arguments or MLSTACK_SKIP_BOOT=1; CI never skips it)"
+	say "SKIPPED the lock check and the boot tests (go test arguments or MLSTACK_SKIP_BOOT=1; CI never skips them)"
 else
-	say "boot test: scripts/boot-test.sh"
-	scripts/boot-test.sh || boot_status=$?
+	say "lock check: scripts/lock.sh --check"
+	scripts/lock.sh --check || failed=1
+	for suite in bookworm trixie; do
+		say "boot test on $suite: MLSTACK_BOOT_SUITE=$suite scripts/boot-test.sh"
+		MLSTACK_BOOT_SUITE=$suite scripts/boot-test.sh || boot_status=$?
+	done
 fi
 
 if ((status != 0)); then
@@ -77,7 +84,7 @@ if ((boot_status != 0)); then
 	exit "$boot_status"
 fi
 if ((failed)); then
-	say "FAILED: gofmt or go vet reported problems (go test passed)"
+	say "FAILED: gofmt, go vet, the live test or the lock check reported problems (go test passed)"
 	exit 1
 fi
 say "all passed"
