@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Ensures a venv holding the MLflow version the bootstrap pins (with the
-# auth extra and boto3, exactly as the instance installs it) and prints its
-# path. The cloudinit smoke test runs the rendered server command from it.
+# Ensures a venv holding what the instance installs (templates/mlflow-lock.txt:
+# MLflow with the auth extra, boto3 and every dependency, by sha256) and
+# prints its path. The cloudinit smoke test runs the rendered server from it;
+# the boot test's client uses it. A Python the lock does not cover gets the
+# same MLflow version by version pins, as the instance would.
 #   MLSTACK_MLFLOW_VENV  where (default: REPO/.cache/mlflow-venv)
 #   MLSTACK_PYTHON       interpreter for the venv (default: python3)
 set -euo pipefail
@@ -9,15 +11,31 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=${MLSTACK_MLFLOW_VENV:-$PWD/.cache/mlflow-venv}
 PYTHON=${MLSTACK_PYTHON:-python3}
+LOCK=$PWD/templates/mlflow-lock.txt
 
 # The single source of the pinned version is the Go constant.
 version=$(sed -n 's/^const DefaultMLflowVersion = "\([0-9.]*\)".*/\1/p' cloudinit/cloudinit.go)
 [[ -n $version ]] || { echo "mlflow-venv: cannot read DefaultMLflowVersion" >&2; exit 1; }
 
-if [[ ! -x $VENV/bin/mlflow ]] || [[ $("$VENV/bin/mlflow" --version 2>/dev/null) != *"$version"* ]]; then
-	echo "mlflow-venv: installing mlflow[auth]==$version and boto3 into $VENV" >&2
+# What the venv was made from: the lock's hash, or the pins.
+target=$("$PYTHON" -c 'import platform, sys; print("%d.%d-%s" % (sys.version_info[:2] + (platform.machine(),)))')
+if grep -q "^#@ targets .*\b$target\b" "$LOCK"; then
+	want="lock $(sha256sum "$LOCK" | cut -d' ' -f1)"
+	reqs=(--require-hashes --no-deps --only-binary :all: -r "$LOCK")
+else
+	want="pins mlflow[auth]==$version boto3"
+	reqs=("mlflow[auth]==$version" boto3)
+fi
+stamp=$VENV/.mlstack-installed
+# One install at a time (test.sh and boot-test.sh both call this).
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+if [[ ! -x $VENV/bin/mlflow || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
+	echo "mlflow-venv: installing MLflow $version into $VENV (${want%% *}, Python $target)" >&2
+	rm -rf "$VENV"
 	"$PYTHON" -m venv "$VENV" >&2
-	"$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
-		"mlflow[auth]==$version" boto3 >&2
+	"$VENV/bin/python" -m pip install --disable-pip-version-check --quiet "${reqs[@]}" >&2
+	echo "$want" >"$stamp"
 fi
 echo "$VENV"
