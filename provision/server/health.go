@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,14 +31,12 @@ const (
 // dialTimeout bounds a connection attempt: past it, the SYN was dropped.
 const healthDialTimeout = 4 * time.Second
 
-// WaitHealthy polls url until it answers 200 or wait runs out. When for
-// DiagnoseAfter every attempt failed the same way, it says which way, once,
-// with explain's advice for it, and keeps waiting.
-func WaitHealthy(ctx context.Context, url string, wait time.Duration, log Logger, explain func(Stall) string) error {
-	dialer := &net.Dialer{Timeout: healthDialTimeout}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		Proxy: http.ProxyFromEnvironment, DialContext: dialer.DialContext,
-	}}
+// WaitHealthy polls url until it answers 200 or wait runs out, over TLS
+// that trusts tlsCfg's roots alone (the pinned certificate; nil for plain
+// HTTP in tests). When for DiagnoseAfter every attempt failed the same way,
+// it says which way, once, with explain's advice for it, and keeps waiting.
+func WaitHealthy(ctx context.Context, url string, tlsCfg *tls.Config, wait time.Duration, log Logger, explain func(Stall) string) error {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: pinnedTransport(tlsCfg)}
 	start := time.Now()
 	deadline := start.Add(wait)
 	last := "no answer"

@@ -35,7 +35,7 @@ func statusServer(t *testing.T, statuses ...int) (*httptest.Server, *atomic.Int3
 func TestWaitHealthyEventually(t *testing.T) {
 	t.Parallel() // polls every 3 s: two retries take ~6 s
 	srv, n := statusServer(t, 503, 503, 200)
-	if err := WaitHealthy(context.Background(), srv.URL+"/health", time.Minute, nopLog{}, nil); err != nil {
+	if err := WaitHealthy(context.Background(), srv.URL+"/health", nil, time.Minute, nopLog{}, nil); err != nil {
 		t.Fatalf("WaitHealthy: %v", err)
 	}
 	if got := n.Load(); got != 3 {
@@ -46,7 +46,7 @@ func TestWaitHealthyEventually(t *testing.T) {
 func TestWaitHealthyImmediate(t *testing.T) {
 	srv, n := statusServer(t, 200)
 	start := time.Now()
-	if err := WaitHealthy(context.Background(), srv.URL, time.Minute, nopLog{}, nil); err != nil {
+	if err := WaitHealthy(context.Background(), srv.URL, nil, time.Minute, nopLog{}, nil); err != nil {
 		t.Fatalf("WaitHealthy: %v", err)
 	}
 	if n.Load() != 1 || time.Since(start) > time.Second {
@@ -57,7 +57,7 @@ func TestWaitHealthyImmediate(t *testing.T) {
 func TestWaitHealthyTimeout(t *testing.T) {
 	t.Parallel() // one 3 s sleep before the deadline check fails
 	srv, _ := statusServer(t, 503)
-	err := WaitHealthy(context.Background(), srv.URL+"/health", time.Second, nopLog{}, nil)
+	err := WaitHealthy(context.Background(), srv.URL+"/health", nil, time.Second, nopLog{}, nil)
 	if err == nil {
 		t.Fatal("WaitHealthy succeeded against a server that always answers 503")
 	}
@@ -87,7 +87,7 @@ func TestWaitHealthyCancelled(t *testing.T) {
 				time.AfterFunc(tt.after, cancel)
 			}
 			start := time.Now()
-			err := WaitHealthy(ctx, srv.URL, time.Minute, nopLog{}, nil)
+			err := WaitHealthy(ctx, srv.URL, nil, time.Minute, nopLog{}, nil)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("err = %v, want context.Canceled", err)
 			}
@@ -121,7 +121,7 @@ func TestWaitHealthyDiagnoses(t *testing.T) {
 	closed := "http://" + l.Addr().String() + "/health"
 	l.Close()
 	var log bytes.Buffer
-	err = WaitHealthy(context.Background(), closed, 300*time.Millisecond, textLog{&log}, func(s Stall) string { return fmt.Sprintf("stall %d", s) })
+	err = WaitHealthy(context.Background(), closed, nil, 300*time.Millisecond, textLog{&log}, func(s Stall) string { return fmt.Sprintf("stall %d", s) })
 	if err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("err = %v", err)
 	}
@@ -140,7 +140,7 @@ func TestWaitHealthyDiagnoses(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	log.Reset()
-	if err := WaitHealthy(context.Background(), srv.URL, time.Minute, textLog{&log}, func(s Stall) string { return fmt.Sprintf("stall %d", s) }); err != nil {
+	if err := WaitHealthy(context.Background(), srv.URL, nil, time.Minute, textLog{&log}, func(s Stall) string { return fmt.Sprintf("stall %d", s) }); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), fmt.Sprintf("stall %d", Dropped)) || !strings.Contains(log.String(), "answered after") {
