@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mlstack/mlstack/provision/local/envfile"
 
@@ -88,12 +90,34 @@ func checkTarget(dir local.Dir, stack string) (server.CheckTarget, error) {
 	if len(missing) > 0 {
 		return server.CheckTarget{}, fmt.Errorf("env file %s lacks %s: run `mlstack up --stack %s` to rewrite it", dir.EnvFile(), strings.Join(missing, ", "), stack)
 	}
+	httpc, err := pinnedFromEnv(env, dir.EnvFile(), stack)
+	if err != nil {
+		return server.CheckTarget{}, err
+	}
 	return server.CheckTarget{
 		MLflow: server.Client{
 			URI:  strings.TrimRight(env["MLFLOW_TRACKING_URI"], "/"),
-			User: env["MLFLOW_TRACKING_USERNAME"], Password: env["MLFLOW_TRACKING_PASSWORD"],
+			User: env["MLFLOW_TRACKING_USERNAME"], Password: env["MLFLOW_TRACKING_PASSWORD"], HTTP: httpc,
 		},
 		AccessKey: env["AWS_ACCESS_KEY_ID"], SecretKey: env["AWS_SECRET_ACCESS_KEY"], SessionToken: env["AWS_SESSION_TOKEN"],
 		Region: env["AWS_DEFAULT_REGION"], S3Endpoint: env["MLFLOW_S3_ENDPOINT_URL"],
 	}, nil
+}
+
+// pinnedFromEnv is the HTTP client a client of the stack uses: over https,
+// it trusts the certificate MLFLOW_TRACKING_SERVER_CERT_PATH names alone,
+// as MLflow's client does; nil (the default) for plain http (tests).
+func pinnedFromEnv(env map[string]string, envFile, stack string) (*http.Client, error) {
+	if !strings.HasPrefix(env["MLFLOW_TRACKING_URI"], "https://") {
+		return nil, nil
+	}
+	path := env["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+	if path == "" {
+		return nil, fmt.Errorf("env file %s lacks MLFLOW_TRACKING_SERVER_CERT_PATH: run `mlstack up --stack %s` to rewrite it", envFile, stack)
+	}
+	cert, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("the pinned server certificate: %w; run `mlstack up --stack %s` to pin it", err, stack)
+	}
+	return server.PinnedClient(cert, 20*time.Second)
 }

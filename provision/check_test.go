@@ -83,7 +83,7 @@ func TestCheckReadsStateDir(t *testing.T) {
 	if err := sd.Save(st); err != nil {
 		t.Fatal(err)
 	}
-	if err := sd.WriteEnv(envVars(st, mlURI, "eu-west-3", s3URI)); err != nil {
+	if err := sd.WriteEnv(envVars(st, mlURI, "", "eu-west-3", s3URI)); err != nil {
 		t.Fatal(err)
 	}
 	// Ambient credentials must not leak in: check uses the env file's keys.
@@ -106,7 +106,7 @@ func TestCheckReadsStateDir(t *testing.T) {
 		"env file without password": func(t *testing.T, dir string) {
 			d := local.StackDir(dir, "ck")
 			must(t, d.Save(st))
-			vars := envVars(&local.Secrets{MLflowUser: ckUser, AccessKeyID: ckAccessKey, SecretAccessKey: ckSecretKey}, mlURI, "eu-west-3", "")
+			vars := envVars(&local.Secrets{MLflowUser: ckUser, AccessKeyID: ckAccessKey, SecretAccessKey: ckSecretKey}, mlURI, "", "eu-west-3", "")
 			must(t, d.WriteEnv(vars))
 		},
 		"damaged env file": func(t *testing.T, dir string) {

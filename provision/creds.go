@@ -5,14 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
 )
@@ -36,8 +36,9 @@ type rotation struct {
 // RotateCreds gives the stack a new access key and MLflow password and
 // rewrites the env file. The old key is deleted only after the new one
 // works; the old password stops working once the server accepted the new.
-// From a machine without local secrets it recovers the current MLflow
-// password from the instance's user-data (an admin identity can read it).
+// From a machine without local secrets it reads the current MLflow
+// password from SSM (an admin identity can); SSM then gets the new one, for
+// the next instance that boots.
 func RotateCreds(ctx context.Context, o RotateOptions) error {
 	if err := o.validate(); err != nil {
 		return err
@@ -59,7 +60,7 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	// server's address as the instance or the last env file gives it.
 	if uri := cmp.Or(r.uri, r.lastURI()); uri != "" {
 		sec := r.store.Get()
-		if err := r.op.dir.WriteEnv(envVars(&sec, uri, r.op.s.region, r.op.s.s3Endpoint)); err != nil {
+		if err := r.op.dir.WriteEnv(envVars(&sec, uri, r.op.dir.ServerCertFile(), r.op.s.region, r.op.s.s3Endpoint)); err != nil {
 			return err
 		}
 		r.log.Step("rewrote %s", r.op.dir.EnvFile())
@@ -112,6 +113,14 @@ func (r *rotation) read(ctx context.Context) error {
 	r.uri = r.o.TrackingURI
 	if r.uri == "" && len(r.insts) > 0 {
 		r.uri = trackingURI(&r.insts[0])
+		// The instance may have been replaced since up pinned its certificate.
+		keys, _, err := readServerKeys(ctx, s.ssm, n, &r.insts[0], time.Now())
+		if err == nil && keys != nil {
+			_, err = pinKeys(r.op.dir, keys, &r.insts[0])
+		}
+		if err != nil {
+			return err
+		}
 	}
 	sec := local.Secrets{Stack: n.Stack, Account: s.account, Region: s.region, MLflowUser: mlflowUser}
 	if r.op.secrets != nil {
@@ -162,8 +171,8 @@ func probeKey(ctx context.Context, api keyProbeAPI, bucket string) error {
 }
 
 // rotatePassword changes the MLflow admin password through the server's
-// own API, with the current one (recovered from the user-data when this
-// machine has none).
+// own API, with the current one (from SSM when this machine has none), and
+// then stores the new one in SSM, where a replacement instance reads it.
 func (r *rotation) rotatePassword(ctx context.Context) error {
 	switch {
 	case r.o.SkipMLflow:
@@ -172,26 +181,33 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 	case r.uri == "":
 		return errors.New("no running instance: MLflow password not rotated")
 	}
-	sec := r.store.Get()
-	current := sec.MLflowPassword
-	if current == "" && len(r.insts) > 0 {
-		var err error
-		if current, err = passwordFromUserData(ctx, r.op.s.ec2, aws.ToString(r.insts[0].InstanceId)); err != nil {
-			return err
-		}
+	s, n := r.op.s, r.op.n
+	params, err := findParams(ctx, s.ssm, n)
+	if err != nil {
+		return err
 	}
+	sec := r.store.Get()
+	current := cmp.Or(sec.MLflowPassword, params.values[paramAdminPassword])
 	next, err := local.RandomSecret(32)
 	if err != nil {
 		return err
 	}
+	client, err := r.httpClient()
+	if err != nil {
+		return err
+	}
 	r.log.Step("setting a new MLflow admin password on %s", r.uri)
-	c := &server.Client{URI: r.uri, User: sec.MLflowUser, Password: current}
+	c := &server.Client{URI: r.uri, User: sec.MLflowUser, Password: current, HTTP: client}
 	if err := c.ChangePassword(ctx, next); err != nil {
 		return fmt.Errorf("MLflow password not rotated: %w", err)
 	}
 	// Saved before the check: the server already switched to it.
 	if err := r.store.Update(func(x *local.Secrets) { x.MLflowPassword = next }); err != nil {
 		return err
+	}
+	want := map[string]string{paramAdminPassword: next}
+	if err := updateParams(ctx, s.ssm, params, n, want, map[string]string{tagStack: n.Stack}, r.log); err != nil {
+		return fmt.Errorf("the new MLflow password works on the server but SSM still holds the old one (run `mlstack creds rotate` again): %w", err)
 	}
 	c.Password = next
 	if err := c.CheckLogin(ctx); err != nil {
@@ -200,24 +216,18 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 	return nil
 }
 
-// adminPasswordLine finds the admin password in the basic_auth.ini that
-// cloudinit renders into the user-data (our passwords are alphanumeric).
-var adminPasswordLine = regexp.MustCompile(`(?m)^\s*admin_password = ([A-Za-z0-9]+)\s*$`)
-
-// passwordFromUserData recovers the MLflow admin password the instance was
-// booted with. It is only right until someone rotates it.
-func passwordFromUserData(ctx context.Context, api instanceAPI, id string) (string, error) {
-	raw, err := instanceUserData(ctx, api, id)
+// httpClient trusts the pinned server certificate alone (nil, the default
+// client, for a plain http:// address: the tests' local servers).
+func (r *rotation) httpClient() (*http.Client, error) {
+	if !strings.HasPrefix(r.uri, "https://") {
+		return nil, nil
+	}
+	cert, err := r.op.dir.LoadServerCert()
 	if err != nil {
-		return "", fmt.Errorf("recovering the MLflow password: %w", err)
+		return nil, err
 	}
-	doc, err := cloudinit.Decode(raw)
-	if err != nil {
-		return "", fmt.Errorf("recovering the MLflow password from %s: %w", id, err)
+	if cert == nil {
+		return nil, fmt.Errorf("no pinned server certificate in %s: run `mlstack up --stack %s` first", r.op.dir.Path(), r.op.n.Stack)
 	}
-	m := adminPasswordLine.FindSubmatch(doc)
-	if m == nil {
-		return "", errors.New("the MLflow admin password is not in the instance's user-data")
-	}
-	return string(m[1]), nil
+	return server.PinnedClient(cert, 20*time.Second)
 }

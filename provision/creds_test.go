@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -121,8 +120,12 @@ func TestRotateCreds(t *testing.T) {
 	if create < 0 || probe < create || del < probe {
 		t.Errorf("calls %v: want CreateAccessKey, then the probe, then DeleteAccessKey", calls)
 	}
-	if m := f.mutating(); !slices.Equal(m, []string{"IAM.CreateAccessKey", "IAM.DeleteAccessKey"}) {
+	// SSM gets the new password, for the next instance that boots.
+	if m := f.mutating(); !slices.Equal(m, []string{"IAM.CreateAccessKey", "IAM.DeleteAccessKey", "SSM.PutParameter", "SSM.AddTagsToResource"}) {
 		t.Errorf("mutating calls %v", m)
+	}
+	if p := f.params["/mlstack/demo/admin-password"]; p == nil || p.value != now.MLflowPassword || p.typ != "SecureString" || p.tags[tagStack] != "demo" {
+		t.Errorf("SSM admin password %+v", p)
 	}
 	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
 	for _, want := range []string{"MLFLOW_TRACKING_URI='" + uri + "'", "AWS_ACCESS_KEY_ID='" + now.AccessKeyID + "'",
@@ -143,7 +146,7 @@ func TestRotateCreds(t *testing.T) {
 
 func TestRotateCredsOnAFreshMachine(t *testing.T) {
 	// Another machine with admin credentials and no local state: the
-	// current MLflow password comes from the instance's user-data.
+	// current MLflow password comes from SSM (the user-data has none).
 	f := newInstalledFake(t)
 	first := upStack(t, f, "demo")
 	orig := savedSecrets(t, first, "demo")
@@ -154,8 +157,11 @@ func TestRotateCredsOnAFreshMachine(t *testing.T) {
 	if err := RotateCreds(context.Background(), o); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, log)
 	}
-	if f.count("EC2.DescribeInstanceAttribute") != 1 {
-		t.Errorf("user-data not read: %v", f.calls())
+	if f.count("SSM.GetParameter") == 0 || f.count("EC2.DescribeInstanceAttribute") != 0 {
+		t.Errorf("password not read from SSM: %v", f.calls())
+	}
+	if p := f.params["/mlstack/demo/admin-password"]; p == nil || p.value != ml.current() {
+		t.Error("SSM does not hold the new password")
 	}
 	sec := savedSecrets(t, dir, "demo")
 	if sec == nil || sec.Account != fakeAccount || sec.Region != fakeRegion || sec.MLflowUser != "admin" ||
@@ -193,7 +199,7 @@ func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
 		t.Errorf("key %s -> %s, password changed %v", old.AccessKeyID, now.AccessKeyID, now.MLflowPassword != old.MLflowPassword)
 	}
 	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
-	if !strings.Contains(string(env), "http://127.0.0.1:5000") || !strings.Contains(string(env), now.AccessKeyID) {
+	if !strings.Contains(string(env), "https://127.0.0.1:5000") || !strings.Contains(string(env), now.AccessKeyID) {
 		t.Errorf("env file:\n%s", env)
 	}
 }
@@ -418,50 +424,28 @@ func TestRotateCredsFailures(t *testing.T) {
 		}
 	})
 
-	t.Run("user-data without the password", func(t *testing.T) {
+	t.Run("SSM unreadable", func(t *testing.T) {
 		f := newInstalledFake(t)
 		upStack(t, f, "demo")
-		f.mu.Lock()
-		f.instances[0].userData = base64.StdEncoding.EncodeToString([]byte("#cloud-config\n"))
-		f.mu.Unlock()
+		f.failNext("GetParameter", awsErr("AccessDeniedException"), 1)
 		o, _ := rotateOpts(t.TempDir(), "demo", "http://127.0.0.1:1")
+		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "reading SSM parameter /mlstack/demo/admin-password") {
+			t.Fatalf("rotate = %v", err)
+		}
+	})
+
+	t.Run("SSM refuses the new password", func(t *testing.T) {
+		f := newInstalledFake(t)
+		dir := upStack(t, f, "demo")
+		ml, uri := startPwServer(t, savedSecrets(t, dir, "demo").MLflowPassword)
+		f.failNext("PutParameter", awsErr("ThrottlingException"), 1)
+		o, _ := rotateOpts(dir, "demo", uri)
 		err := RotateCreds(context.Background(), o)
-		if err == nil || !strings.Contains(err.Error(), "the MLflow admin password is not in the instance's user-data") {
+		if err == nil || !strings.Contains(err.Error(), "works on the server but SSM still holds the old one") {
 			t.Fatalf("rotate = %v", err)
 		}
-	})
-
-	t.Run("user-data not base64", func(t *testing.T) {
-		f := newInstalledFake(t)
-		upStack(t, f, "demo")
-		f.mu.Lock()
-		f.instances[0].userData = "%%%"
-		f.mu.Unlock()
-		o, _ := rotateOpts(t.TempDir(), "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "is not base64") {
-			t.Fatalf("rotate = %v", err)
-		}
-	})
-
-	t.Run("user-data unreadable", func(t *testing.T) {
-		f := newInstalledFake(t)
-		upStack(t, f, "demo")
-		f.failNext("DescribeInstanceAttribute", awsErr("UnauthorizedOperation"), 1)
-		o, _ := rotateOpts(t.TempDir(), "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "recovering the MLflow password") {
-			t.Fatalf("rotate = %v", err)
-		}
-	})
-
-	t.Run("instance without user-data", func(t *testing.T) {
-		f := newInstalledFake(t)
-		upStack(t, f, "demo")
-		f.mu.Lock()
-		f.instances[0].userData = ""
-		f.mu.Unlock()
-		o, _ := rotateOpts(t.TempDir(), "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not in the instance's user-data") {
-			t.Fatalf("rotate = %v", err)
+		if savedSecrets(t, dir, "demo").MLflowPassword != ml.current() {
+			t.Error("the password the server took is not saved here")
 		}
 	})
 }

@@ -123,6 +123,7 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pendin
 		deleteSecurityGroups(ctx, s.ec2, n, 3*time.Minute, log),
 		deleteKeyPair(ctx, s.ec2, n, log),
 		deleteRole(ctx, s.iam, n, log),
+		deleteParams(ctx, s.ssm, n, log),
 		deleteBucket(ctx, s.s3, n, pending, log),
 		deleteUser(ctx, s.iam, n, log),
 	}

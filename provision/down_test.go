@@ -40,6 +40,7 @@ func TestDownDeletesInDependencyOrder(t *testing.T) {
 		"EC2.DeleteKeyPair",
 		"IAM.RemoveRoleFromInstanceProfile", "IAM.DeleteInstanceProfile",
 		"IAM.DeleteRolePolicy", "IAM.DeleteRole",
+		"SSM.DeleteParameters",
 		"S3.DeleteBucket",
 		"IAM.DeleteAccessKey", "IAM.DeleteUserPolicy", "IAM.DeleteUser",
 	}
@@ -79,18 +80,22 @@ func TestDownDryRun(t *testing.T) {
 		"(plan) would delete IAM role " + n.Role,
 		"(plan) would delete instance profile " + n.Profile,
 		"(plan) would delete S3 bucket " + n.Bucket,
+		"(plan) would delete SSM parameter /mlstack/demo/admin-password",
+		"(plan) would delete SSM parameter /mlstack/demo/flask-secret-key",
+		"(plan) would delete SSM parameter /mlstack/demo/ssh-host-key",
+		"(plan) would delete SSM parameter /mlstack/demo/tls-cert",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
 	}
-	if lines := strings.Count(out.String(), "\n"); lines != 7 {
+	if lines := strings.Count(out.String(), "\n"); lines != 11 {
 		t.Errorf("%d plan lines:\n%s", lines, out)
 	}
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("dry run made mutating calls %v", m)
 	}
-	if len(f.owns("demo")) != 7 || savedSecrets(t, dir, "demo") == nil {
+	if len(f.owns("demo")) != 11 || savedSecrets(t, dir, "demo") == nil {
 		t.Error("dry run changed something")
 	}
 
@@ -132,7 +137,7 @@ func TestDownConfirmation(t *testing.T) {
 			if IsUsage(err) != c.usage {
 				t.Errorf("IsUsage(%v) = %v", err, IsUsage(err))
 			}
-			if c.confirm != nil && prompt != "Delete stack demo, 7 resources above, in eu-west-3? [y/N] " {
+			if c.confirm != nil && prompt != "Delete stack demo, 11 resources above, in eu-west-3? [y/N] " {
 				t.Errorf("prompt %q", prompt)
 			}
 			if c.confirm != nil && !strings.Contains(log.String(), "IAM user mlstack-demo") {
@@ -239,7 +244,8 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		if err := Down(context.Background(), o); err != nil {
 			t.Fatalf("down: %v", err)
 		}
-		if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances", "EC2.DeleteSecurityGroup"}) {
+		// The SSM path is the stack's by name, like its derived names.
+		if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances", "EC2.DeleteSecurityGroup", "SSM.DeleteParameters"}) {
 			t.Errorf("mutating calls %v", got)
 		}
 		for _, want := range []string{"leaving key pair mlstack-demo alone", "leaving IAM user mlstack-demo alone",

@@ -33,10 +33,12 @@ func withCleared(vars []envfile.Var) []envfile.Var {
 	return vars
 }
 
-// envVars are the variables a client needs to log to the stack.
-func envVars(sec *local.Secrets, uri, region, s3Endpoint string) []envfile.Var {
+// envVars are the variables a client needs to log to the stack; certPath
+// is the pinned server certificate, which MLflow's client then trusts alone.
+func envVars(sec *local.Secrets, uri, certPath, region, s3Endpoint string) []envfile.Var {
 	vars := []envfile.Var{
 		{Name: "MLFLOW_TRACKING_URI", Value: uri},
+		{Name: "MLFLOW_TRACKING_SERVER_CERT_PATH", Value: certPath},
 		{Name: "MLFLOW_TRACKING_USERNAME", Value: sec.MLflowUser},
 		{Name: "MLFLOW_TRACKING_PASSWORD", Value: sec.MLflowPassword},
 		{Name: "AWS_ACCESS_KEY_ID", Value: sec.AccessKeyID},

@@ -17,7 +17,7 @@ func envStack(t *testing.T, s3Endpoint string) string {
 	t.Helper()
 	dir := t.TempDir()
 	sec := &local.Secrets{MLflowUser: "admin", MLflowPassword: "pw123", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "s3cr3t/+="}
-	if err := local.StackDir(dir, "demo").WriteEnv(envVars(sec, "http://ec2-1-2-3-4.example:5000", "eu-west-3", s3Endpoint)); err != nil {
+	if err := local.StackDir(dir, "demo").WriteEnv(envVars(sec, "https://ec2-1-2-3-4.example:5000", "/state/demo/server.crt", "eu-west-3", s3Endpoint)); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -36,7 +36,8 @@ func TestEnvFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"export MLFLOW_TRACKING_URI='http://ec2-1-2-3-4.example:5000'", "export MLFLOW_TRACKING_USERNAME='admin'",
+	for _, want := range []string{"export MLFLOW_TRACKING_URI='https://ec2-1-2-3-4.example:5000'", "export MLFLOW_TRACKING_USERNAME='admin'",
+		"export MLFLOW_TRACKING_SERVER_CERT_PATH='/state/demo/server.crt'",
 		"export AWS_SECRET_ACCESS_KEY='s3cr3t/+='", "export AWS_DEFAULT_REGION='eu-west-3'"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("shell output lacks %q:\n%s", want, out)
@@ -53,7 +54,7 @@ func TestEnvFormats(t *testing.T) {
 
 	out, err = runEnv(t, dir, "json")
 	var m map[string]string
-	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" || len(m) != 6+len(clearedVars) {
+	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" || len(m) != 7+len(clearedVars) {
 		t.Errorf("json: %v\n%s", err, out)
 	}
 	for _, name := range clearedVars {

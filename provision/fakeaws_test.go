@@ -136,6 +136,13 @@ type fakeAWS struct {
 	connect int // connect calls
 	// s3Endpoint is the S3 endpoint override the session reports (an emulator's).
 	s3Endpoint string
+	// SSM parameters by full name.
+	params map[string]*fakeParam
+	// silentServer: launched instances publish no certificate or host key
+	// (by default each does at once, as its bootstrap would).
+	silentServer bool
+	// hostKeys are the private host keys the instances made, by instance id.
+	hostKeys map[string][]byte
 
 	// EC2
 	vpcs          []ec2types.Vpc
@@ -189,6 +196,8 @@ func newFakeAWS() *fakeAWS {
 		roles:    map[string]*fakeRole{},
 		profiles: map[string]*fakeProfile{},
 		buckets:  map[string]*fakeBucket{},
+		params:   map[string]*fakeParam{},
+		hostKeys: map[string][]byte{},
 	}
 	f.offered = map[string][]string{}
 	for _, t := range []string{"t2.micro", "t3.micro", "t4g.small", "mac1.metal"} {
@@ -242,7 +251,7 @@ func (f *fakeAWS) inRegion(region string) *fakeAWS {
 // session is a session over the fake, as connect would return it.
 func (f *fakeAWS) session() *session {
 	return &session{
-		ec2: f, iam: f, s3: f, region: f.region, account: f.account, partition: "aws", s3Endpoint: f.s3Endpoint,
+		ec2: f, iam: f, s3: f, ssm: f, region: f.region, account: f.account, partition: "aws", s3Endpoint: f.s3Endpoint,
 		principal: cmp.Or(f.caller, fakeOwner),
 		ec2In:     func(region string) ec2API { return f.inRegion(region) },
 		s3As:      func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
@@ -872,6 +881,9 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		}
 		if in.MetadataOptions != nil {
 			i.inst.MetadataOptions = &ec2types.InstanceMetadataOptionsResponse{HttpTokens: in.MetadataOptions.HttpTokens}
+		}
+		if !f.silentServer && i.inst.PublicDnsName != nil {
+			f.publishKeys(i)
 		}
 		return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{i.inst}}, nil
 	})
@@ -1976,6 +1988,7 @@ func (f *fakeAWS) addStackInstance(stack string, state ec2types.InstanceStateNam
 	i := f.launch(ec2Tags(stackTagsFor(stack, time.Now()), n.Instance), []string{sg})
 	i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", iamPath, n.Profile)}
 	i.inst.KeyName, i.inst.ImageId = aws.String(n.KeyPair), f.images[0].ImageId
+	f.publishKeys(i)
 	setState(&i.inst, state)
 	return aws.ToString(i.inst.InstanceId)
 }
@@ -2110,6 +2123,11 @@ func (f *fakeAWS) owns(stack string) []string {
 	if f.buckets[n.Bucket] != nil {
 		out = append(out, "S3 bucket "+n.Bucket)
 	}
+	for name := range f.params {
+		if strings.HasPrefix(name, n.paramPath()) {
+			out = append(out, "SSM parameter "+name)
+		}
+	}
 	return out
 }
 
@@ -2118,6 +2136,7 @@ var (
 	_ ec2API      = (*fakeAWS)(nil)
 	_ iamAPI      = (*fakeAWS)(nil)
 	_ s3API       = (*fakeAWS)(nil)
+	_ ssmAPI      = (*fakeAWS)(nil)
 	_ keyProbeAPI = (*fakeAWS)(nil)
 	_ keyProbeAPI = (*fakeProbe)(nil)
 )

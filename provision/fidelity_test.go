@@ -59,7 +59,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 func TestClientEnv(t *testing.T) {
 	caller := []string{"AWS_SESSION_TOKEN=stale", "AWS_ACCESS_KEY_ID=ASIACALLER", "HOME=/root", "MLFLOW_TRACKING_TOKEN=t"}
 	sec := local.Secrets{MLflowUser: "admin", MLflowPassword: "pw", AccessKeyID: "AKIASTACK", SecretAccessKey: "s"}
-	file := envVars(&sec, "https://x:5000", "eu-west-3", "")
+	file := envVars(&sec, "https://x:5000", "/s/server.crt", "eu-west-3", "")
 	env := clientEnv(caller, file)
 	if _, ok := env["AWS_SESSION_TOKEN"]; ok || env["AWS_ACCESS_KEY_ID"] != "AKIASTACK" || env["HOME"] != "/root" {
 		t.Errorf("client env %v", env)

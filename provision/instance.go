@@ -419,7 +419,7 @@ func trackingHost(inst *ec2types.Instance) string {
 // trackingURI is the server's address, or "" when it has no public name.
 func trackingURI(inst *ec2types.Instance) string {
 	if h := trackingHost(inst); h != "" {
-		return fmt.Sprintf("http://%s:%d", h, mlflowPort)
+		return fmt.Sprintf("https://%s:%d", h, mlflowPort)
 	}
 	return ""
 }

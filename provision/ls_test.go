@@ -64,7 +64,7 @@ func TestLsTable(t *testing.T) {
 	}
 	alpha, beta := strings.Fields(lines[1]), strings.Fields(lines[2])
 	if len(alpha) != 7 || alpha[0] != "alpha" || alpha[1] != "eu-west-3" || alpha[2] != fakeOwner || alpha[4] == "-" || alpha[5] != "running" ||
-		!strings.HasPrefix(alpha[6], "http://ec2-") {
+		!strings.HasPrefix(alpha[6], "https://ec2-") {
 		t.Errorf("alpha row %q", lines[1])
 	}
 	if len(beta) != 7 || beta[0] != "beta" || beta[3] != "2026-01-02T03:04:05Z" || beta[4] != "-" || beta[5] != "stopped" || beta[6] != "-" {

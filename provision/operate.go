@@ -71,16 +71,30 @@ func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
 		insts = recordedFirst(insts, sec.InstanceID)
 	}
 	t := newTarget(st.Name, dir, s, &insts[0], sg.sshOpen())
-	hk, err := dir.LoadHostKey()
+	return t, t.refreshPins(ctx, n)
+}
+
+// refreshPins pins what the instance published (it may have been replaced
+// since up pinned) and points known_hosts at its current addresses.
+func (t *target) refreshPins(ctx context.Context, n names) error {
+	if t.host == "" {
+		return nil
+	}
+	keys, _, err := readServerKeys(ctx, t.s.ssm, n, t.inst, time.Now())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if t.haveKeys && t.host != "" {
-		if _, err := dir.WriteKnownHosts([]string{aws.ToString(t.inst.PublicDnsName), aws.ToString(t.inst.PublicIpAddress)}, hk.Public); err != nil {
-			return nil, err
-		}
+	if keys != nil {
+		_, err = pinKeys(t.dir, keys, t.inst)
+		t.haveKeys = t.dir.HasSSHKeys()
+		return err
 	}
-	return t, nil
+	hk, err := t.dir.LoadPinnedHostKey()
+	if err != nil || hk == nil {
+		return err
+	}
+	_, err = t.dir.WriteKnownHosts([]string{aws.ToString(t.inst.PublicDnsName), aws.ToString(t.inst.PublicIpAddress)}, hk)
+	return err
 }
 
 // sshReady says why SSH cannot be used, or "" when it can.

@@ -18,6 +18,7 @@ import (
 	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
+	"golang.org/x/crypto/ssh"
 )
 
 const (
@@ -35,11 +36,30 @@ func (c *consoleEC2) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutpu
 	return &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId, Output: aws.String(base64.StdEncoding.EncodeToString([]byte(c.text)))}, nil
 }
 
+// testHostKey is a host key as the instance makes it (here, for a test sshd).
+type testHostKey struct {
+	Private []byte
+	Public  ssh.PublicKey
+}
+
+func newTestHostKey(t *testing.T) testHostKey {
+	t.Helper()
+	priv, line, err := local.NewSSHKey("host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testHostKey{Private: priv, Public: pub}
+}
+
 // sshFixture is a stack as up leaves it on this machine, for an instance
 // at testDNS / testIP whose console output EC2 serves.
 type sshFixture struct {
 	dir        local.Dir
-	hk         *local.HostKey
+	hk         testHostKey
 	authorized []byte
 	t          *target
 }
@@ -47,15 +67,12 @@ type sshFixture struct {
 func newSSHFixture(t *testing.T) *sshFixture {
 	t.Helper()
 	d := local.StackDir(t.TempDir(), "demo")
-	hk, err := local.NewHostKey("demo")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hk := newTestHostKey(t)
 	priv, pub, err := local.NewSSHKey("mlstack-demo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := errors.Join(d.SaveSSHKey(priv), d.SaveHostKey(hk)); err != nil {
+	if err := errors.Join(d.SaveSSHKey(priv), d.SavePinnedHostKey(hk.Public)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.WriteKnownHosts([]string{testDNS, testIP}, hk.Public); err != nil {
@@ -119,8 +136,7 @@ func TestBootstrapTail(t *testing.T) {
 	}
 
 	f.t.sshOpen = true
-	other, err := local.NewHostKey("impostor")
-	must(t, err)
+	other := newTestHostKey(t)
 	impostor := sshdtest.Start(t, other.Private, f.authorized)
 	_, _, err = f.t.bootstrapTail(context.Background(), server.Remote{Addr: impostor.Addr, User: impostor.User}, lo, 2, newProgress(&log))
 	var mismatch *server.HostKeyMismatchError
@@ -157,9 +173,10 @@ func TestConsoleOutputDecoded(t *testing.T) {
 	}
 }
 
-// TestRenderCarriesHostKey: the one user-data render holds the host key
-// up generated, and nothing of it is written before keepLocal.
-func TestRenderCarriesHostKey(t *testing.T) {
+// TestRenderHoldsNoSecret: the one user-data render carries no secret of
+// the stack (they go to SSM) and no private key (the server makes its own),
+// and nothing is written here before keepLocal.
+func TestRenderHoldsNoSecret(t *testing.T) {
 	root := t.TempDir()
 	r := &upRun{
 		o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: cloudinit.DefaultMLflowVersion},
@@ -172,8 +189,14 @@ func TestRenderCarriesHostKey(t *testing.T) {
 	if err := r.render(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(userDataText(t, r.userData), r.keep.hostKey.AuthorizedLine()) || !r.keep.newHostKey || r.keep.loginKey == nil {
-		t.Errorf("user-data lacks the generated host key, or keys were not generated")
+	sec := r.keep.secrets
+	for _, secret := range []string{sec.MLflowPassword, sec.FlaskSecretKey, "PRIVATE KEY"} {
+		if secret == "" || strings.Contains(userDataText(t, r.userData), secret) {
+			t.Errorf("user-data holds a secret (or the secret is empty): %.6s…", secret)
+		}
+	}
+	if r.keep.loginKey == nil {
+		t.Error("no login key generated")
 	}
 	if _, err := os.Stat(filepath.Join(root, "demo")); !os.IsNotExist(err) {
 		t.Errorf("preflight wrote local files: %v", err)

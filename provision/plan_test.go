@@ -42,6 +42,8 @@ func TestPlanEmptyStack(t *testing.T) {
 		"create security group " + n.SecurityGroup + " in vpc-0default",
 		"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR,
 		"import a locally generated ed25519 key pair " + n.KeyPair,
+		"store admin-password as SSM SecureString /mlstack/demo/admin-password",
+		"store flask-secret-key as SSM SecureString /mlstack/demo/flask-secret-key",
 		"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101) as t2.micro in eu-west-3a",
 	}
 	if !slices.Equal(got, want) {

@@ -35,6 +35,30 @@ func bucketPolicy(partition, bucket string) string {
 	return string(b)
 }
 
+// rolePolicy is the server role's access: the bucket as the user has it,
+// reading the stack's secrets from SSM, and publishing (and reading back)
+// the public halves of its TLS and SSH keys there. Nothing else in SSM.
+func rolePolicy(partition, account string, n names) string {
+	var doc map[string]any
+	_ = json.Unmarshal([]byte(bucketPolicy(partition, n.Bucket)), &doc) // our own JSON
+	arn := func(name string) string {
+		return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, n.Region, account, n.param(name))
+	}
+	var all, publish []string
+	for _, name := range []string{paramAdminPassword, paramFlaskSecret, paramTLSCert, paramHostKey} {
+		all = append(all, arn(name))
+	}
+	for _, name := range serverWrites {
+		publish = append(publish, arn(name))
+	}
+	doc["Statement"] = append(doc["Statement"].([]any),
+		map[string]any{"Sid": "StackParameters", "Effect": "Allow", "Action": []string{"ssm:GetParameter", "ssm:GetParameters"}, "Resource": all},
+		map[string]any{"Sid": "PublishPublicKeys", "Effect": "Allow", "Action": "ssm:PutParameter", "Resource": publish},
+	)
+	b, _ := json.Marshal(doc)
+	return string(b)
+}
+
 // ec2TrustPolicy lets EC2 instances of the region's partition assume the
 // server role (the service principal differs in China).
 func ec2TrustPolicy(regionName string) string {

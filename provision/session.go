@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
@@ -36,6 +37,9 @@ type (
 	s3API interface {
 		bucketAPI
 	}
+	ssmAPI interface {
+		paramAPI
+	}
 )
 
 // session holds the clients and identity one command works with.
@@ -43,6 +47,7 @@ type session struct {
 	ec2       ec2API
 	iam       iamAPI
 	s3        s3API
+	ssm       ssmAPI
 	region    string
 	account   string
 	partition string // aws, aws-cn, aws-us-gov: part of every ARN
@@ -116,6 +121,7 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 		o.UsePathStyle = s.s3Endpoint != ""
 	}
 	s.ec2, s.iam, s.s3 = ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg), s3.NewFromConfig(cfg, pathStyle)
+	s.ssm = ssm.NewFromConfig(cfg)
 	s.ec2In = func(region string) ec2API {
 		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = region })
 	}

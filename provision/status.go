@@ -32,7 +32,7 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 	var (
 		inv                  stackInventory
 		sgs, kps, iamR, bktR []resource
-		userR                []resource
+		userR, prmR          []resource
 	)
 	err := parallel(
 		func() (err error) { inv.insts, inv.lookalikes, err = stackInstances(ctx, s.ec2, n, liveStates); return },
@@ -45,12 +45,13 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 			return
 		},
 		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n, pending); return },
+		func() (err error) { prmR, err = paramInventory(ctx, s.ssm, n); return },
 	)
 	if err != nil {
 		return nil, err
 	}
 	inv.rows = instanceInventory(inv.insts)
-	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR} {
+	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR, prmR} {
 		inv.rows = append(inv.rows, rows...)
 	}
 	return &inv, nil

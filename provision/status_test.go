@@ -26,7 +26,7 @@ func TestStatusTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	if len(lines) != 9 {
+	if len(lines) != 13 {
 		t.Fatalf("status:\n%s", out)
 	}
 	if lines[0] != "stack demo (account 123456789012, eu-west-3)" {
@@ -40,6 +40,10 @@ func TestStatusTable(t *testing.T) {
 		{"IAM", "role", n.Role, "exists"},
 		{"instance", "profile", n.Profile, "exists"},
 		{"S3", "bucket", n.Bucket, "exists"},
+		{"SSM", "parameter", "/mlstack/demo/admin-password", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/flask-secret-key", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/ssh-host-key", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/tls-cert", "exists"},
 	}
 	for i, w := range want {
 		got := strings.Fields(lines[i+1])
@@ -54,8 +58,8 @@ func TestStatusTable(t *testing.T) {
 			}
 		}
 	}
-	if !strings.HasPrefix(lines[8], "tracking URI: http://ec2-") || !strings.HasSuffix(lines[8], ":5000") {
-		t.Errorf("last line %q", lines[8])
+	if !strings.HasPrefix(lines[12], "tracking URI: https://ec2-") || !strings.HasSuffix(lines[12], ":5000") {
+		t.Errorf("last line %q", lines[12])
 	}
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("status made mutating calls %v", m)
@@ -73,8 +77,8 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
-	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || len(rep.Resources) != 7 ||
-		rep.Resources[0].Kind != "instance" || rep.Resources[0].State != "running" || !strings.HasPrefix(rep.TrackingURI, "http://ec2-") {
+	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || len(rep.Resources) != 11 ||
+		rep.Resources[0].Kind != "instance" || rep.Resources[0].State != "running" || !strings.HasPrefix(rep.TrackingURI, "https://ec2-") {
 		t.Errorf("report %+v", rep)
 	}
 	for _, key := range []string{`"tracking_uri"`, `"resources"`, `"kind"`, `"state"`} {

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
+	"golang.org/x/crypto/ssh"
 )
 
 // mlflowUser is the MLflow admin login mlstack creates.
@@ -24,12 +26,13 @@ type upRun struct {
 	*openedStack
 
 	// preflight
-	policy   string
-	rules    []rule
-	places   []placement // where the server can run, best first
-	arch     ec2types.ArchitectureValues
-	keep     upLocal
-	userData []byte
+	policy     string // the client user's
+	rolePolicy string // the server role's
+	rules      []rule
+	places     []placement // where the server can run, best first
+	arch       ec2types.ArchitectureValues
+	keep       upLocal
+	userData   []byte
 	// discover
 	found *found
 	plan  []string
@@ -38,17 +41,16 @@ type upRun struct {
 	tags  map[string]string
 	inst  *ec2types.Instance
 	uri   string
+	tls   *tls.Config // trusts the pinned server certificate alone
 }
 
 // upLocal is what up keeps on this machine. It is made in memory first, so
 // that the user-data can be rendered (and checked) once before anything is
 // written here or created in AWS.
 type upLocal struct {
-	secrets    local.Secrets
-	changed    bool   // secrets differ from the saved ones
-	loginKey   []byte // a new private login key to save; nil keeps the saved one
-	hostKey    *local.HostKey
-	newHostKey bool
+	secrets  local.Secrets
+	changed  bool   // secrets differ from the saved ones
+	loginKey []byte // a new private login key to save; nil keeps the saved one
 }
 
 // Up creates or converges the stack, waits for the server and writes the
@@ -97,6 +99,7 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 		return nil, err
 	}
 	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
+	r.rolePolicy = rolePolicy(r.s.partition, r.s.account, r.n)
 	r.rules = wantRules(r.o.AllowCIDRs, r.o.SSH)
 	err = firstErr(r.makeLocal, func() (err error) {
 		// Before the render, which needs the architecture: an unknown or
@@ -186,13 +189,7 @@ func (r *upRun) makeLocal() error {
 		}
 		k.loginKey, k.secrets.SSHPublicKey, k.changed = priv, string(pub), true
 	}
-	hk, err := r.dir.LoadHostKey()
-	if err == nil && hk == nil {
-		hk, err = local.NewHostKey(stack)
-		k.newHostKey = true
-	}
-	k.hostKey = hk
-	return err
+	return nil
 }
 
 // render makes the user-data, once, for the instance type's architecture;
@@ -203,7 +200,6 @@ func (r *upRun) render() error {
 		Stack: r.n.Stack, Bucket: r.n.Bucket, Region: r.s.region, MLflowVersion: r.o.MLflowVersion,
 		AdminUsername: sec.MLflowUser, AdminPassword: sec.MLflowPassword, FlaskSecretKey: sec.FlaskSecretKey,
 		S3EndpointURL: r.s.s3Endpoint, Arch: cloudinit.ArchX8664,
-		SSHHostKeyPrivate: string(r.keep.hostKey.Private), SSHHostKeyPublic: r.keep.hostKey.AuthorizedLine(),
 	}
 	if r.arch == ec2types.ArchitectureValuesArm64 {
 		p.Arch = cloudinit.ArchAarch64
@@ -229,6 +225,7 @@ type found struct {
 	keyPair   *keyPairFound
 	instances []ec2types.Instance
 	image     *ec2types.Image
+	params    *paramsFound
 }
 
 // discover reads what exists (concurrently, read-only) and plans.
@@ -237,7 +234,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	s, n, f := r.s, r.n, &found{}
 	err := parallel(
 		func() (err error) { f.user, err = findUser(ctx, s.iam, n, r.policy); return },
-		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.policy); return },
+		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.rolePolicy); return },
 		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket); return },
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) {
@@ -246,6 +243,7 @@ func (r *upRun) discover(ctx context.Context) error {
 		},
 		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
 		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
+		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
 	)
 	if err == nil {
 		err = r.ownInstances(ctx, f)
@@ -260,7 +258,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	}
 	r.found = f
 	for _, lines := range [][]string{f.user.plan(n), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
-		f.keyPair.plan(n), instancesPlan(f.instances, n, f.image, r.places[0])} {
+		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), instancesPlan(f.instances, n, f.image, r.places[0])} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -300,6 +298,11 @@ func recordedFirst(insts []ec2types.Instance, id string) []ec2types.Instance {
 	return insts
 }
 
+// wantParams are the secrets the server reads from SSM at boot.
+func (r *upRun) wantParams(sec local.Secrets) map[string]string {
+	return map[string]string{paramAdminPassword: sec.MLflowPassword, paramFlaskSecret: sec.FlaskSecretKey}
+}
+
 // printPlan is --dry-run's answer.
 func (r *upRun) printPlan() {
 	if len(r.plan) == 0 {
@@ -320,14 +323,9 @@ func (r *upRun) keepLocal(context.Context) error {
 	if k.loginKey != nil && r.found.keyPair.id != "" {
 		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
 	}
-	if k.newHostKey && len(r.found.instances) > 0 {
-		r.log.Warn("generated an SSH host key for stack %s, but its running instance was set up without it: "+
-			"`mlstack ssh` will refuse that instance's key until the stack is rebuilt (`mlstack down`, `mlstack up`)", r.n.Stack)
-	}
 	err := firstErr(
 		func() error { return ifThen(k.loginKey != nil, func() error { return r.dir.SaveSSHKey(k.loginKey) }) },
 		func() error { return ifThen(k.changed, func() error { return r.dir.Save(&k.secrets) }) },
-		func() error { return ifThen(k.newHostKey, func() error { return r.dir.SaveHostKey(k.hostKey) }) },
 	)
 	r.store = local.NewStore(r.dir, k.secrets)
 	return err
@@ -359,7 +357,7 @@ func (r *upRun) converge(ctx context.Context) error {
 				},
 			})
 		},
-		func() error { return ensureRole(ctx, s.iam, f.role, n, r.policy, r.tags, log) },
+		func() error { return ensureRole(ctx, s.iam, f.role, n, r.rolePolicy, r.tags, log) },
 		func() error {
 			return ensureBucket(ctx, s.s3, f.bucket, ensureBucketInput{names: n, tags: r.tags, log: log,
 				pending: func(name string) error {
@@ -370,6 +368,7 @@ func (r *upRun) converge(ctx context.Context) error {
 		func() error {
 			return ensureKeyPair(ctx, s.ec2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
 		},
+		func() error { return ensureParams(ctx, s.ssm, f.params, n, r.wantParams(r.store.Get()), r.tags, log) },
 	)
 	if err == nil {
 		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
@@ -417,30 +416,56 @@ func (r *upRun) extendTTL(ctx context.Context) error {
 	)
 }
 
-// publish pins the instance's host key for its addresses and writes the env file.
-func (r *upRun) publish(context.Context) error {
+// publish pins the certificate and host key the instance published and
+// writes the env file.
+func (r *upRun) publish(ctx context.Context) error {
 	host := trackingHost(r.inst)
 	if host == "" {
 		return fmt.Errorf("instance %s has no public DNS name or IP: is the default subnet public?", aws.ToString(r.inst.InstanceId))
 	}
-	hk := r.keep.hostKey
-	changed, err := r.dir.WriteKnownHosts([]string{aws.ToString(r.inst.PublicDnsName), aws.ToString(r.inst.PublicIpAddress)}, hk.Public)
-	if err != nil {
+	if err := r.pin(ctx); err != nil {
 		return err
-	}
-	if changed {
-		r.log.Step("pinned SSH host key %s in %s", hk.Fingerprint(), r.dir.KnownHostsFile())
 	}
 	if r.o.SSH {
 		r.log.Step("SSH is open to the allowed CIDRs: `mlstack ssh --stack %s`, or %s", r.n.Stack, server.Hint(sshHost(r.dir, host)))
 	}
 	r.uri = trackingURI(r.inst)
 	sec := r.store.Get()
-	if err := r.dir.WriteEnv(envVars(&sec, r.uri, r.s.region, r.s.s3Endpoint)); err != nil {
+	if err := r.dir.WriteEnv(envVars(&sec, r.uri, r.dir.ServerCertFile(), r.s.region, r.s.s3Endpoint)); err != nil {
 		return err
 	}
 	r.log.Step("wrote %s", r.dir.EnvFile())
 	return nil
+}
+
+// pin waits for the instance's published certificate and host key (with
+// --no-wait it looks once) and pins them in the stack's folder.
+func (r *upRun) pin(ctx context.Context) error {
+	var keys *serverKeys
+	var err error
+	if r.o.NoWait {
+		var why string
+		if keys, why, err = readServerKeys(ctx, r.s.ssm, r.n, r.inst, time.Now()); err == nil && keys == nil {
+			r.log.Info("%s: `%s` pins them once the server is up", why, r.hint("up", r.cidrFlags()...))
+			return nil
+		}
+	} else {
+		r.log.Step("waiting for instance %s to publish its TLS certificate and SSH host key", aws.ToString(r.inst.InstanceId))
+		keys, err = waitServerKeys(ctx, r.s.ssm, r.n, r.inst, r.o.Timeout)
+	}
+	if err != nil {
+		return err
+	}
+	changed, err := pinKeys(r.dir, keys, r.inst)
+	if err != nil {
+		return err
+	}
+	if changed {
+		r.log.Step("pinned the server's certificate (SHA-256 of its key %s) in %s and its SSH host key %s in %s",
+			server.SPKIHash(keys.cert), r.dir.ServerCertFile(), ssh.FingerprintSHA256(keys.hostKey), r.dir.KnownHostsFile())
+	}
+	r.tls, err = server.PinnedTLS(keys.certPEM)
+	return err
 }
 
 // wait polls /health until the server answers; on a timeout it explains
@@ -454,7 +479,7 @@ func (r *upRun) wait(ctx context.Context) error {
 		health = r.uri + "/health"
 	}
 	r.log.Step("waiting for the tracking server at %s (up to %s)", health, r.o.Timeout)
-	if err := server.WaitHealthy(ctx, health, r.o.Timeout, r.log, r.explainStall); err != nil {
+	if err := server.WaitHealthy(ctx, health, r.tls, r.o.Timeout, r.log, r.explainStall); err != nil {
 		t := newTarget(r.n.Stack, r.dir, r.s, r.inst, r.o.SSH)
 		return t.explainUnhealthy(ctx, err, r.log)
 	}
@@ -468,13 +493,7 @@ func (r *upRun) explainStall(kind server.Stall) string {
 		return fmt.Sprintf("%s:%d refuses connections: the instance is up but nothing listens on the port yet, "+
 			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, mlflowPort, r.hint("logs"))
 	}
-	add := []string{"--ssh=" + fmt.Sprint(r.o.SSH)}
-	for _, c := range r.o.AllowCIDRs {
-		add = append(add, "--allow-cidr", c)
-	}
-	if r.o.Yes {
-		add = append(add, "--yes")
-	}
+	add := r.cidrFlags()
 	msg := fmt.Sprintf("connections to %s:%d time out: packets are dropped before they reach the server. "+
 		"The security group lets in only %s. If your traffic leaves from another address (a VPN, a corporate NAT), "+
 		"add that one: `%s --allow-cidr YOUR.EGRESS.IP/32` (`curl https://checkip.amazonaws.com` shows the address your traffic leaves from)",
@@ -483,6 +502,18 @@ func (r *upRun) explainStall(kind server.Stall) string {
 		msg += fmt.Sprintf(". These requests go through your HTTP proxy %s: allow the proxy's egress address, or set NO_PROXY=%s", p, host)
 	}
 	return msg + ". Still waiting"
+}
+
+// cidrFlags are the flags that keep the security group as it is now.
+func (r *upRun) cidrFlags() []string {
+	add := []string{"--ssh=" + fmt.Sprint(r.o.SSH)}
+	for _, c := range r.o.AllowCIDRs {
+		add = append(add, "--allow-cidr", c)
+	}
+	if r.o.Yes {
+		add = append(add, "--yes")
+	}
+	return add
 }
 
 // hint is an mlstack command for this stack with the flags in use, to run as printed.

@@ -70,8 +70,9 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	mustUp(t, o)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 
-	if got := f.owns("demo"); len(got) != 7 {
-		t.Fatalf("stack owns %d resources, want 7: %v", len(got), got)
+	// Seven resources, the two secrets in SSM and the two keys the server published there.
+	if got := f.owns("demo"); len(got) != 11 {
+		t.Fatalf("stack owns %d resources, want 11: %v", len(got), got)
 	}
 	sec := savedSecrets(t, dir, "demo")
 	if sec == nil || sec.Account != fakeAccount || sec.Region != fakeRegion || sec.MLflowUser != "admin" ||
@@ -103,7 +104,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	}
 	r := f.roles[n.Role]
 	wantTags("role", iamTagMap(r.role.Tags))
-	if !samePolicy(r.policies[n.Policy], bucketPolicy("aws", n.Bucket)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy("eu-west-3")) {
+	if !samePolicy(r.policies[n.Policy], rolePolicy("aws", fakeAccount, n)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy("eu-west-3")) {
 		t.Errorf("role policies %v, trust %s", r.policies, aws.ToString(r.role.AssumeRolePolicyDocument))
 	}
 	p := f.profiles[n.Profile]
@@ -144,10 +145,21 @@ func TestUpCreatesEveryResource(t *testing.T) {
 		aws.ToString(inst.inst.SecurityGroups[0].GroupId) != aws.ToString(g.GroupId) {
 		t.Errorf("instance %+v", inst.inst)
 	}
-	if !strings.Contains(userDataB64Text(t, inst.userData), "admin_password = "+sec.MLflowPassword) {
-		t.Error("the user-data does not carry the saved MLflow password")
+	ud := userDataB64Text(t, inst.userData)
+	for _, secret := range []string{sec.MLflowPassword, sec.FlaskSecretKey, "PRIVATE KEY"} {
+		if strings.Contains(ud, secret) {
+			t.Errorf("the user-data holds a secret: %.6s…", secret)
+		}
 	}
-	uri := "http://" + aws.ToString(inst.inst.PublicDnsName) + ":5000"
+	for name, want := range map[string]string{"admin-password": sec.MLflowPassword, "flask-secret-key": sec.FlaskSecretKey} {
+		p := f.params["/mlstack/demo/"+name]
+		if p == nil || p.typ != "SecureString" || p.value != want {
+			t.Errorf("SSM %s = %+v", name, p)
+			continue
+		}
+		wantTags("SSM "+name, p.tags)
+	}
+	uri := "https://" + aws.ToString(inst.inst.PublicDnsName) + ":5000"
 	f.mu.Unlock()
 
 	if out.String() != uri+"\n" {
@@ -172,7 +184,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	if fi, err := os.Stat(sd.Path()); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state folder: %v %v", fi.Mode(), err)
 	}
-	for _, name := range []string{"state.json", "env", "id_ed25519", "ssh_host_ed25519_key", "known_hosts"} {
+	for _, name := range []string{"state.json", "env", "id_ed25519", "ssh_host_key.pub", "known_hosts", "server.crt"} {
 		fi, err := os.Stat(filepath.Join(sd.Path(), name))
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -185,7 +197,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	env := readFile(t, sd.EnvFile())
 	for _, want := range []string{"MLFLOW_TRACKING_URI='" + uri + "'", "AWS_ACCESS_KEY_ID='" + sec.AccessKeyID + "'",
 		"AWS_SECRET_ACCESS_KEY='" + sec.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + sec.MLflowPassword + "'",
-		"AWS_DEFAULT_REGION='eu-west-3'"} {
+		"AWS_DEFAULT_REGION='eu-west-3'", "MLFLOW_TRACKING_SERVER_CERT_PATH='" + sd.ServerCertFile() + "'"} {
 		if !strings.Contains(string(env), want) {
 			t.Errorf("env file lacks %s:\n%s", want, env)
 		}
@@ -218,7 +230,7 @@ func TestUpTwiceChangesNothing(t *testing.T) {
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("a second up made mutating calls: %v", m)
 	}
-	if !strings.HasPrefix(out.String(), "http://ec2-") {
+	if !strings.HasPrefix(out.String(), "https://ec2-") {
 		t.Errorf("out = %q", out)
 	}
 	if after := savedSecrets(t, dir, "demo"); *after != *before {
@@ -291,7 +303,7 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 		t.Fatalf("expires_at %q: %v", rep.ExpiresAt, err)
 	}
 	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Healthy ||
-		!strings.HasPrefix(rep.TrackingURI, "http://") || !strings.HasPrefix(rep.InstanceID, "i-") ||
+		!strings.HasPrefix(rep.TrackingURI, "https://") || !strings.HasPrefix(rep.InstanceID, "i-") ||
 		rep.Bucket != namesFor("demo", fakeAccount, fakeRegion).Bucket || !strings.HasSuffix(rep.EnvFile, "/demo/env") {
 		t.Errorf("report %+v", rep)
 	}
@@ -469,7 +481,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 	f.mu.Lock()
 	dns := aws.ToString(f.instance(id).inst.PublicDnsName)
 	f.mu.Unlock()
-	if !strings.Contains(dns, "198-51-100") || out.String() != "http://"+dns+":5000\n" {
+	if !strings.Contains(dns, "198-51-100") || out.String() != "https://"+dns+":5000\n" {
 		t.Errorf("out = %q, instance now at %s", out, dns)
 	}
 	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
@@ -672,7 +684,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 			}
 			o, _, _ = upOpts(dir, "demo")
 			mustUp(t, o)
-			if got := f.owns("demo"); len(got) != 7 {
+			if got := f.owns("demo"); len(got) != 11 {
 				t.Errorf("after resuming the stack owns %v", got)
 			}
 			f.mu.Lock()
@@ -734,7 +746,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 	f.failAfter("AuthorizeSecurityGroupIngress", awsErr("InvalidPermission.Duplicate"), 1)
 	o, _, _ := upOpts(dir, "demo")
 	mustUp(t, o)
-	if got := f.owns("demo"); len(got) != 7 {
+	if got := f.owns("demo"); len(got) != 11 {
 		t.Errorf("stack owns %v", got)
 	}
 	f.mu.Lock()
@@ -818,17 +830,22 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	sd := local.StackDir(dir, "demo")
-	// The host key file is gone: a new one cannot reach the running instance.
-	if err := os.Remove(sd.HostKeyFile()); err != nil {
-		t.Fatal(err)
+	// The pinned host key and certificate are gone: up pins them again
+	// from what the instance published.
+	for _, f := range []string{sd.HostKeyFile(), sd.ServerCertFile()} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	o, _, log := upOpts(dir, "demo")
 	mustUp(t, o)
-	if !strings.Contains(log.String(), "generated an SSH host key for stack demo") {
+	if !strings.Contains(log.String(), "pinned the server's certificate") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if _, err := os.Stat(sd.HostKeyFile()); err != nil {
-		t.Errorf("new host key not saved: %v", err)
+	for _, f := range []string{sd.HostKeyFile(), sd.ServerCertFile()} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("not pinned again: %v", err)
+		}
 	}
 
 	// Another machine, after the instance died: it has no secret for the
@@ -904,7 +921,7 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 	if len(f.mutating()) != 0 {
 		t.Errorf("mutating calls %v", f.mutating())
 	}
-	if !strings.HasPrefix(out.String(), "http://ec2-") {
+	if !strings.HasPrefix(out.String(), "https://ec2-") {
 		t.Errorf("out = %q", out)
 	}
 }
@@ -961,7 +978,7 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 	if got, want := len(calls.calls()), len(f.calls()); got != want || got == 0 {
 		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
 	}
-	if sum := calls.Summary(); !strings.Contains(sum, "(15 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
+	if sum := calls.Summary(); !strings.Contains(sum, "(17 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
 		t.Errorf("summary %q", sum)
 	}
 }

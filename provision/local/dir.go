@@ -1,6 +1,6 @@
 // Package local owns mlstack's files on this machine: one folder per stack
 // under the state dir, mode 0700, holding what AWS cannot give back (the
-// secrets, the SSH keys, the pinned host key) and the env file. Every write
+// secrets, the SSH key, the pinned host key and certificate) and the env file. Every write
 // goes through Dir: atomic, mode 0600.
 package local
 
@@ -17,8 +17,9 @@ const (
 	secretsName    = "state.json"
 	envName        = "env"
 	sshKeyName     = "id_ed25519"
-	hostKeyName    = "ssh_host_ed25519_key"
+	hostKeyName    = "ssh_host_key.pub"
 	knownHostsName = "known_hosts"
+	serverCertName = "server.crt"
 )
 
 // Dir is one stack's folder of local files.
@@ -38,9 +39,13 @@ func (d Dir) EnvFile() string { return d.file(envName) }
 // SSHKeyFile holds the private key of the stack's EC2 key pair.
 func (d Dir) SSHKeyFile() string { return d.file(sshKeyName) }
 
-// HostKeyFile holds the private half of the instance's SSH host key. It
-// leaves this machine only inside the user-data.
+// HostKeyFile holds the instance's SSH host key as the instance published
+// it (public; pinned).
 func (d Dir) HostKeyFile() string { return d.file(hostKeyName) }
+
+// ServerCertFile holds the server's TLS certificate as the instance
+// published it (public; pinned): clients trust it alone.
+func (d Dir) ServerCertFile() string { return d.file(serverCertName) }
 
 // KnownHostsFile pins the host key for the instance's public DNS name and IP.
 func (d Dir) KnownHostsFile() string { return d.file(knownHostsName) }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -36,53 +35,42 @@ func NewSSHKey(comment string) (privPEM, authorized []byte, err error) {
 // SaveSSHKey writes the private key of the stack's key pair.
 func (d Dir) SaveSSHKey(privPEM []byte) error { return d.writeFile(sshKeyName, privPEM) }
 
-// HostKey is the instance's SSH host key, generated here so that even the
-// first connection is verified.
-type HostKey struct {
-	Private []byte // OpenSSH PEM; a secret
-	Public  ssh.PublicKey
+// SavePinnedHostKey keeps the host key the server made and published:
+// from then on SSH to the stack accepts that key alone.
+func (d Dir) SavePinnedHostKey(pub ssh.PublicKey) error {
+	return d.writeFile(hostKeyName, ssh.MarshalAuthorizedKey(pub))
 }
 
-// AuthorizedLine is the public key as one "ssh-ed25519 AAAA… comment" line.
-func (k HostKey) AuthorizedLine() string {
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.Public)))
-}
-
-// Fingerprint is OpenSSH's SHA256:… form of the public key.
-func (k HostKey) Fingerprint() string { return ssh.FingerprintSHA256(k.Public) }
-
-// NewHostKey generates a host key in memory; SaveHostKey keeps it.
-func NewHostKey(stack string) (*HostKey, error) {
-	priv, _, err := NewSSHKey("mlstack-" + stack + "-host")
-	if err != nil {
-		return nil, err
-	}
-	return parseHostKey(priv, "")
-}
-
-func parseHostKey(priv []byte, file string) (*HostKey, error) {
-	signer, err := ssh.ParsePrivateKey(priv)
-	if err != nil {
-		// Never echo the content.
-		return nil, fmt.Errorf("SSH host key %s is not an OpenSSH private key; move it away and run `mlstack up` to start over", file)
-	}
-	return &HostKey{Private: priv, Public: signer.PublicKey()}, nil
-}
-
-// LoadHostKey reads the host key; a missing file gives (nil, nil).
-func (d Dir) LoadHostKey() (*HostKey, error) {
+// LoadPinnedHostKey reads the pinned host key; a missing file gives (nil, nil).
+func (d Dir) LoadPinnedHostKey() (ssh.PublicKey, error) {
 	b, err := os.ReadFile(d.HostKeyFile())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading SSH host key: %w", err)
+		return nil, fmt.Errorf("reading the pinned SSH host key: %w", err)
 	}
-	return parseHostKey(b, d.HostKeyFile())
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("pinned SSH host key %s: %w; move it away and run `mlstack up` to pin again", d.HostKeyFile(), err)
+	}
+	return pub, nil
 }
 
-// SaveHostKey writes the host key's private half (0600).
-func (d Dir) SaveHostKey(k *HostKey) error { return d.writeFile(hostKeyName, k.Private) }
+// SaveServerCert pins the server's TLS certificate (PEM; public).
+func (d Dir) SaveServerCert(certPEM []byte) error { return d.writeFile(serverCertName, certPEM) }
+
+// LoadServerCert reads the pinned certificate; a missing file gives (nil, nil).
+func (d Dir) LoadServerCert() ([]byte, error) {
+	b, err := os.ReadFile(d.ServerCertFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the pinned server certificate: %w", err)
+	}
+	return b, nil
+}
 
 // WriteKnownHosts pins pub for the given host names (the instance's public
 // DNS name and IP) and reports whether the file changed.

@@ -16,59 +16,69 @@ const (
 	testIP  = "203.0.113.9"
 )
 
-func TestHostKeyFile(t *testing.T) {
-	d := StackDir(t.TempDir(), "demo")
-	if k, err := d.LoadHostKey(); k != nil || err != nil {
-		t.Fatalf("LoadHostKey of a missing file = %v, %v; want nil, nil", k, err)
-	}
-	k1, err := NewHostKey("demo")
+// testPub is a fresh ed25519 public key.
+func testPub(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	_, line, err := NewSSHKey("k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k1.Public.Type() != ssh.KeyAlgoED25519 {
-		t.Errorf("host key type %s", k1.Public.Type())
-	}
-	if err := d.SaveHostKey(k1); err != nil {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(d.HostKeyFile())
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("host key file: %v, mode %v", err, fi)
+	return pub
+}
+
+func TestPinnedHostKeyFile(t *testing.T) {
+	d := StackDir(t.TempDir(), "demo")
+	if k, err := d.LoadPinnedHostKey(); k != nil || err != nil {
+		t.Fatalf("LoadPinnedHostKey of a missing file = %v, %v; want nil, nil", k, err)
 	}
-	k2, err := d.LoadHostKey()
-	if err != nil || !bytes.Equal(k1.Public.Marshal(), k2.Public.Marshal()) || !bytes.Equal(k1.Private, k2.Private) {
-		t.Fatalf("LoadHostKey must give back the saved key: %v", err)
-	}
-	line := k1.AuthorizedLine()
-	if !strings.HasPrefix(line, "ssh-ed25519 ") || strings.Contains(line, "\n") {
-		t.Errorf("authorized line %q", line)
-	}
-	if !strings.HasPrefix(k1.Fingerprint(), "SHA256:") {
-		t.Errorf("fingerprint %q", k1.Fingerprint())
-	}
-	// A damaged file is refused without echoing it.
-	if err := d.writeFile(hostKeyName, []byte("not a key, but secret-looking 123")); err != nil {
+	k1 := testPub(t)
+	if err := d.SavePinnedHostKey(k1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.LoadHostKey(); err == nil || strings.Contains(err.Error(), "secret-looking") {
+	k2, err := d.LoadPinnedHostKey()
+	if err != nil || !bytes.Equal(k1.Marshal(), k2.Marshal()) {
+		t.Fatalf("LoadPinnedHostKey must give back the saved key: %v", err)
+	}
+	if err := d.writeFile(hostKeyName, []byte("not a key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.LoadPinnedHostKey(); err == nil || !strings.Contains(err.Error(), "move it away") {
 		t.Errorf("damaged host key: %v", err)
+	}
+}
+
+func TestServerCertFile(t *testing.T) {
+	d := StackDir(t.TempDir(), "demo")
+	if b, err := d.LoadServerCert(); b != nil || err != nil {
+		t.Fatalf("LoadServerCert of a missing file = %q, %v", b, err)
+	}
+	pem := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	if err := d.SaveServerCert(pem); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.LoadServerCert(); err != nil || !bytes.Equal(b, pem) {
+		t.Fatalf("LoadServerCert = %q, %v", b, err)
+	}
+	if !strings.HasSuffix(d.ServerCertFile(), "/demo/server.crt") {
+		t.Errorf("cert file %s", d.ServerCertFile())
 	}
 }
 
 func TestWriteKnownHosts(t *testing.T) {
 	d := StackDir(t.TempDir(), "demo")
-	k, err := NewHostKey("demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed, err := d.WriteKnownHosts([]string{testDNS, testIP}, k.Public)
+	k := testPub(t)
+	changed, err := d.WriteKnownHosts([]string{testDNS, testIP}, k)
 	if err != nil || !changed {
 		t.Fatalf("first write: changed %v, %v", changed, err)
 	}
-	if changed, err := d.WriteKnownHosts([]string{testDNS, testIP}, k.Public); err != nil || changed {
+	if changed, err := d.WriteKnownHosts([]string{testDNS, testIP}, k); err != nil || changed {
 		t.Errorf("same content again: changed %v, %v", changed, err)
 	}
-	if changed, err := d.WriteKnownHosts([]string{"", ""}, k.Public); err != nil || changed {
+	if changed, err := d.WriteKnownHosts([]string{"", ""}, k); err != nil || changed {
 		t.Errorf("no names: changed %v, %v", changed, err)
 	}
 	fi, err := os.Stat(d.KnownHostsFile())
@@ -81,15 +91,11 @@ func TestWriteKnownHosts(t *testing.T) {
 	}
 	remote := &net.TCPAddr{IP: net.ParseIP(testIP), Port: 22}
 	for _, h := range []string{testDNS, testIP} {
-		if err := cb(h+":22", remote, k.Public); err != nil {
+		if err := cb(h+":22", remote, k); err != nil {
 			t.Errorf("known_hosts does not pin the key for %s: %v", h, err)
 		}
 	}
-	other, err := NewHostKey("other")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cb(testDNS+":22", remote, other.Public); err == nil {
+	if err := cb(testDNS+":22", remote, testPub(t)); err == nil {
 		t.Error("known_hosts accepts another key")
 	}
 }
@@ -109,11 +115,7 @@ func TestHasSSHKeys(t *testing.T) {
 	if d.HasSSHKeys() {
 		t.Error("a login key alone counts as both keys")
 	}
-	k, err := NewHostKey("demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SaveHostKey(k); err != nil {
+	if err := d.SavePinnedHostKey(testPub(t)); err != nil {
 		t.Fatal(err)
 	}
 	if !d.HasSSHKeys() {

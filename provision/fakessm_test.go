@@ -1,0 +1,181 @@
+package provision
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// fakeParam is one SSM parameter of the fake account.
+type fakeParam struct {
+	typ      ssmtypes.ParameterType
+	value    string
+	version  int64
+	modified time.Time
+	tags     map[string]string
+}
+
+func (f *fakeAWS) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	return fakeCall(f, in, "SSM", "GetParameter", func() (*ssm.GetParameterOutput, error) {
+		p := f.params[aws.ToString(in.Name)]
+		if p == nil {
+			return nil, awsErr("ParameterNotFound")
+		}
+		v := p.value
+		if p.typ == ssmtypes.ParameterTypeSecureString && !aws.ToBool(in.WithDecryption) {
+			v = "fake-ciphertext"
+		}
+		return &ssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Name: in.Name, Type: p.typ, Value: aws.String(v),
+			Version: p.version, LastModifiedDate: aws.Time(p.modified)}}, nil
+	})
+}
+
+func (f *fakeAWS) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
+	return fakeCall(f, in, "SSM", "PutParameter", func() (*ssm.PutParameterOutput, error) {
+		name := aws.ToString(in.Name)
+		p := f.params[name]
+		switch {
+		case aws.ToBool(in.Overwrite) && len(in.Tags) > 0:
+			return nil, awsErrMsg("ValidationException", "fake: Tags and Overwrite can't be used together")
+		case p != nil && !aws.ToBool(in.Overwrite):
+			return nil, awsErr("ParameterAlreadyExists")
+		case p == nil:
+			p = &fakeParam{tags: map[string]string{}}
+			for _, t := range in.Tags {
+				p.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			f.params[name] = p
+		}
+		p.typ, p.value, p.modified = in.Type, aws.ToString(in.Value), f.tick()
+		p.version++
+		return &ssm.PutParameterOutput{Version: p.version}, nil
+	})
+}
+
+func (f *fakeAWS) AddTagsToResource(_ context.Context, in *ssm.AddTagsToResourceInput, _ ...func(*ssm.Options)) (*ssm.AddTagsToResourceOutput, error) {
+	return fakeCall(f, in, "SSM", "AddTagsToResource", func() (*ssm.AddTagsToResourceOutput, error) {
+		p := f.params[aws.ToString(in.ResourceId)]
+		if p == nil {
+			return nil, awsErr("InvalidResourceId")
+		}
+		for _, t := range in.Tags {
+			p.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+		return &ssm.AddTagsToResourceOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) DeleteParameters(_ context.Context, in *ssm.DeleteParametersInput, _ ...func(*ssm.Options)) (*ssm.DeleteParametersOutput, error) {
+	return fakeCall(f, in, "SSM", "DeleteParameters", func() (*ssm.DeleteParametersOutput, error) {
+		if len(in.Names) > 10 {
+			return nil, awsErrMsg("ValidationException", "fake: at most 10 names")
+		}
+		out := &ssm.DeleteParametersOutput{}
+		for _, n := range in.Names {
+			if f.params[n] == nil {
+				out.InvalidParameters = append(out.InvalidParameters, n)
+				continue
+			}
+			delete(f.params, n)
+			out.DeletedParameters = append(out.DeletedParameters, n)
+		}
+		return out, nil
+	})
+}
+
+func (f *fakeAWS) GetParametersByPath(_ context.Context, in *ssm.GetParametersByPathInput, _ ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error) {
+	return fakeCall(f, in, "SSM", "GetParametersByPath", func() (*ssm.GetParametersByPathOutput, error) {
+		prefix := strings.TrimSuffix(aws.ToString(in.Path), "/") + "/"
+		var names []string
+		for n := range f.params {
+			if strings.HasPrefix(n, prefix) && (aws.ToBool(in.Recursive) || !strings.Contains(n[len(prefix):], "/")) {
+				names = append(names, n)
+			}
+		}
+		slices.Sort(names)
+		start := 0
+		if tok := aws.ToString(in.NextToken); tok != "" {
+			start = slices.Index(names, tok)
+		}
+		out := &ssm.GetParametersByPathOutput{}
+		for i := start; i < len(names); i++ {
+			if i-start == 2 { // small pages: callers must paginate
+				out.NextToken = aws.String(names[i])
+				break
+			}
+			p := f.params[names[i]]
+			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(names[i]), Type: p.typ, Version: p.version})
+		}
+		return out, nil
+	})
+}
+
+// putPublished writes a parameter as the server role would.
+func (f *fakeAWS) putPublished(name, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.putPublishedLocked(name, value)
+}
+
+// publishKeys does what an instance's bootstrap does: make a TLS
+// certificate for its addresses and an SSH host key, and publish their
+// public halves under its stack's path. Called with f.mu held.
+func (f *fakeAWS) publishKeys(i *fakeInstance) {
+	stack := ec2TagMap(i.inst.Tags)[tagStack]
+	n := namesFor(stack, f.account, f.region)
+	certPEM := testCert(aws.ToString(i.inst.PublicDnsName), aws.ToString(i.inst.PublicIpAddress))
+	priv, line, err := local.NewSSHKey("host")
+	if err != nil {
+		panic(err)
+	}
+	f.hostKeys[aws.ToString(i.inst.InstanceId)] = priv
+	f.putPublishedLocked(n.param(paramTLSCert), string(certPEM))
+	f.putPublishedLocked(n.param(paramHostKey), strings.TrimSpace(string(line)))
+}
+
+// testCert is a self-signed P-256 certificate for a DNS name and an IP.
+func testCert(dns, ip string) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: dns},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if dns != "" {
+		tmpl.DNSNames = []string{dns}
+	}
+	if a := net.ParseIP(ip); a != nil {
+		tmpl.IPAddresses = []net.IP{a}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// putPublishedLocked is putPublished with f.mu held.
+func (f *fakeAWS) putPublishedLocked(name, value string) {
+	p := f.params[name]
+	if p == nil {
+		p = &fakeParam{tags: map[string]string{}}
+		f.params[name] = p
+	}
+	p.typ, p.value, p.modified = ssmtypes.ParameterTypeString, value, f.tick()
+	p.version++
+}

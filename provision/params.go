@@ -1,0 +1,216 @@
+package provision
+
+// The stack's SSM parameters under /mlstack/<stack>/: the MLflow admin
+// password and the Flask secret key (SecureString, written by mlstack before
+// launch, read by the server role at boot: no secret travels in user-data),
+// and the server's TLS certificate and SSH host key (public halves, written
+// by the server role at boot, read and pinned by mlstack). The client keys
+// may do nothing with any of them.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// Parameter names below the stack's path.
+const (
+	paramAdminPassword = "admin-password"
+	paramFlaskSecret   = "flask-secret-key"
+	paramTLSCert       = "tls-cert"
+	paramHostKey       = "ssh-host-key"
+)
+
+// serverWrites are the parameters the server role publishes.
+var serverWrites = []string{paramTLSCert, paramHostKey}
+
+// paramAPI is the part of SSM the stack's parameters need.
+type paramAPI interface {
+	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+	PutParameter(context.Context, *ssm.PutParameterInput, ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
+	AddTagsToResource(context.Context, *ssm.AddTagsToResourceInput, ...func(*ssm.Options)) (*ssm.AddTagsToResourceOutput, error)
+	DeleteParameters(context.Context, *ssm.DeleteParametersInput, ...func(*ssm.Options)) (*ssm.DeleteParametersOutput, error)
+	ssm.GetParametersByPathAPIClient
+}
+
+// paramPath is the folder of the stack's parameters.
+func (n names) paramPath() string { return "/mlstack/" + n.Stack + "/" }
+
+// param is the full name of one of the stack's parameters.
+func (n names) param(name string) string { return n.paramPath() + name }
+
+// paramsARN is what the server role may read: the stack's parameters.
+func paramsARN(partition, region, account string, n names) string {
+	return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s*", partition, region, account, n.paramPath())
+}
+
+// paramsFound is which of the stack's secrets SSM holds, with their values.
+type paramsFound struct {
+	values map[string]string // name below the path → decrypted value
+}
+
+// findParams reads the stack's secrets (decrypted) from SSM.
+func findParams(ctx context.Context, api paramAPI, n names) (*paramsFound, error) {
+	f := &paramsFound{values: map[string]string{}}
+	for _, name := range []string{paramAdminPassword, paramFlaskSecret} {
+		out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name)), WithDecryption: aws.Bool(true)})
+		switch {
+		case hasCode(err, "ParameterNotFound"):
+		case err != nil:
+			return nil, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
+		default:
+			f.values[name] = aws.ToString(out.Parameter.Value)
+		}
+	}
+	return f, nil
+}
+
+// plan says in words what ensureParams would do.
+func (f *paramsFound) plan(n names, want map[string]string) []string {
+	var p []string
+	for _, name := range sortedKeys(want) {
+		if _, ok := f.values[name]; !ok {
+			p = append(p, "store "+name+" as SSM SecureString "+n.param(name))
+		}
+	}
+	return p
+}
+
+// ensureParams stores the secrets SSM lacks, as SecureString with the
+// stack's tags (the value never goes to the log). One that SSM holds with
+// another value was changed elsewhere (creds rotate on another machine):
+// it is left as it is, with a warning, since the server may already use it.
+func ensureParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, log *progress) error {
+	for _, name := range sortedKeys(want) {
+		have, ok := f.values[name]
+		switch {
+		case ok && have == want[name]:
+			continue
+		case ok:
+			log.Warn("SSM parameter %s differs from this machine's state: kept (rotated elsewhere? `mlstack creds rotate` here sets both)", n.param(name))
+			continue
+		}
+		full := n.param(name)
+		log.Step("storing %s in SSM as SecureString %s", name, full)
+		if err := putSecret(ctx, api, full, want[name], false, tags); err != nil {
+			return err
+		}
+		f.values[name] = want[name]
+	}
+	return nil
+}
+
+// updateParams overwrites secrets in SSM with new values (creds rotate).
+func updateParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, log *progress) error {
+	for _, name := range sortedKeys(want) {
+		_, exists := f.values[name]
+		log.Step("storing the new %s in SSM %s", name, n.param(name))
+		if err := putSecret(ctx, api, n.param(name), want[name], exists, tags); err != nil {
+			return err
+		}
+		f.values[name] = want[name]
+	}
+	return nil
+}
+
+// putSecret writes one SecureString. Tags go with a new parameter; SSM
+// refuses them together with Overwrite, so an update tags separately.
+func putSecret(ctx context.Context, api paramAPI, name, value string, exists bool, tags map[string]string) error {
+	in := &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value), Type: ssmtypes.ParameterTypeSecureString,
+		Description: aws.String("mlstack: written by mlstack, read by the stack's server role")}
+	if exists {
+		in.Overwrite = aws.Bool(true)
+	} else {
+		in.Tags = ssmTags(tags)
+	}
+	_, err := api.PutParameter(ctx, in)
+	if hasCode(err, "ParameterAlreadyExists") { // another run made it meanwhile
+		in.Overwrite, in.Tags = aws.Bool(true), nil
+		_, err = api.PutParameter(ctx, in)
+	}
+	if err != nil {
+		return fmt.Errorf("storing SSM parameter %s: %w", name, err)
+	}
+	if exists {
+		if _, err := api.AddTagsToResource(ctx, &ssm.AddTagsToResourceInput{ResourceType: ssmtypes.ResourceTypeForTaggingParameter,
+			ResourceId: aws.String(name), Tags: ssmTags(tags)}); err != nil {
+			return fmt.Errorf("tagging SSM parameter %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func ssmTags(m map[string]string) []ssmtypes.Tag {
+	var out []ssmtypes.Tag
+	for _, k := range sortedKeys(m) {
+		out = append(out, ssmtypes.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
+// stackParams lists the names of every parameter under the stack's path.
+func stackParams(ctx context.Context, api paramAPI, n names) ([]string, error) {
+	var out []string
+	p := ssm.NewGetParametersByPathPaginator(api, &ssm.GetParametersByPathInput{Path: aws.String(strings.TrimSuffix(n.paramPath(), "/")), Recursive: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing SSM parameters under %s: %w", n.paramPath(), err)
+		}
+		for _, prm := range page.Parameters {
+			out = append(out, aws.ToString(prm.Name))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// paramInventory is the status rows of the stack's parameters.
+func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, error) {
+	names, err := stackParams(ctx, api, n)
+	var out []resource
+	for _, name := range names {
+		out = append(out, resource{Kind: "SSM parameter", Name: name, State: "exists"})
+	}
+	return out, err
+}
+
+// deleteParams removes every parameter under the stack's path: the path is
+// the stack's by name, like its derived resource names.
+func deleteParams(ctx context.Context, api paramAPI, n names, log *progress) error {
+	all, err := stackParams(ctx, api, n)
+	if err != nil || len(all) == 0 {
+		return err
+	}
+	log.Step("deleting %d SSM parameter(s) under %s", len(all), n.paramPath())
+	var errs []error
+	for chunk := range slices.Chunk(all, 10) { // DeleteParameters takes at most 10 names
+		if _, err := api.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: chunk}); err != nil {
+			errs = append(errs, fmt.Errorf("deleting SSM parameters %v: %w", chunk, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// published reads a public parameter the server writes, with when it was
+// written; "" while it has not been (yet).
+func published(ctx context.Context, api paramAPI, n names, name string) (string, time.Time, error) {
+	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name))})
+	if hasCode(err, "ParameterNotFound") {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
+	}
+	if out.Parameter.Type != ssmtypes.ParameterTypeString {
+		return "", time.Time{}, fmt.Errorf("SSM parameter %s is a %s, not the String the server writes", n.param(name), out.Parameter.Type)
+	}
+	return aws.ToString(out.Parameter.Value), aws.ToTime(out.Parameter.LastModifiedDate), nil
+}
