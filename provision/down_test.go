@@ -451,3 +451,20 @@ func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
 		t.Error("instance or local state gone")
 	}
 }
+
+// TestDownTerminateAnsweredWithAnError: the termination happened but the
+// answer was an error (a retried call the emulator refuses): down looks,
+// sees the instance going, and finishes.
+func TestDownTerminateAnsweredWithAnError(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	f.failAfter("TerminateInstances", awsErr("InvalidNetworkInterfaceID.NotFound"), 1)
+	o, _, log := downOpts(dir, "demo")
+	o.Yes = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatalf("down = %v\n%s", err, log)
+	}
+	if len(f.owns("demo")) != 0 {
+		t.Errorf("left %v", f.owns("demo"))
+	}
+}

@@ -306,13 +306,29 @@ func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Dur
 		return nil
 	}
 	_, err := api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
-	if err != nil && !hasCode(err, "InvalidInstanceID.NotFound") {
+	if err != nil && !hasCode(err, "InvalidInstanceID.NotFound") && !terminating(ctx, api, ids) {
 		return fmt.Errorf("terminating %v: %w", ids, err)
 	}
 	if wait <= 0 {
 		return nil
 	}
 	return waitGone(ctx, api, ids, wait)
+}
+
+// terminating re-reads instances after an ambiguous TerminateInstances
+// failure (a retry of a call whose answer was lost, which the emulator
+// refuses): when all are shutting down or gone, the termination happened.
+func terminating(ctx context.Context, api instanceAPI, ids []string) bool {
+	insts, err := describeIDs(ctx, api, ids)
+	if err != nil {
+		return false
+	}
+	for _, i := range insts {
+		if s := stateOf(&i); s != ec2types.InstanceStateNameShuttingDown && s != ec2types.InstanceStateNameTerminated {
+			return false
+		}
+	}
+	return true
 }
 
 // Polling bounds for the instance waits; tests shorten them.

@@ -451,7 +451,10 @@ func (r *upRun) pin(ctx context.Context) error {
 		}
 	} else {
 		r.log.Step("waiting for instance %s to publish its TLS certificate and SSH host key", aws.ToString(r.inst.InstanceId))
-		keys, err = waitServerKeys(ctx, r.s.ssm, r.n, r.inst, r.o.Timeout)
+		if keys, err = waitServerKeys(ctx, r.s.ssm, r.n, r.inst, r.o.Timeout); err != nil {
+			// The bootstrap publishes them: what its log says is why not.
+			return newTarget(r.n.Stack, r.dir, r.s, r.inst, r.o.SSH).explainUnhealthy(ctx, err, r.log)
+		}
 	}
 	if err != nil {
 		return err

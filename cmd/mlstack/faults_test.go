@@ -116,6 +116,11 @@ func throttleCode(service string) (string, int) {
 func writeAWSError(w http.ResponseWriter, service string, status int, code, message string) {
 	var body string
 	switch service {
+	case "ssm": // the JSON protocol
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(status)
+		_, _ = fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, message)
+		return
 	case "s3":
 		body = fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>fault</RequestId></Error>`, code, message)
 	case "ec2":

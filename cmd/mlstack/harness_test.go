@@ -103,6 +103,9 @@ func newRecorder(t *testing.T, target string) *recorder {
 			if call.Action == "" {
 				call.Action = req.URL.Query().Get("Action")
 			}
+			if t := req.Header.Get("X-Amz-Target"); call.Action == "" && t != "" { // JSON protocol (SSM)
+				call.Action = t[strings.LastIndex(t, ".")+1:]
+			}
 		}
 		r.mu.Lock()
 		r.reqs = append(r.reqs, call)

@@ -10,6 +10,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 // everything lists every resource of every type mlstack creates that exists
@@ -73,6 +74,11 @@ func (e *env) everything() []string {
 		if v.State != ec2types.VolumeStateDeleted {
 			add("volume", aws.ToString(v.VolumeId))
 		}
+	}
+	params, err := e.ssmAs("test", "test", "").DescribeParameters(ctx, &ssm.DescribeParametersInput{})
+	must(e.t, err)
+	for _, p := range params.Parameters {
+		add("ssm-parameter", aws.ToString(p.Name))
 	}
 	sort.Strings(out)
 	return out

@@ -139,7 +139,7 @@ func TestSubnetWithoutPublicIP(t *testing.T) {
 	e := newEnv(t)
 	e.rec.aws.set(func(a *awsLike) { a.noPublicIP = true })
 	res := e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("pub")...)...)
-	if !strings.HasPrefix(strings.TrimSpace(res.stdout), "http://ec2-") {
+	if !strings.HasPrefix(strings.TrimSpace(res.stdout), "https://ec2-") {
 		t.Errorf("tracking URI %q", res.stdout)
 	}
 	e.rec.aws.mu.Lock()
@@ -369,6 +369,7 @@ func TestHealthWaitSaysWhy(t *testing.T) {
 		{gateway.URL, "time out: packets are dropped", "--allow-cidr " + allowCIDR + " --allow-cidr YOUR.EGRESS.IP/32"},
 	} {
 		e := newEnv(t)
+		e.publishAsServer("why")
 		res := e.mlstack(append([]string{"up", "--timeout", "3s", "--health-url", c.url, "--allow-cidr", allowCIDR}, e.stackFlags("why")...)...)
 		if res.code != 1 || strings.Count(res.stderr, c.want) != 1 || !strings.Contains(res.stderr, c.hint) || !strings.Contains(res.stderr, "--state-dir "+e.stateDir) {
 			t.Errorf("exit %d, want the diagnosis %q with %q once:\n%s", res.code, c.want, c.hint, res.stderr)

@@ -18,6 +18,7 @@ import (
 	"github.com/mlstack/mlstack/internal/testenv"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/local/envfile"
+	"golang.org/x/crypto/ssh"
 )
 
 // The whole-run secret scan. harvestSecrets adds the secrets of a state dir
@@ -78,6 +79,13 @@ func startSSHD(t *testing.T, hostKeyPEM, authorizedKeys []byte) *sshdtest.Server
 	srv := sshdtest.Start(t, hostKeyPEM, authorizedKeys)
 	recordLive("sshd log of "+t.Name(), srv.Log)
 	return srv
+}
+
+// addKey makes a private key one of the secrets the run is scanned for.
+func (r *runScan) addKey(label string, pemBytes []byte) {
+	r.mu.Lock()
+	r.sc.AddPrivateKey(label, pemBytes)
+	r.mu.Unlock()
 }
 
 func (r *runScan) record(label, text string) {
@@ -170,22 +178,25 @@ func TestWholeRunScanFindsPlantedLeaks(t *testing.T) {
 	pemBytes, _, err := local.NewSSHKey("mlstack-leaky")
 	must(t, err)
 	must(t, d.SaveSSHKey(pemBytes))
-	hk, err := local.NewHostKey("leaky")
+	hostPEM, hostLine, err := local.NewSSHKey("host")
 	must(t, err)
-	must(t, d.SaveHostKey(hk))
-	_, err = d.WriteKnownHosts([]string{"ec2-1-2-3-4.compute.amazonaws.com"}, hk.Public)
+	hostPub, _, _, _, err := ssh.ParseAuthorizedKey(hostLine)
+	must(t, err)
+	must(t, d.SavePinnedHostKey(hostPub))
+	_, err = d.WriteKnownHosts([]string{"ec2-1-2-3-4.compute.amazonaws.com"}, hostPub)
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(root, ".leaky.lock"), nil, 0o600))
 
 	clean := newRunScan()
 	clean.harvest(root)
-	clean.record("mlstack up (stderr)", "• creating IAM user mlstack-leaky\n• pinned SSH host key "+hk.Fingerprint()+"\n")
+	clean.record("mlstack up (stderr)", "• creating IAM user mlstack-leaky\n• pinned SSH host key "+ssh.FingerprintSHA256(hostPub)+"\n")
 	if problems, stats := clean.leaks(); len(problems) != 0 || clean.sc.Len() < 5 {
 		t.Fatalf("a clean run: %s\n%s", stats, strings.Join(problems, "\n"))
 	}
 
 	r := newRunScan()
 	r.harvest(root)
+	r.addKey("the server's host key", hostPEM)
 	late := &sshdtest.SyncBuffer{}
 	r.recordLive("interrupted up (stdout)", late)
 	planted := map[string]func(){ // label that must be reported → how it is planted
@@ -198,7 +209,7 @@ func TestWholeRunScanFindsPlantedLeaks(t *testing.T) {
 			appendFile(t, filepath.Join(root, ".leaky.lock"), hex.EncodeToString([]byte(st.MLflowPassword)))
 		},
 		"file " + filepath.Join(d.Path(), "debug.log"): func() { appendFile(t, filepath.Join(d.Path(), "debug.log"), string(pemBytes)) },
-		"terminal: mlstack ssh":                        func() { r.record("terminal: mlstack ssh", string(hk.Private)) },
+		"terminal: mlstack ssh":                        func() { r.record("terminal: mlstack ssh", string(hostPEM)) },
 	}
 	for _, plant := range planted {
 		plant()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/testenv"
 )
 
@@ -118,7 +116,7 @@ func assertNoSecrets(t *testing.T, dir string, res result) {
 	if strings.Contains(all, "PRIVATE KEY") {
 		t.Fatal("output contains a private key")
 	}
-	for _, f := range []string{"id_ed25519", "ssh_host_ed25519_key"} {
+	for _, f := range []string{"id_ed25519"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		must(t, err)
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -130,39 +128,33 @@ func assertNoSecrets(t *testing.T, dir string, res result) {
 	}
 }
 
-// TestSSHAndLogsAgainstOpenSSH: `up --ssh` generates and delivers a host key
-// and pins it; a real OpenSSH server with that host key and the stack's
-// login key then runs `mlstack ssh -- echo ok`, passes the exit status on and
-// serves `mlstack logs`; a server with another host key is refused.
+// TestSSHAndLogsAgainstOpenSSH: the server makes its host key and publishes
+// it in SSM (a stand-in does here); `up --ssh` pins it; a real OpenSSH server
+// with that host key and the stack's login key then runs `mlstack ssh --
+// echo ok`, passes the exit status on and serves `mlstack logs`; a server
+// with another host key is refused.
 func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 	e := newEnv(t)
 	const name = "sshe2e"
 	dir := filepath.Join(e.stateDir, name)
 	flags := e.stackFlags(name)
-	res := e.ok(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")...)
-	if !strings.Contains(res.stderr, "pinned SSH host key SHA256:") || !strings.Contains(res.stderr, "mlstack ssh --stack "+name) {
+	up := append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--ssh", "--no-wait")
+	res := e.ok(up...)
+	if !strings.Contains(res.stderr, "has not published its certificate and host key yet") {
+		t.Errorf("up --no-wait before the server published does not say so:\n%s", res.stderr)
+	}
+	hostKeyPEM := e.publishNow(name)
+	res = e.ok(up...)
+	if !strings.Contains(res.stderr, "SSH host key SHA256:") || !strings.Contains(res.stderr, "mlstack ssh --stack "+name) {
 		t.Errorf("up --ssh does not say which host key it pinned and how to connect:\n%s", res.stderr)
 	}
 	assertNoSecrets(t, dir, res)
 
-	// The host key: 0600 file, delivered in the user-data, pinned for the
-	// instance's DNS name and IP.
-	hostKeyPEM, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key"))
-	must(t, err)
+	// The host key the server published is pinned for the instance's DNS name and IP.
 	signer, err := ssh.ParsePrivateKey(hostKeyPEM)
 	must(t, err)
 	hostPub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 	inst := stackInstance(t, e, name)
-	ud, err := e.ec2.DescribeInstanceAttribute(context.Background(), &ec2.DescribeInstanceAttributeInput{
-		InstanceId: inst.InstanceId, Attribute: ec2types.InstanceAttributeNameUserData})
-	must(t, err)
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(ud.UserData.Value))
-	must(t, err)
-	doc, err := cloudinit.Decode(raw)
-	must(t, err)
-	if !strings.Contains(string(doc), "ed25519_public: \""+hostPub+"\"") {
-		t.Errorf("user-data does not deliver the host key %s", hostPub)
-	}
 	known, err := os.ReadFile(filepath.Join(dir, "known_hosts"))
 	must(t, err)
 	fi, err := os.Stat(filepath.Join(dir, "known_hosts"))
@@ -235,6 +227,27 @@ func TestSSHAndLogsAgainstOpenSSH(t *testing.T) {
 	e.assertNothingLeft()
 }
 
+// TestUpServerNeverPublishes: a server whose bootstrap never publishes its
+// certificate makes up stop at the timeout with the bootstrap log and what
+// to do next, not wait for /health over a certificate it cannot trust.
+func TestUpServerNeverPublishes(t *testing.T) {
+	e := newEnv(t)
+	const name = "silent"
+	flags := e.stackFlags(name)
+	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--timeout", "2s")...)
+	for _, want := range []string{"to publish its TLS certificate and SSH host key in SSM", "gave up after 2s",
+		"| " + motoConsoleLine, "mlstack down --stack " + name} {
+		if res.code != 1 || !strings.Contains(res.stderr, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", res.code, want, res.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.stateDir, name, "server.crt")); err == nil {
+		t.Error("a certificate was pinned though none was published")
+	}
+	e.ok(append([]string{"down", "--yes"}, flags...)...)
+	e.assertNothingLeft()
+}
+
 // TestLogsConsoleFallback: with SSH off, logs prints the EC2 console output
 // and says why; ssh says how to turn SSH on.
 func TestLogsConsoleFallback(t *testing.T) {
@@ -284,13 +297,14 @@ func TestUpHealthTimeoutShowsBootstrapLog(t *testing.T) {
 	closed := l.Addr().String()
 	l.Close() // nothing answers there
 	flags := e.stackFlags(name)
+	e.publishAsServer(name)
 	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR,
-		"--timeout", "1s", "--health-url", "http://"+closed+"/health")...)
+		"--timeout", "3s", "--health-url", "http://"+closed+"/health")...)
 	if res.code != 1 {
 		t.Fatalf("up with a dead server: exit %d, want 1: %s", res.code, res.stderr)
 	}
 	for _, want := range []string{
-		"not healthy after 1s",
+		"not healthy after 3s",
 		"lines of the bootstrap log (the instance console output from EC2)",
 		"| " + motoConsoleLine,
 		"mlstack logs --stack " + name,
@@ -318,8 +332,7 @@ func TestSSHInteractiveShell(t *testing.T) {
 		e.ok(append([]string{"down", "--yes"}, flags...)...)
 		e.assertNothingLeft()
 	}()
-	hostKeyPEM, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key"))
-	must(t, err)
+	hostKeyPEM := e.publishNow(name) // ssh pins what the server published
 	var st struct {
 		SSHPublicKey string `json:"ssh_public_key"`
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 type lsEntry struct {
@@ -70,7 +71,7 @@ func TestTTLListAndSweep(t *testing.T) {
 		t.Fatalf("ls: %s", got)
 	}
 	for _, en := range entries {
-		if en.Region != testRegion || en.CreatedAt.IsZero() || en.InstanceState != "running" || !strings.HasPrefix(en.TrackingURI, "http://") || en.Resources < 6 {
+		if en.Region != testRegion || en.CreatedAt.IsZero() || en.InstanceState != "running" || !strings.HasPrefix(en.TrackingURI, "https://") || en.Resources < 6 {
 			t.Errorf("ls entry %+v lacks fields", en)
 		}
 		switch en.Stack {
@@ -158,7 +159,7 @@ func TestTTLExtend(t *testing.T) {
 		TrackingURI string `json:"tracking_uri"`
 		Resources   []struct{ Kind, Name, State string }
 	}
-	if err := json.Unmarshal([]byte(st.stdout), &sr); err != nil || sr.Stack != "ext" || len(sr.Resources) != 7 || sr.TrackingURI == "" {
+	if err := json.Unmarshal([]byte(st.stdout), &sr); err != nil || sr.Stack != "ext" || len(sr.Resources) != 9 || sr.TrackingURI == "" {
 		t.Errorf("status --output json: %v %+v", err, sr)
 	}
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("ext")...)...)
@@ -346,29 +347,43 @@ func TestCredsRotate(t *testing.T) {
 	}
 	checkOneWorkingKey(t, e, "mlstack-rot", now)
 
-	// A machine that never had the secrets: rotation gives it working ones,
-	// recovering the current MLflow password from... nowhere: it was
-	// rotated, so the user-data password is stale and the server says 401.
-	fresh := t.TempDir()
-	res := e.mlstack("creds", "rotate", "--stack", "rot", "--state-dir", fresh, "--tracking-uri", server)
-	if res.code != 1 || !strings.Contains(res.stderr, "access key rotated") || !strings.Contains(res.stderr, "401") {
-		t.Errorf("rotate on a fresh machine after a password change: exit %d, %q", res.code, res.stderr)
+	// SSM holds the password the server took, for the next instance and
+	// for a machine that never had the secrets: rotating there works too.
+	if got := ssmSecret(t, e, "/mlstack/rot/admin-password"); got != now.MLflowPassword {
+		t.Error("SSM does not hold the rotated password")
 	}
-	var freshState localState
-	b, err := os.ReadFile(filepath.Join(fresh, "rot", "state.json"))
-	must(t, err)
-	must(t, json.Unmarshal(b, &freshState))
-	if freshState.MLflowPassword != "" {
-		t.Error("a password the server refused was saved")
+	fresh := t.TempDir()
+	e.ok("creds", "rotate", "--stack", "rot", "--state-dir", fresh, "--tracking-uri", server)
+	freshState := readState(t, filepath.Join(fresh, "rot"))
+	if mlflowAuthStatus(t, server, "admin", freshState.MLflowPassword) != http.StatusOK || ssmSecret(t, e, "/mlstack/rot/admin-password") != freshState.MLflowPassword {
+		t.Error("rotation on a fresh machine: the server or SSM does not have the new password")
 	}
 	checkOneWorkingKey(t, e, "mlstack-rot", freshState)
+
+	// SSM changed behind mlstack's back (a stale value): the server refuses
+	// it, nothing is saved here, the access key is rotated all the same.
+	stale := t.TempDir()
+	_, err := e.ssmAs("test", "test", "").PutParameter(context.Background(), &ssm.PutParameterInput{Name: aws.String("/mlstack/rot/admin-password"),
+		Value: aws.String("stale-password-000000000000000001"), Type: "SecureString", Overwrite: aws.Bool(true)})
+	must(t, err)
+	res := e.mlstack("creds", "rotate", "--stack", "rot", "--state-dir", stale, "--tracking-uri", server)
+	if res.code != 1 || !strings.Contains(res.stderr, "access key rotated") || !strings.Contains(res.stderr, "401") {
+		t.Errorf("rotate with a stale SSM password: exit %d, %q", res.code, res.stderr)
+	}
+	var staleState localState
+	b, err := os.ReadFile(filepath.Join(stale, "rot", "state.json"))
+	must(t, err)
+	must(t, json.Unmarshal(b, &staleState))
+	if staleState.MLflowPassword != "" {
+		t.Error("a password the server refused was saved")
+	}
 
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("rot")...)...)
 	e.assertNothingLeft()
 }
 
-// TestCredsRotateFreshMachine: the MLflow password is recovered from the
-// instance's user-data when this machine never had it.
+// TestCredsRotateFreshMachine: the MLflow password is read from SSM when
+// this machine never had it.
 func TestCredsRotateFreshMachine(t *testing.T) {
 	e := newEnv(t)
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("rot2")...)...)
@@ -404,4 +419,12 @@ func checkOneWorkingKey(t *testing.T, e *env, user string, st localState) {
 		Key: aws.String("probe"), Body: strings.NewReader("x")}); err != nil {
 		t.Errorf("the rotated key cannot write its bucket: %v", err)
 	}
+}
+
+// ssmSecret reads a SecureString from moto, decrypted.
+func ssmSecret(t *testing.T, e *env, name string) string {
+	t.Helper()
+	out, err := e.ssmAs("test", "test", "").GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+	must(t, err)
+	return aws.ToString(out.Parameter.Value)
 }

@@ -21,12 +21,11 @@ import (
 // SecretFiles are the files of a stack's folder that hold secrets by
 // design (README.md, "Local state and secrets"). Every other file under a
 // state dir (known_hosts, lock files, anything new) must hold none.
-var SecretFiles = map[string]bool{"state.json": true, "env": true, "id_ed25519": true, "ssh_host_ed25519_key": true}
+var SecretFiles = map[string]bool{"state.json": true, "env": true, "id_ed25519": true}
 
 // AddStateDir adds the secrets of every stack folder under root, an
 // mlstack state dir: from state.json the secret access key, the MLflow
-// password and the Flask secret key; from id_ed25519 and
-// ssh_host_ed25519_key the private key. It returns the other regular
+// password and the Flask secret key; from id_ed25519 the private key. It returns the other regular
 // files under root, sorted: the ones that must hold no secret. A missing
 // root, or a file removed meanwhile, has nothing; a secret file that cannot
 // be read is an error, since its secrets would go unscanned.
@@ -55,7 +54,7 @@ func (s *Scanner) AddStateDir(root string) (others []string, err error) {
 		if d.Name() == "state.json" {
 			return s.addState(path, b)
 		}
-		s.addPrivateKey(path, b)
+		s.AddPrivateKey(path, b)
 		return nil
 	})
 	sort.Strings(others)
@@ -74,11 +73,11 @@ func (s *Scanner) addState(path string, b []byte) error {
 	return nil
 }
 
-// addPrivateKey adds an SSH private key: for ed25519, its seed, and the
+// AddPrivateKey adds an SSH private key: for ed25519, its seed, and the
 // base64 of the seed as it sits in the key file, cut by its line breaks, so
 // that a printed key file is found too. A file that does not parse adds
 // its lines.
-func (s *Scanner) addPrivateKey(path string, pemBytes []byte) {
+func (s *Scanner) AddPrivateKey(path string, pemBytes []byte) {
 	what := "SSH private key (" + path + ")"
 	var body [][]byte
 	for _, line := range bytes.Split(pemBytes, []byte("\n")) {

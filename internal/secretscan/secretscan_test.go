@@ -169,7 +169,7 @@ func TestPEMFileFound(t *testing.T) {
 	}
 	for _, width := range []int{64, 70} {
 		sc := New()
-		sc.addPrivateKey("id_ed25519", []byte(wrap(width)))
+		sc.AddPrivateKey("id_ed25519", []byte(wrap(width)))
 		for _, text := range []string{wrap(64), wrap(70), strings.ReplaceAll(wrap(width), "\n", "\r\n")} {
 			if got := sc.Scan("cat id_ed25519", []byte(text)); len(got) == 0 {
 				t.Errorf("key file with %d-character lines: the printed file is not found:\n%s", width, text)
@@ -178,8 +178,9 @@ func TestPEMFileFound(t *testing.T) {
 	}
 }
 
-// TestStateDir: the secrets come from state.json and the two private keys;
-// every other file is returned for scanning, env is neither.
+// TestStateDir: the secrets come from state.json and the login key; every
+// other file (the pinned host key and certificate are public) is returned
+// for scanning, env is neither.
 func TestStateDir(t *testing.T) {
 	root := t.TempDir()
 	d := local.StackDir(root, "demo")
@@ -188,15 +189,18 @@ func TestStateDir(t *testing.T) {
 	pemBytes, pub, err := local.NewSSHKey("mlstack-demo")
 	must(t, err)
 	must(t, d.SaveSSHKey(pemBytes))
-	hk, err := local.NewHostKey("demo")
+	_, hostLine, err := local.NewSSHKey("host")
 	must(t, err)
-	must(t, d.SaveHostKey(hk))
-	_, err = d.WriteKnownHosts([]string{"ec2-1-2-3-4.compute.amazonaws.com"}, hk.Public)
+	hostPub, _, _, _, err := ssh.ParseAuthorizedKey(hostLine)
+	must(t, err)
+	must(t, d.SavePinnedHostKey(hostPub))
+	must(t, d.SaveServerCert([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")))
+	_, err = d.WriteKnownHosts([]string{"ec2-1-2-3-4.compute.amazonaws.com"}, hostPub)
 	must(t, err)
 	must(t, d.WriteEnv(nil))
 	lock := filepath.Join(root, ".demo.lock")
 	must(t, os.WriteFile(lock, nil, 0o600))
-	for name, path := range map[string]string{"env": d.EnvFile(), "id_ed25519": d.SSHKeyFile(), "ssh_host_ed25519_key": d.HostKeyFile()} {
+	for name, path := range map[string]string{"env": d.EnvFile(), "id_ed25519": d.SSHKeyFile()} {
 		if filepath.Base(path) != name || !SecretFiles[name] {
 			t.Errorf("SecretFiles and package local disagree on %s (%s)", name, path)
 		}
@@ -205,18 +209,18 @@ func TestStateDir(t *testing.T) {
 	sc := New()
 	others, err := sc.AddStateDir(root)
 	must(t, err)
-	if want := []string{lock, d.KnownHostsFile()}; strings.Join(others, " ") != strings.Join(sorted(want), " ") {
+	if want := []string{lock, d.KnownHostsFile(), d.HostKeyFile(), d.ServerCertFile()}; strings.Join(others, " ") != strings.Join(sorted(want), " ") {
 		t.Errorf("files to scan %v, want %v", others, want)
 	}
-	if sc.Len() < 5 {
-		t.Errorf("%d secrets, want 3 from state.json and the 2 private keys", sc.Len())
+	if sc.Len() < 4 {
+		t.Errorf("%d secrets, want 3 from state.json and the login key", sc.Len())
 	}
-	for _, text := range [][]byte{[]byte(planted[0].value), []byte("flask-key-0123"), pemBytes, hk.Private} {
+	for _, text := range [][]byte{[]byte(planted[0].value), []byte("flask-key-0123"), pemBytes} {
 		if len(sc.Scan("x", text)) == 0 {
 			t.Errorf("not found: a secret of the state dir (%.20q…)", text)
 		}
 	}
-	if got := sc.Scan("public", append(pub, hk.AuthorizedLine()...)); len(got) != 0 {
+	if got := sc.Scan("public", append(pub, hostLine...)); len(got) != 0 {
 		t.Errorf("public keys found as secrets: %v", got)
 	}
 	if others, err := New().AddStateDir(filepath.Join(root, "missing")); err != nil || len(others) != 0 {
