@@ -158,6 +158,7 @@ func jsMetric(name string) string {
 // stop (when set) gives a reason to give up early.
 func waitFor(ctx context.Context, expr string, stop func() error) (string, error) {
 	var last error
+	start := time.Now()
 	for {
 		// Errors while the page changes (a destroyed execution context) are
 		// expected: try again.
@@ -175,10 +176,11 @@ func waitFor(ctx context.Context, expr string, stop func() error) (string, error
 		}
 		select {
 		case <-ctx.Done():
+			took := time.Since(start).Round(time.Second)
 			if last != nil && !errors.Is(last, ctx.Err()) {
-				return "", fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+				return "", fmt.Errorf("not on the page after %s: %w (last: %v)", took, ctx.Err(), last)
 			}
-			return "", ctx.Err()
+			return "", fmt.Errorf("not on the page after %s: %w", took, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

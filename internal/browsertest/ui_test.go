@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,8 +167,10 @@ func TestUIPinnedCertificate(t *testing.T) {
 }
 
 // TestCloseStopsEveryProcess: after Close no process of the browser is
-// alive (its group, or anything started with its profile), and its
-// private directory is gone.
+// alive — its group, and what left the group but names its private dir
+// (as chromium's crash handlers do) — and the private dir is gone. Two
+// decoys stand for children that outlive the browser: one in its group,
+// one in a group of its own running from the private dir.
 func TestCloseStopsEveryProcess(t *testing.T) {
 	needChromium(t)
 	b, err := Start(context.Background(), Options{})
@@ -183,15 +186,54 @@ func TestCloseStopsEveryProcess(t *testing.T) {
 	if n := len(b.alive()); n < 2 {
 		t.Fatalf("want the browser and its children alive before Close, found %d processes", n)
 	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDir := filepath.Join(b.dir, "decoy")
+	if err := os.Symlink(sleep, inDir); err != nil {
+		t.Fatal(err)
+	}
+	decoys := map[string]<-chan struct{}{
+		"in the browser's group":          startDecoy(t, exec.Command(sleep, "60"), b.pid),
+		"from the private dir, own group": startDecoy(t, exec.Command(inDir, "60"), 0),
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if left := b.alive(); len(left) > 0 {
 		t.Errorf("processes of the browser alive after Close: %v", left)
 	}
+	for name, exited := range decoys {
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			t.Errorf("the decoy %s outlived Close", name)
+		}
+	}
 	if _, err := os.Stat(b.dir); !os.IsNotExist(err) {
 		t.Errorf("the browser's private dir %s is still there (%v)", b.dir, err)
 	}
+}
+
+// startDecoy starts cmd in process group pgid (0: a new one) and returns a
+// channel closed when it has exited; the test kills it if Close did not.
+func startDecoy(t *testing.T, cmd *exec.Cmd, pgid int) <-chan struct{} {
+	t.Helper()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	return exited
 }
 
 func assertPNG(t *testing.T, path string) {
