@@ -1,0 +1,181 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// UIProxy is `mlstack ui`: a reverse proxy on a loopback port that a
+// browser on this machine opens instead of the tracking URI. It talks to
+// the server over TLS that trusts the pinned certificate alone and signs in
+// with basic auth itself, so the browser sees neither a certificate warning
+// nor a password prompt, and the password never reaches the browser. To the
+// server, the requests come from its own public origin: Host, Origin and
+// Referer are the upstream's, so --allowed-hosts and the CORS list accept
+// them.
+//
+// Anything on this machine can reach a loopback port, web pages included,
+// and every request through the proxy is signed in: so it answers only to
+// its own address (no DNS rebinding), refuses a foreign Origin, and refuses
+// cross-site state-changing requests (http.CrossOriginProtection).
+type UIProxy struct {
+	upstream       *url.URL // scheme://host:port, no path
+	user, password string
+	transport      http.RoundTripper
+	log            Logger
+	warnOnce       sync.Once
+}
+
+// UIProxyConfig is what NewUIProxy needs.
+type UIProxyConfig struct {
+	// Upstream is the tracking URI: https://HOST:PORT.
+	Upstream       string
+	User, Password string
+	// TLS trusts the pinned certificate (PinnedTLS). Only with AllowHTTP may
+	// it be nil, for an http:// upstream in tests.
+	TLS       *tls.Config
+	AllowHTTP bool
+	Log       Logger
+}
+
+// NewUIProxy checks cfg and makes the proxy.
+func NewUIProxy(cfg UIProxyConfig) (*UIProxy, error) {
+	u, err := url.Parse(cfg.Upstream)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return nil, errors.New("the tracking URI must be https://HOST:PORT")
+	}
+	switch {
+	case u.Scheme == "https" && cfg.TLS == nil:
+		return nil, errors.New("no pinned certificate for the tracking server")
+	case u.Scheme == "http" && !cfg.AllowHTTP:
+		return nil, fmt.Errorf("the tracking URI %s is plain http: the password would cross the network in clear text; "+
+			"run `mlstack up` to move the stack to TLS", u.Redacted())
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, errors.New("the tracking URI must be https://HOST:PORT")
+	}
+	if cfg.User == "" || cfg.Password == "" {
+		return nil, errors.New("no MLflow username or password for the tracking server")
+	}
+	if cfg.Log == nil {
+		cfg.Log = discard{}
+	}
+	return &UIProxy{
+		upstream: &url.URL{Scheme: u.Scheme, Host: u.Host},
+		user:     cfg.User, password: cfg.Password,
+		transport: pinnedTransport(cfg.TLS),
+		log:       cfg.Log,
+	}, nil
+}
+
+// Handler serves the proxy at self, the listener's address (127.0.0.1:PORT).
+func (p *UIProxy) Handler(self string) http.Handler {
+	own := "http://" + self
+	rp := &httputil.ReverseProxy{
+		Rewrite:        func(r *httputil.ProxyRequest) { p.rewrite(r, own) },
+		Transport:      p.transport,
+		ModifyResponse: func(resp *http.Response) error { p.modifyResponse(resp, own); return nil },
+		ErrorHandler:   p.upstreamError,
+	}
+	return p.guard(self, own, http.NewCrossOriginProtection().Handler(rp))
+}
+
+// guard lets through only requests addressed to the proxy itself, from no
+// origin or its own.
+func (p *UIProxy) guard(self, own string, next http.Handler) http.Handler {
+	_, port, _ := net.SplitHostPort(self)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != self && r.Host != "localhost:"+port {
+			http.Error(w, "mlstack ui answers only at "+own+"/", http.StatusMisdirectedRequest)
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && o != own && o != "http://localhost:"+port {
+			http.Error(w, "mlstack ui: cross-origin request refused", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// rewrite sends the request to the upstream as if the browser were at the
+// upstream's own origin, signed in as the stack's user.
+func (p *UIProxy) rewrite(r *httputil.ProxyRequest, own string) {
+	r.SetURL(p.upstream)
+	r.Out.Host = p.upstream.Host
+	up := p.upstream.String()
+	r.Out.Header.Del("Authorization") // whatever the browser sent, the stack's login goes
+	r.Out.SetBasicAuth(p.user, p.password)
+	if r.In.Header.Get("Origin") != "" {
+		r.Out.Header.Set("Origin", up)
+	}
+	if ref := r.In.Header.Get("Referer"); ref != "" {
+		if rest, ok := cutOrigin(ref, r.In.Host); ok {
+			r.Out.Header.Set("Referer", up+rest)
+		} else {
+			r.Out.Header.Del("Referer")
+		}
+	}
+}
+
+// cutOrigin is the path (and query) of an http URL at host, the proxy's
+// address as the browser named it.
+func cutOrigin(ref, host string) (string, bool) {
+	rest, ok := strings.CutPrefix(ref, "http://"+host)
+	if !ok || (rest != "" && rest[0] != '/' && rest[0] != '?') {
+		return "", false
+	}
+	return rest, true
+}
+
+// modifyResponse keeps the browser from asking for a password (the proxy
+// signs in; a 401 means the stack's login is wrong, which the browser cannot
+// fix) and keeps redirects on the proxy.
+func (p *UIProxy) modifyResponse(resp *http.Response, own string) {
+	resp.Header.Del("WWW-Authenticate")
+	if resp.StatusCode == http.StatusUnauthorized {
+		p.warnOnce.Do(func() {
+			p.log.Warn("the tracking server refused the stack's MLflow login (401): the env file's password is not the " +
+				"server's; `mlstack creds rotate` sets a new one")
+		})
+	}
+	if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, p.upstream.String()) {
+		resp.Header.Set("Location", own+strings.TrimPrefix(loc, p.upstream.String()))
+	}
+}
+
+// upstreamError answers 502 and says why on stderr; neither holds the
+// password (it travels in a header, not in the URL).
+func (p *UIProxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	p.log.Warn("%s %s: the tracking server %s did not answer: %v", r.Method, r.URL.Path, p.upstream.Host, err)
+	http.Error(w, fmt.Sprintf("mlstack ui: the tracking server did not answer: %v", err), http.StatusBadGateway)
+}
+
+// ListenLoopback listens on addr, which must be a loopback IP and a port:
+// the proxy signs every request in, so it must not be reachable from
+// another machine.
+func ListenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("listen address %q: only a loopback IP address (127.0.0.1) may serve the signed-in UI", addr)
+	}
+	return net.Listen("tcp", addr)
+}
+
+type discard struct{}
+
+func (discard) Step(string, ...any) {}
+func (discard) Info(string, ...any) {}
+func (discard) Warn(string, ...any) {}
