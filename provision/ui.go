@@ -1,0 +1,196 @@
+package provision
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/server"
+)
+
+// UIOptions are what `mlstack ui` takes.
+type UIOptions struct {
+	Stack
+	Streams
+	Port      int  // on 127.0.0.1; 0 picks a free one
+	NoBrowser bool // do not open the user's browser
+	// AllowHTTP lets a plain http:// tracking URI through: tests' local
+	// servers only (a hidden flag); the password would cross in clear text.
+	AllowHTTP bool
+	// OpenBrowser opens url in the user's browser; nil uses the system's
+	// opener (xdg-open with a display, open, rundll32). Tests replace it.
+	OpenBrowser func(url string) error
+}
+
+func (o *UIOptions) validate() error {
+	o.Streams.fill()
+	if err := o.Stack.validate(); err != nil {
+		return err
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		return usagef("--port %d: use 1-65535, or 0 for a free port", o.Port)
+	}
+	return nil
+}
+
+// UI serves the stack's MLflow UI on a loopback port until ctx ends (Ctrl-C):
+// a proxy that reaches the server over TLS trusting the pinned certificate
+// alone and signs in itself (server.UIProxy). It prints the URL on stdout.
+func UI(ctx context.Context, o UIOptions) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	p := newProgress(o.Log)
+	up, err := readUIUpstream(local.StackDir(o.StateDir, o.Stack.Name), o.Stack.Name)
+	if err != nil {
+		return err
+	}
+	proxy, err := server.NewUIProxy(server.UIProxyConfig{Upstream: up.uri, User: up.user, Password: up.password,
+		TLS: up.tls, AllowHTTP: o.AllowHTTP, Log: p})
+	if err != nil {
+		return fmt.Errorf("stack %s: %w", o.Stack.Name, err)
+	}
+	ln, err := server.ListenLoopback(net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)))
+	if err != nil {
+		return fmt.Errorf("mlstack ui: %w", err)
+	}
+	self := ln.Addr().String()
+	addr := "http://" + self + "/"
+	fmt.Fprintln(o.Out, addr)
+	p.Step("serving the MLflow UI of stack %s at %s until Ctrl-C", o.Stack.Name, addr)
+	p.Info("it reaches %s trusting only the stack's pinned certificate and signs in as %s: "+
+		"no certificate warning, no password prompt", up.uri, up.user)
+	if !o.NoBrowser {
+		openBrowser(o.OpenBrowser, addr, p)
+	}
+	return serveUI(ctx, ln, proxy.Handler(self), p)
+}
+
+// serveUI serves until ctx ends, then lets requests in flight finish.
+func serveUI(ctx context.Context, ln net.Listener, h http.Handler, p *progress) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving the UI: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	p.Step("stopped serving the UI")
+	return nil
+}
+
+// uiUpstream is what the proxy needs from the env file.
+type uiUpstream struct {
+	uri, user, password string
+	tls                 *tls.Config
+}
+
+// readUIUpstream reads the tracking URI, the login and the pinned
+// certificate from the stack's env file, and no other source: the caller's
+// environment may name another server.
+func readUIUpstream(dir local.Dir, stack string) (uiUpstream, error) {
+	vars, err := dir.ReadEnv()
+	if err != nil {
+		return uiUpstream{}, envReadError(dir, stack, err)
+	}
+	env := map[string]string{}
+	for _, v := range vars {
+		env[v.Name] = v.Value
+	}
+	up := uiUpstream{uri: env["MLFLOW_TRACKING_URI"], user: env["MLFLOW_TRACKING_USERNAME"], password: env["MLFLOW_TRACKING_PASSWORD"]}
+	if up.uri == "" || up.user == "" || up.password == "" {
+		return uiUpstream{}, fmt.Errorf("env file %s lacks the tracking URI or the MLflow login: run `mlstack up --stack %s` to rewrite it",
+			dir.EnvFile(), stack)
+	}
+	u, err := url.Parse(up.uri)
+	if err != nil || u.Scheme != "https" {
+		return up, nil // NewUIProxy says what is wrong with it (plain http: only for tests)
+	}
+	up.tls, err = pinnedFor(dir, env["MLFLOW_TRACKING_SERVER_CERT_PATH"], u.Hostname(), stack)
+	return up, err
+}
+
+// pinnedFor trusts the stack's pinned certificate, after checking that it
+// names host and is valid now (a clearer message than a failed handshake).
+func pinnedFor(dir local.Dir, certPath, host, stack string) (*tls.Config, error) {
+	if certPath == "" {
+		return nil, fmt.Errorf("env file %s names no pinned certificate (MLFLOW_TRACKING_SERVER_CERT_PATH): "+
+			"run `mlstack up --stack %s` to pin the server's certificate", dir.EnvFile(), stack)
+	}
+	if !filepath.IsAbs(certPath) {
+		certPath = filepath.Join(dir.Path(), certPath)
+	}
+	pemBytes, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading the pinned certificate: %w", err)
+	}
+	cert, err := server.ParseCert(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("pinned certificate %s: %w", certPath, err)
+	}
+	if err := server.Covers(cert, host, time.Now()); err != nil {
+		return nil, fmt.Errorf("the pinned certificate %s does not fit %s (%v): run `mlstack up --stack %s` to re-pin it",
+			certPath, host, err, stack)
+	}
+	return server.PinnedTLS(pemBytes)
+}
+
+// errNoOpener: this machine has no way to open a browser (no display).
+var errNoOpener = errors.New("no browser to open here")
+
+// openBrowser opens addr in the user's browser, or says to.
+func openBrowser(open func(string) error, addr string, p *progress) {
+	if open == nil {
+		open = systemOpen
+	}
+	if err := open(addr); err != nil {
+		p.Info("open %s in your browser (%v)", addr, err)
+		return
+	}
+	p.Info("opened it in your browser")
+}
+
+// systemOpen hands url to the desktop's opener, without waiting for the
+// browser.
+func systemOpen(url string) error {
+	name, args := "xdg-open", []string(nil)
+	switch runtime.GOOS {
+	case "darwin":
+		name = "open"
+	case "windows":
+		name, args = "rundll32", []string{"url.dll,FileProtocolHandler"}
+	default:
+		if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+			return errNoOpener
+		}
+	}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return errNoOpener
+	}
+	cmd := exec.Command(path, append(args, url)...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
+}

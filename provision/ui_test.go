@@ -1,0 +1,196 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mlstack/mlstack/internal/mlflowtest"
+	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/local/envfile"
+)
+
+const uiPassword = "ui-Secret-Password-42xyz"
+
+// syncBuffer is a stream one goroutine writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// uiStack writes stack demo's env file in a fresh state dir: uri, the
+// login, and certPEM (when set) as the pinned certificate.
+func uiStack(t *testing.T, uri string, certPEM []byte) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := local.StackDir(root, "demo")
+	vars := []envfile.Var{{Name: "MLFLOW_TRACKING_URI", Value: uri}, {Name: "MLFLOW_TRACKING_USERNAME", Value: "admin"},
+		{Name: "MLFLOW_TRACKING_PASSWORD", Value: uiPassword}}
+	if certPEM != nil {
+		must(t, os.MkdirAll(dir.Path(), 0o700))
+		path := filepath.Join(dir.Path(), "server.crt")
+		must(t, os.WriteFile(path, certPEM, 0o600))
+		vars = append(vars, envfile.Var{Name: "MLFLOW_TRACKING_SERVER_CERT_PATH", Value: path})
+	}
+	must(t, dir.WriteEnv(vars))
+	return root
+}
+
+// tlsUpstream is an https server at 127.0.0.1 with its own certificate,
+// recording the basic-auth user of each request.
+func tlsUpstream(t *testing.T) (*httptest.Server, []byte, *syncBuffer) {
+	t.Helper()
+	certPEM, keyPEM, err := mlflowtest.SelfSigned("ec2-203-0-113-10.example", net.IPv4(127, 0, 0, 1))
+	must(t, err)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	must(t, err)
+	seen := &syncBuffer{}
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		if p == uiPassword {
+			io.WriteString(seen, u+" "+r.Host+"\n")
+		}
+		io.WriteString(w, "mlflow")
+	}))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts, certPEM, seen
+}
+
+// TestUIServesUntilCancelled: the URL on stdout serves the stack's server,
+// signed in; the browser opener gets the URL; cancelling stops it cleanly;
+// nothing printed holds the password.
+func TestUIServesUntilCancelled(t *testing.T) {
+	ts, certPEM, seen := tlsUpstream(t)
+	root := uiStack(t, ts.URL, certPEM)
+	var out, logs syncBuffer
+	opened := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- UI(ctx, UIOptions{Stack: Stack{Name: "demo", StateDir: root}, Streams: Streams{Out: &out, Log: &logs},
+			OpenBrowser: func(u string) error { opened <- u; return nil }})
+	}()
+	var addr string
+	select {
+	case addr = <-opened:
+	case err := <-done:
+		t.Fatalf("UI returned early: %v\n%s", err, logs.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("no URL within 10 s")
+	}
+	if strings.TrimSpace(out.String()) != addr || !strings.HasPrefix(addr, "http://127.0.0.1:") {
+		t.Errorf("stdout %q, opened %q: want the one loopback URL", out.String(), addr)
+	}
+	resp, err := http.Get(addr + "health")
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "mlflow" || seen.String() != "admin "+strings.TrimPrefix(ts.URL, "https://")+"\n" {
+		t.Errorf("through the proxy: %q; the server saw %q", body, seen.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("UI after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("UI still serving 10 s after cancel")
+	}
+	if _, err := http.Get(addr); err == nil {
+		t.Error("the port still answers after UI returned")
+	}
+	if strings.Contains(out.String()+logs.String(), uiPassword) {
+		t.Errorf("the output holds the password:\n%s\n%s", out.String(), logs.String())
+	}
+}
+
+// TestUIRefuses: what mlstack ui will not serve, and says why.
+func TestUIRefuses(t *testing.T) {
+	ts, certPEM, _ := tlsUpstream(t)
+	otherPEM, _, err := mlflowtest.SelfSigned("elsewhere.example")
+	must(t, err)
+	for _, tt := range []struct {
+		name  string
+		root  string
+		edit  func(*UIOptions)
+		want  string
+		usage bool
+	}{
+		{"no env file", t.TempDir(), nil, "no local secrets for stack demo", false},
+		{"plain http", uiStack(t, "http://ec2-1-2-3-4.example:5000", nil), nil, "clear text", false},
+		{"no pinned certificate", uiStack(t, ts.URL, nil), nil, "names no pinned certificate", false},
+		{"a certificate for another host", uiStack(t, ts.URL, otherPEM), nil, "does not fit 127.0.0.1", false},
+		{"a port out of range", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Port = 70000 }, "--port 70000", true},
+		{"a bad stack name", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Stack.Name = "Demo!" }, "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs syncBuffer
+			o := UIOptions{Stack: Stack{Name: "demo", StateDir: tt.root}, Streams: Streams{Log: &logs}, NoBrowser: true}
+			if tt.edit != nil {
+				tt.edit(&o)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := UI(ctx, o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || IsUsage(err) != tt.usage {
+				t.Fatalf("UI = %v (usage %v), want an error saying %q (usage %v)", err, IsUsage(err), tt.want, tt.usage)
+			}
+			if strings.Contains(err.Error()+logs.String(), uiPassword) {
+				t.Errorf("the error or the log holds the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestUIAllowHTTP: the hidden test switch lets a local http server through,
+// and the browser is not opened with NoBrowser.
+func TestUIAllowHTTP(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "plain") }))
+	defer ts.Close()
+	root := uiStack(t, ts.URL, nil)
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- UI(ctx, UIOptions{Stack: Stack{Name: "demo", StateDir: root}, Streams: Streams{Out: &out}, AllowHTTP: true, NoBrowser: true,
+			OpenBrowser: func(string) error { return errors.New("opened with NoBrowser") }})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.HasSuffix(out.String(), "\n") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get(strings.TrimSpace(out.String()))
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil || string(body) != "plain" {
+		t.Errorf("UI = %v, body %q", err, body)
+	}
+}
