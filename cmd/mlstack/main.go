@@ -90,6 +90,7 @@ var commands = []func(streams) *cli.Command{
 	checkCommand,
 	sshCommand,
 	logsCommand,
+	uiCommand,
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {

@@ -1,0 +1,26 @@
+package main
+
+import (
+	"github.com/mlstack/mlstack/provision"
+	"github.com/urfave/cli/v2"
+)
+
+func uiCommand(s streams) *cli.Command {
+	return &cli.Command{
+		Name: "ui",
+		Usage: "serve the stack's MLflow UI on http://127.0.0.1:PORT/ until Ctrl-C: a local proxy that trusts only the " +
+			"pinned certificate and signs in for you (no certificate warning, no password prompt)",
+		Flags: append(stackFlags(),
+			&cli.IntFlag{Name: "port", Usage: "port on 127.0.0.1 (0: a free one)"},
+			&cli.BoolFlag{Name: "no-browser", Usage: "do not open the browser, only print the URL"},
+			&cli.BoolFlag{Name: "test-allow-http", Hidden: true, Usage: "accept a plain http:// tracking URI (tests' local servers)"},
+		),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			return provision.UI(c.Context, provision.UIOptions{Stack: stackOf(c), Streams: s.std(),
+				Port: c.Int("port"), NoBrowser: c.Bool("no-browser"), AllowHTTP: c.Bool("test-allow-http")})
+		},
+	}
+}
