@@ -13,6 +13,13 @@
 //	boot objects   -bucket B [-prefix P]   lists object keys, one per line
 //	boot leftovers -stack S                lists what the stack still owns;
 //	    exit 1 when anything is left
+//	boot ui -uri https://HOST:5000 -cert FILE -user U -password-file F
+//	        -experiment E -run R -metric M -value V -out DIR [-resolve HOST=IP]
+//	    opens the MLflow UI in Debian's chromium (headless, the certificate
+//	    pinned), sees the experiment, the run in its run list and the run's
+//	    metric with its value, saves DIR/mlflow-ui-run.png; exit 1 naming the
+//	    step that failed and what the page showed (DIR/mlflow-ui-failed.png).
+//	    Needs no AWS.
 package main
 
 import (
@@ -45,6 +52,12 @@ func main() {
 		usage()
 	}
 	ctx := context.Background()
+	if os.Args[1] == "ui" { // no AWS: before the AWS configuration is loaded
+		if err := uiCheck(ctx, os.Args[2:]); err != nil {
+			fail(err)
+		}
+		return
+	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		fail(err)
@@ -72,7 +85,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: boot instance -stack S -dir D | objects -bucket B [-prefix P] | leftovers -stack S")
+	fmt.Fprintln(os.Stderr, "usage: boot instance -stack S -dir D | objects -bucket B [-prefix P] | leftovers -stack S | ui … (see boot ui -h)")
 	os.Exit(2)
 }
 
