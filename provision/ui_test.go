@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,34 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mlstack/mlstack/internal/mlflowtest"
+	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/local/envfile"
 )
 
 const uiPassword = "ui-Secret-Password-42xyz"
-
-// syncBuffer is a stream one goroutine writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // uiStack writes stack demo's env file in a fresh state dir: uri, the
 // login, and certPEM (when set) as the pinned certificate.
@@ -61,13 +42,13 @@ func uiStack(t *testing.T, uri string, certPEM []byte) string {
 
 // tlsUpstream is an https server at 127.0.0.1 with its own certificate,
 // recording the basic-auth user of each request.
-func tlsUpstream(t *testing.T) (*httptest.Server, []byte, *syncBuffer) {
+func tlsUpstream(t *testing.T) (*httptest.Server, []byte, *sshdtest.SyncBuffer) {
 	t.Helper()
 	certPEM, keyPEM, err := mlflowtest.SelfSigned("ec2-203-0-113-10.example", net.IPv4(127, 0, 0, 1))
 	must(t, err)
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	must(t, err)
-	seen := &syncBuffer{}
+	seen := &sshdtest.SyncBuffer{}
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, _ := r.BasicAuth()
 		if p == uiPassword {
@@ -87,7 +68,7 @@ func tlsUpstream(t *testing.T) (*httptest.Server, []byte, *syncBuffer) {
 func TestUIServesUntilCancelled(t *testing.T) {
 	ts, certPEM, seen := tlsUpstream(t)
 	root := uiStack(t, ts.URL, certPEM)
-	var out, logs syncBuffer
+	var out, logs sshdtest.SyncBuffer
 	opened := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -150,7 +131,7 @@ func TestUIRefuses(t *testing.T) {
 		{"a bad stack name", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Stack.Name = "Demo!" }, "", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs sshdtest.SyncBuffer
 			o := UIOptions{Stack: Stack{Name: "demo", StateDir: tt.root}, Streams: Streams{Log: &logs}, NoBrowser: true}
 			if tt.edit != nil {
 				tt.edit(&o)
@@ -174,7 +155,7 @@ func TestUIAllowHTTP(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "plain") }))
 	defer ts.Close()
 	root := uiStack(t, ts.URL, nil)
-	var out syncBuffer
+	var out sshdtest.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

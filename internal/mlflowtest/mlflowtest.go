@@ -25,6 +25,7 @@ import (
 
 	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/proctest"
+	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/internal/testenv"
 	"github.com/mlstack/mlstack/provision/server"
 )
@@ -50,8 +51,8 @@ type Server struct {
 	CertPEM  []byte // the certificate it serves, to pin
 	CertFile string
 	User     string
-	Password string // random per server: the secret tests scan outputs for
-	Log      *Buffer
+	Password string               // random per server: the secret tests scan outputs for
+	Log      *sshdtest.SyncBuffer // its output, for the test and the secret scan
 }
 
 // Start runs the server and waits until it answers /health over the pinned
@@ -63,7 +64,7 @@ func Start(t testing.TB, o Options) *Server {
 		o.Host = DefaultHost
 	}
 	dir := t.TempDir()
-	s := &Server{Host: o.Host, User: "admin", Password: "ui-" + randomHex(t, 16), Log: &Buffer{}}
+	s := &Server{Host: o.Host, User: "admin", Password: "ui-" + randomHex(t, 16), Log: &sshdtest.SyncBuffer{}}
 	s.Port = freePort(t)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 	s.URI = "https://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
