@@ -75,18 +75,30 @@ func TestAllowedHostsScript(t *testing.T) {
 		ip  = "54.1.2.3"
 	)
 	local := ",localhost,localhost:5000,127.0.0.1,127.0.0.1:5000"
+	localOrigins := ",https://localhost:5000,https://127.0.0.1:5000"
+	// envFile is what the script must write: the allowed hosts, the UI's
+	// origins (https, as the server serves) and the addresses themselves.
+	envFile := func(host, ip string) string {
+		var hosts, origins []string
+		for _, a := range []string{host, ip} {
+			if a != "" {
+				hosts = append(hosts, a, a+":5000")
+				origins = append(origins, "https://"+a+":5000")
+			}
+		}
+		return "MLFLOW_SERVER_ALLOWED_HOSTS=" + strings.Join(hosts, ",") + local + "\n" +
+			"MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=" + strings.Join(origins, ",") + localOrigins + "\n" +
+			"MLSTACK_PUBLIC_DNS=" + host + "\nMLSTACK_PUBLIC_IP=" + ip + "\n"
+	}
 	tests := []struct {
 		name     string
 		imds     *fakeIMDS // nil: unreachable
 		want     string    // expected file content; "" means the script must fail
 		inStderr string
 	}{
-		{"dns and ip", &fakeIMDS{hostname: dns, ipv4: ip},
-			"MLFLOW_SERVER_ALLOWED_HOSTS=" + dns + "," + dns + ":5000," + ip + "," + ip + ":5000" + local + "\n", ""},
-		{"token retried", &fakeIMDS{hostname: dns, ipv4: ip, failTokens: 2},
-			"MLFLOW_SERVER_ALLOWED_HOSTS=" + dns + "," + dns + ":5000," + ip + "," + ip + ":5000" + local + "\n", "attempt 2/3"},
-		{"no public dns", &fakeIMDS{ipv4: ip},
-			"MLFLOW_SERVER_ALLOWED_HOSTS=" + ip + "," + ip + ":5000" + local + "\n", "no public DNS name"},
+		{"dns and ip", &fakeIMDS{hostname: dns, ipv4: ip}, envFile(dns, ip), ""},
+		{"token retried", &fakeIMDS{hostname: dns, ipv4: ip, failTokens: 2}, envFile(dns, ip), "attempt 2/3"},
+		{"no public dns", &fakeIMDS{ipv4: ip}, envFile("", ip), "no public DNS name"},
 		{"no public address", &fakeIMDS{}, "", "giving up"},
 		{"token always refused", &fakeIMDS{hostname: dns, ipv4: ip, failTokens: 100}, "", "giving up"},
 		{"unreachable", nil, "", "giving up"},

@@ -19,7 +19,6 @@ import (
 
 	"github.com/mlstack/mlstack/provision/region"
 	"github.com/mlstack/mlstack/templates"
-	"golang.org/x/crypto/ssh"
 )
 
 // DefaultMLflowVersion is the MLflow release installed when Params.MLflowVersion
@@ -34,24 +33,22 @@ const MaxUserDataSize = 16 * 1024
 // minMLflowVersion is the first release with --allowed-hosts (MLFLOW_SERVER_ALLOWED_HOSTS).
 var minMLflowVersion = [3]int{3, 5, 0}
 
-// Params are the per-stack values that go into the user-data.
+// Params are the per-stack values that go into the user-data. None is
+// secret: the admin password and the Flask secret key are SSM SecureString
+// parameters under ParamPath, which the server reads with its role.
 type Params struct {
 	Stack          string // stack name, e.g. "demo"
 	Bucket         string // S3 artifact bucket name
 	Region         string // AWS region of the bucket
 	MLflowVersion  string // pinned version, e.g. "3.17.2"; empty means DefaultMLflowVersion; must be >= 3.5.0
 	AdminUsername  string // basic-auth admin user, e.g. "admin"
-	AdminPassword  string // generated secret
-	FlaskSecretKey string // generated secret for MLFLOW_FLASK_SERVER_SECRET_KEY
 	S3EndpointURL  string // optional non-AWS S3 endpoint; sets MLFLOW_S3_ENDPOINT_URL and AWS_ENDPOINT_URL_S3
+	SSMEndpointURL string // optional non-AWS SSM endpoint (an emulator); sets AWS_ENDPOINT_URL_SSM
 	Arch           string // the instance's architecture, ArchX8664 or ArchAarch64; empty means ArchX8664
-
-	// SSHHostKeyPrivate (OpenSSH PEM) and SSHHostKeyPublic (authorized_keys
-	// line) are the ed25519 host key mlstack generated and pinned: given both,
-	// sshd uses this key alone, so the first connection is verified too.
-	SSHHostKeyPrivate string
-	SSHHostKeyPublic  string
 }
+
+// ParamPath is the SSM path of the stack's parameters: /mlstack/STACK/.
+func (p Params) ParamPath() string { return "/mlstack/" + p.Stack + "/" }
 
 // ErrInvalidParams is wrapped by every error Validate returns.
 var ErrInvalidParams = errors.New("invalid cloud-init parameters")
@@ -64,17 +61,8 @@ var (
 	usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 )
 
-// Secret and URL length caps keep the rendered user-data far below MaxUserDataSize.
-const (
-	minPasswordLen  = 12 // MLflow refuses shorter admin passwords
-	minSecretKeyLen = 16
-	maxSecretLen    = 256
-	maxURLLen       = 256
-)
-
-// legacyMLflowPassword is the default older MLflow releases shipped; MLflow
-// refuses to bootstrap an admin with it.
-const legacyMLflowPassword = "password1234"
+// maxURLLen keeps endpoint URLs far below what the user-data can hold.
+const maxURLLen = 256
 
 // Validate reports every invalid field, each error naming the field. Error
 // texts never contain the secret values.
@@ -105,21 +93,13 @@ func (p Params) Validate() error {
 	if !usernameRE.MatchString(p.AdminUsername) {
 		bad("AdminUsername", "%q must be 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit", p.AdminUsername)
 	}
-	if msg := checkSecret(p.AdminPassword, minPasswordLen); msg != "" {
-		bad("AdminPassword", "%s", msg)
-	} else if p.AdminPassword == legacyMLflowPassword {
-		bad("AdminPassword", "is MLflow's old default password, which MLflow refuses")
-	}
-	if msg := checkSecret(p.FlaskSecretKey, minSecretKeyLen); msg != "" {
-		bad("FlaskSecretKey", "%s", msg)
-	}
-	if p.S3EndpointURL != "" {
-		if err := checkEndpoint(p.S3EndpointURL); err != nil {
-			bad("S3EndpointURL", "%v", err)
+	for field, u := range map[string]string{"S3EndpointURL": p.S3EndpointURL, "SSMEndpointURL": p.SSMEndpointURL} {
+		if u == "" {
+			continue
 		}
-	}
-	if field, msg := checkHostKey(p.SSHHostKeyPrivate, p.SSHHostKeyPublic); msg != "" {
-		bad(field, "%s", msg)
+		if err := checkEndpoint(u); err != nil {
+			bad(field, "%v", err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -162,58 +142,6 @@ func checkVersion(v string) error {
 		}
 	}
 	return nil
-}
-
-// checkSecret returns what is wrong with a secret, without quoting it.
-// Printable ASCII keeps HTTP basic auth interoperable; surrounding spaces
-// would be stripped by configparser, so they are refused rather than lost.
-func checkSecret(s string, minLen int) string {
-	switch {
-	case len(s) < minLen:
-		return fmt.Sprintf("must be at least %d characters (got %d)", minLen, len(s))
-	case len(s) > maxSecretLen:
-		return fmt.Sprintf("must be at most %d characters (got %d)", maxSecretLen, len(s))
-	case s[0] == ' ' || s[len(s)-1] == ' ':
-		return "must not begin or end with a space"
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return fmt.Sprintf("must contain only printable ASCII characters (byte %d is not)", i)
-		}
-	}
-	return ""
-}
-
-// checkHostKey returns the field and what is wrong with an SSH host key
-// pair, never quoting the private key.
-func checkHostKey(private, public string) (field, msg string) {
-	if private == "" && public == "" {
-		return "", ""
-	}
-	if private == "" {
-		return "SSHHostKeyPrivate", "must be set with SSHHostKeyPublic"
-	}
-	pub, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(public))
-	if err != nil || strings.TrimSpace(string(rest)) != "" || strings.ContainsAny(strings.TrimSpace(public), "\n") {
-		return "SSHHostKeyPublic", "must be one authorized_keys line"
-	}
-	if pub.Type() != ssh.KeyAlgoED25519 {
-		return "SSHHostKeyPublic", "must be an ssh-ed25519 key, not " + pub.Type()
-	}
-	signer, err := ssh.ParsePrivateKey([]byte(private))
-	if err != nil {
-		return "SSHHostKeyPrivate", "must be an unencrypted OpenSSH private key"
-	}
-	if signer.PublicKey().Type() != ssh.KeyAlgoED25519 {
-		return "SSHHostKeyPrivate", "must be an ed25519 key"
-	}
-	if !bytes.Equal(signer.PublicKey().Marshal(), pub.Marshal()) {
-		return "SSHHostKeyPrivate", "does not belong to SSHHostKeyPublic"
-	}
-	if !blockSafe(private) {
-		return "SSHHostKeyPrivate", "must be PEM text ending in one newline"
-	}
-	return "", ""
 }
 
 func checkEndpoint(s string) error {
@@ -261,14 +189,14 @@ func Render(p Params) ([]byte, error) {
 	funcs := template.FuncMap{
 		"yamlText":  yamlText,
 		"yamlQuote": yamlQuote,
-		"ini":       iniValue,
 		"envq":      envQuote,
 		"lock":      func() string { return lock },
 	}
 	// file renders another embedded file with the same parameters, so each
 	// file on the instance is one readable template.
 	funcs["file"] = func(name string) (string, error) {
-		return renderFile(name, p, funcs)
+		out, err := renderFile(name, p, funcs)
+		return stripComments(out), err
 	}
 	out, err := renderFile("cloud-config.yaml.tmpl", p, funcs)
 	if err != nil {
@@ -349,6 +277,25 @@ func renderFile(name string, p Params, funcs template.FuncMap) (string, error) {
 	return b.String(), nil
 }
 
+// stripComments drops the comment lines of a script or unit on its way
+// into the user-data, which EC2 caps at 16 KB: they are for readers of the
+// repository. The first line (#! or #cloud-config) stays, and so do
+// shellcheck directives. Every file that goes through it has no line
+// starting with "#" inside a string or here-document that matters.
+func stripComments(s string) string {
+	var b strings.Builder
+	first := true
+	for line := range strings.Lines(s) {
+		t := strings.TrimLeft(line, " \t")
+		if !first && strings.HasPrefix(t, "#") && !strings.HasPrefix(t, "# shellcheck ") {
+			continue
+		}
+		first = false
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
 // yamlText renders s as a YAML scalar for a mapping value whose content lines
 // are indented by indent spaces: a literal block when s survives one
 // unchanged (readable golden file), otherwise a double-quoted string.
@@ -411,12 +358,6 @@ func yamlQuote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-// iniValue escapes a value for Python's configparser with its default
-// BasicInterpolation, where "%" starts an interpolation.
-func iniValue(s string) string {
-	return strings.ReplaceAll(s, "%", "%%")
 }
 
 // envQuote double-quotes a value for a systemd EnvironmentFile. Inside double

@@ -9,6 +9,7 @@ import (
 func TestUserDataContents(t *testing.T) {
 	p := validParams()
 	p.S3EndpointURL = "http://127.0.0.1:9000"
+	p.SSMEndpointURL = "http://127.0.0.1:9001"
 	raw := render(t, p)
 	// The server reaches S3 through the instance role; keys must never be here.
 	for _, bad := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "aws_access_key", "AKIA"} {
@@ -28,13 +29,13 @@ func TestUserDataContents(t *testing.T) {
 	}
 
 	files := map[string]struct{ owner, perm string }{
-		"/etc/mlflow/basic_auth.ini":                  {"mlflow:mlflow", "0600"},
 		"/etc/mlflow/mlflow.env":                      {"root:root", "0600"},
 		"/etc/systemd/system/mlflow.service":          {"root:root", "0644"},
 		"/usr/local/libexec/mlstack/allowed-hosts.sh": {"root:root", "0755"},
 		"/usr/local/sbin/mlstack-setup":               {"root:root", "0755"},
 		"/usr/local/share/mlstack/mlflow-lock.txt":    {"root:root", "0644"},
 		"/usr/local/lib/mlstack/mlstack_mlflow.py":    {"root:root", "0644"},
+		"/usr/local/lib/mlstack/mlstack_keys.py":      {"root:root", "0644"},
 	}
 	for path, want := range files {
 		f := c.file(t, path)
@@ -42,33 +43,26 @@ func TestUserDataContents(t *testing.T) {
 			t.Errorf("%s: owner %s mode %s, want %s %s", path, f.Owner, f.Permissions, want.owner, want.perm)
 		}
 	}
-	// The service user exists only after the users module, which runs after
-	// the normal write_files stage.
-	if !c.file(t, "/etc/mlflow/basic_auth.ini").Defer {
-		t.Error("basic_auth.ini is owned by mlflow but not deferred")
-	}
-
-	ini := c.file(t, "/etc/mlflow/basic_auth.ini").Content
-	for _, line := range []string{
-		"[mlflow]",
-		"default_permission = READ",
-		"database_uri = sqlite:////var/lib/mlflow/basic_auth.db",
-		"admin_username = admin",
-		"admin_password = " + testPassword,
-		"authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-	} {
-		if !hasLine(ini, line) {
-			t.Errorf("basic_auth.ini lacks line %q", line)
+	// The secrets come from SSM at each start (mlstack_keys.py), never from
+	// the user-data: no basic-auth config, no secret key in mlflow.env.
+	for _, f := range c.WriteFiles {
+		if strings.Contains(f.Path, "basic_auth") {
+			t.Errorf("the user-data writes %s", f.Path)
 		}
+	}
+	if strings.Contains(c.file(t, "/etc/mlflow/mlflow.env").Content, "SECRET_KEY") {
+		t.Error("mlflow.env holds a secret key")
 	}
 
 	env := parseSystemdEnv(c.file(t, "/etc/mlflow/mlflow.env").Content)
 	wantEnv := map[string]string{
-		"MLFLOW_AUTH_CONFIG_PATH":        "/etc/mlflow/basic_auth.ini",
-		"MLFLOW_FLASK_SERVER_SECRET_KEY": testSecretKey,
-		"AWS_DEFAULT_REGION":             "us-east-1",
-		"MLFLOW_S3_ENDPOINT_URL":         "http://127.0.0.1:9000",
-		"AWS_ENDPOINT_URL_S3":            "http://127.0.0.1:9000",
+		"MLFLOW_AUTH_CONFIG_PATH": "/run/mlflow/basic_auth.ini",
+		"MLSTACK_PARAM_PATH":      "/mlstack/demo/",
+		"MLSTACK_ADMIN_USERNAME":  "admin",
+		"AWS_DEFAULT_REGION":      "us-east-1",
+		"MLFLOW_S3_ENDPOINT_URL":  "http://127.0.0.1:9000",
+		"AWS_ENDPOINT_URL_S3":     "http://127.0.0.1:9000",
+		"AWS_ENDPOINT_URL_SSM":    "http://127.0.0.1:9001",
 	}
 	for k, w := range wantEnv {
 		if env[k] != w {
@@ -84,8 +78,11 @@ func TestUserDataContents(t *testing.T) {
 		"RestartSec=5",
 		"EnvironmentFile=/etc/mlflow/mlflow.env",
 		"EnvironmentFile=-/run/mlflow/allowed-hosts.env",
+		"EnvironmentFile=-/run/mlflow/secrets.env",
 		"RuntimeDirectory=mlflow",
+		"RuntimeDirectoryMode=0700",
 		"ExecStartPre=/usr/local/libexec/mlstack/allowed-hosts.sh /run/mlflow/allowed-hosts.env",
+		"ExecStartPre=/opt/mlflow/bin/python /usr/local/lib/mlstack/mlstack_keys.py",
 		"WantedBy=multi-user.target",
 	} {
 		if !hasLine(unit, line) {
@@ -96,6 +93,7 @@ func TestUserDataContents(t *testing.T) {
 	// with what `mlflow server` would give it, without that waiting parent.
 	execStart := strings.Join(strings.Fields(strings.ReplaceAll(unitValue(t, unit, "ExecStart"), "\\\n", " ")), " ")
 	want := "/opt/mlflow/bin/python -m uvicorn --host 0.0.0.0 --port 5000 --workers 1" +
+		" --ssl-keyfile /var/lib/mlflow/tls/server.key --ssl-certfile /var/lib/mlflow/tls/server.crt" +
 		" --app-dir /usr/local/lib/mlstack --factory mlstack_mlflow:create_app"
 	if execStart != want {
 		t.Errorf("ExecStart =\n  %s\nwant\n  %s", execStart, want)
@@ -123,7 +121,7 @@ func TestUserDataContents(t *testing.T) {
 	for _, w := range []string{
 		`lock=${MLSTACK_SETUP_LOCK:-/usr/local/share/mlstack/mlflow-lock.txt}`,
 		`set -- --require-hashes --no-deps -r "$lock"`,
-		`"mlflow[auth]==$version" boto3`,
+		`"mlflow[auth]==$version" boto3 cryptography`,
 		"systemctl enable --now mlflow.service",
 	} {
 		if !strings.Contains(setup, w) {

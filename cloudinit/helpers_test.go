@@ -16,20 +16,13 @@ import (
 	"github.com/mlstack/mlstack/internal/testenv"
 )
 
-const (
-	testPassword  = "Pw-0f-the-golden-admin"
-	testSecretKey = "flask-secret-key-for-golden-test"
-)
-
 func validParams() Params {
 	return Params{
-		Stack:          "demo",
-		Bucket:         "mlstack-demo-123456789012-us-east-1",
-		Region:         "us-east-1",
-		MLflowVersion:  DefaultMLflowVersion,
-		AdminUsername:  "admin",
-		AdminPassword:  testPassword,
-		FlaskSecretKey: testSecretKey,
+		Stack:         "demo",
+		Bucket:        "mlstack-demo-123456789012-us-east-1",
+		Region:        "us-east-1",
+		MLflowVersion: DefaultMLflowVersion,
+		AdminUsername: "admin",
 	}
 }
 

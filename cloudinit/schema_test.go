@@ -14,11 +14,11 @@ func TestCloudInitSchema(t *testing.T) {
 	p := validParams()
 	p.S3EndpointURL = "http://127.0.0.1:9000"
 	variants["endpoint"] = p
-	for _, s := range nastySecrets {
-		p := validParams()
-		p.AdminPassword, p.FlaskSecretKey = s.password, s.secretKey
-		variants["secrets "+s.name] = p
-	}
+	p.SSMEndpointURL = "http://127.0.0.1:5000"
+	variants["endpoints"] = p
+	p = validParams()
+	p.MLflowVersion = "3.5.0"
+	variants["unlocked version"] = p
 	for name, p := range variants {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

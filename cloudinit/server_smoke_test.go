@@ -1,6 +1,8 @@
 package cloudinit
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -20,11 +22,13 @@ import (
 )
 
 // TestMLflowServerSmoke runs the rendered server for real: the unit's
-// ExecStart and Environment= lines with the rendered mlstack_mlflow.py, the
-// rendered basic_auth.ini and mlflow.env (read the way systemd and
-// configparser read them) and the allowed-hosts file that allowed-hosts.sh
-// writes from a fake IMDS, against a venv holding the pinned MLflow: one
-// process serves, auth and the Host check hold. It is opt-in because it
+// ExecStart and Environment= lines with the rendered mlstack_mlflow.py and
+// mlflow.env (read the way systemd reads them), the allowed-hosts file that
+// allowed-hosts.sh writes from a fake IMDS, and what mlstack_keys.py makes
+// from SSM secrets in moto (basic-auth config, secrets env file, TLS key and
+// certificate), against a venv holding the pinned MLflow: one process
+// serves HTTPS with the published certificate, auth, the Host check and the
+// UI's origins hold. It is opt-in because it
 // needs that venv (about 1 GB of wheels):
 //
 //	python3 -m venv /tmp/mlflow-venv
@@ -42,16 +46,14 @@ func TestMLflowServerSmoke(t *testing.T) {
 	}
 
 	p := validParams()
-	p.AdminPassword = `a'b"c$d\e%f#g;h` + "`x`"
-	p.FlaskSecretKey = `k'e"y$HOME\%(x)s-0123456789`
 	c := parse(t, render(t, p))
 	dir := t.TempDir()
-	// Move the instance's /var/lib/mlflow into the temp dir.
-	relocate := func(s string) string { return strings.ReplaceAll(s, "/var/lib/mlflow", dir) }
-
-	iniPath := filepath.Join(dir, "basic_auth.ini")
-	if err := os.WriteFile(iniPath, []byte(relocate(c.file(t, "/etc/mlflow/basic_auth.ini").Content)), 0o600); err != nil {
-		t.Fatal(err)
+	keys := newKeysRig(t)
+	// Move the instance's /var/lib/mlflow and /run/mlflow into temp dirs.
+	relocate := func(s string) string {
+		s = strings.ReplaceAll(s, "/var/lib/mlflow/tls", keys.tls)
+		s = strings.ReplaceAll(s, "/var/lib/mlflow", dir)
+		return strings.ReplaceAll(s, "/run/mlflow", keys.run)
 	}
 	appDir := filepath.Join(dir, "lib")
 	if err := os.Mkdir(appDir, 0o755); err != nil {
@@ -67,9 +69,8 @@ func TestMLflowServerSmoke(t *testing.T) {
 		env[k] = relocate(v)
 	}
 	for k, v := range parseSystemdEnv(c.file(t, "/etc/mlflow/mlflow.env").Content) {
-		env[k] = v
+		env[k] = relocate(v)
 	}
-	env["MLFLOW_AUTH_CONFIG_PATH"] = iniPath
 
 	const dns, ip = "ec2-54-1-2-3.compute-1.amazonaws.com", "54.1.2.3"
 	imds := httptest.NewServer(&fakeIMDS{hostname: dns, ipv4: ip})
@@ -95,6 +96,21 @@ func TestMLflowServerSmoke(t *testing.T) {
 	for k, v := range parseSystemdEnv(string(hosts)) {
 		env[k] = v
 	}
+
+	// The second ExecStartPre: secrets from SSM, the TLS key and certificate.
+	password, secretKey := `a'b"c$d\e%f#g;h`+"`x`", `k'e"y$HOME\%(x)s-0123456789`
+	keys.putSecrets(password, secretKey)
+	keys.dns, keys.ip = env["MLSTACK_PUBLIC_DNS"], env["MLSTACK_PUBLIC_IP"]
+	if out, err := keys.exec(); err != nil {
+		t.Fatalf("mlstack_keys.py: %v\n%s", err, out)
+	}
+	ini, _ := keys.readFile("basic_auth.ini")
+	must(t, os.WriteFile(filepath.Join(keys.run, "basic_auth.ini"), []byte(relocate(ini)), 0o600))
+	secrets, _ := keys.readFile("secrets.env")
+	for k, v := range parseSystemdEnv(secrets) {
+		env[k] = v
+	}
+	certPEM, _ := keys.published("tls-cert")
 
 	// The unit's ExecStart, on loopback and a free port instead of 0.0.0.0:5000.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -129,7 +145,7 @@ func TestMLflowServerSmoke(t *testing.T) {
 	server.Stdout, server.Stderr = logFile, logFile
 	// Registered before the server starts, so it runs once the server has
 	// stopped and flushed its log (cleanups run last-in first-out).
-	t.Cleanup(func() { noSecretsIn(t, logPath, p.AdminPassword, p.FlaskSecretKey) })
+	t.Cleanup(func() { noSecretsIn(t, logPath, password, secretKey) })
 	// Stop the whole group, should anything fork.
 	if _, err := proctest.Start(t, server, 20*time.Second); err != nil {
 		t.Fatal(err)
@@ -141,21 +157,32 @@ func TestMLflowServerSmoke(t *testing.T) {
 		}
 	}()
 
-	base := "http://127.0.0.1:" + port
-	call := func(method, path, host, password, body string) (int, string) {
+	// HTTPS trusting the published certificate alone, checked for the
+	// public name, as mlstack and the MLflow client do.
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(certPEM)) {
+		t.Fatal("the published certificate does not parse")
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: dns, MinVersion: tls.VersionTLS12}}}
+	base := "https://127.0.0.1:" + port
+	call := func(method, path, host, password, body, origin string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Host = host
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
 		if password != "" {
 			req.SetBasicAuth(p.AdminUsername, password)
 		}
 		if body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -165,7 +192,7 @@ func TestMLflowServerSmoke(t *testing.T) {
 	}
 
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
-		if code, _ := call("GET", "/health", "localhost", "", ""); code == http.StatusOK {
+		if code, _ := call("GET", "/health", "localhost", "", "", ""); code == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -178,25 +205,39 @@ func TestMLflowServerSmoke(t *testing.T) {
 		t.Errorf("the server process %d has children %v, want none", server.Process.Pid, kids)
 	}
 
+	// No clear text: plain HTTP gets no answer from the TLS port.
+	if resp, err := http.Get("http://127.0.0.1:" + port + "/health"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("the server answers plain HTTP")
+		}
+	}
+
+	pw := password
 	const search = "/api/2.0/mlflow/experiments/search?max_results=1"
+	const uiSearch = "/ajax-api/2.0/mlflow/runs/search"
 	for _, tt := range []struct {
-		name, method, path, host, password, body string
-		want                                     int
-		inBody                                   string
+		name, method, path, host, password, body, origin string
+		want                                             int
+		inBody                                           string
 	}{
-		{"dns:5000", "GET", search, dns + ":5000", p.AdminPassword, "", 200, ""},
-		{"dns", "GET", search, dns, p.AdminPassword, "", 200, ""},
-		{"ip:5000", "GET", search, ip + ":5000", p.AdminPassword, "", 200, ""},
-		{"localhost", "GET", search, "localhost:5000", p.AdminPassword, "", 200, ""},
-		{"wrong password", "GET", search, dns, "wrong-password-123", "", 401, ""},
-		{"no credentials", "GET", search, dns, "", "", 401, ""},
-		{"foreign host", "GET", search, "evil.example.com", p.AdminPassword, "", 403, ""},
-		{"foreign host:5000", "GET", search, "evil.example.com:5000", p.AdminPassword, "", 403, ""},
-		{"create experiment", "POST", "/api/2.0/mlflow/experiments/create", dns, p.AdminPassword, `{"name":"smoke"}`, 200, ""},
-		{"artifact root", "GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=smoke", dns, p.AdminPassword, "", 200,
+		{"dns:5000", "GET", search, dns + ":5000", pw, "", "", 200, ""},
+		{"dns", "GET", search, dns, pw, "", "", 200, ""},
+		{"ip:5000", "GET", search, ip + ":5000", pw, "", "", 200, ""},
+		{"localhost", "GET", search, "localhost:5000", pw, "", "", 200, ""},
+		{"wrong password", "GET", search, dns, "wrong-password-123", "", "", 401, ""},
+		{"no credentials", "GET", search, dns, "", "", "", 401, ""},
+		{"foreign host", "GET", search, "evil.example.com", pw, "", "", 403, ""},
+		{"foreign host:5000", "GET", search, "evil.example.com:5000", pw, "", "", 403, ""},
+		{"create experiment", "POST", "/api/2.0/mlflow/experiments/create", dns, pw, `{"name":"smoke"}`, "", 200, ""},
+		{"artifact root", "GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=smoke", dns, pw, "", "", 200,
 			`"artifact_location": "s3://` + p.Bucket + `/artifacts/`},
+		// The UI's run list: a browser at the tracking URI sends its origin.
+		{"UI at the DNS name", "POST", uiSearch, dns + ":5000", pw, `{"experiment_ids":["0"]}`, "https://" + dns + ":5000", 200, ""},
+		{"UI at the IP", "POST", uiSearch, ip + ":5000", pw, `{"experiment_ids":["0"]}`, "https://" + ip + ":5000", 200, ""},
+		{"foreign origin", "POST", uiSearch, dns + ":5000", pw, `{"experiment_ids":["0"]}`, "https://evil.example.com", 403, ""},
 	} {
-		code, body := call(tt.method, tt.path, tt.host, tt.password, tt.body)
+		code, body := call(tt.method, tt.path, tt.host, tt.password, tt.body, tt.origin)
 		if code != tt.want || !strings.Contains(body, tt.inBody) {
 			t.Errorf("%s: %s %s (Host %s) = %d %.300s; want %d with %q", tt.name, tt.method, tt.path, tt.host, code, body, tt.want, tt.inBody)
 		}

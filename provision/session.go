@@ -57,6 +57,9 @@ type session struct {
 	// s3Endpoint is the S3 endpoint override in use, if any; clients then
 	// need MLFLOW_S3_ENDPOINT_URL too.
 	s3Endpoint string
+	// ssmEndpoint is the SSM endpoint override in use, if any (an
+	// emulator's): the server must read its secrets from the same place.
+	ssmEndpoint string
 	// ec2In is an EC2 client of another region (ls --all-regions).
 	ec2In func(region string) ec2API
 	// s3As is an S3 client that signs with other keys (a new access key's first use).
@@ -121,7 +124,8 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 		o.UsePathStyle = s.s3Endpoint != ""
 	}
 	s.ec2, s.iam, s.s3 = ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg), s3.NewFromConfig(cfg, pathStyle)
-	s.ssm = ssm.NewFromConfig(cfg)
+	ssmClient := ssm.NewFromConfig(cfg)
+	s.ssm, s.ssmEndpoint = ssmClient, aws.ToString(ssmClient.Options().BaseEndpoint)
 	s.ec2In = func(region string) ec2API {
 		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = region })
 	}

@@ -198,8 +198,8 @@ func (r *upRun) render() error {
 	sec := r.keep.secrets
 	p := cloudinit.Params{
 		Stack: r.n.Stack, Bucket: r.n.Bucket, Region: r.s.region, MLflowVersion: r.o.MLflowVersion,
-		AdminUsername: sec.MLflowUser, AdminPassword: sec.MLflowPassword, FlaskSecretKey: sec.FlaskSecretKey,
-		S3EndpointURL: r.s.s3Endpoint, Arch: cloudinit.ArchX8664,
+		AdminUsername: sec.MLflowUser, S3EndpointURL: r.s.s3Endpoint, SSMEndpointURL: r.s.ssmEndpoint,
+		Arch: cloudinit.ArchX8664,
 	}
 	if r.arch == ec2types.ArchitectureValuesArm64 {
 		p.Arch = cloudinit.ArchAarch64

@@ -1,10 +1,14 @@
 #!/bin/sh
 # mlstack: ExecStartPre of mlflow.service, so it runs at every start. It asks
 # IMDSv2 for the instance's public DNS name and IPv4 address and writes the
-# MLFLOW_SERVER_ALLOWED_HOSTS environment file behind `mlflow server
-# --allowed-hosts` (MLflow 3.5+), which rejects foreign Host headers (DNS
-# rebinding). Public addresses change when the instance is stopped and
-# started, so they cannot be baked into the user-data.
+# environment file with MLFLOW_SERVER_ALLOWED_HOSTS (`mlflow server
+# --allowed-hosts`, MLflow 3.5+), which rejects foreign Host headers (DNS
+# rebinding), and MLFLOW_SERVER_CORS_ALLOWED_ORIGINS, without which MLflow
+# refuses the UI's own state-changing requests (a browser sends Origin on
+# every POST, and only localhost origins are allowed by default), and the
+# addresses themselves for mlstack_keys.py (the TLS certificate's names).
+# Public addresses change when the instance is stopped and started, so they
+# cannot be baked into the user-data.
 #
 # Usage: allowed-hosts.sh OUTPUT_FILE
 # Test knobs, unset in production: MLSTACK_IMDS_ENDPOINT, MLSTACK_IMDS_ATTEMPTS,
@@ -69,12 +73,14 @@ if [ -z "$host" ] && [ -z "$ip" ]; then
 fi
 
 list=
+origins=
 add() {
     if ! valid "$1"; then
         log "refusing suspicious value '$1' from IMDS"
         exit 1
     fi
     list="${list:+$list,}$1,$1:$port"
+    origins="${origins:+$origins,}https://$1:$port"
 }
 if [ -n "$host" ]; then add "$host"; else log "warning: no public DNS name; allowing the IP only"; fi
 if [ -n "$ip" ]; then add "$ip"; else log "warning: no public IPv4; allowing the DNS name only"; fi
@@ -85,6 +91,12 @@ add 127.0.0.1
 
 # Write-then-rename so the service never reads a half-written file.
 tmp="$out.tmp.$$"
-printf 'MLFLOW_SERVER_ALLOWED_HOSTS=%s\n' "$list" >"$tmp"
+{
+    printf 'MLFLOW_SERVER_ALLOWED_HOSTS=%s\n' "$list"
+    printf 'MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=%s\n' "$origins"
+    printf 'MLSTACK_PUBLIC_DNS=%s\n' "$host"
+    printf 'MLSTACK_PUBLIC_IP=%s\n' "$ip"
+} >"$tmp"
 mv -f "$tmp" "$out"
 log "MLFLOW_SERVER_ALLOWED_HOSTS=$list"
+log "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=$origins"

@@ -110,8 +110,9 @@ if [ "$mode" = locked ]; then
     set -- --require-hashes --no-deps -r "$lock"
     what="mlflow[auth]==$version, boto3 and their dependencies from the lock (sha256-checked)"
 else
-    set -- "mlflow[auth]==$version" boto3
-    what="mlflow[auth]==$version and boto3 (version pins)"
+    # cryptography: mlstack_keys.py makes the TLS key and certificate.
+    set -- "mlflow[auth]==$version" boto3 cryptography
+    what="mlflow[auth]==$version, boto3 and cryptography (version pins)"
 fi
 
 log "creating venv $venv (Python $python, $arch)"
@@ -147,7 +148,7 @@ if [ "$version" != "$locked" ]; then
 # mlstack-setup: not the locked MLflow version; start it the public way.
 [Service]
 ExecStart=
-ExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri ${_MLFLOW_SERVER_FILE_STORE} --default-artifact-root ${_MLFLOW_SERVER_ARTIFACT_ROOT}
+ExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri ${_MLFLOW_SERVER_FILE_STORE} --default-artifact-root ${_MLFLOW_SERVER_ARTIFACT_ROOT} --uvicorn-opts "--ssl-keyfile /var/lib/mlflow/tls/server.key --ssl-certfile /var/lib/mlflow/tls/server.crt"
 EOF
 fi
 
@@ -157,12 +158,14 @@ log "mlflow.service enabled and started"
 # Bytecode is compiled once the server answers (or after ten minutes),
 # outside cloud-init, at the lowest priority: the first start compiles in
 # memory only what it imports (5 s more; compiling all first took 14 s),
-# later starts read the .pyc files. The venv stays root-owned. The finished
+# later starts read the .pyc files. The venv stays root-owned. The probe
+# sends nothing and the certificate names the public address, not
+# 127.0.0.1: -k is safe here. The finished
 # unit stays loaded: `systemctl status mlstack-bytecode` tells how it went.
 # shellcheck disable=SC2016 # expanded by the inner sh
 systemd-run --unit=mlstack-bytecode --description="mlstack: compile MLflow's bytecode" \
     --nice=19 -p IOSchedulingClass=idle -p RemainAfterExit=yes --no-block --quiet sh -c 'n=0
-while [ "$n" -lt 300 ] && ! curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:5000/health; do
+while [ "$n" -lt 300 ] && ! curl -fsSk -o /dev/null --max-time 2 https://127.0.0.1:5000/health; do
     sleep 2; n=$((n + 1))
 done
 exec "$1/bin/python" -m compileall -q -j 0 "$1/lib"' sh "$venv" ||

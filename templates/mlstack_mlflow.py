@@ -1,15 +1,15 @@
-"""mlstack: MLflow's tracking server app, for uvicorn to serve in one process.
+# mlstack: MLflow's tracking server app, for uvicorn to serve in one process.
+#
+# mlflow.service runs `python -m uvicorn --workers 1 --factory
+# mlstack_mlflow:create_app` with the environment `mlflow server --app-name
+# basic-auth` gives the uvicorn child it starts, instead of `mlflow server`,
+# whose process only waits for that child and holds as much memory. What it
+# does first happens here, before the first request: the stores are created
+# and migrated (first requests would race to do it), and the basic-auth app
+# bootstraps the admin user. This follows MLflow 3.17.2 (mlflow/cli `server`,
+# mlflow/server `_run_server`), the locked version the boot test proves;
+# mlstack-setup starts any other version with `mlflow server`.
 
-mlflow.service runs `python -m uvicorn --workers 1 --factory
-mlstack_mlflow:create_app` with the environment `mlflow server --app-name
-basic-auth` gives the uvicorn child it starts, instead of `mlflow server`,
-whose process only waits for that child and holds as much memory. What it
-does first happens here, before the first request: the stores are created
-and migrated (first requests would race to do it), and the basic-auth app
-bootstraps the admin user. This follows MLflow 3.17.2 (mlflow/cli `server`,
-mlflow/server `_run_server`), the locked version the boot test proves;
-mlstack-setup starts any other version with `mlflow server`.
-"""
 
 import os
 import uuid

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/provision/local"
+	"golang.org/x/crypto/ssh"
 )
 
 const (
@@ -23,7 +24,7 @@ const (
 // instance at testDNS / testIP.
 type sshFixture struct {
 	dir        local.Dir
-	hk         *local.HostKey
+	hk         *testHostKey
 	authorized []byte // the stack's login public key
 	host       Host
 }
@@ -31,7 +32,7 @@ type sshFixture struct {
 func newSSHFixture(t *testing.T) *sshFixture {
 	t.Helper()
 	d := local.StackDir(t.TempDir(), "demo")
-	hk, err := local.NewHostKey("demo")
+	hk, err := newTestHostKey("demo")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +49,27 @@ func newSSHFixture(t *testing.T) *sshFixture {
 	return &sshFixture{dir: d, hk: hk, authorized: pub,
 		host: Host{Name: testDNS, KeyFile: d.SSHKeyFile(), KnownHostsFile: d.KnownHostsFile()}}
 }
+
+// testHostKey is a server's host key pair, as the instance makes it.
+type testHostKey struct {
+	Private []byte // OpenSSH PEM
+	Public  ssh.PublicKey
+}
+
+func newTestHostKey(comment string) (*testHostKey, error) {
+	priv, line, err := local.NewSSHKey(comment)
+	if err != nil {
+		return nil, err
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
+		return nil, err
+	}
+	return &testHostKey{Private: priv, Public: pub}, nil
+}
+
+// Fingerprint is the SHA256 form ssh-keygen -l prints.
+func (k *testHostKey) Fingerprint() string { return ssh.FingerprintSHA256(k.Public) }
 
 // server starts OpenSSH with the stack's host key and login key.
 func (f *sshFixture) server(t *testing.T) *sshdtest.Server {
@@ -110,7 +132,7 @@ func TestSSHAgainstOpenSSH(t *testing.T) {
 // before authentication, with both fingerprints in the message.
 func TestSSHRefusesOtherHostKey(t *testing.T) {
 	f := newSSHFixture(t)
-	other, err := local.NewHostKey("impostor")
+	other, err := newTestHostKey("impostor")
 	if err != nil {
 		t.Fatal(err)
 	}
