@@ -60,7 +60,7 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	// server's address as the instance or the last env file gives it.
 	if uri := cmp.Or(r.uri, r.lastURI()); uri != "" {
 		sec := r.store.Get()
-		if err := r.op.dir.WriteEnv(envVars(&sec, uri, r.op.dir.ServerCertFile(), r.op.s.region, r.op.s.s3Endpoint)); err != nil {
+		if err := r.op.dir.WriteEnv(envVars(&sec, uri, certPathFor(r.op.dir, uri), r.op.s.region, r.op.s.s3Endpoint)); err != nil {
 			return err
 		}
 		r.log.Step("rewrote %s", r.op.dir.EnvFile())
@@ -112,13 +112,7 @@ func (r *rotation) read(ctx context.Context) error {
 	}
 	r.uri = r.o.TrackingURI
 	if r.uri == "" && len(r.insts) > 0 {
-		r.uri = trackingURI(&r.insts[0])
-		// The instance may have been replaced since up pinned its certificate.
-		keys, _, err := readServerKeys(ctx, s.ssm, n, &r.insts[0], time.Now())
-		if err == nil && keys != nil {
-			_, err = pinKeys(r.op.dir, keys, &r.insts[0])
-		}
-		if err != nil {
+		if err := r.serverURI(ctx); err != nil {
 			return err
 		}
 	}
@@ -230,4 +224,22 @@ func (r *rotation) httpClient() (*http.Client, error) {
 		return nil, fmt.Errorf("no pinned server certificate in %s: run `mlstack up --stack %s` first", r.op.dir.Path(), r.op.n.Stack)
 	}
 	return server.PinnedClient(cert, 20*time.Second)
+}
+
+// serverURI is the instance's tracking URI: plain HTTP for an earlier
+// stack, else https with the certificate the server published pinned (the
+// instance may have been replaced since up pinned one).
+func (r *rotation) serverURI(ctx context.Context) error {
+	s, n, inst := r.op.s, r.op.n, &r.insts[0]
+	legacy, err := isLegacy(ctx, s.ec2, inst)
+	if err != nil || legacy {
+		r.uri = legacyURI(inst)
+		return err
+	}
+	r.uri = trackingURI(inst)
+	keys, _, err := readServerKeys(ctx, s.ssm, n, inst, time.Now())
+	if err == nil && keys != nil {
+		_, err = pinKeys(r.op.dir, keys, inst)
+	}
+	return err
 }

@@ -48,6 +48,11 @@ func envVars(sec *local.Secrets, uri, certPath, region, s3Endpoint string) []env
 	if s3Endpoint != "" {
 		vars = append(vars, envfile.Var{Name: "MLFLOW_S3_ENDPOINT_URL", Value: s3Endpoint})
 	}
+	if certPath == "" {
+		// A plain-HTTP server (an earlier stack): no certificate, and none
+		// left over from another stack in the same shell.
+		vars[1] = envfile.Var{Name: vars[1].Name, Unset: true}
+	}
 	return withCleared(vars)
 }
 

@@ -423,15 +423,23 @@ func (r *upRun) publish(ctx context.Context) error {
 	if host == "" {
 		return fmt.Errorf("instance %s has no public DNS name or IP: is the default subnet public?", aws.ToString(r.inst.InstanceId))
 	}
-	if err := r.pin(ctx); err != nil {
+	legacy, err := isLegacy(ctx, r.s.ec2, r.inst)
+	if err != nil {
 		return err
+	}
+	if legacy {
+		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.hint("down", "--yes"), r.hint("up", r.cidrFlags()...)))
+		r.uri = legacyURI(r.inst)
+	} else if err := r.pin(ctx); err != nil {
+		return err
+	} else {
+		r.uri = trackingURI(r.inst)
 	}
 	if r.o.SSH {
 		r.log.Step("SSH is open to the allowed CIDRs: `mlstack ssh --stack %s`, or %s", r.n.Stack, server.Hint(sshHost(r.dir, host)))
 	}
-	r.uri = trackingURI(r.inst)
 	sec := r.store.Get()
-	if err := r.dir.WriteEnv(envVars(&sec, r.uri, r.dir.ServerCertFile(), r.s.region, r.s.s3Endpoint)); err != nil {
+	if err := r.dir.WriteEnv(envVars(&sec, r.uri, certPathFor(r.dir, r.uri), r.s.region, r.s.s3Endpoint)); err != nil {
 		return err
 	}
 	r.log.Step("wrote %s", r.dir.EnvFile())

@@ -15,10 +15,18 @@
 # copied fresh, seeded as NoCloud and booted with systemd-nspawn on the host
 # network, so cloud-init and systemd run the bootstrap for real. The public
 # DNS name points at 127.0.0.1 in /etc/hosts, so `up`'s own health wait and a
-# real MLflow client use the real tracking URI. Then: up exits 0; the client,
+# real MLflow client use the real tracking URI. The instance reads its
+# secrets from moto's SSM with the role's credentials from IMDS, makes its
+# TLS key and certificate, and publishes the certificate and SSH host key
+# there; up pins them. Then: up exits 0 with an https URI; the pinned
+# certificate and host key are the instance's; the user-data holds no
+# secret and no private key; the client,
 # with exactly the variables `mlstack env` prints, logs params, metrics and an
 # artifact; the artifact is in the stack bucket; 401 without credentials; a
-# foreign Host is refused; `mlstack check` passes; the server reads S3 through
+# foreign Host is refused; plain HTTP gets nothing; Debian's chromium,
+# headless, with the certificate pinned, logs in to the UI at the tracking
+# URI and sees the client's experiment, run and metric; `mlstack check` passes;
+# the server reads S3 through
 # the role from IMDS; MLflow came from the lock, hash-checked, without apt;
 # the server is one process under MLSTACK_BOOT_MAX_RSS; RSS and
 # boot-to-healthy are reported; `mlstack down` leaves nothing in moto.
@@ -166,10 +174,10 @@ fresh_rootfs() {
 need_root_tools() {
 	((EUID == 0)) || die "must run as root (systemd-nspawn, /etc/hosts, an address on lo, port 80)"
 	local missing=() t
-	for t in debootstrap systemd-nspawn nsenter ip curl flock go python3 sha256sum; do
+	for t in debootstrap systemd-nspawn nsenter ip curl flock go python3 sha256sum openssl ssh-keygen chromium; do
 		command -v "$t" >/dev/null || missing+=("$t")
 	done
-	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (Debian: apt-get install debootstrap systemd-container curl util-linux iproute2)"
+	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (Debian: apt-get install debootstrap systemd-container curl util-linux iproute2 openssl openssh-client chromium)"
 }
 
 # ensure_aemm prints the path of ec2-metadata-mock, built once from the Go module proxy.
@@ -352,6 +360,7 @@ server_rss() {
 #   T_BOOT           when the container was started (boot_container)
 #   BOOT_TO_HEALTHY  seconds from boot to /health 200 (wait_healthy)
 #   RUN_ID BUCKET ARTIFACT_KEY  the client's run and artifact (run_client)
+#   CERT PRIVATE_KEYS  the pinned certificate; the instance's private keys (check_pins)
 #   CURL_CFG         curl config with the tracking credentials (check_auth_hosts)
 #   SERVER_RSS SERVER_PSS  what report_numbers measured
 T_START=
@@ -366,6 +375,8 @@ RUN_ID=
 BUCKET=
 ARTIFACT_KEY=
 CURL_CFG=
+CERT=
+PRIVATE_KEYS=()
 SERVER_RSS=
 SERVER_PSS=
 
@@ -384,6 +395,7 @@ boot_test() {
 	check_artifact
 	check_auth_hosts
 	check_role_s3
+	check_ui
 	run_check
 	check_bytecode
 	report_numbers
@@ -508,10 +520,12 @@ boot_container() {
 # wait_healthy: waits for /health 200 by the public DNS name; sets
 # BOOT_TO_HEALTHY (seconds since T_BOOT, set by boot_container).
 wait_healthy() {
-	info "container booting (nspawn pid $NSPAWN_PID); waiting up to ${HEALTH_TIMEOUT}s for http://$PUBLIC_DNS:5000/health"
+	info "container booting (nspawn pid $NSPAWN_PID); waiting up to ${HEALTH_TIMEOUT}s for https://$PUBLIC_DNS:5000/health"
 	local deadline=$((SECONDS + HEALTH_TIMEOUT)) last_note=$SECONDS last_probe=$SECONDS dead=0 unit code
 	while :; do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$PUBLIC_DNS:5000/health" || true)
+		# -k for this timing probe alone (no credentials; up may not have
+		# pinned the certificate yet): every later check pins it.
+		code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 3 "https://$PUBLIC_DNS:5000/health" || true)
 		[[ $code == 200 ]] && break
 		kill -0 "$NSPAWN_PID" 2>/dev/null || { show "$WORK/console.log" 60; die "the container stopped before the server was healthy"; }
 		# Fail fast once cloud-init is done and the unit is not even trying.
@@ -549,7 +563,28 @@ check_up_result() {
 	((up_status == 0)) || die "mlstack up exited $up_status"
 	local uri
 	uri=$(cat "$WORK/up.out")
-	[[ $uri == "http://$PUBLIC_DNS:5000" ]] || die "up printed '$uri', want http://$PUBLIC_DNS:5000"
+	[[ $uri == "https://$PUBLIC_DNS:5000" ]] || die "up printed '$uri', want https://$PUBLIC_DNS:5000"
+	check_pins
+}
+
+# check_pins: what up pinned is what the instance made: its certificate
+# (served on 5000 and published in SSM) and its SSH host key (known_hosts).
+check_pins() {
+	say "the pinned certificate and host key are the instance's"
+	CERT=$STATE/$STACK/server.crt
+	cmp -s "$CERT" "$WORK/rootfs/var/lib/mlflow/tls/server.crt" ||
+		die "the pinned $CERT is not the certificate the instance made"
+	local served host_pub
+	served=$(openssl s_client -connect 127.0.0.1:5000 -servername "$PUBLIC_DNS" </dev/null 2>/dev/null | openssl x509) ||
+		die "no certificate served on 127.0.0.1:5000"
+	[[ $served == "$(openssl x509 <"$CERT")" ]] || die "the server serves another certificate than the pinned one"
+	host_pub=$(cut -d' ' -f1,2 "$WORK/rootfs/etc/ssh/ssh_host_ed25519_key.pub") ||
+		die "cloud-init made no ed25519 host key"
+	grep -qF "$PUBLIC_DNS,$PUBLIC_IP $host_pub" "$STATE/$STACK/known_hosts" ||
+		{ cat "$STATE/$STACK/known_hosts" >&2; die "known_hosts does not pin the instance's host key ($host_pub) for $PUBLIC_DNS,$PUBLIC_IP"; }
+	# The private halves never left the instance: secrets to look for.
+	PRIVATE_KEYS=("$WORK/rootfs/var/lib/mlflow/tls/server.key" "$WORK/rootfs/etc/ssh/ssh_host_ed25519_key")
+	info "certificate $(openssl x509 -noout -fingerprint -sha256 <"$CERT" | cut -d= -f2) for $PUBLIC_DNS, $PUBLIC_IP; host key $(ssh-keygen -lf "$WORK/rootfs/etc/ssh/ssh_host_ed25519_key.pub" | cut -d' ' -f2)"
 }
 
 check_cloud_init() {
@@ -575,7 +610,11 @@ sys.exit(1)' <<<"$status"; then
 	in_container systemctl is-active mlflow.service >/dev/null || die "mlflow.service is not active"
 	in_container grep -q "MLFLOW_SERVER_ALLOWED_HOSTS=$PUBLIC_DNS,$PUBLIC_DNS:5000,$PUBLIC_IP,$PUBLIC_IP:5000," /run/mlflow/allowed-hosts.env ||
 		die "allowed-hosts.env does not hold the IMDS public name and IP"
-	info "mlflow.service enabled and active; allowed hosts from IMDS"
+	in_container grep -q "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=https://$PUBLIC_DNS:5000,https://$PUBLIC_IP:5000," /run/mlflow/allowed-hosts.env ||
+		die "allowed-hosts.env does not hold the UI's origins"
+	in_container journalctl -u mlflow.service --no-pager | grep -q "mlstack-keys: secrets read from SSM" ||
+		die "mlflow.service did not read its secrets from SSM"
+	info "mlflow.service enabled and active; allowed hosts and CORS origins from IMDS; secrets from SSM"
 }
 
 # check_install: MLflow came from the lock with uv, hash-checked (another
@@ -614,7 +653,7 @@ run_client() {
 	local names
 	names=$(sed -n 's/^export \([A-Za-z0-9_]*\)=.*/\1/p' "$WORK/env.sh" | sort | tr '\n' ' ')
 	info "variables: $names"
-	[[ $names == "AWS_ACCESS_KEY_ID AWS_DEFAULT_REGION AWS_SECRET_ACCESS_KEY MLFLOW_S3_ENDPOINT_URL MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME " ]] ||
+	[[ $names == "AWS_ACCESS_KEY_ID AWS_DEFAULT_REGION AWS_SECRET_ACCESS_KEY MLFLOW_S3_ENDPOINT_URL MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_SERVER_CERT_PATH MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME " ]] ||
 		die "unexpected variables from mlstack env: $names"
 	mkdir -p "$WORK/home"
 	# shellcheck disable=SC2016 # expanded by the inner sh
@@ -662,19 +701,23 @@ for line in open(sys.argv[1]):
 user = env["MLFLOW_TRACKING_USERNAME"] + ":" + env["MLFLOW_TRACKING_PASSWORD"]
 print('user = "' + user.replace("\\", "\\\\").replace('"', '\\"') + '"')
 PY
+	printf 'cacert = "%s"\n' "$CERT" >>"$CURL_CFG"
 	chmod 0600 "$CURL_CFG"
-	expect_code "no credentials" 401 "http://$PUBLIC_DNS:5000/$api"
-	expect_code "wrong password" 401 -u "admin:wrong-password-123" "http://$PUBLIC_DNS:5000/$api"
-	expect_code "public DNS Host" 200 -K "$CURL_CFG" "http://$PUBLIC_DNS:5000/$api"
-	expect_code "public IP Host" 200 -K "$CURL_CFG" -H "Host: $PUBLIC_IP:5000" "http://127.0.0.1:5000/$api"
-	expect_code "foreign Host" '400|403' -K "$CURL_CFG" -H "Host: attacker.example:5000" "http://127.0.0.1:5000/$api"
-	expect_code "foreign Host, no port" '400|403' -K "$CURL_CFG" -H "Host: attacker.example" "http://127.0.0.1:5000/$api"
+	expect_code "no credentials" 401 --cacert "$CERT" "https://$PUBLIC_DNS:5000/$api"
+	expect_code "wrong password" 401 --cacert "$CERT" -u "admin:wrong-password-123" "https://$PUBLIC_DNS:5000/$api"
+	expect_code "public DNS Host" 200 -K "$CURL_CFG" "https://$PUBLIC_DNS:5000/$api"
+	expect_code "public IP Host" 200 -K "$CURL_CFG" --connect-to "$PUBLIC_IP:5000:127.0.0.1:5000" "https://$PUBLIC_IP:5000/$api"
+	expect_code "foreign Host" '400|403' -K "$CURL_CFG" -H "Host: attacker.example:5000" "https://$PUBLIC_DNS:5000/$api"
+	expect_code "foreign Host, no port" '400|403' -K "$CURL_CFG" -H "Host: attacker.example" "https://$PUBLIC_DNS:5000/$api"
+	# The certificate is checked: a name it does not hold fails the handshake.
+	expect_code "a name the certificate lacks" 000 -K "$CURL_CFG" --connect-to "localhost:5000:127.0.0.1:5000" "https://localhost:5000/$api"
+	expect_code "plain HTTP" '000|400' "http://$PUBLIC_DNS:5000/health"
 }
 
 check_role_s3() {
 	say "the server reads S3 through the instance role from IMDS"
 	local body
-	body=$(curl -fsS --max-time 20 -K "$CURL_CFG" "http://$PUBLIC_DNS:5000/get-artifact?path=notes.txt&run_uuid=$RUN_ID") ||
+	body=$(curl -fsS --max-time 20 -K "$CURL_CFG" "https://$PUBLIC_DNS:5000/get-artifact?path=notes.txt&run_uuid=$RUN_ID") ||
 		{ diagnose; die "the server could not read the artifact back from S3"; }
 	[[ $body == "mlstack boot test artifact" ]] || die "the server served '$body' for the artifact"
 	local method
@@ -684,6 +727,29 @@ c = boto3.Session().get_credentials()
 print(c.method, c.access_key == sys.argv[1])' "$ROLE_ACCESS_KEY_ID") || die "boto3 on the server found no credentials"
 	[[ $method == "iam-role True" ]] || die "boto3 on the server got credentials from '$method', want the instance role from IMDS"
 	info "get-artifact served the object; boto3 credentials: $method (the role's key from IMDSv2)"
+}
+
+# check_ui: the MLflow UI at the tracking URI in Debian's chromium, headless,
+# the pinned certificate trusted for this run alone: login, the experiment,
+# the run in its run list (the UI's POST runs/search, which MLflow refuses
+# without the CORS origins), the run's metric; a screenshot is kept.
+check_ui() {
+	say "the MLflow UI in a real browser (chromium, headless, certificate pinned)"
+	local pwfile=$WORK/ui-password out=${MLSTACK_TEST_ARTIFACTS:-$WORK}/boot-ui-$SUITE
+	python3 - "$WORK/env.sh" >"$pwfile" <<'PY'
+import shlex, sys
+for line in open(sys.argv[1]):
+    k, _, v = line.removeprefix("export ").rstrip("\n").partition("=")
+    if k == "MLFLOW_TRACKING_PASSWORD":
+        print(shlex.split(v)[0])
+PY
+	chmod 0600 "$pwfile"
+	mkdir -p "$out"
+	if ! "$WORK/boot" ui -uri "https://$PUBLIC_DNS:5000" -cert "$CERT" -user admin -password-file "$pwfile" \
+		-resolve "$PUBLIC_DNS=127.0.0.1" -experiment mlstack-boot-test -run boot -metric loss -value 0.2 \
+		-out "$out" 2> >(python3 scripts/boot/mask.py "$SECRETS" >&2); then
+		die "the MLflow UI check failed in the browser"
+	fi
 }
 
 run_check() {
@@ -729,14 +795,23 @@ report_numbers() {
 # scan_secrets: no secret of the stack (nor the role's keys) shows in what the
 # run printed or logged: mlstack's outputs, the console, the container's
 # logs and journal, the state dir's files besides those meant for secrets.
-# Skipped: the files that hold secrets by design (the secret list, the
-# user-data, the IMDS emulator's config, the env file and curl config the
-# test wrote) and the rootfs outside /var/log.
+# The secrets: the stack's (state dir), the role's keys, and the private
+# halves of the instance's TLS key and SSH host key, which must never leave
+# it. Skipped: the files that hold secrets by design (the secret list, the
+# gzip user-data as EC2 has it, scanned unpacked as user-data.txt, the IMDS
+# emulator's config, the env file, curl config and password file the test
+# wrote) and the rootfs outside /var/log.
 scan_secrets() {
 	say "secret scan of outputs and logs"
 	in_container journalctl --no-pager -o short-iso >"$WORK/journal.txt" 2>&1 || true
-	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" \
-		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip curl-auth.cfg \
+	local k keys=()
+	for k in "${PRIVATE_KEYS[@]}"; do keys+=(-private-key "$k"); done
+	# What EC2 holds, unpacked: scanned like every output, no skip.
+	python3 -c 'import gzip, sys; d = open(sys.argv[1], "rb").read(); sys.stdout.buffer.write(gzip.decompress(d) if d[:2] == b"\x1f\x8b" else d)' \
+		"$WORK/user-data" >"$WORK/user-data.txt"
+	grep -q "PRIVATE KEY" "$WORK/user-data.txt" && die "the user-data holds a private key"
+	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" "${keys[@]}" \
+		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip curl-auth.cfg -skip ui-password \
 		-skip rootfs -skip mlstack -skip boot -skip secretscan \
 		"$WORK" "$WORK/rootfs/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
 }

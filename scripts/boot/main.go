@@ -40,6 +40,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/mlstack/mlstack/cloudinit"
@@ -293,6 +294,7 @@ func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 	f.iamEntities(ctx, iam.NewFromConfig(cfg), base)
 	f.buckets(ctx, s3Client(cfg), base)
 	f.ec2Resources(ctx, ec2.NewFromConfig(cfg), stack, base)
+	f.parameters(ctx, ssm.NewFromConfig(cfg), stack)
 	if err := errors.Join(f.errs...); err != nil {
 		return fmt.Errorf("listing: %w", err)
 	}
@@ -302,7 +304,7 @@ func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 	if len(f.left) > 0 {
 		return fmt.Errorf("stack %s left %d resource(s) behind", stack, len(f.left))
 	}
-	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs)\n", stack)
+	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs, SSM parameters)\n", stack)
 	return nil
 }
 
@@ -401,6 +403,21 @@ func (f *found) ec2Resources(ctx context.Context, ec2c *ec2.Client, stack, base 
 			if aws.ToString(k.KeyName) == base {
 				f.add("key pair", aws.ToString(k.KeyName))
 			}
+		}
+	}
+}
+
+// parameters: SSM parameters under the stack's path.
+func (f *found) parameters(ctx context.Context, ssmc *ssm.Client, stack string) {
+	for p := ssm.NewGetParametersByPathPaginator(ssmc, &ssm.GetParametersByPathInput{
+		Path: aws.String("/mlstack/" + stack), Recursive: aws.Bool(true)}); p.HasMorePages(); {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			f.errs = append(f.errs, err)
+			return
+		}
+		for _, prm := range out.Parameters {
+			f.add("SSM parameter", aws.ToString(prm.Name))
 		}
 	}
 }

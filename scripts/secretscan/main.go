@@ -19,6 +19,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,8 +40,9 @@ func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("secretscan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var secretFiles, stateDirs, skips list
+	var secretFiles, keyFiles, stateDirs, skips list
 	fs.Var(&secretFiles, "secrets", "file with one secret a line (repeatable)")
+	fs.Var(&keyFiles, "private-key", "PEM private key file, found as its seed or body (repeatable)")
 	fs.Var(&stateDirs, "state-dir", "mlstack state dir (repeatable)")
 	fs.Var(&skips, "skip", "base name or pattern of a file or directory not to scan (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +54,11 @@ func run(args []string, stderr io.Writer) int {
 	}
 	sc := secretscan.New()
 	others, err := load(sc, secretFiles, stateDirs, stderr)
+	for _, k := range keyFiles {
+		b, rerr := os.ReadFile(k)
+		err = errors.Join(err, rerr)
+		sc.AddPrivateKey(k, b)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "secretscan: %v\n", err)
 		return 2

@@ -1,0 +1,61 @@
+package provision
+
+// Stacks made before TLS and SSM (issue 11): their server speaks plain HTTP
+// and reads its secrets from its user-data. They keep working as they are:
+// mlstack talks HTTP to them and says what moving them over takes.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// legacyMarker is the basic-auth file earlier user-data wrote, with the
+// admin password in it; today's bootstrap writes it under /run from SSM.
+var legacyMarker = []byte("path: /etc/mlflow/basic_auth.ini")
+
+// isLegacy reports whether inst was launched by an earlier mlstack, judged
+// by its user-data, which cannot change while it runs (unlike a tag).
+func isLegacy(ctx context.Context, api instanceAPI, inst *ec2types.Instance) (bool, error) {
+	raw, err := instanceUserData(ctx, api, aws.ToString(inst.InstanceId))
+	if err != nil || len(raw) == 0 {
+		return false, err
+	}
+	doc, err := cloudinit.Decode(raw)
+	if err != nil {
+		return false, fmt.Errorf("user-data of %s: %w", aws.ToString(inst.InstanceId), err)
+	}
+	return bytes.Contains(doc, legacyMarker), nil
+}
+
+// legacyURI is where an earlier server listens: plain HTTP.
+func legacyURI(inst *ec2types.Instance) string {
+	if h := trackingHost(inst); h != "" {
+		return "http://" + h + ":5000"
+	}
+	return ""
+}
+
+// certPathFor is the pinned certificate the env file names: none for a
+// plain-HTTP server.
+func certPathFor(dir local.Dir, uri string) string {
+	if strings.HasPrefix(uri, "https://") {
+		return dir.ServerCertFile()
+	}
+	return ""
+}
+
+// legacyWarning says what an earlier stack lacks and what moves it over.
+func legacyWarning(id, down, up string) string {
+	return fmt.Sprintf("instance %s was made by an earlier mlstack: its server speaks plain HTTP (the password crosses "+
+		"the network in clear text, and nothing proves the server is yours) and its user-data holds the MLflow admin "+
+		"password and the Flask secret key (readable with ec2:DescribeInstanceAttribute). It keeps working as it is. "+
+		"To move the stack over (pinned TLS, secrets in SSM, a working web UI), make it again: `%s`, then `%s`; "+
+		"this deletes its runs and artifacts, so export what you need first", id, down, up)
+}
