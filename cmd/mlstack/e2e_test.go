@@ -406,7 +406,7 @@ func sourceEnv(t *testing.T, out string) map[string]string {
 	must(t, os.WriteFile(f, []byte(out), 0o600))
 	names := []string{"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
 		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MLFLOW_S3_ENDPOINT_URL", "MLFLOW_TRACKING_SERVER_CERT_PATH"}
-	script := `set -eu; source "$1"; shift; for n in "$@"; do printf '%s\0' "${!n}"; done`
+	script := `set -eu; source "$1"; shift; for n in "$@"; do printf '%s\0' "${!n-}"; done`
 	cmd := exec.Command("bash", append([]string{"-c", script, "bash", f}, names...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	b, err := cmd.Output()
