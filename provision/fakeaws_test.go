@@ -903,6 +903,12 @@ func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 			n := f.seq
 			i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-198-51-100-%d.%s.compute.amazonaws.com", n%250, f.region))
 			i.inst.PublicIpAddress = aws.String(fmt.Sprintf("198.51.100.%d", n%250))
+			// EC2 sets LaunchTime at every start; the bootstrap publishes
+			// again at every start, for the new address.
+			i.inst.LaunchTime = aws.Time(f.tick())
+			if !f.silentServer {
+				f.publishKeys(i)
+			}
 		}
 		return &ec2.StartInstancesOutput{}, nil
 	})

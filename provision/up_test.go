@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/server"
 )
 
 const testCIDR = "198.51.100.7/32"
@@ -462,6 +463,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 	dir := upStack(t, f, "demo")
 	id := f.liveInstances()[0]
 	f.setInstanceState(id, ec2types.InstanceStateNameStopped)
+	oldCert := readFile(t, local.StackDir(dir, "demo").ServerCertFile())
 
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
@@ -487,6 +489,12 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
 	if !strings.Contains(string(env), dns) {
 		t.Errorf("env file not rewritten for the new address:\n%s", env)
+	}
+	// The server made a certificate for its new address: up pinned it.
+	certPEM := readFile(t, local.StackDir(dir, "demo").ServerCertFile())
+	cert, err := server.ParseCert(certPEM)
+	if err != nil || bytes.Equal(certPEM, oldCert) || server.Covers(cert, dns, time.Now()) != nil {
+		t.Errorf("after the start: certificate re-pinned %v, covers %s: %v", !bytes.Equal(certPEM, oldCert), dns, err)
 	}
 }
 

@@ -109,3 +109,28 @@ func TestScanningNothingIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateKeyFlag: -private-key looks for a private key that must not
+// leave where it was made (the instance's host key): found when its file
+// is printed, not when only its public half shows; a missing file is an error.
+func TestPrivateKeyFlag(t *testing.T) {
+	work, state := bootWork(t)
+	priv, pub, err := local.NewSSHKey("host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "ssh_host_ed25519_key")
+	write(t, keyFile, string(priv))
+	args := append([]string{"-private-key", keyFile}, bootArgs(work, state)...)
+	write(t, filepath.Join(work, "up.log"), "pinned host key "+string(pub))
+	if code, out := scan(t, args...); code != 0 {
+		t.Errorf("the public half alone: exit %d, want 0:\n%s", code, out)
+	}
+	write(t, filepath.Join(work, "console.log"), "cat /etc/ssh/ssh_host_ed25519_key\n"+string(priv))
+	if code, out := scan(t, args...); code != 1 || !strings.Contains(out, "LEAK") {
+		t.Errorf("the key file printed: exit %d, want 1:\n%s", code, out)
+	}
+	if code, out := scan(t, append([]string{"-private-key", filepath.Join(work, "nope")}, bootArgs(work, state)...)...); code != 2 {
+		t.Errorf("missing key file: exit %d, want 2:\n%s", code, out)
+	}
+}
