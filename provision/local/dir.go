@@ -107,17 +107,25 @@ func (d Dir) writeFile(name string, data []byte) error {
 }
 
 // CheckWritable fails early when the folder cannot be written, before
-// anything is created in AWS.
+// anything is created in AWS. A folder it made for the check it removes
+// again: a run that fails later (bad credentials) leaves no empty folder.
 func (d Dir) CheckWritable() error {
+	made := !exists(d.path)
 	if err := os.MkdirAll(d.path, 0o700); err != nil {
 		return notWritable(d.path, err)
 	}
 	f, err := os.CreateTemp(d.path, ".probe*")
+	if err == nil {
+		f.Close()
+		err = os.Remove(f.Name())
+	}
+	if made {
+		_ = os.Remove(d.path) // empty unless another run wrote to it meanwhile
+	}
 	if err != nil {
 		return notWritable(d.path, err)
 	}
-	f.Close()
-	return os.Remove(f.Name())
+	return nil
 }
 
 // Remove deletes the stack's folder.
@@ -127,6 +135,9 @@ func (d Dir) Remove() error {
 	}
 	return nil
 }
+
+// HasEnvFile reports whether this machine holds the stack's env file.
+func (d Dir) HasEnvFile() bool { return exists(d.EnvFile()) }
 
 // HasSSHKeys reports whether this machine holds the stack's login key and
 // host key, the two files SSH to the instance needs.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -56,7 +57,7 @@ func TestSecretsSaveLoad(t *testing.T) {
 			if err != nil {
 				t.Fatalf("load: %v", err)
 			}
-			if got == nil || *got != *want {
+			if got == nil || !reflect.DeepEqual(*got, *want) {
 				t.Errorf("load = %+v, want %+v", got, want)
 			}
 			// Secrets: the file 0600 and the folder 0700, whatever existed before.
@@ -138,7 +139,7 @@ func TestLoadFor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := d.LoadFor(tt.account, tt.region)
 			if tt.ok {
-				if err != nil || s == nil || *s != *sampleSecrets() {
+				if err != nil || s == nil || !reflect.DeepEqual(*s, *sampleSecrets()) {
 					t.Fatalf("LoadFor = %+v, %v", s, err)
 				}
 				return
@@ -216,9 +217,15 @@ func TestCheckWritable(t *testing.T) {
 				if err != nil {
 					t.Fatalf("CheckWritable = %v", err)
 				}
-				entries, err := os.ReadDir(tt.dir.path)
-				if err != nil || len(entries) != 0 {
-					t.Errorf("probe file left behind: %v", entries)
+				// The folder it made for the check is gone again.
+				if _, err := os.Stat(tt.dir.path); !os.IsNotExist(err) {
+					t.Errorf("CheckWritable left %s behind (%v)", tt.dir.path, err)
+				}
+				// An existing folder stays, without the probe.
+				must(t, os.MkdirAll(tt.dir.path, 0o700))
+				must(t, tt.dir.CheckWritable())
+				if entries, err := os.ReadDir(tt.dir.path); err != nil || len(entries) != 0 {
+					t.Errorf("probe file left behind: %v %v", entries, err)
 				}
 				return
 			}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +38,7 @@ func TestStoreUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *got != st.Get() || got.AccessKeyID != "AKIANEW" || got.LaunchNonce != "nonce-2" || got.MLflowPassword != sampleSecrets().MLflowPassword {
+	if !reflect.DeepEqual(*got, st.Get()) || got.AccessKeyID != "AKIANEW" || got.LaunchNonce != "nonce-2" || got.MLflowPassword != sampleSecrets().MLflowPassword {
 		t.Errorf("on disk %+v, in the store %+v", got, st.Get())
 	}
 }
@@ -137,5 +138,67 @@ func TestLock(t *testing.T) {
 	var nw *NotWritableError
 	if _, err := Lock(context.Background(), filepath.Join(file, "sub"), "demo", nil); !errors.As(err, &nw) {
 		t.Errorf("state dir below a file: %v, want a *NotWritableError", err)
+	}
+}
+
+// TestLockFileGoesWithTheStack: a lock file outlives no stack folder; with a
+// folder it stays. A run that waited on a file removed meanwhile locks the
+// new one, so two runs never hold the lock at once.
+func TestLockFileGoesWithTheStack(t *testing.T) {
+	root := t.TempDir()
+	lockPath := filepath.Join(root, ".demo.lock")
+	unlock, err := Lock(context.Background(), root, "demo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if _, err := os.Stat(lockPath); !os.IsNotExist(err) {
+		t.Errorf("lock file of a stack without a folder left behind (%v)", err)
+	}
+
+	d := StackDir(root, "demo")
+	if err := d.Save(sampleSecrets()); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err = Lock(context.Background(), root, "demo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if _, err := os.Stat(lockPath); err != nil {
+		t.Errorf("lock file of a live stack removed: %v", err)
+	}
+
+	// The holder removes the stack and its lock file just after a second
+	// run opened that file, and a third run makes and locks a new one: the
+	// second must not lock the unlinked file, but wait for the third.
+	must(t, d.Remove())
+	first, err := Lock(context.Background(), root, "demo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var third func()
+	lockOpened = func() {
+		if third == nil {
+			third = func() {}
+			first()
+			if third, err = Lock(context.Background(), root, "demo", nil); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { lockOpened = func() {} })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Lock(ctx, root, "demo", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a second run got the lock while the third held it: %v", err)
+	}
+	third()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
