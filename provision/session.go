@@ -3,7 +3,9 @@ package provision
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -104,7 +106,39 @@ func loadConfig(ctx context.Context, a AWS) (aws.Config, error) {
 		}
 		return cfg, usagef("no usable AWS credentials (environment, --profile, SSO or instance role): log in, or pass --profile NAME")
 	}
-	return cfg, nil
+	return cfg, regionExists(ctx, cfg)
+}
+
+// regionAsk bounds asking EC2 whether a region exists.
+const regionAsk = 10 * time.Second
+
+// regionExists refuses a region that does not exist before any call goes
+// there (its endpoint does not resolve: the SDK would retry for seconds and
+// end in an XML error). The SDK's partition metadata knows the regions of
+// its release; a newer one EC2 lists from the partition's home region.
+func regionExists(ctx context.Context, cfg aws.Config) error {
+	name := cfg.Region
+	home := region.Of(name).Home
+	if region.Known(name) || home == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, regionAsk)
+	defer cancel()
+	out, err := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region, o.RetryMaxAttempts = home, 1 }).
+		DescribeRegions(ctx, &ec2.DescribeRegionsInput{AllRegions: aws.Bool(true)})
+	if err != nil {
+		return usagef("region %s is not one this mlstack knows, and EC2 in %s could not confirm it (%v): check the name or pass another --region",
+			name, home, err)
+	}
+	var names []string
+	for _, r := range out.Regions {
+		if aws.ToString(r.RegionName) == name {
+			return nil
+		}
+		names = append(names, aws.ToString(r.RegionName))
+	}
+	sort.Strings(names)
+	return usagef("region %s does not exist (%s: %s): pass another --region", name, region.Of(name).Name, strings.Join(names, " "))
 }
 
 // connect opens a session on AWS; unit tests replace it with one over fakes.

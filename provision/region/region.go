@@ -16,6 +16,30 @@ var nameRe = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
 // Valid reports whether name has the shape of an AWS region name.
 func Valid(name string) bool { return nameRe.MatchString(name) }
 
+// known are the regions of the AWS SDK's partition metadata
+// (internal/endpoints/awsrulesfn/partitions.json of aws-sdk-go-v2 v1.48.0,
+// which the SDK cannot export; a test compares the two). A region opened
+// after that release is not here: callers ask EC2 about it.
+var known = map[string]bool{}
+
+func init() {
+	for _, r := range strings.Fields(`
+		af-south-1 ap-east-1 ap-east-2 ap-northeast-1 ap-northeast-2 ap-northeast-3 ap-south-1 ap-south-2
+		ap-southeast-1 ap-southeast-2 ap-southeast-3 ap-southeast-4 ap-southeast-5 ap-southeast-6 ap-southeast-7
+		ca-central-1 ca-west-1 eu-central-1 eu-central-2 eu-north-1 eu-south-1 eu-south-2 eu-west-1 eu-west-2
+		eu-west-3 il-central-1 me-central-1 me-south-1 me-west-1 mx-central-1 sa-east-1 sa-west-1 us-east-1
+		us-east-2 us-west-1 us-west-2
+		cn-north-1 cn-northwest-1
+		eusc-de-east-1
+		us-iso-east-1 us-iso-west-1 us-isob-east-1 us-isob-west-1 eu-isoe-west-1 us-isof-east-1 us-isof-south-1
+		us-gov-east-1 us-gov-west-1`) {
+		known[r] = true
+	}
+}
+
+// Known reports whether the SDK's partition metadata lists name.
+func Known(name string) bool { return known[name] }
+
 // Partition is what mlstack needs to know of one AWS partition.
 type Partition struct {
 	Name string // aws, aws-cn, aws-us-gov, aws-eusc

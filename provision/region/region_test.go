@@ -1,6 +1,13 @@
 package region
 
-import "testing"
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestValid(t *testing.T) {
 	for _, tc := range []struct {
@@ -32,5 +39,47 @@ func TestOf(t *testing.T) {
 		if p.Name != tc.partition || p.CanonicalOwner != tc.owner || p.EC2Principal != tc.principal {
 			t.Errorf("Of(%q) = %+v", tc.region, p)
 		}
+	}
+}
+
+// TestKnownIsTheSDKs: the known regions are exactly those of the SDK's
+// partition metadata in the module cache (the pinned aws-sdk-go-v2).
+func TestKnownIsTheSDKs(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/aws/aws-sdk-go-v2").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "internal", "endpoints", "awsrulesfn", "partitions.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Partitions []struct {
+			Regions map[string]json.RawMessage `json:"regions"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	sdk := map[string]bool{}
+	for _, p := range meta.Partitions {
+		for r := range p.Regions {
+			if Valid(r) { // not the aws-global pseudo-regions
+				sdk[r] = true
+			}
+		}
+	}
+	for r := range sdk {
+		if !Known(r) {
+			t.Errorf("the SDK lists %s, mlstack does not", r)
+		}
+	}
+	for r := range known {
+		if !sdk[r] {
+			t.Errorf("mlstack lists %s, the SDK does not", r)
+		}
+	}
+	if Known("eu-west-9") || Known("mars-west-1") {
+		t.Error("an invented region is known")
 	}
 }
