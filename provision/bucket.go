@@ -231,7 +231,7 @@ func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[stri
 		return nil
 	case hasCode(err, "OperationAborted"):
 		return fmt.Errorf("S3 still holds the name %s after %s (a bucket of that name was deleted a moment ago, "+
-			"and S3 frees names with a delay): run `mlstack up` again in a few minutes: %w", n.Bucket, nameBusyWait, err)
+			"and S3 frees names with a delay): try again in a few minutes: %w", n.Bucket, nameBusyWait, err)
 	case hasCode(err, "BucketAlreadyExists"):
 		return fmt.Errorf("S3 bucket name %s is taken by another account: choose another --stack", n.Bucket)
 	case err != nil:
@@ -246,13 +246,13 @@ func bucketInventory(ctx context.Context, api bucketAPI, n names, pending string
 	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
 	switch {
 	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
-		return []resource{{Kind: "S3 bucket", Name: n.Bucket, State: "created, not tagged"}}, nil
+		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateUntagged}}, nil
 	case hasCode(err, "NoSuchBucket", "NotFound", "NoSuchTagSet"):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading S3 bucket %s: %w", n.Bucket, err)
 	case owned(s3TagMap(tags.TagSet), n.Stack):
-		return []resource{{Kind: "S3 bucket", Name: n.Bucket, State: "exists"}}, nil
+		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateExists}}, nil
 	}
 	return nil, nil
 }
@@ -283,7 +283,7 @@ func listBuckets(ctx context.Context, api bucketAPI, account string, set *stackS
 		if err != nil {
 			return fmt.Errorf("reading tags of S3 bucket %s: %w", name, err)
 		}
-		set.add(region, s3TagMap(tags.TagSet), nil)
+		set.add(region, s3TagMap(tags.TagSet), resource{Kind: kindBucket, ID: name, Name: name, State: stateExists}, nil)
 	}
 	return nil
 }
@@ -417,4 +417,33 @@ func resolveBucket(ctx context.Context, api bucketAPI, n names) (names, error) {
 		n.Bucket, n.GlobalBucket = n.GlobalBucket, ""
 	}
 	return n, err
+}
+
+// bucketUsage is what the bucket holds: its objects (latest versions) and
+// the bytes of every version, all of which down deletes.
+type bucketUsage struct {
+	objects int
+	bytes   int64
+}
+
+// measureBucket counts the bucket's objects and bytes, a page at a time.
+func measureBucket(ctx context.Context, api bucketAPI, bucket string) (bucketUsage, error) {
+	var u bucketUsage
+	p := s3.NewListObjectVersionsPaginator(api, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if hasCode(err, "NoSuchBucket") {
+			return u, nil
+		}
+		if err != nil {
+			return u, fmt.Errorf("listing objects of S3 bucket %s: %w", bucket, err)
+		}
+		for _, v := range page.Versions {
+			u.bytes += aws.ToInt64(v.Size)
+			if aws.ToBool(v.IsLatest) {
+				u.objects++
+			}
+		}
+	}
+	return u, nil
 }

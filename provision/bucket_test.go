@@ -308,7 +308,7 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 	}
 	f.buckets[n.Bucket].tags = stackTagsFor("demo", time.Now())
 	rows, err = bucketInventory(ctx, f, n, "")
-	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: "S3 bucket", Name: n.Bucket, State: "exists"}) {
+	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateExists}) {
 		t.Errorf("inventory = %v, %v", rows, err)
 	}
 	f.failNext("GetBucketTagging", awsErr("InternalError"), 1)
@@ -331,7 +331,7 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 		t.Errorf("retag = %v", err)
 	}
 
-	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	set := newStackSet(fakeAccount)
 	f.addBucket("mlstack-other-"+fakeAccount+"-us-east-1", stackTagsFor("other", time.Now()))
 	if err := listBuckets(ctx, f, fakeAccount, set, map[string]bool{fakeRegion: true}); err != nil {
 		t.Fatal(err)

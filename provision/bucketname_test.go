@@ -179,7 +179,8 @@ func TestBucketNameBusy(t *testing.T) {
 	f.failNext("CreateBucket", busy, -1)
 	o, _, _ = upOpts(t.TempDir(), "demo")
 	err := Up(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), "S3 still holds the name") || !strings.Contains(err.Error(), "run `mlstack up` again in a few minutes") {
+	if err == nil || !strings.Contains(err.Error(), "S3 still holds the name") || !strings.Contains(err.Error(), "try again in a few minutes") ||
+		!strings.Contains(err.Error(), "run `mlstack up --stack demo") {
 		t.Fatalf("name busy for good: %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -30,9 +29,10 @@ func Check(ctx context.Context, o CheckOptions) error {
 		return err
 	}
 	if sec == nil {
-		return fmt.Errorf("no local state for stack %s in %s: run `mlstack check` where the stack was created", o.Stack.Name, dir.Path())
+		return fmt.Errorf("no local state for stack %s in %s: run `%s` where the stack was created",
+			o.Stack.Name, dir.Path(), hints{stack: o.Stack.Name, stateDir: o.StateDir}.cmd("check"))
 	}
-	t, err := checkTarget(dir, o.Stack.Name)
+	t, err := checkTarget(dir, localUp(o.Stack, sec))
 	if err != nil {
 		return err
 	}
@@ -67,17 +67,16 @@ func clientEnv(environ []string, vars []envfile.Var) map[string]string {
 	return env
 }
 
-// checkTarget reads what a client of the stack has from its env file.
-func checkTarget(dir local.Dir, stack string) (server.CheckTarget, error) {
+// checkTarget reads what a client of the stack has from its env file; up
+// is the command that writes it.
+func checkTarget(dir local.Dir, up string) (server.CheckTarget, error) {
 	vars, err := dir.ReadEnv()
 	var damaged *local.DamagedEnvError
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return server.CheckTarget{}, fmt.Errorf("no env file for stack %s (%s): run `mlstack up --stack %s` first", stack, dir.EnvFile(), stack)
 	case errors.As(err, &damaged):
-		return server.CheckTarget{}, fmt.Errorf("%v: run `mlstack up --stack %s` to rewrite it", err, stack)
+		return server.CheckTarget{}, fmt.Errorf("%v: `%s` rewrites it", err, up)
 	case err != nil:
-		return server.CheckTarget{}, fmt.Errorf("no env file for stack %s (%s): run `mlstack up --stack %s` first", stack, dir.EnvFile(), stack)
+		return server.CheckTarget{}, fmt.Errorf("no env file %s: `%s` writes it", dir.EnvFile(), up)
 	}
 	env := clientEnv(os.Environ(), vars)
 	var missing []string
@@ -88,9 +87,9 @@ func checkTarget(dir local.Dir, stack string) (server.CheckTarget, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return server.CheckTarget{}, fmt.Errorf("env file %s lacks %s: run `mlstack up --stack %s` to rewrite it", dir.EnvFile(), strings.Join(missing, ", "), stack)
+		return server.CheckTarget{}, fmt.Errorf("env file %s lacks %s: `%s` rewrites it", dir.EnvFile(), strings.Join(missing, ", "), up)
 	}
-	httpc, err := pinnedFromEnv(env, dir.EnvFile(), stack)
+	httpc, err := pinnedFromEnv(env, dir.EnvFile(), up)
 	if err != nil {
 		return server.CheckTarget{}, err
 	}
@@ -106,18 +105,19 @@ func checkTarget(dir local.Dir, stack string) (server.CheckTarget, error) {
 
 // pinnedFromEnv is the HTTP client a client of the stack uses: over https,
 // it trusts the certificate MLFLOW_TRACKING_SERVER_CERT_PATH names alone,
-// as MLflow's client does; nil (the default) for plain http (tests).
-func pinnedFromEnv(env map[string]string, envFile, stack string) (*http.Client, error) {
+// as MLflow's client does; nil (the default) for plain http (tests). up
+// is the command that rewrites the env file and pins the certificate.
+func pinnedFromEnv(env map[string]string, envFile, up string) (*http.Client, error) {
 	if !strings.HasPrefix(env["MLFLOW_TRACKING_URI"], "https://") {
 		return nil, nil
 	}
 	path := env["MLFLOW_TRACKING_SERVER_CERT_PATH"]
 	if path == "" {
-		return nil, fmt.Errorf("env file %s lacks MLFLOW_TRACKING_SERVER_CERT_PATH: run `mlstack up --stack %s` to rewrite it", envFile, stack)
+		return nil, fmt.Errorf("env file %s lacks MLFLOW_TRACKING_SERVER_CERT_PATH: `%s` rewrites it", envFile, up)
 	}
 	cert, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("the pinned server certificate: %w; run `mlstack up --stack %s` to pin it", err, stack)
+		return nil, fmt.Errorf("the pinned server certificate: %w; `%s` pins it", err, up)
 	}
 	return server.PinnedClient(cert, 20*time.Second)
 }

@@ -151,3 +151,15 @@ func publicAddrs(ps []netip.Prefix) uint64 {
 	}
 	return n
 }
+
+// nonPublicCIDRs are the cidrs that hold no public address: traffic from
+// the internet to the server's public address never comes from them.
+func nonPublicCIDRs(cidrs []string) []string {
+	var out []string
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil && publicAddrs([]netip.Prefix{p}) == 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -26,6 +26,7 @@ type keyProbeAPI interface {
 type rotation struct {
 	o     RotateOptions
 	log   *progress
+	h     hints
 	op    *openedStack
 	store *local.Store
 	keys  []string // the access keys before the rotation
@@ -43,7 +44,7 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	r := &rotation{o: o, log: newProgress(o.Log)}
+	r := &rotation{o: o, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS)}
 	var err error
 	if r.op, err = openStack(ctx, o.Stack, o.AWS, r.log, true); err != nil {
 		return err
@@ -65,13 +66,47 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 		}
 		r.log.Step("rewrote %s", r.op.dir.EnvFile())
 	} else {
-		r.log.Warn("no running instance and no env file here: `mlstack up --stack %s` writes the env file with the new key", o.Stack.Name)
+		r.noServerHint(ctx)
 	}
 	if mlErr != nil {
 		return fmt.Errorf("access key rotated; %w", mlErr)
 	}
 	r.log.Step("credentials of stack %s rotated", o.Stack.Name)
 	return nil
+}
+
+// noServerHint says how the env file gets written when no server runs and
+// no env file was here: an up launches one, but only where the stack's SSH
+// key is (elsewhere up refuses the stack's key pair).
+func (r *rotation) noServerHint(ctx context.Context) {
+	if r.op.dir.HasSSHKeys() {
+		r.log.Warn("no running instance and no env file here: `%s` launches one and writes the env file with the new key", r.upHint(ctx))
+		return
+	}
+	r.log.Warn("no running instance and no env file here, and this machine cannot launch one (the stack's SSH key is where it was created): "+
+		"once the stack's server runs again, `%s` here writes the env file", r.again())
+}
+
+// upHint is an up that keeps the stack's allowed CIDRs and SSH as its
+// security group has them (else as the last up here asked).
+func (r *rotation) upHint(ctx context.Context) string {
+	var cidrs []string
+	var ssh bool
+	if sec := r.op.secrets; sec != nil {
+		cidrs, ssh = sec.AllowCIDRs, sec.SSH
+	}
+	if g, err := findSecurityGroup(ctx, r.op.s.ec2, r.op.n); err == nil && g.id != "" {
+		cidrs, ssh = g.allowed(), g.sshOpen()
+	}
+	return r.h.up(cidrs, ssh)
+}
+
+// again is this rotation as a command.
+func (r *rotation) again() string {
+	if r.o.SkipMLflow {
+		return r.h.cmd("creds rotate", "--skip-mlflow")
+	}
+	return r.h.cmd("creds rotate")
 }
 
 // lastURI is the tracking URI of the env file written before, if any.
@@ -97,10 +132,10 @@ func (r *rotation) read(ctx context.Context) error {
 		return err
 	}
 	if !u.exists {
-		return fmt.Errorf("stack %s has no IAM user %s: run `mlstack up --stack %s`", n.Stack, n.User, n.Stack)
+		return fmt.Errorf("stack %s has no IAM user %s: `%s` creates it", n.Stack, n.User, r.upHint(ctx))
 	}
 	if len(u.keys) >= 2 {
-		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): run `mlstack up` to remove stray ones first", n.User, len(u.keys))
+		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): `%s` removes stray ones", n.User, len(u.keys), r.upHint(ctx))
 	}
 	r.keys = u.keys
 	// Only the stack's own instance: a look-alike must never see a password.
@@ -141,7 +176,7 @@ func (r *rotation) rotateKey(ctx context.Context) error {
 	}
 	r.log.Step("checking that the new key can use bucket %s", n.Bucket)
 	if err := probeKey(ctx, s.s3As(id, secret), n.Bucket); err != nil {
-		return fmt.Errorf("the new access key %s does not work yet (%w); the old key was kept: run `mlstack creds rotate` again later", id, err)
+		return fmt.Errorf("the new access key %s does not work yet (%w); the old key was kept: run `%s` again later", id, err, r.again())
 	}
 	for _, old := range r.keys {
 		r.log.Step("deleting old access key %s", old)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -244,7 +245,7 @@ func TestRotateCredsRefusals(t *testing.T) {
 		f := newInstalledFake(t)
 		o, _ := rotateOpts(t.TempDir(), "demo", "")
 		err := RotateCreds(context.Background(), o)
-		if err == nil || !strings.Contains(err.Error(), "has no IAM user mlstack-demo: run `mlstack up --stack demo`") {
+		if err == nil || !strings.Contains(err.Error(), "has no IAM user mlstack-demo: `mlstack up --stack demo --state-dir "+o.StateDir+"` creates it") {
 			t.Fatalf("rotate = %v", err)
 		}
 		if len(f.mutating()) != 0 {
@@ -286,7 +287,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") {
 			t.Fatalf("rotate = %v", err)
 		}
-		if *savedSecrets(t, dir, "demo") != *old {
+		if !reflect.DeepEqual(*savedSecrets(t, dir, "demo"), *old) {
 			t.Error("state changed")
 		}
 	})
@@ -419,8 +420,20 @@ func TestRotateCredsFailures(t *testing.T) {
 		if err := RotateCreds(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(log.String(), "writes the env file with the new key") {
+		if !strings.Contains(log.String(), "`mlstack up --stack demo --state-dir "+dir+" --allow-cidr 198.51.100.7/32` launches one and writes the env file") {
 			t.Errorf("progress:\n%s", log)
+		}
+		// A machine without the stack's SSH key cannot launch one: up would
+		// refuse the key pair. It is told to rotate again once a server runs.
+		fresh := t.TempDir()
+		o, log = rotateOpts(fresh, "demo", "")
+		o.SkipMLflow = true
+		if err := RotateCreds(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(log.String(), "mlstack up") ||
+			!strings.Contains(log.String(), "`mlstack creds rotate --stack demo --state-dir "+fresh+" --skip-mlflow` here writes the env file") {
+			t.Errorf("progress on a fresh machine:\n%s", log)
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -18,16 +19,18 @@ type LeftBehindError struct {
 	Sweep     bool // left by a sweep of several stacks
 	Remaining []resource
 	Err       error
+	// Hint is the command that finishes the job, with the flags in use.
+	Hint string
 }
 
 func (e *LeftBehindError) Error() string {
 	var names []string
 	for _, r := range e.Remaining {
-		names = append(names, r.Kind+" "+r.Name)
+		names = append(names, r.label())
 	}
-	msg := fmt.Sprintf("stack %s still owns: %s; run `mlstack down --stack %s --yes` again", e.Stack, strings.Join(names, ", "), e.Stack)
+	msg := fmt.Sprintf("stack %s still owns: %s; run `%s` again", e.Stack, strings.Join(names, ", "), e.Hint)
 	if e.Sweep {
-		msg = fmt.Sprintf("the sweep left: %s; run it again", strings.Join(names, ", "))
+		msg = fmt.Sprintf("the sweep left: %s; run `%s` again", strings.Join(names, ", "), e.Hint)
 	}
 	if e.Err != nil {
 		msg = e.Err.Error() + "\n" + msg
@@ -47,7 +50,7 @@ func Down(ctx context.Context, o DownOptions) error {
 	if o.sweep() {
 		return sweep(ctx, o)
 	}
-	log := newProgress(o.Log)
+	log := o.Streams.progress()
 	op, err := openStack(ctx, o.Stack, o.AWS, log, !o.DryRun)
 	if err != nil {
 		return err
@@ -58,31 +61,46 @@ func Down(ctx context.Context, o DownOptions) error {
 		return err
 	}
 	found := inv.rows
-	if len(found) == 0 {
+	sortResources(found)
+	switch {
+	case len(found) == 0:
 		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.account, op.s.region)
 		if o.DryRun {
 			return nil
 		}
 		return op.dir.Remove()
-	}
-	if o.DryRun {
-		for _, r := range found {
-			fmt.Fprintf(o.Out, "(plan) would delete %s %s\n", r.Kind, r.Name)
-		}
-		for _, l := range inv.lookalikes {
-			fmt.Fprintf(o.Out, "(plan) would leave instance %s alone: %s\n", l.id, l.why)
-		}
+	case o.DryRun:
+		printDownPlan(o.Out, found, inv.lookalikes, op.lossLines(ctx, inv, o.TrackingURI))
 		return nil
 	}
-	if err := confirmDown(o, op, found, log); err != nil {
+	if err := confirmDown(ctx, o, op, inv, log); err != nil {
 		return err
 	}
-	return deleteStack(ctx, op.s, op.n, op.dir, op.pendingBucket(), o.Timeout, log)
+	err = deleteStack(ctx, op.s, op.n, op.dir, op.pendingBucket(), o.Timeout, log)
+	var left *LeftBehindError
+	if errors.As(err, &left) {
+		left.Hint = hintsFor(o.Stack, o.AWS).cmd("down", "--yes")
+	}
+	return err
 }
 
-// confirmDown asks before deleting, unless --yes; with no terminal to ask
-// on it refuses. A stack another principal made is named as theirs.
-func confirmDown(o DownOptions, op *openedStack, found []resource, log *progress) error {
+// printDownPlan is down --dry-run's answer.
+func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, lost []string) {
+	for _, r := range found {
+		fmt.Fprintf(w, "(plan) would delete %s\n", r.label())
+	}
+	for _, l := range lost {
+		fmt.Fprintf(w, "(plan) would lose for good: %s\n", l)
+	}
+	for _, l := range lookalikes {
+		fmt.Fprintf(w, "(plan) would leave instance %s alone: %s\n", l.id, l.why)
+	}
+}
+
+// confirmDown asks before deleting, unless --yes, after saying what is lost
+// for good; with no terminal to ask on it refuses. A stack another
+// principal made is named as theirs.
+func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stackInventory, log *progress) error {
 	owner := op.home.foreignOwner(op.s.principal)
 	switch {
 	case o.Yes && owner != "":
@@ -96,14 +114,19 @@ func confirmDown(o DownOptions, op *openedStack, found []resource, log *progress
 	case o.Confirm == nil:
 		return usagef("refusing to delete stack %s without --yes (no terminal to ask on)", op.n.Stack)
 	}
-	for _, r := range found {
-		log.Info("%s %s", r.Kind, r.Name)
+	log.Step("stack %s owns:", op.n.Stack)
+	for _, r := range inv.rows {
+		log.Info("%s", r.label())
+	}
+	log.Warn("lost for good:")
+	for _, l := range op.lossLines(ctx, inv, o.TrackingURI) {
+		log.Info("%s", l)
 	}
 	whose := ""
 	if owner != "" {
 		whose = " (created by " + owner + ", not by you)"
 	}
-	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s%s, %d resources above, in %s? [y/N] ", op.n.Stack, whose, len(found), op.s.region))
+	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s%s, %s above, in %s? [y/N] ", op.n.Stack, whose, plural(len(inv.rows), "resource"), op.s.region))
 	if err != nil {
 		return err
 	}
@@ -163,6 +186,6 @@ func terminateStackInstances(ctx context.Context, s *session, n names, timeout t
 	if len(ids) == 0 {
 		return nil
 	}
-	log.Step("terminating instance(s) %v and waiting for them to go", ids)
-	return terminate(ctx, s.ec2, ids, timeout)
+	log.Step("terminating %s %s", pluralWord(len(ids), "instance"), strings.Join(ids, ", "))
+	return terminate(ctx, s.ec2, ids, timeout, log)
 }

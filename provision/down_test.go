@@ -3,7 +3,11 @@ package provision
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -67,13 +71,14 @@ func TestDownDryRun(t *testing.T) {
 	f.resetCalls()
 	o, out, _ := downOpts(dir, "demo")
 	o.DryRun = true
+	o.TrackingURI = "http://127.0.0.1:1" // nothing listens: not counted
 	if err := Down(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	id := f.liveInstances()[0]
 	for _, want := range []string{
-		"(plan) would delete instance " + id,
+		"(plan) would delete instance " + n.Instance + " (" + id + ")",
 		"(plan) would delete security group " + n.SecurityGroup + " (sg-",
 		"(plan) would delete key pair " + n.KeyPair,
 		"(plan) would delete IAM user " + n.User,
@@ -89,7 +94,15 @@ func TestDownDryRun(t *testing.T) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
 	}
-	if lines := strings.Count(out.String(), "\n"); lines != 11 {
+	for _, want := range []string{
+		"(plan) would lose for good: the experiments and runs in the server's database (not counted: POST /api/2.0/mlflow/experiments/search: dial tcp 127.0.0.1:1: connect: connection refused)",
+		"(plan) would lose for good: 0 artifact files (0 bytes, every version) in S3 bucket " + n.Bucket,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != 13 {
 		t.Errorf("%d plan lines:\n%s", lines, out)
 	}
 	if m := f.mutating(); len(m) != 0 {
@@ -165,11 +178,11 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	if !errors.As(err, &lb) {
 		t.Fatalf("down = %v, want a *LeftBehindError", err)
 	}
-	if lb.Stack != "demo" || lb.Sweep || len(lb.Remaining) != 1 || lb.Remaining[0].Kind != "S3 bucket" || lb.Remaining[0].Name != n.Bucket {
+	if lb.Stack != "demo" || lb.Sweep || len(lb.Remaining) != 1 || lb.Remaining[0].Kind != kindBucket || lb.Remaining[0].Name != n.Bucket {
 		t.Errorf("left behind %+v", lb)
 	}
 	if msg := err.Error(); !strings.Contains(msg, "InternalError") || !strings.Contains(msg, "stack demo still owns: S3 bucket "+n.Bucket) ||
-		!strings.Contains(msg, "run `mlstack down --stack demo --yes` again") {
+		!strings.Contains(msg, "run `mlstack down --stack demo --state-dir "+dir+" --yes` again") {
 		t.Errorf("message: %s", msg)
 	}
 	if !hasCode(err, "InternalError") {
@@ -466,5 +479,75 @@ func TestDownTerminateAnsweredWithAnError(t *testing.T) {
 	}
 	if len(f.owns("demo")) != 0 {
 		t.Errorf("left %v", f.owns("demo"))
+	}
+}
+
+// mlflowCounts is an MLflow server with experiments "0" and "1" holding 2
+// and 3 runs, each search answered a page at a time; it wants user and
+// password.
+func mlflowCounts(t *testing.T, user, password string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var body struct {
+			IDs   []string `json:"experiment_ids"`
+			Token string   `json:"page_token"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		switch {
+		case r.URL.Path == "/api/2.0/mlflow/experiments/search" && body.Token == "":
+			fmt.Fprint(w, `{"experiments":[{"experiment_id":"0"}],"next_page_token":"more"}`)
+		case r.URL.Path == "/api/2.0/mlflow/experiments/search":
+			fmt.Fprint(w, `{"experiments":[{"experiment_id":"1"}]}`)
+		case r.URL.Path == "/api/2.0/mlflow/runs/search" && body.Token == "":
+			fmt.Fprintf(w, `{"runs":[{},{}],"next_page_token":"more"}`)
+		case r.URL.Path == "/api/2.0/mlflow/runs/search" && slices.Equal(body.IDs, []string{"0", "1"}):
+			fmt.Fprint(w, `{"runs":[{},{},{}]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestDownSaysWhatIsLost: before asking, down counts the runs in the
+// server's database and the artifacts in the bucket; what it cannot count
+// it says why, and asks all the same.
+func TestDownSaysWhatIsLost(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	f.mu.Lock()
+	f.buckets[n.Bucket].versions = []fakeVersion{{key: "a", id: "1", size: 1500}, {key: "a", id: "2", size: 2500},
+		{key: "b", id: "1", size: 1000}, {key: "c", id: "1", size: 500}, {key: "c", id: "2", marker: true}}
+	f.mu.Unlock()
+	sec := savedSecrets(t, dir, "demo")
+	for _, c := range []struct{ name, uri, want string }{
+		{"counted", mlflowCounts(t, sec.MLflowUser, sec.MLflowPassword), "5 runs in 2 experiments in the server's database"},
+		{"wrong password", mlflowCounts(t, sec.MLflowUser, "other"), "the experiments and runs in the server's database (not counted: POST /api/2.0/mlflow/experiments/search: 401"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o, _, log := downOpts(dir, "demo")
+			o.TrackingURI = c.uri
+			o.Confirm = func(string) (bool, error) { return false, nil }
+			if err := Down(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
+				t.Fatalf("down = %v", err)
+			}
+			for _, want := range []string{"lost for good:", c.want, "2 artifact files (5.5 kB, every version) in S3 bucket " + n.Bucket} {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("progress lacks %q:\n%s", want, log)
+				}
+			}
+		})
+	}
+	// Without the password here, the runs are not counted, and why.
+	o, _, log := downOpts(t.TempDir(), "demo")
+	o.Confirm = func(string) (bool, error) { return false, nil }
+	_ = Down(context.Background(), o)
+	if !strings.Contains(log.String(), "(not counted: this machine has no MLflow password for the stack)") {
+		t.Errorf("progress:\n%s", log)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/local/envfile"
@@ -62,8 +63,9 @@ var envFormats = map[string]func([]envfile.Var) ([]byte, error){
 
 // Env prints the stack's variables in the chosen format (shell export lines
 // by default). It reads only local files, so it works offline and with any
-// credentials exported.
-func Env(_ context.Context, o EnvOptions) error {
+// credentials exported; only when this machine has nothing of the stack
+// does it ask AWS whether the stack exists, to say what to do.
+func Env(ctx context.Context, o EnvOptions) error {
 	o.Streams.fill()
 	if err := o.Stack.validate(); err != nil {
 		return err
@@ -78,7 +80,7 @@ func Env(_ context.Context, o EnvOptions) error {
 	dir := local.StackDir(o.StateDir, o.Stack.Name)
 	vars, err := dir.ReadEnv()
 	if err != nil {
-		return envReadError(dir, o.Stack.Name, err)
+		return envReadError(ctx, o, dir, err)
 	}
 	vars = withCleared(vars)
 	out, err := format(vars)
@@ -93,18 +95,49 @@ func Env(_ context.Context, o EnvOptions) error {
 }
 
 // envReadError says what to do about an env file that cannot be read.
-func envReadError(dir local.Dir, stack string, err error) error {
+func envReadError(ctx context.Context, o EnvOptions, dir local.Dir, err error) error {
 	var damaged *local.DamagedEnvError
+	sec, lerr := dir.Load()
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("no local secrets for stack %s on this machine (%s is missing): the secret access key and "+
-			"MLflow password exist only where the stack was created. Run mlstack there, or, from an admin identity here, "+
-			"`mlstack creds rotate --stack %s` to issue a new key and password for this machine (the old ones stop working)",
-			stack, dir.EnvFile(), stack)
+	case lerr != nil:
+		return lerr
 	case errors.As(err, &damaged):
-		return fmt.Errorf("%v: run `mlstack up --stack %s` to rewrite it", err, stack)
+		return fmt.Errorf("%v: `%s` rewrites it", err, localUp(o.Stack, sec))
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("reading env file: %w", err)
+	case sec != nil:
+		return fmt.Errorf("no env file for stack %s here (%s is missing): `%s` writes it", o.Stack.Name, dir.EnvFile(), localUp(o.Stack, sec))
 	}
-	return fmt.Errorf("reading env file: %w", err)
+	return missingStack(ctx, o)
+}
+
+// envAskTimeout bounds env's one question to AWS.
+const envAskTimeout = 15 * time.Second
+
+// missingStack says what to do when this machine has nothing of the
+// stack: create it when it does not exist; else get its secrets where it
+// was made, or issue new ones here.
+func missingStack(ctx context.Context, o EnvOptions) error {
+	h := hintsFor(o.Stack, o.AWS)
+	ctx, cancel := context.WithTimeout(ctx, envAskTimeout)
+	defer cancel()
+	s, err := connect(ctx, o.AWS)
+	var home stackHome
+	if err == nil {
+		home, err = findHome(ctx, s.iam, namesFor(o.Stack.Name, s.account, s.region))
+	}
+	elsewhere := fmt.Sprintf("its secret access key and MLflow password exist only where it was created: run `%s` there, "+
+		"or, from an admin identity here, `%s` issues a new key and password for this machine (the old ones stop working)",
+		h.cmd("env"), h.cmd("creds rotate"))
+	switch {
+	case err != nil:
+		return fmt.Errorf("this machine has no local state for stack %s (%s), and AWS could not tell whether the stack exists (%v). "+
+			"If it does (`%s` tells), %s", o.Stack.Name, local.StackDir(o.StateDir, o.Stack.Name).Path(), err, h.cmd("status"), elsewhere)
+	case home.from == "":
+		return fmt.Errorf("stack %s does not exist in account %s, %s, and this machine has no local state for it: `%s` creates it",
+			o.Stack.Name, s.account, s.region, h.cmd("up"))
+	}
+	return fmt.Errorf("this machine has no local state for stack %s (%s is missing): %s", o.Stack.Name, local.StackDir(o.StateDir, o.Stack.Name).Path(), elsewhere)
 }
 
 // githubEnv masks the secrets first, so they are hidden before anything can

@@ -116,17 +116,40 @@ func TestEnvGitHub(t *testing.T) {
 }
 
 func TestEnvErrors(t *testing.T) {
-	// No env file here.
-	_, err := runEnv(t, t.TempDir(), "")
-	if err == nil || !strings.Contains(err.Error(), "no local secrets for stack demo on this machine") || !strings.Contains(err.Error(), "mlstack creds rotate --stack demo") {
-		t.Errorf("missing env: %v", err)
+	f := newInstalledFake(t)
+	// Nothing here, nothing in AWS: up creates it; creds rotate would not help.
+	empty := t.TempDir()
+	_, err := runEnv(t, empty, "")
+	if err == nil || !strings.Contains(err.Error(), "stack demo does not exist in account "+fakeAccount+", "+fakeRegion) ||
+		!strings.Contains(err.Error(), "`mlstack up --stack demo --state-dir "+empty+"` creates it") || strings.Contains(err.Error(), "creds rotate") {
+		t.Errorf("missing env, no stack: %v", err)
 	}
-	// A damaged one.
+	// Nothing here, the stack in AWS: its secrets are elsewhere.
+	upStack(t, f, "demo")
+	if _, err = runEnv(t, empty, ""); err == nil || !strings.Contains(err.Error(), "no local state for stack demo") ||
+		!strings.Contains(err.Error(), "`mlstack creds rotate --stack demo --state-dir "+empty+"` issues a new key") {
+		t.Errorf("missing env, the stack elsewhere: %v", err)
+	}
+	// AWS cannot be asked: both are said.
+	f.failNext("GetUser", awsErr("AccessDenied"), 1)
+	if _, err = runEnv(t, empty, ""); err == nil || !strings.Contains(err.Error(), "AWS could not tell whether the stack exists") ||
+		!strings.Contains(err.Error(), "mlstack status --stack demo") {
+		t.Errorf("missing env, AWS not asked: %v", err)
+	}
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("env made mutating calls %v", m)
+	}
+	// A state but no env file: up writes it, with the CIDRs it had.
 	dir := t.TempDir()
 	sd := local.StackDir(dir, "demo")
-	must(t, os.MkdirAll(sd.Path(), 0o700))
+	must(t, sd.Save(&local.Secrets{Stack: "demo", Account: fakeAccount, Region: "us-east-1", AllowCIDRs: []string{"198.51.100.7/32"}, SSH: true}))
+	if _, err = runEnv(t, dir, ""); err == nil ||
+		!strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1 --state-dir "+dir+" --allow-cidr 198.51.100.7/32 --ssh` writes it") {
+		t.Errorf("state, no env file: %v", err)
+	}
+	// A damaged one.
 	must(t, os.WriteFile(sd.EnvFile(), []byte("export X='unterminated\n"), 0o600))
-	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "run `mlstack up --stack demo` to rewrite it") {
+	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1") {
 		t.Errorf("damaged env: %v", err)
 	}
 	// Not a file.

@@ -106,6 +106,7 @@ type fakeProfile struct {
 type fakeVersion struct {
 	key, id string
 	marker  bool // a delete marker
+	size    int64
 }
 
 type fakeUpload struct{ key, id string }
@@ -1791,11 +1792,17 @@ func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 			last := vs[end-1]
 			out.IsTruncated, out.NextKeyMarker, out.NextVersionIdMarker = aws.Bool(true), aws.String(last.key), aws.String(last.id)
 		}
+		latest := map[string]string{} // key -> the newest version's id: the last added
+		for _, v := range b.versions {
+			latest[v.key] = v.id
+		}
 		for _, v := range vs[start:end] {
+			isLatest := aws.Bool(latest[v.key] == v.id)
 			if v.marker {
-				out.DeleteMarkers = append(out.DeleteMarkers, s3types.DeleteMarkerEntry{Key: aws.String(v.key), VersionId: aws.String(v.id)})
+				out.DeleteMarkers = append(out.DeleteMarkers, s3types.DeleteMarkerEntry{Key: aws.String(v.key), VersionId: aws.String(v.id), IsLatest: isLatest})
 			} else {
-				out.Versions = append(out.Versions, s3types.ObjectVersion{Key: aws.String(v.key), VersionId: aws.String(v.id)})
+				out.Versions = append(out.Versions, s3types.ObjectVersion{Key: aws.String(v.key), VersionId: aws.String(v.id),
+					IsLatest: isLatest, Size: aws.Int64(v.size)})
 			}
 		}
 		return out, nil

@@ -407,14 +407,14 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
-	if rows, err := userInventory(ctx, f, n); err != nil || rows != nil {
+	if rows, _, err := userInventory(ctx, f, n); err != nil || rows != nil {
 		t.Errorf("inventory of nothing: %v %v", rows, err)
 	}
 	f.addUser(n.User, stackTagsFor("demo", time.Now()))
 	f.addUser("mlstack-far", stackTags("far", "ap-south-1", fakeOwner, time.Now(), 0))
 	f.addUser("mlstack-untagged", nil)
-	rows, err := userInventory(ctx, f, n)
-	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: "IAM user", Name: n.User, State: "exists"}) {
+	rows, tags, err := userInventory(ctx, f, n)
+	if err != nil || len(rows) != 1 || rows[0].Kind != kindUser || rows[0].Name != n.User || rows[0].State != stateExists || tags[tagStack] != "demo" {
 		t.Errorf("inventory %v %v", rows, err)
 	}
 	if err := retagUser(ctx, f, n, "2031-01-01T00:00:00Z"); err != nil || iamTagMap(f.users[n.User].user.Tags)[tagExpiresAt] != "2031-01-01T00:00:00Z" {
@@ -424,7 +424,7 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 	if err := retagUser(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of IAM user") {
 		t.Errorf("retag = %v", err)
 	}
-	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	set := newStackSet(fakeAccount)
 	if err := listUsers(ctx, f, set, map[string]bool{fakeRegion: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 		t.Errorf("listed %+v", got)
 	}
 	f.failNext("GetUser", awsErr("ServiceFailure"), 1)
-	if _, err := userInventory(ctx, f, n); err == nil {
+	if _, _, err := userInventory(ctx, f, n); err == nil {
 		t.Error("inventory hid an error")
 	}
 }
@@ -728,14 +728,14 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	f := newFakeAWS()
-	if rows, err := roleInventory(ctx, f, n); err != nil || rows != nil {
+	if rows, _, err := roleInventory(ctx, f, n); err != nil || rows != nil {
 		t.Errorf("inventory of nothing %v %v", rows, err)
 	}
 	f.addRole(n.Role, tags)
 	f.addProfile(n.Profile, tags, n.Role)
 	f.addRole("mlstack-x-server", stackTags("x", "us-west-2", fakeOwner, time.Now(), 0))
-	rows, err := roleInventory(ctx, f, n)
-	if err != nil || len(rows) != 2 || rows[0].Kind != "IAM role" || rows[1].Kind != "instance profile" {
+	rows, _, err := roleInventory(ctx, f, n)
+	if err != nil || len(rows) != 2 || rows[0].Kind != kindRole || rows[1].Kind != kindProfile {
 		t.Errorf("inventory %v %v", rows, err)
 	}
 	if err := retagRole(ctx, f, &roleFound{roleExists: true, profileExists: true}, n, "2032-01-01T00:00:00Z"); err != nil {
@@ -754,7 +754,7 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 			t.Errorf("%s failing: %v", op, err)
 		}
 	}
-	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	set := newStackSet(fakeAccount)
 	if err := listRoles(ctx, f, set, map[string]bool{fakeRegion: true, "us-west-2": true}); err != nil {
 		t.Fatal(err)
 	}
@@ -763,7 +763,7 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 	}
 	for _, op := range []string{"GetRole", "GetInstanceProfile"} {
 		f.failNext(op, awsErr("ServiceFailure"), 1)
-		if _, err := roleInventory(ctx, f, n); err == nil {
+		if _, _, err := roleInventory(ctx, f, n); err == nil {
 			t.Errorf("%s failing: inventory hid it", op)
 		}
 	}

@@ -206,26 +206,29 @@ func adoptIfOurs(ctx context.Context, api roleAPI, n names, policy string, err e
 	return nil
 }
 
-// roleInventory is the status rows of the role and the profile the stack owns.
-func roleInventory(ctx context.Context, api roleAPI, n names) ([]resource, error) {
+// roleInventory is the status rows of the role and the profile the stack
+// owns, and the role's tags (nil without one).
+func roleInventory(ctx context.Context, api roleAPI, n names) ([]resource, map[string]string, error) {
 	var out []resource
+	var tags map[string]string
 	r, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
 	switch {
 	case hasCode(err, "NoSuchEntity"):
 	case err != nil:
-		return nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
+		return nil, nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
 	case owned(iamTagMap(r.Role.Tags), n.Stack):
-		out = append(out, resource{Kind: "IAM role", Name: n.Role, State: "exists"})
+		tags = iamTagMap(r.Role.Tags)
+		out = append(out, resource{Kind: kindRole, ID: aws.ToString(r.Role.RoleId), Name: n.Role, State: stateExists})
 	}
 	p, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	switch {
 	case hasCode(err, "NoSuchEntity"):
 	case err != nil:
-		return nil, fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
+		return nil, nil, fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
 	case owned(iamTagMap(p.InstanceProfile.Tags), n.Stack):
-		out = append(out, resource{Kind: "instance profile", Name: n.Profile, State: "exists"})
+		out = append(out, resource{Kind: kindProfile, ID: aws.ToString(p.InstanceProfile.InstanceProfileId), Name: n.Profile, State: stateExists})
 	}
-	return out, nil
+	return out, tags, nil
 }
 
 // listRoles adds to set the stacks of IAM roles under /mlstack/, placed by
@@ -243,7 +246,7 @@ func listRoles(ctx context.Context, api roleAPI, set *stackSet, want map[string]
 		if err != nil {
 			return fmt.Errorf("reading IAM role %s: %w", aws.ToString(r.RoleName), err)
 		}
-		set.addRegional(iamTagMap(out.Role.Tags), want)
+		set.addRegional(iamTagMap(out.Role.Tags), resource{Kind: kindRole, ID: aws.ToString(out.Role.RoleId), Name: aws.ToString(out.Role.RoleName), State: stateExists}, want)
 	}
 	return nil
 }

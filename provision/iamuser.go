@@ -186,7 +186,7 @@ func ensureUser(ctx context.Context, api userAPI, u *userFound, in ensureUserInp
 		return deleteStrayKeys(ctx, api, n.User, u.keys, in.knownKey, in.log)
 	default:
 		return fmt.Errorf("IAM user %s has access key(s) %v but their secret is not in the local state: "+
-			"run mlstack on the machine that created the stack, or `mlstack down` and `up` again", n.User, u.keys)
+			"run mlstack on the machine that created the stack, or remove the stack and create it again", n.User, u.keys)
 	}
 }
 
@@ -256,17 +256,17 @@ func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamt
 	return nil
 }
 
-// userInventory is the user's status row when the stack owns it.
-func userInventory(ctx context.Context, api userAPI, n names) ([]resource, error) {
+// userInventory is the user's status row and tags when the stack owns it.
+func userInventory(ctx context.Context, api userAPI, n names) ([]resource, map[string]string, error) {
 	u, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
 	switch {
 	case hasCode(err, "NoSuchEntity"):
 	case err != nil:
-		return nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
+		return nil, nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	case owned(iamTagMap(u.User.Tags), n.Stack):
-		return []resource{{Kind: "IAM user", Name: n.User, State: "exists"}}, nil
+		return []resource{{Kind: kindUser, ID: aws.ToString(u.User.UserId), Name: n.User, State: stateExists}}, iamTagMap(u.User.Tags), nil
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // listUsers adds to set the stacks of IAM users under /mlstack/, placed by
@@ -284,7 +284,7 @@ func listUsers(ctx context.Context, api userAPI, set *stackSet, want map[string]
 		if err != nil {
 			return fmt.Errorf("reading IAM user %s: %w", aws.ToString(u.UserName), err)
 		}
-		set.addRegional(iamTagMap(out.User.Tags), want)
+		set.addRegional(iamTagMap(out.User.Tags), resource{Kind: kindUser, ID: aws.ToString(out.User.UserId), Name: aws.ToString(out.User.UserName), State: stateExists}, want)
 	}
 	return nil
 }

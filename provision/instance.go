@@ -241,8 +241,8 @@ func ensureInstance(ctx context.Context, api instanceAPI, in ensureInstanceInput
 		for _, i := range insts[1:] {
 			extra = append(extra, aws.ToString(i.InstanceId))
 		}
-		log.Step("terminating duplicate instance(s) %v", extra)
-		if err := terminate(ctx, api, extra, 0); err != nil {
+		log.Step("terminating duplicate %s %s", pluralWord(len(extra), "instance"), strings.Join(extra, ", "))
+		if err := terminate(ctx, api, extra, 0, log); err != nil {
 			return nil, err
 		}
 	}
@@ -265,8 +265,7 @@ func ensureInstance(ctx context.Context, api instanceAPI, in ensureInstanceInput
 			}
 		}
 	}
-	log.Step("waiting for instance %s to run", id)
-	return waitRunning(ctx, api, id, in.wait)
+	return waitRunning(ctx, api, id, in.wait, log)
 }
 
 // launchOne launches the instance where it can run, and returns the id
@@ -301,7 +300,7 @@ func launchOne(ctx context.Context, api instanceAPI, in ensureInstanceInput) (st
 }
 
 // terminate ends instances and, when wait is set, waits until they are gone.
-func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Duration) error {
+func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log *progress) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -312,7 +311,7 @@ func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Dur
 	if wait <= 0 {
 		return nil
 	}
-	return waitGone(ctx, api, ids, wait)
+	return waitGone(ctx, api, ids, wait, log)
 }
 
 // terminating re-reads instances after an ambiguous TerminateInstances
@@ -356,7 +355,10 @@ func describeIDs(ctx context.Context, api instanceAPI, ids []string) ([]ec2types
 // waitGone polls until every instance is terminated or no longer listed.
 // The SDK's waiter would fail on pending or stopping (terminating them
 // goes on all the same) and on an id that is gone already.
-func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Duration) error {
+func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log *progress) error {
+	what := pluralWord(len(ids), "instance") + " " + strings.Join(ids, ", ")
+	live := log.Wait("waiting for %s to terminate", what)
+	defer live.Stop()
 	err := poll(ctx, wait, func() (bool, string, error) {
 		insts, err := describeIDs(ctx, api, ids)
 		if err != nil {
@@ -370,15 +372,18 @@ func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Dura
 		return true, "", nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %v to terminate: %w", ids, err)
+		return fmt.Errorf("waiting for %s to terminate: %w", what, err)
 	}
+	live.Done("%s terminated", what)
 	return nil
 }
 
 // waitRunning polls the instance until it runs and returns it. A new id
 // can be unlisted for a while, and a started one pending or still stopped:
 // all mean wait; shutting down or terminated is an error.
-func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Duration) (*ec2types.Instance, error) {
+func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Duration, log *progress) (*ec2types.Instance, error) {
+	live := log.Wait("waiting for instance %s to run", id)
+	defer live.Stop()
 	var running *ec2types.Instance
 	err := poll(ctx, wait, func() (bool, string, error) {
 		insts, err := describeIDs(ctx, api, []string{id})
@@ -401,6 +406,7 @@ func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Dura
 	if err != nil {
 		return nil, fmt.Errorf("waiting for instance %s to run: %w", id, err)
 	}
+	live.Done("instance %s is running", id)
 	return running, nil
 }
 
@@ -444,9 +450,22 @@ func trackingURI(inst *ec2types.Instance) string {
 func instanceInventory(insts []ec2types.Instance) []resource {
 	var out []resource
 	for _, i := range insts {
-		out = append(out, resource{Kind: "instance", Name: aws.ToString(i.InstanceId), State: string(stateOf(&i))})
+		out = append(out, instanceRow(&i))
 	}
 	return out
+}
+
+func instanceRow(i *ec2types.Instance) resource {
+	return resource{Kind: kindInstance, ID: aws.ToString(i.InstanceId), Name: ec2TagMap(i.Tags)["Name"], State: string(stateOf(i))}
+}
+
+// setInstance records the stack's server and, when it runs, its address.
+func (info *stackInfo) setInstance(i *ec2types.Instance) {
+	info.Instance = &instanceInfo{ID: aws.ToString(i.InstanceId), Type: string(i.InstanceType), State: string(stateOf(i))}
+	info.TrackingURI = ""
+	if stateOf(i) == ec2types.InstanceStateNameRunning {
+		info.TrackingURI = trackingURI(i)
+	}
 }
 
 // listInstances adds to set the stacks of every live instance of a region
@@ -467,12 +486,7 @@ func listInstances(ctx context.Context, api instanceAPI, account, region string,
 				if inst.IamInstanceProfile == nil || aws.ToString(inst.IamInstanceProfile.Arn) != want {
 					continue
 				}
-				set.add(region, tags, func(info *stackInfo) {
-					info.InstanceState = string(stateOf(&inst))
-					if stateOf(&inst) == ec2types.InstanceStateNameRunning {
-						info.TrackingURI = trackingURI(&inst)
-					}
-				})
+				set.add(region, tags, instanceRow(&inst), func(info *stackInfo) { info.setInstance(&inst) })
 			}
 		}
 	}

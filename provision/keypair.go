@@ -128,10 +128,14 @@ func keyPairInventory(ctx context.Context, api keyPairAPI, n names) ([]resource,
 	var rows []resource
 	for _, k := range out.KeyPairs {
 		if owned(ec2TagMap(k.Tags), n.Stack) {
-			rows = append(rows, resource{Kind: "key pair", Name: aws.ToString(k.KeyName), State: "exists"})
+			rows = append(rows, keyPairRow(k))
 		}
 	}
 	return rows, nil
+}
+
+func keyPairRow(k ec2types.KeyPairInfo) resource {
+	return resource{Kind: kindKeyPair, ID: aws.ToString(k.KeyPairId), Name: aws.ToString(k.KeyName), State: stateExists}
 }
 
 // listKeyPairs adds to set the stacks of every tagged key pair of a region
@@ -143,7 +147,7 @@ func listKeyPairs(ctx context.Context, api keyPairAPI, region string, set *stack
 	}
 	for _, k := range out.KeyPairs {
 		if tags := ec2TagMap(k.Tags); aws.ToString(k.KeyName) == namesFor(tags[tagStack], "", region).KeyPair {
-			set.add(region, tags, nil)
+			set.add(region, tags, keyPairRow(k), nil)
 		}
 	}
 	return nil

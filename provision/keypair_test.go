@@ -153,14 +153,14 @@ func TestKeyPairInventoryAndList(t *testing.T) {
 	f.addKeyPair("mlstack-other", stackTagsFor("other", time.Now()))
 	f.addKeyPair("laptop", nil)
 	rows, err := keyPairInventory(ctx, f, n)
-	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: "key pair", Name: n.KeyPair, State: "exists"}) {
+	if err != nil || len(rows) != 1 || rows[0].Kind != kindKeyPair || rows[0].Name != n.KeyPair || rows[0].State != stateExists {
 		t.Errorf("inventory %v %v", rows, err)
 	}
-	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	set := newStackSet(fakeAccount)
 	if err := listKeyPairs(ctx, f, fakeRegion, set); err != nil {
 		t.Fatal(err)
 	}
-	if got := set.sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Stack != "other" || got[0].Resources != 1 {
+	if got := set.sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Stack != "other" || len(got[0].Resources) != 1 {
 		t.Errorf("listed %+v", got)
 	}
 	f.failNext("DescribeKeyPairs", awsErr("ServiceUnavailable"), 1)

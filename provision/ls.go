@@ -17,7 +17,7 @@ import (
 // discovery: EC2 tag filters, IAM path /mlstack/, and bucket names with the
 // mlstack prefix. Nothing untagged is listed, and nothing is changed.
 func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo, error) {
-	set := &stackSet{m: map[[2]string]*stackInfo{}}
+	set := newStackSet(s.account)
 	want := map[string]bool{}
 	for _, r := range regions {
 		want[r] = true
@@ -81,11 +81,14 @@ func Ls(ctx context.Context, o LsOptions) error {
 	if err != nil {
 		return err
 	}
+	if len(stacks) == 0 {
+		// On stderr: stdout stays a table (or JSON list) a script can read.
+		o.Streams.progress().Info("no stacks in %s", strings.Join(regions, ", "))
+	}
 	if o.Output == "json" {
 		return writeJSON(o.Out, stacks)
 	}
 	if len(stacks) == 0 {
-		fmt.Fprintf(o.Out, "no stacks in %s\n", strings.Join(regions, ", "))
 		return nil
 	}
 	return lsTable(o.Out, stacks, time.Now())
@@ -97,7 +100,7 @@ func lsTable(w io.Writer, stacks []stackInfo, now time.Time) error {
 	fmt.Fprintln(tw, "STACK\tREGION\tOWNER\tCREATED\tEXPIRES\tINSTANCE\tTRACKING URI")
 	for _, st := range stacks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Stack, st.Region, ownerCell(st), orDash(st.CreatedAt, ""), expiry(st, now),
-			st.InstanceState, orDashS(st.TrackingURI))
+			st.instanceState(), orDashS(st.TrackingURI))
 	}
 	return tw.Flush()
 }

@@ -81,7 +81,7 @@ func TestLsJSONAllRegions(t *testing.T) {
 	if err := Ls(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	var stacks []stackInfo
+	var stacks []stackJSON
 	if err := json.Unmarshal(out.Bytes(), &stacks); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
@@ -89,16 +89,24 @@ func TestLsJSONAllRegions(t *testing.T) {
 		t.Fatalf("stacks %+v", stacks)
 	}
 	a, b, g := stacks[0], stacks[1], stacks[2]
-	if a.Stack != "alpha" || a.Region != "eu-west-3" || a.Resources != 6 || a.ExpiresAt.IsZero() || a.InstanceState != "running" || a.TrackingURI == "" {
+	if a.Stack != "alpha" || a.Region != "eu-west-3" || a.Account != fakeAccount || len(a.Resources) != 6 || a.ExpiresAt == nil ||
+		a.Instance == nil || a.Instance.State != "running" || a.TrackingURI == nil || a.Health != healthNotChecked ||
+		len(a.AllowedCIDRs) != 1 || a.CostPerMonthUSD == nil {
 		t.Errorf("alpha %+v", a)
 	}
-	if b.Stack != "beta" || b.CreatedAt != time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) || b.InstanceState != "stopped" || b.TrackingURI != "" {
+	if b.Stack != "beta" || b.CreatedAt == nil || !b.CreatedAt.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) ||
+		b.Instance == nil || b.Instance.State != "stopped" || b.TrackingURI != nil {
 		t.Errorf("beta %+v", b)
 	}
 	// gamma: instance, its group, key pair, user and bucket, all placed in us-east-1.
-	if g.Stack != "gamma" || g.Region != "us-east-1" || g.Resources != 5 || g.Owner != fakeOwner || g.Orphan || g.InstanceState != "running" ||
-		g.CreatedAt != time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC) {
+	if g.Stack != "gamma" || g.Region != "us-east-1" || len(g.Resources) != 5 || g.Owner == nil || *g.Owner != fakeOwner || g.Orphan ||
+		g.Instance == nil || g.Instance.State != "running" || g.CreatedAt == nil || !g.CreatedAt.Equal(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("gamma %+v", g)
+	}
+	for _, r := range a.Resources {
+		if kindLabels[r.Kind] == "" {
+			t.Errorf("alpha resource %+v: want a machine kind", r)
+		}
 	}
 	if f.count("EC2.DescribeRegions") != 1 {
 		t.Errorf("calls %v", f.calls())
@@ -108,21 +116,26 @@ func TestLsJSONAllRegions(t *testing.T) {
 	}
 }
 
+// TestLsEmpty: no stacks is said on stderr; stdout stays empty (or []).
 func TestLsEmpty(t *testing.T) {
 	newInstalledFake(t)
+	var log bytes.Buffer
 	o, out := lsOpts("table", false)
+	o.Log = &log
 	if err := Ls(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "no stacks in eu-west-3\n" {
-		t.Errorf("ls = %q", out)
+	if out.String() != "" || log.String() != "  no stacks in eu-west-3\n" {
+		t.Errorf("ls = %q, stderr %q", out, log.String())
 	}
+	log.Reset()
 	o, out = lsOpts("table", true)
+	o.Log = &log
 	if err := Ls(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "no stacks in eu-west-3, us-east-1\n" {
-		t.Errorf("ls --all-regions = %q", out)
+	if out.String() != "" || log.String() != "  no stacks in eu-west-3, us-east-1\n" {
+		t.Errorf("ls --all-regions = %q, stderr %q", out, log.String())
 	}
 	o, out = lsOpts("json", false)
 	if err := Ls(context.Background(), o); err != nil || strings.TrimSpace(out.String()) != "[]" {
@@ -165,9 +178,9 @@ func TestLsErrors(t *testing.T) {
 		if err := Ls(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
-		var stacks []stackInfo
+		var stacks []stackJSON
 		must(t, json.Unmarshal(out.Bytes(), &stacks))
-		if len(stacks) != 2 || stacks[0].Resources != 3 {
+		if len(stacks) != 2 || len(stacks[0].Resources) != 3 {
 			t.Errorf("stacks %+v", stacks)
 		}
 	})
@@ -187,8 +200,8 @@ func TestLsErrors(t *testing.T) {
 func TestLsTableExpiry(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	stacks := []stackInfo{
-		{Stack: "past", Region: "eu-west-3", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), InstanceState: "running", TrackingURI: "http://h:5000"},
-		{Stack: "future", Region: "eu-west-3", ExpiresAt: now.Add(time.Hour), InstanceState: "none"},
+		{Stack: "past", Region: "eu-west-3", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), Instance: &instanceInfo{State: "running"}, TrackingURI: "http://h:5000"},
+		{Stack: "future", Region: "eu-west-3", ExpiresAt: now.Add(time.Hour)},
 	}
 	var b bytes.Buffer
 	if err := lsTable(&b, stacks, now); err != nil {

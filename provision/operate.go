@@ -20,6 +20,8 @@ import (
 // target is a stack's instance as ssh, logs and up's diagnosis reach it.
 type target struct {
 	stack    string
+	h        hints    // for the commands it advises
+	cidrs    []string // allowed to reach the server: an up hint keeps them
 	dir      local.Dir
 	s        *session
 	inst     *ec2types.Instance
@@ -29,8 +31,8 @@ type target struct {
 	haveKeys bool   // this machine holds the login key and the host key
 }
 
-func newTarget(stack string, dir local.Dir, s *session, inst *ec2types.Instance, sshOpen bool) *target {
-	return &target{stack: stack, dir: dir, s: s, inst: inst, id: aws.ToString(inst.InstanceId),
+func newTarget(h hints, dir local.Dir, s *session, inst *ec2types.Instance, sshOpen bool) *target {
+	return &target{stack: h.stack, h: h, dir: dir, s: s, inst: inst, id: aws.ToString(inst.InstanceId),
 		host: trackingHost(inst), sshOpen: sshOpen, haveKeys: dir.HasSSHKeys()}
 }
 
@@ -64,13 +66,15 @@ func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	h := hintsFor(st, a)
 	if len(insts) == 0 {
-		return nil, fmt.Errorf("stack %s has no instance in %s: run `mlstack up --stack %s`", st.Name, s.region, st.Name)
+		return nil, fmt.Errorf("stack %s has no instance in %s: `%s` launches one", st.Name, s.region, h.up(sg.allowed(), sg.sshOpen()))
 	}
 	if sec != nil {
 		insts = recordedFirst(insts, sec.InstanceID)
 	}
-	t := newTarget(st.Name, dir, s, &insts[0], sg.sshOpen())
+	t := newTarget(h, dir, s, &insts[0], sg.sshOpen())
+	t.cidrs = sg.allowed()
 	return t, t.refreshPins(ctx, n)
 }
 
@@ -101,9 +105,9 @@ func (t *target) refreshPins(ctx context.Context, n names) error {
 func (t *target) sshReady() string {
 	switch {
 	case !t.sshOpen:
-		return fmt.Sprintf("SSH is off for stack %s (port 22 closed): `mlstack up --stack %s --ssh` opens it to the allowed CIDRs", t.stack, t.stack)
+		return fmt.Sprintf("SSH is off for stack %s (port 22 closed): `%s` opens it to the allowed CIDRs", t.stack, t.h.up(t.cidrs, true))
 	case !t.haveKeys:
-		return fmt.Sprintf("this machine has no SSH keys for stack %s in %s: run mlstack where the stack was created", t.stack, t.dir.Path())
+		return fmt.Sprintf("this machine has no SSH keys for stack %s in %s: run `%s` where the stack was created", t.stack, t.dir.Path(), t.h.cmd("ssh"))
 	case t.host == "":
 		return fmt.Sprintf("instance %s has no public DNS name or IP", t.id)
 	case stateOf(t.inst) != ec2types.InstanceStateNameRunning:
@@ -113,7 +117,16 @@ func (t *target) sshReady() string {
 }
 
 func (t *target) dial(ctx context.Context, r server.Remote) (*ssh.Client, error) {
-	return server.Dial(ctx, sshHost(t.dir, t.host), r)
+	c, err := server.Dial(ctx, sshHost(t.dir, t.host), r)
+	var mismatch *server.HostKeyMismatchError
+	var unknown *server.UnknownHostError
+	switch {
+	case errors.As(err, &mismatch):
+		return nil, fmt.Errorf("%w: `%s`, then `%s`", err, t.h.cmd("down", "--yes"), t.h.up(t.cidrs, t.sshOpen))
+	case errors.As(err, &unknown):
+		return nil, fmt.Errorf("%w: `%s` records it", err, t.h.up(t.cidrs, t.sshOpen))
+	}
+	return c, err
 }
 
 // console reads the instance's console output from EC2.
@@ -147,7 +160,7 @@ func Logs(ctx context.Context, o LogsOptions) error {
 	if err != nil {
 		return err
 	}
-	log := newProgress(o.Log)
+	log := o.Streams.progress()
 	if why := t.sshReady(); why != "" {
 		log.Info("%s", why)
 		log.Info("showing the console output of %s from EC2 instead: cloud-init's output, not the server's journal", t.id)
@@ -198,8 +211,20 @@ func (t *target) bootstrapTail(ctx context.Context, r server.Remote, lo server.L
 // lines of the bootstrap log and what to do next.
 func (t *target) explainUnhealthy(ctx context.Context, cause error, log *progress) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w\nthe stack exists; run `mlstack up` again to keep waiting, or `mlstack status`", cause)
+		return fmt.Errorf("%w\nthe stack exists; run `%s` again to keep waiting, or `%s`", cause, t.h.up(t.cidrs, t.sshOpen), t.h.cmd("status"))
 	}
+	t.printBootstrapTail(ctx, log)
+	more := "`" + t.h.cmd("logs") + "` prints the whole bootstrap log and the server journal"
+	if !t.sshOpen {
+		more = "`" + t.h.up(t.cidrs, true) + "` opens SSH, then `" + t.h.cmd("logs") +
+			"` prints the whole bootstrap log and the server journal (without SSH: the console output only)"
+	}
+	return fmt.Errorf("%w\nthe stack exists. Next: %s; `%s` keeps waiting; "+
+		"`%s` removes everything", cause, more, t.h.up(t.cidrs, t.sshOpen), t.h.cmd("down", "--yes"))
+}
+
+// printBootstrapTail shows the last lines of the bootstrap log, or why it cannot.
+func (t *target) printBootstrapTail(ctx context.Context, log *progress) {
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	const n = 25
@@ -215,11 +240,4 @@ func (t *target) explainUnhealthy(ctx context.Context, cause error, log *progres
 			log.Info("| %s", strings.TrimRight(l, "\r"))
 		}
 	}
-	more := "`mlstack logs --stack " + t.stack + "` prints the whole bootstrap log and the server journal"
-	if !t.sshOpen {
-		more = "`mlstack up --stack " + t.stack + " --ssh` opens SSH, then `mlstack logs --stack " + t.stack +
-			"` prints the whole bootstrap log and the server journal (without SSH: the console output only)"
-	}
-	return fmt.Errorf("%w\nthe stack exists. Next: %s; `mlstack up --stack %s` keeps waiting; "+
-		"`mlstack down --stack %s` removes everything", cause, more, t.stack, t.stack)
 }

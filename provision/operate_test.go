@@ -83,7 +83,7 @@ func newSSHFixture(t *testing.T) *sshFixture {
 		State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning},
 	}
 	s := &session{ec2: &consoleEC2{text: "[ 0.0] Linux\r\nconsole line 1\r\nconsole line 2\r\n"}}
-	return &sshFixture{dir: d, hk: hk, authorized: pub, t: newTarget("demo", d, s, inst, true)}
+	return &sshFixture{dir: d, hk: hk, authorized: pub, t: newTarget(hints{stack: "demo"}, d, s, inst, true)}
 }
 
 func TestSSHReady(t *testing.T) {

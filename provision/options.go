@@ -54,6 +54,10 @@ func (a AWS) validate() error {
 // Streams are where a command writes: data to Out, progress to Log.
 type Streams struct {
 	Out, Log io.Writer
+	// LogTerminal says Log is a terminal: waits show a live line.
+	LogTerminal bool
+	// Color colours Log's markers on a terminal (cmd leaves it off under NO_COLOR).
+	Color bool
 }
 
 func (s *Streams) fill() {
@@ -134,6 +138,9 @@ type DownOptions struct {
 	OlderThan time.Duration // created more than this long ago
 	// AnyOwner sweeps the stacks of every principal, not only the caller's.
 	AnyOwner bool
+	// TrackingURI overrides the server asked how many runs down deletes
+	// (tests reach a local server).
+	TrackingURI string
 	// Confirm asks on a terminal; nil when there is none, and then down
 	// refuses without Yes.
 	Confirm func(prompt string) (bool, error)
@@ -166,6 +173,8 @@ type StatusOptions struct {
 	AWS
 	Streams
 	Output string // "table" (the default) or "json"
+	// HealthURL overrides the URL asked for /health (tests only).
+	HealthURL string
 }
 
 // LsOptions are what `mlstack ls` takes.
@@ -176,9 +185,11 @@ type LsOptions struct {
 	Output     string // "table" (the default) or "json"
 }
 
-// EnvOptions are what `mlstack env` takes.
+// EnvOptions are what `mlstack env` takes. AWS is asked only when this
+// machine has nothing of the stack, to tell whether it exists.
 type EnvOptions struct {
 	Stack
+	AWS
 	Streams
 	Format string // shell (the default), dotenv, json or github
 }

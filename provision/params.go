@@ -86,15 +86,16 @@ func (f *paramsFound) plan(n names, want map[string]string) []string {
 // ensureParams stores the secrets SSM lacks, as SecureString with the
 // stack's tags (the value never goes to the log). One that SSM holds with
 // another value was changed elsewhere (creds rotate on another machine):
-// it is left as it is, with a warning, since the server may already use it.
-func ensureParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, log *progress) error {
+// it is left as it is, with a warning, since the server may already use it;
+// rotate is the command that sets both again.
+func ensureParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, rotate string, log *progress) error {
 	for _, name := range sortedKeys(want) {
 		have, ok := f.values[name]
 		switch {
 		case ok && have == want[name]:
 			continue
 		case ok:
-			log.Warn("SSM parameter %s differs from this machine's state: kept (rotated elsewhere? `mlstack creds rotate` here sets both)", n.param(name))
+			log.Warn("SSM parameter %s differs from this machine's state: kept (rotated elsewhere? `%s` here sets both)", n.param(name), rotate)
 			continue
 		}
 		full := n.param(name)
@@ -177,7 +178,7 @@ func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, err
 	names, err := stackParams(ctx, api, n)
 	var out []resource
 	for _, name := range names {
-		out = append(out, resource{Kind: "SSM parameter", Name: name, State: "exists"})
+		out = append(out, resource{Kind: kindParam, ID: name, Name: name, State: stateExists})
 	}
 	return out, err
 }
@@ -189,7 +190,7 @@ func deleteParams(ctx context.Context, api paramAPI, n names, log *progress) err
 	if err != nil || len(all) == 0 {
 		return err
 	}
-	log.Step("deleting %d SSM parameter(s) under %s", len(all), n.paramPath())
+	log.Step("deleting %s under %s", plural(len(all), "SSM parameter"), n.paramPath())
 	var errs []error
 	for chunk := range slices.Chunk(all, 10) { // DeleteParameters takes at most 10 names
 		if _, err := api.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: chunk}); err != nil {

@@ -1,37 +1,158 @@
 package provision
 
-// What status and ls show of stacks: a resource row, and one stack's
-// summary merged from the resources of every kind.
+// What up, status and ls show of stacks: a resource row, and one stack in
+// the one JSON schema the three share (the README documents it).
 
 import (
+	"encoding/json"
 	"sort"
 	"sync"
 	"time"
 )
 
-// resource is one AWS resource the stack owns, as status rows and leftovers show it.
+// Resource kinds, as JSON names them.
+const (
+	kindUser     = "iam_user"
+	kindRole     = "iam_role"
+	kindProfile  = "instance_profile"
+	kindBucket   = "s3_bucket"
+	kindSG       = "security_group"
+	kindKeyPair  = "key_pair"
+	kindInstance = "instance"
+	kindParam    = "ssm_parameter"
+)
+
+// kindLabels are the kinds as people read them.
+var kindLabels = map[string]string{
+	kindUser: "IAM user", kindRole: "IAM role", kindProfile: "instance profile", kindBucket: "S3 bucket",
+	kindSG: "security group", kindKeyPair: "key pair", kindInstance: "instance", kindParam: "SSM parameter",
+}
+
+// Resource states besides an instance's own (running, stopped, …).
+const (
+	stateExists   = "exists"
+	stateUntagged = "untagged" // a bucket this machine created and has not tagged yet
+)
+
+// resource is one AWS resource the stack owns.
 type resource struct {
 	Kind  string `json:"kind"`
+	ID    string `json:"id"` // the id AWS gave it; a bucket's is its name
 	Name  string `json:"name"`
 	State string `json:"state"`
 }
 
-// stackInfo is one stack as `ls` shows it. Membership, owner, creation and
-// expiry come from the stack's IAM user and role only (tagging those needs
-// iam:Tag*): an EC2 tag, which anyone with ec2:CreateTags can set, makes
-// no stack and moves no expiry.
+// label is the resource as a message names it.
+func (r resource) label() string {
+	s := kindLabels[r.Kind] + " " + r.Name
+	if r.ID != "" && r.ID != r.Name && (r.Kind == kindSG || r.Kind == kindInstance) {
+		s += " (" + r.ID + ")"
+	}
+	return s
+}
+
+// instanceInfo is the stack's server.
+type instanceInfo struct {
+	ID    string `json:"id"`
+	Type  string `json:"type"`
+	State string `json:"state"`
+}
+
+// Health of the tracking server, as status and up report it.
+const (
+	healthOK          = "healthy"     // /health answered 200
+	healthBad         = "unhealthy"   // it answered something else
+	healthUnreachable = "unreachable" // no answer
+	healthNoServer    = "no_server"   // no running instance
+	healthNotChecked  = "not_checked" // ls, up --no-wait
+)
+
+// stackInfo is one stack. Membership, owner, creation and expiry come from
+// the stack's IAM user and role only (tagging those needs iam:Tag*): an EC2
+// tag, which anyone with ec2:CreateTags can set, makes no stack and moves
+// no expiry.
 type stackInfo struct {
-	Stack         string    `json:"stack"`
-	Region        string    `json:"region"`
-	Owner         string    `json:"owner,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	ExpiresAt     time.Time `json:"expires_at,omitzero"`
-	InstanceState string    `json:"instance_state"`
-	TrackingURI   string    `json:"tracking_uri,omitempty"`
-	Resources     int       `json:"resources"`
+	Stack     string
+	Account   string
+	Region    string
+	Owner     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	Instance  *instanceInfo // nil: none
+	// TrackingURI is the running server's address, else "".
+	TrackingURI  string
+	Health       string
+	AllowedCIDRs []string
+	SSH          bool
+	EnvFile      string // the env file on this machine, if any
+	Resources    []resource
 	// Orphan: tagged resources without the stack's IAM user or role (a
 	// partial down, or a look-alike): no sweep touches them.
-	Orphan bool `json:"orphan,omitempty"`
+	Orphan bool
+}
+
+// stackJSON is stackInfo as JSON: every key always there, null when
+// unknown, times in RFC 3339.
+type stackJSON struct {
+	Stack           string        `json:"stack"`
+	Account         string        `json:"account"`
+	Region          string        `json:"region"`
+	Owner           *string       `json:"owner"`
+	Orphan          bool          `json:"orphan"`
+	CreatedAt       *time.Time    `json:"created_at"`
+	ExpiresAt       *time.Time    `json:"expires_at"`
+	Expired         bool          `json:"expired"`
+	Instance        *instanceInfo `json:"instance"`
+	TrackingURI     *string       `json:"tracking_uri"`
+	Health          string        `json:"health"`
+	AllowedCIDRs    []string      `json:"allowed_cidrs"`
+	SSH             bool          `json:"ssh"`
+	CostPerMonthUSD *float64      `json:"cost_per_month_usd"`
+	EnvFile         *string       `json:"env_file"`
+	Resources       []resource    `json:"resources"`
+}
+
+func (i stackInfo) MarshalJSON() ([]byte, error) {
+	return json.Marshal(i.json(time.Now()))
+}
+
+func (i stackInfo) json(now time.Time) stackJSON {
+	j := stackJSON{
+		Stack: i.Stack, Account: i.Account, Region: i.Region, Owner: orNull(i.Owner), Orphan: i.Orphan,
+		CreatedAt: timeOrNull(i.CreatedAt), ExpiresAt: timeOrNull(i.ExpiresAt), Expired: i.expired(now),
+		Instance: i.Instance, TrackingURI: orNull(i.TrackingURI), Health: i.Health,
+		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
+	}
+	if j.Health == "" {
+		j.Health = healthNotChecked
+	}
+	if c, ok := i.costPerMonth(); ok {
+		j.CostPerMonthUSD = &c
+	}
+	return j
+}
+
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func timeOrNull(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// nonNil makes an empty list [] in JSON, not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // expired reports whether the stack's expiry has passed.
@@ -39,28 +160,57 @@ func (i stackInfo) expired(now time.Time) bool {
 	return !i.ExpiresAt.IsZero() && !now.Before(i.ExpiresAt)
 }
 
+// instanceState is the server's state, or "none".
+func (i stackInfo) instanceState() string {
+	if i.Instance == nil {
+		return "none"
+	}
+	return i.Instance.State
+}
+
+// vouch records what the stack's IAM user or role says: the stack is no
+// orphan; its owner, and its creation and expiry, the earliest of both (a
+// sweep must not miss a stack because one of them was retagged later).
+func (i *stackInfo) vouch(tags map[string]string) {
+	i.Orphan = false
+	if i.Owner == "" {
+		i.Owner = tags[tagOwner]
+	}
+	if t, err := time.Parse(time.RFC3339, tags[tagCreatedAt]); err == nil && (i.CreatedAt.IsZero() || t.Before(i.CreatedAt)) {
+		i.CreatedAt = t
+	}
+	if t, err := time.Parse(time.RFC3339, tags[tagExpiresAt]); err == nil && (i.ExpiresAt.IsZero() || t.Before(i.ExpiresAt)) {
+		i.ExpiresAt = t
+	}
+}
+
 // stackSet merges resources into stacks by (stack, region).
 type stackSet struct {
-	mu sync.Mutex
-	m  map[[2]string]*stackInfo
+	mu      sync.Mutex
+	account string
+	m       map[[2]string]*stackInfo
+}
+
+func newStackSet(account string) *stackSet {
+	return &stackSet{account: account, m: map[[2]string]*stackInfo{}}
 }
 
 // add counts a tagged resource toward its stack; f records what the
-// resource tells (an instance's state).
-func (s *stackSet) add(region string, tags map[string]string, f func(*stackInfo)) {
-	s.merge(region, tags, false, f)
+// resource tells (an instance's state, a group's rules).
+func (s *stackSet) add(region string, tags map[string]string, r resource, f func(*stackInfo)) {
+	s.merge(region, tags, r, false, f)
 }
 
 // addRegional adds the stack's IAM user or role under the region it is
 // tagged with, when that region is wanted: it makes the stack a member and
 // gives its owner, creation and expiry.
-func (s *stackSet) addRegional(tags map[string]string, want map[string]bool) {
-	if r := tags[tagRegion]; want[r] {
-		s.merge(r, tags, true, nil)
+func (s *stackSet) addRegional(tags map[string]string, r resource, want map[string]bool) {
+	if region := tags[tagRegion]; want[region] {
+		s.merge(region, tags, r, true, nil)
 	}
 }
 
-func (s *stackSet) merge(region string, tags map[string]string, iamEntity bool, f func(*stackInfo)) {
+func (s *stackSet) merge(region string, tags map[string]string, r resource, iamEntity bool, f func(*stackInfo)) {
 	stack := tags[tagStack]
 	if stack == "" || validateStack(stack) != nil {
 		return
@@ -70,34 +220,24 @@ func (s *stackSet) merge(region string, tags map[string]string, iamEntity bool, 
 	key := [2]string{stack, region}
 	info := s.m[key]
 	if info == nil {
-		info = &stackInfo{Stack: stack, Region: region, InstanceState: "none", Orphan: true}
+		info = &stackInfo{Stack: stack, Account: s.account, Region: region, Health: healthNotChecked, Orphan: true}
 		s.m[key] = info
 	}
-	info.Resources++
+	info.Resources = append(info.Resources, r)
 	if f != nil {
 		f(info)
 	}
-	if !iamEntity {
-		return
-	}
-	info.Orphan = false
-	if info.Owner == "" {
-		info.Owner = tags[tagOwner]
-	}
-	if t, err := time.Parse(time.RFC3339, tags[tagCreatedAt]); err == nil && (info.CreatedAt.IsZero() || t.Before(info.CreatedAt)) {
-		info.CreatedAt = t
-	}
-	// The earliest expiry of user and role wins: a sweep must not miss a
-	// stack because one of them was retagged later.
-	if t, err := time.Parse(time.RFC3339, tags[tagExpiresAt]); err == nil && (info.ExpiresAt.IsZero() || t.Before(info.ExpiresAt)) {
-		info.ExpiresAt = t
+	if iamEntity {
+		info.vouch(tags)
 	}
 }
 
-// sorted is the set's stacks by region, then name.
+// sorted is the set's stacks by region, then name, each with its
+// resources in a stable order.
 func (s *stackSet) sorted() []stackInfo {
 	out := make([]stackInfo, 0, len(s.m))
 	for _, v := range s.m {
+		sortResources(v.Resources)
 		out = append(out, *v)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -107,4 +247,16 @@ func (s *stackSet) sorted() []stackInfo {
 		return out[i].Stack < out[j].Stack
 	})
 	return out
+}
+
+// kindOrder is the order resources are listed in: as down deletes them.
+var kindOrder = map[string]int{kindInstance: 0, kindSG: 1, kindKeyPair: 2, kindRole: 3, kindProfile: 4, kindParam: 5, kindBucket: 6, kindUser: 7}
+
+func sortResources(rs []resource) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		if kindOrder[rs[i].Kind] != kindOrder[rs[j].Kind] {
+			return kindOrder[rs[i].Kind] < kindOrder[rs[j].Kind]
+		}
+		return rs[i].ID < rs[j].ID
+	})
 }

@@ -100,6 +100,17 @@ func (g *sgFound) sshOpen() bool {
 	return false
 }
 
+// allowed is the CIDRs that may reach the tracking server, in rule order.
+func (g *sgFound) allowed() []string {
+	var out []string
+	for _, r := range g.rules {
+		if r.port == mlflowPort {
+			out = append(out, r.cidr)
+		}
+	}
+	return out
+}
+
 // ingressRules flattens permissions into rules; anything that is not a
 // single-port tcp rule from an IPv4 CIDR becomes a rule with port -1 so that
 // it is revoked.
@@ -277,7 +288,7 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 	}
 	// EC2 answers success even for permissions it did not match.
 	if out != nil && len(out.UnknownIpPermissions) > 0 {
-		return nil, fmt.Errorf("revoking ingress on %s: %d permission(s) not matched; run `mlstack up` again", n.SecurityGroup, len(out.UnknownIpPermissions))
+		return nil, fmt.Errorf("revoking ingress on %s: %d permission(s) not matched", n.SecurityGroup, len(out.UnknownIpPermissions))
 	}
 	var add []rule
 	for _, r := range want {
@@ -329,14 +340,28 @@ func ownGroupID(ctx context.Context, api sgAPI, n names) (string, error) {
 	return aws.ToString(groups[0].GroupId), nil
 }
 
-// sgInventory is the status rows of the groups the stack owns.
-func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, error) {
+// sgInventory is the status rows of the groups the stack owns, and the
+// ingress rules of the first.
+func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, []rule, error) {
 	groups, err := stackSecurityGroups(ctx, api, n)
 	var out []resource
 	for _, g := range groups {
-		out = append(out, resource{Kind: "security group", Name: aws.ToString(g.GroupName) + " (" + aws.ToString(g.GroupId) + ")", State: "exists"})
+		out = append(out, sgRow(g))
 	}
-	return out, err
+	if len(groups) == 0 {
+		return out, nil, err
+	}
+	return out, ingressRules(groups[0].IpPermissions), err
+}
+
+func sgRow(g ec2types.SecurityGroup) resource {
+	return resource{Kind: kindSG, ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName), State: stateExists}
+}
+
+// setRules records who may reach the server and whether SSH is open.
+func (info *stackInfo) setRules(rules []rule) {
+	g := sgFound{rules: rules}
+	info.AllowedCIDRs, info.SSH = g.allowed(), g.sshOpen()
 }
 
 // listSecurityGroups adds to set the stacks of every tagged group of a
@@ -348,7 +373,7 @@ func listSecurityGroups(ctx context.Context, api sgAPI, region string, set *stac
 	}
 	for _, g := range out.SecurityGroups {
 		if tags := ec2TagMap(g.Tags); aws.ToString(g.GroupName) == namesFor(tags[tagStack], "", region).SecurityGroup {
-			set.add(region, tags, nil)
+			set.add(region, tags, sgRow(g), func(info *stackInfo) { info.setRules(ingressRules(g.IpPermissions)) })
 		}
 	}
 	return nil

@@ -1,28 +1,30 @@
 package provision
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/provision/server"
 )
 
-// statusReport is `status --output json`.
-type statusReport struct {
-	Stack       string     `json:"stack"`
-	Account     string     `json:"account"`
-	Region      string     `json:"region"`
-	Resources   []resource `json:"resources"`
-	TrackingURI string     `json:"tracking_uri,omitempty"`
-}
+// statusProbeTimeout bounds status's one /health request.
+const statusProbeTimeout = 5 * time.Second
 
 // stackInventory is what a stack owns, read-only.
 type stackInventory struct {
 	rows       []resource
 	insts      []ec2types.Instance // the stack's own live instances, oldest first
 	lookalikes []lookalike         // tagged instances that are not the stack's
+	rules      []rule              // the security group's ingress
+	iamTags    []map[string]string // of the stack's IAM user and role
 }
 
 // inventory lists what the stack owns. Look-alikes (a derived name without
@@ -33,14 +35,15 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 		inv                  stackInventory
 		sgs, kps, iamR, bktR []resource
 		userR, prmR          []resource
+		userT, roleT         map[string]string
 	)
 	err := parallel(
 		func() (err error) { inv.insts, inv.lookalikes, err = stackInstances(ctx, s.ec2, n, liveStates); return },
-		func() (err error) { sgs, err = sgInventory(ctx, s.ec2, n); return },
+		func() (err error) { sgs, inv.rules, err = sgInventory(ctx, s.ec2, n); return },
 		func() (err error) { kps, err = keyPairInventory(ctx, s.ec2, n); return },
 		func() (err error) {
-			if userR, err = userInventory(ctx, s.iam, n); err == nil {
-				iamR, err = roleInventory(ctx, s.iam, n)
+			if userR, userT, err = userInventory(ctx, s.iam, n); err == nil {
+				iamR, roleT, err = roleInventory(ctx, s.iam, n)
 			}
 			return
 		},
@@ -54,52 +57,168 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR, prmR} {
 		inv.rows = append(inv.rows, rows...)
 	}
+	for _, t := range []map[string]string{userT, roleT} {
+		if t != nil {
+			inv.iamTags = append(inv.iamTags, t)
+		}
+	}
 	return &inv, nil
 }
 
-// Status prints what the stack owns, its state and the tracking URI.
+// describe is the stack as status shows it: what it owns, what its IAM
+// side says, its server and who may reach it. Health is not checked yet.
+func (op *openedStack) describe(ctx context.Context) (*stackInfo, *stackInventory, error) {
+	inv, err := inventory(ctx, op.s, op.n, op.pendingBucket())
+	if err != nil {
+		return nil, nil, err
+	}
+	info := &stackInfo{Stack: op.n.Stack, Account: op.s.account, Region: op.s.region, Resources: inv.rows, Health: healthNoServer}
+	sortResources(info.Resources)
+	info.Orphan = len(inv.rows) > 0 && len(inv.iamTags) == 0
+	for _, t := range inv.iamTags {
+		info.vouch(t)
+	}
+	if inst := op.server(inv); inst != nil {
+		info.setInstance(inst)
+	}
+	info.setRules(inv.rules)
+	if op.dir.HasEnvFile() {
+		info.EnvFile = op.dir.EnvFile()
+	}
+	return info, inv, nil
+}
+
+// server is the stack's instance: the one this machine recorded, else the
+// oldest; nil for none.
+func (op *openedStack) server(inv *stackInventory) *ec2types.Instance {
+	if len(inv.insts) == 0 {
+		return nil
+	}
+	insts := inv.insts
+	if op.secrets != nil {
+		insts = recordedFirst(insts, op.secrets.InstanceID)
+	}
+	return &insts[0]
+}
+
+// serverTLS trusts the certificate the server published for inst in SSM
+// (read with the caller's identity, so any machine can check); nil with
+// why when there is none to trust yet.
+func (op *openedStack) serverTLS(ctx context.Context, inst *ec2types.Instance) (cfg *tls.Config, why string) {
+	keys, why, err := readServerKeys(ctx, op.s.ssm, op.n, inst, time.Now())
+	if err == nil && keys != nil {
+		cfg, err = server.PinnedTLS(keys.certPEM)
+	}
+	if err != nil {
+		return nil, err.Error()
+	}
+	return cfg, why
+}
+
+// checkHealth asks the server's /health once (healthURL overrides it),
+// over https trusting what pin gives.
+func (info *stackInfo) checkHealth(ctx context.Context, healthURL string, pin func() (*tls.Config, string)) (detail string) {
+	if info.TrackingURI == "" {
+		info.Health = healthNoServer
+		return ""
+	}
+	var cfg *tls.Config
+	if healthURL == "" && strings.HasPrefix(info.TrackingURI, "https://") {
+		var why string
+		if cfg, why = pin(); cfg == nil {
+			info.Health = healthUnreachable
+			return "no certificate to trust: " + why
+		}
+	}
+	status, err := server.Probe(ctx, cmp.Or(healthURL, info.TrackingURI+"/health"), cfg, statusProbeTimeout)
+	switch {
+	case err != nil:
+		info.Health, detail = healthUnreachable, err.Error()
+	case status == http.StatusOK:
+		info.Health = healthOK
+	default:
+		info.Health, detail = healthBad, fmt.Sprintf("answered %d", status)
+	}
+	return detail
+}
+
+// Status prints what the stack owns, its server, who may reach it, its
+// expiry and cost. A stack that owns nothing is an error (exit 1).
 func Status(ctx context.Context, o StatusOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	log := newProgress(o.Log)
+	log := o.Streams.progress()
 	op, err := openStack(ctx, o.Stack, o.AWS, log, false)
 	if err != nil {
 		return err
 	}
-	s := op.s
-	inv, err := inventory(ctx, s, op.n, op.pendingBucket())
+	info, inv, err := op.describe(ctx)
 	if err != nil {
 		return err
 	}
 	for _, l := range inv.lookalikes {
 		log.Warn("instance %s is tagged %s=%s, but %s: not the stack's", l.id, tagStack, op.n.Stack, l.why)
 	}
-	found, uri := inv.rows, ""
-	if len(inv.insts) > 0 {
-		uri = trackingURI(&inv.insts[0])
-	}
+	detail := info.checkHealth(ctx, o.HealthURL, func() (*tls.Config, string) { return op.serverTLS(ctx, op.server(inv)) })
 	if o.Output == "json" {
-		return writeJSON(o.Out, statusReport{Stack: o.Stack.Name, Account: s.account, Region: s.region, Resources: found, TrackingURI: uri})
+		err = writeJSON(o.Out, info)
+	} else if len(info.Resources) > 0 {
+		err = statusTable(o.Out, info, detail, time.Now())
 	}
-	statusTable(o.Out, o.Stack.Name, s, found, uri)
-	return nil
+	if err == nil && len(info.Resources) == 0 {
+		h := hintsFor(o.Stack, o.AWS)
+		err = fmt.Errorf("stack %s does not exist in account %s, %s: `%s` lists the stacks there", o.Stack.Name, info.Account, info.Region, h.cmd("ls"))
+	}
+	return err
 }
 
-func statusTable(w io.Writer, stack string, s *session, found []resource, uri string) {
-	fmt.Fprintf(w, "stack %s (account %s, %s)\n", stack, s.account, s.region)
-	if len(found) == 0 {
-		fmt.Fprintln(w, "  nothing exists")
-		return
-	}
+// statusTable prints the stack for people.
+func statusTable(w io.Writer, info *stackInfo, healthDetail string, now time.Time) error {
+	fmt.Fprintf(w, "stack %s (account %s, %s)\n", info.Stack, info.Account, info.Region)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	for _, r := range found {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.Kind, r.Name, r.State)
+	row := func(k, v string) { fmt.Fprintf(tw, "  %s:\t%s\n", k, v) }
+	row("owner", ownerCell(*info))
+	row("created", orDash(info.CreatedAt, ""))
+	row("expires", expiresCell(*info, now))
+	row("tracking URI", cmp.Or(info.TrackingURI, "none (no running instance)"))
+	row("health", strings.TrimSpace(strings.ReplaceAll(info.Health, "_", " ")+" "+paren(healthDetail)))
+	row("allowed CIDRs", cmp.Or(strings.Join(info.AllowedCIDRs, ", "), "none"))
+	row("SSH", map[bool]string{true: "open to the allowed CIDRs", false: "closed"}[info.SSH])
+	row("cost", costCell(*info))
+	row("env file", cmp.Or(info.EnvFile, "none on this machine"))
+	if err := tw.Flush(); err != nil {
+		return err
 	}
-	tw.Flush()
-	if uri != "" {
-		fmt.Fprintf(w, "tracking URI: %s\n", uri)
-	} else {
-		fmt.Fprintln(w, "tracking URI: none (no running instance)")
+	fmt.Fprintln(w, "resources:")
+	for _, r := range info.Resources {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", kindLabels[r.Kind], r.Name, r.ID, r.State)
 	}
+	return tw.Flush()
+}
+
+func paren(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "(" + s + ")"
+}
+
+// expiresCell is the expiry with how long is left, or "never".
+func expiresCell(info stackInfo, now time.Time) string {
+	switch {
+	case info.ExpiresAt.IsZero():
+		return "never (no --ttl)"
+	case info.expired(now):
+		return orDash(info.ExpiresAt, " (expired: `down --expired` removes it)")
+	}
+	return orDash(info.ExpiresAt, " (in "+info.ExpiresAt.Sub(now).Round(time.Minute).String()+")")
+}
+
+func costCell(info stackInfo) string {
+	c, ok := info.costPerMonth()
+	if !ok {
+		return "unknown for " + info.Instance.Type + " (not in mlstack's price table)"
+	}
+	return fmt.Sprintf("about $%.2f a month (%s)", c, costSourceSummary)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,50 +18,55 @@ func statusOpts(stack, output string) (StatusOptions, *bytes.Buffer) {
 	return StatusOptions{Stack: Stack{Name: stack, StateDir: "/nonexistent"}, Streams: Streams{Out: out}, Output: output}, out
 }
 
+// healthServer answers /health with status, on loopback: status never asks
+// the names the fake invents.
+func healthServer(t *testing.T, status int) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/health"
+}
+
 func TestStatusTable(t *testing.T) {
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	id := f.liveInstances()[0]
 	o, out := statusOpts("demo", "")
+	o.HealthURL = healthServer(t, http.StatusOK)
 	if err := Status(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	if len(lines) != 13 {
+	if len(lines) != 22 {
 		t.Fatalf("status:\n%s", out)
 	}
 	if lines[0] != "stack demo (account 123456789012, eu-west-3)" {
 		t.Errorf("header %q", lines[0])
 	}
+	for i, want := range []string{"owner: " + fakeOwner, "created: 20", "expires: never", "tracking URI: https://ec2-", "health: healthy",
+		"allowed CIDRs: 198.51.100.7/32", "SSH: closed", "cost: about $13.40 a month", "env file: none on this machine", "resources:"} {
+		if got := strings.Join(strings.Fields(lines[i+1]), " "); !strings.HasPrefix(got, want) {
+			t.Errorf("line %d = %q, want %q…", i+1, got, want)
+		}
+	}
 	want := [][]string{
-		{"instance", id, "running"},
-		{"security", "group", n.SecurityGroup, "(sg-", "exists"},
-		{"key", "pair", n.KeyPair, "exists"},
-		{"IAM", "user", n.User, "exists"},
-		{"IAM", "role", n.Role, "exists"},
-		{"instance", "profile", n.Profile, "exists"},
-		{"S3", "bucket", n.Bucket, "exists"},
-		{"SSM", "parameter", "/mlstack/demo/admin-password", "exists"},
-		{"SSM", "parameter", "/mlstack/demo/flask-secret-key", "exists"},
-		{"SSM", "parameter", "/mlstack/demo/ssh-host-key", "exists"},
-		{"SSM", "parameter", "/mlstack/demo/tls-cert", "exists"},
+		{"instance", "mlstack-demo", id, "running"},
+		{"security", "group", n.SecurityGroup, "sg-", "exists"},
+		{"key", "pair", n.KeyPair, "key-", "exists"},
+		{"IAM", "role", n.Role, "", "exists"},
+		{"instance", "profile", n.Profile, "", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/admin-password", "/mlstack/demo/admin-password", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/flask-secret-key", "", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/ssh-host-key", "", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/tls-cert", "", "exists"},
+		{"S3", "bucket", n.Bucket, n.Bucket, "exists"},
+		{"IAM", "user", n.User, "", "exists"},
 	}
 	for i, w := range want {
-		got := strings.Fields(lines[i+1])
-		if len(got) != len(w) {
-			t.Errorf("row %d = %q, want %q", i, lines[i+1], w)
-			continue
+		got := strings.Fields(lines[i+11])
+		if len(got) < 4 || !strings.HasPrefix(got[0], w[0]) || !strings.Contains(lines[i+11], w[2]) || !strings.HasPrefix(got[len(got)-1], w[len(w)-1]) {
+			t.Errorf("row %d = %q, want %q", i, lines[i+11], w)
 		}
-		for j := range w {
-			if !strings.HasPrefix(got[j], w[j]) {
-				t.Errorf("row %d = %q, want %q", i, lines[i+1], w)
-				break
-			}
-		}
-	}
-	if !strings.HasPrefix(lines[12], "tracking URI: https://ec2-") || !strings.HasSuffix(lines[12], ":5000") {
-		t.Errorf("last line %q", lines[12])
 	}
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("status made mutating calls %v", m)
@@ -70,18 +77,27 @@ func TestStatusJSON(t *testing.T) {
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	o, out := statusOpts("demo", "json")
+	o.HealthURL = healthServer(t, http.StatusServiceUnavailable)
 	if err := Status(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	var rep statusReport
+	var rep stackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
 	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || len(rep.Resources) != 11 ||
-		rep.Resources[0].Kind != "instance" || rep.Resources[0].State != "running" || !strings.HasPrefix(rep.TrackingURI, "https://ec2-") {
+		rep.Resources[0].Kind != kindInstance || rep.Resources[0].State != "running" || rep.TrackingURI == nil ||
+		!strings.HasPrefix(*rep.TrackingURI, "https://ec2-") || rep.Health != healthBad || rep.Owner == nil || *rep.Owner != fakeOwner ||
+		rep.CreatedAt == nil || rep.ExpiresAt != nil || rep.Instance == nil || rep.Instance.Type != "t2.micro" || rep.SSH ||
+		len(rep.AllowedCIDRs) != 1 || rep.CostPerMonthUSD == nil || *rep.CostPerMonthUSD != 13.40 {
 		t.Errorf("report %+v", rep)
 	}
-	for _, key := range []string{`"tracking_uri"`, `"resources"`, `"kind"`, `"state"`} {
+	for _, r := range rep.Resources {
+		if kindLabels[r.Kind] == "" || r.ID == "" && r.Kind != kindUser && r.Kind != kindRole && r.Kind != kindProfile {
+			t.Errorf("resource %+v: want a machine kind and its id", r)
+		}
+	}
+	for _, key := range []string{`"expires_at": null`, `"env_file": null`, `"created_at": "20`} {
 		if !strings.Contains(out.String(), key) {
 			t.Errorf("json lacks %s:\n%s", key, out)
 		}
@@ -96,24 +112,28 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 	if err := Status(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "stopped") || !strings.HasSuffix(out.String(), "tracking URI: none (no running instance)\n") {
-		t.Errorf("status:\n%s", out)
+	for _, want := range []string{"stopped", "tracking URI: none (no running instance)", "health: no server", "about $1.28 a month"} {
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
 	}
 
+	// A stack that does not exist is an error; its JSON has [] for lists.
 	o, out = statusOpts("nothing", "")
-	if err := Status(context.Background(), o); err != nil {
-		t.Fatal(err)
+	if err := Status(context.Background(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "stack nothing does not exist") {
+		t.Fatalf("status of nothing = %v", err)
 	}
-	if out.String() != "stack nothing (account 123456789012, eu-west-3)\n  nothing exists\n" {
-		t.Errorf("status of nothing = %q", out)
+	if out.Len() != 0 {
+		t.Errorf("status of nothing printed %q", out)
 	}
-
 	o, out = statusOpts("nothing", "json")
-	if err := Status(context.Background(), o); err != nil {
-		t.Fatal(err)
+	if err := Status(context.Background(), o); err == nil {
+		t.Fatal("status --output json of nothing succeeded")
 	}
-	if strings.Contains(out.String(), "tracking_uri") || !strings.Contains(out.String(), `"resources": null`) {
-		t.Errorf("json of nothing:\n%s", out)
+	for _, want := range []string{`"resources": []`, `"allowed_cidrs": []`, `"tracking_uri": null`, `"instance": null`, `"health": "no_server"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("json of nothing lacks %s:\n%s", want, out)
+		}
 	}
 }
 
@@ -129,18 +149,15 @@ func TestStatusIgnoresLookAlikes(t *testing.T) {
 	f.addKeyPair(n.KeyPair, nil)
 	f.addGroup(n.SecurityGroup, nil)
 	o, out := statusOpts("demo", "")
-	if err := Status(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "nothing exists") {
-		t.Errorf("status lists look-alikes:\n%s", out)
+	if err := Status(context.Background(), o); err == nil || out.Len() != 0 {
+		t.Errorf("status lists look-alikes (%v):\n%s", err, out)
 	}
 	// A bucket tagged for another stack is not ours either.
 	f.mu.Lock()
 	f.buckets[n.Bucket].tags = other
 	f.mu.Unlock()
 	o, out = statusOpts("demo", "")
-	if err := Status(context.Background(), o); err != nil || !strings.Contains(out.String(), "nothing exists") {
+	if err := Status(context.Background(), o); err == nil || out.Len() != 0 {
 		t.Errorf("status = %v:\n%s", err, out)
 	}
 }

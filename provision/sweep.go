@@ -48,7 +48,7 @@ func (o *DownOptions) pickStacks(stacks []stackInfo, caller string, now time.Tim
 // sweep deletes every stack in the region that the selectors match,
 // concurrently, and prints a summary line per stack on Out.
 func sweep(ctx context.Context, o DownOptions) error {
-	log := newProgress(o.Log)
+	log := o.Streams.progress()
 	s, err := connect(ctx, o.AWS)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func sweep(ctx context.Context, o DownOptions) error {
 		return nil
 	case o.DryRun:
 		for _, st := range pick {
-			fmt.Fprintf(o.Out, "(plan) would delete stack %s (%d resources, created %s by %s%s)\n", st.Stack, st.Resources,
+			fmt.Fprintf(o.Out, "(plan) would delete stack %s (%s, created %s by %s%s)\n", st.Stack, plural(len(st.Resources), "resource"),
 				st.CreatedAt.Format(time.RFC3339), describeOwner(st.Owner), expiryNote(st))
 		}
 		return nil
@@ -74,9 +74,32 @@ func sweep(ctx context.Context, o DownOptions) error {
 	}
 	results := make([]error, len(pick))
 	bounded(len(pick), sweepParallel, func(i int) {
-		results[i] = sweepOne(ctx, s, o.StateDir, pick[i].Stack, o.Timeout, log.labelled(pick[i].Stack))
+		results[i] = sweepOne(ctx, s, o, pick[i].Stack, log.labelled(pick[i].Stack))
 	})
-	return sweepSummary(o.Out, pick, results)
+	err = sweepSummary(o.Out, pick, results)
+	var left *LeftBehindError
+	if errors.As(err, &left) {
+		left.Hint = o.sweepHint()
+	}
+	return err
+}
+
+// sweepHint is this sweep as a command, to run again.
+func (o *DownOptions) sweepHint() string {
+	var args []string
+	if o.Expired {
+		args = append(args, "--expired")
+	}
+	if o.All {
+		args = append(args, "--all")
+	}
+	if o.OlderThan > 0 {
+		args = append(args, "--older-than", FormatDuration(o.OlderThan))
+	}
+	if o.AnyOwner {
+		args = append(args, "--any-owner")
+	}
+	return hintsFor(Stack{StateDir: o.StateDir}, o.AWS).cmd("down", append(args, "--yes")...)
 }
 
 // confirmSweep asks before deleting, unless --yes; with no terminal to ask
@@ -86,12 +109,16 @@ func confirmSweep(o DownOptions, pick []stackInfo, region string, log *progress)
 		return nil
 	}
 	if o.Confirm == nil {
-		return usagef("refusing to delete %d stack(s) without --yes (no terminal to ask on)", len(pick))
+		return usagef("refusing to delete %s without --yes (no terminal to ask on)", plural(len(pick), "stack"))
 	}
 	for _, st := range pick {
-		log.Info("stack %s (%d resources, created by %s)", st.Stack, st.Resources, describeOwner(st.Owner))
+		log.Info("stack %s (%s, created by %s)", st.Stack, plural(len(st.Resources), "resource"), describeOwner(st.Owner))
 	}
-	ok, err := o.Confirm(fmt.Sprintf("Delete these %d stack(s) in %s? [y/N] ", len(pick), region))
+	question := fmt.Sprintf("Delete these %d stacks in %s?", len(pick), region)
+	if len(pick) == 1 {
+		question = fmt.Sprintf("Delete stack %s in %s?", pick[0].Stack, region)
+	}
+	ok, err := o.Confirm(question + " [y/N] ")
 	if err != nil {
 		return err
 	}
@@ -102,7 +129,8 @@ func confirmSweep(o DownOptions, pick []stackInfo, region string, log *progress)
 }
 
 // sweepOne deletes one stack under its lock.
-func sweepOne(ctx context.Context, s *session, stateDir, stack string, timeout time.Duration, log *progress) error {
+func sweepOne(ctx context.Context, s *session, o DownOptions, stack string, log *progress) error {
+	stateDir := o.StateDir
 	unlock, err := local.Lock(ctx, stateDir, stack, func() {
 		log.Info("another mlstack run is working on stack %s; waiting for it", stack)
 	})
@@ -119,7 +147,12 @@ func sweepOne(ctx context.Context, s *session, stateDir, stack string, timeout t
 	if sec, err := dir.LoadFor(s.account, s.region); err == nil && sec != nil {
 		pending = sec.PendingBucket
 	}
-	return deleteStack(ctx, s, n, dir, pending, timeout, log)
+	err = deleteStack(ctx, s, n, dir, pending, o.Timeout, log)
+	var left *LeftBehindError
+	if errors.As(err, &left) {
+		left.Hint = hintsFor(Stack{Name: stack, StateDir: stateDir}, o.AWS).cmd("down", "--yes")
+	}
+	return err
 }
 
 // sweepSummary prints one line per stack and joins the failures; anything
@@ -133,7 +166,7 @@ func sweepSummary(w io.Writer, pick []stackInfo, results []error) error {
 		case err == nil:
 			fmt.Fprintf(w, "deleted  %s\n", st.Stack)
 		case errors.As(err, &lb):
-			fmt.Fprintf(w, "LEFT     %s: %d resource(s) remain\n", st.Stack, len(lb.Remaining))
+			fmt.Fprintf(w, "LEFT     %s: still owns %s\n", st.Stack, plural(len(lb.Remaining), "resource"))
 			left = append(left, lb.Remaining...)
 			errs = append(errs, fmt.Errorf("stack %s: %w", st.Stack, err))
 		default:

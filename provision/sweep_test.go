@@ -145,13 +145,14 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 		t.Errorf("left behind %+v", lb)
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "the sweep left: S3 bucket "+leftBucket+"; run it again") ||
+	if !strings.Contains(msg, "the sweep left: S3 bucket "+leftBucket+"; run `mlstack down --state-dir "+dir+" --expired --yes` again") ||
+		!strings.Contains(msg, "run `mlstack down --stack left --state-dir "+dir+" --yes` again") ||
 		!strings.Contains(msg, "stack failed: deleting S3 bucket "+failedBucket) || !strings.Contains(msg, "stack left: ") {
 		t.Errorf("message:\n%s", msg)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "FAILED   failed: deleting S3 bucket "+failedBucket) ||
-		lines[1] != "deleted  gone" || lines[2] != "LEFT     left: 1 resource(s) remain" {
+		lines[1] != "deleted  gone" || lines[2] != "LEFT     left: still owns 1 resource" {
 		t.Errorf("summary:\n%s", out)
 	}
 	if fkExists(local.StackDir(dir, "left").Path()) != true || fkExists(local.StackDir(dir, "gone").Path()) {
@@ -172,7 +173,7 @@ func TestSweepConfirmation(t *testing.T) {
 		want    string
 		deleted bool
 	}{
-		{"no terminal", nil, "refusing to delete 1 stack(s) without --yes", false},
+		{"no terminal", nil, "refusing to delete 1 stack without --yes", false},
 		{"answered no", func(string) (bool, error) { return false, nil }, "not confirmed", false},
 		{"cannot ask", func(string) (bool, error) { return false, errors.New("no tty") }, "no tty", false},
 		{"answered yes", func(string) (bool, error) { return true, nil }, "", true},
@@ -190,7 +191,7 @@ func TestSweepConfirmation(t *testing.T) {
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("sweep = %v, want %q", err, c.want)
 			}
-			if c.confirm != nil && (prompt != "Delete these 1 stack(s) in eu-west-3? [y/N] " || !strings.Contains(log.String(), "stack expired (6 resources, created by "+fakeOwner+")")) {
+			if c.confirm != nil && (prompt != "Delete stack expired in eu-west-3? [y/N] " || !strings.Contains(log.String(), "stack expired (6 resources, created by "+fakeOwner+")")) {
 				t.Errorf("prompt %q; progress:\n%s", prompt, log)
 			}
 			if gone := len(f.owns("expired")) == 0; gone != c.deleted {

@@ -164,7 +164,7 @@ func TestFindTarget(t *testing.T) {
 	t.Run("no instance", func(t *testing.T) {
 		newInstalledFake(t)
 		_, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: t.TempDir()}, AWS{})
-		if err == nil || !strings.Contains(err.Error(), "stack demo has no instance in eu-west-3: run `mlstack up --stack demo`") {
+		if err == nil || !strings.Contains(err.Error(), "stack demo has no instance in eu-west-3: `mlstack up --stack demo --state-dir ") {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -53,8 +54,8 @@ func UI(ctx context.Context, o UIOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	p := newProgress(o.Log)
-	up, err := readUIUpstream(local.StackDir(o.StateDir, o.Stack.Name), o.Stack.Name)
+	p := o.Streams.progress()
+	up, err := readUIUpstream(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -107,10 +108,16 @@ type uiUpstream struct {
 // readUIUpstream reads the tracking URI, the login and the pinned
 // certificate from the stack's env file, and no other source: the caller's
 // environment may name another server.
-func readUIUpstream(dir local.Dir, stack string) (uiUpstream, error) {
+func readUIUpstream(ctx context.Context, o UIOptions) (uiUpstream, error) {
+	dir := local.StackDir(o.StateDir, o.Stack.Name)
+	sec, err := dir.Load()
+	if err != nil {
+		return uiUpstream{}, err
+	}
+	rewrite := localUp(o.Stack, sec)
 	vars, err := dir.ReadEnv()
 	if err != nil {
-		return uiUpstream{}, envReadError(dir, stack, err)
+		return uiUpstream{}, uiEnvError(o.Stack, dir, sec, err)
 	}
 	env := map[string]string{}
 	for _, v := range vars {
@@ -118,23 +125,43 @@ func readUIUpstream(dir local.Dir, stack string) (uiUpstream, error) {
 	}
 	up := uiUpstream{uri: env["MLFLOW_TRACKING_URI"], user: env["MLFLOW_TRACKING_USERNAME"], password: env["MLFLOW_TRACKING_PASSWORD"]}
 	if up.uri == "" || up.user == "" || up.password == "" {
-		return uiUpstream{}, fmt.Errorf("env file %s lacks the tracking URI or the MLflow login: run `mlstack up --stack %s` to rewrite it",
-			dir.EnvFile(), stack)
+		return uiUpstream{}, fmt.Errorf("env file %s lacks the tracking URI or the MLflow login: `%s` rewrites it",
+			dir.EnvFile(), rewrite)
 	}
 	u, err := url.Parse(up.uri)
 	if err != nil || u.Scheme != "https" {
 		return up, nil // NewUIProxy says what is wrong with it (plain http: only for tests)
 	}
-	up.tls, err = pinnedFor(dir, env["MLFLOW_TRACKING_SERVER_CERT_PATH"], u.Hostname(), stack)
+	up.tls, err = pinnedFor(dir, env["MLFLOW_TRACKING_SERVER_CERT_PATH"], u.Hostname(), rewrite)
 	return up, err
 }
 
+// uiEnvError says what to do about an env file ui cannot read, from local
+// files alone (ui asks nothing of AWS).
+func uiEnvError(st Stack, dir local.Dir, sec *local.Secrets, err error) error {
+	var damaged *local.DamagedEnvError
+	h := hints{stack: st.Name, stateDir: st.StateDir}
+	switch {
+	case errors.As(err, &damaged):
+		return fmt.Errorf("%w: `%s` rewrites it", err, localUp(st, sec))
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("reading env file: %w", err)
+	case sec != nil:
+		return fmt.Errorf("no env file for stack %s here (%s is missing): `%s` writes it", st.Name, dir.EnvFile(), localUp(st, sec))
+	}
+	return fmt.Errorf("no local secrets for stack %s on this machine (%s is missing). If the stack exists (`%s` tells), "+
+		"its MLflow password exists only where it was created: run `%s` there, or, from an admin identity here, `%s` "+
+		"issues a new key and password for this machine (the old ones stop working); if it does not, `%s` creates it",
+		st.Name, dir.Path(), h.cmd("status"), h.cmd("ui"), h.cmd("creds rotate"), h.cmd("up"))
+}
+
 // pinnedFor trusts the stack's pinned certificate, after checking that it
-// names host and is valid now (a clearer message than a failed handshake).
-func pinnedFor(dir local.Dir, certPath, host, stack string) (*tls.Config, error) {
+// names host and is valid now (a clearer message than a failed handshake);
+// up is the command that pins it again.
+func pinnedFor(dir local.Dir, certPath, host, up string) (*tls.Config, error) {
 	if certPath == "" {
 		return nil, fmt.Errorf("env file %s names no pinned certificate (MLFLOW_TRACKING_SERVER_CERT_PATH): "+
-			"run `mlstack up --stack %s` to pin the server's certificate", dir.EnvFile(), stack)
+			"`%s` pins the server's certificate", dir.EnvFile(), up)
 	}
 	if !filepath.IsAbs(certPath) {
 		certPath = filepath.Join(dir.Path(), certPath)
@@ -148,8 +175,8 @@ func pinnedFor(dir local.Dir, certPath, host, stack string) (*tls.Config, error)
 		return nil, fmt.Errorf("pinned certificate %s: %w", certPath, err)
 	}
 	if err := server.Covers(cert, host, time.Now()); err != nil {
-		return nil, fmt.Errorf("the pinned certificate %s does not fit %s (%v): run `mlstack up --stack %s` to re-pin it",
-			certPath, host, err, stack)
+		return nil, fmt.Errorf("the pinned certificate %s does not fit %s (%w): `%s` pins it again",
+			certPath, host, err, up)
 	}
 	return server.PinnedTLS(pemBytes)
 }

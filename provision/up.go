@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ type upRun struct {
 	o   UpOptions
 	ttl time.Duration
 	log *progress
+	h   hints
 	*openedStack
 
 	// preflight
@@ -66,15 +68,14 @@ func Up(ctx context.Context, o UpOptions) error {
 		return err
 	}
 	if r.o.DryRun {
-		r.printPlan()
-		return nil
+		return r.printPlan()
 	}
 	for _, phase := range []func(context.Context) error{r.keepLocal, r.converge, r.publish, r.wait} {
 		if err := phase(ctx); err != nil {
 			return err
 		}
 	}
-	return r.report()
+	return r.report(ctx)
 }
 
 // preflight checks the input, opens the stack (lock, identity, local
@@ -86,8 +87,11 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &upRun{o: o, ttl: ttl, log: newProgress(o.Log)}
+	r := &upRun{o: o, ttl: ttl, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS)}
 	if err := r.allowCIDRs(); err != nil {
+		return nil, err
+	}
+	if err := checkMLflowRelease(ctx, o.MLflowVersion, r.log); err != nil {
 		return nil, err
 	}
 	if !o.DryRun {
@@ -124,6 +128,10 @@ func (r *upRun) allowCIDRs() error {
 		}
 		r.log.Info("no --allow-cidr given: allowing only your public IP %s", cidr)
 		r.o.AllowCIDRs = []string{cidr}
+	}
+	for _, c := range nonPublicCIDRs(r.o.AllowCIDRs) {
+		r.log.Warn("--allow-cidr %s holds no public address: it lets in only machines inside the VPC, "+
+			"never your traffic over the internet; add the address it leaves from (`curl https://checkip.amazonaws.com` shows it)", c)
 	}
 	return r.confirmWide()
 }
@@ -253,8 +261,8 @@ func (r *upRun) discover(ctx context.Context) error {
 	}
 	if r.secrets == nil && len(f.instances) > 0 {
 		return fmt.Errorf("stack %s already runs instance %s but this machine has no local secrets for it (%s): "+
-			"run mlstack where the stack was created, or `mlstack down` and `up` again",
-			n.Stack, aws.ToString(f.instances[0].InstanceId), r.dir.Path())
+			"run mlstack where the stack was created, or remove the stack (`%s`) and create it again",
+			n.Stack, aws.ToString(f.instances[0].InstanceId), r.dir.Path(), r.h.cmd("down", "--yes"))
 	}
 	r.found = f
 	for _, lines := range [][]string{f.user.plan(n), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
@@ -303,14 +311,24 @@ func (r *upRun) wantParams(sec local.Secrets) map[string]string {
 	return map[string]string{paramAdminPassword: sec.MLflowPassword, paramFlaskSecret: sec.FlaskSecretKey}
 }
 
-// printPlan is --dry-run's answer.
-func (r *upRun) printPlan() {
+// printPlan is --dry-run's answer: "(plan) would …" lines, or JSON.
+func (r *upRun) printPlan() error {
+	if r.o.Output == "json" {
+		return writeJSON(r.o.Out, struct {
+			Stack   string   `json:"stack"`
+			Account string   `json:"account"`
+			Region  string   `json:"region"`
+			DryRun  bool     `json:"dry_run"`
+			Plan    []string `json:"plan"`
+		}{r.n.Stack, r.s.account, r.s.region, true, nonNil(r.plan)})
+	}
 	if len(r.plan) == 0 {
 		fmt.Fprintf(r.o.Out, "(plan) stack %s is complete: nothing to do\n", r.n.Stack)
 	}
 	for _, p := range r.plan {
 		fmt.Fprintf(r.o.Out, "(plan) would %s\n", p)
 	}
+	return nil
 }
 
 // keepLocal saves what makeLocal generated, before anything is created in
@@ -318,6 +336,9 @@ func (r *upRun) printPlan() {
 func (r *upRun) keepLocal(context.Context) error {
 	if r.keep.secrets.Bucket != r.n.Bucket {
 		r.keep.secrets.Bucket, r.keep.changed = r.n.Bucket, true
+	}
+	if !slices.Equal(r.keep.secrets.AllowCIDRs, r.o.AllowCIDRs) || r.keep.secrets.SSH != r.o.SSH {
+		r.keep.secrets.AllowCIDRs, r.keep.secrets.SSH, r.keep.changed = r.o.AllowCIDRs, r.o.SSH, true
 	}
 	k := r.keep
 	if k.loginKey != nil && r.found.keyPair.id != "" {
@@ -368,7 +389,9 @@ func (r *upRun) converge(ctx context.Context) error {
 		func() error {
 			return ensureKeyPair(ctx, s.ec2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
 		},
-		func() error { return ensureParams(ctx, s.ssm, f.params, n, r.wantParams(r.store.Get()), r.tags, log) },
+		func() error {
+			return ensureParams(ctx, s.ssm, f.params, n, r.wantParams(r.store.Get()), r.tags, r.h.cmd("creds rotate"), log)
+		},
 	)
 	if err == nil {
 		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
@@ -377,7 +400,7 @@ func (r *upRun) converge(ctx context.Context) error {
 		err = r.store.Update(func(x *local.Secrets) { x.InstanceID = aws.ToString(r.inst.InstanceId) })
 	}
 	if err != nil {
-		return fmt.Errorf("%w\nrun `mlstack up` again to converge, or `mlstack down` to remove what was created", err)
+		return fmt.Errorf("%w\nrun `%s` again to converge, or `%s` to remove what was created", err, r.h.up(r.o.AllowCIDRs, r.o.SSH), r.h.cmd("down", "--yes"))
 	}
 	return nil
 }
@@ -428,7 +451,7 @@ func (r *upRun) publish(ctx context.Context) error {
 		return err
 	}
 	if legacy {
-		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.hint("down", "--yes"), r.hint("up", r.cidrFlags()...)))
+		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.h.up(r.o.AllowCIDRs, r.o.SSH)))
 		r.uri = legacyURI(r.inst)
 	} else if err := r.pin(ctx); err != nil {
 		return err
@@ -436,7 +459,7 @@ func (r *upRun) publish(ctx context.Context) error {
 		r.uri = trackingURI(r.inst)
 	}
 	if r.o.SSH {
-		r.log.Step("SSH is open to the allowed CIDRs: `mlstack ssh --stack %s`, or %s", r.n.Stack, server.Hint(sshHost(r.dir, host)))
+		r.log.Step("SSH is open to the allowed CIDRs: `%s`, or %s", r.h.cmd("ssh"), server.Hint(sshHost(r.dir, host)))
 	}
 	sec := r.store.Get()
 	if err := r.dir.WriteEnv(envVars(&sec, r.uri, certPathFor(r.dir, r.uri), r.s.region, r.s.s3Endpoint)); err != nil {
@@ -454,15 +477,18 @@ func (r *upRun) pin(ctx context.Context) error {
 	if r.o.NoWait {
 		var why string
 		if keys, why, err = readServerKeys(ctx, r.s.ssm, r.n, r.inst, time.Now()); err == nil && keys == nil {
-			r.log.Info("%s: `%s` pins them once the server is up", why, r.hint("up", r.cidrFlags()...))
+			r.log.Info("%s: `%s` pins them once the server is up", why, r.h.up(r.o.AllowCIDRs, r.o.SSH))
 			return nil
 		}
 	} else {
-		r.log.Step("waiting for instance %s to publish its TLS certificate and SSH host key", aws.ToString(r.inst.InstanceId))
+		id := aws.ToString(r.inst.InstanceId)
+		live := r.log.Wait("waiting for instance %s to publish its TLS certificate and SSH host key", id)
 		if keys, err = waitServerKeys(ctx, r.s.ssm, r.n, r.inst, r.o.Timeout); err != nil {
+			live.Stop()
 			// The bootstrap publishes them: what its log says is why not.
-			return newTarget(r.n.Stack, r.dir, r.s, r.inst, r.o.SSH).explainUnhealthy(ctx, err, r.log)
+			return r.target().explainUnhealthy(ctx, err, r.log)
 		}
+		live.Done("instance %s published them", id)
 	}
 	if err != nil {
 		return err
@@ -489,12 +515,18 @@ func (r *upRun) wait(ctx context.Context) error {
 	if health == "" {
 		health = r.uri + "/health"
 	}
-	r.log.Step("waiting for the tracking server at %s (up to %s)", health, r.o.Timeout)
 	if err := server.WaitHealthy(ctx, health, r.tls, r.o.Timeout, r.log, r.explainStall); err != nil {
-		t := newTarget(r.n.Stack, r.dir, r.s, r.inst, r.o.SSH)
-		return t.explainUnhealthy(ctx, err, r.log)
+		return r.target().explainUnhealthy(ctx, err, r.log)
 	}
 	return nil
+}
+
+// target is the instance as ssh and logs reach it, with hints that keep
+// the allowed CIDRs and SSH as this up has them.
+func (r *upRun) target() *target {
+	t := newTarget(r.h, r.dir, r.s, r.inst, r.o.SSH)
+	t.cidrs = r.o.AllowCIDRs
+	return t
 }
 
 // explainStall says why the server does not answer yet and what to do.
@@ -502,81 +534,41 @@ func (r *upRun) explainStall(kind server.Stall) string {
 	host := trackingHost(r.inst)
 	if kind == server.Refused {
 		return fmt.Sprintf("%s:%d refuses connections: the instance is up but nothing listens on the port yet, "+
-			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, mlflowPort, r.hint("logs"))
+			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, mlflowPort, r.h.cmd("logs"))
 	}
-	add := r.cidrFlags()
+	// The shell fills in the address: the command runs as printed.
+	add := r.h.up(r.o.AllowCIDRs, r.o.SSH) + ` --allow-cidr "$(curl -fsS https://checkip.amazonaws.com)/32"`
 	msg := fmt.Sprintf("connections to %s:%d time out: packets are dropped before they reach the server. "+
 		"The security group lets in only %s. If your traffic leaves from another address (a VPN, a corporate NAT), "+
-		"add that one: `%s --allow-cidr YOUR.EGRESS.IP/32` (`curl https://checkip.amazonaws.com` shows the address your traffic leaves from)",
-		host, mlflowPort, strings.Join(r.o.AllowCIDRs, ", "), r.hint("up", add...))
+		"add the address it leaves from: `%s`", host, mlflowPort, strings.Join(r.o.AllowCIDRs, ", "), add)
 	if p := server.ProxyFor(r.uri); p != "" {
 		msg += fmt.Sprintf(". These requests go through your HTTP proxy %s: allow the proxy's egress address, or set NO_PROXY=%s", p, host)
 	}
 	return msg + ". Still waiting"
 }
 
-// cidrFlags are the flags that keep the security group as it is now.
-func (r *upRun) cidrFlags() []string {
-	add := []string{"--ssh=" + fmt.Sprint(r.o.SSH)}
-	for _, c := range r.o.AllowCIDRs {
-		add = append(add, "--allow-cidr", c)
-	}
-	if r.o.Yes {
-		add = append(add, "--yes")
-	}
-	return add
-}
-
-// hint is an mlstack command for this stack with the flags in use, to run as printed.
-func (r *upRun) hint(verb string, extra ...string) string {
-	args := []string{"mlstack", verb, "--stack", r.n.Stack}
-	if r.o.Region != "" {
-		args = append(args, "--region", r.o.Region)
-	}
-	if r.o.Profile != "" {
-		args = append(args, "--profile", r.o.Profile)
-	}
-	args = append(append(args, "--state-dir", r.o.StateDir), extra...)
-	for i, a := range args {
-		args[i] = shellWord(a)
-	}
-	return strings.Join(args, " ")
-}
-
-// shellWord quotes s for a POSIX shell when it needs it.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=+,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// upReport is `up --output json`.
-type upReport struct {
-	Stack       string `json:"stack"`
-	Account     string `json:"account"`
-	Region      string `json:"region"`
-	TrackingURI string `json:"tracking_uri"`
-	InstanceID  string `json:"instance_id"`
-	Bucket      string `json:"bucket"`
-	EnvFile     string `json:"env_file"`
-	ExpiresAt   string `json:"expires_at,omitempty"`
-	Healthy     bool   `json:"healthy"`
-}
-
-// report prints the tracking URI (or the JSON report) on stdout.
-func (r *upRun) report() error {
+// report prints the tracking URI, or with --output json the stack in the
+// schema status and ls share, on stdout.
+func (r *upRun) report(ctx context.Context) error {
 	if r.o.Output == "json" {
-		err := writeJSON(r.o.Out, upReport{
-			Stack: r.n.Stack, Account: r.s.account, Region: r.s.region, TrackingURI: r.uri, InstanceID: aws.ToString(r.inst.InstanceId),
-			Bucket: r.n.Bucket, EnvFile: r.dir.EnvFile(), ExpiresAt: r.tags[tagExpiresAt], Healthy: !r.o.NoWait,
-		})
+		info, _, err := r.describe(ctx)
 		if err != nil {
+			return err
+		}
+		info.setInstance(r.inst)
+		info.TrackingURI = r.uri // plain HTTP on an earlier stack
+		info.Health = healthOK
+		if r.o.NoWait {
+			info.Health = healthNotChecked
+		}
+		if err := writeJSON(r.o.Out, info); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintln(r.o.Out, r.uri)
 	}
-	r.log.Step("ready: `mlstack env --stack %s >> .envrc` exports the tracking URI and scoped credentials", r.n.Stack)
+	env := r.h.cmd("env")
+	r.log.Step("ready: `%s >> .envrc` exports the tracking URI and scoped credentials "+
+		"(or put `eval \"$(%s)\"` in .envrc: the secrets then stay in %s)", env, env, r.dir.Path())
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -234,7 +235,7 @@ func TestUpTwiceChangesNothing(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "https://ec2-") {
 		t.Errorf("out = %q", out)
 	}
-	if after := savedSecrets(t, dir, "demo"); *after != *before {
+	if after := savedSecrets(t, dir, "demo"); !reflect.DeepEqual(*after, *before) {
 		t.Errorf("state changed:\n%+v\n%+v", before, after)
 	}
 }
@@ -295,17 +296,16 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	start := time.Now()
 	mustUp(t, o)
 
-	var rep upReport
+	var rep stackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("json report %q: %v", out, err)
 	}
-	exp, err := time.Parse(time.RFC3339, rep.ExpiresAt)
-	if err != nil || exp.Before(start.Add(2*time.Hour-time.Minute)) || exp.After(start.Add(2*time.Hour+time.Minute)) {
-		t.Fatalf("expires_at %q: %v", rep.ExpiresAt, err)
+	if rep.ExpiresAt == nil || rep.ExpiresAt.Before(start.Add(2*time.Hour-time.Minute)) || rep.ExpiresAt.After(start.Add(2*time.Hour+time.Minute)) {
+		t.Fatalf("expires_at %v", rep.ExpiresAt)
 	}
-	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Healthy ||
-		!strings.HasPrefix(rep.TrackingURI, "https://") || !strings.HasPrefix(rep.InstanceID, "i-") ||
-		rep.Bucket != namesFor("demo", fakeAccount, fakeRegion).Bucket || !strings.HasSuffix(rep.EnvFile, "/demo/env") {
+	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Health != healthNotChecked ||
+		rep.TrackingURI == nil || !strings.HasPrefix(*rep.TrackingURI, "https://") || rep.Instance == nil || !strings.HasPrefix(rep.Instance.ID, "i-") ||
+		len(rep.Resources) != 11 || rep.EnvFile == nil || !strings.HasSuffix(*rep.EnvFile, "/demo/env") {
 		t.Errorf("report %+v", rep)
 	}
 	want := []string{"EC2.CreateTags", "IAM.TagInstanceProfile", "IAM.TagRole", "IAM.TagUser", "S3.PutBucketTagging"}
@@ -321,7 +321,7 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 		"role": iamTagMap(f.roles[n.Role].role.Tags), "profile": iamTagMap(f.profiles[n.Profile].prof.Tags),
 		"bucket": f.buckets[n.Bucket].tags,
 	} {
-		if tags[tagExpiresAt] != rep.ExpiresAt || tags[tagStack] != "demo" {
+		if tags[tagExpiresAt] != rep.ExpiresAt.Format(time.RFC3339) || tags[tagStack] != "demo" {
 			t.Errorf("%s tags after --ttl: %v", kind, tags)
 		}
 	}
@@ -684,7 +684,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
 			err := Up(context.Background(), o)
-			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "run `mlstack up` again") {
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "run `mlstack up --stack demo --state-dir "+dir+" --allow-cidr "+testCIDR+"` again") {
 				t.Fatalf("up = %v, want %q and the advice to run up again", err, c.want)
 			}
 			if f.count("EC2.RunInstances") > 0 && c.op != "RunInstances" {
@@ -776,11 +776,11 @@ func TestUpHealthWait(t *testing.T) {
 	o, out, log := upOpts(t.TempDir(), "demo")
 	o.NoWait, o.HealthURL, o.Output = false, healthy.URL+"/health", "json"
 	mustUp(t, o)
-	var rep upReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || !rep.Healthy {
+	var rep stackJSON
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Health != healthOK {
 		t.Errorf("report %s: %v", out, err)
 	}
-	if !strings.Contains(log.String(), "tracking server answered") {
+	if !strings.Contains(log.String(), "the tracking server answers (after") {
 		t.Errorf("progress:\n%s", log)
 	}
 	_ = f
@@ -1007,7 +1007,7 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 	})
 	o, _, _ := upOpts(dir, "demo")
 	err := Up(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), "1 permission(s) not matched; run `mlstack up` again") {
+	if err == nil || !strings.Contains(err.Error(), "1 permission(s) not matched\nrun `mlstack up --stack demo") {
 		t.Fatalf("up = %v", err)
 	}
 	o, _, _ = upOpts(dir, "demo")

@@ -68,30 +68,53 @@ func validateMLflowVersion(v string) error {
 	return nil
 }
 
-// parseTTL reads a TTL as a Go duration ("90m", "4h") or in days ("2d"),
-// at most maxTTL; "" is no TTL.
+// parseTTL reads a TTL (see ParseDuration), at most maxTTL; "" is no TTL.
 func parseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	bad := usagef("--ttl %q: use a duration like 90m, 4h or 2d", s)
-	var v time.Duration
+	v, err := ParseDuration("--ttl", s)
+	if err == nil && v > maxTTL {
+		err = usagef("--ttl %s: give at most %dd", s, int(maxTTL.Hours()/24))
+	}
+	if err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// ParseDuration reads a positive duration flag: a Go duration ("90m",
+// "4h", "1h30m") or whole days ("2d"). Its error names the flag and echoes
+// what was typed.
+func ParseDuration(flag, s string) (time.Duration, error) {
+	bad := usagef("%s %s: use a duration like 90m, 4h or 2d", flag, shellWord(s))
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		var n int
 		if _, err := fmt.Sscanf(d, "%d", &n); err != nil || fmt.Sprint(n) != d || n <= 0 {
 			return 0, bad
 		}
-		v = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if v, err = time.ParseDuration(s); err != nil || v <= 0 {
-			return 0, bad
-		}
+		return time.Duration(n) * 24 * time.Hour, nil
 	}
-	if v > maxTTL {
-		return 0, usagef("--ttl %s: give at most %dd", v, int(maxTTL.Hours()/24))
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return 0, bad
 	}
 	return v, nil
+}
+
+// FormatDuration writes d as ParseDuration reads it, briefly: 2d, 90m, 1h30m.
+func FormatDuration(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // validateOutput accepts table (the default for "") and json.

@@ -42,7 +42,7 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		{"bad output", []string{"up", "--stack", "demo", "--output", "yaml", "--allow-cidr", allowCIDR}, "--output"},
 		{"sweep with stack", []string{"down", "--expired", "--stack", "demo"}, "--stack cannot"},
 		{"older-than alone", []string{"down", "--stack", "demo", "--older-than", "2h"}, "--older-than goes with"},
-		{"unknown flag", []string{"up", "--stack", "demo", "--bogus"}, "not defined"},
+		{"unknown flag", []string{"up", "--stack", "demo", "--bogus"}, "unknown flag --bogus (see `mlstack up --help`)"},
 		{"positional arg", []string{"up", "demo"}, "unexpected argument"},
 		{"unknown command", []string{"upp"}, "unknown command"},
 		{"unwritable state dir", []string{"up", "--stack", "demo", "--allow-cidr", allowCIDR, "--state-dir", "/dev/null/x"}, "not writable"},

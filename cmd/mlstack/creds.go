@@ -6,24 +6,37 @@ import (
 )
 
 func credsCommand(s streams) *cli.Command {
+	rotate := &cli.Command{
+		Name: "rotate",
+		Usage: "new access key and MLflow password in place, env file rewritten; " +
+			"the old key is deleted only after the new one works",
+		Description: "From an admin identity. On a machine without the stack's local state it issues secrets for this\n" +
+			"machine (the old ones stop working).\n\n" +
+			examples(
+				"mlstack creds rotate --stack demo",
+				"mlstack creds rotate --stack demo --skip-mlflow"),
+		Flags: append(commonFlags(),
+			&cli.BoolFlag{Name: "skip-mlflow", Usage: "rotate only the AWS access key"},
+			&cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "reach the server here (tests)"},
+		),
+		Action: s.action(func(c *cli.Context, a provision.AWS) error {
+			return provision.RotateCreds(c.Context, provision.RotateOptions{
+				Stack: stackOf(c), AWS: a, Streams: s.std(),
+				SkipMLflow: c.Bool("skip-mlflow"), TrackingURI: c.String("tracking-uri"),
+			})
+		}),
+	}
 	return &cli.Command{
-		Name:  "creds",
-		Usage: "manage the stack's credentials",
-		Subcommands: []*cli.Command{{
-			Name: "rotate",
-			Usage: "new access key and MLflow password in place, env file rewritten; " +
-				"the old key is deleted only after the new one works",
-			Flags: append(commonFlags(),
-				&cli.BoolFlag{Name: "skip-mlflow", Usage: "rotate only the AWS access key"},
-				&cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "reach the server here (tests)"},
-			),
-			OnUsageError: usageError,
-			Action: s.action(func(c *cli.Context, a provision.AWS) error {
-				return provision.RotateCreds(c.Context, provision.RotateOptions{
-					Stack: stackOf(c), AWS: a, Streams: s.std(),
-					SkipMLflow: c.Bool("skip-mlflow"), TrackingURI: c.String("tracking-uri"),
-				})
-			}),
-		}},
+		Name:        "creds",
+		Usage:       "manage the stack's credentials",
+		Description: examples("mlstack creds rotate --stack demo"),
+		Subcommands: []*cli.Command{rotate},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return unknownCommand(c.Args().First(), c.Command.Subcommands, "mlstack creds")
+			}
+			_ = cli.ShowSubcommandHelp(c)
+			return &provision.UsageError{Msg: "missing command: mlstack creds rotate"}
+		},
 	}
 }

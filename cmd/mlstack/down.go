@@ -9,25 +9,44 @@ func downCommand(s streams) *cli.Command {
 	return &cli.Command{
 		Name:  "down",
 		Usage: "delete everything the stack owns (safe to re-run)",
+		Description: "Says what is lost for good (the runs in the server's database, the artifacts in the bucket) and asks;\n" +
+			"without a terminal it needs --yes. Works from a machine that never ran up: it finds the stack in AWS.\n" +
+			"With --expired or --all it sweeps the region's stacks instead (only yours unless --any-owner).\n\n" +
+			examples(
+				"mlstack down --stack demo",
+				"mlstack down --stack demo --yes",
+				"mlstack down --stack demo --dry-run",
+				"mlstack down --expired --yes",
+				"mlstack down --all --older-than 2d --dry-run"),
 		Flags: append(commonFlags(),
 			&cli.BoolFlag{Name: "yes", Usage: "delete without asking (required without a terminal)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be deleted; change nothing"},
 			&cli.BoolFlag{Name: "expired", Usage: "sweep: delete every stack in the region whose TTL has passed"},
 			&cli.BoolFlag{Name: "all", Usage: "sweep: delete every stack in the region (with --older-than: only older ones)"},
-			&cli.DurationFlag{Name: "older-than", Usage: "sweep: only stacks created more than this long ago (e.g. 2h)"},
+			durationFlag("older-than", 0, "sweep: only stacks created more than this long ago"),
 			&cli.BoolFlag{Name: "any-owner", Usage: "sweep: include the stacks other principals created (default: only yours)"},
+			&cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "count the runs on this server (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
+			timeout, err := durationOf(c, "timeout")
+			if err != nil {
+				return err
+			}
+			olderThan, err := durationOf(c, "older-than")
+			if err != nil {
+				return err
+			}
 			return provision.Down(c.Context, provision.DownOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(),
-				Timeout:   c.Duration("timeout"),
-				DryRun:    c.Bool("dry-run"),
-				Yes:       c.Bool("yes"),
-				Expired:   c.Bool("expired"),
-				All:       c.Bool("all"),
-				OlderThan: c.Duration("older-than"),
-				AnyOwner:  c.Bool("any-owner"),
-				Confirm:   s.confirm,
+				Timeout:     timeout,
+				DryRun:      c.Bool("dry-run"),
+				Yes:         c.Bool("yes"),
+				Expired:     c.Bool("expired"),
+				All:         c.Bool("all"),
+				OlderThan:   olderThan,
+				AnyOwner:    c.Bool("any-owner"),
+				TrackingURI: c.String("tracking-uri"),
+				Confirm:     s.confirm,
 			})
 		}),
 	}

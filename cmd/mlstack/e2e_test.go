@@ -92,7 +92,7 @@ func TestUpEnvDown(t *testing.T) {
 	}
 
 	res = e.mlstack(append([]string{"status"}, e.stackFlags(stack)...)...)
-	if res.code != 0 || !strings.Contains(res.stdout, "tracking URI: "+uri) || !strings.Contains(res.stdout, wantBucket) {
+	if res.code != 0 || !strings.Contains(strings.Join(strings.Fields(res.stdout), " "), "tracking URI: "+uri) || !strings.Contains(res.stdout, wantBucket) {
 		t.Fatalf("status: exit %d, stdout:\n%s", res.code, res.stdout)
 	}
 

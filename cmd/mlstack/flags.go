@@ -3,8 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mlstack/mlstack/provision"
@@ -12,20 +11,15 @@ import (
 )
 
 // Flag groups that several commands share, each with the reader that turns
-// it into the matching provision option group.
-
-func defaultStateDir() string {
-	if d, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(d, "mlstack")
-	}
-	return ""
-}
+// it into the matching provision option group. A backticked word in a
+// flag's usage is its placeholder in --help (`--stack NAME`).
 
 // stackFlags name a stack and its local files: --stack, --state-dir.
 func stackFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "stack", EnvVars: []string{"MLSTACK_STACK"}, Usage: "stack name (lowercase letters, digits, hyphens)"},
-		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"MLSTACK_STATE_DIR"}, Value: defaultStateDir(), Usage: "local state (secrets, env file, SSH key)"},
+		&cli.StringFlag{Name: "stack", EnvVars: []string{"MLSTACK_STACK"}, Usage: "stack `NAME` (lowercase letters, digits, hyphens)"},
+		&cli.StringFlag{Name: "state-dir", EnvVars: []string{"MLSTACK_STATE_DIR"}, Value: provision.DefaultStateDir(),
+			Usage: "local state `DIR` (secrets, env file, SSH key)"},
 	}
 }
 
@@ -37,8 +31,8 @@ func stackOf(c *cli.Context) provision.Stack {
 // hidden --api-calls of the benchmarks).
 func awsFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "region", Usage: "AWS region (default: the AWS default chain, e.g. AWS_REGION or the profile)"},
-		&cli.StringFlag{Name: "profile", Usage: "AWS shared config profile"},
+		&cli.StringFlag{Name: "region", Usage: "AWS `REGION` (default: the AWS default chain, e.g. AWS_REGION or the profile)"},
+		&cli.StringFlag{Name: "profile", Usage: "AWS shared config `PROFILE`"},
 		&cli.BoolFlag{Name: "api-calls", Hidden: true, Usage: "print the AWS calls made (benchmarks)"},
 	}
 }
@@ -51,9 +45,26 @@ func awsOf(c *cli.Context) provision.AWS {
 	return a
 }
 
+// durationFlag takes 90m, 4h or 2d; durationOf reads it, echoing what was
+// typed when it is wrong.
+func durationFlag(name string, def time.Duration, usage string) cli.Flag {
+	f := &cli.StringFlag{Name: name, Usage: usage + " (`DURATION`: 90m, 4h, 2d)"}
+	if def > 0 {
+		f.Value = provision.FormatDuration(def)
+	}
+	return f
+}
+
+func durationOf(c *cli.Context, name string) (time.Duration, error) {
+	if c.String(name) == "" {
+		return 0, nil
+	}
+	return provision.ParseDuration("--"+name, c.String(name))
+}
+
 // timeoutFlag is --timeout with the command's default.
 func timeoutFlag(def time.Duration, usage string) cli.Flag {
-	return &cli.DurationFlag{Name: "timeout", Value: def, Usage: usage}
+	return durationFlag("timeout", def, usage)
 }
 
 // commonFlags are what every command on one stack in AWS takes.
@@ -63,7 +74,7 @@ func commonFlags() []cli.Flag {
 }
 
 func outputFlag() cli.Flag {
-	return &cli.StringFlag{Name: "output", Value: "table", Usage: "table or json"}
+	return &cli.StringFlag{Name: "output", Value: "table", Usage: "`FORMAT`: table or json (the stack schema in the README)"}
 }
 
 // explicit is the flag's value when the user gave it, else "": provision
@@ -78,20 +89,54 @@ func explicit(c *cli.Context, name string) string {
 // noArgs refuses positional arguments: every option is a flag.
 func noArgs(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return &provision.UsageError{Msg: fmt.Sprintf("unexpected argument %q: every option is a flag (see `mlstack %s --help`)", c.Args().First(), c.Command.Name)}
+		return &provision.UsageError{Msg: fmt.Sprintf("unexpected argument %q: every option is a flag (see `mlstack %s --help`)", c.Args().First(), c.Command.FullName())}
 	}
 	return nil
 }
 
-// streams is what every command constructor gets: the process's streams.
+// examples is the help text's list of commands to copy; the tests parse
+// every one of them.
+func examples(lines ...string) string {
+	return "Examples:\n  " + strings.Join(lines, "\n  ")
+}
+
+// streams is what every command constructor gets: the process's streams
+// and what the terminal allows.
 type streams struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	// confirm asks on a terminal; nil when there is none.
 	confirm func(prompt string) (bool, error)
+	term    bool // stderr is a terminal: live progress lines
+	color   bool
+	// ran is the stack and AWS flags of the command that runs, for the
+	// interrupt hint.
+	ran *ranWith
 }
 
-func (s streams) std() provision.Streams { return provision.Streams{Out: s.stdout, Log: s.stderr} }
+func newStreams(stdin io.Reader, stdout, stderr io.Writer) streams {
+	return streams{stdin: stdin, stdout: stdout, stderr: stderr, confirm: terminalConfirm(stdin, stderr),
+		term: isTerminal(stderr), color: useColor(stderr), ran: &ranWith{}}
+}
+
+func (s streams) std() provision.Streams {
+	return provision.Streams{Out: s.stdout, Log: s.stderr, LogTerminal: s.term, Color: s.color}
+}
+
+// ranWith is what an interrupted command was working on.
+type ranWith struct {
+	verb  string
+	stack provision.Stack
+	aws   provision.AWS
+}
+
+// downHint is the removal an interrupted up leaves to the user.
+func (r *ranWith) downHint() string {
+	if r.verb != "up" || r.stack.Name == "" {
+		return ""
+	}
+	return fmt.Sprintf(", or `%s` to remove what exists", provision.Hint(r.stack, r.aws, "down", "--yes"))
+}
 
 // action wraps a command's work: no positional arguments, and the AWS
 // calls printed afterwards when --api-calls asked for them.
@@ -101,6 +146,7 @@ func (s streams) action(run func(c *cli.Context, a provision.AWS) error) cli.Act
 			return err
 		}
 		a := awsOf(c)
+		*s.ran = ranWith{verb: c.Command.Name, stack: stackOf(c), aws: a}
 		err := run(c, a)
 		if a.Calls != nil {
 			fmt.Fprintf(s.stderr, "api-calls: %s\n", a.Calls.Summary())

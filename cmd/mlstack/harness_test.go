@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
 
+	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/internal/testenv"
 )
@@ -201,6 +203,7 @@ func newEnv(t *testing.T) *env {
 		os.Unsetenv(k)
 	}
 	t.Setenv("AWS_ENDPOINT_URL", e.rec.srv.URL)
+	t.Setenv("MLSTACK_PYPI_URL", localPyPI())
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_REGION", testRegion)
@@ -236,6 +239,7 @@ type result struct {
 func (e *env) mlstack(args ...string) result {
 	e.t.Helper()
 	var out, errb bytes.Buffer
+	args = offline(args)
 	all := append([]string{"mlstack"}, args...)
 	code := run(context.Background(), all, strings.NewReader(""), &out, &errb)
 	e.t.Logf("$ mlstack %s → exit %d\n%s", strings.Join(args, " "), code, errb.String())
@@ -278,7 +282,7 @@ func onTerminal(ctx context.Context, t *testing.T, term string, args ...string) 
 	if err != nil {
 		t.Fatal("script(1) (Debian's bsdutils) is needed to give mlstack a terminal")
 	}
-	line := strings.Join(append([]string{binary(t)}, args...), " ")
+	line := strings.Join(append([]string{binary(t)}, offline(args)...), " ")
 	cmd = exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", line, "/dev/null")
 	cmd.Env = append(os.Environ(), "TERM="+term)
 	if stdin, err = cmd.StdinPipe(); err != nil {
@@ -309,4 +313,52 @@ func answerOnTerminal(t *testing.T, reply string, args ...string) (int, string) 
 	must(t, err)
 	_ = cmd.Wait() // the caller checks the exit status (onTerminal records the output)
 	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// Local stand-ins for what mlstack asks on the internet, so that no test
+// does: moto's instances have real-looking public names and addresses.
+var (
+	localOnce         sync.Once
+	localServerURL    string // answers 503 to everything: a server that is not ready
+	localHealthyURL   string // answers 200 to everything: a tracking server that is up
+	localPyPIURL      string // PyPI's JSON API for a few MLflow releases
+	knownMLflowOnPyPI = []string{"3.5.0", "3.6.0", cloudinit.DefaultMLflowVersion}
+)
+
+func startLocalServers() {
+	localOnce.Do(func() {
+		// Never closed: they live as long as the test binary.
+		localServerURL = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})).URL
+		localHealthyURL = httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).URL
+		localPyPIURL = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, v := range knownMLflowOnPyPI {
+				if r.URL.Path == "/pypi/mlflow/"+v+"/json" {
+					_, _ = w.Write([]byte(`{"info":{"version":"` + v + `","yanked":false}}`))
+					return
+				}
+			}
+			http.NotFound(w, r)
+		})).URL
+	})
+}
+
+func localPyPI() string { startLocalServers(); return localPyPIURL }
+
+// offline points status's health check and down's run count at the local
+// server, and up's health wait at a healthy one, unless the test names its
+// own.
+func offline(args []string) []string {
+	startLocalServers()
+	switch {
+	case len(args) == 0:
+	case args[0] == "up" && !contains(args, "--health-url") && !contains(args, "--no-wait"):
+		return append(slices.Clone(args), "--health-url", localHealthyURL+"/health")
+	case args[0] == "status" && !contains(args, "--health-url"):
+		return append(slices.Clone(args), "--health-url", localServerURL+"/health")
+	case args[0] == "down" && !contains(args, "--tracking-uri"):
+		return append(slices.Clone(args), "--tracking-uri", localServerURL)
+	}
+	return args
 }

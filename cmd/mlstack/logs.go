@@ -10,6 +10,9 @@ func logsCommand(s streams) *cli.Command {
 	return &cli.Command{
 		Name:  "logs",
 		Usage: "the bootstrap log and the server's journal (over SSH; without SSH, the EC2 console output)",
+		Description: examples(
+			"mlstack logs --stack demo",
+			"mlstack logs --stack demo --follow"),
 		Flags: append(commonFlags(), append(remoteFlags(),
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines until interrupted"},
 			&cli.StringFlag{Name: "bootstrap-log", Hidden: true, Usage: "remote bootstrap log path (tests)"},

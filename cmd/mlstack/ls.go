@@ -8,7 +8,11 @@ import (
 func lsCommand(s streams) *cli.Command {
 	return &cli.Command{
 		Name:  "ls",
-		Usage: "list every stack in the region (or all regions): created, expires, instance state, tracking URI",
+		Usage: "list every stack in the region (or all regions): owner, created, expires, instance state, tracking URI",
+		Description: "No stacks: says so on stderr (stdout stays empty, or [] with --output json).\n\n" +
+			examples(
+				"mlstack ls",
+				"mlstack ls --all-regions --output json"),
 		Flags: append(awsFlags(),
 			&cli.BoolFlag{Name: "all-regions", Usage: "every region enabled for the account"},
 			outputFlag(),

@@ -17,6 +17,7 @@ import (
 	"github.com/mlstack/mlstack/provision"
 	"github.com/mlstack/mlstack/provision/server"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 )
 
 // Exit codes, documented in the README.
@@ -42,12 +43,16 @@ func main() {
 
 // run is main without the process: tests call it in-process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
-	return report(ctx, err, stderr, args)
+	s := newStreams(stdin, stdout, stderr)
+	app := newApp(s)
+	err := flagBeforeCommand(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
+	return report(ctx, err, s, args)
 }
 
-func report(ctx context.Context, err error, stderr io.Writer, args []string) int {
+func report(ctx context.Context, err error, s streams, args []string) int {
 	if err == nil {
 		return exitOK
 	}
@@ -57,26 +62,26 @@ func report(ctx context.Context, err error, stderr io.Writer, args []string) int
 		// output said why.
 		return remote.Status
 	}
+	prefix := "mlstack: "
+	if s.color {
+		prefix = "\x1b[31mmlstack:\x1b[0m "
+	}
 	var left *provision.LeftBehindError
 	switch {
 	case provision.IsUsage(err):
-		fmt.Fprintf(stderr, "mlstack: %v\n", err)
+		fmt.Fprintf(s.stderr, "%s%v\n", prefix, err)
 		return exitUsage
 	case errors.As(err, &left):
-		fmt.Fprintf(stderr, "mlstack: %v\n", err)
+		fmt.Fprintf(s.stderr, "%s%v\n", prefix, err)
 		return exitLeftBehind
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
-		fmt.Fprintf(stderr, "mlstack: interrupted: %v\nlocal files are whole (written atomically); run `%s` again to finish, "+
-			"or `mlstack down --stack NAME --yes` to remove what exists\n", err, strings.Join(append([]string{"mlstack"}, args[1:]...), " "))
+		fmt.Fprintf(s.stderr, "%sinterrupted: %v\nlocal files are whole (written atomically); run `%s` again to finish%s\n",
+			prefix, err, provision.ShellLine(append([]string{"mlstack"}, args[1:]...)), s.ran.downHint())
 		return exitInterrupted
 	default:
-		fmt.Fprintf(stderr, "mlstack: %v\n", err)
+		fmt.Fprintf(s.stderr, "%s%v\n", prefix, err)
 		return exitFailure
 	}
-}
-
-func usageError(_ *cli.Context, err error, _ bool) error {
-	return &provision.UsageError{Msg: err.Error()}
 }
 
 // commands lists the subcommands; each lives in its own file.
@@ -91,46 +96,56 @@ var commands = []func(streams) *cli.Command{
 	sshCommand,
 	logsCommand,
 	uiCommand,
+	completionCommand,
 }
 
-func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	s := streams{stdin: stdin, stdout: stdout, stderr: stderr, confirm: terminalConfirm(stdin, stderr)}
+func newApp(s streams) *cli.App {
 	var cmds []*cli.Command
 	for _, mk := range commands {
-		c := mk(s)
-		c.OnUsageError = usageError
-		cmds = append(cmds, c)
+		cmds = append(cmds, finish(mk(s)))
 	}
-	return &cli.App{
+	app := &cli.App{
 		Name:      "mlstack",
 		Usage:     "a remote MLflow tracking stack on AWS in one command",
-		Version:   provision.Version,
-		Reader:    stdin,
-		Writer:    stdout,
-		ErrWriter: stderr,
+		UsageText: "mlstack COMMAND [flags]   (flags go after the command)",
+		Description: "Start with `mlstack up --stack demo`; `mlstack COMMAND --help` shows a command's flags and examples.\n" +
+			"Shell completion: `mlstack completion --help`.",
+		Version:              provision.Version,
+		Reader:               s.stdin,
+		Writer:               s.stdout,
+		ErrWriter:            s.stderr,
+		EnableBashCompletion: true,
 		// Errors are reported by run with one line and an exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return &provision.UsageError{Msg: fmt.Sprintf("unknown command %q (see `mlstack --help`)", c.Args().First())}
-			}
-			_ = cli.ShowAppHelp(c)
-			return &provision.UsageError{Msg: "missing command"}
-		},
-		Commands: cmds,
+		Commands:       cmds,
 	}
+	app.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return unknownCommand(c.Args().First(), app.Commands, "mlstack")
+		}
+		_ = cli.ShowAppHelp(c)
+		return &provision.UsageError{Msg: "missing command"}
+	}
+	return app
+}
+
+// finish gives a command (and its subcommands) mlstack's usage errors and
+// completion of its visible flags.
+func finish(c *cli.Command) *cli.Command {
+	c.OnUsageError = usageError
+	c.BashComplete = completeFlags(c)
+	for _, sub := range c.Subcommands {
+		finish(sub)
+	}
+	return c
 }
 
 // terminalConfirm asks on stderr when stdin is a terminal; without one it
-// returns nil, so commands refuse instead of prompting.
+// returns nil, so commands refuse instead of prompting. /dev/null is a
+// character device but no terminal: CI and cron get no prompt.
 func terminalConfirm(stdin io.Reader, stderr io.Writer) func(string) (bool, error) {
-	f, ok := stdin.(*os.File)
-	if !ok {
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if !isTerminal(stdin) {
 		return nil
 	}
 	return func(prompt string) (bool, error) {
@@ -142,4 +157,16 @@ func terminalConfirm(stdin io.Reader, stderr io.Writer) func(string) (bool, erro
 		a := strings.ToLower(strings.TrimSpace(line))
 		return a == "y" || a == "yes", nil
 	}
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
+}
+
+// useColor colours stderr on a terminal unless NO_COLOR is set
+// (no-color.org) or the terminal says it has no colours.
+func useColor(stderr io.Writer) bool {
+	return isTerminal(stderr) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 }

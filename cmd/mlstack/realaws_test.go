@@ -366,7 +366,7 @@ func TestHealthWaitSaysWhy(t *testing.T) {
 	t.Cleanup(gateway.Close)
 	for _, c := range []struct{ url, want, hint string }{
 		{refused, "refuses connections: the instance is up but nothing listens", "mlstack logs --stack why"},
-		{gateway.URL, "time out: packets are dropped", "--allow-cidr " + allowCIDR + " --allow-cidr YOUR.EGRESS.IP/32"},
+		{gateway.URL, "time out: packets are dropped", "--allow-cidr " + allowCIDR + ` --allow-cidr "$(curl -fsS https://checkip.amazonaws.com)/32"`},
 	} {
 		e := newEnv(t)
 		e.publishAsServer("why")

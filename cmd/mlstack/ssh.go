@@ -22,15 +22,20 @@ func remoteOf(c *cli.Context) server.Remote {
 func sshCommand(s streams) *cli.Command {
 	return &cli.Command{
 		Name:      "ssh",
-		Usage:     "a shell, or one command, on the stack's instance (needs `up --ssh`)",
+		Usage:     "a shell, or one command, on the stack's instance (needs up --ssh)",
 		ArgsUsage: "[-- command [args...]]",
 		Description: "Connects as " + server.LoginUser + " with the stack's key and checks the server's host key " +
 			"against the one mlstack generated (known_hosts in the state directory); any other key is refused. " +
-			"With a command it exits with the command's status.",
+			"With a command it exits with the command's status.\n\n" +
+			examples(
+				"mlstack ssh --stack demo",
+				"mlstack ssh --stack demo -- systemctl status mlflow"),
 		Flags: append(commonFlags(), remoteFlags()...),
 		Action: func(c *cli.Context) error {
+			a := awsOf(c)
+			*s.ran = ranWith{verb: "ssh", stack: stackOf(c), aws: a}
 			return provision.SSH(c.Context, provision.SSHOptions{
-				Stack: stackOf(c), AWS: awsOf(c), Streams: s.std(),
+				Stack: stackOf(c), AWS: a, Streams: s.std(),
 				Remote: remoteOf(c), Command: c.Args().Slice(), Stdin: s.stdin,
 			})
 		},

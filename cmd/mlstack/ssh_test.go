@@ -275,7 +275,7 @@ func TestLogsConsoleFallback(t *testing.T) {
 	}
 
 	res = e.mlstack(append(append([]string{"ssh"}, flags...), "--", "true")...)
-	if res.code != 1 || !strings.Contains(res.stderr, "SSH is off") || !strings.Contains(res.stderr, "up --stack "+name+" --ssh") {
+	if res.code != 1 || !strings.Contains(res.stderr, "SSH is off") || !strings.Contains(res.stderr, "--allow-cidr "+allowCIDR+" --ssh` opens it") {
 		t.Errorf("ssh with port 22 closed: exit %d, stderr %s", res.code, res.stderr)
 	}
 
@@ -308,7 +308,7 @@ func TestUpHealthTimeoutShowsBootstrapLog(t *testing.T) {
 		"lines of the bootstrap log (the instance console output from EC2)",
 		"| " + motoConsoleLine,
 		"mlstack logs --stack " + name,
-		"mlstack up --stack " + name + " --ssh",
+		"mlstack up --stack " + name + " --state-dir " + e.stateDir + " --allow-cidr " + allowCIDR + " --ssh",
 		"mlstack down --stack " + name,
 	} {
 		if !strings.Contains(res.stderr, want) {

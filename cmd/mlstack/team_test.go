@@ -23,27 +23,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
-type lsEntry struct {
-	Stack         string    `json:"stack"`
-	Region        string    `json:"region"`
-	CreatedAt     time.Time `json:"created_at"`
-	ExpiresAt     time.Time `json:"expires_at"`
-	InstanceState string    `json:"instance_state"`
-	TrackingURI   string    `json:"tracking_uri"`
-	Resources     int       `json:"resources"`
-}
-
-func (e *env) ls(args ...string) []lsEntry {
+func (e *env) ls(args ...string) []stackDoc {
 	e.t.Helper()
 	res := e.ok(append([]string{"ls", "--output", "json"}, args...)...)
-	var out []lsEntry
-	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
-		e.t.Fatalf("ls --output json is not JSON: %v\n%s", err, res.stdout)
-	}
-	return out
+	return decodeStacks(e.t, res.stdout)
 }
 
-func stacksOf(entries []lsEntry) string {
+func stacksOf(entries []stackDoc) string {
 	var names []string
 	for _, e := range entries {
 		names = append(names, e.Stack)
@@ -71,16 +57,17 @@ func TestTTLListAndSweep(t *testing.T) {
 		t.Fatalf("ls: %s", got)
 	}
 	for _, en := range entries {
-		if en.Region != testRegion || en.CreatedAt.IsZero() || en.InstanceState != "running" || !strings.HasPrefix(en.TrackingURI, "https://") || en.Resources < 6 {
+		if en.Region != testRegion || en.CreatedAt == nil || en.Instance == nil || en.Instance.State != "running" || en.TrackingURI == nil ||
+			!strings.HasPrefix(*en.TrackingURI, "https://") || len(en.Resources) < 6 {
 			t.Errorf("ls entry %+v lacks fields", en)
 		}
 		switch en.Stack {
 		case "forever":
-			if !en.ExpiresAt.IsZero() {
+			if en.ExpiresAt != nil {
 				t.Errorf("forever has an expiry %s", en.ExpiresAt)
 			}
 		case "long":
-			if d := time.Until(en.ExpiresAt); d < 3*time.Hour || d > 5*time.Hour {
+			if d := time.Until(*en.ExpiresAt); d < 3*time.Hour || d > 5*time.Hour {
 				t.Errorf("long expires in %s, want about 4h", d)
 			}
 		}
@@ -138,29 +125,24 @@ func TestTTLExtend(t *testing.T) {
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ext")...)
 	e.ok(append(flags, "--ttl", "1h")...)
 	res := e.ok(append(flags, "--ttl", "2d", "--output", "json")...)
-	var rep struct {
-		Stack       string `json:"stack"`
-		TrackingURI string `json:"tracking_uri"`
-		EnvFile     string `json:"env_file"`
-		ExpiresAt   string `json:"expires_at"`
-		Bucket      string `json:"bucket"`
-	}
-	must(t, json.Unmarshal([]byte(res.stdout), &rep))
-	if rep.Stack != "ext" || rep.Bucket != "mlstack-ext-123456789012-eu-west-3-an" || rep.ExpiresAt == "" || rep.TrackingURI == "" || rep.EnvFile == "" {
+	rep := decodeStack(t, res.stdout)
+	if rep.Stack != "ext" || !hasResource(rep, "s3_bucket", "mlstack-ext-123456789012-eu-west-3-an") || rep.ExpiresAt == nil ||
+		rep.TrackingURI == nil || rep.EnvFile == nil {
 		t.Errorf("up --output json: %+v", rep)
 	}
+	// The expiry is the stack's, not only this run's --ttl.
+	again := decodeStack(t, e.ok(append(flags, "--output", "json")...).stdout)
+	if again.ExpiresAt == nil || !again.ExpiresAt.Equal(*rep.ExpiresAt) {
+		t.Errorf("up --output json without --ttl: expires_at %v, want %v", again.ExpiresAt, rep.ExpiresAt)
+	}
 	ls := e.ls()
-	if len(ls) != 1 || time.Until(ls[0].ExpiresAt) < 47*time.Hour {
+	if len(ls) != 1 || ls[0].ExpiresAt == nil || time.Until(*ls[0].ExpiresAt) < 47*time.Hour {
 		t.Fatalf("expiry not moved on every resource: %+v", ls)
 	}
 	st := e.mlstack(append([]string{"status", "--output", "json"}, e.stackFlags("ext")...)...)
-	var sr struct {
-		Stack       string `json:"stack"`
-		TrackingURI string `json:"tracking_uri"`
-		Resources   []struct{ Kind, Name, State string }
-	}
-	if err := json.Unmarshal([]byte(st.stdout), &sr); err != nil || sr.Stack != "ext" || len(sr.Resources) != 9 || sr.TrackingURI == "" {
-		t.Errorf("status --output json: %v %+v", err, sr)
+	sr := decodeStack(t, st.stdout)
+	if sr.Stack != "ext" || len(sr.Resources) != 9 || sr.TrackingURI == nil || !sr.ExpiresAt.Equal(*rep.ExpiresAt) {
+		t.Errorf("status --output json: %+v", sr)
 	}
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("ext")...)...)
 	e.assertNothingLeft()

@@ -10,19 +10,30 @@ func upCommand(s streams) *cli.Command {
 	return &cli.Command{
 		Name:  "up",
 		Usage: "create or converge the stack, wait for the server, write the env file",
+		Description: "Prints the tracking URI on stdout (--output json: the stack); progress goes to stderr.\n" +
+			"Re-running it on a complete stack changes nothing; on a partial or drifted one it repairs what differs.\n\n" +
+			examples(
+				"mlstack up --stack demo --allow-cidr 198.51.100.7/32",
+				"mlstack up --stack demo --region eu-west-3 --ttl 2d --ssh",
+				"mlstack up --stack demo --dry-run",
+				"mlstack up --stack ci --allow-cidr 203.0.113.0/24 --no-wait --output json"),
 		Flags: append(commonFlags(),
-			&cli.StringSliceFlag{Name: "allow-cidr", Usage: "CIDR allowed to reach port 5000 (repeatable; default: your public IP/32)"},
-			&cli.StringFlag{Name: "instance-type", Value: provision.DefaultInstanceType, Usage: "EC2 instance type"},
-			&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow version to install"},
-			&cli.BoolFlag{Name: "ssh", Usage: "open tcp 22 to the allowed CIDRs (for `mlstack ssh` and `logs`); without it, up closes the port"},
-			&cli.StringFlag{Name: "ttl", Usage: "tag the stack to expire after this long (90m, 4h, 2d) for `down --expired`; on a live stack, moves the expiry"},
-			&cli.StringFlag{Name: "output", Value: "table", Usage: "table or json (json: the stack's details on stdout)"},
+			&cli.StringSliceFlag{Name: "allow-cidr", Usage: "`CIDR` allowed to reach port 5000 (repeatable; default: your public IP/32)"},
+			&cli.StringFlag{Name: "instance-type", Value: provision.DefaultInstanceType, Usage: "EC2 instance `TYPE`"},
+			&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow `VERSION` to install (checked on PyPI)"},
+			&cli.BoolFlag{Name: "ssh", Usage: "open tcp 22 to the allowed CIDRs (for mlstack ssh and logs); without it, up closes the port"},
+			durationFlag("ttl", 0, "tag the stack to expire after this long, for down --expired; on a live stack, moves the expiry"),
+			&cli.StringFlag{Name: "output", Value: "table", Usage: "`FORMAT`: table (the tracking URI) or json (the stack schema in the README)"},
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
 			&cli.BoolFlag{Name: "yes", Usage: "do not ask (opening the server wider than a /24 asks)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
 			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "poll this URL instead of the server's /health (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
+			timeout, err := durationOf(c, "timeout")
+			if err != nil {
+				return err
+			}
 			return provision.Up(c.Context, provision.UpOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(),
 				AllowCIDRs:    c.StringSlice("allow-cidr"),
@@ -30,7 +41,7 @@ func upCommand(s streams) *cli.Command {
 				MLflowVersion: c.String("mlflow-version"),
 				TTL:           c.String("ttl"),
 				Output:        c.String("output"),
-				Timeout:       c.Duration("timeout"),
+				Timeout:       timeout,
 				SSH:           c.Bool("ssh"),
 				NoWait:        c.Bool("no-wait"),
 				DryRun:        c.Bool("dry-run"),

@@ -31,6 +31,10 @@ type Secrets struct {
 	// created and has not tagged yet (set just before CreateBucket).
 	Bucket        string `json:"bucket,omitempty"`
 	PendingBucket string `json:"pending_bucket,omitempty"`
+	// AllowCIDRs and SSH are what the last up here asked for: commands that
+	// read only local files advise an up that keeps them.
+	AllowCIDRs []string `json:"allow_cidrs,omitempty"`
+	SSH        bool     `json:"ssh,omitempty"`
 }
 
 // Load reads the secrets; a missing file gives (nil, nil).

@@ -37,16 +37,17 @@ const healthDialTimeout = 4 * time.Second
 // it says which way, once, with explain's advice for it, and keeps waiting.
 func WaitHealthy(ctx context.Context, url string, tlsCfg *tls.Config, wait time.Duration, log Logger, explain func(Stall) string) error {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: pinnedTransport(tlsCfg)}
-	start := time.Now()
-	deadline := start.Add(wait)
+	deadline := time.Now().Add(wait)
 	last := "no answer"
 	var streak Stall
 	var since time.Time
 	said := false
+	live := log.Wait("waiting for the tracking server at %s (up to %s)", url, wait)
+	defer live.Stop()
 	for {
 		status, err := probe(ctx, client, url)
 		if status == http.StatusOK {
-			log.Info("tracking server answered after %s", time.Since(start).Round(time.Second))
+			live.Done("the tracking server answers")
 			return nil
 		}
 		last = describe(status, err)
@@ -64,6 +65,17 @@ func WaitHealthy(ctx context.Context, url string, tlsCfg *tls.Config, wait time.
 			return err
 		}
 	}
+}
+
+// Probe asks url once within timeout, over TLS that trusts tlsCfg's roots
+// alone (nil: plain HTTP): the status it answered, or why none.
+func Probe(ctx context.Context, url string, tlsCfg *tls.Config, timeout time.Duration) (int, error) {
+	client := &http.Client{Timeout: timeout, Transport: pinnedTransport(tlsCfg)}
+	status, err := probe(ctx, client, url)
+	if err != nil {
+		return 0, errors.New(describe(0, err))
+	}
+	return status, nil
 }
 
 // probe makes one request and returns the status (0 without an answer).

@@ -101,9 +101,12 @@ func TestWaitHealthyCancelled(t *testing.T) {
 // nopLog is a Logger that drops everything.
 type nopLog struct{}
 
-func (nopLog) Step(string, ...any) {}
-func (nopLog) Info(string, ...any) {}
-func (nopLog) Warn(string, ...any) {}
+func (nopLog) Step(string, ...any)         {}
+func (nopLog) Info(string, ...any)         {}
+func (nopLog) Warn(string, ...any)         {}
+func (nopLog) Wait(string, ...any) Waiting { return nopLog{} }
+func (nopLog) Done(string, ...any)         {}
+func (nopLog) Stop()                       {}
 
 // TestWaitHealthyDiagnoses: a minute (here: shortened) of refused or
 // dropped connections is said once, with the explanation for that kind,
@@ -143,7 +146,7 @@ func TestWaitHealthyDiagnoses(t *testing.T) {
 	if err := WaitHealthy(context.Background(), srv.URL, nil, time.Minute, textLog{&log}, func(s Stall) string { return fmt.Sprintf("stall %d", s) }); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), fmt.Sprintf("stall %d", Dropped)) || !strings.Contains(log.String(), "answered after") {
+	if !strings.Contains(log.String(), fmt.Sprintf("stall %d", Dropped)) || !strings.Contains(log.String(), "the tracking server answers") {
 		t.Errorf("dropped via a proxy:\n%s", log.String())
 	}
 }

@@ -303,3 +303,9 @@ type textLog struct{ b *bytes.Buffer }
 func (l textLog) Step(f string, a ...any) { fmt.Fprintf(l.b, "• "+f+"\n", a...) }
 func (l textLog) Info(f string, a ...any) { fmt.Fprintf(l.b, "  "+f+"\n", a...) }
 func (l textLog) Warn(f string, a ...any) { fmt.Fprintf(l.b, "! "+f+"\n", a...) }
+func (l textLog) Wait(f string, a ...any) Waiting {
+	l.Step(f, a...)
+	return l
+}
+func (l textLog) Done(f string, a ...any) { l.Step(f, a...) }
+func (l textLog) Stop()                   {}

@@ -208,3 +208,63 @@ func (c *Client) logMetric(ctx context.Context, runID string) error {
 	}
 	return nil
 }
+
+// Inventory is what the tracking server holds: the experiments and runs
+// that live in its database (deleted ones included: they are there too).
+type Inventory struct {
+	Experiments, Runs int
+}
+
+// Count pages through the experiments and their runs.
+func (c *Client) Count(ctx context.Context) (Inventory, error) {
+	var inv Inventory
+	var ids []string
+	err := c.pages(ctx, "experiments/search", map[string]any{"max_results": 1000, "view_type": "ALL"}, func(raw json.RawMessage) error {
+		var page struct {
+			Experiments []struct {
+				ID string `json:"experiment_id"`
+			} `json:"experiments"`
+		}
+		err := json.Unmarshal(raw, &page)
+		for _, e := range page.Experiments {
+			ids = append(ids, e.ID)
+		}
+		return err
+	})
+	inv.Experiments = len(ids)
+	// runs/search takes at most 100 experiments a call.
+	for start := 0; err == nil && start < len(ids); start += 100 {
+		batch := ids[start:min(start+100, len(ids))]
+		err = c.pages(ctx, "runs/search", map[string]any{"experiment_ids": batch, "max_results": 1000, "run_view_type": "ALL"},
+			func(raw json.RawMessage) error {
+				var page struct {
+					Runs []json.RawMessage `json:"runs"`
+				}
+				err := json.Unmarshal(raw, &page)
+				inv.Runs += len(page.Runs)
+				return err
+			})
+	}
+	return inv, err
+}
+
+// pages posts body to a search endpoint and hands each page to read, until
+// no next_page_token comes back.
+func (c *Client) pages(ctx context.Context, endpoint string, body map[string]any, read func(json.RawMessage) error) error {
+	for {
+		var raw json.RawMessage
+		if err := c.post(ctx, endpoint, body, &raw); err != nil {
+			return err
+		}
+		if err := read(raw); err != nil {
+			return fmt.Errorf("%s: %w", endpoint, err)
+		}
+		var next struct {
+			Token string `json:"next_page_token"`
+		}
+		if err := json.Unmarshal(raw, &next); err != nil || next.Token == "" {
+			return err
+		}
+		body["page_token"] = next.Token
+	}
+}

@@ -12,4 +12,13 @@ type Logger interface {
 	Step(format string, a ...any)
 	Info(format string, a ...any)
 	Warn(format string, a ...any)
+	// Wait says what is waited for; on a terminal a live line counts the
+	// seconds until Done or Stop.
+	Wait(format string, a ...any) Waiting
+}
+
+// Waiting is a wait a Logger shows.
+type Waiting interface {
+	Done(format string, a ...any) // the wait ended with this result
+	Stop()                        // the wait ended; the caller says why
 }

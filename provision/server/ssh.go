@@ -56,8 +56,16 @@ type HostKeyMismatchError struct {
 func (e *HostKeyMismatchError) Error() string {
 	return fmt.Sprintf("refusing to connect: %s presented host key %s, but %s pins %s for it. "+
 		"This is not the server mlstack set up, or someone is in the middle of the connection. "+
-		"If you replaced the instance outside mlstack, run `mlstack down` and `mlstack up` to start clean",
+		"If you replaced the instance outside mlstack, remove the stack and create it again to start clean",
 		e.Host, e.Got, e.KnownHosts, e.Want)
+}
+
+// UnknownHostError is a server whose name known_hosts does not list: up
+// records it.
+type UnknownHostError struct{ Host, KnownHosts string }
+
+func (e *UnknownHostError) Error() string {
+	return fmt.Sprintf("%s is not in %s: its host key was never recorded", e.Host, e.KnownHosts)
 }
 
 // pinnedHostKey checks every server key against known_hosts under host, the
@@ -73,7 +81,7 @@ func pinnedHostKey(file, host string) (ssh.HostKeyCallback, error) {
 		var ke *knownhosts.KeyError
 		if errors.As(err, &ke) {
 			if len(ke.Want) == 0 {
-				return fmt.Errorf("%s is not in %s: run `mlstack up` again to record its host key", host, file)
+				return &UnknownHostError{Host: host, KnownHosts: file}
 			}
 			return &HostKeyMismatchError{Host: host, KnownHosts: file, Got: ssh.FingerprintSHA256(key), Want: ssh.FingerprintSHA256(ke.Want[0].Key)}
 		}

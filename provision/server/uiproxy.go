@@ -29,7 +29,7 @@ type UIProxy struct {
 	upstream       *url.URL // scheme://host:port, no path
 	user, password string
 	transport      http.RoundTripper
-	log            Logger
+	log            Warner
 	warnOnce       sync.Once
 }
 
@@ -42,7 +42,12 @@ type UIProxyConfig struct {
 	// it be nil, for an http:// upstream in tests.
 	TLS       *tls.Config
 	AllowHTTP bool
-	Log       Logger
+	Log       Warner
+}
+
+// Warner is all the proxy reports: what went wrong on the way upstream.
+type Warner interface {
+	Warn(format string, a ...any)
 }
 
 // NewUIProxy checks cfg and makes the proxy.
@@ -176,6 +181,4 @@ func ListenLoopback(addr string) (net.Listener, error) {
 
 type discard struct{}
 
-func (discard) Step(string, ...any) {}
-func (discard) Info(string, ...any) {}
 func (discard) Warn(string, ...any) {}

@@ -1,0 +1,47 @@
+package provision
+
+import "math"
+
+// What a stack costs a month, from a small table here: mlstack asks no
+// pricing API. Sources (on-demand, Linux, us-east-1, late 2025):
+// aws.amazon.com/ec2/pricing/on-demand (instances), aws.amazon.com/vpc/pricing
+// (a public IPv4 address, $0.005/h since February 2024) and
+// aws.amazon.com/ebs/pricing (gp3, $0.08 per GB-month). Assumptions: 730
+// hours a month; us-east-1 prices everywhere (most regions cost up to about
+// a third more); no free tier; S3 storage of artifacts ($0.023 per
+// GB-month) and data transfer not counted. A stopped instance bills its
+// volume only: its public address is released.
+var hourlyUSD = map[string]float64{
+	"t2.micro": 0.0116, "t2.small": 0.023, "t2.medium": 0.0464,
+	"t3.micro": 0.0104, "t3.small": 0.0208, "t3.medium": 0.0416,
+	"t3a.micro": 0.0094, "t3a.small": 0.0188, "t3a.medium": 0.0376,
+	"t4g.micro": 0.0084, "t4g.small": 0.0168, "t4g.medium": 0.0336,
+}
+
+const (
+	hoursPerMonth     = 730
+	publicIPv4Hourly  = 0.005
+	gp3PerGBMonth     = 0.08
+	rootVolumeGiB     = 16 // the instance's root volume (runRequest)
+	costSourceSummary = "on-demand, us-east-1 prices, instance + public IPv4 + 16 GiB gp3; S3 artifacts not counted"
+)
+
+// costPerMonth is the stack's monthly cost in US dollars, rounded to the
+// cent; false when the instance type is not in the table.
+func (i stackInfo) costPerMonth() (float64, bool) {
+	if i.Instance == nil {
+		return 0, true
+	}
+	var usd float64
+	switch i.Instance.State {
+	case "pending", "running":
+		h, ok := hourlyUSD[i.Instance.Type]
+		if !ok {
+			return 0, false
+		}
+		usd = (h+publicIPv4Hourly)*hoursPerMonth + rootVolumeGiB*gp3PerGBMonth
+	case "stopping", "stopped":
+		usd = rootVolumeGiB * gp3PerGBMonth
+	}
+	return math.Round(usd*100) / 100, true
+}

@@ -1,0 +1,55 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mlstack/mlstack/provision/server"
+)
+
+// lossCountTimeout bounds asking the server what it holds: down must not
+// hang before its question on a server that does not answer.
+const lossCountTimeout = 10 * time.Second
+
+// lossLines say what down destroys for good, beyond the resources: the
+// runs in the server's database and the artifacts in the bucket, counted
+// where they can be, else with why not.
+func (op *openedStack) lossLines(ctx context.Context, inv *stackInventory, uri string) []string {
+	var lines []string
+	if uri == "" && len(inv.insts) > 0 {
+		uri = trackingURI(&inv.insts[0])
+	}
+	lines = append(lines, op.runsLost(ctx, uri))
+	for _, r := range inv.rows {
+		if r.Kind != kindBucket {
+			continue
+		}
+		u, err := measureBucket(ctx, op.s.s3, r.Name)
+		if err != nil {
+			lines = append(lines, fmt.Sprintf("the artifacts in S3 bucket %s (not counted: %v)", r.Name, err))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%s (%s, every version) in S3 bucket %s", plural(u.objects, "artifact file"), humanBytes(u.bytes), r.Name))
+	}
+	return lines
+}
+
+// runsLost counts the experiments and runs in the server's database.
+func (op *openedStack) runsLost(ctx context.Context, uri string) string {
+	const what = "the experiments and runs in the server's database"
+	switch {
+	case uri == "":
+		return what + " (not counted: no running server)"
+	case op.secrets == nil || op.secrets.MLflowPassword == "":
+		return what + " (not counted: this machine has no MLflow password for the stack)"
+	}
+	cctx, cancel := context.WithTimeout(ctx, lossCountTimeout)
+	defer cancel()
+	c := &server.Client{URI: uri, User: op.secrets.MLflowUser, Password: op.secrets.MLflowPassword}
+	n, err := c.Count(cctx)
+	if err != nil {
+		return fmt.Sprintf("%s (not counted: %v)", what, err)
+	}
+	return fmt.Sprintf("%s in %s in the server's database", plural(n.Runs, "run"), plural(n.Experiments, "experiment"))
+}
