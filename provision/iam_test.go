@@ -127,7 +127,7 @@ func TestEnsureUserKeys(t *testing.T) {
 			in := userInput(n, known, &keySaver{})
 			u := mustFindUser(t, f, n, policy)
 			err := ensureUser(ctx, f, u, in)
-			if err == nil || !strings.Contains(err.Error(), "but their secret is not in the local state") || !strings.Contains(err.Error(), fu.keys[0].id) {
+			if err == nil || !strings.Contains(err.Error(), "but no secret for it in the local state") || !strings.Contains(err.Error(), fu.keys[0].id) {
 				t.Errorf("known %q: %v", known, err)
 			}
 			if len(f.mutating()) != 0 {

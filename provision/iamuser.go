@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -185,8 +186,9 @@ func ensureUser(ctx context.Context, api userAPI, u *userFound, in ensureUserInp
 	case in.knownKey != "" && slices.Contains(u.keys, in.knownKey):
 		return deleteStrayKeys(ctx, api, n.User, u.keys, in.knownKey, in.log)
 	default:
-		return fmt.Errorf("IAM user %s has access key(s) %v but their secret is not in the local state: "+
-			"run mlstack on the machine that created the stack, or remove the stack and create it again", n.User, u.keys)
+		return fmt.Errorf("IAM user %s has %s %s but no secret for it in the local state: "+
+			"run mlstack on the machine that created the stack, or remove the stack and create it again",
+			n.User, pluralWord(len(u.keys), "access key"), strings.Join(u.keys, ", "))
 	}
 }
 

@@ -74,7 +74,7 @@ func instancesPlan(insts []ec2types.Instance, n names, image *ec2types.Image, pl
 		}
 		p = append(p, line)
 	case len(insts) > 1:
-		p = append(p, fmt.Sprintf("terminate %d duplicate instance(s)", len(insts)-1))
+		p = append(p, fmt.Sprintf("terminate %s", plural(len(insts)-1, "duplicate instance")))
 	}
 	if len(insts) > 0 && stateOf(&insts[0]) == ec2types.InstanceStateNameStopped {
 		p = append(p, "start stopped instance "+aws.ToString(insts[0].InstanceId))

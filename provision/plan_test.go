@@ -104,7 +104,7 @@ func TestPlanDrift(t *testing.T) {
 			d := f.launch(src.Tags, nil)
 			d.inst.IamInstanceProfile, d.inst.KeyName, d.inst.ImageId = src.IamInstanceProfile, src.KeyName, src.ImageId
 			d.inst.SecurityGroups, d.inst.NetworkInterfaces = src.SecurityGroups, src.NetworkInterfaces
-		}, nil, []string{"terminate 1 duplicate instance(s)"}},
+		}, nil, []string{"terminate 1 duplicate instance"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -149,7 +149,7 @@ func TestPlanMethods(t *testing.T) {
 		{instancesPlan(nil, n, img, fb), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t3.micro in eu-west-3a (t2.micro is not offered in eu-west-3)"}},
 		{instancesPlan([]ec2types.Instance{running}, n, img, pl), nil},
 		{instancesPlan([]ec2types.Instance{noState}, n, img, pl), nil},
-		{instancesPlan([]ec2types.Instance{stopped, running, running}, n, img, pl), []string{"terminate 2 duplicate instance(s)", "start stopped instance i-2"}},
+		{instancesPlan([]ec2types.Instance{stopped, running, running}, n, img, pl), []string{"terminate 2 duplicate instances", "start stopped instance i-2"}},
 		{(&keyPairFound{}).plan(n), []string{"import a locally generated ed25519 key pair mlstack-demo"}},
 		{(&keyPairFound{id: "key-1"}).plan(n), nil},
 		{(&sgFound{vpcID: "vpc-1"}).plan(n, nil), []string{"create security group mlstack-demo in vpc-1"}},

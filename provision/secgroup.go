@@ -4,6 +4,7 @@ package provision
 // allowed CIDRs, tcp 22 from the same CIDRs only with --ssh, nothing else.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -216,7 +217,9 @@ func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, wa
 		}
 	}
 	if len(add) > 0 {
-		log.Step("opening tcp %v to %d CIDR(s) on %s", portsOf(add), len(add), n.SecurityGroup)
+		for _, line := range openingLines(add) {
+			log.Step("%s through security group %s", line, n.SecurityGroup)
+		}
 		err := retryOn(ctx, groupWait, isGroupPropagation, nil, func() error {
 			_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
 				GroupId: aws.String(g.id), IpPermissions: permissions(add, "mlstack "+n.Stack),
@@ -277,7 +280,7 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 			kept[r] = true
 		}
 	}
-	log.Step("removing %d unwanted ingress permission(s) from %s", len(revoke), n.SecurityGroup)
+	log.Step("removing %s the stack does not want from security group %s", plural(len(revoke), "ingress rule"), n.SecurityGroup)
 	var out *ec2.RevokeSecurityGroupIngressOutput
 	err := retryOn(ctx, groupWait, isGroupPropagation, nil, func() (err error) {
 		out, err = api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(g.id), IpPermissions: revoke})
@@ -288,7 +291,7 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 	}
 	// EC2 answers success even for permissions it did not match.
 	if out != nil && len(out.UnknownIpPermissions) > 0 {
-		return nil, fmt.Errorf("revoking ingress on %s: %d permission(s) not matched", n.SecurityGroup, len(out.UnknownIpPermissions))
+		return nil, fmt.Errorf("revoking ingress on %s: %s not matched", n.SecurityGroup, plural(len(out.UnknownIpPermissions), "permission"))
 	}
 	var add []rule
 	for _, r := range want {
@@ -299,14 +302,24 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 	return add, nil
 }
 
-func portsOf(rules []rule) []int32 {
-	seen := map[int32]bool{}
-	var out []int32
+// portNames say what a port is for.
+var portNames = map[int32]string{mlflowPort: "the tracking server (tcp 5000)", sshPort: "SSH (tcp 22)"}
+
+// openingLines say, port by port, which CIDRs rules let in:
+// "letting 198.51.100.7/32 reach the tracking server (tcp 5000)".
+func openingLines(rules []rule) []string {
+	var ports []int32
+	cidrs := map[int32][]string{}
 	for _, r := range rules {
-		if !seen[r.port] {
-			seen[r.port] = true
-			out = append(out, r.port)
+		if cidrs[r.port] == nil {
+			ports = append(ports, r.port)
 		}
+		cidrs[r.port] = append(cidrs[r.port], r.cidr)
+	}
+	var out []string
+	for _, p := range ports {
+		what := cmp.Or(portNames[p], fmt.Sprintf("tcp %d", p))
+		out = append(out, fmt.Sprintf("letting %s reach %s", strings.Join(cidrs[p], ", "), what))
 	}
 	return out
 }

@@ -411,3 +411,24 @@ func TestDeleteSecurityGroupsCancelled(t *testing.T) {
 		t.Errorf("took %s after cancellation", time.Since(start))
 	}
 }
+
+// TestOpeningLines: the progress says in words who may reach what, one
+// line per port, in the order the rules come.
+func TestOpeningLines(t *testing.T) {
+	for _, c := range []struct {
+		rules []rule
+		want  []string
+	}{
+		{nil, nil},
+		{[]rule{{5000, "198.51.100.7/32"}}, []string{"letting 198.51.100.7/32 reach the tracking server (tcp 5000)"}},
+		{[]rule{{5000, "198.51.100.7/32"}, {22, "198.51.100.7/32"}, {5000, "203.0.113.0/24"}}, []string{
+			"letting 198.51.100.7/32, 203.0.113.0/24 reach the tracking server (tcp 5000)",
+			"letting 198.51.100.7/32 reach SSH (tcp 22)",
+		}},
+		{[]rule{{8080, "0.0.0.0/0"}}, []string{"letting 0.0.0.0/0 reach tcp 8080"}},
+	} {
+		if got := openingLines(c.rules); strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("openingLines(%v) = %q, want %q", c.rules, got, c.want)
+		}
+	}
+}

@@ -440,7 +440,7 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 	if err := Up(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(o.Out.(*bytes.Buffer).String(), "(plan) would terminate 2 duplicate instance(s)") {
+	if !strings.Contains(o.Out.(*bytes.Buffer).String(), "(plan) would terminate 2 duplicate instances") {
 		t.Errorf("plan = %q", o.Out)
 	}
 
@@ -1007,7 +1007,7 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 	})
 	o, _, _ := upOpts(dir, "demo")
 	err := Up(context.Background(), o)
-	if err == nil || !strings.Contains(err.Error(), "1 permission(s) not matched\nrun `mlstack up --stack demo") {
+	if err == nil || !strings.Contains(err.Error(), "1 permission not matched\nrun `mlstack up --stack demo") {
 		t.Fatalf("up = %v", err)
 	}
 	o, _, _ = upOpts(dir, "demo")
