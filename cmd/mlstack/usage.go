@@ -106,7 +106,9 @@ func completeFlags(c *cli.Command) cli.BashCompleteFunc {
 		w := ctx.App.Writer
 		if !strings.HasPrefix(last, "-") {
 			for _, sub := range c.Subcommands {
-				fmt.Fprintln(w, sub.Name)
+				if !sub.Hidden && sub.Name != "help" {
+					fmt.Fprintln(w, sub.Name)
+				}
 			}
 			return
 		}
