@@ -282,7 +282,12 @@ func onTerminal(ctx context.Context, t *testing.T, term string, args ...string) 
 	if err != nil {
 		t.Fatal("script(1) (Debian's bsdutils) is needed to give mlstack a terminal")
 	}
-	line := strings.Join(append([]string{binary(t)}, offline(args)...), " ")
+	// script runs line in a shell: quote every word.
+	var words []string
+	for _, a := range append([]string{binary(t)}, offline(args)...) {
+		words = append(words, shellQuote(a))
+	}
+	line := strings.Join(words, " ")
 	cmd = exec.CommandContext(ctx, scriptBin, "-q", "-e", "-c", line, "/dev/null")
 	cmd.Env = append(os.Environ(), "TERM="+term)
 	if stdin, err = cmd.StdinPipe(); err != nil {
