@@ -70,7 +70,11 @@ func (e *env) runHint(dir, line string) result {
 	e.t.Helper()
 	cmd := exec.Command("bash", "-c", line)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PATH="+hintShell(e.t, "203.0.113.9")+":"+os.Getenv("PATH"))
+	// A home of its own: a hint that dropped --state-dir would use the
+	// default state dir there, and fail, rather than the user's.
+	home := e.t.TempDir()
+	cmd.Env = append(os.Environ(), "PATH="+hintShell(e.t, "203.0.113.9")+":"+os.Getenv("PATH"),
+		"HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -219,7 +223,8 @@ func TestLeftBehindHintRunsAsPrinted(t *testing.T) {
 // the flags in use in both commands it prints, and both run.
 func TestInterruptHintRunsAsPrinted(t *testing.T) {
 	e := newEnv(t)
-	args := []string{"up", "--no-wait", "--allow-cidr", allowCIDR, "--stack", "cut", "--state-dir", filepath.Join(e.stateDir, "a b")}
+	dir := filepath.Join(e.stateDir, "a b")
+	args := []string{"up", "--no-wait", "--allow-cidr", allowCIDR, "--stack", "cut", "--state-dir", dir}
 	proc := exec.Command(binary(t), args...)
 	var stderr bytes.Buffer
 	proc.Stderr = &stderr
@@ -247,6 +252,10 @@ func TestInterruptHintRunsAsPrinted(t *testing.T) {
 	e.okHint(hs[0])
 	e.okHint(hs[1])
 	e.assertNothingLeft()
+	// The printed down removed the local state where the up kept it.
+	if _, err := os.Stat(filepath.Join(dir, "cut")); !os.IsNotExist(err) {
+		t.Errorf("after `%s` the stack's local state is still in %s", hs[1], dir)
+	}
 }
 
 // TestCredsHintRunsAsPrinted: creds rotate with no instance and no env

@@ -220,9 +220,10 @@ func TestStdinDevNullIsNoTerminal(t *testing.T) {
 }
 
 // TestOneJSONSchema: up, status and ls print one stack schema with machine
-// values; up --no-wait says the health was not checked; a dry run prints
-// JSON too; a stack that does not exist is exit 1 with empty lists, and
-// no stacks is said on stderr.
+// values; up --no-wait says the health was not checked; an up without
+// --ttl still reports the expiry; a dry run prints JSON too; a stack that
+// does not exist is exit 1 with empty lists, and no stacks is said on
+// stderr.
 func TestOneJSONSchema(t *testing.T) {
 	e := newEnv(t)
 	flags := e.stackFlags("doc")
@@ -251,6 +252,11 @@ func TestOneJSONSchema(t *testing.T) {
 	}
 	if up.Health != "not_checked" || st.Health != "unhealthy" || ls[0].Health != "not_checked" {
 		t.Errorf("health: up %q, status %q, ls %q", up.Health, st.Health, ls[0].Health)
+	}
+	// An up without --ttl reports the expiry the stack has, not none.
+	again := decodeStack(t, e.ok(append([]string{"up", "--no-wait", "--output", "json", "--allow-cidr", allowCIDR}, flags...)...).stdout)
+	if again.ExpiresAt == nil || up.ExpiresAt == nil || !again.ExpiresAt.Equal(*up.ExpiresAt) {
+		t.Errorf("re-up without --ttl: expires_at %v, the stack's %v", again.ExpiresAt, up.ExpiresAt)
 	}
 	e.ok(append([]string{"down", "--yes"}, flags...)...)
 
