@@ -24,7 +24,7 @@ func downCommand(s streams) *cli.Command {
 			&cli.BoolFlag{Name: "expired", Usage: "sweep: delete every stack in the region whose TTL has passed"},
 			&cli.BoolFlag{Name: "all", Usage: "sweep: delete every stack in the region (with --older-than: only older ones)"},
 			durationFlag("older-than", 0, "sweep: only stacks created more than this long ago"),
-			&cli.BoolFlag{Name: "any-owner", Usage: "sweep: include the stacks other principals created (default: only yours)"},
+			&cli.BoolFlag{Name: "any-owner", Usage: "sweep: include the stacks other principals created (without it: only yours)"},
 			&cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "count the runs on this server (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {

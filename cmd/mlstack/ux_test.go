@@ -101,6 +101,8 @@ func TestHelpReadsWell(t *testing.T) {
 			switch {
 			case strings.HasPrefix(line, "   --") && !flagLine.MatchString(line):
 				t.Errorf("%v --help: garbled flag line %q", p, line)
+			case strings.Count(line, "(default: ") > 1:
+				t.Errorf("%v --help: two defaults in %q", p, line)
 			case strings.Contains(line, "Examples:"):
 				inExamples = true
 			case inExamples && strings.TrimSpace(line) == "":
