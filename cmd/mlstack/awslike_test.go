@@ -47,9 +47,12 @@ type awsLike struct {
 	// slowTermination more, then it is terminated.
 	slowTermination, staleTermination int
 	terminating                       map[string]*termination
-	optInRegion                       string // STS in this region refuses the caller: not enabled
-	noDefaultVPC                      bool
-	injected                          map[string]int
+	// terminated: instances a TerminateInstances answered for (see
+	// terminateAgain).
+	terminated   map[string]bool
+	optInRegion  string // STS in this region refuses the caller: not enabled
+	noDefaultVPC bool
+	injected     map[string]int
 }
 
 type unseenID struct {
@@ -65,7 +68,7 @@ type termination struct {
 
 func newAWSLike() *awsLike {
 	return &awsLike{tokens: map[string][]byte{}, unseen: map[string]*unseenID{}, busy: map[string]int{},
-		private: map[string]bool{}, terminating: map[string]*termination{}, injected: map[string]int{}}
+		private: map[string]bool{}, terminating: map[string]*termination{}, terminated: map[string]bool{}, injected: map[string]int{}}
 }
 
 // set changes the knobs while requests may be in flight.
@@ -258,6 +261,8 @@ func (a *awsLike) forward(w http.ResponseWriter, req *http.Request, svc string, 
 	a.mu.Lock()
 	if rec.Code < 300 {
 		out = a.afterCall(req, svc, form, out)
+	} else if again := a.terminateAgain(form, out); again != nil {
+		rec.Code, out = http.StatusOK, again
 	}
 	a.mu.Unlock()
 	for k, v := range rec.Header() {
@@ -284,6 +289,10 @@ func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out 
 		a.newID(id, "instance")
 		if a.noPublicIP && form.Get("NetworkInterface.1.AssociatePublicIpAddress") != "true" {
 			a.private[id] = true
+		}
+	case action == "TerminateInstances":
+		for _, m := range instanceIDRe.FindAllSubmatch(out, -1) {
+			a.terminated[string(m[1])] = true
 		}
 	case action == "CreateSecurityGroup":
 		a.newID(firstMatch(groupIDRe, out), "group")
@@ -390,6 +399,28 @@ func filterValuesOf(form url.Values, name string) []string {
 			out = append(out, v)
 		}
 	}
+}
+
+// terminateAgain is EC2's answer to a TerminateInstances of instances
+// already terminated: success, state terminated (the call is idempotent;
+// the SDK repeats it when an answer is lost). moto instead answers
+// InvalidNetworkInterfaceID.NotFound for an instance whose interface went
+// with it. nil: moto's answer stands. The caller holds mu.
+func (a *awsLike) terminateAgain(form url.Values, out []byte) []byte {
+	if form.Get("Action") != "TerminateInstances" || !bytes.Contains(out, []byte("InvalidNetworkInterfaceID.NotFound")) {
+		return nil
+	}
+	var items strings.Builder
+	for i := 1; form.Get(fmt.Sprintf("InstanceId.%d", i)) != ""; i++ {
+		id := form.Get(fmt.Sprintf("InstanceId.%d", i))
+		if !a.terminated[id] {
+			return nil
+		}
+		fmt.Fprintf(&items, `<item><instanceId>%s</instanceId><currentState><code>48</code><name>terminated</name></currentState><previousState><code>48</code><name>terminated</name></previousState></item>`, id)
+	}
+	a.note("repeated termination")
+	return []byte(`<?xml version="1.0" encoding="UTF-8"?><TerminateInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>aws-like</requestId><instancesSet>` +
+		items.String() + `</instancesSet></TerminateInstancesResponse>`)
 }
 
 // delayTermination answers TerminateInstances as EC2 does while the

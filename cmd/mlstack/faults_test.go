@@ -36,6 +36,7 @@ type faults struct {
 type failRule struct {
 	n             int
 	code, message string
+	lose          bool // moto does the work, the answer is lost
 }
 
 func newFaults(seed int64) *faults {
@@ -45,6 +46,13 @@ func newFaults(seed int64) *faults {
 // failFirst makes the first n calls of action fail with code and message.
 func (f *faults) failFirst(action string, n int, code, message string) *faults {
 	f.fail[action] = &failRule{n: n, code: code, message: message}
+	return f
+}
+
+// loseFirst loses the answers of the first n calls of action, after moto
+// did the work: the SDK sends the call again.
+func (f *faults) loseFirst(action string, n int) *faults {
+	f.fail[action] = &failRule{n: n, lose: true}
 	return f
 }
 
@@ -60,6 +68,9 @@ func (f *faults) apply(w http.ResponseWriter, req *http.Request, call apiCall, n
 	case rule != nil && rule.n > 0:
 		rule.n--
 		kind = "fail " + call.Action
+		if rule.lose {
+			kind = "drop-after"
+		}
 	default:
 		r := f.rng.Float64()
 		switch {
@@ -203,6 +214,7 @@ func TestFaultScenarios(t *testing.T) {
 				failFirst("AddRoleToInstanceProfile", 1, "NoSuchEntity", "Instance Profile mlstack-f-server cannot be found.").
 				failFirst("CreateAccessKey", 1, "NoSuchEntity", "The user with name mlstack-f cannot be found.")
 		}},
+		{"lost TerminateInstances answer", func() *faults { return newFaults(9).loseFirst("TerminateInstances", 1) }},
 		{"security group dependency violation", func() *faults {
 			return newFaults(6).failFirst("DeleteSecurityGroup", 3, "DependencyViolation", "resource sg has a dependent object")
 		}},
