@@ -457,6 +457,9 @@ func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "UnauthorizedOperation") || !strings.Contains(err.Error(), "deleting security group") {
 		t.Fatalf("down = %v", err)
 	}
+	if id := f.liveInstances()[0]; !strings.Contains(err.Error(), "terminating instance "+id+": ") {
+		t.Errorf("down = %v: want the instance named in words", err)
+	}
 	if f.count("EC2.DeleteSecurityGroup") < 2 {
 		t.Error("DependencyViolation was not retried")
 	}

@@ -306,7 +306,7 @@ func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Dur
 	}
 	_, err := api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
 	if err != nil && !hasCode(err, "InvalidInstanceID.NotFound") && !terminating(ctx, api, ids) {
-		return fmt.Errorf("terminating %v: %w", ids, err)
+		return fmt.Errorf("terminating %s %s: %w", pluralWord(len(ids), "instance"), strings.Join(ids, ", "), err)
 	}
 	if wait <= 0 {
 		return nil
