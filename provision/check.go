@@ -74,7 +74,7 @@ func checkTarget(dir local.Dir, up string) (server.CheckTarget, error) {
 	var damaged *local.DamagedEnvError
 	switch {
 	case errors.As(err, &damaged):
-		return server.CheckTarget{}, fmt.Errorf("%v: `%s` rewrites it", err, up)
+		return server.CheckTarget{}, fmt.Errorf("%w: `%s` rewrites it", err, up)
 	case err != nil:
 		return server.CheckTarget{}, fmt.Errorf("no env file %s: `%s` writes it", dir.EnvFile(), up)
 	}

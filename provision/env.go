@@ -102,7 +102,7 @@ func envReadError(ctx context.Context, o EnvOptions, dir local.Dir, err error) e
 	case lerr != nil:
 		return lerr
 	case errors.As(err, &damaged):
-		return fmt.Errorf("%v: `%s` rewrites it", err, localUp(o.Stack, sec))
+		return fmt.Errorf("%w: `%s` rewrites it", err, localUp(o.Stack, sec))
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("reading env file: %w", err)
 	case sec != nil:
@@ -131,7 +131,7 @@ func missingStack(ctx context.Context, o EnvOptions) error {
 		h.cmd("env"), h.cmd("creds rotate"))
 	switch {
 	case err != nil:
-		return fmt.Errorf("this machine has no local state for stack %s (%s), and AWS could not tell whether the stack exists (%v). "+
+		return fmt.Errorf("this machine has no local state for stack %s (%s), and AWS could not tell whether the stack exists (%w). "+
 			"If it does (`%s` tells), %s", o.Stack.Name, local.StackDir(o.StateDir, o.Stack.Name).Path(), err, h.cmd("status"), elsewhere)
 	case home.from == "":
 		return fmt.Errorf("stack %s does not exist in account %s, %s, and this machine has no local state for it: `%s` creates it",
