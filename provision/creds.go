@@ -221,7 +221,7 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client, err := r.httpClient()
+	client, err := r.httpClient(ctx)
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,7 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 	}
 	want := map[string]string{paramAdminPassword: next}
 	if err := updateParams(ctx, s.ssm, params, n, want, map[string]string{tagStack: n.Stack}, r.log); err != nil {
-		return fmt.Errorf("the new MLflow password works on the server but SSM still holds the old one (run `mlstack creds rotate` again): %w", err)
+		return fmt.Errorf("the new MLflow password works on the server but SSM still holds the old one (run `%s` again): %w", r.h.cmd("creds rotate"), err)
 	}
 	c.Password = next
 	if err := c.CheckLogin(ctx); err != nil {
@@ -247,7 +247,7 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 
 // httpClient trusts the pinned server certificate alone (nil, the default
 // client, for a plain http:// address: the tests' local servers).
-func (r *rotation) httpClient() (*http.Client, error) {
+func (r *rotation) httpClient(ctx context.Context) (*http.Client, error) {
 	if !strings.HasPrefix(r.uri, "https://") {
 		return nil, nil
 	}
@@ -256,7 +256,7 @@ func (r *rotation) httpClient() (*http.Client, error) {
 		return nil, err
 	}
 	if cert == nil {
-		return nil, fmt.Errorf("no pinned server certificate in %s: run `mlstack up --stack %s` first", r.op.dir.Path(), r.op.n.Stack)
+		return nil, fmt.Errorf("no pinned server certificate in %s: `%s` pins it", r.op.dir.Path(), r.upHint(ctx))
 	}
 	return server.PinnedClient(cert, 20*time.Second)
 }

@@ -60,7 +60,7 @@ func UI(ctx context.Context, o UIOptions) error {
 		return err
 	}
 	proxy, err := server.NewUIProxy(server.UIProxyConfig{Upstream: up.uri, User: up.user, Password: up.password,
-		TLS: up.tls, AllowHTTP: o.AllowHTTP, Log: p})
+		TLS: up.tls, AllowHTTP: o.AllowHTTP, Log: p, RotateHint: hints{stack: o.Stack.Name, stateDir: o.StateDir}.cmd("creds rotate")})
 	if err != nil {
 		return fmt.Errorf("stack %s: %w", o.Stack.Name, err)
 	}
@@ -129,6 +129,12 @@ func readUIUpstream(ctx context.Context, o UIOptions) (uiUpstream, error) {
 			dir.EnvFile(), rewrite)
 	}
 	u, err := url.Parse(up.uri)
+	if err == nil && u.Scheme == "http" && !o.AllowHTTP {
+		h := hints{stack: o.Stack.Name, stateDir: o.StateDir}
+		return up, fmt.Errorf("the tracking URI %s is plain http (a stack made before TLS): the password would cross the network "+
+			"in clear text. To move the stack over, make it again: `%s`, then `%s`; this deletes its runs and artifacts, "+
+			"so export what you need first", u.Redacted(), h.cmd("down", "--yes"), localUp(o.Stack, sec))
+	}
 	if err != nil || u.Scheme != "https" {
 		return up, nil // NewUIProxy says what is wrong with it (plain http: only for tests)
 	}

@@ -124,7 +124,7 @@ func TestUIRefuses(t *testing.T) {
 		usage bool
 	}{
 		{"no env file", t.TempDir(), nil, "no local secrets for stack demo", false},
-		{"plain http", uiStack(t, "http://ec2-1-2-3-4.example:5000", nil), nil, "clear text", false},
+		{"plain http", uiStack(t, "http://ec2-1-2-3-4.example:5000", nil), nil, "clear text. To move the stack over, make it again: `mlstack down --stack demo --state-dir ", false},
 		{"no pinned certificate", uiStack(t, ts.URL, nil), nil, "names no pinned certificate", false},
 		{"a certificate for another host", uiStack(t, ts.URL, otherPEM), nil, "does not fit 127.0.0.1", false},
 		{"a port out of range", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Port = 70000 }, "--port 70000", true},

@@ -52,7 +52,7 @@ func (d Dir) LoadPinnedHostKey() (ssh.PublicKey, error) {
 	}
 	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("pinned SSH host key %s: %w; move it away and run `mlstack up` to pin again", d.HostKeyFile(), err)
+		return nil, fmt.Errorf("pinned SSH host key %s: %w; move it away, and up pins the server's again", d.HostKeyFile(), err)
 	}
 	return pub, nil
 }

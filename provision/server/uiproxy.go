@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ type UIProxy struct {
 	user, password string
 	transport      http.RoundTripper
 	log            Warner
+	rotateHint     string
 	warnOnce       sync.Once
 }
 
@@ -43,6 +45,9 @@ type UIProxyConfig struct {
 	TLS       *tls.Config
 	AllowHTTP bool
 	Log       Warner
+	// RotateHint is the command that sets a new MLflow password, for the
+	// warning when the server refuses the login.
+	RotateHint string
 }
 
 // Warner is all the proxy reports: what went wrong on the way upstream.
@@ -60,8 +65,7 @@ func NewUIProxy(cfg UIProxyConfig) (*UIProxy, error) {
 	case u.Scheme == "https" && cfg.TLS == nil:
 		return nil, errors.New("no pinned certificate for the tracking server")
 	case u.Scheme == "http" && !cfg.AllowHTTP:
-		return nil, fmt.Errorf("the tracking URI %s is plain http: the password would cross the network in clear text; "+
-			"run `mlstack up` to move the stack to TLS", u.Redacted())
+		return nil, fmt.Errorf("the tracking URI %s is plain http: the password would cross the network in clear text", u.Redacted())
 	case u.Scheme != "https" && u.Scheme != "http":
 		return nil, errors.New("the tracking URI must be https://HOST:PORT")
 	}
@@ -75,7 +79,7 @@ func NewUIProxy(cfg UIProxyConfig) (*UIProxy, error) {
 		upstream: &url.URL{Scheme: u.Scheme, Host: u.Host},
 		user:     cfg.User, password: cfg.Password,
 		transport: pinnedTransport(cfg.TLS),
-		log:       cfg.Log,
+		log:       cfg.Log, rotateHint: cmp.Or(cfg.RotateHint, "mlstack creds rotate"),
 	}, nil
 }
 
@@ -145,8 +149,8 @@ func (p *UIProxy) modifyResponse(resp *http.Response, own string) {
 	resp.Header.Del("WWW-Authenticate")
 	if resp.StatusCode == http.StatusUnauthorized {
 		p.warnOnce.Do(func() {
-			p.log.Warn("the tracking server refused the stack's MLflow login (401): the env file's password is not the " +
-				"server's; `mlstack creds rotate` sets a new one")
+			p.log.Warn("the tracking server refused the stack's MLflow login (401): the env file's password is not the "+
+				"server's; `%s` sets a new one", p.rotateHint)
 		})
 	}
 	if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, p.upstream.String()) {
