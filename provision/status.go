@@ -116,21 +116,23 @@ func (op *openedStack) serverTLS(ctx context.Context, inst *ec2types.Instance) (
 }
 
 // checkHealth asks the server's /health once (healthURL overrides it),
-// over https trusting what pin gives.
+// over https trusting only what pin gives: the certificate the server
+// published, never the system's roots.
 func (info *stackInfo) checkHealth(ctx context.Context, healthURL string, pin func() (*tls.Config, string)) (detail string) {
 	if info.TrackingURI == "" {
 		info.Health = healthNoServer
 		return ""
 	}
+	url := cmp.Or(healthURL, info.TrackingURI+"/health")
 	var cfg *tls.Config
-	if healthURL == "" && strings.HasPrefix(info.TrackingURI, "https://") {
+	if strings.HasPrefix(url, "https://") {
 		var why string
 		if cfg, why = pin(); cfg == nil {
 			info.Health = healthUnreachable
 			return "no certificate to trust: " + why
 		}
 	}
-	status, err := server.Probe(ctx, cmp.Or(healthURL, info.TrackingURI+"/health"), cfg, statusProbeTimeout)
+	status, err := server.Probe(ctx, url, cfg, statusProbeTimeout)
 	switch {
 	case err != nil:
 		info.Health, detail = healthUnreachable, err.Error()

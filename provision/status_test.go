@@ -3,13 +3,22 @@ package provision
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
@@ -201,4 +210,58 @@ func TestStatusErrors(t *testing.T) {
 			t.Error("bad input reached AWS")
 		}
 	})
+}
+
+// pinnedHealthServer serves /health over TLS with a certificate for the
+// instance's public name and 127.0.0.1, and returns the URL and the PEM.
+func pinnedHealthServer(t *testing.T, dns string) (string, []byte) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{dns}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	must(t, err)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL + "/health", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestStatusHealthOverPinnedTLS: status asks an https server trusting only
+// the certificate the server published in SSM, from any machine (nothing
+// local needed); another certificate, or none, is not trusted.
+func TestStatusHealthOverPinnedTLS(t *testing.T) {
+	f := newInstalledFake(t)
+	upStack(t, f, "demo")
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	f.mu.Lock()
+	dns := aws.ToString(f.instances[0].inst.PublicDnsName)
+	f.mu.Unlock()
+	url, certPEM := pinnedHealthServer(t, dns)
+	for _, c := range []struct {
+		name, published, want string
+	}{
+		{"the server's certificate", string(certPEM), "health: healthy"},
+		{"another certificate", string(testCert(dns, "127.0.0.1")), "health: unreachable"},
+		{"none published", "", "health: unreachable (no certificate to trust: "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f.mu.Lock()
+			delete(f.params, n.param(paramTLSCert))
+			f.mu.Unlock()
+			if c.published != "" {
+				f.putPublished(n.param(paramTLSCert), c.published)
+			}
+			o, out := statusOpts("demo", "")
+			o.HealthURL = url
+			if err := Status(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, c.want) {
+				t.Errorf("status lacks %q:\n%s", c.want, out)
+			}
+		})
+	}
 }
