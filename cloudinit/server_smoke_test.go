@@ -3,6 +3,7 @@ package cloudinit
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -166,6 +167,7 @@ func TestMLflowServerSmoke(t *testing.T) {
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: dns, MinVersion: tls.VersionTLS12}}}
 	base := "https://127.0.0.1:" + port
+	user := p.AdminUsername // who call signs in as
 	call := func(method, path, host, password, body, origin string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -177,7 +179,7 @@ func TestMLflowServerSmoke(t *testing.T) {
 			req.Header.Set("Origin", origin)
 		}
 		if password != "" {
-			req.SetBasicAuth(p.AdminUsername, password)
+			req.SetBasicAuth(user, password)
 		}
 		if body != "" {
 			req.Header.Set("Content-Type", "application/json")
@@ -240,6 +242,59 @@ func TestMLflowServerSmoke(t *testing.T) {
 		code, body := call(tt.method, tt.path, tt.host, tt.password, tt.body, tt.origin)
 		if code != tt.want || !strings.Contains(body, tt.inBody) {
 			t.Errorf("%s: %s %s (Host %s) = %d %.300s; want %d with %q", tt.name, tt.method, tt.path, tt.host, code, body, tt.want, tt.inBody)
+		}
+	}
+	teamRoles(t, func(as, password, method, path, body string) (int, string) {
+		user = as
+		return call(method, path, dns, password, body, "")
+	}, pw)
+}
+
+// teamRoles: what the basic-auth config mlstack_keys.py writes lets each
+// role do. Two non-admin users, made by the admin: each reads and logs
+// runs into the other's experiment (default_permission EDIT), neither can
+// delete or manage the other's experiment nor manage users; the creator
+// of an experiment may delete it.
+func teamRoles(t *testing.T, call func(user, password, method, path, body string) (int, string), adminPW string) {
+	t.Helper()
+	const api = "/api/2.0/mlflow/"
+	const alicePW, bobPW = "alice-password-0123456789", "bob-password-0123456789"
+	admin := func(method, path, body string) (int, string) { return call("admin", adminPW, method, api+path, body) }
+	alice := func(method, path, body string) (int, string) { return call("alice", alicePW, method, api+path, body) }
+	bob := func(method, path, body string) (int, string) { return call("bob", bobPW, method, api+path, body) }
+	for _, u := range [][2]string{{"alice", alicePW}, {"bob", bobPW}} {
+		if code, body := admin("POST", "users/create", `{"username":"`+u[0]+`","password":"`+u[1]+`"}`); code != 200 {
+			t.Fatalf("admin creates user %s: %d %.300s", u[0], code, body)
+		}
+	}
+	code, body := alice("POST", "experiments/create", `{"name":"alices"}`)
+	var created struct {
+		ID string `json:"experiment_id"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &created) != nil || created.ID == "" {
+		t.Fatalf("alice creates an experiment: %d %.300s", code, body)
+	}
+	exp := `{"experiment_id":"` + created.ID + `"}`
+	for _, tt := range []struct {
+		name               string
+		as                 func(method, path, body string) (int, string)
+		method, path, body string
+		want               int
+	}{
+		{"bob sees alice's experiment", bob, "GET", "experiments/get?experiment_id=" + created.ID, "", 200},
+		{"bob logs a run into it", bob, "POST", "runs/create", exp, 200},
+		{"bob cannot delete it", bob, "POST", "experiments/delete", exp, 403},
+		{"bob renames it (EDIT may)", bob, "POST", "experiments/update", `{"experiment_id":"` + created.ID + `","new_name":"bobs"}`, 200},
+		{"bob cannot grant himself MANAGE", bob, "POST", "experiments/permissions/create",
+			`{"experiment_id":"` + created.ID + `","username":"bob","permission":"MANAGE"}`, 403},
+		{"bob cannot make users", bob, "POST", "users/create", `{"username":"mallory","password":"mallory-password-0123"}`, 403},
+		{"bob cannot delete users", bob, "DELETE", "users/delete", `{"username":"alice"}`, 403},
+		{"bob cannot set alice's password", bob, "PATCH", "users/update-password", `{"username":"alice","password":"taken-over-0123456789"}`, 403},
+		{"bob cannot make himself admin", bob, "PATCH", "users/update-admin", `{"username":"bob","is_admin":true}`, 403},
+		{"alice deletes her experiment", alice, "POST", "experiments/delete", exp, 200},
+	} {
+		if code, body := tt.as(tt.method, tt.path, tt.body); code != tt.want {
+			t.Errorf("%s: %s %s = %d %.300s; want %d", tt.name, tt.method, tt.path, code, body, tt.want)
 		}
 	}
 }

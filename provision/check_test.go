@@ -79,7 +79,8 @@ func TestCheckReadsStateDir(t *testing.T) {
 	root := t.TempDir()
 	sd := local.StackDir(root, "ck")
 	st := &local.Secrets{Stack: "ck", Account: "123456789012", Region: "eu-west-3", MLflowUser: ckUser,
-		MLflowPassword: ckPassword, AccessKeyID: ckAccessKey, SecretAccessKey: ckSecretKey}
+		MLflowPassword: "admin-password-not-for-clients", AccessKeyID: ckAccessKey, SecretAccessKey: ckSecretKey,
+		EnvUser: ckUser, Users: map[string]string{ckUser: ckPassword}}
 	if err := sd.Save(st); err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/mlstack/mlstack/provision/local"
@@ -30,7 +27,6 @@ type rotation struct {
 	op    *openedStack
 	store *local.Store
 	keys  []string // the access keys before the rotation
-	insts []ec2types.Instance
 	uri   string
 }
 
@@ -90,15 +86,7 @@ func (r *rotation) noServerHint(ctx context.Context) {
 // upHint is an up that keeps the stack's allowed CIDRs and SSH as its
 // security group has them (else as the last up here asked).
 func (r *rotation) upHint(ctx context.Context) string {
-	var cidrs []string
-	var ssh bool
-	if sec := r.op.secrets; sec != nil {
-		cidrs, ssh = sec.AllowCIDRs, sec.SSH
-	}
-	if g, err := findSecurityGroup(ctx, r.op.s.ec2, r.op.n); err == nil && g.id != "" {
-		cidrs, ssh = g.allowed(), g.sshOpen()
-	}
-	return r.h.up(cidrs, ssh)
+	return upHintFor(ctx, r.op, r.h)
 }
 
 // again is this rotation as a command.
@@ -138,16 +126,9 @@ func (r *rotation) read(ctx context.Context) error {
 		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): `%s` removes stray ones", n.User, len(u.keys), r.upHint(ctx))
 	}
 	r.keys = u.keys
-	// Only the stack's own instance: a look-alike must never see a password.
-	if r.insts, _, err = stackInstances(ctx, s.ec2, n, usableStates); err != nil {
-		return err
-	}
-	if r.op.secrets != nil {
-		r.insts = recordedFirst(r.insts, r.op.secrets.InstanceID)
-	}
 	r.uri = r.o.TrackingURI
-	if r.uri == "" && len(r.insts) > 0 {
-		if err := r.serverURI(ctx); err != nil {
+	if r.uri == "" {
+		if r.uri, err = serverURI(ctx, r.op); err != nil && !errors.Is(err, errNoServer) {
 			return err
 		}
 	}
@@ -221,7 +202,7 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client, err := r.httpClient(ctx)
+	client, err := serverHTTP(r.op.dir, r.uri, func() string { return r.upHint(ctx) })
 	if err != nil {
 		return err
 	}
@@ -243,38 +224,4 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 		return fmt.Errorf("the new MLflow password was set but does not work: %w", err)
 	}
 	return nil
-}
-
-// httpClient trusts the pinned server certificate alone (nil, the default
-// client, for a plain http:// address: the tests' local servers).
-func (r *rotation) httpClient(ctx context.Context) (*http.Client, error) {
-	if !strings.HasPrefix(r.uri, "https://") {
-		return nil, nil
-	}
-	cert, err := r.op.dir.LoadServerCert()
-	if err != nil {
-		return nil, err
-	}
-	if cert == nil {
-		return nil, fmt.Errorf("no pinned server certificate in %s: `%s` pins it", r.op.dir.Path(), r.upHint(ctx))
-	}
-	return server.PinnedClient(cert, 20*time.Second)
-}
-
-// serverURI is the instance's tracking URI: plain HTTP for an earlier
-// stack, else https with the certificate the server published pinned (the
-// instance may have been replaced since up pinned one).
-func (r *rotation) serverURI(ctx context.Context) error {
-	s, n, inst := r.op.s, r.op.n, &r.insts[0]
-	legacy, err := isLegacy(ctx, s.ec2, inst)
-	if err != nil || legacy {
-		r.uri = legacyURI(inst)
-		return err
-	}
-	r.uri = trackingURI(inst)
-	keys, _, err := readServerKeys(ctx, s.ssm, n, inst, time.Now())
-	if err == nil && keys != nil {
-		_, err = pinKeys(r.op.dir, keys, inst)
-	}
-	return err
 }

@@ -130,7 +130,7 @@ func TestRotateCreds(t *testing.T) {
 	}
 	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
 	for _, want := range []string{"MLFLOW_TRACKING_URI='" + uri + "'", "AWS_ACCESS_KEY_ID='" + now.AccessKeyID + "'",
-		"AWS_SECRET_ACCESS_KEY='" + now.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + now.MLflowPassword + "'"} {
+		"AWS_SECRET_ACCESS_KEY='" + now.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + now.Users[now.EnvUser] + "'"} {
 		if !strings.Contains(string(env), want) {
 			t.Errorf("env lacks %s:\n%s", want, env)
 		}

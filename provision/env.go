@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/mlstack/mlstack/provision/local"
@@ -34,14 +35,15 @@ func withCleared(vars []envfile.Var) []envfile.Var {
 	return vars
 }
 
-// envVars are the variables a client needs to log to the stack; certPath
-// is the pinned server certificate, which MLflow's client then trusts alone.
+// envVars are the variables a client needs to log to the stack, signed in
+// as the creator's user (never the admin); certPath is the pinned server
+// certificate, which MLflow's client then trusts alone.
 func envVars(sec *local.Secrets, uri, certPath, region, s3Endpoint string) []envfile.Var {
 	vars := []envfile.Var{
 		{Name: "MLFLOW_TRACKING_URI", Value: uri},
 		{Name: "MLFLOW_TRACKING_SERVER_CERT_PATH", Value: certPath},
-		{Name: "MLFLOW_TRACKING_USERNAME", Value: sec.MLflowUser},
-		{Name: "MLFLOW_TRACKING_PASSWORD", Value: sec.MLflowPassword},
+		{Name: "MLFLOW_TRACKING_USERNAME", Value: sec.EnvUser},
+		{Name: "MLFLOW_TRACKING_PASSWORD", Value: sec.Users[sec.EnvUser]},
 		{Name: "AWS_ACCESS_KEY_ID", Value: sec.AccessKeyID},
 		{Name: "AWS_SECRET_ACCESS_KEY", Value: sec.SecretAccessKey},
 		{Name: "AWS_DEFAULT_REGION", Value: region},
@@ -53,6 +55,9 @@ func envVars(sec *local.Secrets, uri, certPath, region, s3Endpoint string) []env
 		// A plain-HTTP server (an earlier stack): no certificate, and none
 		// left over from another stack in the same shell.
 		vars[1] = envfile.Var{Name: vars[1].Name, Unset: true}
+	}
+	if sec.EnvUser == "" { // a state from before users: no login to give (never the admin's)
+		vars = slices.Delete(vars, 2, 4)
 	}
 	return withCleared(vars)
 }
@@ -81,6 +86,11 @@ func Env(ctx context.Context, o EnvOptions) error {
 	vars, err := dir.ReadEnv()
 	if err != nil {
 		return envReadError(ctx, o, dir, err)
+	}
+	if o.User != "" {
+		if vars, err = userLogin(dir, o.Stack, vars, o.User); err != nil {
+			return err
+		}
 	}
 	vars = withCleared(vars)
 	out, err := format(vars)

@@ -16,7 +16,8 @@ import (
 func envStack(t *testing.T, s3Endpoint string) string {
 	t.Helper()
 	dir := t.TempDir()
-	sec := &local.Secrets{MLflowUser: "admin", MLflowPassword: "pw123", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "s3cr3t/+="}
+	sec := &local.Secrets{MLflowUser: "admin", MLflowPassword: "admin-pw", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "s3cr3t/+=",
+		EnvUser: "alice", Users: map[string]string{"alice": "pw123"}}
 	if err := local.StackDir(dir, "demo").WriteEnv(envVars(sec, "https://ec2-1-2-3-4.example:5000", "/state/demo/server.crt", "eu-west-3", s3Endpoint)); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestEnvFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"export MLFLOW_TRACKING_URI='https://ec2-1-2-3-4.example:5000'", "export MLFLOW_TRACKING_USERNAME='admin'",
+	for _, want := range []string{"export MLFLOW_TRACKING_URI='https://ec2-1-2-3-4.example:5000'", "export MLFLOW_TRACKING_USERNAME='alice'",
 		"export MLFLOW_TRACKING_SERVER_CERT_PATH='/state/demo/server.crt'",
 		"export AWS_SECRET_ACCESS_KEY='s3cr3t/+='", "export AWS_DEFAULT_REGION='eu-west-3'"} {
 		if !strings.Contains(out, want) {

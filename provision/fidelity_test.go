@@ -58,7 +58,8 @@ func TestConsoleOutputLatest(t *testing.T) {
 // env file applied: a caller's session token is gone when the file clears it.
 func TestClientEnv(t *testing.T) {
 	caller := []string{"AWS_SESSION_TOKEN=stale", "AWS_ACCESS_KEY_ID=ASIACALLER", "HOME=/root", "MLFLOW_TRACKING_TOKEN=t"}
-	sec := local.Secrets{MLflowUser: "admin", MLflowPassword: "pw", AccessKeyID: "AKIASTACK", SecretAccessKey: "s"}
+	sec := local.Secrets{MLflowUser: "admin", MLflowPassword: "pw", AccessKeyID: "AKIASTACK", SecretAccessKey: "s",
+		EnvUser: "alice", Users: map[string]string{"alice": "alice-pw"}}
 	file := envVars(&sec, "https://x:5000", "/s/server.crt", "eu-west-3", "")
 	env := clientEnv(caller, file)
 	if _, ok := env["AWS_SESSION_TOKEN"]; ok || env["AWS_ACCESS_KEY_ID"] != "AKIASTACK" || env["HOME"] != "/root" {

@@ -82,7 +82,8 @@ type UpOptions struct {
 	TTL           string // tag the stack to expire after this long ("90m", "4h", "2d")
 	Output        string // "table" (the default) or "json"
 	Timeout       time.Duration
-	SSH           bool // open tcp 22 to AllowCIDRs; without it up closes the port
+	SSH           bool   // open tcp 22 to AllowCIDRs; without it up closes the port
+	User          string // the MLflow user the env file signs in as; "": the one before, else the OS login name
 	NoWait        bool
 	DryRun        bool
 	// Yes opens wide CIDRs without asking; Confirm asks on a terminal (nil
@@ -118,6 +119,7 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 		func() error { return validateTimeout(&o.Timeout, DefaultTimeout) },
 		func() error { return validateOutput(&o.Output) },
 		func() (err error) { o.AllowCIDRs, err = parseCIDRs(o.AllowCIDRs); return err },
+		func() error { return ifThen(o.User != "", func() error { return validateUserName(o.User) }) },
 	)
 	o.Streams.fill()
 	return ttl, err
@@ -192,6 +194,7 @@ type EnvOptions struct {
 	AWS
 	Streams
 	Format string // shell (the default), dotenv, json or github
+	User   string // sign in as this MLflow user (its password from the state); "": the env file's
 }
 
 // CheckOptions are what `mlstack check` takes.

@@ -1,9 +1,12 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"os/user"
 	"slices"
 	"strings"
 	"time"
@@ -70,7 +73,7 @@ func Up(ctx context.Context, o UpOptions) error {
 	if r.o.DryRun {
 		return r.printPlan()
 	}
-	for _, phase := range []func(context.Context) error{r.keepLocal, r.converge, r.publish, r.wait} {
+	for _, phase := range []func(context.Context) error{r.keepLocal, r.converge, r.publish, r.wait, r.ensureLogin} {
 		if err := phase(ctx); err != nil {
 			return err
 		}
@@ -173,10 +176,13 @@ func (r *upRun) makeLocal() error {
 	k := &r.keep
 	stack := r.o.Stack.Name
 	if r.secrets != nil {
-		k.secrets = *r.secrets
+		k.secrets = r.secrets.Clone()
 	} else {
 		k.secrets = local.Secrets{Stack: stack, Account: r.s.account, Region: r.s.region, MLflowUser: mlflowUser}
 		k.changed = true
+	}
+	if err := r.creatorLogin(); err != nil {
+		return err
 	}
 	for _, s := range []struct {
 		value *string
@@ -196,6 +202,76 @@ func (r *upRun) makeLocal() error {
 			return err
 		}
 		k.loginKey, k.secrets.SSHPublicKey, k.changed = priv, string(pub), true
+	}
+	return nil
+}
+
+// creatorLogin picks the MLflow user the env file signs in as (--user,
+// else the one chosen before, else the login name on this machine) and
+// generates its password in memory; ensureLogin makes it on the server.
+func (r *upRun) creatorLogin() error {
+	k := &r.keep
+	name := cmp.Or(r.o.User, k.secrets.EnvUser, osUserName())
+	if err := validateUserName(name); err != nil {
+		return usagef("the MLflow user for the env file: %v; pass --user NAME", err)
+	}
+	if k.secrets.EnvUser != name {
+		k.secrets.EnvUser, k.changed = name, true
+	}
+	if k.secrets.Users[name] == "" {
+		password, err := local.RandomSecret(32)
+		if err != nil {
+			return err
+		}
+		k.secrets.SetUser(name, password)
+		k.changed = true
+	}
+	return nil
+}
+
+// osUserName is this machine's login name in a form MLflow takes ("" if none).
+func osUserName() string {
+	u, err := user.Current()
+	if err != nil {
+		return ""
+	}
+	name := u.Username
+	if i := strings.LastIndexAny(name, `\/`); i >= 0 { // DOMAIN\name
+		name = name[i+1:]
+	}
+	return name
+}
+
+// ensureLogin makes the env file's user on the server once it answers, as
+// a non-admin, unless its login works already; with --no-wait it says how.
+func (r *upRun) ensureLogin(ctx context.Context) error {
+	sec := r.store.Get()
+	name := sec.EnvUser
+	if r.o.NoWait {
+		r.log.Info("the env file signs in as MLflow user %s, made once the server answers: `%s` (without --no-wait) makes it",
+			name, r.h.up(r.o.AllowCIDRs, r.o.SSH))
+		return nil
+	}
+	uri := r.uri
+	if r.o.HealthURL != "" { // tests: the server answers there
+		uri = strings.TrimSuffix(r.o.HealthURL, "/health")
+	}
+	httpc, err := serverHTTP(r.dir, uri, func() string { return r.h.up(r.o.AllowCIDRs, r.o.SSH) })
+	if err != nil {
+		return err
+	}
+	c := &server.Client{URI: uri, User: name, Password: sec.Users[name], HTTP: httpc}
+	if ok, err := c.LoginWorks(ctx); ok || err != nil {
+		return err
+	}
+	admin := &server.Client{URI: uri, User: sec.MLflowUser, Password: sec.MLflowPassword, HTTP: httpc}
+	r.log.Step("making MLflow user %s (not an admin) for the env file", name)
+	err = admin.CreateUser(ctx, name, sec.Users[name])
+	if errors.Is(err, server.ErrUserExists) { // made elsewhere, with another password
+		err = admin.SetPassword(ctx, name, sec.Users[name])
+	}
+	if err != nil {
+		return fmt.Errorf("making MLflow user %s: %w", name, err)
 	}
 	return nil
 }
@@ -568,7 +644,7 @@ func (r *upRun) report(ctx context.Context) error {
 		fmt.Fprintln(r.o.Out, r.uri)
 	}
 	env := r.h.cmd("env")
-	r.log.Step("ready: `%s >> .envrc` exports the tracking URI and scoped credentials "+
-		"(or put `eval \"$(%s)\"` in .envrc: the secrets then stay in %s)", env, env, r.dir.Path())
+	r.log.Step("ready: `%s >> .envrc` exports the tracking URI, scoped credentials and %s's login "+
+		"(or put `eval \"$(%s)\"` in .envrc: the secrets then stay in %s)", env, r.store.Get().EnvUser, env, r.dir.Path())
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,11 +200,14 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	}
 	env := readFile(t, sd.EnvFile())
 	for _, want := range []string{"MLFLOW_TRACKING_URI='" + uri + "'", "AWS_ACCESS_KEY_ID='" + sec.AccessKeyID + "'",
-		"AWS_SECRET_ACCESS_KEY='" + sec.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + sec.MLflowPassword + "'",
+		"AWS_SECRET_ACCESS_KEY='" + sec.SecretAccessKey + "'", "MLFLOW_TRACKING_PASSWORD='" + sec.Users[sec.EnvUser] + "'",
 		"AWS_DEFAULT_REGION='eu-west-3'", "MLFLOW_TRACKING_SERVER_CERT_PATH='" + sd.ServerCertFile() + "'"} {
 		if !strings.Contains(string(env), want) {
 			t.Errorf("env file lacks %s:\n%s", want, env)
 		}
+	}
+	if sec.EnvUser == "" || sec.EnvUser == sec.MLflowUser || strings.Contains(string(env), sec.MLflowPassword) {
+		t.Errorf("the env file must sign in as the creator's user %q, never the admin", sec.EnvUser)
 	}
 	if strings.Contains(string(env), "MLFLOW_S3_ENDPOINT_URL") {
 		t.Error("env file names an S3 endpoint without an override")
@@ -767,15 +772,47 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 
 func TestUpHealthWait(t *testing.T) {
 	f := newInstalledFake(t)
+	// The server's side of ensureLogin: the creator's login fails until
+	// the admin made the user.
+	var mu sync.Mutex
+	logins := map[string]string{}
 	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/health" {
+		mu.Lock()
+		defer mu.Unlock()
+		user, pw, _ := r.BasicAuth()
+		switch r.URL.Path {
+		case "/health":
+		case "/api/2.0/mlflow/users/get":
+			if logins[user] != pw || user == "" {
+				http.Error(w, "", http.StatusUnauthorized)
+			}
+		case "/api/2.0/mlflow/users/create":
+			var in struct{ Username, Password string }
+			if user != "admin" || json.NewDecoder(r.Body).Decode(&in) != nil {
+				http.Error(w, "", http.StatusForbidden)
+				return
+			}
+			logins[in.Username] = in.Password
+		default:
 			http.NotFound(w, r)
 		}
 	}))
 	defer healthy.Close()
-	o, out, log := upOpts(t.TempDir(), "demo")
-	o.NoWait, o.HealthURL, o.Output = false, healthy.URL+"/health", "json"
+	dir := t.TempDir()
+	o, out, log := upOpts(dir, "demo")
+	o.NoWait, o.HealthURL, o.Output, o.User = false, healthy.URL+"/health", "json", "carol"
 	mustUp(t, o)
+	sec := savedSecrets(t, dir, "demo")
+	if mu.Lock(); len(logins) != 1 || logins["carol"] == "" || logins["carol"] != sec.Users["carol"] || sec.EnvUser != "carol" {
+		t.Errorf("up made users %v on the server, want carol with the saved password", slices.Collect(maps.Keys(logins)))
+	}
+	mu.Unlock()
+	// Once made, a later up only checks the login.
+	out.Reset()
+	mustUp(t, o)
+	if !strings.Contains(log.String(), "making MLflow user carol") || strings.Count(log.String(), "making MLflow user") != 1 {
+		t.Errorf("progress:\n%s", log)
+	}
 	var rep stackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Health != healthOK {
 		t.Errorf("report %s: %v", out, err)

@@ -22,7 +22,10 @@
 # certificate and host key are the instance's; the user-data holds no
 # secret and no private key; the client,
 # with exactly the variables `mlstack env` prints, logs params, metrics and an
-# artifact; the artifact is in the stack bucket; 401 without credentials; a
+# artifact, signed in as up's creator (alice, not the admin); a second user
+# (bob, `mlstack users add`, `env --user bob`) sees alice's experiment and
+# run and logs into it, and gets 403 deleting them or managing users;
+# the artifact is in the stack bucket; 401 without credentials; a
 # foreign Host is refused; plain HTTP gets nothing; Debian's chromium,
 # headless, with the certificate pinned, logs in to the UI at the tracking
 # URI and sees the client's experiment, run and metric; `mlstack check` passes;
@@ -393,6 +396,7 @@ boot_test() {
 	check_cloud_init
 	check_install
 	run_client
+	check_team
 	check_artifact
 	check_auth_hosts
 	check_role_s3
@@ -465,7 +469,7 @@ start_moto() {
 start_up() {
 	say "mlstack up --stack $STACK (in the background)"
 	STATE=$WORK/state
-	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$STATE" --timeout 15m \
+	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$STATE" --timeout 15m --user alice \
 		--mlflow-version "$MLFLOW_VERSION" \
 		</dev/null >"$WORK/up.out" 2>"$WORK/up.log" &
 	UP_PID=$!
@@ -475,7 +479,7 @@ start_up() {
 		die "no instance appeared in moto"
 	fi
 	add_secrets_from_json "$WORK/aemm.json" SecretAccessKey Token
-	add_secrets_from_json "$STATE/$STACK/state.json" secret_access_key mlflow_password flask_secret_key
+	add_secrets_from_json "$STATE/$STACK/state.json" secret_access_key mlflow_password flask_secret_key alice
 	# shellcheck disable=SC1091 # written by the boot helper just now
 	. "$WORK/instance.env"
 	info "instance $INSTANCE_ID: $PUBLIC_DNS ($PUBLIC_IP), role $ROLE_NAME"
@@ -672,6 +676,32 @@ run_client() {
 	info "run $RUN_ID logged params, 5 metrics, an artifact; read back: ok"
 }
 
+# check_team: a second user, made with `mlstack users add` through the
+# server's API, with the variables `mlstack env --user bob` prints: sees the
+# first user's (alice's, up's creator) experiment and run, logs a run into
+# it, cannot delete it or its runs, cannot manage users.
+check_team() {
+	say "a teammate: mlstack users add bob; the real client as bob"
+	masked "$WORK/mlstack" users add bob --stack "$STACK" --state-dir "$STATE" >&2 || die "mlstack users add bob failed"
+	add_secrets_from_json "$STATE/$STACK/state.json" bob
+	"$WORK/mlstack" env --user bob --stack "$STACK" --state-dir "$STATE" >"$WORK/env-bob.sh"
+	grep -q "^export MLFLOW_TRACKING_USERNAME='bob'$" "$WORK/env-bob.sh" || die "env --user bob does not sign in as bob"
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
+		"$WORK/env-bob.sh" "$MLFLOW_VENV/bin/python" scripts/boot/teammate.py >"$WORK/teammate.out" 2>"$WORK/teammate.log"; then
+		show "$WORK/teammate.log" 40
+		die "the teammate's MLflow client failed"
+	fi
+	show "$WORK/teammate.log" 8
+	masked "$WORK/mlstack" users list --stack "$STACK" --state-dir "$STATE" >"$WORK/users.txt" || die "mlstack users list failed"
+	if ! grep -Eq '^alice +user +yes \(env file\)' "$WORK/users.txt" || ! grep -Eq '^bob +user +yes' "$WORK/users.txt" ||
+		! grep -Eq '^admin +admin' "$WORK/users.txt"; then
+		cat "$WORK/users.txt" >&2
+		die "users list does not show admin, alice and bob"
+	fi
+	info "bob sees alice's experiment and logs into it; deleting it, its runs, managing users: 403"
+}
+
 check_artifact() {
 	say "the artifact is in the stack bucket"
 	[[ $BUCKET == "mlstack-$STACK-123456789012-$REGION-an" ]] || die "artifacts go to bucket $BUCKET, not the stack's"
@@ -747,7 +777,7 @@ for line in open(sys.argv[1]):
 PY
 	chmod 0600 "$pwfile"
 	mkdir -p "$out"
-	if ! "$WORK/boot" ui -uri "https://$PUBLIC_DNS:5000" -cert "$CERT" -user admin -password-file "$pwfile" \
+	if ! "$WORK/boot" ui -uri "https://$PUBLIC_DNS:5000" -cert "$CERT" -user alice -password-file "$pwfile" \
 		-resolve "$PUBLIC_DNS=127.0.0.1" -experiment mlstack-boot-test -run boot -metric loss -value 0.2 \
 		-out "$out" 2> >(python3 scripts/boot/mask.py "$SECRETS" >&2); then
 		die "the MLflow UI check failed in the browser"
@@ -820,7 +850,7 @@ scan_secrets() {
 		"$WORK/user-data" >"$WORK/user-data.txt"
 	grep -q "PRIVATE KEY" "$WORK/user-data.txt" && die "the user-data holds a private key"
 	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" "${keys[@]}" \
-		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip curl-auth.cfg -skip ui-password \
+		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip env-bob.sh -skip curl-auth.cfg -skip ui-password \
 		-skip rootfs -skip mlstack -skip boot -skip secretscan \
 		"$WORK" "$WORK/rootfs/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
 }

@@ -85,10 +85,12 @@ def write_secrets(ssm, path, username):
     if missing:
         raise SystemExit("mlstack-keys: no SSM parameter " + ", ".join(missing))
     password, secret_key = got[names[0]], got[names[1]]
-    # configparser reads "%" as the start of an interpolation.
+    # configparser reads "%" as the start of an interpolation. EDIT: every
+    # user reads every experiment and logs runs into it; deleting and
+    # managing stay with its creator (MANAGE) and the admin.
     ini = (
         "[mlflow]\n"
-        "default_permission = READ\n"
+        "default_permission = EDIT\n"
         "database_uri = sqlite:////var/lib/mlflow/basic_auth.db\n"
         "admin_username = %s\n"
         "admin_password = %s\n"

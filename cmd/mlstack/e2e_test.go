@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -66,8 +67,8 @@ func TestUpEnvDown(t *testing.T) {
 	got := sourceEnv(t, envRes.stdout)
 	want := map[string]string{
 		"MLFLOW_TRACKING_URI":      uri,
-		"MLFLOW_TRACKING_USERNAME": state.MLflowUser,
-		"MLFLOW_TRACKING_PASSWORD": state.MLflowPassword,
+		"MLFLOW_TRACKING_USERNAME": state.EnvUser,
+		"MLFLOW_TRACKING_PASSWORD": state.Users[state.EnvUser],
 		"AWS_ACCESS_KEY_ID":        state.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":    state.SecretAccessKey,
 		"AWS_DEFAULT_REGION":       testRegion,
@@ -79,6 +80,13 @@ func TestUpEnvDown(t *testing.T) {
 		}
 	}
 
+	// The env file signs in as the creator's own user, never as the admin.
+	if state.EnvUser == "" || state.EnvUser == state.MLflowUser || state.Users[state.EnvUser] == "" || strings.Contains(envRes.stdout, state.MLflowPassword) {
+		t.Errorf("the env file must sign in as the creator's user (%q), not the admin %q", state.EnvUser, state.MLflowUser)
+	}
+	if u, err := user.Current(); err == nil && state.EnvUser != u.Username {
+		t.Errorf("up made user %q for the env file, want the login name %q", state.EnvUser, u.Username)
+	}
 	t.Run("scoped keys", func(t *testing.T) { checkScopedKeys(t, e, got) })
 
 	// Re-running up on a complete stack makes no mutating call.
@@ -105,12 +113,14 @@ func TestUpEnvDown(t *testing.T) {
 }
 
 type localState struct {
-	AccessKeyID     string `json:"access_key_id"`
-	SecretAccessKey string `json:"secret_access_key"`
-	MLflowUser      string `json:"mlflow_username"`
-	MLflowPassword  string `json:"mlflow_password"`
-	FlaskSecretKey  string `json:"flask_secret_key"`
-	SSHPublicKey    string `json:"ssh_public_key"`
+	AccessKeyID     string            `json:"access_key_id"`
+	SecretAccessKey string            `json:"secret_access_key"`
+	MLflowUser      string            `json:"mlflow_username"`
+	MLflowPassword  string            `json:"mlflow_password"`
+	Users           map[string]string `json:"mlflow_users"`
+	EnvUser         string            `json:"env_user"`
+	FlaskSecretKey  string            `json:"flask_secret_key"`
+	SSHPublicKey    string            `json:"ssh_public_key"`
 }
 
 func readState(t *testing.T, dir string) localState {

@@ -17,6 +17,7 @@ func envCommand(s streams) *cli.Command {
 				"mlstack env --stack demo --format dotenv > .env",
 				"mlstack env --stack demo --format github   # in a GitHub Actions step"),
 		Flags: append(append(stackFlags(), awsFlags()...),
+			&cli.StringFlag{Name: "user", Usage: "sign in as this MLflow `USER` (made with mlstack users add; its password is in the state); default: the env file's, up's creator"},
 			&cli.StringFlag{Name: "format", Value: "shell", Usage: "`FORMAT`: shell (export lines), dotenv, json, or github ($GITHUB_ENV lines + ::add-mask:: for secrets; with $GITHUB_ENV set, appends there)"},
 			// env prints variables, not a report: --output would be a
 			// guess at --format, so it is refused with the flag to use.
@@ -27,7 +28,7 @@ func envCommand(s streams) *cli.Command {
 				return &provision.UsageError{Msg: "env takes --format shell|dotenv|json|github, not --output: " +
 					"its output is the stack's variables (see `mlstack env --help`)"}
 			}
-			return provision.Env(c.Context, provision.EnvOptions{Stack: stackOf(c), AWS: a, Streams: s.std(), Format: c.String("format")})
+			return provision.Env(c.Context, provision.EnvOptions{Stack: stackOf(c), AWS: a, Streams: s.std(), Format: c.String("format"), User: c.String("user")})
 		}),
 	}
 }

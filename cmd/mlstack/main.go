@@ -92,6 +92,7 @@ var commands = []func(streams) *cli.Command{
 	statusCommand,
 	lsCommand,
 	credsCommand,
+	usersCommand,
 	checkCommand,
 	sshCommand,
 	logsCommand,

@@ -260,7 +260,7 @@ func mlflowServer(t *testing.T, password string) string {
 	}
 	dir := t.TempDir()
 	ini := filepath.Join(dir, "basic_auth.ini")
-	must(t, os.WriteFile(ini, []byte(fmt.Sprintf("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/auth.db\n"+
+	must(t, os.WriteFile(ini, []byte(fmt.Sprintf("[mlflow]\ndefault_permission = EDIT\ndatabase_uri = sqlite:///%s/auth.db\n"+
 		"admin_username = admin\nadmin_password = %s\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n", dir, password)), 0o600))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -324,8 +324,12 @@ func TestCredsRotate(t *testing.T) {
 		t.Error("the server must accept only the new password")
 	}
 	vars := sourceEnv(t, e.mlstack(append([]string{"env"}, e.stackFlags("rot")...)...).stdout)
-	if vars["AWS_ACCESS_KEY_ID"] != now.AccessKeyID || vars["AWS_SECRET_ACCESS_KEY"] != now.SecretAccessKey || vars["MLFLOW_TRACKING_PASSWORD"] != now.MLflowPassword {
+	if vars["AWS_ACCESS_KEY_ID"] != now.AccessKeyID || vars["AWS_SECRET_ACCESS_KEY"] != now.SecretAccessKey {
 		t.Error("env file not rewritten with the new credentials")
+	}
+	// The users' logins stay as they were; the admin's never goes there.
+	if vars["MLFLOW_TRACKING_USERNAME"] != old.EnvUser || vars["MLFLOW_TRACKING_PASSWORD"] != old.Users[old.EnvUser] || now.Users[old.EnvUser] != old.Users[old.EnvUser] {
+		t.Error("rotating the AWS key and the admin password changed the env file's MLflow login")
 	}
 	checkOneWorkingKey(t, e, "mlstack-rot", now)
 

@@ -70,6 +70,9 @@ func (s *Scanner) addState(path string, b []byte) error {
 		"Flask secret key": st.FlaskSecretKey} {
 		s.AddString(what+" ("+path+")", v)
 	}
+	for name, v := range st.Users {
+		s.AddString("MLflow password of user "+name+" ("+path+")", v)
+	}
 	return nil
 }
 

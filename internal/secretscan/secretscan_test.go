@@ -184,7 +184,8 @@ func TestPEMFileFound(t *testing.T) {
 func TestStateDir(t *testing.T) {
 	root := t.TempDir()
 	d := local.StackDir(root, "demo")
-	st := &local.Secrets{Stack: "demo", SecretAccessKey: planted[0].value, MLflowPassword: planted[1].value, FlaskSecretKey: "flask-key-0123456789abcdef"}
+	st := &local.Secrets{Stack: "demo", SecretAccessKey: planted[0].value, MLflowPassword: planted[1].value, FlaskSecretKey: "flask-key-0123456789abcdef",
+		Users: map[string]string{"alice": "alice-password-0123456789"}}
 	must(t, d.Save(st))
 	pemBytes, pub, err := local.NewSSHKey("mlstack-demo")
 	must(t, err)
@@ -215,7 +216,7 @@ func TestStateDir(t *testing.T) {
 	if sc.Len() < 4 {
 		t.Errorf("%d secrets, want 3 from state.json and the login key", sc.Len())
 	}
-	for _, text := range [][]byte{[]byte(planted[0].value), []byte("flask-key-0123"), pemBytes} {
+	for _, text := range [][]byte{[]byte(planted[0].value), []byte("flask-key-0123"), []byte("alice-password-01234"), pemBytes} {
 		if len(sc.Scan("x", text)) == 0 {
 			t.Errorf("not found: a secret of the state dir (%.20q…)", text)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/big"
 	"os"
 )
@@ -18,10 +19,16 @@ type Secrets struct {
 	Region          string `json:"region"`
 	AccessKeyID     string `json:"access_key_id,omitempty"`
 	SecretAccessKey string `json:"secret_access_key,omitempty"`
-	MLflowUser      string `json:"mlflow_username"`
-	MLflowPassword  string `json:"mlflow_password"`
-	FlaskSecretKey  string `json:"flask_secret_key"`
-	SSHPublicKey    string `json:"ssh_public_key"`
+	// MLflowUser and MLflowPassword are the server's admin login: it
+	// stays here, and never goes into an env file.
+	MLflowUser     string `json:"mlflow_username"`
+	MLflowPassword string `json:"mlflow_password"`
+	// Users are the non-admin MLflow logins made from this machine, name →
+	// password; EnvUser is the one the env file carries (up's creator).
+	Users          map[string]string `json:"mlflow_users,omitempty"`
+	EnvUser        string            `json:"env_user,omitempty"`
+	FlaskSecretKey string            `json:"flask_secret_key"`
+	SSHPublicKey   string            `json:"ssh_public_key"`
 	// LaunchNonce varies the RunInstances client token between launches.
 	LaunchNonce string `json:"launch_nonce,omitempty"`
 	// InstanceID is the server this machine launched or kept last: up
@@ -35,6 +42,24 @@ type Secrets struct {
 	// read only local files advise an up that keeps them.
 	AllowCIDRs []string `json:"allow_cidrs,omitempty"`
 	SSH        bool     `json:"ssh,omitempty"`
+}
+
+// Clone is a copy that shares nothing with s.
+func (s Secrets) Clone() Secrets {
+	s.Users = maps.Clone(s.Users)
+	return s
+}
+
+// SetUser records name's password ("" forgets the user).
+func (s *Secrets) SetUser(name, password string) {
+	if password == "" {
+		delete(s.Users, name)
+		return
+	}
+	if s.Users == nil {
+		s.Users = map[string]string{}
+	}
+	s.Users[name] = password
 }
 
 // Load reads the secrets; a missing file gives (nil, nil).

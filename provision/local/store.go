@@ -19,7 +19,7 @@ func NewStore(d Dir, s Secrets) *Store { return &Store{dir: d, cur: s} }
 func (s *Store) Get() Secrets {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cur
+	return s.cur.Clone()
 }
 
 // Update applies change to a copy, saves it atomically, and only then makes
@@ -27,7 +27,7 @@ func (s *Store) Get() Secrets {
 func (s *Store) Update(change func(*Secrets)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	next := s.cur
+	next := s.cur.Clone() // change must not reach s.cur before the save
 	change(&next)
 	if err := s.dir.Save(&next); err != nil {
 		return err

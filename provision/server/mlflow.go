@@ -26,6 +26,7 @@ type Client struct {
 // error code or a short, single-line excerpt of the body.
 type httpError struct {
 	Status int
+	code   string // MLflow's error_code, if it gave one
 	text   string
 }
 
@@ -74,7 +75,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, auth boo
 		return fmt.Errorf("%s %s: reading answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &httpError{Status: resp.StatusCode, text: fmt.Sprintf("%s %s: %s%s", method, path, resp.Status, errorDetail(raw))}
+		return &httpError{Status: resp.StatusCode, code: errorCode(raw), text: fmt.Sprintf("%s %s: %s%s", method, path, resp.Status, errorDetail(raw))}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -82,6 +83,15 @@ func (c *Client) do(ctx context.Context, method, path string, body any, auth boo
 		}
 	}
 	return nil
+}
+
+// errorCode is MLflow's error_code in an error answer, or "".
+func errorCode(raw []byte) string {
+	var e struct {
+		Code string `json:"error_code"`
+	}
+	_ = json.Unmarshal(raw, &e) // not JSON: no code
+	return e.Code
 }
 
 // errorDetail is MLflow's error_code and message, or the start of a body.

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/mlstack/mlstack/provision"
+	"github.com/urfave/cli/v2"
+)
+
+func usersCommand(s streams) *cli.Command {
+	named := func(name, usage string, run func(context.Context, provision.UsersOptions) error) *cli.Command {
+		return &cli.Command{
+			Name: name, Usage: usage, ArgsUsage: "NAME",
+			Flags:        usersFlags(),
+			OnUsageError: usageError,
+			Action:       s.usersAction(1, run),
+		}
+	}
+	return &cli.Command{
+		Name:  "users",
+		Usage: "the stack's MLflow users (one login per person; the admin login stays in mlstack's state)",
+		Subcommands: []*cli.Command{
+			named("add", "make a non-admin MLflow user with a generated password, kept in the state (`env --user NAME` prints it)", provision.AddUser),
+			{
+				Name: "list", Usage: "the server's users, their role, and whether this machine holds their login",
+				Flags: usersFlags(), OnUsageError: usageError, Action: s.usersAction(0, provision.ListUsers),
+			},
+			named("remove", "delete an MLflow user on the server and its login here", provision.RemoveUser),
+			named("passwd", "give an MLflow user a new generated password (the env file is rewritten if it signs in as them)", provision.SetUserPassword),
+		},
+	}
+}
+
+func usersFlags() []cli.Flag {
+	return append(commonFlags(), &cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "reach the server here (tests)"})
+}
+
+// usersAction takes exactly want positional arguments (the user's name).
+func (s streams) usersAction(want int, run func(context.Context, provision.UsersOptions) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if args := c.Args().Slice(); want == 1 && len(args) > 1 && !strings.HasPrefix(args[0], "-") && strings.HasPrefix(args[1], "-") {
+			// `users add alice --stack s`: the flag parser stopped at
+			// NAME; parse again with NAME after the flags.
+			return c.App.RunContext(c.Context, append(append([]string{"mlstack", "users", c.Command.Name}, args[1:]...), args[0]))
+		}
+		if c.NArg() != want {
+			what := "no argument"
+			if want == 1 {
+				what = "one argument, the user's NAME"
+			}
+			return &provision.UsageError{Msg: fmt.Sprintf("`mlstack users %s` takes %s ", c.Command.Name, what)}
+		}
+		a := awsOf(c)
+		err := run(c.Context, provision.UsersOptions{
+			Stack: stackOf(c), AWS: a, Streams: s.std(), Name: c.Args().First(), TrackingURI: c.String("tracking-uri"),
+		})
+		if a.Calls != nil {
+			fmt.Fprintf(s.stderr, "api-calls: %s\n", a.Calls.Summary())
+		}
+		return err
+	}
+}
