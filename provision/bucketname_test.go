@@ -63,7 +63,7 @@ func TestLegacyGlobalBucket(t *testing.T) {
 	f.mu.Lock()
 	policy := f.users["mlstack-demo"].policies[n.Policy]
 	f.mu.Unlock()
-	if !strings.Contains(policy, ":::"+n.GlobalBucket+"/*") {
+	if !strings.Contains(policy, ":::"+n.GlobalBucket+"/artifacts/*") {
 		t.Errorf("user policy does not name the stack's bucket: %s", policy)
 	}
 	if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {

@@ -96,7 +96,7 @@ func TestCheckReadsStateDir(t *testing.T) {
 		t.Fatalf("Check: %v\n%s", err, out.String())
 	}
 	ckHasLine(t, out.String(), "checking "+mlURI+" as admin")
-	ckHasLine(t, out.String(), "✓ S3 put with the scoped keys: s3://"+ckBucket+"/mlstack-check/")
+	ckHasLine(t, out.String(), "✓ S3 put with the scoped keys: s3://"+ckBucket+"/artifacts/mlstack-check/")
 	ckNoSecrets(t, out.String()+log.String())
 
 	// Without local state or env file: a clear error, no checks. A setup

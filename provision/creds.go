@@ -175,7 +175,8 @@ func probeKey(ctx context.Context, api keyProbeAPI, bucket string) error {
 		return hasCode(err, "InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch")
 	}, nil,
 		func() error {
-			_, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1)})
+			// The key may list the artifact prefix alone.
+			_, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(artifactPrefix), MaxKeys: aws.Int32(1)})
 			return err
 		})
 }

@@ -9,9 +9,49 @@ import (
 	"github.com/mlstack/mlstack/provision/region"
 )
 
-// bucketPolicy is the only access the stack's user and server role get:
-// what MLflow's S3 artifact store does on the stack bucket and its objects.
+// artifactPrefix is where MLflow keeps artifacts in the stack bucket (the
+// server's default artifact root and its proxied destination); the
+// client key reaches nothing else of the bucket.
+const artifactPrefix = "artifacts/"
+
+// bucketPolicy is the client key's only access (the stack's IAM user): what
+// MLflow's S3 artifact store does, on objects under artifacts/ and listings
+// of that prefix, over TLS only. Every statement allows, under conditions,
+// rather than denying the rest: IAM denies what no statement allows, and
+// an explicit Deny keyed on aws:SecureTransport would deny everything in an
+// emulator that cannot evaluate the key (moto ignores Bool and StringLike
+// conditions; policy_test.go evaluates them as AWS does).
 func bucketPolicy(partition, bucket string) string {
+	arn := fmt.Sprintf("arn:%s:s3:::%s", partition, bucket)
+	tlsOnly := map[string]any{"aws:SecureTransport": "true"}
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{
+			{
+				"Sid": "ListArtifacts", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn,
+				"Condition": map[string]any{"Bool": tlsOnly, "StringLike": map[string]any{"s3:prefix": artifactPrefix + "*"}},
+			},
+			{
+				"Sid": "BucketLocation", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": arn,
+				"Condition": map[string]any{"Bool": tlsOnly},
+			},
+			{
+				"Sid":    "Artifacts",
+				"Effect": "Allow",
+				"Action": []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+					"s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"},
+				"Resource":  arn + "/" + artifactPrefix + "*",
+				"Condition": map[string]any{"Bool": tlsOnly},
+			},
+		},
+	}
+	b, _ := json.Marshal(doc) // cannot fail: only strings, slices and maps
+	return string(b)
+}
+
+// serverBucketPolicy is the server role's access to the bucket: the whole
+// of it (the proxied artifacts, and what the server keeps there besides).
+func serverBucketPolicy(partition, bucket string) string {
 	arn := fmt.Sprintf("arn:%s:s3:::%s", partition, bucket)
 	doc := map[string]any{
 		"Version": "2012-10-17",
@@ -31,16 +71,16 @@ func bucketPolicy(partition, bucket string) string {
 			},
 		},
 	}
-	b, _ := json.Marshal(doc) // cannot fail: only strings, slices and maps
+	b, _ := json.Marshal(doc)
 	return string(b)
 }
 
-// rolePolicy is the server role's access: the bucket as the user has it,
+// rolePolicy is the server role's access: the whole bucket,
 // reading the stack's secrets from SSM, and publishing (and reading back)
 // the public halves of its TLS and SSH keys there. Nothing else in SSM.
 func rolePolicy(partition, account string, n names) string {
 	var doc map[string]any
-	_ = json.Unmarshal([]byte(bucketPolicy(partition, n.Bucket)), &doc) // our own JSON
+	_ = json.Unmarshal([]byte(serverBucketPolicy(partition, n.Bucket)), &doc) // our own JSON
 	arn := func(name string) string {
 		return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, n.Region, account, n.param(name))
 	}

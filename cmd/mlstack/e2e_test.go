@@ -194,7 +194,7 @@ func checkBucketOnlyPolicy(t *testing.T, doc string) {
 			}
 		}
 		for _, r := range strs(s.Resource) {
-			if r != "arn:aws:s3:::"+wantBucket && r != "arn:aws:s3:::"+wantBucket+"/*" {
+			if r != "arn:aws:s3:::"+wantBucket && r != "arn:aws:s3:::"+wantBucket+"/*" && r != "arn:aws:s3:::"+wantBucket+"/artifacts/*" {
 				t.Errorf("policy covers resource %q", r)
 			}
 		}
@@ -466,6 +466,15 @@ func checkScopedKeys(t *testing.T, e *env, vars map[string]string) {
 			t.Errorf("%s: want AccessDenied, got %v", what, err)
 		}
 	}
+	// Narrowed to the artifact prefix: the rest of its own bucket is out of
+	// reach. (moto checks the resource; it cannot check aws:SecureTransport
+	// or s3:prefix, which provision's TestClientKeyLeastPrivilege evaluates.)
+	_, err = s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(wantBucket), Key: aws.String("backups/mlflow.db"), Body: strings.NewReader("x")})
+	denied("write outside artifacts/ in its bucket", err)
+	_, err = s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(wantBucket), Key: aws.String("backups/mlflow.db")})
+	denied("read outside artifacts/ in its bucket", err)
+	_, err = s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(wantBucket), Key: aws.String("artifactsX/x")})
+	denied("delete under a look-alike prefix", err)
 	_, err = s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("someone-elses-bucket"), Key: aws.String("x"), Body: strings.NewReader("x")})
 	denied("write another bucket", err)
 	_, err = s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("someone-elses-bucket")})

@@ -402,7 +402,7 @@ func checkOneWorkingKey(t *testing.T, e *env, user string, st localState) {
 	_, s3c, _ := clients(t, e.moto, st.AccessKeyID, st.SecretAccessKey)
 	bucket := strings.TrimPrefix(user, "mlstack-")
 	if _, err := s3c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("mlstack-" + bucket + "-123456789012-eu-west-3-an"),
-		Key: aws.String("probe"), Body: strings.NewReader("x")}); err != nil {
+		Key: aws.String("artifacts/probe"), Body: strings.NewReader("x")}); err != nil {
 		t.Errorf("the rotated key cannot write its bucket: %v", err)
 	}
 }

@@ -145,7 +145,7 @@ func checkMLflow(ctx context.Context, ck *checker, api *Client, bucket string) {
 // checkS3 puts, reads back and deletes one object with the scoped keys.
 func checkS3(ctx context.Context, ck *checker, t CheckTarget) {
 	s3c := t.s3Client()
-	key := "mlstack-check/" + randomHex(8) + ".txt"
+	key := "artifacts/mlstack-check/" + randomHex(8) + ".txt" // the client key reaches artifacts/ alone
 	body := []byte("mlstack check " + time.Now().UTC().Format(time.RFC3339) + "\n")
 	put := ck.run("S3 put with the scoped keys", func() (string, error) {
 		_, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: &t.Bucket, Key: &key, Body: bytes.NewReader(body)})
