@@ -396,11 +396,11 @@ boot_test() {
 	check_cloud_init
 	check_install
 	run_client
-	check_team
 	check_artifact
 	check_auth_hosts
 	check_role_s3
 	measure_rss
+	check_team
 	check_ui
 	run_check
 	check_bytecode

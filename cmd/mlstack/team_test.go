@@ -296,12 +296,7 @@ func mlflowServer(t *testing.T, password string) string {
 
 func mlflowAuthStatus(t *testing.T, url, user, password string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url+"/api/2.0/mlflow/users/get?username=admin", nil)
-	req.SetBasicAuth(user, password)
-	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
-	resp.Body.Close()
-	return resp.StatusCode
+	return usersGetStatus(t, url, "admin", user, password)
 }
 
 // TestCredsRotate: a new key and password in place, the env file rewritten,

@@ -15,7 +15,13 @@ import (
 // takes the login, 401 when it does not.
 func userStatus(t *testing.T, server, user, password string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, server+"/api/2.0/mlflow/users/get?username="+url.QueryEscape(user), nil)
+	return usersGetStatus(t, server, user, user, password)
+}
+
+// usersGetStatus is the status of users/get?username=about signed in as user.
+func usersGetStatus(t *testing.T, server, about, user, password string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, server+"/api/2.0/mlflow/users/get?username="+url.QueryEscape(about), nil)
 	req.SetBasicAuth(user, password)
 	resp, err := http.DefaultClient.Do(req)
 	must(t, err)
