@@ -147,7 +147,9 @@ func (r *runScan) leaks() (problems []string, stats string) {
 }
 
 func TestMain(m *testing.M) {
+	stopMoto := privateMoto()
 	code := testenv.Run(m)
+	stopMoto()
 	problems, stats := seen.leaks()
 	switch {
 	case len(problems) > 0:
