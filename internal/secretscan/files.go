@@ -2,6 +2,7 @@ package secretscan
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"encoding/json"
 	"encoding/pem"
@@ -88,15 +89,23 @@ func (s *Scanner) AddPrivateKey(path string, pemBytes []byte) {
 			body = append(body, line)
 		}
 	}
+	// The secret part alone: the file's other lines also hold the public
+	// key, which a certificate or an authorized_keys line shows by design
+	// (the lines of a P-256 key's PEM matched its own certificate).
+	var seed []byte
 	k, err := ssh.ParseRawPrivateKey(pemBytes)
-	priv, ok := k.(*ed25519.PrivateKey)
-	if err != nil || !ok {
+	switch priv := k.(type) {
+	case *ed25519.PrivateKey:
+		seed = priv.Seed()
+	case *ecdsa.PrivateKey:
+		seed = priv.D.FillBytes(make([]byte, (priv.Curve.Params().BitSize+7)/8))
+	}
+	if err != nil || seed == nil {
 		for _, line := range body {
 			s.Add(what, line)
 		}
 		return
 	}
-	seed := priv.Seed()
 	s.Add(what, seed)
 	block, _ := pem.Decode(pemBytes)
 	off := -1

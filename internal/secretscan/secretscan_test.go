@@ -1,12 +1,17 @@
 package secretscan
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	mrand "math/rand"
 	"net/url"
 	"os"
@@ -174,6 +179,33 @@ func TestPEMFileFound(t *testing.T) {
 			if got := sc.Scan("cat id_ed25519", []byte(text)); len(got) == 0 {
 				t.Errorf("key file with %d-character lines: the printed file is not found:\n%s", width, text)
 			}
+		}
+	}
+}
+
+// TestTLSKeyNotItsCertificate: a P-256 TLS key (PKCS#8, as the instance
+// makes it) is found printed, but not in its own self-signed certificate,
+// which holds its public half: keys of many draws, since whether a line
+// of the key's PEM shows in the certificate depends on the key.
+func TestTLSKeyNotItsCertificate(t *testing.T) {
+	for i := range 30 {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		must(t, err)
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		must(t, err)
+		keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: "ec2-1-2-3-4.example"},
+			NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"ec2-1-2-3-4.example"}}
+		certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		must(t, err)
+		certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
+		sc := New()
+		sc.AddPrivateKey("server.key", keyPEM)
+		if got := sc.Scan("server.crt", certPEM); len(got) > 0 {
+			t.Errorf("draw %d: the certificate is reported as the key: %v", i, got)
+		}
+		if len(sc.Scan("cat server.key", keyPEM)) == 0 || len(sc.Scan("raw", key.D.FillBytes(make([]byte, 32)))) == 0 {
+			t.Errorf("draw %d: the printed key or its private scalar is not found", i)
 		}
 	}
 }
