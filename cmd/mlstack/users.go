@@ -13,6 +13,7 @@ func usersCommand(s streams) *cli.Command {
 	named := func(name, usage string, run func(context.Context, provision.UsersOptions) error) *cli.Command {
 		return &cli.Command{
 			Name: name, Usage: usage, ArgsUsage: "NAME",
+			Description:  examples("mlstack users " + name + " alice --stack demo"),
 			Flags:        usersFlags(),
 			OnUsageError: usageError,
 			Action:       s.usersAction(1, run),
@@ -21,11 +22,25 @@ func usersCommand(s streams) *cli.Command {
 	return &cli.Command{
 		Name:  "users",
 		Usage: "the stack's MLflow users (one login per person; the admin login stays in mlstack's state)",
+		Description: examples(
+			"mlstack users add alice --stack demo",
+			"mlstack users list --stack demo",
+			"mlstack env --stack demo --user alice > alice.envrc",
+			"mlstack users passwd alice --stack demo",
+			"mlstack users remove alice --stack demo"),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return unknownCommand(c.Args().First(), c.Command.Subcommands, "mlstack users")
+			}
+			_ = cli.ShowSubcommandHelp(c)
+			return &provision.UsageError{Msg: "missing command: mlstack users add|list|remove|passwd"}
+		},
 		Subcommands: []*cli.Command{
 			named("add", "make a non-admin MLflow user with a generated password, kept in the state (`env --user NAME` prints it)", provision.AddUser),
 			{
 				Name: "list", Usage: "the server's users, their role, and whether this machine holds their login",
-				Flags: usersFlags(), OnUsageError: usageError, Action: s.usersAction(0, provision.ListUsers),
+				Description: examples("mlstack users list --stack demo"),
+				Flags:       usersFlags(), OnUsageError: usageError, Action: s.usersAction(0, provision.ListUsers),
 			},
 			named("remove", "delete an MLflow user on the server and its login here", provision.RemoveUser),
 			named("passwd", "give an MLflow user a new generated password (the env file is rewritten if it signs in as them)", provision.SetUserPassword),

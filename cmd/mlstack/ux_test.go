@@ -85,7 +85,7 @@ var flagLine = regexp.MustCompile(`^   --[a-z-]+(, -[a-z])?( [A-Z]+( \[ --[a-z-]
 // TestHelpReadsWell: every command's --help shows placeholders in capitals
 // (never words of the usage text) and examples, and every example parses.
 func TestHelpReadsWell(t *testing.T) {
-	paths := [][]string{{"creds", "rotate"}}
+	paths := [][]string{{"creds", "rotate"}, {"users", "add"}, {"users", "list"}, {"users", "remove"}, {"users", "passwd"}}
 	for _, c := range parseOnly().Commands {
 		if c.Name != "help" {
 			paths = append(paths, []string{c.Name})
