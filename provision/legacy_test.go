@@ -3,7 +3,9 @@ package provision
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -70,5 +72,31 @@ func TestUpKeepsLegacyStackWorking(t *testing.T) {
 				t.Errorf("today's stack: warned %v, URI %q, env:\n%s", warned, uri, env)
 			}
 		})
+	}
+}
+
+// TestStatusOfEarlierStack: status shows an earlier stack's plain-HTTP
+// address and asks its health there, not over https.
+func TestStatusOfEarlierStack(t *testing.T) {
+	for _, legacy := range []bool{true, false} {
+		f := newInstalledFake(t)
+		upStack(t, f, "demo")
+		id := f.liveInstances()[0]
+		if legacy {
+			f.mu.Lock()
+			f.instance(id).userData = legacyUserData(t)
+			f.mu.Unlock()
+		}
+		o, out := statusOpts("demo", "json")
+		must(t, Status(context.Background(), o))
+		var rep stackJSON
+		must(t, json.Unmarshal(out.Bytes(), &rep))
+		want := "https://"
+		if legacy {
+			want = "http://"
+		}
+		if rep.TrackingURI == nil || !strings.HasPrefix(*rep.TrackingURI, want) {
+			t.Errorf("legacy %v: tracking URI %v, want %s…", legacy, rep.TrackingURI, want)
+		}
 	}
 }

@@ -80,6 +80,11 @@ func (op *openedStack) describe(ctx context.Context) (*stackInfo, *stackInventor
 	}
 	if inst := op.server(inv); inst != nil {
 		info.setInstance(inst)
+		// A stack made before TLS serves plain HTTP: probing https would
+		// call a working server unreachable.
+		if legacy, err := isLegacy(ctx, op.s.ec2, inst); err == nil && legacy && info.TrackingURI != "" {
+			info.TrackingURI = legacyURI(inst)
+		}
 	}
 	info.setRules(inv.rules)
 	if op.dir.HasEnvFile() {
