@@ -53,10 +53,11 @@ func newKeysRig(t *testing.T) *keysRig {
 	if venv == "" {
 		testenv.Missing(t, "no MLflow venv (MLSTACK_TEST_MLFLOW_VENV is not set; scripts/mlflow-venv.sh makes one)")
 	}
-	if os.Getenv("MLSTACK_TEST_MOTO_URL") == "" {
+	// The shared moto: cmd/mlstack, whose tests reset moto, runs its own.
+	moto := os.Getenv("MLSTACK_TEST_MOTO_URL")
+	if moto == "" {
 		testenv.Missing(t, "no moto server (MLSTACK_TEST_MOTO_URL is not set; scripts/test.sh starts one)")
 	}
-	moto := privateMoto(t)
 	dir := t.TempDir()
 	r := &keysRig{t: t, python: filepath.Join(venv, "bin", "python"), motoURL: moto,
 		path: fmt.Sprintf("/mlstack/keys%d/", time.Now().UnixNano()),
@@ -79,41 +80,6 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// privateMoto starts a moto server of this test's own with scripts/moto.sh
-// (the shared one is reset by other packages' tests running at the same
-// time) and stops it when the test ends.
-func privateMoto(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	script, err := filepath.Abs(filepath.Join("..", "scripts", "moto.sh"))
-	must(t, err)
-	run := func(arg string) ([]byte, error) {
-		cmd := exec.Command(script, arg)
-		cmd.Env = append(os.Environ(), "MLSTACK_MOTO_DIR="+dir)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			err = fmt.Errorf("moto.sh %s: %w\n%s", arg, err, stderr.String())
-		}
-		return out, err
-	}
-	out, err := run("start")
-	t.Cleanup(func() {
-		if _, err := run("stop"); err != nil {
-			t.Error(err)
-		}
-	})
-	must(t, err)
-	for line := range strings.Lines(string(out)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "export AWS_ENDPOINT_URL="); ok {
-			return strings.Trim(v, `'"`)
-		}
-	}
-	t.Fatalf("moto.sh start printed no AWS_ENDPOINT_URL:\n%s", out)
-	return ""
 }
 
 // putSecrets writes the two SecureString parameters, as mlstack up does.

@@ -522,9 +522,13 @@ func (r *upRun) publish(ctx context.Context) error {
 	if host == "" {
 		return fmt.Errorf("instance %s has no public DNS name or IP: is the default subnet public?", aws.ToString(r.inst.InstanceId))
 	}
-	legacy, err := isLegacy(ctx, r.s.ec2, r.inst)
-	if err != nil {
-		return err
+	// Only an instance that was there before this up can be an earlier one.
+	legacy := false
+	if len(r.found.instances) > 0 {
+		var err error
+		if legacy, err = isLegacy(ctx, r.s.ec2, r.inst); err != nil {
+			return err
+		}
 	}
 	if legacy {
 		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.h.up(r.o.AllowCIDRs, r.o.SSH)))
