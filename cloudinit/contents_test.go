@@ -79,6 +79,7 @@ func TestUserDataContents(t *testing.T) {
 		"EnvironmentFile=/etc/mlflow/mlflow.env",
 		"EnvironmentFile=-/run/mlflow/allowed-hosts.env",
 		"EnvironmentFile=-/run/mlflow/secrets.env",
+		"EnvironmentFile=-/run/mlflow/artifacts.env",
 		"RuntimeDirectory=mlflow",
 		"RuntimeDirectoryMode=0700",
 		"ExecStartPre=/usr/local/libexec/mlstack/allowed-hosts.sh /run/mlflow/allowed-hosts.env",
@@ -103,7 +104,9 @@ func TestUserDataContents(t *testing.T) {
 		"_MLFLOW_SERVER_REGISTRY_STORE":  "sqlite:////var/lib/mlflow/mlflow.db",
 		"_MLFLOW_SERVER_ARTIFACT_ROOT":   "s3://" + p.Bucket + "/artifacts",
 		"_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
-		"_MLFLOW_SGI_NAME":               "uvicorn",
+		// Proxied artifacts land where direct ones do: one layout, either mode.
+		"_MLFLOW_SERVER_ARTIFACT_DESTINATION": "s3://" + p.Bucket + "/artifacts",
+		"_MLFLOW_SGI_NAME":                    "uvicorn",
 	} {
 		if got := unitEnv(unit)[k]; got != w {
 			t.Errorf("mlflow.service Environment %s = %q, want %q", k, got, w)

@@ -45,6 +45,8 @@ type keysRig struct {
 	script    string
 	dns, ip   string
 	secretIDs []string
+	// destination is the unit's _MLFLOW_SERVER_ARTIFACT_DESTINATION.
+	destination string
 }
 
 func newKeysRig(t *testing.T) *keysRig {
@@ -63,7 +65,7 @@ func newKeysRig(t *testing.T) *keysRig {
 		path: fmt.Sprintf("/mlstack/keys%d/", time.Now().UnixNano()),
 		run:  filepath.Join(dir, "run"), tls: filepath.Join(dir, "tls"),
 		hostKey: filepath.Join(dir, "ssh_host_ed25519_key.pub"), script: filepath.Join(dir, "mlstack_keys.py"),
-		dns: "ec2-54-1-2-3.compute-1.amazonaws.com", ip: "54.1.2.3"}
+		dns: "ec2-54-1-2-3.compute-1.amazonaws.com", ip: "54.1.2.3", destination: keysDestination}
 	r.ssm = ssm.New(ssm.Options{Region: "us-east-1", BaseEndpoint: aws.String(moto),
 		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
 	src, err := templates.FS.ReadFile("mlstack_keys.py")
@@ -92,6 +94,9 @@ func (r *keysRig) putSecrets(password, secretKey string) {
 	r.secretIDs = []string{password, secretKey}
 }
 
+// keysDestination is a unit's _MLFLOW_SERVER_ARTIFACT_DESTINATION.
+const keysDestination = "s3://mlstack-keys-bucket/artifacts"
+
 // exec runs the script once and returns its stderr.
 func (r *keysRig) exec() (string, error) {
 	cmd := exec.Command(r.python, r.script)
@@ -101,7 +106,7 @@ func (r *keysRig) exec() (string, error) {
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL_SSM=" + r.motoURL,
 		"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing",
 		"MLSTACK_RUN_DIR=" + r.run, "MLSTACK_TLS_DIR=" + r.tls, "MLSTACK_SSH_HOST_KEY=" + r.hostKey,
-		"MLSTACK_KEYS_ATTEMPTS=2"}
+		"MLSTACK_KEYS_ATTEMPTS=2", "_MLFLOW_SERVER_ARTIFACT_DESTINATION=" + r.destination}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
@@ -126,7 +131,7 @@ func (r *keysRig) published(name string) (string, int64) {
 func (r *keysRig) cleanup() {
 	ctx := context.Background()
 	var names []string
-	for _, n := range []string{"admin-password", "flask-secret-key", "tls-cert", "ssh-host-key"} {
+	for _, n := range []string{"admin-password", "flask-secret-key", "tls-cert", "ssh-host-key", "artifacts"} {
 		names = append(names, r.path+n)
 	}
 	_, _ = r.ssm.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: names})
@@ -248,6 +253,45 @@ func TestKeysScriptMissingSecret(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.run, "basic_auth.ini")); err == nil {
 		t.Error("basic_auth.ini written without secrets")
+	}
+}
+
+// TestKeysScriptArtifactsMode: the stack's artifacts parameter, read at
+// every start, sets the default artifact root for mlflow.service; no
+// parameter is direct (stacks made before it), a value it does not know
+// fails the start, naming the parameter.
+func TestKeysScriptArtifactsMode(t *testing.T) {
+	r := newKeysRig(t)
+	r.putSecrets("a-good-password-1", "a-good-flask-secret-key")
+	for _, tt := range []struct {
+		mode, root string // mode "": no parameter; root "": the start fails
+	}{
+		{"", keysDestination},
+		{"proxied", "mlflow-artifacts:/"},
+		{"direct", keysDestination},
+		{"Proxied", ""},
+		{"proxied", "mlflow-artifacts:/"},
+	} {
+		if tt.mode != "" {
+			_, err := r.ssm.PutParameter(context.Background(), &ssm.PutParameterInput{Name: aws.String(r.path + "artifacts"),
+				Value: aws.String(tt.mode), Type: ssmtypes.ParameterTypeString, Overwrite: aws.Bool(true)})
+			must(t, err)
+		}
+		must(t, os.RemoveAll(filepath.Join(r.run, "artifacts.env")))
+		out, err := r.exec()
+		if tt.root == "" {
+			if err == nil || !strings.Contains(out, r.path+"artifacts is 'Proxied', want proxied or direct") {
+				t.Errorf("mode %q: want a failure naming the parameter: %v\n%s", tt.mode, err, out)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("mode %q: %v\n%s", tt.mode, err, out)
+		}
+		env, mode := r.readFile("artifacts.env")
+		if got := parseSystemdEnv(env)["_MLFLOW_SERVER_ARTIFACT_ROOT"]; got != tt.root || mode != 0o600 {
+			t.Errorf("mode %q: artifact root %q (file mode %o), want %q", tt.mode, got, mode, tt.root)
+		}
 	}
 }
 

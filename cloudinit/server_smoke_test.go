@@ -102,14 +102,18 @@ func TestMLflowServerSmoke(t *testing.T) {
 	password, secretKey := `a'b"c$d\e%f#g;h`+"`x`", `k'e"y$HOME\%(x)s-0123456789`
 	keys.putSecrets(password, secretKey)
 	keys.dns, keys.ip = env["MLSTACK_PUBLIC_DNS"], env["MLSTACK_PUBLIC_IP"]
+	keys.destination = env["_MLFLOW_SERVER_ARTIFACT_DESTINATION"]
 	if out, err := keys.exec(); err != nil {
 		t.Fatalf("mlstack_keys.py: %v\n%s", err, out)
 	}
 	ini, _ := keys.readFile("basic_auth.ini")
 	must(t, os.WriteFile(filepath.Join(keys.run, "basic_auth.ini"), []byte(relocate(ini)), 0o600))
-	secrets, _ := keys.readFile("secrets.env")
-	for k, v := range parseSystemdEnv(secrets) {
-		env[k] = v
+	// EnvironmentFile= lines override Environment= ones, as in systemd.
+	for _, f := range []string{"secrets.env", "artifacts.env"} {
+		content, _ := keys.readFile(f)
+		for k, v := range parseSystemdEnv(content) {
+			env[k] = v
+		}
 	}
 	certPEM, _ := keys.published("tls-cert")
 

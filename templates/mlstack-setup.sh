@@ -148,7 +148,7 @@ if [ "$version" != "$locked" ]; then
 # mlstack-setup: not the locked MLflow version; start it the public way.
 [Service]
 ExecStart=
-ExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri ${_MLFLOW_SERVER_FILE_STORE} --default-artifact-root ${_MLFLOW_SERVER_ARTIFACT_ROOT} --uvicorn-opts "--ssl-keyfile /var/lib/mlflow/tls/server.key --ssl-certfile /var/lib/mlflow/tls/server.crt"
+ExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri ${_MLFLOW_SERVER_FILE_STORE} --default-artifact-root ${_MLFLOW_SERVER_ARTIFACT_ROOT} --artifacts-destination ${_MLFLOW_SERVER_ARTIFACT_DESTINATION} --uvicorn-opts "--ssl-keyfile /var/lib/mlflow/tls/server.key --ssl-certfile /var/lib/mlflow/tls/server.crt"
 EOF
 fi
 

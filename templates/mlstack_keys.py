@@ -10,12 +10,19 @@
 #    DNS name and IPv4 address allowed-hosts.sh learned from IMDSv2. A new
 #    certificate is made when they change (a stop and start) or it nears its
 #    end; the key stays.
-# 3. Publishing: the certificate and the SSH host public key go to SSM under
+# 3. Artifacts: the stack's mode (String parameter "artifacts", mlstack up
+#    writes it) sets the default artifact root in /run/mlflow/artifacts.env:
+#    proxied, clients send artifacts through the server (mlflow-artifacts:/),
+#    which stores them at _MLFLOW_SERVER_ARTIFACT_DESTINATION with its role;
+#    direct (or no parameter), clients write s3:// there with their own key.
+#    Read at every start, so a live stack switches with a restart.
+# 4. Publishing: the certificate and the SSH host public key go to SSM under
 #    the stack's path (the role may write those two parameters and no other),
 #    at every start, so mlstack tells them from an earlier instance's by date
 #    and pins them. Nothing private is published or printed.
 #
 # Environment: MLSTACK_PARAM_PATH (/mlstack/STACK/), MLSTACK_ADMIN_USERNAME,
+# _MLFLOW_SERVER_ARTIFACT_DESTINATION (s3://BUCKET/artifacts, the unit's),
 # MLSTACK_PUBLIC_DNS and MLSTACK_PUBLIC_IP (allowed-hosts.sh), AWS_DEFAULT_REGION,
 # AWS_ENDPOINT_URL_SSM (emulators only). Test knobs, unset in production:
 # MLSTACK_RUN_DIR, MLSTACK_TLS_DIR, MLSTACK_SSH_HOST_KEY, MLSTACK_KEYS_ATTEMPTS.
@@ -79,7 +86,11 @@ def env_quote(s):
 
 def write_secrets(ssm, path, username):
     names = [path + "admin-password", path + "flask-secret-key"]
-    out = retried("reading " + ", ".join(names), lambda: ssm.get_parameters(Names=names, WithDecryption=True))
+    mode_name = path + "artifacts"
+    out = retried(
+        "reading " + ", ".join(names + [mode_name]),
+        lambda: ssm.get_parameters(Names=names + [mode_name], WithDecryption=True),
+    )
     got = {p["Name"]: p["Value"] for p in out["Parameters"]}
     missing = [n for n in names if n not in got]
     if missing:
@@ -100,6 +111,18 @@ def write_secrets(ssm, path, username):
     env = "MLFLOW_FLASK_SERVER_SECRET_KEY=%s\n" % env_quote(secret_key)
     write_private(os.path.join(RUN_DIR, "secrets.env"), env.encode())
     log("secrets read from SSM (%s)" % ", ".join(n.rsplit("/", 1)[1] for n in names))
+    write_artifacts(mode_name, got.get(mode_name, "direct"))
+
+
+def write_artifacts(name, mode):
+    """The default artifact root for the stack's mode; anything else than
+    the two modes fails the start rather than guess."""
+    roots = {"proxied": "mlflow-artifacts:/", "direct": os.environ["_MLFLOW_SERVER_ARTIFACT_DESTINATION"]}
+    if mode not in roots:
+        raise SystemExit("mlstack-keys: SSM parameter %s is %r, want proxied or direct" % (name, mode[:40]))
+    env = "_MLFLOW_SERVER_ARTIFACT_ROOT=%s\n" % env_quote(roots[mode])
+    write_private(os.path.join(RUN_DIR, "artifacts.env"), env.encode())
+    log("artifacts %s: default artifact root %s" % (mode, roots[mode]))
 
 
 def tls_key():
