@@ -86,6 +86,7 @@ func TestDownDryRun(t *testing.T) {
 		"(plan) would delete instance profile " + n.Profile,
 		"(plan) would delete S3 bucket " + n.Bucket,
 		"(plan) would delete SSM parameter /mlstack/demo/admin-password",
+		"(plan) would delete SSM parameter /mlstack/demo/artifacts",
 		"(plan) would delete SSM parameter /mlstack/demo/flask-secret-key",
 		"(plan) would delete SSM parameter /mlstack/demo/ssh-host-key",
 		"(plan) would delete SSM parameter /mlstack/demo/tls-cert",
@@ -102,13 +103,13 @@ func TestDownDryRun(t *testing.T) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
 	}
-	if lines := strings.Count(out.String(), "\n"); lines != 13 {
+	if lines := strings.Count(out.String(), "\n"); lines != 14 {
 		t.Errorf("%d plan lines:\n%s", lines, out)
 	}
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("dry run made mutating calls %v", m)
 	}
-	if len(f.owns("demo")) != 11 || savedSecrets(t, dir, "demo") == nil {
+	if len(f.owns("demo")) != 12 || savedSecrets(t, dir, "demo") == nil {
 		t.Error("dry run changed something")
 	}
 
@@ -150,7 +151,7 @@ func TestDownConfirmation(t *testing.T) {
 			if IsUsage(err) != c.usage {
 				t.Errorf("IsUsage(%v) = %v", err, IsUsage(err))
 			}
-			if c.confirm != nil && prompt != "Delete stack demo, 11 resources above, in eu-west-3? [y/N] " {
+			if c.confirm != nil && prompt != "Delete stack demo, 12 resources above, in eu-west-3? [y/N] " {
 				t.Errorf("prompt %q", prompt)
 			}
 			if c.confirm != nil && !strings.Contains(log.String(), "IAM user mlstack-demo") {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mlstack/mlstack/provision/local"
@@ -17,8 +18,13 @@ import (
 // clearedVars would make a client sign or log in with something other than
 // the stack's key and login: a caller's temporary credentials (SSO, OIDC in
 // CI, aws-vault) leave a session token that, paired with the stack's
-// long-term key, fails every S3 call. Every env format clears them.
-var clearedVars = []string{"AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "MLFLOW_TRACKING_TOKEN"}
+// long-term key, fails every S3 call. Every env format clears them; the
+// AWS ones only where the env file sets a key (proxied artifacts need
+// none, and the caller's own credentials stay whole).
+var (
+	clearedVars    = []string{"MLFLOW_TRACKING_TOKEN"}
+	clearedAWSVars = []string{"AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION"}
+)
 
 // withCleared adds the cleared variables that vars does not name yet (env
 // files written before mlstack cleared them).
@@ -27,7 +33,11 @@ func withCleared(vars []envfile.Var) []envfile.Var {
 	for _, v := range vars {
 		have[v.Name] = true
 	}
-	for _, name := range clearedVars {
+	cleared := clearedVars
+	if have["AWS_ACCESS_KEY_ID"] {
+		cleared = append(slices.Clone(clearedAWSVars), clearedVars...)
+	}
+	for _, name := range cleared {
 		if !have[name] {
 			vars = append(vars, envfile.Var{Name: name, Unset: true})
 		}
@@ -37,7 +47,8 @@ func withCleared(vars []envfile.Var) []envfile.Var {
 
 // envVars are the variables a client needs to log to the stack, signed in
 // as the creator's user (never the admin); certPath is the pinned server
-// certificate, which MLflow's client then trusts alone.
+// certificate, which MLflow's client then trusts alone. With proxied
+// artifacts there is no AWS variable: the server stores them.
 func envVars(sec *local.Secrets, uri, certPath, region, s3Endpoint string) []envfile.Var {
 	vars := []envfile.Var{
 		{Name: "MLFLOW_TRACKING_URI", Value: uri},
@@ -50,6 +61,11 @@ func envVars(sec *local.Secrets, uri, certPath, region, s3Endpoint string) []env
 	}
 	if s3Endpoint != "" {
 		vars = append(vars, envfile.Var{Name: "MLFLOW_S3_ENDPOINT_URL", Value: s3Endpoint})
+	}
+	if sec.Artifacts == ArtifactsProxied {
+		vars = slices.DeleteFunc(vars, func(v envfile.Var) bool {
+			return strings.HasPrefix(v.Name, "AWS_") || v.Name == "MLFLOW_S3_ENDPOINT_URL"
+		})
 	}
 	if certPath == "" {
 		// A plain-HTTP server (an earlier stack): no certificate, and none

@@ -55,10 +55,10 @@ func TestEnvFormats(t *testing.T) {
 
 	out, err = runEnv(t, dir, "json")
 	var m map[string]string
-	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" || len(m) != 7+len(clearedVars) {
+	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m["AWS_ACCESS_KEY_ID"] != "AKIAEXAMPLE" || len(m) != 7+len(clearedVars)+len(clearedAWSVars) {
 		t.Errorf("json: %v\n%s", err, out)
 	}
-	for _, name := range clearedVars {
+	for _, name := range append(clearedAWSVars, clearedVars...) {
 		if v, ok := m[name]; !ok || v != "" {
 			t.Errorf("json does not clear %s: %q", name, v)
 		}
@@ -69,6 +69,44 @@ func TestEnvFormats(t *testing.T) {
 	}
 	if _, err := runEnv(t, dir, "nope"); !IsUsage(err) {
 		t.Errorf("unknown format: %v", err)
+	}
+}
+
+// TestEnvArtifactsModes: a proxied stack's env file has no AWS variable
+// and leaves the caller's own AWS session alone; a direct one sets the
+// key and clears a session token that would spoil it.
+func TestEnvArtifactsModes(t *testing.T) {
+	for _, tt := range []struct {
+		mode       string
+		want, lack []string
+	}{
+		{ArtifactsProxied, []string{"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"},
+			[]string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MLFLOW_S3_ENDPOINT_URL", "AWS_SESSION_TOKEN"}},
+		{ArtifactsDirect, []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MLFLOW_S3_ENDPOINT_URL", "AWS_SESSION_TOKEN"}, nil},
+		{"", []string{"AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"}, nil},
+	} {
+		t.Run("mode "+tt.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			sec := &local.Secrets{AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "s3cr3t", EnvUser: "alice",
+				Users: map[string]string{"alice": "pw123"}, Artifacts: tt.mode}
+			vars := envVars(sec, "https://ec2-1-2-3-4.example:5000", "/state/demo/server.crt", "eu-west-3", "http://127.0.0.1:9000")
+			must(t, local.StackDir(dir, "demo").WriteEnv(vars))
+			out, err := runEnv(t, dir, "json")
+			var m map[string]string
+			if err != nil || json.Unmarshal([]byte(out), &m) != nil {
+				t.Fatalf("env: %v\n%s", err, out)
+			}
+			for _, k := range tt.want {
+				if _, ok := m[k]; !ok {
+					t.Errorf("lacks %s", k)
+				}
+			}
+			for _, k := range tt.lack {
+				if _, ok := m[k]; ok {
+					t.Errorf("has %s", k)
+				}
+			}
+		})
 	}
 }
 

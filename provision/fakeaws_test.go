@@ -142,6 +142,7 @@ type fakeAWS struct {
 	// silentServer: launched instances publish no certificate or host key
 	// (by default each does at once, as its bootstrap would).
 	silentServer bool
+	reboots      int // RebootInstances calls that restarted a server
 	// hostKeys are the private host keys the instances made, by instance id.
 	hostKeys map[string][]byte
 
@@ -912,6 +913,27 @@ func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 			}
 		}
 		return &ec2.StartInstancesOutput{}, nil
+	})
+}
+
+// RebootInstances restarts the server in place: same address and launch
+// time; the bootstrap publishes its keys again when it starts.
+func (f *fakeAWS) RebootInstances(_ context.Context, in *ec2.RebootInstancesInput, _ ...func(*ec2.Options)) (*ec2.RebootInstancesOutput, error) {
+	return fakeCall(f, in, "EC2", "RebootInstances", func() (*ec2.RebootInstancesOutput, error) {
+		for _, id := range in.InstanceIds {
+			i := f.instance(id)
+			if i == nil {
+				return nil, awsErr("InvalidInstanceID.NotFound")
+			}
+			if stateOf(&i.inst) != ec2types.InstanceStateNameRunning {
+				return nil, awsErr("IncorrectInstanceState")
+			}
+			f.reboots++
+			if !f.silentServer {
+				f.publishKeys(i)
+			}
+		}
+		return &ec2.RebootInstancesOutput{}, nil
 	})
 }
 

@@ -46,7 +46,7 @@ func TestEnsureUserNew(t *testing.T) {
 	if err != nil || u.exists {
 		t.Fatalf("findUser = %+v, %v", u, err)
 	}
-	if got := u.plan(n); !slices.Equal(got, []string{"create IAM user mlstack-demo with a bucket-only policy and one access key"}) {
+	if got := u.plan(n, true); !slices.Equal(got, []string{"create IAM user mlstack-demo with a bucket-only policy and one access key"}) {
 		t.Errorf("plan %q", got)
 	}
 	if err := ensureUser(ctx, f, u, in); err != nil {
@@ -63,7 +63,7 @@ func TestEnsureUserNew(t *testing.T) {
 		t.Errorf("user %+v", fu.user)
 	}
 	again, err := findUser(ctx, f, n, in.policy)
-	if err != nil || !again.exists || !again.policyOK || len(again.keys) != 1 || len(again.plan(n)) != 0 {
+	if err != nil || !again.exists || !again.policyOK || len(again.keys) != 1 || len(again.plan(n, true)) != 0 {
 		t.Errorf("after ensure: %+v, %v", again, err)
 	}
 }
@@ -93,8 +93,8 @@ func TestEnsureUserKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(u.plan(n)) != 0 {
-			t.Errorf("plan %q", u.plan(n))
+		if len(u.plan(n, true)) != 0 {
+			t.Errorf("plan %q", u.plan(n, true))
 		}
 		if err := ensureUser(ctx, f, u, in); err != nil {
 			t.Fatal(err)
@@ -142,7 +142,7 @@ func TestEnsureUserKeys(t *testing.T) {
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
 		u := mustFindUser(t, f, n, policy)
-		if got := u.plan(n); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
+		if got := u.plan(n, true); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
 			t.Errorf("plan %q", got)
 		}
 		if err := ensureUser(ctx, f, u, in); err != nil {

@@ -123,17 +123,25 @@ func accessKeys(ctx context.Context, api userAPI, user string) ([]string, error)
 	return keys, nil
 }
 
-// plan says in words what ensureUser would do.
-func (u *userFound) plan(n names) []string {
+// plan says in words what ensureUser would do; wantKey is false for
+// proxied artifacts, where clients need no AWS key.
+func (u *userFound) plan(n names, wantKey bool) []string {
 	if !u.exists {
+		if !wantKey {
+			return []string{"create IAM user " + n.User + " with a bucket-only policy and no access key (artifacts proxied)"}
+		}
 		return []string{"create IAM user " + n.User + " with a bucket-only policy and one access key"}
 	}
 	var p []string
 	if !u.policyOK {
 		p = append(p, "set the bucket-only policy of IAM user "+n.User)
 	}
-	if len(u.keys) == 0 {
+	switch {
+	case wantKey && len(u.keys) == 0:
 		p = append(p, "create an access key for "+n.User)
+	case !wantKey && len(u.keys) > 0:
+		p = append(p, fmt.Sprintf("delete %s %s of %s (artifacts proxied: clients need no AWS key)",
+			pluralWord(len(u.keys), "access key"), strings.Join(u.keys, ", "), n.User))
 	}
 	return p
 }
@@ -148,7 +156,11 @@ type ensureUserInput struct {
 	// saveKey persists a new key before anything else happens, so a crash
 	// cannot leave a key whose secret is lost.
 	saveKey func(id, secret string) error
-	log     *progress
+	// noKey: artifacts are proxied, the user keeps no key; forgetKey
+	// drops it from the local state once deleted.
+	noKey     bool
+	forgetKey func() error
+	log       *progress
 }
 
 // ensureUser creates the user, its inline policy and exactly one access key.
@@ -181,6 +193,8 @@ func ensureUser(ctx context.Context, api userAPI, u *userFound, in ensureUserInp
 		}
 	}
 	switch {
+	case in.noKey:
+		return deleteAllKeys(ctx, api, n.User, u.keys, in)
 	case len(u.keys) == 0:
 		return createAccessKey(ctx, api, in)
 	case in.knownKey != "" && slices.Contains(u.keys, in.knownKey):
@@ -190,6 +204,18 @@ func ensureUser(ctx context.Context, api userAPI, u *userFound, in ensureUserInp
 			"run mlstack on the machine that created the stack, or remove the stack and create it again",
 			n.User, pluralWord(len(u.keys), "access key"), strings.Join(u.keys, ", "))
 	}
+}
+
+// deleteAllKeys removes every key of the user (proxied artifacts): the
+// clients' artifacts go through the server, which signs with its role.
+func deleteAllKeys(ctx context.Context, api userAPI, user string, keys []string, in ensureUserInput) error {
+	for _, k := range keys {
+		in.log.Step("deleting access key %s of %s: artifacts go through the server, clients need no AWS key", k, user)
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("deleting access key %s of %s: %w", k, user, err)
+		}
+	}
+	return in.forgetKey()
 }
 
 // createAccessKey makes the user's key and saves its secret at once. Not

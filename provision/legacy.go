@@ -23,15 +23,21 @@ var legacyMarker = []byte("path: /etc/mlflow/basic_auth.ini")
 // isLegacy reports whether inst was launched by an earlier mlstack, judged
 // by its user-data, which cannot change while it runs (unlike a tag).
 func isLegacy(ctx context.Context, api instanceAPI, inst *ec2types.Instance) (bool, error) {
+	doc, err := userData(ctx, api, inst)
+	return bytes.Contains(doc, legacyMarker), err
+}
+
+// userData is inst's user-data, unpacked (nil when it has none).
+func userData(ctx context.Context, api instanceAPI, inst *ec2types.Instance) ([]byte, error) {
 	raw, err := instanceUserData(ctx, api, aws.ToString(inst.InstanceId))
 	if err != nil || len(raw) == 0 {
-		return false, err
+		return nil, err
 	}
 	doc, err := cloudinit.Decode(raw)
 	if err != nil {
-		return false, fmt.Errorf("user-data of %s: %w", aws.ToString(inst.InstanceId), err)
+		return nil, fmt.Errorf("user-data of %s: %w", aws.ToString(inst.InstanceId), err)
 	}
-	return bytes.Contains(doc, legacyMarker), nil
+	return doc, nil
 }
 
 // legacyURI is where an earlier server listens: plain HTTP.

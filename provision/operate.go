@@ -84,7 +84,7 @@ func (t *target) refreshPins(ctx context.Context, n names) error {
 	if t.host == "" {
 		return nil
 	}
-	keys, _, err := readServerKeys(ctx, t.s.ssm, n, t.inst, time.Now())
+	keys, _, err := readServerKeys(ctx, t.s.ssm, n, t.inst, time.Time{}, time.Now())
 	if err != nil {
 		return err
 	}

@@ -84,8 +84,11 @@ type UpOptions struct {
 	Timeout       time.Duration
 	SSH           bool   // open tcp 22 to AllowCIDRs; without it up closes the port
 	User          string // the MLflow user the env file signs in as; "": the one before, else the OS login name
-	NoWait        bool
-	DryRun        bool
+	// Artifacts is the artifacts mode, proxied or direct; "" keeps the
+	// stack's (direct for a new one).
+	Artifacts string
+	NoWait    bool
+	DryRun    bool
 	// Yes opens wide CIDRs without asking; Confirm asks on a terminal (nil
 	// when there is none, and then up refuses them without Yes).
 	Yes     bool
@@ -120,6 +123,7 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 		func() error { return validateOutput(&o.Output) },
 		func() (err error) { o.AllowCIDRs, err = parseCIDRs(o.AllowCIDRs); return err },
 		func() error { return ifThen(o.User != "", func() error { return validateUserName(o.User) }) },
+		func() error { return validateArtifacts(o.Artifacts) },
 	)
 	o.Streams.fill()
 	return ttl, err

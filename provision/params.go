@@ -51,20 +51,24 @@ func paramsARN(partition, region, account string, n names) string {
 	return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s*", partition, region, account, n.paramPath())
 }
 
-// paramsFound is which of the stack's secrets SSM holds, with their values.
+// paramsFound is which of the stack's secrets SSM holds, with their
+// values, and the artifacts mode parameter's value ("" when absent).
 type paramsFound struct {
 	values map[string]string // name below the path → decrypted value
+	mode   string
 }
 
-// findParams reads the stack's secrets (decrypted) from SSM.
+// findParams reads the stack's secrets (decrypted) and mode from SSM.
 func findParams(ctx context.Context, api paramAPI, n names) (*paramsFound, error) {
 	f := &paramsFound{values: map[string]string{}}
-	for _, name := range []string{paramAdminPassword, paramFlaskSecret} {
+	for _, name := range []string{paramAdminPassword, paramFlaskSecret, paramArtifacts} {
 		out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name)), WithDecryption: aws.Bool(true)})
 		switch {
 		case hasCode(err, "ParameterNotFound"):
 		case err != nil:
 			return nil, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
+		case name == paramArtifacts:
+			f.mode = aws.ToString(out.Parameter.Value)
 		default:
 			f.values[name] = aws.ToString(out.Parameter.Value)
 		}
@@ -158,29 +162,40 @@ func ssmTags(m map[string]string) []ssmtypes.Tag {
 
 // stackParams lists the names of every parameter under the stack's path.
 func stackParams(ctx context.Context, api paramAPI, n names) ([]string, error) {
-	var out []string
+	out, _, err := stackParamsMode(ctx, api, n)
+	return out, err
+}
+
+// stackParamsMode lists the names of every parameter under the stack's
+// path, and the artifacts mode parameter's value ("" when absent): a
+// String, which the listing gives in clear.
+func stackParamsMode(ctx context.Context, api paramAPI, n names) (out []string, mode string, err error) {
 	p := ssm.NewGetParametersByPathPaginator(api, &ssm.GetParametersByPathInput{Path: aws.String(strings.TrimSuffix(n.paramPath(), "/")), Recursive: aws.Bool(true)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("listing SSM parameters under %s: %w", n.paramPath(), err)
+			return nil, "", fmt.Errorf("listing SSM parameters under %s: %w", n.paramPath(), err)
 		}
 		for _, prm := range page.Parameters {
 			out = append(out, aws.ToString(prm.Name))
+			if aws.ToString(prm.Name) == n.param(paramArtifacts) && prm.Type == ssmtypes.ParameterTypeString {
+				mode = aws.ToString(prm.Value)
+			}
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return out, mode, nil
 }
 
-// paramInventory is the status rows of the stack's parameters.
-func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, error) {
-	names, err := stackParams(ctx, api, n)
+// paramInventory is the status rows of the stack's parameters, and its
+// artifacts mode parameter's value.
+func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, string, error) {
+	names, mode, err := stackParamsMode(ctx, api, n)
 	var out []resource
 	for _, name := range names {
 		out = append(out, resource{Kind: kindParam, ID: name, Name: name, State: stateExists})
 	}
-	return out, err
+	return out, mode, err
 }
 
 // deleteParams removes every parameter under the stack's path: the path is

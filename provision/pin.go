@@ -31,9 +31,11 @@ const launchSlack = time.Minute
 
 // readServerKeys reads what the server published and accepts it only for
 // inst: a certificate that names the instance's address now, and both
-// written since the instance launched (an earlier instance's are stale).
-// While they are missing or stale it returns nil and says what it waits for.
-func readServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.Instance, now time.Time) (*serverKeys, string, error) {
+// written since the instance launched (an earlier instance's are stale)
+// and not before since (SSM's time of a change the server must have read
+// first; zero for none). While they are missing or stale it returns nil
+// and says what it waits for.
+func readServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.Instance, since, now time.Time) (*serverKeys, string, error) {
 	certPEM, certAt, err := published(ctx, api, n, paramTLSCert)
 	if err != nil {
 		return nil, "", err
@@ -48,6 +50,8 @@ func readServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.I
 		return nil, "the server has not published its certificate and host key yet", nil
 	case certAt.Before(launched) || keyAt.Before(launched):
 		return nil, "the published certificate or host key is older than the instance", nil
+	case certAt.Before(since) || keyAt.Before(since):
+		return nil, "the server has not started again since the change", nil
 	}
 	cert, err := server.ParseCert([]byte(certPEM))
 	if err != nil {
@@ -65,10 +69,10 @@ func readServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.I
 }
 
 // waitServerKeys polls until the server has published keys that fit inst.
-func waitServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.Instance, wait time.Duration) (*serverKeys, error) {
+func waitServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.Instance, since time.Time, wait time.Duration) (*serverKeys, error) {
 	var keys *serverKeys
 	err := poll(ctx, wait, func() (bool, string, error) {
-		k, why, err := readServerKeys(ctx, api, n, inst, time.Now())
+		k, why, err := readServerKeys(ctx, api, n, inst, since, time.Now())
 		keys = k
 		return k != nil, why, err
 	})

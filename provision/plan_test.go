@@ -44,6 +44,7 @@ func TestPlanEmptyStack(t *testing.T) {
 		"import a locally generated ed25519 key pair " + n.KeyPair,
 		"store admin-password as SSM SecureString /mlstack/demo/admin-password",
 		"store flask-secret-key as SSM SecureString /mlstack/demo/flask-secret-key",
+		"set the artifacts mode to direct (SSM parameter /mlstack/demo/artifacts)",
 		"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101) as t2.micro in eu-west-3a",
 	}
 	if !slices.Equal(got, want) {
@@ -156,7 +157,15 @@ func TestPlanMethods(t *testing.T) {
 		{(&sgFound{vpcID: "vpc-1", id: "sg-1", rules: []rule{{5000, "10.0.0.0/8"}}}).plan(n, []rule{{5000, "10.0.0.0/8"}}), nil},
 		{(&sgFound{vpcID: "vpc-1", id: "sg-1", rules: []rule{{-1, "10.0.0.0/8"}}}).plan(n, []rule{{5000, "10.0.0.0/8"}}),
 			[]string{"set ingress of mlstack-demo to exactly: tcp 5000 from 10.0.0.0/8"}},
-		{(&userFound{exists: true, policyOK: true, keys: []string{"k"}}).plan(n), nil},
+		{(&userFound{exists: true, policyOK: true, keys: []string{"k"}}).plan(n, true), nil},
+		{(&userFound{exists: true, policyOK: true, keys: []string{"k"}}).plan(n, false),
+			[]string{"delete access key k of mlstack-demo (artifacts proxied: clients need no AWS key)"}},
+		{(&userFound{exists: true, policyOK: true}).plan(n, false), nil},
+		{(&userFound{}).plan(n, false), []string{"create IAM user mlstack-demo with a bucket-only policy and no access key (artifacts proxied)"}},
+		{modePlan(n, "", ArtifactsDirect, nil), []string{"set the artifacts mode to direct (SSM parameter /mlstack/demo/artifacts)"}},
+		{modePlan(n, ArtifactsProxied, ArtifactsProxied, &running), nil},
+		{modePlan(n, ArtifactsDirect, ArtifactsProxied, &running), []string{"set the artifacts mode to proxied (SSM parameter /mlstack/demo/artifacts)",
+			"reboot instance i-1 so that its server serves artifacts proxied (unavailable for about a minute)"}},
 		{(&roleFound{roleExists: true, policyOK: true, profileExists: true, roleInProf: true}).plan(n), nil},
 		{(&bucketFound{exists: true, publicBlocked: true, encrypted: true}).plan(n), nil},
 	} {

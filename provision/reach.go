@@ -41,7 +41,7 @@ func serverURI(ctx context.Context, op *openedStack) (string, error) {
 	if err != nil || legacy {
 		return legacyURI(inst), err
 	}
-	keys, _, err := readServerKeys(ctx, s.ssm, n, inst, time.Now())
+	keys, _, err := readServerKeys(ctx, s.ssm, n, inst, time.Time{}, time.Now())
 	if err == nil && keys != nil {
 		_, err = pinKeys(op.dir, keys, inst)
 	}

@@ -84,6 +84,7 @@ type stackInfo struct {
 	Health       string
 	AllowedCIDRs []string
 	SSH          bool
+	Artifacts    string // the artifacts mode; "" when not read (ls)
 	EnvFile      string // the env file on this machine, if any
 	Resources    []resource
 	// Orphan: tagged resources without the stack's IAM user or role (a
@@ -107,6 +108,7 @@ type stackJSON struct {
 	Health          string        `json:"health"`
 	AllowedCIDRs    []string      `json:"allowed_cidrs"`
 	SSH             bool          `json:"ssh"`
+	Artifacts       *string       `json:"artifacts"`
 	CostPerMonthUSD *float64      `json:"cost_per_month_usd"`
 	EnvFile         *string       `json:"env_file"`
 	Resources       []resource    `json:"resources"`
@@ -121,7 +123,7 @@ func (i stackInfo) json(now time.Time) stackJSON {
 		Stack: i.Stack, Account: i.Account, Region: i.Region, Owner: orNull(i.Owner), Orphan: i.Orphan,
 		CreatedAt: timeOrNull(i.CreatedAt), ExpiresAt: timeOrNull(i.ExpiresAt), Expired: i.expired(now),
 		Instance: i.Instance, TrackingURI: orNull(i.TrackingURI), Health: i.Health,
-		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
+		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, Artifacts: orNull(i.Artifacts), EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
 	}
 	if j.Health == "" {
 		j.Health = healthNotChecked

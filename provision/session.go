@@ -27,6 +27,7 @@ type (
 		sgAPI
 		keyPairAPI
 		instanceAPI
+		rebootAPI
 		imageAPI
 		placementAPI
 		ec2TagAPI

@@ -25,6 +25,7 @@ type stackInventory struct {
 	lookalikes []lookalike         // tagged instances that are not the stack's
 	rules      []rule              // the security group's ingress
 	iamTags    []map[string]string // of the stack's IAM user and role
+	mode       string              // the artifacts mode parameter's value
 }
 
 // inventory lists what the stack owns. Look-alikes (a derived name without
@@ -48,7 +49,7 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 			return
 		},
 		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n, pending); return },
-		func() (err error) { prmR, err = paramInventory(ctx, s.ssm, n); return },
+		func() (err error) { prmR, inv.mode, err = paramInventory(ctx, s.ssm, n); return },
 	)
 	if err != nil {
 		return nil, err
@@ -87,6 +88,9 @@ func (op *openedStack) describe(ctx context.Context) (*stackInfo, *stackInventor
 		}
 	}
 	info.setRules(inv.rules)
+	if len(inv.rows) > 0 {
+		info.Artifacts = modeOf(inv.mode)
+	}
 	if op.dir.HasEnvFile() {
 		info.EnvFile = op.dir.EnvFile()
 	}
@@ -110,7 +114,7 @@ func (op *openedStack) server(inv *stackInventory) *ec2types.Instance {
 // (read with the caller's identity, so any machine can check); nil with
 // why when there is none to trust yet.
 func (op *openedStack) serverTLS(ctx context.Context, inst *ec2types.Instance) (cfg *tls.Config, why string) {
-	keys, why, err := readServerKeys(ctx, op.s.ssm, op.n, inst, time.Now())
+	keys, why, err := readServerKeys(ctx, op.s.ssm, op.n, inst, time.Time{}, time.Now())
 	if err == nil && keys != nil {
 		cfg, err = server.PinnedTLS(keys.certPEM)
 	}
@@ -192,6 +196,7 @@ func statusTable(w io.Writer, info *stackInfo, healthDetail string, now time.Tim
 	row("health", strings.TrimSpace(strings.ReplaceAll(info.Health, "_", " ")+" "+paren(healthDetail)))
 	row("allowed CIDRs", cmp.Or(strings.Join(info.AllowedCIDRs, ", "), "none"))
 	row("SSH", map[bool]string{true: "open to the allowed CIDRs", false: "closed"}[info.SSH])
+	row("artifacts", artifactsCell(info.Artifacts))
 	row("cost", costCell(*info))
 	row("env file", cmp.Or(info.EnvFile, "none on this machine"))
 	if err := tw.Flush(); err != nil {

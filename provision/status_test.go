@@ -46,14 +46,14 @@ func TestStatusTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	if len(lines) != 22 {
+	if len(lines) != 24 {
 		t.Fatalf("status:\n%s", out)
 	}
 	if lines[0] != "stack demo (account 123456789012, eu-west-3)" {
 		t.Errorf("header %q", lines[0])
 	}
 	for i, want := range []string{"owner: " + fakeOwner, "created: 20", "expires: never", "tracking URI: https://ec2-", "health: healthy",
-		"allowed CIDRs: 198.51.100.7/32", "SSH: closed", "cost: about $13.40 a month", "env file: none on this machine", "resources:"} {
+		"allowed CIDRs: 198.51.100.7/32", "SSH: closed", "artifacts: direct (clients write to S3 with the stack's key)", "cost: about $13.40 a month", "env file: none on this machine", "resources:"} {
 		if got := strings.Join(strings.Fields(lines[i+1]), " "); !strings.HasPrefix(got, want) {
 			t.Errorf("line %d = %q, want %q…", i+1, got, want)
 		}
@@ -65,6 +65,7 @@ func TestStatusTable(t *testing.T) {
 		{"IAM", "role", n.Role, "", "exists"},
 		{"instance", "profile", n.Profile, "", "exists"},
 		{"SSM", "parameter", "/mlstack/demo/admin-password", "/mlstack/demo/admin-password", "exists"},
+		{"SSM", "parameter", "/mlstack/demo/artifacts", "", "exists"},
 		{"SSM", "parameter", "/mlstack/demo/flask-secret-key", "", "exists"},
 		{"SSM", "parameter", "/mlstack/demo/ssh-host-key", "", "exists"},
 		{"SSM", "parameter", "/mlstack/demo/tls-cert", "", "exists"},
@@ -72,9 +73,9 @@ func TestStatusTable(t *testing.T) {
 		{"IAM", "user", n.User, "", "exists"},
 	}
 	for i, w := range want {
-		got := strings.Fields(lines[i+11])
-		if len(got) < 4 || !strings.HasPrefix(got[0], w[0]) || !strings.Contains(lines[i+11], w[2]) || !strings.HasPrefix(got[len(got)-1], w[len(w)-1]) {
-			t.Errorf("row %d = %q, want %q", i, lines[i+11], w)
+		got := strings.Fields(lines[i+12])
+		if len(got) < 4 || !strings.HasPrefix(got[0], w[0]) || !strings.Contains(lines[i+12], w[2]) || !strings.HasPrefix(got[len(got)-1], w[len(w)-1]) {
+			t.Errorf("row %d = %q, want %q", i, lines[i+12], w)
 		}
 	}
 	if m := f.mutating(); len(m) != 0 {
@@ -94,7 +95,7 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
-	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || len(rep.Resources) != 11 ||
+	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || len(rep.Resources) != 12 ||
 		rep.Resources[0].Kind != kindInstance || rep.Resources[0].State != "running" || rep.TrackingURI == nil ||
 		!strings.HasPrefix(*rep.TrackingURI, "https://ec2-") || rep.Health != healthBad || rep.Owner == nil || *rep.Owner != fakeOwner ||
 		rep.CreatedAt == nil || rep.ExpiresAt != nil || rep.Instance == nil || rep.Instance.Type != "t2.micro" || rep.SSH ||

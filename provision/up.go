@@ -39,8 +39,12 @@ type upRun struct {
 	keep       upLocal
 	userData   []byte
 	// discover
-	found *found
-	plan  []string
+	found   *found
+	plan    []string
+	mode    string             // the artifacts mode the stack gets
+	restart *ec2types.Instance // the running server to reboot into it, if it switches
+	// converge
+	since time.Time // keys published before this (SSM's clock) are the old server's
 	// keepLocal, converge, publish
 	store *local.Store
 	tags  map[string]string
@@ -341,11 +345,38 @@ func (r *upRun) discover(ctx context.Context) error {
 			n.Stack, aws.ToString(f.instances[0].InstanceId), r.dir.Path(), r.h.cmd("down", "--yes"))
 	}
 	r.found = f
-	for _, lines := range [][]string{f.user.plan(n), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
-		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), instancesPlan(f.instances, n, f.image, r.places[0])} {
+	if err := r.chooseMode(ctx); err != nil {
+		return err
+	}
+	for _, lines := range [][]string{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
+		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
+		instancesPlan(f.instances, n, f.image, r.places[0])} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
+}
+
+// chooseMode picks the artifacts mode (--artifacts, else the stack's, else
+// direct) and, when it switches a running server, checks that the server
+// can switch and marks it for a reboot.
+func (r *upRun) chooseMode(ctx context.Context) error {
+	f := r.found
+	r.mode = r.o.Artifacts
+	if r.mode == "" {
+		if r.mode = modeOf(f.params.mode); validateArtifacts(r.mode) != nil {
+			r.log.Warn("SSM parameter %s holds %q, which the server refuses: setting it to %s", r.n.param(paramArtifacts), r.mode, ArtifactsDirect)
+			r.mode = ArtifactsDirect
+		}
+	}
+	if modeOf(f.params.mode) == r.mode || len(f.instances) == 0 {
+		return nil
+	}
+	switch stateOf(&f.instances[0]) {
+	case ec2types.InstanceStateNameRunning, ec2types.InstanceStateNamePending:
+		r.restart = &f.instances[0]
+		return canSwitch(ctx, r.s.ec2, r.restart, r.n.Stack, r.h.cmd("down", "--yes"))
+	}
+	return nil // a stopped server reads the mode when up starts it
 }
 
 // ownInstances keeps the stack's own instances in f (the one this machine
@@ -416,6 +447,9 @@ func (r *upRun) keepLocal(context.Context) error {
 	if !slices.Equal(r.keep.secrets.AllowCIDRs, r.o.AllowCIDRs) || r.keep.secrets.SSH != r.o.SSH {
 		r.keep.secrets.AllowCIDRs, r.keep.secrets.SSH, r.keep.changed = r.o.AllowCIDRs, r.o.SSH, true
 	}
+	if r.keep.secrets.Artifacts != r.mode {
+		r.keep.secrets.Artifacts, r.keep.changed = r.mode, true
+	}
 	k := r.keep
 	if k.loginKey != nil && r.found.keyPair.id != "" {
 		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
@@ -452,7 +486,15 @@ func (r *upRun) converge(ctx context.Context) error {
 				saveKey: func(id, secret string) error {
 					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = id, secret })
 				},
+				noKey: r.mode == ArtifactsProxied,
+				forgetKey: func() error {
+					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = "", "" })
+				},
 			})
+		},
+		func() (err error) {
+			r.since, err = ensureMode(ctx, s.ssm, n, f.params.mode, r.mode, r.tags, log)
+			return err
 		},
 		func() error { return ensureRole(ctx, s.iam, f.role, n, r.rolePolicy, r.tags, log) },
 		func() error {
@@ -471,6 +513,12 @@ func (r *upRun) converge(ctx context.Context) error {
 	)
 	if err == nil {
 		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
+	}
+	if err == nil && r.restart != nil && aws.ToString(r.restart.InstanceId) == aws.ToString(r.inst.InstanceId) {
+		err = restartServer(ctx, s.ec2, r.inst, r.mode, log)
+		log.Info("%s", switchNote(r.mode))
+	} else {
+		r.since = time.Time{} // a new or started server reads the mode anyway
 	}
 	if err == nil && r.store.Get().InstanceID != aws.ToString(r.inst.InstanceId) {
 		err = r.store.Update(func(x *local.Secrets) { x.InstanceID = aws.ToString(r.inst.InstanceId) })
@@ -556,14 +604,14 @@ func (r *upRun) pin(ctx context.Context) error {
 	var err error
 	if r.o.NoWait {
 		var why string
-		if keys, why, err = readServerKeys(ctx, r.s.ssm, r.n, r.inst, time.Now()); err == nil && keys == nil {
+		if keys, why, err = readServerKeys(ctx, r.s.ssm, r.n, r.inst, r.since, time.Now()); err == nil && keys == nil {
 			r.log.Info("%s: `%s` pins them once the server is up", why, r.h.up(r.o.AllowCIDRs, r.o.SSH))
 			return nil
 		}
 	} else {
 		id := aws.ToString(r.inst.InstanceId)
 		live := r.log.Wait("waiting for instance %s to publish its TLS certificate and SSH host key", id)
-		if keys, err = waitServerKeys(ctx, r.s.ssm, r.n, r.inst, r.o.Timeout); err != nil {
+		if keys, err = waitServerKeys(ctx, r.s.ssm, r.n, r.inst, r.since, r.o.Timeout); err != nil {
 			live.Stop()
 			// The bootstrap publishes them: what its log says is why not.
 			return r.target().explainUnhealthy(ctx, err, r.log)

@@ -75,8 +75,8 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	n := namesFor("demo", fakeAccount, fakeRegion)
 
 	// Seven resources, the two secrets in SSM and the two keys the server published there.
-	if got := f.owns("demo"); len(got) != 11 {
-		t.Fatalf("stack owns %d resources, want 11: %v", len(got), got)
+	if got := f.owns("demo"); len(got) != 12 {
+		t.Fatalf("stack owns %d resources, want 12: %v", len(got), got)
 	}
 	sec := savedSecrets(t, dir, "demo")
 	if sec == nil || sec.Account != fakeAccount || sec.Region != fakeRegion || sec.MLflowUser != "admin" ||
@@ -310,7 +310,7 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	}
 	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Health != healthNotChecked ||
 		rep.TrackingURI == nil || !strings.HasPrefix(*rep.TrackingURI, "https://") || rep.Instance == nil || !strings.HasPrefix(rep.Instance.ID, "i-") ||
-		len(rep.Resources) != 11 || rep.EnvFile == nil || !strings.HasSuffix(*rep.EnvFile, "/demo/env") {
+		len(rep.Resources) != 12 || rep.EnvFile == nil || !strings.HasSuffix(*rep.EnvFile, "/demo/env") {
 		t.Errorf("report %+v", rep)
 	}
 	want := []string{"EC2.CreateTags", "IAM.TagInstanceProfile", "IAM.TagRole", "IAM.TagUser", "S3.PutBucketTagging"}
@@ -697,7 +697,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 			}
 			o, _, _ = upOpts(dir, "demo")
 			mustUp(t, o)
-			if got := f.owns("demo"); len(got) != 11 {
+			if got := f.owns("demo"); len(got) != 12 {
 				t.Errorf("after resuming the stack owns %v", got)
 			}
 			f.mu.Lock()
@@ -759,7 +759,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 	f.failAfter("AuthorizeSecurityGroupIngress", awsErr("InvalidPermission.Duplicate"), 1)
 	o, _, _ := upOpts(dir, "demo")
 	mustUp(t, o)
-	if got := f.owns("demo"); len(got) != 11 {
+	if got := f.owns("demo"); len(got) != 12 {
 		t.Errorf("stack owns %v", got)
 	}
 	f.mu.Lock()
@@ -1023,7 +1023,7 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 	if got, want := len(calls.calls()), len(f.calls()); got != want || got == 0 {
 		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
 	}
-	if sum := calls.Summary(); !strings.Contains(sum, "(17 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
+	if sum := calls.Summary(); !strings.Contains(sum, "(18 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
 		t.Errorf("summary %q", sum)
 	}
 }

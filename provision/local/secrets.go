@@ -42,6 +42,9 @@ type Secrets struct {
 	// read only local files advise an up that keeps them.
 	AllowCIDRs []string `json:"allow_cidrs,omitempty"`
 	SSH        bool     `json:"ssh,omitempty"`
+	// Artifacts is the stack's artifacts mode as the last up here set it
+	// ("" before modes: direct); proxied env files carry no AWS key.
+	Artifacts string `json:"artifacts,omitempty"`
 }
 
 // Clone is a copy that shares nothing with s.
