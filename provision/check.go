@@ -32,7 +32,7 @@ func Check(ctx context.Context, o CheckOptions) error {
 		return fmt.Errorf("no local state for stack %s in %s: run `%s` where the stack was created",
 			o.Stack.Name, dir.Path(), hints{stack: o.Stack.Name, stateDir: o.StateDir}.cmd("check"))
 	}
-	t, err := checkTarget(dir, localUp(o.Stack, sec))
+	t, err := checkTarget(dir, localUp(o.Stack, sec), sec.Artifacts == ArtifactsProxied)
 	if err != nil {
 		return err
 	}
@@ -68,8 +68,9 @@ func clientEnv(environ []string, vars []envfile.Var) map[string]string {
 }
 
 // checkTarget reads what a client of the stack has from its env file; up
-// is the command that writes it.
-func checkTarget(dir local.Dir, up string) (server.CheckTarget, error) {
+// is the command that writes it. With proxied artifacts a client needs no
+// AWS variable.
+func checkTarget(dir local.Dir, up string, proxied bool) (server.CheckTarget, error) {
 	vars, err := dir.ReadEnv()
 	var damaged *local.DamagedEnvError
 	switch {
@@ -80,8 +81,11 @@ func checkTarget(dir local.Dir, up string) (server.CheckTarget, error) {
 	}
 	env := clientEnv(os.Environ(), vars)
 	var missing []string
-	for _, k := range []string{"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"} {
+	need := []string{"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+	if !proxied {
+		need = append(need, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+	}
+	for _, k := range need {
 		if env[k] == "" {
 			missing = append(missing, k)
 		}
@@ -99,7 +103,7 @@ func checkTarget(dir local.Dir, up string) (server.CheckTarget, error) {
 			User: env["MLFLOW_TRACKING_USERNAME"], Password: env["MLFLOW_TRACKING_PASSWORD"], HTTP: httpc,
 		},
 		AccessKey: env["AWS_ACCESS_KEY_ID"], SecretKey: env["AWS_SECRET_ACCESS_KEY"], SessionToken: env["AWS_SESSION_TOKEN"],
-		Region: env["AWS_DEFAULT_REGION"], S3Endpoint: env["MLFLOW_S3_ENDPOINT_URL"],
+		Region: env["AWS_DEFAULT_REGION"], S3Endpoint: env["MLFLOW_S3_ENDPOINT_URL"], Proxied: proxied,
 	}, nil
 }
 

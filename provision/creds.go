@@ -28,6 +28,9 @@ type rotation struct {
 	store *local.Store
 	keys  []string // the access keys before the rotation
 	uri   string
+	// proxied: the stack's artifacts go through the server, its IAM user
+	// has no key, only the MLflow password rotates.
+	proxied bool
 }
 
 // RotateCreds gives the stack a new access key and MLflow password and
@@ -49,7 +52,9 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	if err := r.read(ctx); err != nil {
 		return err
 	}
-	if err := r.rotateKey(ctx); err != nil {
+	if r.proxied {
+		r.log.Info("artifacts are proxied: stack %s has no AWS key to rotate (clients need none)", o.Stack.Name)
+	} else if err := r.rotateKey(ctx); err != nil {
 		return err
 	}
 	mlErr := r.rotatePassword(ctx)
@@ -64,8 +69,11 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	} else {
 		r.noServerHint(ctx)
 	}
-	if mlErr != nil {
+	if mlErr != nil && !r.proxied {
 		return fmt.Errorf("access key rotated; %w", mlErr)
+	}
+	if mlErr != nil {
+		return mlErr
 	}
 	r.log.Step("credentials of stack %s rotated", o.Stack.Name)
 	return nil
@@ -132,9 +140,17 @@ func (r *rotation) read(ctx context.Context) error {
 			return err
 		}
 	}
+	params, err := findParams(ctx, s.ssm, n)
+	if err != nil {
+		return err
+	}
 	sec := local.Secrets{Stack: n.Stack, Account: s.account, Region: s.region, MLflowUser: mlflowUser}
 	if r.op.secrets != nil {
 		sec = *r.op.secrets
+	}
+	sec.Artifacts = modeOf(params.mode)
+	if r.proxied = sec.Artifacts == ArtifactsProxied; r.proxied && r.o.SkipMLflow {
+		return usagef("stack %s has proxied artifacts, so no AWS key to rotate, and --skip-mlflow leaves the MLflow password: nothing to do", n.Stack)
 	}
 	r.store = local.NewStore(r.op.dir, sec)
 	return nil

@@ -253,14 +253,14 @@ func (r *upRun) ensureLogin(ctx context.Context) error {
 	name := sec.EnvUser
 	if r.o.NoWait {
 		r.log.Info("the env file signs in as MLflow user %s, made once the server answers: `%s` (without --no-wait) makes it",
-			name, r.h.up(r.o.AllowCIDRs, r.o.SSH))
+			name, r.upHint())
 		return nil
 	}
 	uri := r.uri
 	if r.o.HealthURL != "" { // tests: the server answers there
 		uri = strings.TrimSuffix(r.o.HealthURL, "/health")
 	}
-	httpc, err := serverHTTP(r.dir, uri, func() string { return r.h.up(r.o.AllowCIDRs, r.o.SSH) })
+	httpc, err := serverHTTP(r.dir, uri, func() string { return r.upHint() })
 	if err != nil {
 		return err
 	}
@@ -524,7 +524,7 @@ func (r *upRun) converge(ctx context.Context) error {
 		err = r.store.Update(func(x *local.Secrets) { x.InstanceID = aws.ToString(r.inst.InstanceId) })
 	}
 	if err != nil {
-		return fmt.Errorf("%w\nrun `%s` again to converge, or `%s` to remove what was created", err, r.h.up(r.o.AllowCIDRs, r.o.SSH), r.h.cmd("down", "--yes"))
+		return fmt.Errorf("%w\nrun `%s` again to converge, or `%s` to remove what was created", err, r.upHint(), r.h.cmd("down", "--yes"))
 	}
 	return nil
 }
@@ -579,7 +579,7 @@ func (r *upRun) publish(ctx context.Context) error {
 		}
 	}
 	if legacy {
-		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.h.up(r.o.AllowCIDRs, r.o.SSH)))
+		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.upHint()))
 		r.uri = legacyURI(r.inst)
 	} else if err := r.pin(ctx); err != nil {
 		return err
@@ -605,7 +605,7 @@ func (r *upRun) pin(ctx context.Context) error {
 	if r.o.NoWait {
 		var why string
 		if keys, why, err = readServerKeys(ctx, r.s.ssm, r.n, r.inst, r.since, time.Now()); err == nil && keys == nil {
-			r.log.Info("%s: `%s` pins them once the server is up", why, r.h.up(r.o.AllowCIDRs, r.o.SSH))
+			r.log.Info("%s: `%s` pins them once the server is up", why, r.upHint())
 			return nil
 		}
 	} else {
@@ -649,6 +649,16 @@ func (r *upRun) wait(ctx context.Context) error {
 	return nil
 }
 
+// upHint is this up as a command to run again: the allowed CIDRs, SSH and
+// an --artifacts given (a stack that failed before storing its mode would
+// otherwise get direct).
+func (r *upRun) upHint(extra ...string) string {
+	if r.o.Artifacts != "" {
+		extra = append([]string{"--artifacts", r.o.Artifacts}, extra...)
+	}
+	return r.h.up(r.o.AllowCIDRs, r.o.SSH, extra...)
+}
+
 // target is the instance as ssh and logs reach it, with hints that keep
 // the allowed CIDRs and SSH as this up has them.
 func (r *upRun) target() *target {
@@ -665,7 +675,7 @@ func (r *upRun) explainStall(kind server.Stall) string {
 			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, mlflowPort, r.h.cmd("logs"))
 	}
 	// The shell fills in the address: the command runs as printed.
-	add := r.h.up(r.o.AllowCIDRs, r.o.SSH) + ` --allow-cidr "$(curl -fsS https://checkip.amazonaws.com)/32"`
+	add := r.upHint() + ` --allow-cidr "$(curl -fsS https://checkip.amazonaws.com)/32"`
 	msg := fmt.Sprintf("connections to %s:%d time out: packets are dropped before they reach the server. "+
 		"The security group lets in only %s. If your traffic leaves from another address (a VPN, a corporate NAT), "+
 		"add the address it leaves from: `%s`", host, mlflowPort, strings.Join(r.o.AllowCIDRs, ", "), add)

@@ -15,6 +15,7 @@ func upCommand(s streams) *cli.Command {
 			examples(
 				"mlstack up --stack demo --allow-cidr 198.51.100.7/32",
 				"mlstack up --stack demo --region eu-west-3 --ttl 2d --ssh",
+				"mlstack up --stack team --artifacts proxied",
 				"mlstack up --stack demo --dry-run",
 				"mlstack up --stack ci --allow-cidr 203.0.113.0/24 --no-wait --output json"),
 		Flags: append(commonFlags(),
@@ -22,6 +23,7 @@ func upCommand(s streams) *cli.Command {
 			&cli.StringFlag{Name: "instance-type", Value: provision.DefaultInstanceType, Usage: "EC2 instance `TYPE`"},
 			&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow `VERSION` to install (checked on PyPI)"},
 			&cli.StringFlag{Name: "user", Usage: "the MLflow `USER` (not an admin) up makes for you and the env file signs in as (default: your login name)"},
+			&cli.StringFlag{Name: "artifacts", Usage: "`MODE`: proxied (through the server, no AWS key on clients) or direct (clients write to S3); default: the stack's, direct for a new one; a live stack switches by a reboot"},
 			&cli.BoolFlag{Name: "ssh", Usage: "open tcp 22 to the allowed CIDRs (for mlstack ssh and logs); without it, up closes the port"},
 			durationFlag("ttl", 0, "tag the stack to expire after this long, for down --expired; on a live stack, moves the expiry"),
 			&cli.StringFlag{Name: "output", Value: "table", Usage: "`FORMAT`: table (the tracking URI) or json (the stack schema in the README)"},
@@ -45,6 +47,7 @@ func upCommand(s streams) *cli.Command {
 				Timeout:       timeout,
 				SSH:           c.Bool("ssh"),
 				User:          c.String("user"),
+				Artifacts:     c.String("artifacts"),
 				NoWait:        c.Bool("no-wait"),
 				DryRun:        c.Bool("dry-run"),
 				HealthURL:     c.String("health-url"),

@@ -35,6 +35,9 @@ type CheckTarget struct {
 	SessionToken         string // what the user's environment holds; normally none
 	Region, S3Endpoint   string
 	Bucket               string
+	// Proxied: artifacts go through the server (no AWS key); else the
+	// client writes them to S3 with the key.
+	Proxied bool
 }
 
 // secrets are the values no output may contain.
@@ -82,15 +85,18 @@ func (c *checker) run(name string, fn func() (string, error)) bool {
 
 // Check is the user's smoke test of a stack, with exactly the variables of
 // its env file: the MLflow REST API (health, auth, create an experiment and
-// a run, log and read back a metric, delete both) and an S3
-// put/get/delete with the scoped keys. One ✓/✗ line per check goes to out;
+// a run, log and read back a metric, delete both) and artifacts: an S3
+// put/get/delete with the scoped keys, or with proxied artifacts the same
+// through the server, into the run. One ✓/✗ line per check goes to out;
 // the error is a *CheckFailedError when any check failed.
 func Check(ctx context.Context, t CheckTarget, out io.Writer) error {
 	ck := &checker{out: out, secrets: t.secrets()}
 	fmt.Fprintf(out, "checking %s as %s\n", t.MLflow.URI, t.MLflow.User)
-	checkMLflow(ctx, ck, &t.MLflow, t.Bucket)
+	checkMLflow(ctx, ck, &t)
 	ck.skipping = ""
-	checkS3(ctx, ck, t)
+	if !t.Proxied {
+		checkS3(ctx, ck, t)
+	}
 	if ck.failed > 0 {
 		fmt.Fprintf(out, "%d of %d checks failed\n", ck.failed, ck.total)
 		return &CheckFailedError{Failed: ck.failed, Total: ck.total}
@@ -101,13 +107,14 @@ func Check(ctx context.Context, t CheckTarget, out io.Writer) error {
 
 // checkMLflow drives the REST API and cleans up whatever it created, even
 // after a failure in between.
-func checkMLflow(ctx context.Context, ck *checker, api *Client, bucket string) {
+func checkMLflow(ctx context.Context, ck *checker, t *CheckTarget) {
+	api := &t.MLflow
 	if !ck.run("server answers /health", func() (string, error) { return "", api.health(ctx) }) {
 		ck.skipping = "the server does not answer"
 	}
 	ck.run("API refuses requests without credentials", func() (string, error) { return "", api.refusesAnonymous(ctx) })
 
-	var expID, runID, artifactLoc string
+	var expID, runID, artifactLoc, runArtifacts string
 	name := "mlstack-check-" + randomHex(6)
 	ck.run("create experiment", func() (s string, err error) {
 		expID, artifactLoc, err = api.createExperiment(ctx, name)
@@ -116,21 +123,28 @@ func checkMLflow(ctx context.Context, ck *checker, api *Client, bucket string) {
 	if expID == "" && ck.skipping == "" {
 		ck.skipping = "no experiment"
 	}
-	ck.run("experiment artifacts go to the stack bucket", func() (string, error) {
-		if !strings.HasPrefix(artifactLoc, "s3://"+bucket+"/") {
-			return "", fmt.Errorf("artifact location is %q, want s3://%s/…", artifactLoc, bucket)
+	ck.run(artifactsWhere(t), func() (string, error) {
+		want := "s3://" + t.Bucket + "/"
+		if t.Proxied {
+			want = proxiedScheme
+		}
+		if !strings.HasPrefix(artifactLoc, want) {
+			return "", fmt.Errorf("artifact location is %q, want %s…", artifactLoc, want)
 		}
 		return artifactLoc, nil
 	})
 	expSkip := ck.skipping
 	ck.run("create run", func() (s string, err error) {
-		runID, err = api.createRun(ctx, expID)
+		runID, runArtifacts, err = api.createRun(ctx, expID)
 		return "id " + runID, err
 	})
 	if runID == "" && ck.skipping == "" {
 		ck.skipping = "no run"
 	}
 	ck.run("log and read back a metric", func() (string, error) { return "", api.logMetric(ctx, runID) })
+	if t.Proxied {
+		checkProxied(ctx, ck, api, runArtifacts)
+	}
 	ck.skipping = expSkip
 	if runID != "" {
 		ck.run("delete run", func() (string, error) { return "", api.post(ctx, "runs/delete", map[string]any{"run_id": runID}, nil) })

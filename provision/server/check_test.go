@@ -30,12 +30,15 @@ type fakeMLflow struct {
 	rejectAll      bool // 401 even with the right credentials, echoing the password
 	failRunCreate  bool
 	artifactBucket string // "" : ckBucket
+	proxied        bool   // artifacts through the server (mlflow-artifacts:/)
+	denyArtifacts  bool   // the artifact API answers 403
 
 	mu      sync.Mutex
 	calls   []string
 	exps    map[string]string // id -> name
 	runs    map[string]string // id -> experiment id
 	metrics map[string][]float64
+	objs    map[string][]byte // artifacts stored through the server
 }
 
 func (f *fakeMLflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,7 +46,7 @@ func (f *fakeMLflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
 	if f.exps == nil {
-		f.exps, f.runs, f.metrics = map[string]string{}, map[string]string{}, map[string][]float64{}
+		f.exps, f.runs, f.metrics, f.objs = map[string]string{}, map[string]string{}, map[string][]float64{}, map[string][]byte{}
 	}
 	if r.URL.Path == "/health" {
 		if f.healthStatus != 0 {
@@ -80,6 +83,14 @@ func (f *fakeMLflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if bucket == "" {
 		bucket = ckBucket
 	}
+	root := "s3://" + bucket + "/artifacts/"
+	if f.proxied {
+		root = "mlflow-artifacts:/"
+	}
+	if path, ok := strings.CutPrefix(r.URL.Path, "/api/2.0/mlflow-artifacts/artifacts/"); ok {
+		f.serveArtifact(w, r, path, mlErr)
+		return
+	}
 	switch r.URL.Path {
 	case "/api/2.0/mlflow/experiments/get-by-name":
 		reply(map[string]any{"experiment": map[string]any{"experiment_id": "0", "name": "Default"}})
@@ -93,7 +104,7 @@ func (f *fakeMLflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			mlErr(404, "RESOURCE_DOES_NOT_EXIST", "no experiment "+id)
 			return
 		}
-		reply(map[string]any{"experiment": map[string]any{"experiment_id": id, "artifact_location": "s3://" + bucket + "/artifacts/" + id}})
+		reply(map[string]any{"experiment": map[string]any{"experiment_id": id, "artifact_location": root + id}})
 	case "/api/2.0/mlflow/runs/create":
 		if f.failRunCreate {
 			mlErr(500, "INTERNAL_ERROR", "database is locked")
@@ -101,7 +112,8 @@ func (f *fakeMLflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		id := fmt.Sprintf("run%d", len(f.runs)+1)
 		f.runs[id] = fmt.Sprint(body["experiment_id"])
-		reply(map[string]any{"run": map[string]any{"info": map[string]any{"run_id": id}}})
+		uri := root + fmt.Sprint(body["experiment_id"]) + "/" + id + "/artifacts"
+		reply(map[string]any{"run": map[string]any{"info": map[string]any{"run_id": id, "artifact_uri": uri}}})
 	case "/api/2.0/mlflow/runs/log-metric":
 		id := fmt.Sprint(body["run_id"])
 		v, _ := body["value"].(float64)
@@ -122,6 +134,28 @@ func (f *fakeMLflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(map[string]any{})
 	default:
 		mlErr(404, "ENDPOINT_NOT_FOUND", r.URL.Path)
+	}
+}
+
+// serveArtifact is the artifact API of a server that serves artifacts.
+func (f *fakeMLflow) serveArtifact(w http.ResponseWriter, r *http.Request, path string, mlErr func(int, string, string)) {
+	switch {
+	case !f.proxied:
+		mlErr(404, "ENDPOINT_NOT_FOUND", r.URL.Path)
+	case f.denyArtifacts:
+		mlErr(403, "PERMISSION_DENIED", "Permission denied")
+	case r.Method == http.MethodPut:
+		b, _ := io.ReadAll(r.Body)
+		f.objs[path] = b
+	case r.Method == http.MethodGet:
+		b, ok := f.objs[path]
+		if !ok {
+			mlErr(404, "RESOURCE_DOES_NOT_EXIST", path)
+			return
+		}
+		_, _ = w.Write(b)
+	case r.Method == http.MethodDelete:
+		delete(f.objs, path)
 	}
 }
 
@@ -358,4 +392,45 @@ func TestCheckUnreachable(t *testing.T) {
 	ckHasLine(t, out.String(), "✗ server answers /health: GET /health: dial tcp")
 	ckHasLine(t, out.String(), "✗ S3 put with the scoped keys: dial tcp")
 	ckNoSecrets(t, out.String())
+}
+
+// TestCheckProxied: with proxied artifacts check uses no AWS key and no
+// S3: the artifact goes into the run through the server and is gone after;
+// a server that refuses it, or an experiment still on s3://, fails.
+func TestCheckProxied(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		ml      *fakeMLflow
+		failed  []string
+		nFailed int
+	}{
+		{"all pass", &fakeMLflow{proxied: true}, nil, 0},
+		{"server refuses artifacts", &fakeMLflow{proxied: true, denyArtifacts: true}, []string{
+			"✗ artifact upload through the server: PUT /api/2.0/mlflow-artifacts/artifacts/1/run1/artifacts/mlstack-check.txt: 403 Forbidden: PERMISSION_DENIED",
+			"✗ artifact download returns what was uploaded: not run (upload failed)"}, 3},
+		{"experiments still on s3", &fakeMLflow{}, []string{
+			`✗ experiment artifacts go through the server: artifact location is "s3://` + ckBucket + `/artifacts/1", want mlflow-artifacts:/…`,
+			`✗ artifact upload through the server: the run's artifact URI is "s3://`}, 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s3 := &fakeS3{}
+			target := newCheckTarget(t, tt.ml, s3)
+			target.Proxied, target.AccessKey, target.SecretKey = true, "", ""
+			var out bytes.Buffer
+			err := Check(context.Background(), target, &out)
+			if got := len(ckLines(out.String(), "✗")); got != tt.nFailed || (err == nil) != (tt.nFailed == 0) {
+				t.Errorf("%d ✗ lines, err %v; want %d:\n%s", got, err, tt.nFailed, out.String())
+			}
+			for _, p := range tt.failed {
+				ckHasLine(t, out.String(), p)
+			}
+			if tt.nFailed == 0 {
+				ckHasLine(t, out.String(), "✓ artifact download returns what was uploaded")
+				ckHasLine(t, out.String(), "all 11 checks passed")
+			}
+			if len(s3.objs) != 0 || len(tt.ml.objs) != 0 || len(tt.ml.runs) != 0 {
+				t.Errorf("left behind: %d objects in S3, %d through the server, runs %v", len(s3.objs), len(tt.ml.objs), tt.ml.runs)
+			}
+		})
+	}
 }

@@ -178,24 +178,25 @@ func (c *Client) createExperiment(ctx context.Context, name string) (id, artifac
 	return created.ID, got.Experiment.ArtifactLocation, nil
 }
 
-func (c *Client) createRun(ctx context.Context, expID string) (string, error) {
+func (c *Client) createRun(ctx context.Context, expID string) (id, artifactURI string, err error) {
 	var created struct {
 		Run struct {
 			Info struct {
-				RunID string `json:"run_id"`
+				RunID       string `json:"run_id"`
+				ArtifactURI string `json:"artifact_uri"`
 			} `json:"info"`
 		} `json:"run"`
 	}
-	err := c.post(ctx, "runs/create", map[string]any{
+	err = c.post(ctx, "runs/create", map[string]any{
 		"experiment_id": expID, "start_time": time.Now().UnixMilli(), "run_name": "mlstack-check",
 	}, &created)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if created.Run.Info.RunID == "" {
-		return "", errors.New("runs/create answered without a run_id")
+		return "", "", errors.New("runs/create answered without a run_id")
 	}
-	return created.Run.Info.RunID, nil
+	return created.Run.Info.RunID, created.Run.Info.ArtifactURI, nil
 }
 
 func (c *Client) logMetric(ctx context.Context, runID string) error {
