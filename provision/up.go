@@ -705,8 +705,11 @@ func (r *upRun) report(ctx context.Context) error {
 	} else {
 		fmt.Fprintln(r.o.Out, r.uri)
 	}
-	env := r.h.cmd("env")
-	r.log.Step("ready: `%s >> .envrc` exports the tracking URI, scoped credentials and %s's login "+
-		"(or put `eval \"$(%s)\"` in .envrc: the secrets then stay in %s)", env, r.store.Get().EnvUser, env, r.dir.Path())
+	env, what := r.h.cmd("env"), "the tracking URI, scoped credentials and %s's login"
+	if r.mode == ArtifactsProxied {
+		what = "the tracking URI and %s's login (no AWS key: artifacts go through the server)"
+	}
+	r.log.Step("ready: `%s >> .envrc` exports "+what+
+		" (or put `eval \"$(%s)\"` in .envrc: the secrets then stay in %s)", env, r.store.Get().EnvUser, env, r.dir.Path())
 	return nil
 }

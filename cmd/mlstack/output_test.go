@@ -29,6 +29,7 @@ type stackDoc struct {
 	Health          string   `json:"health"`
 	AllowedCIDRs    []string `json:"allowed_cidrs"`
 	SSH             bool     `json:"ssh"`
+	Artifacts       *string  `json:"artifacts"`
 	CostPerMonthUSD *float64 `json:"cost_per_month_usd"`
 	EnvFile         *string  `json:"env_file"`
 	Resources       []struct {
@@ -41,7 +42,7 @@ type stackDoc struct {
 
 // stackKeys are the keys every stack object has, null or not.
 var stackKeys = []string{"stack", "account", "region", "owner", "orphan", "created_at", "expires_at", "expired", "instance",
-	"tracking_uri", "health", "allowed_cidrs", "ssh", "cost_per_month_usd", "env_file", "resources"}
+	"tracking_uri", "health", "allowed_cidrs", "ssh", "artifacts", "cost_per_month_usd", "env_file", "resources"}
 
 // decodeStacks reads a JSON list of stacks strictly: every documented key
 // there, no other.

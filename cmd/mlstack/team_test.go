@@ -254,6 +254,13 @@ func TestEnvFormats(t *testing.T) {
 // admin password is password, on a free loopback port. It returns its URL.
 func mlflowServer(t *testing.T, password string) string {
 	t.Helper()
+	return mlflowServerWith(t, password, nil, nil)
+}
+
+// mlflowServerWith is mlflowServer with more server arguments and
+// environment.
+func mlflowServerWith(t *testing.T, password string, args, environ []string) string {
+	t.Helper()
 	venv := os.Getenv("MLSTACK_TEST_MLFLOW_VENV")
 	if venv == "" {
 		testenv.Missing(t, "no MLflow venv (MLSTACK_TEST_MLFLOW_VENV is not set; scripts/mlflow-venv.sh makes one)")
@@ -268,8 +275,9 @@ func mlflowServer(t *testing.T, password string) string {
 	l.Close()
 	cmd := exec.Command(filepath.Join(venv, "bin", "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
 		"--port", fmt.Sprint(port), "--workers", "1", "--backend-store-uri", "sqlite:///"+dir+"/mlflow.db")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MLFLOW_AUTH_CONFIG_PATH=" + ini,
-		"MLFLOW_FLASK_SERVER_SECRET_KEY=test-secret-key-for-rotation", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false"}
+	cmd.Args = append(cmd.Args, args...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + dir, "MLFLOW_AUTH_CONFIG_PATH=" + ini,
+		"MLFLOW_FLASK_SERVER_SECRET_KEY=test-secret-key-for-rotation", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false"}, environ...)
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	must(t, err)
 	cmd.Stdout, cmd.Stderr = logf, logf
