@@ -29,6 +29,10 @@
 # foreign Host is refused; plain HTTP gets nothing; Debian's chromium,
 # headless, with the certificate pinned, logs in to the UI at the tracking
 # URI and sees the client's experiment, run and metric; `mlstack check` passes;
+# `up --artifacts proxied` switches the live stack (the test restarts the
+# server where EC2 would reboot it): the access key is gone, the client
+# with no AWS variable logs and reads back an artifact through the server,
+# which stores it in the bucket, and check passes the proxied way;
 # the server reads S3 through
 # the role from IMDS; MLflow came from the lock, hash-checked, without apt;
 # the server is one process under MLSTACK_BOOT_MAX_RSS; RSS and
@@ -405,6 +409,7 @@ boot_test() {
 	run_check
 	check_bytecode
 	report_numbers
+	check_proxied
 	scan_secrets
 	down_and_leftovers
 	say "PASSED in $(elapsed "$T_START" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
@@ -719,12 +724,10 @@ expect_code() {
 	info "$what: HTTP $got"
 }
 
-# check_auth_hosts: writes CURL_CFG (the tracking credentials, for curl -K).
-check_auth_hosts() {
-	say "auth and Host checks"
-	local api="api/2.0/mlflow/experiments/search?max_results=1"
-	CURL_CFG=$WORK/curl-auth.cfg
-	python3 - "$WORK/env.sh" >"$CURL_CFG" <<'PY'
+# curl_cfg ENV_FILE OUT: a curl config (-K) that signs in with the login of
+# an env file `mlstack env` printed and trusts the pinned certificate alone.
+curl_cfg() {
+	python3 - "$1" >"$2" <<'PY'
 import shlex, sys
 env = {}
 for line in open(sys.argv[1]):
@@ -733,8 +736,16 @@ for line in open(sys.argv[1]):
 user = env["MLFLOW_TRACKING_USERNAME"] + ":" + env["MLFLOW_TRACKING_PASSWORD"]
 print('user = "' + user.replace("\\", "\\\\").replace('"', '\\"') + '"')
 PY
-	printf 'cacert = "%s"\n' "$CERT" >>"$CURL_CFG"
-	chmod 0600 "$CURL_CFG"
+	printf 'cacert = "%s"\n' "$CERT" >>"$2"
+	chmod 0600 "$2"
+}
+
+# check_auth_hosts: writes CURL_CFG (the tracking credentials, for curl -K).
+check_auth_hosts() {
+	say "auth and Host checks"
+	local api="api/2.0/mlflow/experiments/search?max_results=1"
+	CURL_CFG=$WORK/curl-auth.cfg
+	curl_cfg "$WORK/env.sh" "$CURL_CFG"
 	expect_code "no credentials" 401 --cacert "$CERT" "https://$PUBLIC_DNS:5000/$api"
 	expect_code "wrong password" 401 --cacert "$CERT" -u "admin:wrong-password-123" "https://$PUBLIC_DNS:5000/$api"
 	expect_code "public DNS Host" 200 -K "$CURL_CFG" "https://$PUBLIC_DNS:5000/$api"
@@ -850,9 +861,21 @@ scan_secrets() {
 		"$WORK/user-data" >"$WORK/user-data.txt"
 	grep -q "PRIVATE KEY" "$WORK/user-data.txt" && die "the user-data holds a private key"
 	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" "${keys[@]}" \
-		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip env-bob.sh -skip curl-auth.cfg -skip ui-password \
-		-skip rootfs -skip mlstack -skip boot -skip secretscan \
+		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip env-bob.sh -skip env-proxied.sh -skip curl-auth.cfg -skip curl-bob.cfg -skip ui-password \
+		-skip rootfs -skip mlstack -skip boot -skip secretscan -skip moto.log -skip secrets-but-token \
 		"$WORK" "$WORK/rootfs/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
+	# moto's request log, for everything but the role's session token: with
+	# proxied artifacts the client downloads through presigned S3 URLs the
+	# server makes, which carry the role's key id and session token in their
+	# query (never its secret), as every presigned URL of temporary
+	# credentials does, and moto logs each request line.
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata"]["values"]["iam-security-credentials"]["Token"])' "$WORK/aemm.json" >"$WORK/role-token" 2>/dev/null ||
+		die "no role session token in aemm.json"
+	grep -vxFf "$WORK/role-token" "$SECRETS" >"$WORK/secrets-but-token"
+	rm -f "$WORK/role-token"
+	(($(wc -l <"$WORK/secrets-but-token") == $(wc -l <"$SECRETS") - 1)) || die "the role's session token is not one line of the secret list"
+	"$WORK/secretscan" -secrets "$WORK/secrets-but-token" -state-dir "$STATE" "${keys[@]}" "$WORK/moto/moto.log" ||
+		die "a secret shows in moto's request log (findings above)"
 }
 
 down_and_leftovers() {
@@ -863,6 +886,75 @@ down_and_leftovers() {
 	fi
 	"$WORK/boot" leftovers -stack "$STACK" || die "mlstack down left resources in moto"
 	[[ ! -e $STATE/$STACK ]] || die "mlstack down left local state in $STATE/$STACK"
+}
+
+# check_proxied: `mlstack up --artifacts proxied` on the live stack. moto
+# cannot reboot the container, so the test restarts mlflow.service once the
+# mode is in SSM, as the reboot up asks EC2 for would; up waits for the
+# server to publish again and answer. Then: the key is gone from IAM and the
+# state, the env file has no AWS variable, the server's journal names the
+# proxied root, the client with exactly that env file logs and reads back an
+# artifact through the server, the object is in the bucket under artifacts/,
+# and `mlstack check` passes the proxied way.
+check_proxied() {
+	say "artifacts proxied: mlstack up --artifacts proxied on the live stack"
+	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$STATE" --timeout 5m --user alice \
+		--mlflow-version "$MLFLOW_VERSION" --artifacts proxied </dev/null >"$WORK/up-proxied.out" 2>"$WORK/up-proxied.log" &
+	local up_pid=$! up_status=0 names
+	PIDS+=("$up_pid")
+	if ! "$MLFLOW_VENV/bin/python" - "/mlstack/$STACK/artifacts" <<'PY'; then
+import sys, time, boto3
+ssm = boto3.client("ssm")
+for _ in range(600):
+    try:
+        if ssm.get_parameter(Name=sys.argv[1])["Parameter"]["Value"] == "proxied":
+            sys.exit(0)
+    except ssm.exceptions.ParameterNotFound:
+        pass
+    time.sleep(0.2)
+sys.exit("the mode never reached SSM")
+PY
+		show "$WORK/up-proxied.log"
+		die "up --artifacts proxied did not store the mode"
+	fi
+	in_container systemctl restart mlflow.service || { diagnose; die "restarting mlflow.service failed"; }
+	wait "$up_pid" || up_status=$?
+	show "$WORK/up-proxied.log" 14
+	((up_status == 0)) || die "mlstack up --artifacts proxied exited $up_status"
+	grep -q "rebooting instance $INSTANCE_ID so that its server serves artifacts proxied" "$WORK/up-proxied.log" ||
+		die "up did not reboot the instance into the new mode"
+	in_container journalctl -u mlflow.service --no-pager | grep -q "mlstack-keys: artifacts proxied: default artifact root mlflow-artifacts:/" ||
+		{ diagnose; die "the server did not take the proxied mode"; }
+	[[ $("$MLFLOW_VENV/bin/python" -c 'import boto3; print(len(boto3.client("iam").list_access_keys(UserName="mlstack-'"$STACK"'")["AccessKeyMetadata"]))') == 0 ]] ||
+		die "the stack's IAM user still has an access key"
+	grep -q '"access_key_id"' "$STATE/$STACK/state.json" && die "the state still holds an access key"
+	"$WORK/mlstack" env --stack "$STACK" --state-dir "$STATE" >"$WORK/env-proxied.sh"
+	names=$(sed -n 's/^export \([A-Za-z0-9_]*\)=.*/\1/p' "$WORK/env-proxied.sh" | sort | tr '\n' ' ')
+	[[ $names == "MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_SERVER_CERT_PATH MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME " ]] ||
+		die "unexpected variables from mlstack env with proxied artifacts: $names"
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
+		"$WORK/env-proxied.sh" "$MLFLOW_VENV/bin/python" scripts/boot/proxied.py >"$WORK/proxied.out" 2>"$WORK/proxied.log"; then
+		show "$WORK/proxied.log" 40
+		diagnose
+		die "the MLflow client with proxied artifacts failed"
+	fi
+	show "$WORK/proxied.log" 4
+	local uri key
+	uri=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["artifact_uri"])' "$(tail -n 1 "$WORK/proxied.out")")
+	key=artifacts/${uri#mlflow-artifacts:/}/proxied.txt
+	"$WORK/boot" objects -bucket "$BUCKET" -prefix artifacts/ >"$WORK/objects-proxied.txt"
+	grep -qxF "$key" "$WORK/objects-proxied.txt" || { cat "$WORK/objects-proxied.txt" >&2; die "s3://$BUCKET/$key is not in moto"; }
+	# Through the server every artifact request is checked: bob (EDIT on
+	# alice's experiment) may read alice's artifact, not delete it.
+	local api="https://$PUBLIC_DNS:5000/api/2.0/mlflow-artifacts/artifacts/${key#artifacts/}"
+	curl_cfg "$WORK/env-bob.sh" "$WORK/curl-bob.cfg"
+	expect_code "bob reads alice's proxied artifact" 200 -K "$WORK/curl-bob.cfg" "$api"
+	expect_code "bob deletes alice's proxied artifact" 403 -K "$WORK/curl-bob.cfg" -X DELETE "$api"
+	masked "$WORK/mlstack" check --stack "$STACK" --state-dir "$STATE" >"$WORK/check-proxied.txt" 2>&1 ||
+		{ cat "$WORK/check-proxied.txt" >&2; die "mlstack check failed with proxied artifacts"; }
+	grep -q "✓ artifact upload through the server" "$WORK/check-proxied.txt" || { cat "$WORK/check-proxied.txt" >&2; die "check did not use the server for artifacts"; }
+	info "proxied: no access key, no AWS variable; s3://$BUCKET/$key stored by the server; mlstack check passed"
 }
 
 # diagnose: what the container says, masked.

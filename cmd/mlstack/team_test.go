@@ -141,7 +141,7 @@ func TestTTLExtend(t *testing.T) {
 	}
 	st := e.mlstack(append([]string{"status", "--output", "json"}, e.stackFlags("ext")...)...)
 	sr := decodeStack(t, st.stdout)
-	if sr.Stack != "ext" || len(sr.Resources) != 9 || sr.TrackingURI == nil || !sr.ExpiresAt.Equal(*rep.ExpiresAt) {
+	if sr.Stack != "ext" || len(sr.Resources) != 10 || sr.TrackingURI == nil || !sr.ExpiresAt.Equal(*rep.ExpiresAt) {
 		t.Errorf("status --output json: %+v", sr)
 	}
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("ext")...)...)
