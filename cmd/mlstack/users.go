@@ -56,9 +56,15 @@ func usersFlags() []cli.Flag {
 func (s streams) usersAction(want int, run func(context.Context, provision.UsersOptions) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if args := c.Args().Slice(); want == 1 && len(args) > 1 && !strings.HasPrefix(args[0], "-") && strings.HasPrefix(args[1], "-") {
-			// `users add alice --stack s`: the flag parser stopped at
-			// NAME; parse again with NAME after the flags.
-			return c.App.RunContext(c.Context, append(append([]string{"mlstack", "users", c.Command.Name}, args[1:]...), args[0]))
+			// `users add [flags] alice --stack s`: the flag parser stopped
+			// at NAME; parse again with the flags it read, the rest, NAME.
+			again := []string{"mlstack", "users", c.Command.Name}
+			for _, f := range c.Command.Flags { // every users flag takes a value
+				if name := f.Names()[0]; c.IsSet(name) {
+					again = append(again, "--"+name, c.String(name))
+				}
+			}
+			return c.App.RunContext(c.Context, append(append(again, args[1:]...), args[0]))
 		}
 		if c.NArg() != want {
 			what := "no argument"
