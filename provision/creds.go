@@ -66,6 +66,7 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 			return err
 		}
 		r.log.Step("rewrote %s", r.op.dir.EnvFile())
+		r.noLoginHint(sec)
 	} else {
 		r.noServerHint(ctx)
 	}
@@ -77,6 +78,22 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	}
 	r.log.Step("credentials of stack %s rotated", o.Stack.Name)
 	return nil
+}
+
+// noLoginHint says how a machine that rotated without the stack's local
+// state (the users' logins stay where they were made) gets an MLflow login
+// into its env file: a user of its own, made with the new admin password.
+func (r *rotation) noLoginHint(sec local.Secrets) {
+	if sec.EnvUser != "" {
+		return
+	}
+	name := osUserName()
+	if validateUserName(name) != nil {
+		name = "me"
+	}
+	r.log.Warn("the env file holds no MLflow login: the users' passwords are where they were made. "+
+		"`%s` makes one for this machine, then `%s` prints the variables with it",
+		r.h.cmd("users add", name), r.h.cmd("env", "--user", name))
 }
 
 // noServerHint says how the env file gets written when no server runs and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -379,7 +380,7 @@ func TestCredsRotateFreshMachine(t *testing.T) {
 	orig := readState(t, filepath.Join(e.stateDir, "rot2"))
 	server := mlflowServer(t, orig.MLflowPassword)
 	fresh := t.TempDir()
-	e.ok("creds", "rotate", "--stack", "rot2", "--state-dir", fresh, "--tracking-uri", server)
+	res := e.ok("creds", "rotate", "--stack", "rot2", "--state-dir", fresh, "--tracking-uri", server)
 	st := readState(t, filepath.Join(fresh, "rot2"))
 	if mlflowAuthStatus(t, server, "admin", st.MLflowPassword) != http.StatusOK {
 		t.Error("the fresh machine's password does not work")
@@ -387,6 +388,17 @@ func TestCredsRotateFreshMachine(t *testing.T) {
 	checkOneWorkingKey(t, e, "mlstack-rot2", st)
 	if res := e.mlstack("env", "--stack", "rot2", "--state-dir", fresh); res.code != 0 {
 		t.Errorf("env on the fresh machine after rotation: %s", res.stderr)
+	}
+	// The hint for a login runs as printed (with the test's server) and
+	// gives an env file that signs in.
+	hints := regexp.MustCompile("`(mlstack [^`]*)`").FindAllStringSubmatch(res.stderr, -1)
+	if len(hints) < 2 || !strings.HasPrefix(hints[0][1], "mlstack users add ") || !strings.HasPrefix(hints[1][1], "mlstack env ") {
+		t.Fatalf("creds rotate on a fresh machine gives no login hint:\n%s", res.stderr)
+	}
+	e.ok(append(strings.Fields(strings.TrimPrefix(hints[0][1], "mlstack ")), "--tracking-uri", server)...)
+	vars := sourceEnv(t, e.ok(strings.Fields(strings.TrimPrefix(hints[1][1], "mlstack "))...).stdout)
+	if userStatus(t, server, vars["MLFLOW_TRACKING_USERNAME"], vars["MLFLOW_TRACKING_PASSWORD"]) != http.StatusOK {
+		t.Errorf("the login the hints give (%q) does not work", vars["MLFLOW_TRACKING_USERNAME"])
 	}
 	e.ok("down", "--yes", "--stack", "rot2", "--state-dir", fresh)
 	e.assertNothingLeft()
