@@ -21,6 +21,11 @@ type fakeIMDS struct {
 	hostname, ipv4 string
 	failTokens     int32 // answer this many token requests with 503 first
 	tokens         atomic.Int32
+	// role and creds (JSON) answer iam/security-credentials/; failCreds
+	// answers that many credential requests with 404 first (a new role).
+	role, creds string
+	failCreds   int32
+	credReqs    atomic.Int32
 }
 
 func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,6 +49,16 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(f.hostname))
 	case r.URL.Path == "/latest/meta-data/public-ipv4" && f.ipv4 != "":
 		_, _ = w.Write([]byte(f.ipv4))
+	case strings.HasPrefix(r.URL.Path, "/latest/meta-data/iam/security-credentials/") && f.role != "":
+		if f.credReqs.Add(1) <= f.failCreds {
+			http.NotFound(w, r)
+			return
+		}
+		if strings.TrimPrefix(r.URL.Path, "/latest/meta-data/iam/security-credentials/") == "" {
+			_, _ = w.Write([]byte(f.role))
+			return
+		}
+		_, _ = w.Write([]byte(f.creds))
 	default:
 		http.NotFound(w, r)
 	}

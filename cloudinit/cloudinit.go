@@ -8,6 +8,8 @@ package cloudinit
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -181,16 +183,18 @@ func Render(p Params) ([]byte, error) {
 		return nil, err
 	}
 	p.MLflowVersion, p.Arch = p.version(), p.arch()
-	lock, err := lockFor(p.Arch)
+	boot, err := Bootstrap(p)
 	if err != nil {
 		return nil, err
 	}
+	lock := boot[0]
 
 	funcs := template.FuncMap{
 		"yamlText":  yamlText,
 		"yamlQuote": yamlQuote,
 		"envq":      envQuote,
-		"lock":      func() string { return lock },
+		"lockURL":   func() string { return p.objectURL(lock.Key) },
+		"lockSHA":   func() string { return lock.SHA256 },
 	}
 	// file renders another embedded file with the same parameters, so each
 	// file on the instance is one readable template.
@@ -206,6 +210,37 @@ func Render(p Params) ([]byte, error) {
 		return nil, errors.New("cloudinit: rendered user-data does not start with #cloud-config")
 	}
 	return []byte(out), nil
+}
+
+// Object is a file the instance fetches from the stack bucket at first
+// boot (mlstack_s3get.py): what does not fit the user-data, pinned there by
+// its sha256.
+type Object struct {
+	Key    string // below the bucket, under bootstrap/, named by content
+	Body   []byte
+	SHA256 string // hex
+}
+
+// Bootstrap is what mlstack puts in the stack bucket before it launches an
+// instance with p's user-data: the install lock for p's architecture.
+func Bootstrap(p Params) ([]Object, error) {
+	lock, err := lockFor(p.arch())
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(lock))
+	h := hex.EncodeToString(sum[:])
+	return []Object{{Key: "bootstrap/mlflow-lock-" + p.arch() + "-" + h[:16] + ".txt", Body: []byte(lock), SHA256: h}}, nil
+}
+
+// objectURL is where the instance reads key of the stack bucket: AWS's
+// virtual-hosted address in the region's partition, or path-style below an
+// S3 endpoint override (emulators).
+func (p Params) objectURL(key string) string {
+	if p.S3EndpointURL != "" {
+		return strings.TrimRight(p.S3EndpointURL, "/") + "/" + p.Bucket + "/" + key
+	}
+	return "https://" + p.Bucket + ".s3." + p.Region + "." + region.Of(p.Region).DNSSuffix + "/" + key
 }
 
 // UserData renders p and gzip-compresses it, as EC2 gets it: cloud-init

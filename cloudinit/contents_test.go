@@ -33,7 +33,7 @@ func TestUserDataContents(t *testing.T) {
 		"/etc/systemd/system/mlflow.service":          {"root:root", "0644"},
 		"/usr/local/libexec/mlstack/allowed-hosts.sh": {"root:root", "0755"},
 		"/usr/local/sbin/mlstack-setup":               {"root:root", "0755"},
-		"/usr/local/share/mlstack/mlflow-lock.txt":    {"root:root", "0644"},
+		"/usr/local/libexec/mlstack/mlstack_s3get.py": {"root:root", "0644"},
 		"/usr/local/lib/mlstack/mlstack_mlflow.py":    {"root:root", "0644"},
 		"/usr/local/lib/mlstack/mlstack_keys.py":      {"root:root", "0644"},
 	}
@@ -117,7 +117,7 @@ func TestUserDataContents(t *testing.T) {
 	}
 
 	// The files that the unit and runcmd execute are the ones written.
-	if len(c.Runcmd) != 1 || !sameList(c.Runcmd[0], []any{"/usr/local/sbin/mlstack-setup", DefaultMLflowVersion}) {
+	if len(c.Runcmd) != 1 || !sameList(c.Runcmd[0], setupCmd(t, p)) {
 		t.Errorf("runcmd = %v", c.Runcmd)
 	}
 	setup := c.file(t, "/usr/local/sbin/mlstack-setup").Content

@@ -5,6 +5,8 @@ package cloudinit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -165,4 +167,23 @@ func unitEnv(unit string) map[string]string {
 		env[k] = v
 	}
 	return env
+}
+
+// setupCmd is the runcmd entry for p: mlstack-setup with the version, the
+// region, and the URL and sha256 of the lock Bootstrap gives for p.
+func setupCmd(t *testing.T, p Params) []any {
+	t.Helper()
+	boot, err := Bootstrap(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(boot[0].Body)
+	if boot[0].SHA256 != hex.EncodeToString(sum[:]) || !strings.HasPrefix(boot[0].Key, "bootstrap/mlflow-lock-"+p.arch()+"-") {
+		t.Fatalf("bootstrap object %s: sha256 %s does not match its body", boot[0].Key, boot[0].SHA256)
+	}
+	url := "https://" + p.Bucket + ".s3." + p.Region + ".amazonaws.com/" + boot[0].Key
+	if p.S3EndpointURL != "" {
+		url = strings.TrimRight(p.S3EndpointURL, "/") + "/" + p.Bucket + "/" + boot[0].Key
+	}
+	return []any{"/usr/local/sbin/mlstack-setup", p.version(), p.Region, url, boot[0].SHA256}
 }

@@ -232,8 +232,12 @@ func TestLockForArch(t *testing.T) {
 
 		p := validParams()
 		p.Arch = arch
-		if got := parse(t, render(t, p)).file(t, "/usr/local/share/mlstack/mlflow-lock.txt").Content; got != text {
-			t.Errorf("%s: the user-data's lock differs from lockFor", arch)
+		boot, err := Bootstrap(p)
+		if err != nil || len(boot) != 1 || string(boot[0].Body) != text {
+			t.Errorf("%s: the bootstrap lock differs from lockFor (%v)", arch, err)
+		}
+		if rc := parse(t, render(t, p)).Runcmd; len(rc) != 1 || !sameList(rc[0], setupCmd(t, p)) {
+			t.Errorf("%s: runcmd %v does not fetch that lock", arch, rc)
 		}
 	}
 }

@@ -66,7 +66,8 @@ func TestRenderDefaultsMLflowVersion(t *testing.T) {
 	p := validParams()
 	p.MLflowVersion = ""
 	c := parse(t, render(t, p))
-	want := []any{"/usr/local/sbin/mlstack-setup", DefaultMLflowVersion}
+	p.MLflowVersion = DefaultMLflowVersion
+	want := setupCmd(t, p)
 	if len(c.Runcmd) != 1 || !sameList(c.Runcmd[0], want) {
 		t.Errorf("runcmd = %v, want [%v]", c.Runcmd, want)
 	}

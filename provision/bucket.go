@@ -31,6 +31,7 @@ type bucketAPI interface {
 	DeleteObjects(context.Context, *s3.DeleteObjectsInput, ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	objectAPI
 }
 
 // bucketFound is what exists of the bucket.
@@ -419,17 +420,18 @@ func resolveBucket(ctx context.Context, api bucketAPI, n names) (names, error) {
 	return n, err
 }
 
-// bucketUsage is what the bucket holds: its objects (latest versions) and
-// the bytes of every version, all of which down deletes.
+// bucketUsage is what the bucket holds of artifacts: the objects (latest
+// versions) and the bytes of every version, all of which down deletes.
 type bucketUsage struct {
 	objects int
 	bytes   int64
 }
 
-// measureBucket counts the bucket's objects and bytes, a page at a time.
+// measureBucket counts the artifacts' objects and bytes, a page at a time
+// (what else is there, the install lock, can be made again).
 func measureBucket(ctx context.Context, api bucketAPI, bucket string) (bucketUsage, error) {
 	var u bucketUsage
-	p := s3.NewListObjectVersionsPaginator(api, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
+	p := s3.NewListObjectVersionsPaginator(api, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String(artifactPrefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if hasCode(err, "NoSuchBucket") {

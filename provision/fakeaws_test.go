@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"maps"
 	"net/url"
 	"regexp"
@@ -121,6 +122,7 @@ type fakeBucket struct {
 	versions   []fakeVersion
 	uploads    []fakeUpload
 	deleteErrs map[string]string // key -> error code DeleteObjects answers for it
+	data       map[string][]byte // key -> the body PutObject stored last
 }
 
 // fakeAWS is one AWS account in one region (EC2 is regional: other regions
@@ -1789,7 +1791,9 @@ func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 		// Listed in (key, version id) order; markers are positions in that
 		// order, so a listing resumes right even when the marker object
 		// was deleted meanwhile (as emptying a bucket page by page does).
-		vs := slices.Clone(b.versions)
+		vs := slices.DeleteFunc(slices.Clone(b.versions), func(v fakeVersion) bool {
+			return !strings.HasPrefix(v.key, aws.ToString(in.Prefix))
+		})
 		sort.SliceStable(vs, func(i, j int) bool {
 			if vs[i].key != vs[j].key {
 				return vs[i].key < vs[j].key
@@ -1828,6 +1832,40 @@ func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 			}
 		}
 		return out, nil
+	})
+}
+
+func (f *fakeAWS) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	var body []byte
+	if in.Body != nil {
+		body, _ = io.ReadAll(in.Body)
+	}
+	return fakeCall(f, in, "S3", "PutObject", func() (*s3.PutObjectOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		key := aws.ToString(in.Key)
+		b.versions = append(b.versions, fakeVersion{key: key, id: f.newID("v"), size: int64(len(body))})
+		if b.data == nil {
+			b.data = map[string][]byte{}
+		}
+		b.data[key] = body
+		return &s3.PutObjectOutput{}, nil
+	})
+}
+
+func (f *fakeAWS) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	return fakeCall(f, in, "S3", "HeadObject", func() (*s3.HeadObjectOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		body, ok := b.data[aws.ToString(in.Key)]
+		if !ok {
+			return nil, awsErr("NotFound")
+		}
+		return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(body)))}, nil
 	})
 }
 

@@ -241,8 +241,10 @@ func TestRenderArchAndLock(t *testing.T) {
 			}
 			doc := userDataText(t, r.userData)
 			targets := "#@ targets 3.11-" + tt.wantArch + " 3.12-" + tt.wantArch + " 3.13-" + tt.wantArch + "\n"
-			if !strings.Contains(doc, targets) || strings.Contains(doc, `platform_machine == "`+tt.notArch) {
-				t.Errorf("user-data does not carry the %s lock alone", tt.wantArch)
+			lock := string(r.bootstrap[0].Body)
+			if len(r.bootstrap) != 1 || !strings.Contains(lock, targets) || strings.Contains(lock, `platform_machine == "`+tt.notArch) ||
+				!strings.Contains(doc, r.bootstrap[0].Key) || !strings.Contains(doc, r.bootstrap[0].SHA256) {
+				t.Errorf("the user-data does not fetch the %s lock alone, pinned", tt.wantArch)
 			}
 			warned := strings.Contains(log.String(), "! MLflow 3.5.0 is not the locked "+cloudinit.DefaultMLflowVersion)
 			if warned != tt.warn {

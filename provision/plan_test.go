@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/mlstack/mlstack/cloudinit"
 )
 
 // planOf is what up would do to the stack, as discover plans it.
@@ -45,6 +46,7 @@ func TestPlanEmptyStack(t *testing.T) {
 		"store admin-password as SSM SecureString /mlstack/demo/admin-password",
 		"store flask-secret-key as SSM SecureString /mlstack/demo/flask-secret-key",
 		"set the artifacts mode to direct (SSM parameter /mlstack/demo/artifacts)",
+		"put the instance's install lock in s3://" + n.Bucket + "/" + lockKey(t),
 		"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101) as t2.micro in eu-west-3a",
 	}
 	if !slices.Equal(got, want) {
@@ -82,7 +84,8 @@ func TestPlanDrift(t *testing.T) {
 		{"bucket unencrypted", func(f *fakeAWS) { f.buckets[n.Bucket].encrypted = false }, nil,
 			[]string{"set default encryption on S3 bucket " + n.Bucket}},
 		{"bucket gone", func(f *fakeAWS) { delete(f.buckets, n.Bucket) }, nil,
-			[]string{"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)"}},
+			[]string{"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)",
+				"put the instance's install lock in s3://" + n.Bucket + "/" + lockKey(t)}},
 		{"extra ingress", func(f *fakeAWS) {
 			g := f.groups[0]
 			g.sg.IpPermissions = append(g.sg.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("tcp"),
@@ -173,4 +176,14 @@ func TestPlanMethods(t *testing.T) {
 			t.Errorf("plan %q, want %q", c.got, c.want)
 		}
 	}
+}
+
+// lockKey is the bootstrap key of the x86_64 install lock.
+func lockKey(t *testing.T) string {
+	t.Helper()
+	boot, err := cloudinit.Bootstrap(cloudinit.Params{Arch: cloudinit.ArchX8664})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return boot[0].Key
 }

@@ -38,6 +38,7 @@ type upRun struct {
 	arch       ec2types.ArchitectureValues
 	keep       upLocal
 	userData   []byte
+	bootstrap  []cloudinit.Object // put in the bucket before launch
 	// discover
 	found   *found
 	plan    []string
@@ -301,7 +302,8 @@ func (r *upRun) render() error {
 			" and runs it with `mlflow server` (about 250 MiB more memory)", p.MLflowVersion, cloudinit.DefaultMLflowVersion)
 	}
 	r.userData = ud
-	return nil
+	r.bootstrap, err = cloudinit.Bootstrap(p)
+	return err
 }
 
 // found is what exists of a stack, read without changing anything.
@@ -314,6 +316,7 @@ type found struct {
 	instances []ec2types.Instance
 	image     *ec2types.Image
 	params    *paramsFound
+	bootstrap []string // keys of the bootstrap objects the bucket lacks
 }
 
 // discover reads what exists (concurrently, read-only) and plans.
@@ -336,6 +339,9 @@ func (r *upRun) discover(ctx context.Context) error {
 	if err == nil {
 		err = r.ownInstances(ctx, f)
 	}
+	if err == nil {
+		f.bootstrap, err = missingObjects(ctx, s.s3, n.Bucket, f.bucket.exists, r.bootstrap)
+	}
 	if err != nil {
 		return err
 	}
@@ -350,7 +356,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	}
 	for _, lines := range [][]string{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
 		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
-		instancesPlan(f.instances, n, f.image, r.places[0])} {
+		bootstrapPlan(n.Bucket, f.bootstrap), instancesPlan(f.instances, n, f.image, r.places[0])} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -511,6 +517,9 @@ func (r *upRun) converge(ctx context.Context) error {
 			return ensureParams(ctx, s.ssm, f.params, n, r.wantParams(r.store.Get()), r.tags, r.h.cmd("creds rotate"), log)
 		},
 	)
+	if err == nil {
+		err = ensureBootstrap(ctx, s.s3, n.Bucket, r.bootstrap, f.bootstrap, log)
+	}
 	if err == nil {
 		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
 	}

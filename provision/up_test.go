@@ -3,6 +3,8 @@ package provision
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -1023,7 +1025,7 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 	if got, want := len(calls.calls()), len(f.calls()); got != want || got == 0 {
 		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
 	}
-	if sum := calls.Summary(); !strings.Contains(sum, "(18 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
+	if sum := calls.Summary(); !strings.Contains(sum, "(19 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
 		t.Errorf("summary %q", sum)
 	}
 }
@@ -1051,5 +1053,38 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 	mustUp(t, o)
 	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{5000, testCIDR}}) {
 		t.Errorf("ingress %v", rules)
+	}
+}
+
+// TestUpPutsPinnedLock: before the launch, up puts the install lock in the
+// bucket, and the user-data pins exactly those bytes; a second up finds it.
+func TestUpPutsPinnedLock(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	o, _, _ := upOpts(dir, "demo")
+	mustUp(t, o)
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	calls := f.calls()
+	if i, j := slices.Index(calls, "S3.PutObject"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
+		t.Fatalf("the lock is not put before the launch: %v", calls)
+	}
+	var ud string
+	for _, i := range f.instances {
+		ud = userDataB64Text(t, i.userData)
+	}
+	b := f.buckets[n.Bucket]
+	if len(b.data) != 1 {
+		t.Fatalf("bucket holds %d objects, want the lock", len(b.data))
+	}
+	for key, body := range b.data {
+		sum := sha256.Sum256(body)
+		if !strings.HasPrefix(key, "bootstrap/mlflow-lock-x86_64-") || !strings.Contains(ud, key) || !strings.Contains(ud, hex.EncodeToString(sum[:])) {
+			t.Errorf("the user-data does not pin s3://%s/%s by its sha256", n.Bucket, key)
+		}
+	}
+	f.resetCalls()
+	mustUp(t, o)
+	if m := f.mutating(); len(m) != 0 {
+		t.Errorf("second up: %v", m)
 	}
 }

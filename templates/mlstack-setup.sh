@@ -13,9 +13,12 @@
 # pip (its wheel, checked too) installs the same; both are tried three times.
 # apt runs only if curl is missing, with a lock timeout and retries.
 #
-# Usage: mlstack-setup MLFLOW_VERSION
+# The lock comes from the stack bucket (mlstack_s3get.py, signed with the
+# role) and is used only when its sha256 is the one runcmd passes.
+#
+# Usage: mlstack-setup MLFLOW_VERSION REGION LOCK_URL LOCK_SHA256
 # Test knobs, unset in production: MLSTACK_SETUP_VENV (default /opt/mlflow),
-# MLSTACK_SETUP_LOCK, MLSTACK_SETUP_UNIT_DIR (default /etc/systemd/system),
+# MLSTACK_SETUP_LOCK (a lock already here: no fetch), MLSTACK_SETUP_UNIT_DIR (default /etc/systemd/system),
 # MLSTACK_SETUP_DELAY (seconds between retries, default 10).
 set -eu
 
@@ -23,7 +26,7 @@ log() {
     printf 'mlstack-setup: %s\n' "$*" >&2
 }
 
-version=${1:?usage: mlstack-setup MLFLOW_VERSION}
+version=${1:?usage: mlstack-setup MLFLOW_VERSION REGION LOCK_URL LOCK_SHA256}
 case $version in
 *[!0-9.]*)
     log "bad MLflow version '$version'"
@@ -34,6 +37,11 @@ venv=${MLSTACK_SETUP_VENV:-/opt/mlflow}
 lock=${MLSTACK_SETUP_LOCK:-/usr/local/share/mlstack/mlflow-lock.txt}
 unit_dir=${MLSTACK_SETUP_UNIT_DIR:-/etc/systemd/system}
 delay=${MLSTACK_SETUP_DELAY:-10}
+if [ -z "${MLSTACK_SETUP_LOCK:-}" ]; then
+    mkdir -p "${lock%/*}"
+    python3 /usr/local/libexec/mlstack/mlstack_s3get.py "${3:?no LOCK_URL}" "${2:?no REGION}" "${4:?no LOCK_SHA256}" "$lock" ||
+        { log "could not fetch the lock from the stack bucket"; exit 1; }
+fi
 [ -r "$lock" ] || { log "no lock at $lock"; exit 1; }
 
 # lock_data KEY...: the words after "#@ KEY..." in the lock.
