@@ -125,7 +125,7 @@ func TestUserDataContents(t *testing.T) {
 		`lock=${MLSTACK_SETUP_LOCK:-/usr/local/share/mlstack/mlflow-lock.txt}`,
 		`set -- --require-hashes --no-deps -r "$lock"`,
 		`"mlflow[auth]==$version" boto3 cryptography`,
-		"systemctl enable --now mlflow.service",
+		"systemctl enable --now mlflow.service mlstack-backup.timer",
 	} {
 		if !strings.Contains(setup, w) {
 			t.Errorf("setup script lacks %q:\n%s", w, setup)

@@ -161,8 +161,8 @@ EOF
 fi
 
 systemctl daemon-reload
-systemctl enable --now mlflow.service
-log "mlflow.service enabled and started"
+systemctl enable --now mlflow.service mlstack-backup.timer
+log "mlflow.service enabled and started; backups every 5 minutes (mlstack-backup.timer)"
 # Bytecode is compiled once the server answers (or after ten minutes),
 # outside cloud-init, at the lowest priority: the first start compiles in
 # memory only what it imports (5 s more; compiling all first took 14 s),

@@ -1,0 +1,246 @@
+package cloudinit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/mlstack/mlstack/templates"
+)
+
+// backupRig runs templates/mlstack_backup.py as the unit and the timer do,
+// with the pinned MLflow venv's Python, against moto's S3 and SSM.
+type backupRig struct {
+	*keysRig
+	s3     *s3.Client
+	bucket string
+	data   string // MLSTACK_DATA_DIR
+	script string
+}
+
+func newBackupRig(t *testing.T) *backupRig {
+	t.Helper()
+	k := newKeysRig(t)
+	r := &backupRig{keysRig: k, bucket: fmt.Sprintf("mlstack-backup-test-%d", time.Now().UnixNano()),
+		data: filepath.Join(t.TempDir(), "data"), script: filepath.Join(t.TempDir(), "mlstack_backup.py")}
+	r.s3 = s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(k.motoURL), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
+	src, err := templates.FS.ReadFile("mlstack_backup.py")
+	must(t, err)
+	must(t, os.WriteFile(r.script, src, 0o644))
+	must(t, os.Mkdir(r.data, 0o700))
+	_, err = r.s3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(r.bucket)})
+	must(t, err)
+	t.Cleanup(r.removeBucket)
+	return r
+}
+
+// run runs `mlstack_backup.py verb` and returns its stderr.
+func (r *backupRig) run(verb string, env ...string) (string, error) {
+	cmd := exec.Command(r.python, r.script, verb)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + r.t.TempDir(), "MLSTACK_DATA_DIR=" + r.data,
+		"MLSTACK_BACKUPS=s3://" + r.bucket + "/backups/", "MLSTACK_PARAM_PATH=" + r.path, "MLSTACK_ADMIN_USERNAME=admin",
+		"AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL=" + r.motoURL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"}, env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// py runs Python code with the venv's Python in the data dir.
+func (r *backupRig) py(code string, args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command(r.python, append([]string{"-c", code}, args...)...)
+	cmd.Dir = r.data
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("python: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// keys lists the objects under backups/.
+func (r *backupRig) keys() []string {
+	r.t.Helper()
+	out, err := r.s3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(r.bucket), Prefix: aws.String("backups/")})
+	must(r.t, err)
+	var ks []string
+	for _, o := range out.Contents {
+		ks = append(ks, aws.ToString(o.Key))
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// stamps are the backups' folders, and which of them are complete.
+func (r *backupRig) stamps() (all, complete []string) {
+	seen := map[string]bool{}
+	for _, k := range r.keys() {
+		stamp := strings.Split(k, "/")[1]
+		if !seen[stamp] {
+			all, seen[stamp] = append(all, stamp), true
+		}
+		if strings.HasSuffix(k, "/manifest.json") {
+			complete = append(complete, stamp)
+		}
+	}
+	return all, complete
+}
+
+func (r *backupRig) removeBucket() {
+	ctx := context.Background()
+	out, _ := r.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(r.bucket)})
+	var objs []s3types.ObjectIdentifier
+	for _, o := range out.Contents {
+		objs = append(objs, s3types.ObjectIdentifier{Key: o.Key})
+	}
+	if len(objs) > 0 {
+		_, _ = r.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(r.bucket), Delete: &s3types.Delete{Objects: objs}})
+	}
+	if _, err := r.s3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(r.bucket)}); err != nil {
+		r.t.Errorf("bucket %s left in moto: %v", r.bucket, err)
+	}
+}
+
+// TestBackupAndRestore: a real MLflow tracking database and a basic-auth
+// database are backed up when they change (not when they do not), pruned
+// to the newest KEEP; a backup killed before its manifest is never
+// restored and the next backup is whole; a new instance restores the
+// newest complete backup, its schema upgraded for another MLflow version,
+// with the admin's password from SSM; a tampered backup is refused.
+func TestBackupAndRestore(t *testing.T) {
+	r := newBackupRig(t)
+	r.putSecrets("the-new-admin-password-1", "a-flask-key")
+	if out, err := r.run("restore"); err != nil || !strings.Contains(out, "a new stack") || r.exists("mlflow.db") {
+		t.Fatalf("restore with no backup: %v\n%s", err, out)
+	}
+	// The server's databases: MLflow's own schema, a run, an admin.
+	r.py(`import sys
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore as Auth
+s = SqlAlchemyStore("sqlite:///mlflow.db", "/tmp/artifacts")
+e = s.create_experiment("kept")
+s.create_run(e, "u", 0, [], "kept-run")
+a = Auth(); a.init_db("sqlite:///basic_auth.db"); a.create_user("admin", "the-old-admin-password", is_admin=True)`)
+
+	out, err := r.run("backup")
+	if _, complete := r.stamps(); err != nil || len(complete) != 1 || !strings.Contains(out, "backed up mlflow.db, basic_auth.db") {
+		t.Fatalf("first backup: %v, complete %v\n%s", err, complete, out)
+	}
+	if out, err := r.run("backup"); err != nil || !strings.Contains(out, "unchanged") || len(r.keys()) != 3 {
+		t.Errorf("unchanged data backed up again: %v, %d objects\n%s", err, len(r.keys()), out)
+	}
+	for i := range 3 { // two more changes than KEEP allows
+		r.py(fmt.Sprintf(`from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+SqlAlchemyStore("sqlite:///mlflow.db", "/tmp/artifacts").create_experiment("more-%d")`, i))
+		if out, err := r.run("backup", "MLSTACK_BACKUP_KEEP=2"); err != nil {
+			t.Fatalf("backup %d: %v\n%s", i, err, out)
+		}
+	}
+	all, complete := r.stamps()
+	if len(all) != 2 || len(complete) != 2 {
+		t.Errorf("after 4 backups with KEEP=2: %d backups, %d complete", len(all), len(complete))
+	}
+
+	// A backup killed before its manifest: never restored, pruned by the next.
+	killed := time.Now().UTC().Format("20060102T150405.000000Z") // newer than every complete one
+	time.Sleep(10 * time.Millisecond)
+	_, err = r.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(r.bucket),
+		Key: aws.String("backups/" + killed + "/mlflow.db.gz"), Body: strings.NewReader("half a gzip")})
+	must(t, err)
+	r.restoreInto(t, "more-2", "3.17.2")
+
+	// Restore into a new instance: the newest complete backup, checked,
+	// upgraded when another MLflow made it, the admin's password from SSM.
+	r.setManifestVersion(complete[len(complete)-1], "3.16.0")
+	out = r.restoreInto(t, "more-2", "3.16.0")
+	if !strings.Contains(out, "upgrading the schema") {
+		t.Errorf("no schema upgrade for a backup of MLflow 3.16.0:\n%s", out)
+	}
+	if ok := r.py(`import sqlite3, sys
+from werkzeug.security import check_password_hash
+h = sqlite3.connect("basic_auth.db").execute("select password_hash from users where username='admin'").fetchone()[0]
+print(check_password_hash(h, "the-new-admin-password-1"), check_password_hash(h, "the-old-admin-password"))`); ok != "True False" {
+		t.Errorf("restored admin password: new, old = %s; want the one in SSM only", ok)
+	}
+
+	// The next backup is whole and prunes the killed one.
+	if out, err := r.run("backup", "MLSTACK_BACKUP_KEEP=2"); err != nil || slices.Contains(func() []string { a, _ := r.stamps(); return a }(), killed) {
+		t.Errorf("the backup after the restore: %v, the killed one is still there\n%s", err, out)
+	}
+
+	// A tampered backup: refused, nothing put in place.
+	_, complete = r.stamps()
+	newest := complete[len(complete)-1]
+	_, err = r.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(r.bucket),
+		Key: aws.String("backups/" + newest + "/mlflow.db.gz"), Body: strings.NewReader("not the bytes the manifest names")})
+	must(t, err)
+	r.clearData()
+	if out, err := r.run("restore"); err == nil || !strings.Contains(out, "does not match its manifest") || r.exists("mlflow.db") {
+		t.Errorf("a tampered backup: %v, database placed %v\n%s", err, r.exists("mlflow.db"), out)
+	}
+}
+
+func (r *backupRig) exists(name string) bool {
+	_, err := os.Stat(filepath.Join(r.data, name))
+	return err == nil
+}
+
+func (r *backupRig) clearData() {
+	r.t.Helper()
+	entries, err := os.ReadDir(r.data)
+	must(r.t, err)
+	for _, e := range entries {
+		must(r.t, os.RemoveAll(filepath.Join(r.data, e.Name())))
+	}
+}
+
+// restoreInto empties the data dir (a new instance), restores, and checks
+// that the newest experiment is there; it returns restore's output.
+func (r *backupRig) restoreInto(t *testing.T, newest, version string) string {
+	t.Helper()
+	r.clearData()
+	out, err := r.run("restore")
+	if err != nil || !strings.Contains(out, "restored backup") || !strings.Contains(out, "(MLflow "+version+")") {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	names := r.py(`from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.entities import ViewType
+s = SqlAlchemyStore("sqlite:///mlflow.db", "/tmp/artifacts")
+print(" ".join(sorted(e.name for e in s.search_experiments(view_type=ViewType.ALL))), len(s.search_runs(["1"], "", ViewType.ALL)))`)
+	if !strings.Contains(names, "kept") || !strings.Contains(names, newest) || !strings.HasSuffix(names, " 1") {
+		t.Errorf("restored experiments and runs: %s", names)
+	}
+	if fi, err := os.Stat(filepath.Join(r.data, "mlflow.db")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("restored mlflow.db: %v", err)
+	}
+	return out
+}
+
+// setManifestVersion rewrites a backup's manifest as if another MLflow made it.
+func (r *backupRig) setManifestVersion(stamp, version string) {
+	r.t.Helper()
+	ctx := context.Background()
+	key := "backups/" + stamp + "/manifest.json"
+	got, err := r.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(key)})
+	must(r.t, err)
+	defer got.Body.Close()
+	raw, err := io.ReadAll(got.Body)
+	must(r.t, err)
+	body := strings.Replace(string(raw), `"mlflow_version": "`+DefaultMLflowVersion+`"`, `"mlflow_version": "`+version+`"`, 1)
+	if body == string(raw) {
+		r.t.Fatalf("manifest has no mlflow_version %s: %s", DefaultMLflowVersion, body)
+	}
+	_, err = r.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(key), Body: strings.NewReader(body)})
+	must(r.t, err)
+}
