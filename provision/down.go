@@ -60,23 +60,30 @@ func Down(ctx context.Context, o DownOptions) error {
 	if err != nil {
 		return err
 	}
-	found := inv.rows
-	sortResources(found)
+	sortResources(inv.rows)
+	d := deletion{pending: op.pendingBucket(), timeout: o.Timeout}
+	if o.KeepData {
+		inv.rows, d.keep = withoutBucket(inv.rows)
+	}
 	switch {
-	case len(found) == 0:
+	case len(inv.rows) == 0 && d.keep != "":
+		log.Step("stack %s owns nothing but its kept bucket %s: `%s` makes the stack again from it, `%s` deletes it",
+			op.n.Stack, d.keep, hintsFor(o.Stack, o.AWS).cmd("up"), hintsFor(o.Stack, o.AWS).cmd("down", "--yes"))
+		return ifThen(!o.DryRun, op.dir.Remove)
+	case len(inv.rows) == 0:
 		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.account, op.s.region)
-		if o.DryRun {
-			return nil
-		}
-		return op.dir.Remove()
+		return ifThen(!o.DryRun, op.dir.Remove)
 	case o.DryRun:
-		printDownPlan(o.Out, found, inv.lookalikes, op.lossLines(ctx, inv, o.TrackingURI))
+		printDownPlan(o.Out, inv.rows, inv.lookalikes, op.lossOrKeep(ctx, inv, o.TrackingURI, d.keep))
 		return nil
 	}
-	if err := confirmDown(ctx, o, op, inv, log); err != nil {
+	if err := confirmDown(ctx, o, op, inv, d.keep, log); err != nil {
 		return err
 	}
-	err = deleteStack(ctx, op.s, op.n, op.dir, op.pendingBucket(), o.Timeout, log)
+	err = deleteStack(ctx, op.s, op.n, op.dir, d, log)
+	if err == nil && d.keep != "" {
+		op.keptBucket(ctx, o, d.keep, log)
+	}
 	var left *LeftBehindError
 	if errors.As(err, &left) {
 		left.Hint = hintsFor(o.Stack, o.AWS).cmd("down", "--yes")
@@ -90,6 +97,10 @@ func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, lost [
 		fmt.Fprintf(w, "(plan) would delete %s\n", r.label())
 	}
 	for _, l := range lost {
+		if k, ok := strings.CutPrefix(l, keepMark); ok {
+			fmt.Fprintf(w, "(plan) would keep %s\n", k)
+			continue
+		}
 		fmt.Fprintf(w, "(plan) would lose for good: %s\n", l)
 	}
 	for _, l := range lookalikes {
@@ -100,7 +111,7 @@ func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, lost [
 // confirmDown asks before deleting, unless --yes, after saying what is lost
 // for good; with no terminal to ask on it refuses. A stack another
 // principal made is named as theirs.
-func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stackInventory, log *progress) error {
+func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stackInventory, keep string, log *progress) error {
 	owner := op.home.foreignOwner(op.s.principal)
 	switch {
 	case o.Yes && owner != "":
@@ -118,13 +129,19 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 	for _, r := range inv.rows {
 		log.Info("%s", r.label())
 	}
-	log.Warn("lost for good:")
-	for _, l := range op.lossLines(ctx, inv, o.TrackingURI) {
-		log.Info("%s", l)
+	for _, l := range op.lossOrKeep(ctx, inv, o.TrackingURI, keep) {
+		if k, ok := strings.CutPrefix(l, keepMark); ok {
+			log.Step("kept: %s", k)
+			continue
+		}
+		log.Warn("lost for good: %s", l)
 	}
 	whose := ""
 	if owner != "" {
 		whose = " (created by " + owner + ", not by you)"
+	}
+	if keep != "" {
+		whose += " (keeping bucket " + keep + ")"
 	}
 	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s%s, %s above, in %s? [y/N] ", op.n.Stack, whose, plural(len(inv.rows), "resource"), op.s.region))
 	if err != nil {
@@ -139,7 +156,13 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 // deleteStack removes one stack's resources in dependency order, then its
 // local state once nothing remains. Every step runs even when an earlier one
 // failed; errors are joined, and leftovers make a LeftBehindError.
-func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pending string, timeout time.Duration, log *progress) error {
+func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d deletion, log *progress) error {
+	pending, timeout := d.pending, d.timeout
+	if d.keep != "" {
+		if err := stopStackInstances(ctx, s, n, timeout, log); err != nil {
+			return fmt.Errorf("%w; nothing deleted yet (the bucket is kept only after a clean stop)", err)
+		}
+	}
 	errs := []error{
 		terminateStackInstances(ctx, s, n, timeout, log),
 		// The group cannot go while an interface of the instance is attached.
@@ -147,7 +170,7 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pendin
 		deleteKeyPair(ctx, s.ec2, n, log),
 		deleteRole(ctx, s.iam, n, log),
 		deleteParams(ctx, s.ssm, n, log),
-		deleteBucket(ctx, s.s3, n, pending, log),
+		ifThen(d.keep == "", func() error { return deleteBucket(ctx, s.s3, n, pending, log) }),
 		deleteUser(ctx, s.iam, n, log),
 	}
 	if ctx.Err() != nil {
@@ -155,6 +178,9 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pendin
 	}
 	inv, err := inventory(ctx, s, n, pending)
 	joined := errors.Join(append(errs, err)...)
+	if inv != nil && d.keep != "" {
+		inv.rows, _ = withoutBucket(inv.rows)
+	}
 	if inv != nil && len(inv.rows) > 0 {
 		return &LeftBehindError{Stack: n.Stack, Remaining: inv.rows, Err: joined}
 	}
@@ -165,7 +191,11 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, pendin
 	if err := dir.Remove(); err != nil {
 		return err
 	}
-	log.Step("stack %s is gone", n.Stack)
+	if d.keep != "" {
+		log.Step("stack %s is gone but for its bucket", n.Stack)
+	} else {
+		log.Step("stack %s is gone", n.Stack)
+	}
 	return nil
 }
 

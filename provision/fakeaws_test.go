@@ -918,6 +918,20 @@ func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 	})
 }
 
+// StopInstances stops running instances at once (the fake has no stopping).
+func (f *fakeAWS) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+	return fakeCall(f, in, "EC2", "StopInstances", func() (*ec2.StopInstancesOutput, error) {
+		for _, id := range in.InstanceIds {
+			i := f.instance(id)
+			if i == nil {
+				return nil, awsErr("InvalidInstanceID.NotFound")
+			}
+			setState(&i.inst, ec2types.InstanceStateNameStopped)
+		}
+		return &ec2.StopInstancesOutput{}, nil
+	})
+}
+
 // RebootInstances restarts the server in place: same address and launch
 // time; the bootstrap publishes its keys again when it starts.
 func (f *fakeAWS) RebootInstances(_ context.Context, in *ec2.RebootInstancesInput, _ ...func(*ec2.Options)) (*ec2.RebootInstancesOutput, error) {

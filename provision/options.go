@@ -138,6 +138,8 @@ type DownOptions struct {
 	Timeout time.Duration
 	DryRun  bool
 	Yes     bool
+	// KeepData keeps the bucket (artifacts and backups) for a later up.
+	KeepData bool
 	// Sweep selectors.
 	Expired   bool          // stacks whose mlstack:expires-at has passed
 	All       bool          // every stack (with OlderThan: only older ones)
@@ -164,6 +166,8 @@ func (o *DownOptions) validate() error {
 		return usagef("--stack cannot be combined with --expired or --all")
 	case !o.sweep() && o.AnyOwner:
 		return usagef("--any-owner goes with --all or --expired")
+	case o.sweep() && o.KeepData:
+		return usagef("--keep-data goes with --stack (one stack), not with --expired or --all")
 	}
 	st := o.Stack
 	if o.sweep() {

@@ -28,6 +28,7 @@ type (
 		keyPairAPI
 		instanceAPI
 		rebootAPI
+		stopAPI
 		imageAPI
 		placementAPI
 		ec2TagAPI
@@ -39,6 +40,7 @@ type (
 	}
 	s3API interface {
 		bucketAPI
+		backupLister
 	}
 	ssmAPI interface {
 		paramAPI

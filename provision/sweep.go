@@ -147,7 +147,7 @@ func sweepOne(ctx context.Context, s *session, o DownOptions, stack string, log 
 	if sec, err := dir.LoadFor(s.account, s.region); err == nil && sec != nil {
 		pending = sec.PendingBucket
 	}
-	err = deleteStack(ctx, s, n, dir, pending, o.Timeout, log)
+	err = deleteStack(ctx, s, n, dir, deletion{pending: pending, timeout: o.Timeout}, log)
 	var left *LeftBehindError
 	if errors.As(err, &left) {
 		left.Hint = hintsFor(Stack{Name: stack, StateDir: stateDir}, o.AWS).cmd("down", "--yes")

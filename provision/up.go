@@ -317,6 +317,7 @@ type found struct {
 	image     *ec2types.Image
 	params    *paramsFound
 	bootstrap []string // keys of the bootstrap objects the bucket lacks
+	backups   string   // the kept bucket's backups a new server restores ("" for none)
 }
 
 // discover reads what exists (concurrently, read-only) and plans.
@@ -342,6 +343,9 @@ func (r *upRun) discover(ctx context.Context) error {
 	if err == nil {
 		f.bootstrap, err = missingObjects(ctx, s.s3, n.Bucket, f.bucket.exists, r.bootstrap)
 	}
+	if err == nil && f.bucket.exists && len(f.instances) == 0 {
+		f.backups, err = keptBackups(ctx, s.s3, n.Bucket)
+	}
 	if err != nil {
 		return err
 	}
@@ -356,7 +360,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	}
 	for _, lines := range [][]string{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
 		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
-		bootstrapPlan(n.Bucket, f.bootstrap), instancesPlan(f.instances, n, f.image, r.places[0])} {
+		bootstrapPlan(n.Bucket, f.bootstrap), instancesPlan(f.instances, n, f.image, r.places[0]), restorePlan(f.backups)} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -519,6 +523,9 @@ func (r *upRun) converge(ctx context.Context) error {
 	)
 	if err == nil {
 		err = ensureBootstrap(ctx, s.s3, n.Bucket, r.bootstrap, f.bootstrap, log)
+	}
+	if err == nil && f.backups != "" {
+		log.Step("the kept bucket holds %s: the new server restores the newest before it starts", f.backups)
 	}
 	if err == nil {
 		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())

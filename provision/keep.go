@@ -1,0 +1,175 @@
+package provision
+
+// down --keep-data: the stack goes but its bucket stays, with the artifacts
+// and the server's backups (backups/, see templates/mlstack_backup.py); a
+// later up of the stack adopts the bucket, and its new server restores the
+// newest backup before it starts. The instance is stopped first, so that
+// its server backs up what changed since the last timed backup.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// backupPrefix is where the server keeps its backups in the bucket.
+const backupPrefix = "backups/"
+
+// backupLister lists the bucket's backups.
+type backupLister interface {
+	s3.ListObjectsV2APIClient
+}
+
+// newestBackup is the newest complete backup in the bucket (its folder
+// name, a UTC time) and how many complete ones there are.
+func newestBackup(ctx context.Context, api backupLister, bucket string) (newest string, count int, err error) {
+	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(backupPrefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if hasCode(err, "NoSuchBucket") {
+			return "", 0, nil
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("listing the backups in s3://%s/%s: %w", bucket, backupPrefix, err)
+		}
+		for _, o := range page.Contents {
+			stamp, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), backupPrefix), "/manifest.json")
+			if !ok || strings.Contains(stamp, "/") {
+				continue
+			}
+			count++
+			newest = max(newest, stamp)
+		}
+	}
+	return newest, count, nil
+}
+
+// backupTime reads a backup's folder name as a time.
+func backupTime(stamp string) (time.Time, bool) {
+	t, err := time.Parse("20060102T150405.000000Z", stamp)
+	return t, err == nil
+}
+
+// describeBackup is the newest backup in words.
+func describeBackup(newest string, count int, now time.Time) string {
+	if count == 0 {
+		return "no backup"
+	}
+	when := newest
+	if t, ok := backupTime(newest); ok {
+		when = t.Format(time.RFC3339) + ", " + now.Sub(t).Round(time.Second).String() + " ago"
+	}
+	return fmt.Sprintf("%s of the tracking data (the newest from %s)", plural(count, "backup"), when)
+}
+
+// stopAPI stops the stack's instances before down --keep-data deletes them.
+type stopAPI interface {
+	StopInstances(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	ec2.DescribeInstancesAPIClient
+}
+
+// stopForBackup stops the running instances and waits until they are
+// stopped: a clean stop runs the server's last backup.
+func stopForBackup(ctx context.Context, api stopAPI, ids []string, timeout time.Duration, log *progress) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	log.Step("stopping instance %s first: its server backs up what changed since the last backup", strings.Join(ids, ", "))
+	if _, err := api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}); err != nil {
+		return fmt.Errorf("stopping instance %s: %w", strings.Join(ids, ", "), err)
+	}
+	w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pollFirst, pollMax })
+	if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, timeout); err != nil {
+		return fmt.Errorf("waiting for instance %s to stop: %w", strings.Join(ids, ", "), err)
+	}
+	return nil
+}
+
+// deletion is how deleteStack goes about one stack.
+type deletion struct {
+	pending string        // a bucket this machine created and has not tagged yet
+	timeout time.Duration // for the instances to stop and terminate
+	keep    string        // the bucket to keep (down --keep-data), or ""
+}
+
+// keepMark starts a lossOrKeep line that says what is kept.
+const keepMark = "keep:"
+
+// withoutBucket splits the stack's bucket off its resources.
+func withoutBucket(rows []resource) (rest []resource, bucket string) {
+	for _, r := range rows {
+		if r.Kind == kindBucket {
+			bucket = r.Name
+			continue
+		}
+		rest = append(rest, r)
+	}
+	return rest, bucket
+}
+
+// lossOrKeep is what down loses for good, or with a kept bucket what it
+// keeps (lines starting with keepMark) and loses.
+func (op *openedStack) lossOrKeep(ctx context.Context, inv *stackInventory, uri, keep string) []string {
+	if keep == "" {
+		return op.lossLines(ctx, inv, uri)
+	}
+	newest, count, err := newestBackup(ctx, op.s.s3, keep)
+	backups := describeBackup(newest, count, time.Now())
+	if err != nil {
+		backups = fmt.Sprintf("its backups (not counted: %v)", err)
+	}
+	lines := []string{keepMark + fmt.Sprintf("S3 bucket %s: the artifacts and %s, for a later up", keep, backups)}
+	if len(inv.insts) > 0 {
+		lines = append(lines, "the runs logged since the server's last backup, if its stop cannot back them up (it tries: down stops it first)")
+	}
+	return lines
+}
+
+// stopStackInstances stops the stack's running instances (never a
+// look-alike's) and waits for them.
+func stopStackInstances(ctx context.Context, s *session, n names, timeout time.Duration, log *progress) error {
+	insts, _, err := stackInstances(ctx, s.ec2, n, []string{"pending", "running"})
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, i := range insts {
+		ids = append(ids, aws.ToString(i.InstanceId))
+	}
+	return stopForBackup(ctx, s.ec2, ids, timeout, log)
+}
+
+// keptBucket says what down --keep-data kept and how to go on.
+func (op *openedStack) keptBucket(ctx context.Context, o DownOptions, bucket string, log *progress) {
+	newest, count, err := newestBackup(ctx, op.s.s3, bucket)
+	what := describeBackup(newest, count, time.Now())
+	if err != nil {
+		what = fmt.Sprintf("backups not counted (%v)", err)
+	}
+	h := hintsFor(o.Stack, o.AWS)
+	log.Step("kept S3 bucket %s with the artifacts and %s: `%s` makes the stack again and its server restores the newest; `%s` deletes the bucket",
+		bucket, what, h.cmd("up"), h.cmd("down", "--yes"))
+}
+
+// keptBackups describes the backups a new server of the stack restores
+// (the bucket was kept by down --keep-data), or "" when there are none.
+func keptBackups(ctx context.Context, api backupLister, bucket string) (string, error) {
+	newest, count, err := newestBackup(ctx, api, bucket)
+	if err != nil || count == 0 {
+		return "", err
+	}
+	return describeBackup(newest, count, time.Now()), nil
+}
+
+// restorePlan says what the new server restores.
+func restorePlan(backups string) []string {
+	if backups == "" {
+		return nil
+	}
+	return []string{"restore the tracking data on the new server from the kept bucket (" + backups + ") before it starts"}
+}
