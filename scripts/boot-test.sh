@@ -32,7 +32,11 @@
 # `up --artifacts proxied` switches the live stack (the test restarts the
 # server where EC2 would reboot it): the access key is gone, the client
 # with no AWS variable logs and reads back an artifact through the server,
-# which stores it in the bucket, and check passes the proxied way;
+# which stores it in the bucket, and check passes the proxied way; a backup
+# of both databases lands under backups/; the instance is replaced (a clean
+# stop backs up the last change, `down --keep-data`, `up`, a second boot from
+# a fresh rootfs): the new server restores the backup, and the client finds
+# every run, metric, artifact and user;
 # the server reads S3 through
 # the role from IMDS; MLflow came from the lock, hash-checked, without apt;
 # the server is one process under MLSTACK_BOOT_MAX_RSS; RSS and
@@ -384,6 +388,7 @@ ARTIFACT_KEY=
 CURL_CFG=
 CERT=
 PRIVATE_KEYS=()
+AEMM_PID=
 SERVER_RSS=
 SERVER_PSS=
 SERVER_PROCS=
@@ -410,6 +415,9 @@ boot_test() {
 	check_bytecode
 	report_numbers
 	check_proxied
+	check_backup
+	replace_instance
+	check_replaced
 	scan_secrets
 	down_and_leftovers
 	say "PASSED in $(elapsed "$T_START" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
@@ -471,11 +479,12 @@ start_moto() {
 
 # start_up: `mlstack up` in the background; the instance it launched, as
 # moto has it, in $WORK (user-data, aemm.json, instance.env).
+# start_up [FLAG...]: mlstack up in the background, with more flags.
 start_up() {
-	say "mlstack up --stack $STACK (in the background)"
+	say "mlstack up --stack $STACK $* (in the background)"
 	STATE=$WORK/state
 	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$STATE" --timeout 15m --user alice \
-		--mlflow-version "$MLFLOW_VERSION" \
+		--mlflow-version "$MLFLOW_VERSION" "$@" \
 		</dev/null >"$WORK/up.out" 2>"$WORK/up.log" &
 	UP_PID=$!
 	PIDS+=("$UP_PID")
@@ -498,7 +507,8 @@ start_imds() {
 	fi
 	(cd "$WORK" && HOME=$WORK exec "$AEMM" -c "$WORK/aemm.json" -n "$IMDS_IP" -p 80 -I) \
 		</dev/null >"$WORK/aemm.log" 2>&1 &
-	PIDS+=($!)
+	AEMM_PID=$!
+	PIDS+=("$AEMM_PID")
 	local token i
 	for ((i = 0; i < 50; i++)); do
 		token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "http://$IMDS_IP/latest/api/token" 2>/dev/null) && break
@@ -594,7 +604,7 @@ check_pins() {
 	grep -qF "$PUBLIC_DNS,$PUBLIC_IP $host_pub" "$STATE/$STACK/known_hosts" ||
 		{ cat "$STATE/$STACK/known_hosts" >&2; die "known_hosts does not pin the instance's host key ($host_pub) for $PUBLIC_DNS,$PUBLIC_IP"; }
 	# The private halves never left the instance: secrets to look for.
-	PRIVATE_KEYS=("$WORK/rootfs/var/lib/mlflow/tls/server.key" "$WORK/rootfs/etc/ssh/ssh_host_ed25519_key")
+	PRIVATE_KEYS+=("$WORK/rootfs/var/lib/mlflow/tls/server.key" "$WORK/rootfs/etc/ssh/ssh_host_ed25519_key")
 	info "certificate $(openssl x509 -noout -fingerprint -sha256 <"$CERT" | cut -d= -f2) for $PUBLIC_DNS, $PUBLIC_IP; host key $(ssh-keygen -lf "$WORK/rootfs/etc/ssh/ssh_host_ed25519_key.pub" | cut -d' ' -f2)"
 }
 
@@ -862,8 +872,8 @@ scan_secrets() {
 	grep -q "PRIVATE KEY" "$WORK/user-data.txt" && die "the user-data holds a private key"
 	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" "${keys[@]}" \
 		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip env-bob.sh -skip env-proxied.sh -skip curl-auth.cfg -skip curl-bob.cfg -skip ui-password \
-		-skip rootfs -skip mlstack -skip boot -skip secretscan -skip moto.log -skip secrets-but-token \
-		"$WORK" "$WORK/rootfs/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
+		-skip rootfs -skip rootfs1 -skip mlstack -skip boot -skip secretscan -skip moto.log -skip secrets-but-token \
+		"$WORK" "$WORK/rootfs/var/log" "$WORK/rootfs1/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
 	# moto's request log, for everything but the role's session token: with
 	# proxied artifacts the client downloads through presigned S3 URLs the
 	# server makes, which carry the role's key id and session token in their
@@ -955,6 +965,82 @@ PY
 		{ cat "$WORK/check-proxied.txt" >&2; die "mlstack check failed with proxied artifacts"; }
 	grep -q "✓ artifact upload through the server" "$WORK/check-proxied.txt" || { cat "$WORK/check-proxied.txt" >&2; die "check did not use the server for artifacts"; }
 	info "proxied: no access key, no AWS variable; s3://$BUCKET/$key stored by the server; mlstack check passed"
+}
+
+# check_backup: the backup timer is on; a backup run now stores both
+# databases under backups/ with its manifest last, and says what it cost.
+check_backup() {
+	say "backups of the tracking data (mlstack-backup.timer)"
+	in_container systemctl is-enabled mlstack-backup.timer >/dev/null || die "mlstack-backup.timer is not enabled"
+	in_container systemctl is-active mlstack-backup.timer >/dev/null || die "mlstack-backup.timer is not active"
+	in_container systemctl start mlstack-backup.service || { diagnose; die "mlstack-backup.service failed"; }
+	local line
+	line=$(in_container journalctl -u mlstack-backup.service --no-pager -o cat | grep "mlstack-backup: backed up" | tail -n 1 || true)
+	[[ -n $line ]] || { diagnose; die "mlstack-backup.service did not back up"; }
+	"$WORK/boot" objects -bucket "$BUCKET" -prefix backups/ >"$WORK/backups.txt"
+	local f
+	for f in manifest.json mlflow.db.gz basic_auth.db.gz; do
+		grep -q "/$f\$" "$WORK/backups.txt" || { cat "$WORK/backups.txt" >&2; die "no $f of a backup in s3://$BUCKET/backups/"; }
+	done
+	BACKUP_COST=${line#*gzip) }
+	info "$line"
+}
+
+# replace_instance: a change (a user, carol), then the first instance stops
+# cleanly, as EC2's stop makes it (its server backs up after it stops);
+# `mlstack down --keep-data` removes all but the bucket; `mlstack up` makes
+# the stack again, and a fresh rootfs boots the new instance's user-data:
+# its server restores the newest backup before it starts.
+replace_instance() {
+	say "replacement: clean stop, mlstack down --keep-data, mlstack up, a second boot"
+	masked "$WORK/mlstack" users add carol --stack "$STACK" --state-dir "$STATE" >&2 || die "mlstack users add carol failed"
+	add_secrets_from_json "$STATE/$STACK/state.json" carol
+	local before after t_stop
+	before=$(grep -c '/manifest\.json$' "$WORK/backups.txt")
+	t_stop=$(now)
+	stop_container
+	"$WORK/boot" objects -bucket "$BUCKET" -prefix backups/ >"$WORK/backups-after-stop.txt"
+	after=$(grep -c '/manifest\.json$' "$WORK/backups-after-stop.txt")
+	((after == before + 1)) || { cat "$WORK/backups-after-stop.txt" >&2; die "the clean stop made $((after - before)) backups, want 1"; }
+	mv "$WORK/rootfs" "$WORK/rootfs1"
+	PRIVATE_KEYS=("$WORK/rootfs1/var/lib/mlflow/tls/server.key" "$WORK/rootfs1/etc/ssh/ssh_host_ed25519_key")
+	masked "$WORK/mlstack" down --keep-data --yes --stack "$STACK" --state-dir "$STATE" >"$WORK/down-keep.log" 2>&1 ||
+		{ cat "$WORK/down-keep.log" >&2; die "mlstack down --keep-data failed"; }
+	grep -q "kept S3 bucket $BUCKET with the artifacts and" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep the bucket"; }
+	kill "$AEMM_PID" 2>/dev/null || true
+	wait "$AEMM_PID" 2>/dev/null || true
+	remove_hosts_line
+	start_up --artifacts proxied
+	grep -q "the kept bucket holds" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not see the kept backups"; }
+	start_imds
+	local first=$BOOT_TO_HEALTHY
+	boot_container
+	wait_healthy
+	REPLACED_IN=$(elapsed "$t_stop" "$(now)") RESTORED_BOOT=$BOOT_TO_HEALTHY BOOT_TO_HEALTHY=$first
+	check_up_result
+	in_container journalctl -u mlflow.service --no-pager -o cat | grep "mlstack-backup: restored backup" >&2 ||
+		{ diagnose; die "the new server did not restore the backup"; }
+}
+
+# check_replaced: the real client, as alice, finds every run, metric and
+# artifact of the first server; the users are there (the admin's new
+# password works on the restored user database: users list goes through it).
+check_replaced() {
+	say "after the replacement: the MLflow client and the users"
+	"$WORK/mlstack" env --stack "$STACK" --state-dir "$STATE" >"$WORK/env-replaced.sh"
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
+		"$WORK/env-replaced.sh" "$MLFLOW_VENV/bin/python" scripts/boot/replaced.py >"$WORK/replaced.out" 2>"$WORK/replaced.log"; then
+		show "$WORK/replaced.log" 40
+		diagnose
+		die "the MLflow client did not find the first server's data"
+	fi
+	show "$WORK/replaced.log" 2
+	masked "$WORK/mlstack" users list --stack "$STACK" --state-dir "$STATE" >"$WORK/users-replaced.txt" || die "mlstack users list failed"
+	for u in alice bob carol; do
+		grep -Eq "^$u +user" "$WORK/users-replaced.txt" || { cat "$WORK/users-replaced.txt" >&2; die "user $u is not on the new server"; }
+	done
+	info "replaced in $REPLACED_IN s (clean stop to healthy; the second boot $RESTORED_BOOT s); runs, metrics, artifacts and users alice, bob, carol all there; backup: $BACKUP_COST"
 }
 
 # diagnose: what the container says, masked.
