@@ -140,6 +140,8 @@ func TestClientKeyLeastPrivilege(t *testing.T) {
 		{"get outside the prefix", iamRequest{"s3:GetObject", arn + "/backups/mlflow.db", tls}, false, true},
 		{"delete outside the prefix", iamRequest{"s3:DeleteObject", arn + "/backups/mlflow.db", tls}, false, true},
 		{"a look-alike prefix", iamRequest{"s3:PutObject", arn + "/artifactsX/evil", tls}, false, true},
+		{"replace the install lock", iamRequest{"s3:PutObject", arn + "/bootstrap/mlflow-lock-x86_64-0123.txt", tls}, false, true},
+		{"read the install lock", iamRequest{"s3:GetObject", arn + "/bootstrap/mlflow-lock-x86_64-0123.txt", tls}, false, true},
 		{"list the whole bucket", iamRequest{"s3:ListBucket", arn, list("-", true)}, false, true},
 		{"list another prefix", iamRequest{"s3:ListBucket", arn, list("backups/", true)}, false, true},
 		{"another bucket", iamRequest{"s3:GetObject", "arn:aws:s3:::other-bucket/artifacts/x", tls}, false, false},
