@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// TestDownKeepDataThenUp: down --keep-data against moto stops the instance
+// before terminating it, leaves the bucket with its artifacts and backups
+// and nothing else; ls shows it as an orphan no sweep takes; up makes the
+// stack again around it and says its server restores the newest backup;
+// plain down then leaves nothing.
+func TestDownKeepDataThenUp(t *testing.T) {
+	e := newEnv(t)
+	const stack = "keep"
+	bucket := "mlstack-keep-123456789012-eu-west-3-an"
+	flags := e.stackFlags(stack)
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, flags...)...)
+	for _, k := range []string{"artifacts/1/r/artifacts/model.pkl", "backups/20261127T120000.000001Z/mlflow.db.gz",
+		"backups/20261127T120000.000001Z/basic_auth.db.gz", "backups/20261127T120000.000001Z/manifest.json"} {
+		_, err := e.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader("x")})
+		must(t, err)
+	}
+
+	e.rec.reset()
+	res := e.ok(append([]string{"down", "--keep-data", "--yes"}, flags...)...)
+	var stop, term int
+	for i, c := range e.rec.calls() {
+		switch c.Action {
+		case "StopInstances":
+			stop = i + 1
+		case "TerminateInstances":
+			term = i + 1
+		}
+	}
+	if stop == 0 || term < stop {
+		t.Errorf("down --keep-data: StopInstances at %d, TerminateInstances at %d; want the stop first", stop, term)
+	}
+	if !strings.Contains(res.stderr, "kept S3 bucket "+bucket+" with the artifacts and 1 backup of the tracking data") {
+		t.Errorf("down --keep-data does not say what it kept:\n%s", res.stderr)
+	}
+	e.assertNothingLeft("bucket " + bucket)
+	out, err := e.s3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	must(t, err)
+	if len(out.Contents) < 5 { // the four above and the install lock
+		t.Errorf("the kept bucket holds %d objects", len(out.Contents))
+	}
+	if ls := e.ls(); len(ls) != 1 || ls[0].Stack != stack || !ls[0].Orphan {
+		t.Errorf("ls of a kept stack: %+v", ls)
+	}
+	e.ok("down", "--all", "--yes", "--state-dir", e.stateDir)
+	e.assertNothingLeft("bucket " + bucket) // no sweep takes kept data
+
+	up := e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, flags...)...)
+	if !strings.Contains(up.stderr, "the kept bucket holds 1 backup of the tracking data (the newest from 2026-11-27T12:00:00Z") {
+		t.Errorf("up of a kept stack does not say its server restores:\n%s", up.stderr)
+	}
+	e.ok(append([]string{"down", "--yes"}, flags...)...)
+	e.assertNothingLeft()
+}
