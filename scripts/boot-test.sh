@@ -656,6 +656,9 @@ check_install() {
 			die "mlstack up did not say MLflow $MLFLOW_VERSION is not the locked version"
 	fi
 	grep -q "installed with uv" <<<"$lines" || die "mlstack-setup did not install with uv"
+	# The lock came from the stack bucket, its sha256 the one the user-data pins.
+	in_container grep -q "^mlstack-s3get: .*/bootstrap/mlflow-lock-x86_64-.*sha256 checked" /var/log/cloud-init-output.log ||
+		die "the lock was not fetched from the bucket and checked"
 	grep -q "installed MLflow $MLFLOW_VERSION\$" <<<"$lines" || die "the venv does not hold MLflow $MLFLOW_VERSION"
 	if in_container sh -c 'ls /var/lib/apt/lists/ | grep -q _Packages'; then
 		die "something ran apt-get update during the boot"
@@ -871,7 +874,7 @@ scan_secrets() {
 		"$WORK/user-data" >"$WORK/user-data.txt"
 	grep -q "PRIVATE KEY" "$WORK/user-data.txt" && die "the user-data holds a private key"
 	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" "${keys[@]}" \
-		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip env-bob.sh -skip env-proxied.sh -skip curl-auth.cfg -skip curl-bob.cfg -skip ui-password \
+		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip env-bob.sh -skip env-proxied.sh -skip env-replaced.sh -skip curl-auth.cfg -skip curl-bob.cfg -skip ui-password \
 		-skip rootfs -skip rootfs1 -skip mlstack -skip boot -skip secretscan -skip moto.log -skip secrets-but-token \
 		"$WORK" "$WORK/rootfs/var/log" "$WORK/rootfs1/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
 	# moto's request log, for everything but the role's session token: with
