@@ -432,7 +432,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 	}
 	for i, body := range []string{"model", "metrics!"} {
 		_, err := e.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("mlstack-lose-123456789012-eu-west-3-an"),
-			Key: aws.String(fmt.Sprintf("%s/%d", exp, i)), Body: strings.NewReader(body)})
+			Key: aws.String(fmt.Sprintf("artifacts/%s/%d", exp, i)), Body: strings.NewReader(body)})
 		must(t, err)
 	}
 	code, out := answerOnTerminal(t, "n", append(append([]string{"down"}, flags...), "--tracking-uri", srv)...)
