@@ -44,6 +44,11 @@ type upRun struct {
 	plan    []string
 	mode    string             // the artifacts mode the stack gets
 	restart *ec2types.Instance // the running server to reboot into it, if it switches
+	replace *replacement       // the instance to replace, if what runs differs
+	// explicitType, explicitVersion: --instance-type, --mlflow-version were
+	// given (only the default type falls back; only asked-for changes are
+	// refused where a replacement would lose data).
+	explicitType, explicitVersion bool
 	// converge
 	since time.Time // keys published before this (SSM's clock) are the old server's
 	// keepLocal, converge, publish
@@ -78,10 +83,22 @@ func Up(ctx context.Context, o UpOptions) error {
 	if r.o.DryRun {
 		return r.printPlan()
 	}
-	for _, phase := range []func(context.Context) error{r.keepLocal, r.converge, r.publish, r.wait, r.ensureLogin} {
+	if err := r.confirmReplace(); err != nil {
+		return err
+	}
+	for _, phase := range []func(context.Context) error{r.keepLocal, r.converge} {
 		if err := phase(ctx); err != nil {
 			return err
 		}
+	}
+	// A replacement's new server must answer before the old one goes.
+	for _, phase := range []func(context.Context) error{r.publish, r.wait, r.ensureLogin} {
+		if err := phase(ctx); err != nil {
+			return r.rollback(ctx, err)
+		}
+	}
+	if err := r.retire(ctx); err != nil {
+		return err
 	}
 	return r.report(ctx)
 }
@@ -91,11 +108,12 @@ func Up(ctx context.Context, o UpOptions) error {
 // user-data and checks the instance type: nothing is written or created.
 func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	explicitType := o.InstanceType != "" // only the default falls back
+	explicitVersion := o.MLflowVersion != ""
 	ttl, err := o.validate()
 	if err != nil {
 		return nil, err
 	}
-	r := &upRun{o: o, ttl: ttl, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS)}
+	r := &upRun{o: o, ttl: ttl, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS), explicitType: explicitType, explicitVersion: explicitVersion}
 	if err := r.allowCIDRs(); err != nil {
 		return nil, err
 	}
@@ -355,12 +373,16 @@ func (r *upRun) discover(ctx context.Context) error {
 			n.Stack, aws.ToString(f.instances[0].InstanceId), r.dir.Path(), r.h.cmd("down", "--yes"))
 	}
 	r.found = f
-	if err := r.chooseMode(ctx); err != nil {
+	if err := firstErr(func() error { return r.chooseMode(ctx) }, func() error { return r.planReplace(ctx, r.explicitType) }); err != nil {
 		return err
+	}
+	insts := instancesPlan(f.instances, n, f.image, r.places[0])
+	if r.replace != nil {
+		insts = replacePlan(r.replace)
 	}
 	for _, lines := range [][]string{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
 		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
-		bootstrapPlan(n.Bucket, f.bootstrap), instancesPlan(f.instances, n, f.image, r.places[0]), restorePlan(f.backups)} {
+		bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(f.backups)} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -527,7 +549,10 @@ func (r *upRun) converge(ctx context.Context) error {
 	if err == nil && f.backups != "" {
 		log.Step("the kept bucket holds %s: the new server restores the newest before it starts", f.backups)
 	}
-	if err == nil {
+	switch {
+	case err == nil && r.replace != nil:
+		r.inst, err = r.replaceInstance(ctx)
+	case err == nil:
 		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
 	}
 	if err == nil && r.restart != nil && aws.ToString(r.restart.InstanceId) == aws.ToString(r.inst.InstanceId) {

@@ -41,7 +41,7 @@ func upCommand(s streams) *cli.Command {
 				Stack: stackOf(c), AWS: a, Streams: s.std(),
 				AllowCIDRs:    c.StringSlice("allow-cidr"),
 				InstanceType:  explicit(c, "instance-type"), // only the default may fall back
-				MLflowVersion: c.String("mlflow-version"),
+				MLflowVersion: explicit(c, "mlflow-version"), // drift is what was asked for
 				TTL:           c.String("ttl"),
 				Output:        c.String("output"),
 				Timeout:       timeout,

@@ -1,0 +1,189 @@
+package provision
+
+// Drift and replacement. The user-data is rendered only at launch, so an
+// up that asks for another MLflow version, instance type or bootstrap than
+// the running instance has would otherwise be ignored. up compares them and
+// replaces the instance: the old one is stopped (its server backs up what
+// changed, see templates/mlstack_backup.py), a new one launches and
+// restores that backup before its server starts, and only once the new
+// server answers is the old one terminated; when it does not, the new one
+// goes and the old one starts again. Allowed CIDRs and SSH change in place
+// (the security group), the artifacts mode by a reboot.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// backupMarker is in the user-data of every bootstrap that backs up and
+// restores: replacing an instance without it would lose its runs.
+var backupMarker = []byte("/usr/local/lib/mlstack/mlstack_backup.py")
+
+// setupVersion finds the MLflow version in a user-data's setup command.
+var setupVersion = regexp.MustCompile(`mlstack-setup, "([0-9.]+)"`)
+
+// replacement is an instance up replaces, and why.
+type replacement struct {
+	old     *ec2types.Instance
+	reasons []string
+	stopped bool // up stopped it (a rollback starts it again)
+}
+
+// driftOf says how inst differs from what this up would launch: the
+// MLflow version and the rest of the bootstrap (its user-data), and the
+// instance type when one was asked for. backups: its bootstrap backs up.
+func (r *upRun) driftOf(ctx context.Context, inst *ec2types.Instance, explicitType bool) (reasons []string, asked, backups bool, err error) {
+	old, err := userData(ctx, r.s.ec2, inst)
+	if err != nil {
+		return nil, false, false, err
+	}
+	want, err := cloudinit.Decode(r.userData)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if explicitType && string(inst.InstanceType) != r.o.InstanceType {
+		reasons, asked = append(reasons, fmt.Sprintf("instance type %s → %s", inst.InstanceType, r.o.InstanceType)), true
+	}
+	if len(old) > 0 && !bytes.Equal(old, want) {
+		from, to := setupVersion.FindSubmatch(old), setupVersion.FindSubmatch(want)
+		if from != nil && to != nil && !bytes.Equal(from[1], to[1]) {
+			reasons = append(reasons, fmt.Sprintf("MLflow %s → %s", from[1], to[1]))
+			asked = asked || r.explicitVersion
+		} else {
+			reasons = append(reasons, "the bootstrap of this mlstack version")
+		}
+	}
+	return reasons, asked, bytes.Contains(old, backupMarker), nil
+}
+
+// planReplace decides, read-only, whether up replaces the stack's instance.
+// An instance whose bootstrap cannot back up is kept: asked-for changes are
+// refused, a newer bootstrap is only reported.
+func (r *upRun) planReplace(ctx context.Context, explicitType bool) error {
+	f := r.found
+	if len(f.instances) == 0 || r.secrets == nil {
+		return nil
+	}
+	inst := &f.instances[0]
+	switch stateOf(inst) {
+	case ec2types.InstanceStateNameRunning, ec2types.InstanceStateNameStopped:
+	default:
+		return nil // pending or stopping: the next up looks again
+	}
+	reasons, asked, backups, err := r.driftOf(ctx, inst, explicitType)
+	if err != nil || len(reasons) == 0 {
+		return err
+	}
+	id, why := aws.ToString(inst.InstanceId), strings.Join(reasons, ", ")
+	switch {
+	case !backups && !asked:
+		r.log.Warn("instance %s differs from what this up would launch (%s), but runs the bootstrap of an earlier mlstack, "+
+			"which keeps no backups: replacing it would lose its runs, so it stays as it is", id, why)
+		return nil
+	case !backups:
+		return usagef("instance %s (%s) runs the bootstrap of an earlier mlstack, which keeps no backups: replacing it would lose its runs. "+
+			"Export what you need, then `%s` and up again with the new flags", id, why, r.h.cmd("down", "--yes"))
+	case r.o.NoWait && !r.o.DryRun:
+		return usagef("instance %s would be replaced (%s), and a replacement waits for the new server before it removes the old one: leave out --no-wait", id, why)
+	}
+	r.replace = &replacement{old: inst, reasons: reasons}
+	r.restart = nil // the new server reads the artifacts mode when it starts
+	return nil
+}
+
+// replacePlan says in words what the replacement does.
+func replacePlan(rp *replacement) []string {
+	if rp == nil {
+		return nil
+	}
+	id := aws.ToString(rp.old.InstanceId)
+	return []string{fmt.Sprintf("replace instance %s (%s): stop it (its server backs up), launch a new one that restores the backup, "+
+		"terminate %s once the new server answers; the tracking server is unavailable meanwhile (a few minutes)", id, strings.Join(rp.reasons, ", "), id)}
+}
+
+// confirmReplace asks before a replacement (or needs --yes).
+func (r *upRun) confirmReplace() error {
+	if r.replace == nil || r.o.Yes {
+		return nil
+	}
+	what := replacePlan(r.replace)[0]
+	if r.o.Confirm == nil {
+		return usagef("up would %s; pass --yes to go ahead (no terminal to ask on)", what)
+	}
+	ok, err := r.o.Confirm("up would " + what + ". Go ahead? [y/N] ")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return usagef("not confirmed: nothing changed")
+	}
+	return nil
+}
+
+// replaceInstance stops the old instance and launches the new one.
+func (r *upRun) replaceInstance(ctx context.Context) (*ec2types.Instance, error) {
+	rp := r.replace
+	id := aws.ToString(rp.old.InstanceId)
+	r.log.Step("replacing instance %s: %s", id, strings.Join(rp.reasons, ", "))
+	if stateOf(rp.old) != ec2types.InstanceStateNameStopped {
+		if err := stopForBackup(ctx, r.s.ec2, []string{id}, r.o.Timeout, r.log); err != nil {
+			return nil, err
+		}
+		rp.stopped = true
+	}
+	in := r.instanceInput()
+	in.found = nil
+	// A fresh client token: the old one would hand back the old instance.
+	nonce, err := in.renewNonce()
+	if err != nil {
+		return nil, err
+	}
+	in.launch.nonce = nonce
+	return ensureInstance(ctx, r.s.ec2, in)
+}
+
+// retire terminates the old instance once the new server answers.
+func (r *upRun) retire(ctx context.Context) error {
+	if r.replace == nil {
+		return nil
+	}
+	id := aws.ToString(r.replace.old.InstanceId)
+	r.log.Step("the new server answers: terminating the old instance %s", id)
+	return terminate(ctx, r.s.ec2, []string{id}, 0, r.log)
+}
+
+// rollback undoes a replacement whose new server did not come up: the new
+// instance goes, the old one starts again with its data as it was.
+func (r *upRun) rollback(ctx context.Context, cause error) error {
+	rp := r.replace
+	if rp == nil || r.inst == nil || aws.ToString(r.inst.InstanceId) == aws.ToString(rp.old.InstanceId) {
+		return cause
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeout)
+	defer cancel()
+	oldID, newID := aws.ToString(rp.old.InstanceId), aws.ToString(r.inst.InstanceId)
+	r.log.Warn("the replacement failed: terminating the new instance %s, starting %s again", newID, oldID)
+	errs := []error{terminate(ctx, r.s.ec2, []string{newID}, 0, r.log)}
+	if rp.stopped {
+		if _, err := r.s.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{oldID}}); err != nil {
+			errs = append(errs, fmt.Errorf("starting instance %s again: %w", oldID, err))
+		}
+	}
+	errs = append(errs, r.store.Update(func(x *local.Secrets) { x.InstanceID = oldID }))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w\nthe replacement failed, and undoing it too: %v", cause, err)
+	}
+	return fmt.Errorf("%w\nthe replacement failed: instance %s was terminated and %s started again with its data as it was; "+
+		"it answers at a new address: `%s` pins it and rewrites the env file (with a newer bootstrap it offers the replacement again)",
+		cause, newID, oldID, r.h.up(r.o.AllowCIDRs, r.o.SSH))
+}
