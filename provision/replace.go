@@ -12,11 +12,13 @@ package provision
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -186,4 +188,41 @@ func (r *upRun) rollback(ctx context.Context, cause error) error {
 	return fmt.Errorf("%w\nthe replacement failed: instance %s was terminated and %s started again with its data as it was; "+
 		"it answers at a new address: `%s` pins it and rewrites the env file (with a newer bootstrap it offers the replacement again)",
 		cause, newID, oldID, r.h.up(r.o.AllowCIDRs, r.o.SSH))
+}
+
+// UpgradeOptions are what `mlstack upgrade` takes.
+type UpgradeOptions struct {
+	Stack
+	AWS
+	Streams
+	MLflowVersion string // "": the locked version
+	Timeout       time.Duration
+	Yes           bool
+	Confirm       func(prompt string) (bool, error)
+	HealthURL     string // tests: poll this instead of the server's /health
+}
+
+// Upgrade is an up that keeps the stack as it is (who may reach it, SSH,
+// the artifacts mode) and asks for an MLflow version (the locked one by
+// default) and this mlstack's bootstrap: a replacement when they differ.
+func Upgrade(ctx context.Context, o UpgradeOptions) error {
+	o.Streams.fill()
+	if err := firstErr(o.Stack.validate, o.AWS.validate); err != nil {
+		return err
+	}
+	op, err := openStack(ctx, o.Stack, o.AWS, o.Streams.progress(), false)
+	if err != nil {
+		return err
+	}
+	g, err := findSecurityGroup(ctx, op.s.ec2, op.n)
+	op.release()
+	if err != nil {
+		return err
+	}
+	if g.id == "" {
+		return fmt.Errorf("stack %s has no security group in %s: nothing to upgrade (`%s` creates the stack)",
+			o.Stack.Name, op.s.region, hintsFor(o.Stack, o.AWS).cmd("up"))
+	}
+	return Up(ctx, UpOptions{Stack: o.Stack, AWS: o.AWS, Streams: o.Streams, AllowCIDRs: g.allowed(), SSH: g.sshOpen(),
+		MLflowVersion: cmp.Or(o.MLflowVersion, cloudinit.DefaultMLflowVersion), Timeout: o.Timeout, Yes: o.Yes, Confirm: o.Confirm, HealthURL: o.HealthURL})
 }

@@ -87,6 +87,7 @@ func report(ctx context.Context, err error, s streams, args []string) int {
 // commands lists the subcommands; each lives in its own file.
 var commands = []func(streams) *cli.Command{
 	upCommand,
+	upgradeCommand,
 	downCommand,
 	envCommand,
 	statusCommand,

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/mlstack/mlstack/cloudinit"
+)
+
+// publishForNew plays the bootstrap of the next instance of the stack that
+// is not old: once it runs, it publishes its keys.
+func (e *env) publishForNew(stack, old string) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			if inst, ok := e.runningInstance(ctx, stack); ok && aws.ToString(inst.InstanceId) != old {
+				e.publish(ctx, stack, inst)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+}
+
+// instanceOf is the stack's live instances, id → type and state.
+func (e *env) instancesOf(stack string) map[string]string {
+	e.t.Helper()
+	out, err := e.ec2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:mlstack:stack"), Values: []string{stack}}}})
+	must(e.t, err)
+	m := map[string]string{}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			if i.State.Name != ec2types.InstanceStateNameTerminated {
+				m[aws.ToString(i.InstanceId)] = string(i.InstanceType) + " " + string(i.State.Name)
+			}
+		}
+	}
+	return m
+}
+
+// TestUpReplacesDriftedInstance: against moto, up --instance-type on a
+// live stack is refused without --yes and changes nothing; with --yes it
+// stops the old instance, launches the new type, waits for its server and
+// only then terminates the old one; down leaves nothing.
+func TestUpReplacesDriftedInstance(t *testing.T) {
+	e := newEnv(t)
+	const stack = "repl"
+	flags := append([]string{"--allow-cidr", allowCIDR}, e.stackFlags(stack)...)
+	e.ok(append([]string{"up", "--no-wait"}, flags...)...)
+	before := e.instancesOf(stack)
+	var old string
+	for id := range before {
+		old = id
+	}
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer healthy.Close()
+	args := append([]string{"up", "--instance-type", "t3.micro", "--health-url", healthy.URL + "/health", "--timeout", "2m"}, flags...)
+
+	e.rec.reset()
+	if res := e.mlstack(args...); res.code != 2 || !strings.Contains(res.stderr, "would replace instance "+old+" (instance type t2.micro → t3.micro)") ||
+		len(e.rec.mutating()) != 0 {
+		t.Fatalf("a replacement without --yes: exit %d, mutating %v\n%s", res.code, e.rec.mutating(), res.stderr)
+	}
+	e.publishForNew(stack, old)
+	e.rec.reset()
+	res := e.ok(append(args, "--yes")...)
+	var order []string
+	for _, c := range e.rec.calls() {
+		switch c.Action {
+		case "StopInstances", "RunInstances", "TerminateInstances":
+			order = append(order, c.Action)
+		}
+	}
+	if strings.Join(order, ",") != "StopInstances,RunInstances,TerminateInstances" {
+		t.Errorf("replacement calls %v, want stop, launch, terminate", order)
+	}
+	after := e.instancesOf(stack)
+	if len(after) != 1 || after[old] != "" {
+		t.Errorf("after the replacement: %v (old %s)", after, old)
+	}
+	for _, v := range after {
+		if v != "t3.micro running" {
+			t.Errorf("the new instance is %s", v)
+		}
+	}
+	if !strings.Contains(res.stderr, "terminating the old instance "+old) {
+		t.Errorf("up does not say it retired the old instance:\n%s", res.stderr)
+	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags(stack)...)...)
+	e.assertNothingLeft()
+}
+
+// TestUpgrade: mlstack upgrade moves a stack made with MLflow 3.6.0 to the
+// locked version by a replacement, keeping its CIDRs; asked for without a
+// terminal it refuses and changes nothing; once done, it has nothing to do.
+func TestUpgrade(t *testing.T) {
+	e := newEnv(t)
+	const stack = "upg"
+	flags := e.stackFlags(stack)
+	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR, "--mlflow-version", "3.6.0"}, flags...)...)
+	var old string
+	for id := range e.instancesOf(stack) {
+		old = id
+	}
+	e.rec.reset()
+	if res := e.mlstack(append([]string{"upgrade"}, flags...)...); res.code != 2 ||
+		!strings.Contains(res.stderr, "would replace instance "+old+" (MLflow 3.6.0 → "+cloudinit.DefaultMLflowVersion+")") || len(e.rec.mutating()) != 0 {
+		t.Fatalf("upgrade without --yes: exit %d, mutating %v\n%s", res.code, e.rec.mutating(), res.stderr)
+	}
+	e.publishForNew(stack, old)
+	e.ok(append([]string{"upgrade", "--yes"}, flags...)...)
+	insts := e.instancesOf(stack)
+	if len(insts) != 1 || insts[old] != "" {
+		t.Fatalf("after upgrade: %v", insts)
+	}
+	for id := range insts {
+		out, err := e.ec2.DescribeInstanceAttribute(context.Background(), &ec2.DescribeInstanceAttributeInput{
+			InstanceId: aws.String(id), Attribute: ec2types.InstanceAttributeNameUserData})
+		must(t, err)
+		raw, _ := base64.StdEncoding.DecodeString(aws.ToString(out.UserData.Value))
+		doc, err := cloudinit.Decode(raw)
+		must(t, err)
+		if !strings.Contains(string(doc), `mlstack-setup, "`+cloudinit.DefaultMLflowVersion+`"`) {
+			t.Errorf("the new instance does not install MLflow %s", cloudinit.DefaultMLflowVersion)
+		}
+	}
+	if doc := decodeStack(t, e.ok(append([]string{"status", "--output", "json"}, flags...)...).stdout); len(doc.AllowedCIDRs) != 1 || doc.AllowedCIDRs[0] != allowCIDR {
+		t.Errorf("upgrade changed the allowed CIDRs: %v", doc.AllowedCIDRs)
+	}
+	e.rec.reset()
+	e.ok(append([]string{"upgrade"}, flags...)...)
+	if m := e.rec.mutating(); len(m) != 0 {
+		t.Errorf("a second upgrade changed %v", m)
+	}
+	e.ok(append([]string{"down", "--yes"}, flags...)...)
+	e.assertNothingLeft()
+}
