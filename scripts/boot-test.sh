@@ -36,7 +36,9 @@
 # of both databases lands under backups/; the instance is replaced (a clean
 # stop backs up the last change, `down --keep-data`, `up`, a second boot from
 # a fresh rootfs): the new server restores the backup, and the client finds
-# every run, metric, artifact and user;
+# every run, metric, artifact and user; twice: replaced by `up --instance-type
+# t3.micro --yes` (stop, launch, restore, health, the old one terminated),
+# then by `down --keep-data` and `up`;
 # the server reads S3 through
 # the role from IMDS; MLflow came from the lock, hash-checked, without apt;
 # the server is one process under MLSTACK_BOOT_MAX_RSS; RSS and
@@ -416,8 +418,8 @@ boot_test() {
 	report_numbers
 	check_proxied
 	check_backup
-	replace_instance
-	check_replaced
+	replace_by_up
+	replace_by_keep
 	scan_secrets
 	down_and_leftovers
 	say "PASSED in $(elapsed "$T_START" "$(now)") s: boot to healthy $BOOT_TO_HEALTHY s, server RSS $SERVER_RSS MiB (PSS $SERVER_PSS MiB)"
@@ -481,6 +483,12 @@ start_moto() {
 # moto has it, in $WORK (user-data, aemm.json, instance.env).
 # start_up [FLAG...]: mlstack up in the background, with more flags.
 start_up() {
+	launch_up "$@"
+	find_instance
+}
+
+# launch_up [FLAG...]: mlstack up in the background, with more flags; sets UP_PID.
+launch_up() {
 	say "mlstack up --stack $STACK $* (in the background)"
 	STATE=$WORK/state
 	"$WORK/mlstack" up --stack "$STACK" --allow-cidr 127.0.0.1/32 --state-dir "$STATE" --timeout 15m --user alice \
@@ -488,12 +496,21 @@ start_up() {
 		</dev/null >"$WORK/up.out" 2>"$WORK/up.log" &
 	UP_PID=$!
 	PIDS+=("$UP_PID")
+}
+
+# find_instance: the stack's running instance in moto, its user-data, and
+# IMDS values with credentials of its role (boot helper); sets INSTANCE_ID,
+# PUBLIC_DNS, PUBLIC_IP, ROLE_NAME, ROLE_ACCESS_KEY_ID. The role's session
+# token goes to role-tokens too (see scan_secrets).
+find_instance() {
 	if ! "$WORK/boot" instance -stack "$STACK" -dir "$WORK" -timeout 2m; then
 		show "$WORK/up.log"
 		die "no instance appeared in moto"
 	fi
 	add_secrets_from_json "$WORK/aemm.json" SecretAccessKey Token
 	add_secrets_from_json "$STATE/$STACK/state.json" secret_access_key mlflow_password flask_secret_key alice
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata"]["values"]["iam-security-credentials"]["Token"])' \
+		"$WORK/aemm.json" >>"$WORK/role-tokens" || die "no role session token in aemm.json"
 	# shellcheck disable=SC1091 # written by the boot helper just now
 	. "$WORK/instance.env"
 	info "instance $INSTANCE_ID: $PUBLIC_DNS ($PUBLIC_IP), role $ROLE_NAME"
@@ -875,18 +892,16 @@ scan_secrets() {
 	grep -q "PRIVATE KEY" "$WORK/user-data.txt" && die "the user-data holds a private key"
 	"$WORK/secretscan" -secrets "$SECRETS" -state-dir "$STATE" "${keys[@]}" \
 		-skip secrets -skip user-data -skip aemm.json -skip env.sh -skip env-bob.sh -skip env-proxied.sh -skip env-replaced.sh -skip curl-auth.cfg -skip curl-bob.cfg -skip ui-password \
-		-skip rootfs -skip rootfs1 -skip mlstack -skip boot -skip secretscan -skip moto.log -skip secrets-but-token \
-		"$WORK" "$WORK/rootfs/var/log" "$WORK/rootfs1/var/log" || die "a secret shows in the run's outputs or logs (findings above)"
+		-skip 'rootfs*' -skip mlstack -skip boot -skip secretscan -skip moto.log -skip secrets-but-token -skip role-tokens \
+		"$WORK" "$WORK"/rootfs*/var/log || die "a secret shows in the run's outputs or logs (findings above)"
 	# moto's request log, for everything but the role's session token: with
 	# proxied artifacts the client downloads through presigned S3 URLs the
 	# server makes, which carry the role's key id and session token in their
 	# query (never its secret), as every presigned URL of temporary
 	# credentials does, and moto logs each request line.
-	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata"]["values"]["iam-security-credentials"]["Token"])' "$WORK/aemm.json" >"$WORK/role-token" 2>/dev/null ||
-		die "no role session token in aemm.json"
-	grep -vxFf "$WORK/role-token" "$SECRETS" >"$WORK/secrets-but-token"
-	rm -f "$WORK/role-token"
-	(($(wc -l <"$WORK/secrets-but-token") == $(wc -l <"$SECRETS") - 1)) || die "the role's session token is not one line of the secret list"
+	grep -vxFf "$WORK/role-tokens" "$SECRETS" >"$WORK/secrets-but-token"
+	(($(wc -l <"$WORK/secrets-but-token") == $(wc -l <"$SECRETS") - $(wc -l <"$WORK/role-tokens"))) ||
+		die "the roles' session tokens are not lines of the secret list"
 	"$WORK/secretscan" -secrets "$WORK/secrets-but-token" -state-dir "$STATE" "${keys[@]}" "$WORK/moto/moto.log" ||
 		die "a secret shows in moto's request log (findings above)"
 }
@@ -989,44 +1004,89 @@ check_backup() {
 	info "$line"
 }
 
-# replace_instance: a change (a user, carol), then the first instance stops
-# cleanly, as EC2's stop makes it (its server backs up after it stops);
-# `mlstack down --keep-data` removes all but the bucket; `mlstack up` makes
-# the stack again, and a fresh rootfs boots the new instance's user-data:
-# its server restores the newest backup before it starts.
-replace_instance() {
-	say "replacement: clean stop, mlstack down --keep-data, mlstack up, a second boot"
-	masked "$WORK/mlstack" users add carol --stack "$STACK" --state-dir "$STATE" >&2 || die "mlstack users add carol failed"
-	add_secrets_from_json "$STATE/$STACK/state.json" carol
-	local before after t_stop
-	before=$(grep -c '/manifest\.json$' "$WORK/backups.txt")
-	t_stop=$(now)
+# backup_then_stop USER: a change (a new MLflow user), then the instance
+# stops cleanly, as EC2's stop makes it: its server backs up that change
+# after it stops. Its disk is kept aside (for the secret scan), its IMDS
+# emulator and /etc/hosts line go.
+backup_then_stop() {
+	masked "$WORK/mlstack" users add "$1" --stack "$STACK" --state-dir "$STATE" >&2 || die "mlstack users add $1 failed"
+	add_secrets_from_json "$STATE/$STACK/state.json" "$1"
+	local before after
+	"$WORK/boot" objects -bucket "$BUCKET" -prefix backups/ >"$WORK/backups-before-stop.txt"
+	before=$(grep -c '/manifest\.json$' "$WORK/backups-before-stop.txt")
+	T_STOP=$(now)
 	stop_container
 	"$WORK/boot" objects -bucket "$BUCKET" -prefix backups/ >"$WORK/backups-after-stop.txt"
 	after=$(grep -c '/manifest\.json$' "$WORK/backups-after-stop.txt")
 	((after == before + 1)) || { cat "$WORK/backups-after-stop.txt" >&2; die "the clean stop made $((after - before)) backups, want 1"; }
-	mv "$WORK/rootfs" "$WORK/rootfs1"
-	PRIVATE_KEYS=("$WORK/rootfs1/var/lib/mlflow/tls/server.key" "$WORK/rootfs1/etc/ssh/ssh_host_ed25519_key")
-	masked "$WORK/mlstack" down --keep-data --yes --stack "$STACK" --state-dir "$STATE" >"$WORK/down-keep.log" 2>&1 ||
-		{ cat "$WORK/down-keep.log" >&2; die "mlstack down --keep-data failed"; }
-	grep -q "kept S3 bucket $BUCKET with the artifacts and" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep the bucket"; }
+	mv "$WORK/rootfs" "$WORK/rootfs-$INSTANCE_ID"
+	local i
+	for i in "${!PRIVATE_KEYS[@]}"; do
+		PRIVATE_KEYS[i]=${PRIVATE_KEYS[i]/#"$WORK/rootfs/"/"$WORK/rootfs-$INSTANCE_ID/"}
+	done
 	kill "$AEMM_PID" 2>/dev/null || true
 	wait "$AEMM_PID" 2>/dev/null || true
 	remove_hosts_line
-	start_up --artifacts proxied
-	grep -q "the kept bucket holds" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not see the kept backups"; }
+}
+
+# next_boot: the new instance boots from a fresh rootfs; its server
+# restores the newest backup before it starts; up pins it and answers.
+next_boot() {
 	start_imds
 	local first=$BOOT_TO_HEALTHY
 	boot_container
 	wait_healthy
-	REPLACED_IN=$(elapsed "$t_stop" "$(now)") RESTORED_BOOT=$BOOT_TO_HEALTHY BOOT_TO_HEALTHY=$first
+	REPLACED_IN="${REPLACED_IN:+$REPLACED_IN s, }$(elapsed "$T_STOP" "$(now)")" BOOT_TO_HEALTHY=$first
 	check_up_result
 	in_container journalctl -u mlflow.service --no-pager -o cat | grep "mlstack-backup: restored backup" >&2 ||
 		{ diagnose; die "the new server did not restore the backup"; }
 }
 
-# check_replaced: the real client, as alice, finds every run, metric and
-# artifact of the first server; the users are there (the admin's new
+# replace_by_up: `mlstack up --instance-type t3.micro --yes` replaces the
+# live instance. The test plays EC2: once up has stopped the old instance
+# in moto, the container stops cleanly; then the new instance boots. up
+# terminates the old one only after the new server answered.
+replace_by_up() {
+	say "replacement by mlstack up --instance-type t3.micro --yes: stop (backup), launch, restore, health, terminate"
+	local old=$INSTANCE_ID
+	launch_up --instance-type t3.micro --yes
+	if ! "$MLFLOW_VENV/bin/python" - "$old" <<'PY'; then
+import sys, time, boto3
+ec2 = boto3.client("ec2")
+for _ in range(600):
+    r = ec2.describe_instances(InstanceIds=[sys.argv[1]])["Reservations"][0]["Instances"][0]
+    if r["State"]["Name"] == "stopped":
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit("up never stopped the old instance")
+PY
+		show "$WORK/up.log"
+		die "up did not stop the old instance"
+	fi
+	backup_then_stop carol
+	find_instance
+	[[ $INSTANCE_ID != "$old" ]] || die "up launched no new instance"
+	next_boot
+	grep -q "terminating the old instance $old" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not terminate the old instance"; }
+	check_replaced alice bob carol
+}
+
+# replace_by_keep: `mlstack down --keep-data`, then `mlstack up`: the stack
+# is made again around its kept bucket, and its new server restores.
+replace_by_keep() {
+	say "replacement by mlstack down --keep-data, then mlstack up"
+	backup_then_stop dave
+	masked "$WORK/mlstack" down --keep-data --yes --stack "$STACK" --state-dir "$STATE" >"$WORK/down-keep.log" 2>&1 ||
+		{ cat "$WORK/down-keep.log" >&2; die "mlstack down --keep-data failed"; }
+	grep -q "kept S3 bucket $BUCKET with the artifacts and" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep the bucket"; }
+	start_up --artifacts proxied
+	grep -q "the kept bucket holds" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not see the kept backups"; }
+	next_boot
+	check_replaced alice bob carol dave
+}
+
+# check_replaced USER...: the real client, as alice, finds every run, metric
+# and artifact of the first server; the users are there (the admin's
 # password works on the restored user database: users list goes through it).
 check_replaced() {
 	say "after the replacement: the MLflow client and the users"
@@ -1040,10 +1100,11 @@ check_replaced() {
 	fi
 	show "$WORK/replaced.log" 2
 	masked "$WORK/mlstack" users list --stack "$STACK" --state-dir "$STATE" >"$WORK/users-replaced.txt" || die "mlstack users list failed"
-	for u in alice bob carol; do
+	local u
+	for u in "$@"; do
 		grep -Eq "^$u +user" "$WORK/users-replaced.txt" || { cat "$WORK/users-replaced.txt" >&2; die "user $u is not on the new server"; }
 	done
-	info "replaced in $REPLACED_IN s (clean stop to healthy; the second boot $RESTORED_BOOT s); runs, metrics, artifacts and users alice, bob, carol all there; backup: $BACKUP_COST"
+	info "replaced (clean stop to healthy: $REPLACED_IN s); runs, metrics, artifacts and users $* all there; backup: $BACKUP_COST"
 }
 
 # diagnose: what the container says, masked.
