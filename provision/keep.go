@@ -173,3 +173,27 @@ func restorePlan(backups string) []string {
 	}
 	return []string{"restore the tracking data on the new server from the kept bucket (" + backups + ") before it starts"}
 }
+
+// readBackups counts the backups in the stack's bucket, if it has one.
+func (i *stackInfo) readBackups(ctx context.Context, api backupLister) error {
+	for _, r := range i.Resources {
+		if r.Kind != kindBucket {
+			continue
+		}
+		newest, count, err := newestBackup(ctx, api, r.Name)
+		if err != nil {
+			return err
+		}
+		i.Backups = count
+		i.NewestBackup, _ = backupTime(newest)
+	}
+	return nil
+}
+
+// backupsCell is the backups as status shows them.
+func backupsCell(i stackInfo, now time.Time) string {
+	if i.Backups == 0 {
+		return "none yet (the server backs up within 5 minutes of a change, and when it stops)"
+	}
+	return fmt.Sprintf("%d, the newest from %s (%s ago)", i.Backups, i.NewestBackup.Format(time.RFC3339), now.Sub(i.NewestBackup).Round(time.Second))
+}

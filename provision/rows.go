@@ -85,6 +85,9 @@ type stackInfo struct {
 	AllowedCIDRs []string
 	SSH          bool
 	Artifacts    string // the artifacts mode; "" when not read (ls)
+	// Backups and NewestBackup: the server's backups in the bucket (status).
+	Backups      int
+	NewestBackup time.Time
 	EnvFile      string // the env file on this machine, if any
 	Resources    []resource
 	// Orphan: tagged resources without the stack's IAM user or role (a
@@ -109,6 +112,7 @@ type stackJSON struct {
 	AllowedCIDRs    []string      `json:"allowed_cidrs"`
 	SSH             bool          `json:"ssh"`
 	Artifacts       *string       `json:"artifacts"`
+	NewestBackup    *time.Time    `json:"newest_backup"`
 	CostPerMonthUSD *float64      `json:"cost_per_month_usd"`
 	EnvFile         *string       `json:"env_file"`
 	Resources       []resource    `json:"resources"`
@@ -123,7 +127,7 @@ func (i stackInfo) json(now time.Time) stackJSON {
 		Stack: i.Stack, Account: i.Account, Region: i.Region, Owner: orNull(i.Owner), Orphan: i.Orphan,
 		CreatedAt: timeOrNull(i.CreatedAt), ExpiresAt: timeOrNull(i.ExpiresAt), Expired: i.expired(now),
 		Instance: i.Instance, TrackingURI: orNull(i.TrackingURI), Health: i.Health,
-		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, Artifacts: orNull(i.Artifacts), EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
+		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, Artifacts: orNull(i.Artifacts), NewestBackup: timeOrNull(i.NewestBackup), EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
 	}
 	if j.Health == "" {
 		j.Health = healthNotChecked

@@ -91,6 +91,9 @@ func (op *openedStack) describe(ctx context.Context) (*stackInfo, *stackInventor
 	if len(inv.rows) > 0 {
 		info.Artifacts = modeOf(inv.mode)
 	}
+	if err := info.readBackups(ctx, op.s.s3); err != nil {
+		return nil, nil, err
+	}
 	if op.dir.HasEnvFile() {
 		info.EnvFile = op.dir.EnvFile()
 	}
@@ -197,6 +200,7 @@ func statusTable(w io.Writer, info *stackInfo, healthDetail string, now time.Tim
 	row("allowed CIDRs", cmp.Or(strings.Join(info.AllowedCIDRs, ", "), "none"))
 	row("SSH", map[bool]string{true: "open to the allowed CIDRs", false: "closed"}[info.SSH])
 	row("artifacts", artifactsCell(info.Artifacts))
+	row("backups", backupsCell(*info, now))
 	row("cost", costCell(*info))
 	row("env file", cmp.Or(info.EnvFile, "none on this machine"))
 	if err := tw.Flush(); err != nil {

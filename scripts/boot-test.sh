@@ -1004,15 +1004,19 @@ check_backup() {
 	info "$line"
 }
 
-# backup_then_stop USER: a change (a new MLflow user), then the instance
-# stops cleanly, as EC2's stop makes it: its server backs up that change
-# after it stops. Its disk is kept aside (for the secret scan), its IMDS
-# emulator and /etc/hosts line go.
-backup_then_stop() {
+# change USER: a change of the tracking data since the last backup (a new
+# MLflow user), made before the stack's lock is held by an up.
+change() {
 	masked "$WORK/mlstack" users add "$1" --stack "$STACK" --state-dir "$STATE" >&2 || die "mlstack users add $1 failed"
 	add_secrets_from_json "$STATE/$STACK/state.json" "$1"
-	local before after
 	"$WORK/boot" objects -bucket "$BUCKET" -prefix backups/ >"$WORK/backups-before-stop.txt"
+}
+
+# backup_then_stop: the instance stops cleanly, as EC2's stop makes it: its
+# server backs up the change after it stops. Its disk is kept aside (for
+# the secret scan), its IMDS emulator and /etc/hosts line go.
+backup_then_stop() {
+	local before after
 	before=$(grep -c '/manifest\.json$' "$WORK/backups-before-stop.txt")
 	T_STOP=$(now)
 	stop_container
@@ -1049,6 +1053,7 @@ next_boot() {
 replace_by_up() {
 	say "replacement by mlstack up --instance-type t3.micro --yes: stop (backup), launch, restore, health, terminate"
 	local old=$INSTANCE_ID
+	change carol
 	launch_up --instance-type t3.micro --yes
 	if ! "$MLFLOW_VENV/bin/python" - "$old" <<'PY'; then
 import sys, time, boto3
@@ -1063,7 +1068,7 @@ PY
 		show "$WORK/up.log"
 		die "up did not stop the old instance"
 	fi
-	backup_then_stop carol
+	backup_then_stop
 	find_instance
 	[[ $INSTANCE_ID != "$old" ]] || die "up launched no new instance"
 	next_boot
@@ -1075,7 +1080,8 @@ PY
 # is made again around its kept bucket, and its new server restores.
 replace_by_keep() {
 	say "replacement by mlstack down --keep-data, then mlstack up"
-	backup_then_stop dave
+	change dave
+	backup_then_stop
 	masked "$WORK/mlstack" down --keep-data --yes --stack "$STACK" --state-dir "$STATE" >"$WORK/down-keep.log" 2>&1 ||
 		{ cat "$WORK/down-keep.log" >&2; die "mlstack down --keep-data failed"; }
 	grep -q "kept S3 bucket $BUCKET with the artifacts and" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep the bucket"; }

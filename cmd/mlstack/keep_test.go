@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -26,6 +27,10 @@ func TestDownKeepDataThenUp(t *testing.T) {
 		must(t, err)
 	}
 
+	doc := decodeStack(t, e.ok(append([]string{"status", "--output", "json"}, flags...)...).stdout)
+	if doc.NewestBackup == nil || !doc.NewestBackup.Equal(time.Date(2026, 11, 27, 12, 0, 0, 1000, time.UTC)) {
+		t.Errorf("status newest_backup %v", doc.NewestBackup)
+	}
 	e.rec.reset()
 	res := e.ok(append([]string{"down", "--keep-data", "--yes"}, flags...)...)
 	var stop, term int

@@ -25,13 +25,14 @@ type stackDoc struct {
 		Type  string `json:"type"`
 		State string `json:"state"`
 	} `json:"instance"`
-	TrackingURI     *string  `json:"tracking_uri"`
-	Health          string   `json:"health"`
-	AllowedCIDRs    []string `json:"allowed_cidrs"`
-	SSH             bool     `json:"ssh"`
-	Artifacts       *string  `json:"artifacts"`
-	CostPerMonthUSD *float64 `json:"cost_per_month_usd"`
-	EnvFile         *string  `json:"env_file"`
+	TrackingURI     *string    `json:"tracking_uri"`
+	Health          string     `json:"health"`
+	AllowedCIDRs    []string   `json:"allowed_cidrs"`
+	SSH             bool       `json:"ssh"`
+	Artifacts       *string    `json:"artifacts"`
+	NewestBackup    *time.Time `json:"newest_backup"`
+	CostPerMonthUSD *float64   `json:"cost_per_month_usd"`
+	EnvFile         *string    `json:"env_file"`
 	Resources       []struct {
 		Kind  string `json:"kind"`
 		ID    string `json:"id"`
@@ -42,7 +43,7 @@ type stackDoc struct {
 
 // stackKeys are the keys every stack object has, null or not.
 var stackKeys = []string{"stack", "account", "region", "owner", "orphan", "created_at", "expires_at", "expired", "instance",
-	"tracking_uri", "health", "allowed_cidrs", "ssh", "artifacts", "cost_per_month_usd", "env_file", "resources"}
+	"tracking_uri", "health", "allowed_cidrs", "ssh", "artifacts", "newest_backup", "cost_per_month_usd", "env_file", "resources"}
 
 // decodeStacks reads a JSON list of stacks strictly: every documented key
 // there, no other.
