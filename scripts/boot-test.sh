@@ -697,9 +697,7 @@ run_client() {
 	[[ $names == "AWS_ACCESS_KEY_ID AWS_DEFAULT_REGION AWS_SECRET_ACCESS_KEY MLFLOW_S3_ENDPOINT_URL MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_SERVER_CERT_PATH MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME " ]] ||
 		die "unexpected variables from mlstack env: $names"
 	mkdir -p "$WORK/home"
-	# shellcheck disable=SC2016 # expanded by the inner sh
-	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
-		"$WORK/env.sh" "$MLFLOW_VENV/bin/python" scripts/boot/client.py >"$WORK/client.out" 2>"$WORK/client.log"; then
+	if ! client "$WORK/env.sh" client; then
 		show "$WORK/client.log" 40
 		die "the MLflow client failed"
 	fi
@@ -709,6 +707,16 @@ run_client() {
 	ARTIFACT_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "$facts")
 	RUN_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["run_id"])' "$facts")
 	info "run $RUN_ID logged params, 5 metrics, an artifact; read back: ok"
+}
+
+# client ENV_FILE NAME: scripts/boot/NAME.py with the pinned MLflow venv's
+# Python and exactly the variables ENV_FILE (`mlstack env`'s output) sets,
+# nothing else of this shell; its output in NAME.out, NAME.log.
+client() {
+	mkdir -p "$WORK/home"
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
+		"$1" "$MLFLOW_VENV/bin/python" "scripts/boot/$2.py" >"$WORK/$2.out" 2>"$WORK/$2.log"
 }
 
 # check_team: a second user, made with `mlstack users add` through the
@@ -721,9 +729,7 @@ check_team() {
 	add_secrets_from_json "$STATE/$STACK/state.json" bob
 	"$WORK/mlstack" env --user bob --stack "$STACK" --state-dir "$STATE" >"$WORK/env-bob.sh"
 	grep -q "^export MLFLOW_TRACKING_USERNAME='bob'$" "$WORK/env-bob.sh" || die "env --user bob does not sign in as bob"
-	# shellcheck disable=SC2016 # expanded by the inner sh
-	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
-		"$WORK/env-bob.sh" "$MLFLOW_VENV/bin/python" scripts/boot/teammate.py >"$WORK/teammate.out" 2>"$WORK/teammate.log"; then
+	if ! client "$WORK/env-bob.sh" teammate; then
 		show "$WORK/teammate.log" 40
 		die "the teammate's MLflow client failed"
 	fi
@@ -960,9 +966,7 @@ PY
 	names=$(sed -n 's/^export \([A-Za-z0-9_]*\)=.*/\1/p' "$WORK/env-proxied.sh" | sort | tr '\n' ' ')
 	[[ $names == "MLFLOW_TRACKING_PASSWORD MLFLOW_TRACKING_SERVER_CERT_PATH MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME " ]] ||
 		die "unexpected variables from mlstack env with proxied artifacts: $names"
-	# shellcheck disable=SC2016 # expanded by the inner sh
-	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
-		"$WORK/env-proxied.sh" "$MLFLOW_VENV/bin/python" scripts/boot/proxied.py >"$WORK/proxied.out" 2>"$WORK/proxied.log"; then
+	if ! client "$WORK/env-proxied.sh" proxied; then
 		show "$WORK/proxied.log" 40
 		diagnose
 		die "the MLflow client with proxied artifacts failed"
@@ -1097,9 +1101,7 @@ replace_by_keep() {
 check_replaced() {
 	say "after the replacement: the MLflow client and the users"
 	"$WORK/mlstack" env --stack "$STACK" --state-dir "$STATE" >"$WORK/env-replaced.sh"
-	# shellcheck disable=SC2016 # expanded by the inner sh
-	if ! env -i PATH=/usr/bin:/bin HOME="$WORK/home" sh -c '. "$1" && exec "$2" "$3"' sh \
-		"$WORK/env-replaced.sh" "$MLFLOW_VENV/bin/python" scripts/boot/replaced.py >"$WORK/replaced.out" 2>"$WORK/replaced.log"; then
+	if ! client "$WORK/env-replaced.sh" replaced; then
 		show "$WORK/replaced.log" 40
 		diagnose
 		die "the MLflow client did not find the first server's data"

@@ -125,10 +125,7 @@ type localState struct {
 
 func readState(t *testing.T, dir string) localState {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	must(t, err)
-	var s localState
-	must(t, json.Unmarshal(b, &s))
+	s := stateFile(t, dir)
 	if s.AccessKeyID == "" || s.SecretAccessKey == "" || s.MLflowPassword == "" {
 		t.Fatal("local state lacks a secret")
 	}
