@@ -70,6 +70,7 @@ func describeBackup(newest string, count int, now time.Time) string {
 // stopAPI stops the stack's instances before down --keep-data deletes them.
 type stopAPI interface {
 	StopInstances(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	StartInstances(context.Context, *ec2.StartInstancesInput, ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
 	ec2.DescribeInstancesAPIClient
 }
 

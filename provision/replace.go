@@ -138,10 +138,10 @@ func (r *upRun) replaceInstance(ctx context.Context) (*ec2types.Instance, error)
 	id := aws.ToString(rp.old.InstanceId)
 	r.log.Step("replacing instance %s: %s", id, strings.Join(rp.reasons, ", "))
 	if stateOf(rp.old) != ec2types.InstanceStateNameStopped {
+		rp.stopped = true // from here on a rollback starts it again
 		if err := stopForBackup(ctx, r.s.ec2, []string{id}, r.o.Timeout, r.log); err != nil {
 			return nil, err
 		}
-		rp.stopped = true
 	}
 	in := r.instanceInput()
 	in.found = nil
@@ -154,32 +154,46 @@ func (r *upRun) replaceInstance(ctx context.Context) (*ec2types.Instance, error)
 	return ensureInstance(ctx, r.s.ec2, in)
 }
 
-// retire terminates the old instance once the new server answers.
+// retire terminates the old instance once the new server answers. An
+// interrupt no longer stops it: the replacement is done but for this call.
 func (r *upRun) retire(ctx context.Context) error {
 	if r.replace == nil {
 		return nil
 	}
 	id := aws.ToString(r.replace.old.InstanceId)
 	r.log.Step("the new server answers: terminating the old instance %s", id)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	return terminate(ctx, r.s.ec2, []string{id}, 0, r.log)
 }
 
-// rollback undoes a replacement whose new server did not come up: the new
-// instance goes, the old one starts again with its data as it was.
+// rollback undoes a replacement that failed or was interrupted after it
+// began: every other instance of the stack goes (the new one, also one
+// whose launch was cut short), the old one starts again with its data as
+// it was. It runs to its end whatever happened to ctx.
 func (r *upRun) rollback(ctx context.Context, cause error) error {
 	rp := r.replace
-	if rp == nil || r.inst == nil || aws.ToString(r.inst.InstanceId) == aws.ToString(rp.old.InstanceId) {
+	if rp == nil || !rp.stopped && r.inst == nil {
 		return cause
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeout)
 	defer cancel()
-	oldID, newID := aws.ToString(rp.old.InstanceId), aws.ToString(r.inst.InstanceId)
-	r.log.Warn("the replacement failed: terminating the new instance %s, starting %s again", newID, oldID)
-	errs := []error{terminate(ctx, r.s.ec2, []string{newID}, 0, r.log)}
-	if rp.stopped {
-		if _, err := r.s.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{oldID}}); err != nil {
-			errs = append(errs, fmt.Errorf("starting instance %s again: %w", oldID, err))
+	oldID := aws.ToString(rp.old.InstanceId)
+	insts, _, err := stackInstances(ctx, r.s.ec2, r.n, usableStates)
+	if err != nil {
+		return fmt.Errorf("%w\nthe replacement failed, and undoing it too: %v", cause, err)
+	}
+	var news []string
+	for _, i := range insts {
+		if id := aws.ToString(i.InstanceId); id != oldID {
+			news = append(news, id)
 		}
+	}
+	newID := strings.Join(news, ", ")
+	r.log.Warn("the replacement did not finish: terminating the new instance %s, starting %s again", cmp.Or(newID, "(none launched)"), oldID)
+	errs := []error{terminate(ctx, r.s.ec2, news, 0, r.log)}
+	if rp.stopped {
+		errs = append(errs, startAgain(ctx, r.s.ec2, oldID, r.o.Timeout))
 	}
 	errs = append(errs, r.store.Update(func(x *local.Secrets) { x.InstanceID = oldID }))
 	if err := errors.Join(errs...); err != nil {
@@ -225,4 +239,32 @@ func Upgrade(ctx context.Context, o UpgradeOptions) error {
 	}
 	return Up(ctx, UpOptions{Stack: o.Stack, AWS: o.AWS, Streams: o.Streams, AllowCIDRs: g.allowed(), SSH: g.sshOpen(),
 		MLflowVersion: cmp.Or(o.MLflowVersion, cloudinit.DefaultMLflowVersion), Timeout: o.Timeout, Yes: o.Yes, Confirm: o.Confirm, HealthURL: o.HealthURL})
+}
+
+// startAgain starts an instance up stopped, once it is stopped (an
+// interrupted stop may still be under way); one that runs is left so.
+func startAgain(ctx context.Context, api stopAPI, id string, timeout time.Duration) error {
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return fmt.Errorf("reading instance %s: %w", id, err)
+	}
+	state := ec2types.InstanceStateName("")
+	for _, res := range out.Reservations {
+		for i := range res.Instances {
+			state = stateOf(&res.Instances[i])
+		}
+	}
+	switch state {
+	case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:
+		return nil
+	case ec2types.InstanceStateNameStopping:
+		w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pollFirst, pollMax })
+		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
+			return fmt.Errorf("waiting for instance %s to stop before starting it again: %w", id, err)
+		}
+	}
+	if _, err := api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		return fmt.Errorf("starting instance %s again: %w", id, err)
+	}
+	return nil
 }

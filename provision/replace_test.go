@@ -120,7 +120,9 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 		i := f.instance(id)
 		i.userData = base64.StdEncoding.EncodeToString([]byte(edit(userDataB64Text(t, i.userData))))
 	}
-	setUserData(func(s string) string { return strings.Replace(s, `mlstack-setup, "3.17.2"`, `mlstack-setup, "3.16.1"`, 1) })
+	setUserData(func(s string) string {
+		return strings.Replace(s, `mlstack-setup, "3.17.2"`, `mlstack-setup, "3.16.1"`, 1)
+	})
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
 	mustUp(t, o)
@@ -128,7 +130,9 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 		t.Errorf("dry run of a version drift:\n%s", out.String())
 	}
 
-	setUserData(func(s string) string { return strings.ReplaceAll(s, string(backupMarker), "/usr/local/lib/mlstack/gone.py") })
+	setUserData(func(s string) string {
+		return strings.ReplaceAll(s, string(backupMarker), "/usr/local/lib/mlstack/gone.py")
+	})
 	o, _, log := upOpts(dir, "demo")
 	f.resetCalls()
 	mustUp(t, o)

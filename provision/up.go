@@ -86,10 +86,11 @@ func Up(ctx context.Context, o UpOptions) error {
 	if err := r.confirmReplace(); err != nil {
 		return err
 	}
-	for _, phase := range []func(context.Context) error{r.keepLocal, r.converge} {
-		if err := phase(ctx); err != nil {
-			return err
-		}
+	if err := r.keepLocal(ctx); err != nil {
+		return err
+	}
+	if err := r.converge(ctx); err != nil {
+		return r.rollback(ctx, err) // a replacement begun is undone
 	}
 	// A replacement's new server must answer before the old one goes.
 	for _, phase := range []func(context.Context) error{r.publish, r.wait, r.ensureLogin} {

@@ -121,6 +121,7 @@ type localState struct {
 	EnvUser         string            `json:"env_user"`
 	FlaskSecretKey  string            `json:"flask_secret_key"`
 	SSHPublicKey    string            `json:"ssh_public_key"`
+	InstanceID      string            `json:"instance_id"`
 }
 
 func readState(t *testing.T, dir string) localState {

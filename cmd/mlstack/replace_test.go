@@ -3,9 +3,15 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,4 +152,117 @@ func TestUpgrade(t *testing.T) {
 	}
 	e.ok(append([]string{"down", "--yes"}, flags...)...)
 	e.assertNothingLeft()
+}
+
+// publishForEach plays the bootstrap of every instance of the stack that
+// runs, once per start, until the test ends.
+func (e *env) publishForEach(stack string) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	go func() {
+		done := map[string]bool{}
+		for ctx.Err() == nil {
+			out, err := e.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+				{Name: aws.String("tag:mlstack:stack"), Values: []string{stack}},
+				{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
+			if err == nil {
+				for _, r := range out.Reservations {
+					for _, i := range r.Instances {
+						// Again after a stop and start: a new address.
+						if key := aws.ToString(i.InstanceId) + " " + aws.ToString(i.PublicIpAddress); !done[key] {
+							done[key] = true
+							e.publish(ctx, stack, i)
+						}
+					}
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+}
+
+// TestInterruptReplacement sends SIGINT to a real mlstack replacing the
+// stack's instance, after every few of its AWS calls: it stops with exit
+// 130 (or finishes), and exactly one instance of the stack is left, the one
+// the state names: the old one (started again) until the new server
+// answered, the new one after. The next up converges; down leaves nothing.
+func TestInterruptReplacement(t *testing.T) {
+	bin := binary(t)
+	e := newEnv(t)
+	const stack = "sigr"
+	base := append([]string{"--allow-cidr", allowCIDR}, e.stackFlags(stack)...)
+	e.publishForEach(stack)
+	e.ok(append([]string{"up"}, base...)...)
+	// Every run asks for the other type than the one that runs: a replacement.
+	replace := func() []string {
+		typ := "t3.micro"
+		for _, v := range e.instancesOf(stack) {
+			if strings.HasPrefix(v, typ+" ") {
+				typ = "t2.micro"
+			}
+		}
+		return offline(append([]string{"up", "--instance-type", typ, "--yes"}, base...))
+	}
+	e.rec.reset()
+	e.ok(replace()...)
+	total := len(e.rec.calls())
+	interrupted, rolledBack := 0, 0
+	for n := 1; n <= total; n++ {
+		args := replace()
+		e.rec.reset()
+		proc := exec.Command(bin, args...)
+		var stderr strings.Builder
+		proc.Stderr = &stderr
+		started := make(chan struct{})
+		var once sync.Once
+		e.rec.setFaults(&faults{rng: rand.New(rand.NewSource(1)), fail: map[string]*failRule{}, injected: map[string]int{},
+			onCall: func(c int) {
+				if c == n {
+					<-started
+					once.Do(func() { _ = proc.Process.Signal(syscall.SIGINT) })
+				}
+			}})
+		must(t, proc.Start())
+		close(started)
+		_ = proc.Wait()
+		e.rec.setFaults(nil)
+		recordOutput(fmt.Sprintf("interrupted replacement at call %d (stderr)", n), stderr.String())
+		if strings.Contains(stderr.String(), "the replacement did not finish: terminating the new instance") {
+			rolledBack++
+		}
+		switch code := proc.ProcessState.ExitCode(); code {
+		case 130:
+			interrupted++
+		case 0:
+		default:
+			t.Errorf("replacement interrupted after call %d: exit %d\n%s", n, code, stderr.String())
+		}
+		live := e.instancesOf(stack)
+		recorded := stateFile(t, filepath.Join(e.stateDir, stack)).InstanceID
+		t.Logf("interrupt at call %d (%s): exit %d, instances %v", n, callName(e.rec.calls(), n), proc.ProcessState.ExitCode(), live)
+		if len(live) != 1 || live[recorded] == "" {
+			t.Fatalf("after an interrupt at call %d of %d: instances %v, the state names %s\n%s", n, total, live, recorded, stderr.String())
+		}
+		// The next up, asking for the type that runs, converges.
+		typ := strings.Fields(live[recorded])[0]
+		if res := e.mlstack(append([]string{"up", "--instance-type", typ}, base...)...); res.code != 0 {
+			t.Fatalf("up after the interrupt at call %d: exit %d\n%s", n, res.code, res.stderr)
+		}
+	}
+	// Guard against a vacuous pass: runs must be stopped mid-replacement.
+	if interrupted == 0 || rolledBack == 0 {
+		t.Errorf("of %d calls: %d runs interrupted, %d rolled back; want some of each", total, interrupted, rolledBack)
+	}
+	t.Logf("of %d calls: %d runs interrupted, %d rolled back", total, interrupted, rolledBack)
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags(stack)...)...)
+	e.assertNothingLeft()
+}
+
+// callName is the action of the nth call (1-based), or "".
+func callName(calls []apiCall, n int) string {
+	if n < 1 || n > len(calls) {
+		return ""
+	}
+	return calls[n-1].Action
 }

@@ -40,7 +40,7 @@ func upCommand(s streams) *cli.Command {
 			return provision.Up(c.Context, provision.UpOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(),
 				AllowCIDRs:    c.StringSlice("allow-cidr"),
-				InstanceType:  explicit(c, "instance-type"), // only the default may fall back
+				InstanceType:  explicit(c, "instance-type"),  // only the default may fall back
 				MLflowVersion: explicit(c, "mlflow-version"), // drift is what was asked for
 				TTL:           c.String("ttl"),
 				Output:        c.String("output"),
