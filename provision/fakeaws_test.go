@@ -1869,6 +1869,24 @@ func (f *fakeAWS) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(
 	})
 }
 
+func (f *fakeAWS) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	return fakeCall(f, in, "S3", "CopyObject", func() (*s3.CopyObjectOutput, error) {
+		b, err := f.ourBucket(aws.ToString(in.Bucket))
+		if err != nil {
+			return nil, err
+		}
+		src := strings.TrimPrefix(aws.ToString(in.CopySource), aws.ToString(in.Bucket)+"/")
+		body, ok := b.data[src]
+		if !ok {
+			return nil, awsErr("NoSuchKey")
+		}
+		key := aws.ToString(in.Key)
+		b.versions = append(b.versions, fakeVersion{key: key, id: f.newID("v"), size: int64(len(body))})
+		b.data[key] = body
+		return &s3.CopyObjectOutput{}, nil
+	})
+}
+
 func (f *fakeAWS) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
 	return fakeCall(f, in, "S3", "HeadObject", func() (*s3.HeadObjectOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))

@@ -99,6 +99,10 @@ type UpOptions struct {
 	DetectIP func() (netip.Addr, error)
 	// HealthURL overrides the URL polled for /health (tests only).
 	HealthURL string
+
+	// restoreFrom (mlstack restore) replaces the instance with one that
+	// restores this backup (its folder under backups/).
+	restoreFrom string
 }
 
 // validate checks what can be checked without AWS and fills defaults; it

@@ -83,6 +83,9 @@ func (r *upRun) planReplace(ctx context.Context, explicitType bool) error {
 		return nil // pending or stopping: the next up looks again
 	}
 	reasons, asked, backups, err := r.driftOf(ctx, inst, explicitType)
+	if r.o.restoreFrom != "" {
+		reasons, asked = append(reasons, "restore backup "+r.o.restoreFrom), true
+	}
 	if err != nil || len(reasons) == 0 {
 		return err
 	}
@@ -140,6 +143,11 @@ func (r *upRun) replaceInstance(ctx context.Context) (*ec2types.Instance, error)
 	if stateOf(rp.old) != ec2types.InstanceStateNameStopped {
 		rp.stopped = true // from here on a rollback starts it again
 		if err := stopForBackup(ctx, r.s.ec2, []string{id}, r.o.Timeout, r.log); err != nil {
+			return nil, err
+		}
+	}
+	if r.o.restoreFrom != "" {
+		if err := promoteBackup(ctx, r.s.s3, r.n.Bucket, r.o.restoreFrom, time.Now(), r.log); err != nil {
 			return nil, err
 		}
 	}

@@ -41,6 +41,7 @@ type (
 	s3API interface {
 		bucketAPI
 		backupLister
+		copyAPI
 	}
 	ssmAPI interface {
 		paramAPI

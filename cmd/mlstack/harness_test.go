@@ -358,7 +358,7 @@ func offline(args []string) []string {
 	startLocalServers()
 	switch {
 	case len(args) == 0:
-	case (args[0] == "up" || args[0] == "upgrade") && !contains(args, "--health-url") && !contains(args, "--no-wait"):
+	case (args[0] == "up" || args[0] == "upgrade" || args[0] == "restore") && !contains(args, "--health-url") && !contains(args, "--no-wait"):
 		return append(slices.Clone(args), "--health-url", localHealthyURL+"/health")
 	case args[0] == "status" && !contains(args, "--health-url"):
 		return append(slices.Clone(args), "--health-url", localServerURL+"/health")

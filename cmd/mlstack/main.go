@@ -88,6 +88,7 @@ func report(ctx context.Context, err error, s streams, args []string) int {
 var commands = []func(streams) *cli.Command{
 	upCommand,
 	upgradeCommand,
+	restoreCommand,
 	downCommand,
 	envCommand,
 	statusCommand,
