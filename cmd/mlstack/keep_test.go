@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/mlstack/mlstack/internal/testenv"
+	"github.com/mlstack/mlstack/provision"
+	"github.com/mlstack/mlstack/templates"
 )
 
 // TestDownKeepDataThenUp: down --keep-data against moto stops the instance
@@ -133,6 +139,65 @@ func TestRestoreFrom(t *testing.T) {
 		if string(b) != want {
 			t.Errorf("%s%s = %q, want %q", folder, name, b, want)
 		}
+	}
+	e.ok(append([]string{"down", "--yes"}, flags...)...)
+	e.assertNothingLeft()
+}
+
+// TestBackupNow: mlstack backup runs the server's backup over SSH (a real
+// OpenSSH server with the stack's pinned host key; the remote command runs
+// the real backup script, with the MLflow venv's Python, on sqlite
+// databases, against moto) and prints the backup's place, complete in the
+// bucket; again with nothing changed, the newest one; without SSH it says
+// why and when the server backs up by itself.
+func TestBackupNow(t *testing.T) {
+	venv := os.Getenv("MLSTACK_TEST_MLFLOW_VENV")
+	if venv == "" {
+		testenv.Missing(t, "no MLflow venv (MLSTACK_TEST_MLFLOW_VENV is not set; scripts/mlflow-venv.sh makes one)")
+	}
+	e := newEnv(t)
+	const stack = "bak"
+	bucket := "mlstack-bak-123456789012-eu-west-3-an"
+	flags := e.stackFlags(stack)
+	if res := e.mlstack(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, flags...)...); res.code != 0 {
+		t.Fatal(res.stderr)
+	}
+	if res := e.mlstack(append([]string{"backup"}, flags...)...); res.code != 1 || !strings.Contains(res.stderr, "SSH is off") ||
+		!strings.Contains(res.stderr, "within 5 minutes of a change") {
+		t.Errorf("backup without SSH: exit %d\n%s", res.code, res.stderr)
+	}
+	up := append([]string{"up", "--no-wait", "--ssh", "--allow-cidr", allowCIDR}, flags...)
+	e.ok(up...)
+	hostKey := e.publishNow(stack)
+	e.ok(up...)
+	st := stateFile(t, filepath.Join(e.stateDir, stack))
+	srv := startSSHD(t, hostKey, []byte(st.SSHPublicKey))
+
+	// The instance's data and its backup unit, played by the script itself.
+	data, script := t.TempDir(), filepath.Join(t.TempDir(), "mlstack_backup.py")
+	src, err := templates.FS.ReadFile("mlstack_backup.py")
+	must(t, err)
+	must(t, os.WriteFile(script, src, 0o644))
+	for _, db := range []string{"mlflow.db", "basic_auth.db"} {
+		cmd := exec.Command(filepath.Join(venv, "bin", "python"), "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('create table t (x)'); c.commit()", filepath.Join(data, db))
+		must(t, cmd.Run())
+	}
+	remote := provision.ShellLine([]string{"env", "MLSTACK_DATA_DIR=" + data, "MLSTACK_BACKUPS=s3://" + bucket + "/backups/",
+		"AWS_ENDPOINT_URL=" + e.moto, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=" + testRegion,
+		filepath.Join(venv, "bin", "python"), script, "backup"}) + " 2>&1"
+	backup := append(append([]string{"backup"}, flags...), "--ssh-addr", srv.Addr, "--ssh-user", srv.User, "--backup-command", remote)
+
+	res := e.ok(backup...)
+	place := strings.TrimSpace(res.stdout)
+	if !strings.HasPrefix(place, "s3://"+bucket+"/backups/") || !strings.Contains(res.stderr, "restore --stack bak") {
+		t.Fatalf("backup printed %q\n%s", place, res.stderr)
+	}
+	key := strings.TrimPrefix(place, "s3://"+bucket+"/") + "manifest.json"
+	_, err = e.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	must(t, err)
+	again := e.ok(backup...)
+	if strings.TrimSpace(again.stdout) != place || !strings.Contains(again.stderr, "nothing changed since the newest backup") {
+		t.Errorf("a second backup with nothing changed: %q\n%s", again.stdout, again.stderr)
 	}
 	e.ok(append([]string{"down", "--yes"}, flags...)...)
 	e.assertNothingLeft()

@@ -89,6 +89,7 @@ var commands = []func(streams) *cli.Command{
 	upCommand,
 	upgradeCommand,
 	restoreCommand,
+	backupCommand,
 	downCommand,
 	envCommand,
 	statusCommand,
