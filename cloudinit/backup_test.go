@@ -244,3 +244,71 @@ func (r *backupRig) setManifestVersion(stamp, version string) {
 	_, err = r.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(key), Body: strings.NewReader(body)})
 	must(r.t, err)
 }
+
+// TestBackupKilledMidway: a backup killed (SIGKILL) after it stored one
+// database and before its manifest leaves the previous backup usable: a
+// new instance restores that one; the next backup is whole and removes the
+// torn one.
+func TestBackupKilledMidway(t *testing.T) {
+	r := newBackupRig(t)
+	r.putSecrets("an-admin-password-9", "a-flask-key")
+	// basic_auth.db, backed up second, is large: the kill lands while it
+	// is compressed or uploaded, after mlflow.db is stored.
+	r.py(`import os, sqlite3
+t = sqlite3.connect("mlflow.db"); t.execute("create table runs (name text)"); t.execute("insert into runs values ('first')"); t.commit()
+a = sqlite3.connect("basic_auth.db")
+a.execute("create table users (id integer primary key, username text, password_hash text, is_admin boolean)")
+a.execute("insert into users (username, password_hash, is_admin) values ('admin', 'x', 1)")
+a.execute("create table bulk (b blob)")
+for _ in range(48):
+    a.execute("insert into bulk values (?)", (os.urandom(1 << 20),))
+a.commit()`)
+	if out, err := r.run("backup"); err != nil {
+		t.Fatalf("first backup: %v\n%s", err, out)
+	}
+	_, first := r.stamps()
+	r.py(`import sqlite3
+t = sqlite3.connect("mlflow.db"); t.execute("insert into runs values ('second')"); t.commit()`)
+
+	cmd := exec.Command(r.python, r.script, "backup")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "MLSTACK_DATA_DIR=" + r.data, "MLSTACK_BACKUPS=s3://" + r.bucket + "/backups/",
+		"MLSTACK_PARAM_PATH=" + r.path, "MLSTACK_ADMIN_USERNAME=admin", "AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL=" + r.motoURL,
+		"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"}
+	must(t, cmd.Start())
+	killed := false
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && !killed; time.Sleep(20 * time.Millisecond) {
+		for _, k := range r.keys() {
+			if strings.HasSuffix(k, "/mlflow.db.gz") && !strings.Contains(k, first[0]) {
+				must(t, cmd.Process.Kill())
+				killed = true
+				break
+			}
+		}
+	}
+	_ = cmd.Wait()
+	all, complete := r.stamps()
+	if !killed || len(all) != 2 || len(complete) != 1 {
+		t.Fatalf("the kill did not land between the first database and the manifest: killed %v, backups %v, complete %v", killed, all, complete)
+	}
+
+	// A new instance: the complete backup, without the second run.
+	keep := filepath.Join(t.TempDir(), "mlflow.db")
+	must(t, os.Rename(filepath.Join(r.data, "mlflow.db"), keep))
+	r.clearData()
+	if out, err := r.run("restore"); err != nil || !strings.Contains(out, "restored backup "+first[0]) {
+		t.Fatalf("restore after a torn backup: %v\n%s", err, out)
+	}
+	if got := r.py(`import sqlite3; print(",".join(r[0] for r in sqlite3.connect("mlflow.db").execute("select name from runs")))`); got != "first" {
+		t.Errorf("restored runs %q, want the first backup's", got)
+	}
+
+	// The next backup is whole and removes the torn one.
+	must(t, os.Rename(keep, filepath.Join(r.data, "mlflow.db")))
+	if out, err := r.run("backup"); err != nil {
+		t.Fatalf("the backup after the kill: %v\n%s", err, out)
+	}
+	all, complete = r.stamps()
+	if len(all) != 2 || len(complete) != 2 {
+		t.Errorf("after the next backup: backups %v, complete %v; want the first and a whole new one", all, complete)
+	}
+}
