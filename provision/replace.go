@@ -228,25 +228,42 @@ type UpgradeOptions struct {
 // the artifacts mode) and asks for an MLflow version (the locked one by
 // default) and this mlstack's bootstrap: a replacement when they differ.
 func Upgrade(ctx context.Context, o UpgradeOptions) error {
-	o.Streams.fill()
-	if err := firstErr(o.Stack.validate, o.AWS.validate); err != nil {
-		return err
-	}
-	op, err := openStack(ctx, o.Stack, o.AWS, o.Streams.progress(), false)
+	uo, err := stackAsIs(ctx, o.Stack, o.AWS, o.Streams, "upgrade", nil)
 	if err != nil {
 		return err
 	}
+	uo.MLflowVersion = cmp.Or(o.MLflowVersion, cloudinit.DefaultMLflowVersion)
+	uo.Timeout, uo.Yes, uo.Confirm, uo.HealthURL = o.Timeout, o.Yes, o.Confirm, o.HealthURL
+	return Up(ctx, uo)
+}
+
+// stackAsIs is an up of the stack as it is: who may reach it and SSH as its
+// security group has them (its artifacts mode stays in SSM). also reads
+// more of the stack while it is open; what names the command for errors.
+func stackAsIs(ctx context.Context, st Stack, a AWS, s Streams, what string, also func(*openedStack) error) (UpOptions, error) {
+	s.fill()
+	if err := firstErr(st.validate, a.validate); err != nil {
+		return UpOptions{}, err
+	}
+	op, err := openStack(ctx, st, a, s.progress(), false)
+	if err != nil {
+		return UpOptions{}, err
+	}
+	defer op.release()
 	g, err := findSecurityGroup(ctx, op.s.ec2, op.n)
-	op.release()
 	if err != nil {
-		return err
+		return UpOptions{}, err
 	}
 	if g.id == "" {
-		return fmt.Errorf("stack %s has no security group in %s: nothing to upgrade (`%s` creates the stack)",
-			o.Stack.Name, op.s.region, hintsFor(o.Stack, o.AWS).cmd("up"))
+		return UpOptions{}, fmt.Errorf("stack %s has no security group in %s: nothing to %s (`%s` makes the stack)",
+			st.Name, op.s.region, what, hintsFor(st, a).cmd("up"))
 	}
-	return Up(ctx, UpOptions{Stack: o.Stack, AWS: o.AWS, Streams: o.Streams, AllowCIDRs: g.allowed(), SSH: g.sshOpen(),
-		MLflowVersion: cmp.Or(o.MLflowVersion, cloudinit.DefaultMLflowVersion), Timeout: o.Timeout, Yes: o.Yes, Confirm: o.Confirm, HealthURL: o.HealthURL})
+	if also != nil {
+		if err := also(op); err != nil {
+			return UpOptions{}, err
+		}
+	}
+	return UpOptions{Stack: st, AWS: a, Streams: s, AllowCIDRs: g.allowed(), SSH: g.sshOpen()}, nil
 }
 
 // startAgain starts an instance up stopped, once it is stopped (an

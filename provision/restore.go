@@ -132,31 +132,20 @@ type RestoreOptions struct {
 // Restore replaces the stack's instance with one whose server starts from
 // a chosen backup, keeping the stack's settings as they are.
 func Restore(ctx context.Context, o RestoreOptions) error {
-	o.Streams.fill()
-	if err := firstErr(o.Stack.validate, o.AWS.validate); err != nil {
-		return err
-	}
 	if o.From == "" {
 		return usagef("--from: which backup, its folder name under backups/ (status shows the newest) or latest")
 	}
-	op, err := openStack(ctx, o.Stack, o.AWS, o.Streams.progress(), false)
+	var stamp string
+	uo, err := stackAsIs(ctx, o.Stack, o.AWS, o.Streams, "restore into", func(op *openedStack) error {
+		complete, err := completeBackups(ctx, op.s.s3, op.n.Bucket)
+		if err == nil {
+			stamp, err = chooseBackup(o.From, complete)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	g, gerr := findSecurityGroup(ctx, op.s.ec2, op.n)
-	complete, lerr := completeBackups(ctx, op.s.s3, op.n.Bucket)
-	op.release()
-	if err := firstErr(func() error { return gerr }, func() error { return lerr }); err != nil {
-		return err
-	}
-	if g.id == "" {
-		return fmt.Errorf("stack %s has no security group in %s: nothing to restore into (`%s` makes the stack, and its server restores the newest backup)",
-			o.Stack.Name, op.s.region, hintsFor(o.Stack, o.AWS).cmd("up"))
-	}
-	stamp, err := chooseBackup(o.From, complete)
-	if err != nil {
-		return err
-	}
-	return Up(ctx, UpOptions{Stack: o.Stack, AWS: o.AWS, Streams: o.Streams, AllowCIDRs: g.allowed(), SSH: g.sshOpen(),
-		Timeout: o.Timeout, Yes: o.Yes, Confirm: o.Confirm, HealthURL: o.HealthURL, restoreFrom: stamp})
+	uo.Timeout, uo.Yes, uo.Confirm, uo.HealthURL, uo.restoreFrom = o.Timeout, o.Yes, o.Confirm, o.HealthURL, stamp
+	return Up(ctx, uo)
 }
