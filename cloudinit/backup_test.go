@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/mlstack/mlstack/internal/testenv"
 	"github.com/mlstack/mlstack/templates"
 )
 
@@ -49,7 +50,12 @@ func newBackupRig(t *testing.T) *backupRig {
 
 // run runs `mlstack_backup.py verb` and returns its stderr.
 func (r *backupRig) run(verb string, env ...string) (string, error) {
-	cmd := exec.Command(r.python, r.script, verb)
+	return r.runWith(r.python, verb, env...)
+}
+
+// runWith runs it with another Python (another MLflow's venv).
+func (r *backupRig) runWith(python, verb string, env ...string) (string, error) {
+	cmd := exec.Command(python, r.script, verb)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + r.t.TempDir(), "MLSTACK_DATA_DIR=" + r.data,
 		"MLSTACK_BACKUPS=s3://" + r.bucket + "/backups/", "MLSTACK_PARAM_PATH=" + r.path, "MLSTACK_ADMIN_USERNAME=admin",
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL=" + r.motoURL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"}, env...)
@@ -60,7 +66,13 @@ func (r *backupRig) run(verb string, env ...string) (string, error) {
 // py runs Python code with the venv's Python in the data dir.
 func (r *backupRig) py(code string, args ...string) string {
 	r.t.Helper()
-	cmd := exec.Command(r.python, append([]string{"-c", code}, args...)...)
+	return r.pyWith(r.python, code, args...)
+}
+
+// pyWith runs Python code with another Python in the data dir.
+func (r *backupRig) pyWith(python, code string, args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command(python, append([]string{"-c", code}, args...)...)
 	cmd.Dir = r.data
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -310,5 +322,57 @@ t = sqlite3.connect("mlflow.db"); t.execute("insert into runs values ('second')"
 	all, complete = r.stamps()
 	if len(all) != 2 || len(complete) != 2 {
 		t.Errorf("after the next backup: backups %v, complete %v; want the first and a whole new one", all, complete)
+	}
+}
+
+// TestRestoreUpgradesOlderData: data an older MLflow (3.16.1) wrote and
+// backed up, restored by the locked one, is upgraded to the locked one's
+// schema (two migrations between them) before anything opens it, and then
+// opens with its runs and metrics.
+func TestRestoreUpgradesOlderData(t *testing.T) {
+	oldVenv := os.Getenv("MLSTACK_TEST_MLFLOW_OLD_VENV")
+	if oldVenv == "" {
+		testenv.Missing(t, "no older MLflow venv (MLSTACK_TEST_MLFLOW_OLD_VENV is not set; scripts/test.sh makes one)")
+	}
+	r := newBackupRig(t)
+	r.putSecrets("the-admin-password-7", "a-flask-key")
+	oldPy := filepath.Join(oldVenv, "bin", "python")
+	if v := r.pyWith(oldPy, `import importlib.metadata as m; print(m.version("mlflow"))`); v == DefaultMLflowVersion {
+		t.Fatalf("the older venv holds MLflow %s, the locked version", v)
+	}
+	r.pyWith(oldPy, `from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore as Auth
+from mlflow.entities import Metric
+s = SqlAlchemyStore("sqlite:///mlflow.db", "/tmp/artifacts")
+e = s.create_experiment("from-3.16")
+run = s.create_run(e, "u", 0, [], "old-run")
+s.log_metric(run.info.run_id, Metric("loss", 0.25, 0, 0))
+a = Auth(); a.init_db("sqlite:///basic_auth.db"); a.create_user("admin", "old-password", is_admin=True)`)
+	if out, err := r.runWith(oldPy, "backup"); err != nil || !strings.Contains(out, "backed up") {
+		t.Fatalf("backup by the older MLflow: %v\n%s", err, out)
+	}
+	// The schemas differ: the restore's upgrade has work to do.
+	schema := `import sqlite3; print(sqlite3.connect("mlflow.db").execute("select version_num from alembic_version").fetchone()[0])`
+	oldRev := r.py(schema)
+	head := r.py(`from mlflow.store.db.utils import _get_latest_schema_revision; print(_get_latest_schema_revision())`)
+	if oldRev == head {
+		t.Fatalf("3.16.1's schema %s is the locked MLflow's: the test proves nothing", oldRev)
+	}
+	r.clearData()
+	out, err := r.run("restore")
+	if err != nil || !strings.Contains(out, "upgrading the schema") || !strings.Contains(out, "(MLflow 3.16.1)") {
+		t.Fatalf("restore of a 3.16.1 backup: %v\n%s", err, out)
+	}
+	if rev := r.py(schema); rev != head {
+		t.Errorf("restored schema %s, want %s (the upgrade did not run before anything opened it)", rev, head)
+	}
+	got := r.py(`from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.entities import ViewType
+s = SqlAlchemyStore("sqlite:///mlflow.db", "/tmp/artifacts")
+e = s.get_experiment_by_name("from-3.16")
+runs = s.search_runs([e.experiment_id], "", ViewType.ALL)
+print(runs[0].info.run_name, s.get_metric_history(runs[0].info.run_id, "loss")[0].value)`)
+	if got != "old-run 0.25" {
+		t.Errorf("after the upgrade: %q, want the old run and its metric", got)
 	}
 }

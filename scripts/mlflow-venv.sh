@@ -6,6 +6,8 @@
 # same MLflow version by version pins, as the instance would.
 #   MLSTACK_MLFLOW_VENV  where (default: REPO/.cache/mlflow-venv)
 #   MLSTACK_PYTHON       interpreter for the venv (default: python3)
+#   MLSTACK_MLFLOW_VERSION  another MLflow version, by version pins (the tests'
+#                        older MLflow, whose data the locked one upgrades)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,12 +16,13 @@ PYTHON=${MLSTACK_PYTHON:-python3}
 LOCK=$PWD/templates/mlflow-lock.txt
 
 # The single source of the pinned version is the Go constant.
-version=$(sed -n 's/^const DefaultMLflowVersion = "\([0-9.]*\)".*/\1/p' cloudinit/cloudinit.go)
-[[ -n $version ]] || { echo "mlflow-venv: cannot read DefaultMLflowVersion" >&2; exit 1; }
+locked=$(sed -n 's/^const DefaultMLflowVersion = "\([0-9.]*\)".*/\1/p' cloudinit/cloudinit.go)
+[[ -n $locked ]] || { echo "mlflow-venv: cannot read DefaultMLflowVersion" >&2; exit 1; }
+version=${MLSTACK_MLFLOW_VERSION:-$locked}
 
 # What the venv was made from: the lock's hash, or the pins.
 target=$("$PYTHON" -c 'import platform, sys; print("%d.%d-%s" % (sys.version_info[:2] + (platform.machine(),)))')
-if grep -q "^#@ targets .*\b$target\b" "$LOCK"; then
+if [[ $version == "$locked" ]] && grep -q "^#@ targets .*\b$target\b" "$LOCK"; then
 	want="lock $(sha256sum "$LOCK" | cut -d' ' -f1)"
 	reqs=(--require-hashes --no-deps --only-binary :all: -r "$LOCK")
 else

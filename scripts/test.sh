@@ -27,6 +27,9 @@ say "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL (MLSTACK_TEST_MOTO_URL), region $AWS_DEF
 say "MLflow venv for the server smoke test"
 MLSTACK_TEST_MLFLOW_VENV=$(scripts/mlflow-venv.sh)
 export MLSTACK_TEST_MLFLOW_VENV
+say "an older MLflow, whose data the backup tests restore and upgrade"
+MLSTACK_TEST_MLFLOW_OLD_VENV=$(MLSTACK_MLFLOW_VERSION=3.16.1 MLSTACK_MLFLOW_VENV="$PWD/.cache/mlflow-venv-3.16.1" scripts/mlflow-venv.sh)
+export MLSTACK_TEST_MLFLOW_OLD_VENV
 
 failed=0
 
