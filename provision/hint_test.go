@@ -40,6 +40,8 @@ func TestCheckMLflowRelease(t *testing.T) {
 			w.Write([]byte(`{"info":{"yanked":true,"yanked_reason":"broken wheel"}}`))
 		case "/pypi/mlflow/3.9.9/json":
 			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/pypi/mlflow/json": // the project's page: a release without its own page
+			w.Write([]byte(`{"releases":{"3.5.0":[{"filename":"a.whl"}],"3.7.0":[{"filename":"b.whl"}],"3.8.0":[]}}`))
 		default:
 			http.NotFound(w, r)
 		}
@@ -51,6 +53,8 @@ func TestCheckMLflowRelease(t *testing.T) {
 	}{
 		{"3.5.0", "", ""},
 		{"3.99.0", "--mlflow-version 3.99.0: PyPI has no such MLflow release", ""},
+		{"3.7.0", "", ""}, // listed on the project's page only (a mirror)
+		{"3.8.0", "--mlflow-version 3.8.0: PyPI has no such MLflow release", ""}, // listed without files
 		{"3.6.1", "", "MLflow 3.6.1 was yanked from PyPI (broken wheel)"},
 		{"3.9.9", "", "PyPI answered 503 Service Unavailable for MLflow 3.9.9: not checked"},
 	} {

@@ -47,8 +47,9 @@ func checkMLflowRelease(ctx context.Context, version string, log *progress) erro
 		} `json:"info"`
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case resp.StatusCode == http.StatusNotFound && !listedRelease(ctx, version):
 		return usagef("--mlflow-version %s: PyPI has no such MLflow release (https://pypi.org/project/mlflow/#history lists them)", version)
+	case resp.StatusCode == http.StatusNotFound: // a mirror without per-release pages
 	case resp.StatusCode != http.StatusOK:
 		log.Info("PyPI answered %s for MLflow %s: not checked", resp.Status, version)
 	case json.NewDecoder(resp.Body).Decode(&release) == nil && release.Info.Yanked:
@@ -56,4 +57,25 @@ func checkMLflowRelease(ctx context.Context, version string, log *progress) erro
 			cmp.Or(release.Info.YankedReason, "no reason given"))
 	}
 	return nil
+}
+
+// listedRelease asks the project's page, which lists every release: some
+// mirrors of PyPI's JSON API serve no per-release page. Unknown: false.
+func listedRelease(ctx context.Context, version string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pypiBase()+"/pypi/mlflow/json", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}).Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var project struct {
+		Releases map[string][]json.RawMessage `json:"releases"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&project) != nil {
+		return false
+	}
+	return len(project.Releases[version]) > 0
 }

@@ -1051,14 +1051,25 @@ next_boot() {
 }
 
 # replace_by_up: `mlstack up --instance-type t3.micro --yes` replaces the
-# live instance. The test plays EC2: once up has stopped the old instance
-# in moto, the container stops cleanly; then the new instance boots. up
-# terminates the old one only after the new server answered.
+# live instance; when it runs another MLflow than the locked one,
+# `mlstack upgrade --yes` does, and the restore upgrades the data's schema.
+# The test plays EC2: once up has stopped the old instance in moto, the
+# container stops cleanly; then the new instance boots. up terminates the
+# old one only after the new server answered.
 replace_by_up() {
-	say "replacement by mlstack up --instance-type t3.micro --yes: stop (backup), launch, restore, health, terminate"
-	local old=$INSTANCE_ID
+	local old=$INSTANCE_ID upgrading=
+	[[ $MLFLOW_VERSION == "$LOCKED_VERSION" ]] || upgrading=1
 	change carol
-	launch_up --instance-type t3.micro --yes
+	if [[ -n $upgrading ]]; then
+		say "upgrade by mlstack upgrade --yes: MLflow $MLFLOW_VERSION -> $LOCKED_VERSION, stop (backup), launch, restore and upgrade, health, terminate"
+		STATE=$WORK/state
+		"$WORK/mlstack" upgrade --stack "$STACK" --state-dir "$STATE" --timeout 15m --yes </dev/null >"$WORK/up.out" 2>"$WORK/up.log" &
+		UP_PID=$!
+		PIDS+=("$UP_PID")
+	else
+		say "replacement by mlstack up --instance-type t3.micro --yes: stop (backup), launch, restore, health, terminate"
+		launch_up --instance-type t3.micro --yes
+	fi
 	if ! "$MLFLOW_VENV/bin/python" - "$old" <<'PY'; then
 import sys, time, boto3
 ec2 = boto3.client("ec2")
@@ -1077,6 +1088,12 @@ PY
 	[[ $INSTANCE_ID != "$old" ]] || die "up launched no new instance"
 	next_boot
 	grep -q "terminating the old instance $old" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not terminate the old instance"; }
+	if [[ -n $upgrading ]]; then
+		in_container journalctl -u mlflow.service --no-pager -o cat |
+			grep "mlstack-backup: backup made by MLflow $MLFLOW_VERSION, this is $LOCKED_VERSION: upgrading the schema" >&2 ||
+			{ diagnose; die "the restore did not upgrade the data of MLflow $MLFLOW_VERSION"; }
+		MLFLOW_VERSION=$LOCKED_VERSION # the stack runs the locked one now
+	fi
 	check_replaced alice bob carol
 }
 
