@@ -650,7 +650,7 @@ sys.exit(1)' <<<"$status"; then
 		die "allowed-hosts.env does not hold the IMDS public name and IP"
 	in_container grep -q "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS=https://$PUBLIC_DNS:5000,https://$PUBLIC_IP:5000," /run/mlflow/allowed-hosts.env ||
 		die "allowed-hosts.env does not hold the UI's origins"
-	in_container journalctl -u mlflow.service --no-pager | grep -q "mlstack-keys: secrets read from SSM" ||
+	grep -q "mlstack-keys: secrets read from SSM" <<<"$(journal mlflow.service)" ||
 		die "mlflow.service did not read its secrets from SSM"
 	info "mlflow.service enabled and active; allowed hosts and CORS origins from IMDS; secrets from SSM"
 }
@@ -957,7 +957,7 @@ PY
 	((up_status == 0)) || die "mlstack up --artifacts proxied exited $up_status"
 	grep -q "rebooting instance $INSTANCE_ID so that its server serves artifacts proxied" "$WORK/up-proxied.log" ||
 		die "up did not reboot the instance into the new mode"
-	in_container journalctl -u mlflow.service --no-pager | grep -q "mlstack-keys: artifacts proxied: default artifact root mlflow-artifacts:/" ||
+	grep -q "mlstack-keys: artifacts proxied: default artifact root mlflow-artifacts:/" <<<"$(journal mlflow.service)" ||
 		{ diagnose; die "the server did not take the proxied mode"; }
 	[[ $("$MLFLOW_VENV/bin/python" -c 'import boto3; print(len(boto3.client("iam").list_access_keys(UserName="mlstack-'"$STACK"'")["AccessKeyMetadata"]))') == 0 ]] ||
 		die "the stack's IAM user still has an access key"
@@ -997,7 +997,7 @@ check_backup() {
 	in_container systemctl is-active mlstack-backup.timer >/dev/null || die "mlstack-backup.timer is not active"
 	in_container systemctl start mlstack-backup.service || { diagnose; die "mlstack-backup.service failed"; }
 	local line
-	line=$(in_container journalctl -u mlstack-backup.service --no-pager -o cat | grep "mlstack-backup: backed up" | tail -n 1 || true)
+	line=$(grep "mlstack-backup: backed up" <<<"$(journal mlstack-backup.service)" | tail -n 1 || true)
 	[[ -n $line ]] || { diagnose; die "mlstack-backup.service did not back up"; }
 	"$WORK/boot" objects -bucket "$BUCKET" -prefix backups/ >"$WORK/backups.txt"
 	local f
@@ -1046,7 +1046,7 @@ next_boot() {
 	wait_healthy
 	REPLACED_IN="${REPLACED_IN:+$REPLACED_IN s, }$(elapsed "$T_STOP" "$(now)")" BOOT_TO_HEALTHY=$first
 	check_up_result
-	in_container journalctl -u mlflow.service --no-pager -o cat | grep "mlstack-backup: restored backup" >&2 ||
+	grep "mlstack-backup: restored backup" <<<"$(journal mlflow.service)" >&2 ||
 		{ diagnose; die "the new server did not restore the backup"; }
 }
 
@@ -1089,8 +1089,7 @@ PY
 	next_boot
 	grep -q "terminating the old instance $old" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not terminate the old instance"; }
 	if [[ -n $upgrading ]]; then
-		in_container journalctl -u mlflow.service --no-pager -o cat |
-			grep "mlstack-backup: backup made by MLflow $MLFLOW_VERSION, this is $LOCKED_VERSION: upgrading the schema" >&2 ||
+		grep "mlstack-backup: backup made by MLflow $MLFLOW_VERSION, this is $LOCKED_VERSION: upgrading the schema" <<<"$(journal mlflow.service)" >&2 ||
 			{ diagnose; die "the restore did not upgrade the data of MLflow $MLFLOW_VERSION"; }
 		MLFLOW_VERSION=$LOCKED_VERSION # the stack runs the locked one now
 	fi
@@ -1130,6 +1129,13 @@ check_replaced() {
 		grep -Eq "^$u +user" "$WORK/users-replaced.txt" || { cat "$WORK/users-replaced.txt" >&2; die "user $u is not on the new server"; }
 	done
 	info "replaced (clean stop to healthy: $REPLACED_IN s); runs, metrics, artifacts and users $* all there; backup: $BACKUP_COST"
+}
+
+# journal UNIT: the unit's journal in the container. Callers grep it as a
+# here-string: with pipefail, `journalctl | grep -q` fails by SIGPIPE once
+# the journal outgrows the pipe (MLflow 3.16's log does).
+journal() {
+	in_container journalctl -u "$1" --no-pager -o cat
 }
 
 # diagnose: what the container says, masked.
