@@ -102,11 +102,10 @@ func ensureMode(ctx context.Context, api paramAPI, n names, have, want string, t
 }
 
 // canSwitch refuses, before anything changes, to switch the mode of an
-// instance whose bootstrap does not read it.
-func canSwitch(ctx context.Context, api instanceAPI, inst *ec2types.Instance, stack, down string) error {
-	ud, err := userData(ctx, api, inst)
-	if err != nil || len(ud) == 0 || bytes.Contains(ud, modeMarker) {
-		return err
+// instance whose bootstrap (its user-data, ud) does not read it.
+func canSwitch(ud []byte, inst *ec2types.Instance, stack, down string) error {
+	if len(ud) == 0 || bytes.Contains(ud, modeMarker) {
+		return nil
 	}
 	return usagef("instance %s of stack %s was made by an earlier mlstack, whose server does not read the artifacts mode: "+
 		"it would come back from a reboot as it is. Keep its mode (leave out --artifacts), or make the stack again: `%s`, "+

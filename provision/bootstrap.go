@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -54,7 +55,7 @@ func bootstrapPlan(bucket string, missing []string) []string {
 // by content, so one that exists is the right one.
 func ensureBootstrap(ctx context.Context, api objectAPI, bucket string, objs []cloudinit.Object, missing []string, log *progress) error {
 	for _, o := range objs {
-		if !containsKey(missing, o.Key) {
+		if !slices.Contains(missing, o.Key) {
 			continue
 		}
 		log.Step("putting the instance's install lock in s3://%s/%s", bucket, o.Key)
@@ -65,13 +66,4 @@ func ensureBootstrap(ctx context.Context, api objectAPI, bucket string, objs []c
 		}
 	}
 	return nil
-}
-
-func containsKey(keys []string, k string) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }

@@ -28,25 +28,11 @@ type backupLister interface {
 // newestBackup is the newest complete backup in the bucket (its folder
 // name, a UTC time) and how many complete ones there are.
 func newestBackup(ctx context.Context, api backupLister, bucket string) (newest string, count int, err error) {
-	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(backupPrefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if hasCode(err, "NoSuchBucket") {
-			return "", 0, nil
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("listing the backups in s3://%s/%s: %w", bucket, backupPrefix, err)
-		}
-		for _, o := range page.Contents {
-			stamp, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), backupPrefix), "/manifest.json")
-			if !ok || strings.Contains(stamp, "/") {
-				continue
-			}
-			count++
-			newest = max(newest, stamp)
-		}
+	complete, err := completeBackups(ctx, api, bucket)
+	if len(complete) > 0 {
+		newest = complete[len(complete)-1]
 	}
-	return newest, count, nil
+	return newest, len(complete), err
 }
 
 // backupTime reads a backup's folder name as a time.

@@ -45,7 +45,7 @@ type replacement struct {
 // MLflow version and the rest of the bootstrap (its user-data), and the
 // instance type when one was asked for. backups: its bootstrap backs up.
 func (r *upRun) driftOf(ctx context.Context, inst *ec2types.Instance, explicitType bool) (reasons []string, asked, backups bool, err error) {
-	old, err := userData(ctx, r.s.ec2, inst)
+	old, err := r.userDataOf(ctx, inst)
 	if err != nil {
 		return nil, false, false, err
 	}

@@ -49,12 +49,16 @@ func backupFiles(ctx context.Context, api backupLister, bucket, stamp string) ([
 	return names, nil
 }
 
-// completeBackups are the folder names of the complete backups, oldest first.
+// completeBackups are the folder names of the complete backups, oldest
+// first (none when the bucket is gone).
 func completeBackups(ctx context.Context, api backupLister, bucket string) ([]string, error) {
 	var out []string
 	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(backupPrefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
+		if hasCode(err, "NoSuchBucket") {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("listing the backups in s3://%s/%s: %w", bucket, backupPrefix, err)
 		}

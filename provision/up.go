@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -57,6 +58,26 @@ type upRun struct {
 	inst  *ec2types.Instance
 	uri   string
 	tls   *tls.Config // trusts the pinned server certificate alone
+	// instanceUD holds the instances' user-data as read once (drift, mode
+	// switch and legacy checks all look at it), by instance id.
+	instanceUD map[string][]byte
+}
+
+// userDataOf is inst's user-data, unpacked, read from EC2 once per up.
+func (r *upRun) userDataOf(ctx context.Context, inst *ec2types.Instance) ([]byte, error) {
+	id := aws.ToString(inst.InstanceId)
+	if ud, ok := r.instanceUD[id]; ok {
+		return ud, nil
+	}
+	ud, err := userData(ctx, r.s.ec2, inst)
+	if err != nil {
+		return nil, err
+	}
+	if r.instanceUD == nil {
+		r.instanceUD = map[string][]byte{}
+	}
+	r.instanceUD[id] = ud
+	return ud, nil
 }
 
 // upLocal is what up keeps on this machine. It is made in memory first, so
@@ -407,7 +428,11 @@ func (r *upRun) chooseMode(ctx context.Context) error {
 	switch stateOf(&f.instances[0]) {
 	case ec2types.InstanceStateNameRunning, ec2types.InstanceStateNamePending:
 		r.restart = &f.instances[0]
-		return canSwitch(ctx, r.s.ec2, r.restart, r.n.Stack, r.h.cmd("down", "--yes"))
+		ud, err := r.userDataOf(ctx, r.restart)
+		if err != nil {
+			return err
+		}
+		return canSwitch(ud, r.restart, r.n.Stack, r.h.cmd("down", "--yes"))
 	}
 	return nil // a stopped server reads the mode when up starts it
 }
@@ -615,10 +640,11 @@ func (r *upRun) publish(ctx context.Context) error {
 	// Only an instance that was there before this up can be an earlier one.
 	legacy := false
 	if len(r.found.instances) > 0 {
-		var err error
-		if legacy, err = isLegacy(ctx, r.s.ec2, r.inst); err != nil {
+		ud, err := r.userDataOf(ctx, r.inst)
+		if err != nil {
 			return err
 		}
+		legacy = bytes.Contains(ud, legacyMarker)
 	}
 	if legacy {
 		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.upHint()))
