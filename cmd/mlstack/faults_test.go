@@ -341,40 +341,9 @@ func TestInterrupt(t *testing.T) {
 			if cmd == "down" {
 				args = append([]string{cmd, "--yes"}, e.stackFlags("sig")...)
 			}
-			proc := exec.Command(bin, args...)
-			var stdout, stderr strings.Builder
-			proc.Stdout, proc.Stderr = &stdout, &stderr
-			var (
-				once    sync.Once
-				mu      sync.Mutex
-				sent    time.Time
-				started = make(chan struct{})
-			)
-			e.rec.setFaults(&faults{rng: rand.New(rand.NewSource(1)), fail: map[string]*failRule{}, injected: map[string]int{},
-				onCall: func(i int) {
-					if i == n {
-						<-started // proc.Process is set
-						once.Do(func() {
-							mu.Lock()
-							sent = time.Now()
-							mu.Unlock()
-							_ = proc.Process.Signal(syscall.SIGINT)
-						})
-					}
-				}})
-			if err := proc.Start(); err != nil {
-				t.Fatal(err)
-			}
-			close(started)
-			err := proc.Wait()
-			e.rec.setFaults(nil)
-			mu.Lock()
-			sentAt := sent
-			mu.Unlock()
-			harvestSecrets(e.stateDir)
-			recordOutput(fmt.Sprintf("interrupted %s (stdout)", cmd), stdout.String())
-			recordOutput(fmt.Sprintf("interrupted %s (stderr)", cmd), stderr.String())
-			code := proc.ProcessState.ExitCode()
+			run := e.runInterrupted(bin, args, n, "interrupted "+cmd)
+			sentAt := run.sent
+			code := run.code
 			if code == 130 {
 				interrupted[cmd]++
 			}
@@ -382,10 +351,10 @@ func TestInterrupt(t *testing.T) {
 				t.Errorf("%s interrupted after call %d took %s to stop", cmd, n, time.Since(sentAt))
 			}
 			if code != 0 && code != 130 {
-				t.Errorf("%s interrupted after call %d: exit %d (%v): %s", cmd, n, code, err, stderr.String())
+				t.Errorf("%s interrupted after call %d: exit %d: %s", cmd, n, code, run.stderr)
 			}
-			if code == 130 && !strings.Contains(stderr.String(), "again to finish") {
-				t.Errorf("%s interrupted after call %d: no hint what to run next: %s", cmd, n, stderr.String())
+			if code == 130 && !strings.Contains(run.stderr, "again to finish") {
+				t.Errorf("%s interrupted after call %d: no hint what to run next: %s", cmd, n, run.stderr)
 			}
 			checkWholeState(t, filepath.Join(e.stateDir, "sig"))
 
@@ -402,6 +371,53 @@ func TestInterrupt(t *testing.T) {
 			e.assertNothingLeft()
 		}
 	}
+}
+
+// sigintRun is one run of the built mlstack that got SIGINT at its nth AWS
+// call, if it made that many (sent is zero when it did not).
+type sigintRun struct {
+	code           int
+	stdout, stderr string
+	sent           time.Time
+}
+
+// runInterrupted runs bin with args and sends it SIGINT when the recorder
+// sees its nth call; its outputs are scanned for secrets under label.
+func (e *env) runInterrupted(bin string, args []string, n int, label string) sigintRun {
+	e.t.Helper()
+	proc := exec.Command(bin, args...)
+	var stdout, stderr strings.Builder
+	proc.Stdout, proc.Stderr = &stdout, &stderr
+	var (
+		once    sync.Once
+		mu      sync.Mutex
+		sent    time.Time
+		started = make(chan struct{})
+	)
+	e.rec.setFaults(&faults{rng: rand.New(rand.NewSource(1)), fail: map[string]*failRule{}, injected: map[string]int{},
+		onCall: func(i int) {
+			if i == n {
+				<-started // proc.Process is set
+				once.Do(func() {
+					mu.Lock()
+					sent = time.Now()
+					mu.Unlock()
+					_ = proc.Process.Signal(syscall.SIGINT)
+				})
+			}
+		}})
+	if err := proc.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	close(started)
+	_ = proc.Wait()
+	e.rec.setFaults(nil)
+	harvestSecrets(e.stateDir)
+	recordOutput(label+" (stdout)", stdout.String())
+	recordOutput(label+" (stderr)", stderr.String())
+	mu.Lock()
+	defer mu.Unlock()
+	return sigintRun{code: proc.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String(), sent: sent}
 }
 
 // checkWholeState: no temp files, and state.json (if any) parses.

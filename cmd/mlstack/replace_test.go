@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"math/rand"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -211,38 +207,22 @@ func TestInterruptReplacement(t *testing.T) {
 	for n := 1; n <= total; n++ {
 		args := replace()
 		e.rec.reset()
-		proc := exec.Command(bin, args...)
-		var stderr strings.Builder
-		proc.Stderr = &stderr
-		started := make(chan struct{})
-		var once sync.Once
-		e.rec.setFaults(&faults{rng: rand.New(rand.NewSource(1)), fail: map[string]*failRule{}, injected: map[string]int{},
-			onCall: func(c int) {
-				if c == n {
-					<-started
-					once.Do(func() { _ = proc.Process.Signal(syscall.SIGINT) })
-				}
-			}})
-		must(t, proc.Start())
-		close(started)
-		_ = proc.Wait()
-		e.rec.setFaults(nil)
-		recordOutput(fmt.Sprintf("interrupted replacement at call %d (stderr)", n), stderr.String())
-		if strings.Contains(stderr.String(), "the replacement did not finish: terminating the new instance") {
+		run := e.runInterrupted(bin, args, n, fmt.Sprintf("interrupted replacement at call %d", n))
+		if strings.Contains(run.stderr, "the replacement did not finish: terminating the new instance") {
 			rolledBack++
 		}
-		switch code := proc.ProcessState.ExitCode(); code {
+		switch run.code {
 		case 130:
 			interrupted++
 		case 0:
 		default:
-			t.Errorf("replacement interrupted after call %d: exit %d\n%s", n, code, stderr.String())
+			t.Errorf("replacement interrupted after call %d: exit %d\n%s", n, run.code, run.stderr)
 		}
 		live := e.instancesOf(stack)
 		recorded := stateFile(t, filepath.Join(e.stateDir, stack)).InstanceID
-		t.Logf("interrupt at call %d (%s): exit %d, instances %v", n, callName(e.rec.calls(), n), proc.ProcessState.ExitCode(), live)
+		t.Logf("interrupt at call %d (%s): exit %d, instances %v", n, callName(e.rec.calls(), n), run.code, live)
 		if len(live) != 1 || live[recorded] == "" {
-			t.Fatalf("after an interrupt at call %d of %d: instances %v, the state names %s\n%s", n, total, live, recorded, stderr.String())
+			t.Fatalf("after an interrupt at call %d of %d: instances %v, the state names %s\n%s", n, total, live, recorded, run.stderr)
 		}
 		// The next up, asking for the type that runs, converges.
 		typ := strings.Fields(live[recorded])[0]
