@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -219,7 +221,15 @@ func clients(t *testing.T, endpoint, key, secret string) (*ec2.Client, *s3.Clien
 	cfg, err := config.LoadDefaultConfig(context.Background(),
 		config.WithRegion(testRegion),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, secret, "")),
-		config.WithRetryMaxAttempts(1),
+		// moto closes idle keep-alive connections now and then; a leak check must not fail on that,
+		// but nothing else is retried (errors are what some tests look for).
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.RateLimiter = ratelimit.None
+				o.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+			})
+		}),
 		config.WithLogger(logging.Nop{}),
 	)
 	if err != nil {
