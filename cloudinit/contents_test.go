@@ -124,7 +124,7 @@ func TestUserDataContents(t *testing.T) {
 	for _, w := range []string{
 		`lock=${MLSTACK_SETUP_LOCK:-/usr/local/share/mlstack/mlflow-lock.txt}`,
 		`set -- --require-hashes --no-deps -r "$lock"`,
-		`"mlflow[auth]==$version" boto3 cryptography`,
+		`"mlflow[auth]==$version" boto3 cryptography psycopg2-binary`,
 		"systemctl enable --now mlflow.service mlstack-backup.timer",
 	} {
 		if !strings.Contains(setup, w) {

@@ -127,8 +127,9 @@ func embeddedLock(t *testing.T) string {
 }
 
 // TestLockMatchesTemplate: the lock pins the MLflow version the template
-// installs by default, for Ubuntu 24.04's Python and the stand-ins', on
-// both architectures, one sha256-pinned wheel per package each.
+// installs by default, with boto3 and PostgreSQL's driver, for Ubuntu
+// 24.04's Python and the stand-ins', on both architectures, one
+// sha256-pinned wheel per package each.
 func TestLockMatchesTemplate(t *testing.T) {
 	l := parseLock(t, embeddedLock(t))
 	if l.data["mlflow"] != DefaultMLflowVersion {
@@ -146,7 +147,7 @@ func TestLockMatchesTemplate(t *testing.T) {
 	var first map[string]string
 	for _, target := range targets {
 		pins := l.resolve(t, target)
-		for name, want := range map[string]string{"mlflow": DefaultMLflowVersion, "boto3": "", "uvicorn": "", "flask": ""} {
+		for name, want := range map[string]string{"mlflow": DefaultMLflowVersion, "boto3": "", "psycopg2-binary": "", "uvicorn": "", "flask": ""} {
 			if v, ok := pins[name]; !ok || (want != "" && v != want) {
 				t.Errorf("%s: the lock pins %s %q, want %q", target, name, v, want)
 			}

@@ -78,7 +78,8 @@ func TestSetupScriptInstallPaths(t *testing.T) {
 	locked := "--require-hashes --no-deps -r LOCK"
 	uvInstall := "uv pip install --python VENV/bin/python --no-cache --link-mode copy --no-build "
 	pipInstall := "pip WORK/pip/pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 --only-binary :all: "
-	pins := func(v string) string { return "mlflow[auth]==" + v + " boto3" }
+	// cryptography for mlstack_keys.py's TLS, psycopg2-binary for --db postgres.
+	pins := func(v string) string { return "mlflow[auth]==" + v + " boto3 cryptography psycopg2-binary" }
 	for _, tc := range []setupCase{
 		{name: "locked with uv", wantOK: true,
 			want: []string{"python3 -m venv --without-pip VENV", uvInstall + locked, "uv pip check --python VENV/bin/python", "systemctl enable --now mlflow.service mlstack-backup.timer",

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates templates/mlflow-lock.txt, the lock of everything the instance
-# installs: MLflow (cloudinit.DefaultMLflowVersion) with the auth extra and
-# boto3, every transitive dependency, and the installers themselves (uv, and
-# pip as the fallback), each pinned by version and sha256.
+# installs: MLflow (cloudinit.DefaultMLflowVersion) with the auth extra,
+# boto3 and psycopg2-binary (PostgreSQL's driver, for --db postgres; every
+# stack installs it: one lock), every transitive dependency, and the
+# installers themselves (uv, and pip as the fallback), each pinned by
+# version and sha256.
 #
 #   scripts/lock.sh           resolve anew against PyPI as of now
 #   scripts/lock.sh --check   resolve again as of the date recorded in the
@@ -58,7 +60,7 @@ uv=$TOOLS/bin/uv
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf 'mlflow[auth]==%s\nboto3\n' "$mlflow" >"$work/mlflow.in"
+printf 'mlflow[auth]==%s\nboto3\npsycopg2-binary\n' "$mlflow" >"$work/mlflow.in"
 printf 'uv==%s\n' "$UV_VERSION" >"$work/uv.in"
 printf 'pip==%s\n' "$PIP_VERSION" >"$work/pip.in"
 
@@ -69,7 +71,7 @@ compile() {
 		-o "$4" "$1"
 }
 
-say "resolving mlflow[auth]==$mlflow and boto3 as of $date for CPython ${PYTHONS[*]} on ${ARCHS[*]}"
+say "resolving mlflow[auth]==$mlflow, boto3 and psycopg2-binary as of $date for CPython ${PYTHONS[*]} on ${ARCHS[*]}"
 for py in "${PYTHONS[@]}"; do
 	for arch in "${ARCHS[@]}"; do
 		compile "$work/mlflow.in" "$py" "$arch" "$work/pylock.cp${py/./}-$arch.toml" &

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ensures a venv holding what the instance installs (templates/mlflow-lock.txt:
-# MLflow with the auth extra, boto3 and every dependency, by sha256) and
-# prints its path. The cloudinit smoke test runs the rendered server from it;
+# MLflow with the auth extra, boto3, psycopg2-binary and every dependency, by
+# sha256) and prints its path. The cloudinit smoke test runs the rendered server from it;
 # the boot test's client uses it. A Python the lock does not cover gets the
 # same MLflow version by version pins, as the instance would.
 #   MLSTACK_MLFLOW_VENV  where (default: REPO/.cache/mlflow-venv)
@@ -26,8 +26,8 @@ if [[ $version == "$locked" ]] && grep -q "^#@ targets .*\b$target\b" "$LOCK"; t
 	want="lock $(sha256sum "$LOCK" | cut -d' ' -f1)"
 	reqs=(--require-hashes --no-deps --only-binary :all: -r "$LOCK")
 else
-	want="pins mlflow[auth]==$version boto3"
-	reqs=("mlflow[auth]==$version" boto3)
+	want="pins mlflow[auth]==$version boto3 psycopg2-binary"
+	reqs=("mlflow[auth]==$version" boto3 psycopg2-binary)
 fi
 stamp=$VENV/.mlstack-installed
 # One install at a time (test.sh and boot-test.sh both call this).

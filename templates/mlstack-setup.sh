@@ -116,11 +116,12 @@ else
 fi
 if [ "$mode" = locked ]; then
     set -- --require-hashes --no-deps -r "$lock"
-    what="mlflow[auth]==$version, boto3 and their dependencies from the lock (sha256-checked)"
+    what="mlflow[auth]==$version, boto3, psycopg2-binary and their dependencies from the lock (sha256-checked)"
 else
-    # cryptography: mlstack_keys.py makes the TLS key and certificate.
-    set -- "mlflow[auth]==$version" boto3 cryptography
-    what="mlflow[auth]==$version, boto3 and cryptography (version pins)"
+    # cryptography: mlstack_keys.py makes the TLS key and certificate;
+    # psycopg2-binary: PostgreSQL's driver (--db postgres), as in the lock.
+    set -- "mlflow[auth]==$version" boto3 cryptography psycopg2-binary
+    what="mlflow[auth]==$version, boto3, cryptography and psycopg2-binary (version pins)"
 fi
 
 log "creating venv $venv (Python $python, $arch)"

@@ -44,9 +44,9 @@ HEADER = """\
 # with `scripts/lock.sh` (re-resolves as of now), check with
 # `scripts/lock.sh --check` (re-resolves as of the date below and compares).
 #
-# MLflow {mlflow} with the auth extra and boto3, and every dependency, as
-# manylinux wheels (glibc 2.36 or older, no source builds) for CPython
-# {pythons} on {archs}: 3.12 is Ubuntu 24.04's Python (the instance), 3.11 and
+# MLflow {mlflow} with the auth extra, boto3 and psycopg2-binary, and every
+# dependency, as manylinux wheels (glibc 2.36 or older, no source builds)
+# for CPython {pythons} on {archs}: 3.12 is Ubuntu 24.04's Python (the instance), 3.11 and
 # 3.13 those of the Debian bookworm and trixie stand-ins the boot test boots.
 # mlstack-setup installs with
 #   uv pip install --require-hashes --no-deps --no-build -r THIS_FILE
