@@ -170,6 +170,12 @@ func runSetupCase(t *testing.T, tc setupCase) {
 	if tc.wantDropIn && !strings.Contains(string(dropIn), "ExecStart=\nExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth") {
 		t.Errorf("the drop-in does not replace ExecStart with mlflow server:\n%s", dropIn)
 	}
+	// The store's URI holds the database password with --db postgres: it
+	// must come from the environment (store.env overrides this default).
+	if tc.wantDropIn && (strings.Contains(string(dropIn), "store-uri") ||
+		!hasLine(string(dropIn), "Environment=MLFLOW_BACKEND_STORE_URI=sqlite:////var/lib/mlflow/mlflow.db")) {
+		t.Errorf("the drop-in puts the store on the command line or not in MLFLOW_BACKEND_STORE_URI:\n%s", dropIn)
+	}
 	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(venv), ".mlstack-setup.*")); len(matches) > 0 {
 		t.Errorf("the work directory was left behind: %v", matches)
 	}

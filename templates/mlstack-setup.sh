@@ -151,13 +151,17 @@ log "installed MLflow $("$venv/bin/python" -c 'import importlib.metadata as m; p
 
 if [ "$version" != "$locked" ]; then
     # mlflow.service starts uvicorn the way `mlflow server` $locked does.
+    # The store comes from the environment, never the command line, which any
+    # local user can read: with --db postgres it holds the database password
+    # (/run/mlflow/store.env, an EnvironmentFile, overrides this one).
     log "MLflow $version: mlflow.service starts it with \`mlflow server\`"
     mkdir -p "$unit_dir/mlflow.service.d"
     cat >"$unit_dir/mlflow.service.d/mlflow-server-cli.conf" <<'EOF'
 # mlstack-setup: not the locked MLflow version; start it the public way.
 [Service]
+Environment=MLFLOW_BACKEND_STORE_URI=sqlite:////var/lib/mlflow/mlflow.db
 ExecStart=
-ExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1 --backend-store-uri ${_MLFLOW_SERVER_FILE_STORE} --default-artifact-root ${_MLFLOW_SERVER_ARTIFACT_ROOT} --artifacts-destination ${_MLFLOW_SERVER_ARTIFACT_DESTINATION} --uvicorn-opts "--ssl-keyfile /var/lib/mlflow/tls/server.key --ssl-certfile /var/lib/mlflow/tls/server.crt"
+ExecStart=/opt/mlflow/bin/mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --workers 1 --default-artifact-root ${_MLFLOW_SERVER_ARTIFACT_ROOT} --artifacts-destination ${_MLFLOW_SERVER_ARTIFACT_DESTINATION} --uvicorn-opts "--ssl-keyfile /var/lib/mlflow/tls/server.key --ssl-certfile /var/lib/mlflow/tls/server.crt"
 EOF
 fi
 
