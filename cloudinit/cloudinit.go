@@ -47,7 +47,14 @@ type Params struct {
 	S3EndpointURL  string // optional non-AWS S3 endpoint; sets MLFLOW_S3_ENDPOINT_URL and AWS_ENDPOINT_URL_S3
 	SSMEndpointURL string // optional non-AWS SSM endpoint (an emulator); sets AWS_ENDPOINT_URL_SSM
 	Arch           string // the instance's architecture, ArchX8664 or ArchAarch64; empty means ArchX8664
+	// Database holds the tracking and auth data: "" is sqlite on the
+	// instance, DatabasePostgres a PostgreSQL (RDS) whose address and
+	// password the server reads from SSM (see mlstack_keys.py).
+	Database string
 }
+
+// DatabasePostgres is Params.Database for MLflow's data in PostgreSQL.
+const DatabasePostgres = "postgres"
 
 // ParamPath is the SSM path of the stack's parameters: /mlstack/STACK/.
 func (p Params) ParamPath() string { return "/mlstack/" + p.Stack + "/" }
@@ -91,6 +98,9 @@ func (p Params) Validate() error {
 	}
 	if a := p.arch(); a != ArchX8664 && a != ArchAarch64 {
 		bad("Arch", "%q must be %s or %s", a, ArchX8664, ArchAarch64)
+	}
+	if p.Database != "" && p.Database != DatabasePostgres {
+		bad("Database", "%q must be empty (sqlite on the instance) or %s", p.Database, DatabasePostgres)
 	}
 	if !usernameRE.MatchString(p.AdminUsername) {
 		bad("AdminUsername", "%q must be 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit", p.AdminUsername)

@@ -150,3 +150,39 @@ func hasLine(text, line string) bool {
 	}
 	return false
 }
+
+// TestUserDataPostgres: with Database "postgres" mlflow.env says so and the
+// unit reads the stores mlstack_keys.py writes to /run/mlflow/store.env
+// (an EnvironmentFile, which overrides the sqlite Environment= lines);
+// nothing else of the user-data changes. Without it neither line is there.
+func TestUserDataPostgres(t *testing.T) {
+	sqlite := validParams()
+	pg := validParams()
+	pg.Database = DatabasePostgres
+	const envLine, unitLine = `MLSTACK_DATABASE="postgres"`, "EnvironmentFile=-/run/mlflow/store.env"
+	for _, tt := range []struct {
+		p    Params
+		want bool
+	}{{sqlite, false}, {pg, true}} {
+		c := parse(t, render(t, tt.p))
+		env := c.file(t, "/etc/mlflow/mlflow.env").Content
+		unit := c.file(t, "/etc/systemd/system/mlflow.service").Content
+		if hasLine(env, envLine) != tt.want || hasLine(unit, unitLine) != tt.want {
+			t.Errorf("Database %q: mlflow.env has %s: %v, the unit has %s: %v; want %v",
+				tt.p.Database, envLine, hasLine(env, envLine), unitLine, hasLine(unit, unitLine), tt.want)
+		}
+		if tt.want && parseSystemdEnv(env)["MLSTACK_DATABASE"] != DatabasePostgres {
+			t.Errorf("mlflow.env MLSTACK_DATABASE = %q", parseSystemdEnv(env)["MLSTACK_DATABASE"])
+		}
+	}
+	// The postgres user-data is the sqlite one plus those two lines.
+	var kept []string
+	for line := range strings.Lines(string(render(t, pg))) {
+		if l := strings.TrimSpace(line); l != envLine && l != unitLine {
+			kept = append(kept, line)
+		}
+	}
+	if strings.Join(kept, "") != string(render(t, sqlite)) {
+		t.Error("the postgres user-data differs from the sqlite one by more than MLSTACK_DATABASE and store.env")
+	}
+}

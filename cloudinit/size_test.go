@@ -19,6 +19,7 @@ func worstParams(t *testing.T, arch string) Params {
 		S3EndpointURL:  "http://" + strings.Repeat("e", maxURLLen-len("http://")),
 		SSMEndpointURL: "http://" + strings.Repeat("f", maxURLLen-len("http://")),
 		Arch:           arch,
+		Database:       DatabasePostgres, // adds lines to mlflow.env and the unit
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("worst-case params must be valid: %v", err)

@@ -46,6 +46,10 @@ func TestValidate(t *testing.T) {
 		{"endpoint credentials", "S3EndpointURL", func(p *Params) { p.S3EndpointURL = "http://AKIDEXAMPLE:" + secretKey + "@example.com" }},
 		{"endpoint bad escape", "S3EndpointURL", func(p *Params) { p.S3EndpointURL = "http://" + secretKey + "%zz@example.com" }},
 		{"valid SSM endpoint", "", func(p *Params) { p.SSMEndpointURL = "http://127.0.0.1:5000" }},
+		{"valid postgres", "", func(p *Params) { p.Database = DatabasePostgres }},
+		{"database sqlite by name", "Database", func(p *Params) { p.Database = "sqlite" }},
+		{"database capitalised", "Database", func(p *Params) { p.Database = "Postgres" }},
+		{"database injection", "Database", func(p *Params) { p.Database = "postgres\nMLSTACK_PARAM_PATH=/x/" }},
 		{"SSM endpoint credentials", "SSMEndpointURL", func(p *Params) { p.SSMEndpointURL = "http://AKIDEXAMPLE:" + secretKey + "@example.com" }},
 		{"SSM endpoint newline", "SSMEndpointURL", func(p *Params) { p.SSMEndpointURL = "http://example.com\nX=1" }},
 	}
