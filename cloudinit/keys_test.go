@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,7 @@ type keysRig struct {
 	secretIDs []string
 	// destination is the unit's _MLFLOW_SERVER_ARTIFACT_DESTINATION.
 	destination string
+	env         []string // more of the unit's environment (MLSTACK_DATABASE), and knobs
 }
 
 func newKeysRig(t *testing.T) *keysRig {
@@ -97,25 +99,37 @@ func (r *keysRig) putSecrets(password, secretKey string) {
 // keysDestination is a unit's _MLFLOW_SERVER_ARTIFACT_DESTINATION.
 const keysDestination = "s3://mlstack-keys-bucket/artifacts"
 
-// exec runs the script once and returns its stderr.
-func (r *keysRig) exec() (string, error) {
+// command is the script as mlflow.service runs it, not started.
+func (r *keysRig) command() *exec.Cmd {
 	cmd := exec.Command(r.python, r.script)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + r.t.TempDir(),
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + r.t.TempDir(),
 		"MLSTACK_PARAM_PATH=" + r.path, "MLSTACK_ADMIN_USERNAME=admin",
 		"MLSTACK_PUBLIC_DNS=" + r.dns, "MLSTACK_PUBLIC_IP=" + r.ip,
 		"AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL_SSM=" + r.motoURL,
 		"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing",
 		"MLSTACK_RUN_DIR=" + r.run, "MLSTACK_TLS_DIR=" + r.tls, "MLSTACK_SSH_HOST_KEY=" + r.hostKey,
-		"MLSTACK_KEYS_ATTEMPTS=2", "_MLFLOW_SERVER_ARTIFACT_DESTINATION=" + r.destination}
+		"MLSTACK_KEYS_ATTEMPTS=2", "_MLFLOW_SERVER_ARTIFACT_DESTINATION=" + r.destination}, r.env...)
+	return cmd
+}
+
+// exec runs the script once and returns its stderr.
+func (r *keysRig) exec() (string, error) {
+	cmd := r.command()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
+	r.noSecretIn(stderr.String())
+	return stderr.String(), err
+}
+
+// noSecretIn fails the test when out shows a secret of the rig, as it is
+// or URL-encoded (the database URI's form).
+func (r *keysRig) noSecretIn(out string) {
 	for _, s := range r.secretIDs {
-		if strings.Contains(stderr.String(), s) {
+		if strings.Contains(out, s) || strings.Contains(out, url.QueryEscape(s)) || strings.Contains(out, url.PathEscape(s)) {
 			r.t.Errorf("mlstack_keys.py printed a secret")
 		}
 	}
-	return stderr.String(), err
 }
 
 // published returns a parameter's value and version ("" when absent).
@@ -131,7 +145,7 @@ func (r *keysRig) published(name string) (string, int64) {
 func (r *keysRig) cleanup() {
 	ctx := context.Background()
 	var names []string
-	for _, n := range []string{"admin-password", "flask-secret-key", "tls-cert", "ssh-host-key", "artifacts"} {
+	for _, n := range []string{"admin-password", "flask-secret-key", "tls-cert", "ssh-host-key", "artifacts", "database", "db-password"} {
 		names = append(names, r.path+n)
 	}
 	_, _ = r.ssm.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: names})

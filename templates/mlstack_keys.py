@@ -20,25 +20,42 @@
 #    the stack's path (the role may write those two parameters and no other),
 #    at every start, so mlstack tells them from an earlier instance's by date
 #    and pins them. Nothing private is published or printed.
+# 5. Database (MLSTACK_DATABASE=postgres; unset is sqlite, as before): the
+#    tracking, registry and auth stores in one PostgreSQL database (RDS), at
+#    the address in the String parameter "database" (JSON host, port, name,
+#    user) with the SecureString "db-password", over SSL. mlstack up writes
+#    the address once RDS is available, minutes after the first boot: until
+#    then this waits, then fails the start, and systemd starts it again.
+#    The URI goes to /run/mlflow/store.env and basic_auth.ini, never to a log.
+#    Published first, so that mlstack can pin the certificate meanwhile.
 #
 # Environment: MLSTACK_PARAM_PATH (/mlstack/STACK/), MLSTACK_ADMIN_USERNAME,
 # _MLFLOW_SERVER_ARTIFACT_DESTINATION (s3://BUCKET/artifacts, the unit's),
 # MLSTACK_PUBLIC_DNS and MLSTACK_PUBLIC_IP (allowed-hosts.sh), AWS_DEFAULT_REGION,
-# AWS_ENDPOINT_URL_SSM (emulators only). Test knobs, unset in production:
-# MLSTACK_RUN_DIR, MLSTACK_TLS_DIR, MLSTACK_SSH_HOST_KEY, MLSTACK_KEYS_ATTEMPTS.
+# MLSTACK_DATABASE (mlflow.env), AWS_ENDPOINT_URL_SSM (emulators only). Test
+# knobs, unset in production: MLSTACK_RUN_DIR, MLSTACK_TLS_DIR,
+# MLSTACK_SSH_HOST_KEY, MLSTACK_KEYS_ATTEMPTS, MLSTACK_DB_ATTEMPTS, MLSTACK_DB_DELAY.
 
 
 import datetime
 import ipaddress
+import json
 import os
+import re
 import sys
 import tempfile
 import time
+import urllib.parse
 
 RUN_DIR = os.environ.get("MLSTACK_RUN_DIR", "/run/mlflow")
 TLS_DIR = os.environ.get("MLSTACK_TLS_DIR", "/var/lib/mlflow/tls")
 HOST_KEY = os.environ.get("MLSTACK_SSH_HOST_KEY", "/etc/ssh/ssh_host_ed25519_key.pub")
 ATTEMPTS = int(os.environ.get("MLSTACK_KEYS_ATTEMPTS", "20"))
+# How long one start waits for the database parameter (12 x 5 s): well
+# within the unit's TimeoutStartSec=120, then systemd starts it again.
+DB_ATTEMPTS = int(os.environ.get("MLSTACK_DB_ATTEMPTS", "12"))
+DB_DELAY = float(os.environ.get("MLSTACK_DB_DELAY", "5"))
+HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 # A certificate is made again when less than this is left of it.
 RENEW_BEFORE = datetime.timedelta(days=60)
 VALIDITY = datetime.timedelta(days=397)
@@ -84,34 +101,35 @@ def env_quote(s):
     return '"' + "".join("\\" + c if c in '"\\`$' else c for c in s) + '"'
 
 
-def write_secrets(ssm, path, username):
-    names = [path + "admin-password", path + "flask-secret-key"]
-    mode_name = path + "artifacts"
-    out = retried(
-        "reading " + ", ".join(names + [mode_name]),
-        lambda: ssm.get_parameters(Names=names + [mode_name], WithDecryption=True),
-    )
-    got = {p["Name"]: p["Value"] for p in out["Parameters"]}
-    missing = [n for n in names if n not in got]
+def read_params(ssm, path, postgres):
+    """The stack's parameters, {name below path: value}, in one call; a
+    missing secret fails the start, naming it."""
+    secrets = ["admin-password", "flask-secret-key"] + (["db-password"] if postgres else [])
+    names = [path + n for n in secrets + ["artifacts"] + (["database"] if postgres else [])]
+    out = retried("reading " + ", ".join(names), lambda: ssm.get_parameters(Names=names, WithDecryption=True))
+    got = {p["Name"][len(path):]: p["Value"] for p in out["Parameters"]}
+    missing = [path + n for n in secrets if n not in got]
     if missing:
         raise SystemExit("mlstack-keys: no SSM parameter " + ", ".join(missing))
-    password, secret_key = got[names[0]], got[names[1]]
+    log("secrets read from SSM (%s)" % ", ".join(secrets))
+    return got
+
+
+def write_secrets(got, username, database_uri):
     # configparser reads "%" as the start of an interpolation. EDIT: every
     # user reads every experiment and logs runs into it; deleting and
     # managing stay with its creator (MANAGE) and the admin.
     ini = (
         "[mlflow]\n"
         "default_permission = EDIT\n"
-        "database_uri = sqlite:////var/lib/mlflow/basic_auth.db\n"
+        "database_uri = %s\n"
         "admin_username = %s\n"
         "admin_password = %s\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-    ) % (username.replace("%", "%%"), password.replace("%", "%%"))
+    ) % tuple(v.replace("%", "%%") for v in (database_uri, username, got["admin-password"]))
     write_private(os.path.join(RUN_DIR, "basic_auth.ini"), ini.encode())
-    env = "MLFLOW_FLASK_SERVER_SECRET_KEY=%s\n" % env_quote(secret_key)
+    env = "MLFLOW_FLASK_SERVER_SECRET_KEY=%s\n" % env_quote(got["flask-secret-key"])
     write_private(os.path.join(RUN_DIR, "secrets.env"), env.encode())
-    log("secrets read from SSM (%s)" % ", ".join(n.rsplit("/", 1)[1] for n in names))
-    write_artifacts(mode_name, got.get(mode_name, "direct"))
 
 
 def write_artifacts(name, mode):
@@ -123,6 +141,55 @@ def write_artifacts(name, mode):
     env = "_MLFLOW_SERVER_ARTIFACT_ROOT=%s\n" % env_quote(roots[mode])
     write_private(os.path.join(RUN_DIR, "artifacts.env"), env.encode())
     log("artifacts %s: default artifact root %s" % (mode, roots[mode]))
+
+
+def wait_for_database(ssm, path, got):
+    """The database parameter: read again while it is missing, DB_ATTEMPTS
+    times, then the start fails (systemd starts it again)."""
+    name = path + "database"
+    attempt = 1
+    while "database" not in got:
+        log("waiting for the database: SSM parameter %s not written yet (mlstack up writes it once RDS "
+            "is available; attempt %d/%d)" % (name, attempt, DB_ATTEMPTS))
+        if attempt >= DB_ATTEMPTS:
+            raise SystemExit("mlstack-keys: no SSM parameter %s after %d attempts: this start fails, "
+                             "systemd starts mlflow.service again" % (name, attempt))
+        attempt += 1
+        time.sleep(DB_DELAY)
+        for p in retried("reading " + name, lambda: ssm.get_parameters(Names=[name]))["Parameters"]:
+            got["database"] = p["Value"]
+    return database_uri(name, got["database"], got["db-password"])
+
+
+def database_uri(name, value, password):
+    """The SQLAlchemy URI of the database parameter's JSON and the password.
+    Errors name the parameter and the field, never a value."""
+    try:
+        db = json.loads(value)
+        host, port, dbname, user = db["host"], db["port"], db["name"], db["user"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise SystemExit("mlstack-keys: SSM parameter %s is not JSON with host, port, name and user (%s)"
+                         % (name, type(e).__name__)) from None
+    for field, ok in (
+        ("host", isinstance(host, str) and HOST_RE.fullmatch(host)),
+        ("port", type(port) is int and 0 < port < 65536),
+        ("name", isinstance(dbname, str) and dbname),
+        ("user", isinstance(user, str) and user),
+    ):
+        if not ok:
+            raise SystemExit("mlstack-keys: SSM parameter %s: bad %s" % (name, field))
+    log("database: PostgreSQL %s:%d, database %s, user %s, SSL required" % (host, port, dbname, user))
+    user, password, dbname = (urllib.parse.quote(v, safe="") for v in (user, password, dbname))
+    return "postgresql+psycopg2://%s:%s@%s:%d/%s?sslmode=require" % (user, password, host, port, dbname)
+
+
+def write_store(uri):
+    """The stores for mlflow.service, overriding the unit's sqlite ones;
+    MLFLOW_BACKEND_STORE_URI is the one `mlflow server` reads (the drop-in
+    of other MLflow versions)."""
+    env = "".join("%s=%s\n" % (k, env_quote(uri)) for k in (
+        "_MLFLOW_SERVER_FILE_STORE", "_MLFLOW_SERVER_REGISTRY_STORE", "MLFLOW_BACKEND_STORE_URI"))
+    write_private(os.path.join(RUN_DIR, "store.env"), env.encode())
 
 
 def tls_key():
@@ -213,16 +280,27 @@ def main():
     ip = os.environ.get("MLSTACK_PUBLIC_IP", "")
     if not dns and not ip:
         raise SystemExit("mlstack-keys: no public DNS name or IPv4 address (allowed-hosts.sh)")
+    database = os.environ.get("MLSTACK_DATABASE", "")
+    if database not in ("", "postgres"):
+        raise SystemExit("mlstack-keys: MLSTACK_DATABASE is %r, want postgres or nothing (sqlite)" % database[:40])
     import boto3
 
     ssm = boto3.client("ssm")
-    write_secrets(ssm, path, os.environ["MLSTACK_ADMIN_USERNAME"])
+    got = read_params(ssm, path, database == "postgres")
     cert = tls_cert(tls_key(), dns, ip)
     publish(ssm, path + "tls-cert", cert.decode())
     with open(HOST_KEY) as f:
         host_key = f.read().strip()
     # The comment (root@host) says nothing mlstack needs.
     publish(ssm, path + "ssh-host-key", " ".join(host_key.split()[:2]))
+    # The auth tables share the PostgreSQL database (their own alembic
+    # version table, alembic_version_auth); with sqlite they have a file.
+    auth_uri = "sqlite:////var/lib/mlflow/basic_auth.db"
+    if database == "postgres":
+        auth_uri = wait_for_database(ssm, path, got)
+        write_store(auth_uri)
+    write_secrets(got, os.environ["MLSTACK_ADMIN_USERNAME"], auth_uri)
+    write_artifacts(path + "artifacts", got.get("artifacts", "direct"))
 
 
 if __name__ == "__main__":
