@@ -376,3 +376,36 @@ print(runs[0].info.run_name, s.get_metric_history(runs[0].info.run_id, "loss")[0
 		t.Errorf("after the upgrade: %q, want the old run and its metric", got)
 	}
 }
+
+// TestBackupPostgres: with MLSTACK_DATABASE=postgres (mlflow.env, which the
+// unit and the timer's service read) backup and restore say in one line
+// that there is nothing to do, and do nothing: no object in the bucket, no
+// file in the data dir, a backup of the sqlite days not restored.
+func TestBackupPostgres(t *testing.T) {
+	r := newBackupRig(t)
+	r.putSecrets("an-admin-password-5", "a-flask-key")
+	// A backup from before (sqlite), which a restore must not bring back.
+	r.py(`import sqlite3; t = sqlite3.connect("mlflow.db"); t.execute("create table runs (name text)"); t.commit()`)
+	if out, err := r.run("backup"); err != nil {
+		t.Fatalf("sqlite backup: %v\n%s", err, out)
+	}
+	before := r.keys()
+	r.clearData()
+	r.py(`import sqlite3; t = sqlite3.connect("mlflow.db"); t.execute("create table runs (name text)"); t.commit()`)
+	for _, verb := range []string{"backup", "restore"} {
+		if verb == "restore" {
+			r.clearData()
+		}
+		out, err := r.run(verb, "MLSTACK_DATABASE=postgres")
+		want := verb + ": nothing to do: the tracking data is in PostgreSQL, which RDS's backups and snapshots keep"
+		if err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, "mlstack-backup: "+want) {
+			t.Errorf("%s: %v, want the one line %q:\n%s", verb, err, want, out)
+		}
+		if after := r.keys(); !slices.Equal(after, before) {
+			t.Errorf("%s changed the bucket: %v, was %v", verb, after, before)
+		}
+	}
+	if entries, err := os.ReadDir(r.data); err != nil || len(entries) != 0 {
+		t.Errorf("the data dir after a postgres restore: %v %v, want it empty", entries, err)
+	}
+}

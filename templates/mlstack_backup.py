@@ -16,8 +16,12 @@
 #            schema upgraded when MLflow's version differs; the admin's
 #            password set to the one in SSM (the backup has an older one).
 #
+# With MLSTACK_DATABASE=postgres both do nothing but say so: the data is in
+# PostgreSQL (RDS), whose automated backups and snapshots keep it.
+#
 # Environment: MLSTACK_BACKUPS (s3://BUCKET/backups/), MLSTACK_PARAM_PATH,
-# MLSTACK_ADMIN_USERNAME, AWS_DEFAULT_REGION (+ endpoint overrides in tests).
+# MLSTACK_ADMIN_USERNAME, MLSTACK_DATABASE, AWS_DEFAULT_REGION (+ endpoint
+# overrides in tests).
 # Test knobs, unset in production: MLSTACK_DATA_DIR (default /var/lib/mlflow),
 # MLSTACK_BACKUP_KEEP (default 48).
 
@@ -184,6 +188,9 @@ def set_admin_password(s3, path):
 
 
 def main():
+    if os.environ.get("MLSTACK_DATABASE") == "postgres":
+        log("%s: nothing to do: the tracking data is in PostgreSQL, which RDS's backups and snapshots keep" % sys.argv[1])
+        return
     if sys.argv[1] == "restore" and os.path.exists(os.path.join(DATA, DBS[0])):
         return  # every start but a new instance's: no boto3 import (0.3 s)
     import boto3
