@@ -1,25 +1,14 @@
 package cloudinit
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/mlstack/mlstack/internal/proctest"
-	"github.com/mlstack/mlstack/internal/testenv"
-
-	"github.com/mlstack/mlstack/templates"
 )
 
 // TestMLflowServerSmoke runs the rendered server for real: the unit's
@@ -29,147 +18,35 @@ import (
 // from SSM secrets in moto (basic-auth config, secrets env file, TLS key and
 // certificate), against a venv holding the pinned MLflow: one process
 // serves HTTPS with the published certificate, auth, the Host check and the
-// UI's origins hold. It is opt-in because it
-// needs that venv (about 1 GB of wheels):
+// UI's origins hold. It needs that venv (about 1 GB of wheels), which
+// scripts/test.sh makes with scripts/mlflow-venv.sh:
 //
-//	python3 -m venv /tmp/mlflow-venv
-//	/tmp/mlflow-venv/bin/pip install "mlflow[auth]==3.17.2" boto3
-//	MLSTACK_TEST_MLFLOW_VENV=/tmp/mlflow-venv go test ./cloudinit -run Smoke
+//	MLSTACK_TEST_MLFLOW_VENV=$(scripts/mlflow-venv.sh) go test ./cloudinit -run Smoke
 func TestMLflowServerSmoke(t *testing.T) {
-	venv := os.Getenv("MLSTACK_TEST_MLFLOW_VENV")
-	if venv == "" {
-		testenv.Missing(t, "no MLflow venv (MLSTACK_TEST_MLFLOW_VENV is not set; scripts/mlflow-venv.sh makes one)")
-	}
-	needTool(t, "curl")
-	if out, err := exec.Command(filepath.Join(venv, "bin", "mlflow"), "--version").CombinedOutput(); err != nil ||
-		!strings.Contains(string(out), DefaultMLflowVersion) {
-		t.Fatalf("%s does not hold MLflow %s: %v %s", venv, DefaultMLflowVersion, err, out)
-	}
-
 	p := validParams()
-	c := parse(t, render(t, p))
-	dir := t.TempDir()
-	keys := newKeysRig(t)
-	// Move the instance's /var/lib/mlflow and /run/mlflow into temp dirs.
-	relocate := func(s string) string {
-		s = strings.ReplaceAll(s, "/var/lib/mlflow/tls", keys.tls)
-		s = strings.ReplaceAll(s, "/var/lib/mlflow", dir)
-		return strings.ReplaceAll(s, "/run/mlflow", keys.run)
-	}
-	appDir := filepath.Join(dir, "lib")
-	if err := os.Mkdir(appDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(appDir, "mlstack_mlflow.py"), []byte(c.file(t, "/usr/local/lib/mlstack/mlstack_mlflow.py").Content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	unit := c.file(t, "/etc/systemd/system/mlflow.service").Content
-	// The unit's environment: its Environment= lines, then the files in order.
-	env := map[string]string{}
-	for k, v := range unitEnv(unit) {
-		env[k] = relocate(v)
-	}
-	for k, v := range parseSystemdEnv(c.file(t, "/etc/mlflow/mlflow.env").Content) {
-		env[k] = relocate(v)
-	}
-
 	const dns, ip = "ec2-54-1-2-3.compute-1.amazonaws.com", "54.1.2.3"
-	imds := httptest.NewServer(&fakeIMDS{hostname: dns, ipv4: ip})
-	defer imds.Close()
-	script := filepath.Join(dir, "allowed-hosts.sh")
-	src, err := templates.FS.ReadFile("allowed-hosts.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(script, src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hostsFile := filepath.Join(dir, "allowed-hosts.env")
-	cmd := exec.Command("sh", script, hostsFile)
-	cmd.Env = append(os.Environ(), "MLSTACK_IMDS_ENDPOINT="+imds.URL)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("allowed-hosts.sh: %v\n%s", err, out)
-	}
-	hosts, err := os.ReadFile(hostsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range parseSystemdEnv(string(hosts)) {
-		env[k] = v
-	}
-
+	r := newServerRig(t, p, dns, ip)
 	// The second ExecStartPre: secrets from SSM, the TLS key and certificate.
 	password, secretKey := `a'b"c$d\e%f#g;h`+"`x`", `k'e"y$HOME\%(x)s-0123456789`
-	keys.putSecrets(password, secretKey)
-	keys.dns, keys.ip = env["MLSTACK_PUBLIC_DNS"], env["MLSTACK_PUBLIC_IP"]
-	keys.destination = env["_MLFLOW_SERVER_ARTIFACT_DESTINATION"]
-	if out, err := keys.exec(); err != nil {
-		t.Fatalf("mlstack_keys.py: %v\n%s", err, out)
-	}
-	ini, _ := keys.readFile("basic_auth.ini")
-	must(t, os.WriteFile(filepath.Join(keys.run, "basic_auth.ini"), []byte(relocate(ini)), 0o600))
-	// EnvironmentFile= lines override Environment= ones, as in systemd.
-	for _, f := range []string{"secrets.env", "artifacts.env"} {
-		content, _ := keys.readFile(f)
-		for k, v := range parseSystemdEnv(content) {
-			env[k] = v
-		}
-	}
-	certPEM, _ := keys.published("tls-cert")
+	r.keys.putSecrets(password, secretKey)
+	r.startPre()
+	env := r.environment("")
+	server, _ := r.start("server", r.execArgs(unitValue(t, r.unit, "ExecStart"), env), env)
+	client, port := r.client(), r.port
 
-	// The unit's ExecStart, on loopback and a free port instead of 0.0.0.0:5000.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// One process serves: nothing forked a worker or waits for one.
+	if kids := childrenOf(t, server.Process.Pid); len(kids) > 0 {
+		t.Errorf("the server process %d has children %v, want none", server.Process.Pid, kids)
 	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	args := strings.Fields(strings.ReplaceAll(unitValue(t, unit, "ExecStart"), "\\\n", " "))
-	for i, a := range args {
-		switch a {
-		case "5000":
-			a = port
-		case "0.0.0.0":
-			a = "127.0.0.1"
-		case "/usr/local/lib/mlstack":
-			a = appDir
-		}
-		args[i] = relocate(strings.Replace(a, "/opt/mlflow", venv, 1))
-	}
-	server := exec.Command(args[0], args[1:]...)
-	server.Dir = dir
-	server.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-	for k, v := range env {
-		server.Env = append(server.Env, k+"="+v)
-	}
-	logPath := filepath.Join(dir, "server.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.Stdout, server.Stderr = logFile, logFile
-	// Registered before the server starts, so it runs once the server has
-	// stopped and flushed its log (cleanups run last-in first-out).
-	t.Cleanup(func() { noSecretsIn(t, logPath, password, secretKey) })
-	// Stop the whole group, should anything fork.
-	if _, err := proctest.Start(t, server, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("server log:\n%s", b)
-		}
-	}()
 
-	// HTTPS trusting the published certificate alone, checked for the
-	// public name, as mlstack and the MLflow client do.
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(certPEM)) {
-		t.Fatal("the published certificate does not parse")
+	// No clear text: plain HTTP gets no answer from the TLS port.
+	if resp, err := http.Get("http://127.0.0.1:" + port + "/health"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("the server answers plain HTTP")
+		}
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: dns, MinVersion: tls.VersionTLS12}}}
+
 	base := "https://127.0.0.1:" + port
 	user := p.AdminUsername // who call signs in as
 	call := func(method, path, host, password, body, origin string) (int, string) {
@@ -195,28 +72,6 @@ func TestMLflowServerSmoke(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
-	}
-
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
-		if code, _ := call("GET", "/health", "localhost", "", "", ""); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("server did not answer /health within 2 minutes")
-		}
-	}
-
-	// One process serves: nothing forked a worker or waits for one.
-	if kids := childrenOf(t, server.Process.Pid); len(kids) > 0 {
-		t.Errorf("the server process %d has children %v, want none", server.Process.Pid, kids)
-	}
-
-	// No clear text: plain HTTP gets no answer from the TLS port.
-	if resp, err := http.Get("http://127.0.0.1:" + port + "/health"); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			t.Error("the server answers plain HTTP")
-		}
 	}
 
 	pw := password
