@@ -151,10 +151,12 @@ func hasLine(text, line string) bool {
 	return false
 }
 
-// TestUserDataPostgres: with Database "postgres" mlflow.env says so and the
-// unit reads the stores mlstack_keys.py writes to /run/mlflow/store.env
-// (an EnvironmentFile, which overrides the sqlite Environment= lines);
-// nothing else of the user-data changes. Without it neither line is there.
+// TestUserDataPostgres: with Database "postgres" mlflow.env says so (to
+// mlstack_keys.py and mlstack_backup.py, in the unit and the backup
+// timer's service) and the unit reads the stores mlstack_keys.py writes to
+// /run/mlflow/store.env (an EnvironmentFile, which overrides the sqlite
+// Environment= lines); nothing else of the user-data changes. Without it
+// neither line is there.
 func TestUserDataPostgres(t *testing.T) {
 	sqlite := validParams()
 	pg := validParams()
@@ -173,6 +175,11 @@ func TestUserDataPostgres(t *testing.T) {
 		}
 		if tt.want && parseSystemdEnv(env)["MLSTACK_DATABASE"] != DatabasePostgres {
 			t.Errorf("mlflow.env MLSTACK_DATABASE = %q", parseSystemdEnv(env)["MLSTACK_DATABASE"])
+		}
+		// The timer's backups learn the mode from mlflow.env too (the
+		// unit's ExecStartPre and ExecStopPost have its environment).
+		if backup := c.file(t, "/etc/systemd/system/mlstack-backup.service").Content; !hasLine(backup, "EnvironmentFile=/etc/mlflow/mlflow.env") {
+			t.Error("mlstack-backup.service does not read mlflow.env")
 		}
 	}
 	// The postgres user-data is the sqlite one plus those two lines.

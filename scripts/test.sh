@@ -24,7 +24,7 @@ moto_env=$(scripts/moto.sh start)
 eval "$moto_env"
 say "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL (MLSTACK_TEST_MOTO_URL), region $AWS_DEFAULT_REGION"
 
-say "MLflow venv for the server smoke test"
+say "MLflow venv (the lock's, with psycopg2) for the server tests"
 MLSTACK_TEST_MLFLOW_VENV=$(scripts/mlflow-venv.sh)
 export MLSTACK_TEST_MLFLOW_VENV
 say "an older MLflow, whose data the backup tests restore and upgrade"

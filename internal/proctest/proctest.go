@@ -33,6 +33,14 @@ func Start(t testing.TB, cmd *exec.Cmd, grace time.Duration) (exited <-chan stru
 	return done, nil
 }
 
+// Stop ends the group of cmd, which Start started, now rather than when the
+// test ends (a restart): SIGTERM, SIGKILL after grace, and it returns once
+// no process of the group is left. The cleanup then finds nothing to stop.
+func Stop(t testing.TB, cmd *exec.Cmd, exited <-chan struct{}, grace time.Duration) {
+	t.Helper()
+	stopGroup(t, cmd.Process.Pid, exited, grace)
+}
+
 // stopGroup ends the group pgid and waits until none of it is left.
 func stopGroup(t testing.TB, pgid int, leader <-chan struct{}, grace time.Duration) {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
