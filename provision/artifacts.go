@@ -81,18 +81,8 @@ func ensureMode(ctx context.Context, api paramAPI, n names, have, want string, t
 	log.Step("setting the artifacts mode to %s (SSM parameter %s)", want, name)
 	in := &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(want), Type: ssmtypes.ParameterTypeString,
 		Description: aws.String("mlstack: artifacts mode, written by mlstack, read by the stack's server at every start")}
-	if have == "" {
-		in.Tags = ssmTags(tags)
-	} else {
-		in.Overwrite = aws.Bool(true)
-	}
-	_, err := api.PutParameter(ctx, in)
-	if hasCode(err, "ParameterAlreadyExists") { // another run made it meanwhile
-		in.Overwrite, in.Tags = aws.Bool(true), nil
-		_, err = api.PutParameter(ctx, in)
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("storing SSM parameter %s: %w", name, err)
+	if err := putParam(ctx, api, in, have != "", tags); err != nil {
+		return time.Time{}, err
 	}
 	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
 	if err != nil {

@@ -61,9 +61,9 @@ func Down(ctx context.Context, o DownOptions) error {
 		return err
 	}
 	sortResources(inv.rows)
-	d := deletion{pending: op.pendingBucket(), timeout: o.Timeout}
+	d := deletion{pending: op.pendingBucket(), timeout: o.Timeout, keepData: o.KeepData}
 	if o.KeepData {
-		inv.rows, d.keep = withoutBucket(inv.rows)
+		inv.rows, d.keep = withoutKept(inv.rows)
 	}
 	switch {
 	case len(inv.rows) == 0 && d.keep != "":
@@ -164,7 +164,11 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 		}
 	}
 	errs := []error{
-		terminateStackInstances(ctx, s, n, timeout, log),
+		// RDS deletes a database in minutes: the instances go meanwhile.
+		parallel(
+			func() error { return terminateStackInstances(ctx, s, n, timeout, log) },
+			func() error { return deleteDatabase(ctx, s, n, d.keepData, log) },
+		),
 		// The group cannot go while an interface of the instance is attached.
 		deleteSecurityGroups(ctx, s.ec2, n, 3*time.Minute, log),
 		deleteKeyPair(ctx, s.ec2, n, log),
@@ -178,8 +182,8 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 	}
 	inv, err := inventory(ctx, s, n, pending)
 	joined := errors.Join(append(errs, err)...)
-	if inv != nil && d.keep != "" {
-		inv.rows, _ = withoutBucket(inv.rows)
+	if inv != nil && d.keepData {
+		inv.rows, _ = withoutKept(inv.rows)
 	}
 	if inv != nil && len(inv.rows) > 0 {
 		return &LeftBehindError{Stack: n.Stack, Remaining: inv.rows, Err: joined}

@@ -177,6 +177,9 @@ type fakeAWS struct {
 
 	// S3
 	buckets map[string]*fakeBucket
+
+	// RDS
+	rdsState fakeRDS
 }
 
 // newFakeAWS is an account with a default VPC, an official Ubuntu image per
@@ -255,9 +258,10 @@ func (f *fakeAWS) inRegion(region string) *fakeAWS {
 // session is a session over the fake, as connect would return it.
 func (f *fakeAWS) session() *session {
 	return &session{
-		ec2: f, iam: f, s3: f, ssm: f, region: f.region, account: f.account, partition: "aws", s3Endpoint: f.s3Endpoint,
+		ec2: f, iam: f, s3: f, ssm: f, rds: fakeRDSAPI{f}, region: f.region, account: f.account, partition: "aws", s3Endpoint: f.s3Endpoint,
 		principal: cmp.Or(f.caller, fakeOwner),
 		ec2In:     func(region string) ec2API { return f.inRegion(region) },
+		rdsIn:     func(region string) rdsAPI { return fakeRDSAPI{f.inRegion(region)} },
 		s3As:      func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
 	}
 }

@@ -82,19 +82,24 @@ type deletion struct {
 	pending string        // a bucket this machine created and has not tagged yet
 	timeout time.Duration // for the instances to stop and terminate
 	keep    string        // the bucket to keep (down --keep-data), or ""
+	// keepData: down --keep-data (the database's final snapshot is kept too).
+	keepData bool
 }
 
 // keepMark starts a lossOrKeep line that says what is kept.
 const keepMark = "keep:"
 
-// withoutBucket splits the stack's bucket off its resources.
-func withoutBucket(rows []resource) (rest []resource, bucket string) {
+// withoutKept splits what down --keep-data keeps off the stack's
+// resources: the bucket (returned) and the database's snapshots.
+func withoutKept(rows []resource) (rest []resource, bucket string) {
 	for _, r := range rows {
-		if r.Kind == kindBucket {
+		switch r.Kind {
+		case kindBucket:
 			bucket = r.Name
-			continue
+		case kindDBSnapshot:
+		default:
+			rest = append(rest, r)
 		}
-		rest = append(rest, r)
 	}
 	return rest, bucket
 }
@@ -103,7 +108,11 @@ func withoutBucket(rows []resource) (rest []resource, bucket string) {
 // keeps (lines starting with keepMark) and loses.
 func (op *openedStack) lossOrKeep(ctx context.Context, inv *stackInventory, uri, keep string) []string {
 	if keep == "" {
-		return op.lossLines(ctx, inv, uri)
+		return append(op.lossLines(ctx, inv, uri), dbLoss(inv)...)
+	}
+	if inv.db != nil {
+		return []string{keepMark + fmt.Sprintf("RDS database %s, as a final snapshot RDS takes before it deletes the database, which a later up restores", op.n.DB),
+			keepMark + fmt.Sprintf("S3 bucket %s: the artifacts, for a later up", keep)}
 	}
 	newest, count, err := newestBackup(ctx, op.s.s3, keep)
 	backups := describeBackup(newest, count, time.Now())

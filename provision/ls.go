@@ -34,6 +34,7 @@ func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo,
 				func() error { return listInstances(ctx, api, s.account, r, set) },
 				func() error { return listSecurityGroups(ctx, api, r, set) },
 				func() error { return listKeyPairs(ctx, api, r, set) },
+				func() error { return listDatabases(ctx, s.rdsForRegion(r), r, set) },
 			)
 		})
 	}

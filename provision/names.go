@@ -9,7 +9,9 @@ const iamPath = "/mlstack/"
 // region they were derived for.
 type names struct {
 	Stack, User, Role, Profile, Bucket, SecurityGroup, KeyPair, Instance, Policy string
-	Account, Region                                                              string
+	// DB, DBSubnetGroup and DBSecurityGroup: the RDS database (up --db postgres).
+	DB, DBSubnetGroup, DBSecurityGroup string
+	Account, Region                    string
 	// GlobalBucket is the bucket's name in S3's shared global namespace when
 	// Bucket is the account-regional one: stacks made before mlstack used
 	// that namespace keep it (see resolveBucket).
@@ -31,9 +33,13 @@ func namesFor(stack, account, region string) names {
 		SecurityGroup: base,
 		KeyPair:       base,
 		Instance:      base,
-		Policy:        "mlstack-bucket",
-		Account:       account,
-		Region:        region,
+		DB:            base,
+		DBSubnetGroup: base,
+		// Not base-db: the server's group name is base, and a stack may be named x-db.
+		DBSecurityGroup: base + ".db",
+		Policy:          "mlstack-bucket",
+		Account:         account,
+		Region:          region,
 	}
 }
 

@@ -87,8 +87,13 @@ type UpOptions struct {
 	// Artifacts is the artifacts mode, proxied or direct; "" keeps the
 	// stack's (direct for a new one).
 	Artifacts string
-	NoWait    bool
-	DryRun    bool
+	// Database is where MLflow keeps its tracking data: sqlite (on the
+	// instance) or postgres (RDS); "" keeps the stack's (sqlite for a new one).
+	Database string
+	// DBClass is the RDS instance class; "" picks the smallest burstable one offered.
+	DBClass string
+	NoWait  bool
+	DryRun  bool
 	// Yes opens wide CIDRs without asking; Confirm asks on a terminal (nil
 	// when there is none, and then up refuses them without Yes).
 	Yes     bool
@@ -128,6 +133,7 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 		func() (err error) { o.AllowCIDRs, err = parseCIDRs(o.AllowCIDRs); return err },
 		func() error { return ifThen(o.User != "", func() error { return validateUserName(o.User) }) },
 		func() error { return validateArtifacts(o.Artifacts) },
+		func() error { return validateDatabase(o.Database, o.DBClass, o.Stack.Name) },
 	)
 	o.Streams.fill()
 	return ttl, err

@@ -60,20 +60,30 @@ type paramsFound struct {
 
 // findParams reads the stack's secrets (decrypted) and mode from SSM.
 func findParams(ctx context.Context, api paramAPI, n names) (*paramsFound, error) {
-	f := &paramsFound{values: map[string]string{}}
-	for _, name := range []string{paramAdminPassword, paramFlaskSecret, paramArtifacts} {
+	v, err := readParams(ctx, api, n, paramAdminPassword, paramFlaskSecret, paramArtifacts)
+	if err != nil {
+		return nil, err
+	}
+	f := &paramsFound{values: v, mode: v[paramArtifacts]}
+	delete(v, paramArtifacts)
+	return f, nil
+}
+
+// readParams reads some of the stack's parameters (decrypted): name below
+// the path → value, absent ones left out.
+func readParams(ctx context.Context, api paramAPI, n names, names ...string) (map[string]string, error) {
+	v := map[string]string{}
+	for _, name := range names {
 		out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name)), WithDecryption: aws.Bool(true)})
 		switch {
 		case hasCode(err, "ParameterNotFound"):
 		case err != nil:
 			return nil, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
-		case name == paramArtifacts:
-			f.mode = aws.ToString(out.Parameter.Value)
 		default:
-			f.values[name] = aws.ToString(out.Parameter.Value)
+			v[name] = aws.ToString(out.Parameter.Value)
 		}
 	}
-	return f, nil
+	return v, nil
 }
 
 // plan says in words what ensureParams would do.
@@ -130,24 +140,34 @@ func updateParams(ctx context.Context, api paramAPI, f *paramsFound, n names, wa
 func putSecret(ctx context.Context, api paramAPI, name, value string, exists bool, tags map[string]string) error {
 	in := &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value), Type: ssmtypes.ParameterTypeSecureString,
 		Description: aws.String("mlstack: written by mlstack, read by the stack's server role")}
-	if exists {
-		in.Overwrite = aws.Bool(true)
-	} else {
-		in.Tags = ssmTags(tags)
-	}
-	_, err := api.PutParameter(ctx, in)
-	if hasCode(err, "ParameterAlreadyExists") { // another run made it meanwhile
-		in.Overwrite, in.Tags = aws.Bool(true), nil
-		_, err = api.PutParameter(ctx, in)
-	}
-	if err != nil {
-		return fmt.Errorf("storing SSM parameter %s: %w", name, err)
+	if err := putParam(ctx, api, in, exists, tags); err != nil {
+		return err
 	}
 	if exists {
 		if _, err := api.AddTagsToResource(ctx, &ssm.AddTagsToResourceInput{ResourceType: ssmtypes.ResourceTypeForTaggingParameter,
 			ResourceId: aws.String(name), Tags: ssmTags(tags)}); err != nil {
 			return fmt.Errorf("tagging SSM parameter %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// putParam writes one parameter: a new one with the stack's tags, an
+// existing one overwritten (SSM refuses tags together with Overwrite), and
+// one another run made meanwhile overwritten too.
+func putParam(ctx context.Context, api paramAPI, in *ssm.PutParameterInput, exists bool, tags map[string]string) error {
+	if exists {
+		in.Overwrite = aws.Bool(true)
+	} else {
+		in.Tags = ssmTags(tags)
+	}
+	_, err := api.PutParameter(ctx, in)
+	if hasCode(err, "ParameterAlreadyExists") {
+		in.Overwrite, in.Tags = aws.Bool(true), nil
+		_, err = api.PutParameter(ctx, in)
+	}
+	if err != nil {
+		return fmt.Errorf("storing SSM parameter %s: %w", aws.ToString(in.Name), err)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func serverBucketPolicy(partition, bucket string) string {
 }
 
 // rolePolicy is the server role's access: the whole bucket,
-// reading the stack's secrets and artifacts mode from SSM, and publishing (and reading back)
+// reading the stack's secrets, artifacts mode and database (postgres) from SSM, and publishing (and reading back)
 // the public halves of its TLS and SSH keys there. Nothing else in SSM.
 func rolePolicy(partition, account string, n names) string {
 	var doc map[string]any
@@ -85,7 +85,7 @@ func rolePolicy(partition, account string, n names) string {
 		return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, n.Region, account, n.param(name))
 	}
 	var all, publish []string
-	for _, name := range []string{paramAdminPassword, paramFlaskSecret, paramArtifacts, paramTLSCert, paramHostKey} {
+	for _, name := range []string{paramAdminPassword, paramFlaskSecret, paramArtifacts, paramTLSCert, paramHostKey, paramDatabase, paramDBPassword} {
 		all = append(all, arn(name))
 	}
 	for _, name := range serverWrites {

@@ -26,6 +26,7 @@ const (
 var kindLabels = map[string]string{
 	kindUser: "IAM user", kindRole: "IAM role", kindProfile: "instance profile", kindBucket: "S3 bucket",
 	kindSG: "security group", kindKeyPair: "key pair", kindInstance: "instance", kindParam: "SSM parameter",
+	kindDB: "RDS database", kindDBSubnetGroup: "DB subnet group", kindDBSnapshot: "RDS snapshot",
 }
 
 // Resource states besides an instance's own (running, stopped, …).
@@ -85,6 +86,10 @@ type stackInfo struct {
 	AllowedCIDRs []string
 	SSH          bool
 	Artifacts    string // the artifacts mode; "" when not read (ls)
+	// Database is the engine (sqlite, postgres); "" when not known (ls of a
+	// stack without an RDS database). DatabaseDetail says more (status).
+	Database       string
+	DatabaseDetail string
 	// Backups and NewestBackup: the server's backups in the bucket (status).
 	Backups      int
 	NewestBackup time.Time
@@ -112,6 +117,7 @@ type stackJSON struct {
 	AllowedCIDRs    []string      `json:"allowed_cidrs"`
 	SSH             bool          `json:"ssh"`
 	Artifacts       *string       `json:"artifacts"`
+	Database        *string       `json:"database"`
 	NewestBackup    *time.Time    `json:"newest_backup"`
 	CostPerMonthUSD *float64      `json:"cost_per_month_usd"`
 	EnvFile         *string       `json:"env_file"`
@@ -127,7 +133,7 @@ func (i stackInfo) json(now time.Time) stackJSON {
 		Stack: i.Stack, Account: i.Account, Region: i.Region, Owner: orNull(i.Owner), Orphan: i.Orphan,
 		CreatedAt: timeOrNull(i.CreatedAt), ExpiresAt: timeOrNull(i.ExpiresAt), Expired: i.expired(now),
 		Instance: i.Instance, TrackingURI: orNull(i.TrackingURI), Health: i.Health,
-		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, Artifacts: orNull(i.Artifacts), NewestBackup: timeOrNull(i.NewestBackup), EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
+		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, Artifacts: orNull(i.Artifacts), Database: orNull(i.Database), NewestBackup: timeOrNull(i.NewestBackup), EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
 	}
 	if j.Health == "" {
 		j.Health = healthNotChecked
@@ -256,7 +262,8 @@ func (s *stackSet) sorted() []stackInfo {
 }
 
 // kindOrder is the order resources are listed in: as down deletes them.
-var kindOrder = map[string]int{kindInstance: 0, kindSG: 1, kindKeyPair: 2, kindRole: 3, kindProfile: 4, kindParam: 5, kindBucket: 6, kindUser: 7}
+var kindOrder = map[string]int{kindInstance: 0, kindDB: 1, kindDBSnapshot: 2, kindSG: 3, kindDBSubnetGroup: 4, kindKeyPair: 5,
+	kindRole: 6, kindProfile: 7, kindParam: 8, kindBucket: 9, kindUser: 10}
 
 func sortResources(rs []resource) {
 	sort.SliceStable(rs, func(i, j int) bool {

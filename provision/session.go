@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -54,6 +55,7 @@ type session struct {
 	iam       iamAPI
 	s3        s3API
 	ssm       ssmAPI
+	rds       rdsAPI
 	region    string
 	account   string
 	partition string // aws, aws-cn, aws-us-gov: part of every ARN
@@ -66,8 +68,9 @@ type session struct {
 	// ssmEndpoint is the SSM endpoint override in use, if any (an
 	// emulator's): the server must read its secrets from the same place.
 	ssmEndpoint string
-	// ec2In is an EC2 client of another region (ls --all-regions).
+	// ec2In and rdsIn are clients of another region (ls --all-regions).
 	ec2In func(region string) ec2API
+	rdsIn func(region string) rdsAPI
 	// s3As is an S3 client that signs with other keys (a new access key's first use).
 	s3As func(id, secret string) keyProbeAPI
 }
@@ -164,8 +167,12 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 	s.ec2, s.iam, s.s3 = ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg), s3.NewFromConfig(cfg, pathStyle)
 	ssmClient := ssm.NewFromConfig(cfg)
 	s.ssm, s.ssmEndpoint = ssmClient, aws.ToString(ssmClient.Options().BaseEndpoint)
+	s.rds = rds.NewFromConfig(cfg)
 	s.ec2In = func(region string) ec2API {
 		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = region })
+	}
+	s.rdsIn = func(region string) rdsAPI {
+		return rds.NewFromConfig(cfg, func(o *rds.Options) { o.Region = region })
 	}
 	s.s3As = func(id, secret string) keyProbeAPI {
 		return s3.NewFromConfig(cfg, pathStyle, func(o *s3.Options) {
@@ -219,6 +226,14 @@ func identityError(ctx context.Context, cfg aws.Config, err error) error {
 		}
 	}
 	return usagef("checking AWS credentials (sts:GetCallerIdentity): %s: log in or pass --profile", code)
+}
+
+// rdsForRegion is the session's RDS client, or one of another region.
+func (s *session) rdsForRegion(region string) rdsAPI {
+	if region == s.region {
+		return s.rds
+	}
+	return s.rdsIn(region)
 }
 
 // ec2ForRegion is the session's EC2 client, or one of another region.

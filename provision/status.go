@@ -12,6 +12,7 @@ import (
 	"time"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/mlstack/mlstack/provision/server"
 )
 
@@ -21,11 +22,12 @@ const statusProbeTimeout = 5 * time.Second
 // stackInventory is what a stack owns, read-only.
 type stackInventory struct {
 	rows       []resource
-	insts      []ec2types.Instance // the stack's own live instances, oldest first
-	lookalikes []lookalike         // tagged instances that are not the stack's
-	rules      []rule              // the security group's ingress
-	iamTags    []map[string]string // of the stack's IAM user and role
-	mode       string              // the artifacts mode parameter's value
+	insts      []ec2types.Instance  // the stack's own live instances, oldest first
+	lookalikes []lookalike          // tagged instances that are not the stack's
+	rules      []rule               // the security group's ingress
+	iamTags    []map[string]string  // of the stack's IAM user and role
+	mode       string               // the artifacts mode parameter's value
+	db         *rdstypes.DBInstance // the stack's RDS database, nil for none
 }
 
 // inventory lists what the stack owns. Look-alikes (a derived name without
@@ -35,7 +37,7 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 	var (
 		inv                  stackInventory
 		sgs, kps, iamR, bktR []resource
-		userR, prmR          []resource
+		userR, prmR, dbR     []resource
 		userT, roleT         map[string]string
 	)
 	err := parallel(
@@ -50,12 +52,13 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 		},
 		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n, pending); return },
 		func() (err error) { prmR, inv.mode, err = paramInventory(ctx, s.ssm, n); return },
+		func() (err error) { dbR, inv.db, err = dbInventory(ctx, s, n); return },
 	)
 	if err != nil {
 		return nil, err
 	}
 	inv.rows = instanceInventory(inv.insts)
-	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR, prmR} {
+	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR, prmR, dbR} {
 		inv.rows = append(inv.rows, rows...)
 	}
 	for _, t := range []map[string]string{userT, roleT} {
@@ -90,6 +93,7 @@ func (op *openedStack) describe(ctx context.Context) (*stackInfo, *stackInventor
 	info.setRules(inv.rules)
 	if len(inv.rows) > 0 {
 		info.Artifacts = modeOf(inv.mode)
+		info.setDatabase(inv)
 	}
 	if err := info.readBackups(ctx, op.s.s3); err != nil {
 		return nil, nil, err
@@ -200,6 +204,7 @@ func statusTable(w io.Writer, info *stackInfo, healthDetail string, now time.Tim
 	row("allowed CIDRs", cmp.Or(strings.Join(info.AllowedCIDRs, ", "), "none"))
 	row("SSH", map[bool]string{true: "open to the allowed CIDRs", false: "closed"}[info.SSH])
 	row("artifacts", artifactsCell(info.Artifacts))
+	row("database", info.DatabaseDetail)
 	row("backups", backupsCell(*info, now))
 	row("cost", costCell(*info))
 	row("env file", cmp.Or(info.EnvFile, "none on this machine"))

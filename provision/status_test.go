@@ -46,14 +46,14 @@ func TestStatusTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	if len(lines) != 25 {
+	if len(lines) != 26 {
 		t.Fatalf("status:\n%s", out)
 	}
 	if lines[0] != "stack demo (account 123456789012, eu-west-3)" {
 		t.Errorf("header %q", lines[0])
 	}
 	for i, want := range []string{"owner: " + fakeOwner, "created: 20", "expires: never", "tracking URI: https://ec2-", "health: healthy",
-		"allowed CIDRs: 198.51.100.7/32", "SSH: closed", "artifacts: direct (clients write to S3 with the stack's key)", "backups: none yet", "cost: about $13.40 a month", "env file: none on this machine", "resources:"} {
+		"allowed CIDRs: 198.51.100.7/32", "SSH: closed", "artifacts: direct (clients write to S3 with the stack's key)", "database: sqlite on the instance", "backups: none yet", "cost: about $13.40 a month", "env file: none on this machine", "resources:"} {
 		if got := strings.Join(strings.Fields(lines[i+1]), " "); !strings.HasPrefix(got, want) {
 			t.Errorf("line %d = %q, want %q…", i+1, got, want)
 		}
@@ -73,9 +73,9 @@ func TestStatusTable(t *testing.T) {
 		{"IAM", "user", n.User, "", "exists"},
 	}
 	for i, w := range want {
-		got := strings.Fields(lines[i+13])
-		if len(got) < 4 || !strings.HasPrefix(got[0], w[0]) || !strings.Contains(lines[i+13], w[2]) || !strings.HasPrefix(got[len(got)-1], w[len(w)-1]) {
-			t.Errorf("row %d = %q, want %q", i, lines[i+13], w)
+		got := strings.Fields(lines[i+14])
+		if len(got) < 4 || !strings.HasPrefix(got[0], w[0]) || !strings.Contains(lines[i+14], w[2]) || !strings.HasPrefix(got[len(got)-1], w[len(w)-1]) {
+			t.Errorf("row %d = %q, want %q", i, lines[i+14], w)
 		}
 	}
 	if m := f.mutating(); len(m) != 0 {

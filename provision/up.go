@@ -44,6 +44,8 @@ type upRun struct {
 	found   *found
 	plan    []string
 	mode    string             // the artifacts mode the stack gets
+	db      string             // the database engine the stack gets (sqlite, postgres)
+	dbClass string             // postgres: the RDS class of a database still to make
 	restart *ec2types.Instance // the running server to reboot into it, if it switches
 	replace *replacement       // the instance to replace, if what runs differs
 	// explicitType, explicitVersion: --instance-type, --mlflow-version were
@@ -113,8 +115,9 @@ func Up(ctx context.Context, o UpOptions) error {
 	if err := r.converge(ctx); err != nil {
 		return r.rollback(ctx, err) // a replacement begun is undone
 	}
-	// A replacement's new server must answer before the old one goes.
-	for _, phase := range []func(context.Context) error{r.publish, r.wait, r.ensureLogin} {
+	// A replacement's new server must answer before the old one goes. The
+	// server publishes its keys once it knows where its database is.
+	for _, phase := range []func(context.Context) error{r.readyDatabase, r.publish, r.wait, r.ensureLogin} {
 		if err := phase(ctx); err != nil {
 			return r.rollback(ctx, err)
 		}
@@ -135,7 +138,8 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &upRun{o: o, ttl: ttl, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS), explicitType: explicitType, explicitVersion: explicitVersion}
+	r := &upRun{o: o, ttl: ttl, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS), explicitType: explicitType, explicitVersion: explicitVersion,
+		db: cmp.Or(o.Database, DBSQLite)}
 	if err := r.allowCIDRs(); err != nil {
 		return nil, err
 	}
@@ -149,6 +153,9 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	}
 	if r.openedStack, err = openStack(ctx, o.Stack, o.AWS, r.log, !o.DryRun); err != nil {
 		return nil, err
+	}
+	if o.Database == "" && r.secrets != nil && r.secrets.Database != "" {
+		r.db = r.secrets.Database // discover checks it against AWS
 	}
 	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
 	r.rolePolicy = rolePolicy(r.s.partition, r.s.account, r.n)
@@ -330,6 +337,9 @@ func (r *upRun) render() error {
 		AdminUsername: sec.MLflowUser, S3EndpointURL: r.s.s3Endpoint, SSMEndpointURL: r.s.ssmEndpoint,
 		Arch: cloudinit.ArchX8664,
 	}
+	if r.db == DBPostgres {
+		p.Database = DBPostgres
+	}
 	if r.arch == ec2types.ArchitectureValuesArm64 {
 		p.Arch = cloudinit.ArchAarch64
 	}
@@ -356,6 +366,7 @@ type found struct {
 	instances []ec2types.Instance
 	image     *ec2types.Image
 	params    *paramsFound
+	db        *dbFound
 	bootstrap []string // keys of the bootstrap objects the bucket lacks
 	backups   string   // the kept bucket's backups a new server restores ("" for none)
 }
@@ -376,15 +387,19 @@ func (r *upRun) discover(ctx context.Context) error {
 		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
 		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
+		func() (err error) { f.db, err = findDatabase(ctx, s, n); return },
 	)
 	if err == nil {
 		err = r.ownInstances(ctx, f)
 	}
-	if err == nil {
-		f.bootstrap, err = missingObjects(ctx, s.s3, n.Bucket, f.bucket.exists, r.bootstrap)
-	}
 	if err == nil && f.bucket.exists && len(f.instances) == 0 {
 		f.backups, err = keptBackups(ctx, s.s3, n.Bucket)
+	}
+	if err == nil {
+		err = r.chooseDatabase(ctx, f)
+	}
+	if err == nil {
+		f.bootstrap, err = missingObjects(ctx, s.s3, n.Bucket, f.bucket.exists, r.bootstrap)
 	}
 	if err != nil {
 		return err
@@ -404,7 +419,7 @@ func (r *upRun) discover(ctx context.Context) error {
 	}
 	for _, lines := range [][]string{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
 		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
-		bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(f.backups)} {
+		r.dbPlan(), bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(f.backups)} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -508,6 +523,9 @@ func (r *upRun) keepLocal(context.Context) error {
 	if r.keep.secrets.Artifacts != r.mode {
 		r.keep.secrets.Artifacts, r.keep.changed = r.mode, true
 	}
+	if r.keep.secrets.Database != r.db {
+		r.keep.secrets.Database, r.keep.changed = r.db, true
+	}
 	k := r.keep
 	if k.loginKey != nil && r.found.keyPair.id != "" {
 		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
@@ -572,6 +590,9 @@ func (r *upRun) converge(ctx context.Context) error {
 	if err == nil {
 		err = ensureBootstrap(ctx, s.s3, n.Bucket, r.bootstrap, f.bootstrap, log)
 	}
+	if err == nil && r.db == DBPostgres {
+		err = ensureDatabase(ctx, s, f.db, dbInput{names: n, serverGroup: f.sg.id, class: r.dbClass, tags: r.tags, log: log})
+	}
 	if err == nil && f.backups != "" {
 		log.Step("the kept bucket holds %s: the new server restores the newest before it starts", f.backups)
 	}
@@ -627,6 +648,7 @@ func (r *upRun) extendTTL(ctx context.Context) error {
 		func() error { return ifThen(f.user.exists, func() error { return retagUser(ctx, r.s.iam, n, exp) }) },
 		func() error { return retagRole(ctx, r.s.iam, f.role, n, exp) },
 		func() error { return ifThen(f.bucket.exists, func() error { return retagBucket(ctx, r.s.s3, n, exp) }) },
+		func() error { return retagDatabase(ctx, r.s.rds, f.db, exp) },
 	)
 }
 
@@ -723,6 +745,12 @@ func (r *upRun) wait(ctx context.Context) error {
 func (r *upRun) upHint(extra ...string) string {
 	if r.o.Artifacts != "" {
 		extra = append([]string{"--artifacts", r.o.Artifacts}, extra...)
+	}
+	if r.o.Database != "" {
+		extra = append([]string{"--db", r.o.Database}, extra...)
+	}
+	if r.o.DBClass != "" {
+		extra = append([]string{"--db-class", r.o.DBClass}, extra...)
 	}
 	return r.h.up(r.o.AllowCIDRs, r.o.SSH, extra...)
 }

@@ -355,18 +355,21 @@ func TestDownOptionsValidate(t *testing.T) {
 func TestNamesFor(t *testing.T) {
 	n := namesFor("demo", "123456789012", "eu-west-3")
 	want := names{
-		Stack:         "demo",
-		User:          "mlstack-demo",
-		Role:          "mlstack-demo-server",
-		Profile:       "mlstack-demo-server",
-		Bucket:        "mlstack-demo-123456789012-eu-west-3-an",
-		GlobalBucket:  "mlstack-demo-123456789012-eu-west-3",
-		SecurityGroup: "mlstack-demo",
-		KeyPair:       "mlstack-demo",
-		Instance:      "mlstack-demo",
-		Policy:        "mlstack-bucket",
-		Account:       "123456789012",
-		Region:        "eu-west-3",
+		Stack:           "demo",
+		User:            "mlstack-demo",
+		Role:            "mlstack-demo-server",
+		Profile:         "mlstack-demo-server",
+		Bucket:          "mlstack-demo-123456789012-eu-west-3-an",
+		GlobalBucket:    "mlstack-demo-123456789012-eu-west-3",
+		SecurityGroup:   "mlstack-demo",
+		KeyPair:         "mlstack-demo",
+		Instance:        "mlstack-demo",
+		Policy:          "mlstack-bucket",
+		DB:              "mlstack-demo",
+		DBSubnetGroup:   "mlstack-demo",
+		DBSecurityGroup: "mlstack-demo.db",
+		Account:         "123456789012",
+		Region:          "eu-west-3",
 	}
 	if n != want {
 		t.Errorf("NamesFor = %+v\nwant        %+v", n, want)

@@ -45,6 +45,10 @@ type Secrets struct {
 	// Artifacts is the stack's artifacts mode as the last up here set it
 	// ("" before modes: direct); proxied env files carry no AWS key.
 	Artifacts string `json:"artifacts,omitempty"`
+	// Database is the stack's database engine as the last up here set it
+	// (sqlite, postgres): an up interrupted before RDS made the database
+	// still knows which.
+	Database string `json:"database,omitempty"`
 }
 
 // Clone is a copy that shares nothing with s.

@@ -1,0 +1,229 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// pgUp is up --db postgres over the fake that waits (for the database and
+// a health server that answers 200).
+func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (error, string, string) {
+	t.Helper()
+	old := dbPoll
+	dbPoll = time.Millisecond
+	t.Cleanup(func() { dbPoll = old })
+	o, out, log := upOpts(dir, "demo")
+	o.Database, o.NoWait, o.HealthURL = DBPostgres, false, healthServer(t, http.StatusOK)
+	if extra != nil {
+		extra(&o)
+	}
+	err := Up(context.Background(), o)
+	return err, out.String(), log.String()
+}
+
+func (f *fakeAWS) db(id string) *fakeDB {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rdsState.init()
+	return f.rdsState.dbs[id]
+}
+
+func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
+	f := newInstalledFake(t)
+	f.rdsState.creatingFor = 3
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	err, _, log := pgUp(t, f, t.TempDir(), nil)
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, log)
+	}
+	d := f.db(n.DB)
+	if d == nil {
+		t.Fatal("no database")
+	}
+	if got := aws.ToString(d.db.DBInstanceClass); got != "db.t4g.micro" {
+		t.Errorf("class %s, want the smallest burstable db.t4g.micro", got)
+	}
+	pw := f.paramValue(n.param(paramDBPassword))
+	if len(pw) < 32 || d.password != pw {
+		t.Errorf("the database's master password is not the SSM one (%d characters)", len(pw))
+	}
+	if strings.Contains(log, pw) {
+		t.Error("the master password is in up's output")
+	}
+	var ep dbEndpoint
+	if err := json.Unmarshal([]byte(f.paramValue(n.param(paramDatabase))), &ep); err != nil || ep.Host == "" || ep.Port != 5432 || ep.User != dbUser {
+		t.Errorf("database parameter %+v (%v)", ep, err)
+	}
+	if !strings.Contains(log, "RDS database mlstack-demo: creating") {
+		t.Errorf("up did not say the database's state:\n%s", log)
+	}
+	// The database group lets the server's group in on 5432, nothing else.
+	g := f.groupNamed(n.DBSecurityGroup)
+	if g == nil || len(g.IpPermissions) != 1 || aws.ToInt32(g.IpPermissions[0].FromPort) != 5432 ||
+		len(g.IpPermissions[0].IpRanges) != 0 || len(g.IpPermissions[0].UserIdGroupPairs) != 1 ||
+		aws.ToString(g.IpPermissions[0].UserIdGroupPairs[0].GroupId) != aws.ToString(f.groupNamed(n.SecurityGroup).GroupId) {
+		t.Errorf("database group %+v", g)
+	}
+	// RDS works while the instance boots; the server hears where the
+	// database is only once it is available.
+	calls := f.calls()
+	if i, j := slices.Index(calls, "RDS.CreateDBInstance"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
+		t.Errorf("CreateDBInstance at %d, RunInstances at %d", i, j)
+	}
+	if !strings.Contains(rolePolicy("aws", fakeAccount, n), n.param(paramDatabase)) {
+		t.Error("the role may not read the database parameter")
+	}
+}
+
+func TestUpPostgresClass(t *testing.T) {
+	for _, c := range []struct {
+		offered  []string
+		explicit string
+		want     string // "" : refused before anything is made
+	}{
+		{offered: []string{"db.t3.micro"}, want: "db.t3.micro"},
+		{offered: []string{"db.m5.large"}},
+		{offered: []string{"db.t3.micro"}, explicit: "db.t4g.small", want: "db.t4g.small"},
+	} {
+		t.Run(strings.Join(c.offered, ",")+c.explicit, func(t *testing.T) {
+			f := newInstalledFake(t)
+			f.rdsState.offered = c.offered
+			err, _, log := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
+			if c.want == "" {
+				if !IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {
+					t.Fatalf("up = %v, want a usage error naming --db-class", err)
+				}
+				if m := f.mutating(); len(m) > 0 {
+					t.Errorf("refused up changed %v", m)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("up: %v\n%s", err, log)
+			}
+			if got := aws.ToString(f.db("mlstack-demo").db.DBInstanceClass); got != c.want {
+				t.Errorf("class %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestUpRefusesEngineSwitch(t *testing.T) {
+	t.Run("sqlite to postgres", func(t *testing.T) {
+		f := newInstalledFake(t)
+		dir := upStack(t, f, "demo")
+		err, _, _ := pgUp(t, f, dir, nil)
+		if !IsUsage(err) || !strings.Contains(err.Error(), "keeps its tracking data in sqlite on its server") {
+			t.Fatalf("up = %v", err)
+		}
+		if m := f.mutating(); len(m) > 0 {
+			t.Errorf("refused up changed %v", m)
+		}
+	})
+	t.Run("postgres to sqlite", func(t *testing.T) {
+		f := newInstalledFake(t)
+		dir := t.TempDir()
+		if err, _, log := pgUp(t, f, dir, nil); err != nil {
+			t.Fatalf("up: %v\n%s", err, log)
+		}
+		f.resetCalls()
+		err, _, _ := pgUp(t, f, dir, func(o *UpOptions) { o.Database = DBSQLite })
+		if !IsUsage(err) || !strings.Contains(err.Error(), "RDS database mlstack-demo") {
+			t.Fatalf("up = %v", err)
+		}
+		if m := f.mutating(); len(m) > 0 {
+			t.Errorf("refused up changed %v", m)
+		}
+		// Without --db it stays on PostgreSQL, and converges nothing new.
+		f.resetCalls()
+		if err, _, log := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" }); err != nil {
+			t.Fatalf("up: %v\n%s", err, log)
+		}
+		if m := f.mutating(); len(m) > 0 {
+			t.Errorf("up of a complete postgres stack changed %v", m)
+		}
+	})
+}
+
+func TestDownPostgres(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	if err, _, log := pgUp(t, f, dir, nil); err != nil {
+		t.Fatalf("up: %v\n%s", err, log)
+	}
+	// keep-data: a final snapshot stays with the bucket.
+	o, _, log := downOpts(dir, "demo")
+	o.Yes, o.KeepData = true, true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatalf("down --keep-data: %v\n%s", err, log)
+	}
+	if f.db(n.DB) != nil || len(f.rdsState.subnets) != 0 || f.groupNamed(n.DBSecurityGroup) != nil {
+		t.Fatal("down --keep-data left the database or its network")
+	}
+	if len(f.rdsState.snapshots) != 1 || !strings.Contains(log.String(), "final snapshot") {
+		t.Fatalf("snapshots %v\n%s", f.rdsState.snapshots, log)
+	}
+	// A later up restores it and gives it the stack's new password.
+	err, _, uplog := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" })
+	if err != nil {
+		t.Fatalf("up of the kept stack: %v\n%s", err, uplog)
+	}
+	d := f.db(n.DB)
+	if d == nil || d.snapshot == "" || d.password != f.paramValue(n.param(paramDBPassword)) {
+		t.Fatalf("restored database: %v (the restored one must have the SSM password)", d != nil && d.snapshot != "")
+	}
+	// Plain down, from a machine without the stack's state, leaves
+	// nothing, the kept snapshot neither.
+	o, _, log = downOpts(t.TempDir(), "demo")
+	o.Yes = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatalf("down: %v\n%s", err, log)
+	}
+	if f.db(n.DB) != nil || len(f.rdsState.snapshots) != 0 || len(f.rdsState.subnets) != 0 || f.groupNamed(n.DBSecurityGroup) != nil {
+		t.Fatalf("down left RDS resources: snapshots %v subnets %v", f.rdsState.snapshots, f.rdsState.subnets)
+	}
+}
+
+func TestUpPostgresDryRun(t *testing.T) {
+	f := newInstalledFake(t)
+	o, out, _ := upOpts(t.TempDir(), "demo")
+	o.Database, o.DryRun = DBPostgres, true
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"create RDS database mlstack-demo: PostgreSQL 17, db.t4g.micro, 20 GiB encrypted, not public",
+		"create DB subnet group mlstack-demo", "create security group mlstack-demo.db letting security group mlstack-demo reach tcp 5432",
+		"store db-password as SSM SecureString"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if m := f.mutating(); len(m) > 0 {
+		t.Errorf("dry run changed %v", m)
+	}
+}
+
+func TestValidateDatabase(t *testing.T) {
+	for _, c := range []struct{ engine, class, stack, want string }{
+		{"mysql", "", "demo", "--db \"mysql\""},
+		{"postgres", "t3.micro", "demo", "not an RDS instance class"},
+		{"sqlite", "db.t3.micro", "demo", "--db-class is for --db postgres"},
+		{"postgres", "", "a--b", "cannot name an RDS database"},
+		{"postgres", "", "a-", "cannot name an RDS database"},
+		{"postgres", "db.t3.micro", "a-b", ""},
+		{"", "", "a--b", ""},
+	} {
+		err := validateDatabase(c.engine, c.class, c.stack)
+		if (c.want == "") != (err == nil) || (err != nil && (!IsUsage(err) || !strings.Contains(err.Error(), c.want))) {
+			t.Errorf("validateDatabase(%q, %q, %q) = %v, want %q", c.engine, c.class, c.stack, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,336 @@
+package provision
+
+// up's side of the database: make what is missing without waiting (RDS
+// works on it while the instance boots and installs MLflow), then wait for
+// it and tell the server where it is.
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/mlstack/mlstack/provision/local"
+)
+
+// dbPoll is how often up and down ask RDS how a database is; tests shorten it.
+var dbPoll = 15 * time.Second
+
+// dbInput is what ensureDatabase works with.
+type dbInput struct {
+	names       names
+	serverGroup string // the server's security group id
+	class       string
+	tags        map[string]string
+	log         *progress
+}
+
+// ensureDatabase makes what the database lacks, in order: its master
+// password in SSM, its security group, its subnet group, the instance (new,
+// or restored from the newest kept snapshot). It does not wait for RDS.
+func ensureDatabase(ctx context.Context, s *session, f *dbFound, in dbInput) error {
+	n, log := in.names, in.log
+	if f.password == "" {
+		pw, err := local.RandomSecret(32)
+		if err != nil {
+			return err
+		}
+		log.Step("storing the database's master password in SSM as SecureString %s", n.param(paramDBPassword))
+		if err := putSecret(ctx, s.ssm, n.param(paramDBPassword), pw, false, in.tags); err != nil {
+			return err
+		}
+		f.password = pw
+	}
+	if err := ensureDBGroup(ctx, s.ec2, f.sg, in); err != nil {
+		return err
+	}
+	if !f.subnetGroup {
+		if err := createSubnetGroup(ctx, s, in); err != nil {
+			return err
+		}
+		f.subnetGroup = true
+	}
+	if f.inst != nil {
+		return nil
+	}
+	return createDBInstance(ctx, s.rds, f, in)
+}
+
+// ensureDBGroup makes the database's security group and lets the server's
+// group in on tcp 5432: nothing else reaches the database.
+func ensureDBGroup(ctx context.Context, api sgAPI, g *dbGroup, in dbInput) error {
+	n := in.names
+	if g.id == "" {
+		in.log.Step("creating security group %s for the database", n.DBSecurityGroup)
+		out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+			GroupName: aws.String(n.DBSecurityGroup), VpcId: aws.String(g.vpcID),
+			Description:       aws.String("mlstack " + n.Stack + ": PostgreSQL from the server's group only"),
+			TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeSecurityGroup, in.tags, n.DBSecurityGroup)},
+		})
+		if err != nil {
+			return fmt.Errorf("creating security group %s: %w", n.DBSecurityGroup, err)
+		}
+		g.id = aws.ToString(out.GroupId)
+	}
+	if g.open {
+		return nil
+	}
+	in.log.Step("letting security group %s reach tcp %d in %s", n.SecurityGroup, dbPort, n.DBSecurityGroup)
+	err := retryOn(ctx, groupWait, isGroupPropagation, nil, func() error {
+		_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+			GroupId: aws.String(g.id),
+			IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(dbPort), ToPort: aws.Int32(dbPort),
+				UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(in.serverGroup), Description: aws.String("mlstack server")}}}},
+		})
+		return err
+	})
+	if err != nil && !hasCode(err, "InvalidPermission.Duplicate") {
+		return fmt.Errorf("opening tcp %d of security group %s: %w", dbPort, n.DBSecurityGroup, err)
+	}
+	g.open = true
+	return nil
+}
+
+// createSubnetGroup puts the database in the default VPC's default
+// subnets: RDS wants two availability zones at least.
+func createSubnetGroup(ctx context.Context, s *session, in dbInput) error {
+	n := in.names
+	out, err := s.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{
+		Filters: []ec2types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}},
+	})
+	if err != nil {
+		return fmt.Errorf("listing the default subnets: %w", err)
+	}
+	var ids, zones []string
+	for _, sn := range out.Subnets {
+		ids = append(ids, aws.ToString(sn.SubnetId))
+		if z := aws.ToString(sn.AvailabilityZone); !slices.Contains(zones, z) {
+			zones = append(zones, z)
+		}
+	}
+	if len(zones) < 2 {
+		return fmt.Errorf("RDS needs subnets in two availability zones, and the default VPC has default subnets in %d: "+
+			"add one with `aws ec2 create-default-subnet --availability-zone ZONE`", len(zones))
+	}
+	in.log.Step("creating DB subnet group %s over %s", n.DBSubnetGroup, plural(len(ids), "default subnet"))
+	_, err = s.rds.CreateDBSubnetGroup(ctx, &rds.CreateDBSubnetGroupInput{
+		DBSubnetGroupName: aws.String(n.DBSubnetGroup), SubnetIds: ids, Tags: rdsTags(in.tags),
+		DBSubnetGroupDescription: aws.String("mlstack " + n.Stack + ": the default subnets"),
+	})
+	if err != nil && !hasCode(err, "DBSubnetGroupAlreadyExists", "DBSubnetGroupAlreadyExistsFault") {
+		return fmt.Errorf("creating DB subnet group %s: %w", n.DBSubnetGroup, err)
+	}
+	return nil
+}
+
+// createDBInstance asks RDS for the database, or for the newest kept
+// snapshot of it back; RDS takes minutes, waitDatabase waits.
+func createDBInstance(ctx context.Context, api rdsAPI, f *dbFound, in dbInput) error {
+	n, snap := in.names, f.restorable()
+	var err error
+	if snap != "" {
+		in.log.Step("restoring RDS database %s (%s) from its kept snapshot %s", n.DB, in.class, snap)
+		_, err = api.RestoreDBInstanceFromDBSnapshot(ctx, &rds.RestoreDBInstanceFromDBSnapshotInput{
+			DBInstanceIdentifier: aws.String(n.DB), DBSnapshotIdentifier: aws.String(snap), DBInstanceClass: aws.String(in.class),
+			DBSubnetGroupName: aws.String(n.DBSubnetGroup), VpcSecurityGroupIds: []string{f.sg.id},
+			PubliclyAccessible: aws.Bool(false), MultiAZ: aws.Bool(false), CopyTagsToSnapshot: aws.Bool(true), Tags: rdsTags(in.tags),
+		})
+	} else {
+		in.log.Step("creating RDS database %s: PostgreSQL %s, %s, %d GiB encrypted, not public (RDS takes 5 to 15 minutes; the instance boots meanwhile)",
+			n.DB, dbEngineVersion, in.class, dbStorageGiB)
+		_, err = api.CreateDBInstance(ctx, &rds.CreateDBInstanceInput{
+			DBInstanceIdentifier: aws.String(n.DB), Engine: aws.String("postgres"), EngineVersion: aws.String(dbEngineVersion),
+			DBInstanceClass: aws.String(in.class), AllocatedStorage: aws.Int32(dbStorageGiB), StorageType: aws.String("gp3"),
+			StorageEncrypted: aws.Bool(true), PubliclyAccessible: aws.Bool(false), MultiAZ: aws.Bool(false),
+			DBName: aws.String(dbName), MasterUsername: aws.String(dbUser), MasterUserPassword: aws.String(f.password),
+			Port: aws.Int32(dbPort), DBSubnetGroupName: aws.String(n.DBSubnetGroup), VpcSecurityGroupIds: []string{f.sg.id},
+			BackupRetentionPeriod: aws.Int32(dbBackupDays), CopyTagsToSnapshot: aws.Bool(true), DeletionProtection: aws.Bool(false),
+			AutoMinorVersionUpgrade: aws.Bool(true), Tags: rdsTags(in.tags),
+		})
+	}
+	if hasCode(err, "DBInstanceAlreadyExists", "DBInstanceAlreadyExistsFault") { // another run asked meanwhile
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating RDS database %s: %w", n.DB, err)
+	}
+	f.restored = snap
+	return nil
+}
+
+// dbFailed are states RDS does not leave by itself.
+var dbFailed = []string{"failed", "incompatible-network", "incompatible-parameters", "incompatible-restore",
+	"incompatible-option-group", "inaccessible-encryption-credentials", "storage-full", "deleting", "stopped", "stopping"}
+
+// waitDatabase waits until RDS says the database is available with no
+// change pending, saying each state it passes through.
+func waitDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duration, log *progress) (*rdstypes.DBInstance, error) {
+	live := log.Wait("waiting for RDS database %s (RDS takes 5 to 15 minutes)", n.DB)
+	deadline, last := time.Now().Add(timeout), ""
+	for {
+		db, err := findDBInstance(ctx, api, n)
+		if err != nil {
+			live.Stop()
+			return nil, err
+		}
+		state := "not visible yet" // a new database can be unknown for a moment
+		if db != nil {
+			state = aws.ToString(db.DBInstanceStatus)
+			if state == "available" && db.PendingModifiedValues.MasterUserPassword == nil {
+				live.Done("RDS database %s is available", n.DB)
+				return db, nil
+			}
+		}
+		if state != last {
+			log.Info("RDS database %s: %s", n.DB, state)
+			last = state
+		}
+		if slices.Contains(dbFailed, state) {
+			live.Stop()
+			return nil, fmt.Errorf("RDS database %s is %s: it will not become available by itself (the RDS console's events say why)", n.DB, state)
+		}
+		if time.Now().After(deadline) {
+			live.Stop()
+			return nil, fmt.Errorf("RDS database %s is still %s after %s", n.DB, state, timeout)
+		}
+		if err := sleep(ctx, dbPoll); err != nil {
+			live.Stop()
+			return nil, err
+		}
+	}
+}
+
+// readyDatabase waits for the database, gives a restored one the stack's
+// master password (a snapshot keeps the one it was taken with), and writes
+// where it answers into SSM, which the server waits for.
+func readyDatabase(ctx context.Context, s *session, f *dbFound, n names, tags map[string]string, log *progress) error {
+	db, err := waitDatabase(ctx, s.rds, n, dbWaitFor, log)
+	if err != nil {
+		return err
+	}
+	// An up interrupted after a restore left no endpoint: the next one sets
+	// the password as well.
+	if f.restored != "" || (f.endpoint == "" && len(f.snapshots) > 0) {
+		log.Step("setting the master password of RDS database %s to the stack's (SSM %s)", n.DB, n.param(paramDBPassword))
+		if _, err := s.rds.ModifyDBInstance(ctx, &rds.ModifyDBInstanceInput{DBInstanceIdentifier: aws.String(n.DB),
+			MasterUserPassword: aws.String(f.password), BackupRetentionPeriod: aws.Int32(dbBackupDays), ApplyImmediately: aws.Bool(true)}); err != nil {
+			return fmt.Errorf("setting the master password of RDS database %s: %w", n.DB, err)
+		}
+		if db, err = waitDatabase(ctx, s.rds, n, dbWaitFor, log); err != nil {
+			return err
+		}
+	}
+	want, err := endpointOf(db)
+	if err != nil || want == f.endpoint {
+		return err
+	}
+	log.Step("telling the server where the database is (SSM parameter %s)", n.param(paramDatabase))
+	in := &ssm.PutParameterInput{Name: aws.String(n.param(paramDatabase)), Value: aws.String(want), Type: ssmtypes.ParameterTypeString,
+		Description: aws.String("mlstack: where the server's database answers, written by mlstack once RDS made it")}
+	if err := putParam(ctx, s.ssm, in, f.endpoint != "", tags); err != nil {
+		return err
+	}
+	f.endpoint, f.inst = want, db
+	return nil
+}
+
+// chooseDatabase settles the stack's engine: --db, else what AWS shows
+// (a database or a kept snapshot of one: postgres; a server or kept
+// backups without one: sqlite), else what this machine recorded. A switch
+// of the engine of a stack with data is refused: mlstack does not move
+// tracking data between engines. The user-data is rendered again when the
+// engine differs from the one preflight assumed.
+func (r *upRun) chooseDatabase(ctx context.Context, f *found) error {
+	have := ""
+	switch {
+	case f.db.exists():
+		have = DBPostgres
+	case len(f.instances) > 0 || f.backups != "":
+		have = DBSQLite
+	}
+	want := cmp.Or(r.o.Database, have, r.db)
+	if have != "" && want != have {
+		return r.switchRefused(have, want, f)
+	}
+	if want != r.db {
+		r.db = want
+		if err := r.render(); err != nil {
+			return err
+		}
+	}
+	if r.db != DBPostgres {
+		return nil
+	}
+	if f.db.inst != nil {
+		r.dbClass = aws.ToString(f.db.inst.DBInstanceClass)
+		return nil
+	}
+	var err error
+	r.dbClass, err = chooseDBClass(ctx, r.s.rds, r.o.DBClass, r.s.region)
+	return err
+}
+
+// switchRefused says why the stack keeps its engine, and what would do.
+func (r *upRun) switchRefused(have, want string, f *found) error {
+	if have == DBPostgres {
+		where := "RDS database " + r.n.DB
+		if f.db.inst == nil {
+			where = "the kept snapshot " + f.db.restorable() + " of RDS database " + r.n.DB
+		}
+		return usagef("stack %s keeps its tracking data in %s: mlstack does not move it back into sqlite; "+
+			"`%s` keeps it on PostgreSQL (--db %s is not needed)", r.n.Stack, where, r.upHint(), DBPostgres)
+	}
+	where := "on its server"
+	if len(f.instances) == 0 {
+		where = "in the kept bucket's backups (" + f.backups + ")"
+	}
+	return usagef("stack %s keeps its tracking data in sqlite %s, and mlstack does not move it into PostgreSQL: "+
+		"`%s` keeps the stack on sqlite; for PostgreSQL without that data, `%s` removes the stack, then `%s --db %s` makes it again",
+		r.n.Stack, where, r.h.up(r.o.AllowCIDRs, r.o.SSH), r.h.cmd("down", "--yes"), r.h.up(r.o.AllowCIDRs, r.o.SSH), want)
+}
+
+// dbPlan is the database's part of the plan.
+func (r *upRun) dbPlan() []string {
+	if r.db != DBPostgres {
+		return nil
+	}
+	return r.found.db.plan(r.n, r.dbClass)
+}
+
+// readyDatabase is up's phase that waits for a postgres stack's database
+// (see readyDatabase); with --no-wait it says what is left to do.
+func (r *upRun) readyDatabase(ctx context.Context) error {
+	if r.db != DBPostgres {
+		return nil
+	}
+	if r.o.NoWait && r.found.db.endpoint == "" {
+		r.log.Info("the server starts once RDS database %s is available and `%s` (without --no-wait) has told it where it is",
+			r.n.DB, r.upHint())
+		return nil
+	}
+	if r.o.NoWait {
+		return nil
+	}
+	return readyDatabase(ctx, r.s, r.found.db, r.n, r.tags, r.log)
+}
+
+// retagDatabase moves the database's expiry (up --ttl on a live stack).
+func retagDatabase(ctx context.Context, api rdsAPI, f *dbFound, exp string) error {
+	if f.inst == nil {
+		return nil
+	}
+	_, err := api.AddTagsToResource(ctx, &rds.AddTagsToResourceInput{ResourceName: f.inst.DBInstanceArn,
+		Tags: []rdstypes.Tag{{Key: aws.String(tagExpiresAt), Value: aws.String(exp)}}})
+	if err != nil {
+		return fmt.Errorf("tagging RDS database %s: %w", aws.ToString(f.inst.DBInstanceIdentifier), err)
+	}
+	return nil
+}
