@@ -78,7 +78,7 @@ func deleteDBInstance(ctx context.Context, api rdsAPI, n names, db *rdstypes.DBI
 // waitDBGone waits until RDS no longer lists the database.
 func waitDBGone(ctx context.Context, api rdsAPI, n names, log *progress) error {
 	live := log.Wait("waiting for RDS to delete database %s (it takes minutes)", n.DB)
-	deadline := time.Now().Add(dbWaitFor)
+	deadline, delay := time.Now().Add(dbWaitFor), dbPollFirst
 	for {
 		db, err := findDBInstance(ctx, api, n)
 		switch {
@@ -92,10 +92,11 @@ func waitDBGone(ctx context.Context, api rdsAPI, n names, log *progress) error {
 			live.Stop()
 			return fmt.Errorf("RDS database %s is still %s after %s", n.DB, aws.ToString(db.DBInstanceStatus), dbWaitFor)
 		}
-		if err := sleep(ctx, dbPoll); err != nil {
+		if err := sleep(ctx, delay); err != nil {
 			live.Stop()
 			return err
 		}
+		delay = min(2*delay, dbPoll)
 	}
 }
 

@@ -16,9 +16,9 @@ import (
 // a health server that answers 200).
 func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (error, string, string) {
 	t.Helper()
-	old := dbPoll
-	dbPoll = time.Millisecond
-	t.Cleanup(func() { dbPoll = old })
+	oldFirst, old := dbPollFirst, dbPoll
+	dbPollFirst, dbPoll = time.Millisecond, time.Millisecond
+	t.Cleanup(func() { dbPollFirst, dbPoll = oldFirst, old })
 	o, out, log := upOpts(dir, "demo")
 	o.Database, o.NoWait, o.HealthURL = DBPostgres, false, healthServer(t, http.StatusOK)
 	if extra != nil {

@@ -21,8 +21,9 @@ import (
 	"github.com/mlstack/mlstack/provision/local"
 )
 
-// dbPoll is how often up and down ask RDS how a database is; tests shorten it.
-var dbPoll = 15 * time.Second
+// dbPollFirst and dbPoll: up and down ask RDS how a database is after a
+// second, then less and less often, at last every dbPoll; tests shorten them.
+var dbPollFirst, dbPoll = time.Second, 15 * time.Second
 
 // dbInput is what ensureDatabase works with.
 type dbInput struct {
@@ -174,7 +175,7 @@ var dbFailed = []string{"failed", "incompatible-network", "incompatible-paramete
 // change pending, saying each state it passes through.
 func waitDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duration, log *progress) (*rdstypes.DBInstance, error) {
 	live := log.Wait("waiting for RDS database %s (RDS takes 5 to 15 minutes)", n.DB)
-	deadline, last := time.Now().Add(timeout), ""
+	deadline, last, delay := time.Now().Add(timeout), "", dbPollFirst
 	for {
 		db, err := findDBInstance(ctx, api, n)
 		if err != nil {
@@ -184,7 +185,7 @@ func waitDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duratio
 		state := "not visible yet" // a new database can be unknown for a moment
 		if db != nil {
 			state = aws.ToString(db.DBInstanceStatus)
-			if state == "available" && db.PendingModifiedValues.MasterUserPassword == nil {
+			if state == "available" && (db.PendingModifiedValues == nil || db.PendingModifiedValues.MasterUserPassword == nil) {
 				live.Done("RDS database %s is available", n.DB)
 				return db, nil
 			}
@@ -201,10 +202,11 @@ func waitDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duratio
 			live.Stop()
 			return nil, fmt.Errorf("RDS database %s is still %s after %s", n.DB, state, timeout)
 		}
-		if err := sleep(ctx, dbPoll); err != nil {
+		if err := sleep(ctx, delay); err != nil {
 			live.Stop()
 			return nil, err
 		}
+		delay = min(2*delay, dbPoll)
 	}
 }
 

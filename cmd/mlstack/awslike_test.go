@@ -53,6 +53,7 @@ type awsLike struct {
 	optInRegion  string // STS in this region refuses the caller: not enabled
 	noDefaultVPC bool
 	injected     map[string]int
+	rds          rdsLike
 }
 
 type unseenID struct {
@@ -68,7 +69,8 @@ type termination struct {
 
 func newAWSLike() *awsLike {
 	return &awsLike{tokens: map[string][]byte{}, unseen: map[string]*unseenID{}, busy: map[string]int{},
-		private: map[string]bool{}, terminating: map[string]*termination{}, terminated: map[string]bool{}, injected: map[string]int{}}
+		private: map[string]bool{}, terminating: map[string]*termination{}, terminated: map[string]bool{}, injected: map[string]int{},
+		rds: rdsLike{slow: 2, busy: map[string]*rdsBusy{}}}
 }
 
 // set changes the knobs while requests may be in flight.
@@ -102,7 +104,7 @@ func (a *awsLike) handler(moto http.Handler) http.Handler {
 		if form.Get("Action") == "RunInstances" && a.replay(w, req, form, moto) {
 			return
 		}
-		if a.refuse(w, req, svc, form, body) {
+		if a.refuse(w, req, svc, form, body) || a.rdsAnswer(w, svc, form) {
 			return
 		}
 		a.forward(w, req, svc, form, body, moto)
@@ -261,8 +263,13 @@ func (a *awsLike) forward(w http.ResponseWriter, req *http.Request, svc string, 
 	a.mu.Lock()
 	if rec.Code < 300 {
 		out = a.afterCall(req, svc, form, out)
+		if svc == "rds" {
+			out = a.rdsAfter(form, out)
+		}
 	} else if again := a.terminateAgain(form, out); again != nil {
 		rec.Code, out = http.StatusOK, again
+	} else if gone := a.rdsDeleting(svc, form); gone != nil {
+		rec.Code, out = http.StatusOK, gone
 	}
 	a.mu.Unlock()
 	for k, v := range rec.Header() {

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/logging"
 
@@ -191,6 +192,7 @@ type env struct {
 	ec2      *ec2.Client
 	s3       *s3.Client
 	iam      *iam.Client
+	rds      *rds.Client
 }
 
 func newEnv(t *testing.T) *env {
@@ -212,6 +214,7 @@ func newEnv(t *testing.T) *env {
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	e.ec2, e.s3, e.iam = clients(t, m, "test", "test")
+	e.rds = rdsClient(t, m)
 	return e
 }
 
@@ -237,6 +240,18 @@ func clients(t *testing.T, endpoint, key, secret string) (*ec2.Client, *s3.Clien
 	}
 	cfg.BaseEndpoint = aws.String(endpoint)
 	return ec2.NewFromConfig(cfg), s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), iam.NewFromConfig(cfg)
+}
+
+// rdsClient talks to moto's RDS directly, as clients does.
+func rdsClient(t *testing.T, endpoint string) *rds.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(testRegion),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")), config.WithLogger(logging.Nop{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BaseEndpoint = aws.String(endpoint)
+	return rds.NewFromConfig(cfg)
 }
 
 // result of one in-process mlstack run.

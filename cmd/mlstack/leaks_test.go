@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
@@ -79,6 +80,21 @@ func (e *env) everything() []string {
 	must(e.t, err)
 	for _, p := range params.Parameters {
 		add("ssm-parameter", aws.ToString(p.Name))
+	}
+	dbs, err := e.rds.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{})
+	must(e.t, err)
+	for _, d := range dbs.DBInstances {
+		add("rds-database", aws.ToString(d.DBInstanceIdentifier))
+	}
+	subnets, err := e.rds.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{})
+	must(e.t, err)
+	for _, g := range subnets.DBSubnetGroups {
+		add("db-subnet-group", aws.ToString(g.DBSubnetGroupName))
+	}
+	snaps, err := e.rds.DescribeDBSnapshots(ctx, &rds.DescribeDBSnapshotsInput{})
+	must(e.t, err)
+	for _, s := range snaps.DBSnapshots {
+		add("rds-snapshot", aws.ToString(s.DBSnapshotIdentifier))
 	}
 	sort.Strings(out)
 	return out

@@ -30,6 +30,7 @@ type stackDoc struct {
 	AllowedCIDRs    []string   `json:"allowed_cidrs"`
 	SSH             bool       `json:"ssh"`
 	Artifacts       *string    `json:"artifacts"`
+	Database        *string    `json:"database"`
 	NewestBackup    *time.Time `json:"newest_backup"`
 	CostPerMonthUSD *float64   `json:"cost_per_month_usd"`
 	EnvFile         *string    `json:"env_file"`
@@ -43,7 +44,7 @@ type stackDoc struct {
 
 // stackKeys are the keys every stack object has, null or not.
 var stackKeys = []string{"stack", "account", "region", "owner", "orphan", "created_at", "expires_at", "expired", "instance",
-	"tracking_uri", "health", "allowed_cidrs", "ssh", "artifacts", "newest_backup", "cost_per_month_usd", "env_file", "resources"}
+	"tracking_uri", "health", "allowed_cidrs", "ssh", "artifacts", "database", "newest_backup", "cost_per_month_usd", "env_file", "resources"}
 
 // decodeStacks reads a JSON list of stacks strictly: every documented key
 // there, no other.
