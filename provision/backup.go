@@ -42,7 +42,11 @@ func Backup(ctx context.Context, o BackupOptions) error {
 	if err != nil {
 		return err
 	}
-	bucket := namesFor(o.Stack.Name, t.s.account, t.s.region).Bucket
+	n := namesFor(o.Stack.Name, t.s.account, t.s.region)
+	if err := notOnRDS(ctx, t.s, n, "mlstack backup"); err != nil {
+		return err
+	}
+	bucket := n.Bucket
 	if why := t.sshReady(); why != "" {
 		newest, count, _ := newestBackup(ctx, t.s.s3, bucket)
 		return fmt.Errorf("%s. A backup on demand runs over SSH; without it the server backs up within 5 minutes of a change and at every stop (%s)",

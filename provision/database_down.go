@@ -247,3 +247,15 @@ func dbLoss(inv *stackInventory) []string {
 	}
 	return lines
 }
+
+// notOnRDS refuses a command about the server's sqlite backups for a stack
+// whose tracking data is in RDS, which backs it up by itself.
+func notOnRDS(ctx context.Context, s *session, n names, cmd string) error {
+	db, err := findDBInstance(ctx, s.rds, n)
+	if err != nil || db == nil {
+		return err
+	}
+	return usagef("%s is about the sqlite backups in the bucket, and stack %s keeps its tracking data in RDS database %s: "+
+		"RDS backs it up every day and restores it to any point of the last %d day (the RDS console's \"Restore to point in time\")",
+		cmd, n.Stack, n.DB, dbBackupDays)
+}

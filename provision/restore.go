@@ -141,6 +141,9 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 	}
 	var stamp string
 	uo, err := stackAsIs(ctx, o.Stack, o.AWS, o.Streams, "restore into", func(op *openedStack) error {
+		if err := notOnRDS(ctx, op.s, op.n, "mlstack restore"); err != nil {
+			return err
+		}
 		complete, err := completeBackups(ctx, op.s.s3, op.n.Bucket)
 		if err == nil {
 			stamp, err = chooseBackup(o.From, complete)

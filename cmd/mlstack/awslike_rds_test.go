@@ -63,6 +63,15 @@ func (a *awsLike) rdsAnswer(w http.ResponseWriter, svc string, form url.Values) 
 		w.Header().Set("Content-Type", "text/xml")
 		fmt.Fprintf(w, `<DescribeOrderableDBInstanceOptionsResponse %s><DescribeOrderableDBInstanceOptionsResult><OrderableDBInstanceOptions>%s</OrderableDBInstanceOptions></DescribeOrderableDBInstanceOptionsResult><ResponseMetadata><RequestId>aws-like</RequestId></ResponseMetadata></DescribeOrderableDBInstanceOptionsResponse>`, rdsXMLNS, items)
 		return true
+	case "DeleteDBInstance":
+		// RDS deletes (or snapshots) a database only once it is made; each
+		// refusal stands for time passing.
+		if b := a.rds.busy[form.Get("DBInstanceIdentifier")]; b != nil && b.status != "deleting" && b.left > 0 {
+			b.left--
+			a.note("database busy")
+			writeAWSError(w, "rds", http.StatusBadRequest, "InvalidDBInstanceState", "Instance is not in available state.")
+			return true
+		}
 	case "DeleteDBSubnetGroup":
 		for _, b := range a.rds.busy {
 			if b.status == "deleting" && b.left > 0 {

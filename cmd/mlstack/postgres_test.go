@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -179,4 +180,22 @@ func hasResourceIn(doc stackDoc, kind, name, state string) bool {
 		}
 	}
 	return false
+}
+
+// TestPostgresSweep: a postgres stack whose up did not wait, swept as
+// expired while RDS still makes its database (RDS refuses to delete it
+// until then): nothing is left.
+func TestPostgresSweep(t *testing.T) {
+	e := newEnv(t)
+	e.rec.aws.set(func(a *awsLike) { a.rds.slow = 3 }) // RDS takes minutes; the sweep comes at once
+	res := e.ok("up", "--no-wait", "--db", "postgres", "--ttl", "1s", "--allow-cidr", allowCIDR, "--stack", "pgsweep", "--state-dir", e.stateDir)
+	if !strings.Contains(res.stderr, "the server starts once RDS database mlstack-pgsweep is available and `mlstack up") {
+		t.Errorf("up --no-wait does not say what is left to do:\n%s", res.stderr)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	res = e.ok("down", "--expired", "--yes", "--state-dir", e.stateDir)
+	if e.rec.aws.count("database busy") == 0 {
+		t.Errorf("the sweep met no database in the making:\n%s", res.stderr)
+	}
+	e.assertNothingLeft()
 }
