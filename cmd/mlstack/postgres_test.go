@@ -75,6 +75,12 @@ func TestPostgresStack(t *testing.T) {
 		t.Errorf("switch to sqlite: exit %d, mutating %v\n%s", res.code, e.rec.mutating(), res.stderr)
 	}
 
+	for _, cmd := range [][]string{{"backup"}, {"restore", "--from", "latest", "--yes"}} {
+		if res := e.mlstack(append(cmd, flags...)...); res.code != 2 || !strings.Contains(res.stderr, "RDS backs it up every day") || len(e.rec.mutating()) != 0 {
+			t.Errorf("%v on a postgres stack: exit %d, mutating %v\n%s", cmd, res.code, e.rec.mutating(), res.stderr)
+		}
+	}
+
 	keepAndRestore(t, e, flags, password)
 
 	e.ok("down", "--yes", "--stack", stack, "--state-dir", t.TempDir()) // a fresh machine
