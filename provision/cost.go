@@ -18,6 +18,17 @@ var hourlyUSD = map[string]float64{
 	"t4g.micro": 0.0084, "t4g.small": 0.0168, "t4g.medium": 0.0336,
 }
 
+// dbHourlyUSD are RDS for PostgreSQL's single-AZ on-demand prices
+// (aws.amazon.com/rds/postgresql/pricing, us-east-1, late 2025); its gp3
+// storage costs $0.115 per GB-month, automated backups up to the
+// database's size nothing.
+var dbHourlyUSD = map[string]float64{
+	"db.t4g.micro": 0.016, "db.t4g.small": 0.032, "db.t4g.medium": 0.065,
+	"db.t3.micro": 0.018, "db.t3.small": 0.036, "db.t3.medium": 0.072,
+}
+
+const dbGP3PerGBMonth = 0.115
+
 const (
 	hoursPerMonth     = 730
 	publicIPv4Hourly  = 0.005
@@ -29,19 +40,37 @@ const (
 // costPerMonth is the stack's monthly cost in US dollars, rounded to the
 // cent; false when the instance type is not in the table.
 func (i stackInfo) costPerMonth() (float64, bool) {
-	if i.Instance == nil {
-		return 0, true
+	usd, ok := i.dbCostPerMonth()
+	if !ok {
+		return 0, false
 	}
-	var usd float64
+	if i.Instance == nil {
+		return math.Round(usd*100) / 100, true
+	}
 	switch i.Instance.State {
 	case "pending", "running":
 		h, ok := hourlyUSD[i.Instance.Type]
 		if !ok {
 			return 0, false
 		}
-		usd = (h+publicIPv4Hourly)*hoursPerMonth + rootVolumeGiB*gp3PerGBMonth
+		usd += (h+publicIPv4Hourly)*hoursPerMonth + rootVolumeGiB*gp3PerGBMonth
 	case "stopping", "stopped":
-		usd = rootVolumeGiB * gp3PerGBMonth
+		usd += rootVolumeGiB * gp3PerGBMonth
 	}
 	return math.Round(usd*100) / 100, true
+}
+
+// dbCostPerMonth is the RDS database's part: its class while it runs, its
+// storage always; false for a class not in the table.
+func (i stackInfo) dbCostPerMonth() (float64, bool) {
+	if i.dbClass == "" {
+		return 0, true
+	}
+	usd := dbStorageGiB * dbGP3PerGBMonth
+	switch i.dbState {
+	case "stopped", "stopping", "deleting":
+		return usd, true
+	}
+	h, ok := dbHourlyUSD[i.dbClass]
+	return usd + h*hoursPerMonth, ok
 }

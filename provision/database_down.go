@@ -220,7 +220,7 @@ func (i *stackInfo) setDatabase(inv *stackInventory) {
 	}
 	switch db := inv.db; {
 	case db != nil:
-		i.Database = DBPostgres
+		i.Database, i.dbClass, i.dbState = DBPostgres, aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus)
 		i.DatabaseDetail = fmt.Sprintf("PostgreSQL %s on RDS database %s (%s, %s)", aws.ToString(db.EngineVersion),
 			aws.ToString(db.DBInstanceIdentifier), aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus))
 	case len(snaps) > 0:

@@ -39,7 +39,8 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	f := newInstalledFake(t)
 	f.rdsState.creatingFor = 3
 	n := namesFor("demo", fakeAccount, fakeRegion)
-	err, _, log := pgUp(t, f, t.TempDir(), nil)
+	dir := t.TempDir()
+	err, _, log := pgUp(t, f, dir, nil)
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
@@ -76,6 +77,12 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	calls := f.calls()
 	if i, j := slices.Index(calls, "RDS.CreateDBInstance"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
 		t.Errorf("CreateDBInstance at %d, RunInstances at %d", i, j)
+	}
+	o, out := statusOpts("demo", "")
+	o.StateDir = dir
+	if err := Status(context.Background(), o); err != nil || !strings.Contains(out.String(), "about $27.38 a month") ||
+		!strings.Contains(out.String(), "database:       PostgreSQL 17.6 on RDS database mlstack-demo (db.t4g.micro, available)") {
+		t.Errorf("status (%v):\n%s", err, out)
 	}
 	if !strings.Contains(rolePolicy("aws", fakeAccount, n), n.param(paramDatabase)) {
 		t.Error("the role may not read the database parameter")

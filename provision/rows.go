@@ -90,6 +90,8 @@ type stackInfo struct {
 	// stack without an RDS database). DatabaseDetail says more (status).
 	Database       string
 	DatabaseDetail string
+	dbClass        string // the RDS database's class and status, for the cost
+	dbState        string
 	// Backups and NewestBackup: the server's backups in the bucket (status).
 	Backups      int
 	NewestBackup time.Time

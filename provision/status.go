@@ -238,8 +238,13 @@ func expiresCell(info stackInfo, now time.Time) string {
 
 func costCell(info stackInfo) string {
 	c, ok := info.costPerMonth()
-	if !ok {
+	switch {
+	case !ok && info.dbClass != "":
+		return "unknown (the instance type or RDS class " + info.dbClass + " is not in mlstack's price table)"
+	case !ok:
 		return "unknown for " + info.Instance.Type + " (not in mlstack's price table)"
+	case info.dbClass != "":
+		return fmt.Sprintf("about $%.2f a month (%s; RDS %s and %d GiB gp3 included)", c, costSourceSummary, info.dbClass, dbStorageGiB)
 	}
 	return fmt.Sprintf("about $%.2f a month (%s)", c, costSourceSummary)
 }
