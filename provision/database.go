@@ -280,7 +280,7 @@ func (f *dbFound) plan(n names, class string) []string {
 	switch snap := f.restorable(); {
 	case f.inst != nil:
 	case snap != "":
-		p = append(p, fmt.Sprintf("restore RDS database %s (%s) from its kept snapshot %s, and give it a new master password", n.DB, class, snap))
+		p = append(p, fmt.Sprintf("restore RDS database %s (%s) from its kept snapshot %s, and give it a new master password", n.DB, classOr(class), snap))
 	default:
 		p = append(p, fmt.Sprintf("create RDS database %s: PostgreSQL %s, %s, %d GiB encrypted, not public, automated backups kept %d day",
 			n.DB, dbEngineVersion, class, dbStorageGiB, dbBackupDays))
@@ -314,4 +314,21 @@ func endpointOf(db *rdstypes.DBInstance) (string, error) {
 	}
 	b, err := json.Marshal(dbEndpoint{Host: aws.ToString(db.Endpoint.Address), Port: aws.ToInt32(db.Endpoint.Port), Name: dbName, User: dbUser})
 	return string(b), err
+}
+
+// classOr names the class of a restore: the asked-for one, else the
+// snapshot's (RDS's default).
+func classOr(class string) string {
+	if class == "" {
+		return "the class it had"
+	}
+	return class
+}
+
+// optional is nil for "" (the API's default).
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
 }

@@ -138,9 +138,9 @@ func createDBInstance(ctx context.Context, api rdsAPI, f *dbFound, in dbInput) e
 	n, snap := in.names, f.restorable()
 	var err error
 	if snap != "" {
-		in.log.Step("restoring RDS database %s (%s) from its kept snapshot %s", n.DB, in.class, snap)
+		in.log.Step("restoring RDS database %s (%s) from its kept snapshot %s", n.DB, classOr(in.class), snap)
 		_, err = api.RestoreDBInstanceFromDBSnapshot(ctx, &rds.RestoreDBInstanceFromDBSnapshotInput{
-			DBInstanceIdentifier: aws.String(n.DB), DBSnapshotIdentifier: aws.String(snap), DBInstanceClass: aws.String(in.class),
+			DBInstanceIdentifier: aws.String(n.DB), DBSnapshotIdentifier: aws.String(snap), DBInstanceClass: optional(in.class),
 			DBSubnetGroupName: aws.String(n.DBSubnetGroup), VpcSecurityGroupIds: []string{f.sg.id},
 			PubliclyAccessible: aws.Bool(false), MultiAZ: aws.Bool(false), CopyTagsToSnapshot: aws.Bool(true), Tags: rdsTags(in.tags),
 		})
@@ -271,9 +271,12 @@ func (r *upRun) chooseDatabase(ctx context.Context, f *found) error {
 	if r.db != DBPostgres {
 		return nil
 	}
-	if f.db.inst != nil {
+	switch {
+	case f.db.inst != nil:
 		r.dbClass = aws.ToString(f.db.inst.DBInstanceClass)
 		return nil
+	case f.db.restorable() != "" && r.o.DBClass == "":
+		return nil // RDS restores a snapshot with the class it was taken of
 	}
 	var err error
 	r.dbClass, err = chooseDBClass(ctx, r.s.rds, r.o.DBClass, r.s.region)

@@ -142,12 +142,17 @@ func stopStackInstances(ctx context.Context, s *session, n names, timeout time.D
 
 // keptBucket says what down --keep-data kept and how to go on.
 func (op *openedStack) keptBucket(ctx context.Context, o DownOptions, bucket string, log *progress) {
+	h := hintsFor(o.Stack, o.AWS)
+	if snaps, err := stackSnapshots(ctx, op.s.rds, op.n); err == nil && len(snaps) > 0 {
+		log.Step("kept S3 bucket %s with the artifacts, and RDS snapshot %s of the database: `%s` makes the stack again and restores the database from it; `%s` deletes both",
+			bucket, aws.ToString(snaps[0].DBSnapshotIdentifier), h.cmd("up"), h.cmd("down", "--yes"))
+		return
+	}
 	newest, count, err := newestBackup(ctx, op.s.s3, bucket)
 	what := describeBackup(newest, count, time.Now())
 	if err != nil {
 		what = fmt.Sprintf("backups not counted (%v)", err)
 	}
-	h := hintsFor(o.Stack, o.AWS)
 	log.Step("kept S3 bucket %s with the artifacts and %s: `%s` makes the stack again and its server restores the newest; `%s` deletes the bucket",
 		bucket, what, h.cmd("up"), h.cmd("down", "--yes"))
 }

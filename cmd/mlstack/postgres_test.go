@@ -100,7 +100,8 @@ func keepAndRestore(t *testing.T, e *env, flags []string, oldPassword string) {
 	res := e.ok(append([]string{"down", "--keep-data", "--yes"}, flags...)...)
 	snaps, err := e.rds.DescribeDBSnapshots(context.Background(), &rds.DescribeDBSnapshotsInput{SnapshotType: aws.String("manual")})
 	must(t, err)
-	if len(snaps.DBSnapshots) != 1 || !strings.Contains(res.stderr, "final snapshot "+aws.ToString(snaps.DBSnapshots[0].DBSnapshotIdentifier)) {
+	if len(snaps.DBSnapshots) != 1 || !strings.Contains(res.stderr, "final snapshot "+aws.ToString(snaps.DBSnapshots[0].DBSnapshotIdentifier)) ||
+		!strings.Contains(res.stderr, "and RDS snapshot "+aws.ToString(snaps.DBSnapshots[0].DBSnapshotIdentifier)+" of the database: `mlstack up") {
 		t.Fatalf("down --keep-data: snapshots %+v\n%s", snaps.DBSnapshots, res.stderr)
 	}
 	snap := aws.ToString(snaps.DBSnapshots[0].DBSnapshotIdentifier)
@@ -108,7 +109,7 @@ func keepAndRestore(t *testing.T, e *env, flags []string, oldPassword string) {
 
 	e.publishAsServer("pg")
 	res = e.ok(append([]string{"up", "--allow-cidr", allowCIDR}, flags...)...)
-	for _, want := range []string{"restoring RDS database mlstack-pg (db.t4g.micro) from its kept snapshot " + snap,
+	for _, want := range []string{"restoring RDS database mlstack-pg (the class it had) from its kept snapshot " + snap,
 		"setting the master password of RDS database mlstack-pg", "RDS database mlstack-pg: resetting-master-credentials"} {
 		if !strings.Contains(res.stderr, want) {
 			t.Errorf("up of the kept stack does not say %q:\n%s", want, res.stderr)

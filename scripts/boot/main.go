@@ -39,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -295,6 +296,7 @@ func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 	f.buckets(ctx, s3Client(cfg), base)
 	f.ec2Resources(ctx, ec2.NewFromConfig(cfg), stack, base)
 	f.parameters(ctx, ssm.NewFromConfig(cfg), stack)
+	f.databases(ctx, rds.NewFromConfig(cfg), base)
 	if err := errors.Join(f.errs...); err != nil {
 		return fmt.Errorf("listing: %w", err)
 	}
@@ -304,8 +306,44 @@ func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 	if len(f.left) > 0 {
 		return fmt.Errorf("stack %s left %d resource(s) behind", stack, len(f.left))
 	}
-	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs, SSM parameters)\n", stack)
+	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs, SSM parameters, RDS databases, subnet groups and snapshots)\n", stack)
 	return nil
+}
+
+// databases: RDS databases, DB subnet groups and snapshots named base*.
+func (f *found) databases(ctx context.Context, c *rds.Client, base string) {
+	dbs, err := c.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{})
+	f.errs = append(f.errs, err)
+	for _, d := range dbOr(dbs).DBInstances {
+		if strings.HasPrefix(aws.ToString(d.DBInstanceIdentifier), base) {
+			f.add("RDS database", aws.ToString(d.DBInstanceIdentifier))
+		}
+	}
+	groups, err := c.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{})
+	f.errs = append(f.errs, err)
+	if groups != nil {
+		for _, g := range groups.DBSubnetGroups {
+			if strings.HasPrefix(aws.ToString(g.DBSubnetGroupName), base) {
+				f.add("DB subnet group", aws.ToString(g.DBSubnetGroupName))
+			}
+		}
+	}
+	snaps, err := c.DescribeDBSnapshots(ctx, &rds.DescribeDBSnapshotsInput{})
+	f.errs = append(f.errs, err)
+	if snaps != nil {
+		for _, s := range snaps.DBSnapshots {
+			if strings.Contains(aws.ToString(s.DBSnapshotIdentifier), base) {
+				f.add("RDS snapshot", aws.ToString(s.DBSnapshotIdentifier))
+			}
+		}
+	}
+}
+
+func dbOr(out *rds.DescribeDBInstancesOutput) *rds.DescribeDBInstancesOutput {
+	if out == nil {
+		return &rds.DescribeDBInstancesOutput{}
+	}
+	return out
 }
 
 // found collects what leftovers finds ("KIND NAME") and the listing errors.
