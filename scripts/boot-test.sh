@@ -60,6 +60,13 @@
 #   MLSTACK_BOOT_MLFLOW_VERSION  `up --mlflow-version` (default: the locked
 #                       version); another one must come from version pins and
 #                       run as `mlflow server` (two processes, no RSS limit)
+#   MLSTACK_BOOT_DB     sqlite (default) or postgres: `up --db postgres`, with
+#                       a private cluster of Debian's PostgreSQL on
+#                       127.0.0.2:5432 playing the RDS database (scripts/boot/rds.py
+#                       gives it the master user and password mlstack stored,
+#                       as RDS would); instead of the backup phases, the data
+#                       is in PostgreSQL, a replacement and down --keep-data +
+#                       up (a snapshot restored, a new password) keep it
 # Secrets (MLflow password, secret keys) are never printed: every log shown
 # goes through scripts/boot/mask.py.
 set -euo pipefail
@@ -75,6 +82,17 @@ MLFLOW_VERSION=${MLSTACK_BOOT_MLFLOW_VERSION:-$LOCKED_VERSION}
 STACK=boot
 REGION=eu-west-3
 SUITE=${MLSTACK_BOOT_SUITE:-bookworm}
+DB=${MLSTACK_BOOT_DB:-sqlite}
+case $DB in
+sqlite | postgres) ;;
+*)
+	echo "boot-test: MLSTACK_BOOT_DB must be sqlite or postgres, not '$DB'" >&2
+	exit 2
+	;;
+esac
+# The RDS stand-in's address: loopback, but not the 127.0.0.1 a system
+# PostgreSQL may listen on.
+PG_ADDR=127.0.0.2
 case $SUITE in
 bookworm | trixie) ;;
 *)
@@ -190,7 +208,13 @@ need_root_tools() {
 	for t in debootstrap systemd-nspawn nsenter ip curl flock go python3 sha256sum openssl ssh-keygen chromium; do
 		command -v "$t" >/dev/null || missing+=("$t")
 	done
-	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (Debian: apt-get install debootstrap systemd-container curl util-linux iproute2 openssl openssh-client chromium)"
+	if [[ $DB == postgres ]]; then
+		compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(initdb)
+		for t in psql runuser; do
+			command -v "$t" >/dev/null || missing+=("$t")
+		done
+	fi
+	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (Debian: apt-get install debootstrap systemd-container curl util-linux iproute2 openssl openssh-client chromium postgresql)"
 }
 
 # ensure_aemm prints the path of ec2-metadata-mock, built once from the Go module proxy.
@@ -224,6 +248,9 @@ declare -a PIDS=()
 NSPAWN_PID=
 HOSTS_ADDED=
 IMDS_ADDED=
+# The RDS stand-in's cluster: its directory (the postgres user's), and pg_ctl.
+PG_DIR=
+PG_CTL=
 
 # stop_container: orderly poweroff (nspawn turns SIGTERM into SIGRTMIN+3 for
 # the container's systemd), then SIGKILL after 30 s.
@@ -267,6 +294,10 @@ cleanup() {
 	done
 	if [[ -n $MOTO_DIR ]]; then
 		MLSTACK_MOTO_DIR=$MOTO_DIR "$REPO/scripts/moto.sh" stop
+	fi
+	if [[ -n $PG_DIR ]]; then
+		runuser -u postgres -- "$PG_CTL" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1
+		rm -rf "$PG_DIR"
 	fi
 	remove_hosts_line
 	if [[ -n $IMDS_ADDED ]]; then
@@ -399,7 +430,12 @@ boot_test() {
 	prepare
 	tools
 	start_moto
-	start_up
+	if [[ $DB == postgres ]]; then
+		start_rds
+		start_up --db postgres --db-class db.t4g.micro
+	else
+		start_up
+	fi
 	start_imds
 	boot_container
 	wait_healthy
@@ -416,8 +452,12 @@ boot_test() {
 	run_check
 	check_bytecode
 	report_numbers
-	check_proxied
-	check_backup
+	if [[ $DB == postgres ]]; then
+		check_in_postgres
+	else
+		check_proxied
+		check_backup
+	fi
 	replace_by_up
 	replace_by_keep
 	scan_secrets
@@ -550,6 +590,7 @@ boot_container() {
 	fresh_rootfs "$ROOTFS" "$root"
 	info "fresh rootfs copy in $(elapsed "$t_copy" "$(now)") s"
 	trust_host_tls "$root"
+	[[ $DB == postgres ]] && rds_host "$root"
 	seed "$root" "$WORK/user-data" "$INSTANCE_ID" "${PUBLIC_DNS%%.*}"
 	T_BOOT=$(now)
 	boot "$root" "$WORK/console.log"
@@ -1026,7 +1067,9 @@ backup_then_stop() {
 	stop_container
 	"$WORK/boot" objects -bucket "$BUCKET" -prefix backups/ >"$WORK/backups-after-stop.txt"
 	after=$(grep -c '/manifest\.json$' "$WORK/backups-after-stop.txt")
-	((after == before + 1)) || { cat "$WORK/backups-after-stop.txt" >&2; die "the clean stop made $((after - before)) backups, want 1"; }
+	local want=1
+	[[ $DB == postgres ]] && want=0 # the data is in PostgreSQL
+	((after == before + want)) || { cat "$WORK/backups-after-stop.txt" >&2; die "the clean stop made $((after - before)) backups, want $want"; }
 	mv "$WORK/rootfs" "$WORK/rootfs-$INSTANCE_ID"
 	local i
 	for i in "${!PRIVATE_KEYS[@]}"; do
@@ -1046,6 +1089,11 @@ next_boot() {
 	wait_healthy
 	REPLACED_IN="${REPLACED_IN:+$REPLACED_IN s, }$(elapsed "$T_STOP" "$(now)")" BOOT_TO_HEALTHY=$first
 	check_up_result
+	if [[ $DB == postgres ]]; then
+		grep "mlstack-backup: restore: nothing to do: the tracking data is in PostgreSQL" <<<"$(journal mlflow.service)" >&2 ||
+			{ diagnose; die "the new server did not say its data is in PostgreSQL"; }
+		return 0
+	fi
 	grep "mlstack-backup: restored backup" <<<"$(journal mlflow.service)" >&2 ||
 		{ diagnose; die "the new server did not restore the backup"; }
 }
@@ -1104,9 +1152,19 @@ replace_by_keep() {
 	backup_then_stop
 	masked "$WORK/mlstack" down --keep-data --yes --stack "$STACK" --state-dir "$STATE" >"$WORK/down-keep.log" 2>&1 ||
 		{ cat "$WORK/down-keep.log" >&2; die "mlstack down --keep-data failed"; }
-	grep -q "kept S3 bucket $BUCKET with the artifacts and" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep the bucket"; }
-	start_up --artifacts proxied
-	grep -q "the kept bucket holds" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not see the kept backups"; }
+	grep -q "kept S3 bucket $BUCKET with the artifacts" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep the bucket"; }
+	if [[ $DB == postgres ]]; then
+		grep -q "and RDS snapshot mlstack-$STACK-final-" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep a final snapshot"; }
+		start_up
+		if ! grep -q "restoring RDS database mlstack-$STACK (the class it had) from its kept snapshot" "$WORK/up.log" ||
+			! grep -q "setting the master password of RDS database mlstack-$STACK" "$WORK/up.log"; then
+			show "$WORK/up.log"
+			die "up did not restore the kept snapshot with a new password"
+		fi
+	else
+		start_up --artifacts proxied
+		grep -q "the kept bucket holds" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not see the kept backups"; }
+	fi
 	next_boot
 	check_replaced alice bob carol dave
 }
@@ -1128,7 +1186,70 @@ check_replaced() {
 	for u in "$@"; do
 		grep -Eq "^$u +user" "$WORK/users-replaced.txt" || { cat "$WORK/users-replaced.txt" >&2; die "user $u is not on the new server"; }
 	done
-	info "replaced (clean stop to healthy: $REPLACED_IN s); runs, metrics, artifacts and users $* all there; backup: $BACKUP_COST"
+	info "replaced (clean stop to healthy: $REPLACED_IN s); runs, metrics, artifacts and users $* all there; backup: ${BACKUP_COST:-none: the data is in PostgreSQL}"
+}
+
+# start_rds: a private cluster of Debian's PostgreSQL on $PG_ADDR:5432
+# standing in for the RDS database (SSL-only password logins, as RDS), in
+# its own directory the postgres user owns; and scripts/boot/rds.py, which
+# plays RDS's part for the stack's database in moto.
+start_rds() {
+	say "PostgreSQL standing in for RDS on $PG_ADDR:5432; scripts/boot/rds.py plays RDS"
+	local bin
+	bin=$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1)")
+	PG_CTL=$bin/pg_ctl
+	PG_DIR=$(mktemp -d /var/tmp/mlstack-boot-pg.XXXXXX)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=rds-stand-in \
+		-keyout "$PG_DIR/server.key" -out "$PG_DIR/server.crt" 2>/dev/null || die "openssl made no certificate for the cluster"
+	chmod 0600 "$PG_DIR/server.key"
+	chown -R postgres: "$PG_DIR"
+	runuser -u postgres -- "$bin/initdb" -D "$PG_DIR/data" -U postgres -A peer >"$WORK/pg-initdb.log" 2>&1 ||
+		{ show "$WORK/pg-initdb.log"; die "initdb failed"; }
+	# The superuser over the socket (rds.py); the master user over SSL with its password; nobody else.
+	printf 'local all postgres peer\nhostssl mlflow mlflow 127.0.0.0/8 scram-sha-256\n' >"$PG_DIR/data/pg_hba.conf"
+	runuser -u postgres -- "$PG_CTL" -D "$PG_DIR/data" -l "$PG_DIR/pg.log" -w -t 60 -o "-c listen_addresses=$PG_ADDR -p 5432 -k $PG_DIR \
+-c ssl=on -c ssl_cert_file=$PG_DIR/server.crt -c ssl_key_file=$PG_DIR/server.key" start >/dev/null ||
+		{ cat "$PG_DIR/pg.log" >&2; die "the PostgreSQL cluster did not start (is $PG_ADDR:5432 taken?)"; }
+	"$MLFLOW_VENV/bin/python" scripts/boot/rds.py "$STACK" "$PG_DIR" "$WORK/rds-host" "$SECRETS" 2>"$WORK/rds.log" &
+	PIDS+=("$!")
+	info "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on $PG_ADDR:5432 (SSL only)"
+}
+
+# rds_host ROOTFS: the database's endpoint, as moto gives it, resolves to
+# the stand-in inside the container.
+rds_host() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -s $WORK/rds-host ]] && break
+		sleep 0.2
+	done
+	[[ -s $WORK/rds-host ]] || { show "$WORK/rds.log"; die "the stack's RDS database has no endpoint in moto"; }
+	printf '%s %s\n' "$PG_ADDR" "$(cat "$WORK/rds-host")" >>"$1/etc/hosts"
+}
+
+# pg_query SQL: one query on the stand-in's mlflow database, as the superuser.
+pg_query() {
+	runuser -u postgres -- psql -h "$PG_DIR" -p 5432 -d mlflow -Atq -c "$1"
+}
+
+# check_in_postgres: the runs and the users are in PostgreSQL, over SSL;
+# the instance holds no database; backups have nothing to do.
+check_in_postgres() {
+	say "the tracking data is in PostgreSQL (the RDS stand-in), not on the instance"
+	local runs users ssl
+	runs=$(pg_query "SELECT count(*) FROM runs WHERE lifecycle_stage = 'active'") || die "no runs table in PostgreSQL"
+	users=$(pg_query "SELECT string_agg(username, ' ' ORDER BY username) FROM users") || die "no users table in PostgreSQL"
+	ssl=$(pg_query "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE usename = 'mlflow' AND ssl")
+	((runs >= 1)) || die "no run in PostgreSQL"
+	[[ " $users " == *" alice "* && " $users " == *" bob "* ]] || die "the MLflow users are not in PostgreSQL: $users"
+	((ssl >= 1)) || die "the server's connections to PostgreSQL are not over SSL"
+	in_container test ! -e /var/lib/mlflow/mlflow.db || die "the instance has a sqlite database as well"
+	grep -q "mlstack-keys: database: PostgreSQL $(cat "$WORK/rds-host"):5432, database mlflow, user mlflow, SSL required" <<<"$(journal mlflow.service)" ||
+		{ diagnose; die "mlflow.service did not take its database from SSM"; }
+	in_container systemctl start mlstack-backup.service || { diagnose; die "mlstack-backup.service failed"; }
+	grep -q "mlstack-backup: backup: nothing to do: the tracking data is in PostgreSQL" <<<"$(journal mlstack-backup.service)" ||
+		{ diagnose; die "the backup did not say the data is in PostgreSQL"; }
+	info "$runs run(s) and users $users in PostgreSQL, $ssl SSL connection(s) of the server; no sqlite on the instance"
 }
 
 # journal UNIT: the unit's journal in the container. Callers grep it as a

@@ -81,6 +81,9 @@ else
 	# upgraded on the way.
 	say "boot test from MLflow 3.16.1, upgraded: MLSTACK_BOOT_MLFLOW_VERSION=3.16.1 scripts/boot-test.sh"
 	MLSTACK_BOOT_MLFLOW_VERSION=3.16.1 scripts/boot-test.sh || boot_status=$?
+	# up --db postgres, with Debian's PostgreSQL playing the RDS database.
+	say "boot test with the tracking data in PostgreSQL: MLSTACK_BOOT_DB=postgres scripts/boot-test.sh"
+	MLSTACK_BOOT_DB=postgres scripts/boot-test.sh || boot_status=$?
 fi
 
 if ((status != 0)); then
