@@ -19,6 +19,9 @@ func TestCloudInitSchema(t *testing.T) {
 	p = validParams()
 	p.MLflowVersion = "3.5.0"
 	variants["unlocked version"] = p
+	p = validParams()
+	p.Database = DatabasePostgres
+	variants["postgres"] = p
 	for name, p := range variants {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
