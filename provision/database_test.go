@@ -234,3 +234,34 @@ func TestValidateDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestReplacePostgres: a postgres stack's instance is replaced without a
+// backup to restore (the data stays in RDS), and the database is untouched.
+func TestReplacePostgres(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := t.TempDir()
+	if err, _, log := pgUp(t, f, dir, nil); err != nil {
+		t.Fatalf("up: %v\n%s", err, log)
+	}
+	o := replaceOpts(t, dir, http.StatusOK)
+	o.DryRun = true
+	var out strings.Builder
+	o.Out = &out
+	mustUp(t, o)
+	if !strings.Contains(out.String(), "launch a new one whose server uses RDS database mlstack-demo, where the data stays") ||
+		strings.Contains(out.String(), "restores the backup") {
+		t.Errorf("dry run:\n%s", out.String())
+	}
+	o = replaceOpts(t, dir, http.StatusOK)
+	o.Yes = true
+	f.resetCalls()
+	mustUp(t, o)
+	for _, c := range f.mutating() {
+		if strings.HasPrefix(c, "RDS.") {
+			t.Errorf("the replacement changed the database: %s", c)
+		}
+	}
+	if len(f.liveInstances()) != 1 || f.db("mlstack-demo") == nil {
+		t.Errorf("after the replacement: instances %v", f.liveInstances())
+	}
+}

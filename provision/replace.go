@@ -39,6 +39,7 @@ type replacement struct {
 	old     *ec2types.Instance
 	reasons []string
 	stopped bool // up stopped it (a rollback starts it again)
+	db      string // the stack's RDS database, which holds the data (postgres), or ""
 }
 
 // driftOf says how inst differs from what this up would launch: the
@@ -102,6 +103,9 @@ func (r *upRun) planReplace(ctx context.Context, explicitType bool) error {
 		return usagef("instance %s would be replaced (%s), and a replacement waits for the new server before it removes the old one: leave out --no-wait", id, why)
 	}
 	r.replace = &replacement{old: inst, reasons: reasons}
+	if r.db == DBPostgres {
+		r.replace.db = r.n.DB
+	}
 	r.restart = nil // the new server reads the artifacts mode when it starts
 	return nil
 }
@@ -111,9 +115,18 @@ func replacePlan(rp *replacement) []string {
 	if rp == nil {
 		return nil
 	}
-	id := aws.ToString(rp.old.InstanceId)
-	return []string{fmt.Sprintf("replace instance %s (%s): stop it (its server backs up), launch a new one that restores the backup, "+
-		"terminate %s once the new server answers; the tracking server is unavailable meanwhile (a few minutes)", id, strings.Join(rp.reasons, ", "), id)}
+	id, why := aws.ToString(rp.old.InstanceId), strings.Join(rp.reasons, ", ")
+	if rp.db == "" {
+		return []string{fmt.Sprintf("replace instance %s (%s): stop it (its server backs up), launch a new one that restores the backup, "+
+			"terminate %s once the new server answers; the tracking server is unavailable meanwhile (a few minutes)", id, why, id)}
+	}
+	line := fmt.Sprintf("replace instance %s (%s): stop it, launch a new one whose server uses RDS database %s, where the data stays, "+
+		"terminate %s once the new server answers; the tracking server is unavailable meanwhile (a few minutes)", id, why, rp.db, id)
+	if strings.Contains(why, "MLflow ") {
+		line += fmt.Sprintf("; the new MLflow upgrades the database's schema, which the old one cannot serve afterwards: should the new "+
+			"server fail, the old one comes back refusing it, and RDS's point-in-time restore of %s to before now gets the old schema back", rp.db)
+	}
+	return []string{line}
 }
 
 // confirmReplace asks before a replacement (or needs --yes).
