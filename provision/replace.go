@@ -38,7 +38,7 @@ var setupVersion = regexp.MustCompile(`mlstack-setup, "([0-9.]+)"`)
 type replacement struct {
 	old     *ec2types.Instance
 	reasons []string
-	stopped bool // up stopped it (a rollback starts it again)
+	stopped bool   // up stopped it (a rollback starts it again)
 	db      string // the stack's RDS database, which holds the data (postgres), or ""
 }
 
