@@ -452,10 +452,10 @@ boot_test() {
 	run_check
 	check_bytecode
 	report_numbers
+	check_proxied
 	if [[ $DB == postgres ]]; then
 		check_in_postgres
 	else
-		check_proxied
 		check_backup
 	fi
 	replace_by_up
@@ -1155,7 +1155,7 @@ replace_by_keep() {
 	grep -q "kept S3 bucket $BUCKET with the artifacts" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep the bucket"; }
 	if [[ $DB == postgres ]]; then
 		grep -q "and RDS snapshot mlstack-$STACK-final-" "$WORK/down-keep.log" || { cat "$WORK/down-keep.log" >&2; die "down --keep-data did not keep a final snapshot"; }
-		start_up
+		start_up --artifacts proxied
 		if ! grep -q "restoring RDS database mlstack-$STACK (the class it had) from its kept snapshot" "$WORK/up.log" ||
 			! grep -q "setting the master password of RDS database mlstack-$STACK" "$WORK/up.log"; then
 			show "$WORK/up.log"

@@ -206,3 +206,81 @@ func TestPostgresSweep(t *testing.T) {
 	}
 	e.assertNothingLeft()
 }
+
+// TestInterruptPostgres: SIGINT at each call of `up --db postgres` and of
+// its down that has to do with the database (RDS, the database's security
+// group, the SSM parameters): a new up finishes the job with exactly one
+// database, and down leaves nothing.
+func TestInterruptPostgres(t *testing.T) {
+	bin := binary(t)
+	e := newEnv(t)
+	const stack = "sigpg"
+	up := append([]string{"up", "--no-wait", "--db", "postgres", "--allow-cidr", allowCIDR}, e.stackFlags(stack)...)
+	down := append([]string{"down", "--yes"}, e.stackFlags(stack)...)
+	e.ok(up...)
+	upAt := databaseCalls(e.rec.calls())
+	e.rec.reset()
+	e.ok(down...)
+	downAt := databaseCalls(e.rec.calls())
+	if len(upAt) < 5 || len(downAt) < 5 {
+		t.Fatalf("database calls: up %v, down %v", upAt, downAt)
+	}
+	interrupted := 0
+	for _, c := range []struct {
+		args []string
+		at   []int
+	}{{up, upAt}, {down, downAt}} {
+		for _, n := range c.at {
+			if c.args[0] == "down" {
+				e.ok(up...)
+			}
+			e.rec.reset()
+			run := e.runInterrupted(bin, c.args, n, "interrupted "+c.args[0])
+			switch run.code {
+			case 130:
+				interrupted++
+			case 0:
+			default:
+				t.Errorf("%s interrupted at call %d: exit %d: %s", c.args[0], n, run.code, run.stderr)
+			}
+			if c.args[0] == "up" {
+				e.ok(up...)
+				if dbs := e.databases(); len(dbs) != 1 {
+					t.Errorf("up interrupted at call %d, then up: databases %v", n, dbs)
+				}
+			}
+			e.ok(down...)
+			e.assertNothingLeft()
+		}
+	}
+	if interrupted == 0 {
+		t.Error("no run was actually interrupted")
+	}
+	t.Logf("interrupted %d of %d runs", interrupted, len(upAt)+len(downAt))
+}
+
+// databaseCalls are the 1-based numbers of the calls that have to do with
+// the database.
+func databaseCalls(calls []apiCall) []int {
+	var at []int
+	for i, c := range calls {
+		switch {
+		case c.Service == "rds",
+			c.Action == "CreateSecurityGroup", c.Action == "AuthorizeSecurityGroupIngress", c.Action == "DeleteSecurityGroup",
+			c.Action == "PutParameter" || c.Action == "DeleteParameters":
+			at = append(at, i+1)
+		}
+	}
+	return at
+}
+
+func (e *env) databases() []string {
+	e.t.Helper()
+	out, err := e.rds.DescribeDBInstances(context.Background(), &rds.DescribeDBInstancesInput{})
+	must(e.t, err)
+	var ids []string
+	for _, d := range out.DBInstances {
+		ids = append(ids, aws.ToString(d.DBInstanceIdentifier))
+	}
+	return ids
+}
