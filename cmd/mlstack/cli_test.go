@@ -349,7 +349,7 @@ func TestStateOfAnotherAccountRefused(t *testing.T) {
 func TestPerServiceEndpoints(t *testing.T) {
 	e := newEnv(t)
 	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // nothing listens there
-	for _, svc := range []string{"EC2", "IAM", "STS", "S3", "SSM"} {
+	for _, svc := range []string{"EC2", "IAM", "STS", "S3", "SSM", "RDS"} {
 		t.Setenv("AWS_ENDPOINT_URL_"+svc, e.rec.srv.URL)
 	}
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("svc")...)...)
