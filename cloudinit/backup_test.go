@@ -378,9 +378,12 @@ print(runs[0].info.run_name, s.get_metric_history(runs[0].info.run_id, "loss")[0
 }
 
 // TestBackupPostgres: with MLSTACK_DATABASE=postgres (mlflow.env, which the
-// unit and the timer's service read) backup and restore say in one line
-// that there is nothing to do, and do nothing: no object in the bucket, no
-// file in the data dir, a backup of the sqlite days not restored.
+// unit and the timer's service read) backup says in one line that there is
+// nothing to do, and does nothing: no object in the bucket. Restore, which
+// then checks the database's schema (TestRestoreUpgradesPostgres), fails
+// the start in one line when it has no PostgreSQL store URI (store.env not
+// read), or cannot reach the database, without the password; neither
+// brings back a backup of the sqlite days.
 func TestBackupPostgres(t *testing.T) {
 	r := newBackupRig(t)
 	r.putSecrets("an-admin-password-5", "a-flask-key")
@@ -390,22 +393,29 @@ func TestBackupPostgres(t *testing.T) {
 		t.Fatalf("sqlite backup: %v\n%s", err, out)
 	}
 	before := r.keys()
-	r.clearData()
-	r.py(`import sqlite3; t = sqlite3.connect("mlflow.db"); t.execute("create table runs (name text)"); t.commit()`)
-	for _, verb := range []string{"backup", "restore"} {
-		if verb == "restore" {
-			r.clearData()
+	out, err := r.run("backup", "MLSTACK_DATABASE=postgres")
+	want := "mlstack-backup: backup: nothing to do: the tracking data is in PostgreSQL, which RDS's backups and snapshots keep\n"
+	if err != nil || out != want {
+		t.Errorf("backup: %v, want the one line %q:\n%s", err, want, out)
+	}
+	// Nothing listens on port 9 of 127.0.0.1 (discard, never served here).
+	const pw = "the-db-password-0123"
+	for _, c := range []struct{ store, want string }{
+		{"sqlite:////var/lib/mlflow/mlflow.db", "mlstack-backup: restore: no PostgreSQL store in _MLFLOW_SERVER_FILE_STORE " +
+			"(/run/mlflow/store.env, which mlstack_keys.py writes)\n"},
+		{"postgresql+psycopg2://mlflow:" + pw + "@127.0.0.1:9/mlflow?sslmode=require",
+			"mlstack-backup: restore: reading the schema's version from the database: connection to server at \"127.0.0.1\", port 9 failed"},
+	} {
+		r.clearData()
+		out, err := r.run("restore", "MLSTACK_DATABASE=postgres", "_MLFLOW_SERVER_FILE_STORE="+c.store)
+		if err == nil || !strings.HasPrefix(out, c.want) || strings.Count(out, "\n") != 1 || strings.Contains(out, pw) {
+			t.Errorf("restore with store %.20s…: %v, want the one line %q…, no password:\n%s", c.store, err, c.want, out)
 		}
-		out, err := r.run(verb, "MLSTACK_DATABASE=postgres")
-		want := verb + ": nothing to do: the tracking data is in PostgreSQL, which RDS's backups and snapshots keep"
-		if err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, "mlstack-backup: "+want) {
-			t.Errorf("%s: %v, want the one line %q:\n%s", verb, err, want, out)
-		}
-		if after := r.keys(); !slices.Equal(after, before) {
-			t.Errorf("%s changed the bucket: %v, was %v", verb, after, before)
+		if entries, err := os.ReadDir(r.data); err != nil || len(entries) != 0 {
+			t.Errorf("the data dir after a postgres restore: %v %v, want it empty", entries, err)
 		}
 	}
-	if entries, err := os.ReadDir(r.data); err != nil || len(entries) != 0 {
-		t.Errorf("the data dir after a postgres restore: %v %v, want it empty", entries, err)
+	if after := r.keys(); !slices.Equal(after, before) {
+		t.Errorf("postgres backup and restore changed the bucket: %v, was %v", after, before)
 	}
 }

@@ -30,7 +30,8 @@ import (
 // ones beside the tracking ones) and no sqlite database exists. Restarted
 // the way other MLflow versions start (the version-pins drop-in's `mlflow
 // server`), the server has it all again and the user signs in. Backup and
-// restore, run as the unit runs them, do nothing. The database password is
+// restore, run as the unit runs them, do nothing (restore finds a new
+// database, then one at this MLflow's head). The database password is
 // on no process's command line and in no output, and once the test ends no
 // process it started is left.
 func TestMLflowServerPostgres(t *testing.T) {
@@ -59,7 +60,9 @@ func TestMLflowServerPostgres(t *testing.T) {
 	// First start: the unit's ExecStartPre lines, then its ExecStart.
 	r.startPre()
 	env := r.environment("")
-	r.backupNoop("restore", env)
+	if out := r.backupNoop("restore", env); !strings.Contains(out, "a new database: MLflow makes its tables") {
+		t.Errorf("restore before the first start: want it to find a new database:\n%s", out)
+	}
 	uri := env["_MLFLOW_SERVER_FILE_STORE"]
 	if !strings.HasPrefix(uri, "postgresql+psycopg2://mlflow:") || env["_MLFLOW_SERVER_REGISTRY_STORE"] != uri {
 		t.Fatalf("the unit's stores are not store.env's PostgreSQL URI (%.25s…)", uri)
@@ -99,6 +102,9 @@ func TestMLflowServerPostgres(t *testing.T) {
 	env = r.environment(dropIn)
 	if env["MLFLOW_BACKEND_STORE_URI"] != uri {
 		t.Fatal("store.env does not override the drop-in's MLFLOW_BACKEND_STORE_URI")
+	}
+	if out := r.backupNoop("restore", env); !strings.Contains(out, "its schema is at this MLflow's head (") {
+		t.Errorf("restore before the restart: want the schema MLflow made found at its head:\n%s", out)
 	}
 	server, _ = r.start("mlflow-server", r.execArgs(lastExecStart(t, dropIn), env), env)
 	left.add(server.Process.Pid, 0)
@@ -172,8 +178,9 @@ from mlflow.server import get_app_client
 
 // backupNoop runs `mlstack_backup.py verb` with the unit's environment, as
 // its ExecStartPre (restore) and ExecStopPost (backup) do: with postgres it
-// says so and does nothing.
-func (r *serverRig) backupNoop(verb string, env map[string]string) {
+// says so and does nothing (restore, with a schema at head or none yet:
+// TestRestoreUpgradesPostgres has the upgrade). It returns the output.
+func (r *serverRig) backupNoop(verb string, env map[string]string) string {
 	r.t.Helper()
 	src, err := templates.FS.ReadFile("mlstack_backup.py")
 	must(r.t, err)
@@ -188,6 +195,7 @@ func (r *serverRig) backupNoop(verb string, env map[string]string) {
 	if err != nil || !strings.Contains(string(out), verb+": nothing to do: the tracking data is in PostgreSQL") {
 		r.t.Errorf("mlstack_backup.py %s in the unit's environment: %v\n%s", verb, err, out)
 	}
+	return string(out)
 }
 
 // versionPinsDropIn is the unit drop-in mlstack-setup writes for an MLflow

@@ -16,21 +16,35 @@
 #            schema upgraded when MLflow's version differs; the admin's
 #            password set to the one in SSM (the backup has an older one).
 #
-# With MLSTACK_DATABASE=postgres both do nothing but say so: the data is in
-# PostgreSQL (RDS), whose automated backups and snapshots keep it.
+# With MLSTACK_DATABASE=postgres the data is in PostgreSQL (RDS), whose
+# automated backups and snapshots keep it: backup does nothing but say so,
+# and restore, at every start, brings the database's tracking schema to
+# this MLflow's: it reads the database's alembic revisions (psycopg2, one
+# connection) and this MLflow's migration scripts as text (no import of
+# MLflow, SQLAlchemy or alembic, which take 2.4 s), and only when the
+# schema is behind runs MLflow's upgrade (`mlflow db upgrade`'s code, in
+# this process: the URI holds the password and a command line is public).
+# MLflow's basic-auth app upgrades its own tables (alembic_version_auth) as
+# it starts. A revision this MLflow does not know means a newer MLflow
+# upgraded the database (a rollback): the start fails with one line that
+# says so, and fails again at each of systemd's restarts.
 #
 # Environment: MLSTACK_BACKUPS (s3://BUCKET/backups/), MLSTACK_PARAM_PATH,
 # MLSTACK_ADMIN_USERNAME, MLSTACK_DATABASE, AWS_DEFAULT_REGION (+ endpoint
-# overrides in tests).
+# overrides in tests); with postgres _MLFLOW_SERVER_FILE_STORE, the URI
+# mlstack_keys.py writes to /run/mlflow/store.env (an EnvironmentFile of
+# the unit, read as each ExecStartPre starts).
 # Test knobs, unset in production: MLSTACK_DATA_DIR (default /var/lib/mlflow),
 # MLSTACK_BACKUP_KEEP (default 48).
 
+import contextlib
 import datetime
 import fcntl
 import gzip
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import sqlite3
@@ -38,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 DATA = os.environ.get("MLSTACK_DATA_DIR", "/var/lib/mlflow")
 DBS = ("mlflow.db", "basic_auth.db")
@@ -187,9 +202,100 @@ def set_admin_password(s3, path):
     db.close()
 
 
+# postgres: the alembic scripts (under the mlflow package) and version
+# tables of the tracking store and of the basic-auth app.
+SCHEMAS = (("tracking", "store/db_migrations", "alembic_version"),
+           ("basic-auth", "server/auth/db/migrations", "alembic_version_auth"))
+NOTHING = "nothing to do: the tracking data is in PostgreSQL, which RDS's backups and snapshots keep"
+# alembic's "revision = ..." and "down_revision = ..." lines (a tuple may
+# span lines): a regex reads the 70 scripts in 5 ms, ast.parse in 60 ms.
+REVISION_RE = re.compile(r"^(revision|down_revision)\b[^=\n]*=\s*(\([^)]*\)|.*)$", re.M)
+
+
+# {revision: down_revision} of this MLflow's alembic scripts in mlflow/DIR/versions, read as text.
+def migrations(dir_):
+    import ast
+    import glob
+    import importlib.util
+
+    root = os.path.dirname(importlib.util.find_spec("mlflow").origin)
+    revs = {}
+    for path in glob.glob(os.path.join(root, dir_, "versions", "*.py")):
+        with open(path) as f:
+            v = {k: ast.literal_eval(x) for k, x in REVISION_RE.findall(f.read())}
+        revs[v.get("revision")] = v.get("down_revision")
+    revs.pop(None, None)
+    return revs
+
+
+# text without the URI's password, as written or URL-quoted.
+def scrub(text, uri):
+    pw = urllib.parse.urlsplit(uri).password or "\0"
+    return text.replace(pw, "***").replace(urllib.parse.unquote(pw), "***")
+
+
+# {version table: its revisions} of the version tables that exist.
+def db_revisions(uri):
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(uri.replace("+psycopg2", "", 1), connect_timeout=10)
+        with contextlib.closing(conn), conn.cursor() as cur:
+            out = {}
+            for _, _, table in SCHEMAS:
+                cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+                if cur.fetchone()[0]:
+                    cur.execute("SELECT version_num FROM " + table)
+                    out[table] = {r[0] for r in cur.fetchall()}
+            return out
+    except psycopg2.Error as e:
+        msg = scrub(" ".join(str(e).split()), uri)
+        sys.exit("mlstack-backup: restore: reading the schema's version from the database: " + msg)
+
+
+# postgres, at every start: the tracking schema brought to this MLflow's
+# head, or the start failed when a newer MLflow upgraded the database.
+def upgrade_schema():
+    uri = os.environ.get("_MLFLOW_SERVER_FILE_STORE", "")
+    if not uri.startswith("postgresql"):
+        sys.exit("mlstack-backup: restore: no PostgreSQL store in _MLFLOW_SERVER_FILE_STORE "
+                 "(/run/mlflow/store.env, which mlstack_keys.py writes)")
+    found = db_revisions(uri)
+    known = {table: migrations(dir_) for _, dir_, table in SCHEMAS}
+    for what, _, table in SCHEMAS:
+        unknown = ",".join(sorted(found.get(table, set()) - set(known[table])))
+        if unknown:
+            sys.exit("mlstack-backup: restore: the database's %s schema is at revision %s, which MLflow %s does not "
+                     "know: a newer MLflow upgraded the database, and this one cannot serve it; run the newer MLflow "
+                     "version again" % (what, unknown, mlflow_version()))
+    # The tracking store's head; the basic-auth app upgrades its tables itself as it starts.
+    revs = known["alembic_version"]
+    downs = {d for v in revs.values() for d in (v if isinstance(v, (tuple, list)) else [v])}
+    new = ",".join(sorted(set(revs) - downs))
+    old = ",".join(sorted(found.get("alembic_version", ())))
+    if not old:
+        return log("restore: %s; a new database: MLflow makes its tables" % NOTHING)
+    if old == new:
+        return log("restore: %s; its schema is at this MLflow's head (%s)" % (NOTHING, new))
+    log("restore: upgrading the tracking schema from %s to %s (MLflow %s)" % (old, new, mlflow_version()))
+    start = time.monotonic()
+    try:
+        from mlflow.store.db.utils import _upgrade_db, create_sqlalchemy_engine_with_retry
+
+        _upgrade_db(create_sqlalchemy_engine_with_retry(uri))
+    except Exception:
+        import traceback
+
+        sys.exit(scrub(traceback.format_exc(), uri) + "mlstack-backup: restore: the upgrade to %s failed" % new)
+    log("restore: the tracking schema is at %s (%.1f s)" % (new, time.monotonic() - start))
+
+
 def main():
     if os.environ.get("MLSTACK_DATABASE") == "postgres":
-        log("%s: nothing to do: the tracking data is in PostgreSQL, which RDS's backups and snapshots keep" % sys.argv[1])
+        if sys.argv[1] == "restore":
+            upgrade_schema()
+        else:
+            log("%s: %s" % (sys.argv[1], NOTHING))
         return
     if sys.argv[1] == "restore" and os.path.exists(os.path.join(DATA, DBS[0])):
         return  # every start but a new instance's: no boto3 import (0.3 s)
