@@ -53,7 +53,7 @@ func TestRestoreUpgradesPostgres(t *testing.T) {
 			}
 		}
 	}
-	pgEnv := []string{"MLSTACK_DATABASE=postgres", "_MLFLOW_SERVER_FILE_STORE=" + uri}
+	pgEnv := []string{"MLSTACK_DATABASE=postgres", "_MLFLOW_SERVER_FILE_STORE=" + uri, "MLFLOW_AUTH_CONFIG_PATH=" + filepath.Join(r.keysRig.run, "basic_auth.ini")}
 
 	// A backup of the sqlite days in the bucket, which no postgres start restores.
 	r.py(`import sqlite3; t = sqlite3.connect("mlflow.db"); t.execute("create table runs (name text)"); t.commit()`)
@@ -100,6 +100,11 @@ a = Auth(); a.init_db(os.environ["URI"]); a.create_user("admin", "old-password-0
 		t.Fatalf("restore of a 3.16.1 schema: %v, want %q in:\n%s", err, want, out)
 	}
 	t.Logf("the upgrade from %s to %s took %.1f s (the whole step)", oldHead, head, time.Since(start).Seconds())
+	// The database's admin (3.16.1 made it with another password) has the
+	// stack's, as a snapshot restored under new stack secrets needs.
+	if !strings.Contains(out, "restore: the admin's password in the database set to the stack's") || !r.adminPassword(pg, "the-admin-password-3") {
+		t.Errorf("the restore did not give the admin the stack's password:\n%s", out)
+	}
 	if rev := authRevision(); rev != authBefore {
 		t.Errorf("the basic-auth schema went from %s to %s", authBefore, rev)
 	}
@@ -163,6 +168,16 @@ print(runs[0].info.run_name, s.get_metric_history(runs[0].info.run_id, "loss")[0
 	if err == nil || !strings.Contains(out, want) || strings.Count(out, "\n") != 1 {
 		t.Errorf("an unknown basic-auth revision: %v, want the one line %q…:\n%s", err, want, out)
 	}
+}
+
+// adminPassword says whether the admin's password hash in the database
+// verifies password (werkzeug, as MLflow's basic auth checks it).
+func (r *backupRig) adminPassword(pg *pgtest.Server, password string) bool {
+	r.t.Helper()
+	hash := pg.Query(r.t, "mlflow", "SELECT password_hash FROM users WHERE username = 'admin'")
+	return r.pyEnv(r.python, `import os
+from werkzeug.security import check_password_hash
+print(check_password_hash(os.environ["HASH"], os.environ["PASSWORD"]))`, "HASH="+hash, "PASSWORD="+password) == "True"
 }
 
 // storeURI is the store URI mlstack_keys.py writes to store.env for a

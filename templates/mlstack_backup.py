@@ -290,10 +290,43 @@ def upgrade_schema():
     log("restore: the tracking schema is at %s (%.1f s)" % (new, time.monotonic() - start))
 
 
+# postgres: the admin's password in the database is the stack's (SSM's, in
+# basic_auth.ini): a database restored from a snapshot holds the one of its
+# day, and MLflow only makes a missing admin. Changed only when it differs.
+def sync_admin(uri):
+    path = os.environ.get("MLFLOW_AUTH_CONFIG_PATH")
+    if not path:
+        return
+    import configparser
+
+    import psycopg2
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    ini = configparser.ConfigParser()
+    ini.read(path)
+    user, password = ini["mlflow"]["admin_username"], ini["mlflow"]["admin_password"]
+    try:
+        conn = psycopg2.connect(uri.replace("+psycopg2", "", 1), connect_timeout=10)
+        with contextlib.closing(conn), conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('users') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return  # a new database: MLflow makes the admin as it starts
+            cur.execute("SELECT password_hash FROM users WHERE username = %s", (user,))
+            row = cur.fetchone()
+            if row is None or check_password_hash(row[0], password):
+                return
+            cur.execute("UPDATE users SET password_hash = %s WHERE username = %s", (generate_password_hash(password), user))
+            conn.commit()
+    except psycopg2.Error as e:
+        sys.exit("mlstack-backup: restore: setting the admin's password: " + scrub(" ".join(str(e).split()), uri))
+    log("restore: the admin's password in the database set to the stack's (the database had another one: a restored snapshot?)")
+
+
 def main():
     if os.environ.get("MLSTACK_DATABASE") == "postgres":
         if sys.argv[1] == "restore":
             upgrade_schema()
+            sync_admin(os.environ["_MLFLOW_SERVER_FILE_STORE"])
         else:
             log("%s: %s" % (sys.argv[1], NOTHING))
         return
