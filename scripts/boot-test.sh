@@ -1166,6 +1166,10 @@ replace_by_keep() {
 		grep -q "the kept bucket holds" "$WORK/up.log" || { show "$WORK/up.log"; die "up did not see the kept backups"; }
 	fi
 	next_boot
+	if [[ $DB == postgres ]]; then
+		grep "mlstack-backup: restore: the admin's password in the database set to the stack's" <<<"$(journal mlflow.service)" >&2 ||
+			{ diagnose; die "the restored database's admin did not get the stack's new password"; }
+	fi
 	check_replaced alice bob carol dave
 }
 
