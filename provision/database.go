@@ -15,6 +15,7 @@ package provision
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -111,6 +112,9 @@ type dbFound struct {
 	password    string                // the master password SSM holds ("" none); never printed
 	endpoint    string                // the database parameter's value
 	restored    string                // the snapshot this up restored, if any
+	// foreign: a same-named database or group without the stack's tag,
+	// which only a postgres stack has to refuse.
+	foreign error
 }
 
 // dbGroup is the database's security group, "" id when missing.
@@ -124,13 +128,14 @@ func (f *dbFound) exists() bool { return f != nil && (f.inst != nil || len(f.sna
 
 // findDatabase reads the stack's database, its network and kept snapshots,
 // and whether SSM holds its parameters. A same-named instance or group
-// without the stack's tag is refused, like every other resource.
+// without the stack's tag is not the stack's: it goes to f.foreign.
 func findDatabase(ctx context.Context, s *session, n names) (*dbFound, error) {
 	f := &dbFound{}
-	return f, parallel(
-		func() (err error) { f.inst, err = findDBInstance(ctx, s.rds, n); return },
+	var dbErr, sgErr error
+	err := parallel(
+		func() (err error) { f.inst, dbErr = findDBInstance(ctx, s.rds, n); return nil },
 		func() (err error) { f.subnetGroup, err = hasSubnetGroup(ctx, s.rds, n); return },
-		func() (err error) { f.sg, err = findDBGroup(ctx, s.ec2, n); return },
+		func() (err error) { f.sg, sgErr = findDBGroup(ctx, s.ec2, n); return nil },
 		func() (err error) { f.snapshots, err = stackSnapshots(ctx, s.rds, n); return },
 		func() (err error) {
 			var v map[string]string
@@ -141,6 +146,20 @@ func findDatabase(ctx context.Context, s *session, n names) (*dbFound, error) {
 			return err
 		},
 	)
+	if f.sg == nil {
+		f.sg = &dbGroup{}
+	}
+	return f, errors.Join(err, f.keepForeign(dbErr), f.keepForeign(sgErr))
+}
+
+// keepForeign notes a not-owned error in f instead of failing.
+func (f *dbFound) keepForeign(err error) error {
+	var no *notOwnedError
+	if errors.As(err, &no) {
+		f.foreign = err
+		return nil
+	}
+	return err
 }
 
 func findDBInstance(ctx context.Context, api rdsAPI, n names) (*rdstypes.DBInstance, error) {

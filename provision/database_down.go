@@ -166,10 +166,6 @@ func deleteDBNetwork(ctx context.Context, s *session, n names, log *progress) er
 // tag is not listed: it is not the stack's.
 func dbInventory(ctx context.Context, s *session, n names) ([]resource, *rdstypes.DBInstance, error) {
 	f, err := findDatabase(ctx, s, n)
-	var foreign *notOwnedError
-	if errors.As(err, &foreign) {
-		return nil, nil, nil
-	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
 // pgUp is up --db postgres over the fake that waits (for the database and
@@ -263,5 +265,45 @@ func TestReplacePostgres(t *testing.T) {
 	}
 	if len(f.liveInstances()) != 1 || f.db("mlstack-demo") == nil {
 		t.Errorf("after the replacement: instances %v", f.liveInstances())
+	}
+}
+
+// TestDatabaseGroupMadeMeanwhile: CreateSecurityGroup of the database's
+// group answers InvalidGroup.Duplicate (an answer lost, the SDK's second
+// try): up adopts the group it made, which carries the stack's tag.
+func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
+	f := newInstalledFake(t)
+	f.failIf("CreateSecurityGroup", awsErr("InvalidGroup.Duplicate"), 1, true, func(in any) bool {
+		return aws.ToString(in.(*ec2.CreateSecurityGroupInput).GroupName) == "mlstack-demo.db"
+	})
+	if err, _, log := pgUp(t, f, t.TempDir(), nil); err != nil {
+		t.Fatalf("up: %v\n%s", err, log)
+	}
+	if g := f.groupNamed("mlstack-demo.db"); g == nil || len(g.IpPermissions) != 1 {
+		t.Errorf("database group %+v", g)
+	}
+}
+
+// TestForeignDatabase: an RDS database of the stack's name without the
+// stack's tag is not the stack's: up refuses before changing anything, and
+// down leaves it alone, saying so.
+func TestForeignDatabase(t *testing.T) {
+	f := newInstalledFake(t)
+	f.rdsState.init()
+	f.newDB("mlstack-demo", "db.t3.micro", nil, "theirs")
+	dir := t.TempDir()
+	err, _, _ := pgUp(t, f, dir, nil)
+	var no *notOwnedError
+	if !errors.As(err, &no) || len(f.mutating()) != 0 {
+		t.Fatalf("up next to a foreign database: %v, mutating %v", err, f.mutating())
+	}
+	mustUp(t, func() UpOptions { o, _, _ := upOpts(dir, "demo"); return o }())
+	o, _, log := downOpts(dir, "demo")
+	o.Yes = true
+	if err := Down(context.Background(), o); err != nil {
+		t.Fatalf("down: %v\n%s", err, log)
+	}
+	if f.db("mlstack-demo") == nil || !strings.Contains(log.String(), "leaving RDS database mlstack-demo alone") {
+		t.Errorf("down and the foreign database:\n%s", log)
 	}
 }

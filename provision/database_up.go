@@ -76,10 +76,18 @@ func ensureDBGroup(ctx context.Context, api sgAPI, g *dbGroup, in dbInput) error
 			Description:       aws.String("mlstack " + n.Stack + ": PostgreSQL from the server's group only"),
 			TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeSecurityGroup, in.tags, n.DBSecurityGroup)},
 		})
-		if err != nil {
+		switch {
+		case hasCode(err, "InvalidGroup.Duplicate"): // made meanwhile (a lost answer): ours only if tagged so
+			again, ferr := findDBGroup(ctx, api, n)
+			if ferr != nil {
+				return ferr
+			}
+			*g = *again
+		case err != nil:
 			return fmt.Errorf("creating security group %s: %w", n.DBSecurityGroup, err)
+		default:
+			g.id = aws.ToString(out.GroupId)
 		}
-		g.id = aws.ToString(out.GroupId)
 	}
 	if g.open {
 		return nil
@@ -270,6 +278,9 @@ func (r *upRun) chooseDatabase(ctx context.Context, f *found) error {
 	}
 	if r.db != DBPostgres {
 		return nil
+	}
+	if f.db.foreign != nil {
+		return f.db.foreign
 	}
 	switch {
 	case f.db.inst != nil:

@@ -287,3 +287,29 @@ func (e *env) databases() []string {
 	}
 	return ids
 }
+
+// TestPostgresFaults: a postgres stack's whole life (up, up again, down)
+// while AWS loses the answers of every call that makes or deletes part of
+// the database once (the SDK sends it again and meets what the first one
+// made or deleted), throttles and drops connections: one database, then
+// nothing left.
+func TestPostgresFaults(t *testing.T) {
+	e := newEnv(t)
+	f := newFaults(11)
+	for _, action := range []string{"CreateDBSubnetGroup", "CreateDBInstance", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress",
+		"PutParameter", "DeleteDBInstance", "DeleteDBSubnetGroup", "DeleteSecurityGroup"} {
+		f.loseFirst(action, 1)
+	}
+	f.throttle, f.dropBefore = 0.1, 0.05
+	e.rec.setFaults(f)
+	up := append([]string{"up", "--no-wait", "--db", "postgres", "--allow-cidr", allowCIDR}, e.stackFlags("pgf")...)
+	e.ok(up...)
+	e.ok(up...)
+	if dbs := e.databases(); len(dbs) != 1 {
+		t.Errorf("databases %v, want one", dbs)
+	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("pgf")...)...)
+	e.rec.setFaults(nil)
+	e.assertNothingLeft()
+	t.Logf("injected: %s", f.report())
+}
