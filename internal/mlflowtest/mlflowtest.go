@@ -65,7 +65,7 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	dir := t.TempDir()
 	s := &Server{Host: o.Host, User: "admin", Password: "ui-" + randomHex(t, 16), Log: &sshdtest.SyncBuffer{}}
-	s.Port = freePort(t)
+	s.Port = testenv.FreePort(t)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 	s.URI = "https://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 	keyFile := s.writeFiles(t, dir)
@@ -182,16 +182,6 @@ func (s *Server) waitHealthy(t testing.TB, exited <-chan struct{}) {
 			t.Fatalf("the MLflow server did not answer /health within 2 minutes (last: %v)", err)
 		}
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(t testing.TB, n int) string {

@@ -57,7 +57,7 @@ func Start(t testing.TB) *Server {
 	s.write(t, filepath.Join(s.dir, "server.crt"), string(certPEM), 0o644)
 	s.write(t, filepath.Join(s.dir, "server.key"), string(keyPEM), 0o600)
 
-	s.Port = freePort(t)
+	s.Port = testenv.FreePort(t)
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.data(),
 		"-c", "listen_addresses="+s.Host, "-c", "port="+strconv.Itoa(s.Port), "-c", "unix_socket_directories="+s.dir,
 		"-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(s.dir, "server.crt"), "-c", "ssl_key_file="+filepath.Join(s.dir, "server.key"),
@@ -233,14 +233,4 @@ func selfSigned(t testing.TB) (certPEM, keyPEM []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

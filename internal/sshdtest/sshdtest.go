@@ -60,7 +60,7 @@ func Start(t testing.TB, hostKeyPEM, authorizedKeys []byte) *Server {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, hostKeyPEM, authorizedKeys)
 
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	log := &SyncBuffer{}
 	cmd := exec.Command(SSHD, "-D", "-e", "-f", cfg, "-p", fmt.Sprint(port))
@@ -150,14 +150,4 @@ func waitListening(t testing.TB, addr string, exited <-chan struct{}, log *SyncB
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
