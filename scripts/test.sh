@@ -48,9 +48,11 @@ go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 examples/github-action
 say "go vet ./..."
 go vet ./... || failed=1
 
-say "go test -race -count=1 ./... $*"
+# -timeout: the CLI package against moto takes about 10 minutes under
+# -race on 2 cores, go test's default limit per package.
+say "go test -race -count=1 -timeout 30m ./... $*"
 status=0
-go test -race -count=1 ./... "$@" || status=$?
+go test -race -count=1 -timeout 30m ./... "$@" || status=$?
 
 # The opt-in live test (scripts/live-test.sh), run against the emulator so
 # that it cannot rot: same script, up --no-wait, no check, leak check.
