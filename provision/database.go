@@ -126,9 +126,10 @@ type dbGroup struct {
 // exists says the stack has a database or a kept snapshot of one.
 func (f *dbFound) exists() bool { return f != nil && (f.inst != nil || len(f.snapshots) > 0) }
 
-// findDatabase reads the stack's database, its network and kept snapshots,
-// and whether SSM holds its parameters. A same-named instance or group
-// without the stack's tag is not the stack's: it goes to f.foreign.
+// findDatabase reads the stack's database, its network and kept snapshots
+// (up adds its SSM parameters, which findParams reads). A same-named
+// instance or group without the stack's tag is not the stack's: it goes to
+// f.foreign.
 func findDatabase(ctx context.Context, s *session, n names) (*dbFound, error) {
 	f := &dbFound{}
 	var dbErr, sgErr error
@@ -137,14 +138,6 @@ func findDatabase(ctx context.Context, s *session, n names) (*dbFound, error) {
 		func() (err error) { f.subnetGroup, err = hasSubnetGroup(ctx, s.rds, n); return },
 		func() (err error) { f.sg, sgErr = findDBGroup(ctx, s.ec2, n); return nil },
 		func() (err error) { f.snapshots, err = stackSnapshots(ctx, s.rds, n); return },
-		func() (err error) {
-			var v map[string]string
-			if v, err = readParams(ctx, s.ssm, n, paramDBPassword, paramDatabase); err == nil {
-				f.password = v[paramDBPassword]
-				f.endpoint = v[paramDatabase]
-			}
-			return err
-		},
 	)
 	if f.sg == nil {
 		f.sg = &dbGroup{}

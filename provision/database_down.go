@@ -77,27 +77,14 @@ func deleteDBInstance(ctx context.Context, api rdsAPI, n names, db *rdstypes.DBI
 
 // waitDBGone waits until RDS no longer lists the database.
 func waitDBGone(ctx context.Context, api rdsAPI, n names, log *progress) error {
-	live := log.Wait("waiting for RDS to delete database %s (it takes minutes)", n.DB)
-	deadline, delay := time.Now().Add(dbWaitFor), dbPollFirst
-	for {
-		db, err := findDBInstance(ctx, api, n)
-		switch {
-		case err != nil:
-			live.Stop()
-			return err
-		case db == nil:
-			live.Done("RDS database %s is gone", n.DB)
-			return nil
-		case time.Now().After(deadline):
-			live.Stop()
-			return fmt.Errorf("RDS database %s is still %s after %s", n.DB, aws.ToString(db.DBInstanceStatus), dbWaitFor)
-		}
-		if err := sleep(ctx, delay); err != nil {
-			live.Stop()
-			return err
-		}
-		delay = min(2*delay, dbPoll)
-	}
+	_, err := pollDatabase(ctx, api, n, dbWaitFor, log.Wait("waiting for RDS to delete database %s (it takes minutes)", n.DB),
+		func(db *rdstypes.DBInstance) (string, bool, error) {
+			if db == nil {
+				return fmt.Sprintf("RDS database %s is gone", n.DB), true, nil
+			}
+			return aws.ToString(db.DBInstanceStatus), false, nil
+		})
+	return err
 }
 
 // deleteSnapshots deletes the stack's kept snapshots (plain down leaves

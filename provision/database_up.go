@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/mlstack/mlstack/provision/local"
+	"github.com/mlstack/mlstack/provision/server"
 )
 
 // dbPollFirst and dbPoll: up and down ask RDS how a database is after a
@@ -182,33 +183,49 @@ var dbFailed = []string{"failed", "incompatible-network", "incompatible-paramete
 // waitDatabase waits until RDS says the database is available with no
 // change pending, saying each state it passes through.
 func waitDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duration, log *progress) (*rdstypes.DBInstance, error) {
-	live := log.Wait("waiting for RDS database %s (RDS takes 5 to 15 minutes)", n.DB)
-	deadline, last, delay := time.Now().Add(timeout), "", dbPollFirst
+	last := ""
+	return pollDatabase(ctx, api, n, timeout, log.Wait("waiting for RDS database %s (RDS takes 5 to 15 minutes)", n.DB),
+		func(db *rdstypes.DBInstance) (string, bool, error) {
+			state := "not visible yet" // a new database can be unknown for a moment
+			if db != nil {
+				state = aws.ToString(db.DBInstanceStatus)
+				if state == "available" && (db.PendingModifiedValues == nil || db.PendingModifiedValues.MasterUserPassword == nil) {
+					return fmt.Sprintf("RDS database %s is available", n.DB), true, nil
+				}
+			}
+			if state != last {
+				log.Info("RDS database %s: %s", n.DB, state)
+				last = state
+			}
+			if slices.Contains(dbFailed, state) {
+				return state, false, fmt.Errorf("RDS database %s is %s: it will not become available by itself (the RDS console's events say why)", n.DB, state)
+			}
+			return state, false, nil
+		})
+}
+
+// pollDatabase asks RDS about the database, after a second and then less
+// and less often, until check says it is done (its message ends the wait
+// line), fails, or timeout passes (the error names check's last state).
+func pollDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duration, live server.Waiting,
+	check func(*rdstypes.DBInstance) (said string, done bool, err error)) (*rdstypes.DBInstance, error) {
+	deadline, delay := time.Now().Add(timeout), dbPollFirst
 	for {
 		db, err := findDBInstance(ctx, api, n)
-		if err != nil {
+		said, done := "", false
+		if err == nil {
+			said, done, err = check(db)
+		}
+		switch {
+		case err != nil:
 			live.Stop()
 			return nil, err
-		}
-		state := "not visible yet" // a new database can be unknown for a moment
-		if db != nil {
-			state = aws.ToString(db.DBInstanceStatus)
-			if state == "available" && (db.PendingModifiedValues == nil || db.PendingModifiedValues.MasterUserPassword == nil) {
-				live.Done("RDS database %s is available", n.DB)
-				return db, nil
-			}
-		}
-		if state != last {
-			log.Info("RDS database %s: %s", n.DB, state)
-			last = state
-		}
-		if slices.Contains(dbFailed, state) {
+		case done:
+			live.Done("%s", said)
+			return db, nil
+		case time.Now().After(deadline):
 			live.Stop()
-			return nil, fmt.Errorf("RDS database %s is %s: it will not become available by itself (the RDS console's events say why)", n.DB, state)
-		}
-		if time.Now().After(deadline) {
-			live.Stop()
-			return nil, fmt.Errorf("RDS database %s is still %s after %s", n.DB, state, timeout)
+			return nil, fmt.Errorf("RDS database %s is still %s after %s", n.DB, said, timeout)
 		}
 		if err := sleep(ctx, delay); err != nil {
 			live.Stop()

@@ -56,16 +56,21 @@ func paramsARN(partition, region, account string, n names) string {
 type paramsFound struct {
 	values map[string]string // name below the path → decrypted value
 	mode   string
+	// dbPassword and dbEndpoint: the database's parameters ("" when absent).
+	dbPassword, dbEndpoint string
 }
 
-// findParams reads the stack's secrets (decrypted) and mode from SSM.
+// findParams reads the stack's secrets (decrypted), mode and database
+// parameters from SSM.
 func findParams(ctx context.Context, api paramAPI, n names) (*paramsFound, error) {
-	v, err := readParams(ctx, api, n, paramAdminPassword, paramFlaskSecret, paramArtifacts)
+	v, err := readParams(ctx, api, n, paramAdminPassword, paramFlaskSecret, paramArtifacts, paramDBPassword, paramDatabase)
 	if err != nil {
 		return nil, err
 	}
-	f := &paramsFound{values: v, mode: v[paramArtifacts]}
-	delete(v, paramArtifacts)
+	f := &paramsFound{values: v, mode: v[paramArtifacts], dbPassword: v[paramDBPassword], dbEndpoint: v[paramDatabase]}
+	for _, name := range []string{paramArtifacts, paramDBPassword, paramDatabase} {
+		delete(v, name)
+	}
 	return f, nil
 }
 

@@ -390,6 +390,7 @@ func (r *upRun) discover(ctx context.Context) error {
 		func() (err error) { f.db, err = findDatabase(ctx, s, n); return },
 	)
 	if err == nil {
+		f.db.password, f.db.endpoint = f.params.dbPassword, f.params.dbEndpoint
 		err = r.ownInstances(ctx, f)
 	}
 	if err == nil && f.bucket.exists && len(f.instances) == 0 {

@@ -314,9 +314,11 @@ func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 func (f *found) databases(ctx context.Context, c *rds.Client, base string) {
 	dbs, err := c.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{})
 	f.errs = append(f.errs, err)
-	for _, d := range dbOr(dbs).DBInstances {
-		if strings.HasPrefix(aws.ToString(d.DBInstanceIdentifier), base) {
-			f.add("RDS database", aws.ToString(d.DBInstanceIdentifier))
+	if dbs != nil {
+		for _, d := range dbs.DBInstances {
+			if strings.HasPrefix(aws.ToString(d.DBInstanceIdentifier), base) {
+				f.add("RDS database", aws.ToString(d.DBInstanceIdentifier))
+			}
 		}
 	}
 	groups, err := c.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{})
@@ -337,13 +339,6 @@ func (f *found) databases(ctx context.Context, c *rds.Client, base string) {
 			}
 		}
 	}
-}
-
-func dbOr(out *rds.DescribeDBInstancesOutput) *rds.DescribeDBInstancesOutput {
-	if out == nil {
-		return &rds.DescribeDBInstancesOutput{}
-	}
-	return out
 }
 
 // found collects what leftovers finds ("KIND NAME") and the listing errors.
