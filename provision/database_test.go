@@ -144,8 +144,8 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 		}
 		f.resetCalls()
 		err, _, _ := pgUp(t, f, dir, func(o *UpOptions) { o.Database = DBSQLite })
-		if !IsUsage(err) || !strings.Contains(err.Error(), "RDS database mlstack-demo") {
-			t.Fatalf("up = %v", err)
+		if !IsUsage(err) || !strings.Contains(err.Error(), "RDS database mlstack-demo") || strings.Contains(err.Error(), "--db sqlite") {
+			t.Fatalf("up = %v (its hint must not repeat the refused --db sqlite)", err)
 		}
 		if m := f.mutating(); len(m) > 0 {
 			t.Errorf("refused up changed %v", m)

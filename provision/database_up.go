@@ -318,8 +318,9 @@ func (r *upRun) switchRefused(have, want string, f *found) error {
 		if f.db.inst == nil {
 			where = "the kept snapshot " + f.db.restorable() + " of RDS database " + r.n.DB
 		}
+		// Not upHint: it repeats the --db that was refused.
 		return usagef("stack %s keeps its tracking data in %s: mlstack does not move it back into sqlite; "+
-			"`%s` keeps it on PostgreSQL (--db %s is not needed)", r.n.Stack, where, r.upHint(), DBPostgres)
+			"`%s` keeps it on PostgreSQL", r.n.Stack, where, r.h.up(r.o.AllowCIDRs, r.o.SSH))
 	}
 	where := "on its server"
 	if len(f.instances) == 0 {
