@@ -772,3 +772,21 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 		t.Error("listRoles hid an error")
 	}
 }
+
+// TestAccessKeyAnswersLostTwice: CreateAccessKey's answer is lost twice
+// (the keys are made, the SDK tries again) and the third try meets AWS's
+// limit of two keys: the two nobody can use go, and the key up saves is the
+// only one.
+func TestAccessKeyAnswersLostTwice(t *testing.T) {
+	f := newInstalledFake(t)
+	f.failAfter("CreateAccessKey", awsErr("NoSuchEntity"), 2)
+	dir := t.TempDir()
+	o, _, log := upOpts(dir, "demo")
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatalf("up: %v\n%s", err, log)
+	}
+	keys := f.users["mlstack-demo"].keys
+	if len(keys) != 1 || keys[0].id != savedSecrets(t, dir, "demo").AccessKeyID {
+		t.Errorf("keys %v, saved %s", keys, savedSecrets(t, dir, "demo").AccessKeyID)
+	}
+}

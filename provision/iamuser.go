@@ -227,10 +227,23 @@ func createAccessKey(ctx context.Context, api userAPI, in ensureUserInput) error
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	var out *iam.CreateAccessKeyOutput
-	err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() (err error) {
-		out, err = api.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
-		return err
-	})
+	create := func() error {
+		return retryOn(ctx, iamWait, isIAMPropagation, nil, func() (err error) {
+			out, err = api.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+			return err
+		})
+	}
+	err := create()
+	if hasCode(err, "LimitExceeded") {
+		// The user had no key: the SDK's earlier tries made the two it may
+		// have, and their answers were lost. They go (as retry strays), and
+		// one more try.
+		if gone, derr := deleteLostKeys(ctx, api, user, in.log); derr != nil {
+			err = derr
+		} else if gone {
+			err = create()
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("creating access key for %s: %w", user, err)
 	}
@@ -282,6 +295,26 @@ func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamt
 		}
 	}
 	return nil
+}
+
+// deleteLostKeys removes the keys the SDK's lost tries made: those of the
+// two minutes before the newest (AWS's clock, not ours). It says whether
+// there were any.
+func deleteLostKeys(ctx context.Context, api userAPI, user string, log *progress) (bool, error) {
+	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+	if err != nil {
+		return false, fmt.Errorf("listing access keys of %s: %w", user, err)
+	}
+	var newest time.Time
+	for _, k := range keys.AccessKeyMetadata {
+		if t := aws.ToTime(k.CreateDate); t.After(newest) {
+			newest = t
+		}
+	}
+	if newest.IsZero() {
+		return false, nil
+	}
+	return true, deleteRetryStrays(ctx, api, user, &iamtypes.AccessKey{CreateDate: aws.Time(newest.Add(time.Second))}, log)
 }
 
 // userInventory is the user's status row and tags when the stack owns it.
