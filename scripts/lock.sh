@@ -6,16 +6,25 @@
 # installers themselves (uv, and pip as the fallback), each pinned by
 # version and sha256.
 #
-#   scripts/lock.sh           resolve anew against PyPI as of now
-#   scripts/lock.sh --check   resolve again as of the date recorded in the
-#                             lock and fail if the result differs
+#   scripts/lock.sh --check    check the lock against what it promises,
+#                              without resolving (scripts/lock/verify.py):
+#                              MLflow version, targets and installers as set
+#                              here, every hash one PyPI serves for that
+#                              version and target, and the lines exactly the
+#                              closure of the roots over the pinned wheels'
+#                              own metadata. Same answer on any day.
+#   scripts/lock.sh --refresh  resolve anew against PyPI as of now, write the
+#                              lock, then check it (what a scheduled job runs:
+#                              examples/github-actions/refresh-lock.yml)
 #
 # How: `uv pip compile --format pylock.toml --only-binary :all:` once per
 # target, i.e. per CPython (3.11: the Debian bookworm stand-in; 3.12: Ubuntu
 # 24.04, the instance; 3.13: the Debian trixie stand-in) and architecture
 # (x86_64, aarch64), for manylinux wheels up to glibc 2.36 (bookworm's; noble
 # has 2.39, trixie 2.41), with --exclude-newer so the same date resolves the
-# same way again. scripts/lock/merge.py then keeps one wheel per package per
+# same way again where the index serves upload times (the index these machines
+# use does not, so a second resolution moves with PyPI: hence --check does not
+# resolve). scripts/lock/merge.py then keeps one wheel per package per
 # target and writes one requirements file with environment markers, which
 # `uv pip install --require-hashes -r` and pip read as they are.
 # Needs python3 (3.11+) with venv and pip, and PyPI.
@@ -36,31 +45,47 @@ say() { printf 'lock.sh: %s\n' "$*" >&2; }
 mlflow=$(sed -n 's/^const DefaultMLflowVersion = "\([0-9.]*\)".*/\1/p' cloudinit/cloudinit.go)
 [[ -n $mlflow ]] || { say "cannot read DefaultMLflowVersion from cloudinit/cloudinit.go"; exit 1; }
 
-check=
+ROOTS=("mlflow[auth]==$mlflow" boto3 psycopg2-binary)
+
 case ${1:-} in
-'') date=$(date -u +%Y-%m-%dT%H:%M:%SZ) ;;
---check)
-	check=1
-	date=$(sed -n 's/^#@ exclude-newer \(.*\)$/\1/p' "$LOCK")
-	[[ -n $date ]] || { say "$LOCK records no exclude-newer date"; exit 1; }
-	;;
+--check | --refresh) ;;
 *)
-	echo "usage: $0 [--check]" >&2
+	echo "usage: $0 --check | --refresh" >&2
 	exit 2
 	;;
 esac
 
-# The uv that resolves: the pinned version, in a venv of its own.
-if [[ $("$TOOLS/bin/uv" --version 2>/dev/null) != "uv $UV_VERSION"* ]]; then
-	say "installing uv $UV_VERSION into $TOOLS"
+# The tools (packaging for the check, uv for --refresh): pinned by sha256,
+# in a venv of their own.
+stamp="$TOOLS/.tools-$(sha256sum scripts/lock/tools.txt | cut -c1-16)"
+if [[ ! -e $stamp ]]; then
+	say "installing scripts/lock/tools.txt into $TOOLS"
+	rm -rf "$TOOLS"
 	python3 -m venv "$TOOLS" >&2
-	"$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" >&2
+	"$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+		--require-hashes --only-binary :all: -r scripts/lock/tools.txt >&2
+	touch "$stamp"
 fi
+
+# check: verify.py with lock.sh's inputs, and its mutation self-test.
+check() {
+	local args=(--lock "$LOCK" --mlflow "$mlflow" --uv "$UV_VERSION" --pip "$PIP_VERSION" --glibc "$GLIBC")
+	for py in "${PYTHONS[@]}"; do args+=(--python "$py"); done
+	for arch in "${ARCHS[@]}"; do args+=(--arch "$arch"); done
+	"$TOOLS/bin/python" scripts/lock/verify.py "${args[@]}" --self-test "${ROOTS[@]}"
+}
+
+if [[ $1 == --check ]]; then
+	check
+	exit
+fi
+
+date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 uv=$TOOLS/bin/uv
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf 'mlflow[auth]==%s\nboto3\npsycopg2-binary\n' "$mlflow" >"$work/mlflow.in"
+printf '%s\n' "${ROOTS[@]}" >"$work/mlflow.in"
 printf 'uv==%s\n' "$UV_VERSION" >"$work/uv.in"
 printf 'pip==%s\n' "$PIP_VERSION" >"$work/pip.in"
 
@@ -89,13 +114,19 @@ done
 
 python3 scripts/lock/merge.py --mlflow "$mlflow" --date "$date" "$work" >"$work/lock.txt"
 
-if [[ -n $check ]]; then
-	if ! diff -u "$LOCK" "$work/lock.txt" >&2; then
-		say "FAILED: $LOCK is not what scripts/lock.sh resolves as of $date (diff above)"
-		exit 1
-	fi
-	say "$LOCK is what PyPI resolves as of $date"
-	exit 0
-fi
 mv "$work/lock.txt" "$LOCK"
+
+# The test tools' locks: moto, and the older MLflow whose data the tests
+# upgrade. Their install by sha256 (--require-hashes) is their check.
+# test_lock FILE ROOT...: every file of each pinned version, for CPython 3.11.
+test_lock() {
+	printf '%s\n' "${@:2}" >"$work/test.in"
+	"$uv" pip compile --quiet --universal --generate-hashes --exclude-newer "$date" \
+		--python-version 3.11 --custom-compile-command "scripts/lock.sh --refresh" \
+		-o "scripts/testdata/$1" "$work/test.in"
+}
+test_lock moto-lock.txt "moto[server]==$(sed -n 's/^MOTO_VERSION=//p' scripts/moto.sh)"
+test_lock mlflow-3.16.1-lock.txt "mlflow[auth]==3.16.1" boto3 psycopg2-binary
+say "wrote scripts/testdata/moto-lock.txt and mlflow-3.16.1-lock.txt"
 say "wrote $LOCK: $(grep -c '^[a-z]' "$LOCK") wheels for $(grep '^#@ targets' "$LOCK" | cut -d' ' -f3-)"
+check

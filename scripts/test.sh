@@ -63,7 +63,8 @@ else
 	say "SKIPPED the live test (go test arguments; CI never skips it)"
 fi
 
-# The lock re-resolved from PyPI as of its recorded date, and the exact
+# The lock checked against what it promises (no resolution: the same answer
+# on any day), and the exact
 # user-data `mlstack up` sends, booted under real cloud-init and systemd on
 # Debian bookworm and trixie (needs root; see the scripts). CI always runs
 # them; locally a focused run (go test arguments) or MLSTACK_SKIP_BOOT=1
