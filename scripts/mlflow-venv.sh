@@ -6,8 +6,10 @@
 # same MLflow version by version pins, as the instance would.
 #   MLSTACK_MLFLOW_VENV  where (default: REPO/.cache/mlflow-venv)
 #   MLSTACK_PYTHON       interpreter for the venv (default: python3)
-#   MLSTACK_MLFLOW_VERSION  another MLflow version, by version pins (the tests'
-#                        older MLflow, whose data the locked one upgrades)
+#   MLSTACK_MLFLOW_VERSION  another MLflow version: by its test lock
+#                        scripts/testdata/mlflow-VERSION-lock.txt where there
+#                        is one (the tests' older MLflow, whose data the
+#                        locked one upgrades), else by version pins
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,6 +27,10 @@ target=$("$PYTHON" -c 'import platform, sys; print("%d.%d-%s" % (sys.version_inf
 if [[ $version == "$locked" ]] && grep -q "^#@ targets .*\b$target\b" "$LOCK"; then
 	want="lock $(sha256sum "$LOCK" | cut -d' ' -f1)"
 	reqs=(--require-hashes --no-deps --only-binary :all: -r "$LOCK")
+elif [[ -f scripts/testdata/mlflow-$version-lock.txt ]]; then
+	test_lock=$PWD/scripts/testdata/mlflow-$version-lock.txt
+	want="test lock $(sha256sum "$test_lock" | cut -d' ' -f1)"
+	reqs=(--require-hashes --no-deps -r "$test_lock")
 else
 	want="pins mlflow[auth]==$version boto3 psycopg2-binary"
 	reqs=("mlflow[auth]==$version" boto3 psycopg2-binary)

@@ -25,6 +25,9 @@ PID_FILE=$MOTO_DIR/moto.pid
 URL_FILE=$MOTO_DIR/moto.url
 LOG_FILE=$MOTO_DIR/moto.log
 AMIS=$REPO/scripts/testdata/amis.json
+# moto[server]==MOTO_VERSION and its dependencies by sha256 (scripts/lock.sh
+# --refresh writes it): the same moto and botocore on any day.
+LOCK=$REPO/scripts/testdata/moto-lock.txt
 
 say() { printf 'moto.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -57,6 +60,7 @@ import sys, importlib.metadata as md
 import flask, flask_cors  # pulled in by moto[server]
 sys.exit(0 if md.version("moto") == sys.argv[1] else 1)
 PY
+	[[ $(cat "$VENV/.mlstack-lock" 2>/dev/null) == "$(sha256sum <"$LOCK")" ]]
 }
 
 ensure_venv() {
@@ -67,9 +71,11 @@ ensure_venv() {
 		say "creating venv $VENV with $("$PYTHON" --version 2>&1)"
 		"$PYTHON" -m venv "$VENV" >&2 || die "cannot create venv (on Debian: apt-get install python3-venv)"
 	fi
-	say "installing moto[server]==$MOTO_VERSION into $VENV"
+	grep -q "^moto==$MOTO_VERSION " "$LOCK" || die "$LOCK does not pin moto $MOTO_VERSION: run scripts/lock.sh --refresh"
+	say "installing moto[server]==$MOTO_VERSION into $VENV ($LOCK, by sha256)"
 	"$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
-		"moto[server]==$MOTO_VERSION" >&2
+		--require-hashes --no-deps -r "$LOCK" >&2
+	sha256sum <"$LOCK" >"$VENV/.mlstack-lock"
 	moto_ok || die "moto $MOTO_VERSION still not importable from $VENV"
 }
 
