@@ -2,22 +2,47 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 )
 
-// The README is the user's contract: these tests keep it in step with the
-// code it describes.
+// README.md and docs/*.md are the user's contract: these tests keep them
+// in step with the code they describe, wherever a piece of text lives.
 
-func readme(t *testing.T) string {
+// docPaths are README.md and every docs/*.md, relative to the repository
+// root, README.md first.
+func docPaths(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
+	docs, err := filepath.Glob("../../docs/*.md")
+	must(t, err)
+	if len(docs) == 0 {
+		t.Fatal("no docs/*.md found")
+	}
+	sort.Strings(docs)
+	paths := []string{"README.md"}
+	for _, d := range docs {
+		paths = append(paths, strings.TrimPrefix(d, "../../"))
+	}
+	return paths
+}
+
+// readDoc reads one of docPaths.
+func readDoc(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../" + path)
 	must(t, err)
 	return string(b)
 }
 
-// codeBlocks returns the bodies of the README's fenced blocks of lang.
+func readme(t *testing.T) string {
+	t.Helper()
+	return readDoc(t, "README.md")
+}
+
+// codeBlocks returns the bodies of text's fenced blocks of lang.
 func codeBlocks(text, lang string) []string {
 	re := regexp.MustCompile("(?s)```" + lang + "\n(.*?)```")
 	var out []string
@@ -44,54 +69,86 @@ func TestReadmeGoVersion(t *testing.T) {
 // eval "$(…)".
 var readmeCommand = regexp.MustCompile(`^(?:eval "\$\()?(mlstack [^")]*)`)
 
-// TestReadmeCommandsParse: every mlstack command in the README's shell
-// blocks parses as written.
+// TestReadmeCommandsParse: every mlstack command in the shell blocks of
+// README.md and docs/*.md parses as written. The README's own walk-through
+// (up, env, down) must be there too, so moving it out fails the test.
 func TestReadmeCommandsParse(t *testing.T) {
-	n := 0
-	for _, block := range codeBlocks(readme(t), "sh") {
-		for _, line := range strings.Split(block, "\n") {
-			m := readmeCommand.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			n++
-			if err := parseOnly().Run(words(m[1])); err != nil {
-				t.Errorf("README: %q does not parse: %v", line, err)
+	total := 0
+	for _, path := range docPaths(t) {
+		n := 0
+		for _, block := range codeBlocks(readDoc(t, path), "sh") {
+			for _, line := range strings.Split(block, "\n") {
+				m := readmeCommand.FindStringSubmatch(line)
+				if m == nil {
+					continue
+				}
+				n++
+				if err := parseOnly().Run(words(m[1])); err != nil {
+					t.Errorf("%s: %q does not parse: %v", path, line, err)
+				}
 			}
 		}
+		if path == "README.md" && n < 3 {
+			t.Errorf("only %d mlstack commands found in the README's sh blocks", n)
+		}
+		total += n
 	}
-	if n < 5 {
-		t.Errorf("only %d mlstack commands found in the README's sh blocks", n)
+	if total < 5 {
+		t.Errorf("only %d mlstack commands found in the sh blocks of the docs", total)
 	}
 }
 
-// TestReadmeJSONSchema: the README's example stack is the schema (every
-// key, no other) and its table explains every key.
-func TestReadmeJSONSchema(t *testing.T) {
-	text := readme(t)
-	blocks := codeBlocks(text, "json")
-	if len(blocks) != 1 {
-		t.Fatalf("want one json block in the README, found %d", len(blocks))
-	}
-	d := decodeStack(t, blocks[0])
-	if d.Instance == nil || len(d.Resources) == 0 {
-		t.Errorf("the example shows no instance or resources: %+v", d)
-	}
-	table := text[strings.Index(text, "### JSON output"):]
-	table = table[:strings.Index(table, "\n\n`up --dry-run")]
-	for _, k := range stackKeys {
-		if !strings.Contains(table, "`"+k+"`") {
-			t.Errorf("the README's JSON table does not explain %q", k)
+// jsonDoc is the one doc with a json block (the example stack) and that
+// block; two examples would be two schemas to keep in step.
+func jsonDoc(t *testing.T) (path, text, block string) {
+	t.Helper()
+	var found []string
+	for _, p := range docPaths(t) {
+		text := readDoc(t, p)
+		for _, b := range codeBlocks(text, "json") {
+			path, block = p, b
+			found = append(found, p)
 		}
 	}
-	for _, kind := range []string{"iam_user", "iam_role", "instance_profile", "s3_bucket", "security_group", "key_pair", "instance", "ssm_parameter"} {
+	if len(found) != 1 {
+		t.Fatalf("want one json block in README.md and docs/*.md, found %d %v", len(found), found)
+	}
+	return path, readDoc(t, path), block
+}
+
+// TestReadmeJSONSchema: the documented example stack is the schema (every
+// key, no other) and the table under it explains every key.
+func TestReadmeJSONSchema(t *testing.T) {
+	path, text, block := jsonDoc(t)
+	d := decodeStack(t, block)
+	if d.Instance == nil || len(d.Resources) == 0 {
+		t.Errorf("%s: the example shows no instance or resources: %+v", path, d)
+	}
+	start := regexp.MustCompile(`(?m)^#+ JSON output$`).FindStringIndex(text)
+	if start == nil {
+		t.Fatalf("%s: no \"JSON output\" heading above the example", path)
+	}
+	table := text[start[0]:]
+	end := strings.Index(table, "\n\n`up --dry-run")
+	if end < 0 {
+		t.Fatalf("%s: the JSON table is not followed by the `up --dry-run` paragraph", path)
+	}
+	table = table[:end]
+	for _, k := range stackKeys {
+		if !strings.Contains(table, "`"+k+"`") {
+			t.Errorf("%s: the JSON table does not explain %q", path, k)
+		}
+	}
+	kinds := []string{"iam_user", "iam_role", "instance_profile", "s3_bucket", "security_group", "key_pair", "instance",
+		"ssm_parameter", "rds_database", "rds_subnet_group", "rds_snapshot"}
+	for _, kind := range kinds {
 		if !strings.Contains(table, "`"+kind+"`") {
-			t.Errorf("the README's JSON table does not name the kind %q", kind)
+			t.Errorf("%s: the JSON table does not name the kind %q", path, kind)
 		}
 	}
 	for _, h := range []string{"healthy", "unhealthy", "unreachable", "no_server", "not_checked"} {
 		if !strings.Contains(table, "`"+h+"`") {
-			t.Errorf("the README's JSON table does not name the health %q", h)
+			t.Errorf("%s: the JSON table does not name the health %q", path, h)
 		}
 	}
 }
