@@ -1,7 +1,7 @@
 package provision
 
 // What up, status and ls show of stacks: a resource row, and one stack in
-// the one JSON schema the three share (the README documents it).
+// the one JSON schema the three share (docs/commands.md documents it).
 
 import (
 	"encoding/json"

@@ -74,7 +74,7 @@ func commonFlags() []cli.Flag {
 }
 
 func outputFlag() cli.Flag {
-	return &cli.StringFlag{Name: "output", Value: "table", Usage: "`FORMAT`: table or json (the stack schema in the README)"}
+	return &cli.StringFlag{Name: "output", Value: "table", Usage: "`FORMAT`: table or json (the stack schema in docs/commands.md)"}
 }
 
 // explicit is the flag's value when the user gave it, else "": provision

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/term"
 )
 
-// Exit codes, documented in the README.
+// Exit codes, documented in docs/commands.md.
 const (
 	exitOK          = 0
 	exitFailure     = 1

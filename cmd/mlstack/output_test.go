@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// stackDoc is the stack in JSON as the README documents it: one schema
+// stackDoc is the stack in JSON as docs/commands.md documents it: one schema
 // for up, status and ls.
 type stackDoc struct {
 	Stack     string     `json:"stack"`

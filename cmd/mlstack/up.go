@@ -29,7 +29,7 @@ func upCommand(s streams) *cli.Command {
 			&cli.StringFlag{Name: "db-class", Usage: "RDS instance `CLASS` for --db postgres (default: the smallest burstable one RDS offers in the region, db.t4g.micro or db.t3.micro)"},
 			&cli.BoolFlag{Name: "ssh", Usage: "open tcp 22 to the allowed CIDRs (for mlstack ssh and logs); without it, up closes the port"},
 			durationFlag("ttl", 0, "tag the stack to expire after this long, for down --expired; on a live stack, moves the expiry"),
-			&cli.StringFlag{Name: "output", Value: "table", Usage: "`FORMAT`: table (the tracking URI) or json (the stack schema in the README)"},
+			&cli.StringFlag{Name: "output", Value: "table", Usage: "`FORMAT`: table (the tracking URI) or json (the stack schema in docs/commands.md)"},
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
 			&cli.BoolFlag{Name: "yes", Usage: "do not ask (opening the server wider than a /24 asks)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},

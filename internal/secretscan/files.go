@@ -20,7 +20,7 @@ import (
 )
 
 // SecretFiles are the files of a stack's folder that hold secrets by
-// design (README.md, "Local state and secrets"). Every other file under a
+// design (docs/secrets.md, "Local state and secrets"). Every other file under a
 // state dir (known_hosts, lock files, anything new) must hold none.
 var SecretFiles = map[string]bool{"state.json": true, "env": true, "id_ed25519": true}
 
