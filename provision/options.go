@@ -3,6 +3,8 @@ package provision
 import (
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mlstack/mlstack/cloudinit"
@@ -284,4 +286,13 @@ func (o *CheckOptions) validate() error {
 		o.Timeout = DefaultCheckTimeout
 	}
 	return o.Stack.validate()
+}
+
+// DefaultStateDir is where local state goes without --state-dir or
+// MLSTACK_STATE_DIR: the user config dir.
+func DefaultStateDir() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "mlstack")
+	}
+	return ""
 }

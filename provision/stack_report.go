@@ -5,9 +5,12 @@ package provision
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Resource kinds, as JSON names them.
@@ -274,4 +277,26 @@ func sortResources(rs []resource) {
 		}
 		return rs[i].ID < rs[j].ID
 	})
+}
+
+// setDatabase says which engine keeps the stack's tracking data, and where.
+func (i *stackInfo) setDatabase(inv *stackInventory) {
+	var snaps []string
+	for _, r := range inv.rows {
+		if r.Kind == kindDBSnapshot {
+			snaps = append(snaps, r.Name)
+		}
+	}
+	switch db := inv.db; {
+	case db != nil:
+		i.Database, i.dbClass, i.dbState = DBPostgres, aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus)
+		i.DatabaseDetail = fmt.Sprintf("PostgreSQL %s on RDS database %s (%s, %s)", aws.ToString(db.EngineVersion),
+			aws.ToString(db.DBInstanceIdentifier), aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus))
+	case len(snaps) > 0:
+		i.Database = DBPostgres
+		i.DatabaseDetail = "PostgreSQL, kept as RDS snapshot " + snaps[0] + " (up restores it)"
+	default:
+		i.Database = DBSQLite
+		i.DatabaseDetail = "sqlite on the instance, backed up to the bucket"
+	}
 }
