@@ -49,8 +49,10 @@ type deletion struct {
 	keepData bool
 }
 
-// keepMark starts a lossOrKeep line that says what is kept.
-const keepMark = "keep:"
+// dataFate is what down does with the stack's data beyond its resources,
+// each line in words: kept for a later up (down --keep-data), or lost for
+// good.
+type dataFate struct{ kept, lost []string }
 
 // withoutKept splits what down --keep-data keeps off the stack's
 // resources: the bucket (returned) and the database's snapshots.
@@ -67,26 +69,27 @@ func withoutKept(rows []resource) (rest []resource, bucket string) {
 	return rest, bucket
 }
 
-// lossOrKeep is what down loses for good, or with a kept bucket what it
-// keeps (lines starting with keepMark) and loses.
-func (op *openedStack) lossOrKeep(ctx context.Context, inv *stackInventory, uri, keep string) []string {
+// fateOfData is what down loses for good, or with a kept bucket what it
+// keeps and loses.
+func (op *openedStack) fateOfData(ctx context.Context, inv *stackInventory, uri, keep string) dataFate {
 	if keep == "" {
-		return append(op.lossLines(ctx, inv, uri), dbLoss(inv)...)
+		return dataFate{lost: append(op.lossLines(ctx, inv, uri), dbLoss(inv)...)}
 	}
 	if inv.db != nil {
-		return []string{keepMark + fmt.Sprintf("RDS database %s, as a final snapshot RDS takes before it deletes the database, which a later up restores", op.n.DB),
-			keepMark + fmt.Sprintf("S3 bucket %s: the artifacts, for a later up", keep)}
+		return dataFate{kept: []string{
+			fmt.Sprintf("RDS database %s, as a final snapshot RDS takes before it deletes the database, which a later up restores", op.n.DB),
+			fmt.Sprintf("S3 bucket %s: the artifacts, for a later up", keep)}}
 	}
 	newest, count, err := newestBackup(ctx, op.s.s3, keep)
 	backups := describeBackup(newest, count, time.Now())
 	if err != nil {
 		backups = fmt.Sprintf("its backups (not counted: %v)", err)
 	}
-	lines := []string{keepMark + fmt.Sprintf("S3 bucket %s: the artifacts and %s, for a later up", keep, backups)}
+	fate := dataFate{kept: []string{fmt.Sprintf("S3 bucket %s: the artifacts and %s, for a later up", keep, backups)}}
 	if len(inv.insts) > 0 {
-		lines = append(lines, "the runs logged since the server's last backup, if its stop cannot back them up (it tries: down stops it first)")
+		fate.lost = append(fate.lost, "the runs logged since the server's last backup, if its stop cannot back them up (it tries: down stops it first)")
 	}
-	return lines
+	return fate
 }
 
 // stopStackInstances stops the stack's running instances (never a

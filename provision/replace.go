@@ -255,7 +255,7 @@ func Upgrade(ctx context.Context, o UpgradeOptions) error {
 // more of the stack while it is open; what names the command for errors.
 func stackAsIs(ctx context.Context, st Stack, a AWS, s Streams, what string, also func(*openedStack) error) (UpOptions, error) {
 	s.fill()
-	if err := firstErr(st.validate, a.validate); err != nil {
+	if err := validateAll(st.validate, a.validate); err != nil {
 		return UpOptions{}, err
 	}
 	op, err := openStack(ctx, st, a, s.progress(), false)
