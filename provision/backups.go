@@ -62,11 +62,11 @@ func keptBackups(ctx context.Context, api backupLister, bucket string) (string, 
 }
 
 // restorePlan says what the new server restores.
-func restorePlan(backups string) []string {
+func restorePlan(bucket, backups string) []planStep {
 	if backups == "" {
 		return nil
 	}
-	return []string{"restore the tracking data on the new server from the kept bucket (" + backups + ") before it starts"}
+	return []planStep{step(kindBucket, bucket, "restore the tracking data on the new server from the kept bucket (%s) before it starts", backups)}
 }
 
 // readBackups counts the backups in the stack's bucket, if it has one.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,24 @@ const (
 	kindInstance = "instance"
 	kindParam    = "ssm_parameter"
 )
+
+// planStep is one change up would make: its verb (the first word of Text),
+// the kind and name of the resource it changes, and the step in words as
+// --dry-run prints it after "(plan) would". --output json carries all four,
+// so that a program reads the plan without parsing prose.
+type planStep struct {
+	Verb string `json:"verb"`
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	Text string `json:"text"`
+}
+
+// step makes a planStep from its sentence.
+func step(kind, name, format string, args ...any) planStep {
+	text := fmt.Sprintf(format, args...)
+	verb, _, _ := strings.Cut(text, " ")
+	return planStep{Verb: verb, Kind: kind, Name: name, Text: text}
+}
 
 // kindLabels are the kinds as people read them.
 var kindLabels = map[string]string{

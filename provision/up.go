@@ -42,7 +42,7 @@ type upRun struct {
 	bootstrap  []cloudinit.Object // put in the bucket before launch
 	// discover
 	found   *found
-	plan    []string
+	plan    []planStep
 	mode    string             // the artifacts mode the stack gets
 	db      string             // the database engine the stack gets (sqlite, postgres)
 	dbClass string             // postgres: the RDS class of a database still to make
@@ -424,9 +424,9 @@ func (r *upRun) discover(ctx context.Context) error {
 	if r.replace != nil {
 		insts = replacePlan(r.replace)
 	}
-	for _, lines := range [][]string{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
+	for _, lines := range [][]planStep{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
 		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
-		r.dbPlan(), bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(f.backups)} {
+		r.dbPlan(), bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(n.Bucket, f.backups)} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -502,18 +502,18 @@ func (r *upRun) wantParams(sec local.Secrets) map[string]string {
 func (r *upRun) printPlan() error {
 	if r.o.Output == "json" {
 		return writeJSON(r.o.Out, struct {
-			Stack   string   `json:"stack"`
-			Account string   `json:"account"`
-			Region  string   `json:"region"`
-			DryRun  bool     `json:"dry_run"`
-			Plan    []string `json:"plan"`
+			Stack   string     `json:"stack"`
+			Account string     `json:"account"`
+			Region  string     `json:"region"`
+			DryRun  bool       `json:"dry_run"`
+			Plan    []planStep `json:"plan"`
 		}{r.n.Stack, r.s.account, r.s.region, true, nonNil(r.plan)})
 	}
 	if len(r.plan) == 0 {
 		fmt.Fprintf(r.o.Out, "(plan) stack %s is complete: nothing to do\n", r.n.Stack)
 	}
 	for _, p := range r.plan {
-		fmt.Fprintf(r.o.Out, "(plan) would %s\n", p)
+		fmt.Fprintf(r.o.Out, "(plan) would %s\n", p.Text)
 	}
 	return nil
 }

@@ -74,7 +74,7 @@ func (r *upRun) switchRefused(have, want string, f *found) error {
 }
 
 // dbPlan is the database's part of the plan.
-func (r *upRun) dbPlan() []string {
+func (r *upRun) dbPlan() []planStep {
 	if r.db != DBPostgres {
 		return nil
 	}
