@@ -58,14 +58,14 @@ type rebootAPI interface {
 }
 
 // modePlan says in words what setting the mode would do.
-func modePlan(n names, have, want string, restart *ec2types.Instance) []string {
+func modePlan(n names, have, want string, restart *ec2types.Instance) []planStep {
 	if have == want {
 		return nil
 	}
-	p := []string{fmt.Sprintf("set the artifacts mode to %s (SSM parameter %s)", want, n.param(paramArtifacts))}
+	p := []planStep{step(kindParam, n.param(paramArtifacts), "set the artifacts mode to %s (SSM parameter %s)", want, n.param(paramArtifacts))}
 	if restart != nil {
-		p = append(p, fmt.Sprintf("reboot instance %s so that its server serves artifacts %s (unavailable for about a minute)",
-			aws.ToString(restart.InstanceId), want))
+		id := aws.ToString(restart.InstanceId)
+		p = append(p, step(kindInstance, id, "reboot instance %s so that its server serves artifacts %s (unavailable for about a minute)", id, want))
 	}
 	return p
 }

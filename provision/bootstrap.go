@@ -43,10 +43,10 @@ func missingObjects(ctx context.Context, api objectAPI, bucket string, exists bo
 }
 
 // bootstrapPlan says in words what ensureBootstrap would do.
-func bootstrapPlan(bucket string, missing []string) []string {
-	var p []string
+func bootstrapPlan(bucket string, missing []string) []planStep {
+	var p []planStep
 	for _, k := range missing {
-		p = append(p, fmt.Sprintf("put the instance's install lock in s3://%s/%s", bucket, k))
+		p = append(p, step(kindBucket, bucket, "put the instance's install lock in s3://%s/%s", bucket, k))
 	}
 	return p
 }

@@ -69,12 +69,18 @@ func Down(ctx context.Context, o DownOptions) error {
 	case len(inv.rows) == 0 && d.keep != "":
 		log.Step("stack %s owns nothing but its kept bucket %s: `%s` makes the stack again from it, `%s` deletes it",
 			op.n.Stack, d.keep, hintsFor(o.Stack, o.AWS).cmd("up"), hintsFor(o.Stack, o.AWS).cmd("down", "--yes"))
-		return ifThen(!o.DryRun, op.dir.Remove)
+		if o.DryRun {
+			return nil
+		}
+		return op.dir.Remove()
 	case len(inv.rows) == 0:
 		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.account, op.s.region)
-		return ifThen(!o.DryRun, op.dir.Remove)
+		if o.DryRun {
+			return nil
+		}
+		return op.dir.Remove()
 	case o.DryRun:
-		printDownPlan(o.Out, inv.rows, inv.lookalikes, op.lossOrKeep(ctx, inv, o.TrackingURI, d.keep))
+		printDownPlan(o.Out, inv.rows, inv.lookalikes, op.fateOfData(ctx, inv, o.TrackingURI, d.keep))
 		return nil
 	}
 	if err := confirmDown(ctx, o, op, inv, d.keep, log); err != nil {
@@ -92,15 +98,14 @@ func Down(ctx context.Context, o DownOptions) error {
 }
 
 // printDownPlan is down --dry-run's answer.
-func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, lost []string) {
+func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, fate dataFate) {
 	for _, r := range found {
 		fmt.Fprintf(w, "(plan) would delete %s\n", r.label())
 	}
-	for _, l := range lost {
-		if k, ok := strings.CutPrefix(l, keepMark); ok {
-			fmt.Fprintf(w, "(plan) would keep %s\n", k)
-			continue
-		}
+	for _, k := range fate.kept {
+		fmt.Fprintf(w, "(plan) would keep %s\n", k)
+	}
+	for _, l := range fate.lost {
 		fmt.Fprintf(w, "(plan) would lose for good: %s\n", l)
 	}
 	for _, l := range lookalikes {
@@ -129,11 +134,11 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 	for _, r := range inv.rows {
 		log.Info("%s", r.label())
 	}
-	for _, l := range op.lossOrKeep(ctx, inv, o.TrackingURI, keep) {
-		if k, ok := strings.CutPrefix(l, keepMark); ok {
-			log.Step("kept: %s", k)
-			continue
-		}
+	fate := op.fateOfData(ctx, inv, o.TrackingURI, keep)
+	for _, k := range fate.kept {
+		log.Step("kept: %s", k)
+	}
+	for _, l := range fate.lost {
 		log.Warn("lost for good: %s", l)
 	}
 	whose := ""
@@ -174,9 +179,11 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 		deleteKeyPair(ctx, s.ec2, n, log),
 		deleteRole(ctx, s.iam, n, log),
 		deleteParams(ctx, s.ssm, n, log),
-		ifThen(d.keep == "", func() error { return deleteBucket(ctx, s.s3, n, pending, log) }),
-		deleteUser(ctx, s.iam, n, log),
 	}
+	if d.keep == "" {
+		errs = append(errs, deleteBucket(ctx, s.s3, n, pending, log))
+	}
+	errs = append(errs, deleteUser(ctx, s.iam, n, log))
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
 	}

@@ -30,12 +30,16 @@ func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo,
 	for _, r := range regions {
 		api := s.ec2ForRegion(r)
 		fns = append(fns, func() error {
-			return firstErr(
-				func() error { return listInstances(ctx, api, s.account, r, set) },
-				func() error { return listSecurityGroups(ctx, api, r, set) },
-				func() error { return listKeyPairs(ctx, api, r, set) },
-				func() error { return listDatabases(ctx, s.rdsForRegion(r), r, set) },
-			)
+			if err := listInstances(ctx, api, s.account, r, set); err != nil {
+				return err
+			}
+			if err := listSecurityGroups(ctx, api, r, set); err != nil {
+				return err
+			}
+			if err := listKeyPairs(ctx, api, r, set); err != nil {
+				return err
+			}
+			return listDatabases(ctx, s.rdsForRegion(r), r, set)
 		})
 	}
 	if err := parallel(fns...); err != nil {

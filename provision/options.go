@@ -3,6 +3,8 @@ package provision
 import (
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mlstack/mlstack/cloudinit"
@@ -116,7 +118,7 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 	if ttl, err = parseTTL(o.TTL); err != nil {
 		return 0, err
 	}
-	if err := firstErr(o.Stack.validate, o.AWS.validate); err != nil {
+	if err := validateAll(o.Stack.validate, o.AWS.validate); err != nil {
 		return 0, err
 	}
 	if o.InstanceType == "" {
@@ -125,13 +127,18 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 	if o.MLflowVersion == "" {
 		o.MLflowVersion = cloudinit.DefaultMLflowVersion
 	}
-	err = firstErr(
+	err = validateAll(
 		func() error { return validateInstanceType(o.InstanceType) },
 		func() error { return validateMLflowVersion(o.MLflowVersion) },
 		func() error { return validateTimeout(&o.Timeout, DefaultTimeout) },
 		func() error { return validateOutput(&o.Output) },
 		func() (err error) { o.AllowCIDRs, err = parseCIDRs(o.AllowCIDRs); return err },
-		func() error { return ifThen(o.User != "", func() error { return validateUserName(o.User) }) },
+		func() error {
+			if o.User == "" {
+				return nil
+			}
+			return validateUserName(o.User)
+		},
 		func() error { return validateArtifacts(o.Artifacts) },
 		func() error { return validateDatabase(o.Database, o.DBClass, o.Stack.Name) },
 	)
@@ -184,7 +191,7 @@ func (o *DownOptions) validate() error {
 		st.Name = "sweep" // no stack of its own; the state dir is still needed
 	}
 	o.Streams.fill()
-	return firstErr(st.validate, o.AWS.validate, func() error { return validateTimeout(&o.Timeout, DefaultTimeout) })
+	return validateAll(st.validate, o.AWS.validate, func() error { return validateTimeout(&o.Timeout, DefaultTimeout) })
 }
 
 // StatusOptions are what `mlstack status` takes.
@@ -253,8 +260,9 @@ type LogsOptions struct {
 	Logs   server.LogOptions
 }
 
-// firstErr runs checks in order and returns the first error.
-func firstErr(checks ...func() error) error {
+// validateAll runs validations in order and returns the first error: a
+// later one may read what an earlier one normalised.
+func validateAll(checks ...func() error) error {
 	for _, c := range checks {
 		if err := c(); err != nil {
 			return err
@@ -265,17 +273,17 @@ func firstErr(checks ...func() error) error {
 
 func (o *StatusOptions) validate() error {
 	o.Streams.fill()
-	return firstErr(o.Stack.validate, o.AWS.validate, func() error { return validateOutput(&o.Output) })
+	return validateAll(o.Stack.validate, o.AWS.validate, func() error { return validateOutput(&o.Output) })
 }
 
 func (o *LsOptions) validate() error {
 	o.Streams.fill()
-	return firstErr(func() error { return validateOutput(&o.Output) }, o.AWS.validate)
+	return validateAll(func() error { return validateOutput(&o.Output) }, o.AWS.validate)
 }
 
 func (o *RotateOptions) validate() error {
 	o.Streams.fill()
-	return firstErr(o.Stack.validate, o.AWS.validate)
+	return validateAll(o.Stack.validate, o.AWS.validate)
 }
 
 func (o *CheckOptions) validate() error {
@@ -284,4 +292,13 @@ func (o *CheckOptions) validate() error {
 		o.Timeout = DefaultCheckTimeout
 	}
 	return o.Stack.validate()
+}
+
+// DefaultStateDir is where local state goes without --state-dir or
+// MLSTACK_STATE_DIR: the user config dir.
+func DefaultStateDir() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "mlstack")
+	}
+	return ""
 }

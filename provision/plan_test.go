@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,7 +29,16 @@ func planOf(t *testing.T, dir string, edit func(o *UpOptions)) []string {
 	if err := r.discover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return r.plan
+	return texts(r.plan)
+}
+
+// texts is a plan's sentences, as --dry-run prints them after "(plan) would".
+func texts(p []planStep) []string {
+	var out []string
+	for _, s := range p {
+		out = append(out, s.Text)
+	}
+	return out
 }
 
 func TestPlanEmptyStack(t *testing.T) {
@@ -147,7 +158,8 @@ func TestPlanMethods(t *testing.T) {
 	pl := placement{instanceType: "t2.micro", subnetID: "subnet-0b", zone: "eu-west-3b"}
 	fb := placement{instanceType: "t3.micro", subnetID: "subnet-0a", zone: "eu-west-3a", standardCredits: true, why: "t2.micro is not offered in eu-west-3"}
 	for _, c := range []struct {
-		got, want []string
+		got  []planStep
+		want []string
 	}{
 		{instancesPlan(nil, n, img, pl), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t2.micro in eu-west-3b"}},
 		{instancesPlan(nil, n, img, fb), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t3.micro in eu-west-3a (t2.micro is not offered in eu-west-3)"}},
@@ -172,8 +184,8 @@ func TestPlanMethods(t *testing.T) {
 		{(&roleFound{roleExists: true, policyOK: true, profileExists: true, roleInProf: true}).plan(n), nil},
 		{(&bucketFound{exists: true, publicBlocked: true, encrypted: true}).plan(n), nil},
 	} {
-		if !slices.Equal(c.got, c.want) {
-			t.Errorf("plan %q, want %q", c.got, c.want)
+		if got := texts(c.got); !slices.Equal(got, c.want) {
+			t.Errorf("plan %q, want %q", got, c.want)
 		}
 	}
 }
@@ -186,4 +198,39 @@ func lockKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return boot[0].Key
+}
+
+// TestPlanJSONSteps: --dry-run --output json gives each step's verb, kind
+// and name as fields, so that a program need not parse the sentences.
+func TestPlanJSONSteps(t *testing.T) {
+	newInstalledFake(t)
+	o, out, _ := upOpts(t.TempDir(), "demo")
+	o.DryRun, o.Output = true, "json"
+	if err := Up(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Plan []planStep `json:"plan"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	want := map[planStep]bool{
+		{Verb: "create", Kind: kindUser, Name: n.User}:                      true,
+		{Verb: "put", Kind: kindProfile, Name: n.Profile}:                   true,
+		{Verb: "set", Kind: kindSG, Name: n.SecurityGroup}:                  true,
+		{Verb: "import", Kind: kindKeyPair, Name: n.KeyPair}:                true,
+		{Verb: "launch", Kind: kindInstance, Name: n.Instance}:              true,
+		{Verb: "store", Kind: kindParam, Name: n.param(paramAdminPassword)}: true,
+	}
+	for _, s := range got.Plan {
+		if first, _, _ := strings.Cut(s.Text, " "); s.Verb != first || s.Kind == "" || s.Name == "" {
+			t.Errorf("step %+v: verb, kind or name missing", s)
+		}
+		delete(want, planStep{Verb: s.Verb, Kind: s.Kind, Name: s.Name})
+	}
+	for s := range want {
+		t.Errorf("no step %+v in %s", s, out)
+	}
 }

@@ -111,13 +111,13 @@ func (r *upRun) planReplace(ctx context.Context, explicitType bool) error {
 }
 
 // replacePlan says in words what the replacement does.
-func replacePlan(rp *replacement) []string {
+func replacePlan(rp *replacement) []planStep {
 	if rp == nil {
 		return nil
 	}
 	id, why := aws.ToString(rp.old.InstanceId), strings.Join(rp.reasons, ", ")
 	if rp.db == "" {
-		return []string{fmt.Sprintf("replace instance %s (%s): stop it (its server backs up), launch a new one that restores the backup, "+
+		return []planStep{step(kindInstance, id, "replace instance %s (%s): stop it (its server backs up), launch a new one that restores the backup, "+
 			"terminate %s once the new server answers; the tracking server is unavailable meanwhile (a few minutes)", id, why, id)}
 	}
 	line := fmt.Sprintf("replace instance %s (%s): stop it, launch a new one whose server uses RDS database %s, where the data stays, "+
@@ -126,7 +126,7 @@ func replacePlan(rp *replacement) []string {
 		line += fmt.Sprintf("; the new MLflow upgrades the database's schema, which the old one cannot serve afterwards: should the new "+
 			"server fail, the old one comes back refusing it, and RDS's point-in-time restore of %s to before now gets the old schema back", rp.db)
 	}
-	return []string{line}
+	return []planStep{step(kindInstance, id, "%s", line)}
 }
 
 // confirmReplace asks before a replacement (or needs --yes).
@@ -134,7 +134,7 @@ func (r *upRun) confirmReplace() error {
 	if r.replace == nil || r.o.Yes {
 		return nil
 	}
-	what := replacePlan(r.replace)[0]
+	what := replacePlan(r.replace)[0].Text
 	if r.o.Confirm == nil {
 		return usagef("up would %s; pass --yes to go ahead (no terminal to ask on)", what)
 	}
@@ -255,7 +255,7 @@ func Upgrade(ctx context.Context, o UpgradeOptions) error {
 // more of the stack while it is open; what names the command for errors.
 func stackAsIs(ctx context.Context, st Stack, a AWS, s Streams, what string, also func(*openedStack) error) (UpOptions, error) {
 	s.fill()
-	if err := firstErr(st.validate, a.validate); err != nil {
+	if err := validateAll(st.validate, a.validate); err != nil {
 		return UpOptions{}, err
 	}
 	op, err := openStack(ctx, st, a, s.progress(), false)

@@ -42,7 +42,7 @@ type upRun struct {
 	bootstrap  []cloudinit.Object // put in the bucket before launch
 	// discover
 	found   *found
-	plan    []string
+	plan    []planStep
 	mode    string             // the artifacts mode the stack gets
 	db      string             // the database engine the stack gets (sqlite, postgres)
 	dbClass string             // postgres: the RDS class of a database still to make
@@ -160,12 +160,15 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
 	r.rolePolicy = rolePolicy(r.s.partition, r.s.account, r.n)
 	r.rules = wantRules(r.o.AllowCIDRs, r.o.SSH)
-	err = firstErr(r.makeLocal, func() (err error) {
+	err = r.makeLocal()
+	if err == nil {
 		// Before the render, which needs the architecture: an unknown or
 		// unoffered instance type is a usage error, reported alone.
 		r.places, r.arch, err = placements(ctx, r.s.ec2, r.o.InstanceType, explicitType, r.s.region)
-		return err
-	}, r.render)
+	}
+	if err == nil {
+		err = r.render()
+	}
 	if err != nil {
 		r.release()
 		return nil, err
@@ -411,16 +414,19 @@ func (r *upRun) discover(ctx context.Context) error {
 			n.Stack, aws.ToString(f.instances[0].InstanceId), r.dir.Path(), r.h.cmd("down", "--yes"))
 	}
 	r.found = f
-	if err := firstErr(func() error { return r.chooseMode(ctx) }, func() error { return r.planReplace(ctx, r.explicitType) }); err != nil {
+	if err := r.chooseMode(ctx); err != nil {
+		return err
+	}
+	if err := r.planReplace(ctx, r.explicitType); err != nil {
 		return err
 	}
 	insts := instancesPlan(f.instances, n, f.image, r.places[0])
 	if r.replace != nil {
 		insts = replacePlan(r.replace)
 	}
-	for _, lines := range [][]string{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
+	for _, lines := range [][]planStep{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
 		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
-		r.dbPlan(), bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(f.backups)} {
+		r.dbPlan(), bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(n.Bucket, f.backups)} {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
@@ -496,18 +502,18 @@ func (r *upRun) wantParams(sec local.Secrets) map[string]string {
 func (r *upRun) printPlan() error {
 	if r.o.Output == "json" {
 		return writeJSON(r.o.Out, struct {
-			Stack   string   `json:"stack"`
-			Account string   `json:"account"`
-			Region  string   `json:"region"`
-			DryRun  bool     `json:"dry_run"`
-			Plan    []string `json:"plan"`
+			Stack   string     `json:"stack"`
+			Account string     `json:"account"`
+			Region  string     `json:"region"`
+			DryRun  bool       `json:"dry_run"`
+			Plan    []planStep `json:"plan"`
 		}{r.n.Stack, r.s.account, r.s.region, true, nonNil(r.plan)})
 	}
 	if len(r.plan) == 0 {
 		fmt.Fprintf(r.o.Out, "(plan) stack %s is complete: nothing to do\n", r.n.Stack)
 	}
 	for _, p := range r.plan {
-		fmt.Fprintf(r.o.Out, "(plan) would %s\n", p)
+		fmt.Fprintf(r.o.Out, "(plan) would %s\n", p.Text)
 	}
 	return nil
 }
@@ -531,19 +537,16 @@ func (r *upRun) keepLocal(context.Context) error {
 	if k.loginKey != nil && r.found.keyPair.id != "" {
 		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
 	}
-	err := firstErr(
-		func() error { return ifThen(k.loginKey != nil, func() error { return r.dir.SaveSSHKey(k.loginKey) }) },
-		func() error { return ifThen(k.changed, func() error { return r.dir.Save(&k.secrets) }) },
-	)
 	r.store = local.NewStore(r.dir, k.secrets)
-	return err
-}
-
-func ifThen(cond bool, fn func() error) error {
-	if !cond {
-		return nil
+	if k.loginKey != nil {
+		if err := r.dir.SaveSSHKey(k.loginKey); err != nil {
+			return err
+		}
 	}
-	return fn()
+	if k.changed {
+		return r.dir.Save(&k.secrets)
+	}
+	return nil
 }
 
 // converge creates or repairs the stack's resources (the independent ones
@@ -644,13 +647,23 @@ func (r *upRun) extendTTL(ctx context.Context) error {
 	f, n, exp := r.found, r.n, r.tags[tagExpiresAt]
 	r.log.Step("setting %s=%s on the stack's resources", tagExpiresAt, exp)
 	ids := append(append(instanceTagIDs(f.instances), f.sg.tagIDs()...), f.keyPair.tagIDs()...)
-	return firstErr(
-		func() error { return retagEC2(ctx, r.s.ec2, ids, tagExpiresAt, exp) },
-		func() error { return ifThen(f.user.exists, func() error { return retagUser(ctx, r.s.iam, n, exp) }) },
-		func() error { return retagRole(ctx, r.s.iam, f.role, n, exp) },
-		func() error { return ifThen(f.bucket.exists, func() error { return retagBucket(ctx, r.s.s3, n, exp) }) },
-		func() error { return retagDatabase(ctx, r.s.rds, f.db, exp) },
-	)
+	if err := retagEC2(ctx, r.s.ec2, ids, tagExpiresAt, exp); err != nil {
+		return err
+	}
+	if f.user.exists {
+		if err := retagUser(ctx, r.s.iam, n, exp); err != nil {
+			return err
+		}
+	}
+	if err := retagRole(ctx, r.s.iam, f.role, n, exp); err != nil {
+		return err
+	}
+	if f.bucket.exists {
+		if err := retagBucket(ctx, r.s.s3, n, exp); err != nil {
+			return err
+		}
+	}
+	return retagDatabase(ctx, r.s.rds, f.db, exp)
 }
 
 // publish pins the certificate and host key the instance published and

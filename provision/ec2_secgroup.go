@@ -176,17 +176,17 @@ func ruleDiff(have, want []rule) (add []rule, extra bool) {
 }
 
 // plan says in words what ensureSecurityGroup would do.
-func (g *sgFound) plan(n names, want []rule) []string {
-	var p []string
+func (g *sgFound) plan(n names, want []rule) []planStep {
+	var p []planStep
 	if g.id == "" {
-		p = append(p, fmt.Sprintf("create security group %s in %s", n.SecurityGroup, g.vpcID))
+		p = append(p, step(kindSG, n.SecurityGroup, "create security group %s in %s", n.SecurityGroup, g.vpcID))
 	}
 	if add, extra := ruleDiff(g.rules, want); len(add) > 0 || extra {
 		var cidrs []string
 		for _, r := range want {
 			cidrs = append(cidrs, fmt.Sprintf("tcp %d from %s", r.port, r.cidr))
 		}
-		p = append(p, "set ingress of "+n.SecurityGroup+" to exactly: "+strings.Join(cidrs, ", "))
+		p = append(p, step(kindSG, n.SecurityGroup, "set ingress of %s to exactly: %s", n.SecurityGroup, strings.Join(cidrs, ", ")))
 	}
 	return p
 }

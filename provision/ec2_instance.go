@@ -64,20 +64,21 @@ func findInstances(ctx context.Context, api instanceAPI, stack string, states []
 }
 
 // instancesPlan says in words what ensureInstance would do.
-func instancesPlan(insts []ec2types.Instance, n names, image *ec2types.Image, place placement) []string {
-	var p []string
+func instancesPlan(insts []ec2types.Instance, n names, image *ec2types.Image, place placement) []planStep {
+	var p []planStep
 	switch {
 	case len(insts) == 0:
 		line := fmt.Sprintf("launch instance %s from %s (%s) as %s in %s", n.Instance, aws.ToString(image.ImageId), aws.ToString(image.Name), place.instanceType, place.zone)
 		if place.why != "" {
 			line += " (" + place.why + ")"
 		}
-		p = append(p, line)
+		p = append(p, step(kindInstance, n.Instance, "%s", line))
 	case len(insts) > 1:
-		p = append(p, fmt.Sprintf("terminate %s", plural(len(insts)-1, "duplicate instance")))
+		p = append(p, step(kindInstance, n.Instance, "terminate %s", plural(len(insts)-1, "duplicate instance")))
 	}
 	if len(insts) > 0 && stateOf(&insts[0]) == ec2types.InstanceStateNameStopped {
-		p = append(p, "start stopped instance "+aws.ToString(insts[0].InstanceId))
+		id := aws.ToString(insts[0].InstanceId)
+		p = append(p, step(kindInstance, id, "start stopped instance %s", id))
 	}
 	return p
 }

@@ -44,7 +44,7 @@ func sshHost(dir local.Dir, host string) server.Host {
 // findTarget discovers the stack's running instance and whether SSH to it
 // can work, and refreshes known_hosts for its current addresses.
 func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
-	if err := firstErr(st.validate, a.validate); err != nil {
+	if err := validateAll(st.validate, a.validate); err != nil {
 		return nil, err
 	}
 	s, err := connect(ctx, a)

@@ -125,22 +125,22 @@ func accessKeys(ctx context.Context, api userAPI, user string) ([]string, error)
 
 // plan says in words what ensureUser would do; wantKey is false for
 // proxied artifacts, where clients need no AWS key.
-func (u *userFound) plan(n names, wantKey bool) []string {
+func (u *userFound) plan(n names, wantKey bool) []planStep {
 	if !u.exists {
 		if !wantKey {
-			return []string{"create IAM user " + n.User + " with a bucket-only policy and no access key (artifacts proxied)"}
+			return []planStep{step(kindUser, n.User, "create IAM user %s with a bucket-only policy and no access key (artifacts proxied)", n.User)}
 		}
-		return []string{"create IAM user " + n.User + " with a bucket-only policy and one access key"}
+		return []planStep{step(kindUser, n.User, "create IAM user %s with a bucket-only policy and one access key", n.User)}
 	}
-	var p []string
+	var p []planStep
 	if !u.policyOK {
-		p = append(p, "set the bucket-only policy of IAM user "+n.User)
+		p = append(p, step(kindUser, n.User, "set the bucket-only policy of IAM user %s", n.User))
 	}
 	switch {
 	case wantKey && len(u.keys) == 0:
-		p = append(p, "create an access key for "+n.User)
+		p = append(p, step(kindUser, n.User, "create an access key for %s", n.User))
 	case !wantKey && len(u.keys) > 0:
-		p = append(p, fmt.Sprintf("delete %s %s of %s (artifacts proxied: clients need no AWS key)",
+		p = append(p, step(kindUser, n.User, "delete %s %s of %s (artifacts proxied: clients need no AWS key)",
 			pluralWord(len(u.keys), "access key"), strings.Join(u.keys, ", "), n.User))
 	}
 	return p

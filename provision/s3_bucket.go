@@ -91,16 +91,16 @@ func publicAccessBlocked(ctx context.Context, api bucketAPI, bucket string) (boo
 }
 
 // plan says in words what ensureBucket would do.
-func (b *bucketFound) plan(n names) []string {
+func (b *bucketFound) plan(n names) []planStep {
 	if !b.exists {
-		return []string{"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)"}
+		return []planStep{step(kindBucket, n.Bucket, "create S3 bucket %s (public access blocked, AES256 default encryption)", n.Bucket)}
 	}
-	var p []string
+	var p []planStep
 	if !b.publicBlocked {
-		p = append(p, "block public access to S3 bucket "+n.Bucket)
+		p = append(p, step(kindBucket, n.Bucket, "block public access to S3 bucket %s", n.Bucket))
 	}
 	if !b.encrypted {
-		p = append(p, "set default encryption on S3 bucket "+n.Bucket)
+		p = append(p, step(kindBucket, n.Bucket, "set default encryption on S3 bucket %s", n.Bucket))
 	}
 	return p
 }

@@ -5,9 +5,13 @@ package provision
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Resource kinds, as JSON names them.
@@ -21,6 +25,24 @@ const (
 	kindInstance = "instance"
 	kindParam    = "ssm_parameter"
 )
+
+// planStep is one change up would make: its verb (the first word of Text),
+// the kind and name of the resource it changes, and the step in words as
+// --dry-run prints it after "(plan) would". --output json carries all four,
+// so that a program reads the plan without parsing prose.
+type planStep struct {
+	Verb string `json:"verb"`
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	Text string `json:"text"`
+}
+
+// step makes a planStep from its sentence.
+func step(kind, name, format string, args ...any) planStep {
+	text := fmt.Sprintf(format, args...)
+	verb, _, _ := strings.Cut(text, " ")
+	return planStep{Verb: verb, Kind: kind, Name: name, Text: text}
+}
 
 // kindLabels are the kinds as people read them.
 var kindLabels = map[string]string{
@@ -274,4 +296,26 @@ func sortResources(rs []resource) {
 		}
 		return rs[i].ID < rs[j].ID
 	})
+}
+
+// setDatabase says which engine keeps the stack's tracking data, and where.
+func (i *stackInfo) setDatabase(inv *stackInventory) {
+	var snaps []string
+	for _, r := range inv.rows {
+		if r.Kind == kindDBSnapshot {
+			snaps = append(snaps, r.Name)
+		}
+	}
+	switch db := inv.db; {
+	case db != nil:
+		i.Database, i.dbClass, i.dbState = DBPostgres, aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus)
+		i.DatabaseDetail = fmt.Sprintf("PostgreSQL %s on RDS database %s (%s, %s)", aws.ToString(db.EngineVersion),
+			aws.ToString(db.DBInstanceIdentifier), aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus))
+	case len(snaps) > 0:
+		i.Database = DBPostgres
+		i.DatabaseDetail = "PostgreSQL, kept as RDS snapshot " + snaps[0] + " (up restores it)"
+	default:
+		i.Database = DBSQLite
+		i.DatabaseDetail = "sqlite on the instance, backed up to the bucket"
+	}
 }

@@ -68,10 +68,13 @@ type userRun struct {
 // (locked), finds its server and signs in as the admin.
 func openUsers(ctx context.Context, o UsersOptions, named bool) (*userRun, error) {
 	o.Streams.fill()
-	if err := firstErr(o.Stack.validate, o.AWS.validate, func() error {
-		return ifThen(named, func() error { return validateUserName(o.Name) })
-	}); err != nil {
+	if err := validateAll(o.Stack.validate, o.AWS.validate); err != nil {
 		return nil, err
+	}
+	if named {
+		if err := validateUserName(o.Name); err != nil {
+			return nil, err
+		}
 	}
 	r := &userRun{o: o, log: newProgress(o.Log)}
 	var err error

@@ -276,29 +276,29 @@ func chooseDBClass(ctx context.Context, api rdsAPI, explicit, region string) (st
 }
 
 // plan says in words what ensureDatabase would do.
-func (f *dbFound) plan(n names, class string) []string {
-	var p []string
+func (f *dbFound) plan(n names, class string) []planStep {
+	var p []planStep
 	if f.password == "" {
-		p = append(p, "store "+paramDBPassword+" as SSM SecureString "+n.param(paramDBPassword))
+		p = append(p, step(kindParam, n.param(paramDBPassword), "store %s as SSM SecureString %s", paramDBPassword, n.param(paramDBPassword)))
 	}
 	if f.sg.id == "" {
-		p = append(p, "create security group "+n.DBSecurityGroup+" letting security group "+n.SecurityGroup+" reach tcp 5432")
+		p = append(p, step(kindSG, n.DBSecurityGroup, "create security group %s letting security group %s reach tcp 5432", n.DBSecurityGroup, n.SecurityGroup))
 	} else if !f.sg.open {
-		p = append(p, "let security group "+n.SecurityGroup+" reach tcp 5432 through "+n.DBSecurityGroup)
+		p = append(p, step(kindSG, n.DBSecurityGroup, "let security group %s reach tcp 5432 through %s", n.SecurityGroup, n.DBSecurityGroup))
 	}
 	if !f.subnetGroup {
-		p = append(p, "create DB subnet group "+n.DBSubnetGroup+" over the default VPC's default subnets")
+		p = append(p, step(kindDBSubnetGroup, n.DBSubnetGroup, "create DB subnet group %s over the default VPC's default subnets", n.DBSubnetGroup))
 	}
 	switch snap := f.restorable(); {
 	case f.inst != nil:
 	case snap != "":
-		p = append(p, fmt.Sprintf("restore RDS database %s (%s) from its kept snapshot %s, and give it a new master password", n.DB, classOr(class), snap))
+		p = append(p, step(kindDB, n.DB, "restore RDS database %s (%s) from its kept snapshot %s, and give it a new master password", n.DB, classOr(class), snap))
 	default:
-		p = append(p, fmt.Sprintf("create RDS database %s: PostgreSQL %s, %s, %d GiB encrypted, not public, automated backups kept %d day",
+		p = append(p, step(kindDB, n.DB, "create RDS database %s: PostgreSQL %s, %s, %d GiB encrypted, not public, automated backups kept %d day",
 			n.DB, dbEngineVersion, class, dbStorageGiB, dbBackupDays))
 	}
 	if f.endpoint == "" || f.inst == nil {
-		p = append(p, "write SSM parameter "+n.param(paramDatabase)+" once the database is available (the server waits for it)")
+		p = append(p, step(kindParam, n.param(paramDatabase), "write SSM parameter %s once the database is available (the server waits for it)", n.param(paramDatabase)))
 	}
 	return p
 }

@@ -5,7 +5,6 @@ package provision
 // it and tell the server where it is.
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -235,6 +234,19 @@ func pollDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duratio
 	}
 }
 
+// retagDatabase moves the database's expiry (up --ttl on a live stack).
+func retagDatabase(ctx context.Context, api rdsAPI, f *dbFound, exp string) error {
+	if f.inst == nil {
+		return nil
+	}
+	_, err := api.AddTagsToResource(ctx, &rds.AddTagsToResourceInput{ResourceName: f.inst.DBInstanceArn,
+		Tags: []rdstypes.Tag{{Key: aws.String(tagExpiresAt), Value: aws.String(exp)}}})
+	if err != nil {
+		return fmt.Errorf("tagging RDS database %s: %w", aws.ToString(f.inst.DBInstanceIdentifier), err)
+	}
+	return nil
+}
+
 // readyDatabase waits for the database, gives a restored one the stack's
 // master password (a snapshot keeps the one it was taken with), and writes
 // where it answers into SSM, which the server waits for.
@@ -266,105 +278,5 @@ func readyDatabase(ctx context.Context, s *session, f *dbFound, n names, tags ma
 		return err
 	}
 	f.endpoint, f.inst = want, db
-	return nil
-}
-
-// chooseDatabase settles the stack's engine: --db, else what AWS shows
-// (a database or a kept snapshot of one: postgres; a server or kept
-// backups without one: sqlite), else what this machine recorded. A switch
-// of the engine of a stack with data is refused: mlstack does not move
-// tracking data between engines. The user-data is rendered again when the
-// engine differs from the one preflight assumed.
-func (r *upRun) chooseDatabase(ctx context.Context, f *found) error {
-	have := ""
-	switch {
-	case f.db.exists():
-		have = DBPostgres
-	case len(f.instances) > 0 || f.backups != "":
-		have = DBSQLite
-	}
-	want := cmp.Or(r.o.Database, have, r.db)
-	if have != "" && want != have {
-		return r.switchRefused(have, want, f)
-	}
-	if want != r.db {
-		r.db = want
-		if err := r.render(); err != nil {
-			return err
-		}
-	}
-	if r.db != DBPostgres {
-		return nil
-	}
-	if f.db.foreign != nil {
-		return f.db.foreign
-	}
-	switch {
-	case f.db.inst != nil:
-		r.dbClass = aws.ToString(f.db.inst.DBInstanceClass)
-		return nil
-	case f.db.restorable() != "" && r.o.DBClass == "":
-		return nil // RDS restores a snapshot with the class it was taken of
-	}
-	var err error
-	r.dbClass, err = chooseDBClass(ctx, r.s.rds, r.o.DBClass, r.s.region)
-	return err
-}
-
-// switchRefused says why the stack keeps its engine, and what would do.
-func (r *upRun) switchRefused(have, want string, f *found) error {
-	if have == DBPostgres {
-		where := "RDS database " + r.n.DB
-		if f.db.inst == nil {
-			where = "the kept snapshot " + f.db.restorable() + " of RDS database " + r.n.DB
-		}
-		// Not upHint: it repeats the --db that was refused.
-		return usagef("stack %s keeps its tracking data in %s: mlstack does not move it back into sqlite; "+
-			"`%s` keeps it on PostgreSQL", r.n.Stack, where, r.h.up(r.o.AllowCIDRs, r.o.SSH))
-	}
-	where := "on its server"
-	if len(f.instances) == 0 {
-		where = "in the kept bucket's backups (" + f.backups + ")"
-	}
-	return usagef("stack %s keeps its tracking data in sqlite %s, and mlstack does not move it into PostgreSQL: "+
-		"`%s` keeps the stack on sqlite; for PostgreSQL without that data, `%s` removes the stack, then `%s --db %s` makes it again",
-		r.n.Stack, where, r.h.up(r.o.AllowCIDRs, r.o.SSH), r.h.cmd("down", "--yes"), r.h.up(r.o.AllowCIDRs, r.o.SSH), want)
-}
-
-// dbPlan is the database's part of the plan.
-func (r *upRun) dbPlan() []string {
-	if r.db != DBPostgres {
-		return nil
-	}
-	return r.found.db.plan(r.n, r.dbClass)
-}
-
-// readyDatabase is up's phase that waits for a postgres stack's database
-// (see readyDatabase); with --no-wait it says what is left to do.
-func (r *upRun) readyDatabase(ctx context.Context) error {
-	if r.db != DBPostgres {
-		return nil
-	}
-	if r.o.NoWait && r.found.db.endpoint == "" {
-		r.log.Info("the server starts once RDS database %s is available and `%s` (without --no-wait) has told it where it is",
-			r.n.DB, r.upHint())
-		return nil
-	}
-	if r.o.NoWait {
-		return nil
-	}
-	return readyDatabase(ctx, r.s, r.found.db, r.n, r.tags, r.log)
-}
-
-// retagDatabase moves the database's expiry (up --ttl on a live stack).
-func retagDatabase(ctx context.Context, api rdsAPI, f *dbFound, exp string) error {
-	if f.inst == nil {
-		return nil
-	}
-	_, err := api.AddTagsToResource(ctx, &rds.AddTagsToResourceInput{ResourceName: f.inst.DBInstanceArn,
-		Tags: []rdstypes.Tag{{Key: aws.String(tagExpiresAt), Value: aws.String(exp)}}})
-	if err != nil {
-		return fmt.Errorf("tagging RDS database %s: %w", aws.ToString(f.inst.DBInstanceIdentifier), err)
-	}
 	return nil
 }

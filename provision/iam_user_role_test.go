@@ -46,7 +46,7 @@ func TestEnsureUserNew(t *testing.T) {
 	if err != nil || u.exists {
 		t.Fatalf("findUser = %+v, %v", u, err)
 	}
-	if got := u.plan(n, true); !slices.Equal(got, []string{"create IAM user mlstack-demo with a bucket-only policy and one access key"}) {
+	if got := texts(u.plan(n, true)); !slices.Equal(got, []string{"create IAM user mlstack-demo with a bucket-only policy and one access key"}) {
 		t.Errorf("plan %q", got)
 	}
 	if err := ensureUser(ctx, f, u, in); err != nil {
@@ -142,7 +142,7 @@ func TestEnsureUserKeys(t *testing.T) {
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
 		u := mustFindUser(t, f, n, policy)
-		if got := u.plan(n, true); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
+		if got := texts(u.plan(n, true)); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
 			t.Errorf("plan %q", got)
 		}
 		if err := ensureUser(ctx, f, u, in); err != nil {
@@ -482,7 +482,7 @@ func TestEnsureRole(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := r.plan(n); !slices.Equal(got, c.plan) {
+			if got := texts(r.plan(n)); !slices.Equal(got, c.plan) {
 				t.Errorf("plan %q, want %q", got, c.plan)
 			}
 			log, _ := bufProgress()

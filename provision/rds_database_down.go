@@ -193,44 +193,6 @@ func listDatabases(ctx context.Context, api rdsAPI, region string, set *stackSet
 	return nil
 }
 
-// setDatabase says which engine keeps the stack's tracking data, and where.
-func (i *stackInfo) setDatabase(inv *stackInventory) {
-	var snaps []string
-	for _, r := range inv.rows {
-		if r.Kind == kindDBSnapshot {
-			snaps = append(snaps, r.Name)
-		}
-	}
-	switch db := inv.db; {
-	case db != nil:
-		i.Database, i.dbClass, i.dbState = DBPostgres, aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus)
-		i.DatabaseDetail = fmt.Sprintf("PostgreSQL %s on RDS database %s (%s, %s)", aws.ToString(db.EngineVersion),
-			aws.ToString(db.DBInstanceIdentifier), aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus))
-	case len(snaps) > 0:
-		i.Database = DBPostgres
-		i.DatabaseDetail = "PostgreSQL, kept as RDS snapshot " + snaps[0] + " (up restores it)"
-	default:
-		i.Database = DBSQLite
-		i.DatabaseDetail = "sqlite on the instance, backed up to the bucket"
-	}
-}
-
-// dbLoss is what a plain down loses of a database: its data, its automated
-// backups and the snapshots an earlier down --keep-data kept.
-func dbLoss(inv *stackInventory) []string {
-	var lines []string
-	if inv.db != nil {
-		lines = append(lines, fmt.Sprintf("the tracking data in RDS database %s and its automated backups (no final snapshot: `down --keep-data` takes one)",
-			aws.ToString(inv.db.DBInstanceIdentifier)))
-	}
-	for _, r := range inv.rows {
-		if r.Kind == kindDBSnapshot {
-			lines = append(lines, "RDS snapshot "+r.Name+", kept by an earlier down --keep-data")
-		}
-	}
-	return lines
-}
-
 // notOnRDS refuses a command about the server's sqlite backups for a stack
 // whose tracking data is in RDS, which backs it up by itself.
 func notOnRDS(ctx context.Context, s *session, n names, cmd string) error {

@@ -76,7 +76,7 @@ func TestEnsureBucket(t *testing.T) {
 			for _, p := range c.plan {
 				want = append(want, strings.ReplaceAll(p, namesFor("demo", fakeAccount, fakeRegion).Bucket, n.Bucket))
 			}
-			if got := found.plan(n); !slices.Equal(got, want) {
+			if got := texts(found.plan(n)); !slices.Equal(got, want) {
 				t.Errorf("plan %q, want %q", got, want)
 			}
 			log, _ := bufProgress()

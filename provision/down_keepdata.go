@@ -14,44 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
-
-// backupPrefix is where the server keeps its backups in the bucket.
-const backupPrefix = "backups/"
-
-// backupLister lists the bucket's backups.
-type backupLister interface {
-	s3.ListObjectsV2APIClient
-}
-
-// newestBackup is the newest complete backup in the bucket (its folder
-// name, a UTC time) and how many complete ones there are.
-func newestBackup(ctx context.Context, api backupLister, bucket string) (newest string, count int, err error) {
-	complete, err := completeBackups(ctx, api, bucket)
-	if len(complete) > 0 {
-		newest = complete[len(complete)-1]
-	}
-	return newest, len(complete), err
-}
-
-// backupTime reads a backup's folder name as a time.
-func backupTime(stamp string) (time.Time, bool) {
-	t, err := time.Parse("20060102T150405.000000Z", stamp)
-	return t, err == nil
-}
-
-// describeBackup is the newest backup in words.
-func describeBackup(newest string, count int, now time.Time) string {
-	if count == 0 {
-		return "no backup"
-	}
-	when := newest
-	if t, ok := backupTime(newest); ok {
-		when = t.Format(time.RFC3339) + ", " + now.Sub(t).Round(time.Second).String() + " ago"
-	}
-	return fmt.Sprintf("%s of the tracking data (the newest from %s)", plural(count, "backup"), when)
-}
 
 // stopAPI stops the stack's instances before down --keep-data deletes them.
 type stopAPI interface {
@@ -86,8 +49,10 @@ type deletion struct {
 	keepData bool
 }
 
-// keepMark starts a lossOrKeep line that says what is kept.
-const keepMark = "keep:"
+// dataFate is what down does with the stack's data beyond its resources,
+// each line in words: kept for a later up (down --keep-data), or lost for
+// good.
+type dataFate struct{ kept, lost []string }
 
 // withoutKept splits what down --keep-data keeps off the stack's
 // resources: the bucket (returned) and the database's snapshots.
@@ -104,26 +69,27 @@ func withoutKept(rows []resource) (rest []resource, bucket string) {
 	return rest, bucket
 }
 
-// lossOrKeep is what down loses for good, or with a kept bucket what it
-// keeps (lines starting with keepMark) and loses.
-func (op *openedStack) lossOrKeep(ctx context.Context, inv *stackInventory, uri, keep string) []string {
+// fateOfData is what down loses for good, or with a kept bucket what it
+// keeps and loses.
+func (op *openedStack) fateOfData(ctx context.Context, inv *stackInventory, uri, keep string) dataFate {
 	if keep == "" {
-		return append(op.lossLines(ctx, inv, uri), dbLoss(inv)...)
+		return dataFate{lost: append(op.lossLines(ctx, inv, uri), dbLoss(inv)...)}
 	}
 	if inv.db != nil {
-		return []string{keepMark + fmt.Sprintf("RDS database %s, as a final snapshot RDS takes before it deletes the database, which a later up restores", op.n.DB),
-			keepMark + fmt.Sprintf("S3 bucket %s: the artifacts, for a later up", keep)}
+		return dataFate{kept: []string{
+			fmt.Sprintf("RDS database %s, as a final snapshot RDS takes before it deletes the database, which a later up restores", op.n.DB),
+			fmt.Sprintf("S3 bucket %s: the artifacts, for a later up", keep)}}
 	}
 	newest, count, err := newestBackup(ctx, op.s.s3, keep)
 	backups := describeBackup(newest, count, time.Now())
 	if err != nil {
 		backups = fmt.Sprintf("its backups (not counted: %v)", err)
 	}
-	lines := []string{keepMark + fmt.Sprintf("S3 bucket %s: the artifacts and %s, for a later up", keep, backups)}
+	fate := dataFate{kept: []string{fmt.Sprintf("S3 bucket %s: the artifacts and %s, for a later up", keep, backups)}}
 	if len(inv.insts) > 0 {
-		lines = append(lines, "the runs logged since the server's last backup, if its stop cannot back them up (it tries: down stops it first)")
+		fate.lost = append(fate.lost, "the runs logged since the server's last backup, if its stop cannot back them up (it tries: down stops it first)")
 	}
-	return lines
+	return fate
 }
 
 // stopStackInstances stops the stack's running instances (never a
@@ -155,46 +121,4 @@ func (op *openedStack) keptBucket(ctx context.Context, o DownOptions, bucket str
 	}
 	log.Step("kept S3 bucket %s with the artifacts and %s: `%s` makes the stack again and its server restores the newest; `%s` deletes the bucket",
 		bucket, what, h.cmd("up"), h.cmd("down", "--yes"))
-}
-
-// keptBackups describes the backups a new server of the stack restores
-// (the bucket was kept by down --keep-data), or "" when there are none.
-func keptBackups(ctx context.Context, api backupLister, bucket string) (string, error) {
-	newest, count, err := newestBackup(ctx, api, bucket)
-	if err != nil || count == 0 {
-		return "", err
-	}
-	return describeBackup(newest, count, time.Now()), nil
-}
-
-// restorePlan says what the new server restores.
-func restorePlan(backups string) []string {
-	if backups == "" {
-		return nil
-	}
-	return []string{"restore the tracking data on the new server from the kept bucket (" + backups + ") before it starts"}
-}
-
-// readBackups counts the backups in the stack's bucket, if it has one.
-func (i *stackInfo) readBackups(ctx context.Context, api backupLister) error {
-	for _, r := range i.Resources {
-		if r.Kind != kindBucket {
-			continue
-		}
-		newest, count, err := newestBackup(ctx, api, r.Name)
-		if err != nil {
-			return err
-		}
-		i.Backups = count
-		i.NewestBackup, _ = backupTime(newest)
-	}
-	return nil
-}
-
-// backupsCell is the backups as status shows them.
-func backupsCell(i stackInfo, now time.Time) string {
-	if i.Backups == 0 {
-		return "none yet (the server backs up within 5 minutes of a change, and when it stops)"
-	}
-	return fmt.Sprintf("%d, the newest from %s (%s ago)", i.Backups, i.NewestBackup.Format(time.RFC3339), now.Sub(i.NewestBackup).Round(time.Second))
 }

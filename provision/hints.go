@@ -5,21 +5,10 @@ package provision
 // that it runs as printed and acts on the same stack in the same place.
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/mlstack/mlstack/provision/local"
 )
-
-// DefaultStateDir is where local state goes without --state-dir or
-// MLSTACK_STATE_DIR: the user config dir.
-func DefaultStateDir() string {
-	if d, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(d, "mlstack")
-	}
-	return ""
-}
 
 // hints builds commands for one run's stack and AWS flags.
 type hints struct {

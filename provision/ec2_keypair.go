@@ -89,9 +89,9 @@ func hexPairs(b []byte) string {
 }
 
 // plan says in words what ensureKeyPair would do.
-func (k *keyPairFound) plan(n names) []string {
+func (k *keyPairFound) plan(n names) []planStep {
 	if k.id == "" {
-		return []string{"import a locally generated ed25519 key pair " + n.KeyPair}
+		return []planStep{step(kindKeyPair, n.KeyPair, "import a locally generated ed25519 key pair %s", n.KeyPair)}
 	}
 	return nil
 }

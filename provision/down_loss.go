@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/mlstack/mlstack/provision/server"
 )
 
@@ -52,4 +53,20 @@ func (op *openedStack) runsLost(ctx context.Context, uri string) string {
 		return fmt.Sprintf("%s (not counted: %v)", what, err)
 	}
 	return fmt.Sprintf("%s in %s in the server's database", plural(n.Runs, "run"), plural(n.Experiments, "experiment"))
+}
+
+// dbLoss is what a plain down loses of a database: its data, its automated
+// backups and the snapshots an earlier down --keep-data kept.
+func dbLoss(inv *stackInventory) []string {
+	var lines []string
+	if inv.db != nil {
+		lines = append(lines, fmt.Sprintf("the tracking data in RDS database %s and its automated backups (no final snapshot: `down --keep-data` takes one)",
+			aws.ToString(inv.db.DBInstanceIdentifier)))
+	}
+	for _, r := range inv.rows {
+		if r.Kind == kindDBSnapshot {
+			lines = append(lines, "RDS snapshot "+r.Name+", kept by an earlier down --keep-data")
+		}
+	}
+	return lines
 }

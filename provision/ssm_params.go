@@ -92,11 +92,11 @@ func readParams(ctx context.Context, api paramAPI, n names, names ...string) (ma
 }
 
 // plan says in words what ensureParams would do.
-func (f *paramsFound) plan(n names, want map[string]string) []string {
-	var p []string
+func (f *paramsFound) plan(n names, want map[string]string) []planStep {
+	var p []planStep
 	for _, name := range sortedKeys(want) {
 		if _, ok := f.values[name]; !ok {
-			p = append(p, "store "+name+" as SSM SecureString "+n.param(name))
+			p = append(p, step(kindParam, n.param(name), "store %s as SSM SecureString %s", name, n.param(name)))
 		}
 	}
 	return p

@@ -122,18 +122,18 @@ func profileHolds(p *iamtypes.InstanceProfile, role string) bool {
 }
 
 // plan says in words what ensureRole would do.
-func (r *roleFound) plan(n names) []string {
-	var p []string
+func (r *roleFound) plan(n names) []planStep {
+	var p []planStep
 	if !r.roleExists {
-		p = append(p, "create IAM role "+n.Role)
+		p = append(p, step(kindRole, n.Role, "create IAM role %s", n.Role))
 	} else if !r.policyOK {
-		p = append(p, "set the bucket-only policy of IAM role "+n.Role)
+		p = append(p, step(kindRole, n.Role, "set the bucket-only policy of IAM role %s", n.Role))
 	}
 	if !r.profileExists {
-		p = append(p, "create instance profile "+n.Profile)
+		p = append(p, step(kindProfile, n.Profile, "create instance profile %s", n.Profile))
 	}
 	if !r.roleInProf {
-		p = append(p, "put role "+n.Role+" into instance profile "+n.Profile)
+		p = append(p, step(kindProfile, n.Profile, "put role %s into instance profile %s", n.Role, n.Profile))
 	}
 	return p
 }
