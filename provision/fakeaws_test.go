@@ -344,6 +344,16 @@ func forBucket(name string) func(in any) bool {
 	}
 }
 
+// forGroup matches the DescribeSecurityGroups calls that ask for one group
+// by name (for failIf): the server's and the database's groups are read
+// concurrently, and a fault meant for one must not land on the other.
+func forGroup(name string) func(in any) bool {
+	return func(in any) bool {
+		g, ok := in.(*ec2.DescribeSecurityGroupsInput)
+		return ok && (slices.Contains(filterValues(g.Filters, "group-name"), name) || slices.Contains(g.GroupNames, name))
+	}
+}
+
 // calls are the operations made so far, as "Service.Operation".
 func (f *fakeAWS) calls() []string { return f.log.calls() }
 
