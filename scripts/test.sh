@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The one test command: starts a local moto server (stopped again on exit),
-# then gofmt, actionlint, go vet and go test against it, then the live test
-# against it, the lock check and the boot tests (bookworm, trixie). Extra
-# arguments go to go test, e.g. scripts/test.sh -run TestUp -v
+# then gofmt, go mod tidy -diff, actionlint, go vet and go test against it,
+# then the live test against it, the lock check and the boot tests
+# (bookworm, trixie). Extra arguments go to go test, e.g.
+# scripts/test.sh -run TestUp -v
 #
 # A moto already started with `scripts/moto.sh start` is reused and left
 # running. Exit status: go test's when it fails, else a boot test's, else 1
-# if gofmt, vet, the live test or the lock check complained, else 0.
+# if gofmt, tidy, vet, the live test or the lock check complained, else 0.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,6 +40,14 @@ unformatted=$(find . \( -path ./.cache -o -path ./.git \) -prune -o -name '*.go'
 	xargs -0 -r gofmt -l)
 if [[ -n $unformatted ]]; then
 	printf 'not gofmt-formatted (run gofmt -w):\n%s\n' "$unformatted" >&2
+	failed=1
+fi
+
+say "go mod tidy -diff"
+# go.mod and go.sum as go mod tidy would write them: a direct use marked
+# indirect, or a stale requirement, fails here rather than in a review.
+if ! go mod tidy -diff >&2; then
+	printf 'go.mod or go.sum is not tidy (run go mod tidy)\n' >&2
 	failed=1
 fi
 
@@ -98,7 +107,7 @@ if ((boot_status != 0)); then
 	exit "$boot_status"
 fi
 if ((failed)); then
-	say "FAILED: gofmt, go vet, the live test or the lock check reported problems (go test passed)"
+	say "FAILED: gofmt, go mod tidy, go vet, the live test or the lock check reported problems (go test passed)"
 	exit 1
 fi
 say "all passed"
