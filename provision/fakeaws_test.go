@@ -2160,13 +2160,6 @@ func (f *fakeAWS) liveInstances() []string {
 	return ids
 }
 
-// instanceTags are an instance's tags.
-func (f *fakeAWS) instanceTags(id string) map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return ec2TagMap(f.instance(id).inst.Tags)
-}
-
 // retagAll sets one tag on every resource of the stack, as an older mlstack
 // (or a clock in the past) would have left it.
 func (f *fakeAWS) retagAll(stack, key, value string) {
