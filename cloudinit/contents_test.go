@@ -133,15 +133,6 @@ func TestUserDataContents(t *testing.T) {
 	}
 }
 
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func hasLine(text, line string) bool {
 	for l := range strings.Lines(text) {
 		if strings.TrimRight(l, "\n") == line {

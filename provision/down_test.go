@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
 )
@@ -347,7 +346,7 @@ func TestDownStepErrors(t *testing.T) {
 				seen := 0
 				f.failIf(c.op, awsErr("InternalError"), 1, false, func(in any) bool {
 					// The database's group is read too: count the server's.
-					if g, ok := in.(*ec2.DescribeSecurityGroupsInput); ok && !slices.Contains(filterValues(g.Filters, "group-name"), "mlstack-demo") {
+					if c.op == "DescribeSecurityGroups" && !forGroup("mlstack-demo")(in) {
 						return false
 					}
 					seen++

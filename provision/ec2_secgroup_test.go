@@ -197,8 +197,6 @@ func flatRules(calls [][]ec2types.IpPermission) []rule {
 	return sortRules(ingressRules(all))
 }
 
-func discardLog() *progress { return newProgress(io.Discard) }
-
 func TestEnsureSecurityGroup(t *testing.T) {
 	const a, b, c = "198.51.100.7/32", "203.0.113.0/24", "192.0.2.1/32"
 	n := namesFor("demo", "123456789012", "eu-west-3")

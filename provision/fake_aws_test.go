@@ -344,6 +344,16 @@ func forBucket(name string) func(in any) bool {
 	}
 }
 
+// forGroup matches the DescribeSecurityGroups calls that ask for one group
+// by name (for failIf): the server's and the database's groups are read
+// concurrently, and a fault meant for one must not land on the other.
+func forGroup(name string) func(in any) bool {
+	return func(in any) bool {
+		g, ok := in.(*ec2.DescribeSecurityGroupsInput)
+		return ok && (slices.Contains(filterValues(g.Filters, "group-name"), name) || slices.Contains(g.GroupNames, name))
+	}
+}
+
 // calls are the operations made so far, as "Service.Operation".
 func (f *fakeAWS) calls() []string { return f.log.calls() }
 
@@ -2148,13 +2158,6 @@ func (f *fakeAWS) liveInstances() []string {
 		}
 	}
 	return ids
-}
-
-// instanceTags are an instance's tags.
-func (f *fakeAWS) instanceTags(id string) map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return ec2TagMap(f.instance(id).inst.Tags)
 }
 
 // retagAll sets one tag on every resource of the stack, as an older mlstack

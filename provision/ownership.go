@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -212,15 +211,6 @@ func describeOwner(owner string) string {
 		return "an unknown principal (the stack predates owner tags)"
 	}
 	return owner
-}
-
-// joinWhy lists the reasons of look-alikes for a log line.
-func joinWhy(ls []lookalike) string {
-	var parts []string
-	for _, l := range ls {
-		parts = append(parts, l.id+": "+l.why)
-	}
-	return strings.Join(parts, "; ")
 }
 
 // driftError is a stack resource changed outside mlstack in a way that

@@ -15,19 +15,19 @@ import (
 )
 
 // pgUp is up --db postgres over the fake that waits (for the database and
-// a health server that answers 200).
-func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (error, string, string) {
+// a health server that answers 200), and its progress.
+func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (log string, err error) {
 	t.Helper()
 	oldFirst, old := dbPollFirst, dbPoll
 	dbPollFirst, dbPoll = time.Millisecond, time.Millisecond
 	t.Cleanup(func() { dbPollFirst, dbPoll = oldFirst, old })
-	o, out, log := upOpts(dir, "demo")
+	o, _, progress := upOpts(dir, "demo")
 	o.Database, o.NoWait, o.HealthURL = DBPostgres, false, healthServer(t, http.StatusOK)
 	if extra != nil {
 		extra(&o)
 	}
-	err := Up(context.Background(), o)
-	return err, out.String(), log.String()
+	err = Up(context.Background(), o)
+	return progress.String(), err
 }
 
 func (f *fakeAWS) db(id string) *fakeDB {
@@ -42,7 +42,7 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	f.rdsState.creatingFor = 3
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	dir := t.TempDir()
-	err, _, log := pgUp(t, f, dir, nil)
+	log, err := pgUp(t, f, dir, nil)
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
@@ -104,7 +104,7 @@ func TestUpPostgresClass(t *testing.T) {
 		t.Run(strings.Join(c.offered, ",")+c.explicit, func(t *testing.T) {
 			f := newInstalledFake(t)
 			f.rdsState.offered = c.offered
-			err, _, log := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
+			log, err := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
 			if c.want == "" {
 				if !IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {
 					t.Fatalf("up = %v, want a usage error naming --db-class", err)
@@ -128,7 +128,7 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 	t.Run("sqlite to postgres", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
-		err, _, _ := pgUp(t, f, dir, nil)
+		_, err := pgUp(t, f, dir, nil)
 		if !IsUsage(err) || !strings.Contains(err.Error(), "keeps its tracking data in sqlite on its server") {
 			t.Fatalf("up = %v", err)
 		}
@@ -139,11 +139,11 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 	t.Run("postgres to sqlite", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := t.TempDir()
-		if err, _, log := pgUp(t, f, dir, nil); err != nil {
+		if log, err := pgUp(t, f, dir, nil); err != nil {
 			t.Fatalf("up: %v\n%s", err, log)
 		}
 		f.resetCalls()
-		err, _, _ := pgUp(t, f, dir, func(o *UpOptions) { o.Database = DBSQLite })
+		_, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = DBSQLite })
 		if !IsUsage(err) || !strings.Contains(err.Error(), "RDS database mlstack-demo") || strings.Contains(err.Error(), "--db sqlite") {
 			t.Fatalf("up = %v (its hint must not repeat the refused --db sqlite)", err)
 		}
@@ -152,7 +152,7 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 		}
 		// Without --db it stays on PostgreSQL, and converges nothing new.
 		f.resetCalls()
-		if err, _, log := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" }); err != nil {
+		if log, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" }); err != nil {
 			t.Fatalf("up: %v\n%s", err, log)
 		}
 		if m := f.mutating(); len(m) > 0 {
@@ -165,7 +165,7 @@ func TestDownPostgres(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	n := namesFor("demo", fakeAccount, fakeRegion)
-	if err, _, log := pgUp(t, f, dir, nil); err != nil {
+	if log, err := pgUp(t, f, dir, nil); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
 	// keep-data: a final snapshot stays with the bucket.
@@ -181,7 +181,7 @@ func TestDownPostgres(t *testing.T) {
 		t.Fatalf("snapshots %v\n%s", f.rdsState.snapshots, log)
 	}
 	// A later up restores it and gives it the stack's new password.
-	err, _, uplog := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" })
+	uplog, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" })
 	if err != nil {
 		t.Fatalf("up of the kept stack: %v\n%s", err, uplog)
 	}
@@ -242,7 +242,7 @@ func TestValidateDatabase(t *testing.T) {
 func TestReplacePostgres(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := t.TempDir()
-	if err, _, log := pgUp(t, f, dir, nil); err != nil {
+	if log, err := pgUp(t, f, dir, nil); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
 	o := replaceOpts(t, dir, http.StatusOK)
@@ -276,7 +276,7 @@ func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
 	f.failIf("CreateSecurityGroup", awsErr("InvalidGroup.Duplicate"), 1, true, func(in any) bool {
 		return aws.ToString(in.(*ec2.CreateSecurityGroupInput).GroupName) == "mlstack-demo.db"
 	})
-	if err, _, log := pgUp(t, f, t.TempDir(), nil); err != nil {
+	if log, err := pgUp(t, f, t.TempDir(), nil); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
 	if g := f.groupNamed("mlstack-demo.db"); g == nil || len(g.IpPermissions) != 1 {
@@ -292,7 +292,7 @@ func TestForeignDatabase(t *testing.T) {
 	f.rdsState.init()
 	f.newDB("mlstack-demo", "db.t3.micro", nil, "theirs")
 	dir := t.TempDir()
-	err, _, _ := pgUp(t, f, dir, nil)
+	_, err := pgUp(t, f, dir, nil)
 	var no *notOwnedError
 	if !errors.As(err, &no) || len(f.mutating()) != 0 {
 		t.Fatalf("up next to a foreign database: %v, mutating %v", err, f.mutating())

@@ -46,11 +46,6 @@ func (n names) paramPath() string { return "/mlstack/" + n.Stack + "/" }
 // param is the full name of one of the stack's parameters.
 func (n names) param(name string) string { return n.paramPath() + name }
 
-// paramsARN is what the server role may read: the stack's parameters.
-func paramsARN(partition, region, account string, n names) string {
-	return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s*", partition, region, account, n.paramPath())
-}
-
 // paramsFound is which of the stack's secrets SSM holds, with their
 // values, and the artifacts mode parameter's value ("" when absent).
 type paramsFound struct {

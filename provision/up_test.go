@@ -899,7 +899,7 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 	// user's key, and no private half of the key pair.
 	f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameTerminated)
 	f.resetCalls()
-	o, _, log = upOpts(t.TempDir(), "demo")
+	o, _, _ = upOpts(t.TempDir(), "demo")
 	// The key pair holds the first machine's key: drift, refused before any change.
 	err := Up(context.Background(), o)
 	var d *driftError

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The one test command: starts a local moto server (stopped again on exit),
-# then gofmt, actionlint, go vet and go test against it, then the live test
-# against it, the lock check and the boot tests (bookworm, trixie). Extra
-# arguments go to go test, e.g. scripts/test.sh -run TestUp -v
+# then gofmt, go mod tidy -diff, actionlint, go vet, staticcheck and go test
+# against it, then the live test against it, the lock check and the boot
+# tests (bookworm, trixie). Extra arguments go to go test, e.g.
+# scripts/test.sh -run TestUp -v
 #
 # A moto already started with `scripts/moto.sh start` is reused and left
 # running. Exit status: go test's when it fails, else a boot test's, else 1
-# if gofmt, vet, the live test or the lock check complained, else 0.
+# if gofmt, tidy, vet, staticcheck, the live test or the lock check
+# complained, else 0.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,11 +44,24 @@ if [[ -n $unformatted ]]; then
 	failed=1
 fi
 
+say "go mod tidy -diff"
+# go.mod and go.sum as go mod tidy would write them: a direct use marked
+# indirect, or a stale requirement, fails here rather than in a review.
+if ! go mod tidy -diff >&2; then
+	printf 'go.mod or go.sum is not tidy (run go mod tidy)\n' >&2
+	failed=1
+fi
+
 say "actionlint examples/github-actions (the example workflows)"
 go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 examples/github-actions/*.yml || failed=1
 
 say "go vet ./..."
 go vet ./... || failed=1
+
+# Pinned: 2026.2.2 (v0.8.2) knows Go 1.26, go.mod's language version; a
+# newer Go in go.mod needs a newer staticcheck.
+say "staticcheck ./..."
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... || failed=1
 
 # -timeout: the CLI package against moto takes about 10 minutes under
 # -race on 2 cores, go test's default limit per package.
@@ -98,7 +113,7 @@ if ((boot_status != 0)); then
 	exit "$boot_status"
 fi
 if ((failed)); then
-	say "FAILED: gofmt, go vet, the live test or the lock check reported problems (go test passed)"
+	say "FAILED: gofmt, go mod tidy, go vet, staticcheck, the live test or the lock check reported problems (go test passed)"
 	exit 1
 fi
 say "all passed"

@@ -98,7 +98,9 @@ func (s *Scanner) AddPrivateKey(path string, pemBytes []byte) {
 	case *ed25519.PrivateKey:
 		seed = priv.Seed()
 	case *ecdsa.PrivateKey:
-		seed = priv.D.FillBytes(make([]byte, (priv.Curve.Params().BitSize+7)/8))
+		// The scalar, fixed-length big-endian; a curve Bytes cannot
+		// encode leaves seed nil: the lines are scanned instead.
+		seed, _ = priv.Bytes()
 	}
 	if err != nil || seed == nil {
 		for _, line := range body {

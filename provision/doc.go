@@ -1,0 +1,15 @@
+// Package provision is mlstack's engine, the layer between the command
+// line (cmd/mlstack, which only turns flags into options) and AWS: one
+// exported function per command (Up, Down, Status, Ls, Check, Backup,
+// Restore, ...) that validates its options, opens an AWS session and
+// converges, reads or removes a stack's resources (IAM user and role, S3
+// bucket, security group, key pair, EC2 instance, SSM parameters, RDS
+// database), tagged so that only what a stack owns is touched.
+//
+// Today one package holds all of that layer: the lifecycles (up.go,
+// down.go, status.go, ...), one file per resource kind over narrow
+// interfaces of the SDK calls it makes, and the AWS base (session,
+// retries, errors). Below it sit cloudinit (the instance's user-data),
+// provision/server (talking to a running server), provision/local (the
+// files kept on this machine) and provision/region.
+package provision
