@@ -47,6 +47,7 @@ func Down(ctx context.Context, o DownOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	o.hooks = hooksOf(ctx, o.hooks)
 	if o.sweep() {
 		return sweep(ctx, o)
 	}
@@ -74,7 +75,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.account, op.s.region)
 		return ifThen(!o.DryRun, op.dir.Remove)
 	case o.DryRun:
-		printDownPlan(o.Out, inv.rows, inv.lookalikes, op.lossOrKeep(ctx, inv, o.TrackingURI, d.keep))
+		printDownPlan(o.Out, inv.rows, inv.lookalikes, op.lossOrKeep(ctx, inv, o.hooks.TrackingURI, d.keep))
 		return nil
 	}
 	if err := confirmDown(ctx, o, op, inv, d.keep, log); err != nil {
@@ -129,7 +130,7 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 	for _, r := range inv.rows {
 		log.Info("%s", r.label())
 	}
-	for _, l := range op.lossOrKeep(ctx, inv, o.TrackingURI, keep) {
+	for _, l := range op.lossOrKeep(ctx, inv, o.hooks.TrackingURI, keep) {
 		if k, ok := strings.CutPrefix(l, keepMark); ok {
 			log.Step("kept: %s", k)
 			continue
