@@ -43,6 +43,7 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	o.hooks = hooksOf(ctx, o.hooks)
 	r := &rotation{o: o, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS)}
 	var err error
 	if r.op, err = openStack(ctx, o.Stack, o.AWS, r.log, true); err != nil {
@@ -151,7 +152,7 @@ func (r *rotation) read(ctx context.Context) error {
 		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): `%s` removes stray ones", n.User, len(u.keys), r.upHint(ctx))
 	}
 	r.keys = u.keys
-	r.uri = r.o.TrackingURI
+	r.uri = r.o.hooks.TrackingURI
 	if r.uri == "" {
 		if r.uri, err = serverURI(ctx, r.op); err != nil && !errors.Is(err, errNoServer) {
 			return err

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -78,7 +79,7 @@ func startPwServer(t *testing.T, password string) (*pwServer, string) {
 
 func rotateOpts(dir, stack, uri string) (RotateOptions, *bytes.Buffer) {
 	log := &bytes.Buffer{}
-	return RotateOptions{Stack: Stack{Name: stack, StateDir: dir}, Streams: Streams{Log: log}, TrackingURI: uri}, log
+	return RotateOptions{Stack: Stack{Name: stack, StateDir: dir}, Streams: Streams{Log: log}, hooks: testhooks.Hooks{TrackingURI: uri}}, log
 }
 
 // userKeys are the access key ids of an IAM user in the fake.

@@ -47,6 +47,7 @@ func Down(ctx context.Context, o DownOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	o.hooks = hooksOf(ctx, o.hooks)
 	if o.sweep() {
 		return sweep(ctx, o)
 	}
@@ -80,7 +81,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		}
 		return op.dir.Remove()
 	case o.DryRun:
-		printDownPlan(o.Out, inv.rows, inv.lookalikes, op.fateOfData(ctx, inv, o.TrackingURI, d.keep))
+		printDownPlan(o.Out, inv.rows, inv.lookalikes, op.fateOfData(ctx, inv, o.hooks.TrackingURI, d.keep))
 		return nil
 	}
 	if err := confirmDown(ctx, o, op, inv, d.keep, log); err != nil {
@@ -134,7 +135,7 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 	for _, r := range inv.rows {
 		log.Info("%s", r.label())
 	}
-	fate := op.fateOfData(ctx, inv, o.TrackingURI, keep)
+	fate := op.fateOfData(ctx, inv, o.hooks.TrackingURI, keep)
 	for _, k := range fate.kept {
 		log.Step("kept: %s", k)
 	}

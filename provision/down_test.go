@@ -72,7 +72,7 @@ func TestDownDryRun(t *testing.T) {
 	f.resetCalls()
 	o, out, _ := downOpts(dir, "demo")
 	o.DryRun = true
-	o.TrackingURI = "http://127.0.0.1:1" // nothing listens: not counted
+	o.hooks.TrackingURI = "http://127.0.0.1:1" // nothing listens: not counted
 	if err := Down(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +545,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o, _, log := downOpts(dir, "demo")
-			o.TrackingURI = c.uri
+			o.hooks.TrackingURI = c.uri
 			o.Confirm = func(string) (bool, error) { return false, nil }
 			if err := Down(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
 				t.Fatalf("down = %v", err)

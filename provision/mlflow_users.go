@@ -22,6 +22,7 @@ import (
 	"slices"
 	"text/tabwriter"
 
+	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/local/envfile"
 	"github.com/mlstack/mlstack/provision/server"
@@ -33,8 +34,8 @@ type UsersOptions struct {
 	AWS
 	Streams
 	Name string // the user to add, remove or give a new password
-	// TrackingURI reaches the server here instead of the stack's instance (tests).
-	TrackingURI string
+	// hooks.TrackingURI is the server tests reach instead of the stack's.
+	hooks testhooks.Hooks
 }
 
 // userNameRE is what MLflow and every env format take without quoting
@@ -68,6 +69,7 @@ type userRun struct {
 // (locked), finds its server and signs in as the admin.
 func openUsers(ctx context.Context, o UsersOptions, named bool) (*userRun, error) {
 	o.Streams.fill()
+	o.hooks = hooksOf(ctx, o.hooks)
 	if err := validateAll(o.Stack.validate, o.AWS.validate); err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func (r *userRun) signIn(ctx context.Context) error {
 		sec = *r.op.secrets
 	}
 	r.store = local.NewStore(r.op.dir, sec)
-	uri := r.o.TrackingURI
+	uri := r.o.hooks.TrackingURI
 	var err error
 	if uri == "" {
 		if uri, err = serverURI(ctx, r.op); err != nil {

@@ -1,13 +1,14 @@
 package provision
 
 import (
+	"context"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/server"
 )
 
@@ -101,11 +102,8 @@ type UpOptions struct {
 	Yes     bool
 	Confirm func(prompt string) (bool, error)
 
-	// DetectIP finds the caller's public IP when no CIDR is given; nil asks
-	// checkip.amazonaws.com. Tests replace it.
-	DetectIP func() (netip.Addr, error)
-	// HealthURL overrides the URL polled for /health (tests only).
-	HealthURL string
+	// hooks are tests' stand-ins for the server and checkip (hooksOf).
+	hooks testhooks.Hooks
 
 	// restoreFrom (mlstack restore) replaces the instance with one that
 	// restores this backup (its folder under backups/).
@@ -163,9 +161,8 @@ type DownOptions struct {
 	OlderThan time.Duration // created more than this long ago
 	// AnyOwner sweeps the stacks of every principal, not only the caller's.
 	AnyOwner bool
-	// TrackingURI overrides the server asked how many runs down deletes
-	// (tests reach a local server).
-	TrackingURI string
+	// hooks.TrackingURI is the server tests ask how many runs down deletes.
+	hooks testhooks.Hooks
 	// Confirm asks on a terminal; nil when there is none, and then down
 	// refuses without Yes.
 	Confirm func(prompt string) (bool, error)
@@ -200,8 +197,8 @@ type StatusOptions struct {
 	AWS
 	Streams
 	Output string // "table" (the default) or "json"
-	// HealthURL overrides the URL asked for /health (tests only).
-	HealthURL string
+	// hooks.HealthURL is asked instead of the server's /health (tests).
+	hooks testhooks.Hooks
 }
 
 // LsOptions are what `mlstack ls` takes.
@@ -236,8 +233,8 @@ type RotateOptions struct {
 	Streams
 	// SkipMLflow rotates only the AWS key (the server is down or unreachable).
 	SkipMLflow bool
-	// TrackingURI overrides the server address (tests reach a local server).
-	TrackingURI string
+	// hooks.TrackingURI is the server tests reach instead of the stack's.
+	hooks testhooks.Hooks
 }
 
 // SSHOptions are what `mlstack ssh` takes.
@@ -258,6 +255,17 @@ type LogsOptions struct {
 	Streams
 	Remote server.Remote
 	Logs   server.LogOptions
+}
+
+// hooksOf is a call's test hooks: those its context carries (cmd's tests
+// set them through internal/testhooks), else those provision's own tests
+// put on its options. Production has neither, so no exported option or
+// flag can send the stack's admin login to another server.
+func hooksOf(ctx context.Context, set testhooks.Hooks) testhooks.Hooks {
+	if h, ok := testhooks.From(ctx); ok {
+		return h
+	}
+	return set
 }
 
 // validateAll runs validations in order and returns the first error: a

@@ -22,7 +22,7 @@ func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (log str
 	dbPollFirst, dbPoll = time.Millisecond, time.Millisecond
 	t.Cleanup(func() { dbPollFirst, dbPoll = oldFirst, old })
 	o, _, progress := upOpts(dir, "demo")
-	o.Database, o.NoWait, o.HealthURL = DBPostgres, false, healthServer(t, http.StatusOK)
+	o.Database, o.NoWait, o.hooks.HealthURL = DBPostgres, false, healthServer(t, http.StatusOK)
 	if extra != nil {
 		extra(&o)
 	}

@@ -234,7 +234,6 @@ type UpgradeOptions struct {
 	Timeout       time.Duration
 	Yes           bool
 	Confirm       func(prompt string) (bool, error)
-	HealthURL     string // tests: poll this instead of the server's /health
 }
 
 // Upgrade is an up that keeps the stack as it is (who may reach it, SSH,
@@ -246,7 +245,7 @@ func Upgrade(ctx context.Context, o UpgradeOptions) error {
 		return err
 	}
 	uo.MLflowVersion = cmp.Or(o.MLflowVersion, cloudinit.DefaultMLflowVersion)
-	uo.Timeout, uo.Yes, uo.Confirm, uo.HealthURL = o.Timeout, o.Yes, o.Confirm, o.HealthURL
+	uo.Timeout, uo.Yes, uo.Confirm = o.Timeout, o.Yes, o.Confirm
 	return Up(ctx, uo)
 }
 

@@ -16,7 +16,7 @@ import (
 // live stack and wait for a server at health.
 func replaceOpts(t *testing.T, dir string, health int) UpOptions {
 	o, _, _ := upOpts(dir, "demo")
-	o.InstanceType, o.NoWait, o.HealthURL, o.Timeout = "t3.micro", false, healthServer(t, health), 3*time.Second
+	o.InstanceType, o.NoWait, o.hooks.HealthURL, o.Timeout = "t3.micro", false, healthServer(t, health), 3*time.Second
 	return o
 }
 

@@ -57,11 +57,10 @@ type RestoreOptions struct {
 	Stack
 	AWS
 	Streams
-	From      string // a backup's folder name (or key), or "latest"
-	Timeout   time.Duration
-	Yes       bool
-	Confirm   func(prompt string) (bool, error)
-	HealthURL string // tests: poll this instead of the server's /health
+	From    string // a backup's folder name (or key), or "latest"
+	Timeout time.Duration
+	Yes     bool
+	Confirm func(prompt string) (bool, error)
 }
 
 // Restore replaces the stack's instance with one whose server starts from
@@ -84,6 +83,6 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 	if err != nil {
 		return err
 	}
-	uo.Timeout, uo.Yes, uo.Confirm, uo.HealthURL, uo.restoreFrom = o.Timeout, o.Yes, o.Confirm, o.HealthURL, stamp
+	uo.Timeout, uo.Yes, uo.Confirm, uo.restoreFrom = o.Timeout, o.Yes, o.Confirm, stamp
 	return Up(ctx, uo)
 }

@@ -166,6 +166,7 @@ func Status(ctx context.Context, o StatusOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	o.hooks = hooksOf(ctx, o.hooks)
 	log := o.Streams.progress()
 	op, err := openStack(ctx, o.Stack, o.AWS, log, false)
 	if err != nil {
@@ -178,7 +179,7 @@ func Status(ctx context.Context, o StatusOptions) error {
 	for _, l := range inv.lookalikes {
 		log.Warn("instance %s is tagged %s=%s, but %s: not the stack's", l.id, tagStack, op.n.Stack, l.why)
 	}
-	detail := info.checkHealth(ctx, o.HealthURL, func() (*tls.Config, string) { return op.serverTLS(ctx, op.server(inv)) })
+	detail := info.checkHealth(ctx, o.hooks.HealthURL, func() (*tls.Config, string) { return op.serverTLS(ctx, op.server(inv)) })
 	if o.Output == "json" {
 		err = writeJSON(o.Out, info)
 	} else if len(info.Resources) > 0 {

@@ -41,7 +41,7 @@ func TestStatusTable(t *testing.T) {
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	id := f.liveInstances()[0]
 	o, out := statusOpts("demo", "")
-	o.HealthURL = healthServer(t, http.StatusOK)
+	o.hooks.HealthURL = healthServer(t, http.StatusOK)
 	if err := Status(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestStatusJSON(t *testing.T) {
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	o, out := statusOpts("demo", "json")
-	o.HealthURL = healthServer(t, http.StatusServiceUnavailable)
+	o.hooks.HealthURL = healthServer(t, http.StatusServiceUnavailable)
 	if err := Status(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestStatusHealthOverPinnedTLS(t *testing.T) {
 				f.putPublished(n.param(paramTLSCert), c.published)
 			}
 			o, out := statusOpts("demo", "")
-			o.HealthURL = url
+			o.hooks.HealthURL = url
 			if err := Status(context.Background(), o); err != nil {
 				t.Fatal(err)
 			}

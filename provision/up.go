@@ -95,6 +95,7 @@ type upLocal struct {
 // env file: preflight → discover and plan → keep local state → converge →
 // publish → wait → report.
 func Up(ctx context.Context, o UpOptions) error {
+	o.hooks = hooksOf(ctx, o.hooks)
 	r, err := preflight(ctx, o)
 	if err != nil {
 		return err
@@ -180,7 +181,7 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 // about a rule open to the world.
 func (r *upRun) allowCIDRs() error {
 	if len(r.o.AllowCIDRs) == 0 {
-		cidr, err := detectCIDR(r.o.DetectIP)
+		cidr, err := detectCIDR(r.o.hooks.DetectIP)
 		if err != nil {
 			return err
 		}
@@ -308,8 +309,8 @@ func (r *upRun) ensureLogin(ctx context.Context) error {
 		return nil
 	}
 	uri := r.uri
-	if r.o.HealthURL != "" { // tests: the server answers there
-		uri = strings.TrimSuffix(r.o.HealthURL, "/health")
+	if h := r.o.hooks.HealthURL; h != "" { // tests: the server answers there
+		uri = strings.TrimSuffix(h, "/health")
 	}
 	httpc, err := serverHTTP(r.dir, uri, func() string { return r.upHint() })
 	if err != nil {
@@ -743,7 +744,7 @@ func (r *upRun) wait(ctx context.Context) error {
 	if r.o.NoWait {
 		return nil
 	}
-	health := r.o.HealthURL
+	health := r.o.hooks.HealthURL
 	if health == "" {
 		health = r.uri + "/health"
 	}

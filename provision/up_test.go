@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
 )
@@ -36,7 +37,7 @@ func upOpts(dir, stack string) (UpOptions, *bytes.Buffer, *bytes.Buffer) {
 	return UpOptions{
 		Stack: Stack{Name: stack, StateDir: dir}, Streams: Streams{Out: out, Log: log},
 		AllowCIDRs: []string{testCIDR}, NoWait: true,
-		DetectIP: func() (netip.Addr, error) { return netip.Addr{}, errors.New("DetectIP must not be called") },
+		hooks: testhooks.Hooks{DetectIP: func() (netip.Addr, error) { return netip.Addr{}, errors.New("DetectIP must not be called") }},
 	}, out, log
 }
 
@@ -531,7 +532,7 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 		{"IP not detected", func(t *testing.T, o *UpOptions) { o.AllowCIDRs = nil }, "could not be detected"},
 		{"IPv6 detected", func(t *testing.T, o *UpOptions) {
 			o.AllowCIDRs = nil
-			o.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("2001:db8::1"), nil }
+			o.hooks.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("2001:db8::1"), nil }
 		}, "is not IPv4"},
 		{"state dir is a file", func(t *testing.T, o *UpOptions) {
 			p := filepath.Join(o.StateDir, "file")
@@ -607,7 +608,7 @@ func TestUpDetectsCallerIP(t *testing.T) {
 	f := newInstalledFake(t)
 	o, _, log := upOpts(t.TempDir(), "demo")
 	o.AllowCIDRs = nil
-	o.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("203.0.113.9"), nil }
+	o.hooks.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("203.0.113.9"), nil }
 	mustUp(t, o)
 	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{port: 5000, cidr: "203.0.113.9/32"}}) {
 		t.Errorf("ingress %v", rules)
@@ -802,7 +803,7 @@ func TestUpHealthWait(t *testing.T) {
 	defer healthy.Close()
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
-	o.NoWait, o.HealthURL, o.Output, o.User = false, healthy.URL+"/health", "json", "carol"
+	o.NoWait, o.hooks.HealthURL, o.Output, o.User = false, healthy.URL+"/health", "json", "carol"
 	mustUp(t, o)
 	sec := savedSecrets(t, dir, "demo")
 	if mu.Lock(); len(logins) != 1 || logins["carol"] == "" || logins["carol"] != sec.Users["carol"] || sec.EnvUser != "carol" {
@@ -838,7 +839,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	f.mu.Unlock()
 
 	o, _, log := upOpts(dir, "demo")
-	o.NoWait, o.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
+	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
 	err := Up(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "not healthy") || !strings.Contains(err.Error(), "the stack exists") ||
 		!strings.Contains(err.Error(), "--ssh` opens SSH") {
@@ -853,7 +854,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	delete(f.console, id)
 	f.mu.Unlock()
 	o, _, log = upOpts(dir, "demo")
-	o.NoWait, o.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
+	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
 	if err := Up(context.Background(), o); err == nil {
 		t.Fatal("up succeeded")
 	}
@@ -864,7 +865,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	// The console cannot be read either.
 	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
 	o, _, log = upOpts(dir, "demo")
-	o.NoWait, o.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
+	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
 	if err := Up(context.Background(), o); err == nil {
 		t.Fatal("up succeeded")
 	}

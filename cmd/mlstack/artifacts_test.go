@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/mlstack/mlstack/internal/testhooks"
 )
 
 // restartOnReboot plays the stack's server at a reboot: it starts again,
@@ -127,8 +128,8 @@ func TestArtifactsProxied(t *testing.T) {
 	server := mlflowServerWith(t, st.MLflowPassword, []string{"--serve-artifacts",
 		"--artifacts-destination", "s3://mlstack-prox-123456789012-eu-west-3-an/artifacts", "--default-artifact-root", "mlflow-artifacts:/"},
 		[]string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=" + testRegion, "MLFLOW_S3_ENDPOINT_URL=" + e.moto})
-	health := []string{"--health-url", server + "/health"}
-	e.ok(append(append([]string{"up", "--allow-cidr", allowCIDR}, flags...), health...)...) // makes the env file's user there
+	at := testhooks.Hooks{HealthURL: server + "/health", TrackingURI: server}
+	e.okWith(at, append([]string{"up", "--allow-cidr", allowCIDR}, flags...)...) // makes the env file's user there
 	if n := e.rebootCount(); n != 0 {
 		t.Errorf("up without --artifacts rebooted %d times", n)
 	}
@@ -148,7 +149,7 @@ func TestArtifactsProxied(t *testing.T) {
 
 	// A live switch: the server reboots and publishes again; up waits for that.
 	e.restartOnReboot(stack)
-	res := e.ok(append(append([]string{"up", "--allow-cidr", allowCIDR, "--artifacts", "direct"}, flags...), health...)...)
+	res := e.okWith(at, append([]string{"up", "--allow-cidr", allowCIDR, "--artifacts", "direct"}, flags...)...)
 	st = stateFile(t, dir)
 	if keys := e.accessKeys(stack); len(keys) != 1 || keys[0] != st.AccessKeyID || e.modeParam(stack) != "direct" || e.rebootCount() != 1 {
 		t.Fatalf("switch to direct: keys %v in IAM, %q saved, mode %q, %d reboots", keys, st.AccessKeyID, e.modeParam(stack), e.rebootCount())
@@ -177,7 +178,7 @@ func TestArtifactsProxied(t *testing.T) {
 	}
 	e.rec.reset()
 	before := stateFile(t, dir).MLflowPassword
-	e.ok(append([]string{"creds", "rotate", "--tracking-uri", server}, flags...)...)
+	e.okWith(at, append([]string{"creds", "rotate"}, flags...)...)
 	for _, c := range e.rec.calls() {
 		if c.Action == "CreateAccessKey" {
 			t.Error("creds rotate made an access key for a proxied stack")

@@ -19,7 +19,6 @@ func credsCommand(s streams) *cli.Command {
 		Flags: append(commonFlags(),
 			&cli.BoolFlag{Name: "skip-mlflow", Usage: "rotate only the AWS access key"},
 			&cli.StringFlag{Name: "user", Usage: "instead: a new password for this one MLflow `USER` (as users passwd); the AWS key and other logins stay"},
-			&cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "reach the server here (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
 			if c.IsSet("user") {
@@ -27,12 +26,12 @@ func credsCommand(s streams) *cli.Command {
 					return &provision.UsageError{Msg: "--user rotates one MLflow login and never the AWS key: drop --skip-mlflow"}
 				}
 				return provision.SetUserPassword(c.Context, provision.UsersOptions{
-					Stack: stackOf(c), AWS: a, Streams: s.std(), Name: c.String("user"), TrackingURI: c.String("tracking-uri"),
+					Stack: stackOf(c), AWS: a, Streams: s.std(), Name: c.String("user"),
 				})
 			}
 			return provision.RotateCreds(c.Context, provision.RotateOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(),
-				SkipMLflow: c.Bool("skip-mlflow"), TrackingURI: c.String("tracking-uri"),
+				SkipMLflow: c.Bool("skip-mlflow"),
 			})
 		}),
 	}

@@ -27,7 +27,6 @@ func downCommand(s streams) *cli.Command {
 			&cli.BoolFlag{Name: "all", Usage: "sweep: delete every stack in the region (with --older-than: only older ones)"},
 			durationFlag("older-than", 0, "sweep: only stacks created more than this long ago"),
 			&cli.BoolFlag{Name: "any-owner", Usage: "sweep: include the stacks other principals created (without it: only yours)"},
-			&cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "count the runs on this server (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
 			timeout, err := durationOf(c, "timeout")
@@ -40,16 +39,15 @@ func downCommand(s streams) *cli.Command {
 			}
 			return provision.Down(c.Context, provision.DownOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(),
-				Timeout:     timeout,
-				DryRun:      c.Bool("dry-run"),
-				Yes:         c.Bool("yes"),
-				KeepData:    c.Bool("keep-data"),
-				Expired:     c.Bool("expired"),
-				All:         c.Bool("all"),
-				OlderThan:   olderThan,
-				AnyOwner:    c.Bool("any-owner"),
-				TrackingURI: c.String("tracking-uri"),
-				Confirm:     s.confirm,
+				Timeout:   timeout,
+				DryRun:    c.Bool("dry-run"),
+				Yes:       c.Bool("yes"),
+				KeepData:  c.Bool("keep-data"),
+				Expired:   c.Bool("expired"),
+				All:       c.Bool("all"),
+				OlderThan: olderThan,
+				AnyOwner:  c.Bool("any-owner"),
+				Confirm:   s.confirm,
 			})
 		}),
 	}

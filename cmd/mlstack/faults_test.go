@@ -285,7 +285,9 @@ var (
 	buildErr  error
 )
 
-// binary builds the mlstack command once, for tests that signal a real process.
+// binary builds the mlstack command once, for tests that signal a real
+// process. The test build (tag mlstack_testhooks) takes the hidden
+// --health-url and --tracking-uri that the shipped one refuses.
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -295,7 +297,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "mlstack")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "mlstack_testhooks", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/internal/testenv"
+	"github.com/mlstack/mlstack/internal/testhooks"
 )
 
 const testRegion = "eu-west-3"
@@ -260,14 +262,25 @@ type result struct {
 	stdout, stderr string
 }
 
-// mlstack runs the CLI in-process with no terminal on stdin.
+// mlstack runs the CLI in-process with no terminal on stdin, and the
+// local stand-ins for the internet that offline gives the command.
 func (e *env) mlstack(args ...string) result {
 	e.t.Helper()
+	return e.mlstackWith(testhooks.Hooks{}, args...)
+}
+
+// mlstackWith is mlstack with the test's own stand-ins: h's fields that
+// are set replace offline's. They reach provision in the context, as no
+// flag of the shipped command set can name them.
+func (e *env) mlstackWith(h testhooks.Hooks, args ...string) result {
+	e.t.Helper()
 	var out, errb bytes.Buffer
-	args = offline(args)
+	hooks := offline(args)
+	hooks.HealthURL = cmp.Or(h.HealthURL, hooks.HealthURL)
+	hooks.TrackingURI = cmp.Or(h.TrackingURI, hooks.TrackingURI)
 	all := append([]string{"mlstack"}, args...)
-	code := run(context.Background(), all, strings.NewReader(""), &out, &errb)
-	e.t.Logf("$ mlstack %s → exit %d\n%s", strings.Join(args, " "), code, errb.String())
+	code := run(testhooks.With(context.Background(), hooks), all, strings.NewReader(""), &out, &errb)
+	e.t.Logf("$ mlstack %s (health %q, server %q) → exit %d\n%s", strings.Join(args, " "), hooks.HealthURL, hooks.TrackingURI, code, errb.String())
 	harvestSecrets(e.stateDir)
 	for i, a := range args {
 		if a == "--state-dir" && i+1 < len(args) {
@@ -287,7 +300,13 @@ func (e *env) mlstack(args ...string) result {
 // that shares the parent's env.
 func (e *env) ok(args ...string) result {
 	e.t.Helper()
-	res := e.mlstack(args...)
+	return e.okWith(testhooks.Hooks{}, args...)
+}
+
+// okWith is ok with the test's own stand-ins, as mlstackWith.
+func (e *env) okWith(h testhooks.Hooks, args ...string) result {
+	e.t.Helper()
+	res := e.mlstackWith(h, args...)
 	if res.code != 0 {
 		e.t.Fatalf("mlstack %s: exit %d: %s", strings.Join(args, " "), res.code, res.stderr)
 	}
@@ -309,7 +328,7 @@ func onTerminal(ctx context.Context, t *testing.T, term string, args ...string) 
 	}
 	// script runs line in a shell: quote every word.
 	var words []string
-	for _, a := range append([]string{binary(t)}, offline(args)...) {
+	for _, a := range append([]string{binary(t)}, offlineArgs(args)...) {
 		words = append(words, shellQuote(a))
 	}
 	line := strings.Join(words, " ")
@@ -376,19 +395,32 @@ func startLocalServers() {
 
 func localPyPI() string { startLocalServers(); return localPyPIURL }
 
-// offline points status's health check and down's run count at the local
-// server, and up's health wait at a healthy one, unless the test names its
-// own.
-func offline(args []string) []string {
+// offline is where a command's calls to the stack's server go instead:
+// status's health check and down's run count to the local server that is
+// not ready, up's health wait to a healthy one.
+func offline(args []string) testhooks.Hooks {
 	startLocalServers()
 	switch {
 	case len(args) == 0:
-	case (args[0] == "up" || args[0] == "upgrade" || args[0] == "restore") && !contains(args, "--health-url") && !contains(args, "--no-wait"):
-		return append(slices.Clone(args), "--health-url", localHealthyURL+"/health")
-	case args[0] == "status" && !contains(args, "--health-url"):
-		return append(slices.Clone(args), "--health-url", localServerURL+"/health")
-	case args[0] == "down" && !contains(args, "--tracking-uri"):
-		return append(slices.Clone(args), "--tracking-uri", localServerURL)
+	case (args[0] == "up" || args[0] == "upgrade" || args[0] == "restore") && !contains(args, "--no-wait"):
+		return testhooks.Hooks{HealthURL: localHealthyURL + "/health"}
+	case args[0] == "status":
+		return testhooks.Hooks{HealthURL: localServerURL + "/health"}
+	case args[0] == "down":
+		return testhooks.Hooks{TrackingURI: localServerURL}
 	}
-	return args
+	return testhooks.Hooks{}
+}
+
+// offlineArgs are args for the built binary (test build, testhooks.go)
+// with offline's stand-ins as its hidden flags, unless args name their own.
+func offlineArgs(args []string) []string {
+	h, out := offline(args), slices.Clone(args)
+	if h.HealthURL != "" && !contains(args, "--health-url") {
+		out = append(out, "--health-url", h.HealthURL)
+	}
+	if h.TrackingURI != "" && !contains(args, "--tracking-uri") {
+		out = append(out, "--tracking-uri", h.TrackingURI)
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/server"
 )
 
@@ -138,7 +139,7 @@ func TestUpHintsRunAsPrinted(t *testing.T) {
 	// The health wait gives up: its hints open SSH, show logs, remove it.
 	e.publishNow(name) // as the booted server would
 	dead := closedURL(t)
-	res = e.mlstack(append([]string{"up", "--allow-cidr", cidr, "--timeout", "1s", "--health-url", dead}, flags...)...)
+	res = e.mlstackWith(testhooks.Hooks{HealthURL: dead}, append([]string{"up", "--allow-cidr", cidr, "--timeout", "1s"}, flags...)...)
 	if res.code != 1 {
 		t.Fatalf("up with a dead server: exit %d: %s", res.code, res.stderr)
 	}
@@ -173,7 +174,7 @@ func TestStallHintRunsAsPrinted(t *testing.T) {
 	e := newEnv(t)
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("stall")...)...)
 	e.publishNow("stall")
-	res := e.mlstack(append([]string{"up", "--timeout", "2s", "--health-url", gateway.URL, "--allow-cidr", allowCIDR}, e.stackFlags("stall")...)...)
+	res := e.mlstackWith(testhooks.Hooks{HealthURL: gateway.URL}, append([]string{"up", "--timeout", "2s", "--allow-cidr", allowCIDR}, e.stackFlags("stall")...)...)
 	hint := hintWith(t, res.stderr, "mlstack up")
 	e.okHint(hint)
 	if got := ingress(t, e, "mlstack-stall"); !sameStrings(got, []string{"tcp 5000-5000 " + allowCIDR, "tcp 5000-5000 203.0.113.9/32"}) {

@@ -84,6 +84,10 @@ func report(ctx context.Context, err error, s streams, args []string) int {
 	}
 }
 
+// addTestFlags gives a test build its hidden flags (testhooks.go, build
+// tag mlstack_testhooks); the shipped binary has none.
+var addTestFlags = func([]*cli.Command) {}
+
 // commands lists the subcommands; each lives in its own file.
 var commands = []func(streams) *cli.Command{
 	upCommand,
@@ -108,6 +112,7 @@ func newApp(s streams) *cli.App {
 	for _, mk := range commands {
 		cmds = append(cmds, finish(mk(s)))
 	}
+	addTestFlags(cmds)
 	app := &cli.App{
 		Name:      "mlstack",
 		Usage:     "a remote MLflow tracking stack on AWS in one command",

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/mlstack/mlstack/internal/testenv"
+	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/server"
 )
 
@@ -251,7 +252,7 @@ func TestSessionTokenCleared(t *testing.T) {
 	must(t, err)
 	closed := "http://" + l.Addr().String()
 	l.Close()
-	e.ok(append([]string{"creds", "rotate", "--skip-mlflow", "--tracking-uri", closed}, e.stackFlags("tok")...)...)
+	e.okWith(testhooks.Hooks{TrackingURI: closed}, append([]string{"creds", "rotate", "--skip-mlflow"}, e.stackFlags("tok")...)...)
 	res := e.mlstack(append([]string{"check", "--timeout", "30s"}, e.stackFlags("tok")...)...)
 	if !strings.Contains(res.stdout, "✓ S3 put with the scoped keys") || e.rec.aws.count("session token with a long-term key") != 0 {
 		t.Errorf("check with a caller's session token (refused %d times):\n%s", e.rec.aws.count("session token with a long-term key"), res.stdout)
@@ -369,7 +370,7 @@ func TestHealthWaitSaysWhy(t *testing.T) {
 	} {
 		e := newEnv(t)
 		e.publishAsServer("why")
-		res := e.mlstack(append([]string{"up", "--timeout", "3s", "--health-url", c.url, "--allow-cidr", allowCIDR}, e.stackFlags("why")...)...)
+		res := e.mlstackWith(testhooks.Hooks{HealthURL: c.url}, append([]string{"up", "--timeout", "3s", "--allow-cidr", allowCIDR}, e.stackFlags("why")...)...)
 		if res.code != 1 || strings.Count(res.stderr, c.want) != 1 || !strings.Contains(res.stderr, c.hint) || !strings.Contains(res.stderr, "--state-dir "+e.stateDir) {
 			t.Errorf("exit %d, want the diagnosis %q with %q once:\n%s", res.code, c.want, c.hint, res.stderr)
 		}

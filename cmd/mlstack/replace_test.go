@@ -16,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/internal/testhooks"
 )
 
 // publishForNew plays the bootstrap of the next instance of the stack that
@@ -68,16 +69,17 @@ func TestUpReplacesDriftedInstance(t *testing.T) {
 	}
 	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer healthy.Close()
-	args := append([]string{"up", "--instance-type", "t3.micro", "--health-url", healthy.URL + "/health", "--timeout", "2m"}, flags...)
+	args := append([]string{"up", "--instance-type", "t3.micro", "--timeout", "2m"}, flags...)
+	at := testhooks.Hooks{HealthURL: healthy.URL + "/health"}
 
 	e.rec.reset()
-	if res := e.mlstack(args...); res.code != 2 || !strings.Contains(res.stderr, "would replace instance "+old+" (instance type t2.micro → t3.micro)") ||
+	if res := e.mlstackWith(at, args...); res.code != 2 || !strings.Contains(res.stderr, "would replace instance "+old+" (instance type t2.micro → t3.micro)") ||
 		len(e.rec.mutating()) != 0 {
 		t.Fatalf("a replacement without --yes: exit %d, mutating %v\n%s", res.code, e.rec.mutating(), res.stderr)
 	}
 	e.publishForNew(stack, old)
 	e.rec.reset()
-	res := e.ok(append(args, "--yes")...)
+	res := e.okWith(at, append(args, "--yes")...)
 	var order []string
 	for _, c := range e.rec.calls() {
 		switch c.Action {
@@ -198,7 +200,7 @@ func TestInterruptReplacement(t *testing.T) {
 				typ = "t2.micro"
 			}
 		}
-		return offline(append([]string{"up", "--instance-type", typ, "--yes"}, base...))
+		return append([]string{"up", "--instance-type", typ, "--yes"}, base...)
 	}
 	e.rec.reset()
 	e.ok(replace()...)
@@ -207,7 +209,7 @@ func TestInterruptReplacement(t *testing.T) {
 	for n := 1; n <= total; n++ {
 		args := replace()
 		e.rec.reset()
-		run := e.runInterrupted(bin, args, n, fmt.Sprintf("interrupted replacement at call %d", n))
+		run := e.runInterrupted(bin, offlineArgs(args), n, fmt.Sprintf("interrupted replacement at call %d", n))
 		if strings.Contains(run.stderr, "the replacement did not finish: terminating the new instance") {
 			rolledBack++
 		}

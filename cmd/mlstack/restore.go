@@ -19,7 +19,6 @@ func restoreCommand(s streams) *cli.Command {
 		Flags: append(commonFlags(),
 			&cli.StringFlag{Name: "from", Usage: "the `BACKUP`: its folder name under backups/ in the stack bucket, or latest"},
 			&cli.BoolFlag{Name: "yes", Usage: "replace without asking (required without a terminal)"},
-			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "poll this URL instead of the server's /health (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
 			timeout, err := durationOf(c, "timeout")
@@ -28,7 +27,7 @@ func restoreCommand(s streams) *cli.Command {
 			}
 			return provision.Restore(c.Context, provision.RestoreOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(), From: c.String("from"),
-				Timeout: timeout, Yes: c.Bool("yes"), Confirm: s.confirm, HealthURL: c.String("health-url"),
+				Timeout: timeout, Yes: c.Bool("yes"), Confirm: s.confirm,
 			})
 		}),
 	}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/mlstack/mlstack/internal/testenv"
+	"github.com/mlstack/mlstack/internal/testhooks"
 )
 
 // ingress lists a security group's ingress as "proto port cidr", sorted.
@@ -298,8 +299,8 @@ func TestUpHealthTimeoutShowsBootstrapLog(t *testing.T) {
 	l.Close() // nothing answers there
 	flags := e.stackFlags(name)
 	e.publishAsServer(name)
-	res := e.mlstack(append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR,
-		"--timeout", "3s", "--health-url", "http://"+closed+"/health")...)
+	res := e.mlstackWith(testhooks.Hooks{HealthURL: "http://" + closed + "/health"},
+		append(append([]string{"up"}, flags...), "--allow-cidr", allowCIDR, "--timeout", "3s")...)
 	if res.code != 1 {
 		t.Fatalf("up with a dead server: exit %d, want 1: %s", res.code, res.stderr)
 	}

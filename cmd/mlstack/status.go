@@ -13,11 +13,10 @@ func statusCommand(s streams) *cli.Command {
 			examples(
 				"mlstack status --stack demo",
 				"mlstack status --stack demo --output json"),
-		Flags: append(commonFlags(), outputFlag(),
-			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "ask this URL instead of the server's /health (tests)"}),
+		Flags: append(commonFlags(), outputFlag()),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
 			return provision.Status(c.Context, provision.StatusOptions{
-				Stack: stackOf(c), AWS: a, Streams: s.std(), Output: c.String("output"), HealthURL: c.String("health-url"),
+				Stack: stackOf(c), AWS: a, Streams: s.std(), Output: c.String("output"),
 			})
 		}),
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mlstack/mlstack/internal/proctest"
 	"github.com/mlstack/mlstack/internal/testenv"
+	"github.com/mlstack/mlstack/internal/testhooks"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -319,7 +320,8 @@ func TestCredsRotate(t *testing.T) {
 		t.Fatal("the real server does not accept the stack's password")
 	}
 
-	e.ok(append([]string{"creds", "rotate", "--tracking-uri", server}, e.stackFlags("rot")...)...)
+	at := testhooks.Hooks{TrackingURI: server}
+	e.okWith(at, append([]string{"creds", "rotate"}, e.stackFlags("rot")...)...)
 	now := readState(t, filepath.Join(e.stateDir, "rot"))
 	if now.AccessKeyID == old.AccessKeyID || now.MLflowPassword == old.MLflowPassword {
 		t.Fatal("rotation kept the old key or password")
@@ -343,7 +345,7 @@ func TestCredsRotate(t *testing.T) {
 		t.Error("SSM does not hold the rotated password")
 	}
 	fresh := t.TempDir()
-	e.ok("creds", "rotate", "--stack", "rot", "--state-dir", fresh, "--tracking-uri", server)
+	e.okWith(at, "creds", "rotate", "--stack", "rot", "--state-dir", fresh)
 	freshState := readState(t, filepath.Join(fresh, "rot"))
 	if mlflowAuthStatus(t, server, "admin", freshState.MLflowPassword) != http.StatusOK || ssmSecret(t, e, "/mlstack/rot/admin-password") != freshState.MLflowPassword {
 		t.Error("rotation on a fresh machine: the server or SSM does not have the new password")
@@ -356,7 +358,7 @@ func TestCredsRotate(t *testing.T) {
 	_, err := e.ssmAs("test", "test", "").PutParameter(context.Background(), &ssm.PutParameterInput{Name: aws.String("/mlstack/rot/admin-password"),
 		Value: aws.String("stale-password-000000000000000001"), Type: "SecureString", Overwrite: aws.Bool(true)})
 	must(t, err)
-	res := e.mlstack("creds", "rotate", "--stack", "rot", "--state-dir", stale, "--tracking-uri", server)
+	res := e.mlstackWith(at, "creds", "rotate", "--stack", "rot", "--state-dir", stale)
 	if res.code != 1 || !strings.Contains(res.stderr, "access key rotated") || !strings.Contains(res.stderr, "401") {
 		t.Errorf("rotate with a stale SSM password: exit %d, %q", res.code, res.stderr)
 	}
@@ -380,7 +382,8 @@ func TestCredsRotateFreshMachine(t *testing.T) {
 	orig := readState(t, filepath.Join(e.stateDir, "rot2"))
 	server := mlflowServer(t, orig.MLflowPassword)
 	fresh := t.TempDir()
-	res := e.ok("creds", "rotate", "--stack", "rot2", "--state-dir", fresh, "--tracking-uri", server)
+	at := testhooks.Hooks{TrackingURI: server}
+	res := e.okWith(at, "creds", "rotate", "--stack", "rot2", "--state-dir", fresh)
 	st := readState(t, filepath.Join(fresh, "rot2"))
 	if mlflowAuthStatus(t, server, "admin", st.MLflowPassword) != http.StatusOK {
 		t.Error("the fresh machine's password does not work")
@@ -395,7 +398,7 @@ func TestCredsRotateFreshMachine(t *testing.T) {
 	if len(hints) < 2 || !strings.HasPrefix(hints[0][1], "mlstack users add ") || !strings.HasPrefix(hints[1][1], "mlstack env ") {
 		t.Fatalf("creds rotate on a fresh machine gives no login hint:\n%s", res.stderr)
 	}
-	e.ok(append(strings.Fields(strings.TrimPrefix(hints[0][1], "mlstack ")), "--tracking-uri", server)...)
+	e.okWith(at, strings.Fields(strings.TrimPrefix(hints[0][1], "mlstack "))...)
 	vars := sourceEnv(t, e.ok(strings.Fields(strings.TrimPrefix(hints[1][1], "mlstack "))...).stdout)
 	if userStatus(t, server, vars["MLFLOW_TRACKING_USERNAME"], vars["MLFLOW_TRACKING_PASSWORD"]) != http.StatusOK {
 		t.Errorf("the login the hints give (%q) does not work", vars["MLFLOW_TRACKING_USERNAME"])

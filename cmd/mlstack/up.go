@@ -33,7 +33,6 @@ func upCommand(s streams) *cli.Command {
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the server's /health"},
 			&cli.BoolFlag{Name: "yes", Usage: "do not ask (opening the server wider than a /24 asks)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan; change nothing"},
-			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "poll this URL instead of the server's /health (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
 			timeout, err := durationOf(c, "timeout")
@@ -55,7 +54,6 @@ func upCommand(s streams) *cli.Command {
 				DBClass:       c.String("db-class"),
 				NoWait:        c.Bool("no-wait"),
 				DryRun:        c.Bool("dry-run"),
-				HealthURL:     c.String("health-url"),
 				Yes:           c.Bool("yes"),
 				Confirm:       s.confirm,
 			})

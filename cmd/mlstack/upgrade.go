@@ -19,7 +19,6 @@ func upgradeCommand(s streams) *cli.Command {
 		Flags: append(commonFlags(),
 			&cli.StringFlag{Name: "mlflow-version", Value: cloudinit.DefaultMLflowVersion, Usage: "exact MLflow `VERSION` (checked on PyPI)"},
 			&cli.BoolFlag{Name: "yes", Usage: "replace without asking (required without a terminal)"},
-			&cli.StringFlag{Name: "health-url", Hidden: true, Usage: "poll this URL instead of the server's /health (tests)"},
 		),
 		Action: s.action(func(c *cli.Context, a provision.AWS) error {
 			timeout, err := durationOf(c, "timeout")
@@ -28,7 +27,7 @@ func upgradeCommand(s streams) *cli.Command {
 			}
 			return provision.Upgrade(c.Context, provision.UpgradeOptions{
 				Stack: stackOf(c), AWS: a, Streams: s.std(), MLflowVersion: c.String("mlflow-version"),
-				Timeout: timeout, Yes: c.Bool("yes"), Confirm: s.confirm, HealthURL: c.String("health-url"),
+				Timeout: timeout, Yes: c.Bool("yes"), Confirm: s.confirm,
 			})
 		}),
 	}

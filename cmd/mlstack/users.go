@@ -14,7 +14,7 @@ func usersCommand(s streams) *cli.Command {
 		return &cli.Command{
 			Name: name, Usage: usage, ArgsUsage: "NAME",
 			Description:  examples("mlstack users " + name + " alice --stack demo"),
-			Flags:        usersFlags(),
+			Flags:        commonFlags(),
 			OnUsageError: usageError,
 			Action:       s.usersAction(1, run),
 		}
@@ -40,16 +40,12 @@ func usersCommand(s streams) *cli.Command {
 			{
 				Name: "list", Usage: "the server's users, their role, and whether this machine holds their login",
 				Description: examples("mlstack users list --stack demo"),
-				Flags:       usersFlags(), OnUsageError: usageError, Action: s.usersAction(0, provision.ListUsers),
+				Flags:       commonFlags(), OnUsageError: usageError, Action: s.usersAction(0, provision.ListUsers),
 			},
 			named("remove", "delete an MLflow user on the server and its login here", provision.RemoveUser),
 			named("passwd", "give an MLflow user a new generated password (the env file is rewritten if it signs in as them)", provision.SetUserPassword),
 		},
 	}
-}
-
-func usersFlags() []cli.Flag {
-	return append(commonFlags(), &cli.StringFlag{Name: "tracking-uri", Hidden: true, Usage: "reach the server here (tests)"})
 }
 
 // usersAction takes exactly want positional arguments (the user's name).
@@ -75,7 +71,7 @@ func (s streams) usersAction(want int, run func(context.Context, provision.Users
 		}
 		a := awsOf(c)
 		err := run(c.Context, provision.UsersOptions{
-			Stack: stackOf(c), AWS: a, Streams: s.std(), Name: c.Args().First(), TrackingURI: c.String("tracking-uri"),
+			Stack: stackOf(c), AWS: a, Streams: s.std(), Name: c.Args().First(),
 		})
 		if a.Calls != nil {
 			fmt.Fprintf(s.stderr, "api-calls: %s\n", a.Calls.Summary())

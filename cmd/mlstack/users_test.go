@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mlstack/mlstack/internal/testhooks"
 )
 
 // userStatus is the server's answer to user's own users/get: 200 when it
@@ -47,8 +49,9 @@ func TestUsers(t *testing.T) {
 		t.Fatalf("up --user carol: env user %q", st.EnvUser)
 	}
 	server := mlflowServer(t, st.MLflowPassword)
+	at := testhooks.Hooks{TrackingURI: server}
 	users := func(args ...string) result {
-		return e.mlstack(append(append([]string{"users"}, args...), append(flags, "--tracking-uri", server)...)...)
+		return e.mlstackWith(at, append(append([]string{"users"}, args...), flags...)...)
 	}
 
 	// Bad input: nothing reaches the server or the state.
@@ -62,7 +65,7 @@ func TestUsers(t *testing.T) {
 	}
 
 	// NAME before the flags, as people type it.
-	e.ok(append([]string{"users", "add", "alice"}, append(flags, "--tracking-uri", server)...)...)
+	e.okWith(at, append([]string{"users", "add", "alice"}, flags...)...)
 	alice := readState(t, dir).Users["alice"]
 	if alice == "" || userStatus(t, server, "alice", alice) != http.StatusOK {
 		t.Fatal("users add alice: no working login saved")
@@ -86,7 +89,7 @@ func TestUsers(t *testing.T) {
 	// A new password for one user: the AWS key and the other logins stay.
 	before := readState(t, dir)
 	for _, cmd := range [][]string{{"users", "passwd", "alice"}, {"creds", "rotate", "--user", "alice"}} {
-		e.ok(append(cmd, append(flags, "--tracking-uri", server)...)...)
+		e.okWith(at, append(cmd, flags...)...)
 		now := readState(t, dir)
 		if now.Users["alice"] == alice || userStatus(t, server, "alice", now.Users["alice"]) != http.StatusOK || userStatus(t, server, "alice", alice) != http.StatusUnauthorized {
 			t.Fatalf("%v: the server must take only alice's new password", cmd)
@@ -101,7 +104,7 @@ func TestUsers(t *testing.T) {
 		t.Errorf("creds rotate --user with --skip-mlflow: exit %d", res.code)
 	}
 
-	e.ok(append([]string{"users", "remove", "alice"}, append(flags, "--tracking-uri", server)...)...)
+	e.okWith(at, append([]string{"users", "remove", "alice"}, flags...)...)
 	if userStatus(t, server, "alice", alice) != http.StatusUnauthorized || readState(t, dir).Users["alice"] != "" {
 		t.Error("users remove alice: the login still works or is still saved")
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/urfave/cli/v2"
 )
 
@@ -370,13 +371,15 @@ func TestTerminalProgress(t *testing.T) {
 		}
 	}))
 	defer slow.Close()
-	up := append([]string{"up", "--allow-cidr", allowCIDR, "--health-url", slow.URL}, flags...)
+	// The built binary (a test build) takes the stand-in as a flag; the
+	// in-process run below gets it in its context.
+	up := append([]string{"up", "--allow-cidr", allowCIDR}, flags...)
 	onTTY := func(term string) string {
 		t.Helper()
 		asked.Store(0)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cmd, stdin, out := onTerminal(ctx, t, term, up...)
+		cmd, stdin, out := onTerminal(ctx, t, term, append(up, "--health-url", slow.URL)...)
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("up on a terminal: %v\n%s", err, out)
@@ -395,7 +398,7 @@ func TestTerminalProgress(t *testing.T) {
 	}
 	asked.Store(0)
 	os.Unsetenv("NO_COLOR")
-	res := e.ok(up...)
+	res := e.okWith(testhooks.Hooks{HealthURL: slow.URL}, up...)
 	if strings.ContainsAny(res.stderr, "\r\x1b") || !strings.Contains(res.stderr, "• waiting for the tracking server") ||
 		!strings.Contains(res.stderr, "• the tracking server answers (after") {
 		t.Errorf("no terminal:\n%q", res.stderr)
