@@ -72,7 +72,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	s, err := connect(ctx, o.AWS)
+	s, err := openSession(ctx, o.AWS)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ var serverWrites = []string{paramTLSCert, paramHostKey}
 // paramAPI is the part of SSM the stack's parameters need.
 type paramAPI interface {
 	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+	GetParameters(context.Context, *ssm.GetParametersInput, ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
 	PutParameter(context.Context, *ssm.PutParameterInput, ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
 	AddTagsToResource(context.Context, *ssm.AddTagsToResourceInput, ...func(*ssm.Options)) (*ssm.AddTagsToResourceOutput, error)
 	DeleteParameters(context.Context, *ssm.DeleteParametersInput, ...func(*ssm.Options)) (*ssm.DeleteParametersOutput, error)
@@ -69,18 +70,28 @@ func findParams(ctx context.Context, api paramAPI, n names) (*paramsFound, error
 	return f, nil
 }
 
+// getParametersMax is how many names one GetParameters call takes.
+const getParametersMax = 10
+
 // readParams reads some of the stack's parameters (decrypted): name below
-// the path → value, absent ones left out.
+// the path → value, absent ones left out. One GetParameters call reads up
+// to ten (up read them one GetParameter at a time: 8 calls).
 func readParams(ctx context.Context, api paramAPI, n names, names ...string) (map[string]string, error) {
 	v := map[string]string{}
-	for _, name := range names {
-		out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name)), WithDecryption: aws.Bool(true)})
-		switch {
-		case hasCode(err, "ParameterNotFound"):
-		case err != nil:
-			return nil, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
-		default:
-			v[name] = aws.ToString(out.Parameter.Value)
+	for chunk := range slices.Chunk(names, getParametersMax) {
+		full := make([]string, len(chunk))
+		for i, name := range chunk {
+			full[i] = n.param(name)
+		}
+		out, err := api.GetParameters(ctx, &ssm.GetParametersInput{Names: full, WithDecryption: aws.Bool(true)})
+		if err != nil {
+			return nil, fmt.Errorf("reading SSM parameters %s: %w", strings.Join(full, ", "), err)
+		}
+		for _, p := range out.Parameters {
+			name, ok := strings.CutPrefix(aws.ToString(p.Name), n.param(""))
+			if ok && slices.Contains(chunk, name) {
+				v[name] = aws.ToString(p.Value)
+			}
 		}
 	}
 	return v, nil

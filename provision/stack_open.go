@@ -38,7 +38,7 @@ func openStack(ctx context.Context, st Stack, a AWS, log *progress, lock bool) (
 			o.release()
 		}
 	}()
-	if o.s, err = connect(ctx, a); err != nil {
+	if o.s, err = openSession(ctx, a); err != nil {
 		return nil, err
 	}
 	o.n = namesFor(st.Name, o.s.account, o.s.region)

@@ -49,7 +49,7 @@ func (o *DownOptions) pickStacks(stacks []stackInfo, caller string, now time.Tim
 // concurrently, and prints a summary line per stack on Out.
 func sweep(ctx context.Context, o DownOptions) error {
 	log := o.Streams.progress()
-	s, err := connect(ctx, o.AWS)
+	s, err := openSession(ctx, o.AWS)
 	if err != nil {
 		return err
 	}
