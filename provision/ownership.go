@@ -140,6 +140,21 @@ func stackInstances(ctx context.Context, api stackInstanceAPI, n names, states [
 	if err != nil {
 		return nil, nil, err
 	}
+	return splitOwn(ctx, api, n, sgID, insts)
+}
+
+// stackInstancesIn is stackInstances when the stack's own group (sgID, ""
+// for none) was read already.
+func stackInstancesIn(ctx context.Context, api stackInstanceAPI, n names, sgID string, states []string) ([]ec2types.Instance, []lookalike, error) {
+	insts, err := findInstances(ctx, api, n.Stack, states)
+	if err != nil || len(insts) == 0 {
+		return nil, nil, err
+	}
+	return splitOwn(ctx, api, n, sgID, insts)
+}
+
+// splitOwn tells the stack's own instances from tagged look-alikes.
+func splitOwn(ctx context.Context, api stackInstanceAPI, n names, sgID string, insts []ec2types.Instance) ([]ec2types.Instance, []lookalike, error) {
 	w, err := refsFor(ctx, api, n, sgID, insts)
 	if err != nil {
 		return nil, nil, err

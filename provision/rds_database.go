@@ -113,8 +113,9 @@ type dbFound struct {
 	endpoint    string                // the database parameter's value
 	restored    string                // the snapshot this up restored, if any
 	// foreign: a same-named database or group without the stack's tag,
-	// which only a postgres stack has to refuse.
-	foreign error
+	// which only a postgres stack has to refuse; foreignDB: the database.
+	foreign   error
+	foreignDB bool
 }
 
 // dbGroup is the database's security group, "" id when missing.
@@ -142,6 +143,8 @@ func findDatabase(ctx context.Context, s *session, n names) (*dbFound, error) {
 	if f.sg == nil {
 		f.sg = &dbGroup{}
 	}
+	var no *notOwnedError
+	f.foreignDB = errors.As(dbErr, &no)
 	return f, errors.Join(err, f.keepForeign(dbErr), f.keepForeign(sgErr))
 }
 

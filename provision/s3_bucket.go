@@ -248,14 +248,18 @@ func bucketInventory(ctx context.Context, api bucketAPI, n names, pending string
 	switch {
 	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
 		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateUntagged}}, nil
-	case hasCode(err, "NoSuchBucket", "NotFound", "NoSuchTagSet"):
+	case hasCode(err, "NoSuchBucket", "NotFound"):
 		return nil, nil
+	case hasCode(err, "NoSuchTagSet"):
+		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateForeign}}, nil
+	case hasCode(err, "AccessDenied", "Forbidden"):
+		return nil, fmt.Errorf("reading S3 bucket %s: access denied reading its tags (another account's bucket?): %w", n.Bucket, err)
 	case err != nil:
 		return nil, fmt.Errorf("reading S3 bucket %s: %w", n.Bucket, err)
 	case owned(s3TagMap(tags.TagSet), n.Stack):
 		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateExists}}, nil
 	}
-	return nil, nil
+	return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateForeign}}, nil
 }
 
 // listBuckets adds to set the stacks of buckets named
@@ -304,27 +308,9 @@ func retagBucket(ctx context.Context, api bucketAPI, n names, expires string) er
 }
 
 // deleteBucket empties the bucket (every version, delete marker and
-// unfinished upload) and deletes it. NotFound is done. An untagged bucket
-// is left alone unless this machine created it (pending).
-func deleteBucket(ctx context.Context, api bucketAPI, n names, pending string, log *progress) error {
-	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
-	switch {
-	case hasCode(err, "NoSuchBucket", "NotFound"):
-		return nil
-	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
-		tags = &s3.GetBucketTaggingOutput{TagSet: s3Tags(map[string]string{tagStack: n.Stack})}
-	case hasCode(err, "NoSuchTagSet"):
-		log.Warn("leaving S3 bucket %s alone: it is not tagged %s=%s", n.Bucket, tagStack, n.Stack)
-		return nil
-	case hasCode(err, "AccessDenied", "Forbidden"):
-		return fmt.Errorf("S3 bucket %s: access denied reading its tags: %w", n.Bucket, err)
-	case err != nil:
-		return fmt.Errorf("reading tags of S3 bucket %s: %w", n.Bucket, err)
-	}
-	if !owned(s3TagMap(tags.TagSet), n.Stack) {
-		log.Warn("leaving S3 bucket %s alone: it is not tagged %s=%s", n.Bucket, tagStack, n.Stack)
-		return nil
-	}
+// unfinished upload) and deletes it; the inventory found it the stack's
+// (tagged, or made by this machine and not tagged yet). NotFound is done.
+func deleteBucket(ctx context.Context, api bucketAPI, n names, log *progress) error {
 	log.Step("emptying and deleting S3 bucket %s", n.Bucket)
 	if err := emptyBucket(ctx, api, n.Bucket); err != nil {
 		return err

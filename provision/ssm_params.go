@@ -229,12 +229,12 @@ func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, str
 	return out, mode, err
 }
 
-// deleteParams removes every parameter under the stack's path: the path is
-// the stack's by name, like its derived resource names.
-func deleteParams(ctx context.Context, api paramAPI, n names, log *progress) error {
-	all, err := stackParams(ctx, api, n)
-	if err != nil || len(all) == 0 {
-		return err
+// deleteParams removes the parameters the inventory found under the
+// stack's path: the path is the stack's by name, like its derived resource
+// names.
+func deleteParams(ctx context.Context, api paramAPI, n names, all []string, log *progress) error {
+	if len(all) == 0 {
+		return nil
 	}
 	log.Step("deleting %s under %s", plural(len(all), "SSM parameter"), n.paramPath())
 	var errs []error

@@ -55,6 +55,10 @@ var kindLabels = map[string]string{
 const (
 	stateExists   = "exists"
 	stateUntagged = "untagged" // a bucket this machine created and has not tagged yet
+	// stateForeign: a resource of a derived name without the stack's tag.
+	// inventory keeps such rows apart (stackInventory.alone): down names
+	// them as left alone, status does not show them.
+	stateForeign = "foreign"
 )
 
 // resource is one AWS resource the stack owns.

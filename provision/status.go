@@ -25,6 +25,7 @@ type stackInventory struct {
 	insts      []ec2types.Instance  // the stack's own live instances, oldest first
 	lookalikes []lookalike          // tagged instances that are not the stack's
 	rules      []rule               // the security group's ingress
+	alone      []resource           // same-named resources without the stack's tag: not the stack's
 	iamTags    []map[string]string  // of the stack's IAM user and role
 	mode       string               // the artifacts mode parameter's value
 	db         *rdstypes.DBInstance // the stack's RDS database, nil for none
@@ -41,8 +42,14 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 		userT, roleT         map[string]string
 	)
 	err := parallel(
-		func() (err error) { inv.insts, inv.lookalikes, err = stackInstances(ctx, s.ec2, n, liveStates); return },
-		func() (err error) { sgs, inv.rules, err = sgInventory(ctx, s.ec2, n); return },
+		func() (err error) {
+			// The instances are told from look-alikes by the group's id.
+			var sgID string
+			if sgs, inv.rules, sgID, err = sgInventory(ctx, s.ec2, n); err == nil {
+				inv.insts, inv.lookalikes, err = stackInstancesIn(ctx, s.ec2, n, sgID, liveStates)
+			}
+			return
+		},
 		func() (err error) { kps, err = keyPairInventory(ctx, s.ec2, n); return },
 		func() (err error) {
 			if userR, userT, err = userInventory(ctx, s.iam, n); err == nil {
@@ -59,7 +66,13 @@ func inventory(ctx context.Context, s *session, n names, pending string) (*stack
 	}
 	inv.rows = instanceInventory(inv.insts)
 	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR, prmR, dbR} {
-		inv.rows = append(inv.rows, rows...)
+		for _, r := range rows {
+			if r.State == stateForeign {
+				inv.alone = append(inv.alone, r)
+			} else {
+				inv.rows = append(inv.rows, r)
+			}
+		}
 	}
 	for _, t := range []map[string]string{userT, roleT} {
 		if t != nil {

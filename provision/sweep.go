@@ -147,7 +147,12 @@ func sweepOne(ctx context.Context, s *session, o DownOptions, stack string, log 
 	if sec, err := dir.LoadFor(s.account, s.region); err == nil && sec != nil {
 		pending = sec.PendingBucket
 	}
-	err = deleteStack(ctx, s, n, dir, deletion{pending: pending, timeout: o.Timeout}, log)
+	// Read right before deleting: the listing that picked the stack is older.
+	inv, err := inventory(ctx, s, n, pending)
+	if err != nil {
+		return err
+	}
+	err = deleteStack(ctx, s, n, dir, deletion{pending: pending, timeout: o.Timeout}, inv, log)
 	var left *LeftBehindError
 	if errors.As(err, &left) {
 		left.Hint = hintsFor(Stack{Name: stack, StateDir: stateDir}, o.AWS).cmd("down", "--yes")
