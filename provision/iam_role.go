@@ -41,17 +41,28 @@ type roleFound struct {
 }
 
 func findRole(ctx context.Context, api roleAPI, n names, policy string) (*roleFound, error) {
-	r := &roleFound{}
-	role, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
-	switch {
-	case hasCode(err, "NoSuchEntity"):
-	case err != nil:
+	out, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
+	if err != nil && !hasCode(err, "NoSuchEntity") {
 		return nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
-	case !owned(iamTagMap(role.Role.Tags), n.Stack):
+	}
+	var role *iamtypes.Role
+	if err == nil {
+		role = out.Role
+	}
+	return findRoleFrom(ctx, api, n, policy, role)
+}
+
+// findRoleFrom is findRole once GetRole has answered (role nil: no such
+// role): openStack's findHome may have read it already.
+func findRoleFrom(ctx context.Context, api roleAPI, n names, policy string, role *iamtypes.Role) (*roleFound, error) {
+	r := &roleFound{}
+	switch {
+	case role == nil:
+	case !owned(iamTagMap(role.Tags), n.Stack):
 		return nil, &notOwnedError{Kind: "IAM role", Name: n.Role, Stack: n.Stack}
 	default:
 		r.roleExists = true
-		if err := roleDrift(ctx, api, n, aws.ToString(role.Role.AssumeRolePolicyDocument)); err != nil {
+		if err := roleDrift(ctx, api, n, aws.ToString(role.AssumeRolePolicyDocument)); err != nil {
 			return nil, err
 		}
 		pol, err := api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy)})

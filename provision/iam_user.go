@@ -57,7 +57,17 @@ func findUser(ctx context.Context, api userAPI, n names, policy string) (*userFo
 	if err != nil {
 		return nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
-	if !owned(iamTagMap(out.User.Tags), n.Stack) {
+	return findUserFrom(ctx, api, n, policy, out.User)
+}
+
+// findUserFrom is findUser once GetUser has answered (user nil: no such
+// user): openStack's findHome read it already.
+func findUserFrom(ctx context.Context, api userAPI, n names, policy string, user *iamtypes.User) (*userFound, error) {
+	if user == nil {
+		return &userFound{}, nil
+	}
+	var err error
+	if !owned(iamTagMap(user.Tags), n.Stack) {
 		return nil, &notOwnedError{Kind: "IAM user", Name: n.User, Stack: n.Stack}
 	}
 	if err := userDrift(ctx, api, n); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/mlstack/mlstack/provision/region"
 )
 
@@ -168,6 +169,12 @@ func splitOwn(ctx context.Context, api stackInstanceAPI, n names, sgID string, i
 type stackHome struct {
 	region, owner string
 	from          string // "IAM user NAME" or "IAM role NAME"; "" when neither exists
+	// user and role are GetUser's and GetRole's answers as findHome read
+	// them (nil: no such entity), for up's finders not to ask again;
+	// roleRead is false when the user answered and the role was not read.
+	user     *iamtypes.User
+	role     *iamtypes.Role
+	roleRead bool
 }
 
 // homeAPI reads the stack's IAM user and role.
@@ -183,21 +190,26 @@ func findHome(ctx context.Context, api homeAPI, n names) (stackHome, error) {
 	if err != nil && !hasCode(err, "NoSuchEntity") {
 		return stackHome{}, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
+	var home stackHome
 	if err == nil {
+		home.user = u.User
 		if tags := iamTagMap(u.User.Tags); owned(tags, n.Stack) {
-			return stackHome{region: tags[tagRegion], owner: tags[tagOwner], from: "IAM user " + n.User}, nil
+			home.region, home.owner, home.from = tags[tagRegion], tags[tagOwner], "IAM user "+n.User
+			return home, nil
 		}
 	}
 	r, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
 	if err != nil && !hasCode(err, "NoSuchEntity") {
 		return stackHome{}, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
 	}
+	home.roleRead = true
 	if err == nil {
+		home.role = r.Role
 		if tags := iamTagMap(r.Role.Tags); owned(tags, n.Stack) {
-			return stackHome{region: tags[tagRegion], owner: tags[tagOwner], from: "IAM role " + n.Role}, nil
+			home.region, home.owner, home.from = tags[tagRegion], tags[tagOwner], "IAM role "+n.Role
 		}
 	}
-	return stackHome{}, nil
+	return home, nil
 }
 
 // checkRegion refuses to work on the stack from another region than the

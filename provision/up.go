@@ -379,8 +379,17 @@ func (r *upRun) discover(ctx context.Context) error {
 	r.log.Step("checking stack %s in account %s, %s", r.n.Stack, r.s.account, r.s.region)
 	s, n, f := r.s, r.n, &found{}
 	err := parallel(
-		func() (err error) { f.user, err = findUser(ctx, s.iam, n, r.policy); return },
-		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.rolePolicy); return },
+		// openStack's findHome read the user, and the role unless the user
+		// was the stack's: neither is asked twice.
+		func() (err error) { f.user, err = findUserFrom(ctx, s.iam, n, r.policy, r.home.user); return },
+		func() (err error) {
+			if r.home.roleRead {
+				f.role, err = findRoleFrom(ctx, s.iam, n, r.rolePolicy, r.home.role)
+			} else {
+				f.role, err = findRole(ctx, s.iam, n, r.rolePolicy)
+			}
+			return
+		},
 		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket); return },
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) {
@@ -390,7 +399,12 @@ func (r *upRun) discover(ctx context.Context) error {
 		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
 		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
-		func() (err error) { f.db, err = findDatabase(ctx, s, n); return },
+		func() (err error) {
+			// A sqlite stack's up needs no database network: chooseDatabase
+			// reads it when the stack turns out to be postgres.
+			f.db, err = findDatabaseOf(ctx, s, n, cmp.Or(r.o.Database, r.db) == DBPostgres)
+			return
+		},
 	)
 	if err == nil {
 		f.db.password, f.db.endpoint = f.params.dbPassword, f.params.dbEndpoint
