@@ -99,9 +99,14 @@ func splitInstances(insts []ec2types.Instance, w instanceRefs) (own []ec2types.I
 }
 
 // refsFor is instanceRefs for the stack, given its own group's id; it asks
-// EC2 who owns the instances' images.
-func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec2types.Instance) (instanceRefs, error) {
+// EC2 who owns the instances' images, unless known (images EC2 listed in
+// this run) names them all.
+func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec2types.Instance, known ...ec2types.Image) (instanceRefs, error) {
 	w := instanceRefs{profileARN: n.profileARN(), sgID: sgID, keyName: n.KeyPair, canonical: region.Of(n.Region).CanonicalOwner}
+	owners := map[string]string{}
+	for _, img := range known {
+		owners[aws.ToString(img.ImageId)] = aws.ToString(img.OwnerId)
+	}
 	var ids []string
 	for _, i := range insts {
 		if id := aws.ToString(i.ImageId); id != "" && !slices.Contains(ids, id) {
@@ -109,6 +114,10 @@ func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec
 		}
 	}
 	if len(ids) == 0 {
+		return w, nil
+	}
+	if !slices.ContainsFunc(ids, func(id string) bool { return owners[id] == "" }) {
+		w.imageOwner = owners
 		return w, nil
 	}
 	// A filter, not ImageIds: an image EC2 no longer lists is not an error.

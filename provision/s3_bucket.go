@@ -43,8 +43,15 @@ type bucketFound struct {
 // by another account, or untagged in ours, is an error: we never adopt it,
 // unless it is the one this machine created and did not tag (pending).
 func findBucket(ctx context.Context, api bucketAPI, n names, pending string) (*bucketFound, error) {
-	b := &bucketFound{}
 	_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(n.Bucket), ExpectedBucketOwner: aws.String(n.Account)})
+	return findBucketFrom(ctx, api, n, pending, err)
+}
+
+// findBucketFrom is findBucket once HeadBucket has answered (head: its
+// error, nil when the bucket is there): openStack's resolveBucket asked.
+func findBucketFrom(ctx context.Context, api bucketAPI, n names, pending string, head error) (*bucketFound, error) {
+	b := &bucketFound{}
+	err := head
 	switch {
 	case hasCode(err, "NotFound", "NoSuchBucket"):
 		return b, nil
@@ -383,27 +390,43 @@ func abortUploads(ctx context.Context, api bucketAPI, bucket string) error {
 // use: a stack made before mlstack used the account-regional namespace keeps
 // its bucket under the global name; every other stack uses the regional one.
 func resolveBucket(ctx context.Context, api bucketAPI, n names) (names, error) {
+	n, _, err := resolveBucketHead(ctx, api, n)
+	return n, err
+}
+
+// bucketHead is HeadBucket's answer for the resolved name (err nil: the
+// bucket is there), when resolveBucketHead asked it.
+type bucketHead struct {
+	asked bool
+	err   error
+}
+
+// resolveBucketHead is resolveBucket, with HeadBucket's answer for the
+// name it chose, which up's findBucket then need not ask again.
+func resolveBucketHead(ctx context.Context, api bucketAPI, n names) (names, bucketHead, error) {
 	if n.GlobalBucket == "" {
-		return n, nil
+		return n, bucketHead{}, nil
 	}
-	exists := func(name string) (bool, error) {
+	head := func(name string) (bool, error, error) {
 		_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name), ExpectedBucketOwner: aws.String(n.Account)})
 		switch {
 		case err == nil:
-			return true, nil
+			return true, nil, nil
 		case hasCode(err, "NotFound", "NoSuchBucket", "Forbidden", "AccessDenied", "301", "MovedPermanently", "PermanentRedirect"):
-			return false, nil // missing, or not ours: not the stack's
+			return false, err, nil // missing, or not ours: not the stack's
 		}
-		return false, fmt.Errorf("checking S3 bucket %s: %w", name, err)
+		return false, err, fmt.Errorf("checking S3 bucket %s: %w", name, err)
 	}
-	if ok, err := exists(n.Bucket); ok || err != nil {
-		return n, err
+	ok, regional, err := head(n.Bucket)
+	if ok || err != nil {
+		return n, bucketHead{asked: err == nil, err: regional}, err
 	}
-	ok, err := exists(n.GlobalBucket)
+	ok, _, err = head(n.GlobalBucket)
 	if ok {
 		n.Bucket, n.GlobalBucket = n.GlobalBucket, ""
+		return n, bucketHead{asked: true}, err
 	}
-	return n, err
+	return n, bucketHead{asked: err == nil, err: regional}, err
 }
 
 // bucketUsage is what the bucket holds of artifacts: the objects (latest

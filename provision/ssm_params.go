@@ -246,18 +246,33 @@ func deleteParams(ctx context.Context, api paramAPI, n names, all []string, log 
 	return errors.Join(errs...)
 }
 
-// published reads a public parameter the server writes, with when it was
-// written; "" while it has not been (yet).
-func published(ctx context.Context, api paramAPI, n names, name string) (string, time.Time, error) {
-	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name))})
-	if hasCode(err, "ParameterNotFound") {
-		return "", time.Time{}, nil
+// publishedParam is a public parameter the server writes, with when it
+// was written; Value "" while it has not been (yet).
+type publishedParam struct {
+	Value string
+	At    time.Time
+}
+
+// published reads public parameters the server writes, in one call.
+func published(ctx context.Context, api paramAPI, n names, names ...string) (map[string]publishedParam, error) {
+	full := make([]string, len(names))
+	for i, name := range names {
+		full[i] = n.param(name)
 	}
+	out, err := api.GetParameters(ctx, &ssm.GetParametersInput{Names: full})
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
+		return nil, fmt.Errorf("reading SSM parameters %s: %w", strings.Join(full, ", "), err)
 	}
-	if out.Parameter.Type != ssmtypes.ParameterTypeString {
-		return "", time.Time{}, fmt.Errorf("SSM parameter %s is a %s, not the String the server writes", n.param(name), out.Parameter.Type)
+	got := map[string]publishedParam{}
+	for _, p := range out.Parameters {
+		name, ok := strings.CutPrefix(aws.ToString(p.Name), n.param(""))
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		if p.Type != ssmtypes.ParameterTypeString {
+			return nil, fmt.Errorf("SSM parameter %s is a %s, not the String the server writes", aws.ToString(p.Name), p.Type)
+		}
+		got[name] = publishedParam{Value: aws.ToString(p.Value), At: aws.ToTime(p.LastModifiedDate)}
 	}
-	return aws.ToString(out.Parameter.Value), aws.ToTime(out.Parameter.LastModifiedDate), nil
+	return got, nil
 }

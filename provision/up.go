@@ -368,6 +368,7 @@ type found struct {
 	keyPair   *keyPairFound
 	instances []ec2types.Instance
 	image     *ec2types.Image
+	images    []ec2types.Image // every image the Ubuntu lookup listed: their owners are known
 	params    *paramsFound
 	db        *dbFound
 	bootstrap []string // keys of the bootstrap objects the bucket lacks
@@ -390,14 +391,21 @@ func (r *upRun) discover(ctx context.Context) error {
 			}
 			return
 		},
-		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket); return },
+		func() (err error) {
+			if r.bucketHead.asked {
+				f.bucket, err = findBucketFrom(ctx, s.s3, n, r.keep.secrets.PendingBucket, r.bucketHead.err)
+			} else {
+				f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket)
+			}
+			return
+		},
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) {
 			f.keyPair, err = findKeyPair(ctx, s.ec2, n, r.keep.secrets.SSHPublicKey)
 			return
 		},
 		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
-		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
+		func() (err error) { f.image, f.images, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
 		func() (err error) {
 			// A sqlite stack's up needs no database network: chooseDatabase
@@ -481,7 +489,7 @@ func (r *upRun) ownInstances(ctx context.Context, f *found) error {
 	if len(f.instances) == 0 {
 		return nil
 	}
-	w, err := refsFor(ctx, r.s.ec2, r.n, f.sg.id, f.instances)
+	w, err := refsFor(ctx, r.s.ec2, r.n, f.sg.id, f.instances, f.images...)
 	if err != nil {
 		return err
 	}
