@@ -207,65 +207,6 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 	return nil
 }
 
-// deleteStep deletes the stack's resources of some kinds, as the
-// inventory found them; a step that owns none of the inventory's rows is
-// skipped.
-type deleteStep struct {
-	owns func(n names, r resource) bool
-	run  func(ctx context.Context, s *session, n names, d deletion, inv *stackInventory, log *progress) error
-}
-
-// kinds is a deleteStep's owns for whole kinds.
-func kinds(k ...string) func(names, resource) bool {
-	return func(_ names, r resource) bool { return slices.Contains(k, r.Kind) }
-}
-
-// deleteOrder is the order down deletes in: the steps of one stage run
-// concurrently, the stages one after the other. A resource kind is one
-// step here (and one finder in its inventory).
-var deleteOrder = [][]deleteStep{
-	// RDS deletes a database in minutes: the instances go meanwhile.
-	{
-		{kinds(kindInstance), func(ctx context.Context, s *session, n names, d deletion, inv *stackInventory, log *progress) error {
-			return terminateStackInstances(ctx, s, n, inv, d.timeout, log)
-		}},
-		{func(n names, r resource) bool {
-			return slices.Contains([]string{kindDB, kindDBSnapshot, kindDBSubnetGroup}, r.Kind) || r.Kind == kindSG && r.Name == n.DBSecurityGroup
-		}, func(ctx context.Context, s *session, n names, d deletion, _ *stackInventory, log *progress) error {
-			return deleteDatabase(ctx, s, n, d.keepData, log)
-		}},
-	},
-	// The group cannot go while an interface of the instance is attached.
-	{{func(n names, r resource) bool { return r.Kind == kindSG && r.Name == n.SecurityGroup }, func(ctx context.Context, s *session, n names, _ deletion, inv *stackInventory, log *progress) error {
-		var own []resource
-		for _, r := range inv.of(kindSG) {
-			if r.Name == n.SecurityGroup {
-				own = append(own, r)
-			}
-		}
-		return deleteSecurityGroups(ctx, s.ec2, own, 3*time.Minute, log)
-	}}},
-	{{kinds(kindKeyPair), func(ctx context.Context, s *session, n names, _ deletion, _ *stackInventory, log *progress) error {
-		return deleteKeyPair(ctx, s.ec2, n, log)
-	}}},
-	{{kinds(kindRole, kindProfile), func(ctx context.Context, s *session, n names, _ deletion, inv *stackInventory, log *progress) error {
-		return deleteRole(ctx, s.iam, n, len(inv.of(kindProfile)) > 0, len(inv.of(kindRole)) > 0, log)
-	}}},
-	{{kinds(kindParam), func(ctx context.Context, s *session, n names, _ deletion, inv *stackInventory, log *progress) error {
-		var names []string
-		for _, r := range inv.of(kindParam) {
-			names = append(names, r.ID)
-		}
-		return deleteParams(ctx, s.ssm, n, names, log)
-	}}},
-	{{kinds(kindBucket), func(ctx context.Context, s *session, n names, _ deletion, _ *stackInventory, log *progress) error {
-		return deleteBucket(ctx, s.s3, n, log)
-	}}},
-	{{kinds(kindUser), func(ctx context.Context, s *session, n names, _ deletion, _ *stackInventory, log *progress) error {
-		return deleteUser(ctx, s.iam, n, log)
-	}}},
-}
-
 // deleteOwned runs deleteOrder over what inv found and returns the errors.
 func deleteOwned(ctx context.Context, s *session, n names, d deletion, inv *stackInventory, log *progress) []error {
 	var errs []error

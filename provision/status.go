@@ -35,48 +35,25 @@ type stackInventory struct {
 // the tag, a tagged instance without the stack's profile) are not listed:
 // they are not the stack's.
 func inventory(ctx context.Context, s *session, n names, pending string) (*stackInventory, error) {
-	var (
-		inv                  stackInventory
-		sgs, kps, iamR, bktR []resource
-		userR, prmR, dbR     []resource
-		userT, roleT         map[string]string
-	)
-	err := parallel(
-		func() (err error) {
-			// The instances are told from look-alikes by the group's id.
-			var sgID string
-			if sgs, inv.rules, sgID, err = sgInventory(ctx, s.ec2, n); err == nil {
-				inv.insts, inv.lookalikes, err = stackInstancesIn(ctx, s.ec2, n, sgID, liveStates)
-			}
-			return
-		},
-		func() (err error) { kps, err = keyPairInventory(ctx, s.ec2, n); return },
-		func() (err error) {
-			if userR, userT, err = userInventory(ctx, s.iam, n); err == nil {
-				iamR, roleT, err = roleInventory(ctx, s.iam, n)
-			}
-			return
-		},
-		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n, pending); return },
-		func() (err error) { prmR, inv.mode, err = paramInventory(ctx, s.ssm, n); return },
-		func() (err error) { dbR, inv.db, err = dbInventory(ctx, s, n); return },
-	)
-	if err != nil {
+	parts := make([]invPart, len(families))
+	fns := make([]func() error, len(families))
+	for i, f := range families {
+		fns[i] = func() (err error) { parts[i], err = f.inventory(ctx, s, n, pending); return }
+	}
+	if err := parallel(fns...); err != nil {
 		return nil, err
 	}
-	inv.rows = instanceInventory(inv.insts)
-	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR, prmR, dbR} {
-		for _, r := range rows {
+	var inv stackInventory
+	for _, p := range parts {
+		for _, r := range p.rows {
 			if r.State == stateForeign {
 				inv.alone = append(inv.alone, r)
 			} else {
 				inv.rows = append(inv.rows, r)
 			}
 		}
-	}
-	for _, t := range []map[string]string{userT, roleT} {
-		if t != nil {
-			inv.iamTags = append(inv.iamTags, t)
+		if p.apply != nil {
+			p.apply(&inv)
 		}
 	}
 	return &inv, nil

@@ -666,26 +666,26 @@ func (r *upRun) instanceInput() ensureInstanceInput {
 // this up (new ones get it at creation): `up --ttl` on a live stack
 // extends its life.
 func (r *upRun) extendTTL(ctx context.Context) error {
-	f, n, exp := r.found, r.n, r.tags[tagExpiresAt]
+	exp := r.tags[tagExpiresAt]
 	r.log.Step("setting %s=%s on the stack's resources", tagExpiresAt, exp)
-	ids := append(append(instanceTagIDs(f.instances), f.sg.tagIDs()...), f.keyPair.tagIDs()...)
+	var ids []string
+	for _, f := range families {
+		if f.ec2IDs != nil {
+			ids = append(ids, f.ec2IDs(r.found)...)
+		}
+	}
 	if err := retagEC2(ctx, r.s.ec2, ids, tagExpiresAt, exp); err != nil {
 		return err
 	}
-	if f.user.exists {
-		if err := retagUser(ctx, r.s.iam, n, exp); err != nil {
+	for _, f := range families {
+		if f.retag == nil {
+			continue
+		}
+		if err := f.retag(ctx, r.s, r.found, r.n, exp); err != nil {
 			return err
 		}
 	}
-	if err := retagRole(ctx, r.s.iam, f.role, n, exp); err != nil {
-		return err
-	}
-	if f.bucket.exists {
-		if err := retagBucket(ctx, r.s.s3, n, exp); err != nil {
-			return err
-		}
-	}
-	return retagDatabase(ctx, r.s.rds, f.db, exp)
+	return nil
 }
 
 // publish pins the certificate and host key the instance published and
