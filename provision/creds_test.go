@@ -159,7 +159,7 @@ func TestRotateCredsOnAFreshMachine(t *testing.T) {
 	if err := RotateCreds(context.Background(), o); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, log)
 	}
-	if f.count("SSM.GetParameter") == 0 || f.count("EC2.DescribeInstanceAttribute") != 0 {
+	if f.count("SSM.GetParameters") == 0 || f.count("EC2.DescribeInstanceAttribute") != 0 {
 		t.Errorf("password not read from SSM: %v", f.calls())
 	}
 	if p := f.params["/mlstack/demo/admin-password"]; p == nil || p.value != ml.current() {
@@ -441,9 +441,9 @@ func TestRotateCredsFailures(t *testing.T) {
 	t.Run("SSM unreadable", func(t *testing.T) {
 		f := newInstalledFake(t)
 		upStack(t, f, "demo")
-		f.failNext("GetParameter", awsErr("AccessDeniedException"), 1)
+		f.failNext("GetParameters", awsErr("AccessDeniedException"), 1)
 		o, _ := rotateOpts(t.TempDir(), "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "reading SSM parameter /mlstack/demo/admin-password") {
+		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "reading SSM parameters /mlstack/demo/admin-password") {
 			t.Fatalf("rotate = %v", err)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,7 +88,15 @@ func Down(ctx context.Context, o DownOptions) error {
 	if err := confirmDown(ctx, o, op, inv, d.keep, log); err != nil {
 		return err
 	}
-	err = deleteStack(ctx, op.s, op.n, op.dir, d, log)
+	if !o.Yes { // a person took their time to answer: act on what exists now
+		if inv, err = inventory(ctx, op.s, op.n, d.pending); err != nil {
+			return err
+		}
+		if o.KeepData {
+			inv.rows, _ = withoutKept(inv.rows)
+		}
+	}
+	err = deleteStack(ctx, op.s, op.n, op.dir, d, inv, log)
 	if err == nil && d.keep != "" {
 		op.keptBucket(ctx, o, d.keep, log)
 	}
@@ -159,45 +168,33 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 	return nil
 }
 
-// deleteStack removes one stack's resources in dependency order, then its
-// local state once nothing remains. Every step runs even when an earlier one
-// failed; errors are joined, and leftovers make a LeftBehindError.
-func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d deletion, log *progress) error {
-	pending, timeout := d.pending, d.timeout
+// deleteStack removes one stack's resources in dependency order, as inv
+// (read just before) found them, then its local state once nothing
+// remains. Every step runs even when an earlier one failed; errors are
+// joined. Only then is the stack read again, to say what is left
+// (LeftBehindError): a step that succeeded left nothing behind.
+func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d deletion, inv *stackInventory, log *progress) error {
 	if d.keep != "" {
-		if err := stopStackInstances(ctx, s, n, timeout, log); err != nil {
+		if err := stopStackInstances(ctx, s, n, d.timeout, log); err != nil {
 			return fmt.Errorf("%w; nothing deleted yet (the bucket is kept only after a clean stop)", err)
 		}
 	}
-	errs := []error{
-		// RDS deletes a database in minutes: the instances go meanwhile.
-		parallel(
-			func() error { return terminateStackInstances(ctx, s, n, timeout, log) },
-			func() error { return deleteDatabase(ctx, s, n, d.keepData, log) },
-		),
-		// The group cannot go while an interface of the instance is attached.
-		deleteSecurityGroups(ctx, s.ec2, n, 3*time.Minute, log),
-		deleteKeyPair(ctx, s.ec2, n, log),
-		deleteRole(ctx, s.iam, n, log),
-		deleteParams(ctx, s.ssm, n, log),
+	for _, r := range inv.alone {
+		log.Warn("leaving %s alone: it is not tagged %s=%s", r.label(), tagStack, n.Stack)
 	}
-	if d.keep == "" {
-		errs = append(errs, deleteBucket(ctx, s.s3, n, pending, log))
-	}
-	errs = append(errs, deleteUser(ctx, s.iam, n, log))
+	errs := deleteOwned(ctx, s, n, d, inv, log)
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
 	}
-	inv, err := inventory(ctx, s, n, pending)
-	joined := errors.Join(append(errs, err)...)
-	if inv != nil && d.keepData {
-		inv.rows, _ = withoutKept(inv.rows)
-	}
-	if inv != nil && len(inv.rows) > 0 {
-		return &LeftBehindError{Stack: n.Stack, Remaining: inv.rows, Err: joined}
-	}
-	if joined != nil {
-		return joined
+	if joined := errors.Join(errs...); joined != nil {
+		left, err := inventory(ctx, s, n, d.pending)
+		if left != nil && d.keepData {
+			left.rows, _ = withoutKept(left.rows)
+		}
+		if left != nil && len(left.rows) > 0 {
+			return &LeftBehindError{Stack: n.Stack, Remaining: left.rows, Err: errors.Join(joined, err)}
+		}
+		return errors.Join(joined, err)
 	}
 	// Local secrets go last: while anything remains they may still be needed.
 	if err := dir.Remove(); err != nil {
@@ -211,13 +208,37 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 	return nil
 }
 
-// terminateStackInstances ends the stack's own instances and waits until
-// they are gone; tagged look-alikes are left alone, with a warning.
-func terminateStackInstances(ctx context.Context, s *session, n names, timeout time.Duration, log *progress) error {
-	insts, others, err := stackInstances(ctx, s.ec2, n, liveStates)
-	if err != nil {
-		return err
+// deleteOwned runs deleteOrder over what inv found and returns the errors.
+func deleteOwned(ctx context.Context, s *session, n names, d deletion, inv *stackInventory, log *progress) []error {
+	var errs []error
+	for _, stage := range deleteOrder {
+		var fns []func() error
+		for _, st := range stage {
+			if slices.ContainsFunc(inv.rows, func(r resource) bool { return st.owns(n, r) }) {
+				fns = append(fns, func() error { return st.run(ctx, s, n, d, inv, log) })
+			}
+		}
+		errs = append(errs, parallel(fns...))
 	}
+	return errs
+}
+
+// of is the inventory's rows of one kind.
+func (inv *stackInventory) of(kind string) []resource {
+	var out []resource
+	for _, r := range inv.rows {
+		if r.Kind == kind {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// terminateStackInstances ends the stack's own instances (as inv found
+// them) and waits until they are gone; tagged look-alikes are left alone,
+// with a warning.
+func terminateStackInstances(ctx context.Context, s *session, n names, inv *stackInventory, timeout time.Duration, log *progress) error {
+	insts, others := inv.insts, inv.lookalikes
 	for _, l := range others {
 		log.Warn("leaving instance %s alone: it is tagged %s=%s, but %s", l.id, tagStack, n.Stack, l.why)
 	}

@@ -25,6 +25,13 @@ var ubuntuName = regexp.MustCompile(`^ubuntu/images/hvm-ssd(-gp3)?/ubuntu-noble-
 
 // findImage returns the newest official Ubuntu 24.04 image for arch that owner published.
 func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, owner string) (*ec2types.Image, error) {
+	img, _, err := findImages(ctx, api, arch, owner)
+	return img, err
+}
+
+// findImages is findImage, with every image the answer listed (which
+// refsFor then need not ask about again).
+func findImages(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, owner string) (*ec2types.Image, []ec2types.Image, error) {
 	ubuntuArch := "amd64"
 	if arch == ec2types.ArchitectureValuesArm64 {
 		ubuntuArch = "arm64"
@@ -38,9 +45,9 @@ func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValu
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("looking up the Ubuntu 24.04 image: %w", err)
+		return nil, nil, fmt.Errorf("looking up the Ubuntu 24.04 image: %w", err)
 	}
-	return newestImage(out.Images, arch, owner), nil
+	return newestImage(out.Images, arch, owner), out.Images, nil
 }
 
 // newestImage re-checks owner, name, architecture and state, because filters
@@ -63,14 +70,14 @@ func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owne
 
 // ubuntuImage is findImage with Canonical's account of the region's
 // partition, where finding none is an error.
-func ubuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, regionName string) (*ec2types.Image, error) {
+func ubuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, regionName string) (*ec2types.Image, []ec2types.Image, error) {
 	p := region.Of(regionName)
 	if p.CanonicalOwner == "" {
-		return nil, fmt.Errorf("mlstack does not know which account publishes Canonical's Ubuntu images in partition %s (%s)", p.Name, regionName)
+		return nil, nil, fmt.Errorf("mlstack does not know which account publishes Canonical's Ubuntu images in partition %s (%s)", p.Name, regionName)
 	}
-	img, err := findImage(ctx, api, arch, p.CanonicalOwner)
+	img, listed, err := findImages(ctx, api, arch, p.CanonicalOwner)
 	if err == nil && img == nil {
 		err = fmt.Errorf("no official Ubuntu 24.04 %s image (owner %s) found in %s", arch, p.CanonicalOwner, regionName)
 	}
-	return img, err
+	return img, listed, err
 }

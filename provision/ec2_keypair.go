@@ -127,9 +127,11 @@ func keyPairInventory(ctx context.Context, api keyPairAPI, n names) ([]resource,
 	}
 	var rows []resource
 	for _, k := range out.KeyPairs {
-		if owned(ec2TagMap(k.Tags), n.Stack) {
-			rows = append(rows, keyPairRow(k))
+		r := keyPairRow(k)
+		if !owned(ec2TagMap(k.Tags), n.Stack) {
+			r.State = stateForeign
 		}
+		rows = append(rows, r)
 	}
 	return rows, nil
 }
@@ -161,24 +163,13 @@ func (k *keyPairFound) tagIDs() []string {
 	return []string{k.id}
 }
 
+// deleteKeyPair deletes the stack's key pair, which the inventory found
+// tagged with the stack.
 func deleteKeyPair(ctx context.Context, api keyPairAPI, n names, log *progress) error {
-	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
-	if hasCode(err, "InvalidKeyPair.NotFound") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading key pair %s: %w", n.KeyPair, err)
-	}
-	for _, kp := range out.KeyPairs {
-		if !owned(ec2TagMap(kp.Tags), n.Stack) {
-			log.Warn("leaving key pair %s alone: it is not tagged %s=%s", n.KeyPair, tagStack, n.Stack)
-			continue
-		}
-		// By name: moto ignores KeyPairId, and the name was just checked.
-		log.Step("deleting key pair %s", n.KeyPair)
-		if _, err := api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: kp.KeyName}); err != nil && !hasCode(err, "InvalidKeyPair.NotFound") {
-			return fmt.Errorf("deleting key pair %s: %w", n.KeyPair, err)
-		}
+	// By name: moto ignores KeyPairId, and the inventory checked the name's tag.
+	log.Step("deleting key pair %s", n.KeyPair)
+	if _, err := api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(n.KeyPair)}); err != nil && !hasCode(err, "InvalidKeyPair.NotFound") {
+		return fmt.Errorf("deleting key pair %s: %w", n.KeyPair, err)
 	}
 	return nil
 }

@@ -109,21 +109,21 @@ func TestDeleteKeyPair(t *testing.T) {
 	f := newFakeAWS()
 	f.addKeyPair(n.KeyPair, tags)
 	log, out := bufProgress()
-	if err := deleteKeyPair(ctx, f, n, log); err != nil || f.keyPair(n.KeyPair) != nil {
+	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil || f.keyPair(n.KeyPair) != nil {
 		t.Fatalf("deleteKeyPair = %v", err)
 	}
 	if !strings.Contains(out.String(), "deleting key pair mlstack-demo") {
 		t.Errorf("progress %s", out)
 	}
 	// Gone: done.
-	if err := deleteKeyPair(ctx, f, n, log); err != nil {
+	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
 	// Not ours: left alone.
 	f = newFakeAWS()
 	f.addKeyPair(n.KeyPair, nil)
 	log, out = bufProgress()
-	if err := deleteKeyPair(ctx, f, n, log); err != nil || f.keyPair(n.KeyPair) == nil || !strings.Contains(out.String(), "leaving key pair mlstack-demo alone") {
+	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil || f.keyPair(n.KeyPair) == nil || !strings.Contains(out.String(), "leaving key pair mlstack-demo alone") {
 		t.Errorf("foreign key pair: %v, %s", err, out)
 	}
 	for _, c := range []struct{ op, want string }{
@@ -133,14 +133,14 @@ func TestDeleteKeyPair(t *testing.T) {
 		f = newFakeAWS()
 		f.addKeyPair(n.KeyPair, tags)
 		f.failNext(c.op, awsErr("UnauthorizedOperation"), 1)
-		if err := deleteKeyPair(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := deleteKind(ctx, f, n, kindKeyPair, log); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
 	f = newFakeAWS()
 	f.addKeyPair(n.KeyPair, tags)
 	f.failNext("DeleteKeyPair", awsErr("InvalidKeyPair.NotFound"), 1)
-	if err := deleteKeyPair(ctx, f, n, log); err != nil {
+	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil {
 		t.Errorf("deleted meanwhile: %v", err)
 	}
 }

@@ -57,12 +57,13 @@ func placements(ctx context.Context, api placementAPI, asked string, explicit bo
 	if !explicit && asked != fallbackInstanceType {
 		candidates = append(candidates, fallbackInstanceType)
 	}
+	offered, err := offeredZones(ctx, api, candidates, regionName)
+	if err != nil {
+		return nil, "", err
+	}
 	var out []placement
 	for _, t := range candidates {
-		p, err := placeIn(ctx, api, t, subnets, regionName)
-		if err != nil {
-			return nil, "", err
-		}
+		p := placeIn(t, offered[t], subnets)
 		if p == nil {
 			continue // not offered in any zone with a default subnet
 		}
@@ -86,28 +87,39 @@ func placements(ctx context.Context, api placementAPI, asked string, explicit bo
 	return out, arch, nil
 }
 
+// offeredZones is, per instance type, the zones that offer it: one
+// question for all the types, every page of the answer.
+func offeredZones(ctx context.Context, api placementAPI, types []string, regionName string) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	p := ec2.NewDescribeInstanceTypeOfferingsPaginator(api, &ec2.DescribeInstanceTypeOfferingsInput{
+		LocationType: ec2types.LocationTypeAvailabilityZone,
+		Filters:      []ec2types.Filter{{Name: aws.String("instance-type"), Values: types}},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing where %s is offered in %s: %w", strings.Join(types, " and "), regionName, err)
+		}
+		for _, o := range page.InstanceTypeOfferings {
+			t := string(o.InstanceType)
+			if out[t] == nil {
+				out[t] = map[string]bool{}
+			}
+			out[t][aws.ToString(o.Location)] = true
+		}
+	}
+	return out, nil
+}
+
 // placeIn picks the first default subnet (by zone) whose zone offers t, or
 // nil when there is none.
-func placeIn(ctx context.Context, api placementAPI, t string, subnets []ec2types.Subnet, regionName string) (*placement, error) {
-	out, err := api.DescribeInstanceTypeOfferings(ctx, &ec2.DescribeInstanceTypeOfferingsInput{
-		LocationType: ec2types.LocationTypeAvailabilityZone,
-		Filters:      []ec2types.Filter{{Name: aws.String("instance-type"), Values: []string{t}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing where %s is offered in %s: %w", t, regionName, err)
-	}
-	offered := map[string]bool{}
-	for _, o := range out.InstanceTypeOfferings {
-		if string(o.InstanceType) == t {
-			offered[aws.ToString(o.Location)] = true
-		}
-	}
+func placeIn(t string, offered map[string]bool, subnets []ec2types.Subnet) *placement {
 	for _, s := range subnets {
 		if z := aws.ToString(s.AvailabilityZone); offered[z] {
-			return &placement{instanceType: t, subnetID: aws.ToString(s.SubnetId), zone: z}, nil
+			return &placement{instanceType: t, subnetID: aws.ToString(s.SubnetId), zone: z}
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // defaultSubnets are the default VPC's default subnets, by zone.

@@ -354,17 +354,17 @@ func ownGroupID(ctx context.Context, api sgAPI, n names) (string, error) {
 }
 
 // sgInventory is the status rows of the groups the stack owns, and the
-// ingress rules of the first.
-func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, []rule, error) {
+// ingress rules and id of the first ("" for none).
+func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, []rule, string, error) {
 	groups, err := stackSecurityGroups(ctx, api, n)
 	var out []resource
 	for _, g := range groups {
 		out = append(out, sgRow(g))
 	}
 	if len(groups) == 0 {
-		return out, nil, err
+		return out, nil, "", err
 	}
-	return out, ingressRules(groups[0].IpPermissions), err
+	return out, ingressRules(groups[0].IpPermissions), aws.ToString(groups[0].GroupId), err
 }
 
 func sgRow(g ec2types.SecurityGroup) resource {
@@ -400,17 +400,14 @@ func (g *sgFound) tagIDs() []string {
 	return []string{g.id}
 }
 
-// deleteSecurityGroups deletes the stack's group (see stackSecurityGroups). While the
-// terminated instance's network interface lingers AWS answers
-// DependencyViolation, so that error alone is retried until the deadline.
-func deleteSecurityGroups(ctx context.Context, api sgAPI, n names, retryFor time.Duration, log *progress) error {
-	groups, err := stackSecurityGroups(ctx, api, n)
-	if err != nil {
-		return err
-	}
+// deleteSecurityGroups deletes the stack's groups, as the inventory found
+// them (see stackSecurityGroups). While the terminated instance's network
+// interface lingers AWS answers DependencyViolation, so that error alone
+// is retried until the deadline.
+func deleteSecurityGroups(ctx context.Context, api sgAPI, groups []resource, retryFor time.Duration, log *progress) error {
 	for _, g := range groups {
-		id := aws.ToString(g.GroupId)
-		log.Step("deleting security group %s (%s)", aws.ToString(g.GroupName), id)
+		id := g.ID
+		log.Step("deleting security group %s (%s)", g.Name, id)
 		err := retryOn(ctx, retryFor, func(err error) bool { return hasCode(err, "DependencyViolation") }, nil, func() error {
 			_, err := api.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
 			if hasCode(err, "InvalidGroup.NotFound") {

@@ -334,6 +334,11 @@ func dependencyViolation() error {
 	return &smithy.GenericAPIError{Code: "DependencyViolation", Message: "resource sg-1 has a dependent object"}
 }
 
+// sgRows is the inventory's row of the stack's group sg-1.
+func sgRows(n names) []resource {
+	return []resource{{Kind: kindSG, ID: "sg-1", Name: n.SecurityGroup, State: stateExists}}
+}
+
 // While a terminated instance's interface lingers, deletion answers
 // DependencyViolation; it must be retried (every 5 s), other errors must not.
 func TestDeleteSecurityGroupsRetriesDependencyViolation(t *testing.T) {
@@ -344,7 +349,7 @@ func TestDeleteSecurityGroupsRetriesDependencyViolation(t *testing.T) {
 		deleteErr: []error{dependencyViolation(), dependencyViolation()},
 	}
 	start := time.Now()
-	if err := deleteSecurityGroups(context.Background(), f, n, time.Minute, newProgress(io.Discard)); err != nil {
+	if err := deleteSecurityGroups(context.Background(), f, sgRows(n), time.Minute, newProgress(io.Discard)); err != nil {
 		t.Fatalf("deleteSecurityGroups: %v", err)
 	}
 	if got := strings.Count(fmt.Sprint(f.calls), "DeleteSecurityGroup"); got != 3 {
@@ -377,7 +382,7 @@ func TestDeleteSecurityGroupsErrors(t *testing.T) {
 				deleteErr: tt.errs,
 			}
 			start := time.Now()
-			err := deleteSecurityGroups(context.Background(), f, n, tt.retryFor, newProgress(io.Discard))
+			err := deleteSecurityGroups(context.Background(), f, sgRows(n), tt.retryFor, newProgress(io.Discard))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error: %v", err, tt.wantErr)
 			}
@@ -401,7 +406,7 @@ func TestDeleteSecurityGroupsCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := deleteSecurityGroups(ctx, f, n, time.Minute, newProgress(io.Discard))
+	err := deleteSecurityGroups(ctx, f, sgRows(n), time.Minute, newProgress(io.Discard))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}

@@ -147,7 +147,7 @@ func missingStack(ctx context.Context, o EnvOptions) error {
 	h := hintsFor(o.Stack, o.AWS)
 	ctx, cancel := context.WithTimeout(ctx, envAskTimeout)
 	defer cancel()
-	s, err := connect(ctx, o.AWS)
+	s, err := openSession(ctx, o.AWS)
 	var home stackHome
 	if err == nil {
 		home, err = findHome(ctx, s.iam, namesFor(o.Stack.Name, s.account, s.region))

@@ -44,6 +44,32 @@ func (f *fakeAWS) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ .
 	})
 }
 
+// GetParameters answers the named parameters it has; the others come back
+// in InvalidParameters, as SSM does (not an error). More than ten names is
+// a ValidationException.
+func (f *fakeAWS) GetParameters(_ context.Context, in *ssm.GetParametersInput, _ ...func(*ssm.Options)) (*ssm.GetParametersOutput, error) {
+	return fakeCall(f, in, "SSM", "GetParameters", func() (*ssm.GetParametersOutput, error) {
+		if len(in.Names) == 0 || len(in.Names) > 10 {
+			return nil, awsErrMsg("ValidationException", "fake: GetParameters takes 1 to 10 names")
+		}
+		out := &ssm.GetParametersOutput{}
+		for _, name := range in.Names {
+			p := f.params[name]
+			if p == nil {
+				out.InvalidParameters = append(out.InvalidParameters, name)
+				continue
+			}
+			v := p.value
+			if p.typ == ssmtypes.ParameterTypeSecureString && !aws.ToBool(in.WithDecryption) {
+				v = "fake-ciphertext"
+			}
+			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(name), Type: p.typ, Value: aws.String(v),
+				Version: p.version, LastModifiedDate: aws.Time(p.modified)})
+		}
+		return out, nil
+	})
+}
+
 func (f *fakeAWS) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
 	return fakeCall(f, in, "SSM", "PutParameter", func() (*ssm.PutParameterOutput, error) {
 		name := aws.ToString(in.Name)

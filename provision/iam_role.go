@@ -41,17 +41,28 @@ type roleFound struct {
 }
 
 func findRole(ctx context.Context, api roleAPI, n names, policy string) (*roleFound, error) {
-	r := &roleFound{}
-	role, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
-	switch {
-	case hasCode(err, "NoSuchEntity"):
-	case err != nil:
+	out, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
+	if err != nil && !hasCode(err, "NoSuchEntity") {
 		return nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
-	case !owned(iamTagMap(role.Role.Tags), n.Stack):
+	}
+	var role *iamtypes.Role
+	if err == nil {
+		role = out.Role
+	}
+	return findRoleFrom(ctx, api, n, policy, role)
+}
+
+// findRoleFrom is findRole once GetRole has answered (role nil: no such
+// role): openStack's findHome may have read it already.
+func findRoleFrom(ctx context.Context, api roleAPI, n names, policy string, role *iamtypes.Role) (*roleFound, error) {
+	r := &roleFound{}
+	switch {
+	case role == nil:
+	case !owned(iamTagMap(role.Tags), n.Stack):
 		return nil, &notOwnedError{Kind: "IAM role", Name: n.Role, Stack: n.Stack}
 	default:
 		r.roleExists = true
-		if err := roleDrift(ctx, api, n, aws.ToString(role.Role.AssumeRolePolicyDocument)); err != nil {
+		if err := roleDrift(ctx, api, n, aws.ToString(role.AssumeRolePolicyDocument)); err != nil {
 			return nil, err
 		}
 		pol, err := api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy)})
@@ -219,6 +230,8 @@ func roleInventory(ctx context.Context, api roleAPI, n names) ([]resource, map[s
 	case owned(iamTagMap(r.Role.Tags), n.Stack):
 		tags = iamTagMap(r.Role.Tags)
 		out = append(out, resource{Kind: kindRole, ID: aws.ToString(r.Role.RoleId), Name: n.Role, State: stateExists})
+	default:
+		out = append(out, resource{Kind: kindRole, ID: aws.ToString(r.Role.RoleId), Name: n.Role, State: stateForeign})
 	}
 	p, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	switch {
@@ -227,6 +240,8 @@ func roleInventory(ctx context.Context, api roleAPI, n names) ([]resource, map[s
 		return nil, nil, fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
 	case owned(iamTagMap(p.InstanceProfile.Tags), n.Stack):
 		out = append(out, resource{Kind: kindProfile, ID: aws.ToString(p.InstanceProfile.InstanceProfileId), Name: n.Profile, State: stateExists})
+	default:
+		out = append(out, resource{Kind: kindProfile, ID: aws.ToString(p.InstanceProfile.InstanceProfileId), Name: n.Profile, State: stateForeign})
 	}
 	return out, tags, nil
 }
@@ -267,20 +282,15 @@ func retagRole(ctx context.Context, api roleAPI, r *roleFound, n names, expires 
 	return nil
 }
 
-// deleteRole removes the instance profile, then the role (policies first).
-func deleteRole(ctx context.Context, api roleAPI, n names, log *progress) error {
-	if err := deleteProfile(ctx, api, n, log); err != nil {
-		return err
+// deleteRole removes the instance profile, then the role (policies
+// first): each only when the inventory found it the stack's.
+func deleteRole(ctx context.Context, api roleAPI, n names, profile, role bool, log *progress) error {
+	if profile {
+		if err := deleteProfile(ctx, api, n, log); err != nil {
+			return err
+		}
 	}
-	role, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
-	if hasCode(err, "NoSuchEntity") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading IAM role %s: %w", n.Role, err)
-	}
-	if !owned(iamTagMap(role.Role.Tags), n.Stack) {
-		log.Warn("leaving IAM role %s alone: it is not tagged %s=%s", n.Role, tagStack, n.Stack)
+	if !role {
 		return nil
 	}
 	log.Step("deleting IAM role %s", n.Role)

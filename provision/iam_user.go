@@ -57,7 +57,17 @@ func findUser(ctx context.Context, api userAPI, n names, policy string) (*userFo
 	if err != nil {
 		return nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
-	if !owned(iamTagMap(out.User.Tags), n.Stack) {
+	return findUserFrom(ctx, api, n, policy, out.User)
+}
+
+// findUserFrom is findUser once GetUser has answered (user nil: no such
+// user): openStack's findHome read it already.
+func findUserFrom(ctx context.Context, api userAPI, n names, policy string, user *iamtypes.User) (*userFound, error) {
+	if user == nil {
+		return &userFound{}, nil
+	}
+	var err error
+	if !owned(iamTagMap(user.Tags), n.Stack) {
 		return nil, &notOwnedError{Kind: "IAM user", Name: n.User, Stack: n.Stack}
 	}
 	if err := userDrift(ctx, api, n); err != nil {
@@ -326,6 +336,8 @@ func userInventory(ctx context.Context, api userAPI, n names) ([]resource, map[s
 		return nil, nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	case owned(iamTagMap(u.User.Tags), n.Stack):
 		return []resource{{Kind: kindUser, ID: aws.ToString(u.User.UserId), Name: n.User, State: stateExists}}, iamTagMap(u.User.Tags), nil
+	default:
+		return []resource{{Kind: kindUser, ID: aws.ToString(u.User.UserId), Name: n.User, State: stateForeign}}, nil, nil
 	}
 	return nil, nil, nil
 }
@@ -363,18 +375,8 @@ func retagUser(ctx context.Context, api userAPI, n names, expires string) error 
 // attached policies, group memberships, a console login), then the user.
 // The user is the stack's: what an admin added to it goes with it, or
 // DeleteUser would answer DeleteConflict for good. NotFound is done.
+// The inventory found it tagged with the stack.
 func deleteUser(ctx context.Context, api userAPI, n names, log *progress) error {
-	out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
-	if hasCode(err, "NoSuchEntity") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading IAM user %s: %w", n.User, err)
-	}
-	if !owned(iamTagMap(out.User.Tags), n.Stack) {
-		log.Warn("leaving IAM user %s alone: it is not tagged %s=%s", n.User, tagStack, n.Stack)
-		return nil
-	}
 	log.Step("deleting IAM user %s", n.User)
 	for _, step := range []func(context.Context, userAPI, string) error{
 		deleteUserKeys, deleteUserPolicies, detachUserPolicies, leaveGroups, deleteLoginProfile,

@@ -340,7 +340,7 @@ func TestDeleteUser(t *testing.T) {
 	fu := f.addUser(n.User, tags, time.Now(), time.Now())
 	fu.policies["mlstack-bucket"], fu.policies["extra"] = "{}", "{}"
 	log, out := bufProgress()
-	if err := deleteUser(ctx, f, n, log); err != nil {
+	if err := deleteKind(ctx, f, n, kindUser, log); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"IAM.DeleteAccessKey", "IAM.DeleteAccessKey", "IAM.DeleteUserPolicy", "IAM.DeleteUserPolicy", "IAM.DeleteUser"}
@@ -351,7 +351,7 @@ func TestDeleteUser(t *testing.T) {
 		t.Errorf("progress %s", out)
 	}
 	// Gone already: done.
-	if err := deleteUser(ctx, f, n, log); err != nil {
+	if err := deleteKind(ctx, f, n, kindUser, log); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
 
@@ -359,7 +359,7 @@ func TestDeleteUser(t *testing.T) {
 	f = newFakeAWS()
 	f.addUser(n.User, stackTagsFor("other", time.Now()), time.Now())
 	log, out = bufProgress()
-	if err := deleteUser(ctx, f, n, log); err != nil || len(f.mutating()) != 0 || !strings.Contains(out.String(), "leaving IAM user mlstack-demo alone") {
+	if err := deleteKind(ctx, f, n, kindUser, log); err != nil || len(f.mutating()) != 0 || !strings.Contains(out.String(), "leaving IAM user mlstack-demo alone") {
 		t.Errorf("foreign user: %v, %v, %s", err, f.mutating(), out)
 	}
 
@@ -368,7 +368,7 @@ func TestDeleteUser(t *testing.T) {
 		f = newFakeAWS()
 		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
 		f.failAfter(op, awsErr("NoSuchEntity"), 1)
-		if err := deleteUser(ctx, f, n, log); err != nil || f.users[n.User] != nil {
+		if err := deleteKind(ctx, f, n, kindUser, log); err != nil || f.users[n.User] != nil {
 			t.Errorf("%s answering NoSuchEntity: %v", op, err)
 		}
 	}
@@ -377,7 +377,7 @@ func TestDeleteUser(t *testing.T) {
 		f = newFakeAWS()
 		f.addUser(n.User, tags)
 		f.failNext(op, awsErr("NoSuchEntity"), 1)
-		if err := deleteUser(ctx, f, n, log); err != nil || f.users[n.User] != nil {
+		if err := deleteKind(ctx, f, n, kindUser, log); err != nil || f.users[n.User] != nil {
 			t.Errorf("%s answering NoSuchEntity: %v", op, err)
 		}
 	}
@@ -391,14 +391,14 @@ func TestDeleteUser(t *testing.T) {
 		f = newFakeAWS()
 		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
 		f.failNext(c.op, awsErr("ServiceFailure"), 1)
-		if err := deleteUser(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := deleteKind(ctx, f, n, kindUser, log); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
 	f = newFakeAWS()
 	f.addUser(n.User, tags, time.Now())
 	f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
-	if err := deleteUser(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), "listing access keys") {
+	if err := deleteKind(ctx, f, n, kindUser, log); err == nil || !strings.Contains(err.Error(), "listing access keys") {
 		t.Errorf("ListAccessKeys failing: %v", err)
 	}
 }
@@ -610,7 +610,7 @@ func TestDeleteRole(t *testing.T) {
 		f := newFakeAWS()
 		seed(f)
 		log, out := bufProgress()
-		if err := deleteRole(ctx, f, n, log); err != nil {
+		if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
 			t.Fatal(err)
 		}
 		want := []string{"IAM.RemoveRoleFromInstanceProfile", "IAM.DeleteInstanceProfile", "IAM.DeleteRolePolicy",
@@ -624,7 +624,7 @@ func TestDeleteRole(t *testing.T) {
 		if !strings.Contains(out.String(), "deleting instance profile") || !strings.Contains(out.String(), "deleting IAM role") {
 			t.Errorf("progress %s", out)
 		}
-		if err := deleteRole(ctx, f, n, log); err != nil || len(f.mutating()) != len(want) {
+		if err := deleteKind(ctx, f, n, kindRole, log); err != nil || len(f.mutating()) != len(want) {
 			t.Errorf("second delete: %v, %v", err, f.mutating())
 		}
 	})
@@ -636,7 +636,7 @@ func TestDeleteRole(t *testing.T) {
 		seed(f)
 		f.failAfter("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
 		log, _ := bufProgress()
-		if err := deleteRole(ctx, f, n, log); err != nil {
+		if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
 			t.Fatalf("deleteRole = %v", err)
 		}
 		if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
@@ -649,7 +649,7 @@ func TestDeleteRole(t *testing.T) {
 		seed(f)
 		f.failNext("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
 		log, _ := bufProgress()
-		err := deleteRole(ctx, f, n, log)
+		err := deleteKind(ctx, f, n, kindRole, log)
 		if err == nil || !strings.Contains(err.Error(), "removing role from instance profile") {
 			t.Fatalf("deleteRole = %v", err)
 		}
@@ -667,7 +667,7 @@ func TestDeleteRole(t *testing.T) {
 			return true
 		})
 		log, _ := bufProgress()
-		if err := deleteRole(ctx, f, n, log); err != nil {
+		if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
 			t.Fatalf("deleteRole = %v", err)
 		}
 	})
@@ -677,7 +677,7 @@ func TestDeleteRole(t *testing.T) {
 		f.addRole(n.Role, nil)
 		f.addProfile(n.Profile, stackTagsFor("other", time.Now()))
 		log, out := bufProgress()
-		if err := deleteRole(ctx, f, n, log); err != nil || len(f.mutating()) != 0 {
+		if err := deleteKind(ctx, f, n, kindRole, log); err != nil || len(f.mutating()) != 0 {
 			t.Fatalf("deleteRole = %v, %v", err, f.mutating())
 		}
 		if !strings.Contains(out.String(), "leaving instance profile mlstack-demo-server alone") || !strings.Contains(out.String(), "leaving IAM role mlstack-demo-server alone") {
@@ -700,7 +700,7 @@ func TestDeleteRole(t *testing.T) {
 			seed(f)
 			f.failNext(c.op, awsErr("ServiceFailure"), 1)
 			log, _ := bufProgress()
-			if err := deleteRole(ctx, f, n, log); err == nil || !strings.Contains(err.Error(), c.want) {
+			if err := deleteKind(ctx, f, n, kindRole, log); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("deleteRole = %v", err)
 			}
 		})
@@ -713,7 +713,7 @@ func TestDeleteRole(t *testing.T) {
 			seed(f)
 			f.failAfter(op, awsErr("NoSuchEntity"), 1)
 			log, _ := bufProgress()
-			if err := deleteRole(ctx, f, n, log); err != nil {
+			if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
 				t.Errorf("deleteRole = %v", err)
 			}
 			if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {

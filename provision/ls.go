@@ -22,24 +22,23 @@ func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo,
 	for _, r := range regions {
 		want[r] = true
 	}
-	fns := []func() error{
-		func() error { return listUsers(ctx, s.iam, set, want) },
-		func() error { return listRoles(ctx, s.iam, set, want) },
-		func() error { return listBuckets(ctx, s.s3, s.account, set, want) },
+	var fns []func() error
+	for _, f := range families {
+		if f.listAll != nil {
+			fns = append(fns, func() error { return f.listAll(ctx, s, want, set) })
+		}
 	}
 	for _, r := range regions {
-		api := s.ec2ForRegion(r)
 		fns = append(fns, func() error {
-			if err := listInstances(ctx, api, s.account, r, set); err != nil {
-				return err
+			for _, f := range families {
+				if f.listIn == nil {
+					continue
+				}
+				if err := f.listIn(ctx, s, r, set); err != nil {
+					return err
+				}
 			}
-			if err := listSecurityGroups(ctx, api, r, set); err != nil {
-				return err
-			}
-			if err := listKeyPairs(ctx, api, r, set); err != nil {
-				return err
-			}
-			return listDatabases(ctx, s.rdsForRegion(r), r, set)
+			return nil
 		})
 	}
 	if err := parallel(fns...); err != nil {
@@ -72,7 +71,7 @@ func Ls(ctx context.Context, o LsOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	s, err := connect(ctx, o.AWS)
+	s, err := openSession(ctx, o.AWS)
 	if err != nil {
 		return err
 	}

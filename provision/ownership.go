@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/mlstack/mlstack/provision/region"
 )
 
@@ -98,9 +99,14 @@ func splitInstances(insts []ec2types.Instance, w instanceRefs) (own []ec2types.I
 }
 
 // refsFor is instanceRefs for the stack, given its own group's id; it asks
-// EC2 who owns the instances' images.
-func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec2types.Instance) (instanceRefs, error) {
+// EC2 who owns the instances' images, unless known (images EC2 listed in
+// this run) names them all.
+func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec2types.Instance, known ...ec2types.Image) (instanceRefs, error) {
 	w := instanceRefs{profileARN: n.profileARN(), sgID: sgID, keyName: n.KeyPair, canonical: region.Of(n.Region).CanonicalOwner}
+	owners := map[string]string{}
+	for _, img := range known {
+		owners[aws.ToString(img.ImageId)] = aws.ToString(img.OwnerId)
+	}
 	var ids []string
 	for _, i := range insts {
 		if id := aws.ToString(i.ImageId); id != "" && !slices.Contains(ids, id) {
@@ -108,6 +114,10 @@ func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec
 		}
 	}
 	if len(ids) == 0 {
+		return w, nil
+	}
+	if !slices.ContainsFunc(ids, func(id string) bool { return owners[id] == "" }) {
+		w.imageOwner = owners
 		return w, nil
 	}
 	// A filter, not ImageIds: an image EC2 no longer lists is not an error.
@@ -140,6 +150,21 @@ func stackInstances(ctx context.Context, api stackInstanceAPI, n names, states [
 	if err != nil {
 		return nil, nil, err
 	}
+	return splitOwn(ctx, api, n, sgID, insts)
+}
+
+// stackInstancesIn is stackInstances when the stack's own group (sgID, ""
+// for none) was read already.
+func stackInstancesIn(ctx context.Context, api stackInstanceAPI, n names, sgID string, states []string) ([]ec2types.Instance, []lookalike, error) {
+	insts, err := findInstances(ctx, api, n.Stack, states)
+	if err != nil || len(insts) == 0 {
+		return nil, nil, err
+	}
+	return splitOwn(ctx, api, n, sgID, insts)
+}
+
+// splitOwn tells the stack's own instances from tagged look-alikes.
+func splitOwn(ctx context.Context, api stackInstanceAPI, n names, sgID string, insts []ec2types.Instance) ([]ec2types.Instance, []lookalike, error) {
 	w, err := refsFor(ctx, api, n, sgID, insts)
 	if err != nil {
 		return nil, nil, err
@@ -153,6 +178,12 @@ func stackInstances(ctx context.Context, api stackInstanceAPI, n names, states [
 type stackHome struct {
 	region, owner string
 	from          string // "IAM user NAME" or "IAM role NAME"; "" when neither exists
+	// user and role are GetUser's and GetRole's answers as findHome read
+	// them (nil: no such entity), for up's finders not to ask again;
+	// roleRead is false when the user answered and the role was not read.
+	user     *iamtypes.User
+	role     *iamtypes.Role
+	roleRead bool
 }
 
 // homeAPI reads the stack's IAM user and role.
@@ -168,21 +199,26 @@ func findHome(ctx context.Context, api homeAPI, n names) (stackHome, error) {
 	if err != nil && !hasCode(err, "NoSuchEntity") {
 		return stackHome{}, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
+	var home stackHome
 	if err == nil {
+		home.user = u.User
 		if tags := iamTagMap(u.User.Tags); owned(tags, n.Stack) {
-			return stackHome{region: tags[tagRegion], owner: tags[tagOwner], from: "IAM user " + n.User}, nil
+			home.region, home.owner, home.from = tags[tagRegion], tags[tagOwner], "IAM user "+n.User
+			return home, nil
 		}
 	}
 	r, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
 	if err != nil && !hasCode(err, "NoSuchEntity") {
 		return stackHome{}, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
 	}
+	home.roleRead = true
 	if err == nil {
+		home.role = r.Role
 		if tags := iamTagMap(r.Role.Tags); owned(tags, n.Stack) {
-			return stackHome{region: tags[tagRegion], owner: tags[tagOwner], from: "IAM role " + n.Role}, nil
+			home.region, home.owner, home.from = tags[tagRegion], tags[tagOwner], "IAM role "+n.Role
 		}
 	}
-	return stackHome{}, nil
+	return home, nil
 }
 
 // checkRegion refuses to work on the stack from another region than the

@@ -228,7 +228,7 @@ func TestStackHome(t *testing.T) {
 	n := namesFor("demo", fakeAccount, "us-east-1")
 	f := newFakeAWS()
 	h, err := findHome(ctx, f, n)
-	if err != nil || h != (stackHome{}) || h.checkRegion("demo", "us-east-1") != nil {
+	if err != nil || h.from != "" || h.user != nil || h.role != nil || h.checkRegion("demo", "us-east-1") != nil {
 		t.Fatalf("nothing: %+v %v", h, err)
 	}
 	f.addRole(n.Role, stackTagsFor("demo", time.Now())) // tagged eu-west-3
@@ -251,7 +251,7 @@ func TestStackHome(t *testing.T) {
 	// A same-named user of another stack says nothing.
 	g := newFakeAWS()
 	g.addUser(n.User, stackTagsFor("other", time.Now()))
-	if h, _ := findHome(ctx, g, n); h != (stackHome{}) {
+	if h, _ := findHome(ctx, g, n); h.from != "" || h.region != "" || h.owner != "" {
 		t.Errorf("foreign user: %+v", h)
 	}
 	for _, op := range []string{"GetUser", "GetRole"} {

@@ -113,8 +113,10 @@ type dbFound struct {
 	endpoint    string                // the database parameter's value
 	restored    string                // the snapshot this up restored, if any
 	// foreign: a same-named database or group without the stack's tag,
-	// which only a postgres stack has to refuse.
-	foreign error
+	// which only a postgres stack has to refuse; foreignDB: the database.
+	foreign     error
+	foreignDB   bool
+	networkRead bool // subnetGroup and sg were read
 }
 
 // dbGroup is the database's security group, "" id when missing.
@@ -131,18 +133,45 @@ func (f *dbFound) exists() bool { return f != nil && (f.inst != nil || len(f.sna
 // instance or group without the stack's tag is not the stack's: it goes to
 // f.foreign.
 func findDatabase(ctx context.Context, s *session, n names) (*dbFound, error) {
-	f := &dbFound{}
-	var dbErr, sgErr error
+	return findDatabaseOf(ctx, s, n, true)
+}
+
+// findDatabaseOf is findDatabase; without network, the subnet group and
+// the database's security group are left for readNetwork (a sqlite stack's
+// up needs neither).
+func findDatabaseOf(ctx context.Context, s *session, n names, network bool) (*dbFound, error) {
+	f := &dbFound{sg: &dbGroup{}}
+	var dbErr error
 	err := parallel(
 		func() (err error) { f.inst, dbErr = findDBInstance(ctx, s.rds, n); return nil },
-		func() (err error) { f.subnetGroup, err = hasSubnetGroup(ctx, s.rds, n); return },
-		func() (err error) { f.sg, sgErr = findDBGroup(ctx, s.ec2, n); return nil },
 		func() (err error) { f.snapshots, err = stackSnapshots(ctx, s.rds, n); return },
+		func() error {
+			if !network {
+				return nil
+			}
+			return f.readNetwork(ctx, s, n)
+		},
 	)
-	if f.sg == nil {
-		f.sg = &dbGroup{}
-	}
-	return f, errors.Join(err, f.keepForeign(dbErr), f.keepForeign(sgErr))
+	var no *notOwnedError
+	f.foreignDB = errors.As(dbErr, &no)
+	return f, errors.Join(err, f.keepForeign(dbErr))
+}
+
+// readNetwork reads the database's subnet group and security group into f.
+func (f *dbFound) readNetwork(ctx context.Context, s *session, n names) error {
+	var sgErr error
+	err := parallel(
+		func() (err error) { f.subnetGroup, err = hasSubnetGroup(ctx, s.rds, n); return },
+		func() (err error) {
+			var g *dbGroup
+			if g, sgErr = findDBGroup(ctx, s.ec2, n); g != nil {
+				f.sg = g
+			}
+			return nil
+		},
+	)
+	f.networkRead = true
+	return errors.Join(err, f.keepForeign(sgErr))
 }
 
 // keepForeign notes a not-owned error in f instead of failing.

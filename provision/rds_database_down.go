@@ -160,6 +160,9 @@ func dbInventory(ctx context.Context, s *session, n names) ([]resource, *rdstype
 	if f.inst != nil {
 		out = append(out, resource{Kind: kindDB, ID: n.DB, Name: n.DB, State: aws.ToString(f.inst.DBInstanceStatus)})
 	}
+	if f.foreignDB {
+		out = append(out, resource{Kind: kindDB, ID: n.DB, Name: n.DB, State: stateForeign})
+	}
 	if f.sg.id != "" {
 		out = append(out, resource{Kind: kindSG, ID: f.sg.id, Name: n.DBSecurityGroup, State: stateExists})
 	}

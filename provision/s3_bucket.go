@@ -43,8 +43,15 @@ type bucketFound struct {
 // by another account, or untagged in ours, is an error: we never adopt it,
 // unless it is the one this machine created and did not tag (pending).
 func findBucket(ctx context.Context, api bucketAPI, n names, pending string) (*bucketFound, error) {
-	b := &bucketFound{}
 	_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(n.Bucket), ExpectedBucketOwner: aws.String(n.Account)})
+	return findBucketFrom(ctx, api, n, pending, err)
+}
+
+// findBucketFrom is findBucket once HeadBucket has answered (head: its
+// error, nil when the bucket is there): openStack's resolveBucket asked.
+func findBucketFrom(ctx context.Context, api bucketAPI, n names, pending string, head error) (*bucketFound, error) {
+	b := &bucketFound{}
+	err := head
 	switch {
 	case hasCode(err, "NotFound", "NoSuchBucket"):
 		return b, nil
@@ -248,14 +255,18 @@ func bucketInventory(ctx context.Context, api bucketAPI, n names, pending string
 	switch {
 	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
 		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateUntagged}}, nil
-	case hasCode(err, "NoSuchBucket", "NotFound", "NoSuchTagSet"):
+	case hasCode(err, "NoSuchBucket", "NotFound"):
 		return nil, nil
+	case hasCode(err, "NoSuchTagSet"):
+		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateForeign}}, nil
+	case hasCode(err, "AccessDenied", "Forbidden"):
+		return nil, fmt.Errorf("reading S3 bucket %s: access denied reading its tags (another account's bucket?): %w", n.Bucket, err)
 	case err != nil:
 		return nil, fmt.Errorf("reading S3 bucket %s: %w", n.Bucket, err)
 	case owned(s3TagMap(tags.TagSet), n.Stack):
 		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateExists}}, nil
 	}
-	return nil, nil
+	return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateForeign}}, nil
 }
 
 // listBuckets adds to set the stacks of buckets named
@@ -304,27 +315,9 @@ func retagBucket(ctx context.Context, api bucketAPI, n names, expires string) er
 }
 
 // deleteBucket empties the bucket (every version, delete marker and
-// unfinished upload) and deletes it. NotFound is done. An untagged bucket
-// is left alone unless this machine created it (pending).
-func deleteBucket(ctx context.Context, api bucketAPI, n names, pending string, log *progress) error {
-	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
-	switch {
-	case hasCode(err, "NoSuchBucket", "NotFound"):
-		return nil
-	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
-		tags = &s3.GetBucketTaggingOutput{TagSet: s3Tags(map[string]string{tagStack: n.Stack})}
-	case hasCode(err, "NoSuchTagSet"):
-		log.Warn("leaving S3 bucket %s alone: it is not tagged %s=%s", n.Bucket, tagStack, n.Stack)
-		return nil
-	case hasCode(err, "AccessDenied", "Forbidden"):
-		return fmt.Errorf("S3 bucket %s: access denied reading its tags: %w", n.Bucket, err)
-	case err != nil:
-		return fmt.Errorf("reading tags of S3 bucket %s: %w", n.Bucket, err)
-	}
-	if !owned(s3TagMap(tags.TagSet), n.Stack) {
-		log.Warn("leaving S3 bucket %s alone: it is not tagged %s=%s", n.Bucket, tagStack, n.Stack)
-		return nil
-	}
+// unfinished upload) and deletes it; the inventory found it the stack's
+// (tagged, or made by this machine and not tagged yet). NotFound is done.
+func deleteBucket(ctx context.Context, api bucketAPI, n names, log *progress) error {
 	log.Step("emptying and deleting S3 bucket %s", n.Bucket)
 	if err := emptyBucket(ctx, api, n.Bucket); err != nil {
 		return err
@@ -397,27 +390,43 @@ func abortUploads(ctx context.Context, api bucketAPI, bucket string) error {
 // use: a stack made before mlstack used the account-regional namespace keeps
 // its bucket under the global name; every other stack uses the regional one.
 func resolveBucket(ctx context.Context, api bucketAPI, n names) (names, error) {
+	n, _, err := resolveBucketHead(ctx, api, n)
+	return n, err
+}
+
+// bucketHead is HeadBucket's answer for the resolved name (err nil: the
+// bucket is there), when resolveBucketHead asked it.
+type bucketHead struct {
+	asked bool
+	err   error
+}
+
+// resolveBucketHead is resolveBucket, with HeadBucket's answer for the
+// name it chose, which up's findBucket then need not ask again.
+func resolveBucketHead(ctx context.Context, api bucketAPI, n names) (names, bucketHead, error) {
 	if n.GlobalBucket == "" {
-		return n, nil
+		return n, bucketHead{}, nil
 	}
-	exists := func(name string) (bool, error) {
+	head := func(name string) (bool, error, error) {
 		_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name), ExpectedBucketOwner: aws.String(n.Account)})
 		switch {
 		case err == nil:
-			return true, nil
+			return true, nil, nil
 		case hasCode(err, "NotFound", "NoSuchBucket", "Forbidden", "AccessDenied", "301", "MovedPermanently", "PermanentRedirect"):
-			return false, nil // missing, or not ours: not the stack's
+			return false, err, nil // missing, or not ours: not the stack's
 		}
-		return false, fmt.Errorf("checking S3 bucket %s: %w", name, err)
+		return false, err, fmt.Errorf("checking S3 bucket %s: %w", name, err)
 	}
-	if ok, err := exists(n.Bucket); ok || err != nil {
-		return n, err
+	ok, regional, err := head(n.Bucket)
+	if ok || err != nil {
+		return n, bucketHead{asked: err == nil, err: regional}, err
 	}
-	ok, err := exists(n.GlobalBucket)
+	ok, _, err = head(n.GlobalBucket)
 	if ok {
 		n.Bucket, n.GlobalBucket = n.GlobalBucket, ""
+		return n, bucketHead{asked: true}, err
 	}
-	return n, err
+	return n, bucketHead{asked: err == nil, err: regional}, err
 }
 
 // bucketUsage is what the bucket holds of artifacts: the objects (latest

@@ -211,7 +211,7 @@ func TestDeleteBucketEmptiesEverything(t *testing.T) {
 	b := f.addBucket(n.Bucket, stackTagsFor("demo", time.Now()))
 	fillBucket(b, 5) // 10 versions and 2 delete markers
 	log, out := bufProgress()
-	if err := deleteBucket(ctx, f, n, "", log); err != nil {
+	if err := deleteKind(ctx, f, n, kindBucket, log); err != nil {
 		t.Fatal(err)
 	}
 	if f.buckets[n.Bucket] != nil {
@@ -245,7 +245,7 @@ func TestDeleteBucketCases(t *testing.T) {
 		{"untagged", func(f *fakeAWS) { fillBucket(f.addBucket(n.Bucket, nil), 2) }, "", "leaving S3 bucket " + n.Bucket + " alone", nil, false},
 		{"another stack's", func(f *fakeAWS) { fillBucket(f.addBucket(n.Bucket, stackTagsFor("other", time.Now())), 2) }, "", "leaving S3 bucket", nil, false},
 		{"another account's", func(f *fakeAWS) { f.addBucket(n.Bucket, nil).foreign = true }, "access denied reading its tags", "", nil, false},
-		{"tags unreadable", func(f *fakeAWS) { ours(f); f.failNext("GetBucketTagging", awsErr("InternalError"), 1) }, "reading tags of S3 bucket", "", nil, false},
+		{"tags unreadable", func(f *fakeAWS) { ours(f); f.failNext("GetBucketTagging", awsErr("InternalError"), 1) }, "reading S3 bucket", "", nil, false},
 		{"objects refuse deletion", func(f *fakeAWS) {
 			b := ours(f)
 			fillBucket(b, 2)
@@ -277,7 +277,7 @@ func TestDeleteBucketCases(t *testing.T) {
 			f := newFakeAWS()
 			c.seed(f)
 			log, out := bufProgress()
-			err := deleteBucket(ctx, f, n, "", log)
+			err := deleteKind(ctx, f, n, kindBucket, log)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("deleteBucket = %v, want %q", err, c.want)
 			}
@@ -303,8 +303,8 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 		t.Errorf("inventory of nothing = %v, %v", rows, err)
 	}
 	f.addBucket(n.Bucket, nil)
-	if rows, err := bucketInventory(ctx, f, n, ""); err != nil || rows != nil {
-		t.Errorf("inventory of an untagged bucket = %v, %v", rows, err)
+	if rows, err := bucketInventory(ctx, f, n, ""); err != nil || len(rows) != 1 || rows[0].State != stateForeign {
+		t.Errorf("inventory of an untagged bucket = %v, %v (want one row, not the stack's)", rows, err)
 	}
 	f.buckets[n.Bucket].tags = stackTagsFor("demo", time.Now())
 	rows, err = bucketInventory(ctx, f, n, "")

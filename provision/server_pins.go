@@ -36,14 +36,12 @@ const launchSlack = time.Minute
 // first; zero for none). While they are missing or stale it returns nil
 // and says what it waits for.
 func readServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.Instance, since, now time.Time) (*serverKeys, string, error) {
-	certPEM, certAt, err := published(ctx, api, n, paramTLSCert)
+	pub, err := published(ctx, api, n, paramTLSCert, paramHostKey)
 	if err != nil {
 		return nil, "", err
 	}
-	hostLine, keyAt, err := published(ctx, api, n, paramHostKey)
-	if err != nil {
-		return nil, "", err
-	}
+	certPEM, certAt := pub[paramTLSCert].Value, pub[paramTLSCert].At
+	hostLine, keyAt := pub[paramHostKey].Value, pub[paramHostKey].At
 	launched := aws.ToTime(inst.LaunchTime).Add(-launchSlack)
 	switch {
 	case certPEM == "" || hostLine == "":

@@ -47,7 +47,7 @@ func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
 	if err := validateAll(st.validate, a.validate); err != nil {
 		return nil, err
 	}
-	s, err := connect(ctx, a)
+	s, err := openSession(ctx, a)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ var serverWrites = []string{paramTLSCert, paramHostKey}
 // paramAPI is the part of SSM the stack's parameters need.
 type paramAPI interface {
 	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+	GetParameters(context.Context, *ssm.GetParametersInput, ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
 	PutParameter(context.Context, *ssm.PutParameterInput, ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
 	AddTagsToResource(context.Context, *ssm.AddTagsToResourceInput, ...func(*ssm.Options)) (*ssm.AddTagsToResourceOutput, error)
 	DeleteParameters(context.Context, *ssm.DeleteParametersInput, ...func(*ssm.Options)) (*ssm.DeleteParametersOutput, error)
@@ -69,18 +70,28 @@ func findParams(ctx context.Context, api paramAPI, n names) (*paramsFound, error
 	return f, nil
 }
 
+// getParametersMax is how many names one GetParameters call takes.
+const getParametersMax = 10
+
 // readParams reads some of the stack's parameters (decrypted): name below
-// the path → value, absent ones left out.
+// the path → value, absent ones left out. One GetParameters call reads up
+// to ten (up read them one GetParameter at a time: 8 calls).
 func readParams(ctx context.Context, api paramAPI, n names, names ...string) (map[string]string, error) {
 	v := map[string]string{}
-	for _, name := range names {
-		out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name)), WithDecryption: aws.Bool(true)})
-		switch {
-		case hasCode(err, "ParameterNotFound"):
-		case err != nil:
-			return nil, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
-		default:
-			v[name] = aws.ToString(out.Parameter.Value)
+	for chunk := range slices.Chunk(names, getParametersMax) {
+		full := make([]string, len(chunk))
+		for i, name := range chunk {
+			full[i] = n.param(name)
+		}
+		out, err := api.GetParameters(ctx, &ssm.GetParametersInput{Names: full, WithDecryption: aws.Bool(true)})
+		if err != nil {
+			return nil, fmt.Errorf("reading SSM parameters %s: %w", strings.Join(full, ", "), err)
+		}
+		for _, p := range out.Parameters {
+			name, ok := strings.CutPrefix(aws.ToString(p.Name), n.param(""))
+			if ok && slices.Contains(chunk, name) {
+				v[name] = aws.ToString(p.Value)
+			}
 		}
 	}
 	return v, nil
@@ -218,12 +229,12 @@ func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, str
 	return out, mode, err
 }
 
-// deleteParams removes every parameter under the stack's path: the path is
-// the stack's by name, like its derived resource names.
-func deleteParams(ctx context.Context, api paramAPI, n names, log *progress) error {
-	all, err := stackParams(ctx, api, n)
-	if err != nil || len(all) == 0 {
-		return err
+// deleteParams removes the parameters the inventory found under the
+// stack's path: the path is the stack's by name, like its derived resource
+// names.
+func deleteParams(ctx context.Context, api paramAPI, n names, all []string, log *progress) error {
+	if len(all) == 0 {
+		return nil
 	}
 	log.Step("deleting %s under %s", plural(len(all), "SSM parameter"), n.paramPath())
 	var errs []error
@@ -235,18 +246,33 @@ func deleteParams(ctx context.Context, api paramAPI, n names, log *progress) err
 	return errors.Join(errs...)
 }
 
-// published reads a public parameter the server writes, with when it was
-// written; "" while it has not been (yet).
-func published(ctx context.Context, api paramAPI, n names, name string) (string, time.Time, error) {
-	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(n.param(name))})
-	if hasCode(err, "ParameterNotFound") {
-		return "", time.Time{}, nil
+// publishedParam is a public parameter the server writes, with when it
+// was written; Value "" while it has not been (yet).
+type publishedParam struct {
+	Value string
+	At    time.Time
+}
+
+// published reads public parameters the server writes, in one call.
+func published(ctx context.Context, api paramAPI, n names, names ...string) (map[string]publishedParam, error) {
+	full := make([]string, len(names))
+	for i, name := range names {
+		full[i] = n.param(name)
 	}
+	out, err := api.GetParameters(ctx, &ssm.GetParametersInput{Names: full})
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("reading SSM parameter %s: %w", n.param(name), err)
+		return nil, fmt.Errorf("reading SSM parameters %s: %w", strings.Join(full, ", "), err)
 	}
-	if out.Parameter.Type != ssmtypes.ParameterTypeString {
-		return "", time.Time{}, fmt.Errorf("SSM parameter %s is a %s, not the String the server writes", n.param(name), out.Parameter.Type)
+	got := map[string]publishedParam{}
+	for _, p := range out.Parameters {
+		name, ok := strings.CutPrefix(aws.ToString(p.Name), n.param(""))
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		if p.Type != ssmtypes.ParameterTypeString {
+			return nil, fmt.Errorf("SSM parameter %s is a %s, not the String the server writes", aws.ToString(p.Name), p.Type)
+		}
+		got[name] = publishedParam{Value: aws.ToString(p.Value), At: aws.ToTime(p.LastModifiedDate)}
 	}
-	return aws.ToString(out.Parameter.Value), aws.ToTime(out.Parameter.LastModifiedDate), nil
+	return got, nil
 }

@@ -14,7 +14,9 @@ type openedStack struct {
 	dir     local.Dir
 	secrets *local.Secrets // nil when this machine has no local state for the stack
 	home    stackHome      // where the stack lives and who made it, says IAM
-	release func()
+	// bucketHead is HeadBucket's answer for the stack's bucket, if asked.
+	bucketHead bucketHead
+	release    func()
 }
 
 // openStack takes the stack's lock (unless lock is false, for reads and
@@ -38,14 +40,14 @@ func openStack(ctx context.Context, st Stack, a AWS, log *progress, lock bool) (
 			o.release()
 		}
 	}()
-	if o.s, err = connect(ctx, a); err != nil {
+	if o.s, err = openSession(ctx, a); err != nil {
 		return nil, err
 	}
 	o.n = namesFor(st.Name, o.s.account, o.s.region)
 	if err = o.n.check(); err != nil {
 		return nil, err
 	}
-	if o.n, err = resolveBucket(ctx, o.s.s3, o.n); err != nil {
+	if o.n, o.bucketHead, err = resolveBucketHead(ctx, o.s.s3, o.n); err != nil {
 		return nil, err
 	}
 	if o.home, err = findHome(ctx, o.s.iam, o.n); err != nil {

@@ -44,17 +44,14 @@ func step(kind, name, format string, args ...any) planStep {
 	return planStep{Verb: verb, Kind: kind, Name: name, Text: text}
 }
 
-// kindLabels are the kinds as people read them.
-var kindLabels = map[string]string{
-	kindUser: "IAM user", kindRole: "IAM role", kindProfile: "instance profile", kindBucket: "S3 bucket",
-	kindSG: "security group", kindKeyPair: "key pair", kindInstance: "instance", kindParam: "SSM parameter",
-	kindDB: "RDS database", kindDBSubnetGroup: "DB subnet group", kindDBSnapshot: "RDS snapshot",
-}
-
 // Resource states besides an instance's own (running, stopped, …).
 const (
 	stateExists   = "exists"
 	stateUntagged = "untagged" // a bucket this machine created and has not tagged yet
+	// stateForeign: a resource of a derived name without the stack's tag.
+	// inventory keeps such rows apart (stackInventory.alone): down names
+	// them as left alone, status does not show them.
+	stateForeign = "foreign"
 )
 
 // resource is one AWS resource the stack owns.

@@ -25,6 +25,7 @@ type stackInventory struct {
 	insts      []ec2types.Instance  // the stack's own live instances, oldest first
 	lookalikes []lookalike          // tagged instances that are not the stack's
 	rules      []rule               // the security group's ingress
+	alone      []resource           // same-named resources without the stack's tag: not the stack's
 	iamTags    []map[string]string  // of the stack's IAM user and role
 	mode       string               // the artifacts mode parameter's value
 	db         *rdstypes.DBInstance // the stack's RDS database, nil for none
@@ -34,36 +35,25 @@ type stackInventory struct {
 // the tag, a tagged instance without the stack's profile) are not listed:
 // they are not the stack's.
 func inventory(ctx context.Context, s *session, n names, pending string) (*stackInventory, error) {
-	var (
-		inv                  stackInventory
-		sgs, kps, iamR, bktR []resource
-		userR, prmR, dbR     []resource
-		userT, roleT         map[string]string
-	)
-	err := parallel(
-		func() (err error) { inv.insts, inv.lookalikes, err = stackInstances(ctx, s.ec2, n, liveStates); return },
-		func() (err error) { sgs, inv.rules, err = sgInventory(ctx, s.ec2, n); return },
-		func() (err error) { kps, err = keyPairInventory(ctx, s.ec2, n); return },
-		func() (err error) {
-			if userR, userT, err = userInventory(ctx, s.iam, n); err == nil {
-				iamR, roleT, err = roleInventory(ctx, s.iam, n)
-			}
-			return
-		},
-		func() (err error) { bktR, err = bucketInventory(ctx, s.s3, n, pending); return },
-		func() (err error) { prmR, inv.mode, err = paramInventory(ctx, s.ssm, n); return },
-		func() (err error) { dbR, inv.db, err = dbInventory(ctx, s, n); return },
-	)
-	if err != nil {
+	parts := make([]invPart, len(families))
+	fns := make([]func() error, len(families))
+	for i, f := range families {
+		fns[i] = func() (err error) { parts[i], err = f.inventory(ctx, s, n, pending); return }
+	}
+	if err := parallel(fns...); err != nil {
 		return nil, err
 	}
-	inv.rows = instanceInventory(inv.insts)
-	for _, rows := range [][]resource{sgs, kps, userR, iamR, bktR, prmR, dbR} {
-		inv.rows = append(inv.rows, rows...)
-	}
-	for _, t := range []map[string]string{userT, roleT} {
-		if t != nil {
-			inv.iamTags = append(inv.iamTags, t)
+	var inv stackInventory
+	for _, p := range parts {
+		for _, r := range p.rows {
+			if r.State == stateForeign {
+				inv.alone = append(inv.alone, r)
+			} else {
+				inv.rows = append(inv.rows, r)
+			}
+		}
+		if p.apply != nil {
+			p.apply(&inv)
 		}
 	}
 	return &inv, nil

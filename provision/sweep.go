@@ -49,7 +49,7 @@ func (o *DownOptions) pickStacks(stacks []stackInfo, caller string, now time.Tim
 // concurrently, and prints a summary line per stack on Out.
 func sweep(ctx context.Context, o DownOptions) error {
 	log := o.Streams.progress()
-	s, err := connect(ctx, o.AWS)
+	s, err := openSession(ctx, o.AWS)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,12 @@ func sweepOne(ctx context.Context, s *session, o DownOptions, stack string, log 
 	if sec, err := dir.LoadFor(s.account, s.region); err == nil && sec != nil {
 		pending = sec.PendingBucket
 	}
-	err = deleteStack(ctx, s, n, dir, deletion{pending: pending, timeout: o.Timeout}, log)
+	// Read right before deleting: the listing that picked the stack is older.
+	inv, err := inventory(ctx, s, n, pending)
+	if err != nil {
+		return err
+	}
+	err = deleteStack(ctx, s, n, dir, deletion{pending: pending, timeout: o.Timeout}, inv, log)
 	var left *LeftBehindError
 	if errors.As(err, &left) {
 		left.Hint = hintsFor(Stack{Name: stack, StateDir: stateDir}, o.AWS).cmd("down", "--yes")

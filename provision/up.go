@@ -369,6 +369,7 @@ type found struct {
 	keyPair   *keyPairFound
 	instances []ec2types.Instance
 	image     *ec2types.Image
+	images    []ec2types.Image // every image the Ubuntu lookup listed: their owners are known
 	params    *paramsFound
 	db        *dbFound
 	bootstrap []string // keys of the bootstrap objects the bucket lacks
@@ -380,18 +381,39 @@ func (r *upRun) discover(ctx context.Context) error {
 	r.log.Step("checking stack %s in account %s, %s", r.n.Stack, r.s.account, r.s.region)
 	s, n, f := r.s, r.n, &found{}
 	err := parallel(
-		func() (err error) { f.user, err = findUser(ctx, s.iam, n, r.policy); return },
-		func() (err error) { f.role, err = findRole(ctx, s.iam, n, r.rolePolicy); return },
-		func() (err error) { f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket); return },
+		// openStack's findHome read the user, and the role unless the user
+		// was the stack's: neither is asked twice.
+		func() (err error) { f.user, err = findUserFrom(ctx, s.iam, n, r.policy, r.home.user); return },
+		func() (err error) {
+			if r.home.roleRead {
+				f.role, err = findRoleFrom(ctx, s.iam, n, r.rolePolicy, r.home.role)
+			} else {
+				f.role, err = findRole(ctx, s.iam, n, r.rolePolicy)
+			}
+			return
+		},
+		func() (err error) {
+			if r.bucketHead.asked {
+				f.bucket, err = findBucketFrom(ctx, s.s3, n, r.keep.secrets.PendingBucket, r.bucketHead.err)
+			} else {
+				f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket)
+			}
+			return
+		},
 		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
 		func() (err error) {
 			f.keyPair, err = findKeyPair(ctx, s.ec2, n, r.keep.secrets.SSHPublicKey)
 			return
 		},
 		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
-		func() (err error) { f.image, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
+		func() (err error) { f.image, f.images, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
 		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
-		func() (err error) { f.db, err = findDatabase(ctx, s, n); return },
+		func() (err error) {
+			// A sqlite stack's up needs no database network: chooseDatabase
+			// reads it when the stack turns out to be postgres.
+			f.db, err = findDatabaseOf(ctx, s, n, cmp.Or(r.o.Database, r.db) == DBPostgres)
+			return
+		},
 	)
 	if err == nil {
 		f.db.password, f.db.endpoint = f.params.dbPassword, f.params.dbEndpoint
@@ -468,7 +490,7 @@ func (r *upRun) ownInstances(ctx context.Context, f *found) error {
 	if len(f.instances) == 0 {
 		return nil
 	}
-	w, err := refsFor(ctx, r.s.ec2, r.n, f.sg.id, f.instances)
+	w, err := refsFor(ctx, r.s.ec2, r.n, f.sg.id, f.instances, f.images...)
 	if err != nil {
 		return err
 	}
@@ -645,26 +667,26 @@ func (r *upRun) instanceInput() ensureInstanceInput {
 // this up (new ones get it at creation): `up --ttl` on a live stack
 // extends its life.
 func (r *upRun) extendTTL(ctx context.Context) error {
-	f, n, exp := r.found, r.n, r.tags[tagExpiresAt]
+	exp := r.tags[tagExpiresAt]
 	r.log.Step("setting %s=%s on the stack's resources", tagExpiresAt, exp)
-	ids := append(append(instanceTagIDs(f.instances), f.sg.tagIDs()...), f.keyPair.tagIDs()...)
+	var ids []string
+	for _, f := range families {
+		if f.ec2IDs != nil {
+			ids = append(ids, f.ec2IDs(r.found)...)
+		}
+	}
 	if err := retagEC2(ctx, r.s.ec2, ids, tagExpiresAt, exp); err != nil {
 		return err
 	}
-	if f.user.exists {
-		if err := retagUser(ctx, r.s.iam, n, exp); err != nil {
+	for _, f := range families {
+		if f.retag == nil {
+			continue
+		}
+		if err := f.retag(ctx, r.s, r.found, r.n, exp); err != nil {
 			return err
 		}
 	}
-	if err := retagRole(ctx, r.s.iam, f.role, n, exp); err != nil {
-		return err
-	}
-	if f.bucket.exists {
-		if err := retagBucket(ctx, r.s.s3, n, exp); err != nil {
-			return err
-		}
-	}
-	return retagDatabase(ctx, r.s.rds, f.db, exp)
+	return nil
 }
 
 // publish pins the certificate and host key the instance published and

@@ -38,6 +38,11 @@ func (r *upRun) chooseDatabase(ctx context.Context, f *found) error {
 	if r.db != DBPostgres {
 		return nil
 	}
+	if !f.db.networkRead {
+		if err := f.db.readNetwork(ctx, r.s, r.n); err != nil {
+			return err
+		}
+	}
 	if f.db.foreign != nil {
 		return f.db.foreign
 	}
