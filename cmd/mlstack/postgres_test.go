@@ -194,7 +194,7 @@ func hasResourceIn(doc stackDoc, kind, name, state string) bool {
 // until then): nothing is left.
 func TestPostgresSweep(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.rds.slow = 3 }) // RDS takes minutes; the sweep comes at once
+	e.rec.aws.set(func(a *awsLike) { a.rds.slow = 6 }) // RDS takes minutes; the sweep (listing, its read of the stack, the delete) comes at once
 	res := e.ok("up", "--no-wait", "--db", "postgres", "--ttl", "1s", "--allow-cidr", allowCIDR, "--stack", "pgsweep", "--state-dir", e.stateDir)
 	if !strings.Contains(res.stderr, "the server starts once RDS database mlstack-pgsweep is available and `mlstack up") {
 		t.Errorf("up --no-wait does not say what is left to do:\n%s", res.stderr)
