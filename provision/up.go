@@ -379,42 +379,8 @@ type found struct {
 // discover reads what exists (concurrently, read-only) and plans.
 func (r *upRun) discover(ctx context.Context) error {
 	r.log.Step("checking stack %s in account %s, %s", r.n.Stack, r.s.account, r.s.region)
-	s, n, f := r.s, r.n, &found{}
-	err := parallel(
-		// openStack's findHome read the user, and the role unless the user
-		// was the stack's: neither is asked twice.
-		func() (err error) { f.user, err = findUserFrom(ctx, s.iam, n, r.policy, r.home.user); return },
-		func() (err error) {
-			if r.home.roleRead {
-				f.role, err = findRoleFrom(ctx, s.iam, n, r.rolePolicy, r.home.role)
-			} else {
-				f.role, err = findRole(ctx, s.iam, n, r.rolePolicy)
-			}
-			return
-		},
-		func() (err error) {
-			if r.bucketHead.asked {
-				f.bucket, err = findBucketFrom(ctx, s.s3, n, r.keep.secrets.PendingBucket, r.bucketHead.err)
-			} else {
-				f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket)
-			}
-			return
-		},
-		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
-		func() (err error) {
-			f.keyPair, err = findKeyPair(ctx, s.ec2, n, r.keep.secrets.SSHPublicKey)
-			return
-		},
-		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
-		func() (err error) { f.image, f.images, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
-		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
-		func() (err error) {
-			// A sqlite stack's up needs no database network: chooseDatabase
-			// reads it when the stack turns out to be postgres.
-			f.db, err = findDatabaseOf(ctx, s, n, cmp.Or(r.o.Database, r.db) == DBPostgres)
-			return
-		},
-	)
+	s, n := r.s, r.n
+	f, err := r.findAll(ctx)
 	if err == nil {
 		f.db.password, f.db.endpoint = f.params.dbPassword, f.params.dbEndpoint
 		err = r.ownInstances(ctx, f)
@@ -453,6 +419,44 @@ func (r *upRun) discover(ctx context.Context) error {
 		r.plan = append(r.plan, lines...)
 	}
 	return nil
+}
+
+// findAll runs the finders concurrently. openStack's findHome read the
+// user, and the role unless the user was the stack's, and resolveBucket the
+// bucket's HeadBucket: none is asked twice.
+func (r *upRun) findAll(ctx context.Context) (*found, error) {
+	s, n, f := r.s, r.n, &found{}
+	err := parallel(
+		func() (err error) { f.user, err = findUserFrom(ctx, s.iam, n, r.policy, r.home.user); return },
+		func() (err error) {
+			if r.home.roleRead {
+				f.role, err = findRoleFrom(ctx, s.iam, n, r.rolePolicy, r.home.role)
+			} else {
+				f.role, err = findRole(ctx, s.iam, n, r.rolePolicy)
+			}
+			return
+		},
+		func() (err error) {
+			if r.bucketHead.asked {
+				f.bucket, err = findBucketFrom(ctx, s.s3, n, r.keep.secrets.PendingBucket, r.bucketHead.err)
+			} else {
+				f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket)
+			}
+			return
+		},
+		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
+		func() (err error) { f.keyPair, err = findKeyPair(ctx, s.ec2, n, r.keep.secrets.SSHPublicKey); return },
+		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
+		func() (err error) { f.image, f.images, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
+		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
+		func() (err error) {
+			// A sqlite stack's up needs no database network: chooseDatabase
+			// reads it when the stack turns out to be postgres.
+			f.db, err = findDatabaseOf(ctx, s, n, cmp.Or(r.o.Database, r.db) == DBPostgres)
+			return
+		},
+	)
+	return f, err
 }
 
 // chooseMode picks the artifacts mode (--artifacts, else the stack's, else
