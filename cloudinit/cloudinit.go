@@ -200,11 +200,12 @@ func Render(p Params) ([]byte, error) {
 	lock := boot[0]
 
 	funcs := template.FuncMap{
-		"yamlText":  yamlText,
-		"yamlQuote": yamlQuote,
-		"envq":      envQuote,
-		"lockURL":   func() string { return p.objectURL(lock.Key) },
-		"lockSHA":   func() string { return lock.SHA256 },
+		"yamlText":       yamlText,
+		"yamlQuote":      yamlQuote,
+		"envq":           envQuote,
+		"lockURL":        func() string { return p.objectURL(lock.Key) },
+		"lockSHA":        func() string { return lock.SHA256 },
+		"capabilityLine": func() string { return capabilityLine(p) },
 	}
 	// file renders another embedded file with the same parameters, so each
 	// file on the instance is one readable template.

@@ -10,7 +10,6 @@ package provision
 // made with: MLflow has no call that moves it.
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/mlstack/mlstack/cloudinit"
 )
 
 // The artifacts modes; a stack without the parameter is direct.
@@ -31,10 +31,6 @@ const (
 
 // paramArtifacts is the mode's parameter below the stack's path.
 const paramArtifacts = "artifacts"
-
-// modeMarker is in the user-data of every bootstrap that reads the mode:
-// an earlier one would come back from a reboot in the mode it had.
-var modeMarker = []byte("/run/mlflow/artifacts.env")
 
 func validateArtifacts(mode string) error {
 	switch mode {
@@ -94,7 +90,7 @@ func ensureMode(ctx context.Context, api paramAPI, n names, have, want string, t
 // canSwitch refuses, before anything changes, to switch the mode of an
 // instance whose bootstrap (its user-data, ud) does not read it.
 func canSwitch(ud []byte, inst *ec2types.Instance, stack, down string) error {
-	if len(ud) == 0 || bytes.Contains(ud, modeMarker) {
+	if len(ud) == 0 || bootstrapOf(ud).Can(cloudinit.CapArtifactsMode) {
 		return nil
 	}
 	return usagef("instance %s of stack %s was made by an earlier mlstack, whose server does not read the artifacts mode: "+

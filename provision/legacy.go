@@ -5,7 +5,6 @@ package provision
 // mlstack talks HTTP to them and says what moving them over takes.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -16,15 +15,11 @@ import (
 	"github.com/mlstack/mlstack/provision/local"
 )
 
-// legacyMarker is the basic-auth file earlier user-data wrote, with the
-// admin password in it; today's bootstrap writes it under /run from SSM.
-var legacyMarker = []byte("path: /etc/mlflow/basic_auth.ini")
-
 // isLegacy reports whether inst was launched by an earlier mlstack, judged
 // by its user-data, which cannot change while it runs (unlike a tag).
 func isLegacy(ctx context.Context, api instanceAPI, inst *ec2types.Instance) (bool, error) {
 	doc, err := userData(ctx, api, inst)
-	return bytes.Contains(doc, legacyMarker), err
+	return isLegacyUserData(doc), err
 }
 
 // userData is inst's user-data, unpacked (nil when it has none).

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -26,13 +25,6 @@ import (
 	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/provision/local"
 )
-
-// backupMarker is in the user-data of every bootstrap that backs up and
-// restores: replacing an instance without it would lose its runs.
-var backupMarker = []byte("/usr/local/lib/mlstack/mlstack_backup.py")
-
-// setupVersion finds the MLflow version in a user-data's setup command.
-var setupVersion = regexp.MustCompile(`mlstack-setup, "([0-9.]+)"`)
 
 // replacement is an instance up replaces, and why.
 type replacement struct {
@@ -58,15 +50,15 @@ func (r *upRun) driftOf(ctx context.Context, inst *ec2types.Instance, explicitTy
 		reasons, asked = append(reasons, fmt.Sprintf("instance type %s → %s", inst.InstanceType, r.o.InstanceType)), true
 	}
 	if len(old) > 0 && !bytes.Equal(old, want) {
-		from, to := setupVersion.FindSubmatch(old), setupVersion.FindSubmatch(want)
-		if from != nil && to != nil && !bytes.Equal(from[1], to[1]) {
-			reasons = append(reasons, fmt.Sprintf("MLflow %s → %s", from[1], to[1]))
+		from, to := bootstrapOf(old).MLflowVersion, bootstrapOf(want).MLflowVersion
+		if from != "" && to != "" && from != to {
+			reasons = append(reasons, fmt.Sprintf("MLflow %s → %s", from, to))
 			asked = asked || r.explicitVersion
 		} else {
 			reasons = append(reasons, "the bootstrap of this mlstack version")
 		}
 	}
-	return reasons, asked, bytes.Contains(old, backupMarker), nil
+	return reasons, asked, bootstrapOf(old).Can(cloudinit.CapBackups), nil
 }
 
 // planReplace decides, read-only, whether up replaces the stack's instance.

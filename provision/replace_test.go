@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -116,9 +117,11 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	id := savedSecrets(t, dir, "demo").InstanceID
+	// An earlier bootstrap: no capability line, only its paths say what it can do.
+	earlier := regexp.MustCompile(`(?m)^# mlstack-bootstrap: .*\n`)
 	setUserData := func(edit func(string) string) {
 		i := f.instance(id)
-		i.userData = base64.StdEncoding.EncodeToString([]byte(edit(userDataB64Text(t, i.userData))))
+		i.userData = base64.StdEncoding.EncodeToString([]byte(edit(earlier.ReplaceAllString(userDataB64Text(t, i.userData), ""))))
 	}
 	setUserData(func(s string) string {
 		return strings.Replace(s, `mlstack-setup, "3.17.2"`, `mlstack-setup, "3.16.1"`, 1)

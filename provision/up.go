@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -707,7 +706,7 @@ func (r *upRun) publish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		legacy = bytes.Contains(ud, legacyMarker)
+		legacy = isLegacyUserData(ud)
 	}
 	if legacy {
 		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.upHint()))
