@@ -70,6 +70,11 @@ var (
 	usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 )
 
+// ValidUserName says whether name is a login MLflow and every env format
+// take without quoting trouble: 1-64 of A-Z a-z 0-9 . _ @ -, starting
+// with a letter or digit. The admin's and every user's follow it.
+func ValidUserName(name string) bool { return usernameRE.MatchString(name) }
+
 // maxURLLen keeps endpoint URLs far below what the user-data can hold.
 const maxURLLen = 256
 

@@ -18,10 +18,10 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"regexp"
 	"slices"
 	"text/tabwriter"
 
+	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/local/envfile"
@@ -38,10 +38,6 @@ type UsersOptions struct {
 	hooks testhooks.Hooks
 }
 
-// userNameRE is what MLflow and every env format take without quoting
-// trouble; the templates' admin name follows the same rule.
-var userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
-
 // validateUserName refuses a name MLflow or an env file cannot carry, and
 // the admin's, whose login never leaves the state.
 func validateUserName(name string) error {
@@ -50,7 +46,7 @@ func validateUserName(name string) error {
 		return usagef("missing user name: pass NAME (e.g. `mlstack users add alice`)")
 	case name == mlflowUser:
 		return usagef("%q is the server's admin login, which stays in mlstack's state: pick another name", name)
-	case !userNameRE.MatchString(name):
+	case !cloudinit.ValidUserName(name):
 		return usagef("user name %q: 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit", name)
 	}
 	return nil

@@ -19,19 +19,3 @@ func parallel(fns ...func() error) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
-
-// bounded runs fn for each of n items, at most limit at once.
-func bounded(n, limit int, fn func(i int)) {
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			fn(i)
-		}()
-	}
-	wg.Wait()
-}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mlstack/mlstack/provision/local"
+	"golang.org/x/sync/errgroup"
 )
 
 // sweepParallel bounds concurrent stack deletions: enough to overlap the
@@ -72,10 +73,20 @@ func sweep(ctx context.Context, o DownOptions) error {
 	if err := confirmSweep(o, pick, s.region, log); err != nil {
 		return err
 	}
+	// Each stack's result is kept (the summary names every failure), so
+	// the group's own first-error answer is always nil.
 	results := make([]error, len(pick))
-	bounded(len(pick), sweepParallel, func(i int) {
-		results[i] = sweepOne(ctx, s, o, pick[i].Stack, log.labelled(pick[i].Stack))
-	})
+	var g errgroup.Group
+	g.SetLimit(sweepParallel)
+	for i := range pick {
+		g.Go(func() error {
+			results[i] = sweepOne(ctx, s, o, pick[i].Stack, log.labelled(pick[i].Stack))
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	err = sweepSummary(o.Out, pick, results)
 	var left *LeftBehindError
 	if errors.As(err, &left) {
