@@ -32,7 +32,15 @@ type replacement struct {
 	reasons []string
 	stopped bool   // up stopped it (a rollback starts it again)
 	db      string // the stack's RDS database, which holds the data (postgres), or ""
+	// launching: RunInstances may have been sent for the new instance; its
+	// answer can be lost (an interrupt) while EC2 made the instance.
+	launching bool
 }
+
+// newInstanceListed bounds how long a rollback waits for EC2's listing to
+// show an instance whose launch answer was lost: a new instance is left
+// out of DescribeInstances for a few seconds (eventual consistency).
+const newInstanceListed = 30 * time.Second
 
 // driftOf says how inst differs from what this up would launch: the
 // MLflow version and the rest of the bootstrap (its user-data), and the
@@ -164,6 +172,7 @@ func (r *upRun) replaceInstance(ctx context.Context) (*ec2types.Instance, error)
 		return nil, err
 	}
 	in.launch.nonce = nonce
+	rp.launching = true
 	return ensureInstance(ctx, r.s.ec2, in)
 }
 
@@ -192,15 +201,9 @@ func (r *upRun) rollback(ctx context.Context, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeout)
 	defer cancel()
 	oldID := aws.ToString(rp.old.InstanceId)
-	insts, _, err := stackInstances(ctx, r.s.ec2, r.n, usableStates)
+	news, err := r.newInstances(ctx, oldID)
 	if err != nil {
 		return fmt.Errorf("%w\nthe replacement failed, and undoing it too: %v", cause, err)
-	}
-	var news []string
-	for _, i := range insts {
-		if id := aws.ToString(i.InstanceId); id != oldID {
-			news = append(news, id)
-		}
 	}
 	newID := strings.Join(news, ", ")
 	r.log.Warn("the replacement did not finish: terminating the new instance %s, starting %s again", cmp.Or(newID, "(none launched)"), oldID)
@@ -215,6 +218,37 @@ func (r *upRun) rollback(ctx context.Context, cause error) error {
 	return fmt.Errorf("%w\nthe replacement failed: instance %s was terminated and %s started again with its data as it was; "+
 		"it answers at a new address: `%s` pins it and rewrites the env file (with a newer bootstrap it offers the replacement again)",
 		cause, newID, oldID, r.h.up(r.o.AllowCIDRs, r.o.SSH))
+}
+
+// newInstances lists the stack's instances other than oldID. When the
+// launch's answer was lost (no instance known, RunInstances perhaps sent)
+// and none is listed, it asks again until newInstanceListed has passed:
+// the instance EC2 made may not be listed yet, and left alone it would run
+// and bill.
+func (r *upRun) newInstances(ctx context.Context, oldID string) ([]string, error) {
+	deadline, wait := time.Now().Add(newInstanceListed), pollFirst
+	for {
+		insts, _, err := stackInstances(ctx, r.s.ec2, r.n, usableStates)
+		if err != nil {
+			return nil, err
+		}
+		var news []string
+		for _, i := range insts {
+			if id := aws.ToString(i.InstanceId); id != oldID {
+				news = append(news, id)
+			}
+		}
+		if len(news) > 0 || r.inst != nil || !r.replace.launching || time.Now().Add(wait).After(deadline) {
+			return news, nil
+		}
+		r.log.Info("the new instance's launch was cut short: looking again for an instance EC2 made but does not list yet")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, pollMax)
+	}
 }
 
 // UpgradeOptions are what `mlstack upgrade` takes.
