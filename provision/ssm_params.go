@@ -191,12 +191,6 @@ func ssmTags(m map[string]string) []ssmtypes.Tag {
 	return out
 }
 
-// stackParams lists the names of every parameter under the stack's path.
-func stackParams(ctx context.Context, api paramAPI, n names) ([]string, error) {
-	out, _, err := stackParamsMode(ctx, api, n)
-	return out, err
-}
-
 // stackParamsMode lists the names of every parameter under the stack's
 // path, and the artifacts mode parameter's value ("" when absent): a
 // String, which the listing gives in clear.
