@@ -1,0 +1,59 @@
+package provision
+
+// Input and message checks that need no AWS: user names, the exported
+// Hint, and the look-alike instance's error.
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidateUserName(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		want string // "" for valid, else a part of the usage error
+	}{
+		{"alice", ""},
+		{"a.b_c@example-1", ""},
+		{"9lives", ""},
+		{strings.Repeat("a", 64), ""},
+		{"", "missing user name"},
+		{mlflowUser, "the server's admin login"},
+		{strings.Repeat("a", 65), "1-64 of"},
+		{"-alice", "starting with a letter or digit"},
+		{"alice smith", "1-64 of"},
+		{"alice;rm", "1-64 of"},
+		{"élise", "1-64 of"},
+	} {
+		err := validateUserName(tt.name)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("validateUserName(%q) = %v, want nil", tt.name, err)
+		case tt.want != "" && (err == nil || !IsUsage(err) || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("validateUserName(%q) = %v, want a usage error with %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestHintExported(t *testing.T) {
+	t.Parallel()
+	got := Hint(Stack{Name: "demo", StateDir: "/tmp/my state"}, AWS{Region: "eu-west-3", Profile: "dev"}, "down", "--yes")
+	want := "mlstack down --stack demo --region eu-west-3 --profile dev --state-dir '/tmp/my state' --yes"
+	if got != want {
+		t.Errorf("Hint = %s\nwant   %s", got, want)
+	}
+}
+
+func TestLookalikeError(t *testing.T) {
+	t.Parallel()
+	err := lookalike{id: "i-0abc", why: "its key pair is not the stack's"}.error("demo")
+	var no *notOwnedError
+	if !errors.As(err, &no) || no.Kind != "instance" || no.Name != "i-0abc" || no.Stack != "demo" {
+		t.Fatalf("error = %#v, want a notOwnedError for instance i-0abc of demo", err)
+	}
+	if !strings.Contains(err.Error(), "i-0abc is tagged") || !strings.Contains(err.Error(), "its key pair is not the stack's") {
+		t.Errorf("error text %q does not say what differs", err)
+	}
+}
