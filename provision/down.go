@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -196,6 +197,12 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 		}
 		return errors.Join(joined, err)
 	}
+	// What bills by the hour is listed once more: an instance EC2 did not
+	// list yet when the stack was read (one launched just before, e.g. by an
+	// interrupted up) would run on unseen.
+	if late, err := lateInstances(ctx, s, n, inv); err != nil || len(late) > 0 {
+		return &LeftBehindError{Stack: n.Stack, Remaining: late, Err: err}
+	}
 	// Local secrets go last: while anything remains they may still be needed.
 	if err := dir.Remove(); err != nil {
 		return err
@@ -232,6 +239,26 @@ func (inv *stackInventory) of(kind string) []resource {
 		}
 	}
 	return out
+}
+
+// lateInstances lists the stack's tagged live instances that its
+// inventory did not know (look-alikes stay left alone).
+func lateInstances(ctx context.Context, s *session, n names, inv *stackInventory) ([]resource, error) {
+	insts, err := findInstances(ctx, s.ec2, n.Stack, liveStates)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, l := range inv.lookalikes {
+		known[l.id] = true
+	}
+	var late []ec2types.Instance
+	for _, i := range insts {
+		if !known[aws.ToString(i.InstanceId)] && stateOf(&i) != ec2types.InstanceStateNameTerminated {
+			late = append(late, i)
+		}
+	}
+	return instanceInventory(late), nil
 }
 
 // terminateStackInstances ends the stack's own instances (as inv found

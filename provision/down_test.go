@@ -587,3 +587,29 @@ func deleteKind(ctx context.Context, f *fakeAWS, n names, kind string, log *prog
 	}
 	return nil
 }
+
+// TestDownLateInstance: an instance of the stack that EC2 did not list
+// when down read the stack (launched just before, by an interrupted up)
+// is listed once more at the end: down names it as left behind and keeps
+// the local state, instead of saying the stack is gone while it bills.
+func TestDownLateInstance(t *testing.T) {
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	ctx := context.Background()
+	n := namesFor("demo", fakeAccount, fakeRegion)
+	s := f.session()
+	inv, err := inventory(ctx, s, n, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameRunning)
+	log, _ := bufProgress()
+	err = deleteStack(ctx, s, n, local.StackDir(dir, "demo"), deletion{timeout: time.Minute}, inv, log)
+	var left *LeftBehindError
+	if !errors.As(err, &left) || len(left.Remaining) != 1 || left.Remaining[0].ID != late {
+		t.Fatalf("down with an instance launched after its read: %v", err)
+	}
+	if savedSecrets(t, dir, "demo") == nil {
+		t.Error("local state removed while an instance of the stack runs")
+	}
+}
