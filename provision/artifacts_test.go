@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -40,7 +39,7 @@ func TestUpArtifactsModes(t *testing.T) {
 		t.Helper()
 		o, _, log := upOpts(dir, "demo")
 		o.Artifacts = mode
-		mustUp(t, o)
+		mustUp(t, f, o)
 		return log.String()
 	}
 	key := func() (string, string) {
@@ -102,7 +101,7 @@ func TestArtifactsFlagRefused(t *testing.T) {
 	for _, bad := range []string{"Proxied", "s3", "none", " direct"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.Artifacts = bad
-		err := Up(context.Background(), o)
+		err := Up(f.ctx(), o)
 		if !IsUsage(err) || !strings.Contains(err.Error(), "use proxied") {
 			t.Errorf("--artifacts %q: %v", bad, err)
 		}

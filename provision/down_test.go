@@ -35,7 +35,7 @@ func TestDownDeletesInDependencyOrder(t *testing.T) {
 	f.resetCalls()
 	o, out, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
 	want := []string{
@@ -73,7 +73,7 @@ func TestDownDryRun(t *testing.T) {
 	o, out, _ := downOpts(dir, "demo")
 	o.DryRun = true
 	o.hooks.TrackingURI = "http://127.0.0.1:1" // nothing listens: not counted
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -117,7 +117,7 @@ func TestDownDryRun(t *testing.T) {
 	// A dry run of nothing keeps the (empty) local state too.
 	o, out, _ = downOpts(dir, "nothing")
 	o.DryRun = true
-	if err := Down(context.Background(), o); err != nil || out.Len() != 0 {
+	if err := Down(f.ctx(), o); err != nil || out.Len() != 0 {
 		t.Errorf("dry run of an empty stack: %v, %q", err, out)
 	}
 }
@@ -145,7 +145,7 @@ func TestDownConfirmation(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 				t.Fatalf("down = %v, want %q", err, c.wantErr)
 			}
@@ -175,7 +175,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	f.failNext("DeleteBucket", awsErr("InternalError"), 1)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	var lb *LeftBehindError
 	if !errors.As(err, &lb) {
 		t.Fatalf("down = %v, want a *LeftBehindError", err)
@@ -200,7 +200,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	// Running down again finishes the job.
 	o, _, _ = downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if fkExists(local.StackDir(dir, "demo").Path()) || len(f.owns("demo")) != 0 {
@@ -225,7 +225,7 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		must(t, os.MkdirAll(local.StackDir(dir, "demo").Path(), 0o700))
 		o, _, log := downOpts(dir, "demo")
 		o.Yes = true
-		if err := Down(context.Background(), o); err != nil {
+		if err := Down(f.ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		if m := f.mutating(); len(m) != 0 {
@@ -256,7 +256,7 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		f.resetCalls()
 		o, _, log := downOpts(dir, "demo")
 		o.Yes = true
-		if err := Down(context.Background(), o); err != nil {
+		if err := Down(f.ctx(), o); err != nil {
 			t.Fatalf("down: %v", err)
 		}
 		// The SSM path is the stack's by name, like its derived names.
@@ -282,7 +282,7 @@ func TestDownRetriesDependencyViolation(t *testing.T) {
 	f.failNext("DeleteSecurityGroup", awsErr("DependencyViolation"), 2)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.count("EC2.DeleteSecurityGroup"); n != 3 {
@@ -300,7 +300,7 @@ func TestDownWaitsForShuttingDownInstances(t *testing.T) {
 	extra := f.addStackInstance("demo", ec2types.InstanceStateNameShuttingDown)
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), extra) || len(f.liveInstances()) != 0 {
@@ -351,7 +351,7 @@ func TestDownStepErrors(t *testing.T) {
 			} else {
 				f.failNext(c.op, awsErr("InternalError"), 1)
 			}
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("down = %v, want %q", err, c.want)
 			}
@@ -361,7 +361,7 @@ func TestDownStepErrors(t *testing.T) {
 			// Down again completes.
 			o, _, _ = downOpts(dir, "demo")
 			o.Yes = true
-			if err := Down(context.Background(), o); err != nil {
+			if err := Down(f.ctx(), o); err != nil {
 				t.Fatalf("second down: %v", err)
 			}
 			if len(f.owns("demo")) != 0 {
@@ -377,7 +377,7 @@ func TestDownInventoryFails(t *testing.T) {
 	f.failNext("GetBucketTagging", awsErr("AccessDenied"), 1)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "reading S3 bucket") || len(f.mutating()) != 0 {
 		t.Fatalf("down = %v, mutating %v", err, f.mutating())
 	}
@@ -386,7 +386,7 @@ func TestDownInventoryFails(t *testing.T) {
 func TestDownCancelledKeepsLocalState(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(f.ctx())
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
 	// Interrupted right after confirming: the steps run (the fake does not
@@ -422,11 +422,11 @@ func TestDownOptionsValidation(t *testing.T) {
 			f := newInstalledFake(t)
 			o, _, _ := downOpts(t.TempDir(), "demo")
 			c.edit(&o)
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("down = %v, want a usage error with %q", err, c.want)
 			}
-			if f.connect != 0 {
+			if f.connects != 0 {
 				t.Error("bad input reached AWS")
 			}
 		})
@@ -439,7 +439,7 @@ func TestDownForeignStateDir(t *testing.T) {
 	f.region = "eu-west-1"
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	if !IsUsage(err) || !strings.Contains(err.Error(), "region eu-west-3") {
 		t.Fatalf("down = %v", err)
 	}
@@ -454,7 +454,7 @@ func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failNext("TerminateInstances", awsErr("UnauthorizedOperation"), 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.ctx(), 100*time.Millisecond)
 	defer cancel()
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
@@ -482,7 +482,7 @@ func TestDownTerminateAnsweredWithAnError(t *testing.T) {
 	f.failAfter("TerminateInstances", awsErr("InvalidNetworkInterfaceID.NotFound"), 1)
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatalf("down = %v\n%s", err, log)
 	}
 	if len(f.owns("demo")) != 0 {
@@ -543,7 +543,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 			o, _, log := downOpts(dir, "demo")
 			o.hooks.TrackingURI = c.uri
 			o.Confirm = func(string) (bool, error) { return false, nil }
-			if err := Down(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
+			if err := Down(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
 				t.Fatalf("down = %v", err)
 			}
 			for _, want := range []string{"lost for good:", c.want, "2 artifact files (5.5 kB, every version) in S3 bucket " + n.Bucket} {
@@ -556,7 +556,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 	// Without the password here, the runs are not counted, and why.
 	o, _, log := downOpts(t.TempDir(), "demo")
 	o.Confirm = func(string) (bool, error) { return false, nil }
-	_ = Down(context.Background(), o)
+	_ = Down(f.ctx(), o)
 	if !strings.Contains(log.String(), "(not counted: this machine has no MLflow password for the stack)") {
 		t.Errorf("progress:\n%s", log)
 	}

@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -48,7 +47,7 @@ func TestPlacement(t *testing.T) {
 			}
 			o, _, log := upOpts(t.TempDir(), "demo")
 			o.InstanceType = c.typ
-			mustUp(t, o)
+			mustUp(t, f, o)
 			typ, subnet, credits, public := launched(t, f)
 			if typ != c.wantType || subnet != c.subnet || credits != c.credits || !public {
 				t.Errorf("launched %s in %s with credits %q, public address %v; want %s in %s with %q", typ, subnet, credits, public, c.wantType, c.subnet, c.credits)
@@ -92,7 +91,7 @@ func TestPlacementRefusals(t *testing.T) {
 			}
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			o.InstanceType = c.typ
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || IsUsage(err) != c.usage {
 				t.Fatalf("up = %v; want %q (usage error: %v)", err, c.want, c.usage)
 			}
@@ -114,7 +113,7 @@ func TestUpIgnoresShuttingDown(t *testing.T) {
 	old := f.liveInstances()[0]
 	f.setInstanceState(old, ec2types.InstanceStateNameShuttingDown)
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	live := f.liveInstances()
 	if len(live) != 2 || f.count("EC2.RunInstances") == 0 {
 		t.Fatalf("live %v after up: want the shutting-down one and a new one", live)

@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -19,7 +18,7 @@ func TestDeleteUserWithAdminAdditions(t *testing.T) {
 	u := f.users["mlstack-demo"]
 	u.attached, u.groups, u.login = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}, []string{"data-team"}, true
 	f.mu.Unlock()
-	if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+	if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.owns("demo"); len(got) != 0 {
@@ -41,7 +40,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 	f.mu.Lock()
 	f.console[id] = "boot\r\n"
 	f.mu.Unlock()
-	text, err := consoleOutput(context.Background(), f, id)
+	text, err := consoleOutput(f.ctx(), f, id)
 	if err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 2 {
 		t.Fatalf("t2 (Xen): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
 	}
@@ -49,7 +48,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 	f.instance(id).inst.InstanceType = ec2types.InstanceTypeT3Micro
 	f.mu.Unlock()
 	f.resetCalls()
-	if text, err := consoleOutput(context.Background(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
+	if text, err := consoleOutput(f.ctx(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
 		t.Fatalf("t3 (Nitro): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
 	}
 }

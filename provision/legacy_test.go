@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -49,7 +48,7 @@ func TestUpKeepsLegacyStackWorking(t *testing.T) {
 				f.mu.Unlock()
 			}
 			o, out, log := upOpts(dir, "demo")
-			mustUp(t, o)
+			mustUp(t, f, o)
 			uri := strings.TrimSpace(out.String())
 			env, err := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
 			must(t, err)
@@ -88,7 +87,7 @@ func TestStatusOfEarlierStack(t *testing.T) {
 			f.mu.Unlock()
 		}
 		o, out := statusOpts("demo", "json")
-		must(t, Status(context.Background(), o))
+		must(t, Status(f.ctx(), o))
 		var rep stackJSON
 		must(t, json.Unmarshal(out.Bytes(), &rep))
 		want := "https://"

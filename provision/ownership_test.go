@@ -174,7 +174,6 @@ func TestPrincipalOf(t *testing.T) {
 }
 
 func TestIAMDrift(t *testing.T) {
-	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	policy := bucketPolicy("aws", n.Bucket)
 	cases := []struct {
@@ -199,6 +198,7 @@ func TestIAMDrift(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
+			ctx := f.ctx()
 			dir := upStack(t, f, "demo")
 			f.mu.Lock()
 			c.drift(f)
@@ -216,6 +216,7 @@ func TestIAMDrift(t *testing.T) {
 		})
 	}
 	f := newInstalledFake(t)
+	ctx := f.ctx()
 	f.addUser(n.User, stackTagsFor("demo", time.Now()))
 	f.failNext("ListAttachedUserPolicies", awsErr("ServiceUnavailable"), 1)
 	if _, err := findUser(ctx, f, n, policy); err == nil || !hasCode(err, "ServiceUnavailable") {
@@ -339,7 +340,7 @@ func TestUpAsksBeforeWideCIDRs(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("up = %v, want %q", err, c.want)
 			}

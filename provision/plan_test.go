@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -14,19 +13,19 @@ import (
 )
 
 // planOf is what up would do to the stack, as discover plans it.
-func planOf(t *testing.T, dir string, edit func(o *UpOptions)) []string {
+func planOf(t *testing.T, f *fakeAWS, dir string, edit func(o *UpOptions)) []string {
 	t.Helper()
 	o, _, _ := upOpts(dir, "demo")
 	o.DryRun = true
 	if edit != nil {
 		edit(&o)
 	}
-	r, err := preflight(context.Background(), o)
+	r, err := preflight(f.ctx(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.release()
-	if err := r.discover(context.Background()); err != nil {
+	if err := r.discover(f.ctx()); err != nil {
 		t.Fatal(err)
 	}
 	return texts(r.plan)
@@ -43,7 +42,7 @@ func texts(p []planStep) []string {
 
 func TestPlanEmptyStack(t *testing.T) {
 	f := newInstalledFake(t)
-	got := planOf(t, t.TempDir(), nil)
+	got := planOf(t, f, t.TempDir(), nil)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	want := []string{
 		"create IAM user " + n.User + " with a bucket-only policy and one access key",
@@ -131,7 +130,7 @@ func TestPlanDrift(t *testing.T) {
 				c.drift(f)
 				f.mu.Unlock()
 			}
-			got := planOf(t, dir, c.edit)
+			got := planOf(t, f, dir, c.edit)
 			var want []string
 			for _, w := range c.want {
 				if w == "start stopped instance INSTANCE" {
@@ -203,10 +202,10 @@ func lockKey(t *testing.T) string {
 // TestPlanJSONSteps: --dry-run --output json gives each step's verb, kind
 // and name as fields, so that a program need not parse the sentences.
 func TestPlanJSONSteps(t *testing.T) {
-	newInstalledFake(t)
+	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
 	o.DryRun, o.Output = true, "json"
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {

@@ -295,7 +295,8 @@ func startAgain(ctx context.Context, api stopAPI, id string, timeout time.Durati
 	case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:
 		return nil
 	case ec2types.InstanceStateNameStopping:
-		w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pollFirst, pollMax })
+		pace := waitsOf(ctx)
+		w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pace.pollFirst, pace.pollMax })
 		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
 			return fmt.Errorf("waiting for instance %s to stop before starting it again: %w", id, err)
 		}

@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"encoding/base64"
 	"net/http"
 	"slices"
@@ -44,7 +43,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 	o.DryRun = true
 	var out strings.Builder
 	o.Out = &out
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(out.String(), "(plan) would replace instance "+old+" (instance type t2.micro → t3.micro): stop it") {
 		t.Errorf("dry run:\n%s", out.String())
 	}
@@ -60,7 +59,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 		o := replaceOpts(t, dir, http.StatusOK)
 		tt.edit(&o)
 		f.resetCalls()
-		if err := Up(context.Background(), o); !IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.mutating()) != 0 {
+		if err := Up(f.ctx(), o); !IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.mutating()) != 0 {
 			t.Errorf("%s: %v, mutating %v", tt.name, err, f.mutating())
 		}
 	}
@@ -68,7 +67,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
 	f.resetCalls()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	calls := f.mutating()
 	stop, run := index(calls, "EC2.StopInstances", 0), index(calls, "EC2.RunInstances", 0)
 	term := index(calls, "EC2.TerminateInstances", 0)
@@ -82,7 +81,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 	}
 	f.resetCalls()
 	o.Yes = false
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("up after the replacement changed %v", m)
 	}
@@ -96,7 +95,7 @@ func TestUpReplacementRollsBack(t *testing.T) {
 	old := savedSecrets(t, dir, "demo").InstanceID
 	o := replaceOpts(t, dir, http.StatusServiceUnavailable)
 	o.Yes = true
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "the replacement failed: instance") || !strings.Contains(err.Error(), old+" started again") {
 		t.Fatalf("up: %v", err)
 	}
@@ -125,7 +124,7 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	})
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(out.String(), "(MLflow 3.16.1 → 3.17.2)") {
 		t.Errorf("dry run of a version drift:\n%s", out.String())
 	}
@@ -135,13 +134,13 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	})
 	o, _, log := upOpts(dir, "demo")
 	f.resetCalls()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 || !strings.Contains(log.String(), "keeps no backups: replacing it would lose its runs, so it stays") {
 		t.Errorf("an earlier bootstrap without backups: mutating %v\n%s", m, log.String())
 	}
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
-	if err := Up(context.Background(), o); !IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.mutating(), "EC2.StopInstances") {
+	if err := Up(f.ctx(), o); !IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.mutating(), "EC2.StopInstances") {
 		t.Errorf("an asked-for change of an instance without backups: %v", err)
 	}
 }

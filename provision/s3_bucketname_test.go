@@ -2,7 +2,6 @@ package provision
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +27,7 @@ func TestBucketNamespace(t *testing.T) {
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
 			o.Region = c.region
-			mustUp(t, o)
+			mustUp(t, f, o)
 			f.mu.Lock()
 			b := f.buckets[c.bucket]
 			f.mu.Unlock()
@@ -50,7 +49,7 @@ func TestLegacyGlobalBucket(t *testing.T) {
 	f.addBucket(n.GlobalBucket, stackTagsFor("demo", time.Now()))
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	f.mu.Lock()
 	_, regional := f.buckets[n.Bucket]
 	f.mu.Unlock()
@@ -66,7 +65,7 @@ func TestLegacyGlobalBucket(t *testing.T) {
 	if !strings.Contains(policy, ":::"+n.GlobalBucket+"/artifacts/*") {
 		t.Errorf("user policy does not name the stack's bucket: %s", policy)
 	}
-	if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+	if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.owns("demo"); len(got) != 0 {
@@ -85,7 +84,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 			f.failNext("PutBucketTagging", awsErr("AccessDenied"), 1)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "tagging S3 bucket") {
+			if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "tagging S3 bucket") {
 				t.Fatalf("first up: %v", err)
 			}
 			if got := savedSecrets(t, dir, "demo").PendingBucket; got != n.Bucket {
@@ -94,7 +93,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 			switch next {
 			case "up":
 				o, _, log := upOpts(dir, "demo")
-				mustUp(t, o)
+				mustUp(t, f, o)
 				f.mu.Lock()
 				tagged := f.buckets[n.Bucket].tags[tagStack] == "demo"
 				f.mu.Unlock()
@@ -102,7 +101,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 					t.Errorf("second up: tagged %v, pending %q\n%s", tagged, savedSecrets(t, dir, "demo").PendingBucket, log)
 				}
 			case "down":
-				if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+				if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 					t.Fatal(err)
 				}
 				f.mu.Lock()
@@ -114,11 +113,11 @@ func TestHalfCreatedBucket(t *testing.T) {
 			case "fresh machine":
 				fresh := t.TempDir()
 				o, _, _ := upOpts(fresh, "demo")
-				if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not tagged") {
+				if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "not tagged") {
 					t.Errorf("up from a machine without the record: %v, want a refusal", err)
 				}
 				var log bytes.Buffer
-				_ = Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: fresh}, Yes: true, Streams: Streams{Log: &log}})
+				_ = Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: fresh}, Yes: true, Streams: Streams{Log: &log}})
 				f.mu.Lock()
 				_, kept := f.buckets[n.Bucket]
 				f.mu.Unlock()
@@ -138,7 +137,7 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 	f.failNext("PutBucketTagging", awsErr("InternalError"), 1)
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
-	if err := Up(context.Background(), o); err == nil {
+	if err := Up(f.ctx(), o); err == nil {
 		t.Fatal("first up passed")
 	}
 	f.mu.Lock()
@@ -149,7 +148,7 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 	}
 	// The next up goes on with the bucket it finds tagged.
 	o, _, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if f.count("S3.CreateBucket") != 1 {
 		t.Errorf("CreateBucket called %d times", f.count("S3.CreateBucket"))
 	}
@@ -159,18 +158,13 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 // (OperationAborted): up waits, says so once, and within a bound gives up
 // with a plain message.
 func TestBucketNameBusy(t *testing.T) {
-	old := nameBusyWait
-	nameBusyWait = 50 * time.Millisecond
-	t.Cleanup(func() { nameBusyWait = old })
 	busy := awsErrMsg("OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
 
 	f := newInstalledFake(t)
 	f.failNext("CreateBucket", busy, 2)
 	o, _, log := upOpts(t.TempDir(), "demo")
 	o.Streams.Log = log
-	nameBusyWait = time.Minute
-	mustUp(t, o)
-	nameBusyWait = 50 * time.Millisecond
+	mustUp(t, f, o) // S3 frees the name within the production wait
 	if strings.Count(log.String(), "S3 still holds the name") != 1 || f.count("S3.CreateBucket") != 3 {
 		t.Errorf("CreateBucket %d times; progress:\n%s", f.count("S3.CreateBucket"), log)
 	}
@@ -178,7 +172,7 @@ func TestBucketNameBusy(t *testing.T) {
 	f = newInstalledFake(t)
 	f.failNext("CreateBucket", busy, -1)
 	o, _, _ = upOpts(t.TempDir(), "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctxWaits(func(w *waits) { w.nameBusy = 50 * time.Millisecond }), o)
 	if err == nil || !strings.Contains(err.Error(), "S3 still holds the name") || !strings.Contains(err.Error(), "try again in a few minutes") ||
 		!strings.Contains(err.Error(), "run `mlstack up --stack demo") {
 		t.Fatalf("name busy for good: %v", err)

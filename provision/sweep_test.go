@@ -2,7 +2,6 @@ package provision
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -30,7 +29,7 @@ func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
 		if st == "fresh" {
 			o.TTL = "4h"
 		}
-		mustUp(t, o)
+		mustUp(t, f, o)
 	}
 	f.retagAll("expired", tagCreatedAt, now.Add(-48*time.Hour).Format(time.RFC3339))
 	f.retagAll("expired", tagExpiresAt, now.Add(-time.Hour).Format(time.RFC3339))
@@ -61,7 +60,7 @@ func TestSweepSelection(t *testing.T) {
 			o, out, log := sweepOpts(dir)
 			o.Yes = true
 			c.edit(&o)
-			if err := Down(context.Background(), o); err != nil {
+			if err := Down(f.ctx(), o); err != nil {
 				t.Fatalf("sweep: %v\n%s", err, log)
 			}
 			var want strings.Builder
@@ -97,7 +96,7 @@ func TestSweepDryRun(t *testing.T) {
 	f, dir, now := sweepFixture(t)
 	o, out, _ := sweepOpts(dir)
 	o.All, o.DryRun = true, true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	created := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339) }
@@ -125,7 +124,7 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 	for _, st := range []string{"gone", "left", "failed"} {
 		o, _, _ := upOpts(dir, st)
-		mustUp(t, o)
+		mustUp(t, f, o)
 		f.retagAll(st, tagExpiresAt, past)
 	}
 	leftBucket := namesFor("left", fakeAccount, fakeRegion).Bucket
@@ -136,7 +135,7 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 
 	o, out, log := sweepOpts(dir)
 	o.Expired, o.Yes = true, true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	var lb *LeftBehindError
 	if !errors.As(err, &lb) {
 		t.Fatalf("sweep = %v, want a *LeftBehindError", err)
@@ -187,7 +186,7 @@ func TestSweepConfirmation(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("sweep = %v, want %q", err, c.want)
 			}
@@ -211,7 +210,7 @@ func TestSweepListingFails(t *testing.T) {
 			f.failNext(op, awsErr("AccessDenied"), 1)
 			o, _, _ := sweepOpts(dir)
 			o.All, o.Yes = true, true
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if err == nil || !hasCode(err, "AccessDenied") {
 				t.Fatalf("sweep = %v", err)
 			}
@@ -258,7 +257,7 @@ func TestSweepStateDirUnusable(t *testing.T) {
 	must(t, os.WriteFile(file, nil, 0o600))
 	o, out, _ := sweepOpts(file)
 	o.Expired, o.Yes = true, true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "stack expired: state directory") || !strings.Contains(out.String(), "FAILED   expired: state directory") {
 		t.Fatalf("sweep = %v\n%s", err, out)
 	}

@@ -41,10 +41,10 @@ func upOpts(dir, stack string) (UpOptions, *bytes.Buffer, *bytes.Buffer) {
 	}, out, log
 }
 
-// mustUp runs up and fails the test on an error.
-func mustUp(t *testing.T, o UpOptions) {
+// mustUp runs up over f and fails the test on an error.
+func mustUp(t *testing.T, f *fakeAWS, o UpOptions) {
 	t.Helper()
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatalf("up: %v\nprogress:\n%s", err, o.Log)
 	}
 }
@@ -55,7 +55,7 @@ func upStack(t *testing.T, f *fakeAWS, stack string) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	o, _, _ := upOpts(dir, stack)
-	mustUp(t, o)
+	mustUp(t, f, o)
 	f.resetCalls()
 	return dir
 }
@@ -74,7 +74,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 
 	// Seven resources, the two secrets in SSM and the two keys the server published there.
@@ -236,7 +236,7 @@ func TestUpTwiceChangesNothing(t *testing.T) {
 	before := savedSecrets(t, dir, "demo")
 	f.resetCalls()
 	o, out, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("a second up made mutating calls: %v", m)
 	}
@@ -253,7 +253,7 @@ func TestUpDryRun(t *testing.T) {
 	dir := t.TempDir()
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if m := f.mutating(); len(m) != 0 {
@@ -284,7 +284,7 @@ func TestUpDryRun(t *testing.T) {
 	f.resetCalls()
 	o, out, _ = upOpts(dir2, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "(plan) stack demo is complete: nothing to do\n" {
@@ -302,7 +302,7 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	o, out, _ := upOpts(dir, "demo")
 	o.TTL, o.Output = "2h", "json"
 	start := time.Now()
-	mustUp(t, o)
+	mustUp(t, f, o)
 
 	var rep stackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
@@ -366,7 +366,7 @@ func TestUpRefusesForeignLookAlike(t *testing.T) {
 			c.seed(f)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want an error with %q", err, c.want)
 			}
@@ -384,7 +384,7 @@ func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
 	f := newInstalledFake(t)
 	id := f.addStackInstance("demo", ec2types.InstanceStateNameRunning)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "already runs instance "+id) || !strings.Contains(err.Error(), "no local secrets") {
 		t.Fatalf("up = %v", err)
 	}
@@ -404,7 +404,7 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	f.setInstanceState(first, ec2types.InstanceStateNameTerminated)
 	f.resetCalls()
 	o, out, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if n := f.count("EC2.RunInstances"); n != 2 {
 		t.Errorf("RunInstances called %d times, want 2 (stale token, then a new one)", n)
 	}
@@ -429,7 +429,7 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	// Another up uses the saved nonce: nothing is launched.
 	f.resetCalls()
 	o, _, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("up after the relaunch made mutating calls: %v", m)
 	}
@@ -445,7 +445,7 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 
 	o, _, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(o.Out.(*bytes.Buffer).String(), "(plan) would terminate 2 duplicate instances") {
@@ -454,7 +454,7 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 
 	f.resetCalls()
 	o, _, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances"}) {
 		t.Errorf("mutating calls %v", got)
 	}
@@ -475,7 +475,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "(plan) would start stopped instance "+id) {
@@ -484,7 +484,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 
 	f.resetCalls()
 	o, out, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got := f.mutating(); !slices.Equal(got, []string{"EC2.StartInstances"}) {
 		t.Errorf("mutating calls %v", got)
 	}
@@ -545,12 +545,12 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 			f := newInstalledFake(t)
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			c.edit(t, &o)
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want a usage error with %q", err, c.want)
 			}
-			if f.connect != 0 || len(f.calls()) != 0 {
-				t.Errorf("bad input reached AWS: connect %d, calls %v", f.connect, f.calls())
+			if f.connects != 0 || len(f.calls()) != 0 {
+				t.Errorf("bad input reached AWS: connect %d, calls %v", f.connects, f.calls())
 			}
 		})
 	}
@@ -561,7 +561,7 @@ func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
 	for _, typ := range []string{"z9.mega", "mac1.metal"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.InstanceType = typ
-		err := Up(context.Background(), o)
+		err := Up(f.ctx(), o)
 		if !IsUsage(err) || !strings.Contains(err.Error(), typ) {
 			t.Errorf("up --instance-type %s = %v", typ, err)
 		}
@@ -571,7 +571,7 @@ func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
 	}
 	f.failNext("DescribeInstanceTypes", awsErr("InternalError"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(context.Background(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
+	if err := Up(f.ctx(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
 		t.Errorf("up with DescribeInstanceTypes failing = %v", err)
 	}
 }
@@ -580,7 +580,7 @@ func TestUpArm64InstanceType(t *testing.T) {
 	f := newInstalledFake(t)
 	o, _, _ := upOpts(t.TempDir(), "demo")
 	o.InstanceType = "t4g.small"
-	mustUp(t, o)
+	mustUp(t, f, o)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if img := aws.ToString(f.instances[0].inst.ImageId); img != "ami-newarm64" {
@@ -595,7 +595,7 @@ func TestUpNoImage(t *testing.T) {
 	f := newInstalledFake(t)
 	f.images = nil
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "no official Ubuntu 24.04 x86_64 image") {
 		t.Fatalf("up = %v", err)
 	}
@@ -609,7 +609,7 @@ func TestUpDetectsCallerIP(t *testing.T) {
 	o, _, log := upOpts(t.TempDir(), "demo")
 	o.AllowCIDRs = nil
 	o.hooks.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("203.0.113.9"), nil }
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{port: 5000, cidr: "203.0.113.9/32"}}) {
 		t.Errorf("ingress %v", rules)
 	}
@@ -625,7 +625,7 @@ func TestUpConvergesIngress(t *testing.T) {
 	o.SSH = true
 	o.AllowCIDRs = []string{"0.0.0.0/0"}
 	o.Yes = true
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "opens the tracking server (tcp 5000 and SSH on tcp 22) to the whole internet") || !strings.Contains(log.String(), "SSH is open") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -637,7 +637,7 @@ func TestUpConvergesIngress(t *testing.T) {
 	f.resetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
-	mustUp(t, o)
+	mustUp(t, f, o)
 	got := ingressRules(f.groups[0].sg.IpPermissions)
 	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
 	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
@@ -660,7 +660,7 @@ func TestUpConvergesIngress(t *testing.T) {
 	f.resetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
-	mustUp(t, o)
+	mustUp(t, f, o)
 	got = ingressRules(f.groups[0].sg.IpPermissions)
 	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
 	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
@@ -691,7 +691,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 			f.failNext(c.op, awsErr("InternalError"), 1)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "run `mlstack up --stack demo --state-dir "+dir+" --allow-cidr "+testCIDR+"` again") {
 				t.Fatalf("up = %v, want %q and the advice to run up again", err, c.want)
 			}
@@ -699,7 +699,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 				t.Errorf("launched an instance although %s failed", c.op)
 			}
 			o, _, _ = upOpts(dir, "demo")
-			mustUp(t, o)
+			mustUp(t, f, o)
 			if got := f.owns("demo"); len(got) != 12 {
 				t.Errorf("after resuming the stack owns %v", got)
 			}
@@ -720,7 +720,7 @@ func TestUpRetriesPropagation(t *testing.T) {
 	f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 1)
 	f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 2)
 	o, _, log := upOpts(t.TempDir(), "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	for op, n := range map[string]int{"EC2.RunInstances": 3, "IAM.PutUserPolicy": 2, "IAM.PutRolePolicy": 2,
 		"IAM.AddRoleToInstanceProfile": 2, "IAM.CreateAccessKey": 3} {
 		if got := f.count(op); got != n {
@@ -739,7 +739,7 @@ func TestUpRunInstancesOtherInvalidParameterIsNotRetried(t *testing.T) {
 	f := newInstalledFake(t)
 	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Invalid availability zone"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "Invalid availability zone") {
+	if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "Invalid availability zone") {
 		t.Fatalf("up = %v", err)
 	}
 	if n := f.count("EC2.RunInstances"); n != 1 {
@@ -761,7 +761,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 	f.failAfter("ImportKeyPair", awsErr("InvalidKeyPair.Duplicate"), 1)
 	f.failAfter("AuthorizeSecurityGroupIngress", awsErr("InvalidPermission.Duplicate"), 1)
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got := f.owns("demo"); len(got) != 12 {
 		t.Errorf("stack owns %v", got)
 	}
@@ -804,7 +804,7 @@ func TestUpHealthWait(t *testing.T) {
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Output, o.User = false, healthy.URL+"/health", "json", "carol"
-	mustUp(t, o)
+	mustUp(t, f, o)
 	sec := savedSecrets(t, dir, "demo")
 	if mu.Lock(); len(logins) != 1 || logins["carol"] == "" || logins["carol"] != sec.Users["carol"] || sec.EnvUser != "carol" {
 		t.Errorf("up made users %v on the server, want carol with the saved password", slices.Collect(maps.Keys(logins)))
@@ -812,7 +812,7 @@ func TestUpHealthWait(t *testing.T) {
 	mu.Unlock()
 	// Once made, a later up only checks the login.
 	out.Reset()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "making MLflow user carol") || strings.Count(log.String(), "making MLflow user") != 1 {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -840,7 +840,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 
 	o, _, log := upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "not healthy") || !strings.Contains(err.Error(), "the stack exists") ||
 		!strings.Contains(err.Error(), "--ssh` opens SSH") {
 		t.Fatalf("up = %v", err)
@@ -855,7 +855,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	f.mu.Unlock()
 	o, _, log = upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	if err := Up(context.Background(), o); err == nil {
+	if err := Up(f.ctx(), o); err == nil {
 		t.Fatal("up succeeded")
 	}
 	if !strings.Contains(log.String(), "the bootstrap log is empty so far") {
@@ -866,7 +866,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
 	o, _, log = upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	if err := Up(context.Background(), o); err == nil {
+	if err := Up(f.ctx(), o); err == nil {
 		t.Fatal("up succeeded")
 	}
 	if !strings.Contains(log.String(), "could not read the bootstrap log") {
@@ -886,7 +886,7 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 		}
 	}
 	o, _, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "pinned the server's certificate") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -902,7 +902,7 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 	f.resetCalls()
 	o, _, _ = upOpts(t.TempDir(), "demo")
 	// The key pair holds the first machine's key: drift, refused before any change.
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	var d *driftError
 	if !errors.As(err, &d) || !strings.Contains(err.Error(), "key pair mlstack-demo holds another public key") {
 		t.Fatalf("up = %v", err)
@@ -918,7 +918,7 @@ func TestUpForeignStateDir(t *testing.T) {
 	f.account = "999999999999"
 	f.resetCalls()
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if !IsUsage(err) || !strings.Contains(err.Error(), "belongs to stack") {
 		t.Fatalf("up = %v", err)
 	}
@@ -931,7 +931,7 @@ func TestUpNoDefaultVPC(t *testing.T) {
 	f := newInstalledFake(t)
 	f.vpcs = f.vpcs[:1]
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "no default VPC") {
+	if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "no default VPC") {
 		t.Fatalf("up = %v", err)
 	}
 	if len(f.mutating()) != 0 {
@@ -946,7 +946,7 @@ func TestUpNoPublicAddress(t *testing.T) {
 	f.instances[0].inst.PublicDnsName, f.instances[0].inst.PublicIpAddress = nil, nil
 	f.mu.Unlock()
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "has no public DNS name or IP") {
 		t.Fatalf("up = %v", err)
 	}
@@ -962,7 +962,7 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 	f.mu.Unlock()
 	f.resetCalls()
 	o, out, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "waiting for instance "+id+" to run") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -977,13 +977,13 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 func TestUpWaitsForTheStackLock(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := t.TempDir()
-	unlock, err := local.Lock(context.Background(), dir, "demo", nil)
+	unlock, err := local.Lock(f.ctx(), dir, "demo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
 	// Another run holds the stack: up waits until its context ends.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.ctx(), 20*time.Millisecond)
 	defer cancel()
 	o, _, log := upOpts(dir, "demo")
 	err = Up(ctx, o)
@@ -993,13 +993,13 @@ func TestUpWaitsForTheStackLock(t *testing.T) {
 	if !strings.Contains(log.String(), "another mlstack run is working on stack demo; waiting for it") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if f.connect != 0 {
+	if f.connects != 0 {
 		t.Error("connected while another run held the stack")
 	}
 	// A dry run takes no lock.
 	o, _, _ = upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Errorf("dry run under another run's lock: %v", err)
 	}
 }
@@ -1008,7 +1008,7 @@ func TestUpNamesTooLongForTheRegion(t *testing.T) {
 	f := newInstalledFake(t)
 	f.region = "xx-extraordinarilylongname-9"
 	o, _, _ := upOpts(t.TempDir(), strings.Repeat("a", 24))
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if !IsUsage(err) || !strings.Contains(err.Error(), "(limit 63): choose a shorter stack name") {
 		t.Fatalf("up = %v", err)
 	}
@@ -1022,7 +1022,7 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 	calls := &CallLog{}
 	o, _, _ := upOpts(t.TempDir(), "demo")
 	o.AWS = AWS{Region: fakeRegion, Calls: calls}
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got, want := len(calls.calls()), len(f.calls()); got != want || got == 0 {
 		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
 	}
@@ -1046,12 +1046,12 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 		return false
 	})
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "1 permission not matched\nrun `mlstack up --stack demo") {
 		t.Fatalf("up = %v", err)
 	}
 	o, _, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{5000, testCIDR}}) {
 		t.Errorf("ingress %v", rules)
 	}
@@ -1063,7 +1063,7 @@ func TestUpPutsPinnedLock(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	calls := f.calls()
 	if i, j := slices.Index(calls, "S3.PutObject"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
@@ -1084,7 +1084,7 @@ func TestUpPutsPinnedLock(t *testing.T) {
 		}
 	}
 	f.resetCalls()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("second up: %v", m)
 	}
