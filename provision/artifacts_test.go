@@ -33,6 +33,7 @@ func hasAWSVar(vars []string) bool {
 // keys published after the switch; an up without --artifacts keeps the
 // mode and changes nothing.
 func TestUpArtifactsModes(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	up := func(mode string) string {
@@ -97,6 +98,7 @@ func TestUpArtifactsModes(t *testing.T) {
 // TestArtifactsFlagRefused: a mode up does not know is a usage error
 // before anything is asked or created.
 func TestArtifactsFlagRefused(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	for _, bad := range []string{"Proxied", "s3", "none", " direct"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")

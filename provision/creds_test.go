@@ -94,6 +94,7 @@ func userKeys(f *fakeAWS, user string) []string {
 }
 
 func TestRotateCreds(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo")
@@ -147,6 +148,7 @@ func TestRotateCreds(t *testing.T) {
 }
 
 func TestRotateCredsOnAFreshMachine(t *testing.T) {
+	t.Parallel()
 	// Another machine with admin credentials and no local state: the
 	// current MLflow password comes from SSM (the user-data has none).
 	f := newInstalledFake(t)
@@ -179,6 +181,7 @@ func TestRotateCredsOnAFreshMachine(t *testing.T) {
 }
 
 func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
+	t.Parallel()
 	// Without an override the tracking URI is the instance's; here nothing
 	// answers there, so the password stays while the key rotates.
 	f := newInstalledFake(t)
@@ -207,6 +210,7 @@ func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
 }
 
 func TestRotateCredsSkipMLflow(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo")
@@ -226,6 +230,7 @@ func TestRotateCredsSkipMLflow(t *testing.T) {
 }
 
 func TestRotateCredsRefusals(t *testing.T) {
+	t.Parallel()
 	t.Run("two keys", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
@@ -279,6 +284,7 @@ func TestRotateCredsRefusals(t *testing.T) {
 }
 
 func TestRotateCredsFailures(t *testing.T) {
+	t.Parallel()
 	t.Run("CreateAccessKey", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")

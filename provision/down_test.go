@@ -30,6 +30,7 @@ func fkExists(path string) bool {
 }
 
 func TestDownDeletesInDependencyOrder(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.resetCalls()
@@ -67,6 +68,7 @@ func TestDownDeletesInDependencyOrder(t *testing.T) {
 }
 
 func TestDownDryRun(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.resetCalls()
@@ -123,6 +125,7 @@ func TestDownDryRun(t *testing.T) {
 }
 
 func TestDownConfirmation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		confirm func(string) (bool, error)
@@ -169,6 +172,7 @@ func TestDownConfirmation(t *testing.T) {
 }
 
 func TestDownLeftBehindKeepsLocalState(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -209,6 +213,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 }
 
 func TestDownLeavesForeignResourcesAlone(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
 
@@ -277,6 +282,7 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 }
 
 func TestDownRetriesDependencyViolation(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failNext("DeleteSecurityGroup", awsErr("DependencyViolation"), 2)
@@ -294,6 +300,7 @@ func TestDownRetriesDependencyViolation(t *testing.T) {
 }
 
 func TestDownWaitsForShuttingDownInstances(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	// A second, shutting-down instance of the stack: down waits for both.
@@ -309,6 +316,7 @@ func TestDownWaitsForShuttingDownInstances(t *testing.T) {
 }
 
 func TestDownStepErrors(t *testing.T) {
+	t.Parallel()
 	// Each failing step is reported; the others still run.
 	cases := []struct{ op, want string }{
 		{"DeleteSecurityGroup", "deleting security group"},
@@ -372,6 +380,7 @@ func TestDownStepErrors(t *testing.T) {
 }
 
 func TestDownInventoryFails(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failNext("GetBucketTagging", awsErr("AccessDenied"), 1)
@@ -384,6 +393,7 @@ func TestDownInventoryFails(t *testing.T) {
 }
 
 func TestDownCancelledKeepsLocalState(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	ctx, cancel := context.WithCancel(f.ctx())
@@ -402,6 +412,7 @@ func TestDownCancelledKeepsLocalState(t *testing.T) {
 }
 
 func TestDownOptionsValidation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		edit func(o *DownOptions)
@@ -434,6 +445,7 @@ func TestDownOptionsValidation(t *testing.T) {
 }
 
 func TestDownForeignStateDir(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.region = "eu-west-1"
@@ -449,6 +461,7 @@ func TestDownForeignStateDir(t *testing.T) {
 }
 
 func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
+	t.Parallel()
 	// The instance cannot be terminated: its group answers
 	// DependencyViolation until down gives up (here: the context ends).
 	f := newInstalledFake(t)
@@ -477,6 +490,7 @@ func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
 // answer was an error (a retried call the emulator refuses): down looks,
 // sees the instance going, and finishes.
 func TestDownTerminateAnsweredWithAnError(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failAfter("TerminateInstances", awsErr("InvalidNetworkInterfaceID.NotFound"), 1)
@@ -525,6 +539,7 @@ func mlflowCounts(t *testing.T, user, password string) string {
 // server's database and the artifacts in the bucket; what it cannot count
 // it says why, and asks all the same.
 func TestDownSaysWhatIsLost(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)

@@ -22,6 +22,7 @@ func launched(t *testing.T, f *fakeAWS) (typ, subnet, credits string, public boo
 }
 
 func TestPlacement(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		setup    func(f *fakeAWS)
@@ -65,6 +66,7 @@ func TestPlacement(t *testing.T) {
 // TestPlacementRefusals: what cannot run is said before anything is
 // created, where it can be known before; an explicit type never falls back.
 func TestPlacementRefusals(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		setup     func(f *fakeAWS)
@@ -108,6 +110,7 @@ func TestPlacementRefusals(t *testing.T) {
 // TestUpIgnoresShuttingDown: an instance on its way out is gone for up,
 // which launches a new one; down still waits for it.
 func TestUpIgnoresShuttingDown(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := f.liveInstances()[0]

@@ -38,6 +38,7 @@ func runEnvIn(ctx context.Context, dir, format string) (string, error) {
 }
 
 func TestEnvFormats(t *testing.T) {
+	t.Parallel()
 	dir := envStack(t, "")
 	out, err := runEnv(t, dir, "")
 	if err != nil {
@@ -82,6 +83,7 @@ func TestEnvFormats(t *testing.T) {
 // and leaves the caller's own AWS session alone; a direct one sets the
 // key and clears a session token that would spoil it.
 func TestEnvArtifactsModes(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		mode       string
 		want, lack []string
@@ -117,6 +119,7 @@ func TestEnvArtifactsModes(t *testing.T) {
 }
 
 func TestEnvWithS3Endpoint(t *testing.T) {
+	t.Parallel()
 	out, err := runEnv(t, envStack(t, "http://127.0.0.1:9000"), "dotenv")
 	if err != nil || !strings.Contains(out, "MLFLOW_S3_ENDPOINT_URL=") || !strings.Contains(out, "127.0.0.1:9000") {
 		t.Errorf("%v\n%s", err, out)
@@ -124,6 +127,7 @@ func TestEnvWithS3Endpoint(t *testing.T) {
 }
 
 func TestEnvGitHub(t *testing.T) {
+	// Not parallel: it sets the process environment (t.Setenv).
 	dir := envStack(t, "")
 	// Without $GITHUB_ENV: mask lines, then the variables on stdout.
 	t.Setenv("GITHUB_ENV", "")
@@ -161,6 +165,7 @@ func TestEnvGitHub(t *testing.T) {
 }
 
 func TestEnvErrors(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	// Nothing here, nothing in AWS: up creates it; creds rotate would not help.
 	empty := t.TempDir()
@@ -213,6 +218,7 @@ func TestEnvErrors(t *testing.T) {
 }
 
 func TestUpWithS3EndpointOverride(t *testing.T) {
+	t.Parallel()
 	// Against an emulator clients need the endpoint too, and so does the server.
 	f := newInstalledFake(t)
 	f.s3Endpoint = "http://127.0.0.1:4566"

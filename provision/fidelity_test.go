@@ -12,6 +12,7 @@ import (
 // TestDeleteUserWithAdminAdditions: managed policies, groups and a console
 // login an admin added to the stack's user go with it.
 func TestDeleteUserWithAdminAdditions(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.mu.Lock()
@@ -34,6 +35,7 @@ func TestDeleteUserWithAdminAdditions(t *testing.T) {
 // TestConsoleOutputLatest: the latest output where EC2 keeps it, else the
 // published buffer.
 func TestConsoleOutputLatest(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	id := f.liveInstances()[0]
@@ -56,6 +58,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 // TestClientEnv: the environment check signs with is the caller's with the
 // env file applied: a caller's session token is gone when the file clears it.
 func TestClientEnv(t *testing.T) {
+	t.Parallel()
 	caller := []string{"AWS_SESSION_TOKEN=stale", "AWS_ACCESS_KEY_ID=ASIACALLER", "HOME=/root", "MLFLOW_TRACKING_TOKEN=t"}
 	sec := local.Secrets{MLflowUser: "admin", MLflowPassword: "pw", AccessKeyID: "AKIASTACK", SecretAccessKey: "s",
 		EnvUser: "alice", Users: map[string]string{"alice": "alice-pw"}}

@@ -37,6 +37,7 @@ func userInput(n names, known string, saver *keySaver) ensureUserInput {
 }
 
 func TestEnsureUserNew(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	ctx := f.ctx()
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -78,6 +79,7 @@ func mustFindUser(t *testing.T, f *fakeAWS, n names, policy string) *userFound {
 }
 
 func TestEnsureUserKeys(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
@@ -172,6 +174,7 @@ func TestEnsureUserKeys(t *testing.T) {
 }
 
 func TestDeleteRetryStrays(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
@@ -247,6 +250,7 @@ func (u undatedKeys) CreateAccessKey(ctx context.Context, in *iam.CreateAccessKe
 }
 
 func TestEnsureUserPropagationAndRaces(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 
 	t.Run("NoSuchEntity retried", func(t *testing.T) {
@@ -325,6 +329,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 }
 
 func TestFindUserErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	for _, c := range []struct{ op, want string }{
@@ -342,6 +347,7 @@ func TestFindUserErrors(t *testing.T) {
 }
 
 func TestDeleteUser(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -414,6 +420,7 @@ func TestDeleteUser(t *testing.T) {
 }
 
 func TestUserInventoryListAndRetag(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
@@ -450,6 +457,7 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 // ---- role and instance profile ----
 
 func TestEnsureRole(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
@@ -515,6 +523,7 @@ func TestEnsureRole(t *testing.T) {
 }
 
 func TestEnsureRoleRacesAndErrors(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
@@ -612,6 +621,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 }
 
 func TestDeleteRole(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -740,6 +750,7 @@ func TestDeleteRole(t *testing.T) {
 }
 
 func TestRoleInventoryListAndRetag(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -794,6 +805,7 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 // limit of two keys: the two nobody can use go, and the key up saves is the
 // only one.
 func TestAccessKeyAnswersLostTwice(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failAfter("CreateAccessKey", awsErr("NoSuchEntity"), 2)
 	dir := t.TempDir()

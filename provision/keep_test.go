@@ -12,6 +12,7 @@ import (
 // and says that the new server restores the newest backup; plain down then
 // deletes the bucket too. It refuses to sweep.
 func TestDownKeepData(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)

@@ -30,6 +30,7 @@ func legacyUserData(t *testing.T) string {
 // keeps its plain-HTTP server working, writes the http URI without a
 // certificate, and says what changed and which commands move it over.
 func TestUpKeepsLegacyStackWorking(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		userData func(t *testing.T) string
@@ -77,6 +78,7 @@ func TestUpKeepsLegacyStackWorking(t *testing.T) {
 // TestStatusOfEarlierStack: status shows an earlier stack's plain-HTTP
 // address and asks its health there, not over https.
 func TestStatusOfEarlierStack(t *testing.T) {
+	t.Parallel()
 	for _, legacy := range []bool{true, false} {
 		f := newInstalledFake(t)
 		upStack(t, f, "demo")

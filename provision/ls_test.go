@@ -49,6 +49,7 @@ func lsFixture(t *testing.T) *fakeAWS {
 }
 
 func TestLsTable(t *testing.T) {
+	t.Parallel()
 	f := lsFixture(t)
 	o, out := lsOpts("", false)
 	if err := Ls(f.ctx(), o); err != nil {
@@ -75,6 +76,7 @@ func TestLsTable(t *testing.T) {
 }
 
 func TestLsJSONAllRegions(t *testing.T) {
+	t.Parallel()
 	f := lsFixture(t)
 	o, out := lsOpts("json", true)
 	if err := Ls(f.ctx(), o); err != nil {
@@ -117,6 +119,7 @@ func TestLsJSONAllRegions(t *testing.T) {
 
 // TestLsEmpty: no stacks is said on stderr; stdout stays empty (or []).
 func TestLsEmpty(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	var log bytes.Buffer
 	o, out := lsOpts("table", false)
@@ -143,6 +146,7 @@ func TestLsEmpty(t *testing.T) {
 }
 
 func TestLsErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ op, want string }{
 		{"ListUsers", "listing IAM users under /mlstack/"},
 		{"GetUser", "reading IAM user mlstack-alpha"},
@@ -197,6 +201,7 @@ func TestLsErrors(t *testing.T) {
 }
 
 func TestLsTableExpiry(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	stacks := []stackInfo{
 		{Stack: "past", Region: "eu-west-3", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), Instance: &instanceInfo{State: "running"}, TrackingURI: "http://h:5000"},

@@ -41,6 +41,7 @@ func texts(p []planStep) []string {
 }
 
 func TestPlanEmptyStack(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	got := planOf(t, f, t.TempDir(), nil)
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -68,6 +69,7 @@ func TestPlanEmptyStack(t *testing.T) {
 }
 
 func TestPlanDrift(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	cases := []struct {
 		name  string
@@ -149,6 +151,7 @@ func TestPlanDrift(t *testing.T) {
 }
 
 func TestPlanMethods(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	img := &ec2types.Image{ImageId: aws.String("ami-1"), Name: aws.String("ubuntu")}
 	running := ec2types.Instance{InstanceId: aws.String("i-1"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning}}
@@ -202,6 +205,7 @@ func lockKey(t *testing.T) string {
 // TestPlanJSONSteps: --dry-run --output json gives each step's verb, kind
 // and name as fields, so that a program need not parse the sentences.
 func TestPlanJSONSteps(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
 	o.DryRun, o.Output = true, "json"

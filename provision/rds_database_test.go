@@ -33,6 +33,7 @@ func (f *fakeAWS) db(id string) *fakeDB {
 }
 
 func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.rdsState.creatingFor = 3
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -87,6 +88,7 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 }
 
 func TestUpPostgresClass(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		offered  []string
 		explicit string
@@ -120,6 +122,7 @@ func TestUpPostgresClass(t *testing.T) {
 }
 
 func TestUpRefusesEngineSwitch(t *testing.T) {
+	t.Parallel()
 	t.Run("sqlite to postgres", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
@@ -157,6 +160,7 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 }
 
 func TestDownPostgres(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -197,6 +201,7 @@ func TestDownPostgres(t *testing.T) {
 }
 
 func TestUpPostgresDryRun(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
 	o.Database, o.DryRun = DBPostgres, true
@@ -216,6 +221,7 @@ func TestUpPostgresDryRun(t *testing.T) {
 }
 
 func TestValidateDatabase(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ engine, class, stack, want string }{
 		{"mysql", "", "demo", "--db \"mysql\""},
 		{"postgres", "t3.micro", "demo", "not an RDS instance class"},
@@ -235,6 +241,7 @@ func TestValidateDatabase(t *testing.T) {
 // TestReplacePostgres: a postgres stack's instance is replaced without a
 // backup to restore (the data stays in RDS), and the database is untouched.
 func TestReplacePostgres(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	if log, err := pgUp(t, f, dir, nil); err != nil {
@@ -267,6 +274,7 @@ func TestReplacePostgres(t *testing.T) {
 // group answers InvalidGroup.Duplicate (an answer lost, the SDK's second
 // try): up adopts the group it made, which carries the stack's tag.
 func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failIf("CreateSecurityGroup", awsErr("InvalidGroup.Duplicate"), 1, true, func(in any) bool {
 		return aws.ToString(in.(*ec2.CreateSecurityGroupInput).GroupName) == "mlstack-demo.db"
@@ -283,6 +291,7 @@ func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
 // stack's tag is not the stack's: up refuses before changing anything, and
 // down leaves it alone, saying so.
 func TestForeignDatabase(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.rdsState.init()
 	f.newDB("mlstack-demo", "db.t3.micro", nil, "theirs")

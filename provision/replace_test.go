@@ -35,6 +35,7 @@ func index(calls []string, op string, from int) int {
 // before launching the new one and terminates the old one only after the
 // new server answered.
 func TestUpReplacesOnDrift(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo").InstanceID
@@ -90,6 +91,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 // TestUpReplacementRollsBack: when the new server does not answer, the new
 // instance goes, the old one starts again, and the state points at it.
 func TestUpReplacementRollsBack(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo").InstanceID
@@ -112,6 +114,7 @@ func TestUpReplacementRollsBack(t *testing.T) {
 // keeps no backups is kept with a warning, or refused when a change was
 // asked for: replacing it would lose its runs.
 func TestUpDriftOfEarlierBootstraps(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	id := savedSecrets(t, dir, "demo").InstanceID

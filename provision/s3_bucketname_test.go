@@ -12,6 +12,7 @@ import (
 // TestBucketNamespace: new buckets live in the account-regional namespace
 // (nobody else can take the name); where S3 has none, the global name.
 func TestBucketNamespace(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		region, bucket string
 		ns             s3types.BucketNamespace
@@ -44,6 +45,7 @@ func TestBucketNamespace(t *testing.T) {
 // TestLegacyGlobalBucket: a stack made before the regional namespace keeps
 // its bucket under the global name: up, status and down use it.
 func TestLegacyGlobalBucket(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f.addBucket(n.GlobalBucket, stackTagsFor("demo", time.Now()))
@@ -77,6 +79,7 @@ func TestLegacyGlobalBucket(t *testing.T) {
 // failed) is this stack's for the machine that made it: the next up tags
 // it, down removes it; a machine without that record never touches it.
 func TestHalfCreatedBucket(t *testing.T) {
+	t.Parallel()
 	for _, next := range []string{"up", "down", "fresh machine"} {
 		t.Run(next, func(t *testing.T) {
 			f := newInstalledFake(t)
@@ -132,6 +135,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 // TestBucketTaggedAtCreation: where S3 takes tags with CreateBucket, a
 // failed tagging call afterwards leaves a tagged bucket, not a stuck one.
 func TestBucketTaggedAtCreation(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.createTags = true
 	f.failNext("PutBucketTagging", awsErr("InternalError"), 1)
@@ -158,6 +162,7 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 // (OperationAborted): up waits, says so once, and within a bound gives up
 // with a plain message.
 func TestBucketNameBusy(t *testing.T) {
+	t.Parallel()
 	busy := awsErrMsg("OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
 
 	f := newInstalledFake(t)

@@ -35,6 +35,7 @@ func healthServer(t *testing.T, status int) string {
 }
 
 func TestStatusTable(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -83,6 +84,7 @@ func TestStatusTable(t *testing.T) {
 }
 
 func TestStatusJSON(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	o, out := statusOpts("demo", "json")
@@ -114,6 +116,7 @@ func TestStatusJSON(t *testing.T) {
 }
 
 func TestStatusStoppedAndEmpty(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameStopped)
@@ -147,6 +150,7 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 }
 
 func TestStatusIgnoresLookAlikes(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
@@ -172,6 +176,7 @@ func TestStatusIgnoresLookAlikes(t *testing.T) {
 }
 
 func TestStatusErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		op, want string
 		match    func(in any) bool // which call of op fails; nil: the first
@@ -237,6 +242,7 @@ func pinnedHealthServer(t *testing.T, dns string) (string, []byte) {
 // the certificate the server published in SSM, from any machine (nothing
 // local needed); another certificate, or none, is not trusted.
 func TestStatusHealthOverPinnedTLS(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)

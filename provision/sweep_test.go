@@ -42,6 +42,7 @@ func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
 func sweepOpts(dir string) (DownOptions, *bytes.Buffer, *bytes.Buffer) { return downOpts(dir, "") }
 
 func TestSweepSelection(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		edit      func(o *DownOptions)
@@ -93,6 +94,7 @@ func TestSweepSelection(t *testing.T) {
 }
 
 func TestSweepDryRun(t *testing.T) {
+	t.Parallel()
 	f, dir, now := sweepFixture(t)
 	o, out, _ := sweepOpts(dir)
 	o.All, o.DryRun = true, true
@@ -119,6 +121,7 @@ func TestSweepDryRun(t *testing.T) {
 }
 
 func TestSweepSummaryLeftAndFailed(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
@@ -166,6 +169,7 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 }
 
 func TestSweepConfirmation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		confirm func(string) (bool, error)
@@ -204,6 +208,7 @@ func TestSweepConfirmation(t *testing.T) {
 }
 
 func TestSweepListingFails(t *testing.T) {
+	t.Parallel()
 	for _, op := range []string{"ListUsers", "ListRoles", "ListBuckets", "DescribeInstances", "DescribeSecurityGroups", "DescribeKeyPairs", "GetUser", "GetRole", "GetBucketTagging"} {
 		t.Run(op, func(t *testing.T) {
 			f, dir, _ := sweepFixture(t)
@@ -222,6 +227,7 @@ func TestSweepListingFails(t *testing.T) {
 }
 
 func TestSweepMatch(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	expired := stackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
 	expiresNow := stackInfo{CreatedAt: now.Add(-time.Hour), ExpiresAt: now}
@@ -251,6 +257,7 @@ func TestSweepMatch(t *testing.T) {
 }
 
 func TestSweepStateDirUnusable(t *testing.T) {
+	t.Parallel()
 	f, dir, _ := sweepFixture(t)
 	// The state dir cannot hold a lock: each stack fails, nothing is deleted.
 	file := filepath.Join(dir, "file")

@@ -38,6 +38,7 @@ func logsOpts(dir string) (LogsOptions, *bytes.Buffer, *bytes.Buffer) {
 }
 
 func TestLogsConsoleWithoutSSH(t *testing.T) {
+	t.Parallel()
 	f, dir, id := sshStack(t, false)
 	o, out, log := logsOpts(dir)
 	if err := Logs(f.ctx(), o); err != nil {
@@ -72,6 +73,7 @@ func TestLogsConsoleWithoutSSH(t *testing.T) {
 }
 
 func TestLogsFollowConsole(t *testing.T) {
+	t.Parallel()
 	f, dir, _ := sshStack(t, false)
 	o, out, _ := logsOpts(dir)
 	o.Logs.Follow = true
@@ -87,6 +89,7 @@ func TestLogsFollowConsole(t *testing.T) {
 }
 
 func TestLogsFallBackWhenSSHFails(t *testing.T) {
+	t.Parallel()
 	f, dir, id := sshStack(t, true)
 	o, out, log := logsOpts(dir)
 	o.Remote = server.Remote{Addr: "127.0.0.1:1"} // nothing listens there
@@ -102,6 +105,7 @@ func TestLogsFallBackWhenSSHFails(t *testing.T) {
 }
 
 func TestSSHRefusals(t *testing.T) {
+	t.Parallel()
 	t.Run("port closed", func(t *testing.T) {
 		f, dir, _ := sshStack(t, false)
 		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Command: []string{"true"}})
@@ -142,6 +146,7 @@ func TestSSHRefusals(t *testing.T) {
 }
 
 func TestFindTarget(t *testing.T) {
+	t.Parallel()
 	t.Run("refreshes known_hosts", func(t *testing.T) {
 		f, dir, id := sshStack(t, true)
 		sd := local.StackDir(dir, "demo")

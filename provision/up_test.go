@@ -71,6 +71,7 @@ func savedSecrets(t *testing.T, dir, stack string) *local.Secrets {
 }
 
 func TestUpCreatesEveryResource(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
@@ -231,6 +232,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 }
 
 func TestUpTwiceChangesNothing(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	before := savedSecrets(t, dir, "demo")
@@ -249,6 +251,7 @@ func TestUpTwiceChangesNothing(t *testing.T) {
 }
 
 func TestUpDryRun(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, out, _ := upOpts(dir, "demo")
@@ -296,6 +299,7 @@ func TestUpDryRun(t *testing.T) {
 }
 
 func TestUpTTLRetagsLiveStack(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.resetCalls()
@@ -343,6 +347,7 @@ func mutSorted(f *fakeAWS) []string {
 }
 
 func TestUpRefusesForeignLookAlike(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
 	cases := []struct {
@@ -381,6 +386,7 @@ func TestUpRefusesForeignLookAlike(t *testing.T) {
 }
 
 func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	id := f.addStackInstance("demo", ec2types.InstanceStateNameRunning)
 	o, _, _ := upOpts(t.TempDir(), "demo")
@@ -394,6 +400,7 @@ func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
 }
 
 func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	first := f.liveInstances()[0]
@@ -436,6 +443,7 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 }
 
 func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	oldest := f.liveInstances()[0]
@@ -467,6 +475,7 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 }
 
 func TestUpStartsStoppedInstance(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	id := f.liveInstances()[0]
@@ -507,6 +516,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 }
 
 func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		edit func(t *testing.T, o *UpOptions) // setup: fails t on an error
@@ -557,6 +567,7 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 }
 
 func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	for _, typ := range []string{"z9.mega", "mac1.metal"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")
@@ -577,6 +588,7 @@ func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
 }
 
 func TestUpArm64InstanceType(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	o, _, _ := upOpts(t.TempDir(), "demo")
 	o.InstanceType = "t4g.small"
@@ -592,6 +604,7 @@ func TestUpArm64InstanceType(t *testing.T) {
 }
 
 func TestUpNoImage(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.images = nil
 	o, _, _ := upOpts(t.TempDir(), "demo")
@@ -605,6 +618,7 @@ func TestUpNoImage(t *testing.T) {
 }
 
 func TestUpDetectsCallerIP(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	o, _, log := upOpts(t.TempDir(), "demo")
 	o.AllowCIDRs = nil
@@ -619,6 +633,7 @@ func TestUpDetectsCallerIP(t *testing.T) {
 }
 
 func TestUpConvergesIngress(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, _, log := upOpts(dir, "demo")
@@ -669,6 +684,7 @@ func TestUpConvergesIngress(t *testing.T) {
 }
 
 func TestUpResumesAfterFailure(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ op, want string }{
 		{"CreateBucket", "creating S3 bucket"},
 		{"PutPublicAccessBlock", "blocking public access"},
@@ -713,6 +729,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 }
 
 func TestUpRetriesPropagation(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Value (mlstack-demo-server) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"), 2)
 	f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), 1)
@@ -736,6 +753,7 @@ func TestUpRetriesPropagation(t *testing.T) {
 }
 
 func TestUpRunInstancesOtherInvalidParameterIsNotRetried(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Invalid availability zone"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
@@ -748,6 +766,7 @@ func TestUpRunInstancesOtherInvalidParameterIsNotRetried(t *testing.T) {
 }
 
 func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
+	t.Parallel()
 	// Another run created the resources between our look and our create:
 	// EC2 and IAM answer "already exists", and up adopts what is tagged ours.
 	f := newInstalledFake(t)
@@ -774,6 +793,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 }
 
 func TestUpHealthWait(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	// The server's side of ensureLogin: the creator's login fails until
 	// the admin made the user.
@@ -827,6 +847,7 @@ func TestUpHealthWait(t *testing.T) {
 }
 
 func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "starting", http.StatusServiceUnavailable)
@@ -875,6 +896,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 }
 
 func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	sd := local.StackDir(dir, "demo")
@@ -913,6 +935,7 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 }
 
 func TestUpForeignStateDir(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.account = "999999999999"
@@ -928,6 +951,7 @@ func TestUpForeignStateDir(t *testing.T) {
 }
 
 func TestUpNoDefaultVPC(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.vpcs = f.vpcs[:1]
 	o, _, _ := upOpts(t.TempDir(), "demo")
@@ -940,6 +964,7 @@ func TestUpNoDefaultVPC(t *testing.T) {
 }
 
 func TestUpNoPublicAddress(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.mu.Lock()
@@ -953,6 +978,7 @@ func TestUpNoPublicAddress(t *testing.T) {
 }
 
 func TestUpWaitsForPendingInstance(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	id := f.liveInstances()[0]
@@ -975,6 +1001,7 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 }
 
 func TestUpWaitsForTheStackLock(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	unlock, err := local.Lock(f.ctx(), dir, "demo", nil)
@@ -1005,6 +1032,7 @@ func TestUpWaitsForTheStackLock(t *testing.T) {
 }
 
 func TestUpNamesTooLongForTheRegion(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.region = "xx-extraordinarilylongname-9"
 	o, _, _ := upOpts(t.TempDir(), strings.Repeat("a", 24))
@@ -1018,6 +1046,7 @@ func TestUpNamesTooLongForTheRegion(t *testing.T) {
 }
 
 func TestUpRecordsCallsInAWSCalls(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	calls := &CallLog{}
 	o, _, _ := upOpts(t.TempDir(), "demo")
@@ -1032,6 +1061,7 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 }
 
 func TestUpIngressChangedMeanwhile(t *testing.T) {
+	t.Parallel()
 	// The unwanted rule went between up's look and its revoke: EC2 answers
 	// success with the permission unmatched, and up says to run again.
 	f := newInstalledFake(t)
@@ -1060,6 +1090,7 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 // TestUpPutsPinnedLock: before the launch, up puts the install lock in the
 // bucket, and the user-data pins exactly those bytes; a second up finds it.
 func TestUpPutsPinnedLock(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
