@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -34,13 +33,14 @@ func hasAWSVar(vars []string) bool {
 // keys published after the switch; an up without --artifacts keeps the
 // mode and changes nothing.
 func TestUpArtifactsModes(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	up := func(mode string) string {
 		t.Helper()
 		o, _, log := upOpts(dir, "demo")
 		o.Artifacts = mode
-		mustUp(t, o)
+		mustUp(t, f, o)
 		return log.String()
 	}
 	key := func() (string, string) {
@@ -98,11 +98,12 @@ func TestUpArtifactsModes(t *testing.T) {
 // TestArtifactsFlagRefused: a mode up does not know is a usage error
 // before anything is asked or created.
 func TestArtifactsFlagRefused(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	for _, bad := range []string{"Proxied", "s3", "none", " direct"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.Artifacts = bad
-		err := Up(context.Background(), o)
+		err := Up(f.ctx(), o)
 		if !IsUsage(err) || !strings.Contains(err.Error(), "use proxied") {
 			t.Errorf("--artifacts %q: %v", bad, err)
 		}

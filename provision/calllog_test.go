@@ -8,6 +8,7 @@ import (
 )
 
 func TestIsMutating(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		call     string
 		mutating bool
@@ -40,6 +41,7 @@ func TestIsMutating(t *testing.T) {
 }
 
 func TestCallLog(t *testing.T) {
+	t.Parallel()
 	var l CallLog // the zero value is ready to use
 	for _, c := range []string{"EC2.DescribeVpcs", "S3.PutObject", "EC2.DescribeVpcs", "IAM.CreateUser", "S3.PutObject", "S3.PutObject"} {
 		l.add(c)
@@ -69,6 +71,7 @@ func TestCallLog(t *testing.T) {
 // Independent resources are created concurrently, so the log must be safe
 // for concurrent use (run with -race to make this meaningful).
 func TestCallLogConcurrent(t *testing.T) {
+	t.Parallel()
 	var l CallLog
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {

@@ -75,6 +75,7 @@ func checkServers(t *testing.T) (mlURI, s3URI string) {
 // TestCheckReadsStateDir runs Check the way the command does: from the env
 // file and state that up writes.
 func TestCheckReadsStateDir(t *testing.T) {
+	// Not parallel: it sets the process environment (t.Setenv).
 	mlURI, s3URI := checkServers(t)
 	root := t.TempDir()
 	sd := local.StackDir(root, "ck")

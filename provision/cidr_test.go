@@ -10,6 +10,7 @@ import (
 )
 
 func TestDetectPublicIP(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		status  int
@@ -49,6 +50,7 @@ func TestDetectPublicIP(t *testing.T) {
 
 // detectCIDR turns the detected address into the single allowed /32.
 func TestDetectCIDR(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		ip      string

@@ -57,6 +57,7 @@ func isolatedAWSEnv(t *testing.T, endpoint string) {
 }
 
 func TestConnectAWS(t *testing.T) {
+	// Not parallel: isolatedAWSEnv sets the process environment.
 	cases := []struct {
 		arn, partition string
 	}{
@@ -90,6 +91,7 @@ func TestConnectAWS(t *testing.T) {
 }
 
 func TestConnectAWSRefusals(t *testing.T) {
+	// Not parallel: it sets the process environment (t.Setenv).
 	cases := []struct {
 		name  string
 		arn   string
@@ -132,6 +134,7 @@ func TestConnectAWSRefusals(t *testing.T) {
 // resolves: environment, a profile's endpoint_url or services section, and
 // none at all under AWS_IGNORE_CONFIGURED_ENDPOINT_URLS.
 func TestS3Endpoint(t *testing.T) {
+	// Not parallel: it sets the process environment (t.Setenv).
 	cfgFile := filepath.Join(t.TempDir(), "config")
 	must := func(err error) {
 		t.Helper()
@@ -177,6 +180,7 @@ func TestS3Endpoint(t *testing.T) {
 // in the partition's home region mean the region is not enabled, and that
 // is what the user is told (not to log in).
 func TestOptInRegionNotEnabled(t *testing.T) {
+	// Not parallel: isolatedAWSEnv sets the process environment.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/xml")
 		if !strings.Contains(r.Header.Get("Authorization"), "/us-east-1/sts/") {

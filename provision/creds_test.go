@@ -94,13 +94,14 @@ func userKeys(f *fakeAWS, user string) []string {
 }
 
 func TestRotateCreds(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo")
 	ml, uri := startPwServer(t, old.MLflowPassword)
 
 	o, log := rotateOpts(dir, "demo", uri)
-	if err := RotateCreds(context.Background(), o); err != nil {
+	if err := RotateCreds(f.ctx(), o); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, log)
 	}
 	now := savedSecrets(t, dir, "demo")
@@ -147,6 +148,7 @@ func TestRotateCreds(t *testing.T) {
 }
 
 func TestRotateCredsOnAFreshMachine(t *testing.T) {
+	t.Parallel()
 	// Another machine with admin credentials and no local state: the
 	// current MLflow password comes from SSM (the user-data has none).
 	f := newInstalledFake(t)
@@ -156,7 +158,7 @@ func TestRotateCredsOnAFreshMachine(t *testing.T) {
 
 	dir := t.TempDir()
 	o, log := rotateOpts(dir, "demo", uri)
-	if err := RotateCreds(context.Background(), o); err != nil {
+	if err := RotateCreds(f.ctx(), o); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, log)
 	}
 	if f.count("SSM.GetParameters") == 0 || f.count("EC2.DescribeInstanceAttribute") != 0 {
@@ -179,6 +181,7 @@ func TestRotateCredsOnAFreshMachine(t *testing.T) {
 }
 
 func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
+	t.Parallel()
 	// Without an override the tracking URI is the instance's; here nothing
 	// answers there, so the password stays while the key rotates.
 	f := newInstalledFake(t)
@@ -190,7 +193,7 @@ func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
 	f.mu.Unlock()
 	old := savedSecrets(t, dir, "demo")
 	o, _ := rotateOpts(dir, "demo", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(f.ctx(), 10*time.Second)
 	defer cancel()
 	err := RotateCreds(ctx, o)
 	if err == nil || !strings.Contains(err.Error(), "access key rotated; MLflow password not rotated") {
@@ -207,13 +210,14 @@ func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
 }
 
 func TestRotateCredsSkipMLflow(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo")
 	ml, uri := startPwServer(t, old.MLflowPassword)
 	o, log := rotateOpts(dir, "demo", uri)
 	o.SkipMLflow = true
-	if err := RotateCreds(context.Background(), o); err != nil {
+	if err := RotateCreds(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	now := savedSecrets(t, dir, "demo")
@@ -226,6 +230,7 @@ func TestRotateCredsSkipMLflow(t *testing.T) {
 }
 
 func TestRotateCredsRefusals(t *testing.T) {
+	t.Parallel()
 	t.Run("two keys", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
@@ -234,7 +239,7 @@ func TestRotateCredsRefusals(t *testing.T) {
 		f.mu.Unlock()
 		f.resetCalls()
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "already has 2 access keys") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -245,7 +250,7 @@ func TestRotateCredsRefusals(t *testing.T) {
 	t.Run("no user", func(t *testing.T) {
 		f := newInstalledFake(t)
 		o, _ := rotateOpts(t.TempDir(), "demo", "")
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "has no IAM user mlstack-demo: `mlstack up --stack demo --state-dir "+o.StateDir+"` creates it") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -257,35 +262,36 @@ func TestRotateCredsRefusals(t *testing.T) {
 		f := newInstalledFake(t)
 		f.addUser("mlstack-demo", nil)
 		o, _ := rotateOpts(t.TempDir(), "demo", "")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "is not tagged") {
+		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "is not tagged") {
 			t.Fatalf("rotate = %v", err)
 		}
 	})
 	t.Run("bad input", func(t *testing.T) {
 		f := newInstalledFake(t)
 		o, _ := rotateOpts(t.TempDir(), "Demo", "")
-		if err := RotateCreds(context.Background(), o); !IsUsage(err) {
+		if err := RotateCreds(f.ctx(), o); !IsUsage(err) {
 			t.Fatalf("rotate = %v", err)
 		}
 		o, _ = rotateOpts(t.TempDir(), "demo", "")
 		o.Region = "nowhere"
-		if err := RotateCreds(context.Background(), o); !IsUsage(err) {
+		if err := RotateCreds(f.ctx(), o); !IsUsage(err) {
 			t.Fatalf("rotate = %v", err)
 		}
-		if f.connect != 0 {
+		if f.connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})
 }
 
 func TestRotateCredsFailures(t *testing.T) {
+	t.Parallel()
 	t.Run("CreateAccessKey", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		old := savedSecrets(t, dir, "demo")
 		f.failNext("CreateAccessKey", awsErr("LimitExceeded"), 1)
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") {
+		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") {
 			t.Fatalf("rotate = %v", err)
 		}
 		if !reflect.DeepEqual(*savedSecrets(t, dir, "demo"), *old) {
@@ -309,7 +315,7 @@ func TestRotateCredsFailures(t *testing.T) {
 			return false
 		})
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "saving the new access key") || !strings.Contains(err.Error(), "removing it again: <nil>") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -324,7 +330,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		old := savedSecrets(t, dir, "demo")
 		f.failNext("ListObjectsV2", awsErr("NoSuchBucket"), 1)
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "does not work yet") || !strings.Contains(err.Error(), "the old key was kept") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -340,7 +346,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		_, uri := startPwServer(t, savedSecrets(t, dir, "demo").MLflowPassword)
 		f.failNext("ListObjectsV2", awsErr("InvalidAccessKeyId"), 3)
 		o, _ := rotateOpts(dir, "demo", uri)
-		if err := RotateCreds(context.Background(), o); err != nil {
+		if err := RotateCreds(f.ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		if n := f.count("S3.ListObjectsV2"); n != 4 {
@@ -353,7 +359,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		dir := upStack(t, f, "demo")
 		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "deleting old access key") {
+		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "deleting old access key") {
 			t.Fatalf("rotate = %v", err)
 		}
 	})
@@ -364,7 +370,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		old := savedSecrets(t, dir, "demo")
 		ml, uri := startPwServer(t, "someone-changed-it")
 		o, _ := rotateOpts(dir, "demo", uri)
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "access key rotated; MLflow password not rotated") || !strings.Contains(err.Error(), "401") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -385,7 +391,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		ml, uri := startPwServer(t, savedSecrets(t, dir, "demo").MLflowPassword)
 		ml.getFails = true
 		o, _ := rotateOpts(dir, "demo", uri)
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "the new MLflow password was set but does not work") || !strings.Contains(err.Error(), "500") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -400,7 +406,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameTerminated)
 		envBefore := readFile(t, local.StackDir(dir, "demo").EnvFile())
 		o, _ := rotateOpts(dir, "demo", "")
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "no running instance: MLflow password not rotated") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -418,7 +424,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		}
 		o, log := rotateOpts(dir, "demo", "")
 		o.SkipMLflow = true
-		if err := RotateCreds(context.Background(), o); err != nil {
+		if err := RotateCreds(f.ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(log.String(), "`mlstack up --stack demo --state-dir "+dir+" --allow-cidr 198.51.100.7/32` launches one and writes the env file") {
@@ -429,7 +435,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		fresh := t.TempDir()
 		o, log = rotateOpts(fresh, "demo", "")
 		o.SkipMLflow = true
-		if err := RotateCreds(context.Background(), o); err != nil {
+		if err := RotateCreds(f.ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(log.String(), "mlstack up") ||
@@ -443,7 +449,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		upStack(t, f, "demo")
 		f.failNext("GetParameters", awsErr("AccessDeniedException"), 1)
 		o, _ := rotateOpts(t.TempDir(), "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(context.Background(), o); err == nil || !strings.Contains(err.Error(), "reading SSM parameters /mlstack/demo/admin-password") {
+		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "reading SSM parameters /mlstack/demo/admin-password") {
 			t.Fatalf("rotate = %v", err)
 		}
 	})
@@ -454,7 +460,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		ml, uri := startPwServer(t, savedSecrets(t, dir, "demo").MLflowPassword)
 		f.failNext("PutParameter", awsErr("ThrottlingException"), 1)
 		o, _ := rotateOpts(dir, "demo", uri)
-		err := RotateCreds(context.Background(), o)
+		err := RotateCreds(f.ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "works on the server but SSM still holds the old one") {
 			t.Fatalf("rotate = %v", err)
 		}

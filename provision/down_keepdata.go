@@ -33,7 +33,8 @@ func stopForBackup(ctx context.Context, api stopAPI, ids []string, timeout time.
 	if _, err := api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}); err != nil {
 		return fmt.Errorf("stopping instance %s: %w", strings.Join(ids, ", "), err)
 	}
-	w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pollFirst, pollMax })
+	pace := waitsOf(ctx)
+	w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pace.pollFirst, pace.pollMax })
 	if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, timeout); err != nil {
 		return fmt.Errorf("waiting for instance %s to stop: %w", strings.Join(ids, ", "), err)
 	}

@@ -30,12 +30,13 @@ func fkExists(path string) bool {
 }
 
 func TestDownDeletesInDependencyOrder(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.resetCalls()
 	o, out, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
 	want := []string{
@@ -67,13 +68,14 @@ func TestDownDeletesInDependencyOrder(t *testing.T) {
 }
 
 func TestDownDryRun(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.resetCalls()
 	o, out, _ := downOpts(dir, "demo")
 	o.DryRun = true
 	o.hooks.TrackingURI = "http://127.0.0.1:1" // nothing listens: not counted
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -117,12 +119,13 @@ func TestDownDryRun(t *testing.T) {
 	// A dry run of nothing keeps the (empty) local state too.
 	o, out, _ = downOpts(dir, "nothing")
 	o.DryRun = true
-	if err := Down(context.Background(), o); err != nil || out.Len() != 0 {
+	if err := Down(f.ctx(), o); err != nil || out.Len() != 0 {
 		t.Errorf("dry run of an empty stack: %v, %q", err, out)
 	}
 }
 
 func TestDownConfirmation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		confirm func(string) (bool, error)
@@ -145,7 +148,7 @@ func TestDownConfirmation(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 				t.Fatalf("down = %v, want %q", err, c.wantErr)
 			}
@@ -169,13 +172,14 @@ func TestDownConfirmation(t *testing.T) {
 }
 
 func TestDownLeftBehindKeepsLocalState(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f.failNext("DeleteBucket", awsErr("InternalError"), 1)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	var lb *LeftBehindError
 	if !errors.As(err, &lb) {
 		t.Fatalf("down = %v, want a *LeftBehindError", err)
@@ -200,7 +204,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	// Running down again finishes the job.
 	o, _, _ = downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if fkExists(local.StackDir(dir, "demo").Path()) || len(f.owns("demo")) != 0 {
@@ -209,6 +213,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 }
 
 func TestDownLeavesForeignResourcesAlone(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
 
@@ -225,7 +230,7 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		must(t, os.MkdirAll(local.StackDir(dir, "demo").Path(), 0o700))
 		o, _, log := downOpts(dir, "demo")
 		o.Yes = true
-		if err := Down(context.Background(), o); err != nil {
+		if err := Down(f.ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		if m := f.mutating(); len(m) != 0 {
@@ -256,7 +261,7 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		f.resetCalls()
 		o, _, log := downOpts(dir, "demo")
 		o.Yes = true
-		if err := Down(context.Background(), o); err != nil {
+		if err := Down(f.ctx(), o); err != nil {
 			t.Fatalf("down: %v", err)
 		}
 		// The SSM path is the stack's by name, like its derived names.
@@ -277,12 +282,13 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 }
 
 func TestDownRetriesDependencyViolation(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failNext("DeleteSecurityGroup", awsErr("DependencyViolation"), 2)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.count("EC2.DeleteSecurityGroup"); n != 3 {
@@ -294,13 +300,14 @@ func TestDownRetriesDependencyViolation(t *testing.T) {
 }
 
 func TestDownWaitsForShuttingDownInstances(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	// A second, shutting-down instance of the stack: down waits for both.
 	extra := f.addStackInstance("demo", ec2types.InstanceStateNameShuttingDown)
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), extra) || len(f.liveInstances()) != 0 {
@@ -309,6 +316,7 @@ func TestDownWaitsForShuttingDownInstances(t *testing.T) {
 }
 
 func TestDownStepErrors(t *testing.T) {
+	t.Parallel()
 	// Each failing step is reported; the others still run.
 	cases := []struct{ op, want string }{
 		{"DeleteSecurityGroup", "deleting security group"},
@@ -351,7 +359,7 @@ func TestDownStepErrors(t *testing.T) {
 			} else {
 				f.failNext(c.op, awsErr("InternalError"), 1)
 			}
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("down = %v, want %q", err, c.want)
 			}
@@ -361,7 +369,7 @@ func TestDownStepErrors(t *testing.T) {
 			// Down again completes.
 			o, _, _ = downOpts(dir, "demo")
 			o.Yes = true
-			if err := Down(context.Background(), o); err != nil {
+			if err := Down(f.ctx(), o); err != nil {
 				t.Fatalf("second down: %v", err)
 			}
 			if len(f.owns("demo")) != 0 {
@@ -372,21 +380,23 @@ func TestDownStepErrors(t *testing.T) {
 }
 
 func TestDownInventoryFails(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failNext("GetBucketTagging", awsErr("AccessDenied"), 1)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "reading S3 bucket") || len(f.mutating()) != 0 {
 		t.Fatalf("down = %v, mutating %v", err, f.mutating())
 	}
 }
 
 func TestDownCancelledKeepsLocalState(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(f.ctx())
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
 	// Interrupted right after confirming: the steps run (the fake does not
@@ -402,6 +412,7 @@ func TestDownCancelledKeepsLocalState(t *testing.T) {
 }
 
 func TestDownOptionsValidation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		edit func(o *DownOptions)
@@ -422,11 +433,11 @@ func TestDownOptionsValidation(t *testing.T) {
 			f := newInstalledFake(t)
 			o, _, _ := downOpts(t.TempDir(), "demo")
 			c.edit(&o)
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("down = %v, want a usage error with %q", err, c.want)
 			}
-			if f.connect != 0 {
+			if f.connects != 0 {
 				t.Error("bad input reached AWS")
 			}
 		})
@@ -434,12 +445,13 @@ func TestDownOptionsValidation(t *testing.T) {
 }
 
 func TestDownForeignStateDir(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.region = "eu-west-1"
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	if !IsUsage(err) || !strings.Contains(err.Error(), "region eu-west-3") {
 		t.Fatalf("down = %v", err)
 	}
@@ -449,12 +461,13 @@ func TestDownForeignStateDir(t *testing.T) {
 }
 
 func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
+	t.Parallel()
 	// The instance cannot be terminated: its group answers
 	// DependencyViolation until down gives up (here: the context ends).
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failNext("TerminateInstances", awsErr("UnauthorizedOperation"), 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.ctx(), 100*time.Millisecond)
 	defer cancel()
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
@@ -477,12 +490,13 @@ func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
 // answer was an error (a retried call the emulator refuses): down looks,
 // sees the instance going, and finishes.
 func TestDownTerminateAnsweredWithAnError(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.failAfter("TerminateInstances", awsErr("InvalidNetworkInterfaceID.NotFound"), 1)
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatalf("down = %v\n%s", err, log)
 	}
 	if len(f.owns("demo")) != 0 {
@@ -525,6 +539,7 @@ func mlflowCounts(t *testing.T, user, password string) string {
 // server's database and the artifacts in the bucket; what it cannot count
 // it says why, and asks all the same.
 func TestDownSaysWhatIsLost(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -543,7 +558,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 			o, _, log := downOpts(dir, "demo")
 			o.hooks.TrackingURI = c.uri
 			o.Confirm = func(string) (bool, error) { return false, nil }
-			if err := Down(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
+			if err := Down(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
 				t.Fatalf("down = %v", err)
 			}
 			for _, want := range []string{"lost for good:", c.want, "2 artifact files (5.5 kB, every version) in S3 bucket " + n.Bucket} {
@@ -556,7 +571,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 	// Without the password here, the runs are not counted, and why.
 	o, _, log := downOpts(t.TempDir(), "demo")
 	o.Confirm = func(string) (bool, error) { return false, nil }
-	_ = Down(context.Background(), o)
+	_ = Down(f.ctx(), o)
 	if !strings.Contains(log.String(), "(not counted: this machine has no MLflow password for the stack)") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -593,9 +608,10 @@ func deleteKind(ctx context.Context, f *fakeAWS, n names, kind string, log *prog
 // is listed once more at the end: down names it as left behind and keeps
 // the local state, instead of saying the stack is gone while it bills.
 func TestDownLateInstance(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	ctx := context.Background()
+	ctx := f.ctx()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	s := f.session()
 	inv, err := inventory(ctx, s, n, "")

@@ -55,6 +55,7 @@ func candidateImages() []ec2types.Image {
 }
 
 func TestNewestImage(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		images []ec2types.Image
@@ -113,6 +114,7 @@ func (f *fakeImages) DescribeInstanceTypes(context.Context, *ec2.DescribeInstanc
 
 // The request asks AWS for Canonical's images only; the result is re-checked anyway.
 func TestFindImageRequest(t *testing.T) {
+	t.Parallel()
 	f := &fakeImages{images: candidateImages()}
 	got, err := findImage(context.Background(), f, ec2types.ArchitectureValuesArm64, canonicalOwner)
 	if err != nil {
@@ -135,6 +137,7 @@ func TestFindImageRequest(t *testing.T) {
 }
 
 func TestInstanceArch(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		archs   []ec2types.ArchitectureType

@@ -331,12 +331,6 @@ func terminating(ctx context.Context, api instanceAPI, ids []string) bool {
 	return true
 }
 
-// Polling bounds for the instance waits; tests shorten them.
-var (
-	pollFirst = time.Second
-	pollMax   = 10 * time.Second
-)
-
 // describeIDs lists the instances among ids. A filter, not InstanceIds: an
 // id EC2 does not know yet, or no longer, is simply absent, not an error.
 func describeIDs(ctx context.Context, api instanceAPI, ids []string) ([]ec2types.Instance, error) {
@@ -412,10 +406,11 @@ func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Dura
 }
 
 // poll calls check until it is done, fails, or wait has passed; last says
-// what it saw, for the timeout error.
+// what it saw, for the timeout error. Its pace is the context's (waitsOf).
 func poll(ctx context.Context, wait time.Duration, check func() (done bool, last string, err error)) error {
+	w := waitsOf(ctx)
 	deadline := time.Now().Add(wait)
-	delay := pollFirst
+	delay := w.pollFirst
 	for {
 		done, last, err := check()
 		if done || err != nil {
@@ -427,7 +422,7 @@ func poll(ctx context.Context, wait time.Duration, check func() (done bool, last
 		if err := sleep(ctx, delay); err != nil {
 			return err
 		}
-		delay = min(delay*2, pollMax)
+		delay = min(delay*2, w.pollMax)
 	}
 }
 

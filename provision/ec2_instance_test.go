@@ -18,6 +18,7 @@ import (
 )
 
 func TestClientToken(t *testing.T) {
+	t.Parallel()
 	a := clientToken("demo", "sg-0123456789abcdef0", "")
 	tests := []struct {
 		name      string
@@ -53,6 +54,7 @@ func profileErr() error {
 }
 
 func TestIsProfilePropagation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		err  error
@@ -159,6 +161,7 @@ func TestLaunchInstanceRetriesProfilePropagation(t *testing.T) {
 }
 
 func TestLaunchInstanceNoRetry(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		err      error
@@ -190,6 +193,7 @@ func TestLaunchInstanceNoRetry(t *testing.T) {
 }
 
 func TestLaunchInstanceCancelled(t *testing.T) {
+	t.Parallel()
 	f := &fakeInstances{runErrs: []error{profileErr(), profileErr()}}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -206,6 +210,7 @@ func tagsOf(spec ec2types.TagSpecification) map[string]string { return ec2TagMap
 
 // The launch request carries the security properties the design promises.
 func TestLaunchInstanceRequest(t *testing.T) {
+	t.Parallel()
 	in := testLaunchInput(time.Minute)
 	f := &fakeInstances{}
 	if _, err := launchInstance(context.Background(), f, in); err != nil {
@@ -288,6 +293,7 @@ func TestLaunchInstanceRequest(t *testing.T) {
 
 // Without RootDeviceName the Ubuntu default /dev/sda1 is used.
 func TestLaunchInstanceDefaultRootDevice(t *testing.T) {
+	t.Parallel()
 	in := testLaunchInput(time.Minute)
 	in.image.RootDeviceName = nil
 	f := &fakeInstances{}
@@ -300,6 +306,7 @@ func TestLaunchInstanceDefaultRootDevice(t *testing.T) {
 }
 
 func TestTrackingHost(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		inst ec2types.Instance
@@ -324,6 +331,7 @@ func TestTrackingHost(t *testing.T) {
 // terminated instance or IdempotentParameterMismatch; launchInstance reports
 // errStaleToken so the caller launches again under a new nonce.
 func TestLaunchStaleClientToken(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		api   *fakeInstances

@@ -14,6 +14,7 @@ import (
 )
 
 func TestEnsureKeyPair(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -64,6 +65,7 @@ func TestEnsureKeyPair(t *testing.T) {
 }
 
 func TestFindKeyPairCases(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	cases := []struct {
@@ -102,6 +104,7 @@ func (emptyKeyPairs) DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInpu
 }
 
 func TestDeleteKeyPair(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -146,6 +149,7 @@ func TestDeleteKeyPair(t *testing.T) {
 }
 
 func TestKeyPairInventoryAndList(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()

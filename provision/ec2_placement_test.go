@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -23,6 +22,7 @@ func launched(t *testing.T, f *fakeAWS) (typ, subnet, credits string, public boo
 }
 
 func TestPlacement(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		setup    func(f *fakeAWS)
@@ -48,7 +48,7 @@ func TestPlacement(t *testing.T) {
 			}
 			o, _, log := upOpts(t.TempDir(), "demo")
 			o.InstanceType = c.typ
-			mustUp(t, o)
+			mustUp(t, f, o)
 			typ, subnet, credits, public := launched(t, f)
 			if typ != c.wantType || subnet != c.subnet || credits != c.credits || !public {
 				t.Errorf("launched %s in %s with credits %q, public address %v; want %s in %s with %q", typ, subnet, credits, public, c.wantType, c.subnet, c.credits)
@@ -66,6 +66,7 @@ func TestPlacement(t *testing.T) {
 // TestPlacementRefusals: what cannot run is said before anything is
 // created, where it can be known before; an explicit type never falls back.
 func TestPlacementRefusals(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		setup     func(f *fakeAWS)
@@ -92,7 +93,7 @@ func TestPlacementRefusals(t *testing.T) {
 			}
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			o.InstanceType = c.typ
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || IsUsage(err) != c.usage {
 				t.Fatalf("up = %v; want %q (usage error: %v)", err, c.want, c.usage)
 			}
@@ -109,12 +110,13 @@ func TestPlacementRefusals(t *testing.T) {
 // TestUpIgnoresShuttingDown: an instance on its way out is gone for up,
 // which launches a new one; down still waits for it.
 func TestUpIgnoresShuttingDown(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := f.liveInstances()[0]
 	f.setInstanceState(old, ec2types.InstanceStateNameShuttingDown)
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	live := f.liveInstances()
 	if len(live) != 2 || f.count("EC2.RunInstances") == 0 {
 		t.Fatalf("live %v after up: want the shutting-down one and a new one", live)

@@ -36,6 +36,7 @@ func sortRules(rs []rule) []rule {
 }
 
 func TestIngressRules(t *testing.T) {
+	t.Parallel()
 	const a, b = "198.51.100.7/32", "203.0.113.0/24"
 	tests := []struct {
 		name  string
@@ -86,6 +87,7 @@ func TestIngressRules(t *testing.T) {
 }
 
 func TestWantRules(t *testing.T) {
+	t.Parallel()
 	got := wantRules([]string{"198.51.100.7/32", "203.0.113.0/24"}, true)
 	want := []rule{{5000, "198.51.100.7/32"}, {5000, "203.0.113.0/24"}, {22, "198.51.100.7/32"}, {22, "203.0.113.0/24"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -100,6 +102,7 @@ func TestWantRules(t *testing.T) {
 }
 
 func TestRuleDiff(t *testing.T) {
+	t.Parallel()
 	const a, b, c = "198.51.100.7/32", "203.0.113.0/24", "192.0.2.1/32"
 	tests := []struct {
 		name      string
@@ -198,6 +201,7 @@ func flatRules(calls [][]ec2types.IpPermission) []rule {
 }
 
 func TestEnsureSecurityGroup(t *testing.T) {
+	t.Parallel()
 	const a, b, c = "198.51.100.7/32", "203.0.113.0/24", "192.0.2.1/32"
 	n := namesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
@@ -287,6 +291,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 
 // An authorize racing another `up` may find the rule already there: not an error.
 func TestEnsureSecurityGroupToleratesDuplicate(t *testing.T) {
+	t.Parallel()
 	f := &dupSG{}
 	st := &sgFound{vpcID: "vpc-1", id: "sg-1"}
 	n := namesFor("demo", "123456789012", "eu-west-3")
@@ -302,6 +307,7 @@ func (f *dupSG) AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSec
 }
 
 func TestFindSecurityGroupRefusesUntagged(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name     string
@@ -362,6 +368,7 @@ func TestDeleteSecurityGroupsRetriesDependencyViolation(t *testing.T) {
 }
 
 func TestDeleteSecurityGroupsErrors(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name      string
@@ -398,6 +405,7 @@ func TestDeleteSecurityGroupsErrors(t *testing.T) {
 
 // A cancelled context stops the retry loop during its sleep.
 func TestDeleteSecurityGroupsCancelled(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", "123456789012", "eu-west-3")
 	f := &fakeSG{
 		groups:    []ec2types.SecurityGroup{{GroupId: aws.String("sg-1")}},
@@ -418,6 +426,7 @@ func TestDeleteSecurityGroupsCancelled(t *testing.T) {
 // TestOpeningLines: the progress says in words who may reach what, one
 // line per port, in the order the rules come.
 func TestOpeningLines(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		rules []rule
 		want  []string

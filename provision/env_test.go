@@ -24,14 +24,21 @@ func envStack(t *testing.T, s3Endpoint string) string {
 	return dir
 }
 
+// runEnv is env with its state in dir; AWS is not at hand.
 func runEnv(t *testing.T, dir, format string) (string, error) {
 	t.Helper()
+	return runEnvIn(context.Background(), dir, format)
+}
+
+// runEnvIn is runEnv under ctx (f.ctx(): over a fake AWS).
+func runEnvIn(ctx context.Context, dir, format string) (string, error) {
 	var out bytes.Buffer
-	err := Env(context.Background(), EnvOptions{Stack: Stack{Name: "demo", StateDir: dir}, Streams: Streams{Out: &out}, Format: format})
+	err := Env(ctx, EnvOptions{Stack: Stack{Name: "demo", StateDir: dir}, Streams: Streams{Out: &out}, Format: format})
 	return out.String(), err
 }
 
 func TestEnvFormats(t *testing.T) {
+	t.Parallel()
 	dir := envStack(t, "")
 	out, err := runEnv(t, dir, "")
 	if err != nil {
@@ -76,6 +83,7 @@ func TestEnvFormats(t *testing.T) {
 // and leaves the caller's own AWS session alone; a direct one sets the
 // key and clears a session token that would spoil it.
 func TestEnvArtifactsModes(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		mode       string
 		want, lack []string
@@ -111,6 +119,7 @@ func TestEnvArtifactsModes(t *testing.T) {
 }
 
 func TestEnvWithS3Endpoint(t *testing.T) {
+	t.Parallel()
 	out, err := runEnv(t, envStack(t, "http://127.0.0.1:9000"), "dotenv")
 	if err != nil || !strings.Contains(out, "MLFLOW_S3_ENDPOINT_URL=") || !strings.Contains(out, "127.0.0.1:9000") {
 		t.Errorf("%v\n%s", err, out)
@@ -118,6 +127,7 @@ func TestEnvWithS3Endpoint(t *testing.T) {
 }
 
 func TestEnvGitHub(t *testing.T) {
+	// Not parallel: it sets the process environment (t.Setenv).
 	dir := envStack(t, "")
 	// Without $GITHUB_ENV: mask lines, then the variables on stdout.
 	t.Setenv("GITHUB_ENV", "")
@@ -155,23 +165,24 @@ func TestEnvGitHub(t *testing.T) {
 }
 
 func TestEnvErrors(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	// Nothing here, nothing in AWS: up creates it; creds rotate would not help.
 	empty := t.TempDir()
-	_, err := runEnv(t, empty, "")
+	_, err := runEnvIn(f.ctx(), empty, "")
 	if err == nil || !strings.Contains(err.Error(), "stack demo does not exist in account "+fakeAccount+", "+fakeRegion) ||
 		!strings.Contains(err.Error(), "`mlstack up --stack demo --state-dir "+empty+"` creates it") || strings.Contains(err.Error(), "creds rotate") {
 		t.Errorf("missing env, no stack: %v", err)
 	}
 	// Nothing here, the stack in AWS: its secrets are elsewhere.
 	upStack(t, f, "demo")
-	if _, err = runEnv(t, empty, ""); err == nil || !strings.Contains(err.Error(), "no local state for stack demo") ||
+	if _, err = runEnvIn(f.ctx(), empty, ""); err == nil || !strings.Contains(err.Error(), "no local state for stack demo") ||
 		!strings.Contains(err.Error(), "`mlstack creds rotate --stack demo --state-dir "+empty+"` issues a new key") {
 		t.Errorf("missing env, the stack elsewhere: %v", err)
 	}
 	// AWS cannot be asked: both are said.
 	f.failNext("GetUser", awsErr("AccessDenied"), 1)
-	if _, err = runEnv(t, empty, ""); err == nil || !strings.Contains(err.Error(), "AWS could not tell whether the stack exists") ||
+	if _, err = runEnvIn(f.ctx(), empty, ""); err == nil || !strings.Contains(err.Error(), "AWS could not tell whether the stack exists") ||
 		!strings.Contains(err.Error(), "mlstack status --stack demo") {
 		t.Errorf("missing env, AWS not asked: %v", err)
 	}
@@ -182,31 +193,32 @@ func TestEnvErrors(t *testing.T) {
 	dir := t.TempDir()
 	sd := local.StackDir(dir, "demo")
 	must(t, sd.Save(&local.Secrets{Stack: "demo", Account: fakeAccount, Region: "us-east-1", AllowCIDRs: []string{"198.51.100.7/32"}, SSH: true}))
-	if _, err = runEnv(t, dir, ""); err == nil ||
+	if _, err = runEnvIn(f.ctx(), dir, ""); err == nil ||
 		!strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1 --state-dir "+dir+" --allow-cidr 198.51.100.7/32 --ssh` writes it") {
 		t.Errorf("state, no env file: %v", err)
 	}
 	// A damaged one.
 	must(t, os.WriteFile(sd.EnvFile(), []byte("export X='unterminated\n"), 0o600))
-	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1") {
+	if _, err := runEnvIn(f.ctx(), dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1") {
 		t.Errorf("damaged env: %v", err)
 	}
 	// Not a file.
 	must(t, os.Remove(sd.EnvFile()))
 	must(t, os.MkdirAll(sd.EnvFile(), 0o700))
-	if _, err := runEnv(t, dir, ""); err == nil || !strings.Contains(err.Error(), "reading env file") {
+	if _, err := runEnvIn(f.ctx(), dir, ""); err == nil || !strings.Contains(err.Error(), "reading env file") {
 		t.Errorf("env is a folder: %v", err)
 	}
 	// Bad stack.
-	if _, err := runEnv(t, dir+"/x", ""); err == nil {
+	if _, err := runEnvIn(f.ctx(), dir+"/x", ""); err == nil {
 		t.Error("env of nothing succeeded")
 	}
-	if err := Env(context.Background(), EnvOptions{Stack: Stack{Name: "", StateDir: dir}}); !IsUsage(err) {
+	if err := Env(f.ctx(), EnvOptions{Stack: Stack{Name: "", StateDir: dir}}); !IsUsage(err) {
 		t.Errorf("no stack: %v", err)
 	}
 }
 
 func TestUpWithS3EndpointOverride(t *testing.T) {
+	t.Parallel()
 	// Against an emulator clients need the endpoint too, and so does the server.
 	f := newInstalledFake(t)
 	f.s3Endpoint = "http://127.0.0.1:4566"

@@ -10,6 +10,7 @@ import (
 )
 
 func TestErrorCodeAndHasCode(t *testing.T) {
+	t.Parallel()
 	api := &smithy.GenericAPIError{Code: "NoSuchEntity", Message: "The user with name x cannot be found."}
 	tests := []struct {
 		name     string
@@ -46,6 +47,7 @@ func TestErrorCodeAndHasCode(t *testing.T) {
 }
 
 func TestNotOwnedError(t *testing.T) {
+	t.Parallel()
 	err := error(&notOwnedError{Kind: "S3 bucket", Name: "mlstack-demo-123456789012-eu-west-3", Stack: "demo"})
 	msg := err.Error()
 	for _, want := range []string{"S3 bucket", `"mlstack-demo-123456789012-eu-west-3"`, "mlstack:stack=demo", "--stack"} {

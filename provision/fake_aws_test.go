@@ -128,15 +128,15 @@ type fakeBucket struct {
 // fakeAWS is one AWS account in one region (EC2 is regional: other regions
 // are fakes of their own, see inRegion).
 type fakeAWS struct {
-	mu      sync.Mutex
-	account string
-	region  string
-	log     *CallLog
-	mirror  *CallLog // the AWS.Calls of the running command, if any
-	fails   map[string][]*fakeFail
-	seq     int
-	base    time.Time
-	connect int // connect calls
+	mu       sync.Mutex
+	account  string
+	region   string
+	log      *CallLog
+	mirror   *CallLog // the AWS.Calls of the running command, if any
+	fails    map[string][]*fakeFail
+	seq      int
+	base     time.Time
+	connects int // connect calls
 	// s3Endpoint is the S3 endpoint override the session reports (an emulator's).
 	s3Endpoint string
 	// SSM parameters by full name.
@@ -264,32 +264,6 @@ func (f *fakeAWS) session() *session {
 		rdsIn:     func(region string) rdsAPI { return fakeRDSAPI{f.inRegion(region)} },
 		s3As:      func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
 	}
-}
-
-// install makes connect return a session over the fake for the rest of the
-// test, and shortens the retry back-off so that retried errors cost
-// milliseconds.
-func (f *fakeAWS) install(t *testing.T) {
-	t.Helper()
-	oldConnect, oldFirst, oldMax, oldPoll, oldPollMax := connect, retryFirstDelay, retryMaxDelay, pollFirst, pollMax
-	connect = func(_ context.Context, a AWS) (*session, error) {
-		f.mu.Lock()
-		f.connect++
-		f.mirror = a.Calls
-		f.mu.Unlock()
-		return f.session(), nil
-	}
-	retryFirstDelay, retryMaxDelay, pollFirst, pollMax = time.Millisecond, 2*time.Millisecond, time.Millisecond, 2*time.Millisecond
-	t.Cleanup(func() {
-		connect, retryFirstDelay, retryMaxDelay, pollFirst, pollMax = oldConnect, oldFirst, oldMax, oldPoll, oldPollMax
-	})
-}
-
-// newInstalledFake is newFakeAWS, installed for the test.
-func newInstalledFake(t *testing.T) *fakeAWS {
-	f := newFakeAWS()
-	f.install(t)
-	return f
 }
 
 // failNext makes the next n calls of op (an operation name such as

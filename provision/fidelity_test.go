@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -13,13 +12,14 @@ import (
 // TestDeleteUserWithAdminAdditions: managed policies, groups and a console
 // login an admin added to the stack's user go with it.
 func TestDeleteUserWithAdminAdditions(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.mu.Lock()
 	u := f.users["mlstack-demo"]
 	u.attached, u.groups, u.login = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}, []string{"data-team"}, true
 	f.mu.Unlock()
-	if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+	if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.owns("demo"); len(got) != 0 {
@@ -35,13 +35,14 @@ func TestDeleteUserWithAdminAdditions(t *testing.T) {
 // TestConsoleOutputLatest: the latest output where EC2 keeps it, else the
 // published buffer.
 func TestConsoleOutputLatest(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	id := f.liveInstances()[0]
 	f.mu.Lock()
 	f.console[id] = "boot\r\n"
 	f.mu.Unlock()
-	text, err := consoleOutput(context.Background(), f, id)
+	text, err := consoleOutput(f.ctx(), f, id)
 	if err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 2 {
 		t.Fatalf("t2 (Xen): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
 	}
@@ -49,7 +50,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 	f.instance(id).inst.InstanceType = ec2types.InstanceTypeT3Micro
 	f.mu.Unlock()
 	f.resetCalls()
-	if text, err := consoleOutput(context.Background(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
+	if text, err := consoleOutput(f.ctx(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
 		t.Fatalf("t3 (Nitro): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
 	}
 }
@@ -57,6 +58,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 // TestClientEnv: the environment check signs with is the caller's with the
 // env file applied: a caller's session token is gone when the file clears it.
 func TestClientEnv(t *testing.T) {
+	t.Parallel()
 	caller := []string{"AWS_SESSION_TOKEN=stale", "AWS_ACCESS_KEY_ID=ASIACALLER", "HOME=/root", "MLFLOW_TRACKING_TOKEN=t"}
 	sec := local.Secrets{MLflowUser: "admin", MLflowPassword: "pw", AccessKeyID: "AKIASTACK", SecretAccessKey: "s",
 		EnvUser: "alice", Users: map[string]string{"alice": "alice-pw"}}

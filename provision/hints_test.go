@@ -11,6 +11,7 @@ import (
 )
 
 func TestHints(t *testing.T) {
+	t.Parallel()
 	h := hints{stack: "demo", stateDir: "/tmp/my state", region: "eu-west-3", profile: "admin"}
 	for _, c := range []struct{ got, want string }{
 		{h.cmd("down", "--yes"), "mlstack down --stack demo --region eu-west-3 --profile admin --state-dir '/tmp/my state' --yes"},
@@ -30,6 +31,7 @@ func TestHints(t *testing.T) {
 }
 
 func TestCheckMLflowRelease(t *testing.T) {
+	// Not parallel: it sets the process environment (t.Setenv).
 	asked := 0
 	pypi := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked++
@@ -80,6 +82,7 @@ func TestCheckMLflowRelease(t *testing.T) {
 }
 
 func TestCostPerMonth(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		inst *instanceInfo
 		want float64
@@ -100,6 +103,7 @@ func TestCostPerMonth(t *testing.T) {
 }
 
 func TestNonPublicCIDRs(t *testing.T) {
+	t.Parallel()
 	got := nonPublicCIDRs([]string{"10.0.0.1/32", "198.51.100.7/32", "192.168.0.0/16", "0.0.0.0/0", "100.64.1.0/24"})
 	if strings.Join(got, " ") != "10.0.0.1/32 192.168.0.0/16 100.64.1.0/24" {
 		t.Errorf("non-public: %v", got)

@@ -24,6 +24,7 @@ var exportedOptions = []any{
 // poll, the admin login or the IP lookup somewhere else; those are test
 // hooks, reachable only through internal/testhooks.
 func TestOptionsHaveNoTestHooks(t *testing.T) {
+	t.Parallel()
 	hooksType := reflect.TypeFor[testhooks.Hooks]()
 	forbidden := []string{"HealthURL", "TrackingURI", "DetectIP"}
 	var walk func(path string, typ reflect.Type)
@@ -47,6 +48,7 @@ func TestOptionsHaveNoTestHooks(t *testing.T) {
 
 // TestExportedOptionsListed: a new options struct is checked above too.
 func TestExportedOptionsListed(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +78,7 @@ func TestExportedOptionsListed(t *testing.T) {
 // TestHooksOf: the context's hooks (cmd's tests) win over the options'
 // (provision's tests); without either there are none.
 func TestHooksOf(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	set := testhooks.Hooks{HealthURL: "http://options/health"}
 	if got := hooksOf(ctx, set); got.HealthURL != set.HealthURL {

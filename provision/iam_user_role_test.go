@@ -37,8 +37,9 @@ func userInput(n names, known string, saver *keySaver) ensureUserInput {
 }
 
 func TestEnsureUserNew(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
 	f := newInstalledFake(t)
+	ctx := f.ctx()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	saver := &keySaver{}
 	in := userInput(n, "", saver)
@@ -72,19 +73,20 @@ func TestEnsureUserNew(t *testing.T) {
 // it happened, not as a nil user inside the code under test.
 func mustFindUser(t *testing.T, f *fakeAWS, n names, policy string) *userFound {
 	t.Helper()
-	u, err := findUser(context.Background(), f, n, policy)
+	u, err := findUser(f.ctx(), f, n, policy)
 	must(t, err)
 	return u
 }
 
 func TestEnsureUserKeys(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
 
 	t.Run("known key and strays", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		fu := f.addUser(n.User, tags, time.Now(), time.Now())
 		fu.policies[n.Policy] = policy
 		known, stray := fu.keys[0].id, fu.keys[1].id
@@ -122,6 +124,7 @@ func TestEnsureUserKeys(t *testing.T) {
 	t.Run("keys without a known secret", func(t *testing.T) {
 		for _, known := range []string{"", "AKIAGONE"} {
 			f := newInstalledFake(t)
+			ctx := f.ctx()
 			fu := f.addUser(n.User, tags, time.Now())
 			fu.policies[n.Policy] = policy
 			in := userInput(n, known, &keySaver{})
@@ -138,6 +141,7 @@ func TestEnsureUserKeys(t *testing.T) {
 
 	t.Run("no key yet", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.addUser(n.User, tags).policies[n.Policy] = `{"Version":"2012-10-17","Statement":[]}`
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
@@ -155,6 +159,7 @@ func TestEnsureUserKeys(t *testing.T) {
 
 	t.Run("save fails", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.addUser(n.User, tags).policies[n.Policy] = policy
 		in := userInput(n, "", &keySaver{err: errors.New("disk full")})
 		u := mustFindUser(t, f, n, policy)
@@ -169,7 +174,7 @@ func TestEnsureUserKeys(t *testing.T) {
 }
 
 func TestDeleteRetryStrays(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
@@ -187,6 +192,7 @@ func TestDeleteRetryStrays(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
+			ctx := f.ctx()
 			// Our look found no key; meanwhile a lost CreateAccessKey made one.
 			fu := f.addUser(n.User, tags, time.Now().UTC().Add(-c.age))
 			fu.policies[n.Policy] = policy
@@ -212,6 +218,7 @@ func TestDeleteRetryStrays(t *testing.T) {
 
 	t.Run("listing fails", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.addUser(n.User, tags).policies[n.Policy] = policy
 		f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
 		in := userInput(n, "", &keySaver{})
@@ -221,6 +228,7 @@ func TestDeleteRetryStrays(t *testing.T) {
 	})
 	t.Run("stray cannot be deleted", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.addUser(n.User, tags, time.Now()).policies[n.Policy] = policy
 		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
 		in := userInput(n, "", &keySaver{})
@@ -242,11 +250,12 @@ func (u undatedKeys) CreateAccessKey(ctx context.Context, in *iam.CreateAccessKe
 }
 
 func TestEnsureUserPropagationAndRaces(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 
 	t.Run("NoSuchEntity retried", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), 2)
 		f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 3)
 		saver := &keySaver{}
@@ -261,6 +270,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 
 	t.Run("NoSuchEntity until the deadline", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), -1)
 		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
@@ -273,6 +283,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 
 	t.Run("other errors are not retried", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failNext("CreateAccessKey", awsErr("LimitExceeded"), 1)
 		in := userInput(n, "", &keySaver{})
 		err := ensureUser(ctx, f, &userFound{}, in)
@@ -283,6 +294,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 
 	t.Run("made meanwhile by another run", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failAfter("CreateUser", awsErr("EntityAlreadyExists"), 1)
 		in := userInput(n, "", &keySaver{})
 		if err := ensureUser(ctx, f, &userFound{}, in); err != nil {
@@ -292,6 +304,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 
 	t.Run("made meanwhile by someone else", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.addUser(n.User, nil)
 		in := userInput(n, "", &keySaver{})
 		err := ensureUser(ctx, f, &userFound{}, in)
@@ -306,6 +319,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 
 	t.Run("CreateUser fails", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failNext("CreateUser", awsErr("LimitExceeded"), 1)
 		in := userInput(n, "", &keySaver{})
 		if err := ensureUser(ctx, f, &userFound{}, in); err == nil || !strings.Contains(err.Error(), "creating IAM user") {
@@ -315,6 +329,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 }
 
 func TestFindUserErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	for _, c := range []struct{ op, want string }{
@@ -332,6 +347,7 @@ func TestFindUserErrors(t *testing.T) {
 }
 
 func TestDeleteUser(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -404,6 +420,7 @@ func TestDeleteUser(t *testing.T) {
 }
 
 func TestUserInventoryListAndRetag(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
@@ -440,7 +457,7 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 // ---- role and instance profile ----
 
 func TestEnsureRole(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
@@ -477,6 +494,7 @@ func TestEnsureRole(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
+			ctx := f.ctx()
 			c.seed(f)
 			r, err := findRole(ctx, f, n, policy)
 			if err != nil {
@@ -505,7 +523,7 @@ func TestEnsureRole(t *testing.T) {
 }
 
 func TestEnsureRoleRacesAndErrors(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	policy := bucketPolicy("aws", n.Bucket)
@@ -513,6 +531,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 
 	t.Run("adopts what another run made", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failAfter("CreateRole", awsErr("EntityAlreadyExists"), 1)
 		f.failAfter("CreateInstanceProfile", awsErr("EntityAlreadyExists"), 1)
 		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
@@ -528,6 +547,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 			func(f *fakeAWS) { f.addProfile(n.Profile, stackTagsFor("other", time.Now())) },
 		} {
 			f := newInstalledFake(t)
+			ctx := f.ctx()
 			seed(f)
 			err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log)
 			var no *notOwnedError
@@ -539,6 +559,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	t.Run("our role already in the profile", func(t *testing.T) {
 		// An earlier attempt landed, its answer was lost, the retry is refused.
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failAfter("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
 		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
 			t.Errorf("LimitExceeded: %v", err)
@@ -546,6 +567,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	})
 	t.Run("another role got into the profile", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.addProfile(n.Profile, tags, "intruder")
 		f.failNext("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
 		err := ensureRole(ctx, f, &roleFound{roleExists: true, policyOK: true, profileExists: true}, n, policy, tags, log)
@@ -556,6 +578,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	})
 	t.Run("propagation retried", func(t *testing.T) {
 		f := newInstalledFake(t)
+		ctx := f.ctx()
 		f.failNext("PutRolePolicy", awsErr("NoSuchEntity"), 2)
 		f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 2)
 		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
@@ -573,6 +596,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	} {
 		t.Run(c.op+" fails", func(t *testing.T) {
 			f := newInstalledFake(t)
+			ctx := f.ctx()
 			f.failNext(c.op, awsErr("ServiceFailure"), 1)
 			if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("ensureRole = %v", err)
@@ -586,6 +610,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	} {
 		t.Run(c.op+" fails", func(t *testing.T) {
 			f := newFakeAWS()
+			ctx := f.ctx()
 			f.addRole(n.Role, tags)
 			f.failNext(c.op, awsErr("ServiceFailure"), 1)
 			if _, err := findRole(ctx, f, n, policy); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -596,6 +621,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 }
 
 func TestDeleteRole(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -724,6 +750,7 @@ func TestDeleteRole(t *testing.T) {
 }
 
 func TestRoleInventoryListAndRetag(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -778,11 +805,12 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 // limit of two keys: the two nobody can use go, and the key up saves is the
 // only one.
 func TestAccessKeyAnswersLostTwice(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failAfter("CreateAccessKey", awsErr("NoSuchEntity"), 2)
 	dir := t.TempDir()
 	o, _, log := upOpts(dir, "demo")
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
 	keys := f.users["mlstack-demo"].keys

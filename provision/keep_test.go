@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 // and says that the new server restores the newest backup; plain down then
 // deletes the bucket too. It refuses to sweep.
 func TestDownKeepData(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -29,7 +29,7 @@ func TestDownKeepData(t *testing.T) {
 		o.Stack, o.AWS = Stack{Name: "demo", StateDir: dir}, AWS{Region: fakeRegion}
 		var out, log strings.Builder
 		o.Streams = Streams{Out: &out, Log: &log}
-		if err := Down(context.Background(), o); err != nil {
+		if err := Down(f.ctx(), o); err != nil {
 			t.Fatalf("down: %v\n%s", err, log.String())
 		}
 		return out.String() + log.String()
@@ -60,7 +60,7 @@ func TestDownKeepData(t *testing.T) {
 	}
 
 	o, _, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "the kept bucket holds 1 backup of the tracking data (the newest from 2026-11-27T10:10:10Z") {
 		t.Errorf("up of a kept stack does not say it restores:\n%s", log.String())
 	}
@@ -68,7 +68,7 @@ func TestDownKeepData(t *testing.T) {
 	if got := f.owns("demo"); len(got) != 0 {
 		t.Errorf("plain down left %v", got)
 	}
-	err := Down(context.Background(), DownOptions{Stack: Stack{StateDir: dir}, AWS: AWS{Region: fakeRegion}, All: true, KeepData: true, Yes: true})
+	err := Down(f.ctx(), DownOptions{Stack: Stack{StateDir: dir}, AWS: AWS{Region: fakeRegion}, All: true, KeepData: true, Yes: true})
 	if !IsUsage(err) {
 		t.Errorf("down --all --keep-data: %v", err)
 	}

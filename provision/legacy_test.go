@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -31,6 +30,7 @@ func legacyUserData(t *testing.T) string {
 // keeps its plain-HTTP server working, writes the http URI without a
 // certificate, and says what changed and which commands move it over.
 func TestUpKeepsLegacyStackWorking(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		userData func(t *testing.T) string
@@ -49,7 +49,7 @@ func TestUpKeepsLegacyStackWorking(t *testing.T) {
 				f.mu.Unlock()
 			}
 			o, out, log := upOpts(dir, "demo")
-			mustUp(t, o)
+			mustUp(t, f, o)
 			uri := strings.TrimSpace(out.String())
 			env, err := os.ReadFile(local.StackDir(dir, "demo").EnvFile())
 			must(t, err)
@@ -78,6 +78,7 @@ func TestUpKeepsLegacyStackWorking(t *testing.T) {
 // TestStatusOfEarlierStack: status shows an earlier stack's plain-HTTP
 // address and asks its health there, not over https.
 func TestStatusOfEarlierStack(t *testing.T) {
+	t.Parallel()
 	for _, legacy := range []bool{true, false} {
 		f := newInstalledFake(t)
 		upStack(t, f, "demo")
@@ -88,7 +89,7 @@ func TestStatusOfEarlierStack(t *testing.T) {
 			f.mu.Unlock()
 		}
 		o, out := statusOpts("demo", "json")
-		must(t, Status(context.Background(), o))
+		must(t, Status(f.ctx(), o))
 		var rep stackJSON
 		must(t, json.Unmarshal(out.Bytes(), &rep))
 		want := "https://"

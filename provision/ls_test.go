@@ -2,7 +2,6 @@ package provision
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -24,9 +23,9 @@ func lsFixture(t *testing.T) *fakeAWS {
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "alpha")
 	o.TTL = "3h"
-	mustUp(t, o)
+	mustUp(t, f, o)
 	o, _, _ = upOpts(dir, "beta")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	f.retagAll("beta", tagCreatedAt, "2026-01-02T03:04:05Z")
 	f.setInstanceState(f.liveInstances()[1], ec2types.InstanceStateNameStopped)
 
@@ -50,9 +49,10 @@ func lsFixture(t *testing.T) *fakeAWS {
 }
 
 func TestLsTable(t *testing.T) {
+	t.Parallel()
 	f := lsFixture(t)
 	o, out := lsOpts("", false)
-	if err := Ls(context.Background(), o); err != nil {
+	if err := Ls(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
@@ -76,9 +76,10 @@ func TestLsTable(t *testing.T) {
 }
 
 func TestLsJSONAllRegions(t *testing.T) {
+	t.Parallel()
 	f := lsFixture(t)
 	o, out := lsOpts("json", true)
-	if err := Ls(context.Background(), o); err != nil {
+	if err := Ls(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	var stacks []stackJSON
@@ -118,11 +119,12 @@ func TestLsJSONAllRegions(t *testing.T) {
 
 // TestLsEmpty: no stacks is said on stderr; stdout stays empty (or []).
 func TestLsEmpty(t *testing.T) {
-	newInstalledFake(t)
+	t.Parallel()
+	f := newInstalledFake(t)
 	var log bytes.Buffer
 	o, out := lsOpts("table", false)
 	o.Log = &log
-	if err := Ls(context.Background(), o); err != nil {
+	if err := Ls(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "" || log.String() != "  no stacks in eu-west-3\n" {
@@ -131,19 +133,20 @@ func TestLsEmpty(t *testing.T) {
 	log.Reset()
 	o, out = lsOpts("table", true)
 	o.Log = &log
-	if err := Ls(context.Background(), o); err != nil {
+	if err := Ls(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "" || log.String() != "  no stacks in eu-west-3, us-east-1\n" {
 		t.Errorf("ls --all-regions = %q, stderr %q", out, log.String())
 	}
 	o, out = lsOpts("json", false)
-	if err := Ls(context.Background(), o); err != nil || strings.TrimSpace(out.String()) != "[]" {
+	if err := Ls(f.ctx(), o); err != nil || strings.TrimSpace(out.String()) != "[]" {
 		t.Errorf("ls json = %v %q", err, out)
 	}
 }
 
 func TestLsErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ op, want string }{
 		{"ListUsers", "listing IAM users under /mlstack/"},
 		{"GetUser", "reading IAM user mlstack-alpha"},
@@ -160,7 +163,7 @@ func TestLsErrors(t *testing.T) {
 			f := lsFixture(t)
 			f.failNext(c.op, awsErr("AccessDenied"), 1)
 			o, out := lsOpts("", true)
-			err := Ls(context.Background(), o)
+			err := Ls(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("ls = %v, want %q", err, c.want)
 			}
@@ -175,7 +178,7 @@ func TestLsErrors(t *testing.T) {
 		f.failNext("GetRole", awsErr("NoSuchEntity"), -1)
 		f.failNext("GetBucketTagging", awsErr("NoSuchBucket"), -1)
 		o, out := lsOpts("json", false)
-		if err := Ls(context.Background(), o); err != nil {
+		if err := Ls(f.ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		var stacks []stackJSON
@@ -187,17 +190,18 @@ func TestLsErrors(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) {
 		f := newInstalledFake(t)
 		for _, o := range []LsOptions{{Output: "csv"}, {AWS: AWS{Region: "x"}}} {
-			if err := Ls(context.Background(), o); !IsUsage(err) {
+			if err := Ls(f.ctx(), o); !IsUsage(err) {
 				t.Errorf("ls(%+v) = %v", o, err)
 			}
 		}
-		if f.connect != 0 {
+		if f.connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})
 }
 
 func TestLsTableExpiry(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	stacks := []stackInfo{
 		{Stack: "past", Region: "eu-west-3", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), Instance: &instanceInfo{State: "running"}, TrackingURI: "http://h:5000"},

@@ -105,8 +105,8 @@ func usersRig(t *testing.T) (f *fakeAWS, api *usersAPI, opts func(name string) (
 }
 
 func TestUsersAddListPasswdRemove(t *testing.T) {
-	_, api, opts := usersRig(t)
-	ctx := context.Background()
+	f, api, opts := usersRig(t)
+	ctx := f.ctx()
 	o, _, log := opts("alice")
 	dir := o.StateDir
 	if err := AddUser(ctx, o); err != nil {
@@ -169,8 +169,8 @@ func TestUsersAddListPasswdRemove(t *testing.T) {
 }
 
 func TestUsersMissingOnServer(t *testing.T) {
-	_, _, opts := usersRig(t)
-	ctx := context.Background()
+	f, _, opts := usersRig(t)
+	ctx := f.ctx()
 	o, _, _ := opts("ghost")
 	err := SetUserPassword(ctx, o)
 	if !errors.Is(err, server.ErrNoSuchUser) || !strings.Contains(err.Error(), "mlstack users add --stack demo") {
@@ -189,8 +189,8 @@ func TestUsersMissingOnServer(t *testing.T) {
 // TestUsersEnvUser: the env file's user gets its new password in the env
 // file; removing it warns that the env file signs in as nobody.
 func TestUsersEnvUser(t *testing.T) {
-	_, api, opts := usersRig(t)
-	ctx := context.Background()
+	f, api, opts := usersRig(t)
+	ctx := f.ctx()
 	o, _, log := opts("")
 	dir := local.StackDir(o.StateDir, "demo")
 	envUser := savedSecrets(t, o.StateDir, "demo").EnvUser
@@ -215,7 +215,7 @@ func TestUsersEnvUser(t *testing.T) {
 
 func TestUsersRefuseBadInput(t *testing.T) {
 	f, api, opts := usersRig(t)
-	ctx := context.Background()
+	ctx := f.ctx()
 	for name, call := range map[string]func(context.Context, UsersOptions) error{"add": AddUser, "rm": RemoveUser, "passwd": SetUserPassword} {
 		o, _, _ := opts("admin")
 		if err := call(ctx, o); !IsUsage(err) {

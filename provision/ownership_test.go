@@ -21,6 +21,7 @@ import (
 )
 
 func TestInstanceMismatch(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	w := instanceRefs{profileARN: n.profileARN(), sgID: "sg-own", keyName: n.KeyPair, canonical: canonicalOwner,
 		imageOwner: map[string]string{"ami-canonical": canonicalOwner, "ami-evil": "666666666666"}}
@@ -79,6 +80,7 @@ func TestInstanceMismatch(t *testing.T) {
 }
 
 func TestProfileARNPartitions(t *testing.T) {
+	t.Parallel()
 	for region, want := range map[string]string{
 		"eu-west-3":     "arn:aws:iam::123456789012:instance-profile/mlstack/mlstack-demo-server",
 		"cn-north-1":    "arn:aws-cn:iam::123456789012:instance-profile/mlstack/mlstack-demo-server",
@@ -91,6 +93,7 @@ func TestProfileARNPartitions(t *testing.T) {
 }
 
 func TestRecordedFirst(t *testing.T) {
+	t.Parallel()
 	insts := []ec2types.Instance{{InstanceId: aws.String("i-a")}, {InstanceId: aws.String("i-b")}, {InstanceId: aws.String("i-c")}}
 	ids := func(is []ec2types.Instance) string {
 		var s []string
@@ -107,6 +110,7 @@ func TestRecordedFirst(t *testing.T) {
 }
 
 func TestKeyFingerprints(t *testing.T) {
+	t.Parallel()
 	_, pub, err := local.NewSSHKey("k")
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +144,7 @@ func TestKeyFingerprints(t *testing.T) {
 }
 
 func TestSamePolicyForms(t *testing.T) {
+	t.Parallel()
 	want := ec2TrustPolicy(fakeRegion)
 	for _, c := range []struct {
 		got  string
@@ -160,6 +165,7 @@ func TestSamePolicyForms(t *testing.T) {
 }
 
 func TestPrincipalOf(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"arn:aws:iam::123456789012:user/alice":                        "arn:aws:iam::123456789012:user/alice",
 		"arn:aws:iam::123456789012:root":                              "arn:aws:iam::123456789012:root",
@@ -174,7 +180,7 @@ func TestPrincipalOf(t *testing.T) {
 }
 
 func TestIAMDrift(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	policy := bucketPolicy("aws", n.Bucket)
 	cases := []struct {
@@ -199,6 +205,7 @@ func TestIAMDrift(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
+			ctx := f.ctx()
 			dir := upStack(t, f, "demo")
 			f.mu.Lock()
 			c.drift(f)
@@ -216,6 +223,7 @@ func TestIAMDrift(t *testing.T) {
 		})
 	}
 	f := newInstalledFake(t)
+	ctx := f.ctx()
 	f.addUser(n.User, stackTagsFor("demo", time.Now()))
 	f.failNext("ListAttachedUserPolicies", awsErr("ServiceUnavailable"), 1)
 	if _, err := findUser(ctx, f, n, policy); err == nil || !hasCode(err, "ServiceUnavailable") {
@@ -224,6 +232,7 @@ func TestIAMDrift(t *testing.T) {
 }
 
 func TestStackHome(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, "us-east-1")
 	f := newFakeAWS()
@@ -263,6 +272,7 @@ func TestStackHome(t *testing.T) {
 }
 
 func TestSweepPicksOwnVouchedStacks(t *testing.T) {
+	t.Parallel()
 	me, other := fakeOwner, "arn:aws:iam::123456789012:role/ci"
 	stacks := []stackInfo{
 		{Stack: "mine", Owner: me},
@@ -294,6 +304,7 @@ func TestSweepPicksOwnVouchedStacks(t *testing.T) {
 }
 
 func TestWideOpening(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		cidrs []string
 		want  string // "" asks nothing
@@ -318,6 +329,7 @@ func TestWideOpening(t *testing.T) {
 }
 
 func TestUpAsksBeforeWideCIDRs(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		yes     bool
@@ -339,7 +351,7 @@ func TestUpAsksBeforeWideCIDRs(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("up = %v, want %q", err, c.want)
 			}

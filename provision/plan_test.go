@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -14,19 +13,19 @@ import (
 )
 
 // planOf is what up would do to the stack, as discover plans it.
-func planOf(t *testing.T, dir string, edit func(o *UpOptions)) []string {
+func planOf(t *testing.T, f *fakeAWS, dir string, edit func(o *UpOptions)) []string {
 	t.Helper()
 	o, _, _ := upOpts(dir, "demo")
 	o.DryRun = true
 	if edit != nil {
 		edit(&o)
 	}
-	r, err := preflight(context.Background(), o)
+	r, err := preflight(f.ctx(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.release()
-	if err := r.discover(context.Background()); err != nil {
+	if err := r.discover(f.ctx()); err != nil {
 		t.Fatal(err)
 	}
 	return texts(r.plan)
@@ -42,8 +41,9 @@ func texts(p []planStep) []string {
 }
 
 func TestPlanEmptyStack(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
-	got := planOf(t, t.TempDir(), nil)
+	got := planOf(t, f, t.TempDir(), nil)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	want := []string{
 		"create IAM user " + n.User + " with a bucket-only policy and one access key",
@@ -69,6 +69,7 @@ func TestPlanEmptyStack(t *testing.T) {
 }
 
 func TestPlanDrift(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	cases := []struct {
 		name  string
@@ -131,7 +132,7 @@ func TestPlanDrift(t *testing.T) {
 				c.drift(f)
 				f.mu.Unlock()
 			}
-			got := planOf(t, dir, c.edit)
+			got := planOf(t, f, dir, c.edit)
 			var want []string
 			for _, w := range c.want {
 				if w == "start stopped instance INSTANCE" {
@@ -150,6 +151,7 @@ func TestPlanDrift(t *testing.T) {
 }
 
 func TestPlanMethods(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	img := &ec2types.Image{ImageId: aws.String("ami-1"), Name: aws.String("ubuntu")}
 	running := ec2types.Instance{InstanceId: aws.String("i-1"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning}}
@@ -203,10 +205,11 @@ func lockKey(t *testing.T) string {
 // TestPlanJSONSteps: --dry-run --output json gives each step's verb, kind
 // and name as fields, so that a program need not parse the sentences.
 func TestPlanJSONSteps(t *testing.T) {
-	newInstalledFake(t)
+	t.Parallel()
+	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
 	o.DryRun, o.Output = true, "json"
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {

@@ -108,6 +108,7 @@ func conditionsHold(t *testing.T, cond any, keys map[string]string) bool {
 // else of the bucket, no other bucket, no bucket settings, no plain HTTP.
 // The server role keeps the whole bucket.
 func TestClientKeyLeastPrivilege(t *testing.T) {
+	t.Parallel()
 	const bucket = "mlstack-demo-123456789012-eu-west-3-an"
 	arn := "arn:aws:s3:::" + bucket
 	tls := map[string]string{"aws:SecureTransport": "true"}
@@ -161,6 +162,7 @@ func TestClientKeyLeastPrivilege(t *testing.T) {
 // TestBucketPolicyShape: only S3 actions, none with a wildcard, only the
 // stack bucket, in every partition.
 func TestBucketPolicyShape(t *testing.T) {
+	t.Parallel()
 	for _, partition := range []string{"aws", "aws-us-gov", "aws-cn"} {
 		var doc struct{ Statement []map[string]any }
 		must(t, json.Unmarshal([]byte(bucketPolicy(partition, "mlstack-x-123456789012-cn-north-1")), &doc))
@@ -184,6 +186,7 @@ func TestBucketPolicyShape(t *testing.T) {
 }
 
 func TestSamePolicy(t *testing.T) {
+	t.Parallel()
 	want := serverBucketPolicy("aws", "mlstack-demo-123456789012-eu-west-3")
 	// The same meaning with keys in another order and whitespace, as IAM may re-serialise it.
 	reordered := `{
@@ -223,6 +226,7 @@ func TestSamePolicy(t *testing.T) {
 // The trust policy must let only EC2 assume the server role, with the
 // partition's service principal.
 func TestEC2TrustPolicy(t *testing.T) {
+	t.Parallel()
 	for region, principal := range map[string]string{
 		"eu-west-3": "ec2.amazonaws.com", "us-gov-west-1": "ec2.amazonaws.com", "cn-north-1": "ec2.amazonaws.com.cn",
 	} {

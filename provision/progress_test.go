@@ -30,6 +30,7 @@ func (s *syncBuffer) String() string {
 // with the seconds counting and blanked before other lines; elsewhere it
 // is a line when it starts and one when it ends, never redrawn, no colour.
 func TestProgressWaits(t *testing.T) {
+	t.Parallel()
 	var tty syncBuffer
 	p := Streams{Log: &tty, LogTerminal: true, Color: true}.progress()
 	w := p.Wait("waiting for instance %s to run", "i-1")
@@ -67,6 +68,7 @@ func TestProgressWaits(t *testing.T) {
 // TestProgressConcurrentWaits: the live line shows the oldest wait and how
 // many more run; each ends with its own line.
 func TestProgressConcurrentWaits(t *testing.T) {
+	t.Parallel()
 	var tty syncBuffer
 	p := Streams{Log: &tty, LogTerminal: true}.progress()
 	a := p.labelled("a").Wait("terminating")
@@ -80,6 +82,7 @@ func TestProgressConcurrentWaits(t *testing.T) {
 }
 
 func TestWording(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ got, want string }{
 		{plural(1, "stack"), "1 stack"}, {plural(0, "run"), "0 runs"}, {plural(2, "resource"), "2 resources"},
 		{pluralWord(1, "instance"), "instance"}, {pluralWord(3, "instance"), "instances"},

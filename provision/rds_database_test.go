@@ -1,14 +1,12 @@
 package provision
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -18,15 +16,12 @@ import (
 // a health server that answers 200), and its progress.
 func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (log string, err error) {
 	t.Helper()
-	oldFirst, old := dbPollFirst, dbPoll
-	dbPollFirst, dbPoll = time.Millisecond, time.Millisecond
-	t.Cleanup(func() { dbPollFirst, dbPoll = oldFirst, old })
 	o, _, progress := upOpts(dir, "demo")
 	o.Database, o.NoWait, o.hooks.HealthURL = DBPostgres, false, healthServer(t, http.StatusOK)
 	if extra != nil {
 		extra(&o)
 	}
-	err = Up(context.Background(), o)
+	err = Up(f.ctx(), o)
 	return progress.String(), err
 }
 
@@ -38,6 +33,7 @@ func (f *fakeAWS) db(id string) *fakeDB {
 }
 
 func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.rdsState.creatingFor = 3
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -82,7 +78,7 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	}
 	o, out := statusOpts("demo", "")
 	o.StateDir = dir
-	if err := Status(context.Background(), o); err != nil || !strings.Contains(out.String(), "about $27.38 a month") ||
+	if err := Status(f.ctx(), o); err != nil || !strings.Contains(out.String(), "about $27.38 a month") ||
 		!strings.Contains(out.String(), "database:       PostgreSQL 17.6 on RDS database mlstack-demo (db.t4g.micro, available)") {
 		t.Errorf("status (%v):\n%s", err, out)
 	}
@@ -92,6 +88,7 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 }
 
 func TestUpPostgresClass(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		offered  []string
 		explicit string
@@ -125,6 +122,7 @@ func TestUpPostgresClass(t *testing.T) {
 }
 
 func TestUpRefusesEngineSwitch(t *testing.T) {
+	t.Parallel()
 	t.Run("sqlite to postgres", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
@@ -162,6 +160,7 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 }
 
 func TestDownPostgres(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -171,7 +170,7 @@ func TestDownPostgres(t *testing.T) {
 	// keep-data: a final snapshot stays with the bucket.
 	o, _, log := downOpts(dir, "demo")
 	o.Yes, o.KeepData = true, true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatalf("down --keep-data: %v\n%s", err, log)
 	}
 	if f.db(n.DB) != nil || len(f.rdsState.subnets) != 0 || f.groupNamed(n.DBSecurityGroup) != nil {
@@ -193,7 +192,7 @@ func TestDownPostgres(t *testing.T) {
 	// nothing, the kept snapshot neither.
 	o, _, log = downOpts(t.TempDir(), "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
 	if f.db(n.DB) != nil || len(f.rdsState.snapshots) != 0 || len(f.rdsState.subnets) != 0 || f.groupNamed(n.DBSecurityGroup) != nil {
@@ -202,10 +201,11 @@ func TestDownPostgres(t *testing.T) {
 }
 
 func TestUpPostgresDryRun(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
 	o.Database, o.DryRun = DBPostgres, true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"create RDS database mlstack-demo: PostgreSQL 17, db.t4g.micro, 20 GiB encrypted, not public",
@@ -221,6 +221,7 @@ func TestUpPostgresDryRun(t *testing.T) {
 }
 
 func TestValidateDatabase(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ engine, class, stack, want string }{
 		{"mysql", "", "demo", "--db \"mysql\""},
 		{"postgres", "t3.micro", "demo", "not an RDS instance class"},
@@ -240,6 +241,7 @@ func TestValidateDatabase(t *testing.T) {
 // TestReplacePostgres: a postgres stack's instance is replaced without a
 // backup to restore (the data stays in RDS), and the database is untouched.
 func TestReplacePostgres(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	if log, err := pgUp(t, f, dir, nil); err != nil {
@@ -249,7 +251,7 @@ func TestReplacePostgres(t *testing.T) {
 	o.DryRun = true
 	var out strings.Builder
 	o.Out = &out
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(out.String(), "launch a new one whose server uses RDS database mlstack-demo, where the data stays") ||
 		strings.Contains(out.String(), "restores the backup") {
 		t.Errorf("dry run:\n%s", out.String())
@@ -257,7 +259,7 @@ func TestReplacePostgres(t *testing.T) {
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
 	f.resetCalls()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	for _, c := range f.mutating() {
 		if strings.HasPrefix(c, "RDS.") {
 			t.Errorf("the replacement changed the database: %s", c)
@@ -272,6 +274,7 @@ func TestReplacePostgres(t *testing.T) {
 // group answers InvalidGroup.Duplicate (an answer lost, the SDK's second
 // try): up adopts the group it made, which carries the stack's tag.
 func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failIf("CreateSecurityGroup", awsErr("InvalidGroup.Duplicate"), 1, true, func(in any) bool {
 		return aws.ToString(in.(*ec2.CreateSecurityGroupInput).GroupName) == "mlstack-demo.db"
@@ -288,6 +291,7 @@ func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
 // stack's tag is not the stack's: up refuses before changing anything, and
 // down leaves it alone, saying so.
 func TestForeignDatabase(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.rdsState.init()
 	f.newDB("mlstack-demo", "db.t3.micro", nil, "theirs")
@@ -297,10 +301,10 @@ func TestForeignDatabase(t *testing.T) {
 	if !errors.As(err, &no) || len(f.mutating()) != 0 {
 		t.Fatalf("up next to a foreign database: %v, mutating %v", err, f.mutating())
 	}
-	mustUp(t, func() UpOptions { o, _, _ := upOpts(dir, "demo"); return o }())
+	mustUp(t, f, func() UpOptions { o, _, _ := upOpts(dir, "demo"); return o }())
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
 	if f.db("mlstack-demo") == nil || !strings.Contains(log.String(), "leaving RDS database mlstack-demo alone") {

@@ -21,10 +21,6 @@ import (
 	"github.com/mlstack/mlstack/provision/server"
 )
 
-// dbPollFirst and dbPoll: up and down ask RDS how a database is after a
-// second, then less and less often, at last every dbPoll; tests shorten them.
-var dbPollFirst, dbPoll = time.Second, 15 * time.Second
-
 // dbInput is what ensureDatabase works with.
 type dbInput struct {
 	names       names
@@ -208,7 +204,8 @@ func waitDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duratio
 // line), fails, or timeout passes (the error names check's last state).
 func pollDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duration, live server.Waiting,
 	check func(*rdstypes.DBInstance) (said string, done bool, err error)) (*rdstypes.DBInstance, error) {
-	deadline, delay := time.Now().Add(timeout), dbPollFirst
+	w := waitsOf(ctx)
+	deadline, delay := time.Now().Add(timeout), w.dbPollFirst
 	for {
 		db, err := findDBInstance(ctx, api, n)
 		said, done := "", false
@@ -230,7 +227,7 @@ func pollDatabase(ctx context.Context, api rdsAPI, n names, timeout time.Duratio
 			live.Stop()
 			return nil, err
 		}
-		delay = min(2*delay, dbPoll)
+		delay = min(2*delay, w.dbPollMax)
 	}
 }
 

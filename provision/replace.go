@@ -226,7 +226,8 @@ func (r *upRun) rollback(ctx context.Context, cause error) error {
 // the instance EC2 made may not be listed yet, and left alone it would run
 // and bill.
 func (r *upRun) newInstances(ctx context.Context, oldID string) ([]string, error) {
-	deadline, wait := time.Now().Add(newInstanceListed), pollFirst
+	w := waitsOf(ctx)
+	deadline, wait := time.Now().Add(newInstanceListed), w.pollFirst
 	for {
 		insts, _, err := stackInstances(ctx, r.s.ec2, r.n, usableStates)
 		if err != nil {
@@ -247,7 +248,7 @@ func (r *upRun) newInstances(ctx context.Context, oldID string) ([]string, error
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, pollMax)
+		wait = min(2*wait, w.pollMax)
 	}
 }
 
@@ -321,7 +322,8 @@ func startAgain(ctx context.Context, api stopAPI, id string, timeout time.Durati
 	case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:
 		return nil
 	case ec2types.InstanceStateNameStopping:
-		w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pollFirst, pollMax })
+		pace := waitsOf(ctx)
+		w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pace.pollFirst, pace.pollMax })
 		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
 			return fmt.Errorf("waiting for instance %s to stop before starting it again: %w", id, err)
 		}

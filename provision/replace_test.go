@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"context"
 	"encoding/base64"
 	"net/http"
 	"regexp"
@@ -37,6 +36,7 @@ func index(calls []string, op string, from int) int {
 // before launching the new one and terminates the old one only after the
 // new server answered.
 func TestUpReplacesOnDrift(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo").InstanceID
@@ -45,7 +45,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 	o.DryRun = true
 	var out strings.Builder
 	o.Out = &out
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(out.String(), "(plan) would replace instance "+old+" (instance type t2.micro → t3.micro): stop it") {
 		t.Errorf("dry run:\n%s", out.String())
 	}
@@ -61,7 +61,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 		o := replaceOpts(t, dir, http.StatusOK)
 		tt.edit(&o)
 		f.resetCalls()
-		if err := Up(context.Background(), o); !IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.mutating()) != 0 {
+		if err := Up(f.ctx(), o); !IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.mutating()) != 0 {
 			t.Errorf("%s: %v, mutating %v", tt.name, err, f.mutating())
 		}
 	}
@@ -69,7 +69,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
 	f.resetCalls()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	calls := f.mutating()
 	stop, run := index(calls, "EC2.StopInstances", 0), index(calls, "EC2.RunInstances", 0)
 	term := index(calls, "EC2.TerminateInstances", 0)
@@ -83,7 +83,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 	}
 	f.resetCalls()
 	o.Yes = false
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("up after the replacement changed %v", m)
 	}
@@ -92,12 +92,13 @@ func TestUpReplacesOnDrift(t *testing.T) {
 // TestUpReplacementRollsBack: when the new server does not answer, the new
 // instance goes, the old one starts again, and the state points at it.
 func TestUpReplacementRollsBack(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	old := savedSecrets(t, dir, "demo").InstanceID
 	o := replaceOpts(t, dir, http.StatusServiceUnavailable)
 	o.Yes = true
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "the replacement failed: instance") || !strings.Contains(err.Error(), old+" started again") {
 		t.Fatalf("up: %v", err)
 	}
@@ -114,6 +115,7 @@ func TestUpReplacementRollsBack(t *testing.T) {
 // keeps no backups is kept with a warning, or refused when a change was
 // asked for: replacing it would lose its runs.
 func TestUpDriftOfEarlierBootstraps(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	id := savedSecrets(t, dir, "demo").InstanceID
@@ -128,7 +130,7 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	})
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(out.String(), "(MLflow 3.16.1 → 3.17.2)") {
 		t.Errorf("dry run of a version drift:\n%s", out.String())
 	}
@@ -138,13 +140,13 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	})
 	o, _, log := upOpts(dir, "demo")
 	f.resetCalls()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 || !strings.Contains(log.String(), "keeps no backups: replacing it would lose its runs, so it stays") {
 		t.Errorf("an earlier bootstrap without backups: mutating %v\n%s", m, log.String())
 	}
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
-	if err := Up(context.Background(), o); !IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.mutating(), "EC2.StopInstances") {
+	if err := Up(f.ctx(), o); !IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.mutating(), "EC2.StopInstances") {
 		t.Errorf("an asked-for change of an instance without backups: %v", err)
 	}
 }

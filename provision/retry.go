@@ -23,18 +23,14 @@ func newRetryer() aws.Retryer {
 	})
 }
 
-// Backoff bounds for retryOn; tests of the retry loop itself shorten them.
-var (
-	retryFirstDelay = time.Second
-	retryMaxDelay   = 8 * time.Second
-)
-
 // retryOn calls fn until it succeeds, fails with an error that match does not
 // accept, or wait has passed. It is for named eventual-consistency errors
-// (IAM propagation, DependencyViolation), never for errors in general.
+// (IAM propagation, DependencyViolation), never for errors in general. Its
+// back-off is the context's (waitsOf).
 func retryOn(ctx context.Context, wait time.Duration, match func(error) bool, onRetry func(error), fn func() error) error {
+	w := waitsOf(ctx)
 	deadline := time.Now().Add(wait)
-	delay := retryFirstDelay
+	delay := w.retryFirst
 	for {
 		err := fn()
 		if err == nil || !match(err) || time.Now().Add(delay).After(deadline) {
@@ -46,7 +42,7 @@ func retryOn(ctx context.Context, wait time.Duration, match func(error) bool, on
 		if err := sleep(ctx, delay); err != nil {
 			return err
 		}
-		delay = min(delay*2, retryMaxDelay)
+		delay = min(delay*2, w.retryMax)
 	}
 }
 

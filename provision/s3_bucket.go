@@ -174,10 +174,6 @@ func ensureBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureB
 	return nil
 }
 
-// nameBusyWait bounds how long up waits for S3 to free a bucket name that
-// a deleted bucket still holds (OperationAborted).
-var nameBusyWait = 2 * time.Minute
-
 // createBucket creates the bucket with its tags (in the same call where S3
 // takes them there; a tagging call follows for the S3s that drop them) and,
 // for a half-created bucket of this stack, finishes the job. Creating and
@@ -185,7 +181,7 @@ var nameBusyWait = 2 * time.Minute
 // crash between them.
 func createBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureBucketInput) error {
 	n := in.names
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), nameBusyWait+bucketWait)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), waitsOf(ctx).nameBusy+bucketWait)
 	defer cancel()
 	if !b.exists {
 		if err := in.pending(n.Bucket); err != nil {
@@ -221,7 +217,7 @@ func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[stri
 	if n.GlobalBucket != "" {
 		in.BucketNamespace = s3types.BucketNamespaceAccountRegional
 	}
-	warned := false
+	warned, nameBusyWait := false, waitsOf(ctx).nameBusy
 	err := retryOn(ctx, nameBusyWait, func(err error) bool { return hasCode(err, "OperationAborted") }, func(error) {
 		if !warned {
 			log.Info("S3 still holds the name %s for a bucket deleted a moment ago; waiting up to %s for it", n.Bucket, nameBusyWait)

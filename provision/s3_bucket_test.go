@@ -25,6 +25,7 @@ var allBlocked = &s3types.PublicAccessBlockConfiguration{
 }
 
 func TestEnsureBucket(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -100,6 +101,7 @@ func TestEnsureBucket(t *testing.T) {
 }
 
 func TestCreateBucketRaces(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -128,6 +130,7 @@ func TestCreateBucketRaces(t *testing.T) {
 }
 
 func TestFindBucketRefusesForeign(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	cases := []struct {
@@ -172,6 +175,7 @@ func TestFindBucketRefusesForeign(t *testing.T) {
 }
 
 func TestEnsureBucketErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
@@ -204,6 +208,7 @@ func fillBucket(b *fakeBucket, objects int) {
 }
 
 func TestDeleteBucketEmptiesEverything(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
@@ -230,6 +235,7 @@ func TestDeleteBucketEmptiesEverything(t *testing.T) {
 }
 
 func TestDeleteBucketCases(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	ours := func(f *fakeAWS) *fakeBucket { return f.addBucket(n.Bucket, stackTagsFor("demo", time.Now())) }
@@ -295,6 +301,7 @@ func TestDeleteBucketCases(t *testing.T) {
 }
 
 func TestBucketInventoryRetagAndList(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()

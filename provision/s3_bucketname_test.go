@@ -2,7 +2,6 @@ package provision
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 // TestBucketNamespace: new buckets live in the account-regional namespace
 // (nobody else can take the name); where S3 has none, the global name.
 func TestBucketNamespace(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		region, bucket string
 		ns             s3types.BucketNamespace
@@ -28,7 +28,7 @@ func TestBucketNamespace(t *testing.T) {
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
 			o.Region = c.region
-			mustUp(t, o)
+			mustUp(t, f, o)
 			f.mu.Lock()
 			b := f.buckets[c.bucket]
 			f.mu.Unlock()
@@ -45,12 +45,13 @@ func TestBucketNamespace(t *testing.T) {
 // TestLegacyGlobalBucket: a stack made before the regional namespace keeps
 // its bucket under the global name: up, status and down use it.
 func TestLegacyGlobalBucket(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	f.addBucket(n.GlobalBucket, stackTagsFor("demo", time.Now()))
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	f.mu.Lock()
 	_, regional := f.buckets[n.Bucket]
 	f.mu.Unlock()
@@ -66,7 +67,7 @@ func TestLegacyGlobalBucket(t *testing.T) {
 	if !strings.Contains(policy, ":::"+n.GlobalBucket+"/artifacts/*") {
 		t.Errorf("user policy does not name the stack's bucket: %s", policy)
 	}
-	if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+	if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.owns("demo"); len(got) != 0 {
@@ -78,6 +79,7 @@ func TestLegacyGlobalBucket(t *testing.T) {
 // failed) is this stack's for the machine that made it: the next up tags
 // it, down removes it; a machine without that record never touches it.
 func TestHalfCreatedBucket(t *testing.T) {
+	t.Parallel()
 	for _, next := range []string{"up", "down", "fresh machine"} {
 		t.Run(next, func(t *testing.T) {
 			f := newInstalledFake(t)
@@ -85,7 +87,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 			f.failNext("PutBucketTagging", awsErr("AccessDenied"), 1)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "tagging S3 bucket") {
+			if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "tagging S3 bucket") {
 				t.Fatalf("first up: %v", err)
 			}
 			if got := savedSecrets(t, dir, "demo").PendingBucket; got != n.Bucket {
@@ -94,7 +96,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 			switch next {
 			case "up":
 				o, _, log := upOpts(dir, "demo")
-				mustUp(t, o)
+				mustUp(t, f, o)
 				f.mu.Lock()
 				tagged := f.buckets[n.Bucket].tags[tagStack] == "demo"
 				f.mu.Unlock()
@@ -102,7 +104,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 					t.Errorf("second up: tagged %v, pending %q\n%s", tagged, savedSecrets(t, dir, "demo").PendingBucket, log)
 				}
 			case "down":
-				if err := Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+				if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 					t.Fatal(err)
 				}
 				f.mu.Lock()
@@ -114,11 +116,11 @@ func TestHalfCreatedBucket(t *testing.T) {
 			case "fresh machine":
 				fresh := t.TempDir()
 				o, _, _ := upOpts(fresh, "demo")
-				if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not tagged") {
+				if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "not tagged") {
 					t.Errorf("up from a machine without the record: %v, want a refusal", err)
 				}
 				var log bytes.Buffer
-				_ = Down(context.Background(), DownOptions{Stack: Stack{Name: "demo", StateDir: fresh}, Yes: true, Streams: Streams{Log: &log}})
+				_ = Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: fresh}, Yes: true, Streams: Streams{Log: &log}})
 				f.mu.Lock()
 				_, kept := f.buckets[n.Bucket]
 				f.mu.Unlock()
@@ -133,12 +135,13 @@ func TestHalfCreatedBucket(t *testing.T) {
 // TestBucketTaggedAtCreation: where S3 takes tags with CreateBucket, a
 // failed tagging call afterwards leaves a tagged bucket, not a stuck one.
 func TestBucketTaggedAtCreation(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.createTags = true
 	f.failNext("PutBucketTagging", awsErr("InternalError"), 1)
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
-	if err := Up(context.Background(), o); err == nil {
+	if err := Up(f.ctx(), o); err == nil {
 		t.Fatal("first up passed")
 	}
 	f.mu.Lock()
@@ -149,7 +152,7 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 	}
 	// The next up goes on with the bucket it finds tagged.
 	o, _, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if f.count("S3.CreateBucket") != 1 {
 		t.Errorf("CreateBucket called %d times", f.count("S3.CreateBucket"))
 	}
@@ -159,18 +162,14 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 // (OperationAborted): up waits, says so once, and within a bound gives up
 // with a plain message.
 func TestBucketNameBusy(t *testing.T) {
-	old := nameBusyWait
-	nameBusyWait = 50 * time.Millisecond
-	t.Cleanup(func() { nameBusyWait = old })
+	t.Parallel()
 	busy := awsErrMsg("OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
 
 	f := newInstalledFake(t)
 	f.failNext("CreateBucket", busy, 2)
 	o, _, log := upOpts(t.TempDir(), "demo")
 	o.Streams.Log = log
-	nameBusyWait = time.Minute
-	mustUp(t, o)
-	nameBusyWait = 50 * time.Millisecond
+	mustUp(t, f, o) // S3 frees the name within the production wait
 	if strings.Count(log.String(), "S3 still holds the name") != 1 || f.count("S3.CreateBucket") != 3 {
 		t.Errorf("CreateBucket %d times; progress:\n%s", f.count("S3.CreateBucket"), log)
 	}
@@ -178,7 +177,7 @@ func TestBucketNameBusy(t *testing.T) {
 	f = newInstalledFake(t)
 	f.failNext("CreateBucket", busy, -1)
 	o, _, _ = upOpts(t.TempDir(), "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctxWaits(func(w *waits) { w.nameBusy = 50 * time.Millisecond }), o)
 	if err == nil || !strings.Contains(err.Error(), "S3 still holds the name") || !strings.Contains(err.Error(), "try again in a few minutes") ||
 		!strings.Contains(err.Error(), "run `mlstack up --stack demo") {
 		t.Fatalf("name busy for good: %v", err)

@@ -87,6 +87,7 @@ func newSSHFixture(t *testing.T) *sshFixture {
 }
 
 func TestSSHReady(t *testing.T) {
+	t.Parallel()
 	f := newSSHFixture(t)
 	if why := f.t.sshReady(); why != "" {
 		t.Fatalf("ready target says %q", why)
@@ -115,6 +116,7 @@ func TestSSHReady(t *testing.T) {
 // TestBootstrapTail: over SSH when it is open (a real sshd), else from the
 // console output; never from the console when the host key is wrong.
 func TestBootstrapTail(t *testing.T) {
+	t.Parallel()
 	f := newSSHFixture(t)
 	srv := sshdtest.Start(t, f.hk.Private, f.authorized)
 	logPath := filepath.Join(t.TempDir(), "cloud-init-output.log")
@@ -147,6 +149,7 @@ func TestBootstrapTail(t *testing.T) {
 
 // TestExplainUnhealthy: up's health timeout names the log lines and the next steps.
 func TestExplainUnhealthy(t *testing.T) {
+	t.Parallel()
 	f := newSSHFixture(t)
 	f.t.sshOpen = false
 	var log bytes.Buffer
@@ -167,6 +170,7 @@ func TestExplainUnhealthy(t *testing.T) {
 }
 
 func TestConsoleOutputDecoded(t *testing.T) {
+	t.Parallel()
 	text, err := consoleOutput(context.Background(), &consoleEC2{text: "a\r\nb\r\n"}, "i-1")
 	if err != nil || text != "a\nb\n" {
 		t.Errorf("consoleOutput = %q, %v", text, err)
@@ -177,6 +181,7 @@ func TestConsoleOutputDecoded(t *testing.T) {
 // the stack (they go to SSM) and no private key (the server makes its own),
 // and nothing is written here before keepLocal.
 func TestRenderHoldsNoSecret(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	r := &upRun{
 		o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: cloudinit.DefaultMLflowVersion},
@@ -211,6 +216,7 @@ func TestRenderHoldsNoSecret(t *testing.T) {
 // instance type's architecture, gzip-compressed within EC2's limit, and up
 // says when the MLflow version is not the locked one.
 func TestRenderArchAndLock(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		arch              ec2types.ArchitectureValues
 		version           string

@@ -148,9 +148,6 @@ func regionExists(ctx context.Context, cfg aws.Config) error {
 	return usagef("region %s does not exist (%s: %s): pass another --region", name, region.Of(name).Name, strings.Join(names, " "))
 }
 
-// connect opens a session on AWS; unit tests replace it with one over fakes.
-var connect = connectAWS
-
 // connectAWS loads AWS configuration and learns who we are. It rejects the
 // stack's own scoped keys before any other call, because everything after
 // would fail with a confusing AccessDenied.

@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
-// openSession is connect with the reads a command shares.
+// openSession is connectFor with the reads a command shares.
 func openSession(ctx context.Context, a AWS) (*session, error) {
-	s, err := connect(ctx, a)
+	s, err := connectFor(ctx, a)
 	if err != nil {
 		return nil, err
 	}

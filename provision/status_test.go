@@ -2,7 +2,6 @@ package provision
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -36,13 +35,14 @@ func healthServer(t *testing.T, status int) string {
 }
 
 func TestStatusTable(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	id := f.liveInstances()[0]
 	o, out := statusOpts("demo", "")
 	o.hooks.HealthURL = healthServer(t, http.StatusOK)
-	if err := Status(context.Background(), o); err != nil {
+	if err := Status(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
@@ -84,11 +84,12 @@ func TestStatusTable(t *testing.T) {
 }
 
 func TestStatusJSON(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	o, out := statusOpts("demo", "json")
 	o.hooks.HealthURL = healthServer(t, http.StatusServiceUnavailable)
-	if err := Status(context.Background(), o); err != nil {
+	if err := Status(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	var rep stackJSON
@@ -115,11 +116,12 @@ func TestStatusJSON(t *testing.T) {
 }
 
 func TestStatusStoppedAndEmpty(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameStopped)
 	o, out := statusOpts("demo", "table")
-	if err := Status(context.Background(), o); err != nil {
+	if err := Status(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"stopped", "tracking URI: none (no running instance)", "health: no server", "about $1.28 a month"} {
@@ -130,14 +132,14 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 
 	// A stack that does not exist is an error; its JSON has [] for lists.
 	o, out = statusOpts("nothing", "")
-	if err := Status(context.Background(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "stack nothing does not exist") {
+	if err := Status(f.ctx(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "stack nothing does not exist") {
 		t.Fatalf("status of nothing = %v", err)
 	}
 	if out.Len() != 0 {
 		t.Errorf("status of nothing printed %q", out)
 	}
 	o, out = statusOpts("nothing", "json")
-	if err := Status(context.Background(), o); err == nil {
+	if err := Status(f.ctx(), o); err == nil {
 		t.Fatal("status --output json of nothing succeeded")
 	}
 	for _, want := range []string{`"resources": []`, `"allowed_cidrs": []`, `"tracking_uri": null`, `"instance": null`, `"health": "no_server"`} {
@@ -148,6 +150,7 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 }
 
 func TestStatusIgnoresLookAlikes(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
@@ -159,7 +162,7 @@ func TestStatusIgnoresLookAlikes(t *testing.T) {
 	f.addKeyPair(n.KeyPair, nil)
 	f.addGroup(n.SecurityGroup, nil)
 	o, out := statusOpts("demo", "")
-	if err := Status(context.Background(), o); err == nil || out.Len() != 0 {
+	if err := Status(f.ctx(), o); err == nil || out.Len() != 0 {
 		t.Errorf("status lists look-alikes (%v):\n%s", err, out)
 	}
 	// A bucket tagged for another stack is not ours either.
@@ -167,12 +170,13 @@ func TestStatusIgnoresLookAlikes(t *testing.T) {
 	f.buckets[n.Bucket].tags = other
 	f.mu.Unlock()
 	o, out = statusOpts("demo", "")
-	if err := Status(context.Background(), o); err == nil || out.Len() != 0 {
+	if err := Status(f.ctx(), o); err == nil || out.Len() != 0 {
 		t.Errorf("status = %v:\n%s", err, out)
 	}
 }
 
 func TestStatusErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		op, want string
 		match    func(in any) bool // which call of op fails; nil: the first
@@ -191,7 +195,7 @@ func TestStatusErrors(t *testing.T) {
 			upStack(t, f, "demo")
 			f.failIf(c.op, awsErr("ServiceUnavailable"), 1, false, c.match)
 			o, out := statusOpts("demo", "")
-			err := Status(context.Background(), o)
+			err := Status(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !hasCode(err, "ServiceUnavailable") {
 				t.Fatalf("status = %v", err)
 			}
@@ -207,11 +211,11 @@ func TestStatusErrors(t *testing.T) {
 			{Stack: Stack{Name: "-demo", StateDir: "/x"}},
 			{Stack: Stack{Name: "demo", StateDir: "/x"}, AWS: AWS{Region: "EU"}},
 		} {
-			if err := Status(context.Background(), o); !IsUsage(err) {
+			if err := Status(f.ctx(), o); !IsUsage(err) {
 				t.Errorf("status(%+v) = %v", o, err)
 			}
 		}
-		if f.connect != 0 {
+		if f.connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})
@@ -238,6 +242,7 @@ func pinnedHealthServer(t *testing.T, dns string) (string, []byte) {
 // the certificate the server published in SSM, from any machine (nothing
 // local needed); another certificate, or none, is not trusted.
 func TestStatusHealthOverPinnedTLS(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
 	n := namesFor("demo", fakeAccount, fakeRegion)
@@ -261,7 +266,7 @@ func TestStatusHealthOverPinnedTLS(t *testing.T) {
 			}
 			o, out := statusOpts("demo", "")
 			o.hooks.HealthURL = url
-			if err := Status(context.Background(), o); err != nil {
+			if err := Status(f.ctx(), o); err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, c.want) {

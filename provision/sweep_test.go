@@ -2,7 +2,6 @@ package provision
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -30,7 +29,7 @@ func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
 		if st == "fresh" {
 			o.TTL = "4h"
 		}
-		mustUp(t, o)
+		mustUp(t, f, o)
 	}
 	f.retagAll("expired", tagCreatedAt, now.Add(-48*time.Hour).Format(time.RFC3339))
 	f.retagAll("expired", tagExpiresAt, now.Add(-time.Hour).Format(time.RFC3339))
@@ -43,6 +42,7 @@ func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
 func sweepOpts(dir string) (DownOptions, *bytes.Buffer, *bytes.Buffer) { return downOpts(dir, "") }
 
 func TestSweepSelection(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		edit      func(o *DownOptions)
@@ -61,7 +61,7 @@ func TestSweepSelection(t *testing.T) {
 			o, out, log := sweepOpts(dir)
 			o.Yes = true
 			c.edit(&o)
-			if err := Down(context.Background(), o); err != nil {
+			if err := Down(f.ctx(), o); err != nil {
 				t.Fatalf("sweep: %v\n%s", err, log)
 			}
 			var want strings.Builder
@@ -94,10 +94,11 @@ func TestSweepSelection(t *testing.T) {
 }
 
 func TestSweepDryRun(t *testing.T) {
+	t.Parallel()
 	f, dir, now := sweepFixture(t)
 	o, out, _ := sweepOpts(dir)
 	o.All, o.DryRun = true, true
-	if err := Down(context.Background(), o); err != nil {
+	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	created := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339) }
@@ -120,12 +121,13 @@ func TestSweepDryRun(t *testing.T) {
 }
 
 func TestSweepSummaryLeftAndFailed(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 	for _, st := range []string{"gone", "left", "failed"} {
 		o, _, _ := upOpts(dir, st)
-		mustUp(t, o)
+		mustUp(t, f, o)
 		f.retagAll(st, tagExpiresAt, past)
 	}
 	leftBucket := namesFor("left", fakeAccount, fakeRegion).Bucket
@@ -136,7 +138,7 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 
 	o, out, log := sweepOpts(dir)
 	o.Expired, o.Yes = true, true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	var lb *LeftBehindError
 	if !errors.As(err, &lb) {
 		t.Fatalf("sweep = %v, want a *LeftBehindError", err)
@@ -167,6 +169,7 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 }
 
 func TestSweepConfirmation(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		confirm func(string) (bool, error)
@@ -187,7 +190,7 @@ func TestSweepConfirmation(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("sweep = %v, want %q", err, c.want)
 			}
@@ -205,13 +208,14 @@ func TestSweepConfirmation(t *testing.T) {
 }
 
 func TestSweepListingFails(t *testing.T) {
+	t.Parallel()
 	for _, op := range []string{"ListUsers", "ListRoles", "ListBuckets", "DescribeInstances", "DescribeSecurityGroups", "DescribeKeyPairs", "GetUser", "GetRole", "GetBucketTagging"} {
 		t.Run(op, func(t *testing.T) {
 			f, dir, _ := sweepFixture(t)
 			f.failNext(op, awsErr("AccessDenied"), 1)
 			o, _, _ := sweepOpts(dir)
 			o.All, o.Yes = true, true
-			err := Down(context.Background(), o)
+			err := Down(f.ctx(), o)
 			if err == nil || !hasCode(err, "AccessDenied") {
 				t.Fatalf("sweep = %v", err)
 			}
@@ -223,6 +227,7 @@ func TestSweepListingFails(t *testing.T) {
 }
 
 func TestSweepMatch(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	expired := stackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
 	expiresNow := stackInfo{CreatedAt: now.Add(-time.Hour), ExpiresAt: now}
@@ -252,13 +257,14 @@ func TestSweepMatch(t *testing.T) {
 }
 
 func TestSweepStateDirUnusable(t *testing.T) {
+	t.Parallel()
 	f, dir, _ := sweepFixture(t)
 	// The state dir cannot hold a lock: each stack fails, nothing is deleted.
 	file := filepath.Join(dir, "file")
 	must(t, os.WriteFile(file, nil, 0o600))
 	o, out, _ := sweepOpts(file)
 	o.Expired, o.Yes = true, true
-	err := Down(context.Background(), o)
+	err := Down(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "stack expired: state directory") || !strings.Contains(out.String(), "FAILED   expired: state directory") {
 		t.Fatalf("sweep = %v\n%s", err, out)
 	}

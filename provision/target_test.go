@@ -23,7 +23,7 @@ func sshStack(t *testing.T, ssh bool) (*fakeAWS, string, string) {
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
 	o.SSH = ssh
-	mustUp(t, o)
+	mustUp(t, f, o)
 	id := f.liveInstances()[0]
 	f.mu.Lock()
 	f.console[id] = "cloud-init starting\r\nmlstack: bootstrap done\r\n"
@@ -38,9 +38,10 @@ func logsOpts(dir string) (LogsOptions, *bytes.Buffer, *bytes.Buffer) {
 }
 
 func TestLogsConsoleWithoutSSH(t *testing.T) {
+	t.Parallel()
 	f, dir, id := sshStack(t, false)
 	o, out, log := logsOpts(dir)
-	if err := Logs(context.Background(), o); err != nil {
+	if err := Logs(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "cloud-init starting\nmlstack: bootstrap done\n" {
@@ -59,23 +60,24 @@ func TestLogsConsoleWithoutSSH(t *testing.T) {
 	delete(f.console, id)
 	f.mu.Unlock()
 	o, out, log = logsOpts(dir)
-	if err := Logs(context.Background(), o); err != nil || out.Len() != 0 || !strings.Contains(log.String(), server.NoConsoleYet) {
+	if err := Logs(f.ctx(), o); err != nil || out.Len() != 0 || !strings.Contains(log.String(), server.NoConsoleYet) {
 		t.Errorf("logs = %v, out %q, progress:\n%s", err, out, log)
 	}
 
 	// The console cannot be read.
 	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
 	o, _, _ = logsOpts(dir)
-	if err := Logs(context.Background(), o); err == nil || !strings.Contains(err.Error(), "reading the console output of "+id) {
+	if err := Logs(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "reading the console output of "+id) {
 		t.Errorf("logs = %v", err)
 	}
 }
 
 func TestLogsFollowConsole(t *testing.T) {
-	_, dir, _ := sshStack(t, false)
+	t.Parallel()
+	f, dir, _ := sshStack(t, false)
 	o, out, _ := logsOpts(dir)
 	o.Logs.Follow = true
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.ctx(), 20*time.Millisecond)
 	defer cancel()
 	// Following ends with the context (Ctrl-C), without an error.
 	if err := Logs(ctx, o); err != nil {
@@ -87,10 +89,11 @@ func TestLogsFollowConsole(t *testing.T) {
 }
 
 func TestLogsFallBackWhenSSHFails(t *testing.T) {
-	_, dir, id := sshStack(t, true)
+	t.Parallel()
+	f, dir, id := sshStack(t, true)
 	o, out, log := logsOpts(dir)
 	o.Remote = server.Remote{Addr: "127.0.0.1:1"} // nothing listens there
-	if err := Logs(context.Background(), o); err != nil {
+	if err := Logs(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), "connecting to 127.0.0.1:1") || !strings.Contains(log.String(), "showing the console output of "+id) {
@@ -102,16 +105,17 @@ func TestLogsFallBackWhenSSHFails(t *testing.T) {
 }
 
 func TestSSHRefusals(t *testing.T) {
+	t.Parallel()
 	t.Run("port closed", func(t *testing.T) {
-		_, dir, _ := sshStack(t, false)
-		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Command: []string{"true"}})
+		f, dir, _ := sshStack(t, false)
+		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Command: []string{"true"}})
 		if err == nil || !strings.Contains(err.Error(), "SSH is off for stack demo") || !strings.Contains(err.Error(), "--ssh") {
 			t.Fatalf("ssh = %v", err)
 		}
 	})
 	t.Run("no keys here", func(t *testing.T) {
-		sshStack(t, true)
-		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: t.TempDir()}})
+		f, _, _ := sshStack(t, true)
+		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: t.TempDir()}})
 		if err == nil || !strings.Contains(err.Error(), "this machine has no SSH keys for stack demo") {
 			t.Fatalf("ssh = %v", err)
 		}
@@ -119,7 +123,7 @@ func TestSSHRefusals(t *testing.T) {
 	t.Run("not running", func(t *testing.T) {
 		f, dir, id := sshStack(t, true)
 		f.setInstanceState(id, ec2types.InstanceStateNamePending)
-		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
+		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
 		if err == nil || !strings.Contains(err.Error(), "instance "+id+" is pending, not running") {
 			t.Fatalf("ssh = %v", err)
 		}
@@ -127,14 +131,14 @@ func TestSSHRefusals(t *testing.T) {
 	t.Run("no address", func(t *testing.T) {
 		f, dir, id := sshStack(t, true)
 		f.setInstanceState(id, ec2types.InstanceStateNameStopped)
-		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
+		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
 		if err == nil || !strings.Contains(err.Error(), "has no public DNS name or IP") {
 			t.Fatalf("ssh = %v", err)
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		_, dir, _ := sshStack(t, true)
-		err := SSH(context.Background(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Remote: server.Remote{Addr: "127.0.0.1:1"}})
+		f, dir, _ := sshStack(t, true)
+		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Remote: server.Remote{Addr: "127.0.0.1:1"}})
 		if err == nil || !strings.Contains(err.Error(), "connecting to 127.0.0.1:1") {
 			t.Fatalf("ssh = %v", err)
 		}
@@ -142,11 +146,12 @@ func TestSSHRefusals(t *testing.T) {
 }
 
 func TestFindTarget(t *testing.T) {
+	t.Parallel()
 	t.Run("refreshes known_hosts", func(t *testing.T) {
 		f, dir, id := sshStack(t, true)
 		sd := local.StackDir(dir, "demo")
 		must(t, os.Remove(sd.KnownHostsFile()))
-		tg, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{})
+		tg, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,8 +167,8 @@ func TestFindTarget(t *testing.T) {
 		}
 	})
 	t.Run("no instance", func(t *testing.T) {
-		newInstalledFake(t)
-		_, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: t.TempDir()}, AWS{})
+		f := newInstalledFake(t)
+		_, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: t.TempDir()}, AWS{})
 		if err == nil || !strings.Contains(err.Error(), "stack demo has no instance in eu-west-3: `mlstack up --stack demo --state-dir ") {
 			t.Fatalf("findTarget = %v", err)
 		}
@@ -174,25 +179,25 @@ func TestFindTarget(t *testing.T) {
 			st Stack
 			a  AWS
 		}{{Stack{Name: "Demo", StateDir: "/x"}, AWS{}}, {Stack{Name: "demo"}, AWS{}}, {Stack{Name: "demo", StateDir: "/x"}, AWS{Region: "xx"}}} {
-			if _, err := findTarget(context.Background(), c.st, c.a); !IsUsage(err) {
+			if _, err := findTarget(f.ctx(), c.st, c.a); !IsUsage(err) {
 				t.Errorf("findTarget(%+v) = %v", c, err)
 			}
 		}
-		if f.connect != 0 {
+		if f.connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})
 	t.Run("state of another account", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
 		f.account = "111111111111"
-		if _, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{}); !IsUsage(err) {
+		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{}); !IsUsage(err) {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})
 	t.Run("lookup fails", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
 		f.failNext("DescribeVpcs", awsErr("RequestLimitExceeded"), 1)
-		if _, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "finding the default VPC") {
+		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "finding the default VPC") {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})
@@ -202,7 +207,7 @@ func TestFindTarget(t *testing.T) {
 		f.mu.Lock()
 		delete(f.params, "/mlstack/demo/tls-cert") // nothing published to pin again from
 		f.mu.Unlock()
-		if _, err := findTarget(context.Background(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "move it away") {
+		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "move it away") {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})

@@ -66,6 +66,7 @@ func tlsUpstream(t *testing.T) (*httptest.Server, []byte, *sshdtest.SyncBuffer) 
 // signed in; the browser opener gets the URL; cancelling stops it cleanly;
 // nothing printed holds the password.
 func TestUIServesUntilCancelled(t *testing.T) {
+	t.Parallel()
 	ts, certPEM, seen := tlsUpstream(t)
 	root := uiStack(t, ts.URL, certPEM)
 	var out, logs sshdtest.SyncBuffer
@@ -113,6 +114,7 @@ func TestUIServesUntilCancelled(t *testing.T) {
 
 // TestUIRefuses: what mlstack ui will not serve, and says why.
 func TestUIRefuses(t *testing.T) {
+	t.Parallel()
 	ts, certPEM, _ := tlsUpstream(t)
 	otherPEM, _, err := mlflowtest.SelfSigned("elsewhere.example")
 	must(t, err)
@@ -152,6 +154,7 @@ func TestUIRefuses(t *testing.T) {
 // TestUIAllowHTTP: the hidden test switch lets a local http server through,
 // and the browser is not opened with NoBrowser.
 func TestUIAllowHTTP(t *testing.T) {
+	t.Parallel()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "plain") }))
 	defer ts.Close()
 	root := uiStack(t, ts.URL, nil)

@@ -41,10 +41,10 @@ func upOpts(dir, stack string) (UpOptions, *bytes.Buffer, *bytes.Buffer) {
 	}, out, log
 }
 
-// mustUp runs up and fails the test on an error.
-func mustUp(t *testing.T, o UpOptions) {
+// mustUp runs up over f and fails the test on an error.
+func mustUp(t *testing.T, f *fakeAWS, o UpOptions) {
 	t.Helper()
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatalf("up: %v\nprogress:\n%s", err, o.Log)
 	}
 }
@@ -55,7 +55,7 @@ func upStack(t *testing.T, f *fakeAWS, stack string) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	o, _, _ := upOpts(dir, stack)
-	mustUp(t, o)
+	mustUp(t, f, o)
 	f.resetCalls()
 	return dir
 }
@@ -71,10 +71,11 @@ func savedSecrets(t *testing.T, dir, stack string) *local.Secrets {
 }
 
 func TestUpCreatesEveryResource(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 
 	// Seven resources, the two secrets in SSM and the two keys the server published there.
@@ -231,12 +232,13 @@ func TestUpCreatesEveryResource(t *testing.T) {
 }
 
 func TestUpTwiceChangesNothing(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	before := savedSecrets(t, dir, "demo")
 	f.resetCalls()
 	o, out, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("a second up made mutating calls: %v", m)
 	}
@@ -249,11 +251,12 @@ func TestUpTwiceChangesNothing(t *testing.T) {
 }
 
 func TestUpDryRun(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if m := f.mutating(); len(m) != 0 {
@@ -284,7 +287,7 @@ func TestUpDryRun(t *testing.T) {
 	f.resetCalls()
 	o, out, _ = upOpts(dir2, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "(plan) stack demo is complete: nothing to do\n" {
@@ -296,13 +299,14 @@ func TestUpDryRun(t *testing.T) {
 }
 
 func TestUpTTLRetagsLiveStack(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.resetCalls()
 	o, out, _ := upOpts(dir, "demo")
 	o.TTL, o.Output = "2h", "json"
 	start := time.Now()
-	mustUp(t, o)
+	mustUp(t, f, o)
 
 	var rep stackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
@@ -343,6 +347,7 @@ func mutSorted(f *fakeAWS) []string {
 }
 
 func TestUpRefusesForeignLookAlike(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
 	cases := []struct {
@@ -366,7 +371,7 @@ func TestUpRefusesForeignLookAlike(t *testing.T) {
 			c.seed(f)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want an error with %q", err, c.want)
 			}
@@ -381,10 +386,11 @@ func TestUpRefusesForeignLookAlike(t *testing.T) {
 }
 
 func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	id := f.addStackInstance("demo", ec2types.InstanceStateNameRunning)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "already runs instance "+id) || !strings.Contains(err.Error(), "no local secrets") {
 		t.Fatalf("up = %v", err)
 	}
@@ -394,6 +400,7 @@ func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
 }
 
 func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	first := f.liveInstances()[0]
@@ -404,7 +411,7 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	f.setInstanceState(first, ec2types.InstanceStateNameTerminated)
 	f.resetCalls()
 	o, out, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if n := f.count("EC2.RunInstances"); n != 2 {
 		t.Errorf("RunInstances called %d times, want 2 (stale token, then a new one)", n)
 	}
@@ -429,13 +436,14 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	// Another up uses the saved nonce: nothing is launched.
 	f.resetCalls()
 	o, _, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("up after the relaunch made mutating calls: %v", m)
 	}
 }
 
 func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	oldest := f.liveInstances()[0]
@@ -445,7 +453,7 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 
 	o, _, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(o.Out.(*bytes.Buffer).String(), "(plan) would terminate 2 duplicate instances") {
@@ -454,7 +462,7 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 
 	f.resetCalls()
 	o, _, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances"}) {
 		t.Errorf("mutating calls %v", got)
 	}
@@ -467,6 +475,7 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 }
 
 func TestUpStartsStoppedInstance(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	id := f.liveInstances()[0]
@@ -475,7 +484,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "(plan) would start stopped instance "+id) {
@@ -484,7 +493,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 
 	f.resetCalls()
 	o, out, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got := f.mutating(); !slices.Equal(got, []string{"EC2.StartInstances"}) {
 		t.Errorf("mutating calls %v", got)
 	}
@@ -507,6 +516,7 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 }
 
 func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		edit func(t *testing.T, o *UpOptions) // setup: fails t on an error
@@ -545,23 +555,24 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 			f := newInstalledFake(t)
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			c.edit(t, &o)
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want a usage error with %q", err, c.want)
 			}
-			if f.connect != 0 || len(f.calls()) != 0 {
-				t.Errorf("bad input reached AWS: connect %d, calls %v", f.connect, f.calls())
+			if f.connects != 0 || len(f.calls()) != 0 {
+				t.Errorf("bad input reached AWS: connect %d, calls %v", f.connects, f.calls())
 			}
 		})
 	}
 }
 
 func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	for _, typ := range []string{"z9.mega", "mac1.metal"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.InstanceType = typ
-		err := Up(context.Background(), o)
+		err := Up(f.ctx(), o)
 		if !IsUsage(err) || !strings.Contains(err.Error(), typ) {
 			t.Errorf("up --instance-type %s = %v", typ, err)
 		}
@@ -571,16 +582,17 @@ func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
 	}
 	f.failNext("DescribeInstanceTypes", awsErr("InternalError"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(context.Background(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
+	if err := Up(f.ctx(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
 		t.Errorf("up with DescribeInstanceTypes failing = %v", err)
 	}
 }
 
 func TestUpArm64InstanceType(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	o, _, _ := upOpts(t.TempDir(), "demo")
 	o.InstanceType = "t4g.small"
-	mustUp(t, o)
+	mustUp(t, f, o)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if img := aws.ToString(f.instances[0].inst.ImageId); img != "ami-newarm64" {
@@ -592,10 +604,11 @@ func TestUpArm64InstanceType(t *testing.T) {
 }
 
 func TestUpNoImage(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.images = nil
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "no official Ubuntu 24.04 x86_64 image") {
 		t.Fatalf("up = %v", err)
 	}
@@ -605,11 +618,12 @@ func TestUpNoImage(t *testing.T) {
 }
 
 func TestUpDetectsCallerIP(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	o, _, log := upOpts(t.TempDir(), "demo")
 	o.AllowCIDRs = nil
 	o.hooks.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("203.0.113.9"), nil }
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{port: 5000, cidr: "203.0.113.9/32"}}) {
 		t.Errorf("ingress %v", rules)
 	}
@@ -619,13 +633,14 @@ func TestUpDetectsCallerIP(t *testing.T) {
 }
 
 func TestUpConvergesIngress(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, _, log := upOpts(dir, "demo")
 	o.SSH = true
 	o.AllowCIDRs = []string{"0.0.0.0/0"}
 	o.Yes = true
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "opens the tracking server (tcp 5000 and SSH on tcp 22) to the whole internet") || !strings.Contains(log.String(), "SSH is open") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -637,7 +652,7 @@ func TestUpConvergesIngress(t *testing.T) {
 	f.resetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
-	mustUp(t, o)
+	mustUp(t, f, o)
 	got := ingressRules(f.groups[0].sg.IpPermissions)
 	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
 	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
@@ -660,7 +675,7 @@ func TestUpConvergesIngress(t *testing.T) {
 	f.resetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
-	mustUp(t, o)
+	mustUp(t, f, o)
 	got = ingressRules(f.groups[0].sg.IpPermissions)
 	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
 	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
@@ -669,6 +684,7 @@ func TestUpConvergesIngress(t *testing.T) {
 }
 
 func TestUpResumesAfterFailure(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ op, want string }{
 		{"CreateBucket", "creating S3 bucket"},
 		{"PutPublicAccessBlock", "blocking public access"},
@@ -691,7 +707,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 			f.failNext(c.op, awsErr("InternalError"), 1)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			err := Up(context.Background(), o)
+			err := Up(f.ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "run `mlstack up --stack demo --state-dir "+dir+" --allow-cidr "+testCIDR+"` again") {
 				t.Fatalf("up = %v, want %q and the advice to run up again", err, c.want)
 			}
@@ -699,7 +715,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 				t.Errorf("launched an instance although %s failed", c.op)
 			}
 			o, _, _ = upOpts(dir, "demo")
-			mustUp(t, o)
+			mustUp(t, f, o)
 			if got := f.owns("demo"); len(got) != 12 {
 				t.Errorf("after resuming the stack owns %v", got)
 			}
@@ -713,6 +729,7 @@ func TestUpResumesAfterFailure(t *testing.T) {
 }
 
 func TestUpRetriesPropagation(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Value (mlstack-demo-server) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"), 2)
 	f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), 1)
@@ -720,7 +737,7 @@ func TestUpRetriesPropagation(t *testing.T) {
 	f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 1)
 	f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 2)
 	o, _, log := upOpts(t.TempDir(), "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	for op, n := range map[string]int{"EC2.RunInstances": 3, "IAM.PutUserPolicy": 2, "IAM.PutRolePolicy": 2,
 		"IAM.AddRoleToInstanceProfile": 2, "IAM.CreateAccessKey": 3} {
 		if got := f.count(op); got != n {
@@ -736,10 +753,11 @@ func TestUpRetriesPropagation(t *testing.T) {
 }
 
 func TestUpRunInstancesOtherInvalidParameterIsNotRetried(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Invalid availability zone"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "Invalid availability zone") {
+	if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "Invalid availability zone") {
 		t.Fatalf("up = %v", err)
 	}
 	if n := f.count("EC2.RunInstances"); n != 1 {
@@ -748,6 +766,7 @@ func TestUpRunInstancesOtherInvalidParameterIsNotRetried(t *testing.T) {
 }
 
 func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
+	t.Parallel()
 	// Another run created the resources between our look and our create:
 	// EC2 and IAM answer "already exists", and up adopts what is tagged ours.
 	f := newInstalledFake(t)
@@ -761,7 +780,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 	f.failAfter("ImportKeyPair", awsErr("InvalidKeyPair.Duplicate"), 1)
 	f.failAfter("AuthorizeSecurityGroupIngress", awsErr("InvalidPermission.Duplicate"), 1)
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got := f.owns("demo"); len(got) != 12 {
 		t.Errorf("stack owns %v", got)
 	}
@@ -774,6 +793,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 }
 
 func TestUpHealthWait(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	// The server's side of ensureLogin: the creator's login fails until
 	// the admin made the user.
@@ -804,7 +824,7 @@ func TestUpHealthWait(t *testing.T) {
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Output, o.User = false, healthy.URL+"/health", "json", "carol"
-	mustUp(t, o)
+	mustUp(t, f, o)
 	sec := savedSecrets(t, dir, "demo")
 	if mu.Lock(); len(logins) != 1 || logins["carol"] == "" || logins["carol"] != sec.Users["carol"] || sec.EnvUser != "carol" {
 		t.Errorf("up made users %v on the server, want carol with the saved password", slices.Collect(maps.Keys(logins)))
@@ -812,7 +832,7 @@ func TestUpHealthWait(t *testing.T) {
 	mu.Unlock()
 	// Once made, a later up only checks the login.
 	out.Reset()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "making MLflow user carol") || strings.Count(log.String(), "making MLflow user") != 1 {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -827,6 +847,7 @@ func TestUpHealthWait(t *testing.T) {
 }
 
 func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "starting", http.StatusServiceUnavailable)
@@ -840,7 +861,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 
 	o, _, log := upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "not healthy") || !strings.Contains(err.Error(), "the stack exists") ||
 		!strings.Contains(err.Error(), "--ssh` opens SSH") {
 		t.Fatalf("up = %v", err)
@@ -855,7 +876,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	f.mu.Unlock()
 	o, _, log = upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	if err := Up(context.Background(), o); err == nil {
+	if err := Up(f.ctx(), o); err == nil {
 		t.Fatal("up succeeded")
 	}
 	if !strings.Contains(log.String(), "the bootstrap log is empty so far") {
@@ -866,7 +887,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
 	o, _, log = upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	if err := Up(context.Background(), o); err == nil {
+	if err := Up(f.ctx(), o); err == nil {
 		t.Fatal("up succeeded")
 	}
 	if !strings.Contains(log.String(), "could not read the bootstrap log") {
@@ -875,6 +896,7 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 }
 
 func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	sd := local.StackDir(dir, "demo")
@@ -886,7 +908,7 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 		}
 	}
 	o, _, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "pinned the server's certificate") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -902,7 +924,7 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 	f.resetCalls()
 	o, _, _ = upOpts(t.TempDir(), "demo")
 	// The key pair holds the first machine's key: drift, refused before any change.
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	var d *driftError
 	if !errors.As(err, &d) || !strings.Contains(err.Error(), "key pair mlstack-demo holds another public key") {
 		t.Fatalf("up = %v", err)
@@ -913,12 +935,13 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 }
 
 func TestUpForeignStateDir(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.account = "999999999999"
 	f.resetCalls()
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if !IsUsage(err) || !strings.Contains(err.Error(), "belongs to stack") {
 		t.Fatalf("up = %v", err)
 	}
@@ -928,10 +951,11 @@ func TestUpForeignStateDir(t *testing.T) {
 }
 
 func TestUpNoDefaultVPC(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.vpcs = f.vpcs[:1]
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(context.Background(), o); err == nil || !strings.Contains(err.Error(), "no default VPC") {
+	if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "no default VPC") {
 		t.Fatalf("up = %v", err)
 	}
 	if len(f.mutating()) != 0 {
@@ -940,19 +964,21 @@ func TestUpNoDefaultVPC(t *testing.T) {
 }
 
 func TestUpNoPublicAddress(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	f.mu.Lock()
 	f.instances[0].inst.PublicDnsName, f.instances[0].inst.PublicIpAddress = nil, nil
 	f.mu.Unlock()
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "has no public DNS name or IP") {
 		t.Fatalf("up = %v", err)
 	}
 }
 
 func TestUpWaitsForPendingInstance(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	id := f.liveInstances()[0]
@@ -962,7 +988,7 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 	f.mu.Unlock()
 	f.resetCalls()
 	o, out, log := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "waiting for instance "+id+" to run") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -975,15 +1001,16 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 }
 
 func TestUpWaitsForTheStackLock(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
-	unlock, err := local.Lock(context.Background(), dir, "demo", nil)
+	unlock, err := local.Lock(f.ctx(), dir, "demo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
 	// Another run holds the stack: up waits until its context ends.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.ctx(), 20*time.Millisecond)
 	defer cancel()
 	o, _, log := upOpts(dir, "demo")
 	err = Up(ctx, o)
@@ -993,22 +1020,23 @@ func TestUpWaitsForTheStackLock(t *testing.T) {
 	if !strings.Contains(log.String(), "another mlstack run is working on stack demo; waiting for it") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if f.connect != 0 {
+	if f.connects != 0 {
 		t.Error("connected while another run held the stack")
 	}
 	// A dry run takes no lock.
 	o, _, _ = upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(context.Background(), o); err != nil {
+	if err := Up(f.ctx(), o); err != nil {
 		t.Errorf("dry run under another run's lock: %v", err)
 	}
 }
 
 func TestUpNamesTooLongForTheRegion(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	f.region = "xx-extraordinarilylongname-9"
 	o, _, _ := upOpts(t.TempDir(), strings.Repeat("a", 24))
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if !IsUsage(err) || !strings.Contains(err.Error(), "(limit 63): choose a shorter stack name") {
 		t.Fatalf("up = %v", err)
 	}
@@ -1018,11 +1046,12 @@ func TestUpNamesTooLongForTheRegion(t *testing.T) {
 }
 
 func TestUpRecordsCallsInAWSCalls(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	calls := &CallLog{}
 	o, _, _ := upOpts(t.TempDir(), "demo")
 	o.AWS = AWS{Region: fakeRegion, Calls: calls}
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if got, want := len(calls.calls()), len(f.calls()); got != want || got == 0 {
 		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
 	}
@@ -1032,6 +1061,7 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 }
 
 func TestUpIngressChangedMeanwhile(t *testing.T) {
+	t.Parallel()
 	// The unwanted rule went between up's look and its revoke: EC2 answers
 	// success with the permission unmatched, and up says to run again.
 	f := newInstalledFake(t)
@@ -1046,12 +1076,12 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 		return false
 	})
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(context.Background(), o)
+	err := Up(f.ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "1 permission not matched\nrun `mlstack up --stack demo") {
 		t.Fatalf("up = %v", err)
 	}
 	o, _, _ = upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{5000, testCIDR}}) {
 		t.Errorf("ingress %v", rules)
 	}
@@ -1060,10 +1090,11 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 // TestUpPutsPinnedLock: before the launch, up puts the install lock in the
 // bucket, and the user-data pins exactly those bytes; a second up finds it.
 func TestUpPutsPinnedLock(t *testing.T) {
+	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
-	mustUp(t, o)
+	mustUp(t, f, o)
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	calls := f.calls()
 	if i, j := slices.Index(calls, "S3.PutObject"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
@@ -1084,7 +1115,7 @@ func TestUpPutsPinnedLock(t *testing.T) {
 		}
 	}
 	f.resetCalls()
-	mustUp(t, o)
+	mustUp(t, f, o)
 	if m := f.mutating(); len(m) != 0 {
 		t.Errorf("second up: %v", m)
 	}

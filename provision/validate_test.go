@@ -13,6 +13,7 @@ import (
 )
 
 func TestValidateStack(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		stack string
@@ -60,6 +61,7 @@ func TestValidateStack(t *testing.T) {
 }
 
 func TestValidateRegion(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		region string
 		ok     bool
@@ -100,6 +102,7 @@ func TestValidateRegion(t *testing.T) {
 }
 
 func TestParseCIDRs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		in      []string
@@ -152,6 +155,7 @@ func TestParseCIDRs(t *testing.T) {
 }
 
 func TestValidateInstanceType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		typ string
 		ok  bool
@@ -181,6 +185,7 @@ func TestValidateInstanceType(t *testing.T) {
 }
 
 func TestUpOptionsValidateDefaults(t *testing.T) {
+	t.Parallel()
 	o := UpOptions{Stack: Stack{Name: "demo", StateDir: t.TempDir()}, AllowCIDRs: []string{"198.51.100.7", "198.51.100.7/32"}}
 	if _, err := o.validate(); err != nil {
 		t.Fatalf("validate: %v", err)
@@ -208,6 +213,7 @@ func TestUpOptionsValidateDefaults(t *testing.T) {
 }
 
 func TestUpOptionsValidateKeepsExplicitValues(t *testing.T) {
+	t.Parallel()
 	o := UpOptions{Stack: Stack{Name: "demo", StateDir: "/x"}, InstanceType: "t3.small", MLflowVersion: "3.5.0", Timeout: time.Minute, TTL: "2d"}
 	ttl, err := o.validate()
 	if err != nil {
@@ -219,6 +225,7 @@ func TestUpOptionsValidateKeepsExplicitValues(t *testing.T) {
 }
 
 func TestUpOptionsValidateRejects(t *testing.T) {
+	t.Parallel()
 	valid := func() UpOptions { return UpOptions{Stack: Stack{Name: "demo", StateDir: "/tmp/state"}} }
 	tests := []struct {
 		name    string
@@ -260,6 +267,7 @@ func TestUpOptionsValidateRejects(t *testing.T) {
 
 // Versions are compared as numbers, not strings: 3.10.0 is newer than 3.5.0.
 func TestValidateMLflowVersions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		version string
 		ok      bool
@@ -288,6 +296,7 @@ func TestValidateMLflowVersions(t *testing.T) {
 }
 
 func TestParseTTL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want time.Duration
@@ -321,6 +330,7 @@ func TestParseTTL(t *testing.T) {
 
 // TestDownOptionsValidate: the sweep rules that used to live in cmd.
 func TestDownOptionsValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		o    DownOptions
@@ -353,6 +363,7 @@ func TestDownOptionsValidate(t *testing.T) {
 }
 
 func TestNamesFor(t *testing.T) {
+	t.Parallel()
 	n := namesFor("demo", "123456789012", "eu-west-3")
 	want := names{
 		Stack:           "demo",
@@ -414,6 +425,7 @@ func looksLikeIP(s string) bool {
 // Every valid stack name must fit every derived AWS name in every region:
 // maxStackLen is the promise that Check never fails after ValidateStack passed.
 func TestNamesFitAWSLimits(t *testing.T) {
+	t.Parallel()
 	// The longest region names in use (commercial, GovCloud, China, EUSC, ISO).
 	regions := []string{
 		"ap-southeast-5", "ap-northeast-3", "us-gov-west-1", "cn-northwest-1",
@@ -461,6 +473,7 @@ func TestNamesFitAWSLimits(t *testing.T) {
 
 // Check is the safety net when names would not fit; it must say so as a UsageError.
 func TestNamesCheckRejectsLongNames(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		n    names

@@ -57,6 +57,7 @@ func anchors(text string) map[string]bool {
 
 // TestAnchorsAsGitHub: the slug rules above on headings the docs use.
 func TestAnchorsAsGitHub(t *testing.T) {
+	t.Parallel()
 	got := anchors("# Changing what runs: replacement\n## Tracking data in PostgreSQL (RDS)\n" +
 		"```sh\n# not a heading\n```\n### `--db` flag\n## Same\n## Same\n")
 	for _, want := range []string{"changing-what-runs-replacement", "tracking-data-in-postgresql-rds", "--db-flag", "same", "same-1"} {
@@ -73,6 +74,7 @@ func TestAnchorsAsGitHub(t *testing.T) {
 // file that exists and, with a #fragment into a Markdown file, a heading
 // that file has; and the README links every docs/*.md page.
 func TestDocLinks(t *testing.T) {
+	t.Parallel()
 	n := 0
 	for _, doc := range docPaths(t) {
 		for _, m := range mdLink.FindAllStringSubmatch(prose(readDoc(t, doc)), -1) {
@@ -128,6 +130,7 @@ func checkLink(t *testing.T, doc, target string) string {
 // row as "add\|list"), and each flag they can give is written somewhere
 // in the docs. Hidden flags are for tests and benchmarks.
 func TestDocsEveryCommandAndFlag(t *testing.T) {
+	t.Parallel()
 	var all strings.Builder
 	for _, doc := range docPaths(t) {
 		all.WriteString(readDoc(t, doc))

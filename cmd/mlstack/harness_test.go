@@ -186,6 +186,12 @@ func (r *recorder) mutating() []apiCall {
 
 // env is one test's AWS world: a fresh moto behind a recorder, admin
 // credentials in the environment, and a private state dir.
+//
+// A test with an env cannot run in parallel: newEnv resets the one moto
+// every test shares (another test's stack would vanish mid-run) and
+// points the process environment (t.Setenv, which Go refuses in a
+// parallel test) at this test's recorder, where the in-process CLI finds
+// its endpoint and keys.
 type env struct {
 	t        *testing.T
 	moto     string

@@ -54,6 +54,7 @@ func codeBlocks(text, lang string) []string {
 
 // TestReadmeGoVersion: the Go version the README asks for is go.mod's.
 func TestReadmeGoVersion(t *testing.T) {
+	t.Parallel()
 	mod, err := os.ReadFile("../../go.mod")
 	must(t, err)
 	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(string(mod))
@@ -72,6 +73,7 @@ var readmeCommand = regexp.MustCompile(`^(?:eval "\$\()?(mlstack [^")]*)`)
 // TestReadmeCommandsParse: every mlstack command in the shell blocks of
 // README.md and docs/*.md parses as written.
 func TestReadmeCommandsParse(t *testing.T) {
+	t.Parallel()
 	total := 0
 	for _, path := range docPaths(t) {
 		for _, block := range codeBlocks(readDoc(t, path), "sh") {
@@ -113,6 +115,7 @@ func jsonDoc(t *testing.T) (path, text, block string) {
 // TestReadmeJSONSchema: the documented example stack is the schema (every
 // key, no other) and the table under it explains every key.
 func TestReadmeJSONSchema(t *testing.T) {
+	t.Parallel()
 	path, text, block := jsonDoc(t)
 	d := decodeStack(t, block)
 	if d.Instance == nil || len(d.Resources) == 0 {
@@ -151,6 +154,7 @@ func TestReadmeJSONSchema(t *testing.T) {
 // main job (up, env, down) and the tests (scripts/test.sh), in its shell
 // blocks, and the last line it promises from the tests is test.sh's own.
 func TestReadmeTwoCommands(t *testing.T) {
+	t.Parallel()
 	text := readme(t)
 	seen := map[string]bool{}
 	for _, block := range codeBlocks(text, "sh") {

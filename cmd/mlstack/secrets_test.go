@@ -170,6 +170,7 @@ func TestMain(m *testing.M) {
 // be found; a clean run is clean though the files meant for the secrets
 // hold them. It needs no emulator.
 func TestWholeRunScanFindsPlantedLeaks(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	d := local.StackDir(root, "leaky")
 	st := &local.Secrets{Stack: "leaky", Account: account, Region: testRegion, AccessKeyID: "AKIAEXAMPLELEAKY0001",

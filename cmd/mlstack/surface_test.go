@@ -20,6 +20,7 @@ var testOnlyFlags = []string{"health-url", "tracking-uri"}
 // TestTestFlagsNotShipped: each command that had such a flag refuses it
 // as an unknown flag (exit 2), before any AWS call.
 func TestTestFlagsNotShipped(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"up", "--health-url", "x"}, {"upgrade", "--health-url", "x"}, {"restore", "--health-url", "x"},
 		{"status", "--health-url", "x"}, {"down", "--tracking-uri", "x"}, {"creds", "rotate", "--tracking-uri", "x"},
@@ -36,6 +37,7 @@ func TestTestFlagsNotShipped(t *testing.T) {
 
 // TestNoCommandDeclaresTestFlags: no command, hidden or not, has one.
 func TestNoCommandDeclaresTestFlags(t *testing.T) {
+	t.Parallel()
 	var walk func(path string, cmds []*cli.Command)
 	walk = func(path string, cmds []*cli.Command) {
 		for _, c := range cmds {

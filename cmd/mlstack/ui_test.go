@@ -116,6 +116,7 @@ func startUI(t *testing.T, env []string, args ...string) (url string, exited <-c
 // experiment, the run and its metric, and is never asked for a password.
 // Ctrl-C stops the proxy with exit 0.
 func TestUIInBrowser(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath(browsertest.Chromium); err != nil {
 		testenv.Missing(t, "no chromium (Debian's chromium package; .ci/run installs it)")
 	}
@@ -160,6 +161,7 @@ func TestUIInBrowser(t *testing.T) {
 // TestUIRefusals: mlstack ui exits before serving anything when it cannot
 // do so safely.
 func TestUIRefusals(t *testing.T) {
+	t.Parallel()
 	httpRoot := uiState(t, "http://ec2-203-0-113-10.example:5000", "admin", "ui-Refused-Password-42", nil)
 	for _, tt := range []struct {
 		name string

@@ -86,6 +86,7 @@ var flagLine = regexp.MustCompile(`^   --[a-z-]+(, -[a-z])?( [A-Z]+( \[ --[a-z-]
 // TestHelpReadsWell: every command's --help shows placeholders in capitals
 // (never words of the usage text) and examples, and every example parses.
 func TestHelpReadsWell(t *testing.T) {
+	t.Parallel()
 	paths := [][]string{{"creds", "rotate"}, {"users", "add"}, {"users", "list"}, {"users", "remove"}, {"users", "passwd"}}
 	for _, c := range parseOnly().Commands {
 		if c.Name != "help" {
@@ -122,6 +123,7 @@ func TestHelpReadsWell(t *testing.T) {
 // was typed; near misses get "did you mean"; a flag before the command is
 // shown in the order that works. All exit 2 before any AWS call.
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		want string
@@ -160,6 +162,7 @@ func TestUsageErrors(t *testing.T) {
 // subcommands and visible flags by asking the binary; zsh and fish scripts
 // are printed.
 func TestCompletion(t *testing.T) {
+	t.Parallel()
 	bin := binary(t)
 	complete := func(words ...string) []string {
 		t.Helper()
