@@ -54,14 +54,16 @@ func Start(t testing.TB) *Server {
 
 // StartAt is Start on a given loopback address and port: the boot test's
 // RDS stand-in must answer on the port moto gives the database's endpoint
-// (5432), at an address no system PostgreSQL listens on (127.0.0.2).
+// (5432), at an address no system PostgreSQL listens on (127.0.0.2). host
+// must be a loopback address.
 func StartAt(t testing.TB, host string, port int) *Server {
 	t.Helper()
 	s := &Server{Host: host, Port: port, Log: &sshdtest.SyncBuffer{}, bin: binDir(t)}
 	s.dir, s.cred = ownedDir(t)
 	s.run(t, filepath.Join(s.bin, "initdb"), "--no-sync", "-D", s.data(), "-U", "postgres", "-E", "UTF8", "--locale=C")
-	// Like RDS with rds.force_ssl: no TCP login without SSL.
-	s.write(t, filepath.Join(s.data(), "pg_hba.conf"), "local all all trust\nhostssl all all "+host+"/32 scram-sha-256\n", 0o600)
+	// Like RDS with rds.force_ssl: no TCP login without SSL. From all of
+	// loopback: a client of 127.0.0.2 connects from 127.0.0.1.
+	s.write(t, filepath.Join(s.data(), "pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.0/8 scram-sha-256\n", 0o600)
 	certPEM, keyPEM := selfSigned(t)
 	s.write(t, filepath.Join(s.dir, "server.crt"), string(certPEM), 0o644)
 	s.write(t, filepath.Join(s.dir, "server.key"), string(keyPEM), 0o600)
