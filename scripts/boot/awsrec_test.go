@@ -1,5 +1,3 @@
-//go:build boottest
-
 package main
 
 import (
