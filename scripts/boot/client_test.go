@@ -34,8 +34,8 @@ func (b *bootTest) phaseClient(t *testing.T) {
 }
 
 // envFile writes what `mlstack env` prints (shell) to work/NAME and
-// returns its variables from `mlstack env --format json`, checking both
-// name the same ones.
+// returns the variables it sets, from `mlstack env --format json`,
+// checking both set and clear the same ones.
 func (b *bootTest) envFile(t *testing.T, name string, args ...string) map[string]string {
 	t.Helper()
 	shell := b.mlstack(t, append([]string{"env"}, args...)...)
@@ -46,13 +46,27 @@ func (b *bootTest) envFile(t *testing.T, name string, args ...string) map[string
 	if err := json.Unmarshal([]byte(b.mlstack(t, append([]string{"env", "--format", "json"}, args...)...)), &vars); err != nil {
 		t.Fatalf("env --format json: %v", err)
 	}
-	var names []string
+	// A variable the env clears (a caller's AWS_SESSION_TOKEN would spoil
+	// the stack's keys) is an `unset` in the shell, "" in JSON.
+	var exports, unsets, set, cleared []string
 	for _, m := range regexp.MustCompile(`(?m)^export ([A-Za-z0-9_]+)=`).FindAllStringSubmatch(shell, -1) {
-		names = append(names, m[1])
+		exports = append(exports, m[1])
 	}
-	slices.Sort(names)
-	if got := sortedKeys(vars); !slices.Equal(names, got) {
-		t.Fatalf("env prints %v, env --format json %v", names, got)
+	for _, m := range regexp.MustCompile(`(?m)^unset (.*)$`).FindAllStringSubmatch(shell, -1) {
+		unsets = append(unsets, strings.Fields(m[1])...)
+	}
+	for _, k := range sortedKeys(vars) {
+		if vars[k] == "" {
+			cleared = append(cleared, k)
+			delete(vars, k)
+		} else {
+			set = append(set, k)
+		}
+	}
+	slices.Sort(exports)
+	slices.Sort(unsets)
+	if !slices.Equal(exports, set) || !slices.Equal(unsets, cleared) {
+		t.Fatalf("env exports %v and unsets %v; env --format json sets %v and clears %v", exports, unsets, set, cleared)
 	}
 	return vars
 }

@@ -19,9 +19,9 @@ import (
 // scanSkips are the files of the work dir (not of its folders) that hold secrets by design
 // (the secret list, the gzip user-data as EC2 has it, scanned unpacked as
 // user-data.txt, the IMDS emulator's config, the env files), the binary,
-// moto's log (scanned apart) and the rootfs copies, of which only
-// /var/log is scanned.
-var scanSkips = []string{"secrets", "user-data", "aemm.json", "env*.sh", "rootfs*", "mlstack", "moto.log", "gobin"}
+// moto's folder (its log is scanned apart) and the rootfs copies, of which
+// only /var/log is scanned.
+var scanSkips = []string{"secrets", "user-data", "aemm.json", "env*.sh", "rootfs*", "mlstack", "moto", "gobin"}
 
 // phaseSecrets: no secret of the stack (nor the role's keys, nor the
 // private halves of the instance's TLS key and SSH host key, which must
