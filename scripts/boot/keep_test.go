@@ -116,7 +116,7 @@ func (b *bootTest) startRDS(t *testing.T) {
 // stand-in inside the container.
 func (b *bootTest) rdsHost(t *testing.T, root string) {
 	host := b.rdsEndpoint(t)
-	f, err := os.OpenFile(filepath.Join(root, "etc", "hosts"), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(root, "etc", "hosts"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644) // the rootfs may have none
 	if err != nil {
 		t.Fatal(err)
 	}
