@@ -146,6 +146,7 @@ func TestBoot(t *testing.T) {
 		phase{"down", b.phaseDown},
 		phase{"leftovers", b.phaseLeftovers},
 	)
+	defer func() { b.end = time.Now() }()
 	for _, p := range phases {
 		if !t.Run(p.name, p.run) {
 			b.diagnose(t)

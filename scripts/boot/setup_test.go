@@ -30,10 +30,11 @@ type bootTest struct {
 	work   string // logs, env files, rootfs copies (/var/tmp: rootfs copies are large)
 	state  string // mlstack's state dir
 	start  time.Time
-	bin    string // the mlstack binary
-	venv   string // the MLflow venv the clients run in
-	aemm   string // the ec2-metadata-mock binary
-	moto   string // the private moto's URL (the test's own AWS calls)
+	end    time.Time // when the phases ended (cleanup starts)
+	bin    string    // the mlstack binary
+	venv   string    // the MLflow venv the clients run in
+	aemm   string    // the ec2-metadata-mock binary
+	moto   string    // the private moto's URL (the test's own AWS calls)
 	aws    aws.Config
 	rec    *awsRecorder // in front of moto: mlstack's and the instance's AWS endpoint
 	mlflow string       // the MLflow version the stack runs now
@@ -77,7 +78,10 @@ func newBootTest(t *testing.T, cfg bootConfig) *bootTest {
 			t.Logf("kept %s", work)
 			return
 		}
+		start := time.Now()
 		os.RemoveAll(work)
+		t.Logf("cleanup: the processes stopped in %.1f s, the work dir removed in %.1f s",
+			start.Sub(b.end).Seconds(), time.Since(start).Seconds())
 	})
 	b.writeSecretFile(t)
 	if err := os.MkdirAll(filepath.Join(work, "home"), 0o700); err != nil {
