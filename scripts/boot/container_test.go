@@ -75,8 +75,9 @@ func (b *bootTest) trustHostTLS(t *testing.T, root string) {
 	})
 }
 
-// writeFiles writes each file, 0600 (user-data holds no secret, yet is the
-// stack's), making its directory.
+// writeFiles writes each file, making its directory: 0644, but a
+// user-data 0600, as cloud-init keeps it (it holds no secret, yet tells
+// how the stack is made).
 func writeFiles(t *testing.T, files map[string][]byte) {
 	for path, data := range files {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
