@@ -81,7 +81,8 @@ fi
 # The lock checked against what it promises (no resolution: the same answer
 # on any day), and the exact
 # user-data `mlstack up` sends, booted under real cloud-init and systemd on
-# Debian bookworm and trixie (needs root; see the scripts). CI always runs
+# Debian bookworm and trixie (needs root; scripts/boot-test.sh builds the
+# rootfs and runs the Go test in scripts/boot, tag boottest). CI always runs
 # them; locally a focused run (go test arguments) or MLSTACK_SKIP_BOOT=1
 # skips them, and says so.
 boot_status=0

@@ -36,7 +36,7 @@ import (
 
 // Server is one running cluster.
 type Server struct {
-	Host string // 127.0.0.1
+	Host string // 127.0.0.1, or StartAt's
 	Port int
 	Pid  int // the postmaster's, the leader of the cluster's process group
 	Log  *sshdtest.SyncBuffer
@@ -45,19 +45,29 @@ type Server struct {
 	cred *syscall.Credential
 }
 
-// Start runs a new cluster and waits until it takes connections.
+// Start runs a new cluster on a free port of 127.0.0.1 and waits until it
+// takes connections.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{Host: "127.0.0.1", Log: &sshdtest.SyncBuffer{}, bin: binDir(t)}
+	return StartAt(t, "127.0.0.1", testenv.FreePort(t))
+}
+
+// StartAt is Start on a given loopback address and port: the boot test's
+// RDS stand-in must answer on the port moto gives the database's endpoint
+// (5432), at an address no system PostgreSQL listens on (127.0.0.2). host
+// must be a loopback address.
+func StartAt(t testing.TB, host string, port int) *Server {
+	t.Helper()
+	s := &Server{Host: host, Port: port, Log: &sshdtest.SyncBuffer{}, bin: binDir(t)}
 	s.dir, s.cred = ownedDir(t)
 	s.run(t, filepath.Join(s.bin, "initdb"), "--no-sync", "-D", s.data(), "-U", "postgres", "-E", "UTF8", "--locale=C")
-	// Like RDS with rds.force_ssl: no TCP login without SSL.
-	s.write(t, filepath.Join(s.data(), "pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n", 0o600)
+	// Like RDS with rds.force_ssl: no TCP login without SSL. From all of
+	// loopback: a client of 127.0.0.2 connects from 127.0.0.1.
+	s.write(t, filepath.Join(s.data(), "pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.0/8 scram-sha-256\n", 0o600)
 	certPEM, keyPEM := selfSigned(t)
 	s.write(t, filepath.Join(s.dir, "server.crt"), string(certPEM), 0o644)
 	s.write(t, filepath.Join(s.dir, "server.key"), string(keyPEM), 0o600)
 
-	s.Port = testenv.FreePort(t)
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), "-D", s.data(),
 		"-c", "listen_addresses="+s.Host, "-c", "port="+strconv.Itoa(s.Port), "-c", "unix_socket_directories="+s.dir,
 		"-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(s.dir, "server.crt"), "-c", "ssl_key_file="+filepath.Join(s.dir, "server.key"),
@@ -84,6 +94,10 @@ func Start(t testing.TB) *Server {
 }
 
 func (s *Server) data() string { return filepath.Join(s.dir, "data") }
+
+// SocketDir is the directory of the cluster's Unix socket, where the
+// superuser logs in without a password (psql -h DIR).
+func (s *Server) SocketDir() string { return s.dir }
 
 // binDir is the newest PostgreSQL's bin dir (Debian: /usr/lib/postgresql/N/bin).
 func binDir(t testing.TB) string {

@@ -1,5 +1,5 @@
 """The boot test's MLflow user: logs to the tracking server with nothing but
-the variables `mlstack env` prints (boot-test.sh runs it under env -i with
+the variables `mlstack env` prints (the boot test runs it under a bare env with
 that file sourced), then reads everything back.
 
 Prints JSON facts on the last line of stdout: run id, experiment id, the

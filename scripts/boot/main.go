@@ -1,5 +1,7 @@
-// Command boot is scripts/boot-test.sh's view of the AWS emulator (moto):
-// what EC2 would hand the instance, and what is left after `mlstack down`.
+// Command boot is the boot test's view of the AWS emulator (moto): what EC2
+// would hand the instance, and what is left after `mlstack down`. The boot
+// test (boot_test.go, build tag boottest) calls the same functions; the
+// command is for looking at a stack by hand.
 // It uses the ordinary AWS configuration chain (AWS_ENDPOINT_URL etc.).
 //
 //	boot instance  -stack S -dir D [-timeout 2m]
@@ -123,41 +125,60 @@ func instance(ctx context.Context, cfg aws.Config, stack, dir string, timeout ti
 	if stack == "" || dir == "" {
 		usage()
 	}
-	ec2c := ec2.NewFromConfig(cfg)
-	inst, err := waitRunning(ctx, ec2c, stack, timeout)
-	if err != nil {
-		return err
-	}
-	id := aws.ToString(inst.InstanceId)
-	ud, err := userData(ctx, ec2c, inst)
-	if err != nil {
-		return err
-	}
-	r, err := assumeInstanceRole(ctx, cfg, inst)
-	if err != nil {
-		return err
-	}
-	aj, err := json.MarshalIndent(aemmConfig(cfg, inst, r), "", "  ")
+	f, err := launched(ctx, cfg, stack, timeout)
 	if err != nil {
 		return err
 	}
 	info := fmt.Sprintf("INSTANCE_ID=%s\nPUBLIC_DNS=%s\nPUBLIC_IP=%s\nROLE_NAME=%s\nROLE_ACCESS_KEY_ID=%s\n",
-		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), r.name, aws.ToString(r.creds.AccessKeyId))
-	for name, data := range map[string][]byte{"user-data": ud, "aemm.json": aj, "instance.env": []byte(info)} {
+		f.id, f.dns, f.ip, f.role.name, aws.ToString(f.role.creds.AccessKeyId))
+	for name, data := range map[string][]byte{"user-data": f.userData, "aemm.json": f.aemmJSON, "instance.env": []byte(info)} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			return err
 		}
 	}
-	doc, err := cloudinit.Decode(ud)
+	fmt.Fprintf(os.Stderr, "boot: instance %s (%s, %s), role %s, user-data %d bytes (%d unpacked)\n",
+		f.id, f.dns, f.ip, f.role.name, len(f.userData), f.unpacked)
+	return nil
+}
+
+// launchedInstance is what EC2 hands a new instance of the stack: its
+// user-data, its public name and address, its role's credentials, and
+// the ec2-metadata-mock configuration serving them over IMDSv2.
+type launchedInstance struct {
+	id, dns, ip string
+	userData    []byte // exactly what RunInstances got (gzip)
+	unpacked    int    // its size unpacked
+	role        instanceRole
+	aemmJSON    []byte // holds the role's secret key and session token
+}
+
+// launched waits for the stack's running instance and gathers what EC2
+// would hand it. The user-data must unpack to a #cloud-config.
+func launched(ctx context.Context, cfg aws.Config, stack string, timeout time.Duration) (launchedInstance, error) {
+	ec2c := ec2.NewFromConfig(cfg)
+	inst, err := waitRunning(ctx, ec2c, stack, timeout)
 	if err != nil {
-		return err
+		return launchedInstance{}, err
+	}
+	f := launchedInstance{id: aws.ToString(inst.InstanceId), dns: aws.ToString(inst.PublicDnsName), ip: aws.ToString(inst.PublicIpAddress)}
+	if f.userData, err = userData(ctx, ec2c, inst); err != nil {
+		return f, err
+	}
+	if f.role, err = assumeInstanceRole(ctx, cfg, inst); err != nil {
+		return f, err
+	}
+	if f.aemmJSON, err = json.MarshalIndent(aemmConfig(cfg, inst, f.role), "", "  "); err != nil {
+		return f, err
+	}
+	doc, err := cloudinit.Decode(f.userData)
+	if err != nil {
+		return f, err
 	}
 	if !strings.HasPrefix(string(doc), "#cloud-config\n") {
-		return fmt.Errorf("the user-data of %s is not a #cloud-config", id)
+		return f, fmt.Errorf("the user-data of %s is not a #cloud-config", f.id)
 	}
-	fmt.Fprintf(os.Stderr, "boot: instance %s (%s, %s), role %s, user-data %d bytes (%d unpacked)\n",
-		id, aws.ToString(inst.PublicDnsName), aws.ToString(inst.PublicIpAddress), r.name, len(ud), len(doc))
-	return nil
+	f.unpacked = len(doc)
+	return f, nil
 }
 
 // waitRunning polls until the stack has a running instance, for at most timeout.
@@ -271,25 +292,51 @@ func objects(ctx context.Context, cfg aws.Config, bucket, prefix string) error {
 	if bucket == "" {
 		usage()
 	}
+	keys, err := objectKeys(ctx, cfg, bucket, prefix)
+	for _, k := range keys {
+		fmt.Println(k)
+	}
+	return err
+}
+
+// objectKeys lists the keys under prefix in bucket, every page.
+func objectKeys(ctx context.Context, cfg aws.Config, bucket, prefix string) ([]string, error) {
+	var keys []string
 	p := s3.NewListObjectsV2Paginator(s3Client(cfg), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return err
+			return keys, err
 		}
 		for _, o := range page.Contents {
-			fmt.Println(aws.ToString(o.Key))
+			keys = append(keys, aws.ToString(o.Key))
 		}
 	}
-	return nil
+	return keys, nil
 }
 
-// leftovers lists, from every angle down cleans up, what still carries the
-// stack's name or tag.
+// leftovers prints what the stack still owns and fails when anything is.
 func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 	if stack == "" {
 		usage()
 	}
+	left, err := stackLeftovers(ctx, cfg, stack)
+	if err != nil {
+		return err
+	}
+	for _, l := range left {
+		fmt.Println(l)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("stack %s left %d resource(s) behind", stack, len(left))
+	}
+	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs, SSM parameters, RDS databases, subnet groups and snapshots)\n", stack)
+	return nil
+}
+
+// stackLeftovers lists, from every angle down cleans up, what still
+// carries the stack's name or tag ("KIND NAME").
+func stackLeftovers(ctx context.Context, cfg aws.Config, stack string) ([]string, error) {
 	base := "mlstack-" + stack
 	var f found
 	f.iamEntities(ctx, iam.NewFromConfig(cfg), base)
@@ -298,16 +345,9 @@ func leftovers(ctx context.Context, cfg aws.Config, stack string) error {
 	f.parameters(ctx, ssm.NewFromConfig(cfg), stack)
 	f.databases(ctx, rds.NewFromConfig(cfg), base)
 	if err := errors.Join(f.errs...); err != nil {
-		return fmt.Errorf("listing: %w", err)
+		return nil, fmt.Errorf("listing: %w", err)
 	}
-	for _, l := range f.left {
-		fmt.Println(l)
-	}
-	if len(f.left) > 0 {
-		return fmt.Errorf("stack %s left %d resource(s) behind", stack, len(f.left))
-	}
-	fmt.Fprintf(os.Stderr, "boot: nothing of stack %s is left (users, roles, profiles, buckets, instances, security groups, key pairs, SSM parameters, RDS databases, subnet groups and snapshots)\n", stack)
-	return nil
+	return f.left, nil
 }
 
 // databases: RDS databases, DB subnet groups and snapshots named base*.

@@ -1,12 +1,12 @@
 """The boot test's RDS: what RDS does for `up --db postgres`, on a real PostgreSQL.
 
-Usage: python rds.py STACK SOCKET_DIR HOST_FILE SECRETS_FILE   (boot-test.sh
+Usage: python rds.py STACK SOCKET_DIR HOST_FILE SECRETS_FILE   (the boot test
 runs it in the background with moto's AWS_* variables and the client venv's
 boto3, as root; it runs psql as the postgres user.)
 
 moto keeps RDS databases as records: it makes, restores and deletes them at
 once, and connects nothing. Here, while the stack's database exists in moto,
-the private cluster boot-test.sh started holds its master user (mlflow) with
+the private cluster the boot test started holds its master user (mlflow) with
 the master password mlstack stored in SSM and its database (mlflow), as RDS
 makes them at CreateDBInstance, restores them from a snapshot (the cluster's
 data stays, as a snapshot keeps it) and sets a new password at

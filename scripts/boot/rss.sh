@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs inside the booted container (boot-test.sh pipes it to nsenter ... sh -s):
+# Runs inside the booted container (the boot test pipes it to nsenter ... sh -s):
 # the memory of every process of the service user mlflow (the server and its
 # workers: nothing else runs as mlflow). One line per process on stderr;
 # on stdout "RSS_MIB PSS_MIB PROCESSES": resident memory summed (shared pages

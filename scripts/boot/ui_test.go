@@ -12,9 +12,9 @@ import (
 	"github.com/mlstack/mlstack/provision/server"
 )
 
-// TestUIFlags: boot ui's command line, as scripts/boot-test.sh writes it,
-// and what it refuses. The check itself is internal/browsertest's, tested
-// there against the real MLflow; the boot test runs this command for real.
+// TestUIFlags: boot ui's command line and what it refuses. The check
+// itself is internal/browsertest's, tested there against the real MLflow;
+// the boot test runs it for real, with the options uiBrowserOptions makes.
 func TestUIFlags(t *testing.T) {
 	const host = "ec2-203-0-113-10.eu-west-3.compute.amazonaws.com"
 	dir := t.TempDir()

@@ -5,7 +5,7 @@
 //
 //	secretscan [-secrets FILE]... [-state-dir DIR]... [-skip NAME]... PATH...
 //
-//	-secrets FILE    one secret a line (as scripts/boot/mask.py reads them)
+//	-secrets FILE    one secret a line
 //	-state-dir DIR   an mlstack state dir: its secrets (state.json, the SSH
 //	                 keys) are scanned for, and its other files scanned
 //	-skip NAME       a file or directory under a PATH not to scan, by base
