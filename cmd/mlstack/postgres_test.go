@@ -194,7 +194,9 @@ func hasResourceIn(doc stackDoc, kind, name, state string) bool {
 // until then): nothing is left.
 func TestPostgresSweep(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.rds.Slow = 3 }) // RDS takes minutes; the sweep comes at once
+	// RDS takes minutes; the sweep comes at once (up and the sweep describe
+	// the database three times before the sweep deletes it).
+	e.rec.aws.set(func(a *awsLike) { a.rds.Slow = 5 })
 	res := e.ok("up", "--no-wait", "--db", "postgres", "--ttl", "1s", "--allow-cidr", allowCIDR, "--stack", "pgsweep", "--state-dir", e.stateDir)
 	if !strings.Contains(res.stderr, "the server starts once RDS database mlstack-pgsweep is available and `mlstack up") {
 		t.Errorf("up --no-wait does not say what is left to do:\n%s", res.stderr)
