@@ -161,6 +161,7 @@ type fakeAWS struct {
 	plan        awsmodel.Plan
 	consistency awsmodel.Consistency
 	busyNames   awsmodel.BusyNames
+	terms       awsmodel.Terminations
 	// createTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
 	createTags bool
 	// caller is the principal the session reports ("": fakeOwner).
@@ -832,6 +833,45 @@ func (f *fakeAWS) launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
 	return i
 }
 
+// transitions moves the instances a describe shows: first the model's
+// wind-downs (EC2's slow terminations, when a test asks for them); then,
+// asked by id (as waiters ask), an instance in transition has finished it:
+// the fake has no boot or shutdown time. Called with f.mu held.
+func (f *fakeAWS) transitions(in *ec2.DescribeInstancesInput) {
+	for _, id := range f.terms.Due() {
+		setState(&f.instance(id).inst, ec2types.InstanceStateNameTerminated)
+	}
+	winding := map[string]bool{}
+	for _, i := range f.instances {
+		id := aws.ToString(i.inst.InstanceId)
+		if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, id) {
+			continue
+		}
+		if state := f.terms.Show(id); state != "" {
+			setState(&i.inst, ec2types.InstanceStateName(state))
+			winding[id] = true
+		}
+	}
+	for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
+		i := f.instance(id)
+		if i == nil || winding[id] {
+			continue
+		}
+		switch stateOf(&i.inst) {
+		case ec2types.InstanceStateNamePending:
+			setState(&i.inst, ec2types.InstanceStateNameRunning)
+			if aws.ToString(i.inst.PublicDnsName) == "" {
+				i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-192-0-2-%d.%s.compute.amazonaws.com", f.seq%250, f.region))
+				i.inst.PublicIpAddress = aws.String(fmt.Sprintf("192.0.2.%d", f.seq%250))
+			}
+		case ec2types.InstanceStateNameShuttingDown:
+			setState(&i.inst, ec2types.InstanceStateNameTerminated)
+		case ec2types.InstanceStateNameStopping:
+			setState(&i.inst, ec2types.InstanceStateNameStopped)
+		}
+	}
+}
+
 func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstances", func() (*ec2.DescribeInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
@@ -839,26 +879,7 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 				return nil, awsErr("InvalidInstanceID.NotFound")
 			}
 		}
-		// Asked by id (as waiters ask), an instance in transition has
-		// finished it: the fake has no boot or shutdown time.
-		for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
-			i := f.instance(id)
-			if i == nil {
-				continue
-			}
-			switch stateOf(&i.inst) {
-			case ec2types.InstanceStateNamePending:
-				setState(&i.inst, ec2types.InstanceStateNameRunning)
-				if aws.ToString(i.inst.PublicDnsName) == "" {
-					i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-192-0-2-%d.%s.compute.amazonaws.com", f.seq%250, f.region))
-					i.inst.PublicIpAddress = aws.String(fmt.Sprintf("192.0.2.%d", f.seq%250))
-				}
-			case ec2types.InstanceStateNameShuttingDown:
-				setState(&i.inst, ec2types.InstanceStateNameTerminated)
-			case ec2types.InstanceStateNameStopping:
-				setState(&i.inst, ec2types.InstanceStateNameStopped)
-			}
-		}
+		f.transitions(in)
 		var hits []ec2types.Instance
 		for _, i := range f.instances {
 			if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, aws.ToString(i.inst.InstanceId)) {
@@ -1049,7 +1070,12 @@ func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 			}
 		}
 		for _, id := range in.InstanceIds {
-			setState(&f.instance(id).inst, ec2types.InstanceStateNameTerminated)
+			i := f.instance(id)
+			if winds, _ := f.terms.Terminate(id); !winds {
+				setState(&i.inst, ec2types.InstanceStateNameTerminated)
+			} else if stateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
+				setState(&i.inst, ec2types.InstanceStateNameShuttingDown)
+			}
 		}
 		return &ec2.TerminateInstancesOutput{}, nil
 	})

@@ -8,6 +8,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
 // TestFakeEventualConsistency: every new id (group, key pair, instance,
@@ -79,5 +81,36 @@ func TestFakeSlowRDS(t *testing.T) {
 	}
 	if f.db(n.DB) != nil || len(f.rdsState.subnets) != 0 || f.count("RDS.DeleteDBInstance") < 2 {
 		t.Errorf("down left the database or its subnet group (DeleteDBInstance %d times):\n%s", f.count("RDS.DeleteDBInstance"), log)
+	}
+}
+
+// TestFakeSlowTermination: a terminated instance shows pending, then
+// shutting-down, before it is terminated; an up meanwhile launches anew
+// rather than keep it, and down waits both out and leaves nothing.
+func TestFakeSlowTermination(t *testing.T) {
+	f := newInstalledFake(t)
+	f.terms.Slow, f.terms.Stale = 2, 1
+	dir := upStack(t, f, "demo")
+	old := f.liveInstances()[0]
+	if _, err := f.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{old}}); err != nil {
+		t.Fatal(err)
+	}
+	// Past the pending phase (as TestShuttingDownInstance in cmd/mlstack):
+	// the instance now shows shutting-down.
+	if _, err := f.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{old}}); err != nil {
+		t.Fatal(err)
+	}
+	o, _, log := upOpts(dir, "demo")
+	mustUp(t, o)
+	if live := f.liveInstances(); len(live) != 2 || live[0] != old || !strings.Contains(log.String(), "launching") {
+		t.Errorf("live %v after up:\n%s", live, log)
+	}
+	d, _, dlog := downOpts(dir, "demo")
+	d.Yes = true
+	if err := Down(context.Background(), d); err != nil {
+		t.Fatalf("down: %v\n%s", err, dlog)
+	}
+	if got := f.owns("demo"); len(got) != 0 {
+		t.Errorf("left %v", got)
 	}
 }
