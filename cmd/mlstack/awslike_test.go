@@ -46,11 +46,11 @@ type awsLike struct {
 	// strictTokens: a long-term key (AKIA…) signing with a session token is
 	// refused, as AWS does (the token belongs to other credentials).
 	strictTokens bool
-	// slowTermination: after TerminateInstances an instance shows pending
-	// for staleTermination describes, then shutting-down for
-	// slowTermination more, then it is terminated.
-	slowTermination, staleTermination int
-	terminating                       map[string]*termination
+	// terms: with Slow set, after TerminateInstances an instance shows
+	// pending for Stale describes, then shutting-down for Slow more, then
+	// it is terminated (in moto: the call kept in winding is sent then).
+	terms   awsmodel.Terminations
+	winding map[string]*heldCall
 	// terminated: instances a TerminateInstances answered for (see
 	// terminateAgain).
 	terminated   map[string]bool
@@ -64,14 +64,14 @@ type awsLike struct {
 	dbMembers map[string]string
 }
 
-type termination struct {
-	stale, shutting int
-	req             *http.Request
-	body            []byte
+// heldCall is a request to send to moto later.
+type heldCall struct {
+	req  *http.Request
+	body []byte
 }
 
 func newAWSLike() *awsLike {
-	return &awsLike{launches: map[string][]byte{}, private: map[string]bool{}, terminating: map[string]*termination{},
+	return &awsLike{launches: map[string][]byte{}, private: map[string]bool{}, winding: map[string]*heldCall{},
 		terminated: map[string]bool{}, injected: map[string]int{}, rds: awsmodel.RDS{Slow: 2}, dbMembers: map[string]string{}}
 }
 
@@ -350,22 +350,14 @@ func (a *awsLike) describeInstances(form url.Values, out []byte) []byte {
 		if a.private[id] {
 			item = publicDNSRe.ReplaceAllString(item, "")
 		}
-		if t := a.terminating[id]; t != nil {
-			item = t.show(item)
-			if len(states) > 0 && !containsStr(states, stateName(item)) {
+		if state := a.terms.Show(id); state != "" {
+			item = stateRe.ReplaceAllString(item, fmt.Sprintf(`<instanceState><code>%d</code><name>%s</name></instanceState>`, stateCodes[state], state))
+			if len(states) > 0 && !containsStr(states, state) {
 				return "" // a filter by state would not list it now
 			}
 		}
 		return item
 	})
-}
-
-func stateName(item string) string {
-	m := regexp.MustCompile(`<instanceState><code>\d+</code><name>([a-z-]+)</name>`).FindStringSubmatch(item)
-	if m == nil {
-		return ""
-	}
-	return m[1]
 }
 
 func containsStr(list []string, s string) bool {
@@ -425,14 +417,14 @@ func (a *awsLike) terminateAgain(form url.Values, out []byte) []byte {
 func (a *awsLike) delayTermination(w http.ResponseWriter, req *http.Request, form url.Values, body []byte) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.slowTermination == 0 {
+	if a.terms.Slow == 0 {
 		return false
 	}
 	var items strings.Builder
 	for i := 1; form.Get(fmt.Sprintf("InstanceId.%d", i)) != ""; i++ {
 		id := form.Get(fmt.Sprintf("InstanceId.%d", i))
-		if a.terminating[id] == nil {
-			a.terminating[id] = &termination{stale: a.staleTermination, shutting: a.slowTermination, req: req.Clone(context.Background()), body: body}
+		if _, started := a.terms.Terminate(id); started {
+			a.winding[id] = &heldCall{req: req.Clone(context.Background()), body: body}
 			a.note("slow termination")
 		}
 		fmt.Fprintf(&items, `<item><instanceId>%s</instanceId><currentState><code>32</code><name>shutting-down</name></currentState><previousState><code>16</code><name>running</name></previousState></item>`, id)
@@ -442,30 +434,17 @@ func (a *awsLike) delayTermination(w http.ResponseWriter, req *http.Request, for
 	return true
 }
 
-// show gives an instance item the state EC2 would show now: pending for a
-// while (a just-launched instance whose termination the describe does not
-// show yet: the SDK's waiter gives up on that state), then shutting-down;
-// then the termination happens in moto for real.
-func (t *termination) show(item string) string {
-	switch {
-	case t.stale > 0:
-		t.stale--
-		return stateRe.ReplaceAllString(item, `<instanceState><code>0</code><name>pending</name></instanceState>`)
-	case t.shutting > 0:
-		t.shutting--
-		return stateRe.ReplaceAllString(item, `<instanceState><code>32</code><name>shutting-down</name></instanceState>`)
-	}
-	return item
-}
+// stateCodes are EC2's codes of the states a termination shows.
+var stateCodes = map[string]int{awsmodel.StatePending: 0, awsmodel.StateShuttingDown: 32}
 
-// settle terminates in moto what has shown its termination long enough.
+// settle terminates in moto what the model has done winding down.
 func (a *awsLike) settle(moto http.Handler) {
 	a.mu.Lock()
-	var due []*termination
-	for id, t := range a.terminating {
-		if t.stale == 0 && t.shutting == 0 && t.req != nil {
+	var due []*heldCall
+	for _, id := range a.terms.Due() {
+		if t := a.winding[id]; t != nil {
 			due = append(due, t)
-			a.terminating[id] = &termination{}
+			delete(a.winding, id)
 		}
 	}
 	a.mu.Unlock()

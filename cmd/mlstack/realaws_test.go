@@ -191,7 +191,7 @@ func TestOptInRegion(t *testing.T) {
 // waits for both, through states the SDK's waiter would give up on.
 func TestShuttingDownInstance(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 2, 1 })
+	e.rec.aws.set(func(a *awsLike) { a.terms.Slow, a.terms.Stale = 2, 1 })
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("sd")...)
 	e.ok(flags...)
 	old := aws.ToString(stackInstance(t, e, "sd").InstanceId)
@@ -217,7 +217,7 @@ func TestShuttingDownInstance(t *testing.T) {
 // shutting-down, for a terminated new instance; down waits it out.
 func TestDownRightAfterLaunch(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 1, 1 })
+	e.rec.aws.set(func(a *awsLike) { a.terms.Slow, a.terms.Stale = 1, 1 })
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("quick")...)...)
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("quick")...)...)
 	e.assertNothingLeft()
