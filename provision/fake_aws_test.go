@@ -1174,7 +1174,7 @@ func (f *fakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.Descr
 		want := filterValues(in.Filters, "instance-type")
 		out := &ec2.DescribeInstanceTypeOfferingsOutput{}
 		for _, t := range slices.Sorted(maps.Keys(f.offered)) {
-			if len(want) > 0 && !slices.Contains(want, t) {
+			if len(want) > 0 && !slices.Contains(want, t) || !f.plan.Offered(t) {
 				continue
 			}
 			for _, z := range f.offered[t] {
