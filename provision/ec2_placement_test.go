@@ -34,9 +34,9 @@ func TestPlacement(t *testing.T) {
 	}{
 		{"default", nil, "", "t2.micro", "subnet-0a", "", ""},
 		{"zone a lacks t2.micro", func(f *fakeAWS) { f.offered["t2.micro"] = []string{"eu-west-3b", "eu-west-3c"} }, "", "t2.micro", "subnet-0b", "", ""},
-		{"region without t2", func(f *fakeAWS) { delete(f.offered, "t2.micro") }, "", "t3.micro", "subnet-0a", "standard",
+		{"region without t2", func(f *fakeAWS) { f.plan.NoT2 = true }, "", "t3.micro", "subnet-0a", "standard",
 			"t2.micro is not offered in eu-west-3: launching t3.micro with standard CPU credits instead"},
-		{"free plan refuses t2.micro", func(f *fakeAWS) { f.freePlan = []string{"t3.micro"} }, "", "t3.micro", "subnet-0a", "standard",
+		{"free plan refuses t2.micro", func(f *fakeAWS) { f.plan.FreeTier = []string{"t3.micro"} }, "", "t3.micro", "subnet-0a", "standard",
 			"t2.micro is not eligible for this account's free plan: launching t3.micro with standard CPU credits instead"},
 		{"explicit type", nil, "t3.micro", "t3.micro", "subnet-0a", "", ""},
 	}
@@ -83,7 +83,7 @@ func TestPlacementRefusals(t *testing.T) {
 			f.offered["t3.micro"] = []string{"eu-west-3z"}
 		}, "", "neither", true, false},
 		{"unknown type", nil, "zz9.mega", "does not exist", true, false},
-		{"explicit type refused by the free plan", func(f *fakeAWS) { f.freePlan = []string{"t3.micro"} }, "t2.micro", "pass --instance-type t3.micro", false, true},
+		{"explicit type refused by the free plan", func(f *fakeAWS) { f.plan.FreeTier = []string{"t3.micro"} }, "t2.micro", "pass --instance-type t3.micro", false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,8 +3,11 @@ package provision
 // An in-memory AWS account for unit tests: it implements ec2API, iamAPI,
 // s3API and keyProbeAPI with the behaviour mlstack relies on (tags and tag
 // filters, a default VPC, instance states, IAM entities with their AWS error
-// codes, S3 buckets with versions and uploads), records every call, and can
-// be told to fail an operation the next N times.
+// codes, S3 buckets with versions and uploads) and records every call. The
+// AWS behaviours a stand-in would be kinder about (client tokens, the free
+// plan, busy bucket names, eventual consistency, RDS's slow states) and the
+// fault injector are internal/awsmodel's, shared with the proxy in front of
+// moto: the fake asks the model with the SDK inputs.
 
 import (
 	"cmp"
@@ -34,6 +37,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/internal/awsmodel"
 )
 
 const (
@@ -53,14 +57,6 @@ func awsErr(code string) error {
 // awsErrMsg is awsErr with a message of its own.
 func awsErrMsg(code, msg string) error {
 	return &smithy.GenericAPIError{Code: code, Message: msg}
-}
-
-type fakeFail struct {
-	err   error
-	n     int  // calls left; <0: every call
-	after bool // apply the operation, then answer err (a lost response)
-	// match, when set, picks the calls to fail by their input.
-	match func(in any) bool
 }
 
 type fakeInstance struct {
@@ -133,7 +129,7 @@ type fakeAWS struct {
 	region   string
 	log      *CallLog
 	mirror   *CallLog // the AWS.Calls of the running command, if any
-	fails    map[string][]*fakeFail
+	faults   *awsmodel.Faults
 	seq      int
 	base     time.Time
 	connects int // connect calls
@@ -159,8 +155,13 @@ type fakeAWS struct {
 	offered map[string][]string
 	// subnets are the default VPC's default subnets.
 	subnets []ec2types.Subnet
-	// freePlan refuses RunInstances for any type but these (free-tier eligible).
-	freePlan []string
+	// The AWS rules (internal/awsmodel): a client token's launch, the
+	// account's plan, new ids read back late, deleted bucket names busy.
+	tokens      awsmodel.ClientTokens
+	plan        awsmodel.Plan
+	consistency awsmodel.Consistency
+	busyNames   awsmodel.BusyNames
+	terms       awsmodel.Terminations
 	// createTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
 	createTags bool
 	// caller is the principal the session reports ("": fakeOwner).
@@ -187,7 +188,7 @@ type fakeAWS struct {
 func newFakeAWS() *fakeAWS {
 	f := &fakeAWS{
 		account: fakeAccount, region: fakeRegion, log: &CallLog{},
-		fails: map[string][]*fakeFail{}, base: time.Now().UTC().Add(-time.Hour),
+		faults: awsmodel.NewFaults(1), base: time.Now().UTC().Add(-time.Hour),
 		instanceTypes: map[string][]ec2types.ArchitectureType{
 			"t2.micro":  {ec2types.ArchitectureTypeI386, ec2types.ArchitectureTypeX8664},
 			"t3.micro":  {ec2types.ArchitectureTypeX8664},
@@ -277,26 +278,26 @@ func (f *fakeAWS) failAfter(op string, err error, n int) { f.failIf(op, err, n, 
 // failIf is failNext (or failAfter, with after) for the calls whose input
 // match accepts; its argument is the operation's *Input.
 func (f *fakeAWS) failIf(op string, err error, n int, after bool, match func(in any) bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fails[op] = append(f.fails[op], &fakeFail{err: err, n: n, after: after, match: match})
+	f.faults.Add(awsmodel.Rule{Op: op, N: n, Err: err, After: after, Match: match})
 }
 
-// takeFail returns the injected error for this call of op, if any. Called with f.mu held.
-func (f *fakeAWS) takeFail(op string, in any, after bool) error {
-	for i, fl := range f.fails[op] {
-		if fl.after != after || fl.n == 0 || (fl.match != nil && !fl.match(in)) {
-			continue
-		}
-		if fl.n > 0 {
-			fl.n--
-		}
-		if fl.n == 0 {
-			f.fails[op] = slices.Delete(f.fails[op], i, i+1)
-		}
-		return fl.err
+// faultErr is the error the fake answers for an injected fault (nil: none).
+func faultErr(d *awsmodel.Fault) error {
+	switch {
+	case d == nil:
+		return nil
+	case d.Drop: // no connection to close: the SDK would see a transport error
+		return fmt.Errorf("fake: connection closed without an answer")
 	}
-	return nil
+	return modelErr(d.Err)
+}
+
+// modelErr is an error of the model as the SDK returns it.
+func modelErr(err error) error {
+	if e, ok := err.(*awsmodel.Error); ok {
+		return awsErrMsg(e.Code, e.Message)
+	}
+	return err
 }
 
 // forBucket matches the S3 calls on one bucket (for failIf).
@@ -357,16 +358,66 @@ func fakeCall[T any](f *fakeAWS, in any, svc, op string, fn func() (*T, error)) 
 	if f.mirror != nil {
 		f.mirror.add(svc + "." + op)
 	}
-	if err := f.takeFail(op, in, false); err != nil {
+	// The matchers of fault rules run under the fake's lock (tests rely on it).
+	if err := faultErr(f.faults.Before(strings.ToLower(svc), op, in)); err != nil {
+		return nil, err
+	}
+	if err := f.unseenIn(in); err != nil {
 		return nil, err
 	}
 	out, err := fn()
 	if err == nil {
-		if ferr := f.takeFail(op, in, true); ferr != nil {
+		if ferr := faultErr(f.faults.After(op, in)); ferr != nil {
 			return nil, ferr
 		}
 	}
 	return out, err
+}
+
+// unseenIn is the model's NotFound for a new EC2 id the call names while
+// it does not read back yet (S3 asks in ourBucket, RunInstances itself).
+// Called with f.mu held.
+func (f *fakeAWS) unseenIn(in any) error {
+	use := func(kind awsmodel.Kind, ids ...string) error {
+		for _, id := range ids {
+			if err := f.consistency.Use(kind, id); err != nil {
+				return modelErr(err)
+			}
+		}
+		return nil
+	}
+	switch in := in.(type) {
+	case *ec2.DescribeSecurityGroupsInput:
+		return use(awsmodel.Group, in.GroupIds...)
+	case *ec2.DeleteSecurityGroupInput:
+		return use(awsmodel.Group, aws.ToString(in.GroupId))
+	case *ec2.AuthorizeSecurityGroupIngressInput:
+		return use(awsmodel.Group, aws.ToString(in.GroupId))
+	case *ec2.RevokeSecurityGroupIngressInput:
+		return use(awsmodel.Group, aws.ToString(in.GroupId))
+	case *ec2.DescribeKeyPairsInput:
+		return use(awsmodel.KeyPair, in.KeyNames...)
+	case *ec2.DescribeInstancesInput: // by filter: left out of the listing
+		return use(awsmodel.Instance, in.InstanceIds...)
+	case *ec2.TerminateInstancesInput:
+		return use(awsmodel.Instance, in.InstanceIds...)
+	case *ec2.StartInstancesInput:
+		return use(awsmodel.Instance, in.InstanceIds...)
+	case *ec2.StopInstancesInput:
+		return use(awsmodel.Instance, in.InstanceIds...)
+	case *ec2.RebootInstancesInput:
+		return use(awsmodel.Instance, in.InstanceIds...)
+	case *ec2.GetConsoleOutputInput:
+		return use(awsmodel.Instance, aws.ToString(in.InstanceId))
+	case *ec2.DescribeInstanceAttributeInput:
+		return use(awsmodel.Instance, aws.ToString(in.InstanceId))
+	case *ec2.CreateTagsInput:
+		if err := use(awsmodel.Instance, in.Resources...); err != nil {
+			return err
+		}
+		return use(awsmodel.Group, in.Resources...)
+	}
+	return nil
 }
 
 // tick is a new, later moment: launches and creations are ordered.
@@ -533,6 +584,7 @@ func (f *fakeAWS) CreateSecurityGroup(_ context.Context, in *ec2.CreateSecurityG
 			}
 		}
 		id := f.newID("sg")
+		f.consistency.Created(awsmodel.Group, id)
 		f.groups = append(f.groups, &fakeGroup{sg: ec2types.SecurityGroup{
 			GroupId: aws.String(id), GroupName: in.GroupName, Description: in.Description, VpcId: in.VpcId,
 			OwnerId: aws.String(f.account), Tags: tagsFor(in.TagSpecifications, ec2types.ResourceTypeSecurityGroup),
@@ -696,6 +748,7 @@ func (f *fakeAWS) ImportKeyPair(_ context.Context, in *ec2.ImportKeyPairInput, _
 			return nil, awsErrMsg("InvalidKey.Format", "fake: not an ssh-ed25519 public key")
 		}
 		id := f.newID("key")
+		f.consistency.Created(awsmodel.KeyPair, name)
 		f.keyPairs = append(f.keyPairs, &fakeKeyPair{material: in.PublicKeyMaterial, kp: ec2types.KeyPairInfo{
 			KeyName: in.KeyName, KeyPairId: aws.String(id), KeyType: ec2types.KeyTypeEd25519,
 			KeyFingerprint: aws.String(awsFingerprint(in.PublicKeyMaterial)),
@@ -754,6 +807,45 @@ func (f *fakeAWS) launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
 	return i
 }
 
+// transitions moves the instances a describe shows: first the model's
+// wind-downs (EC2's slow terminations, when a test asks for them); then,
+// asked by id (as waiters ask), an instance in transition has finished it:
+// the fake has no boot or shutdown time. Called with f.mu held.
+func (f *fakeAWS) transitions(in *ec2.DescribeInstancesInput) {
+	for _, id := range f.terms.Due() {
+		setState(&f.instance(id).inst, ec2types.InstanceStateNameTerminated)
+	}
+	winding := map[string]bool{}
+	for _, i := range f.instances {
+		id := aws.ToString(i.inst.InstanceId)
+		if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, id) {
+			continue
+		}
+		if state := f.terms.Show(id); state != "" {
+			setState(&i.inst, ec2types.InstanceStateName(state))
+			winding[id] = true
+		}
+	}
+	for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
+		i := f.instance(id)
+		if i == nil || winding[id] {
+			continue
+		}
+		switch stateOf(&i.inst) {
+		case ec2types.InstanceStateNamePending:
+			setState(&i.inst, ec2types.InstanceStateNameRunning)
+			if aws.ToString(i.inst.PublicDnsName) == "" {
+				i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-192-0-2-%d.%s.compute.amazonaws.com", f.seq%250, f.region))
+				i.inst.PublicIpAddress = aws.String(fmt.Sprintf("192.0.2.%d", f.seq%250))
+			}
+		case ec2types.InstanceStateNameShuttingDown:
+			setState(&i.inst, ec2types.InstanceStateNameTerminated)
+		case ec2types.InstanceStateNameStopping:
+			setState(&i.inst, ec2types.InstanceStateNameStopped)
+		}
+	}
+}
+
 func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstances", func() (*ec2.DescribeInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
@@ -761,29 +853,13 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 				return nil, awsErr("InvalidInstanceID.NotFound")
 			}
 		}
-		// Asked by id (as waiters ask), an instance in transition has
-		// finished it: the fake has no boot or shutdown time.
-		for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
-			i := f.instance(id)
-			if i == nil {
-				continue
-			}
-			switch stateOf(&i.inst) {
-			case ec2types.InstanceStateNamePending:
-				setState(&i.inst, ec2types.InstanceStateNameRunning)
-				if aws.ToString(i.inst.PublicDnsName) == "" {
-					i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-192-0-2-%d.%s.compute.amazonaws.com", f.seq%250, f.region))
-					i.inst.PublicIpAddress = aws.String(fmt.Sprintf("192.0.2.%d", f.seq%250))
-				}
-			case ec2types.InstanceStateNameShuttingDown:
-				setState(&i.inst, ec2types.InstanceStateNameTerminated)
-			case ec2types.InstanceStateNameStopping:
-				setState(&i.inst, ec2types.InstanceStateNameStopped)
-			}
-		}
+		f.transitions(in)
 		var hits []ec2types.Instance
 		for _, i := range f.instances {
 			if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, aws.ToString(i.inst.InstanceId)) {
+				continue
+			}
+			if len(in.InstanceIds) == 0 && !f.consistency.Listed(aws.ToString(i.inst.InstanceId)) {
 				continue
 			}
 			ok, err := matchFilters(in.Filters, i.inst.Tags, func(name string) ([]string, bool) {
@@ -822,11 +898,8 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "RunInstances", func() (*ec2.RunInstancesOutput, error) {
 		token := aws.ToString(in.ClientToken)
-		for _, i := range f.instances {
-			if token != "" && i.token == token {
-				// EC2 answers a known client token with that launch's instance, whatever became of it.
-				return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{i.inst}}, nil
-			}
+		if id, ok := f.tokens.Seen(token); ok {
+			return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{f.instance(id).inst}}, nil
 		}
 		if !slices.ContainsFunc(f.images, func(img ec2types.Image) bool { return aws.ToString(img.ImageId) == aws.ToString(in.ImageId) }) {
 			return nil, awsErrMsg("InvalidAMIID.NotFound", "fake: no image "+aws.ToString(in.ImageId))
@@ -847,8 +920,11 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 				return nil, awsErr("InvalidGroup.NotFound")
 			}
 		}
-		if len(f.freePlan) > 0 && !slices.Contains(f.freePlan, string(in.InstanceType)) {
-			return nil, awsErrMsg("InvalidParameterCombination", "The specified instance type is not eligible for Free Tier. For a list of Free Tier instance types, run 'describe-instance-types' with the filter 'free-tier-eligible=true'.")
+		if err := f.plan.RunInstances(string(in.InstanceType)); err != nil {
+			return nil, modelErr(err)
+		}
+		if err := f.runUnseen(in, groups); err != nil {
+			return nil, err
 		}
 		if subnet != "" && !slices.ContainsFunc(f.subnets, func(s ec2types.Subnet) bool { return aws.ToString(s.SubnetId) == subnet }) {
 			return nil, awsErr("InvalidSubnetID.NotFound")
@@ -860,6 +936,8 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		}
 		i := f.launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), groups)
 		i.token, i.userData = token, aws.ToString(in.UserData)
+		f.tokens.Launched(token, aws.ToString(i.inst.InstanceId))
+		f.consistency.Created(awsmodel.Instance, aws.ToString(i.inst.InstanceId))
 		i.inst.SubnetId = aws.String(subnet)
 		if in.CreditSpecification != nil {
 			i.credits = aws.ToString(in.CreditSpecification.CpuCredits)
@@ -906,6 +984,23 @@ func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 	})
 }
 
+// runUnseen is the model's answer to a launch with a key pair, groups or
+// an instance profile that do not read back yet. Called with f.mu held.
+func (f *fakeAWS) runUnseen(in *ec2.RunInstancesInput, groups []string) error {
+	if err := f.consistency.Use(awsmodel.KeyPair, aws.ToString(in.KeyName)); err != nil {
+		return modelErr(err)
+	}
+	for _, g := range groups {
+		if err := f.consistency.Use(awsmodel.Group, g); err != nil {
+			return modelErr(err)
+		}
+	}
+	if in.IamInstanceProfile != nil {
+		return modelErr(f.consistency.Use(awsmodel.Profile, aws.ToString(in.IamInstanceProfile.Name)))
+	}
+	return nil
+}
+
 // StopInstances stops running instances at once (the fake has no stopping).
 func (f *fakeAWS) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "StopInstances", func() (*ec2.StopInstancesOutput, error) {
@@ -949,7 +1044,12 @@ func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 			}
 		}
 		for _, id := range in.InstanceIds {
-			setState(&f.instance(id).inst, ec2types.InstanceStateNameTerminated)
+			i := f.instance(id)
+			if winds, _ := f.terms.Terminate(id); !winds {
+				setState(&i.inst, ec2types.InstanceStateNameTerminated)
+			} else if stateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
+				setState(&i.inst, ec2types.InstanceStateNameShuttingDown)
+			}
 		}
 		return &ec2.TerminateInstancesOutput{}, nil
 	})
@@ -1048,7 +1148,7 @@ func (f *fakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.Descr
 		want := filterValues(in.Filters, "instance-type")
 		out := &ec2.DescribeInstanceTypeOfferingsOutput{}
 		for _, t := range slices.Sorted(maps.Keys(f.offered)) {
-			if len(want) > 0 && !slices.Contains(want, t) {
+			if len(want) > 0 && !slices.Contains(want, t) || !f.plan.Offered(t) {
 				continue
 			}
 			for _, z := range f.offered[t] {
@@ -1565,6 +1665,7 @@ func (f *fakeAWS) CreateInstanceProfile(_ context.Context, in *iam.CreateInstanc
 			InstanceProfileId: aws.String(f.newID("AIPA")), CreateDate: aws.Time(f.tick()), Tags: in.Tags,
 		}}
 		f.profiles[name] = p
+		f.consistency.Created(awsmodel.Profile, name)
 		return &iam.CreateInstanceProfileOutput{InstanceProfile: f.profileOut(p)}, nil
 	})
 }
@@ -1626,6 +1727,9 @@ func (f *fakeAWS) RemoveRoleFromInstanceProfile(_ context.Context, in *iam.Remov
 // answer otherwise. Called with f.mu held.
 func (f *fakeAWS) ourBucket(name string) (*fakeBucket, error) {
 	b := f.buckets[name]
+	if err := f.consistency.Use(awsmodel.Bucket, name); err != nil {
+		return nil, modelErr(err)
+	}
 	switch {
 	case b == nil:
 		return nil, awsErr("NoSuchBucket")
@@ -1639,7 +1743,7 @@ func (f *fakeAWS) HeadBucket(_ context.Context, in *s3.HeadBucketInput, _ ...fun
 	return fakeCall(f, in, "S3", "HeadBucket", func() (*s3.HeadBucketOutput, error) {
 		b := f.buckets[aws.ToString(in.Bucket)]
 		switch {
-		case b == nil:
+		case b == nil, f.consistency.Use(awsmodel.Bucket, aws.ToString(in.Bucket)) != nil:
 			return nil, awsErr("NotFound") // HEAD answers carry no body: the SDK makes the code from the status
 		case b.foreign:
 			return nil, awsErr("Forbidden")
@@ -1656,6 +1760,9 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 				return nil, awsErr("BucketAlreadyExists")
 			}
 			return nil, awsErr("BucketAlreadyOwnedByYou")
+		}
+		if err := f.busyNames.Create(name); err != nil {
+			return nil, modelErr(err)
 		}
 		region := "us-east-1" // no constraint (with or without a configuration) is us-east-1
 		if in.CreateBucketConfiguration != nil && in.CreateBucketConfiguration.LocationConstraint != "" {
@@ -1675,6 +1782,7 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 			b.tags = s3TagMap(in.CreateBucketConfiguration.Tags)
 		}
 		f.buckets[name] = b
+		f.consistency.Created(awsmodel.Bucket, name)
 		return &s3.CreateBucketOutput{Location: aws.String("/" + name)}, nil
 	})
 }
@@ -1690,6 +1798,7 @@ func (f *fakeAWS) DeleteBucket(_ context.Context, in *s3.DeleteBucketInput, _ ..
 			return nil, awsErr("BucketNotEmpty")
 		}
 		delete(f.buckets, name)
+		f.busyNames.Deleted(name)
 		return &s3.DeleteBucketOutput{}, nil
 	})
 }

@@ -1,7 +1,8 @@
 package provision
 
-// RDS in the fake account: databases (with the states RDS passes through,
-// when asked), subnet groups, snapshots and the classes it offers.
+// RDS in the fake account: databases, subnet groups, snapshots. The states
+// RDS passes through (when asked) and the classes it offers are
+// internal/awsmodel's.
 
 import (
 	"context"
@@ -13,6 +14,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
+
+	"github.com/mlstack/mlstack/internal/awsmodel"
 )
 
 // fakeRDSAPI is the fake account's RDS client (SSM has an AddTagsToResource too).
@@ -22,18 +25,14 @@ type fakeRDS struct {
 	dbs       map[string]*fakeDB
 	subnets   map[string]bool
 	snapshots map[string]*rdstypes.DBSnapshot
-	// offered are the classes DescribeOrderableDBInstanceOptions lists
-	// (nil: db.t4g.micro and db.t3.micro).
-	offered []string
-	// creatingFor: a new or restored database shows "creating" for this many
-	// describes, then "available".
-	creatingFor int
+	// model: Slow is how many describes show a database creating,
+	// resetting its password or deleting; Classes what RDS offers.
+	model awsmodel.RDS
 }
 
 type fakeDB struct {
 	db       rdstypes.DBInstance
 	password string
-	left     int // describes left in "creating"
 	snapshot string
 }
 
@@ -45,13 +44,14 @@ func (r *fakeRDS) init() {
 
 func (f *fakeAWS) newDB(id, class string, tags []rdstypes.Tag, password string) *fakeDB {
 	r := &f.rdsState
-	d := &fakeDB{password: password, left: r.creatingFor, db: rdstypes.DBInstance{
+	d := &fakeDB{password: password, db: rdstypes.DBInstance{
 		DBInstanceIdentifier: aws.String(id), DBInstanceClass: aws.String(class), Engine: aws.String("postgres"),
 		EngineVersion: aws.String("17.6"), DBInstanceStatus: aws.String("creating"), TagList: tags,
 		DBInstanceArn:         aws.String(fmt.Sprintf("arn:aws:rds:%s:%s:db:%s", f.region, f.account, id)),
 		PendingModifiedValues: &rdstypes.PendingModifiedValues{},
 	}}
 	r.dbs[id] = d
+	r.model.Created(id)
 	return d
 }
 
@@ -65,11 +65,8 @@ func (f fakeRDSAPI) DescribeDBInstances(_ context.Context, in *rds.DescribeDBIns
 			if in.DBInstanceIdentifier != nil && aws.ToString(in.DBInstanceIdentifier) != id {
 				continue
 			}
-			if d.left > 0 {
-				d.left--
-			} else if aws.ToString(d.db.DBInstanceStatus) == "creating" {
-				d.db.DBInstanceStatus = aws.String("available")
-				d.db.Endpoint = &rdstypes.Endpoint{Address: aws.String(id + ".c0ffee.eu-west-3.rds.amazonaws.com"), Port: aws.Int32(5432)}
+			if !f.describeDB(d) {
+				continue
 			}
 			out.DBInstances = append(out.DBInstances, d.db)
 		}
@@ -78,6 +75,25 @@ func (f fakeRDSAPI) DescribeDBInstances(_ context.Context, in *rds.DescribeDBIns
 		}
 		return out, nil
 	})
+}
+
+// describeDB moves a database to the state the model shows now; false:
+// its deletion is over. Called with f.mu held.
+func (f fakeRDSAPI) describeDB(d *fakeDB) bool {
+	r := &f.rdsState
+	id := aws.ToString(d.db.DBInstanceIdentifier)
+	status, exists := r.model.Describe(id)
+	switch {
+	case !exists:
+		delete(r.dbs, id)
+		return false
+	case status != "":
+		d.db.DBInstanceStatus = aws.String(status)
+	default:
+		d.db.DBInstanceStatus = aws.String(awsmodel.DBAvailable)
+		d.db.Endpoint = &rdstypes.Endpoint{Address: aws.String(id + ".c0ffee.eu-west-3.rds.amazonaws.com"), Port: aws.Int32(5432)}
+	}
+	return true
 }
 
 func (f fakeRDSAPI) CreateDBInstance(_ context.Context, in *rds.CreateDBInstanceInput, _ ...func(*rds.Options)) (*rds.CreateDBInstanceOutput, error) {
@@ -126,6 +142,7 @@ func (f fakeRDSAPI) ModifyDBInstance(_ context.Context, in *rds.ModifyDBInstance
 		if in.MasterUserPassword != nil {
 			d.password = aws.ToString(in.MasterUserPassword)
 		}
+		f.rdsState.model.Modified(aws.ToString(in.DBInstanceIdentifier), in.MasterUserPassword != nil)
 		return &rds.ModifyDBInstanceOutput{DBInstance: &d.db}, nil
 	})
 }
@@ -136,15 +153,24 @@ func (f fakeRDSAPI) DeleteDBInstance(_ context.Context, in *rds.DeleteDBInstance
 		r.init()
 		id := aws.ToString(in.DBInstanceIdentifier)
 		d := r.dbs[id]
-		if d == nil {
+		if d == nil || aws.ToString(d.db.DBInstanceStatus) == awsmodel.DBDeleting {
 			return nil, awsErr("DBInstanceNotFound")
+		}
+		if err := r.model.Delete(id); err != nil {
+			return nil, modelErr(err)
 		}
 		if !aws.ToBool(in.SkipFinalSnapshot) {
 			snap := aws.ToString(in.FinalDBSnapshotIdentifier)
 			r.snapshots[snap] = &rdstypes.DBSnapshot{DBSnapshotIdentifier: aws.String(snap), DBInstanceIdentifier: aws.String(id),
 				Status: aws.String("available"), SnapshotType: aws.String("manual"), SnapshotCreateTime: aws.Time(f.tick()), TagList: d.db.TagList}
 		}
-		delete(r.dbs, id)
+		// Gone at once, unless the model shows it deleting for a while.
+		r.model.Deleted(id)
+		if r.model.Slow == 0 {
+			delete(r.dbs, id)
+		} else {
+			d.db.DBInstanceStatus = aws.String(awsmodel.DBDeleting)
+		}
 		return &rds.DeleteDBInstanceOutput{DBInstance: &d.db}, nil
 	})
 }
@@ -215,12 +241,8 @@ func (f fakeRDSAPI) DeleteDBSnapshot(_ context.Context, in *rds.DeleteDBSnapshot
 
 func (f fakeRDSAPI) DescribeOrderableDBInstanceOptions(_ context.Context, in *rds.DescribeOrderableDBInstanceOptionsInput, _ ...func(*rds.Options)) (*rds.DescribeOrderableDBInstanceOptionsOutput, error) {
 	return fakeCall(f.fakeAWS, in, "RDS", "DescribeOrderableDBInstanceOptions", func() (*rds.DescribeOrderableDBInstanceOptionsOutput, error) {
-		offered := f.rdsState.offered
-		if offered == nil {
-			offered = dbClasses
-		}
 		out := &rds.DescribeOrderableDBInstanceOptionsOutput{}
-		if c := aws.ToString(in.DBInstanceClass); slices.Contains(offered, c) {
+		if c := aws.ToString(in.DBInstanceClass); f.rdsState.model.Offers(aws.ToString(in.Engine), c) {
 			out.OrderableDBInstanceOptions = []rdstypes.OrderableDBInstanceOption{{DBInstanceClass: aws.String(c), Engine: aws.String("postgres")}}
 		}
 		return out, nil

@@ -35,7 +35,7 @@ func (f *fakeAWS) db(id string) *fakeDB {
 func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.rdsState.creatingFor = 3
+	f.rdsState.model.Slow = 3
 	n := namesFor("demo", fakeAccount, fakeRegion)
 	dir := t.TempDir()
 	log, err := pgUp(t, f, dir, nil)
@@ -100,7 +100,7 @@ func TestUpPostgresClass(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.offered, ",")+c.explicit, func(t *testing.T) {
 			f := newInstalledFake(t)
-			f.rdsState.offered = c.offered
+			f.rdsState.model.Classes = c.offered
 			log, err := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
 			if c.want == "" {
 				if !IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {

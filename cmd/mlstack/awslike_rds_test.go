@@ -4,33 +4,18 @@ package main
 // once, while RDS takes minutes in each, passing through states (creating,
 // resetting-master-credentials, deleting) in which the database has no
 // endpoint, or still exists and holds its subnet group; and moto offers no
-// PostgreSQL class at all, where RDS offers the burstable ones.
+// PostgreSQL class at all, where RDS offers the burstable ones. The states
+// and classes are internal/awsmodel's RDS; this file speaks RDS's XML.
 
 import (
 	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
+
+	"github.com/mlstack/mlstack/internal/awsmodel"
 )
-
-// rdsLike holds the RDS behaviours (see awsLike).
-type rdsLike struct {
-	// slow: describes that show a new, restored, modified or deleted
-	// database in its passing state.
-	slow int
-	busy map[string]*rdsBusy // by database id
-	// classes RDS offers for PostgreSQL; nil: db.t4g.micro and db.t3.micro.
-	classes []string
-}
-
-// rdsBusy is a database in a passing state.
-type rdsBusy struct {
-	status string
-	left   int
-	member string // deleting: the DBInstance element moto answered last
-}
 
 var (
 	dbIDRe     = regexp.MustCompile(`<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>`)
@@ -51,12 +36,8 @@ func (a *awsLike) rdsAnswer(w http.ResponseWriter, svc string, form url.Values) 
 	defer a.mu.Unlock()
 	switch form.Get("Action") {
 	case "DescribeOrderableDBInstanceOptions":
-		classes := a.rds.classes
-		if classes == nil {
-			classes = []string{"db.t4g.micro", "db.t3.micro"}
-		}
 		var items string
-		if c := form.Get("DBInstanceClass"); form.Get("Engine") == "postgres" && slices.Contains(classes, c) {
+		if c := form.Get("DBInstanceClass"); a.rds.Offers(form.Get("Engine"), c) {
 			items = fmt.Sprintf(`<OrderableDBInstanceOption><Engine>postgres</Engine><EngineVersion>17.6</EngineVersion><DBInstanceClass>%s</DBInstanceClass><Vpc>true</Vpc></OrderableDBInstanceOption>`, c)
 		}
 		a.note("orderable classes")
@@ -66,19 +47,16 @@ func (a *awsLike) rdsAnswer(w http.ResponseWriter, svc string, form url.Values) 
 	case "DeleteDBInstance":
 		// RDS deletes (or snapshots) a database only once it is made; each
 		// refusal stands for time passing.
-		if b := a.rds.busy[form.Get("DBInstanceIdentifier")]; b != nil && b.status != "deleting" && b.left > 0 {
-			b.left--
+		if err := a.rds.Delete(form.Get("DBInstanceIdentifier")); err != nil {
 			a.note("database busy")
-			writeAWSError(w, "rds", http.StatusBadRequest, "InvalidDBInstanceState", "Instance is not in available state.")
+			writeModelError(w, "rds", err)
 			return true
 		}
 	case "DeleteDBSubnetGroup":
-		for _, b := range a.rds.busy {
-			if b.status == "deleting" && b.left > 0 {
-				a.note("subnet group in use")
-				writeAWSError(w, "rds", http.StatusBadRequest, "InvalidDBSubnetGroupStateFault", "Cannot delete the subnet group because at least one database instance is still using it.")
-				return true
-			}
+		if err := a.rds.DeleteSubnetGroup(); err != nil {
+			a.note("subnet group in use")
+			writeModelError(w, "rds", err)
+			return true
 		}
 	}
 	return false
@@ -90,23 +68,22 @@ func (a *awsLike) rdsAfter(form url.Values, out []byte) []byte {
 	id := form.Get("DBInstanceIdentifier")
 	switch form.Get("Action") {
 	case "CreateDBInstance", "RestoreDBInstanceFromDBSnapshot":
-		a.rds.busy[id] = &rdsBusy{status: "creating", left: a.rds.slow}
+		a.rds.Created(id)
+		delete(a.dbMembers, id)
 	case "ModifyDBInstance":
-		if form.Get("MasterUserPassword") != "" {
-			a.rds.busy[id] = &rdsBusy{status: "resetting-master-credentials", left: a.rds.slow}
-		}
+		a.rds.Modified(id, form.Get("MasterUserPassword") != "")
 	case "DeleteDBInstance":
-		a.rds.busy[id] = &rdsBusy{status: "deleting", left: a.rds.slow, member: dbMemberRe.FindString(string(out))}
+		a.rds.Deleted(id)
+		a.dbMembers[id] = dbMemberRe.FindString(string(out))
 	case "DescribeDBInstances":
 		return dbMemberRe.ReplaceAllFunc(out, func(m []byte) []byte {
-			b := a.rds.busy[firstMatch(dbIDRe, m)]
-			if b == nil || b.left == 0 || b.status == "deleting" {
+			status, _ := a.rds.Describe(firstMatch(dbIDRe, m))
+			if status == "" {
 				return m
 			}
-			b.left--
-			a.note("database " + b.status)
-			m = dbStatusRe.ReplaceAll(m, []byte("<DBInstanceStatus>"+b.status+"</DBInstanceStatus>"))
-			if b.status == "creating" {
+			a.note("database " + status)
+			m = dbStatusRe.ReplaceAll(m, []byte("<DBInstanceStatus>"+status+"</DBInstanceStatus>"))
+			if status == awsmodel.DBCreating {
 				m = endpointRe.ReplaceAll(m, nil)
 			}
 			return m
@@ -119,16 +96,15 @@ func (a *awsLike) rdsAfter(form url.Values, out []byte) []byte {
 // RDS does while it deletes it; nil when moto's answer stands. The caller
 // holds mu.
 func (a *awsLike) rdsDeleting(svc string, form url.Values) []byte {
-	if svc != "rds" || form.Get("Action") != "DescribeDBInstances" {
+	id := form.Get("DBInstanceIdentifier")
+	if svc != "rds" || form.Get("Action") != "DescribeDBInstances" || a.dbMembers[id] == "" {
 		return nil
 	}
-	b := a.rds.busy[form.Get("DBInstanceIdentifier")]
-	if b == nil || b.status != "deleting" || b.left == 0 || b.member == "" {
+	if status, _ := a.rds.Describe(id); status != awsmodel.DBDeleting {
 		return nil
 	}
-	b.left--
 	a.note("database deleting")
-	m := dbStatusRe.ReplaceAllString(b.member, "<DBInstanceStatus>deleting</DBInstanceStatus>")
+	m := dbStatusRe.ReplaceAllString(a.dbMembers[id], "<DBInstanceStatus>deleting</DBInstanceStatus>")
 	return []byte(fmt.Sprintf(`<DescribeDBInstancesResponse %s><DescribeDBInstancesResult><DBInstances>%s</DBInstances></DescribeDBInstancesResult><ResponseMetadata><RequestId>aws-like</RequestId></ResponseMetadata></DescribeDBInstancesResponse>`,
 		rdsXMLNS, strings.TrimSpace(m)))
 }

@@ -3,6 +3,9 @@ package main
 // The AWS-like layer of the test proxy: where moto is kinder than AWS, it
 // answers as AWS documents. It sits between the fault injector and moto,
 // so a lost response (a fault) still hits the same idempotency as on EC2.
+// The rules are internal/awsmodel's, shared with provision's in-memory
+// fake: this layer parses the operation and the ids the rule needs from
+// HTTP, asks the model, and answers in the service's format or forwards.
 
 import (
 	"bytes"
@@ -15,26 +18,27 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/mlstack/mlstack/internal/awsmodel"
 )
 
-// awsLike holds the behaviours of AWS that moto lacks. The zero value
+// awsLike holds the behaviours of AWS that moto lacks. By default it
 // models only what every AWS account does: RunInstances is idempotent per
-// client token (moto launches again).
+// client token (moto launches again), and RDS takes its time.
 type awsLike struct {
 	mu sync.Mutex
-	// tokens are RunInstances answers by client token.
-	tokens map[string][]byte
-	// unseenFor: a new instance, group, key pair or bucket is unknown for
-	// its first N uses after creation (eventual consistency).
-	unseenFor int
-	unseen    map[string]*unseenID
-	// busyFor: CreateBucket of a name deleted a moment ago answers
-	// OperationAborted N times.
-	busyFor int
-	busy    map[string]int
-	noT2    bool // the region offers no t2 type
-	// freePlan refuses RunInstances for types that are not free-tier eligible.
-	freePlan bool
+	// tokens is the model's client-token idempotency; launches keeps
+	// RunInstances answers by instance id, to replay.
+	tokens   awsmodel.ClientTokens
+	launches map[string][]byte
+	// consistency: with For set, a new instance, group, key pair, bucket or
+	// instance profile is unknown for its first uses.
+	consistency awsmodel.Consistency
+	// busyNames: with For set, CreateBucket of a name deleted a moment ago
+	// answers OperationAborted For times.
+	busyNames awsmodel.BusyNames
+	// plan: the free plan (FreeTier) and a region without t2 (NoT2).
+	plan awsmodel.Plan
 	// noPublicIP: default subnets map no public address; an instance launched
 	// without asking for one has none.
 	noPublicIP bool
@@ -42,35 +46,33 @@ type awsLike struct {
 	// strictTokens: a long-term key (AKIA…) signing with a session token is
 	// refused, as AWS does (the token belongs to other credentials).
 	strictTokens bool
-	// slowTermination: after TerminateInstances an instance shows pending
-	// for staleTermination describes, then shutting-down for
-	// slowTermination more, then it is terminated.
-	slowTermination, staleTermination int
-	terminating                       map[string]*termination
+	// terms: with Slow set, after TerminateInstances an instance shows
+	// pending for Stale describes, then shutting-down for Slow more, then
+	// it is terminated (in moto: the call kept in winding is sent then).
+	terms   awsmodel.Terminations
+	winding map[string]*heldCall
 	// terminated: instances a TerminateInstances answered for (see
 	// terminateAgain).
 	terminated   map[string]bool
 	optInRegion  string // STS in this region refuses the caller: not enabled
 	noDefaultVPC bool
 	injected     map[string]int
-	rds          rdsLike
+	// rds is the model's RDS: its slow states and the classes it offers.
+	rds awsmodel.RDS
+	// dbMembers are the DBInstance elements moto answered last for the
+	// databases being deleted (moto deletes at once).
+	dbMembers map[string]string
 }
 
-type unseenID struct {
-	kind string // instance, group, keypair, bucket
-	left int
-}
-
-type termination struct {
-	stale, shutting int
-	req             *http.Request
-	body            []byte
+// heldCall is a request to send to moto later.
+type heldCall struct {
+	req  *http.Request
+	body []byte
 }
 
 func newAWSLike() *awsLike {
-	return &awsLike{tokens: map[string][]byte{}, unseen: map[string]*unseenID{}, busy: map[string]int{},
-		private: map[string]bool{}, terminating: map[string]*termination{}, terminated: map[string]bool{}, injected: map[string]int{},
-		rds: rdsLike{slow: 2, busy: map[string]*rdsBusy{}}}
+	return &awsLike{launches: map[string][]byte{}, private: map[string]bool{}, winding: map[string]*heldCall{},
+		terminated: map[string]bool{}, injected: map[string]int{}, rds: awsmodel.RDS{Slow: 2}, dbMembers: map[string]string{}}
 }
 
 // set changes the knobs while requests may be in flight.
@@ -86,9 +88,6 @@ func (a *awsLike) count(what string) int {
 	defer a.mu.Unlock()
 	return a.injected[what]
 }
-
-// freeTier are the types a free-plan account may launch.
-var freeTier = map[string]bool{"t3.micro": true, "t3.small": true, "t4g.micro": true, "t4g.small": true}
 
 // handler wraps the proxy to moto.
 func (a *awsLike) handler(moto http.Handler) http.Handler {
@@ -137,18 +136,15 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 	case action == "RunInstances" && a.refuseRun(w, form):
 		return true
 	case svc == "s3" && req.Method == http.MethodPut && len(strings.Trim(req.URL.Path, "/")) > 0 && !strings.Contains(strings.Trim(req.URL.Path, "/"), "/") && len(req.URL.RawQuery) == 0:
-		name := strings.Trim(req.URL.Path, "/")
-		if a.busy[name] > 0 {
-			a.busy[name]--
+		if err := a.busyNames.Create(strings.Trim(req.URL.Path, "/")); err != nil {
 			a.note("bucket name busy")
-			writeAWSError(w, svc, http.StatusConflict, "OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
+			writeModelError(w, svc, err)
 			return true
 		}
 	}
-	if id, u := a.unseenIn(req, svc, form, body); u != nil && !describesByFilter(form) {
-		u.left--
-		a.note("new " + u.kind + " not found yet")
-		writeAWSError(w, svc, notFoundStatus(u.kind), notFoundCode(u.kind), "The ID '"+id+"' does not exist")
+	if u, ok := a.unseenIn(req, svc, form, body); ok && !describesByFilter(form) {
+		a.note("new " + string(u.Kind) + " not found yet")
+		writeModelError(w, svc, a.consistency.Use(u.Kind, u.ID))
 		return true
 	}
 	return false
@@ -158,30 +154,29 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 // with a client token answered before.
 func (a *awsLike) refuseRun(w http.ResponseWriter, form url.Values) bool {
 	typ := form.Get("InstanceType")
+	err := a.plan.RunInstances(typ)
 	switch {
-	case a.noT2 && strings.HasPrefix(typ, "t2."):
+	case err == nil:
+		return false
+	case !a.plan.Offered(typ):
 		a.note("t2 not offered")
-		writeAWSError(w, "ec2", http.StatusBadRequest, "Unsupported", "Your requested instance type ("+typ+") is not supported in your requested Availability Zone.")
-		return true
-	case a.freePlan && !freeTier[typ]:
+	default:
 		a.note("free plan refusal")
-		writeAWSError(w, "ec2", http.StatusBadRequest, "InvalidParameterCombination",
-			"The specified instance type is not eligible for Free Tier. For a list of Free Tier instance types, run 'describe-instance-types' with the filter 'free-tier-eligible=true'.")
-		return true
 	}
-	return false
+	writeModelError(w, "ec2", err)
+	return true
 }
 
 // replay answers a client token EC2 has seen with that launch's instance,
 // in the state it is in now (moto would launch again).
 func (a *awsLike) replay(w http.ResponseWriter, req *http.Request, form url.Values, moto http.Handler) bool {
 	a.mu.Lock()
-	cached := a.tokens[form.Get("ClientToken")]
+	id, ok := a.tokens.Seen(form.Get("ClientToken"))
+	cached := a.launches[id]
 	a.mu.Unlock()
-	if cached == nil {
+	if !ok {
 		return false
 	}
-	id := firstMatch(instanceIDRe, cached)
 	q := url.Values{"Action": {"DescribeInstances"}, "Version": {form.Get("Version")}, "InstanceId.1": {id}}.Encode()
 	d := req.Clone(req.Context())
 	d.Body, d.ContentLength = io.NopCloser(strings.NewReader(q)), int64(len(q))
@@ -200,28 +195,29 @@ func (a *awsLike) replay(w http.ResponseWriter, req *http.Request, form url.Valu
 	return true
 }
 
-// unseenIn finds a new id the request uses while it is still unknown.
-func (a *awsLike) unseenIn(req *http.Request, svc string, form url.Values, body []byte) (string, *unseenID) {
+// unseenIn finds a new id the request uses while the model still has it
+// unknown.
+func (a *awsLike) unseenIn(req *http.Request, svc string, form url.Values, body []byte) (awsmodel.ID, bool) {
 	text := req.URL.RawQuery + "&" + string(body)
 	bucket, _, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/"), "/")
-	for id, u := range a.unseen {
-		if u.left <= 0 {
-			continue
-		}
+	run := form.Get("Action") == "RunInstances"
+	for _, u := range a.consistency.Pending() {
 		var uses bool
-		switch u.kind {
-		case "bucket": // CreateBucket again gets BucketAlreadyOwnedByYou, from moto too
-			uses = svc == "s3" && bucket == id && (req.Method != http.MethodPut || req.URL.RawQuery != "")
-		case "keypair": // a name, shared with the group: only where it names the key
-			uses = (form.Get("Action") == "RunInstances" && form.Get("KeyName") == id) || form.Get("KeyName.1") == id
+		switch u.Kind {
+		case awsmodel.Bucket: // CreateBucket again gets BucketAlreadyOwnedByYou, from moto too
+			uses = svc == "s3" && bucket == u.ID && (req.Method != http.MethodPut || req.URL.RawQuery != "")
+		case awsmodel.KeyPair: // a name, shared with the group: only where it names the key
+			uses = (run && form.Get("KeyName") == u.ID) || form.Get("KeyName.1") == u.ID
+		case awsmodel.Profile: // a name too, prefixed by the key pair's
+			uses = run && form.Get("IamInstanceProfile.Name") == u.ID
 		default:
-			uses = svc == "ec2" && strings.Contains(text, id)
+			uses = svc == "ec2" && strings.Contains(text, u.ID)
 		}
 		if uses {
-			return id, u
+			return u, true
 		}
 	}
-	return "", nil
+	return awsmodel.ID{}, false
 }
 
 // describesByFilter: a listing by filter leaves an unknown id out (see
@@ -230,16 +226,13 @@ func describesByFilter(form url.Values) bool {
 	return form.Get("Action") == "DescribeInstances" && form.Get("InstanceId.1") == ""
 }
 
-func notFoundCode(kind string) string {
-	return map[string]string{"instance": "InvalidInstanceID.NotFound", "group": "InvalidGroup.NotFound",
-		"keypair": "InvalidKeyPair.NotFound", "bucket": "NoSuchBucket"}[kind]
-}
-
-func notFoundStatus(kind string) int {
-	if kind == "bucket" {
-		return http.StatusNotFound
+// writeModelError answers the model's error in the service's format.
+func writeModelError(w http.ResponseWriter, service string, err error) {
+	e, ok := err.(*awsmodel.Error)
+	if !ok {
+		e = &awsmodel.Error{Code: "InternalFailure", Message: err.Error(), Status: http.StatusInternalServerError}
 	}
-	return http.StatusBadRequest
+	writeAWSError(w, service, e.Status, e.Code, e.Message)
 }
 
 // credentialOf is KEY/DATE/REGION/SERVICE/aws4_request from SigV4.
@@ -284,6 +277,8 @@ var (
 	instanceIDRe = regexp.MustCompile(`<instanceId>(i-[0-9a-f]+)</instanceId>`)
 	groupIDRe    = regexp.MustCompile(`<groupId>(sg-[0-9a-f]+)</groupId>`)
 	keyNameRe    = regexp.MustCompile(`<keyName>([^<]+)</keyName>`)
+	// instanceTypeRe reads an offering's type.
+	instanceTypeRe = regexp.MustCompile(`<instanceType>([^<]+)</instanceType>`)
 )
 
 // afterCall remembers what a successful call created or deleted, and edits
@@ -292,8 +287,9 @@ func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out 
 	switch action := form.Get("Action"); {
 	case action == "RunInstances":
 		id := firstMatch(instanceIDRe, out)
-		a.tokens[form.Get("ClientToken")] = out
-		a.newID(id, "instance")
+		a.tokens.Launched(form.Get("ClientToken"), id)
+		a.launches[id] = out
+		a.consistency.Created(awsmodel.Instance, id)
 		if a.noPublicIP && form.Get("NetworkInterface.1.AssociatePublicIpAddress") != "true" {
 			a.private[id] = true
 		}
@@ -302,13 +298,17 @@ func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out 
 			a.terminated[string(m[1])] = true
 		}
 	case action == "CreateSecurityGroup":
-		a.newID(firstMatch(groupIDRe, out), "group")
+		a.consistency.Created(awsmodel.Group, firstMatch(groupIDRe, out))
 	case action == "ImportKeyPair":
-		a.newID(firstMatch(keyNameRe, out), "keypair")
+		a.consistency.Created(awsmodel.KeyPair, firstMatch(keyNameRe, out))
+	case action == "CreateInstanceProfile":
+		a.consistency.Created(awsmodel.Profile, form.Get("InstanceProfileName"))
 	case action == "DescribeInstances":
 		return a.describeInstances(form, out)
-	case action == "DescribeInstanceTypeOfferings" && a.noT2:
-		return dropItems(out, "instanceTypeOfferingSet", func(item string) bool { return strings.Contains(item, "<instanceType>t2.") })
+	case action == "DescribeInstanceTypeOfferings":
+		return dropItems(out, "instanceTypeOfferingSet", func(item string) bool {
+			return !a.plan.Offered(firstMatch(instanceTypeRe, []byte(item)))
+		})
 	case action == "DescribeSubnets" && a.noPublicIP:
 		return bytes.ReplaceAll(out, []byte("<mapPublicIpOnLaunch>true<"), []byte("<mapPublicIpOnLaunch>false<"))
 	case action == "DescribeVpcs" && a.noDefaultVPC:
@@ -316,19 +316,11 @@ func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out 
 	case action == "DescribeSubnets" && a.noDefaultVPC:
 		return dropItems(out, "subnetSet", func(item string) bool { return strings.Contains(item, "<defaultForAz>true<") })
 	case svc == "s3" && req.Method == http.MethodPut && req.URL.RawQuery == "" && strings.Count(strings.Trim(req.URL.Path, "/"), "/") == 0:
-		a.newID(strings.Trim(req.URL.Path, "/"), "bucket")
+		a.consistency.Created(awsmodel.Bucket, strings.Trim(req.URL.Path, "/"))
 	case svc == "s3" && req.Method == http.MethodDelete && req.URL.RawQuery == "" && strings.Count(strings.Trim(req.URL.Path, "/"), "/") == 0:
-		if a.busyFor > 0 {
-			a.busy[strings.Trim(req.URL.Path, "/")] = a.busyFor
-		}
+		a.busyNames.Deleted(strings.Trim(req.URL.Path, "/"))
 	}
 	return out
-}
-
-func (a *awsLike) newID(id, kind string) {
-	if id != "" && a.unseenFor > 0 {
-		a.unseen[id] = &unseenID{kind: kind, left: a.unseenFor}
-	}
 }
 
 func firstMatch(re *regexp.Regexp, b []byte) string {
@@ -348,9 +340,7 @@ var (
 func (a *awsLike) describeInstances(form url.Values, out []byte) []byte {
 	states := filterValuesOf(form, "instance-state-name")
 	return dropItems(out, "reservationSet", func(item string) bool {
-		id := firstMatch(instanceIDRe, []byte(item))
-		if u := a.unseen[id]; u != nil && u.left > 0 {
-			u.left--
+		if !a.consistency.Listed(firstMatch(instanceIDRe, []byte(item))) {
 			a.note("new instance not listed yet")
 			return true
 		}
@@ -360,22 +350,14 @@ func (a *awsLike) describeInstances(form url.Values, out []byte) []byte {
 		if a.private[id] {
 			item = publicDNSRe.ReplaceAllString(item, "")
 		}
-		if t := a.terminating[id]; t != nil {
-			item = t.show(item)
-			if len(states) > 0 && !containsStr(states, stateName(item)) {
+		if state := a.terms.Show(id); state != "" {
+			item = stateRe.ReplaceAllString(item, fmt.Sprintf(`<instanceState><code>%d</code><name>%s</name></instanceState>`, stateCodes[state], state))
+			if len(states) > 0 && !containsStr(states, state) {
 				return "" // a filter by state would not list it now
 			}
 		}
 		return item
 	})
-}
-
-func stateName(item string) string {
-	m := regexp.MustCompile(`<instanceState><code>\d+</code><name>([a-z-]+)</name>`).FindStringSubmatch(item)
-	if m == nil {
-		return ""
-	}
-	return m[1]
 }
 
 func containsStr(list []string, s string) bool {
@@ -435,14 +417,14 @@ func (a *awsLike) terminateAgain(form url.Values, out []byte) []byte {
 func (a *awsLike) delayTermination(w http.ResponseWriter, req *http.Request, form url.Values, body []byte) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.slowTermination == 0 {
+	if a.terms.Slow == 0 {
 		return false
 	}
 	var items strings.Builder
 	for i := 1; form.Get(fmt.Sprintf("InstanceId.%d", i)) != ""; i++ {
 		id := form.Get(fmt.Sprintf("InstanceId.%d", i))
-		if a.terminating[id] == nil {
-			a.terminating[id] = &termination{stale: a.staleTermination, shutting: a.slowTermination, req: req.Clone(context.Background()), body: body}
+		if _, started := a.terms.Terminate(id); started {
+			a.winding[id] = &heldCall{req: req.Clone(context.Background()), body: body}
 			a.note("slow termination")
 		}
 		fmt.Fprintf(&items, `<item><instanceId>%s</instanceId><currentState><code>32</code><name>shutting-down</name></currentState><previousState><code>16</code><name>running</name></previousState></item>`, id)
@@ -452,30 +434,17 @@ func (a *awsLike) delayTermination(w http.ResponseWriter, req *http.Request, for
 	return true
 }
 
-// show gives an instance item the state EC2 would show now: pending for a
-// while (a just-launched instance whose termination the describe does not
-// show yet: the SDK's waiter gives up on that state), then shutting-down;
-// then the termination happens in moto for real.
-func (t *termination) show(item string) string {
-	switch {
-	case t.stale > 0:
-		t.stale--
-		return stateRe.ReplaceAllString(item, `<instanceState><code>0</code><name>pending</name></instanceState>`)
-	case t.shutting > 0:
-		t.shutting--
-		return stateRe.ReplaceAllString(item, `<instanceState><code>32</code><name>shutting-down</name></instanceState>`)
-	}
-	return item
-}
+// stateCodes are EC2's codes of the states a termination shows.
+var stateCodes = map[string]int{awsmodel.StatePending: 0, awsmodel.StateShuttingDown: 32}
 
-// settle terminates in moto what has shown its termination long enough.
+// settle terminates in moto what the model has done winding down.
 func (a *awsLike) settle(moto http.Handler) {
 	a.mu.Lock()
-	var due []*termination
-	for id, t := range a.terminating {
-		if t.stale == 0 && t.shutting == 0 && t.req != nil {
+	var due []*heldCall
+	for _, id := range a.terms.Due() {
+		if t := a.winding[id]; t != nil {
 			due = append(due, t)
-			a.terminating[id] = &termination{}
+			delete(a.winding, id)
 		}
 	}
 	a.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,109 +17,82 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/mlstack/mlstack/internal/awsmodel"
 )
 
-// faults are the knobs of the fault-injecting proxy (the recorder in front
-// of moto). Decisions come from a seeded source, so a failing run repeats.
+// faults is the fault-injecting proxy (the recorder in front of moto)
+// over internal/awsmodel's one injector, the one provision's fake uses:
+// rules per action, then seeded chances, so a failing run repeats.
 type faults struct {
-	mu         sync.Mutex
-	rng        *rand.Rand
-	throttle   float64              // fraction of calls answered with the service's throttling error
-	dropBefore float64              // fraction of connections closed before the call reaches moto
-	dropAfter  float64              // fraction closed after moto did the work (the response is lost)
-	fail       map[string]*failRule // first N calls of an action fail with a given error
-	onCall     func(n int)          // sees the running call count (interrupts)
-	injected   map[string]int       // what was injected, for the test log
+	model  *awsmodel.Faults
+	onCall func(n int) // sees the running call count (interrupts)
 }
 
-type failRule struct {
-	n             int
-	code, message string
-	lose          bool // moto does the work, the answer is lost
-}
-
-func newFaults(seed int64) *faults {
-	return &faults{rng: rand.New(rand.NewSource(seed)), fail: map[string]*failRule{}, injected: map[string]int{}}
-}
+func newFaults(seed int64) *faults { return &faults{model: awsmodel.NewFaults(seed)} }
 
 // failFirst makes the first n calls of action fail with code and message.
 func (f *faults) failFirst(action string, n int, code, message string) *faults {
-	f.fail[action] = &failRule{n: n, code: code, message: message}
+	f.model.FailNext(action, &awsmodel.Error{Code: code, Message: message, Status: http.StatusBadRequest}, n)
 	return f
 }
 
 // loseFirst loses the answers of the first n calls of action, after moto
 // did the work: the SDK sends the call again.
 func (f *faults) loseFirst(action string, n int) *faults {
-	f.fail[action] = &failRule{n: n, lose: true}
+	f.model.LoseNext(action, n)
 	return f
 }
 
-// apply injects a fault for this call, or returns false to let it through.
+// chances sets the fractions of calls throttled, dropped before moto sees
+// them, and dropped after moto did the work (the response is lost).
+func (f *faults) chances(throttle, dropBefore, dropAfter float64) *faults {
+	f.model.SetChances(awsmodel.Chances{Throttle: throttle, DropBefore: dropBefore, DropAfter: dropAfter})
+	return f
+}
+
+// apply injects the model's fault for this call, or returns false to let
+// it through.
 func (f *faults) apply(w http.ResponseWriter, req *http.Request, call apiCall, n int, proxy http.Handler) bool {
 	if f.onCall != nil {
 		f.onCall(n)
 	}
-	f.mu.Lock()
-	rule := f.fail[call.Action]
-	var kind string
-	switch {
-	case rule != nil && rule.n > 0:
-		rule.n--
-		kind = "fail " + call.Action
-		if rule.lose {
-			kind = "drop-after"
+	d := f.model.Before(call.Service, call.Action, nil)
+	if d == nil {
+		if !f.model.HasAfter(call.Action) {
+			return false
 		}
-	default:
-		r := f.rng.Float64()
-		switch {
-		case r < f.throttle:
-			kind = "throttle"
-		case r < f.throttle+f.dropBefore:
-			kind = "drop-before"
-		case r < f.throttle+f.dropBefore+f.dropAfter:
-			kind = "drop-after"
+		// Held back: the answer of a call that succeeded may be lost.
+		rec := httptest.NewRecorder()
+		proxy.ServeHTTP(rec, req)
+		if rec.Code < 300 {
+			d = f.model.After(call.Action, nil)
 		}
-	}
-	if kind != "" {
-		f.injected[kind]++
-	}
-	f.mu.Unlock()
-
-	switch {
-	case kind == "":
-		return false
-	case kind == "throttle":
-		code, status := throttleCode(call.Service)
-		writeAWSError(w, call.Service, status, code, "Rate exceeded (injected)")
-	case kind == "drop-before":
-		hangUp(w)
-	case kind == "drop-after":
+		if d == nil {
+			copyAnswer(w, rec)
+			return true
+		}
+	} else if d.After {
 		proxy.ServeHTTP(httptest.NewRecorder(), req) // moto does the work; the answer is lost
+	}
+	if d.Drop {
 		hangUp(w)
-	default:
-		writeAWSError(w, call.Service, http.StatusBadRequest, rule.code, rule.message)
+	} else {
+		writeModelError(w, call.Service, d.Err)
 	}
 	return true
 }
 
-func (f *faults) report() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b, _ := json.Marshal(f.injected)
-	return string(b)
+// copyAnswer passes on an answer held back.
+func copyAnswer(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }
 
-func throttleCode(service string) (string, int) {
-	switch service {
-	case "s3":
-		return "SlowDown", http.StatusServiceUnavailable
-	case "ec2":
-		return "RequestLimitExceeded", http.StatusServiceUnavailable
-	default:
-		return "Throttling", http.StatusBadRequest
-	}
-}
+func (f *faults) report() string { return f.model.Report() }
 
 // writeAWSError answers in the service's own error format, so the SDK
 // parses a real error code from it.
@@ -203,9 +175,9 @@ func TestFaultScenarios(t *testing.T) {
 		name   string
 		faults func() *faults
 	}{
-		{"throttling 30%", func() *faults { f := newFaults(1); f.throttle = 0.3; return f }},
-		{"dropped connections before 15%", func() *faults { f := newFaults(2); f.dropBefore = 0.15; return f }},
-		{"lost responses 15%", func() *faults { f := newFaults(3); f.dropAfter = 0.15; return f }},
+		{"throttling 30%", func() *faults { return newFaults(1).chances(0.3, 0, 0) }},
+		{"dropped connections before 15%", func() *faults { return newFaults(2).chances(0, 0.15, 0) }},
+		{"lost responses 15%", func() *faults { return newFaults(3).chances(0, 0, 0.15) }},
 		{"instance profile propagation", func() *faults {
 			return newFaults(4).failFirst("RunInstances", 3, "InvalidParameterValue", profileErr)
 		}},
@@ -219,10 +191,9 @@ func TestFaultScenarios(t *testing.T) {
 			return newFaults(6).failFirst("DeleteSecurityGroup", 3, "DependencyViolation", "resource sg has a dependent object")
 		}},
 		{"mixed", func() *faults {
-			f := newFaults(7).failFirst("RunInstances", 2, "InvalidParameterValue", profileErr).
-				failFirst("DeleteSecurityGroup", 2, "DependencyViolation", "resource sg has a dependent object")
-			f.throttle, f.dropBefore, f.dropAfter = 0.15, 0.05, 0.05
-			return f
+			return newFaults(7).failFirst("RunInstances", 2, "InvalidParameterValue", profileErr).
+				failFirst("DeleteSecurityGroup", 2, "DependencyViolation", "resource sg has a dependent object").
+				chances(0.15, 0.05, 0.05)
 		}},
 	}
 	for _, tc := range tests {
@@ -396,7 +367,7 @@ func (e *env) runInterrupted(bin string, args []string, n int, label string) sig
 		sent    time.Time
 		started = make(chan struct{})
 	)
-	e.rec.setFaults(&faults{rng: rand.New(rand.NewSource(1)), fail: map[string]*failRule{}, injected: map[string]int{},
+	e.rec.setFaults(&faults{model: awsmodel.NewFaults(1),
 		onCall: func(i int) {
 			if i == n {
 				<-started // proc.Process is set

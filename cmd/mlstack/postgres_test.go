@@ -194,7 +194,10 @@ func hasResourceIn(doc stackDoc, kind, name, state string) bool {
 // until then): nothing is left.
 func TestPostgresSweep(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.rds.slow = 6 }) // RDS takes minutes; the sweep (listing, its read of the stack, the delete) comes at once
+	// RDS takes minutes; the sweep comes at once (up and the sweep — its
+	// listing, its read of the stack right before deleting, the delete —
+	// describe the database several times before the sweep deletes it).
+	e.rec.aws.set(func(a *awsLike) { a.rds.Slow = 6 })
 	res := e.ok("up", "--no-wait", "--db", "postgres", "--ttl", "1s", "--allow-cidr", allowCIDR, "--stack", "pgsweep", "--state-dir", e.stateDir)
 	if !strings.Contains(res.stderr, "the server starts once RDS database mlstack-pgsweep is available and `mlstack up") {
 		t.Errorf("up --no-wait does not say what is left to do:\n%s", res.stderr)
@@ -300,7 +303,7 @@ func TestPostgresFaults(t *testing.T) {
 		"PutParameter", "DeleteDBInstance", "DeleteDBSubnetGroup", "DeleteSecurityGroup"} {
 		f.loseFirst(action, 1)
 	}
-	f.throttle, f.dropBefore = 0.1, 0.05
+	f.chances(0.1, 0.05, 0)
 	e.rec.setFaults(f)
 	up := append([]string{"up", "--no-wait", "--db", "postgres", "--allow-cidr", allowCIDR}, e.stackFlags("pgf")...)
 	e.ok(up...)

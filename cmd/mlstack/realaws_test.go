@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
+	"github.com/mlstack/mlstack/internal/awsmodel"
 	"github.com/mlstack/mlstack/internal/testenv"
 	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/server"
@@ -45,8 +46,8 @@ func TestInstanceTypeFallback(t *testing.T) {
 		name, say, injected string
 		knob                func(a *awsLike)
 	}{
-		{"region without t2", "t2.micro is not offered in eu-west-3: launching t3.micro", "", func(a *awsLike) { a.noT2 = true }},
-		{"free plan", "t2.micro is not eligible for this account's free plan: launching t3.micro", "free plan refusal", func(a *awsLike) { a.freePlan = true }},
+		{"region without t2", "t2.micro is not offered in eu-west-3: launching t3.micro", "", func(a *awsLike) { a.plan.NoT2 = true }},
+		{"free plan", "t2.micro is not eligible for this account's free plan: launching t3.micro", "free plan refusal", func(a *awsLike) { a.plan.FreeTier = awsmodel.FreeTierTypes }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -78,7 +79,7 @@ func TestInstanceTypeFallback(t *testing.T) {
 // that names the way out, and down removes what was created.
 func TestExplicitInstanceTypeNeverFallsBack(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.noT2 = true })
+	e.rec.aws.set(func(a *awsLike) { a.plan.NoT2 = true })
 	e.rec.reset()
 	res := e.mlstack(append([]string{"up", "--no-wait", "--instance-type", "t2.micro", "--allow-cidr", allowCIDR}, e.stackFlags("ex")...)...)
 	if res.code != 2 || !strings.Contains(res.stderr, "instance type t2.micro is offered in no availability zone") {
@@ -87,7 +88,7 @@ func TestExplicitInstanceTypeNeverFallsBack(t *testing.T) {
 	if m := e.rec.mutating(); len(m) > 0 {
 		t.Errorf("mutating calls before the refusal: %v", m)
 	}
-	e.rec.aws.set(func(a *awsLike) { a.noT2, a.freePlan = false, true })
+	e.rec.aws.set(func(a *awsLike) { a.plan = awsmodel.Plan{FreeTier: awsmodel.FreeTierTypes} })
 	res = e.mlstack(append([]string{"up", "--no-wait", "--instance-type", "t2.micro", "--allow-cidr", allowCIDR}, e.stackFlags("ex")...)...)
 	if res.code != 1 || !strings.Contains(res.stderr, "pass --instance-type t3.micro") || strings.Contains(res.stderr, "launching t3.micro") {
 		t.Fatalf("free plan: exit %d: %s", res.code, res.stderr)
@@ -96,15 +97,16 @@ func TestExplicitInstanceTypeNeverFallsBack(t *testing.T) {
 	e.assertNothingLeft()
 }
 
-// TestEventualConsistency: every new id is unknown to EC2 or S3 for its
-// first uses; up retries exactly those answers, keeps the id RunInstances
-// gave (the instance is not listed yet), and makes one of everything.
+// TestEventualConsistency: every new id is unknown to EC2 or S3 (a new
+// instance profile to RunInstances) for its first uses; up retries exactly
+// those answers, keeps the id RunInstances gave (the instance is not
+// listed yet), and makes one of everything.
 func TestEventualConsistency(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.unseenFor = 1 })
+	e.rec.aws.set(func(a *awsLike) { a.consistency.For = 1 })
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ec")...)
 	e.ok(flags...)
-	for _, what := range []string{"new group not found yet", "new keypair not found yet", "new bucket not found yet", "new instance not listed yet"} {
+	for _, what := range []string{"new group not found yet", "new keypair not found yet", "new bucket not found yet", "new profile not found yet", "new instance not listed yet"} {
 		if e.rec.aws.count(what) == 0 {
 			t.Errorf("%q never happened: the test did not exercise it", what)
 		}
@@ -123,7 +125,7 @@ func TestEventualConsistency(t *testing.T) {
 // while; the next up waits for it, says so once, and succeeds.
 func TestBucketNameStillBusy(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.busyFor = 2 })
+	e.rec.aws.set(func(a *awsLike) { a.busyNames.For = 2 })
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("busy")...)
 	e.ok(flags...)
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("busy")...)...)
@@ -189,7 +191,7 @@ func TestOptInRegion(t *testing.T) {
 // waits for both, through states the SDK's waiter would give up on.
 func TestShuttingDownInstance(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 2, 1 })
+	e.rec.aws.set(func(a *awsLike) { a.terms.Slow, a.terms.Stale = 2, 1 })
 	flags := append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("sd")...)
 	e.ok(flags...)
 	old := aws.ToString(stackInstance(t, e, "sd").InstanceId)
@@ -215,7 +217,7 @@ func TestShuttingDownInstance(t *testing.T) {
 // shutting-down, for a terminated new instance; down waits it out.
 func TestDownRightAfterLaunch(t *testing.T) {
 	e := newEnv(t)
-	e.rec.aws.set(func(a *awsLike) { a.slowTermination, a.staleTermination = 1, 1 })
+	e.rec.aws.set(func(a *awsLike) { a.terms.Slow, a.terms.Stale = 1, 1 })
 	e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("quick")...)...)
 	e.ok(append([]string{"down", "--yes"}, e.stackFlags("quick")...)...)
 	e.assertNothingLeft()

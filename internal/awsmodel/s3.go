@@ -1,0 +1,32 @@
+package awsmodel
+
+import "net/http"
+
+// BusyNames is S3 keeping a deleted bucket's name for a while: CreateBucket
+// of it answers OperationAborted (and others may claim it later).
+type BusyNames struct {
+	For  int // CreateBucket calls refused after a delete; 0: free at once
+	left map[string]int
+}
+
+// Deleted starts a name's busy time.
+func (b *BusyNames) Deleted(name string) {
+	if b.For <= 0 {
+		return
+	}
+	if b.left == nil {
+		b.left = map[string]int{}
+	}
+	b.left[name] = b.For
+}
+
+// Create is S3's answer to CreateBucket of name: nil, or OperationAborted
+// while the name is busy (each refusal stands for time passing).
+func (b *BusyNames) Create(name string) error {
+	if b.left[name] <= 0 {
+		return nil
+	}
+	b.left[name]--
+	return &Error{Code: "OperationAborted", Status: http.StatusConflict,
+		Message: "A conflicting conditional operation is currently in progress against this resource. Please try again."}
+}
