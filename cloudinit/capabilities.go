@@ -39,7 +39,9 @@ type BootstrapInfo struct {
 }
 
 // Can says whether the bootstrap has a capability.
-func (b BootstrapInfo) Can(capability string) bool { return slices.Contains(b.Capabilities, capability) }
+func (b BootstrapInfo) Can(capability string) bool {
+	return slices.Contains(b.Capabilities, capability)
+}
 
 // capabilityLine is the line the template writes.
 func capabilityLine(p Params) string {

@@ -121,7 +121,7 @@ func TestUsersAddListPasswdRemove(t *testing.T) {
 	}
 
 	// Adding again fails, says what to run instead and keeps the saved login.
-	o, _, log = opts("alice")
+	o, _, _ = opts("alice")
 	err := AddUser(ctx, o)
 	if !errors.Is(err, server.ErrUserExists) || !strings.Contains(err.Error(), "mlstack users passwd --stack demo") {
 		t.Errorf("second add = %v, want ErrUserExists and the passwd hint", err)

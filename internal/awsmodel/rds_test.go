@@ -49,7 +49,8 @@ func TestRDSDelete(t *testing.T) {
 		t.Fatalf("a database never busy: %v", err)
 	}
 	r.Created("db")
-	if code(r.Delete("db")) != "InvalidDBInstanceState" || code(r.Delete("db")) != "InvalidDBInstanceState" || r.Delete("db") != nil {
+	first, second, third := r.Delete("db"), r.Delete("db"), r.Delete("db") // each call is one describe of RDS's
+	if code(first) != "InvalidDBInstanceState" || code(second) != "InvalidDBInstanceState" || third != nil {
 		t.Error("a creating database refuses deletion for Slow calls, then deletes")
 	}
 	if err := r.DeleteSubnetGroup(); err != nil {
