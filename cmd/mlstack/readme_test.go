@@ -73,7 +73,8 @@ var readmeCommand = regexp.MustCompile(`^(?:eval "\$\()?(mlstack [^")]*)`)
 // TestReadmeCommandsParse: every mlstack command in the shell blocks of
 // README.md and docs/*.md parses as written.
 func TestReadmeCommandsParse(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it runs the CLI, and two urfave/cli apps running at once
+	// race on the package-level help flag that every app applies.
 	total := 0
 	for _, path := range docPaths(t) {
 		for _, block := range codeBlocks(readDoc(t, path), "sh") {

@@ -20,7 +20,8 @@ var testOnlyFlags = []string{"health-url", "tracking-uri"}
 // TestTestFlagsNotShipped: each command that had such a flag refuses it
 // as an unknown flag (exit 2), before any AWS call.
 func TestTestFlagsNotShipped(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it runs the CLI, and two urfave/cli apps running at once
+	// race on the package-level help flag that every app applies.
 	for _, args := range [][]string{
 		{"up", "--health-url", "x"}, {"upgrade", "--health-url", "x"}, {"restore", "--health-url", "x"},
 		{"status", "--health-url", "x"}, {"down", "--tracking-uri", "x"}, {"creds", "rotate", "--tracking-uri", "x"},

@@ -161,7 +161,8 @@ func TestUIInBrowser(t *testing.T) {
 // TestUIRefusals: mlstack ui exits before serving anything when it cannot
 // do so safely.
 func TestUIRefusals(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it runs the CLI, and two urfave/cli apps running at once
+	// race on the package-level help flag that every app applies.
 	httpRoot := uiState(t, "http://ec2-203-0-113-10.example:5000", "admin", "ui-Refused-Password-42", nil)
 	for _, tt := range []struct {
 		name string

@@ -86,7 +86,8 @@ var flagLine = regexp.MustCompile(`^   --[a-z-]+(, -[a-z])?( [A-Z]+( \[ --[a-z-]
 // TestHelpReadsWell: every command's --help shows placeholders in capitals
 // (never words of the usage text) and examples, and every example parses.
 func TestHelpReadsWell(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it runs the CLI, and two urfave/cli apps running at once
+	// race on the package-level help flag that every app applies.
 	paths := [][]string{{"creds", "rotate"}, {"users", "add"}, {"users", "list"}, {"users", "remove"}, {"users", "passwd"}}
 	for _, c := range parseOnly().Commands {
 		if c.Name != "help" {
@@ -123,7 +124,8 @@ func TestHelpReadsWell(t *testing.T) {
 // was typed; near misses get "did you mean"; a flag before the command is
 // shown in the order that works. All exit 2 before any AWS call.
 func TestUsageErrors(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it runs the CLI, and two urfave/cli apps running at once
+	// race on the package-level help flag that every app applies.
 	for _, c := range []struct {
 		args []string
 		want string
@@ -162,7 +164,8 @@ func TestUsageErrors(t *testing.T) {
 // subcommands and visible flags by asking the binary; zsh and fish scripts
 // are printed.
 func TestCompletion(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it runs the CLI, and two urfave/cli apps running at once
+	// race on the package-level help flag that every app applies.
 	bin := binary(t)
 	complete := func(words ...string) []string {
 		t.Helper()
