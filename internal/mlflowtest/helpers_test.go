@@ -6,11 +6,9 @@ package mlflowtest
 // is proved by the browser and CLI tests that use it.
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,44 +20,9 @@ import (
 	"time"
 
 	"github.com/mlstack/mlstack/cloudinit"
+	"github.com/mlstack/mlstack/internal/testenv"
 	"github.com/mlstack/mlstack/provision/server"
 )
-
-// fatalTB records the first Fatal and stops the caller, as the real one
-// does, here with a panic that stopsAt recovers.
-type fatalTB struct {
-	testing.TB
-	fatal string
-}
-
-type fatalStop struct{}
-
-func (f *fatalTB) Helper()             {}
-func (f *fatalTB) Logf(string, ...any) {}
-func (f *fatalTB) Context() context.Context {
-	return context.Background()
-}
-func (f *fatalTB) Fatal(a ...any) {
-	f.fatal = fmt.Sprint(a...)
-	panic(fatalStop{})
-}
-func (f *fatalTB) Fatalf(format string, a ...any) {
-	f.fatal = fmt.Sprintf(format, a...)
-	panic(fatalStop{})
-}
-
-func stopsAt(fn func(t testing.TB)) string {
-	f := &fatalTB{}
-	func() {
-		defer func() {
-			if r := recover(); r != nil && r != (fatalStop{}) {
-				panic(r)
-			}
-		}()
-		fn(f)
-	}()
-	return f.fatal
-}
 
 func TestSelfSigned(t *testing.T) {
 	t.Parallel()
@@ -188,7 +151,7 @@ func TestClientReachesTheMadeUpName(t *testing.T) {
 		resp.Body.Close()
 		t.Error("a client pinned to another certificate got through")
 	}
-	if got := stopsAt(func(tb testing.TB) { (&Server{CertPEM: []byte("nonsense")}).Client(tb) }); !strings.Contains(got, "pinned server certificate") {
+	if got := testenv.StopsAt(func(tb testing.TB) { (&Server{CertPEM: []byte("nonsense")}).Client(tb) }); !strings.Contains(got, "pinned server certificate") {
 		t.Errorf("Client with a bad certificate failed with %q", got)
 	}
 }
@@ -197,13 +160,13 @@ func TestWaitHealthy(t *testing.T) {
 	t.Parallel()
 	s := tlsServer(t, &fakeREST{})
 	running := make(chan struct{})
-	if got := stopsAt(func(tb testing.TB) { s.waitHealthy(tb, running) }); got != "" {
+	if got := testenv.StopsAt(func(tb testing.TB) { s.waitHealthy(tb, running) }); got != "" {
 		t.Errorf("waitHealthy on a healthy server failed: %s", got)
 	}
 	sick := tlsServer(t, &fakeREST{health: http.StatusServiceUnavailable})
 	exited := make(chan struct{})
 	close(exited)
-	if got := stopsAt(func(tb testing.TB) { sick.waitHealthy(tb, exited) }); !strings.Contains(got, "exited before it answered /health") {
+	if got := testenv.StopsAt(func(tb testing.TB) { sick.waitHealthy(tb, exited) }); !strings.Contains(got, "exited before it answered /health") {
 		t.Errorf("waitHealthy on an exited server failed with %q", got)
 	}
 }
@@ -229,17 +192,17 @@ func TestSeed(t *testing.T) {
 func TestSeedFails(t *testing.T) {
 	t.Parallel()
 	s := tlsServer(t, &fakeREST{noExpID: true})
-	if got := stopsAt(func(tb testing.TB) { s.Seed(tb, Seed{Experiment: "e", Run: "r", Metric: "m"}) }); !strings.Contains(got, `seeding MLflow: experiment id ""`) {
+	if got := testenv.StopsAt(func(tb testing.TB) { s.Seed(tb, Seed{Experiment: "e", Run: "r", Metric: "m"}) }); !strings.Contains(got, `seeding MLflow: experiment id ""`) {
 		t.Errorf("Seed without an experiment id failed with %q", got)
 	}
 	bad := *s
 	bad.Password = "wrong"
-	if got := stopsAt(func(tb testing.TB) { bad.Seed(tb, Seed{Experiment: "e"}) }); !strings.Contains(got, "POST experiments/create: 401 Unauthorized") {
+	if got := testenv.StopsAt(func(tb testing.TB) { bad.Seed(tb, Seed{Experiment: "e"}) }); !strings.Contains(got, "POST experiments/create: 401 Unauthorized") {
 		t.Errorf("Seed with a wrong password failed with %q", got)
 	}
 	garbled := tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html>")) }))
 	garbled.Password = "pw-123"
-	if got := stopsAt(func(tb testing.TB) { garbled.Seed(tb, Seed{Experiment: "e"}) }); !strings.Contains(got, "decoding <html>") {
+	if got := testenv.StopsAt(func(tb testing.TB) { garbled.Seed(tb, Seed{Experiment: "e"}) }); !strings.Contains(got, "decoding <html>") {
 		t.Errorf("Seed on a non-JSON answer failed with %q", got)
 	}
 }
@@ -260,11 +223,11 @@ func TestRequireVenv(t *testing.T) {
 	t.Setenv("MLSTACK_TEST_MLFLOW_VENV", venv)
 	fake(cloudinit.DefaultMLflowVersion)
 	var got string
-	if msg := stopsAt(func(tb testing.TB) { got = requireVenv(tb) }); msg != "" || got != venv {
+	if msg := testenv.StopsAt(func(tb testing.TB) { got = requireVenv(tb) }); msg != "" || got != venv {
 		t.Errorf("requireVenv with the pinned version = %q (%s)", got, msg)
 	}
 	fake("0.0.1")
-	if msg := stopsAt(func(tb testing.TB) { requireVenv(tb) }); !strings.Contains(msg, "does not hold MLflow "+cloudinit.DefaultMLflowVersion) {
+	if msg := testenv.StopsAt(func(tb testing.TB) { requireVenv(tb) }); !strings.Contains(msg, "does not hold MLflow "+cloudinit.DefaultMLflowVersion) {
 		t.Errorf("requireVenv with another version failed with %q", msg)
 	}
 }

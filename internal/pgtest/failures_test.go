@@ -4,48 +4,14 @@ package pgtest
 // through t.Fatal, and never by returning as if all went well.
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mlstack/mlstack/internal/sshdtest"
+	"github.com/mlstack/mlstack/internal/testenv"
 )
-
-// fatalTB records the first Fatal and stops the caller, as the real one
-// does, here with a panic that stopsAt recovers.
-type fatalTB struct {
-	testing.TB
-	fatal string
-}
-
-type fatalStop struct{}
-
-func (f *fatalTB) Helper() {}
-func (f *fatalTB) Fatal(a ...any) {
-	f.fatal = fmt.Sprint(a...)
-	panic(fatalStop{})
-}
-func (f *fatalTB) Fatalf(format string, a ...any) {
-	f.fatal = fmt.Sprintf(format, a...)
-	panic(fatalStop{})
-}
-
-// stopsAt runs fn with a fatalTB and returns what it failed with ("" when
-// it returned normally).
-func stopsAt(fn func(t testing.TB)) string {
-	f := &fatalTB{}
-	func() {
-		defer func() {
-			if r := recover(); r != nil && r != (fatalStop{}) {
-				panic(r)
-			}
-		}()
-		fn(f)
-	}()
-	return f.fatal
-}
 
 func TestVersionOrder(t *testing.T) {
 	t.Parallel()
@@ -80,14 +46,14 @@ func TestHelpersFail(t *testing.T) {
 	if out, err := s.query("postgres", "SELECT 1"); err == nil || out != "" || !strings.HasPrefix(err.Error(), "psql: ") {
 		t.Errorf("query without a cluster = %q, %v; want psql's error", out, err)
 	}
-	if got := stopsAt(func(tb testing.TB) { s.Query(tb, "postgres", "SELECT 1") }); !strings.HasPrefix(got, "psql: ") {
+	if got := testenv.StopsAt(func(tb testing.TB) { s.Query(tb, "postgres", "SELECT 1") }); !strings.HasPrefix(got, "psql: ") {
 		t.Errorf("Query without a cluster failed with %q, want psql's error", got)
 	}
-	if got := stopsAt(func(tb testing.TB) { s.run(tb, "false") }); !strings.HasPrefix(got, "false: exit status 1") {
+	if got := testenv.StopsAt(func(tb testing.TB) { s.run(tb, "false") }); !strings.HasPrefix(got, "false: exit status 1") {
 		t.Errorf("run of a failing command failed with %q", got)
 	}
 	missing := filepath.Join(s.dir, "no", "such", "dir", "f")
-	if got := stopsAt(func(tb testing.TB) { s.write(tb, missing, "x", 0o600) }); !strings.Contains(got, "no such file or directory") {
+	if got := testenv.StopsAt(func(tb testing.TB) { s.write(tb, missing, "x", 0o600) }); !strings.Contains(got, "no such file or directory") {
 		t.Errorf("write into a missing dir failed with %q", got)
 	}
 	if _, err := os.Stat(missing); err == nil {
@@ -97,7 +63,7 @@ func TestHelpersFail(t *testing.T) {
 	_, _ = s.Log.Write([]byte("FATAL:  could not bind IPv4 address"))
 	exited := make(chan struct{})
 	close(exited)
-	if got := stopsAt(func(tb testing.TB) { s.waitReady(tb, exited) }); !strings.Contains(got, "exited before it took connections") ||
+	if got := testenv.StopsAt(func(tb testing.TB) { s.waitReady(tb, exited) }); !strings.Contains(got, "exited before it took connections") ||
 		!strings.Contains(got, "could not bind") {
 		t.Errorf("waitReady on an exited postmaster failed with %q, want it to say so with the log", got)
 	}

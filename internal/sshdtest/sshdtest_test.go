@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/internal/testenv"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -105,38 +105,6 @@ func TestSyncBuffer(t *testing.T) {
 	}
 }
 
-// fatalTB records the first Fatal and stops the caller, as the real one
-// does, here with a panic that stopsAt recovers.
-type fatalTB struct {
-	testing.TB
-	fatal string
-}
-
-type fatalStop struct{}
-
-func (f *fatalTB) Helper() {}
-func (f *fatalTB) Fatal(a ...any) {
-	f.fatal = fmt.Sprint(a...)
-	panic(fatalStop{})
-}
-func (f *fatalTB) Fatalf(format string, a ...any) {
-	f.fatal = fmt.Sprintf(format, a...)
-	panic(fatalStop{})
-}
-
-func stopsAt(fn func(t testing.TB)) string {
-	f := &fatalTB{}
-	func() {
-		defer func() {
-			if r := recover(); r != nil && r != (fatalStop{}) {
-				panic(r)
-			}
-		}()
-		fn(f)
-	}()
-	return f.fatal
-}
-
 // TestStartFailures: an sshd that exits at start, or never listens, and a
 // config dir that cannot be written end the test saying so, with the log.
 func TestStartFailures(t *testing.T) {
@@ -152,13 +120,13 @@ func TestStartFailures(t *testing.T) {
 	_, _ = log.Write([]byte("Bad configuration option: Nonsense"))
 	exited := make(chan struct{})
 	close(exited)
-	if got := stopsAt(func(tb testing.TB) { waitListening(tb, free, exited, log) }); !strings.Contains(got, "sshd exited at start") ||
+	if got := testenv.StopsAt(func(tb testing.TB) { waitListening(tb, free, exited, log) }); !strings.Contains(got, "sshd exited at start") ||
 		!strings.Contains(got, "Bad configuration option") {
 		t.Errorf("an exited sshd failed with %q, want it said with the log", got)
 	}
 
 	missing := filepath.Join(t.TempDir(), "no", "such")
-	if got := stopsAt(func(tb testing.TB) { writeConfig(tb, missing, []byte("k"), []byte("a")) }); !strings.Contains(got, "no such file or directory") {
+	if got := testenv.StopsAt(func(tb testing.TB) { writeConfig(tb, missing, []byte("k"), []byte("a")) }); !strings.Contains(got, "no such file or directory") {
 		t.Errorf("writeConfig into a missing dir failed with %q", got)
 	}
 	dir := t.TempDir()
