@@ -29,9 +29,6 @@ const (
 	ArtifactsProxied = "proxied"
 )
 
-// paramArtifacts is the mode's parameter below the stack's path.
-const paramArtifacts = "artifacts"
-
 func validateArtifacts(mode string) error {
 	switch mode {
 	case "", ArtifactsDirect, ArtifactsProxied:
@@ -46,11 +43,6 @@ func modeOf(value string) string {
 		return ArtifactsDirect
 	}
 	return value
-}
-
-// rebootAPI restarts the server so that it reads the new mode.
-type rebootAPI interface {
-	RebootInstances(context.Context, *ec2.RebootInstancesInput, ...func(*ec2.Options)) (*ec2.RebootInstancesOutput, error)
 }
 
 // modePlan says in words what setting the mode would do.

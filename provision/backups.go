@@ -18,11 +18,6 @@ import (
 // backupPrefix is where the server keeps its backups in the bucket.
 const backupPrefix = "backups/"
 
-// backupLister lists the bucket's backups.
-type backupLister interface {
-	s3.ListObjectsV2APIClient
-}
-
 // newestBackup is the newest complete backup in the bucket (its folder
 // name, a UTC time) and how many complete ones there are.
 func newestBackup(ctx context.Context, api backupLister, bucket string) (newest string, count int, err error) {
@@ -70,7 +65,7 @@ func restorePlan(bucket, backups string) []planStep {
 }
 
 // readBackups counts the backups in the stack's bucket, if it has one.
-func (i *stackInfo) readBackups(ctx context.Context, api backupLister) error {
+func readBackups(ctx context.Context, i *stackInfo, api backupLister) error {
 	for _, r := range i.Resources {
 		if r.Kind != kindBucket {
 			continue

@@ -17,12 +17,6 @@ import (
 	"github.com/mlstack/mlstack/cloudinit"
 )
 
-// objectAPI puts the bootstrap objects in the bucket.
-type objectAPI interface {
-	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
-	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-}
-
 // missingObjects are the keys of objs the bucket lacks (all of them when
 // the bucket does not exist yet).
 func missingObjects(ctx context.Context, api objectAPI, bucket string, exists bool, objs []cloudinit.Object) ([]string, error) {

@@ -14,11 +14,6 @@ import (
 	"github.com/mlstack/mlstack/provision/server"
 )
 
-// keyProbeAPI is the S3 call that proves a new access key works.
-type keyProbeAPI interface {
-	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
-}
-
 // rotation is one `mlstack creds rotate`.
 type rotation struct {
 	o     RotateOptions

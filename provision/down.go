@@ -28,7 +28,7 @@ type LeftBehindError struct {
 func (e *LeftBehindError) Error() string {
 	var names []string
 	for _, r := range e.Remaining {
-		names = append(names, r.label())
+		names = append(names, label(r))
 	}
 	msg := fmt.Sprintf("stack %s still owns: %s; run `%s` again", e.Stack, strings.Join(names, ", "), e.Hint)
 	if e.Sweep {
@@ -111,7 +111,7 @@ func Down(ctx context.Context, o DownOptions) error {
 // printDownPlan is down --dry-run's answer.
 func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, fate dataFate) {
 	for _, r := range found {
-		fmt.Fprintf(w, "(plan) would delete %s\n", r.label())
+		fmt.Fprintf(w, "(plan) would delete %s\n", label(r))
 	}
 	for _, k := range fate.kept {
 		fmt.Fprintf(w, "(plan) would keep %s\n", k)
@@ -143,7 +143,7 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 	}
 	log.Step("stack %s owns:", op.n.Stack)
 	for _, r := range inv.rows {
-		log.Info("%s", r.label())
+		log.Info("%s", label(r))
 	}
 	fate := op.fateOfData(ctx, inv, o.hooks.TrackingURI, keep)
 	for _, k := range fate.kept {
@@ -181,7 +181,7 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 		}
 	}
 	for _, r := range inv.alone {
-		log.Warn("leaving %s alone: it is not tagged %s=%s", r.label(), tagStack, n.Stack)
+		log.Warn("leaving %s alone: it is not tagged %s=%s", label(r), tagStack, n.Stack)
 	}
 	errs := deleteOwned(ctx, s, n, d, inv, log)
 	if ctx.Err() != nil {

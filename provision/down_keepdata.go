@@ -16,13 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
-// stopAPI stops the stack's instances before down --keep-data deletes them.
-type stopAPI interface {
-	StopInstances(context.Context, *ec2.StopInstancesInput, ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
-	StartInstances(context.Context, *ec2.StartInstancesInput, ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
-	ec2.DescribeInstancesAPIClient
-}
-
 // stopForBackup stops the running instances and waits until they are
 // stopped: a clean stop runs the server's last backup.
 func stopForBackup(ctx context.Context, api stopAPI, ids []string, timeout time.Duration, log *progress) error {

@@ -592,7 +592,7 @@ func deleteKind(ctx context.Context, f *fakeAWS, n names, kind string, log *prog
 			}
 			for _, r := range inv.alone {
 				if st.owns(n, r) {
-					log.Warn("leaving %s alone: it is not tagged %s=%s", r.label(), tagStack, n.Stack)
+					log.Warn("leaving %s alone: it is not tagged %s=%s", label(r), tagStack, n.Stack)
 				}
 			}
 			if slices.ContainsFunc(inv.rows, func(r resource) bool { return st.owns(n, r) }) {

@@ -114,7 +114,7 @@ type launchInput struct {
 	userData []byte
 	tags     map[string]string
 	retryFor time.Duration // how long to retry eventual-consistency errors
-	log      *progress
+	log      Log
 }
 
 // runRequest is the RunInstances request for in.
@@ -301,7 +301,7 @@ func launchOne(ctx context.Context, api instanceAPI, in ensureInstanceInput) (st
 }
 
 // terminate ends instances and, when wait is set, waits until they are gone.
-func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log *progress) error {
+func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log Log) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -350,7 +350,7 @@ func describeIDs(ctx context.Context, api instanceAPI, ids []string) ([]ec2types
 // waitGone polls until every instance is terminated or no longer listed.
 // The SDK's waiter would fail on pending or stopping (terminating them
 // goes on all the same) and on an id that is gone already.
-func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log *progress) error {
+func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log Log) error {
 	what := pluralWord(len(ids), "instance") + " " + strings.Join(ids, ", ")
 	live := log.Wait("waiting for %s to terminate", what)
 	defer live.Stop()
@@ -376,7 +376,7 @@ func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Dura
 // waitRunning polls the instance until it runs and returns it. A new id
 // can be unlisted for a while, and a started one pending or still stopped:
 // all mean wait; shutting down or terminated is an error.
-func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Duration, log *progress) (*ec2types.Instance, error) {
+func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Duration, log Log) (*ec2types.Instance, error) {
 	live := log.Wait("waiting for instance %s to run", id)
 	defer live.Stop()
 	var running *ec2types.Instance

@@ -97,7 +97,7 @@ func (k *keyPairFound) plan(n names) []planStep {
 }
 
 // ensureKeyPair imports the stack's public key under the stack's name.
-func ensureKeyPair(ctx context.Context, api keyPairAPI, k *keyPairFound, n names, authorized []byte, tags map[string]string, log *progress) error {
+func ensureKeyPair(ctx context.Context, api keyPairAPI, k *keyPairFound, n names, authorized []byte, tags map[string]string, log Log) error {
 	if k.id != "" {
 		return nil
 	}
@@ -165,7 +165,7 @@ func (k *keyPairFound) tagIDs() []string {
 
 // deleteKeyPair deletes the stack's key pair, which the inventory found
 // tagged with the stack.
-func deleteKeyPair(ctx context.Context, api keyPairAPI, n names, log *progress) error {
+func deleteKeyPair(ctx context.Context, api keyPairAPI, n names, log Log) error {
 	// By name: moto ignores KeyPairId, and the inventory checked the name's tag.
 	log.Step("deleting key pair %s", n.KeyPair)
 	if _, err := api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(n.KeyPair)}); err != nil && !hasCode(err, "InvalidKeyPair.NotFound") {

@@ -203,7 +203,7 @@ func permissions(rules []rule, desc string) []ec2types.IpPermission {
 }
 
 // ensureSecurityGroup creates the group and makes its ingress exactly want.
-func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, tags map[string]string, log *progress) error {
+func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, tags map[string]string, log Log) error {
 	if g.id == "" {
 		if err := createSecurityGroup(ctx, api, g, n, tags, log); err != nil {
 			return err
@@ -233,7 +233,7 @@ func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, wa
 	return nil
 }
 
-func createSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, tags map[string]string, log *progress) error {
+func createSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, tags map[string]string, log Log) error {
 	log.Step("creating security group %s", n.SecurityGroup)
 	out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(n.SecurityGroup),
@@ -259,7 +259,7 @@ func createSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, ta
 
 // revokeUnwanted revokes whole permissions that hold an unwanted rule and
 // returns the wanted rules to add again (those that shared one of them).
-func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, log *progress) ([]rule, error) {
+func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, log Log) ([]rule, error) {
 	wantSet := map[rule]bool{}
 	for _, r := range want {
 		wantSet[r] = true
@@ -404,7 +404,7 @@ func (g *sgFound) tagIDs() []string {
 // them (see stackSecurityGroups). While the terminated instance's network
 // interface lingers AWS answers DependencyViolation, so that error alone
 // is retried until the deadline.
-func deleteSecurityGroups(ctx context.Context, api sgAPI, groups []resource, retryFor time.Duration, log *progress) error {
+func deleteSecurityGroups(ctx context.Context, api sgAPI, groups []resource, retryFor time.Duration, log Log) error {
 	for _, g := range groups {
 		id := g.ID
 		log.Step("deleting security group %s (%s)", g.Name, id)

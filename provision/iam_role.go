@@ -151,7 +151,7 @@ func (r *roleFound) plan(n names) []planStep {
 
 // ensureRole creates the server role with the bucket-only policy and an
 // instance profile holding it.
-func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy string, tags map[string]string, log *progress) error {
+func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy string, tags map[string]string, log Log) error {
 	if !r.roleExists {
 		log.Step("creating IAM role %s", n.Role)
 		_, err := api.CreateRole(ctx, &iam.CreateRoleInput{
@@ -284,7 +284,7 @@ func retagRole(ctx context.Context, api roleAPI, r *roleFound, n names, expires 
 
 // deleteRole removes the instance profile, then the role (policies
 // first): each only when the inventory found it the stack's.
-func deleteRole(ctx context.Context, api roleAPI, n names, profile, role bool, log *progress) error {
+func deleteRole(ctx context.Context, api roleAPI, n names, profile, role bool, log Log) error {
 	if profile {
 		if err := deleteProfile(ctx, api, n, log); err != nil {
 			return err
@@ -304,7 +304,7 @@ func deleteRole(ctx context.Context, api roleAPI, n names, profile, role bool, l
 }
 
 // deleteProfile empties and deletes the instance profile.
-func deleteProfile(ctx context.Context, api roleAPI, n names, log *progress) error {
+func deleteProfile(ctx context.Context, api roleAPI, n names, log Log) error {
 	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	switch {
 	case hasCode(err, "NoSuchEntity"):

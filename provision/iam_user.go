@@ -170,7 +170,7 @@ type ensureUserInput struct {
 	// drops it from the local state once deleted.
 	noKey     bool
 	forgetKey func() error
-	log       *progress
+	log       Log
 }
 
 // ensureUser creates the user, its inline policy and exactly one access key.
@@ -268,7 +268,7 @@ func createAccessKey(ctx context.Context, api userAPI, in ensureUserInput) error
 // deleteStrayKeys removes every key but the known one: extra keys come from
 // an interrupted or concurrent run, their secrets were never saved, so
 // nobody can use them.
-func deleteStrayKeys(ctx context.Context, api userAPI, user string, keys []string, known string, log *progress) error {
+func deleteStrayKeys(ctx context.Context, api userAPI, user string, keys []string, known string, log Log) error {
 	for _, k := range keys {
 		if k == known {
 			continue
@@ -285,7 +285,7 @@ func deleteStrayKeys(ctx context.Context, api userAPI, user string, keys []strin
 // SDK retried it after a lost response: their secrets were never seen, so
 // nobody can use them. Only keys created shortly before ours qualify; an
 // older key belongs to someone else and is left alone.
-func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamtypes.AccessKey, log *progress) error {
+func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamtypes.AccessKey, log Log) error {
 	if ours.CreateDate == nil {
 		return nil // no time to compare with: touch nothing
 	}
@@ -310,7 +310,7 @@ func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamt
 // deleteLostKeys removes the keys the SDK's lost tries made: those of the
 // two minutes before the newest (AWS's clock, not ours). It says whether
 // there were any.
-func deleteLostKeys(ctx context.Context, api userAPI, user string, log *progress) (bool, error) {
+func deleteLostKeys(ctx context.Context, api userAPI, user string, log Log) (bool, error) {
 	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
 	if err != nil {
 		return false, fmt.Errorf("listing access keys of %s: %w", user, err)
@@ -376,7 +376,7 @@ func retagUser(ctx context.Context, api userAPI, n names, expires string) error 
 // The user is the stack's: what an admin added to it goes with it, or
 // DeleteUser would answer DeleteConflict for good. NotFound is done.
 // The inventory found it tagged with the stack.
-func deleteUser(ctx context.Context, api userAPI, n names, log *progress) error {
+func deleteUser(ctx context.Context, api userAPI, n names, log Log) error {
 	log.Step("deleting IAM user %s", n.User)
 	for _, step := range []func(context.Context, userAPI, string) error{
 		deleteUserKeys, deleteUserPolicies, detachUserPolicies, leaveGroups, deleteLoginProfile,

@@ -47,11 +47,6 @@ func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo,
 	return set.sorted(), nil
 }
 
-// regionAPI lists the account's regions.
-type regionAPI interface {
-	DescribeRegions(context.Context, *ec2.DescribeRegionsInput, ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error)
-}
-
 // allRegions lists the regions enabled for the account.
 func allRegions(ctx context.Context, api regionAPI) ([]string, error) {
 	out, err := api.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})

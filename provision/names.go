@@ -1,6 +1,9 @@
 package provision
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // iamPath holds every IAM entity of every stack: `ls` and sweeps list it.
 const iamPath = "/mlstack/"
@@ -71,4 +74,12 @@ func (n names) check() error {
 		return usagef("IAM names for stack %q would exceed 64 characters", n.Stack)
 	}
 	return nil
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // Version is stamped into the mlstack:version tag.
-var Version = "0.1.0"
+const Version = version
 
 // Defaults that the command line shows.
 const (
@@ -35,21 +35,6 @@ func (s Stack) validate() error {
 	}
 	if s.StateDir == "" {
 		return usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
-	}
-	return nil
-}
-
-// AWS chooses the account and region to work in (--region, --profile).
-type AWS struct {
-	Region  string // empty: the AWS default chain decides
-	Profile string
-	// Calls, when set, records every AWS operation made (tests, benchmarks).
-	Calls *CallLog
-}
-
-func (a AWS) validate() error {
-	if a.Region != "" {
-		return validateRegion(a.Region)
 	}
 	return nil
 }

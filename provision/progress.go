@@ -185,19 +185,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// pluralWord is "instance" for one, "instances" for more.
-func pluralWord(n int, noun string) string {
-	if n == 1 {
-		return noun
-	}
-	return noun + "s"
-}
-
-// plural is "1 run", "2 runs".
-func plural(n int, noun string) string {
-	return fmt.Sprintf("%d %s", n, pluralWord(n, noun))
-}
-
 // humanBytes is a size as people read it: 0 bytes, 12.3 kB, 1.2 GB.
 func humanBytes(n int64) string {
 	if n < 1000 {

@@ -14,13 +14,6 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 )
 
-// Resource kinds of the database.
-const (
-	kindDB            = "rds_database"
-	kindDBSubnetGroup = "rds_subnet_group"
-	kindDBSnapshot    = "rds_snapshot"
-)
-
 // dbNetworkWait bounds deleting the database's group and subnet group: RDS
 // lets go of their network interfaces a while after the database is gone.
 const dbNetworkWait = 10 * time.Minute

@@ -242,3 +242,12 @@ var databaseFamily = family{
 		return deleteDatabase(ctx, s, n, d.keepData, log)
 	}}},
 }
+
+// label is the resource as a message names it.
+func label(r resource) string {
+	s := kindLabels[r.Kind] + " " + r.Name
+	if r.ID != "" && r.ID != r.Name && (r.Kind == kindSG || r.Kind == kindInstance) {
+		s += " (" + r.ID + ")"
+	}
+	return s
+}

@@ -16,12 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// copyAPI copies a backup's objects within the bucket.
-type copyAPI interface {
-	backupLister
-	CopyObject(context.Context, *s3.CopyObjectInput, ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
-}
-
 // promoteBackup copies backup stamp to a new folder newer than every
 // backup (the one the old server made when it stopped included), the
 // manifest last, so that the new server restores it.

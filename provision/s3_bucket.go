@@ -127,7 +127,7 @@ type ensureBucketInput struct {
 	// creating, so that a half-created bucket (made, not yet tagged) is
 	// known as the stack's by the next up or down here, and by no one else.
 	pending func(name string) error
-	log     *progress
+	log     Log
 }
 
 // ensureBucket creates the bucket and sets tags, public access block and
@@ -208,7 +208,7 @@ func createBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureB
 
 // createBucketCall is CreateBucket, waiting while S3 still holds the name of
 // a bucket deleted a moment ago.
-func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[string]string, log *progress) error {
+func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[string]string, log Log) error {
 	in := &s3.CreateBucketInput{Bucket: aws.String(n.Bucket),
 		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{Tags: s3Tags(tags)}}
 	if n.Region != "us-east-1" { // us-east-1 rejects its own name as a constraint
@@ -313,7 +313,7 @@ func retagBucket(ctx context.Context, api bucketAPI, n names, expires string) er
 // deleteBucket empties the bucket (every version, delete marker and
 // unfinished upload) and deletes it; the inventory found it the stack's
 // (tagged, or made by this machine and not tagged yet). NotFound is done.
-func deleteBucket(ctx context.Context, api bucketAPI, n names, log *progress) error {
+func deleteBucket(ctx context.Context, api bucketAPI, n names, log Log) error {
 	log.Step("emptying and deleting S3 bucket %s", n.Bucket)
 	if err := emptyBucket(ctx, api, n.Bucket); err != nil {
 		return err

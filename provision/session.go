@@ -240,3 +240,18 @@ func (s *session) ec2ForRegion(region string) ec2API {
 	}
 	return s.ec2In(region)
 }
+
+// AWS chooses the account and region to work in (--region, --profile).
+type AWS struct {
+	Region  string // empty: the AWS default chain decides
+	Profile string
+	// Calls, when set, records every AWS operation made (tests, benchmarks).
+	Calls *CallLog
+}
+
+func (a AWS) validate() error {
+	if a.Region != "" {
+		return validateRegion(a.Region)
+	}
+	return nil
+}

@@ -113,7 +113,7 @@ func (f *paramsFound) plan(n names, want map[string]string) []planStep {
 // another value was changed elsewhere (creds rotate on another machine):
 // it is left as it is, with a warning, since the server may already use it;
 // rotate is the command that sets both again.
-func ensureParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, rotate string, log *progress) error {
+func ensureParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, rotate string, log Log) error {
 	for _, name := range sortedKeys(want) {
 		have, ok := f.values[name]
 		switch {
@@ -134,7 +134,7 @@ func ensureParams(ctx context.Context, api paramAPI, f *paramsFound, n names, wa
 }
 
 // updateParams overwrites secrets in SSM with new values (creds rotate).
-func updateParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, log *progress) error {
+func updateParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, log Log) error {
 	for _, name := range sortedKeys(want) {
 		_, exists := f.values[name]
 		log.Step("storing the new %s in SSM %s", name, n.param(name))
@@ -226,7 +226,7 @@ func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, str
 // deleteParams removes the parameters the inventory found under the
 // stack's path: the path is the stack's by name, like its derived resource
 // names.
-func deleteParams(ctx context.Context, api paramAPI, n names, all []string, log *progress) error {
+func deleteParams(ctx context.Context, api paramAPI, n names, all []string, log Log) error {
 	if len(all) == 0 {
 		return nil
 	}
@@ -270,3 +270,6 @@ func published(ctx context.Context, api paramAPI, n names, names ...string) (map
 	}
 	return got, nil
 }
+
+// paramArtifacts is the mode's parameter below the stack's path.
+const paramArtifacts = "artifacts"

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Resource kinds, as JSON names them.
@@ -24,6 +22,10 @@ const (
 	kindKeyPair  = "key_pair"
 	kindInstance = "instance"
 	kindParam    = "ssm_parameter"
+
+	kindDB            = "rds_database"
+	kindDBSubnetGroup = "rds_subnet_group"
+	kindDBSnapshot    = "rds_snapshot"
 )
 
 // planStep is one change up would make: its verb (the first word of Text),
@@ -60,15 +62,6 @@ type resource struct {
 	ID    string `json:"id"` // the id AWS gave it; a bucket's is its name
 	Name  string `json:"name"`
 	State string `json:"state"`
-}
-
-// label is the resource as a message names it.
-func (r resource) label() string {
-	s := kindLabels[r.Kind] + " " + r.Name
-	if r.ID != "" && r.ID != r.Name && (r.Kind == kindSG || r.Kind == kindInstance) {
-		s += " (" + r.ID + ")"
-	}
-	return s
 }
 
 // instanceInfo is the stack's server.
@@ -293,26 +286,4 @@ func sortResources(rs []resource) {
 		}
 		return rs[i].ID < rs[j].ID
 	})
-}
-
-// setDatabase says which engine keeps the stack's tracking data, and where.
-func (i *stackInfo) setDatabase(inv *stackInventory) {
-	var snaps []string
-	for _, r := range inv.rows {
-		if r.Kind == kindDBSnapshot {
-			snaps = append(snaps, r.Name)
-		}
-	}
-	switch db := inv.db; {
-	case db != nil:
-		i.Database, i.dbClass, i.dbState = DBPostgres, aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus)
-		i.DatabaseDetail = fmt.Sprintf("PostgreSQL %s on RDS database %s (%s, %s)", aws.ToString(db.EngineVersion),
-			aws.ToString(db.DBInstanceIdentifier), aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus))
-	case len(snaps) > 0:
-		i.Database = DBPostgres
-		i.DatabaseDetail = "PostgreSQL, kept as RDS snapshot " + snaps[0] + " (up restores it)"
-	default:
-		i.Database = DBSQLite
-		i.DatabaseDetail = "sqlite on the instance, backed up to the bucket"
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/mlstack/mlstack/provision/server"
@@ -83,9 +84,9 @@ func (op *openedStack) describe(ctx context.Context) (*stackInfo, *stackInventor
 	info.setRules(inv.rules)
 	if len(inv.rows) > 0 {
 		info.Artifacts = modeOf(inv.mode)
-		info.setDatabase(inv)
+		setDatabase(info, inv)
 	}
-	if err := info.readBackups(ctx, op.s.s3); err != nil {
+	if err := readBackups(ctx, info, op.s.s3); err != nil {
 		return nil, nil, err
 	}
 	if op.dir.HasEnvFile() {
@@ -124,7 +125,7 @@ func (op *openedStack) serverTLS(ctx context.Context, inst *ec2types.Instance) (
 // checkHealth asks the server's /health once (healthURL overrides it),
 // over https trusting only what pin gives: the certificate the server
 // published, never the system's roots.
-func (info *stackInfo) checkHealth(ctx context.Context, healthURL string, pin func() (*tls.Config, string)) (detail string) {
+func checkHealth(ctx context.Context, info *stackInfo, healthURL string, pin func() (*tls.Config, string)) (detail string) {
 	if info.TrackingURI == "" {
 		info.Health = healthNoServer
 		return ""
@@ -169,7 +170,7 @@ func Status(ctx context.Context, o StatusOptions) error {
 	for _, l := range inv.lookalikes {
 		log.Warn("instance %s is tagged %s=%s, but %s: not the stack's", l.id, tagStack, op.n.Stack, l.why)
 	}
-	detail := info.checkHealth(ctx, o.hooks.HealthURL, func() (*tls.Config, string) { return op.serverTLS(ctx, op.server(inv)) })
+	detail := checkHealth(ctx, info, o.hooks.HealthURL, func() (*tls.Config, string) { return op.serverTLS(ctx, op.server(inv)) })
 	if o.Output == "json" {
 		err = writeJSON(o.Out, info)
 	} else if len(info.Resources) > 0 {
@@ -238,4 +239,26 @@ func costCell(info stackInfo) string {
 		return fmt.Sprintf("about $%.2f a month (%s; RDS %s and %d GiB gp3 included)", c, costSourceSummary, info.dbClass, dbStorageGiB)
 	}
 	return fmt.Sprintf("about $%.2f a month (%s)", c, costSourceSummary)
+}
+
+// setDatabase says which engine keeps the stack's tracking data, and where.
+func setDatabase(i *stackInfo, inv *stackInventory) {
+	var snaps []string
+	for _, r := range inv.rows {
+		if r.Kind == kindDBSnapshot {
+			snaps = append(snaps, r.Name)
+		}
+	}
+	switch db := inv.db; {
+	case db != nil:
+		i.Database, i.dbClass, i.dbState = DBPostgres, aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus)
+		i.DatabaseDetail = fmt.Sprintf("PostgreSQL %s on RDS database %s (%s, %s)", aws.ToString(db.EngineVersion),
+			aws.ToString(db.DBInstanceIdentifier), aws.ToString(db.DBInstanceClass), aws.ToString(db.DBInstanceStatus))
+	case len(snaps) > 0:
+		i.Database = DBPostgres
+		i.DatabaseDetail = "PostgreSQL, kept as RDS snapshot " + snaps[0] + " (up restores it)"
+	default:
+		i.Database = DBSQLite
+		i.DatabaseDetail = "sqlite on the instance, backed up to the bucket"
+	}
 }

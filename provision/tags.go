@@ -32,7 +32,7 @@ func stackTags(stack, region, owner string, now time.Time, ttl time.Duration) ma
 	tags := map[string]string{
 		tagStack:     stack,
 		tagCreatedAt: now.UTC().Format(time.RFC3339),
-		tagVersion:   Version,
+		tagVersion:   version,
 		tagRegion:    region,
 	}
 	if owner != "" {
@@ -136,3 +136,6 @@ func retagEC2(ctx context.Context, api ec2TagAPI, ids []string, key, value strin
 	}
 	return nil
 }
+
+// version is mlstack's, stamped into the mlstack:version tag.
+const version = "0.1.0"

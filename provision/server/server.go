@@ -17,8 +17,9 @@ type Logger interface {
 	Wait(format string, a ...any) Waiting
 }
 
-// Waiting is a wait a Logger shows.
-type Waiting interface {
+// Waiting is a wait a Logger shows. An alias of an interface literal, so
+// that a Logger's Wait also satisfies other packages' twins of Logger.
+type Waiting = interface {
 	Done(format string, a ...any) // the wait ended with this result
 	Stop()                        // the wait ended; the caller says why
 }
