@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -34,7 +36,7 @@ func validateArtifacts(mode string) error {
 	case "", ArtifactsDirect, ArtifactsProxied:
 		return nil
 	}
-	return usagef("--artifacts %q: use proxied (through the server, no AWS key on clients) or direct (clients write to S3)", mode)
+	return cloud.Usagef("--artifacts %q: use proxied (through the server, no AWS key on clients) or direct (clients write to S3)", mode)
 }
 
 // modeOf is the mode a stack's parameter value means.
@@ -46,14 +48,14 @@ func modeOf(value string) string {
 }
 
 // modePlan says in words what setting the mode would do.
-func modePlan(n names, have, want string, restart *ec2types.Instance) []planStep {
+func modePlan(n cloud.Names, have, want string, restart *ec2types.Instance) []cloud.PlanStep {
 	if have == want {
 		return nil
 	}
-	p := []planStep{step(kindParam, n.param(paramArtifacts), "set the artifacts mode to %s (SSM parameter %s)", want, n.param(paramArtifacts))}
+	p := []cloud.PlanStep{cloud.Step(cloud.KindParam, n.Param(cloud.ParamArtifacts), "set the artifacts mode to %s (SSM parameter %s)", want, n.Param(cloud.ParamArtifacts))}
 	if restart != nil {
 		id := aws.ToString(restart.InstanceId)
-		p = append(p, step(kindInstance, id, "reboot instance %s so that its server serves artifacts %s (unavailable for about a minute)", id, want))
+		p = append(p, cloud.Step(cloud.KindInstance, id, "reboot instance %s so that its server serves artifacts %s (unavailable for about a minute)", id, want))
 	}
 	return p
 }
@@ -61,15 +63,15 @@ func modePlan(n names, have, want string, restart *ec2types.Instance) []planStep
 // ensureMode stores the mode when the parameter lacks or differs from it,
 // and returns when SSM says it was written (SSM's clock, which also dates
 // what the server publishes after reading it); zero when nothing changed.
-func ensureMode(ctx context.Context, api paramAPI, n names, have, want string, tags map[string]string, log *progress) (time.Time, error) {
+func ensureMode(ctx context.Context, api cloud.ParamAPI, n cloud.Names, have, want string, tags map[string]string, log *progress) (time.Time, error) {
 	if have == want {
 		return time.Time{}, nil
 	}
-	name := n.param(paramArtifacts)
+	name := n.Param(cloud.ParamArtifacts)
 	log.Step("setting the artifacts mode to %s (SSM parameter %s)", want, name)
 	in := &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(want), Type: ssmtypes.ParameterTypeString,
 		Description: aws.String("mlstack: artifacts mode, written by mlstack, read by the stack's server at every start")}
-	if err := putParam(ctx, api, in, have != "", tags); err != nil {
+	if err := cloud.PutParam(ctx, api, in, have != "", tags); err != nil {
 		return time.Time{}, err
 	}
 	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
@@ -82,17 +84,17 @@ func ensureMode(ctx context.Context, api paramAPI, n names, have, want string, t
 // canSwitch refuses, before anything changes, to switch the mode of an
 // instance whose bootstrap (its user-data, ud) does not read it.
 func canSwitch(ud []byte, inst *ec2types.Instance, stack, down string) error {
-	if len(ud) == 0 || bootstrapOf(ud).Can(cloudinit.CapArtifactsMode) {
+	if len(ud) == 0 || cloud.BootstrapOf(ud).Can(cloudinit.CapArtifactsMode) {
 		return nil
 	}
-	return usagef("instance %s of stack %s was made by an earlier mlstack, whose server does not read the artifacts mode: "+
+	return cloud.Usagef("instance %s of stack %s was made by an earlier mlstack, whose server does not read the artifacts mode: "+
 		"it would come back from a reboot as it is. Keep its mode (leave out --artifacts), or make the stack again: `%s`, "+
 		"then up with --artifacts (this deletes its runs and artifacts, so export what you need first)",
 		aws.ToString(inst.InstanceId), stack, down)
 }
 
 // restartServer reboots inst: its server starts again and reads the mode.
-func restartServer(ctx context.Context, api rebootAPI, inst *ec2types.Instance, mode string, log *progress) error {
+func restartServer(ctx context.Context, api cloud.RebootAPI, inst *ec2types.Instance, mode string, log *progress) error {
 	id := aws.ToString(inst.InstanceId)
 	log.Step("rebooting instance %s so that its server serves artifacts %s", id, mode)
 	if _, err := api.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: []string{id}}); err != nil {

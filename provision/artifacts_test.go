@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -104,7 +106,7 @@ func TestArtifactsFlagRefused(t *testing.T) {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.Artifacts = bad
 		err := Up(f.ctx(), o)
-		if !IsUsage(err) || !strings.Contains(err.Error(), "use proxied") {
+		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "use proxied") {
 			t.Errorf("--artifacts %q: %v", bad, err)
 		}
 	}

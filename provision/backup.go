@@ -14,13 +14,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/server"
 )
 
 // BackupOptions are what `mlstack backup` takes.
 type BackupOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	Remote server.Remote
 	// Command replaces the remote command (tests run the backup script
@@ -42,13 +44,13 @@ func Backup(ctx context.Context, o BackupOptions) error {
 	if err != nil {
 		return err
 	}
-	n := namesFor(o.Stack.Name, t.s.account, t.s.region)
+	n := cloud.NamesFor(o.Stack.Name, t.s.Account, t.s.Region)
 	if err := notOnRDS(ctx, t.s, n, "mlstack backup"); err != nil {
 		return err
 	}
 	bucket := n.Bucket
 	if why := t.sshReady(); why != "" {
-		newest, count, _ := newestBackup(ctx, t.s.s3, bucket)
+		newest, count, _ := newestBackup(ctx, t.s.S3, bucket)
 		return fmt.Errorf("%s. A backup on demand runs over SSH; without it the server backs up within 5 minutes of a change and at every stop (%s)",
 			why, describeBackup(newest, count, time.Now()))
 	}
@@ -58,7 +60,7 @@ func Backup(ctx context.Context, o BackupOptions) error {
 	}
 	defer client.Close()
 	var out bytes.Buffer
-	if err := server.Exec(ctx, client, []string{"sh", "-c", shellWord(cmp.Or(o.Command, backupNow))}, nil, &out, o.Log); err != nil {
+	if err := server.Exec(ctx, client, []string{"sh", "-c", cloud.ShellWord(cmp.Or(o.Command, backupNow))}, nil, &out, o.Log); err != nil {
 		return fmt.Errorf("the backup on instance %s failed: %w", t.id, err)
 	}
 	return reportBackup(ctx, o, t, bucket, out.String())
@@ -74,7 +76,7 @@ func reportBackup(ctx context.Context, o BackupOptions, t *target, bucket, said 
 	}
 	lines := strings.Split(strings.TrimSpace(said), "\n")
 	if stamp == "" && strings.Contains(lines[len(lines)-1], "unchanged since the last backup") {
-		newest, _, err := newestBackup(ctx, t.s.s3, bucket)
+		newest, _, err := newestBackup(ctx, t.s.S3, bucket)
 		if err != nil {
 			return err
 		}
@@ -84,7 +86,7 @@ func reportBackup(ctx context.Context, o BackupOptions, t *target, bucket, said 
 	if stamp == "" {
 		return fmt.Errorf("the backup on instance %s did not say what it stored: %s", t.id, lines[len(lines)-1])
 	}
-	files, err := backupFiles(ctx, t.s.s3, bucket, stamp)
+	files, err := backupFiles(ctx, t.s.S3, bucket, stamp)
 	if err != nil {
 		return err
 	}

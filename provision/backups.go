@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -20,7 +22,7 @@ const backupPrefix = "backups/"
 
 // newestBackup is the newest complete backup in the bucket (its folder
 // name, a UTC time) and how many complete ones there are.
-func newestBackup(ctx context.Context, api backupLister, bucket string) (newest string, count int, err error) {
+func newestBackup(ctx context.Context, api cloud.BackupLister, bucket string) (newest string, count int, err error) {
 	complete, err := completeBackups(ctx, api, bucket)
 	if len(complete) > 0 {
 		newest = complete[len(complete)-1]
@@ -43,12 +45,12 @@ func describeBackup(newest string, count int, now time.Time) string {
 	if t, ok := backupTime(newest); ok {
 		when = t.Format(time.RFC3339) + ", " + now.Sub(t).Round(time.Second).String() + " ago"
 	}
-	return fmt.Sprintf("%s of the tracking data (the newest from %s)", plural(count, "backup"), when)
+	return fmt.Sprintf("%s of the tracking data (the newest from %s)", cloud.Plural(count, "backup"), when)
 }
 
 // keptBackups describes the backups a new server of the stack restores
 // (the bucket was kept by down --keep-data), or "" when there are none.
-func keptBackups(ctx context.Context, api backupLister, bucket string) (string, error) {
+func keptBackups(ctx context.Context, api cloud.BackupLister, bucket string) (string, error) {
 	newest, count, err := newestBackup(ctx, api, bucket)
 	if err != nil || count == 0 {
 		return "", err
@@ -57,17 +59,17 @@ func keptBackups(ctx context.Context, api backupLister, bucket string) (string, 
 }
 
 // restorePlan says what the new server restores.
-func restorePlan(bucket, backups string) []planStep {
+func restorePlan(bucket, backups string) []cloud.PlanStep {
 	if backups == "" {
 		return nil
 	}
-	return []planStep{step(kindBucket, bucket, "restore the tracking data on the new server from the kept bucket (%s) before it starts", backups)}
+	return []cloud.PlanStep{cloud.Step(cloud.KindBucket, bucket, "restore the tracking data on the new server from the kept bucket (%s) before it starts", backups)}
 }
 
 // readBackups counts the backups in the stack's bucket, if it has one.
-func readBackups(ctx context.Context, i *stackInfo, api backupLister) error {
+func readBackups(ctx context.Context, i *cloud.StackInfo, api cloud.BackupLister) error {
 	for _, r := range i.Resources {
-		if r.Kind != kindBucket {
+		if r.Kind != cloud.KindBucket {
 			continue
 		}
 		newest, count, err := newestBackup(ctx, api, r.Name)
@@ -81,7 +83,7 @@ func readBackups(ctx context.Context, i *stackInfo, api backupLister) error {
 }
 
 // backupsCell is the backups as status shows them.
-func backupsCell(i stackInfo, now time.Time) string {
+func backupsCell(i cloud.StackInfo, now time.Time) string {
 	if i.Backups == 0 {
 		return "none yet (the server backs up within 5 minutes of a change, and when it stops)"
 	}
@@ -92,7 +94,7 @@ func backupsCell(i stackInfo, now time.Time) string {
 const backupStamp = "20060102T150405.000000Z"
 
 // backupFiles are the objects of one backup folder, the manifest last.
-func backupFiles(ctx context.Context, api backupLister, bucket, stamp string) ([]string, error) {
+func backupFiles(ctx context.Context, api cloud.BackupLister, bucket, stamp string) ([]string, error) {
 	out, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(backupPrefix + stamp + "/")})
 	if err != nil {
 		return nil, fmt.Errorf("listing backup %s: %w", stamp, err)
@@ -115,12 +117,12 @@ func backupFiles(ctx context.Context, api backupLister, bucket, stamp string) ([
 
 // completeBackups are the folder names of the complete backups, oldest
 // first (none when the bucket is gone).
-func completeBackups(ctx context.Context, api backupLister, bucket string) ([]string, error) {
+func completeBackups(ctx context.Context, api cloud.BackupLister, bucket string) ([]string, error) {
 	var out []string
 	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(backupPrefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
-		if hasCode(err, "NoSuchBucket") {
+		if cloud.HasCode(err, "NoSuchBucket") {
 			return nil, nil
 		}
 		if err != nil {
@@ -152,5 +154,5 @@ func chooseBackup(from string, complete []string) (string, error) {
 		return stamp, nil
 	}
 	shown := complete[max(0, len(complete)-5):]
-	return "", usagef("--from %q is no complete backup of the stack; the newest: %s (or --from latest)", from, strings.Join(shown, ", "))
+	return "", cloud.Usagef("--from %q is no complete backup of the stack; the newest: %s (or --from latest)", from, strings.Join(shown, ", "))
 }

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/mlstack/mlstack/cloudinit"
@@ -19,7 +21,7 @@ import (
 
 // missingObjects are the keys of objs the bucket lacks (all of them when
 // the bucket does not exist yet).
-func missingObjects(ctx context.Context, api objectAPI, bucket string, exists bool, objs []cloudinit.Object) ([]string, error) {
+func missingObjects(ctx context.Context, api cloud.ObjectAPI, bucket string, exists bool, objs []cloudinit.Object) ([]string, error) {
 	var missing []string
 	for _, o := range objs {
 		if exists {
@@ -27,7 +29,7 @@ func missingObjects(ctx context.Context, api objectAPI, bucket string, exists bo
 			if err == nil {
 				continue
 			}
-			if !hasCode(err, "NotFound", "NoSuchKey") {
+			if !cloud.HasCode(err, "NotFound", "NoSuchKey") {
 				return nil, fmt.Errorf("reading s3://%s/%s: %w", bucket, o.Key, err)
 			}
 		}
@@ -37,17 +39,17 @@ func missingObjects(ctx context.Context, api objectAPI, bucket string, exists bo
 }
 
 // bootstrapPlan says in words what ensureBootstrap would do.
-func bootstrapPlan(bucket string, missing []string) []planStep {
-	var p []planStep
+func bootstrapPlan(bucket string, missing []string) []cloud.PlanStep {
+	var p []cloud.PlanStep
 	for _, k := range missing {
-		p = append(p, step(kindBucket, bucket, "put the instance's install lock in s3://%s/%s", bucket, k))
+		p = append(p, cloud.Step(cloud.KindBucket, bucket, "put the instance's install lock in s3://%s/%s", bucket, k))
 	}
 	return p
 }
 
 // ensureBootstrap puts the objects the bucket lacks. Their keys are named
 // by content, so one that exists is the right one.
-func ensureBootstrap(ctx context.Context, api objectAPI, bucket string, objs []cloudinit.Object, missing []string, log *progress) error {
+func ensureBootstrap(ctx context.Context, api cloud.ObjectAPI, bucket string, objs []cloudinit.Object, missing []string, log *progress) error {
 	for _, o := range objs {
 		if !slices.Contains(missing, o.Key) {
 			continue

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 func TestIsMutating(t *testing.T) {
@@ -33,7 +35,7 @@ func TestIsMutating(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.call, func(t *testing.T) {
-			if got := isMutating(tt.call); got != tt.mutating {
+			if got := cloud.IsMutating(tt.call); got != tt.mutating {
 				t.Errorf("isMutating(%q) = %v, want %v", tt.call, got, tt.mutating)
 			}
 		})
@@ -42,14 +44,14 @@ func TestIsMutating(t *testing.T) {
 
 func TestCallLog(t *testing.T) {
 	t.Parallel()
-	var l CallLog // the zero value is ready to use
+	var l cloud.CallLog // the zero value is ready to use
 	for _, c := range []string{"EC2.DescribeVpcs", "S3.PutObject", "EC2.DescribeVpcs", "IAM.CreateUser", "S3.PutObject", "S3.PutObject"} {
-		l.add(c)
+		l.Add(c)
 	}
-	if got := fmt.Sprint(l.calls()); got != "[EC2.DescribeVpcs S3.PutObject EC2.DescribeVpcs IAM.CreateUser S3.PutObject S3.PutObject]" {
+	if got := fmt.Sprint(l.Calls()); got != "[EC2.DescribeVpcs S3.PutObject EC2.DescribeVpcs IAM.CreateUser S3.PutObject S3.PutObject]" {
 		t.Errorf("Calls() = %s, want call order", got)
 	}
-	if got := fmt.Sprint(l.mutating()); got != "[S3.PutObject IAM.CreateUser S3.PutObject S3.PutObject]" {
+	if got := fmt.Sprint(l.Mutating()); got != "[S3.PutObject IAM.CreateUser S3.PutObject S3.PutObject]" {
 		t.Errorf("Mutating() = %s", got)
 	}
 	want := "6 calls (4 mutating): EC2.DescribeVpcs×2, IAM.CreateUser×1, S3.PutObject×3"
@@ -57,14 +59,14 @@ func TestCallLog(t *testing.T) {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
 	// Calls returns a copy: callers cannot corrupt the log.
-	c := l.calls()
+	c := l.Calls()
 	c[0] = "tampered"
-	if l.calls()[0] != "EC2.DescribeVpcs" {
+	if l.Calls()[0] != "EC2.DescribeVpcs" {
 		t.Error("Calls() exposes the internal slice")
 	}
-	l.reset()
-	if len(l.calls()) != 0 || len(l.mutating()) != 0 || !strings.HasPrefix(l.Summary(), "0 calls (0 mutating)") {
-		t.Errorf("after Reset: calls %v, summary %q", l.calls(), l.Summary())
+	l.Reset()
+	if len(l.Calls()) != 0 || len(l.Mutating()) != 0 || !strings.HasPrefix(l.Summary(), "0 calls (0 mutating)") {
+		t.Errorf("after Reset: calls %v, summary %q", l.Calls(), l.Summary())
 	}
 }
 
@@ -72,18 +74,18 @@ func TestCallLog(t *testing.T) {
 // for concurrent use (run with -race to make this meaningful).
 func TestCallLogConcurrent(t *testing.T) {
 	t.Parallel()
-	var l CallLog
+	var l cloud.CallLog
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.add("EC2.RunInstances")
+			l.Add("EC2.RunInstances")
 			_ = l.Summary()
 		}()
 	}
 	wg.Wait()
-	if n := len(l.calls()); n != 50 {
+	if n := len(l.Calls()); n != 50 {
 		t.Errorf("recorded %d calls, want 50", n)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local/envfile"
 
 	"github.com/mlstack/mlstack/provision/local"
@@ -38,7 +40,7 @@ func Check(ctx context.Context, o CheckOptions) error {
 	}
 	t.Bucket = sec.Bucket
 	if t.Bucket == "" { // state written before mlstack recorded it: the global name
-		n := namesFor(o.Stack.Name, sec.Account, sec.Region)
+		n := cloud.NamesFor(o.Stack.Name, sec.Account, sec.Region)
 		t.Bucket = cmp.Or(n.GlobalBucket, n.Bucket)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -133,7 +135,7 @@ func TestCheckReadsStateDir(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "ck", "env")); err != nil {
 		t.Fatal(err)
 	}
-	if err := Check(context.Background(), CheckOptions{Stack: Stack{Name: "Bad Name", StateDir: root}}); !IsUsage(err) {
+	if err := Check(context.Background(), CheckOptions{Stack: Stack{Name: "Bad Name", StateDir: root}}); !cloud.IsUsage(err) {
 		t.Errorf("bad stack name: err = %v, want a usage error", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 func TestDetectPublicIP(t *testing.T) {
@@ -31,7 +33,7 @@ func TestDetectPublicIP(t *testing.T) {
 				_, _ = w.Write([]byte(tt.body))
 			}))
 			defer srv.Close()
-			got, err := detectPublicIP(context.Background(), srv.URL)
+			got, err := cloud.DetectPublicIP(context.Background(), srv.URL)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("detectPublicIP = %v, want an error", got)
@@ -64,14 +66,14 @@ func TestDetectCIDR(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := detectCIDR(func() (netip.Addr, error) {
+			got, err := cloud.DetectCIDR(func() (netip.Addr, error) {
 				if tt.err != nil {
 					return netip.Addr{}, tt.err
 				}
 				return netip.MustParseAddr(tt.ip), nil
 			})
 			if tt.wantErr {
-				if !IsUsage(err) {
+				if !cloud.IsUsage(err) {
 					t.Fatalf("detectCIDR = %q, %v; want a UsageError", got, err)
 				}
 				return

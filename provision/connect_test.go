@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
@@ -69,18 +71,18 @@ func TestConnectAWS(t *testing.T) {
 		t.Run(c.partition, func(t *testing.T) {
 			url := stsServer(t, c.arn, "")
 			isolatedAWSEnv(t, url)
-			calls := &CallLog{}
-			s, err := connectAWS(context.Background(), AWS{Calls: calls})
+			calls := &cloud.CallLog{}
+			s, err := cloud.ConnectAWS(context.Background(), cloud.AWS{Calls: calls})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.account != "123456789012" || s.region != "eu-west-3" || s.partition != c.partition || s.s3Endpoint != url {
+			if s.Account != "123456789012" || s.Region != "eu-west-3" || s.Partition != c.partition || s.S3Endpoint != url {
 				t.Errorf("session %+v", s)
 			}
-			if s.ec2 == nil || s.iam == nil || s.s3 == nil || s.ec2ForRegion("us-east-1") == nil || s.ec2ForRegion("eu-west-3") != s.ec2 || s.s3As("id", "secret") == nil {
+			if s.EC2 == nil || s.IAM == nil || s.S3 == nil || s.EC2ForRegion("us-east-1") == nil || s.EC2ForRegion("eu-west-3") != s.EC2 || s.S3As("id", "secret") == nil {
 				t.Error("session lacks clients")
 			}
-			if got := calls.calls(); len(got) != 1 || got[0] != "STS.GetCallerIdentity" {
+			if got := calls.Calls(); len(got) != 1 || got[0] != "STS.GetCallerIdentity" {
 				t.Errorf("calls %v", got)
 			}
 			if sum := calls.Summary(); sum != "1 calls (0 mutating): STS.GetCallerIdentity×1" {
@@ -97,16 +99,16 @@ func TestConnectAWSRefusals(t *testing.T) {
 		arn   string
 		code  string
 		env   map[string]string
-		a     AWS
+		a     cloud.AWS
 		want  string
 		usage bool
 	}{
-		{"scoped keys", "arn:aws:iam::123456789012:user/mlstack/mlstack-demo", "", nil, AWS{}, "called with a stack's own scoped keys", true},
-		{"rejected keys", "", "InvalidClientTokenId", nil, AWS{}, "sts:GetCallerIdentity): InvalidClientTokenId", true},
-		{"no region", "arn:aws:iam::123456789012:user/admin", "", map[string]string{"AWS_REGION": ""}, AWS{}, "no AWS region", true},
-		{"bad region", "arn:aws:iam::123456789012:user/admin", "", map[string]string{"AWS_REGION": "Paris"}, AWS{}, "is not a valid AWS region name", true},
-		{"no credentials", "arn:aws:iam::123456789012:user/admin", "", map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, AWS{}, "no usable AWS credentials", true},
-		{"unknown profile", "arn:aws:iam::123456789012:user/admin", "", nil, AWS{Profile: "nope"}, "loading AWS configuration", true},
+		{"scoped keys", "arn:aws:iam::123456789012:user/mlstack/mlstack-demo", "", nil, cloud.AWS{}, "called with a stack's own scoped keys", true},
+		{"rejected keys", "", "InvalidClientTokenId", nil, cloud.AWS{}, "sts:GetCallerIdentity): InvalidClientTokenId", true},
+		{"no region", "arn:aws:iam::123456789012:user/admin", "", map[string]string{"AWS_REGION": ""}, cloud.AWS{}, "no AWS region", true},
+		{"bad region", "arn:aws:iam::123456789012:user/admin", "", map[string]string{"AWS_REGION": "Paris"}, cloud.AWS{}, "is not a valid AWS region name", true},
+		{"no credentials", "arn:aws:iam::123456789012:user/admin", "", map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, cloud.AWS{}, "no usable AWS credentials", true},
+		{"unknown profile", "arn:aws:iam::123456789012:user/admin", "", nil, cloud.AWS{Profile: "nope"}, "loading AWS configuration", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,8 +116,8 @@ func TestConnectAWSRefusals(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			_, err := connectAWS(context.Background(), c.a)
-			if err == nil || !strings.Contains(err.Error(), c.want) || IsUsage(err) != c.usage {
+			_, err := cloud.ConnectAWS(context.Background(), c.a)
+			if err == nil || !strings.Contains(err.Error(), c.want) || cloud.IsUsage(err) != c.usage {
 				t.Fatalf("connect = %v, want %q (usage %v)", err, c.want, c.usage)
 			}
 		})
@@ -123,8 +125,8 @@ func TestConnectAWSRefusals(t *testing.T) {
 	t.Run("region option wins", func(t *testing.T) {
 		isolatedAWSEnv(t, stsServer(t, "arn:aws:iam::123456789012:user/admin", ""))
 		t.Setenv("AWS_REGION", "")
-		s, err := connectAWS(context.Background(), AWS{Region: "ap-south-1"})
-		if err != nil || s.region != "ap-south-1" {
+		s, err := cloud.ConnectAWS(context.Background(), cloud.AWS{Region: "ap-south-1"})
+		if err != nil || s.Region != "ap-south-1" {
 			t.Fatalf("connect = %+v, %v", s, err)
 		}
 	})
@@ -170,7 +172,7 @@ func TestS3Endpoint(t *testing.T) {
 		}
 		cfg, err := config.LoadDefaultConfig(context.Background(), opts...)
 		must(err)
-		if got := s3Endpoint(cfg); got != c.want {
+		if got := cloud.S3Endpoint(cfg); got != c.want {
 			t.Errorf("%+v: got %q", c, got)
 		}
 	}
@@ -192,18 +194,18 @@ func TestOptInRegionNotEnabled(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	isolatedAWSEnv(t, srv.URL)
-	_, err := connectAWS(context.Background(), AWS{Region: "ap-east-2"})
-	if !IsUsage(err) || !strings.Contains(err.Error(), "region ap-east-2 is not enabled for account 123456789012") {
+	_, err := cloud.ConnectAWS(context.Background(), cloud.AWS{Region: "ap-east-2"})
+	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "region ap-east-2 is not enabled for account 123456789012") {
 		t.Fatalf("opt-in region: %v", err)
 	}
 	// Refused in the home region too: the credentials are bad.
-	_, err = connectAWS(context.Background(), AWS{Region: "us-east-1"})
+	_, err = cloud.ConnectAWS(context.Background(), cloud.AWS{Region: "us-east-1"})
 	if err != nil {
 		t.Fatalf("home region: %v", err)
 	}
 	isolatedAWSEnv(t, stsServer(t, "", "InvalidClientTokenId"))
-	_, err = connectAWS(context.Background(), AWS{Region: "ap-east-2"})
-	if !IsUsage(err) || !strings.Contains(err.Error(), "log in or pass --profile") {
+	_, err = cloud.ConnectAWS(context.Background(), cloud.AWS{Region: "ap-east-2"})
+	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "log in or pass --profile") {
 		t.Fatalf("bad credentials everywhere: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -58,7 +60,7 @@ func RotateCreds(ctx context.Context, o RotateOptions) error {
 	// server's address as the instance or the last env file gives it.
 	if uri := cmp.Or(r.uri, r.lastURI()); uri != "" {
 		sec := r.store.Get()
-		if err := r.op.dir.WriteEnv(envVars(&sec, uri, certPathFor(r.op.dir, uri), r.op.s.region, r.op.s.s3Endpoint)); err != nil {
+		if err := r.op.dir.WriteEnv(envVars(&sec, uri, cloud.CertPathFor(r.op.dir, uri), r.op.s.Region, r.op.s.S3Endpoint)); err != nil {
 			return err
 		}
 		r.log.Step("rewrote %s", r.op.dir.EnvFile())
@@ -136,34 +138,34 @@ func (r *rotation) lastURI() string {
 // secrets (or empty ones on a machine that has none).
 func (r *rotation) read(ctx context.Context) error {
 	s, n := r.op.s, r.op.n
-	u, err := findUser(ctx, s.iam, n, bucketPolicy(s.partition, n.Bucket))
+	u, err := cloud.FindUser(ctx, s.IAM, n, cloud.BucketPolicy(s.Partition, n.Bucket))
 	if err != nil {
 		return err
 	}
-	if !u.exists {
+	if !u.Exists {
 		return fmt.Errorf("stack %s has no IAM user %s: `%s` creates it", n.Stack, n.User, r.upHint(ctx))
 	}
-	if len(u.keys) >= 2 {
-		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): `%s` removes stray ones", n.User, len(u.keys), r.upHint(ctx))
+	if len(u.Keys) >= 2 {
+		return fmt.Errorf("IAM user %s already has %d access keys (the limit is 2): `%s` removes stray ones", n.User, len(u.Keys), r.upHint(ctx))
 	}
-	r.keys = u.keys
+	r.keys = u.Keys
 	r.uri = r.o.hooks.TrackingURI
 	if r.uri == "" {
 		if r.uri, err = serverURI(ctx, r.op); err != nil && !errors.Is(err, errNoServer) {
 			return err
 		}
 	}
-	params, err := findParams(ctx, s.ssm, n)
+	params, err := cloud.FindParams(ctx, s.SSM, n)
 	if err != nil {
 		return err
 	}
-	sec := local.Secrets{Stack: n.Stack, Account: s.account, Region: s.region, MLflowUser: mlflowUser}
+	sec := local.Secrets{Stack: n.Stack, Account: s.Account, Region: s.Region, MLflowUser: mlflowUser}
 	if r.op.secrets != nil {
 		sec = *r.op.secrets
 	}
-	sec.Artifacts = modeOf(params.mode)
+	sec.Artifacts = modeOf(params.Mode)
 	if r.proxied = sec.Artifacts == ArtifactsProxied; r.proxied && r.o.SkipMLflow {
-		return usagef("stack %s has proxied artifacts, so no AWS key to rotate, and --skip-mlflow leaves the MLflow password: nothing to do", n.Stack)
+		return cloud.Usagef("stack %s has proxied artifacts, so no AWS key to rotate, and --skip-mlflow leaves the MLflow password: nothing to do", n.Stack)
 	}
 	r.store = local.NewStore(r.op.dir, sec)
 	return nil
@@ -175,22 +177,22 @@ func (r *rotation) rotateKey(ctx context.Context) error {
 	r.log.Step("creating a new access key for %s", n.User)
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	out, err := s.iam.CreateAccessKey(kctx, &iam.CreateAccessKeyInput{UserName: aws.String(n.User)})
+	out, err := s.IAM.CreateAccessKey(kctx, &iam.CreateAccessKeyInput{UserName: aws.String(n.User)})
 	if err != nil {
 		return fmt.Errorf("creating access key for %s: %w", n.User, err)
 	}
 	id, secret := aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)
 	if err := r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = id, secret }); err != nil {
-		_, derr := s.iam.DeleteAccessKey(kctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: out.AccessKey.AccessKeyId})
+		_, derr := s.IAM.DeleteAccessKey(kctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: out.AccessKey.AccessKeyId})
 		return fmt.Errorf("saving the new access key: %w (removing it again: %v)", err, derr)
 	}
 	r.log.Step("checking that the new key can use bucket %s", n.Bucket)
-	if err := probeKey(ctx, s.s3As(id, secret), n.Bucket); err != nil {
+	if err := probeKey(ctx, s.S3As(id, secret), n.Bucket); err != nil {
 		return fmt.Errorf("the new access key %s does not work yet (%w); the old key was kept: run `%s` again later", id, err, r.again())
 	}
 	for _, old := range r.keys {
 		r.log.Step("deleting old access key %s", old)
-		if _, err := s.iam.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: aws.String(old)}); err != nil && !hasCode(err, "NoSuchEntity") {
+		if _, err := s.IAM.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(n.User), AccessKeyId: aws.String(old)}); err != nil && !cloud.HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting old access key %s: %w", old, err)
 		}
 	}
@@ -199,13 +201,13 @@ func (r *rotation) rotateKey(ctx context.Context) error {
 
 // probeKey lists the bucket with the new key until it works: a new key
 // takes some seconds to be accepted everywhere.
-func probeKey(ctx context.Context, api keyProbeAPI, bucket string) error {
-	return retryOn(ctx, time.Minute, func(err error) bool {
-		return hasCode(err, "InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch")
+func probeKey(ctx context.Context, api cloud.KeyProbeAPI, bucket string) error {
+	return cloud.RetryOn(ctx, time.Minute, func(err error) bool {
+		return cloud.HasCode(err, "InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch")
 	}, nil,
 		func() error {
 			// The key may list the artifact prefix alone.
-			_, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(artifactPrefix), MaxKeys: aws.Int32(1)})
+			_, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(cloud.ArtifactPrefix), MaxKeys: aws.Int32(1)})
 			return err
 		})
 }
@@ -222,12 +224,12 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 		return errors.New("no running instance: MLflow password not rotated")
 	}
 	s, n := r.op.s, r.op.n
-	params, err := findParams(ctx, s.ssm, n)
+	params, err := cloud.FindParams(ctx, s.SSM, n)
 	if err != nil {
 		return err
 	}
 	sec := r.store.Get()
-	current := cmp.Or(sec.MLflowPassword, params.values[paramAdminPassword])
+	current := cmp.Or(sec.MLflowPassword, params.Values[cloud.ParamAdminPassword])
 	next, err := local.RandomSecret(32)
 	if err != nil {
 		return err
@@ -245,8 +247,8 @@ func (r *rotation) rotatePassword(ctx context.Context) error {
 	if err := r.store.Update(func(x *local.Secrets) { x.MLflowPassword = next }); err != nil {
 		return err
 	}
-	want := map[string]string{paramAdminPassword: next}
-	if err := updateParams(ctx, s.ssm, params, n, want, map[string]string{tagStack: n.Stack}, r.log); err != nil {
+	want := map[string]string{cloud.ParamAdminPassword: next}
+	if err := cloud.UpdateParams(ctx, s.SSM, params, n, want, map[string]string{cloud.TagStack: n.Stack}, r.log); err != nil {
 		return fmt.Errorf("the new MLflow password works on the server but SSM still holds the old one (run `%s` again): %w", r.h.cmd("creds rotate"), err)
 	}
 	c.Password = next

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/local"
@@ -127,7 +129,7 @@ func TestRotateCreds(t *testing.T) {
 	if m := f.mutating(); !slices.Equal(m, []string{"IAM.CreateAccessKey", "IAM.DeleteAccessKey", "SSM.PutParameter", "SSM.AddTagsToResource"}) {
 		t.Errorf("mutating calls %v", m)
 	}
-	if p := f.params["/mlstack/demo/admin-password"]; p == nil || p.value != now.MLflowPassword || p.typ != "SecureString" || p.tags[tagStack] != "demo" {
+	if p := f.params["/mlstack/demo/admin-password"]; p == nil || p.value != now.MLflowPassword || p.typ != "SecureString" || p.tags[cloud.TagStack] != "demo" {
 		t.Errorf("SSM admin password %+v", p)
 	}
 	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
@@ -269,12 +271,12 @@ func TestRotateCredsRefusals(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) {
 		f := newInstalledFake(t)
 		o, _ := rotateOpts(t.TempDir(), "Demo", "")
-		if err := RotateCreds(f.ctx(), o); !IsUsage(err) {
+		if err := RotateCreds(f.ctx(), o); !cloud.IsUsage(err) {
 			t.Fatalf("rotate = %v", err)
 		}
 		o, _ = rotateOpts(t.TempDir(), "demo", "")
 		o.Region = "nowhere"
-		if err := RotateCreds(f.ctx(), o); !IsUsage(err) {
+		if err := RotateCreds(f.ctx(), o); !cloud.IsUsage(err) {
 			t.Fatalf("rotate = %v", err)
 		}
 		if f.connects != 0 {

@@ -4,15 +4,17 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 // fakeWaits make retried errors and polls cost milliseconds; how long S3
 // may hold a bucket name stays production's (tests shorten it with ctxWaits).
-func fakeWaits() waits {
-	w := productionWaits()
-	w.retryFirst, w.retryMax = time.Millisecond, 2*time.Millisecond
-	w.pollFirst, w.pollMax = time.Millisecond, 2*time.Millisecond
-	w.dbPollFirst, w.dbPollMax = time.Millisecond, time.Millisecond
+func fakeWaits() cloud.Waits {
+	w := cloud.ProductionWaits()
+	w.RetryFirst, w.RetryMax = time.Millisecond, 2*time.Millisecond
+	w.PollFirst, w.PollMax = time.Millisecond, 2*time.Millisecond
+	w.DBPollFirst, w.DBPollMax = time.Millisecond, time.Millisecond
 	return w
 }
 
@@ -21,17 +23,17 @@ func fakeWaits() waits {
 func (f *fakeAWS) ctx() context.Context { return f.ctxWaits(nil) }
 
 // ctxWaits is ctx with the waits edit changes.
-func (f *fakeAWS) ctxWaits(edit func(w *waits)) context.Context {
+func (f *fakeAWS) ctxWaits(edit func(w *cloud.Waits)) context.Context {
 	w := fakeWaits()
 	if edit != nil {
 		edit(&w)
 	}
-	return withDeps(context.Background(), deps{connect: f.connect, waits: &w})
+	return cloud.WithDeps(context.Background(), cloud.Deps{Connect: f.connect, Waits: &w})
 }
 
 // connect is connectAWS for the fake: it counts, and mirrors the calls
 // into the command's AWS.Calls.
-func (f *fakeAWS) connect(_ context.Context, a AWS) (*session, error) {
+func (f *fakeAWS) connect(_ context.Context, a cloud.AWS) (*cloud.Session, error) {
 	f.mu.Lock()
 	f.connects++
 	f.mirror = a.Calls
@@ -47,18 +49,18 @@ func newInstalledFake(*testing.T) *fakeAWS { return newFakeAWS() }
 func TestDepsOf(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	if d := depsOf(ctx); d.connect != nil || d.waits != nil {
+	if d := cloud.DepsOf(ctx); d.Connect != nil || d.Waits != nil {
 		t.Errorf("production deps = %+v, want none", d)
 	}
-	if waitsOf(ctx) != productionWaits() {
-		t.Errorf("production waits = %+v", waitsOf(ctx))
+	if cloud.WaitsOf(ctx) != cloud.ProductionWaits() {
+		t.Errorf("production waits = %+v", cloud.WaitsOf(ctx))
 	}
 	f := newFakeAWS()
-	ctx = f.ctxWaits(func(w *waits) { w.nameBusy = time.Second })
-	if w := waitsOf(ctx); w.retryFirst != time.Millisecond || w.nameBusy != time.Second {
+	ctx = f.ctxWaits(func(w *cloud.Waits) { w.NameBusy = time.Second })
+	if w := cloud.WaitsOf(ctx); w.RetryFirst != time.Millisecond || w.NameBusy != time.Second {
 		t.Errorf("test waits = %+v", w)
 	}
-	if s, err := connectFor(ctx, AWS{}); err != nil || s.account != fakeAccount || f.connects != 1 {
+	if s, err := cloud.ConnectFor(ctx, cloud.AWS{}); err != nil || s.Account != fakeAccount || f.connects != 1 {
 		t.Errorf("connectFor = %+v, %v (%d connects)", s, err, f.connects)
 	}
 }

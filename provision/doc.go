@@ -6,10 +6,13 @@
 // bucket, security group, key pair, EC2 instance, SSM parameters, RDS
 // database), tagged so that only what a stack owns is touched.
 //
-// Today one package holds all of that layer: the lifecycles (up.go,
-// down.go, status.go, ...), one file per resource kind over narrow
-// interfaces of the SDK calls it makes, and the AWS base (session,
-// retries, errors). Below it sit cloudinit (the instance's user-data),
-// provision/server (talking to a running server), provision/local (the
-// files kept on this machine) and provision/region.
+// It holds the lifecycles (up.go, down.go, status.go, ...), each a
+// sequence of phases, with the options, hints, plan and the registry of
+// resource families (registry.go) that inventory, listing, TTL re-tagging
+// and deletion loop over. The resources themselves and the AWS base
+// (session, retries, tags, ownership, errors) live one layer down, in
+// provision/internal/cloud, which never imports this package. Below both
+// sit cloudinit (the instance's user-data), provision/server (talking to a
+// running server), provision/local (the files kept on this machine) and
+// provision/region.
 package provision

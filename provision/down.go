@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
@@ -19,7 +21,7 @@ import (
 type LeftBehindError struct {
 	Stack     string
 	Sweep     bool // left by a sweep of several stacks
-	Remaining []resource
+	Remaining []cloud.Resource
 	Err       error
 	// Hint is the command that finishes the job, with the flags in use.
 	Hint string
@@ -63,7 +65,7 @@ func Down(ctx context.Context, o DownOptions) error {
 	if err != nil {
 		return err
 	}
-	sortResources(inv.rows)
+	cloud.SortResources(inv.rows)
 	d := deletion{pending: op.pendingBucket(), timeout: o.Timeout, keepData: o.KeepData}
 	if o.KeepData {
 		inv.rows, d.keep = withoutKept(inv.rows)
@@ -77,7 +79,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		}
 		return op.dir.Remove()
 	case len(inv.rows) == 0:
-		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.account, op.s.region)
+		log.Step("stack %s owns nothing in account %s, %s", op.n.Stack, op.s.Account, op.s.Region)
 		if o.DryRun {
 			return nil
 		}
@@ -109,7 +111,7 @@ func Down(ctx context.Context, o DownOptions) error {
 }
 
 // printDownPlan is down --dry-run's answer.
-func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, fate dataFate) {
+func printDownPlan(w io.Writer, found []cloud.Resource, lookalikes []cloud.Lookalike, fate dataFate) {
 	for _, r := range found {
 		fmt.Fprintf(w, "(plan) would delete %s\n", label(r))
 	}
@@ -120,7 +122,7 @@ func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, fate d
 		fmt.Fprintf(w, "(plan) would lose for good: %s\n", l)
 	}
 	for _, l := range lookalikes {
-		fmt.Fprintf(w, "(plan) would leave instance %s alone: %s\n", l.id, l.why)
+		fmt.Fprintf(w, "(plan) would leave instance %s alone: %s\n", l.ID, l.Why)
 	}
 }
 
@@ -128,18 +130,18 @@ func printDownPlan(w io.Writer, found []resource, lookalikes []lookalike, fate d
 // for good; with no terminal to ask on it refuses. A stack another
 // principal made is named as theirs.
 func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stackInventory, keep string, log *progress) error {
-	owner := op.home.foreignOwner(op.s.principal)
+	owner := op.home.ForeignOwner(op.s.Principal)
 	switch {
 	case o.Yes && owner != "":
-		log.Warn("stack %s was created by %s, not by you (%s): deleting it as --yes says", op.n.Stack, owner, op.s.principal)
+		log.Warn("stack %s was created by %s, not by you (%s): deleting it as --yes says", op.n.Stack, owner, op.s.Principal)
 		return nil
 	case o.Yes:
 		return nil
 	case o.Confirm == nil && owner != "":
-		return usagef("stack %s was created by %s, not by you (%s): refusing to delete it without --yes (no terminal to ask on)",
-			op.n.Stack, owner, op.s.principal)
+		return cloud.Usagef("stack %s was created by %s, not by you (%s): refusing to delete it without --yes (no terminal to ask on)",
+			op.n.Stack, owner, op.s.Principal)
 	case o.Confirm == nil:
-		return usagef("refusing to delete stack %s without --yes (no terminal to ask on)", op.n.Stack)
+		return cloud.Usagef("refusing to delete stack %s without --yes (no terminal to ask on)", op.n.Stack)
 	}
 	log.Step("stack %s owns:", op.n.Stack)
 	for _, r := range inv.rows {
@@ -159,12 +161,12 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 	if keep != "" {
 		whose += " (keeping bucket " + keep + ")"
 	}
-	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s%s, %s above, in %s? [y/N] ", op.n.Stack, whose, plural(len(inv.rows), "resource"), op.s.region))
+	ok, err := o.Confirm(fmt.Sprintf("Delete stack %s%s, %s above, in %s? [y/N] ", op.n.Stack, whose, cloud.Plural(len(inv.rows), "resource"), op.s.Region))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return usagef("not confirmed: nothing deleted")
+		return cloud.Usagef("not confirmed: nothing deleted")
 	}
 	return nil
 }
@@ -174,14 +176,14 @@ func confirmDown(ctx context.Context, o DownOptions, op *openedStack, inv *stack
 // remains. Every step runs even when an earlier one failed; errors are
 // joined. Only then is the stack read again, to say what is left
 // (LeftBehindError): a step that succeeded left nothing behind.
-func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d deletion, inv *stackInventory, log *progress) error {
+func deleteStack(ctx context.Context, s *cloud.Session, n cloud.Names, dir local.Dir, d deletion, inv *stackInventory, log *progress) error {
 	if d.keep != "" {
 		if err := stopStackInstances(ctx, s, n, d.timeout, log); err != nil {
 			return fmt.Errorf("%w; nothing deleted yet (the bucket is kept only after a clean stop)", err)
 		}
 	}
 	for _, r := range inv.alone {
-		log.Warn("leaving %s alone: it is not tagged %s=%s", label(r), tagStack, n.Stack)
+		log.Warn("leaving %s alone: it is not tagged %s=%s", label(r), cloud.TagStack, n.Stack)
 	}
 	errs := deleteOwned(ctx, s, n, d, inv, log)
 	if ctx.Err() != nil {
@@ -216,23 +218,23 @@ func deleteStack(ctx context.Context, s *session, n names, dir local.Dir, d dele
 }
 
 // deleteOwned runs deleteOrder over what inv found and returns the errors.
-func deleteOwned(ctx context.Context, s *session, n names, d deletion, inv *stackInventory, log *progress) []error {
+func deleteOwned(ctx context.Context, s *cloud.Session, n cloud.Names, d deletion, inv *stackInventory, log *progress) []error {
 	var errs []error
 	for _, stage := range deleteOrder {
 		var fns []func() error
 		for _, st := range stage {
-			if slices.ContainsFunc(inv.rows, func(r resource) bool { return st.owns(n, r) }) {
+			if slices.ContainsFunc(inv.rows, func(r cloud.Resource) bool { return st.owns(n, r) }) {
 				fns = append(fns, func() error { return st.run(ctx, s, n, d, inv, log) })
 			}
 		}
-		errs = append(errs, parallel(fns...))
+		errs = append(errs, cloud.Parallel(fns...))
 	}
 	return errs
 }
 
 // of is the inventory's rows of one kind.
-func (inv *stackInventory) of(kind string) []resource {
-	var out []resource
+func (inv *stackInventory) of(kind string) []cloud.Resource {
+	var out []cloud.Resource
 	for _, r := range inv.rows {
 		if r.Kind == kind {
 			out = append(out, r)
@@ -243,31 +245,31 @@ func (inv *stackInventory) of(kind string) []resource {
 
 // lateInstances lists the stack's tagged live instances that its
 // inventory did not know (look-alikes stay left alone).
-func lateInstances(ctx context.Context, s *session, n names, inv *stackInventory) ([]resource, error) {
-	insts, err := findInstances(ctx, s.ec2, n.Stack, liveStates)
+func lateInstances(ctx context.Context, s *cloud.Session, n cloud.Names, inv *stackInventory) ([]cloud.Resource, error) {
+	insts, err := cloud.FindInstances(ctx, s.EC2, n.Stack, cloud.LiveStates)
 	if err != nil {
 		return nil, err
 	}
 	known := map[string]bool{}
 	for _, l := range inv.lookalikes {
-		known[l.id] = true
+		known[l.ID] = true
 	}
 	var late []ec2types.Instance
 	for _, i := range insts {
-		if !known[aws.ToString(i.InstanceId)] && stateOf(&i) != ec2types.InstanceStateNameTerminated {
+		if !known[aws.ToString(i.InstanceId)] && cloud.StateOf(&i) != ec2types.InstanceStateNameTerminated {
 			late = append(late, i)
 		}
 	}
-	return instanceInventory(late), nil
+	return cloud.InstanceInventory(late), nil
 }
 
 // terminateStackInstances ends the stack's own instances (as inv found
 // them) and waits until they are gone; tagged look-alikes are left alone,
 // with a warning.
-func terminateStackInstances(ctx context.Context, s *session, n names, inv *stackInventory, timeout time.Duration, log *progress) error {
+func terminateStackInstances(ctx context.Context, s *cloud.Session, n cloud.Names, inv *stackInventory, timeout time.Duration, log *progress) error {
 	insts, others := inv.insts, inv.lookalikes
 	for _, l := range others {
-		log.Warn("leaving instance %s alone: it is tagged %s=%s, but %s", l.id, tagStack, n.Stack, l.why)
+		log.Warn("leaving instance %s alone: it is tagged %s=%s, but %s", l.ID, cloud.TagStack, n.Stack, l.Why)
 	}
 	var ids []string
 	for _, i := range insts {
@@ -276,6 +278,6 @@ func terminateStackInstances(ctx context.Context, s *session, n names, inv *stac
 	if len(ids) == 0 {
 		return nil
 	}
-	log.Step("terminating %s %s", pluralWord(len(ids), "instance"), strings.Join(ids, ", "))
-	return terminate(ctx, s.ec2, ids, timeout, log)
+	log.Step("terminating %s %s", cloud.PluralWord(len(ids), "instance"), strings.Join(ids, ", "))
+	return cloud.Terminate(ctx, s.EC2, ids, timeout, log)
 }

@@ -12,13 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
 // stopForBackup stops the running instances and waits until they are
 // stopped: a clean stop runs the server's last backup.
-func stopForBackup(ctx context.Context, api stopAPI, ids []string, timeout time.Duration, log *progress) error {
+func stopForBackup(ctx context.Context, api cloud.StopAPI, ids []string, timeout time.Duration, log *progress) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -26,8 +28,8 @@ func stopForBackup(ctx context.Context, api stopAPI, ids []string, timeout time.
 	if _, err := api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}); err != nil {
 		return fmt.Errorf("stopping instance %s: %w", strings.Join(ids, ", "), err)
 	}
-	pace := waitsOf(ctx)
-	w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pace.pollFirst, pace.pollMax })
+	pace := cloud.WaitsOf(ctx)
+	w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pace.PollFirst, pace.PollMax })
 	if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids}, timeout); err != nil {
 		return fmt.Errorf("waiting for instance %s to stop: %w", strings.Join(ids, ", "), err)
 	}
@@ -50,12 +52,12 @@ type dataFate struct{ kept, lost []string }
 
 // withoutKept splits what down --keep-data keeps off the stack's
 // resources: the bucket (returned) and the database's snapshots.
-func withoutKept(rows []resource) (rest []resource, bucket string) {
+func withoutKept(rows []cloud.Resource) (rest []cloud.Resource, bucket string) {
 	for _, r := range rows {
 		switch r.Kind {
-		case kindBucket:
+		case cloud.KindBucket:
 			bucket = r.Name
-		case kindDBSnapshot:
+		case cloud.KindDBSnapshot:
 		default:
 			rest = append(rest, r)
 		}
@@ -74,7 +76,7 @@ func (op *openedStack) fateOfData(ctx context.Context, inv *stackInventory, uri,
 			fmt.Sprintf("RDS database %s, as a final snapshot RDS takes before it deletes the database, which a later up restores", op.n.DB),
 			fmt.Sprintf("S3 bucket %s: the artifacts, for a later up", keep)}}
 	}
-	newest, count, err := newestBackup(ctx, op.s.s3, keep)
+	newest, count, err := newestBackup(ctx, op.s.S3, keep)
 	backups := describeBackup(newest, count, time.Now())
 	if err != nil {
 		backups = fmt.Sprintf("its backups (not counted: %v)", err)
@@ -88,8 +90,8 @@ func (op *openedStack) fateOfData(ctx context.Context, inv *stackInventory, uri,
 
 // stopStackInstances stops the stack's running instances (never a
 // look-alike's) and waits for them.
-func stopStackInstances(ctx context.Context, s *session, n names, timeout time.Duration, log *progress) error {
-	insts, _, err := stackInstances(ctx, s.ec2, n, []string{"pending", "running"})
+func stopStackInstances(ctx context.Context, s *cloud.Session, n cloud.Names, timeout time.Duration, log *progress) error {
+	insts, _, err := cloud.StackInstances(ctx, s.EC2, n, []string{"pending", "running"})
 	if err != nil {
 		return err
 	}
@@ -97,18 +99,18 @@ func stopStackInstances(ctx context.Context, s *session, n names, timeout time.D
 	for _, i := range insts {
 		ids = append(ids, aws.ToString(i.InstanceId))
 	}
-	return stopForBackup(ctx, s.ec2, ids, timeout, log)
+	return stopForBackup(ctx, s.EC2, ids, timeout, log)
 }
 
 // keptBucket says what down --keep-data kept and how to go on.
 func (op *openedStack) keptBucket(ctx context.Context, o DownOptions, bucket string, log *progress) {
 	h := hintsFor(o.Stack, o.AWS)
-	if snaps, err := stackSnapshots(ctx, op.s.rds, op.n); err == nil && len(snaps) > 0 {
+	if snaps, err := cloud.StackSnapshots(ctx, op.s.RDS, op.n); err == nil && len(snaps) > 0 {
 		log.Step("kept S3 bucket %s with the artifacts, and RDS snapshot %s of the database: `%s` makes the stack again and restores the database from it; `%s` deletes both",
 			bucket, aws.ToString(snaps[0].DBSnapshotIdentifier), h.cmd("up"), h.cmd("down", "--yes"))
 		return
 	}
-	newest, count, err := newestBackup(ctx, op.s.s3, bucket)
+	newest, count, err := newestBackup(ctx, op.s.S3, bucket)
 	what := describeBackup(newest, count, time.Now())
 	if err != nil {
 		what = fmt.Sprintf("backups not counted (%v)", err)

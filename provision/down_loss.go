@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/mlstack/mlstack/provision/server"
 )
@@ -19,19 +21,19 @@ const lossCountTimeout = 10 * time.Second
 func (op *openedStack) lossLines(ctx context.Context, inv *stackInventory, uri string) []string {
 	var lines []string
 	if uri == "" && len(inv.insts) > 0 {
-		uri = trackingURI(&inv.insts[0])
+		uri = cloud.TrackingURI(&inv.insts[0])
 	}
 	lines = append(lines, op.runsLost(ctx, uri))
 	for _, r := range inv.rows {
-		if r.Kind != kindBucket {
+		if r.Kind != cloud.KindBucket {
 			continue
 		}
-		u, err := measureBucket(ctx, op.s.s3, r.Name)
+		u, err := cloud.MeasureBucket(ctx, op.s.S3, r.Name)
 		if err != nil {
 			lines = append(lines, fmt.Sprintf("the artifacts in S3 bucket %s (not counted: %v)", r.Name, err))
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("%s (%s, every version) in S3 bucket %s", plural(u.objects, "artifact file"), humanBytes(u.bytes), r.Name))
+		lines = append(lines, fmt.Sprintf("%s (%s, every version) in S3 bucket %s", cloud.Plural(u.Objects, "artifact file"), humanBytes(u.Bytes), r.Name))
 	}
 	return lines
 }
@@ -52,7 +54,7 @@ func (op *openedStack) runsLost(ctx context.Context, uri string) string {
 	if err != nil {
 		return fmt.Sprintf("%s (not counted: %v)", what, err)
 	}
-	return fmt.Sprintf("%s in %s in the server's database", plural(n.Runs, "run"), plural(n.Experiments, "experiment"))
+	return fmt.Sprintf("%s in %s in the server's database", cloud.Plural(n.Runs, "run"), cloud.Plural(n.Experiments, "experiment"))
 }
 
 // dbLoss is what a plain down loses of a database: its data, its automated
@@ -64,7 +66,7 @@ func dbLoss(inv *stackInventory) []string {
 			aws.ToString(inv.db.DBInstanceIdentifier)))
 	}
 	for _, r := range inv.rows {
-		if r.Kind == kindDBSnapshot {
+		if r.Kind == cloud.KindDBSnapshot {
 			lines = append(lines, "RDS snapshot "+r.Name+", kept by an earlier down --keep-data")
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
 )
@@ -78,7 +80,7 @@ func TestDownDryRun(t *testing.T) {
 	if err := Down(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	id := f.liveInstances()[0]
 	for _, want := range []string{
 		"(plan) would delete instance " + n.Instance + " (" + id + ")",
@@ -152,8 +154,8 @@ func TestDownConfirmation(t *testing.T) {
 			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 				t.Fatalf("down = %v, want %q", err, c.wantErr)
 			}
-			if IsUsage(err) != c.usage {
-				t.Errorf("IsUsage(%v) = %v", err, IsUsage(err))
+			if cloud.IsUsage(err) != c.usage {
+				t.Errorf("IsUsage(%v) = %v", err, cloud.IsUsage(err))
 			}
 			if c.confirm != nil && prompt != "Delete stack demo, 12 resources above, in eu-west-3? [y/N] " {
 				t.Errorf("prompt %q", prompt)
@@ -175,7 +177,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f.failNext("DeleteBucket", awsErr("InternalError"), 1)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
@@ -184,14 +186,14 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	if !errors.As(err, &lb) {
 		t.Fatalf("down = %v, want a *LeftBehindError", err)
 	}
-	if lb.Stack != "demo" || lb.Sweep || len(lb.Remaining) != 1 || lb.Remaining[0].Kind != kindBucket || lb.Remaining[0].Name != n.Bucket {
+	if lb.Stack != "demo" || lb.Sweep || len(lb.Remaining) != 1 || lb.Remaining[0].Kind != cloud.KindBucket || lb.Remaining[0].Name != n.Bucket {
 		t.Errorf("left behind %+v", lb)
 	}
 	if msg := err.Error(); !strings.Contains(msg, "InternalError") || !strings.Contains(msg, "stack demo still owns: S3 bucket "+n.Bucket) ||
 		!strings.Contains(msg, "run `mlstack down --stack demo --state-dir "+dir+" --yes` again") {
 		t.Errorf("message: %s", msg)
 	}
-	if !hasCode(err, "InternalError") {
+	if !cloud.HasCode(err, "InternalError") {
 		t.Error("LeftBehindError does not unwrap to the cause")
 	}
 	// Every other step ran.
@@ -214,7 +216,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 
 func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
 
 	t.Run("only look-alikes", func(t *testing.T) {
@@ -253,7 +255,7 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		// Someone replaced or re-tagged some of the stack's names.
 		f.mu.Lock()
 		f.keyPairs[0].kp.Tags = nil
-		f.users[n.User].user.Tags = iamTags(other)
+		f.users[n.User].user.Tags = cloud.IAMTags(other)
 		f.profiles[n.Profile].prof.Tags = nil
 		f.roles[n.Role].role.Tags = nil
 		f.buckets[n.Bucket].tags = nil
@@ -434,7 +436,7 @@ func TestDownOptionsValidation(t *testing.T) {
 			o, _, _ := downOpts(t.TempDir(), "demo")
 			c.edit(&o)
 			err := Down(f.ctx(), o)
-			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
+			if !cloud.IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("down = %v, want a usage error with %q", err, c.want)
 			}
 			if f.connects != 0 {
@@ -452,7 +454,7 @@ func TestDownForeignStateDir(t *testing.T) {
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
 	err := Down(f.ctx(), o)
-	if !IsUsage(err) || !strings.Contains(err.Error(), "region eu-west-3") {
+	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "region eu-west-3") {
 		t.Fatalf("down = %v", err)
 	}
 	if len(f.mutating()) != 0 {
@@ -542,7 +544,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f.mu.Lock()
 	// The install lock under bootstrap/ is no artifact: not counted.
 	f.buckets[n.Bucket].versions = append(f.buckets[n.Bucket].versions, []fakeVersion{
@@ -580,22 +582,22 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 // deleteKind is what down does for one kind of resource: read the stack's
 // inventory, warn about same-named resources of the kind that are not the
 // stack's, and run the delete step that owns the kind's rows.
-func deleteKind(ctx context.Context, f *fakeAWS, n names, kind string, log *progress) error {
+func deleteKind(ctx context.Context, f *fakeAWS, n cloud.Names, kind string, log *progress) error {
 	inv, err := inventory(ctx, f.session(), n, "")
 	if err != nil {
 		return err
 	}
 	for _, stage := range deleteOrder {
 		for _, st := range stage {
-			if !st.owns(n, resource{Kind: kind, Name: n.SecurityGroup}) {
+			if !st.owns(n, cloud.Resource{Kind: kind, Name: n.SecurityGroup}) {
 				continue
 			}
 			for _, r := range inv.alone {
 				if st.owns(n, r) {
-					log.Warn("leaving %s alone: it is not tagged %s=%s", label(r), tagStack, n.Stack)
+					log.Warn("leaving %s alone: it is not tagged %s=%s", label(r), cloud.TagStack, n.Stack)
 				}
 			}
-			if slices.ContainsFunc(inv.rows, func(r resource) bool { return st.owns(n, r) }) {
+			if slices.ContainsFunc(inv.rows, func(r cloud.Resource) bool { return st.owns(n, r) }) {
 				return st.run(ctx, f.session(), n, deletion{timeout: time.Minute}, inv, log)
 			}
 		}
@@ -612,7 +614,7 @@ func TestDownLateInstance(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	ctx := f.ctx()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	s := f.session()
 	inv, err := inventory(ctx, s, n, "")
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -14,7 +16,7 @@ type testImageOpt func(*ec2types.Image)
 func testImage(id, name, created string, opts ...testImageOpt) ec2types.Image {
 	i := ec2types.Image{
 		ImageId: aws.String(id), Name: aws.String(name), CreationDate: aws.String(created),
-		OwnerId: aws.String(canonicalOwner), Architecture: ec2types.ArchitectureValuesX8664,
+		OwnerId: aws.String(cloud.CanonicalOwner), Architecture: ec2types.ArchitectureValuesX8664,
 		State: ec2types.ImageStateAvailable,
 	}
 	for _, o := range opts {
@@ -73,7 +75,7 @@ func TestNewestImage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := newestImage(tt.images, tt.arch, canonicalOwner)
+			got := cloud.NewestImage(tt.images, tt.arch, cloud.CanonicalOwner)
 			if tt.want == "" {
 				if got != nil {
 					t.Fatalf("newestImage = %s, want nil", aws.ToString(got.ImageId))
@@ -116,15 +118,15 @@ func (f *fakeImages) DescribeInstanceTypes(context.Context, *ec2.DescribeInstanc
 func TestFindImageRequest(t *testing.T) {
 	t.Parallel()
 	f := &fakeImages{images: candidateImages()}
-	got, err := findImage(context.Background(), f, ec2types.ArchitectureValuesArm64, canonicalOwner)
+	got, err := cloud.FindImage(context.Background(), f, ec2types.ArchitectureValuesArm64, cloud.CanonicalOwner)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if aws.ToString(got.ImageId) != "ami-arm-newest" {
 		t.Errorf("findImage = %s", aws.ToString(got.ImageId))
 	}
-	if len(f.req.Owners) != 1 || f.req.Owners[0] != canonicalOwner {
-		t.Errorf("Owners = %v, want [%s]", f.req.Owners, canonicalOwner)
+	if len(f.req.Owners) != 1 || f.req.Owners[0] != cloud.CanonicalOwner {
+		t.Errorf("Owners = %v, want [%s]", f.req.Owners, cloud.CanonicalOwner)
 	}
 	filters := map[string]string{}
 	for _, fl := range f.req.Filters {
@@ -152,9 +154,9 @@ func TestInstanceArch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := instanceArch(context.Background(), &fakeImages{archs: tt.archs}, "t2.micro")
+			got, err := cloud.InstanceArch(context.Background(), &fakeImages{archs: tt.archs}, "t2.micro")
 			if tt.wantErr {
-				if !IsUsage(err) {
+				if !cloud.IsUsage(err) {
 					t.Fatalf("instanceArch = %q, %v; want a UsageError", got, err)
 				}
 				return

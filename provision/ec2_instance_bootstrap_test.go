@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/cloudinit"
 )
 
@@ -23,15 +25,15 @@ func TestBootstrapOf(t *testing.T) {
 		legacy  bool
 	}{
 		{"today's", string(ud), cloudinit.DefaultMLflowVersion, []string{cloudinit.CapArtifactsMode, cloudinit.CapBackups, cloudinit.CapTLS}, false},
-		{"the line wins over paths", "#cloud-config\n" + line + string(modeMarker) + "\n", "3.16.1", []string{cloudinit.CapBackups}, true},
+		{"the line wins over paths", "#cloud-config\n" + line + string(cloud.ModeMarker) + "\n", "3.16.1", []string{cloudinit.CapBackups}, true},
 		{"earlier, by its paths", `#cloud-config
 runcmd: [[/usr/local/sbin/mlstack-setup, "3.15.0"]]
-` + string(backupMarker) + "\n", "3.15.0", []string{cloudinit.CapBackups, cloudinit.CapTLS}, false},
-		{"earlier, plain HTTP", "#cloud-config\nwrite_files:\n  - " + string(legacyMarker) + "\n", "", nil, true},
+` + string(cloud.BackupMarker) + "\n", "3.15.0", []string{cloudinit.CapBackups, cloudinit.CapTLS}, false},
+		{"earlier, plain HTTP", "#cloud-config\nwrite_files:\n  - " + string(cloud.LegacyMarker) + "\n", "", nil, true},
 		{"none", "", "", []string{cloudinit.CapTLS}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := bootstrapOf([]byte(c.ud))
+			got := cloud.BootstrapOf([]byte(c.ud))
 			if got.MLflowVersion != c.version {
 				t.Errorf("MLflow %q, want %q", got.MLflowVersion, c.version)
 			}
@@ -40,7 +42,7 @@ runcmd: [[/usr/local/sbin/mlstack-setup, "3.15.0"]]
 					t.Errorf("can %s = %v, want %v (%v)", capability, got.Can(capability), !got.Can(capability), got.Capabilities)
 				}
 			}
-			if isLegacyUserData([]byte(c.ud)) != c.legacy {
+			if cloud.IsLegacyUserData([]byte(c.ud)) != c.legacy {
 				t.Errorf("legacy = %v, want %v", !c.legacy, c.legacy)
 			}
 		})

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -19,7 +21,7 @@ import (
 
 func TestClientToken(t *testing.T) {
 	t.Parallel()
-	a := clientToken("demo", "sg-0123456789abcdef0", "")
+	a := cloud.ClientToken("demo", "sg-0123456789abcdef0", "")
 	tests := []struct {
 		name      string
 		stack, sg string
@@ -33,7 +35,7 @@ func TestClientToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := clientToken(tt.stack, tt.sg, "")
+			got := cloud.ClientToken(tt.stack, tt.sg, "")
 			if (got == a) != tt.same {
 				t.Errorf("clientToken(%q, %q) = %q; equal to %q: %v, want %v", tt.stack, tt.sg, got, a, got == a, tt.same)
 			}
@@ -43,7 +45,7 @@ func TestClientToken(t *testing.T) {
 			}
 		})
 	}
-	if long := clientToken(strings.Repeat("a", maxStackLen), "sg-0123456789abcdef0", ""); len(long) > 64 {
+	if long := cloud.ClientToken(strings.Repeat("a", cloud.MaxStackLen), "sg-0123456789abcdef0", ""); len(long) > 64 {
 		t.Errorf("token for the longest stack is %d chars", len(long))
 	}
 }
@@ -69,7 +71,7 @@ func TestIsProfilePropagation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := isProfilePropagation(tt.err); got != tt.want {
+			if got := cloud.IsProfilePropagation(tt.err); got != tt.want {
 				t.Errorf("isProfilePropagation(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
@@ -121,20 +123,20 @@ func (f *fakeInstances) DescribeInstanceAttribute(context.Context, *ec2.Describe
 	return nil, errors.New("unexpected DescribeInstanceAttribute")
 }
 
-func testLaunchInput(retryFor time.Duration) launchInput {
-	return launchInput{
-		names: namesFor("demo", "123456789012", "eu-west-3"),
-		image: &ec2types.Image{
+func testLaunchInput(retryFor time.Duration) cloud.LaunchInput {
+	return cloud.LaunchInput{
+		Names: cloud.NamesFor("demo", "123456789012", "eu-west-3"),
+		Image: &ec2types.Image{
 			ImageId:        aws.String("ami-0abc"),
 			Name:           aws.String("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250610"),
 			RootDeviceName: aws.String("/dev/xvda"),
 		},
-		place:    placement{instanceType: "t2.micro", subnetID: "subnet-0a", zone: "eu-west-3a"},
-		sgID:     "sg-1",
-		userData: []byte("#cloud-config\npackages: [python3-venv]\n"),
-		tags:     stackTags("demo", "eu-west-3", fakeOwner, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
-		retryFor: retryFor,
-		log:      newProgress(io.Discard),
+		Place:    cloud.Placement{InstanceType: "t2.micro", SubnetID: "subnet-0a", Zone: "eu-west-3a"},
+		SGID:     "sg-1",
+		UserData: []byte("#cloud-config\npackages: [python3-venv]\n"),
+		Tags:     cloud.StackTags("demo", "eu-west-3", fakeOwner, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
+		RetryFor: retryFor,
+		Log:      newProgress(io.Discard),
 	}
 }
 
@@ -142,7 +144,7 @@ func testLaunchInput(retryFor time.Duration) launchInput {
 func TestLaunchInstanceRetriesProfilePropagation(t *testing.T) {
 	t.Parallel() // sleeps 2 × 3 s
 	f := &fakeInstances{runErrs: []error{profileErr(), fmt.Errorf("sdk: %w", profileErr())}}
-	id, err := launchInstance(context.Background(), f, testLaunchInput(time.Minute))
+	id, err := cloud.LaunchInstance(context.Background(), f, testLaunchInput(time.Minute))
 	if err != nil {
 		t.Fatalf("launchInstance: %v", err)
 	}
@@ -175,11 +177,11 @@ func TestLaunchInstanceNoRetry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeInstances{runErrs: []error{tt.err}}
 			start := time.Now()
-			_, err := launchInstance(context.Background(), f, testLaunchInput(tt.retryFor))
+			_, err := cloud.LaunchInstance(context.Background(), f, testLaunchInput(tt.retryFor))
 			if err == nil {
 				t.Fatal("launchInstance succeeded, want the error")
 			}
-			if errorCode(err) != errorCode(tt.err) {
+			if cloud.ErrorCode(err) != cloud.ErrorCode(tt.err) {
 				t.Errorf("error %v does not wrap the AWS error", err)
 			}
 			if len(f.runs) != 1 {
@@ -198,7 +200,7 @@ func TestLaunchInstanceCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := launchInstance(ctx, f, testLaunchInput(time.Minute)); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := cloud.LaunchInstance(ctx, f, testLaunchInput(time.Minute)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
 	if time.Since(start) > 2*time.Second {
@@ -206,14 +208,14 @@ func TestLaunchInstanceCancelled(t *testing.T) {
 	}
 }
 
-func tagsOf(spec ec2types.TagSpecification) map[string]string { return ec2TagMap(spec.Tags) }
+func tagsOf(spec ec2types.TagSpecification) map[string]string { return cloud.EC2TagMap(spec.Tags) }
 
 // The launch request carries the security properties the design promises.
 func TestLaunchInstanceRequest(t *testing.T) {
 	t.Parallel()
 	in := testLaunchInput(time.Minute)
 	f := &fakeInstances{}
-	if _, err := launchInstance(context.Background(), f, in); err != nil {
+	if _, err := cloud.LaunchInstance(context.Background(), f, in); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.runs) != 1 {
@@ -229,7 +231,7 @@ func TestLaunchInstanceRequest(t *testing.T) {
 		{"InstanceType", r.InstanceType, ec2types.InstanceTypeT2Micro},
 		{"MinCount", aws.ToInt32(r.MinCount), int32(1)},
 		{"MaxCount", aws.ToInt32(r.MaxCount), int32(1)},
-		{"ClientToken", aws.ToString(r.ClientToken), clientToken("demo", "sg-1", "/t2.micro")},
+		{"ClientToken", aws.ToString(r.ClientToken), cloud.ClientToken("demo", "sg-1", "/t2.micro")},
 		{"KeyName", aws.ToString(r.KeyName), "mlstack-demo"},
 		{"SecurityGroupIds (on the interface instead)", len(r.SecurityGroupIds), 0},
 		{"NetworkInterfaces", len(r.NetworkInterfaces), 1},
@@ -253,8 +255,8 @@ func TestLaunchInstanceRequest(t *testing.T) {
 			t.Errorf("network interface %+v", ni)
 		}
 	}
-	in.place = placement{instanceType: "t3.micro", subnetID: "subnet-0b", standardCredits: true}
-	if _, err := launchInstance(context.Background(), f, in); err != nil {
+	in.Place = cloud.Placement{InstanceType: "t3.micro", SubnetID: "subnet-0b", StandardCredits: true}
+	if _, err := cloud.LaunchInstance(context.Background(), f, in); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.runs[1]; r.CreditSpecification == nil || aws.ToString(r.CreditSpecification.CpuCredits) != "standard" ||
@@ -263,7 +265,7 @@ func TestLaunchInstanceRequest(t *testing.T) {
 	}
 
 	ud, err := base64.StdEncoding.DecodeString(aws.ToString(r.UserData))
-	if err != nil || string(ud) != string(in.userData) {
+	if err != nil || string(ud) != string(in.UserData) {
 		t.Errorf("UserData does not base64-decode to the user-data: %q, %v", ud, err)
 	}
 
@@ -282,7 +284,7 @@ func TestLaunchInstanceRequest(t *testing.T) {
 	for _, s := range r.TagSpecifications {
 		kinds[s.ResourceType] = true
 		tags := tagsOf(s)
-		if tags[tagStack] != "demo" || tags["Name"] != "mlstack-demo" || tags[tagCreatedAt] != "2025-01-02T03:04:05Z" {
+		if tags[cloud.TagStack] != "demo" || tags["Name"] != "mlstack-demo" || tags[cloud.TagCreatedAt] != "2025-01-02T03:04:05Z" {
 			t.Errorf("%s tags = %v", s.ResourceType, tags)
 		}
 	}
@@ -295,9 +297,9 @@ func TestLaunchInstanceRequest(t *testing.T) {
 func TestLaunchInstanceDefaultRootDevice(t *testing.T) {
 	t.Parallel()
 	in := testLaunchInput(time.Minute)
-	in.image.RootDeviceName = nil
+	in.Image.RootDeviceName = nil
 	f := &fakeInstances{}
-	if _, err := launchInstance(context.Background(), f, in); err != nil {
+	if _, err := cloud.LaunchInstance(context.Background(), f, in); err != nil {
 		t.Fatal(err)
 	}
 	if got := aws.ToString(f.runs[0].BlockDeviceMappings[0].DeviceName); got != "/dev/sda1" {
@@ -320,7 +322,7 @@ func TestTrackingHost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := trackingHost(&tt.inst); got != tt.want {
+			if got := cloud.TrackingHost(&tt.inst); got != tt.want {
 				t.Errorf("trackingHost = %q, want %q", got, tt.want)
 			}
 		})
@@ -344,8 +346,8 @@ func TestLaunchStaleClientToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := launchInstance(context.Background(), tt.api, testLaunchInput(0))
-			if got := errors.Is(err, errStaleToken); got != tt.stale {
+			id, err := cloud.LaunchInstance(context.Background(), tt.api, testLaunchInput(0))
+			if got := errors.Is(err, cloud.ErrStaleToken); got != tt.stale {
 				t.Fatalf("launchInstance = %q, %v; stale %v, want %v", id, err, got, tt.stale)
 			}
 			if !tt.stale && id != "i-0123456789abcdef0" {
@@ -353,7 +355,7 @@ func TestLaunchStaleClientToken(t *testing.T) {
 			}
 		})
 	}
-	if clientToken("demo", "sg-1", "") == clientToken("demo", "sg-1", "n2") {
+	if cloud.ClientToken("demo", "sg-1", "") == cloud.ClientToken("demo", "sg-1", "n2") {
 		t.Error("a new nonce must give a new client token")
 	}
 }

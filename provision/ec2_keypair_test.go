@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/mlstack/mlstack/provision/local"
@@ -16,7 +18,7 @@ import (
 func TestEnsureKeyPair(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	_, pub, err := local.NewSSHKey("mlstack-demo")
 	if err != nil {
@@ -24,42 +26,42 @@ func TestEnsureKeyPair(t *testing.T) {
 	}
 
 	f := newFakeAWS()
-	k, err := findKeyPair(ctx, f, n, string(pub))
-	if err != nil || k.id != "" || k.tagIDs() != nil {
+	k, err := cloud.FindKeyPair(ctx, f, n, string(pub))
+	if err != nil || k.ID != "" || k.TagIDs() != nil {
 		t.Fatalf("findKeyPair of nothing = %+v, %v", k, err)
 	}
 	log, out := bufProgress()
-	if err := ensureKeyPair(ctx, f, k, n, pub, tags, log); err != nil {
+	if err := cloud.EnsureKeyPair(ctx, f, k, n, pub, tags, log); err != nil {
 		t.Fatal(err)
 	}
 	kp := f.keyPair(n.KeyPair)
-	if kp == nil || string(kp.material) != string(pub) || ec2TagMap(kp.kp.Tags)[tagStack] != "demo" || ec2TagMap(kp.kp.Tags)["Name"] != n.KeyPair {
+	if kp == nil || string(kp.material) != string(pub) || cloud.EC2TagMap(kp.kp.Tags)[cloud.TagStack] != "demo" || cloud.EC2TagMap(kp.kp.Tags)["Name"] != n.KeyPair {
 		t.Fatalf("key pair %+v", kp)
 	}
-	if k.id != aws.ToString(kp.kp.KeyPairId) || !slices.Equal(k.tagIDs(), []string{k.id}) {
-		t.Errorf("found id %q, tag ids %v", k.id, k.tagIDs())
+	if k.ID != aws.ToString(kp.kp.KeyPairId) || !slices.Equal(k.TagIDs(), []string{k.ID}) {
+		t.Errorf("found id %q, tag ids %v", k.ID, k.TagIDs())
 	}
 	if !strings.Contains(out.String(), "importing ed25519 key pair mlstack-demo") {
 		t.Errorf("progress %s", out)
 	}
 	// Present: nothing to do.
 	f.resetCalls()
-	again, err := findKeyPair(ctx, f, n, string(pub))
-	if err != nil || again.id != k.id {
+	again, err := cloud.FindKeyPair(ctx, f, n, string(pub))
+	if err != nil || again.ID != k.ID {
 		t.Fatalf("findKeyPair = %+v, %v", again, err)
 	}
-	if err := ensureKeyPair(ctx, f, again, n, pub, tags, log); err != nil || len(f.mutating()) != 0 {
+	if err := cloud.EnsureKeyPair(ctx, f, again, n, pub, tags, log); err != nil || len(f.mutating()) != 0 {
 		t.Errorf("ensure of a present key pair: %v, %v", err, f.mutating())
 	}
 
 	// Imported meanwhile by another run: fine. Another error: not.
 	f = newFakeAWS()
 	f.addKeyPair(n.KeyPair, tags)
-	if err := ensureKeyPair(ctx, f, &keyPairFound{}, n, pub, tags, log); err != nil {
+	if err := cloud.EnsureKeyPair(ctx, f, &cloud.KeyPairFound{}, n, pub, tags, log); err != nil {
 		t.Errorf("duplicate: %v", err)
 	}
 	f = newFakeAWS()
-	if err := ensureKeyPair(ctx, f, &keyPairFound{}, n, []byte("not a key"), tags, log); err == nil || !strings.Contains(err.Error(), "importing key pair mlstack-demo") {
+	if err := cloud.EnsureKeyPair(ctx, f, &cloud.KeyPairFound{}, n, []byte("not a key"), tags, log); err == nil || !strings.Contains(err.Error(), "importing key pair mlstack-demo") {
 		t.Errorf("bad key: %v", err)
 	}
 }
@@ -67,7 +69,7 @@ func TestEnsureKeyPair(t *testing.T) {
 func TestFindKeyPairCases(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	cases := []struct {
 		name string
 		seed func(f *fakeAWS)
@@ -82,16 +84,16 @@ func TestFindKeyPairCases(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakeAWS()
 			c.seed(f)
-			_, err := findKeyPair(ctx, f, n, "")
-			var no *notOwnedError
+			_, err := cloud.FindKeyPair(ctx, f, n, "")
+			var no *cloud.NotOwnedError
 			if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &no) != c.no {
 				t.Fatalf("findKeyPair = %v", err)
 			}
 		})
 	}
 	// Some EC2 implementations answer an unknown name with an empty list.
-	k, err := findKeyPair(ctx, emptyKeyPairs{newFakeAWS()}, n, "")
-	if err != nil || k.id != "" {
+	k, err := cloud.FindKeyPair(ctx, emptyKeyPairs{newFakeAWS()}, n, "")
+	if err != nil || k.ID != "" {
 		t.Errorf("empty answer: %+v, %v", k, err)
 	}
 }
@@ -106,27 +108,27 @@ func (emptyKeyPairs) DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInpu
 func TestDeleteKeyPair(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 
 	f := newFakeAWS()
 	f.addKeyPair(n.KeyPair, tags)
 	log, out := bufProgress()
-	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil || f.keyPair(n.KeyPair) != nil {
+	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil || f.keyPair(n.KeyPair) != nil {
 		t.Fatalf("deleteKeyPair = %v", err)
 	}
 	if !strings.Contains(out.String(), "deleting key pair mlstack-demo") {
 		t.Errorf("progress %s", out)
 	}
 	// Gone: done.
-	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil {
+	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
 	// Not ours: left alone.
 	f = newFakeAWS()
 	f.addKeyPair(n.KeyPair, nil)
 	log, out = bufProgress()
-	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil || f.keyPair(n.KeyPair) == nil || !strings.Contains(out.String(), "leaving key pair mlstack-demo alone") {
+	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil || f.keyPair(n.KeyPair) == nil || !strings.Contains(out.String(), "leaving key pair mlstack-demo alone") {
 		t.Errorf("foreign key pair: %v, %s", err, out)
 	}
 	for _, c := range []struct{ op, want string }{
@@ -136,14 +138,14 @@ func TestDeleteKeyPair(t *testing.T) {
 		f = newFakeAWS()
 		f.addKeyPair(n.KeyPair, tags)
 		f.failNext(c.op, awsErr("UnauthorizedOperation"), 1)
-		if err := deleteKind(ctx, f, n, kindKeyPair, log); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
 	f = newFakeAWS()
 	f.addKeyPair(n.KeyPair, tags)
 	f.failNext("DeleteKeyPair", awsErr("InvalidKeyPair.NotFound"), 1)
-	if err := deleteKind(ctx, f, n, kindKeyPair, log); err != nil {
+	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil {
 		t.Errorf("deleted meanwhile: %v", err)
 	}
 }
@@ -151,24 +153,24 @@ func TestDeleteKeyPair(t *testing.T) {
 func TestKeyPairInventoryAndList(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
 	f.addKeyPair(n.KeyPair, stackTagsFor("demo", time.Now()))
 	f.addKeyPair("mlstack-other", stackTagsFor("other", time.Now()))
 	f.addKeyPair("laptop", nil)
-	rows, err := keyPairInventory(ctx, f, n)
-	if err != nil || len(rows) != 1 || rows[0].Kind != kindKeyPair || rows[0].Name != n.KeyPair || rows[0].State != stateExists {
+	rows, err := cloud.KeyPairInventory(ctx, f, n)
+	if err != nil || len(rows) != 1 || rows[0].Kind != cloud.KindKeyPair || rows[0].Name != n.KeyPair || rows[0].State != cloud.StateExists {
 		t.Errorf("inventory %v %v", rows, err)
 	}
-	set := newStackSet(fakeAccount)
-	if err := listKeyPairs(ctx, f, fakeRegion, set); err != nil {
+	set := cloud.NewStackSet(fakeAccount)
+	if err := cloud.ListKeyPairs(ctx, f, fakeRegion, set); err != nil {
 		t.Fatal(err)
 	}
-	if got := set.sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Stack != "other" || len(got[0].Resources) != 1 {
+	if got := set.Sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Stack != "other" || len(got[0].Resources) != 1 {
 		t.Errorf("listed %+v", got)
 	}
 	f.failNext("DescribeKeyPairs", awsErr("ServiceUnavailable"), 1)
-	if _, err := keyPairInventory(ctx, f, n); err == nil || !strings.Contains(err.Error(), "reading key pair mlstack-demo") {
+	if _, err := cloud.KeyPairInventory(ctx, f, n); err == nil || !strings.Contains(err.Error(), "reading key pair mlstack-demo") {
 		t.Errorf("inventory = %v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
@@ -94,7 +96,7 @@ func TestPlacementRefusals(t *testing.T) {
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			o.InstanceType = c.typ
 			err := Up(f.ctx(), o)
-			if err == nil || !strings.Contains(err.Error(), c.want) || IsUsage(err) != c.usage {
+			if err == nil || !strings.Contains(err.Error(), c.want) || cloud.IsUsage(err) != c.usage {
 				t.Fatalf("up = %v; want %q (usage error: %v)", err, c.want, c.usage)
 			}
 			if !c.launchErr && len(f.mutating()) > 0 {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -24,13 +26,13 @@ func tcpPerm(port int32, cidrs ...string) ec2types.IpPermission {
 	return p
 }
 
-func sortRules(rs []rule) []rule {
-	out := append([]rule(nil), rs...)
+func sortRules(rs []cloud.Rule) []cloud.Rule {
+	out := append([]cloud.Rule(nil), rs...)
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].port != out[j].port {
-			return out[i].port < out[j].port
+		if out[i].Port != out[j].Port {
+			return out[i].Port < out[j].Port
 		}
-		return out[i].cidr < out[j].cidr
+		return out[i].CIDR < out[j].CIDR
 	})
 	return out
 }
@@ -41,44 +43,44 @@ func TestIngressRules(t *testing.T) {
 	tests := []struct {
 		name  string
 		perms []ec2types.IpPermission
-		want  []rule
+		want  []cloud.Rule
 	}{
 		{"none", nil, nil},
-		{"single port, two CIDRs", []ec2types.IpPermission{tcpPerm(5000, a, b)}, []rule{{5000, a}, {5000, b}}},
-		{"two permissions", []ec2types.IpPermission{tcpPerm(5000, a), tcpPerm(22, a)}, []rule{{5000, a}, {22, a}}},
+		{"single port, two CIDRs", []ec2types.IpPermission{tcpPerm(5000, a, b)}, []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: b}}},
+		{"two permissions", []ec2types.IpPermission{tcpPerm(5000, a), tcpPerm(22, a)}, []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 22, CIDR: a}}},
 		{"port range becomes -1", []ec2types.IpPermission{{
 			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5001),
 			IpRanges: []ec2types.IpRange{{CidrIp: aws.String(a)}},
-		}}, []rule{{-1, a}}},
+		}}, []cloud.Rule{{Port: -1, CIDR: a}}},
 		{"all traffic becomes -1", []ec2types.IpPermission{{
 			IpProtocol: aws.String("-1"), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}},
-		}}, []rule{{-1, "0.0.0.0/0"}}},
+		}}, []cloud.Rule{{Port: -1, CIDR: "0.0.0.0/0"}}},
 		{"udp single port becomes -1", []ec2types.IpPermission{{
 			IpProtocol: aws.String("udp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5000),
 			IpRanges: []ec2types.IpRange{{CidrIp: aws.String(a)}},
-		}}, []rule{{-1, a}}},
+		}}, []cloud.Rule{{Port: -1, CIDR: a}}},
 		{"IPv6 range becomes -1", []ec2types.IpPermission{{
 			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5000),
 			Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}},
-		}}, []rule{{port: -1}}},
+		}}, []cloud.Rule{{Port: -1}}},
 		{"group pair becomes -1", []ec2types.IpPermission{{
 			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5000),
 			UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String("sg-other")}},
-		}}, []rule{{port: -1}}},
+		}}, []cloud.Rule{{Port: -1}}},
 		{"prefix list becomes -1", []ec2types.IpPermission{{
 			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5000),
 			PrefixListIds: []ec2types.PrefixListId{{PrefixListId: aws.String("pl-1")}},
-		}}, []rule{{port: -1}}},
+		}}, []cloud.Rule{{Port: -1}}},
 		// A wanted CIDR sharing a permission with an IPv6 range keeps its own rule.
 		{"mixed IPv4 and IPv6", []ec2types.IpPermission{{
 			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5000),
 			IpRanges:   []ec2types.IpRange{{CidrIp: aws.String(a)}},
 			Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}},
-		}}, []rule{{5000, a}, {port: -1}}},
+		}}, []cloud.Rule{{Port: 5000, CIDR: a}, {Port: -1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ingressRules(tt.perms)
+			got := cloud.IngressRules(tt.perms)
 			if fmt.Sprint(sortRules(got)) != fmt.Sprint(sortRules(tt.want)) {
 				t.Errorf("ingressRules = %v, want %v", got, tt.want)
 			}
@@ -88,15 +90,15 @@ func TestIngressRules(t *testing.T) {
 
 func TestWantRules(t *testing.T) {
 	t.Parallel()
-	got := wantRules([]string{"198.51.100.7/32", "203.0.113.0/24"}, true)
-	want := []rule{{5000, "198.51.100.7/32"}, {5000, "203.0.113.0/24"}, {22, "198.51.100.7/32"}, {22, "203.0.113.0/24"}}
+	got := cloud.WantRules([]string{"198.51.100.7/32", "203.0.113.0/24"}, true)
+	want := []cloud.Rule{{Port: 5000, CIDR: "198.51.100.7/32"}, {Port: 5000, CIDR: "203.0.113.0/24"}, {Port: 22, CIDR: "198.51.100.7/32"}, {Port: 22, CIDR: "203.0.113.0/24"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("wantRules = %v, want %v", got, want)
 	}
-	if got := wantRules([]string{"198.51.100.7/32"}, false); fmt.Sprint(got) != fmt.Sprint([]rule{{5000, "198.51.100.7/32"}}) {
+	if got := cloud.WantRules([]string{"198.51.100.7/32"}, false); fmt.Sprint(got) != fmt.Sprint([]cloud.Rule{{Port: 5000, CIDR: "198.51.100.7/32"}}) {
 		t.Errorf("wantRules without SSH = %v, want only 5000", got)
 	}
-	if got := wantRules(nil, true); len(got) != 0 {
+	if got := cloud.WantRules(nil, true); len(got) != 0 {
 		t.Errorf("wantRules(nil) = %v, want none", got)
 	}
 }
@@ -106,24 +108,24 @@ func TestRuleDiff(t *testing.T) {
 	const a, b, c = "198.51.100.7/32", "203.0.113.0/24", "192.0.2.1/32"
 	tests := []struct {
 		name      string
-		have      []rule
-		want      []rule
-		wantAdd   []rule
+		have      []cloud.Rule
+		want      []cloud.Rule
+		wantAdd   []cloud.Rule
 		wantExtra bool
 	}{
-		{"empty group", nil, []rule{{5000, a}}, []rule{{5000, a}}, false},
-		{"up to date", []rule{{5000, a}}, []rule{{5000, a}}, nil, false},
-		{"missing one", []rule{{5000, a}}, []rule{{5000, a}, {5000, c}}, []rule{{5000, c}}, false},
-		{"extra one", []rule{{5000, a}, {5000, b}}, []rule{{5000, a}}, nil, true},
-		{"extra port", []rule{{5000, a}, {22, a}}, []rule{{5000, a}}, nil, true},
-		{"foreign rule", []rule{{5000, a}, {port: -1}}, []rule{{5000, a}}, nil, true},
-		{"add and extra, sorted", []rule{{5000, b}}, []rule{{5000, c}, {22, a}, {5000, a}},
-			[]rule{{22, a}, {5000, c}, {5000, a}}, true}, // by port, then CIDR string
-		{"want nothing", []rule{{5000, a}}, nil, nil, true},
+		{"empty group", nil, []cloud.Rule{{Port: 5000, CIDR: a}}, []cloud.Rule{{Port: 5000, CIDR: a}}, false},
+		{"up to date", []cloud.Rule{{Port: 5000, CIDR: a}}, []cloud.Rule{{Port: 5000, CIDR: a}}, nil, false},
+		{"missing one", []cloud.Rule{{Port: 5000, CIDR: a}}, []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: c}}, []cloud.Rule{{Port: 5000, CIDR: c}}, false},
+		{"extra one", []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: b}}, []cloud.Rule{{Port: 5000, CIDR: a}}, nil, true},
+		{"extra port", []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 22, CIDR: a}}, []cloud.Rule{{Port: 5000, CIDR: a}}, nil, true},
+		{"foreign rule", []cloud.Rule{{Port: 5000, CIDR: a}, {Port: -1}}, []cloud.Rule{{Port: 5000, CIDR: a}}, nil, true},
+		{"add and extra, sorted", []cloud.Rule{{Port: 5000, CIDR: b}}, []cloud.Rule{{Port: 5000, CIDR: c}, {Port: 22, CIDR: a}, {Port: 5000, CIDR: a}},
+			[]cloud.Rule{{Port: 22, CIDR: a}, {Port: 5000, CIDR: c}, {Port: 5000, CIDR: a}}, true}, // by port, then CIDR string
+		{"want nothing", []cloud.Rule{{Port: 5000, CIDR: a}}, nil, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			add, extra := ruleDiff(tt.have, tt.want)
+			add, extra := cloud.RuleDiff(tt.have, tt.want)
 			if fmt.Sprint(add) != fmt.Sprint(tt.wantAdd) || extra != tt.wantExtra {
 				t.Errorf("ruleDiff = %v, %v; want %v, %v", add, extra, tt.wantAdd, tt.wantExtra)
 			}
@@ -185,92 +187,92 @@ func (f *fakeSG) RevokeSecurityGroupIngress(_ context.Context, in *ec2.RevokeSec
 func (f *fakeSG) mutating() []string {
 	var out []string
 	for _, c := range f.calls {
-		if isMutating("EC2." + c) {
+		if cloud.IsMutating("EC2." + c) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-func flatRules(calls [][]ec2types.IpPermission) []rule {
+func flatRules(calls [][]ec2types.IpPermission) []cloud.Rule {
 	var all []ec2types.IpPermission
 	for _, c := range calls {
 		all = append(all, c...)
 	}
-	return sortRules(ingressRules(all))
+	return sortRules(cloud.IngressRules(all))
 }
 
 func TestEnsureSecurityGroup(t *testing.T) {
 	t.Parallel()
 	const a, b, c = "198.51.100.7/32", "203.0.113.0/24", "192.0.2.1/32"
-	n := namesFor("demo", "123456789012", "eu-west-3")
+	n := cloud.NamesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name        string
-		st          sgFound
-		want        []rule
-		wantRevoked []rule // flattened rules of the revoked permissions
-		wantGranted []rule
+		st          cloud.SGFound
+		want        []cloud.Rule
+		wantRevoked []cloud.Rule // flattened rules of the revoked permissions
+		wantGranted []cloud.Rule
 		wantCalls   string
 	}{
 		{
 			// EC2 groups CIDRs of one port into one permission: revoking B takes A with it.
 			name: "shared permission: revoke B and 22, re-authorize A, authorize C",
-			st: sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{
+			st: cloud.SGFound{VpcID: "vpc-1", ID: "sg-1", Perms: []ec2types.IpPermission{
 				tcpPerm(5000, a, b), tcpPerm(22, a),
 			}},
-			want:        []rule{{5000, a}, {5000, c}},
-			wantRevoked: []rule{{22, a}, {5000, a}, {5000, b}},
-			wantGranted: []rule{{5000, a}, {5000, c}},
+			want:        []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: c}},
+			wantRevoked: []cloud.Rule{{Port: 22, CIDR: a}, {Port: 5000, CIDR: a}, {Port: 5000, CIDR: b}},
+			wantGranted: []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: c}},
 			wantCalls:   "[RevokeSecurityGroupIngress AuthorizeSecurityGroupIngress]",
 		},
 		{
 			// A in its own permission object is kept and not re-authorized.
 			name: "separate permissions: revoke B and 22, authorize exactly C",
-			st: sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{
+			st: cloud.SGFound{VpcID: "vpc-1", ID: "sg-1", Perms: []ec2types.IpPermission{
 				tcpPerm(5000, a), tcpPerm(5000, b), tcpPerm(22, a),
 			}},
-			want:        []rule{{5000, a}, {5000, c}},
-			wantRevoked: []rule{{22, a}, {5000, b}},
-			wantGranted: []rule{{5000, c}},
+			want:        []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: c}},
+			wantRevoked: []cloud.Rule{{Port: 22, CIDR: a}, {Port: 5000, CIDR: b}},
+			wantGranted: []cloud.Rule{{Port: 5000, CIDR: c}},
 			wantCalls:   "[RevokeSecurityGroupIngress AuthorizeSecurityGroupIngress]",
 		},
 		{
 			name:      "up to date: no mutating call",
-			st:        sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a, c)}},
-			want:      []rule{{5000, a}, {5000, c}},
+			st:        cloud.SGFound{VpcID: "vpc-1", ID: "sg-1", Perms: []ec2types.IpPermission{tcpPerm(5000, a, c)}},
+			want:      []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: c}},
 			wantCalls: "[]",
 		},
 		{
 			name:        "missing rule only: authorize, no revoke",
-			st:          sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a)}},
-			want:        []rule{{5000, a}, {5000, c}},
-			wantGranted: []rule{{5000, c}},
+			st:          cloud.SGFound{VpcID: "vpc-1", ID: "sg-1", Perms: []ec2types.IpPermission{tcpPerm(5000, a)}},
+			want:        []cloud.Rule{{Port: 5000, CIDR: a}, {Port: 5000, CIDR: c}},
+			wantGranted: []cloud.Rule{{Port: 5000, CIDR: c}},
 			wantCalls:   "[AuthorizeSecurityGroupIngress]",
 		},
 		{
 			name: "foreign IPv6 rule is revoked",
-			st: sgFound{vpcID: "vpc-1", id: "sg-1", perms: []ec2types.IpPermission{tcpPerm(5000, a), {
+			st: cloud.SGFound{VpcID: "vpc-1", ID: "sg-1", Perms: []ec2types.IpPermission{tcpPerm(5000, a), {
 				IpProtocol: aws.String("tcp"), FromPort: aws.Int32(5000), ToPort: aws.Int32(5000),
 				Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}},
 			}}},
-			want:        []rule{{5000, a}},
-			wantRevoked: []rule{{port: -1}},
+			want:        []cloud.Rule{{Port: 5000, CIDR: a}},
+			wantRevoked: []cloud.Rule{{Port: -1}},
 			wantCalls:   "[RevokeSecurityGroupIngress]",
 		},
 		{
 			name:        "new group: create then authorize",
-			st:          sgFound{vpcID: "vpc-1"},
-			want:        []rule{{5000, a}},
-			wantGranted: []rule{{5000, a}},
+			st:          cloud.SGFound{VpcID: "vpc-1"},
+			want:        []cloud.Rule{{Port: 5000, CIDR: a}},
+			wantGranted: []cloud.Rule{{Port: 5000, CIDR: a}},
 			wantCalls:   "[CreateSecurityGroup AuthorizeSecurityGroupIngress]",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := tt.st
-			st.rules = ingressRules(st.perms) // as findSecurityGroup fills it
+			st.Rules = cloud.IngressRules(st.Perms) // as findSecurityGroup fills it
 			f := &fakeSG{}
-			if err := ensureSecurityGroup(context.Background(), f, &st, n, tt.want, stackTags("demo", "eu-west-3", fakeOwner, time.Now(), 0), newProgress(io.Discard)); err != nil {
+			if err := cloud.EnsureSecurityGroup(context.Background(), f, &st, n, tt.want, cloud.StackTags("demo", "eu-west-3", fakeOwner, time.Now(), 0), newProgress(io.Discard)); err != nil {
 				t.Fatalf("ensureSecurityGroup: %v", err)
 			}
 			if got := fmt.Sprint(f.mutating()); got != tt.wantCalls {
@@ -282,7 +284,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 			if got := flatRules(f.granted); fmt.Sprint(got) != fmt.Sprint(sortRules(tt.wantGranted)) {
 				t.Errorf("authorized %v, want %v", got, sortRules(tt.wantGranted))
 			}
-			if st.id == "" {
+			if st.ID == "" {
 				t.Error("state has no group id afterwards")
 			}
 		})
@@ -293,9 +295,9 @@ func TestEnsureSecurityGroup(t *testing.T) {
 func TestEnsureSecurityGroupToleratesDuplicate(t *testing.T) {
 	t.Parallel()
 	f := &dupSG{}
-	st := &sgFound{vpcID: "vpc-1", id: "sg-1"}
-	n := namesFor("demo", "123456789012", "eu-west-3")
-	if err := ensureSecurityGroup(context.Background(), f, st, n, []rule{{5000, "198.51.100.7/32"}}, nil, newProgress(io.Discard)); err != nil {
+	st := &cloud.SGFound{VpcID: "vpc-1", ID: "sg-1"}
+	n := cloud.NamesFor("demo", "123456789012", "eu-west-3")
+	if err := cloud.EnsureSecurityGroup(context.Background(), f, st, n, []cloud.Rule{{Port: 5000, CIDR: "198.51.100.7/32"}}, nil, newProgress(io.Discard)); err != nil {
 		t.Fatalf("InvalidPermission.Duplicate not tolerated: %v", err)
 	}
 }
@@ -308,15 +310,15 @@ func (f *dupSG) AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSec
 
 func TestFindSecurityGroupRefusesUntagged(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", "123456789012", "eu-west-3")
+	n := cloud.NamesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name     string
 		tags     []ec2types.Tag
 		notOwned bool
 	}{
 		{"untagged", nil, true},
-		{"other stack", []ec2types.Tag{{Key: aws.String(tagStack), Value: aws.String("other")}}, true},
-		{"ours", []ec2types.Tag{{Key: aws.String(tagStack), Value: aws.String("demo")}}, false},
+		{"other stack", []ec2types.Tag{{Key: aws.String(cloud.TagStack), Value: aws.String("other")}}, true},
+		{"ours", []ec2types.Tag{{Key: aws.String(cloud.TagStack), Value: aws.String("demo")}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,12 +326,12 @@ func TestFindSecurityGroupRefusesUntagged(t *testing.T) {
 				GroupId: aws.String("sg-1"), GroupName: aws.String(n.SecurityGroup), Tags: tt.tags,
 				IpPermissions: []ec2types.IpPermission{tcpPerm(5000, "198.51.100.7/32")},
 			}}}
-			st, err := findSecurityGroup(context.Background(), f, n)
-			var no *notOwnedError
+			st, err := cloud.FindSecurityGroup(context.Background(), f, n)
+			var no *cloud.NotOwnedError
 			if got := errors.As(err, &no); got != tt.notOwned {
 				t.Fatalf("findSecurityGroup error = %v, want notOwnedError: %v", err, tt.notOwned)
 			}
-			if !tt.notOwned && (st.id != "sg-1" || st.vpcID != "vpc-1" || len(st.rules) != 1) {
+			if !tt.notOwned && (st.ID != "sg-1" || st.VpcID != "vpc-1" || len(st.Rules) != 1) {
 				t.Errorf("state = %+v", st)
 			}
 		})
@@ -341,21 +343,21 @@ func dependencyViolation() error {
 }
 
 // sgRows is the inventory's row of the stack's group sg-1.
-func sgRows(n names) []resource {
-	return []resource{{Kind: kindSG, ID: "sg-1", Name: n.SecurityGroup, State: stateExists}}
+func sgRows(n cloud.Names) []cloud.Resource {
+	return []cloud.Resource{{Kind: cloud.KindSG, ID: "sg-1", Name: n.SecurityGroup, State: cloud.StateExists}}
 }
 
 // While a terminated instance's interface lingers, deletion answers
 // DependencyViolation; it must be retried (every 5 s), other errors must not.
 func TestDeleteSecurityGroupsRetriesDependencyViolation(t *testing.T) {
 	t.Parallel() // sleeps 2 × 5 s
-	n := namesFor("demo", "123456789012", "eu-west-3")
+	n := cloud.NamesFor("demo", "123456789012", "eu-west-3")
 	f := &fakeSG{
 		groups:    []ec2types.SecurityGroup{{GroupId: aws.String("sg-1"), GroupName: aws.String(n.SecurityGroup)}},
 		deleteErr: []error{dependencyViolation(), dependencyViolation()},
 	}
 	start := time.Now()
-	if err := deleteSecurityGroups(context.Background(), f, sgRows(n), time.Minute, newProgress(io.Discard)); err != nil {
+	if err := cloud.DeleteSecurityGroups(context.Background(), f, sgRows(n), time.Minute, newProgress(io.Discard)); err != nil {
 		t.Fatalf("deleteSecurityGroups: %v", err)
 	}
 	if got := strings.Count(fmt.Sprint(f.calls), "DeleteSecurityGroup"); got != 3 {
@@ -369,7 +371,7 @@ func TestDeleteSecurityGroupsRetriesDependencyViolation(t *testing.T) {
 
 func TestDeleteSecurityGroupsErrors(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", "123456789012", "eu-west-3")
+	n := cloud.NamesFor("demo", "123456789012", "eu-west-3")
 	tests := []struct {
 		name      string
 		errs      []error
@@ -389,7 +391,7 @@ func TestDeleteSecurityGroupsErrors(t *testing.T) {
 				deleteErr: tt.errs,
 			}
 			start := time.Now()
-			err := deleteSecurityGroups(context.Background(), f, sgRows(n), tt.retryFor, newProgress(io.Discard))
+			err := cloud.DeleteSecurityGroups(context.Background(), f, sgRows(n), tt.retryFor, newProgress(io.Discard))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error: %v", err, tt.wantErr)
 			}
@@ -406,7 +408,7 @@ func TestDeleteSecurityGroupsErrors(t *testing.T) {
 // A cancelled context stops the retry loop during its sleep.
 func TestDeleteSecurityGroupsCancelled(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", "123456789012", "eu-west-3")
+	n := cloud.NamesFor("demo", "123456789012", "eu-west-3")
 	f := &fakeSG{
 		groups:    []ec2types.SecurityGroup{{GroupId: aws.String("sg-1")}},
 		deleteErr: []error{dependencyViolation(), dependencyViolation()},
@@ -414,7 +416,7 @@ func TestDeleteSecurityGroupsCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := deleteSecurityGroups(ctx, f, sgRows(n), time.Minute, newProgress(io.Discard))
+	err := cloud.DeleteSecurityGroups(ctx, f, sgRows(n), time.Minute, newProgress(io.Discard))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
@@ -428,18 +430,18 @@ func TestDeleteSecurityGroupsCancelled(t *testing.T) {
 func TestOpeningLines(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		rules []rule
+		rules []cloud.Rule
 		want  []string
 	}{
 		{nil, nil},
-		{[]rule{{5000, "198.51.100.7/32"}}, []string{"letting 198.51.100.7/32 reach the tracking server (tcp 5000)"}},
-		{[]rule{{5000, "198.51.100.7/32"}, {22, "198.51.100.7/32"}, {5000, "203.0.113.0/24"}}, []string{
+		{[]cloud.Rule{{Port: 5000, CIDR: "198.51.100.7/32"}}, []string{"letting 198.51.100.7/32 reach the tracking server (tcp 5000)"}},
+		{[]cloud.Rule{{Port: 5000, CIDR: "198.51.100.7/32"}, {Port: 22, CIDR: "198.51.100.7/32"}, {Port: 5000, CIDR: "203.0.113.0/24"}}, []string{
 			"letting 198.51.100.7/32, 203.0.113.0/24 reach the tracking server (tcp 5000)",
 			"letting 198.51.100.7/32 reach SSH (tcp 22)",
 		}},
-		{[]rule{{8080, "0.0.0.0/0"}}, []string{"letting 0.0.0.0/0 reach tcp 8080"}},
+		{[]cloud.Rule{{Port: 8080, CIDR: "0.0.0.0/0"}}, []string{"letting 0.0.0.0/0 reach tcp 8080"}},
 	} {
-		if got := openingLines(c.rules); strings.Join(got, "|") != strings.Join(c.want, "|") {
+		if got := cloud.OpeningLines(c.rules); strings.Join(got, "|") != strings.Join(c.want, "|") {
 			t.Errorf("openingLines(%v) = %q, want %q", c.rules, got, c.want)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/local/envfile"
 )
@@ -96,7 +98,7 @@ func Env(ctx context.Context, o EnvOptions) error {
 	}
 	format, ok := envFormats[o.Format]
 	if !ok {
-		return usagef("--format %q: use shell, dotenv, json or github", o.Format)
+		return cloud.Usagef("--format %q: use shell, dotenv, json or github", o.Format)
 	}
 	dir := local.StackDir(o.StateDir, o.Stack.Name)
 	vars, err := dir.ReadEnv()
@@ -147,10 +149,10 @@ func missingStack(ctx context.Context, o EnvOptions) error {
 	h := hintsFor(o.Stack, o.AWS)
 	ctx, cancel := context.WithTimeout(ctx, envAskTimeout)
 	defer cancel()
-	s, err := openSession(ctx, o.AWS)
-	var home stackHome
+	s, err := cloud.OpenSession(ctx, o.AWS)
+	var home cloud.StackHome
 	if err == nil {
-		home, err = findHome(ctx, s.iam, namesFor(o.Stack.Name, s.account, s.region))
+		home, err = cloud.FindHome(ctx, s.IAM, cloud.NamesFor(o.Stack.Name, s.Account, s.Region))
 	}
 	elsewhere := fmt.Sprintf("its secret access key and MLflow password exist only where it was created: run `%s` there, "+
 		"or, from an admin identity here, `%s` issues a new key and password for this machine (the old ones stop working)",
@@ -159,9 +161,9 @@ func missingStack(ctx context.Context, o EnvOptions) error {
 	case err != nil:
 		return fmt.Errorf("this machine has no local state for stack %s (%s), and AWS could not tell whether the stack exists (%w). "+
 			"If it does (`%s` tells), %s", o.Stack.Name, local.StackDir(o.StateDir, o.Stack.Name).Path(), err, h.cmd("status"), elsewhere)
-	case home.from == "":
+	case home.From == "":
 		return fmt.Errorf("stack %s does not exist in account %s, %s, and this machine has no local state for it: `%s` creates it",
-			o.Stack.Name, s.account, s.region, h.cmd("up"))
+			o.Stack.Name, s.Account, s.Region, h.cmd("up"))
 	}
 	return fmt.Errorf("this machine has no local state for stack %s (%s is missing): %s", o.Stack.Name, local.StackDir(o.StateDir, o.Stack.Name).Path(), elsewhere)
 }

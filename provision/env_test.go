@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -71,10 +73,10 @@ func TestEnvFormats(t *testing.T) {
 		}
 	}
 
-	if _, err := runEnv(t, dir, "yaml"); !IsUsage(err) || !strings.Contains(err.Error(), "use shell, dotenv, json or github") {
+	if _, err := runEnv(t, dir, "yaml"); !cloud.IsUsage(err) || !strings.Contains(err.Error(), "use shell, dotenv, json or github") {
 		t.Errorf("yaml: %v", err)
 	}
-	if _, err := runEnv(t, dir, "nope"); !IsUsage(err) {
+	if _, err := runEnv(t, dir, "nope"); !cloud.IsUsage(err) {
 		t.Errorf("unknown format: %v", err)
 	}
 }
@@ -212,7 +214,7 @@ func TestEnvErrors(t *testing.T) {
 	if _, err := runEnvIn(f.ctx(), dir+"/x", ""); err == nil {
 		t.Error("env of nothing succeeded")
 	}
-	if err := Env(f.ctx(), EnvOptions{Stack: Stack{Name: "", StateDir: dir}}); !IsUsage(err) {
+	if err := Env(f.ctx(), EnvOptions{Stack: Stack{Name: "", StateDir: dir}}); !cloud.IsUsage(err) {
 		t.Errorf("no stack: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/smithy-go"
 )
 
@@ -29,17 +31,17 @@ func TestErrorCodeAndHasCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := errorCode(tt.err); got != tt.code {
+			if got := cloud.ErrorCode(tt.err); got != tt.code {
 				t.Errorf("errorCode = %q, want %q", got, tt.code)
 			}
-			if got := hasCode(tt.err, "Throttling", "NoSuchEntity"); got != tt.hasNoSE {
+			if got := cloud.HasCode(tt.err, "Throttling", "NoSuchEntity"); got != tt.hasNoSE {
 				t.Errorf("hasCode(..., NoSuchEntity) = %v, want %v", got, tt.hasNoSE)
 			}
-			if got := hasCode(tt.err, "AccessDenied"); got != tt.hasOther {
+			if got := cloud.HasCode(tt.err, "AccessDenied"); got != tt.hasOther {
 				t.Errorf("hasCode(..., AccessDenied) = %v, want %v", got, tt.hasOther)
 			}
 			// No codes given never matches, not even an error without a code.
-			if hasCode(tt.err) {
+			if cloud.HasCode(tt.err) {
 				t.Error("hasCode with no codes = true")
 			}
 		})
@@ -48,7 +50,7 @@ func TestErrorCodeAndHasCode(t *testing.T) {
 
 func TestNotOwnedError(t *testing.T) {
 	t.Parallel()
-	err := error(&notOwnedError{Kind: "S3 bucket", Name: "mlstack-demo-123456789012-eu-west-3", Stack: "demo"})
+	err := error(&cloud.NotOwnedError{Kind: "S3 bucket", Name: "mlstack-demo-123456789012-eu-west-3", Stack: "demo"})
 	msg := err.Error()
 	for _, want := range []string{"S3 bucket", `"mlstack-demo-123456789012-eu-west-3"`, "mlstack:stack=demo", "--stack"} {
 		if !strings.Contains(msg, want) {
@@ -56,11 +58,11 @@ func TestNotOwnedError(t *testing.T) {
 		}
 	}
 	// Callers find it through wrapping; it is not a usage error (exit code 2 is for bad flags).
-	var no *notOwnedError
+	var no *cloud.NotOwnedError
 	if !errors.As(fmt.Errorf("up: %w", err), &no) || no.Stack != "demo" {
 		t.Error("errors.As does not find a wrapped notOwnedError")
 	}
-	if IsUsage(err) {
+	if cloud.IsUsage(err) {
 		t.Error("notOwnedError reported as a UsageError")
 	}
 }

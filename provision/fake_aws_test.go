@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -127,8 +129,8 @@ type fakeAWS struct {
 	mu       sync.Mutex
 	account  string
 	region   string
-	log      *CallLog
-	mirror   *CallLog // the AWS.Calls of the running command, if any
+	log      *cloud.CallLog
+	mirror   *cloud.CallLog // the AWS.Calls of the running command, if any
 	faults   *awsmodel.Faults
 	seq      int
 	base     time.Time
@@ -187,7 +189,7 @@ type fakeAWS struct {
 // architecture and a few instance types.
 func newFakeAWS() *fakeAWS {
 	f := &fakeAWS{
-		account: fakeAccount, region: fakeRegion, log: &CallLog{},
+		account: fakeAccount, region: fakeRegion, log: &cloud.CallLog{},
 		faults: awsmodel.NewFaults(1), base: time.Now().UTC().Add(-time.Hour),
 		instanceTypes: map[string][]ec2types.ArchitectureType{
 			"t2.micro":  {ec2types.ArchitectureTypeI386, ec2types.ArchitectureTypeX8664},
@@ -221,11 +223,11 @@ func newFakeAWS() *fakeAWS {
 	}
 	for _, a := range []struct{ ubuntu, arch string }{{"amd64", "x86_64"}, {"arm64", "arm64"}} {
 		f.images = append(f.images,
-			ec2types.Image{ImageId: aws.String("ami-old" + a.ubuntu), OwnerId: aws.String(canonicalOwner),
+			ec2types.Image{ImageId: aws.String("ami-old" + a.ubuntu), OwnerId: aws.String(cloud.CanonicalOwner),
 				Name:         aws.String("ubuntu/images/hvm-ssd/ubuntu-noble-24.04-" + a.ubuntu + "-server-20240601"),
 				Architecture: ec2types.ArchitectureValues(a.arch), State: ec2types.ImageStateAvailable,
 				CreationDate: aws.String("2024-06-01T00:00:00.000Z")},
-			ec2types.Image{ImageId: aws.String("ami-new" + a.ubuntu), OwnerId: aws.String(canonicalOwner),
+			ec2types.Image{ImageId: aws.String("ami-new" + a.ubuntu), OwnerId: aws.String(cloud.CanonicalOwner),
 				Name:         aws.String("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-" + a.ubuntu + "-server-20250101"),
 				Architecture: ec2types.ArchitectureValues(a.arch), State: ec2types.ImageStateAvailable,
 				CreationDate: aws.String("2025-01-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/sda1")},
@@ -257,13 +259,13 @@ func (f *fakeAWS) inRegion(region string) *fakeAWS {
 }
 
 // session is a session over the fake, as connect would return it.
-func (f *fakeAWS) session() *session {
-	return &session{
-		ec2: f, iam: f, s3: f, ssm: f, rds: fakeRDSAPI{f}, region: f.region, account: f.account, partition: "aws", s3Endpoint: f.s3Endpoint,
-		principal: cmp.Or(f.caller, fakeOwner),
-		ec2In:     func(region string) ec2API { return f.inRegion(region) },
-		rdsIn:     func(region string) rdsAPI { return fakeRDSAPI{f.inRegion(region)} },
-		s3As:      func(id, secret string) keyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
+func (f *fakeAWS) session() *cloud.Session {
+	return &cloud.Session{
+		EC2: f, IAM: f, S3: f, SSM: f, RDS: fakeRDSAPI{f}, Region: f.region, Account: f.account, Partition: "aws", S3Endpoint: f.s3Endpoint,
+		Principal: cmp.Or(f.caller, fakeOwner),
+		EC2In:     func(region string) cloud.EC2API { return f.inRegion(region) },
+		RDSIn:     func(region string) cloud.RDSAPI { return fakeRDSAPI{f.inRegion(region)} },
+		S3As:      func(id, secret string) cloud.KeyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
 	}
 }
 
@@ -330,13 +332,13 @@ func forGroup(name string) func(in any) bool {
 }
 
 // calls are the operations made so far, as "Service.Operation".
-func (f *fakeAWS) calls() []string { return f.log.calls() }
+func (f *fakeAWS) calls() []string { return f.log.Calls() }
 
 // mutating are the calls made so far that can change something.
-func (f *fakeAWS) mutating() []string { return f.log.mutating() }
+func (f *fakeAWS) mutating() []string { return f.log.Mutating() }
 
 // resetCalls forgets the calls made so far.
-func (f *fakeAWS) resetCalls() { f.log.reset() }
+func (f *fakeAWS) resetCalls() { f.log.Reset() }
 
 // count is how often op ("Service.Operation") was called.
 func (f *fakeAWS) count(op string) int {
@@ -354,9 +356,9 @@ func (f *fakeAWS) count(op string) int {
 func fakeCall[T any](f *fakeAWS, in any, svc, op string, fn func() (*T, error)) (*T, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.log.add(svc + "." + op)
+	f.log.Add(svc + "." + op)
 	if f.mirror != nil {
-		f.mirror.add(svc + "." + op)
+		f.mirror.Add(svc + "." + op)
 	}
 	// The matchers of fault rules run under the fake's lock (tests rely on it).
 	if err := faultErr(f.faults.Before(strings.ToLower(svc), op, in)); err != nil {
@@ -452,7 +454,7 @@ func filterValues(filters []ec2types.Filter, name string) []string {
 }
 
 func matchFilters(filters []ec2types.Filter, tags []ec2types.Tag, attr func(name string) ([]string, bool)) (bool, error) {
-	m := ec2TagMap(tags)
+	m := cloud.EC2TagMap(tags)
 	for _, flt := range filters {
 		name := aws.ToString(flt.Name)
 		var have []string
@@ -489,12 +491,12 @@ func matchFilters(filters []ec2types.Filter, tags []ec2types.Tag, attr func(name
 
 // mergeEC2Tags sets tags on a tag list, replacing same keys.
 func mergeEC2Tags(have, set []ec2types.Tag) []ec2types.Tag {
-	m := ec2TagMap(have)
+	m := cloud.EC2TagMap(have)
 	for _, t := range set {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	var out []ec2types.Tag
-	for _, k := range sortedKeys(m) {
+	for _, k := range cloud.SortedKeys(m) {
 		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
@@ -600,7 +602,7 @@ func (f *fakeAWS) DeleteSecurityGroup(_ context.Context, in *ec2.DeleteSecurityG
 			return nil, awsErr("InvalidGroup.NotFound")
 		}
 		for _, i := range f.instances {
-			if stateOf(&i.inst) == ec2types.InstanceStateNameTerminated {
+			if cloud.StateOf(&i.inst) == ec2types.InstanceStateNameTerminated {
 				continue
 			}
 			for _, g := range i.inst.SecurityGroups {
@@ -831,7 +833,7 @@ func (f *fakeAWS) transitions(in *ec2.DescribeInstancesInput) {
 		if i == nil || winding[id] {
 			continue
 		}
-		switch stateOf(&i.inst) {
+		switch cloud.StateOf(&i.inst) {
 		case ec2types.InstanceStateNamePending:
 			setState(&i.inst, ec2types.InstanceStateNameRunning)
 			if aws.ToString(i.inst.PublicDnsName) == "" {
@@ -865,7 +867,7 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 			ok, err := matchFilters(in.Filters, i.inst.Tags, func(name string) ([]string, bool) {
 				switch name {
 				case "instance-state-name":
-					return []string{string(stateOf(&i.inst))}, true
+					return []string{string(cloud.StateOf(&i.inst))}, true
 				case "instance-id":
 					return []string{aws.ToString(i.inst.InstanceId)}, true
 				}
@@ -947,7 +949,7 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		}
 		i.inst.ImageId, i.inst.InstanceType, i.inst.KeyName = in.ImageId, in.InstanceType, in.KeyName
 		if in.IamInstanceProfile != nil {
-			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", iamPath, aws.ToString(in.IamInstanceProfile.Name))}
+			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", cloud.IAMPath, aws.ToString(in.IamInstanceProfile.Name))}
 		}
 		if in.MetadataOptions != nil {
 			i.inst.MetadataOptions = &ec2types.InstanceMetadataOptionsResponse{HttpTokens: in.MetadataOptions.HttpTokens}
@@ -966,7 +968,7 @@ func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 			if i == nil {
 				return nil, awsErr("InvalidInstanceID.NotFound")
 			}
-			if stateOf(&i.inst) != ec2types.InstanceStateNameStopped {
+			if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameStopped {
 				return nil, awsErr("IncorrectInstanceState")
 			}
 			setState(&i.inst, ec2types.InstanceStateNameRunning)
@@ -1024,7 +1026,7 @@ func (f *fakeAWS) RebootInstances(_ context.Context, in *ec2.RebootInstancesInpu
 			if i == nil {
 				return nil, awsErr("InvalidInstanceID.NotFound")
 			}
-			if stateOf(&i.inst) != ec2types.InstanceStateNameRunning {
+			if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameRunning {
 				return nil, awsErr("IncorrectInstanceState")
 			}
 			f.reboots++
@@ -1047,7 +1049,7 @@ func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 			i := f.instance(id)
 			if winds, _ := f.terms.Terminate(id); !winds {
 				setState(&i.inst, ec2types.InstanceStateNameTerminated)
-			} else if stateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
+			} else if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
 				setState(&i.inst, ec2types.InstanceStateNameShuttingDown)
 			}
 		}
@@ -1216,11 +1218,11 @@ func (f *fakeAWS) arn(kind, path, name string) *string {
 }
 
 func mergeIAMTags(have, set []iamtypes.Tag) []iamtypes.Tag {
-	m := iamTagMap(have)
+	m := cloud.IAMTagMap(have)
 	for _, t := range set {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
-	return iamTags(m)
+	return cloud.IAMTags(m)
 }
 
 func (f *fakeAWS) GetUser(_ context.Context, in *iam.GetUserInput, _ ...func(*iam.Options)) (*iam.GetUserOutput, error) {
@@ -1406,7 +1408,7 @@ func (f *fakeAWS) ListUserPolicies(_ context.Context, in *iam.ListUserPoliciesIn
 		if u == nil {
 			return nil, awsErr("NoSuchEntity")
 		}
-		return &iam.ListUserPoliciesOutput{PolicyNames: sortedKeys(u.policies)}, nil
+		return &iam.ListUserPoliciesOutput{PolicyNames: cloud.SortedKeys(u.policies)}, nil
 	})
 }
 
@@ -1586,7 +1588,7 @@ func (f *fakeAWS) ListRolePolicies(_ context.Context, in *iam.ListRolePoliciesIn
 		if r == nil {
 			return nil, awsErr("NoSuchEntity")
 		}
-		return &iam.ListRolePoliciesOutput{PolicyNames: sortedKeys(r.policies)}, nil
+		return &iam.ListRolePoliciesOutput{PolicyNames: cloud.SortedKeys(r.policies)}, nil
 	})
 }
 
@@ -1779,7 +1781,7 @@ func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 		}
 		b := &fakeBucket{region: region, namespace: in.BucketNamespace}
 		if f.createTags && in.CreateBucketConfiguration != nil && len(in.CreateBucketConfiguration.Tags) > 0 {
-			b.tags = s3TagMap(in.CreateBucketConfiguration.Tags)
+			b.tags = cloud.S3TagMap(in.CreateBucketConfiguration.Tags)
 		}
 		f.buckets[name] = b
 		f.consistency.Created(awsmodel.Bucket, name)
@@ -1825,7 +1827,7 @@ func (f *fakeAWS) GetBucketTagging(_ context.Context, in *s3.GetBucketTaggingInp
 		if b.tags == nil {
 			return nil, awsErr("NoSuchTagSet")
 		}
-		return &s3.GetBucketTaggingOutput{TagSet: s3Tags(b.tags)}, nil
+		return &s3.GetBucketTaggingOutput{TagSet: cloud.S3Tags(b.tags)}, nil
 	})
 }
 
@@ -1835,7 +1837,7 @@ func (f *fakeAWS) PutBucketTagging(_ context.Context, in *s3.PutBucketTaggingInp
 		if err != nil {
 			return nil, err
 		}
-		b.tags = s3TagMap(in.Tagging.TagSet)
+		b.tags = cloud.S3TagMap(in.Tagging.TagSet)
 		return &s3.PutBucketTaggingOutput{}, nil
 	})
 }
@@ -2103,7 +2105,7 @@ func (p *fakeProbe) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, 
 
 // stackTagsFor are the tags up gives a stack's resources, created at t.
 func stackTagsFor(stack string, t time.Time) map[string]string {
-	return stackTags(stack, fakeRegion, fakeOwner, t, 0)
+	return cloud.StackTags(stack, fakeRegion, fakeOwner, t, 0)
 }
 
 // addUser makes an IAM user with tags (nil: untagged) and keys created at the given times.
@@ -2111,8 +2113,8 @@ func (f *fakeAWS) addUser(name string, tags map[string]string, keyTimes ...time.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u := &fakeUser{policies: map[string]string{}, user: iamtypes.User{
-		UserName: aws.String(name), Path: aws.String(iamPath), Arn: f.arn("user", iamPath, name),
-		CreateDate: aws.Time(f.tick()), Tags: iamTags(tags),
+		UserName: aws.String(name), Path: aws.String(cloud.IAMPath), Arn: f.arn("user", cloud.IAMPath, name),
+		CreateDate: aws.Time(f.tick()), Tags: cloud.IAMTags(tags),
 	}}
 	for _, t := range keyTimes {
 		f.addKey(u, t)
@@ -2126,10 +2128,10 @@ func (f *fakeAWS) addRole(name string, tags map[string]string) *fakeRole {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := &fakeRole{policies: map[string]string{}, role: iamtypes.Role{
-		RoleName: aws.String(name), Path: aws.String(iamPath), Arn: f.arn("role", iamPath, name),
-		CreateDate: aws.Time(f.tick()), Tags: iamTags(tags),
+		RoleName: aws.String(name), Path: aws.String(cloud.IAMPath), Arn: f.arn("role", cloud.IAMPath, name),
+		CreateDate: aws.Time(f.tick()), Tags: cloud.IAMTags(tags),
 		// As IAM returns it: URL-encoded.
-		AssumeRolePolicyDocument: aws.String(url.QueryEscape(ec2TrustPolicy(f.region))),
+		AssumeRolePolicyDocument: aws.String(url.QueryEscape(cloud.EC2TrustPolicy(f.region))),
 	}}
 	f.roles[name] = r
 	return r
@@ -2140,8 +2142,8 @@ func (f *fakeAWS) addProfile(name string, tags map[string]string, roles ...strin
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := &fakeProfile{roles: roles, prof: iamtypes.InstanceProfile{
-		InstanceProfileName: aws.String(name), Path: aws.String(iamPath), Arn: f.arn("instance-profile", iamPath, name),
-		CreateDate: aws.Time(f.tick()), Tags: iamTags(tags),
+		InstanceProfileName: aws.String(name), Path: aws.String(cloud.IAMPath), Arn: f.arn("instance-profile", cloud.IAMPath, name),
+		CreateDate: aws.Time(f.tick()), Tags: cloud.IAMTags(tags),
 	}}
 	f.profiles[name] = p
 	return p
@@ -2162,7 +2164,7 @@ func (f *fakeAWS) addInstance(tags map[string]string, state ec2types.InstanceSta
 	defer f.mu.Unlock()
 	var t []ec2types.Tag
 	if tags != nil {
-		t = ec2Tags(tags, "")
+		t = cloud.EC2Tags(tags, "")
 	}
 	i := f.launch(t, nil)
 	setState(&i.inst, state)
@@ -2173,7 +2175,7 @@ func (f *fakeAWS) addInstance(tags map[string]string, state ec2types.InstanceSta
 // its instance profile, its security group (made when missing), its key
 // pair and Canonical's image.
 func (f *fakeAWS) addStackInstance(stack string, state ec2types.InstanceStateName) string {
-	n := namesFor(stack, f.account, f.region)
+	n := cloud.NamesFor(stack, f.account, f.region)
 	sg := ""
 	f.mu.Lock()
 	for _, g := range f.groups {
@@ -2187,8 +2189,8 @@ func (f *fakeAWS) addStackInstance(stack string, state ec2types.InstanceStateNam
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i := f.launch(ec2Tags(stackTagsFor(stack, time.Now()), n.Instance), []string{sg})
-	i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", iamPath, n.Profile)}
+	i := f.launch(cloud.EC2Tags(stackTagsFor(stack, time.Now()), n.Instance), []string{sg})
+	i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", cloud.IAMPath, n.Profile)}
 	i.inst.KeyName, i.inst.ImageId = aws.String(n.KeyPair), f.images[0].ImageId
 	f.publishKeys(i)
 	setState(&i.inst, state)
@@ -2202,7 +2204,7 @@ func (f *fakeAWS) addGroup(name string, tags map[string]string, perms ...ec2type
 	id := f.newID("sg")
 	var t []ec2types.Tag
 	if tags != nil {
-		t = ec2Tags(tags, name)
+		t = cloud.EC2Tags(tags, name)
 	}
 	f.groups = append(f.groups, &fakeGroup{sg: ec2types.SecurityGroup{
 		GroupId: aws.String(id), GroupName: aws.String(name), VpcId: aws.String("vpc-0default"), Tags: t, IpPermissions: perms,
@@ -2217,7 +2219,7 @@ func (f *fakeAWS) addKeyPair(name string, tags map[string]string) string {
 	id := f.newID("key")
 	var t []ec2types.Tag
 	if tags != nil {
-		t = ec2Tags(tags, name)
+		t = cloud.EC2Tags(tags, name)
 	}
 	f.keyPairs = append(f.keyPairs, &fakeKeyPair{kp: ec2types.KeyPairInfo{KeyName: aws.String(name), KeyPairId: aws.String(id), Tags: t}})
 	return id
@@ -2236,7 +2238,7 @@ func (f *fakeAWS) liveInstances() []string {
 	defer f.mu.Unlock()
 	var ids []string
 	for _, i := range f.instances {
-		if stateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
+		if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
 			ids = append(ids, aws.ToString(i.inst.InstanceId))
 		}
 	}
@@ -2250,38 +2252,38 @@ func (f *fakeAWS) retagAll(stack, key, value string) {
 	defer f.mu.Unlock()
 	set := []ec2types.Tag{{Key: aws.String(key), Value: aws.String(value)}}
 	for _, i := range f.instances {
-		if ec2TagMap(i.inst.Tags)[tagStack] == stack {
+		if cloud.EC2TagMap(i.inst.Tags)[cloud.TagStack] == stack {
 			i.inst.Tags = mergeEC2Tags(i.inst.Tags, set)
 		}
 	}
 	for _, g := range f.groups {
-		if ec2TagMap(g.sg.Tags)[tagStack] == stack {
+		if cloud.EC2TagMap(g.sg.Tags)[cloud.TagStack] == stack {
 			g.sg.Tags = mergeEC2Tags(g.sg.Tags, set)
 		}
 	}
 	for _, k := range f.keyPairs {
-		if ec2TagMap(k.kp.Tags)[tagStack] == stack {
+		if cloud.EC2TagMap(k.kp.Tags)[cloud.TagStack] == stack {
 			k.kp.Tags = mergeEC2Tags(k.kp.Tags, set)
 		}
 	}
 	iset := []iamtypes.Tag{{Key: aws.String(key), Value: aws.String(value)}}
 	for _, u := range f.users {
-		if iamTagMap(u.user.Tags)[tagStack] == stack {
+		if cloud.IAMTagMap(u.user.Tags)[cloud.TagStack] == stack {
 			u.user.Tags = mergeIAMTags(u.user.Tags, iset)
 		}
 	}
 	for _, r := range f.roles {
-		if iamTagMap(r.role.Tags)[tagStack] == stack {
+		if cloud.IAMTagMap(r.role.Tags)[cloud.TagStack] == stack {
 			r.role.Tags = mergeIAMTags(r.role.Tags, iset)
 		}
 	}
 	for _, p := range f.profiles {
-		if iamTagMap(p.prof.Tags)[tagStack] == stack {
+		if cloud.IAMTagMap(p.prof.Tags)[cloud.TagStack] == stack {
 			p.prof.Tags = mergeIAMTags(p.prof.Tags, iset)
 		}
 	}
 	for _, b := range f.buckets {
-		if b.tags[tagStack] == stack {
+		if b.tags[cloud.TagStack] == stack {
 			b.tags[key] = value
 		}
 	}
@@ -2291,10 +2293,10 @@ func (f *fakeAWS) retagAll(stack, key, value string) {
 func (f *fakeAWS) owns(stack string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := namesFor(stack, f.account, f.region)
+	n := cloud.NamesFor(stack, f.account, f.region)
 	var out []string
 	for _, i := range f.instances {
-		if ec2TagMap(i.inst.Tags)[tagStack] == stack && stateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
+		if cloud.EC2TagMap(i.inst.Tags)[cloud.TagStack] == stack && cloud.StateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
 			out = append(out, "instance "+aws.ToString(i.inst.InstanceId))
 		}
 	}
@@ -2319,7 +2321,7 @@ func (f *fakeAWS) owns(stack string) []string {
 		out = append(out, "S3 bucket "+n.Bucket)
 	}
 	for name := range f.params {
-		if strings.HasPrefix(name, n.paramPath()) {
+		if strings.HasPrefix(name, n.ParamPath()) {
 			out = append(out, "SSM parameter "+name)
 		}
 	}
@@ -2328,12 +2330,12 @@ func (f *fakeAWS) owns(stack string) []string {
 
 // The fake answers every call mlstack makes.
 var (
-	_ ec2API      = (*fakeAWS)(nil)
-	_ iamAPI      = (*fakeAWS)(nil)
-	_ s3API       = (*fakeAWS)(nil)
-	_ ssmAPI      = (*fakeAWS)(nil)
-	_ keyProbeAPI = (*fakeAWS)(nil)
-	_ keyProbeAPI = (*fakeProbe)(nil)
+	_ cloud.EC2API      = (*fakeAWS)(nil)
+	_ cloud.IAMAPI      = (*fakeAWS)(nil)
+	_ cloud.S3API       = (*fakeAWS)(nil)
+	_ cloud.SSMAPI      = (*fakeAWS)(nil)
+	_ cloud.KeyProbeAPI = (*fakeAWS)(nil)
+	_ cloud.KeyProbeAPI = (*fakeProbe)(nil)
 )
 
 // awsFingerprint is what EC2 reports for an imported ED25519 key: the

@@ -10,6 +10,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
@@ -254,9 +256,9 @@ func (f fakeRDSAPI) AddTagsToResource(_ context.Context, in *rds.AddTagsToResour
 		f.rdsState.init()
 		for _, d := range f.rdsState.dbs {
 			if aws.ToString(d.db.DBInstanceArn) == aws.ToString(in.ResourceName) {
-				m := rdsTagMap(d.db.TagList)
-				maps.Copy(m, rdsTagMap(in.Tags))
-				d.db.TagList = rdsTags(m)
+				m := cloud.RDSTagMap(d.db.TagList)
+				maps.Copy(m, cloud.RDSTagMap(in.Tags))
+				d.db.TagList = cloud.RDSTags(m)
 				return &rds.AddTagsToResourceOutput{}, nil
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
@@ -69,7 +71,7 @@ func TestFakeSlowRDS(t *testing.T) {
 	if log, err := pgUp(t, f, dir, func(o *UpOptions) { o.NoWait = true }); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f.mu.Lock()
 	f.rdsState.model.Slow = 6
 	f.rdsState.model.Created(n.DB) // as if up had not waited: still creating

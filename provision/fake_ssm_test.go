@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -161,16 +163,16 @@ func (f *fakeAWS) putPublished(name, value string) {
 // certificate for its addresses and an SSH host key, and publish their
 // public halves under its stack's path. Called with f.mu held.
 func (f *fakeAWS) publishKeys(i *fakeInstance) {
-	stack := ec2TagMap(i.inst.Tags)[tagStack]
-	n := namesFor(stack, f.account, f.region)
+	stack := cloud.EC2TagMap(i.inst.Tags)[cloud.TagStack]
+	n := cloud.NamesFor(stack, f.account, f.region)
 	certPEM := testCert(aws.ToString(i.inst.PublicDnsName), aws.ToString(i.inst.PublicIpAddress))
 	priv, line, err := local.NewSSHKey("host")
 	if err != nil {
 		panic(err)
 	}
 	f.hostKeys[aws.ToString(i.inst.InstanceId)] = priv
-	f.putPublishedLocked(n.param(paramTLSCert), string(certPEM))
-	f.putPublishedLocked(n.param(paramHostKey), strings.TrimSpace(string(line)))
+	f.putPublishedLocked(n.Param(cloud.ParamTLSCert), string(certPEM))
+	f.putPublishedLocked(n.Param(cloud.ParamHostKey), strings.TrimSpace(string(line)))
 }
 
 // testCert is a self-signed P-256 certificate for a DNS name and an IP.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/local/envfile"
@@ -42,7 +44,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 	f.mu.Lock()
 	f.console[id] = "boot\r\n"
 	f.mu.Unlock()
-	text, err := consoleOutput(f.ctx(), f, id)
+	text, err := cloud.ConsoleOutput(f.ctx(), f, id)
 	if err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 2 {
 		t.Fatalf("t2 (Xen): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
 	}
@@ -50,7 +52,7 @@ func TestConsoleOutputLatest(t *testing.T) {
 	f.instance(id).inst.InstanceType = ec2types.InstanceTypeT3Micro
 	f.mu.Unlock()
 	f.resetCalls()
-	if text, err := consoleOutput(f.ctx(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
+	if text, err := cloud.ConsoleOutput(f.ctx(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
 		t.Fatalf("t3 (Nitro): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
 	}
 }

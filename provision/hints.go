@@ -7,6 +7,8 @@ package provision
 import (
 	"strings"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -18,7 +20,7 @@ type hints struct {
 	profile  string
 }
 
-func hintsFor(st Stack, a AWS) hints {
+func hintsFor(st Stack, a cloud.AWS) hints {
 	return hints{stack: st.Name, stateDir: st.StateDir, region: a.Region, profile: a.Profile}
 }
 
@@ -57,7 +59,7 @@ func (h hints) up(cidrs []string, ssh bool, extra ...string) string {
 	if ssh {
 		args = append(args, "--ssh")
 	}
-	if wideOpening(cidrs) != "" {
+	if cloud.WideOpening(cidrs) != "" {
 		args = append(args, "--yes")
 	}
 	return h.cmd("up", append(args, extra...)...)
@@ -74,7 +76,7 @@ func localUp(st Stack, sec *local.Secrets) string {
 
 // Hint is an mlstack command on the stack st with the AWS flags of a, for
 // the command line's own messages (the interrupt hint).
-func Hint(st Stack, a AWS, verb string, extra ...string) string {
+func Hint(st Stack, a cloud.AWS, verb string, extra ...string) string {
 	return hintsFor(st, a).cmd(verb, extra...)
 }
 
@@ -82,7 +84,7 @@ func Hint(st Stack, a AWS, verb string, extra ...string) string {
 func ShellLine(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = shellWord(a)
+		out[i] = cloud.ShellWord(a)
 	}
 	return strings.Join(out, " ")
 }

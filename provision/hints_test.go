@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/cloudinit"
 )
 
@@ -62,7 +64,7 @@ func TestCheckMLflowRelease(t *testing.T) {
 	} {
 		p, log := bufProgress()
 		err := checkMLflowRelease(context.Background(), c.version, p)
-		if c.err == "" && err != nil || c.err != "" && (!IsUsage(err) || !strings.Contains(err.Error(), c.err)) {
+		if c.err == "" && err != nil || c.err != "" && (!cloud.IsUsage(err) || !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%s: %v, want %q", c.version, err, c.err)
 		}
 		if !strings.Contains(log.String(), c.log) {
@@ -84,18 +86,18 @@ func TestCheckMLflowRelease(t *testing.T) {
 func TestCostPerMonth(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		inst *instanceInfo
+		inst *cloud.InstanceInfo
 		want float64
 		ok   bool
 	}{
 		{nil, 0, true},
-		{&instanceInfo{Type: "t2.micro", State: "running"}, 13.40, true},
-		{&instanceInfo{Type: "t3.micro", State: "pending"}, 12.52, true},
-		{&instanceInfo{Type: "t2.micro", State: "stopped"}, 1.28, true},
-		{&instanceInfo{Type: "t2.micro", State: "shutting-down"}, 0, true},
-		{&instanceInfo{Type: "p5.48xlarge", State: "running"}, 0, false},
+		{&cloud.InstanceInfo{Type: "t2.micro", State: "running"}, 13.40, true},
+		{&cloud.InstanceInfo{Type: "t3.micro", State: "pending"}, 12.52, true},
+		{&cloud.InstanceInfo{Type: "t2.micro", State: "stopped"}, 1.28, true},
+		{&cloud.InstanceInfo{Type: "t2.micro", State: "shutting-down"}, 0, true},
+		{&cloud.InstanceInfo{Type: "p5.48xlarge", State: "running"}, 0, false},
 	} {
-		got, ok := stackInfo{Instance: c.inst}.costPerMonth()
+		got, ok := cloud.StackInfo{Instance: c.inst}.CostPerMonth()
 		if got != c.want || ok != c.ok {
 			t.Errorf("%+v: %v %v, want %v %v", c.inst, got, ok, c.want, c.ok)
 		}
@@ -104,7 +106,7 @@ func TestCostPerMonth(t *testing.T) {
 
 func TestNonPublicCIDRs(t *testing.T) {
 	t.Parallel()
-	got := nonPublicCIDRs([]string{"10.0.0.1/32", "198.51.100.7/32", "192.168.0.0/16", "0.0.0.0/0", "100.64.1.0/24"})
+	got := cloud.NonPublicCIDRs([]string{"10.0.0.1/32", "198.51.100.7/32", "192.168.0.0/16", "0.0.0.0/0", "100.64.1.0/24"})
 	if strings.Join(got, " ") != "10.0.0.1/32 192.168.0.0/16 100.64.1.0/24" {
 		t.Errorf("non-public: %v", got)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 )
@@ -28,11 +30,11 @@ func (k *keySaver) save(id, secret string) error {
 
 // userInput is ensureUser's input for the stack user, knowing the secret
 // of key known ("" for none) and saving new keys with saver.
-func userInput(n names, known string, saver *keySaver) ensureUserInput {
+func userInput(n cloud.Names, known string, saver *keySaver) cloud.EnsureUserInput {
 	log, _ := bufProgress()
-	return ensureUserInput{
-		names: n, policy: bucketPolicy("aws", n.Bucket), tags: stackTagsFor(n.Stack, time.Now()),
-		knownKey: known, saveKey: saver.save, log: log,
+	return cloud.EnsureUserInput{
+		Names: n, Policy: cloud.BucketPolicy("aws", n.Bucket), Tags: stackTagsFor(n.Stack, time.Now()),
+		KnownKey: known, SaveKey: saver.save, Log: log,
 	}
 }
 
@@ -40,17 +42,17 @@ func TestEnsureUserNew(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	ctx := f.ctx()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	saver := &keySaver{}
 	in := userInput(n, "", saver)
-	u, err := findUser(ctx, f, n, in.policy)
-	if err != nil || u.exists {
+	u, err := cloud.FindUser(ctx, f, n, in.Policy)
+	if err != nil || u.Exists {
 		t.Fatalf("findUser = %+v, %v", u, err)
 	}
-	if got := texts(u.plan(n, true)); !slices.Equal(got, []string{"create IAM user mlstack-demo with a bucket-only policy and one access key"}) {
+	if got := texts(u.Plan(n, true)); !slices.Equal(got, []string{"create IAM user mlstack-demo with a bucket-only policy and one access key"}) {
 		t.Errorf("plan %q", got)
 	}
-	if err := ensureUser(ctx, f, u, in); err != nil {
+	if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.mutating(); !slices.Equal(got, []string{"IAM.CreateUser", "IAM.PutUserPolicy", "IAM.CreateAccessKey"}) {
@@ -60,29 +62,29 @@ func TestEnsureUserNew(t *testing.T) {
 	if len(fu.keys) != 1 || !slices.Equal(saver.ids, []string{fu.keys[0].id}) || !slices.Equal(saver.secrets, []string{fu.keys[0].secret}) {
 		t.Errorf("keys %+v, saved %v", fu.keys, saver.ids)
 	}
-	if iamTagMap(fu.user.Tags)[tagStack] != "demo" || aws.ToString(fu.user.Path) != "/mlstack/" {
+	if cloud.IAMTagMap(fu.user.Tags)[cloud.TagStack] != "demo" || aws.ToString(fu.user.Path) != "/mlstack/" {
 		t.Errorf("user %+v", fu.user)
 	}
-	again, err := findUser(ctx, f, n, in.policy)
-	if err != nil || !again.exists || !again.policyOK || len(again.keys) != 1 || len(again.plan(n, true)) != 0 {
+	again, err := cloud.FindUser(ctx, f, n, in.Policy)
+	if err != nil || !again.Exists || !again.PolicyOK || len(again.Keys) != 1 || len(again.Plan(n, true)) != 0 {
 		t.Errorf("after ensure: %+v, %v", again, err)
 	}
 }
 
 // mustFindUser is findUser as a setup step: its error fails the test where
 // it happened, not as a nil user inside the code under test.
-func mustFindUser(t *testing.T, f *fakeAWS, n names, policy string) *userFound {
+func mustFindUser(t *testing.T, f *fakeAWS, n cloud.Names, policy string) *cloud.UserFound {
 	t.Helper()
-	u, err := findUser(f.ctx(), f, n, policy)
+	u, err := cloud.FindUser(f.ctx(), f, n, policy)
 	must(t, err)
 	return u
 }
 
 func TestEnsureUserKeys(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
-	policy := bucketPolicy("aws", n.Bucket)
+	policy := cloud.BucketPolicy("aws", n.Bucket)
 
 	t.Run("known key and strays", func(t *testing.T) {
 		f := newInstalledFake(t)
@@ -91,14 +93,14 @@ func TestEnsureUserKeys(t *testing.T) {
 		fu.policies[n.Policy] = policy
 		known, stray := fu.keys[0].id, fu.keys[1].id
 		in := userInput(n, known, &keySaver{})
-		u, err := findUser(ctx, f, n, policy)
+		u, err := cloud.FindUser(ctx, f, n, policy)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(u.plan(n, true)) != 0 {
-			t.Errorf("plan %q", u.plan(n, true))
+		if len(u.Plan(n, true)) != 0 {
+			t.Errorf("plan %q", u.Plan(n, true))
 		}
-		if err := ensureUser(ctx, f, u, in); err != nil {
+		if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 			t.Fatal(err)
 		}
 		if got := userKeys(f, n.User); !slices.Equal(got, []string{known}) {
@@ -111,12 +113,12 @@ func TestEnsureUserKeys(t *testing.T) {
 		f.addKey(fu, time.Now())
 		f.failNext("DeleteAccessKey", awsErr("NoSuchEntity"), 1)
 		u = mustFindUser(t, f, n, policy)
-		if err := ensureUser(ctx, f, u, in); err != nil {
+		if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 			t.Errorf("stray gone meanwhile: %v", err)
 		}
 		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
 		u = mustFindUser(t, f, n, policy)
-		if err := ensureUser(ctx, f, u, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
+		if err := cloud.EnsureUser(ctx, f, u, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
 			t.Errorf("stray cannot go: %v", err)
 		}
 	})
@@ -129,7 +131,7 @@ func TestEnsureUserKeys(t *testing.T) {
 			fu.policies[n.Policy] = policy
 			in := userInput(n, known, &keySaver{})
 			u := mustFindUser(t, f, n, policy)
-			err := ensureUser(ctx, f, u, in)
+			err := cloud.EnsureUser(ctx, f, u, in)
 			if err == nil || !strings.Contains(err.Error(), "but no secret for it in the local state") || !strings.Contains(err.Error(), fu.keys[0].id) {
 				t.Errorf("known %q: %v", known, err)
 			}
@@ -146,10 +148,10 @@ func TestEnsureUserKeys(t *testing.T) {
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
 		u := mustFindUser(t, f, n, policy)
-		if got := texts(u.plan(n, true)); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
+		if got := texts(u.Plan(n, true)); !slices.Equal(got, []string{"set the bucket-only policy of IAM user mlstack-demo", "create an access key for mlstack-demo"}) {
 			t.Errorf("plan %q", got)
 		}
-		if err := ensureUser(ctx, f, u, in); err != nil {
+		if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.mutating(); !slices.Equal(got, []string{"IAM.PutUserPolicy", "IAM.CreateAccessKey"}) || len(saver.ids) != 1 {
@@ -163,7 +165,7 @@ func TestEnsureUserKeys(t *testing.T) {
 		f.addUser(n.User, tags).policies[n.Policy] = policy
 		in := userInput(n, "", &keySaver{err: errors.New("disk full")})
 		u := mustFindUser(t, f, n, policy)
-		err := ensureUser(ctx, f, u, in)
+		err := cloud.EnsureUser(ctx, f, u, in)
 		if err == nil || !strings.Contains(err.Error(), "saving access key of mlstack-demo: disk full (removing the unsaved key: <nil>)") {
 			t.Fatalf("ensureUser = %v", err)
 		}
@@ -175,9 +177,9 @@ func TestEnsureUserKeys(t *testing.T) {
 
 func TestDeleteRetryStrays(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
-	policy := bucketPolicy("aws", n.Bucket)
+	policy := cloud.BucketPolicy("aws", n.Bucket)
 	cases := []struct {
 		name   string
 		age    time.Duration // of the key already there
@@ -199,11 +201,11 @@ func TestDeleteRetryStrays(t *testing.T) {
 			before := fu.keys[0].id
 			saver := &keySaver{}
 			in := userInput(n, "", saver)
-			var api userAPI = f
+			var api cloud.UserAPI = f
 			if c.noDate {
 				api = undatedKeys{f}
 			}
-			if err := ensureUser(ctx, api, &userFound{exists: true, policyOK: true}, in); err != nil {
+			if err := cloud.EnsureUser(ctx, api, &cloud.UserFound{Exists: true, PolicyOK: true}, in); err != nil {
 				t.Fatal(err)
 			}
 			got := userKeys(f, n.User)
@@ -222,7 +224,7 @@ func TestDeleteRetryStrays(t *testing.T) {
 		f.addUser(n.User, tags).policies[n.Policy] = policy
 		f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
 		in := userInput(n, "", &keySaver{})
-		if err := ensureUser(ctx, f, &userFound{exists: true, policyOK: true}, in); err == nil || !strings.Contains(err.Error(), "listing access keys") {
+		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{Exists: true, PolicyOK: true}, in); err == nil || !strings.Contains(err.Error(), "listing access keys") {
 			t.Errorf("ensureUser = %v", err)
 		}
 	})
@@ -232,7 +234,7 @@ func TestDeleteRetryStrays(t *testing.T) {
 		f.addUser(n.User, tags, time.Now()).policies[n.Policy] = policy
 		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
 		in := userInput(n, "", &keySaver{})
-		if err := ensureUser(ctx, f, &userFound{exists: true, policyOK: true}, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
+		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{Exists: true, PolicyOK: true}, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
 			t.Errorf("ensureUser = %v", err)
 		}
 	})
@@ -251,7 +253,7 @@ func (u undatedKeys) CreateAccessKey(ctx context.Context, in *iam.CreateAccessKe
 
 func TestEnsureUserPropagationAndRaces(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 
 	t.Run("NoSuchEntity retried", func(t *testing.T) {
 		f := newInstalledFake(t)
@@ -260,7 +262,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 		f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 3)
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
-		if err := ensureUser(ctx, f, &userFound{}, in); err != nil {
+		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in); err != nil {
 			t.Fatal(err)
 		}
 		if f.count("IAM.PutUserPolicy") != 3 || f.count("IAM.CreateAccessKey") != 4 || len(saver.ids) != 1 {
@@ -275,7 +277,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
 		in := userInput(n, "", &keySaver{})
-		err := ensureUser(ctx, f, &userFound{}, in)
+		err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in)
 		if err == nil || !strings.Contains(err.Error(), "setting policy of IAM user") {
 			t.Fatalf("ensureUser = %v", err)
 		}
@@ -286,7 +288,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 		ctx := f.ctx()
 		f.failNext("CreateAccessKey", awsErr("LimitExceeded"), 1)
 		in := userInput(n, "", &keySaver{})
-		err := ensureUser(ctx, f, &userFound{}, in)
+		err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in)
 		if err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") || f.count("IAM.CreateAccessKey") != 1 {
 			t.Fatalf("ensureUser = %v", err)
 		}
@@ -297,7 +299,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 		ctx := f.ctx()
 		f.failAfter("CreateUser", awsErr("EntityAlreadyExists"), 1)
 		in := userInput(n, "", &keySaver{})
-		if err := ensureUser(ctx, f, &userFound{}, in); err != nil {
+		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -307,8 +309,8 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 		ctx := f.ctx()
 		f.addUser(n.User, nil)
 		in := userInput(n, "", &keySaver{})
-		err := ensureUser(ctx, f, &userFound{}, in)
-		var no *notOwnedError
+		err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in)
+		var no *cloud.NotOwnedError
 		if !errors.As(err, &no) || no.Kind != "IAM user" {
 			t.Fatalf("ensureUser = %v", err)
 		}
@@ -322,7 +324,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 		ctx := f.ctx()
 		f.failNext("CreateUser", awsErr("LimitExceeded"), 1)
 		in := userInput(n, "", &keySaver{})
-		if err := ensureUser(ctx, f, &userFound{}, in); err == nil || !strings.Contains(err.Error(), "creating IAM user") {
+		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in); err == nil || !strings.Contains(err.Error(), "creating IAM user") {
 			t.Fatalf("ensureUser = %v", err)
 		}
 	})
@@ -331,7 +333,7 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 func TestFindUserErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	for _, c := range []struct{ op, want string }{
 		{"GetUser", "reading IAM user mlstack-demo"},
 		{"ListAccessKeys", "listing access keys of mlstack-demo"},
@@ -340,7 +342,7 @@ func TestFindUserErrors(t *testing.T) {
 		f := newFakeAWS()
 		f.addUser(n.User, stackTagsFor("demo", time.Now()))
 		f.failNext(c.op, awsErr("ServiceFailure"), 1)
-		if _, err := findUser(ctx, f, n, "{}"); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := cloud.FindUser(ctx, f, n, "{}"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
@@ -349,14 +351,14 @@ func TestFindUserErrors(t *testing.T) {
 func TestDeleteUser(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 
 	f := newFakeAWS()
 	fu := f.addUser(n.User, tags, time.Now(), time.Now())
 	fu.policies["mlstack-bucket"], fu.policies["extra"] = "{}", "{}"
 	log, out := bufProgress()
-	if err := deleteKind(ctx, f, n, kindUser, log); err != nil {
+	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"IAM.DeleteAccessKey", "IAM.DeleteAccessKey", "IAM.DeleteUserPolicy", "IAM.DeleteUserPolicy", "IAM.DeleteUser"}
@@ -367,7 +369,7 @@ func TestDeleteUser(t *testing.T) {
 		t.Errorf("progress %s", out)
 	}
 	// Gone already: done.
-	if err := deleteKind(ctx, f, n, kindUser, log); err != nil {
+	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil {
 		t.Errorf("second delete: %v", err)
 	}
 
@@ -375,7 +377,7 @@ func TestDeleteUser(t *testing.T) {
 	f = newFakeAWS()
 	f.addUser(n.User, stackTagsFor("other", time.Now()), time.Now())
 	log, out = bufProgress()
-	if err := deleteKind(ctx, f, n, kindUser, log); err != nil || len(f.mutating()) != 0 || !strings.Contains(out.String(), "leaving IAM user mlstack-demo alone") {
+	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || len(f.mutating()) != 0 || !strings.Contains(out.String(), "leaving IAM user mlstack-demo alone") {
 		t.Errorf("foreign user: %v, %v, %s", err, f.mutating(), out)
 	}
 
@@ -384,7 +386,7 @@ func TestDeleteUser(t *testing.T) {
 		f = newFakeAWS()
 		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
 		f.failAfter(op, awsErr("NoSuchEntity"), 1)
-		if err := deleteKind(ctx, f, n, kindUser, log); err != nil || f.users[n.User] != nil {
+		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || f.users[n.User] != nil {
 			t.Errorf("%s answering NoSuchEntity: %v", op, err)
 		}
 	}
@@ -393,7 +395,7 @@ func TestDeleteUser(t *testing.T) {
 		f = newFakeAWS()
 		f.addUser(n.User, tags)
 		f.failNext(op, awsErr("NoSuchEntity"), 1)
-		if err := deleteKind(ctx, f, n, kindUser, log); err != nil || f.users[n.User] != nil {
+		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || f.users[n.User] != nil {
 			t.Errorf("%s answering NoSuchEntity: %v", op, err)
 		}
 	}
@@ -407,14 +409,14 @@ func TestDeleteUser(t *testing.T) {
 		f = newFakeAWS()
 		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
 		f.failNext(c.op, awsErr("ServiceFailure"), 1)
-		if err := deleteKind(ctx, f, n, kindUser, log); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
 	f = newFakeAWS()
 	f.addUser(n.User, tags, time.Now())
 	f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
-	if err := deleteKind(ctx, f, n, kindUser, log); err == nil || !strings.Contains(err.Error(), "listing access keys") {
+	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err == nil || !strings.Contains(err.Error(), "listing access keys") {
 		t.Errorf("ListAccessKeys failing: %v", err)
 	}
 }
@@ -422,34 +424,34 @@ func TestDeleteUser(t *testing.T) {
 func TestUserInventoryListAndRetag(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
-	if rows, _, err := userInventory(ctx, f, n); err != nil || rows != nil {
+	if rows, _, err := cloud.UserInventory(ctx, f, n); err != nil || rows != nil {
 		t.Errorf("inventory of nothing: %v %v", rows, err)
 	}
 	f.addUser(n.User, stackTagsFor("demo", time.Now()))
-	f.addUser("mlstack-far", stackTags("far", "ap-south-1", fakeOwner, time.Now(), 0))
+	f.addUser("mlstack-far", cloud.StackTags("far", "ap-south-1", fakeOwner, time.Now(), 0))
 	f.addUser("mlstack-untagged", nil)
-	rows, tags, err := userInventory(ctx, f, n)
-	if err != nil || len(rows) != 1 || rows[0].Kind != kindUser || rows[0].Name != n.User || rows[0].State != stateExists || tags[tagStack] != "demo" {
+	rows, tags, err := cloud.UserInventory(ctx, f, n)
+	if err != nil || len(rows) != 1 || rows[0].Kind != cloud.KindUser || rows[0].Name != n.User || rows[0].State != cloud.StateExists || tags[cloud.TagStack] != "demo" {
 		t.Errorf("inventory %v %v", rows, err)
 	}
-	if err := retagUser(ctx, f, n, "2031-01-01T00:00:00Z"); err != nil || iamTagMap(f.users[n.User].user.Tags)[tagExpiresAt] != "2031-01-01T00:00:00Z" {
+	if err := cloud.RetagUser(ctx, f, n, "2031-01-01T00:00:00Z"); err != nil || cloud.IAMTagMap(f.users[n.User].user.Tags)[cloud.TagExpiresAt] != "2031-01-01T00:00:00Z" {
 		t.Errorf("retag: %v %v", err, f.users[n.User].user.Tags)
 	}
 	f.failNext("TagUser", awsErr("AccessDenied"), 1)
-	if err := retagUser(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of IAM user") {
+	if err := cloud.RetagUser(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of IAM user") {
 		t.Errorf("retag = %v", err)
 	}
-	set := newStackSet(fakeAccount)
-	if err := listUsers(ctx, f, set, map[string]bool{fakeRegion: true}); err != nil {
+	set := cloud.NewStackSet(fakeAccount)
+	if err := cloud.ListUsers(ctx, f, set, map[string]bool{fakeRegion: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := set.sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].ExpiresAt.Year() != 2031 {
+	if got := set.Sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].ExpiresAt.Year() != 2031 {
 		t.Errorf("listed %+v", got)
 	}
 	f.failNext("GetUser", awsErr("ServiceFailure"), 1)
-	if _, _, err := userInventory(ctx, f, n); err == nil {
+	if _, _, err := cloud.UserInventory(ctx, f, n); err == nil {
 		t.Error("inventory hid an error")
 	}
 }
@@ -458,9 +460,9 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 
 func TestEnsureRole(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
-	policy := bucketPolicy("aws", n.Bucket)
+	policy := cloud.BucketPolicy("aws", n.Bucket)
 	cases := []struct {
 		name     string
 		seed     func(f *fakeAWS)
@@ -475,7 +477,7 @@ func TestEnsureRole(t *testing.T) {
 			f.addProfile(n.Profile, tags, n.Role)
 		}, nil, nil},
 		{"drifted policy", func(f *fakeAWS) {
-			f.addRole(n.Role, tags).policies[n.Policy] = bucketPolicy("aws", "some-other-bucket")
+			f.addRole(n.Role, tags).policies[n.Policy] = cloud.BucketPolicy("aws", "some-other-bucket")
 			f.addProfile(n.Profile, tags, n.Role)
 		}, []string{"set the bucket-only policy of IAM role mlstack-demo-server"}, []string{"IAM.PutRolePolicy"}},
 		{"policy missing", func(f *fakeAWS) {
@@ -496,26 +498,26 @@ func TestEnsureRole(t *testing.T) {
 			f := newInstalledFake(t)
 			ctx := f.ctx()
 			c.seed(f)
-			r, err := findRole(ctx, f, n, policy)
+			r, err := cloud.FindRole(ctx, f, n, policy)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := texts(r.plan(n)); !slices.Equal(got, c.plan) {
+			if got := texts(r.Plan(n)); !slices.Equal(got, c.plan) {
 				t.Errorf("plan %q, want %q", got, c.plan)
 			}
 			log, _ := bufProgress()
-			if err := ensureRole(ctx, f, r, n, policy, tags, log); err != nil {
+			if err := cloud.EnsureRole(ctx, f, r, n, policy, tags, log); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.mutating(); !slices.Equal(got, c.mutating) {
 				t.Errorf("mutating calls %v, want %v", got, c.mutating)
 			}
-			again, err := findRole(ctx, f, n, policy)
-			if err != nil || !again.roleExists || !again.policyOK || !again.profileExists || !again.roleInProf {
+			again, err := cloud.FindRole(ctx, f, n, policy)
+			if err != nil || !again.RoleExists || !again.PolicyOK || !again.ProfileExists || !again.RoleInProf {
 				t.Errorf("after ensure %+v %v", again, err)
 			}
 			fr := f.roles[n.Role]
-			if !samePolicy(aws.ToString(fr.role.AssumeRolePolicyDocument), ec2TrustPolicy("eu-west-3")) && c.name == "from nothing" {
+			if !cloud.SamePolicy(aws.ToString(fr.role.AssumeRolePolicyDocument), cloud.EC2TrustPolicy("eu-west-3")) && c.name == "from nothing" {
 				t.Errorf("trust policy %s", aws.ToString(fr.role.AssumeRolePolicyDocument))
 			}
 		})
@@ -524,9 +526,9 @@ func TestEnsureRole(t *testing.T) {
 
 func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
-	policy := bucketPolicy("aws", n.Bucket)
+	policy := cloud.BucketPolicy("aws", n.Bucket)
 	log, _ := bufProgress()
 
 	t.Run("adopts what another run made", func(t *testing.T) {
@@ -534,7 +536,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 		ctx := f.ctx()
 		f.failAfter("CreateRole", awsErr("EntityAlreadyExists"), 1)
 		f.failAfter("CreateInstanceProfile", awsErr("EntityAlreadyExists"), 1)
-		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
+		if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.profiles[n.Profile].roles; !slices.Equal(got, []string{n.Role}) {
@@ -549,8 +551,8 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 			f := newInstalledFake(t)
 			ctx := f.ctx()
 			seed(f)
-			err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log)
-			var no *notOwnedError
+			err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log)
+			var no *cloud.NotOwnedError
 			if !errors.As(err, &no) {
 				t.Errorf("ensureRole = %v", err)
 			}
@@ -561,7 +563,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 		f := newInstalledFake(t)
 		ctx := f.ctx()
 		f.failAfter("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
-		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
+		if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err != nil {
 			t.Errorf("LimitExceeded: %v", err)
 		}
 	})
@@ -570,8 +572,8 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 		ctx := f.ctx()
 		f.addProfile(n.Profile, tags, "intruder")
 		f.failNext("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
-		err := ensureRole(ctx, f, &roleFound{roleExists: true, policyOK: true, profileExists: true}, n, policy, tags, log)
-		var d *driftError
+		err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{RoleExists: true, PolicyOK: true, ProfileExists: true}, n, policy, tags, log)
+		var d *cloud.DriftError
 		if !errors.As(err, &d) || !strings.Contains(err.Error(), "holds role intruder") {
 			t.Errorf("ensureRole = %v", err)
 		}
@@ -581,7 +583,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 		ctx := f.ctx()
 		f.failNext("PutRolePolicy", awsErr("NoSuchEntity"), 2)
 		f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 2)
-		if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err != nil {
+		if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err != nil {
 			t.Fatal(err)
 		}
 		if f.count("IAM.PutRolePolicy") != 3 || f.count("IAM.AddRoleToInstanceProfile") != 3 {
@@ -598,7 +600,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 			f := newInstalledFake(t)
 			ctx := f.ctx()
 			f.failNext(c.op, awsErr("ServiceFailure"), 1)
-			if err := ensureRole(ctx, f, &roleFound{}, n, policy, tags, log); err == nil || !strings.Contains(err.Error(), c.want) {
+			if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("ensureRole = %v", err)
 			}
 		})
@@ -613,7 +615,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 			ctx := f.ctx()
 			f.addRole(n.Role, tags)
 			f.failNext(c.op, awsErr("ServiceFailure"), 1)
-			if _, err := findRole(ctx, f, n, policy); err == nil || !strings.Contains(err.Error(), c.want) {
+			if _, err := cloud.FindRole(ctx, f, n, policy); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("findRole = %v", err)
 			}
 		})
@@ -623,7 +625,7 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 func TestDeleteRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	seed := func(f *fakeAWS) {
 		r := f.addRole(n.Role, tags)
@@ -636,7 +638,7 @@ func TestDeleteRole(t *testing.T) {
 		f := newFakeAWS()
 		seed(f)
 		log, out := bufProgress()
-		if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
+		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil {
 			t.Fatal(err)
 		}
 		want := []string{"IAM.RemoveRoleFromInstanceProfile", "IAM.DeleteInstanceProfile", "IAM.DeleteRolePolicy",
@@ -650,7 +652,7 @@ func TestDeleteRole(t *testing.T) {
 		if !strings.Contains(out.String(), "deleting instance profile") || !strings.Contains(out.String(), "deleting IAM role") {
 			t.Errorf("progress %s", out)
 		}
-		if err := deleteKind(ctx, f, n, kindRole, log); err != nil || len(f.mutating()) != len(want) {
+		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil || len(f.mutating()) != len(want) {
 			t.Errorf("second delete: %v, %v", err, f.mutating())
 		}
 	})
@@ -662,7 +664,7 @@ func TestDeleteRole(t *testing.T) {
 		seed(f)
 		f.failAfter("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
 		log, _ := bufProgress()
-		if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
+		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil {
 			t.Fatalf("deleteRole = %v", err)
 		}
 		if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
@@ -675,7 +677,7 @@ func TestDeleteRole(t *testing.T) {
 		seed(f)
 		f.failNext("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
 		log, _ := bufProgress()
-		err := deleteKind(ctx, f, n, kindRole, log)
+		err := deleteKind(ctx, f, n, cloud.KindRole, log)
 		if err == nil || !strings.Contains(err.Error(), "removing role from instance profile") {
 			t.Fatalf("deleteRole = %v", err)
 		}
@@ -693,7 +695,7 @@ func TestDeleteRole(t *testing.T) {
 			return true
 		})
 		log, _ := bufProgress()
-		if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
+		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil {
 			t.Fatalf("deleteRole = %v", err)
 		}
 	})
@@ -703,7 +705,7 @@ func TestDeleteRole(t *testing.T) {
 		f.addRole(n.Role, nil)
 		f.addProfile(n.Profile, stackTagsFor("other", time.Now()))
 		log, out := bufProgress()
-		if err := deleteKind(ctx, f, n, kindRole, log); err != nil || len(f.mutating()) != 0 {
+		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil || len(f.mutating()) != 0 {
 			t.Fatalf("deleteRole = %v, %v", err, f.mutating())
 		}
 		if !strings.Contains(out.String(), "leaving instance profile mlstack-demo-server alone") || !strings.Contains(out.String(), "leaving IAM role mlstack-demo-server alone") {
@@ -726,7 +728,7 @@ func TestDeleteRole(t *testing.T) {
 			seed(f)
 			f.failNext(c.op, awsErr("ServiceFailure"), 1)
 			log, _ := bufProgress()
-			if err := deleteKind(ctx, f, n, kindRole, log); err == nil || !strings.Contains(err.Error(), c.want) {
+			if err := deleteKind(ctx, f, n, cloud.KindRole, log); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("deleteRole = %v", err)
 			}
 		})
@@ -739,7 +741,7 @@ func TestDeleteRole(t *testing.T) {
 			seed(f)
 			f.failAfter(op, awsErr("NoSuchEntity"), 1)
 			log, _ := bufProgress()
-			if err := deleteKind(ctx, f, n, kindRole, log); err != nil {
+			if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil {
 				t.Errorf("deleteRole = %v", err)
 			}
 			if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
@@ -752,50 +754,50 @@ func TestDeleteRole(t *testing.T) {
 func TestRoleInventoryListAndRetag(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	f := newFakeAWS()
-	if rows, _, err := roleInventory(ctx, f, n); err != nil || rows != nil {
+	if rows, _, err := cloud.RoleInventory(ctx, f, n); err != nil || rows != nil {
 		t.Errorf("inventory of nothing %v %v", rows, err)
 	}
 	f.addRole(n.Role, tags)
 	f.addProfile(n.Profile, tags, n.Role)
-	f.addRole("mlstack-x-server", stackTags("x", "us-west-2", fakeOwner, time.Now(), 0))
-	rows, _, err := roleInventory(ctx, f, n)
-	if err != nil || len(rows) != 2 || rows[0].Kind != kindRole || rows[1].Kind != kindProfile {
+	f.addRole("mlstack-x-server", cloud.StackTags("x", "us-west-2", fakeOwner, time.Now(), 0))
+	rows, _, err := cloud.RoleInventory(ctx, f, n)
+	if err != nil || len(rows) != 2 || rows[0].Kind != cloud.KindRole || rows[1].Kind != cloud.KindProfile {
 		t.Errorf("inventory %v %v", rows, err)
 	}
-	if err := retagRole(ctx, f, &roleFound{roleExists: true, profileExists: true}, n, "2032-01-01T00:00:00Z"); err != nil {
+	if err := cloud.RetagRole(ctx, f, &cloud.RoleFound{RoleExists: true, ProfileExists: true}, n, "2032-01-01T00:00:00Z"); err != nil {
 		t.Fatal(err)
 	}
-	if iamTagMap(f.roles[n.Role].role.Tags)[tagExpiresAt] == "" || iamTagMap(f.profiles[n.Profile].prof.Tags)[tagExpiresAt] == "" {
+	if cloud.IAMTagMap(f.roles[n.Role].role.Tags)[cloud.TagExpiresAt] == "" || cloud.IAMTagMap(f.profiles[n.Profile].prof.Tags)[cloud.TagExpiresAt] == "" {
 		t.Error("not retagged")
 	}
 	f.resetCalls()
-	if err := retagRole(ctx, f, &roleFound{}, n, "x"); err != nil || len(f.calls()) != 0 {
+	if err := cloud.RetagRole(ctx, f, &cloud.RoleFound{}, n, "x"); err != nil || len(f.calls()) != 0 {
 		t.Errorf("retag of nothing: %v %v", err, f.calls())
 	}
 	for _, op := range []string{"TagRole", "TagInstanceProfile"} {
 		f.failNext(op, awsErr("AccessDenied"), 1)
-		if err := retagRole(ctx, f, &roleFound{roleExists: true, profileExists: true}, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry") {
+		if err := cloud.RetagRole(ctx, f, &cloud.RoleFound{RoleExists: true, ProfileExists: true}, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry") {
 			t.Errorf("%s failing: %v", op, err)
 		}
 	}
-	set := newStackSet(fakeAccount)
-	if err := listRoles(ctx, f, set, map[string]bool{fakeRegion: true, "us-west-2": true}); err != nil {
+	set := cloud.NewStackSet(fakeAccount)
+	if err := cloud.ListRoles(ctx, f, set, map[string]bool{fakeRegion: true, "us-west-2": true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := set.sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Region != "us-west-2" {
+	if got := set.Sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Region != "us-west-2" {
 		t.Errorf("listed %+v", got)
 	}
 	for _, op := range []string{"GetRole", "GetInstanceProfile"} {
 		f.failNext(op, awsErr("ServiceFailure"), 1)
-		if _, _, err := roleInventory(ctx, f, n); err == nil {
+		if _, _, err := cloud.RoleInventory(ctx, f, n); err == nil {
 			t.Errorf("%s failing: inventory hid it", op)
 		}
 	}
 	f.failNext("GetRole", awsErr("ServiceFailure"), 1)
-	if err := listRoles(ctx, f, set, map[string]bool{}); err == nil {
+	if err := cloud.ListRoles(ctx, f, set, map[string]bool{}); err == nil {
 		t.Error("listRoles hid an error")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 func TestValidateUserName(t *testing.T) {
@@ -31,7 +33,7 @@ func TestValidateUserName(t *testing.T) {
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("validateUserName(%q) = %v, want nil", tt.name, err)
-		case tt.want != "" && (err == nil || !IsUsage(err) || !strings.Contains(err.Error(), tt.want)):
+		case tt.want != "" && (err == nil || !cloud.IsUsage(err) || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("validateUserName(%q) = %v, want a usage error with %q", tt.name, err, tt.want)
 		}
 	}
@@ -39,7 +41,7 @@ func TestValidateUserName(t *testing.T) {
 
 func TestHintExported(t *testing.T) {
 	t.Parallel()
-	got := Hint(Stack{Name: "demo", StateDir: "/tmp/my state"}, AWS{Region: "eu-west-3", Profile: "dev"}, "down", "--yes")
+	got := Hint(Stack{Name: "demo", StateDir: "/tmp/my state"}, cloud.AWS{Region: "eu-west-3", Profile: "dev"}, "down", "--yes")
 	want := "mlstack down --stack demo --region eu-west-3 --profile dev --state-dir '/tmp/my state' --yes"
 	if got != want {
 		t.Errorf("Hint = %s\nwant   %s", got, want)
@@ -48,8 +50,8 @@ func TestHintExported(t *testing.T) {
 
 func TestLookalikeError(t *testing.T) {
 	t.Parallel()
-	err := lookalike{id: "i-0abc", why: "its key pair is not the stack's"}.error("demo")
-	var no *notOwnedError
+	err := cloud.Lookalike{ID: "i-0abc", Why: "its key pair is not the stack's"}.Error("demo")
+	var no *cloud.NotOwnedError
 	if !errors.As(err, &no) || no.Kind != "instance" || no.Name != "i-0abc" || no.Stack != "demo" {
 		t.Fatalf("error = %#v, want a notOwnedError for instance i-0abc of demo", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 // TestDownKeepData: down --keep-data stops the instance before it
@@ -15,7 +17,7 @@ func TestDownKeepData(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f.mu.Lock()
 	b := f.buckets[n.Bucket]
 	for _, k := range []string{"backups/20261127T101010.000001Z/mlflow.db.gz", "backups/20261127T101010.000001Z/manifest.json",
@@ -26,7 +28,7 @@ func TestDownKeepData(t *testing.T) {
 	f.mu.Unlock()
 	down := func(o DownOptions) string {
 		t.Helper()
-		o.Stack, o.AWS = Stack{Name: "demo", StateDir: dir}, AWS{Region: fakeRegion}
+		o.Stack, o.AWS = Stack{Name: "demo", StateDir: dir}, cloud.AWS{Region: fakeRegion}
 		var out, log strings.Builder
 		o.Streams = Streams{Out: &out, Log: &log}
 		if err := Down(f.ctx(), o); err != nil {
@@ -68,8 +70,8 @@ func TestDownKeepData(t *testing.T) {
 	if got := f.owns("demo"); len(got) != 0 {
 		t.Errorf("plain down left %v", got)
 	}
-	err := Down(f.ctx(), DownOptions{Stack: Stack{StateDir: dir}, AWS: AWS{Region: fakeRegion}, All: true, KeepData: true, Yes: true})
-	if !IsUsage(err) {
+	err := Down(f.ctx(), DownOptions{Stack: Stack{StateDir: dir}, AWS: cloud.AWS{Region: fakeRegion}, All: true, KeepData: true, Yes: true})
+	if !cloud.IsUsage(err) {
 		t.Errorf("down --all --keep-data: %v", err)
 	}
 }

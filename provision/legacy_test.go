@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -90,7 +92,7 @@ func TestStatusOfEarlierStack(t *testing.T) {
 		}
 		o, out := statusOpts("demo", "json")
 		must(t, Status(f.ctx(), o))
-		var rep stackJSON
+		var rep cloud.StackJSON
 		must(t, json.Unmarshal(out.Bytes(), &rep))
 		want := "https://"
 		if legacy {

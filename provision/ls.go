@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
@@ -16,8 +18,8 @@ import (
 // listStacks finds every stack in the given regions from cheap, tag-based
 // discovery: EC2 tag filters, IAM path /mlstack/, and bucket names with the
 // mlstack prefix. Nothing untagged is listed, and nothing is changed.
-func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo, error) {
-	set := newStackSet(s.account)
+func listStacks(ctx context.Context, s *cloud.Session, regions []string) ([]cloud.StackInfo, error) {
+	set := cloud.NewStackSet(s.Account)
 	want := map[string]bool{}
 	for _, r := range regions {
 		want[r] = true
@@ -41,14 +43,14 @@ func listStacks(ctx context.Context, s *session, regions []string) ([]stackInfo,
 			return nil
 		})
 	}
-	if err := parallel(fns...); err != nil {
+	if err := cloud.Parallel(fns...); err != nil {
 		return nil, err
 	}
-	return set.sorted(), nil
+	return set.Sorted(), nil
 }
 
 // allRegions lists the regions enabled for the account.
-func allRegions(ctx context.Context, api regionAPI) ([]string, error) {
+func allRegions(ctx context.Context, api cloud.RegionAPI) ([]string, error) {
 	out, err := api.DescribeRegions(ctx, &ec2.DescribeRegionsInput{})
 	if err != nil {
 		return nil, fmt.Errorf("listing regions: %w", err)
@@ -66,13 +68,13 @@ func Ls(ctx context.Context, o LsOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	s, err := openSession(ctx, o.AWS)
+	s, err := cloud.OpenSession(ctx, o.AWS)
 	if err != nil {
 		return err
 	}
-	regions := []string{s.region}
+	regions := []string{s.Region}
 	if o.AllRegions {
-		if regions, err = allRegions(ctx, s.ec2); err != nil {
+		if regions, err = allRegions(ctx, s.EC2); err != nil {
 			return err
 		}
 	}
@@ -94,18 +96,18 @@ func Ls(ctx context.Context, o LsOptions) error {
 }
 
 // lsTable prints one line per stack.
-func lsTable(w io.Writer, stacks []stackInfo, now time.Time) error {
+func lsTable(w io.Writer, stacks []cloud.StackInfo, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "STACK\tREGION\tOWNER\tCREATED\tEXPIRES\tINSTANCE\tTRACKING URI")
 	for _, st := range stacks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Stack, st.Region, ownerCell(st), orDash(st.CreatedAt, ""), expiry(st, now),
-			st.instanceState(), orDashS(st.TrackingURI))
+			st.InstanceState(), orDashS(st.TrackingURI))
 	}
 	return tw.Flush()
 }
 
-func expiry(st stackInfo, now time.Time) string {
-	if st.expired(now) {
+func expiry(st cloud.StackInfo, now time.Time) string {
+	if st.Expired(now) {
 		return orDash(st.ExpiresAt, " (expired)")
 	}
 	return orDash(st.ExpiresAt, "")
@@ -120,7 +122,7 @@ func orDash(t time.Time, note string) string {
 
 // ownerCell is who made the stack; an orphan (resources with its tag but
 // neither its IAM user nor role) has no one to vouch for it.
-func ownerCell(st stackInfo) string {
+func ownerCell(st cloud.StackInfo) string {
 	if st.Orphan {
 		return "(orphan)"
 	}

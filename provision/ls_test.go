@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
@@ -26,13 +28,13 @@ func lsFixture(t *testing.T) *fakeAWS {
 	mustUp(t, f, o)
 	o, _, _ = upOpts(dir, "beta")
 	mustUp(t, f, o)
-	f.retagAll("beta", tagCreatedAt, "2026-01-02T03:04:05Z")
+	f.retagAll("beta", cloud.TagCreatedAt, "2026-01-02T03:04:05Z")
 	f.setInstanceState(f.liveInstances()[1], ec2types.InstanceStateNameStopped)
 
 	// gamma lives in us-east-1: its EC2 resources are in that region's
 	// fake, its IAM user says so, and its bucket's name ends with it.
 	east := f.inRegion("us-east-1")
-	gt := stackTags("gamma", "us-east-1", fakeOwner, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0)
+	gt := cloud.StackTags("gamma", "us-east-1", fakeOwner, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0)
 	east.addStackInstance("gamma", ec2types.InstanceStateNameRunning)
 	east.addKeyPair("mlstack-gamma", gt)
 	f.addUser("mlstack-gamma", gt)
@@ -42,7 +44,7 @@ func lsFixture(t *testing.T) *fakeAWS {
 	f.addBucket("mlstack-untagged-"+fakeAccount+"-eu-west-3", nil)
 	f.addBucket("mlstack-stray-"+fakeOtherAccount+"-eu-west-3", stackTagsFor("stray", time.Now()))
 	f.addBucket("data-lake", stackTagsFor("lake", time.Now()))
-	f.addInstance(map[string]string{tagStack: "Not A Stack"}, ec2types.InstanceStateNameRunning)
+	f.addInstance(map[string]string{cloud.TagStack: "Not A Stack"}, ec2types.InstanceStateNameRunning)
 	f.addInstance(stackTagsFor("ghost", time.Now()), ec2types.InstanceStateNameTerminated)
 	f.resetCalls()
 	return f
@@ -82,7 +84,7 @@ func TestLsJSONAllRegions(t *testing.T) {
 	if err := Ls(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	var stacks []stackJSON
+	var stacks []cloud.StackJSON
 	if err := json.Unmarshal(out.Bytes(), &stacks); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
@@ -91,7 +93,7 @@ func TestLsJSONAllRegions(t *testing.T) {
 	}
 	a, b, g := stacks[0], stacks[1], stacks[2]
 	if a.Stack != "alpha" || a.Region != "eu-west-3" || a.Account != fakeAccount || len(a.Resources) != 6 || a.ExpiresAt == nil ||
-		a.Instance == nil || a.Instance.State != "running" || a.TrackingURI == nil || a.Health != healthNotChecked ||
+		a.Instance == nil || a.Instance.State != "running" || a.TrackingURI == nil || a.Health != cloud.HealthNotChecked ||
 		len(a.AllowedCIDRs) != 1 || a.CostPerMonthUSD == nil {
 		t.Errorf("alpha %+v", a)
 	}
@@ -181,7 +183,7 @@ func TestLsErrors(t *testing.T) {
 		if err := Ls(f.ctx(), o); err != nil {
 			t.Fatal(err)
 		}
-		var stacks []stackJSON
+		var stacks []cloud.StackJSON
 		must(t, json.Unmarshal(out.Bytes(), &stacks))
 		if len(stacks) != 2 || len(stacks[0].Resources) != 3 {
 			t.Errorf("stacks %+v", stacks)
@@ -189,8 +191,8 @@ func TestLsErrors(t *testing.T) {
 	})
 	t.Run("bad input", func(t *testing.T) {
 		f := newInstalledFake(t)
-		for _, o := range []LsOptions{{Output: "csv"}, {AWS: AWS{Region: "x"}}} {
-			if err := Ls(f.ctx(), o); !IsUsage(err) {
+		for _, o := range []LsOptions{{Output: "csv"}, {AWS: cloud.AWS{Region: "x"}}} {
+			if err := Ls(f.ctx(), o); !cloud.IsUsage(err) {
 				t.Errorf("ls(%+v) = %v", o, err)
 			}
 		}
@@ -203,8 +205,8 @@ func TestLsErrors(t *testing.T) {
 func TestLsTableExpiry(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	stacks := []stackInfo{
-		{Stack: "past", Region: "eu-west-3", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), Instance: &instanceInfo{State: "running"}, TrackingURI: "http://h:5000"},
+	stacks := []cloud.StackInfo{
+		{Stack: "past", Region: "eu-west-3", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute), Instance: &cloud.InstanceInfo{State: "running"}, TrackingURI: "http://h:5000"},
 		{Stack: "future", Region: "eu-west-3", ExpiresAt: now.Add(time.Hour)},
 	}
 	var b bytes.Buffer

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"text/tabwriter"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/local"
@@ -31,7 +33,7 @@ import (
 // UsersOptions is one `mlstack users` command (and `creds rotate --user`).
 type UsersOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	Name string // the user to add, remove or give a new password
 	// hooks.TrackingURI is the server tests reach instead of the stack's.
@@ -43,11 +45,11 @@ type UsersOptions struct {
 func validateUserName(name string) error {
 	switch {
 	case name == "":
-		return usagef("missing user name: pass NAME (e.g. `mlstack users add alice`)")
+		return cloud.Usagef("missing user name: pass NAME (e.g. `mlstack users add alice`)")
 	case name == mlflowUser:
-		return usagef("%q is the server's admin login, which stays in mlstack's state: pick another name", name)
+		return cloud.Usagef("%q is the server's admin login, which stays in mlstack's state: pick another name", name)
 	case !cloudinit.ValidUserName(name):
-		return usagef("user name %q: 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit", name)
+		return cloud.Usagef("user name %q: 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit", name)
 	}
 	return nil
 }
@@ -66,7 +68,7 @@ type userRun struct {
 func openUsers(ctx context.Context, o UsersOptions, named bool) (*userRun, error) {
 	o.Streams.fill()
 	o.hooks = hooksOf(ctx, o.hooks)
-	if err := validateAll(o.Stack.validate, o.AWS.validate); err != nil {
+	if err := validateAll(o.Stack.validate, o.AWS.Validate); err != nil {
 		return nil, err
 	}
 	if named {
@@ -88,7 +90,7 @@ func openUsers(ctx context.Context, o UsersOptions, named bool) (*userRun, error
 
 func (r *userRun) signIn(ctx context.Context) error {
 	s, n := r.op.s, r.op.n
-	sec := local.Secrets{Stack: n.Stack, Account: s.account, Region: s.region, MLflowUser: mlflowUser}
+	sec := local.Secrets{Stack: n.Stack, Account: s.Account, Region: s.Region, MLflowUser: mlflowUser}
 	if r.op.secrets != nil {
 		sec = *r.op.secrets
 	}
@@ -114,7 +116,7 @@ func (r *userRun) signIn(ctx context.Context) error {
 
 // envHint is an `mlstack env` command for st with the flags in use, to
 // run as printed.
-func envHint(st Stack, a AWS, extra ...string) string {
+func envHint(st Stack, a cloud.AWS, extra ...string) string {
 	return hintsFor(st, a).cmd("env", extra...)
 }
 
@@ -297,7 +299,7 @@ func userLogin(dir local.Dir, st Stack, vars []envfile.Var, name string) ([]envf
 		return nil, err
 	}
 	if sec == nil || sec.Users[name] == "" {
-		flags := fmt.Sprintf("--stack %s --state-dir %s %s", shellWord(st.Name), shellWord(st.StateDir), name)
+		flags := fmt.Sprintf("--stack %s --state-dir %s %s", cloud.ShellWord(st.Name), cloud.ShellWord(st.StateDir), name)
 		return nil, fmt.Errorf("no login for MLflow user %s on this machine (%s): `mlstack users add %s` makes the user, "+
 			"`mlstack users passwd %s` gives an existing one a new password here", name, dir.Path(), flags, flags)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
@@ -218,7 +220,7 @@ func TestUsersRefuseBadInput(t *testing.T) {
 	ctx := f.ctx()
 	for name, call := range map[string]func(context.Context, UsersOptions) error{"add": AddUser, "rm": RemoveUser, "passwd": SetUserPassword} {
 		o, _, _ := opts("admin")
-		if err := call(ctx, o); !IsUsage(err) {
+		if err := call(ctx, o); !cloud.IsUsage(err) {
 			t.Errorf("users %s admin = %v, want a usage error", name, err)
 		}
 	}

@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/testhooks"
 	"github.com/mlstack/mlstack/provision/server"
 )
 
 // Version is stamped into the mlstack:version tag.
-const Version = version
+const Version = cloud.Version
 
 // Defaults that the command line shows.
 const (
@@ -30,11 +32,11 @@ type Stack struct {
 }
 
 func (s Stack) validate() error {
-	if err := validateStack(s.Name); err != nil {
+	if err := cloud.ValidateStack(s.Name); err != nil {
 		return err
 	}
 	if s.StateDir == "" {
-		return usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
+		return cloud.Usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
 	}
 	return nil
 }
@@ -60,7 +62,7 @@ func (s *Streams) fill() {
 // UpOptions are what `mlstack up` takes.
 type UpOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	// AllowCIDRs may reach port 5000 (and 22 with SSH); empty: the caller's
 	// public IP as a /32.
@@ -98,10 +100,10 @@ type UpOptions struct {
 // validate checks what can be checked without AWS and fills defaults; it
 // returns the parsed TTL.
 func (o *UpOptions) validate() (ttl time.Duration, err error) {
-	if ttl, err = parseTTL(o.TTL); err != nil {
+	if ttl, err = cloud.ParseTTL(o.TTL); err != nil {
 		return 0, err
 	}
-	if err := validateAll(o.Stack.validate, o.AWS.validate); err != nil {
+	if err := validateAll(o.Stack.validate, o.AWS.Validate); err != nil {
 		return 0, err
 	}
 	if o.InstanceType == "" {
@@ -111,11 +113,11 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 		o.MLflowVersion = cloudinit.DefaultMLflowVersion
 	}
 	err = validateAll(
-		func() error { return validateInstanceType(o.InstanceType) },
-		func() error { return validateMLflowVersion(o.MLflowVersion) },
-		func() error { return validateTimeout(&o.Timeout, DefaultTimeout) },
-		func() error { return validateOutput(&o.Output) },
-		func() (err error) { o.AllowCIDRs, err = parseCIDRs(o.AllowCIDRs); return err },
+		func() error { return cloud.ValidateInstanceType(o.InstanceType) },
+		func() error { return cloud.ValidateMLflowVersion(o.MLflowVersion) },
+		func() error { return cloud.ValidateTimeout(&o.Timeout, DefaultTimeout) },
+		func() error { return cloud.ValidateOutput(&o.Output) },
+		func() (err error) { o.AllowCIDRs, err = cloud.ParseCIDRs(o.AllowCIDRs); return err },
 		func() error {
 			if o.User == "" {
 				return nil
@@ -123,7 +125,7 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 			return validateUserName(o.User)
 		},
 		func() error { return validateArtifacts(o.Artifacts) },
-		func() error { return validateDatabase(o.Database, o.DBClass, o.Stack.Name) },
+		func() error { return cloud.ValidateDatabase(o.Database, o.DBClass, o.Stack.Name) },
 	)
 	o.Streams.fill()
 	return ttl, err
@@ -133,7 +135,7 @@ func (o *UpOptions) validate() (ttl time.Duration, err error) {
 // every matching stack of the region goes, and Stack.Name must be empty.
 type DownOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	Timeout time.Duration
 	DryRun  bool
@@ -158,28 +160,28 @@ func (o *DownOptions) sweep() bool { return o.Expired || o.All }
 func (o *DownOptions) validate() error {
 	switch {
 	case !o.sweep() && o.OlderThan != 0:
-		return usagef("--older-than goes with --all or --expired")
+		return cloud.Usagef("--older-than goes with --all or --expired")
 	case o.sweep() && o.OlderThan < 0:
-		return usagef("--older-than must be positive")
+		return cloud.Usagef("--older-than must be positive")
 	case o.sweep() && o.Stack.Name != "":
-		return usagef("--stack cannot be combined with --expired or --all")
+		return cloud.Usagef("--stack cannot be combined with --expired or --all")
 	case !o.sweep() && o.AnyOwner:
-		return usagef("--any-owner goes with --all or --expired")
+		return cloud.Usagef("--any-owner goes with --all or --expired")
 	case o.sweep() && o.KeepData:
-		return usagef("--keep-data goes with --stack (one stack), not with --expired or --all")
+		return cloud.Usagef("--keep-data goes with --stack (one stack), not with --expired or --all")
 	}
 	st := o.Stack
 	if o.sweep() {
 		st.Name = "sweep" // no stack of its own; the state dir is still needed
 	}
 	o.Streams.fill()
-	return validateAll(st.validate, o.AWS.validate, func() error { return validateTimeout(&o.Timeout, DefaultTimeout) })
+	return validateAll(st.validate, o.AWS.Validate, func() error { return cloud.ValidateTimeout(&o.Timeout, DefaultTimeout) })
 }
 
 // StatusOptions are what `mlstack status` takes.
 type StatusOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	Output string // "table" (the default) or "json"
 	// hooks.HealthURL is asked instead of the server's /health (tests).
@@ -188,7 +190,7 @@ type StatusOptions struct {
 
 // LsOptions are what `mlstack ls` takes.
 type LsOptions struct {
-	AWS
+	cloud.AWS
 	Streams
 	AllRegions bool
 	Output     string // "table" (the default) or "json"
@@ -198,7 +200,7 @@ type LsOptions struct {
 // machine has nothing of the stack, to tell whether it exists.
 type EnvOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	Format string // shell (the default), dotenv, json or github
 	User   string // sign in as this MLflow user (its password from the state); "": the env file's
@@ -214,7 +216,7 @@ type CheckOptions struct {
 // RotateOptions are what `mlstack creds rotate` takes.
 type RotateOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	// SkipMLflow rotates only the AWS key (the server is down or unreachable).
 	SkipMLflow bool
@@ -225,7 +227,7 @@ type RotateOptions struct {
 // SSHOptions are what `mlstack ssh` takes.
 type SSHOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	Remote server.Remote
 	// Command runs one command; empty opens a shell.
@@ -236,7 +238,7 @@ type SSHOptions struct {
 // LogsOptions are what `mlstack logs` takes.
 type LogsOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	Remote server.Remote
 	Logs   server.LogOptions
@@ -266,17 +268,17 @@ func validateAll(checks ...func() error) error {
 
 func (o *StatusOptions) validate() error {
 	o.Streams.fill()
-	return validateAll(o.Stack.validate, o.AWS.validate, func() error { return validateOutput(&o.Output) })
+	return validateAll(o.Stack.validate, o.AWS.Validate, func() error { return cloud.ValidateOutput(&o.Output) })
 }
 
 func (o *LsOptions) validate() error {
 	o.Streams.fill()
-	return validateAll(func() error { return validateOutput(&o.Output) }, o.AWS.validate)
+	return validateAll(func() error { return cloud.ValidateOutput(&o.Output) }, o.AWS.Validate)
 }
 
 func (o *RotateOptions) validate() error {
 	o.Streams.fill()
-	return validateAll(o.Stack.validate, o.AWS.validate)
+	return validateAll(o.Stack.validate, o.AWS.Validate)
 }
 
 func (o *CheckOptions) validate() error {

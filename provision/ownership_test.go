@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
@@ -22,9 +24,9 @@ import (
 
 func TestInstanceMismatch(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
-	w := instanceRefs{profileARN: n.profileARN(), sgID: "sg-own", keyName: n.KeyPair, canonical: canonicalOwner,
-		imageOwner: map[string]string{"ami-canonical": canonicalOwner, "ami-evil": "666666666666"}}
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	w := cloud.InstanceRefs{ProfileARN: n.ProfileARN(), SGID: "sg-own", KeyName: n.KeyPair, Canonical: cloud.CanonicalOwner,
+		ImageOwner: map[string]string{"ami-canonical": cloud.CanonicalOwner, "ami-evil": "666666666666"}}
 	own := func() ec2types.Instance {
 		return ec2types.Instance{
 			InstanceId:         aws.String("i-1"),
@@ -36,7 +38,7 @@ func TestInstanceMismatch(t *testing.T) {
 	cases := []struct {
 		name string
 		edit func(i *ec2types.Instance)
-		w    func(w *instanceRefs)
+		w    func(w *cloud.InstanceRefs)
 		want string // "" consistent
 	}{
 		{"the stack's own", nil, nil, ""},
@@ -56,11 +58,11 @@ func TestInstanceMismatch(t *testing.T) {
 			i.SecurityGroups = append(i.SecurityGroups, ec2types.GroupIdentifier{GroupId: aws.String("sg-wide")})
 		}, nil, "are not the stack's group alone"},
 		{"another group", func(i *ec2types.Instance) { i.SecurityGroups[0].GroupId = aws.String("sg-other") }, nil, "not the stack's group"},
-		{"the stack has no group", nil, func(w *instanceRefs) { w.sgID = "" }, "not the stack's group"},
+		{"the stack has no group", nil, func(w *cloud.InstanceRefs) { w.SGID = "" }, "not the stack's group"},
 		{"another key pair", func(i *ec2types.Instance) { i.KeyName = aws.String("attacker") }, nil, `key pair "attacker"`},
 		{"no key pair", func(i *ec2types.Instance) { i.KeyName = nil }, nil, `key pair ""`},
 		{"another owner's image", func(i *ec2types.Instance) { i.ImageId = aws.String("ami-evil") }, nil, "image ami-evil is not Canonical's (owner 666666666666)"},
-		{"Canonical unknown here", func(i *ec2types.Instance) { i.ImageId = aws.String("ami-evil") }, func(w *instanceRefs) { w.canonical = "" }, ""},
+		{"Canonical unknown here", func(i *ec2types.Instance) { i.ImageId = aws.String("ami-evil") }, func(w *cloud.InstanceRefs) { w.Canonical = "" }, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -71,7 +73,7 @@ func TestInstanceMismatch(t *testing.T) {
 			if c.w != nil {
 				c.w(&ww)
 			}
-			got := ww.mismatch(&i)
+			got := ww.Mismatch(&i)
 			if c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
 				t.Errorf("mismatch = %q, want %q", got, c.want)
 			}
@@ -86,7 +88,7 @@ func TestProfileARNPartitions(t *testing.T) {
 		"cn-north-1":    "arn:aws-cn:iam::123456789012:instance-profile/mlstack/mlstack-demo-server",
 		"us-gov-west-1": "arn:aws-us-gov:iam::123456789012:instance-profile/mlstack/mlstack-demo-server",
 	} {
-		if got := namesFor("demo", fakeAccount, region).profileARN(); got != want {
+		if got := cloud.NamesFor("demo", fakeAccount, region).ProfileARN(); got != want {
 			t.Errorf("%s: %s, want %s", region, got, want)
 		}
 	}
@@ -124,11 +126,11 @@ func TestKeyFingerprints(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(der)
-	moto := hexPairs(sum[:])
+	moto := cloud.HexPairs(sum[:])
 	if strings.Count(moto, ":") != 31 || hex.EncodeToString(sum[:]) != strings.ReplaceAll(moto, ":", "") {
 		t.Fatalf("hex pairs %q", moto)
 	}
-	got := keyFingerprints(string(pub))
+	got := cloud.KeyFingerprints(string(pub))
 	for _, want := range []string{awsFingerprint(pub), strings.TrimRight(awsFingerprint(pub), "="), ssh.FingerprintSHA256(pk), moto} {
 		if !slices.Contains(got, want) {
 			t.Errorf("%q not among %q", want, got)
@@ -138,14 +140,14 @@ func TestKeyFingerprints(t *testing.T) {
 	if slices.Contains(got, awsFingerprint(other)) {
 		t.Error("another key's fingerprint accepted")
 	}
-	if keyFingerprints("not a key") != nil {
+	if cloud.KeyFingerprints("not a key") != nil {
 		t.Error("garbage has fingerprints")
 	}
 }
 
 func TestSamePolicyForms(t *testing.T) {
 	t.Parallel()
-	want := ec2TrustPolicy(fakeRegion)
+	want := cloud.EC2TrustPolicy(fakeRegion)
 	for _, c := range []struct {
 		got  string
 		same bool
@@ -158,7 +160,7 @@ func TestSamePolicyForms(t *testing.T) {
 		{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::666666666666:root"},"Action":"sts:AssumeRole"}]}`, false},
 		{`not json`, false},
 	} {
-		if samePolicy(c.got, want) != c.same {
+		if cloud.SamePolicy(c.got, want) != c.same {
 			t.Errorf("samePolicy(%s) = %v", c.got, !c.same)
 		}
 	}
@@ -173,7 +175,7 @@ func TestPrincipalOf(t *testing.T) {
 		"arn:aws-cn:sts::123456789012:assumed-role/ops/alice":         "arn:aws-cn:iam::123456789012:role/ops",
 		"arn:aws:sts::123456789012:federated-user/bob":                "arn:aws:sts::123456789012:federated-user/bob",
 	} {
-		if got := principalOf(in); got != want {
+		if got := cloud.PrincipalOf(in); got != want {
 			t.Errorf("principalOf(%s) = %s, want %s", in, got, want)
 		}
 	}
@@ -181,8 +183,8 @@ func TestPrincipalOf(t *testing.T) {
 
 func TestIAMDrift(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
-	policy := bucketPolicy("aws", n.Bucket)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	policy := cloud.BucketPolicy("aws", n.Bucket)
 	cases := []struct {
 		name  string
 		drift func(f *fakeAWS)
@@ -213,7 +215,7 @@ func TestIAMDrift(t *testing.T) {
 			f.resetCalls()
 			o, _, _ := upOpts(dir, "demo")
 			err := Up(ctx, o)
-			var d *driftError
+			var d *cloud.DriftError
 			if !errors.As(err, &d) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want drift %q", err, c.want)
 			}
@@ -226,7 +228,7 @@ func TestIAMDrift(t *testing.T) {
 	ctx := f.ctx()
 	f.addUser(n.User, stackTagsFor("demo", time.Now()))
 	f.failNext("ListAttachedUserPolicies", awsErr("ServiceUnavailable"), 1)
-	if _, err := findUser(ctx, f, n, policy); err == nil || !hasCode(err, "ServiceUnavailable") {
+	if _, err := cloud.FindUser(ctx, f, n, policy); err == nil || !cloud.HasCode(err, "ServiceUnavailable") {
 		t.Errorf("findUser = %v", err)
 	}
 }
@@ -234,38 +236,38 @@ func TestIAMDrift(t *testing.T) {
 func TestStackHome(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, "us-east-1")
+	n := cloud.NamesFor("demo", fakeAccount, "us-east-1")
 	f := newFakeAWS()
-	h, err := findHome(ctx, f, n)
-	if err != nil || h.from != "" || h.user != nil || h.role != nil || h.checkRegion("demo", "us-east-1") != nil {
+	h, err := cloud.FindHome(ctx, f, n)
+	if err != nil || h.From != "" || h.User != nil || h.Role != nil || h.CheckRegion("demo", "us-east-1") != nil {
 		t.Fatalf("nothing: %+v %v", h, err)
 	}
 	f.addRole(n.Role, stackTagsFor("demo", time.Now())) // tagged eu-west-3
-	h, _ = findHome(ctx, f, n)
-	if h.from != "IAM role "+n.Role {
+	h, _ = cloud.FindHome(ctx, f, n)
+	if h.From != "IAM role "+n.Role {
 		t.Errorf("role home %+v", h)
 	}
-	f.addUser(n.User, stackTags("demo", fakeRegion, "arn:aws:iam::123456789012:user/alice", time.Now(), 0))
-	h, _ = findHome(ctx, f, n)
-	err = h.checkRegion("demo", "us-east-1")
-	if !IsUsage(err) || !strings.Contains(err.Error(), "stack demo lives in eu-west-3 (its IAM user mlstack-demo is tagged mlstack:region=eu-west-3), not in us-east-1: pass --region eu-west-3") {
+	f.addUser(n.User, cloud.StackTags("demo", fakeRegion, "arn:aws:iam::123456789012:user/alice", time.Now(), 0))
+	h, _ = cloud.FindHome(ctx, f, n)
+	err = h.CheckRegion("demo", "us-east-1")
+	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "stack demo lives in eu-west-3 (its IAM user mlstack-demo is tagged mlstack:region=eu-west-3), not in us-east-1: pass --region eu-west-3") {
 		t.Errorf("checkRegion = %v", err)
 	}
-	if h.foreignOwner("arn:aws:iam::123456789012:user/alice") != "" || h.foreignOwner(fakeOwner) != "arn:aws:iam::123456789012:user/alice" {
+	if h.ForeignOwner("arn:aws:iam::123456789012:user/alice") != "" || h.ForeignOwner(fakeOwner) != "arn:aws:iam::123456789012:user/alice" {
 		t.Errorf("foreignOwner of %+v", h)
 	}
-	if (stackHome{}).foreignOwner(fakeOwner) != "" {
+	if (cloud.StackHome{}).ForeignOwner(fakeOwner) != "" {
 		t.Error("a stack without an owner tag counts as another's")
 	}
 	// A same-named user of another stack says nothing.
 	g := newFakeAWS()
 	g.addUser(n.User, stackTagsFor("other", time.Now()))
-	if h, _ := findHome(ctx, g, n); h.from != "" || h.region != "" || h.owner != "" {
+	if h, _ := cloud.FindHome(ctx, g, n); h.From != "" || h.Region != "" || h.Owner != "" {
 		t.Errorf("foreign user: %+v", h)
 	}
 	for _, op := range []string{"GetUser", "GetRole"} {
 		g.failNext(op, awsErr("ServiceUnavailable"), 1)
-		if _, err := findHome(ctx, g, n); !hasCode(err, "ServiceUnavailable") {
+		if _, err := cloud.FindHome(ctx, g, n); !cloud.HasCode(err, "ServiceUnavailable") {
 			t.Errorf("%s fails: %v", op, err)
 		}
 	}
@@ -274,7 +276,7 @@ func TestStackHome(t *testing.T) {
 func TestSweepPicksOwnVouchedStacks(t *testing.T) {
 	t.Parallel()
 	me, other := fakeOwner, "arn:aws:iam::123456789012:role/ci"
-	stacks := []stackInfo{
+	stacks := []cloud.StackInfo{
 		{Stack: "mine", Owner: me},
 		{Stack: "theirs", Owner: other},
 		{Stack: "legacy"},
@@ -322,7 +324,7 @@ func TestWideOpening(t *testing.T) {
 		{[]string{"8.0.0.0/8", "8.8.0.0/16"}, "16777216 public addresses (8.0.0.0/8 is wider than a /24)"},
 		{[]string{"0.0.0.0/4"}, "234881024 public addresses"}, // 16 /8s less 0/8 and 10/8
 	} {
-		if got := wideOpening(c.cidrs); c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
+		if got := cloud.WideOpening(c.cidrs); c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
 			t.Errorf("wideOpening(%v) = %q, want %q", c.cidrs, got, c.want)
 		}
 	}

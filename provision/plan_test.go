@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -32,7 +34,7 @@ func planOf(t *testing.T, f *fakeAWS, dir string, edit func(o *UpOptions)) []str
 }
 
 // texts is a plan's sentences, as --dry-run prints them after "(plan) would".
-func texts(p []planStep) []string {
+func texts(p []cloud.PlanStep) []string {
 	var out []string
 	for _, s := range p {
 		out = append(out, s.Text)
@@ -44,7 +46,7 @@ func TestPlanEmptyStack(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	got := planOf(t, f, t.TempDir(), nil)
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	want := []string{
 		"create IAM user " + n.User + " with a bucket-only policy and one access key",
 		"create IAM role " + n.Role,
@@ -70,7 +72,7 @@ func TestPlanEmptyStack(t *testing.T) {
 
 func TestPlanDrift(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	cases := []struct {
 		name  string
 		drift func(f *fakeAWS)
@@ -84,7 +86,7 @@ func TestPlanDrift(t *testing.T) {
 			[]string{"set the bucket-only policy of IAM user " + n.User}},
 		{"user key gone", func(f *fakeAWS) { f.users[n.User].keys = nil }, nil,
 			[]string{"create an access key for " + n.User}},
-		{"role policy changed", func(f *fakeAWS) { f.roles[n.Role].policies[n.Policy] = bucketPolicy("aws-cn", n.Bucket) }, nil,
+		{"role policy changed", func(f *fakeAWS) { f.roles[n.Role].policies[n.Policy] = cloud.BucketPolicy("aws-cn", n.Bucket) }, nil,
 			[]string{"set the bucket-only policy of IAM role " + n.Role}},
 		{"role gone", func(f *fakeAWS) { delete(f.roles, n.Role); f.profiles[n.Profile].roles = nil }, nil,
 			[]string{"create IAM role " + n.Role, "put role " + n.Role + " into instance profile " + n.Profile}},
@@ -152,39 +154,39 @@ func TestPlanDrift(t *testing.T) {
 
 func TestPlanMethods(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	img := &ec2types.Image{ImageId: aws.String("ami-1"), Name: aws.String("ubuntu")}
 	running := ec2types.Instance{InstanceId: aws.String("i-1"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning}}
 	stopped := ec2types.Instance{InstanceId: aws.String("i-2"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameStopped}}
 	noState := ec2types.Instance{InstanceId: aws.String("i-3")}
-	pl := placement{instanceType: "t2.micro", subnetID: "subnet-0b", zone: "eu-west-3b"}
-	fb := placement{instanceType: "t3.micro", subnetID: "subnet-0a", zone: "eu-west-3a", standardCredits: true, why: "t2.micro is not offered in eu-west-3"}
+	pl := cloud.Placement{InstanceType: "t2.micro", SubnetID: "subnet-0b", Zone: "eu-west-3b"}
+	fb := cloud.Placement{InstanceType: "t3.micro", SubnetID: "subnet-0a", Zone: "eu-west-3a", StandardCredits: true, Why: "t2.micro is not offered in eu-west-3"}
 	for _, c := range []struct {
-		got  []planStep
+		got  []cloud.PlanStep
 		want []string
 	}{
-		{instancesPlan(nil, n, img, pl), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t2.micro in eu-west-3b"}},
-		{instancesPlan(nil, n, img, fb), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t3.micro in eu-west-3a (t2.micro is not offered in eu-west-3)"}},
-		{instancesPlan([]ec2types.Instance{running}, n, img, pl), nil},
-		{instancesPlan([]ec2types.Instance{noState}, n, img, pl), nil},
-		{instancesPlan([]ec2types.Instance{stopped, running, running}, n, img, pl), []string{"terminate 2 duplicate instances", "start stopped instance i-2"}},
-		{(&keyPairFound{}).plan(n), []string{"import a locally generated ed25519 key pair mlstack-demo"}},
-		{(&keyPairFound{id: "key-1"}).plan(n), nil},
-		{(&sgFound{vpcID: "vpc-1"}).plan(n, nil), []string{"create security group mlstack-demo in vpc-1"}},
-		{(&sgFound{vpcID: "vpc-1", id: "sg-1", rules: []rule{{5000, "10.0.0.0/8"}}}).plan(n, []rule{{5000, "10.0.0.0/8"}}), nil},
-		{(&sgFound{vpcID: "vpc-1", id: "sg-1", rules: []rule{{-1, "10.0.0.0/8"}}}).plan(n, []rule{{5000, "10.0.0.0/8"}}),
+		{cloud.InstancesPlan(nil, n, img, pl), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t2.micro in eu-west-3b"}},
+		{cloud.InstancesPlan(nil, n, img, fb), []string{"launch instance mlstack-demo from ami-1 (ubuntu) as t3.micro in eu-west-3a (t2.micro is not offered in eu-west-3)"}},
+		{cloud.InstancesPlan([]ec2types.Instance{running}, n, img, pl), nil},
+		{cloud.InstancesPlan([]ec2types.Instance{noState}, n, img, pl), nil},
+		{cloud.InstancesPlan([]ec2types.Instance{stopped, running, running}, n, img, pl), []string{"terminate 2 duplicate instances", "start stopped instance i-2"}},
+		{(&cloud.KeyPairFound{}).Plan(n), []string{"import a locally generated ed25519 key pair mlstack-demo"}},
+		{(&cloud.KeyPairFound{ID: "key-1"}).Plan(n), nil},
+		{(&cloud.SGFound{VpcID: "vpc-1"}).Plan(n, nil), []string{"create security group mlstack-demo in vpc-1"}},
+		{(&cloud.SGFound{VpcID: "vpc-1", ID: "sg-1", Rules: []cloud.Rule{{Port: 5000, CIDR: "10.0.0.0/8"}}}).Plan(n, []cloud.Rule{{Port: 5000, CIDR: "10.0.0.0/8"}}), nil},
+		{(&cloud.SGFound{VpcID: "vpc-1", ID: "sg-1", Rules: []cloud.Rule{{Port: -1, CIDR: "10.0.0.0/8"}}}).Plan(n, []cloud.Rule{{Port: 5000, CIDR: "10.0.0.0/8"}}),
 			[]string{"set ingress of mlstack-demo to exactly: tcp 5000 from 10.0.0.0/8"}},
-		{(&userFound{exists: true, policyOK: true, keys: []string{"k"}}).plan(n, true), nil},
-		{(&userFound{exists: true, policyOK: true, keys: []string{"k"}}).plan(n, false),
+		{(&cloud.UserFound{Exists: true, PolicyOK: true, Keys: []string{"k"}}).Plan(n, true), nil},
+		{(&cloud.UserFound{Exists: true, PolicyOK: true, Keys: []string{"k"}}).Plan(n, false),
 			[]string{"delete access key k of mlstack-demo (artifacts proxied: clients need no AWS key)"}},
-		{(&userFound{exists: true, policyOK: true}).plan(n, false), nil},
-		{(&userFound{}).plan(n, false), []string{"create IAM user mlstack-demo with a bucket-only policy and no access key (artifacts proxied)"}},
+		{(&cloud.UserFound{Exists: true, PolicyOK: true}).Plan(n, false), nil},
+		{(&cloud.UserFound{}).Plan(n, false), []string{"create IAM user mlstack-demo with a bucket-only policy and no access key (artifacts proxied)"}},
 		{modePlan(n, "", ArtifactsDirect, nil), []string{"set the artifacts mode to direct (SSM parameter /mlstack/demo/artifacts)"}},
 		{modePlan(n, ArtifactsProxied, ArtifactsProxied, &running), nil},
 		{modePlan(n, ArtifactsDirect, ArtifactsProxied, &running), []string{"set the artifacts mode to proxied (SSM parameter /mlstack/demo/artifacts)",
 			"reboot instance i-1 so that its server serves artifacts proxied (unavailable for about a minute)"}},
-		{(&roleFound{roleExists: true, policyOK: true, profileExists: true, roleInProf: true}).plan(n), nil},
-		{(&bucketFound{exists: true, publicBlocked: true, encrypted: true}).plan(n), nil},
+		{(&cloud.RoleFound{RoleExists: true, PolicyOK: true, ProfileExists: true, RoleInProf: true}).Plan(n), nil},
+		{(&cloud.BucketFound{Exists: true, PublicBlocked: true, Encrypted: true}).Plan(n), nil},
 	} {
 		if got := texts(c.got); !slices.Equal(got, c.want) {
 			t.Errorf("plan %q, want %q", got, c.want)
@@ -213,25 +215,25 @@ func TestPlanJSONSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		Plan []planStep `json:"plan"`
+		Plan []cloud.PlanStep `json:"plan"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	n := namesFor("demo", fakeAccount, fakeRegion)
-	want := map[planStep]bool{
-		{Verb: "create", Kind: kindUser, Name: n.User}:                      true,
-		{Verb: "put", Kind: kindProfile, Name: n.Profile}:                   true,
-		{Verb: "set", Kind: kindSG, Name: n.SecurityGroup}:                  true,
-		{Verb: "import", Kind: kindKeyPair, Name: n.KeyPair}:                true,
-		{Verb: "launch", Kind: kindInstance, Name: n.Instance}:              true,
-		{Verb: "store", Kind: kindParam, Name: n.param(paramAdminPassword)}: true,
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	want := map[cloud.PlanStep]bool{
+		{Verb: "create", Kind: cloud.KindUser, Name: n.User}:                            true,
+		{Verb: "put", Kind: cloud.KindProfile, Name: n.Profile}:                         true,
+		{Verb: "set", Kind: cloud.KindSG, Name: n.SecurityGroup}:                        true,
+		{Verb: "import", Kind: cloud.KindKeyPair, Name: n.KeyPair}:                      true,
+		{Verb: "launch", Kind: cloud.KindInstance, Name: n.Instance}:                    true,
+		{Verb: "store", Kind: cloud.KindParam, Name: n.Param(cloud.ParamAdminPassword)}: true,
 	}
 	for _, s := range got.Plan {
 		if first, _, _ := strings.Cut(s.Text, " "); s.Verb != first || s.Kind == "" || s.Name == "" {
 			t.Errorf("step %+v: verb, kind or name missing", s)
 		}
-		delete(want, planStep{Verb: s.Verb, Kind: s.Kind, Name: s.Name})
+		delete(want, cloud.PlanStep{Verb: s.Verb, Kind: s.Kind, Name: s.Name})
 	}
 	for s := range want {
 		t.Errorf("no step %+v in %s", s, out)

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 // iamRequest is one call as IAM evaluates it: the action, the resource ARN
@@ -120,7 +122,7 @@ func TestClientKeyLeastPrivilege(t *testing.T) {
 		}
 		return k
 	}
-	client, role := bucketPolicy("aws", bucket), rolePolicy("aws", "123456789012", namesFor("demo", "123456789012", "eu-west-3"))
+	client, role := cloud.BucketPolicy("aws", bucket), cloud.RolePolicy("aws", "123456789012", cloud.NamesFor("demo", "123456789012", "eu-west-3"))
 	for _, tt := range []struct {
 		name   string
 		req    iamRequest
@@ -165,7 +167,7 @@ func TestBucketPolicyShape(t *testing.T) {
 	t.Parallel()
 	for _, partition := range []string{"aws", "aws-us-gov", "aws-cn"} {
 		var doc struct{ Statement []map[string]any }
-		must(t, json.Unmarshal([]byte(bucketPolicy(partition, "mlstack-x-123456789012-cn-north-1")), &doc))
+		must(t, json.Unmarshal([]byte(cloud.BucketPolicy(partition, "mlstack-x-123456789012-cn-north-1")), &doc))
 		arn := "arn:" + partition + ":s3:::mlstack-x-123456789012-cn-north-1"
 		for _, st := range doc.Statement {
 			for _, a := range strings1(st["Action"]) {
@@ -187,7 +189,7 @@ func TestBucketPolicyShape(t *testing.T) {
 
 func TestSamePolicy(t *testing.T) {
 	t.Parallel()
-	want := serverBucketPolicy("aws", "mlstack-demo-123456789012-eu-west-3")
+	want := cloud.ServerBucketPolicy("aws", "mlstack-demo-123456789012-eu-west-3")
 	// The same meaning with keys in another order and whitespace, as IAM may re-serialise it.
 	reordered := `{
   "Statement": [
@@ -208,15 +210,15 @@ func TestSamePolicy(t *testing.T) {
 		{"path-escaped", url.PathEscape(want), true},
 		{"re-ordered keys", reordered, true},
 		{"re-ordered and url-encoded", url.QueryEscape(reordered), true},
-		{"other bucket", serverBucketPolicy("aws", "mlstack-other-123456789012-eu-west-3"), false},
-		{"other bucket url-encoded", url.QueryEscape(serverBucketPolicy("aws", "mlstack-other-123456789012-eu-west-3")), false},
-		{"other partition", serverBucketPolicy("aws-cn", "mlstack-demo-123456789012-eu-west-3"), false},
+		{"other bucket", cloud.ServerBucketPolicy("aws", "mlstack-other-123456789012-eu-west-3"), false},
+		{"other bucket url-encoded", url.QueryEscape(cloud.ServerBucketPolicy("aws", "mlstack-other-123456789012-eu-west-3")), false},
+		{"other partition", cloud.ServerBucketPolicy("aws-cn", "mlstack-demo-123456789012-eu-west-3"), false},
 		{"not JSON", "not json", false},
 		{"empty", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := samePolicy(tt.got, want); got != tt.same {
+			if got := cloud.SamePolicy(tt.got, want); got != tt.same {
 				t.Errorf("samePolicy = %v, want %v\ngot doc: %s", got, tt.same, tt.got)
 			}
 		})
@@ -237,7 +239,7 @@ func TestEC2TrustPolicy(t *testing.T) {
 				Action    string
 			}
 		}
-		if err := json.Unmarshal([]byte(ec2TrustPolicy(region)), &doc); err != nil {
+		if err := json.Unmarshal([]byte(cloud.EC2TrustPolicy(region)), &doc); err != nil {
 			t.Fatalf("trust policy is not JSON: %v", err)
 		}
 		if len(doc.Statement) != 1 {

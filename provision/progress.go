@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/server"
 )
 
@@ -188,7 +190,7 @@ func writeJSON(w io.Writer, v any) error {
 // humanBytes is a size as people read it: 0 bytes, 12.3 kB, 1.2 GB.
 func humanBytes(n int64) string {
 	if n < 1000 {
-		return plural(int(n), "byte")
+		return cloud.Plural(int(n), "byte")
 	}
 	v, unit := float64(n), ""
 	for _, u := range []string{"kB", "MB", "GB", "TB", "PB"} {

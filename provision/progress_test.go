@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 // syncBuffer is a buffer the live line's ticker and the test share.
@@ -84,11 +86,11 @@ func TestProgressConcurrentWaits(t *testing.T) {
 func TestWording(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ got, want string }{
-		{plural(1, "stack"), "1 stack"}, {plural(0, "run"), "0 runs"}, {plural(2, "resource"), "2 resources"},
-		{pluralWord(1, "instance"), "instance"}, {pluralWord(3, "instance"), "instances"},
+		{cloud.Plural(1, "stack"), "1 stack"}, {cloud.Plural(0, "run"), "0 runs"}, {cloud.Plural(2, "resource"), "2 resources"},
+		{cloud.PluralWord(1, "instance"), "instance"}, {cloud.PluralWord(3, "instance"), "instances"},
 		{humanBytes(0), "0 bytes"}, {humanBytes(1), "1 byte"}, {humanBytes(5500), "5.5 kB"}, {humanBytes(1_250_000_000), "1.2 GB"},
-		{FormatDuration(48 * time.Hour), "2d"}, {FormatDuration(90 * time.Minute), "1h30m"}, {FormatDuration(15 * time.Minute), "15m"},
-		{FormatDuration(2 * time.Hour), "2h"}, {FormatDuration(90 * time.Second), "1m30s"},
+		{cloud.FormatDuration(48 * time.Hour), "2d"}, {cloud.FormatDuration(90 * time.Minute), "1h30m"}, {cloud.FormatDuration(15 * time.Minute), "15m"},
+		{cloud.FormatDuration(2 * time.Hour), "2h"}, {cloud.FormatDuration(90 * time.Second), "1m30s"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/cloudinit"
 )
 
@@ -48,7 +50,7 @@ func checkMLflowRelease(ctx context.Context, version string, log *progress) erro
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound && !listedRelease(ctx, version):
-		return usagef("--mlflow-version %s: PyPI has no such MLflow release (https://pypi.org/project/mlflow/#history lists them)", version)
+		return cloud.Usagef("--mlflow-version %s: PyPI has no such MLflow release (https://pypi.org/project/mlflow/#history lists them)", version)
 	case resp.StatusCode == http.StatusNotFound: // a mirror without per-release pages
 	case resp.StatusCode != http.StatusOK:
 		log.Info("PyPI answered %s for MLflow %s: not checked", resp.Status, version)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
@@ -17,7 +19,7 @@ import (
 func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (log string, err error) {
 	t.Helper()
 	o, _, progress := upOpts(dir, "demo")
-	o.Database, o.NoWait, o.hooks.HealthURL = DBPostgres, false, healthServer(t, http.StatusOK)
+	o.Database, o.NoWait, o.hooks.HealthURL = cloud.DBPostgres, false, healthServer(t, http.StatusOK)
 	if extra != nil {
 		extra(&o)
 	}
@@ -36,7 +38,7 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	f.rdsState.model.Slow = 3
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	dir := t.TempDir()
 	log, err := pgUp(t, f, dir, nil)
 	if err != nil {
@@ -49,15 +51,15 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	if got := aws.ToString(d.db.DBInstanceClass); got != "db.t4g.micro" {
 		t.Errorf("class %s, want the smallest burstable db.t4g.micro", got)
 	}
-	pw := f.paramValue(n.param(paramDBPassword))
+	pw := f.paramValue(n.Param(cloud.ParamDBPassword))
 	if len(pw) < 32 || d.password != pw {
 		t.Errorf("the database's master password is not the SSM one (%d characters)", len(pw))
 	}
 	if strings.Contains(log, pw) {
 		t.Error("the master password is in up's output")
 	}
-	var ep dbEndpoint
-	if err := json.Unmarshal([]byte(f.paramValue(n.param(paramDatabase))), &ep); err != nil || ep.Host == "" || ep.Port != 5432 || ep.User != dbUser {
+	var ep cloud.DBEndpoint
+	if err := json.Unmarshal([]byte(f.paramValue(n.Param(cloud.ParamDatabase))), &ep); err != nil || ep.Host == "" || ep.Port != 5432 || ep.User != cloud.DBUser {
 		t.Errorf("database parameter %+v (%v)", ep, err)
 	}
 	if !strings.Contains(log, "RDS database mlstack-demo: creating") {
@@ -82,7 +84,7 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 		!strings.Contains(out.String(), "database:       PostgreSQL 17.6 on RDS database mlstack-demo (db.t4g.micro, available)") {
 		t.Errorf("status (%v):\n%s", err, out)
 	}
-	if !strings.Contains(rolePolicy("aws", fakeAccount, n), n.param(paramDatabase)) {
+	if !strings.Contains(cloud.RolePolicy("aws", fakeAccount, n), n.Param(cloud.ParamDatabase)) {
 		t.Error("the role may not read the database parameter")
 	}
 }
@@ -103,7 +105,7 @@ func TestUpPostgresClass(t *testing.T) {
 			f.rdsState.model.Classes = c.offered
 			log, err := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
 			if c.want == "" {
-				if !IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {
+				if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {
 					t.Fatalf("up = %v, want a usage error naming --db-class", err)
 				}
 				if m := f.mutating(); len(m) > 0 {
@@ -127,7 +129,7 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		_, err := pgUp(t, f, dir, nil)
-		if !IsUsage(err) || !strings.Contains(err.Error(), "keeps its tracking data in sqlite on its server") {
+		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "keeps its tracking data in sqlite on its server") {
 			t.Fatalf("up = %v", err)
 		}
 		if m := f.mutating(); len(m) > 0 {
@@ -141,8 +143,8 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 			t.Fatalf("up: %v\n%s", err, log)
 		}
 		f.resetCalls()
-		_, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = DBSQLite })
-		if !IsUsage(err) || !strings.Contains(err.Error(), "RDS database mlstack-demo") || strings.Contains(err.Error(), "--db sqlite") {
+		_, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = cloud.DBSQLite })
+		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "RDS database mlstack-demo") || strings.Contains(err.Error(), "--db sqlite") {
 			t.Fatalf("up = %v (its hint must not repeat the refused --db sqlite)", err)
 		}
 		if m := f.mutating(); len(m) > 0 {
@@ -163,7 +165,7 @@ func TestDownPostgres(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	if log, err := pgUp(t, f, dir, nil); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
@@ -185,7 +187,7 @@ func TestDownPostgres(t *testing.T) {
 		t.Fatalf("up of the kept stack: %v\n%s", err, uplog)
 	}
 	d := f.db(n.DB)
-	if d == nil || d.snapshot == "" || d.password != f.paramValue(n.param(paramDBPassword)) {
+	if d == nil || d.snapshot == "" || d.password != f.paramValue(n.Param(cloud.ParamDBPassword)) {
 		t.Fatalf("restored database: %v (the restored one must have the SSM password)", d != nil && d.snapshot != "")
 	}
 	// Plain down, from a machine without the stack's state, leaves
@@ -204,7 +206,7 @@ func TestUpPostgresDryRun(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
-	o.Database, o.DryRun = DBPostgres, true
+	o.Database, o.DryRun = cloud.DBPostgres, true
 	if err := Up(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +233,8 @@ func TestValidateDatabase(t *testing.T) {
 		{"postgres", "db.t3.micro", "a-b", ""},
 		{"", "", "a--b", ""},
 	} {
-		err := validateDatabase(c.engine, c.class, c.stack)
-		if (c.want == "") != (err == nil) || (err != nil && (!IsUsage(err) || !strings.Contains(err.Error(), c.want))) {
+		err := cloud.ValidateDatabase(c.engine, c.class, c.stack)
+		if (c.want == "") != (err == nil) || (err != nil && (!cloud.IsUsage(err) || !strings.Contains(err.Error(), c.want))) {
 			t.Errorf("validateDatabase(%q, %q, %q) = %v, want %q", c.engine, c.class, c.stack, err, c.want)
 		}
 	}
@@ -297,7 +299,7 @@ func TestForeignDatabase(t *testing.T) {
 	f.newDB("mlstack-demo", "db.t3.micro", nil, "theirs")
 	dir := t.TempDir()
 	_, err := pgUp(t, f, dir, nil)
-	var no *notOwnedError
+	var no *cloud.NotOwnedError
 	if !errors.As(err, &no) || len(f.mutating()) != 0 {
 		t.Fatalf("up next to a foreign database: %v, mutating %v", err, f.mutating())
 	}

@@ -11,6 +11,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
 // family is what the uniform verbs know of one kind of resource, or of a
@@ -21,15 +23,15 @@ type family struct {
 	labels map[string]string
 	// inventory reads the stack's resources (same-named ones without the
 	// stack's tag as stateForeign rows); the families read concurrently.
-	inventory func(ctx context.Context, s *session, n names, pending string) (invPart, error)
+	inventory func(ctx context.Context, s *cloud.Session, n cloud.Names, pending string) (invPart, error)
 	// listAll adds to set the stacks this family's global resources (IAM,
 	// S3) name; listIn those of one region. Either may be nil.
-	listAll func(ctx context.Context, s *session, want map[string]bool, set *stackSet) error
-	listIn  func(ctx context.Context, s *session, region string, set *stackSet) error
+	listAll func(ctx context.Context, s *cloud.Session, want map[string]bool, set *cloud.StackSet) error
+	listIn  func(ctx context.Context, s *cloud.Session, region string, set *cloud.StackSet) error
 	// retag moves mlstack:expires-at on what up found (new resources get
 	// it at creation); an EC2 family names its ids in ec2IDs instead, and
 	// one CreateTags call moves them all.
-	retag  func(ctx context.Context, s *session, f *found, n names, expires string) error
+	retag  func(ctx context.Context, s *cloud.Session, f *found, n cloud.Names, expires string) error
 	ec2IDs func(f *found) []string
 	// deletes are its delete steps: the step of stage k runs after every
 	// step of the stages before it, beside the other steps of stage k.
@@ -39,7 +41,7 @@ type family struct {
 // invPart is what one family's inventory read found: rows, and what else
 // of it status and down use, applied once every read is in.
 type invPart struct {
-	rows  []resource
+	rows  []cloud.Resource
 	apply func(inv *stackInventory)
 }
 
@@ -47,8 +49,8 @@ type invPart struct {
 // found them; a step that owns none of the inventory's rows is skipped.
 type deleteStep struct {
 	stage int
-	owns  func(n names, r resource) bool
-	run   func(ctx context.Context, s *session, n names, d deletion, inv *stackInventory, log *progress) error
+	owns  func(n cloud.Names, r cloud.Resource) bool
+	run   func(ctx context.Context, s *cloud.Session, n cloud.Names, d deletion, inv *stackInventory, log *progress) error
 }
 
 // Delete stages. RDS deletes a database in minutes: the instances go
@@ -95,8 +97,8 @@ var deleteOrder = func() [][]deleteStep {
 }()
 
 // kinds is a deleteStep's owns for whole kinds.
-func kinds(k ...string) func(names, resource) bool {
-	return func(_ names, r resource) bool { return slices.Contains(k, r.Kind) }
+func kinds(k ...string) func(cloud.Names, cloud.Resource) bool {
+	return func(_ cloud.Names, r cloud.Resource) bool { return slices.Contains(k, r.Kind) }
 }
 
 // addIAMTags records the tags of the stack's IAM user or role (nil: none).
@@ -107,146 +109,146 @@ func (inv *stackInventory) addIAMTags(tags map[string]string) {
 }
 
 var instanceFamily = family{
-	labels: map[string]string{kindInstance: "instance", kindSG: "security group"},
-	inventory: func(ctx context.Context, s *session, n names, _ string) (invPart, error) {
-		sgs, rules, sgID, err := sgInventory(ctx, s.ec2, n)
+	labels: map[string]string{cloud.KindInstance: "instance", cloud.KindSG: "security group"},
+	inventory: func(ctx context.Context, s *cloud.Session, n cloud.Names, _ string) (invPart, error) {
+		sgs, rules, sgID, err := cloud.SGInventory(ctx, s.EC2, n)
 		if err != nil {
 			return invPart{}, err
 		}
-		insts, lookalikes, err := stackInstancesIn(ctx, s.ec2, n, sgID, liveStates)
-		return invPart{rows: append(instanceInventory(insts), sgs...), apply: func(inv *stackInventory) {
+		insts, lookalikes, err := cloud.StackInstancesIn(ctx, s.EC2, n, sgID, cloud.LiveStates)
+		return invPart{rows: append(cloud.InstanceInventory(insts), sgs...), apply: func(inv *stackInventory) {
 			inv.insts, inv.lookalikes, inv.rules = insts, lookalikes, rules
 		}}, err
 	},
-	listIn: func(ctx context.Context, s *session, r string, set *stackSet) error {
-		if err := listInstances(ctx, s.ec2ForRegion(r), s.account, r, set); err != nil {
+	listIn: func(ctx context.Context, s *cloud.Session, r string, set *cloud.StackSet) error {
+		if err := cloud.ListInstances(ctx, s.EC2ForRegion(r), s.Account, r, set); err != nil {
 			return err
 		}
-		return listSecurityGroups(ctx, s.ec2ForRegion(r), r, set)
+		return cloud.ListSecurityGroups(ctx, s.EC2ForRegion(r), r, set)
 	},
-	ec2IDs: func(f *found) []string { return append(instanceTagIDs(f.instances), f.sg.tagIDs()...) },
+	ec2IDs: func(f *found) []string { return append(cloud.InstanceTagIDs(f.instances), f.sg.TagIDs()...) },
 	deletes: []deleteStep{
-		{stageCompute, kinds(kindInstance), func(ctx context.Context, s *session, n names, d deletion, inv *stackInventory, log *progress) error {
+		{stageCompute, kinds(cloud.KindInstance), func(ctx context.Context, s *cloud.Session, n cloud.Names, d deletion, inv *stackInventory, log *progress) error {
 			return terminateStackInstances(ctx, s, n, inv, d.timeout, log)
 		}},
-		{stageNetwork, func(n names, r resource) bool { return r.Kind == kindSG && r.Name == n.SecurityGroup },
-			func(ctx context.Context, s *session, n names, _ deletion, inv *stackInventory, log *progress) error {
-				own := slices.DeleteFunc(inv.of(kindSG), func(r resource) bool { return r.Name != n.SecurityGroup })
-				return deleteSecurityGroups(ctx, s.ec2, own, 3*time.Minute, log)
+		{stageNetwork, func(n cloud.Names, r cloud.Resource) bool { return r.Kind == cloud.KindSG && r.Name == n.SecurityGroup },
+			func(ctx context.Context, s *cloud.Session, n cloud.Names, _ deletion, inv *stackInventory, log *progress) error {
+				own := slices.DeleteFunc(inv.of(cloud.KindSG), func(r cloud.Resource) bool { return r.Name != n.SecurityGroup })
+				return cloud.DeleteSecurityGroups(ctx, s.EC2, own, 3*time.Minute, log)
 			}},
 	},
 }
 
 var keyPairFamily = family{
-	labels: map[string]string{kindKeyPair: "key pair"},
-	inventory: func(ctx context.Context, s *session, n names, _ string) (invPart, error) {
-		rows, err := keyPairInventory(ctx, s.ec2, n)
+	labels: map[string]string{cloud.KindKeyPair: "key pair"},
+	inventory: func(ctx context.Context, s *cloud.Session, n cloud.Names, _ string) (invPart, error) {
+		rows, err := cloud.KeyPairInventory(ctx, s.EC2, n)
 		return invPart{rows: rows}, err
 	},
-	listIn: func(ctx context.Context, s *session, r string, set *stackSet) error {
-		return listKeyPairs(ctx, s.ec2ForRegion(r), r, set)
+	listIn: func(ctx context.Context, s *cloud.Session, r string, set *cloud.StackSet) error {
+		return cloud.ListKeyPairs(ctx, s.EC2ForRegion(r), r, set)
 	},
-	ec2IDs: func(f *found) []string { return f.keyPair.tagIDs() },
-	deletes: []deleteStep{{stageKeys, kinds(kindKeyPair), func(ctx context.Context, s *session, n names, _ deletion, _ *stackInventory, log *progress) error {
-		return deleteKeyPair(ctx, s.ec2, n, log)
+	ec2IDs: func(f *found) []string { return f.keyPair.TagIDs() },
+	deletes: []deleteStep{{stageKeys, kinds(cloud.KindKeyPair), func(ctx context.Context, s *cloud.Session, n cloud.Names, _ deletion, _ *stackInventory, log *progress) error {
+		return cloud.DeleteKeyPair(ctx, s.EC2, n, log)
 	}}},
 }
 
 var userFamily = family{
-	labels: map[string]string{kindUser: "IAM user"},
-	inventory: func(ctx context.Context, s *session, n names, _ string) (invPart, error) {
-		rows, tags, err := userInventory(ctx, s.iam, n)
+	labels: map[string]string{cloud.KindUser: "IAM user"},
+	inventory: func(ctx context.Context, s *cloud.Session, n cloud.Names, _ string) (invPart, error) {
+		rows, tags, err := cloud.UserInventory(ctx, s.IAM, n)
 		return invPart{rows: rows, apply: func(inv *stackInventory) { inv.addIAMTags(tags) }}, err
 	},
-	listAll: func(ctx context.Context, s *session, want map[string]bool, set *stackSet) error {
-		return listUsers(ctx, s.iam, set, want)
+	listAll: func(ctx context.Context, s *cloud.Session, want map[string]bool, set *cloud.StackSet) error {
+		return cloud.ListUsers(ctx, s.IAM, set, want)
 	},
-	retag: func(ctx context.Context, s *session, f *found, n names, expires string) error {
-		if !f.user.exists {
+	retag: func(ctx context.Context, s *cloud.Session, f *found, n cloud.Names, expires string) error {
+		if !f.user.Exists {
 			return nil
 		}
-		return retagUser(ctx, s.iam, n, expires)
+		return cloud.RetagUser(ctx, s.IAM, n, expires)
 	},
-	deletes: []deleteStep{{stageUser, kinds(kindUser), func(ctx context.Context, s *session, n names, _ deletion, _ *stackInventory, log *progress) error {
-		return deleteUser(ctx, s.iam, n, log)
+	deletes: []deleteStep{{stageUser, kinds(cloud.KindUser), func(ctx context.Context, s *cloud.Session, n cloud.Names, _ deletion, _ *stackInventory, log *progress) error {
+		return cloud.DeleteUser(ctx, s.IAM, n, log)
 	}}},
 }
 
 var roleFamily = family{
-	labels: map[string]string{kindRole: "IAM role", kindProfile: "instance profile"},
-	inventory: func(ctx context.Context, s *session, n names, _ string) (invPart, error) {
-		rows, tags, err := roleInventory(ctx, s.iam, n)
+	labels: map[string]string{cloud.KindRole: "IAM role", cloud.KindProfile: "instance profile"},
+	inventory: func(ctx context.Context, s *cloud.Session, n cloud.Names, _ string) (invPart, error) {
+		rows, tags, err := cloud.RoleInventory(ctx, s.IAM, n)
 		return invPart{rows: rows, apply: func(inv *stackInventory) { inv.addIAMTags(tags) }}, err
 	},
-	listAll: func(ctx context.Context, s *session, want map[string]bool, set *stackSet) error {
-		return listRoles(ctx, s.iam, set, want)
+	listAll: func(ctx context.Context, s *cloud.Session, want map[string]bool, set *cloud.StackSet) error {
+		return cloud.ListRoles(ctx, s.IAM, set, want)
 	},
-	retag: func(ctx context.Context, s *session, f *found, n names, expires string) error {
-		return retagRole(ctx, s.iam, f.role, n, expires)
+	retag: func(ctx context.Context, s *cloud.Session, f *found, n cloud.Names, expires string) error {
+		return cloud.RetagRole(ctx, s.IAM, f.role, n, expires)
 	},
-	deletes: []deleteStep{{stageIAM, kinds(kindRole, kindProfile), func(ctx context.Context, s *session, n names, _ deletion, inv *stackInventory, log *progress) error {
-		return deleteRole(ctx, s.iam, n, len(inv.of(kindProfile)) > 0, len(inv.of(kindRole)) > 0, log)
+	deletes: []deleteStep{{stageIAM, kinds(cloud.KindRole, cloud.KindProfile), func(ctx context.Context, s *cloud.Session, n cloud.Names, _ deletion, inv *stackInventory, log *progress) error {
+		return cloud.DeleteRole(ctx, s.IAM, n, len(inv.of(cloud.KindProfile)) > 0, len(inv.of(cloud.KindRole)) > 0, log)
 	}}},
 }
 
 var bucketFamily = family{
-	labels: map[string]string{kindBucket: "S3 bucket"},
-	inventory: func(ctx context.Context, s *session, n names, pending string) (invPart, error) {
-		rows, err := bucketInventory(ctx, s.s3, n, pending)
+	labels: map[string]string{cloud.KindBucket: "S3 bucket"},
+	inventory: func(ctx context.Context, s *cloud.Session, n cloud.Names, pending string) (invPart, error) {
+		rows, err := cloud.BucketInventory(ctx, s.S3, n, pending)
 		return invPart{rows: rows}, err
 	},
-	listAll: func(ctx context.Context, s *session, want map[string]bool, set *stackSet) error {
-		return listBuckets(ctx, s.s3, s.account, set, want)
+	listAll: func(ctx context.Context, s *cloud.Session, want map[string]bool, set *cloud.StackSet) error {
+		return cloud.ListBuckets(ctx, s.S3, s.Account, set, want)
 	},
-	retag: func(ctx context.Context, s *session, f *found, n names, expires string) error {
-		if !f.bucket.exists {
+	retag: func(ctx context.Context, s *cloud.Session, f *found, n cloud.Names, expires string) error {
+		if !f.bucket.Exists {
 			return nil
 		}
-		return retagBucket(ctx, s.s3, n, expires)
+		return cloud.RetagBucket(ctx, s.S3, n, expires)
 	},
-	deletes: []deleteStep{{stageData, kinds(kindBucket), func(ctx context.Context, s *session, n names, _ deletion, _ *stackInventory, log *progress) error {
-		return deleteBucket(ctx, s.s3, n, log)
+	deletes: []deleteStep{{stageData, kinds(cloud.KindBucket), func(ctx context.Context, s *cloud.Session, n cloud.Names, _ deletion, _ *stackInventory, log *progress) error {
+		return cloud.DeleteBucket(ctx, s.S3, n, log)
 	}}},
 }
 
 var paramFamily = family{
-	labels: map[string]string{kindParam: "SSM parameter"},
-	inventory: func(ctx context.Context, s *session, n names, _ string) (invPart, error) {
-		rows, mode, err := paramInventory(ctx, s.ssm, n)
+	labels: map[string]string{cloud.KindParam: "SSM parameter"},
+	inventory: func(ctx context.Context, s *cloud.Session, n cloud.Names, _ string) (invPart, error) {
+		rows, mode, err := cloud.ParamInventory(ctx, s.SSM, n)
 		return invPart{rows: rows, apply: func(inv *stackInventory) { inv.mode = mode }}, err
 	},
-	deletes: []deleteStep{{stageParams, kinds(kindParam), func(ctx context.Context, s *session, n names, _ deletion, inv *stackInventory, log *progress) error {
+	deletes: []deleteStep{{stageParams, kinds(cloud.KindParam), func(ctx context.Context, s *cloud.Session, n cloud.Names, _ deletion, inv *stackInventory, log *progress) error {
 		var names []string
-		for _, r := range inv.of(kindParam) {
+		for _, r := range inv.of(cloud.KindParam) {
 			names = append(names, r.ID)
 		}
-		return deleteParams(ctx, s.ssm, n, names, log)
+		return cloud.DeleteParams(ctx, s.SSM, n, names, log)
 	}}},
 }
 
 var databaseFamily = family{
-	labels: map[string]string{kindDB: "RDS database", kindDBSubnetGroup: "DB subnet group", kindDBSnapshot: "RDS snapshot"},
-	inventory: func(ctx context.Context, s *session, n names, _ string) (invPart, error) {
+	labels: map[string]string{cloud.KindDB: "RDS database", cloud.KindDBSubnetGroup: "DB subnet group", cloud.KindDBSnapshot: "RDS snapshot"},
+	inventory: func(ctx context.Context, s *cloud.Session, n cloud.Names, _ string) (invPart, error) {
 		rows, db, err := dbInventory(ctx, s, n)
 		return invPart{rows: rows, apply: func(inv *stackInventory) { inv.db = db }}, err
 	},
-	listIn: func(ctx context.Context, s *session, r string, set *stackSet) error {
-		return listDatabases(ctx, s.rdsForRegion(r), r, set)
+	listIn: func(ctx context.Context, s *cloud.Session, r string, set *cloud.StackSet) error {
+		return listDatabases(ctx, s.RDSForRegion(r), r, set)
 	},
-	retag: func(ctx context.Context, s *session, f *found, _ names, expires string) error {
-		return retagDatabase(ctx, s.rds, f.db, expires)
+	retag: func(ctx context.Context, s *cloud.Session, f *found, _ cloud.Names, expires string) error {
+		return retagDatabase(ctx, s.RDS, f.db, expires)
 	},
-	deletes: []deleteStep{{stageCompute, func(n names, r resource) bool {
-		return slices.Contains([]string{kindDB, kindDBSnapshot, kindDBSubnetGroup}, r.Kind) || r.Kind == kindSG && r.Name == n.DBSecurityGroup
-	}, func(ctx context.Context, s *session, n names, d deletion, _ *stackInventory, log *progress) error {
+	deletes: []deleteStep{{stageCompute, func(n cloud.Names, r cloud.Resource) bool {
+		return slices.Contains([]string{cloud.KindDB, cloud.KindDBSnapshot, cloud.KindDBSubnetGroup}, r.Kind) || r.Kind == cloud.KindSG && r.Name == n.DBSecurityGroup
+	}, func(ctx context.Context, s *cloud.Session, n cloud.Names, d deletion, _ *stackInventory, log *progress) error {
 		return deleteDatabase(ctx, s, n, d.keepData, log)
 	}}},
 }
 
 // label is the resource as a message names it.
-func label(r resource) string {
+func label(r cloud.Resource) string {
 	s := kindLabels[r.Kind] + " " + r.Name
-	if r.ID != "" && r.ID != r.Name && (r.Kind == kindSG || r.Kind == kindInstance) {
+	if r.ID != "" && r.ID != r.Name && (r.Kind == cloud.KindSG || r.Kind == cloud.KindInstance) {
 		s += " (" + r.ID + ")"
 	}
 	return s

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -58,7 +60,7 @@ func (r *upRun) driftOf(ctx context.Context, inst *ec2types.Instance, explicitTy
 		reasons, asked = append(reasons, fmt.Sprintf("instance type %s → %s", inst.InstanceType, r.o.InstanceType)), true
 	}
 	if len(old) > 0 && !bytes.Equal(old, want) {
-		from, to := bootstrapOf(old).MLflowVersion, bootstrapOf(want).MLflowVersion
+		from, to := cloud.BootstrapOf(old).MLflowVersion, cloud.BootstrapOf(want).MLflowVersion
 		if from != "" && to != "" && from != to {
 			reasons = append(reasons, fmt.Sprintf("MLflow %s → %s", from, to))
 			asked = asked || r.explicitVersion
@@ -66,7 +68,7 @@ func (r *upRun) driftOf(ctx context.Context, inst *ec2types.Instance, explicitTy
 			reasons = append(reasons, "the bootstrap of this mlstack version")
 		}
 	}
-	return reasons, asked, bootstrapOf(old).Can(cloudinit.CapBackups), nil
+	return reasons, asked, cloud.BootstrapOf(old).Can(cloudinit.CapBackups), nil
 }
 
 // planReplace decides, read-only, whether up replaces the stack's instance.
@@ -78,7 +80,7 @@ func (r *upRun) planReplace(ctx context.Context, explicitType bool) error {
 		return nil
 	}
 	inst := &f.instances[0]
-	switch stateOf(inst) {
+	switch cloud.StateOf(inst) {
 	case ec2types.InstanceStateNameRunning, ec2types.InstanceStateNameStopped:
 	default:
 		return nil // pending or stopping: the next up looks again
@@ -97,13 +99,13 @@ func (r *upRun) planReplace(ctx context.Context, explicitType bool) error {
 			"which keeps no backups: replacing it would lose its runs, so it stays as it is", id, why)
 		return nil
 	case !backups:
-		return usagef("instance %s (%s) runs the bootstrap of an earlier mlstack, which keeps no backups: replacing it would lose its runs. "+
+		return cloud.Usagef("instance %s (%s) runs the bootstrap of an earlier mlstack, which keeps no backups: replacing it would lose its runs. "+
 			"Export what you need, then `%s` and up again with the new flags", id, why, r.h.cmd("down", "--yes"))
 	case r.o.NoWait && !r.o.DryRun:
-		return usagef("instance %s would be replaced (%s), and a replacement waits for the new server before it removes the old one: leave out --no-wait", id, why)
+		return cloud.Usagef("instance %s would be replaced (%s), and a replacement waits for the new server before it removes the old one: leave out --no-wait", id, why)
 	}
 	r.replace = &replacement{old: inst, reasons: reasons}
-	if r.db == DBPostgres {
+	if r.db == cloud.DBPostgres {
 		r.replace.db = r.n.DB
 	}
 	r.restart = nil // the new server reads the artifacts mode when it starts
@@ -111,13 +113,13 @@ func (r *upRun) planReplace(ctx context.Context, explicitType bool) error {
 }
 
 // replacePlan says in words what the replacement does.
-func replacePlan(rp *replacement) []planStep {
+func replacePlan(rp *replacement) []cloud.PlanStep {
 	if rp == nil {
 		return nil
 	}
 	id, why := aws.ToString(rp.old.InstanceId), strings.Join(rp.reasons, ", ")
 	if rp.db == "" {
-		return []planStep{step(kindInstance, id, "replace instance %s (%s): stop it (its server backs up), launch a new one that restores the backup, "+
+		return []cloud.PlanStep{cloud.Step(cloud.KindInstance, id, "replace instance %s (%s): stop it (its server backs up), launch a new one that restores the backup, "+
 			"terminate %s once the new server answers; the tracking server is unavailable meanwhile (a few minutes)", id, why, id)}
 	}
 	line := fmt.Sprintf("replace instance %s (%s): stop it, launch a new one whose server uses RDS database %s, where the data stays, "+
@@ -126,7 +128,7 @@ func replacePlan(rp *replacement) []planStep {
 		line += fmt.Sprintf("; the new MLflow upgrades the database's schema, which the old one cannot serve afterwards: should the new "+
 			"server fail, the old one comes back refusing it, and RDS's point-in-time restore of %s to before now gets the old schema back", rp.db)
 	}
-	return []planStep{step(kindInstance, id, "%s", line)}
+	return []cloud.PlanStep{cloud.Step(cloud.KindInstance, id, "%s", line)}
 }
 
 // confirmReplace asks before a replacement (or needs --yes).
@@ -136,14 +138,14 @@ func (r *upRun) confirmReplace() error {
 	}
 	what := replacePlan(r.replace)[0].Text
 	if r.o.Confirm == nil {
-		return usagef("up would %s; pass --yes to go ahead (no terminal to ask on)", what)
+		return cloud.Usagef("up would %s; pass --yes to go ahead (no terminal to ask on)", what)
 	}
 	ok, err := r.o.Confirm("up would " + what + ". Go ahead? [y/N] ")
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return usagef("not confirmed: nothing changed")
+		return cloud.Usagef("not confirmed: nothing changed")
 	}
 	return nil
 }
@@ -153,27 +155,27 @@ func (r *upRun) replaceInstance(ctx context.Context) (*ec2types.Instance, error)
 	rp := r.replace
 	id := aws.ToString(rp.old.InstanceId)
 	r.log.Step("replacing instance %s: %s", id, strings.Join(rp.reasons, ", "))
-	if stateOf(rp.old) != ec2types.InstanceStateNameStopped {
+	if cloud.StateOf(rp.old) != ec2types.InstanceStateNameStopped {
 		rp.stopped = true // from here on a rollback starts it again
-		if err := stopForBackup(ctx, r.s.ec2, []string{id}, r.o.Timeout, r.log); err != nil {
+		if err := stopForBackup(ctx, r.s.EC2, []string{id}, r.o.Timeout, r.log); err != nil {
 			return nil, err
 		}
 	}
 	if r.o.restoreFrom != "" {
-		if err := promoteBackup(ctx, r.s.s3, r.n.Bucket, r.o.restoreFrom, time.Now(), r.log); err != nil {
+		if err := promoteBackup(ctx, r.s.S3, r.n.Bucket, r.o.restoreFrom, time.Now(), r.log); err != nil {
 			return nil, err
 		}
 	}
 	in := r.instanceInput()
-	in.found = nil
+	in.Found = nil
 	// A fresh client token: the old one would hand back the old instance.
-	nonce, err := in.renewNonce()
+	nonce, err := in.RenewNonce()
 	if err != nil {
 		return nil, err
 	}
-	in.launch.nonce = nonce
+	in.Launch.Nonce = nonce
 	rp.launching = true
-	return ensureInstance(ctx, r.s.ec2, in)
+	return cloud.EnsureInstance(ctx, r.s.EC2, in)
 }
 
 // retire terminates the old instance once the new server answers. An
@@ -186,7 +188,7 @@ func (r *upRun) retire(ctx context.Context) error {
 	r.log.Step("the new server answers: terminating the old instance %s", id)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	return terminate(ctx, r.s.ec2, []string{id}, 0, r.log)
+	return cloud.Terminate(ctx, r.s.EC2, []string{id}, 0, r.log)
 }
 
 // rollback undoes a replacement that failed or was interrupted after it
@@ -207,9 +209,9 @@ func (r *upRun) rollback(ctx context.Context, cause error) error {
 	}
 	newID := strings.Join(news, ", ")
 	r.log.Warn("the replacement did not finish: terminating the new instance %s, starting %s again", cmp.Or(newID, "(none launched)"), oldID)
-	errs := []error{terminate(ctx, r.s.ec2, news, 0, r.log)}
+	errs := []error{cloud.Terminate(ctx, r.s.EC2, news, 0, r.log)}
 	if rp.stopped {
-		errs = append(errs, startAgain(ctx, r.s.ec2, oldID, r.o.Timeout))
+		errs = append(errs, startAgain(ctx, r.s.EC2, oldID, r.o.Timeout))
 	}
 	errs = append(errs, r.store.Update(func(x *local.Secrets) { x.InstanceID = oldID }))
 	if err := errors.Join(errs...); err != nil {
@@ -226,10 +228,10 @@ func (r *upRun) rollback(ctx context.Context, cause error) error {
 // the instance EC2 made may not be listed yet, and left alone it would run
 // and bill.
 func (r *upRun) newInstances(ctx context.Context, oldID string) ([]string, error) {
-	w := waitsOf(ctx)
-	deadline, wait := time.Now().Add(newInstanceListed), w.pollFirst
+	w := cloud.WaitsOf(ctx)
+	deadline, wait := time.Now().Add(newInstanceListed), w.PollFirst
 	for {
-		insts, _, err := stackInstances(ctx, r.s.ec2, r.n, usableStates)
+		insts, _, err := cloud.StackInstances(ctx, r.s.EC2, r.n, cloud.UsableStates)
 		if err != nil {
 			return nil, err
 		}
@@ -248,14 +250,14 @@ func (r *upRun) newInstances(ctx context.Context, oldID string) ([]string, error
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, w.pollMax)
+		wait = min(2*wait, w.PollMax)
 	}
 }
 
 // UpgradeOptions are what `mlstack upgrade` takes.
 type UpgradeOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	MLflowVersion string // "": the locked version
 	Timeout       time.Duration
@@ -279,9 +281,9 @@ func Upgrade(ctx context.Context, o UpgradeOptions) error {
 // stackAsIs is an up of the stack as it is: who may reach it and SSH as its
 // security group has them (its artifacts mode stays in SSM). also reads
 // more of the stack while it is open; what names the command for errors.
-func stackAsIs(ctx context.Context, st Stack, a AWS, s Streams, what string, also func(*openedStack) error) (UpOptions, error) {
+func stackAsIs(ctx context.Context, st Stack, a cloud.AWS, s Streams, what string, also func(*openedStack) error) (UpOptions, error) {
 	s.fill()
-	if err := validateAll(st.validate, a.validate); err != nil {
+	if err := validateAll(st.validate, a.Validate); err != nil {
 		return UpOptions{}, err
 	}
 	op, err := openStack(ctx, st, a, s.progress(), false)
@@ -289,25 +291,25 @@ func stackAsIs(ctx context.Context, st Stack, a AWS, s Streams, what string, als
 		return UpOptions{}, err
 	}
 	defer op.release()
-	g, err := findSecurityGroup(ctx, op.s.ec2, op.n)
+	g, err := cloud.FindSecurityGroup(ctx, op.s.EC2, op.n)
 	if err != nil {
 		return UpOptions{}, err
 	}
-	if g.id == "" {
+	if g.ID == "" {
 		return UpOptions{}, fmt.Errorf("stack %s has no security group in %s: nothing to %s (`%s` makes the stack)",
-			st.Name, op.s.region, what, hintsFor(st, a).cmd("up"))
+			st.Name, op.s.Region, what, hintsFor(st, a).cmd("up"))
 	}
 	if also != nil {
 		if err := also(op); err != nil {
 			return UpOptions{}, err
 		}
 	}
-	return UpOptions{Stack: st, AWS: a, Streams: s, AllowCIDRs: g.allowed(), SSH: g.sshOpen()}, nil
+	return UpOptions{Stack: st, AWS: a, Streams: s, AllowCIDRs: g.Allowed(), SSH: g.SSHOpen()}, nil
 }
 
 // startAgain starts an instance up stopped, once it is stopped (an
 // interrupted stop may still be under way); one that runs is left so.
-func startAgain(ctx context.Context, api stopAPI, id string, timeout time.Duration) error {
+func startAgain(ctx context.Context, api cloud.StopAPI, id string, timeout time.Duration) error {
 	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil {
 		return fmt.Errorf("reading instance %s: %w", id, err)
@@ -315,15 +317,15 @@ func startAgain(ctx context.Context, api stopAPI, id string, timeout time.Durati
 	state := ec2types.InstanceStateName("")
 	for _, res := range out.Reservations {
 		for i := range res.Instances {
-			state = stateOf(&res.Instances[i])
+			state = cloud.StateOf(&res.Instances[i])
 		}
 	}
 	switch state {
 	case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:
 		return nil
 	case ec2types.InstanceStateNameStopping:
-		pace := waitsOf(ctx)
-		w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pace.pollFirst, pace.pollMax })
+		pace := cloud.WaitsOf(ctx)
+		w := ec2.NewInstanceStoppedWaiter(api, func(o *ec2.InstanceStoppedWaiterOptions) { o.MinDelay, o.MaxDelay = pace.PollFirst, pace.PollMax })
 		if err := w.Wait(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, timeout); err != nil {
 			return fmt.Errorf("waiting for instance %s to stop before starting it again: %w", id, err)
 		}

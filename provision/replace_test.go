@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
@@ -61,7 +63,7 @@ func TestUpReplacesOnDrift(t *testing.T) {
 		o := replaceOpts(t, dir, http.StatusOK)
 		tt.edit(&o)
 		f.resetCalls()
-		if err := Up(f.ctx(), o); !IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.mutating()) != 0 {
+		if err := Up(f.ctx(), o); !cloud.IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.mutating()) != 0 {
 			t.Errorf("%s: %v, mutating %v", tt.name, err, f.mutating())
 		}
 	}
@@ -102,7 +104,7 @@ func TestUpReplacementRollsBack(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the replacement failed: instance") || !strings.Contains(err.Error(), old+" started again") {
 		t.Fatalf("up: %v", err)
 	}
-	if live := f.liveInstances(); len(live) != 1 || live[0] != old || stateOf(&f.instance(old).inst) != ec2types.InstanceStateNameRunning {
+	if live := f.liveInstances(); len(live) != 1 || live[0] != old || cloud.StateOf(&f.instance(old).inst) != ec2types.InstanceStateNameRunning {
 		t.Errorf("after the rollback: live %v, want %s running", live, old)
 	}
 	if got := savedSecrets(t, dir, "demo").InstanceID; got != old {
@@ -136,7 +138,7 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	}
 
 	setUserData(func(s string) string {
-		return strings.ReplaceAll(s, string(backupMarker), "/usr/local/lib/mlstack/gone.py")
+		return strings.ReplaceAll(s, string(cloud.BackupMarker), "/usr/local/lib/mlstack/gone.py")
 	})
 	o, _, log := upOpts(dir, "demo")
 	f.resetCalls()
@@ -146,7 +148,7 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	}
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
-	if err := Up(f.ctx(), o); !IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.mutating(), "EC2.StopInstances") {
+	if err := Up(f.ctx(), o); !cloud.IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.mutating(), "EC2.StopInstances") {
 		t.Errorf("an asked-for change of an instance without backups: %v", err)
 	}
 }

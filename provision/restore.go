@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -19,7 +21,7 @@ import (
 // promoteBackup copies backup stamp to a new folder newer than every
 // backup (the one the old server made when it stopped included), the
 // manifest last, so that the new server restores it.
-func promoteBackup(ctx context.Context, api copyAPI, bucket, stamp string, now time.Time, log *progress) error {
+func promoteBackup(ctx context.Context, api cloud.CopyAPI, bucket, stamp string, now time.Time, log *progress) error {
 	complete, err := completeBackups(ctx, api, bucket)
 	if err != nil {
 		return err
@@ -49,7 +51,7 @@ func promoteBackup(ctx context.Context, api copyAPI, bucket, stamp string, now t
 // RestoreOptions are what `mlstack restore` takes.
 type RestoreOptions struct {
 	Stack
-	AWS
+	cloud.AWS
 	Streams
 	From    string // a backup's folder name (or key), or "latest"
 	Timeout time.Duration
@@ -61,14 +63,14 @@ type RestoreOptions struct {
 // a chosen backup, keeping the stack's settings as they are.
 func Restore(ctx context.Context, o RestoreOptions) error {
 	if o.From == "" {
-		return usagef("--from: which backup, its folder name under backups/ (status shows the newest) or latest")
+		return cloud.Usagef("--from: which backup, its folder name under backups/ (status shows the newest) or latest")
 	}
 	var stamp string
 	uo, err := stackAsIs(ctx, o.Stack, o.AWS, o.Streams, "restore into", func(op *openedStack) error {
 		if err := notOnRDS(ctx, op.s, op.n, "mlstack restore"); err != nil {
 			return err
 		}
-		complete, err := completeBackups(ctx, op.s.s3, op.n.Bucket)
+		complete, err := completeBackups(ctx, op.s.S3, op.n.Bucket)
 		if err == nil {
 			stamp, err = chooseBackup(o.From, complete)
 		}

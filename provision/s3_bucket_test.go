@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -27,7 +29,7 @@ var allBlocked = &s3types.PublicAccessBlockConfiguration{
 func TestEnsureBucket(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	cases := []struct {
 		name     string
@@ -65,35 +67,35 @@ func TestEnsureBucket(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakeAWS()
 			f.region = c.region
-			n := namesFor("demo", fakeAccount, c.region)
+			n := cloud.NamesFor("demo", fakeAccount, c.region)
 			if c.seed != nil {
 				c.seed(f)
 			}
-			found, err := findBucket(ctx, f, n, "")
+			found, err := cloud.FindBucket(ctx, f, n, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			var want []string
 			for _, p := range c.plan {
-				want = append(want, strings.ReplaceAll(p, namesFor("demo", fakeAccount, fakeRegion).Bucket, n.Bucket))
+				want = append(want, strings.ReplaceAll(p, cloud.NamesFor("demo", fakeAccount, fakeRegion).Bucket, n.Bucket))
 			}
-			if got := texts(found.plan(n)); !slices.Equal(got, want) {
+			if got := texts(found.Plan(n)); !slices.Equal(got, want) {
 				t.Errorf("plan %q, want %q", got, want)
 			}
 			log, _ := bufProgress()
-			if err := ensureBucket(ctx, f, found, testBucketIn(n, tags, log)); err != nil {
+			if err := cloud.EnsureBucket(ctx, f, found, testBucketIn(n, tags, log)); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.mutating(); !slices.Equal(got, c.mutating) {
 				t.Errorf("mutating calls %v, want %v", got, c.mutating)
 			}
-			again, err := findBucket(ctx, f, n, "")
-			if err != nil || !again.exists || !again.publicBlocked || !again.encrypted || len(again.plan(n)) != 0 {
+			again, err := cloud.FindBucket(ctx, f, n, "")
+			if err != nil || !again.Exists || !again.PublicBlocked || !again.Encrypted || len(again.Plan(n)) != 0 {
 				t.Errorf("after ensure: %+v, %v", again, err)
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			if b := f.buckets[n.Bucket]; b.region != c.region || b.tags[tagStack] != "demo" {
+			if b := f.buckets[n.Bucket]; b.region != c.region || b.tags[cloud.TagStack] != "demo" {
 				t.Errorf("bucket %+v", b)
 			}
 		})
@@ -103,24 +105,24 @@ func TestEnsureBucket(t *testing.T) {
 func TestCreateBucketRaces(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 
 	// Our own bucket, made a moment ago by a retried request: tag it and go on.
 	f := newFakeAWS()
 	f.addBucket(n.Bucket, nil)
 	log, _ := bufProgress()
-	if err := ensureBucket(ctx, f, &bucketFound{}, testBucketIn(n, tags, log)); err != nil {
+	if err := cloud.EnsureBucket(ctx, f, &cloud.BucketFound{}, testBucketIn(n, tags, log)); err != nil {
 		t.Fatalf("BucketAlreadyOwnedByYou: %v", err)
 	}
-	if f.buckets[n.Bucket].tags[tagStack] != "demo" {
+	if f.buckets[n.Bucket].tags[cloud.TagStack] != "demo" {
 		t.Error("bucket not tagged after BucketAlreadyOwnedByYou")
 	}
 
 	// Another account's bucket of that name.
 	f = newFakeAWS()
 	f.addBucket(n.Bucket, nil).foreign = true
-	err := ensureBucket(ctx, f, &bucketFound{}, testBucketIn(n, tags, log))
+	err := cloud.EnsureBucket(ctx, f, &cloud.BucketFound{}, testBucketIn(n, tags, log))
 	if err == nil || !strings.Contains(err.Error(), "is taken by another account: choose another --stack") {
 		t.Fatalf("BucketAlreadyExists: %v", err)
 	}
@@ -132,7 +134,7 @@ func TestCreateBucketRaces(t *testing.T) {
 func TestFindBucketRefusesForeign(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	cases := []struct {
 		name     string
 		seed     func(f *fakeAWS)
@@ -162,8 +164,8 @@ func TestFindBucketRefusesForeign(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFakeAWS()
 			c.seed(f)
-			_, err := findBucket(ctx, f, n, "")
-			var no *notOwnedError
+			_, err := cloud.FindBucket(ctx, f, n, "")
+			var no *cloud.NotOwnedError
 			if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &no) != c.notOwned {
 				t.Fatalf("findBucket = %v, want %q (not owned: %v)", err, c.want, c.notOwned)
 			}
@@ -177,7 +179,7 @@ func TestFindBucketRefusesForeign(t *testing.T) {
 func TestEnsureBucketErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	tags := stackTagsFor("demo", time.Now())
 	for _, c := range []struct{ op, want string }{
 		{"CreateBucket", "creating S3 bucket"},
@@ -188,7 +190,7 @@ func TestEnsureBucketErrors(t *testing.T) {
 		f := newFakeAWS()
 		f.failNext(c.op, awsErr("InternalError"), 1)
 		log, _ := bufProgress()
-		if err := ensureBucket(ctx, f, &bucketFound{}, testBucketIn(n, tags, log)); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := cloud.EnsureBucket(ctx, f, &cloud.BucketFound{}, testBucketIn(n, tags, log)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
@@ -210,13 +212,13 @@ func fillBucket(b *fakeBucket, objects int) {
 func TestDeleteBucketEmptiesEverything(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
 	f.pageSize = 4 // versions come four to a page
 	b := f.addBucket(n.Bucket, stackTagsFor("demo", time.Now()))
 	fillBucket(b, 5) // 10 versions and 2 delete markers
 	log, out := bufProgress()
-	if err := deleteKind(ctx, f, n, kindBucket, log); err != nil {
+	if err := deleteKind(ctx, f, n, cloud.KindBucket, log); err != nil {
 		t.Fatal(err)
 	}
 	if f.buckets[n.Bucket] != nil {
@@ -237,7 +239,7 @@ func TestDeleteBucketEmptiesEverything(t *testing.T) {
 func TestDeleteBucketCases(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	ours := func(f *fakeAWS) *fakeBucket { return f.addBucket(n.Bucket, stackTagsFor("demo", time.Now())) }
 	cases := []struct {
 		name     string
@@ -283,7 +285,7 @@ func TestDeleteBucketCases(t *testing.T) {
 			f := newFakeAWS()
 			c.seed(f)
 			log, out := bufProgress()
-			err := deleteKind(ctx, f, n, kindBucket, log)
+			err := deleteKind(ctx, f, n, cloud.KindBucket, log)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("deleteBucket = %v, want %q", err, c.want)
 			}
@@ -303,54 +305,54 @@ func TestDeleteBucketCases(t *testing.T) {
 func TestBucketInventoryRetagAndList(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f := newFakeAWS()
-	rows, err := bucketInventory(ctx, f, n, "")
+	rows, err := cloud.BucketInventory(ctx, f, n, "")
 	if err != nil || rows != nil {
 		t.Errorf("inventory of nothing = %v, %v", rows, err)
 	}
 	f.addBucket(n.Bucket, nil)
-	if rows, err := bucketInventory(ctx, f, n, ""); err != nil || len(rows) != 1 || rows[0].State != stateForeign {
+	if rows, err := cloud.BucketInventory(ctx, f, n, ""); err != nil || len(rows) != 1 || rows[0].State != cloud.StateForeign {
 		t.Errorf("inventory of an untagged bucket = %v, %v (want one row, not the stack's)", rows, err)
 	}
 	f.buckets[n.Bucket].tags = stackTagsFor("demo", time.Now())
-	rows, err = bucketInventory(ctx, f, n, "")
-	if err != nil || len(rows) != 1 || rows[0] != (resource{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateExists}) {
+	rows, err = cloud.BucketInventory(ctx, f, n, "")
+	if err != nil || len(rows) != 1 || rows[0] != (cloud.Resource{Kind: cloud.KindBucket, ID: n.Bucket, Name: n.Bucket, State: cloud.StateExists}) {
 		t.Errorf("inventory = %v, %v", rows, err)
 	}
 	f.failNext("GetBucketTagging", awsErr("InternalError"), 1)
-	if _, err := bucketInventory(ctx, f, n, ""); err == nil {
+	if _, err := cloud.BucketInventory(ctx, f, n, ""); err == nil {
 		t.Error("inventory hid an error")
 	}
 
-	if err := retagBucket(ctx, f, n, "2030-01-01T00:00:00Z"); err != nil {
+	if err := cloud.RetagBucket(ctx, f, n, "2030-01-01T00:00:00Z"); err != nil {
 		t.Fatal(err)
 	}
-	if tags := f.buckets[n.Bucket].tags; tags[tagExpiresAt] != "2030-01-01T00:00:00Z" || tags[tagStack] != "demo" || tags[tagVersion] != Version {
+	if tags := f.buckets[n.Bucket].tags; tags[cloud.TagExpiresAt] != "2030-01-01T00:00:00Z" || tags[cloud.TagStack] != "demo" || tags[cloud.TagVersion] != Version {
 		t.Errorf("tags after retag %v", tags)
 	}
 	f.failNext("GetBucketTagging", awsErr("InternalError"), 1)
-	if err := retagBucket(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "reading tags") {
+	if err := cloud.RetagBucket(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "reading tags") {
 		t.Errorf("retag = %v", err)
 	}
 	f.failNext("PutBucketTagging", awsErr("InternalError"), 1)
-	if err := retagBucket(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of S3 bucket") {
+	if err := cloud.RetagBucket(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of S3 bucket") {
 		t.Errorf("retag = %v", err)
 	}
 
-	set := newStackSet(fakeAccount)
+	set := cloud.NewStackSet(fakeAccount)
 	f.addBucket("mlstack-other-"+fakeAccount+"-us-east-1", stackTagsFor("other", time.Now()))
-	if err := listBuckets(ctx, f, fakeAccount, set, map[string]bool{fakeRegion: true}); err != nil {
+	if err := cloud.ListBuckets(ctx, f, fakeAccount, set, map[string]bool{fakeRegion: true}); err != nil {
 		t.Fatal(err)
 	}
 	// A bucket counts toward its stack but vouches for nothing: without the
 	// stack's IAM user or role it is an orphan, and its tags set no expiry.
-	if got := set.sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].Region != fakeRegion || !got[0].ExpiresAt.IsZero() || !got[0].Orphan {
+	if got := set.Sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].Region != fakeRegion || !got[0].ExpiresAt.IsZero() || !got[0].Orphan {
 		t.Errorf("listed %+v", got)
 	}
 }
 
 // testBucketIn is ensureBucket's input with a pending mark that is only remembered.
-func testBucketIn(n names, tags map[string]string, log *progress) ensureBucketInput {
-	return ensureBucketInput{names: n, tags: tags, log: log, pending: func(string) error { return nil }}
+func testBucketIn(n cloud.Names, tags map[string]string, log *progress) cloud.EnsureBucketInput {
+	return cloud.EnsureBucketInput{Names: n, Tags: tags, Log: log, Pending: func(string) error { return nil }}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
@@ -32,7 +34,7 @@ func TestBucketNamespace(t *testing.T) {
 			f.mu.Lock()
 			b := f.buckets[c.bucket]
 			f.mu.Unlock()
-			if b == nil || b.namespace != c.ns || b.tags[tagStack] != "demo" {
+			if b == nil || b.namespace != c.ns || b.tags[cloud.TagStack] != "demo" {
 				t.Fatalf("bucket %s: %+v", c.bucket, b)
 			}
 			if got := savedSecrets(t, dir, "demo").Bucket; got != c.bucket {
@@ -47,7 +49,7 @@ func TestBucketNamespace(t *testing.T) {
 func TestLegacyGlobalBucket(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f.addBucket(n.GlobalBucket, stackTagsFor("demo", time.Now()))
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
@@ -83,7 +85,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 	for _, next := range []string{"up", "down", "fresh machine"} {
 		t.Run(next, func(t *testing.T) {
 			f := newInstalledFake(t)
-			n := namesFor("demo", fakeAccount, fakeRegion)
+			n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 			f.failNext("PutBucketTagging", awsErr("AccessDenied"), 1)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
@@ -98,7 +100,7 @@ func TestHalfCreatedBucket(t *testing.T) {
 				o, _, log := upOpts(dir, "demo")
 				mustUp(t, f, o)
 				f.mu.Lock()
-				tagged := f.buckets[n.Bucket].tags[tagStack] == "demo"
+				tagged := f.buckets[n.Bucket].tags[cloud.TagStack] == "demo"
 				f.mu.Unlock()
 				if !tagged || savedSecrets(t, dir, "demo").PendingBucket != "" || !strings.Contains(log.String(), "an interrupted run of this stack created") {
 					t.Errorf("second up: tagged %v, pending %q\n%s", tagged, savedSecrets(t, dir, "demo").PendingBucket, log)
@@ -145,7 +147,7 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 		t.Fatal("first up passed")
 	}
 	f.mu.Lock()
-	tagged := f.buckets[namesFor("demo", fakeAccount, fakeRegion).Bucket].tags[tagStack] == "demo"
+	tagged := f.buckets[cloud.NamesFor("demo", fakeAccount, fakeRegion).Bucket].tags[cloud.TagStack] == "demo"
 	f.mu.Unlock()
 	if !tagged {
 		t.Fatal("CreateBucket did not carry the stack's tags")
@@ -177,7 +179,7 @@ func TestBucketNameBusy(t *testing.T) {
 	f = newInstalledFake(t)
 	f.failNext("CreateBucket", busy, -1)
 	o, _, _ = upOpts(t.TempDir(), "demo")
-	err := Up(f.ctxWaits(func(w *waits) { w.nameBusy = 50 * time.Millisecond }), o)
+	err := Up(f.ctxWaits(func(w *cloud.Waits) { w.NameBusy = 50 * time.Millisecond }), o)
 	if err == nil || !strings.Contains(err.Error(), "S3 still holds the name") || !strings.Contains(err.Error(), "try again in a few minutes") ||
 		!strings.Contains(err.Error(), "run `mlstack up --stack demo") {
 		t.Fatalf("name busy for good: %v", err)

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
@@ -35,13 +37,13 @@ const launchSlack = time.Minute
 // and not before since (SSM's time of a change the server must have read
 // first; zero for none). While they are missing or stale it returns nil
 // and says what it waits for.
-func readServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.Instance, since, now time.Time) (*serverKeys, string, error) {
-	pub, err := published(ctx, api, n, paramTLSCert, paramHostKey)
+func readServerKeys(ctx context.Context, api cloud.ParamAPI, n cloud.Names, inst *ec2types.Instance, since, now time.Time) (*serverKeys, string, error) {
+	pub, err := cloud.Published(ctx, api, n, cloud.ParamTLSCert, cloud.ParamHostKey)
 	if err != nil {
 		return nil, "", err
 	}
-	certPEM, certAt := pub[paramTLSCert].Value, pub[paramTLSCert].At
-	hostLine, keyAt := pub[paramHostKey].Value, pub[paramHostKey].At
+	certPEM, certAt := pub[cloud.ParamTLSCert].Value, pub[cloud.ParamTLSCert].At
+	hostLine, keyAt := pub[cloud.ParamHostKey].Value, pub[cloud.ParamHostKey].At
 	launched := aws.ToTime(inst.LaunchTime).Add(-launchSlack)
 	switch {
 	case certPEM == "" || hostLine == "":
@@ -53,23 +55,23 @@ func readServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.I
 	}
 	cert, err := server.ParseCert([]byte(certPEM))
 	if err != nil {
-		return nil, "", fmt.Errorf("SSM parameter %s: %w", n.param(paramTLSCert), err)
+		return nil, "", fmt.Errorf("SSM parameter %s: %w", n.Param(cloud.ParamTLSCert), err)
 	}
-	host := trackingHost(inst)
+	host := cloud.TrackingHost(inst)
 	if err := server.Covers(cert, host, now); err != nil {
 		return nil, fmt.Sprintf("the published certificate is not for %s yet (%v)", host, err), nil
 	}
 	hostKey, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hostLine))
 	if err != nil {
-		return nil, "", fmt.Errorf("SSM parameter %s is not an SSH public key: %w", n.param(paramHostKey), err)
+		return nil, "", fmt.Errorf("SSM parameter %s is not an SSH public key: %w", n.Param(cloud.ParamHostKey), err)
 	}
 	return &serverKeys{certPEM: []byte(certPEM), cert: cert, hostKey: hostKey}, "", nil
 }
 
 // waitServerKeys polls until the server has published keys that fit inst.
-func waitServerKeys(ctx context.Context, api paramAPI, n names, inst *ec2types.Instance, since time.Time, wait time.Duration) (*serverKeys, error) {
+func waitServerKeys(ctx context.Context, api cloud.ParamAPI, n cloud.Names, inst *ec2types.Instance, since time.Time, wait time.Duration) (*serverKeys, error) {
 	var keys *serverKeys
-	err := poll(ctx, wait, func() (bool, string, error) {
+	err := cloud.Poll(ctx, wait, func() (bool, string, error) {
 		k, why, err := readServerKeys(ctx, api, n, inst, since, time.Now())
 		keys = k
 		return k != nil, why, err

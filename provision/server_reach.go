@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
 )
@@ -26,7 +28,7 @@ var errNoServer = errors.New("no running instance")
 // the instance may have been replaced since up pinned one.
 func serverURI(ctx context.Context, op *openedStack) (string, error) {
 	s, n := op.s, op.n
-	insts, _, err := stackInstances(ctx, s.ec2, n, usableStates)
+	insts, _, err := cloud.StackInstances(ctx, s.EC2, n, cloud.UsableStates)
 	if err != nil {
 		return "", err
 	}
@@ -37,15 +39,15 @@ func serverURI(ctx context.Context, op *openedStack) (string, error) {
 		insts = recordedFirst(insts, op.secrets.InstanceID)
 	}
 	inst := &insts[0]
-	legacy, err := isLegacy(ctx, s.ec2, inst)
+	legacy, err := cloud.IsLegacy(ctx, s.EC2, inst)
 	if err != nil || legacy {
-		return legacyURI(inst), err
+		return cloud.LegacyURI(inst), err
 	}
-	keys, _, err := readServerKeys(ctx, s.ssm, n, inst, time.Time{}, time.Now())
+	keys, _, err := readServerKeys(ctx, s.SSM, n, inst, time.Time{}, time.Now())
 	if err == nil && keys != nil {
 		_, err = pinKeys(op.dir, keys, inst)
 	}
-	return trackingURI(inst), err
+	return cloud.TrackingURI(inst), err
 }
 
 // serverHTTP trusts the pinned server certificate alone (nil, the default
@@ -71,11 +73,11 @@ func adminPassword(ctx context.Context, op *openedStack, sec local.Secrets) (str
 	if sec.MLflowPassword != "" {
 		return sec.MLflowPassword, nil
 	}
-	params, err := findParams(ctx, op.s.ssm, op.n)
+	params, err := cloud.FindParams(ctx, op.s.SSM, op.n)
 	if err != nil {
 		return "", err
 	}
-	return params.values[paramAdminPassword], nil
+	return params.Values[cloud.ParamAdminPassword], nil
 }
 
 // upHintFor is `mlstack up` for the stack as it is: the flags in use, the
@@ -86,8 +88,8 @@ func upHintFor(ctx context.Context, op *openedStack, h hints) string {
 	if sec := op.secrets; sec != nil {
 		cidrs, ssh = sec.AllowCIDRs, sec.SSH
 	}
-	if g, err := findSecurityGroup(ctx, op.s.ec2, op.n); err == nil && g.id != "" {
-		cidrs, ssh = g.allowed(), g.sshOpen()
+	if g, err := cloud.FindSecurityGroup(ctx, op.s.EC2, op.n); err == nil && g.ID != "" {
+		cidrs, ssh = g.Allowed(), g.SSHOpen()
 	}
 	return h.up(cidrs, ssh)
 }

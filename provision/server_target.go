@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
@@ -23,7 +25,7 @@ type target struct {
 	h        hints    // for the commands it advises
 	cidrs    []string // allowed to reach the server: an up hint keeps them
 	dir      local.Dir
-	s        *session
+	s        *cloud.Session
 	inst     *ec2types.Instance
 	id       string
 	host     string // public DNS name, else public IP
@@ -31,9 +33,9 @@ type target struct {
 	haveKeys bool   // this machine holds the login key and the host key
 }
 
-func newTarget(h hints, dir local.Dir, s *session, inst *ec2types.Instance, sshOpen bool) *target {
+func newTarget(h hints, dir local.Dir, s *cloud.Session, inst *ec2types.Instance, sshOpen bool) *target {
 	return &target{stack: h.stack, h: h, dir: dir, s: s, inst: inst, id: aws.ToString(inst.InstanceId),
-		host: trackingHost(inst), sshOpen: sshOpen, haveKeys: dir.HasSSHKeys()}
+		host: cloud.TrackingHost(inst), sshOpen: sshOpen, haveKeys: dir.HasSSHKeys()}
 }
 
 // sshHost is how package server reaches host with the stack's files.
@@ -43,48 +45,48 @@ func sshHost(dir local.Dir, host string) server.Host {
 
 // findTarget discovers the stack's running instance and whether SSH to it
 // can work, and refreshes known_hosts for its current addresses.
-func findTarget(ctx context.Context, st Stack, a AWS) (*target, error) {
-	if err := validateAll(st.validate, a.validate); err != nil {
+func findTarget(ctx context.Context, st Stack, a cloud.AWS) (*target, error) {
+	if err := validateAll(st.validate, a.Validate); err != nil {
 		return nil, err
 	}
-	s, err := openSession(ctx, a)
+	s, err := cloud.OpenSession(ctx, a)
 	if err != nil {
 		return nil, err
 	}
 	dir := local.StackDir(st.StateDir, st.Name)
-	sec, err := dir.LoadFor(s.account, s.region)
+	sec, err := dir.LoadFor(s.Account, s.Region)
 	if err != nil {
-		return nil, asUsage(err)
+		return nil, cloud.AsUsage(err)
 	}
-	n := namesFor(st.Name, s.account, s.region)
+	n := cloud.NamesFor(st.Name, s.Account, s.Region)
 	var insts []ec2types.Instance
-	var sg *sgFound
-	err = parallel(
-		func() (err error) { insts, _, err = stackInstances(ctx, s.ec2, n, usableStates); return },
-		func() (err error) { sg, err = findSecurityGroup(ctx, s.ec2, n); return },
+	var sg *cloud.SGFound
+	err = cloud.Parallel(
+		func() (err error) { insts, _, err = cloud.StackInstances(ctx, s.EC2, n, cloud.UsableStates); return },
+		func() (err error) { sg, err = cloud.FindSecurityGroup(ctx, s.EC2, n); return },
 	)
 	if err != nil {
 		return nil, err
 	}
 	h := hintsFor(st, a)
 	if len(insts) == 0 {
-		return nil, fmt.Errorf("stack %s has no instance in %s: `%s` launches one", st.Name, s.region, h.up(sg.allowed(), sg.sshOpen()))
+		return nil, fmt.Errorf("stack %s has no instance in %s: `%s` launches one", st.Name, s.Region, h.up(sg.Allowed(), sg.SSHOpen()))
 	}
 	if sec != nil {
 		insts = recordedFirst(insts, sec.InstanceID)
 	}
-	t := newTarget(h, dir, s, &insts[0], sg.sshOpen())
-	t.cidrs = sg.allowed()
+	t := newTarget(h, dir, s, &insts[0], sg.SSHOpen())
+	t.cidrs = sg.Allowed()
 	return t, t.refreshPins(ctx, n)
 }
 
 // refreshPins pins what the instance published (it may have been replaced
 // since up pinned) and points known_hosts at its current addresses.
-func (t *target) refreshPins(ctx context.Context, n names) error {
+func (t *target) refreshPins(ctx context.Context, n cloud.Names) error {
 	if t.host == "" {
 		return nil
 	}
-	keys, _, err := readServerKeys(ctx, t.s.ssm, n, t.inst, time.Time{}, time.Now())
+	keys, _, err := readServerKeys(ctx, t.s.SSM, n, t.inst, time.Time{}, time.Now())
 	if err != nil {
 		return err
 	}
@@ -110,8 +112,8 @@ func (t *target) sshReady() string {
 		return fmt.Sprintf("this machine has no SSH keys for stack %s in %s: run `%s` where the stack was created", t.stack, t.dir.Path(), t.h.cmd("ssh"))
 	case t.host == "":
 		return fmt.Sprintf("instance %s has no public DNS name or IP", t.id)
-	case stateOf(t.inst) != ec2types.InstanceStateNameRunning:
-		return fmt.Sprintf("instance %s is %s, not running", t.id, stateOf(t.inst))
+	case cloud.StateOf(t.inst) != ec2types.InstanceStateNameRunning:
+		return fmt.Sprintf("instance %s is %s, not running", t.id, cloud.StateOf(t.inst))
 	}
 	return ""
 }
@@ -131,7 +133,7 @@ func (t *target) dial(ctx context.Context, r server.Remote) (*ssh.Client, error)
 
 // console reads the instance's console output from EC2.
 func (t *target) console() server.Console {
-	return func(ctx context.Context) (string, error) { return consoleOutput(ctx, t.s.ec2, t.id) }
+	return func(ctx context.Context) (string, error) { return cloud.ConsoleOutput(ctx, t.s.EC2, t.id) }
 }
 
 // SSH runs a command or a shell on the stack's instance.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -28,7 +30,7 @@ const (
 
 // consoleEC2 answers GetConsoleOutput with text (base64, as EC2 does).
 type consoleEC2 struct {
-	ec2API
+	cloud.EC2API
 	text string
 }
 
@@ -82,7 +84,7 @@ func newSSHFixture(t *testing.T) *sshFixture {
 		InstanceId: aws.String("i-0123456789abcdef0"), PublicDnsName: aws.String(testDNS), PublicIpAddress: aws.String(testIP),
 		State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning},
 	}
-	s := &session{ec2: &consoleEC2{text: "[ 0.0] Linux\r\nconsole line 1\r\nconsole line 2\r\n"}}
+	s := &cloud.Session{EC2: &consoleEC2{text: "[ 0.0] Linux\r\nconsole line 1\r\nconsole line 2\r\n"}}
 	return &sshFixture{dir: d, hk: hk, authorized: pub, t: newTarget(hints{stack: "demo"}, d, s, inst, true)}
 }
 
@@ -171,7 +173,7 @@ func TestExplainUnhealthy(t *testing.T) {
 
 func TestConsoleOutputDecoded(t *testing.T) {
 	t.Parallel()
-	text, err := consoleOutput(context.Background(), &consoleEC2{text: "a\r\nb\r\n"}, "i-1")
+	text, err := cloud.ConsoleOutput(context.Background(), &consoleEC2{text: "a\r\nb\r\n"}, "i-1")
 	if err != nil || text != "a\nb\n" {
 		t.Errorf("consoleOutput = %q, %v", text, err)
 	}
@@ -185,7 +187,7 @@ func TestRenderHoldsNoSecret(t *testing.T) {
 	root := t.TempDir()
 	r := &upRun{
 		o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: cloudinit.DefaultMLflowVersion},
-		openedStack: &openedStack{s: &session{region: "eu-west-3", account: "123456789012"}, n: namesFor("demo", "123456789012", "eu-west-3"), dir: local.StackDir(root, "demo")},
+		openedStack: &openedStack{s: &cloud.Session{Region: "eu-west-3", Account: "123456789012"}, n: cloud.NamesFor("demo", "123456789012", "eu-west-3"), dir: local.StackDir(root, "demo")},
 		log:         newProgress(io.Discard),
 	}
 	if err := r.makeLocal(); err != nil {
@@ -207,7 +209,7 @@ func TestRenderHoldsNoSecret(t *testing.T) {
 		t.Errorf("preflight wrote local files: %v", err)
 	}
 	r.n.Bucket = "Not_A_Bucket"
-	if err := r.render(); !IsUsage(err) || !strings.Contains(err.Error(), "bootstrap parameters") {
+	if err := r.render(); !cloud.IsUsage(err) || !strings.Contains(err.Error(), "bootstrap parameters") {
 		t.Errorf("bad parameters: %v, want a usage error", err)
 	}
 }
@@ -232,7 +234,7 @@ func TestRenderArchAndLock(t *testing.T) {
 			var log bytes.Buffer
 			r := &upRun{
 				o:           UpOptions{Stack: Stack{Name: "demo", StateDir: root}, MLflowVersion: tt.version},
-				openedStack: &openedStack{s: &session{region: "eu-west-3", account: "123456789012"}, n: namesFor("demo", "123456789012", "eu-west-3"), dir: local.StackDir(root, "demo")},
+				openedStack: &openedStack{s: &cloud.Session{Region: "eu-west-3", Account: "123456789012"}, n: cloud.NamesFor("demo", "123456789012", "eu-west-3"), dir: local.StackDir(root, "demo")},
 				log:         newProgress(&log),
 				arch:        tt.arch,
 			}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
@@ -38,7 +40,7 @@ func TestStatusTable(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	id := f.liveInstances()[0]
 	o, out := statusOpts("demo", "")
 	o.hooks.HealthURL = healthServer(t, http.StatusOK)
@@ -92,19 +94,19 @@ func TestStatusJSON(t *testing.T) {
 	if err := Status(f.ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	var rep stackJSON
+	var rep cloud.StackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
 	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || len(rep.Resources) != 12 ||
-		rep.Resources[0].Kind != kindInstance || rep.Resources[0].State != "running" || rep.TrackingURI == nil ||
-		!strings.HasPrefix(*rep.TrackingURI, "https://ec2-") || rep.Health != healthBad || rep.Owner == nil || *rep.Owner != fakeOwner ||
+		rep.Resources[0].Kind != cloud.KindInstance || rep.Resources[0].State != "running" || rep.TrackingURI == nil ||
+		!strings.HasPrefix(*rep.TrackingURI, "https://ec2-") || rep.Health != cloud.HealthBad || rep.Owner == nil || *rep.Owner != fakeOwner ||
 		rep.CreatedAt == nil || rep.ExpiresAt != nil || rep.Instance == nil || rep.Instance.Type != "t2.micro" || rep.SSH ||
 		len(rep.AllowedCIDRs) != 1 || rep.CostPerMonthUSD == nil || *rep.CostPerMonthUSD != 13.40 {
 		t.Errorf("report %+v", rep)
 	}
 	for _, r := range rep.Resources {
-		if kindLabels[r.Kind] == "" || r.ID == "" && r.Kind != kindUser && r.Kind != kindRole && r.Kind != kindProfile {
+		if kindLabels[r.Kind] == "" || r.ID == "" && r.Kind != cloud.KindUser && r.Kind != cloud.KindRole && r.Kind != cloud.KindProfile {
 			t.Errorf("resource %+v: want a machine kind and its id", r)
 		}
 	}
@@ -132,7 +134,7 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 
 	// A stack that does not exist is an error; its JSON has [] for lists.
 	o, out = statusOpts("nothing", "")
-	if err := Status(f.ctx(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "stack nothing does not exist") {
+	if err := Status(f.ctx(), o); err == nil || cloud.IsUsage(err) || !strings.Contains(err.Error(), "stack nothing does not exist") {
 		t.Fatalf("status of nothing = %v", err)
 	}
 	if out.Len() != 0 {
@@ -152,7 +154,7 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 func TestStatusIgnoresLookAlikes(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
 	f.addUser(n.User, other)
 	f.addRole(n.Role, nil)
@@ -196,7 +198,7 @@ func TestStatusErrors(t *testing.T) {
 			f.failIf(c.op, awsErr("ServiceUnavailable"), 1, false, c.match)
 			o, out := statusOpts("demo", "")
 			err := Status(f.ctx(), o)
-			if err == nil || !strings.Contains(err.Error(), c.want) || !hasCode(err, "ServiceUnavailable") {
+			if err == nil || !strings.Contains(err.Error(), c.want) || !cloud.HasCode(err, "ServiceUnavailable") {
 				t.Fatalf("status = %v", err)
 			}
 			if out.Len() != 0 {
@@ -209,9 +211,9 @@ func TestStatusErrors(t *testing.T) {
 		for _, o := range []StatusOptions{
 			{Stack: Stack{Name: "demo", StateDir: "/x"}, Output: "yaml"},
 			{Stack: Stack{Name: "-demo", StateDir: "/x"}},
-			{Stack: Stack{Name: "demo", StateDir: "/x"}, AWS: AWS{Region: "EU"}},
+			{Stack: Stack{Name: "demo", StateDir: "/x"}, AWS: cloud.AWS{Region: "EU"}},
 		} {
-			if err := Status(f.ctx(), o); !IsUsage(err) {
+			if err := Status(f.ctx(), o); !cloud.IsUsage(err) {
 				t.Errorf("status(%+v) = %v", o, err)
 			}
 		}
@@ -245,7 +247,7 @@ func TestStatusHealthOverPinnedTLS(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f.mu.Lock()
 	dns := aws.ToString(f.instances[0].inst.PublicDnsName)
 	f.mu.Unlock()
@@ -259,10 +261,10 @@ func TestStatusHealthOverPinnedTLS(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f.mu.Lock()
-			delete(f.params, n.param(paramTLSCert))
+			delete(f.params, n.Param(cloud.ParamTLSCert))
 			f.mu.Unlock()
 			if c.published != "" {
-				f.putPublished(n.param(paramTLSCert), c.published)
+				f.putPublished(n.Param(cloud.ParamTLSCert), c.published)
 			}
 			o, out := statusOpts("demo", "")
 			o.hooks.HealthURL = url

@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 	"golang.org/x/sync/errgroup"
 )
@@ -16,12 +18,12 @@ import (
 const sweepParallel = 4
 
 // sweepMatch reports whether the sweep selectors of o choose the stack.
-func (o *DownOptions) sweepMatch(i stackInfo, now time.Time) bool {
+func (o *DownOptions) sweepMatch(i cloud.StackInfo, now time.Time) bool {
 	if o.OlderThan > 0 && (i.CreatedAt.IsZero() || now.Sub(i.CreatedAt) < o.OlderThan) {
 		return false
 	}
 	if o.Expired {
-		return i.expired(now)
+		return i.Expired(now)
 	}
 	return o.All
 }
@@ -29,8 +31,8 @@ func (o *DownOptions) sweepMatch(i stackInfo, now time.Time) bool {
 // pickStacks is the stacks the sweep deletes: those the selectors match,
 // whose IAM user or role is there to vouch for them, and (unless AnyOwner)
 // that caller made. What it leaves alone it says.
-func (o *DownOptions) pickStacks(stacks []stackInfo, caller string, now time.Time, log *progress) []stackInfo {
-	var pick []stackInfo
+func (o *DownOptions) pickStacks(stacks []cloud.StackInfo, caller string, now time.Time, log *progress) []cloud.StackInfo {
+	var pick []cloud.StackInfo
 	for _, st := range stacks {
 		switch {
 		case !o.sweepMatch(st, now):
@@ -38,7 +40,7 @@ func (o *DownOptions) pickStacks(stacks []stackInfo, caller string, now time.Tim
 			log.Info("leaving %s alone: only EC2 or S3 resources carry its tag, which anyone can set; "+
 				"no IAM user or role of that stack vouches for them", st.Stack)
 		case !o.AnyOwner && st.Owner != caller:
-			log.Info("leaving stack %s alone: created by %s, not by you (%s); --any-owner includes it", st.Stack, describeOwner(st.Owner), caller)
+			log.Info("leaving stack %s alone: created by %s, not by you (%s); --any-owner includes it", st.Stack, cloud.DescribeOwner(st.Owner), caller)
 		default:
 			pick = append(pick, st)
 		}
@@ -50,27 +52,27 @@ func (o *DownOptions) pickStacks(stacks []stackInfo, caller string, now time.Tim
 // concurrently, and prints a summary line per stack on Out.
 func sweep(ctx context.Context, o DownOptions) error {
 	log := o.Streams.progress()
-	s, err := openSession(ctx, o.AWS)
+	s, err := cloud.OpenSession(ctx, o.AWS)
 	if err != nil {
 		return err
 	}
-	stacks, err := listStacks(ctx, s, []string{s.region})
+	stacks, err := listStacks(ctx, s, []string{s.Region})
 	if err != nil {
 		return err
 	}
-	pick := o.pickStacks(stacks, s.principal, time.Now(), log)
+	pick := o.pickStacks(stacks, s.Principal, time.Now(), log)
 	switch {
 	case len(pick) == 0:
-		log.Step("no matching stacks in %s", s.region)
+		log.Step("no matching stacks in %s", s.Region)
 		return nil
 	case o.DryRun:
 		for _, st := range pick {
-			fmt.Fprintf(o.Out, "(plan) would delete stack %s (%s, created %s by %s%s)\n", st.Stack, plural(len(st.Resources), "resource"),
-				st.CreatedAt.Format(time.RFC3339), describeOwner(st.Owner), expiryNote(st))
+			fmt.Fprintf(o.Out, "(plan) would delete stack %s (%s, created %s by %s%s)\n", st.Stack, cloud.Plural(len(st.Resources), "resource"),
+				st.CreatedAt.Format(time.RFC3339), cloud.DescribeOwner(st.Owner), expiryNote(st))
 		}
 		return nil
 	}
-	if err := confirmSweep(o, pick, s.region, log); err != nil {
+	if err := confirmSweep(o, pick, s.Region, log); err != nil {
 		return err
 	}
 	// Each stack's result is kept (the summary names every failure), so
@@ -105,7 +107,7 @@ func (o *DownOptions) sweepHint() string {
 		args = append(args, "--all")
 	}
 	if o.OlderThan > 0 {
-		args = append(args, "--older-than", FormatDuration(o.OlderThan))
+		args = append(args, "--older-than", cloud.FormatDuration(o.OlderThan))
 	}
 	if o.AnyOwner {
 		args = append(args, "--any-owner")
@@ -115,15 +117,15 @@ func (o *DownOptions) sweepHint() string {
 
 // confirmSweep asks before deleting, unless --yes; with no terminal to ask
 // on it refuses.
-func confirmSweep(o DownOptions, pick []stackInfo, region string, log *progress) error {
+func confirmSweep(o DownOptions, pick []cloud.StackInfo, region string, log *progress) error {
 	if o.Yes {
 		return nil
 	}
 	if o.Confirm == nil {
-		return usagef("refusing to delete %s without --yes (no terminal to ask on)", plural(len(pick), "stack"))
+		return cloud.Usagef("refusing to delete %s without --yes (no terminal to ask on)", cloud.Plural(len(pick), "stack"))
 	}
 	for _, st := range pick {
-		log.Info("stack %s (%s, created by %s)", st.Stack, plural(len(st.Resources), "resource"), describeOwner(st.Owner))
+		log.Info("stack %s (%s, created by %s)", st.Stack, cloud.Plural(len(st.Resources), "resource"), cloud.DescribeOwner(st.Owner))
 	}
 	question := fmt.Sprintf("Delete these %d stacks in %s?", len(pick), region)
 	if len(pick) == 1 {
@@ -134,28 +136,28 @@ func confirmSweep(o DownOptions, pick []stackInfo, region string, log *progress)
 		return err
 	}
 	if !ok {
-		return usagef("not confirmed: nothing deleted")
+		return cloud.Usagef("not confirmed: nothing deleted")
 	}
 	return nil
 }
 
 // sweepOne deletes one stack under its lock.
-func sweepOne(ctx context.Context, s *session, o DownOptions, stack string, log *progress) error {
+func sweepOne(ctx context.Context, s *cloud.Session, o DownOptions, stack string, log *progress) error {
 	stateDir := o.StateDir
 	unlock, err := local.Lock(ctx, stateDir, stack, func() {
 		log.Info("another mlstack run is working on stack %s; waiting for it", stack)
 	})
 	if err != nil {
-		return asUsage(err)
+		return cloud.AsUsage(err)
 	}
 	defer unlock()
 	dir := local.StackDir(stateDir, stack)
-	n, err := resolveBucket(ctx, s.s3, namesFor(stack, s.account, s.region))
+	n, err := cloud.ResolveBucket(ctx, s.S3, cloud.NamesFor(stack, s.Account, s.Region))
 	if err != nil {
 		return err
 	}
 	pending := ""
-	if sec, err := dir.LoadFor(s.account, s.region); err == nil && sec != nil {
+	if sec, err := dir.LoadFor(s.Account, s.Region); err == nil && sec != nil {
 		pending = sec.PendingBucket
 	}
 	// Read right before deleting: the listing that picked the stack is older.
@@ -173,16 +175,16 @@ func sweepOne(ctx context.Context, s *session, o DownOptions, stack string, log 
 
 // sweepSummary prints one line per stack and joins the failures; anything
 // left makes a LeftBehindError.
-func sweepSummary(w io.Writer, pick []stackInfo, results []error) error {
+func sweepSummary(w io.Writer, pick []cloud.StackInfo, results []error) error {
 	var errs []error
-	var left []resource
+	var left []cloud.Resource
 	for i, st := range pick {
 		var lb *LeftBehindError
 		switch err := results[i]; {
 		case err == nil:
 			fmt.Fprintf(w, "deleted  %s\n", st.Stack)
 		case errors.As(err, &lb):
-			fmt.Fprintf(w, "LEFT     %s: still owns %s\n", st.Stack, plural(len(lb.Remaining), "resource"))
+			fmt.Fprintf(w, "LEFT     %s: still owns %s\n", st.Stack, cloud.Plural(len(lb.Remaining), "resource"))
 			left = append(left, lb.Remaining...)
 			errs = append(errs, fmt.Errorf("stack %s: %w", st.Stack, err))
 		default:
@@ -196,7 +198,7 @@ func sweepSummary(w io.Writer, pick []stackInfo, results []error) error {
 	return errors.Join(errs...)
 }
 
-func expiryNote(st stackInfo) string {
+func expiryNote(st cloud.StackInfo) string {
 	if st.ExpiresAt.IsZero() {
 		return ""
 	}

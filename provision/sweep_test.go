@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 )
 
@@ -31,9 +33,9 @@ func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
 		}
 		mustUp(t, f, o)
 	}
-	f.retagAll("expired", tagCreatedAt, now.Add(-48*time.Hour).Format(time.RFC3339))
-	f.retagAll("expired", tagExpiresAt, now.Add(-time.Hour).Format(time.RFC3339))
-	f.retagAll("old", tagCreatedAt, now.Add(-72*time.Hour).Format(time.RFC3339))
+	f.retagAll("expired", cloud.TagCreatedAt, now.Add(-48*time.Hour).Format(time.RFC3339))
+	f.retagAll("expired", cloud.TagExpiresAt, now.Add(-time.Hour).Format(time.RFC3339))
+	f.retagAll("old", cloud.TagCreatedAt, now.Add(-72*time.Hour).Format(time.RFC3339))
 	f.resetCalls()
 	return f, dir, now
 }
@@ -128,10 +130,10 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 	for _, st := range []string{"gone", "left", "failed"} {
 		o, _, _ := upOpts(dir, st)
 		mustUp(t, f, o)
-		f.retagAll(st, tagExpiresAt, past)
+		f.retagAll(st, cloud.TagExpiresAt, past)
 	}
-	leftBucket := namesFor("left", fakeAccount, fakeRegion).Bucket
-	failedBucket := namesFor("failed", fakeAccount, fakeRegion).Bucket
+	leftBucket := cloud.NamesFor("left", fakeAccount, fakeRegion).Bucket
+	failedBucket := cloud.NamesFor("failed", fakeAccount, fakeRegion).Bucket
 	f.failIf("DeleteBucket", awsErr("InternalError"), 1, false, forBucket(leftBucket))
 	// Deleted, but the answer is lost: nothing is left, yet the step failed.
 	f.failIf("DeleteBucket", awsErr("InternalError"), 1, true, forBucket(failedBucket))
@@ -216,7 +218,7 @@ func TestSweepListingFails(t *testing.T) {
 			o, _, _ := sweepOpts(dir)
 			o.All, o.Yes = true, true
 			err := Down(f.ctx(), o)
-			if err == nil || !hasCode(err, "AccessDenied") {
+			if err == nil || !cloud.HasCode(err, "AccessDenied") {
 				t.Fatalf("sweep = %v", err)
 			}
 			if len(f.mutating()) != 0 {
@@ -229,13 +231,13 @@ func TestSweepListingFails(t *testing.T) {
 func TestSweepMatch(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	expired := stackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
-	expiresNow := stackInfo{CreatedAt: now.Add(-time.Hour), ExpiresAt: now}
-	live := stackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(time.Hour)}
-	undated := stackInfo{}
+	expired := cloud.StackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
+	expiresNow := cloud.StackInfo{CreatedAt: now.Add(-time.Hour), ExpiresAt: now}
+	live := cloud.StackInfo{CreatedAt: now.Add(-48 * time.Hour), ExpiresAt: now.Add(time.Hour)}
+	undated := cloud.StackInfo{}
 	cases := []struct {
 		o    DownOptions
-		i    stackInfo
+		i    cloud.StackInfo
 		want bool
 	}{
 		{DownOptions{Expired: true}, expired, true},

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
@@ -151,7 +153,7 @@ func TestFindTarget(t *testing.T) {
 		f, dir, id := sshStack(t, true)
 		sd := local.StackDir(dir, "demo")
 		must(t, os.Remove(sd.KnownHostsFile()))
-		tg, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{})
+		tg, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func TestFindTarget(t *testing.T) {
 	})
 	t.Run("no instance", func(t *testing.T) {
 		f := newInstalledFake(t)
-		_, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: t.TempDir()}, AWS{})
+		_, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: t.TempDir()}, cloud.AWS{})
 		if err == nil || !strings.Contains(err.Error(), "stack demo has no instance in eu-west-3: `mlstack up --stack demo --state-dir ") {
 			t.Fatalf("findTarget = %v", err)
 		}
@@ -177,9 +179,9 @@ func TestFindTarget(t *testing.T) {
 		f := newInstalledFake(t)
 		for _, c := range []struct {
 			st Stack
-			a  AWS
-		}{{Stack{Name: "Demo", StateDir: "/x"}, AWS{}}, {Stack{Name: "demo"}, AWS{}}, {Stack{Name: "demo", StateDir: "/x"}, AWS{Region: "xx"}}} {
-			if _, err := findTarget(f.ctx(), c.st, c.a); !IsUsage(err) {
+			a  cloud.AWS
+		}{{Stack{Name: "Demo", StateDir: "/x"}, cloud.AWS{}}, {Stack{Name: "demo"}, cloud.AWS{}}, {Stack{Name: "demo", StateDir: "/x"}, cloud.AWS{Region: "xx"}}} {
+			if _, err := findTarget(f.ctx(), c.st, c.a); !cloud.IsUsage(err) {
 				t.Errorf("findTarget(%+v) = %v", c, err)
 			}
 		}
@@ -190,14 +192,14 @@ func TestFindTarget(t *testing.T) {
 	t.Run("state of another account", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
 		f.account = "111111111111"
-		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{}); !IsUsage(err) {
+		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); !cloud.IsUsage(err) {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})
 	t.Run("lookup fails", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
 		f.failNext("DescribeVpcs", awsErr("RequestLimitExceeded"), 1)
-		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "finding the default VPC") {
+		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); err == nil || !strings.Contains(err.Error(), "finding the default VPC") {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})
@@ -207,7 +209,7 @@ func TestFindTarget(t *testing.T) {
 		f.mu.Lock()
 		delete(f.params, "/mlstack/demo/tls-cert") // nothing published to pin again from
 		f.mu.Unlock()
-		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, AWS{}); err == nil || !strings.Contains(err.Error(), "move it away") {
+		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); err == nil || !strings.Contains(err.Error(), "move it away") {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})

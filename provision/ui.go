@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
 )
@@ -42,7 +44,7 @@ func (o *UIOptions) validate() error {
 		return err
 	}
 	if o.Port < 0 || o.Port > 65535 {
-		return usagef("--port %d: use 1-65535, or 0 for a free port", o.Port)
+		return cloud.Usagef("--port %d: use 1-65535, or 0 for a free port", o.Port)
 	}
 	return nil
 }

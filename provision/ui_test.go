@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/internal/mlflowtest"
 	"github.com/mlstack/mlstack/internal/sshdtest"
 	"github.com/mlstack/mlstack/provision/local"
@@ -141,8 +143,8 @@ func TestUIRefuses(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			err := UI(ctx, o)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || IsUsage(err) != tt.usage {
-				t.Fatalf("UI = %v (usage %v), want an error saying %q (usage %v)", err, IsUsage(err), tt.want, tt.usage)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || cloud.IsUsage(err) != tt.usage {
+				t.Fatalf("UI = %v (usage %v), want an error saying %q (usage %v)", err, cloud.IsUsage(err), tt.want, tt.usage)
 			}
 			if strings.Contains(err.Error()+logs.String(), uiPassword) {
 				t.Errorf("the error or the log holds the password: %v", err)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/cloudinit"
@@ -33,15 +35,15 @@ type upRun struct {
 	// preflight
 	policy     string // the client user's
 	rolePolicy string // the server role's
-	rules      []rule
-	places     []placement // where the server can run, best first
+	rules      []cloud.Rule
+	places     []cloud.Placement // where the server can run, best first
 	arch       ec2types.ArchitectureValues
 	keep       upLocal
 	userData   []byte
 	bootstrap  []cloudinit.Object // put in the bucket before launch
 	// discover
 	found   *found
-	plan    []planStep
+	plan    []cloud.PlanStep
 	mode    string             // the artifacts mode the stack gets
 	db      string             // the database engine the stack gets (sqlite, postgres)
 	dbClass string             // postgres: the RDS class of a database still to make
@@ -70,7 +72,7 @@ func (r *upRun) userDataOf(ctx context.Context, inst *ec2types.Instance) ([]byte
 	if ud, ok := r.instanceUD[id]; ok {
 		return ud, nil
 	}
-	ud, err := userData(ctx, r.s.ec2, inst)
+	ud, err := cloud.UserData(ctx, r.s.EC2, inst)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +141,7 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 		return nil, err
 	}
 	r := &upRun{o: o, ttl: ttl, log: o.Streams.progress(), h: hintsFor(o.Stack, o.AWS), explicitType: explicitType, explicitVersion: explicitVersion,
-		db: cmp.Or(o.Database, DBSQLite)}
+		db: cmp.Or(o.Database, cloud.DBSQLite)}
 	if err := r.allowCIDRs(); err != nil {
 		return nil, err
 	}
@@ -148,7 +150,7 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	}
 	if !o.DryRun {
 		if err := local.StackDir(o.StateDir, o.Stack.Name).CheckWritable(); err != nil {
-			return nil, asUsage(err)
+			return nil, cloud.AsUsage(err)
 		}
 	}
 	if r.openedStack, err = openStack(ctx, o.Stack, o.AWS, r.log, !o.DryRun); err != nil {
@@ -157,14 +159,14 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 	if o.Database == "" && r.secrets != nil && r.secrets.Database != "" {
 		r.db = r.secrets.Database // discover checks it against AWS
 	}
-	r.policy = bucketPolicy(r.s.partition, r.n.Bucket)
-	r.rolePolicy = rolePolicy(r.s.partition, r.s.account, r.n)
-	r.rules = wantRules(r.o.AllowCIDRs, r.o.SSH)
+	r.policy = cloud.BucketPolicy(r.s.Partition, r.n.Bucket)
+	r.rolePolicy = cloud.RolePolicy(r.s.Partition, r.s.Account, r.n)
+	r.rules = cloud.WantRules(r.o.AllowCIDRs, r.o.SSH)
 	err = r.makeLocal()
 	if err == nil {
 		// Before the render, which needs the architecture: an unknown or
 		// unoffered instance type is a usage error, reported alone.
-		r.places, r.arch, err = placements(ctx, r.s.ec2, r.o.InstanceType, explicitType, r.s.region)
+		r.places, r.arch, err = cloud.Placements(ctx, r.s.EC2, r.o.InstanceType, explicitType, r.s.Region)
 	}
 	if err == nil {
 		err = r.render()
@@ -180,14 +182,14 @@ func preflight(ctx context.Context, o UpOptions) (*upRun, error) {
 // about a rule open to the world.
 func (r *upRun) allowCIDRs() error {
 	if len(r.o.AllowCIDRs) == 0 {
-		cidr, err := detectCIDR(r.o.hooks.DetectIP)
+		cidr, err := cloud.DetectCIDR(r.o.hooks.DetectIP)
 		if err != nil {
 			return err
 		}
 		r.log.Info("no --allow-cidr given: allowing only your public IP %s", cidr)
 		r.o.AllowCIDRs = []string{cidr}
 	}
-	for _, c := range nonPublicCIDRs(r.o.AllowCIDRs) {
+	for _, c := range cloud.NonPublicCIDRs(r.o.AllowCIDRs) {
 		r.log.Warn("--allow-cidr %s holds no public address: it lets in only machines inside the VPC, "+
 			"never your traffic over the internet; add the address it leaves from (`curl https://checkip.amazonaws.com` shows it)", c)
 	}
@@ -197,7 +199,7 @@ func (r *upRun) allowCIDRs() error {
 // confirmWide asks before opening the server to more than an office's
 // worth of public addresses (or needs --yes); without a terminal it refuses.
 func (r *upRun) confirmWide() error {
-	wide := wideOpening(r.o.AllowCIDRs)
+	wide := cloud.WideOpening(r.o.AllowCIDRs)
 	if wide == "" {
 		return nil
 	}
@@ -212,14 +214,14 @@ func (r *upRun) confirmWide() error {
 		r.log.Warn("%s", what)
 		return nil
 	case r.o.Confirm == nil:
-		return usagef("%s; pass --yes to open it all the same, or a /%d or narrower CIDR (no terminal to ask on)", what, widestAllowed)
+		return cloud.Usagef("%s; pass --yes to open it all the same, or a /%d or narrower CIDR (no terminal to ask on)", what, cloud.WidestAllowed)
 	}
 	ok, err := r.o.Confirm(what + ". Open it? [y/N] ")
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return usagef("not confirmed: nothing created or changed")
+		return cloud.Usagef("not confirmed: nothing created or changed")
 	}
 	r.o.Yes = true // later hints carry --yes
 	return nil
@@ -233,7 +235,7 @@ func (r *upRun) makeLocal() error {
 	if r.secrets != nil {
 		k.secrets = r.secrets.Clone()
 	} else {
-		k.secrets = local.Secrets{Stack: stack, Account: r.s.account, Region: r.s.region, MLflowUser: mlflowUser}
+		k.secrets = local.Secrets{Stack: stack, Account: r.s.Account, Region: r.s.Region, MLflowUser: mlflowUser}
 		k.changed = true
 	}
 	if err := r.creatorLogin(); err != nil {
@@ -268,7 +270,7 @@ func (r *upRun) creatorLogin() error {
 	k := &r.keep
 	name := cmp.Or(r.o.User, k.secrets.EnvUser, osUserName())
 	if err := validateUserName(name); err != nil {
-		return usagef("the MLflow user for the env file: %v; pass --user NAME", err)
+		return cloud.Usagef("the MLflow user for the env file: %v; pass --user NAME", err)
 	}
 	if k.secrets.EnvUser != name {
 		k.secrets.EnvUser, k.changed = name, true
@@ -336,19 +338,19 @@ func (r *upRun) ensureLogin(ctx context.Context) error {
 func (r *upRun) render() error {
 	sec := r.keep.secrets
 	p := cloudinit.Params{
-		Stack: r.n.Stack, Bucket: r.n.Bucket, Region: r.s.region, MLflowVersion: r.o.MLflowVersion,
-		AdminUsername: sec.MLflowUser, S3EndpointURL: r.s.s3Endpoint, SSMEndpointURL: r.s.ssmEndpoint,
+		Stack: r.n.Stack, Bucket: r.n.Bucket, Region: r.s.Region, MLflowVersion: r.o.MLflowVersion,
+		AdminUsername: sec.MLflowUser, S3EndpointURL: r.s.S3Endpoint, SSMEndpointURL: r.s.SSMEndpoint,
 		Arch: cloudinit.ArchX8664,
 	}
-	if r.db == DBPostgres {
-		p.Database = DBPostgres
+	if r.db == cloud.DBPostgres {
+		p.Database = cloud.DBPostgres
 	}
 	if r.arch == ec2types.ArchitectureValuesArm64 {
 		p.Arch = cloudinit.ArchAarch64
 	}
 	ud, err := cloudinit.UserData(p)
 	if err != nil {
-		return usagef("bootstrap parameters: %v", err)
+		return cloud.Usagef("bootstrap parameters: %v", err)
 	}
 	if !p.Locked() {
 		r.log.Warn("MLflow %s is not the locked %s: the instance installs it by version pins, without hash checks,"+
@@ -361,37 +363,37 @@ func (r *upRun) render() error {
 
 // found is what exists of a stack, read without changing anything.
 type found struct {
-	user      *userFound
-	role      *roleFound
-	bucket    *bucketFound
-	sg        *sgFound
-	keyPair   *keyPairFound
+	user      *cloud.UserFound
+	role      *cloud.RoleFound
+	bucket    *cloud.BucketFound
+	sg        *cloud.SGFound
+	keyPair   *cloud.KeyPairFound
 	instances []ec2types.Instance
 	image     *ec2types.Image
 	images    []ec2types.Image // every image the Ubuntu lookup listed: their owners are known
-	params    *paramsFound
-	db        *dbFound
+	params    *cloud.ParamsFound
+	db        *cloud.DBFound
 	bootstrap []string // keys of the bootstrap objects the bucket lacks
 	backups   string   // the kept bucket's backups a new server restores ("" for none)
 }
 
 // discover reads what exists (concurrently, read-only) and plans.
 func (r *upRun) discover(ctx context.Context) error {
-	r.log.Step("checking stack %s in account %s, %s", r.n.Stack, r.s.account, r.s.region)
+	r.log.Step("checking stack %s in account %s, %s", r.n.Stack, r.s.Account, r.s.Region)
 	s, n := r.s, r.n
 	f, err := r.findAll(ctx)
 	if err == nil {
-		f.db.password, f.db.endpoint = f.params.dbPassword, f.params.dbEndpoint
+		f.db.Password, f.db.Endpoint = f.params.DBPassword, f.params.DBEndpoint
 		err = r.ownInstances(ctx, f)
 	}
-	if err == nil && f.bucket.exists && len(f.instances) == 0 {
-		f.backups, err = keptBackups(ctx, s.s3, n.Bucket)
+	if err == nil && f.bucket.Exists && len(f.instances) == 0 {
+		f.backups, err = keptBackups(ctx, s.S3, n.Bucket)
 	}
 	if err == nil {
 		err = r.chooseDatabase(ctx, f)
 	}
 	if err == nil {
-		f.bootstrap, err = missingObjects(ctx, s.s3, n.Bucket, f.bucket.exists, r.bootstrap)
+		f.bootstrap, err = missingObjects(ctx, s.S3, n.Bucket, f.bucket.Exists, r.bootstrap)
 	}
 	if err != nil {
 		return err
@@ -408,12 +410,12 @@ func (r *upRun) discover(ctx context.Context) error {
 	if err := r.planReplace(ctx, r.explicitType); err != nil {
 		return err
 	}
-	insts := instancesPlan(f.instances, n, f.image, r.places[0])
+	insts := cloud.InstancesPlan(f.instances, n, f.image, r.places[0])
 	if r.replace != nil {
 		insts = replacePlan(r.replace)
 	}
-	for _, lines := range [][]planStep{f.user.plan(n, r.mode == ArtifactsDirect), f.role.plan(n), f.bucket.plan(n), f.sg.plan(n, r.rules),
-		f.keyPair.plan(n), f.params.plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.mode, r.mode, r.restart),
+	for _, lines := range [][]cloud.PlanStep{f.user.Plan(n, r.mode == ArtifactsDirect), f.role.Plan(n), f.bucket.Plan(n), f.sg.Plan(n, r.rules),
+		f.keyPair.Plan(n), f.params.Plan(n, r.wantParams(r.keep.secrets)), modePlan(n, f.params.Mode, r.mode, r.restart),
 		r.dbPlan(), bootstrapPlan(n.Bucket, f.bootstrap), insts, restorePlan(n.Bucket, f.backups)} {
 		r.plan = append(r.plan, lines...)
 	}
@@ -425,33 +427,39 @@ func (r *upRun) discover(ctx context.Context) error {
 // bucket's HeadBucket: none is asked twice.
 func (r *upRun) findAll(ctx context.Context) (*found, error) {
 	s, n, f := r.s, r.n, &found{}
-	err := parallel(
-		func() (err error) { f.user, err = findUserFrom(ctx, s.iam, n, r.policy, r.home.user); return },
+	err := cloud.Parallel(
+		func() (err error) { f.user, err = cloud.FindUserFrom(ctx, s.IAM, n, r.policy, r.home.User); return },
 		func() (err error) {
-			if r.home.roleRead {
-				f.role, err = findRoleFrom(ctx, s.iam, n, r.rolePolicy, r.home.role)
+			if r.home.RoleRead {
+				f.role, err = cloud.FindRoleFrom(ctx, s.IAM, n, r.rolePolicy, r.home.Role)
 			} else {
-				f.role, err = findRole(ctx, s.iam, n, r.rolePolicy)
+				f.role, err = cloud.FindRole(ctx, s.IAM, n, r.rolePolicy)
 			}
 			return
 		},
 		func() (err error) {
-			if r.bucketHead.asked {
-				f.bucket, err = findBucketFrom(ctx, s.s3, n, r.keep.secrets.PendingBucket, r.bucketHead.err)
+			if r.bucketHead.Asked {
+				f.bucket, err = cloud.FindBucketFrom(ctx, s.S3, n, r.keep.secrets.PendingBucket, r.bucketHead.Err)
 			} else {
-				f.bucket, err = findBucket(ctx, s.s3, n, r.keep.secrets.PendingBucket)
+				f.bucket, err = cloud.FindBucket(ctx, s.S3, n, r.keep.secrets.PendingBucket)
 			}
 			return
 		},
-		func() (err error) { f.sg, err = findSecurityGroup(ctx, s.ec2, n); return },
-		func() (err error) { f.keyPair, err = findKeyPair(ctx, s.ec2, n, r.keep.secrets.SSHPublicKey); return },
-		func() (err error) { f.instances, err = findInstances(ctx, s.ec2, n.Stack, usableStates); return },
-		func() (err error) { f.image, f.images, err = ubuntuImage(ctx, s.ec2, r.arch, s.region); return },
-		func() (err error) { f.params, err = findParams(ctx, s.ssm, n); return },
+		func() (err error) { f.sg, err = cloud.FindSecurityGroup(ctx, s.EC2, n); return },
+		func() (err error) {
+			f.keyPair, err = cloud.FindKeyPair(ctx, s.EC2, n, r.keep.secrets.SSHPublicKey)
+			return
+		},
+		func() (err error) {
+			f.instances, err = cloud.FindInstances(ctx, s.EC2, n.Stack, cloud.UsableStates)
+			return
+		},
+		func() (err error) { f.image, f.images, err = cloud.UbuntuImage(ctx, s.EC2, r.arch, s.Region); return },
+		func() (err error) { f.params, err = cloud.FindParams(ctx, s.SSM, n); return },
 		func() (err error) {
 			// A sqlite stack's up needs no database network: chooseDatabase
 			// reads it when the stack turns out to be postgres.
-			f.db, err = findDatabaseOf(ctx, s, n, cmp.Or(r.o.Database, r.db) == DBPostgres)
+			f.db, err = cloud.FindDatabaseOf(ctx, s, n, cmp.Or(r.o.Database, r.db) == cloud.DBPostgres)
 			return
 		},
 	)
@@ -465,15 +473,15 @@ func (r *upRun) chooseMode(ctx context.Context) error {
 	f := r.found
 	r.mode = r.o.Artifacts
 	if r.mode == "" {
-		if r.mode = modeOf(f.params.mode); validateArtifacts(r.mode) != nil {
-			r.log.Warn("SSM parameter %s holds %q, which the server refuses: setting it to %s", r.n.param(paramArtifacts), r.mode, ArtifactsDirect)
+		if r.mode = modeOf(f.params.Mode); validateArtifacts(r.mode) != nil {
+			r.log.Warn("SSM parameter %s holds %q, which the server refuses: setting it to %s", r.n.Param(cloud.ParamArtifacts), r.mode, ArtifactsDirect)
 			r.mode = ArtifactsDirect
 		}
 	}
-	if modeOf(f.params.mode) == r.mode || len(f.instances) == 0 {
+	if modeOf(f.params.Mode) == r.mode || len(f.instances) == 0 {
 		return nil
 	}
-	switch stateOf(&f.instances[0]) {
+	switch cloud.StateOf(&f.instances[0]) {
 	case ec2types.InstanceStateNameRunning, ec2types.InstanceStateNamePending:
 		r.restart = &f.instances[0]
 		ud, err := r.userDataOf(ctx, r.restart)
@@ -493,13 +501,13 @@ func (r *upRun) ownInstances(ctx context.Context, f *found) error {
 	if len(f.instances) == 0 {
 		return nil
 	}
-	w, err := refsFor(ctx, r.s.ec2, r.n, f.sg.id, f.instances, f.images...)
+	w, err := cloud.RefsFor(ctx, r.s.EC2, r.n, f.sg.ID, f.instances, f.images...)
 	if err != nil {
 		return err
 	}
-	own, others := splitInstances(f.instances, w)
+	own, others := cloud.SplitInstances(f.instances, w)
 	if len(others) > 0 {
-		return others[0].error(r.n.Stack)
+		return others[0].Error(r.n.Stack)
 	}
 	if r.secrets != nil {
 		own = recordedFirst(own, r.secrets.InstanceID)
@@ -521,19 +529,19 @@ func recordedFirst(insts []ec2types.Instance, id string) []ec2types.Instance {
 
 // wantParams are the secrets the server reads from SSM at boot.
 func (r *upRun) wantParams(sec local.Secrets) map[string]string {
-	return map[string]string{paramAdminPassword: sec.MLflowPassword, paramFlaskSecret: sec.FlaskSecretKey}
+	return map[string]string{cloud.ParamAdminPassword: sec.MLflowPassword, cloud.ParamFlaskSecret: sec.FlaskSecretKey}
 }
 
 // printPlan is --dry-run's answer: "(plan) would …" lines, or JSON.
 func (r *upRun) printPlan() error {
 	if r.o.Output == "json" {
 		return writeJSON(r.o.Out, struct {
-			Stack   string     `json:"stack"`
-			Account string     `json:"account"`
-			Region  string     `json:"region"`
-			DryRun  bool       `json:"dry_run"`
-			Plan    []planStep `json:"plan"`
-		}{r.n.Stack, r.s.account, r.s.region, true, nonNil(r.plan)})
+			Stack   string           `json:"stack"`
+			Account string           `json:"account"`
+			Region  string           `json:"region"`
+			DryRun  bool             `json:"dry_run"`
+			Plan    []cloud.PlanStep `json:"plan"`
+		}{r.n.Stack, r.s.Account, r.s.Region, true, cloud.NonNil(r.plan)})
 	}
 	if len(r.plan) == 0 {
 		fmt.Fprintf(r.o.Out, "(plan) stack %s is complete: nothing to do\n", r.n.Stack)
@@ -560,7 +568,7 @@ func (r *upRun) keepLocal(context.Context) error {
 		r.keep.secrets.Database, r.keep.changed = r.db, true
 	}
 	k := r.keep
-	if k.loginKey != nil && r.found.keyPair.id != "" {
+	if k.loginKey != nil && r.found.keyPair.ID != "" {
 		r.log.Warn("key pair exists in AWS but its private key is not in %s: SSH to the instance will not work", r.dir.Path())
 	}
 	r.store = local.NewStore(r.dir, k.secrets)
@@ -578,50 +586,50 @@ func (r *upRun) keepLocal(context.Context) error {
 // converge creates or repairs the stack's resources (the independent ones
 // concurrently), then the instance.
 func (r *upRun) converge(ctx context.Context) error {
-	r.tags = stackTags(r.n.Stack, r.s.region, r.s.principal, time.Now(), r.ttl)
+	r.tags = cloud.StackTags(r.n.Stack, r.s.Region, r.s.Principal, time.Now(), r.ttl)
 	if r.ttl > 0 {
 		if err := r.extendTTL(ctx); err != nil {
 			return err
 		}
 	}
 	s, n, f, log := r.s, r.n, r.found, r.log
-	err := parallel(
+	err := cloud.Parallel(
 		func() error {
-			return ensureUser(ctx, s.iam, f.user, ensureUserInput{
-				names: n, policy: r.policy, tags: r.tags, knownKey: r.store.Get().AccessKeyID, log: log,
-				saveKey: func(id, secret string) error {
+			return cloud.EnsureUser(ctx, s.IAM, f.user, cloud.EnsureUserInput{
+				Names: n, Policy: r.policy, Tags: r.tags, KnownKey: r.store.Get().AccessKeyID, Log: log,
+				SaveKey: func(id, secret string) error {
 					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = id, secret })
 				},
-				noKey: r.mode == ArtifactsProxied,
-				forgetKey: func() error {
+				NoKey: r.mode == ArtifactsProxied,
+				ForgetKey: func() error {
 					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = "", "" })
 				},
 			})
 		},
 		func() (err error) {
-			r.since, err = ensureMode(ctx, s.ssm, n, f.params.mode, r.mode, r.tags, log)
+			r.since, err = ensureMode(ctx, s.SSM, n, f.params.Mode, r.mode, r.tags, log)
 			return err
 		},
-		func() error { return ensureRole(ctx, s.iam, f.role, n, r.rolePolicy, r.tags, log) },
+		func() error { return cloud.EnsureRole(ctx, s.IAM, f.role, n, r.rolePolicy, r.tags, log) },
 		func() error {
-			return ensureBucket(ctx, s.s3, f.bucket, ensureBucketInput{names: n, tags: r.tags, log: log,
-				pending: func(name string) error {
+			return cloud.EnsureBucket(ctx, s.S3, f.bucket, cloud.EnsureBucketInput{Names: n, Tags: r.tags, Log: log,
+				Pending: func(name string) error {
 					return r.store.Update(func(x *local.Secrets) { x.PendingBucket = name })
 				}})
 		},
-		func() error { return ensureSecurityGroup(ctx, s.ec2, f.sg, n, r.rules, r.tags, log) },
+		func() error { return cloud.EnsureSecurityGroup(ctx, s.EC2, f.sg, n, r.rules, r.tags, log) },
 		func() error {
-			return ensureKeyPair(ctx, s.ec2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
+			return cloud.EnsureKeyPair(ctx, s.EC2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
 		},
 		func() error {
-			return ensureParams(ctx, s.ssm, f.params, n, r.wantParams(r.store.Get()), r.tags, r.h.cmd("creds rotate"), log)
+			return cloud.EnsureParams(ctx, s.SSM, f.params, n, r.wantParams(r.store.Get()), r.tags, r.h.cmd("creds rotate"), log)
 		},
 	)
 	if err == nil {
-		err = ensureBootstrap(ctx, s.s3, n.Bucket, r.bootstrap, f.bootstrap, log)
+		err = ensureBootstrap(ctx, s.S3, n.Bucket, r.bootstrap, f.bootstrap, log)
 	}
-	if err == nil && r.db == DBPostgres {
-		err = ensureDatabase(ctx, s, f.db, dbInput{names: n, serverGroup: f.sg.id, class: r.dbClass, tags: r.tags, log: log})
+	if err == nil && r.db == cloud.DBPostgres {
+		err = ensureDatabase(ctx, s, f.db, dbInput{names: n, serverGroup: f.sg.ID, class: r.dbClass, tags: r.tags, log: log})
 	}
 	if err == nil && f.backups != "" {
 		log.Step("the kept bucket holds %s: the new server restores the newest before it starts", f.backups)
@@ -630,10 +638,10 @@ func (r *upRun) converge(ctx context.Context) error {
 	case err == nil && r.replace != nil:
 		r.inst, err = r.replaceInstance(ctx)
 	case err == nil:
-		r.inst, err = ensureInstance(ctx, s.ec2, r.instanceInput())
+		r.inst, err = cloud.EnsureInstance(ctx, s.EC2, r.instanceInput())
 	}
 	if err == nil && r.restart != nil && aws.ToString(r.restart.InstanceId) == aws.ToString(r.inst.InstanceId) {
-		err = restartServer(ctx, s.ec2, r.inst, r.mode, log)
+		err = restartServer(ctx, s.EC2, r.inst, r.mode, log)
 		log.Info("%s", switchNote(r.mode))
 	} else {
 		r.since = time.Time{} // a new or started server reads the mode anyway
@@ -647,22 +655,22 @@ func (r *upRun) converge(ctx context.Context) error {
 	return nil
 }
 
-func (r *upRun) instanceInput() ensureInstanceInput {
-	return ensureInstanceInput{
-		found:  r.found.instances,
-		places: r.places,
-		launch: launchInput{
-			names: r.n, image: r.found.image, sgID: r.found.sg.id,
-			nonce: r.store.Get().LaunchNonce, userData: r.userData, tags: r.tags, retryFor: 2 * time.Minute, log: r.log,
+func (r *upRun) instanceInput() cloud.EnsureInstanceInput {
+	return cloud.EnsureInstanceInput{
+		Found:  r.found.instances,
+		Places: r.places,
+		Launch: cloud.LaunchInput{
+			Names: r.n, Image: r.found.image, SGID: r.found.sg.ID,
+			Nonce: r.store.Get().LaunchNonce, UserData: r.userData, Tags: r.tags, RetryFor: 2 * time.Minute, Log: r.log,
 		},
-		renewNonce: func() (string, error) {
+		RenewNonce: func() (string, error) {
 			nonce, err := local.RandomSecret(12)
 			if err == nil {
 				err = r.store.Update(func(x *local.Secrets) { x.LaunchNonce = nonce })
 			}
 			return nonce, err
 		},
-		wait: r.o.Timeout,
+		Wait: r.o.Timeout,
 	}
 }
 
@@ -670,15 +678,15 @@ func (r *upRun) instanceInput() ensureInstanceInput {
 // this up (new ones get it at creation): `up --ttl` on a live stack
 // extends its life.
 func (r *upRun) extendTTL(ctx context.Context) error {
-	exp := r.tags[tagExpiresAt]
-	r.log.Step("setting %s=%s on the stack's resources", tagExpiresAt, exp)
+	exp := r.tags[cloud.TagExpiresAt]
+	r.log.Step("setting %s=%s on the stack's resources", cloud.TagExpiresAt, exp)
 	var ids []string
 	for _, f := range families {
 		if f.ec2IDs != nil {
 			ids = append(ids, f.ec2IDs(r.found)...)
 		}
 	}
-	if err := retagEC2(ctx, r.s.ec2, ids, tagExpiresAt, exp); err != nil {
+	if err := cloud.RetagEC2(ctx, r.s.EC2, ids, cloud.TagExpiresAt, exp); err != nil {
 		return err
 	}
 	for _, f := range families {
@@ -695,7 +703,7 @@ func (r *upRun) extendTTL(ctx context.Context) error {
 // publish pins the certificate and host key the instance published and
 // writes the env file.
 func (r *upRun) publish(ctx context.Context) error {
-	host := trackingHost(r.inst)
+	host := cloud.TrackingHost(r.inst)
 	if host == "" {
 		return fmt.Errorf("instance %s has no public DNS name or IP: is the default subnet public?", aws.ToString(r.inst.InstanceId))
 	}
@@ -706,21 +714,21 @@ func (r *upRun) publish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		legacy = isLegacyUserData(ud)
+		legacy = cloud.IsLegacyUserData(ud)
 	}
 	if legacy {
-		r.log.Warn("%s", legacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.upHint()))
-		r.uri = legacyURI(r.inst)
+		r.log.Warn("%s", cloud.LegacyWarning(aws.ToString(r.inst.InstanceId), r.h.cmd("down", "--yes"), r.upHint()))
+		r.uri = cloud.LegacyURI(r.inst)
 	} else if err := r.pin(ctx); err != nil {
 		return err
 	} else {
-		r.uri = trackingURI(r.inst)
+		r.uri = cloud.TrackingURI(r.inst)
 	}
 	if r.o.SSH {
 		r.log.Step("SSH is open to the allowed CIDRs: `%s`, or %s", r.h.cmd("ssh"), server.Hint(sshHost(r.dir, host)))
 	}
 	sec := r.store.Get()
-	if err := r.dir.WriteEnv(envVars(&sec, r.uri, certPathFor(r.dir, r.uri), r.s.region, r.s.s3Endpoint)); err != nil {
+	if err := r.dir.WriteEnv(envVars(&sec, r.uri, cloud.CertPathFor(r.dir, r.uri), r.s.Region, r.s.S3Endpoint)); err != nil {
 		return err
 	}
 	r.log.Step("wrote %s", r.dir.EnvFile())
@@ -734,14 +742,14 @@ func (r *upRun) pin(ctx context.Context) error {
 	var err error
 	if r.o.NoWait {
 		var why string
-		if keys, why, err = readServerKeys(ctx, r.s.ssm, r.n, r.inst, r.since, time.Now()); err == nil && keys == nil {
+		if keys, why, err = readServerKeys(ctx, r.s.SSM, r.n, r.inst, r.since, time.Now()); err == nil && keys == nil {
 			r.log.Info("%s: `%s` pins them once the server is up", why, r.upHint())
 			return nil
 		}
 	} else {
 		id := aws.ToString(r.inst.InstanceId)
 		live := r.log.Wait("waiting for instance %s to publish its TLS certificate and SSH host key", id)
-		if keys, err = waitServerKeys(ctx, r.s.ssm, r.n, r.inst, r.since, r.o.Timeout); err != nil {
+		if keys, err = waitServerKeys(ctx, r.s.SSM, r.n, r.inst, r.since, r.o.Timeout); err != nil {
 			live.Stop()
 			// The bootstrap publishes them: what its log says is why not.
 			return r.target().explainUnhealthy(ctx, err, r.log)
@@ -805,16 +813,16 @@ func (r *upRun) target() *target {
 
 // explainStall says why the server does not answer yet and what to do.
 func (r *upRun) explainStall(kind server.Stall) string {
-	host := trackingHost(r.inst)
+	host := cloud.TrackingHost(r.inst)
 	if kind == server.Refused {
 		return fmt.Sprintf("%s:%d refuses connections: the instance is up but nothing listens on the port yet, "+
-			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, mlflowPort, r.h.cmd("logs"))
+			"so the bootstrap is still installing MLflow (`%s` shows it). Still waiting", host, cloud.MlflowPort, r.h.cmd("logs"))
 	}
 	// The shell fills in the address: the command runs as printed.
 	add := r.upHint() + ` --allow-cidr "$(curl -fsS https://checkip.amazonaws.com)/32"`
 	msg := fmt.Sprintf("connections to %s:%d time out: packets are dropped before they reach the server. "+
 		"The security group lets in only %s. If your traffic leaves from another address (a VPN, a corporate NAT), "+
-		"add the address it leaves from: `%s`", host, mlflowPort, strings.Join(r.o.AllowCIDRs, ", "), add)
+		"add the address it leaves from: `%s`", host, cloud.MlflowPort, strings.Join(r.o.AllowCIDRs, ", "), add)
 	if p := server.ProxyFor(r.uri); p != "" {
 		msg += fmt.Sprintf(". These requests go through your HTTP proxy %s: allow the proxy's egress address, or set NO_PROXY=%s", p, host)
 	}
@@ -829,11 +837,11 @@ func (r *upRun) report(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		info.setInstance(r.inst)
+		info.SetInstance(r.inst)
 		info.TrackingURI = r.uri // plain HTTP on an earlier stack
-		info.Health = healthOK
+		info.Health = cloud.HealthOK
 		if r.o.NoWait {
-			info.Health = healthNotChecked
+			info.Health = cloud.HealthNotChecked
 		}
 		if err := writeJSON(r.o.Out, info); err != nil {
 			return err

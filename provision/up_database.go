@@ -8,6 +8,8 @@ import (
 	"cmp"
 	"context"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
@@ -20,10 +22,10 @@ import (
 func (r *upRun) chooseDatabase(ctx context.Context, f *found) error {
 	have := ""
 	switch {
-	case f.db.exists():
-		have = DBPostgres
+	case f.db.Exists():
+		have = cloud.DBPostgres
 	case len(f.instances) > 0 || f.backups != "":
-		have = DBSQLite
+		have = cloud.DBSQLite
 	}
 	want := cmp.Or(r.o.Database, have, r.db)
 	if have != "" && want != have {
@@ -35,64 +37,64 @@ func (r *upRun) chooseDatabase(ctx context.Context, f *found) error {
 			return err
 		}
 	}
-	if r.db != DBPostgres {
+	if r.db != cloud.DBPostgres {
 		return nil
 	}
-	if !f.db.networkRead {
-		if err := f.db.readNetwork(ctx, r.s, r.n); err != nil {
+	if !f.db.NetworkRead {
+		if err := f.db.ReadNetwork(ctx, r.s, r.n); err != nil {
 			return err
 		}
 	}
-	if f.db.foreign != nil {
-		return f.db.foreign
+	if f.db.Foreign != nil {
+		return f.db.Foreign
 	}
 	switch {
-	case f.db.inst != nil:
-		r.dbClass = aws.ToString(f.db.inst.DBInstanceClass)
+	case f.db.Inst != nil:
+		r.dbClass = aws.ToString(f.db.Inst.DBInstanceClass)
 		return nil
-	case f.db.restorable() != "" && r.o.DBClass == "":
+	case f.db.Restorable() != "" && r.o.DBClass == "":
 		return nil // RDS restores a snapshot with the class it was taken of
 	}
 	var err error
-	r.dbClass, err = chooseDBClass(ctx, r.s.rds, r.o.DBClass, r.s.region)
+	r.dbClass, err = cloud.ChooseDBClass(ctx, r.s.RDS, r.o.DBClass, r.s.Region)
 	return err
 }
 
 // switchRefused says why the stack keeps its engine, and what would do.
 func (r *upRun) switchRefused(have, want string, f *found) error {
-	if have == DBPostgres {
+	if have == cloud.DBPostgres {
 		where := "RDS database " + r.n.DB
-		if f.db.inst == nil {
-			where = "the kept snapshot " + f.db.restorable() + " of RDS database " + r.n.DB
+		if f.db.Inst == nil {
+			where = "the kept snapshot " + f.db.Restorable() + " of RDS database " + r.n.DB
 		}
 		// Not upHint: it repeats the --db that was refused.
-		return usagef("stack %s keeps its tracking data in %s: mlstack does not move it back into sqlite; "+
+		return cloud.Usagef("stack %s keeps its tracking data in %s: mlstack does not move it back into sqlite; "+
 			"`%s` keeps it on PostgreSQL", r.n.Stack, where, r.h.up(r.o.AllowCIDRs, r.o.SSH))
 	}
 	where := "on its server"
 	if len(f.instances) == 0 {
 		where = "in the kept bucket's backups (" + f.backups + ")"
 	}
-	return usagef("stack %s keeps its tracking data in sqlite %s, and mlstack does not move it into PostgreSQL: "+
+	return cloud.Usagef("stack %s keeps its tracking data in sqlite %s, and mlstack does not move it into PostgreSQL: "+
 		"`%s` keeps the stack on sqlite; for PostgreSQL without that data, `%s` removes the stack, then `%s --db %s` makes it again",
 		r.n.Stack, where, r.h.up(r.o.AllowCIDRs, r.o.SSH), r.h.cmd("down", "--yes"), r.h.up(r.o.AllowCIDRs, r.o.SSH), want)
 }
 
 // dbPlan is the database's part of the plan.
-func (r *upRun) dbPlan() []planStep {
-	if r.db != DBPostgres {
+func (r *upRun) dbPlan() []cloud.PlanStep {
+	if r.db != cloud.DBPostgres {
 		return nil
 	}
-	return r.found.db.plan(r.n, r.dbClass)
+	return r.found.db.Plan(r.n, r.dbClass)
 }
 
 // readyDatabase is up's phase that waits for a postgres stack's database
 // (see readyDatabase); with --no-wait it says what is left to do.
 func (r *upRun) readyDatabase(ctx context.Context) error {
-	if r.db != DBPostgres {
+	if r.db != cloud.DBPostgres {
 		return nil
 	}
-	if r.o.NoWait && r.found.db.endpoint == "" {
+	if r.o.NoWait && r.found.db.Endpoint == "" {
 		r.log.Info("the server starts once RDS database %s is available and `%s` (without --no-wait) has told it where it is",
 			r.n.DB, r.upHint())
 		return nil

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/internal/testhooks"
@@ -76,7 +78,7 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 
 	// Seven resources, the two secrets in SSM and the two keys the server published there.
 	if got := f.owns("demo"); len(got) != 12 {
@@ -91,32 +93,32 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	// Every resource carries the stack's tags.
 	wantTags := func(kind string, tags map[string]string) {
 		t.Helper()
-		if tags[tagStack] != "demo" || tags[tagRegion] != fakeRegion || tags[tagVersion] != Version || tags[tagCreatedAt] == "" {
+		if tags[cloud.TagStack] != "demo" || tags[cloud.TagRegion] != fakeRegion || tags[cloud.TagVersion] != Version || tags[cloud.TagCreatedAt] == "" {
 			t.Errorf("%s tags = %v", kind, tags)
 		}
-		if _, ok := tags[tagExpiresAt]; ok {
+		if _, ok := tags[cloud.TagExpiresAt]; ok {
 			t.Errorf("%s has an expiry without --ttl: %v", kind, tags)
 		}
 	}
 	f.mu.Lock()
 	u := f.users[n.User]
-	wantTags("user", iamTagMap(u.user.Tags))
-	if aws.ToString(u.user.Path) != iamPath {
+	wantTags("user", cloud.IAMTagMap(u.user.Tags))
+	if aws.ToString(u.user.Path) != cloud.IAMPath {
 		t.Errorf("user path %s", aws.ToString(u.user.Path))
 	}
 	if len(u.keys) != 1 || u.keys[0].id != sec.AccessKeyID || u.keys[0].secret != sec.SecretAccessKey {
 		t.Errorf("user keys %+v, saved key %s", u.keys, sec.AccessKeyID)
 	}
-	if !samePolicy(u.policies[n.Policy], bucketPolicy("aws", n.Bucket)) {
+	if !cloud.SamePolicy(u.policies[n.Policy], cloud.BucketPolicy("aws", n.Bucket)) {
 		t.Errorf("user policy %s", u.policies[n.Policy])
 	}
 	r := f.roles[n.Role]
-	wantTags("role", iamTagMap(r.role.Tags))
-	if !samePolicy(r.policies[n.Policy], rolePolicy("aws", fakeAccount, n)) || !samePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), ec2TrustPolicy("eu-west-3")) {
+	wantTags("role", cloud.IAMTagMap(r.role.Tags))
+	if !cloud.SamePolicy(r.policies[n.Policy], cloud.RolePolicy("aws", fakeAccount, n)) || !cloud.SamePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), cloud.EC2TrustPolicy("eu-west-3")) {
 		t.Errorf("role policies %v, trust %s", r.policies, aws.ToString(r.role.AssumeRolePolicyDocument))
 	}
 	p := f.profiles[n.Profile]
-	wantTags("profile", iamTagMap(p.prof.Tags))
+	wantTags("profile", cloud.IAMTagMap(p.prof.Tags))
 	if !slices.Equal(p.roles, []string{n.Role}) {
 		t.Errorf("profile holds %v", p.roles)
 	}
@@ -130,15 +132,15 @@ func TestUpCreatesEveryResource(t *testing.T) {
 		t.Fatalf("%d security groups", len(f.groups))
 	}
 	g := f.groups[0].sg
-	wantTags("security group", ec2TagMap(g.Tags))
+	wantTags("security group", cloud.EC2TagMap(g.Tags))
 	if aws.ToString(g.VpcId) != "vpc-0default" || aws.ToString(g.GroupName) != n.SecurityGroup {
 		t.Errorf("group %s in %s", aws.ToString(g.GroupName), aws.ToString(g.VpcId))
 	}
-	if rules := ingressRules(g.IpPermissions); !slices.Equal(rules, []rule{{port: 5000, cidr: testCIDR}}) {
+	if rules := cloud.IngressRules(g.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress %v", rules)
 	}
 	kp := f.keyPair(n.KeyPair)
-	wantTags("key pair", ec2TagMap(kp.kp.Tags))
+	wantTags("key pair", cloud.EC2TagMap(kp.kp.Tags))
 	if string(kp.material) != sec.SSHPublicKey {
 		t.Errorf("key pair material %q, saved public key %q", kp.material, sec.SSHPublicKey)
 	}
@@ -146,8 +148,8 @@ func TestUpCreatesEveryResource(t *testing.T) {
 		t.Fatalf("%d instances", len(f.instances))
 	}
 	inst := f.instances[0]
-	wantTags("instance", ec2TagMap(inst.inst.Tags))
-	if ec2TagMap(inst.inst.Tags)["Name"] != n.Instance || aws.ToString(inst.inst.ImageId) != "ami-newamd64" ||
+	wantTags("instance", cloud.EC2TagMap(inst.inst.Tags))
+	if cloud.EC2TagMap(inst.inst.Tags)["Name"] != n.Instance || aws.ToString(inst.inst.ImageId) != "ami-newamd64" ||
 		aws.ToString(inst.inst.KeyName) != n.KeyPair || inst.inst.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired ||
 		!strings.HasSuffix(aws.ToString(inst.inst.IamInstanceProfile.Arn), "/"+n.Profile) ||
 		aws.ToString(inst.inst.SecurityGroups[0].GroupId) != aws.ToString(g.GroupId) {
@@ -265,7 +267,7 @@ func TestUpDryRun(t *testing.T) {
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("dry run wrote %v", entries)
 	}
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	for _, want := range []string{
 		"(plan) would create IAM user " + n.User,
 		"(plan) would create IAM role " + n.Role,
@@ -308,14 +310,14 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	start := time.Now()
 	mustUp(t, f, o)
 
-	var rep stackJSON
+	var rep cloud.StackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("json report %q: %v", out, err)
 	}
 	if rep.ExpiresAt == nil || rep.ExpiresAt.Before(start.Add(2*time.Hour-time.Minute)) || rep.ExpiresAt.After(start.Add(2*time.Hour+time.Minute)) {
 		t.Fatalf("expires_at %v", rep.ExpiresAt)
 	}
-	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Health != healthNotChecked ||
+	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Health != cloud.HealthNotChecked ||
 		rep.TrackingURI == nil || !strings.HasPrefix(*rep.TrackingURI, "https://") || rep.Instance == nil || !strings.HasPrefix(rep.Instance.ID, "i-") ||
 		len(rep.Resources) != 12 || rep.EnvFile == nil || !strings.HasSuffix(*rep.EnvFile, "/demo/env") {
 		t.Errorf("report %+v", rep)
@@ -324,16 +326,16 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	if got := mutSorted(f); !slices.Equal(got, want) {
 		t.Errorf("ttl on a live stack: mutating calls %v, want %v", got, want)
 	}
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for kind, tags := range map[string]map[string]string{
-		"instance": ec2TagMap(f.instances[0].inst.Tags), "group": ec2TagMap(f.groups[0].sg.Tags),
-		"key pair": ec2TagMap(f.keyPairs[0].kp.Tags), "user": iamTagMap(f.users[n.User].user.Tags),
-		"role": iamTagMap(f.roles[n.Role].role.Tags), "profile": iamTagMap(f.profiles[n.Profile].prof.Tags),
+		"instance": cloud.EC2TagMap(f.instances[0].inst.Tags), "group": cloud.EC2TagMap(f.groups[0].sg.Tags),
+		"key pair": cloud.EC2TagMap(f.keyPairs[0].kp.Tags), "user": cloud.IAMTagMap(f.users[n.User].user.Tags),
+		"role": cloud.IAMTagMap(f.roles[n.Role].role.Tags), "profile": cloud.IAMTagMap(f.profiles[n.Profile].prof.Tags),
 		"bucket": f.buckets[n.Bucket].tags,
 	} {
-		if tags[tagExpiresAt] != rep.ExpiresAt.Format(time.RFC3339) || tags[tagStack] != "demo" {
+		if tags[cloud.TagExpiresAt] != rep.ExpiresAt.Format(time.RFC3339) || tags[cloud.TagStack] != "demo" {
 			t.Errorf("%s tags after --ttl: %v", kind, tags)
 		}
 	}
@@ -348,7 +350,7 @@ func mutSorted(f *fakeAWS) []string {
 
 func TestUpRefusesForeignLookAlike(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	other := stackTagsFor("other", time.Now())
 	cases := []struct {
 		name string
@@ -427,7 +429,7 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	tok := f.instance(live[0]).token
 	f.mu.Unlock()
 	sgID := f.groups[0].sg.GroupId
-	if tok != clientToken("demo", aws.ToString(sgID), nonce+"/t2.micro") {
+	if tok != cloud.ClientToken("demo", aws.ToString(sgID), nonce+"/t2.micro") {
 		t.Errorf("relaunch token %s is not the one of the saved nonce", tok)
 	}
 	if !strings.Contains(out.String(), "ec2-") {
@@ -556,7 +558,7 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			c.edit(t, &o)
 			err := Up(f.ctx(), o)
-			if !IsUsage(err) || !strings.Contains(err.Error(), c.want) {
+			if !cloud.IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want a usage error with %q", err, c.want)
 			}
 			if f.connects != 0 || len(f.calls()) != 0 {
@@ -573,7 +575,7 @@ func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.InstanceType = typ
 		err := Up(f.ctx(), o)
-		if !IsUsage(err) || !strings.Contains(err.Error(), typ) {
+		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), typ) {
 			t.Errorf("up --instance-type %s = %v", typ, err)
 		}
 	}
@@ -582,7 +584,7 @@ func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
 	}
 	f.failNext("DescribeInstanceTypes", awsErr("InternalError"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(f.ctx(), o); err == nil || IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
+	if err := Up(f.ctx(), o); err == nil || cloud.IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
 		t.Errorf("up with DescribeInstanceTypes failing = %v", err)
 	}
 }
@@ -624,7 +626,7 @@ func TestUpDetectsCallerIP(t *testing.T) {
 	o.AllowCIDRs = nil
 	o.hooks.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("203.0.113.9"), nil }
 	mustUp(t, f, o)
-	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{port: 5000, cidr: "203.0.113.9/32"}}) {
+	if rules := cloud.IngressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: "203.0.113.9/32"}}) {
 		t.Errorf("ingress %v", rules)
 	}
 	if !strings.Contains(log.String(), "allowing only your public IP 203.0.113.9/32") {
@@ -644,7 +646,7 @@ func TestUpConvergesIngress(t *testing.T) {
 	if !strings.Contains(log.String(), "opens the tracking server (tcp 5000 and SSH on tcp 22) to the whole internet") || !strings.Contains(log.String(), "SSH is open") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if rules := ingressRules(f.groups[0].sg.IpPermissions); len(rules) != 2 {
+	if rules := cloud.IngressRules(f.groups[0].sg.IpPermissions); len(rules) != 2 {
 		t.Fatalf("ingress with --ssh: %v", rules)
 	}
 
@@ -653,9 +655,9 @@ func TestUpConvergesIngress(t *testing.T) {
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
 	mustUp(t, f, o)
-	got := ingressRules(f.groups[0].sg.IpPermissions)
-	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
-	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
+	got := cloud.IngressRules(f.groups[0].sg.IpPermissions)
+	slices.SortFunc(got, func(a, b cloud.Rule) int { return strings.Compare(a.CIDR, b.CIDR) })
+	if !slices.Equal(got, []cloud.Rule{{Port: 5000, CIDR: "192.0.2.0/24"}, {Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress %v", got)
 	}
 	if m := f.mutating(); !slices.Equal(m, []string{"EC2.RevokeSecurityGroupIngress", "EC2.AuthorizeSecurityGroupIngress"}) {
@@ -676,9 +678,9 @@ func TestUpConvergesIngress(t *testing.T) {
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
 	mustUp(t, f, o)
-	got = ingressRules(f.groups[0].sg.IpPermissions)
-	slices.SortFunc(got, func(a, b rule) int { return strings.Compare(a.cidr, b.cidr) })
-	if !slices.Equal(got, []rule{{5000, "192.0.2.0/24"}, {5000, testCIDR}}) {
+	got = cloud.IngressRules(f.groups[0].sg.IpPermissions)
+	slices.SortFunc(got, func(a, b cloud.Rule) int { return strings.Compare(a.CIDR, b.CIDR) })
+	if !slices.Equal(got, []cloud.Rule{{Port: 5000, CIDR: "192.0.2.0/24"}, {Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress after repair %v", got)
 	}
 }
@@ -770,7 +772,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 	// Another run created the resources between our look and our create:
 	// EC2 and IAM answer "already exists", and up adopts what is tagged ours.
 	f := newInstalledFake(t)
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	dir := t.TempDir()
 	f.failAfter("CreateUser", awsErr("EntityAlreadyExists"), 1)
 	f.failAfter("CreateRole", awsErr("EntityAlreadyExists"), 1)
@@ -787,7 +789,7 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 	f.mu.Lock()
 	bt := f.buckets[n.Bucket].tags
 	f.mu.Unlock()
-	if bt[tagStack] != "demo" {
+	if bt[cloud.TagStack] != "demo" {
 		t.Errorf("adopted bucket is not tagged: %v", bt)
 	}
 }
@@ -836,8 +838,8 @@ func TestUpHealthWait(t *testing.T) {
 	if !strings.Contains(log.String(), "making MLflow user carol") || strings.Count(log.String(), "making MLflow user") != 1 {
 		t.Errorf("progress:\n%s", log)
 	}
-	var rep stackJSON
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Health != healthOK {
+	var rep cloud.StackJSON
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Health != cloud.HealthOK {
 		t.Errorf("report %s: %v", out, err)
 	}
 	if !strings.Contains(log.String(), "the tracking server answers (after") {
@@ -925,7 +927,7 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 	o, _, _ = upOpts(t.TempDir(), "demo")
 	// The key pair holds the first machine's key: drift, refused before any change.
 	err := Up(f.ctx(), o)
-	var d *driftError
+	var d *cloud.DriftError
 	if !errors.As(err, &d) || !strings.Contains(err.Error(), "key pair mlstack-demo holds another public key") {
 		t.Fatalf("up = %v", err)
 	}
@@ -942,7 +944,7 @@ func TestUpForeignStateDir(t *testing.T) {
 	f.resetCalls()
 	o, _, _ := upOpts(dir, "demo")
 	err := Up(f.ctx(), o)
-	if !IsUsage(err) || !strings.Contains(err.Error(), "belongs to stack") {
+	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "belongs to stack") {
 		t.Fatalf("up = %v", err)
 	}
 	if len(f.mutating()) != 0 {
@@ -1014,7 +1016,7 @@ func TestUpWaitsForTheStackLock(t *testing.T) {
 	defer cancel()
 	o, _, log := upOpts(dir, "demo")
 	err = Up(ctx, o)
-	if !errors.Is(err, context.DeadlineExceeded) || IsUsage(err) {
+	if !errors.Is(err, context.DeadlineExceeded) || cloud.IsUsage(err) {
 		t.Fatalf("up = %v", err)
 	}
 	if !strings.Contains(log.String(), "another mlstack run is working on stack demo; waiting for it") {
@@ -1037,7 +1039,7 @@ func TestUpNamesTooLongForTheRegion(t *testing.T) {
 	f.region = "xx-extraordinarilylongname-9"
 	o, _, _ := upOpts(t.TempDir(), strings.Repeat("a", 24))
 	err := Up(f.ctx(), o)
-	if !IsUsage(err) || !strings.Contains(err.Error(), "(limit 63): choose a shorter stack name") {
+	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "(limit 63): choose a shorter stack name") {
 		t.Fatalf("up = %v", err)
 	}
 	if len(f.calls()) != 0 {
@@ -1048,11 +1050,11 @@ func TestUpNamesTooLongForTheRegion(t *testing.T) {
 func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	calls := &CallLog{}
+	calls := &cloud.CallLog{}
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	o.AWS = AWS{Region: fakeRegion, Calls: calls}
+	o.AWS = cloud.AWS{Region: fakeRegion, Calls: calls}
 	mustUp(t, f, o)
-	if got, want := len(calls.calls()), len(f.calls()); got != want || got == 0 {
+	if got, want := len(calls.Calls()), len(f.calls()); got != want || got == 0 {
 		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
 	}
 	if sum := calls.Summary(); !strings.Contains(sum, "(19 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
@@ -1082,7 +1084,7 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 	}
 	o, _, _ = upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if rules := ingressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []rule{{5000, testCIDR}}) {
+	if rules := cloud.IngressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress %v", rules)
 	}
 }
@@ -1095,7 +1097,7 @@ func TestUpPutsPinnedLock(t *testing.T) {
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	n := namesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
 	calls := f.calls()
 	if i, j := slices.Index(calls, "S3.PutObject"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
 		t.Fatalf("the lock is not put before the launch: %v", calls)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
+
 	"github.com/mlstack/mlstack/cloudinit"
 )
 
@@ -22,7 +24,7 @@ func TestValidateStack(t *testing.T) {
 		{"simple", "demo", true},
 		{"one letter", "a", true},
 		{"digit and hyphen", "ml-1", true},
-		{"max length", strings.Repeat("a", maxStackLen), true},
+		{"max length", strings.Repeat("a", cloud.MaxStackLen), true},
 		{"max length mixed", "a" + strings.Repeat("b1-", 7) + "cd", true},
 		{"empty", "", false},
 		{"uppercase", "Demo", false},
@@ -31,7 +33,7 @@ func TestValidateStack(t *testing.T) {
 		{"doubled hyphen", "a--b", false},
 		{"trailing hyphen", "abc-", false},
 		{"leading hyphen", "-abc", false},
-		{"too long", strings.Repeat("a", maxStackLen+1), false},
+		{"too long", strings.Repeat("a", cloud.MaxStackLen+1), false},
 		{"unicode", "démo", false},
 		{"unicode short", "ü", false},
 		{"space inside", "my stack", false},
@@ -42,7 +44,7 @@ func TestValidateStack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := validateStack(tt.stack)
+			err := cloud.ValidateStack(tt.stack)
 			if tt.ok {
 				if err != nil {
 					t.Fatalf("validateStack(%q) = %v, want nil", tt.stack, err)
@@ -53,7 +55,7 @@ func TestValidateStack(t *testing.T) {
 				t.Fatalf("validateStack(%q) = nil, want an error", tt.stack)
 			}
 			// Bad input must map to exit code 2, so it must be a UsageError.
-			if !IsUsage(err) {
+			if !cloud.IsUsage(err) {
 				t.Fatalf("validateStack(%q) error %T is not a UsageError", tt.stack, err)
 			}
 		})
@@ -85,7 +87,7 @@ func TestValidateRegion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.region, func(t *testing.T) {
-			err := validateRegion(tt.region)
+			err := cloud.ValidateRegion(tt.region)
 			if tt.ok && err != nil {
 				t.Fatalf("validateRegion(%q) = %v, want nil", tt.region, err)
 			}
@@ -93,7 +95,7 @@ func TestValidateRegion(t *testing.T) {
 				if err == nil {
 					t.Fatalf("validateRegion(%q) = nil, want an error", tt.region)
 				}
-				if !IsUsage(err) {
+				if !cloud.IsUsage(err) {
 					t.Fatalf("validateRegion(%q) error %T is not a UsageError", tt.region, err)
 				}
 			}
@@ -131,12 +133,12 @@ func TestParseCIDRs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCIDRs(tt.in)
+			got, err := cloud.ParseCIDRs(tt.in)
 			if tt.wantErr != "" {
 				if err == nil {
 					t.Fatalf("parseCIDRs(%q) = %v, want an error", tt.in, got)
 				}
-				if !IsUsage(err) {
+				if !cloud.IsUsage(err) {
 					t.Errorf("error %T is not a UsageError", err)
 				}
 				if !strings.Contains(err.Error(), tt.wantErr) {
@@ -173,11 +175,11 @@ func TestValidateInstanceType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
-			err := validateInstanceType(tt.typ)
+			err := cloud.ValidateInstanceType(tt.typ)
 			if tt.ok && err != nil {
 				t.Fatalf("validateInstanceType(%q) = %v, want nil", tt.typ, err)
 			}
-			if !tt.ok && !IsUsage(err) {
+			if !tt.ok && !cloud.IsUsage(err) {
 				t.Fatalf("validateInstanceType(%q) = %v, want a UsageError", tt.typ, err)
 			}
 		})
@@ -255,7 +257,7 @@ func TestUpOptionsValidateRejects(t *testing.T) {
 			if err == nil {
 				t.Fatalf("validate accepted %+v", o)
 			}
-			if !IsUsage(err) {
+			if !cloud.IsUsage(err) {
 				t.Errorf("error %T is not a UsageError", err)
 			}
 			if !strings.Contains(err.Error(), tt.wantMsg) {
@@ -284,11 +286,11 @@ func TestValidateMLflowVersions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.version, func(t *testing.T) {
-			err := validateMLflowVersion(tt.version)
+			err := cloud.ValidateMLflowVersion(tt.version)
 			if tt.ok && err != nil {
 				t.Fatalf("rejected %s: %v", tt.version, err)
 			}
-			if !tt.ok && !IsUsage(err) {
+			if !tt.ok && !cloud.IsUsage(err) {
 				t.Fatalf("validateMLflowVersion(%s) = %v, want a UsageError", tt.version, err)
 			}
 		})
@@ -317,11 +319,11 @@ func TestParseTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseTTL(tt.in)
+			got, err := cloud.ParseTTL(tt.in)
 			if tt.ok != (err == nil) || got != tt.want {
 				t.Fatalf("parseTTL(%q) = %v, %v", tt.in, got, err)
 			}
-			if err != nil && !IsUsage(err) {
+			if err != nil && !cloud.IsUsage(err) {
 				t.Errorf("error %T is not a UsageError", err)
 			}
 		})
@@ -355,7 +357,7 @@ func TestDownOptionsValidate(t *testing.T) {
 				}
 				return
 			}
-			if !IsUsage(err) || !strings.Contains(err.Error(), tt.want) {
+			if !cloud.IsUsage(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("validate = %v, want a usage error with %q", err, tt.want)
 			}
 		})
@@ -364,8 +366,8 @@ func TestDownOptionsValidate(t *testing.T) {
 
 func TestNamesFor(t *testing.T) {
 	t.Parallel()
-	n := namesFor("demo", "123456789012", "eu-west-3")
-	want := names{
+	n := cloud.NamesFor("demo", "123456789012", "eu-west-3")
+	want := cloud.Names{
 		Stack:           "demo",
 		User:            "mlstack-demo",
 		Role:            "mlstack-demo-server",
@@ -385,7 +387,7 @@ func TestNamesFor(t *testing.T) {
 	if n != want {
 		t.Errorf("NamesFor = %+v\nwant        %+v", n, want)
 	}
-	if err := n.check(); err != nil {
+	if err := n.Check(); err != nil {
 		t.Errorf("Check: %v", err)
 	}
 }
@@ -432,7 +434,7 @@ func TestNamesFitAWSLimits(t *testing.T) {
 		"eusc-de-east-1", "us-isof-south-1", "eu-isoe-west-1", "us-isob-east-1",
 	}
 	var stacks []string
-	for l := 1; l <= maxStackLen; l++ {
+	for l := 1; l <= cloud.MaxStackLen; l++ {
 		stacks = append(stacks,
 			strings.Repeat("z", l),                // letters only
 			("a" + strings.Repeat("9", l))[:l],    // trailing digits
@@ -443,12 +445,12 @@ func TestNamesFitAWSLimits(t *testing.T) {
 	checked := 0
 	for _, region := range regions {
 		for _, stack := range stacks {
-			if validateStack(stack) != nil {
+			if cloud.ValidateStack(stack) != nil {
 				continue // only names the CLI accepts matter
 			}
 			checked++
-			n := namesFor(stack, "123456789012", region)
-			if err := n.check(); err != nil {
+			n := cloud.NamesFor(stack, "123456789012", region)
+			if err := n.Check(); err != nil {
 				t.Errorf("stack %q region %q: Check: %v", stack, region, err)
 			}
 			if len(n.Bucket) > 63 {
@@ -466,7 +468,7 @@ func TestNamesFitAWSLimits(t *testing.T) {
 		}
 	}
 	// Guard against the generator silently producing nothing valid.
-	if checked < len(regions)*maxStackLen {
+	if checked < len(regions)*cloud.MaxStackLen {
 		t.Fatalf("only %d stack/region pairs checked", checked)
 	}
 }
@@ -476,15 +478,15 @@ func TestNamesCheckRejectsLongNames(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		n    names
+		n    cloud.Names
 	}{
-		{"bucket", namesFor(strings.Repeat("a", 40), "123456789012", "ap-southeast-5")},
-		{"role", names{Stack: "x", Bucket: "b", User: "u", Role: strings.Repeat("r", 65)}},
-		{"user", names{Stack: "x", Bucket: "b", User: strings.Repeat("u", 65), Role: "r"}},
+		{"bucket", cloud.NamesFor(strings.Repeat("a", 40), "123456789012", "ap-southeast-5")},
+		{"role", cloud.Names{Stack: "x", Bucket: "b", User: "u", Role: strings.Repeat("r", 65)}},
+		{"user", cloud.Names{Stack: "x", Bucket: "b", User: strings.Repeat("u", 65), Role: "r"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.n.check(); !IsUsage(err) {
+			if err := tt.n.Check(); !cloud.IsUsage(err) {
 				t.Fatalf("Check() = %v, want a UsageError", err)
 			}
 		})

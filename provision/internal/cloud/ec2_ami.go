@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // canonicalOwner is the AWS account that publishes official Ubuntu images
 // in the commercial partition (region.Of gives the others). Anyone can
 // publish an image with the same name, so the owner is what we trust.
-var canonicalOwner = region.Of("us-east-1").CanonicalOwner
+var CanonicalOwner = region.Of("us-east-1").CanonicalOwner
 
 type imageAPI interface {
 	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
@@ -24,7 +24,7 @@ type imageAPI interface {
 var ubuntuName = regexp.MustCompile(`^ubuntu/images/hvm-ssd(-gp3)?/ubuntu-noble-24\.04-(amd64|arm64)-server-[0-9]{8}(\.[0-9]+)?$`)
 
 // findImage returns the newest official Ubuntu 24.04 image for arch that owner published.
-func findImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, owner string) (*ec2types.Image, error) {
+func FindImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, owner string) (*ec2types.Image, error) {
 	img, _, err := findImages(ctx, api, arch, owner)
 	return img, err
 }
@@ -47,12 +47,12 @@ func findImages(ctx context.Context, api imageAPI, arch ec2types.ArchitectureVal
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking up the Ubuntu 24.04 image: %w", err)
 	}
-	return newestImage(out.Images, arch, owner), out.Images, nil
+	return NewestImage(out.Images, arch, owner), out.Images, nil
 }
 
 // newestImage re-checks owner, name, architecture and state, because filters
 // are only as good as the service that applies them, then picks the newest.
-func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owner string) *ec2types.Image {
+func NewestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owner string) *ec2types.Image {
 	var best *ec2types.Image
 	for i := range images {
 		img := &images[i]
@@ -70,7 +70,7 @@ func newestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owne
 
 // ubuntuImage is findImage with Canonical's account of the region's
 // partition, where finding none is an error.
-func ubuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, regionName string) (*ec2types.Image, []ec2types.Image, error) {
+func UbuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, regionName string) (*ec2types.Image, []ec2types.Image, error) {
 	p := region.Of(regionName)
 	if p.CanonicalOwner == "" {
 		return nil, nil, fmt.Errorf("mlstack does not know which account publishes Canonical's Ubuntu images in partition %s (%s)", p.Name, regionName)

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The stack's PostgreSQL database (up --db postgres): an RDS instance
 // named like the stack, encrypted, private, in its own DB subnet group over
@@ -37,41 +37,41 @@ const (
 
 // What mlstack makes of an RDS database.
 const (
-	paramDatabase   = "database"    // String, JSON dbEndpoint: written once RDS is available
-	paramDBPassword = "db-password" // SecureString: the master password
-	dbName          = "mlflow"
-	dbUser          = "mlflow"
-	dbPort          = 5432
+	ParamDatabase   = "database"    // String, JSON dbEndpoint: written once RDS is available
+	ParamDBPassword = "db-password" // SecureString: the master password
+	DBName          = "mlflow"
+	DBUser          = "mlflow"
+	DBPort          = 5432
 	// dbEngineVersion is a major version: RDS picks its default minor, and
 	// MLflow's SQLAlchemy store works with every PostgreSQL RDS offers.
-	dbEngineVersion = "17"
-	dbStorageGiB    = 20
+	DBEngineVersion = "17"
+	DBStorageGiB    = 20
 	// dbBackupDays keeps automated backups (point-in-time restore) for a
 	// day: free-plan accounts refuse more.
-	dbBackupDays = 1
+	DBBackupDays = 1
 	// dbWaitFor bounds waiting for RDS, which takes 5 to 15 minutes to
 	// create or restore a database and as long to delete one.
-	dbWaitFor = 40 * time.Minute
+	DBWaitFor = 40 * time.Minute
 )
 
 var dbClassRe = regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
 
 // validateDatabase checks --db and --db-class, and that the stack's name
 // makes an RDS identifier (no "--", no "-" at the end) when it needs one.
-func validateDatabase(engine, class, stack string) error {
+func ValidateDatabase(engine, class, stack string) error {
 	switch engine {
 	case "", DBSQLite, DBPostgres:
 	default:
-		return usagef("--db %q: use sqlite (on the instance, the default) or postgres (Amazon RDS)", engine)
+		return Usagef("--db %q: use sqlite (on the instance, the default) or postgres (Amazon RDS)", engine)
 	}
 	if class != "" && !dbClassRe.MatchString(class) {
-		return usagef("--db-class %q is not an RDS instance class (like db.t4g.micro)", class)
+		return Usagef("--db-class %q is not an RDS instance class (like db.t4g.micro)", class)
 	}
 	if class != "" && engine == DBSQLite {
-		return usagef("--db-class is for --db postgres: sqlite runs on the instance")
+		return Usagef("--db-class is for --db postgres: sqlite runs on the instance")
 	}
 	if engine == DBPostgres && (strings.Contains(stack, "--") || strings.HasSuffix(stack, "-")) {
-		return usagef("stack name %q cannot name an RDS database (no \"--\", no \"-\" at the end): choose another --stack", stack)
+		return Usagef("stack name %q cannot name an RDS database (no \"--\", no \"-\" at the end): choose another --stack", stack)
 	}
 	return nil
 }
@@ -80,7 +80,7 @@ func validateDatabase(engine, class, stack string) error {
 var dbClasses = []string{"db.t4g.micro", "db.t3.micro"}
 
 // rdsAPI is the part of RDS the database needs.
-type rdsAPI interface {
+type RDSAPI interface {
 	DescribeDBInstances(context.Context, *rds.DescribeDBInstancesInput, ...func(*rds.Options)) (*rds.DescribeDBInstancesOutput, error)
 	CreateDBInstance(context.Context, *rds.CreateDBInstanceInput, ...func(*rds.Options)) (*rds.CreateDBInstanceOutput, error)
 	RestoreDBInstanceFromDBSnapshot(context.Context, *rds.RestoreDBInstanceFromDBSnapshotInput, ...func(*rds.Options)) (*rds.RestoreDBInstanceFromDBSnapshotOutput, error)
@@ -96,7 +96,7 @@ type rdsAPI interface {
 }
 
 // dbEndpoint is the database parameter's value: where the server connects.
-type dbEndpoint struct {
+type DBEndpoint struct {
 	Host string `json:"host"`
 	Port int32  `json:"port"`
 	Name string `json:"name"`
@@ -104,89 +104,89 @@ type dbEndpoint struct {
 }
 
 // dbFound is what exists of the stack's database.
-type dbFound struct {
-	inst        *rdstypes.DBInstance // nil when there is none
-	subnetGroup bool
-	sg          *dbGroup
-	snapshots   []rdstypes.DBSnapshot // the stack's own, available, newest first
-	password    string                // the master password SSM holds ("" none); never printed
-	endpoint    string                // the database parameter's value
-	restored    string                // the snapshot this up restored, if any
+type DBFound struct {
+	Inst        *rdstypes.DBInstance // nil when there is none
+	SubnetGroup bool
+	SG          *DBGroup
+	Snapshots   []rdstypes.DBSnapshot // the stack's own, available, newest first
+	Password    string                // the master password SSM holds ("" none); never printed
+	Endpoint    string                // the database parameter's value
+	Restored    string                // the snapshot this up restored, if any
 	// foreign: a same-named database or group without the stack's tag,
 	// which only a postgres stack has to refuse; foreignDB: the database.
-	foreign     error
-	foreignDB   bool
-	networkRead bool // subnetGroup and sg were read
+	Foreign     error
+	ForeignDB   bool
+	NetworkRead bool // subnetGroup and sg were read
 }
 
 // dbGroup is the database's security group, "" id when missing.
-type dbGroup struct {
-	vpcID, id string
-	open      bool // lets the server's group in on tcp 5432
+type DBGroup struct {
+	VpcID, ID string
+	Open      bool // lets the server's group in on tcp 5432
 }
 
 // exists says the stack has a database or a kept snapshot of one.
-func (f *dbFound) exists() bool { return f != nil && (f.inst != nil || len(f.snapshots) > 0) }
+func (f *DBFound) Exists() bool { return f != nil && (f.Inst != nil || len(f.Snapshots) > 0) }
 
 // findDatabase reads the stack's database, its network and kept snapshots
 // (up adds its SSM parameters, which findParams reads). A same-named
 // instance or group without the stack's tag is not the stack's: it goes to
 // f.foreign.
-func findDatabase(ctx context.Context, s *session, n names) (*dbFound, error) {
-	return findDatabaseOf(ctx, s, n, true)
+func FindDatabase(ctx context.Context, s *Session, n Names) (*DBFound, error) {
+	return FindDatabaseOf(ctx, s, n, true)
 }
 
 // findDatabaseOf is findDatabase; without network, the subnet group and
 // the database's security group are left for readNetwork (a sqlite stack's
 // up needs neither).
-func findDatabaseOf(ctx context.Context, s *session, n names, network bool) (*dbFound, error) {
-	f := &dbFound{sg: &dbGroup{}}
+func FindDatabaseOf(ctx context.Context, s *Session, n Names, network bool) (*DBFound, error) {
+	f := &DBFound{SG: &DBGroup{}}
 	var dbErr error
-	err := parallel(
-		func() (err error) { f.inst, dbErr = findDBInstance(ctx, s.rds, n); return nil },
-		func() (err error) { f.snapshots, err = stackSnapshots(ctx, s.rds, n); return },
+	err := Parallel(
+		func() (err error) { f.Inst, dbErr = FindDBInstance(ctx, s.RDS, n); return nil },
+		func() (err error) { f.Snapshots, err = StackSnapshots(ctx, s.RDS, n); return },
 		func() error {
 			if !network {
 				return nil
 			}
-			return f.readNetwork(ctx, s, n)
+			return f.ReadNetwork(ctx, s, n)
 		},
 	)
-	var no *notOwnedError
-	f.foreignDB = errors.As(dbErr, &no)
+	var no *NotOwnedError
+	f.ForeignDB = errors.As(dbErr, &no)
 	return f, errors.Join(err, f.keepForeign(dbErr))
 }
 
 // readNetwork reads the database's subnet group and security group into f.
-func (f *dbFound) readNetwork(ctx context.Context, s *session, n names) error {
+func (f *DBFound) ReadNetwork(ctx context.Context, s *Session, n Names) error {
 	var sgErr error
-	err := parallel(
-		func() (err error) { f.subnetGroup, err = hasSubnetGroup(ctx, s.rds, n); return },
+	err := Parallel(
+		func() (err error) { f.SubnetGroup, err = HasSubnetGroup(ctx, s.RDS, n); return },
 		func() (err error) {
-			var g *dbGroup
-			if g, sgErr = findDBGroup(ctx, s.ec2, n); g != nil {
-				f.sg = g
+			var g *DBGroup
+			if g, sgErr = FindDBGroup(ctx, s.EC2, n); g != nil {
+				f.SG = g
 			}
 			return nil
 		},
 	)
-	f.networkRead = true
+	f.NetworkRead = true
 	return errors.Join(err, f.keepForeign(sgErr))
 }
 
 // keepForeign notes a not-owned error in f instead of failing.
-func (f *dbFound) keepForeign(err error) error {
-	var no *notOwnedError
+func (f *DBFound) keepForeign(err error) error {
+	var no *NotOwnedError
 	if errors.As(err, &no) {
-		f.foreign = err
+		f.Foreign = err
 		return nil
 	}
 	return err
 }
 
-func findDBInstance(ctx context.Context, api rdsAPI, n names) (*rdstypes.DBInstance, error) {
+func FindDBInstance(ctx context.Context, api RDSAPI, n Names) (*rdstypes.DBInstance, error) {
 	out, err := api.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(n.DB)})
-	if hasCode(err, "DBInstanceNotFound", "DBInstanceNotFoundFault") {
+	if HasCode(err, "DBInstanceNotFound", "DBInstanceNotFoundFault") {
 		return nil, nil
 	}
 	if err != nil {
@@ -196,15 +196,15 @@ func findDBInstance(ctx context.Context, api rdsAPI, n names) (*rdstypes.DBInsta
 		return nil, nil
 	}
 	db := out.DBInstances[0]
-	if !owned(rdsTagMap(db.TagList), n.Stack) {
-		return nil, &notOwnedError{Kind: "RDS database", Name: n.DB, Stack: n.Stack}
+	if !owned(RDSTagMap(db.TagList), n.Stack) {
+		return nil, &NotOwnedError{Kind: "RDS database", Name: n.DB, Stack: n.Stack}
 	}
 	return &db, nil
 }
 
-func hasSubnetGroup(ctx context.Context, api rdsAPI, n names) (bool, error) {
+func HasSubnetGroup(ctx context.Context, api RDSAPI, n Names) (bool, error) {
 	_, err := api.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{DBSubnetGroupName: aws.String(n.DBSubnetGroup)})
-	if hasCode(err, "DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound") {
+	if HasCode(err, "DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound") {
 		return false, nil
 	}
 	if err != nil {
@@ -214,30 +214,30 @@ func hasSubnetGroup(ctx context.Context, api rdsAPI, n names) (bool, error) {
 }
 
 // findDBGroup reads the database's group: its name in the default VPC.
-func findDBGroup(ctx context.Context, api sgAPI, n names) (*dbGroup, error) {
+func FindDBGroup(ctx context.Context, api SGAPI, n Names) (*DBGroup, error) {
 	vpc, err := defaultVPC(ctx, api)
 	if err != nil {
 		return nil, err
 	}
-	g := &dbGroup{vpcID: vpc}
+	g := &DBGroup{VpcID: vpc}
 	sg, err := namedGroup(ctx, api, vpc, n.DBSecurityGroup)
 	if err != nil || sg == nil {
 		return g, err
 	}
-	if !owned(ec2TagMap(sg.Tags), n.Stack) {
-		return nil, &notOwnedError{Kind: "security group", Name: n.DBSecurityGroup + " (" + aws.ToString(sg.GroupId) + ")", Stack: n.Stack}
+	if !owned(EC2TagMap(sg.Tags), n.Stack) {
+		return nil, &NotOwnedError{Kind: "security group", Name: n.DBSecurityGroup + " (" + aws.ToString(sg.GroupId) + ")", Stack: n.Stack}
 	}
-	g.id = aws.ToString(sg.GroupId)
+	g.ID = aws.ToString(sg.GroupId)
 	for _, p := range sg.IpPermissions {
-		if aws.ToInt32(p.FromPort) == dbPort && len(p.UserIdGroupPairs) > 0 {
-			g.open = true
+		if aws.ToInt32(p.FromPort) == DBPort && len(p.UserIdGroupPairs) > 0 {
+			g.Open = true
 		}
 	}
 	return g, nil
 }
 
 // namedGroup is the security group of that name in the VPC, nil for none.
-func namedGroup(ctx context.Context, api sgAPI, vpc, name string) (*ec2types.SecurityGroup, error) {
+func namedGroup(ctx context.Context, api SGAPI, vpc, name string) (*ec2types.SecurityGroup, error) {
 	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("vpc-id"), Values: []string{vpc}},
 		{Name: aws.String("group-name"), Values: []string{name}},
@@ -253,7 +253,7 @@ func namedGroup(ctx context.Context, api sgAPI, vpc, name string) (*ec2types.Sec
 
 // stackSnapshots are the kept final snapshots of the stack's database:
 // manual, named after it, tagged with the stack; newest first.
-func stackSnapshots(ctx context.Context, api rdsAPI, n names) ([]rdstypes.DBSnapshot, error) {
+func StackSnapshots(ctx context.Context, api RDSAPI, n Names) ([]rdstypes.DBSnapshot, error) {
 	var out []rdstypes.DBSnapshot
 	p := rds.NewDescribeDBSnapshotsPaginator(api, &rds.DescribeDBSnapshotsInput{
 		DBInstanceIdentifier: aws.String(n.DB), SnapshotType: aws.String("manual")})
@@ -263,7 +263,7 @@ func stackSnapshots(ctx context.Context, api rdsAPI, n names) ([]rdstypes.DBSnap
 			return nil, fmt.Errorf("listing snapshots of RDS database %s: %w", n.DB, err)
 		}
 		for _, s := range page.DBSnapshots {
-			if strings.HasPrefix(aws.ToString(s.DBSnapshotIdentifier), n.DB+"-final-") && owned(rdsTagMap(s.TagList), n.Stack) {
+			if strings.HasPrefix(aws.ToString(s.DBSnapshotIdentifier), n.DB+"-final-") && owned(RDSTagMap(s.TagList), n.Stack) {
 				out = append(out, s)
 			}
 		}
@@ -275,8 +275,8 @@ func stackSnapshots(ctx context.Context, api rdsAPI, n names) ([]rdstypes.DBSnap
 }
 
 // restorable is the newest kept snapshot that is whole, "" for none.
-func (f *dbFound) restorable() string {
-	for _, s := range f.snapshots {
+func (f *DBFound) Restorable() string {
+	for _, s := range f.Snapshots {
 		if aws.ToString(s.Status) == "available" {
 			return aws.ToString(s.DBSnapshotIdentifier)
 		}
@@ -286,7 +286,7 @@ func (f *dbFound) restorable() string {
 
 // chooseDBClass is --db-class, else the first of dbClasses RDS offers for
 // PostgreSQL in the region (asked only for a database still to make).
-func chooseDBClass(ctx context.Context, api rdsAPI, explicit, region string) (string, error) {
+func ChooseDBClass(ctx context.Context, api RDSAPI, explicit, region string) (string, error) {
 	if explicit != "" {
 		return explicit, nil // RDS refuses a class it does not offer, in its own words
 	}
@@ -300,47 +300,47 @@ func chooseDBClass(ctx context.Context, api rdsAPI, explicit, region string) (st
 			return c, nil
 		}
 	}
-	return "", usagef("RDS offers none of %s for PostgreSQL in %s: pass --db-class with a class it offers there",
+	return "", Usagef("RDS offers none of %s for PostgreSQL in %s: pass --db-class with a class it offers there",
 		strings.Join(dbClasses, ", "), region)
 }
 
 // plan says in words what ensureDatabase would do.
-func (f *dbFound) plan(n names, class string) []planStep {
-	var p []planStep
-	if f.password == "" {
-		p = append(p, step(kindParam, n.param(paramDBPassword), "store %s as SSM SecureString %s", paramDBPassword, n.param(paramDBPassword)))
+func (f *DBFound) Plan(n Names, class string) []PlanStep {
+	var p []PlanStep
+	if f.Password == "" {
+		p = append(p, Step(KindParam, n.Param(ParamDBPassword), "store %s as SSM SecureString %s", ParamDBPassword, n.Param(ParamDBPassword)))
 	}
-	if f.sg.id == "" {
-		p = append(p, step(kindSG, n.DBSecurityGroup, "create security group %s letting security group %s reach tcp 5432", n.DBSecurityGroup, n.SecurityGroup))
-	} else if !f.sg.open {
-		p = append(p, step(kindSG, n.DBSecurityGroup, "let security group %s reach tcp 5432 through %s", n.SecurityGroup, n.DBSecurityGroup))
+	if f.SG.ID == "" {
+		p = append(p, Step(KindSG, n.DBSecurityGroup, "create security group %s letting security group %s reach tcp 5432", n.DBSecurityGroup, n.SecurityGroup))
+	} else if !f.SG.Open {
+		p = append(p, Step(KindSG, n.DBSecurityGroup, "let security group %s reach tcp 5432 through %s", n.SecurityGroup, n.DBSecurityGroup))
 	}
-	if !f.subnetGroup {
-		p = append(p, step(kindDBSubnetGroup, n.DBSubnetGroup, "create DB subnet group %s over the default VPC's default subnets", n.DBSubnetGroup))
+	if !f.SubnetGroup {
+		p = append(p, Step(KindDBSubnetGroup, n.DBSubnetGroup, "create DB subnet group %s over the default VPC's default subnets", n.DBSubnetGroup))
 	}
-	switch snap := f.restorable(); {
-	case f.inst != nil:
+	switch snap := f.Restorable(); {
+	case f.Inst != nil:
 	case snap != "":
-		p = append(p, step(kindDB, n.DB, "restore RDS database %s (%s) from its kept snapshot %s, and give it a new master password", n.DB, classOr(class), snap))
+		p = append(p, Step(KindDB, n.DB, "restore RDS database %s (%s) from its kept snapshot %s, and give it a new master password", n.DB, ClassOr(class), snap))
 	default:
-		p = append(p, step(kindDB, n.DB, "create RDS database %s: PostgreSQL %s, %s, %d GiB encrypted, not public, automated backups kept %d day",
-			n.DB, dbEngineVersion, class, dbStorageGiB, dbBackupDays))
+		p = append(p, Step(KindDB, n.DB, "create RDS database %s: PostgreSQL %s, %s, %d GiB encrypted, not public, automated backups kept %d day",
+			n.DB, DBEngineVersion, class, DBStorageGiB, DBBackupDays))
 	}
-	if f.endpoint == "" || f.inst == nil {
-		p = append(p, step(kindParam, n.param(paramDatabase), "write SSM parameter %s once the database is available (the server waits for it)", n.param(paramDatabase)))
+	if f.Endpoint == "" || f.Inst == nil {
+		p = append(p, Step(KindParam, n.Param(ParamDatabase), "write SSM parameter %s once the database is available (the server waits for it)", n.Param(ParamDatabase)))
 	}
 	return p
 }
 
-func rdsTags(m map[string]string) []rdstypes.Tag {
+func RDSTags(m map[string]string) []rdstypes.Tag {
 	var out []rdstypes.Tag
-	for _, k := range sortedKeys(m) {
+	for _, k := range SortedKeys(m) {
 		out = append(out, rdstypes.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
 }
 
-func rdsTagMap(tags []rdstypes.Tag) map[string]string {
+func RDSTagMap(tags []rdstypes.Tag) map[string]string {
 	m := map[string]string{}
 	for _, t := range tags {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
@@ -349,17 +349,17 @@ func rdsTagMap(tags []rdstypes.Tag) map[string]string {
 }
 
 // endpointOf is the database parameter's value for an available instance.
-func endpointOf(db *rdstypes.DBInstance) (string, error) {
+func EndpointOf(db *rdstypes.DBInstance) (string, error) {
 	if db.Endpoint == nil || aws.ToString(db.Endpoint.Address) == "" {
 		return "", fmt.Errorf("RDS database %s has no endpoint yet", aws.ToString(db.DBInstanceIdentifier))
 	}
-	b, err := json.Marshal(dbEndpoint{Host: aws.ToString(db.Endpoint.Address), Port: aws.ToInt32(db.Endpoint.Port), Name: dbName, User: dbUser})
+	b, err := json.Marshal(DBEndpoint{Host: aws.ToString(db.Endpoint.Address), Port: aws.ToInt32(db.Endpoint.Port), Name: DBName, User: DBUser})
 	return string(b), err
 }
 
 // classOr names the class of a restore: the asked-for one, else the
 // snapshot's (RDS's default).
-func classOr(class string) string {
+func ClassOr(class string) string {
 	if class == "" {
 		return "the class it had"
 	}
@@ -367,7 +367,7 @@ func classOr(class string) string {
 }
 
 // optional is nil for "" (the API's default).
-func optional(s string) *string {
+func Optional(s string) *string {
 	if s == "" {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // Where the server runs: an instance type the region offers — t2.micro by
 // default, t3.micro where t2.micro is not offered or the account's free plan
@@ -32,11 +32,11 @@ type placementAPI interface {
 }
 
 // placement is one way to launch the server.
-type placement struct {
-	instanceType    string
-	subnetID, zone  string
-	standardCredits bool   // CreditSpecification standard (the t3 fallback)
-	why             string // why this is not the asked type ("" when it is)
+type Placement struct {
+	InstanceType    string
+	SubnetID, Zone  string
+	StandardCredits bool   // CreditSpecification standard (the t3 fallback)
+	Why             string // why this is not the asked type ("" when it is)
 }
 
 // placements lists where the server can run, best first: the asked type,
@@ -44,8 +44,8 @@ type placement struct {
 // refuses the first for the free plan). An explicit type that the region
 // does not offer is a usage error, found before anything is created. It
 // returns the architecture all of them run.
-func placements(ctx context.Context, api placementAPI, asked string, explicit bool, regionName string) ([]placement, ec2types.ArchitectureValues, error) {
-	arch, err := instanceArch(ctx, api, asked)
+func Placements(ctx context.Context, api placementAPI, asked string, explicit bool, regionName string) ([]Placement, ec2types.ArchitectureValues, error) {
+	arch, err := InstanceArch(ctx, api, asked)
 	if err != nil {
 		return nil, "", err
 	}
@@ -61,17 +61,17 @@ func placements(ctx context.Context, api placementAPI, asked string, explicit bo
 	if err != nil {
 		return nil, "", err
 	}
-	var out []placement
+	var out []Placement
 	for _, t := range candidates {
 		p := placeIn(t, offered[t], subnets)
 		if p == nil {
 			continue // not offered in any zone with a default subnet
 		}
 		if t != asked {
-			p.standardCredits = true
-			p.why = fmt.Sprintf("%s is not eligible for this account's free plan", asked)
+			p.StandardCredits = true
+			p.Why = fmt.Sprintf("%s is not eligible for this account's free plan", asked)
 			if len(out) == 0 {
-				p.why = fmt.Sprintf("%s is not offered in %s", asked, regionName)
+				p.Why = fmt.Sprintf("%s is not offered in %s", asked, regionName)
 			}
 		}
 		out = append(out, *p)
@@ -81,7 +81,7 @@ func placements(ctx context.Context, api placementAPI, asked string, explicit bo
 		if len(candidates) > 1 {
 			what = fmt.Sprintf("neither %s nor %s is offered in any", asked, fallbackInstanceType)
 		}
-		return nil, "", usagef("%s availability zone of %s that has a default subnet: pass --instance-type with a type "+
+		return nil, "", Usagef("%s availability zone of %s that has a default subnet: pass --instance-type with a type "+
 			"the region offers (`aws ec2 describe-instance-type-offerings --location-type availability-zone`)", what, regionName)
 	}
 	return out, arch, nil
@@ -113,10 +113,10 @@ func offeredZones(ctx context.Context, api placementAPI, types []string, regionN
 
 // placeIn picks the first default subnet (by zone) whose zone offers t, or
 // nil when there is none.
-func placeIn(t string, offered map[string]bool, subnets []ec2types.Subnet) *placement {
+func placeIn(t string, offered map[string]bool, subnets []ec2types.Subnet) *Placement {
 	for _, s := range subnets {
 		if z := aws.ToString(s.AvailabilityZone); offered[z] {
-			return &placement{instanceType: t, subnetID: aws.ToString(s.SubnetId), zone: z}
+			return &Placement{InstanceType: t, SubnetID: aws.ToString(s.SubnetId), Zone: z}
 		}
 	}
 	return nil
@@ -131,7 +131,7 @@ func defaultSubnets(ctx context.Context, api placementAPI) ([]ec2types.Subnet, e
 		return nil, fmt.Errorf("listing the default subnets: %w", err)
 	}
 	if len(out.Subnets) == 0 {
-		return nil, usagef("this region has no default subnet: create the default VPC with `aws ec2 create-default-vpc`")
+		return nil, Usagef("this region has no default subnet: create the default VPC with `aws ec2 create-default-vpc`")
 	}
 	subnets := out.Subnets
 	sort.Slice(subnets, func(i, j int) bool {
@@ -141,18 +141,18 @@ func defaultSubnets(ctx context.Context, api placementAPI) ([]ec2types.Subnet, e
 }
 
 // instanceArch returns the architecture an instance type runs, preferring x86_64.
-func instanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2types.ArchitectureValues, error) {
+func InstanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2types.ArchitectureValues, error) {
 	out, err := api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{
 		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},
 	})
-	if hasCode(err, "InvalidInstanceType") {
-		return "", usagef("instance type %q does not exist in this region", instanceType)
+	if HasCode(err, "InvalidInstanceType") {
+		return "", Usagef("instance type %q does not exist in this region", instanceType)
 	}
 	if err != nil {
 		return "", fmt.Errorf("looking up instance type %s: %w", instanceType, err)
 	}
 	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
-		return "", usagef("instance type %q does not exist in this region", instanceType)
+		return "", Usagef("instance type %q does not exist in this region", instanceType)
 	}
 	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
 	for _, want := range []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64} {
@@ -162,12 +162,12 @@ func instanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2ty
 			}
 		}
 	}
-	return "", usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
+	return "", Usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
 }
 
 // isFreePlanRefusal matches RunInstances' answer on an account whose free
 // plan allows only free-tier eligible types. The code alone is too broad,
 // so the message narrows it.
 func isFreePlanRefusal(err error) bool {
-	return hasCode(err, "InvalidParameterCombination") && strings.Contains(err.Error(), "not eligible for Free Tier")
+	return HasCode(err, "InvalidParameterCombination") && strings.Contains(err.Error(), "not eligible for Free Tier")
 }

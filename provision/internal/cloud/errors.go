@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+func Usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
 
 // IsUsage reports whether err is (or wraps) a UsageError.
 func IsUsage(err error) bool {
@@ -24,7 +24,7 @@ func IsUsage(err error) bool {
 // asUsage turns the local-file errors that mean bad input (a state
 // directory that cannot be written, one made for another account) into
 // usage errors; others pass unchanged.
-func asUsage(err error) error {
+func AsUsage(err error) error {
 	var nw *local.NotWritableError
 	var fe *local.ForeignError
 	if errors.As(err, &nw) || errors.As(err, &fe) {
@@ -34,7 +34,7 @@ func asUsage(err error) error {
 }
 
 // errorCode returns the AWS error code of err, or "".
-func errorCode(err error) string {
+func ErrorCode(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return ae.ErrorCode()
@@ -43,8 +43,8 @@ func errorCode(err error) string {
 }
 
 // hasCode reports whether err carries one of the given AWS error codes.
-func hasCode(err error, codes ...string) bool {
-	c := errorCode(err)
+func HasCode(err error, codes ...string) bool {
+	c := ErrorCode(err)
 	if c == "" {
 		return false
 	}
@@ -60,16 +60,16 @@ func hasCode(err error, codes ...string) bool {
 // stack's: it lacks the stack tag, or (an instance) runs with other than the
 // stack's profile, group, key pair or image. mlstack never adopts, changes,
 // deletes or uses such a resource.
-type notOwnedError struct {
+type NotOwnedError struct {
 	Kind, Name, Stack string
 	Why               string // set when the tag is there but the rest differs
 }
 
-func (e *notOwnedError) Error() string {
+func (e *NotOwnedError) Error() string {
 	if e.Why != "" {
 		return fmt.Sprintf("%s %s is tagged %s=%s, but %s: it is not the stack's, and mlstack will not adopt, change, terminate or use it; "+
-			"find out who launched it, and remove its tag or the instance", e.Kind, e.Name, tagStack, e.Stack, e.Why)
+			"find out who launched it, and remove its tag or the instance", e.Kind, e.Name, TagStack, e.Stack, e.Why)
 	}
 	return fmt.Sprintf("%s %q exists but is not tagged %s=%s: mlstack will not adopt, change or delete it; "+
-		"remove or rename it, or choose another --stack", e.Kind, e.Name, tagStack, e.Stack)
+		"remove or rename it, or choose another --stack", e.Kind, e.Name, TagStack, e.Stack)
 }

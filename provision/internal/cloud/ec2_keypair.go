@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The EC2 key pair mlstack-<stack>: the public half of an ed25519 key
 // generated on this machine (the private key never leaves it).
@@ -27,40 +27,40 @@ type keyPairAPI interface {
 }
 
 // keyPairFound is what exists of the key pair.
-type keyPairFound struct {
-	id string // "" when missing
+type KeyPairFound struct {
+	ID string // "" when missing
 }
 
 // findKeyPair reads the stack's key pair. One that holds another public
 // key than authorized (this machine's) is drift: instances launched with it
 // would let in whoever holds that key.
-func findKeyPair(ctx context.Context, api keyPairAPI, n names, authorized string) (*keyPairFound, error) {
+func FindKeyPair(ctx context.Context, api keyPairAPI, n Names, authorized string) (*KeyPairFound, error) {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
-	if hasCode(err, "InvalidKeyPair.NotFound") {
-		return &keyPairFound{}, nil
+	if HasCode(err, "InvalidKeyPair.NotFound") {
+		return &KeyPairFound{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading key pair %s: %w", n.KeyPair, err)
 	}
 	if len(out.KeyPairs) == 0 {
-		return &keyPairFound{}, nil
+		return &KeyPairFound{}, nil
 	}
 	kp := out.KeyPairs[0]
-	if !owned(ec2TagMap(kp.Tags), n.Stack) {
-		return nil, &notOwnedError{Kind: "key pair", Name: n.KeyPair, Stack: n.Stack}
+	if !owned(EC2TagMap(kp.Tags), n.Stack) {
+		return nil, &NotOwnedError{Kind: "key pair", Name: n.KeyPair, Stack: n.Stack}
 	}
-	if fp := aws.ToString(kp.KeyFingerprint); authorized != "" && fp != "" && !slices.Contains(keyFingerprints(authorized), fp) {
-		return nil, &driftError{Kind: "key pair", Name: n.KeyPair,
+	if fp := aws.ToString(kp.KeyFingerprint); authorized != "" && fp != "" && !slices.Contains(KeyFingerprints(authorized), fp) {
+		return nil, &DriftError{Kind: "key pair", Name: n.KeyPair,
 			What: "holds another public key (fingerprint " + fp + ") than this machine's SSH key",
 			Fix:  fmt.Sprintf("delete it (`aws ec2 delete-key-pair --key-name %s --region %s`) and run up again, which imports this machine's key", n.KeyPair, n.Region)}
 	}
-	return &keyPairFound{id: aws.ToString(kp.KeyPairId)}, nil
+	return &KeyPairFound{ID: aws.ToString(kp.KeyPairId)}, nil
 }
 
 // keyFingerprints are the forms EC2 may report for an imported public key:
 // AWS gives ED25519 keys OpenSSH's SHA-256 in base64 (ssh-keygen -l), moto
 // the SHA-256 of the DER key in hex pairs.
-func keyFingerprints(authorized string) []string {
+func KeyFingerprints(authorized string) []string {
 	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(authorized))
 	if err != nil {
 		return nil
@@ -68,19 +68,19 @@ func keyFingerprints(authorized string) []string {
 	wire := sha256.Sum256(pk.Marshal())
 	out := []string{
 		base64.StdEncoding.EncodeToString(wire[:]), base64.RawStdEncoding.EncodeToString(wire[:]),
-		ssh.FingerprintSHA256(pk), hexPairs(wire[:]),
+		ssh.FingerprintSHA256(pk), HexPairs(wire[:]),
 	}
 	if ck, ok := pk.(ssh.CryptoPublicKey); ok {
 		if der, err := x509.MarshalPKIXPublicKey(ck.CryptoPublicKey()); err == nil {
 			sum := sha256.Sum256(der)
-			out = append(out, hexPairs(sum[:]))
+			out = append(out, HexPairs(sum[:]))
 		}
 	}
 	return out
 }
 
 // hexPairs writes b as colon-separated lowercase hex pairs.
-func hexPairs(b []byte) string {
+func HexPairs(b []byte) string {
 	parts := make([]string, len(b))
 	for i, c := range b {
 		parts[i] = hex.EncodeToString([]byte{c})
@@ -89,86 +89,86 @@ func hexPairs(b []byte) string {
 }
 
 // plan says in words what ensureKeyPair would do.
-func (k *keyPairFound) plan(n names) []planStep {
-	if k.id == "" {
-		return []planStep{step(kindKeyPair, n.KeyPair, "import a locally generated ed25519 key pair %s", n.KeyPair)}
+func (k *KeyPairFound) Plan(n Names) []PlanStep {
+	if k.ID == "" {
+		return []PlanStep{Step(KindKeyPair, n.KeyPair, "import a locally generated ed25519 key pair %s", n.KeyPair)}
 	}
 	return nil
 }
 
 // ensureKeyPair imports the stack's public key under the stack's name.
-func ensureKeyPair(ctx context.Context, api keyPairAPI, k *keyPairFound, n names, authorized []byte, tags map[string]string, log Log) error {
-	if k.id != "" {
+func EnsureKeyPair(ctx context.Context, api keyPairAPI, k *KeyPairFound, n Names, authorized []byte, tags map[string]string, log Log) error {
+	if k.ID != "" {
 		return nil
 	}
 	log.Step("importing ed25519 key pair %s", n.KeyPair)
 	out, err := api.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
 		KeyName: aws.String(n.KeyPair), PublicKeyMaterial: authorized,
-		TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeKeyPair, tags, n.KeyPair)},
+		TagSpecifications: []ec2types.TagSpecification{EC2TagSpec(ec2types.ResourceTypeKeyPair, tags, n.KeyPair)},
 	})
-	if err != nil && !hasCode(err, "InvalidKeyPair.Duplicate") {
+	if err != nil && !HasCode(err, "InvalidKeyPair.Duplicate") {
 		return fmt.Errorf("importing key pair %s: %w", n.KeyPair, err)
 	}
 	if out != nil {
-		k.id = aws.ToString(out.KeyPairId)
+		k.ID = aws.ToString(out.KeyPairId)
 	}
 	return nil
 }
 
 // keyPairInventory is the status row of the stack's key pair: the derived
 // name, tagged with the stack (a tag alone on another key pair is not enough).
-func keyPairInventory(ctx context.Context, api keyPairAPI, n names) ([]resource, error) {
+func KeyPairInventory(ctx context.Context, api keyPairAPI, n Names) ([]Resource, error) {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
-	if hasCode(err, "InvalidKeyPair.NotFound") {
+	if HasCode(err, "InvalidKeyPair.NotFound") {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading key pair %s: %w", n.KeyPair, err)
 	}
-	var rows []resource
+	var rows []Resource
 	for _, k := range out.KeyPairs {
 		r := keyPairRow(k)
-		if !owned(ec2TagMap(k.Tags), n.Stack) {
-			r.State = stateForeign
+		if !owned(EC2TagMap(k.Tags), n.Stack) {
+			r.State = StateForeign
 		}
 		rows = append(rows, r)
 	}
 	return rows, nil
 }
 
-func keyPairRow(k ec2types.KeyPairInfo) resource {
-	return resource{Kind: kindKeyPair, ID: aws.ToString(k.KeyPairId), Name: aws.ToString(k.KeyName), State: stateExists}
+func keyPairRow(k ec2types.KeyPairInfo) Resource {
+	return Resource{Kind: KindKeyPair, ID: aws.ToString(k.KeyPairId), Name: aws.ToString(k.KeyName), State: StateExists}
 }
 
 // listKeyPairs adds to set the stacks of every tagged key pair of a region
 // that has its stack's name.
-func listKeyPairs(ctx context.Context, api keyPairAPI, region string, set *stackSet) error {
+func ListKeyPairs(ctx context.Context, api keyPairAPI, region string, set *StackSet) error {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{anyStackFilter}})
 	if err != nil {
 		return fmt.Errorf("listing key pairs in %s: %w", region, err)
 	}
 	for _, k := range out.KeyPairs {
-		if tags := ec2TagMap(k.Tags); aws.ToString(k.KeyName) == namesFor(tags[tagStack], "", region).KeyPair {
-			set.add(region, tags, keyPairRow(k), nil)
+		if tags := EC2TagMap(k.Tags); aws.ToString(k.KeyName) == NamesFor(tags[TagStack], "", region).KeyPair {
+			set.Add(region, tags, keyPairRow(k), nil)
 		}
 	}
 	return nil
 }
 
 // tagIDs are the ids that carry the key pair's tags.
-func (k *keyPairFound) tagIDs() []string {
-	if k.id == "" {
+func (k *KeyPairFound) TagIDs() []string {
+	if k.ID == "" {
 		return nil
 	}
-	return []string{k.id}
+	return []string{k.ID}
 }
 
 // deleteKeyPair deletes the stack's key pair, which the inventory found
 // tagged with the stack.
-func deleteKeyPair(ctx context.Context, api keyPairAPI, n names, log Log) error {
+func DeleteKeyPair(ctx context.Context, api keyPairAPI, n Names, log Log) error {
 	// By name: moto ignores KeyPairId, and the inventory checked the name's tag.
 	log.Step("deleting key pair %s", n.KeyPair)
-	if _, err := api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(n.KeyPair)}); err != nil && !hasCode(err, "InvalidKeyPair.NotFound") {
+	if _, err := api.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(n.KeyPair)}); err != nil && !HasCode(err, "InvalidKeyPair.NotFound") {
 		return fmt.Errorf("deleting key pair %s: %w", n.KeyPair, err)
 	}
 	return nil

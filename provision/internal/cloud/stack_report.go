@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // What up, status and ls show of stacks: a resource row, and one stack in
 // the one JSON schema the three share (docs/commands.md documents it).
@@ -14,25 +14,25 @@ import (
 
 // Resource kinds, as JSON names them.
 const (
-	kindUser     = "iam_user"
-	kindRole     = "iam_role"
-	kindProfile  = "instance_profile"
-	kindBucket   = "s3_bucket"
-	kindSG       = "security_group"
-	kindKeyPair  = "key_pair"
-	kindInstance = "instance"
-	kindParam    = "ssm_parameter"
+	KindUser     = "iam_user"
+	KindRole     = "iam_role"
+	KindProfile  = "instance_profile"
+	KindBucket   = "s3_bucket"
+	KindSG       = "security_group"
+	KindKeyPair  = "key_pair"
+	KindInstance = "instance"
+	KindParam    = "ssm_parameter"
 
-	kindDB            = "rds_database"
-	kindDBSubnetGroup = "rds_subnet_group"
-	kindDBSnapshot    = "rds_snapshot"
+	KindDB            = "rds_database"
+	KindDBSubnetGroup = "rds_subnet_group"
+	KindDBSnapshot    = "rds_snapshot"
 )
 
 // planStep is one change up would make: its verb (the first word of Text),
 // the kind and name of the resource it changes, and the step in words as
 // --dry-run prints it after "(plan) would". --output json carries all four,
 // so that a program reads the plan without parsing prose.
-type planStep struct {
+type PlanStep struct {
 	Verb string `json:"verb"`
 	Kind string `json:"kind"`
 	Name string `json:"name"`
@@ -40,24 +40,24 @@ type planStep struct {
 }
 
 // step makes a planStep from its sentence.
-func step(kind, name, format string, args ...any) planStep {
+func Step(kind, name, format string, args ...any) PlanStep {
 	text := fmt.Sprintf(format, args...)
 	verb, _, _ := strings.Cut(text, " ")
-	return planStep{Verb: verb, Kind: kind, Name: name, Text: text}
+	return PlanStep{Verb: verb, Kind: kind, Name: name, Text: text}
 }
 
 // Resource states besides an instance's own (running, stopped, …).
 const (
-	stateExists   = "exists"
+	StateExists   = "exists"
 	stateUntagged = "untagged" // a bucket this machine created and has not tagged yet
 	// stateForeign: a resource of a derived name without the stack's tag.
 	// inventory keeps such rows apart (stackInventory.alone): down names
 	// them as left alone, status does not show them.
-	stateForeign = "foreign"
+	StateForeign = "foreign"
 )
 
 // resource is one AWS resource the stack owns.
-type resource struct {
+type Resource struct {
 	Kind  string `json:"kind"`
 	ID    string `json:"id"` // the id AWS gave it; a bucket's is its name
 	Name  string `json:"name"`
@@ -65,7 +65,7 @@ type resource struct {
 }
 
 // instanceInfo is the stack's server.
-type instanceInfo struct {
+type InstanceInfo struct {
 	ID    string `json:"id"`
 	Type  string `json:"type"`
 	State string `json:"state"`
@@ -73,25 +73,25 @@ type instanceInfo struct {
 
 // Health of the tracking server, as status and up report it.
 const (
-	healthOK          = "healthy"     // /health answered 200
-	healthBad         = "unhealthy"   // it answered something else
-	healthUnreachable = "unreachable" // no answer
-	healthNoServer    = "no_server"   // no running instance
-	healthNotChecked  = "not_checked" // ls, up --no-wait
+	HealthOK          = "healthy"     // /health answered 200
+	HealthBad         = "unhealthy"   // it answered something else
+	HealthUnreachable = "unreachable" // no answer
+	HealthNoServer    = "no_server"   // no running instance
+	HealthNotChecked  = "not_checked" // ls, up --no-wait
 )
 
 // stackInfo is one stack. Membership, owner, creation and expiry come from
 // the stack's IAM user and role only (tagging those needs iam:Tag*): an EC2
 // tag, which anyone with ec2:CreateTags can set, makes no stack and moves
 // no expiry.
-type stackInfo struct {
+type StackInfo struct {
 	Stack     string
 	Account   string
 	Region    string
 	Owner     string
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	Instance  *instanceInfo // nil: none
+	Instance  *InstanceInfo // nil: none
 	// TrackingURI is the running server's address, else "".
 	TrackingURI  string
 	Health       string
@@ -102,13 +102,13 @@ type stackInfo struct {
 	// stack without an RDS database). DatabaseDetail says more (status).
 	Database       string
 	DatabaseDetail string
-	dbClass        string // the RDS database's class and status, for the cost
-	dbState        string
+	DBClass        string // the RDS database's class and status, for the cost
+	DBState        string
 	// Backups and NewestBackup: the server's backups in the bucket (status).
 	Backups      int
 	NewestBackup time.Time
 	EnvFile      string // the env file on this machine, if any
-	Resources    []resource
+	Resources    []Resource
 	// Orphan: tagged resources without the stack's IAM user or role (a
 	// partial down, or a look-alike): no sweep touches them.
 	Orphan bool
@@ -116,7 +116,7 @@ type stackInfo struct {
 
 // stackJSON is stackInfo as JSON: every key always there, null when
 // unknown, times in RFC 3339.
-type stackJSON struct {
+type StackJSON struct {
 	Stack           string        `json:"stack"`
 	Account         string        `json:"account"`
 	Region          string        `json:"region"`
@@ -125,7 +125,7 @@ type stackJSON struct {
 	CreatedAt       *time.Time    `json:"created_at"`
 	ExpiresAt       *time.Time    `json:"expires_at"`
 	Expired         bool          `json:"expired"`
-	Instance        *instanceInfo `json:"instance"`
+	Instance        *InstanceInfo `json:"instance"`
 	TrackingURI     *string       `json:"tracking_uri"`
 	Health          string        `json:"health"`
 	AllowedCIDRs    []string      `json:"allowed_cidrs"`
@@ -135,24 +135,24 @@ type stackJSON struct {
 	NewestBackup    *time.Time    `json:"newest_backup"`
 	CostPerMonthUSD *float64      `json:"cost_per_month_usd"`
 	EnvFile         *string       `json:"env_file"`
-	Resources       []resource    `json:"resources"`
+	Resources       []Resource    `json:"resources"`
 }
 
-func (i stackInfo) MarshalJSON() ([]byte, error) {
+func (i StackInfo) MarshalJSON() ([]byte, error) {
 	return json.Marshal(i.json(time.Now()))
 }
 
-func (i stackInfo) json(now time.Time) stackJSON {
-	j := stackJSON{
+func (i StackInfo) json(now time.Time) StackJSON {
+	j := StackJSON{
 		Stack: i.Stack, Account: i.Account, Region: i.Region, Owner: orNull(i.Owner), Orphan: i.Orphan,
-		CreatedAt: timeOrNull(i.CreatedAt), ExpiresAt: timeOrNull(i.ExpiresAt), Expired: i.expired(now),
+		CreatedAt: timeOrNull(i.CreatedAt), ExpiresAt: timeOrNull(i.ExpiresAt), Expired: i.Expired(now),
 		Instance: i.Instance, TrackingURI: orNull(i.TrackingURI), Health: i.Health,
-		AllowedCIDRs: nonNil(i.AllowedCIDRs), SSH: i.SSH, Artifacts: orNull(i.Artifacts), Database: orNull(i.Database), NewestBackup: timeOrNull(i.NewestBackup), EnvFile: orNull(i.EnvFile), Resources: nonNil(i.Resources),
+		AllowedCIDRs: NonNil(i.AllowedCIDRs), SSH: i.SSH, Artifacts: orNull(i.Artifacts), Database: orNull(i.Database), NewestBackup: timeOrNull(i.NewestBackup), EnvFile: orNull(i.EnvFile), Resources: NonNil(i.Resources),
 	}
 	if j.Health == "" {
-		j.Health = healthNotChecked
+		j.Health = HealthNotChecked
 	}
-	if c, ok := i.costPerMonth(); ok {
+	if c, ok := i.CostPerMonth(); ok {
 		j.CostPerMonthUSD = &c
 	}
 	return j
@@ -174,7 +174,7 @@ func timeOrNull(t time.Time) *time.Time {
 }
 
 // nonNil makes an empty list [] in JSON, not null.
-func nonNil[T any](s []T) []T {
+func NonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
 	}
@@ -182,12 +182,12 @@ func nonNil[T any](s []T) []T {
 }
 
 // expired reports whether the stack's expiry has passed.
-func (i stackInfo) expired(now time.Time) bool {
+func (i StackInfo) Expired(now time.Time) bool {
 	return !i.ExpiresAt.IsZero() && !now.Before(i.ExpiresAt)
 }
 
 // instanceState is the server's state, or "none".
-func (i stackInfo) instanceState() string {
+func (i StackInfo) InstanceState() string {
 	if i.Instance == nil {
 		return "none"
 	}
@@ -197,48 +197,48 @@ func (i stackInfo) instanceState() string {
 // vouch records what the stack's IAM user or role says: the stack is no
 // orphan; its owner, and its creation and expiry, the earliest of both (a
 // sweep must not miss a stack because one of them was retagged later).
-func (i *stackInfo) vouch(tags map[string]string) {
+func (i *StackInfo) Vouch(tags map[string]string) {
 	i.Orphan = false
 	if i.Owner == "" {
 		i.Owner = tags[tagOwner]
 	}
-	if t, err := time.Parse(time.RFC3339, tags[tagCreatedAt]); err == nil && (i.CreatedAt.IsZero() || t.Before(i.CreatedAt)) {
+	if t, err := time.Parse(time.RFC3339, tags[TagCreatedAt]); err == nil && (i.CreatedAt.IsZero() || t.Before(i.CreatedAt)) {
 		i.CreatedAt = t
 	}
-	if t, err := time.Parse(time.RFC3339, tags[tagExpiresAt]); err == nil && (i.ExpiresAt.IsZero() || t.Before(i.ExpiresAt)) {
+	if t, err := time.Parse(time.RFC3339, tags[TagExpiresAt]); err == nil && (i.ExpiresAt.IsZero() || t.Before(i.ExpiresAt)) {
 		i.ExpiresAt = t
 	}
 }
 
 // stackSet merges resources into stacks by (stack, region).
-type stackSet struct {
+type StackSet struct {
 	mu      sync.Mutex
 	account string
-	m       map[[2]string]*stackInfo
+	m       map[[2]string]*StackInfo
 }
 
-func newStackSet(account string) *stackSet {
-	return &stackSet{account: account, m: map[[2]string]*stackInfo{}}
+func NewStackSet(account string) *StackSet {
+	return &StackSet{account: account, m: map[[2]string]*StackInfo{}}
 }
 
 // add counts a tagged resource toward its stack; f records what the
 // resource tells (an instance's state, a group's rules).
-func (s *stackSet) add(region string, tags map[string]string, r resource, f func(*stackInfo)) {
+func (s *StackSet) Add(region string, tags map[string]string, r Resource, f func(*StackInfo)) {
 	s.merge(region, tags, r, false, f)
 }
 
 // addRegional adds the stack's IAM user or role under the region it is
 // tagged with, when that region is wanted: it makes the stack a member and
 // gives its owner, creation and expiry.
-func (s *stackSet) addRegional(tags map[string]string, r resource, want map[string]bool) {
-	if region := tags[tagRegion]; want[region] {
+func (s *StackSet) addRegional(tags map[string]string, r Resource, want map[string]bool) {
+	if region := tags[TagRegion]; want[region] {
 		s.merge(region, tags, r, true, nil)
 	}
 }
 
-func (s *stackSet) merge(region string, tags map[string]string, r resource, iamEntity bool, f func(*stackInfo)) {
-	stack := tags[tagStack]
-	if stack == "" || validateStack(stack) != nil {
+func (s *StackSet) merge(region string, tags map[string]string, r Resource, iamEntity bool, f func(*StackInfo)) {
+	stack := tags[TagStack]
+	if stack == "" || ValidateStack(stack) != nil {
 		return
 	}
 	s.mu.Lock()
@@ -246,7 +246,7 @@ func (s *stackSet) merge(region string, tags map[string]string, r resource, iamE
 	key := [2]string{stack, region}
 	info := s.m[key]
 	if info == nil {
-		info = &stackInfo{Stack: stack, Account: s.account, Region: region, Health: healthNotChecked, Orphan: true}
+		info = &StackInfo{Stack: stack, Account: s.account, Region: region, Health: HealthNotChecked, Orphan: true}
 		s.m[key] = info
 	}
 	info.Resources = append(info.Resources, r)
@@ -254,16 +254,16 @@ func (s *stackSet) merge(region string, tags map[string]string, r resource, iamE
 		f(info)
 	}
 	if iamEntity {
-		info.vouch(tags)
+		info.Vouch(tags)
 	}
 }
 
 // sorted is the set's stacks by region, then name, each with its
 // resources in a stable order.
-func (s *stackSet) sorted() []stackInfo {
-	out := make([]stackInfo, 0, len(s.m))
+func (s *StackSet) Sorted() []StackInfo {
+	out := make([]StackInfo, 0, len(s.m))
 	for _, v := range s.m {
-		sortResources(v.Resources)
+		SortResources(v.Resources)
 		out = append(out, *v)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -276,10 +276,10 @@ func (s *stackSet) sorted() []stackInfo {
 }
 
 // kindOrder is the order resources are listed in: as down deletes them.
-var kindOrder = map[string]int{kindInstance: 0, kindDB: 1, kindDBSnapshot: 2, kindSG: 3, kindDBSubnetGroup: 4, kindKeyPair: 5,
-	kindRole: 6, kindProfile: 7, kindParam: 8, kindBucket: 9, kindUser: 10}
+var kindOrder = map[string]int{KindInstance: 0, KindDB: 1, KindDBSnapshot: 2, KindSG: 3, KindDBSubnetGroup: 4, KindKeyPair: 5,
+	KindRole: 6, KindProfile: 7, KindParam: 8, KindBucket: 9, KindUser: 10}
 
-func sortResources(rs []resource) {
+func SortResources(rs []Resource) {
 	sort.SliceStable(rs, func(i, j int) bool {
 		if kindOrder[rs[i].Kind] != kindOrder[rs[j].Kind] {
 			return kindOrder[rs[i].Kind] < kindOrder[rs[j].Kind]

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // What a command reaches AWS through, and how long it pauses between
 // attempts, are dependencies passed in rather than package variables that
@@ -16,63 +16,63 @@ import (
 )
 
 // waits are mlstack's pauses between attempts.
-type waits struct {
+type Waits struct {
 	// retryFirst and retryMax bound retryOn's back-off.
-	retryFirst, retryMax time.Duration
+	RetryFirst, RetryMax time.Duration
 	// pollFirst and pollMax bound the instance waits (running, gone,
 	// stopped) and the wait for the server's published keys.
-	pollFirst, pollMax time.Duration
+	PollFirst, PollMax time.Duration
 	// dbPollFirst and dbPollMax: up and down ask RDS how a database is after
 	// a second, then less and less often, at last every dbPollMax.
-	dbPollFirst, dbPollMax time.Duration
+	DBPollFirst, DBPollMax time.Duration
 	// nameBusy bounds how long up waits for S3 to free a bucket name that
 	// a deleted bucket still holds (OperationAborted).
-	nameBusy time.Duration
+	NameBusy time.Duration
 }
 
 // productionWaits are the pauses mlstack makes against AWS.
-func productionWaits() waits {
-	return waits{
-		retryFirst: time.Second, retryMax: 8 * time.Second,
-		pollFirst: time.Second, pollMax: 10 * time.Second,
-		dbPollFirst: time.Second, dbPollMax: 15 * time.Second,
-		nameBusy: 2 * time.Minute,
+func ProductionWaits() Waits {
+	return Waits{
+		RetryFirst: time.Second, RetryMax: 8 * time.Second,
+		PollFirst: time.Second, PollMax: 10 * time.Second,
+		DBPollFirst: time.Second, DBPollMax: 15 * time.Second,
+		NameBusy: 2 * time.Minute,
 	}
 }
 
 // deps are a command's dependencies; the zero value is production's.
-type deps struct {
+type Deps struct {
 	// connect opens the session; nil: connectAWS.
-	connect func(context.Context, AWS) (*session, error)
+	Connect func(context.Context, AWS) (*Session, error)
 	// waits replace productionWaits when set.
-	waits *waits
+	Waits *Waits
 }
 
 type depsKey struct{}
 
 // withDeps returns ctx carrying d (provision's own tests).
-func withDeps(ctx context.Context, d deps) context.Context {
+func WithDeps(ctx context.Context, d Deps) context.Context {
 	return context.WithValue(ctx, depsKey{}, d)
 }
 
 // depsOf is what ctx carries; nothing, in production.
-func depsOf(ctx context.Context) deps {
-	d, _ := ctx.Value(depsKey{}).(deps)
+func DepsOf(ctx context.Context) Deps {
+	d, _ := ctx.Value(depsKey{}).(Deps)
 	return d
 }
 
 // waitsOf are the pauses for calls made under ctx.
-func waitsOf(ctx context.Context) waits {
-	if w := depsOf(ctx).waits; w != nil {
+func WaitsOf(ctx context.Context) Waits {
+	if w := DepsOf(ctx).Waits; w != nil {
 		return *w
 	}
-	return productionWaits()
+	return ProductionWaits()
 }
 
 // connectFor opens the session a command works with under ctx.
-func connectFor(ctx context.Context, a AWS) (*session, error) {
-	if c := depsOf(ctx).connect; c != nil {
+func ConnectFor(ctx context.Context, a AWS) (*Session, error) {
+	if c := DepsOf(ctx).Connect; c != nil {
 		return c(ctx, a)
 	}
-	return connectAWS(ctx, a)
+	return ConnectAWS(ctx, a)
 }

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // One command asks AWS once for what cannot change while it runs. down
 // reads the default VPC for the server's group, the database's group and
@@ -15,33 +15,33 @@ import (
 )
 
 // openSession is connectFor with the reads a command shares.
-func openSession(ctx context.Context, a AWS) (*session, error) {
-	s, err := connectFor(ctx, a)
+func OpenSession(ctx context.Context, a AWS) (*Session, error) {
+	s, err := ConnectFor(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	s.ec2 = &sharedReads{ec2API: s.ec2}
+	s.EC2 = &sharedReads{EC2API: s.EC2}
 	return s, nil
 }
 
 // sharedReads answers the default-VPC question from its first answer; every
 // other call goes to the client. A failed call is not kept.
 type sharedReads struct {
-	ec2API
+	EC2API
 	mu         sync.Mutex
 	defaultVPC *ec2.DescribeVpcsOutput
 }
 
 func (r *sharedReads) DescribeVpcs(ctx context.Context, in *ec2.DescribeVpcsInput, opts ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
 	if !isDefaultVPCQuery(in) {
-		return r.ec2API.DescribeVpcs(ctx, in, opts...)
+		return r.EC2API.DescribeVpcs(ctx, in, opts...)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.defaultVPC != nil {
 		return r.defaultVPC, nil
 	}
-	out, err := r.ec2API.DescribeVpcs(ctx, in, opts...)
+	out, err := r.EC2API.DescribeVpcs(ctx, in, opts...)
 	if err == nil {
 		r.defaultVPC = out
 	}

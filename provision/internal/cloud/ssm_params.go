@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The stack's SSM parameters under /mlstack/<stack>/: the MLflow admin
 // password and the Flask secret key (SecureString, written by mlstack before
@@ -22,17 +22,17 @@ import (
 
 // Parameter names below the stack's path.
 const (
-	paramAdminPassword = "admin-password"
-	paramFlaskSecret   = "flask-secret-key"
-	paramTLSCert       = "tls-cert"
-	paramHostKey       = "ssh-host-key"
+	ParamAdminPassword = "admin-password"
+	ParamFlaskSecret   = "flask-secret-key"
+	ParamTLSCert       = "tls-cert"
+	ParamHostKey       = "ssh-host-key"
 )
 
 // serverWrites are the parameters the server role publishes.
-var serverWrites = []string{paramTLSCert, paramHostKey}
+var serverWrites = []string{ParamTLSCert, ParamHostKey}
 
 // paramAPI is the part of SSM the stack's parameters need.
-type paramAPI interface {
+type ParamAPI interface {
 	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 	GetParameters(context.Context, *ssm.GetParametersInput, ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
 	PutParameter(context.Context, *ssm.PutParameterInput, ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
@@ -42,29 +42,29 @@ type paramAPI interface {
 }
 
 // paramPath is the folder of the stack's parameters.
-func (n names) paramPath() string { return "/mlstack/" + n.Stack + "/" }
+func (n Names) ParamPath() string { return "/mlstack/" + n.Stack + "/" }
 
 // param is the full name of one of the stack's parameters.
-func (n names) param(name string) string { return n.paramPath() + name }
+func (n Names) Param(name string) string { return n.ParamPath() + name }
 
 // paramsFound is which of the stack's secrets SSM holds, with their
 // values, and the artifacts mode parameter's value ("" when absent).
-type paramsFound struct {
-	values map[string]string // name below the path → decrypted value
-	mode   string
+type ParamsFound struct {
+	Values map[string]string // name below the path → decrypted value
+	Mode   string
 	// dbPassword and dbEndpoint: the database's parameters ("" when absent).
-	dbPassword, dbEndpoint string
+	DBPassword, DBEndpoint string
 }
 
 // findParams reads the stack's secrets (decrypted), mode and database
 // parameters from SSM.
-func findParams(ctx context.Context, api paramAPI, n names) (*paramsFound, error) {
-	v, err := readParams(ctx, api, n, paramAdminPassword, paramFlaskSecret, paramArtifacts, paramDBPassword, paramDatabase)
+func FindParams(ctx context.Context, api ParamAPI, n Names) (*ParamsFound, error) {
+	v, err := readParams(ctx, api, n, ParamAdminPassword, ParamFlaskSecret, ParamArtifacts, ParamDBPassword, ParamDatabase)
 	if err != nil {
 		return nil, err
 	}
-	f := &paramsFound{values: v, mode: v[paramArtifacts], dbPassword: v[paramDBPassword], dbEndpoint: v[paramDatabase]}
-	for _, name := range []string{paramArtifacts, paramDBPassword, paramDatabase} {
+	f := &ParamsFound{Values: v, Mode: v[ParamArtifacts], DBPassword: v[ParamDBPassword], DBEndpoint: v[ParamDatabase]}
+	for _, name := range []string{ParamArtifacts, ParamDBPassword, ParamDatabase} {
 		delete(v, name)
 	}
 	return f, nil
@@ -76,19 +76,19 @@ const getParametersMax = 10
 // readParams reads some of the stack's parameters (decrypted): name below
 // the path → value, absent ones left out. One GetParameters call reads up
 // to ten (up read them one GetParameter at a time: 8 calls).
-func readParams(ctx context.Context, api paramAPI, n names, names ...string) (map[string]string, error) {
+func readParams(ctx context.Context, api ParamAPI, n Names, names ...string) (map[string]string, error) {
 	v := map[string]string{}
 	for chunk := range slices.Chunk(names, getParametersMax) {
 		full := make([]string, len(chunk))
 		for i, name := range chunk {
-			full[i] = n.param(name)
+			full[i] = n.Param(name)
 		}
 		out, err := api.GetParameters(ctx, &ssm.GetParametersInput{Names: full, WithDecryption: aws.Bool(true)})
 		if err != nil {
 			return nil, fmt.Errorf("reading SSM parameters %s: %w", strings.Join(full, ", "), err)
 		}
 		for _, p := range out.Parameters {
-			name, ok := strings.CutPrefix(aws.ToString(p.Name), n.param(""))
+			name, ok := strings.CutPrefix(aws.ToString(p.Name), n.Param(""))
 			if ok && slices.Contains(chunk, name) {
 				v[name] = aws.ToString(p.Value)
 			}
@@ -98,11 +98,11 @@ func readParams(ctx context.Context, api paramAPI, n names, names ...string) (ma
 }
 
 // plan says in words what ensureParams would do.
-func (f *paramsFound) plan(n names, want map[string]string) []planStep {
-	var p []planStep
-	for _, name := range sortedKeys(want) {
-		if _, ok := f.values[name]; !ok {
-			p = append(p, step(kindParam, n.param(name), "store %s as SSM SecureString %s", name, n.param(name)))
+func (f *ParamsFound) Plan(n Names, want map[string]string) []PlanStep {
+	var p []PlanStep
+	for _, name := range SortedKeys(want) {
+		if _, ok := f.Values[name]; !ok {
+			p = append(p, Step(KindParam, n.Param(name), "store %s as SSM SecureString %s", name, n.Param(name)))
 		}
 	}
 	return p
@@ -113,45 +113,45 @@ func (f *paramsFound) plan(n names, want map[string]string) []planStep {
 // another value was changed elsewhere (creds rotate on another machine):
 // it is left as it is, with a warning, since the server may already use it;
 // rotate is the command that sets both again.
-func ensureParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, rotate string, log Log) error {
-	for _, name := range sortedKeys(want) {
-		have, ok := f.values[name]
+func EnsureParams(ctx context.Context, api ParamAPI, f *ParamsFound, n Names, want, tags map[string]string, rotate string, log Log) error {
+	for _, name := range SortedKeys(want) {
+		have, ok := f.Values[name]
 		switch {
 		case ok && have == want[name]:
 			continue
 		case ok:
-			log.Warn("SSM parameter %s differs from this machine's state: kept (rotated elsewhere? `%s` here sets both)", n.param(name), rotate)
+			log.Warn("SSM parameter %s differs from this machine's state: kept (rotated elsewhere? `%s` here sets both)", n.Param(name), rotate)
 			continue
 		}
-		full := n.param(name)
+		full := n.Param(name)
 		log.Step("storing %s in SSM as SecureString %s", name, full)
-		if err := putSecret(ctx, api, full, want[name], false, tags); err != nil {
+		if err := PutSecret(ctx, api, full, want[name], false, tags); err != nil {
 			return err
 		}
-		f.values[name] = want[name]
+		f.Values[name] = want[name]
 	}
 	return nil
 }
 
 // updateParams overwrites secrets in SSM with new values (creds rotate).
-func updateParams(ctx context.Context, api paramAPI, f *paramsFound, n names, want, tags map[string]string, log Log) error {
-	for _, name := range sortedKeys(want) {
-		_, exists := f.values[name]
-		log.Step("storing the new %s in SSM %s", name, n.param(name))
-		if err := putSecret(ctx, api, n.param(name), want[name], exists, tags); err != nil {
+func UpdateParams(ctx context.Context, api ParamAPI, f *ParamsFound, n Names, want, tags map[string]string, log Log) error {
+	for _, name := range SortedKeys(want) {
+		_, exists := f.Values[name]
+		log.Step("storing the new %s in SSM %s", name, n.Param(name))
+		if err := PutSecret(ctx, api, n.Param(name), want[name], exists, tags); err != nil {
 			return err
 		}
-		f.values[name] = want[name]
+		f.Values[name] = want[name]
 	}
 	return nil
 }
 
 // putSecret writes one SecureString. Tags go with a new parameter; SSM
 // refuses them together with Overwrite, so an update tags separately.
-func putSecret(ctx context.Context, api paramAPI, name, value string, exists bool, tags map[string]string) error {
+func PutSecret(ctx context.Context, api ParamAPI, name, value string, exists bool, tags map[string]string) error {
 	in := &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value), Type: ssmtypes.ParameterTypeSecureString,
 		Description: aws.String("mlstack: written by mlstack, read by the stack's server role")}
-	if err := putParam(ctx, api, in, exists, tags); err != nil {
+	if err := PutParam(ctx, api, in, exists, tags); err != nil {
 		return err
 	}
 	if exists {
@@ -166,14 +166,14 @@ func putSecret(ctx context.Context, api paramAPI, name, value string, exists boo
 // putParam writes one parameter: a new one with the stack's tags, an
 // existing one overwritten (SSM refuses tags together with Overwrite), and
 // one another run made meanwhile overwritten too.
-func putParam(ctx context.Context, api paramAPI, in *ssm.PutParameterInput, exists bool, tags map[string]string) error {
+func PutParam(ctx context.Context, api ParamAPI, in *ssm.PutParameterInput, exists bool, tags map[string]string) error {
 	if exists {
 		in.Overwrite = aws.Bool(true)
 	} else {
 		in.Tags = ssmTags(tags)
 	}
 	_, err := api.PutParameter(ctx, in)
-	if hasCode(err, "ParameterAlreadyExists") {
+	if HasCode(err, "ParameterAlreadyExists") {
 		in.Overwrite, in.Tags = aws.Bool(true), nil
 		_, err = api.PutParameter(ctx, in)
 	}
@@ -185,7 +185,7 @@ func putParam(ctx context.Context, api paramAPI, in *ssm.PutParameterInput, exis
 
 func ssmTags(m map[string]string) []ssmtypes.Tag {
 	var out []ssmtypes.Tag
-	for _, k := range sortedKeys(m) {
+	for _, k := range SortedKeys(m) {
 		out = append(out, ssmtypes.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
@@ -194,16 +194,16 @@ func ssmTags(m map[string]string) []ssmtypes.Tag {
 // stackParamsMode lists the names of every parameter under the stack's
 // path, and the artifacts mode parameter's value ("" when absent): a
 // String, which the listing gives in clear.
-func stackParamsMode(ctx context.Context, api paramAPI, n names) (out []string, mode string, err error) {
-	p := ssm.NewGetParametersByPathPaginator(api, &ssm.GetParametersByPathInput{Path: aws.String(strings.TrimSuffix(n.paramPath(), "/")), Recursive: aws.Bool(true)})
+func stackParamsMode(ctx context.Context, api ParamAPI, n Names) (out []string, mode string, err error) {
+	p := ssm.NewGetParametersByPathPaginator(api, &ssm.GetParametersByPathInput{Path: aws.String(strings.TrimSuffix(n.ParamPath(), "/")), Recursive: aws.Bool(true)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, "", fmt.Errorf("listing SSM parameters under %s: %w", n.paramPath(), err)
+			return nil, "", fmt.Errorf("listing SSM parameters under %s: %w", n.ParamPath(), err)
 		}
 		for _, prm := range page.Parameters {
 			out = append(out, aws.ToString(prm.Name))
-			if aws.ToString(prm.Name) == n.param(paramArtifacts) && prm.Type == ssmtypes.ParameterTypeString {
+			if aws.ToString(prm.Name) == n.Param(ParamArtifacts) && prm.Type == ssmtypes.ParameterTypeString {
 				mode = aws.ToString(prm.Value)
 			}
 		}
@@ -214,11 +214,11 @@ func stackParamsMode(ctx context.Context, api paramAPI, n names) (out []string, 
 
 // paramInventory is the status rows of the stack's parameters, and its
 // artifacts mode parameter's value.
-func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, string, error) {
+func ParamInventory(ctx context.Context, api ParamAPI, n Names) ([]Resource, string, error) {
 	names, mode, err := stackParamsMode(ctx, api, n)
-	var out []resource
+	var out []Resource
 	for _, name := range names {
-		out = append(out, resource{Kind: kindParam, ID: name, Name: name, State: stateExists})
+		out = append(out, Resource{Kind: KindParam, ID: name, Name: name, State: StateExists})
 	}
 	return out, mode, err
 }
@@ -226,11 +226,11 @@ func paramInventory(ctx context.Context, api paramAPI, n names) ([]resource, str
 // deleteParams removes the parameters the inventory found under the
 // stack's path: the path is the stack's by name, like its derived resource
 // names.
-func deleteParams(ctx context.Context, api paramAPI, n names, all []string, log Log) error {
+func DeleteParams(ctx context.Context, api ParamAPI, n Names, all []string, log Log) error {
 	if len(all) == 0 {
 		return nil
 	}
-	log.Step("deleting %s under %s", plural(len(all), "SSM parameter"), n.paramPath())
+	log.Step("deleting %s under %s", Plural(len(all), "SSM parameter"), n.ParamPath())
 	var errs []error
 	for chunk := range slices.Chunk(all, 10) { // DeleteParameters takes at most 10 names
 		if _, err := api.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: chunk}); err != nil {
@@ -248,10 +248,10 @@ type publishedParam struct {
 }
 
 // published reads public parameters the server writes, in one call.
-func published(ctx context.Context, api paramAPI, n names, names ...string) (map[string]publishedParam, error) {
+func Published(ctx context.Context, api ParamAPI, n Names, names ...string) (map[string]publishedParam, error) {
 	full := make([]string, len(names))
 	for i, name := range names {
-		full[i] = n.param(name)
+		full[i] = n.Param(name)
 	}
 	out, err := api.GetParameters(ctx, &ssm.GetParametersInput{Names: full})
 	if err != nil {
@@ -259,7 +259,7 @@ func published(ctx context.Context, api paramAPI, n names, names ...string) (map
 	}
 	got := map[string]publishedParam{}
 	for _, p := range out.Parameters {
-		name, ok := strings.CutPrefix(aws.ToString(p.Name), n.param(""))
+		name, ok := strings.CutPrefix(aws.ToString(p.Name), n.Param(""))
 		if !ok || !slices.Contains(names, name) {
 			continue
 		}
@@ -272,4 +272,4 @@ func published(ctx context.Context, api paramAPI, n names, names ...string) (map
 }
 
 // paramArtifacts is the mode's parameter below the stack's path.
-const paramArtifacts = "artifacts"
+const ParamArtifacts = "artifacts"

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The tracking server: one EC2 instance named mlstack-<stack>, IMDSv2
 // required, encrypted root volume, the instance profile, bootstrapped by
@@ -32,13 +32,13 @@ type instanceAPI interface {
 
 // liveStates are the states of an instance that is not gone yet: down
 // waits for all of them, status and ls show them.
-var liveStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
+var LiveStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
 
 // usableStates leave out shutting-down: for up, such an instance is gone.
-var usableStates = []string{"pending", "running", "stopping", "stopped"}
+var UsableStates = []string{"pending", "running", "stopping", "stopped"}
 
 // findInstances returns the stack's instances in the given states, oldest first.
-func findInstances(ctx context.Context, api instanceAPI, stack string, states []string) ([]ec2types.Instance, error) {
+func FindInstances(ctx context.Context, api instanceAPI, stack string, states []string) ([]ec2types.Instance, error) {
 	var out []ec2types.Instance
 	p := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 		stackFilter(stack),
@@ -64,26 +64,26 @@ func findInstances(ctx context.Context, api instanceAPI, stack string, states []
 }
 
 // instancesPlan says in words what ensureInstance would do.
-func instancesPlan(insts []ec2types.Instance, n names, image *ec2types.Image, place placement) []planStep {
-	var p []planStep
+func InstancesPlan(insts []ec2types.Instance, n Names, image *ec2types.Image, place Placement) []PlanStep {
+	var p []PlanStep
 	switch {
 	case len(insts) == 0:
-		line := fmt.Sprintf("launch instance %s from %s (%s) as %s in %s", n.Instance, aws.ToString(image.ImageId), aws.ToString(image.Name), place.instanceType, place.zone)
-		if place.why != "" {
-			line += " (" + place.why + ")"
+		line := fmt.Sprintf("launch instance %s from %s (%s) as %s in %s", n.Instance, aws.ToString(image.ImageId), aws.ToString(image.Name), place.InstanceType, place.Zone)
+		if place.Why != "" {
+			line += " (" + place.Why + ")"
 		}
-		p = append(p, step(kindInstance, n.Instance, "%s", line))
+		p = append(p, Step(KindInstance, n.Instance, "%s", line))
 	case len(insts) > 1:
-		p = append(p, step(kindInstance, n.Instance, "terminate %s", plural(len(insts)-1, "duplicate instance")))
+		p = append(p, Step(KindInstance, n.Instance, "terminate %s", Plural(len(insts)-1, "duplicate instance")))
 	}
-	if len(insts) > 0 && stateOf(&insts[0]) == ec2types.InstanceStateNameStopped {
+	if len(insts) > 0 && StateOf(&insts[0]) == ec2types.InstanceStateNameStopped {
 		id := aws.ToString(insts[0].InstanceId)
-		p = append(p, step(kindInstance, id, "start stopped instance %s", id))
+		p = append(p, Step(KindInstance, id, "start stopped instance %s", id))
 	}
 	return p
 }
 
-func stateOf(i *ec2types.Instance) ec2types.InstanceStateName {
+func StateOf(i *ec2types.Instance) ec2types.InstanceStateName {
 	if i.State == nil {
 		return ""
 	}
@@ -94,7 +94,7 @@ func stateOf(i *ec2types.Instance) ec2types.InstanceStateName {
 // retried or resumed launch reuses it; a stack rebuilt after `down` gets a
 // new security group, and a relaunch after the instance died gets a new
 // nonce (EC2 remembers a token for at least a day after termination).
-func clientToken(stack, sgID, nonce string) string {
+func ClientToken(stack, sgID, nonce string) string {
 	sum := sha256.Sum256([]byte(stack + "/" + sgID + "/" + nonce))
 	return "mlstack-" + hex.EncodeToString(sum[:])[:48]
 }
@@ -102,44 +102,44 @@ func clientToken(stack, sgID, nonce string) string {
 // errStaleToken: EC2 answered the client token with an instance launched
 // earlier that is gone, or with IdempotentParameterMismatch. The caller
 // picks a new nonce and launches again.
-var errStaleToken = errors.New("client token belongs to an earlier launch")
+var ErrStaleToken = errors.New("client token belongs to an earlier launch")
 
 // launchInput is everything RunInstances needs.
-type launchInput struct {
-	names    names
-	image    *ec2types.Image
-	place    placement
-	sgID     string
-	nonce    string // part of the client token; see clientToken
-	userData []byte
-	tags     map[string]string
-	retryFor time.Duration // how long to retry eventual-consistency errors
-	log      Log
+type LaunchInput struct {
+	Names    Names
+	Image    *ec2types.Image
+	Place    Placement
+	SGID     string
+	Nonce    string // part of the client token; see clientToken
+	UserData []byte
+	Tags     map[string]string
+	RetryFor time.Duration // how long to retry eventual-consistency errors
+	Log      Log
 }
 
 // runRequest is the RunInstances request for in.
-func (in launchInput) runRequest() *ec2.RunInstancesInput {
-	n := in.names
+func (in LaunchInput) runRequest() *ec2.RunInstancesInput {
+	n := in.Names
 	root := aws.String("/dev/sda1")
-	if in.image.RootDeviceName != nil {
-		root = in.image.RootDeviceName
+	if in.Image.RootDeviceName != nil {
+		root = in.Image.RootDeviceName
 	}
 	req := &ec2.RunInstancesInput{
-		ImageId:      in.image.ImageId,
-		InstanceType: ec2types.InstanceType(in.place.instanceType),
+		ImageId:      in.Image.ImageId,
+		InstanceType: ec2types.InstanceType(in.Place.InstanceType),
 		MinCount:     aws.Int32(1),
 		MaxCount:     aws.Int32(1),
 		// The type is part of the token: a fallback launch is another request.
-		ClientToken: aws.String(clientToken(n.Stack, in.sgID, in.nonce+"/"+in.place.instanceType)),
+		ClientToken: aws.String(ClientToken(n.Stack, in.SGID, in.Nonce+"/"+in.Place.InstanceType)),
 		KeyName:     aws.String(n.KeyPair),
 		// A public address is asked for, not left to the subnet's
 		// MapPublicIpOnLaunch: without one the server is unreachable.
 		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{
-			DeviceIndex: aws.Int32(0), SubnetId: aws.String(in.place.subnetID), Groups: []string{in.sgID},
+			DeviceIndex: aws.Int32(0), SubnetId: aws.String(in.Place.SubnetID), Groups: []string{in.SGID},
 			AssociatePublicIpAddress: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
 		}},
 		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(n.Profile)},
-		UserData:           aws.String(base64.StdEncoding.EncodeToString(in.userData)),
+		UserData:           aws.String(base64.StdEncoding.EncodeToString(in.UserData)),
 		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{
 			HttpTokens:              ec2types.HttpTokensStateRequired,
 			HttpEndpoint:            ec2types.InstanceMetadataEndpointStateEnabled,
@@ -153,11 +153,11 @@ func (in launchInput) runRequest() *ec2.RunInstancesInput {
 			},
 		}},
 		TagSpecifications: []ec2types.TagSpecification{
-			ec2TagSpec(ec2types.ResourceTypeInstance, in.tags, n.Instance),
-			ec2TagSpec(ec2types.ResourceTypeVolume, in.tags, n.Instance),
+			EC2TagSpec(ec2types.ResourceTypeInstance, in.Tags, n.Instance),
+			EC2TagSpec(ec2types.ResourceTypeVolume, in.Tags, n.Instance),
 		},
 	}
-	if in.place.standardCredits {
+	if in.Place.StandardCredits {
 		req.CreditSpecification = &ec2types.CreditSpecificationRequest{CpuCredits: aws.String("standard")}
 	}
 	return req
@@ -166,12 +166,12 @@ func (in launchInput) runRequest() *ec2.RunInstancesInput {
 // launchInstance runs the server and returns its id. A new instance
 // profile, key pair or security group is not visible to EC2 for some
 // seconds; exactly those answers are retried.
-func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (string, error) {
+func LaunchInstance(ctx context.Context, api instanceAPI, in LaunchInput) (string, error) {
 	req := in.runRequest()
-	in.log.Step("launching %s instance %s from %s (%s)", in.place.instanceType, in.names.Instance, aws.ToString(in.image.ImageId), aws.ToString(in.image.Name))
+	in.Log.Step("launching %s instance %s from %s (%s)", in.Place.InstanceType, in.Names.Instance, aws.ToString(in.Image.ImageId), aws.ToString(in.Image.Name))
 	var id string
-	err := retryOn(ctx, in.retryFor, isLaunchPropagation,
-		func(err error) { in.log.Info("%s is not visible to EC2 yet; retrying", propagating(err)) },
+	err := RetryOn(ctx, in.RetryFor, isLaunchPropagation,
+		func(err error) { in.Log.Info("%s is not visible to EC2 yet; retrying", propagating(err)) },
 		func() error {
 			out, err := api.RunInstances(ctx, req)
 			if err != nil {
@@ -181,17 +181,17 @@ func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (strin
 				return fmt.Errorf("RunInstances answered without an instance")
 			}
 			inst := out.Instances[0]
-			if s := stateOf(&inst); s == ec2types.InstanceStateNameTerminated || s == ec2types.InstanceStateNameShuttingDown {
-				return errStaleToken
+			if s := StateOf(&inst); s == ec2types.InstanceStateNameTerminated || s == ec2types.InstanceStateNameShuttingDown {
+				return ErrStaleToken
 			}
 			id = aws.ToString(inst.InstanceId)
 			return nil
 		})
-	if hasCode(err, "IdempotentParameterMismatch") || errors.Is(err, errStaleToken) {
-		return "", errStaleToken
+	if HasCode(err, "IdempotentParameterMismatch") || errors.Is(err, ErrStaleToken) {
+		return "", ErrStaleToken
 	}
 	if err != nil {
-		return "", fmt.Errorf("launching instance %s: %w", in.names.Instance, err)
+		return "", fmt.Errorf("launching instance %s: %w", in.Names.Instance, err)
 	}
 	return id, nil
 }
@@ -199,8 +199,8 @@ func launchInstance(ctx context.Context, api instanceAPI, in launchInput) (strin
 // isProfilePropagation matches EC2's answers for an instance profile it
 // cannot see yet, or whose role it cannot see yet. The code alone is too
 // broad, so the message narrows it, as terraform-provider-aws does.
-func isProfilePropagation(err error) bool {
-	if !hasCode(err, "InvalidParameterValue") {
+func IsProfilePropagation(err error) bool {
+	if !HasCode(err, "InvalidParameterValue") {
 		return false
 	}
 	msg := err.Error()
@@ -209,41 +209,41 @@ func isProfilePropagation(err error) bool {
 
 // isLaunchPropagation adds a key pair or security group created a moment ago.
 func isLaunchPropagation(err error) bool {
-	return isProfilePropagation(err) || hasCode(err, "InvalidKeyPair.NotFound", "InvalidGroup.NotFound")
+	return IsProfilePropagation(err) || HasCode(err, "InvalidKeyPair.NotFound", "InvalidGroup.NotFound")
 }
 
 func propagating(err error) string {
 	switch {
-	case hasCode(err, "InvalidKeyPair.NotFound"):
+	case HasCode(err, "InvalidKeyPair.NotFound"):
 		return "the new key pair"
-	case hasCode(err, "InvalidGroup.NotFound"):
+	case HasCode(err, "InvalidGroup.NotFound"):
 		return "the new security group"
 	}
 	return "the new instance profile"
 }
 
 // ensureInstanceInput is what ensureInstance needs besides the API.
-type ensureInstanceInput struct {
-	found  []ec2types.Instance // the stack's usable instances, oldest first
-	places []placement         // where to launch, best first (see placements)
-	launch launchInput
+type EnsureInstanceInput struct {
+	Found  []ec2types.Instance // the stack's usable instances, oldest first
+	Places []Placement         // where to launch, best first (see placements)
+	Launch LaunchInput
 	// renewNonce saves and returns a new launch nonce, for a relaunch after
 	// the last launch's instance is gone.
-	renewNonce func() (string, error)
-	wait       time.Duration
+	RenewNonce func() (string, error)
+	Wait       time.Duration
 }
 
 // ensureInstance launches the server when none runs, keeps exactly one (the
 // oldest), starts it when stopped, and waits for it to run.
-func ensureInstance(ctx context.Context, api instanceAPI, in ensureInstanceInput) (*ec2types.Instance, error) {
-	insts, log := in.found, in.launch.log
+func EnsureInstance(ctx context.Context, api instanceAPI, in EnsureInstanceInput) (*ec2types.Instance, error) {
+	insts, log := in.Found, in.Launch.Log
 	if len(insts) > 1 {
 		var extra []string
 		for _, i := range insts[1:] {
 			extra = append(extra, aws.ToString(i.InstanceId))
 		}
-		log.Step("terminating duplicate %s %s", pluralWord(len(extra), "instance"), strings.Join(extra, ", "))
-		if err := terminate(ctx, api, extra, 0, log); err != nil {
+		log.Step("terminating duplicate %s %s", PluralWord(len(extra), "instance"), strings.Join(extra, ", "))
+		if err := Terminate(ctx, api, extra, 0, log); err != nil {
 			return nil, err
 		}
 	}
@@ -256,39 +256,39 @@ func ensureInstance(ctx context.Context, api instanceAPI, in ensureInstanceInput
 	} else {
 		keep := insts[0]
 		id = aws.ToString(keep.InstanceId)
-		if stateOf(&keep) == ec2types.InstanceStateNameRunning && trackingHost(&keep) != "" {
+		if StateOf(&keep) == ec2types.InstanceStateNameRunning && TrackingHost(&keep) != "" {
 			return &keep, nil // no need to poll: re-running up on a complete stack stays cheap
 		}
-		if stateOf(&keep) == ec2types.InstanceStateNameStopped {
+		if StateOf(&keep) == ec2types.InstanceStateNameStopped {
 			log.Step("starting stopped instance %s", id)
 			if _, err := api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
 				return nil, fmt.Errorf("starting instance %s: %w", id, err)
 			}
 		}
 	}
-	return waitRunning(ctx, api, id, in.wait, log)
+	return waitRunning(ctx, api, id, in.Wait, log)
 }
 
 // launchOne launches the instance where it can run, and returns the id
 // RunInstances gave it (a new instance can be missing from listings by tag
 // for a while). A stale client token gets a new nonce; a free plan that
 // refuses the default type gets the fallback.
-func launchOne(ctx context.Context, api instanceAPI, in ensureInstanceInput) (string, error) {
+func launchOne(ctx context.Context, api instanceAPI, in EnsureInstanceInput) (string, error) {
 	var err error
-	for i, p := range in.places {
-		in.launch.place = p
-		if p.why != "" {
-			in.launch.log.Step("%s: launching %s with standard CPU credits instead (bursts never bill beyond the hourly price)", p.why, p.instanceType)
+	for i, p := range in.Places {
+		in.Launch.Place = p
+		if p.Why != "" {
+			in.Launch.Log.Step("%s: launching %s with standard CPU credits instead (bursts never bill beyond the hourly price)", p.Why, p.InstanceType)
 		}
 		var id string
-		id, err = launchInstance(ctx, api, in.launch)
-		if errors.Is(err, errStaleToken) {
-			if in.launch.nonce, err = in.renewNonce(); err != nil {
+		id, err = LaunchInstance(ctx, api, in.Launch)
+		if errors.Is(err, ErrStaleToken) {
+			if in.Launch.Nonce, err = in.RenewNonce(); err != nil {
 				return "", err
 			}
-			id, err = launchInstance(ctx, api, in.launch)
+			id, err = LaunchInstance(ctx, api, in.Launch)
 		}
-		if isFreePlanRefusal(err) && i+1 < len(in.places) {
+		if isFreePlanRefusal(err) && i+1 < len(in.Places) {
 			continue
 		}
 		if isFreePlanRefusal(err) {
@@ -301,13 +301,13 @@ func launchOne(ctx context.Context, api instanceAPI, in ensureInstanceInput) (st
 }
 
 // terminate ends instances and, when wait is set, waits until they are gone.
-func terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log Log) error {
+func Terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log Log) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	_, err := api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
-	if err != nil && !hasCode(err, "InvalidInstanceID.NotFound") && !terminating(ctx, api, ids) {
-		return fmt.Errorf("terminating %s %s: %w", pluralWord(len(ids), "instance"), strings.Join(ids, ", "), err)
+	if err != nil && !HasCode(err, "InvalidInstanceID.NotFound") && !terminating(ctx, api, ids) {
+		return fmt.Errorf("terminating %s %s: %w", PluralWord(len(ids), "instance"), strings.Join(ids, ", "), err)
 	}
 	if wait <= 0 {
 		return nil
@@ -324,7 +324,7 @@ func terminating(ctx context.Context, api instanceAPI, ids []string) bool {
 		return false
 	}
 	for _, i := range insts {
-		if s := stateOf(&i); s != ec2types.InstanceStateNameShuttingDown && s != ec2types.InstanceStateNameTerminated {
+		if s := StateOf(&i); s != ec2types.InstanceStateNameShuttingDown && s != ec2types.InstanceStateNameTerminated {
 			return false
 		}
 	}
@@ -351,17 +351,17 @@ func describeIDs(ctx context.Context, api instanceAPI, ids []string) ([]ec2types
 // The SDK's waiter would fail on pending or stopping (terminating them
 // goes on all the same) and on an id that is gone already.
 func waitGone(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log Log) error {
-	what := pluralWord(len(ids), "instance") + " " + strings.Join(ids, ", ")
+	what := PluralWord(len(ids), "instance") + " " + strings.Join(ids, ", ")
 	live := log.Wait("waiting for %s to terminate", what)
 	defer live.Stop()
-	err := poll(ctx, wait, func() (bool, string, error) {
+	err := Poll(ctx, wait, func() (bool, string, error) {
 		insts, err := describeIDs(ctx, api, ids)
 		if err != nil {
 			return false, "", err
 		}
 		for _, i := range insts {
-			if stateOf(&i) != ec2types.InstanceStateNameTerminated {
-				return false, aws.ToString(i.InstanceId) + " " + string(stateOf(&i)), nil
+			if StateOf(&i) != ec2types.InstanceStateNameTerminated {
+				return false, aws.ToString(i.InstanceId) + " " + string(StateOf(&i)), nil
 			}
 		}
 		return true, "", nil
@@ -380,7 +380,7 @@ func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Dura
 	live := log.Wait("waiting for instance %s to run", id)
 	defer live.Stop()
 	var running *ec2types.Instance
-	err := poll(ctx, wait, func() (bool, string, error) {
+	err := Poll(ctx, wait, func() (bool, string, error) {
 		insts, err := describeIDs(ctx, api, []string{id})
 		if err != nil {
 			return false, "", err
@@ -388,7 +388,7 @@ func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Dura
 		if len(insts) == 0 {
 			return false, "not listed yet", nil
 		}
-		switch s := stateOf(&insts[0]); s {
+		switch s := StateOf(&insts[0]); s {
 		case ec2types.InstanceStateNameRunning:
 			running = &insts[0]
 			return true, "", nil
@@ -407,10 +407,10 @@ func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Dura
 
 // poll calls check until it is done, fails, or wait has passed; last says
 // what it saw, for the timeout error. Its pace is the context's (waitsOf).
-func poll(ctx context.Context, wait time.Duration, check func() (done bool, last string, err error)) error {
-	w := waitsOf(ctx)
+func Poll(ctx context.Context, wait time.Duration, check func() (done bool, last string, err error)) error {
+	w := WaitsOf(ctx)
 	deadline := time.Now().Add(wait)
-	delay := w.pollFirst
+	delay := w.PollFirst
 	for {
 		done, last, err := check()
 		if done || err != nil {
@@ -419,15 +419,15 @@ func poll(ctx context.Context, wait time.Duration, check func() (done bool, last
 		if time.Now().Add(delay).After(deadline) {
 			return fmt.Errorf("gave up after %s (last seen: %s)", wait, last)
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := Sleep(ctx, delay); err != nil {
 			return err
 		}
-		delay = min(delay*2, w.pollMax)
+		delay = min(delay*2, w.PollMax)
 	}
 }
 
 // trackingHost is the name clients use: the public DNS name, else the public IP.
-func trackingHost(inst *ec2types.Instance) string {
+func TrackingHost(inst *ec2types.Instance) string {
 	if h := aws.ToString(inst.PublicDnsName); h != "" {
 		return h
 	}
@@ -435,41 +435,41 @@ func trackingHost(inst *ec2types.Instance) string {
 }
 
 // trackingURI is the server's address, or "" when it has no public name.
-func trackingURI(inst *ec2types.Instance) string {
-	if h := trackingHost(inst); h != "" {
-		return fmt.Sprintf("https://%s:%d", h, mlflowPort)
+func TrackingURI(inst *ec2types.Instance) string {
+	if h := TrackingHost(inst); h != "" {
+		return fmt.Sprintf("https://%s:%d", h, MlflowPort)
 	}
 	return ""
 }
 
 // instanceInventory is the status rows of the stack's instances.
-func instanceInventory(insts []ec2types.Instance) []resource {
-	var out []resource
+func InstanceInventory(insts []ec2types.Instance) []Resource {
+	var out []Resource
 	for _, i := range insts {
 		out = append(out, instanceRow(&i))
 	}
 	return out
 }
 
-func instanceRow(i *ec2types.Instance) resource {
-	return resource{Kind: kindInstance, ID: aws.ToString(i.InstanceId), Name: ec2TagMap(i.Tags)["Name"], State: string(stateOf(i))}
+func instanceRow(i *ec2types.Instance) Resource {
+	return Resource{Kind: KindInstance, ID: aws.ToString(i.InstanceId), Name: EC2TagMap(i.Tags)["Name"], State: string(StateOf(i))}
 }
 
 // setInstance records the stack's server and, when it runs, its address.
-func (info *stackInfo) setInstance(i *ec2types.Instance) {
-	info.Instance = &instanceInfo{ID: aws.ToString(i.InstanceId), Type: string(i.InstanceType), State: string(stateOf(i))}
+func (info *StackInfo) SetInstance(i *ec2types.Instance) {
+	info.Instance = &InstanceInfo{ID: aws.ToString(i.InstanceId), Type: string(i.InstanceType), State: string(StateOf(i))}
 	info.TrackingURI = ""
-	if stateOf(i) == ec2types.InstanceStateNameRunning {
-		info.TrackingURI = trackingURI(i)
+	if StateOf(i) == ec2types.InstanceStateNameRunning {
+		info.TrackingURI = TrackingURI(i)
 	}
 }
 
 // listInstances adds to set the stacks of every live instance of a region
 // that runs with its stack's instance profile, with its state and tracking
 // URI. A tagged instance without the profile is not the stack's.
-func listInstances(ctx context.Context, api instanceAPI, account, region string, set *stackSet) error {
+func ListInstances(ctx context.Context, api instanceAPI, account, region string, set *StackSet) error {
 	p := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{anyStackFilter,
-		{Name: aws.String("instance-state-name"), Values: liveStates}}})
+		{Name: aws.String("instance-state-name"), Values: LiveStates}}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -477,12 +477,12 @@ func listInstances(ctx context.Context, api instanceAPI, account, region string,
 		}
 		for _, r := range page.Reservations {
 			for _, inst := range r.Instances {
-				tags := ec2TagMap(inst.Tags)
-				want := namesFor(tags[tagStack], account, region).profileARN()
+				tags := EC2TagMap(inst.Tags)
+				want := NamesFor(tags[TagStack], account, region).ProfileARN()
 				if inst.IamInstanceProfile == nil || aws.ToString(inst.IamInstanceProfile.Arn) != want {
 					continue
 				}
-				set.add(region, tags, instanceRow(&inst), func(info *stackInfo) { info.setInstance(&inst) })
+				set.Add(region, tags, instanceRow(&inst), func(info *StackInfo) { info.SetInstance(&inst) })
 			}
 		}
 	}
@@ -491,7 +491,7 @@ func listInstances(ctx context.Context, api instanceAPI, account, region string,
 
 // instanceTagIDs are the ids that carry the instances' tags: the instances
 // and their volumes.
-func instanceTagIDs(insts []ec2types.Instance) []string {
+func InstanceTagIDs(insts []ec2types.Instance) []string {
 	var ids []string
 	for _, i := range insts {
 		ids = append(ids, aws.ToString(i.InstanceId))
@@ -506,9 +506,9 @@ func instanceTagIDs(insts []ec2types.Instance) []string {
 
 // consoleOutput is the instance's console output, decoded: the latest where
 // EC2 keeps it (Nitro types), else the buffer EC2 publishes after boot.
-func consoleOutput(ctx context.Context, api instanceAPI, id string) (string, error) {
+func ConsoleOutput(ctx context.Context, api instanceAPI, id string) (string, error) {
 	out, err := api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})
-	if hasCode(err, "UnsupportedOperation", "InvalidParameterCombination", "InvalidParameterValue") {
+	if HasCode(err, "UnsupportedOperation", "InvalidParameterCombination", "InvalidParameterValue") {
 		out, err = api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id)})
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"bytes"
@@ -14,22 +14,22 @@ import (
 
 // modeMarker is in the user-data of every bootstrap that reads the mode:
 // an earlier one would come back from a reboot in the mode it had.
-var modeMarker = []byte("/run/mlflow/artifacts.env")
+var ModeMarker = []byte("/run/mlflow/artifacts.env")
 
 // legacyMarker is the basic-auth file earlier user-data wrote, with the
 // admin password in it; today's bootstrap writes it under /run from SSM.
-var legacyMarker = []byte("path: /etc/mlflow/basic_auth.ini")
+var LegacyMarker = []byte("path: /etc/mlflow/basic_auth.ini")
 
 // backupMarker is in the user-data of every bootstrap that backs up and
 // restores: replacing an instance without it would lose its runs.
-var backupMarker = []byte("/usr/local/lib/mlstack/mlstack_backup.py")
+var BackupMarker = []byte("/usr/local/lib/mlstack/mlstack_backup.py")
 
 // setupVersion finds the MLflow version in a user-data's setup command.
 var setupVersion = regexp.MustCompile(`mlstack-setup, "([0-9.]+)"`)
 
 // bootstrapOf is what inst's user-data (unpacked; nil for none) says its
 // bootstrap can do.
-func bootstrapOf(ud []byte) cloudinit.BootstrapInfo {
+func BootstrapOf(ud []byte) cloudinit.BootstrapInfo {
 	if info, ok := cloudinit.ReadBootstrap(ud); ok {
 		return info
 	}
@@ -37,12 +37,12 @@ func bootstrapOf(ud []byte) cloudinit.BootstrapInfo {
 	if m := setupVersion.FindSubmatch(ud); m != nil {
 		info.MLflowVersion = string(m[1])
 	}
-	for c, marker := range map[string][]byte{cloudinit.CapArtifactsMode: modeMarker, cloudinit.CapBackups: backupMarker} {
+	for c, marker := range map[string][]byte{cloudinit.CapArtifactsMode: ModeMarker, cloudinit.CapBackups: BackupMarker} {
 		if bytes.Contains(ud, marker) {
 			info.Capabilities = append(info.Capabilities, c)
 		}
 	}
-	if !bytes.Contains(ud, legacyMarker) {
+	if !bytes.Contains(ud, LegacyMarker) {
 		info.Capabilities = append(info.Capabilities, cloudinit.CapTLS)
 	}
 	return info
@@ -50,4 +50,4 @@ func bootstrapOf(ud []byte) cloudinit.BootstrapInfo {
 
 // isLegacyUserData: ud (not empty) is a plain-HTTP bootstrap of an earlier
 // mlstack, with the admin password in its basic-auth file.
-func isLegacyUserData(ud []byte) bool { return len(ud) > 0 && !bootstrapOf(ud).Can(cloudinit.CapTLS) }
+func IsLegacyUserData(ud []byte) bool { return len(ud) > 0 && !BootstrapOf(ud).Can(cloudinit.CapTLS) }

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // Stacks made before TLS and SSM (issue 11): their server speaks plain HTTP
 // and reads its secrets from its user-data. They keep working as they are:
@@ -17,13 +17,13 @@ import (
 
 // isLegacy reports whether inst was launched by an earlier mlstack, judged
 // by its user-data, which cannot change while it runs (unlike a tag).
-func isLegacy(ctx context.Context, api instanceAPI, inst *ec2types.Instance) (bool, error) {
-	doc, err := userData(ctx, api, inst)
-	return isLegacyUserData(doc), err
+func IsLegacy(ctx context.Context, api instanceAPI, inst *ec2types.Instance) (bool, error) {
+	doc, err := UserData(ctx, api, inst)
+	return IsLegacyUserData(doc), err
 }
 
 // userData is inst's user-data, unpacked (nil when it has none).
-func userData(ctx context.Context, api instanceAPI, inst *ec2types.Instance) ([]byte, error) {
+func UserData(ctx context.Context, api instanceAPI, inst *ec2types.Instance) ([]byte, error) {
 	raw, err := instanceUserData(ctx, api, aws.ToString(inst.InstanceId))
 	if err != nil || len(raw) == 0 {
 		return nil, err
@@ -36,8 +36,8 @@ func userData(ctx context.Context, api instanceAPI, inst *ec2types.Instance) ([]
 }
 
 // legacyURI is where an earlier server listens: plain HTTP.
-func legacyURI(inst *ec2types.Instance) string {
-	if h := trackingHost(inst); h != "" {
+func LegacyURI(inst *ec2types.Instance) string {
+	if h := TrackingHost(inst); h != "" {
 		return "http://" + h + ":5000"
 	}
 	return ""
@@ -45,7 +45,7 @@ func legacyURI(inst *ec2types.Instance) string {
 
 // certPathFor is the pinned certificate the env file names: none for a
 // plain-HTTP server.
-func certPathFor(dir local.Dir, uri string) string {
+func CertPathFor(dir local.Dir, uri string) string {
 	if strings.HasPrefix(uri, "https://") {
 		return dir.ServerCertFile()
 	}
@@ -53,7 +53,7 @@ func certPathFor(dir local.Dir, uri string) string {
 }
 
 // legacyWarning says what an earlier stack lacks and what moves it over.
-func legacyWarning(id, down, up string) string {
+func LegacyWarning(id, down, up string) string {
 	return fmt.Sprintf("instance %s was made by an earlier mlstack: its server speaks plain HTTP (the password crosses "+
 		"the network in clear text, and nothing proves the server is yours) and its user-data holds the MLflow admin "+
 		"password and the Flask secret key (readable with ec2:DescribeInstanceAttribute). It keeps working as it is. "+

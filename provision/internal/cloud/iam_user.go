@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The stack's IAM user mlstack-<stack> (path /mlstack/): a bucket-only inline
 // policy and exactly one access key, whose secret only the local state holds.
@@ -16,7 +16,7 @@ import (
 )
 
 // userAPI is the part of IAM the stack user needs.
-type userAPI interface {
+type UserAPI interface {
 	GetUser(context.Context, *iam.GetUserInput, ...func(*iam.Options)) (*iam.GetUserOutput, error)
 	ListUsers(context.Context, *iam.ListUsersInput, ...func(*iam.Options)) (*iam.ListUsersOutput, error)
 	CreateUser(context.Context, *iam.CreateUserInput, ...func(*iam.Options)) (*iam.CreateUserOutput, error)
@@ -42,48 +42,48 @@ type userAPI interface {
 const iamWait = 30 * time.Second
 
 // userFound is what exists of the stack user.
-type userFound struct {
-	exists   bool
-	keys     []string // access key IDs
-	policyOK bool
+type UserFound struct {
+	Exists   bool
+	Keys     []string // access key IDs
+	PolicyOK bool
 }
 
 // findUser reads the stack user; a same-named user without the stack tag is a notOwnedError.
-func findUser(ctx context.Context, api userAPI, n names, policy string) (*userFound, error) {
+func FindUser(ctx context.Context, api UserAPI, n Names, policy string) (*UserFound, error) {
 	out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
-	if hasCode(err, "NoSuchEntity") {
-		return &userFound{}, nil
+	if HasCode(err, "NoSuchEntity") {
+		return &UserFound{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
-	return findUserFrom(ctx, api, n, policy, out.User)
+	return FindUserFrom(ctx, api, n, policy, out.User)
 }
 
 // findUserFrom is findUser once GetUser has answered (user nil: no such
 // user): openStack's findHome read it already.
-func findUserFrom(ctx context.Context, api userAPI, n names, policy string, user *iamtypes.User) (*userFound, error) {
+func FindUserFrom(ctx context.Context, api UserAPI, n Names, policy string, user *iamtypes.User) (*UserFound, error) {
 	if user == nil {
-		return &userFound{}, nil
+		return &UserFound{}, nil
 	}
 	var err error
-	if !owned(iamTagMap(user.Tags), n.Stack) {
-		return nil, &notOwnedError{Kind: "IAM user", Name: n.User, Stack: n.Stack}
+	if !owned(IAMTagMap(user.Tags), n.Stack) {
+		return nil, &NotOwnedError{Kind: "IAM user", Name: n.User, Stack: n.Stack}
 	}
 	if err := userDrift(ctx, api, n); err != nil {
 		return nil, err
 	}
-	u := &userFound{exists: true}
-	if u.keys, err = accessKeys(ctx, api, n.User); err != nil {
+	u := &UserFound{Exists: true}
+	if u.Keys, err = accessKeys(ctx, api, n.User); err != nil {
 		return nil, err
 	}
 	pol, err := api.GetUserPolicy(ctx, &iam.GetUserPolicyInput{UserName: aws.String(n.User), PolicyName: aws.String(n.Policy)})
 	switch {
-	case hasCode(err, "NoSuchEntity"):
+	case HasCode(err, "NoSuchEntity"):
 	case err != nil:
 		return nil, fmt.Errorf("reading policy of %s: %w", n.User, err)
 	default:
-		u.policyOK = samePolicy(aws.ToString(pol.PolicyDocument), policy)
+		u.PolicyOK = SamePolicy(aws.ToString(pol.PolicyDocument), policy)
 	}
 	return u, nil
 }
@@ -91,8 +91,8 @@ func findUserFrom(ctx context.Context, api userAPI, n names, policy string, user
 // userDrift refuses a user with more than its bucket-only inline policy:
 // another inline policy, a managed policy or a group would hand whoever
 // holds the stack's client keys more than the bucket.
-func userDrift(ctx context.Context, api userAPI, n names) error {
-	drift := func(what, fix string) error { return &driftError{Kind: "IAM user", Name: n.User, What: what, Fix: fix} }
+func userDrift(ctx context.Context, api UserAPI, n Names) error {
+	drift := func(what, fix string) error { return &DriftError{Kind: "IAM user", Name: n.User, What: what, Fix: fix} }
 	inline, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(n.User)})
 	if err != nil {
 		return fmt.Errorf("listing policies of IAM user %s: %w", n.User, err)
@@ -121,7 +121,7 @@ func userDrift(ctx context.Context, api userAPI, n names) error {
 	return nil
 }
 
-func accessKeys(ctx context.Context, api userAPI, user string) ([]string, error) {
+func accessKeys(ctx context.Context, api UserAPI, user string) ([]string, error) {
 	out, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
 	if err != nil {
 		return nil, fmt.Errorf("listing access keys of %s: %w", user, err)
@@ -135,66 +135,66 @@ func accessKeys(ctx context.Context, api userAPI, user string) ([]string, error)
 
 // plan says in words what ensureUser would do; wantKey is false for
 // proxied artifacts, where clients need no AWS key.
-func (u *userFound) plan(n names, wantKey bool) []planStep {
-	if !u.exists {
+func (u *UserFound) Plan(n Names, wantKey bool) []PlanStep {
+	if !u.Exists {
 		if !wantKey {
-			return []planStep{step(kindUser, n.User, "create IAM user %s with a bucket-only policy and no access key (artifacts proxied)", n.User)}
+			return []PlanStep{Step(KindUser, n.User, "create IAM user %s with a bucket-only policy and no access key (artifacts proxied)", n.User)}
 		}
-		return []planStep{step(kindUser, n.User, "create IAM user %s with a bucket-only policy and one access key", n.User)}
+		return []PlanStep{Step(KindUser, n.User, "create IAM user %s with a bucket-only policy and one access key", n.User)}
 	}
-	var p []planStep
-	if !u.policyOK {
-		p = append(p, step(kindUser, n.User, "set the bucket-only policy of IAM user %s", n.User))
+	var p []PlanStep
+	if !u.PolicyOK {
+		p = append(p, Step(KindUser, n.User, "set the bucket-only policy of IAM user %s", n.User))
 	}
 	switch {
-	case wantKey && len(u.keys) == 0:
-		p = append(p, step(kindUser, n.User, "create an access key for %s", n.User))
-	case !wantKey && len(u.keys) > 0:
-		p = append(p, step(kindUser, n.User, "delete %s %s of %s (artifacts proxied: clients need no AWS key)",
-			pluralWord(len(u.keys), "access key"), strings.Join(u.keys, ", "), n.User))
+	case wantKey && len(u.Keys) == 0:
+		p = append(p, Step(KindUser, n.User, "create an access key for %s", n.User))
+	case !wantKey && len(u.Keys) > 0:
+		p = append(p, Step(KindUser, n.User, "delete %s %s of %s (artifacts proxied: clients need no AWS key)",
+			PluralWord(len(u.Keys), "access key"), strings.Join(u.Keys, ", "), n.User))
 	}
 	return p
 }
 
 // ensureUserInput is what ensureUser needs besides the API.
-type ensureUserInput struct {
-	names  names
-	policy string
-	tags   map[string]string
+type EnsureUserInput struct {
+	Names  Names
+	Policy string
+	Tags   map[string]string
 	// knownKey is the access key ID whose secret is in local state ("" if none).
-	knownKey string
+	KnownKey string
 	// saveKey persists a new key before anything else happens, so a crash
 	// cannot leave a key whose secret is lost.
-	saveKey func(id, secret string) error
+	SaveKey func(id, secret string) error
 	// noKey: artifacts are proxied, the user keeps no key; forgetKey
 	// drops it from the local state once deleted.
-	noKey     bool
-	forgetKey func() error
-	log       Log
+	NoKey     bool
+	ForgetKey func() error
+	Log       Log
 }
 
 // ensureUser creates the user, its inline policy and exactly one access key.
-func ensureUser(ctx context.Context, api userAPI, u *userFound, in ensureUserInput) error {
-	n := in.names
-	if !u.exists {
-		in.log.Step("creating IAM user %s", n.User)
+func EnsureUser(ctx context.Context, api UserAPI, u *UserFound, in EnsureUserInput) error {
+	n := in.Names
+	if !u.Exists {
+		in.Log.Step("creating IAM user %s", n.User)
 		_, err := api.CreateUser(ctx, &iam.CreateUserInput{
-			UserName: aws.String(n.User), Path: aws.String(iamPath), Tags: iamTags(in.tags),
+			UserName: aws.String(n.User), Path: aws.String(IAMPath), Tags: IAMTags(in.Tags),
 		})
-		if hasCode(err, "EntityAlreadyExists") {
+		if HasCode(err, "EntityAlreadyExists") {
 			// Another run made it meanwhile: it must still be ours.
-			if _, ferr := findUser(ctx, api, n, in.policy); ferr != nil {
+			if _, ferr := FindUser(ctx, api, n, in.Policy); ferr != nil {
 				return ferr
 			}
 		} else if err != nil {
 			return fmt.Errorf("creating IAM user %s: %w", n.User, err)
 		}
 	}
-	if !u.policyOK {
-		in.log.Step("setting bucket-only policy on IAM user %s", n.User)
-		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
+	if !u.PolicyOK {
+		in.Log.Step("setting bucket-only policy on IAM user %s", n.User)
+		err := RetryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
 			_, err := api.PutUserPolicy(ctx, &iam.PutUserPolicyInput{
-				UserName: aws.String(n.User), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(in.policy),
+				UserName: aws.String(n.User), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(in.Policy),
 			})
 			return err
 		})
@@ -203,52 +203,52 @@ func ensureUser(ctx context.Context, api userAPI, u *userFound, in ensureUserInp
 		}
 	}
 	switch {
-	case in.noKey:
-		return deleteAllKeys(ctx, api, n.User, u.keys, in)
-	case len(u.keys) == 0:
+	case in.NoKey:
+		return deleteAllKeys(ctx, api, n.User, u.Keys, in)
+	case len(u.Keys) == 0:
 		return createAccessKey(ctx, api, in)
-	case in.knownKey != "" && slices.Contains(u.keys, in.knownKey):
-		return deleteStrayKeys(ctx, api, n.User, u.keys, in.knownKey, in.log)
+	case in.KnownKey != "" && slices.Contains(u.Keys, in.KnownKey):
+		return deleteStrayKeys(ctx, api, n.User, u.Keys, in.KnownKey, in.Log)
 	default:
 		return fmt.Errorf("IAM user %s has %s %s but no secret for it in the local state: "+
 			"run mlstack on the machine that created the stack, or remove the stack and create it again",
-			n.User, pluralWord(len(u.keys), "access key"), strings.Join(u.keys, ", "))
+			n.User, PluralWord(len(u.Keys), "access key"), strings.Join(u.Keys, ", "))
 	}
 }
 
 // deleteAllKeys removes every key of the user (proxied artifacts): the
 // clients' artifacts go through the server, which signs with its role.
-func deleteAllKeys(ctx context.Context, api userAPI, user string, keys []string, in ensureUserInput) error {
+func deleteAllKeys(ctx context.Context, api UserAPI, user string, keys []string, in EnsureUserInput) error {
 	for _, k := range keys {
-		in.log.Step("deleting access key %s of %s: artifacts go through the server, clients need no AWS key", k, user)
-		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
+		in.Log.Step("deleting access key %s of %s: artifacts go through the server, clients need no AWS key", k, user)
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting access key %s of %s: %w", k, user, err)
 		}
 	}
-	return in.forgetKey()
+	return in.ForgetKey()
 }
 
 // createAccessKey makes the user's key and saves its secret at once. Not
 // cancellable once sent: an interrupt between AWS creating the key and us
 // saving its secret would strand a key nobody can use.
-func createAccessKey(ctx context.Context, api userAPI, in ensureUserInput) error {
-	user := in.names.User
-	in.log.Step("creating access key for %s", user)
+func createAccessKey(ctx context.Context, api UserAPI, in EnsureUserInput) error {
+	user := in.Names.User
+	in.Log.Step("creating access key for %s", user)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	var out *iam.CreateAccessKeyOutput
 	create := func() error {
-		return retryOn(ctx, iamWait, isIAMPropagation, nil, func() (err error) {
+		return RetryOn(ctx, iamWait, isIAMPropagation, nil, func() (err error) {
 			out, err = api.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
 			return err
 		})
 	}
 	err := create()
-	if hasCode(err, "LimitExceeded") {
+	if HasCode(err, "LimitExceeded") {
 		// The user had no key: the SDK's earlier tries made the two it may
 		// have, and their answers were lost. They go (as retry strays), and
 		// one more try.
-		if gone, derr := deleteLostKeys(ctx, api, user, in.log); derr != nil {
+		if gone, derr := deleteLostKeys(ctx, api, user, in.Log); derr != nil {
 			err = derr
 		} else if gone {
 			err = create()
@@ -257,24 +257,24 @@ func createAccessKey(ctx context.Context, api userAPI, in ensureUserInput) error
 	if err != nil {
 		return fmt.Errorf("creating access key for %s: %w", user, err)
 	}
-	if err := in.saveKey(aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)); err != nil {
+	if err := in.SaveKey(aws.ToString(out.AccessKey.AccessKeyId), aws.ToString(out.AccessKey.SecretAccessKey)); err != nil {
 		// Without its secret the key is useless; remove it so the next run starts clean.
 		_, derr := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: out.AccessKey.AccessKeyId})
 		return fmt.Errorf("saving access key of %s: %w (removing the unsaved key: %v)", user, err, derr)
 	}
-	return deleteRetryStrays(ctx, api, user, out.AccessKey, in.log)
+	return deleteRetryStrays(ctx, api, user, out.AccessKey, in.Log)
 }
 
 // deleteStrayKeys removes every key but the known one: extra keys come from
 // an interrupted or concurrent run, their secrets were never saved, so
 // nobody can use them.
-func deleteStrayKeys(ctx context.Context, api userAPI, user string, keys []string, known string, log Log) error {
+func deleteStrayKeys(ctx context.Context, api UserAPI, user string, keys []string, known string, log Log) error {
 	for _, k := range keys {
 		if k == known {
 			continue
 		}
 		log.Step("deleting stray access key %s of %s", k, user)
-		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting stray access key %s: %w", k, err)
 		}
 	}
@@ -285,7 +285,7 @@ func deleteStrayKeys(ctx context.Context, api userAPI, user string, keys []strin
 // SDK retried it after a lost response: their secrets were never seen, so
 // nobody can use them. Only keys created shortly before ours qualify; an
 // older key belongs to someone else and is left alone.
-func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamtypes.AccessKey, log Log) error {
+func deleteRetryStrays(ctx context.Context, api UserAPI, user string, ours *iamtypes.AccessKey, log Log) error {
 	if ours.CreateDate == nil {
 		return nil // no time to compare with: touch nothing
 	}
@@ -300,7 +300,7 @@ func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamt
 			continue
 		}
 		log.Step("deleting access key %s of %s: made by a retried request, its secret was never received", id, user)
-		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: k.AccessKeyId}); err != nil && !hasCode(err, "NoSuchEntity") {
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: k.AccessKeyId}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting stray access key %s: %w", id, err)
 		}
 	}
@@ -310,7 +310,7 @@ func deleteRetryStrays(ctx context.Context, api userAPI, user string, ours *iamt
 // deleteLostKeys removes the keys the SDK's lost tries made: those of the
 // two minutes before the newest (AWS's clock, not ours). It says whether
 // there were any.
-func deleteLostKeys(ctx context.Context, api userAPI, user string, log Log) (bool, error) {
+func deleteLostKeys(ctx context.Context, api UserAPI, user string, log Log) (bool, error) {
 	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
 	if err != nil {
 		return false, fmt.Errorf("listing access keys of %s: %w", user, err)
@@ -328,43 +328,43 @@ func deleteLostKeys(ctx context.Context, api userAPI, user string, log Log) (boo
 }
 
 // userInventory is the user's status row and tags when the stack owns it.
-func userInventory(ctx context.Context, api userAPI, n names) ([]resource, map[string]string, error) {
+func UserInventory(ctx context.Context, api UserAPI, n Names) ([]Resource, map[string]string, error) {
 	u, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
 	switch {
-	case hasCode(err, "NoSuchEntity"):
+	case HasCode(err, "NoSuchEntity"):
 	case err != nil:
 		return nil, nil, fmt.Errorf("reading IAM user %s: %w", n.User, err)
-	case owned(iamTagMap(u.User.Tags), n.Stack):
-		return []resource{{Kind: kindUser, ID: aws.ToString(u.User.UserId), Name: n.User, State: stateExists}}, iamTagMap(u.User.Tags), nil
+	case owned(IAMTagMap(u.User.Tags), n.Stack):
+		return []Resource{{Kind: KindUser, ID: aws.ToString(u.User.UserId), Name: n.User, State: StateExists}}, IAMTagMap(u.User.Tags), nil
 	default:
-		return []resource{{Kind: kindUser, ID: aws.ToString(u.User.UserId), Name: n.User, State: stateForeign}}, nil, nil
+		return []Resource{{Kind: KindUser, ID: aws.ToString(u.User.UserId), Name: n.User, State: StateForeign}}, nil, nil
 	}
 	return nil, nil, nil
 }
 
 // listUsers adds to set the stacks of IAM users under /mlstack/, placed by
 // their region tag.
-func listUsers(ctx context.Context, api userAPI, set *stackSet, want map[string]bool) error {
-	users, err := api.ListUsers(ctx, &iam.ListUsersInput{PathPrefix: aws.String(iamPath)})
+func ListUsers(ctx context.Context, api UserAPI, set *StackSet, want map[string]bool) error {
+	users, err := api.ListUsers(ctx, &iam.ListUsersInput{PathPrefix: aws.String(IAMPath)})
 	if err != nil {
-		return fmt.Errorf("listing IAM users under %s: %w", iamPath, err)
+		return fmt.Errorf("listing IAM users under %s: %w", IAMPath, err)
 	}
 	for _, u := range users.Users {
 		out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: u.UserName})
-		if hasCode(err, "NoSuchEntity") {
+		if HasCode(err, "NoSuchEntity") {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("reading IAM user %s: %w", aws.ToString(u.UserName), err)
 		}
-		set.addRegional(iamTagMap(out.User.Tags), resource{Kind: kindUser, ID: aws.ToString(out.User.UserId), Name: aws.ToString(out.User.UserName), State: stateExists}, want)
+		set.addRegional(IAMTagMap(out.User.Tags), Resource{Kind: KindUser, ID: aws.ToString(out.User.UserId), Name: aws.ToString(out.User.UserName), State: StateExists}, want)
 	}
 	return nil
 }
 
 // retagUser moves the user's expiry.
-func retagUser(ctx context.Context, api userAPI, n names, expires string) error {
-	tags := []iamtypes.Tag{{Key: aws.String(tagExpiresAt), Value: aws.String(expires)}}
+func RetagUser(ctx context.Context, api UserAPI, n Names, expires string) error {
+	tags := []iamtypes.Tag{{Key: aws.String(TagExpiresAt), Value: aws.String(expires)}}
 	if _, err := api.TagUser(ctx, &iam.TagUserInput{UserName: aws.String(n.User), Tags: tags}); err != nil {
 		return fmt.Errorf("moving the expiry of IAM user %s: %w", n.User, err)
 	}
@@ -376,91 +376,91 @@ func retagUser(ctx context.Context, api userAPI, n names, expires string) error 
 // The user is the stack's: what an admin added to it goes with it, or
 // DeleteUser would answer DeleteConflict for good. NotFound is done.
 // The inventory found it tagged with the stack.
-func deleteUser(ctx context.Context, api userAPI, n names, log Log) error {
+func DeleteUser(ctx context.Context, api UserAPI, n Names, log Log) error {
 	log.Step("deleting IAM user %s", n.User)
-	for _, step := range []func(context.Context, userAPI, string) error{
+	for _, step := range []func(context.Context, UserAPI, string) error{
 		deleteUserKeys, deleteUserPolicies, detachUserPolicies, leaveGroups, deleteLoginProfile,
 	} {
 		if err := step(ctx, api, n.User); err != nil {
 			return err
 		}
 	}
-	if _, err := api.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(n.User)}); err != nil && !hasCode(err, "NoSuchEntity") {
+	if _, err := api.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String(n.User)}); err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("deleting IAM user %s: %w", n.User, err)
 	}
 	return nil
 }
 
-func deleteUserKeys(ctx context.Context, api userAPI, user string) error {
+func deleteUserKeys(ctx context.Context, api UserAPI, user string) error {
 	keys, err := accessKeys(ctx, api, user)
-	if err != nil && !hasCode(err, "NoSuchEntity") {
+	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return err
 	}
 	for _, k := range keys {
-		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !hasCode(err, "NoSuchEntity") {
+		if _, err := api.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(k)}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting access key of %s: %w", user, err)
 		}
 	}
 	return nil
 }
 
-func deleteUserPolicies(ctx context.Context, api userAPI, user string) error {
+func deleteUserPolicies(ctx context.Context, api UserAPI, user string) error {
 	pols, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(user)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
+	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing policies of %s: %w", user, err)
 	}
 	if pols == nil {
 		return nil
 	}
 	for _, p := range pols.PolicyNames {
-		if _, err := api.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String(p)}); err != nil && !hasCode(err, "NoSuchEntity") {
+		if _, err := api.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String(p)}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting policy %s of %s: %w", p, user, err)
 		}
 	}
 	return nil
 }
 
-func detachUserPolicies(ctx context.Context, api userAPI, user string) error {
+func detachUserPolicies(ctx context.Context, api UserAPI, user string) error {
 	att, err := api.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(user)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
+	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing attached policies of %s: %w", user, err)
 	}
 	if att == nil {
 		return nil
 	}
 	for _, p := range att.AttachedPolicies {
-		if _, err := api.DetachUserPolicy(ctx, &iam.DetachUserPolicyInput{UserName: aws.String(user), PolicyArn: p.PolicyArn}); err != nil && !hasCode(err, "NoSuchEntity") {
+		if _, err := api.DetachUserPolicy(ctx, &iam.DetachUserPolicyInput{UserName: aws.String(user), PolicyArn: p.PolicyArn}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("detaching policy %s from %s: %w", aws.ToString(p.PolicyArn), user, err)
 		}
 	}
 	return nil
 }
 
-func leaveGroups(ctx context.Context, api userAPI, user string) error {
+func leaveGroups(ctx context.Context, api UserAPI, user string) error {
 	groups, err := api.ListGroupsForUser(ctx, &iam.ListGroupsForUserInput{UserName: aws.String(user)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
+	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing groups of %s: %w", user, err)
 	}
 	if groups == nil {
 		return nil
 	}
 	for _, g := range groups.Groups {
-		if _, err := api.RemoveUserFromGroup(ctx, &iam.RemoveUserFromGroupInput{UserName: aws.String(user), GroupName: g.GroupName}); err != nil && !hasCode(err, "NoSuchEntity") {
+		if _, err := api.RemoveUserFromGroup(ctx, &iam.RemoveUserFromGroupInput{UserName: aws.String(user), GroupName: g.GroupName}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("removing %s from group %s: %w", user, aws.ToString(g.GroupName), err)
 		}
 	}
 	return nil
 }
 
-func deleteLoginProfile(ctx context.Context, api userAPI, user string) error {
+func deleteLoginProfile(ctx context.Context, api UserAPI, user string) error {
 	_, err := api.GetLoginProfile(ctx, &iam.GetLoginProfileInput{UserName: aws.String(user)})
-	if hasCode(err, "NoSuchEntity") {
+	if HasCode(err, "NoSuchEntity") {
 		return nil // the usual case: no console login
 	}
 	if err != nil {
 		return fmt.Errorf("reading the console login of %s: %w", user, err)
 	}
-	if _, err := api.DeleteLoginProfile(ctx, &iam.DeleteLoginProfileInput{UserName: aws.String(user)}); err != nil && !hasCode(err, "NoSuchEntity") {
+	if _, err := api.DeleteLoginProfile(ctx, &iam.DeleteLoginProfileInput{UserName: aws.String(user)}); err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("deleting the console login of %s: %w", user, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"context"
@@ -24,62 +24,62 @@ import (
 // ec2API, iamAPI and s3API are every call mlstack makes to each service;
 // each resource file declares the part it uses next to its use.
 type (
-	ec2API interface {
-		sgAPI
+	EC2API interface {
+		SGAPI
 		keyPairAPI
 		instanceAPI
-		rebootAPI
-		stopAPI
+		RebootAPI
+		StopAPI
 		imageAPI
 		placementAPI
 		ec2TagAPI
-		regionAPI
+		RegionAPI
 	}
-	iamAPI interface {
-		userAPI
+	IAMAPI interface {
+		UserAPI
 		roleAPI
 	}
-	s3API interface {
+	S3API interface {
 		bucketAPI
-		backupLister
-		copyAPI
+		BackupLister
+		CopyAPI
 	}
-	ssmAPI interface {
-		paramAPI
+	SSMAPI interface {
+		ParamAPI
 	}
 )
 
 // session holds the clients and identity one command works with.
-type session struct {
-	ec2       ec2API
-	iam       iamAPI
-	s3        s3API
-	ssm       ssmAPI
-	rds       rdsAPI
-	region    string
-	account   string
-	partition string // aws, aws-cn, aws-us-gov: part of every ARN
+type Session struct {
+	EC2       EC2API
+	IAM       IAMAPI
+	S3        S3API
+	SSM       SSMAPI
+	RDS       RDSAPI
+	Region    string
+	Account   string
+	Partition string // aws, aws-cn, aws-us-gov: part of every ARN
 	// principal is the caller's identity as stacks record their owner: an
 	// assumed role counts as its role, whatever the session.
-	principal string
+	Principal string
 	// s3Endpoint is the S3 endpoint override in use, if any; clients then
 	// need MLFLOW_S3_ENDPOINT_URL too.
-	s3Endpoint string
+	S3Endpoint string
 	// ssmEndpoint is the SSM endpoint override in use, if any (an
 	// emulator's): the server must read its secrets from the same place.
-	ssmEndpoint string
+	SSMEndpoint string
 	// ec2In and rdsIn are clients of another region (ls --all-regions).
-	ec2In func(region string) ec2API
-	rdsIn func(region string) rdsAPI
+	EC2In func(region string) EC2API
+	RDSIn func(region string) RDSAPI
 	// s3As is an S3 client that signs with other keys (a new access key's first use).
-	s3As func(id, secret string) keyProbeAPI
+	S3As func(id, secret string) KeyProbeAPI
 }
 
 // s3Endpoint is the S3 endpoint override the configuration names, if any:
 // AWS_ENDPOINT_URL(_S3) or a profile's endpoint_url / services section,
 // unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is set — as the SDK resolves it
 // for its own S3 client.
-func s3Endpoint(cfg aws.Config) string {
+func S3Endpoint(cfg aws.Config) string {
 	return aws.ToString(s3.NewFromConfig(cfg).Options().BaseEndpoint)
 }
 
@@ -99,19 +99,19 @@ func loadConfig(ctx context.Context, a AWS) (aws.Config, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return cfg, usagef("loading AWS configuration: %v", err)
+		return cfg, Usagef("loading AWS configuration: %v", err)
 	}
 	if cfg.Region == "" {
-		return cfg, usagef("no AWS region: pass --region or set AWS_REGION / a profile region")
+		return cfg, Usagef("no AWS region: pass --region or set AWS_REGION / a profile region")
 	}
-	if err := validateRegion(cfg.Region); err != nil {
+	if err := ValidateRegion(cfg.Region); err != nil {
 		return cfg, err
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		if ctx.Err() != nil {
 			return cfg, ctx.Err()
 		}
-		return cfg, usagef("no usable AWS credentials (environment, --profile, SSO or instance role): log in, or pass --profile NAME")
+		return cfg, Usagef("no usable AWS credentials (environment, --profile, SSO or instance role): log in, or pass --profile NAME")
 	}
 	return cfg, regionExists(ctx, cfg)
 }
@@ -134,7 +134,7 @@ func regionExists(ctx context.Context, cfg aws.Config) error {
 	out, err := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region, o.RetryMaxAttempts = home, 1 }).
 		DescribeRegions(ctx, &ec2.DescribeRegionsInput{AllRegions: aws.Bool(true)})
 	if err != nil {
-		return usagef("region %s is not one this mlstack knows, and EC2 in %s could not confirm it (%v): check the name or pass another --region",
+		return Usagef("region %s is not one this mlstack knows, and EC2 in %s could not confirm it (%v): check the name or pass another --region",
 			name, home, err)
 	}
 	var names []string
@@ -145,33 +145,33 @@ func regionExists(ctx context.Context, cfg aws.Config) error {
 		names = append(names, aws.ToString(r.RegionName))
 	}
 	sort.Strings(names)
-	return usagef("region %s does not exist (%s: %s): pass another --region", name, region.Of(name).Name, strings.Join(names, " "))
+	return Usagef("region %s does not exist (%s: %s): pass another --region", name, region.Of(name).Name, strings.Join(names, " "))
 }
 
 // connectAWS loads AWS configuration and learns who we are. It rejects the
 // stack's own scoped keys before any other call, because everything after
 // would fail with a confusing AccessDenied.
-func connectAWS(ctx context.Context, a AWS) (*session, error) {
+func ConnectAWS(ctx context.Context, a AWS) (*Session, error) {
 	cfg, err := loadConfig(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{region: cfg.Region, s3Endpoint: s3Endpoint(cfg)}
+	s := &Session{Region: cfg.Region, S3Endpoint: S3Endpoint(cfg)}
 	pathStyle := func(o *s3.Options) {
 		// Local endpoints (emulators, MinIO) cannot serve virtual-host buckets.
-		o.UsePathStyle = s.s3Endpoint != ""
+		o.UsePathStyle = s.S3Endpoint != ""
 	}
-	s.ec2, s.iam, s.s3 = ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg), s3.NewFromConfig(cfg, pathStyle)
+	s.EC2, s.IAM, s.S3 = ec2.NewFromConfig(cfg), iam.NewFromConfig(cfg), s3.NewFromConfig(cfg, pathStyle)
 	ssmClient := ssm.NewFromConfig(cfg)
-	s.ssm, s.ssmEndpoint = ssmClient, aws.ToString(ssmClient.Options().BaseEndpoint)
-	s.rds = rds.NewFromConfig(cfg)
-	s.ec2In = func(region string) ec2API {
+	s.SSM, s.SSMEndpoint = ssmClient, aws.ToString(ssmClient.Options().BaseEndpoint)
+	s.RDS = rds.NewFromConfig(cfg)
+	s.EC2In = func(region string) EC2API {
 		return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = region })
 	}
-	s.rdsIn = func(region string) rdsAPI {
+	s.RDSIn = func(region string) RDSAPI {
 		return rds.NewFromConfig(cfg, func(o *rds.Options) { o.Region = region })
 	}
-	s.s3As = func(id, secret string) keyProbeAPI {
+	s.S3As = func(id, secret string) KeyProbeAPI {
 		return s3.NewFromConfig(cfg, pathStyle, func(o *s3.Options) {
 			o.Credentials = credentials.NewStaticCredentialsProvider(id, secret, "")
 		})
@@ -180,14 +180,14 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 	if err != nil {
 		return nil, identityError(ctx, cfg, err)
 	}
-	s.account = aws.ToString(id.Account)
-	s.partition = "aws"
+	s.Account = aws.ToString(id.Account)
+	s.Partition = "aws"
 	if parts := strings.SplitN(aws.ToString(id.Arn), ":", 3); len(parts) == 3 && parts[1] != "" {
-		s.partition = parts[1]
+		s.Partition = parts[1]
 	}
-	s.principal = principalOf(aws.ToString(id.Arn))
-	if arn := aws.ToString(id.Arn); strings.Contains(arn, ":user"+iamPath) {
-		return nil, usagef("mlstack was called with a stack's own scoped keys (%s), probably exported by `mlstack env`: "+
+	s.Principal = PrincipalOf(aws.ToString(id.Arn))
+	if arn := aws.ToString(id.Arn); strings.Contains(arn, ":user"+IAMPath) {
+		return nil, Usagef("mlstack was called with a stack's own scoped keys (%s), probably exported by `mlstack env`: "+
 			"run it with an admin identity instead, e.g. `env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY mlstack …` or --profile NAME", arn)
 	}
 	return s, nil
@@ -197,7 +197,7 @@ func connectAWS(ctx context.Context, a AWS) (*session, error) {
 // owner: arn:P:sts::A:assumed-role/ROLE/SESSION is arn:P:iam::A:role/ROLE
 // (the role's path is not in the ARN STS gives; mlstack compares this form
 // only); any other ARN is itself.
-func principalOf(arn string) string {
+func PrincipalOf(arn string) string {
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) == 6 && parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/") {
 		role := strings.SplitN(strings.TrimPrefix(parts[5], "assumed-role/"), "/", 2)[0]
@@ -210,35 +210,35 @@ func principalOf(arn string) string {
 // in the partition's home region but not here mean the region is an opt-in
 // region not enabled for the account, not that the caller must log in.
 func identityError(ctx context.Context, cfg aws.Config, err error) error {
-	code := errorCode(err)
+	code := ErrorCode(err)
 	if code == "" {
 		return fmt.Errorf("checking AWS credentials (sts:GetCallerIdentity): %w", err)
 	}
 	if home := region.Of(cfg.Region).Home; home != "" && home != cfg.Region &&
-		hasCode(err, "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure") {
+		HasCode(err, "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure") {
 		id, herr := sts.NewFromConfig(cfg, func(o *sts.Options) { o.Region = home }).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 		if herr == nil {
-			return usagef("region %s is not enabled for account %s (an opt-in region): enable it (console: Account → AWS Regions, "+
+			return Usagef("region %s is not enabled for account %s (an opt-in region): enable it (console: Account → AWS Regions, "+
 				"or `aws account enable-region --region-name %s`) or pass another --region", cfg.Region, aws.ToString(id.Account), cfg.Region)
 		}
 	}
-	return usagef("checking AWS credentials (sts:GetCallerIdentity): %s: log in or pass --profile", code)
+	return Usagef("checking AWS credentials (sts:GetCallerIdentity): %s: log in or pass --profile", code)
 }
 
 // rdsForRegion is the session's RDS client, or one of another region.
-func (s *session) rdsForRegion(region string) rdsAPI {
-	if region == s.region {
-		return s.rds
+func (s *Session) RDSForRegion(region string) RDSAPI {
+	if region == s.Region {
+		return s.RDS
 	}
-	return s.rdsIn(region)
+	return s.RDSIn(region)
 }
 
 // ec2ForRegion is the session's EC2 client, or one of another region.
-func (s *session) ec2ForRegion(region string) ec2API {
-	if region == s.region {
-		return s.ec2
+func (s *Session) EC2ForRegion(region string) EC2API {
+	if region == s.Region {
+		return s.EC2
 	}
-	return s.ec2In(region)
+	return s.EC2In(region)
 }
 
 // AWS chooses the account and region to work in (--region, --profile).
@@ -249,9 +249,9 @@ type AWS struct {
 	Calls *CallLog
 }
 
-func (a AWS) validate() error {
+func (a AWS) Validate() error {
 	if a.Region != "" {
-		return validateRegion(a.Region)
+		return ValidateRegion(a.Region)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import "fmt"
 
@@ -21,7 +21,7 @@ type Waiting = interface {
 }
 
 // pluralWord is "instance" for one, "instances" for more.
-func pluralWord(n int, noun string) string {
+func PluralWord(n int, noun string) string {
 	if n == 1 {
 		return noun
 	}
@@ -29,6 +29,6 @@ func pluralWord(n int, noun string) string {
 }
 
 // plural is "1 run", "2 runs".
-func plural(n int, noun string) string {
-	return fmt.Sprintf("%d %s", n, pluralWord(n, noun))
+func Plural(n int, noun string) string {
+	return fmt.Sprintf("%d %s", n, PluralWord(n, noun))
 }

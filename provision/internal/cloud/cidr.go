@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 // parseCIDRs checks and normalises --allow-cidr values. A bare IP becomes a
 // /32 (or /128); host bits set is an error because it is usually a typo.
-func parseCIDRs(in []string) ([]string, error) {
+func ParseCIDRs(in []string) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	for _, raw := range in {
@@ -24,17 +24,17 @@ func parseCIDRs(in []string) ([]string, error) {
 		} else {
 			p, err = netip.ParsePrefix(s)
 			if err != nil {
-				return nil, usagef("--allow-cidr %q is not a CIDR like 198.51.100.7/32", raw)
+				return nil, Usagef("--allow-cidr %q is not a CIDR like 198.51.100.7/32", raw)
 			}
 		}
 		if p.Addr().Zone() != "" {
-			return nil, usagef("--allow-cidr %q: zoned addresses are not allowed", raw)
+			return nil, Usagef("--allow-cidr %q: zoned addresses are not allowed", raw)
 		}
 		if p.Masked() != p {
-			return nil, usagef("--allow-cidr %q has host bits set; did you mean %s?", raw, p.Masked())
+			return nil, Usagef("--allow-cidr %q has host bits set; did you mean %s?", raw, p.Masked())
 		}
 		if !p.Addr().Is4() {
-			return nil, usagef("--allow-cidr %q: only IPv4 CIDRs are supported (the default VPC has no IPv6 route)", raw)
+			return nil, Usagef("--allow-cidr %q: only IPv4 CIDRs are supported (the default VPC has no IPv6 route)", raw)
 		}
 		if !seen[p.String()] {
 			seen[p.String()] = true
@@ -49,21 +49,21 @@ const checkIPURL = "https://checkip.amazonaws.com"
 
 // detectCIDR finds the caller's public IPv4 address as a /32; detect nil
 // asks checkip.amazonaws.com.
-func detectCIDR(detect func() (netip.Addr, error)) (string, error) {
+func DetectCIDR(detect func() (netip.Addr, error)) (string, error) {
 	if detect == nil {
-		detect = func() (netip.Addr, error) { return detectPublicIP(context.Background(), checkIPURL) }
+		detect = func() (netip.Addr, error) { return DetectPublicIP(context.Background(), checkIPURL) }
 	}
 	ip, err := detect()
 	if err != nil {
-		return "", usagef("no --allow-cidr given and your public IP could not be detected (%v): pass --allow-cidr YOUR.IP/32", err)
+		return "", Usagef("no --allow-cidr given and your public IP could not be detected (%v): pass --allow-cidr YOUR.IP/32", err)
 	}
 	if !ip.Is4() {
-		return "", usagef("no --allow-cidr given and your public IP %s is not IPv4: pass --allow-cidr", ip)
+		return "", Usagef("no --allow-cidr given and your public IP %s is not IPv4: pass --allow-cidr", ip)
 	}
 	return netip.PrefixFrom(ip, 32).String(), nil
 }
 
-func detectPublicIP(ctx context.Context, url string) (netip.Addr, error) {
+func DetectPublicIP(ctx context.Context, url string) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -96,11 +96,11 @@ var nonPublic = []netip.Prefix{
 
 // widestAllowed is the longest public prefix let in without asking: a /24
 // is an office; anything wider is a provider, a country, or the internet.
-const widestAllowed = 24
+const WidestAllowed = 24
 
 // wideOpening describes what cidrs open to when one of them is a public
 // prefix wider than widestAllowed, else "".
-func wideOpening(cidrs []string) string {
+func WideOpening(cidrs []string) string {
 	var wide, all []netip.Prefix
 	for _, c := range cidrs {
 		p, err := netip.ParsePrefix(c)
@@ -108,7 +108,7 @@ func wideOpening(cidrs []string) string {
 			continue
 		}
 		all = append(all, p)
-		if p.Bits() < widestAllowed && publicAddrs([]netip.Prefix{p}) > 0 {
+		if p.Bits() < WidestAllowed && publicAddrs([]netip.Prefix{p}) > 0 {
 			wide = append(wide, p)
 		}
 	}
@@ -119,7 +119,7 @@ func wideOpening(cidrs []string) string {
 	if n == publicAddrs([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}) {
 		return "the whole internet"
 	}
-	return fmt.Sprintf("%d public addresses (%s is wider than a /%d)", n, wide[0], widestAllowed)
+	return fmt.Sprintf("%d public addresses (%s is wider than a /%d)", n, wide[0], WidestAllowed)
 }
 
 // publicAddrs counts the public IPv4 addresses in the union of ps.
@@ -154,7 +154,7 @@ func publicAddrs(ps []netip.Prefix) uint64 {
 
 // nonPublicCIDRs are the cidrs that hold no public address: traffic from
 // the internet to the server's public address never comes from them.
-func nonPublicCIDRs(cidrs []string) []string {
+func NonPublicCIDRs(cidrs []string) []string {
 	var out []string
 	for _, c := range cidrs {
 		if p, err := netip.ParsePrefix(c); err == nil && publicAddrs([]netip.Prefix{p}) == 0 {

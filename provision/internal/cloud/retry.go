@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"context"
@@ -27,10 +27,10 @@ func newRetryer() aws.Retryer {
 // accept, or wait has passed. It is for named eventual-consistency errors
 // (IAM propagation, DependencyViolation), never for errors in general. Its
 // back-off is the context's (waitsOf).
-func retryOn(ctx context.Context, wait time.Duration, match func(error) bool, onRetry func(error), fn func() error) error {
-	w := waitsOf(ctx)
+func RetryOn(ctx context.Context, wait time.Duration, match func(error) bool, onRetry func(error), fn func() error) error {
+	w := WaitsOf(ctx)
 	deadline := time.Now().Add(wait)
-	delay := w.retryFirst
+	delay := w.RetryFirst
 	for {
 		err := fn()
 		if err == nil || !match(err) || time.Now().Add(delay).After(deadline) {
@@ -39,19 +39,19 @@ func retryOn(ctx context.Context, wait time.Duration, match func(error) bool, on
 		if onRetry != nil {
 			onRetry(err)
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := Sleep(ctx, delay); err != nil {
 			return err
 		}
-		delay = min(delay*2, w.retryMax)
+		delay = min(delay*2, w.RetryMax)
 	}
 }
 
 // isIAMPropagation matches IAM's answer for an entity created a moment ago
 // that a later call cannot see yet.
-func isIAMPropagation(err error) bool { return hasCode(err, "NoSuchEntity") }
+func isIAMPropagation(err error) bool { return HasCode(err, "NoSuchEntity") }
 
 // sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import "math"
 
@@ -34,12 +34,12 @@ const (
 	publicIPv4Hourly  = 0.005
 	gp3PerGBMonth     = 0.08
 	rootVolumeGiB     = 16 // the instance's root volume (runRequest)
-	costSourceSummary = "on-demand, us-east-1 prices, instance + public IPv4 + 16 GiB gp3; S3 artifacts not counted"
+	CostSourceSummary = "on-demand, us-east-1 prices, instance + public IPv4 + 16 GiB gp3; S3 artifacts not counted"
 )
 
 // costPerMonth is the stack's monthly cost in US dollars, rounded to the
 // cent; false when the instance type is not in the table.
-func (i stackInfo) costPerMonth() (float64, bool) {
+func (i StackInfo) CostPerMonth() (float64, bool) {
 	usd, ok := i.dbCostPerMonth()
 	if !ok {
 		return 0, false
@@ -62,15 +62,15 @@ func (i stackInfo) costPerMonth() (float64, bool) {
 
 // dbCostPerMonth is the RDS database's part: its class while it runs, its
 // storage always; false for a class not in the table.
-func (i stackInfo) dbCostPerMonth() (float64, bool) {
-	if i.dbClass == "" {
+func (i StackInfo) dbCostPerMonth() (float64, bool) {
+	if i.DBClass == "" {
 		return 0, true
 	}
-	usd := dbStorageGiB * dbGP3PerGBMonth
-	switch i.dbState {
+	usd := DBStorageGiB * dbGP3PerGBMonth
+	switch i.DBState {
 	case "stopped", "stopping", "deleting":
 		return usd, true
 	}
-	h, ok := dbHourlyUSD[i.dbClass]
+	h, ok := dbHourlyUSD[i.DBClass]
 	return usd + h*hoursPerMonth, ok
 }

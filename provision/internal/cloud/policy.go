@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 // artifactPrefix is where MLflow keeps artifacts in the stack bucket (the
 // server's default artifact root and its proxied destination); the
 // client key reaches nothing else of the bucket.
-const artifactPrefix = "artifacts/"
+const ArtifactPrefix = "artifacts/"
 
 // bucketPolicy is the client key's only access (the stack's IAM user): what
 // MLflow's S3 artifact store does, on objects under artifacts/ and listings
@@ -21,7 +21,7 @@ const artifactPrefix = "artifacts/"
 // an explicit Deny keyed on aws:SecureTransport would deny everything in an
 // emulator that cannot evaluate the key (moto ignores Bool and StringLike
 // conditions; policy_test.go evaluates them as AWS does).
-func bucketPolicy(partition, bucket string) string {
+func BucketPolicy(partition, bucket string) string {
 	arn := fmt.Sprintf("arn:%s:s3:::%s", partition, bucket)
 	tlsOnly := map[string]any{"aws:SecureTransport": "true"}
 	doc := map[string]any{
@@ -29,7 +29,7 @@ func bucketPolicy(partition, bucket string) string {
 		"Statement": []map[string]any{
 			{
 				"Sid": "ListArtifacts", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn,
-				"Condition": map[string]any{"Bool": tlsOnly, "StringLike": map[string]any{"s3:prefix": artifactPrefix + "*"}},
+				"Condition": map[string]any{"Bool": tlsOnly, "StringLike": map[string]any{"s3:prefix": ArtifactPrefix + "*"}},
 			},
 			{
 				"Sid": "BucketLocation", "Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": arn,
@@ -40,7 +40,7 @@ func bucketPolicy(partition, bucket string) string {
 				"Effect": "Allow",
 				"Action": []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject",
 					"s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"},
-				"Resource":  arn + "/" + artifactPrefix + "*",
+				"Resource":  arn + "/" + ArtifactPrefix + "*",
 				"Condition": map[string]any{"Bool": tlsOnly},
 			},
 		},
@@ -51,7 +51,7 @@ func bucketPolicy(partition, bucket string) string {
 
 // serverBucketPolicy is the server role's access to the bucket: the whole
 // of it (the proxied artifacts, and what the server keeps there besides).
-func serverBucketPolicy(partition, bucket string) string {
+func ServerBucketPolicy(partition, bucket string) string {
 	arn := fmt.Sprintf("arn:%s:s3:::%s", partition, bucket)
 	doc := map[string]any{
 		"Version": "2012-10-17",
@@ -78,14 +78,14 @@ func serverBucketPolicy(partition, bucket string) string {
 // rolePolicy is the server role's access: the whole bucket,
 // reading the stack's secrets, artifacts mode and database (postgres) from SSM, and publishing (and reading back)
 // the public halves of its TLS and SSH keys there. Nothing else in SSM.
-func rolePolicy(partition, account string, n names) string {
+func RolePolicy(partition, account string, n Names) string {
 	var doc map[string]any
-	_ = json.Unmarshal([]byte(serverBucketPolicy(partition, n.Bucket)), &doc) // our own JSON
+	_ = json.Unmarshal([]byte(ServerBucketPolicy(partition, n.Bucket)), &doc) // our own JSON
 	arn := func(name string) string {
-		return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, n.Region, account, n.param(name))
+		return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, n.Region, account, n.Param(name))
 	}
 	var all, publish []string
-	for _, name := range []string{paramAdminPassword, paramFlaskSecret, paramArtifacts, paramTLSCert, paramHostKey, paramDatabase, paramDBPassword} {
+	for _, name := range []string{ParamAdminPassword, ParamFlaskSecret, ParamArtifacts, ParamTLSCert, ParamHostKey, ParamDatabase, ParamDBPassword} {
 		all = append(all, arn(name))
 	}
 	for _, name := range serverWrites {
@@ -101,14 +101,14 @@ func rolePolicy(partition, account string, n names) string {
 
 // ec2TrustPolicy lets EC2 instances of the region's partition assume the
 // server role (the service principal differs in China).
-func ec2TrustPolicy(regionName string) string {
+func EC2TrustPolicy(regionName string) string {
 	return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"` +
 		region.Of(regionName).EC2Principal + `"},"Action":"sts:AssumeRole"}]}`
 }
 
 // samePolicy compares two policy documents by meaning. IAM returns stored
 // documents URL-encoded and may re-serialise them.
-func samePolicy(got, want string) bool {
+func SamePolicy(got, want string) bool {
 	if dec, err := url.QueryUnescape(got); err == nil {
 		got = dec
 	}

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The artifact bucket: mlstack-<stack>-<account>-<region>, public access
 // blocked, default encryption set explicitly, tagged.
@@ -31,54 +31,54 @@ type bucketAPI interface {
 	DeleteObjects(context.Context, *s3.DeleteObjectsInput, ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
-	objectAPI
+	ObjectAPI
 }
 
 // bucketFound is what exists of the bucket.
-type bucketFound struct {
-	exists, tagged, publicBlocked, encrypted bool
+type BucketFound struct {
+	Exists, tagged, PublicBlocked, Encrypted bool
 }
 
 // findBucket reads the bucket and its settings. A bucket of that name owned
 // by another account, or untagged in ours, is an error: we never adopt it,
 // unless it is the one this machine created and did not tag (pending).
-func findBucket(ctx context.Context, api bucketAPI, n names, pending string) (*bucketFound, error) {
+func FindBucket(ctx context.Context, api bucketAPI, n Names, pending string) (*BucketFound, error) {
 	_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(n.Bucket), ExpectedBucketOwner: aws.String(n.Account)})
-	return findBucketFrom(ctx, api, n, pending, err)
+	return FindBucketFrom(ctx, api, n, pending, err)
 }
 
 // findBucketFrom is findBucket once HeadBucket has answered (head: its
 // error, nil when the bucket is there): openStack's resolveBucket asked.
-func findBucketFrom(ctx context.Context, api bucketAPI, n names, pending string, head error) (*bucketFound, error) {
-	b := &bucketFound{}
+func FindBucketFrom(ctx context.Context, api bucketAPI, n Names, pending string, head error) (*BucketFound, error) {
+	b := &BucketFound{}
 	err := head
 	switch {
-	case hasCode(err, "NotFound", "NoSuchBucket"):
+	case HasCode(err, "NotFound", "NoSuchBucket"):
 		return b, nil
-	case hasCode(err, "Forbidden", "AccessDenied", "301", "MovedPermanently", "PermanentRedirect"):
+	case HasCode(err, "Forbidden", "AccessDenied", "301", "MovedPermanently", "PermanentRedirect"):
 		return nil, fmt.Errorf("S3 bucket %s exists but this identity cannot use it (another account or region owns it): choose another --stack", n.Bucket)
 	case err != nil:
 		return nil, fmt.Errorf("checking S3 bucket %s: %w", n.Bucket, err)
 	}
-	b.exists = true
+	b.Exists = true
 	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
-	if err != nil && !hasCode(err, "NoSuchTagSet") {
+	if err != nil && !HasCode(err, "NoSuchTagSet") {
 		return nil, fmt.Errorf("reading tags of S3 bucket %s: %w", n.Bucket, err)
 	}
-	b.tagged = tags != nil && owned(s3TagMap(tags.TagSet), n.Stack)
+	b.tagged = tags != nil && owned(S3TagMap(tags.TagSet), n.Stack)
 	if !b.tagged && (pending != n.Bucket || (tags != nil && len(tags.TagSet) > 0)) {
-		return nil, &notOwnedError{Kind: "S3 bucket", Name: n.Bucket, Stack: n.Stack}
+		return nil, &NotOwnedError{Kind: "S3 bucket", Name: n.Bucket, Stack: n.Stack}
 	}
-	if b.publicBlocked, err = publicAccessBlocked(ctx, api, n.Bucket); err != nil {
+	if b.PublicBlocked, err = publicAccessBlocked(ctx, api, n.Bucket); err != nil {
 		return nil, err
 	}
 	enc, err := api.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(n.Bucket)})
 	switch {
-	case hasCode(err, "ServerSideEncryptionConfigurationNotFoundError"):
+	case HasCode(err, "ServerSideEncryptionConfigurationNotFoundError"):
 	case err != nil:
 		return nil, fmt.Errorf("reading encryption of S3 bucket %s: %w", n.Bucket, err)
 	default:
-		b.encrypted = enc.ServerSideEncryptionConfiguration != nil && len(enc.ServerSideEncryptionConfiguration.Rules) > 0
+		b.Encrypted = enc.ServerSideEncryptionConfiguration != nil && len(enc.ServerSideEncryptionConfiguration.Rules) > 0
 	}
 	return b, nil
 }
@@ -87,7 +87,7 @@ func findBucketFrom(ctx context.Context, api bucketAPI, n names, pending string,
 func publicAccessBlocked(ctx context.Context, api bucketAPI, bucket string) (bool, error) {
 	pab, err := api.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: aws.String(bucket)})
 	switch {
-	case hasCode(err, "NoSuchPublicAccessBlockConfiguration"):
+	case HasCode(err, "NoSuchPublicAccessBlockConfiguration"):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("reading public access block of S3 bucket %s: %w", bucket, err)
@@ -98,16 +98,16 @@ func publicAccessBlocked(ctx context.Context, api bucketAPI, bucket string) (boo
 }
 
 // plan says in words what ensureBucket would do.
-func (b *bucketFound) plan(n names) []planStep {
-	if !b.exists {
-		return []planStep{step(kindBucket, n.Bucket, "create S3 bucket %s (public access blocked, AES256 default encryption)", n.Bucket)}
+func (b *BucketFound) Plan(n Names) []PlanStep {
+	if !b.Exists {
+		return []PlanStep{Step(KindBucket, n.Bucket, "create S3 bucket %s (public access blocked, AES256 default encryption)", n.Bucket)}
 	}
-	var p []planStep
-	if !b.publicBlocked {
-		p = append(p, step(kindBucket, n.Bucket, "block public access to S3 bucket %s", n.Bucket))
+	var p []PlanStep
+	if !b.PublicBlocked {
+		p = append(p, Step(KindBucket, n.Bucket, "block public access to S3 bucket %s", n.Bucket))
 	}
-	if !b.encrypted {
-		p = append(p, step(kindBucket, n.Bucket, "set default encryption on S3 bucket %s", n.Bucket))
+	if !b.Encrypted {
+		p = append(p, Step(KindBucket, n.Bucket, "set default encryption on S3 bucket %s", n.Bucket))
 	}
 	return p
 }
@@ -117,30 +117,30 @@ func (b *bucketFound) plan(n names) []planStep {
 const bucketWait = time.Minute
 
 // isBucketPropagation matches those answers.
-func isBucketPropagation(err error) bool { return hasCode(err, "NoSuchBucket", "OperationAborted") }
+func isBucketPropagation(err error) bool { return HasCode(err, "NoSuchBucket", "OperationAborted") }
 
 // ensureBucketInput is what ensureBucket needs besides the API.
-type ensureBucketInput struct {
-	names names
-	tags  map[string]string
+type EnsureBucketInput struct {
+	Names Names
+	Tags  map[string]string
 	// pending records (name) and clears ("") the bucket this machine is
 	// creating, so that a half-created bucket (made, not yet tagged) is
 	// known as the stack's by the next up or down here, and by no one else.
-	pending func(name string) error
-	log     Log
+	Pending func(name string) error
+	Log     Log
 }
 
 // ensureBucket creates the bucket and sets tags, public access block and
 // default encryption explicitly (some S3 implementations do not default it).
-func ensureBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureBucketInput) error {
-	n := in.names
-	if !b.exists || !b.tagged {
+func EnsureBucket(ctx context.Context, api bucketAPI, b *BucketFound, in EnsureBucketInput) error {
+	n := in.Names
+	if !b.Exists || !b.tagged {
 		if err := createBucket(ctx, api, b, in); err != nil {
 			return err
 		}
 	}
-	settle := func(fn func() error) error { return retryOn(ctx, bucketWait, isBucketPropagation, nil, fn) }
-	if !b.publicBlocked {
+	settle := func(fn func() error) error { return RetryOn(ctx, bucketWait, isBucketPropagation, nil, fn) }
+	if !b.PublicBlocked {
 		err := settle(func() error {
 			_, err := api.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{
 				Bucket: aws.String(n.Bucket),
@@ -155,7 +155,7 @@ func ensureBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureB
 			return fmt.Errorf("blocking public access to S3 bucket %s: %w", n.Bucket, err)
 		}
 	}
-	if !b.encrypted {
+	if !b.Encrypted {
 		err := settle(func() error {
 			_, err := api.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{
 				Bucket: aws.String(n.Bucket),
@@ -179,46 +179,46 @@ func ensureBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureB
 // for a half-created bucket of this stack, finishes the job. Creating and
 // tagging are not split by an interrupt, and the pending mark covers a
 // crash between them.
-func createBucket(ctx context.Context, api bucketAPI, b *bucketFound, in ensureBucketInput) error {
-	n := in.names
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), waitsOf(ctx).nameBusy+bucketWait)
+func createBucket(ctx context.Context, api bucketAPI, b *BucketFound, in EnsureBucketInput) error {
+	n := in.Names
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), WaitsOf(ctx).NameBusy+bucketWait)
 	defer cancel()
-	if !b.exists {
-		if err := in.pending(n.Bucket); err != nil {
+	if !b.Exists {
+		if err := in.Pending(n.Bucket); err != nil {
 			return err
 		}
-		in.log.Step("creating S3 bucket %s", n.Bucket)
-		if err := createBucketCall(ctx, api, n, in.tags, in.log); err != nil {
+		in.Log.Step("creating S3 bucket %s", n.Bucket)
+		if err := createBucketCall(ctx, api, n, in.Tags, in.Log); err != nil {
 			return err
 		}
 	} else {
-		in.log.Step("tagging S3 bucket %s, which an interrupted run of this stack created", n.Bucket)
+		in.Log.Step("tagging S3 bucket %s, which an interrupted run of this stack created", n.Bucket)
 	}
-	err := retryOn(ctx, bucketWait, isBucketPropagation, nil, func() error {
+	err := RetryOn(ctx, bucketWait, isBucketPropagation, nil, func() error {
 		_, err := api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{
-			Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: s3Tags(in.tags)},
+			Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: S3Tags(in.Tags)},
 		})
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("tagging S3 bucket %s: %w", n.Bucket, err)
 	}
-	return in.pending("")
+	return in.Pending("")
 }
 
 // createBucketCall is CreateBucket, waiting while S3 still holds the name of
 // a bucket deleted a moment ago.
-func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[string]string, log Log) error {
+func createBucketCall(ctx context.Context, api bucketAPI, n Names, tags map[string]string, log Log) error {
 	in := &s3.CreateBucketInput{Bucket: aws.String(n.Bucket),
-		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{Tags: s3Tags(tags)}}
+		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{Tags: S3Tags(tags)}}
 	if n.Region != "us-east-1" { // us-east-1 rejects its own name as a constraint
 		in.CreateBucketConfiguration.LocationConstraint = s3types.BucketLocationConstraint(n.Region)
 	}
 	if n.GlobalBucket != "" {
 		in.BucketNamespace = s3types.BucketNamespaceAccountRegional
 	}
-	warned, nameBusyWait := false, waitsOf(ctx).nameBusy
-	err := retryOn(ctx, nameBusyWait, func(err error) bool { return hasCode(err, "OperationAborted") }, func(error) {
+	warned, nameBusyWait := false, WaitsOf(ctx).NameBusy
+	err := RetryOn(ctx, nameBusyWait, func(err error) bool { return HasCode(err, "OperationAborted") }, func(error) {
 		if !warned {
 			log.Info("S3 still holds the name %s for a bucket deleted a moment ago; waiting up to %s for it", n.Bucket, nameBusyWait)
 			warned = true
@@ -228,15 +228,15 @@ func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[stri
 		return err
 	})
 	switch {
-	case hasCode(err, "BucketAlreadyOwnedByYou"):
+	case HasCode(err, "BucketAlreadyOwnedByYou"):
 		// Our own CreateBucket retried after a dropped connection, or a
 		// concurrent run of this stack: the name carries our account and
 		// stack, and it did not exist a moment ago, so tag it.
 		return nil
-	case hasCode(err, "OperationAborted"):
+	case HasCode(err, "OperationAborted"):
 		return fmt.Errorf("S3 still holds the name %s after %s (a bucket of that name was deleted a moment ago, "+
 			"and S3 frees names with a delay): try again in a few minutes: %w", n.Bucket, nameBusyWait, err)
-	case hasCode(err, "BucketAlreadyExists"):
+	case HasCode(err, "BucketAlreadyExists"):
 		return fmt.Errorf("S3 bucket name %s is taken by another account: choose another --stack", n.Bucket)
 	case err != nil:
 		return fmt.Errorf("creating S3 bucket %s: %w", n.Bucket, err)
@@ -246,28 +246,28 @@ func createBucketCall(ctx context.Context, api bucketAPI, n names, tags map[stri
 
 // bucketInventory is the bucket's status row when the stack owns it (or
 // this machine created it and has not tagged it yet: pending).
-func bucketInventory(ctx context.Context, api bucketAPI, n names, pending string) ([]resource, error) {
+func BucketInventory(ctx context.Context, api bucketAPI, n Names, pending string) ([]Resource, error) {
 	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
 	switch {
-	case hasCode(err, "NoSuchTagSet") && pending == n.Bucket:
-		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateUntagged}}, nil
-	case hasCode(err, "NoSuchBucket", "NotFound"):
+	case HasCode(err, "NoSuchTagSet") && pending == n.Bucket:
+		return []Resource{{Kind: KindBucket, ID: n.Bucket, Name: n.Bucket, State: stateUntagged}}, nil
+	case HasCode(err, "NoSuchBucket", "NotFound"):
 		return nil, nil
-	case hasCode(err, "NoSuchTagSet"):
-		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateForeign}}, nil
-	case hasCode(err, "AccessDenied", "Forbidden"):
+	case HasCode(err, "NoSuchTagSet"):
+		return []Resource{{Kind: KindBucket, ID: n.Bucket, Name: n.Bucket, State: StateForeign}}, nil
+	case HasCode(err, "AccessDenied", "Forbidden"):
 		return nil, fmt.Errorf("reading S3 bucket %s: access denied reading its tags (another account's bucket?): %w", n.Bucket, err)
 	case err != nil:
 		return nil, fmt.Errorf("reading S3 bucket %s: %w", n.Bucket, err)
-	case owned(s3TagMap(tags.TagSet), n.Stack):
-		return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateExists}}, nil
+	case owned(S3TagMap(tags.TagSet), n.Stack):
+		return []Resource{{Kind: KindBucket, ID: n.Bucket, Name: n.Bucket, State: StateExists}}, nil
 	}
-	return []resource{{Kind: kindBucket, ID: n.Bucket, Name: n.Bucket, State: stateForeign}}, nil
+	return []Resource{{Kind: KindBucket, ID: n.Bucket, Name: n.Bucket, State: StateForeign}}, nil
 }
 
 // listBuckets adds to set the stacks of buckets named
 // mlstack-*-<account>-<region>[-an] in the wanted regions, by their tags.
-func listBuckets(ctx context.Context, api bucketAPI, account string, set *stackSet, want map[string]bool) error {
+func ListBuckets(ctx context.Context, api bucketAPI, account string, set *StackSet, want map[string]bool) error {
 	out, err := api.ListBuckets(ctx, &s3.ListBucketsInput{Prefix: aws.String("mlstack-")})
 	if err != nil {
 		return fmt.Errorf("listing S3 buckets: %w", err)
@@ -285,26 +285,26 @@ func listBuckets(ctx context.Context, api bucketAPI, account string, set *stackS
 			continue
 		}
 		tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: b.Name}, func(o *s3.Options) { o.Region = region })
-		if hasCode(err, "NoSuchTagSet", "NoSuchBucket") {
+		if HasCode(err, "NoSuchTagSet", "NoSuchBucket") {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("reading tags of S3 bucket %s: %w", name, err)
 		}
-		set.add(region, s3TagMap(tags.TagSet), resource{Kind: kindBucket, ID: name, Name: name, State: stateExists}, nil)
+		set.Add(region, S3TagMap(tags.TagSet), Resource{Kind: KindBucket, ID: name, Name: name, State: StateExists}, nil)
 	}
 	return nil
 }
 
 // retagBucket moves the bucket's expiry, keeping its other tags.
-func retagBucket(ctx context.Context, api bucketAPI, n names, expires string) error {
+func RetagBucket(ctx context.Context, api bucketAPI, n Names, expires string) error {
 	cur, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
 	if err != nil {
 		return fmt.Errorf("reading tags of S3 bucket %s: %w", n.Bucket, err)
 	}
-	m := s3TagMap(cur.TagSet)
-	m[tagExpiresAt] = expires
-	if _, err := api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: s3Tags(m)}}); err != nil {
+	m := S3TagMap(cur.TagSet)
+	m[TagExpiresAt] = expires
+	if _, err := api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: S3Tags(m)}}); err != nil {
 		return fmt.Errorf("moving the expiry of S3 bucket %s: %w", n.Bucket, err)
 	}
 	return nil
@@ -313,7 +313,7 @@ func retagBucket(ctx context.Context, api bucketAPI, n names, expires string) er
 // deleteBucket empties the bucket (every version, delete marker and
 // unfinished upload) and deletes it; the inventory found it the stack's
 // (tagged, or made by this machine and not tagged yet). NotFound is done.
-func deleteBucket(ctx context.Context, api bucketAPI, n names, log Log) error {
+func DeleteBucket(ctx context.Context, api bucketAPI, n Names, log Log) error {
 	log.Step("emptying and deleting S3 bucket %s", n.Bucket)
 	if err := emptyBucket(ctx, api, n.Bucket); err != nil {
 		return err
@@ -321,7 +321,7 @@ func deleteBucket(ctx context.Context, api bucketAPI, n names, log Log) error {
 	if err := abortUploads(ctx, api, n.Bucket); err != nil {
 		return err
 	}
-	if _, err := api.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(n.Bucket)}); err != nil && !hasCode(err, "NoSuchBucket") {
+	if _, err := api.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(n.Bucket)}); err != nil && !HasCode(err, "NoSuchBucket") {
 		return fmt.Errorf("deleting S3 bucket %s: %w", n.Bucket, err)
 	}
 	return nil
@@ -332,7 +332,7 @@ func emptyBucket(ctx context.Context, api bucketAPI, bucket string) error {
 	p := s3.NewListObjectVersionsPaginator(api, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
-		if hasCode(err, "NoSuchBucket") {
+		if HasCode(err, "NoSuchBucket") {
 			return nil
 		}
 		if err != nil {
@@ -368,14 +368,14 @@ func emptyBucket(ctx context.Context, api bucketAPI, bucket string) error {
 // abortUploads aborts unfinished multipart uploads, whose parts also bill.
 func abortUploads(ctx context.Context, api bucketAPI, bucket string) error {
 	ups, err := api.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
-	if hasCode(err, "NoSuchBucket") {
+	if HasCode(err, "NoSuchBucket") {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("listing unfinished uploads of S3 bucket %s: %w", bucket, err)
 	}
 	for _, u := range ups.Uploads {
-		if _, err := api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil && !hasCode(err, "NoSuchUpload") {
+		if _, err := api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil && !HasCode(err, "NoSuchUpload") {
 			return fmt.Errorf("aborting upload %s in S3 bucket %s: %w", aws.ToString(u.Key), bucket, err)
 		}
 	}
@@ -385,70 +385,70 @@ func abortUploads(ctx context.Context, api bucketAPI, bucket string) error {
 // resolveBucket settles which of the stack's two possible bucket names is in
 // use: a stack made before mlstack used the account-regional namespace keeps
 // its bucket under the global name; every other stack uses the regional one.
-func resolveBucket(ctx context.Context, api bucketAPI, n names) (names, error) {
-	n, _, err := resolveBucketHead(ctx, api, n)
+func ResolveBucket(ctx context.Context, api bucketAPI, n Names) (Names, error) {
+	n, _, err := ResolveBucketHead(ctx, api, n)
 	return n, err
 }
 
 // bucketHead is HeadBucket's answer for the resolved name (err nil: the
 // bucket is there), when resolveBucketHead asked it.
-type bucketHead struct {
-	asked bool
-	err   error
+type BucketHead struct {
+	Asked bool
+	Err   error
 }
 
 // resolveBucketHead is resolveBucket, with HeadBucket's answer for the
 // name it chose, which up's findBucket then need not ask again.
-func resolveBucketHead(ctx context.Context, api bucketAPI, n names) (names, bucketHead, error) {
+func ResolveBucketHead(ctx context.Context, api bucketAPI, n Names) (Names, BucketHead, error) {
 	if n.GlobalBucket == "" {
-		return n, bucketHead{}, nil
+		return n, BucketHead{}, nil
 	}
 	head := func(name string) (bool, error, error) {
 		_, err := api.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name), ExpectedBucketOwner: aws.String(n.Account)})
 		switch {
 		case err == nil:
 			return true, nil, nil
-		case hasCode(err, "NotFound", "NoSuchBucket", "Forbidden", "AccessDenied", "301", "MovedPermanently", "PermanentRedirect"):
+		case HasCode(err, "NotFound", "NoSuchBucket", "Forbidden", "AccessDenied", "301", "MovedPermanently", "PermanentRedirect"):
 			return false, err, nil // missing, or not ours: not the stack's
 		}
 		return false, err, fmt.Errorf("checking S3 bucket %s: %w", name, err)
 	}
 	ok, regional, err := head(n.Bucket)
 	if ok || err != nil {
-		return n, bucketHead{asked: err == nil, err: regional}, err
+		return n, BucketHead{Asked: err == nil, Err: regional}, err
 	}
 	ok, _, err = head(n.GlobalBucket)
 	if ok {
 		n.Bucket, n.GlobalBucket = n.GlobalBucket, ""
-		return n, bucketHead{asked: true}, err
+		return n, BucketHead{Asked: true}, err
 	}
-	return n, bucketHead{asked: err == nil, err: regional}, err
+	return n, BucketHead{Asked: err == nil, Err: regional}, err
 }
 
 // bucketUsage is what the bucket holds of artifacts: the objects (latest
 // versions) and the bytes of every version, all of which down deletes.
 type bucketUsage struct {
-	objects int
-	bytes   int64
+	Objects int
+	Bytes   int64
 }
 
 // measureBucket counts the artifacts' objects and bytes, a page at a time
 // (what else is there, the install lock, can be made again).
-func measureBucket(ctx context.Context, api bucketAPI, bucket string) (bucketUsage, error) {
+func MeasureBucket(ctx context.Context, api bucketAPI, bucket string) (bucketUsage, error) {
 	var u bucketUsage
-	p := s3.NewListObjectVersionsPaginator(api, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String(artifactPrefix)})
+	p := s3.NewListObjectVersionsPaginator(api, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String(ArtifactPrefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
-		if hasCode(err, "NoSuchBucket") {
+		if HasCode(err, "NoSuchBucket") {
 			return u, nil
 		}
 		if err != nil {
 			return u, fmt.Errorf("listing objects of S3 bucket %s: %w", bucket, err)
 		}
 		for _, v := range page.Versions {
-			u.bytes += aws.ToInt64(v.Size)
+			u.Bytes += aws.ToInt64(v.Size)
 			if aws.ToBool(v.IsLatest) {
-				u.objects++
+				u.Objects++
 			}
 		}
 	}

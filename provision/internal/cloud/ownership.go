@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // What makes a resource a stack's own. A tag proves little: anyone with
 // ec2:CreateTags can put mlstack:stack=NAME on an instance, key pair or
@@ -23,34 +23,34 @@ import (
 
 // profileARN is the ARN of the stack's instance profile, as EC2 reports it
 // on the instances that run with it.
-func (n names) profileARN() string {
-	return fmt.Sprintf("arn:%s:iam::%s:instance-profile%s%s", region.Of(n.Region).Name, n.Account, iamPath, n.Profile)
+func (n Names) ProfileARN() string {
+	return fmt.Sprintf("arn:%s:iam::%s:instance-profile%s%s", region.Of(n.Region).Name, n.Account, IAMPath, n.Profile)
 }
 
 // instanceRefs is what the stack's own instance runs with.
-type instanceRefs struct {
-	profileARN string
-	sgID       string // the stack's own group; "" when it has none
-	keyName    string
-	canonical  string            // Canonical's account here; "" when unknown
-	imageOwner map[string]string // image id → owner, for the images EC2 still lists
+type InstanceRefs struct {
+	ProfileARN string
+	SGID       string // the stack's own group; "" when it has none
+	KeyName    string
+	Canonical  string            // Canonical's account here; "" when unknown
+	ImageOwner map[string]string // image id → owner, for the images EC2 still lists
 }
 
 // mismatch says how inst differs from the stack's own instance, or "".
-func (w instanceRefs) mismatch(inst *ec2types.Instance) string {
-	if p := inst.IamInstanceProfile; p == nil || aws.ToString(p.Arn) != w.profileARN {
-		return "it does not run with the stack's instance profile " + w.profileARN
+func (w InstanceRefs) Mismatch(inst *ec2types.Instance) string {
+	if p := inst.IamInstanceProfile; p == nil || aws.ToString(p.Arn) != w.ProfileARN {
+		return "it does not run with the stack's instance profile " + w.ProfileARN
 	}
-	if groups := instanceGroups(inst); w.sgID == "" || len(groups) != 1 || groups[0] != w.sgID {
+	if groups := instanceGroups(inst); w.SGID == "" || len(groups) != 1 || groups[0] != w.SGID {
 		return fmt.Sprintf("its security groups %v are not the stack's group alone", groups)
 	}
-	if aws.ToString(inst.KeyName) != w.keyName {
-		return fmt.Sprintf("its key pair %q is not the stack's %s", aws.ToString(inst.KeyName), w.keyName)
+	if aws.ToString(inst.KeyName) != w.KeyName {
+		return fmt.Sprintf("its key pair %q is not the stack's %s", aws.ToString(inst.KeyName), w.KeyName)
 	}
 	// An image EC2 no longer lists (Canonical deregisters old builds) cannot
 	// be checked; the instance profile above is what cannot be forged.
 	img := aws.ToString(inst.ImageId)
-	if owner, ok := w.imageOwner[img]; ok && w.canonical != "" && owner != w.canonical {
+	if owner, ok := w.ImageOwner[img]; ok && w.Canonical != "" && owner != w.Canonical {
 		return fmt.Sprintf("its image %s is not Canonical's (owner %s)", img, owner)
 	}
 	return ""
@@ -78,19 +78,19 @@ func instanceGroups(inst *ec2types.Instance) []string {
 }
 
 // lookalike is a tagged instance that is not the stack's.
-type lookalike struct {
-	id, why string
+type Lookalike struct {
+	ID, Why string
 }
 
-func (l lookalike) error(stack string) error {
-	return &notOwnedError{Kind: "instance", Name: l.id, Stack: stack, Why: l.why}
+func (l Lookalike) Error(stack string) error {
+	return &NotOwnedError{Kind: "instance", Name: l.ID, Stack: stack, Why: l.Why}
 }
 
 // splitInstances separates the stack's own instances from look-alikes.
-func splitInstances(insts []ec2types.Instance, w instanceRefs) (own []ec2types.Instance, others []lookalike) {
+func SplitInstances(insts []ec2types.Instance, w InstanceRefs) (own []ec2types.Instance, others []Lookalike) {
 	for _, i := range insts {
-		if why := w.mismatch(&i); why != "" {
-			others = append(others, lookalike{id: aws.ToString(i.InstanceId), why: why})
+		if why := w.Mismatch(&i); why != "" {
+			others = append(others, Lookalike{ID: aws.ToString(i.InstanceId), Why: why})
 			continue
 		}
 		own = append(own, i)
@@ -101,8 +101,8 @@ func splitInstances(insts []ec2types.Instance, w instanceRefs) (own []ec2types.I
 // refsFor is instanceRefs for the stack, given its own group's id; it asks
 // EC2 who owns the instances' images, unless known (images EC2 listed in
 // this run) names them all.
-func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec2types.Instance, known ...ec2types.Image) (instanceRefs, error) {
-	w := instanceRefs{profileARN: n.profileARN(), sgID: sgID, keyName: n.KeyPair, canonical: region.Of(n.Region).CanonicalOwner}
+func RefsFor(ctx context.Context, api imageAPI, n Names, sgID string, insts []ec2types.Instance, known ...ec2types.Image) (InstanceRefs, error) {
+	w := InstanceRefs{ProfileARN: n.ProfileARN(), SGID: sgID, KeyName: n.KeyPair, Canonical: region.Of(n.Region).CanonicalOwner}
 	owners := map[string]string{}
 	for _, img := range known {
 		owners[aws.ToString(img.ImageId)] = aws.ToString(img.OwnerId)
@@ -117,7 +117,7 @@ func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec
 		return w, nil
 	}
 	if !slices.ContainsFunc(ids, func(id string) bool { return owners[id] == "" }) {
-		w.imageOwner = owners
+		w.ImageOwner = owners
 		return w, nil
 	}
 	// A filter, not ImageIds: an image EC2 no longer lists is not an error.
@@ -125,9 +125,9 @@ func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec
 	if err != nil {
 		return w, fmt.Errorf("reading the images of the stack's instances: %w", err)
 	}
-	w.imageOwner = map[string]string{}
+	w.ImageOwner = map[string]string{}
 	for _, img := range out.Images {
-		w.imageOwner[aws.ToString(img.ImageId)] = aws.ToString(img.OwnerId)
+		w.ImageOwner[aws.ToString(img.ImageId)] = aws.ToString(img.OwnerId)
 	}
 	return w, nil
 }
@@ -136,13 +136,13 @@ func refsFor(ctx context.Context, api imageAPI, n names, sgID string, insts []ec
 type stackInstanceAPI interface {
 	instanceAPI
 	imageAPI
-	sgAPI
+	SGAPI
 }
 
 // stackInstances finds the stack's own instances in the given states
 // (oldest first) and the tagged look-alikes.
-func stackInstances(ctx context.Context, api stackInstanceAPI, n names, states []string) ([]ec2types.Instance, []lookalike, error) {
-	insts, err := findInstances(ctx, api, n.Stack, states)
+func StackInstances(ctx context.Context, api stackInstanceAPI, n Names, states []string) ([]ec2types.Instance, []Lookalike, error) {
+	insts, err := FindInstances(ctx, api, n.Stack, states)
 	if err != nil || len(insts) == 0 {
 		return nil, nil, err
 	}
@@ -155,8 +155,8 @@ func stackInstances(ctx context.Context, api stackInstanceAPI, n names, states [
 
 // stackInstancesIn is stackInstances when the stack's own group (sgID, ""
 // for none) was read already.
-func stackInstancesIn(ctx context.Context, api stackInstanceAPI, n names, sgID string, states []string) ([]ec2types.Instance, []lookalike, error) {
-	insts, err := findInstances(ctx, api, n.Stack, states)
+func StackInstancesIn(ctx context.Context, api stackInstanceAPI, n Names, sgID string, states []string) ([]ec2types.Instance, []Lookalike, error) {
+	insts, err := FindInstances(ctx, api, n.Stack, states)
 	if err != nil || len(insts) == 0 {
 		return nil, nil, err
 	}
@@ -164,26 +164,26 @@ func stackInstancesIn(ctx context.Context, api stackInstanceAPI, n names, sgID s
 }
 
 // splitOwn tells the stack's own instances from tagged look-alikes.
-func splitOwn(ctx context.Context, api stackInstanceAPI, n names, sgID string, insts []ec2types.Instance) ([]ec2types.Instance, []lookalike, error) {
-	w, err := refsFor(ctx, api, n, sgID, insts)
+func splitOwn(ctx context.Context, api stackInstanceAPI, n Names, sgID string, insts []ec2types.Instance) ([]ec2types.Instance, []Lookalike, error) {
+	w, err := RefsFor(ctx, api, n, sgID, insts)
 	if err != nil {
 		return nil, nil, err
 	}
-	own, others := splitInstances(insts, w)
+	own, others := SplitInstances(insts, w)
 	return own, others, nil
 }
 
 // stackHome is what the stack's IAM user (or, without one, its role) says
 // about the stack: the region it lives in and the principal that made it.
-type stackHome struct {
-	region, owner string
-	from          string // "IAM user NAME" or "IAM role NAME"; "" when neither exists
+type StackHome struct {
+	Region, Owner string
+	From          string // "IAM user NAME" or "IAM role NAME"; "" when neither exists
 	// user and role are GetUser's and GetRole's answers as findHome read
 	// them (nil: no such entity), for up's finders not to ask again;
 	// roleRead is false when the user answered and the role was not read.
-	user     *iamtypes.User
-	role     *iamtypes.Role
-	roleRead bool
+	User     *iamtypes.User
+	Role     *iamtypes.Role
+	RoleRead bool
 }
 
 // homeAPI reads the stack's IAM user and role.
@@ -194,28 +194,28 @@ type homeAPI interface {
 
 // findHome reads the stack's home from its IAM user or role. A same-named
 // entity without the stack tag says nothing (finders refuse it later).
-func findHome(ctx context.Context, api homeAPI, n names) (stackHome, error) {
+func FindHome(ctx context.Context, api homeAPI, n Names) (StackHome, error) {
 	u, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
-		return stackHome{}, fmt.Errorf("reading IAM user %s: %w", n.User, err)
+	if err != nil && !HasCode(err, "NoSuchEntity") {
+		return StackHome{}, fmt.Errorf("reading IAM user %s: %w", n.User, err)
 	}
-	var home stackHome
+	var home StackHome
 	if err == nil {
-		home.user = u.User
-		if tags := iamTagMap(u.User.Tags); owned(tags, n.Stack) {
-			home.region, home.owner, home.from = tags[tagRegion], tags[tagOwner], "IAM user "+n.User
+		home.User = u.User
+		if tags := IAMTagMap(u.User.Tags); owned(tags, n.Stack) {
+			home.Region, home.Owner, home.From = tags[TagRegion], tags[tagOwner], "IAM user "+n.User
 			return home, nil
 		}
 	}
 	r, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
-		return stackHome{}, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
+	if err != nil && !HasCode(err, "NoSuchEntity") {
+		return StackHome{}, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
 	}
-	home.roleRead = true
+	home.RoleRead = true
 	if err == nil {
-		home.role = r.Role
-		if tags := iamTagMap(r.Role.Tags); owned(tags, n.Stack) {
-			home.region, home.owner, home.from = tags[tagRegion], tags[tagOwner], "IAM role "+n.Role
+		home.Role = r.Role
+		if tags := IAMTagMap(r.Role.Tags); owned(tags, n.Stack) {
+			home.Region, home.Owner, home.From = tags[TagRegion], tags[tagOwner], "IAM role "+n.Role
 		}
 	}
 	return home, nil
@@ -224,25 +224,25 @@ func findHome(ctx context.Context, api homeAPI, n names) (stackHome, error) {
 // checkRegion refuses to work on the stack from another region than the
 // one it lives in: IAM is global, so the wrong region would otherwise
 // change or delete the stack's IAM side under its live server.
-func (h stackHome) checkRegion(stack, here string) error {
-	if h.region == "" || h.region == here {
+func (h StackHome) CheckRegion(stack, here string) error {
+	if h.Region == "" || h.Region == here {
 		return nil
 	}
-	return usagef("stack %s lives in %s (its %s is tagged %s=%s), not in %s: pass --region %s; nothing was changed",
-		stack, h.region, h.from, tagRegion, h.region, here, h.region)
+	return Usagef("stack %s lives in %s (its %s is tagged %s=%s), not in %s: pass --region %s; nothing was changed",
+		stack, h.Region, h.From, TagRegion, h.Region, here, h.Region)
 }
 
 // foreignOwner is the stack's creator when that is not the caller, else "".
-func (h stackHome) foreignOwner(caller string) string {
-	if h.owner == "" || h.owner == caller {
+func (h StackHome) ForeignOwner(caller string) string {
+	if h.Owner == "" || h.Owner == caller {
 		return ""
 	}
-	return h.owner
+	return h.Owner
 }
 
 // describeOwner names an owner for a message; stacks made before mlstack
 // recorded owners have none.
-func describeOwner(owner string) string {
+func DescribeOwner(owner string) string {
 	if owner == "" {
 		return "an unknown principal (the stack predates owner tags)"
 	}
@@ -252,13 +252,13 @@ func describeOwner(owner string) string {
 // driftError is a stack resource changed outside mlstack in a way that
 // gives it more power or another identity than mlstack made it with:
 // mlstack neither uses nor silently repairs it.
-type driftError struct {
+type DriftError struct {
 	Kind, Name string
 	What       string // what differs
 	Fix        string // how to put it right
 }
 
-func (e *driftError) Error() string {
+func (e *DriftError) Error() string {
 	return fmt.Sprintf("%s %s %s, which mlstack never sets up: mlstack will not use or change it until it is put right; %s",
 		e.Kind, e.Name, e.What, e.Fix)
 }

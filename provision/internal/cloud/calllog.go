@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"context"
@@ -18,31 +18,31 @@ type CallLog struct {
 	ops []string
 }
 
-func (l *CallLog) add(op string) {
+func (l *CallLog) Add(op string) {
 	l.mu.Lock()
 	l.ops = append(l.ops, op)
 	l.mu.Unlock()
 }
 
 // calls returns a copy of the recorded operations in call order.
-func (l *CallLog) calls() []string {
+func (l *CallLog) Calls() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.ops...)
 }
 
 // reset forgets the recorded operations.
-func (l *CallLog) reset() {
+func (l *CallLog) Reset() {
 	l.mu.Lock()
 	l.ops = nil
 	l.mu.Unlock()
 }
 
 // mutating returns the recorded operations that can change AWS state.
-func (l *CallLog) mutating() []string {
+func (l *CallLog) Mutating() []string {
 	var out []string
-	for _, c := range l.calls() {
-		if isMutating(c) {
+	for _, c := range l.Calls() {
+		if IsMutating(c) {
 			out = append(out, c)
 		}
 	}
@@ -51,7 +51,7 @@ func (l *CallLog) mutating() []string {
 
 // Summary is "N calls (M mutating): Op×k, …" for progress output and benchmarks.
 func (l *CallLog) Summary() string {
-	calls := l.calls()
+	calls := l.Calls()
 	count := map[string]int{}
 	for _, c := range calls {
 		count[c]++
@@ -65,12 +65,12 @@ func (l *CallLog) Summary() string {
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s×%d", k, count[k]))
 	}
-	return fmt.Sprintf("%d calls (%d mutating): %s", len(calls), len(l.mutating()), strings.Join(parts, ", "))
+	return fmt.Sprintf("%d calls (%d mutating): %s", len(calls), len(l.Mutating()), strings.Join(parts, ", "))
 }
 
 // isMutating reports whether "Service.Operation" may change state. Reads in
 // these APIs all start with one of a few verbs.
-func isMutating(call string) bool {
+func IsMutating(call string) bool {
 	op := call[strings.LastIndex(call, ".")+1:]
 	for _, p := range []string{"Describe", "List", "Get", "Head"} {
 		if strings.HasPrefix(op, p) {
@@ -85,7 +85,7 @@ func countCalls(log *CallLog) func(*middleware.Stack) error {
 	return func(st *middleware.Stack) error {
 		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("mlstackCallLog",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				log.add(awsmiddleware.GetServiceID(ctx) + "." + middleware.GetOperationName(ctx))
+				log.Add(awsmiddleware.GetServiceID(ctx) + "." + middleware.GetOperationName(ctx))
 				return next.HandleInitialize(ctx, in)
 			}), middleware.After)
 	}

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 )
 
 // parallel runs independent steps concurrently and joins their errors.
-func parallel(fns ...func() error) error {
+func Parallel(fns ...func() error) error {
 	errs := make([]error, len(fns))
 	var wg sync.WaitGroup
 	for i, fn := range fns {

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The security group mlstack-<stack> in the default VPC: tcp 5000 from the
 // allowed CIDRs, tcp 22 from the same CIDRs only with --ssh, nothing else.
@@ -17,18 +17,18 @@ import (
 )
 
 const (
-	mlflowPort = 5000
+	MlflowPort = 5000
 	sshPort    = 22
 )
 
 // groupWait bounds retries of a new group's eventual consistency: EC2 can
 // answer InvalidGroup.NotFound for seconds after CreateSecurityGroup.
-const groupWait = time.Minute
+const GroupWait = time.Minute
 
-func isGroupPropagation(err error) bool { return hasCode(err, "InvalidGroup.NotFound") }
+func IsGroupPropagation(err error) bool { return HasCode(err, "InvalidGroup.NotFound") }
 
 // sgAPI is the part of EC2 the security group needs.
-type sgAPI interface {
+type SGAPI interface {
 	DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
 	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
 	CreateSecurityGroup(context.Context, *ec2.CreateSecurityGroupInput, ...func(*ec2.Options)) (*ec2.CreateSecurityGroupOutput, error)
@@ -38,20 +38,20 @@ type sgAPI interface {
 }
 
 // rule is one ingress permission: tcp port from one IPv4 CIDR.
-type rule struct {
-	port int32
-	cidr string
+type Rule struct {
+	Port int32
+	CIDR string
 }
 
 // sgFound is what exists of the group.
-type sgFound struct {
-	vpcID string
-	id    string // "" when missing
-	rules []rule
-	perms []ec2types.IpPermission
+type SGFound struct {
+	VpcID string
+	ID    string // "" when missing
+	Rules []Rule
+	Perms []ec2types.IpPermission
 }
 
-func defaultVPC(ctx context.Context, api sgAPI) (string, error) {
+func defaultVPC(ctx context.Context, api SGAPI) (string, error) {
 	out, err := api.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
 		Filters: []ec2types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}},
 	})
@@ -65,12 +65,12 @@ func defaultVPC(ctx context.Context, api sgAPI) (string, error) {
 }
 
 // findSecurityGroup reads the stack's group in the default VPC.
-func findSecurityGroup(ctx context.Context, api sgAPI, n names) (*sgFound, error) {
+func FindSecurityGroup(ctx context.Context, api SGAPI, n Names) (*SGFound, error) {
 	vpc, err := defaultVPC(ctx, api)
 	if err != nil {
 		return nil, err
 	}
-	g := &sgFound{vpcID: vpc}
+	g := &SGFound{VpcID: vpc}
 	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("vpc-id"), Values: []string{vpc}},
 		{Name: aws.String("group-name"), Values: []string{n.SecurityGroup}},
@@ -82,19 +82,19 @@ func findSecurityGroup(ctx context.Context, api sgAPI, n names) (*sgFound, error
 		return g, nil
 	}
 	sg := out.SecurityGroups[0]
-	if !owned(ec2TagMap(sg.Tags), n.Stack) {
-		return nil, &notOwnedError{Kind: "security group", Name: n.SecurityGroup + " (" + aws.ToString(sg.GroupId) + ")", Stack: n.Stack}
+	if !owned(EC2TagMap(sg.Tags), n.Stack) {
+		return nil, &NotOwnedError{Kind: "security group", Name: n.SecurityGroup + " (" + aws.ToString(sg.GroupId) + ")", Stack: n.Stack}
 	}
-	g.id = aws.ToString(sg.GroupId)
-	g.perms = sg.IpPermissions
-	g.rules = ingressRules(sg.IpPermissions)
+	g.ID = aws.ToString(sg.GroupId)
+	g.Perms = sg.IpPermissions
+	g.Rules = IngressRules(sg.IpPermissions)
 	return g, nil
 }
 
 // sshOpen reports whether the group lets tcp 22 in.
-func (g *sgFound) sshOpen() bool {
-	for _, r := range g.rules {
-		if r.port == sshPort {
+func (g *SGFound) SSHOpen() bool {
+	for _, r := range g.Rules {
+		if r.Port == sshPort {
 			return true
 		}
 	}
@@ -102,11 +102,11 @@ func (g *sgFound) sshOpen() bool {
 }
 
 // allowed is the CIDRs that may reach the tracking server, in rule order.
-func (g *sgFound) allowed() []string {
+func (g *SGFound) Allowed() []string {
 	var out []string
-	for _, r := range g.rules {
-		if r.port == mlflowPort {
-			out = append(out, r.cidr)
+	for _, r := range g.Rules {
+		if r.Port == MlflowPort {
+			out = append(out, r.CIDR)
 		}
 	}
 	return out
@@ -115,8 +115,8 @@ func (g *sgFound) allowed() []string {
 // ingressRules flattens permissions into rules; anything that is not a
 // single-port tcp rule from an IPv4 CIDR becomes a rule with port -1 so that
 // it is revoked.
-func ingressRules(perms []ec2types.IpPermission) []rule {
-	var out []rule
+func IngressRules(perms []ec2types.IpPermission) []Rule {
+	var out []Rule
 	for _, p := range perms {
 		single := aws.ToString(p.IpProtocol) == "tcp" && aws.ToInt32(p.FromPort) == aws.ToInt32(p.ToPort)
 		for _, r := range p.IpRanges {
@@ -124,37 +124,37 @@ func ingressRules(perms []ec2types.IpPermission) []rule {
 			if !single {
 				port = -1
 			}
-			out = append(out, rule{port: port, cidr: aws.ToString(r.CidrIp)})
+			out = append(out, Rule{Port: port, CIDR: aws.ToString(r.CidrIp)})
 		}
 		if len(p.Ipv6Ranges)+len(p.UserIdGroupPairs)+len(p.PrefixListIds) > 0 {
-			out = append(out, rule{port: -1})
+			out = append(out, Rule{Port: -1})
 		}
 	}
 	return out
 }
 
 // wantRules are the stack's ingress: 5000, and 22 with SSH, from each CIDR.
-func wantRules(cidrs []string, ssh bool) []rule {
-	ports := []int32{mlflowPort}
+func WantRules(cidrs []string, ssh bool) []Rule {
+	ports := []int32{MlflowPort}
 	if ssh {
 		ports = append(ports, sshPort)
 	}
-	var out []rule
+	var out []Rule
 	for _, port := range ports {
 		for _, c := range cidrs {
-			out = append(out, rule{port: port, cidr: c})
+			out = append(out, Rule{Port: port, CIDR: c})
 		}
 	}
 	return out
 }
 
 // ruleDiff returns the rules to add and whether anything else must go.
-func ruleDiff(have, want []rule) (add []rule, extra bool) {
-	hs := map[rule]bool{}
+func RuleDiff(have, want []Rule) (add []Rule, extra bool) {
+	hs := map[Rule]bool{}
 	for _, r := range have {
 		hs[r] = true
 	}
-	ws := map[rule]bool{}
+	ws := map[Rule]bool{}
 	for _, r := range want {
 		ws[r] = true
 		if !hs[r] {
@@ -167,49 +167,49 @@ func ruleDiff(have, want []rule) (add []rule, extra bool) {
 		}
 	}
 	sort.Slice(add, func(i, j int) bool {
-		if add[i].port != add[j].port {
-			return add[i].port < add[j].port
+		if add[i].Port != add[j].Port {
+			return add[i].Port < add[j].Port
 		}
-		return add[i].cidr < add[j].cidr
+		return add[i].CIDR < add[j].CIDR
 	})
 	return add, extra
 }
 
 // plan says in words what ensureSecurityGroup would do.
-func (g *sgFound) plan(n names, want []rule) []planStep {
-	var p []planStep
-	if g.id == "" {
-		p = append(p, step(kindSG, n.SecurityGroup, "create security group %s in %s", n.SecurityGroup, g.vpcID))
+func (g *SGFound) Plan(n Names, want []Rule) []PlanStep {
+	var p []PlanStep
+	if g.ID == "" {
+		p = append(p, Step(KindSG, n.SecurityGroup, "create security group %s in %s", n.SecurityGroup, g.VpcID))
 	}
-	if add, extra := ruleDiff(g.rules, want); len(add) > 0 || extra {
+	if add, extra := RuleDiff(g.Rules, want); len(add) > 0 || extra {
 		var cidrs []string
 		for _, r := range want {
-			cidrs = append(cidrs, fmt.Sprintf("tcp %d from %s", r.port, r.cidr))
+			cidrs = append(cidrs, fmt.Sprintf("tcp %d from %s", r.Port, r.CIDR))
 		}
-		p = append(p, step(kindSG, n.SecurityGroup, "set ingress of %s to exactly: %s", n.SecurityGroup, strings.Join(cidrs, ", ")))
+		p = append(p, Step(KindSG, n.SecurityGroup, "set ingress of %s to exactly: %s", n.SecurityGroup, strings.Join(cidrs, ", ")))
 	}
 	return p
 }
 
-func permissions(rules []rule, desc string) []ec2types.IpPermission {
+func permissions(rules []Rule, desc string) []ec2types.IpPermission {
 	var out []ec2types.IpPermission
 	for _, r := range rules {
 		out = append(out, ec2types.IpPermission{
-			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(r.port), ToPort: aws.Int32(r.port),
-			IpRanges: []ec2types.IpRange{{CidrIp: aws.String(r.cidr), Description: aws.String(desc)}},
+			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(r.Port), ToPort: aws.Int32(r.Port),
+			IpRanges: []ec2types.IpRange{{CidrIp: aws.String(r.CIDR), Description: aws.String(desc)}},
 		})
 	}
 	return out
 }
 
 // ensureSecurityGroup creates the group and makes its ingress exactly want.
-func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, tags map[string]string, log Log) error {
-	if g.id == "" {
+func EnsureSecurityGroup(ctx context.Context, api SGAPI, g *SGFound, n Names, want []Rule, tags map[string]string, log Log) error {
+	if g.ID == "" {
 		if err := createSecurityGroup(ctx, api, g, n, tags, log); err != nil {
 			return err
 		}
 	}
-	add, extra := ruleDiff(g.rules, want)
+	add, extra := RuleDiff(g.Rules, want)
 	if extra {
 		var err error
 		if add, err = revokeUnwanted(ctx, api, g, n, want, log); err != nil {
@@ -217,34 +217,34 @@ func ensureSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, wa
 		}
 	}
 	if len(add) > 0 {
-		for _, line := range openingLines(add) {
+		for _, line := range OpeningLines(add) {
 			log.Step("%s through security group %s", line, n.SecurityGroup)
 		}
-		err := retryOn(ctx, groupWait, isGroupPropagation, nil, func() error {
+		err := RetryOn(ctx, GroupWait, IsGroupPropagation, nil, func() error {
 			_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-				GroupId: aws.String(g.id), IpPermissions: permissions(add, "mlstack "+n.Stack),
+				GroupId: aws.String(g.ID), IpPermissions: permissions(add, "mlstack "+n.Stack),
 			})
 			return err
 		})
-		if err != nil && !hasCode(err, "InvalidPermission.Duplicate") {
+		if err != nil && !HasCode(err, "InvalidPermission.Duplicate") {
 			return fmt.Errorf("opening ingress on %s: %w", n.SecurityGroup, err)
 		}
 	}
 	return nil
 }
 
-func createSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, tags map[string]string, log Log) error {
+func createSecurityGroup(ctx context.Context, api SGAPI, g *SGFound, n Names, tags map[string]string, log Log) error {
 	log.Step("creating security group %s", n.SecurityGroup)
 	out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(n.SecurityGroup),
 		Description:       aws.String("mlstack " + n.Stack + ": MLflow tracking server"),
-		VpcId:             aws.String(g.vpcID),
-		TagSpecifications: []ec2types.TagSpecification{ec2TagSpec(ec2types.ResourceTypeSecurityGroup, tags, n.SecurityGroup)},
+		VpcId:             aws.String(g.VpcID),
+		TagSpecifications: []ec2types.TagSpecification{EC2TagSpec(ec2types.ResourceTypeSecurityGroup, tags, n.SecurityGroup)},
 	})
 	switch {
-	case hasCode(err, "InvalidGroup.Duplicate"):
+	case HasCode(err, "InvalidGroup.Duplicate"):
 		// Made meanwhile by a concurrent run: adopt it only if it is ours.
-		again, ferr := findSecurityGroup(ctx, api, n)
+		again, ferr := FindSecurityGroup(ctx, api, n)
 		if ferr != nil {
 			return ferr
 		}
@@ -252,22 +252,22 @@ func createSecurityGroup(ctx context.Context, api sgAPI, g *sgFound, n names, ta
 	case err != nil:
 		return fmt.Errorf("creating security group %s: %w", n.SecurityGroup, err)
 	default:
-		g.id = aws.ToString(out.GroupId)
+		g.ID = aws.ToString(out.GroupId)
 	}
 	return nil
 }
 
 // revokeUnwanted revokes whole permissions that hold an unwanted rule and
 // returns the wanted rules to add again (those that shared one of them).
-func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []rule, log Log) ([]rule, error) {
-	wantSet := map[rule]bool{}
+func revokeUnwanted(ctx context.Context, api SGAPI, g *SGFound, n Names, want []Rule, log Log) ([]Rule, error) {
+	wantSet := map[Rule]bool{}
 	for _, r := range want {
 		wantSet[r] = true
 	}
 	var revoke []ec2types.IpPermission
-	kept := map[rule]bool{}
-	for _, p := range g.perms {
-		rs := ingressRules([]ec2types.IpPermission{p})
+	kept := map[Rule]bool{}
+	for _, p := range g.Perms {
+		rs := IngressRules([]ec2types.IpPermission{p})
 		bad := false
 		for _, r := range rs {
 			bad = bad || !wantSet[r]
@@ -280,10 +280,10 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 			kept[r] = true
 		}
 	}
-	log.Step("removing %s the stack does not want from security group %s", plural(len(revoke), "ingress rule"), n.SecurityGroup)
+	log.Step("removing %s the stack does not want from security group %s", Plural(len(revoke), "ingress rule"), n.SecurityGroup)
 	var out *ec2.RevokeSecurityGroupIngressOutput
-	err := retryOn(ctx, groupWait, isGroupPropagation, nil, func() (err error) {
-		out, err = api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(g.id), IpPermissions: revoke})
+	err := RetryOn(ctx, GroupWait, IsGroupPropagation, nil, func() (err error) {
+		out, err = api.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(g.ID), IpPermissions: revoke})
 		return err
 	})
 	if err != nil {
@@ -291,9 +291,9 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 	}
 	// EC2 answers success even for permissions it did not match.
 	if out != nil && len(out.UnknownIpPermissions) > 0 {
-		return nil, fmt.Errorf("revoking ingress on %s: %s not matched", n.SecurityGroup, plural(len(out.UnknownIpPermissions), "permission"))
+		return nil, fmt.Errorf("revoking ingress on %s: %s not matched", n.SecurityGroup, Plural(len(out.UnknownIpPermissions), "permission"))
 	}
-	var add []rule
+	var add []Rule
 	for _, r := range want {
 		if !kept[r] {
 			add = append(add, r)
@@ -303,18 +303,18 @@ func revokeUnwanted(ctx context.Context, api sgAPI, g *sgFound, n names, want []
 }
 
 // portNames say what a port is for.
-var portNames = map[int32]string{mlflowPort: "the tracking server (tcp 5000)", sshPort: "SSH (tcp 22)"}
+var portNames = map[int32]string{MlflowPort: "the tracking server (tcp 5000)", sshPort: "SSH (tcp 22)"}
 
 // openingLines say, port by port, which CIDRs rules let in:
 // "letting 198.51.100.7/32 reach the tracking server (tcp 5000)".
-func openingLines(rules []rule) []string {
+func OpeningLines(rules []Rule) []string {
 	var ports []int32
 	cidrs := map[int32][]string{}
 	for _, r := range rules {
-		if cidrs[r.port] == nil {
-			ports = append(ports, r.port)
+		if cidrs[r.Port] == nil {
+			ports = append(ports, r.Port)
 		}
-		cidrs[r.port] = append(cidrs[r.port], r.cidr)
+		cidrs[r.Port] = append(cidrs[r.Port], r.CIDR)
 	}
 	var out []string
 	for _, p := range ports {
@@ -327,7 +327,7 @@ func openingLines(rules []rule) []string {
 // stackSecurityGroups lists the stack's group: the derived name in the
 // default VPC, tagged with the stack. A tagged group of another name, or in
 // another VPC, is not the stack's, whatever its tag says.
-func stackSecurityGroups(ctx context.Context, api sgAPI, n names) ([]ec2types.SecurityGroup, error) {
+func stackSecurityGroups(ctx context.Context, api SGAPI, n Names) ([]ec2types.SecurityGroup, error) {
 	vpc, err := defaultVPC(ctx, api)
 	if err != nil {
 		return nil, err
@@ -345,7 +345,7 @@ func stackSecurityGroups(ctx context.Context, api sgAPI, n names) ([]ec2types.Se
 
 // ownGroupID is the id of the stack's own group, or "" when it has none (a
 // same-named group without the stack tag is not its own).
-func ownGroupID(ctx context.Context, api sgAPI, n names) (string, error) {
+func ownGroupID(ctx context.Context, api SGAPI, n Names) (string, error) {
 	groups, err := stackSecurityGroups(ctx, api, n)
 	if err != nil || len(groups) == 0 {
 		return "", err
@@ -355,62 +355,62 @@ func ownGroupID(ctx context.Context, api sgAPI, n names) (string, error) {
 
 // sgInventory is the status rows of the groups the stack owns, and the
 // ingress rules and id of the first ("" for none).
-func sgInventory(ctx context.Context, api sgAPI, n names) ([]resource, []rule, string, error) {
+func SGInventory(ctx context.Context, api SGAPI, n Names) ([]Resource, []Rule, string, error) {
 	groups, err := stackSecurityGroups(ctx, api, n)
-	var out []resource
+	var out []Resource
 	for _, g := range groups {
 		out = append(out, sgRow(g))
 	}
 	if len(groups) == 0 {
 		return out, nil, "", err
 	}
-	return out, ingressRules(groups[0].IpPermissions), aws.ToString(groups[0].GroupId), err
+	return out, IngressRules(groups[0].IpPermissions), aws.ToString(groups[0].GroupId), err
 }
 
-func sgRow(g ec2types.SecurityGroup) resource {
-	return resource{Kind: kindSG, ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName), State: stateExists}
+func sgRow(g ec2types.SecurityGroup) Resource {
+	return Resource{Kind: KindSG, ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName), State: StateExists}
 }
 
 // setRules records who may reach the server and whether SSH is open.
-func (info *stackInfo) setRules(rules []rule) {
-	g := sgFound{rules: rules}
-	info.AllowedCIDRs, info.SSH = g.allowed(), g.sshOpen()
+func (info *StackInfo) SetRules(rules []Rule) {
+	g := SGFound{Rules: rules}
+	info.AllowedCIDRs, info.SSH = g.Allowed(), g.SSHOpen()
 }
 
 // listSecurityGroups adds to set the stacks of every tagged group of a
 // region that has its stack's name.
-func listSecurityGroups(ctx context.Context, api sgAPI, region string, set *stackSet) error {
+func ListSecurityGroups(ctx context.Context, api SGAPI, region string, set *StackSet) error {
 	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{anyStackFilter}})
 	if err != nil {
 		return fmt.Errorf("listing security groups in %s: %w", region, err)
 	}
 	for _, g := range out.SecurityGroups {
-		if tags := ec2TagMap(g.Tags); aws.ToString(g.GroupName) == namesFor(tags[tagStack], "", region).SecurityGroup {
-			set.add(region, tags, sgRow(g), func(info *stackInfo) { info.setRules(ingressRules(g.IpPermissions)) })
+		if tags := EC2TagMap(g.Tags); aws.ToString(g.GroupName) == NamesFor(tags[TagStack], "", region).SecurityGroup {
+			set.Add(region, tags, sgRow(g), func(info *StackInfo) { info.SetRules(IngressRules(g.IpPermissions)) })
 		}
 	}
 	return nil
 }
 
 // tagIDs are the ids that carry the group's tags.
-func (g *sgFound) tagIDs() []string {
-	if g.id == "" {
+func (g *SGFound) TagIDs() []string {
+	if g.ID == "" {
 		return nil
 	}
-	return []string{g.id}
+	return []string{g.ID}
 }
 
 // deleteSecurityGroups deletes the stack's groups, as the inventory found
 // them (see stackSecurityGroups). While the terminated instance's network
 // interface lingers AWS answers DependencyViolation, so that error alone
 // is retried until the deadline.
-func deleteSecurityGroups(ctx context.Context, api sgAPI, groups []resource, retryFor time.Duration, log Log) error {
+func DeleteSecurityGroups(ctx context.Context, api SGAPI, groups []Resource, retryFor time.Duration, log Log) error {
 	for _, g := range groups {
 		id := g.ID
 		log.Step("deleting security group %s (%s)", g.Name, id)
-		err := retryOn(ctx, retryFor, func(err error) bool { return hasCode(err, "DependencyViolation") }, nil, func() error {
+		err := RetryOn(ctx, retryFor, func(err error) bool { return HasCode(err, "DependencyViolation") }, nil, func() error {
 			_, err := api.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
-			if hasCode(err, "InvalidGroup.NotFound") {
+			if HasCode(err, "InvalidGroup.NotFound") {
 				return nil
 			}
 			return err

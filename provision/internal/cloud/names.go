@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"fmt"
@@ -6,11 +6,11 @@ import (
 )
 
 // iamPath holds every IAM entity of every stack: `ls` and sweeps list it.
-const iamPath = "/mlstack/"
+const IAMPath = "/mlstack/"
 
 // names are every AWS name derived from a stack, with the account and
 // region they were derived for.
-type names struct {
+type Names struct {
 	Stack, User, Role, Profile, Bucket, SecurityGroup, KeyPair, Instance, Policy string
 	// DB, DBSubnetGroup and DBSecurityGroup: the RDS database (up --db postgres).
 	DB, DBSubnetGroup, DBSecurityGroup string
@@ -23,10 +23,10 @@ type names struct {
 
 // namesFor derives the resource names. The bucket carries account and region
 // because bucket names are global across all of AWS.
-func namesFor(stack, account, region string) names {
+func NamesFor(stack, account, region string) Names {
 	base := "mlstack-" + stack
 	bucket, global := bucketNames(base, account, region)
-	return names{
+	return Names{
 		Stack:         stack,
 		User:          base,
 		Role:          base + "-server",
@@ -66,18 +66,18 @@ func bucketNames(base, account, region string) (bucket, global string) {
 }
 
 // check verifies the derived names fit AWS limits (bucket 63, IAM user 64, role 64).
-func (n names) check() error {
+func (n Names) Check() error {
 	if len(n.Bucket) > 63 {
-		return usagef("bucket name %q would be %d characters (limit 63): choose a shorter stack name", n.Bucket, len(n.Bucket))
+		return Usagef("bucket name %q would be %d characters (limit 63): choose a shorter stack name", n.Bucket, len(n.Bucket))
 	}
 	if len(n.Role) > 64 || len(n.User) > 64 {
-		return usagef("IAM names for stack %q would exceed 64 characters", n.Stack)
+		return Usagef("IAM names for stack %q would exceed 64 characters", n.Stack)
 	}
 	return nil
 }
 
 // shellWord quotes s for a POSIX shell when it needs it.
-func shellWord(s string) string {
+func ShellWord(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=+,") == "" {
 		return s
 	}

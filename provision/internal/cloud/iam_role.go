@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 // The server role and its instance profile mlstack-<stack>-server (path
 // /mlstack/): the server reaches the bucket through this role, so no AWS
@@ -35,58 +35,58 @@ type roleAPI interface {
 }
 
 // roleFound is what exists of the server role and instance profile.
-type roleFound struct {
-	roleExists, policyOK      bool
-	profileExists, roleInProf bool
+type RoleFound struct {
+	RoleExists, PolicyOK      bool
+	ProfileExists, RoleInProf bool
 }
 
-func findRole(ctx context.Context, api roleAPI, n names, policy string) (*roleFound, error) {
+func FindRole(ctx context.Context, api roleAPI, n Names, policy string) (*RoleFound, error) {
 	out, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
+	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
 	}
 	var role *iamtypes.Role
 	if err == nil {
 		role = out.Role
 	}
-	return findRoleFrom(ctx, api, n, policy, role)
+	return FindRoleFrom(ctx, api, n, policy, role)
 }
 
 // findRoleFrom is findRole once GetRole has answered (role nil: no such
 // role): openStack's findHome may have read it already.
-func findRoleFrom(ctx context.Context, api roleAPI, n names, policy string, role *iamtypes.Role) (*roleFound, error) {
-	r := &roleFound{}
+func FindRoleFrom(ctx context.Context, api roleAPI, n Names, policy string, role *iamtypes.Role) (*RoleFound, error) {
+	r := &RoleFound{}
 	switch {
 	case role == nil:
-	case !owned(iamTagMap(role.Tags), n.Stack):
-		return nil, &notOwnedError{Kind: "IAM role", Name: n.Role, Stack: n.Stack}
+	case !owned(IAMTagMap(role.Tags), n.Stack):
+		return nil, &NotOwnedError{Kind: "IAM role", Name: n.Role, Stack: n.Stack}
 	default:
-		r.roleExists = true
+		r.RoleExists = true
 		if err := roleDrift(ctx, api, n, aws.ToString(role.AssumeRolePolicyDocument)); err != nil {
 			return nil, err
 		}
 		pol, err := api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy)})
 		switch {
-		case hasCode(err, "NoSuchEntity"):
+		case HasCode(err, "NoSuchEntity"):
 		case err != nil:
 			return nil, fmt.Errorf("reading policy of IAM role %s: %w", n.Role, err)
 		default:
-			r.policyOK = samePolicy(aws.ToString(pol.PolicyDocument), policy)
+			r.PolicyOK = SamePolicy(aws.ToString(pol.PolicyDocument), policy)
 		}
 	}
 	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	switch {
-	case hasCode(err, "NoSuchEntity"):
+	case HasCode(err, "NoSuchEntity"):
 	case err != nil:
 		return nil, fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
-	case !owned(iamTagMap(prof.InstanceProfile.Tags), n.Stack):
-		return nil, &notOwnedError{Kind: "instance profile", Name: n.Profile, Stack: n.Stack}
+	case !owned(IAMTagMap(prof.InstanceProfile.Tags), n.Stack):
+		return nil, &NotOwnedError{Kind: "instance profile", Name: n.Profile, Stack: n.Stack}
 	default:
-		r.profileExists = true
-		r.roleInProf = profileHolds(prof.InstanceProfile, n.Role)
+		r.ProfileExists = true
+		r.RoleInProf = profileHolds(prof.InstanceProfile, n.Role)
 		for _, other := range prof.InstanceProfile.Roles {
 			if name := aws.ToString(other.RoleName); name != n.Role {
-				return nil, &driftError{Kind: "instance profile", Name: n.Profile, What: "holds role " + name,
+				return nil, &DriftError{Kind: "instance profile", Name: n.Profile, What: "holds role " + name,
 					Fix: fmt.Sprintf("take it out: `aws iam remove-role-from-instance-profile --instance-profile-name %s --role-name %s`", n.Profile, name)}
 			}
 		}
@@ -97,9 +97,9 @@ func findRoleFrom(ctx context.Context, api roleAPI, n names, policy string, role
 // roleDrift refuses a role that others may assume, or that may do more
 // than the bucket: a trust policy other than EC2's, another inline policy,
 // a managed policy.
-func roleDrift(ctx context.Context, api roleAPI, n names, trust string) error {
-	drift := func(what, fix string) error { return &driftError{Kind: "IAM role", Name: n.Role, What: what, Fix: fix} }
-	if want := ec2TrustPolicy(n.Region); !samePolicy(trust, want) {
+func roleDrift(ctx context.Context, api roleAPI, n Names, trust string) error {
+	drift := func(what, fix string) error { return &DriftError{Kind: "IAM role", Name: n.Role, What: what, Fix: fix} }
+	if want := EC2TrustPolicy(n.Region); !SamePolicy(trust, want) {
 		return drift("lets other principals than EC2 assume it (its trust policy was changed)",
 			fmt.Sprintf("restore it: `aws iam update-assume-role-policy --role-name %s --policy-document '%s'`", n.Role, want))
 	}
@@ -133,38 +133,38 @@ func profileHolds(p *iamtypes.InstanceProfile, role string) bool {
 }
 
 // plan says in words what ensureRole would do.
-func (r *roleFound) plan(n names) []planStep {
-	var p []planStep
-	if !r.roleExists {
-		p = append(p, step(kindRole, n.Role, "create IAM role %s", n.Role))
-	} else if !r.policyOK {
-		p = append(p, step(kindRole, n.Role, "set the bucket-only policy of IAM role %s", n.Role))
+func (r *RoleFound) Plan(n Names) []PlanStep {
+	var p []PlanStep
+	if !r.RoleExists {
+		p = append(p, Step(KindRole, n.Role, "create IAM role %s", n.Role))
+	} else if !r.PolicyOK {
+		p = append(p, Step(KindRole, n.Role, "set the bucket-only policy of IAM role %s", n.Role))
 	}
-	if !r.profileExists {
-		p = append(p, step(kindProfile, n.Profile, "create instance profile %s", n.Profile))
+	if !r.ProfileExists {
+		p = append(p, Step(KindProfile, n.Profile, "create instance profile %s", n.Profile))
 	}
-	if !r.roleInProf {
-		p = append(p, step(kindProfile, n.Profile, "put role %s into instance profile %s", n.Role, n.Profile))
+	if !r.RoleInProf {
+		p = append(p, Step(KindProfile, n.Profile, "put role %s into instance profile %s", n.Role, n.Profile))
 	}
 	return p
 }
 
 // ensureRole creates the server role with the bucket-only policy and an
 // instance profile holding it.
-func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy string, tags map[string]string, log Log) error {
-	if !r.roleExists {
+func EnsureRole(ctx context.Context, api roleAPI, r *RoleFound, n Names, policy string, tags map[string]string, log Log) error {
+	if !r.RoleExists {
 		log.Step("creating IAM role %s", n.Role)
 		_, err := api.CreateRole(ctx, &iam.CreateRoleInput{
-			RoleName: aws.String(n.Role), Path: aws.String(iamPath),
-			AssumeRolePolicyDocument: aws.String(ec2TrustPolicy(n.Region)), Tags: iamTags(tags),
+			RoleName: aws.String(n.Role), Path: aws.String(IAMPath),
+			AssumeRolePolicyDocument: aws.String(EC2TrustPolicy(n.Region)), Tags: IAMTags(tags),
 			Description: aws.String("mlstack " + n.Stack + " tracking server"),
 		})
 		if err := adoptIfOurs(ctx, api, n, policy, err, "creating IAM role "+n.Role); err != nil {
 			return err
 		}
 	}
-	if !r.policyOK {
-		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
+	if !r.PolicyOK {
+		err := RetryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
 			_, err := api.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
 				RoleName: aws.String(n.Role), PolicyName: aws.String(n.Policy), PolicyDocument: aws.String(policy),
 			})
@@ -174,17 +174,17 @@ func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy 
 			return fmt.Errorf("setting policy of IAM role %s: %w", n.Role, err)
 		}
 	}
-	if !r.profileExists {
+	if !r.ProfileExists {
 		log.Step("creating instance profile %s", n.Profile)
 		_, err := api.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{
-			InstanceProfileName: aws.String(n.Profile), Path: aws.String(iamPath), Tags: iamTags(tags),
+			InstanceProfileName: aws.String(n.Profile), Path: aws.String(IAMPath), Tags: IAMTags(tags),
 		})
 		if err := adoptIfOurs(ctx, api, n, policy, err, "creating instance profile "+n.Profile); err != nil {
 			return err
 		}
 	}
-	if !r.roleInProf {
-		err := retryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
+	if !r.RoleInProf {
+		err := RetryOn(ctx, iamWait, isIAMPropagation, nil, func() error {
 			_, err := api.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
 				InstanceProfileName: aws.String(n.Profile), RoleName: aws.String(n.Role),
 			})
@@ -192,8 +192,8 @@ func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy 
 		})
 		// LimitExceeded: a role is in the profile already. Ours, when an
 		// earlier attempt of this call did land; another role is drift.
-		if hasCode(err, "LimitExceeded") {
-			if again, ferr := findRole(ctx, api, n, policy); ferr != nil || again.roleInProf {
+		if HasCode(err, "LimitExceeded") {
+			if again, ferr := FindRole(ctx, api, n, policy); ferr != nil || again.RoleInProf {
 				return ferr
 			}
 		}
@@ -206,10 +206,10 @@ func ensureRole(ctx context.Context, api roleAPI, r *roleFound, n names, policy 
 
 // adoptIfOurs handles a create's answer: EntityAlreadyExists means another
 // run made it meanwhile, which is fine only if it carries our tag.
-func adoptIfOurs(ctx context.Context, api roleAPI, n names, policy string, err error, what string) error {
+func adoptIfOurs(ctx context.Context, api roleAPI, n Names, policy string, err error, what string) error {
 	switch {
-	case hasCode(err, "EntityAlreadyExists"):
-		_, ferr := findRole(ctx, api, n, policy)
+	case HasCode(err, "EntityAlreadyExists"):
+		_, ferr := FindRole(ctx, api, n, policy)
 		return ferr
 	case err != nil:
 		return fmt.Errorf("%s: %w", what, err)
@@ -219,62 +219,62 @@ func adoptIfOurs(ctx context.Context, api roleAPI, n names, policy string, err e
 
 // roleInventory is the status rows of the role and the profile the stack
 // owns, and the role's tags (nil without one).
-func roleInventory(ctx context.Context, api roleAPI, n names) ([]resource, map[string]string, error) {
-	var out []resource
+func RoleInventory(ctx context.Context, api roleAPI, n Names) ([]Resource, map[string]string, error) {
+	var out []Resource
 	var tags map[string]string
 	r, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(n.Role)})
 	switch {
-	case hasCode(err, "NoSuchEntity"):
+	case HasCode(err, "NoSuchEntity"):
 	case err != nil:
 		return nil, nil, fmt.Errorf("reading IAM role %s: %w", n.Role, err)
-	case owned(iamTagMap(r.Role.Tags), n.Stack):
-		tags = iamTagMap(r.Role.Tags)
-		out = append(out, resource{Kind: kindRole, ID: aws.ToString(r.Role.RoleId), Name: n.Role, State: stateExists})
+	case owned(IAMTagMap(r.Role.Tags), n.Stack):
+		tags = IAMTagMap(r.Role.Tags)
+		out = append(out, Resource{Kind: KindRole, ID: aws.ToString(r.Role.RoleId), Name: n.Role, State: StateExists})
 	default:
-		out = append(out, resource{Kind: kindRole, ID: aws.ToString(r.Role.RoleId), Name: n.Role, State: stateForeign})
+		out = append(out, Resource{Kind: KindRole, ID: aws.ToString(r.Role.RoleId), Name: n.Role, State: StateForeign})
 	}
 	p, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	switch {
-	case hasCode(err, "NoSuchEntity"):
+	case HasCode(err, "NoSuchEntity"):
 	case err != nil:
 		return nil, nil, fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
-	case owned(iamTagMap(p.InstanceProfile.Tags), n.Stack):
-		out = append(out, resource{Kind: kindProfile, ID: aws.ToString(p.InstanceProfile.InstanceProfileId), Name: n.Profile, State: stateExists})
+	case owned(IAMTagMap(p.InstanceProfile.Tags), n.Stack):
+		out = append(out, Resource{Kind: KindProfile, ID: aws.ToString(p.InstanceProfile.InstanceProfileId), Name: n.Profile, State: StateExists})
 	default:
-		out = append(out, resource{Kind: kindProfile, ID: aws.ToString(p.InstanceProfile.InstanceProfileId), Name: n.Profile, State: stateForeign})
+		out = append(out, Resource{Kind: KindProfile, ID: aws.ToString(p.InstanceProfile.InstanceProfileId), Name: n.Profile, State: StateForeign})
 	}
 	return out, tags, nil
 }
 
 // listRoles adds to set the stacks of IAM roles under /mlstack/, placed by
 // their region tag.
-func listRoles(ctx context.Context, api roleAPI, set *stackSet, want map[string]bool) error {
-	roles, err := api.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(iamPath)})
+func ListRoles(ctx context.Context, api roleAPI, set *StackSet, want map[string]bool) error {
+	roles, err := api.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(IAMPath)})
 	if err != nil {
-		return fmt.Errorf("listing IAM roles under %s: %w", iamPath, err)
+		return fmt.Errorf("listing IAM roles under %s: %w", IAMPath, err)
 	}
 	for _, r := range roles.Roles {
 		out, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: r.RoleName})
-		if hasCode(err, "NoSuchEntity") {
+		if HasCode(err, "NoSuchEntity") {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("reading IAM role %s: %w", aws.ToString(r.RoleName), err)
 		}
-		set.addRegional(iamTagMap(out.Role.Tags), resource{Kind: kindRole, ID: aws.ToString(out.Role.RoleId), Name: aws.ToString(out.Role.RoleName), State: stateExists}, want)
+		set.addRegional(IAMTagMap(out.Role.Tags), Resource{Kind: KindRole, ID: aws.ToString(out.Role.RoleId), Name: aws.ToString(out.Role.RoleName), State: StateExists}, want)
 	}
 	return nil
 }
 
 // retagRole moves the expiry of the role and of the profile that exist.
-func retagRole(ctx context.Context, api roleAPI, r *roleFound, n names, expires string) error {
-	tags := []iamtypes.Tag{{Key: aws.String(tagExpiresAt), Value: aws.String(expires)}}
-	if r.roleExists {
+func RetagRole(ctx context.Context, api roleAPI, r *RoleFound, n Names, expires string) error {
+	tags := []iamtypes.Tag{{Key: aws.String(TagExpiresAt), Value: aws.String(expires)}}
+	if r.RoleExists {
 		if _, err := api.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(n.Role), Tags: tags}); err != nil {
 			return fmt.Errorf("moving the expiry of IAM role %s: %w", n.Role, err)
 		}
 	}
-	if r.profileExists {
+	if r.ProfileExists {
 		if _, err := api.TagInstanceProfile(ctx, &iam.TagInstanceProfileInput{InstanceProfileName: aws.String(n.Profile), Tags: tags}); err != nil {
 			return fmt.Errorf("moving the expiry of instance profile %s: %w", n.Profile, err)
 		}
@@ -284,7 +284,7 @@ func retagRole(ctx context.Context, api roleAPI, r *roleFound, n names, expires 
 
 // deleteRole removes the instance profile, then the role (policies
 // first): each only when the inventory found it the stack's.
-func deleteRole(ctx context.Context, api roleAPI, n names, profile, role bool, log Log) error {
+func DeleteRole(ctx context.Context, api roleAPI, n Names, profile, role bool, log Log) error {
 	if profile {
 		if err := deleteProfile(ctx, api, n, log); err != nil {
 			return err
@@ -297,33 +297,33 @@ func deleteRole(ctx context.Context, api roleAPI, n names, profile, role bool, l
 	if err := deleteRolePolicies(ctx, api, n.Role); err != nil {
 		return err
 	}
-	if _, err := api.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(n.Role)}); err != nil && !hasCode(err, "NoSuchEntity") {
+	if _, err := api.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(n.Role)}); err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("deleting IAM role %s: %w", n.Role, err)
 	}
 	return nil
 }
 
 // deleteProfile empties and deletes the instance profile.
-func deleteProfile(ctx context.Context, api roleAPI, n names, log Log) error {
+func deleteProfile(ctx context.Context, api roleAPI, n Names, log Log) error {
 	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	switch {
-	case hasCode(err, "NoSuchEntity"):
+	case HasCode(err, "NoSuchEntity"):
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading instance profile %s: %w", n.Profile, err)
-	case !owned(iamTagMap(prof.InstanceProfile.Tags), n.Stack):
-		log.Warn("leaving instance profile %s alone: it is not tagged %s=%s", n.Profile, tagStack, n.Stack)
+	case !owned(IAMTagMap(prof.InstanceProfile.Tags), n.Stack):
+		log.Warn("leaving instance profile %s alone: it is not tagged %s=%s", n.Profile, TagStack, n.Stack)
 		return nil
 	}
 	log.Step("deleting instance profile %s", n.Profile)
 	for _, r := range prof.InstanceProfile.Roles {
 		if _, err := api.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
 			InstanceProfileName: aws.String(n.Profile), RoleName: r.RoleName,
-		}); err != nil && !hasCode(err, "NoSuchEntity") && !roleLeftProfile(ctx, api, n) {
+		}); err != nil && !HasCode(err, "NoSuchEntity") && !roleLeftProfile(ctx, api, n) {
 			return fmt.Errorf("removing role from instance profile %s: %w", n.Profile, err)
 		}
 	}
-	if _, err := api.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)}); err != nil && !hasCode(err, "NoSuchEntity") {
+	if _, err := api.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)}); err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("deleting instance profile %s: %w", n.Profile, err)
 	}
 	return nil
@@ -332,23 +332,23 @@ func deleteProfile(ctx context.Context, api roleAPI, n names, log Log) error {
 // deleteRolePolicies deletes the role's inline policies and detaches managed ones.
 func deleteRolePolicies(ctx context.Context, api roleAPI, role string) error {
 	pols, err := api.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
+	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing policies of IAM role %s: %w", role, err)
 	}
 	if pols != nil {
 		for _, p := range pols.PolicyNames {
-			if _, err := api.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p)}); err != nil && !hasCode(err, "NoSuchEntity") {
+			if _, err := api.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p)}); err != nil && !HasCode(err, "NoSuchEntity") {
 				return fmt.Errorf("deleting policy %s of IAM role %s: %w", p, role, err)
 			}
 		}
 	}
 	att, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
-	if err != nil && !hasCode(err, "NoSuchEntity") {
+	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing attached policies of IAM role %s: %w", role, err)
 	}
 	if att != nil {
 		for _, p := range att.AttachedPolicies {
-			if _, err := api.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: p.PolicyArn}); err != nil && !hasCode(err, "NoSuchEntity") {
+			if _, err := api.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: p.PolicyArn}); err != nil && !HasCode(err, "NoSuchEntity") {
 				return fmt.Errorf("detaching policy from IAM role %s: %w", role, err)
 			}
 		}
@@ -359,9 +359,9 @@ func deleteRolePolicies(ctx context.Context, api roleAPI, role string) error {
 // roleLeftProfile re-reads the profile after an ambiguous failure (a lost
 // response whose retry the emulator answers with a 500): if the role is no
 // longer in it, the removal did happen.
-func roleLeftProfile(ctx context.Context, api roleAPI, n names) bool {
+func roleLeftProfile(ctx context.Context, api roleAPI, n Names) bool {
 	prof, err := api.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
-	if hasCode(err, "NoSuchEntity") {
+	if HasCode(err, "NoSuchEntity") {
 		return true
 	}
 	return err == nil && !profileHolds(prof.InstanceProfile, n.Role)

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 
 // Tag keys. Tags in AWS are the source of truth for what a stack owns.
 const (
-	tagStack     = "mlstack:stack"
-	tagCreatedAt = "mlstack:created-at"
-	tagExpiresAt = "mlstack:expires-at"
-	tagVersion   = "mlstack:version"
-	tagRegion    = "mlstack:region"
+	TagStack     = "mlstack:stack"
+	TagCreatedAt = "mlstack:created-at"
+	TagExpiresAt = "mlstack:expires-at"
+	TagVersion   = "mlstack:version"
+	TagRegion    = "mlstack:region"
 	// tagOwner is the principal that created the stack (an assumed role
 	// counts as its role); sweeps act on the caller's own stacks.
 	tagOwner = "mlstack:owner"
@@ -28,28 +28,28 @@ const (
 // stackTags are the tags every resource of a stack gets at creation; region
 // lets `ls` place the stack's global IAM resources, owner names who made
 // it, and a TTL adds the expiry.
-func stackTags(stack, region, owner string, now time.Time, ttl time.Duration) map[string]string {
+func StackTags(stack, region, owner string, now time.Time, ttl time.Duration) map[string]string {
 	tags := map[string]string{
-		tagStack:     stack,
-		tagCreatedAt: now.UTC().Format(time.RFC3339),
-		tagVersion:   version,
-		tagRegion:    region,
+		TagStack:     stack,
+		TagCreatedAt: now.UTC().Format(time.RFC3339),
+		TagVersion:   Version,
+		TagRegion:    region,
 	}
 	if owner != "" {
 		tags[tagOwner] = owner
 	}
 	if ttl > 0 {
-		tags[tagExpiresAt] = now.Add(ttl).UTC().Format(time.RFC3339)
+		tags[TagExpiresAt] = now.Add(ttl).UTC().Format(time.RFC3339)
 	}
 	return tags
 }
 
 // owned reports whether tags mark a resource as belonging to stack.
 func owned(tags map[string]string, stack string) bool {
-	return tags[tagStack] == stack
+	return tags[TagStack] == stack
 }
 
-func sortedKeys(m map[string]string) []string {
+func SortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -58,38 +58,38 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-func ec2Tags(m map[string]string, name string) []ec2types.Tag {
+func EC2Tags(m map[string]string, name string) []ec2types.Tag {
 	var out []ec2types.Tag
 	if name != "" {
 		out = append(out, ec2types.Tag{Key: aws.String("Name"), Value: aws.String(name)})
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range SortedKeys(m) {
 		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
 }
 
-func ec2TagSpec(rt ec2types.ResourceType, m map[string]string, name string) ec2types.TagSpecification {
-	return ec2types.TagSpecification{ResourceType: rt, Tags: ec2Tags(m, name)}
+func EC2TagSpec(rt ec2types.ResourceType, m map[string]string, name string) ec2types.TagSpecification {
+	return ec2types.TagSpecification{ResourceType: rt, Tags: EC2Tags(m, name)}
 }
 
-func iamTags(m map[string]string) []iamtypes.Tag {
+func IAMTags(m map[string]string) []iamtypes.Tag {
 	var out []iamtypes.Tag
-	for _, k := range sortedKeys(m) {
+	for _, k := range SortedKeys(m) {
 		out = append(out, iamtypes.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
 }
 
-func s3Tags(m map[string]string) []s3types.Tag {
+func S3Tags(m map[string]string) []s3types.Tag {
 	var out []s3types.Tag
-	for _, k := range sortedKeys(m) {
+	for _, k := range SortedKeys(m) {
 		out = append(out, s3types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
 	}
 	return out
 }
 
-func ec2TagMap(tags []ec2types.Tag) map[string]string {
+func EC2TagMap(tags []ec2types.Tag) map[string]string {
 	m := map[string]string{}
 	for _, t := range tags {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
@@ -97,7 +97,7 @@ func ec2TagMap(tags []ec2types.Tag) map[string]string {
 	return m
 }
 
-func iamTagMap(tags []iamtypes.Tag) map[string]string {
+func IAMTagMap(tags []iamtypes.Tag) map[string]string {
 	m := map[string]string{}
 	for _, t := range tags {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
@@ -105,7 +105,7 @@ func iamTagMap(tags []iamtypes.Tag) map[string]string {
 	return m
 }
 
-func s3TagMap(tags []s3types.Tag) map[string]string {
+func S3TagMap(tags []s3types.Tag) map[string]string {
 	m := map[string]string{}
 	for _, t := range tags {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
@@ -115,11 +115,11 @@ func s3TagMap(tags []s3types.Tag) map[string]string {
 
 // stackFilter selects a stack's EC2 resources by tag.
 func stackFilter(stack string) ec2types.Filter {
-	return ec2types.Filter{Name: aws.String("tag:" + tagStack), Values: []string{stack}}
+	return ec2types.Filter{Name: aws.String("tag:" + TagStack), Values: []string{stack}}
 }
 
 // anyStackFilter selects the EC2 resources of every stack.
-var anyStackFilter = ec2types.Filter{Name: aws.String("tag-key"), Values: []string{tagStack}}
+var anyStackFilter = ec2types.Filter{Name: aws.String("tag-key"), Values: []string{TagStack}}
 
 type ec2TagAPI interface {
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
@@ -127,15 +127,15 @@ type ec2TagAPI interface {
 
 // retagEC2 sets one tag on EC2 resources of any kind in a single call; each
 // resource file says which of its ids carry the stack's tags.
-func retagEC2(ctx context.Context, api ec2TagAPI, ids []string, key, value string) error {
+func RetagEC2(ctx context.Context, api ec2TagAPI, ids []string, key, value string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: ec2Tags(map[string]string{key: value}, "")}); err != nil {
+	if _, err := api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: EC2Tags(map[string]string{key: value}, "")}); err != nil {
 		return fmt.Errorf("moving the expiry of EC2 resources: %w", err)
 	}
 	return nil
 }
 
 // version is mlstack's, stamped into the mlstack:version tag.
-const version = "0.1.0"
+const Version = "0.1.0"

@@ -1,4 +1,4 @@
-package provision
+package cloud
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 )
 
 // maxStackLen keeps every derived AWS name within its limit (the bucket's 63).
-const maxStackLen = 24
+const MaxStackLen = 24
 
 // maxTTL bounds --ttl: a demo stack that should live longer is not a demo.
 const maxTTL = 90 * 24 * time.Hour
@@ -24,58 +24,58 @@ var (
 
 // validateStack checks a stack name: lowercase letters, digits and single
 // hyphens, starting with a letter, short enough for every derived name.
-func validateStack(s string) error {
+func ValidateStack(s string) error {
 	switch {
 	case s == "":
-		return usagef("missing stack name: pass --stack NAME or set MLSTACK_STACK")
-	case len(s) > maxStackLen:
-		return usagef("stack name %q is %d characters; at most %d fit every derived AWS name", s, len(s), maxStackLen)
+		return Usagef("missing stack name: pass --stack NAME or set MLSTACK_STACK")
+	case len(s) > MaxStackLen:
+		return Usagef("stack name %q is %d characters; at most %d fit every derived AWS name", s, len(s), MaxStackLen)
 	case !stackRe.MatchString(s):
-		return usagef("stack name %q: use lowercase letters, digits and hyphens, starting with a letter", s)
+		return Usagef("stack name %q: use lowercase letters, digits and hyphens, starting with a letter", s)
 	case strings.HasSuffix(s, "-") || strings.Contains(s, "--"):
-		return usagef("stack name %q: no trailing or doubled hyphens", s)
+		return Usagef("stack name %q: no trailing or doubled hyphens", s)
 	}
 	return nil
 }
 
 // validateRegion checks the shape of a region name (eu-west-3, us-gov-west-1).
-func validateRegion(r string) error {
+func ValidateRegion(r string) error {
 	if !region.Valid(r) {
-		return usagef("region %q is not a valid AWS region name (like eu-west-3)", r)
+		return Usagef("region %q is not a valid AWS region name (like eu-west-3)", r)
 	}
 	return nil
 }
 
 // validateInstanceType checks the shape of an instance type; AWS confirms it exists.
-func validateInstanceType(t string) error {
+func ValidateInstanceType(t string) error {
 	if !instanceTypeRe.MatchString(t) {
-		return usagef("instance type %q is not like t2.micro", t)
+		return Usagef("instance type %q is not like t2.micro", t)
 	}
 	return nil
 }
 
 // validateMLflowVersion wants an exact release that has --allowed-hosts,
 // which the bootstrap relies on (3.5.0 or newer).
-func validateMLflowVersion(v string) error {
+func ValidateMLflowVersion(v string) error {
 	if !versionRe.MatchString(v) {
-		return usagef("--mlflow-version %q: give an exact version like %s", v, cloudinit.DefaultMLflowVersion)
+		return Usagef("--mlflow-version %q: give an exact version like %s", v, cloudinit.DefaultMLflowVersion)
 	}
 	var major, minor, patch int
 	fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch)
 	if major < 3 || (major == 3 && minor < 5) {
-		return usagef("--mlflow-version %s: mlstack needs MLflow 3.5.0 or newer", v)
+		return Usagef("--mlflow-version %s: mlstack needs MLflow 3.5.0 or newer", v)
 	}
 	return nil
 }
 
 // parseTTL reads a TTL (see ParseDuration), at most maxTTL; "" is no TTL.
-func parseTTL(s string) (time.Duration, error) {
+func ParseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
 	v, err := ParseDuration("--ttl", s)
 	if err == nil && v > maxTTL {
-		err = usagef("--ttl %s: give at most %dd", s, int(maxTTL.Hours()/24))
+		err = Usagef("--ttl %s: give at most %dd", s, int(maxTTL.Hours()/24))
 	}
 	if err != nil {
 		return 0, err
@@ -87,7 +87,7 @@ func parseTTL(s string) (time.Duration, error) {
 // "4h", "1h30m") or whole days ("2d"). Its error names the flag and echoes
 // what was typed.
 func ParseDuration(flag, s string) (time.Duration, error) {
-	bad := usagef("%s %s: use a duration like 90m, 4h or 2d", flag, shellWord(s))
+	bad := Usagef("%s %s: use a duration like 90m, 4h or 2d", flag, ShellWord(s))
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		var n int
 		if _, err := fmt.Sscanf(d, "%d", &n); err != nil || fmt.Sprint(n) != d || n <= 0 {
@@ -118,21 +118,21 @@ func FormatDuration(d time.Duration) string {
 }
 
 // validateOutput accepts table (the default for "") and json.
-func validateOutput(o *string) error {
+func ValidateOutput(o *string) error {
 	switch *o {
 	case "":
 		*o = "table"
 	case "table", "json":
 	default:
-		return usagef("--output %q: use table or json", *o)
+		return Usagef("--output %q: use table or json", *o)
 	}
 	return nil
 }
 
 // validateTimeout fills the default for 0 and refuses a negative one.
-func validateTimeout(d *time.Duration, def time.Duration) error {
+func ValidateTimeout(d *time.Duration, def time.Duration) error {
 	if *d < 0 {
-		return usagef("--timeout must be positive")
+		return Usagef("--timeout must be positive")
 	}
 	if *d == 0 {
 		*d = def
