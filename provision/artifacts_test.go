@@ -46,34 +46,34 @@ func TestUpArtifactsModes(t *testing.T) {
 		return log.String()
 	}
 	key := func() (string, string) {
-		u := f.users["mlstack-demo"]
+		u := f.Users["mlstack-demo"]
 		sec := savedSecrets(t, dir, "demo")
-		if len(u.keys) == 0 {
+		if len(u.Keys) == 0 {
 			return "", sec.AccessKeyID
 		}
-		return u.keys[0].id, sec.AccessKeyID
+		return u.Keys[0].ID, sec.AccessKeyID
 	}
 
 	up(ArtifactsProxied)
-	if inAWS, saved := key(); inAWS != "" || saved != "" || f.params["/mlstack/demo/artifacts"].value != ArtifactsProxied {
-		t.Fatalf("new proxied stack: key %q in IAM, %q saved, mode %q", inAWS, saved, f.params["/mlstack/demo/artifacts"].value)
+	if inAWS, saved := key(); inAWS != "" || saved != "" || f.Params["/mlstack/demo/artifacts"].Value != ArtifactsProxied {
+		t.Fatalf("new proxied stack: key %q in IAM, %q saved, mode %q", inAWS, saved, f.Params["/mlstack/demo/artifacts"].Value)
 	}
 	if vars := envNames(t, dir, "demo"); hasAWSVar(vars) || !slices.Contains(vars, "MLFLOW_TRACKING_PASSWORD") {
 		t.Errorf("proxied env file sets %v", vars)
 	}
-	if f.reboots != 0 || f.count("IAM.CreateAccessKey") != 0 {
-		t.Errorf("new proxied stack: %d reboots, %d keys made", f.reboots, f.count("IAM.CreateAccessKey"))
+	if f.Reboots != 0 || f.Count("IAM.CreateAccessKey") != 0 {
+		t.Errorf("new proxied stack: %d reboots, %d keys made", f.Reboots, f.Count("IAM.CreateAccessKey"))
 	}
 
-	f.resetCalls()
-	if log := up(""); len(f.mutating()) != 0 {
-		t.Errorf("up without --artifacts on a proxied stack changed %v\n%s", f.mutating(), log)
+	f.ResetCalls()
+	if log := up(""); len(f.Mutating()) != 0 {
+		t.Errorf("up without --artifacts on a proxied stack changed %v\n%s", f.Mutating(), log)
 	}
 
 	log := up(ArtifactsDirect)
 	inAWS, saved := key()
-	if inAWS == "" || inAWS != saved || f.params["/mlstack/demo/artifacts"].value != ArtifactsDirect || f.reboots != 1 {
-		t.Fatalf("switch to direct: key %q in IAM, %q saved, %d reboots\n%s", inAWS, saved, f.reboots, log)
+	if inAWS == "" || inAWS != saved || f.Params["/mlstack/demo/artifacts"].Value != ArtifactsDirect || f.Reboots != 1 {
+		t.Fatalf("switch to direct: key %q in IAM, %q saved, %d reboots\n%s", inAWS, saved, f.Reboots, log)
 	}
 	if vars := envNames(t, dir, "demo"); !slices.Contains(vars, "AWS_ACCESS_KEY_ID") || !slices.Contains(vars, "AWS_SECRET_ACCESS_KEY") {
 		t.Errorf("direct env file sets %v", vars)
@@ -84,10 +84,10 @@ func TestUpArtifactsModes(t *testing.T) {
 
 	// A server that does not come back: the keys it published before the
 	// switch are not taken for the new start's.
-	f.silentServer = true
+	f.SilentServer = true
 	log = up(ArtifactsProxied)
-	if inAWS, saved := key(); inAWS != "" || saved != "" || f.reboots != 2 {
-		t.Errorf("switch to proxied: key %q in IAM, %q saved, %d reboots", inAWS, saved, f.reboots)
+	if inAWS, saved := key(); inAWS != "" || saved != "" || f.Reboots != 2 {
+		t.Errorf("switch to proxied: key %q in IAM, %q saved, %d reboots", inAWS, saved, f.Reboots)
 	}
 	if !strings.Contains(log, "the server has not started again since the change") || !strings.Contains(log, "cannot log or download them") {
 		t.Errorf("switch to proxied with a silent server:\n%s", log)
@@ -105,12 +105,12 @@ func TestArtifactsFlagRefused(t *testing.T) {
 	for _, bad := range []string{"Proxied", "s3", "none", " direct"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.Artifacts = bad
-		err := Up(f.ctx(), o)
+		err := Up(f.Ctx(), o)
 		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "use proxied") {
 			t.Errorf("--artifacts %q: %v", bad, err)
 		}
 	}
-	if len(f.calls()) != 0 {
-		t.Errorf("a refused --artifacts called AWS: %v", f.calls())
+	if len(f.Calls()) != 0 {
+		t.Errorf("a refused --artifacts called AWS: %v", f.Calls())
 	}
 }

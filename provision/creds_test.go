@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -85,12 +87,12 @@ func rotateOpts(dir, stack, uri string) (RotateOptions, *bytes.Buffer) {
 }
 
 // userKeys are the access key ids of an IAM user in the fake.
-func userKeys(f *fakeAWS, user string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func userKeys(f *cloudfake.FakeAWS, user string) []string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	var ids []string
-	for _, k := range f.users[user].keys {
-		ids = append(ids, k.id)
+	for _, k := range f.Users[user].Keys {
+		ids = append(ids, k.ID)
 	}
 	return ids
 }
@@ -103,7 +105,7 @@ func TestRotateCreds(t *testing.T) {
 	ml, uri := startPwServer(t, old.MLflowPassword)
 
 	o, log := rotateOpts(dir, "demo", uri)
-	if err := RotateCreds(f.ctx(), o); err != nil {
+	if err := RotateCreds(f.Ctx(), o); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, log)
 	}
 	now := savedSecrets(t, dir, "demo")
@@ -120,16 +122,16 @@ func TestRotateCreds(t *testing.T) {
 		t.Error("rotation changed other secrets")
 	}
 	// The new key is proven with its own signature before the old one goes.
-	calls := f.calls()
+	calls := f.Calls()
 	create, probe, del := slices.Index(calls, "IAM.CreateAccessKey"), slices.Index(calls, "S3.ListObjectsV2"), slices.Index(calls, "IAM.DeleteAccessKey")
 	if create < 0 || probe < create || del < probe {
 		t.Errorf("calls %v: want CreateAccessKey, then the probe, then DeleteAccessKey", calls)
 	}
 	// SSM gets the new password, for the next instance that boots.
-	if m := f.mutating(); !slices.Equal(m, []string{"IAM.CreateAccessKey", "IAM.DeleteAccessKey", "SSM.PutParameter", "SSM.AddTagsToResource"}) {
+	if m := f.Mutating(); !slices.Equal(m, []string{"IAM.CreateAccessKey", "IAM.DeleteAccessKey", "SSM.PutParameter", "SSM.AddTagsToResource"}) {
 		t.Errorf("mutating calls %v", m)
 	}
-	if p := f.params["/mlstack/demo/admin-password"]; p == nil || p.value != now.MLflowPassword || p.typ != "SecureString" || p.tags[cloud.TagStack] != "demo" {
+	if p := f.Params["/mlstack/demo/admin-password"]; p == nil || p.Value != now.MLflowPassword || p.Typ != "SecureString" || p.Tags[cloud.TagStack] != "demo" {
 		t.Errorf("SSM admin password %+v", p)
 	}
 	env := readFile(t, local.StackDir(dir, "demo").EnvFile())
@@ -160,17 +162,17 @@ func TestRotateCredsOnAFreshMachine(t *testing.T) {
 
 	dir := t.TempDir()
 	o, log := rotateOpts(dir, "demo", uri)
-	if err := RotateCreds(f.ctx(), o); err != nil {
+	if err := RotateCreds(f.Ctx(), o); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, log)
 	}
-	if f.count("SSM.GetParameters") == 0 || f.count("EC2.DescribeInstanceAttribute") != 0 {
-		t.Errorf("password not read from SSM: %v", f.calls())
+	if f.Count("SSM.GetParameters") == 0 || f.Count("EC2.DescribeInstanceAttribute") != 0 {
+		t.Errorf("password not read from SSM: %v", f.Calls())
 	}
-	if p := f.params["/mlstack/demo/admin-password"]; p == nil || p.value != ml.current() {
+	if p := f.Params["/mlstack/demo/admin-password"]; p == nil || p.Value != ml.current() {
 		t.Error("SSM does not hold the new password")
 	}
 	sec := savedSecrets(t, dir, "demo")
-	if sec == nil || sec.Account != fakeAccount || sec.Region != fakeRegion || sec.MLflowUser != "admin" ||
+	if sec == nil || sec.Account != cloudfake.FakeAccount || sec.Region != cloudfake.FakeRegion || sec.MLflowUser != "admin" ||
 		sec.MLflowPassword != ml.current() || sec.MLflowPassword == orig.MLflowPassword {
 		t.Fatalf("state here %+v, server password %q", sec, ml.current())
 	}
@@ -188,14 +190,14 @@ func TestRotateCredsUsesTheInstanceAddress(t *testing.T) {
 	// answers there, so the password stays while the key rotates.
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.mu.Lock()
-	f.instances[0].inst.PublicDnsName = nil
+	f.Mu.Lock()
+	f.Instances[0].Inst.PublicDnsName = nil
 	ip := "127.0.0.1"
-	f.instances[0].inst.PublicIpAddress = &ip
-	f.mu.Unlock()
+	f.Instances[0].Inst.PublicIpAddress = &ip
+	f.Mu.Unlock()
 	old := savedSecrets(t, dir, "demo")
 	o, _ := rotateOpts(dir, "demo", "")
-	ctx, cancel := context.WithTimeout(f.ctx(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(f.Ctx(), 10*time.Second)
 	defer cancel()
 	err := RotateCreds(ctx, o)
 	if err == nil || !strings.Contains(err.Error(), "access key rotated; MLflow password not rotated") {
@@ -219,7 +221,7 @@ func TestRotateCredsSkipMLflow(t *testing.T) {
 	ml, uri := startPwServer(t, old.MLflowPassword)
 	o, log := rotateOpts(dir, "demo", uri)
 	o.SkipMLflow = true
-	if err := RotateCreds(f.ctx(), o); err != nil {
+	if err := RotateCreds(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	now := savedSecrets(t, dir, "demo")
@@ -236,50 +238,50 @@ func TestRotateCredsRefusals(t *testing.T) {
 	t.Run("two keys", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
-		f.mu.Lock()
-		f.addKey(f.users["mlstack-demo"], time.Now())
-		f.mu.Unlock()
-		f.resetCalls()
+		f.Mu.Lock()
+		f.AddKey(f.Users["mlstack-demo"], time.Now())
+		f.Mu.Unlock()
+		f.ResetCalls()
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "already has 2 access keys") {
 			t.Fatalf("rotate = %v", err)
 		}
-		if len(f.mutating()) != 0 {
-			t.Errorf("mutating calls %v", f.mutating())
+		if len(f.Mutating()) != 0 {
+			t.Errorf("mutating calls %v", f.Mutating())
 		}
 	})
 	t.Run("no user", func(t *testing.T) {
 		f := newInstalledFake(t)
 		o, _ := rotateOpts(t.TempDir(), "demo", "")
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "has no IAM user mlstack-demo: `mlstack up --stack demo --state-dir "+o.StateDir+"` creates it") {
 			t.Fatalf("rotate = %v", err)
 		}
-		if len(f.mutating()) != 0 {
-			t.Errorf("mutating calls %v", f.mutating())
+		if len(f.Mutating()) != 0 {
+			t.Errorf("mutating calls %v", f.Mutating())
 		}
 	})
 	t.Run("foreign user", func(t *testing.T) {
 		f := newInstalledFake(t)
-		f.addUser("mlstack-demo", nil)
+		f.AddUser("mlstack-demo", nil)
 		o, _ := rotateOpts(t.TempDir(), "demo", "")
-		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "is not tagged") {
+		if err := RotateCreds(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "is not tagged") {
 			t.Fatalf("rotate = %v", err)
 		}
 	})
 	t.Run("bad input", func(t *testing.T) {
 		f := newInstalledFake(t)
 		o, _ := rotateOpts(t.TempDir(), "Demo", "")
-		if err := RotateCreds(f.ctx(), o); !cloud.IsUsage(err) {
+		if err := RotateCreds(f.Ctx(), o); !cloud.IsUsage(err) {
 			t.Fatalf("rotate = %v", err)
 		}
 		o, _ = rotateOpts(t.TempDir(), "demo", "")
 		o.Region = "nowhere"
-		if err := RotateCreds(f.ctx(), o); !cloud.IsUsage(err) {
+		if err := RotateCreds(f.Ctx(), o); !cloud.IsUsage(err) {
 			t.Fatalf("rotate = %v", err)
 		}
-		if f.connects != 0 {
+		if f.Connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})
@@ -291,9 +293,9 @@ func TestRotateCredsFailures(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		old := savedSecrets(t, dir, "demo")
-		f.failNext("CreateAccessKey", awsErr("LimitExceeded"), 1)
+		f.FailNext("CreateAccessKey", cloudfake.AwsErr("LimitExceeded"), 1)
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") {
+		if err := RotateCreds(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") {
 			t.Fatalf("rotate = %v", err)
 		}
 		if !reflect.DeepEqual(*savedSecrets(t, dir, "demo"), *old) {
@@ -307,7 +309,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		old := savedSecrets(t, dir, "demo")
 		sd := local.StackDir(dir, "demo").Path()
 		// The state folder turns into a file while AWS makes the key.
-		f.failIf("CreateAccessKey", nil, 1, false, func(any) bool {
+		f.FailIf("CreateAccessKey", nil, 1, false, func(any) bool {
 			if err := os.RemoveAll(sd); err != nil {
 				t.Errorf("setup: %v", err)
 			}
@@ -317,7 +319,7 @@ func TestRotateCredsFailures(t *testing.T) {
 			return false
 		})
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "saving the new access key") || !strings.Contains(err.Error(), "removing it again: <nil>") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -330,9 +332,9 @@ func TestRotateCredsFailures(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		old := savedSecrets(t, dir, "demo")
-		f.failNext("ListObjectsV2", awsErr("NoSuchBucket"), 1)
+		f.FailNext("ListObjectsV2", cloudfake.AwsErr("NoSuchBucket"), 1)
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "does not work yet") || !strings.Contains(err.Error(), "the old key was kept") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -346,12 +348,12 @@ func TestRotateCredsFailures(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		_, uri := startPwServer(t, savedSecrets(t, dir, "demo").MLflowPassword)
-		f.failNext("ListObjectsV2", awsErr("InvalidAccessKeyId"), 3)
+		f.FailNext("ListObjectsV2", cloudfake.AwsErr("InvalidAccessKeyId"), 3)
 		o, _ := rotateOpts(dir, "demo", uri)
-		if err := RotateCreds(f.ctx(), o); err != nil {
+		if err := RotateCreds(f.Ctx(), o); err != nil {
 			t.Fatal(err)
 		}
-		if n := f.count("S3.ListObjectsV2"); n != 4 {
+		if n := f.Count("S3.ListObjectsV2"); n != 4 {
 			t.Errorf("probe called %d times", n)
 		}
 	})
@@ -359,9 +361,9 @@ func TestRotateCredsFailures(t *testing.T) {
 	t.Run("old key cannot be deleted", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
-		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
+		f.FailNext("DeleteAccessKey", cloudfake.AwsErr("AccessDenied"), 1)
 		o, _ := rotateOpts(dir, "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "deleting old access key") {
+		if err := RotateCreds(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "deleting old access key") {
 			t.Fatalf("rotate = %v", err)
 		}
 	})
@@ -372,7 +374,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		old := savedSecrets(t, dir, "demo")
 		ml, uri := startPwServer(t, "someone-changed-it")
 		o, _ := rotateOpts(dir, "demo", uri)
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "access key rotated; MLflow password not rotated") || !strings.Contains(err.Error(), "401") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -393,7 +395,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		ml, uri := startPwServer(t, savedSecrets(t, dir, "demo").MLflowPassword)
 		ml.getFails = true
 		o, _ := rotateOpts(dir, "demo", uri)
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "the new MLflow password was set but does not work") || !strings.Contains(err.Error(), "500") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -405,10 +407,10 @@ func TestRotateCredsFailures(t *testing.T) {
 	t.Run("no running instance", func(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
-		f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameTerminated)
+		f.SetInstanceState(f.LiveInstances()[0], ec2types.InstanceStateNameTerminated)
 		envBefore := readFile(t, local.StackDir(dir, "demo").EnvFile())
 		o, _ := rotateOpts(dir, "demo", "")
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "no running instance: MLflow password not rotated") {
 			t.Fatalf("rotate = %v", err)
 		}
@@ -426,7 +428,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		}
 		o, log := rotateOpts(dir, "demo", "")
 		o.SkipMLflow = true
-		if err := RotateCreds(f.ctx(), o); err != nil {
+		if err := RotateCreds(f.Ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(log.String(), "`mlstack up --stack demo --state-dir "+dir+" --allow-cidr 198.51.100.7/32` launches one and writes the env file") {
@@ -437,7 +439,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		fresh := t.TempDir()
 		o, log = rotateOpts(fresh, "demo", "")
 		o.SkipMLflow = true
-		if err := RotateCreds(f.ctx(), o); err != nil {
+		if err := RotateCreds(f.Ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(log.String(), "mlstack up") ||
@@ -449,9 +451,9 @@ func TestRotateCredsFailures(t *testing.T) {
 	t.Run("SSM unreadable", func(t *testing.T) {
 		f := newInstalledFake(t)
 		upStack(t, f, "demo")
-		f.failNext("GetParameters", awsErr("AccessDeniedException"), 1)
+		f.FailNext("GetParameters", cloudfake.AwsErr("AccessDeniedException"), 1)
 		o, _ := rotateOpts(t.TempDir(), "demo", "http://127.0.0.1:1")
-		if err := RotateCreds(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "reading SSM parameters /mlstack/demo/admin-password") {
+		if err := RotateCreds(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "reading SSM parameters /mlstack/demo/admin-password") {
 			t.Fatalf("rotate = %v", err)
 		}
 	})
@@ -460,9 +462,9 @@ func TestRotateCredsFailures(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		ml, uri := startPwServer(t, savedSecrets(t, dir, "demo").MLflowPassword)
-		f.failNext("PutParameter", awsErr("ThrottlingException"), 1)
+		f.FailNext("PutParameter", cloudfake.AwsErr("ThrottlingException"), 1)
 		o, _ := rotateOpts(dir, "demo", uri)
-		err := RotateCreds(f.ctx(), o)
+		err := RotateCreds(f.Ctx(), o)
 		if err == nil || !strings.Contains(err.Error(), "works on the server but SSM still holds the old one") {
 			t.Fatalf("rotate = %v", err)
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -35,10 +37,10 @@ func TestDownDeletesInDependencyOrder(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.resetCalls()
+	f.ResetCalls()
 	o, out, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
 	want := []string{
@@ -52,10 +54,10 @@ func TestDownDeletesInDependencyOrder(t *testing.T) {
 		"S3.DeleteBucket",
 		"IAM.DeleteAccessKey", "IAM.DeleteUserPolicy", "IAM.DeleteUser",
 	}
-	if got := f.mutating(); !slices.Equal(got, want) {
+	if got := f.Mutating(); !slices.Equal(got, want) {
 		t.Errorf("mutating calls\n got %v\nwant %v", got, want)
 	}
-	if left := f.owns("demo"); len(left) != 0 {
+	if left := f.Owns("demo"); len(left) != 0 {
 		t.Errorf("left in AWS: %v", left)
 	}
 	if fkExists(local.StackDir(dir, "demo").Path()) {
@@ -73,15 +75,15 @@ func TestDownDryRun(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.resetCalls()
+	f.ResetCalls()
 	o, out, _ := downOpts(dir, "demo")
 	o.DryRun = true
 	o.hooks.TrackingURI = "http://127.0.0.1:1" // nothing listens: not counted
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	id := f.liveInstances()[0]
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	id := f.LiveInstances()[0]
 	for _, want := range []string{
 		"(plan) would delete instance " + n.Instance + " (" + id + ")",
 		"(plan) would delete security group " + n.SecurityGroup + " (sg-",
@@ -111,17 +113,17 @@ func TestDownDryRun(t *testing.T) {
 	if lines := strings.Count(out.String(), "\n"); lines != 14 {
 		t.Errorf("%d plan lines:\n%s", lines, out)
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("dry run made mutating calls %v", m)
 	}
-	if len(f.owns("demo")) != 12 || savedSecrets(t, dir, "demo") == nil {
+	if len(f.Owns("demo")) != 12 || savedSecrets(t, dir, "demo") == nil {
 		t.Error("dry run changed something")
 	}
 
 	// A dry run of nothing keeps the (empty) local state too.
 	o, out, _ = downOpts(dir, "nothing")
 	o.DryRun = true
-	if err := Down(f.ctx(), o); err != nil || out.Len() != 0 {
+	if err := Down(f.Ctx(), o); err != nil || out.Len() != 0 {
 		t.Errorf("dry run of an empty stack: %v, %q", err, out)
 	}
 }
@@ -144,13 +146,13 @@ func TestDownConfirmation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
 			dir := upStack(t, f, "demo")
-			f.resetCalls()
+			f.ResetCalls()
 			o, _, log := downOpts(dir, "demo")
 			var prompt string
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Down(f.ctx(), o)
+			err := Down(f.Ctx(), o)
 			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 				t.Fatalf("down = %v, want %q", err, c.wantErr)
 			}
@@ -163,11 +165,11 @@ func TestDownConfirmation(t *testing.T) {
 			if c.confirm != nil && !strings.Contains(log.String(), "IAM user mlstack-demo") {
 				t.Errorf("the resources are not listed before asking:\n%s", log)
 			}
-			if gone := len(f.owns("demo")) == 0; gone != c.deleted {
-				t.Errorf("deleted = %v, want %v (mutating calls %v)", gone, c.deleted, f.mutating())
+			if gone := len(f.Owns("demo")) == 0; gone != c.deleted {
+				t.Errorf("deleted = %v, want %v (mutating calls %v)", gone, c.deleted, f.Mutating())
 			}
-			if !c.deleted && len(f.mutating()) != 0 {
-				t.Errorf("mutating calls without confirmation: %v", f.mutating())
+			if !c.deleted && len(f.Mutating()) != 0 {
+				t.Errorf("mutating calls without confirmation: %v", f.Mutating())
 			}
 		})
 	}
@@ -177,11 +179,11 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f.failNext("DeleteBucket", awsErr("InternalError"), 1)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f.FailNext("DeleteBucket", cloudfake.AwsErr("InternalError"), 1)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(f.ctx(), o)
+	err := Down(f.Ctx(), o)
 	var lb *LeftBehindError
 	if !errors.As(err, &lb) {
 		t.Fatalf("down = %v, want a *LeftBehindError", err)
@@ -197,7 +199,7 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 		t.Error("LeftBehindError does not unwrap to the cause")
 	}
 	// Every other step ran.
-	if left := f.owns("demo"); !slices.Equal(left, []string{"S3 bucket " + n.Bucket}) {
+	if left := f.Owns("demo"); !slices.Equal(left, []string{"S3 bucket " + n.Bucket}) {
 		t.Errorf("left in AWS: %v", left)
 	}
 	if savedSecrets(t, dir, "demo") == nil {
@@ -206,36 +208,36 @@ func TestDownLeftBehindKeepsLocalState(t *testing.T) {
 	// Running down again finishes the job.
 	o, _, _ = downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	if fkExists(local.StackDir(dir, "demo").Path()) || len(f.owns("demo")) != 0 {
+	if fkExists(local.StackDir(dir, "demo").Path()) || len(f.Owns("demo")) != 0 {
 		t.Error("second down did not finish")
 	}
 }
 
 func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	other := stackTagsFor("other", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	other := cloudfake.StackTagsFor("other", time.Now())
 
 	t.Run("only look-alikes", func(t *testing.T) {
 		f := newInstalledFake(t)
-		f.addUser(n.User, nil)
-		f.addRole(n.Role, other)
-		f.addProfile(n.Profile, nil)
-		f.addBucket(n.Bucket, nil)
-		f.addGroup(n.SecurityGroup, nil)
-		f.addKeyPair(n.KeyPair, other)
-		f.addInstance(other, ec2types.InstanceStateNameRunning)
+		f.AddUser(n.User, nil)
+		f.AddRole(n.Role, other)
+		f.AddProfile(n.Profile, nil)
+		f.AddBucket(n.Bucket, nil)
+		f.AddGroup(n.SecurityGroup, nil)
+		f.AddKeyPair(n.KeyPair, other)
+		f.AddInstance(other, ec2types.InstanceStateNameRunning)
 		dir := t.TempDir()
 		must(t, os.MkdirAll(local.StackDir(dir, "demo").Path(), 0o700))
 		o, _, log := downOpts(dir, "demo")
 		o.Yes = true
-		if err := Down(f.ctx(), o); err != nil {
+		if err := Down(f.Ctx(), o); err != nil {
 			t.Fatal(err)
 		}
-		if m := f.mutating(); len(m) != 0 {
+		if m := f.Mutating(); len(m) != 0 {
 			t.Errorf("mutating calls on look-alikes: %v", m)
 		}
 		if !strings.Contains(log.String(), "stack demo owns nothing in account 123456789012, eu-west-3") {
@@ -244,8 +246,8 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		if fkExists(local.StackDir(dir, "demo").Path()) {
 			t.Error("empty local state kept")
 		}
-		if len(f.owns("demo")) != 6 || len(f.liveInstances()) != 1 {
-			t.Errorf("look-alikes touched: %v", f.owns("demo"))
+		if len(f.Owns("demo")) != 6 || len(f.LiveInstances()) != 1 {
+			t.Errorf("look-alikes touched: %v", f.Owns("demo"))
 		}
 	})
 
@@ -253,21 +255,21 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 		f := newInstalledFake(t)
 		dir := upStack(t, f, "demo")
 		// Someone replaced or re-tagged some of the stack's names.
-		f.mu.Lock()
-		f.keyPairs[0].kp.Tags = nil
-		f.users[n.User].user.Tags = cloud.IAMTags(other)
-		f.profiles[n.Profile].prof.Tags = nil
-		f.roles[n.Role].role.Tags = nil
-		f.buckets[n.Bucket].tags = nil
-		f.mu.Unlock()
-		f.resetCalls()
+		f.Mu.Lock()
+		f.KeyPairs[0].Kp.Tags = nil
+		f.Users[n.User].User.Tags = cloud.IAMTags(other)
+		f.Profiles[n.Profile].Prof.Tags = nil
+		f.Roles[n.Role].Role.Tags = nil
+		f.Buckets[n.Bucket].Tags = nil
+		f.Mu.Unlock()
+		f.ResetCalls()
 		o, _, log := downOpts(dir, "demo")
 		o.Yes = true
-		if err := Down(f.ctx(), o); err != nil {
+		if err := Down(f.Ctx(), o); err != nil {
 			t.Fatalf("down: %v", err)
 		}
 		// The SSM path is the stack's by name, like its derived names.
-		if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances", "EC2.DeleteSecurityGroup", "SSM.DeleteParameters"}) {
+		if got := f.Mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances", "EC2.DeleteSecurityGroup", "SSM.DeleteParameters"}) {
 			t.Errorf("mutating calls %v", got)
 		}
 		for _, want := range []string{"leaving key pair mlstack-demo alone", "leaving IAM user mlstack-demo alone",
@@ -277,8 +279,8 @@ func TestDownLeavesForeignResourcesAlone(t *testing.T) {
 				t.Errorf("progress lacks %q:\n%s", want, log)
 			}
 		}
-		if len(f.owns("demo")) != 5 {
-			t.Errorf("left: %v", f.owns("demo"))
+		if len(f.Owns("demo")) != 5 {
+			t.Errorf("left: %v", f.Owns("demo"))
 		}
 	})
 }
@@ -287,17 +289,17 @@ func TestDownRetriesDependencyViolation(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.failNext("DeleteSecurityGroup", awsErr("DependencyViolation"), 2)
+	f.FailNext("DeleteSecurityGroup", cloudfake.AwsErr("DependencyViolation"), 2)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count("EC2.DeleteSecurityGroup"); n != 3 {
+	if n := f.Count("EC2.DeleteSecurityGroup"); n != 3 {
 		t.Errorf("DeleteSecurityGroup called %d times, want 3", n)
 	}
-	if len(f.owns("demo")) != 0 {
-		t.Errorf("left: %v", f.owns("demo"))
+	if len(f.Owns("demo")) != 0 {
+		t.Errorf("left: %v", f.Owns("demo"))
 	}
 }
 
@@ -306,14 +308,14 @@ func TestDownWaitsForShuttingDownInstances(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	// A second, shutting-down instance of the stack: down waits for both.
-	extra := f.addStackInstance("demo", ec2types.InstanceStateNameShuttingDown)
+	extra := f.AddStackInstance("demo", ec2types.InstanceStateNameShuttingDown)
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), extra) || len(f.liveInstances()) != 0 {
-		t.Errorf("live %v; progress:\n%s", f.liveInstances(), log)
+	if !strings.Contains(log.String(), extra) || len(f.LiveInstances()) != 0 {
+		t.Errorf("live %v; progress:\n%s", f.LiveInstances(), log)
 	}
 }
 
@@ -350,18 +352,18 @@ func TestDownStepErrors(t *testing.T) {
 			if skip > 0 {
 				// The inventory reads first: let it through once.
 				seen := 0
-				f.failIf(c.op, awsErr("InternalError"), 1, false, func(in any) bool {
+				f.FailIf(c.op, cloudfake.AwsErr("InternalError"), 1, false, func(in any) bool {
 					// The database's group is read too: count the server's.
-					if c.op == "DescribeSecurityGroups" && !forGroup("mlstack-demo")(in) {
+					if c.op == "DescribeSecurityGroups" && !cloudfake.ForGroup("mlstack-demo")(in) {
 						return false
 					}
 					seen++
 					return seen > skip
 				})
 			} else {
-				f.failNext(c.op, awsErr("InternalError"), 1)
+				f.FailNext(c.op, cloudfake.AwsErr("InternalError"), 1)
 			}
-			err := Down(f.ctx(), o)
+			err := Down(f.Ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("down = %v, want %q", err, c.want)
 			}
@@ -371,11 +373,11 @@ func TestDownStepErrors(t *testing.T) {
 			// Down again completes.
 			o, _, _ = downOpts(dir, "demo")
 			o.Yes = true
-			if err := Down(f.ctx(), o); err != nil {
+			if err := Down(f.Ctx(), o); err != nil {
 				t.Fatalf("second down: %v", err)
 			}
-			if len(f.owns("demo")) != 0 {
-				t.Errorf("left: %v", f.owns("demo"))
+			if len(f.Owns("demo")) != 0 {
+				t.Errorf("left: %v", f.Owns("demo"))
 			}
 		})
 	}
@@ -385,12 +387,12 @@ func TestDownInventoryFails(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.failNext("GetBucketTagging", awsErr("AccessDenied"), 1)
+	f.FailNext("GetBucketTagging", cloudfake.AwsErr("AccessDenied"), 1)
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(f.ctx(), o)
-	if err == nil || !strings.Contains(err.Error(), "reading S3 bucket") || len(f.mutating()) != 0 {
-		t.Fatalf("down = %v, mutating %v", err, f.mutating())
+	err := Down(f.Ctx(), o)
+	if err == nil || !strings.Contains(err.Error(), "reading S3 bucket") || len(f.Mutating()) != 0 {
+		t.Fatalf("down = %v, mutating %v", err, f.Mutating())
 	}
 }
 
@@ -398,12 +400,12 @@ func TestDownCancelledKeepsLocalState(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	ctx, cancel := context.WithCancel(f.ctx())
+	ctx, cancel := context.WithCancel(f.Ctx())
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
 	// Interrupted right after confirming: the steps run (the fake does not
 	// look at the context), but down reports the interrupt and keeps the state.
-	f.failIf("TerminateInstances", nil, 1, false, func(any) bool { cancel(); return false })
+	f.FailIf("TerminateInstances", nil, 1, false, func(any) bool { cancel(); return false })
 	err := Down(ctx, o)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("down = %v", err)
@@ -435,11 +437,11 @@ func TestDownOptionsValidation(t *testing.T) {
 			f := newInstalledFake(t)
 			o, _, _ := downOpts(t.TempDir(), "demo")
 			c.edit(&o)
-			err := Down(f.ctx(), o)
+			err := Down(f.Ctx(), o)
 			if !cloud.IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("down = %v, want a usage error with %q", err, c.want)
 			}
-			if f.connects != 0 {
+			if f.Connects != 0 {
 				t.Error("bad input reached AWS")
 			}
 		})
@@ -450,15 +452,15 @@ func TestDownForeignStateDir(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.region = "eu-west-1"
+	f.Region = "eu-west-1"
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
-	err := Down(f.ctx(), o)
+	err := Down(f.Ctx(), o)
 	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "region eu-west-3") {
 		t.Fatalf("down = %v", err)
 	}
-	if len(f.mutating()) != 0 {
-		t.Errorf("mutating calls %v", f.mutating())
+	if len(f.Mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.Mutating())
 	}
 }
 
@@ -468,8 +470,8 @@ func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
 	// DependencyViolation until down gives up (here: the context ends).
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.failNext("TerminateInstances", awsErr("UnauthorizedOperation"), 1)
-	ctx, cancel := context.WithTimeout(f.ctx(), 100*time.Millisecond)
+	f.FailNext("TerminateInstances", cloudfake.AwsErr("UnauthorizedOperation"), 1)
+	ctx, cancel := context.WithTimeout(f.Ctx(), 100*time.Millisecond)
 	defer cancel()
 	o, _, _ := downOpts(dir, "demo")
 	o.Yes = true
@@ -477,13 +479,13 @@ func TestDownTerminateFailureStopsAtTheSecurityGroup(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "UnauthorizedOperation") || !strings.Contains(err.Error(), "deleting security group") {
 		t.Fatalf("down = %v", err)
 	}
-	if id := f.liveInstances()[0]; !strings.Contains(err.Error(), "terminating instance "+id+": ") {
+	if id := f.LiveInstances()[0]; !strings.Contains(err.Error(), "terminating instance "+id+": ") {
 		t.Errorf("down = %v: want the instance named in words", err)
 	}
-	if f.count("EC2.DeleteSecurityGroup") < 2 {
+	if f.Count("EC2.DeleteSecurityGroup") < 2 {
 		t.Error("DependencyViolation was not retried")
 	}
-	if len(f.liveInstances()) != 1 || savedSecrets(t, dir, "demo") == nil {
+	if len(f.LiveInstances()) != 1 || savedSecrets(t, dir, "demo") == nil {
 		t.Error("instance or local state gone")
 	}
 }
@@ -495,14 +497,14 @@ func TestDownTerminateAnsweredWithAnError(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.failAfter("TerminateInstances", awsErr("InvalidNetworkInterfaceID.NotFound"), 1)
+	f.FailAfter("TerminateInstances", cloudfake.AwsErr("InvalidNetworkInterfaceID.NotFound"), 1)
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatalf("down = %v\n%s", err, log)
 	}
-	if len(f.owns("demo")) != 0 {
-		t.Errorf("left %v", f.owns("demo"))
+	if len(f.Owns("demo")) != 0 {
+		t.Errorf("left %v", f.Owns("demo"))
 	}
 }
 
@@ -544,13 +546,13 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f.mu.Lock()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f.Mu.Lock()
 	// The install lock under bootstrap/ is no artifact: not counted.
-	f.buckets[n.Bucket].versions = append(f.buckets[n.Bucket].versions, []fakeVersion{
-		{key: "artifacts/a", id: "1", size: 1500}, {key: "artifacts/a", id: "2", size: 2500},
-		{key: "artifacts/b", id: "1", size: 1000}, {key: "artifacts/c", id: "1", size: 500}, {key: "artifacts/c", id: "2", marker: true}}...)
-	f.mu.Unlock()
+	f.Buckets[n.Bucket].Versions = append(f.Buckets[n.Bucket].Versions, []cloudfake.FakeVersion{
+		{Key: "artifacts/a", ID: "1", Size: 1500}, {Key: "artifacts/a", ID: "2", Size: 2500},
+		{Key: "artifacts/b", ID: "1", Size: 1000}, {Key: "artifacts/c", ID: "1", Size: 500}, {Key: "artifacts/c", ID: "2", Marker: true}}...)
+	f.Mu.Unlock()
 	sec := savedSecrets(t, dir, "demo")
 	for _, c := range []struct{ name, uri, want string }{
 		{"counted", mlflowCounts(t, sec.MLflowUser, sec.MLflowPassword), "5 runs in 2 experiments in the server's database"},
@@ -560,7 +562,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 			o, _, log := downOpts(dir, "demo")
 			o.hooks.TrackingURI = c.uri
 			o.Confirm = func(string) (bool, error) { return false, nil }
-			if err := Down(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
+			if err := Down(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "not confirmed") {
 				t.Fatalf("down = %v", err)
 			}
 			for _, want := range []string{"lost for good:", c.want, "2 artifact files (5.5 kB, every version) in S3 bucket " + n.Bucket} {
@@ -573,7 +575,7 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 	// Without the password here, the runs are not counted, and why.
 	o, _, log := downOpts(t.TempDir(), "demo")
 	o.Confirm = func(string) (bool, error) { return false, nil }
-	_ = Down(f.ctx(), o)
+	_ = Down(f.Ctx(), o)
 	if !strings.Contains(log.String(), "(not counted: this machine has no MLflow password for the stack)") {
 		t.Errorf("progress:\n%s", log)
 	}
@@ -582,8 +584,8 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 // deleteKind is what down does for one kind of resource: read the stack's
 // inventory, warn about same-named resources of the kind that are not the
 // stack's, and run the delete step that owns the kind's rows.
-func deleteKind(ctx context.Context, f *fakeAWS, n cloud.Names, kind string, log *progress) error {
-	inv, err := inventory(ctx, f.session(), n, "")
+func deleteKind(ctx context.Context, f *cloudfake.FakeAWS, n cloud.Names, kind string, log *progress) error {
+	inv, err := inventory(ctx, f.Session(), n, "")
 	if err != nil {
 		return err
 	}
@@ -598,7 +600,7 @@ func deleteKind(ctx context.Context, f *fakeAWS, n cloud.Names, kind string, log
 				}
 			}
 			if slices.ContainsFunc(inv.rows, func(r cloud.Resource) bool { return st.owns(n, r) }) {
-				return st.run(ctx, f.session(), n, deletion{timeout: time.Minute}, inv, log)
+				return st.run(ctx, f.Session(), n, deletion{timeout: time.Minute}, inv, log)
 			}
 		}
 	}
@@ -613,14 +615,14 @@ func TestDownLateInstance(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	ctx := f.ctx()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	s := f.session()
+	ctx := f.Ctx()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	s := f.Session()
 	inv, err := inventory(ctx, s, n, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	late := f.addInstance(stackTagsFor("demo", time.Now()), ec2types.InstanceStateNameRunning)
+	late := f.AddInstance(cloudfake.StackTagsFor("demo", time.Now()), ec2types.InstanceStateNameRunning)
 	log, _ := bufProgress()
 	err = deleteStack(ctx, s, n, local.StackDir(dir, "demo"), deletion{timeout: time.Minute}, inv, log)
 	var left *LeftBehindError

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -134,7 +136,7 @@ func testLaunchInput(retryFor time.Duration) cloud.LaunchInput {
 		Place:    cloud.Placement{InstanceType: "t2.micro", SubnetID: "subnet-0a", Zone: "eu-west-3a"},
 		SGID:     "sg-1",
 		UserData: []byte("#cloud-config\npackages: [python3-venv]\n"),
-		Tags:     cloud.StackTags("demo", "eu-west-3", fakeOwner, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
+		Tags:     cloud.StackTags("demo", "eu-west-3", cloudfake.FakeOwner, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), 0),
 		RetryFor: retryFor,
 		Log:      newProgress(io.Discard),
 	}

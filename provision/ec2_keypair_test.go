@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,14 +20,14 @@ import (
 func TestEnsureKeyPair(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 	_, pub, err := local.NewSSHKey("mlstack-demo")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	f := newFakeAWS()
+	f := cloudfake.NewFakeAWS()
 	k, err := cloud.FindKeyPair(ctx, f, n, string(pub))
 	if err != nil || k.ID != "" || k.TagIDs() != nil {
 		t.Fatalf("findKeyPair of nothing = %+v, %v", k, err)
@@ -34,33 +36,33 @@ func TestEnsureKeyPair(t *testing.T) {
 	if err := cloud.EnsureKeyPair(ctx, f, k, n, pub, tags, log); err != nil {
 		t.Fatal(err)
 	}
-	kp := f.keyPair(n.KeyPair)
-	if kp == nil || string(kp.material) != string(pub) || cloud.EC2TagMap(kp.kp.Tags)[cloud.TagStack] != "demo" || cloud.EC2TagMap(kp.kp.Tags)["Name"] != n.KeyPair {
+	kp := f.KeyPair(n.KeyPair)
+	if kp == nil || string(kp.Material) != string(pub) || cloud.EC2TagMap(kp.Kp.Tags)[cloud.TagStack] != "demo" || cloud.EC2TagMap(kp.Kp.Tags)["Name"] != n.KeyPair {
 		t.Fatalf("key pair %+v", kp)
 	}
-	if k.ID != aws.ToString(kp.kp.KeyPairId) || !slices.Equal(k.TagIDs(), []string{k.ID}) {
+	if k.ID != aws.ToString(kp.Kp.KeyPairId) || !slices.Equal(k.TagIDs(), []string{k.ID}) {
 		t.Errorf("found id %q, tag ids %v", k.ID, k.TagIDs())
 	}
 	if !strings.Contains(out.String(), "importing ed25519 key pair mlstack-demo") {
 		t.Errorf("progress %s", out)
 	}
 	// Present: nothing to do.
-	f.resetCalls()
+	f.ResetCalls()
 	again, err := cloud.FindKeyPair(ctx, f, n, string(pub))
 	if err != nil || again.ID != k.ID {
 		t.Fatalf("findKeyPair = %+v, %v", again, err)
 	}
-	if err := cloud.EnsureKeyPair(ctx, f, again, n, pub, tags, log); err != nil || len(f.mutating()) != 0 {
-		t.Errorf("ensure of a present key pair: %v, %v", err, f.mutating())
+	if err := cloud.EnsureKeyPair(ctx, f, again, n, pub, tags, log); err != nil || len(f.Mutating()) != 0 {
+		t.Errorf("ensure of a present key pair: %v, %v", err, f.Mutating())
 	}
 
 	// Imported meanwhile by another run: fine. Another error: not.
-	f = newFakeAWS()
-	f.addKeyPair(n.KeyPair, tags)
+	f = cloudfake.NewFakeAWS()
+	f.AddKeyPair(n.KeyPair, tags)
 	if err := cloud.EnsureKeyPair(ctx, f, &cloud.KeyPairFound{}, n, pub, tags, log); err != nil {
 		t.Errorf("duplicate: %v", err)
 	}
-	f = newFakeAWS()
+	f = cloudfake.NewFakeAWS()
 	if err := cloud.EnsureKeyPair(ctx, f, &cloud.KeyPairFound{}, n, []byte("not a key"), tags, log); err == nil || !strings.Contains(err.Error(), "importing key pair mlstack-demo") {
 		t.Errorf("bad key: %v", err)
 	}
@@ -69,20 +71,22 @@ func TestEnsureKeyPair(t *testing.T) {
 func TestFindKeyPairCases(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	cases := []struct {
 		name string
-		seed func(f *fakeAWS)
+		seed func(f *cloudfake.FakeAWS)
 		want string
 		no   bool
 	}{
-		{"untagged", func(f *fakeAWS) { f.addKeyPair(n.KeyPair, nil) }, `key pair "mlstack-demo" exists but is not tagged mlstack:stack=demo`, true},
-		{"another stack's", func(f *fakeAWS) { f.addKeyPair(n.KeyPair, stackTagsFor("other", time.Now())) }, "is not tagged", true},
-		{"DescribeKeyPairs fails", func(f *fakeAWS) { f.failNext("DescribeKeyPairs", awsErr("RequestLimitExceeded"), 1) }, "reading key pair mlstack-demo", false},
+		{"untagged", func(f *cloudfake.FakeAWS) { f.AddKeyPair(n.KeyPair, nil) }, `key pair "mlstack-demo" exists but is not tagged mlstack:stack=demo`, true},
+		{"another stack's", func(f *cloudfake.FakeAWS) { f.AddKeyPair(n.KeyPair, cloudfake.StackTagsFor("other", time.Now())) }, "is not tagged", true},
+		{"DescribeKeyPairs fails", func(f *cloudfake.FakeAWS) {
+			f.FailNext("DescribeKeyPairs", cloudfake.AwsErr("RequestLimitExceeded"), 1)
+		}, "reading key pair mlstack-demo", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeAWS()
+			f := cloudfake.NewFakeAWS()
 			c.seed(f)
 			_, err := cloud.FindKeyPair(ctx, f, n, "")
 			var no *cloud.NotOwnedError
@@ -92,14 +96,14 @@ func TestFindKeyPairCases(t *testing.T) {
 		})
 	}
 	// Some EC2 implementations answer an unknown name with an empty list.
-	k, err := cloud.FindKeyPair(ctx, emptyKeyPairs{newFakeAWS()}, n, "")
+	k, err := cloud.FindKeyPair(ctx, emptyKeyPairs{cloudfake.NewFakeAWS()}, n, "")
 	if err != nil || k.ID != "" {
 		t.Errorf("empty answer: %+v, %v", k, err)
 	}
 }
 
 // emptyKeyPairs answers every DescribeKeyPairs with an empty list.
-type emptyKeyPairs struct{ *fakeAWS }
+type emptyKeyPairs struct{ *cloudfake.FakeAWS }
 
 func (emptyKeyPairs) DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInput, ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
 	return &ec2.DescribeKeyPairsOutput{}, nil
@@ -108,13 +112,13 @@ func (emptyKeyPairs) DescribeKeyPairs(context.Context, *ec2.DescribeKeyPairsInpu
 func TestDeleteKeyPair(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 
-	f := newFakeAWS()
-	f.addKeyPair(n.KeyPair, tags)
+	f := cloudfake.NewFakeAWS()
+	f.AddKeyPair(n.KeyPair, tags)
 	log, out := bufProgress()
-	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil || f.keyPair(n.KeyPair) != nil {
+	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil || f.KeyPair(n.KeyPair) != nil {
 		t.Fatalf("deleteKeyPair = %v", err)
 	}
 	if !strings.Contains(out.String(), "deleting key pair mlstack-demo") {
@@ -125,26 +129,26 @@ func TestDeleteKeyPair(t *testing.T) {
 		t.Errorf("second delete: %v", err)
 	}
 	// Not ours: left alone.
-	f = newFakeAWS()
-	f.addKeyPair(n.KeyPair, nil)
+	f = cloudfake.NewFakeAWS()
+	f.AddKeyPair(n.KeyPair, nil)
 	log, out = bufProgress()
-	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil || f.keyPair(n.KeyPair) == nil || !strings.Contains(out.String(), "leaving key pair mlstack-demo alone") {
+	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil || f.KeyPair(n.KeyPair) == nil || !strings.Contains(out.String(), "leaving key pair mlstack-demo alone") {
 		t.Errorf("foreign key pair: %v, %s", err, out)
 	}
 	for _, c := range []struct{ op, want string }{
 		{"DescribeKeyPairs", "reading key pair"},
 		{"DeleteKeyPair", "deleting key pair"},
 	} {
-		f = newFakeAWS()
-		f.addKeyPair(n.KeyPair, tags)
-		f.failNext(c.op, awsErr("UnauthorizedOperation"), 1)
+		f = cloudfake.NewFakeAWS()
+		f.AddKeyPair(n.KeyPair, tags)
+		f.FailNext(c.op, cloudfake.AwsErr("UnauthorizedOperation"), 1)
 		if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
-	f = newFakeAWS()
-	f.addKeyPair(n.KeyPair, tags)
-	f.failNext("DeleteKeyPair", awsErr("InvalidKeyPair.NotFound"), 1)
+	f = cloudfake.NewFakeAWS()
+	f.AddKeyPair(n.KeyPair, tags)
+	f.FailNext("DeleteKeyPair", cloudfake.AwsErr("InvalidKeyPair.NotFound"), 1)
 	if err := deleteKind(ctx, f, n, cloud.KindKeyPair, log); err != nil {
 		t.Errorf("deleted meanwhile: %v", err)
 	}
@@ -153,23 +157,23 @@ func TestDeleteKeyPair(t *testing.T) {
 func TestKeyPairInventoryAndList(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f := newFakeAWS()
-	f.addKeyPair(n.KeyPair, stackTagsFor("demo", time.Now()))
-	f.addKeyPair("mlstack-other", stackTagsFor("other", time.Now()))
-	f.addKeyPair("laptop", nil)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f := cloudfake.NewFakeAWS()
+	f.AddKeyPair(n.KeyPair, cloudfake.StackTagsFor("demo", time.Now()))
+	f.AddKeyPair("mlstack-other", cloudfake.StackTagsFor("other", time.Now()))
+	f.AddKeyPair("laptop", nil)
 	rows, err := cloud.KeyPairInventory(ctx, f, n)
 	if err != nil || len(rows) != 1 || rows[0].Kind != cloud.KindKeyPair || rows[0].Name != n.KeyPair || rows[0].State != cloud.StateExists {
 		t.Errorf("inventory %v %v", rows, err)
 	}
-	set := cloud.NewStackSet(fakeAccount)
-	if err := cloud.ListKeyPairs(ctx, f, fakeRegion, set); err != nil {
+	set := cloud.NewStackSet(cloudfake.FakeAccount)
+	if err := cloud.ListKeyPairs(ctx, f, cloudfake.FakeRegion, set); err != nil {
 		t.Fatal(err)
 	}
 	if got := set.Sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Stack != "other" || len(got[0].Resources) != 1 {
 		t.Errorf("listed %+v", got)
 	}
-	f.failNext("DescribeKeyPairs", awsErr("ServiceUnavailable"), 1)
+	f.FailNext("DescribeKeyPairs", cloudfake.AwsErr("ServiceUnavailable"), 1)
 	if _, err := cloud.KeyPairInventory(ctx, f, n); err == nil || !strings.Contains(err.Error(), "reading key pair mlstack-demo") {
 		t.Errorf("inventory = %v", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,23 +13,23 @@ import (
 )
 
 // launched is the type, subnet, credits and public address of the one live instance.
-func launched(t *testing.T, f *fakeAWS) (typ, subnet, credits string, public bool) {
+func launched(t *testing.T, f *cloudfake.FakeAWS) (typ, subnet, credits string, public bool) {
 	t.Helper()
-	live := f.liveInstances()
+	live := f.LiveInstances()
 	if len(live) != 1 {
 		t.Fatalf("live instances %v, want one", live)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	i := f.instance(live[0])
-	return string(i.inst.InstanceType), aws.ToString(i.inst.SubnetId), i.credits, aws.ToString(i.inst.PublicIpAddress) != ""
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	i := f.Instance(live[0])
+	return string(i.Inst.InstanceType), aws.ToString(i.Inst.SubnetId), i.Credits, aws.ToString(i.Inst.PublicIpAddress) != ""
 }
 
 func TestPlacement(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name     string
-		setup    func(f *fakeAWS)
+		setup    func(f *cloudfake.FakeAWS)
 		typ      string // --instance-type; "" the default
 		wantType string
 		subnet   string
@@ -35,10 +37,10 @@ func TestPlacement(t *testing.T) {
 		say      string // in the progress
 	}{
 		{"default", nil, "", "t2.micro", "subnet-0a", "", ""},
-		{"zone a lacks t2.micro", func(f *fakeAWS) { f.offered["t2.micro"] = []string{"eu-west-3b", "eu-west-3c"} }, "", "t2.micro", "subnet-0b", "", ""},
-		{"region without t2", func(f *fakeAWS) { f.plan.NoT2 = true }, "", "t3.micro", "subnet-0a", "standard",
+		{"zone a lacks t2.micro", func(f *cloudfake.FakeAWS) { f.Offered["t2.micro"] = []string{"eu-west-3b", "eu-west-3c"} }, "", "t2.micro", "subnet-0b", "", ""},
+		{"region without t2", func(f *cloudfake.FakeAWS) { f.Plan.NoT2 = true }, "", "t3.micro", "subnet-0a", "standard",
 			"t2.micro is not offered in eu-west-3: launching t3.micro with standard CPU credits instead"},
-		{"free plan refuses t2.micro", func(f *fakeAWS) { f.plan.FreeTier = []string{"t3.micro"} }, "", "t3.micro", "subnet-0a", "standard",
+		{"free plan refuses t2.micro", func(f *cloudfake.FakeAWS) { f.Plan.FreeTier = []string{"t3.micro"} }, "", "t3.micro", "subnet-0a", "standard",
 			"t2.micro is not eligible for this account's free plan: launching t3.micro with standard CPU credits instead"},
 		{"explicit type", nil, "t3.micro", "t3.micro", "subnet-0a", "", ""},
 	}
@@ -71,21 +73,21 @@ func TestPlacementRefusals(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name      string
-		setup     func(f *fakeAWS)
+		setup     func(f *cloudfake.FakeAWS)
 		typ       string
 		want      string
 		usage     bool
 		launchErr bool // known only when RunInstances answers
 	}{
-		{"explicit type not offered", func(f *fakeAWS) { delete(f.offered, "t3.micro") }, "t3.micro", "instance type t3.micro is offered in no availability zone", true, false},
-		{"neither type offered", func(f *fakeAWS) { delete(f.offered, "t2.micro"); delete(f.offered, "t3.micro") }, "", "neither t2.micro nor t3.micro", true, false},
-		{"no default subnet", func(f *fakeAWS) { f.subnets = nil }, "", "no default subnet", true, false},
-		{"zones without subnets", func(f *fakeAWS) {
-			f.offered["t2.micro"] = []string{"eu-west-3z"}
-			f.offered["t3.micro"] = []string{"eu-west-3z"}
+		{"explicit type not offered", func(f *cloudfake.FakeAWS) { delete(f.Offered, "t3.micro") }, "t3.micro", "instance type t3.micro is offered in no availability zone", true, false},
+		{"neither type offered", func(f *cloudfake.FakeAWS) { delete(f.Offered, "t2.micro"); delete(f.Offered, "t3.micro") }, "", "neither t2.micro nor t3.micro", true, false},
+		{"no default subnet", func(f *cloudfake.FakeAWS) { f.Subnets = nil }, "", "no default subnet", true, false},
+		{"zones without subnets", func(f *cloudfake.FakeAWS) {
+			f.Offered["t2.micro"] = []string{"eu-west-3z"}
+			f.Offered["t3.micro"] = []string{"eu-west-3z"}
 		}, "", "neither", true, false},
 		{"unknown type", nil, "zz9.mega", "does not exist", true, false},
-		{"explicit type refused by the free plan", func(f *fakeAWS) { f.plan.FreeTier = []string{"t3.micro"} }, "t2.micro", "pass --instance-type t3.micro", false, true},
+		{"explicit type refused by the free plan", func(f *cloudfake.FakeAWS) { f.Plan.FreeTier = []string{"t3.micro"} }, "t2.micro", "pass --instance-type t3.micro", false, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -95,15 +97,15 @@ func TestPlacementRefusals(t *testing.T) {
 			}
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			o.InstanceType = c.typ
-			err := Up(f.ctx(), o)
+			err := Up(f.Ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || cloud.IsUsage(err) != c.usage {
 				t.Fatalf("up = %v; want %q (usage error: %v)", err, c.want, c.usage)
 			}
-			if !c.launchErr && len(f.mutating()) > 0 {
-				t.Errorf("mutating calls before the refusal: %v", f.mutating())
+			if !c.launchErr && len(f.Mutating()) > 0 {
+				t.Errorf("mutating calls before the refusal: %v", f.Mutating())
 			}
-			if c.launchErr && (f.count("EC2.RunInstances") != 1 || len(f.liveInstances()) != 0) {
-				t.Errorf("RunInstances %d times, live %v; want one refused call", f.count("EC2.RunInstances"), f.liveInstances())
+			if c.launchErr && (f.Count("EC2.RunInstances") != 1 || len(f.LiveInstances()) != 0) {
+				t.Errorf("RunInstances %d times, live %v; want one refused call", f.Count("EC2.RunInstances"), f.LiveInstances())
 			}
 		})
 	}
@@ -115,15 +117,15 @@ func TestUpIgnoresShuttingDown(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	old := f.liveInstances()[0]
-	f.setInstanceState(old, ec2types.InstanceStateNameShuttingDown)
+	old := f.LiveInstances()[0]
+	f.SetInstanceState(old, ec2types.InstanceStateNameShuttingDown)
 	o, _, _ := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	live := f.liveInstances()
-	if len(live) != 2 || f.count("EC2.RunInstances") == 0 {
+	live := f.LiveInstances()
+	if len(live) != 2 || f.Count("EC2.RunInstances") == 0 {
 		t.Fatalf("live %v after up: want the shutting-down one and a new one", live)
 	}
-	if f.count("EC2.TerminateInstances") != 0 {
+	if f.Count("EC2.TerminateInstances") != 0 {
 		t.Error("up terminated an instance on its way out as a duplicate")
 	}
 }

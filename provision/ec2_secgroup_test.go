@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -272,7 +274,7 @@ func TestEnsureSecurityGroup(t *testing.T) {
 			st := tt.st
 			st.Rules = cloud.IngressRules(st.Perms) // as findSecurityGroup fills it
 			f := &fakeSG{}
-			if err := cloud.EnsureSecurityGroup(context.Background(), f, &st, n, tt.want, cloud.StackTags("demo", "eu-west-3", fakeOwner, time.Now(), 0), newProgress(io.Discard)); err != nil {
+			if err := cloud.EnsureSecurityGroup(context.Background(), f, &st, n, tt.want, cloud.StackTags("demo", "eu-west-3", cloudfake.FakeOwner, time.Now(), 0), newProgress(io.Discard)); err != nil {
 				t.Fatalf("ensureSecurityGroup: %v", err)
 			}
 			if got := fmt.Sprint(f.mutating()); got != tt.wantCalls {

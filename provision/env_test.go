@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/mlstack/mlstack/provision/local"
@@ -171,50 +173,50 @@ func TestEnvErrors(t *testing.T) {
 	f := newInstalledFake(t)
 	// Nothing here, nothing in AWS: up creates it; creds rotate would not help.
 	empty := t.TempDir()
-	_, err := runEnvIn(f.ctx(), empty, "")
-	if err == nil || !strings.Contains(err.Error(), "stack demo does not exist in account "+fakeAccount+", "+fakeRegion) ||
+	_, err := runEnvIn(f.Ctx(), empty, "")
+	if err == nil || !strings.Contains(err.Error(), "stack demo does not exist in account "+cloudfake.FakeAccount+", "+cloudfake.FakeRegion) ||
 		!strings.Contains(err.Error(), "`mlstack up --stack demo --state-dir "+empty+"` creates it") || strings.Contains(err.Error(), "creds rotate") {
 		t.Errorf("missing env, no stack: %v", err)
 	}
 	// Nothing here, the stack in AWS: its secrets are elsewhere.
 	upStack(t, f, "demo")
-	if _, err = runEnvIn(f.ctx(), empty, ""); err == nil || !strings.Contains(err.Error(), "no local state for stack demo") ||
+	if _, err = runEnvIn(f.Ctx(), empty, ""); err == nil || !strings.Contains(err.Error(), "no local state for stack demo") ||
 		!strings.Contains(err.Error(), "`mlstack creds rotate --stack demo --state-dir "+empty+"` issues a new key") {
 		t.Errorf("missing env, the stack elsewhere: %v", err)
 	}
 	// AWS cannot be asked: both are said.
-	f.failNext("GetUser", awsErr("AccessDenied"), 1)
-	if _, err = runEnvIn(f.ctx(), empty, ""); err == nil || !strings.Contains(err.Error(), "AWS could not tell whether the stack exists") ||
+	f.FailNext("GetUser", cloudfake.AwsErr("AccessDenied"), 1)
+	if _, err = runEnvIn(f.Ctx(), empty, ""); err == nil || !strings.Contains(err.Error(), "AWS could not tell whether the stack exists") ||
 		!strings.Contains(err.Error(), "mlstack status --stack demo") {
 		t.Errorf("missing env, AWS not asked: %v", err)
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("env made mutating calls %v", m)
 	}
 	// A state but no env file: up writes it, with the CIDRs it had.
 	dir := t.TempDir()
 	sd := local.StackDir(dir, "demo")
-	must(t, sd.Save(&local.Secrets{Stack: "demo", Account: fakeAccount, Region: "us-east-1", AllowCIDRs: []string{"198.51.100.7/32"}, SSH: true}))
-	if _, err = runEnvIn(f.ctx(), dir, ""); err == nil ||
+	must(t, sd.Save(&local.Secrets{Stack: "demo", Account: cloudfake.FakeAccount, Region: "us-east-1", AllowCIDRs: []string{"198.51.100.7/32"}, SSH: true}))
+	if _, err = runEnvIn(f.Ctx(), dir, ""); err == nil ||
 		!strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1 --state-dir "+dir+" --allow-cidr 198.51.100.7/32 --ssh` writes it") {
 		t.Errorf("state, no env file: %v", err)
 	}
 	// A damaged one.
 	must(t, os.WriteFile(sd.EnvFile(), []byte("export X='unterminated\n"), 0o600))
-	if _, err := runEnvIn(f.ctx(), dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1") {
+	if _, err := runEnvIn(f.Ctx(), dir, ""); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "`mlstack up --stack demo --region us-east-1") {
 		t.Errorf("damaged env: %v", err)
 	}
 	// Not a file.
 	must(t, os.Remove(sd.EnvFile()))
 	must(t, os.MkdirAll(sd.EnvFile(), 0o700))
-	if _, err := runEnvIn(f.ctx(), dir, ""); err == nil || !strings.Contains(err.Error(), "reading env file") {
+	if _, err := runEnvIn(f.Ctx(), dir, ""); err == nil || !strings.Contains(err.Error(), "reading env file") {
 		t.Errorf("env is a folder: %v", err)
 	}
 	// Bad stack.
-	if _, err := runEnvIn(f.ctx(), dir+"/x", ""); err == nil {
+	if _, err := runEnvIn(f.Ctx(), dir+"/x", ""); err == nil {
 		t.Error("env of nothing succeeded")
 	}
-	if err := Env(f.ctx(), EnvOptions{Stack: Stack{Name: "", StateDir: dir}}); !cloud.IsUsage(err) {
+	if err := Env(f.Ctx(), EnvOptions{Stack: Stack{Name: "", StateDir: dir}}); !cloud.IsUsage(err) {
 		t.Errorf("no stack: %v", err)
 	}
 }
@@ -223,15 +225,15 @@ func TestUpWithS3EndpointOverride(t *testing.T) {
 	t.Parallel()
 	// Against an emulator clients need the endpoint too, and so does the server.
 	f := newInstalledFake(t)
-	f.s3Endpoint = "http://127.0.0.1:4566"
+	f.S3Endpoint = "http://127.0.0.1:4566"
 	dir := upStack(t, f, "demo")
 	out, err := runEnv(t, dir, "dotenv")
 	if err != nil || !strings.Contains(out, `MLFLOW_S3_ENDPOINT_URL="http://127.0.0.1:4566"`) {
 		t.Errorf("%v\n%s", err, out)
 	}
-	f.mu.Lock()
-	ud := userDataB64Text(t, f.instances[0].userData)
-	f.mu.Unlock()
+	f.Mu.Lock()
+	ud := cloudfake.UserDataB64Text(t, f.Instances[0].UserData)
+	f.Mu.Unlock()
 	if !strings.Contains(ud, "http://127.0.0.1:4566") {
 		t.Error("the server is not told the S3 endpoint")
 	}

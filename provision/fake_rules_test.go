@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -20,25 +22,25 @@ import (
 // leaves nothing.
 func TestFakeEventualConsistency(t *testing.T) {
 	f := newInstalledFake(t)
-	f.consistency.For = 1
+	f.Consistency.For = 1
 	dir := t.TempDir()
 	o, _, log := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if n := len(f.liveInstances()); n != 1 || f.count("EC2.RunInstances") < 2 {
-		t.Errorf("%d instances after %d launches (the new profile must be refused once):\n%s", n, f.count("EC2.RunInstances"), log)
+	if n := len(f.LiveInstances()); n != 1 || f.Count("EC2.RunInstances") < 2 {
+		t.Errorf("%d instances after %d launches (the new profile must be refused once):\n%s", n, f.Count("EC2.RunInstances"), log)
 	}
-	f.resetCalls()
+	f.ResetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if m := f.mutating(); len(m) > 0 {
+	if m := f.Mutating(); len(m) > 0 {
 		t.Errorf("second up changed %v", m)
 	}
 	d, _, _ := downOpts(dir, "demo")
 	d.Yes = true
-	if err := Down(f.ctx(), d); err != nil {
+	if err := Down(f.Ctx(), d); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.owns("demo"); len(got) != 0 {
+	if got := f.Owns("demo"); len(got) != 0 {
 		t.Errorf("left %v", got)
 	}
 }
@@ -47,18 +49,18 @@ func TestFakeEventualConsistency(t *testing.T) {
 // two tries; the next up waits, says so once, and succeeds.
 func TestFakeBucketNameStillBusy(t *testing.T) {
 	f := newInstalledFake(t)
-	f.busyNames.For = 2
+	f.BusyNames.For = 2
 	dir := upStack(t, f, "demo")
 	d, _, _ := downOpts(dir, "demo")
 	d.Yes = true
-	if err := Down(f.ctx(), d); err != nil {
+	if err := Down(f.Ctx(), d); err != nil {
 		t.Fatal(err)
 	}
-	f.resetCalls()
+	f.ResetCalls()
 	o, _, log := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if strings.Count(log.String(), "S3 still holds the name") != 1 || f.count("S3.CreateBucket") != 3 {
-		t.Errorf("CreateBucket %d times; progress:\n%s", f.count("S3.CreateBucket"), log)
+	if strings.Count(log.String(), "S3 still holds the name") != 1 || f.Count("S3.CreateBucket") != 3 {
+		t.Errorf("CreateBucket %d times; progress:\n%s", f.Count("S3.CreateBucket"), log)
 	}
 }
 
@@ -71,18 +73,18 @@ func TestFakeSlowRDS(t *testing.T) {
 	if log, err := pgUp(t, f, dir, func(o *UpOptions) { o.NoWait = true }); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f.mu.Lock()
-	f.rdsState.model.Slow = 6
-	f.rdsState.model.Created(n.DB) // as if up had not waited: still creating
-	f.mu.Unlock()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f.Mu.Lock()
+	f.RDSState.Model.Slow = 6
+	f.RDSState.Model.Created(n.DB) // as if up had not waited: still creating
+	f.Mu.Unlock()
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
-	if f.db(n.DB) != nil || len(f.rdsState.subnets) != 0 || f.count("RDS.DeleteDBInstance") < 2 {
-		t.Errorf("down left the database or its subnet group (DeleteDBInstance %d times):\n%s", f.count("RDS.DeleteDBInstance"), log)
+	if f.DB(n.DB) != nil || len(f.RDSState.Subnets) != 0 || f.Count("RDS.DeleteDBInstance") < 2 {
+		t.Errorf("down left the database or its subnet group (DeleteDBInstance %d times):\n%s", f.Count("RDS.DeleteDBInstance"), log)
 	}
 }
 
@@ -91,9 +93,9 @@ func TestFakeSlowRDS(t *testing.T) {
 // rather than keep it, and down waits both out and leaves nothing.
 func TestFakeSlowTermination(t *testing.T) {
 	f := newInstalledFake(t)
-	f.terms.Slow, f.terms.Stale = 2, 1
+	f.Terms.Slow, f.Terms.Stale = 2, 1
 	dir := upStack(t, f, "demo")
-	old := f.liveInstances()[0]
+	old := f.LiveInstances()[0]
 	if _, err := f.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{old}}); err != nil {
 		t.Fatal(err)
 	}
@@ -104,15 +106,15 @@ func TestFakeSlowTermination(t *testing.T) {
 	}
 	o, _, log := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if live := f.liveInstances(); len(live) != 2 || live[0] != old || !strings.Contains(log.String(), "launching") {
+	if live := f.LiveInstances(); len(live) != 2 || live[0] != old || !strings.Contains(log.String(), "launching") {
 		t.Errorf("live %v after up:\n%s", live, log)
 	}
 	d, _, dlog := downOpts(dir, "demo")
 	d.Yes = true
-	if err := Down(f.ctx(), d); err != nil {
+	if err := Down(f.Ctx(), d); err != nil {
 		t.Fatalf("down: %v\n%s", err, dlog)
 	}
-	if got := f.owns("demo"); len(got) != 0 {
+	if got := f.Owns("demo"); len(got) != 0 {
 		t.Errorf("left %v", got)
 	}
 }

@@ -17,19 +17,19 @@ func TestDeleteUserWithAdminAdditions(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.mu.Lock()
-	u := f.users["mlstack-demo"]
-	u.attached, u.groups, u.login = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}, []string{"data-team"}, true
-	f.mu.Unlock()
-	if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+	f.Mu.Lock()
+	u := f.Users["mlstack-demo"]
+	u.Attached, u.Groups, u.Login = []string{"arn:aws:iam::aws:policy/ReadOnlyAccess"}, []string{"data-team"}, true
+	f.Mu.Unlock()
+	if err := Down(f.Ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.owns("demo"); len(got) != 0 {
+	if got := f.Owns("demo"); len(got) != 0 {
 		t.Errorf("left %v", got)
 	}
 	for _, op := range []string{"IAM.DetachUserPolicy", "IAM.RemoveUserFromGroup", "IAM.DeleteLoginProfile"} {
-		if f.count(op) != 1 {
-			t.Errorf("%s called %d times", op, f.count(op))
+		if f.Count(op) != 1 {
+			t.Errorf("%s called %d times", op, f.Count(op))
 		}
 	}
 }
@@ -40,20 +40,20 @@ func TestConsoleOutputLatest(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
-	id := f.liveInstances()[0]
-	f.mu.Lock()
-	f.console[id] = "boot\r\n"
-	f.mu.Unlock()
-	text, err := cloud.ConsoleOutput(f.ctx(), f, id)
-	if err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 2 {
-		t.Fatalf("t2 (Xen): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
+	id := f.LiveInstances()[0]
+	f.Mu.Lock()
+	f.Console[id] = "boot\r\n"
+	f.Mu.Unlock()
+	text, err := cloud.ConsoleOutput(f.Ctx(), f, id)
+	if err != nil || text != "boot\n" || f.Count("EC2.GetConsoleOutput") != 2 {
+		t.Fatalf("t2 (Xen): %q, %v after %d calls", text, err, f.Count("EC2.GetConsoleOutput"))
 	}
-	f.mu.Lock()
-	f.instance(id).inst.InstanceType = ec2types.InstanceTypeT3Micro
-	f.mu.Unlock()
-	f.resetCalls()
-	if text, err := cloud.ConsoleOutput(f.ctx(), f, id); err != nil || text != "boot\n" || f.count("EC2.GetConsoleOutput") != 1 {
-		t.Fatalf("t3 (Nitro): %q, %v after %d calls", text, err, f.count("EC2.GetConsoleOutput"))
+	f.Mu.Lock()
+	f.Instance(id).Inst.InstanceType = ec2types.InstanceTypeT3Micro
+	f.Mu.Unlock()
+	f.ResetCalls()
+	if text, err := cloud.ConsoleOutput(f.Ctx(), f, id); err != nil || text != "boot\n" || f.Count("EC2.GetConsoleOutput") != 1 {
+		t.Fatalf("t3 (Nitro): %q, %v after %d calls", text, err, f.Count("EC2.GetConsoleOutput"))
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,7 +35,7 @@ func (k *keySaver) save(id, secret string) error {
 func userInput(n cloud.Names, known string, saver *keySaver) cloud.EnsureUserInput {
 	log, _ := bufProgress()
 	return cloud.EnsureUserInput{
-		Names: n, Policy: cloud.BucketPolicy("aws", n.Bucket), Tags: stackTagsFor(n.Stack, time.Now()),
+		Names: n, Policy: cloud.BucketPolicy("aws", n.Bucket), Tags: cloudfake.StackTagsFor(n.Stack, time.Now()),
 		KnownKey: known, SaveKey: saver.save, Log: log,
 	}
 }
@@ -41,8 +43,8 @@ func userInput(n cloud.Names, known string, saver *keySaver) cloud.EnsureUserInp
 func TestEnsureUserNew(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	ctx := f.ctx()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	ctx := f.Ctx()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	saver := &keySaver{}
 	in := userInput(n, "", saver)
 	u, err := cloud.FindUser(ctx, f, n, in.Policy)
@@ -55,15 +57,15 @@ func TestEnsureUserNew(t *testing.T) {
 	if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.mutating(); !slices.Equal(got, []string{"IAM.CreateUser", "IAM.PutUserPolicy", "IAM.CreateAccessKey"}) {
+	if got := f.Mutating(); !slices.Equal(got, []string{"IAM.CreateUser", "IAM.PutUserPolicy", "IAM.CreateAccessKey"}) {
 		t.Errorf("mutating calls %v", got)
 	}
-	fu := f.users[n.User]
-	if len(fu.keys) != 1 || !slices.Equal(saver.ids, []string{fu.keys[0].id}) || !slices.Equal(saver.secrets, []string{fu.keys[0].secret}) {
-		t.Errorf("keys %+v, saved %v", fu.keys, saver.ids)
+	fu := f.Users[n.User]
+	if len(fu.Keys) != 1 || !slices.Equal(saver.ids, []string{fu.Keys[0].ID}) || !slices.Equal(saver.secrets, []string{fu.Keys[0].Secret}) {
+		t.Errorf("keys %+v, saved %v", fu.Keys, saver.ids)
 	}
-	if cloud.IAMTagMap(fu.user.Tags)[cloud.TagStack] != "demo" || aws.ToString(fu.user.Path) != "/mlstack/" {
-		t.Errorf("user %+v", fu.user)
+	if cloud.IAMTagMap(fu.User.Tags)[cloud.TagStack] != "demo" || aws.ToString(fu.User.Path) != "/mlstack/" {
+		t.Errorf("user %+v", fu.User)
 	}
 	again, err := cloud.FindUser(ctx, f, n, in.Policy)
 	if err != nil || !again.Exists || !again.PolicyOK || len(again.Keys) != 1 || len(again.Plan(n, true)) != 0 {
@@ -73,25 +75,25 @@ func TestEnsureUserNew(t *testing.T) {
 
 // mustFindUser is findUser as a setup step: its error fails the test where
 // it happened, not as a nil user inside the code under test.
-func mustFindUser(t *testing.T, f *fakeAWS, n cloud.Names, policy string) *cloud.UserFound {
+func mustFindUser(t *testing.T, f *cloudfake.FakeAWS, n cloud.Names, policy string) *cloud.UserFound {
 	t.Helper()
-	u, err := cloud.FindUser(f.ctx(), f, n, policy)
+	u, err := cloud.FindUser(f.Ctx(), f, n, policy)
 	must(t, err)
 	return u
 }
 
 func TestEnsureUserKeys(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 	policy := cloud.BucketPolicy("aws", n.Bucket)
 
 	t.Run("known key and strays", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		fu := f.addUser(n.User, tags, time.Now(), time.Now())
-		fu.policies[n.Policy] = policy
-		known, stray := fu.keys[0].id, fu.keys[1].id
+		ctx := f.Ctx()
+		fu := f.AddUser(n.User, tags, time.Now(), time.Now())
+		fu.Policies[n.Policy] = policy
+		known, stray := fu.Keys[0].ID, fu.Keys[1].ID
 		in := userInput(n, known, &keySaver{})
 		u, err := cloud.FindUser(ctx, f, n, policy)
 		if err != nil {
@@ -106,17 +108,17 @@ func TestEnsureUserKeys(t *testing.T) {
 		if got := userKeys(f, n.User); !slices.Equal(got, []string{known}) {
 			t.Errorf("keys %v, want only %s (stray %s deleted)", got, known, stray)
 		}
-		if got := f.mutating(); !slices.Equal(got, []string{"IAM.DeleteAccessKey"}) {
+		if got := f.Mutating(); !slices.Equal(got, []string{"IAM.DeleteAccessKey"}) {
 			t.Errorf("mutating calls %v", got)
 		}
 		// A stray key that went meanwhile is fine; another error is not.
-		f.addKey(fu, time.Now())
-		f.failNext("DeleteAccessKey", awsErr("NoSuchEntity"), 1)
+		f.AddKey(fu, time.Now())
+		f.FailNext("DeleteAccessKey", cloudfake.AwsErr("NoSuchEntity"), 1)
 		u = mustFindUser(t, f, n, policy)
 		if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 			t.Errorf("stray gone meanwhile: %v", err)
 		}
-		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
+		f.FailNext("DeleteAccessKey", cloudfake.AwsErr("AccessDenied"), 1)
 		u = mustFindUser(t, f, n, policy)
 		if err := cloud.EnsureUser(ctx, f, u, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
 			t.Errorf("stray cannot go: %v", err)
@@ -126,25 +128,25 @@ func TestEnsureUserKeys(t *testing.T) {
 	t.Run("keys without a known secret", func(t *testing.T) {
 		for _, known := range []string{"", "AKIAGONE"} {
 			f := newInstalledFake(t)
-			ctx := f.ctx()
-			fu := f.addUser(n.User, tags, time.Now())
-			fu.policies[n.Policy] = policy
+			ctx := f.Ctx()
+			fu := f.AddUser(n.User, tags, time.Now())
+			fu.Policies[n.Policy] = policy
 			in := userInput(n, known, &keySaver{})
 			u := mustFindUser(t, f, n, policy)
 			err := cloud.EnsureUser(ctx, f, u, in)
-			if err == nil || !strings.Contains(err.Error(), "but no secret for it in the local state") || !strings.Contains(err.Error(), fu.keys[0].id) {
+			if err == nil || !strings.Contains(err.Error(), "but no secret for it in the local state") || !strings.Contains(err.Error(), fu.Keys[0].ID) {
 				t.Errorf("known %q: %v", known, err)
 			}
-			if len(f.mutating()) != 0 {
-				t.Errorf("mutating calls %v", f.mutating())
+			if len(f.Mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.Mutating())
 			}
 		}
 	})
 
 	t.Run("no key yet", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.addUser(n.User, tags).policies[n.Policy] = `{"Version":"2012-10-17","Statement":[]}`
+		ctx := f.Ctx()
+		f.AddUser(n.User, tags).Policies[n.Policy] = `{"Version":"2012-10-17","Statement":[]}`
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
 		u := mustFindUser(t, f, n, policy)
@@ -154,15 +156,15 @@ func TestEnsureUserKeys(t *testing.T) {
 		if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 			t.Fatal(err)
 		}
-		if got := f.mutating(); !slices.Equal(got, []string{"IAM.PutUserPolicy", "IAM.CreateAccessKey"}) || len(saver.ids) != 1 {
+		if got := f.Mutating(); !slices.Equal(got, []string{"IAM.PutUserPolicy", "IAM.CreateAccessKey"}) || len(saver.ids) != 1 {
 			t.Errorf("mutating calls %v, saved %v", got, saver.ids)
 		}
 	})
 
 	t.Run("save fails", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.addUser(n.User, tags).policies[n.Policy] = policy
+		ctx := f.Ctx()
+		f.AddUser(n.User, tags).Policies[n.Policy] = policy
 		in := userInput(n, "", &keySaver{err: errors.New("disk full")})
 		u := mustFindUser(t, f, n, policy)
 		err := cloud.EnsureUser(ctx, f, u, in)
@@ -177,8 +179,8 @@ func TestEnsureUserKeys(t *testing.T) {
 
 func TestDeleteRetryStrays(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 	policy := cloud.BucketPolicy("aws", n.Bucket)
 	cases := []struct {
 		name   string
@@ -194,11 +196,11 @@ func TestDeleteRetryStrays(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
-			ctx := f.ctx()
+			ctx := f.Ctx()
 			// Our look found no key; meanwhile a lost CreateAccessKey made one.
-			fu := f.addUser(n.User, tags, time.Now().UTC().Add(-c.age))
-			fu.policies[n.Policy] = policy
-			before := fu.keys[0].id
+			fu := f.AddUser(n.User, tags, time.Now().UTC().Add(-c.age))
+			fu.Policies[n.Policy] = policy
+			before := fu.Keys[0].ID
 			saver := &keySaver{}
 			in := userInput(n, "", saver)
 			var api cloud.UserAPI = f
@@ -220,9 +222,9 @@ func TestDeleteRetryStrays(t *testing.T) {
 
 	t.Run("listing fails", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.addUser(n.User, tags).policies[n.Policy] = policy
-		f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
+		ctx := f.Ctx()
+		f.AddUser(n.User, tags).Policies[n.Policy] = policy
+		f.FailNext("ListAccessKeys", cloudfake.AwsErr("Throttling"), 1)
 		in := userInput(n, "", &keySaver{})
 		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{Exists: true, PolicyOK: true}, in); err == nil || !strings.Contains(err.Error(), "listing access keys") {
 			t.Errorf("ensureUser = %v", err)
@@ -230,9 +232,9 @@ func TestDeleteRetryStrays(t *testing.T) {
 	})
 	t.Run("stray cannot be deleted", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.addUser(n.User, tags, time.Now()).policies[n.Policy] = policy
-		f.failNext("DeleteAccessKey", awsErr("AccessDenied"), 1)
+		ctx := f.Ctx()
+		f.AddUser(n.User, tags, time.Now()).Policies[n.Policy] = policy
+		f.FailNext("DeleteAccessKey", cloudfake.AwsErr("AccessDenied"), 1)
 		in := userInput(n, "", &keySaver{})
 		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{Exists: true, PolicyOK: true}, in); err == nil || !strings.Contains(err.Error(), "deleting stray access key") {
 			t.Errorf("ensureUser = %v", err)
@@ -241,10 +243,10 @@ func TestDeleteRetryStrays(t *testing.T) {
 }
 
 // undatedKeys answers CreateAccessKey without a creation date.
-type undatedKeys struct{ *fakeAWS }
+type undatedKeys struct{ *cloudfake.FakeAWS }
 
 func (u undatedKeys) CreateAccessKey(ctx context.Context, in *iam.CreateAccessKeyInput, o ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
-	out, err := u.fakeAWS.CreateAccessKey(ctx, in, o...)
+	out, err := u.FakeAWS.CreateAccessKey(ctx, in, o...)
 	if out != nil {
 		out.AccessKey.CreateDate = nil
 	}
@@ -253,27 +255,27 @@ func (u undatedKeys) CreateAccessKey(ctx context.Context, in *iam.CreateAccessKe
 
 func TestEnsureUserPropagationAndRaces(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 
 	t.Run("NoSuchEntity retried", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), 2)
-		f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 3)
+		ctx := f.Ctx()
+		f.FailNext("PutUserPolicy", cloudfake.AwsErr("NoSuchEntity"), 2)
+		f.FailNext("CreateAccessKey", cloudfake.AwsErr("NoSuchEntity"), 3)
 		saver := &keySaver{}
 		in := userInput(n, "", saver)
 		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in); err != nil {
 			t.Fatal(err)
 		}
-		if f.count("IAM.PutUserPolicy") != 3 || f.count("IAM.CreateAccessKey") != 4 || len(saver.ids) != 1 {
-			t.Errorf("calls %v", f.calls())
+		if f.Count("IAM.PutUserPolicy") != 3 || f.Count("IAM.CreateAccessKey") != 4 || len(saver.ids) != 1 {
+			t.Errorf("calls %v", f.Calls())
 		}
 	})
 
 	t.Run("NoSuchEntity until the deadline", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), -1)
+		ctx := f.Ctx()
+		f.FailNext("PutUserPolicy", cloudfake.AwsErr("NoSuchEntity"), -1)
 		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
 		in := userInput(n, "", &keySaver{})
@@ -285,19 +287,19 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 
 	t.Run("other errors are not retried", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failNext("CreateAccessKey", awsErr("LimitExceeded"), 1)
+		ctx := f.Ctx()
+		f.FailNext("CreateAccessKey", cloudfake.AwsErr("LimitExceeded"), 1)
 		in := userInput(n, "", &keySaver{})
 		err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in)
-		if err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") || f.count("IAM.CreateAccessKey") != 1 {
+		if err == nil || !strings.Contains(err.Error(), "creating access key for mlstack-demo") || f.Count("IAM.CreateAccessKey") != 1 {
 			t.Fatalf("ensureUser = %v", err)
 		}
 	})
 
 	t.Run("made meanwhile by another run", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failAfter("CreateUser", awsErr("EntityAlreadyExists"), 1)
+		ctx := f.Ctx()
+		f.FailAfter("CreateUser", cloudfake.AwsErr("EntityAlreadyExists"), 1)
 		in := userInput(n, "", &keySaver{})
 		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in); err != nil {
 			t.Fatal(err)
@@ -306,23 +308,23 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 
 	t.Run("made meanwhile by someone else", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.addUser(n.User, nil)
+		ctx := f.Ctx()
+		f.AddUser(n.User, nil)
 		in := userInput(n, "", &keySaver{})
 		err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in)
 		var no *cloud.NotOwnedError
 		if !errors.As(err, &no) || no.Kind != "IAM user" {
 			t.Fatalf("ensureUser = %v", err)
 		}
-		if got := f.mutating(); !slices.Equal(got, []string{"IAM.CreateUser"}) {
+		if got := f.Mutating(); !slices.Equal(got, []string{"IAM.CreateUser"}) {
 			t.Errorf("mutating calls %v", got)
 		}
 	})
 
 	t.Run("CreateUser fails", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failNext("CreateUser", awsErr("LimitExceeded"), 1)
+		ctx := f.Ctx()
+		f.FailNext("CreateUser", cloudfake.AwsErr("LimitExceeded"), 1)
 		in := userInput(n, "", &keySaver{})
 		if err := cloud.EnsureUser(ctx, f, &cloud.UserFound{}, in); err == nil || !strings.Contains(err.Error(), "creating IAM user") {
 			t.Fatalf("ensureUser = %v", err)
@@ -333,15 +335,15 @@ func TestEnsureUserPropagationAndRaces(t *testing.T) {
 func TestFindUserErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	for _, c := range []struct{ op, want string }{
 		{"GetUser", "reading IAM user mlstack-demo"},
 		{"ListAccessKeys", "listing access keys of mlstack-demo"},
 		{"GetUserPolicy", "reading policy of mlstack-demo"},
 	} {
-		f := newFakeAWS()
-		f.addUser(n.User, stackTagsFor("demo", time.Now()))
-		f.failNext(c.op, awsErr("ServiceFailure"), 1)
+		f := cloudfake.NewFakeAWS()
+		f.AddUser(n.User, cloudfake.StackTagsFor("demo", time.Now()))
+		f.FailNext(c.op, cloudfake.AwsErr("ServiceFailure"), 1)
 		if _, err := cloud.FindUser(ctx, f, n, "{}"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
@@ -351,18 +353,18 @@ func TestFindUserErrors(t *testing.T) {
 func TestDeleteUser(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 
-	f := newFakeAWS()
-	fu := f.addUser(n.User, tags, time.Now(), time.Now())
-	fu.policies["mlstack-bucket"], fu.policies["extra"] = "{}", "{}"
+	f := cloudfake.NewFakeAWS()
+	fu := f.AddUser(n.User, tags, time.Now(), time.Now())
+	fu.Policies["mlstack-bucket"], fu.Policies["extra"] = "{}", "{}"
 	log, out := bufProgress()
 	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"IAM.DeleteAccessKey", "IAM.DeleteAccessKey", "IAM.DeleteUserPolicy", "IAM.DeleteUserPolicy", "IAM.DeleteUser"}
-	if got := f.mutating(); !slices.Equal(got, want) || f.users[n.User] != nil {
+	if got := f.Mutating(); !slices.Equal(got, want) || f.Users[n.User] != nil {
 		t.Errorf("mutating calls %v", got)
 	}
 	if !strings.Contains(out.String(), "deleting IAM user mlstack-demo") {
@@ -374,28 +376,28 @@ func TestDeleteUser(t *testing.T) {
 	}
 
 	// Not ours: left alone.
-	f = newFakeAWS()
-	f.addUser(n.User, stackTagsFor("other", time.Now()), time.Now())
+	f = cloudfake.NewFakeAWS()
+	f.AddUser(n.User, cloudfake.StackTagsFor("other", time.Now()), time.Now())
 	log, out = bufProgress()
-	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || len(f.mutating()) != 0 || !strings.Contains(out.String(), "leaving IAM user mlstack-demo alone") {
-		t.Errorf("foreign user: %v, %v, %s", err, f.mutating(), out)
+	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || len(f.Mutating()) != 0 || !strings.Contains(out.String(), "leaving IAM user mlstack-demo alone") {
+		t.Errorf("foreign user: %v, %v, %s", err, f.Mutating(), out)
 	}
 
 	// A deletion answering NoSuchEntity (done meanwhile) is done.
 	for _, op := range []string{"DeleteAccessKey", "DeleteUserPolicy", "DeleteUser"} {
-		f = newFakeAWS()
-		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
-		f.failAfter(op, awsErr("NoSuchEntity"), 1)
-		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || f.users[n.User] != nil {
+		f = cloudfake.NewFakeAWS()
+		f.AddUser(n.User, tags, time.Now()).Policies["p"] = "{}"
+		f.FailAfter(op, cloudfake.AwsErr("NoSuchEntity"), 1)
+		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || f.Users[n.User] != nil {
 			t.Errorf("%s answering NoSuchEntity: %v", op, err)
 		}
 	}
 	// The user went meanwhile: listing its keys or policies says so.
 	for _, op := range []string{"ListAccessKeys", "ListUserPolicies"} {
-		f = newFakeAWS()
-		f.addUser(n.User, tags)
-		f.failNext(op, awsErr("NoSuchEntity"), 1)
-		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || f.users[n.User] != nil {
+		f = cloudfake.NewFakeAWS()
+		f.AddUser(n.User, tags)
+		f.FailNext(op, cloudfake.AwsErr("NoSuchEntity"), 1)
+		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err != nil || f.Users[n.User] != nil {
 			t.Errorf("%s answering NoSuchEntity: %v", op, err)
 		}
 	}
@@ -406,16 +408,16 @@ func TestDeleteUser(t *testing.T) {
 		{"DeleteUserPolicy", "deleting policy p of"},
 		{"DeleteUser", "deleting IAM user"},
 	} {
-		f = newFakeAWS()
-		f.addUser(n.User, tags, time.Now()).policies["p"] = "{}"
-		f.failNext(c.op, awsErr("ServiceFailure"), 1)
+		f = cloudfake.NewFakeAWS()
+		f.AddUser(n.User, tags, time.Now()).Policies["p"] = "{}"
+		f.FailNext(c.op, cloudfake.AwsErr("ServiceFailure"), 1)
 		if err := deleteKind(ctx, f, n, cloud.KindUser, log); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
 		}
 	}
-	f = newFakeAWS()
-	f.addUser(n.User, tags, time.Now())
-	f.failNext("ListAccessKeys", awsErr("Throttling"), 1)
+	f = cloudfake.NewFakeAWS()
+	f.AddUser(n.User, tags, time.Now())
+	f.FailNext("ListAccessKeys", cloudfake.AwsErr("Throttling"), 1)
 	if err := deleteKind(ctx, f, n, cloud.KindUser, log); err == nil || !strings.Contains(err.Error(), "listing access keys") {
 		t.Errorf("ListAccessKeys failing: %v", err)
 	}
@@ -424,33 +426,33 @@ func TestDeleteUser(t *testing.T) {
 func TestUserInventoryListAndRetag(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f := newFakeAWS()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f := cloudfake.NewFakeAWS()
 	if rows, _, err := cloud.UserInventory(ctx, f, n); err != nil || rows != nil {
 		t.Errorf("inventory of nothing: %v %v", rows, err)
 	}
-	f.addUser(n.User, stackTagsFor("demo", time.Now()))
-	f.addUser("mlstack-far", cloud.StackTags("far", "ap-south-1", fakeOwner, time.Now(), 0))
-	f.addUser("mlstack-untagged", nil)
+	f.AddUser(n.User, cloudfake.StackTagsFor("demo", time.Now()))
+	f.AddUser("mlstack-far", cloud.StackTags("far", "ap-south-1", cloudfake.FakeOwner, time.Now(), 0))
+	f.AddUser("mlstack-untagged", nil)
 	rows, tags, err := cloud.UserInventory(ctx, f, n)
 	if err != nil || len(rows) != 1 || rows[0].Kind != cloud.KindUser || rows[0].Name != n.User || rows[0].State != cloud.StateExists || tags[cloud.TagStack] != "demo" {
 		t.Errorf("inventory %v %v", rows, err)
 	}
-	if err := cloud.RetagUser(ctx, f, n, "2031-01-01T00:00:00Z"); err != nil || cloud.IAMTagMap(f.users[n.User].user.Tags)[cloud.TagExpiresAt] != "2031-01-01T00:00:00Z" {
-		t.Errorf("retag: %v %v", err, f.users[n.User].user.Tags)
+	if err := cloud.RetagUser(ctx, f, n, "2031-01-01T00:00:00Z"); err != nil || cloud.IAMTagMap(f.Users[n.User].User.Tags)[cloud.TagExpiresAt] != "2031-01-01T00:00:00Z" {
+		t.Errorf("retag: %v %v", err, f.Users[n.User].User.Tags)
 	}
-	f.failNext("TagUser", awsErr("AccessDenied"), 1)
+	f.FailNext("TagUser", cloudfake.AwsErr("AccessDenied"), 1)
 	if err := cloud.RetagUser(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of IAM user") {
 		t.Errorf("retag = %v", err)
 	}
-	set := cloud.NewStackSet(fakeAccount)
-	if err := cloud.ListUsers(ctx, f, set, map[string]bool{fakeRegion: true}); err != nil {
+	set := cloud.NewStackSet(cloudfake.FakeAccount)
+	if err := cloud.ListUsers(ctx, f, set, map[string]bool{cloudfake.FakeRegion: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := set.Sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].ExpiresAt.Year() != 2031 {
 		t.Errorf("listed %+v", got)
 	}
-	f.failNext("GetUser", awsErr("ServiceFailure"), 1)
+	f.FailNext("GetUser", cloudfake.AwsErr("ServiceFailure"), 1)
 	if _, _, err := cloud.UserInventory(ctx, f, n); err == nil {
 		t.Error("inventory hid an error")
 	}
@@ -460,43 +462,43 @@ func TestUserInventoryListAndRetag(t *testing.T) {
 
 func TestEnsureRole(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 	policy := cloud.BucketPolicy("aws", n.Bucket)
 	cases := []struct {
 		name     string
-		seed     func(f *fakeAWS)
+		seed     func(f *cloudfake.FakeAWS)
 		plan     []string
 		mutating []string
 	}{
-		{"from nothing", func(f *fakeAWS) {},
+		{"from nothing", func(f *cloudfake.FakeAWS) {},
 			[]string{"create IAM role mlstack-demo-server", "create instance profile mlstack-demo-server", "put role mlstack-demo-server into instance profile mlstack-demo-server"},
 			[]string{"IAM.CreateRole", "IAM.PutRolePolicy", "IAM.CreateInstanceProfile", "IAM.AddRoleToInstanceProfile"}},
-		{"complete", func(f *fakeAWS) {
-			f.addRole(n.Role, tags).policies[n.Policy] = policy
-			f.addProfile(n.Profile, tags, n.Role)
+		{"complete", func(f *cloudfake.FakeAWS) {
+			f.AddRole(n.Role, tags).Policies[n.Policy] = policy
+			f.AddProfile(n.Profile, tags, n.Role)
 		}, nil, nil},
-		{"drifted policy", func(f *fakeAWS) {
-			f.addRole(n.Role, tags).policies[n.Policy] = cloud.BucketPolicy("aws", "some-other-bucket")
-			f.addProfile(n.Profile, tags, n.Role)
+		{"drifted policy", func(f *cloudfake.FakeAWS) {
+			f.AddRole(n.Role, tags).Policies[n.Policy] = cloud.BucketPolicy("aws", "some-other-bucket")
+			f.AddProfile(n.Profile, tags, n.Role)
 		}, []string{"set the bucket-only policy of IAM role mlstack-demo-server"}, []string{"IAM.PutRolePolicy"}},
-		{"policy missing", func(f *fakeAWS) {
-			f.addRole(n.Role, tags)
-			f.addProfile(n.Profile, tags, n.Role)
+		{"policy missing", func(f *cloudfake.FakeAWS) {
+			f.AddRole(n.Role, tags)
+			f.AddProfile(n.Profile, tags, n.Role)
 		}, []string{"set the bucket-only policy of IAM role mlstack-demo-server"}, []string{"IAM.PutRolePolicy"}},
-		{"empty profile", func(f *fakeAWS) {
-			f.addRole(n.Role, tags).policies[n.Policy] = policy
-			f.addProfile(n.Profile, tags)
+		{"empty profile", func(f *cloudfake.FakeAWS) {
+			f.AddRole(n.Role, tags).Policies[n.Policy] = policy
+			f.AddProfile(n.Profile, tags)
 		}, []string{"put role mlstack-demo-server into instance profile mlstack-demo-server"}, []string{"IAM.AddRoleToInstanceProfile"}},
-		{"no profile", func(f *fakeAWS) {
-			f.addRole(n.Role, tags).policies[n.Policy] = policy
+		{"no profile", func(f *cloudfake.FakeAWS) {
+			f.AddRole(n.Role, tags).Policies[n.Policy] = policy
 		}, []string{"create instance profile mlstack-demo-server", "put role mlstack-demo-server into instance profile mlstack-demo-server"},
 			[]string{"IAM.CreateInstanceProfile", "IAM.AddRoleToInstanceProfile"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
-			ctx := f.ctx()
+			ctx := f.Ctx()
 			c.seed(f)
 			r, err := cloud.FindRole(ctx, f, n, policy)
 			if err != nil {
@@ -509,16 +511,16 @@ func TestEnsureRole(t *testing.T) {
 			if err := cloud.EnsureRole(ctx, f, r, n, policy, tags, log); err != nil {
 				t.Fatal(err)
 			}
-			if got := f.mutating(); !slices.Equal(got, c.mutating) {
+			if got := f.Mutating(); !slices.Equal(got, c.mutating) {
 				t.Errorf("mutating calls %v, want %v", got, c.mutating)
 			}
 			again, err := cloud.FindRole(ctx, f, n, policy)
 			if err != nil || !again.RoleExists || !again.PolicyOK || !again.ProfileExists || !again.RoleInProf {
 				t.Errorf("after ensure %+v %v", again, err)
 			}
-			fr := f.roles[n.Role]
-			if !cloud.SamePolicy(aws.ToString(fr.role.AssumeRolePolicyDocument), cloud.EC2TrustPolicy("eu-west-3")) && c.name == "from nothing" {
-				t.Errorf("trust policy %s", aws.ToString(fr.role.AssumeRolePolicyDocument))
+			fr := f.Roles[n.Role]
+			if !cloud.SamePolicy(aws.ToString(fr.Role.AssumeRolePolicyDocument), cloud.EC2TrustPolicy("eu-west-3")) && c.name == "from nothing" {
+				t.Errorf("trust policy %s", aws.ToString(fr.Role.AssumeRolePolicyDocument))
 			}
 		})
 	}
@@ -526,30 +528,30 @@ func TestEnsureRole(t *testing.T) {
 
 func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 	policy := cloud.BucketPolicy("aws", n.Bucket)
 	log, _ := bufProgress()
 
 	t.Run("adopts what another run made", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failAfter("CreateRole", awsErr("EntityAlreadyExists"), 1)
-		f.failAfter("CreateInstanceProfile", awsErr("EntityAlreadyExists"), 1)
+		ctx := f.Ctx()
+		f.FailAfter("CreateRole", cloudfake.AwsErr("EntityAlreadyExists"), 1)
+		f.FailAfter("CreateInstanceProfile", cloudfake.AwsErr("EntityAlreadyExists"), 1)
 		if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err != nil {
 			t.Fatal(err)
 		}
-		if got := f.profiles[n.Profile].roles; !slices.Equal(got, []string{n.Role}) {
+		if got := f.Profiles[n.Profile].Roles; !slices.Equal(got, []string{n.Role}) {
 			t.Errorf("profile holds %v", got)
 		}
 	})
 	t.Run("refuses what someone else made", func(t *testing.T) {
-		for _, seed := range []func(f *fakeAWS){
-			func(f *fakeAWS) { f.addRole(n.Role, nil) },
-			func(f *fakeAWS) { f.addProfile(n.Profile, stackTagsFor("other", time.Now())) },
+		for _, seed := range []func(f *cloudfake.FakeAWS){
+			func(f *cloudfake.FakeAWS) { f.AddRole(n.Role, nil) },
+			func(f *cloudfake.FakeAWS) { f.AddProfile(n.Profile, cloudfake.StackTagsFor("other", time.Now())) },
 		} {
 			f := newInstalledFake(t)
-			ctx := f.ctx()
+			ctx := f.Ctx()
 			seed(f)
 			err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log)
 			var no *cloud.NotOwnedError
@@ -561,17 +563,17 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	t.Run("our role already in the profile", func(t *testing.T) {
 		// An earlier attempt landed, its answer was lost, the retry is refused.
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failAfter("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
+		ctx := f.Ctx()
+		f.FailAfter("AddRoleToInstanceProfile", cloudfake.AwsErr("LimitExceeded"), 1)
 		if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err != nil {
 			t.Errorf("LimitExceeded: %v", err)
 		}
 	})
 	t.Run("another role got into the profile", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.addProfile(n.Profile, tags, "intruder")
-		f.failNext("AddRoleToInstanceProfile", awsErr("LimitExceeded"), 1)
+		ctx := f.Ctx()
+		f.AddProfile(n.Profile, tags, "intruder")
+		f.FailNext("AddRoleToInstanceProfile", cloudfake.AwsErr("LimitExceeded"), 1)
 		err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{RoleExists: true, PolicyOK: true, ProfileExists: true}, n, policy, tags, log)
 		var d *cloud.DriftError
 		if !errors.As(err, &d) || !strings.Contains(err.Error(), "holds role intruder") {
@@ -580,14 +582,14 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	})
 	t.Run("propagation retried", func(t *testing.T) {
 		f := newInstalledFake(t)
-		ctx := f.ctx()
-		f.failNext("PutRolePolicy", awsErr("NoSuchEntity"), 2)
-		f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 2)
+		ctx := f.Ctx()
+		f.FailNext("PutRolePolicy", cloudfake.AwsErr("NoSuchEntity"), 2)
+		f.FailNext("AddRoleToInstanceProfile", cloudfake.AwsErr("NoSuchEntity"), 2)
 		if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err != nil {
 			t.Fatal(err)
 		}
-		if f.count("IAM.PutRolePolicy") != 3 || f.count("IAM.AddRoleToInstanceProfile") != 3 {
-			t.Errorf("calls %v", f.calls())
+		if f.Count("IAM.PutRolePolicy") != 3 || f.Count("IAM.AddRoleToInstanceProfile") != 3 {
+			t.Errorf("calls %v", f.Calls())
 		}
 	})
 	for _, c := range []struct{ op, want string }{
@@ -598,8 +600,8 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 	} {
 		t.Run(c.op+" fails", func(t *testing.T) {
 			f := newInstalledFake(t)
-			ctx := f.ctx()
-			f.failNext(c.op, awsErr("ServiceFailure"), 1)
+			ctx := f.Ctx()
+			f.FailNext(c.op, cloudfake.AwsErr("ServiceFailure"), 1)
 			if err := cloud.EnsureRole(ctx, f, &cloud.RoleFound{}, n, policy, tags, log); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("ensureRole = %v", err)
 			}
@@ -611,10 +613,10 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 		{"GetInstanceProfile", "reading instance profile"},
 	} {
 		t.Run(c.op+" fails", func(t *testing.T) {
-			f := newFakeAWS()
-			ctx := f.ctx()
-			f.addRole(n.Role, tags)
-			f.failNext(c.op, awsErr("ServiceFailure"), 1)
+			f := cloudfake.NewFakeAWS()
+			ctx := f.Ctx()
+			f.AddRole(n.Role, tags)
+			f.FailNext(c.op, cloudfake.AwsErr("ServiceFailure"), 1)
 			if _, err := cloud.FindRole(ctx, f, n, policy); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("findRole = %v", err)
 			}
@@ -625,17 +627,17 @@ func TestEnsureRoleRacesAndErrors(t *testing.T) {
 func TestDeleteRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
-	seed := func(f *fakeAWS) {
-		r := f.addRole(n.Role, tags)
-		r.policies[n.Policy] = "{}"
-		r.attached = []string{"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"}
-		f.addProfile(n.Profile, tags, n.Role)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
+	seed := func(f *cloudfake.FakeAWS) {
+		r := f.AddRole(n.Role, tags)
+		r.Policies[n.Policy] = "{}"
+		r.Attached = []string{"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"}
+		f.AddProfile(n.Profile, tags, n.Role)
 	}
 
 	t.Run("profile first, managed policies detached", func(t *testing.T) {
-		f := newFakeAWS()
+		f := cloudfake.NewFakeAWS()
 		seed(f)
 		log, out := bufProgress()
 		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil {
@@ -643,55 +645,55 @@ func TestDeleteRole(t *testing.T) {
 		}
 		want := []string{"IAM.RemoveRoleFromInstanceProfile", "IAM.DeleteInstanceProfile", "IAM.DeleteRolePolicy",
 			"IAM.DetachRolePolicy", "IAM.DetachRolePolicy", "IAM.DeleteRole"}
-		if got := f.mutating(); !slices.Equal(got, want) {
+		if got := f.Mutating(); !slices.Equal(got, want) {
 			t.Errorf("mutating calls %v, want %v", got, want)
 		}
-		if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
+		if f.Roles[n.Role] != nil || f.Profiles[n.Profile] != nil {
 			t.Error("role or profile left")
 		}
 		if !strings.Contains(out.String(), "deleting instance profile") || !strings.Contains(out.String(), "deleting IAM role") {
 			t.Errorf("progress %s", out)
 		}
-		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil || len(f.mutating()) != len(want) {
-			t.Errorf("second delete: %v, %v", err, f.mutating())
+		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil || len(f.Mutating()) != len(want) {
+			t.Errorf("second delete: %v, %v", err, f.Mutating())
 		}
 	})
 
 	t.Run("ambiguous removal that happened", func(t *testing.T) {
 		// The role left the profile but the answer was a 500 (a lost
 		// response retried): re-reading the profile shows it did happen.
-		f := newFakeAWS()
+		f := cloudfake.NewFakeAWS()
 		seed(f)
-		f.failAfter("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
+		f.FailAfter("RemoveRoleFromInstanceProfile", cloudfake.AwsErr("InternalFailure"), 1)
 		log, _ := bufProgress()
 		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil {
 			t.Fatalf("deleteRole = %v", err)
 		}
-		if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
+		if f.Roles[n.Role] != nil || f.Profiles[n.Profile] != nil {
 			t.Error("role or profile left")
 		}
 	})
 
 	t.Run("removal that did not happen", func(t *testing.T) {
-		f := newFakeAWS()
+		f := cloudfake.NewFakeAWS()
 		seed(f)
-		f.failNext("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1)
+		f.FailNext("RemoveRoleFromInstanceProfile", cloudfake.AwsErr("InternalFailure"), 1)
 		log, _ := bufProgress()
 		err := deleteKind(ctx, f, n, cloud.KindRole, log)
 		if err == nil || !strings.Contains(err.Error(), "removing role from instance profile") {
 			t.Fatalf("deleteRole = %v", err)
 		}
-		if f.roles[n.Role] == nil || f.profiles[n.Profile] == nil {
+		if f.Roles[n.Role] == nil || f.Profiles[n.Profile] == nil {
 			t.Error("deleted after a failed removal")
 		}
 	})
 
 	t.Run("profile gone while removing", func(t *testing.T) {
 		// Another run deleted the profile while our removal failed.
-		f := newFakeAWS()
+		f := cloudfake.NewFakeAWS()
 		seed(f)
-		f.failIf("RemoveRoleFromInstanceProfile", awsErr("InternalFailure"), 1, false, func(any) bool {
-			delete(f.profiles, n.Profile) // the matcher runs under the fake's lock
+		f.FailIf("RemoveRoleFromInstanceProfile", cloudfake.AwsErr("InternalFailure"), 1, false, func(any) bool {
+			delete(f.Profiles, n.Profile) // the matcher runs under the fake's lock
 			return true
 		})
 		log, _ := bufProgress()
@@ -701,12 +703,12 @@ func TestDeleteRole(t *testing.T) {
 	})
 
 	t.Run("not ours", func(t *testing.T) {
-		f := newFakeAWS()
-		f.addRole(n.Role, nil)
-		f.addProfile(n.Profile, stackTagsFor("other", time.Now()))
+		f := cloudfake.NewFakeAWS()
+		f.AddRole(n.Role, nil)
+		f.AddProfile(n.Profile, cloudfake.StackTagsFor("other", time.Now()))
 		log, out := bufProgress()
-		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil || len(f.mutating()) != 0 {
-			t.Fatalf("deleteRole = %v, %v", err, f.mutating())
+		if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil || len(f.Mutating()) != 0 {
+			t.Fatalf("deleteRole = %v, %v", err, f.Mutating())
 		}
 		if !strings.Contains(out.String(), "leaving instance profile mlstack-demo-server alone") || !strings.Contains(out.String(), "leaving IAM role mlstack-demo-server alone") {
 			t.Errorf("progress %s", out)
@@ -724,9 +726,9 @@ func TestDeleteRole(t *testing.T) {
 		{"DeleteRole", "deleting IAM role"},
 	} {
 		t.Run(c.op+" fails", func(t *testing.T) {
-			f := newFakeAWS()
+			f := cloudfake.NewFakeAWS()
 			seed(f)
-			f.failNext(c.op, awsErr("ServiceFailure"), 1)
+			f.FailNext(c.op, cloudfake.AwsErr("ServiceFailure"), 1)
 			log, _ := bufProgress()
 			if err := deleteKind(ctx, f, n, cloud.KindRole, log); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("deleteRole = %v", err)
@@ -737,14 +739,14 @@ func TestDeleteRole(t *testing.T) {
 	// own retried request) is done.
 	for _, op := range []string{"RemoveRoleFromInstanceProfile", "DeleteInstanceProfile", "DeleteRolePolicy", "DetachRolePolicy", "DeleteRole"} {
 		t.Run(op+" answers NoSuchEntity", func(t *testing.T) {
-			f := newFakeAWS()
+			f := cloudfake.NewFakeAWS()
 			seed(f)
-			f.failAfter(op, awsErr("NoSuchEntity"), 1)
+			f.FailAfter(op, cloudfake.AwsErr("NoSuchEntity"), 1)
 			log, _ := bufProgress()
 			if err := deleteKind(ctx, f, n, cloud.KindRole, log); err != nil {
 				t.Errorf("deleteRole = %v", err)
 			}
-			if f.roles[n.Role] != nil || f.profiles[n.Profile] != nil {
+			if f.Roles[n.Role] != nil || f.Profiles[n.Profile] != nil {
 				t.Error("role or profile left")
 			}
 		})
@@ -754,15 +756,15 @@ func TestDeleteRole(t *testing.T) {
 func TestRoleInventoryListAndRetag(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
-	f := newFakeAWS()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
+	f := cloudfake.NewFakeAWS()
 	if rows, _, err := cloud.RoleInventory(ctx, f, n); err != nil || rows != nil {
 		t.Errorf("inventory of nothing %v %v", rows, err)
 	}
-	f.addRole(n.Role, tags)
-	f.addProfile(n.Profile, tags, n.Role)
-	f.addRole("mlstack-x-server", cloud.StackTags("x", "us-west-2", fakeOwner, time.Now(), 0))
+	f.AddRole(n.Role, tags)
+	f.AddProfile(n.Profile, tags, n.Role)
+	f.AddRole("mlstack-x-server", cloud.StackTags("x", "us-west-2", cloudfake.FakeOwner, time.Now(), 0))
 	rows, _, err := cloud.RoleInventory(ctx, f, n)
 	if err != nil || len(rows) != 2 || rows[0].Kind != cloud.KindRole || rows[1].Kind != cloud.KindProfile {
 		t.Errorf("inventory %v %v", rows, err)
@@ -770,33 +772,33 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 	if err := cloud.RetagRole(ctx, f, &cloud.RoleFound{RoleExists: true, ProfileExists: true}, n, "2032-01-01T00:00:00Z"); err != nil {
 		t.Fatal(err)
 	}
-	if cloud.IAMTagMap(f.roles[n.Role].role.Tags)[cloud.TagExpiresAt] == "" || cloud.IAMTagMap(f.profiles[n.Profile].prof.Tags)[cloud.TagExpiresAt] == "" {
+	if cloud.IAMTagMap(f.Roles[n.Role].Role.Tags)[cloud.TagExpiresAt] == "" || cloud.IAMTagMap(f.Profiles[n.Profile].Prof.Tags)[cloud.TagExpiresAt] == "" {
 		t.Error("not retagged")
 	}
-	f.resetCalls()
-	if err := cloud.RetagRole(ctx, f, &cloud.RoleFound{}, n, "x"); err != nil || len(f.calls()) != 0 {
-		t.Errorf("retag of nothing: %v %v", err, f.calls())
+	f.ResetCalls()
+	if err := cloud.RetagRole(ctx, f, &cloud.RoleFound{}, n, "x"); err != nil || len(f.Calls()) != 0 {
+		t.Errorf("retag of nothing: %v %v", err, f.Calls())
 	}
 	for _, op := range []string{"TagRole", "TagInstanceProfile"} {
-		f.failNext(op, awsErr("AccessDenied"), 1)
+		f.FailNext(op, cloudfake.AwsErr("AccessDenied"), 1)
 		if err := cloud.RetagRole(ctx, f, &cloud.RoleFound{RoleExists: true, ProfileExists: true}, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry") {
 			t.Errorf("%s failing: %v", op, err)
 		}
 	}
-	set := cloud.NewStackSet(fakeAccount)
-	if err := cloud.ListRoles(ctx, f, set, map[string]bool{fakeRegion: true, "us-west-2": true}); err != nil {
+	set := cloud.NewStackSet(cloudfake.FakeAccount)
+	if err := cloud.ListRoles(ctx, f, set, map[string]bool{cloudfake.FakeRegion: true, "us-west-2": true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := set.Sorted(); len(got) != 2 || got[0].Stack != "demo" || got[1].Region != "us-west-2" {
 		t.Errorf("listed %+v", got)
 	}
 	for _, op := range []string{"GetRole", "GetInstanceProfile"} {
-		f.failNext(op, awsErr("ServiceFailure"), 1)
+		f.FailNext(op, cloudfake.AwsErr("ServiceFailure"), 1)
 		if _, _, err := cloud.RoleInventory(ctx, f, n); err == nil {
 			t.Errorf("%s failing: inventory hid it", op)
 		}
 	}
-	f.failNext("GetRole", awsErr("ServiceFailure"), 1)
+	f.FailNext("GetRole", cloudfake.AwsErr("ServiceFailure"), 1)
 	if err := cloud.ListRoles(ctx, f, set, map[string]bool{}); err == nil {
 		t.Error("listRoles hid an error")
 	}
@@ -809,14 +811,14 @@ func TestRoleInventoryListAndRetag(t *testing.T) {
 func TestAccessKeyAnswersLostTwice(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.failAfter("CreateAccessKey", awsErr("NoSuchEntity"), 2)
+	f.FailAfter("CreateAccessKey", cloudfake.AwsErr("NoSuchEntity"), 2)
 	dir := t.TempDir()
 	o, _, log := upOpts(dir, "demo")
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
-	keys := f.users["mlstack-demo"].keys
-	if len(keys) != 1 || keys[0].id != savedSecrets(t, dir, "demo").AccessKeyID {
+	keys := f.Users["mlstack-demo"].Keys
+	if len(keys) != 1 || keys[0].ID != savedSecrets(t, dir, "demo").AccessKeyID {
 		t.Errorf("keys %v, saved %s", keys, savedSecrets(t, dir, "demo").AccessKeyID)
 	}
 }

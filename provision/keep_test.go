@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
@@ -17,41 +19,41 @@ func TestDownKeepData(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f.mu.Lock()
-	b := f.buckets[n.Bucket]
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f.Mu.Lock()
+	b := f.Buckets[n.Bucket]
 	for _, k := range []string{"backups/20261127T101010.000001Z/mlflow.db.gz", "backups/20261127T101010.000001Z/manifest.json",
 		"backups/20261127T111111.000001Z/mlflow.db.gz", "artifacts/1/run/artifacts/model.pkl"} {
-		b.versions = append(b.versions, fakeVersion{key: k, id: "1", size: 10})
-		b.data[k] = []byte("x")
+		b.Versions = append(b.Versions, cloudfake.FakeVersion{Key: k, ID: "1", Size: 10})
+		b.Data[k] = []byte("x")
 	}
-	f.mu.Unlock()
+	f.Mu.Unlock()
 	down := func(o DownOptions) string {
 		t.Helper()
-		o.Stack, o.AWS = Stack{Name: "demo", StateDir: dir}, cloud.AWS{Region: fakeRegion}
+		o.Stack, o.AWS = Stack{Name: "demo", StateDir: dir}, cloud.AWS{Region: cloudfake.FakeRegion}
 		var out, log strings.Builder
 		o.Streams = Streams{Out: &out, Log: &log}
-		if err := Down(f.ctx(), o); err != nil {
+		if err := Down(f.Ctx(), o); err != nil {
 			t.Fatalf("down: %v\n%s", err, log.String())
 		}
 		return out.String() + log.String()
 	}
 
-	f.resetCalls()
+	f.ResetCalls()
 	dry := down(DownOptions{KeepData: true, DryRun: true})
 	if !strings.Contains(dry, "(plan) would keep S3 bucket "+n.Bucket+": the artifacts and 1 backup of the tracking data (the newest from 2026-11-27T10:10:10Z") ||
-		strings.Contains(dry, "would delete S3 bucket") || len(f.mutating()) != 0 {
+		strings.Contains(dry, "would delete S3 bucket") || len(f.Mutating()) != 0 {
 		t.Errorf("dry run:\n%s", dry)
 	}
 	out := down(DownOptions{KeepData: true, Yes: true})
-	calls := f.mutating()
+	calls := f.Mutating()
 	if i, j := slices.Index(calls, "EC2.StopInstances"), slices.Index(calls, "EC2.TerminateInstances"); i < 0 || j < i {
 		t.Errorf("the instance is not stopped before it is terminated: %v", calls)
 	}
 	if slices.Contains(calls, "S3.DeleteBucket") || slices.Contains(calls, "S3.DeleteObjects") {
 		t.Errorf("down --keep-data deleted from the bucket: %v", calls)
 	}
-	if got := f.owns("demo"); len(got) != 1 || !strings.HasPrefix(got[0], "S3 bucket") {
+	if got := f.Owns("demo"); len(got) != 1 || !strings.HasPrefix(got[0], "S3 bucket") {
 		t.Errorf("after down --keep-data the stack owns %v, want its bucket alone", got)
 	}
 	if !strings.Contains(out, "kept S3 bucket "+n.Bucket+" with the artifacts and 1 backup") || !strings.Contains(out, "`mlstack up --stack demo --region eu-west-3 --state-dir "+dir+"` makes the stack again") {
@@ -67,10 +69,10 @@ func TestDownKeepData(t *testing.T) {
 		t.Errorf("up of a kept stack does not say it restores:\n%s", log.String())
 	}
 	down(DownOptions{Yes: true})
-	if got := f.owns("demo"); len(got) != 0 {
+	if got := f.Owns("demo"); len(got) != 0 {
 		t.Errorf("plain down left %v", got)
 	}
-	err := Down(f.ctx(), DownOptions{Stack: Stack{StateDir: dir}, AWS: cloud.AWS{Region: fakeRegion}, All: true, KeepData: true, Yes: true})
+	err := Down(f.Ctx(), DownOptions{Stack: Stack{StateDir: dir}, AWS: cloud.AWS{Region: cloudfake.FakeRegion}, All: true, KeepData: true, Yes: true})
 	if !cloud.IsUsage(err) {
 		t.Errorf("down --all --keep-data: %v", err)
 	}

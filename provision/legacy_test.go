@@ -44,11 +44,11 @@ func TestUpKeepsLegacyStackWorking(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newInstalledFake(t)
 			dir := upStack(t, f, "demo")
-			id := f.liveInstances()[0]
+			id := f.LiveInstances()[0]
 			if tc.userData != nil {
-				f.mu.Lock()
-				f.instance(id).userData = tc.userData(t)
-				f.mu.Unlock()
+				f.Mu.Lock()
+				f.Instance(id).UserData = tc.userData(t)
+				f.Mu.Unlock()
 			}
 			o, out, log := upOpts(dir, "demo")
 			mustUp(t, f, o)
@@ -84,14 +84,14 @@ func TestStatusOfEarlierStack(t *testing.T) {
 	for _, legacy := range []bool{true, false} {
 		f := newInstalledFake(t)
 		upStack(t, f, "demo")
-		id := f.liveInstances()[0]
+		id := f.LiveInstances()[0]
 		if legacy {
-			f.mu.Lock()
-			f.instance(id).userData = legacyUserData(t)
-			f.mu.Unlock()
+			f.Mu.Lock()
+			f.Instance(id).UserData = legacyUserData(t)
+			f.Mu.Unlock()
 		}
 		o, out := statusOpts("demo", "json")
-		must(t, Status(f.ctx(), o))
+		must(t, Status(f.Ctx(), o))
 		var rep cloud.StackJSON
 		must(t, json.Unmarshal(out.Bytes(), &rep))
 		want := "https://"

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -19,7 +21,7 @@ func lsOpts(output string, all bool) (LsOptions, *bytes.Buffer) {
 
 // lsFixture: stacks "alpha" (with a TTL) and "beta" (instance stopped) in
 // eu-west-3, "gamma" in us-east-1, and things ls must not list.
-func lsFixture(t *testing.T) *fakeAWS {
+func lsFixture(t *testing.T) *cloudfake.FakeAWS {
 	t.Helper()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
@@ -28,25 +30,25 @@ func lsFixture(t *testing.T) *fakeAWS {
 	mustUp(t, f, o)
 	o, _, _ = upOpts(dir, "beta")
 	mustUp(t, f, o)
-	f.retagAll("beta", cloud.TagCreatedAt, "2026-01-02T03:04:05Z")
-	f.setInstanceState(f.liveInstances()[1], ec2types.InstanceStateNameStopped)
+	f.RetagAll("beta", cloud.TagCreatedAt, "2026-01-02T03:04:05Z")
+	f.SetInstanceState(f.LiveInstances()[1], ec2types.InstanceStateNameStopped)
 
 	// gamma lives in us-east-1: its EC2 resources are in that region's
 	// fake, its IAM user says so, and its bucket's name ends with it.
-	east := f.inRegion("us-east-1")
-	gt := cloud.StackTags("gamma", "us-east-1", fakeOwner, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0)
-	east.addStackInstance("gamma", ec2types.InstanceStateNameRunning)
-	east.addKeyPair("mlstack-gamma", gt)
-	f.addUser("mlstack-gamma", gt)
-	f.addBucket("mlstack-gamma-"+fakeAccount+"-us-east-1", gt)
+	east := f.InRegion("us-east-1")
+	gt := cloud.StackTags("gamma", "us-east-1", cloudfake.FakeOwner, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0)
+	east.AddStackInstance("gamma", ec2types.InstanceStateNameRunning)
+	east.AddKeyPair("mlstack-gamma", gt)
+	f.AddUser("mlstack-gamma", gt)
+	f.AddBucket("mlstack-gamma-"+cloudfake.FakeAccount+"-us-east-1", gt)
 
 	// Not stacks: untagged, badly tagged, another account's or unrelated names.
-	f.addBucket("mlstack-untagged-"+fakeAccount+"-eu-west-3", nil)
-	f.addBucket("mlstack-stray-"+fakeOtherAccount+"-eu-west-3", stackTagsFor("stray", time.Now()))
-	f.addBucket("data-lake", stackTagsFor("lake", time.Now()))
-	f.addInstance(map[string]string{cloud.TagStack: "Not A Stack"}, ec2types.InstanceStateNameRunning)
-	f.addInstance(stackTagsFor("ghost", time.Now()), ec2types.InstanceStateNameTerminated)
-	f.resetCalls()
+	f.AddBucket("mlstack-untagged-"+cloudfake.FakeAccount+"-eu-west-3", nil)
+	f.AddBucket("mlstack-stray-"+cloudfake.FakeOtherAccount+"-eu-west-3", cloudfake.StackTagsFor("stray", time.Now()))
+	f.AddBucket("data-lake", cloudfake.StackTagsFor("lake", time.Now()))
+	f.AddInstance(map[string]string{cloud.TagStack: "Not A Stack"}, ec2types.InstanceStateNameRunning)
+	f.AddInstance(cloudfake.StackTagsFor("ghost", time.Now()), ec2types.InstanceStateNameTerminated)
+	f.ResetCalls()
 	return f
 }
 
@@ -54,7 +56,7 @@ func TestLsTable(t *testing.T) {
 	t.Parallel()
 	f := lsFixture(t)
 	o, out := lsOpts("", false)
-	if err := Ls(f.ctx(), o); err != nil {
+	if err := Ls(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
@@ -65,14 +67,14 @@ func TestLsTable(t *testing.T) {
 		t.Errorf("header %q", lines[0])
 	}
 	alpha, beta := strings.Fields(lines[1]), strings.Fields(lines[2])
-	if len(alpha) != 7 || alpha[0] != "alpha" || alpha[1] != "eu-west-3" || alpha[2] != fakeOwner || alpha[4] == "-" || alpha[5] != "running" ||
+	if len(alpha) != 7 || alpha[0] != "alpha" || alpha[1] != "eu-west-3" || alpha[2] != cloudfake.FakeOwner || alpha[4] == "-" || alpha[5] != "running" ||
 		!strings.HasPrefix(alpha[6], "https://ec2-") {
 		t.Errorf("alpha row %q", lines[1])
 	}
 	if len(beta) != 7 || beta[0] != "beta" || beta[3] != "2026-01-02T03:04:05Z" || beta[4] != "-" || beta[5] != "stopped" || beta[6] != "-" {
 		t.Errorf("beta row %q", lines[2])
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("ls made mutating calls %v", m)
 	}
 }
@@ -81,7 +83,7 @@ func TestLsJSONAllRegions(t *testing.T) {
 	t.Parallel()
 	f := lsFixture(t)
 	o, out := lsOpts("json", true)
-	if err := Ls(f.ctx(), o); err != nil {
+	if err := Ls(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	var stacks []cloud.StackJSON
@@ -92,7 +94,7 @@ func TestLsJSONAllRegions(t *testing.T) {
 		t.Fatalf("stacks %+v", stacks)
 	}
 	a, b, g := stacks[0], stacks[1], stacks[2]
-	if a.Stack != "alpha" || a.Region != "eu-west-3" || a.Account != fakeAccount || len(a.Resources) != 6 || a.ExpiresAt == nil ||
+	if a.Stack != "alpha" || a.Region != "eu-west-3" || a.Account != cloudfake.FakeAccount || len(a.Resources) != 6 || a.ExpiresAt == nil ||
 		a.Instance == nil || a.Instance.State != "running" || a.TrackingURI == nil || a.Health != cloud.HealthNotChecked ||
 		len(a.AllowedCIDRs) != 1 || a.CostPerMonthUSD == nil {
 		t.Errorf("alpha %+v", a)
@@ -102,7 +104,7 @@ func TestLsJSONAllRegions(t *testing.T) {
 		t.Errorf("beta %+v", b)
 	}
 	// gamma: instance, its group, key pair, user and bucket, all placed in us-east-1.
-	if g.Stack != "gamma" || g.Region != "us-east-1" || len(g.Resources) != 5 || g.Owner == nil || *g.Owner != fakeOwner || g.Orphan ||
+	if g.Stack != "gamma" || g.Region != "us-east-1" || len(g.Resources) != 5 || g.Owner == nil || *g.Owner != cloudfake.FakeOwner || g.Orphan ||
 		g.Instance == nil || g.Instance.State != "running" || g.CreatedAt == nil || !g.CreatedAt.Equal(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("gamma %+v", g)
 	}
@@ -111,8 +113,8 @@ func TestLsJSONAllRegions(t *testing.T) {
 			t.Errorf("alpha resource %+v: want a machine kind", r)
 		}
 	}
-	if f.count("EC2.DescribeRegions") != 1 {
-		t.Errorf("calls %v", f.calls())
+	if f.Count("EC2.DescribeRegions") != 1 {
+		t.Errorf("calls %v", f.Calls())
 	}
 	if strings.Contains(out.String(), "expires_at") != true {
 		t.Error("json lacks expires_at for the stack with a TTL")
@@ -126,7 +128,7 @@ func TestLsEmpty(t *testing.T) {
 	var log bytes.Buffer
 	o, out := lsOpts("table", false)
 	o.Log = &log
-	if err := Ls(f.ctx(), o); err != nil {
+	if err := Ls(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "" || log.String() != "  no stacks in eu-west-3\n" {
@@ -135,14 +137,14 @@ func TestLsEmpty(t *testing.T) {
 	log.Reset()
 	o, out = lsOpts("table", true)
 	o.Log = &log
-	if err := Ls(f.ctx(), o); err != nil {
+	if err := Ls(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "" || log.String() != "  no stacks in eu-west-3, us-east-1\n" {
 		t.Errorf("ls --all-regions = %q, stderr %q", out, log.String())
 	}
 	o, out = lsOpts("json", false)
-	if err := Ls(f.ctx(), o); err != nil || strings.TrimSpace(out.String()) != "[]" {
+	if err := Ls(f.Ctx(), o); err != nil || strings.TrimSpace(out.String()) != "[]" {
 		t.Errorf("ls json = %v %q", err, out)
 	}
 }
@@ -163,9 +165,9 @@ func TestLsErrors(t *testing.T) {
 	} {
 		t.Run(c.op, func(t *testing.T) {
 			f := lsFixture(t)
-			f.failNext(c.op, awsErr("AccessDenied"), 1)
+			f.FailNext(c.op, cloudfake.AwsErr("AccessDenied"), 1)
 			o, out := lsOpts("", true)
-			err := Ls(f.ctx(), o)
+			err := Ls(f.Ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("ls = %v, want %q", err, c.want)
 			}
@@ -176,11 +178,11 @@ func TestLsErrors(t *testing.T) {
 	}
 	t.Run("entities vanishing while listed", func(t *testing.T) {
 		f := lsFixture(t)
-		f.failNext("GetUser", awsErr("NoSuchEntity"), -1)
-		f.failNext("GetRole", awsErr("NoSuchEntity"), -1)
-		f.failNext("GetBucketTagging", awsErr("NoSuchBucket"), -1)
+		f.FailNext("GetUser", cloudfake.AwsErr("NoSuchEntity"), -1)
+		f.FailNext("GetRole", cloudfake.AwsErr("NoSuchEntity"), -1)
+		f.FailNext("GetBucketTagging", cloudfake.AwsErr("NoSuchBucket"), -1)
 		o, out := lsOpts("json", false)
-		if err := Ls(f.ctx(), o); err != nil {
+		if err := Ls(f.Ctx(), o); err != nil {
 			t.Fatal(err)
 		}
 		var stacks []cloud.StackJSON
@@ -192,11 +194,11 @@ func TestLsErrors(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) {
 		f := newInstalledFake(t)
 		for _, o := range []LsOptions{{Output: "csv"}, {AWS: cloud.AWS{Region: "x"}}} {
-			if err := Ls(f.ctx(), o); !cloud.IsUsage(err) {
+			if err := Ls(f.Ctx(), o); !cloud.IsUsage(err) {
 				t.Errorf("ls(%+v) = %v", o, err)
 			}
 		}
-		if f.connects != 0 {
+		if f.Connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})

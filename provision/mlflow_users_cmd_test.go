@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/mlstack/mlstack/internal/testhooks"
@@ -91,7 +93,7 @@ func (s *usersAPI) password(name string) (string, bool) {
 
 // usersRig is a stack made by up over the fake, and the server its admin
 // signs in to.
-func usersRig(t *testing.T) (f *fakeAWS, api *usersAPI, opts func(name string) (UsersOptions, *bytes.Buffer, *bytes.Buffer)) {
+func usersRig(t *testing.T) (f *cloudfake.FakeAWS, api *usersAPI, opts func(name string) (UsersOptions, *bytes.Buffer, *bytes.Buffer)) {
 	t.Helper()
 	f = newInstalledFake(t)
 	dir := upStack(t, f, "demo")
@@ -108,7 +110,7 @@ func usersRig(t *testing.T) (f *fakeAWS, api *usersAPI, opts func(name string) (
 
 func TestUsersAddListPasswdRemove(t *testing.T) {
 	f, api, opts := usersRig(t)
-	ctx := f.ctx()
+	ctx := f.Ctx()
 	o, _, log := opts("alice")
 	dir := o.StateDir
 	if err := AddUser(ctx, o); err != nil {
@@ -172,7 +174,7 @@ func TestUsersAddListPasswdRemove(t *testing.T) {
 
 func TestUsersMissingOnServer(t *testing.T) {
 	f, _, opts := usersRig(t)
-	ctx := f.ctx()
+	ctx := f.Ctx()
 	o, _, _ := opts("ghost")
 	err := SetUserPassword(ctx, o)
 	if !errors.Is(err, server.ErrNoSuchUser) || !strings.Contains(err.Error(), "mlstack users add --stack demo") {
@@ -192,7 +194,7 @@ func TestUsersMissingOnServer(t *testing.T) {
 // file; removing it warns that the env file signs in as nobody.
 func TestUsersEnvUser(t *testing.T) {
 	f, api, opts := usersRig(t)
-	ctx := f.ctx()
+	ctx := f.Ctx()
 	o, _, log := opts("")
 	dir := local.StackDir(o.StateDir, "demo")
 	envUser := savedSecrets(t, o.StateDir, "demo").EnvUser
@@ -217,14 +219,14 @@ func TestUsersEnvUser(t *testing.T) {
 
 func TestUsersRefuseBadInput(t *testing.T) {
 	f, api, opts := usersRig(t)
-	ctx := f.ctx()
+	ctx := f.Ctx()
 	for name, call := range map[string]func(context.Context, UsersOptions) error{"add": AddUser, "rm": RemoveUser, "passwd": SetUserPassword} {
 		o, _, _ := opts("admin")
 		if err := call(ctx, o); !cloud.IsUsage(err) {
 			t.Errorf("users %s admin = %v, want a usage error", name, err)
 		}
 	}
-	if calls := f.calls(); len(calls) != 0 {
+	if calls := f.Calls(); len(calls) != 0 {
 		t.Errorf("bad input made AWS calls %v", calls)
 	}
 	if p, _ := api.password("admin"); p == "" {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,13 +26,13 @@ import (
 
 func TestInstanceMismatch(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	w := cloud.InstanceRefs{ProfileARN: n.ProfileARN(), SGID: "sg-own", KeyName: n.KeyPair, Canonical: cloud.CanonicalOwner,
 		ImageOwner: map[string]string{"ami-canonical": cloud.CanonicalOwner, "ami-evil": "666666666666"}}
 	own := func() ec2types.Instance {
 		return ec2types.Instance{
 			InstanceId:         aws.String("i-1"),
-			IamInstanceProfile: &ec2types.IamInstanceProfile{Arn: aws.String("arn:aws:iam::" + fakeAccount + ":instance-profile/mlstack/mlstack-demo-server")},
+			IamInstanceProfile: &ec2types.IamInstanceProfile{Arn: aws.String("arn:aws:iam::" + cloudfake.FakeAccount + ":instance-profile/mlstack/mlstack-demo-server")},
 			SecurityGroups:     []ec2types.GroupIdentifier{{GroupId: aws.String("sg-own")}},
 			KeyName:            aws.String(n.KeyPair), ImageId: aws.String("ami-canonical"),
 		}
@@ -49,10 +51,10 @@ func TestInstanceMismatch(t *testing.T) {
 		{"image EC2 no longer lists", func(i *ec2types.Instance) { i.ImageId = aws.String("ami-deregistered") }, nil, ""},
 		{"no profile", func(i *ec2types.Instance) { i.IamInstanceProfile = nil }, nil, "does not run with the stack's instance profile"},
 		{"another profile", func(i *ec2types.Instance) {
-			i.IamInstanceProfile.Arn = aws.String("arn:aws:iam::" + fakeAccount + ":instance-profile/mlstack-demo-server")
+			i.IamInstanceProfile.Arn = aws.String("arn:aws:iam::" + cloudfake.FakeAccount + ":instance-profile/mlstack-demo-server")
 		}, nil, "does not run with the stack's instance profile"},
 		{"another account's profile", func(i *ec2types.Instance) {
-			i.IamInstanceProfile.Arn = aws.String("arn:aws:iam::" + fakeOtherAccount + ":instance-profile/mlstack/mlstack-demo-server")
+			i.IamInstanceProfile.Arn = aws.String("arn:aws:iam::" + cloudfake.FakeOtherAccount + ":instance-profile/mlstack/mlstack-demo-server")
 		}, nil, "instance profile"},
 		{"an extra group", func(i *ec2types.Instance) {
 			i.SecurityGroups = append(i.SecurityGroups, ec2types.GroupIdentifier{GroupId: aws.String("sg-wide")})
@@ -88,7 +90,7 @@ func TestProfileARNPartitions(t *testing.T) {
 		"cn-north-1":    "arn:aws-cn:iam::123456789012:instance-profile/mlstack/mlstack-demo-server",
 		"us-gov-west-1": "arn:aws-us-gov:iam::123456789012:instance-profile/mlstack/mlstack-demo-server",
 	} {
-		if got := cloud.NamesFor("demo", fakeAccount, region).ProfileARN(); got != want {
+		if got := cloud.NamesFor("demo", cloudfake.FakeAccount, region).ProfileARN(); got != want {
 			t.Errorf("%s: %s, want %s", region, got, want)
 		}
 	}
@@ -131,13 +133,13 @@ func TestKeyFingerprints(t *testing.T) {
 		t.Fatalf("hex pairs %q", moto)
 	}
 	got := cloud.KeyFingerprints(string(pub))
-	for _, want := range []string{awsFingerprint(pub), strings.TrimRight(awsFingerprint(pub), "="), ssh.FingerprintSHA256(pk), moto} {
+	for _, want := range []string{cloudfake.AwsFingerprint(pub), strings.TrimRight(cloudfake.AwsFingerprint(pub), "="), ssh.FingerprintSHA256(pk), moto} {
 		if !slices.Contains(got, want) {
 			t.Errorf("%q not among %q", want, got)
 		}
 	}
 	_, other, _ := local.NewSSHKey("other")
-	if slices.Contains(got, awsFingerprint(other)) {
+	if slices.Contains(got, cloudfake.AwsFingerprint(other)) {
 		t.Error("another key's fingerprint accepted")
 	}
 	if cloud.KeyFingerprints("not a key") != nil {
@@ -147,7 +149,7 @@ func TestKeyFingerprints(t *testing.T) {
 
 func TestSamePolicyForms(t *testing.T) {
 	t.Parallel()
-	want := cloud.EC2TrustPolicy(fakeRegion)
+	want := cloud.EC2TrustPolicy(cloudfake.FakeRegion)
 	for _, c := range []struct {
 		got  string
 		same bool
@@ -183,51 +185,51 @@ func TestPrincipalOf(t *testing.T) {
 
 func TestIAMDrift(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	policy := cloud.BucketPolicy("aws", n.Bucket)
 	cases := []struct {
 		name  string
-		drift func(f *fakeAWS)
+		drift func(f *cloudfake.FakeAWS)
 		want  string
 	}{
-		{"user: another inline policy", func(f *fakeAWS) { f.users[n.User].policies["admin"] = `{}` }, "IAM user mlstack-demo has inline policy admin"},
-		{"user: a managed policy", func(f *fakeAWS) {
-			f.users[n.User].attached = append(f.users[n.User].attached, "arn:aws:iam::aws:policy/AdministratorAccess")
+		{"user: another inline policy", func(f *cloudfake.FakeAWS) { f.Users[n.User].Policies["admin"] = `{}` }, "IAM user mlstack-demo has inline policy admin"},
+		{"user: a managed policy", func(f *cloudfake.FakeAWS) {
+			f.Users[n.User].Attached = append(f.Users[n.User].Attached, "arn:aws:iam::aws:policy/AdministratorAccess")
 		}, "detach-user-policy --user-name mlstack-demo --policy-arn arn:aws:iam::aws:policy/AdministratorAccess"},
-		{"user: a group", func(f *fakeAWS) { f.users[n.User].groups = append(f.users[n.User].groups, "admins") }, "is a member of group admins"},
-		{"role: trust changed", func(f *fakeAWS) {
-			f.roles[n.Role].role.AssumeRolePolicyDocument = aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}`)
+		{"user: a group", func(f *cloudfake.FakeAWS) { f.Users[n.User].Groups = append(f.Users[n.User].Groups, "admins") }, "is a member of group admins"},
+		{"role: trust changed", func(f *cloudfake.FakeAWS) {
+			f.Roles[n.Role].Role.AssumeRolePolicyDocument = aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}`)
 		}, "lets other principals than EC2 assume it"},
-		{"role: another inline policy", func(f *fakeAWS) { f.roles[n.Role].policies["more"] = `{}` }, "IAM role mlstack-demo-server has inline policy more"},
-		{"role: a managed policy", func(f *fakeAWS) {
-			f.roles[n.Role].attached = append(f.roles[n.Role].attached, "arn:aws:iam::aws:policy/PowerUserAccess")
+		{"role: another inline policy", func(f *cloudfake.FakeAWS) { f.Roles[n.Role].Policies["more"] = `{}` }, "IAM role mlstack-demo-server has inline policy more"},
+		{"role: a managed policy", func(f *cloudfake.FakeAWS) {
+			f.Roles[n.Role].Attached = append(f.Roles[n.Role].Attached, "arn:aws:iam::aws:policy/PowerUserAccess")
 		}, "detach-role-policy --role-name mlstack-demo-server"},
-		{"profile: another role", func(f *fakeAWS) { f.profiles[n.Profile].roles = []string{"intruder"} }, "instance profile mlstack-demo-server holds role intruder"},
+		{"profile: another role", func(f *cloudfake.FakeAWS) { f.Profiles[n.Profile].Roles = []string{"intruder"} }, "instance profile mlstack-demo-server holds role intruder"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
-			ctx := f.ctx()
+			ctx := f.Ctx()
 			dir := upStack(t, f, "demo")
-			f.mu.Lock()
+			f.Mu.Lock()
 			c.drift(f)
-			f.mu.Unlock()
-			f.resetCalls()
+			f.Mu.Unlock()
+			f.ResetCalls()
 			o, _, _ := upOpts(dir, "demo")
 			err := Up(ctx, o)
 			var d *cloud.DriftError
 			if !errors.As(err, &d) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want drift %q", err, c.want)
 			}
-			if m := f.mutating(); len(m) != 0 {
+			if m := f.Mutating(); len(m) != 0 {
 				t.Errorf("mutating calls before refusing: %v", m)
 			}
 		})
 	}
 	f := newInstalledFake(t)
-	ctx := f.ctx()
-	f.addUser(n.User, stackTagsFor("demo", time.Now()))
-	f.failNext("ListAttachedUserPolicies", awsErr("ServiceUnavailable"), 1)
+	ctx := f.Ctx()
+	f.AddUser(n.User, cloudfake.StackTagsFor("demo", time.Now()))
+	f.FailNext("ListAttachedUserPolicies", cloudfake.AwsErr("ServiceUnavailable"), 1)
 	if _, err := cloud.FindUser(ctx, f, n, policy); err == nil || !cloud.HasCode(err, "ServiceUnavailable") {
 		t.Errorf("findUser = %v", err)
 	}
@@ -236,37 +238,37 @@ func TestIAMDrift(t *testing.T) {
 func TestStackHome(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, "us-east-1")
-	f := newFakeAWS()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, "us-east-1")
+	f := cloudfake.NewFakeAWS()
 	h, err := cloud.FindHome(ctx, f, n)
 	if err != nil || h.From != "" || h.User != nil || h.Role != nil || h.CheckRegion("demo", "us-east-1") != nil {
 		t.Fatalf("nothing: %+v %v", h, err)
 	}
-	f.addRole(n.Role, stackTagsFor("demo", time.Now())) // tagged eu-west-3
+	f.AddRole(n.Role, cloudfake.StackTagsFor("demo", time.Now())) // tagged eu-west-3
 	h, _ = cloud.FindHome(ctx, f, n)
 	if h.From != "IAM role "+n.Role {
 		t.Errorf("role home %+v", h)
 	}
-	f.addUser(n.User, cloud.StackTags("demo", fakeRegion, "arn:aws:iam::123456789012:user/alice", time.Now(), 0))
+	f.AddUser(n.User, cloud.StackTags("demo", cloudfake.FakeRegion, "arn:aws:iam::123456789012:user/alice", time.Now(), 0))
 	h, _ = cloud.FindHome(ctx, f, n)
 	err = h.CheckRegion("demo", "us-east-1")
 	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "stack demo lives in eu-west-3 (its IAM user mlstack-demo is tagged mlstack:region=eu-west-3), not in us-east-1: pass --region eu-west-3") {
 		t.Errorf("checkRegion = %v", err)
 	}
-	if h.ForeignOwner("arn:aws:iam::123456789012:user/alice") != "" || h.ForeignOwner(fakeOwner) != "arn:aws:iam::123456789012:user/alice" {
+	if h.ForeignOwner("arn:aws:iam::123456789012:user/alice") != "" || h.ForeignOwner(cloudfake.FakeOwner) != "arn:aws:iam::123456789012:user/alice" {
 		t.Errorf("foreignOwner of %+v", h)
 	}
-	if (cloud.StackHome{}).ForeignOwner(fakeOwner) != "" {
+	if (cloud.StackHome{}).ForeignOwner(cloudfake.FakeOwner) != "" {
 		t.Error("a stack without an owner tag counts as another's")
 	}
 	// A same-named user of another stack says nothing.
-	g := newFakeAWS()
-	g.addUser(n.User, stackTagsFor("other", time.Now()))
+	g := cloudfake.NewFakeAWS()
+	g.AddUser(n.User, cloudfake.StackTagsFor("other", time.Now()))
 	if h, _ := cloud.FindHome(ctx, g, n); h.From != "" || h.Region != "" || h.Owner != "" {
 		t.Errorf("foreign user: %+v", h)
 	}
 	for _, op := range []string{"GetUser", "GetRole"} {
-		g.failNext(op, awsErr("ServiceUnavailable"), 1)
+		g.FailNext(op, cloudfake.AwsErr("ServiceUnavailable"), 1)
 		if _, err := cloud.FindHome(ctx, g, n); !cloud.HasCode(err, "ServiceUnavailable") {
 			t.Errorf("%s fails: %v", op, err)
 		}
@@ -275,7 +277,7 @@ func TestStackHome(t *testing.T) {
 
 func TestSweepPicksOwnVouchedStacks(t *testing.T) {
 	t.Parallel()
-	me, other := fakeOwner, "arn:aws:iam::123456789012:role/ci"
+	me, other := cloudfake.FakeOwner, "arn:aws:iam::123456789012:role/ci"
 	stacks := []cloud.StackInfo{
 		{Stack: "mine", Owner: me},
 		{Stack: "theirs", Owner: other},
@@ -353,12 +355,12 @@ func TestUpAsksBeforeWideCIDRs(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Up(f.ctx(), o)
+			err := Up(f.Ctx(), o)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("up = %v, want %q", err, c.want)
 			}
-			if c.want != "" && (len(f.calls()) != 0) {
-				t.Errorf("calls before refusing: %v", f.calls())
+			if c.want != "" && (len(f.Calls()) != 0) {
+				t.Errorf("calls before refusing: %v", f.Calls())
 			}
 			what := "--allow-cidr 0.0.0.0/1 128.0.0.0/1 opens the tracking server (tcp 5000) to the whole internet"
 			if c.confirm != nil && !strings.HasPrefix(prompt, what) || c.yes && !strings.Contains(log.String(), what) {

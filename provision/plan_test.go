@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,19 +17,19 @@ import (
 )
 
 // planOf is what up would do to the stack, as discover plans it.
-func planOf(t *testing.T, f *fakeAWS, dir string, edit func(o *UpOptions)) []string {
+func planOf(t *testing.T, f *cloudfake.FakeAWS, dir string, edit func(o *UpOptions)) []string {
 	t.Helper()
 	o, _, _ := upOpts(dir, "demo")
 	o.DryRun = true
 	if edit != nil {
 		edit(&o)
 	}
-	r, err := preflight(f.ctx(), o)
+	r, err := preflight(f.Ctx(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.release()
-	if err := r.discover(f.ctx()); err != nil {
+	if err := r.discover(f.Ctx()); err != nil {
 		t.Fatal(err)
 	}
 	return texts(r.plan)
@@ -46,7 +48,7 @@ func TestPlanEmptyStack(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	got := planOf(t, f, t.TempDir(), nil)
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	want := []string{
 		"create IAM user " + n.User + " with a bucket-only policy and one access key",
 		"create IAM role " + n.Role,
@@ -65,74 +67,80 @@ func TestPlanEmptyStack(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("plan\n got %q\nwant %q", got, want)
 	}
-	if len(f.mutating()) != 0 {
-		t.Errorf("planning made mutating calls %v", f.mutating())
+	if len(f.Mutating()) != 0 {
+		t.Errorf("planning made mutating calls %v", f.Mutating())
 	}
 }
 
 func TestPlanDrift(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	cases := []struct {
 		name  string
-		drift func(f *fakeAWS)
+		drift func(f *cloudfake.FakeAWS)
 		edit  func(o *UpOptions)
 		want  []string
 	}{
 		{"complete", nil, nil, nil},
-		{"user policy changed", func(f *fakeAWS) { f.users[n.User].policies[n.Policy] = `{"Statement":[]}` }, nil,
+		{"user policy changed", func(f *cloudfake.FakeAWS) { f.Users[n.User].Policies[n.Policy] = `{"Statement":[]}` }, nil,
 			[]string{"set the bucket-only policy of IAM user " + n.User}},
-		{"user policy gone", func(f *fakeAWS) { delete(f.users[n.User].policies, n.Policy) }, nil,
+		{"user policy gone", func(f *cloudfake.FakeAWS) { delete(f.Users[n.User].Policies, n.Policy) }, nil,
 			[]string{"set the bucket-only policy of IAM user " + n.User}},
-		{"user key gone", func(f *fakeAWS) { f.users[n.User].keys = nil }, nil,
+		{"user key gone", func(f *cloudfake.FakeAWS) { f.Users[n.User].Keys = nil }, nil,
 			[]string{"create an access key for " + n.User}},
-		{"role policy changed", func(f *fakeAWS) { f.roles[n.Role].policies[n.Policy] = cloud.BucketPolicy("aws-cn", n.Bucket) }, nil,
+		{"role policy changed", func(f *cloudfake.FakeAWS) {
+			f.Roles[n.Role].Policies[n.Policy] = cloud.BucketPolicy("aws-cn", n.Bucket)
+		}, nil,
 			[]string{"set the bucket-only policy of IAM role " + n.Role}},
-		{"role gone", func(f *fakeAWS) { delete(f.roles, n.Role); f.profiles[n.Profile].roles = nil }, nil,
+		{"role gone", func(f *cloudfake.FakeAWS) { delete(f.Roles, n.Role); f.Profiles[n.Profile].Roles = nil }, nil,
 			[]string{"create IAM role " + n.Role, "put role " + n.Role + " into instance profile " + n.Profile}},
-		{"profile gone", func(f *fakeAWS) { delete(f.profiles, n.Profile) }, nil,
+		{"profile gone", func(f *cloudfake.FakeAWS) { delete(f.Profiles, n.Profile) }, nil,
 			[]string{"create instance profile " + n.Profile, "put role " + n.Role + " into instance profile " + n.Profile}},
-		{"bucket public", func(f *fakeAWS) {
-			f.buckets[n.Bucket].pab = &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true)}
+		{"bucket public", func(f *cloudfake.FakeAWS) {
+			f.Buckets[n.Bucket].Pab = &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true)}
 		}, nil, []string{"block public access to S3 bucket " + n.Bucket}},
-		{"bucket unencrypted", func(f *fakeAWS) { f.buckets[n.Bucket].encrypted = false }, nil,
+		{"bucket unencrypted", func(f *cloudfake.FakeAWS) { f.Buckets[n.Bucket].Encrypted = false }, nil,
 			[]string{"set default encryption on S3 bucket " + n.Bucket}},
-		{"bucket gone", func(f *fakeAWS) { delete(f.buckets, n.Bucket) }, nil,
+		{"bucket gone", func(f *cloudfake.FakeAWS) { delete(f.Buckets, n.Bucket) }, nil,
 			[]string{"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)",
 				"put the instance's install lock in s3://" + n.Bucket + "/" + lockKey(t)}},
-		{"extra ingress", func(f *fakeAWS) {
-			g := f.groups[0]
-			g.sg.IpPermissions = append(g.sg.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("tcp"),
+		{"extra ingress", func(f *cloudfake.FakeAWS) {
+			g := f.Groups[0]
+			g.SG.IpPermissions = append(g.SG.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("tcp"),
 				FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}})
 		}, nil, []string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR}},
-		{"ingress gone", func(f *fakeAWS) { f.groups[0].sg.IpPermissions = nil }, nil,
+		{"ingress gone", func(f *cloudfake.FakeAWS) { f.Groups[0].SG.IpPermissions = nil }, nil,
 			[]string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR}},
 		{"SSH wanted", nil, func(o *UpOptions) { o.SSH = true },
 			[]string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from " + testCIDR + ", tcp 22 from " + testCIDR}},
 		{"other CIDRs", nil, func(o *UpOptions) { o.AllowCIDRs = []string{"192.0.2.0/24", "192.0.2.0/24", "203.0.113.5"} },
 			[]string{"set ingress of " + n.SecurityGroup + " to exactly: tcp 5000 from 192.0.2.0/24, tcp 5000 from 203.0.113.5/32"}},
-		{"key pair gone", func(f *fakeAWS) { f.keyPairs = nil }, nil,
+		{"key pair gone", func(f *cloudfake.FakeAWS) { f.KeyPairs = nil }, nil,
 			[]string{"import a locally generated ed25519 key pair " + n.KeyPair}},
-		{"instance gone", func(f *fakeAWS) { setState(&f.instances[0].inst, ec2types.InstanceStateNameTerminated) }, nil,
+		{"instance gone", func(f *cloudfake.FakeAWS) {
+			cloudfake.SetState(&f.Instances[0].Inst, ec2types.InstanceStateNameTerminated)
+		}, nil,
 			[]string{"launch instance " + n.Instance + " from ami-newamd64 (ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101) as t2.micro in eu-west-3a"}},
-		{"instance stopped", func(f *fakeAWS) { setState(&f.instances[0].inst, ec2types.InstanceStateNameStopped) }, nil,
+		{"instance stopped", func(f *cloudfake.FakeAWS) {
+			cloudfake.SetState(&f.Instances[0].Inst, ec2types.InstanceStateNameStopped)
+		}, nil,
 			[]string{"start stopped instance INSTANCE"}},
-		{"duplicate instance", func(f *fakeAWS) {
-			src := f.instances[0].inst
-			d := f.launch(src.Tags, nil)
-			d.inst.IamInstanceProfile, d.inst.KeyName, d.inst.ImageId = src.IamInstanceProfile, src.KeyName, src.ImageId
-			d.inst.SecurityGroups, d.inst.NetworkInterfaces = src.SecurityGroups, src.NetworkInterfaces
+		{"duplicate instance", func(f *cloudfake.FakeAWS) {
+			src := f.Instances[0].Inst
+			d := f.Launch(src.Tags, nil)
+			d.Inst.IamInstanceProfile, d.Inst.KeyName, d.Inst.ImageId = src.IamInstanceProfile, src.KeyName, src.ImageId
+			d.Inst.SecurityGroups, d.Inst.NetworkInterfaces = src.SecurityGroups, src.NetworkInterfaces
 		}, nil, []string{"terminate 1 duplicate instance"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newInstalledFake(t)
 			dir := upStack(t, f, "demo")
-			id := f.liveInstances()[0]
+			id := f.LiveInstances()[0]
 			if c.drift != nil {
-				f.mu.Lock()
+				f.Mu.Lock()
 				c.drift(f)
-				f.mu.Unlock()
+				f.Mu.Unlock()
 			}
 			got := planOf(t, f, dir, c.edit)
 			var want []string
@@ -145,8 +153,8 @@ func TestPlanDrift(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("plan\n got %q\nwant %q", got, want)
 			}
-			if len(f.mutating()) != 0 {
-				t.Errorf("planning made mutating calls %v", f.mutating())
+			if len(f.Mutating()) != 0 {
+				t.Errorf("planning made mutating calls %v", f.Mutating())
 			}
 		})
 	}
@@ -154,7 +162,7 @@ func TestPlanDrift(t *testing.T) {
 
 func TestPlanMethods(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	img := &ec2types.Image{ImageId: aws.String("ami-1"), Name: aws.String("ubuntu")}
 	running := ec2types.Instance{InstanceId: aws.String("i-1"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning}}
 	stopped := ec2types.Instance{InstanceId: aws.String("i-2"), State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameStopped}}
@@ -211,7 +219,7 @@ func TestPlanJSONSteps(t *testing.T) {
 	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
 	o.DryRun, o.Output = true, "json"
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -220,7 +228,7 @@ func TestPlanJSONSteps(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	want := map[cloud.PlanStep]bool{
 		{Verb: "create", Kind: cloud.KindUser, Name: n.User}:                            true,
 		{Verb: "put", Kind: cloud.KindProfile, Name: n.Profile}:                         true,

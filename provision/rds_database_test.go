@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,75 +18,68 @@ import (
 
 // pgUp is up --db postgres over the fake that waits (for the database and
 // a health server that answers 200), and its progress.
-func pgUp(t *testing.T, f *fakeAWS, dir string, extra func(*UpOptions)) (log string, err error) {
+func pgUp(t *testing.T, f *cloudfake.FakeAWS, dir string, extra func(*UpOptions)) (log string, err error) {
 	t.Helper()
 	o, _, progress := upOpts(dir, "demo")
 	o.Database, o.NoWait, o.hooks.HealthURL = cloud.DBPostgres, false, healthServer(t, http.StatusOK)
 	if extra != nil {
 		extra(&o)
 	}
-	err = Up(f.ctx(), o)
+	err = Up(f.Ctx(), o)
 	return progress.String(), err
-}
-
-func (f *fakeAWS) db(id string) *fakeDB {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rdsState.init()
-	return f.rdsState.dbs[id]
 }
 
 func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.rdsState.model.Slow = 3
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	f.RDSState.Model.Slow = 3
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	dir := t.TempDir()
 	log, err := pgUp(t, f, dir, nil)
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
-	d := f.db(n.DB)
+	d := f.DB(n.DB)
 	if d == nil {
 		t.Fatal("no database")
 	}
-	if got := aws.ToString(d.db.DBInstanceClass); got != "db.t4g.micro" {
+	if got := aws.ToString(d.DB.DBInstanceClass); got != "db.t4g.micro" {
 		t.Errorf("class %s, want the smallest burstable db.t4g.micro", got)
 	}
-	pw := f.paramValue(n.Param(cloud.ParamDBPassword))
-	if len(pw) < 32 || d.password != pw {
+	pw := f.ParamValue(n.Param(cloud.ParamDBPassword))
+	if len(pw) < 32 || d.Password != pw {
 		t.Errorf("the database's master password is not the SSM one (%d characters)", len(pw))
 	}
 	if strings.Contains(log, pw) {
 		t.Error("the master password is in up's output")
 	}
 	var ep cloud.DBEndpoint
-	if err := json.Unmarshal([]byte(f.paramValue(n.Param(cloud.ParamDatabase))), &ep); err != nil || ep.Host == "" || ep.Port != 5432 || ep.User != cloud.DBUser {
+	if err := json.Unmarshal([]byte(f.ParamValue(n.Param(cloud.ParamDatabase))), &ep); err != nil || ep.Host == "" || ep.Port != 5432 || ep.User != cloud.DBUser {
 		t.Errorf("database parameter %+v (%v)", ep, err)
 	}
 	if !strings.Contains(log, "RDS database mlstack-demo: creating") {
 		t.Errorf("up did not say the database's state:\n%s", log)
 	}
 	// The database group lets the server's group in on 5432, nothing else.
-	g := f.groupNamed(n.DBSecurityGroup)
+	g := f.GroupNamed(n.DBSecurityGroup)
 	if g == nil || len(g.IpPermissions) != 1 || aws.ToInt32(g.IpPermissions[0].FromPort) != 5432 ||
 		len(g.IpPermissions[0].IpRanges) != 0 || len(g.IpPermissions[0].UserIdGroupPairs) != 1 ||
-		aws.ToString(g.IpPermissions[0].UserIdGroupPairs[0].GroupId) != aws.ToString(f.groupNamed(n.SecurityGroup).GroupId) {
+		aws.ToString(g.IpPermissions[0].UserIdGroupPairs[0].GroupId) != aws.ToString(f.GroupNamed(n.SecurityGroup).GroupId) {
 		t.Errorf("database group %+v", g)
 	}
 	// RDS works while the instance boots; the server hears where the
 	// database is only once it is available.
-	calls := f.calls()
+	calls := f.Calls()
 	if i, j := slices.Index(calls, "RDS.CreateDBInstance"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
 		t.Errorf("CreateDBInstance at %d, RunInstances at %d", i, j)
 	}
 	o, out := statusOpts("demo", "")
 	o.StateDir = dir
-	if err := Status(f.ctx(), o); err != nil || !strings.Contains(out.String(), "about $27.38 a month") ||
+	if err := Status(f.Ctx(), o); err != nil || !strings.Contains(out.String(), "about $27.38 a month") ||
 		!strings.Contains(out.String(), "database:       PostgreSQL 17.6 on RDS database mlstack-demo (db.t4g.micro, available)") {
 		t.Errorf("status (%v):\n%s", err, out)
 	}
-	if !strings.Contains(cloud.RolePolicy("aws", fakeAccount, n), n.Param(cloud.ParamDatabase)) {
+	if !strings.Contains(cloud.RolePolicy("aws", cloudfake.FakeAccount, n), n.Param(cloud.ParamDatabase)) {
 		t.Error("the role may not read the database parameter")
 	}
 }
@@ -102,13 +97,13 @@ func TestUpPostgresClass(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.offered, ",")+c.explicit, func(t *testing.T) {
 			f := newInstalledFake(t)
-			f.rdsState.model.Classes = c.offered
+			f.RDSState.Model.Classes = c.offered
 			log, err := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
 			if c.want == "" {
 				if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {
 					t.Fatalf("up = %v, want a usage error naming --db-class", err)
 				}
-				if m := f.mutating(); len(m) > 0 {
+				if m := f.Mutating(); len(m) > 0 {
 					t.Errorf("refused up changed %v", m)
 				}
 				return
@@ -116,7 +111,7 @@ func TestUpPostgresClass(t *testing.T) {
 			if err != nil {
 				t.Fatalf("up: %v\n%s", err, log)
 			}
-			if got := aws.ToString(f.db("mlstack-demo").db.DBInstanceClass); got != c.want {
+			if got := aws.ToString(f.DB("mlstack-demo").DB.DBInstanceClass); got != c.want {
 				t.Errorf("class %s, want %s", got, c.want)
 			}
 		})
@@ -132,7 +127,7 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "keeps its tracking data in sqlite on its server") {
 			t.Fatalf("up = %v", err)
 		}
-		if m := f.mutating(); len(m) > 0 {
+		if m := f.Mutating(); len(m) > 0 {
 			t.Errorf("refused up changed %v", m)
 		}
 	})
@@ -142,20 +137,20 @@ func TestUpRefusesEngineSwitch(t *testing.T) {
 		if log, err := pgUp(t, f, dir, nil); err != nil {
 			t.Fatalf("up: %v\n%s", err, log)
 		}
-		f.resetCalls()
+		f.ResetCalls()
 		_, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = cloud.DBSQLite })
 		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "RDS database mlstack-demo") || strings.Contains(err.Error(), "--db sqlite") {
 			t.Fatalf("up = %v (its hint must not repeat the refused --db sqlite)", err)
 		}
-		if m := f.mutating(); len(m) > 0 {
+		if m := f.Mutating(); len(m) > 0 {
 			t.Errorf("refused up changed %v", m)
 		}
 		// Without --db it stays on PostgreSQL, and converges nothing new.
-		f.resetCalls()
+		f.ResetCalls()
 		if log, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" }); err != nil {
 			t.Fatalf("up: %v\n%s", err, log)
 		}
-		if m := f.mutating(); len(m) > 0 {
+		if m := f.Mutating(); len(m) > 0 {
 			t.Errorf("up of a complete postgres stack changed %v", m)
 		}
 	})
@@ -165,40 +160,40 @@ func TestDownPostgres(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	if log, err := pgUp(t, f, dir, nil); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
 	// keep-data: a final snapshot stays with the bucket.
 	o, _, log := downOpts(dir, "demo")
 	o.Yes, o.KeepData = true, true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatalf("down --keep-data: %v\n%s", err, log)
 	}
-	if f.db(n.DB) != nil || len(f.rdsState.subnets) != 0 || f.groupNamed(n.DBSecurityGroup) != nil {
+	if f.DB(n.DB) != nil || len(f.RDSState.Subnets) != 0 || f.GroupNamed(n.DBSecurityGroup) != nil {
 		t.Fatal("down --keep-data left the database or its network")
 	}
-	if len(f.rdsState.snapshots) != 1 || !strings.Contains(log.String(), "final snapshot") {
-		t.Fatalf("snapshots %v\n%s", f.rdsState.snapshots, log)
+	if len(f.RDSState.Snapshots) != 1 || !strings.Contains(log.String(), "final snapshot") {
+		t.Fatalf("snapshots %v\n%s", f.RDSState.Snapshots, log)
 	}
 	// A later up restores it and gives it the stack's new password.
 	uplog, err := pgUp(t, f, dir, func(o *UpOptions) { o.Database = "" })
 	if err != nil {
 		t.Fatalf("up of the kept stack: %v\n%s", err, uplog)
 	}
-	d := f.db(n.DB)
-	if d == nil || d.snapshot == "" || d.password != f.paramValue(n.Param(cloud.ParamDBPassword)) {
-		t.Fatalf("restored database: %v (the restored one must have the SSM password)", d != nil && d.snapshot != "")
+	d := f.DB(n.DB)
+	if d == nil || d.Snapshot == "" || d.Password != f.ParamValue(n.Param(cloud.ParamDBPassword)) {
+		t.Fatalf("restored database: %v (the restored one must have the SSM password)", d != nil && d.Snapshot != "")
 	}
 	// Plain down, from a machine without the stack's state, leaves
 	// nothing, the kept snapshot neither.
 	o, _, log = downOpts(t.TempDir(), "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
-	if f.db(n.DB) != nil || len(f.rdsState.snapshots) != 0 || len(f.rdsState.subnets) != 0 || f.groupNamed(n.DBSecurityGroup) != nil {
-		t.Fatalf("down left RDS resources: snapshots %v subnets %v", f.rdsState.snapshots, f.rdsState.subnets)
+	if f.DB(n.DB) != nil || len(f.RDSState.Snapshots) != 0 || len(f.RDSState.Subnets) != 0 || f.GroupNamed(n.DBSecurityGroup) != nil {
+		t.Fatalf("down left RDS resources: snapshots %v subnets %v", f.RDSState.Snapshots, f.RDSState.Subnets)
 	}
 }
 
@@ -207,7 +202,7 @@ func TestUpPostgresDryRun(t *testing.T) {
 	f := newInstalledFake(t)
 	o, out, _ := upOpts(t.TempDir(), "demo")
 	o.Database, o.DryRun = cloud.DBPostgres, true
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"create RDS database mlstack-demo: PostgreSQL 17, db.t4g.micro, 20 GiB encrypted, not public",
@@ -217,7 +212,7 @@ func TestUpPostgresDryRun(t *testing.T) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
 	}
-	if m := f.mutating(); len(m) > 0 {
+	if m := f.Mutating(); len(m) > 0 {
 		t.Errorf("dry run changed %v", m)
 	}
 }
@@ -260,15 +255,15 @@ func TestReplacePostgres(t *testing.T) {
 	}
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
-	f.resetCalls()
+	f.ResetCalls()
 	mustUp(t, f, o)
-	for _, c := range f.mutating() {
+	for _, c := range f.Mutating() {
 		if strings.HasPrefix(c, "RDS.") {
 			t.Errorf("the replacement changed the database: %s", c)
 		}
 	}
-	if len(f.liveInstances()) != 1 || f.db("mlstack-demo") == nil {
-		t.Errorf("after the replacement: instances %v", f.liveInstances())
+	if len(f.LiveInstances()) != 1 || f.DB("mlstack-demo") == nil {
+		t.Errorf("after the replacement: instances %v", f.LiveInstances())
 	}
 }
 
@@ -278,13 +273,13 @@ func TestReplacePostgres(t *testing.T) {
 func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.failIf("CreateSecurityGroup", awsErr("InvalidGroup.Duplicate"), 1, true, func(in any) bool {
+	f.FailIf("CreateSecurityGroup", cloudfake.AwsErr("InvalidGroup.Duplicate"), 1, true, func(in any) bool {
 		return aws.ToString(in.(*ec2.CreateSecurityGroupInput).GroupName) == "mlstack-demo.db"
 	})
 	if log, err := pgUp(t, f, t.TempDir(), nil); err != nil {
 		t.Fatalf("up: %v\n%s", err, log)
 	}
-	if g := f.groupNamed("mlstack-demo.db"); g == nil || len(g.IpPermissions) != 1 {
+	if g := f.GroupNamed("mlstack-demo.db"); g == nil || len(g.IpPermissions) != 1 {
 		t.Errorf("database group %+v", g)
 	}
 }
@@ -295,21 +290,21 @@ func TestDatabaseGroupMadeMeanwhile(t *testing.T) {
 func TestForeignDatabase(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.rdsState.init()
-	f.newDB("mlstack-demo", "db.t3.micro", nil, "theirs")
+	f.RDSState.Init()
+	f.NewDB("mlstack-demo", "db.t3.micro", nil, "theirs")
 	dir := t.TempDir()
 	_, err := pgUp(t, f, dir, nil)
 	var no *cloud.NotOwnedError
-	if !errors.As(err, &no) || len(f.mutating()) != 0 {
-		t.Fatalf("up next to a foreign database: %v, mutating %v", err, f.mutating())
+	if !errors.As(err, &no) || len(f.Mutating()) != 0 {
+		t.Fatalf("up next to a foreign database: %v, mutating %v", err, f.Mutating())
 	}
 	mustUp(t, f, func() UpOptions { o, _, _ := upOpts(dir, "demo"); return o }())
 	o, _, log := downOpts(dir, "demo")
 	o.Yes = true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, log)
 	}
-	if f.db("mlstack-demo") == nil || !strings.Contains(log.String(), "leaving RDS database mlstack-demo alone") {
+	if f.DB("mlstack-demo") == nil || !strings.Contains(log.String(), "leaving RDS database mlstack-demo alone") {
 		t.Errorf("down and the foreign database:\n%s", log)
 	}
 }

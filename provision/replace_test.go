@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -62,31 +64,31 @@ func TestUpReplacesOnDrift(t *testing.T) {
 	} {
 		o := replaceOpts(t, dir, http.StatusOK)
 		tt.edit(&o)
-		f.resetCalls()
-		if err := Up(f.ctx(), o); !cloud.IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.mutating()) != 0 {
-			t.Errorf("%s: %v, mutating %v", tt.name, err, f.mutating())
+		f.ResetCalls()
+		if err := Up(f.Ctx(), o); !cloud.IsUsage(err) || !strings.Contains(err.Error(), tt.want) || len(f.Mutating()) != 0 {
+			t.Errorf("%s: %v, mutating %v", tt.name, err, f.Mutating())
 		}
 	}
 
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
-	f.resetCalls()
+	f.ResetCalls()
 	mustUp(t, f, o)
-	calls := f.mutating()
+	calls := f.Mutating()
 	stop, run := index(calls, "EC2.StopInstances", 0), index(calls, "EC2.RunInstances", 0)
 	term := index(calls, "EC2.TerminateInstances", 0)
 	if stop < 0 || run < stop || term < run {
 		t.Errorf("want stop, launch, terminate in that order: %v", calls)
 	}
-	live := f.liveInstances()
+	live := f.LiveInstances()
 	now := savedSecrets(t, dir, "demo").InstanceID
-	if len(live) != 1 || live[0] == old || now != live[0] || f.instance(now).inst.InstanceType != ec2types.InstanceTypeT3Micro {
+	if len(live) != 1 || live[0] == old || now != live[0] || f.Instance(now).Inst.InstanceType != ec2types.InstanceTypeT3Micro {
 		t.Errorf("after the replacement: live %v, state %s (old %s)", live, now, old)
 	}
-	f.resetCalls()
+	f.ResetCalls()
 	o.Yes = false
 	mustUp(t, f, o)
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("up after the replacement changed %v", m)
 	}
 }
@@ -100,11 +102,11 @@ func TestUpReplacementRollsBack(t *testing.T) {
 	old := savedSecrets(t, dir, "demo").InstanceID
 	o := replaceOpts(t, dir, http.StatusServiceUnavailable)
 	o.Yes = true
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "the replacement failed: instance") || !strings.Contains(err.Error(), old+" started again") {
 		t.Fatalf("up: %v", err)
 	}
-	if live := f.liveInstances(); len(live) != 1 || live[0] != old || cloud.StateOf(&f.instance(old).inst) != ec2types.InstanceStateNameRunning {
+	if live := f.LiveInstances(); len(live) != 1 || live[0] != old || cloud.StateOf(&f.Instance(old).Inst) != ec2types.InstanceStateNameRunning {
 		t.Errorf("after the rollback: live %v, want %s running", live, old)
 	}
 	if got := savedSecrets(t, dir, "demo").InstanceID; got != old {
@@ -124,8 +126,8 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 	// An earlier bootstrap: no capability line, only its paths say what it can do.
 	earlier := regexp.MustCompile(`(?m)^# mlstack-bootstrap: .*\n`)
 	setUserData := func(edit func(string) string) {
-		i := f.instance(id)
-		i.userData = base64.StdEncoding.EncodeToString([]byte(edit(earlier.ReplaceAllString(userDataB64Text(t, i.userData), ""))))
+		i := f.Instance(id)
+		i.UserData = base64.StdEncoding.EncodeToString([]byte(edit(earlier.ReplaceAllString(cloudfake.UserDataB64Text(t, i.UserData), ""))))
 	}
 	setUserData(func(s string) string {
 		return strings.Replace(s, `mlstack-setup, "3.17.2"`, `mlstack-setup, "3.16.1"`, 1)
@@ -141,14 +143,14 @@ func TestUpDriftOfEarlierBootstraps(t *testing.T) {
 		return strings.ReplaceAll(s, string(cloud.BackupMarker), "/usr/local/lib/mlstack/gone.py")
 	})
 	o, _, log := upOpts(dir, "demo")
-	f.resetCalls()
+	f.ResetCalls()
 	mustUp(t, f, o)
-	if m := f.mutating(); len(m) != 0 || !strings.Contains(log.String(), "keeps no backups: replacing it would lose its runs, so it stays") {
+	if m := f.Mutating(); len(m) != 0 || !strings.Contains(log.String(), "keeps no backups: replacing it would lose its runs, so it stays") {
 		t.Errorf("an earlier bootstrap without backups: mutating %v\n%s", m, log.String())
 	}
 	o = replaceOpts(t, dir, http.StatusOK)
 	o.Yes = true
-	if err := Up(f.ctx(), o); !cloud.IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.mutating(), "EC2.StopInstances") {
+	if err := Up(f.Ctx(), o); !cloud.IsUsage(err) || !strings.Contains(err.Error(), "would lose its runs") || slices.Contains(f.Mutating(), "EC2.StopInstances") {
 		t.Errorf("an asked-for change of an instance without backups: %v", err)
 	}
 }

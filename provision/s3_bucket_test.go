@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,45 +31,45 @@ var allBlocked = &s3types.PublicAccessBlockConfiguration{
 func TestEnsureBucket(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 	cases := []struct {
 		name     string
 		region   string
-		seed     func(f *fakeAWS)
+		seed     func(f *cloudfake.FakeAWS)
 		plan     []string
 		mutating []string
 	}{
-		{"new bucket", fakeRegion, nil,
+		{"new bucket", cloudfake.FakeRegion, nil,
 			[]string{"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)"},
 			[]string{"S3.CreateBucket", "S3.PutBucketTagging", "S3.PutPublicAccessBlock", "S3.PutBucketEncryption"}},
 		{"new bucket in us-east-1", "us-east-1", nil,
 			[]string{"create S3 bucket " + n.Bucket + " (public access blocked, AES256 default encryption)"},
 			[]string{"S3.CreateBucket", "S3.PutBucketTagging", "S3.PutPublicAccessBlock", "S3.PutBucketEncryption"}},
-		{"complete", fakeRegion, func(f *fakeAWS) {
-			b := f.addBucket(n.Bucket, tags)
-			b.pab, b.encrypted = allBlocked, true
+		{"complete", cloudfake.FakeRegion, func(f *cloudfake.FakeAWS) {
+			b := f.AddBucket(n.Bucket, tags)
+			b.Pab, b.Encrypted = allBlocked, true
 		}, nil, nil},
-		{"public access not blocked", fakeRegion, func(f *fakeAWS) {
-			f.addBucket(n.Bucket, tags).encrypted = true
+		{"public access not blocked", cloudfake.FakeRegion, func(f *cloudfake.FakeAWS) {
+			f.AddBucket(n.Bucket, tags).Encrypted = true
 		}, []string{"block public access to S3 bucket " + n.Bucket}, []string{"S3.PutPublicAccessBlock"}},
-		{"public access partly blocked", fakeRegion, func(f *fakeAWS) {
-			b := f.addBucket(n.Bucket, tags)
-			b.encrypted = true
-			b.pab = &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true)}
+		{"public access partly blocked", cloudfake.FakeRegion, func(f *cloudfake.FakeAWS) {
+			b := f.AddBucket(n.Bucket, tags)
+			b.Encrypted = true
+			b.Pab = &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true)}
 		}, []string{"block public access to S3 bucket " + n.Bucket}, []string{"S3.PutPublicAccessBlock"}},
-		{"not encrypted", fakeRegion, func(f *fakeAWS) {
-			f.addBucket(n.Bucket, tags).pab = allBlocked
+		{"not encrypted", cloudfake.FakeRegion, func(f *cloudfake.FakeAWS) {
+			f.AddBucket(n.Bucket, tags).Pab = allBlocked
 		}, []string{"set default encryption on S3 bucket " + n.Bucket}, []string{"S3.PutBucketEncryption"}},
-		{"neither", fakeRegion, func(f *fakeAWS) { f.addBucket(n.Bucket, tags) },
+		{"neither", cloudfake.FakeRegion, func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, tags) },
 			[]string{"block public access to S3 bucket " + n.Bucket, "set default encryption on S3 bucket " + n.Bucket},
 			[]string{"S3.PutPublicAccessBlock", "S3.PutBucketEncryption"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeAWS()
-			f.region = c.region
-			n := cloud.NamesFor("demo", fakeAccount, c.region)
+			f := cloudfake.NewFakeAWS()
+			f.Region = c.region
+			n := cloud.NamesFor("demo", cloudfake.FakeAccount, c.region)
 			if c.seed != nil {
 				c.seed(f)
 			}
@@ -77,7 +79,7 @@ func TestEnsureBucket(t *testing.T) {
 			}
 			var want []string
 			for _, p := range c.plan {
-				want = append(want, strings.ReplaceAll(p, cloud.NamesFor("demo", fakeAccount, fakeRegion).Bucket, n.Bucket))
+				want = append(want, strings.ReplaceAll(p, cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion).Bucket, n.Bucket))
 			}
 			if got := texts(found.Plan(n)); !slices.Equal(got, want) {
 				t.Errorf("plan %q, want %q", got, want)
@@ -86,16 +88,16 @@ func TestEnsureBucket(t *testing.T) {
 			if err := cloud.EnsureBucket(ctx, f, found, testBucketIn(n, tags, log)); err != nil {
 				t.Fatal(err)
 			}
-			if got := f.mutating(); !slices.Equal(got, c.mutating) {
+			if got := f.Mutating(); !slices.Equal(got, c.mutating) {
 				t.Errorf("mutating calls %v, want %v", got, c.mutating)
 			}
 			again, err := cloud.FindBucket(ctx, f, n, "")
 			if err != nil || !again.Exists || !again.PublicBlocked || !again.Encrypted || len(again.Plan(n)) != 0 {
 				t.Errorf("after ensure: %+v, %v", again, err)
 			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if b := f.buckets[n.Bucket]; b.region != c.region || b.tags[cloud.TagStack] != "demo" {
+			f.Mu.Lock()
+			defer f.Mu.Unlock()
+			if b := f.Buckets[n.Bucket]; b.Region != c.region || b.Tags[cloud.TagStack] != "demo" {
 				t.Errorf("bucket %+v", b)
 			}
 		})
@@ -105,28 +107,28 @@ func TestEnsureBucket(t *testing.T) {
 func TestCreateBucketRaces(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 
 	// Our own bucket, made a moment ago by a retried request: tag it and go on.
-	f := newFakeAWS()
-	f.addBucket(n.Bucket, nil)
+	f := cloudfake.NewFakeAWS()
+	f.AddBucket(n.Bucket, nil)
 	log, _ := bufProgress()
 	if err := cloud.EnsureBucket(ctx, f, &cloud.BucketFound{}, testBucketIn(n, tags, log)); err != nil {
 		t.Fatalf("BucketAlreadyOwnedByYou: %v", err)
 	}
-	if f.buckets[n.Bucket].tags[cloud.TagStack] != "demo" {
+	if f.Buckets[n.Bucket].Tags[cloud.TagStack] != "demo" {
 		t.Error("bucket not tagged after BucketAlreadyOwnedByYou")
 	}
 
 	// Another account's bucket of that name.
-	f = newFakeAWS()
-	f.addBucket(n.Bucket, nil).foreign = true
+	f = cloudfake.NewFakeAWS()
+	f.AddBucket(n.Bucket, nil).Foreign = true
 	err := cloud.EnsureBucket(ctx, f, &cloud.BucketFound{}, testBucketIn(n, tags, log))
 	if err == nil || !strings.Contains(err.Error(), "is taken by another account: choose another --stack") {
 		t.Fatalf("BucketAlreadyExists: %v", err)
 	}
-	if got := f.mutating(); !slices.Equal(got, []string{"S3.CreateBucket"}) {
+	if got := f.Mutating(); !slices.Equal(got, []string{"S3.CreateBucket"}) {
 		t.Errorf("mutating calls %v", got)
 	}
 }
@@ -134,35 +136,35 @@ func TestCreateBucketRaces(t *testing.T) {
 func TestFindBucketRefusesForeign(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	cases := []struct {
 		name     string
-		seed     func(f *fakeAWS)
+		seed     func(f *cloudfake.FakeAWS)
 		notOwned bool
 		want     string
 	}{
-		{"untagged", func(f *fakeAWS) { f.addBucket(n.Bucket, nil) }, true, "is not tagged mlstack:stack=demo"},
-		{"tagged for another stack", func(f *fakeAWS) { f.addBucket(n.Bucket, stackTagsFor("other", time.Now())) }, true, "mlstack will not adopt"},
-		{"tagged without a stack", func(f *fakeAWS) { f.addBucket(n.Bucket, map[string]string{"team": "ml"}) }, true, "is not tagged"},
-		{"another account", func(f *fakeAWS) { f.addBucket(n.Bucket, nil).foreign = true }, false, "another account or region owns it"},
-		{"another region", func(f *fakeAWS) { f.failNext("HeadBucket", awsErr("301"), 1) }, false, "another account or region owns it"},
-		{"HeadBucket fails", func(f *fakeAWS) { f.failNext("HeadBucket", awsErr("InternalError"), 1) }, false, "checking S3 bucket"},
-		{"tags unreadable", func(f *fakeAWS) {
-			f.addBucket(n.Bucket, nil)
-			f.failNext("GetBucketTagging", awsErr("InternalError"), 1)
+		{"untagged", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, nil) }, true, "is not tagged mlstack:stack=demo"},
+		{"tagged for another stack", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, cloudfake.StackTagsFor("other", time.Now())) }, true, "mlstack will not adopt"},
+		{"tagged without a stack", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, map[string]string{"team": "ml"}) }, true, "is not tagged"},
+		{"another account", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, nil).Foreign = true }, false, "another account or region owns it"},
+		{"another region", func(f *cloudfake.FakeAWS) { f.FailNext("HeadBucket", cloudfake.AwsErr("301"), 1) }, false, "another account or region owns it"},
+		{"HeadBucket fails", func(f *cloudfake.FakeAWS) { f.FailNext("HeadBucket", cloudfake.AwsErr("InternalError"), 1) }, false, "checking S3 bucket"},
+		{"tags unreadable", func(f *cloudfake.FakeAWS) {
+			f.AddBucket(n.Bucket, nil)
+			f.FailNext("GetBucketTagging", cloudfake.AwsErr("InternalError"), 1)
 		}, false, "reading tags of S3 bucket"},
-		{"public access block unreadable", func(f *fakeAWS) {
-			f.addBucket(n.Bucket, stackTagsFor("demo", time.Now()))
-			f.failNext("GetPublicAccessBlock", awsErr("InternalError"), 1)
+		{"public access block unreadable", func(f *cloudfake.FakeAWS) {
+			f.AddBucket(n.Bucket, cloudfake.StackTagsFor("demo", time.Now()))
+			f.FailNext("GetPublicAccessBlock", cloudfake.AwsErr("InternalError"), 1)
 		}, false, "reading public access block"},
-		{"encryption unreadable", func(f *fakeAWS) {
-			f.addBucket(n.Bucket, stackTagsFor("demo", time.Now()))
-			f.failNext("GetBucketEncryption", awsErr("InternalError"), 1)
+		{"encryption unreadable", func(f *cloudfake.FakeAWS) {
+			f.AddBucket(n.Bucket, cloudfake.StackTagsFor("demo", time.Now()))
+			f.FailNext("GetBucketEncryption", cloudfake.AwsErr("InternalError"), 1)
 		}, false, "reading encryption"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeAWS()
+			f := cloudfake.NewFakeAWS()
 			c.seed(f)
 			_, err := cloud.FindBucket(ctx, f, n, "")
 			var no *cloud.NotOwnedError
@@ -179,16 +181,16 @@ func TestFindBucketRefusesForeign(t *testing.T) {
 func TestEnsureBucketErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	tags := stackTagsFor("demo", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	tags := cloudfake.StackTagsFor("demo", time.Now())
 	for _, c := range []struct{ op, want string }{
 		{"CreateBucket", "creating S3 bucket"},
 		{"PutBucketTagging", "tagging S3 bucket"},
 		{"PutPublicAccessBlock", "blocking public access"},
 		{"PutBucketEncryption", "setting default encryption"},
 	} {
-		f := newFakeAWS()
-		f.failNext(c.op, awsErr("InternalError"), 1)
+		f := cloudfake.NewFakeAWS()
+		f.FailNext(c.op, cloudfake.AwsErr("InternalError"), 1)
 		log, _ := bufProgress()
 		if err := cloud.EnsureBucket(ctx, f, &cloud.BucketFound{}, testBucketIn(n, tags, log)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s failing: %v", c.op, err)
@@ -198,37 +200,37 @@ func TestEnsureBucketErrors(t *testing.T) {
 
 // fillBucket puts objects with several versions, delete markers and an
 // unfinished upload into a bucket.
-func fillBucket(b *fakeBucket, objects int) {
+func fillBucket(b *cloudfake.FakeBucket, objects int) {
 	for i := range objects {
 		key := fmt.Sprintf("artifacts/%03d/model.pkl", i)
-		b.versions = append(b.versions, fakeVersion{key: key, id: "v1"}, fakeVersion{key: key, id: "v2"})
+		b.Versions = append(b.Versions, cloudfake.FakeVersion{Key: key, ID: "v1"}, cloudfake.FakeVersion{Key: key, ID: "v2"})
 		if i%3 == 0 {
-			b.versions = append(b.versions, fakeVersion{key: key, id: "dm", marker: true})
+			b.Versions = append(b.Versions, cloudfake.FakeVersion{Key: key, ID: "dm", Marker: true})
 		}
 	}
-	b.uploads = append(b.uploads, fakeUpload{key: "artifacts/big.bin", id: "upload-1"})
+	b.Uploads = append(b.Uploads, cloudfake.FakeUpload{Key: "artifacts/big.bin", ID: "upload-1"})
 }
 
 func TestDeleteBucketEmptiesEverything(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f := newFakeAWS()
-	f.pageSize = 4 // versions come four to a page
-	b := f.addBucket(n.Bucket, stackTagsFor("demo", time.Now()))
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f := cloudfake.NewFakeAWS()
+	f.PageSize = 4 // versions come four to a page
+	b := f.AddBucket(n.Bucket, cloudfake.StackTagsFor("demo", time.Now()))
 	fillBucket(b, 5) // 10 versions and 2 delete markers
 	log, out := bufProgress()
 	if err := deleteKind(ctx, f, n, cloud.KindBucket, log); err != nil {
 		t.Fatal(err)
 	}
-	if f.buckets[n.Bucket] != nil {
+	if f.Buckets[n.Bucket] != nil {
 		t.Fatal("bucket not deleted")
 	}
-	if got := f.count("S3.ListObjectVersions"); got != 3 {
+	if got := f.Count("S3.ListObjectVersions"); got != 3 {
 		t.Errorf("ListObjectVersions called %d times, want 3 pages", got)
 	}
 	want := []string{"S3.DeleteObjects", "S3.DeleteObjects", "S3.DeleteObjects", "S3.AbortMultipartUpload", "S3.DeleteBucket"}
-	if got := f.mutating(); !slices.Equal(got, want) {
+	if got := f.Mutating(); !slices.Equal(got, want) {
 		t.Errorf("mutating calls %v, want %v", got, want)
 	}
 	if !strings.Contains(out.String(), "emptying and deleting S3 bucket "+n.Bucket) {
@@ -239,50 +241,60 @@ func TestDeleteBucketEmptiesEverything(t *testing.T) {
 func TestDeleteBucketCases(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	ours := func(f *fakeAWS) *fakeBucket { return f.addBucket(n.Bucket, stackTagsFor("demo", time.Now())) }
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	ours := func(f *cloudfake.FakeAWS) *cloudfake.FakeBucket {
+		return f.AddBucket(n.Bucket, cloudfake.StackTagsFor("demo", time.Now()))
+	}
 	cases := []struct {
 		name     string
-		seed     func(f *fakeAWS)
+		seed     func(f *cloudfake.FakeAWS)
 		want     string // error text; "" for none
 		warn     string // progress text
 		mutating []string
 		gone     bool
 	}{
-		{"missing", func(f *fakeAWS) {}, "", "", nil, true},
-		{"untagged", func(f *fakeAWS) { fillBucket(f.addBucket(n.Bucket, nil), 2) }, "", "leaving S3 bucket " + n.Bucket + " alone", nil, false},
-		{"another stack's", func(f *fakeAWS) { fillBucket(f.addBucket(n.Bucket, stackTagsFor("other", time.Now())), 2) }, "", "leaving S3 bucket", nil, false},
-		{"another account's", func(f *fakeAWS) { f.addBucket(n.Bucket, nil).foreign = true }, "access denied reading its tags", "", nil, false},
-		{"tags unreadable", func(f *fakeAWS) { ours(f); f.failNext("GetBucketTagging", awsErr("InternalError"), 1) }, "reading S3 bucket", "", nil, false},
-		{"objects refuse deletion", func(f *fakeAWS) {
+		{"missing", func(f *cloudfake.FakeAWS) {}, "", "", nil, true},
+		{"untagged", func(f *cloudfake.FakeAWS) { fillBucket(f.AddBucket(n.Bucket, nil), 2) }, "", "leaving S3 bucket " + n.Bucket + " alone", nil, false},
+		{"another stack's", func(f *cloudfake.FakeAWS) {
+			fillBucket(f.AddBucket(n.Bucket, cloudfake.StackTagsFor("other", time.Now())), 2)
+		}, "", "leaving S3 bucket", nil, false},
+		{"another account's", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, nil).Foreign = true }, "access denied reading its tags", "", nil, false},
+		{"tags unreadable", func(f *cloudfake.FakeAWS) {
+			ours(f)
+			f.FailNext("GetBucketTagging", cloudfake.AwsErr("InternalError"), 1)
+		}, "reading S3 bucket", "", nil, false},
+		{"objects refuse deletion", func(f *cloudfake.FakeAWS) {
 			b := ours(f)
 			fillBucket(b, 2)
-			b.deleteErrs = map[string]string{"artifacts/001/model.pkl": "AccessDenied"}
+			b.DeleteErrs = map[string]string{"artifacts/001/model.pkl": "AccessDenied"}
 		}, "artifacts/001/model.pkl: AccessDenied", "", []string{"S3.DeleteObjects"}, false},
-		{"DeleteObjects fails", func(f *fakeAWS) { fillBucket(ours(f), 1); f.failNext("DeleteObjects", awsErr("SlowDown"), 1) },
-			"deleting objects of S3 bucket", "", []string{"S3.DeleteObjects"}, false},
-		{"upload already gone", func(f *fakeAWS) {
+		{"DeleteObjects fails", func(f *cloudfake.FakeAWS) {
 			fillBucket(ours(f), 1)
-			f.failNext("AbortMultipartUpload", awsErr("NoSuchUpload"), 1)
+			f.FailNext("DeleteObjects", cloudfake.AwsErr("SlowDown"), 1)
+		},
+			"deleting objects of S3 bucket", "", []string{"S3.DeleteObjects"}, false},
+		{"upload already gone", func(f *cloudfake.FakeAWS) {
+			fillBucket(ours(f), 1)
+			f.FailNext("AbortMultipartUpload", cloudfake.AwsErr("NoSuchUpload"), 1)
 		},
 			"", "", []string{"S3.DeleteObjects", "S3.AbortMultipartUpload", "S3.DeleteBucket"}, true},
-		{"upload cannot be aborted", func(f *fakeAWS) {
+		{"upload cannot be aborted", func(f *cloudfake.FakeAWS) {
 			fillBucket(ours(f), 1)
-			f.failNext("AbortMultipartUpload", awsErr("AccessDenied"), 1)
+			f.FailNext("AbortMultipartUpload", cloudfake.AwsErr("AccessDenied"), 1)
 		},
 			"aborting upload artifacts/big.bin", "", []string{"S3.DeleteObjects", "S3.AbortMultipartUpload"}, false},
-		{"deleted meanwhile", func(f *fakeAWS) {
+		{"deleted meanwhile", func(f *cloudfake.FakeAWS) {
 			ours(f)
-			f.failNext("ListObjectVersions", awsErr("NoSuchBucket"), 1)
-			f.failNext("ListMultipartUploads", awsErr("NoSuchBucket"), 1)
-			f.failNext("DeleteBucket", awsErr("NoSuchBucket"), 1)
+			f.FailNext("ListObjectVersions", cloudfake.AwsErr("NoSuchBucket"), 1)
+			f.FailNext("ListMultipartUploads", cloudfake.AwsErr("NoSuchBucket"), 1)
+			f.FailNext("DeleteBucket", cloudfake.AwsErr("NoSuchBucket"), 1)
 		}, "", "", []string{"S3.DeleteBucket"}, false},
-		{"DeleteBucket fails", func(f *fakeAWS) { ours(f); f.failNext("DeleteBucket", awsErr("BucketNotEmpty"), 1) },
+		{"DeleteBucket fails", func(f *cloudfake.FakeAWS) { ours(f); f.FailNext("DeleteBucket", cloudfake.AwsErr("BucketNotEmpty"), 1) },
 			"deleting S3 bucket", "", []string{"S3.DeleteBucket"}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFakeAWS()
+			f := cloudfake.NewFakeAWS()
 			c.seed(f)
 			log, out := bufProgress()
 			err := deleteKind(ctx, f, n, cloud.KindBucket, log)
@@ -292,10 +304,10 @@ func TestDeleteBucketCases(t *testing.T) {
 			if c.warn != "" && !strings.Contains(out.String(), c.warn) {
 				t.Errorf("progress lacks %q:\n%s", c.warn, out)
 			}
-			if got := f.mutating(); !slices.Equal(got, c.mutating) {
+			if got := f.Mutating(); !slices.Equal(got, c.mutating) {
 				t.Errorf("mutating calls %v, want %v", got, c.mutating)
 			}
-			if gone := f.buckets[n.Bucket] == nil; gone != c.gone && c.name != "deleted meanwhile" {
+			if gone := f.Buckets[n.Bucket] == nil; gone != c.gone && c.name != "deleted meanwhile" {
 				t.Errorf("bucket gone = %v, want %v", gone, c.gone)
 			}
 		})
@@ -305,22 +317,22 @@ func TestDeleteBucketCases(t *testing.T) {
 func TestBucketInventoryRetagAndList(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f := newFakeAWS()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f := cloudfake.NewFakeAWS()
 	rows, err := cloud.BucketInventory(ctx, f, n, "")
 	if err != nil || rows != nil {
 		t.Errorf("inventory of nothing = %v, %v", rows, err)
 	}
-	f.addBucket(n.Bucket, nil)
+	f.AddBucket(n.Bucket, nil)
 	if rows, err := cloud.BucketInventory(ctx, f, n, ""); err != nil || len(rows) != 1 || rows[0].State != cloud.StateForeign {
 		t.Errorf("inventory of an untagged bucket = %v, %v (want one row, not the stack's)", rows, err)
 	}
-	f.buckets[n.Bucket].tags = stackTagsFor("demo", time.Now())
+	f.Buckets[n.Bucket].Tags = cloudfake.StackTagsFor("demo", time.Now())
 	rows, err = cloud.BucketInventory(ctx, f, n, "")
 	if err != nil || len(rows) != 1 || rows[0] != (cloud.Resource{Kind: cloud.KindBucket, ID: n.Bucket, Name: n.Bucket, State: cloud.StateExists}) {
 		t.Errorf("inventory = %v, %v", rows, err)
 	}
-	f.failNext("GetBucketTagging", awsErr("InternalError"), 1)
+	f.FailNext("GetBucketTagging", cloudfake.AwsErr("InternalError"), 1)
 	if _, err := cloud.BucketInventory(ctx, f, n, ""); err == nil {
 		t.Error("inventory hid an error")
 	}
@@ -328,26 +340,26 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 	if err := cloud.RetagBucket(ctx, f, n, "2030-01-01T00:00:00Z"); err != nil {
 		t.Fatal(err)
 	}
-	if tags := f.buckets[n.Bucket].tags; tags[cloud.TagExpiresAt] != "2030-01-01T00:00:00Z" || tags[cloud.TagStack] != "demo" || tags[cloud.TagVersion] != Version {
+	if tags := f.Buckets[n.Bucket].Tags; tags[cloud.TagExpiresAt] != "2030-01-01T00:00:00Z" || tags[cloud.TagStack] != "demo" || tags[cloud.TagVersion] != Version {
 		t.Errorf("tags after retag %v", tags)
 	}
-	f.failNext("GetBucketTagging", awsErr("InternalError"), 1)
+	f.FailNext("GetBucketTagging", cloudfake.AwsErr("InternalError"), 1)
 	if err := cloud.RetagBucket(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "reading tags") {
 		t.Errorf("retag = %v", err)
 	}
-	f.failNext("PutBucketTagging", awsErr("InternalError"), 1)
+	f.FailNext("PutBucketTagging", cloudfake.AwsErr("InternalError"), 1)
 	if err := cloud.RetagBucket(ctx, f, n, "x"); err == nil || !strings.Contains(err.Error(), "moving the expiry of S3 bucket") {
 		t.Errorf("retag = %v", err)
 	}
 
-	set := cloud.NewStackSet(fakeAccount)
-	f.addBucket("mlstack-other-"+fakeAccount+"-us-east-1", stackTagsFor("other", time.Now()))
-	if err := cloud.ListBuckets(ctx, f, fakeAccount, set, map[string]bool{fakeRegion: true}); err != nil {
+	set := cloud.NewStackSet(cloudfake.FakeAccount)
+	f.AddBucket("mlstack-other-"+cloudfake.FakeAccount+"-us-east-1", cloudfake.StackTagsFor("other", time.Now()))
+	if err := cloud.ListBuckets(ctx, f, cloudfake.FakeAccount, set, map[string]bool{cloudfake.FakeRegion: true}); err != nil {
 		t.Fatal(err)
 	}
 	// A bucket counts toward its stack but vouches for nothing: without the
 	// stack's IAM user or role it is an orphan, and its tags set no expiry.
-	if got := set.Sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].Region != fakeRegion || !got[0].ExpiresAt.IsZero() || !got[0].Orphan {
+	if got := set.Sorted(); len(got) != 1 || got[0].Stack != "demo" || got[0].Region != cloudfake.FakeRegion || !got[0].ExpiresAt.IsZero() || !got[0].Orphan {
 		t.Errorf("listed %+v", got)
 	}
 }

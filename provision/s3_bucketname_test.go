@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -24,17 +26,17 @@ func TestBucketNamespace(t *testing.T) {
 	} {
 		t.Run(c.region, func(t *testing.T) {
 			f := newInstalledFake(t)
-			f.region = c.region
-			f.offered = map[string][]string{"t2.micro": {c.region + "a"}}
-			f.subnets[0].AvailabilityZone = &[]string{c.region + "a"}[0]
+			f.Region = c.region
+			f.Offered = map[string][]string{"t2.micro": {c.region + "a"}}
+			f.Subnets[0].AvailabilityZone = &[]string{c.region + "a"}[0]
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
 			o.Region = c.region
 			mustUp(t, f, o)
-			f.mu.Lock()
-			b := f.buckets[c.bucket]
-			f.mu.Unlock()
-			if b == nil || b.namespace != c.ns || b.tags[cloud.TagStack] != "demo" {
+			f.Mu.Lock()
+			b := f.Buckets[c.bucket]
+			f.Mu.Unlock()
+			if b == nil || b.Namespace != c.ns || b.Tags[cloud.TagStack] != "demo" {
 				t.Fatalf("bucket %s: %+v", c.bucket, b)
 			}
 			if got := savedSecrets(t, dir, "demo").Bucket; got != c.bucket {
@@ -49,30 +51,30 @@ func TestBucketNamespace(t *testing.T) {
 func TestLegacyGlobalBucket(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f.addBucket(n.GlobalBucket, stackTagsFor("demo", time.Now()))
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f.AddBucket(n.GlobalBucket, cloudfake.StackTagsFor("demo", time.Now()))
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	f.mu.Lock()
-	_, regional := f.buckets[n.Bucket]
-	f.mu.Unlock()
-	if regional || f.count("S3.CreateBucket") != 0 {
+	f.Mu.Lock()
+	_, regional := f.Buckets[n.Bucket]
+	f.Mu.Unlock()
+	if regional || f.Count("S3.CreateBucket") != 0 {
 		t.Fatal("up made a second bucket beside the stack's global one")
 	}
 	if got := savedSecrets(t, dir, "demo").Bucket; got != n.GlobalBucket {
 		t.Errorf("state records bucket %q, want %q", got, n.GlobalBucket)
 	}
-	f.mu.Lock()
-	policy := f.users["mlstack-demo"].policies[n.Policy]
-	f.mu.Unlock()
+	f.Mu.Lock()
+	policy := f.Users["mlstack-demo"].Policies[n.Policy]
+	f.Mu.Unlock()
 	if !strings.Contains(policy, ":::"+n.GlobalBucket+"/artifacts/*") {
 		t.Errorf("user policy does not name the stack's bucket: %s", policy)
 	}
-	if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+	if err := Down(f.Ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.owns("demo"); len(got) != 0 {
+	if got := f.Owns("demo"); len(got) != 0 {
 		t.Errorf("down left %v", got)
 	}
 }
@@ -85,11 +87,11 @@ func TestHalfCreatedBucket(t *testing.T) {
 	for _, next := range []string{"up", "down", "fresh machine"} {
 		t.Run(next, func(t *testing.T) {
 			f := newInstalledFake(t)
-			n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-			f.failNext("PutBucketTagging", awsErr("AccessDenied"), 1)
+			n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+			f.FailNext("PutBucketTagging", cloudfake.AwsErr("AccessDenied"), 1)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "tagging S3 bucket") {
+			if err := Up(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "tagging S3 bucket") {
 				t.Fatalf("first up: %v", err)
 			}
 			if got := savedSecrets(t, dir, "demo").PendingBucket; got != n.Bucket {
@@ -99,33 +101,33 @@ func TestHalfCreatedBucket(t *testing.T) {
 			case "up":
 				o, _, log := upOpts(dir, "demo")
 				mustUp(t, f, o)
-				f.mu.Lock()
-				tagged := f.buckets[n.Bucket].tags[cloud.TagStack] == "demo"
-				f.mu.Unlock()
+				f.Mu.Lock()
+				tagged := f.Buckets[n.Bucket].Tags[cloud.TagStack] == "demo"
+				f.Mu.Unlock()
 				if !tagged || savedSecrets(t, dir, "demo").PendingBucket != "" || !strings.Contains(log.String(), "an interrupted run of this stack created") {
 					t.Errorf("second up: tagged %v, pending %q\n%s", tagged, savedSecrets(t, dir, "demo").PendingBucket, log)
 				}
 			case "down":
-				if err := Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
+				if err := Down(f.Ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: dir}, Yes: true}); err != nil {
 					t.Fatal(err)
 				}
-				f.mu.Lock()
-				_, left := f.buckets[n.Bucket]
-				f.mu.Unlock()
-				if left || len(f.owns("demo")) != 0 {
-					t.Errorf("down left the half-created bucket (%v) or %v", left, f.owns("demo"))
+				f.Mu.Lock()
+				_, left := f.Buckets[n.Bucket]
+				f.Mu.Unlock()
+				if left || len(f.Owns("demo")) != 0 {
+					t.Errorf("down left the half-created bucket (%v) or %v", left, f.Owns("demo"))
 				}
 			case "fresh machine":
 				fresh := t.TempDir()
 				o, _, _ := upOpts(fresh, "demo")
-				if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "not tagged") {
+				if err := Up(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "not tagged") {
 					t.Errorf("up from a machine without the record: %v, want a refusal", err)
 				}
 				var log bytes.Buffer
-				_ = Down(f.ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: fresh}, Yes: true, Streams: Streams{Log: &log}})
-				f.mu.Lock()
-				_, kept := f.buckets[n.Bucket]
-				f.mu.Unlock()
+				_ = Down(f.Ctx(), DownOptions{Stack: Stack{Name: "demo", StateDir: fresh}, Yes: true, Streams: Streams{Log: &log}})
+				f.Mu.Lock()
+				_, kept := f.Buckets[n.Bucket]
+				f.Mu.Unlock()
 				if !kept || !strings.Contains(log.String(), "leaving S3 bucket") {
 					t.Errorf("down from a machine without the record: kept %v\n%s", kept, log.String())
 				}
@@ -139,24 +141,24 @@ func TestHalfCreatedBucket(t *testing.T) {
 func TestBucketTaggedAtCreation(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.createTags = true
-	f.failNext("PutBucketTagging", awsErr("InternalError"), 1)
+	f.KeepCreateTags = true
+	f.FailNext("PutBucketTagging", cloudfake.AwsErr("InternalError"), 1)
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
-	if err := Up(f.ctx(), o); err == nil {
+	if err := Up(f.Ctx(), o); err == nil {
 		t.Fatal("first up passed")
 	}
-	f.mu.Lock()
-	tagged := f.buckets[cloud.NamesFor("demo", fakeAccount, fakeRegion).Bucket].tags[cloud.TagStack] == "demo"
-	f.mu.Unlock()
+	f.Mu.Lock()
+	tagged := f.Buckets[cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion).Bucket].Tags[cloud.TagStack] == "demo"
+	f.Mu.Unlock()
 	if !tagged {
 		t.Fatal("CreateBucket did not carry the stack's tags")
 	}
 	// The next up goes on with the bucket it finds tagged.
 	o, _, _ = upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if f.count("S3.CreateBucket") != 1 {
-		t.Errorf("CreateBucket called %d times", f.count("S3.CreateBucket"))
+	if f.Count("S3.CreateBucket") != 1 {
+		t.Errorf("CreateBucket called %d times", f.Count("S3.CreateBucket"))
 	}
 }
 
@@ -165,21 +167,21 @@ func TestBucketTaggedAtCreation(t *testing.T) {
 // with a plain message.
 func TestBucketNameBusy(t *testing.T) {
 	t.Parallel()
-	busy := awsErrMsg("OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
+	busy := cloudfake.AwsErrMsg("OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.")
 
 	f := newInstalledFake(t)
-	f.failNext("CreateBucket", busy, 2)
+	f.FailNext("CreateBucket", busy, 2)
 	o, _, log := upOpts(t.TempDir(), "demo")
 	o.Streams.Log = log
 	mustUp(t, f, o) // S3 frees the name within the production wait
-	if strings.Count(log.String(), "S3 still holds the name") != 1 || f.count("S3.CreateBucket") != 3 {
-		t.Errorf("CreateBucket %d times; progress:\n%s", f.count("S3.CreateBucket"), log)
+	if strings.Count(log.String(), "S3 still holds the name") != 1 || f.Count("S3.CreateBucket") != 3 {
+		t.Errorf("CreateBucket %d times; progress:\n%s", f.Count("S3.CreateBucket"), log)
 	}
 
 	f = newInstalledFake(t)
-	f.failNext("CreateBucket", busy, -1)
+	f.FailNext("CreateBucket", busy, -1)
 	o, _, _ = upOpts(t.TempDir(), "demo")
-	err := Up(f.ctxWaits(func(w *cloud.Waits) { w.NameBusy = 50 * time.Millisecond }), o)
+	err := Up(f.CtxWaits(func(w *cloud.Waits) { w.NameBusy = 50 * time.Millisecond }), o)
 	if err == nil || !strings.Contains(err.Error(), "S3 still holds the name") || !strings.Contains(err.Error(), "try again in a few minutes") ||
 		!strings.Contains(err.Error(), "run `mlstack up --stack demo") {
 		t.Fatalf("name busy for good: %v", err)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -198,7 +200,7 @@ func TestRenderHoldsNoSecret(t *testing.T) {
 	}
 	sec := r.keep.secrets
 	for _, secret := range []string{sec.MLflowPassword, sec.FlaskSecretKey, "PRIVATE KEY"} {
-		if secret == "" || strings.Contains(userDataText(t, r.userData), secret) {
+		if secret == "" || strings.Contains(cloudfake.UserDataText(t, r.userData), secret) {
 			t.Errorf("user-data holds a secret (or the secret is empty): %.6s…", secret)
 		}
 	}
@@ -247,7 +249,7 @@ func TestRenderArchAndLock(t *testing.T) {
 			if len(r.userData) > cloudinit.MaxUserDataSize || !bytes.HasPrefix(r.userData, []byte{0x1f, 0x8b}) {
 				t.Errorf("user-data: %d bytes, gzip %v; want gzip within %d", len(r.userData), bytes.HasPrefix(r.userData, []byte{0x1f, 0x8b}), cloudinit.MaxUserDataSize)
 			}
-			doc := userDataText(t, r.userData)
+			doc := cloudfake.UserDataText(t, r.userData)
 			targets := "#@ targets 3.11-" + tt.wantArch + " 3.12-" + tt.wantArch + " 3.13-" + tt.wantArch + "\n"
 			lock := string(r.bootstrap[0].Body)
 			if len(r.bootstrap) != 1 || !strings.Contains(lock, targets) || strings.Contains(lock, `platform_machine == "`+tt.notArch) ||

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,11 +42,11 @@ func TestStatusTable(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	id := f.liveInstances()[0]
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	id := f.LiveInstances()[0]
 	o, out := statusOpts("demo", "")
 	o.hooks.HealthURL = healthServer(t, http.StatusOK)
-	if err := Status(f.ctx(), o); err != nil {
+	if err := Status(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
@@ -54,7 +56,7 @@ func TestStatusTable(t *testing.T) {
 	if lines[0] != "stack demo (account 123456789012, eu-west-3)" {
 		t.Errorf("header %q", lines[0])
 	}
-	for i, want := range []string{"owner: " + fakeOwner, "created: 20", "expires: never", "tracking URI: https://ec2-", "health: healthy",
+	for i, want := range []string{"owner: " + cloudfake.FakeOwner, "created: 20", "expires: never", "tracking URI: https://ec2-", "health: healthy",
 		"allowed CIDRs: 198.51.100.7/32", "SSH: closed", "artifacts: direct (clients write to S3 with the stack's key)", "database: sqlite on the instance", "backups: none yet", "cost: about $13.40 a month", "env file: none on this machine", "resources:"} {
 		if got := strings.Join(strings.Fields(lines[i+1]), " "); !strings.HasPrefix(got, want) {
 			t.Errorf("line %d = %q, want %q…", i+1, got, want)
@@ -80,7 +82,7 @@ func TestStatusTable(t *testing.T) {
 			t.Errorf("row %d = %q, want %q", i, lines[i+14], w)
 		}
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("status made mutating calls %v", m)
 	}
 }
@@ -91,16 +93,16 @@ func TestStatusJSON(t *testing.T) {
 	upStack(t, f, "demo")
 	o, out := statusOpts("demo", "json")
 	o.hooks.HealthURL = healthServer(t, http.StatusServiceUnavailable)
-	if err := Status(f.ctx(), o); err != nil {
+	if err := Status(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	var rep cloud.StackJSON
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
-	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || len(rep.Resources) != 12 ||
+	if rep.Stack != "demo" || rep.Account != cloudfake.FakeAccount || rep.Region != cloudfake.FakeRegion || len(rep.Resources) != 12 ||
 		rep.Resources[0].Kind != cloud.KindInstance || rep.Resources[0].State != "running" || rep.TrackingURI == nil ||
-		!strings.HasPrefix(*rep.TrackingURI, "https://ec2-") || rep.Health != cloud.HealthBad || rep.Owner == nil || *rep.Owner != fakeOwner ||
+		!strings.HasPrefix(*rep.TrackingURI, "https://ec2-") || rep.Health != cloud.HealthBad || rep.Owner == nil || *rep.Owner != cloudfake.FakeOwner ||
 		rep.CreatedAt == nil || rep.ExpiresAt != nil || rep.Instance == nil || rep.Instance.Type != "t2.micro" || rep.SSH ||
 		len(rep.AllowedCIDRs) != 1 || rep.CostPerMonthUSD == nil || *rep.CostPerMonthUSD != 13.40 {
 		t.Errorf("report %+v", rep)
@@ -121,9 +123,9 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
-	f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameStopped)
+	f.SetInstanceState(f.LiveInstances()[0], ec2types.InstanceStateNameStopped)
 	o, out := statusOpts("demo", "table")
-	if err := Status(f.ctx(), o); err != nil {
+	if err := Status(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"stopped", "tracking URI: none (no running instance)", "health: no server", "about $1.28 a month"} {
@@ -134,14 +136,14 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 
 	// A stack that does not exist is an error; its JSON has [] for lists.
 	o, out = statusOpts("nothing", "")
-	if err := Status(f.ctx(), o); err == nil || cloud.IsUsage(err) || !strings.Contains(err.Error(), "stack nothing does not exist") {
+	if err := Status(f.Ctx(), o); err == nil || cloud.IsUsage(err) || !strings.Contains(err.Error(), "stack nothing does not exist") {
 		t.Fatalf("status of nothing = %v", err)
 	}
 	if out.Len() != 0 {
 		t.Errorf("status of nothing printed %q", out)
 	}
 	o, out = statusOpts("nothing", "json")
-	if err := Status(f.ctx(), o); err == nil {
+	if err := Status(f.Ctx(), o); err == nil {
 		t.Fatal("status --output json of nothing succeeded")
 	}
 	for _, want := range []string{`"resources": []`, `"allowed_cidrs": []`, `"tracking_uri": null`, `"instance": null`, `"health": "no_server"`} {
@@ -154,25 +156,25 @@ func TestStatusStoppedAndEmpty(t *testing.T) {
 func TestStatusIgnoresLookAlikes(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	other := stackTagsFor("other", time.Now())
-	f.addUser(n.User, other)
-	f.addRole(n.Role, nil)
-	f.addProfile(n.Profile, other)
-	f.addBucket(n.Bucket, nil)
-	f.addBucket("mlstack-x", other)
-	f.addKeyPair(n.KeyPair, nil)
-	f.addGroup(n.SecurityGroup, nil)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	other := cloudfake.StackTagsFor("other", time.Now())
+	f.AddUser(n.User, other)
+	f.AddRole(n.Role, nil)
+	f.AddProfile(n.Profile, other)
+	f.AddBucket(n.Bucket, nil)
+	f.AddBucket("mlstack-x", other)
+	f.AddKeyPair(n.KeyPair, nil)
+	f.AddGroup(n.SecurityGroup, nil)
 	o, out := statusOpts("demo", "")
-	if err := Status(f.ctx(), o); err == nil || out.Len() != 0 {
+	if err := Status(f.Ctx(), o); err == nil || out.Len() != 0 {
 		t.Errorf("status lists look-alikes (%v):\n%s", err, out)
 	}
 	// A bucket tagged for another stack is not ours either.
-	f.mu.Lock()
-	f.buckets[n.Bucket].tags = other
-	f.mu.Unlock()
+	f.Mu.Lock()
+	f.Buckets[n.Bucket].Tags = other
+	f.Mu.Unlock()
 	o, out = statusOpts("demo", "")
-	if err := Status(f.ctx(), o); err == nil || out.Len() != 0 {
+	if err := Status(f.Ctx(), o); err == nil || out.Len() != 0 {
 		t.Errorf("status = %v:\n%s", err, out)
 	}
 }
@@ -185,7 +187,7 @@ func TestStatusErrors(t *testing.T) {
 	}{
 		{"DescribeInstances", "listing instances of stack demo", nil},
 		// The database's group is read at the same time: aim at the server's.
-		{"DescribeSecurityGroups", "listing security groups of stack demo", forGroup("mlstack-demo")},
+		{"DescribeSecurityGroups", "listing security groups of stack demo", cloudfake.ForGroup("mlstack-demo")},
 		{"DescribeKeyPairs", "reading key pair mlstack-demo", nil},
 		{"GetUser", "reading IAM user", nil},
 		{"GetRole", "reading IAM role", nil},
@@ -195,9 +197,9 @@ func TestStatusErrors(t *testing.T) {
 		t.Run(c.op, func(t *testing.T) {
 			f := newInstalledFake(t)
 			upStack(t, f, "demo")
-			f.failIf(c.op, awsErr("ServiceUnavailable"), 1, false, c.match)
+			f.FailIf(c.op, cloudfake.AwsErr("ServiceUnavailable"), 1, false, c.match)
 			o, out := statusOpts("demo", "")
-			err := Status(f.ctx(), o)
+			err := Status(f.Ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !cloud.HasCode(err, "ServiceUnavailable") {
 				t.Fatalf("status = %v", err)
 			}
@@ -213,11 +215,11 @@ func TestStatusErrors(t *testing.T) {
 			{Stack: Stack{Name: "-demo", StateDir: "/x"}},
 			{Stack: Stack{Name: "demo", StateDir: "/x"}, AWS: cloud.AWS{Region: "EU"}},
 		} {
-			if err := Status(f.ctx(), o); !cloud.IsUsage(err) {
+			if err := Status(f.Ctx(), o); !cloud.IsUsage(err) {
 				t.Errorf("status(%+v) = %v", o, err)
 			}
 		}
-		if f.connects != 0 {
+		if f.Connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})
@@ -247,28 +249,28 @@ func TestStatusHealthOverPinnedTLS(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	upStack(t, f, "demo")
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f.mu.Lock()
-	dns := aws.ToString(f.instances[0].inst.PublicDnsName)
-	f.mu.Unlock()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f.Mu.Lock()
+	dns := aws.ToString(f.Instances[0].Inst.PublicDnsName)
+	f.Mu.Unlock()
 	url, certPEM := pinnedHealthServer(t, dns)
 	for _, c := range []struct {
 		name, published, want string
 	}{
 		{"the server's certificate", string(certPEM), "health: healthy"},
-		{"another certificate", string(testCert(dns, "127.0.0.1")), "health: unreachable"},
+		{"another certificate", string(cloudfake.TestCert(dns, "127.0.0.1")), "health: unreachable"},
 		{"none published", "", "health: unreachable (no certificate to trust: "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f.mu.Lock()
-			delete(f.params, n.Param(cloud.ParamTLSCert))
-			f.mu.Unlock()
+			f.Mu.Lock()
+			delete(f.Params, n.Param(cloud.ParamTLSCert))
+			f.Mu.Unlock()
 			if c.published != "" {
-				f.putPublished(n.Param(cloud.ParamTLSCert), c.published)
+				f.PutPublished(n.Param(cloud.ParamTLSCert), c.published)
 			}
 			o, out := statusOpts("demo", "")
 			o.hooks.HealthURL = url
-			if err := Status(f.ctx(), o); err != nil {
+			if err := Status(f.Ctx(), o); err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, c.want) {

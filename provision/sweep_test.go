@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/mlstack/mlstack/provision/local"
@@ -21,7 +23,7 @@ import (
 //	fresh    created now, expires in 4 h
 //	old      created 72 h ago, no expiry
 //	new      created now, no expiry
-func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
+func sweepFixture(t *testing.T) (*cloudfake.FakeAWS, string, time.Time) {
 	t.Helper()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
@@ -33,10 +35,10 @@ func sweepFixture(t *testing.T) (*fakeAWS, string, time.Time) {
 		}
 		mustUp(t, f, o)
 	}
-	f.retagAll("expired", cloud.TagCreatedAt, now.Add(-48*time.Hour).Format(time.RFC3339))
-	f.retagAll("expired", cloud.TagExpiresAt, now.Add(-time.Hour).Format(time.RFC3339))
-	f.retagAll("old", cloud.TagCreatedAt, now.Add(-72*time.Hour).Format(time.RFC3339))
-	f.resetCalls()
+	f.RetagAll("expired", cloud.TagCreatedAt, now.Add(-48*time.Hour).Format(time.RFC3339))
+	f.RetagAll("expired", cloud.TagExpiresAt, now.Add(-time.Hour).Format(time.RFC3339))
+	f.RetagAll("old", cloud.TagCreatedAt, now.Add(-72*time.Hour).Format(time.RFC3339))
+	f.ResetCalls()
 	return f, dir, now
 }
 
@@ -63,7 +65,7 @@ func TestSweepSelection(t *testing.T) {
 			o, out, log := sweepOpts(dir)
 			o.Yes = true
 			c.edit(&o)
-			if err := Down(f.ctx(), o); err != nil {
+			if err := Down(f.Ctx(), o); err != nil {
 				t.Fatalf("sweep: %v\n%s", err, log)
 			}
 			var want strings.Builder
@@ -78,7 +80,7 @@ func TestSweepSelection(t *testing.T) {
 			}
 			for _, st := range []string{"expired", "fresh", "old", "new"} {
 				gone := slices.Contains(c.deleted, st)
-				if left := f.owns(st); gone != (len(left) == 0) {
+				if left := f.Owns(st); gone != (len(left) == 0) {
 					t.Errorf("stack %s: deleted %v, owns %v", st, gone, left)
 				}
 				if fkExists(local.StackDir(dir, st).Path()) == gone {
@@ -88,8 +90,8 @@ func TestSweepSelection(t *testing.T) {
 					t.Errorf("progress of %s is not labelled:\n%s", st, log)
 				}
 			}
-			if len(c.deleted) == 0 && len(f.mutating()) != 0 {
-				t.Errorf("mutating calls %v", f.mutating())
+			if len(c.deleted) == 0 && len(f.Mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.Mutating())
 			}
 		})
 	}
@@ -100,7 +102,7 @@ func TestSweepDryRun(t *testing.T) {
 	f, dir, now := sweepFixture(t)
 	o, out, _ := sweepOpts(dir)
 	o.All, o.DryRun = true, true
-	if err := Down(f.ctx(), o); err != nil {
+	if err := Down(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	created := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339) }
@@ -109,15 +111,15 @@ func TestSweepDryRun(t *testing.T) {
 		t.Fatalf("plan:\n%s", out)
 	}
 	// Instance profiles are not listed: six resources per stack.
-	want0 := "(plan) would delete stack expired (6 resources, created " + created(48*time.Hour) + " by " + fakeOwner + ", expired " + created(time.Hour) + ")"
-	want3 := "(plan) would delete stack old (6 resources, created " + created(72*time.Hour) + " by " + fakeOwner + ")"
+	want0 := "(plan) would delete stack expired (6 resources, created " + created(48*time.Hour) + " by " + cloudfake.FakeOwner + ", expired " + created(time.Hour) + ")"
+	want3 := "(plan) would delete stack old (6 resources, created " + created(72*time.Hour) + " by " + cloudfake.FakeOwner + ")"
 	if lines[0] != want0 || lines[3] != want3 {
 		t.Errorf("plan:\n%s\nwant first %q\nand last %q", out, want0, want3)
 	}
 	if !strings.HasPrefix(lines[1], "(plan) would delete stack fresh (6 resources, created ") || !strings.Contains(lines[1], ", expired ") {
 		t.Errorf("fresh: %s", lines[1])
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("dry run made mutating calls %v", m)
 	}
 }
@@ -130,17 +132,17 @@ func TestSweepSummaryLeftAndFailed(t *testing.T) {
 	for _, st := range []string{"gone", "left", "failed"} {
 		o, _, _ := upOpts(dir, st)
 		mustUp(t, f, o)
-		f.retagAll(st, cloud.TagExpiresAt, past)
+		f.RetagAll(st, cloud.TagExpiresAt, past)
 	}
-	leftBucket := cloud.NamesFor("left", fakeAccount, fakeRegion).Bucket
-	failedBucket := cloud.NamesFor("failed", fakeAccount, fakeRegion).Bucket
-	f.failIf("DeleteBucket", awsErr("InternalError"), 1, false, forBucket(leftBucket))
+	leftBucket := cloud.NamesFor("left", cloudfake.FakeAccount, cloudfake.FakeRegion).Bucket
+	failedBucket := cloud.NamesFor("failed", cloudfake.FakeAccount, cloudfake.FakeRegion).Bucket
+	f.FailIf("DeleteBucket", cloudfake.AwsErr("InternalError"), 1, false, cloudfake.ForBucket(leftBucket))
 	// Deleted, but the answer is lost: nothing is left, yet the step failed.
-	f.failIf("DeleteBucket", awsErr("InternalError"), 1, true, forBucket(failedBucket))
+	f.FailIf("DeleteBucket", cloudfake.AwsErr("InternalError"), 1, true, cloudfake.ForBucket(failedBucket))
 
 	o, out, log := sweepOpts(dir)
 	o.Expired, o.Yes = true, true
-	err := Down(f.ctx(), o)
+	err := Down(f.Ctx(), o)
 	var lb *LeftBehindError
 	if !errors.As(err, &lb) {
 		t.Fatalf("sweep = %v, want a *LeftBehindError", err)
@@ -192,18 +194,18 @@ func TestSweepConfirmation(t *testing.T) {
 			if c.confirm != nil {
 				o.Confirm = func(p string) (bool, error) { prompt = p; return c.confirm(p) }
 			}
-			err := Down(f.ctx(), o)
+			err := Down(f.Ctx(), o)
 			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("sweep = %v, want %q", err, c.want)
 			}
-			if c.confirm != nil && (prompt != "Delete stack expired in eu-west-3? [y/N] " || !strings.Contains(log.String(), "stack expired (6 resources, created by "+fakeOwner+")")) {
+			if c.confirm != nil && (prompt != "Delete stack expired in eu-west-3? [y/N] " || !strings.Contains(log.String(), "stack expired (6 resources, created by "+cloudfake.FakeOwner+")")) {
 				t.Errorf("prompt %q; progress:\n%s", prompt, log)
 			}
-			if gone := len(f.owns("expired")) == 0; gone != c.deleted {
+			if gone := len(f.Owns("expired")) == 0; gone != c.deleted {
 				t.Errorf("deleted %v", gone)
 			}
-			if !c.deleted && len(f.mutating()) != 0 {
-				t.Errorf("mutating calls %v", f.mutating())
+			if !c.deleted && len(f.Mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.Mutating())
 			}
 		})
 	}
@@ -214,15 +216,15 @@ func TestSweepListingFails(t *testing.T) {
 	for _, op := range []string{"ListUsers", "ListRoles", "ListBuckets", "DescribeInstances", "DescribeSecurityGroups", "DescribeKeyPairs", "GetUser", "GetRole", "GetBucketTagging"} {
 		t.Run(op, func(t *testing.T) {
 			f, dir, _ := sweepFixture(t)
-			f.failNext(op, awsErr("AccessDenied"), 1)
+			f.FailNext(op, cloudfake.AwsErr("AccessDenied"), 1)
 			o, _, _ := sweepOpts(dir)
 			o.All, o.Yes = true, true
-			err := Down(f.ctx(), o)
+			err := Down(f.Ctx(), o)
 			if err == nil || !cloud.HasCode(err, "AccessDenied") {
 				t.Fatalf("sweep = %v", err)
 			}
-			if len(f.mutating()) != 0 {
-				t.Errorf("mutating calls %v", f.mutating())
+			if len(f.Mutating()) != 0 {
+				t.Errorf("mutating calls %v", f.Mutating())
 			}
 		})
 	}
@@ -266,11 +268,11 @@ func TestSweepStateDirUnusable(t *testing.T) {
 	must(t, os.WriteFile(file, nil, 0o600))
 	o, out, _ := sweepOpts(file)
 	o.Expired, o.Yes = true, true
-	err := Down(f.ctx(), o)
+	err := Down(f.Ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "stack expired: state directory") || !strings.Contains(out.String(), "FAILED   expired: state directory") {
 		t.Fatalf("sweep = %v\n%s", err, out)
 	}
-	if len(f.mutating()) != 0 {
-		t.Errorf("mutating calls %v", f.mutating())
+	if len(f.Mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.Mutating())
 	}
 }

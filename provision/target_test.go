@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -19,18 +21,18 @@ import (
 )
 
 // sshStack is a stack made with --ssh (or without), with console output.
-func sshStack(t *testing.T, ssh bool) (*fakeAWS, string, string) {
+func sshStack(t *testing.T, ssh bool) (*cloudfake.FakeAWS, string, string) {
 	t.Helper()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
 	o.SSH = ssh
 	mustUp(t, f, o)
-	id := f.liveInstances()[0]
-	f.mu.Lock()
-	f.console[id] = "cloud-init starting\r\nmlstack: bootstrap done\r\n"
-	f.mu.Unlock()
-	f.resetCalls()
+	id := f.LiveInstances()[0]
+	f.Mu.Lock()
+	f.Console[id] = "cloud-init starting\r\nmlstack: bootstrap done\r\n"
+	f.Mu.Unlock()
+	f.ResetCalls()
 	return f, dir, id
 }
 
@@ -43,7 +45,7 @@ func TestLogsConsoleWithoutSSH(t *testing.T) {
 	t.Parallel()
 	f, dir, id := sshStack(t, false)
 	o, out, log := logsOpts(dir)
-	if err := Logs(f.ctx(), o); err != nil {
+	if err := Logs(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "cloud-init starting\nmlstack: bootstrap done\n" {
@@ -53,23 +55,23 @@ func TestLogsConsoleWithoutSSH(t *testing.T) {
 		!strings.Contains(log.String(), "showing the console output of "+id+" from EC2 instead") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if len(f.mutating()) != 0 {
-		t.Errorf("mutating calls %v", f.mutating())
+	if len(f.Mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.Mutating())
 	}
 
 	// No console output yet.
-	f.mu.Lock()
-	delete(f.console, id)
-	f.mu.Unlock()
+	f.Mu.Lock()
+	delete(f.Console, id)
+	f.Mu.Unlock()
 	o, out, log = logsOpts(dir)
-	if err := Logs(f.ctx(), o); err != nil || out.Len() != 0 || !strings.Contains(log.String(), server.NoConsoleYet) {
+	if err := Logs(f.Ctx(), o); err != nil || out.Len() != 0 || !strings.Contains(log.String(), server.NoConsoleYet) {
 		t.Errorf("logs = %v, out %q, progress:\n%s", err, out, log)
 	}
 
 	// The console cannot be read.
-	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
+	f.FailNext("GetConsoleOutput", cloudfake.AwsErr("UnauthorizedOperation"), 1)
 	o, _, _ = logsOpts(dir)
-	if err := Logs(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "reading the console output of "+id) {
+	if err := Logs(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "reading the console output of "+id) {
 		t.Errorf("logs = %v", err)
 	}
 }
@@ -79,7 +81,7 @@ func TestLogsFollowConsole(t *testing.T) {
 	f, dir, _ := sshStack(t, false)
 	o, out, _ := logsOpts(dir)
 	o.Logs.Follow = true
-	ctx, cancel := context.WithTimeout(f.ctx(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.Ctx(), 20*time.Millisecond)
 	defer cancel()
 	// Following ends with the context (Ctrl-C), without an error.
 	if err := Logs(ctx, o); err != nil {
@@ -95,7 +97,7 @@ func TestLogsFallBackWhenSSHFails(t *testing.T) {
 	f, dir, id := sshStack(t, true)
 	o, out, log := logsOpts(dir)
 	o.Remote = server.Remote{Addr: "127.0.0.1:1"} // nothing listens there
-	if err := Logs(f.ctx(), o); err != nil {
+	if err := Logs(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), "connecting to 127.0.0.1:1") || !strings.Contains(log.String(), "showing the console output of "+id) {
@@ -110,37 +112,37 @@ func TestSSHRefusals(t *testing.T) {
 	t.Parallel()
 	t.Run("port closed", func(t *testing.T) {
 		f, dir, _ := sshStack(t, false)
-		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Command: []string{"true"}})
+		err := SSH(f.Ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Command: []string{"true"}})
 		if err == nil || !strings.Contains(err.Error(), "SSH is off for stack demo") || !strings.Contains(err.Error(), "--ssh") {
 			t.Fatalf("ssh = %v", err)
 		}
 	})
 	t.Run("no keys here", func(t *testing.T) {
 		f, _, _ := sshStack(t, true)
-		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: t.TempDir()}})
+		err := SSH(f.Ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: t.TempDir()}})
 		if err == nil || !strings.Contains(err.Error(), "this machine has no SSH keys for stack demo") {
 			t.Fatalf("ssh = %v", err)
 		}
 	})
 	t.Run("not running", func(t *testing.T) {
 		f, dir, id := sshStack(t, true)
-		f.setInstanceState(id, ec2types.InstanceStateNamePending)
-		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
+		f.SetInstanceState(id, ec2types.InstanceStateNamePending)
+		err := SSH(f.Ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
 		if err == nil || !strings.Contains(err.Error(), "instance "+id+" is pending, not running") {
 			t.Fatalf("ssh = %v", err)
 		}
 	})
 	t.Run("no address", func(t *testing.T) {
 		f, dir, id := sshStack(t, true)
-		f.setInstanceState(id, ec2types.InstanceStateNameStopped)
-		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
+		f.SetInstanceState(id, ec2types.InstanceStateNameStopped)
+		err := SSH(f.Ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}})
 		if err == nil || !strings.Contains(err.Error(), "has no public DNS name or IP") {
 			t.Fatalf("ssh = %v", err)
 		}
 	})
 	t.Run("unreachable", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
-		err := SSH(f.ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Remote: server.Remote{Addr: "127.0.0.1:1"}})
+		err := SSH(f.Ctx(), SSHOptions{Stack: Stack{Name: "demo", StateDir: dir}, Remote: server.Remote{Addr: "127.0.0.1:1"}})
 		if err == nil || !strings.Contains(err.Error(), "connecting to 127.0.0.1:1") {
 			t.Fatalf("ssh = %v", err)
 		}
@@ -153,7 +155,7 @@ func TestFindTarget(t *testing.T) {
 		f, dir, id := sshStack(t, true)
 		sd := local.StackDir(dir, "demo")
 		must(t, os.Remove(sd.KnownHostsFile()))
-		tg, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{})
+		tg, err := findTarget(f.Ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,13 +166,13 @@ func TestFindTarget(t *testing.T) {
 		if err != nil || !strings.Contains(string(kh), tg.host) {
 			t.Errorf("known_hosts %q: %v", kh, err)
 		}
-		if len(f.mutating()) != 0 {
-			t.Errorf("mutating calls %v", f.mutating())
+		if len(f.Mutating()) != 0 {
+			t.Errorf("mutating calls %v", f.Mutating())
 		}
 	})
 	t.Run("no instance", func(t *testing.T) {
 		f := newInstalledFake(t)
-		_, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: t.TempDir()}, cloud.AWS{})
+		_, err := findTarget(f.Ctx(), Stack{Name: "demo", StateDir: t.TempDir()}, cloud.AWS{})
 		if err == nil || !strings.Contains(err.Error(), "stack demo has no instance in eu-west-3: `mlstack up --stack demo --state-dir ") {
 			t.Fatalf("findTarget = %v", err)
 		}
@@ -181,35 +183,35 @@ func TestFindTarget(t *testing.T) {
 			st Stack
 			a  cloud.AWS
 		}{{Stack{Name: "Demo", StateDir: "/x"}, cloud.AWS{}}, {Stack{Name: "demo"}, cloud.AWS{}}, {Stack{Name: "demo", StateDir: "/x"}, cloud.AWS{Region: "xx"}}} {
-			if _, err := findTarget(f.ctx(), c.st, c.a); !cloud.IsUsage(err) {
+			if _, err := findTarget(f.Ctx(), c.st, c.a); !cloud.IsUsage(err) {
 				t.Errorf("findTarget(%+v) = %v", c, err)
 			}
 		}
-		if f.connects != 0 {
+		if f.Connects != 0 {
 			t.Error("bad input reached AWS")
 		}
 	})
 	t.Run("state of another account", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
-		f.account = "111111111111"
-		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); !cloud.IsUsage(err) {
+		f.Account = "111111111111"
+		if _, err := findTarget(f.Ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); !cloud.IsUsage(err) {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})
 	t.Run("lookup fails", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
-		f.failNext("DescribeVpcs", awsErr("RequestLimitExceeded"), 1)
-		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); err == nil || !strings.Contains(err.Error(), "finding the default VPC") {
+		f.FailNext("DescribeVpcs", cloudfake.AwsErr("RequestLimitExceeded"), 1)
+		if _, err := findTarget(f.Ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); err == nil || !strings.Contains(err.Error(), "finding the default VPC") {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})
 	t.Run("damaged host key", func(t *testing.T) {
 		f, dir, _ := sshStack(t, true)
 		must(t, os.WriteFile(local.StackDir(dir, "demo").HostKeyFile(), []byte("garbage"), 0o600))
-		f.mu.Lock()
-		delete(f.params, "/mlstack/demo/tls-cert") // nothing published to pin again from
-		f.mu.Unlock()
-		if _, err := findTarget(f.ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); err == nil || !strings.Contains(err.Error(), "move it away") {
+		f.Mu.Lock()
+		delete(f.Params, "/mlstack/demo/tls-cert") // nothing published to pin again from
+		f.Mu.Unlock()
+		if _, err := findTarget(f.Ctx(), Stack{Name: "demo", StateDir: dir}, cloud.AWS{}); err == nil || !strings.Contains(err.Error(), "move it away") {
 			t.Fatalf("findTarget = %v", err)
 		}
 	})

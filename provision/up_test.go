@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -44,21 +46,21 @@ func upOpts(dir, stack string) (UpOptions, *bytes.Buffer, *bytes.Buffer) {
 }
 
 // mustUp runs up over f and fails the test on an error.
-func mustUp(t *testing.T, f *fakeAWS, o UpOptions) {
+func mustUp(t *testing.T, f *cloudfake.FakeAWS, o UpOptions) {
 	t.Helper()
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatalf("up: %v\nprogress:\n%s", err, o.Log)
 	}
 }
 
 // upStack is a stack made by one up over f, in a fresh state dir; the
 // call log starts empty after it.
-func upStack(t *testing.T, f *fakeAWS, stack string) (dir string) {
+func upStack(t *testing.T, f *cloudfake.FakeAWS, stack string) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	o, _, _ := upOpts(dir, stack)
 	mustUp(t, f, o)
-	f.resetCalls()
+	f.ResetCalls()
 	return dir
 }
 
@@ -78,14 +80,14 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	dir := t.TempDir()
 	o, out, log := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 
 	// Seven resources, the two secrets in SSM and the two keys the server published there.
-	if got := f.owns("demo"); len(got) != 12 {
+	if got := f.Owns("demo"); len(got) != 12 {
 		t.Fatalf("stack owns %d resources, want 12: %v", len(got), got)
 	}
 	sec := savedSecrets(t, dir, "demo")
-	if sec == nil || sec.Account != fakeAccount || sec.Region != fakeRegion || sec.MLflowUser != "admin" ||
+	if sec == nil || sec.Account != cloudfake.FakeAccount || sec.Region != cloudfake.FakeRegion || sec.MLflowUser != "admin" ||
 		len(sec.MLflowPassword) != 32 || len(sec.FlaskSecretKey) != 48 || !strings.HasPrefix(sec.SSHPublicKey, "ssh-ed25519 ") {
 		t.Fatalf("state.json = %+v", sec)
 	}
@@ -93,45 +95,45 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	// Every resource carries the stack's tags.
 	wantTags := func(kind string, tags map[string]string) {
 		t.Helper()
-		if tags[cloud.TagStack] != "demo" || tags[cloud.TagRegion] != fakeRegion || tags[cloud.TagVersion] != Version || tags[cloud.TagCreatedAt] == "" {
+		if tags[cloud.TagStack] != "demo" || tags[cloud.TagRegion] != cloudfake.FakeRegion || tags[cloud.TagVersion] != Version || tags[cloud.TagCreatedAt] == "" {
 			t.Errorf("%s tags = %v", kind, tags)
 		}
 		if _, ok := tags[cloud.TagExpiresAt]; ok {
 			t.Errorf("%s has an expiry without --ttl: %v", kind, tags)
 		}
 	}
-	f.mu.Lock()
-	u := f.users[n.User]
-	wantTags("user", cloud.IAMTagMap(u.user.Tags))
-	if aws.ToString(u.user.Path) != cloud.IAMPath {
-		t.Errorf("user path %s", aws.ToString(u.user.Path))
+	f.Mu.Lock()
+	u := f.Users[n.User]
+	wantTags("user", cloud.IAMTagMap(u.User.Tags))
+	if aws.ToString(u.User.Path) != cloud.IAMPath {
+		t.Errorf("user path %s", aws.ToString(u.User.Path))
 	}
-	if len(u.keys) != 1 || u.keys[0].id != sec.AccessKeyID || u.keys[0].secret != sec.SecretAccessKey {
-		t.Errorf("user keys %+v, saved key %s", u.keys, sec.AccessKeyID)
+	if len(u.Keys) != 1 || u.Keys[0].ID != sec.AccessKeyID || u.Keys[0].Secret != sec.SecretAccessKey {
+		t.Errorf("user keys %+v, saved key %s", u.Keys, sec.AccessKeyID)
 	}
-	if !cloud.SamePolicy(u.policies[n.Policy], cloud.BucketPolicy("aws", n.Bucket)) {
-		t.Errorf("user policy %s", u.policies[n.Policy])
+	if !cloud.SamePolicy(u.Policies[n.Policy], cloud.BucketPolicy("aws", n.Bucket)) {
+		t.Errorf("user policy %s", u.Policies[n.Policy])
 	}
-	r := f.roles[n.Role]
-	wantTags("role", cloud.IAMTagMap(r.role.Tags))
-	if !cloud.SamePolicy(r.policies[n.Policy], cloud.RolePolicy("aws", fakeAccount, n)) || !cloud.SamePolicy(aws.ToString(r.role.AssumeRolePolicyDocument), cloud.EC2TrustPolicy("eu-west-3")) {
-		t.Errorf("role policies %v, trust %s", r.policies, aws.ToString(r.role.AssumeRolePolicyDocument))
+	r := f.Roles[n.Role]
+	wantTags("role", cloud.IAMTagMap(r.Role.Tags))
+	if !cloud.SamePolicy(r.Policies[n.Policy], cloud.RolePolicy("aws", cloudfake.FakeAccount, n)) || !cloud.SamePolicy(aws.ToString(r.Role.AssumeRolePolicyDocument), cloud.EC2TrustPolicy("eu-west-3")) {
+		t.Errorf("role policies %v, trust %s", r.Policies, aws.ToString(r.Role.AssumeRolePolicyDocument))
 	}
-	p := f.profiles[n.Profile]
-	wantTags("profile", cloud.IAMTagMap(p.prof.Tags))
-	if !slices.Equal(p.roles, []string{n.Role}) {
-		t.Errorf("profile holds %v", p.roles)
+	p := f.Profiles[n.Profile]
+	wantTags("profile", cloud.IAMTagMap(p.Prof.Tags))
+	if !slices.Equal(p.Roles, []string{n.Role}) {
+		t.Errorf("profile holds %v", p.Roles)
 	}
-	b := f.buckets[n.Bucket]
-	wantTags("bucket", b.tags)
-	if b.pab == nil || !aws.ToBool(b.pab.BlockPublicAcls) || !aws.ToBool(b.pab.BlockPublicPolicy) ||
-		!aws.ToBool(b.pab.IgnorePublicAcls) || !aws.ToBool(b.pab.RestrictPublicBuckets) || !b.encrypted || b.region != fakeRegion {
+	b := f.Buckets[n.Bucket]
+	wantTags("bucket", b.Tags)
+	if b.Pab == nil || !aws.ToBool(b.Pab.BlockPublicAcls) || !aws.ToBool(b.Pab.BlockPublicPolicy) ||
+		!aws.ToBool(b.Pab.IgnorePublicAcls) || !aws.ToBool(b.Pab.RestrictPublicBuckets) || !b.Encrypted || b.Region != cloudfake.FakeRegion {
 		t.Errorf("bucket %+v", b)
 	}
-	if len(f.groups) != 1 {
-		t.Fatalf("%d security groups", len(f.groups))
+	if len(f.Groups) != 1 {
+		t.Fatalf("%d security groups", len(f.Groups))
 	}
-	g := f.groups[0].sg
+	g := f.Groups[0].SG
 	wantTags("security group", cloud.EC2TagMap(g.Tags))
 	if aws.ToString(g.VpcId) != "vpc-0default" || aws.ToString(g.GroupName) != n.SecurityGroup {
 		t.Errorf("group %s in %s", aws.ToString(g.GroupName), aws.ToString(g.VpcId))
@@ -139,38 +141,38 @@ func TestUpCreatesEveryResource(t *testing.T) {
 	if rules := cloud.IngressRules(g.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress %v", rules)
 	}
-	kp := f.keyPair(n.KeyPair)
-	wantTags("key pair", cloud.EC2TagMap(kp.kp.Tags))
-	if string(kp.material) != sec.SSHPublicKey {
-		t.Errorf("key pair material %q, saved public key %q", kp.material, sec.SSHPublicKey)
+	kp := f.KeyPair(n.KeyPair)
+	wantTags("key pair", cloud.EC2TagMap(kp.Kp.Tags))
+	if string(kp.Material) != sec.SSHPublicKey {
+		t.Errorf("key pair material %q, saved public key %q", kp.Material, sec.SSHPublicKey)
 	}
-	if len(f.instances) != 1 {
-		t.Fatalf("%d instances", len(f.instances))
+	if len(f.Instances) != 1 {
+		t.Fatalf("%d instances", len(f.Instances))
 	}
-	inst := f.instances[0]
-	wantTags("instance", cloud.EC2TagMap(inst.inst.Tags))
-	if cloud.EC2TagMap(inst.inst.Tags)["Name"] != n.Instance || aws.ToString(inst.inst.ImageId) != "ami-newamd64" ||
-		aws.ToString(inst.inst.KeyName) != n.KeyPair || inst.inst.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired ||
-		!strings.HasSuffix(aws.ToString(inst.inst.IamInstanceProfile.Arn), "/"+n.Profile) ||
-		aws.ToString(inst.inst.SecurityGroups[0].GroupId) != aws.ToString(g.GroupId) {
-		t.Errorf("instance %+v", inst.inst)
+	inst := f.Instances[0]
+	wantTags("instance", cloud.EC2TagMap(inst.Inst.Tags))
+	if cloud.EC2TagMap(inst.Inst.Tags)["Name"] != n.Instance || aws.ToString(inst.Inst.ImageId) != "ami-newamd64" ||
+		aws.ToString(inst.Inst.KeyName) != n.KeyPair || inst.Inst.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired ||
+		!strings.HasSuffix(aws.ToString(inst.Inst.IamInstanceProfile.Arn), "/"+n.Profile) ||
+		aws.ToString(inst.Inst.SecurityGroups[0].GroupId) != aws.ToString(g.GroupId) {
+		t.Errorf("instance %+v", inst.Inst)
 	}
-	ud := userDataB64Text(t, inst.userData)
+	ud := cloudfake.UserDataB64Text(t, inst.UserData)
 	for _, secret := range []string{sec.MLflowPassword, sec.FlaskSecretKey, "PRIVATE KEY"} {
 		if strings.Contains(ud, secret) {
 			t.Errorf("the user-data holds a secret: %.6s…", secret)
 		}
 	}
 	for name, want := range map[string]string{"admin-password": sec.MLflowPassword, "flask-secret-key": sec.FlaskSecretKey} {
-		p := f.params["/mlstack/demo/"+name]
-		if p == nil || p.typ != "SecureString" || p.value != want {
+		p := f.Params["/mlstack/demo/"+name]
+		if p == nil || p.Typ != "SecureString" || p.Value != want {
 			t.Errorf("SSM %s = %+v", name, p)
 			continue
 		}
-		wantTags("SSM "+name, p.tags)
+		wantTags("SSM "+name, p.Tags)
 	}
-	uri := "https://" + aws.ToString(inst.inst.PublicDnsName) + ":5000"
-	f.mu.Unlock()
+	uri := "https://" + aws.ToString(inst.Inst.PublicDnsName) + ":5000"
+	f.Mu.Unlock()
 
 	if out.String() != uri+"\n" {
 		t.Errorf("out = %q, want the tracking URI %s", out, uri)
@@ -179,8 +181,8 @@ func TestUpCreatesEveryResource(t *testing.T) {
 		t.Errorf("progress lacks the next step:\n%s", log)
 	}
 	// The instance is launched last, after everything it needs.
-	mut := f.mutating()
-	if mut[len(mut)-1] != "EC2.RunInstances" || f.count("EC2.RunInstances") != 1 {
+	mut := f.Mutating()
+	if mut[len(mut)-1] != "EC2.RunInstances" || f.Count("EC2.RunInstances") != 1 {
 		t.Errorf("mutating calls %v: want one RunInstances, last", mut)
 	}
 	for _, c := range mut {
@@ -219,9 +221,9 @@ func TestUpCreatesEveryResource(t *testing.T) {
 		t.Error("env file names an S3 endpoint without an override")
 	}
 	kh := readFile(t, sd.KnownHostsFile())
-	f.mu.Lock()
-	dns, ip := aws.ToString(f.instances[0].inst.PublicDnsName), aws.ToString(f.instances[0].inst.PublicIpAddress)
-	f.mu.Unlock()
+	f.Mu.Lock()
+	dns, ip := aws.ToString(f.Instances[0].Inst.PublicDnsName), aws.ToString(f.Instances[0].Inst.PublicIpAddress)
+	f.Mu.Unlock()
 	if !strings.Contains(string(kh), dns) || !strings.Contains(string(kh), ip) || !strings.Contains(string(kh), "ssh-ed25519 ") {
 		t.Errorf("known_hosts = %q", kh)
 	}
@@ -238,10 +240,10 @@ func TestUpTwiceChangesNothing(t *testing.T) {
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
 	before := savedSecrets(t, dir, "demo")
-	f.resetCalls()
+	f.ResetCalls()
 	o, out, _ := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("a second up made mutating calls: %v", m)
 	}
 	if !strings.HasPrefix(out.String(), "https://ec2-") {
@@ -258,16 +260,16 @@ func TestUpDryRun(t *testing.T) {
 	dir := t.TempDir()
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("dry run made mutating calls: %v", m)
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("dry run wrote %v", entries)
 	}
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	for _, want := range []string{
 		"(plan) would create IAM user " + n.User,
 		"(plan) would create IAM role " + n.Role,
@@ -286,16 +288,16 @@ func TestUpDryRun(t *testing.T) {
 
 	// On a complete stack the plan says so, and still writes nothing.
 	dir2 := upStack(t, f, "demo")
-	f.resetCalls()
+	f.ResetCalls()
 	o, out, _ = upOpts(dir2, "demo")
 	o.DryRun = true
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "(plan) stack demo is complete: nothing to do\n" {
 		t.Errorf("plan of a complete stack = %q", out)
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("dry run made mutating calls: %v", m)
 	}
 }
@@ -304,7 +306,7 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.resetCalls()
+	f.ResetCalls()
 	o, out, _ := upOpts(dir, "demo")
 	o.TTL, o.Output = "2h", "json"
 	start := time.Now()
@@ -317,7 +319,7 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	if rep.ExpiresAt == nil || rep.ExpiresAt.Before(start.Add(2*time.Hour-time.Minute)) || rep.ExpiresAt.After(start.Add(2*time.Hour+time.Minute)) {
 		t.Fatalf("expires_at %v", rep.ExpiresAt)
 	}
-	if rep.Stack != "demo" || rep.Account != fakeAccount || rep.Region != fakeRegion || rep.Health != cloud.HealthNotChecked ||
+	if rep.Stack != "demo" || rep.Account != cloudfake.FakeAccount || rep.Region != cloudfake.FakeRegion || rep.Health != cloud.HealthNotChecked ||
 		rep.TrackingURI == nil || !strings.HasPrefix(*rep.TrackingURI, "https://") || rep.Instance == nil || !strings.HasPrefix(rep.Instance.ID, "i-") ||
 		len(rep.Resources) != 12 || rep.EnvFile == nil || !strings.HasSuffix(*rep.EnvFile, "/demo/env") {
 		t.Errorf("report %+v", rep)
@@ -326,14 +328,14 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 	if got := mutSorted(f); !slices.Equal(got, want) {
 		t.Errorf("ttl on a live stack: mutating calls %v, want %v", got, want)
 	}
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	for kind, tags := range map[string]map[string]string{
-		"instance": cloud.EC2TagMap(f.instances[0].inst.Tags), "group": cloud.EC2TagMap(f.groups[0].sg.Tags),
-		"key pair": cloud.EC2TagMap(f.keyPairs[0].kp.Tags), "user": cloud.IAMTagMap(f.users[n.User].user.Tags),
-		"role": cloud.IAMTagMap(f.roles[n.Role].role.Tags), "profile": cloud.IAMTagMap(f.profiles[n.Profile].prof.Tags),
-		"bucket": f.buckets[n.Bucket].tags,
+		"instance": cloud.EC2TagMap(f.Instances[0].Inst.Tags), "group": cloud.EC2TagMap(f.Groups[0].SG.Tags),
+		"key pair": cloud.EC2TagMap(f.KeyPairs[0].Kp.Tags), "user": cloud.IAMTagMap(f.Users[n.User].User.Tags),
+		"role": cloud.IAMTagMap(f.Roles[n.Role].Role.Tags), "profile": cloud.IAMTagMap(f.Profiles[n.Profile].Prof.Tags),
+		"bucket": f.Buckets[n.Bucket].Tags,
 	} {
 		if tags[cloud.TagExpiresAt] != rep.ExpiresAt.Format(time.RFC3339) || tags[cloud.TagStack] != "demo" {
 			t.Errorf("%s tags after --ttl: %v", kind, tags)
@@ -342,30 +344,30 @@ func TestUpTTLRetagsLiveStack(t *testing.T) {
 }
 
 // mutSorted are the mutating calls made so far, sorted.
-func mutSorted(f *fakeAWS) []string {
-	m := f.mutating()
+func mutSorted(f *cloudfake.FakeAWS) []string {
+	m := f.Mutating()
 	slices.Sort(m)
 	return m
 }
 
 func TestUpRefusesForeignLookAlike(t *testing.T) {
 	t.Parallel()
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	other := stackTagsFor("other", time.Now())
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	other := cloudfake.StackTagsFor("other", time.Now())
 	cases := []struct {
 		name string
-		seed func(f *fakeAWS)
+		seed func(f *cloudfake.FakeAWS)
 		want string
 	}{
-		{"untagged user", func(f *fakeAWS) { f.addUser(n.User, nil) }, `IAM user "mlstack-demo" exists but is not tagged`},
-		{"user of another stack", func(f *fakeAWS) { f.addUser(n.User, other) }, `IAM user "mlstack-demo" exists but is not tagged`},
-		{"untagged role", func(f *fakeAWS) { f.addRole(n.Role, nil) }, `IAM role "mlstack-demo-server" exists but is not tagged`},
-		{"untagged profile", func(f *fakeAWS) { f.addProfile(n.Profile, nil) }, `instance profile "mlstack-demo-server" exists`},
-		{"untagged bucket", func(f *fakeAWS) { f.addBucket(n.Bucket, nil) }, `S3 bucket "` + n.Bucket + `" exists but is not tagged`},
-		{"bucket of another stack", func(f *fakeAWS) { f.addBucket(n.Bucket, other) }, `S3 bucket "` + n.Bucket + `" exists but is not tagged`},
-		{"bucket of another account", func(f *fakeAWS) { f.addBucket(n.Bucket, nil).foreign = true }, "exists but this identity cannot use it"},
-		{"untagged security group", func(f *fakeAWS) { f.addGroup(n.SecurityGroup, nil) }, `security group "mlstack-demo (sg-`},
-		{"untagged key pair", func(f *fakeAWS) { f.addKeyPair(n.KeyPair, nil) }, `key pair "mlstack-demo" exists but is not tagged`},
+		{"untagged user", func(f *cloudfake.FakeAWS) { f.AddUser(n.User, nil) }, `IAM user "mlstack-demo" exists but is not tagged`},
+		{"user of another stack", func(f *cloudfake.FakeAWS) { f.AddUser(n.User, other) }, `IAM user "mlstack-demo" exists but is not tagged`},
+		{"untagged role", func(f *cloudfake.FakeAWS) { f.AddRole(n.Role, nil) }, `IAM role "mlstack-demo-server" exists but is not tagged`},
+		{"untagged profile", func(f *cloudfake.FakeAWS) { f.AddProfile(n.Profile, nil) }, `instance profile "mlstack-demo-server" exists`},
+		{"untagged bucket", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, nil) }, `S3 bucket "` + n.Bucket + `" exists but is not tagged`},
+		{"bucket of another stack", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, other) }, `S3 bucket "` + n.Bucket + `" exists but is not tagged`},
+		{"bucket of another account", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, nil).Foreign = true }, "exists but this identity cannot use it"},
+		{"untagged security group", func(f *cloudfake.FakeAWS) { f.AddGroup(n.SecurityGroup, nil) }, `security group "mlstack-demo (sg-`},
+		{"untagged key pair", func(f *cloudfake.FakeAWS) { f.AddKeyPair(n.KeyPair, nil) }, `key pair "mlstack-demo" exists but is not tagged`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -373,11 +375,11 @@ func TestUpRefusesForeignLookAlike(t *testing.T) {
 			c.seed(f)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			err := Up(f.ctx(), o)
+			err := Up(f.Ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want an error with %q", err, c.want)
 			}
-			if m := f.mutating(); len(m) != 0 {
+			if m := f.Mutating(); len(m) != 0 {
 				t.Errorf("mutating calls before refusing: %v", m)
 			}
 			if s := savedSecrets(t, dir, "demo"); s != nil {
@@ -390,13 +392,13 @@ func TestUpRefusesForeignLookAlike(t *testing.T) {
 func TestUpRefusesInstanceWithoutLocalSecrets(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	id := f.addStackInstance("demo", ec2types.InstanceStateNameRunning)
+	id := f.AddStackInstance("demo", ec2types.InstanceStateNameRunning)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "already runs instance "+id) || !strings.Contains(err.Error(), "no local secrets") {
 		t.Fatalf("up = %v", err)
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("mutating calls: %v", m)
 	}
 }
@@ -405,19 +407,19 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	first := f.liveInstances()[0]
+	first := f.LiveInstances()[0]
 	if savedSecrets(t, dir, "demo").LaunchNonce != "" {
 		t.Fatal("first launch saved a nonce")
 	}
 	// The instance died; the same client token now answers it, terminated.
-	f.setInstanceState(first, ec2types.InstanceStateNameTerminated)
-	f.resetCalls()
+	f.SetInstanceState(first, ec2types.InstanceStateNameTerminated)
+	f.ResetCalls()
 	o, out, _ := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if n := f.count("EC2.RunInstances"); n != 2 {
+	if n := f.Count("EC2.RunInstances"); n != 2 {
 		t.Errorf("RunInstances called %d times, want 2 (stale token, then a new one)", n)
 	}
-	live := f.liveInstances()
+	live := f.LiveInstances()
 	if len(live) != 1 || live[0] == first {
 		t.Fatalf("live instances %v (first was %s)", live, first)
 	}
@@ -425,10 +427,10 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 	if len(nonce) != 12 {
 		t.Errorf("saved nonce %q", nonce)
 	}
-	f.mu.Lock()
-	tok := f.instance(live[0]).token
-	f.mu.Unlock()
-	sgID := f.groups[0].sg.GroupId
+	f.Mu.Lock()
+	tok := f.Instance(live[0]).Token
+	f.Mu.Unlock()
+	sgID := f.Groups[0].SG.GroupId
 	if tok != cloud.ClientToken("demo", aws.ToString(sgID), nonce+"/t2.micro") {
 		t.Errorf("relaunch token %s is not the one of the saved nonce", tok)
 	}
@@ -436,10 +438,10 @@ func TestUpRelaunchesAfterStaleClientToken(t *testing.T) {
 		t.Errorf("out = %q", out)
 	}
 	// Another up uses the saved nonce: nothing is launched.
-	f.resetCalls()
+	f.ResetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("up after the relaunch made mutating calls: %v", m)
 	}
 }
@@ -448,27 +450,27 @@ func TestUpTerminatesDuplicatesKeepingOldest(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	oldest := f.liveInstances()[0]
-	dup1 := f.addStackInstance("demo", ec2types.InstanceStateNameRunning)
-	dup2 := f.addStackInstance("demo", ec2types.InstanceStateNamePending)
-	f.pageSize = 1 // the stack's instances arrive one page at a time
+	oldest := f.LiveInstances()[0]
+	dup1 := f.AddStackInstance("demo", ec2types.InstanceStateNameRunning)
+	dup2 := f.AddStackInstance("demo", ec2types.InstanceStateNamePending)
+	f.PageSize = 1 // the stack's instances arrive one page at a time
 
 	o, _, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(o.Out.(*bytes.Buffer).String(), "(plan) would terminate 2 duplicate instances") {
 		t.Errorf("plan = %q", o.Out)
 	}
 
-	f.resetCalls()
+	f.ResetCalls()
 	o, _, log := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if got := f.mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances"}) {
+	if got := f.Mutating(); !slices.Equal(got, []string{"EC2.TerminateInstances"}) {
 		t.Errorf("mutating calls %v", got)
 	}
-	if live := f.liveInstances(); !slices.Equal(live, []string{oldest}) {
+	if live := f.LiveInstances(); !slices.Equal(live, []string{oldest}) {
 		t.Errorf("live instances %v, want only the oldest %s", live, oldest)
 	}
 	if !strings.Contains(log.String(), dup1) || !strings.Contains(log.String(), dup2) {
@@ -480,28 +482,28 @@ func TestUpStartsStoppedInstance(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	id := f.liveInstances()[0]
-	f.setInstanceState(id, ec2types.InstanceStateNameStopped)
+	id := f.LiveInstances()[0]
+	f.SetInstanceState(id, ec2types.InstanceStateNameStopped)
 	oldCert := readFile(t, local.StackDir(dir, "demo").ServerCertFile())
 
 	o, out, _ := upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "(plan) would start stopped instance "+id) {
 		t.Errorf("plan = %q", out)
 	}
 
-	f.resetCalls()
+	f.ResetCalls()
 	o, out, _ = upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if got := f.mutating(); !slices.Equal(got, []string{"EC2.StartInstances"}) {
+	if got := f.Mutating(); !slices.Equal(got, []string{"EC2.StartInstances"}) {
 		t.Errorf("mutating calls %v", got)
 	}
-	f.mu.Lock()
-	dns := aws.ToString(f.instance(id).inst.PublicDnsName)
-	f.mu.Unlock()
+	f.Mu.Lock()
+	dns := aws.ToString(f.Instance(id).Inst.PublicDnsName)
+	f.Mu.Unlock()
 	if !strings.Contains(dns, "198-51-100") || out.String() != "https://"+dns+":5000\n" {
 		t.Errorf("out = %q, instance now at %s", out, dns)
 	}
@@ -557,12 +559,12 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 			f := newInstalledFake(t)
 			o, _, _ := upOpts(t.TempDir(), "demo")
 			c.edit(t, &o)
-			err := Up(f.ctx(), o)
+			err := Up(f.Ctx(), o)
 			if !cloud.IsUsage(err) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("up = %v, want a usage error with %q", err, c.want)
 			}
-			if f.connects != 0 || len(f.calls()) != 0 {
-				t.Errorf("bad input reached AWS: connect %d, calls %v", f.connects, f.calls())
+			if f.Connects != 0 || len(f.Calls()) != 0 {
+				t.Errorf("bad input reached AWS: connect %d, calls %v", f.Connects, f.Calls())
 			}
 		})
 	}
@@ -574,17 +576,17 @@ func TestUpUnknownInstanceTypeIsUsageError(t *testing.T) {
 	for _, typ := range []string{"z9.mega", "mac1.metal"} {
 		o, _, _ := upOpts(t.TempDir(), "demo")
 		o.InstanceType = typ
-		err := Up(f.ctx(), o)
+		err := Up(f.Ctx(), o)
 		if !cloud.IsUsage(err) || !strings.Contains(err.Error(), typ) {
 			t.Errorf("up --instance-type %s = %v", typ, err)
 		}
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("mutating calls %v", m)
 	}
-	f.failNext("DescribeInstanceTypes", awsErr("InternalError"), 1)
+	f.FailNext("DescribeInstanceTypes", cloudfake.AwsErr("InternalError"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(f.ctx(), o); err == nil || cloud.IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
+	if err := Up(f.Ctx(), o); err == nil || cloud.IsUsage(err) || !strings.Contains(err.Error(), "InternalError") {
 		t.Errorf("up with DescribeInstanceTypes failing = %v", err)
 	}
 }
@@ -595,12 +597,12 @@ func TestUpArm64InstanceType(t *testing.T) {
 	o, _, _ := upOpts(t.TempDir(), "demo")
 	o.InstanceType = "t4g.small"
 	mustUp(t, f, o)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if img := aws.ToString(f.instances[0].inst.ImageId); img != "ami-newarm64" {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if img := aws.ToString(f.Instances[0].Inst.ImageId); img != "ami-newarm64" {
 		t.Errorf("arm64 instance launched from %s", img)
 	}
-	if typ := f.instances[0].inst.InstanceType; typ != "t4g.small" {
+	if typ := f.Instances[0].Inst.InstanceType; typ != "t4g.small" {
 		t.Errorf("instance type %s", typ)
 	}
 }
@@ -608,13 +610,13 @@ func TestUpArm64InstanceType(t *testing.T) {
 func TestUpNoImage(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.images = nil
+	f.Images = nil
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "no official Ubuntu 24.04 x86_64 image") {
 		t.Fatalf("up = %v", err)
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("mutating calls %v", m)
 	}
 }
@@ -626,7 +628,7 @@ func TestUpDetectsCallerIP(t *testing.T) {
 	o.AllowCIDRs = nil
 	o.hooks.DetectIP = func() (netip.Addr, error) { return netip.MustParseAddr("203.0.113.9"), nil }
 	mustUp(t, f, o)
-	if rules := cloud.IngressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: "203.0.113.9/32"}}) {
+	if rules := cloud.IngressRules(f.Groups[0].SG.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: "203.0.113.9/32"}}) {
 		t.Errorf("ingress %v", rules)
 	}
 	if !strings.Contains(log.String(), "allowing only your public IP 203.0.113.9/32") {
@@ -646,39 +648,39 @@ func TestUpConvergesIngress(t *testing.T) {
 	if !strings.Contains(log.String(), "opens the tracking server (tcp 5000 and SSH on tcp 22) to the whole internet") || !strings.Contains(log.String(), "SSH is open") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if rules := cloud.IngressRules(f.groups[0].sg.IpPermissions); len(rules) != 2 {
+	if rules := cloud.IngressRules(f.Groups[0].SG.IpPermissions); len(rules) != 2 {
 		t.Fatalf("ingress with --ssh: %v", rules)
 	}
 
 	// Without --ssh, and from another CIDR: port 22 and the old CIDR go.
-	f.resetCalls()
+	f.ResetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
 	mustUp(t, f, o)
-	got := cloud.IngressRules(f.groups[0].sg.IpPermissions)
+	got := cloud.IngressRules(f.Groups[0].SG.IpPermissions)
 	slices.SortFunc(got, func(a, b cloud.Rule) int { return strings.Compare(a.CIDR, b.CIDR) })
 	if !slices.Equal(got, []cloud.Rule{{Port: 5000, CIDR: "192.0.2.0/24"}, {Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress %v", got)
 	}
-	if m := f.mutating(); !slices.Equal(m, []string{"EC2.RevokeSecurityGroupIngress", "EC2.AuthorizeSecurityGroupIngress"}) {
+	if m := f.Mutating(); !slices.Equal(m, []string{"EC2.RevokeSecurityGroupIngress", "EC2.AuthorizeSecurityGroupIngress"}) {
 		t.Errorf("mutating calls %v", m)
 	}
 
 	// A rule added by hand that shares a permission with a wanted one: the
 	// permission goes and the wanted rule comes back.
-	f.mu.Lock()
-	g := f.groups[0]
-	for i, p := range g.sg.IpPermissions {
-		g.sg.IpPermissions[i].IpRanges = append(slices.Clone(p.IpRanges), ec2types.IpRange{CidrIp: aws.String("10.9.9.9/32")})
+	f.Mu.Lock()
+	g := f.Groups[0]
+	for i, p := range g.SG.IpPermissions {
+		g.SG.IpPermissions[i].IpRanges = append(slices.Clone(p.IpRanges), ec2types.IpRange{CidrIp: aws.String("10.9.9.9/32")})
 	}
-	g.sg.IpPermissions = append(g.sg.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("-1"),
+	g.SG.IpPermissions = append(g.SG.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("-1"),
 		Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("::/0")}}})
-	f.mu.Unlock()
-	f.resetCalls()
+	f.Mu.Unlock()
+	f.ResetCalls()
 	o, _, _ = upOpts(dir, "demo")
 	o.AllowCIDRs = []string{"192.0.2.0/24", testCIDR}
 	mustUp(t, f, o)
-	got = cloud.IngressRules(f.groups[0].sg.IpPermissions)
+	got = cloud.IngressRules(f.Groups[0].SG.IpPermissions)
 	slices.SortFunc(got, func(a, b cloud.Rule) int { return strings.Compare(a.CIDR, b.CIDR) })
 	if !slices.Equal(got, []cloud.Rule{{Port: 5000, CIDR: "192.0.2.0/24"}, {Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress after repair %v", got)
@@ -706,25 +708,25 @@ func TestUpResumesAfterFailure(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.op, func(t *testing.T) {
 			f := newInstalledFake(t)
-			f.failNext(c.op, awsErr("InternalError"), 1)
+			f.FailNext(c.op, cloudfake.AwsErr("InternalError"), 1)
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")
-			err := Up(f.ctx(), o)
+			err := Up(f.Ctx(), o)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "run `mlstack up --stack demo --state-dir "+dir+" --allow-cidr "+testCIDR+"` again") {
 				t.Fatalf("up = %v, want %q and the advice to run up again", err, c.want)
 			}
-			if f.count("EC2.RunInstances") > 0 && c.op != "RunInstances" {
+			if f.Count("EC2.RunInstances") > 0 && c.op != "RunInstances" {
 				t.Errorf("launched an instance although %s failed", c.op)
 			}
 			o, _, _ = upOpts(dir, "demo")
 			mustUp(t, f, o)
-			if got := f.owns("demo"); len(got) != 12 {
+			if got := f.Owns("demo"); len(got) != 12 {
 				t.Errorf("after resuming the stack owns %v", got)
 			}
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if u := f.users["mlstack-demo"]; len(u.keys) != 1 || u.keys[0].id != savedSecrets(t, dir, "demo").AccessKeyID {
-				t.Errorf("user keys after resuming: %+v", u.keys)
+			f.Mu.Lock()
+			defer f.Mu.Unlock()
+			if u := f.Users["mlstack-demo"]; len(u.Keys) != 1 || u.Keys[0].ID != savedSecrets(t, dir, "demo").AccessKeyID {
+				t.Errorf("user keys after resuming: %+v", u.Keys)
 			}
 		})
 	}
@@ -733,23 +735,23 @@ func TestUpResumesAfterFailure(t *testing.T) {
 func TestUpRetriesPropagation(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Value (mlstack-demo-server) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"), 2)
-	f.failNext("PutUserPolicy", awsErr("NoSuchEntity"), 1)
-	f.failNext("PutRolePolicy", awsErr("NoSuchEntity"), 1)
-	f.failNext("AddRoleToInstanceProfile", awsErr("NoSuchEntity"), 1)
-	f.failNext("CreateAccessKey", awsErr("NoSuchEntity"), 2)
+	f.FailNext("RunInstances", cloudfake.AwsErrMsg("InvalidParameterValue", "Value (mlstack-demo-server) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"), 2)
+	f.FailNext("PutUserPolicy", cloudfake.AwsErr("NoSuchEntity"), 1)
+	f.FailNext("PutRolePolicy", cloudfake.AwsErr("NoSuchEntity"), 1)
+	f.FailNext("AddRoleToInstanceProfile", cloudfake.AwsErr("NoSuchEntity"), 1)
+	f.FailNext("CreateAccessKey", cloudfake.AwsErr("NoSuchEntity"), 2)
 	o, _, log := upOpts(t.TempDir(), "demo")
 	mustUp(t, f, o)
 	for op, n := range map[string]int{"EC2.RunInstances": 3, "IAM.PutUserPolicy": 2, "IAM.PutRolePolicy": 2,
 		"IAM.AddRoleToInstanceProfile": 2, "IAM.CreateAccessKey": 3} {
-		if got := f.count(op); got != n {
+		if got := f.Count(op); got != n {
 			t.Errorf("%s called %d times, want %d", op, got, n)
 		}
 	}
 	if !strings.Contains(log.String(), "the new instance profile is not visible to EC2 yet; retrying") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if live := f.liveInstances(); len(live) != 1 {
+	if live := f.LiveInstances(); len(live) != 1 {
 		t.Errorf("live instances %v", live)
 	}
 }
@@ -757,12 +759,12 @@ func TestUpRetriesPropagation(t *testing.T) {
 func TestUpRunInstancesOtherInvalidParameterIsNotRetried(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.failNext("RunInstances", awsErrMsg("InvalidParameterValue", "Invalid availability zone"), 1)
+	f.FailNext("RunInstances", cloudfake.AwsErrMsg("InvalidParameterValue", "Invalid availability zone"), 1)
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "Invalid availability zone") {
+	if err := Up(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "Invalid availability zone") {
 		t.Fatalf("up = %v", err)
 	}
-	if n := f.count("EC2.RunInstances"); n != 1 {
+	if n := f.Count("EC2.RunInstances"); n != 1 {
 		t.Errorf("RunInstances called %d times", n)
 	}
 }
@@ -772,23 +774,23 @@ func TestUpConcurrentCreationsAreAdopted(t *testing.T) {
 	// Another run created the resources between our look and our create:
 	// EC2 and IAM answer "already exists", and up adopts what is tagged ours.
 	f := newInstalledFake(t)
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
 	dir := t.TempDir()
-	f.failAfter("CreateUser", awsErr("EntityAlreadyExists"), 1)
-	f.failAfter("CreateRole", awsErr("EntityAlreadyExists"), 1)
-	f.failAfter("CreateInstanceProfile", awsErr("EntityAlreadyExists"), 1)
-	f.failAfter("CreateBucket", awsErr("BucketAlreadyOwnedByYou"), 1)
-	f.failAfter("CreateSecurityGroup", awsErr("InvalidGroup.Duplicate"), 1)
-	f.failAfter("ImportKeyPair", awsErr("InvalidKeyPair.Duplicate"), 1)
-	f.failAfter("AuthorizeSecurityGroupIngress", awsErr("InvalidPermission.Duplicate"), 1)
+	f.FailAfter("CreateUser", cloudfake.AwsErr("EntityAlreadyExists"), 1)
+	f.FailAfter("CreateRole", cloudfake.AwsErr("EntityAlreadyExists"), 1)
+	f.FailAfter("CreateInstanceProfile", cloudfake.AwsErr("EntityAlreadyExists"), 1)
+	f.FailAfter("CreateBucket", cloudfake.AwsErr("BucketAlreadyOwnedByYou"), 1)
+	f.FailAfter("CreateSecurityGroup", cloudfake.AwsErr("InvalidGroup.Duplicate"), 1)
+	f.FailAfter("ImportKeyPair", cloudfake.AwsErr("InvalidKeyPair.Duplicate"), 1)
+	f.FailAfter("AuthorizeSecurityGroupIngress", cloudfake.AwsErr("InvalidPermission.Duplicate"), 1)
 	o, _, _ := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if got := f.owns("demo"); len(got) != 12 {
+	if got := f.Owns("demo"); len(got) != 12 {
 		t.Errorf("stack owns %v", got)
 	}
-	f.mu.Lock()
-	bt := f.buckets[n.Bucket].tags
-	f.mu.Unlock()
+	f.Mu.Lock()
+	bt := f.Buckets[n.Bucket].Tags
+	f.Mu.Unlock()
 	if bt[cloud.TagStack] != "demo" {
 		t.Errorf("adopted bucket is not tagged: %v", bt)
 	}
@@ -856,14 +858,14 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	}))
 	defer sick.Close()
 	dir := upStack(t, f, "demo")
-	id := f.liveInstances()[0]
-	f.mu.Lock()
-	f.console[id] = "boot line 1\r\nboot line 2\r\npip install mlflow: failed\r\n"
-	f.mu.Unlock()
+	id := f.LiveInstances()[0]
+	f.Mu.Lock()
+	f.Console[id] = "boot line 1\r\nboot line 2\r\npip install mlflow: failed\r\n"
+	f.Mu.Unlock()
 
 	o, _, log := upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "not healthy") || !strings.Contains(err.Error(), "the stack exists") ||
 		!strings.Contains(err.Error(), "--ssh` opens SSH") {
 		t.Fatalf("up = %v", err)
@@ -873,12 +875,12 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	}
 
 	// No console output yet.
-	f.mu.Lock()
-	delete(f.console, id)
-	f.mu.Unlock()
+	f.Mu.Lock()
+	delete(f.Console, id)
+	f.Mu.Unlock()
 	o, _, log = upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	if err := Up(f.ctx(), o); err == nil {
+	if err := Up(f.Ctx(), o); err == nil {
 		t.Fatal("up succeeded")
 	}
 	if !strings.Contains(log.String(), "the bootstrap log is empty so far") {
@@ -886,10 +888,10 @@ func TestUpUnhealthyExplainsFromConsole(t *testing.T) {
 	}
 
 	// The console cannot be read either.
-	f.failNext("GetConsoleOutput", awsErr("UnauthorizedOperation"), 1)
+	f.FailNext("GetConsoleOutput", cloudfake.AwsErr("UnauthorizedOperation"), 1)
 	o, _, log = upOpts(dir, "demo")
 	o.NoWait, o.hooks.HealthURL, o.Timeout = false, sick.URL+"/health", time.Nanosecond
-	if err := Up(f.ctx(), o); err == nil {
+	if err := Up(f.Ctx(), o); err == nil {
 		t.Fatal("up succeeded")
 	}
 	if !strings.Contains(log.String(), "could not read the bootstrap log") {
@@ -922,16 +924,16 @@ func TestUpWarnsAboutLostLocalKeys(t *testing.T) {
 
 	// Another machine, after the instance died: it has no secret for the
 	// user's key, and no private half of the key pair.
-	f.setInstanceState(f.liveInstances()[0], ec2types.InstanceStateNameTerminated)
-	f.resetCalls()
+	f.SetInstanceState(f.LiveInstances()[0], ec2types.InstanceStateNameTerminated)
+	f.ResetCalls()
 	o, _, _ = upOpts(t.TempDir(), "demo")
 	// The key pair holds the first machine's key: drift, refused before any change.
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	var d *cloud.DriftError
 	if !errors.As(err, &d) || !strings.Contains(err.Error(), "key pair mlstack-demo holds another public key") {
 		t.Fatalf("up = %v", err)
 	}
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("mutating calls %v before refusing", m)
 	}
 }
@@ -940,28 +942,28 @@ func TestUpForeignStateDir(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.account = "999999999999"
-	f.resetCalls()
+	f.Account = "999999999999"
+	f.ResetCalls()
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "belongs to stack") {
 		t.Fatalf("up = %v", err)
 	}
-	if len(f.mutating()) != 0 {
-		t.Errorf("mutating calls %v", f.mutating())
+	if len(f.Mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.Mutating())
 	}
 }
 
 func TestUpNoDefaultVPC(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.vpcs = f.vpcs[:1]
+	f.Vpcs = f.Vpcs[:1]
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	if err := Up(f.ctx(), o); err == nil || !strings.Contains(err.Error(), "no default VPC") {
+	if err := Up(f.Ctx(), o); err == nil || !strings.Contains(err.Error(), "no default VPC") {
 		t.Fatalf("up = %v", err)
 	}
-	if len(f.mutating()) != 0 {
-		t.Errorf("mutating calls %v", f.mutating())
+	if len(f.Mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.Mutating())
 	}
 }
 
@@ -969,11 +971,11 @@ func TestUpNoPublicAddress(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.mu.Lock()
-	f.instances[0].inst.PublicDnsName, f.instances[0].inst.PublicIpAddress = nil, nil
-	f.mu.Unlock()
+	f.Mu.Lock()
+	f.Instances[0].Inst.PublicDnsName, f.Instances[0].Inst.PublicIpAddress = nil, nil
+	f.Mu.Unlock()
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "has no public DNS name or IP") {
 		t.Fatalf("up = %v", err)
 	}
@@ -983,19 +985,19 @@ func TestUpWaitsForPendingInstance(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	id := f.liveInstances()[0]
-	f.setInstanceState(id, ec2types.InstanceStateNamePending)
-	f.mu.Lock()
-	f.instance(id).inst.PublicDnsName, f.instance(id).inst.PublicIpAddress = nil, nil
-	f.mu.Unlock()
-	f.resetCalls()
+	id := f.LiveInstances()[0]
+	f.SetInstanceState(id, ec2types.InstanceStateNamePending)
+	f.Mu.Lock()
+	f.Instance(id).Inst.PublicDnsName, f.Instance(id).Inst.PublicIpAddress = nil, nil
+	f.Mu.Unlock()
+	f.ResetCalls()
 	o, out, log := upOpts(dir, "demo")
 	mustUp(t, f, o)
 	if !strings.Contains(log.String(), "waiting for instance "+id+" to run") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if len(f.mutating()) != 0 {
-		t.Errorf("mutating calls %v", f.mutating())
+	if len(f.Mutating()) != 0 {
+		t.Errorf("mutating calls %v", f.Mutating())
 	}
 	if !strings.HasPrefix(out.String(), "https://ec2-") {
 		t.Errorf("out = %q", out)
@@ -1006,13 +1008,13 @@ func TestUpWaitsForTheStackLock(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
 	dir := t.TempDir()
-	unlock, err := local.Lock(f.ctx(), dir, "demo", nil)
+	unlock, err := local.Lock(f.Ctx(), dir, "demo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
 	// Another run holds the stack: up waits until its context ends.
-	ctx, cancel := context.WithTimeout(f.ctx(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(f.Ctx(), 20*time.Millisecond)
 	defer cancel()
 	o, _, log := upOpts(dir, "demo")
 	err = Up(ctx, o)
@@ -1022,13 +1024,13 @@ func TestUpWaitsForTheStackLock(t *testing.T) {
 	if !strings.Contains(log.String(), "another mlstack run is working on stack demo; waiting for it") {
 		t.Errorf("progress:\n%s", log)
 	}
-	if f.connects != 0 {
+	if f.Connects != 0 {
 		t.Error("connected while another run held the stack")
 	}
 	// A dry run takes no lock.
 	o, _, _ = upOpts(dir, "demo")
 	o.DryRun = true
-	if err := Up(f.ctx(), o); err != nil {
+	if err := Up(f.Ctx(), o); err != nil {
 		t.Errorf("dry run under another run's lock: %v", err)
 	}
 }
@@ -1036,14 +1038,14 @@ func TestUpWaitsForTheStackLock(t *testing.T) {
 func TestUpNamesTooLongForTheRegion(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
-	f.region = "xx-extraordinarilylongname-9"
+	f.Region = "xx-extraordinarilylongname-9"
 	o, _, _ := upOpts(t.TempDir(), strings.Repeat("a", 24))
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "(limit 63): choose a shorter stack name") {
 		t.Fatalf("up = %v", err)
 	}
-	if len(f.calls()) != 0 {
-		t.Errorf("calls %v", f.calls())
+	if len(f.Calls()) != 0 {
+		t.Errorf("calls %v", f.Calls())
 	}
 }
 
@@ -1052,9 +1054,9 @@ func TestUpRecordsCallsInAWSCalls(t *testing.T) {
 	f := newInstalledFake(t)
 	calls := &cloud.CallLog{}
 	o, _, _ := upOpts(t.TempDir(), "demo")
-	o.AWS = cloud.AWS{Region: fakeRegion, Calls: calls}
+	o.AWS = cloud.AWS{Region: cloudfake.FakeRegion, Calls: calls}
 	mustUp(t, f, o)
-	if got, want := len(calls.Calls()), len(f.calls()); got != want || got == 0 {
+	if got, want := len(calls.Calls()), len(f.Calls()); got != want || got == 0 {
 		t.Errorf("AWS.Calls recorded %d calls, the fake saw %d", got, want)
 	}
 	if sum := calls.Summary(); !strings.Contains(sum, "(19 mutating)") || !strings.Contains(sum, "EC2.RunInstances×1") {
@@ -1068,23 +1070,23 @@ func TestUpIngressChangedMeanwhile(t *testing.T) {
 	// success with the permission unmatched, and up says to run again.
 	f := newInstalledFake(t)
 	dir := upStack(t, f, "demo")
-	f.mu.Lock()
-	g := f.groups[0]
-	g.sg.IpPermissions = append(g.sg.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("tcp"),
+	f.Mu.Lock()
+	g := f.Groups[0]
+	g.SG.IpPermissions = append(g.SG.IpPermissions, ec2types.IpPermission{IpProtocol: aws.String("tcp"),
 		FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}})
-	f.mu.Unlock()
-	f.failIf("RevokeSecurityGroupIngress", nil, 1, false, func(any) bool {
-		g.sg.IpPermissions = g.sg.IpPermissions[:1] // the matcher runs under the fake's lock
+	f.Mu.Unlock()
+	f.FailIf("RevokeSecurityGroupIngress", nil, 1, false, func(any) bool {
+		g.SG.IpPermissions = g.SG.IpPermissions[:1] // the matcher runs under the fake's lock
 		return false
 	})
 	o, _, _ := upOpts(dir, "demo")
-	err := Up(f.ctx(), o)
+	err := Up(f.Ctx(), o)
 	if err == nil || !strings.Contains(err.Error(), "1 permission not matched\nrun `mlstack up --stack demo") {
 		t.Fatalf("up = %v", err)
 	}
 	o, _, _ = upOpts(dir, "demo")
 	mustUp(t, f, o)
-	if rules := cloud.IngressRules(f.groups[0].sg.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: testCIDR}}) {
+	if rules := cloud.IngressRules(f.Groups[0].SG.IpPermissions); !slices.Equal(rules, []cloud.Rule{{Port: 5000, CIDR: testCIDR}}) {
 		t.Errorf("ingress %v", rules)
 	}
 }
@@ -1097,28 +1099,28 @@ func TestUpPutsPinnedLock(t *testing.T) {
 	dir := t.TempDir()
 	o, _, _ := upOpts(dir, "demo")
 	mustUp(t, f, o)
-	n := cloud.NamesFor("demo", fakeAccount, fakeRegion)
-	calls := f.calls()
+	n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+	calls := f.Calls()
 	if i, j := slices.Index(calls, "S3.PutObject"), slices.Index(calls, "EC2.RunInstances"); i < 0 || j < i {
 		t.Fatalf("the lock is not put before the launch: %v", calls)
 	}
 	var ud string
-	for _, i := range f.instances {
-		ud = userDataB64Text(t, i.userData)
+	for _, i := range f.Instances {
+		ud = cloudfake.UserDataB64Text(t, i.UserData)
 	}
-	b := f.buckets[n.Bucket]
-	if len(b.data) != 1 {
-		t.Fatalf("bucket holds %d objects, want the lock", len(b.data))
+	b := f.Buckets[n.Bucket]
+	if len(b.Data) != 1 {
+		t.Fatalf("bucket holds %d objects, want the lock", len(b.Data))
 	}
-	for key, body := range b.data {
+	for key, body := range b.Data {
 		sum := sha256.Sum256(body)
 		if !strings.HasPrefix(key, "bootstrap/mlflow-lock-x86_64-") || !strings.Contains(ud, key) || !strings.Contains(ud, hex.EncodeToString(sum[:])) {
 			t.Errorf("the user-data does not pin s3://%s/%s by its sha256", n.Bucket, key)
 		}
 	}
-	f.resetCalls()
+	f.ResetCalls()
 	mustUp(t, f, o)
-	if m := f.mutating(); len(m) != 0 {
+	if m := f.Mutating(); len(m) != 0 {
 		t.Errorf("second up: %v", m)
 	}
 }

@@ -1,13 +1,15 @@
-package provision
-
-// An in-memory AWS account for unit tests: it implements ec2API, iamAPI,
-// s3API and keyProbeAPI with the behaviour mlstack relies on (tags and tag
+// Package cloudfake is an in-memory AWS account for unit tests: it implements cloud.EC2API, IAMAPI,
+// S3API and KeyProbeAPI with the behaviour mlstack relies on (tags and tag
 // filters, a default VPC, instance states, IAM entities with their AWS error
 // codes, S3 buckets with versions and uploads) and records every call. The
 // AWS behaviours a stand-in would be kinder about (client tokens, the free
 // plan, busy bucket names, eventual consistency, RDS's slow states) and the
 // fault injector are internal/awsmodel's, shared with the proxy in front of
 // moto: the fake asks the model with the SDK inputs.
+//
+// Both tiers of unit tests use it: the resources' in package cloud and the
+// lifecycles' in package provision, each test with a fake of its own (Ctx).
+package cloudfake
 
 import (
 	"cmp"
@@ -43,153 +45,153 @@ import (
 )
 
 const (
-	fakeAccount = "123456789012"
-	fakeRegion  = "eu-west-3"
+	FakeAccount = "123456789012"
+	FakeRegion  = "eu-west-3"
 	// fakeOtherAccount owns the buckets the fake calls foreign.
-	fakeOtherAccount = "210987654321"
+	FakeOtherAccount = "210987654321"
 	// fakeOwner is the caller's principal (f.caller changes it).
-	fakeOwner = "arn:aws:iam::123456789012:user/admin"
+	FakeOwner = "arn:aws:iam::123456789012:user/admin"
 )
 
 // awsErr is an AWS error answer with the given code, as the SDK returns it.
-func awsErr(code string) error {
+func AwsErr(code string) error {
 	return &smithy.GenericAPIError{Code: code, Message: "fake: " + code}
 }
 
 // awsErrMsg is awsErr with a message of its own.
-func awsErrMsg(code, msg string) error {
+func AwsErrMsg(code, msg string) error {
 	return &smithy.GenericAPIError{Code: code, Message: msg}
 }
 
 type fakeInstance struct {
-	inst     ec2types.Instance
-	userData string // base64, as RunInstances received it
-	token    string
-	credits  string // CreditSpecification.CpuCredits asked at launch
+	Inst     ec2types.Instance
+	UserData string // base64, as RunInstances received it
+	Token    string
+	Credits  string // CreditSpecification.CpuCredits asked at launch
 }
 
 type fakeGroup struct {
-	sg ec2types.SecurityGroup
+	SG ec2types.SecurityGroup
 }
 
 type fakeKeyPair struct {
-	kp       ec2types.KeyPairInfo
-	material []byte
+	Kp       ec2types.KeyPairInfo
+	Material []byte
 }
 
 type fakeAccessKey struct {
-	id, secret string
+	ID, Secret string
 	created    time.Time
 }
 
 type fakeUser struct {
-	user     iamtypes.User
-	policies map[string]string
-	keys     []fakeAccessKey
-	attached []string // managed policy ARNs an admin attached
-	groups   []string
-	login    bool // a console password
+	User     iamtypes.User
+	Policies map[string]string
+	Keys     []fakeAccessKey
+	Attached []string // managed policy ARNs an admin attached
+	Groups   []string
+	Login    bool // a console password
 }
 
 type fakeRole struct {
-	role     iamtypes.Role
-	policies map[string]string
-	attached []string // managed policy ARNs
+	Role     iamtypes.Role
+	Policies map[string]string
+	Attached []string // managed policy ARNs
 }
 
 type fakeProfile struct {
-	prof  iamtypes.InstanceProfile
-	roles []string
+	Prof  iamtypes.InstanceProfile
+	Roles []string
 }
 
-type fakeVersion struct {
-	key, id string
-	marker  bool // a delete marker
-	size    int64
+type FakeVersion struct {
+	Key, ID string
+	Marker  bool // a delete marker
+	Size    int64
 }
 
-type fakeUpload struct{ key, id string }
+type FakeUpload struct{ Key, ID string }
 
-type fakeBucket struct {
-	region     string
-	namespace  s3types.BucketNamespace // as CreateBucket asked
-	foreign    bool                    // owned by another account: Forbidden to us
-	tags       map[string]string       // nil: no tag set
-	pab        *s3types.PublicAccessBlockConfiguration
-	encrypted  bool
-	versions   []fakeVersion
-	uploads    []fakeUpload
-	deleteErrs map[string]string // key -> error code DeleteObjects answers for it
-	data       map[string][]byte // key -> the body PutObject stored last
+type FakeBucket struct {
+	Region     string
+	Namespace  s3types.BucketNamespace // as CreateBucket asked
+	Foreign    bool                    // owned by another account: Forbidden to us
+	Tags       map[string]string       // nil: no tag set
+	Pab        *s3types.PublicAccessBlockConfiguration
+	Encrypted  bool
+	Versions   []FakeVersion
+	Uploads    []FakeUpload
+	DeleteErrs map[string]string // key -> error code DeleteObjects answers for it
+	Data       map[string][]byte // key -> the body PutObject stored last
 }
 
 // fakeAWS is one AWS account in one region (EC2 is regional: other regions
 // are fakes of their own, see inRegion).
-type fakeAWS struct {
-	mu       sync.Mutex
-	account  string
-	region   string
+type FakeAWS struct {
+	Mu       sync.Mutex
+	Account  string
+	Region   string
 	log      *cloud.CallLog
 	mirror   *cloud.CallLog // the AWS.Calls of the running command, if any
 	faults   *awsmodel.Faults
 	seq      int
 	base     time.Time
-	connects int // connect calls
+	Connects int // connect calls
 	// s3Endpoint is the S3 endpoint override the session reports (an emulator's).
-	s3Endpoint string
+	S3Endpoint string
 	// SSM parameters by full name.
-	params map[string]*fakeParam
+	Params map[string]*fakeParam
 	// silentServer: launched instances publish no certificate or host key
 	// (by default each does at once, as its bootstrap would).
-	silentServer bool
-	reboots      int // RebootInstances calls that restarted a server
+	SilentServer bool
+	Reboots      int // RebootInstances calls that restarted a server
 	// hostKeys are the private host keys the instances made, by instance id.
 	hostKeys map[string][]byte
 
 	// EC2
-	vpcs          []ec2types.Vpc
-	groups        []*fakeGroup
-	keyPairs      []*fakeKeyPair
-	instances     []*fakeInstance
-	images        []ec2types.Image
+	Vpcs          []ec2types.Vpc
+	Groups        []*fakeGroup
+	KeyPairs      []*fakeKeyPair
+	Instances     []*fakeInstance
+	Images        []ec2types.Image
 	instanceTypes map[string][]ec2types.ArchitectureType
 	// offered lists, per instance type, the zones that offer it.
-	offered map[string][]string
+	Offered map[string][]string
 	// subnets are the default VPC's default subnets.
-	subnets []ec2types.Subnet
+	Subnets []ec2types.Subnet
 	// The AWS rules (internal/awsmodel): a client token's launch, the
 	// account's plan, new ids read back late, deleted bucket names busy.
 	tokens      awsmodel.ClientTokens
-	plan        awsmodel.Plan
-	consistency awsmodel.Consistency
-	busyNames   awsmodel.BusyNames
-	terms       awsmodel.Terminations
-	// createTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
-	createTags bool
+	Plan        awsmodel.Plan
+	Consistency awsmodel.Consistency
+	BusyNames   awsmodel.BusyNames
+	Terms       awsmodel.Terminations
+	// KeepCreateTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
+	KeepCreateTags bool
 	// caller is the principal the session reports ("": fakeOwner).
 	caller   string
 	regions  []string
-	console  map[string]string // instance id -> console text
-	pageSize int               // DescribeInstances/ListObjectVersions page size; 0: all
-	others   map[string]*fakeAWS
+	Console  map[string]string // instance id -> console text
+	PageSize int               // DescribeInstances/ListObjectVersions page size; 0: all
+	others   map[string]*FakeAWS
 
 	// IAM
-	users    map[string]*fakeUser
-	roles    map[string]*fakeRole
-	profiles map[string]*fakeProfile
+	Users    map[string]*fakeUser
+	Roles    map[string]*fakeRole
+	Profiles map[string]*fakeProfile
 
 	// S3
-	buckets map[string]*fakeBucket
+	Buckets map[string]*FakeBucket
 
 	// RDS
-	rdsState fakeRDS
+	RDSState fakeRDS
 }
 
 // newFakeAWS is an account with a default VPC, an official Ubuntu image per
 // architecture and a few instance types.
-func newFakeAWS() *fakeAWS {
-	f := &fakeAWS{
-		account: fakeAccount, region: fakeRegion, log: &cloud.CallLog{},
+func NewFakeAWS() *FakeAWS {
+	f := &FakeAWS{
+		Account: FakeAccount, Region: FakeRegion, log: &cloud.CallLog{},
 		faults: awsmodel.NewFaults(1), base: time.Now().UTC().Add(-time.Hour),
 		instanceTypes: map[string][]ec2types.ArchitectureType{
 			"t2.micro":  {ec2types.ArchitectureTypeI386, ec2types.ArchitectureTypeX8664},
@@ -200,29 +202,29 @@ func newFakeAWS() *fakeAWS {
 			},
 		},
 		regions:  []string{"eu-west-3", "us-east-1"},
-		console:  map[string]string{},
-		others:   map[string]*fakeAWS{},
-		users:    map[string]*fakeUser{},
-		roles:    map[string]*fakeRole{},
-		profiles: map[string]*fakeProfile{},
-		buckets:  map[string]*fakeBucket{},
-		params:   map[string]*fakeParam{},
+		Console:  map[string]string{},
+		others:   map[string]*FakeAWS{},
+		Users:    map[string]*fakeUser{},
+		Roles:    map[string]*fakeRole{},
+		Profiles: map[string]*fakeProfile{},
+		Buckets:  map[string]*FakeBucket{},
+		Params:   map[string]*fakeParam{},
 		hostKeys: map[string][]byte{},
 	}
-	f.offered = map[string][]string{}
+	f.Offered = map[string][]string{}
 	for _, t := range []string{"t2.micro", "t3.micro", "t4g.small", "mac1.metal"} {
-		f.offered[t] = []string{"eu-west-3a", "eu-west-3b", "eu-west-3c"}
+		f.Offered[t] = []string{"eu-west-3a", "eu-west-3b", "eu-west-3c"}
 	}
 	for _, z := range []string{"c", "a", "b"} {
-		f.subnets = append(f.subnets, ec2types.Subnet{SubnetId: aws.String("subnet-0" + z), AvailabilityZone: aws.String("eu-west-3" + z),
+		f.Subnets = append(f.Subnets, ec2types.Subnet{SubnetId: aws.String("subnet-0" + z), AvailabilityZone: aws.String("eu-west-3" + z),
 			VpcId: aws.String("vpc-0default"), DefaultForAz: aws.Bool(true), MapPublicIpOnLaunch: aws.Bool(true)})
 	}
-	f.vpcs = []ec2types.Vpc{
+	f.Vpcs = []ec2types.Vpc{
 		{VpcId: aws.String("vpc-0other"), IsDefault: aws.Bool(false)},
 		{VpcId: aws.String("vpc-0default"), IsDefault: aws.Bool(true)},
 	}
 	for _, a := range []struct{ ubuntu, arch string }{{"amd64", "x86_64"}, {"arm64", "arm64"}} {
-		f.images = append(f.images,
+		f.Images = append(f.Images,
 			ec2types.Image{ImageId: aws.String("ami-old" + a.ubuntu), OwnerId: aws.String(cloud.CanonicalOwner),
 				Name:         aws.String("ubuntu/images/hvm-ssd/ubuntu-noble-24.04-" + a.ubuntu + "-server-20240601"),
 				Architecture: ec2types.ArchitectureValues(a.arch), State: ec2types.ImageStateAvailable,
@@ -243,43 +245,43 @@ func newFakeAWS() *fakeAWS {
 
 // inRegion is the EC2 of another region of the same account: a fake of its
 // own that shares the call log.
-func (f *fakeAWS) inRegion(region string) *fakeAWS {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if region == f.region {
+func (f *FakeAWS) InRegion(region string) *FakeAWS {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if region == f.Region {
 		return f
 	}
 	o := f.others[region]
 	if o == nil {
-		o = newFakeAWS()
-		o.region, o.log = region, f.log
+		o = NewFakeAWS()
+		o.Region, o.log = region, f.log
 		f.others[region] = o
 	}
 	return o
 }
 
 // session is a session over the fake, as connect would return it.
-func (f *fakeAWS) session() *cloud.Session {
+func (f *FakeAWS) Session() *cloud.Session {
 	return &cloud.Session{
-		EC2: f, IAM: f, S3: f, SSM: f, RDS: fakeRDSAPI{f}, Region: f.region, Account: f.account, Partition: "aws", S3Endpoint: f.s3Endpoint,
-		Principal: cmp.Or(f.caller, fakeOwner),
-		EC2In:     func(region string) cloud.EC2API { return f.inRegion(region) },
-		RDSIn:     func(region string) cloud.RDSAPI { return fakeRDSAPI{f.inRegion(region)} },
+		EC2: f, IAM: f, S3: f, SSM: f, RDS: fakeRDSAPI{f}, Region: f.Region, Account: f.Account, Partition: "aws", S3Endpoint: f.S3Endpoint,
+		Principal: cmp.Or(f.caller, FakeOwner),
+		EC2In:     func(region string) cloud.EC2API { return f.InRegion(region) },
+		RDSIn:     func(region string) cloud.RDSAPI { return fakeRDSAPI{f.InRegion(region)} },
 		S3As:      func(id, secret string) cloud.KeyProbeAPI { return &fakeProbe{f: f, id: id, secret: secret} },
 	}
 }
 
 // failNext makes the next n calls of op (an operation name such as
 // "RunInstances") answer err without doing anything; n < 0: every call.
-func (f *fakeAWS) failNext(op string, err error, n int) { f.failIf(op, err, n, false, nil) }
+func (f *FakeAWS) FailNext(op string, err error, n int) { f.FailIf(op, err, n, false, nil) }
 
 // failAfter makes the next n calls of op do their work and then answer err,
 // as when the response is lost.
-func (f *fakeAWS) failAfter(op string, err error, n int) { f.failIf(op, err, n, true, nil) }
+func (f *FakeAWS) FailAfter(op string, err error, n int) { f.FailIf(op, err, n, true, nil) }
 
 // failIf is failNext (or failAfter, with after) for the calls whose input
 // match accepts; its argument is the operation's *Input.
-func (f *fakeAWS) failIf(op string, err error, n int, after bool, match func(in any) bool) {
+func (f *FakeAWS) FailIf(op string, err error, n int, after bool, match func(in any) bool) {
 	f.faults.Add(awsmodel.Rule{Op: op, N: n, Err: err, After: after, Match: match})
 }
 
@@ -297,13 +299,13 @@ func faultErr(d *awsmodel.Fault) error {
 // modelErr is an error of the model as the SDK returns it.
 func modelErr(err error) error {
 	if e, ok := err.(*awsmodel.Error); ok {
-		return awsErrMsg(e.Code, e.Message)
+		return AwsErrMsg(e.Code, e.Message)
 	}
 	return err
 }
 
 // forBucket matches the S3 calls on one bucket (for failIf).
-func forBucket(name string) func(in any) bool {
+func ForBucket(name string) func(in any) bool {
 	return func(in any) bool {
 		switch in := in.(type) {
 		case *s3.DeleteBucketInput:
@@ -324,7 +326,7 @@ func forBucket(name string) func(in any) bool {
 // forGroup matches the DescribeSecurityGroups calls that ask for one group
 // by name (for failIf): the server's and the database's groups are read
 // concurrently, and a fault meant for one must not land on the other.
-func forGroup(name string) func(in any) bool {
+func ForGroup(name string) func(in any) bool {
 	return func(in any) bool {
 		g, ok := in.(*ec2.DescribeSecurityGroupsInput)
 		return ok && (slices.Contains(filterValues(g.Filters, "group-name"), name) || slices.Contains(g.GroupNames, name))
@@ -332,18 +334,18 @@ func forGroup(name string) func(in any) bool {
 }
 
 // calls are the operations made so far, as "Service.Operation".
-func (f *fakeAWS) calls() []string { return f.log.Calls() }
+func (f *FakeAWS) Calls() []string { return f.log.Calls() }
 
 // mutating are the calls made so far that can change something.
-func (f *fakeAWS) mutating() []string { return f.log.Mutating() }
+func (f *FakeAWS) Mutating() []string { return f.log.Mutating() }
 
 // resetCalls forgets the calls made so far.
-func (f *fakeAWS) resetCalls() { f.log.Reset() }
+func (f *FakeAWS) ResetCalls() { f.log.Reset() }
 
 // count is how often op ("Service.Operation") was called.
-func (f *fakeAWS) count(op string) int {
+func (f *FakeAWS) Count(op string) int {
 	n := 0
-	for _, c := range f.calls() {
+	for _, c := range f.Calls() {
 		if c == op {
 			n++
 		}
@@ -353,9 +355,9 @@ func (f *fakeAWS) count(op string) int {
 
 // fakeCall runs one operation under the fake's lock: it records the call,
 // answers an injected error, or runs fn.
-func fakeCall[T any](f *fakeAWS, in any, svc, op string, fn func() (*T, error)) (*T, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func fakeCall[T any](f *FakeAWS, in any, svc, op string, fn func() (*T, error)) (*T, error) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	f.log.Add(svc + "." + op)
 	if f.mirror != nil {
 		f.mirror.Add(svc + "." + op)
@@ -379,10 +381,10 @@ func fakeCall[T any](f *fakeAWS, in any, svc, op string, fn func() (*T, error)) 
 // unseenIn is the model's NotFound for a new EC2 id the call names while
 // it does not read back yet (S3 asks in ourBucket, RunInstances itself).
 // Called with f.mu held.
-func (f *fakeAWS) unseenIn(in any) error {
+func (f *FakeAWS) unseenIn(in any) error {
 	use := func(kind awsmodel.Kind, ids ...string) error {
 		for _, id := range ids {
-			if err := f.consistency.Use(kind, id); err != nil {
+			if err := f.Consistency.Use(kind, id); err != nil {
 				return modelErr(err)
 			}
 		}
@@ -423,12 +425,12 @@ func (f *fakeAWS) unseenIn(in any) error {
 }
 
 // tick is a new, later moment: launches and creations are ordered.
-func (f *fakeAWS) tick() time.Time {
+func (f *FakeAWS) tick() time.Time {
 	f.seq++
 	return f.base.Add(time.Duration(f.seq) * time.Second)
 }
 
-func (f *fakeAWS) newID(prefix string) string {
+func (f *FakeAWS) newID(prefix string) string {
 	f.seq++
 	return fmt.Sprintf("%s-%017x", prefix, f.seq)
 }
@@ -470,7 +472,7 @@ func matchFilters(filters []ec2types.Filter, tags []ec2types.Tag, attr func(name
 		default:
 			v, ok := attr(name)
 			if !ok {
-				return false, awsErrMsg("InvalidParameterValue", "fake: unknown filter "+name)
+				return false, AwsErrMsg("InvalidParameterValue", "fake: unknown filter "+name)
 			}
 			have = v
 		}
@@ -513,10 +515,10 @@ func tagsFor(specs []ec2types.TagSpecification, rt ec2types.ResourceType) []ec2t
 
 // ---- EC2: VPCs, security groups ----
 
-func (f *fakeAWS) DescribeVpcs(_ context.Context, in *ec2.DescribeVpcsInput, _ ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
+func (f *FakeAWS) DescribeVpcs(_ context.Context, in *ec2.DescribeVpcsInput, _ ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeVpcs", func() (*ec2.DescribeVpcsOutput, error) {
 		out := &ec2.DescribeVpcsOutput{}
-		for _, v := range f.vpcs {
+		for _, v := range f.Vpcs {
 			ok, err := matchFilters(in.Filters, v.Tags, func(name string) ([]string, bool) {
 				if name == "is-default" {
 					return []string{fmt.Sprint(aws.ToBool(v.IsDefault))}, true
@@ -534,35 +536,35 @@ func (f *fakeAWS) DescribeVpcs(_ context.Context, in *ec2.DescribeVpcsInput, _ .
 	})
 }
 
-func (f *fakeAWS) group(id string) *fakeGroup {
-	for _, g := range f.groups {
-		if aws.ToString(g.sg.GroupId) == id {
+func (f *FakeAWS) group(id string) *fakeGroup {
+	for _, g := range f.Groups {
+		if aws.ToString(g.SG.GroupId) == id {
 			return g
 		}
 	}
 	return nil
 }
 
-func (f *fakeAWS) DescribeSecurityGroups(_ context.Context, in *ec2.DescribeSecurityGroupsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error) {
+func (f *FakeAWS) DescribeSecurityGroups(_ context.Context, in *ec2.DescribeSecurityGroupsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeSecurityGroups", func() (*ec2.DescribeSecurityGroupsOutput, error) {
 		out := &ec2.DescribeSecurityGroupsOutput{}
 		for _, id := range in.GroupIds {
 			if f.group(id) == nil {
-				return nil, awsErr("InvalidGroup.NotFound")
+				return nil, AwsErr("InvalidGroup.NotFound")
 			}
 		}
-		for _, g := range f.groups {
-			if len(in.GroupIds) > 0 && !slices.Contains(in.GroupIds, aws.ToString(g.sg.GroupId)) {
+		for _, g := range f.Groups {
+			if len(in.GroupIds) > 0 && !slices.Contains(in.GroupIds, aws.ToString(g.SG.GroupId)) {
 				continue
 			}
-			ok, err := matchFilters(in.Filters, g.sg.Tags, func(name string) ([]string, bool) {
+			ok, err := matchFilters(in.Filters, g.SG.Tags, func(name string) ([]string, bool) {
 				switch name {
 				case "vpc-id":
-					return []string{aws.ToString(g.sg.VpcId)}, true
+					return []string{aws.ToString(g.SG.VpcId)}, true
 				case "group-name":
-					return []string{aws.ToString(g.sg.GroupName)}, true
+					return []string{aws.ToString(g.SG.GroupName)}, true
 				case "group-id":
-					return []string{aws.ToString(g.sg.GroupId)}, true
+					return []string{aws.ToString(g.SG.GroupId)}, true
 				}
 				return nil, false
 			})
@@ -570,48 +572,48 @@ func (f *fakeAWS) DescribeSecurityGroups(_ context.Context, in *ec2.DescribeSecu
 				return nil, err
 			}
 			if ok {
-				out.SecurityGroups = append(out.SecurityGroups, g.sg)
+				out.SecurityGroups = append(out.SecurityGroups, g.SG)
 			}
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) CreateSecurityGroup(_ context.Context, in *ec2.CreateSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.CreateSecurityGroupOutput, error) {
+func (f *FakeAWS) CreateSecurityGroup(_ context.Context, in *ec2.CreateSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.CreateSecurityGroupOutput, error) {
 	return fakeCall(f, in, "EC2", "CreateSecurityGroup", func() (*ec2.CreateSecurityGroupOutput, error) {
 		vpc := aws.ToString(in.VpcId)
-		for _, g := range f.groups {
-			if aws.ToString(g.sg.VpcId) == vpc && aws.ToString(g.sg.GroupName) == aws.ToString(in.GroupName) {
-				return nil, awsErr("InvalidGroup.Duplicate")
+		for _, g := range f.Groups {
+			if aws.ToString(g.SG.VpcId) == vpc && aws.ToString(g.SG.GroupName) == aws.ToString(in.GroupName) {
+				return nil, AwsErr("InvalidGroup.Duplicate")
 			}
 		}
 		id := f.newID("sg")
-		f.consistency.Created(awsmodel.Group, id)
-		f.groups = append(f.groups, &fakeGroup{sg: ec2types.SecurityGroup{
+		f.Consistency.Created(awsmodel.Group, id)
+		f.Groups = append(f.Groups, &fakeGroup{SG: ec2types.SecurityGroup{
 			GroupId: aws.String(id), GroupName: in.GroupName, Description: in.Description, VpcId: in.VpcId,
-			OwnerId: aws.String(f.account), Tags: tagsFor(in.TagSpecifications, ec2types.ResourceTypeSecurityGroup),
+			OwnerId: aws.String(f.Account), Tags: tagsFor(in.TagSpecifications, ec2types.ResourceTypeSecurityGroup),
 		}})
 		return &ec2.CreateSecurityGroupOutput{GroupId: aws.String(id)}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteSecurityGroup(_ context.Context, in *ec2.DeleteSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.DeleteSecurityGroupOutput, error) {
+func (f *FakeAWS) DeleteSecurityGroup(_ context.Context, in *ec2.DeleteSecurityGroupInput, _ ...func(*ec2.Options)) (*ec2.DeleteSecurityGroupOutput, error) {
 	return fakeCall(f, in, "EC2", "DeleteSecurityGroup", func() (*ec2.DeleteSecurityGroupOutput, error) {
 		id := aws.ToString(in.GroupId)
 		if f.group(id) == nil {
-			return nil, awsErr("InvalidGroup.NotFound")
+			return nil, AwsErr("InvalidGroup.NotFound")
 		}
-		for _, i := range f.instances {
-			if cloud.StateOf(&i.inst) == ec2types.InstanceStateNameTerminated {
+		for _, i := range f.Instances {
+			if cloud.StateOf(&i.Inst) == ec2types.InstanceStateNameTerminated {
 				continue
 			}
-			for _, g := range i.inst.SecurityGroups {
+			for _, g := range i.Inst.SecurityGroups {
 				if aws.ToString(g.GroupId) == id {
-					return nil, awsErrMsg("DependencyViolation", "resource "+id+" has a dependent object")
+					return nil, AwsErrMsg("DependencyViolation", "resource "+id+" has a dependent object")
 				}
 			}
 		}
-		f.groups = slices.DeleteFunc(f.groups, func(g *fakeGroup) bool { return aws.ToString(g.sg.GroupId) == id })
+		f.Groups = slices.DeleteFunc(f.Groups, func(g *fakeGroup) bool { return aws.ToString(g.SG.GroupId) == id })
 		return &ec2.DeleteSecurityGroupOutput{}, nil
 	})
 }
@@ -621,13 +623,13 @@ func sameRange(a, b ec2types.IpPermission) bool {
 		aws.ToInt32(a.FromPort) == aws.ToInt32(b.FromPort) && aws.ToInt32(a.ToPort) == aws.ToInt32(b.ToPort)
 }
 
-func (f *fakeAWS) AuthorizeSecurityGroupIngress(_ context.Context, in *ec2.AuthorizeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
+func (f *FakeAWS) AuthorizeSecurityGroupIngress(_ context.Context, in *ec2.AuthorizeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
 	return fakeCall(f, in, "EC2", "AuthorizeSecurityGroupIngress", func() (*ec2.AuthorizeSecurityGroupIngressOutput, error) {
 		g := f.group(aws.ToString(in.GroupId))
 		if g == nil {
-			return nil, awsErr("InvalidGroup.NotFound")
+			return nil, AwsErr("InvalidGroup.NotFound")
 		}
-		perms := slices.Clone(g.sg.IpPermissions)
+		perms := slices.Clone(g.SG.IpPermissions)
 		for _, p := range in.IpPermissions {
 			i := slices.IndexFunc(perms, func(h ec2types.IpPermission) bool { return sameRange(h, p) })
 			if i < 0 {
@@ -636,7 +638,7 @@ func (f *fakeAWS) AuthorizeSecurityGroupIngress(_ context.Context, in *ec2.Autho
 			}
 			for _, r := range p.IpRanges {
 				if slices.ContainsFunc(perms[i].IpRanges, func(h ec2types.IpRange) bool { return aws.ToString(h.CidrIp) == aws.ToString(r.CidrIp) }) {
-					return nil, awsErr("InvalidPermission.Duplicate")
+					return nil, AwsErr("InvalidPermission.Duplicate")
 				}
 				perms[i].IpRanges = append(slices.Clone(perms[i].IpRanges), r)
 			}
@@ -644,19 +646,19 @@ func (f *fakeAWS) AuthorizeSecurityGroupIngress(_ context.Context, in *ec2.Autho
 			perms[i].UserIdGroupPairs = append(slices.Clone(perms[i].UserIdGroupPairs), p.UserIdGroupPairs...)
 			perms[i].PrefixListIds = append(slices.Clone(perms[i].PrefixListIds), p.PrefixListIds...)
 		}
-		g.sg.IpPermissions = perms
+		g.SG.IpPermissions = perms
 		return &ec2.AuthorizeSecurityGroupIngressOutput{Return: aws.Bool(true)}, nil
 	})
 }
 
-func (f *fakeAWS) RevokeSecurityGroupIngress(_ context.Context, in *ec2.RevokeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error) {
+func (f *FakeAWS) RevokeSecurityGroupIngress(_ context.Context, in *ec2.RevokeSecurityGroupIngressInput, _ ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error) {
 	return fakeCall(f, in, "EC2", "RevokeSecurityGroupIngress", func() (*ec2.RevokeSecurityGroupIngressOutput, error) {
 		g := f.group(aws.ToString(in.GroupId))
 		if g == nil {
-			return nil, awsErr("InvalidGroup.NotFound")
+			return nil, AwsErr("InvalidGroup.NotFound")
 		}
 		out := &ec2.RevokeSecurityGroupIngressOutput{Return: aws.Bool(true)}
-		perms := slices.Clone(g.sg.IpPermissions)
+		perms := slices.Clone(g.SG.IpPermissions)
 		for _, p := range in.IpPermissions {
 			i := slices.IndexFunc(perms, func(h ec2types.IpPermission) bool { return sameRange(h, p) })
 			if i < 0 {
@@ -695,37 +697,37 @@ func (f *fakeAWS) RevokeSecurityGroupIngress(_ context.Context, in *ec2.RevokeSe
 				perms = slices.Delete(perms, i, i+1)
 			}
 		}
-		g.sg.IpPermissions = perms
+		g.SG.IpPermissions = perms
 		return out, nil
 	})
 }
 
 // ---- EC2: key pairs ----
 
-func (f *fakeAWS) keyPair(name string) *fakeKeyPair {
-	for _, k := range f.keyPairs {
-		if aws.ToString(k.kp.KeyName) == name {
+func (f *FakeAWS) KeyPair(name string) *fakeKeyPair {
+	for _, k := range f.KeyPairs {
+		if aws.ToString(k.Kp.KeyName) == name {
 			return k
 		}
 	}
 	return nil
 }
 
-func (f *fakeAWS) DescribeKeyPairs(_ context.Context, in *ec2.DescribeKeyPairsInput, _ ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
+func (f *FakeAWS) DescribeKeyPairs(_ context.Context, in *ec2.DescribeKeyPairsInput, _ ...func(*ec2.Options)) (*ec2.DescribeKeyPairsOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeKeyPairs", func() (*ec2.DescribeKeyPairsOutput, error) {
 		for _, n := range in.KeyNames {
-			if f.keyPair(n) == nil {
-				return nil, awsErrMsg("InvalidKeyPair.NotFound", "The key pair '"+n+"' does not exist")
+			if f.KeyPair(n) == nil {
+				return nil, AwsErrMsg("InvalidKeyPair.NotFound", "The key pair '"+n+"' does not exist")
 			}
 		}
 		out := &ec2.DescribeKeyPairsOutput{}
-		for _, k := range f.keyPairs {
-			if len(in.KeyNames) > 0 && !slices.Contains(in.KeyNames, aws.ToString(k.kp.KeyName)) {
+		for _, k := range f.KeyPairs {
+			if len(in.KeyNames) > 0 && !slices.Contains(in.KeyNames, aws.ToString(k.Kp.KeyName)) {
 				continue
 			}
-			ok, err := matchFilters(in.Filters, k.kp.Tags, func(name string) ([]string, bool) {
+			ok, err := matchFilters(in.Filters, k.Kp.Tags, func(name string) ([]string, bool) {
 				if name == "key-name" {
-					return []string{aws.ToString(k.kp.KeyName)}, true
+					return []string{aws.ToString(k.Kp.KeyName)}, true
 				}
 				return nil, false
 			})
@@ -733,53 +735,53 @@ func (f *fakeAWS) DescribeKeyPairs(_ context.Context, in *ec2.DescribeKeyPairsIn
 				return nil, err
 			}
 			if ok {
-				out.KeyPairs = append(out.KeyPairs, k.kp)
+				out.KeyPairs = append(out.KeyPairs, k.Kp)
 			}
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) ImportKeyPair(_ context.Context, in *ec2.ImportKeyPairInput, _ ...func(*ec2.Options)) (*ec2.ImportKeyPairOutput, error) {
+func (f *FakeAWS) ImportKeyPair(_ context.Context, in *ec2.ImportKeyPairInput, _ ...func(*ec2.Options)) (*ec2.ImportKeyPairOutput, error) {
 	return fakeCall(f, in, "EC2", "ImportKeyPair", func() (*ec2.ImportKeyPairOutput, error) {
 		name := aws.ToString(in.KeyName)
-		if f.keyPair(name) != nil {
-			return nil, awsErr("InvalidKeyPair.Duplicate")
+		if f.KeyPair(name) != nil {
+			return nil, AwsErr("InvalidKeyPair.Duplicate")
 		}
 		if !strings.HasPrefix(string(in.PublicKeyMaterial), "ssh-ed25519 ") {
-			return nil, awsErrMsg("InvalidKey.Format", "fake: not an ssh-ed25519 public key")
+			return nil, AwsErrMsg("InvalidKey.Format", "fake: not an ssh-ed25519 public key")
 		}
 		id := f.newID("key")
-		f.consistency.Created(awsmodel.KeyPair, name)
-		f.keyPairs = append(f.keyPairs, &fakeKeyPair{material: in.PublicKeyMaterial, kp: ec2types.KeyPairInfo{
+		f.Consistency.Created(awsmodel.KeyPair, name)
+		f.KeyPairs = append(f.KeyPairs, &fakeKeyPair{Material: in.PublicKeyMaterial, Kp: ec2types.KeyPairInfo{
 			KeyName: in.KeyName, KeyPairId: aws.String(id), KeyType: ec2types.KeyTypeEd25519,
-			KeyFingerprint: aws.String(awsFingerprint(in.PublicKeyMaterial)),
+			KeyFingerprint: aws.String(AwsFingerprint(in.PublicKeyMaterial)),
 			Tags:           tagsFor(in.TagSpecifications, ec2types.ResourceTypeKeyPair),
 		}})
 		return &ec2.ImportKeyPairOutput{KeyName: in.KeyName, KeyPairId: aws.String(id)}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteKeyPair(_ context.Context, in *ec2.DeleteKeyPairInput, _ ...func(*ec2.Options)) (*ec2.DeleteKeyPairOutput, error) {
+func (f *FakeAWS) DeleteKeyPair(_ context.Context, in *ec2.DeleteKeyPairInput, _ ...func(*ec2.Options)) (*ec2.DeleteKeyPairOutput, error) {
 	return fakeCall(f, in, "EC2", "DeleteKeyPair", func() (*ec2.DeleteKeyPairOutput, error) {
 		// Like EC2: deleting a missing key pair succeeds.
-		f.keyPairs = slices.DeleteFunc(f.keyPairs, func(k *fakeKeyPair) bool { return aws.ToString(k.kp.KeyName) == aws.ToString(in.KeyName) })
+		f.KeyPairs = slices.DeleteFunc(f.KeyPairs, func(k *fakeKeyPair) bool { return aws.ToString(k.Kp.KeyName) == aws.ToString(in.KeyName) })
 		return &ec2.DeleteKeyPairOutput{Return: aws.Bool(true)}, nil
 	})
 }
 
 // ---- EC2: instances ----
 
-func (f *fakeAWS) instance(id string) *fakeInstance {
-	for _, i := range f.instances {
-		if aws.ToString(i.inst.InstanceId) == id {
+func (f *FakeAWS) Instance(id string) *fakeInstance {
+	for _, i := range f.Instances {
+		if aws.ToString(i.Inst.InstanceId) == id {
 			return i
 		}
 	}
 	return nil
 }
 
-func setState(i *ec2types.Instance, s ec2types.InstanceStateName) {
+func SetState(i *ec2types.Instance, s ec2types.InstanceStateName) {
 	codes := map[ec2types.InstanceStateName]int32{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 	i.State = &ec2types.InstanceState{Name: s, Code: aws.Int32(codes[s])}
 	if s == ec2types.InstanceStateNameTerminated || s == ec2types.InstanceStateNameStopped {
@@ -788,24 +790,24 @@ func setState(i *ec2types.Instance, s ec2types.InstanceStateName) {
 }
 
 // launch makes a running instance. Called with f.mu held.
-func (f *fakeAWS) launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
+func (f *FakeAWS) Launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
 	id := f.newID("i")
 	n := f.seq
 	vol := fmt.Sprintf("vol-%017x", n)
-	i := &fakeInstance{inst: ec2types.Instance{
+	i := &fakeInstance{Inst: ec2types.Instance{
 		InstanceId: aws.String(id), LaunchTime: aws.Time(f.tick()), Tags: tags,
 		InstanceType:    ec2types.InstanceTypeT2Micro,
-		PublicDnsName:   aws.String(fmt.Sprintf("ec2-203-0-113-%d.%s.compute.amazonaws.com", n%250, f.region)),
+		PublicDnsName:   aws.String(fmt.Sprintf("ec2-203-0-113-%d.%s.compute.amazonaws.com", n%250, f.Region)),
 		PublicIpAddress: aws.String(fmt.Sprintf("203.0.113.%d", n%250)),
 		BlockDeviceMappings: []ec2types.InstanceBlockDeviceMapping{{
 			DeviceName: aws.String("/dev/sda1"), Ebs: &ec2types.EbsInstanceBlockDevice{VolumeId: aws.String(vol)},
 		}},
 	}}
 	for _, g := range sgIDs {
-		i.inst.SecurityGroups = append(i.inst.SecurityGroups, ec2types.GroupIdentifier{GroupId: aws.String(g)})
+		i.Inst.SecurityGroups = append(i.Inst.SecurityGroups, ec2types.GroupIdentifier{GroupId: aws.String(g)})
 	}
-	setState(&i.inst, ec2types.InstanceStateNameRunning)
-	f.instances = append(f.instances, i)
+	SetState(&i.Inst, ec2types.InstanceStateNameRunning)
+	f.Instances = append(f.Instances, i)
 	return i
 }
 
@@ -813,63 +815,63 @@ func (f *fakeAWS) launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
 // wind-downs (EC2's slow terminations, when a test asks for them); then,
 // asked by id (as waiters ask), an instance in transition has finished it:
 // the fake has no boot or shutdown time. Called with f.mu held.
-func (f *fakeAWS) transitions(in *ec2.DescribeInstancesInput) {
-	for _, id := range f.terms.Due() {
-		setState(&f.instance(id).inst, ec2types.InstanceStateNameTerminated)
+func (f *FakeAWS) transitions(in *ec2.DescribeInstancesInput) {
+	for _, id := range f.Terms.Due() {
+		SetState(&f.Instance(id).Inst, ec2types.InstanceStateNameTerminated)
 	}
 	winding := map[string]bool{}
-	for _, i := range f.instances {
-		id := aws.ToString(i.inst.InstanceId)
+	for _, i := range f.Instances {
+		id := aws.ToString(i.Inst.InstanceId)
 		if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, id) {
 			continue
 		}
-		if state := f.terms.Show(id); state != "" {
-			setState(&i.inst, ec2types.InstanceStateName(state))
+		if state := f.Terms.Show(id); state != "" {
+			SetState(&i.Inst, ec2types.InstanceStateName(state))
 			winding[id] = true
 		}
 	}
 	for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
-		i := f.instance(id)
+		i := f.Instance(id)
 		if i == nil || winding[id] {
 			continue
 		}
-		switch cloud.StateOf(&i.inst) {
+		switch cloud.StateOf(&i.Inst) {
 		case ec2types.InstanceStateNamePending:
-			setState(&i.inst, ec2types.InstanceStateNameRunning)
-			if aws.ToString(i.inst.PublicDnsName) == "" {
-				i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-192-0-2-%d.%s.compute.amazonaws.com", f.seq%250, f.region))
-				i.inst.PublicIpAddress = aws.String(fmt.Sprintf("192.0.2.%d", f.seq%250))
+			SetState(&i.Inst, ec2types.InstanceStateNameRunning)
+			if aws.ToString(i.Inst.PublicDnsName) == "" {
+				i.Inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-192-0-2-%d.%s.compute.amazonaws.com", f.seq%250, f.Region))
+				i.Inst.PublicIpAddress = aws.String(fmt.Sprintf("192.0.2.%d", f.seq%250))
 			}
 		case ec2types.InstanceStateNameShuttingDown:
-			setState(&i.inst, ec2types.InstanceStateNameTerminated)
+			SetState(&i.Inst, ec2types.InstanceStateNameTerminated)
 		case ec2types.InstanceStateNameStopping:
-			setState(&i.inst, ec2types.InstanceStateNameStopped)
+			SetState(&i.Inst, ec2types.InstanceStateNameStopped)
 		}
 	}
 }
 
-func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+func (f *FakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstances", func() (*ec2.DescribeInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
-			if f.instance(id) == nil {
-				return nil, awsErr("InvalidInstanceID.NotFound")
+			if f.Instance(id) == nil {
+				return nil, AwsErr("InvalidInstanceID.NotFound")
 			}
 		}
 		f.transitions(in)
 		var hits []ec2types.Instance
-		for _, i := range f.instances {
-			if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, aws.ToString(i.inst.InstanceId)) {
+		for _, i := range f.Instances {
+			if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, aws.ToString(i.Inst.InstanceId)) {
 				continue
 			}
-			if len(in.InstanceIds) == 0 && !f.consistency.Listed(aws.ToString(i.inst.InstanceId)) {
+			if len(in.InstanceIds) == 0 && !f.Consistency.Listed(aws.ToString(i.Inst.InstanceId)) {
 				continue
 			}
-			ok, err := matchFilters(in.Filters, i.inst.Tags, func(name string) ([]string, bool) {
+			ok, err := matchFilters(in.Filters, i.Inst.Tags, func(name string) ([]string, bool) {
 				switch name {
 				case "instance-state-name":
-					return []string{string(cloud.StateOf(&i.inst))}, true
+					return []string{string(cloud.StateOf(&i.Inst))}, true
 				case "instance-id":
-					return []string{aws.ToString(i.inst.InstanceId)}, true
+					return []string{aws.ToString(i.Inst.InstanceId)}, true
 				}
 				return nil, false
 			})
@@ -877,7 +879,7 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 				return nil, err
 			}
 			if ok {
-				hits = append(hits, i.inst)
+				hits = append(hits, i.Inst)
 			}
 		}
 		start := 0
@@ -886,8 +888,8 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 		}
 		end := len(hits)
 		out := &ec2.DescribeInstancesOutput{}
-		if f.pageSize > 0 && start+f.pageSize < len(hits) {
-			end = start + f.pageSize
+		if f.PageSize > 0 && start+f.PageSize < len(hits) {
+			end = start + f.PageSize
 			out.NextToken = aws.String(fmt.Sprintf("page-%d", end))
 		}
 		for _, h := range hits[start:end] {
@@ -897,17 +899,17 @@ func (f *fakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 	})
 }
 
-func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+func (f *FakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "RunInstances", func() (*ec2.RunInstancesOutput, error) {
 		token := aws.ToString(in.ClientToken)
 		if id, ok := f.tokens.Seen(token); ok {
-			return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{f.instance(id).inst}}, nil
+			return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{f.Instance(id).Inst}}, nil
 		}
-		if !slices.ContainsFunc(f.images, func(img ec2types.Image) bool { return aws.ToString(img.ImageId) == aws.ToString(in.ImageId) }) {
-			return nil, awsErrMsg("InvalidAMIID.NotFound", "fake: no image "+aws.ToString(in.ImageId))
+		if !slices.ContainsFunc(f.Images, func(img ec2types.Image) bool { return aws.ToString(img.ImageId) == aws.ToString(in.ImageId) }) {
+			return nil, AwsErrMsg("InvalidAMIID.NotFound", "fake: no image "+aws.ToString(in.ImageId))
 		}
-		if in.KeyName != nil && f.keyPair(aws.ToString(in.KeyName)) == nil {
-			return nil, awsErr("InvalidKeyPair.NotFound")
+		if in.KeyName != nil && f.KeyPair(aws.ToString(in.KeyName)) == nil {
+			return nil, AwsErr("InvalidKeyPair.NotFound")
 		}
 		groups := in.SecurityGroupIds
 		var subnet string
@@ -919,66 +921,66 @@ func (f *fakeAWS) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		}
 		for _, g := range groups {
 			if f.group(g) == nil {
-				return nil, awsErr("InvalidGroup.NotFound")
+				return nil, AwsErr("InvalidGroup.NotFound")
 			}
 		}
-		if err := f.plan.RunInstances(string(in.InstanceType)); err != nil {
+		if err := f.Plan.RunInstances(string(in.InstanceType)); err != nil {
 			return nil, modelErr(err)
 		}
 		if err := f.runUnseen(in, groups); err != nil {
 			return nil, err
 		}
-		if subnet != "" && !slices.ContainsFunc(f.subnets, func(s ec2types.Subnet) bool { return aws.ToString(s.SubnetId) == subnet }) {
-			return nil, awsErr("InvalidSubnetID.NotFound")
+		if subnet != "" && !slices.ContainsFunc(f.Subnets, func(s ec2types.Subnet) bool { return aws.ToString(s.SubnetId) == subnet }) {
+			return nil, AwsErr("InvalidSubnetID.NotFound")
 		}
 		if in.IamInstanceProfile != nil {
-			if f.profiles[aws.ToString(in.IamInstanceProfile.Name)] == nil {
-				return nil, awsErrMsg("InvalidParameterValue", "Value ("+aws.ToString(in.IamInstanceProfile.Name)+") for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
+			if f.Profiles[aws.ToString(in.IamInstanceProfile.Name)] == nil {
+				return nil, AwsErrMsg("InvalidParameterValue", "Value ("+aws.ToString(in.IamInstanceProfile.Name)+") for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
 			}
 		}
-		i := f.launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), groups)
-		i.token, i.userData = token, aws.ToString(in.UserData)
-		f.tokens.Launched(token, aws.ToString(i.inst.InstanceId))
-		f.consistency.Created(awsmodel.Instance, aws.ToString(i.inst.InstanceId))
-		i.inst.SubnetId = aws.String(subnet)
+		i := f.Launch(tagsFor(in.TagSpecifications, ec2types.ResourceTypeInstance), groups)
+		i.Token, i.UserData = token, aws.ToString(in.UserData)
+		f.tokens.Launched(token, aws.ToString(i.Inst.InstanceId))
+		f.Consistency.Created(awsmodel.Instance, aws.ToString(i.Inst.InstanceId))
+		i.Inst.SubnetId = aws.String(subnet)
 		if in.CreditSpecification != nil {
-			i.credits = aws.ToString(in.CreditSpecification.CpuCredits)
+			i.Credits = aws.ToString(in.CreditSpecification.CpuCredits)
 		}
 		if !publicIP {
-			i.inst.PublicDnsName, i.inst.PublicIpAddress = nil, nil
+			i.Inst.PublicDnsName, i.Inst.PublicIpAddress = nil, nil
 		}
-		i.inst.ImageId, i.inst.InstanceType, i.inst.KeyName = in.ImageId, in.InstanceType, in.KeyName
+		i.Inst.ImageId, i.Inst.InstanceType, i.Inst.KeyName = in.ImageId, in.InstanceType, in.KeyName
 		if in.IamInstanceProfile != nil {
-			i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", cloud.IAMPath, aws.ToString(in.IamInstanceProfile.Name))}
+			i.Inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", cloud.IAMPath, aws.ToString(in.IamInstanceProfile.Name))}
 		}
 		if in.MetadataOptions != nil {
-			i.inst.MetadataOptions = &ec2types.InstanceMetadataOptionsResponse{HttpTokens: in.MetadataOptions.HttpTokens}
+			i.Inst.MetadataOptions = &ec2types.InstanceMetadataOptionsResponse{HttpTokens: in.MetadataOptions.HttpTokens}
 		}
-		if !f.silentServer && i.inst.PublicDnsName != nil {
+		if !f.SilentServer && i.Inst.PublicDnsName != nil {
 			f.publishKeys(i)
 		}
-		return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{i.inst}}, nil
+		return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{i.Inst}}, nil
 	})
 }
 
-func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
+func (f *FakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "StartInstances", func() (*ec2.StartInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
-			i := f.instance(id)
+			i := f.Instance(id)
 			if i == nil {
-				return nil, awsErr("InvalidInstanceID.NotFound")
+				return nil, AwsErr("InvalidInstanceID.NotFound")
 			}
-			if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameStopped {
-				return nil, awsErr("IncorrectInstanceState")
+			if cloud.StateOf(&i.Inst) != ec2types.InstanceStateNameStopped {
+				return nil, AwsErr("IncorrectInstanceState")
 			}
-			setState(&i.inst, ec2types.InstanceStateNameRunning)
+			SetState(&i.Inst, ec2types.InstanceStateNameRunning)
 			n := f.seq
-			i.inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-198-51-100-%d.%s.compute.amazonaws.com", n%250, f.region))
-			i.inst.PublicIpAddress = aws.String(fmt.Sprintf("198.51.100.%d", n%250))
+			i.Inst.PublicDnsName = aws.String(fmt.Sprintf("ec2-198-51-100-%d.%s.compute.amazonaws.com", n%250, f.Region))
+			i.Inst.PublicIpAddress = aws.String(fmt.Sprintf("198.51.100.%d", n%250))
 			// EC2 sets LaunchTime at every start; the bootstrap publishes
 			// again at every start, for the new address.
-			i.inst.LaunchTime = aws.Time(f.tick())
-			if !f.silentServer {
+			i.Inst.LaunchTime = aws.Time(f.tick())
+			if !f.SilentServer {
 				f.publishKeys(i)
 			}
 		}
@@ -988,30 +990,30 @@ func (f *fakeAWS) StartInstances(_ context.Context, in *ec2.StartInstancesInput,
 
 // runUnseen is the model's answer to a launch with a key pair, groups or
 // an instance profile that do not read back yet. Called with f.mu held.
-func (f *fakeAWS) runUnseen(in *ec2.RunInstancesInput, groups []string) error {
-	if err := f.consistency.Use(awsmodel.KeyPair, aws.ToString(in.KeyName)); err != nil {
+func (f *FakeAWS) runUnseen(in *ec2.RunInstancesInput, groups []string) error {
+	if err := f.Consistency.Use(awsmodel.KeyPair, aws.ToString(in.KeyName)); err != nil {
 		return modelErr(err)
 	}
 	for _, g := range groups {
-		if err := f.consistency.Use(awsmodel.Group, g); err != nil {
+		if err := f.Consistency.Use(awsmodel.Group, g); err != nil {
 			return modelErr(err)
 		}
 	}
 	if in.IamInstanceProfile != nil {
-		return modelErr(f.consistency.Use(awsmodel.Profile, aws.ToString(in.IamInstanceProfile.Name)))
+		return modelErr(f.Consistency.Use(awsmodel.Profile, aws.ToString(in.IamInstanceProfile.Name)))
 	}
 	return nil
 }
 
 // StopInstances stops running instances at once (the fake has no stopping).
-func (f *fakeAWS) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+func (f *FakeAWS) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "StopInstances", func() (*ec2.StopInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
-			i := f.instance(id)
+			i := f.Instance(id)
 			if i == nil {
-				return nil, awsErr("InvalidInstanceID.NotFound")
+				return nil, AwsErr("InvalidInstanceID.NotFound")
 			}
-			setState(&i.inst, ec2types.InstanceStateNameStopped)
+			SetState(&i.Inst, ec2types.InstanceStateNameStopped)
 		}
 		return &ec2.StopInstancesOutput{}, nil
 	})
@@ -1019,18 +1021,18 @@ func (f *fakeAWS) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _
 
 // RebootInstances restarts the server in place: same address and launch
 // time; the bootstrap publishes its keys again when it starts.
-func (f *fakeAWS) RebootInstances(_ context.Context, in *ec2.RebootInstancesInput, _ ...func(*ec2.Options)) (*ec2.RebootInstancesOutput, error) {
+func (f *FakeAWS) RebootInstances(_ context.Context, in *ec2.RebootInstancesInput, _ ...func(*ec2.Options)) (*ec2.RebootInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "RebootInstances", func() (*ec2.RebootInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
-			i := f.instance(id)
+			i := f.Instance(id)
 			if i == nil {
-				return nil, awsErr("InvalidInstanceID.NotFound")
+				return nil, AwsErr("InvalidInstanceID.NotFound")
 			}
-			if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameRunning {
-				return nil, awsErr("IncorrectInstanceState")
+			if cloud.StateOf(&i.Inst) != ec2types.InstanceStateNameRunning {
+				return nil, AwsErr("IncorrectInstanceState")
 			}
-			f.reboots++
-			if !f.silentServer {
+			f.Reboots++
+			if !f.SilentServer {
 				f.publishKeys(i)
 			}
 		}
@@ -1038,56 +1040,56 @@ func (f *fakeAWS) RebootInstances(_ context.Context, in *ec2.RebootInstancesInpu
 	})
 }
 
-func (f *fakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+func (f *FakeAWS) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
 	return fakeCall(f, in, "EC2", "TerminateInstances", func() (*ec2.TerminateInstancesOutput, error) {
 		for _, id := range in.InstanceIds {
-			if f.instance(id) == nil {
-				return nil, awsErr("InvalidInstanceID.NotFound")
+			if f.Instance(id) == nil {
+				return nil, AwsErr("InvalidInstanceID.NotFound")
 			}
 		}
 		for _, id := range in.InstanceIds {
-			i := f.instance(id)
-			if winds, _ := f.terms.Terminate(id); !winds {
-				setState(&i.inst, ec2types.InstanceStateNameTerminated)
-			} else if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
-				setState(&i.inst, ec2types.InstanceStateNameShuttingDown)
+			i := f.Instance(id)
+			if winds, _ := f.Terms.Terminate(id); !winds {
+				SetState(&i.Inst, ec2types.InstanceStateNameTerminated)
+			} else if cloud.StateOf(&i.Inst) != ec2types.InstanceStateNameTerminated {
+				SetState(&i.Inst, ec2types.InstanceStateNameShuttingDown)
 			}
 		}
 		return &ec2.TerminateInstancesOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
+func (f *FakeAWS) GetConsoleOutput(_ context.Context, in *ec2.GetConsoleOutputInput, _ ...func(*ec2.Options)) (*ec2.GetConsoleOutputOutput, error) {
 	return fakeCall(f, in, "EC2", "GetConsoleOutput", func() (*ec2.GetConsoleOutputOutput, error) {
 		id := aws.ToString(in.InstanceId)
-		i := f.instance(id)
+		i := f.Instance(id)
 		if i == nil {
-			return nil, awsErr("InvalidInstanceID.NotFound")
+			return nil, AwsErr("InvalidInstanceID.NotFound")
 		}
 		// Only Nitro types keep the latest output; t2 is Xen.
-		if aws.ToBool(in.Latest) && i.inst.InstanceType == ec2types.InstanceTypeT2Micro {
-			return nil, awsErrMsg("UnsupportedOperation", "fake: the latest console output is not supported on Xen types")
+		if aws.ToBool(in.Latest) && i.Inst.InstanceType == ec2types.InstanceTypeT2Micro {
+			return nil, AwsErrMsg("UnsupportedOperation", "fake: the latest console output is not supported on Xen types")
 		}
 		out := &ec2.GetConsoleOutputOutput{InstanceId: in.InstanceId}
-		if text, ok := f.console[id]; ok {
+		if text, ok := f.Console[id]; ok {
 			out.Output = aws.String(base64.StdEncoding.EncodeToString([]byte(text)))
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) DescribeInstanceAttribute(_ context.Context, in *ec2.DescribeInstanceAttributeInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error) {
+func (f *FakeAWS) DescribeInstanceAttribute(_ context.Context, in *ec2.DescribeInstanceAttributeInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstanceAttribute", func() (*ec2.DescribeInstanceAttributeOutput, error) {
-		i := f.instance(aws.ToString(in.InstanceId))
+		i := f.Instance(aws.ToString(in.InstanceId))
 		if i == nil {
-			return nil, awsErr("InvalidInstanceID.NotFound")
+			return nil, AwsErr("InvalidInstanceID.NotFound")
 		}
 		if in.Attribute != ec2types.InstanceAttributeNameUserData {
-			return nil, awsErrMsg("InvalidParameterValue", "fake: only userData")
+			return nil, AwsErrMsg("InvalidParameterValue", "fake: only userData")
 		}
 		out := &ec2.DescribeInstanceAttributeOutput{InstanceId: in.InstanceId}
-		if i.userData != "" {
-			out.UserData = &ec2types.AttributeValue{Value: aws.String(i.userData)}
+		if i.UserData != "" {
+			out.UserData = &ec2types.AttributeValue{Value: aws.String(i.UserData)}
 		}
 		return out, nil
 	})
@@ -1095,10 +1097,10 @@ func (f *fakeAWS) DescribeInstanceAttribute(_ context.Context, in *ec2.DescribeI
 
 // ---- EC2: images, instance types, tags, regions ----
 
-func (f *fakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
+func (f *FakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeImages", func() (*ec2.DescribeImagesOutput, error) {
 		out := &ec2.DescribeImagesOutput{}
-		for _, img := range f.images {
+		for _, img := range f.Images {
 			if len(in.Owners) > 0 && !slices.Contains(in.Owners, aws.ToString(img.OwnerId)) {
 				continue
 			}
@@ -1126,13 +1128,13 @@ func (f *fakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 	})
 }
 
-func (f *fakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+func (f *FakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstanceTypes", func() (*ec2.DescribeInstanceTypesOutput, error) {
 		out := &ec2.DescribeInstanceTypesOutput{}
 		for _, t := range in.InstanceTypes {
 			archs, ok := f.instanceTypes[string(t)]
 			if !ok {
-				return nil, awsErrMsg("InvalidInstanceType", "fake: no instance type "+string(t))
+				return nil, AwsErrMsg("InvalidInstanceType", "fake: no instance type "+string(t))
 			}
 			out.InstanceTypes = append(out.InstanceTypes, ec2types.InstanceTypeInfo{
 				InstanceType: t, ProcessorInfo: &ec2types.ProcessorInfo{SupportedArchitectures: archs},
@@ -1142,18 +1144,18 @@ func (f *fakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInsta
 	})
 }
 
-func (f *fakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
+func (f *FakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstanceTypeOfferings", func() (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
 		if in.LocationType != ec2types.LocationTypeAvailabilityZone {
-			return nil, awsErrMsg("InvalidParameterValue", "fake: only availability-zone offerings")
+			return nil, AwsErrMsg("InvalidParameterValue", "fake: only availability-zone offerings")
 		}
 		want := filterValues(in.Filters, "instance-type")
 		out := &ec2.DescribeInstanceTypeOfferingsOutput{}
-		for _, t := range slices.Sorted(maps.Keys(f.offered)) {
-			if len(want) > 0 && !slices.Contains(want, t) || !f.plan.Offered(t) {
+		for _, t := range slices.Sorted(maps.Keys(f.Offered)) {
+			if len(want) > 0 && !slices.Contains(want, t) || !f.Plan.Offered(t) {
 				continue
 			}
-			for _, z := range f.offered[t] {
+			for _, z := range f.Offered[t] {
 				out.InstanceTypeOfferings = append(out.InstanceTypeOfferings, ec2types.InstanceTypeOffering{
 					InstanceType: ec2types.InstanceType(t), Location: aws.String(z), LocationType: ec2types.LocationTypeAvailabilityZone,
 				})
@@ -1163,35 +1165,35 @@ func (f *fakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.Descr
 	})
 }
 
-func (f *fakeAWS) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+func (f *FakeAWS) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeSubnets", func() (*ec2.DescribeSubnetsOutput, error) {
 		if v := filterValues(in.Filters, "default-for-az"); len(v) != 1 || v[0] != "true" {
-			return nil, awsErrMsg("InvalidParameterValue", "fake: only default-for-az=true")
+			return nil, AwsErrMsg("InvalidParameterValue", "fake: only default-for-az=true")
 		}
-		return &ec2.DescribeSubnetsOutput{Subnets: slices.Clone(f.subnets)}, nil
+		return &ec2.DescribeSubnetsOutput{Subnets: slices.Clone(f.Subnets)}, nil
 	})
 }
 
-func (f *fakeAWS) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+func (f *FakeAWS) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
 	return fakeCall(f, in, "EC2", "CreateTags", func() (*ec2.CreateTagsOutput, error) {
 		var sets []func()
 		for _, id := range in.Resources {
 			switch {
-			case f.instance(id) != nil:
-				i := f.instance(id)
-				sets = append(sets, func() { i.inst.Tags = mergeEC2Tags(i.inst.Tags, in.Tags) })
+			case f.Instance(id) != nil:
+				i := f.Instance(id)
+				sets = append(sets, func() { i.Inst.Tags = mergeEC2Tags(i.Inst.Tags, in.Tags) })
 			case f.group(id) != nil:
 				g := f.group(id)
-				sets = append(sets, func() { g.sg.Tags = mergeEC2Tags(g.sg.Tags, in.Tags) })
+				sets = append(sets, func() { g.SG.Tags = mergeEC2Tags(g.SG.Tags, in.Tags) })
 			case strings.HasPrefix(id, "vol-"):
 				// Volumes carry no state in the fake beyond existing.
 			default:
-				k := slices.IndexFunc(f.keyPairs, func(k *fakeKeyPair) bool { return aws.ToString(k.kp.KeyPairId) == id })
+				k := slices.IndexFunc(f.KeyPairs, func(k *fakeKeyPair) bool { return aws.ToString(k.Kp.KeyPairId) == id })
 				if k < 0 {
-					return nil, awsErrMsg("InvalidID", "fake: no resource "+id)
+					return nil, AwsErrMsg("InvalidID", "fake: no resource "+id)
 				}
-				kp := f.keyPairs[k]
-				sets = append(sets, func() { kp.kp.Tags = mergeEC2Tags(kp.kp.Tags, in.Tags) })
+				kp := f.KeyPairs[k]
+				sets = append(sets, func() { kp.Kp.Tags = mergeEC2Tags(kp.Kp.Tags, in.Tags) })
 			}
 		}
 		for _, s := range sets {
@@ -1201,7 +1203,7 @@ func (f *fakeAWS) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...fu
 	})
 }
 
-func (f *fakeAWS) DescribeRegions(_ context.Context, in *ec2.DescribeRegionsInput, _ ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
+func (f *FakeAWS) DescribeRegions(_ context.Context, in *ec2.DescribeRegionsInput, _ ...func(*ec2.Options)) (*ec2.DescribeRegionsOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeRegions", func() (*ec2.DescribeRegionsOutput, error) {
 		out := &ec2.DescribeRegionsOutput{}
 		for _, r := range f.regions {
@@ -1213,8 +1215,8 @@ func (f *fakeAWS) DescribeRegions(_ context.Context, in *ec2.DescribeRegionsInpu
 
 // ---- IAM: users ----
 
-func (f *fakeAWS) arn(kind, path, name string) *string {
-	return aws.String("arn:aws:iam::" + f.account + ":" + kind + path + name)
+func (f *FakeAWS) arn(kind, path, name string) *string {
+	return aws.String("arn:aws:iam::" + f.Account + ":" + kind + path + name)
 }
 
 func mergeIAMTags(have, set []iamtypes.Tag) []iamtypes.Tag {
@@ -1225,22 +1227,22 @@ func mergeIAMTags(have, set []iamtypes.Tag) []iamtypes.Tag {
 	return cloud.IAMTags(m)
 }
 
-func (f *fakeAWS) GetUser(_ context.Context, in *iam.GetUserInput, _ ...func(*iam.Options)) (*iam.GetUserOutput, error) {
+func (f *FakeAWS) GetUser(_ context.Context, in *iam.GetUserInput, _ ...func(*iam.Options)) (*iam.GetUserOutput, error) {
 	return fakeCall(f, in, "IAM", "GetUser", func() (*iam.GetUserOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		cp := u.user
+		cp := u.User
 		return &iam.GetUserOutput{User: &cp}, nil
 	})
 }
 
-func (f *fakeAWS) ListUsers(_ context.Context, in *iam.ListUsersInput, _ ...func(*iam.Options)) (*iam.ListUsersOutput, error) {
+func (f *FakeAWS) ListUsers(_ context.Context, in *iam.ListUsersInput, _ ...func(*iam.Options)) (*iam.ListUsersOutput, error) {
 	return fakeCall(f, in, "IAM", "ListUsers", func() (*iam.ListUsersOutput, error) {
 		out := &iam.ListUsersOutput{}
-		for _, name := range sortedKeysOf(f.users) {
-			u := f.users[name].user
+		for _, name := range sortedKeysOf(f.Users) {
+			u := f.Users[name].User
 			if strings.HasPrefix(aws.ToString(u.Path), aws.ToString(in.PathPrefix)) {
 				u.Tags = nil // like IAM: ListUsers leaves tags out
 				out.Users = append(out.Users, u)
@@ -1259,183 +1261,183 @@ func sortedKeysOf[V any](m map[string]V) []string {
 	return keys
 }
 
-func (f *fakeAWS) CreateUser(_ context.Context, in *iam.CreateUserInput, _ ...func(*iam.Options)) (*iam.CreateUserOutput, error) {
+func (f *FakeAWS) CreateUser(_ context.Context, in *iam.CreateUserInput, _ ...func(*iam.Options)) (*iam.CreateUserOutput, error) {
 	return fakeCall(f, in, "IAM", "CreateUser", func() (*iam.CreateUserOutput, error) {
 		name := aws.ToString(in.UserName)
-		if f.users[name] != nil {
-			return nil, awsErr("EntityAlreadyExists")
+		if f.Users[name] != nil {
+			return nil, AwsErr("EntityAlreadyExists")
 		}
 		path := aws.ToString(in.Path)
 		if path == "" {
 			path = "/"
 		}
-		u := &fakeUser{policies: map[string]string{}, user: iamtypes.User{
+		u := &fakeUser{Policies: map[string]string{}, User: iamtypes.User{
 			UserName: in.UserName, Path: aws.String(path), Arn: f.arn("user", path, name),
 			UserId: aws.String(f.newID("AIDA")), CreateDate: aws.Time(f.tick()), Tags: in.Tags,
 		}}
-		f.users[name] = u
-		cp := u.user
+		f.Users[name] = u
+		cp := u.User
 		return &iam.CreateUserOutput{User: &cp}, nil
 	})
 }
 
-func (f *fakeAWS) TagUser(_ context.Context, in *iam.TagUserInput, _ ...func(*iam.Options)) (*iam.TagUserOutput, error) {
+func (f *FakeAWS) TagUser(_ context.Context, in *iam.TagUserInput, _ ...func(*iam.Options)) (*iam.TagUserOutput, error) {
 	return fakeCall(f, in, "IAM", "TagUser", func() (*iam.TagUserOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		u.user.Tags = mergeIAMTags(u.user.Tags, in.Tags)
+		u.User.Tags = mergeIAMTags(u.User.Tags, in.Tags)
 		return &iam.TagUserOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteUser(_ context.Context, in *iam.DeleteUserInput, _ ...func(*iam.Options)) (*iam.DeleteUserOutput, error) {
+func (f *FakeAWS) DeleteUser(_ context.Context, in *iam.DeleteUserInput, _ ...func(*iam.Options)) (*iam.DeleteUserOutput, error) {
 	return fakeCall(f, in, "IAM", "DeleteUser", func() (*iam.DeleteUserOutput, error) {
 		name := aws.ToString(in.UserName)
-		u := f.users[name]
+		u := f.Users[name]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		if len(u.keys) > 0 || len(u.policies) > 0 || len(u.attached) > 0 || len(u.groups) > 0 || u.login {
-			return nil, awsErrMsg("DeleteConflict", "fake: user "+name+" still has keys, policies, groups or a login profile")
+		if len(u.Keys) > 0 || len(u.Policies) > 0 || len(u.Attached) > 0 || len(u.Groups) > 0 || u.Login {
+			return nil, AwsErrMsg("DeleteConflict", "fake: user "+name+" still has keys, policies, groups or a login profile")
 		}
-		delete(f.users, name)
+		delete(f.Users, name)
 		return &iam.DeleteUserOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListAttachedUserPolicies(_ context.Context, in *iam.ListAttachedUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedUserPoliciesOutput, error) {
+func (f *FakeAWS) ListAttachedUserPolicies(_ context.Context, in *iam.ListAttachedUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedUserPoliciesOutput, error) {
 	return fakeCall(f, in, "IAM", "ListAttachedUserPolicies", func() (*iam.ListAttachedUserPoliciesOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
 		out := &iam.ListAttachedUserPoliciesOutput{}
-		for _, arn := range u.attached {
+		for _, arn := range u.Attached {
 			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(arn)})
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) DetachUserPolicy(_ context.Context, in *iam.DetachUserPolicyInput, _ ...func(*iam.Options)) (*iam.DetachUserPolicyOutput, error) {
+func (f *FakeAWS) DetachUserPolicy(_ context.Context, in *iam.DetachUserPolicyInput, _ ...func(*iam.Options)) (*iam.DetachUserPolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "DetachUserPolicy", func() (*iam.DetachUserPolicyOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
-		if u == nil || !slices.Contains(u.attached, aws.ToString(in.PolicyArn)) {
-			return nil, awsErr("NoSuchEntity")
+		u := f.Users[aws.ToString(in.UserName)]
+		if u == nil || !slices.Contains(u.Attached, aws.ToString(in.PolicyArn)) {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		u.attached = slices.DeleteFunc(u.attached, func(a string) bool { return a == aws.ToString(in.PolicyArn) })
+		u.Attached = slices.DeleteFunc(u.Attached, func(a string) bool { return a == aws.ToString(in.PolicyArn) })
 		return &iam.DetachUserPolicyOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListGroupsForUser(_ context.Context, in *iam.ListGroupsForUserInput, _ ...func(*iam.Options)) (*iam.ListGroupsForUserOutput, error) {
+func (f *FakeAWS) ListGroupsForUser(_ context.Context, in *iam.ListGroupsForUserInput, _ ...func(*iam.Options)) (*iam.ListGroupsForUserOutput, error) {
 	return fakeCall(f, in, "IAM", "ListGroupsForUser", func() (*iam.ListGroupsForUserOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
 		out := &iam.ListGroupsForUserOutput{}
-		for _, g := range u.groups {
+		for _, g := range u.Groups {
 			out.Groups = append(out.Groups, iamtypes.Group{GroupName: aws.String(g)})
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) RemoveUserFromGroup(_ context.Context, in *iam.RemoveUserFromGroupInput, _ ...func(*iam.Options)) (*iam.RemoveUserFromGroupOutput, error) {
+func (f *FakeAWS) RemoveUserFromGroup(_ context.Context, in *iam.RemoveUserFromGroupInput, _ ...func(*iam.Options)) (*iam.RemoveUserFromGroupOutput, error) {
 	return fakeCall(f, in, "IAM", "RemoveUserFromGroup", func() (*iam.RemoveUserFromGroupOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
-		if u == nil || !slices.Contains(u.groups, aws.ToString(in.GroupName)) {
-			return nil, awsErr("NoSuchEntity")
+		u := f.Users[aws.ToString(in.UserName)]
+		if u == nil || !slices.Contains(u.Groups, aws.ToString(in.GroupName)) {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		u.groups = slices.DeleteFunc(u.groups, func(g string) bool { return g == aws.ToString(in.GroupName) })
+		u.Groups = slices.DeleteFunc(u.Groups, func(g string) bool { return g == aws.ToString(in.GroupName) })
 		return &iam.RemoveUserFromGroupOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) GetLoginProfile(_ context.Context, in *iam.GetLoginProfileInput, _ ...func(*iam.Options)) (*iam.GetLoginProfileOutput, error) {
+func (f *FakeAWS) GetLoginProfile(_ context.Context, in *iam.GetLoginProfileInput, _ ...func(*iam.Options)) (*iam.GetLoginProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "GetLoginProfile", func() (*iam.GetLoginProfileOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
-		if u == nil || !u.login {
-			return nil, awsErr("NoSuchEntity")
+		u := f.Users[aws.ToString(in.UserName)]
+		if u == nil || !u.Login {
+			return nil, AwsErr("NoSuchEntity")
 		}
 		return &iam.GetLoginProfileOutput{LoginProfile: &iamtypes.LoginProfile{UserName: in.UserName}}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteLoginProfile(_ context.Context, in *iam.DeleteLoginProfileInput, _ ...func(*iam.Options)) (*iam.DeleteLoginProfileOutput, error) {
+func (f *FakeAWS) DeleteLoginProfile(_ context.Context, in *iam.DeleteLoginProfileInput, _ ...func(*iam.Options)) (*iam.DeleteLoginProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "DeleteLoginProfile", func() (*iam.DeleteLoginProfileOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
-		if u == nil || !u.login {
-			return nil, awsErr("NoSuchEntity")
+		u := f.Users[aws.ToString(in.UserName)]
+		if u == nil || !u.Login {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		u.login = false
+		u.Login = false
 		return &iam.DeleteLoginProfileOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) GetUserPolicy(_ context.Context, in *iam.GetUserPolicyInput, _ ...func(*iam.Options)) (*iam.GetUserPolicyOutput, error) {
+func (f *FakeAWS) GetUserPolicy(_ context.Context, in *iam.GetUserPolicyInput, _ ...func(*iam.Options)) (*iam.GetUserPolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "GetUserPolicy", func() (*iam.GetUserPolicyOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		doc, ok := u.policies[aws.ToString(in.PolicyName)]
+		doc, ok := u.Policies[aws.ToString(in.PolicyName)]
 		if !ok {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
 		// IAM answers the document URL-encoded.
 		return &iam.GetUserPolicyOutput{UserName: in.UserName, PolicyName: in.PolicyName, PolicyDocument: aws.String(url.QueryEscape(doc))}, nil
 	})
 }
 
-func (f *fakeAWS) PutUserPolicy(_ context.Context, in *iam.PutUserPolicyInput, _ ...func(*iam.Options)) (*iam.PutUserPolicyOutput, error) {
+func (f *FakeAWS) PutUserPolicy(_ context.Context, in *iam.PutUserPolicyInput, _ ...func(*iam.Options)) (*iam.PutUserPolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "PutUserPolicy", func() (*iam.PutUserPolicyOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		u.policies[aws.ToString(in.PolicyName)] = aws.ToString(in.PolicyDocument)
+		u.Policies[aws.ToString(in.PolicyName)] = aws.ToString(in.PolicyDocument)
 		return &iam.PutUserPolicyOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListUserPolicies(_ context.Context, in *iam.ListUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListUserPoliciesOutput, error) {
+func (f *FakeAWS) ListUserPolicies(_ context.Context, in *iam.ListUserPoliciesInput, _ ...func(*iam.Options)) (*iam.ListUserPoliciesOutput, error) {
 	return fakeCall(f, in, "IAM", "ListUserPolicies", func() (*iam.ListUserPoliciesOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		return &iam.ListUserPoliciesOutput{PolicyNames: cloud.SortedKeys(u.policies)}, nil
+		return &iam.ListUserPoliciesOutput{PolicyNames: cloud.SortedKeys(u.Policies)}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteUserPolicy(_ context.Context, in *iam.DeleteUserPolicyInput, _ ...func(*iam.Options)) (*iam.DeleteUserPolicyOutput, error) {
+func (f *FakeAWS) DeleteUserPolicy(_ context.Context, in *iam.DeleteUserPolicyInput, _ ...func(*iam.Options)) (*iam.DeleteUserPolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "DeleteUserPolicy", func() (*iam.DeleteUserPolicyOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		if _, ok := u.policies[aws.ToString(in.PolicyName)]; !ok {
-			return nil, awsErr("NoSuchEntity")
+		if _, ok := u.Policies[aws.ToString(in.PolicyName)]; !ok {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		delete(u.policies, aws.ToString(in.PolicyName))
+		delete(u.Policies, aws.ToString(in.PolicyName))
 		return &iam.DeleteUserPolicyOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput, _ ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error) {
+func (f *FakeAWS) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput, _ ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error) {
 	return fakeCall(f, in, "IAM", "ListAccessKeys", func() (*iam.ListAccessKeysOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
 		out := &iam.ListAccessKeysOutput{}
-		for _, k := range u.keys {
+		for _, k := range u.Keys {
 			out.AccessKeyMetadata = append(out.AccessKeyMetadata, iamtypes.AccessKeyMetadata{
-				UserName: in.UserName, AccessKeyId: aws.String(k.id), Status: iamtypes.StatusTypeActive, CreateDate: aws.Time(k.created),
+				UserName: in.UserName, AccessKeyId: aws.String(k.ID), Status: iamtypes.StatusTypeActive, CreateDate: aws.Time(k.created),
 			})
 		}
 		return out, nil
@@ -1443,40 +1445,40 @@ func (f *fakeAWS) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput,
 }
 
 // addKey gives a user an access key created at t. Called with f.mu held.
-func (f *fakeAWS) addKey(u *fakeUser, t time.Time) fakeAccessKey {
+func (f *FakeAWS) AddKey(u *fakeUser, t time.Time) fakeAccessKey {
 	f.seq++
-	k := fakeAccessKey{id: fmt.Sprintf("AKIAFAKE%012d", f.seq), secret: fmt.Sprintf("secret-%d-%s", f.seq, strings.Repeat("x", 24)), created: t}
-	u.keys = append(u.keys, k)
+	k := fakeAccessKey{ID: fmt.Sprintf("AKIAFAKE%012d", f.seq), Secret: fmt.Sprintf("secret-%d-%s", f.seq, strings.Repeat("x", 24)), created: t}
+	u.Keys = append(u.Keys, k)
 	return k
 }
 
-func (f *fakeAWS) CreateAccessKey(_ context.Context, in *iam.CreateAccessKeyInput, _ ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
+func (f *FakeAWS) CreateAccessKey(_ context.Context, in *iam.CreateAccessKeyInput, _ ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error) {
 	return fakeCall(f, in, "IAM", "CreateAccessKey", func() (*iam.CreateAccessKeyOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		if len(u.keys) >= 2 {
-			return nil, awsErrMsg("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2")
+		if len(u.Keys) >= 2 {
+			return nil, AwsErrMsg("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2")
 		}
-		k := f.addKey(u, time.Now().UTC())
+		k := f.AddKey(u, time.Now().UTC())
 		return &iam.CreateAccessKeyOutput{AccessKey: &iamtypes.AccessKey{
-			UserName: in.UserName, AccessKeyId: aws.String(k.id), SecretAccessKey: aws.String(k.secret),
+			UserName: in.UserName, AccessKeyId: aws.String(k.ID), SecretAccessKey: aws.String(k.Secret),
 			Status: iamtypes.StatusTypeActive, CreateDate: aws.Time(k.created),
 		}}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
+func (f *FakeAWS) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInput, _ ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error) {
 	return fakeCall(f, in, "IAM", "DeleteAccessKey", func() (*iam.DeleteAccessKeyOutput, error) {
-		u := f.users[aws.ToString(in.UserName)]
+		u := f.Users[aws.ToString(in.UserName)]
 		if u == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		n := len(u.keys)
-		u.keys = slices.DeleteFunc(u.keys, func(k fakeAccessKey) bool { return k.id == aws.ToString(in.AccessKeyId) })
-		if len(u.keys) == n {
-			return nil, awsErr("NoSuchEntity")
+		n := len(u.Keys)
+		u.Keys = slices.DeleteFunc(u.Keys, func(k fakeAccessKey) bool { return k.ID == aws.ToString(in.AccessKeyId) })
+		if len(u.Keys) == n {
+			return nil, AwsErr("NoSuchEntity")
 		}
 		return &iam.DeleteAccessKeyOutput{}, nil
 	})
@@ -1484,22 +1486,22 @@ func (f *fakeAWS) DeleteAccessKey(_ context.Context, in *iam.DeleteAccessKeyInpu
 
 // ---- IAM: roles and instance profiles ----
 
-func (f *fakeAWS) GetRole(_ context.Context, in *iam.GetRoleInput, _ ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
+func (f *FakeAWS) GetRole(_ context.Context, in *iam.GetRoleInput, _ ...func(*iam.Options)) (*iam.GetRoleOutput, error) {
 	return fakeCall(f, in, "IAM", "GetRole", func() (*iam.GetRoleOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
+		r := f.Roles[aws.ToString(in.RoleName)]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		cp := r.role
+		cp := r.Role
 		return &iam.GetRoleOutput{Role: &cp}, nil
 	})
 }
 
-func (f *fakeAWS) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func(*iam.Options)) (*iam.ListRolesOutput, error) {
+func (f *FakeAWS) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func(*iam.Options)) (*iam.ListRolesOutput, error) {
 	return fakeCall(f, in, "IAM", "ListRoles", func() (*iam.ListRolesOutput, error) {
 		out := &iam.ListRolesOutput{}
-		for _, name := range sortedKeysOf(f.roles) {
-			r := f.roles[name].role
+		for _, name := range sortedKeysOf(f.Roles) {
+			r := f.Roles[name].Role
 			if strings.HasPrefix(aws.ToString(r.Path), aws.ToString(in.PathPrefix)) {
 				r.Tags = nil // like IAM: ListRoles leaves tags out
 				out.Roles = append(out.Roles, r)
@@ -1509,216 +1511,216 @@ func (f *fakeAWS) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func
 	})
 }
 
-func (f *fakeAWS) CreateRole(_ context.Context, in *iam.CreateRoleInput, _ ...func(*iam.Options)) (*iam.CreateRoleOutput, error) {
+func (f *FakeAWS) CreateRole(_ context.Context, in *iam.CreateRoleInput, _ ...func(*iam.Options)) (*iam.CreateRoleOutput, error) {
 	return fakeCall(f, in, "IAM", "CreateRole", func() (*iam.CreateRoleOutput, error) {
 		name := aws.ToString(in.RoleName)
-		if f.roles[name] != nil {
-			return nil, awsErr("EntityAlreadyExists")
+		if f.Roles[name] != nil {
+			return nil, AwsErr("EntityAlreadyExists")
 		}
 		path := aws.ToString(in.Path)
-		r := &fakeRole{policies: map[string]string{}, role: iamtypes.Role{
+		r := &fakeRole{Policies: map[string]string{}, Role: iamtypes.Role{
 			RoleName: in.RoleName, Path: aws.String(path), Arn: f.arn("role", path, name), RoleId: aws.String(f.newID("AROA")),
 			CreateDate: aws.Time(f.tick()), Tags: in.Tags, AssumeRolePolicyDocument: in.AssumeRolePolicyDocument, Description: in.Description,
 		}}
-		f.roles[name] = r
-		cp := r.role
+		f.Roles[name] = r
+		cp := r.Role
 		return &iam.CreateRoleOutput{Role: &cp}, nil
 	})
 }
 
-func (f *fakeAWS) TagRole(_ context.Context, in *iam.TagRoleInput, _ ...func(*iam.Options)) (*iam.TagRoleOutput, error) {
+func (f *FakeAWS) TagRole(_ context.Context, in *iam.TagRoleInput, _ ...func(*iam.Options)) (*iam.TagRoleOutput, error) {
 	return fakeCall(f, in, "IAM", "TagRole", func() (*iam.TagRoleOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
+		r := f.Roles[aws.ToString(in.RoleName)]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		r.role.Tags = mergeIAMTags(r.role.Tags, in.Tags)
+		r.Role.Tags = mergeIAMTags(r.Role.Tags, in.Tags)
 		return &iam.TagRoleOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteRole(_ context.Context, in *iam.DeleteRoleInput, _ ...func(*iam.Options)) (*iam.DeleteRoleOutput, error) {
+func (f *FakeAWS) DeleteRole(_ context.Context, in *iam.DeleteRoleInput, _ ...func(*iam.Options)) (*iam.DeleteRoleOutput, error) {
 	return fakeCall(f, in, "IAM", "DeleteRole", func() (*iam.DeleteRoleOutput, error) {
 		name := aws.ToString(in.RoleName)
-		r := f.roles[name]
+		r := f.Roles[name]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		if len(r.policies)+len(r.attached) > 0 {
-			return nil, awsErrMsg("DeleteConflict", "fake: role "+name+" still has policies")
+		if len(r.Policies)+len(r.Attached) > 0 {
+			return nil, AwsErrMsg("DeleteConflict", "fake: role "+name+" still has policies")
 		}
-		for _, p := range f.profiles {
-			if slices.Contains(p.roles, name) {
-				return nil, awsErrMsg("DeleteConflict", "fake: role "+name+" is in an instance profile")
+		for _, p := range f.Profiles {
+			if slices.Contains(p.Roles, name) {
+				return nil, AwsErrMsg("DeleteConflict", "fake: role "+name+" is in an instance profile")
 			}
 		}
-		delete(f.roles, name)
+		delete(f.Roles, name)
 		return &iam.DeleteRoleOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) GetRolePolicy(_ context.Context, in *iam.GetRolePolicyInput, _ ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error) {
+func (f *FakeAWS) GetRolePolicy(_ context.Context, in *iam.GetRolePolicyInput, _ ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "GetRolePolicy", func() (*iam.GetRolePolicyOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
+		r := f.Roles[aws.ToString(in.RoleName)]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		doc, ok := r.policies[aws.ToString(in.PolicyName)]
+		doc, ok := r.Policies[aws.ToString(in.PolicyName)]
 		if !ok {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
 		return &iam.GetRolePolicyOutput{RoleName: in.RoleName, PolicyName: in.PolicyName, PolicyDocument: aws.String(url.QueryEscape(doc))}, nil
 	})
 }
 
-func (f *fakeAWS) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _ ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
+func (f *FakeAWS) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _ ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "PutRolePolicy", func() (*iam.PutRolePolicyOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
+		r := f.Roles[aws.ToString(in.RoleName)]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		r.policies[aws.ToString(in.PolicyName)] = aws.ToString(in.PolicyDocument)
+		r.Policies[aws.ToString(in.PolicyName)] = aws.ToString(in.PolicyDocument)
 		return &iam.PutRolePolicyOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListRolePolicies(_ context.Context, in *iam.ListRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListRolePoliciesOutput, error) {
+func (f *FakeAWS) ListRolePolicies(_ context.Context, in *iam.ListRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListRolePoliciesOutput, error) {
 	return fakeCall(f, in, "IAM", "ListRolePolicies", func() (*iam.ListRolePoliciesOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
+		r := f.Roles[aws.ToString(in.RoleName)]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		return &iam.ListRolePoliciesOutput{PolicyNames: cloud.SortedKeys(r.policies)}, nil
+		return &iam.ListRolePoliciesOutput{PolicyNames: cloud.SortedKeys(r.Policies)}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteRolePolicy(_ context.Context, in *iam.DeleteRolePolicyInput, _ ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error) {
+func (f *FakeAWS) DeleteRolePolicy(_ context.Context, in *iam.DeleteRolePolicyInput, _ ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "DeleteRolePolicy", func() (*iam.DeleteRolePolicyOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
+		r := f.Roles[aws.ToString(in.RoleName)]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		if _, ok := r.policies[aws.ToString(in.PolicyName)]; !ok {
-			return nil, awsErr("NoSuchEntity")
+		if _, ok := r.Policies[aws.ToString(in.PolicyName)]; !ok {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		delete(r.policies, aws.ToString(in.PolicyName))
+		delete(r.Policies, aws.ToString(in.PolicyName))
 		return &iam.DeleteRolePolicyOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListAttachedRolePolicies(_ context.Context, in *iam.ListAttachedRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error) {
+func (f *FakeAWS) ListAttachedRolePolicies(_ context.Context, in *iam.ListAttachedRolePoliciesInput, _ ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error) {
 	return fakeCall(f, in, "IAM", "ListAttachedRolePolicies", func() (*iam.ListAttachedRolePoliciesOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
+		r := f.Roles[aws.ToString(in.RoleName)]
 		if r == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
 		out := &iam.ListAttachedRolePoliciesOutput{}
-		for _, a := range r.attached {
+		for _, a := range r.Attached {
 			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(a), PolicyName: aws.String(a[strings.LastIndex(a, "/")+1:])})
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) DetachRolePolicy(_ context.Context, in *iam.DetachRolePolicyInput, _ ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error) {
+func (f *FakeAWS) DetachRolePolicy(_ context.Context, in *iam.DetachRolePolicyInput, _ ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error) {
 	return fakeCall(f, in, "IAM", "DetachRolePolicy", func() (*iam.DetachRolePolicyOutput, error) {
-		r := f.roles[aws.ToString(in.RoleName)]
-		if r == nil || !slices.Contains(r.attached, aws.ToString(in.PolicyArn)) {
-			return nil, awsErr("NoSuchEntity")
+		r := f.Roles[aws.ToString(in.RoleName)]
+		if r == nil || !slices.Contains(r.Attached, aws.ToString(in.PolicyArn)) {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		r.attached = slices.DeleteFunc(r.attached, func(a string) bool { return a == aws.ToString(in.PolicyArn) })
+		r.Attached = slices.DeleteFunc(r.Attached, func(a string) bool { return a == aws.ToString(in.PolicyArn) })
 		return &iam.DetachRolePolicyOutput{}, nil
 	})
 }
 
 // profileOut is the profile as IAM answers it, with its roles. Called with f.mu held.
-func (f *fakeAWS) profileOut(p *fakeProfile) *iamtypes.InstanceProfile {
-	cp := p.prof
+func (f *FakeAWS) profileOut(p *fakeProfile) *iamtypes.InstanceProfile {
+	cp := p.Prof
 	cp.Roles = nil
-	for _, name := range p.roles {
+	for _, name := range p.Roles {
 		role := iamtypes.Role{RoleName: aws.String(name)}
-		if r := f.roles[name]; r != nil {
-			role = r.role
+		if r := f.Roles[name]; r != nil {
+			role = r.Role
 		}
 		cp.Roles = append(cp.Roles, role)
 	}
 	return &cp
 }
 
-func (f *fakeAWS) GetInstanceProfile(_ context.Context, in *iam.GetInstanceProfileInput, _ ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
+func (f *FakeAWS) GetInstanceProfile(_ context.Context, in *iam.GetInstanceProfileInput, _ ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "GetInstanceProfile", func() (*iam.GetInstanceProfileOutput, error) {
-		p := f.profiles[aws.ToString(in.InstanceProfileName)]
+		p := f.Profiles[aws.ToString(in.InstanceProfileName)]
 		if p == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
 		return &iam.GetInstanceProfileOutput{InstanceProfile: f.profileOut(p)}, nil
 	})
 }
 
-func (f *fakeAWS) CreateInstanceProfile(_ context.Context, in *iam.CreateInstanceProfileInput, _ ...func(*iam.Options)) (*iam.CreateInstanceProfileOutput, error) {
+func (f *FakeAWS) CreateInstanceProfile(_ context.Context, in *iam.CreateInstanceProfileInput, _ ...func(*iam.Options)) (*iam.CreateInstanceProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "CreateInstanceProfile", func() (*iam.CreateInstanceProfileOutput, error) {
 		name := aws.ToString(in.InstanceProfileName)
-		if f.profiles[name] != nil {
-			return nil, awsErr("EntityAlreadyExists")
+		if f.Profiles[name] != nil {
+			return nil, AwsErr("EntityAlreadyExists")
 		}
 		path := aws.ToString(in.Path)
-		p := &fakeProfile{prof: iamtypes.InstanceProfile{
+		p := &fakeProfile{Prof: iamtypes.InstanceProfile{
 			InstanceProfileName: in.InstanceProfileName, Path: aws.String(path), Arn: f.arn("instance-profile", path, name),
 			InstanceProfileId: aws.String(f.newID("AIPA")), CreateDate: aws.Time(f.tick()), Tags: in.Tags,
 		}}
-		f.profiles[name] = p
-		f.consistency.Created(awsmodel.Profile, name)
+		f.Profiles[name] = p
+		f.Consistency.Created(awsmodel.Profile, name)
 		return &iam.CreateInstanceProfileOutput{InstanceProfile: f.profileOut(p)}, nil
 	})
 }
 
-func (f *fakeAWS) TagInstanceProfile(_ context.Context, in *iam.TagInstanceProfileInput, _ ...func(*iam.Options)) (*iam.TagInstanceProfileOutput, error) {
+func (f *FakeAWS) TagInstanceProfile(_ context.Context, in *iam.TagInstanceProfileInput, _ ...func(*iam.Options)) (*iam.TagInstanceProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "TagInstanceProfile", func() (*iam.TagInstanceProfileOutput, error) {
-		p := f.profiles[aws.ToString(in.InstanceProfileName)]
+		p := f.Profiles[aws.ToString(in.InstanceProfileName)]
 		if p == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		p.prof.Tags = mergeIAMTags(p.prof.Tags, in.Tags)
+		p.Prof.Tags = mergeIAMTags(p.Prof.Tags, in.Tags)
 		return &iam.TagInstanceProfileOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteInstanceProfile(_ context.Context, in *iam.DeleteInstanceProfileInput, _ ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error) {
+func (f *FakeAWS) DeleteInstanceProfile(_ context.Context, in *iam.DeleteInstanceProfileInput, _ ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "DeleteInstanceProfile", func() (*iam.DeleteInstanceProfileOutput, error) {
 		name := aws.ToString(in.InstanceProfileName)
-		p := f.profiles[name]
+		p := f.Profiles[name]
 		if p == nil {
-			return nil, awsErr("NoSuchEntity")
+			return nil, AwsErr("NoSuchEntity")
 		}
-		if len(p.roles) > 0 {
-			return nil, awsErrMsg("DeleteConflict", "fake: profile "+name+" still holds a role")
+		if len(p.Roles) > 0 {
+			return nil, AwsErrMsg("DeleteConflict", "fake: profile "+name+" still holds a role")
 		}
-		delete(f.profiles, name)
+		delete(f.Profiles, name)
 		return &iam.DeleteInstanceProfileOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) AddRoleToInstanceProfile(_ context.Context, in *iam.AddRoleToInstanceProfileInput, _ ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error) {
+func (f *FakeAWS) AddRoleToInstanceProfile(_ context.Context, in *iam.AddRoleToInstanceProfileInput, _ ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "AddRoleToInstanceProfile", func() (*iam.AddRoleToInstanceProfileOutput, error) {
-		p := f.profiles[aws.ToString(in.InstanceProfileName)]
-		if p == nil || f.roles[aws.ToString(in.RoleName)] == nil {
-			return nil, awsErr("NoSuchEntity")
+		p := f.Profiles[aws.ToString(in.InstanceProfileName)]
+		if p == nil || f.Roles[aws.ToString(in.RoleName)] == nil {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		if len(p.roles) > 0 {
-			return nil, awsErrMsg("LimitExceeded", "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1")
+		if len(p.Roles) > 0 {
+			return nil, AwsErrMsg("LimitExceeded", "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1")
 		}
-		p.roles = append(p.roles, aws.ToString(in.RoleName))
+		p.Roles = append(p.Roles, aws.ToString(in.RoleName))
 		return &iam.AddRoleToInstanceProfileOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) RemoveRoleFromInstanceProfile(_ context.Context, in *iam.RemoveRoleFromInstanceProfileInput, _ ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error) {
+func (f *FakeAWS) RemoveRoleFromInstanceProfile(_ context.Context, in *iam.RemoveRoleFromInstanceProfileInput, _ ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error) {
 	return fakeCall(f, in, "IAM", "RemoveRoleFromInstanceProfile", func() (*iam.RemoveRoleFromInstanceProfileOutput, error) {
-		p := f.profiles[aws.ToString(in.InstanceProfileName)]
-		if p == nil || !slices.Contains(p.roles, aws.ToString(in.RoleName)) {
-			return nil, awsErr("NoSuchEntity")
+		p := f.Profiles[aws.ToString(in.InstanceProfileName)]
+		if p == nil || !slices.Contains(p.Roles, aws.ToString(in.RoleName)) {
+			return nil, AwsErr("NoSuchEntity")
 		}
-		p.roles = slices.DeleteFunc(p.roles, func(r string) bool { return r == aws.ToString(in.RoleName) })
+		p.Roles = slices.DeleteFunc(p.Roles, func(r string) bool { return r == aws.ToString(in.RoleName) })
 		return &iam.RemoveRoleFromInstanceProfileOutput{}, nil
 	})
 }
@@ -1727,155 +1729,155 @@ func (f *fakeAWS) RemoveRoleFromInstanceProfile(_ context.Context, in *iam.Remov
 
 // ourBucket is the bucket when this account may use it; the error is S3's
 // answer otherwise. Called with f.mu held.
-func (f *fakeAWS) ourBucket(name string) (*fakeBucket, error) {
-	b := f.buckets[name]
-	if err := f.consistency.Use(awsmodel.Bucket, name); err != nil {
+func (f *FakeAWS) ourBucket(name string) (*FakeBucket, error) {
+	b := f.Buckets[name]
+	if err := f.Consistency.Use(awsmodel.Bucket, name); err != nil {
 		return nil, modelErr(err)
 	}
 	switch {
 	case b == nil:
-		return nil, awsErr("NoSuchBucket")
-	case b.foreign:
-		return nil, awsErr("AccessDenied")
+		return nil, AwsErr("NoSuchBucket")
+	case b.Foreign:
+		return nil, AwsErr("AccessDenied")
 	}
 	return b, nil
 }
 
-func (f *fakeAWS) HeadBucket(_ context.Context, in *s3.HeadBucketInput, _ ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
+func (f *FakeAWS) HeadBucket(_ context.Context, in *s3.HeadBucketInput, _ ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
 	return fakeCall(f, in, "S3", "HeadBucket", func() (*s3.HeadBucketOutput, error) {
-		b := f.buckets[aws.ToString(in.Bucket)]
+		b := f.Buckets[aws.ToString(in.Bucket)]
 		switch {
-		case b == nil, f.consistency.Use(awsmodel.Bucket, aws.ToString(in.Bucket)) != nil:
-			return nil, awsErr("NotFound") // HEAD answers carry no body: the SDK makes the code from the status
-		case b.foreign:
-			return nil, awsErr("Forbidden")
+		case b == nil, f.Consistency.Use(awsmodel.Bucket, aws.ToString(in.Bucket)) != nil:
+			return nil, AwsErr("NotFound") // HEAD answers carry no body: the SDK makes the code from the status
+		case b.Foreign:
+			return nil, AwsErr("Forbidden")
 		}
-		return &s3.HeadBucketOutput{BucketRegion: aws.String(b.region)}, nil
+		return &s3.HeadBucketOutput{BucketRegion: aws.String(b.Region)}, nil
 	})
 }
 
-func (f *fakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ...func(*s3.Options)) (*s3.CreateBucketOutput, error) {
+func (f *FakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ...func(*s3.Options)) (*s3.CreateBucketOutput, error) {
 	return fakeCall(f, in, "S3", "CreateBucket", func() (*s3.CreateBucketOutput, error) {
 		name := aws.ToString(in.Bucket)
-		if b := f.buckets[name]; b != nil {
-			if b.foreign {
-				return nil, awsErr("BucketAlreadyExists")
+		if b := f.Buckets[name]; b != nil {
+			if b.Foreign {
+				return nil, AwsErr("BucketAlreadyExists")
 			}
-			return nil, awsErr("BucketAlreadyOwnedByYou")
+			return nil, AwsErr("BucketAlreadyOwnedByYou")
 		}
-		if err := f.busyNames.Create(name); err != nil {
+		if err := f.BusyNames.Create(name); err != nil {
 			return nil, modelErr(err)
 		}
 		region := "us-east-1" // no constraint (with or without a configuration) is us-east-1
 		if in.CreateBucketConfiguration != nil && in.CreateBucketConfiguration.LocationConstraint != "" {
 			region = string(in.CreateBucketConfiguration.LocationConstraint)
 			if region == "us-east-1" {
-				return nil, awsErr("InvalidLocationConstraint")
+				return nil, AwsErr("InvalidLocationConstraint")
 			}
 		}
-		if region != f.region {
-			return nil, awsErrMsg("IllegalLocationConstraintException", "fake: bucket region "+region+" in "+f.region)
+		if region != f.Region {
+			return nil, AwsErrMsg("IllegalLocationConstraintException", "fake: bucket region "+region+" in "+f.Region)
 		}
-		if (in.BucketNamespace == s3types.BucketNamespaceAccountRegional) != strings.HasSuffix(name, "-"+f.account+"-"+region+"-an") {
-			return nil, awsErr("InvalidNamespaceHeader")
+		if (in.BucketNamespace == s3types.BucketNamespaceAccountRegional) != strings.HasSuffix(name, "-"+f.Account+"-"+region+"-an") {
+			return nil, AwsErr("InvalidNamespaceHeader")
 		}
-		b := &fakeBucket{region: region, namespace: in.BucketNamespace}
-		if f.createTags && in.CreateBucketConfiguration != nil && len(in.CreateBucketConfiguration.Tags) > 0 {
-			b.tags = cloud.S3TagMap(in.CreateBucketConfiguration.Tags)
+		b := &FakeBucket{Region: region, Namespace: in.BucketNamespace}
+		if f.KeepCreateTags && in.CreateBucketConfiguration != nil && len(in.CreateBucketConfiguration.Tags) > 0 {
+			b.Tags = cloud.S3TagMap(in.CreateBucketConfiguration.Tags)
 		}
-		f.buckets[name] = b
-		f.consistency.Created(awsmodel.Bucket, name)
+		f.Buckets[name] = b
+		f.Consistency.Created(awsmodel.Bucket, name)
 		return &s3.CreateBucketOutput{Location: aws.String("/" + name)}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteBucket(_ context.Context, in *s3.DeleteBucketInput, _ ...func(*s3.Options)) (*s3.DeleteBucketOutput, error) {
+func (f *FakeAWS) DeleteBucket(_ context.Context, in *s3.DeleteBucketInput, _ ...func(*s3.Options)) (*s3.DeleteBucketOutput, error) {
 	return fakeCall(f, in, "S3", "DeleteBucket", func() (*s3.DeleteBucketOutput, error) {
 		name := aws.ToString(in.Bucket)
 		b, err := f.ourBucket(name)
 		if err != nil {
 			return nil, err
 		}
-		if len(b.versions) > 0 {
-			return nil, awsErr("BucketNotEmpty")
+		if len(b.Versions) > 0 {
+			return nil, AwsErr("BucketNotEmpty")
 		}
-		delete(f.buckets, name)
-		f.busyNames.Deleted(name)
+		delete(f.Buckets, name)
+		f.BusyNames.Deleted(name)
 		return &s3.DeleteBucketOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListBuckets(_ context.Context, in *s3.ListBucketsInput, _ ...func(*s3.Options)) (*s3.ListBucketsOutput, error) {
+func (f *FakeAWS) ListBuckets(_ context.Context, in *s3.ListBucketsInput, _ ...func(*s3.Options)) (*s3.ListBucketsOutput, error) {
 	return fakeCall(f, in, "S3", "ListBuckets", func() (*s3.ListBucketsOutput, error) {
 		out := &s3.ListBucketsOutput{Prefix: in.Prefix}
-		for _, name := range sortedKeysOf(f.buckets) {
-			b := f.buckets[name]
-			if !b.foreign && strings.HasPrefix(name, aws.ToString(in.Prefix)) {
-				out.Buckets = append(out.Buckets, s3types.Bucket{Name: aws.String(name), BucketRegion: aws.String(b.region)})
+		for _, name := range sortedKeysOf(f.Buckets) {
+			b := f.Buckets[name]
+			if !b.Foreign && strings.HasPrefix(name, aws.ToString(in.Prefix)) {
+				out.Buckets = append(out.Buckets, s3types.Bucket{Name: aws.String(name), BucketRegion: aws.String(b.Region)})
 			}
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) GetBucketTagging(_ context.Context, in *s3.GetBucketTaggingInput, _ ...func(*s3.Options)) (*s3.GetBucketTaggingOutput, error) {
+func (f *FakeAWS) GetBucketTagging(_ context.Context, in *s3.GetBucketTaggingInput, _ ...func(*s3.Options)) (*s3.GetBucketTaggingOutput, error) {
 	return fakeCall(f, in, "S3", "GetBucketTagging", func() (*s3.GetBucketTaggingOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
-		if b.tags == nil {
-			return nil, awsErr("NoSuchTagSet")
+		if b.Tags == nil {
+			return nil, AwsErr("NoSuchTagSet")
 		}
-		return &s3.GetBucketTaggingOutput{TagSet: cloud.S3Tags(b.tags)}, nil
+		return &s3.GetBucketTaggingOutput{TagSet: cloud.S3Tags(b.Tags)}, nil
 	})
 }
 
-func (f *fakeAWS) PutBucketTagging(_ context.Context, in *s3.PutBucketTaggingInput, _ ...func(*s3.Options)) (*s3.PutBucketTaggingOutput, error) {
+func (f *FakeAWS) PutBucketTagging(_ context.Context, in *s3.PutBucketTaggingInput, _ ...func(*s3.Options)) (*s3.PutBucketTaggingOutput, error) {
 	return fakeCall(f, in, "S3", "PutBucketTagging", func() (*s3.PutBucketTaggingOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
-		b.tags = cloud.S3TagMap(in.Tagging.TagSet)
+		b.Tags = cloud.S3TagMap(in.Tagging.TagSet)
 		return &s3.PutBucketTaggingOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) GetPublicAccessBlock(_ context.Context, in *s3.GetPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.GetPublicAccessBlockOutput, error) {
+func (f *FakeAWS) GetPublicAccessBlock(_ context.Context, in *s3.GetPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.GetPublicAccessBlockOutput, error) {
 	return fakeCall(f, in, "S3", "GetPublicAccessBlock", func() (*s3.GetPublicAccessBlockOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
-		if b.pab == nil {
-			return nil, awsErr("NoSuchPublicAccessBlockConfiguration")
+		if b.Pab == nil {
+			return nil, AwsErr("NoSuchPublicAccessBlockConfiguration")
 		}
-		cp := *b.pab
+		cp := *b.Pab
 		return &s3.GetPublicAccessBlockOutput{PublicAccessBlockConfiguration: &cp}, nil
 	})
 }
 
-func (f *fakeAWS) PutPublicAccessBlock(_ context.Context, in *s3.PutPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.PutPublicAccessBlockOutput, error) {
+func (f *FakeAWS) PutPublicAccessBlock(_ context.Context, in *s3.PutPublicAccessBlockInput, _ ...func(*s3.Options)) (*s3.PutPublicAccessBlockOutput, error) {
 	return fakeCall(f, in, "S3", "PutPublicAccessBlock", func() (*s3.PutPublicAccessBlockOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
 		cp := *in.PublicAccessBlockConfiguration
-		b.pab = &cp
+		b.Pab = &cp
 		return &s3.PutPublicAccessBlockOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) GetBucketEncryption(_ context.Context, in *s3.GetBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.GetBucketEncryptionOutput, error) {
+func (f *FakeAWS) GetBucketEncryption(_ context.Context, in *s3.GetBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.GetBucketEncryptionOutput, error) {
 	return fakeCall(f, in, "S3", "GetBucketEncryption", func() (*s3.GetBucketEncryptionOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
-		if !b.encrypted {
-			return nil, awsErr("ServerSideEncryptionConfigurationNotFoundError")
+		if !b.Encrypted {
+			return nil, AwsErr("ServerSideEncryptionConfigurationNotFoundError")
 		}
 		return &s3.GetBucketEncryptionOutput{ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{
 			Rules: []s3types.ServerSideEncryptionRule{{ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryptionAes256}}},
@@ -1883,19 +1885,19 @@ func (f *fakeAWS) GetBucketEncryption(_ context.Context, in *s3.GetBucketEncrypt
 	})
 }
 
-func (f *fakeAWS) PutBucketEncryption(_ context.Context, in *s3.PutBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.PutBucketEncryptionOutput, error) {
+func (f *FakeAWS) PutBucketEncryption(_ context.Context, in *s3.PutBucketEncryptionInput, _ ...func(*s3.Options)) (*s3.PutBucketEncryptionOutput, error) {
 	return fakeCall(f, in, "S3", "PutBucketEncryption", func() (*s3.PutBucketEncryptionOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
 		c := in.ServerSideEncryptionConfiguration
-		b.encrypted = c != nil && len(c.Rules) > 0
+		b.Encrypted = c != nil && len(c.Rules) > 0
 		return &s3.PutBucketEncryptionOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+func (f *FakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
 	return fakeCall(f, in, "S3", "ListObjectVersions", func() (*s3.ListObjectVersionsOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
@@ -1904,21 +1906,21 @@ func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 		// Listed in (key, version id) order; markers are positions in that
 		// order, so a listing resumes right even when the marker object
 		// was deleted meanwhile (as emptying a bucket page by page does).
-		vs := slices.DeleteFunc(slices.Clone(b.versions), func(v fakeVersion) bool {
-			return !strings.HasPrefix(v.key, aws.ToString(in.Prefix))
+		vs := slices.DeleteFunc(slices.Clone(b.Versions), func(v FakeVersion) bool {
+			return !strings.HasPrefix(v.Key, aws.ToString(in.Prefix))
 		})
 		sort.SliceStable(vs, func(i, j int) bool {
-			if vs[i].key != vs[j].key {
-				return vs[i].key < vs[j].key
+			if vs[i].Key != vs[j].Key {
+				return vs[i].Key < vs[j].Key
 			}
-			return vs[i].id < vs[j].id
+			return vs[i].ID < vs[j].ID
 		})
 		start := 0
 		if in.KeyMarker != nil {
 			mk, mid := aws.ToString(in.KeyMarker), aws.ToString(in.VersionIdMarker)
 			start = len(vs)
 			for i, v := range vs {
-				if v.key > mk || v.key == mk && v.id > mid {
+				if v.Key > mk || v.Key == mk && v.ID > mid {
 					start = i
 					break
 				}
@@ -1926,29 +1928,29 @@ func (f *fakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 		}
 		end := len(vs)
 		out := &s3.ListObjectVersionsOutput{Name: in.Bucket, IsTruncated: aws.Bool(false)}
-		if f.pageSize > 0 && start+f.pageSize < len(vs) {
-			end = start + f.pageSize
+		if f.PageSize > 0 && start+f.PageSize < len(vs) {
+			end = start + f.PageSize
 			last := vs[end-1]
-			out.IsTruncated, out.NextKeyMarker, out.NextVersionIdMarker = aws.Bool(true), aws.String(last.key), aws.String(last.id)
+			out.IsTruncated, out.NextKeyMarker, out.NextVersionIdMarker = aws.Bool(true), aws.String(last.Key), aws.String(last.ID)
 		}
 		latest := map[string]string{} // key -> the newest version's id: the last added
-		for _, v := range b.versions {
-			latest[v.key] = v.id
+		for _, v := range b.Versions {
+			latest[v.Key] = v.ID
 		}
 		for _, v := range vs[start:end] {
-			isLatest := aws.Bool(latest[v.key] == v.id)
-			if v.marker {
-				out.DeleteMarkers = append(out.DeleteMarkers, s3types.DeleteMarkerEntry{Key: aws.String(v.key), VersionId: aws.String(v.id), IsLatest: isLatest})
+			isLatest := aws.Bool(latest[v.Key] == v.ID)
+			if v.Marker {
+				out.DeleteMarkers = append(out.DeleteMarkers, s3types.DeleteMarkerEntry{Key: aws.String(v.Key), VersionId: aws.String(v.ID), IsLatest: isLatest})
 			} else {
-				out.Versions = append(out.Versions, s3types.ObjectVersion{Key: aws.String(v.key), VersionId: aws.String(v.id),
-					IsLatest: isLatest, Size: aws.Int64(v.size)})
+				out.Versions = append(out.Versions, s3types.ObjectVersion{Key: aws.String(v.Key), VersionId: aws.String(v.ID),
+					IsLatest: isLatest, Size: aws.Int64(v.Size)})
 			}
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+func (f *FakeAWS) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
 	var body []byte
 	if in.Body != nil {
 		body, _ = io.ReadAll(in.Body)
@@ -1959,64 +1961,64 @@ func (f *fakeAWS) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(
 			return nil, err
 		}
 		key := aws.ToString(in.Key)
-		b.versions = append(b.versions, fakeVersion{key: key, id: f.newID("v"), size: int64(len(body))})
-		if b.data == nil {
-			b.data = map[string][]byte{}
+		b.Versions = append(b.Versions, FakeVersion{Key: key, ID: f.newID("v"), Size: int64(len(body))})
+		if b.Data == nil {
+			b.Data = map[string][]byte{}
 		}
-		b.data[key] = body
+		b.Data[key] = body
 		return &s3.PutObjectOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+func (f *FakeAWS) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
 	return fakeCall(f, in, "S3", "CopyObject", func() (*s3.CopyObjectOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
 		src := strings.TrimPrefix(aws.ToString(in.CopySource), aws.ToString(in.Bucket)+"/")
-		body, ok := b.data[src]
+		body, ok := b.Data[src]
 		if !ok {
-			return nil, awsErr("NoSuchKey")
+			return nil, AwsErr("NoSuchKey")
 		}
 		key := aws.ToString(in.Key)
-		b.versions = append(b.versions, fakeVersion{key: key, id: f.newID("v"), size: int64(len(body))})
-		b.data[key] = body
+		b.Versions = append(b.Versions, FakeVersion{Key: key, ID: f.newID("v"), Size: int64(len(body))})
+		b.Data[key] = body
 		return &s3.CopyObjectOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+func (f *FakeAWS) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
 	return fakeCall(f, in, "S3", "HeadObject", func() (*s3.HeadObjectOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
-		body, ok := b.data[aws.ToString(in.Key)]
+		body, ok := b.Data[aws.ToString(in.Key)]
 		if !ok {
-			return nil, awsErr("NotFound")
+			return nil, AwsErr("NotFound")
 		}
 		return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(body)))}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteObjects(_ context.Context, in *s3.DeleteObjectsInput, _ ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
+func (f *FakeAWS) DeleteObjects(_ context.Context, in *s3.DeleteObjectsInput, _ ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
 	return fakeCall(f, in, "S3", "DeleteObjects", func() (*s3.DeleteObjectsOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
 		if len(in.Delete.Objects) > 1000 {
-			return nil, awsErr("MalformedXML")
+			return nil, AwsErr("MalformedXML")
 		}
 		out := &s3.DeleteObjectsOutput{}
 		for _, o := range in.Delete.Objects {
 			key, id := aws.ToString(o.Key), aws.ToString(o.VersionId)
-			if code, ok := b.deleteErrs[key]; ok {
+			if code, ok := b.DeleteErrs[key]; ok {
 				out.Errors = append(out.Errors, s3types.Error{Key: o.Key, VersionId: o.VersionId, Code: aws.String(code), Message: aws.String("fake")})
 				continue
 			}
-			b.versions = slices.DeleteFunc(b.versions, func(v fakeVersion) bool { return v.key == key && v.id == id })
+			b.Versions = slices.DeleteFunc(b.Versions, func(v FakeVersion) bool { return v.Key == key && v.ID == id })
 			if !aws.ToBool(in.Delete.Quiet) {
 				out.Deleted = append(out.Deleted, s3types.DeletedObject{Key: o.Key, VersionId: o.VersionId})
 			}
@@ -2025,52 +2027,52 @@ func (f *fakeAWS) DeleteObjects(_ context.Context, in *s3.DeleteObjectsInput, _ 
 	})
 }
 
-func (f *fakeAWS) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUploadsInput, _ ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
+func (f *FakeAWS) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUploadsInput, _ ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
 	return fakeCall(f, in, "S3", "ListMultipartUploads", func() (*s3.ListMultipartUploadsOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
 		out := &s3.ListMultipartUploadsOutput{Bucket: in.Bucket}
-		for _, u := range b.uploads {
-			out.Uploads = append(out.Uploads, s3types.MultipartUpload{Key: aws.String(u.key), UploadId: aws.String(u.id)})
+		for _, u := range b.Uploads {
+			out.Uploads = append(out.Uploads, s3types.MultipartUpload{Key: aws.String(u.Key), UploadId: aws.String(u.ID)})
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+func (f *FakeAWS) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
 	return fakeCall(f, in, "S3", "AbortMultipartUpload", func() (*s3.AbortMultipartUploadOutput, error) {
 		b, err := f.ourBucket(aws.ToString(in.Bucket))
 		if err != nil {
 			return nil, err
 		}
-		n := len(b.uploads)
-		b.uploads = slices.DeleteFunc(b.uploads, func(u fakeUpload) bool {
-			return u.key == aws.ToString(in.Key) && u.id == aws.ToString(in.UploadId)
+		n := len(b.Uploads)
+		b.Uploads = slices.DeleteFunc(b.Uploads, func(u FakeUpload) bool {
+			return u.Key == aws.ToString(in.Key) && u.ID == aws.ToString(in.UploadId)
 		})
-		if len(b.uploads) == n {
-			return nil, awsErr("NoSuchUpload")
+		if len(b.Uploads) == n {
+			return nil, AwsErr("NoSuchUpload")
 		}
 		return &s3.AbortMultipartUploadOutput{}, nil
 	})
 }
 
 // ListObjectsV2 as the account's own identity (keyProbeAPI).
-func (f *fakeAWS) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+func (f *FakeAWS) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
 	return fakeCall(f, in, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) { return f.listObjects(in) })
 }
 
 // listObjects lists the latest versions. Called with f.mu held.
-func (f *fakeAWS) listObjects(in *s3.ListObjectsV2Input) (*s3.ListObjectsV2Output, error) {
+func (f *FakeAWS) listObjects(in *s3.ListObjectsV2Input) (*s3.ListObjectsV2Output, error) {
 	b, err := f.ourBucket(aws.ToString(in.Bucket))
 	if err != nil {
 		return nil, err
 	}
 	out := &s3.ListObjectsV2Output{Name: in.Bucket}
-	for _, v := range b.versions {
-		if !v.marker {
-			out.Contents = append(out.Contents, s3types.Object{Key: aws.String(v.key)})
+	for _, v := range b.Versions {
+		if !v.Marker {
+			out.Contents = append(out.Contents, s3types.Object{Key: aws.String(v.Key)})
 		}
 	}
 	out.KeyCount = aws.Int32(int32(len(out.Contents)))
@@ -2080,166 +2082,166 @@ func (f *fakeAWS) listObjects(in *s3.ListObjectsV2Input) (*s3.ListObjectsV2Outpu
 // fakeProbe is S3 signed with one access key (session.s3As): it works only
 // while that key exists with that secret.
 type fakeProbe struct {
-	f          *fakeAWS
+	f          *FakeAWS
 	id, secret string
 }
 
 func (p *fakeProbe) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
 	f := p.f
 	return fakeCall(f, in, "S3", "ListObjectsV2", func() (*s3.ListObjectsV2Output, error) {
-		for _, u := range f.users {
-			for _, k := range u.keys {
-				if k.id == p.id {
-					if k.secret != p.secret {
-						return nil, awsErr("SignatureDoesNotMatch")
+		for _, u := range f.Users {
+			for _, k := range u.Keys {
+				if k.ID == p.id {
+					if k.Secret != p.secret {
+						return nil, AwsErr("SignatureDoesNotMatch")
 					}
 					return f.listObjects(in)
 				}
 			}
 		}
-		return nil, awsErr("InvalidAccessKeyId")
+		return nil, AwsErr("InvalidAccessKeyId")
 	})
 }
 
 // ---- test-side helpers (no call is recorded) ----
 
 // stackTagsFor are the tags up gives a stack's resources, created at t.
-func stackTagsFor(stack string, t time.Time) map[string]string {
-	return cloud.StackTags(stack, fakeRegion, fakeOwner, t, 0)
+func StackTagsFor(stack string, t time.Time) map[string]string {
+	return cloud.StackTags(stack, FakeRegion, FakeOwner, t, 0)
 }
 
 // addUser makes an IAM user with tags (nil: untagged) and keys created at the given times.
-func (f *fakeAWS) addUser(name string, tags map[string]string, keyTimes ...time.Time) *fakeUser {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u := &fakeUser{policies: map[string]string{}, user: iamtypes.User{
+func (f *FakeAWS) AddUser(name string, tags map[string]string, keyTimes ...time.Time) *fakeUser {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	u := &fakeUser{Policies: map[string]string{}, User: iamtypes.User{
 		UserName: aws.String(name), Path: aws.String(cloud.IAMPath), Arn: f.arn("user", cloud.IAMPath, name),
 		CreateDate: aws.Time(f.tick()), Tags: cloud.IAMTags(tags),
 	}}
 	for _, t := range keyTimes {
-		f.addKey(u, t)
+		f.AddKey(u, t)
 	}
-	f.users[name] = u
+	f.Users[name] = u
 	return u
 }
 
 // addRole makes an IAM role with tags (nil: untagged).
-func (f *fakeAWS) addRole(name string, tags map[string]string) *fakeRole {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := &fakeRole{policies: map[string]string{}, role: iamtypes.Role{
+func (f *FakeAWS) AddRole(name string, tags map[string]string) *fakeRole {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	r := &fakeRole{Policies: map[string]string{}, Role: iamtypes.Role{
 		RoleName: aws.String(name), Path: aws.String(cloud.IAMPath), Arn: f.arn("role", cloud.IAMPath, name),
 		CreateDate: aws.Time(f.tick()), Tags: cloud.IAMTags(tags),
 		// As IAM returns it: URL-encoded.
-		AssumeRolePolicyDocument: aws.String(url.QueryEscape(cloud.EC2TrustPolicy(f.region))),
+		AssumeRolePolicyDocument: aws.String(url.QueryEscape(cloud.EC2TrustPolicy(f.Region))),
 	}}
-	f.roles[name] = r
+	f.Roles[name] = r
 	return r
 }
 
 // addProfile makes an instance profile holding roles.
-func (f *fakeAWS) addProfile(name string, tags map[string]string, roles ...string) *fakeProfile {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := &fakeProfile{roles: roles, prof: iamtypes.InstanceProfile{
+func (f *FakeAWS) AddProfile(name string, tags map[string]string, roles ...string) *fakeProfile {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	p := &fakeProfile{Roles: roles, Prof: iamtypes.InstanceProfile{
 		InstanceProfileName: aws.String(name), Path: aws.String(cloud.IAMPath), Arn: f.arn("instance-profile", cloud.IAMPath, name),
 		CreateDate: aws.Time(f.tick()), Tags: cloud.IAMTags(tags),
 	}}
-	f.profiles[name] = p
+	f.Profiles[name] = p
 	return p
 }
 
 // addBucket makes a bucket of this account with tags (nil: no tag set).
-func (f *fakeAWS) addBucket(name string, tags map[string]string) *fakeBucket {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b := &fakeBucket{region: f.region, tags: tags}
-	f.buckets[name] = b
+func (f *FakeAWS) AddBucket(name string, tags map[string]string) *FakeBucket {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	b := &FakeBucket{Region: f.Region, Tags: tags}
+	f.Buckets[name] = b
 	return b
 }
 
 // addInstance launches an instance outside mlstack with tags (nil: untagged).
-func (f *fakeAWS) addInstance(tags map[string]string, state ec2types.InstanceStateName) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *FakeAWS) AddInstance(tags map[string]string, state ec2types.InstanceStateName) string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	var t []ec2types.Tag
 	if tags != nil {
 		t = cloud.EC2Tags(tags, "")
 	}
-	i := f.launch(t, nil)
-	setState(&i.inst, state)
-	return aws.ToString(i.inst.InstanceId)
+	i := f.Launch(t, nil)
+	SetState(&i.Inst, state)
+	return aws.ToString(i.Inst.InstanceId)
 }
 
 // addStackInstance launches an instance as mlstack would for stack: with
 // its instance profile, its security group (made when missing), its key
 // pair and Canonical's image.
-func (f *fakeAWS) addStackInstance(stack string, state ec2types.InstanceStateName) string {
-	n := cloud.NamesFor(stack, f.account, f.region)
+func (f *FakeAWS) AddStackInstance(stack string, state ec2types.InstanceStateName) string {
+	n := cloud.NamesFor(stack, f.Account, f.Region)
 	sg := ""
-	f.mu.Lock()
-	for _, g := range f.groups {
-		if aws.ToString(g.sg.GroupName) == n.SecurityGroup && aws.ToString(g.sg.VpcId) == "vpc-0default" {
-			sg = aws.ToString(g.sg.GroupId)
+	f.Mu.Lock()
+	for _, g := range f.Groups {
+		if aws.ToString(g.SG.GroupName) == n.SecurityGroup && aws.ToString(g.SG.VpcId) == "vpc-0default" {
+			sg = aws.ToString(g.SG.GroupId)
 		}
 	}
-	f.mu.Unlock()
+	f.Mu.Unlock()
 	if sg == "" {
-		sg = f.addGroup(n.SecurityGroup, stackTagsFor(stack, time.Now()))
+		sg = f.AddGroup(n.SecurityGroup, StackTagsFor(stack, time.Now()))
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	i := f.launch(cloud.EC2Tags(stackTagsFor(stack, time.Now()), n.Instance), []string{sg})
-	i.inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", cloud.IAMPath, n.Profile)}
-	i.inst.KeyName, i.inst.ImageId = aws.String(n.KeyPair), f.images[0].ImageId
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	i := f.Launch(cloud.EC2Tags(StackTagsFor(stack, time.Now()), n.Instance), []string{sg})
+	i.Inst.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: f.arn("instance-profile", cloud.IAMPath, n.Profile)}
+	i.Inst.KeyName, i.Inst.ImageId = aws.String(n.KeyPair), f.Images[0].ImageId
 	f.publishKeys(i)
-	setState(&i.inst, state)
-	return aws.ToString(i.inst.InstanceId)
+	SetState(&i.Inst, state)
+	return aws.ToString(i.Inst.InstanceId)
 }
 
 // addGroup makes a security group in the default VPC.
-func (f *fakeAWS) addGroup(name string, tags map[string]string, perms ...ec2types.IpPermission) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *FakeAWS) AddGroup(name string, tags map[string]string, perms ...ec2types.IpPermission) string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	id := f.newID("sg")
 	var t []ec2types.Tag
 	if tags != nil {
 		t = cloud.EC2Tags(tags, name)
 	}
-	f.groups = append(f.groups, &fakeGroup{sg: ec2types.SecurityGroup{
+	f.Groups = append(f.Groups, &fakeGroup{SG: ec2types.SecurityGroup{
 		GroupId: aws.String(id), GroupName: aws.String(name), VpcId: aws.String("vpc-0default"), Tags: t, IpPermissions: perms,
 	}})
 	return id
 }
 
 // addKeyPair imports a key pair outside mlstack.
-func (f *fakeAWS) addKeyPair(name string, tags map[string]string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *FakeAWS) AddKeyPair(name string, tags map[string]string) string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	id := f.newID("key")
 	var t []ec2types.Tag
 	if tags != nil {
 		t = cloud.EC2Tags(tags, name)
 	}
-	f.keyPairs = append(f.keyPairs, &fakeKeyPair{kp: ec2types.KeyPairInfo{KeyName: aws.String(name), KeyPairId: aws.String(id), Tags: t}})
+	f.KeyPairs = append(f.KeyPairs, &fakeKeyPair{Kp: ec2types.KeyPairInfo{KeyName: aws.String(name), KeyPairId: aws.String(id), Tags: t}})
 	return id
 }
 
 // setInstanceState moves an instance to a state behind mlstack's back.
-func (f *fakeAWS) setInstanceState(id string, s ec2types.InstanceStateName) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	setState(&f.instance(id).inst, s)
+func (f *FakeAWS) SetInstanceState(id string, s ec2types.InstanceStateName) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	SetState(&f.Instance(id).Inst, s)
 }
 
 // liveInstances are the ids of the instances that are not terminated, in launch order.
-func (f *fakeAWS) liveInstances() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *FakeAWS) LiveInstances() []string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	var ids []string
-	for _, i := range f.instances {
-		if cloud.StateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
-			ids = append(ids, aws.ToString(i.inst.InstanceId))
+	for _, i := range f.Instances {
+		if cloud.StateOf(&i.Inst) != ec2types.InstanceStateNameTerminated {
+			ids = append(ids, aws.ToString(i.Inst.InstanceId))
 		}
 	}
 	return ids
@@ -2247,80 +2249,80 @@ func (f *fakeAWS) liveInstances() []string {
 
 // retagAll sets one tag on every resource of the stack, as an older mlstack
 // (or a clock in the past) would have left it.
-func (f *fakeAWS) retagAll(stack, key, value string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *FakeAWS) RetagAll(stack, key, value string) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	set := []ec2types.Tag{{Key: aws.String(key), Value: aws.String(value)}}
-	for _, i := range f.instances {
-		if cloud.EC2TagMap(i.inst.Tags)[cloud.TagStack] == stack {
-			i.inst.Tags = mergeEC2Tags(i.inst.Tags, set)
+	for _, i := range f.Instances {
+		if cloud.EC2TagMap(i.Inst.Tags)[cloud.TagStack] == stack {
+			i.Inst.Tags = mergeEC2Tags(i.Inst.Tags, set)
 		}
 	}
-	for _, g := range f.groups {
-		if cloud.EC2TagMap(g.sg.Tags)[cloud.TagStack] == stack {
-			g.sg.Tags = mergeEC2Tags(g.sg.Tags, set)
+	for _, g := range f.Groups {
+		if cloud.EC2TagMap(g.SG.Tags)[cloud.TagStack] == stack {
+			g.SG.Tags = mergeEC2Tags(g.SG.Tags, set)
 		}
 	}
-	for _, k := range f.keyPairs {
-		if cloud.EC2TagMap(k.kp.Tags)[cloud.TagStack] == stack {
-			k.kp.Tags = mergeEC2Tags(k.kp.Tags, set)
+	for _, k := range f.KeyPairs {
+		if cloud.EC2TagMap(k.Kp.Tags)[cloud.TagStack] == stack {
+			k.Kp.Tags = mergeEC2Tags(k.Kp.Tags, set)
 		}
 	}
 	iset := []iamtypes.Tag{{Key: aws.String(key), Value: aws.String(value)}}
-	for _, u := range f.users {
-		if cloud.IAMTagMap(u.user.Tags)[cloud.TagStack] == stack {
-			u.user.Tags = mergeIAMTags(u.user.Tags, iset)
+	for _, u := range f.Users {
+		if cloud.IAMTagMap(u.User.Tags)[cloud.TagStack] == stack {
+			u.User.Tags = mergeIAMTags(u.User.Tags, iset)
 		}
 	}
-	for _, r := range f.roles {
-		if cloud.IAMTagMap(r.role.Tags)[cloud.TagStack] == stack {
-			r.role.Tags = mergeIAMTags(r.role.Tags, iset)
+	for _, r := range f.Roles {
+		if cloud.IAMTagMap(r.Role.Tags)[cloud.TagStack] == stack {
+			r.Role.Tags = mergeIAMTags(r.Role.Tags, iset)
 		}
 	}
-	for _, p := range f.profiles {
-		if cloud.IAMTagMap(p.prof.Tags)[cloud.TagStack] == stack {
-			p.prof.Tags = mergeIAMTags(p.prof.Tags, iset)
+	for _, p := range f.Profiles {
+		if cloud.IAMTagMap(p.Prof.Tags)[cloud.TagStack] == stack {
+			p.Prof.Tags = mergeIAMTags(p.Prof.Tags, iset)
 		}
 	}
-	for _, b := range f.buckets {
-		if b.tags[cloud.TagStack] == stack {
-			b.tags[key] = value
+	for _, b := range f.Buckets {
+		if b.Tags[cloud.TagStack] == stack {
+			b.Tags[key] = value
 		}
 	}
 }
 
 // owns lists what the fake holds for a stack by kind, tagged or named like it.
-func (f *fakeAWS) owns(stack string) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := cloud.NamesFor(stack, f.account, f.region)
+func (f *FakeAWS) Owns(stack string) []string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	n := cloud.NamesFor(stack, f.Account, f.Region)
 	var out []string
-	for _, i := range f.instances {
-		if cloud.EC2TagMap(i.inst.Tags)[cloud.TagStack] == stack && cloud.StateOf(&i.inst) != ec2types.InstanceStateNameTerminated {
-			out = append(out, "instance "+aws.ToString(i.inst.InstanceId))
+	for _, i := range f.Instances {
+		if cloud.EC2TagMap(i.Inst.Tags)[cloud.TagStack] == stack && cloud.StateOf(&i.Inst) != ec2types.InstanceStateNameTerminated {
+			out = append(out, "instance "+aws.ToString(i.Inst.InstanceId))
 		}
 	}
-	for _, g := range f.groups {
-		if aws.ToString(g.sg.GroupName) == n.SecurityGroup {
+	for _, g := range f.Groups {
+		if aws.ToString(g.SG.GroupName) == n.SecurityGroup {
 			out = append(out, "security group "+n.SecurityGroup)
 		}
 	}
-	if f.keyPair(n.KeyPair) != nil {
+	if f.KeyPair(n.KeyPair) != nil {
 		out = append(out, "key pair "+n.KeyPair)
 	}
-	if f.users[n.User] != nil {
+	if f.Users[n.User] != nil {
 		out = append(out, "IAM user "+n.User)
 	}
-	if f.roles[n.Role] != nil {
+	if f.Roles[n.Role] != nil {
 		out = append(out, "IAM role "+n.Role)
 	}
-	if f.profiles[n.Profile] != nil {
+	if f.Profiles[n.Profile] != nil {
 		out = append(out, "instance profile "+n.Profile)
 	}
-	if f.buckets[n.Bucket] != nil {
+	if f.Buckets[n.Bucket] != nil {
 		out = append(out, "S3 bucket "+n.Bucket)
 	}
-	for name := range f.params {
+	for name := range f.Params {
 		if strings.HasPrefix(name, n.ParamPath()) {
 			out = append(out, "SSM parameter "+name)
 		}
@@ -2330,17 +2332,17 @@ func (f *fakeAWS) owns(stack string) []string {
 
 // The fake answers every call mlstack makes.
 var (
-	_ cloud.EC2API      = (*fakeAWS)(nil)
-	_ cloud.IAMAPI      = (*fakeAWS)(nil)
-	_ cloud.S3API       = (*fakeAWS)(nil)
-	_ cloud.SSMAPI      = (*fakeAWS)(nil)
-	_ cloud.KeyProbeAPI = (*fakeAWS)(nil)
+	_ cloud.EC2API      = (*FakeAWS)(nil)
+	_ cloud.IAMAPI      = (*FakeAWS)(nil)
+	_ cloud.S3API       = (*FakeAWS)(nil)
+	_ cloud.SSMAPI      = (*FakeAWS)(nil)
+	_ cloud.KeyProbeAPI = (*FakeAWS)(nil)
 	_ cloud.KeyProbeAPI = (*fakeProbe)(nil)
 )
 
 // awsFingerprint is what EC2 reports for an imported ED25519 key: the
 // SHA-256 of the OpenSSH wire key, base64 with padding.
-func awsFingerprint(authorized []byte) string {
+func AwsFingerprint(authorized []byte) string {
 	pk, _, _, _, err := ssh.ParseAuthorizedKey(authorized)
 	if err != nil {
 		return ""
@@ -2350,7 +2352,7 @@ func awsFingerprint(authorized []byte) string {
 }
 
 // userDataText is the cloud-config document in user-data as RunInstances got it.
-func userDataText(t *testing.T, userData []byte) string {
+func UserDataText(t *testing.T, userData []byte) string {
 	t.Helper()
 	doc, err := cloudinit.Decode(userData)
 	if err != nil {
@@ -2360,11 +2362,44 @@ func userDataText(t *testing.T, userData []byte) string {
 }
 
 // userDataB64Text is userDataText of the base64 text the fake keeps.
-func userDataB64Text(t *testing.T, b64 string) string {
+func UserDataB64Text(t *testing.T, b64 string) string {
 	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		t.Fatalf("user-data is not base64: %v", err)
 	}
-	return userDataText(t, raw)
+	return UserDataText(t, raw)
+}
+
+// fakeWaits make retried errors and polls cost milliseconds; how long S3
+// may hold a bucket name stays production's (tests shorten it with ctxWaits).
+func fakeWaits() cloud.Waits {
+	w := cloud.ProductionWaits()
+	w.RetryFirst, w.RetryMax = time.Millisecond, 2*time.Millisecond
+	w.PollFirst, w.PollMax = time.Millisecond, 2*time.Millisecond
+	w.DBPollFirst, w.DBPollMax = time.Millisecond, time.Millisecond
+	return w
+}
+
+// ctx is a context whose commands work on f, with fakeWaits: each test
+// passes its own fake in, so tests over fakes run in parallel.
+func (f *FakeAWS) Ctx() context.Context { return f.CtxWaits(nil) }
+
+// ctxWaits is ctx with the waits edit changes.
+func (f *FakeAWS) CtxWaits(edit func(w *cloud.Waits)) context.Context {
+	w := fakeWaits()
+	if edit != nil {
+		edit(&w)
+	}
+	return cloud.WithDeps(context.Background(), cloud.Deps{Connect: f.connect, Waits: &w})
+}
+
+// connect is connectAWS for the fake: it counts, and mirrors the calls
+// into the command's AWS.Calls.
+func (f *FakeAWS) connect(_ context.Context, a cloud.AWS) (*cloud.Session, error) {
+	f.Mu.Lock()
+	f.Connects++
+	f.mirror = a.Calls
+	f.Mu.Unlock()
+	return f.Session(), nil
 }

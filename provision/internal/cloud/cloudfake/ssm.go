@@ -1,4 +1,4 @@
-package provision
+package cloudfake
 
 import (
 	"context"
@@ -24,24 +24,24 @@ import (
 
 // fakeParam is one SSM parameter of the fake account.
 type fakeParam struct {
-	typ      ssmtypes.ParameterType
-	value    string
+	Typ      ssmtypes.ParameterType
+	Value    string
 	version  int64
 	modified time.Time
-	tags     map[string]string
+	Tags     map[string]string
 }
 
-func (f *fakeAWS) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+func (f *FakeAWS) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
 	return fakeCall(f, in, "SSM", "GetParameter", func() (*ssm.GetParameterOutput, error) {
-		p := f.params[aws.ToString(in.Name)]
+		p := f.Params[aws.ToString(in.Name)]
 		if p == nil {
-			return nil, awsErr("ParameterNotFound")
+			return nil, AwsErr("ParameterNotFound")
 		}
-		v := p.value
-		if p.typ == ssmtypes.ParameterTypeSecureString && !aws.ToBool(in.WithDecryption) {
+		v := p.Value
+		if p.Typ == ssmtypes.ParameterTypeSecureString && !aws.ToBool(in.WithDecryption) {
 			v = "fake-ciphertext"
 		}
-		return &ssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Name: in.Name, Type: p.typ, Value: aws.String(v),
+		return &ssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Name: in.Name, Type: p.Typ, Value: aws.String(v),
 			Version: p.version, LastModifiedDate: aws.Time(p.modified)}}, nil
 	})
 }
@@ -49,87 +49,87 @@ func (f *fakeAWS) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ .
 // GetParameters answers the named parameters it has; the others come back
 // in InvalidParameters, as SSM does (not an error). More than ten names is
 // a ValidationException.
-func (f *fakeAWS) GetParameters(_ context.Context, in *ssm.GetParametersInput, _ ...func(*ssm.Options)) (*ssm.GetParametersOutput, error) {
+func (f *FakeAWS) GetParameters(_ context.Context, in *ssm.GetParametersInput, _ ...func(*ssm.Options)) (*ssm.GetParametersOutput, error) {
 	return fakeCall(f, in, "SSM", "GetParameters", func() (*ssm.GetParametersOutput, error) {
 		if len(in.Names) == 0 || len(in.Names) > 10 {
-			return nil, awsErrMsg("ValidationException", "fake: GetParameters takes 1 to 10 names")
+			return nil, AwsErrMsg("ValidationException", "fake: GetParameters takes 1 to 10 names")
 		}
 		out := &ssm.GetParametersOutput{}
 		for _, name := range in.Names {
-			p := f.params[name]
+			p := f.Params[name]
 			if p == nil {
 				out.InvalidParameters = append(out.InvalidParameters, name)
 				continue
 			}
-			v := p.value
-			if p.typ == ssmtypes.ParameterTypeSecureString && !aws.ToBool(in.WithDecryption) {
+			v := p.Value
+			if p.Typ == ssmtypes.ParameterTypeSecureString && !aws.ToBool(in.WithDecryption) {
 				v = "fake-ciphertext"
 			}
-			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(name), Type: p.typ, Value: aws.String(v),
+			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(name), Type: p.Typ, Value: aws.String(v),
 				Version: p.version, LastModifiedDate: aws.Time(p.modified)})
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
+func (f *FakeAWS) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
 	return fakeCall(f, in, "SSM", "PutParameter", func() (*ssm.PutParameterOutput, error) {
 		name := aws.ToString(in.Name)
-		p := f.params[name]
+		p := f.Params[name]
 		switch {
 		case aws.ToBool(in.Overwrite) && len(in.Tags) > 0:
-			return nil, awsErrMsg("ValidationException", "fake: Tags and Overwrite can't be used together")
+			return nil, AwsErrMsg("ValidationException", "fake: Tags and Overwrite can't be used together")
 		case p != nil && !aws.ToBool(in.Overwrite):
-			return nil, awsErr("ParameterAlreadyExists")
+			return nil, AwsErr("ParameterAlreadyExists")
 		case p == nil:
-			p = &fakeParam{tags: map[string]string{}}
+			p = &fakeParam{Tags: map[string]string{}}
 			for _, t := range in.Tags {
-				p.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+				p.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
-			f.params[name] = p
+			f.Params[name] = p
 		}
-		p.typ, p.value, p.modified = in.Type, aws.ToString(in.Value), f.tick()
+		p.Typ, p.Value, p.modified = in.Type, aws.ToString(in.Value), f.tick()
 		p.version++
 		return &ssm.PutParameterOutput{Version: p.version}, nil
 	})
 }
 
-func (f *fakeAWS) AddTagsToResource(_ context.Context, in *ssm.AddTagsToResourceInput, _ ...func(*ssm.Options)) (*ssm.AddTagsToResourceOutput, error) {
+func (f *FakeAWS) AddTagsToResource(_ context.Context, in *ssm.AddTagsToResourceInput, _ ...func(*ssm.Options)) (*ssm.AddTagsToResourceOutput, error) {
 	return fakeCall(f, in, "SSM", "AddTagsToResource", func() (*ssm.AddTagsToResourceOutput, error) {
-		p := f.params[aws.ToString(in.ResourceId)]
+		p := f.Params[aws.ToString(in.ResourceId)]
 		if p == nil {
-			return nil, awsErr("InvalidResourceId")
+			return nil, AwsErr("InvalidResourceId")
 		}
 		for _, t := range in.Tags {
-			p.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			p.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 		}
 		return &ssm.AddTagsToResourceOutput{}, nil
 	})
 }
 
-func (f *fakeAWS) DeleteParameters(_ context.Context, in *ssm.DeleteParametersInput, _ ...func(*ssm.Options)) (*ssm.DeleteParametersOutput, error) {
+func (f *FakeAWS) DeleteParameters(_ context.Context, in *ssm.DeleteParametersInput, _ ...func(*ssm.Options)) (*ssm.DeleteParametersOutput, error) {
 	return fakeCall(f, in, "SSM", "DeleteParameters", func() (*ssm.DeleteParametersOutput, error) {
 		if len(in.Names) > 10 {
-			return nil, awsErrMsg("ValidationException", "fake: at most 10 names")
+			return nil, AwsErrMsg("ValidationException", "fake: at most 10 names")
 		}
 		out := &ssm.DeleteParametersOutput{}
 		for _, n := range in.Names {
-			if f.params[n] == nil {
+			if f.Params[n] == nil {
 				out.InvalidParameters = append(out.InvalidParameters, n)
 				continue
 			}
-			delete(f.params, n)
+			delete(f.Params, n)
 			out.DeletedParameters = append(out.DeletedParameters, n)
 		}
 		return out, nil
 	})
 }
 
-func (f *fakeAWS) GetParametersByPath(_ context.Context, in *ssm.GetParametersByPathInput, _ ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error) {
+func (f *FakeAWS) GetParametersByPath(_ context.Context, in *ssm.GetParametersByPathInput, _ ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error) {
 	return fakeCall(f, in, "SSM", "GetParametersByPath", func() (*ssm.GetParametersByPathOutput, error) {
 		prefix := strings.TrimSuffix(aws.ToString(in.Path), "/") + "/"
 		var names []string
-		for n := range f.params {
+		for n := range f.Params {
 			if strings.HasPrefix(n, prefix) && (aws.ToBool(in.Recursive) || !strings.Contains(n[len(prefix):], "/")) {
 				names = append(names, n)
 			}
@@ -145,38 +145,38 @@ func (f *fakeAWS) GetParametersByPath(_ context.Context, in *ssm.GetParametersBy
 				out.NextToken = aws.String(names[i])
 				break
 			}
-			p := f.params[names[i]]
-			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(names[i]), Type: p.typ, Version: p.version})
+			p := f.Params[names[i]]
+			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(names[i]), Type: p.Typ, Version: p.version})
 		}
 		return out, nil
 	})
 }
 
 // putPublished writes a parameter as the server role would.
-func (f *fakeAWS) putPublished(name, value string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *FakeAWS) PutPublished(name, value string) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	f.putPublishedLocked(name, value)
 }
 
 // publishKeys does what an instance's bootstrap does: make a TLS
 // certificate for its addresses and an SSH host key, and publish their
 // public halves under its stack's path. Called with f.mu held.
-func (f *fakeAWS) publishKeys(i *fakeInstance) {
-	stack := cloud.EC2TagMap(i.inst.Tags)[cloud.TagStack]
-	n := cloud.NamesFor(stack, f.account, f.region)
-	certPEM := testCert(aws.ToString(i.inst.PublicDnsName), aws.ToString(i.inst.PublicIpAddress))
+func (f *FakeAWS) publishKeys(i *fakeInstance) {
+	stack := cloud.EC2TagMap(i.Inst.Tags)[cloud.TagStack]
+	n := cloud.NamesFor(stack, f.Account, f.Region)
+	certPEM := TestCert(aws.ToString(i.Inst.PublicDnsName), aws.ToString(i.Inst.PublicIpAddress))
 	priv, line, err := local.NewSSHKey("host")
 	if err != nil {
 		panic(err)
 	}
-	f.hostKeys[aws.ToString(i.inst.InstanceId)] = priv
+	f.hostKeys[aws.ToString(i.Inst.InstanceId)] = priv
 	f.putPublishedLocked(n.Param(cloud.ParamTLSCert), string(certPEM))
 	f.putPublishedLocked(n.Param(cloud.ParamHostKey), strings.TrimSpace(string(line)))
 }
 
 // testCert is a self-signed P-256 certificate for a DNS name and an IP.
-func testCert(dns, ip string) []byte {
+func TestCert(dns, ip string) []byte {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		panic(err)
@@ -198,12 +198,12 @@ func testCert(dns, ip string) []byte {
 }
 
 // putPublishedLocked is putPublished with f.mu held.
-func (f *fakeAWS) putPublishedLocked(name, value string) {
-	p := f.params[name]
+func (f *FakeAWS) putPublishedLocked(name, value string) {
+	p := f.Params[name]
 	if p == nil {
-		p = &fakeParam{tags: map[string]string{}}
-		f.params[name] = p
+		p = &fakeParam{Tags: map[string]string{}}
+		f.Params[name] = p
 	}
-	p.typ, p.value, p.modified = ssmtypes.ParameterTypeString, value, f.tick()
+	p.Typ, p.Value, p.modified = ssmtypes.ParameterTypeString, value, f.tick()
 	p.version++
 }
