@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mlstack/mlstack/internal/testenv"
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 )
 
 // TestMain fails a run outside CI that skipped tests for lack of something
@@ -29,3 +30,7 @@ func readFile(t testing.TB, path string) []byte {
 	must(t, err)
 	return b
 }
+
+// newInstalledFake is a fake AWS of the test's own: commands reach it
+// under f.Ctx().
+func newInstalledFake(*testing.T) *cloudfake.FakeAWS { return cloudfake.NewFakeAWS() }

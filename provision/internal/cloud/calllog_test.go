@@ -1,4 +1,4 @@
-package provision
+package cloud_test
 
 import (
 	"fmt"

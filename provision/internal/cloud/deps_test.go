@@ -1,4 +1,4 @@
-package provision
+package cloud_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
-// newInstalledFake is newFakeAWS: commands reach it under f.ctx().
+// newInstalledFake is a fake AWS of the test's own: commands reach it under f.Ctx().
 func newInstalledFake(*testing.T) *cloudfake.FakeAWS { return cloudfake.NewFakeAWS() }
 
 // TestDepsOf: production's context carries nothing, so commands connect

@@ -1,4 +1,4 @@
-package provision
+package cloud_test
 
 // connectAWS against a local STS endpoint: the configuration chain, the
 // caller identity, and the refusal of a stack's own scoped keys.
