@@ -10,9 +10,6 @@ import (
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 )
 
-// newInstalledFake is a fake AWS of the test's own: commands reach it under f.Ctx().
-func newInstalledFake(*testing.T) *cloudfake.FakeAWS { return cloudfake.NewFakeAWS() }
-
 // TestDepsOf: production's context carries nothing, so commands connect
 // to AWS and wait as production does; a test's carries its own.
 func TestDepsOf(t *testing.T) {
