@@ -2069,10 +2069,16 @@ func (f *FakeAWS) listObjects(in *s3.ListObjectsV2Input) (*s3.ListObjectsV2Outpu
 	if err != nil {
 		return nil, err
 	}
-	out := &s3.ListObjectsV2Output{Name: in.Bucket}
+	// As S3: each key's latest version, unless it is a delete marker,
+	// under the prefix, in key order.
+	latest := map[string]FakeVersion{}
 	for _, v := range b.Versions {
-		if !v.Marker {
-			out.Contents = append(out.Contents, s3types.Object{Key: aws.String(v.Key)})
+		latest[v.Key] = v
+	}
+	out := &s3.ListObjectsV2Output{Name: in.Bucket, Prefix: in.Prefix}
+	for _, key := range slices.Sorted(maps.Keys(latest)) {
+		if !latest[key].Marker && strings.HasPrefix(key, aws.ToString(in.Prefix)) {
+			out.Contents = append(out.Contents, s3types.Object{Key: aws.String(key), Size: aws.Int64(latest[key].Size)})
 		}
 	}
 	out.KeyCount = aws.Int32(int32(len(out.Contents)))
