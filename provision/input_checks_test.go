@@ -4,7 +4,6 @@ package provision
 // Hint, and the look-alike instance's error.
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -45,17 +44,5 @@ func TestHintExported(t *testing.T) {
 	want := "mlstack down --stack demo --region eu-west-3 --profile dev --state-dir '/tmp/my state' --yes"
 	if got != want {
 		t.Errorf("Hint = %s\nwant   %s", got, want)
-	}
-}
-
-func TestLookalikeError(t *testing.T) {
-	t.Parallel()
-	err := cloud.Lookalike{ID: "i-0abc", Why: "its key pair is not the stack's"}.Error("demo")
-	var no *cloud.NotOwnedError
-	if !errors.As(err, &no) || no.Kind != "instance" || no.Name != "i-0abc" || no.Stack != "demo" {
-		t.Fatalf("error = %#v, want a notOwnedError for instance i-0abc of demo", err)
-	}
-	if !strings.Contains(err.Error(), "i-0abc is tagged") || !strings.Contains(err.Error(), "its key pair is not the stack's") {
-		t.Errorf("error text %q does not say what differs", err)
 	}
 }
