@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 	"github.com/mlstack/mlstack/provision/local"
