@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: starts a local moto server (stopped again on exit),
 # then gofmt, go mod tidy -diff, actionlint, go vet, staticcheck and go test
-# against it, then the live test against it, the lock check and the boot
-# tests (bookworm, trixie). Extra arguments go to go test, e.g.
+# against it, then the live test against it; the lock check and the boot
+# tests (bookworm, trixie, an upgrade, PostgreSQL) run meanwhile, beside
+# them, and their output follows. Extra arguments go to go test, e.g.
 # scripts/test.sh -run TestUp -v
 #
 # A moto already started with `scripts/moto.sh start` is reused and left
@@ -13,11 +14,12 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-say() { printf '\n== test.sh: %s\n' "$*" >&2; }
+say() { printf '\n== test.sh [%dm%02ds]: %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 if scripts/moto.sh status >/dev/null 2>&1; then
 	say "reusing the running moto server"
 else
+	stop_moto=1
 	trap 'scripts/moto.sh stop' EXIT
 fi
 say "moto"
@@ -34,6 +36,46 @@ MLSTACK_TEST_MLFLOW_OLD_VENV=$(MLSTACK_MLFLOW_VERSION=3.16.1 MLSTACK_MLFLOW_VENV
 export MLSTACK_TEST_MLFLOW_OLD_VENV
 
 failed=0
+
+# The lock check and the boot tests (bookworm, trixie, from MLflow
+# 3.16.1 upgraded, PostgreSQL) run beside go test, one after another:
+# they wait on containers, pip and the network more than they use the
+# CPU, and share nothing with go test (a private moto, their own ports;
+# moto.sh's AWS_EC2_METADATA_DISABLED keeps go test's SDK off their
+# metadata address). Their output is kept and printed after go test's.
+# CI always runs them; locally a focused run (go test arguments) or
+# MLSTACK_SKIP_BOOT=1 skips them, and says so.
+boot_chain() {
+	local failed=0 status=0
+	say "lock check: scripts/lock.sh --check"
+	scripts/lock.sh --check || failed=1
+	for suite in bookworm trixie; do
+		say "boot test on $suite: MLSTACK_BOOT_SUITE=$suite scripts/boot-test.sh"
+		MLSTACK_BOOT_SUITE=$suite scripts/boot-test.sh || status=$?
+	done
+	# MLflow 3.16.1 first (the release before the locked one, by version
+	# pins), then `mlstack upgrade` replaces it, and the data's schema is
+	# upgraded on the way.
+	say "boot test from MLflow 3.16.1, upgraded: MLSTACK_BOOT_MLFLOW_VERSION=3.16.1 scripts/boot-test.sh"
+	MLSTACK_BOOT_MLFLOW_VERSION=3.16.1 scripts/boot-test.sh || status=$?
+	# up --db postgres, with Debian's PostgreSQL playing the RDS database.
+	say "boot test with the tracking data in PostgreSQL: MLSTACK_BOOT_DB=postgres scripts/boot-test.sh"
+	MLSTACK_BOOT_DB=postgres scripts/boot-test.sh || status=$?
+	echo "$failed $status" >"$boot_dir/status"
+}
+
+boot_pid=
+if [[ -z ${CI:-} && (${MLSTACK_SKIP_BOOT:-} == 1 || $# -gt 0) ]]; then
+	say "SKIPPED the lock check and the boot tests (go test arguments or MLSTACK_SKIP_BOOT=1; CI never skips them)"
+else
+	boot_dir=$(mktemp -d)
+	trap 'if [[ -n $boot_pid ]]; then kill -- -"$boot_pid" 2>/dev/null; fi; rm -rf "$boot_dir"; if [[ -n ${stop_moto:-} ]]; then scripts/moto.sh stop; fi' EXIT
+	say "the lock check and the boot tests start beside go test (their output follows go test's)"
+	set -m # their own process group, so that an interrupted run stops them all
+	boot_chain >"$boot_dir/log" 2>&1 &
+	boot_pid=$!
+	set +m
+fi
 
 say "gofmt -l"
 # find rather than `gofmt -l .`: skip .cache (the venv) and .git.
@@ -78,31 +120,14 @@ else
 	say "SKIPPED the live test (go test arguments; CI never skips it)"
 fi
 
-# The lock checked against what it promises (no resolution: the same answer
-# on any day), and the exact
-# user-data `mlstack up` sends, booted under real cloud-init and systemd on
-# Debian bookworm and trixie (needs root; scripts/boot-test.sh builds the
-# rootfs and runs the Go test in scripts/boot, tag boottest). CI always runs
-# them; locally a focused run (go test arguments) or MLSTACK_SKIP_BOOT=1
-# skips them, and says so.
 boot_status=0
-if [[ -z ${CI:-} && (${MLSTACK_SKIP_BOOT:-} == 1 || $# -gt 0) ]]; then
-	say "SKIPPED the lock check and the boot tests (go test arguments or MLSTACK_SKIP_BOOT=1; CI never skips them)"
-else
-	say "lock check: scripts/lock.sh --check"
-	scripts/lock.sh --check || failed=1
-	for suite in bookworm trixie; do
-		say "boot test on $suite: MLSTACK_BOOT_SUITE=$suite scripts/boot-test.sh"
-		MLSTACK_BOOT_SUITE=$suite scripts/boot-test.sh || boot_status=$?
-	done
-	# MLflow 3.16.1 first (the release before the locked one, by version
-	# pins), then `mlstack upgrade` replaces it, and the data's schema is
-	# upgraded on the way.
-	say "boot test from MLflow 3.16.1, upgraded: MLSTACK_BOOT_MLFLOW_VERSION=3.16.1 scripts/boot-test.sh"
-	MLSTACK_BOOT_MLFLOW_VERSION=3.16.1 scripts/boot-test.sh || boot_status=$?
-	# up --db postgres, with Debian's PostgreSQL playing the RDS database.
-	say "boot test with the tracking data in PostgreSQL: MLSTACK_BOOT_DB=postgres scripts/boot-test.sh"
-	MLSTACK_BOOT_DB=postgres scripts/boot-test.sh || boot_status=$?
+if [[ -n $boot_pid ]]; then
+	say "waiting for the lock check and the boot tests"
+	wait "$boot_pid" || true
+	boot_pid=
+	cat "$boot_dir/log" >&2
+	read -r lock_failed boot_status <"$boot_dir/status" 2>/dev/null || { lock_failed=1 boot_status=1; }
+	((lock_failed == 0)) || failed=1
 fi
 
 if ((status != 0)); then
