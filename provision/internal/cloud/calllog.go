@@ -24,21 +24,21 @@ func (l *CallLog) Add(op string) {
 	l.mu.Unlock()
 }
 
-// calls returns a copy of the recorded operations in call order.
+// Calls returns a copy of the recorded operations in call order.
 func (l *CallLog) Calls() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.ops...)
 }
 
-// reset forgets the recorded operations.
+// Reset forgets the recorded operations.
 func (l *CallLog) Reset() {
 	l.mu.Lock()
 	l.ops = nil
 	l.mu.Unlock()
 }
 
-// mutating returns the recorded operations that can change AWS state.
+// Mutating returns the recorded operations that can change AWS state.
 func (l *CallLog) Mutating() []string {
 	var out []string
 	for _, c := range l.Calls() {
@@ -68,7 +68,7 @@ func (l *CallLog) Summary() string {
 	return fmt.Sprintf("%d calls (%d mutating): %s", len(calls), len(l.Mutating()), strings.Join(parts, ", "))
 }
 
-// isMutating reports whether "Service.Operation" may change state. Reads in
+// IsMutating reports whether "Service.Operation" may change state. Reads in
 // these APIs all start with one of a few verbs.
 func IsMutating(call string) bool {
 	op := call[strings.LastIndex(call, ".")+1:]

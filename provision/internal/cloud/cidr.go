@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// parseCIDRs checks and normalises --allow-cidr values. A bare IP becomes a
+// ParseCIDRs checks and normalises --allow-cidr values. A bare IP becomes a
 // /32 (or /128); host bits set is an error because it is usually a typo.
 func ParseCIDRs(in []string) ([]string, error) {
 	seen := map[string]bool{}
@@ -47,7 +47,7 @@ func ParseCIDRs(in []string) ([]string, error) {
 // checkIPURL answers with the caller's public IP in plain text.
 const checkIPURL = "https://checkip.amazonaws.com"
 
-// detectCIDR finds the caller's public IPv4 address as a /32; detect nil
+// DetectCIDR finds the caller's public IPv4 address as a /32; detect nil
 // asks checkip.amazonaws.com.
 func DetectCIDR(detect func() (netip.Addr, error)) (string, error) {
 	if detect == nil {
@@ -94,11 +94,11 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("224.0.0.0/3"),
 }
 
-// widestAllowed is the longest public prefix let in without asking: a /24
+// WidestAllowed is the longest public prefix let in without asking: a /24
 // is an office; anything wider is a provider, a country, or the internet.
 const WidestAllowed = 24
 
-// wideOpening describes what cidrs open to when one of them is a public
+// WideOpening describes what cidrs open to when one of them is a public
 // prefix wider than widestAllowed, else "".
 func WideOpening(cidrs []string) string {
 	var wide, all []netip.Prefix
@@ -152,7 +152,7 @@ func publicAddrs(ps []netip.Prefix) uint64 {
 	return n
 }
 
-// nonPublicCIDRs are the cidrs that hold no public address: traffic from
+// NonPublicCIDRs are the cidrs that hold no public address: traffic from
 // the internet to the server's public address never comes from them.
 func NonPublicCIDRs(cidrs []string) []string {
 	var out []string

@@ -37,7 +37,7 @@ const (
 	CostSourceSummary = "on-demand, us-east-1 prices, instance + public IPv4 + 16 GiB gp3; S3 artifacts not counted"
 )
 
-// costPerMonth is the stack's monthly cost in US dollars, rounded to the
+// CostPerMonth is the stack's monthly cost in US dollars, rounded to the
 // cent; false when the instance type is not in the table.
 func (i StackInfo) CostPerMonth() (float64, bool) {
 	usd, ok := i.dbCostPerMonth()

@@ -15,22 +15,22 @@ import (
 	"time"
 )
 
-// waits are mlstack's pauses between attempts.
+// Waits are mlstack's pauses between attempts.
 type Waits struct {
-	// retryFirst and retryMax bound retryOn's back-off.
+	// RetryFirst and retryMax bound retryOn's back-off.
 	RetryFirst, RetryMax time.Duration
-	// pollFirst and pollMax bound the instance waits (running, gone,
+	// PollFirst and pollMax bound the instance waits (running, gone,
 	// stopped) and the wait for the server's published keys.
 	PollFirst, PollMax time.Duration
-	// dbPollFirst and dbPollMax: up and down ask RDS how a database is after
+	// DBPollFirst and dbPollMax: up and down ask RDS how a database is after
 	// a second, then less and less often, at last every dbPollMax.
 	DBPollFirst, DBPollMax time.Duration
-	// nameBusy bounds how long up waits for S3 to free a bucket name that
+	// NameBusy bounds how long up waits for S3 to free a bucket name that
 	// a deleted bucket still holds (OperationAborted).
 	NameBusy time.Duration
 }
 
-// productionWaits are the pauses mlstack makes against AWS.
+// ProductionWaits are the pauses mlstack makes against AWS.
 func ProductionWaits() Waits {
 	return Waits{
 		RetryFirst: time.Second, RetryMax: 8 * time.Second,
@@ -40,28 +40,28 @@ func ProductionWaits() Waits {
 	}
 }
 
-// deps are a command's dependencies; the zero value is production's.
+// Deps are a command's dependencies; the zero value is production's.
 type Deps struct {
-	// connect opens the session; nil: connectAWS.
+	// Connect opens the session; nil: connectAWS.
 	Connect func(context.Context, AWS) (*Session, error)
-	// waits replace productionWaits when set.
+	// Waits replace productionWaits when set.
 	Waits *Waits
 }
 
 type depsKey struct{}
 
-// withDeps returns ctx carrying d (provision's own tests).
+// WithDeps returns ctx carrying d (provision's own tests).
 func WithDeps(ctx context.Context, d Deps) context.Context {
 	return context.WithValue(ctx, depsKey{}, d)
 }
 
-// depsOf is what ctx carries; nothing, in production.
+// DepsOf is what ctx carries; nothing, in production.
 func DepsOf(ctx context.Context) Deps {
 	d, _ := ctx.Value(depsKey{}).(Deps)
 	return d
 }
 
-// waitsOf are the pauses for calls made under ctx.
+// WaitsOf are the pauses for calls made under ctx.
 func WaitsOf(ctx context.Context) Waits {
 	if w := DepsOf(ctx).Waits; w != nil {
 		return *w
@@ -69,7 +69,7 @@ func WaitsOf(ctx context.Context) Waits {
 	return ProductionWaits()
 }
 
-// connectFor opens the session a command works with under ctx.
+// ConnectFor opens the session a command works with under ctx.
 func ConnectFor(ctx context.Context, a AWS) (*Session, error) {
 	if c := DepsOf(ctx).Connect; c != nil {
 		return c(ctx, a)

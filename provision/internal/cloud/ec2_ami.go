@@ -11,7 +11,7 @@ import (
 	"github.com/mlstack/mlstack/provision/region"
 )
 
-// canonicalOwner is the AWS account that publishes official Ubuntu images
+// CanonicalOwner is the AWS account that publishes official Ubuntu images
 // in the commercial partition (region.Of gives the others). Anyone can
 // publish an image with the same name, so the owner is what we trust.
 var CanonicalOwner = region.Of("us-east-1").CanonicalOwner
@@ -23,7 +23,7 @@ type imageAPI interface {
 // ubuntuName matches official Ubuntu 24.04 server images (not pro, not minimal).
 var ubuntuName = regexp.MustCompile(`^ubuntu/images/hvm-ssd(-gp3)?/ubuntu-noble-24\.04-(amd64|arm64)-server-[0-9]{8}(\.[0-9]+)?$`)
 
-// findImage returns the newest official Ubuntu 24.04 image for arch that owner published.
+// FindImage returns the newest official Ubuntu 24.04 image for arch that owner published.
 func FindImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, owner string) (*ec2types.Image, error) {
 	img, _, err := findImages(ctx, api, arch, owner)
 	return img, err
@@ -50,7 +50,7 @@ func findImages(ctx context.Context, api imageAPI, arch ec2types.ArchitectureVal
 	return NewestImage(out.Images, arch, owner), out.Images, nil
 }
 
-// newestImage re-checks owner, name, architecture and state, because filters
+// NewestImage re-checks owner, name, architecture and state, because filters
 // are only as good as the service that applies them, then picks the newest.
 func NewestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owner string) *ec2types.Image {
 	var best *ec2types.Image
@@ -68,7 +68,7 @@ func NewestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owne
 	return best
 }
 
-// ubuntuImage is findImage with Canonical's account of the region's
+// UbuntuImage is findImage with Canonical's account of the region's
 // partition, where finding none is an error.
 func UbuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, regionName string) (*ec2types.Image, []ec2types.Image, error) {
 	p := region.Of(regionName)

@@ -30,14 +30,14 @@ type instanceAPI interface {
 	DescribeInstanceAttribute(context.Context, *ec2.DescribeInstanceAttributeInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error)
 }
 
-// liveStates are the states of an instance that is not gone yet: down
+// LiveStates are the states of an instance that is not gone yet: down
 // waits for all of them, status and ls show them.
 var LiveStates = []string{"pending", "running", "stopping", "stopped", "shutting-down"}
 
-// usableStates leave out shutting-down: for up, such an instance is gone.
+// UsableStates leave out shutting-down: for up, such an instance is gone.
 var UsableStates = []string{"pending", "running", "stopping", "stopped"}
 
-// findInstances returns the stack's instances in the given states, oldest first.
+// FindInstances returns the stack's instances in the given states, oldest first.
 func FindInstances(ctx context.Context, api instanceAPI, stack string, states []string) ([]ec2types.Instance, error) {
 	var out []ec2types.Instance
 	p := ec2.NewDescribeInstancesPaginator(api, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
@@ -63,7 +63,7 @@ func FindInstances(ctx context.Context, api instanceAPI, stack string, states []
 	return out, nil
 }
 
-// instancesPlan says in words what ensureInstance would do.
+// InstancesPlan says in words what ensureInstance would do.
 func InstancesPlan(insts []ec2types.Instance, n Names, image *ec2types.Image, place Placement) []PlanStep {
 	var p []PlanStep
 	switch {
@@ -90,7 +90,7 @@ func StateOf(i *ec2types.Instance) ec2types.InstanceStateName {
 	return i.State.Name
 }
 
-// clientToken makes RunInstances idempotent for one launch of a stack: a
+// ClientToken makes RunInstances idempotent for one launch of a stack: a
 // retried or resumed launch reuses it; a stack rebuilt after `down` gets a
 // new security group, and a relaunch after the instance died gets a new
 // nonce (EC2 remembers a token for at least a day after termination).
@@ -99,12 +99,12 @@ func ClientToken(stack, sgID, nonce string) string {
 	return "mlstack-" + hex.EncodeToString(sum[:])[:48]
 }
 
-// errStaleToken: EC2 answered the client token with an instance launched
+// ErrStaleToken: EC2 answered the client token with an instance launched
 // earlier that is gone, or with IdempotentParameterMismatch. The caller
 // picks a new nonce and launches again.
 var ErrStaleToken = errors.New("client token belongs to an earlier launch")
 
-// launchInput is everything RunInstances needs.
+// LaunchInput is everything RunInstances needs.
 type LaunchInput struct {
 	Names    Names
 	Image    *ec2types.Image
@@ -163,7 +163,7 @@ func (in LaunchInput) runRequest() *ec2.RunInstancesInput {
 	return req
 }
 
-// launchInstance runs the server and returns its id. A new instance
+// LaunchInstance runs the server and returns its id. A new instance
 // profile, key pair or security group is not visible to EC2 for some
 // seconds; exactly those answers are retried.
 func LaunchInstance(ctx context.Context, api instanceAPI, in LaunchInput) (string, error) {
@@ -196,7 +196,7 @@ func LaunchInstance(ctx context.Context, api instanceAPI, in LaunchInput) (strin
 	return id, nil
 }
 
-// isProfilePropagation matches EC2's answers for an instance profile it
+// IsProfilePropagation matches EC2's answers for an instance profile it
 // cannot see yet, or whose role it cannot see yet. The code alone is too
 // broad, so the message narrows it, as terraform-provider-aws does.
 func IsProfilePropagation(err error) bool {
@@ -222,18 +222,18 @@ func propagating(err error) string {
 	return "the new instance profile"
 }
 
-// ensureInstanceInput is what ensureInstance needs besides the API.
+// EnsureInstanceInput is what ensureInstance needs besides the API.
 type EnsureInstanceInput struct {
 	Found  []ec2types.Instance // the stack's usable instances, oldest first
 	Places []Placement         // where to launch, best first (see placements)
 	Launch LaunchInput
-	// renewNonce saves and returns a new launch nonce, for a relaunch after
+	// RenewNonce saves and returns a new launch nonce, for a relaunch after
 	// the last launch's instance is gone.
 	RenewNonce func() (string, error)
 	Wait       time.Duration
 }
 
-// ensureInstance launches the server when none runs, keeps exactly one (the
+// EnsureInstance launches the server when none runs, keeps exactly one (the
 // oldest), starts it when stopped, and waits for it to run.
 func EnsureInstance(ctx context.Context, api instanceAPI, in EnsureInstanceInput) (*ec2types.Instance, error) {
 	insts, log := in.Found, in.Launch.Log
@@ -300,7 +300,7 @@ func launchOne(ctx context.Context, api instanceAPI, in EnsureInstanceInput) (st
 	return "", err
 }
 
-// terminate ends instances and, when wait is set, waits until they are gone.
+// Terminate ends instances and, when wait is set, waits until they are gone.
 func Terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Duration, log Log) error {
 	if len(ids) == 0 {
 		return nil
@@ -405,7 +405,7 @@ func waitRunning(ctx context.Context, api instanceAPI, id string, wait time.Dura
 	return running, nil
 }
 
-// poll calls check until it is done, fails, or wait has passed; last says
+// Poll calls check until it is done, fails, or wait has passed; last says
 // what it saw, for the timeout error. Its pace is the context's (waitsOf).
 func Poll(ctx context.Context, wait time.Duration, check func() (done bool, last string, err error)) error {
 	w := WaitsOf(ctx)
@@ -426,7 +426,7 @@ func Poll(ctx context.Context, wait time.Duration, check func() (done bool, last
 	}
 }
 
-// trackingHost is the name clients use: the public DNS name, else the public IP.
+// TrackingHost is the name clients use: the public DNS name, else the public IP.
 func TrackingHost(inst *ec2types.Instance) string {
 	if h := aws.ToString(inst.PublicDnsName); h != "" {
 		return h
@@ -434,7 +434,7 @@ func TrackingHost(inst *ec2types.Instance) string {
 	return aws.ToString(inst.PublicIpAddress)
 }
 
-// trackingURI is the server's address, or "" when it has no public name.
+// TrackingURI is the server's address, or "" when it has no public name.
 func TrackingURI(inst *ec2types.Instance) string {
 	if h := TrackingHost(inst); h != "" {
 		return fmt.Sprintf("https://%s:%d", h, MlflowPort)
@@ -442,7 +442,7 @@ func TrackingURI(inst *ec2types.Instance) string {
 	return ""
 }
 
-// instanceInventory is the status rows of the stack's instances.
+// InstanceInventory is the status rows of the stack's instances.
 func InstanceInventory(insts []ec2types.Instance) []Resource {
 	var out []Resource
 	for _, i := range insts {
@@ -455,7 +455,7 @@ func instanceRow(i *ec2types.Instance) Resource {
 	return Resource{Kind: KindInstance, ID: aws.ToString(i.InstanceId), Name: EC2TagMap(i.Tags)["Name"], State: string(StateOf(i))}
 }
 
-// setInstance records the stack's server and, when it runs, its address.
+// SetInstance records the stack's server and, when it runs, its address.
 func (info *StackInfo) SetInstance(i *ec2types.Instance) {
 	info.Instance = &InstanceInfo{ID: aws.ToString(i.InstanceId), Type: string(i.InstanceType), State: string(StateOf(i))}
 	info.TrackingURI = ""
@@ -464,7 +464,7 @@ func (info *StackInfo) SetInstance(i *ec2types.Instance) {
 	}
 }
 
-// listInstances adds to set the stacks of every live instance of a region
+// ListInstances adds to set the stacks of every live instance of a region
 // that runs with its stack's instance profile, with its state and tracking
 // URI. A tagged instance without the profile is not the stack's.
 func ListInstances(ctx context.Context, api instanceAPI, account, region string, set *StackSet) error {
@@ -489,7 +489,7 @@ func ListInstances(ctx context.Context, api instanceAPI, account, region string,
 	return nil
 }
 
-// instanceTagIDs are the ids that carry the instances' tags: the instances
+// InstanceTagIDs are the ids that carry the instances' tags: the instances
 // and their volumes.
 func InstanceTagIDs(insts []ec2types.Instance) []string {
 	var ids []string
@@ -504,7 +504,7 @@ func InstanceTagIDs(insts []ec2types.Instance) []string {
 	return ids
 }
 
-// consoleOutput is the instance's console output, decoded: the latest where
+// ConsoleOutput is the instance's console output, decoded: the latest where
 // EC2 keeps it (Nitro types), else the buffer EC2 publishes after boot.
 func ConsoleOutput(ctx context.Context, api instanceAPI, id string) (string, error) {
 	out, err := api.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(id), Latest: aws.Bool(true)})

@@ -16,18 +16,18 @@ import (
 // an earlier one would come back from a reboot in the mode it had.
 var ModeMarker = []byte("/run/mlflow/artifacts.env")
 
-// legacyMarker is the basic-auth file earlier user-data wrote, with the
+// LegacyMarker is the basic-auth file earlier user-data wrote, with the
 // admin password in it; today's bootstrap writes it under /run from SSM.
 var LegacyMarker = []byte("path: /etc/mlflow/basic_auth.ini")
 
-// backupMarker is in the user-data of every bootstrap that backs up and
+// BackupMarker is in the user-data of every bootstrap that backs up and
 // restores: replacing an instance without it would lose its runs.
 var BackupMarker = []byte("/usr/local/lib/mlstack/mlstack_backup.py")
 
 // setupVersion finds the MLflow version in a user-data's setup command.
 var setupVersion = regexp.MustCompile(`mlstack-setup, "([0-9.]+)"`)
 
-// bootstrapOf is what inst's user-data (unpacked; nil for none) says its
+// BootstrapOf is what inst's user-data (unpacked; nil for none) says its
 // bootstrap can do.
 func BootstrapOf(ud []byte) cloudinit.BootstrapInfo {
 	if info, ok := cloudinit.ReadBootstrap(ud); ok {
@@ -48,6 +48,6 @@ func BootstrapOf(ud []byte) cloudinit.BootstrapInfo {
 	return info
 }
 
-// isLegacyUserData: ud (not empty) is a plain-HTTP bootstrap of an earlier
+// IsLegacyUserData: ud (not empty) is a plain-HTTP bootstrap of an earlier
 // mlstack, with the admin password in its basic-auth file.
 func IsLegacyUserData(ud []byte) bool { return len(ud) > 0 && !BootstrapOf(ud).Can(cloudinit.CapTLS) }

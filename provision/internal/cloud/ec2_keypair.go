@@ -26,12 +26,12 @@ type keyPairAPI interface {
 	DeleteKeyPair(context.Context, *ec2.DeleteKeyPairInput, ...func(*ec2.Options)) (*ec2.DeleteKeyPairOutput, error)
 }
 
-// keyPairFound is what exists of the key pair.
+// KeyPairFound is what exists of the key pair.
 type KeyPairFound struct {
 	ID string // "" when missing
 }
 
-// findKeyPair reads the stack's key pair. One that holds another public
+// FindKeyPair reads the stack's key pair. One that holds another public
 // key than authorized (this machine's) is drift: instances launched with it
 // would let in whoever holds that key.
 func FindKeyPair(ctx context.Context, api keyPairAPI, n Names, authorized string) (*KeyPairFound, error) {
@@ -57,7 +57,7 @@ func FindKeyPair(ctx context.Context, api keyPairAPI, n Names, authorized string
 	return &KeyPairFound{ID: aws.ToString(kp.KeyPairId)}, nil
 }
 
-// keyFingerprints are the forms EC2 may report for an imported public key:
+// KeyFingerprints are the forms EC2 may report for an imported public key:
 // AWS gives ED25519 keys OpenSSH's SHA-256 in base64 (ssh-keygen -l), moto
 // the SHA-256 of the DER key in hex pairs.
 func KeyFingerprints(authorized string) []string {
@@ -79,7 +79,7 @@ func KeyFingerprints(authorized string) []string {
 	return out
 }
 
-// hexPairs writes b as colon-separated lowercase hex pairs.
+// HexPairs writes b as colon-separated lowercase hex pairs.
 func HexPairs(b []byte) string {
 	parts := make([]string, len(b))
 	for i, c := range b {
@@ -88,7 +88,7 @@ func HexPairs(b []byte) string {
 	return strings.Join(parts, ":")
 }
 
-// plan says in words what ensureKeyPair would do.
+// Plan says in words what ensureKeyPair would do.
 func (k *KeyPairFound) Plan(n Names) []PlanStep {
 	if k.ID == "" {
 		return []PlanStep{Step(KindKeyPair, n.KeyPair, "import a locally generated ed25519 key pair %s", n.KeyPair)}
@@ -96,7 +96,7 @@ func (k *KeyPairFound) Plan(n Names) []PlanStep {
 	return nil
 }
 
-// ensureKeyPair imports the stack's public key under the stack's name.
+// EnsureKeyPair imports the stack's public key under the stack's name.
 func EnsureKeyPair(ctx context.Context, api keyPairAPI, k *KeyPairFound, n Names, authorized []byte, tags map[string]string, log Log) error {
 	if k.ID != "" {
 		return nil
@@ -115,7 +115,7 @@ func EnsureKeyPair(ctx context.Context, api keyPairAPI, k *KeyPairFound, n Names
 	return nil
 }
 
-// keyPairInventory is the status row of the stack's key pair: the derived
+// KeyPairInventory is the status row of the stack's key pair: the derived
 // name, tagged with the stack (a tag alone on another key pair is not enough).
 func KeyPairInventory(ctx context.Context, api keyPairAPI, n Names) ([]Resource, error) {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{n.KeyPair}})
@@ -140,7 +140,7 @@ func keyPairRow(k ec2types.KeyPairInfo) Resource {
 	return Resource{Kind: KindKeyPair, ID: aws.ToString(k.KeyPairId), Name: aws.ToString(k.KeyName), State: StateExists}
 }
 
-// listKeyPairs adds to set the stacks of every tagged key pair of a region
+// ListKeyPairs adds to set the stacks of every tagged key pair of a region
 // that has its stack's name.
 func ListKeyPairs(ctx context.Context, api keyPairAPI, region string, set *StackSet) error {
 	out, err := api.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{anyStackFilter}})
@@ -155,7 +155,7 @@ func ListKeyPairs(ctx context.Context, api keyPairAPI, region string, set *Stack
 	return nil
 }
 
-// tagIDs are the ids that carry the key pair's tags.
+// TagIDs are the ids that carry the key pair's tags.
 func (k *KeyPairFound) TagIDs() []string {
 	if k.ID == "" {
 		return nil
@@ -163,7 +163,7 @@ func (k *KeyPairFound) TagIDs() []string {
 	return []string{k.ID}
 }
 
-// deleteKeyPair deletes the stack's key pair, which the inventory found
+// DeleteKeyPair deletes the stack's key pair, which the inventory found
 // tagged with the stack.
 func DeleteKeyPair(ctx context.Context, api keyPairAPI, n Names, log Log) error {
 	// By name: moto ignores KeyPairId, and the inventory checked the name's tag.

@@ -31,7 +31,7 @@ type placementAPI interface {
 	DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 }
 
-// placement is one way to launch the server.
+// Placement is one way to launch the server.
 type Placement struct {
 	InstanceType    string
 	SubnetID, Zone  string
@@ -39,7 +39,7 @@ type Placement struct {
 	Why             string // why this is not the asked type ("" when it is)
 }
 
-// placements lists where the server can run, best first: the asked type,
+// Placements lists where the server can run, best first: the asked type,
 // then, for the default type only, the fallback (used when RunInstances
 // refuses the first for the free plan). An explicit type that the region
 // does not offer is a usage error, found before anything is created. It
@@ -140,7 +140,7 @@ func defaultSubnets(ctx context.Context, api placementAPI) ([]ec2types.Subnet, e
 	return subnets, nil
 }
 
-// instanceArch returns the architecture an instance type runs, preferring x86_64.
+// InstanceArch returns the architecture an instance type runs, preferring x86_64.
 func InstanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2types.ArchitectureValues, error) {
 	out, err := api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{
 		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},

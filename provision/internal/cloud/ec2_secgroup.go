@@ -21,13 +21,13 @@ const (
 	sshPort    = 22
 )
 
-// groupWait bounds retries of a new group's eventual consistency: EC2 can
+// GroupWait bounds retries of a new group's eventual consistency: EC2 can
 // answer InvalidGroup.NotFound for seconds after CreateSecurityGroup.
 const GroupWait = time.Minute
 
 func IsGroupPropagation(err error) bool { return HasCode(err, "InvalidGroup.NotFound") }
 
-// sgAPI is the part of EC2 the security group needs.
+// SGAPI is the part of EC2 the security group needs.
 type SGAPI interface {
 	DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
 	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
@@ -37,13 +37,13 @@ type SGAPI interface {
 	RevokeSecurityGroupIngress(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
 }
 
-// rule is one ingress permission: tcp port from one IPv4 CIDR.
+// Rule is one ingress permission: tcp port from one IPv4 CIDR.
 type Rule struct {
 	Port int32
 	CIDR string
 }
 
-// sgFound is what exists of the group.
+// SGFound is what exists of the group.
 type SGFound struct {
 	VpcID string
 	ID    string // "" when missing
@@ -64,7 +64,7 @@ func defaultVPC(ctx context.Context, api SGAPI) (string, error) {
 	return aws.ToString(out.Vpcs[0].VpcId), nil
 }
 
-// findSecurityGroup reads the stack's group in the default VPC.
+// FindSecurityGroup reads the stack's group in the default VPC.
 func FindSecurityGroup(ctx context.Context, api SGAPI, n Names) (*SGFound, error) {
 	vpc, err := defaultVPC(ctx, api)
 	if err != nil {
@@ -91,7 +91,7 @@ func FindSecurityGroup(ctx context.Context, api SGAPI, n Names) (*SGFound, error
 	return g, nil
 }
 
-// sshOpen reports whether the group lets tcp 22 in.
+// SSHOpen reports whether the group lets tcp 22 in.
 func (g *SGFound) SSHOpen() bool {
 	for _, r := range g.Rules {
 		if r.Port == sshPort {
@@ -101,7 +101,7 @@ func (g *SGFound) SSHOpen() bool {
 	return false
 }
 
-// allowed is the CIDRs that may reach the tracking server, in rule order.
+// Allowed is the CIDRs that may reach the tracking server, in rule order.
 func (g *SGFound) Allowed() []string {
 	var out []string
 	for _, r := range g.Rules {
@@ -112,7 +112,7 @@ func (g *SGFound) Allowed() []string {
 	return out
 }
 
-// ingressRules flattens permissions into rules; anything that is not a
+// IngressRules flattens permissions into rules; anything that is not a
 // single-port tcp rule from an IPv4 CIDR becomes a rule with port -1 so that
 // it is revoked.
 func IngressRules(perms []ec2types.IpPermission) []Rule {
@@ -133,7 +133,7 @@ func IngressRules(perms []ec2types.IpPermission) []Rule {
 	return out
 }
 
-// wantRules are the stack's ingress: 5000, and 22 with SSH, from each CIDR.
+// WantRules are the stack's ingress: 5000, and 22 with SSH, from each CIDR.
 func WantRules(cidrs []string, ssh bool) []Rule {
 	ports := []int32{MlflowPort}
 	if ssh {
@@ -148,7 +148,7 @@ func WantRules(cidrs []string, ssh bool) []Rule {
 	return out
 }
 
-// ruleDiff returns the rules to add and whether anything else must go.
+// RuleDiff returns the rules to add and whether anything else must go.
 func RuleDiff(have, want []Rule) (add []Rule, extra bool) {
 	hs := map[Rule]bool{}
 	for _, r := range have {
@@ -175,7 +175,7 @@ func RuleDiff(have, want []Rule) (add []Rule, extra bool) {
 	return add, extra
 }
 
-// plan says in words what ensureSecurityGroup would do.
+// Plan says in words what ensureSecurityGroup would do.
 func (g *SGFound) Plan(n Names, want []Rule) []PlanStep {
 	var p []PlanStep
 	if g.ID == "" {
@@ -202,7 +202,7 @@ func permissions(rules []Rule, desc string) []ec2types.IpPermission {
 	return out
 }
 
-// ensureSecurityGroup creates the group and makes its ingress exactly want.
+// EnsureSecurityGroup creates the group and makes its ingress exactly want.
 func EnsureSecurityGroup(ctx context.Context, api SGAPI, g *SGFound, n Names, want []Rule, tags map[string]string, log Log) error {
 	if g.ID == "" {
 		if err := createSecurityGroup(ctx, api, g, n, tags, log); err != nil {
@@ -305,7 +305,7 @@ func revokeUnwanted(ctx context.Context, api SGAPI, g *SGFound, n Names, want []
 // portNames say what a port is for.
 var portNames = map[int32]string{MlflowPort: "the tracking server (tcp 5000)", sshPort: "SSH (tcp 22)"}
 
-// openingLines say, port by port, which CIDRs rules let in:
+// OpeningLines say, port by port, which CIDRs rules let in:
 // "letting 198.51.100.7/32 reach the tracking server (tcp 5000)".
 func OpeningLines(rules []Rule) []string {
 	var ports []int32
@@ -353,7 +353,7 @@ func ownGroupID(ctx context.Context, api SGAPI, n Names) (string, error) {
 	return aws.ToString(groups[0].GroupId), nil
 }
 
-// sgInventory is the status rows of the groups the stack owns, and the
+// SGInventory is the status rows of the groups the stack owns, and the
 // ingress rules and id of the first ("" for none).
 func SGInventory(ctx context.Context, api SGAPI, n Names) ([]Resource, []Rule, string, error) {
 	groups, err := stackSecurityGroups(ctx, api, n)
@@ -371,13 +371,13 @@ func sgRow(g ec2types.SecurityGroup) Resource {
 	return Resource{Kind: KindSG, ID: aws.ToString(g.GroupId), Name: aws.ToString(g.GroupName), State: StateExists}
 }
 
-// setRules records who may reach the server and whether SSH is open.
+// SetRules records who may reach the server and whether SSH is open.
 func (info *StackInfo) SetRules(rules []Rule) {
 	g := SGFound{Rules: rules}
 	info.AllowedCIDRs, info.SSH = g.Allowed(), g.SSHOpen()
 }
 
-// listSecurityGroups adds to set the stacks of every tagged group of a
+// ListSecurityGroups adds to set the stacks of every tagged group of a
 // region that has its stack's name.
 func ListSecurityGroups(ctx context.Context, api SGAPI, region string, set *StackSet) error {
 	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{anyStackFilter}})
@@ -392,7 +392,7 @@ func ListSecurityGroups(ctx context.Context, api SGAPI, region string, set *Stac
 	return nil
 }
 
-// tagIDs are the ids that carry the group's tags.
+// TagIDs are the ids that carry the group's tags.
 func (g *SGFound) TagIDs() []string {
 	if g.ID == "" {
 		return nil
@@ -400,7 +400,7 @@ func (g *SGFound) TagIDs() []string {
 	return []string{g.ID}
 }
 
-// deleteSecurityGroups deletes the stack's groups, as the inventory found
+// DeleteSecurityGroups deletes the stack's groups, as the inventory found
 // them (see stackSecurityGroups). While the terminated instance's network
 // interface lingers AWS answers DependencyViolation, so that error alone
 // is retried until the deadline.

@@ -21,7 +21,7 @@ func IsUsage(err error) bool {
 	return errors.As(err, &u)
 }
 
-// asUsage turns the local-file errors that mean bad input (a state
+// AsUsage turns the local-file errors that mean bad input (a state
 // directory that cannot be written, one made for another account) into
 // usage errors; others pass unchanged.
 func AsUsage(err error) error {
@@ -33,7 +33,7 @@ func AsUsage(err error) error {
 	return err
 }
 
-// errorCode returns the AWS error code of err, or "".
+// ErrorCode returns the AWS error code of err, or "".
 func ErrorCode(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
@@ -42,7 +42,7 @@ func ErrorCode(err error) string {
 	return ""
 }
 
-// hasCode reports whether err carries one of the given AWS error codes.
+// HasCode reports whether err carries one of the given AWS error codes.
 func HasCode(err error, codes ...string) bool {
 	c := ErrorCode(err)
 	if c == "" {
@@ -56,7 +56,7 @@ func HasCode(err error, codes ...string) bool {
 	return false
 }
 
-// notOwnedError is a resource with a stack's name or tag that is not the
+// NotOwnedError is a resource with a stack's name or tag that is not the
 // stack's: it lacks the stack tag, or (an instance) runs with other than the
 // stack's profile, group, key pair or image. mlstack never adopts, changes,
 // deletes or uses such a resource.

@@ -34,7 +34,7 @@ type roleAPI interface {
 	RemoveRoleFromInstanceProfile(context.Context, *iam.RemoveRoleFromInstanceProfileInput, ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error)
 }
 
-// roleFound is what exists of the server role and instance profile.
+// RoleFound is what exists of the server role and instance profile.
 type RoleFound struct {
 	RoleExists, PolicyOK      bool
 	ProfileExists, RoleInProf bool
@@ -52,7 +52,7 @@ func FindRole(ctx context.Context, api roleAPI, n Names, policy string) (*RoleFo
 	return FindRoleFrom(ctx, api, n, policy, role)
 }
 
-// findRoleFrom is findRole once GetRole has answered (role nil: no such
+// FindRoleFrom is findRole once GetRole has answered (role nil: no such
 // role): openStack's findHome may have read it already.
 func FindRoleFrom(ctx context.Context, api roleAPI, n Names, policy string, role *iamtypes.Role) (*RoleFound, error) {
 	r := &RoleFound{}
@@ -132,7 +132,7 @@ func profileHolds(p *iamtypes.InstanceProfile, role string) bool {
 	return false
 }
 
-// plan says in words what ensureRole would do.
+// Plan says in words what ensureRole would do.
 func (r *RoleFound) Plan(n Names) []PlanStep {
 	var p []PlanStep
 	if !r.RoleExists {
@@ -149,7 +149,7 @@ func (r *RoleFound) Plan(n Names) []PlanStep {
 	return p
 }
 
-// ensureRole creates the server role with the bucket-only policy and an
+// EnsureRole creates the server role with the bucket-only policy and an
 // instance profile holding it.
 func EnsureRole(ctx context.Context, api roleAPI, r *RoleFound, n Names, policy string, tags map[string]string, log Log) error {
 	if !r.RoleExists {
@@ -217,7 +217,7 @@ func adoptIfOurs(ctx context.Context, api roleAPI, n Names, policy string, err e
 	return nil
 }
 
-// roleInventory is the status rows of the role and the profile the stack
+// RoleInventory is the status rows of the role and the profile the stack
 // owns, and the role's tags (nil without one).
 func RoleInventory(ctx context.Context, api roleAPI, n Names) ([]Resource, map[string]string, error) {
 	var out []Resource
@@ -246,7 +246,7 @@ func RoleInventory(ctx context.Context, api roleAPI, n Names) ([]Resource, map[s
 	return out, tags, nil
 }
 
-// listRoles adds to set the stacks of IAM roles under /mlstack/, placed by
+// ListRoles adds to set the stacks of IAM roles under /mlstack/, placed by
 // their region tag.
 func ListRoles(ctx context.Context, api roleAPI, set *StackSet, want map[string]bool) error {
 	roles, err := api.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(IAMPath)})
@@ -266,7 +266,7 @@ func ListRoles(ctx context.Context, api roleAPI, set *StackSet, want map[string]
 	return nil
 }
 
-// retagRole moves the expiry of the role and of the profile that exist.
+// RetagRole moves the expiry of the role and of the profile that exist.
 func RetagRole(ctx context.Context, api roleAPI, r *RoleFound, n Names, expires string) error {
 	tags := []iamtypes.Tag{{Key: aws.String(TagExpiresAt), Value: aws.String(expires)}}
 	if r.RoleExists {
@@ -282,7 +282,7 @@ func RetagRole(ctx context.Context, api roleAPI, r *RoleFound, n Names, expires 
 	return nil
 }
 
-// deleteRole removes the instance profile, then the role (policies
+// DeleteRole removes the instance profile, then the role (policies
 // first): each only when the inventory found it the stack's.
 func DeleteRole(ctx context.Context, api roleAPI, n Names, profile, role bool, log Log) error {
 	if profile {

@@ -15,7 +15,7 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 )
 
-// userAPI is the part of IAM the stack user needs.
+// UserAPI is the part of IAM the stack user needs.
 type UserAPI interface {
 	GetUser(context.Context, *iam.GetUserInput, ...func(*iam.Options)) (*iam.GetUserOutput, error)
 	ListUsers(context.Context, *iam.ListUsersInput, ...func(*iam.Options)) (*iam.ListUsersOutput, error)
@@ -41,14 +41,14 @@ type UserAPI interface {
 // profile created a moment ago can be invisible to the next call.
 const iamWait = 30 * time.Second
 
-// userFound is what exists of the stack user.
+// UserFound is what exists of the stack user.
 type UserFound struct {
 	Exists   bool
 	Keys     []string // access key IDs
 	PolicyOK bool
 }
 
-// findUser reads the stack user; a same-named user without the stack tag is a notOwnedError.
+// FindUser reads the stack user; a same-named user without the stack tag is a notOwnedError.
 func FindUser(ctx context.Context, api UserAPI, n Names, policy string) (*UserFound, error) {
 	out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
 	if HasCode(err, "NoSuchEntity") {
@@ -60,7 +60,7 @@ func FindUser(ctx context.Context, api UserAPI, n Names, policy string) (*UserFo
 	return FindUserFrom(ctx, api, n, policy, out.User)
 }
 
-// findUserFrom is findUser once GetUser has answered (user nil: no such
+// FindUserFrom is findUser once GetUser has answered (user nil: no such
 // user): openStack's findHome read it already.
 func FindUserFrom(ctx context.Context, api UserAPI, n Names, policy string, user *iamtypes.User) (*UserFound, error) {
 	if user == nil {
@@ -133,7 +133,7 @@ func accessKeys(ctx context.Context, api UserAPI, user string) ([]string, error)
 	return keys, nil
 }
 
-// plan says in words what ensureUser would do; wantKey is false for
+// Plan says in words what ensureUser would do; wantKey is false for
 // proxied artifacts, where clients need no AWS key.
 func (u *UserFound) Plan(n Names, wantKey bool) []PlanStep {
 	if !u.Exists {
@@ -156,24 +156,24 @@ func (u *UserFound) Plan(n Names, wantKey bool) []PlanStep {
 	return p
 }
 
-// ensureUserInput is what ensureUser needs besides the API.
+// EnsureUserInput is what ensureUser needs besides the API.
 type EnsureUserInput struct {
 	Names  Names
 	Policy string
 	Tags   map[string]string
-	// knownKey is the access key ID whose secret is in local state ("" if none).
+	// KnownKey is the access key ID whose secret is in local state ("" if none).
 	KnownKey string
-	// saveKey persists a new key before anything else happens, so a crash
+	// SaveKey persists a new key before anything else happens, so a crash
 	// cannot leave a key whose secret is lost.
 	SaveKey func(id, secret string) error
-	// noKey: artifacts are proxied, the user keeps no key; forgetKey
+	// NoKey: artifacts are proxied, the user keeps no key; forgetKey
 	// drops it from the local state once deleted.
 	NoKey     bool
 	ForgetKey func() error
 	Log       Log
 }
 
-// ensureUser creates the user, its inline policy and exactly one access key.
+// EnsureUser creates the user, its inline policy and exactly one access key.
 func EnsureUser(ctx context.Context, api UserAPI, u *UserFound, in EnsureUserInput) error {
 	n := in.Names
 	if !u.Exists {
@@ -327,7 +327,7 @@ func deleteLostKeys(ctx context.Context, api UserAPI, user string, log Log) (boo
 	return true, deleteRetryStrays(ctx, api, user, &iamtypes.AccessKey{CreateDate: aws.Time(newest.Add(time.Second))}, log)
 }
 
-// userInventory is the user's status row and tags when the stack owns it.
+// UserInventory is the user's status row and tags when the stack owns it.
 func UserInventory(ctx context.Context, api UserAPI, n Names) ([]Resource, map[string]string, error) {
 	u, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
 	switch {
@@ -342,7 +342,7 @@ func UserInventory(ctx context.Context, api UserAPI, n Names) ([]Resource, map[s
 	return nil, nil, nil
 }
 
-// listUsers adds to set the stacks of IAM users under /mlstack/, placed by
+// ListUsers adds to set the stacks of IAM users under /mlstack/, placed by
 // their region tag.
 func ListUsers(ctx context.Context, api UserAPI, set *StackSet, want map[string]bool) error {
 	users, err := api.ListUsers(ctx, &iam.ListUsersInput{PathPrefix: aws.String(IAMPath)})
@@ -362,7 +362,7 @@ func ListUsers(ctx context.Context, api UserAPI, set *StackSet, want map[string]
 	return nil
 }
 
-// retagUser moves the user's expiry.
+// RetagUser moves the user's expiry.
 func RetagUser(ctx context.Context, api UserAPI, n Names, expires string) error {
 	tags := []iamtypes.Tag{{Key: aws.String(TagExpiresAt), Value: aws.String(expires)}}
 	if _, err := api.TagUser(ctx, &iam.TagUserInput{UserName: aws.String(n.User), Tags: tags}); err != nil {
@@ -371,7 +371,7 @@ func RetagUser(ctx context.Context, api UserAPI, n Names, expires string) error 
 	return nil
 }
 
-// deleteUser removes what ties the user down (access keys, inline and
+// DeleteUser removes what ties the user down (access keys, inline and
 // attached policies, group memberships, a console login), then the user.
 // The user is the stack's: what an admin added to it goes with it, or
 // DeleteUser would answer DeleteConflict for good. NotFound is done.

@@ -15,14 +15,14 @@ import (
 	"github.com/mlstack/mlstack/provision/local"
 )
 
-// isLegacy reports whether inst was launched by an earlier mlstack, judged
+// IsLegacy reports whether inst was launched by an earlier mlstack, judged
 // by its user-data, which cannot change while it runs (unlike a tag).
 func IsLegacy(ctx context.Context, api instanceAPI, inst *ec2types.Instance) (bool, error) {
 	doc, err := UserData(ctx, api, inst)
 	return IsLegacyUserData(doc), err
 }
 
-// userData is inst's user-data, unpacked (nil when it has none).
+// UserData is inst's user-data, unpacked (nil when it has none).
 func UserData(ctx context.Context, api instanceAPI, inst *ec2types.Instance) ([]byte, error) {
 	raw, err := instanceUserData(ctx, api, aws.ToString(inst.InstanceId))
 	if err != nil || len(raw) == 0 {
@@ -35,7 +35,7 @@ func UserData(ctx context.Context, api instanceAPI, inst *ec2types.Instance) ([]
 	return doc, nil
 }
 
-// legacyURI is where an earlier server listens: plain HTTP.
+// LegacyURI is where an earlier server listens: plain HTTP.
 func LegacyURI(inst *ec2types.Instance) string {
 	if h := TrackingHost(inst); h != "" {
 		return "http://" + h + ":5000"
@@ -43,7 +43,7 @@ func LegacyURI(inst *ec2types.Instance) string {
 	return ""
 }
 
-// certPathFor is the pinned certificate the env file names: none for a
+// CertPathFor is the pinned certificate the env file names: none for a
 // plain-HTTP server.
 func CertPathFor(dir local.Dir, uri string) string {
 	if strings.HasPrefix(uri, "https://") {
@@ -52,7 +52,7 @@ func CertPathFor(dir local.Dir, uri string) string {
 	return ""
 }
 
-// legacyWarning says what an earlier stack lacks and what moves it over.
+// LegacyWarning says what an earlier stack lacks and what moves it over.
 func LegacyWarning(id, down, up string) string {
 	return fmt.Sprintf("instance %s was made by an earlier mlstack: its server speaks plain HTTP (the password crosses "+
 		"the network in clear text, and nothing proves the server is yours) and its user-data holds the MLflow admin "+

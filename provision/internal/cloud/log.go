@@ -20,7 +20,7 @@ type Waiting = interface {
 	Stop()
 }
 
-// pluralWord is "instance" for one, "instances" for more.
+// PluralWord is "instance" for one, "instances" for more.
 func PluralWord(n int, noun string) string {
 	if n == 1 {
 		return noun
@@ -28,7 +28,7 @@ func PluralWord(n int, noun string) string {
 	return noun + "s"
 }
 
-// plural is "1 run", "2 runs".
+// Plural is "1 run", "2 runs".
 func Plural(n int, noun string) string {
 	return fmt.Sprintf("%d %s", n, PluralWord(n, noun))
 }

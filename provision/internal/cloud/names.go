@@ -5,10 +5,10 @@ import (
 	"strings"
 )
 
-// iamPath holds every IAM entity of every stack: `ls` and sweeps list it.
+// IAMPath holds every IAM entity of every stack: `ls` and sweeps list it.
 const IAMPath = "/mlstack/"
 
-// names are every AWS name derived from a stack, with the account and
+// Names are every AWS name derived from a stack, with the account and
 // region they were derived for.
 type Names struct {
 	Stack, User, Role, Profile, Bucket, SecurityGroup, KeyPair, Instance, Policy string
@@ -21,7 +21,7 @@ type Names struct {
 	GlobalBucket string
 }
 
-// namesFor derives the resource names. The bucket carries account and region
+// NamesFor derives the resource names. The bucket carries account and region
 // because bucket names are global across all of AWS.
 func NamesFor(stack, account, region string) Names {
 	base := "mlstack-" + stack
@@ -65,7 +65,7 @@ func bucketNames(base, account, region string) (bucket, global string) {
 	return name + regionalSuffix, name
 }
 
-// check verifies the derived names fit AWS limits (bucket 63, IAM user 64, role 64).
+// Check verifies the derived names fit AWS limits (bucket 63, IAM user 64, role 64).
 func (n Names) Check() error {
 	if len(n.Bucket) > 63 {
 		return Usagef("bucket name %q would be %d characters (limit 63): choose a shorter stack name", n.Bucket, len(n.Bucket))
@@ -76,7 +76,7 @@ func (n Names) Check() error {
 	return nil
 }
 
-// shellWord quotes s for a POSIX shell when it needs it.
+// ShellWord quotes s for a POSIX shell when it needs it.
 func ShellWord(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=+,") == "" {
 		return s

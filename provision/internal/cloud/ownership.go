@@ -21,13 +21,13 @@ import (
 	"github.com/mlstack/mlstack/provision/region"
 )
 
-// profileARN is the ARN of the stack's instance profile, as EC2 reports it
+// ProfileARN is the ARN of the stack's instance profile, as EC2 reports it
 // on the instances that run with it.
 func (n Names) ProfileARN() string {
 	return fmt.Sprintf("arn:%s:iam::%s:instance-profile%s%s", region.Of(n.Region).Name, n.Account, IAMPath, n.Profile)
 }
 
-// instanceRefs is what the stack's own instance runs with.
+// InstanceRefs is what the stack's own instance runs with.
 type InstanceRefs struct {
 	ProfileARN string
 	SGID       string // the stack's own group; "" when it has none
@@ -36,7 +36,7 @@ type InstanceRefs struct {
 	ImageOwner map[string]string // image id → owner, for the images EC2 still lists
 }
 
-// mismatch says how inst differs from the stack's own instance, or "".
+// Mismatch says how inst differs from the stack's own instance, or "".
 func (w InstanceRefs) Mismatch(inst *ec2types.Instance) string {
 	if p := inst.IamInstanceProfile; p == nil || aws.ToString(p.Arn) != w.ProfileARN {
 		return "it does not run with the stack's instance profile " + w.ProfileARN
@@ -77,7 +77,7 @@ func instanceGroups(inst *ec2types.Instance) []string {
 	return ids
 }
 
-// lookalike is a tagged instance that is not the stack's.
+// Lookalike is a tagged instance that is not the stack's.
 type Lookalike struct {
 	ID, Why string
 }
@@ -86,7 +86,7 @@ func (l Lookalike) Error(stack string) error {
 	return &NotOwnedError{Kind: "instance", Name: l.ID, Stack: stack, Why: l.Why}
 }
 
-// splitInstances separates the stack's own instances from look-alikes.
+// SplitInstances separates the stack's own instances from look-alikes.
 func SplitInstances(insts []ec2types.Instance, w InstanceRefs) (own []ec2types.Instance, others []Lookalike) {
 	for _, i := range insts {
 		if why := w.Mismatch(&i); why != "" {
@@ -98,7 +98,7 @@ func SplitInstances(insts []ec2types.Instance, w InstanceRefs) (own []ec2types.I
 	return own, others
 }
 
-// refsFor is instanceRefs for the stack, given its own group's id; it asks
+// RefsFor is instanceRefs for the stack, given its own group's id; it asks
 // EC2 who owns the instances' images, unless known (images EC2 listed in
 // this run) names them all.
 func RefsFor(ctx context.Context, api imageAPI, n Names, sgID string, insts []ec2types.Instance, known ...ec2types.Image) (InstanceRefs, error) {
@@ -139,7 +139,7 @@ type stackInstanceAPI interface {
 	SGAPI
 }
 
-// stackInstances finds the stack's own instances in the given states
+// StackInstances finds the stack's own instances in the given states
 // (oldest first) and the tagged look-alikes.
 func StackInstances(ctx context.Context, api stackInstanceAPI, n Names, states []string) ([]ec2types.Instance, []Lookalike, error) {
 	insts, err := FindInstances(ctx, api, n.Stack, states)
@@ -153,7 +153,7 @@ func StackInstances(ctx context.Context, api stackInstanceAPI, n Names, states [
 	return splitOwn(ctx, api, n, sgID, insts)
 }
 
-// stackInstancesIn is stackInstances when the stack's own group (sgID, ""
+// StackInstancesIn is stackInstances when the stack's own group (sgID, ""
 // for none) was read already.
 func StackInstancesIn(ctx context.Context, api stackInstanceAPI, n Names, sgID string, states []string) ([]ec2types.Instance, []Lookalike, error) {
 	insts, err := FindInstances(ctx, api, n.Stack, states)
@@ -173,12 +173,12 @@ func splitOwn(ctx context.Context, api stackInstanceAPI, n Names, sgID string, i
 	return own, others, nil
 }
 
-// stackHome is what the stack's IAM user (or, without one, its role) says
+// StackHome is what the stack's IAM user (or, without one, its role) says
 // about the stack: the region it lives in and the principal that made it.
 type StackHome struct {
 	Region, Owner string
 	From          string // "IAM user NAME" or "IAM role NAME"; "" when neither exists
-	// user and role are GetUser's and GetRole's answers as findHome read
+	// User and role are GetUser's and GetRole's answers as findHome read
 	// them (nil: no such entity), for up's finders not to ask again;
 	// roleRead is false when the user answered and the role was not read.
 	User     *iamtypes.User
@@ -192,7 +192,7 @@ type homeAPI interface {
 	GetRole(context.Context, *iam.GetRoleInput, ...func(*iam.Options)) (*iam.GetRoleOutput, error)
 }
 
-// findHome reads the stack's home from its IAM user or role. A same-named
+// FindHome reads the stack's home from its IAM user or role. A same-named
 // entity without the stack tag says nothing (finders refuse it later).
 func FindHome(ctx context.Context, api homeAPI, n Names) (StackHome, error) {
 	u, err := api.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(n.User)})
@@ -221,7 +221,7 @@ func FindHome(ctx context.Context, api homeAPI, n Names) (StackHome, error) {
 	return home, nil
 }
 
-// checkRegion refuses to work on the stack from another region than the
+// CheckRegion refuses to work on the stack from another region than the
 // one it lives in: IAM is global, so the wrong region would otherwise
 // change or delete the stack's IAM side under its live server.
 func (h StackHome) CheckRegion(stack, here string) error {
@@ -232,7 +232,7 @@ func (h StackHome) CheckRegion(stack, here string) error {
 		stack, h.Region, h.From, TagRegion, h.Region, here, h.Region)
 }
 
-// foreignOwner is the stack's creator when that is not the caller, else "".
+// ForeignOwner is the stack's creator when that is not the caller, else "".
 func (h StackHome) ForeignOwner(caller string) string {
 	if h.Owner == "" || h.Owner == caller {
 		return ""
@@ -240,7 +240,7 @@ func (h StackHome) ForeignOwner(caller string) string {
 	return h.Owner
 }
 
-// describeOwner names an owner for a message; stacks made before mlstack
+// DescribeOwner names an owner for a message; stacks made before mlstack
 // recorded owners have none.
 func DescribeOwner(owner string) string {
 	if owner == "" {
@@ -249,7 +249,7 @@ func DescribeOwner(owner string) string {
 	return owner
 }
 
-// driftError is a stack resource changed outside mlstack in a way that
+// DriftError is a stack resource changed outside mlstack in a way that
 // gives it more power or another identity than mlstack made it with:
 // mlstack neither uses nor silently repairs it.
 type DriftError struct {

@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// parallel runs independent steps concurrently and joins their errors.
+// Parallel runs independent steps concurrently and joins their errors.
 func Parallel(fns ...func() error) error {
 	errs := make([]error, len(fns))
 	var wg sync.WaitGroup

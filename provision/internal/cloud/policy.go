@@ -9,12 +9,12 @@ import (
 	"github.com/mlstack/mlstack/provision/region"
 )
 
-// artifactPrefix is where MLflow keeps artifacts in the stack bucket (the
+// ArtifactPrefix is where MLflow keeps artifacts in the stack bucket (the
 // server's default artifact root and its proxied destination); the
 // client key reaches nothing else of the bucket.
 const ArtifactPrefix = "artifacts/"
 
-// bucketPolicy is the client key's only access (the stack's IAM user): what
+// BucketPolicy is the client key's only access (the stack's IAM user): what
 // MLflow's S3 artifact store does, on objects under artifacts/ and listings
 // of that prefix, over TLS only. Every statement allows, under conditions,
 // rather than denying the rest: IAM denies what no statement allows, and
@@ -49,7 +49,7 @@ func BucketPolicy(partition, bucket string) string {
 	return string(b)
 }
 
-// serverBucketPolicy is the server role's access to the bucket: the whole
+// ServerBucketPolicy is the server role's access to the bucket: the whole
 // of it (the proxied artifacts, and what the server keeps there besides).
 func ServerBucketPolicy(partition, bucket string) string {
 	arn := fmt.Sprintf("arn:%s:s3:::%s", partition, bucket)
@@ -75,7 +75,7 @@ func ServerBucketPolicy(partition, bucket string) string {
 	return string(b)
 }
 
-// rolePolicy is the server role's access: the whole bucket,
+// RolePolicy is the server role's access: the whole bucket,
 // reading the stack's secrets, artifacts mode and database (postgres) from SSM, and publishing (and reading back)
 // the public halves of its TLS and SSH keys there. Nothing else in SSM.
 func RolePolicy(partition, account string, n Names) string {
@@ -99,14 +99,14 @@ func RolePolicy(partition, account string, n Names) string {
 	return string(b)
 }
 
-// ec2TrustPolicy lets EC2 instances of the region's partition assume the
+// EC2TrustPolicy lets EC2 instances of the region's partition assume the
 // server role (the service principal differs in China).
 func EC2TrustPolicy(regionName string) string {
 	return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"` +
 		region.Of(regionName).EC2Principal + `"},"Action":"sts:AssumeRole"}]}`
 }
 
-// samePolicy compares two policy documents by meaning. IAM returns stored
+// SamePolicy compares two policy documents by meaning. IAM returns stored
 // documents URL-encoded and may re-serialise them.
 func SamePolicy(got, want string) bool {
 	if dec, err := url.QueryUnescape(got); err == nil {

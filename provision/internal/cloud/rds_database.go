@@ -42,21 +42,21 @@ const (
 	DBName          = "mlflow"
 	DBUser          = "mlflow"
 	DBPort          = 5432
-	// dbEngineVersion is a major version: RDS picks its default minor, and
+	// DBEngineVersion is a major version: RDS picks its default minor, and
 	// MLflow's SQLAlchemy store works with every PostgreSQL RDS offers.
 	DBEngineVersion = "17"
 	DBStorageGiB    = 20
-	// dbBackupDays keeps automated backups (point-in-time restore) for a
+	// DBBackupDays keeps automated backups (point-in-time restore) for a
 	// day: free-plan accounts refuse more.
 	DBBackupDays = 1
-	// dbWaitFor bounds waiting for RDS, which takes 5 to 15 minutes to
+	// DBWaitFor bounds waiting for RDS, which takes 5 to 15 minutes to
 	// create or restore a database and as long to delete one.
 	DBWaitFor = 40 * time.Minute
 )
 
 var dbClassRe = regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`)
 
-// validateDatabase checks --db and --db-class, and that the stack's name
+// ValidateDatabase checks --db and --db-class, and that the stack's name
 // makes an RDS identifier (no "--", no "-" at the end) when it needs one.
 func ValidateDatabase(engine, class, stack string) error {
 	switch engine {
@@ -79,7 +79,7 @@ func ValidateDatabase(engine, class, stack string) error {
 // dbClasses are the smallest burstable classes, the cheaper (Graviton) first.
 var dbClasses = []string{"db.t4g.micro", "db.t3.micro"}
 
-// rdsAPI is the part of RDS the database needs.
+// RDSAPI is the part of RDS the database needs.
 type RDSAPI interface {
 	DescribeDBInstances(context.Context, *rds.DescribeDBInstancesInput, ...func(*rds.Options)) (*rds.DescribeDBInstancesOutput, error)
 	CreateDBInstance(context.Context, *rds.CreateDBInstanceInput, ...func(*rds.Options)) (*rds.CreateDBInstanceOutput, error)
@@ -95,7 +95,7 @@ type RDSAPI interface {
 	AddTagsToResource(context.Context, *rds.AddTagsToResourceInput, ...func(*rds.Options)) (*rds.AddTagsToResourceOutput, error)
 }
 
-// dbEndpoint is the database parameter's value: where the server connects.
+// DBEndpoint is the database parameter's value: where the server connects.
 type DBEndpoint struct {
 	Host string `json:"host"`
 	Port int32  `json:"port"`
@@ -103,7 +103,7 @@ type DBEndpoint struct {
 	User string `json:"user"`
 }
 
-// dbFound is what exists of the stack's database.
+// DBFound is what exists of the stack's database.
 type DBFound struct {
 	Inst        *rdstypes.DBInstance // nil when there is none
 	SubnetGroup bool
@@ -112,23 +112,23 @@ type DBFound struct {
 	Password    string                // the master password SSM holds ("" none); never printed
 	Endpoint    string                // the database parameter's value
 	Restored    string                // the snapshot this up restored, if any
-	// foreign: a same-named database or group without the stack's tag,
+	// Foreign: a same-named database or group without the stack's tag,
 	// which only a postgres stack has to refuse; foreignDB: the database.
 	Foreign     error
 	ForeignDB   bool
 	NetworkRead bool // subnetGroup and sg were read
 }
 
-// dbGroup is the database's security group, "" id when missing.
+// DBGroup is the database's security group, "" id when missing.
 type DBGroup struct {
 	VpcID, ID string
 	Open      bool // lets the server's group in on tcp 5432
 }
 
-// exists says the stack has a database or a kept snapshot of one.
+// Exists says the stack has a database or a kept snapshot of one.
 func (f *DBFound) Exists() bool { return f != nil && (f.Inst != nil || len(f.Snapshots) > 0) }
 
-// findDatabase reads the stack's database, its network and kept snapshots
+// FindDatabase reads the stack's database, its network and kept snapshots
 // (up adds its SSM parameters, which findParams reads). A same-named
 // instance or group without the stack's tag is not the stack's: it goes to
 // f.foreign.
@@ -136,7 +136,7 @@ func FindDatabase(ctx context.Context, s *Session, n Names) (*DBFound, error) {
 	return FindDatabaseOf(ctx, s, n, true)
 }
 
-// findDatabaseOf is findDatabase; without network, the subnet group and
+// FindDatabaseOf is findDatabase; without network, the subnet group and
 // the database's security group are left for readNetwork (a sqlite stack's
 // up needs neither).
 func FindDatabaseOf(ctx context.Context, s *Session, n Names, network bool) (*DBFound, error) {
@@ -157,7 +157,7 @@ func FindDatabaseOf(ctx context.Context, s *Session, n Names, network bool) (*DB
 	return f, errors.Join(err, f.keepForeign(dbErr))
 }
 
-// readNetwork reads the database's subnet group and security group into f.
+// ReadNetwork reads the database's subnet group and security group into f.
 func (f *DBFound) ReadNetwork(ctx context.Context, s *Session, n Names) error {
 	var sgErr error
 	err := Parallel(
@@ -213,7 +213,7 @@ func HasSubnetGroup(ctx context.Context, api RDSAPI, n Names) (bool, error) {
 	return true, nil
 }
 
-// findDBGroup reads the database's group: its name in the default VPC.
+// FindDBGroup reads the database's group: its name in the default VPC.
 func FindDBGroup(ctx context.Context, api SGAPI, n Names) (*DBGroup, error) {
 	vpc, err := defaultVPC(ctx, api)
 	if err != nil {
@@ -251,7 +251,7 @@ func namedGroup(ctx context.Context, api SGAPI, vpc, name string) (*ec2types.Sec
 	return &out.SecurityGroups[0], nil
 }
 
-// stackSnapshots are the kept final snapshots of the stack's database:
+// StackSnapshots are the kept final snapshots of the stack's database:
 // manual, named after it, tagged with the stack; newest first.
 func StackSnapshots(ctx context.Context, api RDSAPI, n Names) ([]rdstypes.DBSnapshot, error) {
 	var out []rdstypes.DBSnapshot
@@ -274,7 +274,7 @@ func StackSnapshots(ctx context.Context, api RDSAPI, n Names) ([]rdstypes.DBSnap
 	return out, nil
 }
 
-// restorable is the newest kept snapshot that is whole, "" for none.
+// Restorable is the newest kept snapshot that is whole, "" for none.
 func (f *DBFound) Restorable() string {
 	for _, s := range f.Snapshots {
 		if aws.ToString(s.Status) == "available" {
@@ -284,7 +284,7 @@ func (f *DBFound) Restorable() string {
 	return ""
 }
 
-// chooseDBClass is --db-class, else the first of dbClasses RDS offers for
+// ChooseDBClass is --db-class, else the first of dbClasses RDS offers for
 // PostgreSQL in the region (asked only for a database still to make).
 func ChooseDBClass(ctx context.Context, api RDSAPI, explicit, region string) (string, error) {
 	if explicit != "" {
@@ -304,7 +304,7 @@ func ChooseDBClass(ctx context.Context, api RDSAPI, explicit, region string) (st
 		strings.Join(dbClasses, ", "), region)
 }
 
-// plan says in words what ensureDatabase would do.
+// Plan says in words what ensureDatabase would do.
 func (f *DBFound) Plan(n Names, class string) []PlanStep {
 	var p []PlanStep
 	if f.Password == "" {
@@ -348,7 +348,7 @@ func RDSTagMap(tags []rdstypes.Tag) map[string]string {
 	return m
 }
 
-// endpointOf is the database parameter's value for an available instance.
+// EndpointOf is the database parameter's value for an available instance.
 func EndpointOf(db *rdstypes.DBInstance) (string, error) {
 	if db.Endpoint == nil || aws.ToString(db.Endpoint.Address) == "" {
 		return "", fmt.Errorf("RDS database %s has no endpoint yet", aws.ToString(db.DBInstanceIdentifier))
@@ -357,7 +357,7 @@ func EndpointOf(db *rdstypes.DBInstance) (string, error) {
 	return string(b), err
 }
 
-// classOr names the class of a restore: the asked-for one, else the
+// ClassOr names the class of a restore: the asked-for one, else the
 // snapshot's (RDS's default).
 func ClassOr(class string) string {
 	if class == "" {
@@ -366,7 +366,7 @@ func ClassOr(class string) string {
 	return class
 }
 
-// optional is nil for "" (the API's default).
+// Optional is nil for "" (the API's default).
 func Optional(s string) *string {
 	if s == "" {
 		return nil

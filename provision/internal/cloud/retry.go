@@ -23,7 +23,7 @@ func newRetryer() aws.Retryer {
 	})
 }
 
-// retryOn calls fn until it succeeds, fails with an error that match does not
+// RetryOn calls fn until it succeeds, fails with an error that match does not
 // accept, or wait has passed. It is for named eventual-consistency errors
 // (IAM propagation, DependencyViolation), never for errors in general. Its
 // back-off is the context's (waitsOf).
@@ -50,7 +50,7 @@ func RetryOn(ctx context.Context, wait time.Duration, match func(error) bool, on
 // that a later call cannot see yet.
 func isIAMPropagation(err error) bool { return HasCode(err, "NoSuchEntity") }
 
-// sleep waits d or until ctx ends.
+// Sleep waits d or until ctx ends.
 func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

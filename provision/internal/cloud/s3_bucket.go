@@ -34,12 +34,12 @@ type bucketAPI interface {
 	ObjectAPI
 }
 
-// bucketFound is what exists of the bucket.
+// BucketFound is what exists of the bucket.
 type BucketFound struct {
 	Exists, tagged, PublicBlocked, Encrypted bool
 }
 
-// findBucket reads the bucket and its settings. A bucket of that name owned
+// FindBucket reads the bucket and its settings. A bucket of that name owned
 // by another account, or untagged in ours, is an error: we never adopt it,
 // unless it is the one this machine created and did not tag (pending).
 func FindBucket(ctx context.Context, api bucketAPI, n Names, pending string) (*BucketFound, error) {
@@ -47,7 +47,7 @@ func FindBucket(ctx context.Context, api bucketAPI, n Names, pending string) (*B
 	return FindBucketFrom(ctx, api, n, pending, err)
 }
 
-// findBucketFrom is findBucket once HeadBucket has answered (head: its
+// FindBucketFrom is findBucket once HeadBucket has answered (head: its
 // error, nil when the bucket is there): openStack's resolveBucket asked.
 func FindBucketFrom(ctx context.Context, api bucketAPI, n Names, pending string, head error) (*BucketFound, error) {
 	b := &BucketFound{}
@@ -97,7 +97,7 @@ func publicAccessBlocked(ctx context.Context, api bucketAPI, bucket string) (boo
 		aws.ToBool(c.IgnorePublicAcls) && aws.ToBool(c.RestrictPublicBuckets), nil
 }
 
-// plan says in words what ensureBucket would do.
+// Plan says in words what ensureBucket would do.
 func (b *BucketFound) Plan(n Names) []PlanStep {
 	if !b.Exists {
 		return []PlanStep{Step(KindBucket, n.Bucket, "create S3 bucket %s (public access blocked, AES256 default encryption)", n.Bucket)}
@@ -119,18 +119,18 @@ const bucketWait = time.Minute
 // isBucketPropagation matches those answers.
 func isBucketPropagation(err error) bool { return HasCode(err, "NoSuchBucket", "OperationAborted") }
 
-// ensureBucketInput is what ensureBucket needs besides the API.
+// EnsureBucketInput is what ensureBucket needs besides the API.
 type EnsureBucketInput struct {
 	Names Names
 	Tags  map[string]string
-	// pending records (name) and clears ("") the bucket this machine is
+	// Pending records (name) and clears ("") the bucket this machine is
 	// creating, so that a half-created bucket (made, not yet tagged) is
 	// known as the stack's by the next up or down here, and by no one else.
 	Pending func(name string) error
 	Log     Log
 }
 
-// ensureBucket creates the bucket and sets tags, public access block and
+// EnsureBucket creates the bucket and sets tags, public access block and
 // default encryption explicitly (some S3 implementations do not default it).
 func EnsureBucket(ctx context.Context, api bucketAPI, b *BucketFound, in EnsureBucketInput) error {
 	n := in.Names
@@ -244,7 +244,7 @@ func createBucketCall(ctx context.Context, api bucketAPI, n Names, tags map[stri
 	return nil
 }
 
-// bucketInventory is the bucket's status row when the stack owns it (or
+// BucketInventory is the bucket's status row when the stack owns it (or
 // this machine created it and has not tagged it yet: pending).
 func BucketInventory(ctx context.Context, api bucketAPI, n Names, pending string) ([]Resource, error) {
 	tags, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
@@ -265,7 +265,7 @@ func BucketInventory(ctx context.Context, api bucketAPI, n Names, pending string
 	return []Resource{{Kind: KindBucket, ID: n.Bucket, Name: n.Bucket, State: StateForeign}}, nil
 }
 
-// listBuckets adds to set the stacks of buckets named
+// ListBuckets adds to set the stacks of buckets named
 // mlstack-*-<account>-<region>[-an] in the wanted regions, by their tags.
 func ListBuckets(ctx context.Context, api bucketAPI, account string, set *StackSet, want map[string]bool) error {
 	out, err := api.ListBuckets(ctx, &s3.ListBucketsInput{Prefix: aws.String("mlstack-")})
@@ -296,7 +296,7 @@ func ListBuckets(ctx context.Context, api bucketAPI, account string, set *StackS
 	return nil
 }
 
-// retagBucket moves the bucket's expiry, keeping its other tags.
+// RetagBucket moves the bucket's expiry, keeping its other tags.
 func RetagBucket(ctx context.Context, api bucketAPI, n Names, expires string) error {
 	cur, err := api.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: aws.String(n.Bucket)})
 	if err != nil {
@@ -310,7 +310,7 @@ func RetagBucket(ctx context.Context, api bucketAPI, n Names, expires string) er
 	return nil
 }
 
-// deleteBucket empties the bucket (every version, delete marker and
+// DeleteBucket empties the bucket (every version, delete marker and
 // unfinished upload) and deletes it; the inventory found it the stack's
 // (tagged, or made by this machine and not tagged yet). NotFound is done.
 func DeleteBucket(ctx context.Context, api bucketAPI, n Names, log Log) error {
@@ -382,7 +382,7 @@ func abortUploads(ctx context.Context, api bucketAPI, bucket string) error {
 	return nil
 }
 
-// resolveBucket settles which of the stack's two possible bucket names is in
+// ResolveBucket settles which of the stack's two possible bucket names is in
 // use: a stack made before mlstack used the account-regional namespace keeps
 // its bucket under the global name; every other stack uses the regional one.
 func ResolveBucket(ctx context.Context, api bucketAPI, n Names) (Names, error) {
@@ -390,14 +390,14 @@ func ResolveBucket(ctx context.Context, api bucketAPI, n Names) (Names, error) {
 	return n, err
 }
 
-// bucketHead is HeadBucket's answer for the resolved name (err nil: the
+// BucketHead is HeadBucket's answer for the resolved name (err nil: the
 // bucket is there), when resolveBucketHead asked it.
 type BucketHead struct {
 	Asked bool
 	Err   error
 }
 
-// resolveBucketHead is resolveBucket, with HeadBucket's answer for the
+// ResolveBucketHead is resolveBucket, with HeadBucket's answer for the
 // name it chose, which up's findBucket then need not ask again.
 func ResolveBucketHead(ctx context.Context, api bucketAPI, n Names) (Names, BucketHead, error) {
 	if n.GlobalBucket == "" {
@@ -432,7 +432,7 @@ type bucketUsage struct {
 	Bytes   int64
 }
 
-// measureBucket counts the artifacts' objects and bytes, a page at a time
+// MeasureBucket counts the artifacts' objects and bytes, a page at a time
 // (what else is there, the install lock, can be made again).
 func MeasureBucket(ctx context.Context, api bucketAPI, bucket string) (bucketUsage, error) {
 	var u bucketUsage

@@ -49,7 +49,7 @@ type (
 	}
 )
 
-// session holds the clients and identity one command works with.
+// Session holds the clients and identity one command works with.
 type Session struct {
 	EC2       EC2API
 	IAM       IAMAPI
@@ -59,23 +59,23 @@ type Session struct {
 	Region    string
 	Account   string
 	Partition string // aws, aws-cn, aws-us-gov: part of every ARN
-	// principal is the caller's identity as stacks record their owner: an
+	// Principal is the caller's identity as stacks record their owner: an
 	// assumed role counts as its role, whatever the session.
 	Principal string
-	// s3Endpoint is the S3 endpoint override in use, if any; clients then
+	// S3Endpoint is the S3 endpoint override in use, if any; clients then
 	// need MLFLOW_S3_ENDPOINT_URL too.
 	S3Endpoint string
-	// ssmEndpoint is the SSM endpoint override in use, if any (an
+	// SSMEndpoint is the SSM endpoint override in use, if any (an
 	// emulator's): the server must read its secrets from the same place.
 	SSMEndpoint string
-	// ec2In and rdsIn are clients of another region (ls --all-regions).
+	// EC2In and rdsIn are clients of another region (ls --all-regions).
 	EC2In func(region string) EC2API
 	RDSIn func(region string) RDSAPI
-	// s3As is an S3 client that signs with other keys (a new access key's first use).
+	// S3As is an S3 client that signs with other keys (a new access key's first use).
 	S3As func(id, secret string) KeyProbeAPI
 }
 
-// s3Endpoint is the S3 endpoint override the configuration names, if any:
+// S3Endpoint is the S3 endpoint override the configuration names, if any:
 // AWS_ENDPOINT_URL(_S3) or a profile's endpoint_url / services section,
 // unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is set — as the SDK resolves it
 // for its own S3 client.
@@ -148,7 +148,7 @@ func regionExists(ctx context.Context, cfg aws.Config) error {
 	return Usagef("region %s does not exist (%s: %s): pass another --region", name, region.Of(name).Name, strings.Join(names, " "))
 }
 
-// connectAWS loads AWS configuration and learns who we are. It rejects the
+// ConnectAWS loads AWS configuration and learns who we are. It rejects the
 // stack's own scoped keys before any other call, because everything after
 // would fail with a confusing AccessDenied.
 func ConnectAWS(ctx context.Context, a AWS) (*Session, error) {
@@ -193,7 +193,7 @@ func ConnectAWS(ctx context.Context, a AWS) (*Session, error) {
 	return s, nil
 }
 
-// principalOf turns a caller ARN into the principal a stack records as its
+// PrincipalOf turns a caller ARN into the principal a stack records as its
 // owner: arn:P:sts::A:assumed-role/ROLE/SESSION is arn:P:iam::A:role/ROLE
 // (the role's path is not in the ARN STS gives; mlstack compares this form
 // only); any other ARN is itself.
@@ -225,7 +225,7 @@ func identityError(ctx context.Context, cfg aws.Config, err error) error {
 	return Usagef("checking AWS credentials (sts:GetCallerIdentity): %s: log in or pass --profile", code)
 }
 
-// rdsForRegion is the session's RDS client, or one of another region.
+// RDSForRegion is the session's RDS client, or one of another region.
 func (s *Session) RDSForRegion(region string) RDSAPI {
 	if region == s.Region {
 		return s.RDS
@@ -233,7 +233,7 @@ func (s *Session) RDSForRegion(region string) RDSAPI {
 	return s.RDSIn(region)
 }
 
-// ec2ForRegion is the session's EC2 client, or one of another region.
+// EC2ForRegion is the session's EC2 client, or one of another region.
 func (s *Session) EC2ForRegion(region string) EC2API {
 	if region == s.Region {
 		return s.EC2

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
-// openSession is connectFor with the reads a command shares.
+// OpenSession is connectFor with the reads a command shares.
 func OpenSession(ctx context.Context, a AWS) (*Session, error) {
 	s, err := ConnectFor(ctx, a)
 	if err != nil {

@@ -31,7 +31,7 @@ const (
 // serverWrites are the parameters the server role publishes.
 var serverWrites = []string{ParamTLSCert, ParamHostKey}
 
-// paramAPI is the part of SSM the stack's parameters need.
+// ParamAPI is the part of SSM the stack's parameters need.
 type ParamAPI interface {
 	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 	GetParameters(context.Context, *ssm.GetParametersInput, ...func(*ssm.Options)) (*ssm.GetParametersOutput, error)
@@ -41,22 +41,22 @@ type ParamAPI interface {
 	ssm.GetParametersByPathAPIClient
 }
 
-// paramPath is the folder of the stack's parameters.
+// ParamPath is the folder of the stack's parameters.
 func (n Names) ParamPath() string { return "/mlstack/" + n.Stack + "/" }
 
-// param is the full name of one of the stack's parameters.
+// Param is the full name of one of the stack's parameters.
 func (n Names) Param(name string) string { return n.ParamPath() + name }
 
-// paramsFound is which of the stack's secrets SSM holds, with their
+// ParamsFound is which of the stack's secrets SSM holds, with their
 // values, and the artifacts mode parameter's value ("" when absent).
 type ParamsFound struct {
 	Values map[string]string // name below the path → decrypted value
 	Mode   string
-	// dbPassword and dbEndpoint: the database's parameters ("" when absent).
+	// DBPassword and dbEndpoint: the database's parameters ("" when absent).
 	DBPassword, DBEndpoint string
 }
 
-// findParams reads the stack's secrets (decrypted), mode and database
+// FindParams reads the stack's secrets (decrypted), mode and database
 // parameters from SSM.
 func FindParams(ctx context.Context, api ParamAPI, n Names) (*ParamsFound, error) {
 	v, err := readParams(ctx, api, n, ParamAdminPassword, ParamFlaskSecret, ParamArtifacts, ParamDBPassword, ParamDatabase)
@@ -97,7 +97,7 @@ func readParams(ctx context.Context, api ParamAPI, n Names, names ...string) (ma
 	return v, nil
 }
 
-// plan says in words what ensureParams would do.
+// Plan says in words what ensureParams would do.
 func (f *ParamsFound) Plan(n Names, want map[string]string) []PlanStep {
 	var p []PlanStep
 	for _, name := range SortedKeys(want) {
@@ -108,7 +108,7 @@ func (f *ParamsFound) Plan(n Names, want map[string]string) []PlanStep {
 	return p
 }
 
-// ensureParams stores the secrets SSM lacks, as SecureString with the
+// EnsureParams stores the secrets SSM lacks, as SecureString with the
 // stack's tags (the value never goes to the log). One that SSM holds with
 // another value was changed elsewhere (creds rotate on another machine):
 // it is left as it is, with a warning, since the server may already use it;
@@ -133,7 +133,7 @@ func EnsureParams(ctx context.Context, api ParamAPI, f *ParamsFound, n Names, wa
 	return nil
 }
 
-// updateParams overwrites secrets in SSM with new values (creds rotate).
+// UpdateParams overwrites secrets in SSM with new values (creds rotate).
 func UpdateParams(ctx context.Context, api ParamAPI, f *ParamsFound, n Names, want, tags map[string]string, log Log) error {
 	for _, name := range SortedKeys(want) {
 		_, exists := f.Values[name]
@@ -146,7 +146,7 @@ func UpdateParams(ctx context.Context, api ParamAPI, f *ParamsFound, n Names, wa
 	return nil
 }
 
-// putSecret writes one SecureString. Tags go with a new parameter; SSM
+// PutSecret writes one SecureString. Tags go with a new parameter; SSM
 // refuses them together with Overwrite, so an update tags separately.
 func PutSecret(ctx context.Context, api ParamAPI, name, value string, exists bool, tags map[string]string) error {
 	in := &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value), Type: ssmtypes.ParameterTypeSecureString,
@@ -163,7 +163,7 @@ func PutSecret(ctx context.Context, api ParamAPI, name, value string, exists boo
 	return nil
 }
 
-// putParam writes one parameter: a new one with the stack's tags, an
+// PutParam writes one parameter: a new one with the stack's tags, an
 // existing one overwritten (SSM refuses tags together with Overwrite), and
 // one another run made meanwhile overwritten too.
 func PutParam(ctx context.Context, api ParamAPI, in *ssm.PutParameterInput, exists bool, tags map[string]string) error {
@@ -212,7 +212,7 @@ func stackParamsMode(ctx context.Context, api ParamAPI, n Names) (out []string, 
 	return out, mode, nil
 }
 
-// paramInventory is the status rows of the stack's parameters, and its
+// ParamInventory is the status rows of the stack's parameters, and its
 // artifacts mode parameter's value.
 func ParamInventory(ctx context.Context, api ParamAPI, n Names) ([]Resource, string, error) {
 	names, mode, err := stackParamsMode(ctx, api, n)
@@ -223,7 +223,7 @@ func ParamInventory(ctx context.Context, api ParamAPI, n Names) ([]Resource, str
 	return out, mode, err
 }
 
-// deleteParams removes the parameters the inventory found under the
+// DeleteParams removes the parameters the inventory found under the
 // stack's path: the path is the stack's by name, like its derived resource
 // names.
 func DeleteParams(ctx context.Context, api ParamAPI, n Names, all []string, log Log) error {
@@ -247,7 +247,7 @@ type publishedParam struct {
 	At    time.Time
 }
 
-// published reads public parameters the server writes, in one call.
+// Published reads public parameters the server writes, in one call.
 func Published(ctx context.Context, api ParamAPI, n Names, names ...string) (map[string]publishedParam, error) {
 	full := make([]string, len(names))
 	for i, name := range names {
@@ -271,5 +271,5 @@ func Published(ctx context.Context, api ParamAPI, n Names, names ...string) (map
 	return got, nil
 }
 
-// paramArtifacts is the mode's parameter below the stack's path.
+// ParamArtifacts is the mode's parameter below the stack's path.
 const ParamArtifacts = "artifacts"

@@ -28,7 +28,7 @@ const (
 	KindDBSnapshot    = "rds_snapshot"
 )
 
-// planStep is one change up would make: its verb (the first word of Text),
+// PlanStep is one change up would make: its verb (the first word of Text),
 // the kind and name of the resource it changes, and the step in words as
 // --dry-run prints it after "(plan) would". --output json carries all four,
 // so that a program reads the plan without parsing prose.
@@ -39,7 +39,7 @@ type PlanStep struct {
 	Text string `json:"text"`
 }
 
-// step makes a planStep from its sentence.
+// Step makes a planStep from its sentence.
 func Step(kind, name, format string, args ...any) PlanStep {
 	text := fmt.Sprintf(format, args...)
 	verb, _, _ := strings.Cut(text, " ")
@@ -50,13 +50,13 @@ func Step(kind, name, format string, args ...any) PlanStep {
 const (
 	StateExists   = "exists"
 	stateUntagged = "untagged" // a bucket this machine created and has not tagged yet
-	// stateForeign: a resource of a derived name without the stack's tag.
+	// StateForeign: a resource of a derived name without the stack's tag.
 	// inventory keeps such rows apart (stackInventory.alone): down names
 	// them as left alone, status does not show them.
 	StateForeign = "foreign"
 )
 
-// resource is one AWS resource the stack owns.
+// Resource is one AWS resource the stack owns.
 type Resource struct {
 	Kind  string `json:"kind"`
 	ID    string `json:"id"` // the id AWS gave it; a bucket's is its name
@@ -64,7 +64,7 @@ type Resource struct {
 	State string `json:"state"`
 }
 
-// instanceInfo is the stack's server.
+// InstanceInfo is the stack's server.
 type InstanceInfo struct {
 	ID    string `json:"id"`
 	Type  string `json:"type"`
@@ -80,7 +80,7 @@ const (
 	HealthNotChecked  = "not_checked" // ls, up --no-wait
 )
 
-// stackInfo is one stack. Membership, owner, creation and expiry come from
+// StackInfo is one stack. Membership, owner, creation and expiry come from
 // the stack's IAM user and role only (tagging those needs iam:Tag*): an EC2
 // tag, which anyone with ec2:CreateTags can set, makes no stack and moves
 // no expiry.
@@ -114,7 +114,7 @@ type StackInfo struct {
 	Orphan bool
 }
 
-// stackJSON is stackInfo as JSON: every key always there, null when
+// StackJSON is stackInfo as JSON: every key always there, null when
 // unknown, times in RFC 3339.
 type StackJSON struct {
 	Stack           string        `json:"stack"`
@@ -173,7 +173,7 @@ func timeOrNull(t time.Time) *time.Time {
 	return &u
 }
 
-// nonNil makes an empty list [] in JSON, not null.
+// NonNil makes an empty list [] in JSON, not null.
 func NonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
@@ -181,12 +181,12 @@ func NonNil[T any](s []T) []T {
 	return s
 }
 
-// expired reports whether the stack's expiry has passed.
+// Expired reports whether the stack's expiry has passed.
 func (i StackInfo) Expired(now time.Time) bool {
 	return !i.ExpiresAt.IsZero() && !now.Before(i.ExpiresAt)
 }
 
-// instanceState is the server's state, or "none".
+// InstanceState is the server's state, or "none".
 func (i StackInfo) InstanceState() string {
 	if i.Instance == nil {
 		return "none"
@@ -194,7 +194,7 @@ func (i StackInfo) InstanceState() string {
 	return i.Instance.State
 }
 
-// vouch records what the stack's IAM user or role says: the stack is no
+// Vouch records what the stack's IAM user or role says: the stack is no
 // orphan; its owner, and its creation and expiry, the earliest of both (a
 // sweep must not miss a stack because one of them was retagged later).
 func (i *StackInfo) Vouch(tags map[string]string) {
@@ -210,7 +210,7 @@ func (i *StackInfo) Vouch(tags map[string]string) {
 	}
 }
 
-// stackSet merges resources into stacks by (stack, region).
+// StackSet merges resources into stacks by (stack, region).
 type StackSet struct {
 	mu      sync.Mutex
 	account string
@@ -221,7 +221,7 @@ func NewStackSet(account string) *StackSet {
 	return &StackSet{account: account, m: map[[2]string]*StackInfo{}}
 }
 
-// add counts a tagged resource toward its stack; f records what the
+// Add counts a tagged resource toward its stack; f records what the
 // resource tells (an instance's state, a group's rules).
 func (s *StackSet) Add(region string, tags map[string]string, r Resource, f func(*StackInfo)) {
 	s.merge(region, tags, r, false, f)
@@ -258,7 +258,7 @@ func (s *StackSet) merge(region string, tags map[string]string, r Resource, iamE
 	}
 }
 
-// sorted is the set's stacks by region, then name, each with its
+// Sorted is the set's stacks by region, then name, each with its
 // resources in a stable order.
 func (s *StackSet) Sorted() []StackInfo {
 	out := make([]StackInfo, 0, len(s.m))

@@ -25,7 +25,7 @@ const (
 	tagOwner = "mlstack:owner"
 )
 
-// stackTags are the tags every resource of a stack gets at creation; region
+// StackTags are the tags every resource of a stack gets at creation; region
 // lets `ls` place the stack's global IAM resources, owner names who made
 // it, and a TTL adds the expiry.
 func StackTags(stack, region, owner string, now time.Time, ttl time.Duration) map[string]string {
@@ -125,7 +125,7 @@ type ec2TagAPI interface {
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
-// retagEC2 sets one tag on EC2 resources of any kind in a single call; each
+// RetagEC2 sets one tag on EC2 resources of any kind in a single call; each
 // resource file says which of its ids carry the stack's tags.
 func RetagEC2(ctx context.Context, api ec2TagAPI, ids []string, key, value string) error {
 	if len(ids) == 0 {
@@ -137,5 +137,5 @@ func RetagEC2(ctx context.Context, api ec2TagAPI, ids []string, key, value strin
 	return nil
 }
 
-// version is mlstack's, stamped into the mlstack:version tag.
+// Version is mlstack's, stamped into the mlstack:version tag.
 const Version = "0.1.0"

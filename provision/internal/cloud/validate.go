@@ -10,7 +10,7 @@ import (
 	"github.com/mlstack/mlstack/provision/region"
 )
 
-// maxStackLen keeps every derived AWS name within its limit (the bucket's 63).
+// MaxStackLen keeps every derived AWS name within its limit (the bucket's 63).
 const MaxStackLen = 24
 
 // maxTTL bounds --ttl: a demo stack that should live longer is not a demo.
@@ -22,7 +22,7 @@ var (
 	versionRe      = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 )
 
-// validateStack checks a stack name: lowercase letters, digits and single
+// ValidateStack checks a stack name: lowercase letters, digits and single
 // hyphens, starting with a letter, short enough for every derived name.
 func ValidateStack(s string) error {
 	switch {
@@ -38,7 +38,7 @@ func ValidateStack(s string) error {
 	return nil
 }
 
-// validateRegion checks the shape of a region name (eu-west-3, us-gov-west-1).
+// ValidateRegion checks the shape of a region name (eu-west-3, us-gov-west-1).
 func ValidateRegion(r string) error {
 	if !region.Valid(r) {
 		return Usagef("region %q is not a valid AWS region name (like eu-west-3)", r)
@@ -46,7 +46,7 @@ func ValidateRegion(r string) error {
 	return nil
 }
 
-// validateInstanceType checks the shape of an instance type; AWS confirms it exists.
+// ValidateInstanceType checks the shape of an instance type; AWS confirms it exists.
 func ValidateInstanceType(t string) error {
 	if !instanceTypeRe.MatchString(t) {
 		return Usagef("instance type %q is not like t2.micro", t)
@@ -54,7 +54,7 @@ func ValidateInstanceType(t string) error {
 	return nil
 }
 
-// validateMLflowVersion wants an exact release that has --allowed-hosts,
+// ValidateMLflowVersion wants an exact release that has --allowed-hosts,
 // which the bootstrap relies on (3.5.0 or newer).
 func ValidateMLflowVersion(v string) error {
 	if !versionRe.MatchString(v) {
@@ -68,7 +68,7 @@ func ValidateMLflowVersion(v string) error {
 	return nil
 }
 
-// parseTTL reads a TTL (see ParseDuration), at most maxTTL; "" is no TTL.
+// ParseTTL reads a TTL (see ParseDuration), at most maxTTL; "" is no TTL.
 func ParseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
@@ -117,7 +117,7 @@ func FormatDuration(d time.Duration) string {
 	return s
 }
 
-// validateOutput accepts table (the default for "") and json.
+// ValidateOutput accepts table (the default for "") and json.
 func ValidateOutput(o *string) error {
 	switch *o {
 	case "":
@@ -129,7 +129,7 @@ func ValidateOutput(o *string) error {
 	return nil
 }
 
-// validateTimeout fills the default for 0 and refuses a negative one.
+// ValidateTimeout fills the default for 0 and refuses a negative one.
 func ValidateTimeout(d *time.Duration, def time.Duration) error {
 	if *d < 0 {
 		return Usagef("--timeout must be positive")

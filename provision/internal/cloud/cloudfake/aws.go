@@ -1,4 +1,4 @@
-// Package cloudfake is an in-memory AWS account for unit tests: it implements cloud.EC2API, IAMAPI,
+// package cloudfake is an in-memory AWS account for unit tests: it implements cloud.EC2API, IAMAPI,
 // S3API and KeyProbeAPI with the behaviour mlstack relies on (tags and tag
 // filters, a default VPC, instance states, IAM entities with their AWS error
 // codes, S3 buckets with versions and uploads) and records every call. The
@@ -47,18 +47,18 @@ import (
 const (
 	FakeAccount = "123456789012"
 	FakeRegion  = "eu-west-3"
-	// fakeOtherAccount owns the buckets the fake calls foreign.
+	// FakeOtherAccount owns the buckets the fake calls foreign.
 	FakeOtherAccount = "210987654321"
-	// fakeOwner is the caller's principal (f.caller changes it).
+	// FakeOwner is the caller's principal (f.caller changes it).
 	FakeOwner = "arn:aws:iam::123456789012:user/admin"
 )
 
-// awsErr is an AWS error answer with the given code, as the SDK returns it.
+// AwsErr is an AWS error answer with the given code, as the SDK returns it.
 func AwsErr(code string) error {
 	return &smithy.GenericAPIError{Code: code, Message: "fake: " + code}
 }
 
-// awsErrMsg is awsErr with a message of its own.
+// AwsErrMsg is awsErr with a message of its own.
 func AwsErrMsg(code, msg string) error {
 	return &smithy.GenericAPIError{Code: code, Message: msg}
 }
@@ -125,7 +125,7 @@ type FakeBucket struct {
 	Data       map[string][]byte // key -> the body PutObject stored last
 }
 
-// fakeAWS is one AWS account in one region (EC2 is regional: other regions
+// FakeAWS is one AWS account in one region (EC2 is regional: other regions
 // are fakes of their own, see inRegion).
 type FakeAWS struct {
 	Mu       sync.Mutex
@@ -137,11 +137,11 @@ type FakeAWS struct {
 	seq      int
 	base     time.Time
 	Connects int // connect calls
-	// s3Endpoint is the S3 endpoint override the session reports (an emulator's).
+	// S3Endpoint is the S3 endpoint override the session reports (an emulator's).
 	S3Endpoint string
 	// SSM parameters by full name.
 	Params map[string]*fakeParam
-	// silentServer: launched instances publish no certificate or host key
+	// SilentServer: launched instances publish no certificate or host key
 	// (by default each does at once, as its bootstrap would).
 	SilentServer bool
 	Reboots      int // RebootInstances calls that restarted a server
@@ -155,9 +155,9 @@ type FakeAWS struct {
 	Instances     []*fakeInstance
 	Images        []ec2types.Image
 	instanceTypes map[string][]ec2types.ArchitectureType
-	// offered lists, per instance type, the zones that offer it.
+	// Offered lists, per instance type, the zones that offer it.
 	Offered map[string][]string
-	// subnets are the default VPC's default subnets.
+	// Subnets are the default VPC's default subnets.
 	Subnets []ec2types.Subnet
 	// The AWS rules (internal/awsmodel): a client token's launch, the
 	// account's plan, new ids read back late, deleted bucket names busy.
@@ -187,7 +187,7 @@ type FakeAWS struct {
 	RDSState fakeRDS
 }
 
-// newFakeAWS is an account with a default VPC, an official Ubuntu image per
+// NewFakeAWS is an account with a default VPC, an official Ubuntu image per
 // architecture and a few instance types.
 func NewFakeAWS() *FakeAWS {
 	f := &FakeAWS{
@@ -243,7 +243,7 @@ func NewFakeAWS() *FakeAWS {
 	return f
 }
 
-// inRegion is the EC2 of another region of the same account: a fake of its
+// InRegion is the EC2 of another region of the same account: a fake of its
 // own that shares the call log.
 func (f *FakeAWS) InRegion(region string) *FakeAWS {
 	f.Mu.Lock()
@@ -260,7 +260,7 @@ func (f *FakeAWS) InRegion(region string) *FakeAWS {
 	return o
 }
 
-// session is a session over the fake, as connect would return it.
+// Session is a session over the fake, as connect would return it.
 func (f *FakeAWS) Session() *cloud.Session {
 	return &cloud.Session{
 		EC2: f, IAM: f, S3: f, SSM: f, RDS: fakeRDSAPI{f}, Region: f.Region, Account: f.Account, Partition: "aws", S3Endpoint: f.S3Endpoint,
@@ -271,15 +271,15 @@ func (f *FakeAWS) Session() *cloud.Session {
 	}
 }
 
-// failNext makes the next n calls of op (an operation name such as
+// FailNext makes the next n calls of op (an operation name such as
 // "RunInstances") answer err without doing anything; n < 0: every call.
 func (f *FakeAWS) FailNext(op string, err error, n int) { f.FailIf(op, err, n, false, nil) }
 
-// failAfter makes the next n calls of op do their work and then answer err,
+// FailAfter makes the next n calls of op do their work and then answer err,
 // as when the response is lost.
 func (f *FakeAWS) FailAfter(op string, err error, n int) { f.FailIf(op, err, n, true, nil) }
 
-// failIf is failNext (or failAfter, with after) for the calls whose input
+// FailIf is failNext (or failAfter, with after) for the calls whose input
 // match accepts; its argument is the operation's *Input.
 func (f *FakeAWS) FailIf(op string, err error, n int, after bool, match func(in any) bool) {
 	f.faults.Add(awsmodel.Rule{Op: op, N: n, Err: err, After: after, Match: match})
@@ -304,7 +304,7 @@ func modelErr(err error) error {
 	return err
 }
 
-// forBucket matches the S3 calls on one bucket (for failIf).
+// ForBucket matches the S3 calls on one bucket (for failIf).
 func ForBucket(name string) func(in any) bool {
 	return func(in any) bool {
 		switch in := in.(type) {
@@ -323,7 +323,7 @@ func ForBucket(name string) func(in any) bool {
 	}
 }
 
-// forGroup matches the DescribeSecurityGroups calls that ask for one group
+// ForGroup matches the DescribeSecurityGroups calls that ask for one group
 // by name (for failIf): the server's and the database's groups are read
 // concurrently, and a fault meant for one must not land on the other.
 func ForGroup(name string) func(in any) bool {
@@ -333,16 +333,16 @@ func ForGroup(name string) func(in any) bool {
 	}
 }
 
-// calls are the operations made so far, as "Service.Operation".
+// Calls are the operations made so far, as "Service.Operation".
 func (f *FakeAWS) Calls() []string { return f.log.Calls() }
 
-// mutating are the calls made so far that can change something.
+// Mutating are the calls made so far that can change something.
 func (f *FakeAWS) Mutating() []string { return f.log.Mutating() }
 
-// resetCalls forgets the calls made so far.
+// ResetCalls forgets the calls made so far.
 func (f *FakeAWS) ResetCalls() { f.log.Reset() }
 
-// count is how often op ("Service.Operation") was called.
+// Count is how often op ("Service.Operation") was called.
 func (f *FakeAWS) Count(op string) int {
 	n := 0
 	for _, c := range f.Calls() {
@@ -789,7 +789,7 @@ func SetState(i *ec2types.Instance, s ec2types.InstanceStateName) {
 	}
 }
 
-// launch makes a running instance. Called with f.mu held.
+// Launch makes a running instance. Called with f.mu held.
 func (f *FakeAWS) Launch(tags []ec2types.Tag, sgIDs []string) *fakeInstance {
 	id := f.newID("i")
 	n := f.seq
@@ -1444,7 +1444,7 @@ func (f *FakeAWS) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput,
 	})
 }
 
-// addKey gives a user an access key created at t. Called with f.mu held.
+// AddKey gives a user an access key created at t. Called with f.mu held.
 func (f *FakeAWS) AddKey(u *fakeUser, t time.Time) fakeAccessKey {
 	f.seq++
 	k := fakeAccessKey{ID: fmt.Sprintf("AKIAFAKE%012d", f.seq), Secret: fmt.Sprintf("secret-%d-%s", f.seq, strings.Repeat("x", 24)), created: t}
@@ -2111,12 +2111,12 @@ func (p *fakeProbe) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, 
 
 // ---- test-side helpers (no call is recorded) ----
 
-// stackTagsFor are the tags up gives a stack's resources, created at t.
+// StackTagsFor are the tags up gives a stack's resources, created at t.
 func StackTagsFor(stack string, t time.Time) map[string]string {
 	return cloud.StackTags(stack, FakeRegion, FakeOwner, t, 0)
 }
 
-// addUser makes an IAM user with tags (nil: untagged) and keys created at the given times.
+// AddUser makes an IAM user with tags (nil: untagged) and keys created at the given times.
 func (f *FakeAWS) AddUser(name string, tags map[string]string, keyTimes ...time.Time) *fakeUser {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2131,7 +2131,7 @@ func (f *FakeAWS) AddUser(name string, tags map[string]string, keyTimes ...time.
 	return u
 }
 
-// addRole makes an IAM role with tags (nil: untagged).
+// AddRole makes an IAM role with tags (nil: untagged).
 func (f *FakeAWS) AddRole(name string, tags map[string]string) *fakeRole {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2145,7 +2145,7 @@ func (f *FakeAWS) AddRole(name string, tags map[string]string) *fakeRole {
 	return r
 }
 
-// addProfile makes an instance profile holding roles.
+// AddProfile makes an instance profile holding roles.
 func (f *FakeAWS) AddProfile(name string, tags map[string]string, roles ...string) *fakeProfile {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2157,7 +2157,7 @@ func (f *FakeAWS) AddProfile(name string, tags map[string]string, roles ...strin
 	return p
 }
 
-// addBucket makes a bucket of this account with tags (nil: no tag set).
+// AddBucket makes a bucket of this account with tags (nil: no tag set).
 func (f *FakeAWS) AddBucket(name string, tags map[string]string) *FakeBucket {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2166,7 +2166,7 @@ func (f *FakeAWS) AddBucket(name string, tags map[string]string) *FakeBucket {
 	return b
 }
 
-// addInstance launches an instance outside mlstack with tags (nil: untagged).
+// AddInstance launches an instance outside mlstack with tags (nil: untagged).
 func (f *FakeAWS) AddInstance(tags map[string]string, state ec2types.InstanceStateName) string {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2179,7 +2179,7 @@ func (f *FakeAWS) AddInstance(tags map[string]string, state ec2types.InstanceSta
 	return aws.ToString(i.Inst.InstanceId)
 }
 
-// addStackInstance launches an instance as mlstack would for stack: with
+// AddStackInstance launches an instance as mlstack would for stack: with
 // its instance profile, its security group (made when missing), its key
 // pair and Canonical's image.
 func (f *FakeAWS) AddStackInstance(stack string, state ec2types.InstanceStateName) string {
@@ -2205,7 +2205,7 @@ func (f *FakeAWS) AddStackInstance(stack string, state ec2types.InstanceStateNam
 	return aws.ToString(i.Inst.InstanceId)
 }
 
-// addGroup makes a security group in the default VPC.
+// AddGroup makes a security group in the default VPC.
 func (f *FakeAWS) AddGroup(name string, tags map[string]string, perms ...ec2types.IpPermission) string {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2220,7 +2220,7 @@ func (f *FakeAWS) AddGroup(name string, tags map[string]string, perms ...ec2type
 	return id
 }
 
-// addKeyPair imports a key pair outside mlstack.
+// AddKeyPair imports a key pair outside mlstack.
 func (f *FakeAWS) AddKeyPair(name string, tags map[string]string) string {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2233,14 +2233,14 @@ func (f *FakeAWS) AddKeyPair(name string, tags map[string]string) string {
 	return id
 }
 
-// setInstanceState moves an instance to a state behind mlstack's back.
+// SetInstanceState moves an instance to a state behind mlstack's back.
 func (f *FakeAWS) SetInstanceState(id string, s ec2types.InstanceStateName) {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
 	SetState(&f.Instance(id).Inst, s)
 }
 
-// liveInstances are the ids of the instances that are not terminated, in launch order.
+// LiveInstances are the ids of the instances that are not terminated, in launch order.
 func (f *FakeAWS) LiveInstances() []string {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2253,7 +2253,7 @@ func (f *FakeAWS) LiveInstances() []string {
 	return ids
 }
 
-// retagAll sets one tag on every resource of the stack, as an older mlstack
+// RetagAll sets one tag on every resource of the stack, as an older mlstack
 // (or a clock in the past) would have left it.
 func (f *FakeAWS) RetagAll(stack, key, value string) {
 	f.Mu.Lock()
@@ -2297,7 +2297,7 @@ func (f *FakeAWS) RetagAll(stack, key, value string) {
 	}
 }
 
-// owns lists what the fake holds for a stack by kind, tagged or named like it.
+// Owns lists what the fake holds for a stack by kind, tagged or named like it.
 func (f *FakeAWS) Owns(stack string) []string {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -2346,7 +2346,7 @@ var (
 	_ cloud.KeyProbeAPI = (*fakeProbe)(nil)
 )
 
-// awsFingerprint is what EC2 reports for an imported ED25519 key: the
+// AwsFingerprint is what EC2 reports for an imported ED25519 key: the
 // SHA-256 of the OpenSSH wire key, base64 with padding.
 func AwsFingerprint(authorized []byte) string {
 	pk, _, _, _, err := ssh.ParseAuthorizedKey(authorized)
@@ -2357,7 +2357,7 @@ func AwsFingerprint(authorized []byte) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// userDataText is the cloud-config document in user-data as RunInstances got it.
+// UserDataText is the cloud-config document in user-data as RunInstances got it.
 func UserDataText(t *testing.T, userData []byte) string {
 	t.Helper()
 	doc, err := cloudinit.Decode(userData)
@@ -2367,7 +2367,7 @@ func UserDataText(t *testing.T, userData []byte) string {
 	return string(doc)
 }
 
-// userDataB64Text is userDataText of the base64 text the fake keeps.
+// UserDataB64Text is userDataText of the base64 text the fake keeps.
 func UserDataB64Text(t *testing.T, b64 string) string {
 	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(b64)
@@ -2387,11 +2387,11 @@ func fakeWaits() cloud.Waits {
 	return w
 }
 
-// ctx is a context whose commands work on f, with fakeWaits: each test
+// Ctx is a context whose commands work on f, with fakeWaits: each test
 // passes its own fake in, so tests over fakes run in parallel.
 func (f *FakeAWS) Ctx() context.Context { return f.CtxWaits(nil) }
 
-// ctxWaits is ctx with the waits edit changes.
+// CtxWaits is ctx with the waits edit changes.
 func (f *FakeAWS) CtxWaits(edit func(w *cloud.Waits)) context.Context {
 	w := fakeWaits()
 	if edit != nil {

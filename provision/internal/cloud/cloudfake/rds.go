@@ -27,7 +27,7 @@ type fakeRDS struct {
 	dbs       map[string]*fakeDB
 	Subnets   map[string]bool
 	Snapshots map[string]*rdstypes.DBSnapshot
-	// model: Slow is how many describes show a database creating,
+	// Model: Slow is how many describes show a database creating,
 	// resetting its password or deleting; Classes what RDS offers.
 	Model awsmodel.RDS
 }
@@ -266,7 +266,7 @@ func (f fakeRDSAPI) AddTagsToResource(_ context.Context, in *rds.AddTagsToResour
 	})
 }
 
-// paramValue is a parameter's value in the fake SSM ("" for none).
+// ParamValue is a parameter's value in the fake SSM ("" for none).
 func (f *FakeAWS) ParamValue(name string) string {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -276,7 +276,7 @@ func (f *FakeAWS) ParamValue(name string) string {
 	return ""
 }
 
-// groupNamed is the security group of that name, nil for none.
+// GroupNamed is the security group of that name, nil for none.
 func (f *FakeAWS) GroupNamed(name string) *ec2types.SecurityGroup {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()

@@ -152,7 +152,7 @@ func (f *FakeAWS) GetParametersByPath(_ context.Context, in *ssm.GetParametersBy
 	})
 }
 
-// putPublished writes a parameter as the server role would.
+// PutPublished writes a parameter as the server role would.
 func (f *FakeAWS) PutPublished(name, value string) {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -175,7 +175,7 @@ func (f *FakeAWS) publishKeys(i *fakeInstance) {
 	f.putPublishedLocked(n.Param(cloud.ParamHostKey), strings.TrimSpace(string(line)))
 }
 
-// testCert is a self-signed P-256 certificate for a DNS name and an IP.
+// TestCert is a self-signed P-256 certificate for a DNS name and an IP.
 func TestCert(dns, ip string) []byte {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
