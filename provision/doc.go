@@ -1,4 +1,4 @@
-// package provision is mlstack's engine, the layer between the command
+// Package provision is mlstack's engine, the layer between the command
 // line (cmd/mlstack, which only turns flags into options) and AWS: one
 // exported function per command (Up, Down, Status, Ls, Check, Backup,
 // Restore, ...) that validates its options, opens an AWS session and

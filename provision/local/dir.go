@@ -1,4 +1,4 @@
-// package local owns mlstack's files on this machine: one folder per stack
+// Package local owns mlstack's files on this machine: one folder per stack
 // under the state dir, mode 0700, holding what AWS cannot give back (the
 // secrets, the SSH key, the pinned host key and certificate) and the env file. Every write
 // goes through Dir: atomic, mode 0600.

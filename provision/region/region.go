@@ -1,4 +1,4 @@
-// package region is mlstack's one source of facts about AWS regions and
+// Package region is mlstack's one source of facts about AWS regions and
 // partitions: which names are regions, and what differs between the
 // partitions (the account that publishes Ubuntu images, the EC2 service
 // principal, the DNS suffix).

@@ -1,4 +1,4 @@
-// package server operates a running mlstack tracking server from this
+// Package server operates a running mlstack tracking server from this
 // machine, whatever created it: waiting for /health, the MLflow REST calls
 // (the smoke test of `mlstack check`, changing a password), and SSH with a
 // pinned host key (commands, a shell, the bootstrap log and the journal).

@@ -1,4 +1,4 @@
-// package cloud is mlstack's AWS layer: the stack's resources, one file per
+// Package cloud is mlstack's AWS layer: the stack's resources, one file per
 // kind (ec2_*, iam_*, s3_bucket, ssm_params, rds_database), each reading AWS
 // through one finder and changing it through narrow interfaces of the SDK
 // calls it makes, and the base they share: the session and its

@@ -1,4 +1,4 @@
-// package envfile writes and reads the stack's env file: `export NAME='value'`
+// Package envfile writes and reads the stack's env file: `export NAME='value'`
 // lines that any POSIX shell can source and that are safe to append to an
 // .envrc whatever bytes the values hold (passwords, URLs, keys).
 package envfile

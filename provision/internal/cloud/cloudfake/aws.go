@@ -1,4 +1,4 @@
-// package cloudfake is an in-memory AWS account for unit tests: it implements cloud.EC2API, IAMAPI,
+// Package cloudfake is an in-memory AWS account for unit tests: it implements cloud.EC2API, IAMAPI,
 // S3API and KeyProbeAPI with the behaviour mlstack relies on (tags and tag
 // filters, a default VPC, instance states, IAM entities with their AWS error
 // codes, S3 buckets with versions and uploads) and records every call. The
