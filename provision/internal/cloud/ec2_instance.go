@@ -317,14 +317,23 @@ func Terminate(ctx context.Context, api instanceAPI, ids []string, wait time.Dur
 
 // terminating re-reads instances after an ambiguous TerminateInstances
 // failure (a retry of a call whose answer was lost, which the emulator
-// refuses): when all are shutting down or gone, the termination happened.
+// refuses): when every one is listed shutting down or terminated, the
+// termination happened. One not listed proves nothing: EC2 lists a
+// terminated instance for about an hour, and a new one may not be listed
+// yet, still running.
 func terminating(ctx context.Context, api instanceAPI, ids []string) bool {
 	insts, err := describeIDs(ctx, api, ids)
 	if err != nil {
 		return false
 	}
+	ending := map[string]bool{}
 	for _, i := range insts {
-		if s := StateOf(&i); s != ec2types.InstanceStateNameShuttingDown && s != ec2types.InstanceStateNameTerminated {
+		if s := StateOf(&i); s == ec2types.InstanceStateNameShuttingDown || s == ec2types.InstanceStateNameTerminated {
+			ending[aws.ToString(i.InstanceId)] = true
+		}
+	}
+	for _, id := range ids {
+		if !ending[id] {
 			return false
 		}
 	}

@@ -346,3 +346,19 @@ func TestConsoleOutput(t *testing.T) {
 		t.Errorf("console of a gone instance: %v", err)
 	}
 }
+
+// TestTerminateRefusedUnlisted: a refused termination of an instance EC2
+// does not list yet (just launched) is the error, not "gone": it still runs.
+func TestTerminateRefusedUnlisted(t *testing.T) {
+	t.Parallel()
+	f := cloudfake.NewFakeAWS()
+	f.Consistency = awsmodel.Consistency{For: 1000}
+	in := stackLaunch(t, f)
+	id, err := cloud.LaunchInstance(f.Ctx(), f, in.Launch)
+	must(t, err)
+	f.FailNext("TerminateInstances", cloudfake.AwsErr("UnauthorizedOperation"), 1)
+	err = cloud.Terminate(f.Ctx(), f, []string{id}, 0, newProgress(io.Discard))
+	if cloud.ErrorCode(err) != "UnauthorizedOperation" {
+		t.Errorf("terminate = %v, want the refusal", err)
+	}
+}
