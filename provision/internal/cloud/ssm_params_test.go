@@ -157,10 +157,15 @@ func TestParamInventoryAndDelete(t *testing.T) {
 	names = append(names, n.Param("nested/deeper"))
 	other := cloud.NamesFor("demo2", cloudfake.FakeAccount, cloudfake.FakeRegion).Param(cloud.ParamTLSCert)
 	f.PutPublished(other, "v")
+	f.PutPublished(n.Param(cloud.ParamArtifacts), "proxied") // a String: its value is the mode
+	names = append(names, n.Param(cloud.ParamArtifacts))
 
-	rows, _, err = cloud.ParamInventory(ctx, f, n)
+	rows, mode, err := cloud.ParamInventory(ctx, f, n)
 	must(t, err)
-	if len(rows) != len(names) || rows[0].Kind != cloud.KindParam || rows[0].Name != n.Param("nested/deeper") || rows[len(rows)-1].Name != n.Param("p11") {
+	if mode != "proxied" {
+		t.Errorf("artifacts mode %q, want proxied", mode)
+	}
+	if len(rows) != len(names) || rows[0].Kind != cloud.KindParam || rows[0].Name != n.Param(cloud.ParamArtifacts) || rows[1].Name != n.Param("nested/deeper") || rows[len(rows)-1].Name != n.Param("p11") {
 		t.Fatalf("inventory %+v", rows)
 	}
 	var all []string

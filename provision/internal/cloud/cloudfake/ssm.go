@@ -145,8 +145,14 @@ func (f *FakeAWS) GetParametersByPath(_ context.Context, in *ssm.GetParametersBy
 				out.NextToken = aws.String(names[i])
 				break
 			}
+			// As SSM: every value, a SecureString's encrypted unless asked to decrypt.
 			p := f.Params[names[i]]
-			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(names[i]), Type: p.Typ, Version: p.version})
+			v := p.Value
+			if p.Typ == ssmtypes.ParameterTypeSecureString && !aws.ToBool(in.WithDecryption) {
+				v = "fake-ciphertext"
+			}
+			out.Parameters = append(out.Parameters, ssmtypes.Parameter{Name: aws.String(names[i]), Type: p.Typ, Value: aws.String(v),
+				Version: p.version, LastModifiedDate: aws.Time(p.modified)})
 		}
 		return out, nil
 	})
