@@ -86,17 +86,6 @@ func rotateOpts(dir, stack, uri string) (RotateOptions, *bytes.Buffer) {
 	return RotateOptions{Stack: Stack{Name: stack, StateDir: dir}, Streams: Streams{Log: log}, hooks: testhooks.Hooks{TrackingURI: uri}}, log
 }
 
-// userKeys are the access key ids of an IAM user in the fake.
-func userKeys(f *cloudfake.FakeAWS, user string) []string {
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	var ids []string
-	for _, k := range f.Users[user].Keys {
-		ids = append(ids, k.ID)
-	}
-	return ids
-}
-
 func TestRotateCreds(t *testing.T) {
 	t.Parallel()
 	f := newInstalledFake(t)
@@ -112,7 +101,7 @@ func TestRotateCreds(t *testing.T) {
 	if now.AccessKeyID == old.AccessKeyID || now.SecretAccessKey == old.SecretAccessKey {
 		t.Error("access key not rotated")
 	}
-	if keys := userKeys(f, "mlstack-demo"); !slices.Equal(keys, []string{now.AccessKeyID}) {
+	if keys := f.KeyIDs("mlstack-demo"); !slices.Equal(keys, []string{now.AccessKeyID}) {
 		t.Errorf("user keys %v, want only the new %s", keys, now.AccessKeyID)
 	}
 	if now.MLflowPassword == old.MLflowPassword || now.MLflowPassword != ml.current() || ml.changes != 1 || len(now.MLflowPassword) != 32 {
@@ -176,7 +165,7 @@ func TestRotateCredsOnAFreshMachine(t *testing.T) {
 		sec.MLflowPassword != ml.current() || sec.MLflowPassword == orig.MLflowPassword {
 		t.Fatalf("state here %+v, server password %q", sec, ml.current())
 	}
-	if keys := userKeys(f, "mlstack-demo"); !slices.Equal(keys, []string{sec.AccessKeyID}) {
+	if keys := f.KeyIDs("mlstack-demo"); !slices.Equal(keys, []string{sec.AccessKeyID}) {
 		t.Errorf("user keys %v", keys)
 	}
 	if _, err := os.Stat(local.StackDir(dir, "demo").EnvFile()); err != nil {
@@ -323,7 +312,7 @@ func TestRotateCredsFailures(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "saving the new access key") || !strings.Contains(err.Error(), "removing it again: <nil>") {
 			t.Fatalf("rotate = %v", err)
 		}
-		if keys := userKeys(f, "mlstack-demo"); !slices.Equal(keys, []string{old.AccessKeyID}) {
+		if keys := f.KeyIDs("mlstack-demo"); !slices.Equal(keys, []string{old.AccessKeyID}) {
 			t.Errorf("user keys %v: the unsaved key must go, the old one stay", keys)
 		}
 	})
@@ -339,7 +328,7 @@ func TestRotateCredsFailures(t *testing.T) {
 			t.Fatalf("rotate = %v", err)
 		}
 		now := savedSecrets(t, dir, "demo")
-		if keys := userKeys(f, "mlstack-demo"); len(keys) != 2 || !slices.Contains(keys, old.AccessKeyID) || !slices.Contains(keys, now.AccessKeyID) {
+		if keys := f.KeyIDs("mlstack-demo"); len(keys) != 2 || !slices.Contains(keys, old.AccessKeyID) || !slices.Contains(keys, now.AccessKeyID) {
 			t.Errorf("user keys %v, saved %s", keys, now.AccessKeyID)
 		}
 	})

@@ -105,7 +105,7 @@ func TestEnsureUserKeys(t *testing.T) {
 		if err := cloud.EnsureUser(ctx, f, u, in); err != nil {
 			t.Fatal(err)
 		}
-		if got := userKeys(f, n.User); !slices.Equal(got, []string{known}) {
+		if got := f.KeyIDs(n.User); !slices.Equal(got, []string{known}) {
 			t.Errorf("keys %v, want only %s (stray %s deleted)", got, known, stray)
 		}
 		if got := f.Mutating(); !slices.Equal(got, []string{"IAM.DeleteAccessKey"}) {
@@ -171,7 +171,7 @@ func TestEnsureUserKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "saving access key of mlstack-demo: disk full (removing the unsaved key: <nil>)") {
 			t.Fatalf("ensureUser = %v", err)
 		}
-		if got := userKeys(f, n.User); len(got) != 0 {
+		if got := f.KeyIDs(n.User); len(got) != 0 {
 			t.Errorf("unsaved key kept: %v", got)
 		}
 	})
@@ -210,7 +210,7 @@ func TestDeleteRetryStrays(t *testing.T) {
 			if err := cloud.EnsureUser(ctx, api, &cloud.UserFound{Exists: true, PolicyOK: true}, in); err != nil {
 				t.Fatal(err)
 			}
-			got := userKeys(f, n.User)
+			got := f.KeyIDs(n.User)
 			if len(saver.ids) != 1 || !slices.Contains(got, saver.ids[0]) {
 				t.Fatalf("our key %v not kept: %v", saver.ids, got)
 			}

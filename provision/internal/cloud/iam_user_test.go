@@ -22,16 +22,6 @@ func userInput(n cloud.Names, saved *[2]string) cloud.EnsureUserInput {
 	}
 }
 
-func keyIDs(f *cloudfake.FakeAWS, user string) []string {
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	var ids []string
-	for _, k := range f.Users[user].Keys {
-		ids = append(ids, k.ID)
-	}
-	return ids
-}
-
 func TestEnsureUserCreatesThenLeavesAlone(t *testing.T) {
 	t.Parallel()
 	f := cloudfake.NewFakeAWS()
@@ -56,7 +46,7 @@ func TestEnsureUserCreatesThenLeavesAlone(t *testing.T) {
 	if !cloud.SamePolicy(user.Policies[n.Policy], in.Policy) {
 		t.Errorf("policy %q", user.Policies[n.Policy])
 	}
-	if ids := keyIDs(f, n.User); len(ids) != 1 || ids[0] != saved[0] || saved[1] != user.Keys[0].Secret {
+	if ids := f.KeyIDs(n.User); len(ids) != 1 || ids[0] != saved[0] || saved[1] != user.Keys[0].Secret {
 		t.Errorf("keys %v, saved %v", ids, saved)
 	}
 
@@ -138,7 +128,7 @@ func TestEnsureUserKeys(t *testing.T) {
 			var saved [2]string
 			in := userInput(n, &saved)
 			f.Users[n.User].Policies[n.Policy] = in.Policy
-			ids := keyIDs(f, n.User)
+			ids := f.KeyIDs(n.User)
 			if c.known >= 0 {
 				in.KnownKey = ids[c.known]
 			}
@@ -154,7 +144,7 @@ func TestEnsureUserKeys(t *testing.T) {
 			} else {
 				must(t, err)
 			}
-			left := keyIDs(f, n.User)
+			left := f.KeyIDs(n.User)
 			if len(left) != c.wantLeft || (c.keepsKnown && !slices.Contains(left, in.KnownKey)) || forgot != c.forgot {
 				t.Errorf("keys left %v (known %q), forgot %v", left, in.KnownKey, forgot)
 			}
@@ -175,7 +165,7 @@ func TestEnsureUserAdoptsOnlyItsOwnConcurrentUser(t *testing.T) {
 	f.AddUser(n.User, cloudfake.StackTagsFor("demo", time.Now()))
 	var saved [2]string
 	must(t, cloud.EnsureUser(f.Ctx(), f, &cloud.UserFound{}, userInput(n, &saved)))
-	if len(f.Users[n.User].Policies) != 1 || len(keyIDs(f, n.User)) != 1 || saved[0] == "" {
+	if len(f.Users[n.User].Policies) != 1 || len(f.KeyIDs(n.User)) != 1 || saved[0] == "" {
 		t.Errorf("user %+v, saved %v", f.Users[n.User], saved)
 	}
 
@@ -217,7 +207,7 @@ func TestEnsureUserFailures(t *testing.T) {
 	f.FailNext("PutUserPolicy", cloudfake.AwsErr("NoSuchEntity"), 2)
 	f.FailNext("CreateAccessKey", cloudfake.AwsErr("NoSuchEntity"), 2)
 	must(t, cloud.EnsureUser(f.Ctx(), f, &cloud.UserFound{}, userInput(n, &saved)))
-	if f.Count("IAM.PutUserPolicy") != 3 || f.Count("IAM.CreateAccessKey") != 3 || len(keyIDs(f, n.User)) != 1 {
+	if f.Count("IAM.PutUserPolicy") != 3 || f.Count("IAM.CreateAccessKey") != 3 || len(f.KeyIDs(n.User)) != 1 {
 		t.Errorf("calls %v", f.Calls())
 	}
 }
@@ -233,7 +223,7 @@ func TestEnsureUserUnsavedKeyIsRemoved(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "saving access key of mlstack-demo: disk full") {
 		t.Fatalf("ensure = %v", err)
 	}
-	if ids := keyIDs(f, n.User); len(ids) != 0 || f.Count("IAM.DeleteAccessKey") != 1 {
+	if ids := f.KeyIDs(n.User); len(ids) != 0 || f.Count("IAM.DeleteAccessKey") != 1 {
 		t.Errorf("the unsaved key stayed: %v", ids)
 	}
 }
@@ -248,7 +238,7 @@ func TestEnsureUserRemovesKeysOfLostAnswers(t *testing.T) {
 	f.FailAfter("CreateAccessKey", cloudfake.AwsErr("NoSuchEntity"), 1)
 	var saved [2]string
 	must(t, cloud.EnsureUser(f.Ctx(), f, &cloud.UserFound{}, userInput(n, &saved)))
-	if ids := keyIDs(f, n.User); len(ids) != 1 || ids[0] != saved[0] || f.Count("IAM.DeleteAccessKey") != 1 {
+	if ids := f.KeyIDs(n.User); len(ids) != 1 || ids[0] != saved[0] || f.Count("IAM.DeleteAccessKey") != 1 {
 		t.Errorf("keys %v, saved %v, calls %v", ids, saved, f.Calls())
 	}
 
@@ -256,10 +246,10 @@ func TestEnsureUserRemovesKeysOfLostAnswers(t *testing.T) {
 	f = cloudfake.NewFakeAWS()
 	now := time.Now().UTC()
 	f.AddUser(n.User, cloudfake.StackTagsFor("demo", now), now.Add(-time.Second), now)
-	lost := keyIDs(f, n.User)
+	lost := f.KeyIDs(n.User)
 	saved = [2]string{}
 	must(t, cloud.EnsureUser(f.Ctx(), f, &cloud.UserFound{Exists: true, PolicyOK: true}, userInput(n, &saved)))
-	ids := keyIDs(f, n.User)
+	ids := f.KeyIDs(n.User)
 	if len(ids) != 1 || ids[0] != saved[0] || slices.Contains(lost, ids[0]) {
 		t.Errorf("keys %v, lost %v, saved %v", ids, lost, saved)
 	}
@@ -268,10 +258,10 @@ func TestEnsureUserRemovesKeysOfLostAnswers(t *testing.T) {
 	// is made beside the old one.
 	f = cloudfake.NewFakeAWS()
 	f.AddUser(n.User, cloudfake.StackTagsFor("demo", now), now.Add(-time.Hour), now)
-	oldKey := keyIDs(f, n.User)[0]
+	oldKey := f.KeyIDs(n.User)[0]
 	saved = [2]string{}
 	must(t, cloud.EnsureUser(f.Ctx(), f, &cloud.UserFound{Exists: true, PolicyOK: true}, userInput(n, &saved)))
-	if ids := keyIDs(f, n.User); len(ids) != 2 || ids[0] != oldKey || ids[1] != saved[0] {
+	if ids := f.KeyIDs(n.User); len(ids) != 2 || ids[0] != oldKey || ids[1] != saved[0] {
 		t.Errorf("keys %v, old %s, saved %v", ids, oldKey, saved)
 	}
 

@@ -2409,3 +2409,14 @@ func (f *FakeAWS) connect(_ context.Context, a cloud.AWS) (*cloud.Session, error
 	f.Mu.Unlock()
 	return f.Session(), nil
 }
+
+// KeyIDs are the access key ids of an IAM user.
+func (f *FakeAWS) KeyIDs(user string) []string {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	var ids []string
+	for _, k := range f.Users[user].Keys {
+		ids = append(ids, k.ID)
+	}
+	return ids
+}
