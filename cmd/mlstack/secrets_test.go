@@ -147,6 +147,9 @@ func (r *runScan) leaks() (problems []string, stats string) {
 }
 
 func TestMain(m *testing.M) {
+	if code, sharded := runShards(); sharded {
+		os.Exit(code) // the children ran the tests, TestMain's checks included
+	}
 	stopMoto := privateMoto()
 	code := testenv.Run(m)
 	stopMoto()
