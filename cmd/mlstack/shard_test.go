@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // The package's tests run each in a process of its own, several at once,
@@ -45,6 +48,10 @@ const (
 	binaryVar = "MLSTACK_TEST_BINARY"
 )
 
+// started is when the parent started: its children get what is left of
+// -test.timeout.
+var started time.Time
+
 // slowFirst are the tests that took longest (10 s to 80 s of a 540 s
 // serial run): they start first, so that none of them begins when the
 // rest are nearly done. A name missing here only starts later.
@@ -59,6 +66,7 @@ var slowFirst = []string{
 // reports the exit code and true; false means this process runs them
 // (a child, no moto, a run the flags make special, or shards set to 1).
 func runShards() (int, bool) {
+	started = time.Now()
 	flag.Parse() // m.Run would; the flags decide whether to shard
 	workers := shardCount()
 	if os.Getenv(shardChild) != "" || os.Getenv("MLSTACK_TEST_MOTO_URL") == "" || workers < 2 || !shardable() {
@@ -80,6 +88,16 @@ func runShards() (int, bool) {
 		return 1, true
 	}
 	defer p.close()
+	// Ctrl-C or a kill: the children die with the parent (childAttr),
+	// but the motos, started in the background, would stay.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		p.close()
+		fmt.Fprintf(os.Stderr, "shards: %v: stopped the motos\n", s)
+		os.Exit(1)
+	}()
 	return p.run(orderSlowFirst(tests)), true
 }
 
@@ -120,6 +138,9 @@ func childArgs(test string) []string {
 		switch f.Name {
 		case "test.run", "test.testlogfile", "test.list":
 			return
+		case "test.timeout":
+			args = append(args, "-test.timeout="+childTimeout(f.Value.String()))
+			return
 		}
 		if strings.HasPrefix(f.Name, "test.") {
 			args = append(args, "-"+f.Name+"="+f.Value.String())
@@ -131,6 +152,18 @@ func childArgs(test string) []string {
 		run += r[strings.Index(r, "/"):]
 	}
 	return append(args, "-test.run="+run)
+}
+
+// childTimeout is what is left of the run's -test.timeout: a child that
+// hangs then panics with its goroutines' stacks, which the parent prints,
+// before go test kills the parent (a minute after the timeout) and, with
+// it, the child and its buffered output.
+func childTimeout(total string) string {
+	d, err := time.ParseDuration(total)
+	if err != nil || d <= 0 {
+		return total
+	}
+	return max(d-time.Since(started), time.Second).String()
 }
 
 // listTests asks a child for the top-level tests -test.run selects.
@@ -172,6 +205,7 @@ type parent struct {
 	stops  []func()
 	binDir string
 	out    sync.Mutex // one child's output at a time on stdout
+	closed sync.Once  // close runs at the end or on a signal, once
 }
 
 func newParent(workers int) (*parent, error) {
@@ -194,6 +228,10 @@ func newParent(workers int) (*parent, error) {
 
 // close stops the motos, all at once, and removes the binary.
 func (p *parent) close() {
+	p.closed.Do(p.stopAll)
+}
+
+func (p *parent) stopAll() {
 	var wg sync.WaitGroup
 	for _, stop := range p.stops {
 		if stop != nil {
