@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mlstack/mlstack/internal/testenv"
 )
 
 // The package's tests run each in a process of its own, several at once,
@@ -98,7 +100,7 @@ func runShards() (int, bool) {
 		fmt.Fprintf(os.Stderr, "shards: %v: stopped the motos\n", s)
 		os.Exit(1)
 	}()
-	return p.run(orderSlowFirst(tests)), true
+	return testenv.Collected(p.run(orderSlowFirst(tests)), p.skipDir, os.Stderr), true
 }
 
 func shardCount() int {
@@ -204,14 +206,19 @@ type parent struct {
 	motos  []string // one URL per worker
 	stops  []func()
 	binDir string
-	out    sync.Mutex // one child's output at a time on stdout
-	closed sync.Once  // close runs at the end or on a signal, once
+	// skipDir collects the children's skips for one banner (testenv).
+	skipDir string
+	out     sync.Mutex // one child's output at a time on stdout
+	closed  sync.Once  // close runs at the end or on a signal, once
 }
 
 func newParent(workers int) (*parent, error) {
 	p := &parent{motos: make([]string, workers), stops: make([]func(), workers)}
 	var err error
 	if p.binDir, err = os.MkdirTemp("", "mlstack-bin"); err != nil {
+		return p, err
+	}
+	if p.skipDir, err = os.MkdirTemp("", "mlstack-skips"); err != nil {
 		return p, err
 	}
 	// The build and the motos' starts (a second or two of Python imports
@@ -239,8 +246,10 @@ func (p *parent) stopAll() {
 		}
 	}
 	wg.Wait()
-	if p.binDir != "" {
-		os.RemoveAll(p.binDir)
+	for _, dir := range []string{p.binDir, p.skipDir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 }
 
@@ -290,7 +299,7 @@ func (p *parent) child(test, moto string) bool {
 	var out bytes.Buffer
 	cmd := exec.Command(os.Args[0], childArgs(test)...)
 	cmd.Env = append(os.Environ(), shardChild+"=1", "MLSTACK_TEST_MOTO_URL="+moto,
-		binaryVar+"="+filepath.Join(p.binDir, "mlstack"), childGORACE())
+		binaryVar+"="+filepath.Join(p.binDir, "mlstack"), testenv.SkipDirVar+"="+p.skipDir, childGORACE())
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = childAttr()
 	err := cmd.Run()
