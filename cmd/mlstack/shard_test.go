@@ -116,8 +116,9 @@ func shardCount() int {
 	return n
 }
 
-// shardable: a plain run. Listing, benchmarks, fuzzing, coverage and
-// profiles stay in one process, where their files and output are whole.
+// shardable: a plain run, or a -run of top-level tests. Listing,
+// benchmarks, fuzzing, coverage and profiles stay in one process, where
+// their files and output are whole.
 func shardable() bool {
 	for _, name := range []string{"test.list", "test.bench", "test.fuzz", "test.coverprofile", "test.gocoverdir",
 		"test.cpuprofile", "test.memprofile", "test.blockprofile", "test.mutexprofile", "test.trace"} {
@@ -125,15 +126,15 @@ func shardable() bool {
 			return false
 		}
 	}
-	// A pattern for subtests (TestX/sub) is passed on whole below, but
-	// a top-level list of it may hold tests it then skips: fine, just
-	// one process per name.
-	return true
+	// A -run naming subtests (TestX/sub, or A/x|B: alternatives first)
+	// is a focused run, and one that a child's ^Name$ would not keep.
+	return !strings.Contains(flag.Lookup("test.run").Value.String(), "/")
 }
 
 // childArgs are this run's test flags for a child that runs test alone:
-// its -test.run, and no -test.testlogfile (go test's cache log, which the
-// parent writes).
+// its -test.run, the time left of -test.timeout, and no -test.testlogfile
+// (go test's log of what the tests read, for its cache: one file, not
+// for many writers; without it go test just does not cache the run).
 func childArgs(test string) []string {
 	var args []string
 	flag.Visit(func(f *flag.Flag) {
@@ -148,12 +149,7 @@ func childArgs(test string) []string {
 			args = append(args, "-"+f.Name+"="+f.Value.String())
 		}
 	})
-	run := "^" + test + "$"
-	if r := flag.Lookup("test.run").Value.String(); strings.Contains(r, "/") {
-		// Keep the subtest part: -run TestX/sub runs only sub.
-		run += r[strings.Index(r, "/"):]
-	}
-	return append(args, "-test.run="+run)
+	return append(args, "-test.run=^"+test+"$")
 }
 
 // childTimeout is what is left of the run's -test.timeout: a child that
@@ -171,9 +167,6 @@ func childTimeout(total string) string {
 // listTests asks a child for the top-level tests -test.run selects.
 func listTests() ([]string, error) {
 	pattern := cmp.Or(flag.Lookup("test.run").Value.String(), ".")
-	if i := strings.Index(pattern, "/"); i >= 0 {
-		pattern = pattern[:i]
-	}
 	cmd := exec.Command(os.Args[0], "-test.list="+pattern)
 	cmd.Env = append(os.Environ(), shardChild+"=1")
 	cmd.Stderr = os.Stderr
