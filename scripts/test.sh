@@ -103,8 +103,10 @@ go vet ./... || failed=1
 say "staticcheck ./..."
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... || failed=1
 
-# -timeout: the CLI package against moto takes about 10 minutes under
-# -race on 2 cores, go test's default limit per package.
+# -timeout: the CLI package against moto took about 10 minutes under
+# -race on 2 cores, go test's default limit per package, when its tests
+# ran one after another (MLSTACK_TEST_SHARDS=1); a test that hangs still
+# gets the whole limit.
 say "go test -race -count=1 -timeout 30m ./... $*"
 status=0
 go test -race -count=1 -timeout 30m ./... "$@" || status=$?

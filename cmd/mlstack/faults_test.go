@@ -261,6 +261,9 @@ var (
 // --health-url and --tracking-uri that the shipped one refuses.
 func binary(t *testing.T) string {
 	t.Helper()
+	if path := os.Getenv(binaryVar); path != "" {
+		return path // the shards' parent built it (shard_test.go)
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "mlstack-bin")
 		if err != nil {
@@ -268,15 +271,21 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "mlstack")
-		out, err := exec.Command("go", "build", "-tags", "mlstack_testhooks", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		buildErr = buildBinary(binPath)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// buildBinary builds the test build of mlstack at path.
+func buildBinary(path string) error {
+	out, err := exec.Command("go", "build", "-tags", "mlstack_testhooks", "-o", path, ".").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // TestInterrupt sends SIGINT to a real mlstack process after each AWS call

@@ -28,7 +28,9 @@ import (
 // sshd's and the MLflow server's logs. TestMain scans all of it at the end
 // with secretscan: a secret as stored, cut short, base64-, URL- or
 // hex-encoded in any of it fails the run. Only `mlstack env`'s stdout and
-// the files meant for secrets (secretscan.SecretFiles) may hold them.
+// the files meant for secrets (secretscan.SecretFiles) may hold them. In a
+// sharded run (shard_test.go) each test's process scans its own test's
+// secrets and output: tests in other processes share no state to leak.
 var seen = newRunScan()
 
 type runScan struct {
@@ -147,6 +149,9 @@ func (r *runScan) leaks() (problems []string, stats string) {
 }
 
 func TestMain(m *testing.M) {
+	if code, sharded := runShards(); sharded {
+		os.Exit(code) // the children ran the tests, TestMain's checks included
+	}
 	stopMoto := privateMoto()
 	code := testenv.Run(m)
 	stopMoto()

@@ -98,3 +98,41 @@ func TestNothingSkippedKeepsCode(t *testing.T) {
 		t.Errorf("no skips: code %d, banner %q", code, banner.String())
 	}
 }
+
+// TestShardSkipsCollected: children of a sharded run leave their skips
+// to the parent, which adds them up in one banner and fails the run; a
+// child's own code is kept, and no skips leave the parent's code alone.
+func TestShardSkipsCollected(t *testing.T) {
+	t.Setenv("CI", "")
+	dir := t.TempDir()
+	t.Setenv(SkipDirVar, dir)
+	for _, reasons := range [][]string{{"no sshd", "no moto server"}, {"no sshd"}, nil} {
+		reset(true)
+		for _, r := range reasons {
+			callMissing(r)
+		}
+		var out bytes.Buffer
+		if code := finish(0, &out); code != 0 || out.Len() != 0 {
+			t.Fatalf("a child with skips %v: code %d, output %q; want 0 and nothing (the parent reports)", reasons, code, out.String())
+		}
+	}
+	reset(true)
+	callMissing("no sshd")
+	if code := finish(2, &bytes.Buffer{}); code != 2 {
+		t.Errorf("a failed child keeps its code: got %d, want 2", code)
+	}
+	var banner bytes.Buffer
+	if code := Collected(0, dir, &banner); code != 1 {
+		t.Errorf("a parent whose children skipped exits %d, want 1", code)
+	}
+	for _, want := range []string{"NOT CHECKED: 4 test(s) were skipped", "3 skipped: no sshd", "1 skipped: no moto server"} {
+		if !strings.Contains(banner.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner.String())
+		}
+	}
+	var none bytes.Buffer
+	if code := Collected(3, t.TempDir(), &none); code != 3 || none.Len() != 0 {
+		t.Errorf("no skips: code %d, banner %q; want 3 and none", code, none.String())
+	}
+	reset(false)
+}
