@@ -173,8 +173,8 @@ func TestReadmeTwoCommands(t *testing.T) {
 	}
 	script, err := os.ReadFile("../../scripts/test.sh")
 	must(t, err)
-	if !strings.Contains(text, "`== test.sh: all passed`") ||
-		!strings.Contains(string(script), `printf '\n== test.sh: %s\n'`) || !strings.Contains(string(script), `say "all passed"`) {
-		t.Error("the README and scripts/test.sh disagree on the line a passing run ends with (== test.sh: all passed)")
+	if !strings.Contains(text, "`== test.sh [MmSSs]: all passed`") ||
+		!strings.Contains(string(script), `printf '\n== test.sh [%dm%02ds]: %s\n'`) || !strings.Contains(string(script), `say "all passed"`) {
+		t.Error("the README and scripts/test.sh disagree on the line a passing run ends with (== test.sh [MmSSs]: all passed)")
 	}
 }
