@@ -65,6 +65,7 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestAllowedHostsScript(t *testing.T) {
+	t.Parallel()
 	needTool(t, "curl")
 	sh := needTool(t, "sh")
 	script, err := templates.FS.ReadFile("allowed-hosts.sh")

@@ -33,6 +33,7 @@ import (
 // and on no command line the step starts (a Python audit hook watches
 // every process it would spawn).
 func TestRestoreUpgradesPostgres(t *testing.T) {
+	t.Parallel()
 	oldVenv := os.Getenv("MLSTACK_TEST_MLFLOW_OLD_VENV")
 	if oldVenv == "" {
 		testenv.Missing(t, "no older MLflow venv (MLSTACK_TEST_MLFLOW_OLD_VENV is not set; scripts/test.sh makes one)")

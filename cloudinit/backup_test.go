@@ -131,6 +131,7 @@ func (r *backupRig) removeBucket() {
 // newest complete backup, its schema upgraded for another MLflow version,
 // with the admin's password from SSM; a tampered backup is refused.
 func TestBackupAndRestore(t *testing.T) {
+	t.Parallel()
 	r := newBackupRig(t)
 	r.putSecrets("the-new-admin-password-1", "a-flask-key")
 	if out, err := r.run("restore"); err != nil || !strings.Contains(out, "a new stack") || r.exists("mlflow.db") {
@@ -262,6 +263,7 @@ func (r *backupRig) setManifestVersion(stamp, version string) {
 // new instance restores that one; the next backup is whole and removes the
 // torn one.
 func TestBackupKilledMidway(t *testing.T) {
+	t.Parallel()
 	r := newBackupRig(t)
 	r.putSecrets("an-admin-password-9", "a-flask-key")
 	// basic_auth.db, backed up second, is large: the kill lands while it
@@ -330,6 +332,7 @@ t = sqlite3.connect("mlflow.db"); t.execute("insert into runs values ('second')"
 // schema (two migrations between them) before anything opens it, and then
 // opens with its runs and metrics.
 func TestRestoreUpgradesOlderData(t *testing.T) {
+	t.Parallel()
 	oldVenv := os.Getenv("MLSTACK_TEST_MLFLOW_OLD_VENV")
 	if oldVenv == "" {
 		testenv.Missing(t, "no older MLflow venv (MLSTACK_TEST_MLFLOW_OLD_VENV is not set; scripts/test.sh makes one)")
@@ -385,6 +388,7 @@ print(runs[0].info.run_name, s.get_metric_history(runs[0].info.run_id, "loss")[0
 // read), or cannot reach the database, without the password; neither
 // brings back a backup of the sqlite days.
 func TestBackupPostgres(t *testing.T) {
+	t.Parallel()
 	r := newBackupRig(t)
 	r.putSecrets("an-admin-password-5", "a-flask-key")
 	// A backup from before (sqlite), which a restore must not bring back.

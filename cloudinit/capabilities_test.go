@@ -9,6 +9,7 @@ import (
 // what its bootstrap can do in one line ReadBootstrap reads back; a
 // document without the line reads as not ok.
 func TestCapabilityLine(t *testing.T) {
+	t.Parallel()
 	for _, version := range []string{"", "3.16.1"} {
 		ud, err := Render(Params{Stack: "demo", Bucket: "mlstack-demo-bucket", Region: "eu-west-3", AdminUsername: "admin", MLflowVersion: version})
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestUserDataContents(t *testing.T) {
+	t.Parallel()
 	p := validParams()
 	p.S3EndpointURL = "http://127.0.0.1:9000"
 	p.SSMEndpointURL = "http://127.0.0.1:9001"
@@ -149,6 +150,7 @@ func hasLine(text, line string) bool {
 // Environment= lines); nothing else of the user-data changes. Without it
 // neither line is there.
 func TestUserDataPostgres(t *testing.T) {
+	t.Parallel()
 	sqlite := validParams()
 	pg := validParams()
 	pg.Database = DatabasePostgres

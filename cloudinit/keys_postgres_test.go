@@ -83,6 +83,7 @@ print(json.dumps({"driver": u.drivername, "user": u.username, "password": u.pass
 // 0600; no password in the output. Without MLSTACK_DATABASE nothing of it
 // happens, even with the parameters there.
 func TestKeysScriptPostgres(t *testing.T) {
+	t.Parallel()
 	for _, pw := range []string{
 		"plain-db-password-0123",
 		`p@ss:w/o%rd?#&=+ ;x'y"z$HOME\%(x)s` + "`id`",
@@ -146,6 +147,7 @@ func slicesOfKeys(m map[string]string) []string {
 // certificate (mlstack can pin it meanwhile); a start that is waiting when
 // mlstack up writes the parameter goes on with it and succeeds.
 func TestKeysScriptWaitsForDatabase(t *testing.T) {
+	t.Parallel()
 	r := postgresRig(t, "a-db-password-0123456")
 	r.env = append(r.env, "MLSTACK_DB_ATTEMPTS=3", "MLSTACK_DB_DELAY=0.1")
 	out, err := r.exec()
@@ -195,6 +197,7 @@ func TestKeysScriptWaitsForDatabase(t *testing.T) {
 // that is not the JSON mlstack writes, or an unknown MLSTACK_DATABASE fail
 // the start, naming the parameter and the field, and write no config.
 func TestKeysScriptDatabaseErrors(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name, database, env, want string
 		noPassword                bool

@@ -172,6 +172,7 @@ func (r *keysRig) readFile(name string) (string, os.FileMode) {
 // config as configparser reads it and the environment file as systemd
 // reads it, unchanged, in files only their owner may read, never printed.
 func TestKeysScriptSecrets(t *testing.T) {
+	t.Parallel()
 	r := newKeysRig(t)
 	py := pythonYAML(t)
 	for _, tt := range nastySecrets {
@@ -209,6 +210,7 @@ sys.stdout.write(c["mlflow"]["admin_username"] + "\n" + c["mlflow"]["admin_passw
 // certificate names the public DNS name and IP, is made again when they
 // change, and is published with the host key at every start.
 func TestKeysScriptTLSAndPublish(t *testing.T) {
+	t.Parallel()
 	r := newKeysRig(t)
 	r.putSecrets("a-good-password-1", "a-good-flask-secret-key")
 	if out, err := r.exec(); err != nil {
@@ -260,6 +262,7 @@ func TestKeysScriptTLSAndPublish(t *testing.T) {
 // TestKeysScriptMissingSecret: without the parameters the start fails,
 // naming them, and writes no config.
 func TestKeysScriptMissingSecret(t *testing.T) {
+	t.Parallel()
 	r := newKeysRig(t)
 	out, err := r.exec()
 	if err == nil || !strings.Contains(out, r.path+"admin-password") {
@@ -275,6 +278,7 @@ func TestKeysScriptMissingSecret(t *testing.T) {
 // parameter is direct (stacks made before it), a value it does not know
 // fails the start, naming the parameter.
 func TestKeysScriptArtifactsMode(t *testing.T) {
+	t.Parallel()
 	r := newKeysRig(t)
 	r.putSecrets("a-good-password-1", "a-good-flask-secret-key")
 	for _, tt := range []struct {

@@ -131,6 +131,7 @@ func embeddedLock(t *testing.T) string {
 // 24.04's Python and the stand-ins', on both architectures, one
 // sha256-pinned wheel per package each.
 func TestLockMatchesTemplate(t *testing.T) {
+	t.Parallel()
 	l := parseLock(t, embeddedLock(t))
 	if l.data["mlflow"] != DefaultMLflowVersion {
 		t.Errorf("the lock's #@ mlflow is %q, DefaultMLflowVersion %s: run scripts/lock.sh", l.data["mlflow"], DefaultMLflowVersion)
@@ -166,6 +167,7 @@ func TestLockMatchesTemplate(t *testing.T) {
 // TestLockInstallers: uv for each architecture and pip, at the versions
 // scripts/lock.sh pins, from PyPI's file host, by sha256.
 func TestLockInstallers(t *testing.T) {
+	t.Parallel()
 	l := parseLock(t, embeddedLock(t))
 	script, err := os.ReadFile("../scripts/lock.sh")
 	if err != nil {
@@ -199,6 +201,7 @@ func TestLockInstallers(t *testing.T) {
 // target of its architecture, exactly what the whole lock installs there,
 // and names nothing of the other architecture.
 func TestLockForArch(t *testing.T) {
+	t.Parallel()
 	full := parseLock(t, embeddedLock(t))
 	for arch, other := range map[string]string{ArchX8664: ArchAarch64, ArchAarch64: ArchX8664} {
 		text, err := lockFor(arch)

@@ -11,6 +11,7 @@ import (
 // TestYAMLScalars checks both scalar styles yamlText picks against PyYAML,
 // including strings that a block scalar cannot carry.
 func TestYAMLScalars(t *testing.T) {
+	t.Parallel()
 	cases := []string{
 		"plain\n",
 		"two\nlines\n",
@@ -172,6 +173,7 @@ func parseSystemdEnv(s string) map[string]string {
 }
 
 func TestParseSystemdEnv(t *testing.T) {
+	t.Parallel()
 	got := parseSystemdEnv("# c\nA=plain  \nB=\"q\\\"\\$\\n\"\nC='s\\x'\n")
 	want := map[string]string{"A": "plain", "B": `q"$\n`, "C": `s\x`}
 	for k, w := range want {

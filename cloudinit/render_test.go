@@ -38,6 +38,7 @@ var update = flag.Bool("update", false, "rewrite testdata/cloud-config.golden (a
 // is never taken for a check: read `git diff cloudinit/testdata`, then run
 // the tests without -update.
 func TestRenderGolden(t *testing.T) {
+	t.Parallel()
 	got := render(t, validParams())
 	golden := filepath.Join("testdata", "cloud-config.golden")
 	if *update {
@@ -57,12 +58,14 @@ func TestRenderGolden(t *testing.T) {
 }
 
 func TestRenderStartsWithCloudConfigHeader(t *testing.T) {
+	t.Parallel()
 	if got := render(t, validParams()); !bytes.HasPrefix(got, []byte("#cloud-config\n")) {
 		t.Errorf("user-data starts with %q", got[:min(len(got), 20)])
 	}
 }
 
 func TestRenderDefaultsMLflowVersion(t *testing.T) {
+	t.Parallel()
 	p := validParams()
 	p.MLflowVersion = ""
 	c := parse(t, render(t, p))

@@ -54,6 +54,7 @@ func (s *sigS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is not there yet), and keeps the object only when its sha256 is the
 // pinned one; it never prints the credentials.
 func TestS3GetFetchesPinnedObject(t *testing.T) {
+	t.Parallel()
 	python := needTool(t, "python3")
 	src, err := templates.FS.ReadFile("mlstack_s3get.py")
 	must(t, err)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestCloudInitSchema(t *testing.T) {
+	t.Parallel()
 	ci := needTool(t, "cloud-init")
 	variants := map[string]Params{"plain": validParams()}
 	p := validParams()

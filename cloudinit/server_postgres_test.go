@@ -35,6 +35,7 @@ import (
 // on no process's command line and in no output, and once the test ends no
 // process it started is left.
 func TestMLflowServerPostgres(t *testing.T) {
+	t.Parallel()
 	left := &leftovers{}
 	t.Cleanup(func() { left.check(t) }) // first registered: runs after every other cleanup
 	pg := pgtest.Start(t)

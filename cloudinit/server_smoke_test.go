@@ -23,6 +23,7 @@ import (
 //
 //	MLSTACK_TEST_MLFLOW_VENV=$(scripts/mlflow-venv.sh) go test ./cloudinit -run Smoke
 func TestMLflowServerSmoke(t *testing.T) {
+	t.Parallel()
 	p := validParams()
 	const dns, ip = "ec2-54-1-2-3.compute-1.amazonaws.com", "54.1.2.3"
 	r := newServerRig(t, p, dns, ip)

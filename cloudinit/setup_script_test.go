@@ -75,6 +75,7 @@ type setupCase struct {
 // hashes are rewritten to the stub wheels'. The real install is what
 // scripts/boot-test.sh boots.
 func TestSetupScriptInstallPaths(t *testing.T) {
+	t.Parallel()
 	locked := "--require-hashes --no-deps -r LOCK"
 	uvInstall := "uv pip install --python VENV/bin/python --no-cache --link-mode copy --no-build "
 	pipInstall := "pip WORK/pip/pip install --no-cache-dir --disable-pip-version-check --retries 10 --timeout 60 --only-binary :all: "

@@ -10,6 +10,7 @@ import (
 )
 
 func TestShellcheck(t *testing.T) {
+	t.Parallel()
 	sc := needTool(t, "shellcheck")
 	check := func(t *testing.T, name, script string) {
 		t.Helper()

@@ -28,6 +28,7 @@ func worstParams(t *testing.T, arch string) Params {
 }
 
 func TestUserDataSize(t *testing.T) {
+	t.Parallel()
 	for _, arch := range []string{ArchX8664, ArchAarch64} {
 		t.Run(arch, func(t *testing.T) {
 			typical := validParams()
@@ -53,6 +54,7 @@ func TestUserDataSize(t *testing.T) {
 // TestUserDataGzip: what EC2 gets unpacks to exactly the rendered document,
 // and the same parameters give the same bytes (re-running up changes nothing).
 func TestUserDataGzip(t *testing.T) {
+	t.Parallel()
 	p := validParams()
 	ud, err := UserData(p)
 	if err != nil {

@@ -29,6 +29,7 @@ func parseAny(t *testing.T, userData []byte) map[string]any {
 // image's keys are deleted and cloud-init makes one ed25519 key at first
 // boot, whose public half the server publishes (mlstack_keys.py).
 func TestSSHHostKeyMadeOnTheInstance(t *testing.T) {
+	t.Parallel()
 	doc := render(t, validParams())
 	c := parseAny(t, doc)
 	if _, ok := c["ssh_keys"]; ok {

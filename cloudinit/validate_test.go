@@ -7,6 +7,7 @@ import (
 )
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	const secretKey = "leaky-flask-key-9876" // in a URL's user part, it must never be echoed
 	tests := []struct {
 		name  string
@@ -85,6 +86,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestValidateReportsEveryField(t *testing.T) {
+	t.Parallel()
 	err := Params{}.Validate()
 	if err == nil {
 		t.Fatal("Validate() of zero Params = nil")
