@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
@@ -35,17 +36,22 @@ func TestHints(t *testing.T) {
 func TestCheckMLflowRelease(t *testing.T) {
 	// Not parallel: it sets the process environment (t.Setenv).
 	asked := 0
+	var projectDown atomic.Bool
 	pypi := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked++
 		switch r.URL.Path {
+		case "/pypi/mlflow/json":
+			if projectDown.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.Write([]byte(`{"releases":{"3.5.0":[{"filename":"a.whl"}],"3.7.0":[{"filename":"b.whl"}],"3.8.0":[]}}`))
 		case "/pypi/mlflow/3.5.0/json":
 			w.Write([]byte(`{"info":{"yanked":false}}`))
 		case "/pypi/mlflow/3.6.1/json":
 			w.Write([]byte(`{"info":{"yanked":true,"yanked_reason":"broken wheel"}}`))
 		case "/pypi/mlflow/3.9.9/json":
 			w.WriteHeader(http.StatusServiceUnavailable)
-		case "/pypi/mlflow/json": // the project's page: a release without its own page
-			w.Write([]byte(`{"releases":{"3.5.0":[{"filename":"a.whl"}],"3.7.0":[{"filename":"b.whl"}],"3.8.0":[]}}`))
 		default:
 			http.NotFound(w, r)
 		}
@@ -71,9 +77,16 @@ func TestCheckMLflowRelease(t *testing.T) {
 			t.Errorf("%s: progress %q, want %q", c.version, log, c.log)
 		}
 	}
+	// A release page missing and the project's page unreadable (a slow or
+	// partial mirror): unknown, said and skipped, not "no such release".
+	projectDown.Store(true)
+	p, log := bufProgress()
+	if err := checkMLflowRelease(context.Background(), "3.7.0", p); err != nil || !strings.Contains(log.String(), "could not tell whether PyPI has MLflow 3.7.0 (the project's page answered 503") {
+		t.Errorf("project page down: %v, %q", err, log)
+	}
 	// The pinned default is not asked about; an unreachable PyPI is said and skipped.
 	before := asked
-	p, log := bufProgress()
+	p, log = bufProgress()
 	if err := checkMLflowRelease(context.Background(), cloudinit.DefaultMLflowVersion, p); err != nil || asked != before || log.Len() != 0 {
 		t.Errorf("default version: %v, asked %d times, %q", err, asked-before, log)
 	}

@@ -29,10 +29,10 @@ func checkMLflowRelease(ctx context.Context, version string, log *progress) erro
 	if version == cloudinit.DefaultMLflowVersion {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, pypiAsk)
+	ask, cancel := context.WithTimeout(ctx, pypiAsk)
 	defer cancel()
 	url := pypiBase() + "/pypi/mlflow/" + version + "/json"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ask, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("asking PyPI: %w", err)
 	}
@@ -49,9 +49,8 @@ func checkMLflowRelease(ctx context.Context, version string, log *progress) erro
 		} `json:"info"`
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound && !listedRelease(ctx, version):
-		return cloud.Usagef("--mlflow-version %s: PyPI has no such MLflow release (https://pypi.org/project/mlflow/#history lists them)", version)
-	case resp.StatusCode == http.StatusNotFound: // a mirror without per-release pages
+	case resp.StatusCode == http.StatusNotFound:
+		return checkListed(ctx, version, log)
 	case resp.StatusCode != http.StatusOK:
 		log.Info("PyPI answered %s for MLflow %s: not checked", resp.Status, version)
 	case json.NewDecoder(resp.Body).Decode(&release) == nil && release.Info.Yanked:
@@ -61,23 +60,49 @@ func checkMLflowRelease(ctx context.Context, version string, log *progress) erro
 	return nil
 }
 
-// listedRelease asks the project's page, which lists every release: some
-// mirrors of PyPI's JSON API serve no per-release page. Unknown: false.
-func listedRelease(ctx context.Context, version string) bool {
+// projectAsk bounds reading the project's page, a few megabytes: its own
+// bound, apart from pypiAsk's, so that a slow mirror is not taken for a
+// missing release.
+const projectAsk = 20 * time.Second
+
+// checkListed decides after a release page PyPI does not serve (some
+// mirrors serve none): the project's page, which lists every release,
+// refuses a version it does not list; when it cannot be read, up says so
+// and goes on, as when PyPI cannot be asked at all.
+func checkListed(ctx context.Context, version string, log *progress) error {
+	ctx, cancel := context.WithTimeout(ctx, projectAsk)
+	defer cancel()
+	listed, err := listedRelease(ctx, version)
+	switch {
+	case err != nil:
+		log.Info("could not tell whether PyPI has MLflow %s (%v): not checked", version, err)
+		return nil
+	case !listed:
+		return cloud.Usagef("--mlflow-version %s: PyPI has no such MLflow release (https://pypi.org/project/mlflow/#history lists them)", version)
+	}
+	return nil
+}
+
+// listedRelease asks the project's page whether it lists version with
+// files; an error when the page cannot be read.
+func listedRelease(ctx context.Context, version string) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pypiBase()+"/pypi/mlflow/json", nil)
 	if err != nil {
-		return false
+		return false, err
 	}
 	resp, err := (&http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}).Do(req)
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("the project's page answered %s", resp.Status)
+	}
 	var project struct {
 		Releases map[string][]json.RawMessage `json:"releases"`
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&project) != nil {
-		return false
+	if err := json.NewDecoder(resp.Body).Decode(&project); err != nil {
+		return false, fmt.Errorf("reading the project's page: %w", err)
 	}
-	return len(project.Releases[version]) > 0
+	return len(project.Releases[version]) > 0, nil
 }
