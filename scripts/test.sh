@@ -22,18 +22,26 @@ else
 	stop_moto=1
 	trap 'scripts/moto.sh stop' EXIT
 fi
-say "moto"
+# The MLflow venvs install while moto starts (each is mostly pip
+# waiting on downloads): the lock's, with psycopg2, for the server tests,
+# and an older MLflow, whose data the backup tests restore and upgrade.
+venvs=$(mktemp -d)
+say "moto, and the MLflow venvs (the lock's; 3.16.1) at the same time"
+scripts/mlflow-venv.sh >"$venvs/new" &
+new_venv=$!
+MLSTACK_MLFLOW_VERSION=3.16.1 MLSTACK_MLFLOW_VENV="$PWD/.cache/mlflow-venv-3.16.1" scripts/mlflow-venv.sh >"$venvs/old" &
+old_venv=$!
 # Assign first: eval "$(cmd)" would swallow a failed start.
 moto_env=$(scripts/moto.sh start)
 eval "$moto_env"
 say "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL (MLSTACK_TEST_MOTO_URL), region $AWS_DEFAULT_REGION"
-
-say "MLflow venv (the lock's, with psycopg2) for the server tests"
-MLSTACK_TEST_MLFLOW_VENV=$(scripts/mlflow-venv.sh)
-export MLSTACK_TEST_MLFLOW_VENV
-say "an older MLflow, whose data the backup tests restore and upgrade"
-MLSTACK_TEST_MLFLOW_OLD_VENV=$(MLSTACK_MLFLOW_VERSION=3.16.1 MLSTACK_MLFLOW_VENV="$PWD/.cache/mlflow-venv-3.16.1" scripts/mlflow-venv.sh)
-export MLSTACK_TEST_MLFLOW_OLD_VENV
+wait "$new_venv" || { echo "test.sh: the MLflow venv failed to install" >&2; exit 1; }
+wait "$old_venv" || { echo "test.sh: the MLflow 3.16.1 venv failed to install" >&2; exit 1; }
+MLSTACK_TEST_MLFLOW_VENV=$(cat "$venvs/new")
+MLSTACK_TEST_MLFLOW_OLD_VENV=$(cat "$venvs/old")
+export MLSTACK_TEST_MLFLOW_VENV MLSTACK_TEST_MLFLOW_OLD_VENV
+rm -rf "$venvs"
+say "MLflow venvs ready: $MLSTACK_TEST_MLFLOW_VENV, $MLSTACK_TEST_MLFLOW_OLD_VENV"
 
 failed=0
 
@@ -107,9 +115,13 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... || failed=1
 # -race on 2 cores, go test's default limit per package, when its tests
 # ran one after another (MLSTACK_TEST_SHARDS=1); a test that hangs still
 # gets the whole limit.
+# Beside the boot tests, go test runs at a lower priority: the boot
+# chain is the longer path, and go test has the time it waits for.
+niced=()
+[[ -n $boot_pid ]] && niced=(nice -n 10)
 say "go test -race -count=1 -timeout 30m ./... $*"
 status=0
-go test -race -count=1 -timeout 30m ./... "$@" || status=$?
+"${niced[@]}" go test -race -count=1 -timeout 30m ./... "$@" || status=$?
 
 # The opt-in live test (scripts/live-test.sh), run against the emulator so
 # that it cannot rot: same script, up --no-wait, no check, leak check.
