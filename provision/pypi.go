@@ -84,7 +84,8 @@ func checkListed(ctx context.Context, version string, log *progress) error {
 }
 
 // listedRelease asks the project's page whether it lists version with
-// files; an error when the page cannot be read.
+// files (a page the index does not have lists nothing); an error when the
+// page cannot be read.
 func listedRelease(ctx context.Context, version string) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pypiBase()+"/pypi/mlflow/json", nil)
 	if err != nil {
@@ -95,7 +96,11 @@ func listedRelease(ctx context.Context, version string) (bool, error) {
 		return false, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound: // the index serves no MLflow at all
+		return false, nil
+	default:
 		return false, fmt.Errorf("the project's page answered %s", resp.Status)
 	}
 	var project struct {
