@@ -115,10 +115,11 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... || failed=1
 # -race on 2 cores, go test's default limit per package, when its tests
 # ran one after another (MLSTACK_TEST_SHARDS=1); a test that hangs still
 # gets the whole limit.
-# Beside the boot tests, go test runs at a lower priority: the boot
-# chain is the longer path, and go test has the time it waits for.
+# Beside the boot tests, go test runs at the lowest CPU and disk
+# priority: the boot chain is the longer path, and go test has the time
+# it waits for.
 niced=()
-[[ -n $boot_pid ]] && niced=(nice -n 10)
+[[ -n $boot_pid ]] && niced=(nice -n 19 ionice -c 3)
 say "go test -race -count=1 -timeout 30m ./... $*"
 status=0
 "${niced[@]}" go test -race -count=1 -timeout 30m ./... "$@" || status=$?
