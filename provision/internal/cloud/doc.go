@@ -8,7 +8,7 @@
 // It knows no command and no options: the lifecycles in package provision
 // decide what to create or delete and in which order, and hand in a Log for
 // progress. It imports nothing of provision but its leaf packages (local,
-// region, server's types), so the compiler keeps the wall: go list -deps
+// region), cloudinit and templates, so the compiler keeps the wall: go list -deps
 // ./provision/internal/cloud shows no github.com/mlstack/mlstack/provision.
 // Internal, so that only provision can hand a command another AWS (Deps).
 package cloud
