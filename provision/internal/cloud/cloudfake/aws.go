@@ -366,6 +366,10 @@ func fakeCall[T any](f *FakeAWS, in any, svc, op string, fn func() (*T, error)) 
 	if err := faultErr(f.faults.Before(strings.ToLower(svc), op, in)); err != nil {
 		return nil, err
 	}
+	// What AWS's own rules refuse, before the fake looks at the request.
+	if e := awsmodel.CheckInput(strings.ToLower(svc), op, in); e != nil {
+		return nil, modelErr(e)
+	}
 	if err := f.unseenIn(in); err != nil {
 		return nil, err
 	}
