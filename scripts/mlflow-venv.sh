@@ -13,6 +13,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/venv-install.sh
 VENV=${MLSTACK_MLFLOW_VENV:-$PWD/.cache/mlflow-venv}
 PYTHON=${MLSTACK_PYTHON:-python3}
 LOCK=$PWD/templates/mlflow-lock.txt
@@ -44,7 +45,7 @@ if [[ ! -x $VENV/bin/mlflow || $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
 	echo "mlflow-venv: installing MLflow $version into $VENV (${want%% *}, Python $target)" >&2
 	rm -rf "$VENV"
 	"$PYTHON" -m venv "$VENV" >&2
-	"$VENV/bin/python" -m pip install --disable-pip-version-check --quiet "${reqs[@]}" >&2
+	venv_install "$VENV" "${reqs[@]}"
 	echo "$want" >"$stamp"
 fi
 echo "$VENV"

@@ -17,6 +17,7 @@ MOTO_VERSION=5.2.5
 REGION=eu-west-3
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$REPO/scripts/venv-install.sh"
 CACHE=$REPO/.cache
 VENV=${MLSTACK_VENV:-$CACHE/venv}
 PYTHON=${MLSTACK_PYTHON:-python3}
@@ -73,8 +74,7 @@ ensure_venv() {
 	fi
 	grep -q "^moto==$MOTO_VERSION " "$LOCK" || die "$LOCK does not pin moto $MOTO_VERSION: run scripts/lock.sh --refresh"
 	say "installing moto[server]==$MOTO_VERSION into $VENV ($LOCK, by sha256)"
-	"$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
-		--require-hashes --no-deps -r "$LOCK" >&2
+	venv_install "$VENV" --require-hashes --no-deps -r "$LOCK"
 	sha256sum <"$LOCK" >"$VENV/.mlstack-lock"
 	moto_ok || die "moto $MOTO_VERSION still not importable from $VENV"
 }
