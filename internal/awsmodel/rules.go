@@ -167,6 +167,7 @@ func CheckTree(svc, op string, tree map[string]any) *Error {
 	}
 	c := &checker{model: m}
 	c.check(o.Input, tree, "")
+	c.broken = append(c.broken, checkDocumented(svc, op, tree)...)
 	if len(c.broken) == 0 {
 		return nil
 	}
@@ -177,6 +178,7 @@ func CheckTree(svc, op string, tree map[string]any) *Error {
 type violation struct {
 	path, value, rule string
 	missing           bool
+	code              string // a documented rule's own code ("": the service's)
 }
 
 type checker struct {
@@ -325,6 +327,9 @@ func validationError(svc string, broken []violation) *Error {
 	}
 	if svc == "ec2" && broken[0].missing {
 		code = "MissingParameter"
+	}
+	if broken[0].code != "" {
+		code = broken[0].code
 	}
 	return badRequest(code, msg)
 }
