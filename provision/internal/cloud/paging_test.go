@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 )
@@ -83,5 +86,34 @@ func TestDeleteBucketPastS3Pages(t *testing.T) {
 	if f.Count("S3.ListObjectVersions") != 3 || f.Count("S3.DeleteObjects") != 3 || f.Count("S3.ListMultipartUploads") != 2 || f.Count("S3.AbortMultipartUpload") != 1001 {
 		t.Errorf("versions listed %d times, deleted in %d batches; uploads listed %d times, %d aborted",
 			f.Count("S3.ListObjectVersions"), f.Count("S3.DeleteObjects"), f.Count("S3.ListMultipartUploads"), f.Count("S3.AbortMultipartUpload"))
+	}
+}
+
+// The fake's tokens are AWS's kind: a forged one, or one brought to
+// another listing, is refused with the service's code.
+func TestFakeRefusesForeignTokens(t *testing.T) {
+	t.Parallel()
+	f := cloudfake.NewFakeAWS()
+	for i := range 101 {
+		f.AddUser(fmt.Sprintf("mlstack-s%03d", i), nil)
+	}
+	ctx := f.Ctx()
+	first, err := f.ListUsers(ctx, &iam.ListUsersInput{PathPrefix: aws.String(cloud.IAMPath)})
+	must(t, err)
+	if len(first.Users) != 100 || !first.IsTruncated || first.Marker == nil {
+		t.Fatalf("first page: %d users, truncated %v", len(first.Users), first.IsTruncated)
+	}
+	for _, c := range []struct {
+		name, prefix, marker string
+		code                 string
+	}{
+		{"its own listing", cloud.IAMPath, aws.ToString(first.Marker), ""},
+		{"forged", cloud.IAMPath, "mlstack-s099", "ValidationError"},
+		{"another listing", "/", aws.ToString(first.Marker), "ValidationError"},
+	} {
+		out, err := f.ListUsers(ctx, &iam.ListUsersInput{PathPrefix: aws.String(c.prefix), Marker: aws.String(c.marker)})
+		if cloud.ErrorCode(err) != c.code || c.code == "" && (len(out.Users) != 1 || out.IsTruncated) {
+			t.Errorf("%s: %v", c.name, err)
+		}
 	}
 }
