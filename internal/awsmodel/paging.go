@@ -110,19 +110,22 @@ var pageRules = map[string]PageRule{
 	// the pages state no default, and answer the maximum when none is set.
 	"ssm:GetParametersByPath": {Default: 10, Max: 10},
 	"ssm:DescribeParameters":  {Default: 50, Max: 50},
-	// EC2 pages only when MaxResults is set: DescribeSecurityGroups "If this
+	// These EC2 describes page only when MaxResults is set: DescribeSecurityGroups "If this
 	// parameter is not specified, then all items are returned"; the others
 	// answer everything unpaginated, which DescribeInstances and
 	// DescribeImages warn "are susceptible to throttling and timeouts".
-	"ec2:DescribeSecurityGroups":        {Default: 0, Max: 1000},
-	"ec2:DescribeVpcs":                  {Default: 0, Max: 1000},
-	"ec2:DescribeSubnets":               {Default: 0, Max: 1000},
-	"ec2:DescribeInstances":             {Default: 0, Max: 1000},
-	"ec2:DescribeImages":                {Default: 0, Max: 1000},
-	"ec2:DescribeInstanceTypeOfferings": {Default: 0, Max: 1000},
-	// DescribeInstanceTypes pages at its maximum, 100, without MaxResults
-	// (5-100).
-	"ec2:DescribeInstanceTypes": {Default: 100, Max: 100},
+	"ec2:DescribeSecurityGroups": {Default: 0, Max: 1000},
+	"ec2:DescribeVpcs":           {Default: 0, Max: 1000},
+	"ec2:DescribeSubnets":        {Default: 0, Max: 1000},
+	"ec2:DescribeInstances":      {Default: 0, Max: 1000},
+	"ec2:DescribeImages":         {Default: 0, Max: 1000},
+	// The instance-type describes page without MaxResults, and apply their
+	// filters to the page, so a page may come back short or empty with a
+	// token (github.com/boto/boto3/issues/2888, aws/aws-sdk-php#3070,
+	// aws/aws-sdk-js-v3#5068). The size is not documented: the maximum
+	// MaxResults accepts (100 for types, 1,000 for offerings) stands in.
+	"ec2:DescribeInstanceTypes":         {Default: 100, Max: 100},
+	"ec2:DescribeInstanceTypeOfferings": {Default: 1000, Max: 1000},
 }
 
 // PageRuleOf is the page rule of an operation; ok is false for one AWS

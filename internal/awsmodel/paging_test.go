@@ -30,6 +30,8 @@ func TestPageSize(t *testing.T) {
 		{"ec2", "DescribeSecurityGroups", 0, 0},
 		{"ec2", "DescribeSecurityGroups", 5, 5},
 		{"ec2", "DescribeInstanceTypes", 0, 100},
+		{"ec2", "DescribeInstanceTypeOfferings", 0, 1000},
+		{"ec2", "DescribeInstances", 0, 0},
 		{"s3", "GetObject", 0, 0}, // not paged
 	} {
 		if got := PageSize(c.service, c.op, c.limit); got != c.want {
