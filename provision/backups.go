@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Backups in the stack's bucket: the server writes them (templates/
@@ -95,13 +96,14 @@ const backupStamp = "20060102T150405.000000Z"
 
 // backupFiles are the objects of one backup folder, the manifest last.
 func backupFiles(ctx context.Context, api cloud.BackupLister, bucket, stamp string) ([]string, error) {
-	out, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(backupPrefix + stamp + "/")})
+	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(backupPrefix + stamp + "/")})
+	objs, err := cloud.AllPages(ctx, p.HasMorePages, p.NextPage, func(o *s3.ListObjectsV2Output) []s3types.Object { return o.Contents })
 	if err != nil {
 		return nil, fmt.Errorf("listing backup %s: %w", stamp, err)
 	}
 	var names []string
 	manifest := false
-	for _, o := range out.Contents {
+	for _, o := range objs {
 		name := strings.TrimPrefix(aws.ToString(o.Key), backupPrefix+stamp+"/")
 		if name == "manifest.json" {
 			manifest = true

@@ -206,8 +206,10 @@ func probeKey(ctx context.Context, api cloud.KeyProbeAPI, bucket string) error {
 		return cloud.HasCode(err, "InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch")
 	}, nil,
 		func() error {
-			// The key may list the artifact prefix alone.
-			_, err := api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(cloud.ArtifactPrefix), MaxKeys: aws.Int32(1)})
+			// The key may list the artifact prefix alone. One page of one
+			// key: the probe asks whether listing works, not what is there.
+			p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(cloud.ArtifactPrefix), MaxKeys: aws.Int32(1)})
+			_, err := p.NextPage(ctx)
 			return err
 		})
 }

@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,36 @@ func TestLsTableExpiry(t *testing.T) {
 	}
 	if f := strings.Fields(lines[2]); f[2] != "-" || f[3] != "-" || f[4] != "2026-05-01T13:00:00Z" || f[6] != "-" {
 		t.Errorf("future: %q", lines[2])
+	}
+}
+
+// ls lists every stack when IAM pages: the 101st stack's user (or role,
+// what a half-deleted stack may have left) is on the second page of
+// ListUsers or ListRoles (issue 25).
+func TestLsPastIAMsFirstPage(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		kind string
+		add  func(f *cloudfake.FakeAWS, stack string, tags map[string]string)
+	}{
+		{"users", func(f *cloudfake.FakeAWS, s string, tags map[string]string) { f.AddUser("mlstack-"+s, tags) }},
+		{"roles", func(f *cloudfake.FakeAWS, s string, tags map[string]string) { f.AddRole("mlstack-"+s+"-server", tags) }},
+	} {
+		t.Run(c.kind, func(t *testing.T) {
+			t.Parallel()
+			f := cloudfake.NewFakeAWS()
+			for i := range 101 {
+				s := fmt.Sprintf("s%03d", i)
+				c.add(f, s, cloud.StackTags(s, cloudfake.FakeRegion, cloudfake.FakeOwner, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), 0))
+			}
+			o, out := lsOpts("", false)
+			if err := Ls(f.Ctx(), o); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+			if len(lines) != 102 || !strings.HasPrefix(lines[101], "s100 ") {
+				t.Errorf("ls listed %d stacks, the last %q", len(lines)-1, lines[len(lines)-1])
+			}
+		})
 	}
 }

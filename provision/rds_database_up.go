@@ -110,14 +110,15 @@ func ensureDBGroup(ctx context.Context, api cloud.SGAPI, g *cloud.DBGroup, in db
 // subnets: RDS wants two availability zones at least.
 func createSubnetGroup(ctx context.Context, s *cloud.Session, in dbInput) error {
 	n := in.names
-	out, err := s.EC2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{
+	p := ec2.NewDescribeSubnetsPaginator(s.EC2, &ec2.DescribeSubnetsInput{
 		Filters: []ec2types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}},
 	})
+	subnets, err := cloud.AllPages(ctx, p.HasMorePages, p.NextPage, func(o *ec2.DescribeSubnetsOutput) []ec2types.Subnet { return o.Subnets })
 	if err != nil {
 		return fmt.Errorf("listing the default subnets: %w", err)
 	}
 	var ids, zones []string
-	for _, sn := range out.Subnets {
+	for _, sn := range subnets {
 		ids = append(ids, aws.ToString(sn.SubnetId))
 		if z := aws.ToString(sn.AvailabilityZone); !slices.Contains(zones, z) {
 			zones = append(zones, z)

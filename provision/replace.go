@@ -310,15 +310,13 @@ func stackAsIs(ctx context.Context, st Stack, a cloud.AWS, s Streams, what strin
 // startAgain starts an instance up stopped, once it is stopped (an
 // interrupted stop may still be under way); one that runs is left so.
 func startAgain(ctx context.Context, api cloud.StopAPI, id string, timeout time.Duration) error {
-	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	insts, err := cloud.DescribeInstances(ctx, api, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil {
 		return fmt.Errorf("reading instance %s: %w", id, err)
 	}
 	state := ec2types.InstanceStateName("")
-	for _, res := range out.Reservations {
-		for i := range res.Instances {
-			state = cloud.StateOf(&res.Instances[i])
-		}
+	for i := range insts {
+		state = cloud.StateOf(&insts[i])
 	}
 	switch state {
 	case ec2types.InstanceStateNamePending, ec2types.InstanceStateNameRunning:

@@ -62,6 +62,8 @@ type awsLike struct {
 	// dbMembers are the DBInstance elements moto answered last for the
 	// databases being deleted (moto deletes at once).
 	dbMembers map[string]string
+	// pager pages the lists moto answers whole (awslike_pages_test.go).
+	pager *awsmodel.Pager
 }
 
 // heldCall is a request to send to moto later.
@@ -72,7 +74,8 @@ type heldCall struct {
 
 func newAWSLike() *awsLike {
 	return &awsLike{launches: map[string][]byte{}, private: map[string]bool{}, winding: map[string]*heldCall{},
-		terminated: map[string]bool{}, injected: map[string]int{}, rds: awsmodel.RDS{Slow: 2}, dbMembers: map[string]string{}}
+		terminated: map[string]bool{}, injected: map[string]int{}, rds: awsmodel.RDS{Slow: 2}, dbMembers: map[string]string{},
+		pager: awsmodel.NewPager()}
 }
 
 // set changes the knobs while requests may be in flight.
@@ -134,6 +137,10 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 		writeAWSError(w, svc, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
 		return true
 	case action == "RunInstances" && a.refuseRun(w, form):
+		return true
+	case pagesIAM(svc, form) && a.badMarker(form) != nil:
+		a.note("IAM marker refused")
+		writeModelError(w, svc, a.badMarker(form))
 		return true
 	case svc == "s3" && req.Method == http.MethodPut && len(strings.Trim(req.URL.Path, "/")) > 0 && !strings.Contains(strings.Trim(req.URL.Path, "/"), "/") && len(req.URL.RawQuery) == 0:
 		if err := a.busyNames.Create(strings.Trim(req.URL.Path, "/")); err != nil {
@@ -305,6 +312,8 @@ func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out 
 		a.consistency.Created(awsmodel.Profile, form.Get("InstanceProfileName"))
 	case action == "DescribeInstances":
 		return a.describeInstances(form, out)
+	case pagesIAM(svc, form):
+		return a.pageIAM(form, out)
 	case action == "DescribeInstanceTypeOfferings":
 		return dropItems(out, "instanceTypeOfferingSet", func(item string) bool {
 			return !a.plan.Offered(firstMatch(instanceTypeRe, []byte(item)))

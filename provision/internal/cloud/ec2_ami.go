@@ -36,7 +36,7 @@ func findImages(ctx context.Context, api imageAPI, arch ec2types.ArchitectureVal
 	if arch == ec2types.ArchitectureValuesArm64 {
 		ubuntuArch = "arm64"
 	}
-	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{
+	images, err := describeImages(ctx, api, &ec2.DescribeImagesInput{
 		Owners: []string{owner},
 		Filters: []ec2types.Filter{
 			{Name: aws.String("name"), Values: []string{"ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-" + ubuntuArch + "-server-*"}},
@@ -47,7 +47,7 @@ func findImages(ctx context.Context, api imageAPI, arch ec2types.ArchitectureVal
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking up the Ubuntu 24.04 image: %w", err)
 	}
-	return NewestImage(out.Images, arch, owner), out.Images, nil
+	return NewestImage(images, arch, owner), images, nil
 }
 
 // NewestImage re-checks owner, name, architecture and state, because filters

@@ -343,17 +343,9 @@ func terminating(ctx context.Context, api instanceAPI, ids []string) bool {
 // describeIDs lists the instances among ids. A filter, not InstanceIds: an
 // id EC2 does not know yet, or no longer, is simply absent, not an error.
 func describeIDs(ctx context.Context, api instanceAPI, ids []string) ([]ec2types.Instance, error) {
-	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+	return DescribeInstances(ctx, api, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 		{Name: aws.String("instance-id"), Values: ids},
 	}})
-	if err != nil {
-		return nil, err
-	}
-	var insts []ec2types.Instance
-	for _, r := range out.Reservations {
-		insts = append(insts, r.Instances...)
-	}
-	return insts, nil
 }
 
 // waitGone polls until every instance is terminated or no longer listed.

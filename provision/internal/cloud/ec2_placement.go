@@ -124,16 +124,15 @@ func placeIn(t string, offered map[string]bool, subnets []ec2types.Subnet) *Plac
 
 // defaultSubnets are the default VPC's default subnets, by zone.
 func defaultSubnets(ctx context.Context, api placementAPI) ([]ec2types.Subnet, error) {
-	out, err := api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{
+	subnets, err := describeSubnets(ctx, api, &ec2.DescribeSubnetsInput{
 		Filters: []ec2types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the default subnets: %w", err)
 	}
-	if len(out.Subnets) == 0 {
+	if len(subnets) == 0 {
 		return nil, Usagef("this region has no default subnet: create the default VPC with `aws ec2 create-default-vpc`")
 	}
-	subnets := out.Subnets
 	sort.Slice(subnets, func(i, j int) bool {
 		return aws.ToString(subnets[i].AvailabilityZone) < aws.ToString(subnets[j].AvailabilityZone)
 	})
@@ -142,7 +141,7 @@ func defaultSubnets(ctx context.Context, api placementAPI) ([]ec2types.Subnet, e
 
 // InstanceArch returns the architecture an instance type runs, preferring x86_64.
 func InstanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2types.ArchitectureValues, error) {
-	out, err := api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{
+	infos, err := describeInstanceTypes(ctx, api, &ec2.DescribeInstanceTypesInput{
 		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},
 	})
 	if HasCode(err, "InvalidInstanceType") {
@@ -151,10 +150,10 @@ func InstanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2ty
 	if err != nil {
 		return "", fmt.Errorf("looking up instance type %s: %w", instanceType, err)
 	}
-	if len(out.InstanceTypes) == 0 || out.InstanceTypes[0].ProcessorInfo == nil {
+	if len(infos) == 0 || infos[0].ProcessorInfo == nil {
 		return "", Usagef("instance type %q does not exist in this region", instanceType)
 	}
-	archs := out.InstanceTypes[0].ProcessorInfo.SupportedArchitectures
+	archs := infos[0].ProcessorInfo.SupportedArchitectures
 	for _, want := range []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64} {
 		for _, a := range archs {
 			if a == want {

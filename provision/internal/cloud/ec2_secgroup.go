@@ -52,16 +52,16 @@ type SGFound struct {
 }
 
 func defaultVPC(ctx context.Context, api SGAPI) (string, error) {
-	out, err := api.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
+	vpcs, err := describeVpcs(ctx, api, &ec2.DescribeVpcsInput{
 		Filters: []ec2types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}},
 	})
 	if err != nil {
 		return "", fmt.Errorf("finding the default VPC: %w", err)
 	}
-	if len(out.Vpcs) == 0 {
+	if len(vpcs) == 0 {
 		return "", fmt.Errorf("this region has no default VPC: create one with `aws ec2 create-default-vpc`")
 	}
-	return aws.ToString(out.Vpcs[0].VpcId), nil
+	return aws.ToString(vpcs[0].VpcId), nil
 }
 
 // FindSecurityGroup reads the stack's group in the default VPC.
@@ -71,17 +71,17 @@ func FindSecurityGroup(ctx context.Context, api SGAPI, n Names) (*SGFound, error
 		return nil, err
 	}
 	g := &SGFound{VpcID: vpc}
-	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+	groups, err := describeSecurityGroups(ctx, api, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("vpc-id"), Values: []string{vpc}},
 		{Name: aws.String("group-name"), Values: []string{n.SecurityGroup}},
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("reading security group %s: %w", n.SecurityGroup, err)
 	}
-	if len(out.SecurityGroups) == 0 {
+	if len(groups) == 0 {
 		return g, nil
 	}
-	sg := out.SecurityGroups[0]
+	sg := groups[0]
 	if !owned(EC2TagMap(sg.Tags), n.Stack) {
 		return nil, &NotOwnedError{Kind: "security group", Name: n.SecurityGroup + " (" + aws.ToString(sg.GroupId) + ")", Stack: n.Stack}
 	}
@@ -332,7 +332,7 @@ func stackSecurityGroups(ctx context.Context, api SGAPI, n Names) ([]ec2types.Se
 	if err != nil {
 		return nil, err
 	}
-	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+	groups, err := describeSecurityGroups(ctx, api, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 		stackFilter(n.Stack),
 		{Name: aws.String("vpc-id"), Values: []string{vpc}},
 		{Name: aws.String("group-name"), Values: []string{n.SecurityGroup}},
@@ -340,7 +340,7 @@ func stackSecurityGroups(ctx context.Context, api SGAPI, n Names) ([]ec2types.Se
 	if err != nil {
 		return nil, fmt.Errorf("listing security groups of stack %s: %w", n.Stack, err)
 	}
-	return out.SecurityGroups, nil
+	return groups, nil
 }
 
 // ownGroupID is the id of the stack's own group, or "" when it has none (a
@@ -380,11 +380,11 @@ func (info *StackInfo) SetRules(rules []Rule) {
 // ListSecurityGroups adds to set the stacks of every tagged group of a
 // region that has its stack's name.
 func ListSecurityGroups(ctx context.Context, api SGAPI, region string, set *StackSet) error {
-	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{anyStackFilter}})
+	groups, err := describeSecurityGroups(ctx, api, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{anyStackFilter}})
 	if err != nil {
 		return fmt.Errorf("listing security groups in %s: %w", region, err)
 	}
-	for _, g := range out.SecurityGroups {
+	for _, g := range groups {
 		if tags := EC2TagMap(g.Tags); aws.ToString(g.GroupName) == NamesFor(tags[TagStack], "", region).SecurityGroup {
 			set.Add(region, tags, sgRow(g), func(info *StackInfo) { info.SetRules(IngressRules(g.IpPermissions)) })
 		}

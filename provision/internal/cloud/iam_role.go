@@ -103,20 +103,20 @@ func roleDrift(ctx context.Context, api roleAPI, n Names, trust string) error {
 		return drift("lets other principals than EC2 assume it (its trust policy was changed)",
 			fmt.Sprintf("restore it: `aws iam update-assume-role-policy --role-name %s --policy-document '%s'`", n.Role, want))
 	}
-	inline, err := api.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(n.Role)})
+	inline, err := listRolePolicies(ctx, api, n.Role)
 	if err != nil {
 		return fmt.Errorf("listing policies of IAM role %s: %w", n.Role, err)
 	}
-	for _, p := range inline.PolicyNames {
+	for _, p := range inline {
 		if p != n.Policy {
 			return drift("has inline policy "+p, fmt.Sprintf("delete it: `aws iam delete-role-policy --role-name %s --policy-name %s`", n.Role, p))
 		}
 	}
-	att, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(n.Role)})
+	att, err := listAttachedRolePolicies(ctx, api, n.Role)
 	if err != nil {
 		return fmt.Errorf("listing attached policies of IAM role %s: %w", n.Role, err)
 	}
-	for _, p := range att.AttachedPolicies {
+	for _, p := range att {
 		arn := aws.ToString(p.PolicyArn)
 		return drift("has managed policy "+arn+" attached", fmt.Sprintf("detach it: `aws iam detach-role-policy --role-name %s --policy-arn %s`", n.Role, arn))
 	}
@@ -249,11 +249,12 @@ func RoleInventory(ctx context.Context, api roleAPI, n Names) ([]Resource, map[s
 // ListRoles adds to set the stacks of IAM roles under /mlstack/, placed by
 // their region tag.
 func ListRoles(ctx context.Context, api roleAPI, set *StackSet, want map[string]bool) error {
-	roles, err := api.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String(IAMPath)})
+	p := iam.NewListRolesPaginator(api, &iam.ListRolesInput{PathPrefix: aws.String(IAMPath)})
+	roles, err := AllPages(ctx, p.HasMorePages, p.NextPage, func(o *iam.ListRolesOutput) []iamtypes.Role { return o.Roles })
 	if err != nil {
 		return fmt.Errorf("listing IAM roles under %s: %w", IAMPath, err)
 	}
-	for _, r := range roles.Roles {
+	for _, r := range roles {
 		out, err := api.GetRole(ctx, &iam.GetRoleInput{RoleName: r.RoleName})
 		if HasCode(err, "NoSuchEntity") {
 			continue
@@ -331,26 +332,22 @@ func deleteProfile(ctx context.Context, api roleAPI, n Names, log Log) error {
 
 // deleteRolePolicies deletes the role's inline policies and detaches managed ones.
 func deleteRolePolicies(ctx context.Context, api roleAPI, role string) error {
-	pols, err := api.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(role)})
+	pols, err := listRolePolicies(ctx, api, role)
 	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing policies of IAM role %s: %w", role, err)
 	}
-	if pols != nil {
-		for _, p := range pols.PolicyNames {
-			if _, err := api.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p)}); err != nil && !HasCode(err, "NoSuchEntity") {
-				return fmt.Errorf("deleting policy %s of IAM role %s: %w", p, role, err)
-			}
+	for _, p := range pols {
+		if _, err := api.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(p)}); err != nil && !HasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("deleting policy %s of IAM role %s: %w", p, role, err)
 		}
 	}
-	att, err := api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(role)})
+	att, err := listAttachedRolePolicies(ctx, api, role)
 	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing attached policies of IAM role %s: %w", role, err)
 	}
-	if att != nil {
-		for _, p := range att.AttachedPolicies {
-			if _, err := api.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: p.PolicyArn}); err != nil && !HasCode(err, "NoSuchEntity") {
-				return fmt.Errorf("detaching policy from IAM role %s: %w", role, err)
-			}
+	for _, p := range att {
+		if _, err := api.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(role), PolicyArn: p.PolicyArn}); err != nil && !HasCode(err, "NoSuchEntity") {
+			return fmt.Errorf("detaching policy from IAM role %s: %w", role, err)
 		}
 	}
 	return nil

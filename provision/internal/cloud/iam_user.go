@@ -93,28 +93,28 @@ func FindUserFrom(ctx context.Context, api UserAPI, n Names, policy string, user
 // holds the stack's client keys more than the bucket.
 func userDrift(ctx context.Context, api UserAPI, n Names) error {
 	drift := func(what, fix string) error { return &DriftError{Kind: "IAM user", Name: n.User, What: what, Fix: fix} }
-	inline, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(n.User)})
+	inline, err := listUserPolicies(ctx, api, n.User)
 	if err != nil {
 		return fmt.Errorf("listing policies of IAM user %s: %w", n.User, err)
 	}
-	for _, p := range inline.PolicyNames {
+	for _, p := range inline {
 		if p != n.Policy {
 			return drift("has inline policy "+p, fmt.Sprintf("delete it: `aws iam delete-user-policy --user-name %s --policy-name %s`", n.User, p))
 		}
 	}
-	att, err := api.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(n.User)})
+	att, err := listAttachedUserPolicies(ctx, api, n.User)
 	if err != nil {
 		return fmt.Errorf("listing attached policies of IAM user %s: %w", n.User, err)
 	}
-	for _, p := range att.AttachedPolicies {
+	for _, p := range att {
 		arn := aws.ToString(p.PolicyArn)
 		return drift("has managed policy "+arn+" attached", fmt.Sprintf("detach it: `aws iam detach-user-policy --user-name %s --policy-arn %s`", n.User, arn))
 	}
-	groups, err := api.ListGroupsForUser(ctx, &iam.ListGroupsForUserInput{UserName: aws.String(n.User)})
+	groups, err := listGroupsForUser(ctx, api, n.User)
 	if err != nil {
 		return fmt.Errorf("listing groups of IAM user %s: %w", n.User, err)
 	}
-	for _, g := range groups.Groups {
+	for _, g := range groups {
 		name := aws.ToString(g.GroupName)
 		return drift("is a member of group "+name, fmt.Sprintf("remove it: `aws iam remove-user-from-group --user-name %s --group-name %s`", n.User, name))
 	}
@@ -122,12 +122,12 @@ func userDrift(ctx context.Context, api UserAPI, n Names) error {
 }
 
 func accessKeys(ctx context.Context, api UserAPI, user string) ([]string, error) {
-	out, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+	meta, err := listAccessKeys(ctx, api, user)
 	if err != nil {
 		return nil, fmt.Errorf("listing access keys of %s: %w", user, err)
 	}
 	var keys []string
-	for _, k := range out.AccessKeyMetadata {
+	for _, k := range meta {
 		keys = append(keys, aws.ToString(k.AccessKeyId))
 	}
 	return keys, nil
@@ -289,12 +289,12 @@ func deleteRetryStrays(ctx context.Context, api UserAPI, user string, ours *iamt
 	if ours.CreateDate == nil {
 		return nil // no time to compare with: touch nothing
 	}
-	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+	keys, err := listAccessKeys(ctx, api, user)
 	if err != nil {
 		return fmt.Errorf("listing access keys of %s: %w", user, err)
 	}
 	since := aws.ToTime(ours.CreateDate).Add(-2 * time.Minute)
-	for _, k := range keys.AccessKeyMetadata {
+	for _, k := range keys {
 		id := aws.ToString(k.AccessKeyId)
 		if id == aws.ToString(ours.AccessKeyId) || aws.ToTime(k.CreateDate).Before(since) {
 			continue
@@ -311,12 +311,12 @@ func deleteRetryStrays(ctx context.Context, api UserAPI, user string, ours *iamt
 // two minutes before the newest (AWS's clock, not ours). It says whether
 // there were any.
 func deleteLostKeys(ctx context.Context, api UserAPI, user string, log Log) (bool, error) {
-	keys, err := api.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+	keys, err := listAccessKeys(ctx, api, user)
 	if err != nil {
 		return false, fmt.Errorf("listing access keys of %s: %w", user, err)
 	}
 	var newest time.Time
-	for _, k := range keys.AccessKeyMetadata {
+	for _, k := range keys {
 		if t := aws.ToTime(k.CreateDate); t.After(newest) {
 			newest = t
 		}
@@ -345,11 +345,12 @@ func UserInventory(ctx context.Context, api UserAPI, n Names) ([]Resource, map[s
 // ListUsers adds to set the stacks of IAM users under /mlstack/, placed by
 // their region tag.
 func ListUsers(ctx context.Context, api UserAPI, set *StackSet, want map[string]bool) error {
-	users, err := api.ListUsers(ctx, &iam.ListUsersInput{PathPrefix: aws.String(IAMPath)})
+	p := iam.NewListUsersPaginator(api, &iam.ListUsersInput{PathPrefix: aws.String(IAMPath)})
+	users, err := AllPages(ctx, p.HasMorePages, p.NextPage, func(o *iam.ListUsersOutput) []iamtypes.User { return o.Users })
 	if err != nil {
 		return fmt.Errorf("listing IAM users under %s: %w", IAMPath, err)
 	}
-	for _, u := range users.Users {
+	for _, u := range users {
 		out, err := api.GetUser(ctx, &iam.GetUserInput{UserName: u.UserName})
 		if HasCode(err, "NoSuchEntity") {
 			continue
@@ -405,14 +406,11 @@ func deleteUserKeys(ctx context.Context, api UserAPI, user string) error {
 }
 
 func deleteUserPolicies(ctx context.Context, api UserAPI, user string) error {
-	pols, err := api.ListUserPolicies(ctx, &iam.ListUserPoliciesInput{UserName: aws.String(user)})
+	pols, err := listUserPolicies(ctx, api, user)
 	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing policies of %s: %w", user, err)
 	}
-	if pols == nil {
-		return nil
-	}
-	for _, p := range pols.PolicyNames {
+	for _, p := range pols {
 		if _, err := api.DeleteUserPolicy(ctx, &iam.DeleteUserPolicyInput{UserName: aws.String(user), PolicyName: aws.String(p)}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("deleting policy %s of %s: %w", p, user, err)
 		}
@@ -421,14 +419,11 @@ func deleteUserPolicies(ctx context.Context, api UserAPI, user string) error {
 }
 
 func detachUserPolicies(ctx context.Context, api UserAPI, user string) error {
-	att, err := api.ListAttachedUserPolicies(ctx, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(user)})
+	att, err := listAttachedUserPolicies(ctx, api, user)
 	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing attached policies of %s: %w", user, err)
 	}
-	if att == nil {
-		return nil
-	}
-	for _, p := range att.AttachedPolicies {
+	for _, p := range att {
 		if _, err := api.DetachUserPolicy(ctx, &iam.DetachUserPolicyInput{UserName: aws.String(user), PolicyArn: p.PolicyArn}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("detaching policy %s from %s: %w", aws.ToString(p.PolicyArn), user, err)
 		}
@@ -437,14 +432,11 @@ func detachUserPolicies(ctx context.Context, api UserAPI, user string) error {
 }
 
 func leaveGroups(ctx context.Context, api UserAPI, user string) error {
-	groups, err := api.ListGroupsForUser(ctx, &iam.ListGroupsForUserInput{UserName: aws.String(user)})
+	groups, err := listGroupsForUser(ctx, api, user)
 	if err != nil && !HasCode(err, "NoSuchEntity") {
 		return fmt.Errorf("listing groups of %s: %w", user, err)
 	}
-	if groups == nil {
-		return nil
-	}
-	for _, g := range groups.Groups {
+	for _, g := range groups {
 		if _, err := api.RemoveUserFromGroup(ctx, &iam.RemoveUserFromGroupInput{UserName: aws.String(user), GroupName: g.GroupName}); err != nil && !HasCode(err, "NoSuchEntity") {
 			return fmt.Errorf("removing %s from group %s: %w", user, aws.ToString(g.GroupName), err)
 		}

@@ -121,12 +121,12 @@ func RefsFor(ctx context.Context, api imageAPI, n Names, sgID string, insts []ec
 		return w, nil
 	}
 	// A filter, not ImageIds: an image EC2 no longer lists is not an error.
-	out, err := api.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("image-id"), Values: ids}}})
+	images, err := describeImages(ctx, api, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("image-id"), Values: ids}}})
 	if err != nil {
 		return w, fmt.Errorf("reading the images of the stack's instances: %w", err)
 	}
 	w.ImageOwner = map[string]string{}
-	for _, img := range out.Images {
+	for _, img := range images {
 		w.ImageOwner[aws.ToString(img.ImageId)] = aws.ToString(img.OwnerId)
 	}
 	return w, nil

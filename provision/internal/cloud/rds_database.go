@@ -185,17 +185,17 @@ func (f *DBFound) keepForeign(err error) error {
 }
 
 func FindDBInstance(ctx context.Context, api RDSAPI, n Names) (*rdstypes.DBInstance, error) {
-	out, err := api.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(n.DB)})
+	dbs, err := describeDBInstances(ctx, api, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(n.DB)})
 	if HasCode(err, "DBInstanceNotFound", "DBInstanceNotFoundFault") {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading RDS database %s: %w", n.DB, err)
 	}
-	if len(out.DBInstances) == 0 {
+	if len(dbs) == 0 {
 		return nil, nil
 	}
-	db := out.DBInstances[0]
+	db := dbs[0]
 	if !owned(RDSTagMap(db.TagList), n.Stack) {
 		return nil, &NotOwnedError{Kind: "RDS database", Name: n.DB, Stack: n.Stack}
 	}
@@ -203,7 +203,8 @@ func FindDBInstance(ctx context.Context, api RDSAPI, n Names) (*rdstypes.DBInsta
 }
 
 func HasSubnetGroup(ctx context.Context, api RDSAPI, n Names) (bool, error) {
-	_, err := api.DescribeDBSubnetGroups(ctx, &rds.DescribeDBSubnetGroupsInput{DBSubnetGroupName: aws.String(n.DBSubnetGroup)})
+	// By name: one group or DBSubnetGroupNotFoundFault; the first page says which.
+	_, err := rds.NewDescribeDBSubnetGroupsPaginator(api, &rds.DescribeDBSubnetGroupsInput{DBSubnetGroupName: aws.String(n.DBSubnetGroup)}).NextPage(ctx)
 	if HasCode(err, "DBSubnetGroupNotFoundFault", "DBSubnetGroupNotFound") {
 		return false, nil
 	}
@@ -238,17 +239,17 @@ func FindDBGroup(ctx context.Context, api SGAPI, n Names) (*DBGroup, error) {
 
 // namedGroup is the security group of that name in the VPC, nil for none.
 func namedGroup(ctx context.Context, api SGAPI, vpc, name string) (*ec2types.SecurityGroup, error) {
-	out, err := api.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+	groups, err := describeSecurityGroups(ctx, api, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("vpc-id"), Values: []string{vpc}},
 		{Name: aws.String("group-name"), Values: []string{name}},
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("reading security group %s: %w", name, err)
 	}
-	if len(out.SecurityGroups) == 0 {
+	if len(groups) == 0 {
 		return nil, nil
 	}
-	return &out.SecurityGroups[0], nil
+	return &groups[0], nil
 }
 
 // StackSnapshots are the kept final snapshots of the stack's database:
@@ -291,12 +292,13 @@ func ChooseDBClass(ctx context.Context, api RDSAPI, explicit, region string) (st
 		return explicit, nil // RDS refuses a class it does not offer, in its own words
 	}
 	for _, c := range dbClasses {
-		out, err := api.DescribeOrderableDBInstanceOptions(ctx, &rds.DescribeOrderableDBInstanceOptionsInput{
+		p := rds.NewDescribeOrderableDBInstanceOptionsPaginator(api, &rds.DescribeOrderableDBInstanceOptionsInput{
 			Engine: aws.String("postgres"), DBInstanceClass: aws.String(c), Vpc: aws.Bool(true), MaxRecords: aws.Int32(20)})
+		offered, err := offersAny(ctx, p)
 		if err != nil {
 			return "", fmt.Errorf("asking RDS whether it offers %s: %w", c, err)
 		}
-		if len(out.OrderableDBInstanceOptions) > 0 {
+		if offered {
 			return c, nil
 		}
 	}

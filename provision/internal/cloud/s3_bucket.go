@@ -268,11 +268,12 @@ func BucketInventory(ctx context.Context, api bucketAPI, n Names, pending string
 // ListBuckets adds to set the stacks of buckets named
 // mlstack-*-<account>-<region>[-an] in the wanted regions, by their tags.
 func ListBuckets(ctx context.Context, api bucketAPI, account string, set *StackSet, want map[string]bool) error {
-	out, err := api.ListBuckets(ctx, &s3.ListBucketsInput{Prefix: aws.String("mlstack-")})
+	p := s3.NewListBucketsPaginator(api, &s3.ListBucketsInput{Prefix: aws.String("mlstack-")})
+	buckets, err := AllPages(ctx, p.HasMorePages, p.NextPage, func(o *s3.ListBucketsOutput) []s3types.Bucket { return o.Buckets })
 	if err != nil {
 		return fmt.Errorf("listing S3 buckets: %w", err)
 	}
-	for _, b := range out.Buckets {
+	for _, b := range buckets {
 		name := aws.ToString(b.Name)
 		region := ""
 		for r := range want {
@@ -367,14 +368,15 @@ func emptyBucket(ctx context.Context, api bucketAPI, bucket string) error {
 
 // abortUploads aborts unfinished multipart uploads, whose parts also bill.
 func abortUploads(ctx context.Context, api bucketAPI, bucket string) error {
-	ups, err := api.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	p := s3.NewListMultipartUploadsPaginator(api, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	ups, err := AllPages(ctx, p.HasMorePages, p.NextPage, func(o *s3.ListMultipartUploadsOutput) []s3types.MultipartUpload { return o.Uploads })
 	if HasCode(err, "NoSuchBucket") {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("listing unfinished uploads of S3 bucket %s: %w", bucket, err)
 	}
-	for _, u := range ups.Uploads {
+	for _, u := range ups {
 		if _, err := api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: u.Key, UploadId: u.UploadId}); err != nil && !HasCode(err, "NoSuchUpload") {
 			return fmt.Errorf("aborting upload %s in S3 bucket %s: %w", aws.ToString(u.Key), bucket, err)
 		}

@@ -172,7 +172,8 @@ type FakeAWS struct {
 	caller   string
 	regions  []string
 	Console  map[string]string // instance id -> console text
-	PageSize int               // DescribeInstances/ListObjectVersions page size; 0: all
+	PageSize int               // when set, every list pages at most this many items (else AWS's sizes)
+	pager    *awsmodel.Pager   // hands out and checks the next tokens
 	others   map[string]*FakeAWS
 
 	// IAM
@@ -192,7 +193,7 @@ type FakeAWS struct {
 func NewFakeAWS() *FakeAWS {
 	f := &FakeAWS{
 		Account: FakeAccount, Region: FakeRegion, log: &cloud.CallLog{},
-		faults: awsmodel.NewFaults(1), base: time.Now().UTC().Add(-time.Hour),
+		faults: awsmodel.NewFaults(1), base: time.Now().UTC().Add(-time.Hour), pager: awsmodel.NewPager(),
 		instanceTypes: map[string][]ec2types.ArchitectureType{
 			"t2.micro":  {ec2types.ArchitectureTypeI386, ec2types.ArchitectureTypeX8664},
 			"t3.micro":  {ec2types.ArchitectureTypeX8664},
@@ -536,7 +537,9 @@ func (f *FakeAWS) DescribeVpcs(_ context.Context, in *ec2.DescribeVpcsInput, _ .
 				out.Vpcs = append(out.Vpcs, v)
 			}
 		}
-		return out, nil
+		var err error
+		out.Vpcs, out.NextToken, err = page(f, "ec2", "DescribeVpcs", in, out.Vpcs, func(v ec2types.Vpc) string { return aws.ToString(v.VpcId) })
+		return out, err
 	})
 }
 
@@ -579,7 +582,10 @@ func (f *FakeAWS) DescribeSecurityGroups(_ context.Context, in *ec2.DescribeSecu
 				out.SecurityGroups = append(out.SecurityGroups, g.SG)
 			}
 		}
-		return out, nil
+		var err error
+		out.SecurityGroups, out.NextToken, err = page(f, "ec2", "DescribeSecurityGroups", in, out.SecurityGroups,
+			func(g ec2types.SecurityGroup) string { return aws.ToString(g.GroupId) })
+		return out, err
 	})
 }
 
@@ -886,19 +892,15 @@ func (f *FakeAWS) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 				hits = append(hits, i.Inst)
 			}
 		}
-		start := 0
-		if in.NextToken != nil {
-			fmt.Sscanf(aws.ToString(in.NextToken), "page-%d", &start)
-		}
-		end := len(hits)
 		out := &ec2.DescribeInstancesOutput{}
-		if f.PageSize > 0 && start+f.PageSize < len(hits) {
-			end = start + f.PageSize
-			out.NextToken = aws.String(fmt.Sprintf("page-%d", end))
+		hits, next, err := page(f, "ec2", "DescribeInstances", in, hits, func(i ec2types.Instance) string { return aws.ToString(i.InstanceId) })
+		if err != nil {
+			return nil, err
 		}
-		for _, h := range hits[start:end] {
+		for _, h := range hits {
 			out.Reservations = append(out.Reservations, ec2types.Reservation{Instances: []ec2types.Instance{h}})
 		}
+		out.NextToken = next
 		return out, nil
 	})
 }
@@ -1128,7 +1130,9 @@ func (f *FakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 				out.Images = append(out.Images, img)
 			}
 		}
-		return out, nil
+		var err error
+		out.Images, out.NextToken, err = page(f, "ec2", "DescribeImages", in, out.Images, func(i ec2types.Image) string { return aws.ToString(i.ImageId) })
+		return out, err
 	})
 }
 
@@ -1144,7 +1148,10 @@ func (f *FakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInsta
 				InstanceType: t, ProcessorInfo: &ec2types.ProcessorInfo{SupportedArchitectures: archs},
 			})
 		}
-		return out, nil
+		var err error
+		out.InstanceTypes, out.NextToken, err = page(f, "ec2", "DescribeInstanceTypes", in, out.InstanceTypes,
+			func(i ec2types.InstanceTypeInfo) string { return string(i.InstanceType) })
+		return out, err
 	})
 }
 
@@ -1165,7 +1172,12 @@ func (f *FakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.Descr
 				})
 			}
 		}
-		return out, nil
+		var err error
+		out.InstanceTypeOfferings, out.NextToken, err = page(f, "ec2", "DescribeInstanceTypeOfferings", in, out.InstanceTypeOfferings,
+			func(o ec2types.InstanceTypeOffering) string {
+				return string(o.InstanceType) + " " + aws.ToString(o.Location)
+			})
+		return out, err
 	})
 }
 
@@ -1174,7 +1186,10 @@ func (f *FakeAWS) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInpu
 		if v := filterValues(in.Filters, "default-for-az"); len(v) != 1 || v[0] != "true" {
 			return nil, AwsErrMsg("InvalidParameterValue", "fake: only default-for-az=true")
 		}
-		return &ec2.DescribeSubnetsOutput{Subnets: slices.Clone(f.Subnets)}, nil
+		out := &ec2.DescribeSubnetsOutput{}
+		var err error
+		out.Subnets, out.NextToken, err = page(f, "ec2", "DescribeSubnets", in, slices.Clone(f.Subnets), func(s ec2types.Subnet) string { return aws.ToString(s.SubnetId) })
+		return out, err
 	})
 }
 
@@ -1252,7 +1267,10 @@ func (f *FakeAWS) ListUsers(_ context.Context, in *iam.ListUsersInput, _ ...func
 				out.Users = append(out.Users, u)
 			}
 		}
-		return out, nil
+		var err error
+		out.Users, out.Marker, err = page(f, "iam", "ListUsers", in, out.Users, func(u iamtypes.User) string { return aws.ToString(u.UserName) })
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1321,7 +1339,10 @@ func (f *FakeAWS) ListAttachedUserPolicies(_ context.Context, in *iam.ListAttach
 		for _, arn := range u.Attached {
 			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(arn)})
 		}
-		return out, nil
+		var err error
+		out.AttachedPolicies, out.Marker, err = page(f, "iam", "ListAttachedUserPolicies", in, out.AttachedPolicies, policyARN)
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1346,7 +1367,10 @@ func (f *FakeAWS) ListGroupsForUser(_ context.Context, in *iam.ListGroupsForUser
 		for _, g := range u.Groups {
 			out.Groups = append(out.Groups, iamtypes.Group{GroupName: aws.String(g)})
 		}
-		return out, nil
+		var err error
+		out.Groups, out.Marker, err = page(f, "iam", "ListGroupsForUser", in, out.Groups, func(g iamtypes.Group) string { return aws.ToString(g.GroupName) })
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1414,7 +1438,11 @@ func (f *FakeAWS) ListUserPolicies(_ context.Context, in *iam.ListUserPoliciesIn
 		if u == nil {
 			return nil, AwsErr("NoSuchEntity")
 		}
-		return &iam.ListUserPoliciesOutput{PolicyNames: cloud.SortedKeys(u.Policies)}, nil
+		out := &iam.ListUserPoliciesOutput{PolicyNames: cloud.SortedKeys(u.Policies)}
+		var err error
+		out.PolicyNames, out.Marker, err = page(f, "iam", "ListUserPolicies", in, out.PolicyNames, itself)
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1444,7 +1472,10 @@ func (f *FakeAWS) ListAccessKeys(_ context.Context, in *iam.ListAccessKeysInput,
 				UserName: in.UserName, AccessKeyId: aws.String(k.ID), Status: iamtypes.StatusTypeActive, CreateDate: aws.Time(k.created),
 			})
 		}
-		return out, nil
+		var err error
+		out.AccessKeyMetadata, out.Marker, err = page(f, "iam", "ListAccessKeys", in, out.AccessKeyMetadata, func(k iamtypes.AccessKeyMetadata) string { return aws.ToString(k.AccessKeyId) })
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1511,7 +1542,10 @@ func (f *FakeAWS) ListRoles(_ context.Context, in *iam.ListRolesInput, _ ...func
 				out.Roles = append(out.Roles, r)
 			}
 		}
-		return out, nil
+		var err error
+		out.Roles, out.Marker, err = page(f, "iam", "ListRoles", in, out.Roles, func(r iamtypes.Role) string { return aws.ToString(r.RoleName) })
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1594,7 +1628,11 @@ func (f *FakeAWS) ListRolePolicies(_ context.Context, in *iam.ListRolePoliciesIn
 		if r == nil {
 			return nil, AwsErr("NoSuchEntity")
 		}
-		return &iam.ListRolePoliciesOutput{PolicyNames: cloud.SortedKeys(r.Policies)}, nil
+		out := &iam.ListRolePoliciesOutput{PolicyNames: cloud.SortedKeys(r.Policies)}
+		var err error
+		out.PolicyNames, out.Marker, err = page(f, "iam", "ListRolePolicies", in, out.PolicyNames, itself)
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1622,7 +1660,10 @@ func (f *FakeAWS) ListAttachedRolePolicies(_ context.Context, in *iam.ListAttach
 		for _, a := range r.Attached {
 			out.AttachedPolicies = append(out.AttachedPolicies, iamtypes.AttachedPolicy{PolicyArn: aws.String(a), PolicyName: aws.String(a[strings.LastIndex(a, "/")+1:])})
 		}
-		return out, nil
+		var err error
+		out.AttachedPolicies, out.Marker, err = page(f, "iam", "ListAttachedRolePolicies", in, out.AttachedPolicies, policyARN)
+		out.IsTruncated = out.Marker != nil
+		return out, err
 	})
 }
 
@@ -1820,7 +1861,9 @@ func (f *FakeAWS) ListBuckets(_ context.Context, in *s3.ListBucketsInput, _ ...f
 				out.Buckets = append(out.Buckets, s3types.Bucket{Name: aws.String(name), BucketRegion: aws.String(b.Region)})
 			}
 		}
-		return out, nil
+		var err error
+		out.Buckets, out.ContinuationToken, err = page(f, "s3", "ListBuckets", in, out.Buckets, func(b s3types.Bucket) string { return aws.ToString(b.Name) })
+		return out, err
 	})
 }
 
@@ -1932,8 +1975,8 @@ func (f *FakeAWS) ListObjectVersions(_ context.Context, in *s3.ListObjectVersion
 		}
 		end := len(vs)
 		out := &s3.ListObjectVersionsOutput{Name: in.Bucket, IsTruncated: aws.Bool(false)}
-		if f.PageSize > 0 && start+f.PageSize < len(vs) {
-			end = start + f.PageSize
+		if size := f.pageSize("s3", "ListObjectVersions", int(aws.ToInt32(in.MaxKeys))); size > 0 && start+size < len(vs) {
+			end = start + size
 			last := vs[end-1]
 			out.IsTruncated, out.NextKeyMarker, out.NextVersionIdMarker = aws.Bool(true), aws.String(last.Key), aws.String(last.ID)
 		}
@@ -2037,11 +2080,7 @@ func (f *FakeAWS) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUp
 		if err != nil {
 			return nil, err
 		}
-		out := &s3.ListMultipartUploadsOutput{Bucket: in.Bucket}
-		for _, u := range b.Uploads {
-			out.Uploads = append(out.Uploads, s3types.MultipartUpload{Key: aws.String(u.Key), UploadId: aws.String(u.ID)})
-		}
-		return out, nil
+		return f.listUploads(in, b.Uploads), nil
 	})
 }
 
@@ -2085,8 +2124,10 @@ func (f *FakeAWS) listObjects(in *s3.ListObjectsV2Input) (*s3.ListObjectsV2Outpu
 			out.Contents = append(out.Contents, s3types.Object{Key: aws.String(key), Size: aws.Int64(latest[key].Size)})
 		}
 	}
+	out.Contents, out.NextContinuationToken, err = page(f, "s3", "ListObjectsV2", in, out.Contents, func(o s3types.Object) string { return aws.ToString(o.Key) })
+	out.IsTruncated = aws.Bool(out.NextContinuationToken != nil)
 	out.KeyCount = aws.Int32(int32(len(out.Contents)))
-	return out, nil
+	return out, err
 }
 
 // fakeProbe is S3 signed with one access key (session.s3As): it works only

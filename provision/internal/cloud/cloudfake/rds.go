@@ -75,7 +75,10 @@ func (f fakeRDSAPI) DescribeDBInstances(_ context.Context, in *rds.DescribeDBIns
 		if in.DBInstanceIdentifier != nil && len(out.DBInstances) == 0 {
 			return nil, AwsErr("DBInstanceNotFound")
 		}
-		return out, nil
+		var err error
+		out.DBInstances, out.Marker, err = page(f.FakeAWS, "rds", "DescribeDBInstances", in, out.DBInstances,
+			func(d rdstypes.DBInstance) string { return aws.ToString(d.DBInstanceIdentifier) })
+		return out, err
 	})
 }
 
@@ -225,7 +228,10 @@ func (f fakeRDSAPI) DescribeDBSnapshots(_ context.Context, in *rds.DescribeDBSna
 				out.DBSnapshots = append(out.DBSnapshots, *s)
 			}
 		}
-		return out, nil
+		var err error
+		out.DBSnapshots, out.Marker, err = page(f.FakeAWS, "rds", "DescribeDBSnapshots", in, out.DBSnapshots,
+			func(s rdstypes.DBSnapshot) string { return aws.ToString(s.DBSnapshotIdentifier) })
+		return out, err
 	})
 }
 
@@ -247,7 +253,10 @@ func (f fakeRDSAPI) DescribeOrderableDBInstanceOptions(_ context.Context, in *rd
 		if c := aws.ToString(in.DBInstanceClass); f.RDSState.Model.Offers(aws.ToString(in.Engine), c) {
 			out.OrderableDBInstanceOptions = []rdstypes.OrderableDBInstanceOption{{DBInstanceClass: aws.String(c), Engine: aws.String("postgres")}}
 		}
-		return out, nil
+		var err error
+		out.OrderableDBInstanceOptions, out.Marker, err = page(f.FakeAWS, "rds", "DescribeOrderableDBInstanceOptions", in, out.OrderableDBInstanceOptions,
+			func(o rdstypes.OrderableDBInstanceOption) string { return aws.ToString(o.DBInstanceClass) })
+		return out, err
 	})
 }
 

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
@@ -134,17 +133,12 @@ func (f *FakeAWS) GetParametersByPath(_ context.Context, in *ssm.GetParametersBy
 				names = append(names, n)
 			}
 		}
-		slices.Sort(names)
-		start := 0
-		if tok := aws.ToString(in.NextToken); tok != "" {
-			start = slices.Index(names, tok)
+		names, next, err := page(f, "ssm", "GetParametersByPath", in, names, itself)
+		if err != nil {
+			return nil, err
 		}
-		out := &ssm.GetParametersByPathOutput{}
-		for i := start; i < len(names); i++ {
-			if i-start == 2 { // small pages: callers must paginate
-				out.NextToken = aws.String(names[i])
-				break
-			}
+		out := &ssm.GetParametersByPathOutput{NextToken: next}
+		for i := range names {
 			// As SSM: every value, a SecureString's encrypted unless asked to decrypt.
 			p := f.Params[names[i]]
 			v := p.Value
