@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"io"
 	"net"
 	"net/http"
@@ -364,5 +365,40 @@ func TestDecodeRequest(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.errIn)
 			}
 		})
+	}
+}
+
+// TestWriteError: each service's error format parses, with a refused
+// value that holds XML's special characters.
+func TestWriteError(t *testing.T) {
+	msg := `Value 'a<b&c' at 'tags.1.value' failed`
+	for _, svc := range []string{"s3", "ec2", "iam", "ssm"} {
+		rec := httptest.NewRecorder()
+		WriteError(rec, svc, http.StatusBadRequest, "ValidationError", msg)
+		var got struct {
+			Code    string `xml:"Error>Code" json:"__type"`
+			Message string `xml:"Error>Message" json:"message"`
+		}
+		var err error
+		switch svc {
+		case "ssm":
+			err = json.Unmarshal(rec.Body.Bytes(), &got)
+		case "s3":
+			var e struct{ Code, Message string }
+			err = xml.Unmarshal(rec.Body.Bytes(), &e)
+			got.Code, got.Message = e.Code, e.Message
+		case "ec2":
+			var e struct {
+				Code    string `xml:"Errors>Error>Code"`
+				Message string `xml:"Errors>Error>Message"`
+			}
+			err = xml.Unmarshal(rec.Body.Bytes(), &e)
+			got.Code, got.Message = e.Code, e.Message
+		default:
+			err = xml.Unmarshal(rec.Body.Bytes(), &got)
+		}
+		if err != nil || got.Code != "ValidationError" || got.Message != msg || rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s: %+v %v", svc, rec.Code, rec.Body, got, err)
+		}
 	}
 }
