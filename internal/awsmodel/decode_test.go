@@ -402,3 +402,36 @@ func TestWriteError(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodePresigned: a presigned URL (the service in its
+// X-Amz-Credential) reads as the operation it was signed for.
+func TestDecodePresigned(t *testing.T) {
+	c := newCapture(t)
+	client := s3.NewPresignClient(c.clients(false)["s3"].(*s3.Client))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		op      string
+		presign func() (string, string, error)
+		want    map[string]any
+	}{
+		{"GetObject", func() (string, string, error) {
+			r, err := client.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: artifactsBucket, Key: strp("runs/1/model.pkl")})
+			return r.Method, r.URL, err
+		}, map[string]any{"Bucket": *artifactsBucket, "Key": "runs/1/model.pkl"}},
+		{"PutObject", func() (string, string, error) {
+			r, err := client.PresignPutObject(ctx, &s3.PutObjectInput{Bucket: artifactsBucket, Key: strp("upload/a b")})
+			return r.Method, r.URL, err
+		}, map[string]any{"Bucket": *artifactsBucket, "Key": "upload/a b"}},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			method, u, err := tc.presign()
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc, op, tree, err := DecodeRequest(httptest.NewRequest(method, u, nil), nil)
+			if err != nil || svc != "s3" || op != tc.op || !reflect.DeepEqual(tree, tc.want) {
+				t.Fatalf("%s %s: %s.%s %s %v", method, u, svc, op, show(tree), err)
+			}
+		})
+	}
+}
