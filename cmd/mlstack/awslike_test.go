@@ -26,7 +26,8 @@ import (
 // models only what every AWS account does: RunInstances is idempotent per
 // client token (moto launches again), and RDS takes its time.
 type awsLike struct {
-	mu sync.Mutex
+	mu    sync.Mutex
+	rules rulesLog // the service models' refusals (awsrules_test.go)
 	// tokens is the model's client-token idempotency; launches keeps
 	// RunInstances answers by instance id, to replay.
 	tokens   awsmodel.ClientTokens
@@ -98,6 +99,9 @@ func (a *awsLike) handler(moto http.Handler) http.Handler {
 		body, _ := io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		a.settle(moto)
+		if a.checkRules(w, req, body) {
+			return
+		}
 		svc := service(req)
 		form, _ := url.ParseQuery(string(body))
 		for k, v := range req.URL.Query() {

@@ -97,23 +97,7 @@ func (f *faults) report() string { return f.model.Report() }
 // writeAWSError answers in the service's own error format, so the SDK
 // parses a real error code from it.
 func writeAWSError(w http.ResponseWriter, service string, status int, code, message string) {
-	var body string
-	switch service {
-	case "ssm": // the JSON protocol
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.WriteHeader(status)
-		_, _ = fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, message)
-		return
-	case "s3":
-		body = fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>fault</RequestId></Error>`, code, message)
-	case "ec2":
-		body = fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>fault</RequestID></Response>`, code, message)
-	default: // iam, sts: the query protocol's ErrorResponse
-		body = fmt.Sprintf(`<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>fault</RequestId></ErrorResponse>`, code, message)
-	}
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
+	awsmodel.WriteError(w, service, status, code, message)
 }
 
 // hangUp closes the client's connection without an answer.

@@ -125,6 +125,7 @@ func newRecorder(t *testing.T, target string) *recorder {
 		proxy.ServeHTTP(w, req)
 	}))
 	t.Cleanup(r.srv.Close)
+	t.Cleanup(func() { r.aws.checkReadAll(t) })
 	return r
 }
 

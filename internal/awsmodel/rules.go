@@ -384,6 +384,9 @@ func treeOf(v reflect.Value) any {
 		}
 		return out
 	case reflect.Map:
+		if v.Len() == 0 {
+			return nil // as an empty list: the SDK sends nothing
+		}
 		out := map[string]any{}
 		for _, k := range v.MapKeys() {
 			out[fmt.Sprint(k.Interface())] = treeOf(v.MapIndex(k))

@@ -24,6 +24,7 @@ type awsRecorder struct {
 	url   string
 	mu    sync.Mutex
 	calls []awsCall
+	rules rulesLog // the service models' refusals (awsrules_test.go)
 }
 
 // awsCall is one recorded call: its action and its parameters.
@@ -52,9 +53,13 @@ func startRecorder(t *testing.T, moto string) *awsRecorder {
 	}}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.record(req)
+		if r.checkRules(w, req) {
+			return
+		}
 		proxy.ServeHTTP(w, req)
 	}), ReadHeaderTimeout: 30 * time.Second}
 	go srv.Serve(l)
+	t.Cleanup(func() { r.reportRules(t) })
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
