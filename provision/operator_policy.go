@@ -3,6 +3,7 @@ package provision
 import (
 	"fmt"
 
+	"github.com/mlstack/mlstack/provision/internal/cloud"
 	"github.com/mlstack/mlstack/templates"
 )
 
@@ -25,5 +26,19 @@ func OperatorPolicy(name string) ([]byte, error) {
 			return b, nil
 		}
 	}
+	if name == "" {
+		return nil, &UsageError{Msg: "policy needs the policy's name: operator or sweeper (see `mlstack policy --help`)"}
+	}
 	return nil, &UsageError{Msg: fmt.Sprintf("policy %q: give operator or sweeper (see `mlstack policy --help`)", name)}
+}
+
+// DeniedHint is the line that follows an error AWS refused for want of a
+// permission (AccessDenied, EC2's UnauthorizedOperation): which policy
+// grants what mlstack calls. Empty for any other error.
+func DeniedHint(err error) string {
+	if !cloud.HasCode(err, "AccessDenied", "AccessDeniedException", "UnauthorizedOperation") {
+		return ""
+	}
+	return "the AWS identity in use may not make that call: `mlstack policy operator` prints the IAM policy " +
+		"every command needs (`mlstack policy sweeper`: only `down --expired`); see docs/policy.md"
 }

@@ -2,6 +2,8 @@ package provision
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
+	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 )
 
 // The operator and sweeper policies are derived from the code, not kept by
@@ -330,6 +333,27 @@ func TestPolicyResources(t *testing.T) {
 	for _, c := range cases {
 		if got := docs[c.policy].allows(c.action, c.arn); got != c.want {
 			t.Errorf("%s policy allows %s on %s: %v, want %v", c.policy, c.action, c.arn, got, c.want)
+		}
+	}
+}
+
+func TestDeniedHint(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		err  error
+		hint bool
+	}{
+		{cloudfake.AwsErr("AccessDenied"), true},
+		{fmt.Errorf("creating IAM user: %w", cloudfake.AwsErr("AccessDenied")), true},
+		{cloudfake.AwsErr("UnauthorizedOperation"), true}, // EC2's word for it
+		{cloudfake.AwsErr("AccessDeniedException"), true}, // SSM's
+		{cloudfake.AwsErr("NoSuchEntity"), false},
+		{errors.New("AccessDenied, said nobody"), false},
+	}
+	for _, c := range cases {
+		got := DeniedHint(c.err)
+		if (got != "") != c.hint || (c.hint && !strings.Contains(got, "`mlstack policy operator`")) {
+			t.Errorf("DeniedHint(%v) = %q, want a hint: %v", c.err, got, c.hint)
 		}
 	}
 }
