@@ -13,3 +13,11 @@ import "embed"
 //go:embed mlstack_mlflow.py mlstack_keys.py mlstack_s3get.py mlstack_backup.py mlflow-lock.txt
 //go:embed mlstack-backup.service mlstack-backup.timer
 var FS embed.FS
+
+// Policies holds the IAM policies an operator attaches to whoever runs
+// mlstack (`mlstack policy`): operator.json for every command, sweeper.json
+// for the scheduled `down --expired`. They are not user-data, so they stay
+// out of FS, which cloudinit renders whole.
+//
+//go:embed policies/operator.json policies/sweeper.json
+var Policies embed.FS

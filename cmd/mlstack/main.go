@@ -80,6 +80,9 @@ func report(ctx context.Context, err error, s streams, args []string) int {
 		return exitInterrupted
 	default:
 		fmt.Fprintf(s.stderr, "%s%v\n", prefix, err)
+		if hint := provision.DeniedHint(err); hint != "" {
+			fmt.Fprintln(s.stderr, hint)
+		}
 		return exitFailure
 	}
 }
@@ -104,6 +107,7 @@ var commands = []func(streams) *cli.Command{
 	sshCommand,
 	logsCommand,
 	uiCommand,
+	policyCommand,
 	completionCommand,
 }
 
