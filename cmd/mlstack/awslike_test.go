@@ -135,6 +135,10 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 		return true
 	case action == "RunInstances" && a.refuseRun(w, form):
 		return true
+	case documentedRules(req, svc, form, body) != nil:
+		a.note("documented rule")
+		writeModelError(w, svc, documentedRules(req, svc, form, body))
+		return true
 	case svc == "s3" && req.Method == http.MethodPut && len(strings.Trim(req.URL.Path, "/")) > 0 && !strings.Contains(strings.Trim(req.URL.Path, "/"), "/") && len(req.URL.RawQuery) == 0:
 		if err := a.busyNames.Create(strings.Trim(req.URL.Path, "/")); err != nil {
 			a.note("bucket name busy")

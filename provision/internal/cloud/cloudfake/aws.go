@@ -366,6 +366,9 @@ func fakeCall[T any](f *FakeAWS, in any, svc, op string, fn func() (*T, error)) 
 	if err := faultErr(f.faults.Before(strings.ToLower(svc), op, in)); err != nil {
 		return nil, err
 	}
+	if err := documentedRules(in); err != nil {
+		return nil, err
+	}
 	if err := f.unseenIn(in); err != nil {
 		return nil, err
 	}
