@@ -27,7 +27,7 @@ func TestBucketNamespace(t *testing.T) {
 		t.Run(c.region, func(t *testing.T) {
 			f := newInstalledFake(t)
 			f.Region = c.region
-			f.Offered = map[string][]string{"t2.micro": {c.region + "a"}}
+			f.Offered = map[string][]string{"t2.micro": {c.region + "a"}, "t3.micro": {c.region + "a"}} // me-south-1 has no t2
 			f.Subnets[0].AvailabilityZone = &[]string{c.region + "a"}[0]
 			dir := t.TempDir()
 			o, _, _ := upOpts(dir, "demo")

@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -22,6 +23,13 @@ var tagValueRe = regexp.MustCompile(`<Tag>\s*<Key>[^<]*</Key>\s*<Value>([^<]*)</
 // documentedRules is the model's refusal of a request, or nil.
 func documentedRules(req *http.Request, svc string, form url.Values, body []byte) error {
 	switch action := form.Get("Action"); {
+	case svc == "ec2" && action == "DescribeInstanceTypes":
+		// moto answers every type in every region; AWS only the region's.
+		var types []string
+		for i := 1; form.Get(fmt.Sprintf("InstanceType.%d", i)) != ""; i++ {
+			types = append(types, form.Get(fmt.Sprintf("InstanceType.%d", i)))
+		}
+		return awsmodel.DescribeInstanceTypes(regionOf(req), types)
 	case svc == "ec2" && action == "CreateSecurityGroup":
 		for _, field := range []string{"GroupName", "GroupDescription"} {
 			if err := awsmodel.SecurityGroupText(field, form.Get(field)); err != nil {
@@ -49,6 +57,15 @@ func documentedRules(req *http.Request, svc string, form url.Values, body []byte
 		return tagValuesIn(svc, values)
 	}
 	return nil
+}
+
+// regionOf is the region a request is signed for.
+func regionOf(req *http.Request) string {
+	parts := strings.Split(credentialOf(req), "/")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
 }
 
 func tagValuesIn(svc string, values []string) error {

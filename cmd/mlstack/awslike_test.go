@@ -311,7 +311,8 @@ func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out 
 		return a.describeInstances(form, out)
 	case action == "DescribeInstanceTypeOfferings":
 		return dropItems(out, "instanceTypeOfferingSet", func(item string) bool {
-			return !a.plan.Offered(firstMatch(instanceTypeRe, []byte(item)))
+			typ := firstMatch(instanceTypeRe, []byte(item))
+			return !a.plan.Offered(typ) || !awsmodel.RegionOffers(regionOf(req), typ)
 		})
 	case action == "DescribeSubnets" && a.noPublicIP:
 		return bytes.ReplaceAll(out, []byte("<mapPublicIpOnLaunch>true<"), []byte("<mapPublicIpOnLaunch>false<"))

@@ -74,6 +74,38 @@ func TestInstanceTypeFallback(t *testing.T) {
 	}
 }
 
+// TestRegionWithoutT2: in eu-north-1 EC2 has no t2 at all (it answers
+// DescribeInstanceTypes with InvalidInstanceType, moto does not: the proxy
+// answers from the model's offering data). The default up launches
+// t3.micro with standard credits and says why; an explicit t2.micro is a
+// usage error before anything is created.
+func TestRegionWithoutT2(t *testing.T) {
+	e := newEnv(t)
+	const region = "eu-north-1"
+	t.Setenv("AWS_REGION", region)
+	opts := e.ec2.Options()
+	opts.Region = region
+	e.ec2 = ec2.New(opts) // the checks below and the leak check look there
+	res := e.mlstack(append([]string{"up", "--no-wait", "--instance-type", "t2.micro", "--allow-cidr", allowCIDR}, e.stackFlags("nt")...)...)
+	if res.code != 2 || !strings.Contains(res.stderr, `instance type "t2.micro" does not exist in eu-north-1`) {
+		t.Fatalf("explicit t2.micro: exit %d: %s", res.code, res.stderr)
+	}
+	if m := e.rec.mutating(); len(m) > 0 {
+		t.Errorf("mutating calls before the refusal: %v", m)
+	}
+	res = e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("nt")...)...)
+	const say = "t2.micro is not offered in eu-north-1: launching t3.micro with standard CPU credits instead (bursts never bill beyond the hourly price)"
+	if strings.Count(res.stderr, say) != 1 {
+		t.Errorf("progress does not say once %q:\n%s", say, res.stderr)
+	}
+	inst := stackInstance(t, e, "nt")
+	if id := aws.ToString(inst.InstanceId); inst.InstanceType != "t3.micro" || creditsOf(t, e, id) != "standard" {
+		t.Errorf("launched %s with %q credits, want t3.micro with standard", inst.InstanceType, creditsOf(t, e, id))
+	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("nt")...)...)
+	e.assertNothingLeft()
+}
+
 // TestExplicitInstanceTypeNeverFallsBack: not offered is a usage error
 // before anything is created; refused by the free plan is a clear error
 // that names the way out, and down removes what was created.

@@ -5,7 +5,9 @@
 package region
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -39,6 +41,9 @@ func init() {
 
 // Known reports whether the SDK's partition metadata lists name.
 func Known(name string) bool { return known[name] }
+
+// Names are the regions Known reports, sorted.
+func Names() []string { return slices.Sorted(maps.Keys(known)) }
 
 // Partition is what mlstack needs to know of one AWS partition.
 type Partition struct {

@@ -1133,6 +1133,14 @@ func (f *FakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 
 func (f *FakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstanceTypes", func() (*ec2.DescribeInstanceTypesOutput, error) {
+		var names []string
+		for _, t := range in.InstanceTypes {
+			names = append(names, string(t))
+		}
+		// The region's own types first: moto's DescribeInstanceTypes ignores it.
+		if err := awsmodel.DescribeInstanceTypes(f.Region, names); err != nil {
+			return nil, modelErr(err)
+		}
 		out := &ec2.DescribeInstanceTypesOutput{}
 		for _, t := range in.InstanceTypes {
 			archs, ok := f.instanceTypes[string(t)]
@@ -1155,7 +1163,7 @@ func (f *FakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.Descr
 		want := filterValues(in.Filters, "instance-type")
 		out := &ec2.DescribeInstanceTypeOfferingsOutput{}
 		for _, t := range slices.Sorted(maps.Keys(f.Offered)) {
-			if len(want) > 0 && !slices.Contains(want, t) || !f.Plan.Offered(t) {
+			if len(want) > 0 && !slices.Contains(want, t) || !f.Plan.Offered(t) || !awsmodel.RegionOffers(f.Region, t) {
 				continue
 			}
 			for _, z := range f.Offered[t] {
