@@ -260,6 +260,14 @@ func (f *FakeAWS) InRegion(region string) *FakeAWS {
 	return o
 }
 
+// SetCaller makes the session's caller the principal of arn (an
+// sts:GetCallerIdentity answer), as connect derives it.
+func (f *FakeAWS) SetCaller(arn string) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	f.caller = cloud.PrincipalOf(arn)
+}
+
 // Session is a session over the fake, as connect would return it.
 func (f *FakeAWS) Session() *cloud.Session {
 	return &cloud.Session{
