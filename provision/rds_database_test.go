@@ -3,6 +3,7 @@ package provision
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,17 +88,21 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 func TestUpPostgresClass(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		offered  []string
-		explicit string
-		want     string // "" : refused before anything is made
+		offered   []string
+		byVersion map[string][]string // classes RDS offers per full version
+		explicit  string
+		want      string // "" : refused before anything is made
 	}{
 		{offered: []string{"db.t3.micro"}, want: "db.t3.micro"},
 		{offered: []string{"db.m5.large"}},
-		{offered: []string{"db.t3.micro"}, explicit: "db.t4g.small", want: "db.t4g.small"},
+		{offered: []string{"db.t3.micro", "db.t4g.small"}, explicit: "db.t4g.small", want: "db.t4g.small"},
+		// db.t4g.micro is offered, but not for the version up makes (17 is 17.6):
+		// asked without the version, RDS would say yes and CreateDBInstance no.
+		{byVersion: map[string][]string{"16.8": {"db.t4g.micro"}, "17.6": {"db.t3.micro"}}, want: "db.t3.micro"},
 	} {
-		t.Run(strings.Join(c.offered, ",")+c.explicit, func(t *testing.T) {
+		t.Run(strings.Join(c.offered, ",")+c.explicit+fmt.Sprint(len(c.byVersion)), func(t *testing.T) {
 			f := newInstalledFake(t)
-			f.RDSState.Model.Classes = c.offered
+			f.RDSState.Model.Classes, f.RDSState.Model.ClassesOf = c.offered, c.byVersion
 			log, err := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
 			if c.want == "" {
 				if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {
