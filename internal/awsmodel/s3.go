@@ -30,3 +30,15 @@ func (b *BusyNames) Create(name string) error {
 	return &Error{Code: "OperationAborted", Status: http.StatusConflict,
 		Message: "A conflicting conditional operation is currently in progress against this resource. Please try again."}
 }
+
+// CreateBucketTags is S3's answer to a CreateBucket that carries tags
+// (CreateBucketConfiguration.Tags) from a principal allowed
+// s3:CreateBucket: tagging at creation needs s3:TagResource as well, and
+// without it the create itself is refused.
+// https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
+func CreateBucketTags(canTag bool, tags int) error {
+	if canTag || tags == 0 {
+		return nil
+	}
+	return &Error{Code: "AccessDenied", Message: "Access Denied", Status: http.StatusForbidden}
+}

@@ -225,6 +225,13 @@ func createBucketCall(ctx context.Context, api bucketAPI, n Names, tags map[stri
 		}
 	}, func() error {
 		_, err := api.CreateBucket(ctx, in)
+		if HasCode(err, "AccessDenied") && len(in.CreateBucketConfiguration.Tags) > 0 {
+			// Tags at creation need s3:TagResource too; without it S3 refuses
+			// the create itself. The tagging call that follows sets them.
+			log.Info("creating S3 bucket %s without its tags (the caller may not s3:TagResource at creation); tagging it next", n.Bucket)
+			in.CreateBucketConfiguration.Tags = nil
+			_, err = api.CreateBucket(ctx, in)
+		}
 		return err
 	})
 	switch {

@@ -168,6 +168,9 @@ type FakeAWS struct {
 	Terms       awsmodel.Terminations
 	// KeepCreateTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
 	KeepCreateTags bool
+	// NoTagResource: the caller is allowed s3:CreateBucket but not
+	// s3:TagResource, so a CreateBucket with tags is refused.
+	NoTagResource bool
 	// caller is the principal the session reports ("": fakeOwner).
 	caller   string
 	regions  []string
@@ -1786,6 +1789,11 @@ func (f *FakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 		}
 		if err := f.BusyNames.Create(name); err != nil {
 			return nil, modelErr(err)
+		}
+		if in.CreateBucketConfiguration != nil {
+			if err := awsmodel.CreateBucketTags(!f.NoTagResource, len(in.CreateBucketConfiguration.Tags)); err != nil {
+				return nil, modelErr(err)
+			}
 		}
 		region := "us-east-1" // no constraint (with or without a configuration) is us-east-1
 		if in.CreateBucketConfiguration != nil && in.CreateBucketConfiguration.LocationConstraint != "" {
