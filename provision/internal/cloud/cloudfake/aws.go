@@ -171,6 +171,9 @@ type FakeAWS struct {
 	// NoTagResource: the caller is allowed s3:CreateBucket but not
 	// s3:TagResource, so a CreateBucket with tags is refused.
 	NoTagResource bool
+	// NoRegionalNamespace: S3 here lacks the account-regional bucket
+	// namespace (as in me-south-1 and me-central-1, which it always lacks).
+	NoRegionalNamespace bool
 	// caller is the principal the session reports ("": fakeOwner).
 	caller   string
 	regions  []string
@@ -1804,6 +1807,9 @@ func (f *FakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 		}
 		if region != f.Region {
 			return nil, AwsErrMsg("IllegalLocationConstraintException", "fake: bucket region "+region+" in "+f.Region)
+		}
+		if err := awsmodel.BucketNamespace(region, string(in.BucketNamespace), f.NoRegionalNamespace); err != nil {
+			return nil, modelErr(err)
 		}
 		if (in.BucketNamespace == s3types.BucketNamespaceAccountRegional) != strings.HasSuffix(name, "-"+f.Account+"-"+region+"-an") {
 			return nil, AwsErr("InvalidNamespaceHeader")
