@@ -62,6 +62,9 @@ type awsLike struct {
 	// dbMembers are the DBInstance elements moto answered last for the
 	// databases being deleted (moto deletes at once).
 	dbMembers map[string]string
+	// noRegionalNamespace: S3 here lacks the account-regional namespace;
+	// noTagResource: the caller may not s3:TagResource (moto has neither).
+	noRegionalNamespace, noTagResource bool
 }
 
 // heldCall is a request to send to moto later.
@@ -145,6 +148,10 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 			writeModelError(w, svc, err)
 			return true
 		}
+		if err := a.createBucketRules(req, body); err != nil {
+			writeModelError(w, svc, err)
+			return true
+		}
 	}
 	if u, ok := a.unseenIn(req, svc, form, body); ok && !describesByFilter(form) {
 		a.note("new " + string(u.Kind) + " not found yet")
@@ -152,6 +159,22 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 		return true
 	}
 	return false
+}
+
+// createBucketRules is S3's answer to a CreateBucket where it lacks the
+// account-regional namespace, or from a caller without s3:TagResource
+// that sends tags. The caller holds mu.
+func (a *awsLike) createBucketRules(req *http.Request, body []byte) error {
+	region := regionOf(req)
+	if err := awsmodel.BucketNamespace(region, req.Header.Get("x-amz-bucket-namespace"), a.noRegionalNamespace); err != nil {
+		a.note("regional namespace refused")
+		return err
+	}
+	if err := awsmodel.CreateBucketTags(!a.noTagResource, bytes.Count(body, []byte("<Tag>"))); err != nil {
+		a.note("tags at creation denied")
+		return err
+	}
+	return nil
 }
 
 // refuseRun is RunInstances on a free plan, in a region without t2, or

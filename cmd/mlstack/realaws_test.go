@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/mlstack/mlstack/internal/awsmodel"
 	"github.com/mlstack/mlstack/internal/testenv"
@@ -411,4 +414,33 @@ func TestHealthWaitSaysWhy(t *testing.T) {
 		e.ok(append([]string{"down", "--yes"}, e.stackFlags("why")...)...)
 		e.assertNothingLeft()
 	}
+}
+
+// TestBucketWithoutNamespaceOrTagResource: where S3 refuses the
+// account-regional namespace header, and for a caller without
+// s3:TagResource, up makes the bucket under its global name, bare, tags it
+// next, and says both; down removes it.
+func TestBucketWithoutNamespaceOrTagResource(t *testing.T) {
+	e := newEnv(t)
+	e.rec.aws.set(func(a *awsLike) { a.noRegionalNamespace, a.noTagResource = true, true })
+	res := e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ns")...)...)
+	global := "mlstack-ns-123456789012-" + testRegion
+	for _, say := range []string{"S3 refuses the account-regional bucket namespace here (NotImplemented): creating the bucket as " + global,
+		"creating S3 bucket " + global + " without its tags (the caller may not s3:TagResource at creation); tagging it next"} {
+		if !strings.Contains(res.stderr, say) {
+			t.Errorf("progress does not say %q:\n%s", say, res.stderr)
+		}
+	}
+	for _, what := range []string{"regional namespace refused", "tags at creation denied"} {
+		if e.rec.aws.count(what) != 1 {
+			t.Errorf("%q answered %d times", what, e.rec.aws.count(what))
+		}
+	}
+	tags, err := e.s3.GetBucketTagging(context.Background(), &s3.GetBucketTaggingInput{Bucket: aws.String(global)})
+	must(t, err)
+	if !slices.ContainsFunc(tags.TagSet, func(tag s3types.Tag) bool { return aws.ToString(tag.Value) == "ns" }) {
+		t.Errorf("bucket %s tags %v", global, tags.TagSet)
+	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("ns")...)...)
+	e.assertNothingLeft()
 }
