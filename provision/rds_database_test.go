@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/internal/awsmodel"
 	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
@@ -293,5 +294,41 @@ func TestForeignDatabase(t *testing.T) {
 	}
 	if f.DB("mlstack-demo") == nil || !strings.Contains(log.String(), "leaving RDS database mlstack-demo alone") {
 		t.Errorf("down and the foreign database:\n%s", log)
+	}
+}
+
+// TestSecurityGroupTexts: every text mlstack sends about its security
+// groups, word for word: EC2 refuses, in a VPC, any character outside
+// a-z A-Z 0-9 spaces ._-:/()#,@[]+=&;{}!$* (an apostrophe once broke every
+// up --db postgres), and cloud.SGText would quietly change such a one.
+func TestSecurityGroupTexts(t *testing.T) {
+	t.Parallel()
+	f := newInstalledFake(t)
+	if log, err := pgUp(t, f, t.TempDir(), nil); err != nil {
+		t.Fatalf("up: %v\n%s", err, log)
+	}
+	var got []string
+	f.Mu.Lock()
+	for _, g := range f.Groups {
+		got = append(got, aws.ToString(g.SG.GroupName)+": "+aws.ToString(g.SG.Description))
+		for _, p := range g.SG.IpPermissions {
+			for _, r := range p.IpRanges {
+				got = append(got, "  "+aws.ToString(r.Description))
+			}
+			for _, u := range p.UserIdGroupPairs {
+				got = append(got, "  "+aws.ToString(u.Description))
+			}
+		}
+	}
+	f.Mu.Unlock()
+	want := []string{"mlstack-demo: mlstack demo: MLflow tracking server", "  mlstack demo",
+		"mlstack-demo.db: mlstack demo: PostgreSQL from the server group only", "  mlstack server"}
+	if !slices.Equal(got, want) {
+		t.Errorf("security group texts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, text := range got {
+		if err := awsmodel.SecurityGroupText("GroupDescription", strings.TrimSpace(text)); err != nil {
+			t.Error(err)
+		}
 	}
 }
