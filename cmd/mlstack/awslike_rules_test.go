@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
+	"testing"
 
 	"github.com/mlstack/mlstack/internal/awsmodel"
 )
@@ -109,4 +111,43 @@ func sortedKeys(form url.Values) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// TestDocumentedRulesFromTheWire: the proxy reads each rule's fields from
+// each service's wire format (no moto needed).
+func TestDocumentedRulesFromTheWire(t *testing.T) {
+	t.Parallel()
+	put := func(path, query string) *http.Request { return httptest.NewRequest(http.MethodPut, path+query, nil) }
+	post := httptest.NewRequest(http.MethodPost, "/", nil)
+	for _, c := range []struct {
+		name, svc string
+		req       *http.Request
+		form      url.Values
+		body      string
+		code      string // "": allowed
+	}{
+		{"group description with an apostrophe", "ec2", post, url.Values{"Action": {"CreateSecurityGroup"}, "GroupName": {"mlstack-a"},
+			"GroupDescription": {"the server's group"}}, "", "InvalidParameterValue"},
+		{"group as AWS takes it", "ec2", post, url.Values{"Action": {"CreateSecurityGroup"}, "GroupName": {"mlstack-a.db"},
+			"GroupDescription": {"mlstack a: PostgreSQL from the server group only"}}, "", ""},
+		{"group pair description", "ec2", post, url.Values{"Action": {"AuthorizeSecurityGroupIngress"},
+			"IpPermissions.1.Groups.1.Description": {"server’s"}}, "", "InvalidParameterValue"},
+		{"range description", "ec2", post, url.Values{"Action": {"AuthorizeSecurityGroupIngress"},
+			"IpPermissions.1.IpRanges.1.Description": {"mlstack a"}}, "", ""},
+		{"IAM tag value with a comma", "iam", post, url.Values{"Action": {"CreateUser"},
+			"Tags.member.1.Key": {"mlstack:owner"}, "Tags.member.1.Value": {"arn:aws:iam::123456789012:user/a,b"}}, "", "ValidationError"},
+		{"RDS tag value", "rds", post, url.Values{"Action": {"CreateDBInstance"}, "Tags.Tag.1.Value": {"a#b"}}, "", "InvalidParameterValue"},
+		{"SSM tag value", "ssm", post, url.Values{}, `{"Name":"/mlstack/a/x","Tags":[{"Key":"mlstack:owner","Value":"a,b"}]}`, "ValidationException"},
+		{"S3 tagging", "s3", put("/mlstack-a", "?tagging"), url.Values{},
+			`<Tagging><TagSet><Tag><Key>mlstack:owner</Key><Value>a,b</Value></Tag></TagSet></Tagging>`, "InvalidTag"},
+		{"S3 tags at creation", "s3", put("/mlstack-a", ""), url.Values{},
+			`<CreateBucketConfiguration><Tags><Tag><Key>k</Key><Value>arn:aws:iam::1:user/x sha256:00</Value></Tag></Tags></CreateBucketConfiguration>`, ""},
+		{"EC2 tag value", "ec2", post, url.Values{"Action": {"CreateTags"}, "Tag.1.Value": {"a,b"}}, "", ""},
+	} {
+		err := documentedRules(c.req, c.svc, c.form, []byte(c.body))
+		e, _ := err.(*awsmodel.Error)
+		if c.code == "" && err != nil || c.code != "" && (e == nil || e.Code != c.code) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.code)
+		}
+	}
 }
