@@ -43,6 +43,10 @@ func TestPlacement(t *testing.T) {
 		{"free plan refuses t2.micro", func(f *cloudfake.FakeAWS) { f.Plan.FreeTier = []string{"t3.micro"} }, "", "t3.micro", "subnet-0a", "standard",
 			"t2.micro is not eligible for this account's free plan: launching t3.micro with standard CPU credits instead"},
 		{"explicit type", nil, "t3.micro", "t3.micro", "subnet-0a", "", ""},
+		// EC2 there answers InvalidInstanceType for t2.micro (the model's
+		// offering data): the default falls back before anything is made.
+		{"eu-north-1: no t2 family at all", func(f *cloudfake.FakeAWS) { f.Region = "eu-north-1" }, "", "t3.micro", "subnet-0a", "standard",
+			"t2.micro is not offered in eu-north-1: launching t3.micro with standard CPU credits instead (bursts never bill beyond the hourly price)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -87,6 +91,8 @@ func TestPlacementRefusals(t *testing.T) {
 			f.Offered["t3.micro"] = []string{"eu-west-3z"}
 		}, "", "neither", true, false},
 		{"unknown type", nil, "zz9.mega", "does not exist", true, false},
+		{"explicit t2 where the region has none", func(f *cloudfake.FakeAWS) { f.Region = "eu-north-1" }, "t2.micro",
+			`instance type "t2.micro" does not exist in eu-north-1`, true, false},
 		{"explicit type refused by the free plan", func(f *cloudfake.FakeAWS) { f.Plan.FreeTier = []string{"t3.micro"} }, "t2.micro", "pass --instance-type t3.micro", false, true},
 	}
 	for _, c := range cases {

@@ -154,3 +154,50 @@ func TestUpAsksBeforeWideCIDRs(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerTagOfEveryPrincipal: whoever runs up — root, an SSO role
+// session, a user with a path, with a comma (which IAM, S3, SSM and RDS
+// refuse in a tag value), with a very long ARN — the stack is made, every
+// resource carries one owner value, and that principal's down and sweep
+// count the stack as theirs; a stack tagged with the plain ARN (as earlier
+// versions did) still is theirs.
+func TestOwnerTagOfEveryPrincipal(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, arn string }{
+		{"root", "arn:aws:iam::123456789012:root"},
+		{"sso", "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123abcd/jane.doe@example.com"},
+		{"path", "arn:aws:iam::123456789012:user/dept/ci/deployer"},
+		{"comma", "arn:aws:iam::123456789012:user/a,b"},
+		{"long", "arn:aws:iam::123456789012:user/" + strings.Repeat("dept/", 50) + "deployer"},
+	} {
+		arn := c.arn
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newInstalledFake(t)
+			f.SetCaller(arn)
+			principal := cloud.PrincipalOf(arn)
+			dir := t.TempDir()
+			o, _, _ := upOpts(dir, "demo")
+			mustUp(t, f, o)
+			f.Mu.Lock()
+			got := cloud.IAMTagMap(f.Users["mlstack-demo"].User.Tags)["mlstack:owner"]
+			f.Mu.Unlock()
+			if got != cloud.OwnerTagValue(principal) {
+				t.Errorf("owner tag %q, want %q", got, cloud.OwnerTagValue(principal))
+			}
+			var log bytes.Buffer
+			o2 := DownOptions{All: true}
+			for _, owner := range []string{got, principal} { // this version's value, an earlier one's
+				picked := o2.pickStacks([]cloud.StackInfo{{Stack: "demo", Owner: owner}}, principal, time.Now(), newProgress(&log))
+				if len(picked) != 1 {
+					t.Errorf("sweep leaves the stack tagged %q alone:\n%s", owner, &log)
+				}
+			}
+			d, _, dlog := downOpts(dir, "demo")
+			d.Yes = true
+			if err := Down(f.Ctx(), d); err != nil || strings.Contains(dlog.String(), "not by you") {
+				t.Errorf("down = %v:\n%s", err, dlog)
+			}
+		})
+	}
+}

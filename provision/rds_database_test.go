@@ -3,11 +3,13 @@ package provision
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mlstack/mlstack/internal/awsmodel"
 	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
@@ -87,17 +89,21 @@ func TestUpPostgresMakesThePrivateDatabase(t *testing.T) {
 func TestUpPostgresClass(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		offered  []string
-		explicit string
-		want     string // "" : refused before anything is made
+		offered   []string
+		byVersion map[string][]string // classes RDS offers per full version
+		explicit  string
+		want      string // "" : refused before anything is made
 	}{
 		{offered: []string{"db.t3.micro"}, want: "db.t3.micro"},
 		{offered: []string{"db.m5.large"}},
-		{offered: []string{"db.t3.micro"}, explicit: "db.t4g.small", want: "db.t4g.small"},
+		{offered: []string{"db.t3.micro", "db.t4g.small"}, explicit: "db.t4g.small", want: "db.t4g.small"},
+		// db.t4g.micro is offered, but not for the version up makes (17 is 17.6):
+		// asked without the version, RDS would say yes and CreateDBInstance no.
+		{byVersion: map[string][]string{"16.8": {"db.t4g.micro"}, "17.6": {"db.t3.micro"}}, want: "db.t3.micro"},
 	} {
-		t.Run(strings.Join(c.offered, ",")+c.explicit, func(t *testing.T) {
+		t.Run(strings.Join(c.offered, ",")+c.explicit+fmt.Sprint(len(c.byVersion)), func(t *testing.T) {
 			f := newInstalledFake(t)
-			f.RDSState.Model.Classes = c.offered
+			f.RDSState.Model.Classes, f.RDSState.Model.ClassesOf = c.offered, c.byVersion
 			log, err := pgUp(t, f, t.TempDir(), func(o *UpOptions) { o.DBClass = c.explicit })
 			if c.want == "" {
 				if !cloud.IsUsage(err) || !strings.Contains(err.Error(), "--db-class") {
@@ -288,5 +294,41 @@ func TestForeignDatabase(t *testing.T) {
 	}
 	if f.DB("mlstack-demo") == nil || !strings.Contains(log.String(), "leaving RDS database mlstack-demo alone") {
 		t.Errorf("down and the foreign database:\n%s", log)
+	}
+}
+
+// TestSecurityGroupTexts: every text mlstack sends about its security
+// groups, word for word: EC2 refuses, in a VPC, any character outside
+// a-z A-Z 0-9 spaces ._-:/()#,@[]+=&;{}!$* (an apostrophe once broke every
+// up --db postgres), and cloud.SGText would quietly change such a one.
+func TestSecurityGroupTexts(t *testing.T) {
+	t.Parallel()
+	f := newInstalledFake(t)
+	if log, err := pgUp(t, f, t.TempDir(), nil); err != nil {
+		t.Fatalf("up: %v\n%s", err, log)
+	}
+	var got []string
+	f.Mu.Lock()
+	for _, g := range f.Groups {
+		got = append(got, aws.ToString(g.SG.GroupName)+": "+aws.ToString(g.SG.Description))
+		for _, p := range g.SG.IpPermissions {
+			for _, r := range p.IpRanges {
+				got = append(got, "  "+aws.ToString(r.Description))
+			}
+			for _, u := range p.UserIdGroupPairs {
+				got = append(got, "  "+aws.ToString(u.Description))
+			}
+		}
+	}
+	f.Mu.Unlock()
+	want := []string{"mlstack-demo: mlstack demo: MLflow tracking server", "  mlstack demo",
+		"mlstack-demo.db: mlstack demo: PostgreSQL from the server group only", "  mlstack server"}
+	if !slices.Equal(got, want) {
+		t.Errorf("security group texts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, text := range got {
+		if err := awsmodel.SecurityGroupText("GroupDescription", strings.TrimSpace(text)); err != nil {
+			t.Error(err)
+		}
 	}
 }

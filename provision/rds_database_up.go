@@ -71,7 +71,7 @@ func ensureDBGroup(ctx context.Context, api cloud.SGAPI, g *cloud.DBGroup, in db
 		in.log.Step("creating security group %s for the database", n.DBSecurityGroup)
 		out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 			GroupName: aws.String(n.DBSecurityGroup), VpcId: aws.String(g.VpcID),
-			Description:       aws.String("mlstack " + n.Stack + ": PostgreSQL from the server group only"),
+			Description:       aws.String(cloud.SGText("mlstack " + n.Stack + ": PostgreSQL from the server group only")),
 			TagSpecifications: []ec2types.TagSpecification{cloud.EC2TagSpec(ec2types.ResourceTypeSecurityGroup, in.tags, n.DBSecurityGroup)},
 		})
 		switch {
@@ -95,7 +95,7 @@ func ensureDBGroup(ctx context.Context, api cloud.SGAPI, g *cloud.DBGroup, in db
 		_, err := api.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
 			GroupId: aws.String(g.ID),
 			IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(cloud.DBPort), ToPort: aws.Int32(cloud.DBPort),
-				UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(in.serverGroup), Description: aws.String("mlstack server")}}}},
+				UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(in.serverGroup), Description: aws.String(cloud.SGText("mlstack server"))}}}},
 		})
 		return err
 	})

@@ -322,3 +322,27 @@ func TestBucketInventoryRetagAndList(t *testing.T) {
 func testBucketIn(n cloud.Names, tags map[string]string, log *progress) cloud.EnsureBucketInput {
 	return cloud.EnsureBucketInput{Names: n, Tags: tags, Log: log, Pending: func(string) error { return nil }}
 }
+
+// TestCreateBucketWithoutTagResource: tags at creation need s3:TagResource
+// besides s3:CreateBucket; a caller without it gets AccessDenied on the
+// create itself. up creates the bucket without them and tags it next, and
+// says so.
+func TestCreateBucketWithoutTagResource(t *testing.T) {
+	t.Parallel()
+	for _, keep := range []bool{false, true} { // moto drops tags at creation, S3 keeps them
+		f := newInstalledFake(t)
+		f.NoTagResource, f.KeepCreateTags = true, keep
+		o, _, log := upOpts(t.TempDir(), "demo")
+		mustUp(t, f, o)
+		n := cloud.NamesFor("demo", cloudfake.FakeAccount, cloudfake.FakeRegion)
+		f.Mu.Lock()
+		b := f.Buckets[n.Bucket]
+		f.Mu.Unlock()
+		if b == nil || b.Tags[cloud.TagStack] != "demo" {
+			t.Fatalf("keep=%v: bucket %s: %+v", keep, n.Bucket, b)
+		}
+		if f.Count("S3.CreateBucket") != 2 || !strings.Contains(log.String(), "without its tags (the caller may not s3:TagResource at creation)") {
+			t.Errorf("keep=%v: CreateBucket %d times; progress:\n%s", keep, f.Count("S3.CreateBucket"), log)
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (o *DownOptions) pickStacks(stacks []cloud.StackInfo, caller string, now ti
 		case st.Orphan:
 			log.Info("leaving %s alone: only EC2 or S3 resources carry its tag, which anyone can set; "+
 				"no IAM user or role of that stack vouches for them", st.Stack)
-		case !o.AnyOwner && st.Owner != caller:
+		case !o.AnyOwner && !cloud.SameOwner(st.Owner, caller):
 			log.Info("leaving stack %s alone: created by %s, not by you (%s); --any-owner includes it", st.Stack, cloud.DescribeOwner(st.Owner), caller)
 		default:
 			pick = append(pick, st)

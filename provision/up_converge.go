@@ -24,39 +24,11 @@ func (r *upRun) converge(ctx context.Context) error {
 			return err
 		}
 	}
+	bucketMade, err := r.newRegionalBucket(ctx)
+	if err == nil {
+		err = r.convergeIndependent(ctx, bucketMade)
+	}
 	s, n, f, log := r.s, r.n, r.found, r.log
-	err := cloud.Parallel(
-		func() error {
-			return cloud.EnsureUser(ctx, s.IAM, f.user, cloud.EnsureUserInput{
-				Names: n, Policy: r.policy, Tags: r.tags, KnownKey: r.store.Get().AccessKeyID, Log: log,
-				SaveKey: func(id, secret string) error {
-					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = id, secret })
-				},
-				NoKey: r.mode == ArtifactsProxied,
-				ForgetKey: func() error {
-					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = "", "" })
-				},
-			})
-		},
-		func() (err error) {
-			r.since, err = ensureMode(ctx, s.SSM, n, f.params.Mode, r.mode, r.tags, log)
-			return err
-		},
-		func() error { return cloud.EnsureRole(ctx, s.IAM, f.role, n, r.rolePolicy, r.tags, log) },
-		func() error {
-			return cloud.EnsureBucket(ctx, s.S3, f.bucket, cloud.EnsureBucketInput{Names: n, Tags: r.tags, Log: log,
-				Pending: func(name string) error {
-					return r.store.Update(func(x *local.Secrets) { x.PendingBucket = name })
-				}})
-		},
-		func() error { return cloud.EnsureSecurityGroup(ctx, s.EC2, f.sg, n, r.rules, r.tags, log) },
-		func() error {
-			return cloud.EnsureKeyPair(ctx, s.EC2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
-		},
-		func() error {
-			return cloud.EnsureParams(ctx, s.SSM, f.params, n, r.wantParams(r.store.Get()), r.tags, r.h.cmd("creds rotate"), log)
-		},
-	)
 	if err == nil {
 		err = ensureBootstrap(ctx, s.S3, n.Bucket, r.bootstrap, f.bootstrap, log)
 	}
@@ -85,6 +57,76 @@ func (r *upRun) converge(ctx context.Context) error {
 		return fmt.Errorf("%w\nrun `%s` again to converge, or `%s` to remove what was created", err, r.upHint(), r.h.cmd("down", "--yes"))
 	}
 	return nil
+}
+
+// convergeIndependent makes or repairs, concurrently, the resources that
+// do not depend on each other (the bucket, unless made already).
+func (r *upRun) convergeIndependent(ctx context.Context, bucketMade bool) error {
+	s, n, f, log := r.s, r.n, r.found, r.log
+	return cloud.Parallel(
+		func() error {
+			return cloud.EnsureUser(ctx, s.IAM, f.user, cloud.EnsureUserInput{
+				Names: n, Policy: r.policy, Tags: r.tags, KnownKey: r.store.Get().AccessKeyID, Log: log,
+				SaveKey: func(id, secret string) error {
+					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = id, secret })
+				},
+				NoKey: r.mode == ArtifactsProxied,
+				ForgetKey: func() error {
+					return r.store.Update(func(x *local.Secrets) { x.AccessKeyID, x.SecretAccessKey = "", "" })
+				},
+			})
+		},
+		func() (err error) {
+			r.since, err = ensureMode(ctx, s.SSM, n, f.params.Mode, r.mode, r.tags, log)
+			return err
+		},
+		func() error { return cloud.EnsureRole(ctx, s.IAM, f.role, n, r.rolePolicy, r.tags, log) },
+		func() error {
+			if bucketMade {
+				return nil
+			}
+			return cloud.EnsureBucket(ctx, s.S3, f.bucket, r.bucketInput())
+		},
+		func() error { return cloud.EnsureSecurityGroup(ctx, s.EC2, f.sg, n, r.rules, r.tags, log) },
+		func() error {
+			return cloud.EnsureKeyPair(ctx, s.EC2, f.keyPair, n, []byte(r.store.Get().SSHPublicKey), r.tags, log)
+		},
+		func() error {
+			return cloud.EnsureParams(ctx, s.SSM, f.params, n, r.wantParams(r.store.Get()), r.tags, r.h.cmd("creds rotate"), log)
+		},
+	)
+}
+
+// newRegionalBucket makes a new bucket of the account-regional namespace
+// first, alone: where S3 refuses that namespace the bucket takes its
+// global name, which the user's and the role's policies and the bootstrap
+// made next must name. It reports whether it made the bucket.
+func (r *upRun) newRegionalBucket(ctx context.Context) (bool, error) {
+	if r.found.bucket.Exists || r.n.GlobalBucket == "" {
+		return false, nil
+	}
+	return true, cloud.EnsureBucket(ctx, r.s.S3, r.found.bucket, r.bucketInput())
+}
+
+// bucketInput is EnsureBucket's input for the stack's bucket.
+func (r *upRun) bucketInput() cloud.EnsureBucketInput {
+	return cloud.EnsureBucketInput{Names: r.n, Tags: r.tags, Log: r.log, Renamed: r.bucketRenamed,
+		Pending: func(name string) error {
+			return r.store.Update(func(x *local.Secrets) { x.PendingBucket = name })
+		}}
+}
+
+// bucketRenamed follows the bucket to its global name (S3 refused the
+// account-regional namespace): the names, the policies that name the
+// bucket, the bootstrap and the recorded bucket.
+func (r *upRun) bucketRenamed(n cloud.Names) error {
+	r.n = n
+	r.policy = cloud.BucketPolicy(r.s.Partition, n.Bucket)
+	r.rolePolicy = cloud.RolePolicy(r.s.Partition, r.s.Account, n)
+	if err := r.render(); err != nil {
+		return err
+	}
+	return r.store.Update(func(x *local.Secrets) { x.Bucket = n.Bucket })
 }
 
 func (r *upRun) instanceInput() cloud.EnsureInstanceInput {

@@ -543,6 +543,8 @@ func TestUpRejectsBadInputBeforeAWS(t *testing.T) {
 		{"instance type", func(t *testing.T, o *UpOptions) { o.InstanceType = "micro" }, "not like t2.micro"},
 		{"negative timeout", func(t *testing.T, o *UpOptions) { o.Timeout = -time.Second }, "--timeout"},
 		{"region", func(t *testing.T, o *UpOptions) { o.Region = "moon-1" }, "not a valid AWS region"},
+		{"ISO region", func(t *testing.T, o *UpOptions) { o.Region = "us-isob-east-1" },
+			"mlstack does not support the ISO partitions (us-isob-east-1 is in aws-iso-b)"},
 		{"IP not detected", func(t *testing.T, o *UpOptions) { o.AllowCIDRs = nil }, "could not be detected"},
 		{"IPv6 detected", func(t *testing.T, o *UpOptions) {
 			o.AllowCIDRs = nil

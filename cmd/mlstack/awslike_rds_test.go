@@ -8,6 +8,7 @@ package main
 // and classes are internal/awsmodel's RDS; this file speaks RDS's XML.
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -26,7 +27,8 @@ var (
 
 const rdsXMLNS = `xmlns="http://rds.amazonaws.com/doc/2014-10-31/"`
 
-// rdsAnswer answers what moto cannot: the classes RDS offers, and a
+// rdsAnswer answers what moto cannot: the classes RDS offers per engine
+// version, its default minor of a major version, combinations it refuses, and a
 // subnet group still in use by a database being deleted.
 func (a *awsLike) rdsAnswer(w http.ResponseWriter, svc string, form url.Values) bool {
 	if svc != "rds" {
@@ -37,13 +39,29 @@ func (a *awsLike) rdsAnswer(w http.ResponseWriter, svc string, form url.Values) 
 	switch form.Get("Action") {
 	case "DescribeOrderableDBInstanceOptions":
 		var items string
-		if c := form.Get("DBInstanceClass"); a.rds.Offers(form.Get("Engine"), c) {
-			items = fmt.Sprintf(`<OrderableDBInstanceOption><Engine>postgres</Engine><EngineVersion>17.6</EngineVersion><DBInstanceClass>%s</DBInstanceClass><Vpc>true</Vpc></OrderableDBInstanceOption>`, c)
+		if c, v := form.Get("DBInstanceClass"), form.Get("EngineVersion"); a.rds.Offers(form.Get("Engine"), v, c) {
+			items = fmt.Sprintf(`<OrderableDBInstanceOption><Engine>postgres</Engine><EngineVersion>%s</EngineVersion><DBInstanceClass>%s</DBInstanceClass><Vpc>true</Vpc></OrderableDBInstanceOption>`,
+				cmp.Or(v, a.rds.DefaultVersion("postgres", "17")), c)
 		}
 		a.note("orderable classes")
 		w.Header().Set("Content-Type", "text/xml")
 		fmt.Fprintf(w, `<DescribeOrderableDBInstanceOptionsResponse %s><DescribeOrderableDBInstanceOptionsResult><OrderableDBInstanceOptions>%s</OrderableDBInstanceOptions></DescribeOrderableDBInstanceOptionsResult><ResponseMetadata><RequestId>aws-like</RequestId></ResponseMetadata></DescribeOrderableDBInstanceOptionsResponse>`, rdsXMLNS, items)
 		return true
+	case "DescribeDBEngineVersions": // moto has none: the model's default minor of the major asked
+		var items string
+		if v := a.rds.DefaultVersion(form.Get("Engine"), form.Get("EngineVersion")); v != "" && form.Get("DefaultOnly") == "true" {
+			items = fmt.Sprintf(`<DBEngineVersion><Engine>postgres</Engine><EngineVersion>%s</EngineVersion></DBEngineVersion>`, v)
+		}
+		a.note("engine versions")
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<DescribeDBEngineVersionsResponse %s><DescribeDBEngineVersionsResult><DBEngineVersions>%s</DBEngineVersions></DescribeDBEngineVersionsResult><ResponseMetadata><RequestId>aws-like</RequestId></ResponseMetadata></DescribeDBEngineVersionsResponse>`, rdsXMLNS, items)
+		return true
+	case "CreateDBInstance": // moto makes any combination
+		if err := a.rds.CreateDBInstance(form.Get("Engine"), form.Get("EngineVersion"), form.Get("DBInstanceClass")); err != nil {
+			a.note("combination not offered")
+			writeModelError(w, "rds", err)
+			return true
+		}
 	case "DeleteDBInstance":
 		// RDS deletes (or snapshots) a database only once it is made; each
 		// refusal stands for time passing.

@@ -65,6 +65,9 @@ type awsLike struct {
 	dbMembers map[string]string
 	// pager pages the lists moto answers whole (awslike_pages_test.go).
 	pager *awsmodel.Pager
+	// noRegionalNamespace: S3 here lacks the account-regional namespace;
+	// noTagResource: the caller may not s3:TagResource (moto has neither).
+	noRegionalNamespace, noTagResource bool
 }
 
 // heldCall is a request to send to moto later.
@@ -152,6 +155,10 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 			writeModelError(w, svc, err)
 			return true
 		}
+		if err := a.createBucketRules(req, body); err != nil {
+			writeModelError(w, svc, err)
+			return true
+		}
 	}
 	if u, ok := a.unseenIn(req, svc, form, body); ok && !describesByFilter(form) {
 		a.note("new " + string(u.Kind) + " not found yet")
@@ -159,6 +166,22 @@ func (a *awsLike) refuse(w http.ResponseWriter, req *http.Request, svc string, f
 		return true
 	}
 	return false
+}
+
+// createBucketRules is S3's answer to a CreateBucket where it lacks the
+// account-regional namespace, or from a caller without s3:TagResource
+// that sends tags. The caller holds mu.
+func (a *awsLike) createBucketRules(req *http.Request, body []byte) error {
+	region := regionOf(req)
+	if err := awsmodel.BucketNamespace(region, req.Header.Get("x-amz-bucket-namespace"), a.noRegionalNamespace); err != nil {
+		a.note("regional namespace refused")
+		return err
+	}
+	if err := awsmodel.CreateBucketTags(!a.noTagResource, bytes.Count(body, []byte("<Tag>"))); err != nil {
+		a.note("tags at creation denied")
+		return err
+	}
+	return nil
 }
 
 // refuseRun is RunInstances on a free plan, in a region without t2, or
@@ -320,7 +343,8 @@ func (a *awsLike) afterCall(req *http.Request, svc string, form url.Values, out 
 		return a.pageIAM(form, out)
 	case action == "DescribeInstanceTypeOfferings":
 		return dropItems(out, "instanceTypeOfferingSet", func(item string) bool {
-			return !a.plan.Offered(firstMatch(instanceTypeRe, []byte(item)))
+			typ := firstMatch(instanceTypeRe, []byte(item))
+			return !a.plan.Offered(typ) || !awsmodel.RegionOffers(regionOf(req), typ)
 		})
 	case action == "DescribeSubnets" && a.noPublicIP:
 		return bytes.ReplaceAll(out, []byte("<mapPublicIpOnLaunch>true<"), []byte("<mapPublicIpOnLaunch>false<"))

@@ -119,3 +119,12 @@ func TestProxyRefusesModelRules(t *testing.T) {
 		t.Fatal("moto created the user the rules refused")
 	}
 }
+
+// regionOf is the region a request is signed for.
+func regionOf(req *http.Request) string {
+	parts := strings.Split(credentialOf(req), "/")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
+}

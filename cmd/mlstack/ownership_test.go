@@ -526,3 +526,33 @@ func TestWideCIDRsAsk(t *testing.T) {
 	e.ok(append([]string{"down", "--yes"}, flags...)...)
 	e.assertNothingLeft()
 }
+
+// TestOwnerWithComma: an operator whose IAM user name holds a comma (IAM
+// allows it; IAM, S3, SSM and RDS refuse it in a tag value, and so does the
+// proxy) makes, reads and removes a stack; its owner value is the mapped
+// one, and down counts it as the caller's.
+func TestOwnerWithComma(t *testing.T) {
+	e := newEnv(t)
+	p := e.colleague("ci,deployer")
+	res := e.as(p, append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("oc")...)...)
+	if res.code != 0 {
+		t.Fatalf("up as %s: exit %d: %s", p.arn, res.code, res.stderr)
+	}
+	u, err := e.iam.GetUser(context.Background(), &iam.GetUserInput{UserName: aws.String("mlstack-oc")})
+	must(t, err)
+	var owner string
+	for _, tag := range u.User.Tags {
+		if aws.ToString(tag.Key) == "mlstack:owner" {
+			owner = aws.ToString(tag.Value)
+		}
+	}
+	if !strings.HasPrefix(owner, "arn:aws:iam::123456789012:user/ci_deployer sha256:") {
+		t.Errorf("owner tag %q", owner)
+	}
+	res = e.as(p, append([]string{"down", "--yes"}, e.stackFlags("oc")...)...)
+	if res.code != 0 || strings.Contains(res.stderr, "not by you") {
+		t.Fatalf("down as %s: exit %d: %s", p.arn, res.code, res.stderr)
+	}
+	e.removeColleague(p, "ci,deployer")
+	e.assertNothingLeft()
+}

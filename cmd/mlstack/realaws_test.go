@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/mlstack/mlstack/internal/awsmodel"
 	"github.com/mlstack/mlstack/internal/testenv"
@@ -72,6 +75,38 @@ func TestInstanceTypeFallback(t *testing.T) {
 			e.assertNothingLeft()
 		})
 	}
+}
+
+// TestRegionWithoutT2: in eu-north-1 EC2 has no t2 at all (it answers
+// DescribeInstanceTypes with InvalidInstanceType, moto does not: the proxy
+// answers from the model's offering data). The default up launches
+// t3.micro with standard credits and says why; an explicit t2.micro is a
+// usage error before anything is created.
+func TestRegionWithoutT2(t *testing.T) {
+	e := newEnv(t)
+	const region = "eu-north-1"
+	t.Setenv("AWS_REGION", region)
+	opts := e.ec2.Options()
+	opts.Region = region
+	e.ec2 = ec2.New(opts) // the checks below and the leak check look there
+	res := e.mlstack(append([]string{"up", "--no-wait", "--instance-type", "t2.micro", "--allow-cidr", allowCIDR}, e.stackFlags("nt")...)...)
+	if res.code != 2 || !strings.Contains(res.stderr, `instance type "t2.micro" does not exist in eu-north-1`) {
+		t.Fatalf("explicit t2.micro: exit %d: %s", res.code, res.stderr)
+	}
+	if m := e.rec.mutating(); len(m) > 0 {
+		t.Errorf("mutating calls before the refusal: %v", m)
+	}
+	res = e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("nt")...)...)
+	const say = "t2.micro is not offered in eu-north-1: launching t3.micro with standard CPU credits instead (bursts never bill beyond the hourly price)"
+	if strings.Count(res.stderr, say) != 1 {
+		t.Errorf("progress does not say once %q:\n%s", say, res.stderr)
+	}
+	inst := stackInstance(t, e, "nt")
+	if id := aws.ToString(inst.InstanceId); inst.InstanceType != "t3.micro" || creditsOf(t, e, id) != "standard" {
+		t.Errorf("launched %s with %q credits, want t3.micro with standard", inst.InstanceType, creditsOf(t, e, id))
+	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("nt")...)...)
+	e.assertNothingLeft()
 }
 
 // TestExplicitInstanceTypeNeverFallsBack: not offered is a usage error
@@ -379,4 +414,33 @@ func TestHealthWaitSaysWhy(t *testing.T) {
 		e.ok(append([]string{"down", "--yes"}, e.stackFlags("why")...)...)
 		e.assertNothingLeft()
 	}
+}
+
+// TestBucketWithoutNamespaceOrTagResource: where S3 refuses the
+// account-regional namespace header, and for a caller without
+// s3:TagResource, up makes the bucket under its global name, bare, tags it
+// next, and says both; down removes it.
+func TestBucketWithoutNamespaceOrTagResource(t *testing.T) {
+	e := newEnv(t)
+	e.rec.aws.set(func(a *awsLike) { a.noRegionalNamespace, a.noTagResource = true, true })
+	res := e.ok(append([]string{"up", "--no-wait", "--allow-cidr", allowCIDR}, e.stackFlags("ns")...)...)
+	global := "mlstack-ns-123456789012-" + testRegion
+	for _, say := range []string{"S3 refuses the account-regional bucket namespace here (NotImplemented): creating the bucket as " + global,
+		"creating S3 bucket " + global + " without its tags (the caller may not s3:TagResource at creation); tagging it next"} {
+		if !strings.Contains(res.stderr, say) {
+			t.Errorf("progress does not say %q:\n%s", say, res.stderr)
+		}
+	}
+	for _, what := range []string{"regional namespace refused", "tags at creation denied"} {
+		if e.rec.aws.count(what) != 1 {
+			t.Errorf("%q answered %d times", what, e.rec.aws.count(what))
+		}
+	}
+	tags, err := e.s3.GetBucketTagging(context.Background(), &s3.GetBucketTaggingInput{Bucket: aws.String(global)})
+	must(t, err)
+	if !slices.ContainsFunc(tags.TagSet, func(tag s3types.Tag) bool { return aws.ToString(tag.Value) == "ns" }) {
+		t.Errorf("bucket %s tags %v", global, tags.TagSet)
+	}
+	e.ok(append([]string{"down", "--yes"}, e.stackFlags("ns")...)...)
+	e.assertNothingLeft()
 }

@@ -281,6 +281,7 @@ var roundTripInputs = []any{
 	&rds.DescribeDBSnapshotsInput{DBInstanceIdentifier: strp("mlstack-demo"), SnapshotType: strp("manual"), Marker: strp("m")},
 	&rds.DescribeDBSubnetGroupsInput{DBSubnetGroupName: strp("mlstack-demo")},
 	&rds.DescribeOrderableDBInstanceOptionsInput{Engine: strp("postgres"), EngineVersion: strp("16.4"), DBInstanceClass: strp("db.t4g.micro"), MaxRecords: i32p(100)},
+	&rds.DescribeDBEngineVersionsInput{Engine: strp("postgres"), EngineVersion: strp("17"), DefaultOnly: aws.Bool(true)},
 	&rds.ModifyDBInstanceInput{DBInstanceIdentifier: strp("mlstack-demo"), MasterUserPassword: strp("another-secret"), ApplyImmediately: boolp(true)},
 	&rds.RestoreDBInstanceFromDBSnapshotInput{DBInstanceIdentifier: strp("mlstack-demo"), DBSnapshotIdentifier: strp("mlstack-demo-final"),
 		DBInstanceClass: strp("db.t4g.micro"), VpcSecurityGroupIds: []string{"sg-1"}, DBSubnetGroupName: strp("mlstack-demo"), Tags: rdsTags},

@@ -28,14 +28,12 @@ type DocRule struct {
 }
 
 var (
-	ec2GroupText = regexp.MustCompile(`^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$`)
-	tagText      = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
-	rdsInstance  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
-	rdsUser      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
-	rdsDBName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	subnetGroup  = regexp.MustCompile(`^[A-Za-z0-9._ -]+$`)
-	bucketChars  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`)
-	ssmName      = regexp.MustCompile(`^[a-zA-Z0-9_.\-/]+$`)
+	rdsInstance = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+	rdsUser     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	rdsDBName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	subnetGroup = regexp.MustCompile(`^[A-Za-z0-9._ -]+$`)
+	bucketChars = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`)
+	ssmName     = regexp.MustCompile(`^[a-zA-Z0-9_.\-/]+$`)
 )
 
 // allowed: v has at most max characters, all matching re.
@@ -67,22 +65,41 @@ const (
 	linkKeyPair = "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ImportKeyPair.html"
 )
 
+// onlyRunes: v has at most max characters, each one ok accepts (the
+// character sets are texts.go's, shared with the tests that check
+// mlstack's own texts).
+func onlyRunes(ok func(rune) bool, max int, what string) func(string) string {
+	return func(v string) string {
+		if utf8.RuneCountInString(v) > max || strings.IndexFunc(v, func(r rune) bool { return !ok(r) }) >= 0 {
+			return what
+		}
+		return ""
+	}
+}
+
 var (
-	sgText   = allowed(ec2GroupText, 255, "Valid characters are a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$* (up to 255)")
-	tagValue = allowed(tagText, 256, "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*")
+	sgText   = onlyRunes(SGTextAllowed, SGTextMax, "Valid characters are a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$* (up to 255)")
+	tagValue = onlyRunes(TagValueAllowed, TagValueMax, "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]* (at most 256 characters)")
 	tagKey   = func(v string) string {
 		if strings.HasPrefix(strings.ToLower(v), "aws:") {
 			return "Tag keys may not begin with aws:"
 		}
-		return allowed(tagText, 128, "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")(v)
+		if v == "" {
+			return "Member must have length greater than or equal to 1"
+		}
+		return onlyRunes(TagValueAllowed, 128, "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+ (at most 128 characters)")(v)
 	}
 )
 
 // tagRules are the key and value rules of a service's tags at path.
 func tagRules(svc, link, path string, ops ...string) []DocRule {
+	code := ""
+	if svc == "s3" {
+		code = "InvalidTag" // S3's own answer: "The TagValue you have provided is invalid"
+	}
 	return []DocRule{
-		{Name: svc + " tag value", Service: svc, Ops: ops, Path: path + ".*.Value", Check: tagValue, Link: link},
-		{Name: svc + " tag key", Service: svc, Ops: ops, Path: path + ".*.Key", Check: tagKey, Link: link},
+		{Name: svc + " tag value", Service: svc, Ops: ops, Path: path + ".*.Value", Check: tagValue, Code: code, Link: link},
+		{Name: svc + " tag key", Service: svc, Ops: ops, Path: path + ".*.Key", Check: tagKey, Code: code, Link: link},
 	}
 }
 

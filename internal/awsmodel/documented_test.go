@@ -61,8 +61,8 @@ func TestDocumentedRules(t *testing.T) {
 		{"ec2", "CreateSecurityGroup", map[string]any{"GroupName": "g", "Description": "café"}, "InvalidParameterValue", "Valid characters"},
 		{"ec2", "AuthorizeSecurityGroupIngress", map[string]any{"GroupId": "sg-1", "IpPermissions": []any{map[string]any{"IpRanges": []any{map[string]any{"CidrIp": "1.2.3.4/32", "Description": "alice's laptop"}}}}}, "InvalidParameterValue", "ipPermissions.1.ipRanges.1.description"},
 		{"ec2", "AuthorizeSecurityGroupIngress", map[string]any{"GroupId": "sg-1", "IpPermissions": []any{map[string]any{"UserIdGroupPairs": []any{map[string]any{"GroupId": "sg-2", "Description": "mlstack server"}}}}}, "", ""},
-		{"s3", "PutBucketTagging", map[string]any{"Bucket": "b", "Tagging": map[string]any{"TagSet": []any{map[string]any{"Key": "mlstack:owner", "Value": "arn:aws:iam::1:user/a,b"}}}}, "InvalidArgument", "tagging.tagSet.1.value"},
-		{"s3", "PutBucketTagging", map[string]any{"Bucket": "b", "Tagging": map[string]any{"TagSet": []any{map[string]any{"Key": "aws:x", "Value": "v"}}}}, "InvalidArgument", "aws:"},
+		{"s3", "PutBucketTagging", map[string]any{"Bucket": "b", "Tagging": map[string]any{"TagSet": []any{map[string]any{"Key": "mlstack:owner", "Value": "arn:aws:iam::1:user/a,b"}}}}, "InvalidTag", "tagging.tagSet.1.value"},
+		{"s3", "PutBucketTagging", map[string]any{"Bucket": "b", "Tagging": map[string]any{"TagSet": []any{map[string]any{"Key": "aws:x", "Value": "v"}}}}, "InvalidTag", "aws:"},
 		{"ssm", "PutParameter", map[string]any{"Name": "/mlstack/d/x", "Value": "v", "Tags": []any{map[string]any{"Key": "k", "Value": long}}}, "ValidationException", "at most 256"},
 		{"rds", "AddTagsToResource", map[string]any{"ResourceName": "arn", "Tags": []any{map[string]any{"Key": "k", "Value": "a,b"}}}, "InvalidParameterValue", "tags.1.value"},
 		{"ec2", "CreateTags", map[string]any{"Resources": []any{"i-1"}, "Tags": []any{map[string]any{"Key": "k", "Value": "a,b'c"}}}, "", ""}, // EC2 is looser

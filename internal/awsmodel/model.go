@@ -1,7 +1,9 @@
 // Package awsmodel is the one model of the AWS behaviours mlstack's tests
 // need where a stand-in would be kinder than AWS: client-token idempotency,
 // the free plan's refusals, bucket names that stay busy, eventual
-// consistency, RDS's slow states, and one fault injector. Each rule is a
+// consistency, RDS's slow states and classes per version, documented rules
+// on texts (security group texts, tag values), the instance types each
+// region has, and one fault injector. Each rule is a
 // plain state machine over names and ids, with no transport: the in-memory
 // fake of provision asks it with SDK inputs, the proxy in front of moto with
 // what it parsed from HTTP, and both answer AWS's codes and messages.

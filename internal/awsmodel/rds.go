@@ -1,6 +1,10 @@
 package awsmodel
 
-import "slices"
+import (
+	"cmp"
+	"maps"
+	"slices"
+)
 
 // RDS statuses a database passes through (moto skips them all).
 const (
@@ -18,7 +22,14 @@ type RDS struct {
 	Slow int // describes a database shows a passing state; 0: none
 	// Classes RDS offers for PostgreSQL; nil: db.t4g.micro and db.t3.micro.
 	Classes []string
-	busy    map[string]*dbBusy
+	// Versions maps each PostgreSQL major version to the minor RDS makes
+	// by default (CreateDBInstance with EngineVersion "17" makes 17.6);
+	// nil: 17 → 17.6.
+	Versions map[string]string
+	// ClassesOf overrides Classes for one full version: RDS offers classes
+	// per engine version, not per engine.
+	ClassesOf map[string][]string
+	busy      map[string]*dbBusy
 }
 
 type dbBusy struct {
@@ -80,11 +91,65 @@ func (r *RDS) DeleteSubnetGroup() error {
 	return nil
 }
 
-// Offers reports whether RDS offers class for engine.
-func (r *RDS) Offers(engine, class string) bool {
-	classes := r.Classes
-	if classes == nil {
-		classes = []string{"db.t4g.micro", "db.t3.micro"}
+// DefaultVersion is the full version RDS makes for engine and version (a
+// major version, or a full one it has), as DescribeDBEngineVersions with
+// DefaultOnly answers; "" when it has none.
+func (r *RDS) DefaultVersion(engine, version string) string {
+	versions := r.Versions
+	if versions == nil {
+		versions = map[string]string{"17": "17.6"}
 	}
-	return engine == "postgres" && slices.Contains(classes, class)
+	if engine != "postgres" {
+		return ""
+	}
+	if full, ok := versions[version]; ok {
+		return full
+	}
+	for _, full := range versions {
+		if full == version {
+			return full
+		}
+	}
+	return ""
+}
+
+// Offers reports whether RDS offers class for engine at version, as
+// DescribeOrderableDBInstanceOptions answers: version is a full version
+// (its filter matches versions exactly), or "" for any version.
+func (r *RDS) Offers(engine, version, class string) bool {
+	if engine != "postgres" {
+		return false
+	}
+	if version == "" {
+		return slices.Contains(r.classes(""), class) || slices.ContainsFunc(slices.Collect(maps.Values(r.ClassesOf)), func(c []string) bool {
+			return slices.Contains(c, class)
+		})
+	}
+	if r.DefaultVersion(engine, version) != version && r.ClassesOf[version] == nil {
+		return false // no such full version
+	}
+	return slices.Contains(r.classes(version), class)
+}
+
+func (r *RDS) classes(version string) []string {
+	if c, ok := r.ClassesOf[version]; ok {
+		return c
+	}
+	if r.Classes == nil {
+		return []string{"db.t4g.micro", "db.t3.micro"}
+	}
+	return r.Classes
+}
+
+// CreateDBInstance is RDS's answer to making a database of class at
+// version (a major version: RDS makes its default minor): nil, or the
+// refusal of a combination it does not offer.
+func (r *RDS) CreateDBInstance(engine, version, class string) error {
+	full := r.DefaultVersion(engine, version)
+	if full != "" && r.Offers(engine, full, class) {
+		return nil
+	}
+	return badRequest("InvalidParameterCombination", "RDS does not support creating a DB instance with the following combination: "+
+		"DBInstanceClass="+class+", Engine="+engine+", EngineVersion="+cmp.Or(full, version)+", LicenseModel=postgresql-license. "+
+		"For supported combinations of instance class and database engine version, see the documentation.")
 }

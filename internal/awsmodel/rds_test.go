@@ -71,19 +71,31 @@ func TestRDSDelete(t *testing.T) {
 
 func TestRDSOffers(t *testing.T) {
 	for _, c := range []struct {
-		classes       []string
-		engine, class string
-		want          bool
+		classes                []string
+		engine, version, class string
+		want                   bool
 	}{
-		{nil, "postgres", "db.t4g.micro", true},
-		{nil, "postgres", "db.t3.micro", true},
-		{nil, "postgres", "db.m5.large", false},
-		{nil, "mysql", "db.t3.micro", false},
-		{[]string{"db.m5.large"}, "postgres", "db.m5.large", true},
-		{[]string{"db.m5.large"}, "postgres", "db.t3.micro", false},
+		{nil, "postgres", "17.6", "db.t4g.micro", true},
+		{nil, "postgres", "17.6", "db.t3.micro", true},
+		{nil, "postgres", "", "db.t3.micro", true},
+		{nil, "postgres", "17", "db.t3.micro", false}, // the filter matches full versions
+		{nil, "postgres", "16.8", "db.t3.micro", false},
+		{nil, "postgres", "17.6", "db.m5.large", false},
+		{nil, "mysql", "17.6", "db.t3.micro", false},
+		{[]string{"db.m5.large"}, "postgres", "17.6", "db.m5.large", true},
+		{[]string{"db.m5.large"}, "postgres", "17.6", "db.t3.micro", false},
 	} {
-		if got := (&RDS{Classes: c.classes}).Offers(c.engine, c.class); got != c.want {
-			t.Errorf("%v offers %s %s = %v", c.classes, c.engine, c.class, got)
+		if got := (&RDS{Classes: c.classes}).Offers(c.engine, c.version, c.class); got != c.want {
+			t.Errorf("%v offers %s %s %s = %v", c.classes, c.engine, c.version, c.class, got)
 		}
+	}
+	// Classes per version: offered for some version is not offered for 17.
+	r := &RDS{ClassesOf: map[string][]string{"17.6": {"db.t3.micro"}, "16.8": {"db.t4g.micro", "db.t3.micro"}}}
+	if !r.Offers("postgres", "", "db.t4g.micro") || r.Offers("postgres", "17.6", "db.t4g.micro") || !r.Offers("postgres", "16.8", "db.t4g.micro") {
+		t.Error("classes per version")
+	}
+	if r.DefaultVersion("postgres", "17") != "17.6" || code(r.CreateDBInstance("postgres", "17", "db.t4g.micro")) != "InvalidParameterCombination" ||
+		r.CreateDBInstance("postgres", "17", "db.t3.micro") != nil {
+		t.Error("CreateDBInstance at the default minor of 17")
 	}
 }

@@ -5,7 +5,9 @@
 package region
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -40,6 +42,9 @@ func init() {
 // Known reports whether the SDK's partition metadata lists name.
 func Known(name string) bool { return known[name] }
 
+// Names are the regions Known reports, sorted.
+func Names() []string { return slices.Sorted(maps.Keys(known)) }
+
 // Partition is what mlstack needs to know of one AWS partition.
 type Partition struct {
 	Name string // aws, aws-cn, aws-us-gov, aws-eusc
@@ -62,8 +67,37 @@ var (
 	sovereign = Partition{Name: "aws-eusc", EC2Principal: "ec2.amazonaws.com", DNSSuffix: "amazonaws.eu"}
 )
 
-// Of returns the partition a region belongs to.
+// isolated are AWS's isolated (ISO) partitions, by region prefix, with
+// their DNS suffixes (the SDK's partitions.json). mlstack does not support
+// them: their image publishers, endpoints and service principals are not
+// known to it, and nothing of it is tested there.
+var isolated = []Partition{
+	{Name: "aws-iso", DNSSuffix: "c2s.ic.gov", Home: "us-iso-"},
+	{Name: "aws-iso-b", DNSSuffix: "sc2s.sgov.gov", Home: "us-isob-"},
+	{Name: "aws-iso-e", DNSSuffix: "cloud.adc-e.uk", Home: "eu-isoe-"},
+	{Name: "aws-iso-f", DNSSuffix: "csp.hci.ic.gov", Home: "us-isof-"},
+}
+
+// Isolated names the ISO partition a region belongs to (aws-iso,
+// aws-iso-b, aws-iso-e, aws-iso-f), or "" for any other region.
+func Isolated(name string) string {
+	for _, p := range isolated {
+		if strings.HasPrefix(name, p.Home) {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+// Of returns the partition a region belongs to. An ISO region's is its
+// own, with no image publisher or principal: mlstack refuses those regions
+// before using it, and no commercial value stands in.
 func Of(name string) Partition {
+	for _, p := range isolated {
+		if strings.HasPrefix(name, p.Home) {
+			return Partition{Name: p.Name, DNSSuffix: p.DNSSuffix}
+		}
+	}
 	switch {
 	case strings.HasPrefix(name, "cn-"):
 		return china

@@ -83,3 +83,19 @@ func TestKnownIsTheSDKs(t *testing.T) {
 		t.Error("an invented region is known")
 	}
 }
+
+// TestIsolated: every ISO region of the table is named with its partition,
+// and Of gives none of them commercial AWS's values.
+func TestIsolated(t *testing.T) {
+	want := map[string]string{"us-iso-east-1": "aws-iso", "us-iso-west-1": "aws-iso", "us-isob-east-1": "aws-iso-b",
+		"us-isob-west-1": "aws-iso-b", "eu-isoe-west-1": "aws-iso-e", "us-isof-east-1": "aws-iso-f", "us-isof-south-1": "aws-iso-f"}
+	for _, r := range Names() {
+		got := Isolated(r)
+		if got != want[r] {
+			t.Errorf("Isolated(%q) = %q, want %q", r, got, want[r])
+		}
+		if p := Of(r); got != "" && (p.Name != got || p.CanonicalOwner != "" || p.EC2Principal != "" || p.DNSSuffix == "amazonaws.com") {
+			t.Errorf("Of(%q) = %+v", r, p)
+		}
+	}
+}

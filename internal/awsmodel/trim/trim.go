@@ -41,7 +41,7 @@ var Services = []Service{
 		"ListUserPolicies", "ListUsers", "PutRolePolicy", "PutUserPolicy", "RemoveRoleFromInstanceProfile",
 		"RemoveUserFromGroup", "TagInstanceProfile", "TagRole", "TagUser"}},
 	{"rds", "2014-10-31", []string{"AddTagsToResource", "CreateDBInstance", "CreateDBSubnetGroup", "DeleteDBInstance",
-		"DeleteDBSnapshot", "DeleteDBSubnetGroup", "DescribeDBInstances", "DescribeDBSnapshots", "DescribeDBSubnetGroups",
+		"DeleteDBSnapshot", "DeleteDBSubnetGroup", "DescribeDBEngineVersions", "DescribeDBInstances", "DescribeDBSnapshots", "DescribeDBSubnetGroups",
 		"DescribeOrderableDBInstanceOptions", "ModifyDBInstance", "RestoreDBInstanceFromDBSnapshot"}},
 	{"s3", "2006-03-01", []string{"AbortMultipartUpload", "CopyObject", "CreateBucket", "DeleteBucket", "DeleteObject",
 		"DeleteObjects", "GetBucketEncryption", "GetBucketLocation", "GetBucketTagging", "GetObject", "GetPublicAccessBlock",

@@ -7,6 +7,7 @@ package cloud
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,11 +42,25 @@ type Placement struct {
 
 // Placements lists where the server can run, best first: the asked type,
 // then, for the default type only, the fallback (used when RunInstances
-// refuses the first for the free plan). An explicit type that the region
+// refuses the first for the free plan, or first when the region has no
+// such type at all: eu-north-1 has no t2). An explicit type that the region
 // does not offer is a usage error, found before anything is created. It
 // returns the architecture all of them run.
 func Placements(ctx context.Context, api placementAPI, asked string, explicit bool, regionName string) ([]Placement, ec2types.ArchitectureValues, error) {
-	arch, err := InstanceArch(ctx, api, asked)
+	candidates := []string{asked}
+	if !explicit && asked != fallbackInstanceType {
+		candidates = append(candidates, fallbackInstanceType)
+	}
+	arch, known, err := typeArch(ctx, api, asked)
+	if err == nil && !known && len(candidates) > 1 {
+		// The default type does not exist here: the fallback alone.
+		arch, known, err = typeArch(ctx, api, fallbackInstanceType)
+		candidates = candidates[1:]
+	}
+	if err == nil && !known {
+		err = Usagef("instance type %q does not exist in %s: pass --instance-type with a type the region offers "+
+			"(`aws ec2 describe-instance-type-offerings --region %s`)", candidates[0], regionName, regionName)
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -53,14 +68,25 @@ func Placements(ctx context.Context, api placementAPI, asked string, explicit bo
 	if err != nil {
 		return nil, "", err
 	}
-	candidates := []string{asked}
-	if !explicit && asked != fallbackInstanceType {
-		candidates = append(candidates, fallbackInstanceType)
-	}
 	offered, err := offeredZones(ctx, api, candidates, regionName)
 	if err != nil {
 		return nil, "", err
 	}
+	out := placeAll(candidates, asked, offered, subnets, regionName)
+	if len(out) == 0 {
+		what := fmt.Sprintf("instance type %s is offered in no", asked)
+		if !explicit && asked != fallbackInstanceType {
+			what = fmt.Sprintf("neither %s nor %s is offered in any", asked, fallbackInstanceType)
+		}
+		return nil, "", Usagef("%s availability zone of %s that has a default subnet: pass --instance-type with a type "+
+			"the region offers (`aws ec2 describe-instance-type-offerings --location-type availability-zone`)", what, regionName)
+	}
+	return out, arch, nil
+}
+
+// placeAll is a placement per candidate offered in a zone with a default
+// subnet; one that stands in for the asked type says why.
+func placeAll(candidates []string, asked string, offered map[string]map[string]bool, subnets []ec2types.Subnet, regionName string) []Placement {
 	var out []Placement
 	for _, t := range candidates {
 		p := placeIn(t, offered[t], subnets)
@@ -76,15 +102,7 @@ func Placements(ctx context.Context, api placementAPI, asked string, explicit bo
 		}
 		out = append(out, *p)
 	}
-	if len(out) == 0 {
-		what := fmt.Sprintf("instance type %s is offered in no", asked)
-		if len(candidates) > 1 {
-			what = fmt.Sprintf("neither %s nor %s is offered in any", asked, fallbackInstanceType)
-		}
-		return nil, "", Usagef("%s availability zone of %s that has a default subnet: pass --instance-type with a type "+
-			"the region offers (`aws ec2 describe-instance-type-offerings --location-type availability-zone`)", what, regionName)
-	}
-	return out, arch, nil
+	return out
 }
 
 // offeredZones is, per instance type, the zones that offer it: one
@@ -141,27 +159,35 @@ func defaultSubnets(ctx context.Context, api placementAPI) ([]ec2types.Subnet, e
 
 // InstanceArch returns the architecture an instance type runs, preferring x86_64.
 func InstanceArch(ctx context.Context, api typesAPI, instanceType string) (ec2types.ArchitectureValues, error) {
+	arch, known, err := typeArch(ctx, api, instanceType)
+	if err == nil && !known {
+		return "", Usagef("instance type %q does not exist in this region", instanceType)
+	}
+	return arch, err
+}
+
+// typeArch is InstanceArch's answer, with known false (and no error) when
+// the region has no such type: EC2 answers InvalidInstanceType there.
+func typeArch(ctx context.Context, api typesAPI, instanceType string) (_ ec2types.ArchitectureValues, known bool, _ error) {
 	infos, err := describeInstanceTypes(ctx, api, &ec2.DescribeInstanceTypesInput{
 		InstanceTypes: []ec2types.InstanceType{ec2types.InstanceType(instanceType)},
 	})
 	if HasCode(err, "InvalidInstanceType") {
-		return "", Usagef("instance type %q does not exist in this region", instanceType)
+		return "", false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("looking up instance type %s: %w", instanceType, err)
+		return "", false, fmt.Errorf("looking up instance type %s: %w", instanceType, err)
 	}
 	if len(infos) == 0 || infos[0].ProcessorInfo == nil {
-		return "", Usagef("instance type %q does not exist in this region", instanceType)
+		return "", false, nil
 	}
 	archs := infos[0].ProcessorInfo.SupportedArchitectures
 	for _, want := range []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64} {
-		for _, a := range archs {
-			if a == want {
-				return ec2types.ArchitectureValues(want), nil
-			}
+		if slices.Contains(archs, want) {
+			return ec2types.ArchitectureValues(want), true, nil
 		}
 	}
-	return "", Usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
+	return "", true, Usagef("instance type %q supports %v; mlstack needs x86_64 or arm64", instanceType, archs)
 }
 
 // isFreePlanRefusal matches RunInstances' answer on an account whose free

@@ -10,6 +10,11 @@ import (
 	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 )
 
+// inRegion makes the fake answer as EC2 in region (its zones stay eu-west-3's).
+func inRegion(region string) func(f *cloudfake.FakeAWS) {
+	return func(f *cloudfake.FakeAWS) { f.Region = region }
+}
+
 func TestPlacements(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -34,8 +39,14 @@ func TestPlacements(t *testing.T) {
 		{"neither type anywhere", func(f *cloudfake.FakeAWS) { f.Plan = awsmodel.Plan{NoT2: true}; f.Offered["t3.micro"] = nil }, "t2.micro", false, "",
 			"neither t2.micro nor t3.micro is offered in any availability zone"},
 		{"no default subnet", func(f *cloudfake.FakeAWS) { f.Subnets = nil }, "t2.micro", false, "", "this region has no default subnet"},
-		{"unknown type", nil, "x9.huge", true, "", `instance type "x9.huge" does not exist in this region`},
-		{"mac only", nil, "mac1.metal", true, "", "mlstack needs x86_64 or arm64"},
+		{"unknown type", nil, "x9.huge", true, "", `instance type "x9.huge" does not exist in eu-west-3: pass --instance-type`},
+		{"mac only", inRegion("eu-north-1"), "mac1.metal", true, "", "mlstack needs x86_64 or arm64"},
+		{"a region without t2: the default falls back", inRegion("eu-north-1"), "t2.micro", false,
+			"t3.micro@eu-west-3a std=true (t2.micro is not offered in eu-north-1)", ""},
+		{"a region without t2: an explicit t2 is refused", inRegion("eu-north-1"), "t2.micro", true, "",
+			`instance type "t2.micro" does not exist in eu-north-1: pass --instance-type with a type the region offers`},
+		{"a region with no t family in the data", inRegion("me-central-1"), "t2.micro", false, "",
+			`instance type "t3.micro" does not exist in me-central-1`},
 	} {
 		f := cloudfake.NewFakeAWS()
 		if c.edit != nil {

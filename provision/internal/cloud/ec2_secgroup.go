@@ -37,6 +37,29 @@ type SGAPI interface {
 	RevokeSecurityGroupIngress(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
 }
 
+// sgTextChars are the only characters EC2 accepts, in a VPC, in a
+// security group's name, its description and a rule's description (an
+// apostrophe fails CreateSecurityGroup on every retry):
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html
+const sgTextChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-:/()#,@[]+=&;{}!$*"
+
+// SGText is s as EC2 accepts it in a security group text: each other
+// character becomes '-', and it is cut to 255 characters. Every
+// description mlstack sends goes through it; group names are made of a
+// stack name's characters, which EC2 accepts as they are.
+func SGText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x80 && strings.ContainsRune(sgTextChars, r) {
+			return r
+		}
+		return '-'
+	}, s)
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return s
+}
+
 // Rule is one ingress permission: tcp port from one IPv4 CIDR.
 type Rule struct {
 	Port int32
@@ -196,7 +219,7 @@ func permissions(rules []Rule, desc string) []ec2types.IpPermission {
 	for _, r := range rules {
 		out = append(out, ec2types.IpPermission{
 			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(r.Port), ToPort: aws.Int32(r.Port),
-			IpRanges: []ec2types.IpRange{{CidrIp: aws.String(r.CIDR), Description: aws.String(desc)}},
+			IpRanges: []ec2types.IpRange{{CidrIp: aws.String(r.CIDR), Description: aws.String(SGText(desc))}},
 		})
 	}
 	return out
@@ -236,8 +259,8 @@ func EnsureSecurityGroup(ctx context.Context, api SGAPI, g *SGFound, n Names, wa
 func createSecurityGroup(ctx context.Context, api SGAPI, g *SGFound, n Names, tags map[string]string, log Log) error {
 	log.Step("creating security group %s", n.SecurityGroup)
 	out, err := api.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
-		GroupName:         aws.String(n.SecurityGroup),
-		Description:       aws.String("mlstack " + n.Stack + ": MLflow tracking server"),
+		GroupName:         aws.String(n.SecurityGroup), // a stack name's characters: see TestSGText
+		Description:       aws.String(SGText("mlstack " + n.Stack + ": MLflow tracking server")),
 		VpcId:             aws.String(g.VpcID),
 		TagSpecifications: []ec2types.TagSpecification{EC2TagSpec(ec2types.ResourceTypeSecurityGroup, tags, n.SecurityGroup)},
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlstack/mlstack/internal/awsmodel"
 	"github.com/mlstack/mlstack/provision/internal/cloud/cloudfake"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
@@ -445,6 +446,35 @@ func TestOpeningLines(t *testing.T) {
 	} {
 		if got := cloud.OpeningLines(c.rules); strings.Join(got, "|") != strings.Join(c.want, "|") {
 			t.Errorf("openingLines(%v) = %q, want %q", c.rules, got, c.want)
+		}
+	}
+}
+
+// TestSGText: what SGText makes of any text EC2 accepts (the model's rule),
+// and the group names, derived from stack names, need no mapping.
+func TestSGText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want string }{
+		{"mlstack demo: MLflow tracking server", "mlstack demo: MLflow tracking server"},
+		{"the server's group", "the server-s group"},
+		{"café – ok", "caf- - ok"},
+		{strings.Repeat("x", 300), strings.Repeat("x", 255)},
+	} {
+		got := cloud.SGText(c.in)
+		if got != c.want {
+			t.Errorf("SGText(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if err := awsmodel.SecurityGroupText("GroupDescription", got); err != nil {
+			t.Errorf("SGText(%q): EC2 refuses it: %v", c.in, err)
+		}
+	}
+	for _, stack := range []string{"a", "demo", "a-b-c", strings.Repeat("z9", cloud.MaxStackLen/2)} {
+		must(t, cloud.ValidateStack(stack))
+		n := cloud.NamesFor(stack, "123456789012", "eu-west-3")
+		for _, name := range []string{n.SecurityGroup, n.DBSecurityGroup} {
+			if err := awsmodel.SecurityGroupText("GroupName", name); err != nil {
+				t.Errorf("stack %q: %v", stack, err)
+			}
 		}
 	}
 }

@@ -42,6 +42,15 @@ func ErrorCode(err error) string {
 	return ""
 }
 
+// ErrorMessage returns the AWS error message of err, or "".
+func ErrorMessage(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorMessage()
+	}
+	return ""
+}
+
 // HasCode reports whether err carries one of the given AWS error codes.
 func HasCode(err error, codes ...string) bool {
 	c := ErrorCode(err)

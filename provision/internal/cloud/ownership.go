@@ -234,7 +234,7 @@ func (h StackHome) CheckRegion(stack, here string) error {
 
 // ForeignOwner is the stack's creator when that is not the caller, else "".
 func (h StackHome) ForeignOwner(caller string) string {
-	if h.Owner == "" || h.Owner == caller {
+	if h.Owner == "" || SameOwner(h.Owner, caller) {
 		return ""
 	}
 	return h.Owner

@@ -91,6 +91,7 @@ type RDSAPI interface {
 	DeleteDBSubnetGroup(context.Context, *rds.DeleteDBSubnetGroupInput, ...func(*rds.Options)) (*rds.DeleteDBSubnetGroupOutput, error)
 	DescribeDBSnapshots(context.Context, *rds.DescribeDBSnapshotsInput, ...func(*rds.Options)) (*rds.DescribeDBSnapshotsOutput, error)
 	DeleteDBSnapshot(context.Context, *rds.DeleteDBSnapshotInput, ...func(*rds.Options)) (*rds.DeleteDBSnapshotOutput, error)
+	DescribeDBEngineVersions(context.Context, *rds.DescribeDBEngineVersionsInput, ...func(*rds.Options)) (*rds.DescribeDBEngineVersionsOutput, error)
 	DescribeOrderableDBInstanceOptions(context.Context, *rds.DescribeOrderableDBInstanceOptionsInput, ...func(*rds.Options)) (*rds.DescribeOrderableDBInstanceOptionsOutput, error)
 	AddTagsToResource(context.Context, *rds.AddTagsToResourceInput, ...func(*rds.Options)) (*rds.AddTagsToResourceOutput, error)
 }
@@ -286,14 +287,21 @@ func (f *DBFound) Restorable() string {
 }
 
 // ChooseDBClass is --db-class, else the first of dbClasses RDS offers for
-// PostgreSQL in the region (asked only for a database still to make).
+// PostgreSQL in the region at the version CreateDBInstance makes (asked
+// only for a database still to make): RDS offers classes per version.
 func ChooseDBClass(ctx context.Context, api RDSAPI, explicit, region string) (string, error) {
 	if explicit != "" {
 		return explicit, nil // RDS refuses a class it does not offer, in its own words
 	}
+	version, err := defaultDBVersion(ctx, api, region)
+	if err != nil {
+		return "", err
+	}
 	for _, c := range dbClasses {
+		// The filter matches full versions only: the default minor of DBEngineVersion.
 		p := rds.NewDescribeOrderableDBInstanceOptionsPaginator(api, &rds.DescribeOrderableDBInstanceOptionsInput{
-			Engine: aws.String("postgres"), DBInstanceClass: aws.String(c), Vpc: aws.Bool(true), MaxRecords: aws.Int32(20)})
+			Engine: aws.String("postgres"), EngineVersion: aws.String(version), DBInstanceClass: aws.String(c),
+			Vpc: aws.Bool(true), MaxRecords: aws.Int32(20)})
 		offered, err := offersAny(ctx, p)
 		if err != nil {
 			return "", fmt.Errorf("asking RDS whether it offers %s: %w", c, err)
@@ -302,8 +310,26 @@ func ChooseDBClass(ctx context.Context, api RDSAPI, explicit, region string) (st
 			return c, nil
 		}
 	}
-	return "", Usagef("RDS offers none of %s for PostgreSQL in %s: pass --db-class with a class it offers there",
-		strings.Join(dbClasses, ", "), region)
+	return "", Usagef("RDS offers none of %s for PostgreSQL %s in %s: pass --db-class with a class it offers there",
+		strings.Join(dbClasses, ", "), version, region)
+}
+
+// defaultDBVersion is the full version CreateDBInstance makes when asked
+// for DBEngineVersion (a major version): RDS's default minor of it.
+func defaultDBVersion(ctx context.Context, api RDSAPI, region string) (string, error) {
+	// Pages: an empty one can still carry a marker.
+	p := rds.NewDescribeDBEngineVersionsPaginator(api, &rds.DescribeDBEngineVersionsInput{
+		Engine: aws.String("postgres"), EngineVersion: aws.String(DBEngineVersion), DefaultOnly: aws.Bool(true)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("asking RDS for its default PostgreSQL %s: %w", DBEngineVersion, err)
+		}
+		if len(out.DBEngineVersions) > 0 {
+			return aws.ToString(out.DBEngineVersions[0].EngineVersion), nil
+		}
+	}
+	return "", Usagef("RDS offers no PostgreSQL %s in %s: mlstack's database needs it", DBEngineVersion, region)
 }
 
 // Plan says in words what ensureDatabase would do.

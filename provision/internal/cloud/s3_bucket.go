@@ -127,18 +127,22 @@ type EnsureBucketInput struct {
 	// creating, so that a half-created bucket (made, not yet tagged) is
 	// known as the stack's by the next up or down here, and by no one else.
 	Pending func(name string) error
+	// Renamed is told the names when S3 refuses the account-regional
+	// namespace and the bucket is made under its global name instead, before
+	// it is: what was derived from the name must follow (nil: nothing does).
+	Renamed func(Names) error
 	Log     Log
 }
 
 // EnsureBucket creates the bucket and sets tags, public access block and
 // default encryption explicitly (some S3 implementations do not default it).
 func EnsureBucket(ctx context.Context, api bucketAPI, b *BucketFound, in EnsureBucketInput) error {
-	n := in.Names
 	if !b.Exists || !b.tagged {
-		if err := createBucket(ctx, api, b, in); err != nil {
+		if err := createBucket(ctx, api, b, &in); err != nil {
 			return err
 		}
 	}
+	n := in.Names // the global name, where S3 refused the regional one
 	settle := func(fn func() error) error { return RetryOn(ctx, bucketWait, isBucketPropagation, nil, fn) }
 	if !b.PublicBlocked {
 		err := settle(func() error {
@@ -179,21 +183,17 @@ func EnsureBucket(ctx context.Context, api bucketAPI, b *BucketFound, in EnsureB
 // for a half-created bucket of this stack, finishes the job. Creating and
 // tagging are not split by an interrupt, and the pending mark covers a
 // crash between them.
-func createBucket(ctx context.Context, api bucketAPI, b *BucketFound, in EnsureBucketInput) error {
-	n := in.Names
+func createBucket(ctx context.Context, api bucketAPI, b *BucketFound, in *EnsureBucketInput) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), WaitsOf(ctx).NameBusy+bucketWait)
 	defer cancel()
 	if !b.Exists {
-		if err := in.Pending(n.Bucket); err != nil {
-			return err
-		}
-		in.Log.Step("creating S3 bucket %s", n.Bucket)
-		if err := createBucketCall(ctx, api, n, in.Tags, in.Log); err != nil {
+		if err := createInNamespace(ctx, api, in); err != nil {
 			return err
 		}
 	} else {
-		in.Log.Step("tagging S3 bucket %s, which an interrupted run of this stack created", n.Bucket)
+		in.Log.Step("tagging S3 bucket %s, which an interrupted run of this stack created", in.Names.Bucket)
 	}
+	n := in.Names
 	err := RetryOn(ctx, bucketWait, isBucketPropagation, nil, func() error {
 		_, err := api.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{
 			Bucket: aws.String(n.Bucket), Tagging: &s3types.Tagging{TagSet: S3Tags(in.Tags)},
@@ -204,6 +204,42 @@ func createBucket(ctx context.Context, api bucketAPI, b *BucketFound, in EnsureB
 		return fmt.Errorf("tagging S3 bucket %s: %w", n.Bucket, err)
 	}
 	return in.Pending("")
+}
+
+// createInNamespace creates the bucket under its name in the account-
+// regional namespace and, where S3 refuses that namespace, under its global
+// name (in.Names follows, and in.Renamed is told first).
+func createInNamespace(ctx context.Context, api bucketAPI, in *EnsureBucketInput) error {
+	n := in.Names
+	if err := in.Pending(n.Bucket); err != nil {
+		return err
+	}
+	in.Log.Step("creating S3 bucket %s", n.Bucket)
+	err := createBucketCall(ctx, api, n, in.Tags, in.Log)
+	if n.GlobalBucket == "" || !isNamespaceRefusal(err) {
+		return err
+	}
+	n.Bucket, n.GlobalBucket = n.GlobalBucket, ""
+	in.Log.Info("S3 refuses the account-regional bucket namespace here (%s): creating the bucket as %s in the global namespace", ErrorCode(err), n.Bucket)
+	if in.Renamed != nil {
+		if err := in.Renamed(n); err != nil {
+			return err
+		}
+	}
+	in.Names = n
+	if err := in.Pending(n.Bucket); err != nil {
+		return err
+	}
+	return createBucketCall(ctx, api, n, in.Tags, in.Log)
+}
+
+// isNamespaceRefusal matches S3's refusal of the x-amz-bucket-namespace
+// header where it lacks the account-regional namespace (a new region, a
+// partition without it): NotImplemented, S3's answer to a header whose
+// function it does not implement, or a request error about the namespace.
+func isNamespaceRefusal(err error) bool {
+	return HasCode(err, "NotImplemented") ||
+		HasCode(err, "InvalidRequest", "InvalidArgument") && strings.Contains(strings.ToLower(ErrorMessage(err)), "namespace")
 }
 
 // createBucketCall is CreateBucket, waiting while S3 still holds the name of
@@ -225,6 +261,13 @@ func createBucketCall(ctx context.Context, api bucketAPI, n Names, tags map[stri
 		}
 	}, func() error {
 		_, err := api.CreateBucket(ctx, in)
+		if HasCode(err, "AccessDenied") && len(in.CreateBucketConfiguration.Tags) > 0 {
+			// Tags at creation need s3:TagResource too; without it S3 refuses
+			// the create itself. The tagging call that follows sets them.
+			log.Info("creating S3 bucket %s without its tags (the caller may not s3:TagResource at creation); tagging it next", n.Bucket)
+			in.CreateBucketConfiguration.Tags = nil
+			_, err = api.CreateBucket(ctx, in)
+		}
 		return err
 	})
 	switch {

@@ -110,7 +110,9 @@ func TestEnsureBucketCreateAnswers(t *testing.T) {
 		{"taken by another account", func(f *cloudfake.FakeAWS) { f.AddBucket(n.Bucket, nil).Foreign = true }, "is taken by another account", ""},
 		{"name busy for a moment", func(f *cloudfake.FakeAWS) { f.FailNext("CreateBucket", cloudfake.AwsErr("OperationAborted"), 2) }, "", ""},
 		{"name busy for good", func(f *cloudfake.FakeAWS) { f.FailNext("CreateBucket", cloudfake.AwsErr("OperationAborted"), -1) }, "S3 still holds the name", "OperationAborted"},
-		{"create denied", func(f *cloudfake.FakeAWS) { f.FailNext("CreateBucket", cloudfake.AwsErr("AccessDenied"), 1) }, "creating S3 bucket", "AccessDenied"},
+		{"create denied", func(f *cloudfake.FakeAWS) { f.FailNext("CreateBucket", cloudfake.AwsErr("AccessDenied"), -1) }, "creating S3 bucket", "AccessDenied"},
+		// Tags at creation need s3:TagResource: created without them, then tagged.
+		{"tags at creation denied", func(f *cloudfake.FakeAWS) { f.NoTagResource = true }, "", ""},
 		{"not visible yet", func(f *cloudfake.FakeAWS) {
 			f.FailNext("PutBucketTagging", cloudfake.AwsErr("NoSuchBucket"), 1)
 			f.FailNext("PutPublicAccessBlock", cloudfake.AwsErr("OperationAborted"), 1)

@@ -2,9 +2,14 @@ package cloud
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -36,12 +41,61 @@ func StackTags(stack, region, owner string, now time.Time, ttl time.Duration) ma
 		TagRegion:    region,
 	}
 	if owner != "" {
-		tags[tagOwner] = owner
+		tags[tagOwner] = OwnerTagValue(owner)
 	}
 	if ttl > 0 {
 		tags[TagExpiresAt] = now.Add(ttl).UTC().Format(time.RFC3339)
 	}
 	return tags
+}
+
+// ownerTagMax is the longest tag value IAM, S3, SSM and RDS accept.
+const ownerTagMax = 256
+
+// ownerHashSep ends the readable part of a mapped owner value. IAM ARNs
+// never hold a space (names and paths are printable ASCII without it), so
+// a mapped value never equals an ARN that needed no mapping.
+const ownerHashSep = " sha256:"
+
+// ownerTagRune reports whether IAM, S3, SSM and RDS accept r in a tag
+// value: letters, separators and digits of any script, and _ . : / = + - @
+// (https://docs.aws.amazon.com/IAM/latest/APIReference/API_Tag.html).
+func ownerTagRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.In(r, unicode.Z) || unicode.IsNumber(r) || strings.ContainsRune("_.:/=+-@", r)
+}
+
+// OwnerTagValue is the mlstack:owner value of a principal's ARN, the same
+// on every service. An ARN every service accepts as it is (root, a role,
+// most users) is kept as it is, so stacks tagged by earlier versions still
+// match. Otherwise (IAM user names may hold ',', paths more; or longer
+// than 256 characters) each refused character becomes '_', the result is
+// cut to fit, and " sha256:" plus 16 hex digits of the full ARN's SHA-256
+// follow: two principals differ in their hash even where their readable
+// parts agree. A mapped value maps to itself, so values read back from
+// tags can be compared after mapping (SameOwner).
+func OwnerTagValue(arn string) string {
+	clean := strings.IndexFunc(arn, func(r rune) bool { return !ownerTagRune(r) }) < 0
+	if clean && utf8.RuneCountInString(arn) <= ownerTagMax {
+		return arn
+	}
+	sum := sha256.Sum256([]byte(arn))
+	suffix := ownerHashSep + hex.EncodeToString(sum[:8])
+	readable := []rune(strings.Map(func(r rune) rune {
+		if ownerTagRune(r) {
+			return r
+		}
+		return '_'
+	}, arn))
+	if keep := ownerTagMax - len(suffix); len(readable) > keep {
+		readable = readable[:keep]
+	}
+	return string(readable) + suffix
+}
+
+// SameOwner reports whether an mlstack:owner value read from a tag (from
+// any version of mlstack) names the principal.
+func SameOwner(tagged, principal string) bool {
+	return tagged != "" && OwnerTagValue(tagged) == OwnerTagValue(principal)
 }
 
 // owned reports whether tags mark a resource as belonging to stack.

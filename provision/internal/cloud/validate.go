@@ -38,10 +38,15 @@ func ValidateStack(s string) error {
 	return nil
 }
 
-// ValidateRegion checks the shape of a region name (eu-west-3, us-gov-west-1).
+// ValidateRegion checks the shape of a region name (eu-west-3, us-gov-west-1),
+// and refuses the ISO partitions' regions, where mlstack would take
+// commercial AWS's endpoints, ARNs and image publisher for theirs.
 func ValidateRegion(r string) error {
 	if !region.Valid(r) {
 		return Usagef("region %q is not a valid AWS region name (like eu-west-3)", r)
+	}
+	if p := region.Isolated(r); p != "" {
+		return Usagef("mlstack does not support the ISO partitions (%s is in %s): use a region of aws, aws-cn, aws-us-gov or aws-eusc", r, p)
 	}
 	return nil
 }

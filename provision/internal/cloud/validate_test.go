@@ -72,7 +72,7 @@ func TestValidateRegion(t *testing.T) {
 		{"ap-southeast-2", true},
 		{"ap-southeast-5", true},
 		{"cn-northwest-1", true},
-		{"us-isof-south-1", true},
+		{"us-isof-south-1", false}, // an ISO partition: see TestValidateRegionISO
 		// The AWS European Sovereign Cloud region: 4 letters before the first hyphen.
 		{"eusc-de-east-1", true},
 		{"EU-WEST-3", false},
@@ -374,4 +374,32 @@ func checkBucketName(b string) error {
 func looksLikeIP(s string) bool {
 	a, err := netip.ParseAddr(s)
 	return err == nil && a.Is4()
+}
+
+// TestValidateRegionISO: the ISO partitions' regions are refused by name,
+// before anything is asked of AWS; their neighbours are not.
+func TestValidateRegionISO(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ region, partition string }{
+		{"us-iso-east-1", "aws-iso"},
+		{"us-iso-west-1", "aws-iso"},
+		{"us-isob-east-1", "aws-iso-b"},
+		{"us-isob-west-1", "aws-iso-b"},
+		{"eu-isoe-west-1", "aws-iso-e"},
+		{"us-isof-east-1", "aws-iso-f"},
+		{"us-isof-south-1", "aws-iso-f"},
+		{"us-gov-west-1", ""},
+		{"us-east-1", ""},
+		{"eu-west-3", ""},
+		{"eusc-de-east-1", ""},
+	} {
+		err := cloud.ValidateRegion(c.region)
+		want := "mlstack does not support the ISO partitions (" + c.region + " is in " + c.partition + ")"
+		switch {
+		case c.partition == "" && err != nil:
+			t.Errorf("%s: %v", c.region, err)
+		case c.partition != "" && (!cloud.IsUsage(err) || !strings.Contains(fmt.Sprint(err), want)):
+			t.Errorf("%s: %v, want a usage error %q", c.region, err, want)
+		}
+	}
 }

@@ -168,6 +168,12 @@ type FakeAWS struct {
 	Terms       awsmodel.Terminations
 	// KeepCreateTags keeps CreateBucketConfiguration.Tags, as S3 does (moto drops them).
 	KeepCreateTags bool
+	// NoTagResource: the caller is allowed s3:CreateBucket but not
+	// s3:TagResource, so a CreateBucket with tags is refused.
+	NoTagResource bool
+	// NoRegionalNamespace: S3 here lacks the account-regional bucket
+	// namespace (as in me-south-1 and me-central-1, which it always lacks).
+	NoRegionalNamespace bool
 	// caller is the principal the session reports ("": fakeOwner).
 	caller   string
 	regions  []string
@@ -259,6 +265,14 @@ func (f *FakeAWS) InRegion(region string) *FakeAWS {
 		f.others[region] = o
 	}
 	return o
+}
+
+// SetCaller makes the session's caller the principal of arn (an
+// sts:GetCallerIdentity answer), as connect derives it.
+func (f *FakeAWS) SetCaller(arn string) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	f.caller = cloud.PrincipalOf(arn)
 }
 
 // Session is a session over the fake, as connect would return it.
@@ -1138,6 +1152,14 @@ func (f *FakeAWS) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 
 func (f *FakeAWS) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
 	return fakeCall(f, in, "EC2", "DescribeInstanceTypes", func() (*ec2.DescribeInstanceTypesOutput, error) {
+		var names []string
+		for _, t := range in.InstanceTypes {
+			names = append(names, string(t))
+		}
+		// The region's own types first: moto's DescribeInstanceTypes ignores it.
+		if err := awsmodel.DescribeInstanceTypes(f.Region, names); err != nil {
+			return nil, modelErr(err)
+		}
 		out := &ec2.DescribeInstanceTypesOutput{}
 		for _, t := range in.InstanceTypes {
 			archs, ok := f.instanceTypes[string(t)]
@@ -1163,7 +1185,7 @@ func (f *FakeAWS) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.Descr
 		want := filterValues(in.Filters, "instance-type")
 		out := &ec2.DescribeInstanceTypeOfferingsOutput{}
 		for _, t := range slices.Sorted(maps.Keys(f.Offered)) {
-			if len(want) > 0 && !slices.Contains(want, t) || !f.Plan.Offered(t) {
+			if len(want) > 0 && !slices.Contains(want, t) || !f.Plan.Offered(t) || !awsmodel.RegionOffers(f.Region, t) {
 				continue
 			}
 			for _, z := range f.Offered[t] {
@@ -1813,6 +1835,11 @@ func (f *FakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 		if err := f.BusyNames.Create(name); err != nil {
 			return nil, modelErr(err)
 		}
+		if in.CreateBucketConfiguration != nil {
+			if err := awsmodel.CreateBucketTags(!f.NoTagResource, len(in.CreateBucketConfiguration.Tags)); err != nil {
+				return nil, modelErr(err)
+			}
+		}
 		region := "us-east-1" // no constraint (with or without a configuration) is us-east-1
 		if in.CreateBucketConfiguration != nil && in.CreateBucketConfiguration.LocationConstraint != "" {
 			region = string(in.CreateBucketConfiguration.LocationConstraint)
@@ -1822,6 +1849,9 @@ func (f *FakeAWS) CreateBucket(_ context.Context, in *s3.CreateBucketInput, _ ..
 		}
 		if region != f.Region {
 			return nil, AwsErrMsg("IllegalLocationConstraintException", "fake: bucket region "+region+" in "+f.Region)
+		}
+		if err := awsmodel.BucketNamespace(region, string(in.BucketNamespace), f.NoRegionalNamespace); err != nil {
+			return nil, modelErr(err)
 		}
 		if (in.BucketNamespace == s3types.BucketNamespaceAccountRegional) != strings.HasSuffix(name, "-"+f.Account+"-"+region+"-an") {
 			return nil, AwsErr("InvalidNamespaceHeader")

@@ -5,6 +5,7 @@ package cloudfake
 // internal/awsmodel's.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -114,6 +115,9 @@ func (f fakeRDSAPI) CreateDBInstance(_ context.Context, in *rds.CreateDBInstance
 		}
 		if !aws.ToBool(in.StorageEncrypted) || aws.ToBool(in.PubliclyAccessible) {
 			return nil, AwsErrMsg("InvalidParameterCombination", "fake: mlstack's database is encrypted and private")
+		}
+		if err := r.Model.CreateDBInstance(aws.ToString(in.Engine), aws.ToString(in.EngineVersion), aws.ToString(in.DBInstanceClass)); err != nil {
+			return nil, modelErr(err)
 		}
 		d := f.NewDB(id, aws.ToString(in.DBInstanceClass), in.Tags, aws.ToString(in.MasterUserPassword))
 		return &rds.CreateDBInstanceOutput{DBInstance: &d.DB}, nil
@@ -250,13 +254,25 @@ func (f fakeRDSAPI) DeleteDBSnapshot(_ context.Context, in *rds.DeleteDBSnapshot
 func (f fakeRDSAPI) DescribeOrderableDBInstanceOptions(_ context.Context, in *rds.DescribeOrderableDBInstanceOptionsInput, _ ...func(*rds.Options)) (*rds.DescribeOrderableDBInstanceOptionsOutput, error) {
 	return fakeCall(f.FakeAWS, in, "RDS", "DescribeOrderableDBInstanceOptions", func() (*rds.DescribeOrderableDBInstanceOptionsOutput, error) {
 		out := &rds.DescribeOrderableDBInstanceOptionsOutput{}
-		if c := aws.ToString(in.DBInstanceClass); f.RDSState.Model.Offers(aws.ToString(in.Engine), c) {
-			out.OrderableDBInstanceOptions = []rdstypes.OrderableDBInstanceOption{{DBInstanceClass: aws.String(c), Engine: aws.String("postgres")}}
+		c, v := aws.ToString(in.DBInstanceClass), aws.ToString(in.EngineVersion)
+		if f.RDSState.Model.Offers(aws.ToString(in.Engine), v, c) {
+			out.OrderableDBInstanceOptions = []rdstypes.OrderableDBInstanceOption{{DBInstanceClass: aws.String(c), Engine: aws.String("postgres"),
+				EngineVersion: aws.String(cmp.Or(v, f.RDSState.Model.DefaultVersion("postgres", cloud.DBEngineVersion)))}}
 		}
 		var err error
 		out.OrderableDBInstanceOptions, out.Marker, err = page(f.FakeAWS, "rds", "DescribeOrderableDBInstanceOptions", in, out.OrderableDBInstanceOptions,
 			func(o rdstypes.OrderableDBInstanceOption) string { return aws.ToString(o.DBInstanceClass) })
 		return out, err
+	})
+}
+
+func (f fakeRDSAPI) DescribeDBEngineVersions(_ context.Context, in *rds.DescribeDBEngineVersionsInput, _ ...func(*rds.Options)) (*rds.DescribeDBEngineVersionsOutput, error) {
+	return fakeCall(f.FakeAWS, in, "RDS", "DescribeDBEngineVersions", func() (*rds.DescribeDBEngineVersionsOutput, error) {
+		out := &rds.DescribeDBEngineVersionsOutput{}
+		if v := f.RDSState.Model.DefaultVersion(aws.ToString(in.Engine), aws.ToString(in.EngineVersion)); v != "" && aws.ToBool(in.DefaultOnly) {
+			out.DBEngineVersions = []rdstypes.DBEngineVersion{{Engine: in.Engine, EngineVersion: aws.String(v)}}
+		}
+		return out, nil
 	})
 }
 
