@@ -45,6 +45,10 @@ func (a *awsLike) checkRules(w http.ResponseWriter, req *http.Request, body []by
 		return true
 	}
 	e := awsmodel.CheckTree(svc, op, tree)
+	if e == nil && svc == "ec2" && op == "DescribeInstanceTypes" {
+		// moto answers every type in every region; AWS only the region's.
+		e = regionTypes(regionOf(req), tree)
+	}
 	if e == nil {
 		return false
 	}
@@ -118,6 +122,22 @@ func TestProxyRefusesModelRules(t *testing.T) {
 	if _, err := e.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(long)}); err == nil {
 		t.Fatal("moto created the user the rules refused")
 	}
+}
+
+// regionTypes is EC2's answer in region to the DescribeInstanceTypes tree.
+func regionTypes(region string, tree map[string]any) *awsmodel.Error {
+	var types []string
+	items, _ := tree["InstanceTypes"].([]any)
+	for _, it := range items {
+		if s, ok := it.(string); ok {
+			types = append(types, s)
+		}
+	}
+	if err := awsmodel.DescribeInstanceTypes(region, types); err != nil {
+		e, _ := err.(*awsmodel.Error)
+		return e
+	}
+	return nil
 }
 
 // regionOf is the region a request is signed for.
