@@ -73,7 +73,8 @@ func NewestImage(images []ec2types.Image, arch ec2types.ArchitectureValues, owne
 func UbuntuImage(ctx context.Context, api imageAPI, arch ec2types.ArchitectureValues, regionName string) (*ec2types.Image, []ec2types.Image, error) {
 	p := region.Of(regionName)
 	if p.CanonicalOwner == "" {
-		return nil, nil, fmt.Errorf("mlstack does not know which account publishes Canonical's Ubuntu images in partition %s (%s)", p.Name, regionName)
+		// The region is the user's choice, refused before anything is made.
+		return nil, nil, Usagef("mlstack does not know which account publishes Canonical's Ubuntu images in partition %s (%s): use a region of aws, aws-cn or aws-us-gov", p.Name, regionName)
 	}
 	img, listed, err := findImages(ctx, api, arch, p.CanonicalOwner)
 	if err == nil && img == nil {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
+	"github.com/mlstack/mlstack/provision/region"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -278,7 +279,7 @@ func (f *FakeAWS) SetCaller(arn string) {
 // Session is a session over the fake, as connect would return it.
 func (f *FakeAWS) Session() *cloud.Session {
 	return &cloud.Session{
-		EC2: f, IAM: f, S3: f, SSM: f, RDS: fakeRDSAPI{f}, Region: f.Region, Account: f.Account, Partition: "aws", S3Endpoint: f.S3Endpoint,
+		EC2: f, IAM: f, S3: f, SSM: f, RDS: fakeRDSAPI{f}, Region: f.Region, Account: f.Account, Partition: f.partition(), S3Endpoint: f.S3Endpoint,
 		Principal: cmp.Or(f.caller, FakeOwner),
 		EC2In:     func(region string) cloud.EC2API { return f.InRegion(region) },
 		RDSIn:     func(region string) cloud.RDSAPI { return fakeRDSAPI{f.InRegion(region)} },
@@ -1256,8 +1257,11 @@ func (f *FakeAWS) DescribeRegions(_ context.Context, in *ec2.DescribeRegionsInpu
 
 // ---- IAM: users ----
 
+// partition is the ARN partition of the fake's region (aws-cn in China).
+func (f *FakeAWS) partition() string { return region.Of(f.Region).Name }
+
 func (f *FakeAWS) arn(kind, path, name string) *string {
-	return aws.String("arn:aws:iam::" + f.Account + ":" + kind + path + name)
+	return aws.String("arn:" + f.partition() + ":iam::" + f.Account + ":" + kind + path + name)
 }
 
 func mergeIAMTags(have, set []iamtypes.Tag) []iamtypes.Tag {

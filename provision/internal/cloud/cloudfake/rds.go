@@ -50,7 +50,7 @@ func (f *FakeAWS) NewDB(id, class string, tags []rdstypes.Tag, password string) 
 	d := &fakeDB{Password: password, DB: rdstypes.DBInstance{
 		DBInstanceIdentifier: aws.String(id), DBInstanceClass: aws.String(class), Engine: aws.String("postgres"),
 		EngineVersion: aws.String("17.6"), DBInstanceStatus: aws.String("creating"), TagList: tags,
-		DBInstanceArn:         aws.String(fmt.Sprintf("arn:aws:rds:%s:%s:db:%s", f.Region, f.Account, id)),
+		DBInstanceArn:         aws.String(fmt.Sprintf("arn:%s:rds:%s:%s:db:%s", f.partition(), f.Region, f.Account, id)),
 		PendingModifiedValues: &rdstypes.PendingModifiedValues{},
 	}}
 	r.dbs[id] = d
