@@ -152,6 +152,8 @@ func TestUIRefuses(t *testing.T) {
 		{"a certificate for another host", uiStack(t, ts.URL, otherPEM), nil, "does not fit 127.0.0.1", false},
 		{"a port out of range", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Port = 70000 }, "--port 70000", true},
 		{"a bad stack name", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Stack.Name = "Demo!" }, "", true},
+		{"a state directory others can write", writableByOthers(t, uiStack(t, ts.URL, certPEM)), nil,
+			"is writable by others (mode 0777): other users of this machine could plant the files mlstack trusts there; `chmod go-w ", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs sshdtest.SyncBuffer
@@ -170,6 +172,14 @@ func TestUIRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writableByOthers makes the state directory root world-writable, as a
+// shared /tmp/... root made by someone else may be.
+func writableByOthers(t *testing.T, root string) string {
+	t.Helper()
+	must(t, os.Chmod(root, 0o777))
+	return root
 }
 
 // TestUIAllowHTTP: the hidden test switch lets a local http server through,
