@@ -132,10 +132,12 @@ func cookieName(self string) string {
 // authorize serves only the browser holding the session cookie. The token
 // in the printed URL is traded once for that cookie (HttpOnly: no script
 // reads it; SameSite=Strict: no other site's page sends it), then the
-// browser is sent to the same URL without the token, which so stays out of
-// the upstream's logs and of the page's address. A second trade is refused:
-// the URL also reaches the browser opener's command line, which every local
-// user can read. Secrets are compared in constant time.
+// browser is sent to the same URL without the token, to keep it out of the
+// upstream's logs and the page's address. A second trade is refused: the
+// URL also reaches the browser opener's command line, which every local
+// user can read. Secrets are compared in constant time. Cookies ignore
+// ports, so the browser also sends this one to other servers on 127.0.0.1
+// it visits: it is good for this run alone.
 func (p *UIProxy) authorize(self string, next http.Handler) http.Handler {
 	name := cookieName(self)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
