@@ -43,6 +43,7 @@ type UIProxy struct {
 	token, session string // random per run: the URL's token, the cookie's value
 	mu             sync.Mutex
 	spent          bool // the token was traded for the cookie
+	refusedOnce    sync.Once
 }
 
 // TokenParam is the query parameter of the sign-in URL (URL).
@@ -148,6 +149,12 @@ func (p *UIProxy) authorize(self string, next http.Handler) http.Handler {
 		q := r.URL.Query()
 		if tok, ok := q[TokenParam]; ok {
 			if !signedIn && !p.trade(r.Method, tok[0]) {
+				// The user hears of it: a spent link they did not spend means
+				// someone else's browser holds the session.
+				p.refusedOnce.Do(func() {
+					p.log.Warn("refused a sign-in with a wrong or spent link: if it was yours and your browser is not signed in, " +
+						"someone else may be; stop with Ctrl-C and run mlstack ui again")
+				})
 				http.Error(w, "mlstack ui: this sign-in link is wrong or was used already (it works once): "+
 					"run mlstack ui again for a new one", http.StatusForbidden)
 				return

@@ -243,6 +243,11 @@ func TestUIProxySignIn(t *testing.T) {
 			}
 		})
 	}
+	// The user hears of refused sign-in links, once: a spent link they did
+	// not spend means another browser holds the session.
+	if n := strings.Count(x.log.String(), "refused a sign-in with a wrong or spent link"); n != 1 {
+		t.Errorf("said %d time(s) that sign-in links were refused, want once:\n%s", n, x.log)
+	}
 }
 
 // TestUIProxyToken: the token buys the session cookie once (HttpOnly,
