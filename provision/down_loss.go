@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
@@ -47,9 +48,19 @@ func (op *openedStack) runsLost(ctx context.Context, uri string) string {
 	case op.secrets == nil || op.secrets.MLflowPassword == "":
 		return what + " (not counted: this machine has no MLflow password for the stack)"
 	}
+	// The admin password goes only to the server whose certificate this
+	// machine pinned, as check's does: not to whatever the system's roots
+	// trust (an intercepting CA), and a real stack's self-signed
+	// certificate is in none of them.
+	httpc, err := serverHTTP(op.dir, uri, func() string {
+		return localUp(Stack{Name: op.n.Stack, StateDir: filepath.Dir(op.dir.Path())}, op.secrets)
+	})
+	if err != nil {
+		return fmt.Sprintf("%s (not counted: %v)", what, err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, lossCountTimeout)
 	defer cancel()
-	c := &server.Client{URI: uri, User: op.secrets.MLflowUser, Password: op.secrets.MLflowPassword}
+	c := &server.Client{URI: uri, User: op.secrets.MLflowUser, Password: op.secrets.MLflowPassword, HTTP: httpc}
 	n, err := c.Count(cctx)
 	if err != nil {
 		return fmt.Sprintf("%s (not counted: %v)", what, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -512,7 +513,21 @@ func TestDownTerminateAnsweredWithAnError(t *testing.T) {
 // and 3 runs, each search answered a page at a time; it wants user and
 // password.
 func mlflowCounts(t *testing.T, user, password string) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(mlflowCountsHandler(user, password))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// mlflowCountsTLS is mlflowCounts over TLS, with httptest's self-signed
+// certificate for 127.0.0.1 (PEM), which no system trusts.
+func mlflowCountsTLS(t *testing.T, user, password string) (uri string, certPEM []byte) {
+	srv := httptest.NewTLSServer(mlflowCountsHandler(user, password))
+	t.Cleanup(srv.Close)
+	return srv.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
+func mlflowCountsHandler(user, password string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -534,9 +549,7 @@ func mlflowCounts(t *testing.T, user, password string) string {
 		default:
 			http.NotFound(w, r)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	})
 }
 
 // TestDownSaysWhatIsLost: before asking, down counts the runs in the
@@ -572,6 +585,38 @@ func TestDownSaysWhatIsLost(t *testing.T) {
 			}
 		})
 	}
+	// Over TLS, the count trusts the pinned certificate alone.
+	uri, certPEM := mlflowCountsTLS(t, sec.MLflowUser, sec.MLflowPassword)
+	for _, c := range []struct {
+		name string
+		pin  []byte
+		want string
+	}{
+		{"the server's certificate pinned", certPEM, "5 runs in 2 experiments in the server's database"},
+		{"another certificate pinned", cloudfake.TestCert("ec2-other.example", "127.0.0.1"), "(not counted: POST /api/2.0/mlflow/experiments/search: "},
+		{"none pinned", nil, "(not counted: no pinned server certificate in " + local.StackDir(dir, "demo").Path() + ": `mlstack up --stack demo"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sd := local.StackDir(dir, "demo")
+			must(t, os.RemoveAll(sd.ServerCertFile()))
+			if c.pin != nil {
+				must(t, sd.SaveServerCert(c.pin))
+			}
+			o, _, log := downOpts(dir, "demo")
+			o.hooks.TrackingURI = uri
+			o.Confirm = func(string) (bool, error) { return false, nil }
+			_ = Down(f.Ctx(), o)
+			if !strings.Contains(log.String(), c.want) {
+				t.Errorf("progress lacks %q:\n%s", c.want, log)
+			}
+			if c.pin == nil || !bytes.Equal(c.pin, certPEM) {
+				if strings.Contains(log.String(), "5 runs in") {
+					t.Errorf("counted the runs of a server whose certificate is not the pinned one:\n%s", log)
+				}
+			}
+		})
+	}
+
 	// Without the password here, the runs are not counted, and why.
 	o, _, log := downOpts(t.TempDir(), "demo")
 	o.Confirm = func(string) (bool, error) { return false, nil }

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mlstack/mlstack/cloudinit"
 	"github.com/mlstack/mlstack/internal/testhooks"
+	"github.com/mlstack/mlstack/provision/local"
 	"github.com/mlstack/mlstack/provision/server"
 )
 
@@ -37,6 +39,12 @@ func (s Stack) validate() error {
 	}
 	if s.StateDir == "" {
 		return cloud.Usagef("no state directory: pass --state-dir or set MLSTACK_STATE_DIR")
+	}
+	var unsafe *local.UnsafeDirError
+	if err := local.CheckSafe(s.StateDir, s.Name); errors.As(err, &unsafe) {
+		return cloud.Usagef("state directory: %v", err)
+	} else if err != nil {
+		return err
 	}
 	return nil
 }

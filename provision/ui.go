@@ -71,13 +71,15 @@ func UI(ctx context.Context, o UIOptions) error {
 		return fmt.Errorf("mlstack ui: %w", err)
 	}
 	self := ln.Addr().String()
-	addr := "http://" + self + "/"
-	fmt.Fprintln(o.Out, addr)
-	p.Step("serving the MLflow UI of stack %s at %s until Ctrl-C", o.Stack.Name, addr)
+	// The sign-in URL holds the token: stdout gets it once, for the user;
+	// the progress names the port alone.
+	fmt.Fprintln(o.Out, proxy.URL(self))
+	p.Step("serving the MLflow UI of stack %s at http://%s/ until Ctrl-C", o.Stack.Name, self)
 	p.Info("it reaches %s trusting only the stack's pinned certificate and signs in as %s: "+
 		"no certificate warning, no password prompt", up.uri, up.user)
+	p.Info("only the browser that opens the URL on stdout gets in, once: its token is traded for a cookie")
 	if !o.NoBrowser {
-		openBrowser(o.OpenBrowser, addr, p)
+		openBrowser(o.OpenBrowser, proxy.URL(self), p)
 	}
 	return serveUI(ctx, ln, proxy.Handler(self), p)
 }
@@ -192,13 +194,14 @@ func pinnedFor(dir local.Dir, certPath, host, up string) (*tls.Config, error) {
 // errNoOpener: this machine has no way to open a browser (no display).
 var errNoOpener = errors.New("no browser to open here")
 
-// openBrowser opens addr in the user's browser, or says to.
+// openBrowser opens addr in the user's browser, or says to; it never
+// prints addr, which holds the token.
 func openBrowser(open func(string) error, addr string, p *progress) {
 	if open == nil {
 		open = systemOpen
 	}
 	if err := open(addr); err != nil {
-		p.Info("open %s in your browser (%v)", addr, err)
+		p.Info("open the URL on stdout in your browser (%v)", err)
 		return
 	}
 	p.Info("opened it in your browser")

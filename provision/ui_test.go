@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,15 +89,22 @@ func TestUIServesUntilCancelled(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no URL within 10 s")
 	}
-	if strings.TrimSpace(out.String()) != addr || !strings.HasPrefix(addr, "http://127.0.0.1:") {
-		t.Errorf("stdout %q, opened %q: want the one loopback URL", out.String(), addr)
-	}
-	resp, err := http.Get(addr + "health")
+	u, err := url.Parse(addr)
 	must(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "mlflow" || seen.String() != "admin "+strings.TrimPrefix(ts.URL, "https://")+"\n" {
-		t.Errorf("through the proxy: %q; the server saw %q", body, seen.String())
+	token := u.Query().Get("mlstack-token")
+	if strings.TrimSpace(out.String()) != addr || u.Scheme != "http" || !strings.HasPrefix(u.Host, "127.0.0.1:") || len(token) < 43 {
+		t.Fatalf("stdout and opened URL differ, or are not the one loopback URL with a token (%d bytes)", len(token))
+	}
+	if status, _ := getUI(t, http.DefaultClient, "http://"+u.Host+"/health"); status != 403 || seen.String() != "" {
+		t.Errorf("without the link: %d, the server saw %q; want 403 and nothing", status, seen.String())
+	}
+	jar, err := cookiejar.New(nil)
+	must(t, err)
+	browser := &http.Client{Jar: jar}
+	getUI(t, browser, addr)
+	if status, body := getUI(t, browser, "http://"+u.Host+"/health"); status != 200 || body != "mlflow" ||
+		seen.String() != strings.Repeat("admin "+strings.TrimPrefix(ts.URL, "https://")+"\n", 2) {
+		t.Errorf("through the proxy: %d %q; the server saw %q", status, body, seen.String())
 	}
 	cancel()
 	select {
@@ -109,9 +118,19 @@ func TestUIServesUntilCancelled(t *testing.T) {
 	if _, err := http.Get(addr); err == nil {
 		t.Error("the port still answers after UI returned")
 	}
-	if strings.Contains(out.String()+logs.String(), uiPassword) {
-		t.Errorf("the output holds the password:\n%s\n%s", out.String(), logs.String())
+	if strings.Contains(out.String()+logs.String(), uiPassword) || strings.Contains(logs.String(), token) {
+		t.Errorf("the output holds the password, or the log the token:\n%s", logs.String())
 	}
+}
+
+// getUI gets u with client and returns the status and body.
+func getUI(t *testing.T, client *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(u)
+	must(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // TestUIRefuses: what mlstack ui will not serve, and says why.
@@ -133,6 +152,8 @@ func TestUIRefuses(t *testing.T) {
 		{"a certificate for another host", uiStack(t, ts.URL, otherPEM), nil, "does not fit 127.0.0.1", false},
 		{"a port out of range", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Port = 70000 }, "--port 70000", true},
 		{"a bad stack name", uiStack(t, ts.URL, certPEM), func(o *UIOptions) { o.Stack.Name = "Demo!" }, "", true},
+		{"a state directory others can write", writableByOthers(t, uiStack(t, ts.URL, certPEM)), nil,
+			"is writable by others (mode 0777): other users of this machine could plant the files mlstack trusts there; `chmod go-w ", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs sshdtest.SyncBuffer
@@ -153,6 +174,14 @@ func TestUIRefuses(t *testing.T) {
 	}
 }
 
+// writableByOthers makes the state directory root world-writable, as a
+// shared /tmp/... root made by someone else may be.
+func writableByOthers(t *testing.T, root string) string {
+	t.Helper()
+	must(t, os.Chmod(root, 0o777))
+	return root
+}
+
 // TestUIAllowHTTP: the hidden test switch lets a local http server through,
 // and the browser is not opened with NoBrowser.
 func TestUIAllowHTTP(t *testing.T) {
@@ -171,12 +200,11 @@ func TestUIAllowHTTP(t *testing.T) {
 	for !strings.HasSuffix(out.String(), "\n") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	resp, err := http.Get(strings.TrimSpace(out.String()))
+	jar, err := cookiejar.New(nil)
 	must(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, body := getUI(t, &http.Client{Jar: jar}, strings.TrimSpace(out.String()))
 	cancel()
-	if err := <-done; err != nil || string(body) != "plain" {
+	if err := <-done; err != nil || body != "plain" {
 		t.Errorf("UI = %v, body %q", err, body)
 	}
 }

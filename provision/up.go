@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"time"
 
 	"github.com/mlstack/mlstack/provision/internal/cloud"
@@ -53,6 +54,9 @@ type upRun struct {
 	inst  *ec2types.Instance
 	uri   string
 	tls   *tls.Config // trusts the pinned server certificate alone
+	// ensureLogin: the env file's user exists on the server with another
+	// password; up ends with it once the stack is up.
+	loginRefused error
 	// instanceUD holds the instances' user-data as read once (drift, mode
 	// switch and legacy checks all look at it), by instance id.
 	instanceUD map[string][]byte
@@ -119,5 +123,5 @@ func Up(ctx context.Context, o UpOptions) error {
 	if err := r.retire(ctx); err != nil {
 		return err
 	}
-	return r.report(ctx)
+	return errors.Join(r.report(ctx), r.loginRefused)
 }

@@ -191,6 +191,9 @@ func osUserName() string {
 
 // ensureLogin makes the env file's user on the server once it answers, as
 // a non-admin, unless its login works already; with --no-wait it says how.
+// A user the server has already, with another password, keeps it (see
+// loginTaken); that refusal waits in r.loginRefused, so a replacement is not
+// undone for it.
 func (r *upRun) ensureLogin(ctx context.Context) error {
 	sec := r.store.Get()
 	name := sec.EnvUser
@@ -214,13 +217,25 @@ func (r *upRun) ensureLogin(ctx context.Context) error {
 	admin := &server.Client{URI: uri, User: sec.MLflowUser, Password: sec.MLflowPassword, HTTP: httpc}
 	r.log.Step("making MLflow user %s (not an admin) for the env file", name)
 	err = admin.CreateUser(ctx, name, sec.Users[name])
-	if errors.Is(err, server.ErrUserExists) { // made elsewhere, with another password
-		err = admin.SetPassword(ctx, name, sec.Users[name])
+	if errors.Is(err, server.ErrUserExists) {
+		r.loginRefused = r.loginTaken(name)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("making MLflow user %s: %w", name, err)
 	}
 	return nil
+}
+
+// loginTaken refuses to sign the env file in as name, a user the server
+// has with another password than this machine's (made elsewhere, or an
+// admin made with users): setting ours would take their login away,
+// silently. (The stack's own admin name is refused before: creatorLogin.)
+func (r *upRun) loginTaken(name string) error {
+	return cloud.Usagef("MLflow user %s exists on the server with another password than this machine holds, so the env file "+
+		"%s cannot sign in as them: up does not reset an existing user's password (they would lose their login). If %s is you, "+
+		"`%s` gives them a new password here and rewrites the env file; else `%s` with a name of your own",
+		name, r.dir.EnvFile(), name, r.h.cmd("users passwd", name), r.upHint("--user", "NAME"))
 }
 
 // render makes the user-data, once, for the instance type's architecture;

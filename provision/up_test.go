@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -850,6 +852,80 @@ func TestUpHealthWait(t *testing.T) {
 		t.Errorf("progress:\n%s", log)
 	}
 	_ = f
+}
+
+// usersServer is an MLflow server's users API with the logins given:
+// users/get answers a user's own login, users/create refuses a name it
+// has, update-password is counted.
+func usersServer(t *testing.T, admin string, logins map[string]string) (url string, passwordChanges *atomic.Int32) {
+	t.Helper()
+	var mu sync.Mutex
+	passwordChanges = &atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		user, pw, _ := r.BasicAuth()
+		var in struct{ Username, Password string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		switch {
+		case r.URL.Path == "/health":
+		case r.URL.Path == "/api/2.0/mlflow/users/get" && (user == "" || logins[user] != pw):
+			http.Error(w, "", http.StatusUnauthorized)
+		case r.URL.Path == "/api/2.0/mlflow/users/get":
+		case user != admin || logins[admin] != pw:
+			http.Error(w, "", http.StatusForbidden)
+		case r.URL.Path == "/api/2.0/mlflow/users/create" && logins[in.Username] != "":
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error_code":"RESOURCE_ALREADY_EXISTS","message":"exists"}`)
+		case r.URL.Path == "/api/2.0/mlflow/users/create":
+			logins[in.Username] = in.Password
+		case r.URL.Path == "/api/2.0/mlflow/users/update-password":
+			passwordChanges.Add(1)
+			logins[in.Username] = in.Password
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, passwordChanges
+}
+
+// TestUpKeepsExistingUsersPasswords: the env file's user exists on the
+// server with another password (made from another machine, or an admin):
+// up does not reset it, and says what to run instead, with the flags in
+// use; the stack is up all the same.
+func TestUpKeepsExistingUsersPasswords(t *testing.T) {
+	t.Parallel()
+	f := newInstalledFake(t)
+	dir := upStack(t, f, "demo")
+	sec := savedSecrets(t, dir, "demo")
+	for _, tt := range []struct{ name, user string }{
+		{"a teammate's user", "carol"},
+		{"an admin made on the server", "ops"},
+	} {
+
+		t.Run(tt.name, func(t *testing.T) {
+			logins := map[string]string{sec.MLflowUser: sec.MLflowPassword, tt.user: "their-Own-Password-123"}
+			want := "MLflow user " + tt.user + " exists on the server with another password than this machine holds, so the env file " +
+				local.StackDir(dir, "demo").EnvFile() + " cannot sign in as them: up does not reset an existing user's password " +
+				"(they would lose their login). If " + tt.user + " is you, `mlstack users passwd --stack demo --state-dir " + dir + " " +
+				tt.user + "` gives them a new password here and rewrites the env file; else `mlstack up --stack demo --state-dir " + dir +
+				" --allow-cidr 198.51.100.7/32 --user NAME` with a name of your own"
+			url, changes := usersServer(t, sec.MLflowUser, logins)
+			o, _, _ := upOpts(dir, "demo")
+			o.NoWait, o.hooks.HealthURL, o.User = false, url+"/health", tt.user
+			err := Up(f.Ctx(), o)
+			if err == nil || !strings.Contains(err.Error(), want) || !cloud.IsUsage(err) {
+				t.Fatalf("up = %v (usage %v), want a usage error saying %q", err, cloud.IsUsage(err), want)
+			}
+			if changes.Load() != 0 || logins[tt.user] != "their-Own-Password-123" || logins[sec.MLflowUser] != sec.MLflowPassword {
+				t.Errorf("up changed %d password(s) on the server", changes.Load())
+			}
+			if strings.Contains(err.Error(), sec.MLflowPassword) || strings.Contains(err.Error(), "their-Own") {
+				t.Error("the error holds a password")
+			}
+		})
+	}
 }
 
 func TestUpUnhealthyExplainsFromConsole(t *testing.T) {

@@ -90,6 +90,14 @@ func (r *runScan) addKey(label string, pemBytes []byte) {
 	r.mu.Unlock()
 }
 
+// addSecret makes value one of the secrets the run is scanned for; false
+// when it is too short to scan for.
+func (r *runScan) addSecret(label, value string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sc.AddString(label, value)
+}
+
 func (r *runScan) record(label, text string) {
 	r.mu.Lock()
 	r.outputs = append(r.outputs, labelled{label, text})

@@ -11,7 +11,8 @@ func uiCommand(s streams) *cli.Command {
 		Usage: "serve the stack's MLflow UI on http://127.0.0.1:PORT/ until Ctrl-C: a local proxy that trusts only the " +
 			"pinned certificate and signs in for you (no certificate warning, no password prompt)",
 		Description: "Reads only this machine's env file and pinned certificate; prints the URL on stdout and opens\n" +
-			"the browser when there is a display.\n\n" + examples(
+			"the browser when there is a display. The URL holds a token, good once, that signs that browser in:\n" +
+			"any other client (another user of this machine) gets 403.\n\n" + examples(
 			"mlstack ui --stack demo",
 			"mlstack ui --stack demo --port 8080 --no-browser"),
 		Flags: append(stackFlags(),

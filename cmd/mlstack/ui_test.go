@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,7 +86,9 @@ func connectProxy(t *testing.T, host string) (url string, tunnels *atomic.Int32)
 }
 
 // startUI runs the built mlstack ui and returns the URL it printed; its
-// outputs go to the secret scan.
+// outputs go to the secret scan. The URL's token is a secret of the scan
+// like the password: it may be in stdout's first line alone, the line the
+// user needs, which the scan does not see.
 func startUI(t *testing.T, env []string, args ...string) (url string, exited <-chan struct{}, cmd *exec.Cmd, stderr *sshdtest.SyncBuffer) {
 	t.Helper()
 	cmd = exec.Command(binary(t), append([]string{"ui"}, args...)...)
@@ -96,16 +99,21 @@ func startUI(t *testing.T, env []string, args ...string) (url string, exited <-c
 	}
 	out, stderr := &sshdtest.SyncBuffer{}, &sshdtest.SyncBuffer{}
 	cmd.Stderr = stderr
-	recordLive("mlstack ui (stdout)", out)
+	recordLive("mlstack ui (stdout after the URL)", out)
 	recordLive("mlstack ui (stderr)", stderr)
 	if exited, err = proctest.Start(t, cmd, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(io.TeeReader(stdout, out)).ReadString('\n')
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
 	if err != nil {
 		t.Fatalf("mlstack ui printed no URL: %v\nstderr:\n%s", err, stderr)
 	}
-	go func() { _, _ = io.Copy(out, stdout) }()
+	go func() { _, _ = io.Copy(out, r) }()
+	u, err := neturl.Parse(strings.TrimSpace(line))
+	if err != nil || !seen.addSecret("mlstack ui's token", u.Query().Get("mlstack-token")) {
+		t.Fatalf("mlstack ui's first line is not a URL with a token of 8 bytes or more")
+	}
 	return strings.TrimSpace(line), exited, cmd, stderr
 }
 
@@ -129,8 +137,18 @@ func TestUIInBrowser(t *testing.T) {
 
 	url, exited, cmd, stderr := startUI(t, []string{"HTTPS_PROXY=" + proxyURL, "https_proxy=", "NO_PROXY=", "no_proxy="},
 		"--stack", "demo", "--state-dir", root, "--no-browser")
-	if !strings.HasPrefix(url, "http://127.0.0.1:") {
-		t.Fatalf("mlstack ui printed %q, want http://127.0.0.1:PORT/", url)
+	self, ok := strings.CutPrefix(strings.Split(url, "/?")[0], "http://")
+	if !strings.HasPrefix(self, "127.0.0.1:") || !ok {
+		t.Fatal("mlstack ui printed no http://127.0.0.1:PORT/?mlstack-token=… URL")
+	}
+	// Another local user knows the port but not the token.
+	resp, err := http.Get("http://" + self + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("without the token: %d, want 403", resp.StatusCode)
 	}
 	res, err := browsertest.Check(t.Context(), browsertest.Options{}, browsertest.UICheck{URI: url,
 		Experiment: seed.Experiment, Run: seed.Run, Metric: seed.Metric, Value: seed.Value, OutDir: testenv.ArtifactDir(t)})

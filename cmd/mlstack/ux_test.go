@@ -153,6 +153,17 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("mlstack %s: a flag with one dash in %q", strings.Join(c.args, " "), res.stderr)
 		}
 	}
+	// A state directory others can write: refused before anything is read
+	// or asked, with the command that fixes it.
+	shared := t.TempDir()
+	must(t, os.Chmod(shared, 0o777))
+	for _, verb := range []string{"env", "ui", "check", "status"} {
+		res := runLocal(t, verb, "--stack", "demo", "--state-dir", shared)
+		if want := "is writable by others (mode 0777): other users of this machine could plant the files mlstack trusts there; `chmod go-w " +
+			shared + "`"; res.code != 2 || !strings.Contains(res.stderr, want) {
+			t.Errorf("mlstack %s in a shared state directory: exit %d, stderr %q; want exit 2 with %q", verb, res.code, res.stderr, want)
+		}
+	}
 	// The order it shows is one that parses.
 	res := runLocal(t, "--stack", "demo", "--state-dir", "/tmp/x y", "status")
 	if err := parseOnly().Run(words(hintWith(t, res.stderr, "mlstack status"))); err != nil {

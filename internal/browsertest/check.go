@@ -17,8 +17,10 @@ import (
 
 // UICheck is what a user checks in MLflow's UI after logging a run.
 type UICheck struct {
-	// URI is the tracking URI (https://HOST:5000) or mlstack ui's
-	// http://127.0.0.1:PORT.
+	// URI is the tracking URI (https://HOST:5000) or the URL mlstack ui
+	// prints, http://127.0.0.1:PORT/?mlstack-token=…: its query goes with
+	// the first page load only (the token buys a cookie) and into no
+	// message.
 	URI string
 	// User and Password answer the server's basic-auth challenge, for URI's
 	// origin only; with no User every challenge is refused (mlstack ui adds
@@ -32,6 +34,8 @@ type UICheck struct {
 	OutDir string
 	// StepTimeout bounds each step; 0 is DefaultStepTimeout.
 	StepTimeout time.Duration
+
+	start string // the first page: URI with its query, at the experiment list
 }
 
 // DefaultStepTimeout is long enough for MLflow's UI on a micro instance.
@@ -80,7 +84,10 @@ func (c *UICheck) validate() (origin string, err error) {
 	if c.StepTimeout == 0 {
 		c.StepTimeout = DefaultStepTimeout
 	}
-	c.URI = strings.TrimRight(c.URI, "/")
+	first := *u
+	first.Path, first.Fragment = strings.TrimRight(u.Path, "/")+"/", "/experiments"
+	c.start = first.String()
+	c.URI = u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/")
 	return u.Scheme + "://" + u.Host, nil
 }
 
@@ -151,7 +158,7 @@ type checkRun struct {
 
 // experiments opens the experiment list and finds the experiment's link.
 func (r *checkRun) experiments(ctx context.Context) error {
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(r.c.URI+"/#/experiments"))
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(r.c.start))
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", r.c.URI, err)
 	}

@@ -163,15 +163,18 @@ func TestStepErrorRedacts(t *testing.T) {
 func TestUICheckValidate(t *testing.T) {
 	ok := UICheck{URI: "https://h:5000/", Experiment: "e", Run: "r", Metric: "m", OutDir: "d"}
 	for _, tt := range []struct {
-		name   string
-		edit   func(*UICheck)
-		origin string
+		name              string
+		edit              func(*UICheck)
+		origin, uri, open string
 	}{
-		{"https", func(*UICheck) {}, "https://h:5000"},
-		{"loopback proxy", func(c *UICheck) { c.URI = "http://127.0.0.1:8080" }, "http://127.0.0.1:8080"},
-		{"credentials in the URI", func(c *UICheck) { c.URI = "https://admin:pw@h:5000" }, ""},
-		{"not http", func(c *UICheck) { c.URI = "file:///etc/passwd" }, ""},
-		{"no run", func(c *UICheck) { c.Run = "" }, ""},
+		{"https", func(*UICheck) {}, "https://h:5000", "https://h:5000", "https://h:5000/#/experiments"},
+		{"loopback proxy", func(c *UICheck) { c.URI = "http://127.0.0.1:8080" }, "http://127.0.0.1:8080",
+			"http://127.0.0.1:8080", "http://127.0.0.1:8080/#/experiments"},
+		{"mlstack ui's sign-in URL", func(c *UICheck) { c.URI = "http://127.0.0.1:8080/?mlstack-token=tok" }, "http://127.0.0.1:8080",
+			"http://127.0.0.1:8080", "http://127.0.0.1:8080/?mlstack-token=tok#/experiments"},
+		{"credentials in the URI", func(c *UICheck) { c.URI = "https://admin:pw@h:5000" }, "", "", ""},
+		{"not http", func(c *UICheck) { c.URI = "file:///etc/passwd" }, "", "", ""},
+		{"no run", func(c *UICheck) { c.Run = "" }, "", "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
@@ -179,6 +182,9 @@ func TestUICheckValidate(t *testing.T) {
 			origin, err := c.validate()
 			if origin != tt.origin || (err == nil) != (tt.origin != "") {
 				t.Errorf("validate = %q, %v; want %q", origin, err, tt.origin)
+			}
+			if err == nil && (c.URI != tt.uri || c.start != tt.open) {
+				t.Errorf("URI %q, first page %q; want %q, %q", c.URI, c.start, tt.uri, tt.open)
 			}
 			if err != nil && strings.Contains(err.Error(), "pw") {
 				t.Errorf("the error echoes the URI's password: %v", err)

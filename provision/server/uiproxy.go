@@ -2,7 +2,10 @@ package server
 
 import (
 	"cmp"
+	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -22,10 +25,13 @@ import (
 // Referer are the upstream's, so --allowed-hosts and the CORS list accept
 // them.
 //
-// Anything on this machine can reach a loopback port, web pages included,
-// and every request through the proxy is signed in: so it answers only to
-// its own address (no DNS rebinding), refuses a foreign Origin, and refuses
-// cross-site state-changing requests (http.CrossOriginProtection).
+// Anything on this machine can reach a loopback port, web pages and every
+// other local user included, and every request through the proxy is signed
+// in: so it answers only to its own address (no DNS rebinding), refuses a
+// foreign Origin and cross-site state-changing requests
+// (http.CrossOriginProtection), and serves only the browser that opened the
+// URL it printed. That URL carries a random token, traded once for a
+// session cookie, as notebook servers do (see authorize).
 type UIProxy struct {
 	upstream       *url.URL // scheme://host:port, no path
 	user, password string
@@ -33,7 +39,15 @@ type UIProxy struct {
 	log            Warner
 	rotateHint     string
 	warnOnce       sync.Once
+
+	token, session string // random per run: the URL's token, the cookie's value
+	mu             sync.Mutex
+	spent          bool // the token was traded for the cookie
+	refusedOnce    sync.Once
 }
+
+// TokenParam is the query parameter of the sign-in URL (URL).
+const TokenParam = "mlstack-token"
 
 // UIProxyConfig is what NewUIProxy needs.
 type UIProxyConfig struct {
@@ -80,7 +94,15 @@ func NewUIProxy(cfg UIProxyConfig) (*UIProxy, error) {
 		user:     cfg.User, password: cfg.Password,
 		transport: pinnedTransport(cfg.TLS),
 		log:       cfg.Log, rotateHint: cmp.Or(cfg.RotateHint, "mlstack creds rotate"),
+		token: randomSecret(), session: randomSecret(),
 	}, nil
+}
+
+// randomSecret is 256 random bits, URL-safe.
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails: it crashes the program instead
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // Handler serves the proxy at self, the listener's address (127.0.0.1:PORT).
@@ -92,7 +114,88 @@ func (p *UIProxy) Handler(self string) http.Handler {
 		ModifyResponse: func(resp *http.Response) error { p.modifyResponse(resp, own); return nil },
 		ErrorHandler:   p.upstreamError,
 	}
-	return p.guard(self, own, http.NewCrossOriginProtection().Handler(rp))
+	return p.guard(self, own, p.authorize(self, http.NewCrossOriginProtection().Handler(rp)))
+}
+
+// URL is the sign-in URL for the proxy at self: the one line the user
+// needs, printed once and opened in the browser; it holds the token.
+func (p *UIProxy) URL(self string) string {
+	return "http://" + self + "/?" + TokenParam + "=" + p.token
+}
+
+// cookieName names the session cookie by port: cookies are per host, not per
+// port, so two mlstack ui runs on 127.0.0.1 would overwrite each other's.
+func cookieName(self string) string {
+	_, port, _ := net.SplitHostPort(self)
+	return "mlstack-ui-" + port
+}
+
+// authorize serves only the browser holding the session cookie. The token
+// in the printed URL is traded once for that cookie (HttpOnly: no script
+// reads it; SameSite=Strict: no other site's page sends it), then the
+// browser is sent to the same URL without the token, to keep it out of the
+// upstream's logs and the page's address. A second trade is refused: the
+// URL also reaches the browser opener's command line, which every local
+// user can read. Secrets are compared in constant time. Cookies ignore
+// ports, so the browser also sends this one to other servers on 127.0.0.1
+// it visits: it is good for this run alone.
+func (p *UIProxy) authorize(self string, next http.Handler) http.Handler {
+	name := cookieName(self)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		signedIn := false
+		if c, err := r.Cookie(name); err == nil {
+			signedIn = subtle.ConstantTimeCompare([]byte(c.Value), []byte(p.session)) == 1
+		}
+		q := r.URL.Query()
+		if tok, ok := q[TokenParam]; ok {
+			if !signedIn && !p.trade(r.Method, tok[0]) {
+				// The user hears of it: a spent link they did not spend means
+				// someone else's browser holds the session.
+				p.refusedOnce.Do(func() {
+					p.log.Warn("refused a sign-in with a wrong or spent link: if it was yours and your browser is not signed in, " +
+						"someone else may be; stop with Ctrl-C and run mlstack ui again")
+				})
+				http.Error(w, "mlstack ui: this sign-in link is wrong or was used already (it works once): "+
+					"run mlstack ui again for a new one", http.StatusForbidden)
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: name, Value: p.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			q.Del(TokenParam)
+			http.Redirect(w, r, withoutToken(r.URL, q), http.StatusSeeOther)
+			return
+		}
+		if !signedIn {
+			http.Error(w, "mlstack ui: not signed in. This port serves the stack's MLflow signed in as its user, so it "+
+				"answers only to the browser that opened the link mlstack ui printed (http://"+self+"/?"+TokenParam+"=…)",
+				http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// trade spends the token if tok is it, on a page load (GET).
+func (p *UIProxy) trade(method, tok string) bool {
+	if method != http.MethodGet {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.spent || subtle.ConstantTimeCompare([]byte(tok), []byte(p.token)) != 1 {
+		return false
+	}
+	p.spent = true
+	return true
+}
+
+// withoutToken is u's path with query q, kept on the proxy: a path that
+// starts with // or /\ would send the browser to another host.
+func withoutToken(u *url.URL, q url.Values) string {
+	loc := "/" + strings.TrimLeft(u.EscapedPath(), "/\\")
+	if len(q) > 0 {
+		loc += "?" + q.Encode()
+	}
+	return loc
 }
 
 // guard lets through only requests addressed to the proxy itself, from no
@@ -120,6 +223,7 @@ func (p *UIProxy) rewrite(r *httputil.ProxyRequest, own string) {
 	up := p.upstream.String()
 	r.Out.Header.Del("Authorization") // whatever the browser sent, the stack's login goes
 	r.Out.SetBasicAuth(p.user, p.password)
+	dropCookie(r.Out, cookieName(strings.TrimPrefix(own, "http://")))
 	if r.In.Header.Get("Origin") != "" {
 		r.Out.Header.Set("Origin", up)
 	}
@@ -128,6 +232,17 @@ func (p *UIProxy) rewrite(r *httputil.ProxyRequest, own string) {
 			r.Out.Header.Set("Referer", up+rest)
 		} else {
 			r.Out.Header.Del("Referer")
+		}
+	}
+}
+
+// dropCookie keeps the session cookie on the proxy: it is no business of the server's.
+func dropCookie(r *http.Request, name string) {
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name != name {
+			r.AddCookie(c)
 		}
 	}
 }

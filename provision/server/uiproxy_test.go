@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -71,12 +72,20 @@ func (u *upstream) requests() []*http.Request {
 	return u.got
 }
 
-// proxyTo serves a UIProxy in front of target and returns its address
-// (127.0.0.1:PORT, what the browser types).
-func proxyTo(t *testing.T, cfg UIProxyConfig) (self string, log *syncLog) {
+// px is a UIProxy served for a test.
+type px struct {
+	self   string // 127.0.0.1:PORT, what the browser types
+	url    string // the sign-in URL, with the token
+	log    *syncLog
+	cookie *http.Cookie // the session, traded for the token
+}
+
+// proxyTo serves a UIProxy in front of target and signs in: send carries
+// the session cookie.
+func proxyTo(t *testing.T, cfg UIProxyConfig) *px {
 	t.Helper()
-	log = &syncLog{}
-	cfg.Log, cfg.User, cfg.Password = log, pxUser, pxPassword
+	x := &px{log: &syncLog{}}
+	cfg.Log, cfg.User, cfg.Password = x.log, pxUser, pxPassword
 	p, err := NewUIProxy(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -85,23 +94,36 @@ func proxyTo(t *testing.T, cfg UIProxyConfig) (self string, log *syncLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self = ln.Addr().String()
-	srv := &http.Server{Handler: p.Handler(self)}
+	x.self = ln.Addr().String()
+	x.url = p.URL(x.self)
+	srv := &http.Server{Handler: p.Handler(x.self)}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return self, log
+	resp, _ := x.send(t, "GET", strings.TrimPrefix(x.url, "http://"+x.self), map[string]string{"Cookie": ""})
+	if cs := resp.Cookies(); resp.StatusCode != http.StatusSeeOther || len(cs) != 1 {
+		t.Errorf("signing in: %d with %d cookies, want 303 and the session", resp.StatusCode, len(cs))
+		return x // the test goes on without the session, to show what it gets
+	}
+	x.cookie = resp.Cookies()[0]
+	return x
 }
 
-func send(t *testing.T, self, method, path string, header map[string]string) (*http.Response, string) {
+// send sends a request to the proxy with the session cookie, unless header
+// sets Cookie itself ("": none).
+func (x *px) send(t *testing.T, method, path string, header map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+self+path, strings.NewReader(""))
+	req, err := http.NewRequest(method, "http://"+x.self+path, strings.NewReader(""))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := header["Cookie"]; !ok && x.cookie != nil {
+		req.AddCookie(x.cookie)
+	}
 	for k, v := range header {
-		if k == "Host" {
+		switch {
+		case k == "Host":
 			req.Host = v
-		} else {
+		case v != "":
 			req.Header.Set(k, v)
 		}
 	}
@@ -121,9 +143,9 @@ func TestUIProxyRequests(t *testing.T) {
 	ts := httptest.NewServer(up)
 	defer ts.Close()
 	upHost := strings.TrimPrefix(ts.URL, "http://")
-	self, _ := proxyTo(t, UIProxyConfig{Upstream: ts.URL, AllowHTTP: true})
-	own := "http://" + self
-	_, port, _ := net.SplitHostPort(self)
+	x := proxyTo(t, UIProxyConfig{Upstream: ts.URL, AllowHTTP: true})
+	own := "http://" + x.self
+	_, port, _ := net.SplitHostPort(x.self)
 	for _, tt := range []struct {
 		name         string
 		method, path string
@@ -148,7 +170,7 @@ func TestUIProxyRequests(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(up.requests())
-			resp, body := send(t, self, tt.method, tt.path, tt.header)
+			resp, body := x.send(t, tt.method, tt.path, tt.header)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d %q, want %d", resp.StatusCode, body, tt.status)
 			}
@@ -176,17 +198,109 @@ func TestUIProxyRequests(t *testing.T) {
 	}
 }
 
+// TestUIProxySignIn: another local user, who can reach the port but did
+// not open the printed URL, is refused before anything reaches the server;
+// the token is traded once for the session cookie, and neither reaches the
+// server or a message. The steps run in order on one proxy.
+func TestUIProxySignIn(t *testing.T) {
+	up := &upstream{}
+	ts := httptest.NewServer(up)
+	defer ts.Close()
+	x := proxyTo(t, UIProxyConfig{Upstream: ts.URL, AllowHTTP: true})
+	before := len(up.requests()) // signing in reaches nothing: 0
+	u, _ := url.Parse(x.url)
+	token := u.Query().Get(TokenParam)
+	none, wrong := map[string]string{"Cookie": ""}, map[string]string{"Cookie": cookieName(x.self) + "=" + strings.Repeat("A", 43)}
+	for _, tt := range []struct {
+		name, method, path string
+		header             map[string]string
+		status             int
+		location           string
+	}{
+		{"no secret", "GET", "/", none, 403, ""},
+		{"no secret, an API call", "PATCH", "/api/2.0/mlflow/users/update-password", none, 403, ""},
+		{"a wrong cookie", "GET", "/", wrong, 403, ""},
+		{"a wrong token", "GET", "/?" + TokenParam + "=" + strings.Repeat("A", 43), none, 403, ""},
+		{"the spent token", "GET", "/?" + TokenParam + "=" + token, none, 403, ""},
+		{"the spent token, signed in", "GET", "/static-files/x.js?" + TokenParam + "=" + token + "&v=2", nil, 303, "/static-files/x.js?v=2"},
+		{"signed in", "GET", "/#/experiments", nil, 200, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := x.send(t, tt.method, tt.path, tt.header)
+			if resp.StatusCode != tt.status || resp.Header.Get("Location") != tt.location {
+				t.Fatalf("%d to %q %q, want %d to %q", resp.StatusCode, resp.Header.Get("Location"), body, tt.status, tt.location)
+			}
+			reqs := up.requests()
+			if n := len(reqs) - before; (tt.status == 200) != (n == 1) {
+				t.Fatalf("%d request(s) reached the server", n)
+			}
+			before = len(reqs)
+			if tt.status == 200 && (reqs[len(reqs)-1].Header.Get("Cookie") != "" || strings.Contains(reqs[len(reqs)-1].URL.String(), token)) {
+				t.Errorf("the server got the session or the token: %s, Cookie %q", reqs[len(reqs)-1].URL, reqs[len(reqs)-1].Header.Get("Cookie"))
+			}
+			if strings.Contains(body+x.log.String(), token) || (x.cookie != nil && strings.Contains(body+x.log.String(), x.cookie.Value)) {
+				t.Errorf("the answer or the log holds a secret: %q", body)
+			}
+		})
+	}
+	// The user hears of refused sign-in links, once: a spent link they did
+	// not spend means another browser holds the session.
+	if n := strings.Count(x.log.String(), "refused a sign-in with a wrong or spent link"); n != 1 {
+		t.Errorf("said %d time(s) that sign-in links were refused, want once:\n%s", n, x.log)
+	}
+}
+
+// TestUIProxyToken: the token buys the session cookie once (HttpOnly,
+// SameSite=Strict, Path=/) and a redirect to the same URL without it.
+func TestUIProxyToken(t *testing.T) {
+	for _, tt := range []struct {
+		name, method, query string
+		status              int
+		location            string
+	}{
+		{"the printed URL", "GET", "", 303, "/"},
+		{"with more query", "GET", "&v=1", 303, "/?v=1"},
+		{"a POST", "POST", "", 403, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewUIProxy(UIProxyConfig{Upstream: "http://127.0.0.1:9", AllowHTTP: true, User: pxUser, Password: pxPassword})
+			if err != nil {
+				t.Fatal(err)
+			}
+			self := "127.0.0.1:8123"
+			req := httptest.NewRequest(tt.method, p.URL(self)+tt.query, nil)
+			w := httptest.NewRecorder()
+			p.Handler(self).ServeHTTP(w, req)
+			if w.Code != tt.status || w.Header().Get("Location") != tt.location {
+				t.Fatalf("%d to %q, want %d to %q", w.Code, w.Header().Get("Location"), tt.status, tt.location)
+			}
+			cs := w.Result().Cookies()
+			if tt.status != 303 {
+				if len(cs) != 0 {
+					t.Errorf("a refused request got a cookie")
+				}
+				return
+			}
+			if len(cs) != 1 || cs[0].Name != "mlstack-ui-8123" || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode ||
+				cs[0].Path != "/" || len(cs[0].Value) < 43 || strings.Contains(p.URL(self), cs[0].Value) {
+				t.Errorf("%d cookie(s), the first %q: want one HttpOnly, SameSite=Strict session for Path=/, not the token", len(cs), cs[0].Name)
+			}
+		})
+	}
+}
+
 // TestUIProxyResponses: the browser is never asked for a password, stays on
 // the proxy when redirected, and sees why when the server cannot be
 // reached; no message holds the password.
 func TestUIProxyResponses(t *testing.T) {
 	up := &upstream{}
 	ts := httptest.NewServer(up)
-	self, log := proxyTo(t, UIProxyConfig{Upstream: ts.URL, AllowHTTP: true})
+	x := proxyTo(t, UIProxyConfig{Upstream: ts.URL, AllowHTTP: true})
+	log := x.log
 
 	up.status, up.header = 401, http.Header{"Www-Authenticate": {`Basic realm="mlflow"`}}
 	for range 2 {
-		resp, _ := send(t, self, "GET", "/", nil)
+		resp, _ := x.send(t, "GET", "/", nil)
 		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" {
 			t.Errorf("a 401 reaches the browser as %d with WWW-Authenticate %q: it would prompt", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
@@ -196,12 +310,12 @@ func TestUIProxyResponses(t *testing.T) {
 	}
 
 	up.status, up.header = 302, http.Header{"Location": {ts.URL + "/#/experiments"}}
-	if resp, _ := send(t, self, "GET", "/old", nil); resp.Header.Get("Location") != "http://"+self+"/#/experiments" {
+	if resp, _ := x.send(t, "GET", "/old", nil); resp.Header.Get("Location") != "http://"+x.self+"/#/experiments" {
 		t.Errorf("redirect to %q, want it on the proxy", resp.Header.Get("Location"))
 	}
 
 	ts.Close()
-	resp, body := send(t, self, "GET", "/", nil)
+	resp, body := x.send(t, "GET", "/", nil)
 	if resp.StatusCode != 502 || !strings.Contains(body, "did not answer") {
 		t.Errorf("server down: %d %q, want 502 saying so", resp.StatusCode, body)
 	}
@@ -235,9 +349,9 @@ func TestUIProxyPinnedTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			self, log := proxyTo(t, UIProxyConfig{Upstream: ts.URL, TLS: cfg})
-			if resp, body := send(t, self, "GET", "/", nil); resp.StatusCode != tt.status {
-				t.Errorf("status %d %q, want %d; log:\n%s", resp.StatusCode, body, tt.status, log)
+			x := proxyTo(t, UIProxyConfig{Upstream: ts.URL, TLS: cfg})
+			if resp, body := x.send(t, "GET", "/", nil); resp.StatusCode != tt.status {
+				t.Errorf("status %d %q, want %d; log:\n%s", resp.StatusCode, body, tt.status, x.log)
 			}
 		})
 	}
