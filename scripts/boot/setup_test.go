@@ -44,7 +44,10 @@ type bootTest struct {
 	hostsLine string           // startIMDS: the /etc/hosts line, "" when not there
 	box       *container       // bootContainer
 	up        *proc            // launchUp: the background up (or upgrade)
-	upJSON    string           // launchUp: its stdout file
+	// takenLogin: the next up is to refuse to reset this user's password
+	// (followLoginHint).
+	takenLogin string
+	upJSON     string // launchUp: its stdout file
 
 	bootStart     time.Time     // bootContainer
 	bootToHealthy time.Duration // the first waitHealthy

@@ -74,9 +74,34 @@ func (b *bootTest) waitUp(t *testing.T) {
 	t.Helper()
 	err := b.wait(t, b.up, 20*time.Minute)
 	t.Log(b.tail(filepath.Join(b.work, "up.log"), 12))
+	if err != nil && b.takenLogin != "" {
+		b.followLoginHint(t, err)
+		return
+	}
 	if err != nil {
 		t.Fatalf("mlstack %s: %v", b.up.cmd.Args[1], err)
 	}
+}
+
+// followLoginHint: up made the stack, then refused to reset the password
+// of b.takenLogin, a user the restored server has with a password this
+// machine no longer holds (down --keep-data took the local state), and
+// exited 2 naming `mlstack users passwd NAME`: run it as printed, which
+// gives the user a new password here and rewrites the env file.
+func (b *bootTest) followLoginHint(t *testing.T, err error) {
+	t.Helper()
+	name := b.takenLogin
+	b.takenLogin = ""
+	raw, _ := os.ReadFile(filepath.Join(b.work, "up.log"))
+	log := strings.Join(strings.Fields(string(raw)), " ") // as one line, however it wrapped
+	hint := "`mlstack users passwd --stack " + bootStack + " --state-dir " + b.state + " " + name + "`"
+	if !strings.Contains(err.Error(), "exit status 2") || !strings.Contains(log, "up does not reset an existing user's password") ||
+		!strings.Contains(log, hint) {
+		t.Log(log)
+		t.Fatalf("mlstack up: %v, want exit 2 refusing to reset %s's password with the hint %s", err, name, hint)
+	}
+	b.mlstack(t, "users", "passwd", name)
+	t.Logf("up kept %s's password on the restored server and said to run %s: ran it", name, hint)
 }
 
 // stackJSON is the part of the stack schema (docs/commands.md) the test reads.
