@@ -276,3 +276,69 @@ func TestSweepStateDirUnusable(t *testing.T) {
 		t.Errorf("mutating calls %v", f.Mutating())
 	}
 }
+
+// TestSweepIgnoresDecoyVouchers: an IAM user under /mlstack/ tagged for
+// another stack with a past expiry, made by anyone allowed to run up,
+// vouches for nothing: the sweep deletes neither the live stack nor the
+// bucket a `down --keep-data` kept.
+func TestSweepIgnoresDecoyVouchers(t *testing.T) {
+	t.Parallel()
+	other := "arn:aws:iam::123456789012:role/intruder"
+	cases := []struct {
+		name     string
+		keptData bool   // the victim was taken down with --keep-data
+		owner    string // the decoy's owner tag
+		anyOwner bool
+	}{
+		{"live stack, any owner", false, other, true},
+		{"live stack, forged owner", false, cloudfake.FakeOwner, false},
+		{"kept bucket, any owner", true, other, true},
+		{"kept bucket, forged owner", true, cloudfake.FakeOwner, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newInstalledFake(t)
+			dir := upStack(t, f, "victim")
+			if c.keptData {
+				d, _, dlog := downOpts(dir, "victim")
+				d.Yes, d.KeepData = true, true
+				if err := Down(f.Ctx(), d); err != nil {
+					t.Fatalf("down --keep-data: %v\n%s", err, dlog)
+				}
+			}
+			before := slices.Sorted(slices.Values(f.Owns("victim")))
+			if len(before) == 0 {
+				t.Fatal("the victim owns nothing to begin with")
+			}
+			tags := cloud.StackTags("victim", cloudfake.FakeRegion, c.owner, time.Now().Add(-48*time.Hour), 0)
+			tags["mlstack:owner"] = c.owner
+			tags[cloud.TagExpiresAt] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+			f.AddUser("aaa-decoy", tags)
+			f.ResetCalls()
+
+			// The listing alone (what a dry run shows) must not count the decoy.
+			stacks, err := listStacks(f.Ctx(), f.Session(), []string{cloudfake.FakeRegion})
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(stacks, func(st cloud.StackInfo) bool { return st.Stack == "victim" })
+			if i < 0 || stacks[i].Expired(time.Now()) || stacks[i].Orphan != c.keptData ||
+				!slices.ContainsFunc(stacks[i].Resources, func(r cloud.Resource) bool { return r.Name == "aaa-decoy" && r.State == cloud.StateLookalike }) {
+				t.Errorf("listing: %+v", stacks)
+			}
+
+			o, out, log := sweepOpts(dir)
+			o.Expired, o.Yes, o.AnyOwner = true, true, c.anyOwner
+			if err := Down(f.Ctx(), o); err != nil {
+				t.Fatalf("sweep: %v\n%s", err, log)
+			}
+			if strings.Contains(out.String(), "deleted") || !slices.Equal(slices.Sorted(slices.Values(f.Owns("victim"))), before) {
+				t.Errorf("the decoy swept the victim: %s; owns %v, had %v\n%s", out, f.Owns("victim"), before, log)
+			}
+			if m := f.Mutating(); len(m) != 0 {
+				t.Errorf("mutating calls %v", m)
+			}
+		})
+	}
+}

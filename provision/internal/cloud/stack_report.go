@@ -54,6 +54,10 @@ const (
 	// inventory keeps such rows apart (stackInventory.alone): down names
 	// them as left alone, status does not show them.
 	StateForeign = "foreign"
+	// StateLookalike: an IAM user or role under /mlstack/ tagged for a
+	// stack but not of its derived name. Anyone allowed to make IAM
+	// entities there can make one, so it vouches for nothing.
+	StateLookalike = "look-alike"
 )
 
 // Resource is one AWS resource the stack owns.
@@ -227,13 +231,28 @@ func (s *StackSet) Add(region string, tags map[string]string, r Resource, f func
 	s.merge(region, tags, r, false, f)
 }
 
-// addRegional adds the stack's IAM user or role under the region it is
-// tagged with, when that region is wanted: it makes the stack a member and
-// gives its owner, creation and expiry.
+// addRegional adds an IAM user or role under the region it is tagged
+// with, when that region is wanted: the stack's own makes the stack a
+// member and gives its owner, creation and expiry; any other is a
+// look-alike and says nothing.
 func (s *StackSet) addRegional(tags map[string]string, r Resource, want map[string]bool) {
-	if region := tags[TagRegion]; want[region] {
-		s.merge(region, tags, r, true, nil)
+	region := tags[TagRegion]
+	if !want[region] {
+		return
 	}
+	if !vouches(tags[TagStack], r) {
+		r.State = StateLookalike
+		s.merge(region, tags, r, false, nil)
+		return
+	}
+	s.merge(region, tags, r, true, nil)
+}
+
+// vouches reports whether r is the stack's own IAM user or role: only its
+// derived names count, since any name under /mlstack/ can carry the tag.
+func vouches(stack string, r Resource) bool {
+	n := NamesFor(stack, "", "")
+	return r.Kind == KindUser && r.Name == n.User || r.Kind == KindRole && r.Name == n.Role
 }
 
 func (s *StackSet) merge(region string, tags map[string]string, r Resource, iamEntity bool, f func(*StackInfo)) {
