@@ -34,19 +34,59 @@ func (o *DownOptions) sweepMatch(i cloud.StackInfo, now time.Time) bool {
 func (o *DownOptions) pickStacks(stacks []cloud.StackInfo, caller string, now time.Time, log *progress) []cloud.StackInfo {
 	var pick []cloud.StackInfo
 	for _, st := range stacks {
-		switch {
-		case !o.sweepMatch(st, now):
-		case st.Orphan:
-			log.Info("leaving %s alone: only EC2 or S3 resources carry its tag, which anyone can set; "+
-				"no IAM user or role of that stack vouches for them", st.Stack)
-		case !o.AnyOwner && !cloud.SameOwner(st.Owner, caller):
-			log.Info("leaving stack %s alone: created by %s, not by you (%s); --any-owner includes it", st.Stack, cloud.DescribeOwner(st.Owner), caller)
-		default:
-			pick = append(pick, st)
+		if why, skip := o.skipReason(st, caller, now); skip {
+			if why != "" {
+				log.Info("%s", why)
+			}
+			continue
 		}
+		pick = append(pick, st)
 	}
 	return pick
 }
+
+// skipReason reports whether the sweep leaves st alone, and why when that
+// is worth saying ("" for a stack the selectors do not match).
+func (o *DownOptions) skipReason(st cloud.StackInfo, caller string, now time.Time) (why string, skip bool) {
+	switch {
+	case !o.sweepMatch(st, now):
+		return "", true
+	case st.Orphan:
+		return fmt.Sprintf("leaving %s alone: only EC2 or S3 resources carry its tag, which anyone can set; "+
+			"no IAM user or role of that stack vouches for them", st.Stack), true
+	case !o.AnyOwner && !cloud.SameOwner(st.Owner, caller):
+		return fmt.Sprintf("leaving stack %s alone: created by %s, not by you (%s); --any-owner includes it",
+			st.Stack, cloud.DescribeOwner(st.Owner), caller), true
+	}
+	return "", false
+}
+
+// recheck is why a picked stack is no longer to be deleted, from its own
+// IAM user's and role's tags as inventory read them under the lock, or "".
+// The listing is older: a `up --ttl` since then may have moved the expiry.
+func (o *DownOptions) recheck(stack string, iamTags []map[string]string, caller string, now time.Time) string {
+	st := cloud.StackInfo{Stack: stack, Orphan: true}
+	for _, t := range iamTags {
+		st.Vouch(t)
+	}
+	why, skip := o.skipReason(st, caller, now)
+	switch {
+	case !skip:
+		return ""
+	case why != "":
+		return why
+	case o.Expired && !st.Expired(now):
+		return fmt.Sprintf("leaving stack %s alone: it no longer is expired (its IAM user and role now say it expires %s)",
+			stack, orDash(st.ExpiresAt, ""))
+	}
+	return fmt.Sprintf("leaving stack %s alone: its IAM user and role no longer match the sweep", stack)
+}
+
+// skippedError is a picked stack the sweep left alone after reading it
+// again: not a failure.
+type skippedError struct{ why string }
+
+func (e *skippedError) Error() string { return e.why }
 
 // sweep deletes every stack in the region that the selectors match,
 // concurrently, and prints a summary line per stack on Out.
@@ -165,6 +205,10 @@ func sweepOne(ctx context.Context, s *cloud.Session, o DownOptions, stack string
 	if err != nil {
 		return err
 	}
+	if why := o.recheck(stack, inv.iamTags, s.Principal, time.Now()); why != "" {
+		log.Info("%s", why)
+		return &skippedError{why: why}
+	}
 	err = deleteStack(ctx, s, n, dir, deletion{pending: pending, timeout: o.Timeout}, inv, log)
 	var left *LeftBehindError
 	if errors.As(err, &left) {
@@ -180,9 +224,12 @@ func sweepSummary(w io.Writer, pick []cloud.StackInfo, results []error) error {
 	var left []cloud.Resource
 	for i, st := range pick {
 		var lb *LeftBehindError
+		var sk *skippedError
 		switch err := results[i]; {
 		case err == nil:
 			fmt.Fprintf(w, "deleted  %s\n", st.Stack)
+		case errors.As(err, &sk):
+			fmt.Fprintf(w, "SKIPPED  %s: %s\n", st.Stack, sk.why)
 		case errors.As(err, &lb):
 			fmt.Fprintf(w, "LEFT     %s: still owns %s\n", st.Stack, cloud.Plural(len(lb.Remaining), "resource"))
 			left = append(left, lb.Remaining...)

@@ -342,3 +342,37 @@ func TestSweepIgnoresDecoyVouchers(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepRechecksBeforeDeleting: what the stack's own IAM user and role
+// say is read again under the lock; a stack no longer expired, or no
+// longer the caller's, since the listing is left alone and named.
+func TestSweepRechecksBeforeDeleting(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, key, value, want string
+	}{
+		{"expiry moved on", cloud.TagExpiresAt, time.Now().Add(4 * time.Hour).UTC().Format(time.RFC3339),
+			"leaving stack expired alone: it no longer is expired"},
+		{"owner changed", "mlstack:owner", "arn:aws:iam::123456789012:role/ci",
+			"leaving stack expired alone: created by arn:aws:iam::123456789012:role/ci"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, dir, _ := sweepFixture(t)
+			o, out, log := sweepOpts(dir)
+			o.Expired = true
+			// Asked after the listing, before the deletion: the retag lands between.
+			o.Confirm = func(string) (bool, error) { f.RetagAll("expired", c.key, c.value); return true, nil }
+			if err := Down(f.Ctx(), o); err != nil {
+				t.Fatalf("sweep: %v\n%s", err, log)
+			}
+			if len(f.Owns("expired")) == 0 || !strings.HasPrefix(out.String(), "SKIPPED  expired: "+c.want) {
+				t.Errorf("summary:\n%s\nprogress:\n%s", out, log)
+			}
+			if m := f.Mutating(); len(m) != 0 {
+				t.Errorf("mutating calls %v", m)
+			}
+		})
+	}
+}
