@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -338,6 +339,34 @@ func TestSweepIgnoresDecoyVouchers(t *testing.T) {
 			}
 			if m := f.Mutating(); len(m) != 0 {
 				t.Errorf("mutating calls %v", m)
+			}
+		})
+	}
+}
+
+// TestSweepExpiredOwnerFilter: `down --expired` sweeps another principal's
+// expired stack only with --any-owner.
+func TestSweepExpiredOwnerFilter(t *testing.T) {
+	t.Parallel()
+	other := "arn:aws:iam::123456789012:role/ci"
+	for _, anyOwner := range []bool{false, true} {
+		t.Run(fmt.Sprintf("any-owner=%v", anyOwner), func(t *testing.T) {
+			t.Parallel()
+			f := newInstalledFake(t)
+			f.SetCaller(other)
+			dir := upStack(t, f, "theirs")
+			f.SetCaller(cloudfake.FakeOwner)
+			f.RetagAll("theirs", cloud.TagExpiresAt, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+			o, out, log := sweepOpts(dir)
+			o.Expired, o.Yes, o.AnyOwner = true, true, anyOwner
+			if err := Down(f.Ctx(), o); err != nil {
+				t.Fatalf("sweep: %v\n%s", err, log)
+			}
+			if gone := len(f.Owns("theirs")) == 0; gone != anyOwner {
+				t.Errorf("deleted %v, want %v: %s\n%s", gone, anyOwner, out, log)
+			}
+			if !anyOwner && !strings.Contains(log.String(), "leaving stack theirs alone: created by "+other) {
+				t.Errorf("progress:\n%s", log)
 			}
 		})
 	}
