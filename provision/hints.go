@@ -47,6 +47,19 @@ func (h hints) cmd(verb string, extra ...string) string {
 	return ShellLine(append(args, extra...))
 }
 
+// aws is an `aws` CLI command on the run's profile in region (the resolved
+// one: the AWS CLI may default to another), for steps mlstack does not do.
+func (h hints) aws(region string, args ...string) string {
+	args = append([]string{"aws"}, args...)
+	if region != "" {
+		args = append(args, "--region", region)
+	}
+	if h.profile != "" {
+		args = append(args, "--profile", h.profile)
+	}
+	return ShellLine(args)
+}
+
 // up is an `mlstack up` that keeps the stack as it is: up is declarative, so
 // without the allowed CIDRs it would narrow the security group to the
 // detected IP, and without --ssh close port 22. CIDRs that were opened

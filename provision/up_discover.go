@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/mlstack/mlstack/provision/internal/cloud"
 	"github.com/mlstack/mlstack/provision/local"
@@ -39,6 +40,9 @@ func (r *upRun) discover(ctx context.Context) error {
 	if err == nil {
 		f.db.Password, f.db.Endpoint = f.params.DBPassword, f.params.DBEndpoint
 		err = r.ownInstances(ctx, f)
+	}
+	if err == nil && len(f.instances) == 0 {
+		err = r.refuseUntagged(ctx)
 	}
 	if err == nil && f.bucket.Exists && len(f.instances) == 0 {
 		f.backups, err = keptBackups(ctx, s.S3, n.Bucket)
@@ -168,6 +172,32 @@ func (r *upRun) ownInstances(ctx context.Context, f *found) error {
 	}
 	f.instances = own
 	return nil
+}
+
+// refuseUntagged refuses an up that finds no tagged instance while the one
+// this machine recorded still lives: its tag was removed, and a new server
+// would restore an old backup while the old one keeps backing up into the
+// same bucket. The filter, not InstanceIds, so a gone id reads as none.
+func (r *upRun) refuseUntagged(ctx context.Context) error {
+	if r.secrets == nil || r.secrets.InstanceID == "" {
+		return nil
+	}
+	id := r.secrets.InstanceID
+	insts, err := cloud.DescribeInstances(ctx, r.s.EC2, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("instance-id"), Values: []string{id}},
+		{Name: aws.String("instance-state-name"), Values: cloud.UsableStates},
+	}})
+	if err != nil {
+		return fmt.Errorf("reading recorded instance %s of stack %s: %w", id, r.n.Stack, err)
+	}
+	if len(insts) == 0 {
+		return nil
+	}
+	retag := r.h.aws(r.s.Region, "ec2", "create-tags", "--resources", id, "--tags", "Key="+cloud.TagStack+",Value="+r.n.Stack)
+	return cloud.Usagef("instance %s of stack %s is %s but no longer carries the tag %s=%s, so up would launch a second server "+
+		"beside it: tag it again (`%s`) and run up again, or terminate it first (`%s`)",
+		id, r.n.Stack, cloud.StateOf(&insts[0]), cloud.TagStack, r.n.Stack, retag,
+		r.h.aws(r.s.Region, "ec2", "terminate-instances", "--instance-ids", id))
 }
 
 // recordedFirst moves the instance with id to the front.

@@ -1202,3 +1202,41 @@ func TestUpPutsPinnedLock(t *testing.T) {
 		t.Errorf("second up: %v", m)
 	}
 }
+
+// An untagged but live recorded instance would get a second server beside
+// it, restoring an old backup into the bucket it still backs up to: up
+// refuses before any change, and proceeds once the instance is terminated.
+func TestUpRefusesWhileUntaggedRecordedInstanceLives(t *testing.T) {
+	t.Parallel()
+	for _, state := range []ec2types.InstanceStateName{ec2types.InstanceStateNameRunning, ec2types.InstanceStateNameStopped} {
+		t.Run(string(state), func(t *testing.T) {
+			t.Parallel()
+			f := newInstalledFake(t)
+			dir := upStack(t, f, "demo")
+			id := f.LiveInstances()[0]
+			f.SetInstanceState(id, state)
+			f.Mu.Lock()
+			f.Instance(id).Inst.Tags = nil
+			f.Mu.Unlock()
+
+			f.ResetCalls()
+			o, _, _ := upOpts(dir, "demo")
+			err := Up(f.Ctx(), o)
+			for _, want := range []string{id, "no longer carries the tag", "aws ec2 create-tags --resources " + id, "terminate-instances"} {
+				if !cloud.IsUsage(err) || !strings.Contains(fmt.Sprint(err), want) {
+					t.Errorf("up with %s untagged: %v, want a usage error naming %q", id, err, want)
+				}
+			}
+			if m := f.Mutating(); len(m) != 0 {
+				t.Errorf("refused up made mutating calls: %v", m)
+			}
+
+			f.SetInstanceState(id, ec2types.InstanceStateNameTerminated)
+			o, _, _ = upOpts(dir, "demo")
+			mustUp(t, f, o)
+			if live := f.LiveInstances(); len(live) != 1 || live[0] == id {
+				t.Errorf("live instances %v after the untagged %s was terminated", live, id)
+			}
+		})
+	}
+}
