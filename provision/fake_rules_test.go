@@ -93,7 +93,9 @@ func TestFakeSlowRDS(t *testing.T) {
 // rather than keep it, and down waits both out and leaves nothing.
 func TestFakeSlowTermination(t *testing.T) {
 	f := newInstalledFake(t)
-	f.Terms.Slow, f.Terms.Stale = 2, 1
+	// Slow counts DescribeInstances calls: up's look for its recorded
+	// instance is one more, so the termination lasts one more.
+	f.Terms.Slow, f.Terms.Stale = 3, 1
 	dir := upStack(t, f, "demo")
 	old := f.LiveInstances()[0]
 	if _, err := f.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{old}}); err != nil {

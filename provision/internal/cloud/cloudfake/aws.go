@@ -855,7 +855,13 @@ func (f *FakeAWS) transitions(in *ec2.DescribeInstancesInput) {
 			winding[id] = true
 		}
 	}
-	for _, id := range append(slices.Clone(in.InstanceIds), filterValues(in.Filters, "instance-id")...) {
+	polled := slices.Clone(in.InstanceIds)
+	if len(filterValues(in.Filters, "instance-state-name")) == 0 {
+		// A poll by id moves an instance on; a state-scoped read (up's
+		// look for its recorded instance) is one look, not a wait.
+		polled = append(polled, filterValues(in.Filters, "instance-id")...)
+	}
+	for _, id := range polled {
 		i := f.Instance(id)
 		if i == nil || winding[id] {
 			continue
