@@ -36,6 +36,9 @@ type UsersOptions struct {
 	cloud.AWS
 	Streams
 	Name string // the user to add, remove or give a new password
+	// RotateKey (remove, direct artifacts) rotates the stack's shared AWS
+	// key after the removal: the removed person holds it too.
+	RotateKey bool
 	// hooks.TrackingURI is the server tests reach instead of the stack's.
 	hooks testhooks.Hooks
 }
@@ -193,7 +196,7 @@ func RemoveUser(ctx context.Context, o UsersOptions) error {
 	if err != nil {
 		return err
 	}
-	defer r.op.release()
+	defer func() { r.op.release() }() // the rotation may have released it
 	name := o.Name
 	r.log.Step("removing MLflow user %s from %s", name, r.admin.URI)
 	err = r.admin.DeleteUser(ctx, name)
@@ -206,18 +209,35 @@ func RemoveUser(ctx context.Context, o UsersOptions) error {
 	if err := r.store.Update(func(x *local.Secrets) { x.SetUser(name, "") }); err != nil {
 		return err
 	}
+	r.envUserGone(name)
+	if modeOf(r.store.Get().Artifacts) == ArtifactsProxied {
+		return nil // clients hold no AWS key
+	}
+	if !o.RotateKey {
+		r.log.Warn("artifacts are direct: %s keeps read/write access to the artifacts through the stack's shared AWS key until it is rotated: `%s`",
+			name, hintsFor(o.Stack, o.AWS).cmd("creds rotate", "--skip-mlflow"))
+		return nil
+	}
+	// The rotation takes the stack's lock itself.
+	r.op.release()
+	r.op.release = func() {}
+	return RotateCreds(ctx, RotateOptions{Stack: o.Stack, AWS: o.AWS, Streams: o.Streams, SkipMLflow: true, hooks: o.hooks})
+}
+
+// envUserGone says how to get an env file that signs in again when it
+// signed in as the removed user.
+func (r *userRun) envUserGone(name string) {
 	if sec := r.store.Get(); sec.EnvUser == name {
 		// A user that exists, so that the hint runs as printed.
 		other := slices.Sorted(maps.Keys(sec.Users))
 		if len(other) == 0 {
 			r.log.Warn("the env file %s signs in as %s, who is gone: `%s` makes another user",
 				r.op.dir.EnvFile(), name, hintsFor(r.o.Stack, r.o.AWS).cmd("users add", "NAME"))
-			return nil
+			return
 		}
 		r.log.Warn("the env file %s signs in as %s, who is gone: `%s` prints %s's variables",
 			r.op.dir.EnvFile(), name, envHint(r.o.Stack, r.o.AWS, "--user", other[0]), other[0])
 	}
-	return nil
 }
 
 // SetUserPassword gives one user a new generated password (`users passwd`,

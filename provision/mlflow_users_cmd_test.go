@@ -240,3 +240,51 @@ func TestUsersRefuseBadInput(t *testing.T) {
 		t.Errorf("ls on a failing server = %v", err)
 	}
 }
+
+// In direct mode the removed user keeps the stack's shared AWS key: remove
+// says so with the rotation's command, or rotates with RotateKey; proxied
+// clients hold no key, so remove says nothing of keys.
+func TestUsersRemoveSharedKey(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		mode          string
+		rotate        bool
+		warn, rotated bool
+	}{
+		{"direct warns", ArtifactsDirect, false, true, false},
+		{"direct rotates", ArtifactsDirect, true, false, true},
+		{"proxied", ArtifactsProxied, false, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, _, opts := usersRig(t)
+			ctx := f.Ctx()
+			o, _, log := opts("alice")
+			if c.mode == ArtifactsProxied {
+				uo, _, _ := upOpts(o.StateDir, "demo")
+				uo.Artifacts = ArtifactsProxied
+				mustUp(t, f, uo)
+			}
+			if err := AddUser(ctx, o); err != nil {
+				t.Fatalf("users add: %v\n%s", err, log)
+			}
+			before := savedSecrets(t, o.StateDir, "demo").AccessKeyID
+			o, _, log = opts("alice")
+			o.RotateKey = c.rotate
+			if err := RemoveUser(ctx, o); err != nil {
+				t.Fatalf("users remove: %v\n%s", err, log)
+			}
+			after := savedSecrets(t, o.StateDir, "demo").AccessKeyID
+			hint := "`mlstack creds rotate --stack demo --state-dir " + o.StateDir + " --skip-mlflow`"
+			if got := strings.Contains(log.String(), "keeps read/write access to the artifacts") && strings.Contains(log.String(), hint); got != c.warn {
+				t.Errorf("warning with %s: %v, want %v:\n%s", hint, got, c.warn, log)
+			}
+			if c.mode == ArtifactsProxied && strings.Contains(log.String(), "AWS key") {
+				t.Errorf("proxied remove speaks of the AWS key:\n%s", log)
+			}
+			keys := f.KeyIDs("mlstack-demo")
+			if rotated := after != before && len(keys) == 1 && keys[0] == after; rotated != c.rotated {
+				t.Errorf("rotated %v (key %q → %q, keys in IAM %v), want %v", rotated, before, after, keys, c.rotated)
+			}
+		})
+	}
+}

@@ -42,7 +42,7 @@ func usersCommand(s streams) *cli.Command {
 				Description: examples("mlstack users list --stack demo"),
 				Flags:       commonFlags(), OnUsageError: usageError, Action: s.usersAction(0, provision.ListUsers),
 			},
-			named("remove", "delete an MLflow user on the server and its login here", provision.RemoveUser),
+			removeCommand(named("remove", "delete an MLflow user on the server and its login here", provision.RemoveUser)),
 			named("passwd", "give an MLflow user a new generated password (the env file is rewritten if it signs in as them)", provision.SetUserPassword),
 		},
 	}
@@ -55,8 +55,13 @@ func (s streams) usersAction(want int, run func(context.Context, provision.Users
 			// `users add [flags] alice --stack s`: the flag parser stopped
 			// at NAME; parse again with the flags it read, the rest, NAME.
 			again := []string{"mlstack", "users", c.Command.Name}
-			for _, f := range c.Command.Flags { // every users flag takes a value
-				if name := f.Names()[0]; c.IsSet(name) {
+			for _, f := range c.Command.Flags {
+				name := f.Names()[0]
+				switch _, isBool := f.(*cli.BoolFlag); {
+				case !c.IsSet(name):
+				case isBool: // --rotate-key takes no value
+					again = append(again, fmt.Sprintf("--%s=%t", name, c.Bool(name)))
+				default:
 					again = append(again, "--"+name, c.String(name))
 				}
 			}
@@ -71,11 +76,19 @@ func (s streams) usersAction(want int, run func(context.Context, provision.Users
 		}
 		a := awsOf(c)
 		err := run(c.Context, provision.UsersOptions{
-			Stack: stackOf(c), AWS: a, Streams: s.std(), Name: c.Args().First(),
+			Stack: stackOf(c), AWS: a, Streams: s.std(), Name: c.Args().First(), RotateKey: c.Bool("rotate-key"),
 		})
 		if a.Calls != nil {
 			fmt.Fprintf(s.stderr, "api-calls: %s\n", a.Calls.Summary())
 		}
 		return err
 	}
+}
+
+// removeCommand adds --rotate-key to users remove: with direct artifacts
+// the removed person still holds the stack's shared AWS key.
+func removeCommand(c *cli.Command) *cli.Command {
+	c.Flags = append(c.Flags, &cli.BoolFlag{Name: "rotate-key",
+		Usage: "with direct artifacts, also rotate the stack's shared AWS key (as creds rotate --skip-mlflow does), which the removed user holds too"})
+	return c
 }
