@@ -1221,7 +1221,10 @@ func TestUpRefusesWhileUntaggedRecordedInstanceLives(t *testing.T) {
 
 			f.ResetCalls()
 			o, _, _ := upOpts(dir, "demo")
-			err := Up(f.Ctx(), o)
+			// Bounded: without the refusal up goes on and waits for a server.
+			ctx, cancel := context.WithTimeout(f.Ctx(), 10*time.Second)
+			defer cancel()
+			err := Up(ctx, o)
 			for _, want := range []string{id, "no longer carries the tag", "aws ec2 create-tags --resources " + id, "terminate-instances"} {
 				if !cloud.IsUsage(err) || !strings.Contains(fmt.Sprint(err), want) {
 					t.Errorf("up with %s untagged: %v, want a usage error naming %q", id, err, want)
