@@ -1,16 +1,11 @@
 package awsmodel
 
 import (
-	"cmp"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/mlstack/mlstack/internal/testenv"
 )
 
 func TestPageSize(t *testing.T) {
@@ -139,19 +134,10 @@ func TestPageRefusesForeignTokens(t *testing.T) {
 }
 
 // paginated.txt is what genpaginated makes of the botocore the tests
-// install: moto's venv (MLSTACK_VENV, else the repository's .cache/venv,
-// as scripts/moto.sh has it). Without it the test fails in CI and is
-// skipped elsewhere, so that a focused run of this package needs no venv.
+// install (botocoreDir: moto's venv).
 func TestPaginatedIsGenerated(t *testing.T) {
-	venv := cmp.Or(os.Getenv("MLSTACK_VENV"), filepath.Join("..", "..", ".cache", "venv"))
-	dirs, _ := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages", "botocore", "data"))
-	if len(dirs) == 0 {
-		if testenv.InCI() {
-			t.Fatalf("no botocore in %s (scripts/moto.sh installs it)", venv)
-		}
-		t.Skip("no botocore in " + venv)
-	}
-	args := []string{"run", "./genpaginated", "-botocore", dirs[0]}
+	dir := botocoreDir(t)
+	args := []string{"run", "./genpaginated", "-botocore", dir}
 	out, err := exec.Command("go", args...).Output()
 	if err != nil {
 		t.Fatal(err)
